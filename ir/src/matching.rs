@@ -1,0 +1,376 @@
+//! Server and location selection, exactly as nginx does it
+//! (`ngx_http_find_virtual_server`, `ngx_http_core_find_location`).
+//!
+//! Regexes are matched by the caller through `is_match(RegexId, subject)`, so this module
+//! needs no regex engine. Nothing here allocates on the success path except the
+//! explanation vector of [`LocationMatch`] when the caller asks for one.
+
+use crate::types::*;
+
+/// Why a server was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerMatch {
+    Exact,
+    LeadingWildcard,
+    TrailingWildcard,
+    /// The n-th regex name (0-based, config order).
+    Regex(usize),
+    Default,
+}
+
+/// Why a location was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchReason {
+    /// `location = path`.
+    Exact,
+    /// The longest prefix was `^~`, so regexes were skipped.
+    PrefixNoRegex,
+    /// The n-th regex location of its level (0-based, config order).
+    Regex(usize),
+    /// The longest matching prefix, after no regex matched.
+    LongestPrefix,
+    /// Nothing matched: the server-level configuration.
+    ServerDefault,
+}
+
+/// The result of location selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocationMatch {
+    pub location: LocationId,
+    pub reason: MatchReason,
+}
+
+enum Rc {
+    /// Final: exact or regex match.
+    Ok,
+    /// A prefix matched; regexes of outer levels may still override it.
+    Again,
+    Declined,
+}
+
+impl LocationTree {
+    /// Walks the prefix trie: returns the exact match if the whole `uri` equals an exact
+    /// location, otherwise the longest prefix location.
+    fn find_static(&self, uri: &[u8]) -> (Option<LocationId>, Option<PrefixEntry>) {
+        let Some(mut node) = self.nodes.first() else {
+            return (None, None);
+        };
+        let mut pos = 0usize;
+        let mut best = None;
+        loop {
+            if node.prefix.is_some() {
+                best = node.prefix;
+            }
+            if pos == uri.len() {
+                return (node.exact, best);
+            }
+            let next = uri[pos];
+            let child = node.children.iter().find_map(|&c| {
+                let n = self.nodes.get(c as usize)?;
+                (n.label.first() == Some(&next)).then_some(n)
+            });
+            match child {
+                Some(c) if uri[pos..].starts_with(&c.label) => {
+                    pos += c.label.len();
+                    node = c;
+                }
+                _ => return (None, best),
+            }
+        }
+    }
+}
+
+impl Ir {
+    /// Picks the server for `host` (already lowercased, port and trailing dot removed) on
+    /// `listener`.
+    pub fn find_server(
+        &self,
+        listener: &Listener,
+        host: &str,
+        is_match: &mut dyn FnMut(RegexId, &str) -> bool,
+    ) -> (ServerId, ServerMatch) {
+        let names = &listener.names;
+        if let Ok(i) = names
+            .exact
+            .binary_search_by(|(n, _)| n.as_str().cmp(host))
+        {
+            return (names.exact[i].1, ServerMatch::Exact);
+        }
+        let mut best: Option<(usize, ServerId)> = None;
+        for w in &names.leading {
+            let hit = (host.len() > w.suffix.len() && host.ends_with(w.suffix.as_str()))
+                || (w.also_bare && host == &w.suffix[1..]);
+            if hit && best.is_none_or(|(l, _)| w.suffix.len() > l) {
+                best = Some((w.suffix.len(), w.server));
+            }
+        }
+        if let Some((_, s)) = best {
+            return (s, ServerMatch::LeadingWildcard);
+        }
+        for (prefix, s) in &names.trailing {
+            let hit = host.len() > prefix.len() && host.starts_with(prefix.as_str());
+            if hit && best.is_none_or(|(l, _)| prefix.len() > l) {
+                best = Some((prefix.len(), *s));
+            }
+        }
+        if let Some((_, s)) = best {
+            return (s, ServerMatch::TrailingWildcard);
+        }
+        for (i, (re, s)) in names.regex.iter().enumerate() {
+            if is_match(*re, host) {
+                return (*s, ServerMatch::Regex(i));
+            }
+        }
+        (names.default, ServerMatch::Default)
+    }
+
+    /// Picks the location of `server` for the normalised `uri`, nginx's precedence:
+    /// exact, then the longest prefix (`^~` stops there), then regexes in config order
+    /// (nested ones first), then the longest prefix.
+    pub fn find_location(
+        &self,
+        server: ServerId,
+        uri: &[u8],
+        is_match: &mut dyn FnMut(RegexId, &[u8]) -> bool,
+    ) -> LocationMatch {
+        let Some(srv) = self.servers.get(server.0 as usize) else {
+            return LocationMatch {
+                location: LocationId(0),
+                reason: MatchReason::ServerDefault,
+            };
+        };
+        match self.find_in(&srv.tree, uri, is_match, 0) {
+            (Some(m), _) => m,
+            (None, _) => LocationMatch {
+                location: srv.default_location,
+                reason: MatchReason::ServerDefault,
+            },
+        }
+    }
+
+    fn find_in(
+        &self,
+        tree: &LocationTree,
+        uri: &[u8],
+        is_match: &mut dyn FnMut(RegexId, &[u8]) -> bool,
+        depth: u32,
+    ) -> (Option<LocationMatch>, Rc) {
+        // Nesting depth is bounded by the compiler; this guards a hostile IR file.
+        if depth > 64 {
+            return (None, Rc::Declined);
+        }
+        let (exact, prefix) = tree.find_static(uri);
+        if let Some(location) = exact {
+            let m = LocationMatch {
+                location,
+                reason: MatchReason::Exact,
+            };
+            return (Some(m), Rc::Ok);
+        }
+        let mut current = None;
+        let mut no_regex = false;
+        if let Some(p) = prefix {
+            no_regex = p.no_regex;
+            let reason = if p.no_regex {
+                MatchReason::PrefixNoRegex
+            } else {
+                MatchReason::LongestPrefix
+            };
+            current = Some(LocationMatch {
+                location: p.location,
+                reason,
+            });
+            if let Some(loc) = self.locations.get(p.location.0 as usize) {
+                match self.find_in(&loc.tree, uri, is_match, depth + 1) {
+                    (Some(m), Rc::Ok) => return (Some(m), Rc::Ok),
+                    (Some(m), _) => current = Some(m),
+                    (None, _) => {}
+                }
+            }
+        }
+        if !no_regex {
+            for (i, r) in tree.regex.iter().enumerate() {
+                if is_match(r.regex, uri) {
+                    let m = LocationMatch {
+                        location: r.location,
+                        reason: MatchReason::Regex(i),
+                    };
+                    let nested = self
+                        .locations
+                        .get(r.location.0 as usize)
+                        .and_then(|loc| self.find_in(&loc.tree, uri, is_match, depth + 1).0);
+                    return (Some(nested.unwrap_or(m)), Rc::Ok);
+                }
+            }
+        }
+        match current {
+            Some(m) => (Some(m), Rc::Again),
+            None => (None, Rc::Declined),
+        }
+    }
+
+    /// Finds a named location (`@name`) of a server.
+    pub fn find_named(&self, server: ServerId, name: &str) -> Option<LocationId> {
+        let srv = self.servers.get(server.0 as usize)?;
+        srv.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+    }
+}
+
+/// Builds a [`LocationTree`] trie from `(path, entry)` pairs. Used by the compiler; lives here
+/// so the structure and its search stay side by side.
+#[derive(Default)]
+pub struct TrieBuilder {
+    tree: LocationTree,
+}
+
+impl TrieBuilder {
+    pub fn new() -> Self {
+        let mut tree = LocationTree::default();
+        tree.nodes.push(TrieNode::default());
+        TrieBuilder { tree }
+    }
+
+    /// Returns the node for `path`, creating (and splitting) nodes as needed.
+    fn node_for(&mut self, path: &[u8]) -> usize {
+        let mut node = 0usize;
+        let mut pos = 0usize;
+        while pos < path.len() {
+            let next = path[pos];
+            let child = self.tree.nodes[node]
+                .children
+                .iter()
+                .copied()
+                .find(|&c| self.tree.nodes[c as usize].label.first() == Some(&next));
+            let Some(c) = child else {
+                let id = self.tree.nodes.len();
+                self.tree.nodes.push(TrieNode {
+                    label: path[pos..].to_vec(),
+                    ..TrieNode::default()
+                });
+                self.tree.nodes[node].children.push(id as u32);
+                return id;
+            };
+            let c = c as usize;
+            let label = self.tree.nodes[c].label.clone();
+            let common = label
+                .iter()
+                .zip(&path[pos..])
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common == label.len() {
+                node = c;
+                pos += common;
+                continue;
+            }
+            // Split `c` at `common`: a new middle node takes the shared part.
+            let mid = self.tree.nodes.len();
+            self.tree.nodes.push(TrieNode {
+                label: label[..common].to_vec(),
+                children: vec![c as u32],
+                ..TrieNode::default()
+            });
+            self.tree.nodes[c].label = label[common..].to_vec();
+            for slot in self.tree.nodes[node].children.iter_mut() {
+                if *slot == c as u32 {
+                    *slot = mid as u32;
+                }
+            }
+            node = mid;
+            pos += common;
+        }
+        node
+    }
+
+    /// Adds `location = path`. Returns the location already there, if any.
+    pub fn add_exact(&mut self, path: &str, id: LocationId) -> Option<LocationId> {
+        let n = self.node_for(path.as_bytes());
+        self.tree.nodes[n].exact.replace(id)
+    }
+
+    /// Adds a prefix location. Returns the location already there, if any.
+    pub fn add_prefix(&mut self, path: &str, id: LocationId, no_regex: bool) -> Option<LocationId> {
+        let n = self.node_for(path.as_bytes());
+        self.tree.nodes[n]
+            .prefix
+            .replace(PrefixEntry {
+                location: id,
+                no_regex,
+            })
+            .map(|p| p.location)
+    }
+
+    /// Appends a regex location (config order is match order).
+    pub fn add_regex(&mut self, regex: RegexId, id: LocationId) {
+        self.tree.regex.push(RegexLocation {
+            regex,
+            location: id,
+        });
+    }
+
+    /// Finishes the tree: children sorted by first byte.
+    pub fn finish(mut self) -> LocationTree {
+        let firsts: Vec<u8> = self
+            .tree
+            .nodes
+            .iter()
+            .map(|n| n.label.first().copied().unwrap_or(0))
+            .collect();
+        for node in &mut self.tree.nodes {
+            node.children.sort_by_key(|&c| firsts[c as usize]);
+        }
+        self.tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(entries: &[(&str, char)]) -> LocationTree {
+        let mut b = TrieBuilder::new();
+        for (i, (p, k)) in entries.iter().enumerate() {
+            let id = LocationId(i as u32);
+            match k {
+                '=' => {
+                    b.add_exact(p, id);
+                }
+                '^' => {
+                    b.add_prefix(p, id, true);
+                }
+                _ => {
+                    b.add_prefix(p, id, false);
+                }
+            }
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn longest_prefix_and_exact() {
+        let t = tree(&[("/", 'p'), ("/a", 'p'), ("/abc", '^'), ("/ab", '='), ("/b/c", 'p')]);
+        let f = |u: &str| {
+            let (e, p) = t.find_static(u.as_bytes());
+            (e.map(|l| l.0), p.map(|p| (p.location.0, p.no_regex)))
+        };
+        assert_eq!(f("/"), (None, Some((0, false))));
+        assert_eq!(f("/ab"), (Some(3), Some((1, false))));
+        assert_eq!(f("/abx"), (None, Some((1, false))));
+        assert_eq!(f("/abcd"), (None, Some((2, true))));
+        assert_eq!(f("/b/"), (None, Some((0, false))));
+        assert_eq!(f("/b/cc"), (None, Some((4, false))));
+        assert_eq!(f(""), (None, None));
+        assert_eq!(f("x"), (None, None));
+    }
+
+    #[test]
+    fn split_keeps_both() {
+        let t = tree(&[("/abcdef", 'p'), ("/abcxyz", 'p'), ("/abc", '=')]);
+        assert_eq!(t.find_static(b"/abcdefg").1.map(|p| p.location.0), Some(0));
+        assert_eq!(t.find_static(b"/abcxyz").1.map(|p| p.location.0), Some(1));
+        assert_eq!(t.find_static(b"/abc").0.map(|l| l.0), Some(2));
+        assert_eq!(t.find_static(b"/abcd").1, None);
+    }
+}

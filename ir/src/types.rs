@@ -1,0 +1,551 @@
+//! The IR data types. Ids are indices into the vectors of [`Ir`]; [`Ir::verify`] checks that
+//! every id is in range, so the runtime may index without bounds surprises.
+
+use serde::{Deserialize, Serialize};
+
+/// Index into [`Ir::servers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct ServerId(pub u32);
+/// Index into [`Ir::locations`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct LocationId(pub u32);
+/// Index into [`Ir::upstreams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct UpstreamId(pub u32);
+/// Index into [`Ir::regexes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct RegexId(pub u32);
+/// Index into [`Ir::log_formats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct LogFormatId(pub u32);
+
+/// The whole compiled configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ir {
+    /// main and events context settings.
+    pub main: MainConf,
+    /// One entry per distinct listen address, sorted by address.
+    pub listeners: Vec<Listener>,
+    /// Every `server {}` block, in config order.
+    pub servers: Vec<Server>,
+    /// Every location (and each server's implicit server-level location), flattened.
+    pub locations: Vec<Location>,
+    /// Every `upstream {}` block plus one implicit group per literal `proxy_pass host:port`.
+    pub upstreams: Vec<Upstream>,
+    /// Every regular expression used anywhere (locations, server names, rewrites).
+    pub regexes: Vec<Regex>,
+    /// Named log formats; index 0 is always nginx's predefined `combined`.
+    pub log_formats: Vec<LogFormat>,
+    /// User variables created by `set`, by index (the name is for diagnostics only).
+    pub user_vars: Vec<String>,
+}
+
+/// `worker_processes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkerProcesses {
+    /// One worker per CPU.
+    Auto,
+    /// A fixed count.
+    Count(u32),
+}
+
+/// Log severity levels, nginx order (debug is the most verbose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Notice,
+    Warn,
+    Error,
+    Crit,
+    Alert,
+    Emerg,
+}
+
+/// main + events context.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MainConf {
+    pub worker_processes: WorkerProcesses,
+    pub worker_connections: u32,
+    pub worker_rlimit_nofile: Option<u64>,
+    /// `error_log` targets (nginx allows several).
+    pub error_log: Vec<ErrorLog>,
+    pub pid: String,
+    /// `events { use …; }` if given.
+    pub event_method: Option<String>,
+}
+
+/// One `error_log FILE [LEVEL]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorLog {
+    pub path: String,
+    pub level: LogLevel,
+}
+
+/// A listening socket and the server-name table of the servers on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listener {
+    /// The address as `ip:port` (`[::]:port` for IPv6).
+    pub addr: String,
+    pub reuseport: bool,
+    pub backlog: i32,
+    pub names: ServerNames,
+}
+
+/// Server selection by `Host`, nginx's order: exact, longest leading wildcard, longest
+/// trailing wildcard, regexes in config order, then the default server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerNames {
+    /// Exact names, lowercase, sorted for binary search.
+    pub exact: Vec<(String, ServerId)>,
+    /// `*.example.com` and `.example.com`, stored as the suffix `.example.com`.
+    /// `.example.com` also matches `example.com` itself (`also_bare`).
+    pub leading: Vec<LeadingWildcard>,
+    /// `www.example.*`, stored as the prefix `www.example.`.
+    pub trailing: Vec<(String, ServerId)>,
+    /// `~regex` names in config order.
+    pub regex: Vec<(RegexId, ServerId)>,
+    /// The `default_server` of this address, or the first server that listens on it.
+    pub default: ServerId,
+}
+
+/// A leading-wildcard server name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadingWildcard {
+    pub suffix: String,
+    pub also_bare: bool,
+    pub server: ServerId,
+}
+
+/// A `server {}` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Server {
+    /// `server_name` values as written (for diagnostics, `$server_name`, route output).
+    pub names: Vec<String>,
+    /// Where the block was written (`file:line`), for route/diff output.
+    pub source: String,
+    /// Server-level rewrite-phase script (`rewrite`, `return`, `set` in server context).
+    pub script: Vec<ScriptOp>,
+    /// The server-level configuration, used when no location matches.
+    pub default_location: LocationId,
+    /// Top-level locations of this server.
+    pub tree: LocationTree,
+    /// `location @name` blocks.
+    pub named: Vec<(String, LocationId)>,
+}
+
+/// The match structure of one nesting level: a prefix trie with exact/`^~` flags, then the
+/// regex locations in config order.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LocationTree {
+    /// Trie nodes; node 0 is the root (empty path).
+    pub nodes: Vec<TrieNode>,
+    pub regex: Vec<RegexLocation>,
+}
+
+/// A radix-trie node: the bytes of `label` extend the parent's path.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrieNode {
+    pub label: Vec<u8>,
+    /// Children sorted by first byte of their label (distinct first bytes).
+    pub children: Vec<u32>,
+    /// `location = path` ending here.
+    pub exact: Option<LocationId>,
+    /// `location path` or `location ^~ path` ending here.
+    pub prefix: Option<PrefixEntry>,
+}
+
+/// A prefix location in the trie.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PrefixEntry {
+    pub location: LocationId,
+    /// `^~`: when this is the longest prefix, regexes are not checked.
+    pub no_regex: bool,
+}
+
+/// A `location ~ re` / `location ~* re`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegexLocation {
+    pub regex: RegexId,
+    pub location: LocationId,
+}
+
+/// A compiled-later regular expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Regex {
+    pub pattern: String,
+    pub case_insensitive: bool,
+}
+
+/// How a location was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LocationKind {
+    /// The implicit server-level configuration.
+    Server,
+    Prefix,
+    PrefixNoRegex,
+    Exact,
+    Regex,
+    RegexCaseless,
+    Named,
+}
+
+/// One location, with every setting already inherited and merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub kind: LocationKind,
+    /// The path, regex source or @name as written.
+    pub name: String,
+    pub server: ServerId,
+    /// Where it was written (`file:line`).
+    pub source: String,
+    /// Nested locations.
+    pub tree: LocationTree,
+    pub conf: LocationConf,
+}
+
+/// Effective settings of a location after nginx-style inheritance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocationConf {
+    /// Rewrite-phase script of this location (not inherited, as in nginx).
+    pub script: Vec<ScriptOp>,
+    pub internal: bool,
+    pub root: Template,
+    /// `alias`, replacing the matched location part.
+    pub alias: Option<Template>,
+    pub index: Vec<Template>,
+    pub try_files: Vec<Template>,
+    pub autoindex: bool,
+    pub default_type: String,
+    /// MIME table: lowercase extension → type, sorted for binary search.
+    pub types: Vec<(String, String)>,
+    pub error_pages: Vec<ErrorPage>,
+    pub add_headers: Vec<AddHeader>,
+    pub expires: Expires,
+    pub etag: bool,
+    pub if_modified_since: IfModifiedSince,
+    pub sendfile: bool,
+    pub tcp_nopush: bool,
+    pub tcp_nodelay: bool,
+    pub server_tokens: bool,
+    pub keepalive_timeout_ms: u64,
+    pub keepalive_header_secs: Option<u64>,
+    pub keepalive_requests: u32,
+    /// 0 = unlimited, as nginx.
+    pub client_max_body_size: u64,
+    pub client_body_timeout_ms: u64,
+    pub send_timeout_ms: u64,
+    pub access_log: Vec<AccessLog>,
+    pub proxy: Option<Proxy>,
+    /// Settings used by the proxy module even when `proxy_pass` is inherited elsewhere.
+    pub proxy_settings: ProxySettings,
+}
+
+/// Per-server (connection-level) settings live in the server's default location; these are the
+/// ones read before a location is known.
+impl LocationConf {
+    /// True when the location answers with `return` before any content handler.
+    pub fn returns(&self) -> bool {
+        self.script.iter().any(|op| matches!(op, ScriptOp::Return { .. }))
+    }
+}
+
+/// A rewrite-module instruction, executed in config order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ScriptOp {
+    Rewrite {
+        regex: RegexId,
+        replacement: Template,
+        flag: RewriteFlag,
+    },
+    Return {
+        code: u16,
+        /// Body text (2xx/4xx/5xx) or URL (301/302/303/307/308).
+        text: Option<Template>,
+    },
+    Set {
+        var: u32,
+        value: Template,
+    },
+}
+
+/// `rewrite … flag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RewriteFlag {
+    /// No flag: continue with the next instruction.
+    None,
+    Last,
+    Break,
+    Redirect,
+    Permanent,
+}
+
+/// `error_page codes… [=[code]] uri`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorPage {
+    pub codes: Vec<u16>,
+    /// `=code`: the response code to use; `Some(0)` means `=` alone (the target's code).
+    pub response: Option<u16>,
+    pub target: Template,
+}
+
+/// `add_header name value [always]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddHeader {
+    pub name: String,
+    pub value: Template,
+    pub always: bool,
+}
+
+/// `expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expires {
+    Off,
+    Epoch,
+    Max,
+    /// Seconds relative to now (may be negative).
+    After(i64),
+    /// `modified +time`: relative to the file's mtime.
+    Modified(i64),
+}
+
+/// `if_modified_since`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IfModifiedSince {
+    Off,
+    Exact,
+    Before,
+}
+
+/// `access_log`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AccessLog {
+    Off,
+    File {
+        path: Template,
+        format: LogFormatId,
+        buffer: Option<u64>,
+        flush_ms: Option<u64>,
+    },
+}
+
+/// `log_format name [escape=…] string…`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogFormat {
+    pub name: String,
+    pub escape: LogEscape,
+    pub template: Template,
+}
+
+/// `log_format … escape=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogEscape {
+    Default,
+    Json,
+    None,
+}
+
+/// `proxy_pass`: where requests of this location go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Proxy {
+    pub upstream: UpstreamId,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The `host[:port]` as written in proxy_pass (the default `$proxy_host`).
+    pub proxy_host: String,
+    /// The URI part of proxy_pass, if any (replaces the matched location prefix).
+    pub uri: Option<Template>,
+    /// Upstream given by variables: resolved at request time.
+    pub dynamic: Option<Template>,
+}
+
+/// Proxy settings that follow ordinary inheritance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxySettings {
+    /// Effective request headers to send (nginx defaults merged in).
+    pub set_headers: Vec<(String, Template)>,
+    pub http_version: ProxyHttpVersion,
+    pub connect_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+    pub send_timeout_ms: u64,
+    pub next_upstream: NextUpstream,
+    /// 0 = unlimited.
+    pub next_upstream_tries: u32,
+    pub next_upstream_timeout_ms: u64,
+    pub buffering: bool,
+    pub buffer_size: u64,
+    pub buffers: (u32, u64),
+    pub hide_headers: Vec<String>,
+    pub pass_headers: Vec<String>,
+    pub redirect: ProxyRedirect,
+    pub intercept_errors: bool,
+}
+
+/// `proxy_http_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyHttpVersion {
+    Http10,
+    Http11,
+}
+
+/// `proxy_next_upstream` conditions as flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NextUpstream {
+    pub error: bool,
+    pub timeout: bool,
+    pub invalid_header: bool,
+    pub http_500: bool,
+    pub http_502: bool,
+    pub http_503: bool,
+    pub http_504: bool,
+    pub http_403: bool,
+    pub http_404: bool,
+    pub http_429: bool,
+    pub non_idempotent: bool,
+}
+
+/// `proxy_redirect`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ProxyRedirect {
+    Off,
+    /// `default`: rewrite the proxy_pass URL to the location prefix.
+    Default,
+    /// Explicit `from → to` pairs, in order.
+    Rules(Vec<(Template, Template)>),
+}
+
+/// An `upstream {}` group (or the implicit group of a literal `proxy_pass` address).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Upstream {
+    pub name: String,
+    /// False for the implicit group made from a `proxy_pass host:port`.
+    pub explicit: bool,
+    pub servers: Vec<UpstreamServer>,
+    pub balance: Balance,
+    pub keepalive: u32,
+    pub keepalive_timeout_ms: u64,
+    pub keepalive_requests: u32,
+}
+
+/// `server` inside `upstream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamServer {
+    /// `host:port` or `unix:/path` as written.
+    pub address: String,
+    pub weight: u32,
+    pub max_fails: u32,
+    pub fail_timeout_ms: u64,
+    pub backup: bool,
+    pub down: bool,
+    /// 0 = unlimited.
+    pub max_conns: u32,
+}
+
+/// The balancing method of an upstream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Balance {
+    RoundRobin,
+    LeastConn,
+    IpHash,
+    Hash { key: Template, consistent: bool },
+    Random { two: bool },
+}
+
+/// A string with variables precompiled: literal pieces and variable references.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Template {
+    pub parts: Vec<Part>,
+}
+
+/// One piece of a [`Template`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Part {
+    Literal(String),
+    Var(Var),
+    /// `$1`…`$9`: a capture of the last regex match.
+    Capture(u8),
+}
+
+/// A variable reference, resolved by name at compile time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Var {
+    /// A built-in variable by its nginx name (`host`, `remote_addr`, …).
+    Builtin(String),
+    /// `$http_NAME`: request header (name lowercased, `_` for `-`).
+    Http(String),
+    /// `$sent_http_NAME`: response header.
+    SentHttp(String),
+    /// `$arg_NAME`.
+    Arg(String),
+    /// `$cookie_NAME`.
+    Cookie(String),
+    /// A `set` variable by index into [`Ir::user_vars`].
+    User(u32),
+}
+
+impl Template {
+    /// A template of one literal string.
+    pub fn literal(s: &str) -> Template {
+        if s.is_empty() {
+            return Template::default();
+        }
+        Template {
+            parts: vec![Part::Literal(s.to_string())],
+        }
+    }
+
+    /// The literal text if the template has no variables.
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Writes the template back in nginx source form (`$var` / `${var}`).
+    pub fn to_source(&self, user_vars: &[String]) -> String {
+        let mut out = String::new();
+        for (i, part) in self.parts.iter().enumerate() {
+            let next_is_word = match self.parts.get(i + 1) {
+                Some(Part::Literal(s)) => s
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_'),
+                _ => false,
+            };
+            let name = match part {
+                Part::Literal(s) => {
+                    out.push_str(s);
+                    continue;
+                }
+                Part::Capture(n) => n.to_string(),
+                Part::Var(v) => v.name(user_vars),
+            };
+            if next_is_word {
+                out.push_str(&format!("${{{name}}}"));
+            } else {
+                out.push('$');
+                out.push_str(&name);
+            }
+        }
+        out
+    }
+}
+
+impl Var {
+    /// The variable's nginx name without the `$`.
+    pub fn name(&self, user_vars: &[String]) -> String {
+        match self {
+            Var::Builtin(n) => n.clone(),
+            Var::Http(n) => format!("http_{n}"),
+            Var::SentHttp(n) => format!("sent_http_{n}"),
+            Var::Arg(n) => format!("arg_{n}"),
+            Var::Cookie(n) => format!("cookie_{n}"),
+            Var::User(i) => user_vars
+                .get(*i as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("user#{i}")),
+        }
+    }
+}
