@@ -1,0 +1,141 @@
+//! Source files and spans. Every span is owned (`file id + byte range`), so nothing downstream
+//! borrows from pest or from a file buffer.
+
+use codespan_reporting::files::{Error as FilesError, Files, SimpleFile};
+use std::ops::Range;
+use std::path::PathBuf;
+
+/// Index of a file in a [`SourceMap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct FileId(pub u32);
+
+/// A byte range in one source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    pub file: FileId,
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn new(file: FileId, range: Range<usize>) -> Span {
+        Span {
+            file,
+            start: range.start as u32,
+            end: range.end as u32,
+        }
+    }
+    pub fn range(&self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    /// A span covering both.
+    pub fn to(self, other: Span) -> Span {
+        if other.file != self.file {
+            return self;
+        }
+        Span {
+            file: self.file,
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// Every file read during one compilation, in the order read.
+#[derive(Default)]
+pub struct SourceMap {
+    files: Vec<SimpleFile<String, String>>,
+    paths: Vec<PathBuf>,
+}
+
+impl SourceMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a file's text; `path` is what diagnostics print.
+    pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        let id = FileId(self.files.len() as u32);
+        self.files
+            .push(SimpleFile::new(path.display().to_string(), text));
+        self.paths.push(path);
+        id
+    }
+
+    pub fn text(&self, id: FileId) -> &str {
+        self.files
+            .get(id.0 as usize)
+            .map(|f| f.source().as_str())
+            .unwrap_or("")
+    }
+
+    pub fn path(&self, id: FileId) -> Option<&PathBuf> {
+        self.paths.get(id.0 as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, span: Span) -> (usize, usize) {
+        let text = self.text(span.file);
+        let at = (span.start as usize).min(text.len());
+        let before = &text[..floor_char_boundary(text, at)];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    }
+
+    /// `file:line` of a span, for IR source references.
+    pub fn describe(&self, span: Span) -> String {
+        let (line, _) = self.line_col(span);
+        let name = self
+            .path(span.file)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        format!("{name}:{line}")
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl<'a> Files<'a> for SourceMap {
+    type FileId = FileId;
+    type Name = String;
+    type Source = &'a str;
+
+    fn name(&'a self, id: FileId) -> Result<String, FilesError> {
+        self.files
+            .get(id.0 as usize)
+            .map(|f| f.name().clone())
+            .ok_or(FilesError::FileMissing)
+    }
+    fn source(&'a self, id: FileId) -> Result<&'a str, FilesError> {
+        self.files
+            .get(id.0 as usize)
+            .map(|f| f.source().as_str())
+            .ok_or(FilesError::FileMissing)
+    }
+    fn line_index(&'a self, id: FileId, byte_index: usize) -> Result<usize, FilesError> {
+        self.files
+            .get(id.0 as usize)
+            .ok_or(FilesError::FileMissing)?
+            .line_index((), byte_index)
+    }
+    fn line_range(&'a self, id: FileId, line_index: usize) -> Result<Range<usize>, FilesError> {
+        self.files
+            .get(id.0 as usize)
+            .ok_or(FilesError::FileMissing)?
+            .line_range((), line_index)
+    }
+}
