@@ -7,3 +7,6 @@ pub mod ast;
 pub mod diagnostics;
 pub mod source;
 pub mod syntax;
+pub mod check;
+pub mod directives;
+pub mod frontend;

@@ -1,0 +1,414 @@
+//! The harness for Proton's integration tests: find the workspace binaries, give each test a
+//! private temp dir, pick free loopback ports, start nginx as an oracle, and speak just enough
+//! HTTP/1.1 to ask a server which location answered.
+//!
+//! It must never use a fixed port, never synchronise with a bare sleep (poll a condition with
+//! a deadline instead), and never leave a process running after the test that started it.
+//! Only std is used, so the harness builds even when the crates under test do not.
+
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The path of a workspace binary (`protonc`, `proton-run`) in the cargo target dir.
+///
+/// A test binary lives in `target/<profile>/deps/`, the workspace binaries one level up.
+/// Panics with instructions when the binary has not been built.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("test binary has a parent dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !path.is_file() {
+        panic!(
+            "binary `{name}` not found at {}: build it first: cargo build --workspace --bins",
+            path.display()
+        );
+    }
+    path
+}
+
+/// A private directory for one test, removed on drop unless `PROTON_KEEP_TMP` is set.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// Creates `$TMPDIR/proton-<label>-<pid>-<n>-<nanos>`.
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "proton-{label}-{}-{n}-{nanos}",
+            std::process::id()
+        ));
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating temp dir {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `contents` to `name` inside the dir and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path.join(name);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent dir");
+        }
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("PROTON_KEEP_TMP").is_some() {
+            eprintln!("PROTON_KEEP_TMP: keeping {}", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Polls `cond` until it holds or `deadline` has passed; returns whether it held.
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Whether something accepts TCP connections on `127.0.0.1:port`.
+pub fn port_accepts(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// The nginx binary used as an oracle (`PROTON_NGINX` overrides `/usr/sbin/nginx`).
+///
+/// Returns `None` only when nginx is missing and `PROTON_SKIP_NGINX=1`; a missing nginx
+/// otherwise fails the test, since CI installs it.
+pub fn nginx_binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PROTON_NGINX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(NGINX));
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("PROTON_SKIP_NGINX").as_deref() == Ok("1") {
+        eprintln!("nginx not found at {}; skipped (PROTON_SKIP_NGINX=1)", path.display());
+        return None;
+    }
+    panic!(
+        "nginx not found at {}: the differential tests need it as the oracle \
+         (apt-get install nginx), or set PROTON_SKIP_NGINX=1 to skip them",
+        path.display()
+    );
+}
+
+/// A running nginx in a private prefix dir, serving a given `http { }` body; killed on drop.
+pub struct Nginx {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts `binary` with the http block built by `http_body(port)` on a free port and waits
+    /// (10 s at most) until the port accepts connections. Retries on another port when the
+    /// one picked was taken in the meantime. Panics with nginx's logs when it does not start.
+    pub fn start(binary: &Path, http_body: impl Fn(u16) -> String) -> Nginx {
+        let mut last_error = String::new();
+        for _attempt in 0..3 {
+            match Nginx::try_start(binary, &http_body) {
+                Ok(nginx) => return nginx,
+                Err(StartError::PortTaken(log)) => last_error = log,
+                Err(StartError::Failed(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!("nginx could not bind a free port three times:\n{last_error}");
+    }
+
+    fn try_start(binary: &Path, http_body: &impl Fn(u16) -> String) -> Result<Nginx, StartError> {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let d = dir.path().display();
+        let http = http_body(port);
+        let conf = format!(
+            "pid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\n\
+             events {{}}\n\
+             http {{\n\
+             access_log off;\n\
+             client_body_temp_path {d}/tmp/client_body;\n\
+             proxy_temp_path {d}/tmp/proxy;\n\
+             fastcgi_temp_path {d}/tmp/fastcgi;\n\
+             uwsgi_temp_path {d}/tmp/uwsgi;\n\
+             scgi_temp_path {d}/tmp/scgi;\n\
+             {http}\n\
+             }}\n"
+        );
+        fs::create_dir_all(dir.path().join("tmp")).expect("create nginx tmp dir");
+        let conf_path = dir.write("nginx.conf", &conf);
+        let stderr = fs::File::create(dir.path().join("stderr.log")).expect("create stderr.log");
+        let child = Command::new(binary)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off; master_process off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| StartError::Failed(format!("spawning {}: {e}", binary.display())))?;
+        let mut nginx = Nginx { child, port, dir };
+
+        let mut exited = None;
+        let ready = wait_until(Duration::from_secs(10), || {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                exited = Some(status);
+                return true;
+            }
+            port_accepts(port)
+        });
+        let logs = || nginx.logs();
+        match (ready, exited) {
+            (true, None) => Ok(nginx),
+            (true, Some(status)) => {
+                let logs = logs();
+                if logs.contains("Address already in use") {
+                    Err(StartError::PortTaken(logs))
+                } else {
+                    Err(StartError::Failed(format!(
+                        "nginx exited early ({status}) with config:\n{conf}\n{logs}"
+                    )))
+                }
+            }
+            (false, _) => Err(StartError::Failed(format!(
+                "nginx did not accept connections on port {port} within 10 s:\n{}",
+                logs()
+            ))),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The prefix dir nginx runs in.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// nginx's stderr and error.log, for failure messages.
+    pub fn logs(&self) -> String {
+        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!(
+            "--- nginx stderr ---\n{}--- nginx error.log ---\n{}",
+            read("stderr.log"),
+            read("error.log")
+        )
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum StartError {
+    PortTaken(String),
+    Failed(String),
+}
+
+/// A response as read off the wire by [`request`].
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lower-cased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Sends `GET path` to `127.0.0.1:port` on a new connection and reads the whole response.
+///
+/// With `Some(host)` the request is HTTP/1.1 with that `Host` and `Connection: close`; with
+/// `None` it is HTTP/1.0 without a `Host` header (HTTP/1.1 requires one).
+pub fn request(port: u16, host: Option<&str>, path: &str) -> io::Result<Response> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let head = match host {
+        Some(host) => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        None => format!("GET {path} HTTP/1.0\r\n\r\n"),
+    };
+    stream.write_all(head.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// [`request`] reduced to `(status, body)`; panics when the exchange fails.
+pub fn get(port: u16, host: Option<&str>, path: &str) -> (u16, String) {
+    let resp = request(port, host, path)
+        .unwrap_or_else(|e| panic!("GET {path} (Host: {host:?}) on port {port}: {e}"));
+    (resp.status, resp.body_text())
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Parses a complete HTTP/1.x response: status line, headers, and a body delimited by
+/// `Content-Length`, chunked encoding, or the end of the connection.
+pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid(format!("no end of head in {:?}", String::from_utf8_lossy(raw))))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|e| invalid(format!("head: {e}")))?;
+    let rest = &raw[end + 4..];
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse::<u16>().ok())
+        .filter(|_| status_line.starts_with("HTTP/1."))
+        .ok_or_else(|| invalid(format!("bad status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut resp = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    resp.body = if resp
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        decode_chunked(rest)?
+    } else if let Some(len) = resp.header("content-length") {
+        let len: usize = len
+            .parse()
+            .map_err(|_| invalid(format!("bad Content-Length {len:?}")))?;
+        if rest.len() < len {
+            return Err(invalid(format!("body cut short: {} of {len} bytes", rest.len())));
+        }
+        rest[..len].to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(resp)
+}
+
+fn decode_chunked(mut rest: &[u8]) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("chunk size line not terminated".into()))?;
+        let line = String::from_utf8_lossy(&rest[..eol]);
+        let size_hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| invalid(format!("bad chunk size {line:?}")))?;
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if rest.len() < size + 2 {
+            return Err(invalid("chunk cut short".into()));
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_content_length_body() {
+        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\ns1-L7").unwrap();
+        assert_eq!((r.status, r.body_text().as_str()), (200, "s1-L7"));
+        assert_eq!(r.header("x-a"), Some("b"));
+    }
+
+    #[test]
+    fn parses_chunked_body() {
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(r.body, b"abcde");
+    }
+
+    #[test]
+    fn reads_body_to_end_without_length() {
+        let r = parse_response(b"HTTP/1.0 404 Not Found\r\n\r\nnope").unwrap();
+        assert_eq!((r.status, r.body), (404, b"nope".to_vec()));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_response(b"hello\r\n\r\n").is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nab").is_err());
+    }
+}

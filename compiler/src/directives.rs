@@ -1,0 +1,385 @@
+//! The directive table: the one declarative place that says, for every directive Proton
+//! understands, where it may appear, how many arguments it takes, what kind of value they
+//! are, whether it may repeat, how it is inherited, and its default. Checks, the JSON Schema,
+//! the JSON/YAML readers and the docs table are all driven from here; a new feature adds rows.
+
+/// A set of contexts, as bit flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ctx(pub u16);
+
+impl Ctx {
+    pub const MAIN: Ctx = Ctx(1);
+    pub const EVENTS: Ctx = Ctx(2);
+    pub const HTTP: Ctx = Ctx(4);
+    pub const SERVER: Ctx = Ctx(8);
+    pub const LOCATION: Ctx = Ctx(16);
+    pub const UPSTREAM: Ctx = Ctx(32);
+    /// http, server and location: the usual inheritable settings.
+    pub const HSL: Ctx = Ctx(4 | 8 | 16);
+    pub const SL: Ctx = Ctx(8 | 16);
+    pub const HS: Ctx = Ctx(4 | 8);
+
+    pub const fn or(self, o: Ctx) -> Ctx {
+        Ctx(self.0 | o.0)
+    }
+    pub fn contains(self, o: Ctx) -> bool {
+        self.0 & o.0 == o.0
+    }
+    /// The context names, for messages and docs.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (Ctx::MAIN, "main"),
+            (Ctx::EVENTS, "events"),
+            (Ctx::HTTP, "http"),
+            (Ctx::SERVER, "server"),
+            (Ctx::LOCATION, "location"),
+            (Ctx::UPSTREAM, "upstream"),
+        ]
+        .into_iter()
+        .filter(|(c, _)| self.contains(*c))
+        .map(|(_, n)| n)
+        .collect()
+    }
+}
+
+/// How many arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    Exactly(u8),
+    Range(u8, u8),
+    AtLeast(u8),
+}
+
+impl Arity {
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Arity::Exactly(a) => n == a as usize,
+            Arity::Range(a, b) => (a as usize..=b as usize).contains(&n),
+            Arity::AtLeast(a) => n >= a as usize,
+        }
+    }
+    pub fn describe(self) -> String {
+        match self {
+            Arity::Exactly(0) => "no arguments".into(),
+            Arity::Exactly(1) => "exactly one argument".into(),
+            Arity::Exactly(n) => format!("exactly {n} arguments"),
+            Arity::Range(a, b) => format!("{a} to {b} arguments"),
+            Arity::AtLeast(1) => "at least one argument".into(),
+            Arity::AtLeast(n) => format!("at least {n} arguments"),
+        }
+    }
+}
+
+/// What the arguments are; simple kinds are checked by the table walker, `Custom` ones by the
+/// directive's own code in `model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `on` | `off`.
+    Flag,
+    /// `10k`, `1m`, bytes.
+    Size,
+    /// `30s`, `1h30m`, `500ms`; a bare number is seconds.
+    Time,
+    /// A non-negative integer.
+    Int,
+    /// One of these words.
+    Keyword(&'static [&'static str]),
+    /// Free text (may contain variables where the directive allows).
+    Text,
+    /// A block of directives (http, server, location…).
+    Block,
+    /// Checked by the directive's own code.
+    Custom,
+}
+
+/// How a setting reaches inner levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    /// The nearest level that sets it wins; for repeatable directives, all lines of that level
+    /// (nginx's array directives: add_header, proxy_set_header, error_page, access_log…).
+    Inherit,
+    /// Applies only where written (rewrite-module directives, proxy_pass, alias, internal…).
+    Local,
+    /// Structural: defines a block or a name.
+    Structure,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub ctx: Ctx,
+    pub arity: Arity,
+    pub kind: Kind,
+    pub repeat: bool,
+    pub merge: Merge,
+    /// nginx's default, as it would be written in a config (empty: none).
+    pub default: &'static str,
+    /// Argument syntax for the docs.
+    pub syntax: &'static str,
+    pub doc: &'static str,
+}
+
+const fn row(
+    name: &'static str,
+    ctx: Ctx,
+    arity: Arity,
+    kind: Kind,
+    repeat: bool,
+    merge: Merge,
+    default: &'static str,
+    syntax: &'static str,
+    doc: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        ctx,
+        arity,
+        kind,
+        repeat,
+        merge,
+        default,
+        syntax,
+        doc,
+    }
+}
+
+use Arity::*;
+use Kind::*;
+use Merge::*;
+
+const M: Ctx = Ctx::MAIN;
+const E: Ctx = Ctx::EVENTS;
+const H: Ctx = Ctx::HTTP;
+const S: Ctx = Ctx::SERVER;
+const L: Ctx = Ctx::LOCATION;
+const U: Ctx = Ctx::UPSTREAM;
+const HSL: Ctx = Ctx::HSL;
+const SL: Ctx = Ctx::SL;
+const HS: Ctx = Ctx::HS;
+
+/// Every directive Proton supports.
+pub static TABLE: &[Spec] = &[
+    // main and events
+    row("worker_processes", M, Exactly(1), Custom, false, Structure, "1", "number | auto", "Number of worker processes; `auto` = one per CPU (env PROTON_WORKERS overrides)."),
+    row("worker_rlimit_nofile", M, Exactly(1), Int, false, Structure, "", "number", "RLIMIT_NOFILE the master raises for workers."),
+    row("error_log", M, Range(1, 2), Custom, true, Structure, "logs/error.log error", "file [level]", "Error log file and minimum level (debug info notice warn error crit alert emerg)."),
+    row("pid", M, Exactly(1), Text, false, Structure, "logs/proton.pid", "file", "Where the master writes its pid."),
+    row("events", M, Exactly(0), Block, false, Structure, "", "{ … }", "Connection processing settings."),
+    row("worker_connections", E, Exactly(1), Int, false, Structure, "512", "number", "Most simultaneous connections per worker."),
+    row("use", E, Exactly(1), Keyword(&["epoll"]), false, Structure, "", "epoll", "Event method; only epoll exists on Linux."),
+    row("http", M, Exactly(0), Block, false, Structure, "", "{ … }", "The HTTP server configuration."),
+    // http / server / location core
+    row("server", H, Exactly(0), Block, true, Structure, "", "{ … }", "A virtual server."),
+    row("listen", S, AtLeast(1), Custom, true, Structure, "*:80", "address[:port] | port [default_server] [reuseport] [backlog=number]", "Address and port the server accepts requests on."),
+    row("server_name", S, AtLeast(1), Custom, true, Structure, "\"\"", "name …", "Virtual server names: exact, `*.example.com`, `www.example.*`, `.example.com`, `~regex`, or `\"\"`."),
+    row("location", SL, Range(1, 2), Block, true, Structure, "", "[ = | ~ | ~* | ^~ ] uri { … } | @name { … }", "Settings by request URI, nginx's precedence."),
+    row("types", HSL, Exactly(0), Custom, false, Inherit, "text/html html; image/gif gif; image/jpeg jpg;", "{ type extension…; … }", "Maps file name extensions to MIME types."),
+    row("default_type", HSL, Exactly(1), Text, false, Inherit, "text/plain", "mime-type", "MIME type of responses whose extension is not in `types`."),
+    row("log_format", H, AtLeast(2), Custom, true, Structure, "combined \"…\"", "name [escape=default|json|none] string …", "A named access log format; `combined` is predefined."),
+    row("access_log", HSL, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time]] | off", "Where and how requests are logged."),
+    row("sendfile", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Send static files with sendfile(2)."),
+    row("tcp_nopush", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "TCP_CORK while sending headers and file start together."),
+    row("tcp_nodelay", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "TCP_NODELAY on keep-alive connections."),
+    row("keepalive_timeout", HSL, Range(1, 2), Time, false, Inherit, "75s", "timeout [header_timeout]", "Idle keep-alive timeout; the optional second value is sent as `Keep-Alive: timeout=`."),
+    row("keepalive_requests", HSL, Exactly(1), Int, false, Inherit, "1000", "number", "Most requests served over one keep-alive connection."),
+    row("client_max_body_size", HSL, Exactly(1), Size, false, Inherit, "1m", "size", "Largest request body; 0 disables the check. Larger bodies get 413."),
+    row("client_header_timeout", HS, Exactly(1), Time, false, Inherit, "60s", "time", "Time to receive the whole request head."),
+    row("client_body_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Longest pause between two reads of the request body."),
+    row("send_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Longest pause between two writes to the client."),
+    row("client_header_buffer_size", HS, Exactly(1), Size, false, Inherit, "1k", "size", "Buffer for the request head."),
+    row("large_client_header_buffers", HS, Exactly(2), Custom, false, Inherit, "4 8k", "number size", "Buffers for long request lines and headers (a longer line gets 414/400)."),
+    row("server_tokens", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send the version in `Server` and error pages."),
+    row("root", HSL, Exactly(1), Text, false, Inherit, "html", "path", "Document root; the URI is appended."),
+    row("alias", L, Exactly(1), Text, false, Inherit, "", "path", "Replaces the matched location prefix with this path."),
+    row("index", HSL, AtLeast(1), Text, false, Inherit, "index.html", "file …", "Files tried for a URI that ends with `/`."),
+    row("try_files", SL, AtLeast(2), Custom, false, Inherit, "", "file … uri | file … =code", "Tries files in order, then the last argument (URI, @name or =code)."),
+    row("autoindex", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML listing for directories without an index file."),
+    row("error_page", HSL, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes."),
+    row("add_header", HSL, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a response header (to 2xx/3xx unless `always`). Lines are inherited only if the level has none."),
+    row("expires", HSL, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
+    row("etag", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send `ETag` for static files."),
+    row("if_modified_since", HSL, Exactly(1), Keyword(&["off", "exact", "before"]), false, Inherit, "exact", "off | exact | before", "How `If-Modified-Since` is compared with the file time."),
+    row("internal", L, Exactly(0), Custom, false, Local, "", "", "The location serves only internal redirects (error_page, try_files, rewrite…)."),
+    // rewrite module (not inherited, executed in order)
+    row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
+    row("rewrite", SL, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
+    row("set", SL, Exactly(2), Custom, true, Local, "", "$variable value", "Sets a variable."),
+    // upstream
+    row("upstream", H, Exactly(1), Block, true, Structure, "", "name { … }", "A group of servers for proxy_pass."),
+    row("server", U, AtLeast(1), Custom, true, Structure, "", "address [weight=n] [max_fails=n] [fail_timeout=time] [backup] [down] [max_conns=n]", "A member of an upstream group."),
+    row("keepalive", U, Exactly(1), Int, false, Structure, "", "connections", "Idle keep-alive connections to the group cached per worker."),
+    row("keepalive_timeout", U, Exactly(1), Time, false, Structure, "60s", "time", "How long an idle upstream connection stays cached."),
+    row("keepalive_requests", U, Exactly(1), Int, false, Structure, "1000", "number", "Requests per cached upstream connection."),
+    row("least_conn", U, Exactly(0), Custom, false, Structure, "", "", "Pick the server with the fewest active connections (weighted)."),
+    row("ip_hash", U, Exactly(0), Custom, false, Structure, "", "", "Pick by client IPv4 /24 (or whole IPv6 address)."),
+    row("hash", U, Range(1, 2), Custom, false, Structure, "", "key [consistent]", "Pick by a hash of the key; `consistent` uses ketama."),
+    row("random", U, Range(0, 1), Custom, false, Structure, "", "[two]", "Pick at random; `two` picks the less loaded of two."),
+    // proxy
+    row("proxy_pass", L, Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group or host:port."),
+    row("proxy_set_header", HSL, Exactly(2), Custom, true, Inherit, "Host $proxy_host; Connection close;", "field value", "Request header sent upstream; inherited only if the level has none."),
+    row("proxy_http_version", HSL, Exactly(1), Keyword(&["1.0", "1.1"]), false, Inherit, "1.0", "1.0 | 1.1", "HTTP version towards upstreams."),
+    row("proxy_connect_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Timeout to connect to an upstream (504)."),
+    row("proxy_read_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Longest pause between two reads from the upstream (504)."),
+    row("proxy_send_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Longest pause between two writes to the upstream (504)."),
+    row("proxy_next_upstream", HSL, AtLeast(1), Keyword(&["error", "timeout", "invalid_header", "http_500", "http_502", "http_503", "http_504", "http_403", "http_404", "http_429", "non_idempotent", "off"]), false, Inherit, "error timeout", "error | timeout | invalid_header | http_500 | … | non_idempotent | off …", "When a request moves to the next upstream server."),
+    row("proxy_next_upstream_tries", HSL, Exactly(1), Int, false, Inherit, "0", "number", "Most tries (0 = no limit)."),
+    row("proxy_next_upstream_timeout", HSL, Exactly(1), Time, false, Inherit, "0", "time", "Time bound for passing to the next server (0 = no limit)."),
+    row("proxy_buffering", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Buffer upstream responses."),
+    row("proxy_buffer_size", HSL, Exactly(1), Size, false, Inherit, "4k", "size", "Buffer for the upstream response head."),
+    row("proxy_buffers", HSL, Exactly(2), Custom, false, Inherit, "8 4k", "number size", "Buffers for the upstream response body, per connection."),
+    row("proxy_hide_header", HSL, Exactly(1), Text, true, Inherit, "", "field", "Upstream response header not passed to the client."),
+    row("proxy_pass_header", HSL, Exactly(1), Text, true, Inherit, "", "field", "Pass a header nginx hides by default (Date, Server, X-Accel-…)."),
+    row("proxy_redirect", HSL, Range(1, 2), Custom, true, Inherit, "default", "default | off | redirect replacement", "Rewrites `Location`/`Refresh` of upstream responses."),
+    row("proxy_intercept_errors", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Upstream responses ≥ 300 go through error_page."),
+];
+
+/// nginx directives Proton knows of but does not implement yet: an error that says so.
+pub static UNSUPPORTED: &[&str] = &[
+    "user", "worker_priority", "worker_cpu_affinity", "worker_shutdown_timeout", "daemon", "master_process",
+    "load_module", "env", "thread_pool", "timer_resolution", "lock_file", "working_directory",
+    "multi_accept", "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
+    "stream", "mail", "map", "geo", "split_clients", "if", "break", "limit_except", "limit_rate",
+    "limit_rate_after", "resolver", "resolver_timeout", "real_ip_header", "set_real_ip_from",
+    "real_ip_recursive", "charset", "source_charset", "charset_map", "ssi", "mirror", "auth_request",
+    "satisfy", "allow", "deny", "aio", "directio", "output_buffers", "postpone_output", "open_file_cache",
+    "open_file_cache_valid", "open_file_cache_errors", "open_file_cache_min_uses", "client_body_buffer_size",
+    "client_body_temp_path", "client_body_in_file_only", "client_body_in_single_buffer", "proxy_temp_path",
+    "proxy_bind", "proxy_method", "proxy_pass_request_body", "proxy_pass_request_headers", "proxy_ignore_headers",
+    "proxy_store", "proxy_max_temp_file_size", "proxy_temp_file_write_size", "proxy_busy_buffers_size",
+    "proxy_request_buffering", "proxy_socket_keepalive", "proxy_cookie_domain", "proxy_cookie_path",
+    "proxy_headers_hash_max_size", "proxy_headers_hash_bucket_size", "proxy_ignore_client_abort",
+    "server_names_hash_bucket_size", "server_names_hash_max_size", "types_hash_max_size",
+    "types_hash_bucket_size", "variables_hash_max_size", "variables_hash_bucket_size", "map_hash_max_size",
+    "reset_timedout_connection", "lingering_close", "lingering_time", "lingering_timeout", "msie_padding",
+    "msie_refresh", "port_in_redirect", "server_name_in_redirect", "absolute_redirect", "recursive_error_pages",
+    "merge_slashes", "underscores_in_headers", "ignore_invalid_headers", "log_not_found", "log_subrequest",
+    "open_log_file_cache", "disable_symlinks", "max_ranges", "chunked_transfer_encoding", "keepalive_time",
+    "keepalive_disable", "send_lowat", "sendfile_max_chunk", "uninitialized_variable_warn", "rewrite_log",
+    "return_log", "http2", "http3", "quic", "zone", "sticky", "ntlm", "least_time", "health_check", "match",
+    "status_zone", "api", "stub_status", "add_trailer", "empty_gif", "image_filter", "xslt_stylesheet",
+    "perl", "js_content", "dav_methods", "mp4", "flv", "hls", "slice", "secure_link", "referer_hash_max_size",
+    "valid_referers", "userid", "memcached_pass", "random_index", "index_ext", "autoindex_exact_size",
+    "autoindex_format", "autoindex_localtime", "ancient_browser", "modern_browser", "addition_types",
+    "sub_filter",
+];
+
+/// Prefixes of nginx directive families not implemented yet.
+pub static UNSUPPORTED_PREFIXES: &[&str] = &[
+    "ssl_", "ssl", "gzip", "gunzip", "brotli", "proxy_cache", "proxy_ssl", "proxy_store", "limit_req", "limit_conn",
+    "fastcgi_", "uwsgi_", "scgi_", "grpc_", "auth_basic", "auth_jwt", "sub_filter", "ssi_", "http2_", "quic_",
+    "memcached_", "keyval", "js_", "perl_", "spdy_", "postpone_", "geoip_", "xslt_", "image_filter_",
+    "proxy_cookie_", "proxy_limit_", "proxy_socket_", "proxy_upstream_", "proxy_no_", "mirror_",
+    "server_names_hash_", "variables_hash_", "types_hash_", "open_file_cache", "aio_",
+];
+
+/// The rows for `name` whose context includes `ctx`, if any.
+pub fn lookup(name: &str, ctx: Ctx) -> Option<&'static Spec> {
+    TABLE.iter().find(|s| s.name == name && s.ctx.contains(ctx))
+}
+
+/// Every context in which `name` is allowed (union over its rows).
+pub fn contexts_of(name: &str) -> Option<Ctx> {
+    let mut c = Ctx(0);
+    for s in TABLE.iter().filter(|s| s.name == name) {
+        c = c.or(s.ctx);
+    }
+    (c.0 != 0).then_some(c)
+}
+
+/// True when `name` is an nginx directive Proton has not implemented.
+pub fn is_unsupported(name: &str) -> bool {
+    UNSUPPORTED.contains(&name) || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Parses an nginx size: `1024`, `8k`, `1m`, `1g`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (num, mult) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1024u64),
+        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
+        b'g' | b'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Parses an nginx time into milliseconds: `30`, `30s`, `1h30m`, `500ms`, `1d`, `1w`, `1M`, `1y`.
+pub fn parse_time_ms(s: &str) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut total: u64 = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        let n: u64 = s[start..i].parse().ok()?;
+        let unit_ms: u64 = if i == b.len() {
+            if start != 0 {
+                return None;
+            }
+            1000
+        } else if s[i..].starts_with("ms") {
+            i += 2;
+            1
+        } else {
+            let u = b[i];
+            i += 1;
+            match u {
+                b's' => 1000,
+                b'm' => 60_000,
+                b'h' => 3_600_000,
+                b'd' => 86_400_000,
+                b'w' => 7 * 86_400_000,
+                b'M' => 30 * 86_400_000,
+                b'y' => 365 * 86_400_000,
+                _ => return None,
+            }
+        };
+        total = total.checked_add(n.checked_mul(unit_ms)?)?;
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(parse_size("10k"), Some(10240));
+        assert_eq!(parse_size("1m"), Some(1 << 20));
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("k"), None);
+        assert_eq!(parse_size("1x"), None);
+        assert_eq!(parse_size("99999999999999999999g"), None);
+        assert_eq!(parse_time_ms("30s"), Some(30_000));
+        assert_eq!(parse_time_ms("30"), Some(30_000));
+        assert_eq!(parse_time_ms("1h30m"), Some(5_400_000));
+        assert_eq!(parse_time_ms("500ms"), Some(500));
+        assert_eq!(parse_time_ms("1h30"), None);
+        assert_eq!(parse_time_ms("s"), None);
+        assert_eq!(parse_time_ms(""), None);
+    }
+
+    #[test]
+    fn table_is_consistent() {
+        for s in TABLE {
+            assert!(!is_unsupported(s.name) || s.name == "server", "{} is both supported and not", s.name);
+            let dup = TABLE
+                .iter()
+                .filter(|o| o.name == s.name && o.ctx.0 & s.ctx.0 != 0)
+                .count();
+            assert_eq!(dup, 1, "{} has overlapping rows", s.name);
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Proton's one integration-test binary (ripgrep style): each module is a test area that
+//! starts real processes through the `proton_tests` harness.
+
+mod differential;
