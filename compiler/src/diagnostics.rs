@@ -128,8 +128,21 @@ pub struct Diagnostics {
 }
 
 impl Diagnostics {
+    /// Records a diagnostic; an identical one (same code, place and message), which
+    /// inherited settings can produce once per location, is kept once.
     pub fn push(&mut self, d: Diagnostic) {
-        self.list.push(d);
+        let dup = self
+            .list
+            .iter()
+            .any(|o| o.code == d.code && o.span == d.span && o.message == d.message);
+        if !dup {
+            self.list.push(d);
+        }
+    }
+
+    /// Orders diagnostics by file and position (stable for equal positions).
+    pub fn sort(&mut self) {
+        self.list.sort_by_key(|d| (d.span.file, d.span.start));
     }
     pub fn has_errors(&self) -> bool {
         self.list.iter().any(|d| d.severity == Severity::Error)

@@ -1,1 +1,281 @@
-fn main(){}
+//! `protonc`: the thin command line over the compiler library.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand, ValueEnum};
+use proton_compiler::compile::{self, Matchers};
+use proton_compiler::diagnostics::{render, Diagnostics, MessageFormat};
+use proton_compiler::source::SourceMap;
+use proton_ir::Ir;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "protonc", version, about = "Compile Proton (NGINX-style, JSON or YAML) configuration into a verified routing IR")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Fmt {
+    Human,
+    Short,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum To {
+    Json,
+    Yaml,
+    Conf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile a config into an IR file.
+    Compile {
+        config: PathBuf,
+        /// Output file (default: the config path with extension .ir).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: Fmt,
+    },
+    /// Check a config and print every diagnostic; writes nothing.
+    Check {
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "human")]
+        message_format: Fmt,
+    },
+    /// Print an IR file (or a compiled config) as JSON.
+    Inspect { file: PathBuf },
+    /// Show which server and location a request would reach, and why.
+    Route {
+        /// A config or an IR file.
+        file: PathBuf,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        /// Local address the request arrives on (for address-specific listen lines).
+        #[arg(long)]
+        addr: Option<String>,
+        /// One JSON object per answer.
+        #[arg(long)]
+        json: bool,
+        /// Read requests from FILE, one `HOST URI` per line (`-` for no Host).
+        #[arg(long)]
+        batch: Option<PathBuf>,
+        method: Option<String>,
+        uri: Option<String>,
+    },
+    /// Print the routing differences between two configs or IR files.
+    Diff { a: PathBuf, b: PathBuf },
+    /// Convert a config to another format.
+    Convert {
+        config: PathBuf,
+        #[arg(long, value_enum)]
+        to: To,
+    },
+    /// Print the JSON Schema of the JSON/YAML config format.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn message_format(f: Fmt) -> MessageFormat {
+    match f {
+        Fmt::Json => MessageFormat::Json,
+        Fmt::Short => MessageFormat::Plain,
+        Fmt::Human if std::io::stderr().is_terminal() => MessageFormat::Human,
+        Fmt::Human => MessageFormat::Plain,
+    }
+}
+
+/// Compiles a config, printing diagnostics to stderr. `None` when it has errors.
+fn compile_reporting(path: &Path, fmt: MessageFormat) -> Option<(Ir, [u8; 32])> {
+    let mut map = SourceMap::new();
+    let mut diags = Diagnostics::default();
+    let out = compile::compile_path(path, &mut map, &mut diags);
+    if !diags.list.is_empty() {
+        eprint!("{}", render(&map, &diags, fmt));
+    }
+    if fmt != MessageFormat::Json && (diags.has_errors() || diags.warning_count() > 0) {
+        let (e, w) = (diags.error_count(), diags.warning_count());
+        if e > 0 {
+            eprintln!("error: could not compile {} ({e} error{}, {w} warning{})", path.display(), plural(e), plural(w));
+        } else {
+            eprintln!("warning: {} compiled with {w} warning{}", path.display(), plural(w));
+        }
+    }
+    if diags.has_errors() {
+        return None;
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Loads an IR file, or compiles a config, by looking at the first bytes.
+fn load_any(path: &Path) -> Result<Ir, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.starts_with(&proton_ir::MAGIC) {
+        return proton_ir::decode(&bytes).map(|(_, ir)| ir).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    compile_reporting(path, message_format(Fmt::Human))
+        .map(|(ir, _)| ir)
+        .ok_or_else(|| format!("{} does not compile", path.display()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.cmd {
+        Cmd::Compile { config, output, message_format: f } => {
+            let Some((ir, digest)) = compile_reporting(&config, message_format(f)) else {
+                return Ok(ExitCode::from(1));
+            };
+            let out = output.unwrap_or_else(|| config.with_extension("ir"));
+            let bytes = proton_ir::encode(&ir, digest);
+            let tmp = out.with_extension("ir.tmp");
+            std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "compiled {} -> {} ({} bytes, {} servers, {} locations, {} upstreams)",
+                config.display(),
+                out.display(),
+                bytes.len(),
+                ir.servers.len(),
+                ir.locations.len(),
+                ir.upstreams.iter().filter(|u| u.explicit).count()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { config, message_format: f } => {
+            let ok = compile_reporting(&config, message_format(f)).is_some();
+            if ok && !matches!(f, Fmt::Json) {
+                eprintln!("{}: configuration is valid", config.display());
+            }
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Inspect { file } => {
+            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let (header, ir) = if bytes.starts_with(&proton_ir::MAGIC) {
+                let (h, ir) = proton_ir::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+                (Some(h), ir)
+            } else {
+                (None, load_any(&file)?)
+            };
+            let v = serde_json::json!({
+                "format_version": proton_ir::FORMAT_VERSION,
+                "source_digest": header.map(|h| h.digest_hex()),
+                "ir": ir,
+            });
+            println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Route { file, host, port, addr, json, batch, method, uri } => {
+            let ir = load_any(&file)?;
+            let m = Matchers::new(&ir);
+            let mut requests: Vec<(Option<String>, String)> = Vec::new();
+            if let Some(b) = batch {
+                let f = std::fs::File::open(&b).map_err(|e| format!("cannot read {}: {e}", b.display()))?;
+                for line in std::io::BufReader::new(f).lines() {
+                    let line = line.map_err(|e| e.to_string())?;
+                    let line = line.trim();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    let (h, u) = line.split_once(' ').ok_or_else(|| format!("batch line {line:?} is not `HOST URI`"))?;
+                    requests.push(((h != "-").then(|| h.to_string()), u.trim().to_string()));
+                }
+            } else {
+                let uri = match (method.as_deref(), uri) {
+                    (Some(_), Some(u)) => u,
+                    (Some(u), None) if u.starts_with('/') => u.to_string(),
+                    _ => return Err("route needs METHOD URI (e.g. `protonc route proton.conf GET /index.html`)".into()),
+                };
+                requests.push((host, uri));
+            }
+            let mut out = std::io::stdout().lock();
+            let mut failed = false;
+            for (h, u) in requests {
+                match compile::route(&ir, &m, port, addr.as_deref(), h.as_deref(), &u) {
+                    Ok(a) if json => {
+                        let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
+                    }
+                    Ok(a) => {
+                        let names = a.server_names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(" ");
+                        let loc = if a.location_kind == "server" { "(none: server level)".to_string() } else { format!("{} {}", a.location_kind, a.location) };
+                        let _ = writeln!(
+                            out,
+                            "server   #{} {names} ({})\nlocation {loc} at {}\nreason   {}\nhandler  {}",
+                            a.server, a.server_match, a.source, a.reason, a.handler
+                        );
+                    }
+                    Err(e) if json => {
+                        failed = true;
+                        let _ = writeln!(out, "{}", serde_json::json!({ "error": e }));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Cmd::Diff { a, b } => {
+            let (ia, ib) = (load_any(&a)?, load_any(&b)?);
+            let lines = compile::diff(&ia, &ib);
+            if lines.is_empty() {
+                println!("no routing differences");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for l in &lines {
+                println!("{l}");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Cmd::Convert { config, to } => {
+            let mut map = SourceMap::new();
+            let mut diags = Diagnostics::default();
+            let tree = compile::load_tree(&config, &mut map, &mut diags);
+            if diags.has_errors() || tree.is_none() {
+                eprint!("{}", render(&map, &diags, message_format(Fmt::Human)));
+                return Ok(ExitCode::from(1));
+            }
+            let tree = tree.unwrap_or_default();
+            let text = convert(&tree, to);
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Schema => {
+            println!("{}", schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+// FRONTEND-HOOK: convert and schema go through crate::frontend once it lands.
+fn convert(_tree: &[proton_compiler::ast::Directive], _to: To) -> String {
+    String::new()
+}
+
+fn schema_text() -> String {
+    String::new()
+}

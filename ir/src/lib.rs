@@ -14,6 +14,7 @@
 mod codec;
 mod matching;
 mod types;
+pub mod uri;
 mod verify;
 
 pub use codec::{decode, encode, read_header, DecodeError, Header, FORMAT_VERSION, MAGIC};

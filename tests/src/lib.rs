@@ -19,13 +19,23 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The path of a workspace binary (`protonc`, `proton-run`) in the cargo target dir.
 ///
 /// A test binary lives in `target/<profile>/deps/`, the workspace binaries one level up.
+/// `PROTON_BIN_DIR`, when set, is searched instead (to test another build).
 /// Panics with instructions when the binary has not been built.
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut dir = exe.parent().expect("test binary has a parent dir").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
+    let dir = match std::env::var_os("PROTON_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("current_exe");
+            let mut dir = exe
+                .parent()
+                .expect("test binary has a parent dir")
+                .to_path_buf();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir
+        }
+    };
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     if !path.is_file() {
         panic!(
@@ -51,10 +61,8 @@ impl TempDir {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "proton-{label}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("proton-{label}-{}-{n}-{nanos}", std::process::id()));
         fs::create_dir_all(&path)
             .unwrap_or_else(|e| panic!("creating temp dir {}: {e}", path.display()));
         TempDir { path }
@@ -129,7 +137,10 @@ pub fn nginx_binary() -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("PROTON_SKIP_NGINX").as_deref() == Ok("1") {
-        eprintln!("nginx not found at {}; skipped (PROTON_SKIP_NGINX=1)", path.display());
+        eprintln!(
+            "nginx not found at {}; skipped (PROTON_SKIP_NGINX=1)",
+            path.display()
+        );
         return None;
     }
     panic!(
@@ -318,7 +329,12 @@ pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid(format!("no end of head in {:?}", String::from_utf8_lossy(raw))))?;
+        .ok_or_else(|| {
+            invalid(format!(
+                "no end of head in {:?}",
+                String::from_utf8_lossy(raw)
+            ))
+        })?;
     let head = std::str::from_utf8(&raw[..end]).map_err(|e| invalid(format!("head: {e}")))?;
     let rest = &raw[end + 4..];
     let mut lines = head.split("\r\n");
@@ -348,7 +364,10 @@ pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
             .parse()
             .map_err(|_| invalid(format!("bad Content-Length {len:?}")))?;
         if rest.len() < len {
-            return Err(invalid(format!("body cut short: {} of {len} bytes", rest.len())));
+            return Err(invalid(format!(
+                "body cut short: {} of {len} bytes",
+                rest.len()
+            )));
         }
         rest[..len].to_vec()
     } else {
@@ -386,7 +405,8 @@ mod tests {
 
     #[test]
     fn parses_content_length_body() {
-        let r = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\ns1-L7").unwrap();
+        let r =
+            parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\ns1-L7").unwrap();
         assert_eq!((r.status, r.body_text().as_str()), (200, "s1-L7"));
         assert_eq!(r.header("x-a"), Some("b"));
     }

@@ -7,9 +7,32 @@ use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::directives::{self, contexts_of, is_unsupported, lookup, parse_size, parse_time_ms, Ctx, Kind, TABLE};
 use std::collections::HashMap;
 
-/// Checks a whole configuration (the main context).
-pub fn check(tree: &[Directive], diags: &mut Diagnostics) {
+/// Checks a whole configuration (the main context). Returns the tree without the
+/// directives that failed, so lowering can go on and report its own findings without
+/// cascading from the same mistake.
+pub fn check(tree: &[Directive], diags: &mut Diagnostics) -> Vec<Directive> {
+    let before = diags.list.len();
     check_block(tree, Ctx::MAIN, diags);
+    let bad: Vec<crate::source::Span> = diags.list[before..].iter().map(|d| d.span).collect();
+    prune(tree, &bad)
+}
+
+/// Copies `tree`, leaving out every directive that a diagnostic points into (but keeping
+/// blocks whose problem lies inside a child).
+fn prune(tree: &[Directive], bad: &[crate::source::Span]) -> Vec<Directive> {
+    let hit = |d: &Directive| {
+        bad.iter().any(|b| {
+            b.file == d.name_span.file
+                && (b.start == d.name_span.start || d.args.iter().any(|a| a.span.start == b.start))
+        })
+    };
+    tree.iter()
+        .filter(|d| !hit(d))
+        .map(|d| Directive {
+            block: d.block.as_ref().map(|b| prune(b, bad)),
+            ..d.clone()
+        })
+        .collect()
 }
 
 fn block_ctx(name: &str) -> Option<Ctx> {

@@ -2,3 +2,4 @@
 //! starts real processes through the `proton_tests` harness.
 
 mod differential;
+mod harness;

@@ -1,0 +1,336 @@
+//! The whole pipeline as one call, and the routing queries (`route`, `diff`) built on it.
+
+use crate::ast::Directive;
+use crate::diagnostics::Diagnostics;
+use crate::source::SourceMap;
+use proton_ir::{Ir, LocationConf, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// The result of reading a config in any format: its directive tree.
+pub fn load_tree(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option<Vec<Directive>> {
+    // FRONTEND-HOOK: JSON/YAML documents are wired in once crate::frontend lands.
+    crate::syntax::load(path, map, diags)
+}
+
+/// Checks and lowers a tree.
+pub fn compile_tree(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Option<Ir> {
+    let syntax_errors = diags.has_errors();
+    let checked = crate::check::table::check(tree, diags);
+    if syntax_errors {
+        // Lowering a tree with blanked statements would only add noise.
+        return None;
+    }
+    let ir = crate::lower::lower(&checked, map, diags);
+    diags.sort();
+    if diags.has_errors() {
+        return None;
+    }
+    ir
+}
+
+/// Compiles the config at `path`: returns the IR and the digest of every source read.
+pub fn compile_path(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option<(Ir, [u8; 32])> {
+    let tree = load_tree(path, map, diags)?;
+    let ir = compile_tree(&tree, map, diags)?;
+    Some((ir, source_digest(map)))
+}
+
+/// SHA-256 over every source file, in the order read.
+pub fn source_digest(map: &SourceMap) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for i in 0..map.len() {
+        let id = crate::source::FileId(i as u32);
+        let text = map.text(id);
+        h.update((text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.finalize().into()
+}
+
+/// Regexes of an IR compiled for matching (the same engine as the runtime).
+pub struct Matchers {
+    res: Vec<Option<regex::bytes::Regex>>,
+}
+
+impl Matchers {
+    pub fn new(ir: &Ir) -> Matchers {
+        Matchers {
+            res: ir
+                .regexes
+                .iter()
+                .map(|r| regex::bytes::RegexBuilder::new(&r.pattern).case_insensitive(r.case_insensitive).build().ok())
+                .collect(),
+        }
+    }
+    pub fn is_match(&self, id: RegexId, s: &[u8]) -> bool {
+        self.res.get(id.0 as usize).and_then(Option::as_ref).is_some_and(|r| r.is_match(s))
+    }
+}
+
+/// The answer of `protonc route`.
+#[derive(Debug, serde::Serialize)]
+pub struct RouteAnswer {
+    pub server: u32,
+    pub server_names: Vec<String>,
+    pub server_match: String,
+    pub location: String,
+    pub location_kind: &'static str,
+    pub reason: String,
+    pub source: String,
+    pub handler: String,
+    #[serde(rename = "return")]
+    pub ret: Option<ReturnAnswer>,
+}
+
+/// A `return` of the chosen location.
+#[derive(Debug, serde::Serialize)]
+pub struct ReturnAnswer {
+    pub code: u16,
+    pub text: Option<String>,
+}
+
+/// Picks the listener for `port` / `addr`: the exact address, else the wildcard of that port,
+/// else the first listener of that port.
+pub fn pick_listener<'a>(ir: &'a Ir, port: Option<u16>, addr: Option<&str>) -> Option<&'a proton_ir::Listener> {
+    let port_of = |a: &str| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
+    let port = port.or_else(|| ir.listeners.first().and_then(|l| port_of(&l.addr)))?;
+    let on_port: Vec<&proton_ir::Listener> = ir.listeners.iter().filter(|l| port_of(&l.addr) == Some(port)).collect();
+    if let Some(a) = addr {
+        let want = if a.contains(':') && !a.starts_with('[') { format!("[{a}]:{port}") } else { format!("{a}:{port}") };
+        if let Some(l) = on_port.iter().find(|l| l.addr == want) {
+            return Some(l);
+        }
+    }
+    on_port
+        .iter()
+        .find(|l| l.addr.starts_with("0.0.0.0:") || l.addr.starts_with("[::]:"))
+        .or(on_port.first())
+        .copied()
+}
+
+pub fn kind_name(k: LocationKind) -> &'static str {
+    match k {
+        LocationKind::Server => "server",
+        LocationKind::Prefix => "prefix",
+        LocationKind::PrefixNoRegex => "prefix_no_regex",
+        LocationKind::Exact => "exact",
+        LocationKind::Regex => "regex",
+        LocationKind::RegexCaseless => "regex_caseless",
+        LocationKind::Named => "named",
+    }
+}
+
+/// One-line description of what a location does.
+pub fn handler_of(ir: &Ir, conf: &LocationConf) -> String {
+    for op in &conf.script {
+        if let ScriptOp::Return { code, text } = op {
+            return match text {
+                Some(t) => format!("return {code} {:?}", t.to_source(&ir.user_vars)),
+                None => format!("return {code}"),
+            };
+        }
+    }
+    if let Some(p) = &conf.proxy {
+        if let Some(t) = &p.dynamic {
+            return format!("proxy_pass {}", t.to_source(&ir.user_vars));
+        }
+        let up = ir.upstreams.get(p.upstream.0 as usize).map_or("?", |u| u.name.as_str());
+        let uri = p.uri.as_ref().map(|u| u.to_source(&ir.user_vars)).unwrap_or_default();
+        return format!("proxy_pass {}://{up}{uri}", p.scheme);
+    }
+    if !conf.try_files.is_empty() {
+        let parts: Vec<String> = conf.try_files.iter().map(|t| t.to_source(&ir.user_vars)).collect();
+        return format!("try_files {}", parts.join(" "));
+    }
+    match &conf.alias {
+        Some(a) => format!("static alias {}", a.to_source(&ir.user_vars)),
+        None => format!("static root {}", conf.root.to_source(&ir.user_vars)),
+    }
+}
+
+/// Routes one request the way the runtime would.
+pub fn route(ir: &Ir, m: &Matchers, port: Option<u16>, addr: Option<&str>, host: Option<&str>, uri: &str) -> Result<RouteAnswer, String> {
+    let listener = pick_listener(ir, port, addr).ok_or_else(|| match port {
+        Some(p) => format!("no server listens on port {p}"),
+        None => "the configuration has no listeners".to_string(),
+    })?;
+    let host = proton_ir::uri::normalize_host(host.unwrap_or(""));
+    let (sid, how) = ir.find_server(listener, &host, &mut |id, s| m.is_match(id, s.as_bytes()));
+    let mut path = Vec::new();
+    if !proton_ir::uri::normalize_path(uri.as_bytes(), &mut path) {
+        return Err(format!("invalid request URI {uri:?} (the server answers 400)"));
+    }
+    let lm = ir.find_location(sid, &path, &mut |id, s| m.is_match(id, s));
+    let server = &ir.servers[sid.0 as usize];
+    let loc = &ir.locations[lm.location.0 as usize];
+    let ret = loc.conf.script.iter().find_map(|op| match op {
+        ScriptOp::Return { code, text } => Some(ReturnAnswer {
+            code: *code,
+            text: text.as_ref().map(|t| t.to_source(&ir.user_vars)),
+        }),
+        _ => None,
+    });
+    Ok(RouteAnswer {
+        server: sid.0,
+        server_names: server.names.clone(),
+        server_match: match how {
+            ServerMatch::Exact => "exact".into(),
+            ServerMatch::LeadingWildcard => "leading_wildcard".into(),
+            ServerMatch::TrailingWildcard => "trailing_wildcard".into(),
+            ServerMatch::Regex(i) => format!("regex#{i}"),
+            ServerMatch::Default => "default".into(),
+        },
+        location: loc.name.clone(),
+        location_kind: kind_name(loc.kind),
+        reason: match lm.reason {
+            MatchReason::Exact => "exact".into(),
+            MatchReason::PrefixNoRegex => "prefix ^~".into(),
+            MatchReason::Regex(i) => format!("regex #{i}"),
+            MatchReason::LongestPrefix => "longest prefix".into(),
+            MatchReason::ServerDefault => "server default".into(),
+        },
+        source: loc.source.clone(),
+        handler: handler_of(ir, &loc.conf),
+        ret,
+    })
+}
+
+/// A stable key for a server in diffs: its addresses and first name.
+fn server_key(ir: &Ir, sid: ServerId) -> String {
+    let addrs: Vec<&str> = ir
+        .listeners
+        .iter()
+        .filter(|l| {
+            l.names.default == sid
+                || l.names.exact.iter().any(|(_, s)| *s == sid)
+                || l.names.leading.iter().any(|w| w.server == sid)
+                || l.names.trailing.iter().any(|(_, s)| *s == sid)
+                || l.names.regex.iter().any(|(_, s)| *s == sid)
+        })
+        .map(|l| l.addr.as_str())
+        .collect();
+    let name = ir.servers[sid.0 as usize].names.first().cloned().unwrap_or_default();
+    format!("server \"{name}\" on {}", addrs.join(","))
+}
+
+fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in &ir.locations {
+        let key = format!("{} / location {} {}", server_key(ir, l.server), kind_name(l.kind), l.name);
+        let mut v = serde_json::to_value(&l.conf).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("handler".into(), serde_json::Value::String(handler_of(ir, &l.conf)));
+            // Ids are positional; compare upstreams by name instead.
+            if let Some(p) = &l.conf.proxy {
+                let up = ir.upstreams.get(p.upstream.0 as usize).map(|u| serde_json::to_value(u).unwrap_or_default());
+                o.insert("proxy_upstream".into(), up.unwrap_or_default());
+            }
+            o.remove("proxy");
+            o.remove("script");
+            o.insert("script".into(), serde_json::Value::String(format!("{:?}", script_source(ir, &l.conf.script))));
+        }
+        out.insert(key, v);
+    }
+    out
+}
+
+fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
+    s.iter()
+        .map(|op| match op {
+            ScriptOp::Return { code, text } => format!("return {code} {}", text.as_ref().map(|t| t.to_source(&ir.user_vars)).unwrap_or_default()),
+            ScriptOp::Rewrite { regex, replacement, flag } => format!(
+                "rewrite {} {} {flag:?}",
+                ir.regexes.get(regex.0 as usize).map_or("", |r| r.pattern.as_str()),
+                replacement.to_source(&ir.user_vars)
+            ),
+            ScriptOp::Set { var, value } => format!("set ${} {}", ir.user_vars.get(*var as usize).map_or("", String::as_str), value.to_source(&ir.user_vars)),
+        })
+        .collect()
+}
+
+/// The semantic routing differences between two IRs, one line each (empty: identical).
+pub fn diff(a: &Ir, b: &Ir) -> Vec<String> {
+    let mut out = Vec::new();
+    let la: Vec<&str> = a.listeners.iter().map(|l| l.addr.as_str()).collect();
+    let lb: Vec<&str> = b.listeners.iter().map(|l| l.addr.as_str()).collect();
+    for l in &la {
+        if !lb.contains(l) {
+            out.push(format!("- listen {l}"));
+        }
+    }
+    for l in &lb {
+        if !la.contains(l) {
+            out.push(format!("+ listen {l}"));
+        }
+    }
+    for (l1, l2) in a.listeners.iter().zip(&b.listeners).filter(|(x, y)| x.addr == y.addr) {
+        let d1 = server_key(a, l1.names.default);
+        let d2 = server_key(b, l2.names.default);
+        if d1 != d2 {
+            out.push(format!("~ default server of {}: {d1} -> {d2}", l1.addr));
+        }
+        let names = |ir: &Ir, l: &proton_ir::Listener| -> std::collections::BTreeMap<String, String> {
+            let mut m = std::collections::BTreeMap::new();
+            for (n, s) in &l.names.exact {
+                m.insert(n.clone(), server_key(ir, *s));
+            }
+            for w in &l.names.leading {
+                m.insert(format!("*{}", w.suffix), server_key(ir, w.server));
+            }
+            for (p, s) in &l.names.trailing {
+                m.insert(format!("{p}*"), server_key(ir, *s));
+            }
+            for (r, s) in &l.names.regex {
+                m.insert(format!("~{}", ir.regexes[r.0 as usize].pattern), server_key(ir, *s));
+            }
+            m
+        };
+        let (n1, n2) = (names(a, l1), names(b, l2));
+        for (k, v) in &n1 {
+            match n2.get(k) {
+                None => out.push(format!("- server_name {k} on {} ({v})", l1.addr)),
+                Some(v2) if v2 != v => out.push(format!("~ server_name {k} on {}: {v} -> {v2}", l1.addr)),
+                _ => {}
+            }
+        }
+        for (k, v) in &n2 {
+            if !n1.contains_key(k) {
+                out.push(format!("+ server_name {k} on {} ({v})", l1.addr));
+            }
+        }
+    }
+    let (ma, mb) = (location_map(a), location_map(b));
+    for (k, v) in &ma {
+        match mb.get(k) {
+            None => out.push(format!("- {k}")),
+            Some(v2) if v2 != v => {
+                let mut fields = Vec::new();
+                if let (Some(o1), Some(o2)) = (v.as_object(), v2.as_object()) {
+                    for (f, x) in o1 {
+                        if o2.get(f) != Some(x) {
+                            fields.push(format!("{f}: {} -> {}", short(x), short(o2.get(f).unwrap_or(&serde_json::Value::Null))));
+                        }
+                    }
+                }
+                out.push(format!("~ {k}: {}", fields.join("; ")));
+            }
+            _ => {}
+        }
+    }
+    for k in mb.keys() {
+        if !ma.contains_key(k) {
+            out.push(format!("+ {k}"));
+        }
+    }
+    out
+}
+
+fn short(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.len() > 80 {
+        format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)])
+    } else {
+        s
+    }
+}

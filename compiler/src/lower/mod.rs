@@ -1,0 +1,1104 @@
+//! Lowering: the checked directive tree → the flattened IR. Inheritance is resolved here
+//! (each location gets its effective settings), server-name tables and location tries are
+//! built, variables become templates, regexes are compiled once to prove they are valid,
+//! and the cross-reference checks and warnings run (upstream names, named locations,
+//! default_server, duplicate and unreachable locations, the add_header trap).
+
+mod values;
+pub mod vars;
+
+use crate::ast::Directive;
+use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::directives::{parse_size, parse_time_ms};
+use crate::source::{SourceMap, Span};
+use proton_ir::*;
+use std::collections::{BTreeMap, HashMap};
+use values::*;
+
+/// Deepest location nesting accepted.
+const MAX_NESTING: usize = 16;
+
+/// Lowers a checked tree. Returns `None` when errors were reported.
+pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Option<Ir> {
+    let mut cx = Lower {
+        map,
+        diags,
+        ir: Ir {
+            main: MainConf {
+                worker_processes: WorkerProcesses::Count(1),
+                worker_connections: 512,
+                worker_rlimit_nofile: None,
+                error_log: vec![ErrorLog {
+                    path: "logs/error.log".into(),
+                    level: LogLevel::Error,
+                }],
+                pid: "logs/proton.pid".into(),
+                event_method: None,
+            },
+            listeners: vec![],
+            servers: vec![],
+            locations: vec![],
+            upstreams: vec![],
+            regexes: vec![],
+            log_formats: vec![combined()],
+            user_vars: vec![],
+        },
+        upstream_names: HashMap::new(),
+        named_refs: Vec::new(),
+        named_defs: Vec::new(),
+        server_names: Vec::new(),
+    };
+    cx.collect_user_vars(tree);
+    cx.main(tree);
+    let https: Vec<&Directive> = tree.iter().filter(|d| d.name == "http").collect();
+    match https.first() {
+        Some(http) => cx.http(http),
+        None => {
+            let span = tree.first().map_or(Span::default(), |d| d.name_span);
+            cx.diags.push(
+                Diagnostic::error(Code::Conflict, span, "no http block: nothing to serve")
+                    .label("the configuration has no `http { server { … } }`")
+                    .help("add an http block with at least one server"),
+            );
+        }
+    }
+    if cx.diags.has_errors() {
+        return None;
+    }
+    if let Err(e) = cx.ir.verify() {
+        cx.diags.push(Diagnostic::error(
+            Code::Conflict,
+            tree.first().map_or(Span::default(), |d| d.name_span),
+            format!("internal error: the IR does not verify: {e}"),
+        ));
+        return None;
+    }
+    Some(cx.ir)
+}
+
+fn combined() -> LogFormat {
+    let text = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+    LogFormat {
+        name: "combined".into(),
+        escape: LogEscape::Default,
+        template: vars::template(text, Span::default(), &[]).unwrap_or_default(),
+    }
+}
+
+pub(crate) struct Lower<'a> {
+    pub(crate) map: &'a SourceMap,
+    pub(crate) diags: &'a mut Diagnostics,
+    pub(crate) ir: Ir,
+    upstream_names: HashMap<String, UpstreamId>,
+    /// (server, @name, span) of every reference to a named location.
+    named_refs: Vec<(ServerId, String, Span)>,
+    /// (server, @name, span) of every named location.
+    named_defs: Vec<(ServerId, String, Span)>,
+    /// Per server: its names (lowercase) and their spans.
+    server_names: Vec<(Vec<String>, Vec<Span>)>,
+}
+
+/// All directives called `name` in `level`.
+fn all<'d>(level: &'d [Directive], name: &'d str) -> impl Iterator<Item = &'d Directive> + 'd {
+    level.iter().filter(move |d| d.name == name)
+}
+
+fn first<'d>(level: &'d [Directive], name: &str) -> Option<&'d Directive> {
+    level.iter().find(|d| d.name == name)
+}
+
+/// nginx inheritance: the directives `name` of the innermost level that has any.
+fn nearest<'d>(chain: &[&'d [Directive]], name: &str) -> Vec<&'d Directive> {
+    for level in chain {
+        let v: Vec<&Directive> = level.iter().filter(|d| d.name == name).collect();
+        if !v.is_empty() {
+            return v;
+        }
+    }
+    Vec::new()
+}
+
+fn arg<'d>(d: &'d Directive, i: usize) -> &'d str {
+    d.args.get(i).map_or("", |a| a.value.as_str())
+}
+
+impl Lower<'_> {
+    pub(crate) fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn collect_user_vars(&mut self, tree: &[Directive]) {
+        for d in tree {
+            if d.name == "set" {
+                if let Some(name) = d.args.first().and_then(|a| a.value.strip_prefix('$')) {
+                    if !name.is_empty() && !self.ir.user_vars.iter().any(|u| u == name) {
+                        self.ir.user_vars.push(name.to_string());
+                    }
+                }
+            }
+            self.collect_user_vars(d.children());
+        }
+    }
+
+    pub(crate) fn template(&mut self, d: &Directive, i: usize) -> Template {
+        let Some(a) = d.args.get(i) else {
+            return Template::default();
+        };
+        match vars::template(&a.value, a.span, &self.ir.user_vars) {
+            Ok(t) => t,
+            Err(e) => {
+                self.err(e);
+                Template::default()
+            }
+        }
+    }
+
+    pub(crate) fn regex(&mut self, pattern: &str, caseless: bool, span: Span) -> RegexId {
+        if let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(caseless).build() {
+            let msg = e.to_string();
+            let detail = msg.lines().last().unwrap_or("").trim().to_string();
+            self.err(
+                Diagnostic::error(Code::BadRegex, span, format!("invalid regular expression \"{pattern}\""))
+                    .label(detail)
+                    .help("Proton uses Rust regex syntax (PCRE without look-around and back-references)"),
+            );
+        }
+        if let Some(i) = self
+            .ir
+            .regexes
+            .iter()
+            .position(|r| r.pattern == pattern && r.case_insensitive == caseless)
+        {
+            return RegexId(i as u32);
+        }
+        self.ir.regexes.push(Regex {
+            pattern: pattern.to_string(),
+            case_insensitive: caseless,
+        });
+        RegexId(self.ir.regexes.len() as u32 - 1)
+    }
+
+    fn main(&mut self, tree: &[Directive]) {
+        if let Some(d) = first(tree, "worker_processes") {
+            let v = arg(d, 0);
+            self.ir.main.worker_processes = if v == "auto" {
+                WorkerProcesses::Auto
+            } else if let Ok(n @ 1..) = v.parse::<u32>() {
+                WorkerProcesses::Count(n)
+            } else {
+                self.err(
+                    Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid value \"{v}\" in \"worker_processes\""))
+                        .label("expected a positive number or auto")
+                        .help("write `worker_processes auto;` or a count such as 4"),
+                );
+                WorkerProcesses::Count(1)
+            };
+        }
+        if let Some(d) = first(tree, "worker_rlimit_nofile") {
+            self.ir.main.worker_rlimit_nofile = arg(d, 0).parse().ok();
+        }
+        if let Some(d) = first(tree, "pid") {
+            self.ir.main.pid = arg(d, 0).to_string();
+        }
+        let logs: Vec<ErrorLog> = all(tree, "error_log").filter_map(|d| self.error_log(d)).collect();
+        if !logs.is_empty() {
+            self.ir.main.error_log = logs;
+        }
+        for ev in all(tree, "events") {
+            if let Some(d) = first(ev.children(), "worker_connections") {
+                match arg(d, 0).parse::<u32>() {
+                    Ok(n) if n >= 2 => self.ir.main.worker_connections = n,
+                    _ => self.err(
+                        Diagnostic::error(Code::BadValue, d.arg_span(0), "worker_connections must be at least 2")
+                            .label("too small")
+                            .help("each proxied request needs two connections; 512 is the default"),
+                    ),
+                }
+            }
+            if let Some(d) = first(ev.children(), "use") {
+                self.ir.main.event_method = Some(arg(d, 0).to_string());
+            }
+        }
+    }
+
+    fn error_log(&mut self, d: &Directive) -> Option<ErrorLog> {
+        let level = match d.args.get(1).map(|a| a.value.as_str()) {
+            None => LogLevel::Error,
+            Some(l) => match parse_level(l) {
+                Some(l) => l,
+                None => {
+                    self.err(
+                        Diagnostic::error(Code::BadValue, d.arg_span(1), format!("invalid log level \"{l}\""))
+                            .label("unknown level")
+                            .help("levels: debug, info, notice, warn, error, crit, alert, emerg"),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some(ErrorLog {
+            path: arg(d, 0).to_string(),
+            level,
+        })
+    }
+
+    fn http(&mut self, http: &Directive) {
+        let h = http.children();
+        for d in all(h, "log_format") {
+            self.log_format(d);
+        }
+        for d in all(h, "upstream") {
+            let name = arg(d, 0).to_string();
+            if let Some(prev) = self.upstream_names.get(&name) {
+                let prev_name = self.ir.upstreams[prev.0 as usize].name.clone();
+                self.err(
+                    Diagnostic::error(Code::Duplicate, d.arg_span(0), format!("duplicate upstream \"{prev_name}\""))
+                        .label("defined again here")
+                        .help("give each upstream block its own name"),
+                );
+                continue;
+            }
+            let u = self.upstream(d);
+            self.ir.upstreams.push(u);
+            self.upstream_names
+                .insert(name, UpstreamId(self.ir.upstreams.len() as u32 - 1));
+        }
+        let servers: Vec<&Directive> = all(h, "server").collect();
+        if servers.is_empty() {
+            self.err(
+                Diagnostic::error(Code::Conflict, http.name_span, "http block has no server")
+                    .label("nothing listens")
+                    .help("add `server { listen 8080; … }`"),
+            );
+        }
+        let mut listens: Vec<(String, ServerId, ListenOpts, Span)> = Vec::new();
+        for s in servers {
+            let id = ServerId(self.ir.servers.len() as u32);
+            let opts = self.server(s, h, id);
+            listens.extend(opts.into_iter().map(|(addr, o, sp)| (addr, id, o, sp)));
+        }
+        self.listeners(listens);
+        self.check_named_refs();
+    }
+
+    fn log_format(&mut self, d: &Directive) {
+        let name = arg(d, 0).to_string();
+        let mut rest = 1;
+        let mut escape = LogEscape::Default;
+        if let Some(e) = arg(d, 1).strip_prefix("escape=") {
+            rest = 2;
+            escape = match e {
+                "default" => LogEscape::Default,
+                "json" => LogEscape::Json,
+                "none" => LogEscape::None,
+                _ => {
+                    self.err(
+                        Diagnostic::error(Code::BadValue, d.arg_span(1), format!("unknown escape \"{e}\""))
+                            .label("here")
+                            .help("escape=default, escape=json or escape=none"),
+                    );
+                    LogEscape::Default
+                }
+            };
+        }
+        if name == "combined" || self.ir.log_formats.iter().any(|f| f.name == name) {
+            self.err(
+                Diagnostic::error(Code::Duplicate, d.arg_span(0), format!("duplicate log_format name \"{name}\""))
+                    .label("already defined")
+                    .help("\"combined\" is predefined; choose another name"),
+            );
+            return;
+        }
+        let mut template = Template::default();
+        for i in rest..d.args.len() {
+            template.parts.extend(self.template(d, i).parts);
+        }
+        if rest >= d.args.len() {
+            self.err(
+                Diagnostic::error(Code::Arity, d.name_span, "log_format needs a format string")
+                    .label("missing format")
+                    .help("log_format name '$remote_addr $request $status';"),
+            );
+        }
+        self.ir.log_formats.push(LogFormat {
+            name,
+            escape,
+            template,
+        });
+    }
+
+    fn upstream(&mut self, d: &Directive) -> Upstream {
+        let b = d.children();
+        let mut u = Upstream {
+            name: arg(d, 0).to_string(),
+            explicit: true,
+            servers: vec![],
+            balance: Balance::RoundRobin,
+            keepalive: 0,
+            keepalive_timeout_ms: 60_000,
+            keepalive_requests: 1000,
+        };
+        for s in all(b, "server") {
+            if let Some(srv) = self.upstream_server(s) {
+                u.servers.push(srv);
+            }
+        }
+        if u.servers.is_empty() {
+            self.err(
+                Diagnostic::error(Code::Conflict, d.arg_span(0), format!("no servers are inside upstream \"{}\"", u.name))
+                    .label("empty upstream")
+                    .help("add `server 127.0.0.1:8080;` lines"),
+            );
+        }
+        if let Some(k) = first(b, "keepalive") {
+            u.keepalive = arg(k, 0).parse().unwrap_or(0);
+        }
+        if let Some(k) = first(b, "keepalive_timeout") {
+            u.keepalive_timeout_ms = parse_time_ms(arg(k, 0)).unwrap_or(60_000);
+        }
+        if let Some(k) = first(b, "keepalive_requests") {
+            u.keepalive_requests = arg(k, 0).parse().unwrap_or(1000);
+        }
+        let methods: Vec<&Directive> = b
+            .iter()
+            .filter(|x| matches!(x.name.as_str(), "least_conn" | "ip_hash" | "hash" | "random"))
+            .collect();
+        if let [a, b2, ..] = methods.as_slice() {
+            self.err(
+                Diagnostic::error(Code::Duplicate, b2.name_span, format!("load balancing method redefined by \"{}\"", b2.name))
+                    .label("second method")
+                    .also(a.name_span, "first method")
+                    .help("an upstream uses one balancing method"),
+            );
+        }
+        if let Some(m) = methods.first() {
+            u.balance = match m.name.as_str() {
+                "least_conn" => Balance::LeastConn,
+                "ip_hash" => Balance::IpHash,
+                "hash" => {
+                    let consistent = match m.args.get(1).map(|a| a.value.as_str()) {
+                        None => false,
+                        Some("consistent") => true,
+                        Some(o) => {
+                            self.err(
+                                Diagnostic::error(Code::BadValue, m.arg_span(1), format!("invalid parameter \"{o}\""))
+                                    .label("here")
+                                    .help("write `hash $key consistent;` or `hash $key;`"),
+                            );
+                            false
+                        }
+                    };
+                    Balance::Hash {
+                        key: self.template(m, 0),
+                        consistent,
+                    }
+                }
+                _ => {
+                    let two = match m.args.first().map(|a| a.value.as_str()) {
+                        None => false,
+                        Some("two") => true,
+                        Some(o) => {
+                            self.err(
+                                Diagnostic::error(Code::BadValue, m.arg_span(0), format!("invalid parameter \"{o}\""))
+                                    .label("here")
+                                    .help("write `random;` or `random two;`"),
+                            );
+                            false
+                        }
+                    };
+                    Balance::Random { two }
+                }
+            };
+        }
+        u
+    }
+
+    /// Lowers one server block. Returns its listen addresses.
+    fn server(&mut self, s: &Directive, http: &[Directive], id: ServerId) -> Vec<(String, ListenOpts, Span)> {
+        let body = s.children();
+        let mut names = Vec::new();
+        let mut name_spans = Vec::new();
+        for d in all(body, "server_name") {
+            for a in &d.args {
+                names.push(a.value.to_ascii_lowercase());
+                name_spans.push(a.span);
+            }
+        }
+        if names.is_empty() {
+            names.push(String::new());
+            name_spans.push(s.name_span);
+        }
+        let mut listens = Vec::new();
+        for d in all(body, "listen") {
+            if let Some(l) = self.listen(d) {
+                listens.push(l);
+            }
+        }
+        if listens.is_empty() {
+            listens.push(("0.0.0.0:80".to_string(), ListenOpts::default(), s.name_span));
+        }
+        let source = self.map.describe(s.name_span);
+        self.ir.servers.push(Server {
+            names: names.clone(),
+            source: source.clone(),
+            script: vec![],
+            default_location: LocationId(0),
+            tree: LocationTree::default(),
+            named: vec![],
+        });
+        self.server_names.push((names, name_spans));
+        let chain: Vec<&[Directive]> = vec![body, http];
+        let script = self.script(body, id);
+        let conf = self.conf(&chain, id, LocationKind::Server, "", None);
+        let default_location = self.push_location(Location {
+            kind: LocationKind::Server,
+            name: String::new(),
+            server: id,
+            source,
+            tree: LocationTree::default(),
+            conf,
+        });
+        let (tree, named) = self.location_level(body, &chain, id, None, 0);
+        let srv = &mut self.ir.servers[id.0 as usize];
+        srv.script = script;
+        srv.default_location = default_location;
+        srv.tree = tree;
+        srv.named = named;
+        listens
+    }
+
+    fn push_location(&mut self, l: Location) -> LocationId {
+        self.ir.locations.push(l);
+        LocationId(self.ir.locations.len() as u32 - 1)
+    }
+
+    /// Lowers the `location` blocks of one level. `parent` is the enclosing location's
+    /// (kind, path, span) when nested.
+    fn location_level(
+        &mut self,
+        level: &[Directive],
+        chain: &[&[Directive]],
+        server: ServerId,
+        parent: Option<(LocationKind, &str, Span)>,
+        depth: usize,
+    ) -> (LocationTree, Vec<(String, LocationId)>) {
+        let mut trie = TrieBuilder::new();
+        let mut named = Vec::new();
+        let mut seen_exact: HashMap<String, Span> = HashMap::new();
+        let mut seen_prefix: HashMap<String, Span> = HashMap::new();
+        let mut seen_regex: HashMap<(String, bool), Span> = HashMap::new();
+        for d in all(level, "location") {
+            let Some((kind, path)) = self.location_head(d) else {
+                continue;
+            };
+            let path_span = d.arg_span(d.args.len().saturating_sub(1));
+            if let Some((pk, ppath, pspan)) = parent {
+                let msg = match pk {
+                    LocationKind::Exact => Some(format!("location \"{path}\" cannot be inside the exact location \"{ppath}\"")),
+                    LocationKind::Named => Some(format!("location \"{path}\" cannot be inside the named location \"{ppath}\"")),
+                    _ if kind == LocationKind::Named => Some(format!("named location \"{path}\" can be on the server level only")),
+                    LocationKind::Prefix | LocationKind::PrefixNoRegex
+                        if matches!(kind, LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact)
+                            && !path.starts_with(ppath) =>
+                    {
+                        Some(format!("location \"{path}\" is outside location \"{ppath}\""))
+                    }
+                    _ => None,
+                };
+                if let Some(msg) = msg {
+                    self.err(
+                        Diagnostic::error(Code::Conflict, path_span, msg)
+                            .label("not allowed here")
+                            .also(pspan, "enclosing location")
+                            .help("move it to the server level, or make its path start with the enclosing prefix"),
+                    );
+                    continue;
+                }
+            }
+            if depth >= MAX_NESTING {
+                self.err(Diagnostic::error(Code::Conflict, d.name_span, "locations nested too deeply").label("here"));
+                continue;
+            }
+            let mut inner_chain = Vec::with_capacity(chain.len() + 1);
+            inner_chain.push(d.children());
+            inner_chain.extend_from_slice(chain);
+            let conf = self.conf(&inner_chain, server, kind, &path, Some(d));
+            let id = self.push_location(Location {
+                kind,
+                name: path.clone(),
+                server,
+                source: self.map.describe(d.name_span),
+                tree: LocationTree::default(),
+                conf,
+            });
+            self.add_header_trap(&inner_chain, d);
+            let dup_err = |this: &mut Self, first: Span| {
+                this.err(
+                    Diagnostic::error(Code::Duplicate, path_span, format!("duplicate location \"{path}\""))
+                        .label("defined again here")
+                        .also(first, "first defined here")
+                        .help("merge the two blocks; nginx refuses duplicate locations"),
+                );
+            };
+            match kind {
+                LocationKind::Exact => {
+                    if let Some(first) = seen_exact.get(&path) {
+                        dup_err(self, *first);
+                    } else {
+                        seen_exact.insert(path.clone(), path_span);
+                        trie.add_exact(&path, id);
+                    }
+                }
+                LocationKind::Prefix | LocationKind::PrefixNoRegex => {
+                    if let Some(first) = seen_prefix.get(&path) {
+                        dup_err(self, *first);
+                    } else {
+                        seen_prefix.insert(path.clone(), path_span);
+                        trie.add_prefix(&path, id, kind == LocationKind::PrefixNoRegex);
+                    }
+                }
+                LocationKind::Regex | LocationKind::RegexCaseless => {
+                    let caseless = kind == LocationKind::RegexCaseless;
+                    let re = self.regex(&path, caseless, path_span);
+                    if let Some(first) = seen_regex.get(&(path.clone(), caseless)) {
+                        self.err(
+                            Diagnostic::warning(Code::UnreachableLocation, path_span, format!("location \"{path}\" can never be selected"))
+                                .label("an identical regex location comes first")
+                                .also(*first, "this one always matches first")
+                                .help("remove one of them or merge their settings"),
+                        );
+                    } else {
+                        seen_regex.insert((path.clone(), caseless), path_span);
+                    }
+                    trie.add_regex(re, id);
+                }
+                LocationKind::Named => {
+                    if named.iter().any(|(n, _)| n == &path) {
+                        self.err(
+                            Diagnostic::error(Code::Duplicate, path_span, format!("duplicate location \"{path}\""))
+                                .label("defined again here")
+                                .help("give each named location its own name"),
+                        );
+                    } else {
+                        named.push((path.clone(), id));
+                    }
+                    self.named_defs.push((server, path.clone(), path_span));
+                }
+                LocationKind::Server => {}
+            }
+            let (sub, sub_named) = self.location_level(d.children(), &inner_chain, server, Some((kind, &path, path_span)), depth + 1);
+            named.extend(sub_named);
+            self.ir.locations[id.0 as usize].tree = sub;
+        }
+        // A prefix location with the same path as an exact one, and nothing nested, still
+        // matches longer URIs, so it is reachable; only identical regexes are flagged above.
+        (trie.finish(), named)
+    }
+
+    /// Parses `location [modifier] path` / `location @name`.
+    fn location_head(&mut self, d: &Directive) -> Option<(LocationKind, String)> {
+        let (kind, path) = match d.args.as_slice() {
+            [one] => {
+                let v = one.value.as_str();
+                if let Some(name) = v.strip_prefix('@') {
+                    if name.is_empty() {
+                        self.err(Diagnostic::error(Code::BadValue, one.span, "empty named location").label("here").help("write location @name { … }"));
+                        return None;
+                    }
+                    (LocationKind::Named, v.to_string())
+                } else if let Some(p) = v.strip_prefix("^~").filter(|p| !p.is_empty()) {
+                    (LocationKind::PrefixNoRegex, p.to_string())
+                } else if let Some(p) = v.strip_prefix("~*").filter(|p| !p.is_empty()) {
+                    (LocationKind::RegexCaseless, p.to_string())
+                } else if let Some(p) = v.strip_prefix('~').filter(|p| !p.is_empty()) {
+                    (LocationKind::Regex, p.to_string())
+                } else if let Some(p) = v.strip_prefix('=').filter(|p| !p.is_empty()) {
+                    (LocationKind::Exact, p.to_string())
+                } else {
+                    (LocationKind::Prefix, v.to_string())
+                }
+            }
+            [m, p] => {
+                let kind = match m.value.as_str() {
+                    "=" => LocationKind::Exact,
+                    "^~" => LocationKind::PrefixNoRegex,
+                    "~" => LocationKind::Regex,
+                    "~*" => LocationKind::RegexCaseless,
+                    o => {
+                        self.err(
+                            Diagnostic::error(Code::BadValue, m.span, format!("invalid location modifier \"{o}\""))
+                                .label("unknown modifier")
+                                .help("modifiers are =, ^~, ~ and ~*"),
+                        );
+                        return None;
+                    }
+                };
+                (kind, p.value.clone())
+            }
+            _ => return None,
+        };
+        Some((kind, path))
+    }
+
+    /// The rewrite-phase script of one level (not inherited).
+    fn script(&mut self, level: &[Directive], server: ServerId) -> Vec<ScriptOp> {
+        let mut ops = Vec::new();
+        for d in level {
+            match d.name.as_str() {
+                "return" => {
+                    if let Some(op) = self.return_op(d) {
+                        ops.push(op);
+                    }
+                }
+                "rewrite" => {
+                    if let Some(op) = self.rewrite_op(d) {
+                        ops.push(op);
+                    }
+                }
+                "set" => {
+                    let name = arg(d, 0);
+                    match name.strip_prefix('$') {
+                        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                            if vars::BUILTIN.contains(&n) {
+                                self.err(
+                                    Diagnostic::error(Code::BadValue, d.arg_span(0), format!("the built-in variable \"${n}\" cannot be set"))
+                                        .label("read-only")
+                                        .help("choose another name"),
+                                );
+                                continue;
+                            }
+                            let var = self.ir.user_vars.iter().position(|u| u == n).unwrap_or(0) as u32;
+                            let value = self.template(d, 1);
+                            ops.push(ScriptOp::Set { var, value });
+                        }
+                        _ => self.err(
+                            Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid variable name \"{name}\""))
+                                .label("expected $name")
+                                .help("write `set $name value;`"),
+                        ),
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = server;
+        ops
+    }
+
+    /// The effective settings of one location, nginx inheritance over `chain`
+    /// (innermost level first).
+    fn conf(&mut self, chain: &[&[Directive]], server: ServerId, kind: LocationKind, path: &str, loc: Option<&Directive>) -> LocationConf {
+        let own = chain.first().copied().unwrap_or(&[]);
+        let flag = |name: &str, default: bool| -> bool {
+            nearest(chain, name).first().map_or(default, |d| arg(d, 0) == "on")
+        };
+        let time = |name: &str, default: u64| -> u64 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| parse_time_ms(arg(d, 0)))
+                .unwrap_or(default)
+        };
+        let size = |name: &str, default: u64| -> u64 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| parse_size(arg(d, 0)))
+                .unwrap_or(default)
+        };
+        let num = |name: &str, default: u32| -> u32 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| arg(d, 0).parse().ok())
+                .unwrap_or(default)
+        };
+        let script = if kind == LocationKind::Server {
+            Vec::new()
+        } else {
+            self.script(own, server)
+        };
+        // root and alias are one setting: the nearest level with either wins.
+        let mut root = Template::literal("html");
+        let mut alias = None;
+        for level in chain {
+            if let Some(d) = level.iter().rev().find(|d| d.name == "root" || d.name == "alias") {
+                let t = self.template(d, 0);
+                if d.name == "root" {
+                    root = t;
+                } else {
+                    alias = Some(t);
+                }
+                break;
+            }
+        }
+        if let Some(loc) = loc {
+            let own_root = first(loc.children(), "root");
+            let own_alias = first(loc.children(), "alias");
+            if let (Some(r), Some(a)) = (own_root, own_alias) {
+                self.err(
+                    Diagnostic::error(Code::Duplicate, a.name_span, "\"alias\" directive is duplicate, \"root\" directive was specified earlier")
+                        .label("alias here")
+                        .also(r.name_span, "root here")
+                        .help("a location uses either root or alias"),
+                );
+            }
+            if own_alias.is_some() && matches!(kind, LocationKind::Named) {
+                self.err(Diagnostic::error(Code::Conflict, loc.name_span, "\"alias\" directive cannot be used inside the named location").label("here"));
+            }
+        }
+        let index = match nearest(chain, "index").first() {
+            Some(d) => (0..d.args.len()).map(|i| self.template(d, i)).collect(),
+            None => vec![Template::literal("index.html")],
+        };
+        let try_files = match nearest(chain, "try_files").first() {
+            Some(d) => {
+                let ts: Vec<Template> = (0..d.args.len()).map(|i| self.template(d, i)).collect();
+                self.try_files_check(d, server);
+                ts
+            }
+            None => vec![],
+        };
+        let types = self.types(chain);
+        let default_type = nearest(chain, "default_type")
+            .first()
+            .map_or("text/plain".to_string(), |d| arg(d, 0).to_string());
+        let error_pages = nearest(chain, "error_page")
+            .into_iter()
+            .filter_map(|d| self.error_page(d, server))
+            .collect();
+        let add_headers = nearest(chain, "add_header")
+            .into_iter()
+            .filter_map(|d| self.add_header(d))
+            .collect();
+        let expires = nearest(chain, "expires").first().map_or(Expires::Off, |d| self.expires(d));
+        let if_modified_since = match nearest(chain, "if_modified_since").first().map(|d| arg(d, 0)) {
+            Some("off") => IfModifiedSince::Off,
+            Some("before") => IfModifiedSince::Before,
+            _ => IfModifiedSince::Exact,
+        };
+        let (keepalive_timeout_ms, keepalive_header_secs) = match nearest(chain, "keepalive_timeout").first() {
+            Some(d) => (
+                parse_time_ms(arg(d, 0)).unwrap_or(75_000),
+                d.args.get(1).and_then(|a| parse_time_ms(&a.value)).map(|ms| ms / 1000),
+            ),
+            None => (75_000, None),
+        };
+        let access_log = {
+            let ds = nearest(chain, "access_log");
+            if ds.is_empty() {
+                vec![AccessLog::File {
+                    path: Template::literal("logs/access.log"),
+                    format: LogFormatId(0),
+                    buffer: None,
+                    flush_ms: None,
+                }]
+            } else {
+                ds.into_iter().filter_map(|d| self.access_log(d)).collect()
+            }
+        };
+        let proxy = match (loc, first(own, "proxy_pass")) {
+            (Some(_), Some(d)) => self.proxy_pass(d, kind),
+            _ => None,
+        };
+        let proxy_settings = self.proxy_settings(chain);
+        if let Some(d) = first(own, "internal") {
+            if kind == LocationKind::Server {
+                self.err(Diagnostic::error(Code::WrongContext, d.name_span, "internal is only allowed in location").label("here"));
+            }
+        }
+        let _ = path;
+        LocationConf {
+            script,
+            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
+            root,
+            alias,
+            index,
+            try_files,
+            autoindex: flag("autoindex", false),
+            default_type,
+            types,
+            error_pages,
+            add_headers,
+            expires,
+            etag: flag("etag", true),
+            if_modified_since,
+            sendfile: flag("sendfile", false),
+            tcp_nopush: flag("tcp_nopush", false),
+            tcp_nodelay: flag("tcp_nodelay", true),
+            server_tokens: flag("server_tokens", true),
+            keepalive_timeout_ms,
+            keepalive_header_secs,
+            keepalive_requests: num("keepalive_requests", 1000),
+            client_max_body_size: size("client_max_body_size", 1 << 20),
+            client_body_timeout_ms: time("client_body_timeout", 60_000),
+            send_timeout_ms: time("send_timeout", 60_000),
+            access_log,
+            proxy,
+            proxy_settings,
+        }
+    }
+
+    fn types(&mut self, chain: &[&[Directive]]) -> Vec<(String, String)> {
+        let Some(block) = nearest(chain, "types").first().copied() else {
+            return [("html", "text/html"), ("gif", "image/gif"), ("jpg", "image/jpeg")]
+                .iter()
+                .map(|(e, t)| (e.to_string(), t.to_string()))
+                .collect();
+        };
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        for t in block.children() {
+            if t.block.is_some() || t.args.is_empty() {
+                self.err(
+                    Diagnostic::error(Code::BadValue, t.name_span, format!("invalid types entry \"{}\"", t.name))
+                        .label("expected `mime/type ext …;`")
+                        .help("for example: text/html html htm;"),
+                );
+                continue;
+            }
+            for a in &t.args {
+                m.insert(a.value.to_ascii_lowercase(), t.name.clone());
+            }
+        }
+        m.into_iter().collect()
+    }
+
+    fn try_files_check(&mut self, d: &Directive, server: ServerId) {
+        if let Some(last) = d.args.last() {
+            if last.value.starts_with('@') {
+                self.named_refs.push((server, last.value.clone(), last.span));
+            } else if let Some(code) = last.value.strip_prefix('=') {
+                if !matches!(code.parse::<u16>(), Ok(100..=599)) {
+                    self.err(
+                        Diagnostic::error(Code::BadValue, last.span, format!("invalid code \"{code}\" in try_files"))
+                            .label("expected =100…599")
+                            .help("for example: try_files $uri $uri/ =404;"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn error_page(&mut self, d: &Directive, server: ServerId) -> Option<ErrorPage> {
+        let n = d.args.len();
+        let target_arg = d.args.last()?;
+        let mut codes = Vec::new();
+        let mut response = None;
+        for (i, a) in d.args[..n - 1].iter().enumerate() {
+            if let Some(r) = a.value.strip_prefix('=') {
+                if i != n - 2 {
+                    self.err(Diagnostic::error(Code::BadValue, a.span, "\"=response\" must come just before the URI").label("here").help("error_page 404 =200 /empty.gif;"));
+                    return None;
+                }
+                response = Some(if r.is_empty() {
+                    0
+                } else {
+                    match r.parse::<u16>() {
+                        Ok(c @ 100..=599) => c,
+                        _ => {
+                            self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid response code \"{r}\"")).label("expected 100…599").help("error_page 404 =200 /x;"));
+                            return None;
+                        }
+                    }
+                });
+                continue;
+            }
+            match a.value.parse::<u16>() {
+                Ok(c @ 300..=599) => codes.push(c),
+                _ => {
+                    self.err(
+                        Diagnostic::error(Code::BadValue, a.span, format!("value \"{}\" must be between 300 and 599", a.value))
+                            .label("not an error code")
+                            .help("error_page 404 500 502 /50x.html;"),
+                    );
+                    return None;
+                }
+            }
+        }
+        if codes.is_empty() {
+            self.err(Diagnostic::error(Code::Arity, d.name_span, "error_page needs at least one code").label("here").help("error_page 404 /404.html;"));
+            return None;
+        }
+        if target_arg.value.starts_with('@') {
+            self.named_refs.push((server, target_arg.value.clone(), target_arg.span));
+        }
+        Some(ErrorPage {
+            codes,
+            response,
+            target: self.template(d, n - 1),
+        })
+    }
+
+    fn add_header(&mut self, d: &Directive) -> Option<AddHeader> {
+        let always = match d.args.get(2).map(|a| a.value.as_str()) {
+            None => false,
+            Some("always") => true,
+            Some(o) => {
+                self.err(Diagnostic::error(Code::BadValue, d.arg_span(2), format!("invalid parameter \"{o}\"")).label("expected always").help("add_header Name value always;"));
+                return None;
+            }
+        };
+        let name = arg(d, 0);
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid header name \"{name}\"")).label("here").help("header names are letters, digits, - and _"));
+            return None;
+        }
+        Some(AddHeader {
+            name: name.to_string(),
+            value: self.template(d, 1),
+            always,
+        })
+    }
+
+    fn expires(&mut self, d: &Directive) -> Expires {
+        let (modified, v) = match d.args.as_slice() {
+            [m, v] if m.value == "modified" => (true, v),
+            [v] => (false, v),
+            _ => {
+                self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid expires").label("here").help("expires 30d; | expires modified +1h; | expires epoch|max|off;"));
+                return Expires::Off;
+            }
+        };
+        match v.value.as_str() {
+            "off" if !modified => Expires::Off,
+            "epoch" if !modified => Expires::Epoch,
+            "max" if !modified => Expires::Max,
+            s => {
+                let (neg, t) = match s.strip_prefix('-') {
+                    Some(t) => (true, t),
+                    None => (false, s.strip_prefix('+').unwrap_or(s)),
+                };
+                let Some(ms) = parse_time_ms(t) else {
+                    self.err(Diagnostic::error(Code::BadValue, v.span, format!("invalid expires time \"{s}\"")).label("not a time").help("for example 30d, 1h, -1, epoch, max, off"));
+                    return Expires::Off;
+                };
+                let secs = (ms / 1000) as i64 * if neg { -1 } else { 1 };
+                if modified {
+                    Expires::Modified(secs)
+                } else {
+                    Expires::After(secs)
+                }
+            }
+        }
+    }
+
+    fn access_log(&mut self, d: &Directive) -> Option<AccessLog> {
+        if arg(d, 0) == "off" {
+            if d.args.len() > 1 {
+                self.err(Diagnostic::error(Code::Arity, d.arg_span(1), "\"access_log off\" takes no other arguments").label("extra").help("access_log off;"));
+            }
+            return Some(AccessLog::Off);
+        }
+        let path = self.template(d, 0);
+        let mut format = LogFormatId(0);
+        let mut buffer = None;
+        let mut flush_ms = None;
+        for (i, a) in d.args.iter().enumerate().skip(1) {
+            if let Some(v) = a.value.strip_prefix("buffer=") {
+                buffer = parse_size(v).or_else(|| {
+                    self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid buffer size \"{v}\"")).label("here").help("buffer=32k"));
+                    None
+                });
+            } else if let Some(v) = a.value.strip_prefix("flush=") {
+                flush_ms = parse_time_ms(v).or_else(|| {
+                    self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid flush time \"{v}\"")).label("here").help("flush=5s"));
+                    None
+                });
+            } else if i == 1 {
+                match self.ir.log_formats.iter().position(|f| f.name == a.value) {
+                    Some(p) => format = LogFormatId(p as u32),
+                    None => {
+                        let mut e = Diagnostic::error(Code::UnknownName, a.span, format!("unknown log format \"{}\"", a.value)).label("no log_format with this name");
+                        let names: Vec<&str> = self.ir.log_formats.iter().map(|f| f.name.as_str()).collect();
+                        e = e.help(match did_you_mean(&a.value, names) {
+                            Some(c) => format!("did you mean \"{c}\"?"),
+                            None => "define it with log_format in the http block".to_string(),
+                        });
+                        self.err(e);
+                    }
+                }
+            } else {
+                self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{}\"", a.value)).label("here").help("access_log path [format [buffer=size] [flush=time]];"));
+            }
+        }
+        if flush_ms.is_some() && buffer.is_none() {
+            buffer = Some(64 * 1024);
+        }
+        Some(AccessLog::File {
+            path,
+            format,
+            buffer,
+            flush_ms,
+        })
+    }
+
+    fn check_named_refs(&mut self) {
+        let refs = std::mem::take(&mut self.named_refs);
+        for (server, name, span) in &refs {
+            if self.ir.find_named(*server, name).is_none() {
+                let names: Vec<String> = self.ir.servers[server.0 as usize].named.iter().map(|(n, _)| n.clone()).collect();
+                let mut e = Diagnostic::error(Code::UnknownName, *span, format!("unknown named location \"{name}\"")).label("no such location in this server");
+                e = e.help(match did_you_mean(name, names.iter().map(String::as_str)) {
+                    Some(c) => format!("did you mean \"{c}\"?"),
+                    None => format!("define `location {name} {{ … }}` in this server"),
+                });
+                self.err(e);
+            }
+        }
+        let defs = std::mem::take(&mut self.named_defs);
+        for (server, name, span) in defs {
+            if !refs.iter().any(|(s, n, _)| *s == server && *n == name) {
+                self.err(
+                    Diagnostic::warning(Code::UnusedNamedLocation, span, format!("named location \"{name}\" is never used"))
+                        .label("nothing refers to it")
+                        .help("refer to it from try_files or error_page, or remove it"),
+                );
+            }
+        }
+    }
+
+    /// Warns when a level's add_header (or proxy_set_header) lines hide the lines of an
+    /// outer level: nginx inherits these arrays only when the inner level has none.
+    fn add_header_trap(&mut self, chain: &[&[Directive]], loc: &Directive) {
+        for name in ["add_header", "proxy_set_header"] {
+            let Some(own) = chain.first().and_then(|l| first(l, name)) else {
+                continue;
+            };
+            let outer = nearest(&chain[1..], name);
+            if outer.is_empty() {
+                continue;
+            }
+            let lost: Vec<String> = outer
+                .iter()
+                .map(|d| arg(d, 0).to_string())
+                .filter(|h| !all(chain[0], name).any(|x| arg(x, 0).eq_ignore_ascii_case(h)))
+                .collect();
+            if lost.is_empty() {
+                continue;
+            }
+            let mut w = Diagnostic::warning(
+                Code::AddHeaderDropsInherited,
+                own.name_span,
+                format!("{name} here drops the inherited {name} lines: {}", lost.join(", ")),
+            )
+            .label(format!("{name} in this location replaces all outer ones"))
+            .help(format!("repeat the outer {name} lines in this location if they should still apply"));
+            for d in outer {
+                w = w.also(d.name_span, "not applied in this location");
+            }
+            let _ = loc;
+            self.err(w);
+        }
+    }
+}
+
+fn parse_level(l: &str) -> Option<LogLevel> {
+    Some(match l {
+        "debug" => LogLevel::Debug,
+        "info" => LogLevel::Info,
+        "notice" => LogLevel::Notice,
+        "warn" => LogLevel::Warn,
+        "error" => LogLevel::Error,
+        "crit" => LogLevel::Crit,
+        "alert" => LogLevel::Alert,
+        "emerg" => LogLevel::Emerg,
+        _ => return None,
+    })
+}

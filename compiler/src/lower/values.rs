@@ -1,0 +1,597 @@
+//! Lowering of the directives whose arguments have their own grammar: listen, return,
+//! rewrite, upstream server, proxy_pass and the proxy settings, and the per-address
+//! server-name tables.
+
+use super::{arg, nearest, Lower};
+use crate::ast::Directive;
+use crate::diagnostics::{did_you_mean, Code, Diagnostic};
+use crate::directives::{parse_size, parse_time_ms};
+use crate::source::Span;
+use proton_ir::*;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Options of a `listen` line beyond the address.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ListenOpts {
+    pub default_server: bool,
+    pub reuseport: bool,
+    pub backlog: Option<i32>,
+    /// Span of the default_server flag, for duplicate reports.
+    pub default_span: Option<Span>,
+}
+
+/// Status codes whose `return` argument is a URL.
+fn is_redirect(code: u16) -> bool {
+    matches!(code, 301 | 302 | 303 | 307 | 308)
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("$scheme")
+}
+
+/// Parses `host[:port]` where host may be `*`, an IPv4 address, `[v6]` or `localhost`.
+/// Returns the canonical `ip:port`.
+fn parse_listen_addr(s: &str) -> Result<String, String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (ip, port) = rest.split_once(']').ok_or("missing \"]\" after the IPv6 address")?;
+        let ip: Ipv6Addr = ip.parse().map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+        let port = match port.strip_prefix(':') {
+            Some(p) => parse_port(p)?,
+            None if port.is_empty() => 80,
+            None => return Err(format!("unexpected \"{port}\" after the address")),
+        };
+        return Ok(format!("[{ip}]:{port}"));
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(format!("0.0.0.0:{}", parse_port(s)?));
+    }
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, parse_port(p)?),
+        None => (s, 80),
+    };
+    let ip = match host {
+        "*" => Ipv4Addr::UNSPECIFIED,
+        "localhost" => Ipv4Addr::LOCALHOST,
+        h => h
+            .parse::<Ipv4Addr>()
+            .map_err(|_| format!("host \"{h}\" is not an IP address (only IP addresses, *, and localhost are supported in listen)"))?,
+    };
+    Ok(format!("{ip}:{port}"))
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    match p.parse::<u16>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("invalid port \"{p}\"")),
+    }
+}
+
+impl Lower<'_> {
+    pub(crate) fn listen(&mut self, d: &Directive) -> Option<(String, ListenOpts, Span)> {
+        let a0 = d.args.first()?;
+        if a0.value.starts_with("unix:") {
+            self.err(Diagnostic::error(Code::Unsupported, a0.span, "listening on unix sockets is not supported yet").label("here").help("listen on an IP address and port"));
+            return None;
+        }
+        let addr = match parse_listen_addr(&a0.value) {
+            Ok(a) => a,
+            Err(e) => {
+                self.err(Diagnostic::error(Code::BadValue, a0.span, format!("invalid listen address \"{}\"", a0.value)).label(e).help("listen 8080; | listen 127.0.0.1:8080; | listen [::]:8080;"));
+                return None;
+            }
+        };
+        let mut o = ListenOpts::default();
+        for a in &d.args[1..] {
+            let v = a.value.as_str();
+            match v {
+                "default_server" | "default" => {
+                    o.default_server = true;
+                    o.default_span = Some(a.span);
+                }
+                "reuseport" => o.reuseport = true,
+                _ if v.starts_with("backlog=") => match v["backlog=".len()..].parse::<i32>() {
+                    Ok(n) if n > 0 => o.backlog = Some(n),
+                    _ => self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid backlog \"{v}\"")).label("expected a positive number").help("backlog=511")),
+                },
+                "ssl" | "http2" | "quic" | "proxy_protocol" | "bind" | "deferred" | "setfib" | "accept_filter" => self.err(
+                    Diagnostic::error(Code::Unsupported, a.span, format!("listen parameter \"{v}\" is not supported yet"))
+                        .label("not implemented by Proton yet")
+                        .help("remove it; see docs/configuration.md for listen parameters"),
+                ),
+                _ if ["ipv6only=", "so_keepalive=", "fastopen=", "rcvbuf=", "sndbuf="].iter().any(|p| v.starts_with(p)) => self.err(
+                    Diagnostic::error(Code::Unsupported, a.span, format!("listen parameter \"{v}\" is not supported yet"))
+                        .label("not implemented by Proton yet")
+                        .help("remove it; see docs/configuration.md for listen parameters"),
+                ),
+                _ => {
+                    let cands = ["default_server", "reuseport", "backlog="];
+                    let mut e = Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{v}\" in listen")).label("unknown parameter");
+                    e = e.help(match did_you_mean(v, cands) {
+                        Some(c) => format!("did you mean \"{c}\"?"),
+                        None => "listen parameters: default_server, reuseport, backlog=N".into(),
+                    });
+                    self.err(e);
+                }
+            }
+        }
+        Some((addr, o, a0.span))
+    }
+
+    pub(crate) fn return_op(&mut self, d: &Directive) -> Option<ScriptOp> {
+        let a0 = d.args.first()?;
+        match a0.value.parse::<u16>() {
+            Ok(code @ 100..=999) => {
+                let text = (d.args.len() > 1).then(|| self.template(d, 1));
+                if is_redirect(code) && text.is_none() {
+                    self.err(Diagnostic::error(Code::Arity, a0.span, format!("return {code} needs a URL")).label("redirect without a target").help(format!("return {code} https://example.com$request_uri;")));
+                }
+                Some(ScriptOp::Return { code, text })
+            }
+            _ if d.args.len() == 1 && is_url(&a0.value) => Some(ScriptOp::Return {
+                code: 302,
+                text: Some(self.template(d, 0)),
+            }),
+            _ => {
+                self.err(
+                    Diagnostic::error(Code::BadValue, a0.span, format!("invalid return code \"{}\"", a0.value))
+                        .label("expected a status code (100-999) or a URL")
+                        .help("return 200 \"text\"; | return 301 https://example.com$request_uri; | return https://…;"),
+                );
+                None
+            }
+        }
+    }
+
+    pub(crate) fn rewrite_op(&mut self, d: &Directive) -> Option<ScriptOp> {
+        let re = d.args.first()?;
+        let regex = self.regex(&re.value, false, re.span);
+        let flag = match d.args.get(2).map(|a| a.value.as_str()) {
+            None => RewriteFlag::None,
+            Some("last") => RewriteFlag::Last,
+            Some("break") => RewriteFlag::Break,
+            Some("redirect") => RewriteFlag::Redirect,
+            Some("permanent") => RewriteFlag::Permanent,
+            Some(o) => {
+                let mut e = Diagnostic::error(Code::BadValue, d.arg_span(2), format!("invalid rewrite flag \"{o}\"")).label("unknown flag");
+                e = e.help(match did_you_mean(o, ["last", "break", "redirect", "permanent"]) {
+                    Some(c) => format!("did you mean \"{c}\"?"),
+                    None => "flags: last, break, redirect, permanent".into(),
+                });
+                self.err(e);
+                return None;
+            }
+        };
+        Some(ScriptOp::Rewrite {
+            regex,
+            replacement: self.template(d, 1),
+            flag,
+        })
+    }
+
+    pub(crate) fn upstream_server(&mut self, d: &Directive) -> Option<UpstreamServer> {
+        let a0 = d.args.first()?;
+        if a0.value.starts_with("unix:") {
+            self.err(Diagnostic::error(Code::Unsupported, a0.span, "unix socket upstream servers are not supported yet").label("here").help("use host:port"));
+            return None;
+        }
+        if let Err(e) = check_host_port(&a0.value) {
+            self.err(Diagnostic::error(Code::BadValue, a0.span, format!("invalid upstream server address \"{}\"", a0.value)).label(e).help("server 127.0.0.1:8080; or server backend.internal:80;"));
+            return None;
+        }
+        let address = if has_port(&a0.value) {
+            a0.value.clone()
+        } else {
+            format!("{}:80", a0.value)
+        };
+        let mut s = UpstreamServer {
+            address,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout_ms: 10_000,
+            backup: false,
+            down: false,
+            max_conns: 0,
+        };
+        for a in &d.args[1..] {
+            let v = a.value.as_str();
+            let (k, val) = v.split_once('=').unwrap_or((v, ""));
+            let bad = |this: &mut Self, what: &str| {
+                this.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid value in \"{v}\"")).label(format!("expected {what}")).help("server 127.0.0.1:8080 weight=2 max_fails=3 fail_timeout=30s;"));
+            };
+            match k {
+                "weight" => match val.parse::<u32>() {
+                    Ok(n) if n > 0 => s.weight = n,
+                    _ => bad(self, "a positive number"),
+                },
+                "max_fails" => match val.parse() {
+                    Ok(n) => s.max_fails = n,
+                    _ => bad(self, "a number"),
+                },
+                "max_conns" => match val.parse() {
+                    Ok(n) => s.max_conns = n,
+                    _ => bad(self, "a number"),
+                },
+                "fail_timeout" => match parse_time_ms(val) {
+                    Some(t) => s.fail_timeout_ms = t,
+                    None => bad(self, "a time"),
+                },
+                "backup" if val.is_empty() => s.backup = true,
+                "down" if val.is_empty() => s.down = true,
+                "resolve" | "service" | "route" | "slow_start" | "drain" => self.err(
+                    Diagnostic::error(Code::Unsupported, a.span, format!("upstream server parameter \"{k}\" is not supported yet")).label("not implemented by Proton yet").help("remove it"),
+                ),
+                _ => {
+                    let mut e = Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{v}\"")).label("unknown parameter");
+                    e = e.help(match did_you_mean(k, ["weight", "max_fails", "fail_timeout", "backup", "down", "max_conns"]) {
+                        Some(c) => format!("did you mean \"{c}\"?"),
+                        None => "parameters: weight=, max_fails=, fail_timeout=, backup, down, max_conns=".into(),
+                    });
+                    self.err(e);
+                }
+            }
+        }
+        Some(s)
+    }
+
+    fn implicit_upstream(&mut self, address: String) -> UpstreamId {
+        if let Some(i) = self.ir.upstreams.iter().position(|u| !u.explicit && u.name == address) {
+            return UpstreamId(i as u32);
+        }
+        self.ir.upstreams.push(Upstream {
+            name: address.clone(),
+            explicit: false,
+            servers: if address.starts_with('$') {
+                vec![]
+            } else {
+                vec![UpstreamServer {
+                    address,
+                    weight: 1,
+                    max_fails: 1,
+                    fail_timeout_ms: 10_000,
+                    backup: false,
+                    down: false,
+                    max_conns: 0,
+                }]
+            },
+            balance: Balance::RoundRobin,
+            keepalive: 0,
+            keepalive_timeout_ms: 60_000,
+            keepalive_requests: 1000,
+        });
+        UpstreamId(self.ir.upstreams.len() as u32 - 1)
+    }
+
+    pub(crate) fn proxy_pass(&mut self, d: &Directive, kind: LocationKind) -> Option<Proxy> {
+        let a = d.args.first()?;
+        let v = a.value.as_str();
+        let (scheme, rest) = if let Some(r) = v.strip_prefix("http://") {
+            ("http", r)
+        } else if let Some(r) = v.strip_prefix("https://") {
+            ("https", r)
+        } else {
+            self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid URL prefix in \"{v}\"")).label("expected http:// or https://").help("proxy_pass http://backend; or proxy_pass http://127.0.0.1:8080/;"));
+            return None;
+        };
+        if scheme == "https" {
+            self.err(Diagnostic::error(Code::Unsupported, a.span, "proxying to https:// upstreams is not supported yet").label("TLS to upstreams comes with the TLS issue").help("use http:// for now"));
+            return None;
+        }
+        if v.contains('$') {
+            let t = self.template(d, 0);
+            let upstream = self.implicit_upstream("$dynamic".to_string());
+            return Some(Proxy {
+                upstream,
+                scheme: scheme.into(),
+                proxy_host: String::new(),
+                uri: None,
+                dynamic: Some(t),
+            });
+        }
+        let (hostport, uri) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i..])),
+            None => (rest, None),
+        };
+        if uri.is_some() && matches!(kind, LocationKind::Regex | LocationKind::RegexCaseless | LocationKind::Named) {
+            self.err(
+                Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression or inside a named location")
+                    .label("URI part here")
+                    .help("drop the URI part (and rewrite the URI with `rewrite … break;` if needed)"),
+            );
+            return None;
+        }
+        if hostport.is_empty() {
+            self.err(Diagnostic::error(Code::BadValue, a.span, "no host in proxy_pass URL").label("here").help("proxy_pass http://backend;"));
+            return None;
+        }
+        let upstream = if let Some(id) = self.upstream_names.get(hostport).copied() {
+            id
+        } else if let Some((name, _)) = hostport.rsplit_once(':').filter(|(n, _)| self.upstream_names.contains_key(*n)) {
+            self.err(Diagnostic::error(Code::Conflict, a.span, format!("upstream \"{name}\" may not have port")).label("an upstream group has no port").help(format!("proxy_pass http://{name};")));
+            return None;
+        } else {
+            let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
+            let looks_like_host = has_port(hostport) || host.contains('.') || host == "localhost" || host.starts_with('[');
+            if !looks_like_host {
+                let names: Vec<&str> = self.upstream_names.keys().map(String::as_str).collect();
+                let mut e = Diagnostic::error(Code::UnknownName, a.span, format!("unknown upstream \"{hostport}\"")).label("no upstream block with this name, and not a host:port");
+                e = e.help(match did_you_mean(hostport, names) {
+                    Some(c) => format!("did you mean \"{c}\"?"),
+                    None => format!("define `upstream {hostport} {{ server 127.0.0.1:8080; }}` or write host:port"),
+                });
+                self.err(e);
+                return None;
+            }
+            if let Err(e) = check_host_port(hostport) {
+                self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid proxy_pass address \"{hostport}\"")).label(e).help("proxy_pass http://127.0.0.1:8080;"));
+                return None;
+            }
+            let addr = if has_port(hostport) { hostport.to_string() } else { format!("{hostport}:80") };
+            self.implicit_upstream(addr)
+        };
+        Some(Proxy {
+            upstream,
+            scheme: scheme.into(),
+            proxy_host: hostport.to_string(),
+            uri: uri.map(Template::literal),
+            dynamic: None,
+        })
+    }
+
+    pub(crate) fn proxy_settings(&mut self, chain: &[&[Directive]]) -> ProxySettings {
+        let mut set_headers: Vec<(String, Template)> = Vec::new();
+        for d in nearest(chain, "proxy_set_header") {
+            set_headers.push((arg(d, 0).to_string(), self.template(d, 1)));
+        }
+        for (name, value) in [("Host", "$proxy_host"), ("Connection", "close")] {
+            if !set_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                let t = super::vars::template(value, Span::default(), &[]).unwrap_or_default();
+                set_headers.push((name.to_string(), t));
+            }
+        }
+        let one = |name: &str| nearest(chain, name).first().copied();
+        let time = |name: &str, def: u64| one(name).and_then(|d| parse_time_ms(arg(d, 0))).unwrap_or(def);
+        let mut next_upstream = NextUpstream {
+            error: true,
+            timeout: true,
+            ..NextUpstream::default()
+        };
+        if let Some(d) = one("proxy_next_upstream") {
+            next_upstream = NextUpstream::default();
+            for a in &d.args {
+                match a.value.as_str() {
+                    "error" => next_upstream.error = true,
+                    "timeout" => next_upstream.timeout = true,
+                    "invalid_header" => next_upstream.invalid_header = true,
+                    "http_500" => next_upstream.http_500 = true,
+                    "http_502" => next_upstream.http_502 = true,
+                    "http_503" => next_upstream.http_503 = true,
+                    "http_504" => next_upstream.http_504 = true,
+                    "http_403" => next_upstream.http_403 = true,
+                    "http_404" => next_upstream.http_404 = true,
+                    "http_429" => next_upstream.http_429 = true,
+                    "non_idempotent" => next_upstream.non_idempotent = true,
+                    "off" if d.args.len() > 1 => self.err(Diagnostic::error(Code::BadValue, a.span, "\"off\" cannot be combined with other conditions").label("here").help("proxy_next_upstream off; or a list of conditions")),
+                    _ => {}
+                }
+            }
+        }
+        let redirect = match nearest(chain, "proxy_redirect").as_slice() {
+            [] => ProxyRedirect::Default,
+            [d] if d.args.len() == 1 && arg(d, 0) == "off" => ProxyRedirect::Off,
+            [d] if d.args.len() == 1 && arg(d, 0) == "default" => ProxyRedirect::Default,
+            ds => {
+                let mut rules = Vec::new();
+                for d in ds.to_vec() {
+                    if d.args.len() == 2 {
+                        rules.push((self.template(d, 0), self.template(d, 1)));
+                    } else if arg(d, 0) == "default" {
+                        rules.push((Template::literal("default"), Template::default()));
+                    } else {
+                        self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid proxy_redirect \"{}\"", arg(d, 0))).label("here").help("proxy_redirect default; | off; | http://from/ /to/;"));
+                    }
+                }
+                ProxyRedirect::Rules(rules)
+            }
+        };
+        let buffers = match one("proxy_buffers") {
+            Some(d) => {
+                let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 2);
+                let s = parse_size(arg(d, 1)).filter(|s| *s > 0);
+                match (n, s) {
+                    (Some(n), Some(s)) => (n, s),
+                    _ => {
+                        self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid proxy_buffers").label("expected a count ≥ 2 and a size").help("proxy_buffers 8 4k;"));
+                        (8, 4096)
+                    }
+                }
+            }
+            None => (8, 4096),
+        };
+        let list = |name: &str| -> Vec<String> { nearest(chain, name).iter().map(|d| arg(d, 0).to_ascii_lowercase()).collect() };
+        ProxySettings {
+            set_headers,
+            http_version: match one("proxy_http_version").map(|d| arg(d, 0)) {
+                Some("1.1") => ProxyHttpVersion::Http11,
+                _ => ProxyHttpVersion::Http10,
+            },
+            connect_timeout_ms: time("proxy_connect_timeout", 60_000),
+            read_timeout_ms: time("proxy_read_timeout", 60_000),
+            send_timeout_ms: time("proxy_send_timeout", 60_000),
+            next_upstream,
+            next_upstream_tries: one("proxy_next_upstream_tries").and_then(|d| arg(d, 0).parse().ok()).unwrap_or(0),
+            next_upstream_timeout_ms: time("proxy_next_upstream_timeout", 0),
+            buffering: one("proxy_buffering").is_none_or(|d| arg(d, 0) == "on"),
+            buffer_size: one("proxy_buffer_size").and_then(|d| parse_size(arg(d, 0))).unwrap_or(4096),
+            buffers,
+            hide_headers: list("proxy_hide_header"),
+            pass_headers: list("proxy_pass_header"),
+            redirect,
+            intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
+        }
+    }
+
+    /// Groups servers by listen address and builds each address's server-name table.
+    pub(crate) fn listeners(&mut self, listens: Vec<(String, ServerId, ListenOpts, Span)>) {
+        let mut addrs: Vec<String> = listens.iter().map(|l| l.0.clone()).collect();
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            let here: Vec<&(String, ServerId, ListenOpts, Span)> = listens.iter().filter(|l| l.0 == addr).collect();
+            let mut servers: Vec<ServerId> = Vec::new();
+            let mut default: Option<(ServerId, Span)> = None;
+            let mut reuseport = false;
+            let mut backlog = None;
+            let mut opts_span: Option<Span> = None;
+            for (_, sid, o, span) in &here {
+                if servers.contains(sid) {
+                    self.err(Diagnostic::error(Code::Duplicate, *span, format!("a duplicate listen {addr}")).label("this server already listens here").help("remove one of the listen lines"));
+                    continue;
+                }
+                servers.push(*sid);
+                if o.default_server {
+                    if let Some((_, first)) = default {
+                        self.err(
+                            Diagnostic::error(Code::Conflict, o.default_span.unwrap_or(*span), format!("a duplicate default server for {addr}"))
+                                .label("second default_server")
+                                .also(first, "first default_server")
+                                .help("only one server per address may be default_server"),
+                        );
+                    } else {
+                        default = Some((*sid, o.default_span.unwrap_or(*span)));
+                    }
+                }
+                if o.reuseport || o.backlog.is_some() {
+                    if let Some(first) = opts_span {
+                        self.err(
+                            Diagnostic::error(Code::Conflict, *span, format!("duplicate listen options for {addr}"))
+                                .label("options given again")
+                                .also(first, "first given here")
+                                .help("give reuseport/backlog= on one listen line of this address"),
+                        );
+                    }
+                    opts_span = Some(*span);
+                    reuseport |= o.reuseport;
+                    backlog = o.backlog.or(backlog);
+                }
+            }
+            let default = default.map_or(servers[0], |(s, _)| s);
+            let names = self.name_table(&addr, &servers, default);
+            self.ir.listeners.push(Listener {
+                addr,
+                reuseport,
+                backlog: backlog.unwrap_or(511),
+                names,
+            });
+        }
+    }
+
+    fn name_table(&mut self, addr: &str, servers: &[ServerId], default: ServerId) -> ServerNames {
+        let mut t = ServerNames {
+            exact: vec![],
+            leading: vec![],
+            trailing: vec![],
+            regex: vec![],
+            default,
+        };
+        let mut claimed: Vec<(String, Span)> = Vec::new();
+        for &sid in servers {
+            let (names, spans) = self.server_names.get(sid.0 as usize).cloned().unwrap_or_default();
+            for (name, span) in names.iter().zip(spans) {
+                if let Some((_, first)) = claimed.iter().find(|(n, _)| n == name) {
+                    if !name.is_empty() {
+                        self.err(
+                            Diagnostic::warning(Code::ConflictingServerName, span, format!("conflicting server name \"{name}\" on {addr}, ignored"))
+                                .label("this server will never be chosen by this name")
+                                .also(*first, "first claimed here")
+                                .help("remove the name from one of the servers"),
+                        );
+                    }
+                    continue;
+                }
+                claimed.push((name.clone(), span));
+                if let Some(re) = name.strip_prefix('~') {
+                    let id = self.regex(re, false, span);
+                    t.regex.push((id, sid));
+                } else if let Some(suffix) = name.strip_prefix('*') {
+                    if !suffix.starts_with('.') || suffix.len() < 2 || suffix.contains('*') {
+                        self.bad_wildcard(name, span);
+                        continue;
+                    }
+                    t.leading.push(LeadingWildcard { suffix: suffix.to_string(), also_bare: false, server: sid });
+                } else if name.starts_with('.') {
+                    if name.len() < 2 || name.contains('*') {
+                        self.bad_wildcard(name, span);
+                        continue;
+                    }
+                    t.leading.push(LeadingWildcard { suffix: name.clone(), also_bare: true, server: sid });
+                } else if let Some(prefix) = name.strip_suffix('*') {
+                    if !prefix.ends_with('.') || prefix.len() < 2 || prefix.contains('*') {
+                        self.bad_wildcard(name, span);
+                        continue;
+                    }
+                    t.trailing.push((prefix.to_string(), sid));
+                } else if name.contains('*') {
+                    self.bad_wildcard(name, span);
+                } else {
+                    t.exact.push((name.clone(), sid));
+                }
+            }
+        }
+        t.exact.sort();
+        t
+    }
+
+    fn bad_wildcard(&mut self, name: &str, span: Span) {
+        self.err(
+            Diagnostic::error(Code::BadValue, span, format!("invalid server name or wildcard \"{name}\""))
+                .label("a wildcard may only be a leading \"*.\" or a trailing \".*\"")
+                .help("use *.example.com, www.example.*, .example.com, or a ~regex"),
+        );
+    }
+}
+
+fn has_port(s: &str) -> bool {
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split_once(']').is_some_and(|(_, p)| p.starts_with(':'));
+    }
+    s.contains(':')
+}
+
+fn check_host_port(s: &str) -> Result<(), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (ip, p) = rest.split_once(']').ok_or("missing \"]\"")?;
+        ip.parse::<Ipv6Addr>().map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+        ("x", p.strip_prefix(':'))
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if let Some(p) = port {
+        parse_port(p)?;
+    }
+    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+        return Err(format!("invalid host \"{host}\""));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen_addr("80").unwrap(), "0.0.0.0:80");
+        assert_eq!(parse_listen_addr("*:8080").unwrap(), "0.0.0.0:8080");
+        assert_eq!(parse_listen_addr("127.0.0.1").unwrap(), "127.0.0.1:80");
+        assert_eq!(parse_listen_addr("localhost:81").unwrap(), "127.0.0.1:81");
+        assert_eq!(parse_listen_addr("[::]:80").unwrap(), "[::]:80");
+        assert_eq!(parse_listen_addr("[::1]").unwrap(), "[::1]:80");
+        assert!(parse_listen_addr("0").is_err());
+        assert!(parse_listen_addr("70000").is_err());
+        assert!(parse_listen_addr("example.com:80").is_err());
+        assert!(parse_listen_addr("[::1:80").is_err());
+    }
+}

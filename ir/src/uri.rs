@@ -1,0 +1,123 @@
+//! Request-URI normalisation before routing, as nginx does it (ngx_http_parse_complex_uri):
+//! the query is split off, `%XX` is decoded, `//` is merged, `.` and `..` segments are
+//! resolved. A path that climbs above the root is refused (nginx answers 400).
+//! Shared by the runtime and `protonc route`, so both route the same bytes.
+
+/// Normalises the path part of a request target into `out` (cleared first). Returns false
+/// for a path that is invalid: not starting with `/`, a bad `%` escape, a decoded NUL, or
+/// `..` above the root.
+pub fn normalize_path(target: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    let path = match target.iter().position(|&b| b == b'?' || b == b'#') {
+        Some(i) => &target[..i],
+        None => target,
+    };
+    if path.first() != Some(&b'/') {
+        return false;
+    }
+    let mut i = 0;
+    while i < path.len() {
+        let mut b = path[i];
+        if b == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (path.get(i + 1).and_then(|&c| hex(c)), path.get(i + 2).and_then(|&c| hex(c))) {
+                (Some(h), Some(l)) => {
+                    b = (h * 16 + l) as u8;
+                    i += 2;
+                }
+                _ => return false,
+            }
+            if b == 0 {
+                return false;
+            }
+        }
+        i += 1;
+        if b == b'/' {
+            // Resolve the segment just finished.
+            if out.ends_with(b"/") {
+                continue; // merge slashes
+            }
+            if out.ends_with(b"/.") {
+                out.pop();
+                continue;
+            }
+            if out.ends_with(b"/..") {
+                if !pop_segment(out) {
+                    return false;
+                }
+                continue;
+            }
+        }
+        out.push(b);
+    }
+    if out.ends_with(b"/.") {
+        out.pop();
+    } else if out.ends_with(b"/..") && !pop_segment(out) {
+        return false;
+    }
+    true
+}
+
+/// Removes a trailing `/..` and the segment before it, leaving the trailing `/`.
+fn pop_segment(out: &mut Vec<u8>) -> bool {
+    out.truncate(out.len() - 3); // drop "/.."
+    if out.is_empty() {
+        return false;
+    }
+    while let Some(&c) = out.last() {
+        if c == b'/' {
+            break;
+        }
+        out.pop();
+    }
+    if out.is_empty() {
+        return false;
+    }
+    // `out` now ends with '/', the parent directory.
+    true
+}
+
+/// Normalises a `Host` value for server selection: lowercase, port and trailing dot removed.
+pub fn normalize_host(host: &str) -> String {
+    let h = host.trim();
+    let h = if h.starts_with('[') {
+        h.split_once(']').map_or(h, |(a, _)| a).trim_start_matches('[')
+    } else {
+        h.split_once(':').map_or(h, |(a, _)| a)
+    };
+    h.trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Option<String> {
+        let mut out = Vec::new();
+        normalize_path(s.as_bytes(), &mut out).then(|| String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn nginx_normalisation() {
+        assert_eq!(n("/").as_deref(), Some("/"));
+        assert_eq!(n("/a/../b").as_deref(), Some("/b"));
+        assert_eq!(n("/a/%2e%2e/b").as_deref(), Some("/b"));
+        assert_eq!(n("//a///b").as_deref(), Some("/a/b"));
+        assert_eq!(n("/a/./b/.").as_deref(), Some("/a/b/"));
+        assert_eq!(n("/a/b/..").as_deref(), Some("/a/"));
+        assert_eq!(n("/a?x=/../..").as_deref(), Some("/a"));
+        assert_eq!(n("/%41%42").as_deref(), Some("/AB"));
+        assert_eq!(n("/.."), None);
+        assert_eq!(n("/a/../.."), None);
+        assert_eq!(n("/%zz"), None);
+        assert_eq!(n("/%00"), None);
+        assert_eq!(n("a"), None);
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(normalize_host("WWW.Example.COM."), "www.example.com");
+        assert_eq!(normalize_host("example.com:8080"), "example.com");
+        assert_eq!(normalize_host("[::1]:80"), "::1");
+    }
+}
