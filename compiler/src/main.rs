@@ -132,10 +132,16 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
+/// An IR file is recognised by its magic, or by the `.ir` extension (so a damaged one is
+/// reported as such instead of being parsed as a config).
+fn is_ir(path: &Path, bytes: &[u8]) -> bool {
+    bytes.starts_with(&proton_ir::MAGIC) || path.extension().is_some_and(|e| e == "ir")
+}
+
 /// Loads an IR file, or compiles a config, by looking at the first bytes.
 fn load_any(path: &Path) -> Result<Ir, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if bytes.starts_with(&proton_ir::MAGIC) {
+    if is_ir(path, &bytes) {
         return proton_ir::decode(&bytes).map(|(_, ir)| ir).map_err(|e| format!("{}: {e}", path.display()));
     }
     compile_reporting(path, message_format(Fmt::Human))
@@ -174,7 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Cmd::Inspect { file } => {
             let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let (header, ir) = if bytes.starts_with(&proton_ir::MAGIC) {
+            let (header, ir) = if is_ir(&file, &bytes) {
                 let (h, ir) = proton_ir::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
                 (Some(h), ir)
             } else {

@@ -218,6 +218,7 @@ pub(crate) mod tests {
             regexes: vec![],
             log_formats: vec![],
             user_vars: vec![],
+            mime_types: vec![vec![]],
         }
     }
 

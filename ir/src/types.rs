@@ -15,6 +15,9 @@ pub struct UpstreamId(pub u32);
 /// Index into [`Ir::regexes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct RegexId(pub u32);
+/// Index into [`Ir::mime_types`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct MimeTableId(pub u32);
 /// Index into [`Ir::log_formats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct LogFormatId(pub u32);
@@ -38,6 +41,8 @@ pub struct Ir {
     pub log_formats: Vec<LogFormat>,
     /// User variables created by `set`, by index (the name is for diagnostics only).
     pub user_vars: Vec<String>,
+    /// Distinct `types {}` tables: lowercase extension → MIME type, sorted by extension.
+    pub mime_types: Vec<Vec<(String, String)>>,
 }
 
 /// `worker_processes`.
@@ -217,8 +222,8 @@ pub struct LocationConf {
     pub try_files: Vec<Template>,
     pub autoindex: bool,
     pub default_type: String,
-    /// MIME table: lowercase extension → type, sorted for binary search.
-    pub types: Vec<(String, String)>,
+    /// The `types {}` table in effect.
+    pub types: MimeTableId,
     pub error_pages: Vec<ErrorPage>,
     pub add_headers: Vec<AddHeader>,
     pub expires: Expires,

@@ -97,6 +97,7 @@ impl Checker<'_> {
     }
     fn conf(&self, c: &LocationConf) -> Result<(), VerifyError> {
         self.script(&c.script)?;
+        check((c.types.0 as usize) < self.ir.mime_types.len(), || format!("mime table {} out of range", c.types.0))?;
         for t in c.index.iter().chain(&c.try_files).chain(std::iter::once(&c.root)).chain(c.alias.iter()) {
             self.template(t)?;
         }
@@ -171,7 +172,7 @@ pub(crate) mod tests {
             try_files: vec![],
             autoindex: false,
             default_type: "text/plain".into(),
-            types: vec![],
+            types: MimeTableId(0),
             error_pages: vec![],
             add_headers: vec![],
             expires: Expires::Off,

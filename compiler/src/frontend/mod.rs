@@ -1,1 +1,90 @@
-//! JSON and YAML front ends (same directive tree as the NGINX-style parser), the JSON Schema, and converters back to every format.
+//! JSON and YAML front ends (same directive tree as the NGINX-style parser), the JSON Schema,
+//! and converters back to every format.
+//!
+//! The document is typed, not a generic directive list: each context is an object whose keys
+//! are the directives allowed there (by [`crate::directives::TABLE`]) plus structural keys —
+//! `events` and `http` (objects), `servers` (array of server objects), `upstreams` (name →
+//! upstream object), `types` (MIME type → extension or array of extensions), `locations`
+//! (array of location objects, each with a `match` such as `"~* \\.png$"` or `"@fallback"`).
+//! A directive's value is `true` when it takes no arguments, a scalar for one argument, an
+//! array for several; a repeatable directive takes an array of entries, each a scalar or an
+//! array of arguments. Flags may be booleans. See [`schema`] for the full shape.
+//!
+//! Readers report every shape problem with the span of the key or value at fault
+//! ([`crate::diagnostics::Code::Document`]) and never panic on their input; what the table
+//! check judges (unknown context, arity, values) is left to it, so JSON, YAML and `.conf`
+//! files get the same messages for the same mistakes.
+
+mod conf;
+mod document;
+mod json;
+mod node;
+mod schema;
+mod shape;
+mod write;
+mod yaml;
+
+pub use conf::to_conf_string;
+pub use schema::{schema, schema_string, Document};
+
+use crate::ast::Directive;
+use crate::diagnostics::Diagnostics;
+use crate::source::FileId;
+use std::path::Path;
+
+/// The document formats besides NGINX-style text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocFormat {
+    Json,
+    Yaml,
+}
+
+/// The document format of a file by its extension (`.json`, `.yaml`, `.yml`; any case), or
+/// `None` for NGINX-style text.
+pub fn format_of(path: &Path) -> Option<DocFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "json" => Some(DocFormat::Json),
+        "yaml" | "yml" => Some(DocFormat::Yaml),
+        _ => None,
+    }
+}
+
+/// Reads a JSON or YAML document into the directive tree. Problems go to `diags` (all of
+/// them, each with a span in `file`); what could be read is returned.
+pub fn parse_document(file: FileId, text: &str, format: DocFormat, diags: &mut Diagnostics) -> Vec<Directive> {
+    let root = match format {
+        DocFormat::Json => json::read(file, text, diags),
+        DocFormat::Yaml => yaml::read(file, text, diags),
+    };
+    document::build(root, diags)
+}
+
+/// The tree as the typed document.
+///
+/// The tree should have passed the table check (`include`s expanded). Directives are grouped
+/// by name, in the order each name first appears in its block. Limitations of that grouping:
+/// a non-repeatable directive written twice keeps its first value; a MIME type listed twice in
+/// `types` gets the extensions of both lines; and the relative order of *different*
+/// rewrite-module directives (`rewrite`, `return`, `set`) interleaved in one block is lost —
+/// each `rewrite`/`set` array keeps its own order, but `set $a 1; return 200; set $b 2;` reads
+/// back as `set $a 1; set $b 2; return 200;`. Comments are not kept.
+///
+/// Object keys of the returned value are in serde_json's map order (sorted, unless serde_json's
+/// `preserve_order` feature is on); [`to_json_string`] and [`to_yaml_string`] always keep the
+/// document order.
+pub fn to_json(tree: &[Directive]) -> serde_json::Value {
+    write::document(tree).to_value()
+}
+
+/// The tree as pretty JSON text (2-space indentation, short arrays on one line, trailing
+/// newline), keys in document order. Same limitations as [`to_json`].
+pub fn to_json_string(tree: &[Directive]) -> String {
+    write::json_text(&write::document(tree))
+}
+
+/// The tree as YAML text (block style, argument arrays in flow style, strings quoted where
+/// YAML 1.1 or 1.2 would read them as something else). Same limitations as [`to_json`].
+pub fn to_yaml_string(tree: &[Directive]) -> String {
+    write::yaml_text(&write::document(tree))
+}

@@ -42,6 +42,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             regexes: vec![],
             log_formats: vec![combined()],
             user_vars: vec![],
+            mime_types: vec![],
         },
         upstream_names: HashMap::new(),
         named_refs: Vec::new(),
@@ -836,9 +837,20 @@ impl Lower<'_> {
         }
     }
 
-    fn types(&mut self, chain: &[&[Directive]]) -> Vec<(String, String)> {
+    /// The `types` table in effect, interned in [`Ir::mime_types`].
+    fn types(&mut self, chain: &[&[Directive]]) -> MimeTableId {
+        let table = self.types_table(chain);
+        if let Some(i) = self.ir.mime_types.iter().position(|t| *t == table) {
+            return MimeTableId(i as u32);
+        }
+        self.ir.mime_types.push(table);
+        MimeTableId(self.ir.mime_types.len() as u32 - 1)
+    }
+
+    fn types_table(&mut self, chain: &[&[Directive]]) -> Vec<(String, String)> {
         let Some(block) = nearest(chain, "types").first().copied() else {
-            return [("html", "text/html"), ("gif", "image/gif"), ("jpg", "image/jpeg")]
+            // nginx's built-in table when no `types` block is in effect.
+            return [("gif", "image/gif"), ("html", "text/html"), ("jpg", "image/jpeg")]
                 .iter()
                 .map(|(e, t)| (e.to_string(), t.to_string()))
                 .collect();

@@ -19,7 +19,7 @@ use std::process::Command;
 use proton_tests::{bin, nginx_binary, request, Nginx, TempDir};
 use serde_json::Value;
 
-/// One generated config per seed.
+/// One generated config per seed; `PROTON_DIFF_SEEDS=N` asks for seeds `1..=N` (a longer hunt).
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
 /// Configs checked at once, each with its own nginx.
 const PARALLEL: usize = 4;
@@ -35,7 +35,11 @@ fn protonc_routes_like_nginx() {
     let Some(nginx) = nginx_binary() else { return };
     let protonc = bin("protonc");
 
-    let seeds: Vec<u64> = SEEDS.collect();
+    let seeds: Vec<u64> = match std::env::var("PROTON_DIFF_SEEDS") {
+        Ok(n) => 1..=n.parse().expect("PROTON_DIFF_SEEDS is a number"),
+        Err(_) => SEEDS,
+    }
+    .collect();
     let reports: Vec<ConfigReport> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..PARALLEL)
             .map(|w| {
@@ -356,6 +360,11 @@ const NAMES: &[NameSpec] = &[
     n("localhost", &["localhost", "LOCALHOST:8080"]),
     n("b.wild.test", &["b.wild.test", "B.WILD.TEST."]),
     n("www.example.net", &["www.example.net"]),
+    n(
+        "MiXeD.Example.com",
+        &["mixed.example.com", "MIXED.EXAMPLE.COM"],
+    ),
+    n("_", &["_"]),
     // leading wildcard
     n(
         "*.example.com",
@@ -432,11 +441,14 @@ const EXTRA_HOSTS: &[&str] = &[
     "-",
     "WWW.Example.COM",
     "example.org:8080",
+    "[::1]",
+    "[::1]:8080",
 ];
 
 /// Paths for prefix, `^~` and `=` locations.
 const PATHS: &[&str] = &[
     "/",
+    "/a.b",
     "/a",
     "/a/",
     "/a/b",
@@ -475,10 +487,20 @@ const REGEXES: &[&str] = &[
     "x",
     r"\.(?:css|js)$",
     "^/static/.+",
+    r"^/a\.b",
+    "(?i)^/ab",
+    // needs quoting: `{` would end the token
+    "^/(img|a){1}/",
 ];
 
 /// URIs asked of every config, already normalised.
 const URIS: &[&str] = &[
+    "/a.b",
+    "/a.bc",
+    "/aXb",
+    "/AB",
+    "/aa",
+    "/img/a/",
     "/",
     "/a",
     "/a/",
@@ -584,17 +606,7 @@ impl Config {
             } else {
                 ""
             };
-            let names: Vec<String> = server
-                .names
-                .iter()
-                .map(|n| {
-                    if n.is_empty() {
-                        "\"\"".to_string()
-                    } else {
-                        n.to_string()
-                    }
-                })
-                .collect();
+            let names: Vec<String> = server.names.iter().map(|n| token(n)).collect();
             let _ = writeln!(out, "server {{\n    listen 127.0.0.1:{port}{default};");
             let _ = writeln!(out, "    server_name {};", names.join(" "));
             if instrument {
@@ -630,13 +642,25 @@ impl Config {
     }
 }
 
+/// `text` as a config token: quoted when it must be (empty, or holding `{`, `}`, `;` or
+/// spaces), and now and then when it need not be, so that both spellings get parsed.
+fn token(text: &str) -> String {
+    let must = text.is_empty() || text.contains(['{', '}', ';', ' ']);
+    let now_and_then = text.bytes().map(usize::from).sum::<usize>() % 5 == 0;
+    if must || now_and_then {
+        format!("\"{text}\"")
+    } else {
+        text.to_string()
+    }
+}
+
 fn render_location(out: &mut String, loc: &Location, depth: usize) {
     let indent = "    ".repeat(depth);
     let _ = writeln!(
         out,
         "{indent}location {}{} {{",
         loc.modifier.keyword(),
-        loc.path
+        token(&loc.path)
     );
     let _ = writeln!(out, "{indent}    return 200 \"{}\";", loc.id);
     for child in &loc.children {
@@ -787,8 +811,13 @@ impl Generator {
 }
 
 /// The keys under which nginx's server-name hashes store `name`; two names sharing a key
-/// conflict. `.example.org` stands for both `example.org` and `*.example.org`.
+/// conflict. `.example.org` stands for both `example.org` and `*.example.org`; names other
+/// than regexes are compared lower-cased.
 fn name_keys(name: &str) -> Vec<String> {
+    if name.starts_with('~') {
+        return vec![name.to_string()];
+    }
+    let name = name.to_ascii_lowercase();
     match name.strip_prefix('.') {
         Some(domain) => vec![domain.to_string(), format!("*.{domain}")],
         None => vec![name.to_string()],

@@ -1,0 +1,94 @@
+//! Directive tree → NGINX-style text. Arguments are quoted only when they must be (or were
+//! quoted in the source), and escaped so that [`crate::syntax::parse_text`] reads back exactly
+//! the same values. Comments are not part of the tree and so are not written.
+
+use crate::ast::{Directive, Quote};
+
+/// Indentation of one block level.
+const INDENT: &str = "    ";
+
+/// Writes a directive tree as NGINX-style configuration text (4-space indentation, a blank
+/// line around blocks).
+pub fn to_conf_string(tree: &[Directive]) -> String {
+    let mut out = String::new();
+    write_block(tree, 0, &mut out);
+    out
+}
+
+fn write_block(tree: &[Directive], depth: usize, out: &mut String) {
+    let mut prev_block = false;
+    for (i, d) in tree.iter().enumerate() {
+        let is_block = d.block.is_some();
+        if i > 0 && (is_block || prev_block) {
+            out.push('\n');
+        }
+        prev_block = is_block;
+        push_indent(depth, out);
+        out.push_str(&d.name);
+        for a in &d.args {
+            out.push(' ');
+            out.push_str(&quote(&a.value, a.quote != Quote::Bare));
+        }
+        match &d.block {
+            Some(children) => {
+                out.push_str(" {\n");
+                write_block(children, depth + 1, out);
+                push_indent(depth, out);
+                out.push_str("}\n");
+            }
+            None => out.push_str(";\n"),
+        }
+    }
+}
+
+fn push_indent(depth: usize, out: &mut String) {
+    for _ in 0..depth {
+        out.push_str(INDENT);
+    }
+}
+
+/// True when `value` cannot be written as a bare word: empty, containing whitespace, `;`,
+/// braces or quotes, or starting with `#`.
+pub(crate) fn needs_quotes(value: &str) -> bool {
+    value.is_empty()
+        || value.starts_with('#')
+        || value.contains(|c: char| {
+            matches!(c, ' ' | '\t' | '\r' | '\n' | ';' | '{' | '}' | '"' | '\'' | '\u{feff}')
+        })
+}
+
+/// One argument as written: bare, or double-quoted when needed (or `force`d).
+///
+/// The reader ([`crate::syntax::unescape`]) turns `\"`, `\'`, `\\` into the character and
+/// `\t`, `\r`, `\n` into control characters, and keeps any other backslash (so regexes keep
+/// `\d`). A backslash is therefore doubled only before one of `"'\trn` or at the end, and
+/// inside quotes `"` and control characters are escaped.
+pub(crate) fn quote(value: &str, force: bool) -> String {
+    let quoted = force || needs_quotes(value);
+    let mut out = String::with_capacity(value.len() + 2);
+    if quoted {
+        out.push('"');
+    }
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let next = chars.peek().copied();
+                if next.is_none() || matches!(next, Some('"' | '\'' | '\\' | 't' | 'r' | 'n')) {
+                    out.push_str("\\\\");
+                } else {
+                    out.push('\\');
+                }
+            }
+            '"' if quoted => out.push_str("\\\""),
+            '\n' if quoted => out.push_str("\\n"),
+            '\t' if quoted => out.push_str("\\t"),
+            '\r' if quoted => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    if quoted {
+        out.push('"');
+    }
+    out
+}

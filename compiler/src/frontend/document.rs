@@ -1,0 +1,410 @@
+//! The typed document (a [`Node`] from the JSON or YAML reader) → the same spanned
+//! [`Directive`] tree the NGINX-style parser builds. Every shape problem is reported, with the
+//! span of the offending key or value, and reading goes on; the table check then judges the
+//! directives exactly as it judges a `.conf` file.
+
+use super::conf::needs_quotes;
+use super::node::{Key, Node, Scalar, ScalarType, Value};
+use super::shape::{
+    all_structurals, allowed_keys, spec_for, split_match, structurals, DocCtx, Structural, Structure, ValueShape,
+    MATCH_KEY,
+};
+use crate::ast::{Arg, Directive, Quote};
+use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
+use crate::directives::{contexts_of, is_unsupported, Spec};
+use crate::source::Span;
+use std::collections::HashMap;
+
+/// Builds the directive tree of a whole document (the main context).
+pub(crate) fn build(root: Option<Node>, diags: &mut Diagnostics) -> Vec<Directive> {
+    let Some(root) = root else {
+        return Vec::new();
+    };
+    let mut b = Reader { diags };
+    match &root.value {
+        Value::Map { entries, .. } => b.context(entries, DocCtx::Main),
+        Value::Scalar(Scalar {
+            ty: ScalarType::Null, ..
+        })
+        | Value::Invalid => Vec::new(),
+        _ => {
+            b.diags.push(
+                Diagnostic::error(Code::Document, root.span, "the document must be an object")
+                    .label(format!("found {}", root.describe()))
+                    .help("a Proton document is an object with keys such as \"worker_processes\", \"events\" and \"http\""),
+            );
+            Vec::new()
+        }
+    }
+}
+
+struct Reader<'d> {
+    diags: &'d mut Diagnostics,
+}
+
+/// A directive spanning from its key to the end of its value.
+fn directive(name: &str, key: Span, args: Vec<Arg>, block: Option<Vec<Directive>>, value: Span) -> Directive {
+    Directive {
+        name: name.to_string(),
+        name_span: key,
+        args,
+        block,
+        span: key.to(value),
+    }
+}
+
+fn arg(value: String, span: Span) -> Arg {
+    let quote = if needs_quotes(&value) { Quote::Double } else { Quote::Bare };
+    Arg { value, quote, span }
+}
+
+impl Reader<'_> {
+    fn push(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    /// The directives of one context object.
+    fn context(&mut self, entries: &[(Key, Node)], ctx: DocCtx) -> Vec<Directive> {
+        let structural = structurals(ctx);
+        let mut out = Vec::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (key, value) in entries {
+            let name = key.text.as_str();
+            if let Some(first) = seen.get(name) {
+                self.push(
+                    Diagnostic::error(Code::Document, key.span, format!("duplicate key \"{name}\""))
+                        .label("second occurrence")
+                        .also(*first, "first here")
+                        .help("a key may appear once per object; a repeatable directive takes an array of entries"),
+                );
+                continue;
+            }
+            seen.insert(name, key.span);
+            if ctx == DocCtx::Location && name == MATCH_KEY {
+                continue; // read by `location`
+            }
+            if let Some(st) = structural.iter().find(|s| s.key == name) {
+                self.structural(st, key, value, &mut out);
+            } else if let Some(spec) = spec_for(name, ctx).filter(|s| super::shape::structure_of(s).is_none()) {
+                self.plain(name, Some(spec), key, value, &mut out);
+            } else if let Some(d) = self.misplaced_structure(name, key.span, ctx) {
+                self.push(d);
+            } else if contexts_of(name).is_some() || is_unsupported(name) {
+                // Known to nginx: the table check says it is unsupported or misplaced.
+                self.plain(name, None, key, value, &mut out);
+            } else {
+                self.unknown_key(key, ctx);
+            }
+        }
+        out
+    }
+
+    fn unknown_key(&mut self, key: &Key, ctx: DocCtx) {
+        let keys = allowed_keys(ctx);
+        let mut d = Diagnostic::error(Code::Document, key.span, format!("unknown key \"{}\" in {}", key.text, ctx.object()))
+            .label(format!("not a directive of the {} context", ctx.name()));
+        if key.text == "include" {
+            d = d.help("JSON and YAML documents have no include: write the whole configuration in one document");
+        } else if let Some(s) = did_you_mean(&key.text, keys.iter().map(|k| k.as_ref())) {
+            d = d.help(format!("did you mean \"{s}\"?"));
+        } else {
+            d = d.help("schemas/proton.schema.json lists the keys of every object");
+        }
+        self.push(d);
+    }
+
+    /// A block directive's name or document key used where it does not belong.
+    fn misplaced_structure(&self, name: &str, span: Span, ctx: DocCtx) -> Option<Diagnostic> {
+        if let Some(st) = structurals(ctx).into_iter().find(|s| s.spec.name == name) {
+            // `server` in http: the document writes `servers`.
+            return Some(
+                Diagnostic::error(Code::Document, span, format!("\"{name}\" blocks are written as \"{}\"", st.key))
+                    .label(format!("not a key of {}", ctx.object()))
+                    .help(format!("write {}", st.example())),
+            );
+        }
+        let all = all_structurals();
+        let matching: Vec<&(DocCtx, Structural)> =
+            all.iter().filter(|(_, s)| s.key == name || s.spec.name == name).collect();
+        let (_, st) = matching.first()?;
+        let places: Vec<&str> = matching.iter().map(|(c, _)| c.name()).collect();
+        Some(
+            Diagnostic::error(Code::Document, span, format!("\"{name}\" is not allowed in {}", ctx.object()))
+                .label(format!("not allowed in the {} context", ctx.name()))
+                .help(format!("{} belongs in: {}", st.example(), places.join(", "))),
+        )
+    }
+
+    fn expect_object<'n>(&mut self, node: &'n Node, what: &str, example: &str) -> Option<&'n [(Key, Node)]> {
+        match &node.value {
+            Value::Map { entries, .. } => Some(entries),
+            Value::Invalid => None,
+            _ => {
+                self.push(
+                    Diagnostic::error(Code::Document, node.span, format!("{what} must be an object"))
+                        .label(format!("found {}", node.describe()))
+                        .help(format!("write {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn expect_array<'n>(&mut self, node: &'n Node, what: &str, example: &str) -> Option<&'n [Node]> {
+        match &node.value {
+            Value::Seq(items) => Some(items),
+            Value::Invalid => None,
+            _ => {
+                self.push(
+                    Diagnostic::error(Code::Document, node.span, format!("{what} must be an array"))
+                        .label(format!("found {}", node.describe()))
+                        .help(format!("write {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn structural(&mut self, st: &Structural, key: &Key, value: &Node, out: &mut Vec<Directive>) {
+        let name = st.spec.name;
+        let example = st.example();
+        let inner = st.inner();
+        match st.structure {
+            Structure::Object => {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                    return;
+                };
+                let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
+                out.push(directive(name, key.span, Vec::new(), Some(block), value.span));
+            }
+            Structure::List => {
+                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example) else {
+                    return;
+                };
+                for item in items {
+                    let what = format!("each entry of \"{}\"", st.key);
+                    let Some(entries) = self.expect_object(item, &what, &example) else {
+                        continue;
+                    };
+                    let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
+                    out.push(directive(name, open_of(item), Vec::new(), Some(block), item.span));
+                }
+            }
+            Structure::Named => {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                    return;
+                };
+                for (k, v) in entries {
+                    let what = format!("\"{}\" in \"{}\"", k.text, st.key);
+                    let Some(body) = self.expect_object(v, &what, &example) else {
+                        continue;
+                    };
+                    let block = inner.map_or_else(Vec::new, |c| self.context(body, c));
+                    let args = vec![arg(k.text.clone(), k.span)];
+                    out.push(directive(name, k.span, args, Some(block), v.span));
+                }
+            }
+            Structure::Matched => {
+                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example) else {
+                    return;
+                };
+                for item in items {
+                    let what = format!("each entry of \"{}\"", st.key);
+                    let Some(entries) = self.expect_object(item, &what, &example) else {
+                        continue;
+                    };
+                    let args = self.match_args(item, entries);
+                    let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
+                    if let Some(args) = args {
+                        out.push(directive(name, open_of(item), args, Some(block), item.span));
+                    }
+                }
+            }
+            Structure::Types => {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                    return;
+                };
+                let mut block = Vec::new();
+                for (mime, exts) in entries {
+                    let args = match &exts.value {
+                        Value::Seq(items) => items.iter().filter_map(|n| self.type_ext(n)).collect(),
+                        _ => self.type_ext(exts).into_iter().collect(),
+                    };
+                    block.push(directive(&mime.text, mime.span, args, None, exts.span));
+                }
+                out.push(directive(name, key.span, Vec::new(), Some(block), value.span));
+            }
+        }
+    }
+
+    fn type_ext(&mut self, n: &Node) -> Option<Arg> {
+        match &n.value {
+            Value::Scalar(s) if matches!(s.ty, ScalarType::Str | ScalarType::Num) => Some(arg(s.text.clone(), n.span)),
+            Value::Invalid => None,
+            _ => {
+                self.push(
+                    Diagnostic::error(Code::Document, n.span, "a file name extension must be a string")
+                        .label(format!("found {}", n.describe()))
+                        .help("map each MIME type to an extension or an array of them: \"text/html\": [\"html\", \"htm\"]"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The arguments of a location, from its `match`.
+    fn match_args(&mut self, item: &Node, entries: &[(Key, Node)]) -> Option<Vec<Arg>> {
+        let help = format!(
+            "add \"{MATCH_KEY}\": \"/path\" (or \"= /exact\", \"^~ /prefix\", \"~ regex\", \"~* regex\", \"@name\")"
+        );
+        let Some((_, m)) = entries.iter().find(|(k, _)| k.text == MATCH_KEY) else {
+            self.push(
+                Diagnostic::error(Code::Document, open_of(item), format!("location without \"{MATCH_KEY}\""))
+                    .label("this location object")
+                    .help(help),
+            );
+            return None;
+        };
+        let s = match &m.value {
+            Value::Scalar(s) if matches!(s.ty, ScalarType::Str | ScalarType::Num) => s,
+            Value::Invalid => return None,
+            _ => {
+                self.push(
+                    Diagnostic::error(Code::Document, m.span, format!("\"{MATCH_KEY}\" must be a string"))
+                        .label(format!("found {}", m.describe()))
+                        .help(help),
+                );
+                return None;
+            }
+        };
+        let args = split_match(&s.text)
+            .into_iter()
+            .map(|r| {
+                let span = s
+                    .verbatim
+                    .map_or(m.span, |at| Span::new(m.span.file, at + r.start..at + r.end));
+                arg(s.text.get(r).unwrap_or_default().to_string(), span)
+            })
+            .collect();
+        Some(args)
+    }
+
+    /// A plain directive: one line, or one line per entry of a repeatable directive.
+    fn plain(&mut self, name: &str, spec: Option<&'static Spec>, key: &Key, value: &Node, out: &mut Vec<Directive>) {
+        let shape = ValueShape::of(spec);
+        match &value.value {
+            Value::Seq(items) if shape.repeat => {
+                for item in items {
+                    if let Some(args) = self.entry(name, spec, shape, item) {
+                        out.push(directive(name, key.span, args, None, item.span));
+                    }
+                }
+            }
+            _ => {
+                if let Some(args) = self.entry(name, spec, shape, value) {
+                    out.push(directive(name, key.span, args, None, value.span));
+                }
+            }
+        }
+    }
+
+    /// The arguments of one directive line; `None` when absent (`false`) or wrong.
+    fn entry(
+        &mut self,
+        name: &str,
+        spec: Option<&Spec>,
+        shape: ValueShape,
+        node: &Node,
+    ) -> Option<Vec<Arg>> {
+        match &node.value {
+            Value::Invalid => None,
+            Value::Scalar(s) => match s.ty {
+                ScalarType::Str | ScalarType::Num => Some(vec![arg(s.text.clone(), node.span)]),
+                ScalarType::Bool(b) if shape.flag => Some(vec![arg(if b { "on" } else { "off" }.into(), node.span)]),
+                ScalarType::Bool(true) if shape.zero => Some(Vec::new()),
+                ScalarType::Bool(false) if shape.zero => None,
+                ScalarType::Bool(b) => {
+                    let syntax = spec.map_or(String::new(), |s| format!(": {name} {};", s.syntax));
+                    let msg = format!("\"{name}\" needs arguments, not {b}");
+                    let help = if b {
+                        format!("true only switches on directives without arguments (such as internal); write the arguments as a string or an array{syntax}")
+                    } else {
+                        "leave the key out to keep the default".to_string()
+                    };
+                    self.push(
+                        Diagnostic::error(Code::Document, node.span, msg)
+                            .label("a boolean")
+                            .help(help),
+                    );
+                    None
+                }
+                ScalarType::Null => {
+                    self.push(
+                        Diagnostic::error(Code::Document, node.span, format!("missing value for \"{name}\""))
+                            .label("no value")
+                            .help("give a value, or leave the key out"),
+                    );
+                    None
+                }
+            },
+            Value::Seq(items) => {
+                let mut args = Vec::with_capacity(items.len());
+                for item in items {
+                    match &item.value {
+                        Value::Scalar(s) => match s.ty {
+                            ScalarType::Str | ScalarType::Num => args.push(arg(s.text.clone(), item.span)),
+                            ScalarType::Bool(b) if shape.flag => {
+                                args.push(arg(if b { "on" } else { "off" }.into(), item.span))
+                            }
+                            _ => {
+                                let shown = if s.ty == ScalarType::Null { "null" } else { s.text.as_str() };
+                                self.push(
+                                    Diagnostic::error(
+                                        Code::Document,
+                                        item.span,
+                                        format!("{shown} is not an argument of \"{name}\""),
+                                    )
+                                    .label(format!("found {}", item.describe()))
+                                    .help(format!("arguments are strings or numbers; quote it: \"{shown}\"")),
+                                );
+                                return None;
+                            }
+                        },
+                        Value::Invalid => return None,
+                        Value::Seq(_) | Value::Map { .. } => {
+                            let help = if shape.repeat {
+                                format!("each entry of \"{name}\" is a string or a flat array of its arguments, e.g. [\"a\", [\"b\", \"c\"]]")
+                            } else {
+                                format!("\"{name}\" takes a string or a flat array of its arguments")
+                            };
+                            self.push(
+                                Diagnostic::error(Code::Document, item.span, format!("arrays nested too deeply in \"{name}\""))
+                                    .label(format!("{} inside the arguments", item.describe()))
+                                    .help(help),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                Some(args)
+            }
+            Value::Map { .. } => {
+                self.push(
+                    Diagnostic::error(Code::Document, node.span, format!("\"{name}\" takes a value, not an object"))
+                        .label("an object")
+                        .help("write a string, a number, or an array of them"),
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The span a block made from an object points at: its `{` or first key.
+fn open_of(node: &Node) -> Span {
+    match &node.value {
+        Value::Map { open, .. } => *open,
+        _ => node.span,
+    }
+}
+

@@ -1,0 +1,303 @@
+//! The JSON Schema (draft 2020-12) of the JSON/YAML document, generated with schemars from
+//! the directive table: one property per directive with its doc, default and value shape,
+//! `additionalProperties: false` everywhere, and `$defs` for each context object.
+
+use super::shape::{arity_bounds, directive_specs, structurals, DocCtx, Structure, MATCH_KEY, MODIFIERS};
+use super::write::{self, Out};
+use crate::diagnostics::Diagnostics;
+use crate::directives::{Kind, Spec};
+use crate::source::FileId;
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+/// The whole document (the main context). Its schema is built by hand from the directive
+/// table; there is no Rust value of this type.
+pub struct Document;
+
+macro_rules! context_object {
+    ($(#[$doc:meta])* $t:ident, $name:literal, $ctx:expr) => {
+        $(#[$doc])*
+        struct $t;
+        impl JsonSchema for $t {
+            fn schema_name() -> Cow<'static, str> {
+                Cow::Borrowed($name)
+            }
+            fn schema_id() -> Cow<'static, str> {
+                Cow::Borrowed(concat!("proton::frontend::", $name))
+            }
+            fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+                context_schema(generator, $ctx)
+            }
+        }
+    };
+}
+
+context_object!(
+    /// The `events` object.
+    EventsObject,
+    "events",
+    DocCtx::Events
+);
+context_object!(
+    /// The `http` object.
+    HttpObject,
+    "http",
+    DocCtx::Http
+);
+context_object!(
+    /// An entry of `servers`.
+    ServerObject,
+    "server",
+    DocCtx::Server
+);
+context_object!(
+    /// An entry of `locations`.
+    LocationObject,
+    "location",
+    DocCtx::Location
+);
+context_object!(
+    /// A value of `upstreams`.
+    UpstreamObject,
+    "upstream",
+    DocCtx::Upstream
+);
+
+impl JsonSchema for Document {
+    fn schema_name() -> Cow<'static, str> {
+        Cow::Borrowed("ProtonConfig")
+    }
+    fn schema_id() -> Cow<'static, str> {
+        Cow::Borrowed("proton::frontend::Document")
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let mut s = context_schema(generator, DocCtx::Main);
+        s.insert("title".into(), json!("Proton configuration"));
+        s
+    }
+}
+
+/// The JSON Schema of the document.
+pub fn schema() -> Value {
+    SchemaGenerator::new(SchemaSettings::draft2020_12())
+        .into_root_schema_for::<Document>()
+        .to_value()
+}
+
+/// The schema as written to `schemas/proton.schema.json`: pretty, with a trailing newline.
+pub fn schema_string() -> String {
+    let mut s = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn to_schema(v: Value) -> Schema {
+    match v {
+        Value::Object(m) => Schema::from(m),
+        Value::Bool(b) => Schema::from(b),
+        _ => Schema::from(true),
+    }
+}
+
+/// A `$ref` to the object schema of `ctx`.
+fn reference(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
+    let s = match ctx {
+        DocCtx::Main => generator.subschema_for::<Document>(),
+        DocCtx::Events => generator.subschema_for::<EventsObject>(),
+        DocCtx::Http => generator.subschema_for::<HttpObject>(),
+        DocCtx::Server => generator.subschema_for::<ServerObject>(),
+        DocCtx::Location => generator.subschema_for::<LocationObject>(),
+        DocCtx::Upstream => generator.subschema_for::<UpstreamObject>(),
+    };
+    s.to_value()
+}
+
+fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
+    let mut props = Map::new();
+    if ctx == DocCtx::Location {
+        props.insert(
+            MATCH_KEY.into(),
+            json!({
+                "type": "string",
+                "minLength": 1,
+                "description": format!(
+                    "What the location matches: an optional modifier ({}), a space, then the URI prefix or \
+                     regex; or `@name` for a named location. Examples: `/`, `= /exact`, `^~ /static/`, \
+                     `~* \\.(png|jpg)$`, `@fallback`.",
+                    MODIFIERS.map(|m| format!("`{m}`")).join(", ")
+                ),
+            }),
+        );
+    }
+    for spec in directive_specs(ctx) {
+        props.insert(spec.name.into(), directive_schema(spec, ctx));
+    }
+    for st in structurals(ctx) {
+        let mut s = match (st.structure, st.inner()) {
+            (Structure::Object, Some(inner)) => reference(generator, inner),
+            (Structure::List, Some(inner)) => json!({ "type": "array", "items": reference(generator, inner) }),
+            (Structure::Named, Some(inner)) => {
+                json!({ "type": "object", "additionalProperties": reference(generator, inner) })
+            }
+            (Structure::Matched, Some(inner)) => json!({ "type": "array", "items": reference(generator, inner) }),
+            (Structure::Types, _) => json!({
+                "type": "object",
+                "additionalProperties": {
+                    "anyOf": [
+                        { "type": "string" },
+                        { "type": "array", "items": { "type": "string" } }
+                    ]
+                }
+            }),
+            (_, None) => json!({ "type": "object" }),
+        };
+        if let Value::Object(m) = &mut s {
+            m.insert("description".into(), json!(describe(st.spec, &st.key)));
+            if let Some(d) = default_of(st.spec, ctx) {
+                m.insert("default".into(), d);
+            }
+        }
+        props.insert(st.key.into_owned(), s);
+    }
+    let mut v = json!({
+        "type": "object",
+        "description": context_doc(ctx),
+        "properties": props,
+        "additionalProperties": false,
+    });
+    if ctx == DocCtx::Location {
+        if let Value::Object(m) = &mut v {
+            m.insert("required".into(), json!([MATCH_KEY]));
+        }
+    }
+    to_schema(v)
+}
+
+fn context_doc(ctx: DocCtx) -> String {
+    let what = match ctx {
+        DocCtx::Main => "A Proton configuration: the same directives as an NGINX-style proton.conf, as an object.",
+        DocCtx::Events => "Connection processing settings (nginx's `events { … }`).",
+        DocCtx::Http => "The HTTP server configuration (nginx's `http { … }`).",
+        DocCtx::Server => "A virtual server (nginx's `server { … }`).",
+        DocCtx::Location => "Settings by request URI (nginx's `location … { … }`).",
+        DocCtx::Upstream => "A group of servers for proxy_pass (nginx's `upstream NAME { … }`).",
+    };
+    format!(
+        "{what} A directive without arguments is `true`; one argument is a string or number; several \
+         are an array. A repeatable directive takes an array of entries, each a value or an array \
+         of arguments. Keys are read in order."
+    )
+}
+
+fn describe(spec: &Spec, key: &str) -> String {
+    let mut d = spec.doc.to_string();
+    if !spec.syntax.is_empty() || key != spec.name {
+        d.push_str(&format!("\n\nnginx syntax: `{} {}`", spec.name, spec.syntax));
+    }
+    if spec.repeat && key == spec.name {
+        d.push_str("\n\nRepeatable: an array of entries, each a value or an array of arguments.");
+    }
+    d
+}
+
+fn directive_schema(spec: &Spec, ctx: DocCtx) -> Value {
+    let arg = arg_schema(spec.kind);
+    let (min, max) = arity_bounds(spec.arity);
+    let entry = entry_schema(arg, min, max);
+    let mut s = if spec.repeat {
+        json!({ "anyOf": [entry.clone(), { "type": "array", "items": entry }] })
+    } else {
+        entry
+    };
+    if let Value::Object(m) = &mut s {
+        m.insert("description".into(), json!(describe(spec, spec.name)));
+        if let Some(d) = default_of(spec, ctx) {
+            m.insert("default".into(), d);
+        }
+    }
+    s
+}
+
+/// One directive line: `true` (no arguments), one argument, or an array of them.
+fn entry_schema(arg: Value, min: usize, max: Option<usize>) -> Value {
+    let mut alts = Vec::new();
+    if min == 0 {
+        alts.push(json!({ "type": "boolean", "description": "true: present without arguments; false: absent" }));
+    }
+    if max != Some(0) {
+        if min <= 1 {
+            alts.push(arg.clone());
+        }
+        if max.is_none_or(|m| m >= 2) {
+            let mut a = Map::new();
+            a.insert("type".into(), json!("array"));
+            a.insert("items".into(), arg);
+            a.insert("minItems".into(), json!(min.max(1)));
+            if let Some(m) = max {
+                a.insert("maxItems".into(), json!(m));
+            }
+            alts.push(Value::Object(a));
+        }
+    }
+    match alts.len() {
+        1 => alts.remove(0),
+        _ => json!({ "anyOf": alts }),
+    }
+}
+
+/// One argument by the directive's kind.
+fn arg_schema(kind: Kind) -> Value {
+    let number_or = |pattern: &str| {
+        json!({ "anyOf": [
+            { "type": "integer", "minimum": 0 },
+            { "type": "string", "pattern": pattern }
+        ] })
+    };
+    match kind {
+        Kind::Flag => json!({ "enum": [true, false, "on", "off"] }),
+        Kind::Int => number_or("^[0-9]+$"),
+        Kind::Size => number_or("^[0-9]+[kKmMgG]?$"),
+        Kind::Time => number_or("^[0-9]+$|^([0-9]+(ms|[smhdwMy]))+$"),
+        Kind::Keyword(words) => {
+            let mut all: Vec<Value> = words.iter().map(|w| json!(w)).collect();
+            all.extend(words.iter().filter_map(|w| w.parse::<f64>().ok()).map(|n| json!(n)));
+            json!({ "enum": all })
+        }
+        Kind::Text | Kind::Custom | Kind::Block => json!({ "type": ["string", "number"] }),
+    }
+}
+
+/// nginx's default, written as the document would write it (`"sendfile": false`).
+fn default_of(spec: &Spec, ctx: DocCtx) -> Option<Value> {
+    if spec.default.is_empty() {
+        return None;
+    }
+    let text = if spec.name == "types" {
+        format!("types {{ {} }}", spec.default)
+    } else {
+        spec.default
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("{} {p};\n", spec.name))
+            .collect()
+    };
+    let mut diags = Diagnostics::default();
+    let tree = crate::syntax::parse_text(FileId(0), &text, &mut diags);
+    if diags.has_errors() {
+        return None;
+    }
+    let Out::Obj(entries) = write::document_in(&tree, ctx) else {
+        return None;
+    };
+    let key = structurals(ctx)
+        .into_iter()
+        .find(|s| s.spec.name == spec.name)
+        .map_or(Cow::Borrowed(spec.name), |s| s.key);
+    entries
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_value())
+}

@@ -1,0 +1,250 @@
+//! The vocabulary of the JSON/YAML document, derived from [`crate::directives::TABLE`]: which
+//! keys each context object has, how a block directive is written (`servers`, `upstreams`,
+//! `locations`…), and what shape a directive's value takes. The reader, the writers and the
+//! schema all ask this module, so a new table row needs no front-end change.
+
+use crate::directives::{lookup, Arity, Ctx, Kind, Spec, TABLE};
+use std::borrow::Cow;
+
+/// A context object of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum DocCtx {
+    Main,
+    Events,
+    Http,
+    Server,
+    Location,
+    Upstream,
+}
+
+impl DocCtx {
+    /// Every context, outermost first.
+    pub(crate) const ALL: [DocCtx; 6] = [
+        DocCtx::Main,
+        DocCtx::Events,
+        DocCtx::Http,
+        DocCtx::Server,
+        DocCtx::Location,
+        DocCtx::Upstream,
+    ];
+
+    /// The directive-table context.
+    pub(crate) fn ctx(self) -> Ctx {
+        match self {
+            DocCtx::Main => Ctx::MAIN,
+            DocCtx::Events => Ctx::EVENTS,
+            DocCtx::Http => Ctx::HTTP,
+            DocCtx::Server => Ctx::SERVER,
+            DocCtx::Location => Ctx::LOCATION,
+            DocCtx::Upstream => Ctx::UPSTREAM,
+        }
+    }
+
+    /// The context's name, as in nginx's documentation (`main`, `http`…).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DocCtx::Main => "main",
+            DocCtx::Events => "events",
+            DocCtx::Http => "http",
+            DocCtx::Server => "server",
+            DocCtx::Location => "location",
+            DocCtx::Upstream => "upstream",
+        }
+    }
+
+    /// How messages name the object of this context.
+    pub(crate) fn object(self) -> &'static str {
+        match self {
+            DocCtx::Main => "the top-level object",
+            DocCtx::Events => "the events object",
+            DocCtx::Http => "the http object",
+            DocCtx::Server => "a server object",
+            DocCtx::Location => "a location object",
+            DocCtx::Upstream => "an upstream object",
+        }
+    }
+
+    /// The context opened by the block directive `name` (`server` → server…).
+    pub(crate) fn of_block(name: &str) -> Option<DocCtx> {
+        Some(match name {
+            "events" => DocCtx::Events,
+            "http" => DocCtx::Http,
+            "server" => DocCtx::Server,
+            "location" => DocCtx::Location,
+            "upstream" => DocCtx::Upstream,
+            _ => return None,
+        })
+    }
+}
+
+/// How a directive with a block is written in the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Structure {
+    /// `events { … }` → `"events": { … }`: one object under the directive's own name.
+    Object,
+    /// `server { … }`, repeated → `"servers": [ { … }, … ]`.
+    List,
+    /// `upstream NAME { … }` → `"upstreams": { "NAME": { … } }`.
+    Named,
+    /// `location [modifier] uri { … }` → `"locations": [ { "match": "[modifier ]uri", … } ]`.
+    Matched,
+    /// `types { mime ext…; }` → `"types": { "mime": ["ext", …] }`.
+    Types,
+}
+
+/// The key of a location object that carries its modifier and URI.
+pub(crate) const MATCH_KEY: &str = "match";
+
+/// The location modifiers `match` may start with.
+pub(crate) const MODIFIERS: [&str; 4] = ["=", "^~", "~", "~*"];
+
+/// How `spec` is written when it is a block directive, or `None` for a plain directive.
+pub(crate) fn structure_of(spec: &Spec) -> Option<Structure> {
+    if spec.name == "types" {
+        return Some(Structure::Types);
+    }
+    if spec.kind != Kind::Block {
+        return None;
+    }
+    Some(match (spec.arity, spec.repeat) {
+        (Arity::Exactly(0), false) => Structure::Object,
+        (Arity::Exactly(0), true) => Structure::List,
+        (Arity::Exactly(1), _) => Structure::Named,
+        _ => Structure::Matched,
+    })
+}
+
+/// A block directive as a document key.
+#[derive(Debug, Clone)]
+pub(crate) struct Structural {
+    /// The document key (`servers`, `upstreams`, `events`…).
+    pub key: Cow<'static, str>,
+    pub spec: &'static Spec,
+    pub structure: Structure,
+}
+
+impl Structural {
+    /// The context of the objects this key holds, if it holds context objects.
+    pub(crate) fn inner(&self) -> Option<DocCtx> {
+        DocCtx::of_block(self.spec.name)
+    }
+
+    /// An example of the document form, for help messages.
+    pub(crate) fn example(&self) -> String {
+        match self.structure {
+            Structure::Object => format!("\"{}\": {{ … }}", self.key),
+            Structure::List => format!("\"{}\": [ {{ … }}, … ]", self.key),
+            Structure::Named => format!("\"{}\": {{ \"NAME\": {{ … }} }}", self.key),
+            Structure::Matched => format!("\"{}\": [ {{ \"{MATCH_KEY}\": \"/\", … }} ]", self.key),
+            Structure::Types => format!("\"{}\": {{ \"text/html\": [\"html\", \"htm\"] }}", self.key),
+        }
+    }
+}
+
+/// The document key of a block directive.
+fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
+    match structure {
+        Structure::Object | Structure::Types => Cow::Borrowed(spec.name),
+        Structure::List | Structure::Named | Structure::Matched => Cow::Owned(format!("{}s", spec.name)),
+    }
+}
+
+/// The block-directive keys of a context, in table order.
+pub(crate) fn structurals(ctx: DocCtx) -> Vec<Structural> {
+    TABLE
+        .iter()
+        .filter(|s| s.ctx.contains(ctx.ctx()))
+        .filter_map(|spec| {
+            structure_of(spec).map(|structure| Structural {
+                key: key_of(spec, structure),
+                spec,
+                structure,
+            })
+        })
+        .collect()
+}
+
+/// Every block-directive key of every context, with the contexts where it is allowed.
+pub(crate) fn all_structurals() -> Vec<(DocCtx, Structural)> {
+    DocCtx::ALL
+        .iter()
+        .flat_map(|&c| structurals(c).into_iter().map(move |s| (c, s)))
+        .collect()
+}
+
+/// The plain-directive keys of a context (table rows without a block), in table order.
+pub(crate) fn directive_specs(ctx: DocCtx) -> impl Iterator<Item = &'static Spec> {
+    TABLE
+        .iter()
+        .filter(move |s| s.ctx.contains(ctx.ctx()) && structure_of(s).is_none())
+}
+
+/// Every key an object of `ctx` may have, for "did you mean" hints.
+pub(crate) fn allowed_keys(ctx: DocCtx) -> Vec<Cow<'static, str>> {
+    let mut keys: Vec<Cow<'static, str>> = directive_specs(ctx).map(|s| Cow::Borrowed(s.name)).collect();
+    keys.extend(structurals(ctx).into_iter().map(|s| s.key));
+    if ctx == DocCtx::Location {
+        keys.push(Cow::Borrowed(MATCH_KEY));
+    }
+    keys
+}
+
+/// The spec of a directive in `ctx`, or else of any row with that name (a directive in the
+/// wrong context is still read with its own shape so the table check can report it).
+pub(crate) fn spec_for(name: &str, ctx: DocCtx) -> Option<&'static Spec> {
+    lookup(name, ctx.ctx()).or_else(|| TABLE.iter().find(|s| s.name == name))
+}
+
+/// What the value of a plain directive looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ValueShape {
+    /// `on`/`off`, written as a boolean.
+    pub flag: bool,
+    /// May have no arguments: written `true`.
+    pub zero: bool,
+    /// May appear several times: the value is an array of entries.
+    pub repeat: bool,
+}
+
+impl ValueShape {
+    /// The shape of `spec`; an unknown directive is read as one non-repeatable line.
+    pub(crate) fn of(spec: Option<&Spec>) -> ValueShape {
+        match spec {
+            Some(s) => ValueShape {
+                flag: s.kind == Kind::Flag,
+                zero: s.arity.accepts(0),
+                repeat: s.repeat,
+            },
+            None => ValueShape {
+                flag: false,
+                zero: true,
+                repeat: false,
+            },
+        }
+    }
+}
+
+/// The smallest and largest number of arguments (`None`: no limit).
+pub(crate) fn arity_bounds(a: Arity) -> (usize, Option<usize>) {
+    match a {
+        Arity::Exactly(n) => (n as usize, Some(n as usize)),
+        Arity::Range(lo, hi) => (lo as usize, Some(hi as usize)),
+        Arity::AtLeast(n) => (n as usize, None),
+    }
+}
+
+/// Splits a location `match` into its arguments: `"~* \.png$"` → `["~*", "\.png$"]`,
+/// `"/img"` → `["/img"]`, `"@named"` → `["@named"]`. Only a leading modifier word followed by a
+/// space is split off. Returns byte ranges into `m`.
+pub(crate) fn split_match(m: &str) -> Vec<std::ops::Range<usize>> {
+    if let Some((first, rest)) = m.split_once(' ') {
+        if MODIFIERS.contains(&first) {
+            let rest_start = m.len() - rest.trim_start_matches(' ').len();
+            if rest_start < m.len() {
+                return vec![0..first.len(), rest_start..m.len()];
+            }
+            return vec![0..first.len()];
+        }
+    }
+    vec![0..m.len()]
+}

@@ -1,0 +1,146 @@
+//! The `protonc` binary end to end: compile, check, inspect, route, diff, exit codes, and the
+//! IR file guards, each in a private temp dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn protonc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_protonc"))
+        .args(args)
+        .output()
+        .expect("protonc runs")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("protonc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.display().to_string()
+}
+
+const CONF: &str = r#"
+events {}
+http {
+    upstream backend { server 127.0.0.1:9001; server 127.0.0.1:9002 weight=3; }
+    server {
+        listen 127.0.0.1:8080 default_server;
+        server_name example.com *.example.com;
+        location = / { return 200 "exact"; }
+        location / { return 200 "prefix"; }
+        location ^~ /static/ { root /srv; }
+        location ~ \.php$ { proxy_pass http://backend; }
+        location /api/ { proxy_pass http://backend/v1/; }
+    }
+}
+"#;
+
+#[test]
+fn compile_inspect_route() {
+    let d = tmpdir("route");
+    let conf = write(&d, "p.conf", CONF);
+    let ir = d.join("p.ir").display().to_string();
+    let out = protonc(&["compile", &conf, "-o", &ir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&ir).expect("IR written");
+    assert!(bytes.starts_with(b"PROTONIR"));
+
+    let out = protonc(&["inspect", &ir]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect prints JSON");
+    assert_eq!(v["ir"]["servers"].as_array().map(Vec::len), Some(1));
+    assert_eq!(v["source_digest"].as_str().map(str::len), Some(64));
+
+    for (file, uri, kind, reason) in [
+        (&ir, "/", "exact", "exact"),
+        (&conf, "/x", "prefix", "longest prefix"),
+        (&ir, "/static/a.php", "prefix_no_regex", "prefix ^~"),
+        (&ir, "/a/b.php", "regex", "regex #0"),
+        (&ir, "/api/x", "prefix", "longest prefix"),
+    ] {
+        let out = protonc(&["route", file, "--host", "www.example.com", "--json", "GET", uri]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("route JSON");
+        assert_eq!(v["location_kind"], kind, "{uri}: {v}");
+        assert_eq!(v["reason"], reason, "{uri}: {v}");
+        assert_eq!(v["server_match"], "leading_wildcard");
+    }
+    let out = protonc(&["route", &ir, "GET", "/api/x"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("proxy_pass http://backend/v1/"), "{text}");
+    let out = protonc(&["route", &ir, "GET", "/../etc/passwd"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn diff_reports_routing_changes() {
+    let d = tmpdir("diff");
+    let a = write(&d, "a.conf", CONF);
+    let b = write(
+        &d,
+        "b.conf",
+        &CONF.replace("return 200 \"prefix\"", "return 200 \"changed\"").replace("location ^~ /static/ { root /srv; }", ""),
+    );
+    let out = protonc(&["diff", &a, &a]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no routing differences"));
+    let out = protonc(&["diff", &a, &b]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("- server \"example.com\" on 127.0.0.1:8080 / location prefix_no_regex /static/"), "{text}");
+    assert!(text.contains("changed"), "{text}");
+}
+
+#[test]
+fn errors_exit_nonzero_with_positions() {
+    let d = tmpdir("errors");
+    let conf = write(&d, "bad.conf", "events {}\nhttp {\n  server {\n    listen 8080;\n    rooot /x;\n    sendfile maybe;\n  }\n}\n");
+    let out = protonc(&["check", &conf]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("error[E0002]: unknown directive \"rooot\""), "{err}");
+    assert!(err.contains("bad.conf:5:5"), "{err}");
+    assert!(err.contains("did you mean \"root\"?"), "{err}");
+    assert!(err.contains("bad.conf:6:14"), "both errors in one run: {err}");
+    let out = protonc(&["check", "--message-format", "json", &conf]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], 5);
+    assert_eq!(lines[0]["column"], 5);
+    assert_eq!(lines[1]["code"], "E0006");
+    // No IR is written for a config that does not compile.
+    let out = protonc(&["compile", &conf]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!d.join("bad.ir").exists());
+}
+
+#[test]
+fn damaged_ir_is_refused() {
+    let d = tmpdir("damaged");
+    let conf = write(&d, "p.conf", CONF);
+    let ir = d.join("p.ir");
+    assert!(protonc(&["compile", &conf, "-o", &ir.display().to_string()]).status.success());
+    let bytes = std::fs::read(&ir).expect("IR");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        ("magic", b"NOTANIR!rest of the file".to_vec(), "not a Proton IR"),
+        ("version", { let mut b = bytes.clone(); b[8] = 77; b }, "version 77"),
+        ("checksum", { let mut b = bytes.clone(); let n = b.len() - 3; b[n] ^= 1; b }, "checksum"),
+    ];
+    for (name, data, want) in cases {
+        let p = d.join(format!("{name}.ir"));
+        std::fs::write(&p, data).expect("write");
+        let out = protonc(&["inspect", &p.display().to_string()]);
+        assert!(!out.status.success(), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}
