@@ -3,12 +3,18 @@
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
-use proton_ir::{Ir, LocationConf, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch};
+use proton_ir::{
+    Ir, LocationConf, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch,
+};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// The result of reading a config in any format: its directive tree.
-pub fn load_tree(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option<Vec<Directive>> {
+pub fn load_tree(
+    path: &Path,
+    map: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<Vec<Directive>> {
     // FRONTEND-HOOK: JSON/YAML documents are wired in once crate::frontend lands.
     crate::syntax::load(path, map, diags)
 }
@@ -30,7 +36,11 @@ pub fn compile_tree(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics
 }
 
 /// Compiles the config at `path`: returns the IR and the digest of every source read.
-pub fn compile_path(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option<(Ir, [u8; 32])> {
+pub fn compile_path(
+    path: &Path,
+    map: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Option<(Ir, [u8; 32])> {
     let tree = load_tree(path, map, diags)?;
     let ir = compile_tree(&tree, map, diags)?;
     Some((ir, source_digest(map)))
@@ -59,12 +69,20 @@ impl Matchers {
             res: ir
                 .regexes
                 .iter()
-                .map(|r| regex::bytes::RegexBuilder::new(&r.pattern).case_insensitive(r.case_insensitive).build().ok())
+                .map(|r| {
+                    regex::bytes::RegexBuilder::new(&r.pattern)
+                        .case_insensitive(r.case_insensitive)
+                        .build()
+                        .ok()
+                })
                 .collect(),
         }
     }
     pub fn is_match(&self, id: RegexId, s: &[u8]) -> bool {
-        self.res.get(id.0 as usize).and_then(Option::as_ref).is_some_and(|r| r.is_match(s))
+        self.res
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.is_match(s))
     }
 }
 
@@ -92,12 +110,24 @@ pub struct ReturnAnswer {
 
 /// Picks the listener for `port` / `addr`: the exact address, else the wildcard of that port,
 /// else the first listener of that port.
-pub fn pick_listener<'a>(ir: &'a Ir, port: Option<u16>, addr: Option<&str>) -> Option<&'a proton_ir::Listener> {
+pub fn pick_listener<'a>(
+    ir: &'a Ir,
+    port: Option<u16>,
+    addr: Option<&str>,
+) -> Option<&'a proton_ir::Listener> {
     let port_of = |a: &str| a.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok());
     let port = port.or_else(|| ir.listeners.first().and_then(|l| port_of(&l.addr)))?;
-    let on_port: Vec<&proton_ir::Listener> = ir.listeners.iter().filter(|l| port_of(&l.addr) == Some(port)).collect();
+    let on_port: Vec<&proton_ir::Listener> = ir
+        .listeners
+        .iter()
+        .filter(|l| port_of(&l.addr) == Some(port))
+        .collect();
     if let Some(a) = addr {
-        let want = if a.contains(':') && !a.starts_with('[') { format!("[{a}]:{port}") } else { format!("{a}:{port}") };
+        let want = if a.contains(':') && !a.starts_with('[') {
+            format!("[{a}]:{port}")
+        } else {
+            format!("{a}:{port}")
+        };
         if let Some(l) = on_port.iter().find(|l| l.addr == want) {
             return Some(l);
         }
@@ -135,12 +165,26 @@ pub fn handler_of(ir: &Ir, conf: &LocationConf) -> String {
         if let Some(t) = &p.dynamic {
             return format!("proxy_pass {}", t.to_source(&ir.user_vars));
         }
-        let up = ir.upstreams.get(p.upstream.0 as usize).map_or("?", |u| u.name.as_str());
-        let uri = p.uri.as_ref().map(|u| u.to_source(&ir.user_vars)).unwrap_or_default();
+        let up = ir
+            .upstreams
+            .get(p.upstream.0 as usize)
+            .map_or("?", |u| u.name.as_str());
+        let uri = p
+            .uri
+            .as_ref()
+            .map(|u| u.to_source(&ir.user_vars))
+            .unwrap_or_default();
         return format!("proxy_pass {}://{up}{uri}", p.scheme);
     }
-    if !conf.try_files.is_empty() {
-        let parts: Vec<String> = conf.try_files.iter().map(|t| t.to_source(&ir.user_vars)).collect();
+    let try_files = ir
+        .settings
+        .get(conf.settings.0 as usize)
+        .map_or(&[][..], |s| s.try_files.as_slice());
+    if !try_files.is_empty() {
+        let parts: Vec<String> = try_files
+            .iter()
+            .map(|t| t.to_source(&ir.user_vars))
+            .collect();
         return format!("try_files {}", parts.join(" "));
     }
     match &conf.alias {
@@ -150,7 +194,14 @@ pub fn handler_of(ir: &Ir, conf: &LocationConf) -> String {
 }
 
 /// Routes one request the way the runtime would.
-pub fn route(ir: &Ir, m: &Matchers, port: Option<u16>, addr: Option<&str>, host: Option<&str>, uri: &str) -> Result<RouteAnswer, String> {
+pub fn route(
+    ir: &Ir,
+    m: &Matchers,
+    port: Option<u16>,
+    addr: Option<&str>,
+    host: Option<&str>,
+    uri: &str,
+) -> Result<RouteAnswer, String> {
     let listener = pick_listener(ir, port, addr).ok_or_else(|| match port {
         Some(p) => format!("no server listens on port {p}"),
         None => "the configuration has no listeners".to_string(),
@@ -159,7 +210,9 @@ pub fn route(ir: &Ir, m: &Matchers, port: Option<u16>, addr: Option<&str>, host:
     let (sid, how) = ir.find_server(listener, &host, &mut |id, s| m.is_match(id, s.as_bytes()));
     let mut path = Vec::new();
     if !proton_ir::uri::normalize_path(uri.as_bytes(), &mut path) {
-        return Err(format!("invalid request URI {uri:?} (the server answers 400)"));
+        return Err(format!(
+            "invalid request URI {uri:?} (the server answers 400)"
+        ));
     }
     let lm = ir.find_location(sid, &path, &mut |id, s| m.is_match(id, s));
     let server = &ir.servers[sid.0 as usize];
@@ -190,7 +243,7 @@ pub fn route(ir: &Ir, m: &Matchers, port: Option<u16>, addr: Option<&str>, host:
             MatchReason::LongestPrefix => "longest prefix".into(),
             MatchReason::ServerDefault => "server default".into(),
         },
-        source: loc.source.clone(),
+        source: ir.describe(loc.source),
         handler: handler_of(ir, &loc.conf),
         ret,
     })
@@ -210,25 +263,50 @@ fn server_key(ir: &Ir, sid: ServerId) -> String {
         })
         .map(|l| l.addr.as_str())
         .collect();
-    let name = ir.servers[sid.0 as usize].names.first().cloned().unwrap_or_default();
+    let name = ir.servers[sid.0 as usize]
+        .names
+        .first()
+        .cloned()
+        .unwrap_or_default();
     format!("server \"{name}\" on {}", addrs.join(","))
 }
 
 fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value> {
     let mut out = std::collections::BTreeMap::new();
     for l in &ir.locations {
-        let key = format!("{} / location {} {}", server_key(ir, l.server), kind_name(l.kind), l.name);
+        let key = format!(
+            "{} / location {} {}",
+            server_key(ir, l.server),
+            kind_name(l.kind),
+            l.name
+        );
         let mut v = serde_json::to_value(&l.conf).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            o.insert("handler".into(), serde_json::Value::String(handler_of(ir, &l.conf)));
+            o.insert(
+                "handler".into(),
+                serde_json::Value::String(handler_of(ir, &l.conf)),
+            );
             // Ids are positional; compare upstreams by name instead.
             if let Some(p) = &l.conf.proxy {
-                let up = ir.upstreams.get(p.upstream.0 as usize).map(|u| serde_json::to_value(u).unwrap_or_default());
+                let up = ir
+                    .upstreams
+                    .get(p.upstream.0 as usize)
+                    .map(|u| serde_json::to_value(u).unwrap_or_default());
                 o.insert("proxy_upstream".into(), up.unwrap_or_default());
             }
             o.remove("proxy");
+            // Settings ids are positional too; compare the settings themselves, field by field.
+            o.remove("settings");
+            if let Some(st) = ir.settings.get(l.conf.settings.0 as usize) {
+                if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(st) {
+                    o.extend(fields);
+                }
+            }
             o.remove("script");
-            o.insert("script".into(), serde_json::Value::String(format!("{:?}", script_source(ir, &l.conf.script))));
+            o.insert(
+                "script".into(),
+                serde_json::Value::String(format!("{:?}", script_source(ir, &l.conf.script))),
+            );
         }
         out.insert(key, v);
     }
@@ -238,13 +316,28 @@ fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value
 fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
     s.iter()
         .map(|op| match op {
-            ScriptOp::Return { code, text } => format!("return {code} {}", text.as_ref().map(|t| t.to_source(&ir.user_vars)).unwrap_or_default()),
-            ScriptOp::Rewrite { regex, replacement, flag } => format!(
+            ScriptOp::Return { code, text } => format!(
+                "return {code} {}",
+                text.as_ref()
+                    .map(|t| t.to_source(&ir.user_vars))
+                    .unwrap_or_default()
+            ),
+            ScriptOp::Rewrite {
+                regex,
+                replacement,
+                flag,
+            } => format!(
                 "rewrite {} {} {flag:?}",
-                ir.regexes.get(regex.0 as usize).map_or("", |r| r.pattern.as_str()),
+                ir.regexes
+                    .get(regex.0 as usize)
+                    .map_or("", |r| r.pattern.as_str()),
                 replacement.to_source(&ir.user_vars)
             ),
-            ScriptOp::Set { var, value } => format!("set ${} {}", ir.user_vars.get(*var as usize).map_or("", String::as_str), value.to_source(&ir.user_vars)),
+            ScriptOp::Set { var, value } => format!(
+                "set ${} {}",
+                ir.user_vars.get(*var as usize).map_or("", String::as_str),
+                value.to_source(&ir.user_vars)
+            ),
         })
         .collect()
 }
@@ -264,33 +357,44 @@ pub fn diff(a: &Ir, b: &Ir) -> Vec<String> {
             out.push(format!("+ listen {l}"));
         }
     }
-    for (l1, l2) in a.listeners.iter().zip(&b.listeners).filter(|(x, y)| x.addr == y.addr) {
+    for (l1, l2) in a
+        .listeners
+        .iter()
+        .zip(&b.listeners)
+        .filter(|(x, y)| x.addr == y.addr)
+    {
         let d1 = server_key(a, l1.names.default);
         let d2 = server_key(b, l2.names.default);
         if d1 != d2 {
             out.push(format!("~ default server of {}: {d1} -> {d2}", l1.addr));
         }
-        let names = |ir: &Ir, l: &proton_ir::Listener| -> std::collections::BTreeMap<String, String> {
-            let mut m = std::collections::BTreeMap::new();
-            for (n, s) in &l.names.exact {
-                m.insert(n.clone(), server_key(ir, *s));
-            }
-            for w in &l.names.leading {
-                m.insert(format!("*{}", w.suffix), server_key(ir, w.server));
-            }
-            for (p, s) in &l.names.trailing {
-                m.insert(format!("{p}*"), server_key(ir, *s));
-            }
-            for (r, s) in &l.names.regex {
-                m.insert(format!("~{}", ir.regexes[r.0 as usize].pattern), server_key(ir, *s));
-            }
-            m
-        };
+        let names =
+            |ir: &Ir, l: &proton_ir::Listener| -> std::collections::BTreeMap<String, String> {
+                let mut m = std::collections::BTreeMap::new();
+                for (n, s) in &l.names.exact {
+                    m.insert(n.clone(), server_key(ir, *s));
+                }
+                for w in &l.names.leading {
+                    m.insert(format!("*{}", w.suffix), server_key(ir, w.server));
+                }
+                for (p, s) in &l.names.trailing {
+                    m.insert(format!("{p}*"), server_key(ir, *s));
+                }
+                for (r, s) in &l.names.regex {
+                    m.insert(
+                        format!("~{}", ir.regexes[r.0 as usize].pattern),
+                        server_key(ir, *s),
+                    );
+                }
+                m
+            };
         let (n1, n2) = (names(a, l1), names(b, l2));
         for (k, v) in &n1 {
             match n2.get(k) {
                 None => out.push(format!("- server_name {k} on {} ({v})", l1.addr)),
-                Some(v2) if v2 != v => out.push(format!("~ server_name {k} on {}: {v} -> {v2}", l1.addr)),
+                Some(v2) if v2 != v => {
+                    out.push(format!("~ server_name {k} on {}: {v} -> {v2}", l1.addr))
+                }
                 _ => {}
             }
         }
@@ -309,7 +413,11 @@ pub fn diff(a: &Ir, b: &Ir) -> Vec<String> {
                 if let (Some(o1), Some(o2)) = (v.as_object(), v2.as_object()) {
                     for (f, x) in o1 {
                         if o2.get(f) != Some(x) {
-                            fields.push(format!("{f}: {} -> {}", short(x), short(o2.get(f).unwrap_or(&serde_json::Value::Null))));
+                            fields.push(format!(
+                                "{f}: {} -> {}",
+                                short(x),
+                                short(o2.get(f).unwrap_or(&serde_json::Value::Null))
+                            ));
                         }
                     }
                 }
@@ -329,7 +437,10 @@ pub fn diff(a: &Ir, b: &Ir) -> Vec<String> {
 fn short(v: &serde_json::Value) -> String {
     let s = v.to_string();
     if s.len() > 80 {
-        format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}…",
+            &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }

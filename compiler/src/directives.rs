@@ -120,6 +120,7 @@ pub struct Spec {
     pub doc: &'static str,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn row(
     name: &'static str,
     ctx: Ctx,
@@ -236,41 +237,190 @@ pub static TABLE: &[Spec] = &[
 
 /// nginx directives Proton knows of but does not implement yet: an error that says so.
 pub static UNSUPPORTED: &[&str] = &[
-    "user", "worker_priority", "worker_cpu_affinity", "worker_shutdown_timeout", "daemon", "master_process",
-    "load_module", "env", "thread_pool", "timer_resolution", "lock_file", "working_directory",
-    "multi_accept", "accept_mutex", "accept_mutex_delay", "debug_connection", "worker_aio_requests",
-    "stream", "mail", "map", "geo", "split_clients", "if", "break", "limit_except", "limit_rate",
-    "limit_rate_after", "resolver", "resolver_timeout", "real_ip_header", "set_real_ip_from",
-    "real_ip_recursive", "charset", "source_charset", "charset_map", "ssi", "mirror", "auth_request",
-    "satisfy", "allow", "deny", "aio", "directio", "output_buffers", "postpone_output", "open_file_cache",
-    "open_file_cache_valid", "open_file_cache_errors", "open_file_cache_min_uses", "client_body_buffer_size",
-    "client_body_temp_path", "client_body_in_file_only", "client_body_in_single_buffer", "proxy_temp_path",
-    "proxy_bind", "proxy_method", "proxy_pass_request_body", "proxy_pass_request_headers", "proxy_ignore_headers",
-    "proxy_store", "proxy_max_temp_file_size", "proxy_temp_file_write_size", "proxy_busy_buffers_size",
-    "proxy_request_buffering", "proxy_socket_keepalive", "proxy_cookie_domain", "proxy_cookie_path",
-    "proxy_headers_hash_max_size", "proxy_headers_hash_bucket_size", "proxy_ignore_client_abort",
-    "server_names_hash_bucket_size", "server_names_hash_max_size", "types_hash_max_size",
-    "types_hash_bucket_size", "variables_hash_max_size", "variables_hash_bucket_size", "map_hash_max_size",
-    "reset_timedout_connection", "lingering_close", "lingering_time", "lingering_timeout", "msie_padding",
-    "msie_refresh", "port_in_redirect", "server_name_in_redirect", "absolute_redirect", "recursive_error_pages",
-    "merge_slashes", "underscores_in_headers", "ignore_invalid_headers", "log_not_found", "log_subrequest",
-    "open_log_file_cache", "disable_symlinks", "max_ranges", "chunked_transfer_encoding", "keepalive_time",
-    "keepalive_disable", "send_lowat", "sendfile_max_chunk", "uninitialized_variable_warn", "rewrite_log",
-    "return_log", "http2", "http3", "quic", "zone", "sticky", "ntlm", "least_time", "health_check", "match",
-    "status_zone", "api", "stub_status", "add_trailer", "empty_gif", "image_filter", "xslt_stylesheet",
-    "perl", "js_content", "dav_methods", "mp4", "flv", "hls", "slice", "secure_link", "referer_hash_max_size",
-    "valid_referers", "userid", "memcached_pass", "random_index", "index_ext", "autoindex_exact_size",
-    "autoindex_format", "autoindex_localtime", "ancient_browser", "modern_browser", "addition_types",
+    "user",
+    "worker_priority",
+    "worker_cpu_affinity",
+    "worker_shutdown_timeout",
+    "daemon",
+    "master_process",
+    "load_module",
+    "env",
+    "thread_pool",
+    "timer_resolution",
+    "lock_file",
+    "working_directory",
+    "multi_accept",
+    "accept_mutex",
+    "accept_mutex_delay",
+    "debug_connection",
+    "worker_aio_requests",
+    "stream",
+    "mail",
+    "map",
+    "geo",
+    "split_clients",
+    "if",
+    "break",
+    "limit_except",
+    "limit_rate",
+    "limit_rate_after",
+    "resolver",
+    "resolver_timeout",
+    "real_ip_header",
+    "set_real_ip_from",
+    "real_ip_recursive",
+    "charset",
+    "source_charset",
+    "charset_map",
+    "ssi",
+    "mirror",
+    "auth_request",
+    "satisfy",
+    "allow",
+    "deny",
+    "aio",
+    "directio",
+    "output_buffers",
+    "postpone_output",
+    "open_file_cache",
+    "open_file_cache_valid",
+    "open_file_cache_errors",
+    "open_file_cache_min_uses",
+    "client_body_buffer_size",
+    "client_body_temp_path",
+    "client_body_in_file_only",
+    "client_body_in_single_buffer",
+    "proxy_temp_path",
+    "proxy_bind",
+    "proxy_method",
+    "proxy_pass_request_body",
+    "proxy_pass_request_headers",
+    "proxy_ignore_headers",
+    "proxy_store",
+    "proxy_max_temp_file_size",
+    "proxy_temp_file_write_size",
+    "proxy_busy_buffers_size",
+    "proxy_request_buffering",
+    "proxy_socket_keepalive",
+    "proxy_cookie_domain",
+    "proxy_cookie_path",
+    "proxy_headers_hash_max_size",
+    "proxy_headers_hash_bucket_size",
+    "proxy_ignore_client_abort",
+    "server_names_hash_bucket_size",
+    "server_names_hash_max_size",
+    "types_hash_max_size",
+    "types_hash_bucket_size",
+    "variables_hash_max_size",
+    "variables_hash_bucket_size",
+    "map_hash_max_size",
+    "reset_timedout_connection",
+    "lingering_close",
+    "lingering_time",
+    "lingering_timeout",
+    "msie_padding",
+    "msie_refresh",
+    "port_in_redirect",
+    "server_name_in_redirect",
+    "absolute_redirect",
+    "recursive_error_pages",
+    "merge_slashes",
+    "underscores_in_headers",
+    "ignore_invalid_headers",
+    "log_not_found",
+    "log_subrequest",
+    "open_log_file_cache",
+    "disable_symlinks",
+    "max_ranges",
+    "chunked_transfer_encoding",
+    "keepalive_time",
+    "keepalive_disable",
+    "send_lowat",
+    "sendfile_max_chunk",
+    "uninitialized_variable_warn",
+    "rewrite_log",
+    "return_log",
+    "http2",
+    "http3",
+    "quic",
+    "zone",
+    "sticky",
+    "ntlm",
+    "least_time",
+    "health_check",
+    "match",
+    "status_zone",
+    "api",
+    "stub_status",
+    "add_trailer",
+    "empty_gif",
+    "image_filter",
+    "xslt_stylesheet",
+    "perl",
+    "js_content",
+    "dav_methods",
+    "mp4",
+    "flv",
+    "hls",
+    "slice",
+    "secure_link",
+    "referer_hash_max_size",
+    "valid_referers",
+    "userid",
+    "memcached_pass",
+    "random_index",
+    "index_ext",
+    "autoindex_exact_size",
+    "autoindex_format",
+    "autoindex_localtime",
+    "ancient_browser",
+    "modern_browser",
+    "addition_types",
     "sub_filter",
 ];
 
 /// Prefixes of nginx directive families not implemented yet.
 pub static UNSUPPORTED_PREFIXES: &[&str] = &[
-    "ssl_", "ssl", "gzip", "gunzip", "brotli", "proxy_cache", "proxy_ssl", "proxy_store", "limit_req", "limit_conn",
-    "fastcgi_", "uwsgi_", "scgi_", "grpc_", "auth_basic", "auth_jwt", "sub_filter", "ssi_", "http2_", "quic_",
-    "memcached_", "keyval", "js_", "perl_", "spdy_", "postpone_", "geoip_", "xslt_", "image_filter_",
-    "proxy_cookie_", "proxy_limit_", "proxy_socket_", "proxy_upstream_", "proxy_no_", "mirror_",
-    "server_names_hash_", "variables_hash_", "types_hash_", "open_file_cache", "aio_",
+    "ssl_",
+    "ssl",
+    "gzip",
+    "gunzip",
+    "brotli",
+    "proxy_cache",
+    "proxy_ssl",
+    "proxy_store",
+    "limit_req",
+    "limit_conn",
+    "fastcgi_",
+    "uwsgi_",
+    "scgi_",
+    "grpc_",
+    "auth_basic",
+    "auth_jwt",
+    "sub_filter",
+    "ssi_",
+    "http2_",
+    "quic_",
+    "memcached_",
+    "keyval",
+    "js_",
+    "perl_",
+    "spdy_",
+    "postpone_",
+    "geoip_",
+    "xslt_",
+    "image_filter_",
+    "proxy_cookie_",
+    "proxy_limit_",
+    "proxy_socket_",
+    "proxy_upstream_",
+    "proxy_no_",
+    "mirror_",
+    "server_names_hash_",
+    "variables_hash_",
+    "types_hash_",
+    "open_file_cache",
+    "aio_",
 ];
 
 /// The rows for `name` whose context includes `ctx`, if any.
@@ -374,7 +524,11 @@ mod tests {
     #[test]
     fn table_is_consistent() {
         for s in TABLE {
-            assert!(!is_unsupported(s.name) || s.name == "server", "{} is both supported and not", s.name);
+            assert!(
+                !is_unsupported(s.name) || s.name == "server",
+                "{} is both supported and not",
+                s.name
+            );
             let dup = TABLE
                 .iter()
                 .filter(|o| o.name == s.name && o.ctx.0 & s.ctx.0 != 0)
@@ -382,4 +536,32 @@ mod tests {
             assert_eq!(dup, 1, "{} has overlapping rows", s.name);
         }
     }
+}
+
+/// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the
+/// syntax and description columns (docs/configuration.md); the short form is the README's.
+pub fn markdown_table(full: bool) -> String {
+    let mut out = String::new();
+    if full {
+        out.push_str("| directive | contexts | syntax | default | inherited | description |\n|---|---|---|---|---|---|\n");
+    } else {
+        out.push_str("| directive | contexts | default |\n|---|---|---|\n");
+    }
+    let cell = |s: &str| s.replace('|', "\\|");
+    for s in TABLE {
+        let ctx = s.ctx.names().join(", ");
+        let default = if s.default.is_empty() { "—".to_string() } else { format!("`{}`", cell(s.default)) };
+        if full {
+            let syntax = if s.syntax.is_empty() { format!("`{};`", s.name) } else { format!("`{} {};`", s.name, cell(s.syntax)) };
+            let inherit = match s.merge {
+                Merge::Inherit => "yes",
+                Merge::Local => "no",
+                Merge::Structure => "—",
+            };
+            out.push_str(&format!("| `{}` | {ctx} | {syntax} | {default} | {inherit} | {} |\n", s.name, cell(s.doc)));
+        } else {
+            out.push_str(&format!("| `{}` | {ctx} | {default} |\n", s.name));
+        }
+    }
+    out
 }

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "protonc", version, about = "Compile Proton (NGINX-style, JSON or YAML) configuration into a verified routing IR")]
+#[command(
+    name = "protonc",
+    version,
+    about = "Compile Proton (NGINX-style, JSON or YAML) configuration into a verified routing IR"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -80,6 +84,12 @@ enum Cmd {
     },
     /// Print the JSON Schema of the JSON/YAML config format.
     Schema,
+    /// Print the directive reference table (Markdown) generated from the directive table.
+    Directives {
+        /// The short table (name, contexts, default) used in the README.
+        #[arg(long)]
+        short: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -113,9 +123,18 @@ fn compile_reporting(path: &Path, fmt: MessageFormat) -> Option<(Ir, [u8; 32])> 
     if fmt != MessageFormat::Json && (diags.has_errors() || diags.warning_count() > 0) {
         let (e, w) = (diags.error_count(), diags.warning_count());
         if e > 0 {
-            eprintln!("error: could not compile {} ({e} error{}, {w} warning{})", path.display(), plural(e), plural(w));
+            eprintln!(
+                "error: could not compile {} ({e} error{}, {w} warning{})",
+                path.display(),
+                plural(e),
+                plural(w)
+            );
         } else {
-            eprintln!("warning: {} compiled with {w} warning{}", path.display(), plural(w));
+            eprintln!(
+                "warning: {} compiled with {w} warning{}",
+                path.display(),
+                plural(w)
+            );
         }
     }
     if diags.has_errors() {
@@ -142,7 +161,9 @@ fn is_ir(path: &Path, bytes: &[u8]) -> bool {
 fn load_any(path: &Path) -> Result<Ir, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if is_ir(path, &bytes) {
-        return proton_ir::decode(&bytes).map(|(_, ir)| ir).map_err(|e| format!("{}: {e}", path.display()));
+        return proton_ir::decode(&bytes)
+            .map(|(_, ir)| ir)
+            .map_err(|e| format!("{}: {e}", path.display()));
     }
     compile_reporting(path, message_format(Fmt::Human))
         .map(|(ir, _)| ir)
@@ -151,15 +172,21 @@ fn load_any(path: &Path) -> Result<Ir, String> {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.cmd {
-        Cmd::Compile { config, output, message_format: f } => {
+        Cmd::Compile {
+            config,
+            output,
+            message_format: f,
+        } => {
             let Some((ir, digest)) = compile_reporting(&config, message_format(f)) else {
                 return Ok(ExitCode::from(1));
             };
             let out = output.unwrap_or_else(|| config.with_extension("ir"));
             let bytes = proton_ir::encode(&ir, digest);
             let tmp = out.with_extension("ir.tmp");
-            std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            std::fs::write(&tmp, &bytes)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            std::fs::rename(&tmp, &out)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
             eprintln!(
                 "compiled {} -> {} ({} bytes, {} servers, {} locations, {} upstreams)",
                 config.display(),
@@ -171,17 +198,26 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Check { config, message_format: f } => {
+        Cmd::Check {
+            config,
+            message_format: f,
+        } => {
             let ok = compile_reporting(&config, message_format(f)).is_some();
             if ok && !matches!(f, Fmt::Json) {
                 eprintln!("{}: configuration is valid", config.display());
             }
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Cmd::Inspect { file } => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let (header, ir) = if is_ir(&file, &bytes) {
-                let (h, ir) = proton_ir::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+                let (h, ir) =
+                    proton_ir::decode(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
                 (Some(h), ir)
             } else {
                 (None, load_any(&file)?)
@@ -191,29 +227,47 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 "source_digest": header.map(|h| h.digest_hex()),
                 "ir": ir,
             });
-            println!("{}", serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Route { file, host, port, addr, json, batch, method, uri } => {
+        Cmd::Route {
+            file,
+            host,
+            port,
+            addr,
+            json,
+            batch,
+            method,
+            uri,
+        } => {
             let ir = load_any(&file)?;
             let m = Matchers::new(&ir);
             let mut requests: Vec<(Option<String>, String)> = Vec::new();
             if let Some(b) = batch {
-                let f = std::fs::File::open(&b).map_err(|e| format!("cannot read {}: {e}", b.display()))?;
+                let f = std::fs::File::open(&b)
+                    .map_err(|e| format!("cannot read {}: {e}", b.display()))?;
                 for line in std::io::BufReader::new(f).lines() {
                     let line = line.map_err(|e| e.to_string())?;
                     let line = line.trim();
                     if line.is_empty() {
                         continue;
                     }
-                    let (h, u) = line.split_once(' ').ok_or_else(|| format!("batch line {line:?} is not `HOST URI`"))?;
+                    let (h, u) = line
+                        .split_once(' ')
+                        .ok_or_else(|| format!("batch line {line:?} is not `HOST URI`"))?;
                     requests.push(((h != "-").then(|| h.to_string()), u.trim().to_string()));
                 }
             } else {
                 let uri = match (method.as_deref(), uri) {
                     (Some(_), Some(u)) => u,
                     (Some(u), None) if u.starts_with('/') => u.to_string(),
-                    _ => return Err("route needs METHOD URI (e.g. `protonc route proton.conf GET /index.html`)".into()),
+                    _ => return Err(
+                        "route needs METHOD URI (e.g. `protonc route proton.conf GET /index.html`)"
+                            .into(),
+                    ),
                 };
                 requests.push((host, uri));
             }
@@ -225,8 +279,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
                     }
                     Ok(a) => {
-                        let names = a.server_names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(" ");
-                        let loc = if a.location_kind == "server" { "(none: server level)".to_string() } else { format!("{} {}", a.location_kind, a.location) };
+                        let names = a
+                            .server_names
+                            .iter()
+                            .map(|n| format!("{n:?}"))
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        let loc = if a.location_kind == "server" {
+                            "(none: server level)".to_string()
+                        } else {
+                            format!("{} {}", a.location_kind, a.location)
+                        };
                         let _ = writeln!(
                             out,
                             "server   #{} {names} ({})\nlocation {loc} at {}\nreason   {}\nhandler  {}",
@@ -243,7 +306,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     }
                 }
             }
-            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Diff { a, b } => {
             let (ia, ib) = (load_any(&a)?, load_any(&b)?);
@@ -268,6 +335,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let tree = tree.unwrap_or_default();
             let text = convert(&tree, to);
             print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Directives { short } => {
+            print!("{}", proton_compiler::directives::markdown_table(!short));
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Schema => {

@@ -81,14 +81,17 @@ impl SourceMap {
         self.files.is_empty()
     }
 
-    /// 1-based line and column of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset; a binary search over the
+    /// file's line starts.
     pub fn line_col(&self, span: Span) -> (usize, usize) {
         let text = self.text(span.file);
-        let at = (span.start as usize).min(text.len());
-        let before = &text[..floor_char_boundary(text, at)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        let at = floor_char_boundary(text, (span.start as usize).min(text.len()));
+        let Ok(line) = Files::line_index(self, span.file, at) else {
+            return (1, 1);
+        };
+        let start = Files::line_range(self, span.file, line).map_or(0, |r| r.start);
+        let col = text.get(start..at).map_or(0, |l| l.chars().count()) + 1;
+        (line + 1, col)
     }
 
     /// `file:line` of a span, for IR source references.

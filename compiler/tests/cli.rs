@@ -46,7 +46,11 @@ fn compile_inspect_route() {
     let conf = write(&d, "p.conf", CONF);
     let ir = d.join("p.ir").display().to_string();
     let out = protonc(&["compile", &conf, "-o", &ir]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bytes = std::fs::read(&ir).expect("IR written");
     assert!(bytes.starts_with(b"PROTONIR"));
 
@@ -63,8 +67,20 @@ fn compile_inspect_route() {
         (&ir, "/a/b.php", "regex", "regex #0"),
         (&ir, "/api/x", "prefix", "longest prefix"),
     ] {
-        let out = protonc(&["route", file, "--host", "www.example.com", "--json", "GET", uri]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = protonc(&[
+            "route",
+            file,
+            "--host",
+            "www.example.com",
+            "--json",
+            "GET",
+            uri,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("route JSON");
         assert_eq!(v["location_kind"], kind, "{uri}: {v}");
         assert_eq!(v["reason"], reason, "{uri}: {v}");
@@ -84,7 +100,9 @@ fn diff_reports_routing_changes() {
     let b = write(
         &d,
         "b.conf",
-        &CONF.replace("return 200 \"prefix\"", "return 200 \"changed\"").replace("location ^~ /static/ { root /srv; }", ""),
+        &CONF
+            .replace("return 200 \"prefix\"", "return 200 \"changed\"")
+            .replace("location ^~ /static/ { root /srv; }", ""),
     );
     let out = protonc(&["diff", &a, &a]);
     assert!(out.status.success());
@@ -92,7 +110,12 @@ fn diff_reports_routing_changes() {
     let out = protonc(&["diff", &a, &b]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("- server \"example.com\" on 127.0.0.1:8080 / location prefix_no_regex /static/"), "{text}");
+    assert!(
+        text.contains(
+            "- server \"example.com\" on 127.0.0.1:8080 / location prefix_no_regex /static/"
+        ),
+        "{text}"
+    );
     assert!(text.contains("changed"), "{text}");
 }
 
@@ -103,10 +126,16 @@ fn errors_exit_nonzero_with_positions() {
     let out = protonc(&["check", &conf]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("error[E0002]: unknown directive \"rooot\""), "{err}");
+    assert!(
+        err.contains("error[E0002]: unknown directive \"rooot\""),
+        "{err}"
+    );
     assert!(err.contains("bad.conf:5:5"), "{err}");
     assert!(err.contains("did you mean \"root\"?"), "{err}");
-    assert!(err.contains("bad.conf:6:14"), "both errors in one run: {err}");
+    assert!(
+        err.contains("bad.conf:6:14"),
+        "both errors in one run: {err}"
+    );
     let out = protonc(&["check", "--message-format", "json", &conf]);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -127,13 +156,38 @@ fn damaged_ir_is_refused() {
     let d = tmpdir("damaged");
     let conf = write(&d, "p.conf", CONF);
     let ir = d.join("p.ir");
-    assert!(protonc(&["compile", &conf, "-o", &ir.display().to_string()]).status.success());
+    assert!(
+        protonc(&["compile", &conf, "-o", &ir.display().to_string()])
+            .status
+            .success()
+    );
     let bytes = std::fs::read(&ir).expect("IR");
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
-        ("magic", b"NOTANIR!rest of the file".to_vec(), "not a Proton IR"),
-        ("version", { let mut b = bytes.clone(); b[8] = 77; b }, "version 77"),
-        ("checksum", { let mut b = bytes.clone(); let n = b.len() - 3; b[n] ^= 1; b }, "checksum"),
+        (
+            "magic",
+            b"NOTANIR!rest of the file".to_vec(),
+            "not a Proton IR",
+        ),
+        (
+            "version",
+            {
+                let mut b = bytes.clone();
+                b[8] = 77;
+                b
+            },
+            "version 77",
+        ),
+        (
+            "checksum",
+            {
+                let mut b = bytes.clone();
+                let n = b.len() - 3;
+                b[n] ^= 1;
+                b
+            },
+            "checksum",
+        ),
     ];
     for (name, data, want) in cases {
         let p = d.join(format!("{name}.ir"));

@@ -12,7 +12,11 @@ fn files(dir: &str, exts: &[&str]) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {dir}: {e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| exts.contains(&e)))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| exts.contains(&e))
+        })
         .collect();
     v.sort();
     v
@@ -51,13 +55,21 @@ fn example_configs_ir() {
 #[test]
 fn broken_configs_diagnostics() {
     let broken = files("tests/broken", &["conf", "json", "yaml"]);
-    assert!(broken.len() >= 40, "the broken-config corpus has only {} files", broken.len());
+    assert!(
+        broken.len() >= 40,
+        "the broken-config corpus has only {} files",
+        broken.len()
+    );
     let mut distinct = std::collections::HashSet::new();
     for path in broken {
         let mut map = SourceMap::new();
         let mut diags = Diagnostics::default();
         let _ = compile_path(&path, &mut map, &mut diags);
-        assert!(!diags.list.is_empty(), "{} produced no diagnostic", path.display());
+        assert!(
+            !diags.list.is_empty(),
+            "{} produced no diagnostic",
+            path.display()
+        );
         let text = render(&map, &diags, MessageFormat::Plain);
         let json = render(&map, &diags, MessageFormat::Json);
         distinct.insert(text.clone());
@@ -65,5 +77,8 @@ fn broken_configs_diagnostics() {
             insta::assert_snapshot!(snapshot_name(&path), format!("{text}\n--- json ---\n{json}"));
         });
     }
-    assert!(distinct.len() >= 40, "broken configs must give at least 40 distinct diagnostics");
+    assert!(
+        distinct.len() >= 40,
+        "broken configs must give at least 40 distinct diagnostics"
+    );
 }

@@ -119,7 +119,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, DecodeError> {
             expected: HEADER_LEN,
         });
     }
-    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let version = u32_at(8);
     if version != FORMAT_VERSION {
         return Err(DecodeError::WrongVersion {
@@ -200,7 +201,7 @@ pub(crate) mod tests {
             }],
             servers: vec![Server {
                 names: vec![String::new()],
-                source: "x:1".into(),
+                source: SourceRef::default(),
                 script: vec![],
                 default_location: LocationId(0),
                 tree: LocationTree::default(),
@@ -210,7 +211,7 @@ pub(crate) mod tests {
                 kind: LocationKind::Server,
                 name: String::new(),
                 server: ServerId(0),
-                source: "x:1".into(),
+                source: SourceRef::default(),
                 tree: LocationTree::default(),
                 conf,
             }],
@@ -219,6 +220,8 @@ pub(crate) mod tests {
             log_formats: vec![],
             user_vars: vec![],
             mime_types: vec![vec![]],
+            settings: vec![crate::verify::tests::settings()],
+            source_files: vec![],
         }
     }
 
@@ -234,15 +237,24 @@ pub(crate) mod tests {
     #[test]
     fn refuses_damage() {
         let bytes = encode(&tiny(), [0; 32]);
-        assert!(matches!(decode(&bytes[..30]), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode(&bytes[..30]),
+            Err(DecodeError::Truncated { .. })
+        ));
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1]),
             Err(DecodeError::Truncated { .. })
         ));
-        assert!(matches!(decode(b"hello world, not an IR at all........................."), Err(DecodeError::BadMagic)));
+        assert!(matches!(
+            decode(b"hello world, not an IR at all........................."),
+            Err(DecodeError::BadMagic)
+        ));
         let mut v = bytes.clone();
         v[8] = 99;
-        assert!(matches!(decode(&v), Err(DecodeError::WrongVersion { found: 99, .. })));
+        assert!(matches!(
+            decode(&v),
+            Err(DecodeError::WrongVersion { found: 99, .. })
+        ));
         let mut c = bytes.clone();
         let last = c.len() - 1;
         c[last] ^= 0xff;

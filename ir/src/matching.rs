@@ -90,10 +90,7 @@ impl Ir {
         is_match: &mut dyn FnMut(RegexId, &str) -> bool,
     ) -> (ServerId, ServerMatch) {
         let names = &listener.names;
-        if let Ok(i) = names
-            .exact
-            .binary_search_by(|(n, _)| n.as_str().cmp(host))
-        {
+        if let Ok(i) = names.exact.binary_search_by(|(n, _)| n.as_str().cmp(host)) {
             return (names.exact[i].1, ServerMatch::Exact);
         }
         let mut best: Option<(usize, ServerId)> = None;
@@ -212,10 +209,7 @@ impl Ir {
     /// Finds a named location (`@name`) of a server.
     pub fn find_named(&self, server: ServerId, name: &str) -> Option<LocationId> {
         let srv = self.servers.get(server.0 as usize)?;
-        srv.named
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| *id)
+        srv.named.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 }
 
@@ -312,6 +306,10 @@ impl TrieBuilder {
 
     /// Finishes the tree: children sorted by first byte.
     pub fn finish(mut self) -> LocationTree {
+        // A level without locations needs no trie at all.
+        if self.tree.nodes.len() == 1 && self.tree.nodes[0].children.is_empty() && self.tree.nodes[0].prefix.is_none() && self.tree.nodes[0].exact.is_none() {
+            self.tree.nodes.clear();
+        }
         let firsts: Vec<u8> = self
             .tree
             .nodes
@@ -350,7 +348,13 @@ mod tests {
 
     #[test]
     fn longest_prefix_and_exact() {
-        let t = tree(&[("/", 'p'), ("/a", 'p'), ("/abc", '^'), ("/ab", '='), ("/b/c", 'p')]);
+        let t = tree(&[
+            ("/", 'p'),
+            ("/a", 'p'),
+            ("/abc", '^'),
+            ("/ab", '='),
+            ("/b/c", 'p'),
+        ]);
         let f = |u: &str| {
             let (e, p) = t.find_static(u.as_bytes());
             (e.map(|l| l.0), p.map(|p| (p.location.0, p.no_regex)))

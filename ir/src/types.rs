@@ -43,6 +43,25 @@ pub struct Ir {
     pub user_vars: Vec<String>,
     /// Distinct `types {}` tables: lowercase extension → MIME type, sorted by extension.
     pub mime_types: Vec<Vec<(String, String)>>,
+    /// Distinct inherited-settings records, shared by locations.
+    pub settings: Vec<Settings>,
+    /// The config files read, in order; [`SourceRef::file`] indexes this.
+    pub source_files: Vec<String>,
+}
+
+/// A place in the config sources: file index and 1-based line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub file: u32,
+    pub line: u32,
+}
+
+impl Ir {
+    /// `file:line` of a source reference.
+    pub fn describe(&self, at: SourceRef) -> String {
+        let file = self.source_files.get(at.file as usize).map_or("?", String::as_str);
+        format!("{file}:{}", at.line)
+    }
 }
 
 /// `worker_processes`.
@@ -127,8 +146,8 @@ pub struct LeadingWildcard {
 pub struct Server {
     /// `server_name` values as written (for diagnostics, `$server_name`, route output).
     pub names: Vec<String>,
-    /// Where the block was written (`file:line`), for route/diff output.
-    pub source: String,
+    /// Where the block was written, for route/diff output.
+    pub source: SourceRef,
     /// Server-level rewrite-phase script (`rewrite`, `return`, `set` in server context).
     pub script: Vec<ScriptOp>,
     /// The server-level configuration, used when no location matches.
@@ -202,14 +221,16 @@ pub struct Location {
     /// The path, regex source or @name as written.
     pub name: String,
     pub server: ServerId,
-    /// Where it was written (`file:line`).
-    pub source: String,
+    /// Where it was written.
+    pub source: SourceRef,
     /// Nested locations.
     pub tree: LocationTree,
     pub conf: LocationConf,
 }
 
-/// Effective settings of a location after nginx-style inheritance.
+/// Effective settings of a location after nginx-style inheritance. What is specific to the
+/// location is here; the inherited settings, which most locations share, are interned in
+/// [`Ir::settings`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LocationConf {
     /// Rewrite-phase script of this location (not inherited, as in nginx).
@@ -218,6 +239,17 @@ pub struct LocationConf {
     pub root: Template,
     /// `alias`, replacing the matched location part.
     pub alias: Option<Template>,
+    pub proxy: Option<Proxy>,
+    pub settings: SettingsId,
+}
+
+/// Index into [`Ir::settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct SettingsId(pub u32);
+
+/// Inherited settings of a location, shared by every location with the same values.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Settings {
     pub index: Vec<Template>,
     pub try_files: Vec<Template>,
     pub autoindex: bool,
@@ -241,17 +273,16 @@ pub struct LocationConf {
     pub client_body_timeout_ms: u64,
     pub send_timeout_ms: u64,
     pub access_log: Vec<AccessLog>,
-    pub proxy: Option<Proxy>,
-    /// Settings used by the proxy module even when `proxy_pass` is inherited elsewhere.
-    pub proxy_settings: ProxySettings,
+    /// Settings used by the proxy module (proxy_pass itself is per location).
+    pub proxy: ProxySettings,
 }
 
-/// Per-server (connection-level) settings live in the server's default location; these are the
-/// ones read before a location is known.
 impl LocationConf {
     /// True when the location answers with `return` before any content handler.
     pub fn returns(&self) -> bool {
-        self.script.iter().any(|op| matches!(op, ScriptOp::Return { .. }))
+        self.script
+            .iter()
+            .any(|op| matches!(op, ScriptOp::Return { .. }))
     }
 }
 
@@ -286,7 +317,7 @@ pub enum RewriteFlag {
 }
 
 /// `error_page codes… [=[code]] uri`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
 pub struct ErrorPage {
     pub codes: Vec<u16>,
     /// `=code`: the response code to use; `Some(0)` means `=` alone (the target's code).
@@ -295,7 +326,7 @@ pub struct ErrorPage {
 }
 
 /// `add_header name value [always]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
 pub struct AddHeader {
     pub name: String,
     pub value: Template,
@@ -303,7 +334,7 @@ pub struct AddHeader {
 }
 
 /// `expires`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Expires {
     Off,
     Epoch,
@@ -315,7 +346,7 @@ pub enum Expires {
 }
 
 /// `if_modified_since`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum IfModifiedSince {
     Off,
     Exact,
@@ -323,7 +354,7 @@ pub enum IfModifiedSince {
 }
 
 /// `access_log`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
 pub enum AccessLog {
     Off,
     File {
@@ -365,7 +396,7 @@ pub struct Proxy {
 }
 
 /// Proxy settings that follow ordinary inheritance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
 pub struct ProxySettings {
     /// Effective request headers to send (nginx defaults merged in).
     pub set_headers: Vec<(String, Template)>,
@@ -387,14 +418,14 @@ pub struct ProxySettings {
 }
 
 /// `proxy_http_version`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum ProxyHttpVersion {
     Http10,
     Http11,
 }
 
 /// `proxy_next_upstream` conditions as flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, Hash)]
 pub struct NextUpstream {
     pub error: bool,
     pub timeout: bool,
@@ -410,7 +441,7 @@ pub struct NextUpstream {
 }
 
 /// `proxy_redirect`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
 pub enum ProxyRedirect {
     Off,
     /// `default`: rewrite the proxy_pass URL to the location prefix.
@@ -457,13 +488,13 @@ pub enum Balance {
 }
 
 /// A string with variables precompiled: literal pieces and variable references.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, Hash)]
 pub struct Template {
     pub parts: Vec<Part>,
 }
 
 /// One piece of a [`Template`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Part {
     Literal(String),
     Var(Var),
@@ -472,7 +503,7 @@ pub enum Part {
 }
 
 /// A variable reference, resolved by name at compile time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Var {
     /// A built-in variable by its nginx name (`host`, `remote_addr`, …).
     Builtin(String),

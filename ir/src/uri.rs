@@ -20,7 +20,10 @@ pub fn normalize_path(target: &[u8], out: &mut Vec<u8>) -> bool {
         let mut b = path[i];
         if b == b'%' {
             let hex = |c: u8| (c as char).to_digit(16);
-            match (path.get(i + 1).and_then(|&c| hex(c)), path.get(i + 2).and_then(|&c| hex(c))) {
+            match (
+                path.get(i + 1).and_then(|&c| hex(c)),
+                path.get(i + 2).and_then(|&c| hex(c)),
+            ) {
                 (Some(h), Some(l)) => {
                     b = (h * 16 + l) as u8;
                     i += 2;
@@ -81,7 +84,9 @@ fn pop_segment(out: &mut Vec<u8>) -> bool {
 pub fn normalize_host(host: &str) -> String {
     let h = host.trim();
     let h = if h.starts_with('[') {
-        h.split_once(']').map_or(h, |(a, _)| a).trim_start_matches('[')
+        h.split_once(']')
+            .map_or(h, |(a, _)| a)
+            .trim_start_matches('[')
     } else {
         h.split_once(':').map_or(h, |(a, _)| a)
     };

@@ -30,13 +30,19 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<(), VerifyError> {
 
 impl Checker<'_> {
     fn server(&self, id: ServerId) -> Result<(), VerifyError> {
-        check((id.0 as usize) < self.ir.servers.len(), || format!("server id {} out of range", id.0))
+        check((id.0 as usize) < self.ir.servers.len(), || {
+            format!("server id {} out of range", id.0)
+        })
     }
     fn location(&self, id: LocationId) -> Result<(), VerifyError> {
-        check((id.0 as usize) < self.ir.locations.len(), || format!("location id {} out of range", id.0))
+        check((id.0 as usize) < self.ir.locations.len(), || {
+            format!("location id {} out of range", id.0)
+        })
     }
     fn regex(&self, id: RegexId) -> Result<(), VerifyError> {
-        check((id.0 as usize) < self.ir.regexes.len(), || format!("regex id {} out of range", id.0))
+        check((id.0 as usize) < self.ir.regexes.len(), || {
+            format!("regex id {} out of range", id.0)
+        })
     }
     fn template(&self, t: &Template) -> Result<(), VerifyError> {
         for p in &t.parts {
@@ -55,9 +61,13 @@ impl Checker<'_> {
             return self.regexes(t);
         }
         for (i, n) in t.nodes.iter().enumerate() {
-            check(i == 0 || !n.label.is_empty(), || format!("trie node {i} has an empty label"))?;
+            check(i == 0 || !n.label.is_empty(), || {
+                format!("trie node {i} has an empty label")
+            })?;
             for &c in &n.children {
-                check((c as usize) < t.nodes.len() && c != 0, || format!("trie child {c} out of range"))?;
+                check((c as usize) < t.nodes.len() && c != 0, || {
+                    format!("trie child {c} out of range")
+                })?;
             }
             if let Some(e) = n.exact {
                 self.location(e)?;
@@ -78,7 +88,9 @@ impl Checker<'_> {
     fn script(&self, s: &[ScriptOp]) -> Result<(), VerifyError> {
         for op in s {
             match op {
-                ScriptOp::Rewrite { regex, replacement, .. } => {
+                ScriptOp::Rewrite {
+                    regex, replacement, ..
+                } => {
                     self.regex(*regex)?;
                     self.template(replacement)?;
                 }
@@ -88,7 +100,9 @@ impl Checker<'_> {
                     }
                 }
                 ScriptOp::Set { var, value } => {
-                    check((*var as usize) < self.ir.user_vars.len(), || format!("set variable {var} out of range"))?;
+                    check((*var as usize) < self.ir.user_vars.len(), || {
+                        format!("set variable {var} out of range")
+                    })?;
                     self.template(value)?;
                 }
             }
@@ -97,20 +111,36 @@ impl Checker<'_> {
     }
     fn conf(&self, c: &LocationConf) -> Result<(), VerifyError> {
         self.script(&c.script)?;
-        check((c.types.0 as usize) < self.ir.mime_types.len(), || format!("mime table {} out of range", c.types.0))?;
-        for t in c.index.iter().chain(&c.try_files).chain(std::iter::once(&c.root)).chain(c.alias.iter()) {
+        check((c.settings.0 as usize) < self.ir.settings.len(), || {
+            format!("settings {} out of range", c.settings.0)
+        })?;
+        for t in std::iter::once(&c.root).chain(c.alias.iter()) {
             self.template(t)?;
         }
-        for l in &c.access_log {
+        if let Some(p) = &c.proxy {
+            check((p.upstream.0 as usize) < self.ir.upstreams.len(), || {
+                format!("upstream {} out of range", p.upstream.0)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn settings(&self, s: &Settings) -> Result<(), VerifyError> {
+        check((s.types.0 as usize) < self.ir.mime_types.len(), || {
+            format!("mime table {} out of range", s.types.0)
+        })?;
+        for t in s.index.iter().chain(&s.try_files) {
+            self.template(t)?;
+        }
+        for l in &s.access_log {
             if let AccessLog::File { path, format, .. } = l {
                 self.template(path)?;
-                check((format.0 as usize) < self.ir.log_formats.len(), || format!("log format {} out of range", format.0))?;
+                check((format.0 as usize) < self.ir.log_formats.len(), || {
+                    format!("log format {} out of range", format.0)
+                })?;
             }
         }
-        if let Some(p) = &c.proxy {
-            check((p.upstream.0 as usize) < self.ir.upstreams.len(), || format!("upstream {} out of range", p.upstream.0))?;
-        }
-        for (_, t) in &c.proxy_settings.set_headers {
+        for (_, t) in &s.proxy.set_headers {
             self.template(t)?;
         }
         Ok(())
@@ -130,13 +160,17 @@ impl Ir {
             }
             for w in &n.leading {
                 c.server(w.server)?;
-                check(w.suffix.starts_with('.'), || format!("wildcard suffix {:?} must start with a dot", w.suffix))?;
+                check(w.suffix.starts_with('.'), || {
+                    format!("wildcard suffix {:?} must start with a dot", w.suffix)
+                })?;
             }
             for (r, s) in &n.regex {
                 c.regex(*r)?;
                 c.server(*s)?;
             }
-            check(n.exact.windows(2).all(|w| w[0].0 < w[1].0), || format!("exact names of {} are not sorted", l.addr))?;
+            check(n.exact.windows(2).all(|w| w[0].0 < w[1].0), || {
+                format!("exact names of {} are not sorted", l.addr)
+            })?;
         }
         for s in &self.servers {
             c.location(s.default_location)?;
@@ -154,6 +188,9 @@ impl Ir {
         for f in &self.log_formats {
             c.template(&f.template)?;
         }
+        for s in &self.settings {
+            c.settings(s)?;
+        }
         Ok(())
     }
 }
@@ -168,6 +205,13 @@ pub(crate) mod tests {
             internal: false,
             root: Template::literal("html"),
             alias: None,
+            proxy: None,
+            settings: SettingsId(0),
+        }
+    }
+
+    pub(crate) fn settings() -> Settings {
+        Settings {
             index: vec![Template::literal("index.html")],
             try_files: vec![],
             autoindex: false,
@@ -189,8 +233,7 @@ pub(crate) mod tests {
             client_body_timeout_ms: 60_000,
             send_timeout_ms: 60_000,
             access_log: vec![],
-            proxy: None,
-            proxy_settings: ProxySettings {
+            proxy: ProxySettings {
                 set_headers: vec![],
                 http_version: ProxyHttpVersion::Http10,
                 connect_timeout_ms: 60_000,

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: proton-run [-t] FILE.ir\n  -t   load and verify the IR, print a summary, exit");
+    eprintln!(
+        "usage: proton-run [-t] FILE.ir\n  -t   load and verify the IR, print a summary, exit"
+    );
     ExitCode::from(2)
 }
 
@@ -46,7 +48,10 @@ fn main() -> ExitCode {
             .case_insensitive(r.case_insensitive)
             .build()
         {
-            eprintln!("proton-run: {}: regex #{i} does not compile: {e}", file.display());
+            eprintln!(
+                "proton-run: {}: regex #{i} does not compile: {e}",
+                file.display()
+            );
             return ExitCode::from(1);
         }
     }

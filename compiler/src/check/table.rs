@@ -4,7 +4,9 @@
 
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::directives::{self, contexts_of, is_unsupported, lookup, parse_size, parse_time_ms, Ctx, Kind, TABLE};
+use crate::directives::{
+    self, contexts_of, is_unsupported, lookup, parse_size, parse_time_ms, Ctx, Kind, TABLE,
+};
 use std::collections::HashMap;
 
 /// Checks a whole configuration (the main context). Returns the tree without the
@@ -56,34 +58,53 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
         if !spec.repeat {
             if let Some(first) = seen.get(spec.name) {
                 diags.push(
-                    Diagnostic::error(Code::Duplicate, d.name_span, format!("\"{}\" directive is duplicate", d.name))
-                        .label("second occurrence")
-                        .also(first.name_span, "first set here")
-                        .help("remove one of them; this directive may appear once per block"),
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        d.name_span,
+                        format!("\"{}\" directive is duplicate", d.name),
+                    )
+                    .label("second occurrence")
+                    .also(first.name_span, "first set here")
+                    .help("remove one of them; this directive may appear once per block"),
                 );
             } else {
                 seen.insert(spec.name, d);
             }
         }
         if !spec.arity.accepts(d.args.len()) {
-            let at = d.args.get(arity_limit(spec.arity)).map_or(d.name_span, |a| a.span);
+            let at = d
+                .args
+                .get(arity_limit(spec.arity))
+                .map_or(d.name_span, |a| a.span);
             diags.push(
-                Diagnostic::error(Code::Arity, at, format!("invalid number of arguments in \"{}\" directive", d.name))
-                    .label(format!("\"{}\" takes {}", d.name, spec.arity.describe()))
-                    .help(format!("syntax: {} {};", d.name, spec.syntax)),
+                Diagnostic::error(
+                    Code::Arity,
+                    at,
+                    format!("invalid number of arguments in \"{}\" directive", d.name),
+                )
+                .label(format!("\"{}\" takes {}", d.name, spec.arity.describe()))
+                .help(format!("syntax: {} {};", d.name, spec.syntax)),
             );
         }
         let wants_block = matches!(spec.kind, Kind::Block) || spec.name == "types";
         match (&d.block, wants_block) {
             (Some(_), false) => diags.push(
-                Diagnostic::error(Code::Arity, d.name_span, format!("directive \"{}\" has no opening \"{{\"-block", d.name))
-                    .label("this directive takes no block")
-                    .help(format!("end it with \";\": {} {};", d.name, spec.syntax)),
+                Diagnostic::error(
+                    Code::Arity,
+                    d.name_span,
+                    format!("directive \"{}\" has no opening \"{{\"-block", d.name),
+                )
+                .label("this directive takes no block")
+                .help(format!("end it with \";\": {} {};", d.name, spec.syntax)),
             ),
             (None, true) => diags.push(
-                Diagnostic::error(Code::Arity, d.name_span, format!("directive \"{}\" needs a \"{{ … }}\" block", d.name))
-                    .label("block expected")
-                    .help(format!("syntax: {} {}", d.name, spec.syntax)),
+                Diagnostic::error(
+                    Code::Arity,
+                    d.name_span,
+                    format!("directive \"{}\" needs a \"{{ … }}\" block", d.name),
+                )
+                .label("block expected")
+                .help(format!("syntax: {} {}", d.name, spec.syntax)),
             ),
             _ => {}
         }
@@ -105,19 +126,35 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
     if let Some(allowed) = contexts_of(&d.name) {
         let here = ctx.names().first().copied().unwrap_or("main");
         diags.push(
-            Diagnostic::error(Code::WrongContext, d.name_span, format!("\"{}\" directive is not allowed here", d.name))
-                .label(format!("not allowed in the {here} context"))
-                .help(format!("\"{}\" belongs in: {}", d.name, allowed.names().join(", "))),
+            Diagnostic::error(
+                Code::WrongContext,
+                d.name_span,
+                format!("\"{}\" directive is not allowed here", d.name),
+            )
+            .label(format!("not allowed in the {here} context"))
+            .help(format!(
+                "\"{}\" belongs in: {}",
+                d.name,
+                allowed.names().join(", ")
+            )),
         );
     } else if is_unsupported(&d.name) {
         diags.push(
-            Diagnostic::error(Code::Unsupported, d.name_span, format!("\"{}\" directive is not supported yet", d.name))
-                .label("an nginx directive Proton does not implement yet")
-                .help("remove it, or see docs/configuration.md for what Proton supports"),
+            Diagnostic::error(
+                Code::Unsupported,
+                d.name_span,
+                format!("\"{}\" directive is not supported yet", d.name),
+            )
+            .label("an nginx directive Proton does not implement yet")
+            .help("remove it, or see docs/configuration.md for what Proton supports"),
         );
     } else {
-        let mut diag = Diagnostic::error(Code::UnknownDirective, d.name_span, format!("unknown directive \"{}\"", d.name))
-            .label("not an nginx or Proton directive");
+        let mut diag = Diagnostic::error(
+            Code::UnknownDirective,
+            d.name_span,
+            format!("unknown directive \"{}\"", d.name),
+        )
+        .label("not an nginx or Proton directive");
         if let Some(s) = did_you_mean(&d.name, TABLE.iter().map(|s| s.name)) {
             diag = diag.help(format!("did you mean \"{s}\"?"));
         }
@@ -129,18 +166,35 @@ fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
     for (i, a) in d.args.iter().enumerate() {
         let v = a.value.as_str();
         let problem = match kind {
-            Kind::Flag if v != "on" && v != "off" => Some(("on or off", "write on or off".to_string())),
-            Kind::Size if parse_size(v).is_none() => Some(("a size", "sizes are a number with an optional k, m or g suffix, e.g. 16k".to_string())),
-            Kind::Time if parse_time_ms(v).is_none() => Some(("a time", "times are like 30s, 500ms, 1h30m (a bare number is seconds)".to_string())),
-            Kind::Int if v.parse::<u32>().is_err() => Some(("a non-negative number", "write a whole number".to_string())),
-            Kind::Keyword(words) if !words.contains(&v) => Some(("one of the allowed words", format!("expected one of: {}", words.join(", ")))),
+            Kind::Flag if v != "on" && v != "off" => {
+                Some(("on or off", "write on or off".to_string()))
+            }
+            Kind::Size if parse_size(v).is_none() => Some((
+                "a size",
+                "sizes are a number with an optional k, m or g suffix, e.g. 16k".to_string(),
+            )),
+            Kind::Time if parse_time_ms(v).is_none() => Some((
+                "a time",
+                "times are like 30s, 500ms, 1h30m (a bare number is seconds)".to_string(),
+            )),
+            Kind::Int if v.parse::<u32>().is_err() => {
+                Some(("a non-negative number", "write a whole number".to_string()))
+            }
+            Kind::Keyword(words) if !words.contains(&v) => Some((
+                "one of the allowed words",
+                format!("expected one of: {}", words.join(", ")),
+            )),
             _ => None,
         };
         if let Some((what, help)) = problem {
             diags.push(
-                Diagnostic::error(Code::BadValue, a.span, format!("invalid value \"{v}\" in \"{}\" directive", d.name))
-                    .label(format!("argument {} must be {what}", i + 1))
-                    .help(help),
+                Diagnostic::error(
+                    Code::BadValue,
+                    a.span,
+                    format!("invalid value \"{v}\" in \"{}\" directive", d.name),
+                )
+                .label(format!("argument {} must be {what}", i + 1))
+                .help(help),
             );
         }
     }

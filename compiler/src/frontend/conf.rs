@@ -53,7 +53,10 @@ pub(crate) fn needs_quotes(value: &str) -> bool {
     value.is_empty()
         || value.starts_with('#')
         || value.contains(|c: char| {
-            matches!(c, ' ' | '\t' | '\r' | '\n' | ';' | '{' | '}' | '"' | '\'' | '\u{feff}')
+            matches!(
+                c,
+                ' ' | '\t' | '\r' | '\n' | ';' | '{' | '}' | '"' | '\'' | '\u{feff}'
+            )
         })
 }
 
@@ -61,8 +64,8 @@ pub(crate) fn needs_quotes(value: &str) -> bool {
 ///
 /// The reader ([`crate::syntax::unescape`]) turns `\"`, `\'`, `\\` into the character and
 /// `\t`, `\r`, `\n` into control characters, and keeps any other backslash (so regexes keep
-/// `\d`). A backslash is therefore doubled only before one of `"'\trn` or at the end, and
-/// inside quotes `"` and control characters are escaped.
+/// `\d`). A backslash is therefore doubled only before one of `"'\trn`, before a character
+/// that is escaped itself, or at the end; inside quotes `"`, tab, CR and LF are escaped.
 pub(crate) fn quote(value: &str, force: bool) -> String {
     let quoted = force || needs_quotes(value);
     let mut out = String::with_capacity(value.len() + 2);
@@ -74,7 +77,13 @@ pub(crate) fn quote(value: &str, force: bool) -> String {
         match c {
             '\\' => {
                 let next = chars.peek().copied();
-                if next.is_none() || matches!(next, Some('"' | '\'' | '\\' | 't' | 'r' | 'n')) {
+                // Before a character that is itself escaped, the backslash must be doubled too.
+                if next.is_none()
+                    || matches!(
+                        next,
+                        Some('"' | '\'' | '\\' | 't' | 'r' | 'n' | '\t' | '\r' | '\n')
+                    )
+                {
                     out.push_str("\\\\");
                 } else {
                     out.push('\\');

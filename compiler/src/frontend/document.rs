@@ -6,12 +6,12 @@
 use super::conf::needs_quotes;
 use super::node::{Key, Node, Scalar, ScalarType, Value};
 use super::shape::{
-    all_structurals, allowed_keys, spec_for, split_match, structurals, DocCtx, Structural, Structure, ValueShape,
-    MATCH_KEY,
+    all_structurals, allowed_keys, spec_for, split_match, structurals, structure_of, DocCtx,
+    Structural, Structure, ValueShape, MATCH_KEY, SCHEMA_KEY,
 };
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::directives::{contexts_of, is_unsupported, Spec};
+use crate::directives::{is_unsupported, Spec};
 use crate::source::Span;
 use std::collections::HashMap;
 
@@ -24,7 +24,8 @@ pub(crate) fn build(root: Option<Node>, diags: &mut Diagnostics) -> Vec<Directiv
     match &root.value {
         Value::Map { entries, .. } => b.context(entries, DocCtx::Main),
         Value::Scalar(Scalar {
-            ty: ScalarType::Null, ..
+            ty: ScalarType::Null,
+            ..
         })
         | Value::Invalid => Vec::new(),
         _ => {
@@ -43,7 +44,13 @@ struct Reader<'d> {
 }
 
 /// A directive spanning from its key to the end of its value.
-fn directive(name: &str, key: Span, args: Vec<Arg>, block: Option<Vec<Directive>>, value: Span) -> Directive {
+fn directive(
+    name: &str,
+    key: Span,
+    args: Vec<Arg>,
+    block: Option<Vec<Directive>>,
+    value: Span,
+) -> Directive {
     Directive {
         name: name.to_string(),
         name_span: key,
@@ -54,7 +61,11 @@ fn directive(name: &str, key: Span, args: Vec<Arg>, block: Option<Vec<Directive>
 }
 
 fn arg(value: String, span: Span) -> Arg {
-    let quote = if needs_quotes(&value) { Quote::Double } else { Quote::Bare };
+    let quote = if needs_quotes(&value) {
+        Quote::Double
+    } else {
+        Quote::Bare
+    };
     Arg { value, quote, span }
 }
 
@@ -83,14 +94,19 @@ impl Reader<'_> {
             if ctx == DocCtx::Location && name == MATCH_KEY {
                 continue; // read by `location`
             }
+            if ctx == DocCtx::Main && name == SCHEMA_KEY {
+                self.schema_reference(value);
+                continue;
+            }
             if let Some(st) = structural.iter().find(|s| s.key == name) {
                 self.structural(st, key, value, &mut out);
-            } else if let Some(spec) = spec_for(name, ctx).filter(|s| super::shape::structure_of(s).is_none()) {
+            } else if let Some(spec) = spec_for(name, ctx).filter(|s| structure_of(s).is_none()) {
+                // Allowed here, or in another context (the table check reports that).
                 self.plain(name, Some(spec), key, value, &mut out);
             } else if let Some(d) = self.misplaced_structure(name, key.span, ctx) {
                 self.push(d);
-            } else if contexts_of(name).is_some() || is_unsupported(name) {
-                // Known to nginx: the table check says it is unsupported or misplaced.
+            } else if is_unsupported(name) {
+                // An nginx directive Proton lacks: the table check says so, as for .conf files.
                 self.plain(name, None, key, value, &mut out);
             } else {
                 self.unknown_key(key, ctx);
@@ -99,10 +115,29 @@ impl Reader<'_> {
         out
     }
 
+    /// `"$schema"`: for editors only, but it must be a string.
+    fn schema_reference(&mut self, value: &Node) {
+        if !matches!(&value.value, Value::Scalar(s) if s.ty == ScalarType::Str) {
+            self.push(
+                Diagnostic::error(
+                    Code::Document,
+                    value.span,
+                    format!("\"{SCHEMA_KEY}\" must be a string"),
+                )
+                .label(format!("found {}", value.describe()))
+                .help("give the path or URL of proton.schema.json, or leave the key out"),
+            );
+        }
+    }
+
     fn unknown_key(&mut self, key: &Key, ctx: DocCtx) {
         let keys = allowed_keys(ctx);
-        let mut d = Diagnostic::error(Code::Document, key.span, format!("unknown key \"{}\" in {}", key.text, ctx.object()))
-            .label(format!("not a directive of the {} context", ctx.name()));
+        let mut d = Diagnostic::error(
+            Code::Document,
+            key.span,
+            format!("unknown key \"{}\" in {}", key.text, ctx.object()),
+        )
+        .label(format!("not a directive of the {} context", ctx.name()));
         if key.text == "include" {
             d = d.help("JSON and YAML documents have no include: write the whole configuration in one document");
         } else if let Some(s) = did_you_mean(&key.text, keys.iter().map(|k| k.as_ref())) {
@@ -118,47 +153,79 @@ impl Reader<'_> {
         if let Some(st) = structurals(ctx).into_iter().find(|s| s.spec.name == name) {
             // `server` in http: the document writes `servers`.
             return Some(
-                Diagnostic::error(Code::Document, span, format!("\"{name}\" blocks are written as \"{}\"", st.key))
-                    .label(format!("not a key of {}", ctx.object()))
-                    .help(format!("write {}", st.example())),
+                Diagnostic::error(
+                    Code::Document,
+                    span,
+                    format!("\"{name}\" blocks are written as \"{}\"", st.key),
+                )
+                .label(format!("not a key of {}", ctx.object()))
+                .help(format!("write {}", st.example())),
             );
         }
         let all = all_structurals();
-        let matching: Vec<&(DocCtx, Structural)> =
-            all.iter().filter(|(_, s)| s.key == name || s.spec.name == name).collect();
+        let matching: Vec<&(DocCtx, Structural)> = all
+            .iter()
+            .filter(|(_, s)| s.key == name || s.spec.name == name)
+            .collect();
         let (_, st) = matching.first()?;
         let places: Vec<&str> = matching.iter().map(|(c, _)| c.name()).collect();
         Some(
-            Diagnostic::error(Code::Document, span, format!("\"{name}\" is not allowed in {}", ctx.object()))
-                .label(format!("not allowed in the {} context", ctx.name()))
-                .help(format!("{} belongs in: {}", st.example(), places.join(", "))),
+            Diagnostic::error(
+                Code::Document,
+                span,
+                format!("\"{name}\" is not allowed in {}", ctx.object()),
+            )
+            .label(format!("not allowed in the {} context", ctx.name()))
+            .help(format!(
+                "{} belongs in: {}",
+                st.example(),
+                places.join(", ")
+            )),
         )
     }
 
-    fn expect_object<'n>(&mut self, node: &'n Node, what: &str, example: &str) -> Option<&'n [(Key, Node)]> {
+    fn expect_object<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        example: &str,
+    ) -> Option<&'n [(Key, Node)]> {
         match &node.value {
             Value::Map { entries, .. } => Some(entries),
             Value::Invalid => None,
             _ => {
                 self.push(
-                    Diagnostic::error(Code::Document, node.span, format!("{what} must be an object"))
-                        .label(format!("found {}", node.describe()))
-                        .help(format!("write {example}")),
+                    Diagnostic::error(
+                        Code::Document,
+                        node.span,
+                        format!("{what} must be an object"),
+                    )
+                    .label(format!("found {}", node.describe()))
+                    .help(format!("write {example}")),
                 );
                 None
             }
         }
     }
 
-    fn expect_array<'n>(&mut self, node: &'n Node, what: &str, example: &str) -> Option<&'n [Node]> {
+    fn expect_array<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        example: &str,
+    ) -> Option<&'n [Node]> {
         match &node.value {
             Value::Seq(items) => Some(items),
             Value::Invalid => None,
             _ => {
                 self.push(
-                    Diagnostic::error(Code::Document, node.span, format!("{what} must be an array"))
-                        .label(format!("found {}", node.describe()))
-                        .help(format!("write {example}")),
+                    Diagnostic::error(
+                        Code::Document,
+                        node.span,
+                        format!("{what} must be an array"),
+                    )
+                    .label(format!("found {}", node.describe()))
+                    .help(format!("write {example}")),
                 );
                 None
             }
@@ -171,14 +238,22 @@ impl Reader<'_> {
         let inner = st.inner();
         match st.structure {
             Structure::Object => {
-                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
+                else {
                     return;
                 };
                 let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
-                out.push(directive(name, key.span, Vec::new(), Some(block), value.span));
+                out.push(directive(
+                    name,
+                    key.span,
+                    Vec::new(),
+                    Some(block),
+                    value.span,
+                ));
             }
             Structure::List => {
-                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example) else {
+                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example)
+                else {
                     return;
                 };
                 for item in items {
@@ -187,11 +262,18 @@ impl Reader<'_> {
                         continue;
                     };
                     let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
-                    out.push(directive(name, open_of(item), Vec::new(), Some(block), item.span));
+                    out.push(directive(
+                        name,
+                        open_of(item),
+                        Vec::new(),
+                        Some(block),
+                        item.span,
+                    ));
                 }
             }
             Structure::Named => {
-                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
+                else {
                     return;
                 };
                 for (k, v) in entries {
@@ -205,7 +287,8 @@ impl Reader<'_> {
                 }
             }
             Structure::Matched => {
-                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example) else {
+                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example)
+                else {
                     return;
                 };
                 for item in items {
@@ -221,25 +304,36 @@ impl Reader<'_> {
                 }
             }
             Structure::Types => {
-                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example) else {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
+                else {
                     return;
                 };
                 let mut block = Vec::new();
                 for (mime, exts) in entries {
                     let args = match &exts.value {
-                        Value::Seq(items) => items.iter().filter_map(|n| self.type_ext(n)).collect(),
+                        Value::Seq(items) => {
+                            items.iter().filter_map(|n| self.type_ext(n)).collect()
+                        }
                         _ => self.type_ext(exts).into_iter().collect(),
                     };
                     block.push(directive(&mime.text, mime.span, args, None, exts.span));
                 }
-                out.push(directive(name, key.span, Vec::new(), Some(block), value.span));
+                out.push(directive(
+                    name,
+                    key.span,
+                    Vec::new(),
+                    Some(block),
+                    value.span,
+                ));
             }
         }
     }
 
     fn type_ext(&mut self, n: &Node) -> Option<Arg> {
         match &n.value {
-            Value::Scalar(s) if matches!(s.ty, ScalarType::Str | ScalarType::Num) => Some(arg(s.text.clone(), n.span)),
+            Value::Scalar(s) if matches!(s.ty, ScalarType::Str | ScalarType::Num) => {
+                Some(arg(s.text.clone(), n.span))
+            }
             Value::Invalid => None,
             _ => {
                 self.push(
@@ -259,9 +353,13 @@ impl Reader<'_> {
         );
         let Some((_, m)) = entries.iter().find(|(k, _)| k.text == MATCH_KEY) else {
             self.push(
-                Diagnostic::error(Code::Document, open_of(item), format!("location without \"{MATCH_KEY}\""))
-                    .label("this location object")
-                    .help(help),
+                Diagnostic::error(
+                    Code::Document,
+                    open_of(item),
+                    format!("location without \"{MATCH_KEY}\""),
+                )
+                .label("this location object")
+                .help(help),
             );
             return None;
         };
@@ -270,9 +368,13 @@ impl Reader<'_> {
             Value::Invalid => return None,
             _ => {
                 self.push(
-                    Diagnostic::error(Code::Document, m.span, format!("\"{MATCH_KEY}\" must be a string"))
-                        .label(format!("found {}", m.describe()))
-                        .help(help),
+                    Diagnostic::error(
+                        Code::Document,
+                        m.span,
+                        format!("\"{MATCH_KEY}\" must be a string"),
+                    )
+                    .label(format!("found {}", m.describe()))
+                    .help(help),
                 );
                 return None;
             }
@@ -280,9 +382,9 @@ impl Reader<'_> {
         let args = split_match(&s.text)
             .into_iter()
             .map(|r| {
-                let span = s
-                    .verbatim
-                    .map_or(m.span, |at| Span::new(m.span.file, at + r.start..at + r.end));
+                let span = s.verbatim.map_or(m.span, |at| {
+                    Span::new(m.span.file, at + r.start..at + r.end)
+                });
                 arg(s.text.get(r).unwrap_or_default().to_string(), span)
             })
             .collect();
@@ -290,7 +392,14 @@ impl Reader<'_> {
     }
 
     /// A plain directive: one line, or one line per entry of a repeatable directive.
-    fn plain(&mut self, name: &str, spec: Option<&'static Spec>, key: &Key, value: &Node, out: &mut Vec<Directive>) {
+    fn plain(
+        &mut self,
+        name: &str,
+        spec: Option<&'static Spec>,
+        key: &Key,
+        value: &Node,
+        out: &mut Vec<Directive>,
+    ) {
         let shape = ValueShape::of(spec);
         match &value.value {
             Value::Seq(items) if shape.repeat => {
@@ -320,7 +429,9 @@ impl Reader<'_> {
             Value::Invalid => None,
             Value::Scalar(s) => match s.ty {
                 ScalarType::Str | ScalarType::Num => Some(vec![arg(s.text.clone(), node.span)]),
-                ScalarType::Bool(b) if shape.flag => Some(vec![arg(if b { "on" } else { "off" }.into(), node.span)]),
+                ScalarType::Bool(b) if shape.flag => {
+                    Some(vec![arg(if b { "on" } else { "off" }.into(), node.span)])
+                }
                 ScalarType::Bool(true) if shape.zero => Some(Vec::new()),
                 ScalarType::Bool(false) if shape.zero => None,
                 ScalarType::Bool(b) => {
@@ -340,9 +451,17 @@ impl Reader<'_> {
                 }
                 ScalarType::Null => {
                     self.push(
-                        Diagnostic::error(Code::Document, node.span, format!("missing value for \"{name}\""))
-                            .label("no value")
-                            .help("give a value, or leave the key out"),
+                        Diagnostic::error(
+                            Code::Document,
+                            node.span,
+                            format!("missing value for \"{name}\""),
+                        )
+                        .label("no value")
+                        .help(if shape.zero {
+                            format!("write \"{name}\": true to switch it on, or leave the key out")
+                        } else {
+                            "give a value, or leave the key out".to_string()
+                        }),
                     );
                     None
                 }
@@ -351,14 +470,21 @@ impl Reader<'_> {
                 let mut args = Vec::with_capacity(items.len());
                 for item in items {
                     match &item.value {
-                        Value::Scalar(s) => match s.ty {
-                            ScalarType::Str | ScalarType::Num => args.push(arg(s.text.clone(), item.span)),
-                            ScalarType::Bool(b) if shape.flag => {
-                                args.push(arg(if b { "on" } else { "off" }.into(), item.span))
-                            }
-                            _ => {
-                                let shown = if s.ty == ScalarType::Null { "null" } else { s.text.as_str() };
-                                self.push(
+                        Value::Scalar(s) => {
+                            match s.ty {
+                                ScalarType::Str | ScalarType::Num => {
+                                    args.push(arg(s.text.clone(), item.span))
+                                }
+                                ScalarType::Bool(b) if shape.flag => {
+                                    args.push(arg(if b { "on" } else { "off" }.into(), item.span))
+                                }
+                                _ => {
+                                    let shown = if s.ty == ScalarType::Null {
+                                        "null"
+                                    } else {
+                                        s.text.as_str()
+                                    };
+                                    self.push(
                                     Diagnostic::error(
                                         Code::Document,
                                         item.span,
@@ -367,20 +493,27 @@ impl Reader<'_> {
                                     .label(format!("found {}", item.describe()))
                                     .help(format!("arguments are strings or numbers; quote it: \"{shown}\"")),
                                 );
-                                return None;
+                                    return None;
+                                }
                             }
-                        },
+                        }
                         Value::Invalid => return None,
                         Value::Seq(_) | Value::Map { .. } => {
                             let help = if shape.repeat {
                                 format!("each entry of \"{name}\" is a string or a flat array of its arguments, e.g. [\"a\", [\"b\", \"c\"]]")
                             } else {
-                                format!("\"{name}\" takes a string or a flat array of its arguments")
+                                format!(
+                                    "\"{name}\" takes a string or a flat array of its arguments"
+                                )
                             };
                             self.push(
-                                Diagnostic::error(Code::Document, item.span, format!("arrays nested too deeply in \"{name}\""))
-                                    .label(format!("{} inside the arguments", item.describe()))
-                                    .help(help),
+                                Diagnostic::error(
+                                    Code::Document,
+                                    item.span,
+                                    format!("arrays nested too deeply in \"{name}\""),
+                                )
+                                .label(format!("{} inside the arguments", item.describe()))
+                                .help(help),
                             );
                             return None;
                         }
@@ -390,9 +523,13 @@ impl Reader<'_> {
             }
             Value::Map { .. } => {
                 self.push(
-                    Diagnostic::error(Code::Document, node.span, format!("\"{name}\" takes a value, not an object"))
-                        .label("an object")
-                        .help("write a string, a number, or an array of them"),
+                    Diagnostic::error(
+                        Code::Document,
+                        node.span,
+                        format!("\"{name}\" takes a value, not an object"),
+                    )
+                    .label("an object")
+                    .help("write a string, a number, or an array of them"),
                 );
                 None
             }
@@ -407,4 +544,3 @@ fn open_of(node: &Node) -> Span {
         _ => node.span,
     }
 }
-

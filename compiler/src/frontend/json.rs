@@ -10,7 +10,11 @@ use crate::source::{FileId, Span};
 /// Parses a JSON document. Returns `None` after reporting a syntax error.
 pub(crate) fn read(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<Node> {
     // serde_json does not skip a byte-order mark; the span pass does.
-    let bom = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
+    let bom = if text.starts_with('\u{feff}') {
+        '\u{feff}'.len_utf8()
+    } else {
+        0
+    };
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text[bom..]) {
         diags.push(syntax_error(file, text, bom, &e));
         return None;
@@ -27,12 +31,22 @@ pub(crate) fn read(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<
         Err(at) => {
             let at = at.min(text.len());
             let d = if r.too_deep {
-                Diagnostic::error(Code::Document, Span::new(file, at..at), "objects and arrays nested too deeply")
-                    .label("too deep here")
-                    .help(format!("a Proton document nests at most {MAX_DEPTH} levels"))
+                Diagnostic::error(
+                    Code::Document,
+                    Span::new(file, at..at),
+                    "objects and arrays nested too deeply",
+                )
+                .label("too deep here")
+                .help(format!(
+                    "a Proton document nests at most {MAX_DEPTH} levels"
+                ))
             } else {
-                Diagnostic::error(Code::Document, Span::new(file, at..at), "cannot read this JSON document")
-                    .label("unexpected here")
+                Diagnostic::error(
+                    Code::Document,
+                    Span::new(file, at..at),
+                    "cannot read this JSON document",
+                )
+                .label("unexpected here")
             };
             diags.push(d);
             None
@@ -44,8 +58,11 @@ fn syntax_error(file: FileId, text: &str, bom: usize, e: &serde_json::Error) -> 
     let at = offset_of(&text[bom..], e.line(), e.column()) + bom;
     let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
     let full = e.to_string();
-    let msg = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]);
-    let help = if msg.contains("trailing comma") {
+    let msg = full
+        .rfind(" at line ")
+        .map_or(full.as_str(), |i| &full[..i]);
+    let after_comma = text[..at].trim_end().ends_with(',') && text[at..].starts_with(['}', ']']);
+    let help = if msg.contains("trailing comma") || after_comma {
         "JSON allows no comma after the last member of an object or array"
     } else if msg.contains("key must be a string") {
         "object keys are double-quoted strings in JSON"
@@ -58,9 +75,13 @@ fn syntax_error(file: FileId, text: &str, bom: usize, e: &serde_json::Error) -> 
     } else {
         "check the quotes, commas, colons and brackets around this point"
     };
-    Diagnostic::error(Code::Syntax, Span::new(file, at..end), format!("JSON syntax error: {msg}"))
-        .label("here")
-        .help(help)
+    Diagnostic::error(
+        Code::Syntax,
+        Span::new(file, at..end),
+        format!("JSON syntax error: {msg}"),
+    )
+    .label("here")
+    .help(help)
 }
 
 /// Byte offset of serde_json's 1-based line and 1-based byte column (0 = line start).
@@ -258,7 +279,11 @@ impl SpanPass<'_> {
         self.pos = end;
         Ok(Node {
             value: Value::Scalar(Scalar {
-                text: if ty == ScalarType::Null { String::new() } else { word.to_string() },
+                text: if ty == ScalarType::Null {
+                    String::new()
+                } else {
+                    word.to_string()
+                },
                 ty,
                 verbatim: Some(start),
             }),

@@ -52,7 +52,12 @@ pub fn format_of(path: &Path) -> Option<DocFormat> {
 
 /// Reads a JSON or YAML document into the directive tree. Problems go to `diags` (all of
 /// them, each with a span in `file`); what could be read is returned.
-pub fn parse_document(file: FileId, text: &str, format: DocFormat, diags: &mut Diagnostics) -> Vec<Directive> {
+pub fn parse_document(
+    file: FileId,
+    text: &str,
+    format: DocFormat,
+    diags: &mut Diagnostics,
+) -> Vec<Directive> {
     let root = match format {
         DocFormat::Json => json::read(file, text, diags),
         DocFormat::Yaml => yaml::read(file, text, diags),

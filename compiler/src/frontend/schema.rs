@@ -2,7 +2,9 @@
 //! the directive table: one property per directive with its doc, default and value shape,
 //! `additionalProperties: false` everywhere, and `$defs` for each context object.
 
-use super::shape::{arity_bounds, directive_specs, structurals, DocCtx, Structure, MATCH_KEY, MODIFIERS};
+use super::shape::{
+    arity_bounds, directive_specs, structurals, DocCtx, Structure, MATCH_KEY, MODIFIERS, SCHEMA_KEY,
+};
 use super::write::{self, Out};
 use crate::diagnostics::Diagnostics;
 use crate::directives::{Kind, Spec};
@@ -131,17 +133,30 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
             }),
         );
     }
+    if ctx == DocCtx::Main {
+        props.insert(
+            SCHEMA_KEY.into(),
+            json!({
+                "type": "string",
+                "description": "The JSON Schema of this document, for editors (e.g. \"schemas/proton.schema.json\"); protonc ignores it.",
+            }),
+        );
+    }
     for spec in directive_specs(ctx) {
         props.insert(spec.name.into(), directive_schema(spec, ctx));
     }
     for st in structurals(ctx) {
         let mut s = match (st.structure, st.inner()) {
             (Structure::Object, Some(inner)) => reference(generator, inner),
-            (Structure::List, Some(inner)) => json!({ "type": "array", "items": reference(generator, inner) }),
+            (Structure::List, Some(inner)) => {
+                json!({ "type": "array", "items": reference(generator, inner) })
+            }
             (Structure::Named, Some(inner)) => {
                 json!({ "type": "object", "additionalProperties": reference(generator, inner) })
             }
-            (Structure::Matched, Some(inner)) => json!({ "type": "array", "items": reference(generator, inner) }),
+            (Structure::Matched, Some(inner)) => {
+                json!({ "type": "array", "items": reference(generator, inner) })
+            }
             (Structure::Types, _) => json!({
                 "type": "object",
                 "additionalProperties": {
@@ -194,7 +209,10 @@ fn context_doc(ctx: DocCtx) -> String {
 fn describe(spec: &Spec, key: &str) -> String {
     let mut d = spec.doc.to_string();
     if !spec.syntax.is_empty() || key != spec.name {
-        d.push_str(&format!("\n\nnginx syntax: `{} {}`", spec.name, spec.syntax));
+        d.push_str(&format!(
+            "\n\nnginx syntax: `{} {}`",
+            spec.name, spec.syntax
+        ));
     }
     if spec.repeat && key == spec.name {
         d.push_str("\n\nRepeatable: an array of entries, each a value or an array of arguments.");
@@ -207,7 +225,13 @@ fn directive_schema(spec: &Spec, ctx: DocCtx) -> Value {
     let (min, max) = arity_bounds(spec.arity);
     let entry = entry_schema(arg, min, max);
     let mut s = if spec.repeat {
-        json!({ "anyOf": [entry.clone(), { "type": "array", "items": entry }] })
+        // One entry (its own alternatives, flattened) or an array of entries.
+        let mut alts = match entry.get("anyOf").and_then(Value::as_array) {
+            Some(a) => a.clone(),
+            None => vec![entry.clone()],
+        };
+        alts.push(json!({ "type": "array", "items": entry }));
+        json!({ "anyOf": alts })
     } else {
         entry
     };
@@ -262,7 +286,12 @@ fn arg_schema(kind: Kind) -> Value {
         Kind::Time => number_or("^[0-9]+$|^([0-9]+(ms|[smhdwMy]))+$"),
         Kind::Keyword(words) => {
             let mut all: Vec<Value> = words.iter().map(|w| json!(w)).collect();
-            all.extend(words.iter().filter_map(|w| w.parse::<f64>().ok()).map(|n| json!(n)));
+            all.extend(
+                words
+                    .iter()
+                    .filter_map(|w| w.parse::<f64>().ok())
+                    .map(|n| json!(n)),
+            );
             json!({ "enum": all })
         }
         Kind::Text | Kind::Custom | Kind::Block => json!({ "type": ["string", "number"] }),

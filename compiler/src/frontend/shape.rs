@@ -5,6 +5,7 @@
 
 use crate::directives::{lookup, Arity, Ctx, Kind, Spec, TABLE};
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// A context object of the document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +96,9 @@ pub(crate) enum Structure {
 /// The key of a location object that carries its modifier and URI.
 pub(crate) const MATCH_KEY: &str = "match";
 
+/// The top-level key an editor reads to find the JSON Schema; the reader skips it.
+pub(crate) const SCHEMA_KEY: &str = "$schema";
+
 /// The location modifiers `match` may start with.
 pub(crate) const MODIFIERS: [&str; 4] = ["=", "^~", "~", "~*"];
 
@@ -136,7 +140,9 @@ impl Structural {
             Structure::List => format!("\"{}\": [ {{ … }}, … ]", self.key),
             Structure::Named => format!("\"{}\": {{ \"NAME\": {{ … }} }}", self.key),
             Structure::Matched => format!("\"{}\": [ {{ \"{MATCH_KEY}\": \"/\", … }} ]", self.key),
-            Structure::Types => format!("\"{}\": {{ \"text/html\": [\"html\", \"htm\"] }}", self.key),
+            Structure::Types => {
+                format!("\"{}\": {{ \"text/html\": [\"html\", \"htm\"] }}", self.key)
+            }
         }
     }
 }
@@ -145,7 +151,9 @@ impl Structural {
 fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
     match structure {
         Structure::Object | Structure::Types => Cow::Borrowed(spec.name),
-        Structure::List | Structure::Named | Structure::Matched => Cow::Owned(format!("{}s", spec.name)),
+        Structure::List | Structure::Named | Structure::Matched => {
+            Cow::Owned(format!("{}s", spec.name))
+        }
     }
 }
 
@@ -181,10 +189,14 @@ pub(crate) fn directive_specs(ctx: DocCtx) -> impl Iterator<Item = &'static Spec
 
 /// Every key an object of `ctx` may have, for "did you mean" hints.
 pub(crate) fn allowed_keys(ctx: DocCtx) -> Vec<Cow<'static, str>> {
-    let mut keys: Vec<Cow<'static, str>> = directive_specs(ctx).map(|s| Cow::Borrowed(s.name)).collect();
+    let mut keys: Vec<Cow<'static, str>> = directive_specs(ctx)
+        .map(|s| Cow::Borrowed(s.name))
+        .collect();
     keys.extend(structurals(ctx).into_iter().map(|s| s.key));
-    if ctx == DocCtx::Location {
-        keys.push(Cow::Borrowed(MATCH_KEY));
+    match ctx {
+        DocCtx::Location => keys.push(Cow::Borrowed(MATCH_KEY)),
+        DocCtx::Main => keys.push(Cow::Borrowed(SCHEMA_KEY)),
+        _ => {}
     }
     keys
 }
@@ -236,15 +248,17 @@ pub(crate) fn arity_bounds(a: Arity) -> (usize, Option<usize>) {
 /// Splits a location `match` into its arguments: `"~* \.png$"` → `["~*", "\.png$"]`,
 /// `"/img"` → `["/img"]`, `"@named"` → `["@named"]`. Only a leading modifier word followed by a
 /// space is split off. Returns byte ranges into `m`.
-pub(crate) fn split_match(m: &str) -> Vec<std::ops::Range<usize>> {
-    if let Some((first, rest)) = m.split_once(' ') {
-        if MODIFIERS.contains(&first) {
+pub(crate) fn split_match(m: &str) -> Vec<Range<usize>> {
+    let mut parts = Vec::with_capacity(2);
+    match m.split_once(' ') {
+        Some((first, rest)) if MODIFIERS.contains(&first) => {
+            parts.push(0..first.len());
             let rest_start = m.len() - rest.trim_start_matches(' ').len();
             if rest_start < m.len() {
-                return vec![0..first.len(), rest_start..m.len()];
+                parts.push(rest_start..m.len());
             }
-            return vec![0..first.len()];
         }
+        _ => parts.push(0..m.len()),
     }
-    vec![0..m.len()]
+    parts
 }

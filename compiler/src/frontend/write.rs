@@ -39,7 +39,12 @@ impl Out {
             Out::Int(n) => V::Number((*n).into()),
             Out::Bool(b) => V::Bool(*b),
             Out::Arr(items) => V::Array(items.iter().map(Out::to_value).collect()),
-            Out::Obj(entries) => V::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_value())).collect()),
+            Out::Obj(entries) => V::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect(),
+            ),
         }
     }
 }
@@ -52,7 +57,10 @@ struct Obj {
 
 impl Obj {
     fn get_mut(&mut self, key: &str) -> Option<&mut Out> {
-        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// Sets `key` unless it is already set (a duplicate non-repeatable directive keeps the first).
@@ -96,11 +104,13 @@ pub(crate) fn document_in(tree: &[Directive], ctx: DocCtx) -> Out {
 
 /// How the block directive `d` is written in `ctx`.
 fn structure_in(name: &str, ctx: DocCtx) -> Option<(&'static Spec, Structure)> {
-    let spec = spec_for(name, ctx).filter(|s| structure_of(s).is_some()).or_else(|| {
-        TABLE
-            .iter()
-            .find(|s| s.name == name && structure_of(s).is_some())
-    })?;
+    let spec = spec_for(name, ctx)
+        .filter(|s| structure_of(s).is_some())
+        .or_else(|| {
+            TABLE
+                .iter()
+                .find(|s| s.name == name && structure_of(s).is_some())
+        })?;
     structure_of(spec).map(|st| (spec, st))
 }
 
@@ -112,10 +122,16 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                 let inner = DocCtx::of_block(spec.name).unwrap_or(ctx);
                 match st {
                     Structure::Object => obj.set(&d.name, Out::Obj(block(children, inner))),
-                    Structure::List => obj.push(&format!("{}s", d.name), Out::Obj(block(children, inner))),
+                    Structure::List => {
+                        obj.push(&format!("{}s", d.name), Out::Obj(block(children, inner)))
+                    }
                     Structure::Named => {
                         let name = d.args.first().map_or("", |a| a.value.as_str());
-                        obj.insert_in(&format!("{}s", d.name), name, Out::Obj(block(children, inner)));
+                        obj.insert_in(
+                            &format!("{}s", d.name),
+                            name,
+                            Out::Obj(block(children, inner)),
+                        );
                     }
                     Structure::Matched => {
                         let m = d.values().collect::<Vec<_>>().join(" ");
@@ -131,7 +147,8 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                 obj.set(&d.name, Out::Obj(block(children, ctx)));
             }
             (None, _) => {
-                let shape = ValueShape::of(spec_for(&d.name, ctx).filter(|s| structure_of(s).is_none()));
+                let shape =
+                    ValueShape::of(spec_for(&d.name, ctx).filter(|s| structure_of(s).is_none()));
                 let v = line(d, shape);
                 if shape.repeat {
                     obj.push(&d.name, v);
@@ -191,7 +208,11 @@ fn scalar(v: &str, flag: bool) -> Out {
 
 /// `0` or a decimal without a leading zero that fits in 53 bits (so every JSON reader keeps it).
 fn canonical_int(v: &str) -> Option<u64> {
-    if v.is_empty() || v.len() > 15 || !v.bytes().all(|b| b.is_ascii_digit()) || (v.len() > 1 && v.starts_with('0')) {
+    if v.is_empty()
+        || v.len() > 15
+        || !v.bytes().all(|b| b.is_ascii_digit())
+        || (v.len() > 1 && v.starts_with('0'))
+    {
         return None;
     }
     v.parse().ok()
@@ -220,7 +241,11 @@ fn json_value(v: &Out, indent: usize, s: &mut String) {
                 s.push_str("[]");
                 return;
             }
-            let inline = items.iter().all(Out::is_flat).then(|| json_inline(v)).filter(|t| indent + t.len() <= WIDTH);
+            let inline = items
+                .iter()
+                .all(Out::is_flat)
+                .then(|| json_inline(v))
+                .filter(|t| indent + t.len() <= WIDTH);
             if let Some(t) = inline {
                 s.push_str(&t);
                 return;
@@ -378,7 +403,10 @@ fn yaml_inline(v: &Out) -> String {
         Out::Str(t) => yaml_scalar(t),
         Out::Int(n) => n.to_string(),
         Out::Bool(b) => if *b { "true" } else { "false" }.to_string(),
-        Out::Arr(items) => format!("[{}]", items.iter().map(yaml_inline).collect::<Vec<_>>().join(", ")),
+        Out::Arr(items) => format!(
+            "[{}]",
+            items.iter().map(yaml_inline).collect::<Vec<_>>().join(", ")
+        ),
         Out::Obj(entries) => format!(
             "{{{}}}",
             entries
@@ -419,15 +447,19 @@ fn yaml_scalar(t: &str) -> String {
 /// included), or that hold characters with a meaning in YAML.
 fn yaml_needs_quotes(t: &str) -> bool {
     const WORDS: &[&str] = &[
-        "true", "false", "True", "False", "TRUE", "FALSE", "null", "Null", "NULL", "~", "y", "Y", "n", "N", "yes",
-        "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+        "true", "false", "True", "False", "TRUE", "FALSE", "null", "Null", "NULL", "~", "y", "Y",
+        "n", "N", "yes", "Yes", "YES", "no", "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
     ];
     t.is_empty()
         || t.starts_with(' ')
         || t.ends_with(' ')
-        || t.starts_with(['&', '*', '?', '|', '-', '<', '>', '=', '!', '%', '@', '.', '`'])
+        || t.starts_with([
+            '&', '*', '?', '|', '-', '<', '>', '=', '!', '%', '@', '.', '`',
+        ])
         || t.contains([':', '{', '}', '[', ']', ',', '#', '`', '"', '\'', '\\'])
-        || t.contains(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{feff}'))
+        || t.contains(|c: char| {
+            c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}' | '\u{feff}')
+        })
         || WORDS.contains(&t)
         || t.starts_with("0x")
         || t.starts_with("0o")

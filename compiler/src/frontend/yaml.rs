@@ -24,14 +24,20 @@ pub(crate) fn read(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<
         diags: Vec::new(),
     };
     let result = Parser::new_from_str(text).load(&mut b, true);
-    let Builder { root, diags: found, .. } = b;
+    let Builder {
+        root, diags: found, ..
+    } = b;
     if let Err(e) = result {
         let at = CharIndex::new(text).byte(e.marker().index());
         let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
         diags.push(
-            Diagnostic::error(Code::Syntax, Span::new(file, at..end), format!("YAML syntax error: {}", e.info()))
-                .label("here")
-                .help("check the indentation, quotes and brackets around this point"),
+            Diagnostic::error(
+                Code::Syntax,
+                Span::new(file, at..end),
+                format!("YAML syntax error: {}", e.info()),
+            )
+            .label("here")
+            .help("check the indentation, quotes and brackets around this point"),
         );
         return None;
     }
@@ -106,19 +112,50 @@ impl Builder<'_> {
 
     /// One character at `at`, for markers of collections and errors.
     fn point(&self, at: usize) -> Span {
-        let end = self.text.get(at..).and_then(|r| r.chars().next()).map_or(at, |c| at + c.len_utf8());
+        let end = self
+            .text
+            .get(at..)
+            .and_then(|r| r.chars().next())
+            .map_or(at, |c| at + c.len_utf8());
         self.span(at, end)
     }
 
     fn error(&mut self, span: Span, msg: &str, label: &str, help: &str) {
-        self.diags
-            .push(Diagnostic::error(Code::Document, span, msg).label(label).help(help));
+        self.diags.push(
+            Diagnostic::error(Code::Document, span, msg)
+                .label(label)
+                .help(help),
+        );
     }
 
-    fn check_anchor(&mut self, anchor: usize, at: Span) {
+    /// The `&anchor` or `!tag` written before the node whose marker is at `at` (markers of
+    /// block mappings point past it, so the source is searched backwards).
+    fn property_span(&self, at: usize, sigil: char) -> Span {
+        let before = self.text.get(..at).unwrap_or("");
+        let found = before.char_indices().rev().find(|&(i, c)| {
+            c == sigil
+                && before[..i]
+                    .chars()
+                    .next_back()
+                    .is_none_or(|p| p.is_whitespace() || matches!(p, '[' | '{' | ',' | ':' | '-'))
+        });
+        match found {
+            Some((i, _)) => {
+                let rest = &self.text[i..];
+                let len = rest
+                    .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+                    .unwrap_or(rest.len());
+                self.span(i, i + len)
+            }
+            None => self.point(at),
+        }
+    }
+
+    fn check_anchor(&mut self, anchor: usize, at: usize) {
         if anchor != 0 {
+            let sp = self.property_span(at, '&');
             self.error(
-                at,
+                sp,
                 "YAML anchors are not supported",
                 "this value has an anchor",
                 "write the value out where it is used, and remove the &anchor",
@@ -127,7 +164,7 @@ impl Builder<'_> {
     }
 
     /// Reports a tag; returns true for `!!str`, which makes the scalar a string.
-    fn check_tag(&mut self, tag: Option<&Tag>, at: Span) -> bool {
+    fn check_tag(&mut self, tag: Option<&Tag>, at: usize) -> bool {
         match tag {
             None => false,
             Some(t) if t.handle == "tag:yaml.org,2002:" && t.suffix == "str" => true,
@@ -137,8 +174,9 @@ impl Builder<'_> {
                 } else {
                     format!("{}{}", t.handle, t.suffix)
                 };
+                let sp = self.property_span(at, '!');
                 self.error(
-                    at,
+                    sp,
                     &format!("YAML tag \"{shown}\" is not supported"),
                     "tagged value",
                     "remove the tag; only !!str (to force a string) is accepted",
@@ -214,16 +252,27 @@ impl Builder<'_> {
         self.add(node);
     }
 
-    fn finish_map(&mut self, entries: Vec<(Key, Node)>, start: usize, open: Option<Span>, flow: bool, at: usize) {
+    fn finish_map(
+        &mut self,
+        entries: Vec<(Key, Node)>,
+        start: usize,
+        open: Option<Span>,
+        flow: bool,
+        at: usize,
+    ) {
         let start = if flow {
             start
         } else {
-            entries.first().map_or(start, |(k, _)| k.span.start as usize)
+            entries
+                .first()
+                .map_or(start, |(k, _)| k.span.start as usize)
         };
         let end = if flow {
             at + 1
         } else {
-            entries.last().map_or(start + 1, |(_, v)| v.span.end as usize)
+            entries
+                .last()
+                .map_or(start + 1, |(_, v)| v.span.end as usize)
         };
         let open = open.unwrap_or_else(|| {
             entries
@@ -246,8 +295,17 @@ impl Builder<'_> {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending, .. }) => match pending.take() {
-                Some(Ok(key)) => entries.push((key, node)),
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => match pending.take() {
+                Some(Ok(key)) => {
+                    let mut node = node;
+                    if node.span.start == node.span.end {
+                        // `key:` with nothing after it: the key is the place to point at.
+                        node.span = key.span;
+                    }
+                    entries.push((key, node))
+                }
                 Some(Err(_)) => {}
                 None => match node.value {
                     Value::Scalar(s) => {
@@ -272,11 +330,18 @@ impl Builder<'_> {
         }
     }
 
-    fn scalar(&mut self, value: String, style: TScalarStyle, anchor: usize, tag: Option<Tag>, at: usize) {
+    fn scalar(
+        &mut self,
+        value: String,
+        style: TScalarStyle,
+        anchor: usize,
+        tag: Option<Tag>,
+        at: usize,
+    ) {
         let end = self.scalar_end(&value, style, at);
         let span = self.span(at, end);
-        self.check_anchor(anchor, span);
-        let forced = self.check_tag(tag.as_ref(), span);
+        self.check_anchor(anchor, at);
+        let forced = self.check_tag(tag.as_ref(), at);
         let ty = if style != TScalarStyle::Plain || forced {
             ScalarType::Str
         } else {
@@ -345,7 +410,9 @@ impl Builder<'_> {
                 }
                 self.text.len()
             }
-            TScalarStyle::Plain if self.text.get(at..).is_some_and(|s| s.starts_with(value)) => at + value.len(),
+            TScalarStyle::Plain if self.text.get(at..).is_some_and(|s| s.starts_with(value)) => {
+                at + value.len()
+            }
             _ => {
                 // Multi-line plain or block scalars: to the end of the first line.
                 let rest = self.text.get(at..).unwrap_or("");
@@ -396,8 +463,8 @@ impl MarkedEventReceiver for Builder<'_> {
                 let flow = self.text.as_bytes().get(at) == Some(&b'{');
                 let sp = self.point(at);
                 if self.skip == 0 {
-                    self.check_anchor(anchor, sp);
-                    self.check_tag(tag.as_ref(), sp);
+                    self.check_anchor(anchor, at);
+                    self.check_tag(tag.as_ref(), at);
                 }
                 self.start_collection(
                     Frame::Map {
@@ -412,10 +479,9 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::SequenceStart(anchor, tag) => {
                 let flow = self.text.as_bytes().get(at) == Some(&b'[');
-                let sp = self.point(at);
                 if self.skip == 0 {
-                    self.check_anchor(anchor, sp);
-                    self.check_tag(tag.as_ref(), sp);
+                    self.check_anchor(anchor, at);
+                    self.check_tag(tag.as_ref(), at);
                 }
                 self.start_collection(
                     Frame::Seq {
@@ -436,7 +502,9 @@ impl MarkedEventReceiver for Builder<'_> {
                 if self.skip == 0 {
                     let rest = self.text.get(at..).unwrap_or("");
                     let len = rest
-                        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}'))
+                        .find(|c: char| {
+                            c.is_whitespace() || matches!(c, ',' | '[' | ']' | '{' | '}')
+                        })
                         .unwrap_or(rest.len());
                     let sp = self.span(at, at + len);
                     self.error(

@@ -43,11 +43,17 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             log_formats: vec![combined()],
             user_vars: vec![],
             mime_types: vec![],
+            settings: vec![],
+            source_files: vec![],
         },
         upstream_names: HashMap::new(),
         named_refs: Vec::new(),
         named_defs: Vec::new(),
         server_names: Vec::new(),
+        regex_ids: HashMap::new(),
+        bad_regexes: Vec::new(),
+        settings_ids: HashMap::new(),
+        types_ids: HashMap::new(),
     };
     cx.collect_user_vars(tree);
     cx.main(tree);
@@ -66,6 +72,13 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
     if cx.diags.has_errors() {
         return None;
     }
+    cx.ir.source_files = (0..map.len())
+        .map(|i| {
+            map.path(crate::source::FileId(i as u32))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        })
+        .collect();
     if let Err(e) = cx.ir.verify() {
         cx.diags.push(Diagnostic::error(
             Code::Conflict,
@@ -97,6 +110,11 @@ pub(crate) struct Lower<'a> {
     named_defs: Vec<(ServerId, String, Span)>,
     /// Per server: its names (lowercase) and their spans.
     server_names: Vec<(Vec<String>, Vec<Span>)>,
+    regex_ids: HashMap<(String, bool), RegexId>,
+    bad_regexes: Vec<RegexId>,
+    settings_ids: HashMap<Settings, SettingsId>,
+    /// `types` tables by the span of their block (`None`: nginx's built-in table).
+    types_ids: HashMap<Option<Span>, MimeTableId>,
 }
 
 /// All directives called `name` in `level`.
@@ -119,7 +137,7 @@ fn nearest<'d>(chain: &[&'d [Directive]], name: &str) -> Vec<&'d Directive> {
     Vec::new()
 }
 
-fn arg<'d>(d: &'d Directive, i: usize) -> &'d str {
+fn arg(d: &Directive, i: usize) -> &str {
     d.args.get(i).map_or("", |a| a.value.as_str())
 }
 
@@ -154,29 +172,46 @@ impl Lower<'_> {
         }
     }
 
+    /// Interns a regex; each distinct pattern is compiled once, to prove it valid.
     pub(crate) fn regex(&mut self, pattern: &str, caseless: bool, span: Span) -> RegexId {
-        if let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(caseless).build() {
-            let msg = e.to_string();
-            let detail = msg.lines().last().unwrap_or("").trim().to_string();
-            self.err(
-                Diagnostic::error(Code::BadRegex, span, format!("invalid regular expression \"{pattern}\""))
-                    .label(detail)
-                    .help("Proton uses Rust regex syntax (PCRE without look-around and back-references)"),
-            );
+        if let Some(&id) = self.regex_ids.get(&(pattern.to_string(), caseless)) {
+            if self.bad_regexes.contains(&id) {
+                self.report_regex(pattern, caseless, span);
+            }
+            return id;
         }
-        if let Some(i) = self
-            .ir
-            .regexes
-            .iter()
-            .position(|r| r.pattern == pattern && r.case_insensitive == caseless)
-        {
-            return RegexId(i as u32);
-        }
+        let id = RegexId(self.ir.regexes.len() as u32);
         self.ir.regexes.push(Regex {
             pattern: pattern.to_string(),
             case_insensitive: caseless,
         });
-        RegexId(self.ir.regexes.len() as u32 - 1)
+        self.regex_ids.insert((pattern.to_string(), caseless), id);
+        if self.report_regex(pattern, caseless, span) {
+            self.bad_regexes.push(id);
+        }
+        id
+    }
+
+    /// Compiles `pattern`; reports and returns true when it is invalid.
+    fn report_regex(&mut self, pattern: &str, caseless: bool, span: Span) -> bool {
+        let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(caseless).build() else {
+            return false;
+        };
+        let msg = e.to_string();
+        let detail = msg.lines().last().unwrap_or("").trim().to_string();
+        let help = if pattern.contains("(?=") || pattern.contains("(?!") || pattern.contains("(?<=") || pattern.contains("(?<!") {
+            "look-around is not supported: Proton uses Rust regex syntax (PCRE without look-around and back-references)"
+        } else if matches!(e, regex::Error::CompiledTooBig(_)) {
+            "the regex is too large once compiled; simplify its repetitions"
+        } else {
+            "Proton uses Rust regex syntax (PCRE without look-around and back-references)"
+        };
+        self.err(
+            Diagnostic::error(Code::BadRegex, span, format!("invalid regular expression \"{pattern}\""))
+                .label(detail)
+                .help(help),
+        );
+        true
     }
 
     fn main(&mut self, tree: &[Directive]) {
@@ -188,9 +223,13 @@ impl Lower<'_> {
                 WorkerProcesses::Count(n)
             } else {
                 self.err(
-                    Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid value \"{v}\" in \"worker_processes\""))
-                        .label("expected a positive number or auto")
-                        .help("write `worker_processes auto;` or a count such as 4"),
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid value \"{v}\" in \"worker_processes\""),
+                    )
+                    .label("expected a positive number or auto")
+                    .help("write `worker_processes auto;` or a count such as 4"),
                 );
                 WorkerProcesses::Count(1)
             };
@@ -201,7 +240,9 @@ impl Lower<'_> {
         if let Some(d) = first(tree, "pid") {
             self.ir.main.pid = arg(d, 0).to_string();
         }
-        let logs: Vec<ErrorLog> = all(tree, "error_log").filter_map(|d| self.error_log(d)).collect();
+        let logs: Vec<ErrorLog> = all(tree, "error_log")
+            .filter_map(|d| self.error_log(d))
+            .collect();
         if !logs.is_empty() {
             self.ir.main.error_log = logs;
         }
@@ -210,9 +251,13 @@ impl Lower<'_> {
                 match arg(d, 0).parse::<u32>() {
                     Ok(n) if n >= 2 => self.ir.main.worker_connections = n,
                     _ => self.err(
-                        Diagnostic::error(Code::BadValue, d.arg_span(0), "worker_connections must be at least 2")
-                            .label("too small")
-                            .help("each proxied request needs two connections; 512 is the default"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            "worker_connections must be at least 2",
+                        )
+                        .label("too small")
+                        .help("each proxied request needs two connections; 512 is the default"),
                     ),
                 }
             }
@@ -229,9 +274,13 @@ impl Lower<'_> {
                 Some(l) => l,
                 None => {
                     self.err(
-                        Diagnostic::error(Code::BadValue, d.arg_span(1), format!("invalid log level \"{l}\""))
-                            .label("unknown level")
-                            .help("levels: debug, info, notice, warn, error, crit, alert, emerg"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(1),
+                            format!("invalid log level \"{l}\""),
+                        )
+                        .label("unknown level")
+                        .help("levels: debug, info, notice, warn, error, crit, alert, emerg"),
                     );
                     return None;
                 }
@@ -253,9 +302,13 @@ impl Lower<'_> {
             if let Some(prev) = self.upstream_names.get(&name) {
                 let prev_name = self.ir.upstreams[prev.0 as usize].name.clone();
                 self.err(
-                    Diagnostic::error(Code::Duplicate, d.arg_span(0), format!("duplicate upstream \"{prev_name}\""))
-                        .label("defined again here")
-                        .help("give each upstream block its own name"),
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        d.arg_span(0),
+                        format!("duplicate upstream \"{prev_name}\""),
+                    )
+                    .label("defined again here")
+                    .help("give each upstream block its own name"),
                 );
                 continue;
             }
@@ -265,6 +318,13 @@ impl Lower<'_> {
                 .insert(name, UpstreamId(self.ir.upstreams.len() as u32 - 1));
         }
         let servers: Vec<&Directive> = all(h, "server").collect();
+        // The http level as seen by inheritance: its settings without the server and
+        // upstream blocks, so lookups do not walk thousands of blocks per location.
+        let http_settings: Vec<Directive> = h
+            .iter()
+            .filter(|d| d.name != "server" && d.name != "upstream")
+            .cloned()
+            .collect();
         if servers.is_empty() {
             self.err(
                 Diagnostic::error(Code::Conflict, http.name_span, "http block has no server")
@@ -275,7 +335,7 @@ impl Lower<'_> {
         let mut listens: Vec<(String, ServerId, ListenOpts, Span)> = Vec::new();
         for s in servers {
             let id = ServerId(self.ir.servers.len() as u32);
-            let opts = self.server(s, h, id);
+            let opts = self.server(s, &http_settings, id);
             listens.extend(opts.into_iter().map(|(addr, o, sp)| (addr, id, o, sp)));
         }
         self.listeners(listens);
@@ -294,9 +354,13 @@ impl Lower<'_> {
                 "none" => LogEscape::None,
                 _ => {
                     self.err(
-                        Diagnostic::error(Code::BadValue, d.arg_span(1), format!("unknown escape \"{e}\""))
-                            .label("here")
-                            .help("escape=default, escape=json or escape=none"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(1),
+                            format!("unknown escape \"{e}\""),
+                        )
+                        .label("here")
+                        .help("escape=default, escape=json or escape=none"),
                     );
                     LogEscape::Default
                 }
@@ -304,9 +368,13 @@ impl Lower<'_> {
         }
         if name == "combined" || self.ir.log_formats.iter().any(|f| f.name == name) {
             self.err(
-                Diagnostic::error(Code::Duplicate, d.arg_span(0), format!("duplicate log_format name \"{name}\""))
-                    .label("already defined")
-                    .help("\"combined\" is predefined; choose another name"),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    d.arg_span(0),
+                    format!("duplicate log_format name \"{name}\""),
+                )
+                .label("already defined")
+                .help("\"combined\" is predefined; choose another name"),
             );
             return;
         }
@@ -346,9 +414,13 @@ impl Lower<'_> {
         }
         if u.servers.is_empty() {
             self.err(
-                Diagnostic::error(Code::Conflict, d.arg_span(0), format!("no servers are inside upstream \"{}\"", u.name))
-                    .label("empty upstream")
-                    .help("add `server 127.0.0.1:8080;` lines"),
+                Diagnostic::error(
+                    Code::Conflict,
+                    d.arg_span(0),
+                    format!("no servers are inside upstream \"{}\"", u.name),
+                )
+                .label("empty upstream")
+                .help("add `server 127.0.0.1:8080;` lines"),
             );
         }
         if let Some(k) = first(b, "keepalive") {
@@ -362,14 +434,23 @@ impl Lower<'_> {
         }
         let methods: Vec<&Directive> = b
             .iter()
-            .filter(|x| matches!(x.name.as_str(), "least_conn" | "ip_hash" | "hash" | "random"))
+            .filter(|x| {
+                matches!(
+                    x.name.as_str(),
+                    "least_conn" | "ip_hash" | "hash" | "random"
+                )
+            })
             .collect();
         if let [a, b2, ..] = methods.as_slice() {
             self.err(
-                Diagnostic::error(Code::Duplicate, b2.name_span, format!("load balancing method redefined by \"{}\"", b2.name))
-                    .label("second method")
-                    .also(a.name_span, "first method")
-                    .help("an upstream uses one balancing method"),
+                Diagnostic::error(
+                    Code::Duplicate,
+                    b2.name_span,
+                    format!("load balancing method redefined by \"{}\"", b2.name),
+                )
+                .label("second method")
+                .also(a.name_span, "first method")
+                .help("an upstream uses one balancing method"),
             );
         }
         if let Some(m) = methods.first() {
@@ -382,9 +463,13 @@ impl Lower<'_> {
                         Some("consistent") => true,
                         Some(o) => {
                             self.err(
-                                Diagnostic::error(Code::BadValue, m.arg_span(1), format!("invalid parameter \"{o}\""))
-                                    .label("here")
-                                    .help("write `hash $key consistent;` or `hash $key;`"),
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    m.arg_span(1),
+                                    format!("invalid parameter \"{o}\""),
+                                )
+                                .label("here")
+                                .help("write `hash $key consistent;` or `hash $key;`"),
                             );
                             false
                         }
@@ -400,9 +485,13 @@ impl Lower<'_> {
                         Some("two") => true,
                         Some(o) => {
                             self.err(
-                                Diagnostic::error(Code::BadValue, m.arg_span(0), format!("invalid parameter \"{o}\""))
-                                    .label("here")
-                                    .help("write `random;` or `random two;`"),
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    m.arg_span(0),
+                                    format!("invalid parameter \"{o}\""),
+                                )
+                                .label("here")
+                                .help("write `random;` or `random two;`"),
                             );
                             false
                         }
@@ -415,7 +504,12 @@ impl Lower<'_> {
     }
 
     /// Lowers one server block. Returns its listen addresses.
-    fn server(&mut self, s: &Directive, http: &[Directive], id: ServerId) -> Vec<(String, ListenOpts, Span)> {
+    fn server(
+        &mut self,
+        s: &Directive,
+        http: &[Directive],
+        id: ServerId,
+    ) -> Vec<(String, ListenOpts, Span)> {
         let body = s.children();
         let mut names = Vec::new();
         let mut name_spans = Vec::new();
@@ -438,7 +532,7 @@ impl Lower<'_> {
         if listens.is_empty() {
             listens.push(("0.0.0.0:80".to_string(), ListenOpts::default(), s.name_span));
         }
-        let source = self.map.describe(s.name_span);
+        let source = self.source_ref(s.name_span);
         self.ir.servers.push(Server {
             names: names.clone(),
             source: source.clone(),
@@ -495,14 +589,26 @@ impl Lower<'_> {
             let path_span = d.arg_span(d.args.len().saturating_sub(1));
             if let Some((pk, ppath, pspan)) = parent {
                 let msg = match pk {
-                    LocationKind::Exact => Some(format!("location \"{path}\" cannot be inside the exact location \"{ppath}\"")),
-                    LocationKind::Named => Some(format!("location \"{path}\" cannot be inside the named location \"{ppath}\"")),
-                    _ if kind == LocationKind::Named => Some(format!("named location \"{path}\" can be on the server level only")),
+                    LocationKind::Exact => Some(format!(
+                        "location \"{path}\" cannot be inside the exact location \"{ppath}\""
+                    )),
+                    LocationKind::Named => Some(format!(
+                        "location \"{path}\" cannot be inside the named location \"{ppath}\""
+                    )),
+                    _ if kind == LocationKind::Named => Some(format!(
+                        "named location \"{path}\" can be on the server level only"
+                    )),
                     LocationKind::Prefix | LocationKind::PrefixNoRegex
-                        if matches!(kind, LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact)
-                            && !path.starts_with(ppath) =>
+                        if matches!(
+                            kind,
+                            LocationKind::Prefix
+                                | LocationKind::PrefixNoRegex
+                                | LocationKind::Exact
+                        ) && !path.starts_with(ppath) =>
                     {
-                        Some(format!("location \"{path}\" is outside location \"{ppath}\""))
+                        Some(format!(
+                            "location \"{path}\" is outside location \"{ppath}\""
+                        ))
                     }
                     _ => None,
                 };
@@ -517,7 +623,10 @@ impl Lower<'_> {
                 }
             }
             if depth >= MAX_NESTING {
-                self.err(Diagnostic::error(Code::Conflict, d.name_span, "locations nested too deeply").label("here"));
+                self.err(
+                    Diagnostic::error(Code::Conflict, d.name_span, "locations nested too deeply")
+                        .label("here"),
+                );
                 continue;
             }
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
@@ -528,17 +637,21 @@ impl Lower<'_> {
                 kind,
                 name: path.clone(),
                 server,
-                source: self.map.describe(d.name_span),
+                source: self.source_ref(d.name_span),
                 tree: LocationTree::default(),
                 conf,
             });
             self.add_header_trap(&inner_chain, d);
             let dup_err = |this: &mut Self, first: Span| {
                 this.err(
-                    Diagnostic::error(Code::Duplicate, path_span, format!("duplicate location \"{path}\""))
-                        .label("defined again here")
-                        .also(first, "first defined here")
-                        .help("merge the two blocks; nginx refuses duplicate locations"),
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        path_span,
+                        format!("duplicate location \"{path}\""),
+                    )
+                    .label("defined again here")
+                    .also(first, "first defined here")
+                    .help("merge the two blocks; nginx refuses duplicate locations"),
                 );
             };
             match kind {
@@ -563,10 +676,14 @@ impl Lower<'_> {
                     let re = self.regex(&path, caseless, path_span);
                     if let Some(first) = seen_regex.get(&(path.clone(), caseless)) {
                         self.err(
-                            Diagnostic::warning(Code::UnreachableLocation, path_span, format!("location \"{path}\" can never be selected"))
-                                .label("an identical regex location comes first")
-                                .also(*first, "this one always matches first")
-                                .help("remove one of them or merge their settings"),
+                            Diagnostic::warning(
+                                Code::UnreachableLocation,
+                                path_span,
+                                format!("location \"{path}\" can never be selected"),
+                            )
+                            .label("an identical regex location comes first")
+                            .also(*first, "this one always matches first")
+                            .help("remove one of them or merge their settings"),
                         );
                     } else {
                         seen_regex.insert((path.clone(), caseless), path_span);
@@ -576,9 +693,13 @@ impl Lower<'_> {
                 LocationKind::Named => {
                     if named.iter().any(|(n, _)| n == &path) {
                         self.err(
-                            Diagnostic::error(Code::Duplicate, path_span, format!("duplicate location \"{path}\""))
-                                .label("defined again here")
-                                .help("give each named location its own name"),
+                            Diagnostic::error(
+                                Code::Duplicate,
+                                path_span,
+                                format!("duplicate location \"{path}\""),
+                            )
+                            .label("defined again here")
+                            .help("give each named location its own name"),
                         );
                     } else {
                         named.push((path.clone(), id));
@@ -587,7 +708,13 @@ impl Lower<'_> {
                 }
                 LocationKind::Server => {}
             }
-            let (sub, sub_named) = self.location_level(d.children(), &inner_chain, server, Some((kind, &path, path_span)), depth + 1);
+            let (sub, sub_named) = self.location_level(
+                d.children(),
+                &inner_chain,
+                server,
+                Some((kind, &path, path_span)),
+                depth + 1,
+            );
             named.extend(sub_named);
             self.ir.locations[id.0 as usize].tree = sub;
         }
@@ -603,7 +730,11 @@ impl Lower<'_> {
                 let v = one.value.as_str();
                 if let Some(name) = v.strip_prefix('@') {
                     if name.is_empty() {
-                        self.err(Diagnostic::error(Code::BadValue, one.span, "empty named location").label("here").help("write location @name { … }"));
+                        self.err(
+                            Diagnostic::error(Code::BadValue, one.span, "empty named location")
+                                .label("here")
+                                .help("write location @name { … }"),
+                        );
                         return None;
                     }
                     (LocationKind::Named, v.to_string())
@@ -627,9 +758,13 @@ impl Lower<'_> {
                     "~*" => LocationKind::RegexCaseless,
                     o => {
                         self.err(
-                            Diagnostic::error(Code::BadValue, m.span, format!("invalid location modifier \"{o}\""))
-                                .label("unknown modifier")
-                                .help("modifiers are =, ^~, ~ and ~*"),
+                            Diagnostic::error(
+                                Code::BadValue,
+                                m.span,
+                                format!("invalid location modifier \"{o}\""),
+                            )
+                            .label("unknown modifier")
+                            .help("modifiers are =, ^~, ~ and ~*"),
                         );
                         return None;
                     }
@@ -659,23 +794,35 @@ impl Lower<'_> {
                 "set" => {
                     let name = arg(d, 0);
                     match name.strip_prefix('$') {
-                        Some(n) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                        Some(n)
+                            if !n.is_empty()
+                                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                        {
                             if vars::BUILTIN.contains(&n) {
                                 self.err(
-                                    Diagnostic::error(Code::BadValue, d.arg_span(0), format!("the built-in variable \"${n}\" cannot be set"))
-                                        .label("read-only")
-                                        .help("choose another name"),
+                                    Diagnostic::error(
+                                        Code::BadValue,
+                                        d.arg_span(0),
+                                        format!("the built-in variable \"${n}\" cannot be set"),
+                                    )
+                                    .label("read-only")
+                                    .help("choose another name"),
                                 );
                                 continue;
                             }
-                            let var = self.ir.user_vars.iter().position(|u| u == n).unwrap_or(0) as u32;
+                            let var =
+                                self.ir.user_vars.iter().position(|u| u == n).unwrap_or(0) as u32;
                             let value = self.template(d, 1);
                             ops.push(ScriptOp::Set { var, value });
                         }
                         _ => self.err(
-                            Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid variable name \"{name}\""))
-                                .label("expected $name")
-                                .help("write `set $name value;`"),
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("invalid variable name \"{name}\""),
+                            )
+                            .label("expected $name")
+                            .help("write `set $name value;`"),
                         ),
                     }
                 }
@@ -688,10 +835,19 @@ impl Lower<'_> {
 
     /// The effective settings of one location, nginx inheritance over `chain`
     /// (innermost level first).
-    fn conf(&mut self, chain: &[&[Directive]], server: ServerId, kind: LocationKind, path: &str, loc: Option<&Directive>) -> LocationConf {
+    fn conf(
+        &mut self,
+        chain: &[&[Directive]],
+        server: ServerId,
+        kind: LocationKind,
+        path: &str,
+        loc: Option<&Directive>,
+    ) -> LocationConf {
         let own = chain.first().copied().unwrap_or(&[]);
         let flag = |name: &str, default: bool| -> bool {
-            nearest(chain, name).first().map_or(default, |d| arg(d, 0) == "on")
+            nearest(chain, name)
+                .first()
+                .map_or(default, |d| arg(d, 0) == "on")
         };
         let time = |name: &str, default: u64| -> u64 {
             nearest(chain, name)
@@ -720,7 +876,11 @@ impl Lower<'_> {
         let mut root = Template::literal("html");
         let mut alias = None;
         for level in chain {
-            if let Some(d) = level.iter().rev().find(|d| d.name == "root" || d.name == "alias") {
+            if let Some(d) = level
+                .iter()
+                .rev()
+                .find(|d| d.name == "root" || d.name == "alias")
+            {
                 let t = self.template(d, 0);
                 if d.name == "root" {
                     root = t;
@@ -742,7 +902,14 @@ impl Lower<'_> {
                 );
             }
             if own_alias.is_some() && matches!(kind, LocationKind::Named) {
-                self.err(Diagnostic::error(Code::Conflict, loc.name_span, "\"alias\" directive cannot be used inside the named location").label("here"));
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        loc.name_span,
+                        "\"alias\" directive cannot be used inside the named location",
+                    )
+                    .label("here"),
+                );
             }
         }
         let index = match nearest(chain, "index").first() {
@@ -769,19 +936,28 @@ impl Lower<'_> {
             .into_iter()
             .filter_map(|d| self.add_header(d))
             .collect();
-        let expires = nearest(chain, "expires").first().map_or(Expires::Off, |d| self.expires(d));
-        let if_modified_since = match nearest(chain, "if_modified_since").first().map(|d| arg(d, 0)) {
+        let expires = nearest(chain, "expires")
+            .first()
+            .map_or(Expires::Off, |d| self.expires(d));
+        let if_modified_since = match nearest(chain, "if_modified_since")
+            .first()
+            .map(|d| arg(d, 0))
+        {
             Some("off") => IfModifiedSince::Off,
             Some("before") => IfModifiedSince::Before,
             _ => IfModifiedSince::Exact,
         };
-        let (keepalive_timeout_ms, keepalive_header_secs) = match nearest(chain, "keepalive_timeout").first() {
-            Some(d) => (
-                parse_time_ms(arg(d, 0)).unwrap_or(75_000),
-                d.args.get(1).and_then(|a| parse_time_ms(&a.value)).map(|ms| ms / 1000),
-            ),
-            None => (75_000, None),
-        };
+        let (keepalive_timeout_ms, keepalive_header_secs) =
+            match nearest(chain, "keepalive_timeout").first() {
+                Some(d) => (
+                    parse_time_ms(arg(d, 0)).unwrap_or(75_000),
+                    d.args
+                        .get(1)
+                        .and_then(|a| parse_time_ms(&a.value))
+                        .map(|ms| ms / 1000),
+                ),
+                None => (75_000, None),
+            };
         let access_log = {
             let ds = nearest(chain, "access_log");
             if ds.is_empty() {
@@ -802,15 +978,18 @@ impl Lower<'_> {
         let proxy_settings = self.proxy_settings(chain);
         if let Some(d) = first(own, "internal") {
             if kind == LocationKind::Server {
-                self.err(Diagnostic::error(Code::WrongContext, d.name_span, "internal is only allowed in location").label("here"));
+                self.err(
+                    Diagnostic::error(
+                        Code::WrongContext,
+                        d.name_span,
+                        "internal is only allowed in location",
+                    )
+                    .label("here"),
+                );
             }
         }
         let _ = path;
-        LocationConf {
-            script,
-            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
-            root,
-            alias,
+        let settings = Settings {
             index,
             try_files,
             autoindex: flag("autoindex", false),
@@ -832,14 +1011,50 @@ impl Lower<'_> {
             client_body_timeout_ms: time("client_body_timeout", 60_000),
             send_timeout_ms: time("send_timeout", 60_000),
             access_log,
+            proxy: proxy_settings,
+        };
+        LocationConf {
+            script,
+            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
+            root,
+            alias,
             proxy,
-            proxy_settings,
+            settings: self.intern_settings(settings),
         }
+    }
+
+    /// Where a span is, as an IR source reference.
+    fn source_ref(&self, span: Span) -> SourceRef {
+        SourceRef {
+            file: span.file.0,
+            line: self.map.line_col(span).0 as u32,
+        }
+    }
+
+    /// Interns a settings record in [`Ir::settings`].
+    fn intern_settings(&mut self, s: Settings) -> SettingsId {
+        if let Some(id) = self.settings_ids.get(&s) {
+            return *id;
+        }
+        let id = SettingsId(self.ir.settings.len() as u32);
+        self.ir.settings.push(s.clone());
+        self.settings_ids.insert(s, id);
+        id
     }
 
     /// The `types` table in effect, interned in [`Ir::mime_types`].
     fn types(&mut self, chain: &[&[Directive]]) -> MimeTableId {
+        let key = nearest(chain, "types").first().map(|d| d.span);
+        if let Some(id) = self.types_ids.get(&key) {
+            return *id;
+        }
         let table = self.types_table(chain);
+        let id = self.intern_types(table);
+        self.types_ids.insert(key, id);
+        id
+    }
+
+    fn intern_types(&mut self, table: Vec<(String, String)>) -> MimeTableId {
         if let Some(i) = self.ir.mime_types.iter().position(|t| *t == table) {
             return MimeTableId(i as u32);
         }
@@ -850,18 +1065,26 @@ impl Lower<'_> {
     fn types_table(&mut self, chain: &[&[Directive]]) -> Vec<(String, String)> {
         let Some(block) = nearest(chain, "types").first().copied() else {
             // nginx's built-in table when no `types` block is in effect.
-            return [("gif", "image/gif"), ("html", "text/html"), ("jpg", "image/jpeg")]
-                .iter()
-                .map(|(e, t)| (e.to_string(), t.to_string()))
-                .collect();
+            return [
+                ("gif", "image/gif"),
+                ("html", "text/html"),
+                ("jpg", "image/jpeg"),
+            ]
+            .iter()
+            .map(|(e, t)| (e.to_string(), t.to_string()))
+            .collect();
         };
         let mut m: BTreeMap<String, String> = BTreeMap::new();
         for t in block.children() {
             if t.block.is_some() || t.args.is_empty() {
                 self.err(
-                    Diagnostic::error(Code::BadValue, t.name_span, format!("invalid types entry \"{}\"", t.name))
-                        .label("expected `mime/type ext …;`")
-                        .help("for example: text/html html htm;"),
+                    Diagnostic::error(
+                        Code::BadValue,
+                        t.name_span,
+                        format!("invalid types entry \"{}\"", t.name),
+                    )
+                    .label("expected `mime/type ext …;`")
+                    .help("for example: text/html html htm;"),
                 );
                 continue;
             }
@@ -875,13 +1098,18 @@ impl Lower<'_> {
     fn try_files_check(&mut self, d: &Directive, server: ServerId) {
         if let Some(last) = d.args.last() {
             if last.value.starts_with('@') {
-                self.named_refs.push((server, last.value.clone(), last.span));
+                self.named_refs
+                    .push((server, last.value.clone(), last.span));
             } else if let Some(code) = last.value.strip_prefix('=') {
                 if !matches!(code.parse::<u16>(), Ok(100..=599)) {
                     self.err(
-                        Diagnostic::error(Code::BadValue, last.span, format!("invalid code \"{code}\" in try_files"))
-                            .label("expected =100…599")
-                            .help("for example: try_files $uri $uri/ =404;"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            last.span,
+                            format!("invalid code \"{code}\" in try_files"),
+                        )
+                        .label("expected =100…599")
+                        .help("for example: try_files $uri $uri/ =404;"),
                     );
                 }
             }
@@ -896,7 +1124,15 @@ impl Lower<'_> {
         for (i, a) in d.args[..n - 1].iter().enumerate() {
             if let Some(r) = a.value.strip_prefix('=') {
                 if i != n - 2 {
-                    self.err(Diagnostic::error(Code::BadValue, a.span, "\"=response\" must come just before the URI").label("here").help("error_page 404 =200 /empty.gif;"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            "\"=response\" must come just before the URI",
+                        )
+                        .label("here")
+                        .help("error_page 404 =200 /empty.gif;"),
+                    );
                     return None;
                 }
                 response = Some(if r.is_empty() {
@@ -905,7 +1141,15 @@ impl Lower<'_> {
                     match r.parse::<u16>() {
                         Ok(c @ 100..=599) => c,
                         _ => {
-                            self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid response code \"{r}\"")).label("expected 100…599").help("error_page 404 =200 /x;"));
+                            self.err(
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    a.span,
+                                    format!("invalid response code \"{r}\""),
+                                )
+                                .label("expected 100…599")
+                                .help("error_page 404 =200 /x;"),
+                            );
                             return None;
                         }
                     }
@@ -916,20 +1160,33 @@ impl Lower<'_> {
                 Ok(c @ 300..=599) => codes.push(c),
                 _ => {
                     self.err(
-                        Diagnostic::error(Code::BadValue, a.span, format!("value \"{}\" must be between 300 and 599", a.value))
-                            .label("not an error code")
-                            .help("error_page 404 500 502 /50x.html;"),
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("value \"{}\" must be between 300 and 599", a.value),
+                        )
+                        .label("not an error code")
+                        .help("error_page 404 500 502 /50x.html;"),
                     );
                     return None;
                 }
             }
         }
         if codes.is_empty() {
-            self.err(Diagnostic::error(Code::Arity, d.name_span, "error_page needs at least one code").label("here").help("error_page 404 /404.html;"));
+            self.err(
+                Diagnostic::error(
+                    Code::Arity,
+                    d.name_span,
+                    "error_page needs at least one code",
+                )
+                .label("here")
+                .help("error_page 404 /404.html;"),
+            );
             return None;
         }
         if target_arg.value.starts_with('@') {
-            self.named_refs.push((server, target_arg.value.clone(), target_arg.span));
+            self.named_refs
+                .push((server, target_arg.value.clone(), target_arg.span));
         }
         Some(ErrorPage {
             codes,
@@ -943,13 +1200,33 @@ impl Lower<'_> {
             None => false,
             Some("always") => true,
             Some(o) => {
-                self.err(Diagnostic::error(Code::BadValue, d.arg_span(2), format!("invalid parameter \"{o}\"")).label("expected always").help("add_header Name value always;"));
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(2),
+                        format!("invalid parameter \"{o}\""),
+                    )
+                    .label("expected always")
+                    .help("add_header Name value always;"),
+                );
                 return None;
             }
         };
         let name = arg(d, 0);
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid header name \"{name}\"")).label("here").help("header names are letters, digits, - and _"));
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("invalid header name \"{name}\""),
+                )
+                .label("here")
+                .help("header names are letters, digits, - and _"),
+            );
             return None;
         }
         Some(AddHeader {
@@ -964,7 +1241,11 @@ impl Lower<'_> {
             [m, v] if m.value == "modified" => (true, v),
             [v] => (false, v),
             _ => {
-                self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid expires").label("here").help("expires 30d; | expires modified +1h; | expires epoch|max|off;"));
+                self.err(
+                    Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid expires")
+                        .label("here")
+                        .help("expires 30d; | expires modified +1h; | expires epoch|max|off;"),
+                );
                 return Expires::Off;
             }
         };
@@ -978,7 +1259,15 @@ impl Lower<'_> {
                     None => (false, s.strip_prefix('+').unwrap_or(s)),
                 };
                 let Some(ms) = parse_time_ms(t) else {
-                    self.err(Diagnostic::error(Code::BadValue, v.span, format!("invalid expires time \"{s}\"")).label("not a time").help("for example 30d, 1h, -1, epoch, max, off"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            v.span,
+                            format!("invalid expires time \"{s}\""),
+                        )
+                        .label("not a time")
+                        .help("for example 30d, 1h, -1, epoch, max, off"),
+                    );
                     return Expires::Off;
                 };
                 let secs = (ms / 1000) as i64 * if neg { -1 } else { 1 };
@@ -994,7 +1283,15 @@ impl Lower<'_> {
     fn access_log(&mut self, d: &Directive) -> Option<AccessLog> {
         if arg(d, 0) == "off" {
             if d.args.len() > 1 {
-                self.err(Diagnostic::error(Code::Arity, d.arg_span(1), "\"access_log off\" takes no other arguments").label("extra").help("access_log off;"));
+                self.err(
+                    Diagnostic::error(
+                        Code::Arity,
+                        d.arg_span(1),
+                        "\"access_log off\" takes no other arguments",
+                    )
+                    .label("extra")
+                    .help("access_log off;"),
+                );
             }
             return Some(AccessLog::Off);
         }
@@ -1005,20 +1302,46 @@ impl Lower<'_> {
         for (i, a) in d.args.iter().enumerate().skip(1) {
             if let Some(v) = a.value.strip_prefix("buffer=") {
                 buffer = parse_size(v).or_else(|| {
-                    self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid buffer size \"{v}\"")).label("here").help("buffer=32k"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid buffer size \"{v}\""),
+                        )
+                        .label("here")
+                        .help("buffer=32k"),
+                    );
                     None
                 });
             } else if let Some(v) = a.value.strip_prefix("flush=") {
                 flush_ms = parse_time_ms(v).or_else(|| {
-                    self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid flush time \"{v}\"")).label("here").help("flush=5s"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid flush time \"{v}\""),
+                        )
+                        .label("here")
+                        .help("flush=5s"),
+                    );
                     None
                 });
             } else if i == 1 {
                 match self.ir.log_formats.iter().position(|f| f.name == a.value) {
                     Some(p) => format = LogFormatId(p as u32),
                     None => {
-                        let mut e = Diagnostic::error(Code::UnknownName, a.span, format!("unknown log format \"{}\"", a.value)).label("no log_format with this name");
-                        let names: Vec<&str> = self.ir.log_formats.iter().map(|f| f.name.as_str()).collect();
+                        let mut e = Diagnostic::error(
+                            Code::UnknownName,
+                            a.span,
+                            format!("unknown log format \"{}\"", a.value),
+                        )
+                        .label("no log_format with this name");
+                        let names: Vec<&str> = self
+                            .ir
+                            .log_formats
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect();
                         e = e.help(match did_you_mean(&a.value, names) {
                             Some(c) => format!("did you mean \"{c}\"?"),
                             None => "define it with log_format in the http block".to_string(),
@@ -1027,7 +1350,15 @@ impl Lower<'_> {
                     }
                 }
             } else {
-                self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{}\"", a.value)).label("here").help("access_log path [format [buffer=size] [flush=time]];"));
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid parameter \"{}\"", a.value),
+                    )
+                    .label("here")
+                    .help("access_log path [format [buffer=size] [flush=time]];"),
+                );
             }
         }
         if flush_ms.is_some() && buffer.is_none() {
@@ -1045,8 +1376,17 @@ impl Lower<'_> {
         let refs = std::mem::take(&mut self.named_refs);
         for (server, name, span) in &refs {
             if self.ir.find_named(*server, name).is_none() {
-                let names: Vec<String> = self.ir.servers[server.0 as usize].named.iter().map(|(n, _)| n.clone()).collect();
-                let mut e = Diagnostic::error(Code::UnknownName, *span, format!("unknown named location \"{name}\"")).label("no such location in this server");
+                let names: Vec<String> = self.ir.servers[server.0 as usize]
+                    .named
+                    .iter()
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                let mut e = Diagnostic::error(
+                    Code::UnknownName,
+                    *span,
+                    format!("unknown named location \"{name}\""),
+                )
+                .label("no such location in this server");
                 e = e.help(match did_you_mean(name, names.iter().map(String::as_str)) {
                     Some(c) => format!("did you mean \"{c}\"?"),
                     None => format!("define `location {name} {{ … }}` in this server"),
@@ -1058,9 +1398,13 @@ impl Lower<'_> {
         for (server, name, span) in defs {
             if !refs.iter().any(|(s, n, _)| *s == server && *n == name) {
                 self.err(
-                    Diagnostic::warning(Code::UnusedNamedLocation, span, format!("named location \"{name}\" is never used"))
-                        .label("nothing refers to it")
-                        .help("refer to it from try_files or error_page, or remove it"),
+                    Diagnostic::warning(
+                        Code::UnusedNamedLocation,
+                        span,
+                        format!("named location \"{name}\" is never used"),
+                    )
+                    .label("nothing refers to it")
+                    .help("refer to it from try_files or error_page, or remove it"),
                 );
             }
         }
@@ -1088,10 +1432,15 @@ impl Lower<'_> {
             let mut w = Diagnostic::warning(
                 Code::AddHeaderDropsInherited,
                 own.name_span,
-                format!("{name} here drops the inherited {name} lines: {}", lost.join(", ")),
+                format!(
+                    "{name} here drops the inherited {name} lines: {}",
+                    lost.join(", ")
+                ),
             )
             .label(format!("{name} in this location replaces all outer ones"))
-            .help(format!("repeat the outer {name} lines in this location if they should still apply"));
+            .help(format!(
+                "repeat the outer {name} lines in this location if they should still apply"
+            ));
             for d in outer {
                 w = w.also(d.name_span, "not applied in this location");
             }

@@ -33,8 +33,12 @@ fn is_url(s: &str) -> bool {
 /// Returns the canonical `ip:port`.
 fn parse_listen_addr(s: &str) -> Result<String, String> {
     if let Some(rest) = s.strip_prefix('[') {
-        let (ip, port) = rest.split_once(']').ok_or("missing \"]\" after the IPv6 address")?;
-        let ip: Ipv6Addr = ip.parse().map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+        let (ip, port) = rest
+            .split_once(']')
+            .ok_or("missing \"]\" after the IPv6 address")?;
+        let ip: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
         let port = match port.strip_prefix(':') {
             Some(p) => parse_port(p)?,
             None if port.is_empty() => 80,
@@ -70,13 +74,29 @@ impl Lower<'_> {
     pub(crate) fn listen(&mut self, d: &Directive) -> Option<(String, ListenOpts, Span)> {
         let a0 = d.args.first()?;
         if a0.value.starts_with("unix:") {
-            self.err(Diagnostic::error(Code::Unsupported, a0.span, "listening on unix sockets is not supported yet").label("here").help("listen on an IP address and port"));
+            self.err(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    a0.span,
+                    "listening on unix sockets is not supported yet",
+                )
+                .label("here")
+                .help("listen on an IP address and port"),
+            );
             return None;
         }
         let addr = match parse_listen_addr(&a0.value) {
             Ok(a) => a,
             Err(e) => {
-                self.err(Diagnostic::error(Code::BadValue, a0.span, format!("invalid listen address \"{}\"", a0.value)).label(e).help("listen 8080; | listen 127.0.0.1:8080; | listen [::]:8080;"));
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a0.span,
+                        format!("invalid listen address \"{}\"", a0.value),
+                    )
+                    .label(e)
+                    .help("listen 8080; | listen 127.0.0.1:8080; | listen [::]:8080;"),
+                );
                 return None;
             }
         };
@@ -91,21 +111,54 @@ impl Lower<'_> {
                 "reuseport" => o.reuseport = true,
                 _ if v.starts_with("backlog=") => match v["backlog=".len()..].parse::<i32>() {
                     Ok(n) if n > 0 => o.backlog = Some(n),
-                    _ => self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid backlog \"{v}\"")).label("expected a positive number").help("backlog=511")),
+                    _ => self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid backlog \"{v}\""),
+                        )
+                        .label("expected a positive number")
+                        .help("backlog=511"),
+                    ),
                 },
-                "ssl" | "http2" | "quic" | "proxy_protocol" | "bind" | "deferred" | "setfib" | "accept_filter" => self.err(
-                    Diagnostic::error(Code::Unsupported, a.span, format!("listen parameter \"{v}\" is not supported yet"))
+                "ssl" | "http2" | "quic" | "proxy_protocol" | "bind" | "deferred" | "setfib"
+                | "accept_filter" => self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("listen parameter \"{v}\" is not supported yet"),
+                    )
+                    .label("not implemented by Proton yet")
+                    .help("remove it; see docs/configuration.md for listen parameters"),
+                ),
+                _ if [
+                    "ipv6only=",
+                    "so_keepalive=",
+                    "fastopen=",
+                    "rcvbuf=",
+                    "sndbuf=",
+                ]
+                .iter()
+                .any(|p| v.starts_with(p)) =>
+                {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Unsupported,
+                            a.span,
+                            format!("listen parameter \"{v}\" is not supported yet"),
+                        )
                         .label("not implemented by Proton yet")
                         .help("remove it; see docs/configuration.md for listen parameters"),
-                ),
-                _ if ["ipv6only=", "so_keepalive=", "fastopen=", "rcvbuf=", "sndbuf="].iter().any(|p| v.starts_with(p)) => self.err(
-                    Diagnostic::error(Code::Unsupported, a.span, format!("listen parameter \"{v}\" is not supported yet"))
-                        .label("not implemented by Proton yet")
-                        .help("remove it; see docs/configuration.md for listen parameters"),
-                ),
+                    )
+                }
                 _ => {
                     let cands = ["default_server", "reuseport", "backlog="];
-                    let mut e = Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{v}\" in listen")).label("unknown parameter");
+                    let mut e = Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid parameter \"{v}\" in listen"),
+                    )
+                    .label("unknown parameter");
                     e = e.help(match did_you_mean(v, cands) {
                         Some(c) => format!("did you mean \"{c}\"?"),
                         None => "listen parameters: default_server, reuseport, backlog=N".into(),
@@ -123,7 +176,15 @@ impl Lower<'_> {
             Ok(code @ 100..=999) => {
                 let text = (d.args.len() > 1).then(|| self.template(d, 1));
                 if is_redirect(code) && text.is_none() {
-                    self.err(Diagnostic::error(Code::Arity, a0.span, format!("return {code} needs a URL")).label("redirect without a target").help(format!("return {code} https://example.com$request_uri;")));
+                    self.err(
+                        Diagnostic::error(
+                            Code::Arity,
+                            a0.span,
+                            format!("return {code} needs a URL"),
+                        )
+                        .label("redirect without a target")
+                        .help(format!("return {code} https://example.com$request_uri;")),
+                    );
                 }
                 Some(ScriptOp::Return { code, text })
             }
@@ -152,11 +213,18 @@ impl Lower<'_> {
             Some("redirect") => RewriteFlag::Redirect,
             Some("permanent") => RewriteFlag::Permanent,
             Some(o) => {
-                let mut e = Diagnostic::error(Code::BadValue, d.arg_span(2), format!("invalid rewrite flag \"{o}\"")).label("unknown flag");
-                e = e.help(match did_you_mean(o, ["last", "break", "redirect", "permanent"]) {
-                    Some(c) => format!("did you mean \"{c}\"?"),
-                    None => "flags: last, break, redirect, permanent".into(),
-                });
+                let mut e = Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(2),
+                    format!("invalid rewrite flag \"{o}\""),
+                )
+                .label("unknown flag");
+                e = e.help(
+                    match did_you_mean(o, ["last", "break", "redirect", "permanent"]) {
+                        Some(c) => format!("did you mean \"{c}\"?"),
+                        None => "flags: last, break, redirect, permanent".into(),
+                    },
+                );
                 self.err(e);
                 return None;
             }
@@ -171,11 +239,27 @@ impl Lower<'_> {
     pub(crate) fn upstream_server(&mut self, d: &Directive) -> Option<UpstreamServer> {
         let a0 = d.args.first()?;
         if a0.value.starts_with("unix:") {
-            self.err(Diagnostic::error(Code::Unsupported, a0.span, "unix socket upstream servers are not supported yet").label("here").help("use host:port"));
+            self.err(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    a0.span,
+                    "unix socket upstream servers are not supported yet",
+                )
+                .label("here")
+                .help("use host:port"),
+            );
             return None;
         }
         if let Err(e) = check_host_port(&a0.value) {
-            self.err(Diagnostic::error(Code::BadValue, a0.span, format!("invalid upstream server address \"{}\"", a0.value)).label(e).help("server 127.0.0.1:8080; or server backend.internal:80;"));
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    a0.span,
+                    format!("invalid upstream server address \"{}\"", a0.value),
+                )
+                .label(e)
+                .help("server 127.0.0.1:8080; or server backend.internal:80;"),
+            );
             return None;
         }
         let address = if has_port(&a0.value) {
@@ -196,7 +280,11 @@ impl Lower<'_> {
             let v = a.value.as_str();
             let (k, val) = v.split_once('=').unwrap_or((v, ""));
             let bad = |this: &mut Self, what: &str| {
-                this.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid value in \"{v}\"")).label(format!("expected {what}")).help("server 127.0.0.1:8080 weight=2 max_fails=3 fail_timeout=30s;"));
+                this.err(
+                    Diagnostic::error(Code::BadValue, a.span, format!("invalid value in \"{v}\""))
+                        .label(format!("expected {what}"))
+                        .help("server 127.0.0.1:8080 weight=2 max_fails=3 fail_timeout=30s;"),
+                );
             };
             match k {
                 "weight" => match val.parse::<u32>() {
@@ -218,10 +306,21 @@ impl Lower<'_> {
                 "backup" if val.is_empty() => s.backup = true,
                 "down" if val.is_empty() => s.down = true,
                 "resolve" | "service" | "route" | "slow_start" | "drain" => self.err(
-                    Diagnostic::error(Code::Unsupported, a.span, format!("upstream server parameter \"{k}\" is not supported yet")).label("not implemented by Proton yet").help("remove it"),
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("upstream server parameter \"{k}\" is not supported yet"),
+                    )
+                    .label("not implemented by Proton yet")
+                    .help("remove it"),
                 ),
                 _ => {
-                    let mut e = Diagnostic::error(Code::BadValue, a.span, format!("invalid parameter \"{v}\"")).label("unknown parameter");
+                    let mut e = Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid parameter \"{v}\""),
+                    )
+                    .label("unknown parameter");
                     e = e.help(match did_you_mean(k, ["weight", "max_fails", "fail_timeout", "backup", "down", "max_conns"]) {
                         Some(c) => format!("did you mean \"{c}\"?"),
                         None => "parameters: weight=, max_fails=, fail_timeout=, backup, down, max_conns=".into(),
@@ -234,7 +333,12 @@ impl Lower<'_> {
     }
 
     fn implicit_upstream(&mut self, address: String) -> UpstreamId {
-        if let Some(i) = self.ir.upstreams.iter().position(|u| !u.explicit && u.name == address) {
+        if let Some(i) = self
+            .ir
+            .upstreams
+            .iter()
+            .position(|u| !u.explicit && u.name == address)
+        {
             return UpstreamId(i as u32);
         }
         self.ir.upstreams.push(Upstream {
@@ -269,11 +373,27 @@ impl Lower<'_> {
         } else if let Some(r) = v.strip_prefix("https://") {
             ("https", r)
         } else {
-            self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid URL prefix in \"{v}\"")).label("expected http:// or https://").help("proxy_pass http://backend; or proxy_pass http://127.0.0.1:8080/;"));
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    a.span,
+                    format!("invalid URL prefix in \"{v}\""),
+                )
+                .label("expected http:// or https://")
+                .help("proxy_pass http://backend; or proxy_pass http://127.0.0.1:8080/;"),
+            );
             return None;
         };
         if scheme == "https" {
-            self.err(Diagnostic::error(Code::Unsupported, a.span, "proxying to https:// upstreams is not supported yet").label("TLS to upstreams comes with the TLS issue").help("use http:// for now"));
+            self.err(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    a.span,
+                    "proxying to https:// upstreams is not supported yet",
+                )
+                .label("TLS to upstreams comes with the TLS issue")
+                .help("use http:// for now"),
+            );
             return None;
         }
         if v.contains('$') {
@@ -291,7 +411,12 @@ impl Lower<'_> {
             Some(i) => (&rest[..i], Some(&rest[i..])),
             None => (rest, None),
         };
-        if uri.is_some() && matches!(kind, LocationKind::Regex | LocationKind::RegexCaseless | LocationKind::Named) {
+        if uri.is_some()
+            && matches!(
+                kind,
+                LocationKind::Regex | LocationKind::RegexCaseless | LocationKind::Named
+            )
+        {
             self.err(
                 Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression or inside a named location")
                     .label("URI part here")
@@ -300,20 +425,43 @@ impl Lower<'_> {
             return None;
         }
         if hostport.is_empty() {
-            self.err(Diagnostic::error(Code::BadValue, a.span, "no host in proxy_pass URL").label("here").help("proxy_pass http://backend;"));
+            self.err(
+                Diagnostic::error(Code::BadValue, a.span, "no host in proxy_pass URL")
+                    .label("here")
+                    .help("proxy_pass http://backend;"),
+            );
             return None;
         }
         let upstream = if let Some(id) = self.upstream_names.get(hostport).copied() {
             id
-        } else if let Some((name, _)) = hostport.rsplit_once(':').filter(|(n, _)| self.upstream_names.contains_key(*n)) {
-            self.err(Diagnostic::error(Code::Conflict, a.span, format!("upstream \"{name}\" may not have port")).label("an upstream group has no port").help(format!("proxy_pass http://{name};")));
+        } else if let Some((name, _)) = hostport
+            .rsplit_once(':')
+            .filter(|(n, _)| self.upstream_names.contains_key(*n))
+        {
+            self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    a.span,
+                    format!("upstream \"{name}\" may not have port"),
+                )
+                .label("an upstream group has no port")
+                .help(format!("proxy_pass http://{name};")),
+            );
             return None;
         } else {
             let host = hostport.rsplit_once(':').map_or(hostport, |(h, _)| h);
-            let looks_like_host = has_port(hostport) || host.contains('.') || host == "localhost" || host.starts_with('[');
+            let looks_like_host = has_port(hostport)
+                || host.contains('.')
+                || host == "localhost"
+                || host.starts_with('[');
             if !looks_like_host {
                 let names: Vec<&str> = self.upstream_names.keys().map(String::as_str).collect();
-                let mut e = Diagnostic::error(Code::UnknownName, a.span, format!("unknown upstream \"{hostport}\"")).label("no upstream block with this name, and not a host:port");
+                let mut e = Diagnostic::error(
+                    Code::UnknownName,
+                    a.span,
+                    format!("unknown upstream \"{hostport}\""),
+                )
+                .label("no upstream block with this name, and not a host:port");
                 e = e.help(match did_you_mean(hostport, names) {
                     Some(c) => format!("did you mean \"{c}\"?"),
                     None => format!("define `upstream {hostport} {{ server 127.0.0.1:8080; }}` or write host:port"),
@@ -322,10 +470,22 @@ impl Lower<'_> {
                 return None;
             }
             if let Err(e) = check_host_port(hostport) {
-                self.err(Diagnostic::error(Code::BadValue, a.span, format!("invalid proxy_pass address \"{hostport}\"")).label(e).help("proxy_pass http://127.0.0.1:8080;"));
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid proxy_pass address \"{hostport}\""),
+                    )
+                    .label(e)
+                    .help("proxy_pass http://127.0.0.1:8080;"),
+                );
                 return None;
             }
-            let addr = if has_port(hostport) { hostport.to_string() } else { format!("{hostport}:80") };
+            let addr = if has_port(hostport) {
+                hostport.to_string()
+            } else {
+                format!("{hostport}:80")
+            };
             self.implicit_upstream(addr)
         };
         Some(Proxy {
@@ -343,13 +503,20 @@ impl Lower<'_> {
             set_headers.push((arg(d, 0).to_string(), self.template(d, 1)));
         }
         for (name, value) in [("Host", "$proxy_host"), ("Connection", "close")] {
-            if !set_headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            if !set_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
                 let t = super::vars::template(value, Span::default(), &[]).unwrap_or_default();
                 set_headers.push((name.to_string(), t));
             }
         }
         let one = |name: &str| nearest(chain, name).first().copied();
-        let time = |name: &str, def: u64| one(name).and_then(|d| parse_time_ms(arg(d, 0))).unwrap_or(def);
+        let time = |name: &str, def: u64| {
+            one(name)
+                .and_then(|d| parse_time_ms(arg(d, 0)))
+                .unwrap_or(def)
+        };
         let mut next_upstream = NextUpstream {
             error: true,
             timeout: true,
@@ -370,7 +537,15 @@ impl Lower<'_> {
                     "http_404" => next_upstream.http_404 = true,
                     "http_429" => next_upstream.http_429 = true,
                     "non_idempotent" => next_upstream.non_idempotent = true,
-                    "off" if d.args.len() > 1 => self.err(Diagnostic::error(Code::BadValue, a.span, "\"off\" cannot be combined with other conditions").label("here").help("proxy_next_upstream off; or a list of conditions")),
+                    "off" if d.args.len() > 1 => self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            "\"off\" cannot be combined with other conditions",
+                        )
+                        .label("here")
+                        .help("proxy_next_upstream off; or a list of conditions"),
+                    ),
                     _ => {}
                 }
             }
@@ -381,13 +556,21 @@ impl Lower<'_> {
             [d] if d.args.len() == 1 && arg(d, 0) == "default" => ProxyRedirect::Default,
             ds => {
                 let mut rules = Vec::new();
-                for d in ds.to_vec() {
+                for d in ds.iter().copied() {
                     if d.args.len() == 2 {
                         rules.push((self.template(d, 0), self.template(d, 1)));
                     } else if arg(d, 0) == "default" {
                         rules.push((Template::literal("default"), Template::default()));
                     } else {
-                        self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), format!("invalid proxy_redirect \"{}\"", arg(d, 0))).label("here").help("proxy_redirect default; | off; | http://from/ /to/;"));
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("invalid proxy_redirect \"{}\"", arg(d, 0)),
+                            )
+                            .label("here")
+                            .help("proxy_redirect default; | off; | http://from/ /to/;"),
+                        );
                     }
                 }
                 ProxyRedirect::Rules(rules)
@@ -400,14 +583,27 @@ impl Lower<'_> {
                 match (n, s) {
                     (Some(n), Some(s)) => (n, s),
                     _ => {
-                        self.err(Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid proxy_buffers").label("expected a count ≥ 2 and a size").help("proxy_buffers 8 4k;"));
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                "invalid proxy_buffers",
+                            )
+                            .label("expected a count ≥ 2 and a size")
+                            .help("proxy_buffers 8 4k;"),
+                        );
                         (8, 4096)
                     }
                 }
             }
             None => (8, 4096),
         };
-        let list = |name: &str| -> Vec<String> { nearest(chain, name).iter().map(|d| arg(d, 0).to_ascii_lowercase()).collect() };
+        let list = |name: &str| -> Vec<String> {
+            nearest(chain, name)
+                .iter()
+                .map(|d| arg(d, 0).to_ascii_lowercase())
+                .collect()
+        };
         ProxySettings {
             set_headers,
             http_version: match one("proxy_http_version").map(|d| arg(d, 0)) {
@@ -418,10 +614,14 @@ impl Lower<'_> {
             read_timeout_ms: time("proxy_read_timeout", 60_000),
             send_timeout_ms: time("proxy_send_timeout", 60_000),
             next_upstream,
-            next_upstream_tries: one("proxy_next_upstream_tries").and_then(|d| arg(d, 0).parse().ok()).unwrap_or(0),
+            next_upstream_tries: one("proxy_next_upstream_tries")
+                .and_then(|d| arg(d, 0).parse().ok())
+                .unwrap_or(0),
             next_upstream_timeout_ms: time("proxy_next_upstream_timeout", 0),
             buffering: one("proxy_buffering").is_none_or(|d| arg(d, 0) == "on"),
-            buffer_size: one("proxy_buffer_size").and_then(|d| parse_size(arg(d, 0))).unwrap_or(4096),
+            buffer_size: one("proxy_buffer_size")
+                .and_then(|d| parse_size(arg(d, 0)))
+                .unwrap_or(4096),
             buffers,
             hide_headers: list("proxy_hide_header"),
             pass_headers: list("proxy_pass_header"),
@@ -436,7 +636,8 @@ impl Lower<'_> {
         addrs.sort();
         addrs.dedup();
         for addr in addrs {
-            let here: Vec<&(String, ServerId, ListenOpts, Span)> = listens.iter().filter(|l| l.0 == addr).collect();
+            let here: Vec<&(String, ServerId, ListenOpts, Span)> =
+                listens.iter().filter(|l| l.0 == addr).collect();
             let mut servers: Vec<ServerId> = Vec::new();
             let mut default: Option<(ServerId, Span)> = None;
             let mut reuseport = false;
@@ -444,17 +645,29 @@ impl Lower<'_> {
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in &here {
                 if servers.contains(sid) {
-                    self.err(Diagnostic::error(Code::Duplicate, *span, format!("a duplicate listen {addr}")).label("this server already listens here").help("remove one of the listen lines"));
+                    self.err(
+                        Diagnostic::error(
+                            Code::Duplicate,
+                            *span,
+                            format!("a duplicate listen {addr}"),
+                        )
+                        .label("this server already listens here")
+                        .help("remove one of the listen lines"),
+                    );
                     continue;
                 }
                 servers.push(*sid);
                 if o.default_server {
                     if let Some((_, first)) = default {
                         self.err(
-                            Diagnostic::error(Code::Conflict, o.default_span.unwrap_or(*span), format!("a duplicate default server for {addr}"))
-                                .label("second default_server")
-                                .also(first, "first default_server")
-                                .help("only one server per address may be default_server"),
+                            Diagnostic::error(
+                                Code::Conflict,
+                                o.default_span.unwrap_or(*span),
+                                format!("a duplicate default server for {addr}"),
+                            )
+                            .label("second default_server")
+                            .also(first, "first default_server")
+                            .help("only one server per address may be default_server"),
                         );
                     } else {
                         default = Some((*sid, o.default_span.unwrap_or(*span)));
@@ -463,10 +676,14 @@ impl Lower<'_> {
                 if o.reuseport || o.backlog.is_some() {
                     if let Some(first) = opts_span {
                         self.err(
-                            Diagnostic::error(Code::Conflict, *span, format!("duplicate listen options for {addr}"))
-                                .label("options given again")
-                                .also(first, "first given here")
-                                .help("give reuseport/backlog= on one listen line of this address"),
+                            Diagnostic::error(
+                                Code::Conflict,
+                                *span,
+                                format!("duplicate listen options for {addr}"),
+                            )
+                            .label("options given again")
+                            .also(first, "first given here")
+                            .help("give reuseport/backlog= on one listen line of this address"),
                         );
                     }
                     opts_span = Some(*span);
@@ -495,15 +712,23 @@ impl Lower<'_> {
         };
         let mut claimed: Vec<(String, Span)> = Vec::new();
         for &sid in servers {
-            let (names, spans) = self.server_names.get(sid.0 as usize).cloned().unwrap_or_default();
+            let (names, spans) = self
+                .server_names
+                .get(sid.0 as usize)
+                .cloned()
+                .unwrap_or_default();
             for (name, span) in names.iter().zip(spans) {
                 if let Some((_, first)) = claimed.iter().find(|(n, _)| n == name) {
                     if !name.is_empty() {
                         self.err(
-                            Diagnostic::warning(Code::ConflictingServerName, span, format!("conflicting server name \"{name}\" on {addr}, ignored"))
-                                .label("this server will never be chosen by this name")
-                                .also(*first, "first claimed here")
-                                .help("remove the name from one of the servers"),
+                            Diagnostic::warning(
+                                Code::ConflictingServerName,
+                                span,
+                                format!("conflicting server name \"{name}\" on {addr}, ignored"),
+                            )
+                            .label("this server will never be chosen by this name")
+                            .also(*first, "first claimed here")
+                            .help("remove the name from one of the servers"),
                         );
                     }
                     continue;
@@ -517,13 +742,21 @@ impl Lower<'_> {
                         self.bad_wildcard(name, span);
                         continue;
                     }
-                    t.leading.push(LeadingWildcard { suffix: suffix.to_string(), also_bare: false, server: sid });
+                    t.leading.push(LeadingWildcard {
+                        suffix: suffix.to_string(),
+                        also_bare: false,
+                        server: sid,
+                    });
                 } else if name.starts_with('.') {
                     if name.len() < 2 || name.contains('*') {
                         self.bad_wildcard(name, span);
                         continue;
                     }
-                    t.leading.push(LeadingWildcard { suffix: name.clone(), also_bare: true, server: sid });
+                    t.leading.push(LeadingWildcard {
+                        suffix: name.clone(),
+                        also_bare: true,
+                        server: sid,
+                    });
                 } else if let Some(prefix) = name.strip_suffix('*') {
                     if !prefix.ends_with('.') || prefix.len() < 2 || prefix.contains('*') {
                         self.bad_wildcard(name, span);
@@ -543,16 +776,22 @@ impl Lower<'_> {
 
     fn bad_wildcard(&mut self, name: &str, span: Span) {
         self.err(
-            Diagnostic::error(Code::BadValue, span, format!("invalid server name or wildcard \"{name}\""))
-                .label("a wildcard may only be a leading \"*.\" or a trailing \".*\"")
-                .help("use *.example.com, www.example.*, .example.com, or a ~regex"),
+            Diagnostic::error(
+                Code::BadValue,
+                span,
+                format!("invalid server name or wildcard \"{name}\""),
+            )
+            .label("a wildcard may only be a leading \"*.\" or a trailing \".*\"")
+            .help("use *.example.com, www.example.*, .example.com, or a ~regex"),
         );
     }
 }
 
 fn has_port(s: &str) -> bool {
     if let Some(rest) = s.strip_prefix('[') {
-        return rest.split_once(']').is_some_and(|(_, p)| p.starts_with(':'));
+        return rest
+            .split_once(']')
+            .is_some_and(|(_, p)| p.starts_with(':'));
     }
     s.contains(':')
 }
@@ -560,7 +799,8 @@ fn has_port(s: &str) -> bool {
 fn check_host_port(s: &str) -> Result<(), String> {
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (ip, p) = rest.split_once(']').ok_or("missing \"]\"")?;
-        ip.parse::<Ipv6Addr>().map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+        ip.parse::<Ipv6Addr>()
+            .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
         ("x", p.strip_prefix(':'))
     } else {
         match s.rsplit_once(':') {
@@ -571,7 +811,11 @@ fn check_host_port(s: &str) -> Result<(), String> {
     if let Some(p) = port {
         parse_port(p)?;
     }
-    if host.is_empty() || !host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_') {
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
         return Err(format!("invalid host \"{host}\""));
     }
     Ok(())

@@ -6,15 +6,59 @@ use proton_ir::{Part, Template, Var};
 
 /// Built-in variables, nginx names.
 pub static BUILTIN: &[&str] = &[
-    "args", "binary_remote_addr", "body_bytes_sent", "bytes_sent", "connection", "connection_requests",
-    "content_length", "content_type", "cookie", "date_gmt", "date_local", "document_root", "document_uri",
-    "host", "hostname", "https", "is_args", "msec", "nginx_version", "pid", "proxy_add_x_forwarded_for",
-    "proxy_host", "proxy_port", "query_string", "realpath_root", "remote_addr", "remote_port", "remote_user",
-    "request", "request_body", "request_filename", "request_id", "request_length", "request_method",
-    "request_time", "request_uri", "scheme", "server_addr", "server_name", "server_port", "server_protocol",
-    "status", "time_iso8601", "time_local", "uri", "upstream_addr", "upstream_bytes_received",
-    "upstream_connect_time", "upstream_header_time", "upstream_response_length", "upstream_response_time",
-    "upstream_status", "proton_version",
+    "args",
+    "binary_remote_addr",
+    "body_bytes_sent",
+    "bytes_sent",
+    "connection",
+    "connection_requests",
+    "content_length",
+    "content_type",
+    "cookie",
+    "date_gmt",
+    "date_local",
+    "document_root",
+    "document_uri",
+    "host",
+    "hostname",
+    "https",
+    "is_args",
+    "msec",
+    "nginx_version",
+    "pid",
+    "proxy_add_x_forwarded_for",
+    "proxy_host",
+    "proxy_port",
+    "query_string",
+    "realpath_root",
+    "remote_addr",
+    "remote_port",
+    "remote_user",
+    "request",
+    "request_body",
+    "request_filename",
+    "request_id",
+    "request_length",
+    "request_method",
+    "request_time",
+    "request_uri",
+    "scheme",
+    "server_addr",
+    "server_name",
+    "server_port",
+    "server_protocol",
+    "status",
+    "time_iso8601",
+    "time_local",
+    "uri",
+    "upstream_addr",
+    "upstream_bytes_received",
+    "upstream_connect_time",
+    "upstream_header_time",
+    "upstream_response_length",
+    "upstream_response_time",
+    "upstream_status",
+    "proton_version",
 ];
 
 /// Compiles `s` into a template. `user` maps `set` variable names to indices.
@@ -33,7 +77,13 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Diagno
         }
         let (name, next) = if b.get(i + 1) == Some(&b'{') {
             let Some(close) = s[i + 2..].find('}') else {
-                return Err(err_at(span, s, i, "the variable name is not terminated with \"}\"", "write ${name}"));
+                return Err(err_at(
+                    span,
+                    s,
+                    i,
+                    "the variable name is not terminated with \"}\"",
+                    "write ${name}",
+                ));
             };
             (&s[i + 2..i + 2 + close], i + 3 + close)
         } else {
@@ -87,10 +137,15 @@ fn resolve(name: &str, user: &[String]) -> Result<Part, Option<String>> {
     if let Some(i) = user.iter().position(|u| u == name) {
         return Ok(Part::Var(Var::User(i as u32)));
     }
-    let cands = BUILTIN.iter().copied().chain(user.iter().map(String::as_str));
-    Err(did_you_mean(name, cands).map(|c| format!("did you mean \"${c}\"?")).or_else(|| {
-        Some("define it with `set $name value;`, or use $http_*, $arg_*, $cookie_*".to_string())
-    }))
+    let cands = BUILTIN
+        .iter()
+        .copied()
+        .chain(user.iter().map(String::as_str));
+    Err(did_you_mean(name, cands)
+        .map(|c| format!("did you mean \"${c}\"?"))
+        .or_else(|| {
+            Some("define it with `set $name value;`, or use $http_*, $arg_*, $cookie_*".to_string())
+        }))
 }
 
 fn err_at(span: Span, s: &str, at: usize, msg: &str, help: &str) -> Diagnostic {
@@ -123,12 +178,19 @@ mod tests {
     #[test]
     fn templates() {
         let t = template("a${host}b$uri/$1-$http_X_Y", Span::default(), &[]).unwrap();
-        assert_eq!(t.parts.len(), 7);
+        assert_eq!(t.parts.len(), 8);
         assert_eq!(t.to_source(&[]), "a${host}b$uri/$1-$http_x_y");
-        assert!(template("$hots", Span::default(), &[]).unwrap_err().help.unwrap().contains("$host"));
+        assert!(template("$hots", Span::default(), &[])
+            .unwrap_err()
+            .help
+            .unwrap()
+            .contains("$host"));
         assert!(template("x$", Span::default(), &[]).is_err());
         assert!(template("${host", Span::default(), &[]).is_err());
         let u = vec!["foo".to_string()];
-        assert_eq!(template("$foo", Span::default(), &u).unwrap().parts, vec![Part::Var(Var::User(0))]);
+        assert_eq!(
+            template("$foo", Span::default(), &u).unwrap().parts,
+            vec![Part::Var(Var::User(0))]
+        );
     }
 }

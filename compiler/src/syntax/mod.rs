@@ -57,13 +57,21 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
         let open = text.matches('{').count();
         let close = text.matches('}').count();
         if open > close {
-            return Diagnostic::error(Code::Syntax, span, "unexpected end of file, expecting \"}\"")
-                .label("the file ends here")
-                .help("a block opened with \"{\" is not closed; add the missing \"}\"");
-        }
-        return Diagnostic::error(Code::Syntax, span, "unexpected end of file, expecting \";\" or \"}\"")
+            return Diagnostic::error(
+                Code::Syntax,
+                span,
+                "unexpected end of file, expecting \"}\"",
+            )
             .label("the file ends here")
-            .help("end the last directive with \";\"");
+            .help("a block opened with \"{\" is not closed; add the missing \"}\"");
+        }
+        return Diagnostic::error(
+            Code::Syntax,
+            span,
+            "unexpected end of file, expecting \";\" or \"}\"",
+        )
+        .label("the file ends here")
+        .help("end the last directive with \";\"");
     }
     let c = rest.chars().next().unwrap_or(' ');
     let (msg, help) = match c {
@@ -77,7 +85,8 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
         ),
         '{' => (
             "unexpected \"{\"".to_string(),
-            "a block needs a directive name before it; quote regexes that contain braces".to_string(),
+            "a block needs a directive name before it; quote regexes that contain braces"
+                .to_string(),
         ),
         '"' | '\'' => (
             format!("unexpected {c}"),
@@ -98,23 +107,27 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
             }
         }
     };
-    Diagnostic::error(Code::Syntax, span, msg).label("here").help(help)
+    Diagnostic::error(Code::Syntax, span, msg)
+        .label("here")
+        .help(help)
 }
 
 fn expected_of(e: &pest::error::Error<Rule>) -> String {
     match &e.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => positives
-            .iter()
-            .map(|r| match r {
-                Rule::semicolon => "\";\"",
-                Rule::block | Rule::open => "\"{\"",
-                Rule::close => "\"}\"",
-                Rule::directive | Rule::name => "a directive",
-                Rule::dq_string | Rule::sq_string | Rule::word => "an argument",
-                _ => "a directive",
-            })
-            .collect::<Vec<_>>()
-            .join(" or "),
+        pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
+            positives
+                .iter()
+                .map(|r| match r {
+                    Rule::semicolon => "\";\"",
+                    Rule::block | Rule::open => "\"{\"",
+                    Rule::close => "\"}\"",
+                    Rule::directive | Rule::name => "a directive",
+                    Rule::dq_string | Rule::sq_string | Rule::word => "an argument",
+                    _ => "a directive",
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
         _ => "a directive".to_string(),
     }
 }
@@ -152,7 +165,10 @@ fn blank_statement(text: &mut String, pos: usize) -> bool {
         .chars()
         .flat_map(|c| {
             let n = c.len_utf8();
-            std::iter::repeat_n(if c == '\n' { '\n' } else { ' ' }, if c == '\n' { 1 } else { n })
+            std::iter::repeat_n(
+                if c == '\n' { '\n' } else { ' ' },
+                if c == '\n' { 1 } else { n },
+            )
         })
         .collect::<String>();
     text.replace_range(start..end, &blanked);
@@ -278,9 +294,13 @@ fn expand(
         }
         if d.args.len() != 1 {
             diags.push(
-                Diagnostic::error(Code::Arity, d.name_span, "invalid number of arguments in \"include\" directive")
-                    .label("expects exactly one file name or glob")
-                    .help("write `include FILE;` (globs such as conf.d/*.conf are allowed)"),
+                Diagnostic::error(
+                    Code::Arity,
+                    d.name_span,
+                    "invalid number of arguments in \"include\" directive",
+                )
+                .label("expects exactly one file name or glob")
+                .help("write `include FILE;` (globs such as conf.d/*.conf are allowed)"),
             );
             continue;
         }
@@ -297,8 +317,12 @@ fn expand(
             Ok(paths) => paths.filter_map(Result::ok).collect(),
             Err(e) => {
                 diags.push(
-                    Diagnostic::error(Code::Include, arg.span, format!("invalid include pattern: {e}"))
-                        .label("this pattern"),
+                    Diagnostic::error(
+                        Code::Include,
+                        arg.span,
+                        format!("invalid include pattern: {e}"),
+                    )
+                    .label("this pattern"),
                 );
                 continue;
             }
@@ -306,9 +330,13 @@ fn expand(
         files.sort();
         if files.is_empty() && !is_glob {
             diags.push(
-                Diagnostic::error(Code::Include, arg.span, format!("included file \"{}\" does not exist", pattern_s))
-                    .label("no such file")
-                    .help("paths in include are relative to the including file"),
+                Diagnostic::error(
+                    Code::Include,
+                    arg.span,
+                    format!("included file \"{}\" does not exist", pattern_s),
+                )
+                .label("no such file")
+                .help("paths in include are relative to the including file"),
             );
             continue;
         }
@@ -316,22 +344,33 @@ fn expand(
             let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
             if stack.contains(&canon) {
                 diags.push(
-                    Diagnostic::error(Code::Include, arg.span, format!("include cycle: \"{}\" includes itself", f.display()))
-                        .label("this include leads back to a file being read")
-                        .help("remove one of the includes that form the cycle"),
+                    Diagnostic::error(
+                        Code::Include,
+                        arg.span,
+                        format!("include cycle: \"{}\" includes itself", f.display()),
+                    )
+                    .label("this include leads back to a file being read")
+                    .help("remove one of the includes that form the cycle"),
                 );
                 continue;
             }
             if stack.len() >= MAX_INCLUDE_DEPTH {
-                diags.push(Diagnostic::error(Code::Include, arg.span, "includes nested too deeply").label("here"));
+                diags.push(
+                    Diagnostic::error(Code::Include, arg.span, "includes nested too deeply")
+                        .label("here"),
+                );
                 continue;
             }
             let text = match std::fs::read(&f) {
                 Ok(b) => String::from_utf8_lossy(&b).into_owned(),
                 Err(e) => {
                     diags.push(
-                        Diagnostic::error(Code::Include, arg.span, format!("cannot read \"{}\": {e}", f.display()))
-                            .label("included here"),
+                        Diagnostic::error(
+                            Code::Include,
+                            arg.span,
+                            format!("cannot read \"{}\": {e}", f.display()),
+                        )
+                        .label("included here"),
                     );
                     continue;
                 }
@@ -377,8 +416,14 @@ mod tests {
             ("a 'x y' \"z\\\"q\";", "a <x y> <z\"q>;"),
             ("a \"t\\tn\\n\";", "a <t\tn\n>;"),
             ("a ${host}x $uri;", "a <${host}x> <$uri>;"),
-            ("location ~ ^/a\\d{2,3}$ { x; }", "location <~> <^/a\\d{2,3}$> {x ;}"),
-            ("location ~ \"^/(a|b){2}$\" { }", "location <~> <^/(a|b){2}$> {}"),
+            (
+                "location ~ ^/a\\d{2,3}$ { x; }",
+                "location <~> <^/a\\d{2,3}$> {x ;}",
+            ),
+            (
+                "location ~ \"^/(a|b){2}$\" { }",
+                "location <~> <^/(a|b){2}$> {}",
+            ),
             ("a b#c; # comment\r\nd;", "a <b#c>; d ;"),
             ("s { l { x 1; } }", "s  {l  {x <1>;}}"),
             ("überall ü;", "überall <ü>;"),
@@ -407,7 +452,9 @@ mod tests {
 
     #[test]
     fn no_panic_on_junk() {
-        for s in ["", "{", "}", ";", "\"", "'", "a", "a {", "a \"b", "${", "\\", "#", "a}b;", "\u{0}"] {
+        for s in [
+            "", "{", "}", ";", "\"", "'", "a", "a {", "a \"b", "${", "\\", "#", "a}b;", "\u{0}",
+        ] {
             let _ = parse(s);
         }
     }
