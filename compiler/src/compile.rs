@@ -15,7 +15,18 @@ pub fn load_tree(
     map: &mut SourceMap,
     diags: &mut Diagnostics,
 ) -> Option<Vec<Directive>> {
-    // FRONTEND-HOOK: JSON/YAML documents are wired in once crate::frontend lands.
+    if let Some(format) = crate::frontend::format_of(path) {
+        let text = match std::fs::read(path) {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return None;
+            }
+        };
+        let id = map.add(path.to_path_buf(), text);
+        let src = map.text(id).to_string();
+        return Some(crate::frontend::parse_document(id, &src, format, diags));
+    }
     crate::syntax::load(path, map, diags)
 }
 
@@ -24,6 +35,7 @@ pub fn compile_tree(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics
     let syntax_errors = diags.has_errors();
     let checked = crate::check::table::check(tree, diags);
     if syntax_errors {
+        diags.sort();
         // Lowering a tree with blanked statements would only add noise.
         return None;
     }

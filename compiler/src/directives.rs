@@ -500,6 +500,46 @@ pub fn parse_time_ms(s: &str) -> Option<u64> {
     Some(total)
 }
 
+/// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the
+/// syntax and description columns (docs/configuration.md); the short form is the README's.
+pub fn markdown_table(full: bool) -> String {
+    let mut out = String::new();
+    if full {
+        out.push_str("| directive | contexts | syntax | default | inherited | description |\n|---|---|---|---|---|---|\n");
+    } else {
+        out.push_str("| directive | contexts | default |\n|---|---|---|\n");
+    }
+    let cell = |s: &str| s.replace('|', "\\|");
+    for s in TABLE {
+        let ctx = s.ctx.names().join(", ");
+        let default = if s.default.is_empty() {
+            "—".to_string()
+        } else {
+            format!("`{}`", cell(s.default))
+        };
+        if full {
+            let syntax = if s.syntax.is_empty() {
+                format!("`{};`", s.name)
+            } else {
+                format!("`{} {};`", s.name, cell(s.syntax))
+            };
+            let inherit = match s.merge {
+                Merge::Inherit => "yes",
+                Merge::Local => "no",
+                Merge::Structure => "—",
+            };
+            out.push_str(&format!(
+                "| `{}` | {ctx} | {syntax} | {default} | {inherit} | {} |\n",
+                s.name,
+                cell(s.doc)
+            ));
+        } else {
+            out.push_str(&format!("| `{}` | {ctx} | {default} |\n", s.name));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,32 +576,4 @@ mod tests {
             assert_eq!(dup, 1, "{} has overlapping rows", s.name);
         }
     }
-}
-
-/// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the
-/// syntax and description columns (docs/configuration.md); the short form is the README's.
-pub fn markdown_table(full: bool) -> String {
-    let mut out = String::new();
-    if full {
-        out.push_str("| directive | contexts | syntax | default | inherited | description |\n|---|---|---|---|---|---|\n");
-    } else {
-        out.push_str("| directive | contexts | default |\n|---|---|---|\n");
-    }
-    let cell = |s: &str| s.replace('|', "\\|");
-    for s in TABLE {
-        let ctx = s.ctx.names().join(", ");
-        let default = if s.default.is_empty() { "—".to_string() } else { format!("`{}`", cell(s.default)) };
-        if full {
-            let syntax = if s.syntax.is_empty() { format!("`{};`", s.name) } else { format!("`{} {};`", s.name, cell(s.syntax)) };
-            let inherit = match s.merge {
-                Merge::Inherit => "yes",
-                Merge::Local => "no",
-                Merge::Structure => "—",
-            };
-            out.push_str(&format!("| `{}` | {ctx} | {syntax} | {default} | {inherit} | {} |\n", s.name, cell(s.doc)));
-        } else {
-            out.push_str(&format!("| `{}` | {ctx} | {default} |\n", s.name));
-        }
-    }
-    out
 }

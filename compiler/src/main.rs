@@ -342,17 +342,21 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Schema => {
-            println!("{}", schema_text());
+            print!("{}", schema_text());
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-// FRONTEND-HOOK: convert and schema go through crate::frontend once it lands.
-fn convert(_tree: &[proton_compiler::ast::Directive], _to: To) -> String {
-    String::new()
+fn convert(tree: &[proton_compiler::ast::Directive], to: To) -> String {
+    use proton_compiler::frontend;
+    match to {
+        To::Json => frontend::to_json_string(tree),
+        To::Yaml => frontend::to_yaml_string(tree),
+        To::Conf => frontend::to_conf_string(tree),
+    }
 }
 
 fn schema_text() -> String {
-    String::new()
+    proton_compiler::frontend::schema_string()
 }

@@ -671,7 +671,7 @@ http {
 
     upstream hashed {
         hash $request_uri consistent;
-        server unix:/tmp/app.sock;
+        server 127.0.0.1:4000;
     }
 
     upstream random_two {
@@ -694,7 +694,7 @@ http {
         add_header X-Quote "say \"hi\"\tand 'bye'";
 
         location / {
-            try_files $uri $uri/ =404;
+            try_files $uri $uri/ @fallback;
         }
 
         location = /exact {
@@ -1235,4 +1235,75 @@ fn schema_key_is_for_editors() {
         r#"{ "$schema": 1 }"#,
         &[(1, 14, "\"$schema\" must be a string")],
     );
+}
+
+/// The IR as JSON without source references (lines differ between formats).
+fn ir_without_sources(tree: &[Directive], map: &SourceMap) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("source");
+                m.remove("source_files");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut diags = Diagnostics::default();
+    let ir = proton_compiler::compile::compile_tree(tree, map, &mut diags);
+    assert!(!diags.has_errors(), "{:#?}", diags.list);
+    let mut v = serde_json::to_value(ir.expect("an IR")).expect("IR serializes");
+    strip(&mut v);
+    v
+}
+
+/// Compiles `tree` and its conversions to every format; the IRs must be the same.
+fn assert_same_ir(name: &str, tree: &[Directive], map: &SourceMap) {
+    let want = ir_without_sources(tree, map);
+    let texts = [
+        (Some(DocFormat::Json), to_json_string(tree)),
+        (Some(DocFormat::Yaml), to_yaml_string(tree)),
+        (None, to_conf_string(tree)),
+    ];
+    for (format, text) in texts {
+        let mut map = SourceMap::new();
+        let file = map.add(PathBuf::from("converted"), text.clone());
+        let mut diags = Diagnostics::default();
+        let back = match format {
+            Some(f) => parse_document(file, &text, f, &mut diags),
+            None => parse_text(file, &text, &mut diags),
+        };
+        assert!(diags.list.is_empty(), "{name}: {:#?}", diags.list);
+        assert_eq!(
+            ir_without_sources(&back, &map),
+            want,
+            "{name} via {format:?}"
+        );
+    }
+}
+
+#[test]
+fn example_configs_compile_to_the_same_ir_from_every_format() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let mut paths = vec![root.join("proton.conf")];
+    if let Ok(dir) = std::fs::read_dir(root.join("examples")) {
+        paths.extend(
+            dir.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "conf")),
+        );
+    }
+    for path in paths {
+        let mut map = SourceMap::new();
+        let mut diags = Diagnostics::default();
+        let tree = proton_compiler::syntax::load(&path, &mut map, &mut diags).expect("readable");
+        assert!(!diags.has_errors(), "{}: {:#?}", path.display(), diags.list);
+        assert_same_ir(&path.display().to_string(), &tree, &map);
+    }
+    let mut map = SourceMap::new();
+    let file = map.add(PathBuf::from("rich.conf"), RICH_CONF.to_string());
+    let mut diags = Diagnostics::default();
+    let tree = parse_text(file, RICH_CONF, &mut diags);
+    assert_same_ir("RICH_CONF", &tree, &map);
 }

@@ -307,7 +307,11 @@ impl TrieBuilder {
     /// Finishes the tree: children sorted by first byte.
     pub fn finish(mut self) -> LocationTree {
         // A level without locations needs no trie at all.
-        if self.tree.nodes.len() == 1 && self.tree.nodes[0].children.is_empty() && self.tree.nodes[0].prefix.is_none() && self.tree.nodes[0].exact.is_none() {
+        if self.tree.nodes.len() == 1
+            && self.tree.nodes[0].children.is_empty()
+            && self.tree.nodes[0].prefix.is_none()
+            && self.tree.nodes[0].exact.is_none()
+        {
             self.tree.nodes.clear();
         }
         let firsts: Vec<u8> = self

@@ -59,7 +59,10 @@ pub struct SourceRef {
 impl Ir {
     /// `file:line` of a source reference.
     pub fn describe(&self, at: SourceRef) -> String {
-        let file = self.source_files.get(at.file as usize).map_or("?", String::as_str);
+        let file = self
+            .source_files
+            .get(at.file as usize)
+            .map_or("?", String::as_str);
         format!("{file}:{}", at.line)
     }
 }

@@ -83,7 +83,7 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
                     format!("invalid number of arguments in \"{}\" directive", d.name),
                 )
                 .label(format!("\"{}\" takes {}", d.name, spec.arity.describe()))
-                .help(format!("syntax: {} {};", d.name, spec.syntax)),
+                .help(syntax_help(spec)),
             );
         }
         let wants_block = matches!(spec.kind, Kind::Block) || spec.name == "types";
@@ -92,19 +92,19 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
                 Diagnostic::error(
                     Code::Arity,
                     d.name_span,
-                    format!("directive \"{}\" has no opening \"{{\"-block", d.name),
+                    format!("directive \"{}\" takes no block", d.name),
                 )
-                .label("this directive takes no block")
-                .help(format!("end it with \";\": {} {};", d.name, spec.syntax)),
+                .label("this directive ends with \";\", not a block")
+                .help(syntax_help(spec)),
             ),
             (None, true) => diags.push(
                 Diagnostic::error(
                     Code::Arity,
                     d.name_span,
-                    format!("directive \"{}\" needs a \"{{ … }}\" block", d.name),
+                    format!("directive \"{}\" has no opening \"{{\"", d.name),
                 )
-                .label("block expected")
-                .help(format!("syntax: {} {}", d.name, spec.syntax)),
+                .label("a block is expected here")
+                .help(syntax_help(spec)),
             ),
             _ => {}
         }
@@ -112,6 +112,20 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
         if let (Some(children), Some(inner)) = (&d.block, block_ctx(&d.name)) {
             check_block(children, inner, diags);
         }
+    }
+}
+
+/// `syntax: name args;` for a help line.
+fn syntax_help(spec: &directives::Spec) -> String {
+    let end = if matches!(spec.kind, Kind::Block) {
+        ""
+    } else {
+        ";"
+    };
+    if spec.syntax.is_empty() {
+        format!("syntax: {}{end}", spec.name)
+    } else {
+        format!("syntax: {} {}{end}", spec.name, spec.syntax)
     }
 }
 
@@ -155,9 +169,13 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
             format!("unknown directive \"{}\"", d.name),
         )
         .label("not an nginx or Proton directive");
-        if let Some(s) = did_you_mean(&d.name, TABLE.iter().map(|s| s.name)) {
-            diag = diag.help(format!("did you mean \"{s}\"?"));
-        }
+        diag = diag.help(match did_you_mean(&d.name, TABLE.iter().map(|s| s.name)) {
+            Some(s) => format!("did you mean \"{s}\"?"),
+            None => {
+                "check the spelling; docs/configuration.md lists every directive Proton supports"
+                    .to_string()
+            }
+        });
         diags.push(diag);
     }
 }
@@ -182,7 +200,10 @@ fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
             }
             Kind::Keyword(words) if !words.contains(&v) => Some((
                 "one of the allowed words",
-                format!("expected one of: {}", words.join(", ")),
+                match did_you_mean(v, words.iter().copied()) {
+                    Some(w) => format!("did you mean \"{w}\"?"),
+                    None => format!("expected one of: {}", words.join(", ")),
+                },
             )),
             _ => None,
         };

@@ -12,8 +12,13 @@
 //!
 //! Readers report every shape problem with the span of the key or value at fault
 //! ([`crate::diagnostics::Code::Document`]) and never panic on their input; what the table
-//! check judges (unknown context, arity, values) is left to it, so JSON, YAML and `.conf`
-//! files get the same messages for the same mistakes.
+//! check judges (wrong context, unsupported, arity, values) is left to it, so JSON, YAML and
+//! `.conf` files get the same messages for the same mistakes. Nothing here reads files (the
+//! caller registers the text in the `SourceMap`), and documents have no `include`.
+//!
+//! Module map: `node` (spanned JSON/YAML value) ← `json` / `yaml` (readers) → `document`
+//! (value → directives); `shape` (the document vocabulary, from the table); `write` (directives
+//! → JSON/YAML), `conf` (directives → NGINX-style text), `schema` (JSON Schema).
 
 mod conf;
 mod document;

@@ -194,12 +194,19 @@ impl Lower<'_> {
 
     /// Compiles `pattern`; reports and returns true when it is invalid.
     fn report_regex(&mut self, pattern: &str, caseless: bool, span: Span) -> bool {
-        let Err(e) = regex::RegexBuilder::new(pattern).case_insensitive(caseless).build() else {
+        let Err(e) = regex::RegexBuilder::new(pattern)
+            .case_insensitive(caseless)
+            .build()
+        else {
             return false;
         };
         let msg = e.to_string();
         let detail = msg.lines().last().unwrap_or("").trim().to_string();
-        let help = if pattern.contains("(?=") || pattern.contains("(?!") || pattern.contains("(?<=") || pattern.contains("(?<!") {
+        let help = if pattern.contains("(?=")
+            || pattern.contains("(?!")
+            || pattern.contains("(?<=")
+            || pattern.contains("(?<!")
+        {
             "look-around is not supported: Proton uses Rust regex syntax (PCRE without look-around and back-references)"
         } else if matches!(e, regex::Error::CompiledTooBig(_)) {
             "the regex is too large once compiled; simplify its repetitions"
@@ -207,9 +214,13 @@ impl Lower<'_> {
             "Proton uses Rust regex syntax (PCRE without look-around and back-references)"
         };
         self.err(
-            Diagnostic::error(Code::BadRegex, span, format!("invalid regular expression \"{pattern}\""))
-                .label(detail)
-                .help(help),
+            Diagnostic::error(
+                Code::BadRegex,
+                span,
+                format!("invalid regular expression \"{pattern}\""),
+            )
+            .label(detail)
+            .help(help),
         );
         true
     }
@@ -535,7 +546,7 @@ impl Lower<'_> {
         let source = self.source_ref(s.name_span);
         self.ir.servers.push(Server {
             names: names.clone(),
-            source: source.clone(),
+            source,
             script: vec![],
             default_location: LocationId(0),
             tree: LocationTree::default(),

@@ -27,11 +27,12 @@ pub fn parse_text(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Dire
                 let Some(file_pair) = pairs.next() else {
                     return Vec::new();
                 };
-                return file_pair
+                let tree: Vec<Directive> = file_pair
                     .into_inner()
                     .filter(|p| p.as_rule() == Rule::directive)
                     .map(|p| directive(file, p))
                     .collect();
+                return split_missing_semicolons(tree, text, diags);
             }
             Err(e) => {
                 let pos = match e.location {
@@ -53,17 +54,17 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
     let rest = &text[pos..];
     let end = pos + rest.chars().next().map_or(0, char::len_utf8);
     let span = Span::new(file, pos..end);
-    if rest.is_empty() {
-        let open = text.matches('{').count();
-        let close = text.matches('}').count();
-        if open > close {
+    let braces = scan_braces(text);
+    if rest.trim().is_empty() {
+        if let Some(open) = braces.suspect_unclosed(text) {
             return Diagnostic::error(
                 Code::Syntax,
-                span,
-                "unexpected end of file, expecting \"}\"",
+                Span::new(file, open..open + 1),
+                "unclosed block: this \"{\" has no matching \"}\"",
             )
-            .label("the file ends here")
-            .help("a block opened with \"{\" is not closed; add the missing \"}\"");
+            .label("this block is not closed")
+            .also(span, "the file ends here")
+            .help("add the missing \"}\" where the block should end");
         }
         return Diagnostic::error(
             Code::Syntax,
@@ -74,23 +75,31 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
         .help("end the last directive with \";\"");
     }
     let c = rest.chars().next().unwrap_or(' ');
+    if (c == '"' || c == '\'') && braces.unterminated_quote == Some(pos) {
+        return Diagnostic::error(Code::Syntax, span, "unterminated quoted string")
+            .label("this quote is never closed")
+            .help(format!("add the closing {c}"));
+    }
     let (msg, help) = match c {
+        '}' if braces.stray_closes.contains(&pos) => (
+            "unexpected \"}\": there is no block to close".to_string(),
+            "remove this \"}\", or add the \"{\" it was meant to close".to_string(),
+        ),
         '}' => (
-            "unexpected \"}\"".to_string(),
-            "a directive before it lacks its \";\", or there is one \"}\" too many".to_string(),
+            "unexpected \"}\": the directive before it is not terminated by \";\"".to_string(),
+            "end the directive before this \"}\" with \";\"".to_string(),
         ),
         ';' => (
             "unexpected \";\"".to_string(),
             "a directive needs a name before its arguments".to_string(),
         ),
         '{' => (
-            "unexpected \"{\"".to_string(),
-            "a block needs a directive name before it; quote regexes that contain braces"
-                .to_string(),
+            "unexpected \"{\": a block needs a directive name".to_string(),
+            "write the directive name before the block (e.g. `server {`); quote regexes that contain braces".to_string(),
         ),
         '"' | '\'' => (
             format!("unexpected {c}"),
-            "a quoted string must be closed and followed by a space, \";\" or \"{\"".to_string(),
+            "a quoted string must be followed by a space, \";\" or \"{\"".to_string(),
         ),
         _ => {
             let prev = text[..pos].trim_end();
@@ -110,6 +119,132 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
     Diagnostic::error(Code::Syntax, span, msg)
         .label("here")
         .help(help)
+}
+
+/// Brace structure of a config text, found by a lexer that knows nginx's quoting, escapes,
+/// comments, `${var}` and regex quantifiers; used to explain and recover from syntax errors.
+#[derive(Default)]
+struct Braces {
+    /// `(open, close)` byte offsets of every `{`; `close` is `None` when never closed.
+    pairs: Vec<(usize, Option<usize>)>,
+    /// `}` with no block to close.
+    stray_closes: Vec<usize>,
+    /// Offset of a quote that is never closed.
+    unterminated_quote: Option<usize>,
+}
+
+impl Braces {
+    /// The `{` most likely missing its `}`: the innermost block whose closing brace is
+    /// indented differently from its opening line (the brace that closed it belonged to an
+    /// outer block), else the innermost block left open at the end.
+    fn suspect_unclosed(&self, text: &str) -> Option<usize> {
+        if self.pairs.iter().all(|(_, c)| c.is_some()) {
+            return None;
+        }
+        let indent = |at: usize| {
+            let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            text[line_start..]
+                .chars()
+                .take_while(|c| *c == ' ' || *c == '\t')
+                .count()
+        };
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(o, c)| c.is_some_and(|c| indent(c) != indent(*o)))
+            .map(|(o, _)| *o)
+            .or_else(|| {
+                self.pairs
+                    .iter()
+                    .rev()
+                    .find(|(_, c)| c.is_none())
+                    .map(|(o, _)| *o)
+            })
+    }
+
+    fn close_of(&self, open: usize) -> Option<usize> {
+        self.pairs
+            .iter()
+            .find(|(o, _)| *o == open)
+            .and_then(|(_, c)| *c)
+    }
+}
+
+fn scan_braces(text: &str) -> Braces {
+    let b = text.as_bytes();
+    let mut out = Braces::default();
+    let mut stack: Vec<usize> = Vec::new();
+    let mut i = 0;
+    let mut token_start = true;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                i += 2;
+                token_start = false;
+                continue;
+            }
+            b'"' | b'\'' if token_start => {
+                let q = c;
+                let mut j = i + 1;
+                while j < b.len() && b[j] != q {
+                    j += if b[j] == b'\\' { 2 } else { 1 };
+                }
+                if j >= b.len() {
+                    out.unterminated_quote = Some(i);
+                    break;
+                }
+                i = j + 1;
+                token_start = false;
+                continue;
+            }
+            b'#' if token_start => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                while i < b.len() && b[i] != b'}' && b[i] != b'\n' {
+                    i += 1;
+                }
+                i += 1;
+                token_start = false;
+                continue;
+            }
+            b'{' if !token_start && is_quantifier(&b[i..]) => {
+                while i < b.len() && b[i] != b'}' {
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            b'{' => {
+                out.pairs.push((i, None));
+                stack.push(out.pairs.len() - 1);
+                token_start = true;
+            }
+            b'}' if token_start => {
+                match stack.pop() {
+                    Some(k) => out.pairs[k].1 = Some(i),
+                    None => out.stray_closes.push(i),
+                }
+                token_start = true;
+            }
+            b' ' | b'\t' | b'\r' | b'\n' | b';' => token_start = true,
+            _ => token_start = false,
+        }
+        i += 1;
+    }
+    out
+}
+
+fn is_quantifier(b: &[u8]) -> bool {
+    let digits = b[1..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit() || **c == b',')
+        .count();
+    digits > 0 && b.get(1 + digits) == Some(&b'}')
 }
 
 fn expected_of(e: &pest::error::Error<Rule>) -> String {
@@ -136,43 +271,119 @@ fn expected_of(e: &pest::error::Error<Rule>) -> String {
 /// Returns false when nothing could be blanked.
 fn blank_statement(text: &mut String, pos: usize) -> bool {
     let bytes = text.as_bytes();
-    if pos >= bytes.len() {
-        // Unclosed block at EOF: close it so the rest can be checked.
-        if text.matches('{').count() > text.matches('}').count() {
-            text.push('}');
+    if text[pos.min(text.len())..].trim().is_empty() {
+        // Unclosed block at the end: close it so the rest can be checked.
+        let braces = scan_braces(text);
+        let open = braces.pairs.iter().filter(|(_, c)| c.is_none()).count();
+        if open > 0 && braces.unterminated_quote.is_none() {
+            text.push_str(&"}".repeat(open));
             return true;
         }
         return false;
     }
-    // From the start of the statement (after the previous ; { or }) …
     let start = bytes[..pos]
         .iter()
         .rposition(|&b| b == b';' || b == b'{' || b == b'}')
         .map_or(0, |i| i + 1);
-    // … to the next ; or } (inclusive of ;, exclusive of } when the error is elsewhere).
-    let mut end = pos;
-    while end < bytes.len() && bytes[end] != b';' && bytes[end] != b'}' && bytes[end] != b'\n' {
-        end += 1;
-    }
-    if end < bytes.len() && (bytes[end] == b';' || (end == pos && bytes[end] == b'}')) {
-        end += 1;
-    }
-    if end <= start {
+    let (from, to) = match bytes[pos] {
+        // `name args }`: drop the unterminated directive, keep the brace.
+        b'}' if !text[start..pos].trim().is_empty() => (start, pos),
+        b'}' => (pos, pos + 1),
+        // A nameless block: drop it whole.
+        b'{' => {
+            let braces = scan_braces(text);
+            (pos, braces.close_of(pos).map_or(pos + 1, |c| c + 1))
+        }
+        // Nothing after an unterminated string can be read reliably.
+        b'"' | b'\'' if scan_braces(text).unterminated_quote == Some(pos) => return false,
+        _ => {
+            let mut end = pos;
+            while end < bytes.len()
+                && bytes[end] != b';'
+                && bytes[end] != b'}'
+                && bytes[end] != b'\n'
+            {
+                end += 1;
+            }
+            if end < bytes.len() && bytes[end] == b';' {
+                end += 1;
+            }
+            (start, end)
+        }
+    };
+    if to <= from {
         return false;
     }
     // Keep byte offsets: replace multi-byte chars by as many spaces as bytes.
-    let blanked: String = text[start..end]
+    let blanked: String = text[from..to]
         .chars()
         .flat_map(|c| {
-            let n = c.len_utf8();
-            std::iter::repeat_n(
-                if c == '\n' { '\n' } else { ' ' },
-                if c == '\n' { 1 } else { n },
-            )
+            let n = if c == '\n' { 1 } else { c.len_utf8() };
+            std::iter::repeat_n(if c == '\n' { '\n' } else { ' ' }, n)
         })
-        .collect::<String>();
-    text.replace_range(start..end, &blanked);
+        .collect();
+    text.replace_range(from..to, &blanked);
     true
+}
+
+/// Finds a directive that swallowed the next line because its `;` is missing (an argument
+/// that starts a line and is itself a directive name), reports it, and splits the two.
+fn split_missing_semicolons(
+    tree: Vec<Directive>,
+    text: &str,
+    diags: &mut Diagnostics,
+) -> Vec<Directive> {
+    let mut out = Vec::with_capacity(tree.len());
+    for mut d in tree {
+        if let Some(block) = d.block.take() {
+            d.block = Some(split_missing_semicolons(block, text, diags));
+        }
+        let mut prev_end = d.name_span.end as usize;
+        let mut cut = None;
+        for (i, a) in d.args.iter().enumerate() {
+            let gap = text.get(prev_end..a.span.start as usize).unwrap_or("");
+            if a.quote == Quote::Bare
+                && gap.contains('\n')
+                && crate::directives::TABLE.iter().any(|s| s.name == a.value)
+            {
+                cut = Some((i, prev_end));
+                break;
+            }
+            prev_end = a.span.end as usize;
+        }
+        let Some((i, after)) = cut else {
+            out.push(d);
+            continue;
+        };
+        diags.push(
+            Diagnostic::error(
+                Code::Syntax,
+                Span::new(d.name_span.file, after..after),
+                format!("missing \";\" after the \"{}\" directive", d.name),
+            )
+            .label("\";\" expected here")
+            .also(
+                d.args[i].span,
+                format!(
+                    "\"{}\" on the next line starts a new directive",
+                    d.args[i].value
+                ),
+            )
+            .help(format!("end the \"{}\" directive with \";\"", d.name)),
+        );
+        let rest: Vec<Arg> = d.args.split_off(i);
+        let second = Directive {
+            name: rest[0].value.clone(),
+            name_span: rest[0].span,
+            args: rest[1..].to_vec(),
+            block: d.block.take(),
+            span: rest[0].span.to(d.span),
+        };
+        d.span = Span::new(d.span.file, d.span.start as usize..after);
+        out.push(d);
+        out.extend(split_missing_semicolons(vec![second], text, diags));
+    }
+    out
 }
 
 fn directive(file: FileId, pair: Pair<'_, Rule>) -> Directive {
@@ -190,6 +401,15 @@ fn directive(file: FileId, pair: Pair<'_, Rule>) -> Directive {
         match p.as_rule() {
             Rule::name => {
                 d.name = unescape(p.as_str());
+                d.name_span = sp;
+            }
+            Rule::quoted_name => {
+                let inner = p
+                    .into_inner()
+                    .next()
+                    .and_then(|q| q.into_inner().next())
+                    .map_or("", |i| i.as_str());
+                d.name = unescape(inner);
                 d.name_span = sp;
             }
             Rule::word => d.args.push(Arg {
