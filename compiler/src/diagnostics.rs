@@ -164,6 +164,8 @@ pub enum MessageFormat {
     Human,
     /// Plain text without colour (tests, snapshots).
     Plain,
+    /// One line per diagnostic: `file:line:col: severity[code]: message (help: …)`.
+    Short,
     /// One JSON object per line.
     Json,
 }
@@ -191,7 +193,7 @@ struct JsonRelated<'a> {
     label: &'a str,
 }
 
-fn to_codespan(d: &Diagnostic) -> CsDiagnostic<crate::source::FileId> {
+fn to_codespan(map: &SourceMap, d: &Diagnostic) -> CsDiagnostic<crate::source::FileId> {
     let sev = match d.severity {
         Severity::Error => CsSeverity::Error,
         Severity::Warning => CsSeverity::Warning,
@@ -199,6 +201,9 @@ fn to_codespan(d: &Diagnostic) -> CsDiagnostic<crate::source::FileId> {
     let mut labels = vec![Label::primary(d.span.file, d.span.range()).with_message(&d.label)];
     for (s, l) in &d.secondary {
         labels.push(Label::secondary(s.file, s.range()).with_message(l));
+    }
+    for inc in map.include_chain(d.span.file) {
+        labels.push(Label::secondary(inc.file, inc.range()).with_message("included from here"));
     }
     let mut cs = CsDiagnostic::new(sev)
         .with_code(d.code.as_str())
@@ -252,6 +257,27 @@ pub fn render(map: &SourceMap, diags: &Diagnostics, format: MessageFormat) -> St
             }
             out
         }
+        MessageFormat::Short => {
+            let mut out = String::new();
+            for d in &diags.list {
+                let (line, col) = map.line_col(d.span);
+                let sev = match d.severity {
+                    Severity::Error => "error",
+                    Severity::Warning => "warning",
+                };
+                out.push_str(&format!(
+                    "{}:{line}:{col}: {sev}[{}]: {}",
+                    file_name(map, d.span),
+                    d.code.as_str(),
+                    d.message
+                ));
+                if let Some(h) = &d.help {
+                    out.push_str(&format!(" (help: {h})"));
+                }
+                out.push('\n');
+            }
+            out
+        }
         MessageFormat::Human | MessageFormat::Plain => {
             let mut buf = if format == MessageFormat::Human {
                 termcolor::Buffer::ansi()
@@ -260,7 +286,7 @@ pub fn render(map: &SourceMap, diags: &Diagnostics, format: MessageFormat) -> St
             };
             let config = term::Config::default();
             for d in &diags.list {
-                let _ = term::emit(&mut buf, &config, map, &to_codespan(d));
+                let _ = term::emit(&mut buf, &config, map, &to_codespan(map, d));
             }
             String::from_utf8_lossy(buf.as_slice()).into_owned()
         }

@@ -106,7 +106,7 @@ fn main() -> ExitCode {
 fn message_format(f: Fmt) -> MessageFormat {
     match f {
         Fmt::Json => MessageFormat::Json,
-        Fmt::Short => MessageFormat::Plain,
+        Fmt::Short => MessageFormat::Short,
         Fmt::Human if std::io::stderr().is_terminal() => MessageFormat::Human,
         Fmt::Human => MessageFormat::Plain,
     }

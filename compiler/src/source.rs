@@ -46,6 +46,8 @@ impl Span {
 pub struct SourceMap {
     files: Vec<SimpleFile<String, String>>,
     paths: Vec<PathBuf>,
+    /// For an included file, the `include` argument that pulled it in.
+    parents: Vec<Option<Span>>,
 }
 
 impl SourceMap {
@@ -55,11 +57,31 @@ impl SourceMap {
 
     /// Registers a file's text; `path` is what diagnostics print.
     pub fn add(&mut self, path: PathBuf, text: String) -> FileId {
+        self.add_included(path, text, None)
+    }
+
+    /// Registers a file read because of the `include` at `parent`.
+    pub fn add_included(&mut self, path: PathBuf, text: String, parent: Option<Span>) -> FileId {
         let id = FileId(self.files.len() as u32);
         self.files
             .push(SimpleFile::new(path.display().to_string(), text));
         self.paths.push(path);
+        self.parents.push(parent);
         id
+    }
+
+    /// The chain of `include` arguments that led to `file`, innermost first.
+    pub fn include_chain(&self, file: FileId) -> Vec<Span> {
+        let mut out = Vec::new();
+        let mut at = file;
+        while let Some(Some(p)) = self.parents.get(at.0 as usize) {
+            if out.len() > 64 {
+                break;
+            }
+            out.push(*p);
+            at = p.file;
+        }
+        out
     }
 
     pub fn text(&self, id: FileId) -> &str {

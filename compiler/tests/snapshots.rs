@@ -72,7 +72,9 @@ fn broken_configs_diagnostics() {
         );
         let text = render(&map, &diags, MessageFormat::Plain);
         let json = render(&map, &diags, MessageFormat::Json);
-        distinct.insert(text.clone());
+        // Compare the diagnostics without the file names, which differ in every case.
+        let name = path.display().to_string();
+        distinct.insert(text.replace(&name, "FILE"));
         insta::with_settings!({snapshot_path => "../../snapshots/diagnostics", prepend_module_to_snapshot => false, description => path.display().to_string()}, {
             insta::assert_snapshot!(snapshot_name(&path), format!("{text}\n--- json ---\n{json}"));
         });

@@ -52,11 +52,28 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         server_names: Vec::new(),
         regex_ids: HashMap::new(),
         bad_regexes: Vec::new(),
+        misplaced_named: Vec::new(),
+        log_format_spans: Vec::new(),
         settings_ids: HashMap::new(),
         types_ids: HashMap::new(),
     };
     cx.collect_user_vars(tree);
     cx.main(tree);
+    if !tree.iter().any(|d| d.name == "events") && !cx.diags.has_errors() {
+        let span = tree.first().map_or(Span::default(), |d| d.name_span);
+        cx.diags.push(
+            Diagnostic::error(
+                Code::Conflict,
+                Span {
+                    end: span.start,
+                    ..span
+                },
+                "no \"events\" section in configuration",
+            )
+            .label("the configuration needs an events block")
+            .help("add `events {}` (nginx requires it too)"),
+        );
+    }
     let https: Vec<&Directive> = tree.iter().filter(|d| d.name == "http").collect();
     match https.first() {
         Some(http) => cx.http(http),
@@ -103,7 +120,8 @@ pub(crate) struct Lower<'a> {
     pub(crate) map: &'a SourceMap,
     pub(crate) diags: &'a mut Diagnostics,
     pub(crate) ir: Ir,
-    upstream_names: HashMap<String, UpstreamId>,
+    /// Explicit upstreams by lowercase name, with the span of their name.
+    upstream_names: HashMap<String, (UpstreamId, Span)>,
     /// (server, @name, span) of every reference to a named location.
     named_refs: Vec<(ServerId, String, Span)>,
     /// (server, @name, span) of every named location.
@@ -112,6 +130,10 @@ pub(crate) struct Lower<'a> {
     server_names: Vec<(Vec<String>, Vec<Span>)>,
     regex_ids: HashMap<(String, bool), RegexId>,
     bad_regexes: Vec<RegexId>,
+    /// log_format names with the span of their definition.
+    log_format_spans: Vec<(String, Span)>,
+    /// Named locations reported as misplaced (nested).
+    misplaced_named: Vec<(ServerId, String)>,
     settings_ids: HashMap<Settings, SettingsId>,
     /// `types` tables by the span of their block (`None`: nginx's built-in table).
     types_ids: HashMap<Option<Span>, MimeTableId>,
@@ -150,7 +172,10 @@ impl Lower<'_> {
         for d in tree {
             if d.name == "set" {
                 if let Some(name) = d.args.first().and_then(|a| a.value.strip_prefix('$')) {
-                    if !name.is_empty() && !self.ir.user_vars.iter().any(|u| u == name) {
+                    let valid = !name.is_empty()
+                        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && !vars::BUILTIN.contains(&name);
+                    if valid && !self.ir.user_vars.iter().any(|u| u == name) {
                         self.ir.user_vars.push(name.to_string());
                     }
                 }
@@ -165,8 +190,10 @@ impl Lower<'_> {
         };
         match vars::template(&a.value, a.span, &self.ir.user_vars) {
             Ok(t) => t,
-            Err(e) => {
-                self.err(e);
+            Err(errors) => {
+                for e in errors {
+                    self.err(e);
+                }
                 Template::default()
             }
         }
@@ -309,24 +336,34 @@ impl Lower<'_> {
             self.log_format(d);
         }
         for d in all(h, "upstream") {
-            let name = arg(d, 0).to_string();
-            if let Some(prev) = self.upstream_names.get(&name) {
+            // nginx compares upstream names case-insensitively.
+            let name = arg(d, 0).to_ascii_lowercase();
+            if let Some((prev, first)) = self.upstream_names.get(&name) {
                 let prev_name = self.ir.upstreams[prev.0 as usize].name.clone();
                 self.err(
                     Diagnostic::error(
                         Code::Duplicate,
                         d.arg_span(0),
-                        format!("duplicate upstream \"{prev_name}\""),
+                        format!("duplicate upstream \"{}\"", arg(d, 0)),
                     )
                     .label("defined again here")
+                    .also(
+                        *first,
+                        format!("\"{prev_name}\" first defined here (names are case-insensitive)"),
+                    )
                     .help("give each upstream block its own name"),
                 );
                 continue;
             }
             let u = self.upstream(d);
             self.ir.upstreams.push(u);
-            self.upstream_names
-                .insert(name, UpstreamId(self.ir.upstreams.len() as u32 - 1));
+            self.upstream_names.insert(
+                name,
+                (
+                    UpstreamId(self.ir.upstreams.len() as u32 - 1),
+                    d.arg_span(0),
+                ),
+            );
         }
         let servers: Vec<&Directive> = all(h, "server").collect();
         // The http level as seen by inheritance: its settings without the server and
@@ -336,7 +373,7 @@ impl Lower<'_> {
             .filter(|d| d.name != "server" && d.name != "upstream")
             .cloned()
             .collect();
-        if servers.is_empty() {
+        if servers.is_empty() && !self.diags.has_errors() {
             self.err(
                 Diagnostic::error(Code::Conflict, http.name_span, "http block has no server")
                     .label("nothing listens")
@@ -378,17 +415,22 @@ impl Lower<'_> {
             };
         }
         if name == "combined" || self.ir.log_formats.iter().any(|f| f.name == name) {
-            self.err(
-                Diagnostic::error(
-                    Code::Duplicate,
-                    d.arg_span(0),
-                    format!("duplicate log_format name \"{name}\""),
-                )
-                .label("already defined")
-                .help("\"combined\" is predefined; choose another name"),
-            );
+            let mut e = Diagnostic::error(
+                Code::Duplicate,
+                d.arg_span(0),
+                format!("duplicate log_format name \"{name}\""),
+            )
+            .label("already defined");
+            e = match self.log_format_spans.iter().find(|(n, _)| *n == name) {
+                Some((_, first)) => e
+                    .also(*first, "first defined here")
+                    .help("give each log_format its own name"),
+                None => e.help("\"combined\" is predefined; choose another name"),
+            };
+            self.err(e);
             return;
         }
+        self.log_format_spans.push((name.clone(), d.arg_span(0)));
         let mut template = Template::default();
         for i in rest..d.args.len() {
             template.parts.extend(self.template(d, i).parts);
@@ -423,7 +465,7 @@ impl Lower<'_> {
                 u.servers.push(srv);
             }
         }
-        if u.servers.is_empty() {
+        if u.servers.is_empty() && all(b, "server").next().is_none() {
             self.err(
                 Diagnostic::error(
                     Code::Conflict,
@@ -436,6 +478,19 @@ impl Lower<'_> {
         }
         if let Some(k) = first(b, "keepalive") {
             u.keepalive = arg(k, 0).parse().unwrap_or(0);
+            if u.keepalive == 0 {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        k.arg_span(0),
+                        "invalid value \"0\" in \"keepalive\" directive",
+                    )
+                    .label("must be at least 1")
+                    .help(
+                        "remove `keepalive` to disable the pool, or cache at least one connection",
+                    ),
+                );
+            }
         }
         if let Some(k) = first(b, "keepalive_timeout") {
             u.keepalive_timeout_ms = parse_time_ms(arg(k, 0)).unwrap_or(60_000);
@@ -464,6 +519,28 @@ impl Lower<'_> {
                 .help("an upstream uses one balancing method"),
             );
         }
+        if let Some(m) = methods
+            .first()
+            .filter(|m| matches!(m.name.as_str(), "ip_hash" | "hash" | "random"))
+        {
+            for srv in all(b, "server") {
+                if let Some(a) = srv.args.iter().find(|a| a.value == "backup") {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Conflict,
+                            a.span,
+                            format!(
+                                "balancing method \"{}\" does not support parameter \"backup\"",
+                                m.name
+                            ),
+                        )
+                        .label("backup not allowed here")
+                        .also(m.name_span, "balancing method set here")
+                        .help("remove `backup`, or use round-robin or least_conn"),
+                    );
+                }
+            }
+        }
         if let Some(m) = methods.first() {
             u.balance = match m.name.as_str() {
                 "least_conn" => Balance::LeastConn,
@@ -480,7 +557,13 @@ impl Lower<'_> {
                                     format!("invalid parameter \"{o}\""),
                                 )
                                 .label("here")
-                                .help("write `hash $key consistent;` or `hash $key;`"),
+                                .help(
+                                    match did_you_mean(o, ["consistent"]) {
+                                        Some(_) => "did you mean \"consistent\"?".to_string(),
+                                        None => "write `hash $key consistent;` or `hash $key;`"
+                                            .to_string(),
+                                    },
+                                ),
                             );
                             false
                         }
@@ -600,14 +683,17 @@ impl Lower<'_> {
             let path_span = d.arg_span(d.args.len().saturating_sub(1));
             if let Some((pk, ppath, pspan)) = parent {
                 let msg = match pk {
-                    LocationKind::Exact => Some(format!(
-                        "location \"{path}\" cannot be inside the exact location \"{ppath}\""
+                    LocationKind::Exact => Some((
+                        format!("location \"{path}\" cannot be inside the exact location \"{ppath}\""),
+                        "an exact location cannot contain locations; move this one to the server level",
                     )),
-                    LocationKind::Named => Some(format!(
-                        "location \"{path}\" cannot be inside the named location \"{ppath}\""
+                    LocationKind::Named => Some((
+                        format!("location \"{path}\" cannot be inside the named location \"{ppath}\""),
+                        "a named location cannot contain locations; move this one to the server level",
                     )),
-                    _ if kind == LocationKind::Named => Some(format!(
-                        "named location \"{path}\" can be on the server level only"
+                    _ if kind == LocationKind::Named => Some((
+                        format!("named location \"{path}\" can be on the server level only"),
+                        "move the named location out to the server block",
                     )),
                     LocationKind::Prefix | LocationKind::PrefixNoRegex
                         if matches!(
@@ -617,26 +703,36 @@ impl Lower<'_> {
                                 | LocationKind::Exact
                         ) && !path.starts_with(ppath) =>
                     {
-                        Some(format!(
-                            "location \"{path}\" is outside location \"{ppath}\""
+                        Some((
+                            format!("location \"{path}\" is outside location \"{ppath}\""),
+                            "a nested prefix location must start with the enclosing location's path",
                         ))
                     }
                     _ => None,
                 };
-                if let Some(msg) = msg {
+                if let Some((msg, help)) = msg {
                     self.err(
                         Diagnostic::error(Code::Conflict, path_span, msg)
                             .label("not allowed here")
                             .also(pspan, "enclosing location")
-                            .help("move it to the server level, or make its path start with the enclosing prefix"),
+                            .help(help),
                     );
+                    if kind == LocationKind::Named {
+                        // Known, though misplaced: references to it are not reported again.
+                        self.misplaced_named.push((server, path.clone()));
+                    }
                     continue;
                 }
             }
             if depth >= MAX_NESTING {
                 self.err(
-                    Diagnostic::error(Code::Conflict, d.name_span, "locations nested too deeply")
-                        .label("here"),
+                    Diagnostic::error(
+                        Code::Conflict,
+                        d.name_span,
+                        format!("locations nested too deeply (more than {MAX_NESTING} levels)"),
+                    )
+                    .label("this location is too deep")
+                    .help("flatten the nesting; deep nesting is rarely needed, prefer sibling locations"),
                 );
                 continue;
             }
@@ -658,7 +754,7 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::Duplicate,
                         path_span,
-                        format!("duplicate location \"{path}\""),
+                        format!("duplicate location \"{}\"", location_label(kind, &path)),
                     )
                     .label("defined again here")
                     .also(first, "first defined here")
@@ -707,7 +803,7 @@ impl Lower<'_> {
                             Diagnostic::error(
                                 Code::Duplicate,
                                 path_span,
-                                format!("duplicate location \"{path}\""),
+                                format!("duplicate location \"{}\"", location_label(kind, &path)),
                             )
                             .label("defined again here")
                             .help("give each named location its own name"),
@@ -1218,7 +1314,11 @@ impl Lower<'_> {
                         format!("invalid parameter \"{o}\""),
                     )
                     .label("expected always")
-                    .help("add_header Name value always;"),
+                    .help(if did_you_mean(o, ["always"]).is_some() {
+                        "did you mean \"always\"?"
+                    } else {
+                        "add_header Name value always;"
+                    }),
                 );
                 return None;
             }
@@ -1385,7 +1485,15 @@ impl Lower<'_> {
 
     fn check_named_refs(&mut self) {
         let refs = std::mem::take(&mut self.named_refs);
+        let mut suggested: Vec<(ServerId, String)> = Vec::new();
         for (server, name, span) in &refs {
+            if self
+                .misplaced_named
+                .iter()
+                .any(|(s, n)| s == server && n == name)
+            {
+                continue;
+            }
             if self.ir.find_named(*server, name).is_none() {
                 let names: Vec<String> = self.ir.servers[server.0 as usize]
                     .named
@@ -1399,7 +1507,10 @@ impl Lower<'_> {
                 )
                 .label("no such location in this server");
                 e = e.help(match did_you_mean(name, names.iter().map(String::as_str)) {
-                    Some(c) => format!("did you mean \"{c}\"?"),
+                    Some(c) => {
+                        suggested.push((*server, c.to_string()));
+                        format!("did you mean \"{c}\"?")
+                    }
                     None => format!("define `location {name} {{ … }}` in this server"),
                 });
                 self.err(e);
@@ -1407,7 +1518,10 @@ impl Lower<'_> {
         }
         let defs = std::mem::take(&mut self.named_defs);
         for (server, name, span) in defs {
-            if !refs.iter().any(|(s, n, _)| *s == server && *n == name) {
+            let used = refs.iter().any(|(s, n, _)| *s == server && *n == name);
+            // A misspelt reference already got a "did you mean" pointing here.
+            let hinted = suggested.iter().any(|(s, n)| *s == server && *n == name);
+            if !used && !hinted {
                 self.err(
                     Diagnostic::warning(
                         Code::UnusedNamedLocation,
@@ -1459,6 +1573,18 @@ impl Lower<'_> {
             self.err(w);
         }
     }
+}
+
+/// `= /x`, `^~ /x`, `~ re`, … as written in a location line.
+fn location_label(kind: LocationKind, path: &str) -> String {
+    let m = match kind {
+        LocationKind::Exact => "= ",
+        LocationKind::PrefixNoRegex => "^~ ",
+        LocationKind::Regex => "~ ",
+        LocationKind::RegexCaseless => "~* ",
+        _ => "",
+    };
+    format!("{m}{path}")
 }
 
 fn parse_level(l: &str) -> Option<LogLevel> {

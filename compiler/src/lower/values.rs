@@ -173,7 +173,7 @@ impl Lower<'_> {
     pub(crate) fn return_op(&mut self, d: &Directive) -> Option<ScriptOp> {
         let a0 = d.args.first()?;
         match a0.value.parse::<u16>() {
-            Ok(code @ 100..=999) => {
+            Ok(code @ 0..=999) => {
                 let text = (d.args.len() > 1).then(|| self.template(d, 1));
                 if is_redirect(code) && text.is_none() {
                     self.err(
@@ -195,7 +195,7 @@ impl Lower<'_> {
             _ => {
                 self.err(
                     Diagnostic::error(Code::BadValue, a0.span, format!("invalid return code \"{}\"", a0.value))
-                        .label("expected a status code (100-999) or a URL")
+                        .label("expected a status code (0-999) or a URL")
                         .help("return 200 \"text\"; | return 301 https://example.com$request_uri; | return https://…;"),
                 );
                 None
@@ -322,6 +322,7 @@ impl Lower<'_> {
                     )
                     .label("unknown parameter");
                     e = e.help(match did_you_mean(k, ["weight", "max_fails", "fail_timeout", "backup", "down", "max_conns"]) {
+                        Some(c) if !val.is_empty() => format!("did you mean \"{c}={val}\"?"),
                         Some(c) => format!("did you mean \"{c}\"?"),
                         None => "parameters: weight=, max_fails=, fail_timeout=, backup, down, max_conns=".into(),
                     });
@@ -391,7 +392,7 @@ impl Lower<'_> {
                     a.span,
                     "proxying to https:// upstreams is not supported yet",
                 )
-                .label("TLS to upstreams comes with the TLS issue")
+                .label("TLS towards upstreams is not implemented yet")
                 .help("use http:// for now"),
             );
             return None;
@@ -432,11 +433,12 @@ impl Lower<'_> {
             );
             return None;
         }
-        let upstream = if let Some(id) = self.upstream_names.get(hostport).copied() {
+        let lower_host = hostport.to_ascii_lowercase();
+        let upstream = if let Some((id, _)) = self.upstream_names.get(&lower_host).copied() {
             id
         } else if let Some((name, _)) = hostport
             .rsplit_once(':')
-            .filter(|(n, _)| self.upstream_names.contains_key(*n))
+            .filter(|(n, _)| self.upstream_names.contains_key(&n.to_ascii_lowercase()))
         {
             self.err(
                 Diagnostic::error(
@@ -455,7 +457,13 @@ impl Lower<'_> {
                 || host == "localhost"
                 || host.starts_with('[');
             if !looks_like_host {
-                let names: Vec<&str> = self.upstream_names.keys().map(String::as_str).collect();
+                let names: Vec<&str> = self
+                    .ir
+                    .upstreams
+                    .iter()
+                    .filter(|u| u.explicit)
+                    .map(|u| u.name.as_str())
+                    .collect();
                 let mut e = Diagnostic::error(
                     Code::UnknownName,
                     a.span,
@@ -645,6 +653,10 @@ impl Lower<'_> {
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in &here {
                 if servers.contains(sid) {
+                    let first = here
+                        .iter()
+                        .find(|(_, s2, _, _)| s2 == sid)
+                        .map_or(*span, |(_, _, _, sp)| *sp);
                     self.err(
                         Diagnostic::error(
                             Code::Duplicate,
@@ -652,6 +664,7 @@ impl Lower<'_> {
                             format!("a duplicate listen {addr}"),
                         )
                         .label("this server already listens here")
+                        .also(first, "first listen on this address")
                         .help("remove one of the listen lines"),
                     );
                     continue;

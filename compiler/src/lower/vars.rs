@@ -63,9 +63,10 @@ pub static BUILTIN: &[&str] = &[
 
 /// Compiles `s` into a template. `user` maps `set` variable names to indices.
 /// Unknown variables are errors with a did-you-mean hint.
-pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Diagnostic> {
+pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Vec<Diagnostic>> {
     let b = s.as_bytes();
     let mut parts = Vec::new();
+    let mut errors = Vec::new();
     let mut lit = String::new();
     let mut i = 0;
     while i < b.len() {
@@ -77,13 +78,14 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Diagno
         }
         let (name, next) = if b.get(i + 1) == Some(&b'{') {
             let Some(close) = s[i + 2..].find('}') else {
-                return Err(err_at(
+                errors.push(err_at(
                     span,
                     s,
-                    i,
+                    i..s.len(),
                     "the variable name is not terminated with \"}\"",
                     "write ${name}",
                 ));
+                break;
             };
             (&s[i + 2..i + 2 + close], i + 3 + close)
         } else {
@@ -94,22 +96,37 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Diagno
             (&s[i + 1..end], end)
         };
         if name.is_empty() {
-            return Err(err_at(span, s, i, "invalid variable name", "a \"$\" must be followed by a variable name; there is no escape for a literal \"$\" in nginx syntax"));
+            errors.push(err_at(span, s, i..i + 1, "invalid variable name", "a \"$\" must be followed by a variable name; there is no escape for a literal \"$\" in nginx syntax"));
+            i += 1;
+            continue;
         }
         if !lit.is_empty() {
             parts.push(Part::Literal(std::mem::take(&mut lit)));
         }
-        parts.push(resolve(name, user).map_err(|help| {
-            let mut d = err_at(span, s, i, &format!("unknown variable \"${name}\""), "");
-            d.help = help;
-            d
-        })?);
+        match resolve(name, user) {
+            Ok(p) => parts.push(p),
+            Err(help) => {
+                let mut d = err_at(
+                    span,
+                    s,
+                    i..next,
+                    &format!("unknown variable \"${name}\""),
+                    "",
+                );
+                d.help = help;
+                errors.push(d);
+            }
+        }
         i = next;
     }
     if !lit.is_empty() {
         parts.push(Part::Literal(lit));
     }
-    Ok(Template { parts })
+    if errors.is_empty() {
+        Ok(Template { parts })
+    } else {
+        Err(errors)
+    }
 }
 
 fn resolve(name: &str, user: &[String]) -> Result<Part, Option<String>> {
@@ -148,17 +165,17 @@ fn resolve(name: &str, user: &[String]) -> Result<Part, Option<String>> {
         }))
 }
 
-fn err_at(span: Span, s: &str, at: usize, msg: &str, help: &str) -> Diagnostic {
+fn err_at(span: Span, s: &str, at: std::ops::Range<usize>, msg: &str, help: &str) -> Diagnostic {
     // Point inside the argument when the argument text maps 1:1 onto the source (bare or
     // quoted without escapes); otherwise at the whole argument.
-    let quoted = (span.end - span.start) as usize == s.len() + 2;
-    let exact = (span.end - span.start) as usize == s.len() || quoted;
-    let off = span.start + at as u32 + u32::from(quoted);
-    let sp = if exact {
+    let width = (span.end - span.start) as usize;
+    let quoted = width == s.len() + 2;
+    let sp = if width == s.len() || quoted {
+        let off = span.start + u32::from(quoted);
         Span {
             file: span.file,
-            start: off,
-            end: (off + 1).min(span.end),
+            start: off + at.start as u32,
+            end: (off + at.end as u32).min(span.end),
         }
     } else {
         span

@@ -482,23 +482,64 @@ pub fn unescape(s: &str) -> String {
 /// Reads a file, parses it and expands every `include` (globs relative to the including
 /// file; a cycle is an error).
 pub fn load(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option<Vec<Directive>> {
-    let text = match std::fs::read(path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", path.display());
             return None;
         }
     };
-    let file = map.add(path.to_path_buf(), text);
+    let file = add_checked(map, path.to_path_buf(), &bytes, None, diags);
     let tree = parse_text(file, map.text(file).to_string().as_str(), diags);
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut stack = vec![canon];
-    Some(expand(tree, path, map, diags, &mut stack))
+    let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    Some(expand(tree, path, &root, map, diags, &mut stack))
+}
+
+/// Registers a file; bytes that are not UTF-8 are an error at their position (the text is
+/// kept, with replacement characters, so the caret can show the line).
+fn add_checked(
+    map: &mut SourceMap,
+    path: PathBuf,
+    bytes: &[u8],
+    parent: Option<Span>,
+    diags: &mut Diagnostics,
+) -> FileId {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let bad = std::str::from_utf8(bytes).err().map(|e| e.valid_up_to());
+    let id = map.add_included(path, text, parent);
+    if let Some(at) = bad {
+        let span = Span::new(id, at..at + '\u{FFFD}'.len_utf8());
+        diags.push(
+            Diagnostic::error(Code::Syntax, span, "the file is not valid UTF-8")
+                .label("this byte sequence is not UTF-8")
+                .help("save the file as UTF-8; Proton will not guess an encoding"),
+        );
+    }
+    id
+}
+
+/// Expands globs of an include argument against `base`.
+fn include_candidates(base: &Path, arg: &str) -> Result<(String, Vec<PathBuf>), String> {
+    let pattern = if Path::new(arg).is_absolute() {
+        PathBuf::from(arg)
+    } else {
+        base.join(arg)
+    };
+    let pattern_s = pattern.display().to_string();
+    let mut files: Vec<PathBuf> = glob::glob(&pattern_s)
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .collect();
+    files.sort();
+    Ok((pattern_s, files))
 }
 
 fn expand(
     tree: Vec<Directive>,
     path: &Path,
+    root: &Path,
     map: &mut SourceMap,
     diags: &mut Diagnostics,
     stack: &mut Vec<PathBuf>,
@@ -507,7 +548,7 @@ fn expand(
     for mut d in tree {
         if d.name != "include" || d.block.is_some() {
             if let Some(block) = d.block.take() {
-                d.block = Some(expand(block, path, map, diags, stack));
+                d.block = Some(expand(block, path, root, map, diags, stack));
             }
             out.push(d);
             continue;
@@ -525,16 +566,21 @@ fn expand(
             continue;
         }
         let arg = &d.args[0];
+        // Relative to the including file; like nginx, also relative to the main config's
+        // directory when nothing matches there.
         let base = path.parent().unwrap_or(Path::new("."));
-        let pattern = if Path::new(&arg.value).is_absolute() {
-            PathBuf::from(&arg.value)
-        } else {
-            base.join(&arg.value)
-        };
-        let pattern_s = pattern.display().to_string();
         let is_glob = arg.value.contains(['*', '?', '[']);
-        let mut files: Vec<PathBuf> = match glob::glob(&pattern_s) {
-            Ok(paths) => paths.filter_map(Result::ok).collect(),
+        let found = include_candidates(base, &arg.value).and_then(|(p, f)| {
+            if f.is_empty() && base != root {
+                let (p2, f2) = include_candidates(root, &arg.value)?;
+                if !f2.is_empty() {
+                    return Ok((p2, f2));
+                }
+            }
+            Ok((p, f))
+        });
+        let (pattern_s, files) = match found {
+            Ok(x) => x,
             Err(e) => {
                 diags.push(
                     Diagnostic::error(
@@ -542,12 +588,12 @@ fn expand(
                         arg.span,
                         format!("invalid include pattern: {e}"),
                     )
-                    .label("this pattern"),
+                    .label("this pattern")
+                    .help("globs use *, ? and [..]"),
                 );
                 continue;
             }
         };
-        files.sort();
         if files.is_empty() && !is_glob {
             diags.push(
                 Diagnostic::error(
@@ -556,7 +602,7 @@ fn expand(
                     format!("included file \"{}\" does not exist", pattern_s),
                 )
                 .label("no such file")
-                .help("paths in include are relative to the including file"),
+                .help("paths in include are relative to the including file (or to the main config's directory)"),
             );
             continue;
         }
@@ -581,8 +627,23 @@ fn expand(
                 );
                 continue;
             }
-            let text = match std::fs::read(&f) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            if f.is_dir() {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Include,
+                        arg.span,
+                        format!("\"{}\" is a directory", f.display()),
+                    )
+                    .label("include needs files")
+                    .help(format!(
+                        "include the files in it with a glob: include {}/*.conf;",
+                        arg.value.trim_end_matches('/')
+                    )),
+                );
+                continue;
+            }
+            let bytes = match std::fs::read(&f) {
+                Ok(b) => b,
                 Err(e) => {
                     diags.push(
                         Diagnostic::error(
@@ -590,16 +651,17 @@ fn expand(
                             arg.span,
                             format!("cannot read \"{}\": {e}", f.display()),
                         )
-                        .label("included here"),
+                        .label("included here")
+                        .help("check the file's permissions"),
                     );
                     continue;
                 }
             };
-            let id = map.add(f.clone(), text);
+            let id = add_checked(map, f.clone(), &bytes, Some(arg.span), diags);
             let src = map.text(id).to_string();
             let sub = parse_text(id, &src, diags);
             stack.push(canon);
-            out.extend(expand(sub, &f, map, diags, stack));
+            out.extend(expand(sub, &f, root, map, diags, stack));
             stack.pop();
         }
     }
