@@ -197,11 +197,14 @@ mod tests {
         let t = template("a${host}b$uri/$1-$http_X_Y", Span::default(), &[]).unwrap();
         assert_eq!(t.parts.len(), 8);
         assert_eq!(t.to_source(&[]), "a${host}b$uri/$1-$http_x_y");
-        assert!(template("$hots", Span::default(), &[])
-            .unwrap_err()
+        let errs = template("$hots/$reqest_uri", Span::default(), &[]).unwrap_err();
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].help.as_deref().unwrap_or("").contains("$host"));
+        assert!(errs[1]
             .help
-            .unwrap()
-            .contains("$host"));
+            .as_deref()
+            .unwrap_or("")
+            .contains("$request_uri"));
         assert!(template("x$", Span::default(), &[]).is_err());
         assert!(template("${host", Span::default(), &[]).is_err());
         let u = vec!["foo".to_string()];
