@@ -120,7 +120,7 @@ fn check_config(nginx_bin: &Path, protonc: &Path, seed: u64) -> ConfigReport {
     let config = Generator::new(seed).config();
     let nginx = Nginx::start(nginx_bin, |port| config.render(port, true));
     let port = nginx.port();
-    let source = format!("http {{\n{}}}\n", config.render(port, false));
+    let source = format!("events {{}}\nhttp {{\n{}}}\n", config.render(port, false));
     let corpus = Corpus::for_config(&config, seed);
 
     let answers: Vec<NginxAnswer> = corpus
