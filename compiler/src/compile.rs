@@ -33,13 +33,13 @@ pub fn load_tree(
 /// Checks and lowers a tree.
 pub fn compile_tree(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Option<Ir> {
     let syntax_errors = diags.has_errors();
-    let checked = crate::check::table::check(tree, diags);
+    let pruned = crate::check::table::check_in_place(tree, diags);
     if syntax_errors {
         diags.sort();
         // Lowering a tree with blanked statements would only add noise.
         return None;
     }
-    let ir = crate::lower::lower(&checked, map, diags);
+    let ir = crate::lower::lower(pruned.as_deref().unwrap_or(tree), map, diags);
     diags.sort();
     if diags.has_errors() {
         return None;

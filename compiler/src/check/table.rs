@@ -13,10 +13,22 @@ use std::collections::HashMap;
 /// directives that failed, so lowering can go on and report its own findings without
 /// cascading from the same mistake.
 pub fn check(tree: &[Directive], diags: &mut Diagnostics) -> Vec<Directive> {
+    match check_in_place(tree, diags) {
+        Some(pruned) => pruned,
+        None => tree.to_vec(),
+    }
+}
+
+/// Like [`check`], but returns `None` (no copy) when the tree has no problem, so a valid
+/// config is lowered from the tree as parsed.
+pub fn check_in_place(tree: &[Directive], diags: &mut Diagnostics) -> Option<Vec<Directive>> {
     let before = diags.list.len();
     check_block(tree, Ctx::MAIN, diags);
+    if diags.list.len() == before {
+        return None;
+    }
     let bad: Vec<crate::source::Span> = diags.list[before..].iter().map(|d| d.span).collect();
-    prune(tree, &bad)
+    Some(prune(tree, &bad))
 }
 
 /// Copies `tree`, leaving out every directive that a diagnostic points into (but keeping

@@ -638,7 +638,8 @@ impl Lower<'_> {
         self.server_names.push((names, name_spans));
         let chain: Vec<&[Directive]> = vec![body, http];
         let script = self.script(body, id);
-        let conf = self.conf(&chain, id, LocationKind::Server, "", None);
+        let conf = self.conf(&chain, id, LocationKind::Server, "", None, None);
+        let server_settings = conf.settings;
         let default_location = self.push_location(Location {
             kind: LocationKind::Server,
             name: String::new(),
@@ -647,7 +648,7 @@ impl Lower<'_> {
             tree: LocationTree::default(),
             conf,
         });
-        let (tree, named) = self.location_level(body, &chain, id, None, 0);
+        let (tree, named) = self.location_level(body, &chain, id, None, server_settings, 0);
         let srv = &mut self.ir.servers[id.0 as usize];
         srv.script = script;
         srv.default_location = default_location;
@@ -669,6 +670,7 @@ impl Lower<'_> {
         chain: &[&[Directive]],
         server: ServerId,
         parent: Option<(LocationKind, &str, Span)>,
+        parent_settings: SettingsId,
         depth: usize,
     ) -> (LocationTree, Vec<(String, LocationId)>) {
         let mut trie = TrieBuilder::new();
@@ -739,7 +741,8 @@ impl Lower<'_> {
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
             inner_chain.push(d.children());
             inner_chain.extend_from_slice(chain);
-            let conf = self.conf(&inner_chain, server, kind, &path, Some(d));
+            let conf = self.conf(&inner_chain, server, kind, &path, Some(d), Some(parent_settings));
+            let own_settings = conf.settings;
             let id = self.push_location(Location {
                 kind,
                 name: path.clone(),
@@ -749,6 +752,19 @@ impl Lower<'_> {
                 conf,
             });
             self.add_header_trap(&inner_chain, d);
+            if matches!(kind, LocationKind::Exact | LocationKind::Prefix | LocationKind::PrefixNoRegex) {
+                if let Some(why) = never_matches(&path) {
+                    self.err(
+                        Diagnostic::warning(
+                            Code::UnreachableLocation,
+                            path_span,
+                            format!("location \"{}\" can never be selected", location_label(kind, &path)),
+                        )
+                        .label(why)
+                        .help("request URIs are normalised before matching (they start with \"/\", have no \"//\", \".\" or \"..\" segments); fix the path"),
+                    );
+                }
+            }
             let dup_err = |this: &mut Self, first: Span| {
                 this.err(
                     Diagnostic::error(
@@ -820,6 +836,7 @@ impl Lower<'_> {
                 &inner_chain,
                 server,
                 Some((kind, &path, path_span)),
+                own_settings,
                 depth + 1,
             );
             named.extend(sub_named);
@@ -949,31 +966,9 @@ impl Lower<'_> {
         kind: LocationKind,
         path: &str,
         loc: Option<&Directive>,
+        inherited: Option<SettingsId>,
     ) -> LocationConf {
         let own = chain.first().copied().unwrap_or(&[]);
-        let flag = |name: &str, default: bool| -> bool {
-            nearest(chain, name)
-                .first()
-                .map_or(default, |d| arg(d, 0) == "on")
-        };
-        let time = |name: &str, default: u64| -> u64 {
-            nearest(chain, name)
-                .first()
-                .and_then(|d| parse_time_ms(arg(d, 0)))
-                .unwrap_or(default)
-        };
-        let size = |name: &str, default: u64| -> u64 {
-            nearest(chain, name)
-                .first()
-                .and_then(|d| parse_size(arg(d, 0)))
-                .unwrap_or(default)
-        };
-        let num = |name: &str, default: u32| -> u32 {
-            nearest(chain, name)
-                .first()
-                .and_then(|d| arg(d, 0).parse().ok())
-                .unwrap_or(default)
-        };
         let script = if kind == LocationKind::Server {
             Vec::new()
         } else {
@@ -1019,6 +1014,67 @@ impl Lower<'_> {
                 );
             }
         }
+        let proxy = match (loc, first(own, "proxy_pass")) {
+            (Some(_), Some(d)) => self.proxy_pass(d, kind),
+            _ => None,
+        };
+        if let Some(d) = first(own, "internal") {
+            if kind == LocationKind::Server {
+                self.err(
+                    Diagnostic::error(
+                        Code::WrongContext,
+                        d.name_span,
+                        "internal is only allowed in location",
+                    )
+                    .label("here"),
+                );
+            }
+        }
+        let _ = path;
+        // A location that sets none of the inherited settings shares its parent's record.
+        let own_settings = own.iter().any(|d| is_inherited_setting(&d.name));
+        let settings = match inherited.filter(|_| !own_settings) {
+            Some(id) => id,
+            None => {
+                let s = self.settings(chain, server);
+                self.intern_settings(s)
+            }
+        };
+        LocationConf {
+            script,
+            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
+            root,
+            alias,
+            proxy,
+            settings,
+        }
+    }
+
+    /// The inherited settings in effect for `chain` (innermost level first).
+    fn settings(&mut self, chain: &[&[Directive]], server: ServerId) -> Settings {
+        let flag = |name: &str, default: bool| -> bool {
+            nearest(chain, name)
+                .first()
+                .map_or(default, |d| arg(d, 0) == "on")
+        };
+        let time = |name: &str, default: u64| -> u64 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| parse_time_ms(arg(d, 0)))
+                .unwrap_or(default)
+        };
+        let size = |name: &str, default: u64| -> u64 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| parse_size(arg(d, 0)))
+                .unwrap_or(default)
+        };
+        let num = |name: &str, default: u32| -> u32 {
+            nearest(chain, name)
+                .first()
+                .and_then(|d| arg(d, 0).parse().ok())
+                .unwrap_or(default)
+        };
         let index = match nearest(chain, "index").first() {
             Some(d) => (0..d.args.len()).map(|i| self.template(d, i)).collect(),
             None => vec![Template::literal("index.html")],
@@ -1078,25 +1134,8 @@ impl Lower<'_> {
                 ds.into_iter().filter_map(|d| self.access_log(d)).collect()
             }
         };
-        let proxy = match (loc, first(own, "proxy_pass")) {
-            (Some(_), Some(d)) => self.proxy_pass(d, kind),
-            _ => None,
-        };
         let proxy_settings = self.proxy_settings(chain);
-        if let Some(d) = first(own, "internal") {
-            if kind == LocationKind::Server {
-                self.err(
-                    Diagnostic::error(
-                        Code::WrongContext,
-                        d.name_span,
-                        "internal is only allowed in location",
-                    )
-                    .label("here"),
-                );
-            }
-        }
-        let _ = path;
-        let settings = Settings {
+        Settings {
             index,
             try_files,
             autoindex: flag("autoindex", false),
@@ -1119,14 +1158,6 @@ impl Lower<'_> {
             send_timeout_ms: time("send_timeout", 60_000),
             access_log,
             proxy: proxy_settings,
-        };
-        LocationConf {
-            script,
-            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
-            root,
-            alias,
-            proxy,
-            settings: self.intern_settings(settings),
         }
     }
 
@@ -1575,6 +1606,20 @@ impl Lower<'_> {
     }
 }
 
+/// Why a prefix or exact location path can never match a normalised URI, if it cannot.
+fn never_matches(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("a normalised request URI always starts with \"/\"");
+    }
+    if path.contains("//") {
+        return Some("\"//\" is merged into \"/\" before matching");
+    }
+    if path.contains("/./") || path.contains("/../") || path.ends_with("/.") || path.ends_with("/..") {
+        return Some("\".\" and \"..\" segments are resolved before matching");
+    }
+    None
+}
+
 /// `= /x`, `^~ /x`, `~ re`, … as written in a location line.
 fn location_label(kind: LocationKind, path: &str) -> String {
     let m = match kind {
@@ -1585,6 +1630,15 @@ fn location_label(kind: LocationKind, path: &str) -> String {
         _ => "",
     };
     format!("{m}{path}")
+}
+
+/// True for directives that feed [`Settings`] (inherited settings other than root/alias).
+fn is_inherited_setting(name: &str) -> bool {
+    name != "root"
+        && name != "alias"
+        && crate::directives::TABLE
+            .iter()
+            .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
 }
 
 fn parse_level(l: &str) -> Option<LogLevel> {
