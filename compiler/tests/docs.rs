@@ -30,7 +30,11 @@ fn readme_table_is_current() {
 
 #[test]
 fn configuration_table_is_current() {
-    check("../docs/configuration.md", "directives", &markdown_table(true));
+    check(
+        "../docs/configuration.md",
+        "directives",
+        &markdown_table(true),
+    );
 }
 
 /// Every diagnostic code the compiler can emit is documented.
@@ -39,9 +43,15 @@ fn diagnostic_codes_are_documented() {
     let text = std::fs::read_to_string("../docs/configuration.md").expect("docs/configuration.md");
     let src = std::fs::read_to_string("src/diagnostics.rs").expect("diagnostics.rs");
     let mut n = 0;
-    for code in src.split('"').filter(|s| s.len() == 5 && (s.starts_with("E0") || s.starts_with("W0"))) {
+    for code in src
+        .split('"')
+        .filter(|s| s.len() == 5 && (s.starts_with("E0") || s.starts_with("W0")))
+    {
         n += 1;
-        assert!(text.contains(&format!("| {code} |")), "{code} is not in docs/configuration.md");
+        assert!(
+            text.contains(&format!("| {code} |")),
+            "{code} is not in docs/configuration.md"
+        );
     }
     assert!(n >= 17);
 }

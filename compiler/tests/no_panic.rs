@@ -83,3 +83,88 @@ proptest! {
         run(&s);
     }
 }
+
+/// The fast reader and the pest parser agree: same tree when the text is well formed,
+/// and the fast reader refuses whatever pest refuses.
+fn agree(text: &str) {
+    use proton_compiler::source::FileId;
+    use proton_compiler::syntax::{fast, parse_with_pest, split_missing_semicolons};
+    let mut pest_diags = Diagnostics::default();
+    let pest_tree = parse_with_pest(FileId(0), text, &mut pest_diags);
+    let pest_failed = pest_diags
+        .list
+        .iter()
+        .any(|d| !d.message.starts_with("missing \";\""));
+    match fast::parse(FileId(0), text) {
+        Some(tree) => {
+            assert!(
+                !pest_failed,
+                "fast reader accepted what pest refuses: {text:?}"
+            );
+            let mut d = Diagnostics::default();
+            let tree = split_missing_semicolons(tree, text, &mut d);
+            assert_eq!(tree, pest_tree, "trees differ for {text:?}");
+            assert_eq!(d.list.len(), pest_diags.list.len());
+        }
+        None => assert!(
+            pest_failed,
+            "fast reader refused what pest accepts: {text:?}"
+        ),
+    }
+}
+
+/// Characters that matter to the lexer, to build tricky inputs from.
+fn lexeme() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z]{1,4}",
+        Just(" ".to_string()),
+        Just("\n".to_string()),
+        Just("\r\n".to_string()),
+        Just("\t".to_string()),
+        Just("\u{b}".to_string()),
+        Just("\u{feff}".to_string()),
+        Just(";".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("{2}".to_string()),
+        Just("{1,3}".to_string()),
+        Just("${x}".to_string()),
+        Just("${".to_string()),
+        Just("$".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("\\".to_string()),
+        Just("\\\"".to_string()),
+        Just("#".to_string()),
+        Just(")".to_string()),
+        Just("é".to_string()),
+        Just("\"q w\"".to_string()),
+        Just("'s'".to_string()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fast_reader_agrees_with_pest(parts in proptest::collection::vec(lexeme(), 0..40)) {
+        agree(&parts.concat());
+    }
+
+    #[test]
+    fn fast_reader_agrees_on_token_soup(toks in proptest::collection::vec(token(), 0..40)) {
+        agree(&toks.join(" "));
+    }
+}
+
+#[test]
+fn fast_reader_agrees_on_examples() {
+    for dir in ["../conf", "../conf/examples", "tests/broken"] {
+        for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "conf") {
+                agree(&std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+    }
+}

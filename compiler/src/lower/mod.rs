@@ -741,7 +741,14 @@ impl Lower<'_> {
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
             inner_chain.push(d.children());
             inner_chain.extend_from_slice(chain);
-            let conf = self.conf(&inner_chain, server, kind, &path, Some(d), Some(parent_settings));
+            let conf = self.conf(
+                &inner_chain,
+                server,
+                kind,
+                &path,
+                Some(d),
+                Some(parent_settings),
+            );
             let own_settings = conf.settings;
             let id = self.push_location(Location {
                 kind,
@@ -752,7 +759,10 @@ impl Lower<'_> {
                 conf,
             });
             self.add_header_trap(&inner_chain, d);
-            if matches!(kind, LocationKind::Exact | LocationKind::Prefix | LocationKind::PrefixNoRegex) {
+            if matches!(
+                kind,
+                LocationKind::Exact | LocationKind::Prefix | LocationKind::PrefixNoRegex
+            ) {
                 if let Some(why) = never_matches(&path) {
                     self.err(
                         Diagnostic::warning(
@@ -1614,7 +1624,11 @@ fn never_matches(path: &str) -> Option<&'static str> {
     if path.contains("//") {
         return Some("\"//\" is merged into \"/\" before matching");
     }
-    if path.contains("/./") || path.contains("/../") || path.ends_with("/.") || path.ends_with("/..") {
+    if path.contains("/./")
+        || path.contains("/../")
+        || path.ends_with("/.")
+        || path.ends_with("/..")
+    {
         return Some("\".\" and \"..\" segments are resolved before matching");
     }
     None

@@ -5,6 +5,8 @@
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, SourceMap, Span};
+pub mod fast;
+
 use pest::iterators::Pair;
 use pest::Parser;
 use std::path::{Path, PathBuf};
@@ -20,6 +22,14 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// Parses one file's text. Syntax errors go to `diags`; what parsed is returned.
 pub fn parse_text(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
+    if let Some(tree) = fast::parse(file, text) {
+        return split_missing_semicolons(tree, text, diags);
+    }
+    parse_with_pest(file, text, diags)
+}
+
+/// The pest parser: the reference for the grammar, and the one that explains errors.
+pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
     let mut work = text.to_string();
     for _ in 0..MAX_SYNTAX_ERRORS {
         match ConfParser::parse(Rule::file, &work) {
@@ -328,7 +338,7 @@ fn blank_statement(text: &mut String, pos: usize) -> bool {
 
 /// Finds a directive that swallowed the next line because its `;` is missing (an argument
 /// that starts a line and is itself a directive name), reports it, and splits the two.
-fn split_missing_semicolons(
+pub fn split_missing_semicolons(
     tree: Vec<Directive>,
     text: &str,
     diags: &mut Diagnostics,
