@@ -36,6 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let read_done = Instant::now();
     let (header, ir) = match proton_ir::decode(&bytes) {
         Ok(x) => x,
         Err(e) => {
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let decoded = Instant::now();
     for (i, r) in ir.regexes.iter().enumerate() {
         if let Err(e) = regex::bytes::RegexBuilder::new(&r.pattern)
             .case_insensitive(r.case_insensitive)
@@ -56,10 +58,15 @@ fn main() -> ExitCode {
         }
     }
     let elapsed = started.elapsed();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     eprintln!(
-        "proton-run: {} verified in {:.2} ms: format v{}, source digest {}, {} listeners, {} servers, {} locations, {} upstreams",
+        "proton-run: {} verified in {:.2} ms (read {:.2}, decode+verify {:.2}, {} regexes {:.2}): format v{}, source digest {}, {} listeners, {} servers, {} locations, {} upstreams",
         file.display(),
-        elapsed.as_secs_f64() * 1000.0,
+        ms(elapsed),
+        ms(read_done - started),
+        ms(decoded - read_done),
+        ir.regexes.len(),
+        ms(decoded.elapsed()),
         header.version,
         &header.digest_hex()[..16],
         ir.listeners.len(),
