@@ -12,7 +12,8 @@ use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::directives::{parse_size, parse_time_ms};
 use crate::source::{SourceMap, Span};
 use proton_ir::*;
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
 use values::*;
 
 /// Deepest location nesting accepted.
@@ -46,16 +47,16 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             settings: vec![],
             source_files: vec![],
         },
-        upstream_names: HashMap::new(),
+        upstream_names: HashMap::default(),
         named_refs: Vec::new(),
         named_defs: Vec::new(),
         server_names: Vec::new(),
-        regex_ids: HashMap::new(),
+        regex_ids: HashMap::default(),
         bad_regexes: Vec::new(),
         misplaced_named: Vec::new(),
         log_format_spans: Vec::new(),
-        settings_ids: HashMap::new(),
-        types_ids: HashMap::new(),
+        settings_ids: HashMap::default(),
+        types_ids: HashMap::default(),
     };
     cx.collect_user_vars(tree);
     cx.main(tree);
@@ -675,9 +676,9 @@ impl Lower<'_> {
     ) -> (LocationTree, Vec<(String, LocationId)>) {
         let mut trie = TrieBuilder::new();
         let mut named = Vec::new();
-        let mut seen_exact: HashMap<String, Span> = HashMap::new();
-        let mut seen_prefix: HashMap<String, Span> = HashMap::new();
-        let mut seen_regex: HashMap<(String, bool), Span> = HashMap::new();
+        let mut seen_exact: HashMap<String, Span> = HashMap::default();
+        let mut seen_prefix: HashMap<String, Span> = HashMap::default();
+        let mut seen_regex: HashMap<(String, bool), Span> = HashMap::default();
         for d in all(level, "location") {
             let Some((kind, path)) = self.location_head(d) else {
                 continue;
