@@ -36,8 +36,10 @@ for s in range(servers):
     lines.append(f"        server_name {names};")
     lines.append(f"        root /srv/site{s};")
     lines.append("        add_header X-Served-By proton;")
-    for l in range(per):
-        kind = l % 5
+    # `per` location blocks per server: per-2 top-level ones cycling through four kinds,
+    # and one prefix location with one nested location (10 per server = 10,000 in all).
+    for l in range(per - 2):
+        kind = l % 4
         if kind == 0:
             lines.append(f"        location /p{l}/ {{ proxy_pass http://up{(s + l) % ups}; proxy_set_header Host $host; }}")
         elif kind == 1:
@@ -46,11 +48,9 @@ for s in range(servers):
             lines.append(f"        location ^~ /static{l}/ {{ expires 1h; try_files $uri =404; }}")
         elif kind == 3:
             lines.append(f"        location ~* ^/img{l}/.+\\.(png|jpg)$ {{ expires 30d; }}")
-        else:
-            lines.append(f"        location /n{l}/ {{")
-            lines.append(f"            location /n{l}/deep/ {{ return 204; }}")
-            lines.append(f"            location ~ ^/n{l}/.+\\.json$ {{ default_type application/json; }}")
-            lines.append("        }")
+    lines.append("        location /n/ {")
+    lines.append(f"            location ~ ^/n/.+\\.json$ {{ default_type application/json; return 200 \"s{s} json\"; }}")
+    lines.append("        }")
     lines.append("    }")
 lines.append("}")
 with open(out, "w") as f:

@@ -3,9 +3,7 @@
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
-use proton_ir::{
-    Ir, LocationConf, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch,
-};
+use proton_ir::{Ir, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -164,7 +162,8 @@ pub fn kind_name(k: LocationKind) -> &'static str {
 }
 
 /// One-line description of what a location does.
-pub fn handler_of(ir: &Ir, conf: &LocationConf) -> String {
+pub fn handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
+    let conf = &loc.conf;
     for op in &conf.script {
         if let ScriptOp::Return { code, text } = op {
             return match text {
@@ -201,7 +200,7 @@ pub fn handler_of(ir: &Ir, conf: &LocationConf) -> String {
     }
     match &conf.alias {
         Some(a) => format!("static alias {}", a.to_source(&ir.user_vars)),
-        None => format!("static root {}", conf.root.to_source(&ir.user_vars)),
+        None => format!("static root {}", ir.root_of(loc).to_source(&ir.user_vars)),
     }
 }
 
@@ -256,7 +255,7 @@ pub fn route(
             MatchReason::ServerDefault => "server default".into(),
         },
         source: ir.describe(loc.source),
-        handler: handler_of(ir, &loc.conf),
+        handler: handler_of(ir, loc),
         ret,
     })
 }
@@ -296,7 +295,7 @@ fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "handler".into(),
-                serde_json::Value::String(handler_of(ir, &l.conf)),
+                serde_json::Value::String(handler_of(ir, l)),
             );
             // Ids are positional; compare upstreams by name instead.
             if let Some(p) = &l.conf.proxy {

@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -233,6 +233,22 @@ pub(crate) mod tests {
         assert_eq!(back, ir);
         assert_eq!(h.source_digest, [7; 32]);
     }
+
+    /// The payload layout is pinned: when a type change alters the encoding of this IR, this
+    /// test fails until FORMAT_VERSION is bumped and the pinned checksum updated, so an old
+    /// runtime refuses a new file as "wrong version" instead of misreading it.
+    #[test]
+    fn layout_change_needs_version_bump() {
+        let bytes = encode(&tiny(), [0; 32]);
+        let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        assert_eq!(
+            (FORMAT_VERSION, crc),
+            (2, PINNED_CRC),
+            "IR layout changed: bump FORMAT_VERSION and update PINNED_CRC"
+        );
+    }
+
+    const PINNED_CRC: u32 = 3_314_432_591;
 
     #[test]
     fn refuses_damage() {

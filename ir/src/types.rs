@@ -57,6 +57,18 @@ pub struct SourceRef {
 }
 
 impl Ir {
+    /// The effective `root` of a location.
+    pub fn root_of<'a>(&'a self, loc: &'a Location) -> &'a Template {
+        static EMPTY: Template = Template { parts: Vec::new() };
+        loc.conf.root.as_ref().unwrap_or_else(|| {
+            self.servers
+                .get(loc.server.0 as usize)
+                .and_then(|s| self.locations.get(s.default_location.0 as usize))
+                .and_then(|d| d.conf.root.as_ref())
+                .unwrap_or(&EMPTY)
+        })
+    }
+
     /// `file:line` of a source reference.
     pub fn describe(&self, at: SourceRef) -> String {
         let file = self
@@ -239,7 +251,9 @@ pub struct LocationConf {
     /// Rewrite-phase script of this location (not inherited, as in nginx).
     pub script: Vec<ScriptOp>,
     pub internal: bool,
-    pub root: Template,
+    /// `root`; `None` when it is the server-level root (the common case, kept once in the
+    /// server's default location). Use [`Ir::root_of`].
+    pub root: Option<Template>,
     /// `alias`, replacing the matched location part.
     pub alias: Option<Template>,
     pub proxy: Option<Proxy>,

@@ -114,7 +114,7 @@ impl Checker<'_> {
         check((c.settings.0 as usize) < self.ir.settings.len(), || {
             format!("settings {} out of range", c.settings.0)
         })?;
-        for t in std::iter::once(&c.root).chain(c.alias.iter()) {
+        for t in c.root.iter().chain(c.alias.iter()) {
             self.template(t)?;
         }
         if let Some(p) = &c.proxy {
@@ -203,7 +203,7 @@ pub(crate) mod tests {
         LocationConf {
             script: vec![],
             internal: false,
-            root: Template::literal("html"),
+            root: Some(Template::literal("html")),
             alias: None,
             proxy: None,
             settings: SettingsId(0),

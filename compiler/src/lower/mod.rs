@@ -55,6 +55,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         bad_regexes: Vec::new(),
         misplaced_named: Vec::new(),
         log_format_spans: Vec::new(),
+        server_root: Template::default(),
         settings_ids: HashMap::default(),
         types_ids: HashMap::default(),
     };
@@ -131,6 +132,8 @@ pub(crate) struct Lower<'a> {
     server_names: Vec<(Vec<String>, Vec<Span>)>,
     regex_ids: HashMap<(String, bool), RegexId>,
     bad_regexes: Vec<RegexId>,
+    /// The root of the server being lowered.
+    server_root: Template,
     /// log_format names with the span of their definition.
     log_format_spans: Vec<(String, Span)>,
     /// Named locations reported as misplaced (nested).
@@ -1050,6 +1053,15 @@ impl Lower<'_> {
                 let s = self.settings(chain, server);
                 self.intern_settings(s)
             }
+        };
+        // The server-level root is stored once, in the server's default location.
+        let root = if kind == LocationKind::Server {
+            self.server_root = root.clone();
+            Some(root)
+        } else if root == self.server_root {
+            None
+        } else {
+            Some(root)
         };
         LocationConf {
             script,
