@@ -287,6 +287,11 @@ pub struct Settings {
     pub keepalive_requests: u32,
     /// 0 = unlimited, as nginx.
     pub client_max_body_size: u64,
+    /// Server-level (read from the default server of an address before Host is known).
+    pub client_header_timeout_ms: u64,
+    pub client_header_buffer_size: u64,
+    /// `large_client_header_buffers number size`.
+    pub large_client_header_buffers: (u32, u64),
     pub client_body_timeout_ms: u64,
     pub send_timeout_ms: u64,
     pub access_log: Vec<AccessLog>,

@@ -1158,6 +1158,24 @@ impl Lower<'_> {
             }
         };
         let proxy_settings = self.proxy_settings(chain);
+        let large_client_header_buffers = match nearest(chain, "large_client_header_buffers").first() {
+            Some(d) => {
+                let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 1);
+                let sz = parse_size(arg(d, 1)).filter(|s| *s >= 64);
+                match (n, sz) {
+                    (Some(n), Some(sz)) => (n, sz),
+                    _ => {
+                        self.err(
+                            Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid large_client_header_buffers")
+                                .label("expected a count ≥ 1 and a size ≥ 64")
+                                .help("large_client_header_buffers 4 8k;"),
+                        );
+                        (4, 8192)
+                    }
+                }
+            }
+            None => (4, 8192),
+        };
         Settings {
             index,
             try_files,
@@ -1177,6 +1195,9 @@ impl Lower<'_> {
             keepalive_header_secs,
             keepalive_requests: num("keepalive_requests", 1000),
             client_max_body_size: size("client_max_body_size", 1 << 20),
+            client_header_timeout_ms: time("client_header_timeout", 60_000),
+            client_header_buffer_size: size("client_header_buffer_size", 1024),
+            large_client_header_buffers,
             client_body_timeout_ms: time("client_body_timeout", 60_000),
             send_timeout_ms: time("send_timeout", 60_000),
             access_log,
