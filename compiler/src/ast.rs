@@ -3,6 +3,12 @@
 
 use crate::source::Span;
 
+/// Deepest block nesting accepted in any format. The NGINX-style reader refuses deeper text
+/// before parsing it (one error at the first `{` too deep), `include` expansion refuses to
+/// nest files deeper, and every walker over the tree stops at this depth, so no input can
+/// exhaust the stack.
+pub const MAX_BLOCK_DEPTH: usize = 256;
+
 /// How an argument was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quote {

@@ -3,11 +3,13 @@
 //! of the right kind, and no forbidden duplicates. Every problem is reported, not just the first.
 
 use crate::ast::Directive;
+use crate::ast::MAX_BLOCK_DEPTH;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::directives::{
     self, contexts_of, is_unsupported, lookup, parse_size, parse_time_ms, Ctx, Kind, TABLE,
 };
-use std::collections::HashMap;
+use crate::source::FileId;
+use std::collections::{HashMap, HashSet};
 
 /// Checks a whole configuration (the main context). Returns the tree without the
 /// directives that failed, so lowering can go on and report its own findings without
@@ -23,28 +25,39 @@ pub fn check(tree: &[Directive], diags: &mut Diagnostics) -> Vec<Directive> {
 /// config is lowered from the tree as parsed.
 pub fn check_in_place(tree: &[Directive], diags: &mut Diagnostics) -> Option<Vec<Directive>> {
     let before = diags.list.len();
-    check_block(tree, Ctx::MAIN, diags);
+    check_block(tree, Ctx::MAIN, diags, 0);
     if diags.list.len() == before {
         return None;
     }
-    let bad: Vec<crate::source::Span> = diags.list[before..].iter().map(|d| d.span).collect();
-    Some(prune(tree, &bad))
+    let bad: HashSet<(FileId, u32)> = diags.list[before..]
+        .iter()
+        .map(|d| (d.span.file, d.span.start))
+        .collect();
+    Some(prune(tree, &bad, 0))
 }
 
 /// Copies `tree`, leaving out every directive that a diagnostic points into (but keeping
-/// blocks whose problem lies inside a child).
-fn prune(tree: &[Directive], bad: &[crate::source::Span]) -> Vec<Directive> {
+/// blocks whose problem lies inside a child). `bad` holds the start of every diagnostic's span.
+fn prune(tree: &[Directive], bad: &HashSet<(FileId, u32)>, depth: usize) -> Vec<Directive> {
     let hit = |d: &Directive| {
-        bad.iter().any(|b| {
-            b.file == d.name_span.file
-                && (b.start == d.name_span.start || d.args.iter().any(|a| a.span.start == b.start))
-        })
+        let file = d.name_span.file;
+        bad.contains(&(file, d.name_span.start))
+            || d.args.iter().any(|a| bad.contains(&(file, a.span.start)))
     };
     tree.iter()
         .filter(|d| !hit(d))
         .map(|d| Directive {
-            block: d.block.as_ref().map(|b| prune(b, bad)),
-            ..d.clone()
+            name: d.name.clone(),
+            name_span: d.name_span,
+            args: d.args.clone(),
+            block: d.block.as_ref().map(|b| {
+                if depth < MAX_BLOCK_DEPTH {
+                    prune(b, bad, depth + 1)
+                } else {
+                    Vec::new()
+                }
+            }),
+            span: d.span,
         })
         .collect()
 }
@@ -60,7 +73,7 @@ fn block_ctx(name: &str) -> Option<Ctx> {
     })
 }
 
-fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
+fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics, depth: usize) {
     let mut seen: HashMap<&str, &Directive> = HashMap::new();
     for d in tree {
         let Some(spec) = lookup(&d.name, ctx) else {
@@ -122,7 +135,10 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics) {
         }
         check_kind(d, spec.kind, diags);
         if let (Some(children), Some(inner)) = (&d.block, block_ctx(&d.name)) {
-            check_block(children, inner, diags);
+            // The readers refuse deeper trees; this bound only keeps the walk finite.
+            if depth < MAX_BLOCK_DEPTH {
+                check_block(children, inner, diags, depth + 1);
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! YAML text → spanned [`Node`], from yaml-rust2's event parser. Each event carries a marker
+//! YAML text → spanned [`Node`], from yaml-rust2's event parser (pulled in a loop, never
+//! recursively, so nesting depth cannot exhaust the stack). Each event carries a marker
 //! (a character index); the reader turns it into a byte offset and finds where each scalar
 //! ends in the source. Plain scalars `true`/`false` (any YAML 1.2 spelling) are booleans,
 //! `null`/`~`/empty are null, everything else is text exactly as written (so `1.0` stays
@@ -23,7 +24,17 @@ pub(crate) fn read(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<
         skip: 0,
         diags: Vec::new(),
     };
-    let result = Parser::new_from_str(text).load(&mut b, true);
+    // Events are pulled one by one: `Parser::load` recurses once per nesting level and
+    // overflows the stack on deep documents; the builder keeps its own stack (and skips
+    // what is nested deeper than MAX_DEPTH).
+    let mut parser = Parser::new_from_str(text);
+    let result = loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break Ok(()),
+            Ok((ev, mark)) => b.on_event(ev, mark),
+            Err(e) => break Err(e),
+        }
+    };
     let Builder {
         root, diags: found, ..
     } = b;

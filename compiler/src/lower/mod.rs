@@ -58,8 +58,9 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         server_root: Template::default(),
         settings_ids: HashMap::default(),
         types_ids: HashMap::default(),
+        user_var_ids: HashMap::default(),
     };
-    cx.collect_user_vars(tree);
+    cx.collect_user_vars(tree, 0);
     cx.main(tree);
     if !tree.iter().any(|d| d.name == "events") && !cx.diags.has_errors() {
         let span = tree.first().map_or(Span::default(), |d| d.name_span);
@@ -141,6 +142,8 @@ pub(crate) struct Lower<'a> {
     settings_ids: HashMap<Settings, SettingsId>,
     /// `types` tables by the span of their block (`None`: nginx's built-in table).
     types_ids: HashMap<Option<Span>, MimeTableId>,
+    /// `set` variables by name → index into [`Ir::user_vars`].
+    user_var_ids: HashMap<String, u32>,
 }
 
 /// All directives called `name` in `level`.
@@ -172,19 +175,26 @@ impl Lower<'_> {
         self.diags.push(d);
     }
 
-    fn collect_user_vars(&mut self, tree: &[Directive]) {
+    /// Registers every `set` variable of the config (a variable may be used before, or in
+    /// another block than, the `set` that creates it, as in nginx).
+    fn collect_user_vars(&mut self, tree: &[Directive], depth: usize) {
+        if depth > crate::ast::MAX_BLOCK_DEPTH {
+            return;
+        }
         for d in tree {
             if d.name == "set" {
                 if let Some(name) = d.args.first().and_then(|a| a.value.strip_prefix('$')) {
                     let valid = !name.is_empty()
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                         && !vars::BUILTIN.contains(&name);
-                    if valid && !self.ir.user_vars.iter().any(|u| u == name) {
+                    if valid && !self.user_var_ids.contains_key(name) {
+                        self.user_var_ids
+                            .insert(name.to_string(), self.ir.user_vars.len() as u32);
                         self.ir.user_vars.push(name.to_string());
                     }
                 }
             }
-            self.collect_user_vars(d.children());
+            self.collect_user_vars(d.children(), depth + 1);
         }
     }
 
@@ -948,8 +958,7 @@ impl Lower<'_> {
                                 );
                                 continue;
                             }
-                            let var =
-                                self.ir.user_vars.iter().position(|u| u == n).unwrap_or(0) as u32;
+                            let var = self.user_var_ids.get(n).copied().unwrap_or(0);
                             let value = self.template(d, 1);
                             ops.push(ScriptOp::Set { var, value });
                         }
@@ -1158,24 +1167,29 @@ impl Lower<'_> {
             }
         };
         let proxy_settings = self.proxy_settings(chain);
-        let large_client_header_buffers = match nearest(chain, "large_client_header_buffers").first() {
-            Some(d) => {
-                let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 1);
-                let sz = parse_size(arg(d, 1)).filter(|s| *s >= 64);
-                match (n, sz) {
-                    (Some(n), Some(sz)) => (n, sz),
-                    _ => {
-                        self.err(
-                            Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid large_client_header_buffers")
+        let large_client_header_buffers =
+            match nearest(chain, "large_client_header_buffers").first() {
+                Some(d) => {
+                    let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 1);
+                    let sz = parse_size(arg(d, 1)).filter(|s| *s >= 64);
+                    match (n, sz) {
+                        (Some(n), Some(sz)) => (n, sz),
+                        _ => {
+                            self.err(
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    d.arg_span(0),
+                                    "invalid large_client_header_buffers",
+                                )
                                 .label("expected a count ≥ 1 and a size ≥ 64")
                                 .help("large_client_header_buffers 4 8k;"),
-                        );
-                        (4, 8192)
+                            );
+                            (4, 8192)
+                        }
                     }
                 }
-            }
-            None => (4, 8192),
-        };
+                None => (4, 8192),
+            };
         Settings {
             index,
             try_files,

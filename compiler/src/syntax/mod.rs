@@ -2,7 +2,7 @@
 //! expansion. Syntax errors are recovered from (the failing statement is blanked and the
 //! file parsed again) so one run reports every syntax error of a file.
 
-use crate::ast::{Arg, Directive, Quote};
+use crate::ast::{Arg, Directive, Quote, MAX_BLOCK_DEPTH};
 use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, SourceMap, Span};
 pub mod fast;
@@ -29,7 +29,14 @@ pub fn parse_text(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Dire
 }
 
 /// The pest parser: the reference for the grammar, and the one that explains errors.
+///
+/// Text nested deeper than [`MAX_BLOCK_DEPTH`] is refused before pest sees it (pest, its
+/// error recovery and every walker over the tree recurse once per level).
 pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
+    if let Some(open) = scan_braces(text).too_deep {
+        diags.push(too_deep(Span::new(file, open..open + 1)));
+        return Vec::new();
+    }
     let mut work = text.to_string();
     for _ in 0..MAX_SYNTAX_ERRORS {
         match ConfParser::parse(Rule::file, &work) {
@@ -40,7 +47,7 @@ pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec
                 let tree: Vec<Directive> = file_pair
                     .into_inner()
                     .filter(|p| p.as_rule() == Rule::directive)
-                    .map(|p| directive(file, p))
+                    .map(|p| directive(file, p, 0))
                     .collect();
                 return split_missing_semicolons(tree, text, diags);
             }
@@ -58,6 +65,17 @@ pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec
         }
     }
     Vec::new()
+}
+
+/// The error for a `{` nested deeper than [`MAX_BLOCK_DEPTH`] levels.
+pub(crate) fn too_deep(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::Syntax,
+        span,
+        format!("blocks nested too deeply (more than {MAX_BLOCK_DEPTH} levels)"),
+    )
+    .label("this block is too deep")
+    .help("flatten the configuration; nginx configs rarely nest more than a few levels")
 }
 
 fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
@@ -141,6 +159,8 @@ struct Braces {
     stray_closes: Vec<usize>,
     /// Offset of a quote that is never closed.
     unterminated_quote: Option<usize>,
+    /// The first `{` nested deeper than [`MAX_BLOCK_DEPTH`] levels.
+    too_deep: Option<usize>,
 }
 
 impl Braces {
@@ -180,6 +200,8 @@ impl Braces {
     }
 }
 
+/// Scans `text` with the grammar's lexical rules (quotes and comments only where a token
+/// starts, `\\` escapes, `${var}`, `{n,m}` quantifiers inside words) and records its blocks.
 fn scan_braces(text: &str) -> Braces {
     let b = text.as_bytes();
     let mut out = Braces::default();
@@ -192,6 +214,12 @@ fn scan_braces(text: &str) -> Braces {
             b'\\' => {
                 i += 2;
                 token_start = false;
+                continue;
+            }
+            // U+FEFF is whitespace to the grammar.
+            0xEF if b[i..].starts_with("\u{FEFF}".as_bytes()) => {
+                i += 3;
+                token_start = true;
                 continue;
             }
             b'"' | b'\'' if token_start => {
@@ -214,11 +242,17 @@ fn scan_braces(text: &str) -> Braces {
                 }
                 continue;
             }
+            // `${name}` stays in the word; a `$` whose `{` is not closed before `;`, a space
+            // or a line end is a plain character, and that `{` opens a block.
             b'$' if b.get(i + 1) == Some(&b'{') => {
-                while i < b.len() && b[i] != b'}' && b[i] != b'\n' {
-                    i += 1;
+                let close = b[i + 2..]
+                    .iter()
+                    .position(|&c| matches!(c, b'}' | b';' | b' ' | b'\n'))
+                    .map(|p| i + 2 + p);
+                match close {
+                    Some(j) if b[j] == b'}' => i = j + 1,
+                    _ => i += 1,
                 }
-                i += 1;
                 token_start = false;
                 continue;
             }
@@ -230,6 +264,9 @@ fn scan_braces(text: &str) -> Braces {
                 continue;
             }
             b'{' => {
+                if stack.len() >= MAX_BLOCK_DEPTH && out.too_deep.is_none() {
+                    out.too_deep = Some(i);
+                }
                 out.pairs.push((i, None));
                 stack.push(out.pairs.len() - 1);
                 token_start = true;
@@ -241,7 +278,7 @@ fn scan_braces(text: &str) -> Braces {
                 }
                 token_start = true;
             }
-            b' ' | b'\t' | b'\r' | b'\n' | b';' => token_start = true,
+            b' ' | b'\t'..=b'\r' | b';' => token_start = true,
             _ => token_start = false,
         }
         i += 1;
@@ -249,12 +286,23 @@ fn scan_braces(text: &str) -> Braces {
     out
 }
 
+/// `{n}`, `{n,}` or `{n,m}` at the start of `b` (the grammar's quantifier inside a word).
 fn is_quantifier(b: &[u8]) -> bool {
-    let digits = b[1..]
-        .iter()
-        .take_while(|c| c.is_ascii_digit() || **c == b',')
-        .count();
-    digits > 0 && b.get(1 + digits) == Some(&b'}')
+    let digits = |from: usize| {
+        b[from.min(b.len())..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let n = digits(1);
+    if n == 0 {
+        return false;
+    }
+    let mut j = 1 + n;
+    if b.get(j) == Some(&b',') {
+        j += 1 + digits(j + 1);
+    }
+    b.get(j) == Some(&b'}')
 }
 
 fn expected_of(e: &pest::error::Error<Rule>) -> String {
@@ -343,10 +391,23 @@ pub fn split_missing_semicolons(
     text: &str,
     diags: &mut Diagnostics,
 ) -> Vec<Directive> {
+    split_at_depth(tree, text, diags, 0)
+}
+
+fn split_at_depth(
+    tree: Vec<Directive>,
+    text: &str,
+    diags: &mut Diagnostics,
+    depth: usize,
+) -> Vec<Directive> {
     let mut out = Vec::with_capacity(tree.len());
     for mut d in tree {
         if let Some(block) = d.block.take() {
-            d.block = Some(split_missing_semicolons(block, text, diags));
+            d.block = Some(if depth < MAX_BLOCK_DEPTH {
+                split_at_depth(block, text, diags, depth + 1)
+            } else {
+                block
+            });
         }
         let mut prev_end = d.name_span.end as usize;
         let mut cut = None;
@@ -391,12 +452,14 @@ pub fn split_missing_semicolons(
         };
         d.span = Span::new(d.span.file, d.span.start as usize..after);
         out.push(d);
-        out.extend(split_missing_semicolons(vec![second], text, diags));
+        out.extend(split_at_depth(vec![second], text, diags, depth));
     }
     out
 }
 
-fn directive(file: FileId, pair: Pair<'_, Rule>) -> Directive {
+/// Converts a pest pair; blocks deeper than [`MAX_BLOCK_DEPTH`] (refused before parsing)
+/// are left empty rather than recursed into.
+fn directive(file: FileId, pair: Pair<'_, Rule>, depth: usize) -> Directive {
     let span = pair.as_span();
     let mut d = Directive {
         name: String::new(),
@@ -440,11 +503,12 @@ fn directive(file: FileId, pair: Pair<'_, Rule>) -> Directive {
                     span: sp,
                 });
             }
+            Rule::block if depth >= MAX_BLOCK_DEPTH => d.block = Some(Vec::new()),
             Rule::block => {
                 d.block = Some(
                     p.into_inner()
                         .filter(|c| c.as_rule() == Rule::directive)
-                        .map(|c| directive(file, c))
+                        .map(|c| directive(file, c, depth + 1))
                         .collect(),
                 );
             }
@@ -504,7 +568,7 @@ pub fn load(path: &Path, map: &mut SourceMap, diags: &mut Diagnostics) -> Option
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut stack = vec![canon];
     let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    Some(expand(tree, path, &root, map, diags, &mut stack))
+    Some(expand(tree, path, &root, map, diags, &mut stack, 0))
 }
 
 /// Registers a file; bytes that are not UTF-8 are an error at their position (the text is
@@ -546,6 +610,9 @@ fn include_candidates(base: &Path, arg: &str) -> Result<(String, Vec<PathBuf>), 
     Ok((pattern_s, files))
 }
 
+/// Expands the `include`s of `tree`, whose directives are at nesting level `depth` (0 for
+/// the main file's top level). A file included inside blocks adds its own nesting to theirs;
+/// blocks that would end up deeper than [`MAX_BLOCK_DEPTH`] are refused.
 fn expand(
     tree: Vec<Directive>,
     path: &Path,
@@ -553,59 +620,93 @@ fn expand(
     map: &mut SourceMap,
     diags: &mut Diagnostics,
     stack: &mut Vec<PathBuf>,
+    depth: usize,
 ) -> Vec<Directive> {
+    // This function recurses once per block level: everything else lives in the functions
+    // it calls, so its stack frame stays small.
     let mut out = Vec::with_capacity(tree.len());
     for mut d in tree {
-        if d.name != "include" || d.block.is_some() {
-            if let Some(block) = d.block.take() {
-                d.block = Some(expand(block, path, root, map, diags, stack));
-            }
-            out.push(d);
+        if d.name == "include" && d.block.is_none() {
+            include(d, path, root, map, diags, stack, depth, &mut out);
             continue;
         }
-        if d.args.len() != 1 {
+        if let Some(block) = d.block.take() {
+            d.block = Some(if depth < MAX_BLOCK_DEPTH {
+                expand(block, path, root, map, diags, stack, depth + 1)
+            } else {
+                include_too_deep(&d, diags);
+                Vec::new()
+            });
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[inline(never)]
+fn include_too_deep(d: &Directive, diags: &mut Diagnostics) {
+    diags.push(
+        too_deep(d.name_span)
+            .help("this block is nested in included files; flatten the configuration"),
+    );
+}
+
+/// Expands one `include` directive at nesting level `depth` into `out`.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn include(
+    d: Directive,
+    path: &Path,
+    root: &Path,
+    map: &mut SourceMap,
+    diags: &mut Diagnostics,
+    stack: &mut Vec<PathBuf>,
+    depth: usize,
+    out: &mut Vec<Directive>,
+) {
+    if d.args.len() != 1 {
+        diags.push(
+            Diagnostic::error(
+                Code::Arity,
+                d.name_span,
+                "invalid number of arguments in \"include\" directive",
+            )
+            .label("expects exactly one file name or glob")
+            .help("write `include FILE;` (globs such as conf.d/*.conf are allowed)"),
+        );
+        return;
+    }
+    let arg = &d.args[0];
+    // Relative to the including file; like nginx, also relative to the main config's
+    // directory when nothing matches there.
+    let base = path.parent().unwrap_or(Path::new("."));
+    let is_glob = arg.value.contains(['*', '?', '[']);
+    let found = include_candidates(base, &arg.value).and_then(|(p, f)| {
+        if f.is_empty() && base != root {
+            let (p2, f2) = include_candidates(root, &arg.value)?;
+            if !f2.is_empty() {
+                return Ok((p2, f2));
+            }
+        }
+        Ok((p, f))
+    });
+    let (pattern_s, files) = match found {
+        Ok(x) => x,
+        Err(e) => {
             diags.push(
                 Diagnostic::error(
-                    Code::Arity,
-                    d.name_span,
-                    "invalid number of arguments in \"include\" directive",
+                    Code::Include,
+                    arg.span,
+                    format!("invalid include pattern: {e}"),
                 )
-                .label("expects exactly one file name or glob")
-                .help("write `include FILE;` (globs such as conf.d/*.conf are allowed)"),
+                .label("this pattern")
+                .help("globs use *, ? and [..]"),
             );
-            continue;
+            return;
         }
-        let arg = &d.args[0];
-        // Relative to the including file; like nginx, also relative to the main config's
-        // directory when nothing matches there.
-        let base = path.parent().unwrap_or(Path::new("."));
-        let is_glob = arg.value.contains(['*', '?', '[']);
-        let found = include_candidates(base, &arg.value).and_then(|(p, f)| {
-            if f.is_empty() && base != root {
-                let (p2, f2) = include_candidates(root, &arg.value)?;
-                if !f2.is_empty() {
-                    return Ok((p2, f2));
-                }
-            }
-            Ok((p, f))
-        });
-        let (pattern_s, files) = match found {
-            Ok(x) => x,
-            Err(e) => {
-                diags.push(
-                    Diagnostic::error(
-                        Code::Include,
-                        arg.span,
-                        format!("invalid include pattern: {e}"),
-                    )
-                    .label("this pattern")
-                    .help("globs use *, ? and [..]"),
-                );
-                continue;
-            }
-        };
-        if files.is_empty() && !is_glob {
-            diags.push(
+    };
+    if files.is_empty() && !is_glob {
+        diags.push(
                 Diagnostic::error(
                     Code::Include,
                     arg.span,
@@ -614,68 +715,66 @@ fn expand(
                 .label("no such file")
                 .help("paths in include are relative to the including file (or to the main config's directory)"),
             );
+        return;
+    }
+    for f in files {
+        let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
+        if stack.contains(&canon) {
+            diags.push(
+                Diagnostic::error(
+                    Code::Include,
+                    arg.span,
+                    format!("include cycle: \"{}\" includes itself", f.display()),
+                )
+                .label("this include leads back to a file being read")
+                .help("remove one of the includes that form the cycle"),
+            );
             continue;
         }
-        for f in files {
-            let canon = std::fs::canonicalize(&f).unwrap_or_else(|_| f.clone());
-            if stack.contains(&canon) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::Include,
-                        arg.span,
-                        format!("include cycle: \"{}\" includes itself", f.display()),
-                    )
-                    .label("this include leads back to a file being read")
-                    .help("remove one of the includes that form the cycle"),
-                );
-                continue;
-            }
-            if stack.len() >= MAX_INCLUDE_DEPTH {
-                diags.push(
-                    Diagnostic::error(Code::Include, arg.span, "includes nested too deeply")
-                        .label("here"),
-                );
-                continue;
-            }
-            if f.is_dir() {
-                diags.push(
-                    Diagnostic::error(
-                        Code::Include,
-                        arg.span,
-                        format!("\"{}\" is a directory", f.display()),
-                    )
-                    .label("include needs files")
-                    .help(format!(
-                        "include the files in it with a glob: include {}/*.conf;",
-                        arg.value.trim_end_matches('/')
-                    )),
-                );
-                continue;
-            }
-            let bytes = match std::fs::read(&f) {
-                Ok(b) => b,
-                Err(e) => {
-                    diags.push(
-                        Diagnostic::error(
-                            Code::Include,
-                            arg.span,
-                            format!("cannot read \"{}\": {e}", f.display()),
-                        )
-                        .label("included here")
-                        .help("check the file's permissions"),
-                    );
-                    continue;
-                }
-            };
-            let id = add_checked(map, f.clone(), &bytes, Some(arg.span), diags);
-            let src = map.text(id).to_string();
-            let sub = parse_text(id, &src, diags);
-            stack.push(canon);
-            out.extend(expand(sub, &f, root, map, diags, stack));
-            stack.pop();
+        if stack.len() >= MAX_INCLUDE_DEPTH {
+            diags.push(
+                Diagnostic::error(Code::Include, arg.span, "includes nested too deeply")
+                    .label("here"),
+            );
+            continue;
         }
+        if f.is_dir() {
+            diags.push(
+                Diagnostic::error(
+                    Code::Include,
+                    arg.span,
+                    format!("\"{}\" is a directory", f.display()),
+                )
+                .label("include needs files")
+                .help(format!(
+                    "include the files in it with a glob: include {}/*.conf;",
+                    arg.value.trim_end_matches('/')
+                )),
+            );
+            continue;
+        }
+        let bytes = match std::fs::read(&f) {
+            Ok(b) => b,
+            Err(e) => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::Include,
+                        arg.span,
+                        format!("cannot read \"{}\": {e}", f.display()),
+                    )
+                    .label("included here")
+                    .help("check the file's permissions"),
+                );
+                continue;
+            }
+        };
+        let id = add_checked(map, f.clone(), &bytes, Some(arg.span), diags);
+        let src = map.text(id).to_string();
+        let sub = parse_text(id, &src, diags);
+        stack.push(canon);
+        out.extend(expand(sub, &f, root, map, diags, stack, depth));
+        stack.pop();
     }
-    out
 }
 
 #[cfg(test)]
@@ -740,6 +839,23 @@ mod tests {
     fn every_syntax_error_reported() {
         let (_, d) = parse("a 1;\nb \"x\"y;\nc 2\n}\nd;\ne {\n");
         assert!(d.error_count() >= 3, "{:#?}", d.list);
+    }
+
+    #[test]
+    fn depth_is_counted_with_the_grammar_rules() {
+        let deep = |unit: &str, n: usize| {
+            let mut d = Diagnostics::default();
+            parse_with_pest(FileId(0), &unit.repeat(n), &mut d);
+            d.list
+                .iter()
+                .any(|e| e.message.starts_with("blocks nested too deeply"))
+        };
+        // A `${` not closed before a space is a `$` and a block to the grammar.
+        assert!(deep("a ${ ", 300));
+        // Quantifiers, `${var}`, quoted and commented braces open no block.
+        assert!(!deep("a{2,3} ${x} \"{\" '{' #{\n", 300));
+        assert!(!deep("a {", 256));
+        assert!(deep("a {", 257));
     }
 
     #[test]
