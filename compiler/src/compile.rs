@@ -187,19 +187,23 @@ pub fn handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
             .unwrap_or_default();
         return format!("proxy_pass {}://{up}{uri}", p.scheme);
     }
-    let try_files = ir
-        .settings
-        .get(conf.settings.0 as usize)
-        .map_or(&[][..], |s| s.try_files.as_slice());
-    if !try_files.is_empty() {
-        let parts: Vec<String> = try_files
+    if !conf.try_files.is_empty() {
+        let parts: Vec<String> = conf
+            .try_files
             .iter()
             .map(|t| t.to_source(&ir.user_vars))
             .collect();
         return format!("try_files {}", parts.join(" "));
     }
     match &conf.alias {
-        Some(a) => format!("static alias {}", a.to_source(&ir.user_vars)),
+        Some(a) if a.prefix.is_empty() => {
+            format!("static alias {}", a.path.to_source(&ir.user_vars))
+        }
+        Some(a) => format!(
+            "static alias {} (for {})",
+            a.path.to_source(&ir.user_vars),
+            a.prefix
+        ),
         None => format!("static root {}", ir.root_of(loc).to_source(&ir.user_vars)),
     }
 }

@@ -250,14 +250,35 @@ pub struct Location {
 pub struct LocationConf {
     /// Rewrite-phase script of this location (not inherited, as in nginx).
     pub script: Vec<ScriptOp>,
+    /// Serves internal redirects only (external requests get 404). Set by `internal` in
+    /// this location or any enclosing one (nginx inherits it), and for named locations.
     pub internal: bool,
     /// `root`; `None` when it is the server-level root (the common case, kept once in the
     /// server's default location). Use [`Ir::root_of`].
     pub root: Option<Template>,
-    /// `alias`, replacing the matched location part.
-    pub alias: Option<Template>,
+    /// `alias` in effect (its own or inherited; `root` and `alias` are one setting, the
+    /// nearest level with either wins). See [`Alias`].
+    pub alias: Option<Alias>,
+    /// `try_files` of this level only: nginx does not inherit it. The server default
+    /// location holds the server-level `try_files`, which applies only when no location
+    /// matches. Empty: none.
+    pub try_files: Vec<Template>,
     pub proxy: Option<Proxy>,
     pub settings: SettingsId,
+}
+
+/// An `alias`: the file path is `path` followed by the part of the URI after `prefix`.
+///
+/// `prefix` is the path of the location that *declared* the alias, which is not always the
+/// location that matched: a nested location inherits its parent's alias together with the
+/// parent's prefix, as nginx does (`location /al/ { alias /etc/; location /al/sub/ { } }`
+/// serves `/al/sub/x` from `/etc/sub/x`). For an alias declared in a regex location
+/// `prefix` is empty and `path` is the whole file path (normally built from the regex's
+/// captures): nothing of the URI is appended.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Alias {
+    pub path: Template,
+    pub prefix: String,
 }
 
 /// Index into [`Ir::settings`].
@@ -268,7 +289,6 @@ pub struct SettingsId(pub u32);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Settings {
     pub index: Vec<Template>,
-    pub try_files: Vec<Template>,
     pub autoindex: bool,
     pub default_type: String,
     /// The `types {}` table in effect.

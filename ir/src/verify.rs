@@ -114,7 +114,12 @@ impl Checker<'_> {
         check((c.settings.0 as usize) < self.ir.settings.len(), || {
             format!("settings {} out of range", c.settings.0)
         })?;
-        for t in c.root.iter().chain(c.alias.iter()) {
+        for t in c
+            .root
+            .iter()
+            .chain(c.alias.iter().map(|a| &a.path))
+            .chain(&c.try_files)
+        {
             self.template(t)?;
         }
         if let Some(p) = &c.proxy {
@@ -129,7 +134,7 @@ impl Checker<'_> {
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
         })?;
-        for t in s.index.iter().chain(&s.try_files) {
+        for t in &s.index {
             self.template(t)?;
         }
         for l in &s.access_log {
@@ -205,6 +210,7 @@ pub(crate) mod tests {
             internal: false,
             root: Some(Template::literal("html")),
             alias: None,
+            try_files: vec![],
             proxy: None,
             settings: SettingsId(0),
         }
@@ -213,7 +219,6 @@ pub(crate) mod tests {
     pub(crate) fn settings() -> Settings {
         Settings {
             index: vec![Template::literal("index.html")],
-            try_files: vec![],
             autoindex: false,
             default_type: "text/plain".into(),
             types: MimeTableId(0),

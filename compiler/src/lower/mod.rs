@@ -59,6 +59,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         settings_ids: HashMap::default(),
         types_ids: HashMap::default(),
         user_var_ids: HashMap::default(),
+        loc_stack: Vec::new(),
     };
     cx.collect_user_vars(tree, 0);
     cx.main(tree);
@@ -144,6 +145,16 @@ pub(crate) struct Lower<'a> {
     types_ids: HashMap<Option<Span>, MimeTableId>,
     /// `set` variables by name → index into [`Ir::user_vars`].
     user_var_ids: HashMap<String, u32>,
+    /// The locations enclosing the one being lowered (outermost first, itself last).
+    loc_stack: Vec<LocFrame>,
+}
+
+/// A location on [`Lower::loc_stack`].
+struct LocFrame {
+    kind: LocationKind,
+    path: String,
+    /// `internal` written in this location.
+    internal: bool,
 }
 
 /// All directives called `name` in `level`.
@@ -755,6 +766,11 @@ impl Lower<'_> {
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
             inner_chain.push(d.children());
             inner_chain.extend_from_slice(chain);
+            self.loc_stack.push(LocFrame {
+                kind,
+                path: path.clone(),
+                internal: first(d.children(), "internal").is_some(),
+            });
             let conf = self.conf(
                 &inner_chain,
                 server,
@@ -865,6 +881,7 @@ impl Lower<'_> {
             );
             named.extend(sub_named);
             self.ir.locations[id.0 as usize].tree = sub;
+            self.loc_stack.pop();
         }
         // A prefix location with the same path as an exact one, and nothing nested, still
         // matches longer URIs, so it is reachable; only identical regexes are flagged above.
@@ -997,10 +1014,11 @@ impl Lower<'_> {
         } else {
             self.script(own, server)
         };
-        // root and alias are one setting: the nearest level with either wins.
+        // root and alias are one setting: the nearest level with either wins. An inherited
+        // alias keeps the prefix of the location that declared it, as in nginx.
         let mut root = Template::literal("html");
         let mut alias = None;
-        for level in chain {
+        for (k, level) in chain.iter().enumerate() {
             if let Some(d) = level
                 .iter()
                 .rev()
@@ -1010,7 +1028,23 @@ impl Lower<'_> {
                 if d.name == "root" {
                     root = t;
                 } else {
-                    alias = Some(t);
+                    let declared_in = self
+                        .loc_stack
+                        .len()
+                        .checked_sub(k + 1)
+                        .and_then(|i| self.loc_stack.get(i));
+                    let prefix = match declared_in {
+                        Some(f)
+                            if !matches!(
+                                f.kind,
+                                LocationKind::Regex | LocationKind::RegexCaseless
+                            ) =>
+                        {
+                            f.path.clone()
+                        }
+                        _ => String::new(),
+                    };
+                    alias = Some(Alias { path: t, prefix });
                 }
                 break;
             }
@@ -1072,11 +1106,23 @@ impl Lower<'_> {
         } else {
             Some(root)
         };
+        // try_files is not inherited: a location has its own or none, and the server-level
+        // one is only used when no location matches.
+        let try_files = match first(own, "try_files") {
+            Some(d) => {
+                let ts: Vec<Template> = (0..d.args.len()).map(|i| self.template(d, i)).collect();
+                self.try_files_check(d, server);
+                ts
+            }
+            None => Vec::new(),
+        };
         LocationConf {
             script,
-            internal: first(own, "internal").is_some() || kind == LocationKind::Named,
+            // nginx inherits `internal` into nested locations.
+            internal: kind == LocationKind::Named || self.loc_stack.iter().any(|f| f.internal),
             root,
             alias,
+            try_files,
             proxy,
             settings,
         }
@@ -1110,14 +1156,6 @@ impl Lower<'_> {
         let index = match nearest(chain, "index").first() {
             Some(d) => (0..d.args.len()).map(|i| self.template(d, i)).collect(),
             None => vec![Template::literal("index.html")],
-        };
-        let try_files = match nearest(chain, "try_files").first() {
-            Some(d) => {
-                let ts: Vec<Template> = (0..d.args.len()).map(|i| self.template(d, i)).collect();
-                self.try_files_check(d, server);
-                ts
-            }
-            None => vec![],
         };
         let types = self.types(chain);
         let default_type = nearest(chain, "default_type")
@@ -1192,7 +1230,6 @@ impl Lower<'_> {
             };
         Settings {
             index,
-            try_files,
             autoindex: flag("autoindex", false),
             default_type,
             types,
@@ -1694,10 +1731,12 @@ fn location_label(kind: LocationKind, path: &str) -> String {
     format!("{m}{path}")
 }
 
-/// True for directives that feed [`Settings`] (inherited settings other than root/alias).
+/// True for directives that feed [`Settings`] (inherited settings other than root, alias
+/// and internal, which live in [`LocationConf`]).
 fn is_inherited_setting(name: &str) -> bool {
     name != "root"
         && name != "alias"
+        && name != "internal"
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
