@@ -35,6 +35,22 @@ fn ok(text: &str) -> Ir {
     }
 }
 
+/// The errors of a config that must not compile.
+fn errors(text: &str) -> Vec<String> {
+    match compile(text) {
+        Ok(_) => panic!("compiles, but nginx refuses it:\n{text}"),
+        Err(e) => e,
+    }
+}
+
+fn assert_error(text: &str, want: &str) {
+    let e = errors(text);
+    assert!(
+        e.iter().any(|m| m.contains(want)),
+        "expected an error containing {want:?}, got {e:#?}"
+    );
+}
+
 /// A config with one server holding `body`.
 fn server(body: &str) -> String {
     format!("events {{}}\nhttp {{\n  server {{\n    listen 8080;\n    {body}\n  }}\n}}\n")
@@ -101,4 +117,89 @@ fn inherited_alias_keeps_the_declaring_prefix() {
     assert_eq!(a("\\.txt$"), ("/data/$1".into(), String::new()));
     assert!(loc(&ir, "/r/x/").conf.alias.is_none());
     assert_eq!(lit(ir.root_of(loc(&ir, "/r/x/"))), "/srv");
+}
+
+/// `protonc route`'s answer for `host` on the config's first port: (server, return text).
+fn route(ir: &Ir, host: &str, uri: &str) -> (u32, Option<String>) {
+    let m = proton_compiler::compile::Matchers::new(ir);
+    let a = proton_compiler::compile::route(ir, &m, None, None, Some(host), uri).expect("routes");
+    (a.server, a.ret.and_then(|r| r.text))
+}
+
+#[test]
+fn regex_server_names_keep_their_case() {
+    // nginx compiles a regex server name caselessly when it has an uppercase letter, and
+    // matches it against the lowercased Host: FOO.TEST and foo.test both reach "upper".
+    let ir = ok("events {}\nhttp {\n\
+        server { listen 80 default_server; }\n\
+        server { listen 80; server_name ~^FOO\\.test$; }\n\
+        server { listen 80; server_name ~^x\\D\\.test$ \"~^(?<Sub>[a-z]+)\\.cap\\.test$\"; }\n\
+        server { listen 80; server_name ~^[a-z]+\\.low\\.test$; }\n}\n");
+    let re: Vec<(String, bool)> = ir
+        .regexes
+        .iter()
+        .map(|r| (r.pattern.clone(), r.case_insensitive))
+        .collect();
+    assert_eq!(
+        re,
+        [
+            ("^FOO\\.test$".to_string(), true),
+            ("^x\\D\\.test$".to_string(), true),
+            ("^(?<Sub>[a-z]+)\\.cap\\.test$".to_string(), true),
+            ("^[a-z]+\\.low\\.test$".to_string(), false),
+        ]
+    );
+    assert_eq!(ir.servers[1].names, ["~^FOO\\.test$"]);
+    for (host, server) in [
+        ("foo.test", 1),
+        ("FOO.TEST", 1),
+        ("xa.test", 2),
+        ("x1.test", 0),
+        ("abc.cap.test", 2),
+        ("abc.low.test", 3),
+    ] {
+        assert_eq!(route(&ir, host, "/").0, server, "{host}");
+    }
+    assert_error(
+        "events {}\nhttp { server { listen 80; server_name ~; } }\n",
+        "empty regex in server name \"~\"",
+    );
+}
+
+#[test]
+fn conflicting_server_names_as_nginx_sees_them() {
+    // nginx warns "conflicting server name ... ignored" for example.com, .wc.test and
+    // wc.test here, and answers example.com from s0 and wc.test from the default server.
+    let (ir, warnings) = compile(
+        "events {}\nhttp {\n\
+        server { listen 80; server_name .example.com; }\n\
+        server { listen 80; server_name example.com; }\n\
+        server { listen 80; server_name *.wc.test; }\n\
+        server { listen 80; server_name .wc.test; }\n\
+        server { listen 80; server_name wc.test; }\n\
+        server { listen 80 default_server; server_name dflt; }\n\
+        server { listen 80; server_name .dot.test; }\n\
+        server { listen 80; server_name *.dot.test dot.test; }\n}\n",
+    )
+    .expect("compiles with warnings");
+    assert_eq!(
+        warnings,
+        [
+            "conflicting server name \"example.com\" on 0.0.0.0:80, ignored",
+            "conflicting server name \".wc.test\" on 0.0.0.0:80, ignored",
+            "conflicting server name \"wc.test\" on 0.0.0.0:80, ignored",
+            "conflicting server name \"*.dot.test\" on 0.0.0.0:80, ignored",
+            "conflicting server name \"dot.test\" on 0.0.0.0:80, ignored",
+        ]
+    );
+    for (host, server) in [
+        ("example.com", 0),
+        ("a.example.com", 0),
+        ("wc.test", 5),
+        ("a.wc.test", 2),
+        ("dot.test", 6),
+        ("a.dot.test", 6),
+    ] {
+        assert_eq!(route(&ir, host, "/").0, server, "{host}");
+    }
 }

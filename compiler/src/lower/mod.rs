@@ -130,7 +130,7 @@ pub(crate) struct Lower<'a> {
     named_refs: Vec<(ServerId, String, Span)>,
     /// (server, @name, span) of every named location.
     named_defs: Vec<(ServerId, String, Span)>,
-    /// Per server: its names (lowercase) and their spans.
+    /// Per server: its names (lowercase, regexes as written) and their spans.
     server_names: Vec<(Vec<String>, Vec<Span>)>,
     regex_ids: HashMap<(String, bool), RegexId>,
     bad_regexes: Vec<RegexId>,
@@ -634,7 +634,13 @@ impl Lower<'_> {
         let mut name_spans = Vec::new();
         for d in all(body, "server_name") {
             for a in &d.args {
-                names.push(a.value.to_ascii_lowercase());
+                // Names are case-insensitive; a `~regex` is kept as written (nginx decides
+                // from its letters whether it matches caselessly).
+                names.push(if a.value.starts_with('~') {
+                    a.value.clone()
+                } else {
+                    a.value.to_ascii_lowercase()
+                });
                 name_spans.push(a.span);
             }
         }

@@ -8,6 +8,7 @@ use crate::diagnostics::{did_you_mean, Code, Diagnostic};
 use crate::directives::{parse_size, parse_time_ms};
 use crate::source::Span;
 use proton_ir::*;
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Options of a `listen` line beyond the address.
@@ -715,6 +716,12 @@ impl Lower<'_> {
         }
     }
 
+    /// The server-name table of one address, built as nginx's `ngx_hash_add_key` builds its
+    /// hashes, so that the same names conflict: exact names; `*.x` and `.x` share the
+    /// wildcard key `x`, and `.x` also claims the exact name `x` (before its wildcard part:
+    /// a `.x` refused for its wildcard part still holds `x`); `www.x.*` has its own keys.
+    /// The first claim wins, later ones get W0002 and are left out. Regex names never
+    /// conflict (an identical later regex can never match first, so it is warned about).
     fn name_table(&mut self, addr: &str, servers: &[ServerId], default: ServerId) -> ServerNames {
         let mut t = ServerNames {
             exact: vec![],
@@ -723,7 +730,12 @@ impl Lower<'_> {
             regex: vec![],
             default,
         };
-        let mut claimed: Vec<(String, Span)> = Vec::new();
+        // nginx's conflict keys: exact (`keys_hash`), head wildcard (`dns_wc_head_hash`),
+        // tail wildcard (`dns_wc_tail_hash`), each with the span of the name that took it.
+        let mut exact: HashMap<String, (Span, String)> = HashMap::default();
+        let mut head: HashMap<String, (Span, String)> = HashMap::default();
+        let mut tail: HashMap<String, (Span, String)> = HashMap::default();
+        let mut regexes: HashMap<String, (Span, String)> = HashMap::default();
         for &sid in servers {
             let (names, spans) = self
                 .server_names
@@ -731,55 +743,108 @@ impl Lower<'_> {
                 .cloned()
                 .unwrap_or_default();
             for (name, span) in names.iter().zip(spans) {
-                if let Some((_, first)) = claimed.iter().find(|(n, _)| n == name) {
-                    if !name.is_empty() {
+                let taken =
+                    |keys: &HashMap<String, (Span, String)>, key: &str| keys.get(key).cloned();
+                let conflict = if let Some(re) = name.strip_prefix('~') {
+                    if re.is_empty() {
                         self.err(
-                            Diagnostic::warning(
-                                Code::ConflictingServerName,
+                            Diagnostic::error(
+                                Code::BadValue,
                                 span,
-                                format!("conflicting server name \"{name}\" on {addr}, ignored"),
+                                format!("empty regex in server name \"{name}\""),
                             )
-                            .label("this server will never be chosen by this name")
-                            .also(*first, "first claimed here")
-                            .help("remove the name from one of the servers"),
+                            .label("nothing after \"~\"")
+                            .help("write a regex after ~, e.g. ~^www\\d+\\.example\\.com$"),
                         );
+                        continue;
                     }
-                    continue;
-                }
-                claimed.push((name.clone(), span));
-                if let Some(re) = name.strip_prefix('~') {
-                    let id = self.regex(re, false, span);
-                    t.regex.push((id, sid));
+                    match taken(&regexes, name) {
+                        Some(first) => Some(first),
+                        None => {
+                            regexes.insert(name.clone(), (span, name.clone()));
+                            // nginx: caseless when the pattern has an uppercase letter (the
+                            // Host is lowercased before matching).
+                            let caseless = re.bytes().any(|b| b.is_ascii_uppercase());
+                            let id = self.regex(re, caseless, span);
+                            t.regex.push((id, sid));
+                            None
+                        }
+                    }
                 } else if let Some(suffix) = name.strip_prefix('*') {
                     if !suffix.starts_with('.') || suffix.len() < 2 || suffix.contains('*') {
                         self.bad_wildcard(name, span);
                         continue;
                     }
-                    t.leading.push(LeadingWildcard {
-                        suffix: suffix.to_string(),
-                        also_bare: false,
-                        server: sid,
-                    });
-                } else if name.starts_with('.') {
-                    if name.len() < 2 || name.contains('*') {
+                    match taken(&head, &suffix[1..]) {
+                        Some(first) => Some(first),
+                        None => {
+                            head.insert(suffix[1..].to_string(), (span, name.clone()));
+                            t.leading.push(LeadingWildcard {
+                                suffix: suffix.to_string(),
+                                also_bare: false,
+                                server: sid,
+                            });
+                            None
+                        }
+                    }
+                } else if let Some(domain) = name.strip_prefix('.') {
+                    if domain.is_empty() || name.contains('*') {
                         self.bad_wildcard(name, span);
                         continue;
                     }
-                    t.leading.push(LeadingWildcard {
-                        suffix: name.clone(),
-                        also_bare: true,
-                        server: sid,
-                    });
+                    match taken(&exact, domain).or_else(|| {
+                        exact.insert(domain.to_string(), (span, name.clone()));
+                        taken(&head, domain)
+                    }) {
+                        Some(first) => Some(first),
+                        None => {
+                            head.insert(domain.to_string(), (span, name.clone()));
+                            t.leading.push(LeadingWildcard {
+                                suffix: name.clone(),
+                                also_bare: true,
+                                server: sid,
+                            });
+                            None
+                        }
+                    }
                 } else if let Some(prefix) = name.strip_suffix('*') {
                     if !prefix.ends_with('.') || prefix.len() < 2 || prefix.contains('*') {
                         self.bad_wildcard(name, span);
                         continue;
                     }
-                    t.trailing.push((prefix.to_string(), sid));
+                    match taken(&tail, prefix) {
+                        Some(first) => Some(first),
+                        None => {
+                            tail.insert(prefix.to_string(), (span, name.clone()));
+                            t.trailing.push((prefix.to_string(), sid));
+                            None
+                        }
+                    }
                 } else if name.contains('*') {
                     self.bad_wildcard(name, span);
+                    continue;
                 } else {
-                    t.exact.push((name.clone(), sid));
+                    match taken(&exact, name) {
+                        Some(first) => Some(first),
+                        None => {
+                            exact.insert(name.clone(), (span, name.clone()));
+                            t.exact.push((name.clone(), sid));
+                            None
+                        }
+                    }
+                };
+                // A server without server_name has the name "": not worth a warning.
+                if let Some((first, first_name)) = conflict.filter(|_| !name.is_empty()) {
+                    self.err(
+                        Diagnostic::warning(
+                            Code::ConflictingServerName,
+                            span,
+                            format!("conflicting server name \"{name}\" on {addr}, ignored"),
+                        )
+                        .label("this server will never be chosen by this name")
+                        .also(first, "first claimed here")
+                        .help(conflict_help(name, &first_name)),
+                    );
                 }
             }
         }
@@ -797,6 +862,18 @@ impl Lower<'_> {
             .label("a wildcard may only be a leading \"*.\" or a trailing \".*\"")
             .help("use *.example.com, www.example.*, .example.com, or a ~regex"),
         );
+    }
+}
+
+/// The help of a conflicting-name warning: `name` conflicts with `first`, claimed earlier.
+fn conflict_help(name: &str, first: &str) -> String {
+    let fix = "remove the name from one of the servers";
+    if let Some(domain) = first.strip_prefix('.').filter(|_| first != name) {
+        format!("\"{first}\" already claims both \"{domain}\" and \"*.{domain}\" (nginx files it under both); {fix}")
+    } else if let Some(domain) = name.strip_prefix('.').filter(|_| first != name) {
+        format!("\"{name}\" stands for both \"{domain}\" and \"*.{domain}\" (nginx files it under both), and \"{first}\" has one of them; {fix}")
+    } else {
+        fix.to_string()
     }
 }
 

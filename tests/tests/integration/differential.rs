@@ -402,6 +402,13 @@ const NAMES: &[NameSpec] = &[
     n("api.*", &["api.test", "api.example.org", "api"]),
     n("mail.example.*", &["mail.example.de", "mail.example"]),
     n("www.*", &["www.test", "www.other.test", "www"]),
+    // claimed by ".example.com", "*.wild.test" and ".example.org" too (conflicts)
+    n(
+        ".example.com",
+        &["example.com", "q.example.com", "Example.Com."],
+    ),
+    n("wild.test", &["wild.test", "WILD.TEST"]),
+    n("example.org", &["example.org"]),
     // regex (hosts like c.regex.test match two, so their order counts)
     n(
         r"~^api\d+\.",
@@ -430,8 +437,23 @@ const NAMES: &[NameSpec] = &[
         &["q.example.net", "example.net", "b.example.net"],
     ),
     n(r"~^[a-c]\.", &["a.test", "c.example.org", "d.test"]),
+    // uppercase: nginx matches caselessly and `\D` must stay `\D`
+    n(
+        r"~^x\D\.UP\.test$",
+        &["xa.up.test", "x1.up.test", "XB.Up.Test"],
+    ),
     // the empty name: requests without a Host
     n("", &["-"]),
+];
+
+/// Names nginx files under a shared key: any two of one family conflict (`.x` claims the
+/// exact name `x` and the wildcard `*.x`), so the later one is ignored with a warning.
+const CONFLICT_FAMILIES: &[&[&str]] = &[
+    &["example.com", ".example.com", "*.example.com"],
+    &["wild.test", ".wild.test", "*.wild.test"],
+    &["example.org", ".example.org", "*.example.org"],
+    &["www.example.*", "www.example.*", "www.example.com"],
+    &[r"~^api\d+\.", r"~^api\d+\.", "api.example.com"],
 ];
 
 /// Hosts asked of every config: unknown names, an address, no Host at all.
@@ -593,6 +615,8 @@ struct Config {
     servers: Vec<Server>,
     /// The server marked `default_server`; without one nginx defaults to the first.
     default: Option<usize>,
+    /// Server names may conflict (nginx warns and keeps the first claim).
+    conflicts: bool,
 }
 
 impl Config {
@@ -682,20 +706,39 @@ impl Generator {
 
     fn config(&mut self) -> Config {
         let count = self.rng.range(2, 4);
+        let conflicts = self.rng.percent(35);
         let mut taken = BTreeSet::new();
-        let servers: Vec<Server> = (0..count).map(|i| self.server(i, &mut taken)).collect();
+        let servers: Vec<Server> = (0..count)
+            .map(|i| self.server(i, &mut taken, conflicts))
+            .collect();
         let default = (!self.rng.percent(20)).then(|| self.rng.below(count));
-        Config { servers, default }
+        Config {
+            servers,
+            default,
+            conflicts,
+        }
     }
 
-    /// One server, with names that clash with none already `taken` (nginx would warn
-    /// "conflicting server name" and ignore the later one).
-    fn server(&mut self, index: usize, taken: &mut BTreeSet<String>) -> Server {
+    /// One server. Without `conflicts` its names clash with none already `taken`; with it,
+    /// half of its names are drawn from families of names that nginx files under one key
+    /// (`example.com`, `.example.com`, `*.example.com`…), so that nginx warns
+    /// "conflicting server name" and keeps the first claim, and protonc must do the same.
+    fn server(&mut self, index: usize, taken: &mut BTreeSet<String>, conflicts: bool) -> Server {
         let want = self.rng.range(1, 4);
         let mut names = Vec::new();
         for _ in 0..want * 4 {
             if names.len() == want {
                 break;
+            }
+            if conflicts {
+                let name = if self.rng.percent(50) {
+                    let family = *self.rng.pick(CONFLICT_FAMILIES);
+                    *self.rng.pick(family)
+                } else {
+                    self.rng.pick(NAMES).name
+                };
+                names.push(name.to_string());
+                continue;
             }
             let spec = self.rng.pick(NAMES);
             let keys = name_keys(spec.name);
@@ -924,6 +967,7 @@ fn generator_covers_every_kind_and_respects_nginx_rules() {
     let mut nested = BTreeSet::new();
     let mut name_kinds = BTreeSet::new();
     let (mut with_default, mut without_default, mut requests) = (0, 0, 0);
+    let mut conflicting = 0;
     for seed in SEEDS {
         let config = Generator::new(seed).config();
         requests += Corpus::for_config(&config, seed).requests.len();
@@ -933,13 +977,17 @@ fn generator_covers_every_kind_and_respects_nginx_rules() {
         }
         assert!((2..=4).contains(&config.servers.len()));
         let mut names = BTreeSet::new();
+        let mut clashed = false;
         for server in &config.servers {
             for name in &server.names {
                 for key in name_keys(name) {
-                    assert!(
-                        names.insert(key),
-                        "seed {seed}: conflicting server name {name:?}"
-                    );
+                    if !names.insert(key) {
+                        assert!(
+                            config.conflicts,
+                            "seed {seed}: conflicting server name {name:?}"
+                        );
+                        clashed = true;
+                    }
                 }
                 name_kinds.insert(match name.chars().next() {
                     None => "empty",
@@ -952,7 +1000,12 @@ fn generator_covers_every_kind_and_respects_nginx_rules() {
             }
             check_level(&server.locations, None, &mut modifiers, &mut nested);
         }
+        conflicting += usize::from(clashed);
     }
+    assert!(
+        conflicting >= 3,
+        "only {conflicting} configs with conflicting server names"
+    );
     assert_eq!(modifiers.len(), 6, "modifiers seen: {modifiers:?}");
     for pair in [
         (Modifier::Prefix, Modifier::Prefix),
