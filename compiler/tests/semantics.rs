@@ -203,3 +203,72 @@ fn conflicting_server_names_as_nginx_sees_them() {
         assert_eq!(route(&ir, host, "/").0, server, "{host}");
     }
 }
+
+/// The `return` text of a location, as source.
+fn return_text(ir: &Ir, l: &Location) -> String {
+    l.conf
+        .script
+        .iter()
+        .find_map(|op| match op {
+            ScriptOp::Return { text, .. } => text.as_ref().map(|t| t.to_source(&ir.user_vars)),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn named_captures_are_variables() {
+    // Valid nginx; captures outlive internal redirects (try_files → @app), so every regex
+    // of the server defines variables for all of its locations.
+    let ir = ok("events {}\nhttp {\n\
+        log_format caps '$user $sub';\n\
+        server {\n\
+          listen 80;\n\
+          server_name ~^(?<sub>[a-z]+)\\.cap\\.test$;\n\
+          rewrite ^/old/(?P<Rest>.*)$ /new/$rest;\n\
+          location ~ ^/u/(?<user>\\w+) { try_files /none @app; }\n\
+          location @app { return 200 \"$user $sub $rest $1\"; }\n\
+          location /s { return 200 $SUB; }\n\
+        }\n}\n");
+    let app = return_text(&ir, loc(&ir, "@app"));
+    assert_eq!(app, "$user $sub $rest $1");
+    let parts = &ir
+        .locations
+        .iter()
+        .find(|l| l.name == "/s")
+        .map(|l| match &l.conf.script[0] {
+            ScriptOp::Return { text, .. } => text.clone().unwrap_or_default(),
+            _ => Template::default(),
+        })
+        .unwrap_or_default()
+        .parts;
+    assert_eq!(parts, &[Part::Var(Var::NamedCapture("sub".into()))]);
+    let f = ir
+        .log_formats
+        .iter()
+        .find(|f| f.name == "caps")
+        .expect("format");
+    assert_eq!(f.template.to_source(&[]), "$user $sub");
+
+    // A capture of another server's regex is never set here.
+    assert_error(
+        "events {}\nhttp {\n\
+         server { listen 80; location ~ ^/u/(?<user>\\w+) { return 200 $user; } }\n\
+         server { listen 81; location / { return 200 $user; } }\n}\n",
+        "unknown variable \"$user\"",
+    );
+    assert_error(&server("location / { return 200 $nosuch; }"), "$nosuch");
+}
+
+#[test]
+fn variable_names_are_case_insensitive() {
+    // nginx: `$Host`, `$REQUEST_URI` and `set $Foo` / `$foo` are the same variables.
+    let ir = ok(&server(
+        "set $Foo 1;\n location / { return 200 \"$Host $REQUEST_URI $foo $FOO $Arg_X\"; }",
+    ));
+    assert_eq!(ir.user_vars, ["foo"]);
+    assert_eq!(
+        return_text(&ir, loc(&ir, "/")),
+        "$host $request_uri $foo $foo $arg_x"
+    );
+}

@@ -544,7 +544,8 @@ pub enum Part {
     Capture(u8),
 }
 
-/// A variable reference, resolved by name at compile time.
+/// A variable reference, resolved by name at compile time. Names are lowercase: nginx
+/// compares variable names case-insensitively (`$Host` is `$host`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Var {
     /// A built-in variable by its nginx name (`host`, `remote_addr`, …).
@@ -553,12 +554,18 @@ pub enum Var {
     Http(String),
     /// `$sent_http_NAME`: response header.
     SentHttp(String),
-    /// `$arg_NAME`.
+    /// `$arg_NAME` (lowercase; nginx finds the argument case-insensitively).
     Arg(String),
-    /// `$cookie_NAME`.
+    /// `$cookie_NAME` (lowercase; nginx finds the cookie case-insensitively).
     Cookie(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
+    /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
+    /// group name is compared case-insensitively). The runtime fills it from the last regex
+    /// match that defined that group: a `server_name` regex when the server is selected, a
+    /// location regex when the location is selected, a `rewrite` regex when it matches.
+    /// Empty when no such match happened.
+    NamedCapture(String),
 }
 
 impl Template {
@@ -624,6 +631,7 @@ impl Var {
                 .get(*i as usize)
                 .cloned()
                 .unwrap_or_else(|| format!("user#{i}")),
+            Var::NamedCapture(n) => n.clone(),
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::directives::{parse_size, parse_time_ms};
 use crate::source::{SourceMap, Span};
 use proton_ir::*;
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::BTreeMap;
 use values::*;
 
@@ -60,6 +60,11 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         types_ids: HashMap::default(),
         user_var_ids: HashMap::default(),
         loc_stack: Vec::new(),
+        server_captures: Vec::new(),
+        all_captures: HashSet::default(),
+        current_server: None,
+        http_levels: Vec::new(),
+        regex_info: HashMap::default(),
     };
     cx.collect_user_vars(tree, 0);
     cx.main(tree);
@@ -116,7 +121,7 @@ fn combined() -> LogFormat {
     LogFormat {
         name: "combined".into(),
         escape: LogEscape::Default,
-        template: vars::template(text, Span::default(), &[]).unwrap_or_default(),
+        template: vars::template(text, Span::default(), vars::Scope::default()).unwrap_or_default(),
     }
 }
 
@@ -147,6 +152,18 @@ pub(crate) struct Lower<'a> {
     user_var_ids: HashMap<String, u32>,
     /// The locations enclosing the one being lowered (outermost first, itself last).
     loc_stack: Vec<LocFrame>,
+    /// Per server: the named captures of its regexes (server names, locations, rewrites),
+    /// lowercase. A request's captures come from regexes of its own server only.
+    server_captures: Vec<HashSet<String>>,
+    /// The named captures of every regex of the config.
+    all_captures: HashSet<String>,
+    /// The server being lowered, if any.
+    current_server: Option<usize>,
+    /// Where the http level's own directives are (the parsed block and its settings copy),
+    /// to tell a directive written at the http level from one inside a server.
+    http_levels: Vec<std::ops::Range<*const Directive>>,
+    /// Capture-group names of each regex compiled so far (`None`: invalid regex).
+    regex_info: HashMap<(String, bool), Option<Vec<String>>>,
 }
 
 /// A location on [`Lower::loc_stack`].
@@ -195,6 +212,9 @@ impl Lower<'_> {
         for d in tree {
             if d.name == "set" {
                 if let Some(name) = d.args.first().and_then(|a| a.value.strip_prefix('$')) {
+                    // nginx compares variable names case-insensitively.
+                    let name = name.to_ascii_lowercase();
+                    let name = name.as_str();
                     let valid = !name.is_empty()
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                         && !vars::BUILTIN.contains(&name);
@@ -209,11 +229,63 @@ impl Lower<'_> {
         }
     }
 
+    /// The named capture groups of every regex in a server block: `server_name ~…`,
+    /// `location ~ / ~*` at any depth, and `rewrite` anywhere in it.
+    fn collect_captures(&mut self, level: &[Directive], depth: usize, out: &mut HashSet<String>) {
+        if depth > crate::ast::MAX_BLOCK_DEPTH {
+            return;
+        }
+        for d in level {
+            let (pattern, caseless) = match d.name.as_str() {
+                "server_name" => {
+                    for a in &d.args {
+                        if let Some(re) = a.value.strip_prefix('~').filter(|r| !r.is_empty()) {
+                            let caseless = re.bytes().any(|b| b.is_ascii_uppercase());
+                            if let Some(names) = self.regex_captures(re, caseless) {
+                                out.extend(names.iter().cloned());
+                            }
+                        }
+                    }
+                    continue;
+                }
+                "rewrite" => match d.args.first() {
+                    Some(a) => (a.value.as_str(), false),
+                    None => continue,
+                },
+                "location" => {
+                    self.collect_captures(d.children(), depth + 1, out);
+                    match location_head_of(&d.args) {
+                        Some((LocationKind::Regex, p)) => (p, false),
+                        Some((LocationKind::RegexCaseless, p)) => (p, true),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            if let Some(names) = self.regex_captures(pattern, caseless) {
+                out.extend(names.iter().cloned());
+            }
+        }
+    }
+
     pub(crate) fn template(&mut self, d: &Directive, i: usize) -> Template {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
-        match vars::template(&a.value, a.span, &self.ir.user_vars) {
+        // Named captures: those of the server being lowered, or of any server for a
+        // directive written at the http level (it applies to every server).
+        let at = d as *const Directive;
+        let http_level = self.http_levels.iter().any(|r| r.contains(&at));
+        let captures = match self.current_server {
+            Some(s) if !http_level => self.server_captures.get(s),
+            _ => Some(&self.all_captures),
+        };
+        let scope = vars::Scope {
+            user: Some(&self.user_var_ids),
+            captures,
+            all_captures: Some(&self.all_captures),
+        };
+        match vars::template(&a.value, a.span, scope) {
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -244,8 +316,31 @@ impl Lower<'_> {
         id
     }
 
+    /// Compiles `pattern` once and returns the names of its capture groups (lowercase), or
+    /// `None` when it is invalid.
+    fn regex_captures(&mut self, pattern: &str, caseless: bool) -> Option<&Vec<String>> {
+        let key = (pattern.to_string(), caseless);
+        if !self.regex_info.contains_key(&key) {
+            let info = regex::RegexBuilder::new(pattern)
+                .case_insensitive(caseless)
+                .build()
+                .ok()
+                .map(|re| {
+                    re.capture_names()
+                        .flatten()
+                        .map(str::to_ascii_lowercase)
+                        .collect()
+                });
+            self.regex_info.insert(key.clone(), info);
+        }
+        self.regex_info.get(&key).and_then(Option::as_ref)
+    }
+
     /// Compiles `pattern`; reports and returns true when it is invalid.
     fn report_regex(&mut self, pattern: &str, caseless: bool, span: Span) -> bool {
+        if self.regex_captures(pattern, caseless).is_some() {
+            return false;
+        }
         let Err(e) = regex::RegexBuilder::new(pattern)
             .case_insensitive(caseless)
             .build()
@@ -357,6 +452,13 @@ impl Lower<'_> {
 
     fn http(&mut self, http: &Directive) {
         let h = http.children();
+        self.http_levels.push(h.as_ptr_range());
+        for s in all(h, "server") {
+            let mut names = HashSet::default();
+            self.collect_captures(s.children(), 0, &mut names);
+            self.all_captures.extend(names.iter().cloned());
+            self.server_captures.push(names);
+        }
         for d in all(h, "log_format") {
             self.log_format(d);
         }
@@ -405,10 +507,13 @@ impl Lower<'_> {
                     .help("add `server { listen 8080; … }`"),
             );
         }
+        self.http_levels.push(http_settings.as_ptr_range());
         let mut listens: Vec<(String, ServerId, ListenOpts, Span)> = Vec::new();
         for s in servers {
             let id = ServerId(self.ir.servers.len() as u32);
+            self.current_server = Some(id.0 as usize);
             let opts = self.server(s, &http_settings, id);
+            self.current_server = None;
             listens.extend(opts.into_iter().map(|(addr, o, sp)| (addr, id, o, sp)));
         }
         self.listeners(listens);
@@ -896,55 +1001,31 @@ impl Lower<'_> {
 
     /// Parses `location [modifier] path` / `location @name`.
     fn location_head(&mut self, d: &Directive) -> Option<(LocationKind, String)> {
-        let (kind, path) = match d.args.as_slice() {
-            [one] => {
-                let v = one.value.as_str();
-                if let Some(name) = v.strip_prefix('@') {
-                    if name.is_empty() {
-                        self.err(
-                            Diagnostic::error(Code::BadValue, one.span, "empty named location")
-                                .label("here")
-                                .help("write location @name { … }"),
-                        );
-                        return None;
-                    }
-                    (LocationKind::Named, v.to_string())
-                } else if let Some(p) = v.strip_prefix("^~").filter(|p| !p.is_empty()) {
-                    (LocationKind::PrefixNoRegex, p.to_string())
-                } else if let Some(p) = v.strip_prefix("~*").filter(|p| !p.is_empty()) {
-                    (LocationKind::RegexCaseless, p.to_string())
-                } else if let Some(p) = v.strip_prefix('~').filter(|p| !p.is_empty()) {
-                    (LocationKind::Regex, p.to_string())
-                } else if let Some(p) = v.strip_prefix('=').filter(|p| !p.is_empty()) {
-                    (LocationKind::Exact, p.to_string())
-                } else {
-                    (LocationKind::Prefix, v.to_string())
+        match location_head_of(&d.args) {
+            Some((LocationKind::Named, "@")) => {
+                self.err(
+                    Diagnostic::error(Code::BadValue, d.arg_span(0), "empty named location")
+                        .label("here")
+                        .help("write location @name { … }"),
+                );
+                None
+            }
+            Some((kind, path)) => Some((kind, path.to_string())),
+            None => {
+                if let [m, _] = d.args.as_slice() {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            m.span,
+                            format!("invalid location modifier \"{}\"", m.value),
+                        )
+                        .label("unknown modifier")
+                        .help("modifiers are =, ^~, ~ and ~*"),
+                    );
                 }
+                None
             }
-            [m, p] => {
-                let kind = match m.value.as_str() {
-                    "=" => LocationKind::Exact,
-                    "^~" => LocationKind::PrefixNoRegex,
-                    "~" => LocationKind::Regex,
-                    "~*" => LocationKind::RegexCaseless,
-                    o => {
-                        self.err(
-                            Diagnostic::error(
-                                Code::BadValue,
-                                m.span,
-                                format!("invalid location modifier \"{o}\""),
-                            )
-                            .label("unknown modifier")
-                            .help("modifiers are =, ^~, ~ and ~*"),
-                        );
-                        return None;
-                    }
-                };
-                (kind, p.value.clone())
-            }
-            _ => return None,
-        };
-        Some((kind, path))
+        }
     }
 
     /// The rewrite-phase script of one level (not inherited).
@@ -964,7 +1045,8 @@ impl Lower<'_> {
                 }
                 "set" => {
                     let name = arg(d, 0);
-                    match name.strip_prefix('$') {
+                    let lower = name.to_ascii_lowercase();
+                    match lower.strip_prefix('$') {
                         Some(n)
                             if !n.is_empty()
                                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
@@ -1704,6 +1786,40 @@ impl Lower<'_> {
             let _ = loc;
             self.err(w);
         }
+    }
+}
+
+/// The kind and path of a `location` line, without reporting anything (see
+/// `Lower::location_head` for the checked version).
+fn location_head_of(args: &[crate::ast::Arg]) -> Option<(LocationKind, &str)> {
+    match args {
+        [one] => {
+            let v = one.value.as_str();
+            Some(if v.starts_with('@') {
+                (LocationKind::Named, v)
+            } else if let Some(p) = v.strip_prefix("^~").filter(|p| !p.is_empty()) {
+                (LocationKind::PrefixNoRegex, p)
+            } else if let Some(p) = v.strip_prefix("~*").filter(|p| !p.is_empty()) {
+                (LocationKind::RegexCaseless, p)
+            } else if let Some(p) = v.strip_prefix('~').filter(|p| !p.is_empty()) {
+                (LocationKind::Regex, p)
+            } else if let Some(p) = v.strip_prefix('=').filter(|p| !p.is_empty()) {
+                (LocationKind::Exact, p)
+            } else {
+                (LocationKind::Prefix, v)
+            })
+        }
+        [m, p] => Some((
+            match m.value.as_str() {
+                "=" => LocationKind::Exact,
+                "^~" => LocationKind::PrefixNoRegex,
+                "~" => LocationKind::Regex,
+                "~*" => LocationKind::RegexCaseless,
+                _ => return None,
+            },
+            p.value.as_str(),
+        )),
+        _ => None,
     }
 }
 

@@ -516,7 +516,9 @@ impl Lower<'_> {
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
             {
-                let t = super::vars::template(value, Span::default(), &[]).unwrap_or_default();
+                let t =
+                    super::vars::template(value, Span::default(), super::vars::Scope::default())
+                        .unwrap_or_default();
                 set_headers.push((name.to_string(), t));
             }
         }

@@ -3,6 +3,28 @@
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
 use crate::source::Span;
 use proton_ir::{Part, Template, Var};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+/// The names a template may use besides the built-ins and the `$http_*`-style families.
+/// Every name is lowercase: nginx compares variable names case-insensitively.
+#[derive(Default, Clone, Copy)]
+pub struct Scope<'a> {
+    /// `set` variables → index into `Ir::user_vars`.
+    pub user: Option<&'a HashMap<String, u32>>,
+    /// Named captures of the regexes that can have matched where the template is used.
+    pub captures: Option<&'a HashSet<String>>,
+    /// Named captures defined anywhere in the config (for a precise error).
+    pub all_captures: Option<&'a HashSet<String>>,
+}
+
+impl Scope<'_> {
+    fn user(&self, name: &str) -> Option<u32> {
+        self.user.and_then(|u| u.get(name).copied())
+    }
+    fn capture(&self, name: &str) -> bool {
+        self.captures.is_some_and(|c| c.contains(name))
+    }
+}
 
 /// Built-in variables, nginx names.
 pub static BUILTIN: &[&str] = &[
@@ -61,9 +83,10 @@ pub static BUILTIN: &[&str] = &[
     "proton_version",
 ];
 
-/// Compiles `s` into a template. `user` maps `set` variable names to indices.
+/// Compiles `s` into a template. Variable names are resolved case-insensitively (as nginx
+/// does) against the built-ins, the `$http_*`/`$arg_*`/… families, `$1`…`$9` and `scope`.
 /// Unknown variables are errors with a did-you-mean hint.
-pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Vec<Diagnostic>> {
+pub fn template(s: &str, span: Span, scope: Scope<'_>) -> Result<Template, Vec<Diagnostic>> {
     let b = s.as_bytes();
     let mut parts = Vec::new();
     let mut errors = Vec::new();
@@ -74,6 +97,15 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Vec<Di
             let ch_len = s[i..].chars().next().map_or(1, char::len_utf8);
             lit.push_str(&s[i..i + ch_len]);
             i += ch_len;
+            continue;
+        }
+        // `$1`…`$9`: a capture; a digit after it is literal text (`$10` is `$1` and "0").
+        if let Some(&d @ b'1'..=b'9') = b.get(i + 1) {
+            if !lit.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut lit)));
+            }
+            parts.push(Part::Capture(d - b'0'));
+            i += 2;
             continue;
         }
         let (name, next) = if b.get(i + 1) == Some(&b'{') {
@@ -103,7 +135,7 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Vec<Di
         if !lit.is_empty() {
             parts.push(Part::Literal(std::mem::take(&mut lit)));
         }
-        match resolve(name, user) {
+        match resolve(name, scope) {
             Ok(p) => parts.push(p),
             Err(help) => {
                 let mut d = err_at(
@@ -129,12 +161,14 @@ pub fn template(s: &str, span: Span, user: &[String]) -> Result<Template, Vec<Di
     }
 }
 
-fn resolve(name: &str, user: &[String]) -> Result<Part, Option<String>> {
+fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
+    let name = name.to_ascii_lowercase();
+    let name = name.as_str();
     if let Some(d) = name.strip_prefix("http_") {
-        return Ok(Part::Var(Var::Http(d.to_ascii_lowercase())));
+        return Ok(Part::Var(Var::Http(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("sent_http_") {
-        return Ok(Part::Var(Var::SentHttp(d.to_ascii_lowercase())));
+        return Ok(Part::Var(Var::SentHttp(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("arg_") {
         return Ok(Part::Var(Var::Arg(d.to_string())));
@@ -145,23 +179,35 @@ fn resolve(name: &str, user: &[String]) -> Result<Part, Option<String>> {
     if name.starts_with("upstream_http_") {
         return Ok(Part::Var(Var::Builtin(name.to_string())));
     }
-    if name.len() == 1 && name.as_bytes()[0].is_ascii_digit() {
+    if name.len() == 1 && name.as_bytes()[0].is_ascii_digit() && name != "0" {
         return Ok(Part::Capture(name.as_bytes()[0] - b'0'));
     }
     if BUILTIN.contains(&name) {
         return Ok(Part::Var(Var::Builtin(name.to_string())));
     }
-    if let Some(i) = user.iter().position(|u| u == name) {
-        return Ok(Part::Var(Var::User(i as u32)));
+    if let Some(i) = scope.user(name) {
+        return Ok(Part::Var(Var::User(i)));
     }
-    let cands = BUILTIN
-        .iter()
-        .copied()
-        .chain(user.iter().map(String::as_str));
+    if scope.capture(name) {
+        return Ok(Part::Var(Var::NamedCapture(name.to_string())));
+    }
+    if scope.all_captures.is_some_and(|c| c.contains(name)) {
+        return Err(Some(format!(
+            "\"{name}\" is a named capture of a regex in another server: no regex of this server sets it"
+        )));
+    }
+    let mut cands: Vec<&str> = BUILTIN.to_vec();
+    if let Some(u) = scope.user {
+        cands.extend(u.keys().map(String::as_str));
+    }
+    if let Some(c) = scope.captures {
+        cands.extend(c.iter().map(String::as_str));
+    }
+    cands.sort_unstable();
     Err(did_you_mean(name, cands)
         .map(|c| format!("did you mean \"${c}\"?"))
         .or_else(|| {
-            Some("define it with `set $name value;`, or use $http_*, $arg_*, $cookie_*".to_string())
+            Some("define it with `set $name value;` or a named regex capture `(?<name>…)`, or use $http_*, $arg_*, $cookie_*".to_string())
         }))
 }
 
@@ -194,10 +240,11 @@ mod tests {
 
     #[test]
     fn templates() {
-        let t = template("a${host}b$uri/$1-$http_X_Y", Span::default(), &[]).unwrap();
+        let none = Scope::default();
+        let t = template("a${host}b$uri/$1-$http_X_Y", Span::default(), none).unwrap();
         assert_eq!(t.parts.len(), 8);
         assert_eq!(t.to_source(&[]), "a${host}b$uri/$1-$http_x_y");
-        let errs = template("$hots/$reqest_uri", Span::default(), &[]).unwrap_err();
+        let errs = template("$hots/$reqest_uri", Span::default(), none).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert!(errs[0].help.as_deref().unwrap_or("").contains("$host"));
         assert!(errs[1]
@@ -205,12 +252,32 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("$request_uri"));
-        assert!(template("x$", Span::default(), &[]).is_err());
-        assert!(template("${host", Span::default(), &[]).is_err());
-        let u = vec!["foo".to_string()];
+        assert!(template("x$", Span::default(), none).is_err());
+        assert!(template("${host", Span::default(), none).is_err());
+        let mut u = HashMap::default();
+        u.insert("foo".to_string(), 0);
+        let mut c = HashSet::default();
+        c.insert("user".to_string());
+        let scope = Scope {
+            user: Some(&u),
+            captures: Some(&c),
+            all_captures: Some(&c),
+        };
         assert_eq!(
-            template("$foo", Span::default(), &u).unwrap().parts,
-            vec![Part::Var(Var::User(0))]
+            template("$foo$User", Span::default(), scope).unwrap().parts,
+            vec![
+                Part::Var(Var::User(0)),
+                Part::Var(Var::NamedCapture("user".into()))
+            ]
         );
+        // nginx: variable names are case-insensitive; `$10` is `$1` then "0".
+        assert_eq!(
+            template("$Host$10", Span::default(), none)
+                .unwrap()
+                .to_source(&[]),
+            "$host${1}0"
+        );
+        assert!(template("$user", Span::default(), none).is_err());
+        assert!(template("$0", Span::default(), none).is_err());
     }
 }
