@@ -1,82 +1,77 @@
-//! `proton-run`: maps a Proton IR file, verifies it and (from the proton-run issue on)
-//! serves it. This first version loads and verifies only: it never parses source config
-//! and does not link the compiler, pest or codespan.
-#![forbid(unsafe_code)]
+//! `proton-run`: loads a Proton IR file, binds its listeners, forks workers and serves.
+//! Stays in the foreground (systemd, containers); `protonctl start` is what detaches it.
 
+use proton_runtime::config::Loaded;
+use proton_runtime::master::{self, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: proton-run [-t] FILE.ir\n  -t   load and verify the IR, print a summary, exit"
-    );
-    ExitCode::from(2)
-}
+const USAGE: &str = "usage: proton-run [-t] [-p PREFIX] [--pid FILE] FILE.ir
+  -t          load and verify the IR, print a summary, exit
+  -p PREFIX   directory that relative paths in the IR are resolved against
+              (default: the directory of FILE.ir)
+  --pid FILE  write the master's pid here (default: the IR's `pid`)
+env: PROTON_WORKERS overrides worker_processes; PROTON_LOG_LEVEL overrides error_log's level";
 
 fn main() -> ExitCode {
     let mut test_only = false;
     let mut file: Option<PathBuf> = None;
-    for a in std::env::args_os().skip(1) {
+    let mut prefix = None;
+    let mut pid_file = None;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
         match a.to_str() {
             Some("-t") => test_only = true,
-            Some("-h") | Some("--help") => return usage(),
+            Some("-p") => prefix = args.next().map(PathBuf::from),
+            Some("--pid") => pid_file = args.next().map(PathBuf::from),
+            Some("-h") | Some("--help") => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some(s) if s.starts_with('-') => {
+                eprintln!("proton-run: unknown option {s}\n{USAGE}");
+                return ExitCode::from(2);
+            }
             _ if file.is_none() => file = Some(PathBuf::from(a)),
-            _ => return usage(),
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
         }
     }
     let Some(file) = file else {
-        return usage();
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
     };
-    let started = Instant::now();
-    let bytes = match std::fs::read(&file) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!("proton-run: cannot read {}: {e}", file.display());
-            return ExitCode::from(1);
-        }
-    };
-    let read_done = Instant::now();
-    let (header, ir) = match proton_ir::decode(&bytes) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("proton-run: {}: {e}", file.display());
-            return ExitCode::from(1);
-        }
-    };
-    let decoded = Instant::now();
-    for (i, r) in ir.regexes.iter().enumerate() {
-        if let Err(e) = regex::bytes::RegexBuilder::new(&r.pattern)
-            .case_insensitive(r.case_insensitive)
-            .build()
-        {
-            eprintln!(
-                "proton-run: {}: regex #{i} does not compile: {e}",
-                file.display()
-            );
-            return ExitCode::from(1);
-        }
-    }
-    let elapsed = started.elapsed();
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    eprintln!(
-        "proton-run: {} verified in {:.2} ms (read {:.2}, decode+verify {:.2}, {} regexes {:.2}): format v{}, source digest {}, {} listeners, {} servers, {} locations, {} upstreams",
-        file.display(),
-        ms(elapsed),
-        ms(read_done - started),
-        ms(decoded - read_done),
-        ir.regexes.len(),
-        ms(decoded.elapsed()),
-        header.version,
-        &header.digest_hex()[..16],
-        ir.listeners.len(),
-        ir.servers.len(),
-        ir.locations.len(),
-        ir.upstreams.len()
-    );
     if test_only {
-        return ExitCode::SUCCESS;
+        return match Loaded::load(&file, prefix.as_deref()) {
+            Ok(l) => {
+                let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+                eprintln!(
+                    "proton-run: {} verified in {:.2} ms (read+decode+verify {:.2}, {} regexes {:.2}): format v{}, source digest {}, {} listeners, {} servers, {} locations, {} upstreams",
+                    file.display(),
+                    ms(l.load_time + l.regex_time),
+                    ms(l.load_time),
+                    l.ir.regexes.len(),
+                    ms(l.regex_time),
+                    l.header.version,
+                    &l.header.digest_hex()[..16],
+                    l.ir.listeners.len(),
+                    l.ir.servers.len(),
+                    l.ir.locations.len(),
+                    l.ir.upstreams.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("proton-run: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
-    eprintln!("proton-run: serving is not implemented in this build yet; use -t to verify only");
-    ExitCode::from(1)
+    master::run(Options {
+        ir_path: file,
+        prefix,
+        pid_file,
+    })
 }

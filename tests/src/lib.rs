@@ -399,6 +399,187 @@ fn decode_chunked(mut rest: &[u8]) -> io::Result<Vec<u8>> {
     }
 }
 
+/// A running `proton-run` master (with its workers) on a config compiled by `protonc`.
+/// Stopped with SIGQUIT (then SIGKILL after a deadline) on drop.
+pub struct Proton {
+    child: Option<Child>,
+    dir: PathBuf,
+    conf: PathBuf,
+    ir: PathBuf,
+    pub port: u16,
+}
+
+impl Proton {
+    /// Compiles `conf` (where `{port}` is replaced by a free port and `{dir}` by `dir`) into
+    /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until the port
+    /// accepts connections (10 s), failing with the error log if it exits early.
+    pub fn start(dir: &Path, conf: &str, workers: usize) -> Proton {
+        let port = free_port();
+        let conf_path = dir.join("proton.conf");
+        let ir = dir.join("proton.ir");
+        let mut p = Proton {
+            child: None,
+            dir: dir.to_path_buf(),
+            conf: conf_path,
+            ir,
+            port,
+        };
+        p.compile(conf);
+        let child = Command::new(bin("proton-run"))
+            .arg(&p.ir)
+            .env("PROTON_WORKERS", workers.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                fs::File::create(dir.join("stderr.log")).expect("stderr log"),
+            ))
+            .spawn()
+            .expect("proton-run starts");
+        p.child = Some(child);
+        let ok = wait_until(Duration::from_secs(10), || {
+            if let Some(c) = p.child.as_mut() {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return true;
+                }
+            }
+            port_accepts(port)
+        });
+        let exited = p
+            .child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
+        if !ok || exited {
+            panic!("proton-run did not start on port {port}:\n{}", p.logs());
+        }
+        p
+    }
+
+    /// Writes `conf` (placeholders replaced) and compiles it to the IR path.
+    pub fn compile(&self, conf: &str) {
+        let text = conf
+            .replace("{port}", &self.port.to_string())
+            .replace("{dir}", &self.dir.display().to_string());
+        fs::write(&self.conf, text).expect("write conf");
+        let out = Command::new(bin("protonc"))
+            .arg("compile")
+            .arg(&self.conf)
+            .arg("-o")
+            .arg(&self.ir)
+            .output()
+            .expect("protonc runs");
+        assert!(
+            out.status.success(),
+            "protonc failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends a signal to the master with `kill`.
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+
+    /// The master's worker pids (children of the master process).
+    pub fn workers(&self) -> Vec<u32> {
+        let path = format!("/proc/{}/task/{}/children", self.pid(), self.pid());
+        fs::read_to_string(path)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// The error log and stderr, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in ["stderr.log", "logs/error.log"] {
+            if let Ok(t) = fs::read_to_string(self.dir.join(name)) {
+                s.push_str(&format!("--- {name}\n{t}"));
+            }
+        }
+        s
+    }
+
+    /// Waits for the master to exit; returns whether it did within `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> bool {
+        let Some(c) = self.child.as_mut() else {
+            return true;
+        };
+        wait_until(deadline, || matches!(c.try_wait(), Ok(Some(_))))
+    }
+}
+
+impl Drop for Proton {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-QUIT")
+                .arg(c.id().to_string())
+                .status();
+            let done = wait_until(Duration::from_secs(5), || {
+                matches!(c.try_wait(), Ok(Some(_)))
+            });
+            if !done {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it (or `timeout`).
+/// Returns what was read and whether the server closed the connection.
+pub fn raw_exchange(port: u16, bytes: &[u8], timeout: Duration) -> (Vec<u8>, bool) {
+    let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return (Vec::new(), true);
+    };
+    let _ = s.set_read_timeout(Some(timeout));
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                return (out, false)
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// Splits a buffer holding several HTTP responses (bodies framed by Content-Length).
+pub fn split_responses(mut raw: &[u8]) -> Vec<Response> {
+    let mut out = Vec::new();
+    while let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let len: usize = head
+            .lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        let total = (end + 4 + len).min(raw.len());
+        if let Ok(r) = parse_response(&raw[..total]) {
+            out.push(r);
+        }
+        raw = &raw[total..];
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,126 @@
+//! A loaded configuration: the verified IR plus what the runtime derives from it once
+//! (compiled regexes, resolved paths). Built by the master before forking, so workers share
+//! it copy-on-write.
+
+use proton_ir::{Header, Ir, RegexId};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why a configuration could not be loaded; one line for the error log.
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The IR and everything derived from it.
+pub struct Loaded {
+    pub ir: Ir,
+    pub header: Header,
+    /// `ir.regexes` compiled, by [`RegexId`].
+    pub regexes: Vec<regex::bytes::Regex>,
+    /// For each location, the regex that selects it (regex locations only), so the
+    /// runtime can take that match's captures.
+    pub loc_regex: Vec<Option<RegexId>>,
+    /// The directory relative paths in the IR are resolved against.
+    pub prefix: PathBuf,
+    pub path: PathBuf,
+    /// Time to read, decode and verify the file, and to compile its regexes.
+    pub load_time: Duration,
+    pub regex_time: Duration,
+}
+
+impl Loaded {
+    /// Reads, verifies and prepares an IR file. `prefix` defaults to the file's directory.
+    pub fn load(path: &Path, prefix: Option<&Path>) -> Result<Loaded, LoadError> {
+        let started = Instant::now();
+        let bytes = std::fs::read(path)
+            .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
+        let (header, ir) =
+            proton_ir::decode(&bytes).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let load_time = started.elapsed();
+        let started = Instant::now();
+        let mut regexes = Vec::with_capacity(ir.regexes.len());
+        for (i, r) in ir.regexes.iter().enumerate() {
+            let re = regex::bytes::RegexBuilder::new(&r.pattern)
+                .case_insensitive(r.case_insensitive)
+                .build()
+                .map_err(|e| {
+                    LoadError(format!(
+                        "{}: regex #{i} does not compile: {e}",
+                        path.display()
+                    ))
+                })?;
+            regexes.push(re);
+        }
+        let regex_time = started.elapsed();
+        let mut loc_regex = vec![None; ir.locations.len()];
+        let trees = ir
+            .servers
+            .iter()
+            .map(|s| &s.tree)
+            .chain(ir.locations.iter().map(|l| &l.tree));
+        for t in trees {
+            for r in &t.regex {
+                if let Some(slot) = loc_regex.get_mut(r.location.0 as usize) {
+                    *slot = Some(r.regex);
+                }
+            }
+        }
+        let prefix = match prefix {
+            Some(p) => p.to_path_buf(),
+            None => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        };
+        let prefix = std::fs::canonicalize(&prefix).unwrap_or(prefix);
+        Ok(Loaded {
+            ir,
+            header,
+            regexes,
+            loc_regex,
+            prefix,
+            path: path.to_path_buf(),
+            load_time,
+            regex_time,
+        })
+    }
+
+    /// A path from the config, resolved against the prefix when relative.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.prefix.join(path)
+        }
+    }
+
+    /// Matches regex `id` against `subject` (false for an id out of range).
+    pub fn is_match(&self, id: RegexId, subject: &[u8]) -> bool {
+        self.regexes
+            .get(id.0 as usize)
+            .is_some_and(|r| r.is_match(subject))
+    }
+
+    /// The number of workers to run: `PROTON_WORKERS`, else worker_processes (auto = CPUs).
+    pub fn worker_count(&self) -> usize {
+        if let Some(n) = std::env::var("PROTON_WORKERS")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+        {
+            return n.min(256);
+        }
+        match self.ir.main.worker_processes {
+            proton_ir::WorkerProcesses::Count(n) => (n as usize).clamp(1, 256),
+            proton_ir::WorkerProcesses::Auto => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}

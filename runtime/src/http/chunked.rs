@@ -1,0 +1,477 @@
+//! Chunked request bodies (RFC 9112 §7.1): [`ChunkedDecoder`] is an explicit state machine
+//! fed whatever bytes have arrived; it hands back where the payload bytes are in its input,
+//! never copies or allocates, and keeps no more than a few integers between calls.
+//!
+//! It is strict where lenient parsing has let requests be smuggled ("funky chunks"): every line
+//! ends in CRLF (a bare LF or bare CR is an error — nginx accepts a bare LF, this does not);
+//! a chunk size is 1 to 16 hex digits and at most 2^63-1; between the size and CRLF only
+//! spaces/tabs before a `;` extension are allowed. Extensions and trailer fields are skipped,
+//! bounded by [`MAX_EXTENSION_LEN`] per chunk and [`MAX_TRAILER_LEN`] in all.
+//!
+//! ```
+//! use proton_runtime::http::chunked::ChunkedDecoder;
+//! let mut dec = ChunkedDecoder::new();
+//! let input = b"5\r\nhello\r\n0\r\n\r\nNEXT";
+//! let mut at = 0;
+//! let mut body = Vec::new();
+//! loop {
+//!     let step = dec.decode(&input[at..]).unwrap();
+//!     body.extend_from_slice(&input[at..][step.data.clone()]);
+//!     at += step.consumed;
+//!     if step.done { break; }
+//! }
+//! assert_eq!(body, b"hello");
+//! assert_eq!(&input[at..], b"NEXT");
+//! ```
+
+use std::ops::Range;
+
+use super::HttpError;
+
+/// Longest run of bytes allowed between a chunk size and its CRLF (whitespace and
+/// `;name=value` extensions).
+pub const MAX_EXTENSION_LEN: usize = 4096;
+
+/// Longest trailer section (all trailer lines, with their CRLFs).
+pub const MAX_TRAILER_LEN: usize = 8192;
+
+/// Most hex digits in a chunk size (leading zeros included).
+const MAX_SIZE_DIGITS: u8 = 16;
+
+/// The largest chunk size and body accepted: nginx's off_t.
+const MAX_SIZE: u64 = i64::MAX as u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Reading the hex digits of a chunk size.
+    Size,
+    /// Whitespace after the size, before `;` or CR.
+    SizeBws,
+    /// Inside chunk extensions, up to CR.
+    Extension,
+    /// After the CR of the size line.
+    SizeLf,
+    /// Inside chunk data; `remaining` bytes left.
+    Data,
+    /// After chunk data, expecting CR.
+    DataCr,
+    /// After chunk data and CR, expecting LF.
+    DataLf,
+    /// At the start of a trailer line (or of the final empty line).
+    TrailerLineStart,
+    /// Inside a trailer line.
+    Trailer,
+    /// After the CR of a trailer line.
+    TrailerLf,
+    /// After the CR of the final empty line.
+    EndLf,
+    /// The body is complete.
+    Done,
+    /// A framing error was found; the connection must be closed.
+    Failed(HttpError),
+}
+
+/// One step of decoding: how much of the input was used, and where the payload bytes are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Bytes of the input that were used; pass the rest to the next call.
+    pub consumed: usize,
+    /// Payload bytes inside the input (empty if none); always within `..consumed`.
+    pub data: Range<usize>,
+    /// The last chunk and the trailers have been read; the next request starts at `consumed`.
+    pub done: bool,
+}
+
+/// Decodes a chunked body incrementally. Call [`decode`](Self::decode) with the bytes that
+/// have arrived; while the returned step is not `done` and did not consume everything, call
+/// again with the rest; when it consumed everything, wait for more bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkedDecoder {
+    state: State,
+    /// The chunk size being read, then the data bytes left in the chunk.
+    remaining: u64,
+    digits: u8,
+    ext_len: usize,
+    trailer_len: usize,
+    /// Payload bytes handed out so far.
+    total: u64,
+    /// Sum of the chunk sizes announced so far.
+    declared: u64,
+    limit: u64,
+}
+
+impl Default for ChunkedDecoder {
+    fn default() -> Self {
+        ChunkedDecoder::new()
+    }
+}
+
+impl ChunkedDecoder {
+    /// A decoder with no body size limit (beyond 2^63-1).
+    pub const fn new() -> ChunkedDecoder {
+        ChunkedDecoder::with_limit(MAX_SIZE)
+    }
+
+    /// A decoder that fails with [`HttpError::BodyTooLarge`] (413) as soon as a chunk size
+    /// would take the body past `limit` bytes (client_max_body_size; checked when the size
+    /// line arrives, before the data, as nginx does).
+    pub const fn with_limit(limit: u64) -> ChunkedDecoder {
+        ChunkedDecoder {
+            state: State::Size,
+            remaining: 0,
+            digits: 0,
+            ext_len: 0,
+            trailer_len: 0,
+            total: 0,
+            declared: 0,
+            limit,
+        }
+    }
+
+    /// Ready for the next body, keeping the limit.
+    pub fn reset(&mut self) {
+        *self = ChunkedDecoder::with_limit(self.limit);
+    }
+
+    /// Payload bytes decoded so far.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether the whole body, trailers included, has been read.
+    pub fn is_done(&self) -> bool {
+        self.state == State::Done
+    }
+
+    /// Decodes from `input`: stops after the first run of payload bytes, at the end of the
+    /// body, or at the end of the input, whichever comes first.
+    pub fn decode(&mut self, input: &[u8]) -> Result<Step, HttpError> {
+        let mut i = 0;
+        loop {
+            match self.state {
+                State::Failed(e) => return Err(e),
+                State::Done => {
+                    return Ok(Step {
+                        consumed: i,
+                        data: i..i,
+                        done: true,
+                    })
+                }
+                State::Data => {
+                    let available = input.len().saturating_sub(i);
+                    let n = usize::try_from(self.remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(available);
+                    let start = i;
+                    i += n;
+                    self.remaining -= n as u64;
+                    self.total += n as u64;
+                    if self.remaining == 0 {
+                        self.state = State::DataCr;
+                    }
+                    return Ok(Step {
+                        consumed: i,
+                        data: start..i,
+                        done: false,
+                    });
+                }
+                _ => {}
+            }
+            let Some(&b) = input.get(i) else {
+                return Ok(Step {
+                    consumed: i,
+                    data: i..i,
+                    done: false,
+                });
+            };
+            i += 1;
+            self.state = match self.step(b) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.state = State::Failed(e);
+                    return Err(e);
+                }
+            };
+        }
+    }
+
+    /// The state after framing byte `b`.
+    fn step(&mut self, b: u8) -> Result<State, HttpError> {
+        Ok(match self.state {
+            State::Size => {
+                if let Some(v) = hex_value(b) {
+                    if self.digits == MAX_SIZE_DIGITS {
+                        return Err(HttpError::ChunkSizeOverflow);
+                    }
+                    self.digits += 1;
+                    self.remaining = self
+                        .remaining
+                        .checked_mul(16)
+                        .and_then(|n| n.checked_add(u64::from(v)))
+                        .filter(|&n| n <= MAX_SIZE)
+                        .ok_or(HttpError::ChunkSizeOverflow)?;
+                    State::Size
+                } else if self.digits == 0 {
+                    return Err(HttpError::InvalidChunkSize);
+                } else {
+                    match b {
+                        b' ' | b'\t' => self.extension_byte(State::SizeBws)?,
+                        b';' => self.extension_byte(State::Extension)?,
+                        b'\r' => State::SizeLf,
+                        _ => return Err(HttpError::InvalidChunkSize),
+                    }
+                }
+            }
+            State::SizeBws => match b {
+                b' ' | b'\t' => self.extension_byte(State::SizeBws)?,
+                b';' => self.extension_byte(State::Extension)?,
+                b'\r' => State::SizeLf,
+                _ => return Err(HttpError::InvalidChunkSize),
+            },
+            State::Extension => match b {
+                b'\r' => State::SizeLf,
+                b'\t' => self.extension_byte(State::Extension)?,
+                _ if b < 0x20 || b == 0x7f => return Err(HttpError::InvalidChunkExtension),
+                _ => self.extension_byte(State::Extension)?,
+            },
+            State::SizeLf => {
+                if b != b'\n' {
+                    return Err(HttpError::InvalidChunkSize);
+                }
+                self.end_size_line()?
+            }
+            State::DataCr => match b {
+                b'\r' => State::DataLf,
+                _ => return Err(HttpError::InvalidChunkTerminator),
+            },
+            State::DataLf => match b {
+                b'\n' => {
+                    self.remaining = 0;
+                    self.digits = 0;
+                    self.ext_len = 0;
+                    State::Size
+                }
+                _ => return Err(HttpError::InvalidChunkTerminator),
+            },
+            State::TrailerLineStart => match b {
+                b'\r' => State::EndLf,
+                _ => self.trailer_byte(b)?,
+            },
+            State::Trailer => self.trailer_byte(b)?,
+            State::TrailerLf => match b {
+                b'\n' => self.trailer_count(State::TrailerLineStart)?,
+                _ => return Err(HttpError::InvalidTrailer),
+            },
+            State::EndLf => match b {
+                b'\n' => State::Done,
+                _ => return Err(HttpError::InvalidTrailer),
+            },
+            // Handled by `decode` before a byte is read.
+            State::Data | State::Done | State::Failed(_) => self.state,
+        })
+    }
+
+    fn extension_byte(&mut self, next: State) -> Result<State, HttpError> {
+        self.ext_len += 1;
+        if self.ext_len > MAX_EXTENSION_LEN {
+            return Err(HttpError::InvalidChunkExtension);
+        }
+        Ok(next)
+    }
+
+    fn trailer_byte(&mut self, b: u8) -> Result<State, HttpError> {
+        match b {
+            b'\r' => self.trailer_count(State::TrailerLf),
+            b'\n' | 0 => Err(HttpError::InvalidTrailer),
+            _ => self.trailer_count(State::Trailer),
+        }
+    }
+
+    fn trailer_count(&mut self, next: State) -> Result<State, HttpError> {
+        self.trailer_len += 1;
+        if self.trailer_len > MAX_TRAILER_LEN {
+            return Err(HttpError::InvalidTrailer);
+        }
+        Ok(next)
+    }
+
+    /// The size line is complete: the last chunk, or data follows.
+    fn end_size_line(&mut self) -> Result<State, HttpError> {
+        if self.remaining == 0 {
+            return Ok(State::TrailerLineStart);
+        }
+        self.declared = self
+            .declared
+            .checked_add(self.remaining)
+            .filter(|&n| n <= MAX_SIZE)
+            .ok_or(HttpError::ChunkSizeOverflow)?;
+        if self.declared > self.limit {
+            return Err(HttpError::BodyTooLarge);
+        }
+        Ok(State::Data)
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` in pieces cut at `cuts`, as a connection would: after each piece, decode
+    /// until everything buffered is consumed. Returns the payload and the bytes after the body.
+    fn feed(
+        dec: &mut ChunkedDecoder,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> Result<(Vec<u8>, usize), HttpError> {
+        let mut body = Vec::new();
+        let mut at = 0;
+        let mut ends: Vec<usize> = cuts.to_vec();
+        ends.push(input.len());
+        for end in ends {
+            loop {
+                let avail = &input[at..end];
+                let step = dec.decode(avail)?;
+                assert!(step.data.end <= step.consumed && step.consumed <= avail.len());
+                body.extend_from_slice(&avail[step.data.clone()]);
+                at += step.consumed;
+                if step.done {
+                    return Ok((body, at));
+                }
+                if at == end {
+                    break;
+                }
+            }
+        }
+        // Not done: the body continues beyond the input.
+        Ok((body, usize::MAX))
+    }
+
+    #[test]
+    fn decodes_in_one_piece() {
+        let input = b"5\r\nhello\r\n6;name=value\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\nGET";
+        let mut dec = ChunkedDecoder::new();
+        let (body, end) = feed(&mut dec, input, &[]).unwrap();
+        assert_eq!(body, b"hello world");
+        assert_eq!(&input[end..], b"GET");
+        assert_eq!(dec.total(), 11);
+        assert!(dec.is_done());
+        // Done is sticky and consumes nothing more.
+        assert_eq!(
+            dec.decode(b"GET").unwrap(),
+            Step {
+                consumed: 0,
+                data: 0..0,
+                done: true
+            }
+        );
+    }
+
+    #[test]
+    fn every_split_gives_the_same_body() {
+        let input = b"A\r\n0123456789\r\n1 ; a=\"b\"\r\nx\r\n00\r\nT: v\r\nU: w\r\n\r\n";
+        for cut in 0..=input.len() {
+            let mut dec = ChunkedDecoder::new();
+            let (body, end) = feed(&mut dec, input, &[cut]).unwrap();
+            assert_eq!(body, b"0123456789x", "cut at {cut}");
+            assert_eq!(end, input.len());
+        }
+        let cuts: Vec<usize> = (1..input.len()).collect();
+        let mut dec = ChunkedDecoder::new();
+        let (body, _) = feed(&mut dec, input, &cuts).unwrap();
+        assert_eq!(body, b"0123456789x");
+    }
+
+    #[test]
+    fn rejects_bad_framing() {
+        let cases: &[(&[u8], HttpError)] = &[
+            (b"\r\n", HttpError::InvalidChunkSize),
+            (b"z\r\n", HttpError::InvalidChunkSize),
+            (b" 5\r\n", HttpError::InvalidChunkSize),
+            (b"0x5\r\n", HttpError::InvalidChunkSize),
+            (b"-5\r\n", HttpError::InvalidChunkSize),
+            (b"5 x\r\n", HttpError::InvalidChunkSize),
+            (b"5\n", HttpError::InvalidChunkSize),
+            (b"5\rx", HttpError::InvalidChunkSize),
+            (b"00000000000000005\r\n", HttpError::ChunkSizeOverflow),
+            (b"fffffffffffffffff\r\n", HttpError::ChunkSizeOverflow),
+            (b"8000000000000000\r\n", HttpError::ChunkSizeOverflow),
+            (b"5;a\x00\r\n", HttpError::InvalidChunkExtension),
+            (b"5;a\nb\r\n", HttpError::InvalidChunkExtension),
+            (b"5\r\nhelloXX", HttpError::InvalidChunkTerminator),
+            (b"5\r\nhello\n0\r\n\r\n", HttpError::InvalidChunkTerminator),
+            (b"5\r\nhello\r0\r\n\r\n", HttpError::InvalidChunkTerminator),
+            (b"5\r\nhello\r\n\r\n", HttpError::InvalidChunkSize),
+            (b"0\r\n\n", HttpError::InvalidTrailer),
+            (b"0\r\nA: b\n\r\n", HttpError::InvalidTrailer),
+            (b"0\r\nA: b\rc\r\n\r\n", HttpError::InvalidTrailer),
+            (b"0\r\nA: \x00\r\n\r\n", HttpError::InvalidTrailer),
+            (b"0\r\n\rx", HttpError::InvalidTrailer),
+        ];
+        for &(input, want) in cases {
+            let mut dec = ChunkedDecoder::new();
+            assert_eq!(
+                feed(&mut dec, input, &[]).err(),
+                Some(want),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            // The error is sticky.
+            assert_eq!(dec.decode(b"0\r\n\r\n"), Err(want));
+        }
+    }
+
+    #[test]
+    fn sixteen_digit_sizes_and_bounded_extensions() {
+        let mut dec = ChunkedDecoder::new();
+        assert!(dec.decode(b"0000000000000001\r\n").is_ok());
+        let mut long = b"1;".to_vec();
+        long.resize(2 + MAX_EXTENSION_LEN, b'a');
+        long.extend_from_slice(b"\r\n");
+        let mut dec = ChunkedDecoder::new();
+        assert_eq!(dec.decode(&long), Err(HttpError::InvalidChunkExtension));
+        let mut trailers = b"0\r\n".to_vec();
+        while trailers.len() < MAX_TRAILER_LEN + 16 {
+            trailers.extend_from_slice(b"X-A: b\r\n");
+        }
+        let mut dec = ChunkedDecoder::new();
+        assert_eq!(dec.decode(&trailers), Err(HttpError::InvalidTrailer));
+    }
+
+    #[test]
+    fn limit_is_checked_when_the_size_arrives() {
+        let mut dec = ChunkedDecoder::with_limit(10);
+        let step = dec.decode(b"5\r\nhello\r\n").unwrap();
+        assert_eq!(step.data, 3..8);
+        let _ = dec.decode(b"\r\n").unwrap();
+        assert_eq!(dec.decode(b"5\r\n").unwrap().consumed, 3);
+        let mut dec = ChunkedDecoder::with_limit(10);
+        let _ = dec.decode(b"5\r\nhello\r\n").unwrap();
+        assert_eq!(dec.decode(b"\r\n6\r\n"), Err(HttpError::BodyTooLarge));
+        let mut dec = ChunkedDecoder::with_limit(0);
+        assert!(dec.decode(b"0\r\n\r\n").unwrap().done);
+        dec.reset();
+        assert_eq!(dec.decode(b"1\r\n"), Err(HttpError::BodyTooLarge));
+    }
+
+    #[test]
+    fn large_chunk_streams_in_pieces() {
+        let mut dec = ChunkedDecoder::new();
+        let s = dec.decode(b"ffffffff\r\n").unwrap();
+        assert_eq!(s.consumed, 10);
+        let data = vec![b'x'; 4096];
+        for _ in 0..10 {
+            let s = dec.decode(&data).unwrap();
+            assert_eq!(s.data, 0..4096);
+        }
+        assert_eq!(dec.total(), 40960);
+    }
+}

@@ -1,0 +1,265 @@
+//! What the codec knows about responses: nginx's reason phrases, the status line, the default
+//! error pages, and HTTP dates (re-exported from [`super::date`]). Writers append to a `Vec`
+//! the caller reuses; nothing here allocates on its own.
+
+pub use super::date::{http_date, parse_http_date, DateCache};
+
+/// The `Server` value with `server_tokens off`.
+pub const SERVER: &str = "proton";
+
+/// The `Server` value with `server_tokens on`.
+pub const SERVER_WITH_VERSION: &str = concat!("proton/", env!("CARGO_PKG_VERSION"));
+
+/// The reason phrase nginx 1.22 sends for `status` (its `ngx_http_status_lines` table, e.g.
+/// "Moved Temporarily" for 302, "Not Allowed" for 405), or "" for a code it has none for
+/// (nginx then sends `HTTP/1.1 418 ` with an empty reason). 494–497, nginx's internal codes,
+/// are sent as 400.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 | 494..=497 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Time-out",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Requested Range Not Satisfiable",
+        421 => "Misdirected Request",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Temporarily Unavailable",
+        504 => "Gateway Time-out",
+        505 => "HTTP Version Not Supported",
+        507 => "Insufficient Storage",
+        _ => "",
+    }
+}
+
+/// The status sent on the wire for `status`: nginx's internal 494–497 are sent as 400.
+pub const fn wire_status(status: u16) -> u16 {
+    match status {
+        494..=497 => 400,
+        s => s,
+    }
+}
+
+/// Appends `HTTP/1.<minor> <status> <reason>\r\n` to `out`. `minor` 0 writes HTTP/1.0, any
+/// other value HTTP/1.1 (nginx always answers HTTP/1.1, even to 1.0 requests: pass 1 to match
+/// it). 494–497 are written as `400 Bad Request`.
+pub fn write_status_line(out: &mut Vec<u8>, minor: u8, status: u16) {
+    let status = wire_status(status);
+    out.extend_from_slice(if minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
+    write_decimal(out, status);
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal, at least three digits (`099`), as nginx's `%03ui`.
+fn write_decimal(out: &mut Vec<u8>, n: u16) {
+    let digits = [
+        (n / 10000 % 10) as u8,
+        (n / 1000 % 10) as u8,
+        (n / 100 % 10) as u8,
+        (n / 10 % 10) as u8,
+        (n % 10) as u8,
+    ];
+    let first = digits.iter().position(|&d| d != 0).unwrap_or(4).min(2);
+    for d in digits.iter().skip(first) {
+        out.push(b'0' + d);
+    }
+}
+
+/// The title of nginx's default page for `code`, and for 494–497 the line under the heading.
+fn page_text(code: u16) -> Option<(&'static str, Option<&'static str>)> {
+    let title = match code {
+        301 => "301 Moved Permanently",
+        302 => "302 Found",
+        303 => "303 See Other",
+        307 => "307 Temporary Redirect",
+        308 => "308 Permanent Redirect",
+        400 => "400 Bad Request",
+        401 => "401 Authorization Required",
+        402 => "402 Payment Required",
+        403 => "403 Forbidden",
+        404 => "404 Not Found",
+        405 => "405 Not Allowed",
+        406 => "406 Not Acceptable",
+        408 => "408 Request Time-out",
+        409 => "409 Conflict",
+        410 => "410 Gone",
+        411 => "411 Length Required",
+        412 => "412 Precondition Failed",
+        413 => "413 Request Entity Too Large",
+        414 => "414 Request-URI Too Large",
+        415 => "415 Unsupported Media Type",
+        416 => "416 Requested Range Not Satisfiable",
+        421 => "421 Misdirected Request",
+        429 => "429 Too Many Requests",
+        494 => {
+            return Some((
+                "400 Bad Request",
+                Some("Request Header Or Cookie Too Large"),
+            ))
+        }
+        495 => return Some(("400 Bad Request", Some("The SSL certificate error"))),
+        496 => {
+            return Some((
+                "400 Bad Request",
+                Some("No required SSL certificate was sent"),
+            ))
+        }
+        497 => {
+            return Some((
+                "400 Bad Request",
+                Some("The plain HTTP request was sent to HTTPS port"),
+            ))
+        }
+        500 => "500 Internal Server Error",
+        501 => "501 Not Implemented",
+        502 => "502 Bad Gateway",
+        503 => "503 Service Temporarily Unavailable",
+        504 => "504 Gateway Time-out",
+        505 => "505 HTTP Version Not Supported",
+        507 => "507 Insufficient Storage",
+        _ => return None,
+    };
+    Some((title, None))
+}
+
+/// Appends the default error page for `code` to `out`, in the shape of nginx's built-in pages
+/// with Proton's name (and version, with `server_tokens`) in the footer, and returns true;
+/// returns false and writes nothing for a code nginx has no page for (2xx, 304, 418, …).
+/// Pass [`HttpError::page_code`](super::HttpError::page_code) for a parse error, so that a
+/// too-large head gets the "Request Header Or Cookie Too Large" page (494).
+pub fn error_page(code: u16, server_tokens: bool, out: &mut Vec<u8>) -> bool {
+    let Some((heading, detail)) = page_text(code) else {
+        return false;
+    };
+    out.extend_from_slice(b"<html>\r\n<head><title>");
+    match detail {
+        // nginx titles these pages "400 <detail>".
+        Some(d) => {
+            out.extend_from_slice(b"400 ");
+            out.extend_from_slice(d.as_bytes());
+        }
+        None => out.extend_from_slice(heading.as_bytes()),
+    }
+    out.extend_from_slice(b"</title></head>\r\n<body>\r\n<center><h1>");
+    out.extend_from_slice(heading.as_bytes());
+    out.extend_from_slice(b"</h1></center>\r\n");
+    if let Some(d) = detail {
+        out.extend_from_slice(b"<center>");
+        out.extend_from_slice(d.as_bytes());
+        out.extend_from_slice(b"</center>\r\n");
+    }
+    out.extend_from_slice(b"<hr><center>");
+    out.extend_from_slice(if server_tokens {
+        SERVER_WITH_VERSION.as_bytes()
+    } else {
+        SERVER.as_bytes()
+    });
+    out.extend_from_slice(b"</center>\r\n</body>\r\n</html>\r\n");
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status_line(minor: u8, status: u16) -> String {
+        let mut out = Vec::new();
+        write_status_line(&mut out, minor, status);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn status_lines_as_nginx() {
+        assert_eq!(status_line(1, 200), "HTTP/1.1 200 OK\r\n");
+        assert_eq!(status_line(0, 404), "HTTP/1.0 404 Not Found\r\n");
+        assert_eq!(status_line(1, 302), "HTTP/1.1 302 Moved Temporarily\r\n");
+        assert_eq!(status_line(1, 405), "HTTP/1.1 405 Not Allowed\r\n");
+        assert_eq!(status_line(1, 418), "HTTP/1.1 418 \r\n");
+        assert_eq!(status_line(1, 494), "HTTP/1.1 400 Bad Request\r\n");
+        assert_eq!(
+            status_line(1, 503),
+            "HTTP/1.1 503 Service Temporarily Unavailable\r\n"
+        );
+        assert_eq!(status_line(1, 99), "HTTP/1.1 099 \r\n");
+        assert_eq!(status_line(1, 1000), "HTTP/1.1 1000 \r\n");
+        assert_eq!(status_line(1, 0), "HTTP/1.1 000 \r\n");
+    }
+
+    #[test]
+    fn reuses_the_callers_vec() {
+        let mut out = Vec::with_capacity(64);
+        let cap = out.capacity();
+        for _ in 0..100 {
+            out.clear();
+            write_status_line(&mut out, 1, 200);
+        }
+        assert_eq!(out.capacity(), cap);
+    }
+
+    #[test]
+    fn error_pages_in_nginx_shape() {
+        let mut out = Vec::new();
+        assert!(error_page(404, false, &mut out));
+        assert_eq!(
+            out,
+            b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n\
+              <center><h1>404 Not Found</h1></center>\r\n<hr><center>proton</center>\r\n\
+              </body>\r\n</html>\r\n"
+        );
+        out.clear();
+        assert!(error_page(494, true, &mut out));
+        let page = String::from_utf8(out.clone()).unwrap();
+        assert!(page.starts_with(
+            "<html>\r\n<head><title>400 Request Header Or Cookie Too Large</title></head>\r\n\
+             <body>\r\n<center><h1>400 Bad Request</h1></center>\r\n\
+             <center>Request Header Or Cookie Too Large</center>\r\n<hr><center>proton/"
+        ));
+        out.clear();
+        assert!(error_page(302, false, &mut out));
+        assert!(out.starts_with(b"<html>\r\n<head><title>302 Found</title>"));
+        let before = out.len();
+        for code in [200, 204, 304, 407, 418, 431, 444, 499, 506] {
+            assert!(!error_page(code, true, &mut out), "{code}");
+        }
+        assert_eq!(out.len(), before);
+        for code in [
+            301, 400, 401, 403, 405, 408, 413, 414, 416, 429, 495, 500, 502, 504, 507,
+        ] {
+            let mut out = Vec::new();
+            assert!(error_page(code, false, &mut out), "{code}");
+            assert!(out.ends_with(b"<hr><center>proton</center>\r\n</body>\r\n</html>\r\n"));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! proton-run's library: everything the runtime binary is made of, public so integration
+//! tests and benchmarks can drive the pieces directly.
+//!
+//! The runtime never parses source config and never links the compiler: it reads an IR file.
+//! `unsafe` appears only where a syscall needs it (fork), each with a `// SAFETY:` line.
+
+pub mod config;
+pub mod http;
+pub mod listen;
+pub mod log;
+pub mod master;
+pub mod worker;

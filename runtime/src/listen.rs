@@ -1,0 +1,124 @@
+//! Listening sockets. The master binds every listener of the IR before forking; workers
+//! inherit them. A reload keeps the sockets of addresses that stay (so no connection is
+//! refused during a reload), binds the new ones and closes the removed ones.
+//!
+//! When a wildcard address (`0.0.0.0:80`) and a specific one (`127.0.0.1:80`) share a port,
+//! only the wildcard is bound, as nginx does; the worker maps each accepted connection to its
+//! IR listener by the connection's local address.
+
+use nix::sys::socket::{
+    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+    SockaddrStorage,
+};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+
+/// A bound socket and the IR listener addresses it serves.
+pub struct Bound {
+    /// The address bound (`0.0.0.0:80`, `[::]:80`, `127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    pub socket: TcpListener,
+    pub reuseport: bool,
+}
+
+/// Parses an IR listener address (`ip:port`, `[v6]:port`).
+pub fn parse_addr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
+
+fn wildcard_of(a: &SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V4(v) => SocketAddr::from(([0, 0, 0, 0], v.port())),
+        SocketAddr::V6(v) => SocketAddr::from(([0u16; 8], v.port())),
+    }
+}
+
+/// The socket addresses to bind for a set of IR listener addresses: a specific address is
+/// left out when the wildcard of its family and port is also configured.
+pub fn addresses_to_bind(ir: &proton_ir::Ir) -> Vec<(SocketAddr, bool, i32)> {
+    let all: Vec<(SocketAddr, bool, i32)> = ir
+        .listeners
+        .iter()
+        .filter_map(|l| parse_addr(&l.addr).map(|a| (a, l.reuseport, l.backlog)))
+        .collect();
+    let mut out: Vec<(SocketAddr, bool, i32)> = Vec::new();
+    for (a, reuse, backlog) in &all {
+        let w = wildcard_of(a);
+        let covered = w != *a && all.iter().any(|(b, _, _)| *b == w);
+        if !covered && !out.iter().any(|(b, _, _)| b == a) {
+            out.push((*a, *reuse, *backlog));
+        }
+    }
+    out
+}
+
+/// Creates, binds and listens on one socket.
+pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpListener, String> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd: OwnedFd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(|e| format!("socket() for {addr} failed: {e}"))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)
+        .map_err(|e| format!("setsockopt(SO_REUSEADDR) for {addr} failed: {e}"))?;
+    if reuseport {
+        setsockopt(&fd, sockopt::ReusePort, &true)
+            .map_err(|e| format!("setsockopt(SO_REUSEPORT) for {addr} failed: {e}"))?;
+    }
+    if addr.is_ipv6() {
+        // nginx's default: an IPv6 wildcard does not also take IPv4 connections.
+        let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &true);
+    }
+    let sa = SockaddrStorage::from(addr);
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa)
+        .map_err(|e| format!("bind() to {addr} failed: {e}"))?;
+    let backlog = Backlog::new(backlog.clamp(1, 65_535)).unwrap_or(Backlog::MAXCONN);
+    listen(&fd, backlog).map_err(|e| format!("listen() on {addr} failed: {e}"))?;
+    Ok(TcpListener::from(fd))
+}
+
+/// The outcome of [`rebind`]: `Ok((new set, no longer needed))` or `Err((why, old set))`.
+pub type Rebind = Result<(Vec<Bound>, Vec<Bound>), (String, Vec<Bound>)>;
+
+/// Binds what `ir` needs, reusing sockets from `old` for addresses that stay. On success
+/// returns the new set and the old sockets no longer needed; on failure `old` comes back
+/// untouched (nothing of the new configuration is bound).
+pub fn rebind(
+    ir: &proton_ir::Ir,
+    old: Vec<Bound>,
+) -> Rebind {
+    let wanted = addresses_to_bind(ir);
+    let mut fresh = Vec::new();
+    for (addr, reuseport, backlog) in &wanted {
+        if old.iter().any(|b| b.addr == *addr) {
+            continue;
+        }
+        match bind_one(*addr, *reuseport, *backlog) {
+            Ok(socket) => fresh.push(Bound {
+                addr: *addr,
+                socket,
+                reuseport: *reuseport,
+            }),
+            Err(e) => return Err((e, old)),
+        }
+    }
+    let (mut kept, removed): (Vec<Bound>, Vec<Bound>) = old
+        .into_iter()
+        .partition(|b| wanted.iter().any(|(a, _, _)| *a == b.addr));
+    for b in &mut kept {
+        if let Some((_, reuseport, backlog)) = wanted.iter().find(|(a, _, _)| *a == b.addr) {
+            b.reuseport = *reuseport;
+            let bl = Backlog::new((*backlog).clamp(1, 65_535)).unwrap_or(Backlog::MAXCONN);
+            let _ = listen(&b.socket, bl);
+        }
+    }
+    kept.extend(fresh);
+    Ok((kept, removed))
+}

@@ -1,0 +1,430 @@
+//! The master process: loads the IR, binds the listeners, forks the workers, and then only
+//! handles signals, as nginx's master does:
+//!
+//! * HUP — reload: load the IR again; if it verifies, start a new generation of workers on
+//!   the same listening sockets (new addresses bound, removed ones closed) and tell the old
+//!   workers to finish gracefully. A bad IR leaves the running generation untouched.
+//! * QUIT — graceful stop; TERM, INT — fast stop; USR1 — reopen log files.
+//! * CHLD — a worker of the current generation that dies is respawned, with a growing delay
+//!   when it keeps dying right after start.
+//!
+//! The master never touches a client connection.
+
+use crate::config::Loaded;
+use crate::elog;
+use crate::listen::{rebind, Bound};
+use crate::log::ErrorLog;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Command-line options of `proton-run`.
+pub struct Options {
+    pub ir_path: PathBuf,
+    pub prefix: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+}
+
+/// Signals the master and workers handle (blocked, read through a signalfd).
+pub fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
+        Signal::SIGPIPE,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+struct WorkerProc {
+    pid: Pid,
+    slot: usize,
+    started: Instant,
+}
+
+struct Generation {
+    id: u64,
+    loaded: Loaded,
+    workers: Vec<WorkerProc>,
+}
+
+/// A worker slot waiting to be respawned.
+struct Respawn {
+    slot: usize,
+    at: Instant,
+}
+
+struct Master {
+    elog: ErrorLog,
+    opts: Options,
+    bound: Vec<Bound>,
+    current: Generation,
+    draining: Vec<Generation>,
+    respawns: Vec<Respawn>,
+    /// Delay before the next respawn of a slot that keeps dying.
+    backoff: Vec<Duration>,
+    pid_file: PathBuf,
+    stopping: Option<(Signal, Instant)>,
+}
+
+fn open_error_log(loaded: &Loaded) -> ErrorLog {
+    match loaded.ir.main.error_log.first() {
+        Some(l) if l.path == "stderr" => ErrorLog::open(None, l.level),
+        Some(l) => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
+        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
+    }
+}
+
+fn raise_nofile(loaded: &Loaded, elog: &mut ErrorLog) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Some(want) = loaded.ir.main.worker_rlimit_nofile else {
+        return;
+    };
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((want, want));
+    let hard = hard.max(want);
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+        elog!(elog, Alert, "setrlimit(RLIMIT_NOFILE, {want}) failed: {e}");
+    }
+}
+
+/// Runs the master in the foreground until it is told to stop.
+pub fn run(opts: Options) -> ExitCode {
+    let loaded = match Loaded::load(&opts.ir_path, opts.prefix.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("proton-run: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut elog = open_error_log(&loaded);
+    raise_nofile(&loaded, &mut elog);
+    let bound = match rebind(&loaded.ir, Vec::new()) {
+        Ok((b, _)) => b,
+        Err((e, _)) => {
+            eprintln!("proton-run: {e}");
+            elog!(elog, Emerg, "{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let signals = handled_signals();
+    if let Err(e) = signals.thread_block() {
+        eprintln!("proton-run: cannot block signals: {e}");
+        return ExitCode::from(1);
+    }
+    let sfd = match SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("proton-run: signalfd failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let pid_file = opts
+        .pid_file
+        .clone()
+        .unwrap_or_else(|| loaded.resolve(&loaded.ir.main.pid));
+    if let Some(dir) = pid_file.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(&pid_file, format!("{}\n", std::process::id())) {
+        eprintln!(
+            "proton-run: cannot write pid file {}: {e}",
+            pid_file.display()
+        );
+        return ExitCode::from(1);
+    }
+    let count = loaded.worker_count();
+    elog!(
+        elog,
+        Notice,
+        "proton-run started: {} (IR {} bytes of config digest {}), {} workers, {} listening sockets",
+        loaded.path.display(),
+        loaded.ir.servers.len(),
+        &loaded.header.digest_hex()[..16],
+        count,
+        bound.len()
+    );
+    let mut m = Master {
+        elog,
+        opts,
+        bound,
+        current: Generation {
+            id: 1,
+            loaded,
+            workers: Vec::new(),
+        },
+        draining: Vec::new(),
+        respawns: Vec::new(),
+        backoff: vec![Duration::ZERO; count],
+        pid_file,
+        stopping: None,
+    };
+    for slot in 0..count {
+        if !m.spawn(slot, &sfd) {
+            m.signal_all(Signal::SIGTERM);
+            let _ = std::fs::remove_file(&m.pid_file);
+            return ExitCode::from(1);
+        }
+    }
+    m.main_loop(&sfd)
+}
+
+impl Master {
+    /// Forks one worker of the current generation into `slot`.
+    fn spawn(&mut self, slot: usize, sfd: &SignalFd) -> bool {
+        // SAFETY: the master is single-threaded, so the child is a consistent copy; it only
+        // runs the worker loop and then exits without returning into the master's code.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                let _ = sfd;
+                let code =
+                    crate::worker::run(&self.current.loaded, &self.bound, slot, self.current.id);
+                std::process::exit(code);
+            }
+            Ok(ForkResult::Parent { child }) => {
+                self.current.workers.push(WorkerProc {
+                    pid: child,
+                    slot,
+                    started: Instant::now(),
+                });
+                true
+            }
+            Err(e) => {
+                elog!(self.elog, Alert, "fork() failed: {e}");
+                false
+            }
+        }
+    }
+
+    fn signal_all(&mut self, sig: Signal) {
+        let gens = std::iter::once(&self.current).chain(self.draining.iter());
+        for g in gens {
+            for w in &g.workers {
+                let _ = kill(w.pid, sig);
+            }
+        }
+    }
+
+    fn worker_total(&self) -> usize {
+        self.current.workers.len() + self.draining.iter().map(|g| g.workers.len()).sum::<usize>()
+    }
+
+    fn main_loop(&mut self, sfd: &SignalFd) -> ExitCode {
+        loop {
+            if let Some((sig, since)) = self.stopping {
+                if self.worker_total() == 0 {
+                    elog!(self.elog, Notice, "exit");
+                    let _ = std::fs::remove_file(&self.pid_file);
+                    return ExitCode::SUCCESS;
+                }
+                let grace = if sig == Signal::SIGQUIT {
+                    Duration::from_secs(300)
+                } else {
+                    Duration::from_secs(5)
+                };
+                if since.elapsed() > grace {
+                    elog!(
+                        self.elog,
+                        Warn,
+                        "workers did not exit in {grace:?}, killing them"
+                    );
+                    self.signal_all(Signal::SIGKILL);
+                }
+            }
+            let timeout = PollTimeout::from(200u16);
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, timeout);
+            while let Ok(Some(info)) = sfd.read_signal() {
+                let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                    continue;
+                };
+                self.on_signal(sig, sfd);
+            }
+            self.run_respawns(sfd);
+        }
+    }
+
+    fn on_signal(&mut self, sig: Signal, sfd: &SignalFd) {
+        match sig {
+            Signal::SIGCHLD => self.reap(),
+            Signal::SIGHUP if self.stopping.is_none() => self.reload(sfd),
+            Signal::SIGQUIT | Signal::SIGTERM | Signal::SIGINT => {
+                let how = if sig == Signal::SIGQUIT {
+                    "graceful"
+                } else {
+                    "fast"
+                };
+                elog!(self.elog, Notice, "signal {sig} received, {how} shutdown");
+                self.stopping = Some((sig, Instant::now()));
+                self.respawns.clear();
+                let forward = if sig == Signal::SIGQUIT {
+                    Signal::SIGQUIT
+                } else {
+                    Signal::SIGTERM
+                };
+                self.signal_all(forward);
+            }
+            Signal::SIGUSR1 => {
+                elog!(self.elog, Notice, "reopening logs");
+                self.elog.reopen();
+                self.signal_all(Signal::SIGUSR1);
+            }
+            _ => {}
+        }
+    }
+
+    /// Collects exited workers; schedules respawns for the current generation.
+    fn reap(&mut self) {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(s) => s,
+            };
+            let (pid, how) = match status {
+                WaitStatus::Exited(pid, code) => (pid, format!("exited with code {code}")),
+                WaitStatus::Signaled(pid, sig, _) => (pid, format!("exited on signal {sig}")),
+                _ => continue,
+            };
+            if let Some(i) = self.current.workers.iter().position(|w| w.pid == pid) {
+                let w = self.current.workers.swap_remove(i);
+                let clean = how == "exited with code 0";
+                if self.stopping.is_some() {
+                    elog!(self.elog, Notice, "worker process {pid} {how}");
+                    continue;
+                }
+                elog!(self.elog, Alert, "worker process {pid} {how}; respawning");
+                let slot = w.slot;
+                let delay = if w.started.elapsed() < Duration::from_secs(2) && !clean {
+                    let d = self.backoff.get(slot).copied().unwrap_or_default();
+                    let next = (d * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
+                    if let Some(b) = self.backoff.get_mut(slot) {
+                        *b = next;
+                    }
+                    next
+                } else {
+                    if let Some(b) = self.backoff.get_mut(slot) {
+                        *b = Duration::ZERO;
+                    }
+                    Duration::ZERO
+                };
+                self.respawns.push(Respawn {
+                    slot,
+                    at: Instant::now() + delay,
+                });
+                continue;
+            }
+            for g in &mut self.draining {
+                if let Some(i) = g.workers.iter().position(|w| w.pid == pid) {
+                    g.workers.swap_remove(i);
+                    elog!(
+                        self.elog,
+                        Info,
+                        "old worker process {pid} (generation {}) {how}",
+                        g.id
+                    );
+                }
+            }
+            self.draining.retain(|g| !g.workers.is_empty());
+        }
+    }
+
+    fn run_respawns(&mut self, sfd: &SignalFd) {
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .respawns
+            .iter()
+            .filter(|r| r.at <= now)
+            .map(|r| r.slot)
+            .collect();
+        self.respawns.retain(|r| r.at > now);
+        for slot in due {
+            if !self.spawn(slot, sfd) {
+                self.respawns.push(Respawn {
+                    slot,
+                    at: now + Duration::from_secs(1),
+                });
+            }
+        }
+    }
+
+    fn reload(&mut self, sfd: &SignalFd) {
+        elog!(
+            self.elog,
+            Notice,
+            "signal SIGHUP received, reloading {}",
+            self.opts.ir_path.display()
+        );
+        let loaded = match Loaded::load(&self.opts.ir_path, self.opts.prefix.as_deref()) {
+            Ok(l) => l,
+            Err(e) => {
+                elog!(
+                    self.elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+                return;
+            }
+        };
+        let old_bound = std::mem::take(&mut self.bound);
+        let (bound, removed) = match rebind(&loaded.ir, old_bound) {
+            Ok(x) => x,
+            Err((e, old)) => {
+                self.bound = old;
+                elog!(
+                    self.elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+                return;
+            }
+        };
+        self.bound = bound;
+        drop(removed);
+        self.elog = open_error_log(&loaded);
+        let count = loaded.worker_count();
+        let next_id = self.current.id + 1;
+        let old = std::mem::replace(
+            &mut self.current,
+            Generation {
+                id: next_id,
+                loaded,
+                workers: Vec::new(),
+            },
+        );
+        self.respawns.clear();
+        self.backoff = vec![Duration::ZERO; count];
+        for slot in 0..count {
+            self.spawn(slot, sfd);
+        }
+        for w in &old.workers {
+            let _ = kill(w.pid, Signal::SIGQUIT);
+        }
+        elog!(
+            self.elog,
+            Notice,
+            "reloaded: generation {} with {} workers; {} old workers draining",
+            self.current.id,
+            count,
+            old.workers.len()
+        );
+        if !old.workers.is_empty() {
+            self.draining.push(old);
+        }
+    }
+}
+
+/// Unblocks the handled signals (used by tests that fork).
+pub fn unblock_signals() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&handled_signals()), None);
+}

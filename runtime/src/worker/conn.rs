@@ -1,0 +1,499 @@
+//! One client connection: its buffers and its state machine.
+//!
+//! `Head` reads until a request head is complete (pipelined requests are parsed straight
+//! from the buffer), the request is routed and answered into the write buffer (plus an open
+//! file for static bodies), `Write` flushes it with `write`/`sendfile`, `Discard` drops the
+//! request body the handler did not need, and the connection goes back to `Head` or closes.
+
+use super::{respond, Worker};
+use crate::elog;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::{parse_head, Limits, Parsed};
+use mio::net::TcpStream;
+use mio::{Interest, Poll, Token};
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Head,
+    Write,
+    Discard,
+}
+
+/// How much of the request body is still to be dropped.
+pub(crate) enum Discard {
+    None,
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// A file body being sent with sendfile.
+pub(crate) struct FileBody {
+    pub(crate) file: std::fs::File,
+    pub(crate) offset: i64,
+    pub(crate) end: i64,
+}
+
+/// What the access log needs once the response is sent.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Finished {
+    pub(crate) status: u16,
+    pub(crate) header_bytes: u64,
+    pub(crate) body_bytes: u64,
+    /// Index of the location that answered (for access_log), if any.
+    pub(crate) location: Option<u32>,
+}
+
+pub(crate) struct Conn {
+    pub(crate) sock: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    /// Index into `ir.listeners`.
+    pub(crate) listener: usize,
+    pub(crate) rbuf: Vec<u8>,
+    pub(crate) wbuf: Vec<u8>,
+    pub(crate) wpos: usize,
+    pub(crate) file: Option<FileBody>,
+    pub(crate) phase: Phase,
+    pub(crate) deadline: Instant,
+    /// Requests served on this connection.
+    pub(crate) served: u32,
+    /// Close once the current response is written.
+    pub(crate) close_after: bool,
+    pub(crate) discard: Discard,
+    /// Length of the current request's head in `rbuf`.
+    pub(crate) head_len: usize,
+    pub(crate) started: Instant,
+    pub(crate) finished: Finished,
+    pub(crate) body_sent: u64,
+    /// Keep-alive timeout to apply once the response is written.
+    pub(crate) keepalive_ms: u64,
+    pub(crate) send_timeout_ms: u64,
+    pub(crate) body_timeout_ms: u64,
+    pub(crate) interest: Interest,
+}
+
+enum Fill {
+    Data,
+    WouldBlock,
+    Closed,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        sock: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: usize,
+        w: &mut Worker<'_>,
+    ) -> Conn {
+        let s = w.default_settings(listener);
+        let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
+        if s.is_none_or(|s| s.tcp_nodelay) {
+            let _ = sock.set_nodelay(true);
+        }
+        Conn {
+            sock,
+            peer,
+            local,
+            listener,
+            rbuf: w.pool.get(),
+            wbuf: w.pool.get(),
+            wpos: 0,
+            file: None,
+            phase: Phase::Head,
+            deadline: Instant::now() + Duration::from_millis(header_timeout),
+            served: 0,
+            close_after: false,
+            discard: Discard::None,
+            head_len: 0,
+            started: Instant::now(),
+            finished: Finished::default(),
+            body_sent: 0,
+            keepalive_ms: 75_000,
+            send_timeout_ms: 60_000,
+            body_timeout_ms: 60_000,
+            interest: Interest::READABLE,
+        }
+    }
+
+    /// Gives the buffers back to the pool.
+    pub(crate) fn release(mut self, w: &mut Worker<'_>) {
+        w.pool.put(std::mem::take(&mut self.rbuf));
+        w.pool.put(std::mem::take(&mut self.wbuf));
+    }
+
+    /// Idle: waiting for the next request with nothing buffered (closed first on shutdown).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.phase == Phase::Head && self.rbuf.is_empty()
+    }
+
+    pub(crate) fn update_interest(&mut self, poll: &Poll, token: Token) {
+        let want = if self.phase == Phase::Write {
+            Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        if want != self.interest {
+            self.interest = want;
+            let _ = poll.registry().reregister(&mut self.sock, token, want);
+        }
+    }
+
+    /// A deadline passed: log what nginx logs, then the caller closes.
+    pub(crate) fn on_timeout(&mut self, w: &mut Worker<'_>) {
+        match self.phase {
+            Phase::Head if !self.rbuf.is_empty() => {
+                elog!(w.elog, Info, "client timed out (110: client_header_timeout) while reading client request headers, client: {}", self.peer.ip());
+                // nginx answers 408 only in its logs; the connection is just closed.
+            }
+            Phase::Write => {
+                elog!(w.elog, Info, "client timed out (110: send_timeout) while sending response to client, client: {}", self.peer.ip());
+            }
+            Phase::Discard => {
+                elog!(w.elog, Info, "client timed out (110: client_body_timeout) while reading client request body, client: {}", self.peer.ip());
+            }
+            Phase::Head => {}
+        }
+    }
+
+    /// Handles readiness. Returns true when the connection must be closed.
+    pub(crate) fn on_event(
+        &mut self,
+        w: &mut Worker<'_>,
+        _readable: bool,
+        _writable: bool,
+    ) -> bool {
+        loop {
+            match self.phase {
+                Phase::Head => {
+                    if !self.rbuf.is_empty() {
+                        match self.try_request(w) {
+                            Some(true) => continue,
+                            Some(false) => return true,
+                            None => {}
+                        }
+                    }
+                    match self.fill(w) {
+                        Fill::Data => continue,
+                        Fill::WouldBlock => return false,
+                        Fill::Closed => return true,
+                    }
+                }
+                Phase::Write => match self.flush(w) {
+                    Some(true) => {
+                        self.finish(w);
+                        if self.close_after {
+                            return true;
+                        }
+                        continue;
+                    }
+                    Some(false) => return false,
+                    None => return true,
+                },
+                Phase::Discard => {
+                    if let Some(close) = self.discard_body(w) {
+                        if close {
+                            return true;
+                        }
+                        continue;
+                    }
+                    match self.fill(w) {
+                        Fill::Data => continue,
+                        Fill::WouldBlock => return false,
+                        Fill::Closed => return true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has into `rbuf`, within the head limit.
+    fn fill(&mut self, w: &mut Worker<'_>) -> Fill {
+        let limit = w.head_limit(self.listener).max(1024);
+        if self.rbuf.len() >= limit && self.phase == Phase::Head {
+            // The parser will report the over-long head; nothing more to read for it.
+            return Fill::Data;
+        }
+        let old = self.rbuf.len();
+        let want = if self.phase == Phase::Discard {
+            16 * 1024
+        } else {
+            (limit - old).min(16 * 1024)
+        };
+        self.rbuf.resize(old + want.max(1), 0);
+        match self.sock.read(&mut self.rbuf[old..]) {
+            Ok(0) => {
+                self.rbuf.truncate(old);
+                Fill::Closed
+            }
+            Ok(n) => {
+                self.rbuf.truncate(old + n);
+                Fill::Data
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.rbuf.truncate(old);
+                Fill::WouldBlock
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {
+                self.rbuf.truncate(old);
+                Fill::Data
+            }
+            Err(e) => {
+                self.rbuf.truncate(old);
+                if e.kind() != ErrorKind::ConnectionReset {
+                    elog!(
+                        w.elog,
+                        Info,
+                        "recv() failed ({e}) while reading client request, client: {}",
+                        self.peer.ip()
+                    );
+                }
+                Fill::Closed
+            }
+        }
+    }
+
+    /// Parses a head from `rbuf` and answers it. `Some(true)`: answered, go on;
+    /// `Some(false)`: close now; `None`: need more bytes.
+    fn try_request(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        let limits = Limits {
+            max_head: w.head_limit(self.listener),
+            max_uri: w.uri_limit(self.listener),
+            max_headers: 100,
+        };
+        let parsed = parse_head(&self.rbuf, &limits, &mut w.scratch.head);
+        match parsed {
+            Ok(Parsed::Partial) => {
+                self.started_if_first();
+                None
+            }
+            Ok(Parsed::Complete) => {
+                self.started_if_first();
+                self.head_len = w.scratch.head.head_len;
+                self.answer(w);
+                Some(true)
+            }
+            Err(e) => {
+                elog!(
+                    w.elog,
+                    Info,
+                    "client sent invalid request ({}), client: {}",
+                    e.reason(),
+                    self.peer.ip()
+                );
+                self.head_len = self.rbuf.len();
+                self.answer_error(w, e.status());
+                Some(true)
+            }
+        }
+    }
+
+    fn started_if_first(&mut self) {
+        if self.head_len == 0 && self.phase == Phase::Head && self.wbuf.is_empty() {
+            // `started` is set when the first byte of a request is seen.
+        }
+    }
+
+    /// Routes and answers the request in `w.scratch.head`.
+    fn answer(&mut self, w: &mut Worker<'_>) {
+        self.started = Instant::now();
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.body_sent = 0;
+        let head = &w.scratch.head;
+        // Body framing decides whether the connection can be reused.
+        self.discard = if head.chunked {
+            Discard::Chunked(ChunkedDecoder::default())
+        } else {
+            match head.content_length {
+                Some(n) if n > 0 => Discard::Length(n),
+                _ => Discard::None,
+            }
+        };
+        let keep_alive = head.keep_alive;
+        let expect_continue = head.expect_continue;
+        let out = w.handle_request(self);
+        self.close_after = !keep_alive || out.close;
+        if expect_continue && !matches!(self.discard, Discard::None) {
+            // The body was not asked for: do not wait for it.
+            self.close_after = true;
+        }
+        self.finished.status = out.status;
+        self.finished.location = out.location;
+        self.finished.header_bytes = out.header_bytes as u64;
+        self.finished.body_bytes = 0;
+        self.keepalive_ms = out.keepalive_ms;
+        self.send_timeout_ms = out.send_timeout_ms;
+        self.body_timeout_ms = out.body_timeout_ms;
+        if out.keepalive_requests > 0 && self.served + 1 >= out.keepalive_requests {
+            self.close_after = true;
+        }
+        self.phase = Phase::Write;
+        self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
+    }
+
+    /// Answers a malformed request: nginx's error page, then close.
+    fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
+        self.started = Instant::now();
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.body_sent = 0;
+        self.discard = Discard::None;
+        let hb = respond::error_response(w, &mut self.wbuf, status, 1, false, true);
+        self.finished = Finished {
+            status,
+            header_bytes: hb as u64,
+            body_bytes: 0,
+            location: None,
+        };
+        self.close_after = true;
+        self.phase = Phase::Write;
+        self.deadline = Instant::now() + Duration::from_secs(10);
+    }
+
+    /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
+    /// `None` error.
+    fn flush(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        while self.wpos < self.wbuf.len() {
+            match self.sock.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    self.wpos += n;
+                    self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if !matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) {
+                        elog!(
+                            w.elog,
+                            Info,
+                            "writev() failed ({e}) while sending response to client, client: {}",
+                            self.peer.ip()
+                        );
+                    }
+                    return None;
+                }
+            }
+        }
+        if let Some(f) = self.file.as_mut() {
+            while f.offset < f.end {
+                let count = ((f.end - f.offset) as usize).min(1 << 30);
+                let mut off = f.offset;
+                match nix::sys::sendfile::sendfile64(
+                    self.sock.as_fd(),
+                    f.file.as_fd(),
+                    Some(&mut off),
+                    count,
+                ) {
+                    Ok(0) => {
+                        // The file shrank under us: nothing more to send; the response is
+                        // short, so the connection cannot be reused.
+                        elog!(
+                            w.elog,
+                            Crit,
+                            "file was truncated while being sent, client: {}",
+                            self.peer.ip()
+                        );
+                        self.file = None;
+                        return None;
+                    }
+                    Ok(n) => {
+                        f.offset = off;
+                        self.body_sent += n as u64;
+                        self.deadline =
+                            Instant::now() + Duration::from_millis(self.send_timeout_ms);
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => return Some(false),
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        if !matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) {
+                            elog!(w.elog, Info, "sendfile() failed ({e}) while sending response to client, client: {}", self.peer.ip());
+                        }
+                        return None;
+                    }
+                }
+            }
+            self.file = None;
+        }
+        Some(true)
+    }
+
+    /// The response is out: log it, drop the head from `rbuf`, move on.
+    fn finish(&mut self, w: &mut Worker<'_>) {
+        let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
+        self.finished.body_bytes = body_in_wbuf + self.body_sent;
+        w.log_access(self);
+        self.served += 1;
+        let consumed = self.head_len.min(self.rbuf.len());
+        self.rbuf.drain(..consumed);
+        self.head_len = 0;
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.phase = if matches!(self.discard, Discard::None) {
+            self.deadline = Instant::now() + Duration::from_millis(self.keepalive_ms);
+            Phase::Head
+        } else {
+            self.deadline = Instant::now() + Duration::from_millis(self.body_timeout_ms);
+            Phase::Discard
+        };
+    }
+
+    /// Drops body bytes from `rbuf`. `Some(false)`: body done; `Some(true)`: close (bad
+    /// framing); `None`: need more bytes.
+    fn discard_body(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        match &mut self.discard {
+            Discard::None => {
+                self.phase = Phase::Head;
+                Some(false)
+            }
+            Discard::Length(left) => {
+                let take = (*left).min(self.rbuf.len() as u64) as usize;
+                self.rbuf.drain(..take);
+                *left -= take as u64;
+                if *left == 0 {
+                    self.discard = Discard::None;
+                    self.phase = Phase::Head;
+                    self.deadline = Instant::now() + Duration::from_millis(self.keepalive_ms);
+                    return Some(false);
+                }
+                None
+            }
+            Discard::Chunked(dec) => {
+                if self.rbuf.is_empty() {
+                    return None;
+                }
+                match dec.decode(&self.rbuf) {
+                    Ok(step) => {
+                        self.rbuf.drain(..step.consumed.min(self.rbuf.len()));
+                        if step.done {
+                            self.discard = Discard::None;
+                            self.phase = Phase::Head;
+                            self.deadline =
+                                Instant::now() + Duration::from_millis(self.keepalive_ms);
+                            return Some(false);
+                        }
+                        if step.consumed == 0 {
+                            return None;
+                        }
+                        Some(false)
+                    }
+                    Err(e) => {
+                        elog!(
+                            w.elog,
+                            Info,
+                            "client sent invalid chunked body ({}), client: {}",
+                            e.reason(),
+                            self.peer.ip()
+                        );
+                        Some(true)
+                    }
+                }
+            }
+        }
+    }
+}

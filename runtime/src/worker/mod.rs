@@ -1,0 +1,312 @@
+//! A worker process: one thread, one `mio::Poll`, a slab of connections. Each connection is
+//! a small state machine (read head → route → write → keep-alive or close); timeouts are
+//! deadlines swept once a second; buffers come from a per-worker pool and go back to it.
+//!
+//! The worker never parses config text; it reads the IR the master loaded before fork.
+
+mod conn;
+mod request;
+mod respond;
+mod static_files;
+mod vars;
+
+use crate::config::Loaded;
+use crate::elog;
+use crate::listen::Bound;
+use crate::log::ErrorLog;
+use conn::Conn;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::signal::Signal;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use slab::Slab;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const SIGNAL: Token = Token(usize::MAX - 1);
+/// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
+const CONN_BASE: usize = 1 << 20;
+
+/// A listening socket in this worker and how to map its connections to IR listeners.
+struct Listener {
+    sock: TcpListener,
+    bound_addr: SocketAddr,
+}
+
+/// Buffers handed out to connections and returned on close, so steady-state serving does
+/// not allocate.
+pub(crate) struct BufPool {
+    free: Vec<Vec<u8>>,
+    size: usize,
+}
+
+impl BufPool {
+    pub(crate) fn get(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.size))
+    }
+    pub(crate) fn put(&mut self, mut b: Vec<u8>) {
+        // Keep ordinary buffers; let unusually large ones go.
+        if b.capacity() <= self.size * 64 && self.free.len() < 4096 {
+            b.clear();
+            self.free.push(b);
+        }
+    }
+}
+
+/// Everything a worker owns.
+pub(crate) struct Worker<'a> {
+    pub(crate) loaded: &'a Loaded,
+    pub(crate) elog: ErrorLog,
+    pub(crate) pool: BufPool,
+    pub(crate) date: respond::DateHeader,
+    pub(crate) access: respond::AccessLogs,
+    pub(crate) scratch: request::Scratch,
+}
+
+/// Runs a worker until it is told to stop. Returns the process exit code.
+pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i32 {
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let mut elog = match loaded.ir.main.error_log.first() {
+        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
+        Some(l) => ErrorLog::open(None, l.level),
+        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
+    };
+    elog.set_worker(slot);
+    let mut poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => {
+            elog!(elog, Emerg, "epoll_create failed: {e}");
+            return 2;
+        }
+    };
+    let signals = crate::master::handled_signals();
+    let sfd = match SignalFd::with_flags(&signals, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC) {
+        Ok(s) => s,
+        Err(e) => {
+            elog!(elog, Emerg, "signalfd failed: {e}");
+            return 2;
+        }
+    };
+    let sfd_raw = sfd.as_raw_fd();
+    if let Err(e) = poll
+        .registry()
+        .register(&mut SourceFd(&sfd_raw), SIGNAL, Interest::READABLE)
+    {
+        elog!(elog, Emerg, "cannot watch signals: {e}");
+        return 2;
+    }
+    let mut listeners = Vec::with_capacity(bound.len());
+    for (i, b) in bound.iter().enumerate() {
+        let std_sock = match b.socket.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                elog!(elog, Emerg, "cannot use listening socket {}: {e}", b.addr);
+                return 2;
+            }
+        };
+        let _ = std_sock.set_nonblocking(true);
+        let mut sock = TcpListener::from_std(std_sock);
+        if let Err(e) = poll
+            .registry()
+            .register(&mut sock, Token(i), Interest::READABLE)
+        {
+            elog!(elog, Emerg, "cannot watch {}: {e}", b.addr);
+            return 2;
+        }
+        listeners.push(Listener {
+            sock,
+            bound_addr: b.addr,
+        });
+    }
+    let max_conns = loaded.ir.main.worker_connections.max(2) as usize;
+    let mut w = Worker {
+        loaded,
+        elog,
+        pool: BufPool {
+            free: Vec::new(),
+            size: 4096,
+        },
+        date: respond::DateHeader::new(),
+        access: respond::AccessLogs::new(loaded),
+        scratch: request::Scratch::default(),
+    };
+    elog!(
+        w.elog,
+        Info,
+        "worker {slot} of generation {generation} started"
+    );
+    let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
+    let mut events = Events::with_capacity(1024);
+    let mut quitting = false;
+    let mut last_sweep = Instant::now();
+    loop {
+        let timeout = if quitting {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_millis(500)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                elog!(w.elog, Alert, "epoll_wait failed: {e}");
+                return 2;
+            }
+        }
+        w.date.refresh();
+        for ev in events.iter() {
+            match ev.token() {
+                SIGNAL => {
+                    while let Ok(Some(info)) = sfd.read_signal() {
+                        match Signal::try_from(info.ssi_signo as i32) {
+                            Ok(Signal::SIGQUIT) if !quitting => {
+                                quitting = true;
+                                for l in &mut listeners {
+                                    let _ = poll.registry().deregister(&mut l.sock);
+                                }
+                                listeners.clear();
+                                close_idle(&mut conns, &poll, &mut w);
+                            }
+                            Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
+                                w.access.flush_all();
+                                return 0;
+                            }
+                            Ok(Signal::SIGUSR1) => {
+                                w.elog.reopen();
+                                w.access.reopen();
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Token(t) if t < CONN_BASE => {
+                    if let Some(l) = listeners.get(t) {
+                        accept_all(l, &mut conns, &poll, &mut w, max_conns);
+                    }
+                }
+                Token(t) => {
+                    let key = t - CONN_BASE;
+                    let done = match conns.get_mut(key) {
+                        Some(c) => c.on_event(&mut w, ev.is_readable(), ev.is_writable()),
+                        None => false,
+                    };
+                    if done || (quitting && conns.get(key).is_some_and(Conn::is_idle)) {
+                        close(&mut conns, key, &poll, &mut w);
+                    } else if let Some(c) = conns.get_mut(key) {
+                        c.update_interest(&poll, Token(t));
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        if now.duration_since(last_sweep) >= Duration::from_millis(250) {
+            last_sweep = now;
+            w.access.tick(now);
+            let expired: Vec<usize> = conns
+                .iter()
+                .filter(|(_, c)| c.deadline <= now)
+                .map(|(k, _)| k)
+                .collect();
+            for key in expired {
+                if let Some(c) = conns.get_mut(key) {
+                    c.on_timeout(&mut w);
+                }
+                close(&mut conns, key, &poll, &mut w);
+            }
+        }
+        if quitting {
+            close_idle(&mut conns, &poll, &mut w);
+            if conns.is_empty() {
+                w.access.flush_all();
+                elog!(w.elog, Info, "worker {slot} gracefully stopped");
+                return 0;
+            }
+        }
+    }
+}
+
+fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, max: usize) {
+    loop {
+        let (stream, peer) = match l.sock.accept() {
+            Ok(x) => x,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: log and let the next readiness retry.
+                elog!(w.elog, Alert, "accept() on {} failed: {e}", l.bound_addr);
+                return;
+            }
+        };
+        if conns.len() >= max {
+            // worker_connections reached: refuse cleanly (the socket is closed on drop).
+            elog!(
+                w.elog,
+                Alert,
+                "{max} worker_connections are not enough; closing connection from {peer}"
+            );
+            drop(stream);
+            continue;
+        }
+        let local = stream.local_addr().unwrap_or(l.bound_addr);
+        let listener = w.ir_listener_for(local, l.bound_addr);
+        let Some(listener) = listener else {
+            drop(stream);
+            continue;
+        };
+        let entry = conns.vacant_entry();
+        let key = entry.key();
+        let mut conn = Conn::new(stream, peer, local, listener, w);
+        let token = Token(CONN_BASE + key);
+        if let Err(e) = poll
+            .registry()
+            .register(&mut conn.sock, token, Interest::READABLE)
+        {
+            elog!(w.elog, Alert, "cannot watch connection from {peer}: {e}");
+            conn.release(w);
+            continue;
+        }
+        entry.insert(conn);
+        // Data may already be there (TCP_DEFER_ACCEPT-like): try reading now.
+        let done = conns
+            .get_mut(key)
+            .is_some_and(|c| c.on_event(w, true, false));
+        if done {
+            close(conns, key, poll, w);
+        } else if let Some(c) = conns.get_mut(key) {
+            c.update_interest(poll, token);
+        }
+    }
+}
+
+fn close(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>) {
+    if let Some(mut c) = conns.try_remove(key) {
+        let _ = poll.registry().deregister(&mut c.sock);
+        c.release(w);
+    }
+}
+
+fn close_idle(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
+    let idle: Vec<usize> = conns
+        .iter()
+        .filter(|(_, c)| c.is_idle())
+        .map(|(k, _)| k)
+        .collect();
+    for key in idle {
+        close(conns, key, poll, w);
+    }
+}
+
+impl Worker<'_> {
+    /// The IR listener a connection to `local` belongs to: the exact address if configured,
+    /// else the wildcard socket's own address.
+    fn ir_listener_for(&self, local: SocketAddr, bound: SocketAddr) -> Option<usize> {
+        let ls = &self.loaded.ir.listeners;
+        let find = |a: SocketAddr| {
+            ls.iter()
+                .position(|l| crate::listen::parse_addr(&l.addr) == Some(a))
+        };
+        find(local).or_else(|| find(bound))
+    }
+}

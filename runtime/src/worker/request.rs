@@ -1,0 +1,752 @@
+//! Routing one request through the IR: server by Host, URI normalisation, the rewrite-phase
+//! scripts (`rewrite`, `return`, `set`), location selection, internal redirects (bounded),
+//! `error_page`, and the handler (return, static files).
+
+use super::conn::Conn;
+use super::respond::{begin_head, end_head, error_response, Head};
+use super::vars::Ctx;
+use super::{static_files, Worker};
+use crate::elog;
+use crate::http::request::RequestHead;
+use proton_ir::{LocationId, RewriteFlag, ScriptOp, ServerId, Settings};
+use std::io::Write;
+
+/// Internal redirects allowed per request (nginx: 10).
+const MAX_REDIRECTS: u32 = 10;
+
+/// Per-worker buffers reused by every request.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    pub(crate) head: RequestHead,
+    pub(crate) uri: Vec<u8>,
+    pub(crate) args: Vec<u8>,
+    pub(crate) host: Vec<u8>,
+    pub(crate) user: Vec<Option<Vec<u8>>>,
+    pub(crate) captures: Vec<Option<Vec<u8>>>,
+    pub(crate) named: Vec<(String, Vec<u8>)>,
+    pub(crate) tmp: Vec<u8>,
+    pub(crate) path: Vec<u8>,
+}
+
+/// What the connection needs to know about the answer.
+pub(crate) struct Outcome {
+    pub(crate) status: u16,
+    pub(crate) close: bool,
+    pub(crate) location: Option<u32>,
+    pub(crate) header_bytes: usize,
+    pub(crate) keepalive_ms: u64,
+    pub(crate) send_timeout_ms: u64,
+    pub(crate) body_timeout_ms: u64,
+    pub(crate) keepalive_requests: u32,
+}
+
+/// The result of running a script.
+enum Script {
+    Continue,
+    /// `return code [text]`: text expanded into `Scratch::tmp`.
+    Return(u16, bool),
+    /// rewrite … last: search locations again.
+    Restart,
+    /// rewrite … break: stay in this location.
+    Break,
+    /// A redirect; URL in `Scratch::tmp`.
+    Redirect(u16),
+}
+
+/// Why the handler stopped without a response.
+pub(crate) enum Handled {
+    /// A response is in the connection's buffers.
+    Done { status: u16, header_bytes: usize },
+    /// An error status to answer (error_page may apply).
+    Status(u16),
+    /// An internal redirect to the URI in `Scratch::uri` (try_files fallback).
+    Redirect,
+    /// To a named location.
+    Named(String),
+}
+
+impl Worker<'_> {
+    /// Settings of the default server of IR listener `l` (used before Host is known).
+    pub(crate) fn default_settings(&self, l: usize) -> Option<&Settings> {
+        let ir = &self.loaded.ir;
+        let sid = ir.listeners.get(l)?.names.default;
+        let srv = ir.servers.get(sid.0 as usize)?;
+        let loc = ir.locations.get(srv.default_location.0 as usize)?;
+        ir.settings.get(loc.conf.settings.0 as usize)
+    }
+
+    /// Largest request head accepted on listener `l`.
+    pub(crate) fn head_limit(&self, l: usize) -> usize {
+        self.default_settings(l).map_or(33 * 1024, |s| {
+            let (n, sz) = s.large_client_header_buffers;
+            (s.client_header_buffer_size as usize).max(n as usize * sz as usize)
+        })
+    }
+
+    /// Longest request line accepted on listener `l` (one large buffer, as nginx).
+    pub(crate) fn uri_limit(&self, l: usize) -> usize {
+        self.default_settings(l)
+            .map_or(8 * 1024, |s| s.large_client_header_buffers.1 as usize)
+    }
+
+    /// Answers the request whose head is in `scratch.head`, writing into `conn`.
+    pub(crate) fn handle_request(&mut self, conn: &mut Conn) -> Outcome {
+        let ir = &self.loaded.ir;
+        let mut head = std::mem::take(&mut self.scratch.head);
+        let buf_len = conn.head_len;
+        // Host: the absolute-form authority, else the Host header (lowercased, no port).
+        let host_raw = head
+            .absolute_host
+            .clone()
+            .or_else(|| head.host.clone())
+            .and_then(|r| conn.rbuf.get(r))
+            .unwrap_or(b"");
+        let host = proton_ir::uri::normalize_host(&String::from_utf8_lossy(host_raw));
+        self.scratch.host.clear();
+        self.scratch.host.extend_from_slice(host.as_bytes());
+        let listener = ir.listeners.get(conn.listener);
+        let (sid, how) = match listener {
+            Some(l) => ir.find_server(l, &host, &mut |id, s| {
+                self.loaded.is_match(id, s.as_bytes())
+            }),
+            None => (ServerId(0), proton_ir::ServerMatch::Default),
+        };
+        let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
+        let args_start = target.iter().position(|&b| b == b'?');
+        self.scratch.args.clear();
+        if let Some(i) = args_start {
+            let a = &target[i + 1..];
+            let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
+            self.scratch.args.extend_from_slice(&a[..end]);
+        }
+        let mut uri = std::mem::take(&mut self.scratch.uri);
+        let ok = proton_ir::uri::normalize_path(target, &mut uri);
+        self.scratch.uri = uri;
+        self.scratch.user.clear();
+        self.scratch.user.resize(ir.user_vars.len(), None);
+        self.scratch.captures.clear();
+        self.scratch.named.clear();
+        // A regex server name's groups are variables for the whole request.
+        if let (Some(l), proton_ir::ServerMatch::Regex(i)) = (listener, how) {
+            if let Some((re, _)) = l.names.regex.get(i) {
+                let h = self.scratch.host.clone();
+                self.capture(*re, &h);
+            }
+        }
+        let ir = &self.loaded.ir;
+        let server = &ir.servers[sid.0 as usize];
+        let server_default = server.default_location;
+        let _ = buf_len;
+        let outcome = if !ok {
+            elog!(
+                self.elog,
+                Info,
+                "client sent invalid request URI, client: {}",
+                conn.peer.ip()
+            );
+            self.finish_status(conn, &head, 400, server_default, true)
+        } else {
+            self.route(conn, &head, sid)
+        };
+        self.scratch.head = std::mem::take(&mut head);
+        outcome
+    }
+
+    fn route(&mut self, conn: &mut Conn, head: &RequestHead, sid: ServerId) -> Outcome {
+        let ir = &self.loaded.ir;
+        let server = &ir.servers[sid.0 as usize];
+        // Server-level rewrite phase.
+        match self.run_script(conn, head, sid, &server.script, server.default_location) {
+            Script::Return(code, has_text) => {
+                return self.answer_return(conn, head, code, has_text, server.default_location)
+            }
+            Script::Redirect(code) => {
+                return self.answer_redirect(conn, head, code, server.default_location)
+            }
+            Script::Continue | Script::Restart | Script::Break => {}
+        }
+        let mut internal = false;
+        let mut error_status: Option<(u16, Option<u16>)> = None;
+        let mut named: Option<LocationId> = None;
+        for _ in 0..=MAX_REDIRECTS {
+            let loc_id = match named.take() {
+                Some(l) => l,
+                None => {
+                    let uri = std::mem::take(&mut self.scratch.uri);
+                    let m = ir.find_location(sid, &uri, &mut |id, s| self.loaded.is_match(id, s));
+                    self.scratch.uri = uri;
+                    m.location
+                }
+            };
+            let loc = &ir.locations[loc_id.0 as usize];
+            // The matching location regex sets $1… and named captures.
+            if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
+                let uri = self.scratch.uri.clone();
+                self.capture(*re, &uri);
+            }
+            if loc.conf.internal && !internal {
+                return self.finish_status(conn, head, 404, loc_id, false);
+            }
+            let settings = &ir.settings[loc.conf.settings.0 as usize];
+            if settings.client_max_body_size > 0
+                && head
+                    .content_length
+                    .is_some_and(|n| n > settings.client_max_body_size)
+            {
+                elog!(
+                    self.elog,
+                    Error,
+                    "client intended to send too large body: {} bytes, client: {}",
+                    head.content_length.unwrap_or(0),
+                    conn.peer.ip()
+                );
+                return self.finish_status(conn, head, 413, loc_id, true);
+            }
+            match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
+                Script::Return(code, has_text) => {
+                    return self.answer_return(conn, head, code, has_text, loc_id);
+                }
+                Script::Redirect(code) => return self.answer_redirect(conn, head, code, loc_id),
+                Script::Restart => {
+                    internal = true;
+                    continue;
+                }
+                Script::Continue | Script::Break => {}
+            }
+            let handled = if loc.conf.proxy.is_some() {
+                elog!(
+                    self.elog,
+                    Error,
+                    "proxy_pass is not implemented in this build, client: {}, request: \"{}\"",
+                    conn.peer.ip(),
+                    String::from_utf8_lossy(&self.scratch.uri)
+                );
+                Handled::Status(502)
+            } else {
+                static_files::serve(self, conn, head, loc_id, error_status)
+            };
+            match handled {
+                Handled::Done {
+                    status,
+                    header_bytes,
+                } => {
+                    return self.outcome(status, false, loc_id, header_bytes);
+                }
+                Handled::Redirect => {
+                    internal = true;
+                    continue;
+                }
+                Handled::Named(name) => {
+                    match ir.find_named(sid, &name) {
+                        Some(l) => named = Some(l),
+                        None => return self.finish_status(conn, head, 500, loc_id, false),
+                    }
+                    internal = true;
+                    continue;
+                }
+                Handled::Status(code) => {
+                    // error_page: once per request (nginx's recursive_error_pages off).
+                    if error_status.is_none() {
+                        if let Some(ep) = settings
+                            .error_pages
+                            .iter()
+                            .find(|e| e.codes.contains(&code))
+                        {
+                            self.scratch.tmp.clear();
+                            let ctx = self.ctx(conn, head, sid, code);
+                            let mut t = Vec::new();
+                            ctx.expand(&ep.target, &mut t);
+                            error_status = Some((code, ep.response));
+                            internal = true;
+                            if let Some(n) = t.strip_prefix(b"@") {
+                                let name = format!("@{}", String::from_utf8_lossy(n));
+                                match ir.find_named(sid, &name) {
+                                    Some(l) => named = Some(l),
+                                    None => {
+                                        return self.finish_status(conn, head, code, loc_id, false)
+                                    }
+                                }
+                                continue;
+                            }
+                            if t.starts_with(b"http://") || t.starts_with(b"https://") {
+                                self.scratch.tmp = t;
+                                let redirect = match ep.response {
+                                    Some(c) if (300..400).contains(&c) => c,
+                                    _ => 302,
+                                };
+                                return self.answer_redirect(conn, head, redirect, loc_id);
+                            }
+                            let (path, args) = match t.iter().position(|&b| b == b'?') {
+                                Some(i) => (t[..i].to_vec(), t[i + 1..].to_vec()),
+                                None => (t, Vec::new()),
+                            };
+                            self.scratch.uri = path;
+                            if !args.is_empty() {
+                                self.scratch.args = args;
+                            }
+                            continue;
+                        }
+                    }
+                    let status = error_status.map_or(code, |(orig, _)| orig.max(code));
+                    return self.finish_status(conn, head, status, loc_id, false);
+                }
+            }
+        }
+        elog!(
+            self.elog,
+            Error,
+            "rewrite or internal redirection cycle while processing \"{}\", client: {}",
+            String::from_utf8_lossy(&self.scratch.uri),
+            conn.peer.ip()
+        );
+        let d = ir.servers[sid.0 as usize].default_location;
+        self.finish_status(conn, head, 500, d, false)
+    }
+
+    /// Runs regex `id` on `subject`; on a match, its groups become `$1`… and its named groups
+    /// `$name`, as after an nginx regex match. Returns whether it matched.
+    pub(crate) fn capture(&mut self, id: proton_ir::RegexId, subject: &[u8]) -> bool {
+        let Some(re) = self.loaded.regexes.get(id.0 as usize) else {
+            return false;
+        };
+        let Some(caps) = re.captures(subject) else {
+            return false;
+        };
+        self.scratch.captures.clear();
+        for i in 0..caps.len().min(10) {
+            self.scratch
+                .captures
+                .push(caps.get(i).map(|m| m.as_bytes().to_vec()));
+        }
+        for name in re.capture_names().flatten() {
+            if let Some(m) = caps.name(name) {
+                self.scratch
+                    .named
+                    .push((name.to_string(), m.as_bytes().to_vec()));
+            }
+        }
+        true
+    }
+
+    /// The variable context of the current request.
+    pub(crate) fn ctx<'s>(
+        &'s self,
+        conn: &'s Conn,
+        head: &'s RequestHead,
+        sid: ServerId,
+        status: u16,
+    ) -> Ctx<'s> {
+        let ir = &self.loaded.ir;
+        Ctx {
+            buf: &conn.rbuf,
+            head,
+            uri: &self.scratch.uri,
+            args: &self.scratch.args,
+            host: &self.scratch.host,
+            server_name: ir
+                .servers
+                .get(sid.0 as usize)
+                .and_then(|s| s.names.first())
+                .map_or("", String::as_str),
+            peer: conn.peer,
+            local: conn.local,
+            user: &self.scratch.user,
+            captures: &self.scratch.captures,
+            named: &self.scratch.named,
+            status,
+            body_bytes: conn.finished.body_bytes,
+            bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
+            request_time_ms: conn.started.elapsed().as_millis() as u64,
+            document_root: b"",
+        }
+    }
+
+    /// Runs rewrite-phase instructions in order.
+    fn run_script(
+        &mut self,
+        conn: &Conn,
+        head: &RequestHead,
+        sid: ServerId,
+        ops: &[ScriptOp],
+        _loc: LocationId,
+    ) -> Script {
+        for op in ops {
+            match op {
+                ScriptOp::Return { code, text } => {
+                    self.scratch.tmp.clear();
+                    if let Some(t) = text {
+                        let mut out = Vec::new();
+                        self.ctx(conn, head, sid, *code).expand(t, &mut out);
+                        self.scratch.tmp = out;
+                    }
+                    return Script::Return(*code, text.is_some());
+                }
+                ScriptOp::Set { var, value } => {
+                    let mut out = Vec::new();
+                    self.ctx(conn, head, sid, 0).expand(value, &mut out);
+                    if let Some(slot) = self.scratch.user.get_mut(*var as usize) {
+                        *slot = Some(out);
+                    }
+                }
+                ScriptOp::Rewrite {
+                    regex,
+                    replacement,
+                    flag,
+                } => {
+                    let subject = self.scratch.uri.clone();
+                    if !self.capture(*regex, &subject) {
+                        continue;
+                    }
+                    let mut out = Vec::new();
+                    self.ctx(conn, head, sid, 0).expand(replacement, &mut out);
+                    let is_url = out.starts_with(b"http://") || out.starts_with(b"https://");
+                    // Arguments: the replacement's own, then the original ones unless it ends in `?`.
+                    let (path, mut new_args, keep_old) = match out.iter().position(|&b| b == b'?') {
+                        Some(i) if !is_url => {
+                            (out[..i].to_vec(), out[i + 1..].to_vec(), i + 1 != out.len())
+                        }
+                        _ => (out.clone(), Vec::new(), true),
+                    };
+                    if matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) || is_url {
+                        self.scratch.tmp.clear();
+                        self.scratch.tmp.extend_from_slice(&out);
+                        if !is_url
+                            && keep_old
+                            && !self.scratch.args.is_empty()
+                            && !out.contains(&b'?')
+                        {
+                            self.scratch.tmp.push(b'?');
+                            self.scratch
+                                .tmp
+                                .extend_from_slice(&self.scratch.args.clone());
+                        }
+                        let code = if *flag == RewriteFlag::Permanent {
+                            301
+                        } else {
+                            302
+                        };
+                        return Script::Redirect(code);
+                    }
+                    if keep_old && !new_args.is_empty() && !self.scratch.args.is_empty() {
+                        new_args.push(b'&');
+                        new_args.extend_from_slice(&self.scratch.args);
+                    }
+                    if !new_args.is_empty() || !keep_old {
+                        self.scratch.args = new_args;
+                    }
+                    self.scratch.uri = path;
+                    match flag {
+                        RewriteFlag::Last => return Script::Restart,
+                        RewriteFlag::Break => return Script::Break,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Script::Continue
+    }
+
+    pub(crate) fn settings_for(&self, loc: LocationId) -> &Settings {
+        let ir = &self.loaded.ir;
+        let s = ir
+            .locations
+            .get(loc.0 as usize)
+            .map_or(0, |l| l.conf.settings.0 as usize);
+        &ir.settings[s.min(ir.settings.len().saturating_sub(1))]
+    }
+
+    pub(crate) fn outcome(
+        &self,
+        status: u16,
+        close: bool,
+        loc: LocationId,
+        header_bytes: usize,
+    ) -> Outcome {
+        let s = self.settings_for(loc);
+        Outcome {
+            status,
+            close,
+            location: Some(loc.0),
+            header_bytes,
+            keepalive_ms: s.keepalive_timeout_ms,
+            send_timeout_ms: s.send_timeout_ms,
+            body_timeout_ms: s.client_body_timeout_ms,
+            keepalive_requests: s.keepalive_requests,
+        }
+    }
+
+    fn keep_alive(&self, head: &RequestHead, loc: LocationId) -> bool {
+        head.keep_alive && self.settings_for(loc).keepalive_timeout_ms > 0
+    }
+
+    /// `return code [text]`.
+    fn answer_return(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        code: u16,
+        has_text: bool,
+        loc: LocationId,
+    ) -> Outcome {
+        if code == 444 {
+            // nginx closes the connection without a response.
+            return Outcome {
+                status: 444,
+                close: true,
+                ..self.outcome(444, true, loc, 0)
+            };
+        }
+        if matches!(code, 301 | 302 | 303 | 307 | 308) && has_text {
+            return self.answer_redirect(conn, head, code, loc);
+        }
+        if !has_text {
+            if code >= 400 {
+                return self.finish_status(conn, head, code, loc, false);
+            }
+            return self.simple(conn, head, code, loc, &[], None);
+        }
+        let body = std::mem::take(&mut self.scratch.tmp);
+        let ct = self.settings_for(loc).default_type.clone();
+        let out = self.simple(conn, head, code, loc, &body, Some(ct.as_bytes()));
+        self.scratch.tmp = body;
+        out
+    }
+
+    /// A response with a small in-memory body.
+    fn simple(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        code: u16,
+        loc: LocationId,
+        body: &[u8],
+        ct: Option<&[u8]>,
+    ) -> Outcome {
+        let keep = self.keep_alive(head, loc);
+        let s = self.settings_for(loc);
+        let (tokens, ka_hdr) = (s.server_tokens, s.keepalive_header_secs);
+        let no_body = code == 204 || code == 304 || (100..200).contains(&code);
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        begin_head(
+            self,
+            &mut wbuf,
+            &Head {
+                minor: head.minor_version,
+                status: code,
+                content_type: if no_body { None } else { ct },
+                content_length: if no_body {
+                    None
+                } else {
+                    Some(body.len() as u64)
+                },
+                keep_alive: keep,
+                keepalive_header_secs: ka_hdr,
+                server_tokens: tokens,
+            },
+        );
+        self.add_headers(conn, head, loc, code, &mut wbuf);
+        let n = end_head(&mut wbuf);
+        if !no_body && !head.is_head() {
+            wbuf.extend_from_slice(body);
+        }
+        conn.wbuf = wbuf;
+        self.outcome(code, !keep, loc, n)
+    }
+
+    /// Appends the location's add_header lines that apply to `status`.
+    pub(crate) fn add_headers(
+        &mut self,
+        conn: &Conn,
+        head: &RequestHead,
+        loc: LocationId,
+        status: u16,
+        out: &mut Vec<u8>,
+    ) {
+        let ir = &self.loaded.ir;
+        let Some(l) = ir.locations.get(loc.0 as usize) else {
+            return;
+        };
+        let s = &ir.settings[l.conf.settings.0 as usize];
+        let ok_status = matches!(
+            status,
+            200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+        );
+        for h in &s.add_headers {
+            if !(h.always || ok_status) {
+                continue;
+            }
+            let mut v = Vec::new();
+            self.ctx(conn, head, l.server, status)
+                .expand(&h.value, &mut v);
+            if v.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(h.name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&v);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// A redirect to the URL in `scratch.tmp` (made absolute as nginx does).
+    fn answer_redirect(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        code: u16,
+        loc: LocationId,
+    ) -> Outcome {
+        let n = self.redirect_to_tmp(conn, head, code, loc);
+        let keep = self.keep_alive(head, loc);
+        self.outcome(code, !keep, loc, n)
+    }
+
+    /// Writes a redirect response to `scratch.tmp`; returns the head length.
+    pub(crate) fn redirect_to_tmp(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        code: u16,
+        loc: LocationId,
+    ) -> usize {
+        let mut location = Vec::new();
+        let target = std::mem::take(&mut self.scratch.tmp);
+        if target.starts_with(b"/") {
+            location.extend_from_slice(b"http://");
+            let host = if self.scratch.host.is_empty() {
+                self.loaded
+                    .ir
+                    .locations
+                    .get(loc.0 as usize)
+                    .and_then(|l| self.loaded.ir.servers.get(l.server.0 as usize))
+                    .and_then(|s| s.names.first())
+                    .map(|n| n.as_bytes().to_vec())
+                    .unwrap_or_default()
+            } else {
+                self.scratch.host.clone()
+            };
+            location.extend_from_slice(&host);
+            if conn.local.port() != 80 {
+                let _ = write!(location, ":{}", conn.local.port());
+            }
+        }
+        location.extend_from_slice(&target);
+        self.scratch.tmp = target;
+        let keep = self.keep_alive(head, loc);
+        let tokens = self.settings_for(loc).server_tokens;
+        let mut body = Vec::new();
+        crate::http::response::error_page(code, tokens, &mut body);
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        begin_head(
+            self,
+            &mut wbuf,
+            &Head {
+                minor: head.minor_version,
+                status: code,
+                content_type: Some(b"text/html"),
+                content_length: Some(body.len() as u64),
+                keep_alive: keep,
+                keepalive_header_secs: None,
+                server_tokens: tokens,
+            },
+        );
+        wbuf.extend_from_slice(b"Location: ");
+        wbuf.extend_from_slice(&location);
+        wbuf.extend_from_slice(b"\r\n");
+        self.add_headers(conn, head, loc, code, &mut wbuf);
+        let n = end_head(&mut wbuf);
+        if !head.is_head() {
+            wbuf.extend_from_slice(&body);
+        }
+        conn.wbuf = wbuf;
+        n
+    }
+
+    /// An error status with nginx's page (after error_page was considered).
+    pub(crate) fn finish_status(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        status: u16,
+        loc: LocationId,
+        close: bool,
+    ) -> Outcome {
+        let keep =
+            !close && self.keep_alive(head, loc) && status < 500 && status != 400 && status != 413;
+        let tokens = self.settings_for(loc).server_tokens;
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        wbuf.clear();
+        let n = error_response(self, &mut wbuf, status, head.minor_version, keep, tokens);
+        if head.is_head() {
+            wbuf.truncate(n);
+        }
+        conn.wbuf = wbuf;
+        self.outcome(status, !keep, loc, n)
+    }
+
+    /// Writes the access log entry of a finished response.
+    pub(crate) fn log_access(&mut self, conn: &Conn) {
+        let ir = &self.loaded.ir;
+        let Some(loc_idx) = conn.finished.location else {
+            // Malformed requests are logged with the default server's logs.
+            return self.log_access_default(conn);
+        };
+        let Some(loc) = ir.locations.get(loc_idx as usize) else {
+            return;
+        };
+        let logs = &ir.settings[loc.conf.settings.0 as usize].access_log;
+        if logs.iter().all(|l| matches!(l, proton_ir::AccessLog::Off)) {
+            return;
+        }
+        let head = std::mem::take(&mut self.scratch.head);
+        let reparsed = self.reparse(conn, &head);
+        let head = reparsed.unwrap_or(head);
+        let mut access = std::mem::take(&mut self.access);
+        let ctx = self.ctx(conn, &head, loc.server, conn.finished.status);
+        access.write(self.loaded, logs, &ctx);
+        self.access = access;
+        self.scratch.head = head;
+    }
+
+    fn log_access_default(&mut self, conn: &Conn) {
+        let Some(l) = self.loaded.ir.listeners.get(conn.listener) else {
+            return;
+        };
+        let Some(srv) = self.loaded.ir.servers.get(l.names.default.0 as usize) else {
+            return;
+        };
+        let Some(loc) = self
+            .loaded
+            .ir
+            .locations
+            .get(srv.default_location.0 as usize)
+        else {
+            return;
+        };
+        let logs = &self.loaded.ir.settings[loc.conf.settings.0 as usize].access_log;
+        let head = RequestHead::default();
+        let mut access = std::mem::take(&mut self.access);
+        let ctx = self.ctx(conn, &head, l.names.default, conn.finished.status);
+        access.write(self.loaded, logs, &ctx);
+        self.access = access;
+    }
+
+    /// The head of the request still in `conn.rbuf`, parsed again for logging.
+    fn reparse(&self, conn: &Conn, head: &RequestHead) -> Option<RequestHead> {
+        let mut h = RequestHead::default();
+        let limits = crate::http::request::Limits {
+            max_head: usize::MAX,
+            max_uri: usize::MAX,
+            max_headers: 100,
+        };
+        let _ = head;
+        match crate::http::request::parse_head(
+            &conn.rbuf[..conn.head_len.min(conn.rbuf.len())],
+            &limits,
+            &mut h,
+        ) {
+            Ok(crate::http::request::Parsed::Complete) => Some(h),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Writing responses into the connection's buffer (head and small bodies), the cached Date
+//! header, and the access logs.
+
+use super::vars::Ctx;
+use super::Worker;
+use crate::config::Loaded;
+use crate::http::response::{write_status_line, DateCache};
+use proton_ir::{AccessLog, LogEscape, LogFormatId};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The `Date` value, reformatted at most once a second.
+pub(crate) struct DateHeader {
+    cache: DateCache,
+    now: SystemTime,
+}
+
+impl DateHeader {
+    pub(crate) fn new() -> Self {
+        DateHeader {
+            cache: DateCache::default(),
+            now: SystemTime::now(),
+        }
+    }
+    pub(crate) fn refresh(&mut self) {
+        self.now = SystemTime::now();
+    }
+    pub(crate) fn get(&mut self) -> &[u8] {
+        self.cache.get(self.now)
+    }
+}
+
+/// The parts of a response head besides status and body.
+pub(crate) struct Head<'h> {
+    pub(crate) minor: u8,
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<&'h [u8]>,
+    pub(crate) content_length: Option<u64>,
+    pub(crate) keep_alive: bool,
+    pub(crate) keepalive_header_secs: Option<u64>,
+    pub(crate) server_tokens: bool,
+}
+
+/// Writes status line and the common headers; the caller adds its own headers and then
+/// calls [`end_head`].
+pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
+    write_status_line(out, h.minor, h.status);
+    if h.server_tokens {
+        out.extend_from_slice(
+            concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+        );
+    } else {
+        out.extend_from_slice(b"Server: proton\r\n");
+    }
+    out.extend_from_slice(b"Date: ");
+    out.extend_from_slice(w.date.get());
+    out.extend_from_slice(b"\r\n");
+    if let Some(ct) = h.content_type {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(ct);
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(n) = h.content_length {
+        let _ = write!(out, "Content-Length: {n}\r\n");
+    }
+    if h.keep_alive {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+        if let Some(t) = h.keepalive_header_secs {
+            let _ = write!(out, "Keep-Alive: timeout={t}\r\n");
+        }
+    } else {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+}
+
+/// Ends the head; returns its length in bytes.
+pub(crate) fn end_head(out: &mut Vec<u8>) -> usize {
+    out.extend_from_slice(b"\r\n");
+    out.len()
+}
+
+/// A complete error response with nginx's default page. Returns the head length.
+pub(crate) fn error_response(
+    w: &mut Worker<'_>,
+    out: &mut Vec<u8>,
+    status: u16,
+    minor: u8,
+    keep_alive: bool,
+    server_tokens: bool,
+) -> usize {
+    let mut body = Vec::new();
+    crate::http::response::error_page(status, server_tokens, &mut body);
+    begin_head(
+        w,
+        out,
+        &Head {
+            minor,
+            status,
+            content_type: Some(b"text/html"),
+            content_length: Some(body.len() as u64),
+            keep_alive,
+            keepalive_header_secs: None,
+            server_tokens,
+        },
+    );
+    let n = end_head(out);
+    out.extend_from_slice(&body);
+    n
+}
+
+/// Open access log files, each with its buffer.
+#[derive(Default)]
+pub(crate) struct AccessLogs {
+    files: Vec<LogFile>,
+    line: Vec<u8>,
+}
+
+struct LogFile {
+    path: PathBuf,
+    file: Option<File>,
+    buf: Vec<u8>,
+    limit: usize,
+    flush: Option<Duration>,
+    last_flush: Instant,
+}
+
+impl AccessLogs {
+    pub(crate) fn new(_loaded: &Loaded) -> Self {
+        AccessLogs::default()
+    }
+
+    fn file_for(&mut self, path: PathBuf, buffer: Option<u64>, flush_ms: Option<u64>) -> usize {
+        if let Some(i) = self.files.iter().position(|f| f.path == path) {
+            return i;
+        }
+        let file = open_log(&path);
+        self.files.push(LogFile {
+            path,
+            file,
+            buf: Vec::new(),
+            limit: buffer.unwrap_or(0) as usize,
+            flush: flush_ms.map(Duration::from_millis),
+            last_flush: Instant::now(),
+        });
+        self.files.len() - 1
+    }
+
+    /// Writes one request to every access_log of `logs`.
+    pub(crate) fn write(&mut self, loaded: &Loaded, logs: &[AccessLog], ctx: &Ctx<'_>) {
+        for l in logs {
+            let AccessLog::File {
+                path,
+                format,
+                buffer,
+                flush_ms,
+            } = l
+            else {
+                continue;
+            };
+            let mut p = Vec::new();
+            ctx.expand(path, &mut p);
+            let path = loaded.resolve(&String::from_utf8_lossy(&p));
+            let i = self.file_for(path, *buffer, *flush_ms);
+            self.line.clear();
+            format_line(loaded, *format, ctx, &mut self.line);
+            self.line.push(b'\n');
+            let f = &mut self.files[i];
+            f.buf.extend_from_slice(&self.line);
+            if f.buf.len() >= f.limit {
+                f.flush_now();
+            }
+        }
+    }
+
+    /// Flushes buffers whose flush= time passed.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        for f in &mut self.files {
+            if !f.buf.is_empty()
+                && f.flush
+                    .is_none_or(|d| now.duration_since(f.last_flush) >= d)
+            {
+                f.flush_now();
+            }
+        }
+    }
+
+    pub(crate) fn flush_all(&mut self) {
+        for f in &mut self.files {
+            f.flush_now();
+        }
+    }
+
+    /// USR1: flush and reopen every file.
+    pub(crate) fn reopen(&mut self) {
+        for f in &mut self.files {
+            f.flush_now();
+            f.file = open_log(&f.path);
+        }
+    }
+}
+
+impl LogFile {
+    fn flush_now(&mut self) {
+        if let Some(file) = self.file.as_mut() {
+            let _ = file.write_all(&self.buf);
+        }
+        self.buf.clear();
+        self.last_flush = Instant::now();
+    }
+}
+
+fn open_log(path: &PathBuf) -> Option<File> {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    OpenOptions::new().create(true).append(true).open(path).ok()
+}
+
+/// Expands a log format with its escaping (nginx: `\xHH` for `"`, `\` and bytes outside
+/// printable ASCII by default; JSON escapes with `escape=json`).
+fn format_line(loaded: &Loaded, id: LogFormatId, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let Some(f) = loaded.ir.log_formats.get(id.0 as usize) else {
+        return;
+    };
+    let mut val = Vec::new();
+    for p in &f.template.parts {
+        match p {
+            proton_ir::Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            other => {
+                val.clear();
+                ctx.expand_part(other, &mut val);
+                if val.is_empty() && f.escape != LogEscape::Json {
+                    out.push(b'-');
+                    continue;
+                }
+                escape(&val, f.escape, out);
+            }
+        }
+    }
+}
+
+fn escape(v: &[u8], how: LogEscape, out: &mut Vec<u8>) {
+    for &b in v {
+        match how {
+            LogEscape::None => out.push(b),
+            LogEscape::Default => {
+                if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+                    let _ = write!(out, "\\x{b:02X}");
+                } else {
+                    out.push(b);
+                }
+            }
+            LogEscape::Json => match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0..=0x1f => {
+                    let _ = write!(out, "\\u{b:04x}");
+                }
+                _ => out.push(b),
+            },
+        }
+    }
+}

@@ -1,0 +1,631 @@
+//! Static files: root/alias, index, try_files, directories (301 to the slashed URI, index,
+//! autoindex or 403), MIME types, ETag/Last-Modified with conditional requests (304),
+//! single ranges (206/416), expires, and the body sent with sendfile.
+//!
+//! The URI is already normalised (no `..`), so `root + uri` cannot climb out of the root.
+
+use super::conn::{Conn, FileBody};
+use super::request::Handled;
+use super::respond::{begin_head, end_head, Head};
+use super::vars::header;
+use super::Worker;
+use crate::elog;
+use crate::http::request::{Method, RequestHead};
+use proton_ir::{Expires, IfModifiedSince, LocationId};
+use std::fs::File;
+use std::io::{ErrorKind, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Builds the filesystem path of `uri` for location `loc` into `out`.
+fn map_path(
+    w: &Worker<'_>,
+    conn: &Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    uri: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let ir = &w.loaded.ir;
+    let l = &ir.locations[loc.0 as usize];
+    let ctx = w.ctx(conn, head, l.server, 0);
+    out.clear();
+    match &l.conf.alias {
+        Some(alias) => {
+            // The alias replaces the prefix of the location that declared it; in a regex
+            // location (empty prefix) it is the whole path.
+            ctx.expand(&alias.path, out);
+            if !alias.prefix.is_empty() {
+                let prefix = alias.prefix.as_bytes();
+                let rest = uri.strip_prefix(prefix).unwrap_or(uri);
+                out.extend_from_slice(rest);
+            }
+        }
+        None => {
+            ctx.expand(ir.root_of(l), out);
+            out.extend_from_slice(uri);
+        }
+    }
+    if !out.starts_with(b"/") {
+        let base = w.loaded.prefix.as_os_str().as_bytes().to_vec();
+        let mut full = base;
+        full.push(b'/');
+        full.extend_from_slice(out);
+        *out = full;
+    }
+}
+
+fn path_of(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+/// Serves the current URI from location `loc`.
+pub(crate) fn serve(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    error_status: Option<(u16, Option<u16>)>,
+) -> Handled {
+    let ir = &w.loaded.ir;
+    let l = &ir.locations[loc.0 as usize];
+    if !matches!(head.method, Method::Get | Method::Head) && error_status.is_none() {
+        return Handled::Status(405);
+    }
+    // try_files: the first that exists, else the last argument.
+    if !l.conf.try_files.is_empty() {
+        let n = l.conf.try_files.len();
+        let mut cand = Vec::new();
+        let mut path = Vec::new();
+        let mut found_dir = false;
+        for t in &l.conf.try_files[..n - 1] {
+            cand.clear();
+            w.ctx(conn, head, l.server, 0).expand(t, &mut cand);
+            let dir = cand.ends_with(b"/");
+            map_path(w, conn, head, loc, &cand, &mut path);
+            let found = std::fs::metadata(path_of(&path)).is_ok_and(|m| {
+                if dir {
+                    m.is_dir()
+                } else {
+                    m.is_file()
+                }
+            });
+            if found {
+                w.scratch.uri = cand.clone();
+                if dir {
+                    found_dir = true;
+                    break;
+                }
+                return send_file(w, conn, head, loc, &path, error_status);
+            }
+        }
+        if !found_dir {
+            let mut last = Vec::new();
+            w.ctx(conn, head, l.server, 0)
+                .expand(&l.conf.try_files[n - 1], &mut last);
+            if let Some(code) = last.strip_prefix(b"=") {
+                let code = std::str::from_utf8(code)
+                    .ok()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(404);
+                return Handled::Status(code);
+            }
+            if last.starts_with(b"@") {
+                return Handled::Named(String::from_utf8_lossy(&last).into_owned());
+            }
+            let (p, a) = match last.iter().position(|&b| b == b'?') {
+                Some(i) => (last[..i].to_vec(), last[i + 1..].to_vec()),
+                None => (last, Vec::new()),
+            };
+            w.scratch.uri = p;
+            if !a.is_empty() {
+                w.scratch.args = a;
+            }
+            return Handled::Redirect;
+        }
+    }
+    let uri = w.scratch.uri.clone();
+    let mut path = std::mem::take(&mut w.scratch.path);
+    map_path(w, conn, head, loc, &uri, &mut path);
+    let result = if uri.ends_with(b"/") {
+        serve_dir(w, conn, head, loc, &uri, &path, error_status)
+    } else {
+        send_file(w, conn, head, loc, &path, error_status)
+    };
+    w.scratch.path = path;
+    result
+}
+
+fn serve_dir(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    uri: &[u8],
+    path: &[u8],
+    error_status: Option<(u16, Option<u16>)>,
+) -> Handled {
+    let ir = &w.loaded.ir;
+    let l = &ir.locations[loc.0 as usize];
+    let settings = &ir.settings[l.conf.settings.0 as usize];
+    let mut name = Vec::new();
+    for idx in &settings.index {
+        name.clear();
+        w.ctx(conn, head, l.server, 0).expand(idx, &mut name);
+        let mut p = path.to_vec();
+        p.extend_from_slice(&name);
+        if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
+            // nginx: an internal redirect to the index file's URI.
+            let mut u = uri.to_vec();
+            u.extend_from_slice(&name);
+            w.scratch.uri = u;
+            return Handled::Redirect;
+        }
+    }
+    match std::fs::metadata(path_of(path)) {
+        Ok(m) if m.is_dir() => {
+            if settings.autoindex {
+                return autoindex(w, conn, head, loc, uri, path, error_status);
+            }
+            elog!(
+                w.elog,
+                Error,
+                "directory index of \"{}\" is forbidden, client: {}",
+                String::from_utf8_lossy(path),
+                conn.peer.ip()
+            );
+            Handled::Status(403)
+        }
+        _ => {
+            elog!(
+                w.elog,
+                Error,
+                "\"{}\" is not found, client: {}",
+                String::from_utf8_lossy(path),
+                conn.peer.ip()
+            );
+            Handled::Status(404)
+        }
+    }
+}
+
+fn send_file(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    path: &[u8],
+    error_status: Option<(u16, Option<u16>)>,
+) -> Handled {
+    let file = match File::open(path_of(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            let (status, level) = match e.kind() {
+                ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
+                ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
+                _ if e.raw_os_error() == Some(20) => (404, proton_ir::LogLevel::Error), // ENOTDIR
+                _ => (500, proton_ir::LogLevel::Crit),
+            };
+            w.elog.log(
+                level,
+                format_args!(
+                    "open() \"{}\" failed ({e}), client: {}",
+                    String::from_utf8_lossy(path),
+                    conn.peer.ip()
+                ),
+            );
+            return Handled::Status(status);
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            elog!(
+                w.elog,
+                Crit,
+                "fstat() \"{}\" failed ({e})",
+                String::from_utf8_lossy(path)
+            );
+            return Handled::Status(500);
+        }
+    };
+    if meta.is_dir() {
+        // 301 to the URI with a slash (nginx), arguments kept.
+        let mut target = w.scratch.uri.clone();
+        target.push(b'/');
+        if !w.scratch.args.is_empty() {
+            target.push(b'?');
+            target.extend_from_slice(&w.scratch.args);
+        }
+        w.scratch.tmp = target;
+        return redirect_slash(w, conn, head, loc);
+    }
+    if !meta.is_file() {
+        return Handled::Status(404);
+    }
+    let ir = &w.loaded.ir;
+    let l = &ir.locations[loc.0 as usize];
+    let settings = &ir.settings[l.conf.settings.0 as usize];
+    let len = meta.len();
+    let mtime = meta.mtime();
+    let mut etag_buf = [0u8; 40];
+    let etag_len = crate::http::etag::etag(mtime, len, &mut etag_buf);
+    let etag = &etag_buf[..etag_len];
+    let buf = &conn.rbuf;
+    let mut status = match error_status {
+        Some((orig, over)) => over.filter(|c| *c != 0).unwrap_or(orig),
+        None => 200,
+    };
+    if error_status.is_none() {
+        // Conditional requests.
+        if settings.etag {
+            if let Some(inm) = header(head, buf, b"if-none-match") {
+                if crate::http::etag::if_none_match(inm, etag) {
+                    return not_modified(w, conn, head, loc, mtime, etag, settings.etag);
+                }
+            }
+        }
+        if settings.if_modified_since != IfModifiedSince::Off
+            && header(head, buf, b"if-none-match").is_none()
+        {
+            if let Some(ims) = header(head, buf, b"if-modified-since")
+                .and_then(crate::http::response::parse_http_date)
+            {
+                let ims = ims
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                let hit = match settings.if_modified_since {
+                    IfModifiedSince::Exact => ims == mtime,
+                    _ => ims >= mtime,
+                };
+                if hit {
+                    return not_modified(w, conn, head, loc, mtime, etag, settings.etag);
+                }
+            }
+        }
+    }
+    // Range: one range → 206; unsatisfiable → 416; otherwise the whole file.
+    let mut start = 0u64;
+    let mut end = len;
+    let mut content_range: Option<(u64, u64)> = None;
+    if status == 200 {
+        if let Some(r) = header(head, buf, b"range") {
+            let if_range_ok = header(head, buf, b"if-range").is_none_or(|v| v == etag);
+            if if_range_ok {
+                let mut ranges = [crate::http::range::ByteRange::default(); 16];
+                match crate::http::range::parse_range(r, len, &mut ranges) {
+                    crate::http::range::RangeResult::Satisfiable(n) if n >= 1 => {
+                        // Multiple ranges are answered with the first one only for now.
+                        start = ranges[0].start;
+                        end = ranges[0].end;
+                        status = 206;
+                        content_range = Some((start, end));
+                    }
+                    crate::http::range::RangeResult::Unsatisfiable => {
+                        return range_not_satisfiable(w, conn, head, loc, len);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    // Content type by extension.
+    let ext = path
+        .rsplit(|&b| b == b'/')
+        .next()
+        .and_then(|name| {
+            name.iter()
+                .rposition(|&b| b == b'.')
+                .map(|i| &name[i + 1..])
+        })
+        .unwrap_or(b"");
+    let ext_l = String::from_utf8_lossy(ext).to_ascii_lowercase();
+    let table = ir.mime_types.get(settings.types.0 as usize);
+    let ct = table
+        .and_then(|t| {
+            t.binary_search_by(|(e, _)| e.as_str().cmp(&ext_l))
+                .ok()
+                .map(|i| t[i].1.as_bytes())
+        })
+        .unwrap_or(settings.default_type.as_bytes())
+        .to_vec();
+    let keep = head.keep_alive && settings.keepalive_timeout_ms > 0;
+    let (tokens, ka_hdr, expires, use_etag) = (
+        settings.server_tokens,
+        settings.keepalive_header_secs,
+        settings.expires,
+        settings.etag,
+    );
+    let mut wbuf = std::mem::take(&mut conn.wbuf);
+    begin_head(
+        w,
+        &mut wbuf,
+        &Head {
+            minor: head.minor_version,
+            status,
+            content_type: Some(&ct),
+            content_length: Some(end - start),
+            keep_alive: keep,
+            keepalive_header_secs: ka_hdr,
+            server_tokens: tokens,
+        },
+    );
+    let mut date = [0u8; 29];
+    crate::http::response::http_date(
+        UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
+        &mut date,
+    );
+    wbuf.extend_from_slice(b"Last-Modified: ");
+    wbuf.extend_from_slice(&date);
+    wbuf.extend_from_slice(b"\r\n");
+    if use_etag {
+        wbuf.extend_from_slice(b"ETag: ");
+        wbuf.extend_from_slice(etag);
+        wbuf.extend_from_slice(b"\r\n");
+    }
+    if let Some((s, e)) = content_range {
+        let _ = write!(
+            wbuf,
+            "Content-Range: bytes {}-{}/{}\r\n",
+            s,
+            e.saturating_sub(1),
+            len
+        );
+    }
+    if error_status.is_none() {
+        wbuf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    }
+    expires_headers(expires, mtime, &mut wbuf);
+    w.add_headers(conn, head, loc, status, &mut wbuf);
+    let n = end_head(&mut wbuf);
+    conn.wbuf = wbuf;
+    if !head.is_head() && end > start {
+        conn.file = Some(FileBody {
+            file,
+            offset: start as i64,
+            end: end as i64,
+        });
+    }
+    Handled::Done {
+        status,
+        header_bytes: n,
+    }
+}
+
+fn expires_headers(e: Expires, mtime: i64, out: &mut Vec<u8>) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (at, max_age) = match e {
+        Expires::Off => return,
+        Expires::Epoch => {
+            out.extend_from_slice(
+                b"Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n",
+            );
+            return;
+        }
+        Expires::Max => {
+            out.extend_from_slice(
+                b"Expires: Thu, 31 Dec 2037 23:55:55 GMT\r\nCache-Control: max-age=315360000\r\n",
+            );
+            return;
+        }
+        Expires::After(s) => (now + s, s),
+        Expires::Modified(s) => (mtime + s, mtime + s - now),
+    };
+    let mut date = [0u8; 29];
+    crate::http::response::http_date(
+        UNIX_EPOCH + Duration::from_secs(at.max(0) as u64),
+        &mut date,
+    );
+    out.extend_from_slice(b"Expires: ");
+    out.extend_from_slice(&date);
+    out.extend_from_slice(b"\r\n");
+    if max_age < 0 {
+        out.extend_from_slice(b"Cache-Control: no-cache\r\n");
+    } else {
+        let _ = write!(out, "Cache-Control: max-age={max_age}\r\n");
+    }
+}
+
+fn not_modified(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    mtime: i64,
+    etag: &[u8],
+    use_etag: bool,
+) -> Handled {
+    let s = w.settings_for(loc);
+    let (keep, tokens, ka) = (
+        head.keep_alive && s.keepalive_timeout_ms > 0,
+        s.server_tokens,
+        s.keepalive_header_secs,
+    );
+    let expires = s.expires;
+    let mut wbuf = std::mem::take(&mut conn.wbuf);
+    begin_head(
+        w,
+        &mut wbuf,
+        &Head {
+            minor: head.minor_version,
+            status: 304,
+            content_type: None,
+            content_length: None,
+            keep_alive: keep,
+            keepalive_header_secs: ka,
+            server_tokens: tokens,
+        },
+    );
+    let mut date = [0u8; 29];
+    crate::http::response::http_date(
+        UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
+        &mut date,
+    );
+    wbuf.extend_from_slice(b"Last-Modified: ");
+    wbuf.extend_from_slice(&date);
+    wbuf.extend_from_slice(b"\r\n");
+    if use_etag {
+        wbuf.extend_from_slice(b"ETag: ");
+        wbuf.extend_from_slice(etag);
+        wbuf.extend_from_slice(b"\r\n");
+    }
+    expires_headers(expires, mtime, &mut wbuf);
+    w.add_headers(conn, head, loc, 304, &mut wbuf);
+    let n = end_head(&mut wbuf);
+    conn.wbuf = wbuf;
+    Handled::Done {
+        status: 304,
+        header_bytes: n,
+    }
+}
+
+fn range_not_satisfiable(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    len: u64,
+) -> Handled {
+    let s = w.settings_for(loc);
+    let (keep, tokens) = (
+        head.keep_alive && s.keepalive_timeout_ms > 0,
+        s.server_tokens,
+    );
+    let mut body = Vec::new();
+    crate::http::response::error_page(416, tokens, &mut body);
+    let mut wbuf = std::mem::take(&mut conn.wbuf);
+    begin_head(
+        w,
+        &mut wbuf,
+        &Head {
+            minor: head.minor_version,
+            status: 416,
+            content_type: Some(b"text/html"),
+            content_length: Some(body.len() as u64),
+            keep_alive: keep,
+            keepalive_header_secs: None,
+            server_tokens: tokens,
+        },
+    );
+    let _ = write!(wbuf, "Content-Range: bytes */{len}\r\n");
+    let n = end_head(&mut wbuf);
+    if !head.is_head() {
+        wbuf.extend_from_slice(&body);
+    }
+    conn.wbuf = wbuf;
+    Handled::Done {
+        status: 416,
+        header_bytes: n,
+    }
+}
+
+fn redirect_slash(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+) -> Handled {
+    let out = w.redirect_to_tmp(conn, head, 301, loc);
+    Handled::Done {
+        status: 301,
+        header_bytes: out,
+    }
+}
+
+/// An HTML listing of a directory.
+fn autoindex(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    head: &RequestHead,
+    loc: LocationId,
+    uri: &[u8],
+    path: &[u8],
+    _error_status: Option<(u16, Option<u16>)>,
+) -> Handled {
+    let Ok(rd) = std::fs::read_dir(path_of(path)) else {
+        return Handled::Status(403);
+    };
+    let mut names: Vec<(String, bool, u64)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                return None;
+            }
+            let m = e.metadata().ok()?;
+            Some((name, m.is_dir(), m.len()))
+        })
+        .collect();
+    names.sort();
+    let u = String::from_utf8_lossy(uri);
+    let mut body = format!("<html>\r\n<head><title>Index of {u}</title></head>\r\n<body>\r\n<h1>Index of {u}</h1><hr><pre><a href=\"../\">../</a>\r\n");
+    for (n, dir, size) in &names {
+        let esc = html_escape(n);
+        let href = url_escape(n);
+        if *dir {
+            body.push_str(&format!(
+                "<a href=\"{href}/\">{esc}/</a>{}-\r\n",
+                " ".repeat(51usize.saturating_sub(n.len() + 1))
+            ));
+        } else {
+            body.push_str(&format!(
+                "<a href=\"{href}\">{esc}</a>{}{size}\r\n",
+                " ".repeat(51usize.saturating_sub(n.len()))
+            ));
+        }
+    }
+    body.push_str("</pre><hr></body>\r\n</html>\r\n");
+    let s = w.settings_for(loc);
+    let (keep, tokens, ka) = (
+        head.keep_alive && s.keepalive_timeout_ms > 0,
+        s.server_tokens,
+        s.keepalive_header_secs,
+    );
+    let mut wbuf = std::mem::take(&mut conn.wbuf);
+    begin_head(
+        w,
+        &mut wbuf,
+        &Head {
+            minor: head.minor_version,
+            status: 200,
+            content_type: Some(b"text/html"),
+            content_length: Some(body.len() as u64),
+            keep_alive: keep,
+            keepalive_header_secs: ka,
+            server_tokens: tokens,
+        },
+    );
+    w.add_headers(conn, head, loc, 200, &mut wbuf);
+    let n = end_head(&mut wbuf);
+    if !head.is_head() {
+        wbuf.extend_from_slice(body.as_bytes());
+    }
+    conn.wbuf = wbuf;
+    Handled::Done {
+        status: 200,
+        header_bytes: n,
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn url_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

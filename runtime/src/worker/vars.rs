@@ -1,0 +1,269 @@
+//! Variable values for templates (`return` text, rewrite replacements, `set`, add_header,
+//! log formats). Everything is read from the request bytes already in the connection's
+//! buffer; expansion appends to a caller-owned `Vec<u8>`.
+
+use crate::http::request::RequestHead;
+use proton_ir::{Part, Template, Var};
+use std::io::Write;
+use std::net::SocketAddr;
+
+/// The request as variables see it.
+pub(crate) struct Ctx<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) head: &'a RequestHead,
+    /// The current (normalised, possibly rewritten) URI.
+    pub(crate) uri: &'a [u8],
+    pub(crate) args: &'a [u8],
+    pub(crate) host: &'a [u8],
+    pub(crate) server_name: &'a str,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) user: &'a [Option<Vec<u8>>],
+    pub(crate) captures: &'a [Option<Vec<u8>>],
+    /// Named groups of the last regex match that defined them.
+    pub(crate) named: &'a [(String, Vec<u8>)],
+    pub(crate) status: u16,
+    pub(crate) body_bytes: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) request_time_ms: u64,
+    pub(crate) document_root: &'a [u8],
+}
+
+/// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
+pub(crate) fn header<'b>(head: &RequestHead, buf: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    head.headers().find_map(|(n, v)| {
+        let n = buf.get(n)?;
+        let same = n.len() == name.len()
+            && n.iter().zip(name).all(|(a, b)| {
+                let a = a.to_ascii_lowercase();
+                let b = b.to_ascii_lowercase();
+                a == b || (a == b'-' && b == b'_')
+            });
+        if same {
+            buf.get(v)
+        } else {
+            None
+        }
+    })
+}
+
+fn arg_value<'b>(args: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    args.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+fn cookie_value<'b>(cookies: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    cookies.split(|&b| b == b';').find_map(|c| {
+        let c = trim(c);
+        let i = c.iter().position(|&b| b == b'=')?;
+        (c[..i] == *name).then_some(&c[i + 1..])
+    })
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+impl Ctx<'_> {
+    /// Appends the expansion of `t`.
+    pub(crate) fn expand(&self, t: &Template, out: &mut Vec<u8>) {
+        for p in &t.parts {
+            self.expand_part(p, out);
+        }
+    }
+
+    /// Appends the value of one template part.
+    pub(crate) fn expand_part(&self, p: &Part, out: &mut Vec<u8>) {
+        match p {
+            Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+            Part::Capture(n) => {
+                if let Some(Some(c)) = self.captures.get(*n as usize) {
+                    out.extend_from_slice(c);
+                }
+            }
+            Part::Var(v) => self.var(v, out),
+        }
+    }
+
+    fn var(&self, v: &Var, out: &mut Vec<u8>) {
+        match v {
+            Var::Http(name) => {
+                if let Some(h) = header(self.head, self.buf, name.as_bytes()) {
+                    out.extend_from_slice(h);
+                }
+            }
+            Var::Arg(name) => {
+                if let Some(a) = arg_value(self.args, name.as_bytes()) {
+                    out.extend_from_slice(a);
+                }
+            }
+            Var::Cookie(name) => {
+                if let Some(c) = header(self.head, self.buf, b"cookie")
+                    .and_then(|c| cookie_value(c, name.as_bytes()))
+                {
+                    out.extend_from_slice(c);
+                }
+            }
+            Var::SentHttp(_) => {}
+            Var::NamedCapture(name) => {
+                if let Some((_, v)) = self.named.iter().rev().find(|(n, _)| n == name) {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::User(i) => {
+                if let Some(Some(val)) = self.user.get(*i as usize) {
+                    out.extend_from_slice(val);
+                }
+            }
+            Var::Builtin(name) => self.builtin(name, out),
+        }
+    }
+
+    fn builtin(&self, name: &str, out: &mut Vec<u8>) {
+        let head = self.head;
+        let target = self.buf.get(head.target.clone()).unwrap_or(b"");
+        match name {
+            "host" => out.extend_from_slice(self.host),
+            "uri" | "document_uri" => out.extend_from_slice(self.uri),
+            "args" | "query_string" => out.extend_from_slice(self.args),
+            "is_args" if !self.args.is_empty() => out.push(b'?'),
+            "request_uri" => out.extend_from_slice(target),
+            "request_method" => {
+                out.extend_from_slice(self.buf.get(head.method_range.clone()).unwrap_or(b""))
+            }
+            "request" => {
+                out.extend_from_slice(self.buf.get(head.method_range.clone()).unwrap_or(b""));
+                out.push(b' ');
+                out.extend_from_slice(target);
+                let _ = write!(out, " HTTP/1.{}", head.minor_version);
+            }
+            "server_protocol" => {
+                let _ = write!(out, "HTTP/1.{}", head.minor_version);
+            }
+            "scheme" => out.extend_from_slice(b"http"),
+            "https" => {}
+            "remote_addr" | "binary_remote_addr" => {
+                let _ = write!(out, "{}", self.peer.ip());
+            }
+            "remote_port" => {
+                let _ = write!(out, "{}", self.peer.port());
+            }
+            "server_addr" => {
+                let _ = write!(out, "{}", self.local.ip());
+            }
+            "server_port" => {
+                let _ = write!(out, "{}", self.local.port());
+            }
+            "server_name" => out.extend_from_slice(self.server_name.as_bytes()),
+            "status" => {
+                let _ = write!(out, "{:03}", self.status);
+            }
+            "body_bytes_sent" => {
+                let _ = write!(out, "{}", self.body_bytes);
+            }
+            "bytes_sent" => {
+                let _ = write!(out, "{}", self.bytes_sent);
+            }
+            "request_time" => {
+                let _ = write!(
+                    out,
+                    "{}.{:03}",
+                    self.request_time_ms / 1000,
+                    self.request_time_ms % 1000
+                );
+            }
+            "request_length" => {
+                let _ = write!(out, "{}", head.head_len);
+            }
+            "content_length" => {
+                if let Some(v) = header(head, self.buf, b"content-length") {
+                    out.extend_from_slice(v);
+                }
+            }
+            "content_type" => {
+                if let Some(v) = header(head, self.buf, b"content-type") {
+                    out.extend_from_slice(v);
+                }
+            }
+            "cookie" => {
+                if let Some(v) = header(head, self.buf, b"cookie") {
+                    out.extend_from_slice(v);
+                }
+            }
+            "remote_user" => out.push(b'-'),
+            "time_local" => out.extend_from_slice(time_local().as_bytes()),
+            "time_iso8601" => out.extend_from_slice(time_iso8601().as_bytes()),
+            "msec" => {
+                let d = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
+            }
+            "pid" => {
+                let _ = write!(out, "{}", std::process::id());
+            }
+            "hostname" => out.extend_from_slice(hostname().as_bytes()),
+            "nginx_version" | "proton_version" => {
+                out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes())
+            }
+            "document_root" | "realpath_root" => out.extend_from_slice(self.document_root),
+            "request_filename" => {
+                out.extend_from_slice(self.document_root);
+                out.extend_from_slice(self.uri);
+            }
+            "proxy_add_x_forwarded_for" => {
+                if let Some(v) = header(head, self.buf, b"x-forwarded-for") {
+                    out.extend_from_slice(v);
+                    out.extend_from_slice(b", ");
+                }
+                let _ = write!(out, "{}", self.peer.ip());
+            }
+            // Upstream variables are empty until the proxy exists.
+            _ => {}
+        }
+    }
+}
+
+/// `25/Nov/2026:22:58:00 +0000`
+pub(crate) fn time_local() -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, mo, d, h, mi, s) = crate::log::civil(secs);
+    let m = MONTHS
+        .get(mo.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("Jan");
+    format!("{d:02}/{m}/{y}:{h:02}:{mi:02}:{s:02} +0000")
+}
+
+fn time_iso8601() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (y, mo, d, h, mi, s) = crate::log::civil(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+00:00")
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_default()
+}

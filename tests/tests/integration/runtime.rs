@@ -1,0 +1,358 @@
+//! proton-run end to end: real master and workers on loopback, real sockets, raw requests.
+
+use proton_tests::{raw_exchange, request, split_responses, wait_until, Proton, TempDir};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::time::Duration;
+
+const BASE: &str = r#"
+events { worker_connections 64; }
+http {
+    types { text/html html; text/plain txt; image/png png; }
+    default_type application/octet-stream;
+    access_log {dir}/logs/access.log;
+    server {
+        listen 127.0.0.1:{port};
+        server_name localhost;
+        root {dir}/www;
+        error_page 404 /404.html;
+        location = /hello { return 200 "hello\n"; }
+        location = /moved { return 301 /hello; }
+        location = /teapot { return 418; }
+        location /old/ { rewrite ^/old/(.*)$ /new/$1 last; }
+        location /new/ { return 200 "new:$uri"; }
+        location /redir/ { rewrite ^/redir/(.*)$ /hello?from=$1 redirect; }
+        location /try/ { try_files $uri @fallback; }
+        location @fallback { return 200 "fallback"; }
+        location = /404.html { internal; }
+        location /loop { rewrite ^ /loop last; }
+        location = /small { client_max_body_size 10; return 200 "ok"; }
+    }
+}
+"#;
+
+fn site(t: &TempDir) {
+    t.write("www/index.html", "<h1>index</h1>\n");
+    t.write("www/a.txt", "0123456789abcdefghij");
+    t.write("www/404.html", "custom not found\n");
+    t.write("www/dir/index.html", "dir index\n");
+    t.write("www/noindex/file.txt", "x");
+    t.write("www/try/real.txt", "real file");
+}
+
+fn start(t: &TempDir) -> Proton {
+    site(t);
+    Proton::start(t.path(), BASE, 2)
+}
+
+fn send(port: u16, req: &str) -> (Vec<u8>, bool) {
+    raw_exchange(port, req.as_bytes(), Duration::from_secs(5))
+}
+
+fn first(raw: &[u8]) -> proton_tests::Response {
+    split_responses(raw)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no response in {:?}", String::from_utf8_lossy(raw)))
+}
+
+#[test]
+fn return_redirect_rewrite_and_errors() {
+    let t = TempDir::new("rt-return");
+    let p = start(&t);
+    let r = request(p.port, Some("localhost"), "/hello").expect("GET /hello");
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (200, "hello\n"),
+        "{}",
+        p.logs()
+    );
+    assert!(r.header("date").is_some() && r.header("server").is_some());
+    let r = request(p.port, Some("localhost"), "/moved").expect("GET /moved");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://localhost:{}/hello", p.port).as_str())
+    );
+    assert_eq!(
+        request(p.port, Some("localhost"), "/teapot")
+            .expect("teapot")
+            .status,
+        418
+    );
+    let r = request(p.port, Some("localhost"), "/old/x/y").expect("rewrite last");
+    assert_eq!(r.body_text(), "new:/new/x/y");
+    let r = request(p.port, Some("localhost"), "/redir/abc").expect("rewrite redirect");
+    assert_eq!(r.status, 302);
+    assert!(
+        r.header("location")
+            .is_some_and(|l| l.ends_with("/hello?from=abc")),
+        "{:?}",
+        r.headers
+    );
+    // Internal redirect cycle: 10 rounds, then 500.
+    assert_eq!(
+        request(p.port, Some("localhost"), "/loop")
+            .expect("loop")
+            .status,
+        500
+    );
+    // error_page to an internal location; the internal location itself is 404 from outside.
+    let r = request(p.port, Some("localhost"), "/missing").expect("404");
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (404, "custom not found\n")
+    );
+    assert_eq!(
+        request(p.port, Some("localhost"), "/404.html")
+            .expect("internal")
+            .status,
+        404
+    );
+    // try_files: the file, else the named location.
+    assert_eq!(
+        request(p.port, Some("localhost"), "/try/real.txt")
+            .expect("try")
+            .body_text(),
+        "real file"
+    );
+    assert_eq!(
+        request(p.port, Some("localhost"), "/try/none")
+            .expect("try")
+            .body_text(),
+        "fallback"
+    );
+}
+
+#[test]
+fn static_files_conditional_and_ranges() {
+    let t = TempDir::new("rt-static");
+    let p = start(&t);
+    let r = request(p.port, Some("localhost"), "/").expect("index");
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (200, "<h1>index</h1>\n"),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let r = request(p.port, Some("localhost"), "/a.txt").expect("file");
+    assert_eq!(r.body_text(), "0123456789abcdefghij");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.header("accept-ranges"), Some("bytes"));
+    let etag = r.header("etag").expect("etag").to_string();
+    let lm = r
+        .header("last-modified")
+        .expect("last-modified")
+        .to_string();
+    // A directory without its slash: 301 to the slashed URI.
+    let r = request(p.port, Some("localhost"), "/dir").expect("dir");
+    assert_eq!(r.status, 301);
+    assert!(r.header("location").is_some_and(|l| l.ends_with("/dir/")));
+    assert_eq!(
+        request(p.port, Some("localhost"), "/dir/")
+            .expect("dir/")
+            .body_text(),
+        "dir index\n"
+    );
+    // A directory without index and without autoindex: 403.
+    assert_eq!(
+        request(p.port, Some("localhost"), "/noindex/")
+            .expect("403")
+            .status,
+        403
+    );
+    // Conditional requests.
+    let (raw, _) = send(p.port, &format!("GET /a.txt HTTP/1.1\r\nHost: localhost\r\nIf-None-Match: {etag}\r\nConnection: close\r\n\r\n"));
+    assert_eq!(first(&raw).status, 304);
+    let (raw, _) = send(p.port, &format!("GET /a.txt HTTP/1.1\r\nHost: localhost\r\nIf-Modified-Since: {lm}\r\nConnection: close\r\n\r\n"));
+    assert_eq!(first(&raw).status, 304);
+    // Ranges.
+    let (raw, _) = send(
+        p.port,
+        "GET /a.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=2-5\r\nConnection: close\r\n\r\n",
+    );
+    let r = first(&raw);
+    assert_eq!((r.status, r.body_text().as_str()), (206, "2345"));
+    assert_eq!(r.header("content-range"), Some("bytes 2-5/20"));
+    let (raw, _) = send(
+        p.port,
+        "GET /a.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=-3\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).body_text(), "hij");
+    let (raw, _) = send(
+        p.port,
+        "GET /a.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=50-60\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 416);
+    // Normalised paths never leave the root.
+    let (raw, _) = send(
+        p.port,
+        "GET /../../etc/passwd HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 400);
+    let (raw, _) = send(
+        p.port,
+        "GET /dir/%2e%2e/a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).body_text(), "0123456789abcdefghij");
+    // HEAD: headers only.
+    let (raw, _) = send(
+        p.port,
+        "HEAD /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.ends_with("\r\n\r\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn keep_alive_and_pipelining() {
+    let t = TempDir::new("rt-keepalive");
+    let p = start(&t);
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // Three pipelined requests in one write: three responses, in order.
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\nGET /new/z HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let ok = wait_until(Duration::from_secs(5), || {
+        if let Ok(n) = s.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        split_responses(&got).len() >= 3
+    });
+    assert!(ok, "{}", String::from_utf8_lossy(&got));
+    let rs = split_responses(&got);
+    assert_eq!(rs[0].body_text(), "hello\n");
+    assert_eq!(rs[1].body_text(), "0123456789abcdefghij");
+    assert_eq!(rs[2].body_text(), "new:/new/z");
+    assert!(rs
+        .iter()
+        .all(|r| r.header("connection") == Some("keep-alive")));
+    // The connection is still usable.
+    s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert_eq!(first(&rest).body_text(), "hello\n");
+    // HTTP/1.0 closes by default.
+    let (raw, closed) = send(p.port, "GET /hello HTTP/1.0\r\n\r\n");
+    assert!(closed);
+    assert_eq!(first(&raw).header("connection"), Some("close"));
+}
+
+#[test]
+fn bad_requests_get_4xx_and_close() {
+    let t = TempDir::new("rt-bad");
+    let p = start(&t);
+    let cases: &[(&str, u16)] = &[
+        ("GET /hello HTTP/1.1\r\n\r\n", 400),
+        ("POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        ("POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
+        ("GET /hello HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400),
+        ("GET /hello HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        ("POST /small HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n", 413),
+    ];
+    for (req, want) in cases {
+        let (raw, closed) = send(p.port, req);
+        let r = first(&raw);
+        assert_eq!(
+            r.status,
+            *want,
+            "{req:?}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        assert!(closed, "{req:?}: connection left open");
+    }
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(20_000));
+    let (raw, closed) = send(p.port, &long);
+    assert_eq!(first(&raw).status, 414);
+    assert!(closed);
+    // A request body that is not needed is discarded and the connection reused.
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let rs = split_responses(&all);
+    assert_eq!(rs.len(), 2, "{}", String::from_utf8_lossy(&all));
+    assert!(rs.iter().all(|r| r.status == 200));
+}
+
+#[test]
+fn worker_respawn_and_reload() {
+    let t = TempDir::new("rt-reload");
+    let mut p = start(&t);
+    let workers = p.workers();
+    assert_eq!(workers.len(), 2, "{}", p.logs());
+    // kill -9 a worker: the master starts another one and service goes on.
+    let _ = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(workers[0].to_string())
+        .status();
+    let ok = wait_until(Duration::from_secs(10), || {
+        let now = p.workers();
+        now.len() == 2 && !now.contains(&workers[0])
+    });
+    assert!(ok, "no respawn: {}", p.logs());
+    assert_eq!(
+        request(p.port, Some("localhost"), "/hello")
+            .expect("after respawn")
+            .status,
+        200
+    );
+    // Reload with a changed answer: the new answer appears.
+    for i in 0..3 {
+        p.compile(&BASE.replace(
+            "return 200 \"hello\\n\";",
+            &format!("return 200 \"v{i}\\n\";"),
+        ));
+        p.signal("HUP");
+        let want = format!("v{i}\n");
+        let ok = wait_until(Duration::from_secs(10), || {
+            request(p.port, Some("localhost"), "/hello").is_ok_and(|r| r.body_text() == want)
+        });
+        assert!(ok, "reload {i} not visible: {}", p.logs());
+    }
+    // A config that does not load leaves the running one serving.
+    std::fs::write(t.path().join("proton.ir"), b"garbage").expect("write");
+    p.signal("HUP");
+    assert_eq!(
+        request(p.port, Some("localhost"), "/hello")
+            .expect("still serving")
+            .body_text(),
+        "v2\n"
+    );
+    // Graceful stop.
+    p.signal("QUIT");
+    assert!(
+        p.wait_exit(Duration::from_secs(10)),
+        "master did not exit: {}",
+        p.logs()
+    );
+}
+
+#[test]
+fn access_log_written() {
+    let t = TempDir::new("rt-log");
+    let mut p = start(&t);
+    assert_eq!(
+        request(p.port, Some("localhost"), "/hello")
+            .expect("hello")
+            .status,
+        200
+    );
+    p.signal("QUIT");
+    assert!(p.wait_exit(Duration::from_secs(10)));
+    let log = std::fs::read_to_string(t.path().join("logs/access.log")).unwrap_or_default();
+    assert!(
+        log.contains("\"GET /hello HTTP/1.1\" 200 6"),
+        "access log: {log:?}"
+    );
+}
