@@ -3,8 +3,11 @@
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
-use proton_ir::{Ir, LocationKind, MatchReason, RegexId, ScriptOp, ServerId, ServerMatch};
+use proton_ir::{
+    Ir, LocationKind, MatchReason, Part, RegexId, RewriteFlag, ScriptOp, ServerId, ServerMatch, Var,
+};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The result of reading a config in any format: its directive tree.
@@ -94,6 +97,31 @@ impl Matchers {
             .and_then(Option::as_ref)
             .is_some_and(|r| r.is_match(s))
     }
+
+    /// The captures of regex `id` on `s`: numbered groups (0 = the whole match) and named
+    /// groups (lowercase names), or `None` when it does not match.
+    pub fn captures(&self, id: RegexId, s: &[u8]) -> Option<Captures> {
+        let re = self.res.get(id.0 as usize)?.as_ref()?;
+        let c = re.captures(s)?;
+        let text = |m: Option<regex::bytes::Match<'_>>| {
+            m.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+        };
+        Some(Captures {
+            numbered: (0..c.len()).map(|i| text(c.get(i))).collect(),
+            named: re
+                .capture_names()
+                .flatten()
+                .filter_map(|n| Some((n.to_ascii_lowercase(), text(c.name(n))?)))
+                .collect(),
+        })
+    }
+}
+
+/// What a regex match captured.
+#[derive(Debug, Clone, Default)]
+pub struct Captures {
+    pub numbered: Vec<Option<String>>,
+    pub named: Vec<(String, String)>,
 }
 
 /// The answer of `protonc route`.
@@ -109,6 +137,12 @@ pub struct RouteAnswer {
     pub handler: String,
     #[serde(rename = "return")]
     pub ret: Option<ReturnAnswer>,
+    /// The URI after the rewrite phase when a `rewrite` changed it (the location was then
+    /// chosen for this URI).
+    pub rewritten: Option<String>,
+    /// One line per URI change: `rewritten to /new by file:line`.
+    #[serde(skip)]
+    pub steps: Vec<String>,
 }
 
 /// A `return` of the chosen location.
@@ -161,17 +195,27 @@ pub fn kind_name(k: LocationKind) -> &'static str {
     }
 }
 
-/// One-line description of what a location does.
+/// One-line description of what a location does (its first `return`, else its content
+/// handler).
 pub fn handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
-    let conf = &loc.conf;
-    for op in &conf.script {
+    for op in &loc.conf.script {
         if let ScriptOp::Return { code, text } = op {
-            return match text {
-                Some(t) => format!("return {code} {:?}", t.to_source(&ir.user_vars)),
-                None => format!("return {code}"),
-            };
+            return return_handler(*code, text.as_ref().map(|t| t.to_source(&ir.user_vars)));
         }
     }
+    content_handler_of(ir, loc)
+}
+
+fn return_handler(code: u16, text: Option<String>) -> String {
+    match text {
+        Some(t) => format!("return {code} {t:?}"),
+        None => format!("return {code}"),
+    }
+}
+
+/// What serves a request in `loc` when its rewrite phase did not return.
+pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
+    let conf = &loc.conf;
     if let Some(p) = &conf.proxy {
         if let Some(t) = &p.dynamic {
             return format!("proxy_pass {}", t.to_source(&ir.user_vars));
@@ -208,7 +252,132 @@ pub fn handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
     }
 }
 
-/// Routes one request the way the runtime would.
+/// How a rewrite-phase script ended.
+enum ScriptEnd {
+    /// Ran to the end (or `break`): the request stays where it is.
+    Done,
+    /// `rewrite … last`, or a URI change in a location: find the location again.
+    Reroute,
+    /// `return`, or a redirecting `rewrite`.
+    Return(ReturnAnswer),
+}
+
+/// The rewrite-phase state of one request while `route` follows it.
+struct RewriteState<'a> {
+    ir: &'a Ir,
+    m: &'a Matchers,
+    /// The current URI (path and, after a rewrite that set them, `?args`).
+    uri: String,
+    /// Named captures of the regexes matched so far (a later match of a group wins).
+    named: HashMap<String, String>,
+    steps: Vec<String>,
+    changed: bool,
+}
+
+impl RewriteState<'_> {
+    fn path(&self) -> &str {
+        self.uri
+            .split_once('?')
+            .map_or(self.uri.as_str(), |(p, _)| p)
+    }
+
+    fn remember(&mut self, c: &Captures) {
+        for (n, v) in &c.named {
+            self.named.insert(n.clone(), v.clone());
+        }
+    }
+
+    /// A template with the captures filled in; other variables stay `$name`.
+    fn eval(&self, t: &proton_ir::Template, numbered: &[Option<String>]) -> String {
+        let mut out = String::new();
+        for p in &t.parts {
+            match p {
+                Part::Literal(l) => out.push_str(l),
+                Part::Capture(n) => {
+                    if let Some(Some(v)) = numbered.get(*n as usize) {
+                        out.push_str(v);
+                    }
+                }
+                Part::Var(Var::NamedCapture(n)) => {
+                    out.push_str(self.named.get(n).map_or("", String::as_str));
+                }
+                Part::Var(v) => {
+                    out.push('$');
+                    out.push_str(&v.name(&self.ir.user_vars));
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs a script as nginx's rewrite module does. `in_location`: a URI changed by a
+    /// rewrite without flag sends the request to location selection again (in a server
+    /// block the location is chosen afterwards anyway).
+    fn run(&mut self, script: &[ScriptOp], in_location: bool) -> ScriptEnd {
+        let mut changed = false;
+        for op in script {
+            match op {
+                ScriptOp::Return { code, text } => {
+                    return ScriptEnd::Return(ReturnAnswer {
+                        code: *code,
+                        text: text.as_ref().map(|t| t.to_source(&self.ir.user_vars)),
+                    });
+                }
+                ScriptOp::Set { .. } => {}
+                ScriptOp::Rewrite {
+                    regex,
+                    replacement,
+                    flag,
+                    source,
+                } => {
+                    let Some(c) = self.m.captures(*regex, self.path().as_bytes()) else {
+                        continue;
+                    };
+                    self.remember(&c);
+                    let new = self.eval(replacement, &c.numbered);
+                    let absolute = new.starts_with("http://")
+                        || new.starts_with("https://")
+                        || new.starts_with("$scheme");
+                    if absolute || matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) {
+                        let code = if *flag == RewriteFlag::Permanent {
+                            301
+                        } else {
+                            302
+                        };
+                        return ScriptEnd::Return(ReturnAnswer {
+                            code,
+                            text: Some(new),
+                        });
+                    }
+                    self.steps.push(format!(
+                        "rewritten to {new} by {}",
+                        self.ir.describe(*source)
+                    ));
+                    self.uri = new;
+                    self.changed = true;
+                    changed = true;
+                    match flag {
+                        RewriteFlag::Last => return ScriptEnd::Reroute,
+                        RewriteFlag::Break => return ScriptEnd::Done,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        if changed && in_location {
+            ScriptEnd::Reroute
+        } else {
+            ScriptEnd::Done
+        }
+    }
+}
+
+/// nginx's limit on URI changes (rewrites and internal redirects) per request.
+const MAX_URI_CHANGES: usize = 10;
+
+/// Routes one request the way the runtime would: server selection, the server's rewrite
+/// phase, location selection, the location's rewrite phase (a `rewrite … last` or a changed
+/// URI selects the location again), then the handler.
 pub fn route(
     ir: &Ir,
     m: &Matchers,
@@ -222,24 +391,39 @@ pub fn route(
         None => "the configuration has no listeners".to_string(),
     })?;
     let host = proton_ir::uri::normalize_host(host.unwrap_or(""));
-    let (sid, how) = ir.find_server(listener, &host, &mut |id, s| m.is_match(id, s.as_bytes()));
+    let mut last_regex = None;
+    let (sid, how) = ir.find_server(listener, &host, &mut |id, s| {
+        let hit = m.is_match(id, s.as_bytes());
+        if hit {
+            last_regex = Some(id);
+        }
+        hit
+    });
     let mut path = Vec::new();
     if !proton_ir::uri::normalize_path(uri.as_bytes(), &mut path) {
         return Err(format!(
             "invalid request URI {uri:?} (the server answers 400)"
         ));
     }
-    let lm = ir.find_location(sid, &path, &mut |id, s| m.is_match(id, s));
+    let mut st = RewriteState {
+        ir,
+        m,
+        uri: String::from_utf8_lossy(&path).into_owned(),
+        named: HashMap::new(),
+        steps: Vec::new(),
+        changed: false,
+    };
+    if let (ServerMatch::Regex(_), Some(id)) = (how, last_regex) {
+        if let Some(c) = m.captures(id, host.as_bytes()) {
+            st.remember(&c);
+        }
+    }
     let server = &ir.servers[sid.0 as usize];
-    let loc = &ir.locations[lm.location.0 as usize];
-    let ret = loc.conf.script.iter().find_map(|op| match op {
-        ScriptOp::Return { code, text } => Some(ReturnAnswer {
-            code: *code,
-            text: text.as_ref().map(|t| t.to_source(&ir.user_vars)),
-        }),
-        _ => None,
-    });
-    Ok(RouteAnswer {
+    let answer = |st: RewriteState<'_>,
+                  loc: &proton_ir::Location,
+                  reason: String,
+                  handler: String,
+                  ret: Option<ReturnAnswer>| RouteAnswer {
         server: sid.0,
         server_names: server.names.clone(),
         server_match: match how {
@@ -251,17 +435,69 @@ pub fn route(
         },
         location: loc.name.clone(),
         location_kind: kind_name(loc.kind),
-        reason: match lm.reason {
+        reason,
+        source: ir.describe(loc.source),
+        handler,
+        ret,
+        rewritten: st.changed.then(|| st.uri.clone()),
+        steps: st.steps,
+    };
+    let default_loc = &ir.locations[server.default_location.0 as usize];
+    if let ScriptEnd::Return(r) = st.run(&server.script, false) {
+        let handler = return_handler(r.code, r.text.clone());
+        return Ok(answer(
+            st,
+            default_loc,
+            "server rewrite phase".into(),
+            handler,
+            Some(r),
+        ));
+    }
+    for _ in 0..=MAX_URI_CHANGES {
+        let mut last_regex = None;
+        let lm = ir.find_location(sid, st.path().as_bytes(), &mut |id, s| {
+            let hit = m.is_match(id, s);
+            if hit {
+                last_regex = Some(id);
+            }
+            hit
+        });
+        let loc = &ir.locations[lm.location.0 as usize];
+        if let (MatchReason::Regex(_), Some(id)) = (lm.reason, last_regex) {
+            if let Some(c) = m.captures(id, st.path().as_bytes()) {
+                st.remember(&c);
+            }
+        }
+        let reason = match lm.reason {
             MatchReason::Exact => "exact".into(),
             MatchReason::PrefixNoRegex => "prefix ^~".into(),
             MatchReason::Regex(i) => format!("regex #{i}"),
             MatchReason::LongestPrefix => "longest prefix".into(),
             MatchReason::ServerDefault => "server default".into(),
-        },
-        source: ir.describe(loc.source),
-        handler: handler_of(ir, loc),
-        ret,
-    })
+        };
+        match st.run(&loc.conf.script, true) {
+            ScriptEnd::Return(r) => {
+                let handler = return_handler(r.code, r.text.clone());
+                return Ok(answer(st, loc, reason, handler, Some(r)));
+            }
+            ScriptEnd::Done => {
+                let handler = content_handler_of(ir, loc);
+                return Ok(answer(st, loc, reason, handler, None));
+            }
+            ScriptEnd::Reroute => {}
+        }
+    }
+    let r = ReturnAnswer {
+        code: 500,
+        text: None,
+    };
+    Ok(answer(
+        st,
+        default_loc,
+        "rewrite or internal redirection cycle".into(),
+        "return 500 (rewrite or internal redirection cycle)".into(),
+        Some(r),
+    ))
 }
 
 /// A stable key for a server in diffs: its addresses and first name.
@@ -341,6 +577,7 @@ fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
                 regex,
                 replacement,
                 flag,
+                ..
             } => format!(
                 "rewrite {} {} {flag:?}",
                 ir.regexes

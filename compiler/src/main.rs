@@ -292,10 +292,15 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         } else {
                             format!("{} {}", a.location_kind, a.location)
                         };
+                        let _ =
+                            writeln!(out, "server   #{} {names} ({})", a.server, a.server_match);
+                        for step in &a.steps {
+                            let _ = writeln!(out, "uri      {step}");
+                        }
                         let _ = writeln!(
                             out,
-                            "server   #{} {names} ({})\nlocation {loc} at {}\nreason   {}\nhandler  {}",
-                            a.server, a.server_match, a.source, a.reason, a.handler
+                            "location {loc} at {}\nreason   {}\nhandler  {}",
+                            a.source, a.reason, a.handler
                         );
                     }
                     Err(e) if json => {

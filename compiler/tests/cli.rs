@@ -198,3 +198,75 @@ fn damaged_ir_is_refused() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+#[test]
+fn route_follows_the_rewrite_phase() {
+    // Answers checked against nginx 1.22 with the same server blocks.
+    let d = tmpdir("rewrite");
+    let conf = write(
+        &d,
+        "r.conf",
+        r#"events {}
+http {
+  server {
+    listen 8080;
+    rewrite ^/old/(.*)$ /new/$1 last;
+    rewrite ^/go$ https://example.com/$host permanent;
+    location /new/ { return 200 "new"; }
+    location /a/ { rewrite ^/a/(?<rest>.*)$ /b/$rest last; }
+    location /b/ { return 200 "b"; }
+    location /nf/ { rewrite ^/nf/(.*) /b/$1; }
+    location /brk/ { rewrite ^/brk/(.*) /c/$1 break; return 200 "never"; }
+    location /loop/ { rewrite ^ /loop/x last; }
+  }
+  server { listen 8081; return 301 https://$host$request_uri; }
+}
+"#,
+    );
+    let route = |port: &str, uri: &str| -> serde_json::Value {
+        let out = protonc(&["route", &conf, "--port", port, "--json", "GET", uri]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("route JSON")
+    };
+    for (uri, location, code, text, rewritten) in [
+        ("/old/x", "/new/", Some(200u16), Some("new"), Some("/new/x")),
+        ("/a/q", "/b/", Some(200), Some("b"), Some("/b/q")),
+        ("/nf/y", "/b/", Some(200), Some("b"), Some("/b/y")),
+        ("/brk/z", "/brk/", None, None, Some("/c/z")),
+        (
+            "/go",
+            "",
+            Some(301),
+            Some("https://example.com/$host"),
+            None,
+        ),
+        ("/loop/", "", Some(500), None, Some("/loop/x")),
+        ("/b/", "/b/", Some(200), Some("b"), None),
+    ] {
+        let v = route("8080", uri);
+        assert_eq!(v["location"], location, "{uri}: {v}");
+        assert_eq!(
+            v["return"]["code"].as_u64(),
+            code.map(u64::from),
+            "{uri}: {v}"
+        );
+        assert_eq!(v["return"]["text"].as_str(), text, "{uri}: {v}");
+        assert_eq!(v["rewritten"].as_str(), rewritten, "{uri}: {v}");
+    }
+    assert_eq!(route("8080", "/brk/z")["handler"], "static root html");
+    // A server-level return answers before any location is chosen.
+    let v = route("8081", "/x");
+    assert_eq!(v["location_kind"], "server");
+    assert_eq!(v["return"]["code"], 301);
+    assert_eq!(v["handler"], "return 301 \"https://$host$request_uri\"");
+    let out = protonc(&["route", &conf, "GET", "/old/x"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("rewritten to /new/x by ") && text.contains("r.conf:5"),
+        "{text}"
+    );
+}

@@ -335,6 +335,8 @@ pub enum ScriptOp {
         regex: RegexId,
         replacement: Template,
         flag: RewriteFlag,
+        /// Where the `rewrite` was written (for `protonc route` and logs).
+        source: SourceRef,
     },
     Return {
         code: u16,

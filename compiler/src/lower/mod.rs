@@ -1345,7 +1345,7 @@ impl Lower<'_> {
     }
 
     /// Where a span is, as an IR source reference.
-    fn source_ref(&self, span: Span) -> SourceRef {
+    pub(crate) fn source_ref(&self, span: Span) -> SourceRef {
         SourceRef {
             file: span.file.0,
             line: self.map.line_col(span).0 as u32,

@@ -234,6 +234,7 @@ impl Lower<'_> {
             regex,
             replacement: self.template(d, 1),
             flag,
+            source: self.source_ref(d.name_span),
         })
     }
 
