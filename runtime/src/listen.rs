@@ -90,10 +90,7 @@ pub type Rebind = Result<(Vec<Bound>, Vec<Bound>), (String, Vec<Bound>)>;
 /// Binds what `ir` needs, reusing sockets from `old` for addresses that stay. On success
 /// returns the new set and the old sockets no longer needed; on failure `old` comes back
 /// untouched (nothing of the new configuration is bound).
-pub fn rebind(
-    ir: &proton_ir::Ir,
-    old: Vec<Bound>,
-) -> Rebind {
+pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>) -> Rebind {
     let wanted = addresses_to_bind(ir);
     let mut fresh = Vec::new();
     for (addr, reuseport, backlog) in &wanted {

@@ -456,7 +456,11 @@ fn invalid_cases() -> Vec<(Vec<u8>, HttpError)> {
     add(b"GET / HTTP/1.10\r\nHost: h\r\n\r\n", VersionNotSupported);
     add(b"GET / HTTP/0.9\r\nHost: h\r\n\r\n", InvalidVersion);
     add(b"GET / HTTP/1.1x\r\nHost: h\r\n\r\n", InvalidVersion);
-    add(b"GET / HTTP/100.1\r\nHost: h\r\n\r\n", InvalidVersion);
+    add(b"GET / HTTP/100.1\r\nHost: h\r\n\r\n", VersionNotSupported);
+    add(b"GET / HTTP/2\r\nHost: h\r\n\r\n", VersionNotSupported);
+    add(b"GET / HTTP/01.1\r\nHost: h\r\n\r\n", InvalidVersion);
+    add(b"GET / HTTP/1.1000\r\nHost: h\r\n\r\n", InvalidVersion);
+    add(b"GET / HTTP/1.\r\nHost: h\r\n\r\n", InvalidVersion);
     add(b"GET / http/1.1\r\nHost: h\r\n\r\n", InvalidVersion);
     add(b"GET / HTTP/1.1 \r\nHost: h\r\n\r\n", InvalidVersion);
     add(
@@ -931,7 +935,8 @@ fn chunked_limit_is_413_before_the_data() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The AWS http-desync-guardian corpus (Apache-2.0, read in place from ../shared/corpus).
+// The AWS http-desync-guardian corpus (Apache-2.0; a copy with its LICENSE and NOTICE is in
+// runtime/tests/data/http-desync-guardian).
 //
 // Each case gives method, uri, version and headers; the request is built as
 // `METHOD SP URI [SP VERSION] CRLF (NAME ": " VALUE CRLF)* CRLF` plus a small body: 16 bytes at
@@ -948,8 +953,9 @@ use yaml_rust2::{Yaml, YamlLoader};
 fn corpus_dir() -> std::path::PathBuf {
     match std::env::var_os("PROTON_DESYNC_CORPUS") {
         Some(dir) => dir.into(),
-        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/corpus/http-desync-guardian"),
+        None => {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/http-desync-guardian")
+        }
     }
 }
 

@@ -483,6 +483,7 @@ impl Proton {
         let _ = Command::new("kill")
             .arg(format!("-{sig}"))
             .arg(self.pid().to_string())
+            .stderr(Stdio::null())
             .status();
     }
 
@@ -519,6 +520,9 @@ impl Proton {
 impl Drop for Proton {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                return;
+            }
             let _ = Command::new("kill")
                 .arg("-QUIT")
                 .arg(c.id().to_string())

@@ -24,10 +24,11 @@ pub enum HttpError {
     /// The request target is empty, has a control byte, space or invalid UTF-8, or is not
     /// origin-form (`/…`), absolute-form (`scheme://host…`) or `*` with OPTIONS (400).
     InvalidTarget,
-    /// The protocol is not `HTTP/<digits>.<digits>`, or is HTTP/0.x (400).
+    /// The protocol is not `HTTP/<major>.<minor>`, is HTTP/0.x, has a leading zero in the
+    /// major version or more than three minor digits, or is missing (HTTP/0.9) (400).
     InvalidVersion,
-    /// A well-formed HTTP version this server does not speak: 2.0 and above (505, as nginx),
-    /// and also 1.2 and above, which nginx would serve as 1.1 (505, a documented deviation).
+    /// An HTTP version this server does not speak: major 2 and above (505, as nginx), and also
+    /// 1.x other than 1.0 and 1.1, which nginx would serve as 1.1 (505, a deviation).
     VersionNotSupported,
     /// A bare CR, or a line that is not ended by LF or CRLF (400).
     InvalidLineEnding,

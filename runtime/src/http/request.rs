@@ -38,8 +38,13 @@
 //! * a space after the version (`HTTP/1.1 \r\n`), a target that is not UTF-8, HTTP/0.9
 //!   simple requests (`GET /\r\n`), and HTTP/1.2+ (nginx serves 1.x as 1.1; 505 here).
 //!
+//! * a lone CR before the request line (nginx skips any CR or LF there; only CRLF and LF
+//!   are skipped here).
+//!
 //! And more lenient: `OPTIONS * HTTP/1.1` is accepted (nginx answers 400 to any `*` target);
-//! `CONNECT` with an origin-form target parses, and the server answers 405 as nginx does.
+//! `CONNECT` with an origin-form target parses, and the server answers 405 as nginx does;
+//! header values are trimmed of spaces and tabs (RFC 9110 OWS), where nginx keeps a trailing
+//! tab (`Content-Length: 5<TAB>` is 400 and `Transfer-Encoding: chunked<TAB>` 501 there).
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -380,7 +385,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
         return Ok(Parsed::Partial);
     };
 
-    if line_end.map_or(true, |i| i + 1 > limits.max_uri) {
+    if line_end.is_none_or(|i| i + 1 > limits.max_uri) {
         return Err(HttpError::RequestLineTooLong);
     }
     if head_len > max_head {
@@ -778,33 +783,37 @@ fn classify_request_line(rest: &[u8]) -> Line {
     classify_version(version, terminated)
 }
 
-/// `HTTP/<major>.<minor>`: 505 for a well-formed version we do not speak, 400 otherwise;
-/// `Wait` for an unfinished prefix of a well-formed version.
+/// The version, read as nginx reads it: a major version from 2 up is 505 as soon as its
+/// digit arrives (`HTTP/2`, `HTTP/10.1`); `HTTP/0.x`, a leading zero, or a minor version of
+/// more than three digits is 400. `HTTP/1.<minor>` other than 1.0 and 1.1 (which nginx serves
+/// as 1.1) is 505 here. `Wait` for an unfinished prefix.
 fn classify_version(v: &[u8], terminated: bool) -> Line {
-    const PREFIX: &[u8] = b"HTTP/";
-    let (head, digits) = v.split_at(v.len().min(PREFIX.len()));
-    if !PREFIX.starts_with(head) {
+    let unfinished = if terminated {
+        Line::Bad(HttpError::InvalidVersion)
+    } else {
+        Line::Wait
+    };
+    let (head, rest) = v.split_at(v.len().min(5));
+    if !b"HTTP/".starts_with(head) {
         return Line::Bad(HttpError::InvalidVersion);
     }
-    let mut numbers = digits.splitn(2, |&b| b == b'.');
-    let major = numbers.next().unwrap_or(&[]);
-    let minor = numbers.next();
-    let digits_ok = |s: &[u8]| s.len() <= 2 && s.iter().all(u8::is_ascii_digit);
-    if !digits_ok(major) || !minor.map_or(true, digits_ok) {
+    let minor = match rest {
+        [] => return unfinished,
+        [b'2'..=b'9', ..] | [b'1', b'0'..=b'9', ..] => {
+            return Line::Bad(HttpError::VersionNotSupported)
+        }
+        [b'1'] | [b'1', b'.'] => return unfinished,
+        [b'1', b'.', minor @ ..] => minor,
+        _ => return Line::Bad(HttpError::InvalidVersion),
+    };
+    if minor.len() > 3 || !minor.iter().all(u8::is_ascii_digit) {
         return Line::Bad(HttpError::InvalidVersion);
     }
     if !terminated {
         return Line::Wait;
     }
-    if v == b"HTTP/1.1" || v == b"HTTP/1.0" {
+    if minor == b"0" || minor == b"1" {
         return Line::Fine;
-    }
-    if head.len() < PREFIX.len() || major.is_empty() || minor.map_or(true, <[u8]>::is_empty) {
-        return Line::Bad(HttpError::InvalidVersion);
-    }
-    if major.iter().all(|&b| b == b'0') {
-        // HTTP/0.9 and friends: nginx answers 400.
-        return Line::Bad(HttpError::InvalidVersion);
     }
     Line::Bad(HttpError::VersionNotSupported)
 }
@@ -940,9 +949,19 @@ mod tests {
         assert_eq!(err(b"GET / HTTP/0.9\r\n\r\n"), HttpError::InvalidVersion);
         assert_eq!(err(b"GET / HTTP/1.1x\r\n\r\n"), HttpError::InvalidVersion);
         assert_eq!(err(b"GET / http/1.1\r\n\r\n"), HttpError::InvalidVersion);
+        // As nginx: a major version above 1 is 505 as soon as its first digit is there.
+        assert_eq!(err(b"GET / HTTP/2"), HttpError::VersionNotSupported);
+        assert_eq!(err(b"GET / HTTP/10"), HttpError::VersionNotSupported);
+        assert_eq!(err(b"GET / HTTP/0"), HttpError::InvalidVersion);
         // Unfinished but possibly valid: wait.
-        assert_eq!(parse(b"GET / HTTP/2").unwrap().0, Parsed::Partial);
-        assert_eq!(parse(b"GET / HTTP/2.").unwrap().0, Parsed::Partial);
-        assert_eq!(parse(b"GET / HTTP/2.0\r").unwrap().0, Parsed::Partial);
+        for partial in [
+            &b"GET / HTTP/"[..],
+            b"GET / HTTP/1",
+            b"GET / HTTP/1.",
+            b"GET / HTTP/1.2",
+        ] {
+            assert_eq!(parse(partial).unwrap().0, Parsed::Partial, "{partial:?}");
+        }
+        assert_eq!(parse(b"GET / HTTP/1.1\r").unwrap().0, Parsed::Partial);
     }
 }

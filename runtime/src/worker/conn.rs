@@ -316,6 +316,7 @@ impl Conn {
         };
         let keep_alive = head.keep_alive;
         let expect_continue = head.expect_continue;
+        w.scratch.served = self.served;
         let out = w.handle_request(self);
         self.close_after = !keep_alive || out.close;
         if expect_continue && !matches!(self.discard, Discard::None) {
@@ -329,9 +330,6 @@ impl Conn {
         self.keepalive_ms = out.keepalive_ms;
         self.send_timeout_ms = out.send_timeout_ms;
         self.body_timeout_ms = out.body_timeout_ms;
-        if out.keepalive_requests > 0 && self.served + 1 >= out.keepalive_requests {
-            self.close_after = true;
-        }
         self.phase = Phase::Write;
         self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
     }

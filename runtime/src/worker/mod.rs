@@ -26,6 +26,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const SIGNAL: Token = Token(usize::MAX - 1);
+/// On graceful stop, how long an idle keep-alive connection may still send a request.
+const IDLE_GRACE: Duration = Duration::from_millis(1000);
 /// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
 const CONN_BASE: usize = 1 << 20;
 
@@ -65,6 +67,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) date: respond::DateHeader,
     pub(crate) access: respond::AccessLogs,
     pub(crate) scratch: request::Scratch,
+    /// Graceful stop in progress: answer with `Connection: close`.
+    pub(crate) draining: bool,
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -133,6 +137,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i3
         date: respond::DateHeader::new(),
         access: respond::AccessLogs::new(loaded),
         scratch: request::Scratch::default(),
+        draining: false,
     };
     elog!(
         w.elog,
@@ -162,12 +167,21 @@ pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i3
                     while let Ok(Some(info)) = sfd.read_signal() {
                         match Signal::try_from(info.ssi_signo as i32) {
                             Ok(Signal::SIGQUIT) if !quitting => {
+                                // Graceful stop: no new connections; every response from now
+                                // on says `Connection: close`; idle keep-alive connections
+                                // get a short grace to send what may already be on the way.
                                 quitting = true;
+                                w.draining = true;
                                 for l in &mut listeners {
                                     let _ = poll.registry().deregister(&mut l.sock);
                                 }
                                 listeners.clear();
-                                close_idle(&mut conns, &poll, &mut w);
+                                let grace = Instant::now() + IDLE_GRACE;
+                                for (_, c) in conns.iter_mut() {
+                                    if c.is_idle() && c.deadline > grace {
+                                        c.deadline = grace;
+                                    }
+                                }
                             }
                             Ok(Signal::SIGTERM) | Ok(Signal::SIGINT) => {
                                 w.access.flush_all();
@@ -192,7 +206,11 @@ pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i3
                         Some(c) => c.on_event(&mut w, ev.is_readable(), ev.is_writable()),
                         None => false,
                     };
-                    if done || (quitting && conns.get(key).is_some_and(Conn::is_idle)) {
+                    let finished_draining = quitting
+                        && conns
+                            .get(key)
+                            .is_some_and(|c| c.is_idle() && c.served > 0 && c.close_after);
+                    if done || finished_draining {
                         close(&mut conns, key, &poll, &mut w);
                     } else if let Some(c) = conns.get_mut(key) {
                         c.update_interest(&poll, Token(t));
@@ -216,13 +234,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i3
                 close(&mut conns, key, &poll, &mut w);
             }
         }
-        if quitting {
-            close_idle(&mut conns, &poll, &mut w);
-            if conns.is_empty() {
-                w.access.flush_all();
-                elog!(w.elog, Info, "worker {slot} gracefully stopped");
-                return 0;
-            }
+        if quitting && conns.is_empty() {
+            w.access.flush_all();
+            elog!(w.elog, Info, "worker {slot} gracefully stopped");
+            return 0;
         }
     }
 }
@@ -284,17 +299,6 @@ fn close(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>) {
     if let Some(mut c) = conns.try_remove(key) {
         let _ = poll.registry().deregister(&mut c.sock);
         c.release(w);
-    }
-}
-
-fn close_idle(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
-    let idle: Vec<usize> = conns
-        .iter()
-        .filter(|(_, c)| c.is_idle())
-        .map(|(k, _)| k)
-        .collect();
-    for key in idle {
-        close(conns, key, poll, w);
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) struct Scratch {
     pub(crate) user: Vec<Option<Vec<u8>>>,
     pub(crate) captures: Vec<Option<Vec<u8>>>,
     pub(crate) named: Vec<(String, Vec<u8>)>,
+    /// Requests already served on the current connection.
+    pub(crate) served: u32,
     pub(crate) tmp: Vec<u8>,
     pub(crate) path: Vec<u8>,
 }
@@ -37,7 +39,6 @@ pub(crate) struct Outcome {
     pub(crate) keepalive_ms: u64,
     pub(crate) send_timeout_ms: u64,
     pub(crate) body_timeout_ms: u64,
-    pub(crate) keepalive_requests: u32,
 }
 
 /// The result of running a script.
@@ -392,6 +393,7 @@ impl Worker<'_> {
                     regex,
                     replacement,
                     flag,
+                    ..
                 } => {
                     let subject = self.scratch.uri.clone();
                     if !self.capture(*regex, &subject) {
@@ -471,12 +473,17 @@ impl Worker<'_> {
             keepalive_ms: s.keepalive_timeout_ms,
             send_timeout_ms: s.send_timeout_ms,
             body_timeout_ms: s.client_body_timeout_ms,
-            keepalive_requests: s.keepalive_requests,
         }
     }
 
-    fn keep_alive(&self, head: &RequestHead, loc: LocationId) -> bool {
-        head.keep_alive && self.settings_for(loc).keepalive_timeout_ms > 0
+    /// Whether this response keeps the connection: the client wants it, the worker is not
+    /// stopping, keep-alive is on, and keepalive_requests is not reached with this request.
+    pub(crate) fn keep_alive(&self, head: &RequestHead, loc: LocationId) -> bool {
+        let s = self.settings_for(loc);
+        head.keep_alive
+            && !self.draining
+            && s.keepalive_timeout_ms > 0
+            && (s.keepalive_requests == 0 || self.scratch.served + 1 < s.keepalive_requests)
     }
 
     /// `return code [text]`.

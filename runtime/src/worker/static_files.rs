@@ -331,7 +331,7 @@ fn send_file(
         })
         .unwrap_or(settings.default_type.as_bytes())
         .to_vec();
-    let keep = head.keep_alive && settings.keepalive_timeout_ms > 0;
+    let keep = w.keep_alive(head, loc);
     let (tokens, ka_hdr, expires, use_etag) = (
         settings.server_tokens,
         settings.keepalive_header_secs,
@@ -441,7 +441,7 @@ fn not_modified(
 ) -> Handled {
     let s = w.settings_for(loc);
     let (keep, tokens, ka) = (
-        head.keep_alive && s.keepalive_timeout_ms > 0,
+        w.keep_alive(head, loc),
         s.server_tokens,
         s.keepalive_header_secs,
     );
@@ -491,10 +491,7 @@ fn range_not_satisfiable(
     len: u64,
 ) -> Handled {
     let s = w.settings_for(loc);
-    let (keep, tokens) = (
-        head.keep_alive && s.keepalive_timeout_ms > 0,
-        s.server_tokens,
-    );
+    let (keep, tokens) = (w.keep_alive(head, loc), s.server_tokens);
     let mut body = Vec::new();
     crate::http::response::error_page(416, tokens, &mut body);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -581,7 +578,7 @@ fn autoindex(
     body.push_str("</pre><hr></body>\r\n</html>\r\n");
     let s = w.settings_for(loc);
     let (keep, tokens, ka) = (
-        head.keep_alive && s.keepalive_timeout_ms > 0,
+        w.keep_alive(head, loc),
         s.server_tokens,
         s.keepalive_header_secs,
     );

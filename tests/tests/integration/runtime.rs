@@ -289,8 +289,12 @@ fn bad_requests_get_4xx_and_close() {
 fn worker_respawn_and_reload() {
     let t = TempDir::new("rt-reload");
     let mut p = start(&t);
+    assert!(
+        wait_until(Duration::from_secs(10), || p.workers().len() == 2),
+        "{}",
+        p.logs()
+    );
     let workers = p.workers();
-    assert_eq!(workers.len(), 2, "{}", p.logs());
     // kill -9 a worker: the master starts another one and service goes on.
     let _ = std::process::Command::new("kill")
         .arg("-9")
@@ -354,5 +358,118 @@ fn access_log_written() {
     assert!(
         log.contains("\"GET /hello HTTP/1.1\" 200 6"),
         "access log: {log:?}"
+    );
+}
+
+/// Reads one response (Content-Length framed) from a keep-alive connection.
+fn read_one(s: &mut TcpStream) -> Option<proton_tests::Response> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(r) = split_responses(&got).into_iter().next() {
+            return Some(r);
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// 50 reloads while a client sends requests over fresh and keep-alive connections: no
+/// request fails, and after each reload the new answer appears.
+#[test]
+fn fifty_reloads_under_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let t = TempDir::new("rt-reload50");
+    let p = start(&t);
+    let port = p.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicU64::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for keep_alive in [false, true] {
+        let (stop, ok, failures) = (stop.clone(), ok.clone(), failures.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut conn: Option<TcpStream> = None;
+            while !stop.load(Ordering::Relaxed) {
+                if !keep_alive {
+                    match request(port, Some("localhost"), "/hello") {
+                        Ok(r) if r.status == 200 => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        other => failures
+                            .lock()
+                            .expect("lock")
+                            .push(format!("fresh: {other:?}")),
+                    }
+                    continue;
+                }
+                let s = match conn.as_mut() {
+                    Some(s) => s,
+                    None => {
+                        let s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+                        s.set_read_timeout(Some(Duration::from_secs(5)))
+                            .expect("timeout");
+                        conn.insert(s)
+                    }
+                };
+                if s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                    .is_err()
+                {
+                    failures
+                        .lock()
+                        .expect("lock")
+                        .push("keep-alive write failed".into());
+                    conn = None;
+                    continue;
+                }
+                match read_one(s) {
+                    Some(r) if r.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if r.header("connection") == Some("close") {
+                            conn = None;
+                        }
+                    }
+                    other => {
+                        failures
+                            .lock()
+                            .expect("lock")
+                            .push(format!("keep-alive: {other:?}"));
+                        conn = None;
+                    }
+                }
+            }
+        }));
+    }
+    for i in 0..50 {
+        p.compile(&BASE.replace(
+            "return 200 \"hello\\n\";",
+            &format!("return 200 \"gen{i}\\n\";"),
+        ));
+        p.signal("HUP");
+        let want = format!("gen{i}\n");
+        let seen = wait_until(Duration::from_secs(10), || {
+            request(port, Some("localhost"), "/hello").is_ok_and(|r| r.body_text() == want)
+        });
+        assert!(seen, "reload {i}: new answer never appeared: {}", p.logs());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    let failures = failures.lock().expect("lock");
+    assert!(
+        failures.is_empty(),
+        "{} failed requests (of {}): {:?}\n{}",
+        failures.len(),
+        ok.load(Ordering::Relaxed),
+        &failures[..failures.len().min(5)],
+        p.logs()
+    );
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "too few requests went through"
     );
 }
