@@ -9,4 +9,5 @@ pub mod http;
 pub mod listen;
 pub mod log;
 pub mod master;
+pub mod shared;
 pub mod worker;

@@ -14,6 +14,7 @@ use crate::config::Loaded;
 use crate::elog;
 use crate::listen::{rebind, Bound};
 use crate::log::ErrorLog;
+use crate::shared::{Counters, SLOTS};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -22,6 +23,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Command-line options of `proton-run`.
@@ -51,6 +53,8 @@ pub fn handled_signals() -> SigSet {
 struct WorkerProc {
     pid: Pid,
     slot: usize,
+    /// Index of this worker's counters in shared memory.
+    counter: usize,
     started: Instant,
 }
 
@@ -77,6 +81,11 @@ struct Master {
     backoff: Vec<Duration>,
     pid_file: PathBuf,
     stopping: Option<(Signal, Instant)>,
+    counters: Counters,
+    /// Counter slots not held by a live worker.
+    free_counters: Vec<usize>,
+    started_unix: u64,
+    last_status: Instant,
 }
 
 fn open_error_log(loaded: &Loaded) -> ErrorLog {
@@ -144,6 +153,13 @@ pub fn run(opts: Options) -> ExitCode {
         );
         return ExitCode::from(1);
     }
+    let counters = match Counters::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("proton-run: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let count = loaded.worker_count();
     elog!(
         elog,
@@ -169,6 +185,10 @@ pub fn run(opts: Options) -> ExitCode {
         backoff: vec![Duration::ZERO; count],
         pid_file,
         stopping: None,
+        counters,
+        free_counters: (0..SLOTS).rev().collect(),
+        started_unix: unix_now(),
+        last_status: Instant::now(),
     };
     for slot in 0..count {
         if !m.spawn(slot, &sfd) {
@@ -183,24 +203,41 @@ pub fn run(opts: Options) -> ExitCode {
 impl Master {
     /// Forks one worker of the current generation into `slot`.
     fn spawn(&mut self, slot: usize, sfd: &SignalFd) -> bool {
+        let Some(counter) = self.free_counters.pop() else {
+            elog!(
+                self.elog,
+                Alert,
+                "no free worker counter slot; not starting a worker"
+            );
+            return false;
+        };
+        self.counters.slot(counter).store(0, Ordering::Relaxed);
         // SAFETY: the master is single-threaded, so the child is a consistent copy; it only
         // runs the worker loop and then exits without returning into the master's code.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 let _ = sfd;
-                let code =
-                    crate::worker::run(&self.current.loaded, &self.bound, slot, self.current.id);
+                let code = crate::worker::run(
+                    &self.current.loaded,
+                    &self.bound,
+                    slot,
+                    self.current.id,
+                    self.counters.slot(counter),
+                );
                 std::process::exit(code);
             }
             Ok(ForkResult::Parent { child }) => {
                 self.current.workers.push(WorkerProc {
                     pid: child,
                     slot,
+                    counter,
                     started: Instant::now(),
                 });
+                self.write_status();
                 true
             }
             Err(e) => {
+                self.free_counters.push(counter);
                 elog!(self.elog, Alert, "fork() failed: {e}");
                 false
             }
@@ -226,6 +263,7 @@ impl Master {
                 if self.worker_total() == 0 {
                     elog!(self.elog, Notice, "exit");
                     let _ = std::fs::remove_file(&self.pid_file);
+                    let _ = std::fs::remove_file(self.status_path());
                     return ExitCode::SUCCESS;
                 }
                 let grace = if sig == Signal::SIGQUIT {
@@ -252,6 +290,49 @@ impl Master {
                 self.on_signal(sig, sfd);
             }
             self.run_respawns(sfd);
+            if self.last_status.elapsed() >= Duration::from_secs(1) {
+                self.write_status();
+            }
+        }
+    }
+
+    fn release_counter(&mut self, c: usize) {
+        self.counters.slot(c).store(0, Ordering::Relaxed);
+        self.free_counters.push(c);
+    }
+
+    /// The status file next to the pid file (`logs/proton.status`), for `protonctl status`:
+    /// one JSON object, replaced atomically.
+    fn status_path(&self) -> PathBuf {
+        self.pid_file.with_extension("status")
+    }
+
+    fn write_status(&mut self) {
+        self.last_status = Instant::now();
+        let ir = std::fs::canonicalize(&self.current.loaded.path)
+            .unwrap_or_else(|_| self.current.loaded.path.clone());
+        let workers: Vec<String> = self
+            .current
+            .workers
+            .iter()
+            .map(|w| w.pid.to_string())
+            .collect();
+        let json = format!(
+            "{{\"pid\":{},\"generation\":{},\"ir\":{},\"digest\":\"{}\",\"started_unix\":{},\"updated_unix\":{},\"workers\":[{}],\"draining_workers\":{},\"active_connections\":{}}}\n",
+            std::process::id(),
+            self.current.id,
+            json_string(&ir.display().to_string()),
+            self.current.loaded.header.digest_hex(),
+            self.started_unix,
+            unix_now(),
+            workers.join(","),
+            self.draining.iter().map(|g| g.workers.len()).sum::<usize>(),
+            self.counters.sum()
+        );
+        let path = self.status_path();
+        let tmp = path.with_extension("status.tmp");
+        if std::fs::write(&tmp, json).is_ok() {
+            let _ = std::fs::rename(&tmp, &path);
         }
     }
 
@@ -298,6 +379,7 @@ impl Master {
             };
             if let Some(i) = self.current.workers.iter().position(|w| w.pid == pid) {
                 let w = self.current.workers.swap_remove(i);
+                self.release_counter(w.counter);
                 let clean = how == "exited with code 0";
                 if self.stopping.is_some() {
                     elog!(self.elog, Notice, "worker process {pid} {how}");
@@ -326,7 +408,9 @@ impl Master {
             }
             for g in &mut self.draining {
                 if let Some(i) = g.workers.iter().position(|w| w.pid == pid) {
-                    g.workers.swap_remove(i);
+                    let w = g.workers.swap_remove(i);
+                    self.counters.slot(w.counter).store(0, Ordering::Relaxed);
+                    self.free_counters.push(w.counter);
                     elog!(
                         self.elog,
                         Info,
@@ -421,7 +505,30 @@ impl Master {
         if !old.workers.is_empty() {
             self.draining.push(old);
         }
+        self.write_status();
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Unblocks the handled signals (used by tests that fork).

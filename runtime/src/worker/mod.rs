@@ -72,7 +72,13 @@ pub(crate) struct Worker<'a> {
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
-pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i32 {
+pub fn run(
+    loaded: &Loaded,
+    bound: &[Bound],
+    slot: usize,
+    generation: u64,
+    active: &std::sync::atomic::AtomicU64,
+) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let mut elog = match loaded.ir.main.error_log.first() {
         Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
@@ -218,6 +224,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], slot: usize, generation: u64) -> i3
                 }
             }
         }
+        active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {
             last_sweep = now;
