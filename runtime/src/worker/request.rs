@@ -26,6 +26,8 @@ pub(crate) struct Scratch {
     pub(crate) named: Vec<(String, Vec<u8>)>,
     /// Requests already served on the current connection.
     pub(crate) served: u32,
+    /// Modification time of the file being answered (for `expires modified`).
+    pub(crate) mtime: Option<i64>,
     pub(crate) tmp: Vec<u8>,
     pub(crate) path: Vec<u8>,
 }
@@ -578,6 +580,10 @@ impl Worker<'_> {
             status,
             200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
         );
+        if ok_status {
+            let mtime = self.scratch.mtime.take();
+            super::static_files::expires_headers(s.expires, mtime, out);
+        }
         for h in &s.add_headers {
             if !(h.always || ok_status) {
                 continue;

@@ -473,3 +473,187 @@ fn fifty_reloads_under_load() {
         "too few requests went through"
     );
 }
+
+#[test]
+fn limits_timeouts_and_worker_connections() {
+    let t = TempDir::new("rt-limits");
+    let conf = r#"
+events { worker_connections 8; }
+http {
+    access_log off;
+    client_header_timeout 1s;
+    keepalive_timeout 1s;
+    server {
+        listen 127.0.0.1:{port};
+        location / { return 200 "ok"; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    // A request head that never completes: closed after client_header_timeout.
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "expected a close, got {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // An idle keep-alive connection: closed after keepalive_timeout.
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let r = read_one(&mut s).expect("response");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "idle keep-alive connection not closed"
+    );
+    // worker_connections 8: extra connections are refused cleanly; the server goes on.
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        if let Ok(c) = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)) {
+            held.push(c);
+        }
+    }
+    let mut extra = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let refused = matches!(extra.read(&mut buf), Ok(0) | Err(_));
+    assert!(refused, "connection beyond worker_connections was served");
+    drop(held);
+    let ok = wait_until(Duration::from_secs(5), || {
+        request(p.port, Some("x"), "/").is_ok_and(|r| r.status == 200)
+    });
+    assert!(ok, "server did not recover: {}", p.logs());
+}
+
+#[test]
+fn large_sparse_file_ranges_and_multipart() {
+    let t = TempDir::new("rt-large");
+    site(&t);
+    // A 5 GiB sparse file with a marker past 4 GiB.
+    let big = t.path().join("www/big.bin");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(5 << 30).expect("set_len");
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"MARKER", (4 << 30) + 12345).expect("write");
+    drop(f);
+    let p = Proton::start(t.path(), BASE, 1);
+    let (raw, _) = send(
+        p.port,
+        "HEAD /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.contains("Content-Length: 5368709120"), "{text}");
+    let at = (4u64 << 30) + 12345;
+    let (raw, _) = send(p.port, &format!("GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes={at}-{}\r\nConnection: close\r\n\r\n", at + 5));
+    let r = first(&raw);
+    assert_eq!((r.status, r.body_text().as_str()), (206, "MARKER"));
+    // Several ranges: multipart/byteranges.
+    let (raw, _) = send(p.port, "GET /a.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-1,5-6\r\nConnection: close\r\n\r\n");
+    let r = first(&raw);
+    assert_eq!(r.status, 206);
+    assert!(r
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("multipart/byteranges; boundary=")));
+    let body = r.body_text();
+    assert!(
+        body.contains("Content-Range: bytes 0-1/20\r\n\r\n01")
+            && body.contains("Content-Range: bytes 5-6/20\r\n\r\n56"),
+        "{body}"
+    );
+}
+
+#[test]
+fn usr1_reopens_logs_and_autoindex_expires_headers() {
+    let t = TempDir::new("rt-usr1");
+    site(&t);
+    let conf = BASE.replace(
+        "location = /hello {",
+        "location /list/ { alias {dir}/www/try/; autoindex on; expires 1h; add_header X-Test yes always; }\n        location = /hello {",
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    assert_eq!(
+        request(p.port, Some("localhost"), "/hello")
+            .expect("hello")
+            .status,
+        200
+    );
+    let log = t.path().join("logs/access.log");
+    assert!(
+        wait_until(Duration::from_secs(5), || log.exists()),
+        "{}",
+        p.logs()
+    );
+    std::fs::rename(&log, t.path().join("logs/access.log.1")).expect("rotate");
+    p.signal("USR1");
+    // After the reopen, a new access.log receives the next lines.
+    let ok = wait_until(Duration::from_secs(5), || {
+        let _ = request(p.port, Some("localhost"), "/hello");
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("GET /hello"))
+    });
+    assert!(ok, "access.log not reopened: {}", p.logs());
+    let r = request(p.port, Some("localhost"), "/list/").expect("autoindex");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body_text().contains("<a href=\"real.txt\">real.txt</a>"),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(r.header("x-test"), Some("yes"));
+    assert_eq!(r.header("cache-control"), Some("max-age=3600"));
+    assert!(r.header("expires").is_some());
+    // Methods: POST to a static file is 405; an unknown method token too.
+    let (raw, _) = send(
+        p.port,
+        "POST /a.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 405);
+    let (raw, _) = send(
+        p.port,
+        "FOO /a.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 405);
+    // `return` answers any method.
+    let (raw, _) = send(
+        p.port,
+        "DELETE /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 200);
+}
+
+#[test]
+fn servers_by_host_and_address() {
+    let t = TempDir::new("rt-vhost");
+    let conf = r#"
+events {}
+http {
+    access_log off;
+    server { listen 127.0.0.1:{port} default_server; server_name a.test; return 200 "A"; }
+    server { listen 127.0.0.1:{port}; server_name *.b.test; return 200 "B"; }
+    server { listen 127.0.0.1:{port}; server_name ~^(?<sub>\w+)\.c\.test$; return 200 "C:$sub"; }
+    server { listen 127.0.0.1:{port}; server_name ""; return 200 "nohost"; }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    let body = |host: Option<&str>| request(p.port, host, "/").expect("request").body_text();
+    assert_eq!(body(Some("a.test")), "A");
+    assert_eq!(body(Some("WWW.B.TEST.")), "B");
+    assert_eq!(body(Some("x.y.b.test:8080")), "B");
+    assert_eq!(body(Some("hello.c.test")), "C:hello");
+    assert_eq!(body(Some("unknown.test")), "A");
+    assert_eq!(body(None), "nohost");
+}
