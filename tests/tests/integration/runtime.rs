@@ -657,3 +657,37 @@ http {
     assert_eq!(body(Some("unknown.test")), "A");
     assert_eq!(body(None), "nohost");
 }
+
+#[test]
+fn file_truncated_while_sent_and_fast_stop() {
+    let t = TempDir::new("rt-trunc");
+    site(&t);
+    let path = t.path().join("www/shrink.bin");
+    std::fs::write(&path, vec![b'z'; 32 << 20]).expect("write 32 MiB");
+    let mut p = Proton::start(t.path(), BASE, 1);
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0usize;
+    while got < 256 * 1024 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    // The file shrinks under the transfer: the response ends short and the connection closes.
+    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(1024).expect("truncate");
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got += n,
+        }
+    }
+    assert!(got < 32 << 20, "the whole file arrived after truncation");
+    // The worker is alive and serving.
+    assert_eq!(request(p.port, Some("localhost"), "/hello").expect("hello").status, 200, "{}", p.logs());
+    // TERM: fast stop.
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(10)), "master ignored TERM: {}", p.logs());
+}
