@@ -15,7 +15,7 @@ pub enum Severity {
 }
 
 /// Stable diagnostic codes; the docs list each one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     /// The file could not be tokenised or has unbalanced braces.
     Syntax,
@@ -125,17 +125,15 @@ impl Diagnostic {
 #[derive(Default)]
 pub struct Diagnostics {
     pub list: Vec<Diagnostic>,
+    /// (code, span, message) of every diagnostic pushed, to drop repeats in O(1).
+    seen: std::collections::HashSet<(Code, Span, String)>,
 }
 
 impl Diagnostics {
     /// Records a diagnostic; an identical one (same code, place and message), which
     /// inherited settings can produce once per location, is kept once.
     pub fn push(&mut self, d: Diagnostic) {
-        let dup = self
-            .list
-            .iter()
-            .any(|o| o.code == d.code && o.span == d.span && o.message == d.message);
-        if !dup {
+        if self.seen.insert((d.code, d.span, d.message.clone())) {
             self.list.push(d);
         }
     }

@@ -116,9 +116,18 @@ impl SourceMap {
         (line + 1, col)
     }
 
+    /// 1-based line of a byte offset: a binary search over the file's line starts, without
+    /// counting the characters of the line (which [`SourceMap::line_col`] does, and which is
+    /// quadratic over many spans on one long line).
+    pub fn line(&self, span: Span) -> usize {
+        let text = self.text(span.file);
+        let at = (span.start as usize).min(text.len());
+        Files::line_index(self, span.file, at).map_or(1, |l| l + 1)
+    }
+
     /// `file:line` of a span, for IR source references.
     pub fn describe(&self, span: Span) -> String {
-        let (line, _) = self.line_col(span);
+        let line = self.line(span);
         let name = self
             .path(span.file)
             .map(|p| p.display().to_string())
@@ -162,5 +171,25 @@ impl<'a> Files<'a> for SourceMap {
             .get(id.0 as usize)
             .ok_or(FilesError::FileMissing)?
             .line_range((), line_index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_without_counting_characters() {
+        let mut m = SourceMap::new();
+        let f = m.add(PathBuf::from("a"), "é a\nb c\n\nd".to_string());
+        let at = |i: usize| Span::new(f, i..i);
+        assert_eq!(m.line(at(0)), 1);
+        assert_eq!(m.line(at(3)), 1);
+        assert_eq!(m.line(at(5)), 2);
+        assert_eq!(m.line(at(9)), 3);
+        assert_eq!(m.line(at(10)), 4);
+        assert_eq!(m.line(at(99)), 4);
+        assert_eq!(m.line_col(at(5)), (2, 1));
+        assert_eq!(m.describe(at(10)), "a:4");
     }
 }

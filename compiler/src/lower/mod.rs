@@ -65,6 +65,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         current_server: None,
         http_levels: Vec::new(),
         regex_info: HashMap::default(),
+        implicit_upstreams: HashMap::default(),
     };
     cx.collect_user_vars(tree, 0);
     cx.main(tree);
@@ -159,9 +160,11 @@ pub(crate) struct Lower<'a> {
     all_captures: HashSet<String>,
     /// The server being lowered, if any.
     current_server: Option<usize>,
-    /// Where the http level's own directives are (the parsed block and its settings copy),
-    /// to tell a directive written at the http level from one inside a server.
+    /// Where the http level's own directives are, to tell a directive written at the http
+    /// level from one inside a server.
     http_levels: Vec<std::ops::Range<*const Directive>>,
+    /// Implicit upstreams (a literal `proxy_pass host:port`) by address.
+    implicit_upstreams: HashMap<String, UpstreamId>,
     /// Capture-group names of each regex compiled so far (`None`: invalid regex).
     regex_info: HashMap<(String, bool), Option<Vec<String>>>,
 }
@@ -183,15 +186,47 @@ fn first<'d>(level: &'d [Directive], name: &str) -> Option<&'d Directive> {
     level.iter().find(|d| d.name == name)
 }
 
+/// One level of the inheritance chain (http, server or a location): its own directives,
+/// without the blocks of inner levels (locations, servers, upstreams), in order and indexed
+/// by name. Lookups cost the same however many locations a level holds.
+pub(crate) struct Level<'d> {
+    list: Vec<&'d Directive>,
+    by_name: HashMap<&'d str, Vec<&'d Directive>>,
+}
+
+impl<'d> Level<'d> {
+    pub(crate) fn new(block: &'d [Directive]) -> Level<'d> {
+        let mut list = Vec::new();
+        let mut by_name: HashMap<&'d str, Vec<&'d Directive>> = HashMap::default();
+        for d in block {
+            if d.block.is_some() && matches!(d.name.as_str(), "location" | "server" | "upstream") {
+                continue;
+            }
+            list.push(d);
+            by_name.entry(d.name.as_str()).or_default().push(d);
+        }
+        Level { list, by_name }
+    }
+
+    /// The directives `name` of this level, in order.
+    pub(crate) fn get(&self, name: &str) -> &[&'d Directive] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
+    pub(crate) fn first(&self, name: &str) -> Option<&'d Directive> {
+        self.get(name).first().copied()
+    }
+}
+
 /// nginx inheritance: the directives `name` of the innermost level that has any.
-fn nearest<'d>(chain: &[&'d [Directive]], name: &str) -> Vec<&'d Directive> {
+fn nearest<'a, 'd>(chain: &'a [&'a Level<'d>], name: &str) -> &'a [&'d Directive] {
     for level in chain {
-        let v: Vec<&Directive> = level.iter().filter(|d| d.name == name).collect();
+        let v = level.get(name);
         if !v.is_empty() {
             return v;
         }
     }
-    Vec::new()
+    &[]
 }
 
 fn arg(d: &Directive, i: usize) -> &str {
@@ -495,11 +530,7 @@ impl Lower<'_> {
         let servers: Vec<&Directive> = all(h, "server").collect();
         // The http level as seen by inheritance: its settings without the server and
         // upstream blocks, so lookups do not walk thousands of blocks per location.
-        let http_settings: Vec<Directive> = h
-            .iter()
-            .filter(|d| d.name != "server" && d.name != "upstream")
-            .cloned()
-            .collect();
+        let http_level = Level::new(h);
         if servers.is_empty() && !self.diags.has_errors() {
             self.err(
                 Diagnostic::error(Code::Conflict, http.name_span, "http block has no server")
@@ -507,12 +538,11 @@ impl Lower<'_> {
                     .help("add `server { listen 8080; … }`"),
             );
         }
-        self.http_levels.push(http_settings.as_ptr_range());
         let mut listens: Vec<(String, ServerId, ListenOpts, Span)> = Vec::new();
         for s in servers {
             let id = ServerId(self.ir.servers.len() as u32);
             self.current_server = Some(id.0 as usize);
-            let opts = self.server(s, &http_settings, id);
+            let opts = self.server(s, &http_level, id);
             self.current_server = None;
             listens.extend(opts.into_iter().map(|(addr, o, sp)| (addr, id, o, sp)));
         }
@@ -731,7 +761,7 @@ impl Lower<'_> {
     fn server(
         &mut self,
         s: &Directive,
-        http: &[Directive],
+        http: &Level<'_>,
         id: ServerId,
     ) -> Vec<(String, ListenOpts, Span)> {
         let body = s.children();
@@ -772,8 +802,9 @@ impl Lower<'_> {
             named: vec![],
         });
         self.server_names.push((names, name_spans));
-        let chain: Vec<&[Directive]> = vec![body, http];
-        let script = self.script(body, id);
+        let server_level = Level::new(body);
+        let chain: Vec<&Level<'_>> = vec![&server_level, http];
+        let script = self.script(&server_level, id);
         let conf = self.conf(&chain, id, LocationKind::Server, "", None, None);
         let server_settings = conf.settings;
         let default_location = self.push_location(Location {
@@ -803,7 +834,7 @@ impl Lower<'_> {
     fn location_level(
         &mut self,
         level: &[Directive],
-        chain: &[&[Directive]],
+        chain: &[&Level<'_>],
         server: ServerId,
         parent: Option<(LocationKind, &str, Span)>,
         parent_settings: SettingsId,
@@ -814,6 +845,7 @@ impl Lower<'_> {
         let mut seen_exact: HashMap<String, Span> = HashMap::default();
         let mut seen_prefix: HashMap<String, Span> = HashMap::default();
         let mut seen_regex: HashMap<(String, bool), Span> = HashMap::default();
+        let mut seen_named: HashSet<String> = HashSet::default();
         for d in all(level, "location") {
             let Some((kind, path)) = self.location_head(d) else {
                 continue;
@@ -874,8 +906,9 @@ impl Lower<'_> {
                 );
                 continue;
             }
+            let own_level = Level::new(d.children());
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
-            inner_chain.push(d.children());
+            inner_chain.push(&own_level);
             inner_chain.extend_from_slice(chain);
             self.loc_stack.push(LocFrame {
                 kind,
@@ -965,7 +998,7 @@ impl Lower<'_> {
                     trie.add_regex(re, id);
                 }
                 LocationKind::Named => {
-                    if named.iter().any(|(n, _)| n == &path) {
+                    if !seen_named.insert(path.clone()) {
                         self.err(
                             Diagnostic::error(
                                 Code::Duplicate,
@@ -1029,9 +1062,9 @@ impl Lower<'_> {
     }
 
     /// The rewrite-phase script of one level (not inherited).
-    fn script(&mut self, level: &[Directive], server: ServerId) -> Vec<ScriptOp> {
+    fn script(&mut self, level: &Level<'_>, server: ServerId) -> Vec<ScriptOp> {
         let mut ops = Vec::new();
-        for d in level {
+        for &d in &level.list {
             match d.name.as_str() {
                 "return" => {
                     if let Some(op) = self.return_op(d) {
@@ -1089,14 +1122,14 @@ impl Lower<'_> {
     /// (innermost level first).
     fn conf(
         &mut self,
-        chain: &[&[Directive]],
+        chain: &[&Level<'_>],
         server: ServerId,
         kind: LocationKind,
         path: &str,
         loc: Option<&Directive>,
         inherited: Option<SettingsId>,
     ) -> LocationConf {
-        let own = chain.first().copied().unwrap_or(&[]);
+        let own = chain[0];
         let script = if kind == LocationKind::Server {
             Vec::new()
         } else {
@@ -1107,10 +1140,12 @@ impl Lower<'_> {
         let mut root = Template::literal("html");
         let mut alias = None;
         for (k, level) in chain.iter().enumerate() {
+            // Both in one level is an error reported below; either may then be used.
             if let Some(d) = level
-                .iter()
-                .rev()
-                .find(|d| d.name == "root" || d.name == "alias")
+                .get("alias")
+                .last()
+                .or_else(|| level.get("root").last())
+                .copied()
             {
                 let t = self.template(d, 0);
                 if d.name == "root" {
@@ -1159,11 +1194,11 @@ impl Lower<'_> {
                 );
             }
         }
-        let proxy = match (loc, first(own, "proxy_pass")) {
+        let proxy = match (loc, own.first("proxy_pass")) {
             (Some(_), Some(d)) => self.proxy_pass(d, kind),
             _ => None,
         };
-        if let Some(d) = first(own, "internal") {
+        if let Some(d) = own.first("internal") {
             if kind == LocationKind::Server {
                 self.err(
                     Diagnostic::error(
@@ -1177,7 +1212,7 @@ impl Lower<'_> {
         }
         let _ = path;
         // A location that sets none of the inherited settings shares its parent's record.
-        let own_settings = own.iter().any(|d| is_inherited_setting(&d.name));
+        let own_settings = own.list.iter().any(|d| is_inherited_setting(&d.name));
         let settings = match inherited.filter(|_| !own_settings) {
             Some(id) => id,
             None => {
@@ -1196,7 +1231,7 @@ impl Lower<'_> {
         };
         // try_files is not inherited: a location has its own or none, and the server-level
         // one is only used when no location matches.
-        let try_files = match first(own, "try_files") {
+        let try_files = match own.first("try_files") {
             Some(d) => {
                 let ts: Vec<Template> = (0..d.args.len()).map(|i| self.template(d, i)).collect();
                 self.try_files_check(d, server);
@@ -1217,7 +1252,7 @@ impl Lower<'_> {
     }
 
     /// The inherited settings in effect for `chain` (innermost level first).
-    fn settings(&mut self, chain: &[&[Directive]], server: ServerId) -> Settings {
+    fn settings(&mut self, chain: &[&Level<'_>], server: ServerId) -> Settings {
         let flag = |name: &str, default: bool| -> bool {
             nearest(chain, name)
                 .first()
@@ -1250,11 +1285,11 @@ impl Lower<'_> {
             .first()
             .map_or("text/plain".to_string(), |d| arg(d, 0).to_string());
         let error_pages = nearest(chain, "error_page")
-            .into_iter()
+            .iter()
             .filter_map(|d| self.error_page(d, server))
             .collect();
         let add_headers = nearest(chain, "add_header")
-            .into_iter()
+            .iter()
             .filter_map(|d| self.add_header(d))
             .collect();
         let expires = nearest(chain, "expires")
@@ -1289,7 +1324,7 @@ impl Lower<'_> {
                     flush_ms: None,
                 }]
             } else {
-                ds.into_iter().filter_map(|d| self.access_log(d)).collect()
+                ds.iter().filter_map(|d| self.access_log(d)).collect()
             }
         };
         let proxy_settings = self.proxy_settings(chain);
@@ -1348,7 +1383,7 @@ impl Lower<'_> {
     pub(crate) fn source_ref(&self, span: Span) -> SourceRef {
         SourceRef {
             file: span.file.0,
-            line: self.map.line_col(span).0 as u32,
+            line: self.map.line(span) as u32,
         }
     }
 
@@ -1364,7 +1399,7 @@ impl Lower<'_> {
     }
 
     /// The `types` table in effect, interned in [`Ir::mime_types`].
-    fn types(&mut self, chain: &[&[Directive]]) -> MimeTableId {
+    fn types(&mut self, chain: &[&Level<'_>]) -> MimeTableId {
         let key = nearest(chain, "types").first().map(|d| d.span);
         if let Some(id) = self.types_ids.get(&key) {
             return *id;
@@ -1383,7 +1418,7 @@ impl Lower<'_> {
         MimeTableId(self.ir.mime_types.len() as u32 - 1)
     }
 
-    fn types_table(&mut self, chain: &[&[Directive]]) -> Vec<(String, String)> {
+    fn types_table(&mut self, chain: &[&Level<'_>]) -> Vec<(String, String)> {
         let Some(block) = nearest(chain, "types").first().copied() else {
             // nginx's built-in table when no `types` block is in effect.
             return [
@@ -1699,43 +1734,62 @@ impl Lower<'_> {
 
     fn check_named_refs(&mut self) {
         let refs = std::mem::take(&mut self.named_refs);
-        let mut suggested: Vec<(ServerId, String)> = Vec::new();
-        for (server, name, span) in &refs {
-            if self
-                .misplaced_named
+        let misplaced: HashSet<(ServerId, &str)> = self
+            .misplaced_named
+            .iter()
+            .map(|(s, n)| (*s, n.as_str()))
+            .collect();
+        let mut suggested: HashSet<(ServerId, String)> = HashSet::default();
+        let mut unknown = Vec::new();
+        {
+            let defined: HashSet<(ServerId, &str)> = self
+                .ir
+                .servers
                 .iter()
-                .any(|(s, n)| s == server && n == name)
-            {
-                continue;
-            }
-            if self.ir.find_named(*server, name).is_none() {
-                let names: Vec<String> = self.ir.servers[server.0 as usize]
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    s.named
+                        .iter()
+                        .map(move |(n, _)| (ServerId(i as u32), n.as_str()))
+                })
+                .collect();
+            for (server, name, span) in &refs {
+                if misplaced.contains(&(*server, name.as_str()))
+                    || defined.contains(&(*server, name.as_str()))
+                {
+                    continue;
+                }
+                let names = self.ir.servers[server.0 as usize]
                     .named
                     .iter()
-                    .map(|(n, _)| n.clone())
-                    .collect();
-                let mut e = Diagnostic::error(
-                    Code::UnknownName,
-                    *span,
-                    format!("unknown named location \"{name}\""),
-                )
-                .label("no such location in this server");
-                e = e.help(match did_you_mean(name, names.iter().map(String::as_str)) {
-                    Some(c) => {
-                        suggested.push((*server, c.to_string()));
-                        format!("did you mean \"{c}\"?")
-                    }
-                    None => format!("define `location {name} {{ … }}` in this server"),
-                });
-                self.err(e);
+                    .map(|(n, _)| n.as_str());
+                let suggestion = did_you_mean(name, names).map(str::to_string);
+                if let Some(c) = &suggestion {
+                    suggested.insert((*server, c.clone()));
+                }
+                unknown.push((*span, name.clone(), suggestion));
             }
         }
+        for (span, name, suggestion) in unknown {
+            let e = Diagnostic::error(
+                Code::UnknownName,
+                span,
+                format!("unknown named location \"{name}\""),
+            )
+            .label("no such location in this server")
+            .help(match suggestion {
+                Some(c) => format!("did you mean \"{c}\"?"),
+                None => format!("define `location {name} {{ … }}` in this server"),
+            });
+            self.err(e);
+        }
+        let used: HashSet<(ServerId, &str)> =
+            refs.iter().map(|(s, n, _)| (*s, n.as_str())).collect();
         let defs = std::mem::take(&mut self.named_defs);
         for (server, name, span) in defs {
-            let used = refs.iter().any(|(s, n, _)| *s == server && *n == name);
             // A misspelt reference already got a "did you mean" pointing here.
-            let hinted = suggested.iter().any(|(s, n)| *s == server && *n == name);
-            if !used && !hinted {
+            let hinted = suggested.contains(&(server, name.clone()));
+            if !used.contains(&(server, name.as_str())) && !hinted {
                 self.err(
                     Diagnostic::warning(
                         Code::UnusedNamedLocation,
@@ -1751,9 +1805,9 @@ impl Lower<'_> {
 
     /// Warns when a level's add_header (or proxy_set_header) lines hide the lines of an
     /// outer level: nginx inherits these arrays only when the inner level has none.
-    fn add_header_trap(&mut self, chain: &[&[Directive]], loc: &Directive) {
+    fn add_header_trap(&mut self, chain: &[&Level<'_>], loc: &Directive) {
         for name in ["add_header", "proxy_set_header"] {
-            let Some(own) = chain.first().and_then(|l| first(l, name)) else {
+            let Some(own) = chain.first().and_then(|l| l.first(name)) else {
                 continue;
             };
             let outer = nearest(&chain[1..], name);
@@ -1763,7 +1817,12 @@ impl Lower<'_> {
             let lost: Vec<String> = outer
                 .iter()
                 .map(|d| arg(d, 0).to_string())
-                .filter(|h| !all(chain[0], name).any(|x| arg(x, 0).eq_ignore_ascii_case(h)))
+                .filter(|h| {
+                    !chain[0]
+                        .get(name)
+                        .iter()
+                        .any(|x| arg(x, 0).eq_ignore_ascii_case(h))
+                })
                 .collect();
             if lost.is_empty() {
                 continue;

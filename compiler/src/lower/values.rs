@@ -2,7 +2,7 @@
 //! rewrite, upstream server, proxy_pass and the proxy settings, and the per-address
 //! server-name tables.
 
-use super::{arg, nearest, Lower};
+use super::{arg, nearest, Level, Lower};
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
 use crate::directives::{parse_size, parse_time_ms};
@@ -336,14 +336,11 @@ impl Lower<'_> {
     }
 
     fn implicit_upstream(&mut self, address: String) -> UpstreamId {
-        if let Some(i) = self
-            .ir
-            .upstreams
-            .iter()
-            .position(|u| !u.explicit && u.name == address)
-        {
-            return UpstreamId(i as u32);
+        if let Some(&id) = self.implicit_upstreams.get(&address) {
+            return id;
         }
+        self.implicit_upstreams
+            .insert(address.clone(), UpstreamId(self.ir.upstreams.len() as u32));
         self.ir.upstreams.push(Upstream {
             name: address.clone(),
             explicit: false,
@@ -507,7 +504,7 @@ impl Lower<'_> {
         })
     }
 
-    pub(crate) fn proxy_settings(&mut self, chain: &[&[Directive]]) -> ProxySettings {
+    pub(crate) fn proxy_settings(&mut self, chain: &[&Level<'_>]) -> ProxySettings {
         let mut set_headers: Vec<(String, Template)> = Vec::new();
         for d in nearest(chain, "proxy_set_header") {
             set_headers.push((arg(d, 0).to_string(), self.template(d, 1)));
@@ -562,7 +559,7 @@ impl Lower<'_> {
                 }
             }
         }
-        let redirect = match nearest(chain, "proxy_redirect").as_slice() {
+        let redirect = match nearest(chain, "proxy_redirect") {
             [] => ProxyRedirect::Default,
             [d] if d.args.len() == 1 && arg(d, 0) == "off" => ProxyRedirect::Off,
             [d] if d.args.len() == 1 && arg(d, 0) == "default" => ProxyRedirect::Default,
@@ -644,19 +641,24 @@ impl Lower<'_> {
 
     /// Groups servers by listen address and builds each address's server-name table.
     pub(crate) fn listeners(&mut self, listens: Vec<(String, ServerId, ListenOpts, Span)>) {
-        let mut addrs: Vec<String> = listens.iter().map(|l| l.0.clone()).collect();
-        addrs.sort();
-        addrs.dedup();
-        for addr in addrs {
-            let here: Vec<&(String, ServerId, ListenOpts, Span)> =
-                listens.iter().filter(|l| l.0 == addr).collect();
+        // Listen lines by address (sorted), each group in config order.
+        let mut by_addr: std::collections::BTreeMap<
+            &str,
+            Vec<&(String, ServerId, ListenOpts, Span)>,
+        > = std::collections::BTreeMap::new();
+        for l in &listens {
+            by_addr.entry(l.0.as_str()).or_default().push(l);
+        }
+        for (addr, here) in by_addr {
+            let addr = addr.to_string();
             let mut servers: Vec<ServerId> = Vec::new();
+            let mut seen: rustc_hash::FxHashSet<ServerId> = Default::default();
             let mut default: Option<(ServerId, Span)> = None;
             let mut reuseport = false;
             let mut backlog = None;
             let mut opts_span: Option<Span> = None;
-            for (_, sid, o, span) in &here {
-                if servers.contains(sid) {
+            for (_, sid, o, span) in here.iter().copied() {
+                if !seen.insert(*sid) {
                     let first = here
                         .iter()
                         .find(|(_, s2, _, _)| s2 == sid)
