@@ -272,3 +272,25 @@ fn variable_names_are_case_insensitive() {
         "$host $request_uri $foo $foo $arg_x"
     );
 }
+
+#[test]
+fn static_locations_nested_in_regex_locations() {
+    // nginx: `location "/a/b" is outside location "^/a"`.
+    assert_error(
+        &server("location ~ ^/a { location /a/b { } }"),
+        "location \"/a/b\" is outside location \"^/a\"",
+    );
+    assert_error(
+        &server("location ~* ^/a { location = /a/c { } }"),
+        "location \"/a/c\" is outside location \"^/a\"",
+    );
+    // Accepted when the path starts with the regex text, but nginx never selects it:
+    // GET /a/b is answered by the regex location.
+    let (ir, warnings) = compile(&server(
+        "location ~ /a { return 200 re; location /a/b { return 200 nested; } location ~ b$ { return 200 inner; } }",
+    ))
+    .expect("compiles");
+    assert_eq!(warnings, ["location \"/a/b\" can never be selected"]);
+    assert_eq!(route(&ir, "x", "/a/b").1.as_deref(), Some("inner"));
+    assert_eq!(route(&ir, "x", "/a/c").1.as_deref(), Some("re"));
+}

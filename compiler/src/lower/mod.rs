@@ -865,17 +865,21 @@ impl Lower<'_> {
                         format!("named location \"{path}\" can be on the server level only"),
                         "move the named location out to the server block",
                     )),
-                    LocationKind::Prefix | LocationKind::PrefixNoRegex
-                        if matches!(
-                            kind,
-                            LocationKind::Prefix
-                                | LocationKind::PrefixNoRegex
-                                | LocationKind::Exact
-                        ) && !path.starts_with(ppath) =>
+                    // nginx compares the nested path with the enclosing location's name as
+                    // written, a regex's source included: a prefix or exact location inside
+                    // `location ~ ^/a` is "outside" it.
+                    _ if matches!(
+                        kind,
+                        LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact
+                    ) && !path.starts_with(ppath) =>
                     {
                         Some((
                             format!("location \"{path}\" is outside location \"{ppath}\""),
-                            "a nested prefix location must start with the enclosing location's path",
+                            if matches!(pk, LocationKind::Regex | LocationKind::RegexCaseless) {
+                                "inside a regex location nest regex locations only (nginx compares the path with the regex text)"
+                            } else {
+                                "a nested prefix location must start with the enclosing location's path"
+                            },
                         ))
                     }
                     _ => None,
@@ -933,10 +937,37 @@ impl Lower<'_> {
                 conf,
             });
             self.add_header_trap(&inner_chain, d);
-            if matches!(
+            let static_kind = matches!(
                 kind,
                 LocationKind::Exact | LocationKind::Prefix | LocationKind::PrefixNoRegex
-            ) {
+            );
+            // nginx accepts a prefix or exact location inside a regex location when its path
+            // starts with the regex text, but never builds the prefix tree of a regex
+            // location: such a location is never selected.
+            let in_regex = static_kind
+                && parent.is_some_and(|(pk, _, _)| {
+                    matches!(pk, LocationKind::Regex | LocationKind::RegexCaseless)
+                });
+            if in_regex {
+                self.err(
+                    Diagnostic::warning(
+                        Code::UnreachableLocation,
+                        path_span,
+                        format!(
+                            "location \"{}\" can never be selected",
+                            location_label(kind, &path)
+                        ),
+                    )
+                    .label(
+                        "nginx never looks up prefix or exact locations nested in a regex location",
+                    )
+                    .also(
+                        parent.map_or(path_span, |(_, _, sp)| sp),
+                        "the enclosing regex location",
+                    )
+                    .help("move it out of the regex location, or make it a regex location"),
+                );
+            } else if static_kind {
                 if let Some(why) = never_matches(&path) {
                     self.err(
                         Diagnostic::warning(
@@ -962,6 +993,8 @@ impl Lower<'_> {
                 );
             };
             match kind {
+                LocationKind::Exact | LocationKind::Prefix | LocationKind::PrefixNoRegex
+                    if in_regex => {}
                 LocationKind::Exact => {
                     if let Some(first) = seen_exact.get(&path) {
                         dup_err(self, *first);
