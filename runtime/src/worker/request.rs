@@ -11,6 +11,25 @@ use crate::http::request::RequestHead;
 use proton_ir::{LocationId, RewriteFlag, ScriptOp, ServerId, Settings};
 use std::io::Write;
 
+/// Lowercases a Host value into `out`, without the port and a trailing dot (as
+/// `proton_ir::uri::normalize_host`, without allocating).
+fn normalize_host_into(raw: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let raw = raw.trim_ascii();
+    let host = if raw.first() == Some(&b'[') {
+        let end = raw.iter().position(|&b| b == b']').unwrap_or(raw.len());
+        &raw[1..end]
+    } else {
+        let end = raw.iter().position(|&b| b == b':').unwrap_or(raw.len());
+        &raw[..end]
+    };
+    let mut host = host;
+    while let [rest @ .., b'.'] = host {
+        host = rest;
+    }
+    out.extend(host.iter().map(u8::to_ascii_lowercase));
+}
+
 /// Internal redirects allowed per request (nginx: 10).
 const MAX_REDIRECTS: u32 = 10;
 
@@ -104,12 +123,11 @@ impl Worker<'_> {
             .or_else(|| head.host.clone())
             .and_then(|r| conn.rbuf.get(r))
             .unwrap_or(b"");
-        let host = proton_ir::uri::normalize_host(&String::from_utf8_lossy(host_raw));
-        self.scratch.host.clear();
-        self.scratch.host.extend_from_slice(host.as_bytes());
+        normalize_host_into(host_raw, &mut self.scratch.host);
+        let host = std::str::from_utf8(&self.scratch.host).unwrap_or("");
         let listener = ir.listeners.get(conn.listener);
         let (sid, how) = match listener {
-            Some(l) => ir.find_server(l, &host, &mut |id, s| {
+            Some(l) => ir.find_server(l, host, &mut |id, s| {
                 self.loaded.is_match(id, s.as_bytes())
             }),
             None => (ServerId(0), proton_ir::ServerMatch::Default),
@@ -361,6 +379,7 @@ impl Worker<'_> {
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
             request_time_ms: conn.started.elapsed().as_millis() as u64,
             document_root: b"",
+            time_local: self.date.time_local(),
         }
     }
 
@@ -376,12 +395,12 @@ impl Worker<'_> {
         for op in ops {
             match op {
                 ScriptOp::Return { code, text } => {
-                    self.scratch.tmp.clear();
+                    let mut out = std::mem::take(&mut self.scratch.tmp);
+                    out.clear();
                     if let Some(t) = text {
-                        let mut out = Vec::new();
                         self.ctx(conn, head, sid, *code).expand(t, &mut out);
-                        self.scratch.tmp = out;
                     }
+                    self.scratch.tmp = out;
                     return Script::Return(*code, text.is_some());
                 }
                 ScriptOp::Set { var, value } => {
@@ -515,7 +534,13 @@ impl Worker<'_> {
             return self.simple(conn, head, code, loc, &[], None);
         }
         let body = std::mem::take(&mut self.scratch.tmp);
-        let ct = self.settings_for(loc).default_type.clone();
+        let loaded = self.loaded;
+        let ct = loaded
+            .ir
+            .locations
+            .get(loc.0 as usize)
+            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
+            .map_or("text/plain", |s| s.default_type.as_str());
         let out = self.simple(conn, head, code, loc, &body, Some(ct.as_bytes()));
         self.scratch.tmp = body;
         out
@@ -588,15 +613,16 @@ impl Worker<'_> {
             if !(h.always || ok_status) {
                 continue;
             }
-            let mut v = Vec::new();
-            self.ctx(conn, head, l.server, status)
-                .expand(&h.value, &mut v);
-            if v.is_empty() {
-                continue;
-            }
+            // Expand straight into the head; drop the line again if the value is empty.
+            let mark = out.len();
             out.extend_from_slice(h.name.as_bytes());
             out.extend_from_slice(b": ");
-            out.extend_from_slice(&v);
+            let value_at = out.len();
+            self.ctx(conn, head, l.server, status).expand(&h.value, out);
+            if out.len() == value_at {
+                out.truncate(mark);
+                continue;
+            }
             out.extend_from_slice(b"\r\n");
         }
     }

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub(crate) struct DateHeader {
     cache: DateCache,
     now: SystemTime,
+    /// `$time_local` and the second it was formatted for.
+    local: Vec<u8>,
+    local_secs: u64,
 }
 
 impl DateHeader {
@@ -22,10 +25,27 @@ impl DateHeader {
         DateHeader {
             cache: DateCache::default(),
             now: SystemTime::now(),
+            local: Vec::new(),
+            local_secs: u64::MAX,
         }
     }
     pub(crate) fn refresh(&mut self) {
         self.now = SystemTime::now();
+        let secs = self
+            .now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if secs != self.local_secs {
+            self.local_secs = secs;
+            self.local.clear();
+            self.local
+                .extend_from_slice(super::vars::time_local().as_bytes());
+        }
+    }
+
+    /// `$time_local` of the current second.
+    pub(crate) fn time_local(&self) -> &[u8] {
+        &self.local
     }
     pub(crate) fn get(&mut self) -> &[u8] {
         self.cache.get(self.now)
@@ -115,6 +135,9 @@ pub(crate) fn error_response(
 pub(crate) struct AccessLogs {
     files: Vec<LogFile>,
     line: Vec<u8>,
+    /// Files of access_log lines whose path has no variables, by the line's address in the
+    /// IR (which lives as long as the worker), so the path is resolved once.
+    fixed: Vec<(usize, usize)>,
 }
 
 struct LogFile {
@@ -159,10 +182,20 @@ impl AccessLogs {
             else {
                 continue;
             };
-            let mut p = Vec::new();
-            ctx.expand(path, &mut p);
-            let path = loaded.resolve(&String::from_utf8_lossy(&p));
-            let i = self.file_for(path, *buffer, *flush_ms);
+            let key = l as *const AccessLog as usize;
+            let i = match self.fixed.iter().find(|(k, _)| *k == key) {
+                Some((_, i)) => *i,
+                None => {
+                    let mut p = Vec::new();
+                    ctx.expand(path, &mut p);
+                    let resolved = loaded.resolve(&String::from_utf8_lossy(&p));
+                    let i = self.file_for(resolved, *buffer, *flush_ms);
+                    if path.as_literal().is_some() {
+                        self.fixed.push((key, i));
+                    }
+                    i
+                }
+            };
             self.line.clear();
             format_line(loaded, *format, ctx, &mut self.line);
             self.line.push(b'\n');

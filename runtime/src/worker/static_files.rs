@@ -126,10 +126,13 @@ pub(crate) fn serve(
             return Handled::Redirect;
         }
     }
-    let uri = w.scratch.uri.clone();
+    let uri = std::mem::take(&mut w.scratch.uri);
     let mut path = std::mem::take(&mut w.scratch.path);
     map_path(w, conn, head, loc, &uri, &mut path);
-    let result = if uri.ends_with(b"/") {
+    let is_dir = uri.ends_with(b"/");
+    w.scratch.uri = uri;
+    let result = if is_dir {
+        let uri = w.scratch.uri.clone();
         serve_dir(w, conn, head, loc, &uri, &path, error_status)
     } else {
         send_file(w, conn, head, loc, &path, error_status)
@@ -317,26 +320,7 @@ fn send_file(
             }
         }
     }
-    // Content type by extension.
-    let ext = path
-        .rsplit(|&b| b == b'/')
-        .next()
-        .and_then(|name| {
-            name.iter()
-                .rposition(|&b| b == b'.')
-                .map(|i| &name[i + 1..])
-        })
-        .unwrap_or(b"");
-    let ext_l = String::from_utf8_lossy(ext).to_ascii_lowercase();
-    let table = ir.mime_types.get(settings.types.0 as usize);
-    let ct = table
-        .and_then(|t| {
-            t.binary_search_by(|(e, _)| e.as_str().cmp(&ext_l))
-                .ok()
-                .map(|i| t[i].1.as_bytes())
-        })
-        .unwrap_or(settings.default_type.as_bytes())
-        .to_vec();
+    let ct = content_type(w.loaded, settings, path);
     let keep = w.keep_alive(head, loc);
     let (tokens, ka_hdr, use_etag) = (
         settings.server_tokens,
@@ -350,7 +334,7 @@ fn send_file(
         &Head {
             minor: head.minor_version,
             status,
-            content_type: Some(&ct),
+            content_type: Some(ct),
             content_length: Some(end - start),
             keep_alive: keep,
             keepalive_header_secs: ka_hdr,
@@ -418,7 +402,7 @@ fn multipart(
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
-    let ct = content_type(w, settings, path);
+    let ct = content_type(w.loaded, settings, path);
     // A boundary that cannot occur in the file's bytes by chance: time-derived digits.
     let boundary = format!(
         "{:020}",
@@ -431,7 +415,7 @@ fn multipart(
         let _ = write!(
             body,
             "\r\n--{boundary}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{len}\r\n\r\n",
-            String::from_utf8_lossy(&ct),
+            String::from_utf8_lossy(ct),
             r.start,
             r.end - 1
         );
@@ -478,8 +462,12 @@ fn multipart(
     }
 }
 
-/// The MIME type of `path` by its extension, else default_type.
-fn content_type(w: &Worker<'_>, settings: &proton_ir::Settings, path: &[u8]) -> Vec<u8> {
+/// The MIME type of `path` by its extension (ASCII case-insensitive), else default_type.
+fn content_type<'a>(
+    loaded: &'a crate::config::Loaded,
+    settings: &'a proton_ir::Settings,
+    path: &[u8],
+) -> &'a [u8] {
     let ext = path
         .rsplit(|&b| b == b'/')
         .next()
@@ -489,16 +477,17 @@ fn content_type(w: &Worker<'_>, settings: &proton_ir::Settings, path: &[u8]) -> 
                 .map(|i| &name[i + 1..])
         })
         .unwrap_or(b"");
-    let ext_l = String::from_utf8_lossy(ext).to_ascii_lowercase();
-    let table = w.loaded.ir.mime_types.get(settings.types.0 as usize);
-    table
+    // The table's extensions are lowercase; compare without building a lowercase copy.
+    loaded
+        .ir
+        .mime_types
+        .get(settings.types.0 as usize)
         .and_then(|t| {
-            t.binary_search_by(|(e, _)| e.as_str().cmp(&ext_l))
+            t.binary_search_by(|(e, _)| e.bytes().cmp(ext.iter().map(u8::to_ascii_lowercase)))
                 .ok()
                 .map(|i| t[i].1.as_bytes())
         })
         .unwrap_or(settings.default_type.as_bytes())
-        .to_vec()
 }
 
 /// `expires`: Expires and Cache-Control (nginx's headers filter); `mtime` for `modified`.

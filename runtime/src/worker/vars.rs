@@ -27,6 +27,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) bytes_sent: u64,
     pub(crate) request_time_ms: u64,
     pub(crate) document_root: &'a [u8],
+    /// `$time_local`, formatted once a second by the worker.
+    pub(crate) time_local: &'a [u8],
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -204,7 +206,7 @@ impl Ctx<'_> {
                 }
             }
             "remote_user" => out.push(b'-'),
-            "time_local" => out.extend_from_slice(time_local().as_bytes()),
+            "time_local" => out.extend_from_slice(self.time_local),
             "time_iso8601" => out.extend_from_slice(time_iso8601().as_bytes()),
             "msec" => {
                 let d = std::time::SystemTime::now()
