@@ -666,8 +666,10 @@ fn file_truncated_while_sent_and_fast_stop() {
     std::fs::write(&path, vec![b'z'; 32 << 20]).expect("write 32 MiB");
     let mut p = Proton::start(t.path(), BASE, 1);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .expect("write");
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0usize;
     while got < 256 * 1024 {
@@ -677,7 +679,12 @@ fn file_truncated_while_sent_and_fast_stop() {
         }
     }
     // The file shrinks under the transfer: the response ends short and the connection closes.
-    std::fs::OpenOptions::new().write(true).open(&path).expect("open").set_len(1024).expect("truncate");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(1024)
+        .expect("truncate");
     loop {
         match s.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -686,8 +693,75 @@ fn file_truncated_while_sent_and_fast_stop() {
     }
     assert!(got < 32 << 20, "the whole file arrived after truncation");
     // The worker is alive and serving.
-    assert_eq!(request(p.port, Some("localhost"), "/hello").expect("hello").status, 200, "{}", p.logs());
+    assert_eq!(
+        request(p.port, Some("localhost"), "/hello")
+            .expect("hello")
+            .status,
+        200,
+        "{}",
+        p.logs()
+    );
     // TERM: fast stop.
     p.signal("TERM");
-    assert!(p.wait_exit(Duration::from_secs(10)), "master ignored TERM: {}", p.logs());
+    assert!(
+        p.wait_exit(Duration::from_secs(10)),
+        "master ignored TERM: {}",
+        p.logs()
+    );
+}
+
+#[test]
+fn absolute_form_expect_continue_and_bad_ir() {
+    let t = TempDir::new("rt-misc");
+    let p = start(&t);
+    // Absolute-form target: the authority chooses the server and the path is routed.
+    let (raw, _) = send(
+        p.port,
+        "GET http://localhost/hello HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).body_text(), "hello\n");
+    // Expect: 100-continue on a handler that does not read the body: answered at once, and
+    // the connection is closed rather than waiting for a body that may never come.
+    let (raw, closed) = send(p.port, "POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    assert_eq!(first(&raw).status, 200);
+    assert!(closed);
+    // proton-run refuses a damaged IR with one clear line and exit code 1.
+    let bytes = std::fs::read(t.path().join("proton.ir")).expect("ir");
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("truncated", bytes[..bytes.len() / 2].to_vec(), "truncated"),
+        (
+            "foreign",
+            b"not an IR file at all".to_vec(),
+            "not a Proton IR",
+        ),
+        (
+            "version",
+            {
+                let mut b = bytes.clone();
+                b[8] = 0xEE;
+                b
+            },
+            "not supported",
+        ),
+    ];
+    for (name, data, want) in cases {
+        let path = t.path().join(format!("{name}.ir"));
+        std::fs::write(&path, data).expect("write");
+        let out = std::process::Command::new(proton_tests::bin("proton-run"))
+            .arg(&path)
+            .output()
+            .expect("proton-run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains(want) && err.lines().count() == 1,
+            "{name}: {err}"
+        );
+    }
+    let out = std::process::Command::new(proton_tests::bin("proton-run"))
+        .arg(t.path().join("missing.ir"))
+        .output()
+        .expect("proton-run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
