@@ -174,6 +174,13 @@ impl Conn {
                         match self.try_request(w) {
                             Some(true) => continue,
                             Some(false) => return true,
+                            None if self.rbuf.len() >= w.head_limit(self.listener).max(1024) => {
+                                // Never wait for more than the limit allows (the parser
+                                // reports an over-long head itself; this is a backstop).
+                                self.head_len = self.rbuf.len();
+                                self.answer_error(w, 400);
+                                continue;
+                            }
                             None => {}
                         }
                     }
