@@ -182,7 +182,7 @@ pub static TABLE: &[Spec] = &[
     row("sendfile", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Send static files with sendfile(2)."),
     row("tcp_nopush", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "TCP_CORK while sending headers and file start together."),
     row("tcp_nodelay", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "TCP_NODELAY on keep-alive connections."),
-    row("keepalive_timeout", HSL, Range(1, 2), Time, false, Inherit, "75s", "timeout [header_timeout]", "Idle keep-alive timeout; the optional second value is sent as `Keep-Alive: timeout=`."),
+    row("keepalive_timeout", HSL, Range(1, 2), Custom, false, Inherit, "75s", "timeout [header_timeout]", "Idle keep-alive timeout; the optional second value (whole seconds) is sent as `Keep-Alive: timeout=` and is inherited on its own."),
     row("keepalive_requests", HSL, Exactly(1), Int, false, Inherit, "1000", "number", "Most requests served over one keep-alive connection."),
     row("client_max_body_size", HSL, Exactly(1), Size, false, Inherit, "1m", "size", "Largest request body; 0 disables the check. Larger bodies get 413."),
     row("client_header_timeout", HS, Exactly(1), Time, false, Inherit, "60s", "time", "Time to receive the whole request head."),
@@ -456,48 +456,86 @@ pub fn parse_size(s: &str) -> Option<u64> {
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
-/// Parses an nginx time into milliseconds: `30`, `30s`, `1h30m`, `500ms`, `1d`, `1w`, `1M`, `1y`.
+/// Parses an nginx time into milliseconds, as nginx's `ngx_parse_time(…, 0)`: units `w`,
+/// `d`, `h`, `m`, `s`, `ms`, each at most once and from the largest to the smallest
+/// (`1h30m`, not `30m1h`); a number without unit is seconds, also at the end (`1h30` is
+/// 1h30s). `y` and `M` are refused in millisecond times, as in nginx.
 pub fn parse_time_ms(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
+    parse_time(s, false)
+}
+
+/// Parses an nginx time into seconds, as nginx's `ngx_parse_time(…, 1)` (used by `expires`,
+/// the `Keep-Alive` header time and `fail_timeout`): units `y`, `M`, `w`, `d`, `h`, `m`, `s`
+/// from the largest to the smallest; `ms` is refused.
+pub fn parse_time_secs(s: &str) -> Option<u64> {
+    parse_time(s, true)
+}
+
+fn parse_time(s: &str, is_sec: bool) -> Option<u64> {
+    // Steps in nginx's order; a unit must come after every unit already seen.
+    const YEAR: u8 = 1;
+    const MONTH: u8 = 2;
+    const WEEK: u8 = 3;
+    const DAY: u8 = 4;
+    const HOUR: u8 = 5;
+    const MIN: u8 = 6;
+    const SEC: u8 = 7;
+    const MSEC: u8 = 8;
+    const LAST: u8 = 9;
+    let max = i64::MAX as u64;
     let b = s.as_bytes();
+    let mut step = if is_sec { 0 } else { MONTH };
+    let (mut value, mut total, mut valid) = (0u64, 0u64, false);
     let mut i = 0;
-    let mut total: u64 = 0;
     while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        let n: u64 = s[start..i].parse().ok()?;
-        let unit_ms: u64 = if i == b.len() {
-            if start != 0 {
+        let c = b[i];
+        i += 1;
+        if c.is_ascii_digit() {
+            value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+            if value > max {
                 return None;
             }
-            1000
-        } else if s[i..].starts_with("ms") {
-            i += 2;
-            1
-        } else {
-            let u = b[i];
-            i += 1;
-            match u {
-                b's' => 1000,
-                b'm' => 60_000,
-                b'h' => 3_600_000,
-                b'd' => 86_400_000,
-                b'w' => 7 * 86_400_000,
-                b'M' => 30 * 86_400_000,
-                b'y' => 365 * 86_400_000,
-                _ => return None,
+            valid = true;
+            continue;
+        }
+        let (next, secs) = match c {
+            b'y' if step < YEAR => (YEAR, 365 * 86_400),
+            b'M' if step < MONTH => (MONTH, 30 * 86_400),
+            b'w' if step < WEEK => (WEEK, 7 * 86_400),
+            b'd' if step < DAY => (DAY, 86_400),
+            b'h' if step < HOUR => (HOUR, 3_600),
+            b'm' if b.get(i) == Some(&b's') => {
+                if is_sec || step >= MSEC {
+                    return None;
+                }
+                i += 1;
+                (MSEC, 0)
             }
+            b'm' if step < MIN => (MIN, 60),
+            b's' if step < SEC => (SEC, 1),
+            b' ' if step < SEC => (LAST, 1),
+            _ => return None,
         };
-        total = total.checked_add(n.checked_mul(unit_ms)?)?;
+        step = next;
+        let scale: u64 = match (next, is_sec) {
+            (MSEC, _) => 1,
+            (_, true) => secs,
+            (_, false) => secs * 1000,
+        };
+        value = value.checked_mul(scale).filter(|v| *v <= max)?;
+        total = total.checked_add(value).filter(|t| *t <= max)?;
+        value = 0;
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
     }
-    Some(total)
+    if !valid {
+        return None;
+    }
+    if !is_sec {
+        value = value.checked_mul(1000)?;
+    }
+    total.checked_add(value).filter(|t| *t <= max)
 }
 
 /// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the
@@ -556,9 +594,24 @@ mod tests {
         assert_eq!(parse_time_ms("30"), Some(30_000));
         assert_eq!(parse_time_ms("1h30m"), Some(5_400_000));
         assert_eq!(parse_time_ms("500ms"), Some(500));
-        assert_eq!(parse_time_ms("1h30"), None);
         assert_eq!(parse_time_ms("s"), None);
         assert_eq!(parse_time_ms(""), None);
+        // nginx 1.22's ngx_parse_time: a trailing bare number is seconds; units go from the
+        // largest to the smallest, once each; no y/M in millisecond times, no ms in seconds.
+        assert_eq!(parse_time_ms("1h30"), Some(3_630_000));
+        assert_eq!(parse_time_ms("1w2d"), Some(9 * 86_400_000));
+        assert_eq!(parse_time_ms("1s500ms"), Some(1500));
+        assert_eq!(parse_time_ms("30s1h"), None);
+        assert_eq!(parse_time_ms("1h1h"), None);
+        assert_eq!(parse_time_ms("1M"), None);
+        assert_eq!(parse_time_ms("1y"), None);
+        assert_eq!(parse_time_ms("1ms1s"), None);
+        assert_eq!(parse_time_ms("99999999999999999999"), None);
+        assert_eq!(parse_time_secs("1y"), Some(365 * 86_400));
+        assert_eq!(parse_time_secs("1M1d"), Some(31 * 86_400));
+        assert_eq!(parse_time_secs("15h30m"), Some(55_800));
+        assert_eq!(parse_time_secs("500ms"), None);
+        assert_eq!(parse_time_secs("30"), Some(30));
     }
 
     #[test]

@@ -294,3 +294,43 @@ fn static_locations_nested_in_regex_locations() {
     assert_eq!(route(&ir, "x", "/a/b").1.as_deref(), Some("inner"));
     assert_eq!(route(&ir, "x", "/a/c").1.as_deref(), Some("re"));
 }
+
+fn settings_of<'a>(ir: &'a Ir, l: &Location) -> &'a Settings {
+    &ir.settings[l.conf.settings.0 as usize]
+}
+
+#[test]
+fn keepalive_header_time_is_inherited_on_its_own() {
+    // nginx: `Keep-Alive: timeout=30` with a 10 s idle timeout.
+    let ir = ok("events {}\nhttp {\n keepalive_timeout 60 30;\n server {\n  listen 80;\n  keepalive_timeout 10;\n  location / { keepalive_timeout 5 0; }\n  location /b { }\n }\n}\n");
+    let s = settings_of(&ir, server_default(&ir));
+    assert_eq!(
+        (s.keepalive_timeout_ms, s.keepalive_header_secs),
+        (10_000, Some(30))
+    );
+    let s = settings_of(&ir, loc(&ir, "/"));
+    assert_eq!(
+        (s.keepalive_timeout_ms, s.keepalive_header_secs),
+        (5_000, None)
+    );
+    let s = settings_of(&ir, loc(&ir, "/b"));
+    assert_eq!(
+        (s.keepalive_timeout_ms, s.keepalive_header_secs),
+        (10_000, Some(30))
+    );
+    // nginx: the header time is whole seconds ("invalid value").
+    assert_error(
+        &server("keepalive_timeout 10 500ms;"),
+        "invalid value \"500ms\" in \"keepalive_timeout\" directive",
+    );
+    assert_error(
+        &server("keepalive_timeout 30s1h;"),
+        "invalid value \"30s1h\" in \"keepalive_timeout\" directive",
+    );
+    let ir = ok(&server("keepalive_timeout 1h30 1h;"));
+    let s = settings_of(&ir, server_default(&ir));
+    assert_eq!(
+        (s.keepalive_timeout_ms, s.keepalive_header_secs),
+        (3_630_000, Some(3_600))
+    );
+}

@@ -208,6 +208,9 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
     }
 }
 
+/// The help line of a bad time.
+pub(crate) const TIME_HELP: &str = "times are like 30s, 500ms, 1h30m (units w d h m s ms, each once, largest first; a bare number is seconds)";
+
 fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
     for (i, a) in d.args.iter().enumerate() {
         let v = a.value.as_str();
@@ -219,10 +222,7 @@ fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
                 "a size",
                 "sizes are a number with an optional k, m or g suffix, e.g. 16k".to_string(),
             )),
-            Kind::Time if parse_time_ms(v).is_none() => Some((
-                "a time",
-                "times are like 30s, 500ms, 1h30m (a bare number is seconds)".to_string(),
-            )),
+            Kind::Time if parse_time_ms(v).is_none() => Some(("a time", TIME_HELP.to_string())),
             Kind::Int if v.parse::<u32>().is_err() => {
                 Some(("a non-negative number", "write a whole number".to_string()))
             }

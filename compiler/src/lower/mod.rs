@@ -9,7 +9,7 @@ pub mod vars;
 
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::directives::{parse_size, parse_time_ms};
+use crate::directives::{parse_size, parse_time_ms, parse_time_secs};
 use crate::source::{SourceMap, Span};
 use proton_ir::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -1336,17 +1336,33 @@ impl Lower<'_> {
             Some("before") => IfModifiedSince::Before,
             _ => IfModifiedSince::Exact,
         };
-        let (keepalive_timeout_ms, keepalive_header_secs) =
-            match nearest(chain, "keepalive_timeout").first() {
-                Some(d) => (
-                    parse_time_ms(arg(d, 0)).unwrap_or(75_000),
-                    d.args
-                        .get(1)
-                        .and_then(|a| parse_time_ms(&a.value))
-                        .map(|ms| ms / 1000),
-                ),
-                None => (75_000, None),
-            };
+        let keepalive_timeout_ms = match nearest(chain, "keepalive_timeout").first() {
+            Some(d) => match parse_time_ms(arg(d, 0)) {
+                Some(ms) => ms,
+                None => {
+                    self.bad_time(d, 0, crate::check::table::TIME_HELP);
+                    75_000
+                }
+            },
+            None => 75_000,
+        };
+        // The header time is a setting of its own in nginx (keepalive_header): it comes from
+        // the nearest level whose keepalive_timeout has a second argument, in whole seconds.
+        let keepalive_header_secs = chain
+            .iter()
+            .find_map(|l| l.first("keepalive_timeout").filter(|d| d.args.len() == 2))
+            .and_then(|d| match parse_time_secs(arg(d, 1)) {
+                Some(0) => None,
+                Some(secs) => Some(secs),
+                None => {
+                    self.bad_time(
+                        d,
+                        1,
+                        "the header timeout is whole seconds: units y M w d h m s, largest first (no ms)",
+                    );
+                    None
+                }
+            });
         let access_log = {
             let ds = nearest(chain, "access_log");
             if ds.is_empty() {
@@ -1410,6 +1426,23 @@ impl Lower<'_> {
             access_log,
             proxy: proxy_settings,
         }
+    }
+
+    /// Reports argument `i` of `d` as a bad time.
+    fn bad_time(&mut self, d: &Directive, i: usize, help: &str) {
+        self.err(
+            Diagnostic::error(
+                Code::BadValue,
+                d.arg_span(i),
+                format!(
+                    "invalid value \"{}\" in \"{}\" directive",
+                    arg(d, i),
+                    d.name
+                ),
+            )
+            .label(format!("argument {} must be a time", i + 1))
+            .help(help),
+        );
     }
 
     /// Where a span is, as an IR source reference.
@@ -1646,12 +1679,24 @@ impl Lower<'_> {
             "off" if !modified => Expires::Off,
             "epoch" if !modified => Expires::Epoch,
             "max" if !modified => Expires::Max,
+            s if s.starts_with('@') => {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        v.span,
+                        "expires @time (a daily time) is not supported yet",
+                    )
+                    .label("not implemented by Proton yet")
+                    .help("use a relative time such as `expires 12h;`"),
+                );
+                Expires::Off
+            }
             s => {
                 let (neg, t) = match s.strip_prefix('-') {
                     Some(t) => (true, t),
                     None => (false, s.strip_prefix('+').unwrap_or(s)),
                 };
-                let Some(ms) = parse_time_ms(t) else {
+                let Some(secs) = parse_time_secs(t) else {
                     self.err(
                         Diagnostic::error(
                             Code::BadValue,
@@ -1659,11 +1704,11 @@ impl Lower<'_> {
                             format!("invalid expires time \"{s}\""),
                         )
                         .label("not a time")
-                        .help("for example 30d, 1h, -1, epoch, max, off"),
+                        .help("for example 30d, 1h, -1, epoch, max, off (units y M w d h m s, largest first; no ms)"),
                     );
                     return Expires::Off;
                 };
-                let secs = (ms / 1000) as i64 * if neg { -1 } else { 1 };
+                let secs = secs as i64 * if neg { -1 } else { 1 };
                 if modified {
                     Expires::Modified(secs)
                 } else {

@@ -5,7 +5,7 @@
 use super::{arg, nearest, Level, Lower};
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
-use crate::directives::{parse_size, parse_time_ms};
+use crate::directives::{parse_size, parse_time_ms, parse_time_secs};
 use crate::source::Span;
 use proton_ir::*;
 use rustc_hash::FxHashMap as HashMap;
@@ -301,8 +301,9 @@ impl Lower<'_> {
                     Ok(n) => s.max_conns = n,
                     _ => bad(self, "a number"),
                 },
-                "fail_timeout" => match parse_time_ms(val) {
-                    Some(t) => s.fail_timeout_ms = t,
+                // nginx reads fail_timeout in seconds (no ms).
+                "fail_timeout" => match parse_time_secs(val) {
+                    Some(t) => s.fail_timeout_ms = t * 1000,
                     None => bad(self, "a time"),
                 },
                 "backup" if val.is_empty() => s.backup = true,
