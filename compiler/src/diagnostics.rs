@@ -51,6 +51,9 @@ pub enum Code {
     UnreachableLocation,
     /// Warning: add_header here hides add_header lines inherited from outer levels.
     AddHeaderDropsInherited,
+    /// Warning: accepted, but nginx warns about it too (an absolute index that is not the
+    /// last, a duplicate MIME extension).
+    NginxWarning,
 }
 
 impl Code {
@@ -73,6 +76,7 @@ impl Code {
             Code::ConflictingServerName => "W0002",
             Code::UnreachableLocation => "W0003",
             Code::AddHeaderDropsInherited => "W0004",
+            Code::NginxWarning => "W0005",
         }
     }
 }

@@ -190,7 +190,7 @@ pub static TABLE: &[Spec] = &[
     row("send_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Longest pause between two writes to the client."),
     row("client_header_buffer_size", HS, Exactly(1), Size, false, Inherit, "1k", "size", "Buffer for the request head."),
     row("large_client_header_buffers", HS, Exactly(2), Custom, false, Inherit, "4 8k", "number size", "Buffers for long request lines and headers (a longer line gets 414/400)."),
-    row("server_tokens", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send the version in `Server` and error pages."),
+    row("server_tokens", HSL, Exactly(1), Keyword(&["on", "off", "build"]), false, Inherit, "on", "on | off | build", "Send the version (and with `build` the build name) in `Server` and error pages."),
     row("root", HSL, Exactly(1), Text, false, Inherit, "html", "path", "Document root; the URI is appended."),
     row("alias", L, Exactly(1), Text, false, Inherit, "", "path", "Replaces the prefix of the location that declares it with this path (also in nested locations that inherit it)."),
     row("index", HSL, AtLeast(1), Text, false, Inherit, "index.html", "file …", "Files tried for a URI that ends with `/`."),
@@ -440,6 +440,15 @@ pub fn contexts_of(name: &str) -> Option<Ctx> {
 /// True when `name` is an nginx directive Proton has not implemented.
 pub fn is_unsupported(name: &str) -> bool {
     UNSUPPORTED.contains(&name) || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// Parses a non-negative decimal number as nginx's `ngx_atoi` does: digits only (no sign,
+/// no spaces), and it must fit `T`.
+pub fn parse_number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// Parses an nginx size: `1024`, `8k`, `1m`, `1g`.

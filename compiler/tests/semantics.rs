@@ -334,3 +334,81 @@ fn keepalive_header_time_is_inherited_on_its_own() {
         (3_630_000, Some(3_600))
     );
 }
+
+#[test]
+fn accepted_and_refused_like_nginx() {
+    // Each case checked with `nginx -t` (1.22).
+    for (body, want) in [
+        (
+            "access_log logs/a.log combined flush=5s;",
+            "no buffer is defined for access_log \"logs/a.log\"",
+        ),
+        ("error_page 499 /x;", "invalid value \"499\""),
+        (
+            "error_page 299 /x;",
+            "value \"299\" must be between 300 and 599",
+        ),
+        (
+            "error_page 600 /x;",
+            "value \"600\" must be between 300 and 599",
+        ),
+        ("return +200;", "invalid return code \"+200\""),
+        ("return 1000;", "invalid return code \"1000\""),
+        (
+            "location / { try_files $uri =1000; }",
+            "invalid code \"=1000\"",
+        ),
+        (
+            "location / { try_files $uri =abc; }",
+            "invalid code \"=abc\"",
+        ),
+        ("send_timeout 30s1h;", "invalid value \"30s1h\""),
+        ("send_timeout 1M;", "invalid value \"1M\""),
+        ("keepalive_requests +5;", "invalid value \"+5\""),
+        ("expires @15h30m;", "not supported yet"),
+        ("expires 500ms;", "invalid expires time \"500ms\""),
+    ] {
+        assert_error(&server(body), want);
+    }
+    for body in [
+        "access_log logs/a.log combined buffer=4k flush=5s;",
+        "error_page 404 =999 /x;",
+        "error_page 404 =99 /x;",
+        "error_page 300 599 /x;",
+        "location / { try_files $uri =999; }",
+        "location / { try_files $uri =0; }",
+        "send_timeout 1h30;",
+        "send_timeout 1w2d;",
+        "expires 1y;",
+        "expires modified -1h;",
+        "server_tokens build;",
+        "location / { return 200 $Host$REQUEST_URI; }",
+        "index index.htm /index.html;",
+    ] {
+        ok(&server(body));
+    }
+    let ir = ok(&server(
+        "server_tokens build; location /off { server_tokens off; }",
+    ));
+    assert_eq!(
+        settings_of(&ir, server_default(&ir)).server_tokens,
+        ServerTokens::Build
+    );
+    assert_eq!(
+        settings_of(&ir, loc(&ir, "/off")).server_tokens,
+        ServerTokens::Off
+    );
+    // Accepted with the warnings nginx gives.
+    let (_, w) = compile(&server(
+        "index /index.html index.htm;\n types { text/html html; text/plain html HTM htm; }",
+    ))
+    .expect("compiles");
+    assert_eq!(
+        w,
+        [
+            "only the last index in \"index\" directive should be absolute",
+            "duplicate extension \"html\", content type: \"text/plain\", previous content type: \"text/html\"",
+            "duplicate extension \"htm\", content type: \"text/plain\", previous content type: \"text/plain\"",
+        ]
+    );
+}

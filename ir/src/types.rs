@@ -301,7 +301,7 @@ pub struct Settings {
     pub sendfile: bool,
     pub tcp_nopush: bool,
     pub tcp_nodelay: bool,
-    pub server_tokens: bool,
+    pub server_tokens: ServerTokens,
     pub keepalive_timeout_ms: u64,
     pub keepalive_header_secs: Option<u64>,
     pub keepalive_requests: u32,
@@ -387,6 +387,17 @@ pub enum Expires {
     After(i64),
     /// `modified +time`: relative to the file's mtime.
     Modified(i64),
+}
+
+/// `server_tokens`: what the `Server` header and error pages say about the version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum ServerTokens {
+    /// `off`: the name only (`Server: proton`).
+    Off,
+    /// `on` (the default): name and version.
+    On,
+    /// `build`: name, version and build name (nginx 1.22 accepts it in open source).
+    Build,
 }
 
 /// `if_modified_since`.

@@ -230,7 +230,7 @@ pub(crate) mod tests {
             sendfile: false,
             tcp_nopush: false,
             tcp_nodelay: true,
-            server_tokens: true,
+            server_tokens: ServerTokens::On,
             keepalive_timeout_ms: 75_000,
             keepalive_header_secs: None,
             keepalive_requests: 1000,

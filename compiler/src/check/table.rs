@@ -6,7 +6,8 @@ use crate::ast::Directive;
 use crate::ast::MAX_BLOCK_DEPTH;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
 use crate::directives::{
-    self, contexts_of, is_unsupported, lookup, parse_size, parse_time_ms, Ctx, Kind, TABLE,
+    self, contexts_of, is_unsupported, lookup, parse_number, parse_size, parse_time_ms, Ctx, Kind,
+    TABLE,
 };
 use crate::source::FileId;
 use std::collections::{HashMap, HashSet};
@@ -223,7 +224,7 @@ fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
                 "sizes are a number with an optional k, m or g suffix, e.g. 16k".to_string(),
             )),
             Kind::Time if parse_time_ms(v).is_none() => Some(("a time", TIME_HELP.to_string())),
-            Kind::Int if v.parse::<u32>().is_err() => {
+            Kind::Int if parse_number::<u32>(v).is_none() => {
                 Some(("a non-negative number", "write a whole number".to_string()))
             }
             Kind::Keyword(words) if !words.contains(&v) => Some((

@@ -283,9 +283,12 @@ fn arg_schema(kind: Kind) -> Value {
         Kind::Flag => json!({ "enum": [true, false, "on", "off"] }),
         Kind::Int => number_or("^[0-9]+$"),
         Kind::Size => number_or("^[0-9]+[kKmMgG]?$"),
-        Kind::Time => number_or("^[0-9]+$|^([0-9]+(ms|[smhdwMy]))+$"),
+        Kind::Time => number_or("^([0-9]+(ms|[smhdwMy]))*[0-9]+$|^([0-9]+(ms|[smhdwMy]))+$"),
         Kind::Keyword(words) => {
             let mut all: Vec<Value> = words.iter().map(|w| json!(w)).collect();
+            if super::shape::is_flag_like(kind) {
+                all.extend([json!(true), json!(false)]);
+            }
             all.extend(
                 words
                     .iter()

@@ -223,7 +223,7 @@ impl ValueShape {
     pub(crate) fn of(spec: Option<&Spec>) -> ValueShape {
         match spec {
             Some(s) => ValueShape {
-                flag: s.kind == Kind::Flag,
+                flag: is_flag_like(s.kind),
                 zero: s.arity.accepts(0),
                 repeat: s.repeat,
             },
@@ -233,6 +233,16 @@ impl ValueShape {
                 repeat: false,
             },
         }
+    }
+}
+
+/// `on`/`off`, or a keyword list holding both (`server_tokens on | off | build`): booleans
+/// may stand for `on` and `off`.
+pub(crate) fn is_flag_like(kind: Kind) -> bool {
+    match kind {
+        Kind::Flag => true,
+        Kind::Keyword(words) => words.contains(&"on") && words.contains(&"off"),
+        _ => false,
     }
 }
 

@@ -9,7 +9,7 @@ pub mod vars;
 
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
-use crate::directives::{parse_size, parse_time_ms, parse_time_secs};
+use crate::directives::{parse_number, parse_size, parse_time_ms, parse_time_secs};
 use crate::source::{SourceMap, Span};
 use proton_ir::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -412,7 +412,7 @@ impl Lower<'_> {
             let v = arg(d, 0);
             self.ir.main.worker_processes = if v == "auto" {
                 WorkerProcesses::Auto
-            } else if let Ok(n @ 1..) = v.parse::<u32>() {
+            } else if let Some(n @ 1..) = parse_number::<u32>(v) {
                 WorkerProcesses::Count(n)
             } else {
                 self.err(
@@ -428,7 +428,7 @@ impl Lower<'_> {
             };
         }
         if let Some(d) = first(tree, "worker_rlimit_nofile") {
-            self.ir.main.worker_rlimit_nofile = arg(d, 0).parse().ok();
+            self.ir.main.worker_rlimit_nofile = parse_number(arg(d, 0));
         }
         if let Some(d) = first(tree, "pid") {
             self.ir.main.pid = arg(d, 0).to_string();
@@ -441,8 +441,8 @@ impl Lower<'_> {
         }
         for ev in all(tree, "events") {
             if let Some(d) = first(ev.children(), "worker_connections") {
-                match arg(d, 0).parse::<u32>() {
-                    Ok(n) if n >= 2 => self.ir.main.worker_connections = n,
+                match parse_number::<u32>(arg(d, 0)) {
+                    Some(n) if n >= 2 => self.ir.main.worker_connections = n,
                     _ => self.err(
                         Diagnostic::error(
                             Code::BadValue,
@@ -637,7 +637,7 @@ impl Lower<'_> {
             );
         }
         if let Some(k) = first(b, "keepalive") {
-            u.keepalive = arg(k, 0).parse().unwrap_or(0);
+            u.keepalive = parse_number(arg(k, 0)).unwrap_or(0);
             if u.keepalive == 0 {
                 self.err(
                     Diagnostic::error(
@@ -656,7 +656,7 @@ impl Lower<'_> {
             u.keepalive_timeout_ms = parse_time_ms(arg(k, 0)).unwrap_or(60_000);
         }
         if let Some(k) = first(b, "keepalive_requests") {
-            u.keepalive_requests = arg(k, 0).parse().unwrap_or(1000);
+            u.keepalive_requests = parse_number(arg(k, 0)).unwrap_or(1000);
         }
         let methods: Vec<&Directive> = b
             .iter()
@@ -1306,11 +1306,30 @@ impl Lower<'_> {
         let num = |name: &str, default: u32| -> u32 {
             nearest(chain, name)
                 .first()
-                .and_then(|d| arg(d, 0).parse().ok())
+                .and_then(|d| parse_number(arg(d, 0)))
                 .unwrap_or(default)
         };
         let index = match nearest(chain, "index").first() {
-            Some(d) => (0..d.args.len()).map(|i| self.template(d, i)).collect(),
+            Some(d) => {
+                let n = d.args.len();
+                if let Some(a) = d.args[..n.saturating_sub(1)]
+                    .iter()
+                    .find(|a| a.value.starts_with('/'))
+                {
+                    self.err(
+                        Diagnostic::warning(
+                            Code::NginxWarning,
+                            a.span,
+                            "only the last index in \"index\" directive should be absolute",
+                        )
+                        .label(
+                            "an absolute index ends the search: the files after it are never tried",
+                        )
+                        .help("move the absolute file to the end, or make it relative"),
+                    );
+                }
+                (0..n).map(|i| self.template(d, i)).collect()
+            }
             None => vec![Template::literal("index.html")],
         };
         let types = self.types(chain);
@@ -1380,7 +1399,7 @@ impl Lower<'_> {
         let large_client_header_buffers =
             match nearest(chain, "large_client_header_buffers").first() {
                 Some(d) => {
-                    let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 1);
+                    let n = parse_number::<u32>(arg(d, 0)).filter(|n| *n >= 1);
                     let sz = parse_size(arg(d, 1)).filter(|s| *s >= 64);
                     match (n, sz) {
                         (Some(n), Some(sz)) => (n, sz),
@@ -1413,7 +1432,11 @@ impl Lower<'_> {
             sendfile: flag("sendfile", false),
             tcp_nopush: flag("tcp_nopush", false),
             tcp_nodelay: flag("tcp_nodelay", true),
-            server_tokens: flag("server_tokens", true),
+            server_tokens: match nearest(chain, "server_tokens").first().map(|d| arg(d, 0)) {
+                Some("off") => ServerTokens::Off,
+                Some("build") => ServerTokens::Build,
+                _ => ServerTokens::On,
+            },
             keepalive_timeout_ms,
             keepalive_header_secs,
             keepalive_requests: num("keepalive_requests", 1000),
@@ -1511,7 +1534,22 @@ impl Lower<'_> {
                 continue;
             }
             for a in &t.args {
-                m.insert(a.value.to_ascii_lowercase(), t.name.clone());
+                let ext = a.value.to_ascii_lowercase();
+                // nginx: the later type wins, with a warning.
+                if let Some(prev) = m.insert(ext.clone(), t.name.clone()) {
+                    self.err(
+                        Diagnostic::warning(
+                            Code::NginxWarning,
+                            a.span,
+                            format!(
+                                "duplicate extension \"{ext}\", content type: \"{}\", previous content type: \"{prev}\"",
+                                t.name
+                            ),
+                        )
+                        .label("this extension is already mapped")
+                        .help("list each extension once; the last mapping is used"),
+                    );
+                }
             }
         }
         m.into_iter().collect()
@@ -1523,14 +1561,15 @@ impl Lower<'_> {
                 self.named_refs
                     .push((server, last.value.clone(), last.span));
             } else if let Some(code) = last.value.strip_prefix('=') {
-                if !matches!(code.parse::<u16>(), Ok(100..=599)) {
+                // nginx: any code up to 999.
+                if !matches!(parse_number::<u16>(code), Some(0..=999)) {
                     self.err(
                         Diagnostic::error(
                             Code::BadValue,
                             last.span,
-                            format!("invalid code \"{code}\" in try_files"),
+                            format!("invalid code \"={code}\" in try_files"),
                         )
-                        .label("expected =100…599")
+                        .label("expected =0…999")
                         .help("for example: try_files $uri $uri/ =404;"),
                     );
                 }
@@ -1560,8 +1599,10 @@ impl Lower<'_> {
                 response = Some(if r.is_empty() {
                     0
                 } else {
-                    match r.parse::<u16>() {
-                        Ok(c @ 100..=599) => c,
+                    // nginx takes any number here (`=0` is `=`); Proton keeps it to
+                    // three digits, which is what a status line can carry.
+                    match parse_number::<u16>(r) {
+                        Some(c @ 0..=999) => c,
                         _ => {
                             self.err(
                                 Diagnostic::error(
@@ -1569,7 +1610,7 @@ impl Lower<'_> {
                                     a.span,
                                     format!("invalid response code \"{r}\""),
                                 )
-                                .label("expected 100…599")
+                                .label("expected a status code (0…999)")
                                 .help("error_page 404 =200 /x;"),
                             );
                             return None;
@@ -1578,9 +1619,10 @@ impl Lower<'_> {
                 });
                 continue;
             }
-            match a.value.parse::<u16>() {
-                Ok(c @ 300..=599) => codes.push(c),
-                _ => {
+            // nginx: 300…599 except 499 (its internal "client closed the connection").
+            match parse_number::<u16>(&a.value) {
+                Some(c @ 300..=599) if c != 499 => codes.push(c),
+                Some(c) if c != 499 => {
                     self.err(
                         Diagnostic::error(
                             Code::BadValue,
@@ -1588,6 +1630,22 @@ impl Lower<'_> {
                             format!("value \"{}\" must be between 300 and 599", a.value),
                         )
                         .label("not an error code")
+                        .help("error_page 404 500 502 /50x.html;"),
+                    );
+                    return None;
+                }
+                _ => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid value \"{}\"", a.value),
+                        )
+                        .label(if a.value == "499" {
+                            "499 is nginx's code for a closed connection, not a response"
+                        } else {
+                            "not a status code"
+                        })
                         .help("error_page 404 500 502 /50x.html;"),
                     );
                     return None;
@@ -1800,7 +1858,15 @@ impl Lower<'_> {
             }
         }
         if flush_ms.is_some() && buffer.is_none() {
-            buffer = Some(64 * 1024);
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("no buffer is defined for access_log \"{}\"", arg(d, 0)),
+                )
+                .label("flush= given without buffer=")
+                .help("add buffer=size (flush= only bounds how long a buffer is kept), e.g. buffer=32k flush=5s"),
+            );
         }
         Some(AccessLog::File {
             path,

@@ -5,7 +5,7 @@
 use super::{arg, nearest, Level, Lower};
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
-use crate::directives::{parse_size, parse_time_ms, parse_time_secs};
+use crate::directives::{parse_number, parse_size, parse_time_ms, parse_time_secs};
 use crate::source::Span;
 use proton_ir::*;
 use rustc_hash::FxHashMap as HashMap;
@@ -65,8 +65,8 @@ fn parse_listen_addr(s: &str) -> Result<String, String> {
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
-    match p.parse::<u16>() {
-        Ok(n) if n > 0 => Ok(n),
+    match parse_number::<u16>(p) {
+        Some(n) if n > 0 => Ok(n),
         _ => Err(format!("invalid port \"{p}\"")),
     }
 }
@@ -110,8 +110,9 @@ impl Lower<'_> {
                     o.default_span = Some(a.span);
                 }
                 "reuseport" => o.reuseport = true,
-                _ if v.starts_with("backlog=") => match v["backlog=".len()..].parse::<i32>() {
-                    Ok(n) if n > 0 => o.backlog = Some(n),
+                _ if v.starts_with("backlog=") => match parse_number::<i32>(&v["backlog=".len()..])
+                {
+                    Some(n) if n > 0 => o.backlog = Some(n),
                     _ => self.err(
                         Diagnostic::error(
                             Code::BadValue,
@@ -173,8 +174,8 @@ impl Lower<'_> {
 
     pub(crate) fn return_op(&mut self, d: &Directive) -> Option<ScriptOp> {
         let a0 = d.args.first()?;
-        match a0.value.parse::<u16>() {
-            Ok(code @ 0..=999) => {
+        match parse_number::<u16>(&a0.value) {
+            Some(code @ 0..=999) => {
                 let text = (d.args.len() > 1).then(|| self.template(d, 1));
                 if is_redirect(code) && text.is_none() {
                     self.err(
@@ -289,16 +290,16 @@ impl Lower<'_> {
                 );
             };
             match k {
-                "weight" => match val.parse::<u32>() {
-                    Ok(n) if n > 0 => s.weight = n,
+                "weight" => match parse_number::<u32>(val) {
+                    Some(n) if n > 0 => s.weight = n,
                     _ => bad(self, "a positive number"),
                 },
-                "max_fails" => match val.parse() {
-                    Ok(n) => s.max_fails = n,
+                "max_fails" => match parse_number(val) {
+                    Some(n) => s.max_fails = n,
                     _ => bad(self, "a number"),
                 },
-                "max_conns" => match val.parse() {
-                    Ok(n) => s.max_conns = n,
+                "max_conns" => match parse_number(val) {
+                    Some(n) => s.max_conns = n,
                     _ => bad(self, "a number"),
                 },
                 // nginx reads fail_timeout in seconds (no ms).
@@ -588,7 +589,7 @@ impl Lower<'_> {
         };
         let buffers = match one("proxy_buffers") {
             Some(d) => {
-                let n = arg(d, 0).parse::<u32>().ok().filter(|n| *n >= 2);
+                let n = parse_number::<u32>(arg(d, 0)).filter(|n| *n >= 2);
                 let s = parse_size(arg(d, 1)).filter(|s| *s > 0);
                 match (n, s) {
                     (Some(n), Some(s)) => (n, s),
@@ -625,7 +626,7 @@ impl Lower<'_> {
             send_timeout_ms: time("proxy_send_timeout", 60_000),
             next_upstream,
             next_upstream_tries: one("proxy_next_upstream_tries")
-                .and_then(|d| arg(d, 0).parse().ok())
+                .and_then(|d| parse_number(arg(d, 0)))
                 .unwrap_or(0),
             next_upstream_timeout_ms: time("proxy_next_upstream_timeout", 0),
             buffering: one("proxy_buffering").is_none_or(|d| arg(d, 0) == "on"),
