@@ -221,7 +221,7 @@ pub(crate) mod tests {
             user_vars: vec![],
             mime_types: vec![vec![]],
             settings: vec![crate::verify::tests::settings()],
-            source_files: vec![],
+            source_files: vec!["proton.conf".into()],
         }
     }
 
@@ -248,7 +248,7 @@ pub(crate) mod tests {
         );
     }
 
-    const PINNED_CRC: u32 = 4_065_087_539;
+    const PINNED_CRC: u32 = 1_397_149_112;
 
     #[test]
     fn refuses_damage() {

@@ -1,5 +1,10 @@
-//! Structural verification of a decoded IR: every id in range, every trie well formed.
-//! After [`Ir::verify`] succeeds the runtime can index the IR's vectors directly.
+//! Structural verification of a decoded IR: every id in range (servers, locations,
+//! upstreams, regexes, settings, MIME tables, log formats, user variables, source files),
+//! every template's variables valid (error_page targets, add_header values, proxy URIs and
+//! redirects, upstream hash keys, …), every trie well formed, MIME tables sorted, and every
+//! upstream usable (an explicit group has servers, weights are positive, a static
+//! `proxy_pass` reaches a group with servers). After [`Ir::verify`] succeeds the runtime can
+//! index the IR's vectors and pick upstream servers without further checks.
 
 use crate::types::*;
 use std::fmt;
@@ -51,6 +56,9 @@ impl Checker<'_> {
                     format!("user variable {i} out of range")
                 })?,
                 Part::Capture(n) => check(*n <= 9, || format!("capture ${n} out of range"))?,
+                Part::Var(Var::NamedCapture(n)) => {
+                    check(!n.is_empty(), || "empty named capture".to_string())?
+                }
                 _ => {}
             }
         }
@@ -89,10 +97,14 @@ impl Checker<'_> {
         for op in s {
             match op {
                 ScriptOp::Rewrite {
-                    regex, replacement, ..
+                    regex,
+                    replacement,
+                    source,
+                    ..
                 } => {
                     self.regex(*regex)?;
                     self.template(replacement)?;
+                    self.source(*source)?;
                 }
                 ScriptOp::Return { text, .. } => {
                     if let Some(t) = text {
@@ -123,9 +135,44 @@ impl Checker<'_> {
             self.template(t)?;
         }
         if let Some(p) = &c.proxy {
-            check((p.upstream.0 as usize) < self.ir.upstreams.len(), || {
+            let up = self.ir.upstreams.get(p.upstream.0 as usize);
+            check(up.is_some(), || {
                 format!("upstream {} out of range", p.upstream.0)
             })?;
+            for t in p.uri.iter().chain(&p.dynamic) {
+                self.template(t)?;
+            }
+            // A static proxy_pass picks a server of its group at once.
+            check(
+                p.dynamic.is_some() || up.is_some_and(|u| !u.servers.is_empty()),
+                || {
+                    format!(
+                        "proxy_pass to upstream {} which has no servers",
+                        p.upstream.0
+                    )
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn source(&self, at: SourceRef) -> Result<(), VerifyError> {
+        check((at.file as usize) < self.ir.source_files.len(), || {
+            format!("source file {} out of range", at.file)
+        })
+    }
+
+    fn upstream(&self, u: &Upstream) -> Result<(), VerifyError> {
+        check(!u.explicit || !u.servers.is_empty(), || {
+            format!("upstream \"{}\" has no servers", u.name)
+        })?;
+        for s in &u.servers {
+            check(s.weight > 0, || {
+                format!("upstream \"{}\": server {} has weight 0", u.name, s.address)
+            })?;
+        }
+        if let Balance::Hash { key, .. } = &u.balance {
+            self.template(key)?;
         }
         Ok(())
     }
@@ -147,6 +194,18 @@ impl Checker<'_> {
         }
         for (_, t) in &s.proxy.set_headers {
             self.template(t)?;
+        }
+        for e in &s.error_pages {
+            self.template(&e.target)?;
+        }
+        for h in &s.add_headers {
+            self.template(&h.value)?;
+        }
+        if let ProxyRedirect::Rules(rules) = &s.proxy.redirect {
+            for (from, to) in rules {
+                self.template(from)?;
+                self.template(to)?;
+            }
         }
         Ok(())
     }
@@ -179,6 +238,7 @@ impl Ir {
         }
         for s in &self.servers {
             c.location(s.default_location)?;
+            c.source(s.source)?;
             c.tree(&s.tree)?;
             c.script(&s.script)?;
             for (_, l) in &s.named {
@@ -187,8 +247,17 @@ impl Ir {
         }
         for l in &self.locations {
             c.server(l.server)?;
+            c.source(l.source)?;
             c.tree(&l.tree)?;
             c.conf(&l.conf)?;
+        }
+        for u in &self.upstreams {
+            c.upstream(u)?;
+        }
+        for (i, t) in self.mime_types.iter().enumerate() {
+            check(t.windows(2).all(|w| w[0].0 < w[1].0), || {
+                format!("mime table {i} is not sorted by extension")
+            })?;
         }
         for f in &self.log_formats {
             c.template(&f.template)?;
@@ -259,6 +328,196 @@ pub(crate) mod tests {
                 intercept_errors: false,
             },
         }
+    }
+
+    /// `tiny()` with something of everything verify looks into: a user variable, an
+    /// explicit upstream with a hash key, a proxying location, a regex, error pages,
+    /// headers, redirect rules and a rewrite.
+    fn rich() -> Ir {
+        let mut ir = crate::codec::tests::tiny();
+        let var = |i: u32| Template {
+            parts: vec![Part::Var(Var::User(i))],
+        };
+        ir.user_vars = vec!["v".into()];
+        ir.regexes = vec![Regex {
+            pattern: "^/(?<x>.*)$".into(),
+            case_insensitive: false,
+        }];
+        ir.upstreams = vec![Upstream {
+            name: "app".into(),
+            explicit: true,
+            servers: vec![UpstreamServer {
+                address: "127.0.0.1:9000".into(),
+                weight: 1,
+                max_fails: 1,
+                fail_timeout_ms: 10_000,
+                backup: false,
+                down: false,
+                max_conns: 0,
+            }],
+            balance: Balance::Hash {
+                key: var(0),
+                consistent: false,
+            },
+            keepalive: 0,
+            keepalive_timeout_ms: 60_000,
+            keepalive_requests: 1000,
+        }];
+        let mut conf = conf();
+        conf.proxy = Some(Proxy {
+            upstream: UpstreamId(0),
+            scheme: "http".into(),
+            proxy_host: "app".into(),
+            uri: Some(var(0)),
+            dynamic: None,
+        });
+        conf.alias = Some(Alias {
+            path: var(0),
+            prefix: "/a/".into(),
+        });
+        conf.try_files = vec![var(0)];
+        conf.script = vec![ScriptOp::Rewrite {
+            regex: RegexId(0),
+            replacement: Template {
+                parts: vec![Part::Capture(1), Part::Var(Var::NamedCapture("x".into()))],
+            },
+            flag: RewriteFlag::Last,
+            source: SourceRef::default(),
+        }];
+        ir.locations.push(Location {
+            kind: LocationKind::Prefix,
+            name: "/a/".into(),
+            server: ServerId(0),
+            source: SourceRef::default(),
+            tree: LocationTree::default(),
+            conf,
+        });
+        let s = &mut ir.settings[0];
+        s.error_pages = vec![ErrorPage {
+            codes: vec![404],
+            response: None,
+            target: var(0),
+        }];
+        s.add_headers = vec![AddHeader {
+            name: "X".into(),
+            value: var(0),
+            always: false,
+        }];
+        s.proxy.redirect = ProxyRedirect::Rules(vec![(var(0), var(0))]);
+        ir.mime_types = vec![vec![
+            ("gif".into(), "image/gif".into()),
+            ("html".into(), "text/html".into()),
+        ]];
+        ir
+    }
+
+    #[test]
+    fn every_promised_index_and_template_is_checked() {
+        assert_eq!(rich().verify(), Ok(()));
+        let bad = || Template {
+            parts: vec![Part::Var(Var::User(7))],
+        };
+        type Damage = fn(&mut Ir, Template);
+        let damages: Vec<(&str, Damage)> = vec![
+            ("error_page target", |ir, t| {
+                ir.settings[0].error_pages[0].target = t
+            }),
+            ("add_header value", |ir, t| {
+                ir.settings[0].add_headers[0].value = t
+            }),
+            ("proxy_redirect from", |ir, t| {
+                ir.settings[0].proxy.redirect = ProxyRedirect::Rules(vec![(t, Template::default())])
+            }),
+            ("proxy_redirect to", |ir, t| {
+                ir.settings[0].proxy.redirect = ProxyRedirect::Rules(vec![(Template::default(), t)])
+            }),
+            ("index", |ir, t| ir.settings[0].index = vec![t]),
+            ("proxy uri", |ir, t| {
+                ir.locations[1].conf.proxy.as_mut().expect("proxy").uri = Some(t)
+            }),
+            ("proxy dynamic", |ir, t| {
+                ir.locations[1].conf.proxy.as_mut().expect("proxy").dynamic = Some(t)
+            }),
+            ("hash key", |ir, t| {
+                ir.upstreams[0].balance = Balance::Hash {
+                    key: t,
+                    consistent: true,
+                }
+            }),
+            ("try_files", |ir, t| {
+                ir.locations[1].conf.try_files = vec![t]
+            }),
+            ("alias", |ir, t| {
+                ir.locations[1].conf.alias.as_mut().expect("alias").path = t
+            }),
+            ("rewrite replacement", |ir, t| {
+                if let ScriptOp::Rewrite { replacement, .. } = &mut ir.locations[1].conf.script[0] {
+                    *replacement = t;
+                }
+            }),
+            ("capture number", |ir, _| {
+                ir.settings[0].index = vec![Template {
+                    parts: vec![Part::Capture(10)],
+                }]
+            }),
+            ("empty named capture", |ir, _| {
+                ir.settings[0].index = vec![Template {
+                    parts: vec![Part::Var(Var::NamedCapture(String::new()))],
+                }]
+            }),
+            ("explicit upstream without servers", |ir, _| {
+                ir.upstreams[0].servers.clear()
+            }),
+            ("weight 0", |ir, _| ir.upstreams[0].servers[0].weight = 0),
+            ("static proxy_pass to an empty group", |ir, _| {
+                ir.upstreams[0].explicit = false;
+                ir.upstreams[0].servers.clear();
+            }),
+            ("proxy upstream id", |ir, _| {
+                ir.locations[1].conf.proxy.as_mut().expect("proxy").upstream = UpstreamId(5)
+            }),
+            ("rewrite regex id", |ir, _| {
+                if let ScriptOp::Rewrite { regex, .. } = &mut ir.locations[1].conf.script[0] {
+                    *regex = RegexId(3);
+                }
+            }),
+            ("rewrite source file", |ir, _| {
+                if let ScriptOp::Rewrite { source, .. } = &mut ir.locations[1].conf.script[0] {
+                    source.file = 4;
+                }
+            }),
+            ("location source file", |ir, _| {
+                ir.locations[1].source.file = 2
+            }),
+            ("server source file", |ir, _| ir.servers[0].source.file = 2),
+            ("settings id", |ir, _| {
+                ir.locations[1].conf.settings = SettingsId(9)
+            }),
+            ("mime table id", |ir, _| {
+                ir.settings[0].types = MimeTableId(3)
+            }),
+            ("mime table order", |ir, _| ir.mime_types[0].reverse()),
+            ("log format id", |ir, _| {
+                ir.settings[0].access_log = vec![AccessLog::File {
+                    path: Template::default(),
+                    format: LogFormatId(4),
+                    buffer: None,
+                    flush_ms: None,
+                }]
+            }),
+        ];
+        for (what, damage) in damages {
+            let mut ir = rich();
+            damage(&mut ir, bad());
+            assert!(ir.verify().is_err(), "{what}: damage not caught");
+        }
+        // A dynamic proxy_pass may use the implicit group without servers.
+        let mut ir = rich();
+        ir.upstreams[0].explicit = false;
+        ir.upstreams[0].servers.clear();
+        let p = ir.locations[1].conf.proxy.as_mut().expect("proxy");
+        p.dynamic = Some(Template::literal("http://$host"));
+        assert_eq!(ir.verify(), Ok(()));
     }
 
     #[test]
