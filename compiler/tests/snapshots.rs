@@ -60,6 +60,13 @@ fn broken_configs_diagnostics() {
         "the broken-config corpus has only {} files",
         broken.len()
     );
+    for ext in ["json", "yaml"] {
+        let n = broken
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .count();
+        assert!(n >= 8, "only {n} broken .{ext} documents");
+    }
     let mut distinct = std::collections::HashSet::new();
     for path in broken {
         let mut map = SourceMap::new();
