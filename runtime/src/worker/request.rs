@@ -127,9 +127,7 @@ impl Worker<'_> {
         let host = std::str::from_utf8(&self.scratch.host).unwrap_or("");
         let listener = ir.listeners.get(conn.listener);
         let (sid, how) = match listener {
-            Some(l) => ir.find_server(l, host, &mut |id, s| {
-                self.loaded.is_match(id, s.as_bytes())
-            }),
+            Some(l) => ir.find_server(l, host, &mut |id, s| self.loaded.is_match(id, s.as_bytes())),
             None => (ServerId(0), proton_ir::ServerMatch::Default),
         };
         let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
@@ -558,7 +556,10 @@ impl Worker<'_> {
     ) -> Outcome {
         let keep = self.keep_alive(head, loc);
         let s = self.settings_for(loc);
-        let (tokens, ka_hdr) = (s.server_tokens, s.keepalive_header_secs);
+        let (tokens, ka_hdr) = (
+            (s.server_tokens != proton_ir::ServerTokens::Off),
+            s.keepalive_header_secs,
+        );
         let no_body = code == 204 || code == 304 || (100..200).contains(&code);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         begin_head(
@@ -672,7 +673,7 @@ impl Worker<'_> {
         location.extend_from_slice(&target);
         self.scratch.tmp = target;
         let keep = self.keep_alive(head, loc);
-        let tokens = self.settings_for(loc).server_tokens;
+        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut body = Vec::new();
         crate::http::response::error_page(code, tokens, &mut body);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -712,7 +713,7 @@ impl Worker<'_> {
     ) -> Outcome {
         let keep =
             !close && self.keep_alive(head, loc) && status < 500 && status != 400 && status != 413;
-        let tokens = self.settings_for(loc).server_tokens;
+        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
         let n = error_response(self, &mut wbuf, status, head.minor_version, keep, tokens);

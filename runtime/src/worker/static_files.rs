@@ -323,7 +323,7 @@ fn send_file(
     let ct = content_type(w.loaded, settings, path);
     let keep = w.keep_alive(head, loc);
     let (tokens, ka_hdr, use_etag) = (
-        settings.server_tokens,
+        (settings.server_tokens != proton_ir::ServerTokens::Off),
         settings.keepalive_header_secs,
         settings.etag,
     );
@@ -434,7 +434,10 @@ fn multipart(
     let _ = write!(body, "\r\n--{boundary}--\r\n");
     let keep = w.keep_alive(head, loc);
     let s = w.settings_for(loc);
-    let (tokens, ka) = (s.server_tokens, s.keepalive_header_secs);
+    let (tokens, ka) = (
+        (s.server_tokens != proton_ir::ServerTokens::Off),
+        s.keepalive_header_secs,
+    );
     let ctype = format!("multipart/byteranges; boundary={boundary}");
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     begin_head(
@@ -542,7 +545,7 @@ fn not_modified(
     let s = w.settings_for(loc);
     let (keep, tokens, ka) = (
         w.keep_alive(head, loc),
-        s.server_tokens,
+        (s.server_tokens != proton_ir::ServerTokens::Off),
         s.keepalive_header_secs,
     );
 
@@ -591,7 +594,10 @@ fn range_not_satisfiable(
     len: u64,
 ) -> Handled {
     let s = w.settings_for(loc);
-    let (keep, tokens) = (w.keep_alive(head, loc), s.server_tokens);
+    let (keep, tokens) = (
+        w.keep_alive(head, loc),
+        (s.server_tokens != proton_ir::ServerTokens::Off),
+    );
     let mut body = Vec::new();
     crate::http::response::error_page(416, tokens, &mut body);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -679,7 +685,7 @@ fn autoindex(
     let s = w.settings_for(loc);
     let (keep, tokens, ka) = (
         w.keep_alive(head, loc),
-        s.server_tokens,
+        (s.server_tokens != proton_ir::ServerTokens::Off),
         s.keepalive_header_secs,
     );
     let mut wbuf = std::mem::take(&mut conn.wbuf);

@@ -63,7 +63,7 @@ fn cookie_value<'b>(cookies: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     cookies.split(|&b| b == b';').find_map(|c| {
         let c = trim(c);
         let i = c.iter().position(|&b| b == b'=')?;
-        (c[..i] == *name).then_some(&c[i + 1..])
+        c[..i].eq_ignore_ascii_case(name).then_some(&c[i + 1..])
     })
 }
 
