@@ -163,6 +163,7 @@ const HS: Ctx = Ctx::HS;
 pub static TABLE: &[Spec] = &[
     // main and events
     row("worker_processes", M, Exactly(1), Custom, false, Structure, "1", "number | auto", "Number of worker processes; `auto` = one per CPU (env PROTON_WORKERS overrides)."),
+    row("worker_shutdown_timeout", M, Exactly(1), Time, false, Structure, "", "time", "Bounds a graceful stop or reload: workers still busy after it close their connections."),
     row("worker_rlimit_nofile", M, Exactly(1), Int, false, Structure, "", "number", "RLIMIT_NOFILE the master raises for workers."),
     row("error_log", M, Range(1, 2), Custom, true, Structure, "logs/error.log error", "file [level]", "Error log file and minimum level (debug info notice warn error crit alert emerg)."),
     row("pid", M, Exactly(1), Text, false, Structure, "logs/proton.pid", "file", "Where the master writes its pid."),
@@ -240,7 +241,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "user",
     "worker_priority",
     "worker_cpu_affinity",
-    "worker_shutdown_timeout",
     "daemon",
     "master_process",
     "load_module",

@@ -107,6 +107,8 @@ pub struct MainConf {
     pub worker_processes: WorkerProcesses,
     pub worker_connections: u32,
     pub worker_rlimit_nofile: Option<u64>,
+    /// `worker_shutdown_timeout`: how long old workers may drain (None: until done).
+    pub worker_shutdown_timeout_ms: Option<u64>,
     /// `error_log` targets (nginx allows several).
     pub error_log: Vec<ErrorLog>,
     pub pid: String,

@@ -62,6 +62,10 @@ struct Generation {
     id: u64,
     loaded: Loaded,
     workers: Vec<WorkerProc>,
+    /// When this generation was told to stop gracefully, and whether it was then told to
+    /// stop at once because worker_shutdown_timeout passed.
+    quit_at: Option<Instant>,
+    forced: bool,
 }
 
 /// A worker slot waiting to be respawned.
@@ -179,6 +183,8 @@ pub fn run(opts: Options) -> ExitCode {
             id: 1,
             loaded,
             workers: Vec::new(),
+            quit_at: None,
+            forced: false,
         },
         draining: Vec::new(),
         respawns: Vec::new(),
@@ -266,20 +272,29 @@ impl Master {
                     let _ = std::fs::remove_file(self.status_path());
                     return ExitCode::SUCCESS;
                 }
-                let grace = if sig == Signal::SIGQUIT {
-                    Duration::from_secs(300)
-                } else {
-                    Duration::from_secs(5)
-                };
-                if since.elapsed() > grace {
-                    elog!(
-                        self.elog,
-                        Warn,
-                        "workers did not exit in {grace:?}, killing them"
-                    );
+                // A graceful stop waits for worker_shutdown_timeout (nginx: without it, as
+                // long as it takes), then stops the workers at once; a fast stop that is not
+                // done in 5 s kills them.
+                let shutdown = self.current.loaded.ir.main.worker_shutdown_timeout_ms;
+                let elapsed = since.elapsed();
+                if sig == Signal::SIGQUIT {
+                    if let Some(ms) = shutdown {
+                        if elapsed > Duration::from_millis(ms) {
+                            elog!(
+                                self.elog,
+                                Notice,
+                                "worker_shutdown_timeout passed, stopping workers now"
+                            );
+                            self.stopping = Some((Signal::SIGTERM, Instant::now()));
+                            self.signal_all(Signal::SIGTERM);
+                        }
+                    }
+                } else if elapsed > Duration::from_secs(5) {
+                    elog!(self.elog, Warn, "workers did not exit in 5 s, killing them");
                     self.signal_all(Signal::SIGKILL);
                 }
             }
+            self.force_old_generations();
             let timeout = PollTimeout::from(200u16);
             let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
             let _ = poll(&mut fds, timeout);
@@ -292,6 +307,29 @@ impl Master {
             self.run_respawns(sfd);
             if self.last_status.elapsed() >= Duration::from_secs(1) {
                 self.write_status();
+            }
+        }
+    }
+
+    /// Old generations still draining after worker_shutdown_timeout are told to stop now.
+    fn force_old_generations(&mut self) {
+        let Some(ms) = self.current.loaded.ir.main.worker_shutdown_timeout_ms else {
+            return;
+        };
+        let limit = Duration::from_millis(ms);
+        for g in &mut self.draining {
+            if !g.forced && g.quit_at.is_some_and(|t| t.elapsed() > limit) {
+                g.forced = true;
+                for w in &g.workers {
+                    let _ = kill(w.pid, Signal::SIGTERM);
+                }
+                elog!(
+                    self.elog,
+                    Notice,
+                    "generation {}: worker_shutdown_timeout passed, closing its {} workers",
+                    g.id,
+                    g.workers.len()
+                );
             }
         }
     }
@@ -484,6 +522,8 @@ impl Master {
                 id: next_id,
                 loaded,
                 workers: Vec::new(),
+                quit_at: None,
+                forced: false,
             },
         );
         self.respawns.clear();
@@ -503,6 +543,8 @@ impl Master {
             old.workers.len()
         );
         if !old.workers.is_empty() {
+            let mut old = old;
+            old.quit_at = Some(Instant::now());
             self.draining.push(old);
         }
         self.write_status();

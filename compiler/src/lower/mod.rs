@@ -29,6 +29,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
                 worker_processes: WorkerProcesses::Count(1),
                 worker_connections: 512,
                 worker_rlimit_nofile: None,
+                worker_shutdown_timeout_ms: None,
                 error_log: vec![ErrorLog {
                     path: "logs/error.log".into(),
                     level: LogLevel::Error,
@@ -426,6 +427,9 @@ impl Lower<'_> {
                 );
                 WorkerProcesses::Count(1)
             };
+        }
+        if let Some(d) = first(tree, "worker_shutdown_timeout") {
+            self.ir.main.worker_shutdown_timeout_ms = parse_time_ms(arg(d, 0));
         }
         if let Some(d) = first(tree, "worker_rlimit_nofile") {
             self.ir.main.worker_rlimit_nofile = parse_number(arg(d, 0));

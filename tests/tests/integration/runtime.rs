@@ -765,3 +765,44 @@ fn absolute_form_expect_continue_and_bad_ir() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn worker_shutdown_timeout_bounds_a_reload() {
+    let t = TempDir::new("rt-shutdown");
+    let conf = r#"
+worker_shutdown_timeout 1s;
+events {}
+http {
+    access_log off;
+    server { listen 127.0.0.1:{port}; location / { return 200 "x"; } }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    assert!(wait_until(Duration::from_secs(10), || p.workers().len() == 1));
+    let old = p.workers();
+    // A connection in the middle of a request keeps the old worker busy…
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    assert_eq!(request(p.port, Some("x"), "/").expect("served").status, 200);
+    p.compile(&conf.replace("\"x\"", "\"y\""));
+    p.signal("HUP");
+    // …until worker_shutdown_timeout: then it is closed and the old worker exits.
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the held connection was answered instead of closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    let gone = wait_until(Duration::from_secs(5), || !p.workers().contains(&old[0]));
+    assert!(gone, "old worker still running: {}", p.logs());
+    assert_eq!(
+        request(p.port, Some("x"), "/").expect("new").body_text(),
+        "y"
+    );
+}
