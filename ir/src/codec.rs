@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -244,12 +244,12 @@ pub(crate) mod tests {
         let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         assert_eq!(
             (FORMAT_VERSION, crc),
-            (5, PINNED_CRC),
+            (6, PINNED_CRC),
             "IR layout changed: bump FORMAT_VERSION and update PINNED_CRC"
         );
     }
 
-    const PINNED_CRC: u32 = 3_042_359_162;
+    const PINNED_CRC: u32 = 1_654_989_607;
 
     #[test]
     fn refuses_damage() {

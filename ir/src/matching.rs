@@ -51,6 +51,22 @@ enum Rc {
 impl LocationTree {
     /// Walks the prefix trie: returns the exact match if the whole `uri` equals an exact
     /// location, otherwise the longest prefix location.
+    /// The label bytes of `n` (empty when the range is out of bounds).
+    pub fn label(&self, n: &TrieNode) -> &[u8] {
+        let (start, len) = (n.label.0 as usize, n.label.1 as usize);
+        self.labels
+            .get(start..start.saturating_add(len))
+            .unwrap_or(&[])
+    }
+
+    /// The children of `n` (empty when the range is out of bounds).
+    pub fn children(&self, n: &TrieNode) -> &[u32] {
+        let (start, len) = (n.children.0 as usize, n.children.1 as usize);
+        self.edges
+            .get(start..start.saturating_add(len))
+            .unwrap_or(&[])
+    }
+
     fn find_static(&self, uri: &[u8]) -> (Option<LocationId>, Option<PrefixEntry>) {
         let Some(mut node) = self.nodes.first() else {
             return (None, None);
@@ -61,17 +77,16 @@ impl LocationTree {
             if node.prefix.is_some() {
                 best = node.prefix;
             }
-            if pos == uri.len() {
+            let Some(&next) = uri.get(pos) else {
                 return (node.exact, best);
-            }
-            let next = uri[pos];
-            let child = node.children.iter().find_map(|&c| {
+            };
+            let child = self.children(node).iter().find_map(|&c| {
                 let n = self.nodes.get(c as usize)?;
-                (n.label.first() == Some(&next)).then_some(n)
+                (self.label(n).first() == Some(&next)).then_some(n)
             });
             match child {
-                Some(c) if uri[pos..].starts_with(&c.label) => {
-                    pos += c.label.len();
+                Some(c) if uri[pos..].starts_with(self.label(c)) && !self.label(c).is_empty() => {
+                    pos += self.label(c).len();
                     node = c;
                 }
                 _ => return (None, best),
@@ -217,14 +232,24 @@ impl Ir {
 /// so the structure and its search stay side by side.
 #[derive(Default)]
 pub struct TrieBuilder {
-    tree: LocationTree,
+    nodes: Vec<BuildNode>,
+    regex: Vec<RegexLocation>,
+}
+
+#[derive(Default)]
+struct BuildNode {
+    label: Vec<u8>,
+    children: Vec<u32>,
+    exact: Option<LocationId>,
+    prefix: Option<PrefixEntry>,
 }
 
 impl TrieBuilder {
     pub fn new() -> Self {
-        let mut tree = LocationTree::default();
-        tree.nodes.push(TrieNode::default());
-        TrieBuilder { tree }
+        TrieBuilder {
+            nodes: vec![BuildNode::default()],
+            regex: Vec::new(),
+        }
     }
 
     /// Returns the node for `path`, creating (and splitting) nodes as needed.
@@ -233,22 +258,22 @@ impl TrieBuilder {
         let mut pos = 0usize;
         while pos < path.len() {
             let next = path[pos];
-            let child = self.tree.nodes[node]
+            let child = self.nodes[node]
                 .children
                 .iter()
                 .copied()
-                .find(|&c| self.tree.nodes[c as usize].label.first() == Some(&next));
+                .find(|&c| self.nodes[c as usize].label.first() == Some(&next));
             let Some(c) = child else {
-                let id = self.tree.nodes.len();
-                self.tree.nodes.push(TrieNode {
+                let id = self.nodes.len();
+                self.nodes.push(BuildNode {
                     label: path[pos..].to_vec(),
-                    ..TrieNode::default()
+                    ..BuildNode::default()
                 });
-                self.tree.nodes[node].children.push(id as u32);
+                self.nodes[node].children.push(id as u32);
                 return id;
             };
             let c = c as usize;
-            let label = self.tree.nodes[c].label.clone();
+            let label = self.nodes[c].label.clone();
             let common = label
                 .iter()
                 .zip(&path[pos..])
@@ -260,14 +285,14 @@ impl TrieBuilder {
                 continue;
             }
             // Split `c` at `common`: a new middle node takes the shared part.
-            let mid = self.tree.nodes.len();
-            self.tree.nodes.push(TrieNode {
+            let mid = self.nodes.len();
+            self.nodes.push(BuildNode {
                 label: label[..common].to_vec(),
                 children: vec![c as u32],
-                ..TrieNode::default()
+                ..BuildNode::default()
             });
-            self.tree.nodes[c].label = label[common..].to_vec();
-            for slot in self.tree.nodes[node].children.iter_mut() {
+            self.nodes[c].label = label[common..].to_vec();
+            for slot in self.nodes[node].children.iter_mut() {
                 if *slot == c as u32 {
                     *slot = mid as u32;
                 }
@@ -281,13 +306,13 @@ impl TrieBuilder {
     /// Adds `location = path`. Returns the location already there, if any.
     pub fn add_exact(&mut self, path: &str, id: LocationId) -> Option<LocationId> {
         let n = self.node_for(path.as_bytes());
-        self.tree.nodes[n].exact.replace(id)
+        self.nodes[n].exact.replace(id)
     }
 
     /// Adds a prefix location. Returns the location already there, if any.
     pub fn add_prefix(&mut self, path: &str, id: LocationId, no_regex: bool) -> Option<LocationId> {
         let n = self.node_for(path.as_bytes());
-        self.tree.nodes[n]
+        self.nodes[n]
             .prefix
             .replace(PrefixEntry {
                 location: id,
@@ -298,32 +323,43 @@ impl TrieBuilder {
 
     /// Appends a regex location (config order is match order).
     pub fn add_regex(&mut self, regex: RegexId, id: LocationId) {
-        self.tree.regex.push(RegexLocation {
+        self.regex.push(RegexLocation {
             regex,
             location: id,
         });
     }
 
-    /// Finishes the tree: children sorted by first byte.
-    pub fn finish(mut self) -> LocationTree {
-        // A level without locations needs no trie at all.
-        if self.tree.nodes.len() == 1
-            && self.tree.nodes[0].children.is_empty()
-            && self.tree.nodes[0].prefix.is_none()
-            && self.tree.nodes[0].exact.is_none()
-        {
-            self.tree.nodes.clear();
+    /// Finishes the tree: children sorted by first byte, labels and edges packed into arenas.
+    pub fn finish(self) -> LocationTree {
+        let mut tree = LocationTree {
+            regex: self.regex,
+            ..LocationTree::default()
+        };
+        let root = &self.nodes[0];
+        if self.nodes.len() == 1 && root.prefix.is_none() && root.exact.is_none() {
+            // A level without prefix or exact locations needs no trie at all.
+            return tree;
         }
         let firsts: Vec<u8> = self
-            .tree
             .nodes
             .iter()
             .map(|n| n.label.first().copied().unwrap_or(0))
             .collect();
-        for node in &mut self.tree.nodes {
-            node.children.sort_by_key(|&c| firsts[c as usize]);
+        for n in &self.nodes {
+            let mut children = n.children.clone();
+            children.sort_by_key(|&c| firsts[c as usize]);
+            let label = (tree.labels.len() as u32, n.label.len() as u32);
+            tree.labels.extend_from_slice(&n.label);
+            let edges = (tree.edges.len() as u32, children.len() as u32);
+            tree.edges.extend_from_slice(&children);
+            tree.nodes.push(TrieNode {
+                label,
+                children: edges,
+                exact: n.exact,
+                prefix: n.prefix,
+            });
         }
-        self.tree
+        tree
     }
 }
 

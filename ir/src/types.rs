@@ -179,17 +179,23 @@ pub struct Server {
 /// regex locations in config order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LocationTree {
-    /// Trie nodes; node 0 is the root (empty path).
+    /// Trie nodes; node 0 is the root (empty path). Labels and child lists live in the two
+    /// arenas below, so a tree decodes with a handful of allocations, not two per node.
     pub nodes: Vec<TrieNode>,
+    /// Every node's label bytes, back to back.
+    pub labels: Vec<u8>,
+    /// Every node's children (node indices), back to back.
+    pub edges: Vec<u32>,
     pub regex: Vec<RegexLocation>,
 }
 
-/// A radix-trie node: the bytes of `label` extend the parent's path.
+/// A radix-trie node: its label (the bytes that extend the parent's path) and its children
+/// are `(start, len)` ranges into [`LocationTree::labels`] and [`LocationTree::edges`].
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TrieNode {
-    pub label: Vec<u8>,
-    /// Children sorted by first byte of their label (distinct first bytes).
-    pub children: Vec<u32>,
+    pub label: (u32, u32),
+    /// Children sorted by the first byte of their label (distinct first bytes).
+    pub children: (u32, u32),
     /// `location = path` ending here.
     pub exact: Option<LocationId>,
     /// `location path` or `location ^~ path` ending here.

@@ -69,10 +69,19 @@ impl Checker<'_> {
             return self.regexes(t);
         }
         for (i, n) in t.nodes.iter().enumerate() {
-            check(i == 0 || !n.label.is_empty(), || {
+            let label_ok = (n.label.0 as usize)
+                .checked_add(n.label.1 as usize)
+                .is_some_and(|end| end <= t.labels.len());
+            let edges_ok = (n.children.0 as usize)
+                .checked_add(n.children.1 as usize)
+                .is_some_and(|end| end <= t.edges.len());
+            check(label_ok && edges_ok, || {
+                format!("trie node {i} points outside its arenas")
+            })?;
+            check(i == 0 || n.label.1 > 0, || {
                 format!("trie node {i} has an empty label")
             })?;
-            for &c in &n.children {
+            for &c in t.children(n) {
                 check((c as usize) < t.nodes.len() && c != 0, || {
                     format!("trie child {c} out of range")
                 })?;
