@@ -806,3 +806,35 @@ http {
         "y"
     );
 }
+
+/// A real HTTP client library (ureq, with its own connection pool) against proton-run.
+#[test]
+fn http_client_crate_round_trips() {
+    let t = TempDir::new("rt-ureq");
+    let p = start(&t);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let base = format!("http://127.0.0.1:{}", p.port);
+    for _ in 0..3 {
+        let r = agent
+            .get(&format!("{base}/hello"))
+            .set("Host", "localhost")
+            .call()
+            .expect("GET /hello");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.into_string().expect("body"), "hello\n");
+    }
+    let r = agent
+        .get(&format!("{base}/a.txt"))
+        .call()
+        .expect("GET /a.txt");
+    assert_eq!(r.header("content-type"), Some("text/plain"));
+    assert_eq!(r.into_string().expect("body"), "0123456789abcdefghij");
+    match agent.get(&format!("{base}/missing")).call() {
+        Err(ureq::Error::Status(404, r)) => {
+            assert_eq!(r.into_string().expect("body"), "custom not found\n")
+        }
+        other => panic!("expected 404, got {other:?}"),
+    }
+}
