@@ -17,8 +17,37 @@ use std::os::fd::OwnedFd;
 pub struct Bound {
     /// The address bound (`0.0.0.0:80`, `[::]:80`, `127.0.0.1:8080`).
     pub addr: SocketAddr,
+    /// The socket every worker shares (without `reuseport`).
     pub socket: TcpListener,
+    /// `listen … reuseport`, as nginx: one SO_REUSEPORT socket per worker slot (the kernel
+    /// spreads connections over them), all bound by the master and kept across reloads.
     pub reuseport: bool,
+    pub per_worker: Vec<TcpListener>,
+}
+
+impl Bound {
+    /// The socket worker `slot` accepts from.
+    pub fn for_worker(&self, slot: usize) -> &TcpListener {
+        if self.per_worker.is_empty() {
+            &self.socket
+        } else {
+            &self.per_worker[slot % self.per_worker.len()]
+        }
+    }
+
+    /// With reuseport: makes sure there is one socket per worker slot.
+    fn fit_workers(&mut self, workers: usize, backlog: i32) -> Result<(), String> {
+        if !self.reuseport {
+            return Ok(());
+        }
+        while self.per_worker.len() < workers.max(1) {
+            self.per_worker.push(bind_one(self.addr, true, backlog)?);
+        }
+        // Extra sockets of a smaller generation are closed; connections already queued
+        // on them are lost, as with nginx.
+        self.per_worker.truncate(workers.max(1));
+        Ok(())
+    }
 }
 
 /// Parses an IR listener address (`ip:port`, `[v6]:port`).
@@ -90,19 +119,30 @@ pub type Rebind = Result<(Vec<Bound>, Vec<Bound>), (String, Vec<Bound>)>;
 /// Binds what `ir` needs, reusing sockets from `old` for addresses that stay. On success
 /// returns the new set and the old sockets no longer needed; on failure `old` comes back
 /// untouched (nothing of the new configuration is bound).
-pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>) -> Rebind {
+pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>, workers: usize) -> Rebind {
     let wanted = addresses_to_bind(ir);
     let mut fresh = Vec::new();
     for (addr, reuseport, backlog) in &wanted {
         if old.iter().any(|b| b.addr == *addr) {
             continue;
         }
-        match bind_one(*addr, *reuseport, *backlog) {
-            Ok(socket) => fresh.push(Bound {
+        let bound = bind_one(*addr, *reuseport, *backlog).and_then(|socket| {
+            let mut b = Bound {
                 addr: *addr,
                 socket,
                 reuseport: *reuseport,
-            }),
+                per_worker: Vec::new(),
+            };
+            if b.reuseport {
+                // The first per-worker socket is the one just bound.
+                b.per_worker
+                    .push(b.socket.try_clone().map_err(|e| e.to_string())?);
+                b.fit_workers(workers, *backlog)?;
+            }
+            Ok(b)
+        });
+        match bound {
+            Ok(b) => fresh.push(b),
             Err(e) => return Err((e, old)),
         }
     }
@@ -110,10 +150,13 @@ pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>) -> Rebind {
         .into_iter()
         .partition(|b| wanted.iter().any(|(a, _, _)| *a == b.addr));
     for b in &mut kept {
-        if let Some((_, reuseport, backlog)) = wanted.iter().find(|(a, _, _)| *a == b.addr) {
-            b.reuseport = *reuseport;
+        if let Some((_, _, backlog)) = wanted.iter().find(|(a, _, _)| *a == b.addr) {
+            // reuseport cannot change on a bound address; the socket keeps its mode.
             let bl = Backlog::new((*backlog).clamp(1, 65_535)).unwrap_or(Backlog::MAXCONN);
             let _ = listen(&b.socket, bl);
+            if let Err(e) = b.fit_workers(workers, *backlog) {
+                return Err((e, kept.into_iter().chain(removed).collect()));
+            }
         }
     }
     kept.extend(fresh);

@@ -123,7 +123,7 @@ pub fn run(opts: Options) -> ExitCode {
     };
     let mut elog = open_error_log(&loaded);
     raise_nofile(&loaded, &mut elog);
-    let bound = match rebind(&loaded.ir, Vec::new()) {
+    let bound = match rebind(&loaded.ir, Vec::new(), loaded.worker_count()) {
         Ok((b, _)) => b,
         Err((e, _)) => {
             eprintln!("proton-run: {e}");
@@ -499,7 +499,7 @@ impl Master {
             }
         };
         let old_bound = std::mem::take(&mut self.bound);
-        let (bound, removed) = match rebind(&loaded.ir, old_bound) {
+        let (bound, removed) = match rebind(&loaded.ir, old_bound, loaded.worker_count()) {
             Ok(x) => x,
             Err((e, old)) => {
                 self.bound = old;

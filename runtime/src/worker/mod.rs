@@ -111,7 +111,7 @@ pub fn run(
     }
     let mut listeners = Vec::with_capacity(bound.len());
     for (i, b) in bound.iter().enumerate() {
-        let std_sock = match b.socket.try_clone() {
+        let std_sock = match b.for_worker(slot).try_clone() {
             Ok(s) => s,
             Err(e) => {
                 elog!(elog, Emerg, "cannot use listening socket {}: {e}", b.addr);

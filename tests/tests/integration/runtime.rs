@@ -838,3 +838,35 @@ fn http_client_crate_round_trips() {
         other => panic!("expected 404, got {other:?}"),
     }
 }
+
+/// `listen … reuseport`: one socket per worker (nginx's meaning); serving and reloading work.
+#[test]
+fn reuseport_sockets_per_worker() {
+    let t = TempDir::new("rt-reuseport");
+    let conf = r#"
+events {}
+http {
+    access_log off;
+    server { listen 127.0.0.1:{port} reuseport; location / { return 200 "r1"; } }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 2);
+    for _ in 0..20 {
+        assert_eq!(
+            request(p.port, Some("x"), "/").expect("GET").body_text(),
+            "r1"
+        );
+    }
+    p.compile(&conf.replace("r1", "r2"));
+    p.signal("HUP");
+    let ok = wait_until(Duration::from_secs(10), || {
+        request(p.port, Some("x"), "/").is_ok_and(|r| r.body_text() == "r2")
+    });
+    assert!(ok, "{}", p.logs());
+    for _ in 0..20 {
+        assert_eq!(
+            request(p.port, Some("x"), "/").expect("GET").body_text(),
+            "r2"
+        );
+    }
+}
