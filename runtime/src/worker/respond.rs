@@ -135,6 +135,8 @@ pub(crate) fn error_response(
 pub(crate) struct AccessLogs {
     files: Vec<LogFile>,
     line: Vec<u8>,
+    /// One variable's value while a line is formatted.
+    value: Vec<u8>,
     /// Files of access_log lines whose path has no variables, by the line's address in the
     /// IR (which lives as long as the worker), so the path is resolved once.
     fixed: Vec<(usize, usize)>,
@@ -197,7 +199,7 @@ impl AccessLogs {
                 }
             };
             self.line.clear();
-            format_line(loaded, *format, ctx, &mut self.line);
+            format_line(loaded, *format, ctx, &mut self.line, &mut self.value);
             self.line.push(b'\n');
             let f = &mut self.files[i];
             f.buf.extend_from_slice(&self.line);
@@ -253,22 +255,27 @@ fn open_log(path: &PathBuf) -> Option<File> {
 
 /// Expands a log format with its escaping (nginx: `\xHH` for `"`, `\` and bytes outside
 /// printable ASCII by default; JSON escapes with `escape=json`).
-fn format_line(loaded: &Loaded, id: LogFormatId, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn format_line(
+    loaded: &Loaded,
+    id: LogFormatId,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+    val: &mut Vec<u8>,
+) {
     let Some(f) = loaded.ir.log_formats.get(id.0 as usize) else {
         return;
     };
-    let mut val = Vec::new();
     for p in &f.template.parts {
         match p {
             proton_ir::Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
             other => {
                 val.clear();
-                ctx.expand_part(other, &mut val);
+                ctx.expand_part(other, val);
                 if val.is_empty() && f.escape != LogEscape::Json {
                     out.push(b'-');
                     continue;
                 }
-                escape(&val, f.escape, out);
+                escape(val, f.escape, out);
             }
         }
     }
