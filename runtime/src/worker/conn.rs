@@ -100,8 +100,10 @@ impl Conn {
             peer,
             local,
             listener,
-            rbuf: w.pool.get(),
-            wbuf: w.pool.get(),
+            // Buffers are taken from the pool when bytes arrive and given back when the
+            // connection goes idle, so an idle keep-alive connection holds none.
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
             wpos: 0,
             file: None,
             phase: Phase::Head,
@@ -220,6 +222,9 @@ impl Conn {
 
     /// Reads what the socket has into `rbuf`, within the head limit.
     fn fill(&mut self, w: &mut Worker<'_>) -> Fill {
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = w.pool.get();
+        }
         let limit = w.head_limit(self.listener).max(1024);
         if self.rbuf.len() >= limit && self.phase == Phase::Head {
             // The parser will report the over-long head; nothing more to read for it.
@@ -243,6 +248,11 @@ impl Conn {
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 self.rbuf.truncate(old);
+                if self.rbuf.is_empty() && self.phase == Phase::Head {
+                    // Idle between requests: the buffers go back to the pool.
+                    w.pool.put(std::mem::take(&mut self.rbuf));
+                    w.pool.put(std::mem::take(&mut self.wbuf));
+                }
                 Fill::WouldBlock
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {
@@ -308,6 +318,9 @@ impl Conn {
     /// Routes and answers the request in `w.scratch.head`.
     fn answer(&mut self, w: &mut Worker<'_>) {
         self.started = Instant::now();
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = w.pool.get();
+        }
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
@@ -344,6 +357,9 @@ impl Conn {
     /// Answers a malformed request: nginx's error page, then close.
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
         self.started = Instant::now();
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = w.pool.get();
+        }
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;

@@ -52,7 +52,7 @@ impl BufPool {
     }
     pub(crate) fn put(&mut self, mut b: Vec<u8>) {
         // Keep ordinary buffers; let unusually large ones go.
-        if b.capacity() <= self.size * 64 && self.free.len() < 4096 {
+        if b.capacity() > 0 && b.capacity() <= self.size * 64 && self.free.len() < 4096 {
             b.clear();
             self.free.push(b);
         }
