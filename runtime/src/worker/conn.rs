@@ -35,6 +35,10 @@ pub(crate) struct FileBody {
     pub(crate) file: std::fs::File,
     pub(crate) offset: i64,
     pub(crate) end: i64,
+    /// `sendfile on`: the kernel copies; off: read into a pool buffer, then write.
+    pub(crate) sendfile: bool,
+    /// `tcp_nopush on` (with sendfile): TCP_CORK around head + file, as nginx.
+    pub(crate) nopush: bool,
 }
 
 /// What the access log needs once the response is sent.
@@ -379,6 +383,9 @@ impl Conn {
     /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
     /// `None` error.
     fn flush(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        if self.wpos == 0 && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile) {
+            let _ = socket2::SockRef::from(&self.sock).set_cork(true);
+        }
         while self.wpos < self.wbuf.len() {
             match self.sock.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return None,
@@ -400,6 +407,9 @@ impl Conn {
                     return None;
                 }
             }
+        }
+        if self.file.as_ref().is_some_and(|f| !f.sendfile) {
+            return self.copy_file(w);
         }
         if let Some(f) = self.file.as_mut() {
             while f.offset < f.end {
@@ -439,9 +449,66 @@ impl Conn {
                     }
                 }
             }
+            if f.nopush {
+                let _ = socket2::SockRef::from(&self.sock).set_cork(false);
+            }
             self.file = None;
         }
         Some(true)
+    }
+
+    /// `sendfile off`: the file body through a pool buffer (pread + write).
+    fn copy_file(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = w.pool.get();
+        buf.resize(32 * 1024, 0);
+        let result = loop {
+            let Some(f) = self.file.as_mut() else {
+                break Some(true);
+            };
+            if f.offset >= f.end {
+                self.file = None;
+                break Some(true);
+            }
+            let want = ((f.end - f.offset) as usize).min(buf.len());
+            let n = match f.file.read_at(&mut buf[..want], f.offset as u64) {
+                Ok(0) => {
+                    elog!(
+                        w.elog,
+                        Crit,
+                        "file was truncated while being sent, client: {}",
+                        self.peer.ip()
+                    );
+                    self.file = None;
+                    break None;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    elog!(
+                        w.elog,
+                        Crit,
+                        "pread() failed ({e}) while sending a file, client: {}",
+                        self.peer.ip()
+                    );
+                    self.file = None;
+                    break None;
+                }
+            };
+            match self.sock.write(&buf[..n]) {
+                Ok(0) => break None,
+                Ok(k) => {
+                    f.offset += k as i64;
+                    self.body_sent += k as u64;
+                    self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break Some(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break None,
+            }
+        };
+        w.pool.put(buf);
+        result
     }
 
     /// The response is out: log it, drop the head from `rbuf`, move on.

@@ -371,10 +371,13 @@ fn send_file(
     let n = end_head(&mut wbuf);
     conn.wbuf = wbuf;
     if !head.is_head() && end > start {
+        let s = w.settings_for(loc);
         conn.file = Some(FileBody {
             file,
             offset: start as i64,
             end: end as i64,
+            sendfile: s.sendfile,
+            nopush: s.tcp_nopush,
         });
     }
     Handled::Done {

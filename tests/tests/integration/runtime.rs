@@ -870,3 +870,33 @@ http {
         );
     }
 }
+
+/// `sendfile on` with `tcp_nopush on` (TCP_CORK) and `sendfile off` (read + write) deliver
+/// the same bytes.
+#[test]
+fn sendfile_on_and_off_deliver_the_same_bytes() {
+    let t = TempDir::new("rt-sendfile");
+    site(&t);
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(t.path().join("www/data.bin"), &data).expect("write");
+    for mode in ["sendfile on; tcp_nopush on;", "sendfile off;"] {
+        let conf = BASE.replace(
+            "default_type application/octet-stream;",
+            &format!("default_type application/octet-stream; {mode}"),
+        );
+        let p = Proton::start(t.path(), &conf, 1);
+        let r = request(p.port, Some("localhost"), "/data.bin").expect("GET");
+        assert_eq!(r.status, 200, "{mode}");
+        assert!(
+            r.body == data,
+            "{mode}: body differs ({} bytes)",
+            r.body.len()
+        );
+        let (raw, _) = send(p.port, "GET /data.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=1000000-1000009\r\nConnection: close\r\n\r\n");
+        assert_eq!(
+            first(&raw).body,
+            data[1_000_000..1_000_010].to_vec(),
+            "{mode}"
+        );
+    }
+}
