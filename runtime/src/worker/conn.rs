@@ -330,8 +330,16 @@ impl Conn {
         self.body_sent = 0;
         let head = &w.scratch.head;
         // Body framing decides whether the connection can be reused.
+        let max_body = w
+            .default_settings(self.listener)
+            .map_or(0, |s| s.client_max_body_size);
         self.discard = if head.chunked {
-            Discard::Chunked(ChunkedDecoder::default())
+            // A chunked body is read (and dropped) only up to client_max_body_size.
+            Discard::Chunked(if max_body > 0 {
+                ChunkedDecoder::with_limit(max_body)
+            } else {
+                ChunkedDecoder::default()
+            })
         } else {
             match head.content_length {
                 Some(n) if n > 0 => Discard::Length(n),
