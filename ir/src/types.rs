@@ -101,6 +101,33 @@ pub enum LogLevel {
     Emerg,
 }
 
+impl LogLevel {
+    /// Every level with its nginx name, most verbose first.
+    pub const ALL: [(LogLevel, &'static str); 8] = [
+        (LogLevel::Debug, "debug"),
+        (LogLevel::Info, "info"),
+        (LogLevel::Notice, "notice"),
+        (LogLevel::Warn, "warn"),
+        (LogLevel::Error, "error"),
+        (LogLevel::Crit, "crit"),
+        (LogLevel::Alert, "alert"),
+        (LogLevel::Emerg, "emerg"),
+    ];
+
+    /// The level called `name` (nginx's names, exact case).
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(l, _)| *l)
+    }
+
+    /// nginx's name of the level.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(l, _)| *l == self)
+            .map_or("error", |(_, n)| n)
+    }
+}
+
 /// main + events context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MainConf {

@@ -18,32 +18,9 @@ pub struct ErrorLog {
     who: String,
 }
 
-/// Parses a level name (for `PROTON_LOG_LEVEL`).
+/// Parses a level name (for `PROTON_LOG_LEVEL`; any case, spaces ignored).
 pub fn parse_level(s: &str) -> Option<LogLevel> {
-    Some(match s.trim().to_ascii_lowercase().as_str() {
-        "debug" => LogLevel::Debug,
-        "info" => LogLevel::Info,
-        "notice" => LogLevel::Notice,
-        "warn" => LogLevel::Warn,
-        "error" => LogLevel::Error,
-        "crit" => LogLevel::Crit,
-        "alert" => LogLevel::Alert,
-        "emerg" => LogLevel::Emerg,
-        _ => return None,
-    })
-}
-
-fn level_name(l: LogLevel) -> &'static str {
-    match l {
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Notice => "notice",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-        LogLevel::Crit => "crit",
-        LogLevel::Alert => "alert",
-        LogLevel::Emerg => "emerg",
-    }
+    LogLevel::from_name(&s.trim().to_ascii_lowercase())
 }
 
 impl ErrorLog {
@@ -96,7 +73,7 @@ impl ErrorLog {
         let line = format!(
             "{} [{}] {}: {}\n",
             local_time_string(),
-            level_name(level),
+            level.name(),
             self.who,
             msg
         );

@@ -467,7 +467,7 @@ impl Lower<'_> {
     fn error_log(&mut self, d: &Directive) -> Option<ErrorLog> {
         let level = match d.args.get(1).map(|a| a.value.as_str()) {
             None => LogLevel::Error,
-            Some(l) => match parse_level(l) {
+            Some(l) => match LogLevel::from_name(l) {
                 Some(l) => l,
                 None => {
                     self.err(
@@ -2069,18 +2069,4 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
-}
-
-fn parse_level(l: &str) -> Option<LogLevel> {
-    Some(match l {
-        "debug" => LogLevel::Debug,
-        "info" => LogLevel::Info,
-        "notice" => LogLevel::Notice,
-        "warn" => LogLevel::Warn,
-        "error" => LogLevel::Error,
-        "crit" => LogLevel::Crit,
-        "alert" => LogLevel::Alert,
-        "emerg" => LogLevel::Emerg,
-        _ => return None,
-    })
 }

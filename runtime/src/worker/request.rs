@@ -588,6 +588,31 @@ impl Worker<'_> {
         self.outcome(code, !keep, loc, n)
     }
 
+    /// Writes the status line and common headers of a response from location `loc`, with
+    /// its keep-alive and server_tokens settings.
+    pub(crate) fn start_head(
+        &mut self,
+        out: &mut Vec<u8>,
+        head: &RequestHead,
+        loc: LocationId,
+        status: u16,
+        content_type: Option<&[u8]>,
+        content_length: Option<u64>,
+    ) {
+        let keep_alive = self.keep_alive(head, loc);
+        let s = self.settings_for(loc);
+        let h = Head {
+            minor: head.minor_version,
+            status,
+            content_type,
+            content_length,
+            keep_alive,
+            keepalive_header_secs: s.keepalive_header_secs,
+            server_tokens: s.server_tokens != proton_ir::ServerTokens::Off,
+        };
+        begin_head(self, out, &h);
+    }
+
     /// Appends the location's add_header lines that apply to `status`.
     pub(crate) fn add_headers(
         &mut self,
@@ -672,23 +697,17 @@ impl Worker<'_> {
         }
         location.extend_from_slice(&target);
         self.scratch.tmp = target;
-        let keep = self.keep_alive(head, loc);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut body = Vec::new();
         crate::http::response::error_page(code, tokens, &mut body);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
-        begin_head(
-            self,
+        self.start_head(
             &mut wbuf,
-            &Head {
-                minor: head.minor_version,
-                status: code,
-                content_type: Some(b"text/html"),
-                content_length: Some(body.len() as u64),
-                keep_alive: keep,
-                keepalive_header_secs: None,
-                server_tokens: tokens,
-            },
+            head,
+            loc,
+            code,
+            Some(b"text/html"),
+            Some(body.len() as u64),
         );
         wbuf.extend_from_slice(b"Location: ");
         wbuf.extend_from_slice(&location);

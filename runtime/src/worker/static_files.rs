@@ -6,7 +6,7 @@
 
 use super::conn::{Conn, FileBody};
 use super::request::Handled;
-use super::respond::{begin_head, end_head, Head};
+use super::respond::end_head;
 use super::vars::header;
 use super::Worker;
 use crate::elog;
@@ -321,26 +321,9 @@ fn send_file(
         }
     }
     let ct = content_type(w.loaded, settings, path);
-    let keep = w.keep_alive(head, loc);
-    let (tokens, ka_hdr, use_etag) = (
-        (settings.server_tokens != proton_ir::ServerTokens::Off),
-        settings.keepalive_header_secs,
-        settings.etag,
-    );
+    let use_etag = settings.etag;
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    begin_head(
-        w,
-        &mut wbuf,
-        &Head {
-            minor: head.minor_version,
-            status,
-            content_type: Some(ct),
-            content_length: Some(end - start),
-            keep_alive: keep,
-            keepalive_header_secs: ka_hdr,
-            server_tokens: tokens,
-        },
-    );
+    w.start_head(&mut wbuf, head, loc, status, Some(ct), Some(end - start));
     let mut date = [0u8; 29];
     crate::http::response::http_date(
         UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
@@ -435,26 +418,15 @@ fn multipart(
         }
     }
     let _ = write!(body, "\r\n--{boundary}--\r\n");
-    let keep = w.keep_alive(head, loc);
-    let s = w.settings_for(loc);
-    let (tokens, ka) = (
-        (s.server_tokens != proton_ir::ServerTokens::Off),
-        s.keepalive_header_secs,
-    );
     let ctype = format!("multipart/byteranges; boundary={boundary}");
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    begin_head(
-        w,
+    w.start_head(
         &mut wbuf,
-        &Head {
-            minor: head.minor_version,
-            status: 206,
-            content_type: Some(ctype.as_bytes()),
-            content_length: Some(body.len() as u64),
-            keep_alive: keep,
-            keepalive_header_secs: ka,
-            server_tokens: tokens,
-        },
+        head,
+        loc,
+        206,
+        Some(ctype.as_bytes()),
+        Some(body.len() as u64),
     );
     w.add_headers(conn, head, loc, 206, &mut wbuf);
     let n = end_head(&mut wbuf);
@@ -545,27 +517,8 @@ fn not_modified(
     etag: &[u8],
     use_etag: bool,
 ) -> Handled {
-    let s = w.settings_for(loc);
-    let (keep, tokens, ka) = (
-        w.keep_alive(head, loc),
-        (s.server_tokens != proton_ir::ServerTokens::Off),
-        s.keepalive_header_secs,
-    );
-
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    begin_head(
-        w,
-        &mut wbuf,
-        &Head {
-            minor: head.minor_version,
-            status: 304,
-            content_type: None,
-            content_length: None,
-            keep_alive: keep,
-            keepalive_header_secs: ka,
-            server_tokens: tokens,
-        },
-    );
+    w.start_head(&mut wbuf, head, loc, 304, None, None);
     let mut date = [0u8; 29];
     crate::http::response::http_date(
         UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
@@ -596,26 +549,17 @@ fn range_not_satisfiable(
     loc: LocationId,
     len: u64,
 ) -> Handled {
-    let s = w.settings_for(loc);
-    let (keep, tokens) = (
-        w.keep_alive(head, loc),
-        (s.server_tokens != proton_ir::ServerTokens::Off),
-    );
+    let tokens = w.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
     let mut body = Vec::new();
     crate::http::response::error_page(416, tokens, &mut body);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    begin_head(
-        w,
+    w.start_head(
         &mut wbuf,
-        &Head {
-            minor: head.minor_version,
-            status: 416,
-            content_type: Some(b"text/html"),
-            content_length: Some(body.len() as u64),
-            keep_alive: keep,
-            keepalive_header_secs: None,
-            server_tokens: tokens,
-        },
+        head,
+        loc,
+        416,
+        Some(b"text/html"),
+        Some(body.len() as u64),
     );
     let _ = write!(wbuf, "Content-Range: bytes */{len}\r\n");
     let n = end_head(&mut wbuf);
@@ -685,25 +629,14 @@ fn autoindex(
         }
     }
     body.push_str("</pre><hr></body>\r\n</html>\r\n");
-    let s = w.settings_for(loc);
-    let (keep, tokens, ka) = (
-        w.keep_alive(head, loc),
-        (s.server_tokens != proton_ir::ServerTokens::Off),
-        s.keepalive_header_secs,
-    );
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    begin_head(
-        w,
+    w.start_head(
         &mut wbuf,
-        &Head {
-            minor: head.minor_version,
-            status: 200,
-            content_type: Some(b"text/html"),
-            content_length: Some(body.len() as u64),
-            keep_alive: keep,
-            keepalive_header_secs: ka,
-            server_tokens: tokens,
-        },
+        head,
+        loc,
+        200,
+        Some(b"text/html"),
+        Some(body.len() as u64),
     );
     w.add_headers(conn, head, loc, 200, &mut wbuf);
     let n = end_head(&mut wbuf);
