@@ -324,19 +324,7 @@ fn send_file(
     let use_etag = settings.etag;
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(&mut wbuf, head, loc, status, Some(ct), Some(end - start));
-    let mut date = [0u8; 29];
-    crate::http::response::http_date(
-        UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
-        &mut date,
-    );
-    wbuf.extend_from_slice(b"Last-Modified: ");
-    wbuf.extend_from_slice(&date);
-    wbuf.extend_from_slice(b"\r\n");
-    if use_etag {
-        wbuf.extend_from_slice(b"ETag: ");
-        wbuf.extend_from_slice(etag);
-        wbuf.extend_from_slice(b"\r\n");
-    }
+    validators(&mut wbuf, mtime, etag, use_etag);
     if let Some((s, e)) = content_range {
         let _ = write!(
             wbuf,
@@ -468,6 +456,23 @@ fn content_type<'a>(
         .unwrap_or(settings.default_type.as_bytes())
 }
 
+/// `Last-Modified` and (with `etag on`) `ETag` of a file.
+fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
+    let mut date = [0u8; 29];
+    crate::http::response::http_date(
+        UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
+        &mut date,
+    );
+    out.extend_from_slice(b"Last-Modified: ");
+    out.extend_from_slice(&date);
+    out.extend_from_slice(b"\r\n");
+    if use_etag {
+        out.extend_from_slice(b"ETag: ");
+        out.extend_from_slice(etag);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// `expires`: Expires and Cache-Control (nginx's headers filter); `mtime` for `modified`.
 pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, out: &mut Vec<u8>) {
     let now = SystemTime::now()
@@ -519,19 +524,7 @@ fn not_modified(
 ) -> Handled {
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(&mut wbuf, head, loc, 304, None, None);
-    let mut date = [0u8; 29];
-    crate::http::response::http_date(
-        UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64),
-        &mut date,
-    );
-    wbuf.extend_from_slice(b"Last-Modified: ");
-    wbuf.extend_from_slice(&date);
-    wbuf.extend_from_slice(b"\r\n");
-    if use_etag {
-        wbuf.extend_from_slice(b"ETag: ");
-        wbuf.extend_from_slice(etag);
-        wbuf.extend_from_slice(b"\r\n");
-    }
+    validators(&mut wbuf, mtime, etag, use_etag);
     w.scratch.mtime = Some(mtime);
     w.add_headers(conn, head, loc, 304, &mut wbuf);
     let n = end_head(&mut wbuf);
