@@ -436,7 +436,6 @@ impl Master {
                     elog!(self.elog, Notice, "worker process {pid} {how}");
                     continue;
                 }
-                elog!(self.elog, Alert, "worker process {pid} {how}; respawning");
                 let slot = w.slot;
                 let delay = if w.started.elapsed() < Duration::from_secs(2) && !clean {
                     let d = self.backoff.get(slot).copied().unwrap_or_default();
@@ -451,6 +450,12 @@ impl Master {
                     }
                     Duration::ZERO
                 };
+                elog!(
+                    self.elog,
+                    Alert,
+                    "worker process {pid} {how}; respawning in {} ms",
+                    delay.as_millis()
+                );
                 self.respawns.push(Respawn {
                     slot,
                     at: Instant::now() + delay,

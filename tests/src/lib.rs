@@ -414,6 +414,11 @@ impl Proton {
     /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until the port
     /// accepts connections (10 s), failing with the error log if it exits early.
     pub fn start(dir: &Path, conf: &str, workers: usize) -> Proton {
+        Proton::start_with_env(dir, conf, workers, &[])
+    }
+
+    /// [`Proton::start`] with extra environment variables for proton-run.
+    pub fn start_with_env(dir: &Path, conf: &str, workers: usize, env: &[(&str, &str)]) -> Proton {
         let port = free_port();
         let conf_path = dir.join("proton.conf");
         let ir = dir.join("proton.ir");
@@ -428,6 +433,7 @@ impl Proton {
         let child = Command::new(bin("proton-run"))
             .arg(&p.ir)
             .env("PROTON_WORKERS", workers.to_string())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(

@@ -900,3 +900,79 @@ fn sendfile_on_and_off_deliver_the_same_bytes() {
         );
     }
 }
+
+/// PROTON_LOG_LEVEL overrides error_log's level; worker_rlimit_nofile reaches the workers;
+/// a worker that keeps dying right after start is respawned with a growing delay.
+#[test]
+fn log_level_rlimit_and_respawn_backoff() {
+    let t = TempDir::new("rt-backoff");
+    // A limit this machine allows: at most the hard limit of the test process.
+    let own = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let hard: u64 = own
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(4096);
+    let want = hard.min(4096);
+    let conf = r#"
+worker_rlimit_nofile WANT;
+error_log logs/error.log error;
+events {}
+http {
+    access_log off;
+    server { listen 127.0.0.1:{port}; location / { return 200 "x"; } }
+}
+"#;
+    let conf = conf.replace("WANT", &want.to_string());
+    let p = Proton::start_with_env(t.path(), &conf, 1, &[("PROTON_LOG_LEVEL", "info")]);
+    let log = t.path().join("logs/error.log");
+    // An info line appears although error_log says `error`.
+    assert!(
+        wait_until(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("[info]"))),
+        "{}",
+        p.logs()
+    );
+    assert!(wait_until(Duration::from_secs(10), || p.workers().len() == 1));
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", p.workers()[0])).unwrap_or_default();
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap_or("");
+    assert!(
+        nofile.split_whitespace().any(|f| f == want.to_string()),
+        "{nofile}"
+    );
+    // Kill the worker three times, each right after it started: the delays grow.
+    for _ in 0..3 {
+        let before = p.workers();
+        assert!(wait_until(Duration::from_secs(15), || p.workers().len() == 1));
+        let w = p.workers()[0];
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(w.to_string())
+            .status();
+        assert!(
+            wait_until(Duration::from_secs(15), || p
+                .workers()
+                .first()
+                .is_some_and(|n| *n != w)),
+            "no respawn after {before:?}: {}",
+            p.logs()
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let delays: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.split("respawning in ").nth(1))
+        .filter_map(|d| d.trim_end_matches(" ms").parse().ok())
+        .collect();
+    assert_eq!(delays.len(), 3, "{text}");
+    assert!(
+        delays[0] > 0 && delays[1] > delays[0] && delays[2] > delays[1],
+        "{delays:?}"
+    );
+    assert_eq!(request(p.port, Some("x"), "/").expect("served").status, 200);
+}
