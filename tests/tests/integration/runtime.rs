@@ -976,3 +976,60 @@ http {
     );
     assert_eq!(request(p.port, Some("x"), "/").expect("served").status, 200);
 }
+
+/// Reload binds new listen addresses and closes removed ones; access_log buffer=/flush= and
+/// escape=json work.
+#[test]
+fn reload_changes_listeners_and_buffered_json_log() {
+    let t = TempDir::new("rt-listeners");
+    let second = proton_tests::free_port();
+    let one = r#"
+events {}
+http {
+    log_format j escape=json '{"uri":"$uri","ua":"$http_user_agent","status":$status}';
+    access_log logs/json.log j buffer=32k flush=1s;
+    server { listen 127.0.0.1:{port}; location / { return 200 "first"; } }
+}
+"#;
+    let two = one.replace(
+        "location / { return 200 \"first\"; } }",
+        &format!("location / {{ return 200 \"first\"; }} }}\n    server {{ listen 127.0.0.1:{second}; location / {{ return 200 \"second\"; }} }}"),
+    );
+    let p = Proton::start(t.path(), one, 1);
+    assert!(
+        request(second, Some("x"), "/").is_err(),
+        "port {second} answers before the reload"
+    );
+    p.compile(&two);
+    p.signal("HUP");
+    let up = wait_until(Duration::from_secs(10), || {
+        request(second, Some("x"), "/").is_ok_and(|r| r.body_text() == "second")
+    });
+    assert!(up, "new listener not bound: {}", p.logs());
+    p.compile(one);
+    p.signal("HUP");
+    let down = wait_until(Duration::from_secs(10), || {
+        request(second, Some("x"), "/").is_err()
+    });
+    assert!(down, "removed listener still open: {}", p.logs());
+    assert_eq!(
+        request(p.port, Some("x"), "/").expect("first").body_text(),
+        "first"
+    );
+    // The buffered JSON access log is flushed within flush=1s, escaped as JSON.
+    let (raw, _) = send(
+        p.port,
+        "GET /a%22b HTTP/1.1\r\nHost: x\r\nUser-Agent: q\"u\\o\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(first(&raw).status, 200);
+    let log = t.path().join("logs/json.log");
+    let ok = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains(r#"{"uri":"/a\"b","ua":"q\"u\\o","status":200}"#))
+    });
+    assert!(
+        ok,
+        "json log: {:?}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
