@@ -68,7 +68,11 @@ pub fn addresses_to_bind(ir: &proton_ir::Ir) -> Vec<(SocketAddr, bool, i32)> {
     let all: Vec<(SocketAddr, bool, i32)> = ir
         .listeners
         .iter()
-        .filter_map(|l| parse_addr(&l.addr).map(|a| (a, l.reuseport, l.backlog)))
+        // Every listener gets one SO_REUSEPORT socket per worker: measured to spread
+        // connections evenly (docs/architecture.md), where a shared socket woken with
+        // EPOLLEXCLUSIVE leaves most of the work to one worker. `listen … reuseport` is
+        // therefore always in effect.
+        .filter_map(|l| parse_addr(&l.addr).map(|a| (a, true, l.backlog)))
         .collect();
     let mut out: Vec<(SocketAddr, bool, i32)> = Vec::new();
     for (a, reuse, backlog) in &all {
