@@ -433,7 +433,7 @@ pub fn route(
             ServerMatch::Regex(i) => format!("regex#{i}"),
             ServerMatch::Default => "default".into(),
         },
-        location: loc.name.clone(),
+        location: ir.text_of(loc.name).to_string(),
         location_kind: kind_name(loc.kind),
         reason,
         source: ir.describe(loc.source),
@@ -529,7 +529,7 @@ fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value
             "{} / location {} {}",
             server_key(ir, l.server),
             kind_name(l.kind),
-            l.name
+            ir.text_of(l.name)
         );
         let mut v = serde_json::to_value(&l.conf).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {

@@ -60,7 +60,7 @@ fn server(body: &str) -> String {
 fn loc<'a>(ir: &'a Ir, name: &str) -> &'a Location {
     ir.locations
         .iter()
-        .find(|l| l.name == name && l.kind != LocationKind::Server)
+        .find(|l| ir.text_of(l.name) == name && l.kind != LocationKind::Server)
         .unwrap_or_else(|| panic!("no location {name}"))
 }
 
@@ -235,7 +235,7 @@ fn named_captures_are_variables() {
     let parts = &ir
         .locations
         .iter()
-        .find(|l| l.name == "/s")
+        .find(|l| ir.text_of(l.name) == "/s")
         .map(|l| match &l.conf.script[0] {
             ScriptOp::Return { text, .. } => text.clone().unwrap_or_default(),
             _ => Template::default(),

@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -210,7 +210,7 @@ pub(crate) mod tests {
             }],
             locations: vec![Location {
                 kind: LocationKind::Server,
-                name: String::new(),
+                name: TextRef::default(),
                 server: ServerId(0),
                 source: SourceRef::default(),
                 tree: LocationTree::default(),
@@ -222,6 +222,7 @@ pub(crate) mod tests {
             user_vars: vec![],
             mime_types: vec![vec![]],
             settings: vec![crate::verify::tests::settings()],
+            text: String::new(),
             source_files: vec!["proton.conf".into()],
         }
     }
@@ -244,12 +245,12 @@ pub(crate) mod tests {
         let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         assert_eq!(
             (FORMAT_VERSION, crc),
-            (6, PINNED_CRC),
+            (7, PINNED_CRC),
             "IR layout changed: bump FORMAT_VERSION and update PINNED_CRC"
         );
     }
 
-    const PINNED_CRC: u32 = 1_654_989_607;
+    const PINNED_CRC: u32 = 3_873_968_611;
 
     #[test]
     fn refuses_damage() {

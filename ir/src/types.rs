@@ -47,6 +47,16 @@ pub struct Ir {
     pub settings: Vec<Settings>,
     /// The config files read, in order; [`SourceRef::file`] indexes this.
     pub source_files: Vec<String>,
+    /// Short strings stored back to back (location names), so that decoding does not
+    /// allocate one String per location.
+    pub text: String,
+}
+
+/// A string inside [`Ir::text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct TextRef {
+    pub start: u32,
+    pub len: u32,
 }
 
 /// A place in the config sources: file index and 1-based line.
@@ -57,6 +67,24 @@ pub struct SourceRef {
 }
 
 impl Ir {
+    /// The string a [`TextRef`] points at ("" if it does not point inside [`Ir::text`]).
+    pub fn text_of(&self, r: TextRef) -> &str {
+        let start = r.start as usize;
+        self.text
+            .get(start..start.saturating_add(r.len as usize))
+            .unwrap_or("")
+    }
+
+    /// Appends `s` to [`Ir::text`] and returns where it is.
+    pub fn push_text(&mut self, s: &str) -> TextRef {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        TextRef {
+            start,
+            len: s.len() as u32,
+        }
+    }
+
     /// The effective `root` of a location.
     pub fn root_of<'a>(&'a self, loc: &'a Location) -> &'a Template {
         static EMPTY: Template = Template { parts: Vec::new() };
@@ -268,8 +296,8 @@ pub enum LocationKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Location {
     pub kind: LocationKind,
-    /// The path, regex source or @name as written.
-    pub name: String,
+    /// The path, regex source or @name as written, in [`Ir::text`] (use [`Ir::text_of`]).
+    pub name: TextRef,
     pub server: ServerId,
     /// Where it was written.
     pub source: SourceRef,

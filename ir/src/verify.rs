@@ -255,6 +255,13 @@ impl Ir {
             }
         }
         for l in &self.locations {
+            let start = l.name.start as usize;
+            check(
+                self.text
+                    .get(start..start.saturating_add(l.name.len as usize))
+                    .is_some(),
+                || "location name outside the text arena".to_string(),
+            )?;
             c.server(l.server)?;
             c.source(l.source)?;
             c.tree(&l.tree)?;
@@ -393,9 +400,10 @@ pub(crate) mod tests {
             flag: RewriteFlag::Last,
             source: SourceRef::default(),
         }];
+        let name = ir.push_text("/a/");
         ir.locations.push(Location {
             kind: LocationKind::Prefix,
-            name: "/a/".into(),
+            name,
             server: ServerId(0),
             source: SourceRef::default(),
             tree: LocationTree::default(),

@@ -10,4 +10,5 @@ pub mod listen;
 pub mod log;
 pub mod master;
 pub mod shared;
+pub mod upstream;
 pub mod worker;

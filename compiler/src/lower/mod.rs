@@ -47,6 +47,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             mime_types: vec![],
             settings: vec![],
             source_files: vec![],
+            text: String::new(),
         },
         upstream_names: HashMap::default(),
         named_refs: Vec::new(),
@@ -813,7 +814,7 @@ impl Lower<'_> {
         let server_settings = conf.settings;
         let default_location = self.push_location(Location {
             kind: LocationKind::Server,
-            name: String::new(),
+            name: TextRef::default(),
             server: id,
             source,
             tree: LocationTree::default(),
@@ -932,9 +933,10 @@ impl Lower<'_> {
                 Some(parent_settings),
             );
             let own_settings = conf.settings;
+            let name = self.ir.push_text(&path);
             let id = self.push_location(Location {
                 kind,
-                name: path.clone(),
+                name,
                 server,
                 source: self.source_ref(d.name_span),
                 tree: LocationTree::default(),

@@ -106,13 +106,7 @@ pub fn failed(peer: &Peer, st: &PeerState, now: Instant) -> bool {
 
 /// True when the peer may take this request: not `down`, not failed, under `max_conns`, and
 /// not already tried for this request.
-pub fn usable(
-    i: usize,
-    peer: &Peer,
-    st: &PeerState,
-    now: Instant,
-    tried: &[usize],
-) -> bool {
+pub fn usable(i: usize, peer: &Peer, st: &PeerState, now: Instant, tried: &[usize]) -> bool {
     !peer.down
         && !failed(peer, st, now)
         && (peer.max_conns == 0 || st.active < peer.max_conns)

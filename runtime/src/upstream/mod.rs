@@ -1,0 +1,436 @@
+//! Upstream load balancing as pure structures: a [`Balancer`] is built from an upstream's
+//! servers and method, picks a peer for a request, and is told how the attempt went. It never
+//! opens a socket and never reads a clock: callers pass `now` and measured latencies, so every
+//! method is unit-tested in memory (the shape of pingora's `pingora-load-balancing/selection`).
+//!
+//! Methods ([`Method`]): smooth weighted round-robin, `least_conn`, `ip_hash`, `hash KEY`,
+//! `hash KEY consistent` (ketama), `random`, `random two`, and peak-EWMA (latency-aware; not in
+//! nginx OSS). Each module documents how closely it follows nginx.
+//!
+//! Passive health follows nginx: `max_fails` failures (counted until a success after the
+//! peer's `fail_timeout` has passed) make a peer unavailable for `fail_timeout`; `max_fails=0`
+//! disables this; `down` peers are never picked; `max_conns` caps [`Balancer::acquire`]d
+//! connections; `backup` peers are used only when no primary peer is usable (by least_conn
+//! under `least_conn`, else round-robin); peers already tried for the request are skipped.
+//!
+//! All state here is per balancer, so per worker: a worker's least_conn, max_conns and
+//! failure counts see only its own connections. Sharing them across workers is the caller's
+//! job (shared memory), not this module's.
+
+mod hash;
+mod ip_hash;
+mod least_conn;
+mod peak_ewma;
+mod peer;
+mod random;
+mod round_robin;
+
+use std::time::{Duration, Instant};
+
+use proton_ir::{Balance, Upstream};
+
+pub use hash::{crc32, Ring, POINTS_PER_WEIGHT};
+pub use peak_ewma::DEFAULT_HALF_LIFE;
+pub use peer::{Peer, PeerState, DEFAULT_FAIL_TIMEOUT};
+pub use random::XorShift64;
+
+use peer::{Pool, Tier};
+
+/// A balancing method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Smooth weighted round-robin (nginx's default).
+    RoundRobin,
+    /// Fewest active connections per weight; ties by round-robin.
+    LeastConn,
+    /// Client address (first three IPv4 octets / whole IPv6 address) hashed onto the peers.
+    IpHash,
+    /// `hash KEY`: the caller evaluates KEY and passes its bytes.
+    Hash,
+    /// `hash KEY consistent` (ketama ring).
+    HashConsistent,
+    /// `random`: weighted random.
+    Random,
+    /// `random two`: the less loaded of two weighted random draws.
+    RandomTwo,
+    /// Lowest latency estimate × (active + 1); the estimate decays with `half_life`.
+    PeakEwma { half_life: Duration },
+}
+
+impl From<&Balance> for Method {
+    fn from(b: &Balance) -> Method {
+        match b {
+            Balance::RoundRobin => Method::RoundRobin,
+            Balance::LeastConn => Method::LeastConn,
+            Balance::IpHash => Method::IpHash,
+            Balance::Hash {
+                consistent: false, ..
+            } => Method::Hash,
+            Balance::Hash {
+                consistent: true, ..
+            } => Method::HashConsistent,
+            Balance::Random { two: false } => Method::Random,
+            Balance::Random { two: true } => Method::RandomTwo,
+        }
+    }
+}
+
+/// How an attempt on a peer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The peer answered; `latency` feeds peak-EWMA.
+    Success { latency: Duration },
+    /// An error or timeout that counts against `max_fails` (the caller decides which, as
+    /// nginx's `proxy_next_upstream`).
+    Failure,
+}
+
+/// The method-specific part of a balancer.
+#[derive(Debug, Clone)]
+enum Kind {
+    RoundRobin,
+    LeastConn,
+    IpHash,
+    Hash,
+    Consistent(Ring),
+    Random { two: bool, rng: XorShift64 },
+    PeakEwma { half_life: Duration, cursor: usize },
+}
+
+/// The peers of one upstream group, their state, and a balancing method.
+#[derive(Debug, Clone)]
+pub struct Balancer {
+    pool: Pool,
+    kind: Kind,
+}
+
+impl Balancer {
+    /// A balancer over `peers` (index = position in the slice). `seed` seeds the random
+    /// methods and is ignored by the others.
+    pub fn new(method: Method, peers: Vec<Peer>, seed: u64) -> Balancer {
+        let pool = Pool::new(peers);
+        let kind = match method {
+            Method::RoundRobin => Kind::RoundRobin,
+            Method::LeastConn => Kind::LeastConn,
+            Method::IpHash => Kind::IpHash,
+            Method::Hash => Kind::Hash,
+            Method::HashConsistent => Kind::Consistent(Ring::new(&pool)),
+            Method::Random | Method::RandomTwo => Kind::Random {
+                two: method == Method::RandomTwo,
+                rng: XorShift64::new(seed),
+            },
+            Method::PeakEwma { half_life } => Kind::PeakEwma {
+                half_life,
+                cursor: 0,
+            },
+        };
+        Balancer { pool, kind }
+    }
+
+    /// The balancer of an IR upstream group; peer `i` is `upstream.servers[i]`.
+    pub fn from_upstream(upstream: &Upstream, seed: u64) -> Balancer {
+        Balancer::new(
+            Method::from(&upstream.balance),
+            upstream.servers.iter().map(Peer::from).collect(),
+            seed,
+        )
+    }
+
+    /// The configured peers.
+    pub fn peers(&self) -> &[Peer] {
+        &self.pool.peers
+    }
+
+    /// The run-time state of peer `i`.
+    pub fn state(&self, i: usize) -> Option<&PeerState> {
+        self.pool.state.get(i)
+    }
+
+    /// Chooses a peer for a request, or `None` when no peer is usable. `key` is the evaluated
+    /// hash key (`hash`), the client address bytes (`ip_hash`: 4 or 16 bytes), or ignored.
+    /// `tried` lists the peers this request already tried. Does not count a connection: call
+    /// [`Balancer::acquire`] when connecting.
+    pub fn pick(&mut self, key: &[u8], now: Instant, tried: &[usize]) -> Option<usize> {
+        let pool = &mut self.pool;
+        let primary = match &mut self.kind {
+            Kind::RoundRobin => round_robin::pick(pool, Tier::Primary, now, tried),
+            Kind::LeastConn => least_conn::pick(pool, Tier::Primary, now, tried),
+            Kind::IpHash => ip_hash::pick(pool, key, now, tried),
+            Kind::Hash => hash::pick(pool, key, now, tried),
+            Kind::Consistent(ring) => ring.pick(pool, key, now, tried),
+            Kind::Random { two, rng } => random::pick(pool, rng, *two, now, tried),
+            Kind::PeakEwma { half_life, cursor } => {
+                peak_ewma::pick(pool, cursor, *half_life, Tier::Primary, now, tried)
+            }
+        };
+        let chosen = primary.or_else(|| match &mut self.kind {
+            Kind::LeastConn => least_conn::pick(pool, Tier::Backup, now, tried),
+            Kind::PeakEwma { half_life, cursor } => {
+                peak_ewma::pick(pool, cursor, *half_life, Tier::Backup, now, tried)
+            }
+            _ => round_robin::pick(pool, Tier::Backup, now, tried),
+        });
+        if let Some(i) = chosen {
+            pool.mark_picked(i, now);
+        }
+        chosen
+    }
+
+    /// Records how an attempt on `peer` ended (nginx's `free_peer`): a failure counts towards
+    /// `max_fails` and lowers the peer's round-robin weight by `weight / max_fails`; a success
+    /// after the peer was re-admitted clears its failures, and feeds the latency estimate.
+    pub fn report(&mut self, peer: usize, outcome: Outcome, now: Instant) {
+        let half_life = match self.kind {
+            Kind::PeakEwma { half_life, .. } => half_life,
+            _ => DEFAULT_HALF_LIFE,
+        };
+        let (Some(p), Some(st)) = (self.pool.peers.get(peer), self.pool.state.get_mut(peer)) else {
+            return;
+        };
+        match outcome {
+            Outcome::Success { latency } => {
+                let readmitted = match (st.failed_at, st.checked) {
+                    (None, _) => true,
+                    (Some(f), Some(c)) => f < c,
+                    (Some(_), None) => false,
+                };
+                if readmitted {
+                    st.fails = 0;
+                }
+                peak_ewma::observe(st, latency, now, half_life);
+            }
+            Outcome::Failure => {
+                st.fails = st.fails.saturating_add(1);
+                st.failed_at = Some(now);
+                st.checked = Some(now);
+                if let Some(drop) = p.weight.checked_div(p.max_fails) {
+                    st.effective_weight = (st.effective_weight - i64::from(drop)).max(0);
+                }
+            }
+        }
+    }
+
+    /// Counts a connection opened to `peer` (least_conn, random two, peak-EWMA, max_conns).
+    pub fn acquire(&mut self, peer: usize) {
+        if let Some(st) = self.pool.state.get_mut(peer) {
+            st.active = st.active.saturating_add(1);
+        }
+    }
+
+    /// Counts a connection to `peer` closed.
+    pub fn release(&mut self, peer: usize) {
+        if let Some(st) = self.pool.state.get_mut(peer) {
+            st.active = st.active.saturating_sub(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Method; 8] = [
+        Method::RoundRobin,
+        Method::LeastConn,
+        Method::IpHash,
+        Method::Hash,
+        Method::HashConsistent,
+        Method::Random,
+        Method::RandomTwo,
+        Method::PeakEwma {
+            half_life: DEFAULT_HALF_LIFE,
+        },
+    ];
+    const KEY: &[u8] = &[10, 0, 0, 1];
+
+    fn peers(n: usize) -> Vec<Peer> {
+        (0..n)
+            .map(|i| Peer::new(format!("10.0.0.{i}:80"), 1))
+            .collect()
+    }
+
+    #[test]
+    fn max_fails_then_back_after_fail_timeout() {
+        for m in ALL {
+            let mut ps = peers(2);
+            ps[0].max_fails = 2;
+            let mut b = Balancer::new(m, ps, 3);
+            let t0 = Instant::now();
+            b.report(0, Outcome::Failure, t0);
+            assert!(
+                (0..10).any(|_| b.pick(KEY, t0, &[1]) == Some(0)),
+                "{m:?}: one failure of two"
+            );
+            b.report(0, Outcome::Failure, t0);
+            let t1 = t0 + Duration::from_secs(5);
+            for _ in 0..20 {
+                assert_eq!(b.pick(KEY, t1, &[]), Some(1), "{m:?}");
+            }
+            assert_eq!(b.pick(KEY, t1, &[1]), None, "{m:?}");
+            let t2 = t0 + Duration::from_secs(11);
+            assert_eq!(
+                b.pick(KEY, t2, &[1]),
+                Some(0),
+                "{m:?}: back after fail_timeout"
+            );
+            b.report(
+                0,
+                Outcome::Success {
+                    latency: Duration::from_millis(1),
+                },
+                t2,
+            );
+            assert_eq!(b.state(0).map(|s| s.fails), Some(0), "{m:?}");
+            // The success cleared the count: one new failure (1 < max_fails=2) keeps it usable.
+            b.report(0, Outcome::Failure, t2);
+            assert_eq!(b.pick(KEY, t2, &[1]), Some(0), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn failure_right_after_readmission_blocks_again() {
+        let mut ps = peers(2);
+        ps[0].max_fails = 1;
+        let mut b = Balancer::new(Method::RoundRobin, ps, 0);
+        let t0 = Instant::now();
+        b.report(0, Outcome::Failure, t0);
+        assert_eq!(b.pick(KEY, t0, &[1]), None);
+        let t1 = t0 + DEFAULT_FAIL_TIMEOUT + Duration::from_secs(1);
+        assert_eq!(b.pick(KEY, t1, &[1]), Some(0));
+        b.report(0, Outcome::Failure, t1);
+        assert_eq!(b.pick(KEY, t1, &[1]), None);
+    }
+
+    #[test]
+    fn max_fails_zero_disables() {
+        let mut ps = peers(1);
+        ps[0].max_fails = 0;
+        let mut b = Balancer::new(Method::RoundRobin, ps, 0);
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            b.report(0, Outcome::Failure, t0);
+        }
+        assert_eq!(b.pick(KEY, t0, &[]), Some(0));
+    }
+
+    #[test]
+    fn down_peers_never_picked() {
+        for m in ALL {
+            let mut ps = peers(3);
+            ps[1].down = true;
+            let mut b = Balancer::new(m, ps, 5);
+            let now = Instant::now();
+            for k in 0..200u32 {
+                let key = k.to_be_bytes();
+                assert_ne!(b.pick(&key, now, &[]), Some(1), "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn backup_only_when_primaries_unavailable() {
+        for m in ALL {
+            let mut ps = peers(3);
+            ps[2].backup = true;
+            let mut b = Balancer::new(m, ps, 11);
+            let now = Instant::now();
+            for k in 0..200u32 {
+                let key = k.to_be_bytes();
+                assert_ne!(b.pick(&key, now, &[]), Some(2), "{m:?}");
+            }
+            assert_eq!(b.pick(KEY, now, &[0, 1]), Some(2), "{m:?}");
+            b.report(0, Outcome::Failure, now);
+            b.report(1, Outcome::Failure, now);
+            assert_eq!(b.pick(KEY, now, &[]), Some(2), "{m:?}");
+            assert_eq!(b.pick(KEY, now, &[2]), None, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn max_conns_respected() {
+        for m in ALL {
+            let mut ps = peers(2);
+            ps[0].max_conns = 2;
+            ps[1].max_conns = 1;
+            let mut b = Balancer::new(m, ps, 13);
+            let now = Instant::now();
+            let mut got = Vec::new();
+            while let Some(i) = b.pick(KEY, now, &[]) {
+                b.acquire(i);
+                got.push(i);
+                assert!(got.len() <= 3, "{m:?}: {got:?}");
+            }
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 0, 1], "{m:?}");
+            b.release(1);
+            assert_eq!(b.pick(KEY, now, &[]), Some(1), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn tried_peers_skipped_by_every_method() {
+        for m in ALL {
+            let mut b = Balancer::new(m, peers(4), 17);
+            let now = Instant::now();
+            for k in 0..50u32 {
+                let key = k.to_be_bytes();
+                assert_eq!(b.pick(&key, now, &[0, 1, 3]), Some(2), "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn all_unavailable_returns_none() {
+        for m in ALL {
+            let mut ps = peers(3);
+            ps[0].down = true;
+            ps[1].max_conns = 1;
+            let mut b = Balancer::new(m, ps, 19);
+            let now = Instant::now();
+            b.acquire(1);
+            b.report(2, Outcome::Failure, now);
+            assert_eq!(b.pick(KEY, now, &[]), None, "{m:?}");
+            let mut empty = Balancer::new(m, Vec::new(), 0);
+            assert_eq!(empty.pick(KEY, now, &[]), None, "{m:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_indices_are_ignored() {
+        let mut b = Balancer::new(Method::LeastConn, peers(1), 0);
+        let now = Instant::now();
+        b.acquire(9);
+        b.release(9);
+        b.report(9, Outcome::Failure, now);
+        assert_eq!(b.pick(KEY, now, &[]), Some(0));
+        assert!(b.state(9).is_none());
+    }
+
+    #[test]
+    fn builds_from_ir() {
+        let server = |address: &str, backup| proton_ir::UpstreamServer {
+            address: address.to_string(),
+            weight: 0,
+            max_fails: 3,
+            fail_timeout_ms: 30_000,
+            backup,
+            down: false,
+            max_conns: 0,
+        };
+        let up = Upstream {
+            name: "app".into(),
+            explicit: true,
+            servers: vec![server("a:80", false), server("b:80", true)],
+            balance: Balance::Random { two: true },
+            keepalive: 0,
+            keepalive_timeout_ms: 60_000,
+            keepalive_requests: 1000,
+        };
+        let b = Balancer::from_upstream(&up, 1);
+        assert_eq!(b.peers().len(), 2);
+        assert_eq!(b.peers()[0].weight, 1);
+        assert_eq!(b.peers()[0].fail_timeout, Duration::from_secs(30));
+        assert!(b.peers()[1].backup);
+        assert!(matches!(b.kind, Kind::Random { two: true, .. }));
+    }
+}
