@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -213,7 +213,7 @@ pub(crate) mod tests {
                 name: TextRef::default(),
                 server: ServerId(0),
                 source: SourceRef::default(),
-                tree: LocationTree::default(),
+                nested: None,
                 conf,
             }],
             upstreams: vec![],
@@ -245,12 +245,12 @@ pub(crate) mod tests {
         let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
         assert_eq!(
             (FORMAT_VERSION, crc),
-            (7, PINNED_CRC),
+            (8, PINNED_CRC),
             "IR layout changed: bump FORMAT_VERSION and update PINNED_CRC"
         );
     }
 
-    const PINNED_CRC: u32 = 3_873_968_611;
+    const PINNED_CRC: u32 = 1_879_376_324;
 
     #[test]
     fn refuses_damage() {

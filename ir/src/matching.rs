@@ -193,7 +193,7 @@ impl Ir {
                 reason,
             });
             if let Some(loc) = self.locations.get(p.location.0 as usize) {
-                match self.find_in(&loc.tree, uri, is_match, depth + 1) {
+                match self.find_in(loc.tree(), uri, is_match, depth + 1) {
                     (Some(m), Rc::Ok) => return (Some(m), Rc::Ok),
                     (Some(m), _) => current = Some(m),
                     (None, _) => {}
@@ -210,7 +210,7 @@ impl Ir {
                     let nested = self
                         .locations
                         .get(r.location.0 as usize)
-                        .and_then(|loc| self.find_in(&loc.tree, uri, is_match, depth + 1).0);
+                        .and_then(|loc| self.find_in(loc.tree(), uri, is_match, depth + 1).0);
                     return (Some(nested.unwrap_or(m)), Rc::Ok);
                 }
             }

@@ -301,9 +301,23 @@ pub struct Location {
     pub server: ServerId,
     /// Where it was written.
     pub source: SourceRef,
-    /// Nested locations.
-    pub tree: LocationTree,
+    /// Nested locations (`None` for a location without any: most of them). Use
+    /// [`Location::tree`].
+    pub nested: Option<Box<LocationTree>>,
     pub conf: LocationConf,
+}
+
+impl Location {
+    /// The match structure of the nested locations (empty when there are none).
+    pub fn tree(&self) -> &LocationTree {
+        static EMPTY: LocationTree = LocationTree {
+            nodes: Vec::new(),
+            labels: Vec::new(),
+            edges: Vec::new(),
+            regex: Vec::new(),
+        };
+        self.nested.as_deref().unwrap_or(&EMPTY)
+    }
 }
 
 /// Effective settings of a location after nginx-style inheritance. What is specific to the
@@ -321,12 +335,12 @@ pub struct LocationConf {
     pub root: Option<Template>,
     /// `alias` in effect (its own or inherited; `root` and `alias` are one setting, the
     /// nearest level with either wins). See [`Alias`].
-    pub alias: Option<Alias>,
+    pub alias: Option<Box<Alias>>,
     /// `try_files` of this level only: nginx does not inherit it. The server default
     /// location holds the server-level `try_files`, which applies only when no location
     /// matches. Empty: none.
     pub try_files: Vec<Template>,
-    pub proxy: Option<Proxy>,
+    pub proxy: Option<Box<Proxy>>,
     pub settings: SettingsId,
 }
 

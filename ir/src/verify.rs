@@ -264,7 +264,7 @@ impl Ir {
             )?;
             c.server(l.server)?;
             c.source(l.source)?;
-            c.tree(&l.tree)?;
+            c.tree(l.tree())?;
             c.conf(&l.conf)?;
         }
         for u in &self.upstreams {
@@ -380,17 +380,17 @@ pub(crate) mod tests {
             keepalive_requests: 1000,
         }];
         let mut conf = conf();
-        conf.proxy = Some(Proxy {
+        conf.proxy = Some(Box::new(Proxy {
             upstream: UpstreamId(0),
             scheme: "http".into(),
             proxy_host: "app".into(),
             uri: Some(var(0)),
             dynamic: None,
-        });
-        conf.alias = Some(Alias {
+        }));
+        conf.alias = Some(Box::new(Alias {
             path: var(0),
             prefix: "/a/".into(),
-        });
+        }));
         conf.try_files = vec![var(0)];
         conf.script = vec![ScriptOp::Rewrite {
             regex: RegexId(0),
@@ -406,7 +406,7 @@ pub(crate) mod tests {
             name,
             server: ServerId(0),
             source: SourceRef::default(),
-            tree: LocationTree::default(),
+            nested: None,
             conf,
         });
         let s = &mut ir.settings[0];

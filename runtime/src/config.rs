@@ -62,7 +62,7 @@ impl Loaded {
             .servers
             .iter()
             .map(|s| &s.tree)
-            .chain(ir.locations.iter().map(|l| &l.tree));
+            .chain(ir.locations.iter().map(|l| l.tree()));
         for t in trees {
             for r in &t.regex {
                 if let Some(slot) = loc_regex.get_mut(r.location.0 as usize) {

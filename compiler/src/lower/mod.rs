@@ -817,7 +817,7 @@ impl Lower<'_> {
             name: TextRef::default(),
             server: id,
             source,
-            tree: LocationTree::default(),
+            nested: None,
             conf,
         });
         let (tree, named) = self.location_level(body, &chain, id, None, server_settings, 0);
@@ -939,7 +939,7 @@ impl Lower<'_> {
                 name,
                 server,
                 source: self.source_ref(d.name_span),
-                tree: LocationTree::default(),
+                nested: None,
                 conf,
             });
             self.add_header_trap(&inner_chain, d);
@@ -1063,7 +1063,8 @@ impl Lower<'_> {
                 depth + 1,
             );
             named.extend(sub_named);
-            self.ir.locations[id.0 as usize].tree = sub;
+            self.ir.locations[id.0 as usize].nested =
+                (!sub.nodes.is_empty() || !sub.regex.is_empty()).then(|| Box::new(sub));
             self.loc_stack.pop();
         }
         // A prefix location with the same path as an exact one, and nothing nested, still
@@ -1283,9 +1284,9 @@ impl Lower<'_> {
             // nginx inherits `internal` into nested locations.
             internal: kind == LocationKind::Named || self.loc_stack.iter().any(|f| f.internal),
             root,
-            alias,
+            alias: alias.map(Box::new),
             try_files,
-            proxy,
+            proxy: proxy.map(Box::new),
             settings,
         }
     }
