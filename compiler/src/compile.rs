@@ -229,7 +229,7 @@ pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
             .as_ref()
             .map(|u| u.to_source(&ir.user_vars))
             .unwrap_or_default();
-        return format!("proxy_pass {}://{up}{uri}", p.scheme);
+        return format!("proxy_pass {}://{up}{uri}", p.scheme.as_str());
     }
     if !conf.try_files.is_empty() {
         let parts: Vec<String> = conf

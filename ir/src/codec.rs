@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -241,14 +241,23 @@ pub(crate) mod tests {
     /// runtime refuses a new file as "wrong version" instead of misreading it.
     #[test]
     fn layout_change_needs_version_bump() {
-        let bytes = encode(&tiny(), [0; 32]);
-        let crc = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        // A small IR and one that uses every optional part (proxy, alias, rewrite, …).
+        let crc = |ir: &Ir| {
+            let bytes = encode(ir, [0; 32]);
+            u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]])
+        };
         assert_eq!(
-            (FORMAT_VERSION, crc),
-            (8, PINNED_CRC),
-            "IR layout changed: bump FORMAT_VERSION and update PINNED_CRC"
+            (
+                FORMAT_VERSION,
+                crc(&tiny()),
+                crc(&crate::verify::tests::rich())
+            ),
+            (9, PINNED_CRC, PINNED_RICH_CRC),
+            "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
+
+    const PINNED_RICH_CRC: u32 = 263_625_721;
 
     const PINNED_CRC: u32 = 1_879_376_324;
 

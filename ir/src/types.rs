@@ -52,6 +52,22 @@ pub struct Ir {
     pub text: String,
 }
 
+/// The scheme of a `proxy_pass` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
 /// A string inside [`Ir::text`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct TextRef {
@@ -518,9 +534,10 @@ pub enum LogEscape {
 pub struct Proxy {
     pub upstream: UpstreamId,
     /// `http` or `https`.
-    pub scheme: String,
-    /// The `host[:port]` as written in proxy_pass (the default `$proxy_host`).
-    pub proxy_host: String,
+    pub scheme: Scheme,
+    /// The `host[:port]` as written in proxy_pass (the default `$proxy_host`), in
+    /// [`Ir::text`].
+    pub proxy_host: TextRef,
     /// The URI part of proxy_pass, if any (replaces the matched location prefix).
     pub uri: Option<Template>,
     /// Upstream given by variables: resolved at request time.

@@ -262,6 +262,15 @@ impl Ir {
                     .is_some(),
                 || "location name outside the text arena".to_string(),
             )?;
+            if let Some(p) = &l.conf.proxy {
+                let start = p.proxy_host.start as usize;
+                check(
+                    self.text
+                        .get(start..start.saturating_add(p.proxy_host.len as usize))
+                        .is_some(),
+                    || "proxy host outside the text arena".to_string(),
+                )?;
+            }
             c.server(l.server)?;
             c.source(l.source)?;
             c.tree(l.tree())?;
@@ -349,7 +358,7 @@ pub(crate) mod tests {
     /// `tiny()` with something of everything verify looks into: a user variable, an
     /// explicit upstream with a hash key, a proxying location, a regex, error pages,
     /// headers, redirect rules and a rewrite.
-    fn rich() -> Ir {
+    pub(crate) fn rich() -> Ir {
         let mut ir = crate::codec::tests::tiny();
         let var = |i: u32| Template {
             parts: vec![Part::Var(Var::User(i))],
@@ -382,8 +391,8 @@ pub(crate) mod tests {
         let mut conf = conf();
         conf.proxy = Some(Box::new(Proxy {
             upstream: UpstreamId(0),
-            scheme: "http".into(),
-            proxy_host: "app".into(),
+            scheme: Scheme::Http,
+            proxy_host: TextRef::default(),
             uri: Some(var(0)),
             dynamic: None,
         }));

@@ -403,8 +403,8 @@ impl Lower<'_> {
             let upstream = self.implicit_upstream("$dynamic".to_string());
             return Some(Proxy {
                 upstream,
-                scheme: scheme.into(),
-                proxy_host: String::new(),
+                scheme: Scheme::Http,
+                proxy_host: TextRef::default(),
                 uri: None,
                 dynamic: Some(t),
             });
@@ -499,8 +499,8 @@ impl Lower<'_> {
         };
         Some(Proxy {
             upstream,
-            scheme: scheme.into(),
-            proxy_host: hostport.to_string(),
+            scheme: Scheme::Http,
+            proxy_host: self.ir.push_text(hostport),
             uri: uri.map(Template::literal),
             dynamic: None,
         })
