@@ -255,7 +255,12 @@ fn start_status_reload_logs_stop() {
     );
     assert_ne!(json["digest"].as_str(), Some(digest1.as_str()));
     assert_eq!(json["pid"].as_i64(), Some(i64::from(pid)));
-    assert_eq!(site.get("/"), "v2\n");
+    // The old worker may accept a connection until it has seen QUIT.
+    assert!(
+        wait_until(Duration::from_secs(10), || (0..5)
+            .all(|_| site.get("/") == "v2\n")),
+        "v2 not served after the reload"
+    );
 
     // reload with a broken config: the diagnostic, exit 1, and v2 still served.
     site.write_conf(BROKEN);
