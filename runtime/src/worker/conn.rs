@@ -476,8 +476,11 @@ impl Conn {
     /// `sendfile off`: the file body through a pool buffer (pread + write).
     fn copy_file(&mut self, w: &mut Worker<'_>) -> Option<bool> {
         use std::os::unix::fs::FileExt;
-        let mut buf = w.pool.get();
-        buf.resize(32 * 1024, 0);
+        // The worker's copy buffer: zeroed once, reused for every file.
+        let mut buf = std::mem::take(&mut w.copy_buf);
+        if buf.len() < 32 * 1024 {
+            buf.resize(32 * 1024, 0);
+        }
         let result = loop {
             let Some(f) = self.file.as_mut() else {
                 break Some(true);
@@ -523,7 +526,7 @@ impl Conn {
                 Err(_) => break None,
             }
         };
-        w.pool.put(buf);
+        w.copy_buf = buf;
         result
     }
 

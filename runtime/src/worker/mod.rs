@@ -69,6 +69,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) scratch: request::Scratch,
     /// Graceful stop in progress: answer with `Connection: close`.
     pub(crate) draining: bool,
+    /// Bounce buffer for file bodies with `sendfile off`.
+    pub(crate) copy_buf: Vec<u8>,
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -148,6 +150,7 @@ pub fn run(
         access: respond::AccessLogs::new(loaded),
         scratch: request::Scratch::default(),
         draining: false,
+        copy_buf: Vec::new(),
     };
     elog!(
         w.elog,
