@@ -35,6 +35,9 @@ const CONN_BASE: usize = 1 << 20;
 struct Listener {
     sock: TcpListener,
     bound_addr: SocketAddr,
+    /// The IR listener of every connection on this socket, when the socket is bound to a
+    /// specific address (no getsockname needed per connection).
+    fixed: Option<usize>,
 }
 
 /// Buffers handed out to connections and returned on close, so steady-state serving does
@@ -133,9 +136,19 @@ pub fn run(
             elog!(elog, Emerg, "cannot watch {}: {e}", b.addr);
             return 2;
         }
+        let fixed = if b.addr.ip().is_unspecified() {
+            None
+        } else {
+            loaded
+                .ir
+                .listeners
+                .iter()
+                .position(|l| crate::listen::parse_addr(&l.addr) == Some(b.addr))
+        };
         listeners.push(Listener {
             sock,
             bound_addr: b.addr,
+            fixed,
         });
     }
     let max_conns = loaded.ir.main.worker_connections.max(2) as usize;
@@ -295,8 +308,13 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
             drop(stream);
             continue;
         }
-        let local = stream.local_addr().unwrap_or(l.bound_addr);
-        let listener = w.ir_listener_for(local, l.bound_addr);
+        let (local, listener) = match l.fixed {
+            Some(i) => (l.bound_addr, Some(i)),
+            None => {
+                let local = stream.local_addr().unwrap_or(l.bound_addr);
+                (local, w.ir_listener_for(local, l.bound_addr))
+            }
+        };
         let Some(listener) = listener else {
             drop(stream);
             continue;
