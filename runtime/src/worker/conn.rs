@@ -78,6 +78,8 @@ pub(crate) struct Conn {
     pub(crate) send_timeout_ms: u64,
     pub(crate) body_timeout_ms: u64,
     pub(crate) interest: Interest,
+    /// `tcp_nodelay on`: set TCP_NODELAY once the connection is kept alive.
+    pub(crate) nodelay: bool,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -116,10 +118,11 @@ impl Conn {
     ) -> Conn {
         let s = w.default_settings(listener);
         let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
-        if s.is_none_or(|s| s.tcp_nodelay) {
-            let _ = sock.set_nodelay(true);
-        }
+        // TCP_NODELAY is set when the connection is first kept alive, as nginx does: a
+        // connection that closes after one response never needs it.
+        let nodelay = s.is_none_or(|s| s.tcp_nodelay);
         Conn {
+            nodelay,
             sock,
             peer,
             local,
@@ -536,6 +539,9 @@ impl Conn {
         self.finished.body_bytes = body_in_wbuf + self.body_sent;
         w.log_access(self);
         self.served += 1;
+        if self.served == 1 && self.nodelay && !self.close_after {
+            let _ = self.sock.set_nodelay(true);
+        }
         let consumed = self.head_len.min(self.rbuf.len());
         self.rbuf.drain(..consumed);
         self.head_len = 0;

@@ -237,7 +237,7 @@ pub fn run(
                             .get(key)
                             .is_some_and(|c| c.is_idle() && c.served > 0 && c.close_after);
                     if done || finished_draining {
-                        close(&mut conns, key, &poll, &mut w);
+                        close(&mut conns, key, &mut w);
                     } else if let Some(c) = conns.get_mut(key) {
                         c.update_interest(&poll, Token(t));
                     }
@@ -258,7 +258,7 @@ pub fn run(
                 if let Some(c) = conns.get_mut(key) {
                     c.on_timeout(&mut w);
                 }
-                close(&mut conns, key, &poll, &mut w);
+                close(&mut conns, key, &mut w);
             }
         }
         if quitting && conns.is_empty() {
@@ -337,16 +337,16 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
             .get_mut(key)
             .is_some_and(|c| c.on_event(w, true, false));
         if done {
-            close(conns, key, poll, w);
+            close(conns, key, w);
         } else if let Some(c) = conns.get_mut(key) {
             c.update_interest(poll, token);
         }
     }
 }
 
-fn close(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>) {
-    if let Some(mut c) = conns.try_remove(key) {
-        let _ = poll.registry().deregister(&mut c.sock);
+fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
+    if let Some(c) = conns.try_remove(key) {
+        // Closing the socket removes it from epoll (Linux), so no deregister syscall.
         c.release(w);
     }
 }
