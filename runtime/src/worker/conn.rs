@@ -440,18 +440,7 @@ impl Conn {
                     Some(&mut off),
                     count,
                 ) {
-                    Ok(0) => {
-                        // The file shrank under us: nothing more to send; the response is
-                        // short, so the connection cannot be reused.
-                        elog!(
-                            w.elog,
-                            Crit,
-                            "file was truncated while being sent, client: {}",
-                            self.peer.ip()
-                        );
-                        self.file = None;
-                        return None;
-                    }
+                    Ok(0) => return self.file_truncated(w),
                     Ok(n) => {
                         f.offset = off;
                         self.body_sent += n as u64;
@@ -476,7 +465,20 @@ impl Conn {
         Some(true)
     }
 
-    /// `sendfile off`: the file body through a pool buffer (pread + write).
+    /// The file shrank under a transfer: nothing more can be sent and the response is
+    /// short, so the connection cannot be reused (the caller closes it).
+    fn file_truncated(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        elog!(
+            w.elog,
+            Crit,
+            "file was truncated while being sent, client: {}",
+            self.peer.ip()
+        );
+        self.file = None;
+        None
+    }
+
+    /// `sendfile off`: the file body through the worker's bounce buffer (pread + write).
     fn copy_file(&mut self, w: &mut Worker<'_>) -> Option<bool> {
         use std::os::unix::fs::FileExt;
         // The worker's copy buffer: zeroed once, reused for every file.
@@ -494,16 +496,7 @@ impl Conn {
             }
             let want = ((f.end - f.offset) as usize).min(buf.len());
             let n = match f.file.read_at(&mut buf[..want], f.offset as u64) {
-                Ok(0) => {
-                    elog!(
-                        w.elog,
-                        Crit,
-                        "file was truncated while being sent, client: {}",
-                        self.peer.ip()
-                    );
-                    self.file = None;
-                    break None;
-                }
+                Ok(0) => break self.file_truncated(w),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {

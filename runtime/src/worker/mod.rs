@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use slab::Slab;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const SIGNAL: Token = Token(usize::MAX - 1);
@@ -125,14 +125,12 @@ pub fn run(
         };
         let _ = std_sock.set_nonblocking(true);
         let mut sock = TcpListener::from_std(std_sock);
-        let registered = if b.reuseport {
-            poll.registry()
-                .register(&mut sock, Token(i), Interest::READABLE)
-                .map_err(|e| e.to_string())
-        } else {
-            register_exclusive(&poll, &sock, Token(i))
-        };
-        if let Err(e) = registered {
+        // Each worker has its own SO_REUSEPORT socket per listener (listen.rs), so an
+        // ordinary registration wakes only this worker.
+        if let Err(e) = poll
+            .registry()
+            .register(&mut sock, Token(i), Interest::READABLE)
+        {
             elog!(elog, Emerg, "cannot watch {}: {e}", b.addr);
             return 2;
         }
@@ -267,23 +265,6 @@ pub fn run(
             return 0;
         }
     }
-}
-
-/// Watches a listening socket that every worker shares with `EPOLLEXCLUSIVE`, so a new
-/// connection wakes one waiting worker instead of all of them (no thundering herd).
-/// mio has no flag for it, so the socket is added to mio's epoll instance directly, with the
-/// token as the event data exactly as mio's own registrations carry it; mio's `deregister`
-/// removes it like any other.
-fn register_exclusive(poll: &Poll, sock: &TcpListener, token: Token) -> Result<(), String> {
-    use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
-    let fd = nix::unistd::dup(poll.as_raw_fd()).map_err(|e| e.to_string())?;
-    // SAFETY: `dup` just returned this descriptor, owned by nothing else.
-    let epoll = Epoll(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
-    let event = EpollEvent::new(
-        EpollFlags::EPOLLIN | EpollFlags::EPOLLET | EpollFlags::EPOLLEXCLUSIVE,
-        token.0 as u64,
-    );
-    epoll.add(sock, event).map_err(|e| e.to_string())
 }
 
 fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, max: usize) {
