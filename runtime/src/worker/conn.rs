@@ -299,12 +299,8 @@ impl Conn {
         };
         let parsed = parse_head(&self.rbuf, &limits, &mut w.scratch.head);
         match parsed {
-            Ok(Parsed::Partial) => {
-                self.started_if_first();
-                None
-            }
+            Ok(Parsed::Partial) => None,
             Ok(Parsed::Complete) => {
-                self.started_if_first();
                 self.head_len = w.scratch.head.head_len;
                 self.answer(w);
                 Some(true)
@@ -321,12 +317,6 @@ impl Conn {
                 self.answer_error(w, e.status());
                 Some(true)
             }
-        }
-    }
-
-    fn started_if_first(&mut self) {
-        if self.head_len == 0 && self.phase == Phase::Head && self.wbuf.is_empty() {
-            // `started` is set when the first byte of a request is seen.
         }
     }
 
