@@ -15,5 +15,6 @@ pub mod etag;
 pub mod range;
 pub mod request;
 pub mod response;
+pub mod upstream;
 
 pub use error::HttpError;
