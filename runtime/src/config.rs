@@ -3,6 +3,7 @@
 //! it copy-on-write.
 
 use proton_ir::{Header, Ir, RegexId};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,37 @@ pub struct Loaded {
     /// Time to read, decode and verify the file, and to compile its regexes.
     pub load_time: Duration,
     pub regex_time: Duration,
+    /// The address of every upstream server, by upstream then server index, resolved once
+    /// at load (and so again at every reload). `None` for the servers of a `proxy_pass`
+    /// given by variables (resolved per request).
+    pub upstream_addrs: Vec<Vec<Option<SocketAddr>>>,
+}
+
+/// Resolves an upstream server address as written (`host:port`, `host` meaning port 80,
+/// `[v6]:port`). A name resolving to several addresses uses the first (nginx makes one peer
+/// of each; documented).
+pub fn resolve_upstream(address: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = address.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let has_port = match address.rsplit_once(':') {
+        Some((h, p)) => !h.ends_with(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    };
+    let with_port = if has_port {
+        address.to_string()
+    } else {
+        format!("{address}:80")
+    };
+    if let Ok(a) = with_port.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match with_port.to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| format!("host not found in upstream \"{address}\"")),
+        Err(e) => Err(format!("host not found in upstream \"{address}\" ({e})")),
+    }
 }
 
 impl Loaded {
@@ -78,6 +110,21 @@ impl Loaded {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         };
         let prefix = std::fs::canonicalize(&prefix).unwrap_or(prefix);
+        let mut upstream_addrs = Vec::with_capacity(ir.upstreams.len());
+        for u in &ir.upstreams {
+            let mut addrs = Vec::with_capacity(u.servers.len());
+            for s in &u.servers {
+                let a = resolve_upstream(&s.address).map_err(|e| {
+                    LoadError(format!(
+                        "{}: {e} in upstream \"{}\"",
+                        path.display(),
+                        u.name
+                    ))
+                })?;
+                addrs.push(Some(a));
+            }
+            upstream_addrs.push(addrs);
+        }
         Ok(Loaded {
             ir,
             header,
@@ -87,6 +134,7 @@ impl Loaded {
             path: path.to_path_buf(),
             load_time,
             regex_time,
+            upstream_addrs,
         })
     }
 

@@ -165,19 +165,6 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     let count = loaded.worker_count();
-    let proxies = loaded
-        .ir
-        .locations
-        .iter()
-        .filter(|l| l.conf.proxy.is_some())
-        .count();
-    if proxies > 0 {
-        elog!(
-            elog,
-            Alert,
-            "{proxies} location(s) use proxy_pass, which this build of proton-run does not implement yet: they answer 502"
-        );
-    }
     elog!(
         elog,
         Notice,

@@ -21,6 +21,8 @@ pub(crate) enum Phase {
     Head,
     Write,
     Discard,
+    /// A proxied request in flight (`Conn::proxy`).
+    Proxy,
 }
 
 /// How much of the request body is still to be dropped.
@@ -80,12 +82,20 @@ pub(crate) struct Conn {
     pub(crate) interest: Interest,
     /// `tcp_nodelay on`: set TCP_NODELAY once the connection is kept alive.
     pub(crate) nodelay: bool,
+    /// This connection's key in the worker's slab (upstream sockets point back to it).
+    pub(crate) key: usize,
+    /// The proxied request in flight, in [`Phase::Proxy`].
+    pub(crate) proxy: Option<Box<super::proxy::Proxy>>,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
 /// needed) and extends `buf` by what was read, without zero-filling the buffer first (which
 /// cost more than the rest of a request).
-fn read_into_spare(sock: &TcpStream, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+pub(crate) fn read_into_spare(
+    sock: &TcpStream,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
     use std::os::fd::AsRawFd;
     buf.reserve(want);
     let spare = buf.spare_capacity_mut();
@@ -114,6 +124,7 @@ impl Conn {
         peer: SocketAddr,
         local: SocketAddr,
         listener: usize,
+        key: usize,
         w: &mut Worker<'_>,
     ) -> Conn {
         let s = w.default_settings(listener);
@@ -146,11 +157,16 @@ impl Conn {
             send_timeout_ms: 60_000,
             body_timeout_ms: 60_000,
             interest: Interest::READABLE,
+            key,
+            proxy: None,
         }
     }
 
     /// Gives the buffers back to the pool.
     pub(crate) fn release(mut self, w: &mut Worker<'_>) {
+        if self.proxy.is_some() {
+            w.proxy_abort(&mut self);
+        }
         w.pool.put(std::mem::take(&mut self.rbuf));
         w.pool.put(std::mem::take(&mut self.wbuf));
     }
@@ -161,10 +177,10 @@ impl Conn {
     }
 
     pub(crate) fn update_interest(&mut self, poll: &Poll, token: Token) {
-        let want = if self.phase == Phase::Write {
-            Interest::WRITABLE
-        } else {
-            Interest::READABLE
+        let want = match self.phase {
+            Phase::Write => Interest::WRITABLE,
+            Phase::Proxy => Interest::READABLE | Interest::WRITABLE,
+            _ => Interest::READABLE,
         };
         if want != self.interest {
             self.interest = want;
@@ -172,8 +188,13 @@ impl Conn {
         }
     }
 
-    /// A deadline passed: log what nginx logs, then the caller closes.
-    pub(crate) fn on_timeout(&mut self, w: &mut Worker<'_>) {
+    /// A deadline passed: log what nginx logs. Returns true when the caller must close the
+    /// connection (a proxied request may instead move on to the next upstream or answer 504).
+    pub(crate) fn on_timeout(&mut self, w: &mut Worker<'_>) -> bool {
+        if self.phase == Phase::Proxy {
+            let d = w.proxy_timeout(self);
+            return self.after_drive(w, d);
+        }
         match self.phase {
             Phase::Head if !self.rbuf.is_empty() => {
                 elog!(w.elog, Info, "client timed out (110: client_header_timeout) while reading client request headers, client: {}", self.peer.ip());
@@ -185,7 +206,28 @@ impl Conn {
             Phase::Discard => {
                 elog!(w.elog, Info, "client timed out (110: client_body_timeout) while reading client request body, client: {}", self.peer.ip());
             }
-            Phase::Head => {}
+            Phase::Head | Phase::Proxy => {}
+        }
+        true
+    }
+
+    /// Acts on what the proxy reported; true = close now.
+    fn after_drive(&mut self, w: &mut Worker<'_>, d: super::proxy::Drive) -> bool {
+        use super::proxy::Drive;
+        match d {
+            Drive::Blocked => false,
+            Drive::Close => true,
+            Drive::Finished => {
+                self.finish(w);
+                if self.close_after {
+                    return true;
+                }
+                self.on_event(w, true, true)
+            }
+            Drive::Failed(code) => {
+                self.answer_proxy_error(w, code);
+                self.on_event(w, true, true)
+            }
         }
     }
 
@@ -217,6 +259,24 @@ impl Conn {
                         Fill::Data => continue,
                         Fill::WouldBlock => return false,
                         Fill::Closed => return true,
+                    }
+                }
+                Phase::Proxy => {
+                    use super::proxy::Drive;
+                    match w.drive(self) {
+                        Drive::Blocked => return false,
+                        Drive::Close => return true,
+                        Drive::Finished => {
+                            self.finish(w);
+                            if self.close_after {
+                                return true;
+                            }
+                            continue;
+                        }
+                        Drive::Failed(code) => {
+                            self.answer_proxy_error(w, code);
+                            continue;
+                        }
                     }
                 }
                 Phase::Write => match self.flush(w) {
@@ -363,6 +423,27 @@ impl Conn {
         self.keepalive_ms = out.keepalive_ms;
         self.send_timeout_ms = out.send_timeout_ms;
         self.body_timeout_ms = out.body_timeout_ms;
+        if let Some(p) = self.proxy.as_ref().filter(|_| out.proxy) {
+            self.deadline = p.deadline;
+            self.phase = Phase::Proxy;
+            return;
+        }
+        self.phase = Phase::Write;
+        self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
+    }
+
+    /// A proxied request failed before the client saw anything: answer `status` (through
+    /// error_page) as if the location had answered it.
+    fn answer_proxy_error(&mut self, w: &mut Worker<'_>, status: u16) {
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.body_sent = 0;
+        let out = w.proxy_error(self, status);
+        self.close_after |= out.close;
+        self.finished.status = out.status;
+        self.finished.location = out.location;
+        self.finished.header_bytes = out.header_bytes as u64;
+        self.finished.body_bytes = 0;
         self.phase = Phase::Write;
         self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms);
     }

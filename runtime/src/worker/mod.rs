@@ -5,6 +5,7 @@
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
 mod conn;
+mod proxy;
 mod request;
 mod respond;
 mod static_files;
@@ -74,6 +75,10 @@ pub(crate) struct Worker<'a> {
     pub(crate) draining: bool,
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
+    /// Upstream connections, keep-alive caches and balancers.
+    pub(crate) ups: proxy::Upstreams,
+    /// For registering upstream sockets.
+    pub(crate) registry: mio::Registry,
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -150,6 +155,14 @@ pub fn run(
         });
     }
     let max_conns = loaded.ir.main.worker_connections.max(2) as usize;
+    let registry = match poll.registry().try_clone() {
+        Ok(r) => r,
+        Err(e) => {
+            elog!(elog, Emerg, "epoll registry: {e}");
+            return 2;
+        }
+    };
+    let seed = u64::from(std::process::id()) ^ generation.rotate_left(32) ^ slot as u64;
     let mut w = Worker {
         loaded,
         elog,
@@ -162,6 +175,8 @@ pub fn run(
         scratch: request::Scratch::default(),
         draining: false,
         copy_buf: Vec::new(),
+        ups: proxy::Upstreams::new(loaded, seed),
+        registry,
     };
     elog!(
         w.elog,
@@ -224,22 +239,12 @@ pub fn run(
                         accept_all(l, &mut conns, &poll, &mut w, max_conns);
                     }
                 }
-                Token(t) => {
-                    let key = t - CONN_BASE;
-                    let done = match conns.get_mut(key) {
-                        Some(c) => c.on_event(&mut w, ev.is_readable(), ev.is_writable()),
-                        None => false,
-                    };
-                    let finished_draining = quitting
-                        && conns
-                            .get(key)
-                            .is_some_and(|c| c.is_idle() && c.served > 0 && c.close_after);
-                    if done || finished_draining {
-                        close(&mut conns, key, &mut w);
-                    } else if let Some(c) = conns.get_mut(key) {
-                        c.update_interest(&poll, Token(t));
-                    }
-                }
+                Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
+                    Some(Some(key)) => conn_event(&mut conns, key, &poll, &mut w, quitting),
+                    Some(None) => w.ups.idle_event(t - proxy::UP_BASE),
+                    None => {}
+                },
+                Token(t) => conn_event(&mut conns, t - CONN_BASE, &poll, &mut w, quitting),
             }
         }
         active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -253,11 +258,14 @@ pub fn run(
                 .map(|(k, _)| k)
                 .collect();
             for key in expired {
-                if let Some(c) = conns.get_mut(key) {
-                    c.on_timeout(&mut w);
+                let close_it = conns.get_mut(key).is_some_and(|c| c.on_timeout(&mut w));
+                if close_it {
+                    close(&mut conns, key, &mut w);
+                } else if let Some(c) = conns.get_mut(key) {
+                    c.update_interest(&poll, Token(CONN_BASE + key));
                 }
-                close(&mut conns, key, &mut w);
             }
+            w.ups.sweep(now);
         }
         if quitting && conns.is_empty() {
             w.access.flush_all();
@@ -302,7 +310,7 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
         };
         let entry = conns.vacant_entry();
         let key = entry.key();
-        let mut conn = Conn::new(stream, peer, local, listener, w);
+        let mut conn = Conn::new(stream, peer, local, listener, key, w);
         let token = Token(CONN_BASE + key);
         if let Err(e) = poll
             .registry()
@@ -322,6 +330,23 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
         } else if let Some(c) = conns.get_mut(key) {
             c.update_interest(poll, token);
         }
+    }
+}
+
+/// Readiness on client connection `key` (or on the upstream socket it owns).
+fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>, quitting: bool) {
+    let done = match conns.get_mut(key) {
+        Some(c) => c.on_event(w, true, true),
+        None => false,
+    };
+    let finished_draining = quitting
+        && conns
+            .get(key)
+            .is_some_and(|c| c.is_idle() && c.served > 0 && c.close_after);
+    if done || finished_draining {
+        close(conns, key, w);
+    } else if let Some(c) = conns.get_mut(key) {
+        c.update_interest(poll, Token(CONN_BASE + key));
     }
 }
 

@@ -49,6 +49,9 @@ pub(crate) struct Scratch {
     pub(crate) mtime: Option<i64>,
     pub(crate) tmp: Vec<u8>,
     pub(crate) path: Vec<u8>,
+    /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
+    /// escaped instead of the client's own).
+    pub(crate) uri_changed: bool,
 }
 
 /// What the connection needs to know about the answer.
@@ -60,6 +63,8 @@ pub(crate) struct Outcome {
     pub(crate) keepalive_ms: u64,
     pub(crate) send_timeout_ms: u64,
     pub(crate) body_timeout_ms: u64,
+    /// The request went to the proxy, which answers later (`Conn::proxy`).
+    pub(crate) proxy: bool,
 }
 
 /// The result of running a script.
@@ -85,6 +90,8 @@ pub(crate) enum Handled {
     Redirect,
     /// To a named location.
     Named(String),
+    /// Proxied: the answer comes from the upstream, later.
+    Proxy,
 }
 
 impl Worker<'_> {
@@ -113,9 +120,49 @@ impl Worker<'_> {
 
     /// Answers the request whose head is in `scratch.head`, writing into `conn`.
     pub(crate) fn handle_request(&mut self, conn: &mut Conn) -> Outcome {
-        let ir = &self.loaded.ir;
         let mut head = std::mem::take(&mut self.scratch.head);
-        let buf_len = conn.head_len;
+        let (sid, ok) = self.prepare(conn, &head);
+        let server_default = self.loaded.ir.servers[sid.0 as usize].default_location;
+        let outcome = if !ok {
+            elog!(
+                self.elog,
+                Info,
+                "client sent invalid request URI, client: {}",
+                conn.peer.ip()
+            );
+            self.finish_status(conn, &head, 400, server_default, true)
+        } else {
+            self.route(conn, &head, sid, None)
+        };
+        self.scratch.head = std::mem::take(&mut head);
+        outcome
+    }
+
+    /// A proxied request failed before anything was sent to the client: answers `status`
+    /// for the location that proxied it, through its error_page.
+    pub(crate) fn proxy_error(&mut self, conn: &mut Conn, status: u16) -> Outcome {
+        let ir = &self.loaded.ir;
+        let loc = LocationId(conn.finished.location.unwrap_or(0));
+        let Some(sid) = ir.locations.get(loc.0 as usize).map(|l| l.server) else {
+            let head = RequestHead::default();
+            return self.finish_status(conn, &head, status, loc, true);
+        };
+        let head = self.reparse_head(conn).unwrap_or_default();
+        let _ = self.prepare(conn, &head);
+        self.scratch.served = conn.served;
+        self.route(conn, &head, sid, Some((loc, status)))
+    }
+
+    /// The head of the current request, parsed again from `conn.rbuf`.
+    pub(crate) fn reparse_head(&self, conn: &Conn) -> Option<RequestHead> {
+        self.reparse(conn, &RequestHead::default())
+    }
+
+    /// Host, server, URI and arguments of the request in `head`; false when the URI does
+    /// not normalise (400).
+    fn prepare(&mut self, conn: &Conn, head: &RequestHead) -> (ServerId, bool) {
+        let ir = &self.loaded.ir;
+        self.scratch.uri_changed = false;
         // Host: the absolute-form authority, else the Host header (lowercased, no port).
         let host_raw = head
             .absolute_host
@@ -152,42 +199,51 @@ impl Worker<'_> {
                 self.capture(*re, &h);
             }
         }
-        let ir = &self.loaded.ir;
-        let server = &ir.servers[sid.0 as usize];
-        let server_default = server.default_location;
-        let _ = buf_len;
-        let outcome = if !ok {
-            elog!(
-                self.elog,
-                Info,
-                "client sent invalid request URI, client: {}",
-                conn.peer.ip()
-            );
-            self.finish_status(conn, &head, 400, server_default, true)
-        } else {
-            self.route(conn, &head, sid)
-        };
-        self.scratch.head = std::mem::take(&mut head);
-        outcome
+        (sid, ok)
     }
 
-    fn route(&mut self, conn: &mut Conn, head: &RequestHead, sid: ServerId) -> Outcome {
+    /// Runs the rewrite phase, picks the location and answers. With `pending`, starts at
+    /// that location's error_page handling of that status instead (a failed proxy).
+    fn route(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        sid: ServerId,
+        mut pending: Option<(LocationId, u16)>,
+    ) -> Outcome {
         let ir = &self.loaded.ir;
         let server = &ir.servers[sid.0 as usize];
         // Server-level rewrite phase.
-        match self.run_script(conn, head, sid, &server.script, server.default_location) {
-            Script::Return(code, has_text) => {
-                return self.answer_return(conn, head, code, has_text, server.default_location)
+        if pending.is_none() {
+            match self.run_script(conn, head, sid, &server.script, server.default_location) {
+                Script::Return(code, has_text) => {
+                    return self.answer_return(conn, head, code, has_text, server.default_location)
+                }
+                Script::Redirect(code) => {
+                    return self.answer_redirect(conn, head, code, server.default_location)
+                }
+                Script::Continue | Script::Restart | Script::Break => {}
             }
-            Script::Redirect(code) => {
-                return self.answer_redirect(conn, head, code, server.default_location)
-            }
-            Script::Continue | Script::Restart | Script::Break => {}
         }
-        let mut internal = false;
+        let mut internal = pending.is_some();
         let mut error_status: Option<(u16, Option<u16>)> = None;
         let mut named: Option<LocationId> = None;
         for _ in 0..=MAX_REDIRECTS {
+            if let Some((loc_id, code)) = pending.take() {
+                match self.error_page(
+                    conn,
+                    head,
+                    sid,
+                    loc_id,
+                    code,
+                    &mut error_status,
+                    &mut named,
+                    &mut internal,
+                ) {
+                    Some(out) => return out,
+                    None => continue,
+                }
+            }
             let loc_id = match named.take() {
                 Some(l) => l,
                 None => {
@@ -233,14 +289,7 @@ impl Worker<'_> {
                 Script::Continue | Script::Break => {}
             }
             let handled = if loc.conf.proxy.is_some() {
-                elog!(
-                    self.elog,
-                    Error,
-                    "proxy_pass is not implemented in this build, client: {}, request: \"{}\"",
-                    conn.peer.ip(),
-                    String::from_utf8_lossy(&self.scratch.uri)
-                );
-                Handled::Status(502)
+                self.proxy_start(conn, head, sid, loc_id)
             } else {
                 static_files::serve(self, conn, head, loc_id, error_status)
             };
@@ -252,6 +301,7 @@ impl Worker<'_> {
                     return self.outcome(status, false, loc_id, header_bytes);
                 }
                 Handled::Redirect => {
+                    self.scratch.uri_changed = true;
                     internal = true;
                     continue;
                 }
@@ -263,51 +313,26 @@ impl Worker<'_> {
                     internal = true;
                     continue;
                 }
+                Handled::Proxy => {
+                    return Outcome {
+                        proxy: true,
+                        ..self.outcome(0, false, loc_id, 0)
+                    };
+                }
                 Handled::Status(code) => {
-                    // error_page: once per request (nginx's recursive_error_pages off).
-                    if error_status.is_none() {
-                        if let Some(ep) = settings
-                            .error_pages
-                            .iter()
-                            .find(|e| e.codes.contains(&code))
-                        {
-                            self.scratch.tmp.clear();
-                            let ctx = self.ctx(conn, head, sid, code);
-                            let mut t = Vec::new();
-                            ctx.expand(&ep.target, &mut t);
-                            error_status = Some((code, ep.response));
-                            internal = true;
-                            if let Some(n) = t.strip_prefix(b"@") {
-                                let name = format!("@{}", String::from_utf8_lossy(n));
-                                match ir.find_named(sid, &name) {
-                                    Some(l) => named = Some(l),
-                                    None => {
-                                        return self.finish_status(conn, head, code, loc_id, false)
-                                    }
-                                }
-                                continue;
-                            }
-                            if t.starts_with(b"http://") || t.starts_with(b"https://") {
-                                self.scratch.tmp = t;
-                                let redirect = match ep.response {
-                                    Some(c) if (300..400).contains(&c) => c,
-                                    _ => 302,
-                                };
-                                return self.answer_redirect(conn, head, redirect, loc_id);
-                            }
-                            let (path, args) = match t.iter().position(|&b| b == b'?') {
-                                Some(i) => (t[..i].to_vec(), t[i + 1..].to_vec()),
-                                None => (t, Vec::new()),
-                            };
-                            self.scratch.uri = path;
-                            if !args.is_empty() {
-                                self.scratch.args = args;
-                            }
-                            continue;
-                        }
+                    match self.error_page(
+                        conn,
+                        head,
+                        sid,
+                        loc_id,
+                        code,
+                        &mut error_status,
+                        &mut named,
+                        &mut internal,
+                    ) {
+                        Some(out) => return out,
+                        None => continue,
                     }
-                    let status = error_status.map_or(code, |(orig, _)| orig.max(code));
-                    return self.finish_status(conn, head, status, loc_id, false);
                 }
             }
         }
@@ -320,6 +345,69 @@ impl Worker<'_> {
         );
         let d = ir.servers[sid.0 as usize].default_location;
         self.finish_status(conn, head, 500, d, false)
+    }
+
+    /// error_page for `code` answered by location `loc_id`: once per request (nginx's
+    /// recursive_error_pages off). `None`: go round the routing loop again (to the URI now in
+    /// `scratch.uri`, or to `named`); `Some`: the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn error_page(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        sid: ServerId,
+        loc_id: LocationId,
+        code: u16,
+        error_status: &mut Option<(u16, Option<u16>)>,
+        named: &mut Option<LocationId>,
+        internal: &mut bool,
+    ) -> Option<Outcome> {
+        let loaded = self.loaded;
+        let ir = &loaded.ir;
+        let settings = ir
+            .locations
+            .get(loc_id.0 as usize)
+            .and_then(|l| ir.settings.get(l.conf.settings.0 as usize));
+        if error_status.is_none() {
+            if let Some(ep) =
+                settings.and_then(|s| s.error_pages.iter().find(|e| e.codes.contains(&code)))
+            {
+                self.scratch.tmp.clear();
+                let ctx = self.ctx(conn, head, sid, code);
+                let mut t = Vec::new();
+                ctx.expand(&ep.target, &mut t);
+                *error_status = Some((code, ep.response));
+                *internal = true;
+                if let Some(n) = t.strip_prefix(b"@") {
+                    let name = format!("@{}", String::from_utf8_lossy(n));
+                    match ir.find_named(sid, &name) {
+                        Some(l) => *named = Some(l),
+                        None => return Some(self.finish_status(conn, head, code, loc_id, false)),
+                    }
+                    return None;
+                }
+                if t.starts_with(b"http://") || t.starts_with(b"https://") {
+                    self.scratch.tmp = t;
+                    let redirect = match ep.response {
+                        Some(c) if (300..400).contains(&c) => c,
+                        _ => 302,
+                    };
+                    return Some(self.answer_redirect(conn, head, redirect, loc_id));
+                }
+                let (path, args) = match t.iter().position(|&b| b == b'?') {
+                    Some(i) => (t[..i].to_vec(), t[i + 1..].to_vec()),
+                    None => (t, Vec::new()),
+                };
+                self.scratch.uri = path;
+                self.scratch.uri_changed = true;
+                if !args.is_empty() {
+                    self.scratch.args = args;
+                }
+                return None;
+            }
+        }
+        let status = error_status.map_or(code, |(orig, _)| orig.max(code));
+        Some(self.finish_status(conn, head, status, loc_id, false))
     }
 
     /// Runs regex `id` on `subject`; on a match, its groups become `$1`… and its named groups
@@ -378,6 +466,7 @@ impl Worker<'_> {
             request_time_ms: conn.started.elapsed().as_millis() as u64,
             document_root: b"",
             time_local: self.date.time_local(),
+            proxy_host: b"",
         }
     }
 
@@ -456,6 +545,7 @@ impl Worker<'_> {
                         self.scratch.args = new_args;
                     }
                     self.scratch.uri = path;
+                    self.scratch.uri_changed = true;
                     match flag {
                         RewriteFlag::Last => return Script::Restart,
                         RewriteFlag::Break => return Script::Break,
@@ -492,6 +582,7 @@ impl Worker<'_> {
             keepalive_ms: s.keepalive_timeout_ms,
             send_timeout_ms: s.send_timeout_ms,
             body_timeout_ms: s.client_body_timeout_ms,
+            proxy: false,
         }
     }
 

@@ -29,6 +29,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) document_root: &'a [u8],
     /// `$time_local`, formatted once a second by the worker.
     pub(crate) time_local: &'a [u8],
+    /// `$proxy_host` (`host[:port]` of proxy_pass) while proxy headers are made.
+    pub(crate) proxy_host: &'a [u8],
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -233,7 +235,20 @@ impl Ctx<'_> {
                 }
                 let _ = write!(out, "{}", self.peer.ip());
             }
-            // Upstream variables are empty until the proxy exists.
+            "proxy_host" => out.extend_from_slice(self.proxy_host),
+            "proxy_port" => {
+                let port = self
+                    .proxy_host
+                    .rsplit(|&b| b == b':')
+                    .next()
+                    .filter(|p| {
+                        !p.is_empty()
+                            && p.iter().all(u8::is_ascii_digit)
+                            && self.proxy_host.contains(&b':')
+                    })
+                    .unwrap_or(b"80");
+                out.extend_from_slice(port);
+            }
             _ => {}
         }
     }

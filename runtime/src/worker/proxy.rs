@@ -1,0 +1,1741 @@
+//! The reverse proxy: `proxy_pass` to an upstream group, inside the worker's event loop.
+//!
+//! A proxied request is a second state machine hung off the client connection
+//! ([`Proxy`], in `Conn::proxy`): `Connect` (non-blocking connect, bounded by
+//! proxy_connect_timeout) → `Send` (the request head, then the body streamed from the
+//! client) → `Head` (the response head, parsed as strictly as a client's request) → `Body`
+//! (streamed to the client with backpressure: the upstream is read only while the client
+//! buffer has room) or `Tunnel` (after a `101`, bytes both ways until either side closes).
+//!
+//! Upstream sockets live in the worker's own slab ([`Upstreams`]) with tokens above
+//! [`UP_BASE`]; each knows the client connection that owns it, or none while it waits in the
+//! keep-alive cache. A cached connection is not re-registered when it changes hands.
+//!
+//! Failures follow nginx: connect errors, resets and malformed heads are `error` /
+//! `invalid_header`, deadlines are `timeout`; `proxy_next_upstream` decides whether the
+//! request moves to the next server (never once the client has seen a byte, never for a
+//! non-idempotent request already sent unless `non_idempotent`, never when the request
+//! body was larger than what is kept for a replay). Otherwise 502 (504 for timeouts)
+//! through error_page.
+
+use super::conn::{read_into_spare, Conn};
+use super::request::Handled;
+use super::Worker;
+use crate::elog;
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::request::{Method, RequestHead};
+use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
+use crate::upstream::{Balancer, Outcome as Report};
+use mio::net::TcpStream;
+use mio::{Interest, Token};
+use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ProxyRedirect, ServerId};
+use slab::Slab;
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+/// Tokens of upstream sockets are `UP_BASE + key` in [`Upstreams::conns`].
+pub(crate) const UP_BASE: usize = 1 << 40;
+/// A request body up to this size is kept so the request can be sent again to the next
+/// server; a larger one streams through and cannot be retried once sent.
+const REPLAY_MAX: usize = 64 * 1024;
+/// Most request bytes buffered towards the upstream (the client is not read beyond it).
+const REQ_WINDOW: usize = 64 * 1024;
+/// Largest chunked request body buffered to send with a Content-Length to an HTTP/1.0
+/// upstream when client_max_body_size is 0 (unlimited).
+const CHUNKED_BUFFER_MAX: u64 = 1 << 20;
+/// Recycled proxy states kept per worker.
+const FREE_MAX: usize = 1024;
+
+/// One connection to an upstream server.
+pub(crate) struct UpConn {
+    sock: TcpStream,
+    upstream: usize,
+    peer: usize,
+    /// The client connection (slab key) using it; `None` while cached.
+    owner: Option<usize>,
+    /// Requests sent on it.
+    requests: u32,
+    /// When a cached connection is closed.
+    idle_until: Instant,
+}
+
+/// A worker's upstream connections, keep-alive caches and balancers.
+pub(crate) struct Upstreams {
+    conns: Slab<UpConn>,
+    /// Per IR upstream: cached idle connections (keys into `conns`), oldest first.
+    idle: Vec<Vec<usize>>,
+    balancers: Vec<Balancer>,
+    /// Proxy states for reuse, boxed as `Conn::proxy` holds them (no allocation per request).
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<Proxy>>,
+}
+
+impl Upstreams {
+    pub(crate) fn new(loaded: &crate::config::Loaded, seed: u64) -> Upstreams {
+        let ir = &loaded.ir;
+        Upstreams {
+            conns: Slab::new(),
+            idle: vec![Vec::new(); ir.upstreams.len()],
+            balancers: ir
+                .upstreams
+                .iter()
+                .enumerate()
+                .map(|(i, u)| Balancer::from_upstream(u, seed ^ (i as u64) << 17))
+                .collect(),
+            free: Vec::new(),
+        }
+    }
+
+    /// The owner of upstream socket `key`: `Some(Some(client))`, `Some(None)` when cached.
+    pub(crate) fn owner(&self, key: usize) -> Option<Option<usize>> {
+        self.conns.get(key).map(|u| u.owner)
+    }
+
+    /// An event on a cached connection: the upstream closed it (or sent something it
+    /// should not have); either way it cannot be used any more.
+    pub(crate) fn idle_event(&mut self, key: usize) {
+        let Some(u) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut probe = [0u8; 1];
+        match u.sock.read(&mut probe) {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            _ => self.close(key),
+        }
+    }
+
+    /// Closes cached connections past their keepalive_timeout.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for list in &self.idle {
+            for &k in list {
+                if self.conns.get(k).is_some_and(|u| u.idle_until <= now) {
+                    expired.push(k);
+                }
+            }
+        }
+        for k in expired {
+            self.close(k);
+        }
+    }
+
+    /// Closes upstream connection `key` (the kernel drops it from epoll on close).
+    fn close(&mut self, key: usize) {
+        if let Some(u) = self.conns.try_remove(key) {
+            if u.owner.is_none() {
+                if let Some(list) = self.idle.get_mut(u.upstream) {
+                    list.retain(|&k| k != key);
+                }
+            }
+        }
+    }
+
+    /// A cached connection to `peer` of upstream `u` that still looks alive.
+    fn take_idle(&mut self, u: usize, peer: usize, owner: usize) -> Option<usize> {
+        loop {
+            let list = self.idle.get_mut(u)?;
+            let pos = list
+                .iter()
+                .rposition(|&k| self.conns.get(k).is_some_and(|c| c.peer == peer))?;
+            let key = list.remove(pos);
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            // A connection the upstream closed while cached reads EOF (or data it should
+            // not have sent): drop it and look for another.
+            let mut probe = [0u8; 1];
+            match c.sock.peek(&mut probe) {
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    c.owner = Some(owner);
+                    return Some(key);
+                }
+                _ => {
+                    self.conns.remove(key);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    Connect,
+    Send,
+    Head,
+    Body,
+    Tunnel,
+}
+
+/// What is still to be read of the client's request body.
+enum ReqBody {
+    None,
+    Length(u64),
+    /// Passed through chunked (HTTP/1.1 upstream), validated on the way.
+    Chunked(ChunkedDecoder),
+    /// Decoded into `Proxy::hold`, then sent with a Content-Length (HTTP/1.0 upstream).
+    Buffer(ChunkedDecoder),
+}
+
+/// What is still to come of the upstream's response body.
+enum RespBody {
+    None,
+    Length(u64),
+    /// `dechunk`: the client speaks HTTP/1.0, so the chunks are decoded on the way.
+    Chunked {
+        dec: ChunkedDecoder,
+        dechunk: bool,
+    },
+    UntilClose,
+}
+
+/// Why an attempt failed, in `proxy_next_upstream` terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    Error,
+    Timeout,
+    InvalidHeader,
+    Status(u16),
+}
+
+/// What the connection does next.
+pub(crate) enum Drive {
+    /// Waiting for a socket.
+    Blocked,
+    /// The response is out (the connection logs it and goes on).
+    Finished,
+    /// Close the client connection now (already logged if anything was answered).
+    Close,
+    /// Nothing was sent to the client: answer this status (error_page applies).
+    Failed(u16),
+}
+
+/// A proxied request in flight.
+pub(crate) struct Proxy {
+    pub(crate) sid: ServerId,
+    pub(crate) loc: LocationId,
+    upstream: usize,
+    st: St,
+    up: Option<usize>,
+    peer: usize,
+    /// The current attempt uses a cached connection.
+    cached: bool,
+    tried: Vec<usize>,
+    tries: u32,
+    first_try: Instant,
+    attempt_start: Instant,
+    /// The request towards the upstream: head, then body as it streams.
+    req: Vec<u8>,
+    req_pos: usize,
+    /// `req` still holds the whole request from its first byte.
+    replayable: bool,
+    /// Bytes of this request were written to the current upstream connection.
+    sent_any: bool,
+    body: ReqBody,
+    /// The upstream head as it arrives; a chunked request body being buffered.
+    hold: Vec<u8>,
+    resp: ResponseHead,
+    rbody: RespBody,
+    /// Hash key for `hash`/`ip_hash`.
+    key: Vec<u8>,
+    head_only: bool,
+    idempotent: bool,
+    client_minor: u8,
+    keep_client: bool,
+    /// The request asks for a protocol upgrade that may be tunnelled.
+    upgrade: bool,
+    /// The upstream connection cannot be reused (framing trouble, early close, tunnel).
+    spoiled: bool,
+    /// The client response is cut short: close the client once what is buffered is out.
+    broken: bool,
+    pub(crate) deadline: Instant,
+    /// Bytes written to the client (head included).
+    written: u64,
+    header_bytes: u64,
+    client_eof: bool,
+    upstream_eof: bool,
+}
+
+impl Proxy {
+    fn new() -> Proxy {
+        let now = Instant::now();
+        Proxy {
+            sid: ServerId(0),
+            loc: LocationId(0),
+            upstream: 0,
+            st: St::Connect,
+            up: None,
+            peer: 0,
+            cached: false,
+            tried: Vec::new(),
+            tries: 0,
+            first_try: now,
+            attempt_start: now,
+            req: Vec::new(),
+            req_pos: 0,
+            replayable: true,
+            sent_any: false,
+            body: ReqBody::None,
+            hold: Vec::new(),
+            resp: ResponseHead::default(),
+            rbody: RespBody::None,
+            key: Vec::new(),
+            head_only: false,
+            idempotent: true,
+            client_minor: 1,
+            keep_client: true,
+            upgrade: false,
+            spoiled: false,
+            broken: false,
+            deadline: now,
+            written: 0,
+            header_bytes: 0,
+            client_eof: false,
+            upstream_eof: false,
+        }
+    }
+
+    fn reset(&mut self) {
+        let now = Instant::now();
+        self.st = St::Connect;
+        self.up = None;
+        self.cached = false;
+        self.tried.clear();
+        self.tries = 0;
+        self.first_try = now;
+        self.attempt_start = now;
+        self.req.clear();
+        self.req_pos = 0;
+        self.replayable = true;
+        self.sent_any = false;
+        self.body = ReqBody::None;
+        self.hold.clear();
+        self.rbody = RespBody::None;
+        self.key.clear();
+        self.upgrade = false;
+        self.spoiled = false;
+        self.broken = false;
+        self.written = 0;
+        self.header_bytes = 0;
+        self.client_eof = false;
+        self.upstream_eof = false;
+    }
+}
+
+/// Bytes that nginx's `ngx_escape_uri(NGX_ESCAPE_URI)` escapes when a changed URI is sent.
+fn needs_escape(b: u8) -> bool {
+    b <= 0x20 || b >= 0x7f || matches!(b, b'#' | b'%' | b'?')
+}
+
+fn escape_into(src: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in src {
+        if needs_escape(b) {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+/// Request headers never passed on (hop-by-hop, or regenerated by the proxy).
+fn hop_by_hop_request(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 9] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"expect",
+        b"content-length",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Response headers never passed to the client (hop-by-hop, or written by the proxy).
+fn hop_by_hop_response(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 8] = [
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+/// Whether a comma-separated header value has `token` (case-insensitive).
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+impl Worker<'_> {
+    /// Starts proxying the request in `head` for location `loc`: builds the upstream
+    /// request, picks a server and connects. The answer comes later, from [`drive`].
+    pub(crate) fn proxy_start(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        sid: ServerId,
+        loc: LocationId,
+    ) -> Handled {
+        let ir = &self.loaded.ir;
+        let Some(l) = ir.locations.get(loc.0 as usize) else {
+            return Handled::Status(500);
+        };
+        let Some(proxy) = l.conf.proxy.as_deref() else {
+            return Handled::Status(500);
+        };
+        if proxy.dynamic.is_some() {
+            elog!(
+                self.elog,
+                Error,
+                "proxy_pass with variables is not supported yet, client: {}",
+                conn.peer.ip()
+            );
+            return Handled::Status(502);
+        }
+        let upstream = proxy.upstream.0 as usize;
+        let s = &ir.settings[l.conf.settings.0 as usize];
+        let ps = &s.proxy;
+        let http11 = ps.http_version == ProxyHttpVersion::Http11;
+        let mut p = self
+            .ups
+            .free
+            .pop()
+            .unwrap_or_else(|| Box::new(Proxy::new()));
+        p.reset();
+        p.sid = sid;
+        p.loc = loc;
+        p.upstream = upstream;
+        p.head_only = head.is_head();
+        let lock = conn
+            .rbuf
+            .get(head.method_range.clone())
+            .is_some_and(|m| m == b"LOCK");
+        p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
+        p.client_minor = head.minor_version;
+        p.keep_client = self.keep_alive(head, loc);
+        p.deadline = Instant::now() + Duration::from_millis(ps.connect_timeout_ms);
+
+        // The request line.
+        let mut req = std::mem::take(&mut p.req);
+        req.extend_from_slice(conn.rbuf.get(head.method_range.clone()).unwrap_or(b"GET"));
+        req.push(b' ');
+        let uri_at = req.len();
+        self.upstream_uri(conn, head, l.kind, l.name, proxy.uri.as_ref(), &mut req);
+        if req.len() == uri_at {
+            req.push(b'/');
+        }
+        req.extend_from_slice(if http11 {
+            b" HTTP/1.1\r\n"
+        } else {
+            b" HTTP/1.0\r\n"
+        });
+
+        // An upgrade is tunnelled only over HTTP/1.1 and never for h2c (a tunnel to an
+        // HTTP/2 upstream would carry requests past every rule here).
+        let client_upgrade = head.upgrade.clone().and_then(|r| conn.rbuf.get(r));
+        let h2c = client_upgrade.is_some_and(|v| has_token(v, b"h2c"));
+        if h2c {
+            elog!(
+                self.elog,
+                Info,
+                "refusing \"Upgrade: h2c\" towards the upstream, client: {}",
+                conn.peer.ip()
+            );
+        }
+
+        // proxy_set_header, with nginx's defaults merged in by the compiler.
+        let proxy_host = ir.text_of(proxy.proxy_host).as_bytes();
+        let mut sent_upgrade = false;
+        {
+            let mut ctx = self.ctx(conn, head, sid, 0);
+            ctx.proxy_host = proxy_host;
+            for (name, value) in &ps.set_headers {
+                let is_upgrade = name.eq_ignore_ascii_case("upgrade");
+                let is_conn = name.eq_ignore_ascii_case("connection");
+                if h2c && (is_upgrade || is_conn) {
+                    if is_conn {
+                        req.extend_from_slice(b"Connection: close\r\n");
+                    }
+                    continue;
+                }
+                let mark = req.len();
+                req.extend_from_slice(name.as_bytes());
+                req.extend_from_slice(b": ");
+                let value_at = req.len();
+                ctx.expand(value, &mut req);
+                if req.len() == value_at {
+                    // An empty value means "do not send" (nginx).
+                    req.truncate(mark);
+                    continue;
+                }
+                if is_upgrade {
+                    sent_upgrade = true;
+                }
+                req.extend_from_slice(b"\r\n");
+            }
+        }
+        p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c;
+
+        // The client's own headers, minus hop-by-hop ones and those set above.
+        let conn_tokens = head.get(&conn.rbuf, b"connection").unwrap_or(b"");
+        for (n, v) in head.fields(&conn.rbuf) {
+            if hop_by_hop_request(n)
+                || ps
+                    .set_headers
+                    .iter()
+                    .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
+                || has_token(conn_tokens, n)
+            {
+                continue;
+            }
+            req.extend_from_slice(n);
+            req.extend_from_slice(b": ");
+            req.extend_from_slice(v);
+            req.extend_from_slice(b"\r\n");
+        }
+
+        // Body framing.
+        let max_body = s.client_max_body_size;
+        if head.chunked {
+            if http11 {
+                req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                p.body = ReqBody::Chunked(if max_body > 0 {
+                    ChunkedDecoder::with_limit(max_body)
+                } else {
+                    ChunkedDecoder::default()
+                });
+            } else {
+                // Finished (Content-Length, blank line) once the body is decoded.
+                p.body = ReqBody::Buffer(ChunkedDecoder::with_limit(if max_body > 0 {
+                    max_body
+                } else {
+                    CHUNKED_BUFFER_MAX
+                }));
+            }
+        } else {
+            match head.content_length {
+                Some(n) => {
+                    let _ = write!(req, "Content-Length: {n}\r\n\r\n");
+                    p.body = if n > 0 {
+                        ReqBody::Length(n)
+                    } else {
+                        ReqBody::None
+                    };
+                }
+                None => req.extend_from_slice(b"\r\n"),
+            }
+        }
+        p.req = req;
+        if head.expect_continue
+            && !matches!(p.body, ReqBody::None)
+            && conn.rbuf.len() == conn.head_len
+        {
+            // The client waits for a go-ahead before sending the body.
+            let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+            let _ = conn.sock.write(v);
+        }
+
+        // The balancing key.
+        match &self.loaded.ir.upstreams[upstream].balance {
+            proton_ir::Balance::IpHash => match conn.peer.ip() {
+                std::net::IpAddr::V4(a) => p.key.extend_from_slice(&a.octets()),
+                std::net::IpAddr::V6(a) => p.key.extend_from_slice(&a.octets()),
+            },
+            proton_ir::Balance::Hash { key, .. } => {
+                let mut k = std::mem::take(&mut p.key);
+                self.ctx(conn, head, sid, 0).expand(key, &mut k);
+                p.key = k;
+            }
+            _ => {}
+        }
+        // The proxy consumes the body itself.
+        conn.discard = super::conn::Discard::None;
+        match self.connect(conn.key, &mut p) {
+            Ok(()) => {
+                conn.proxy = Some(p);
+                Handled::Proxy
+            }
+            Err(code) => {
+                conn.proxy = Some(p);
+                self.proxy_abort(conn);
+                Handled::Status(code)
+            }
+        }
+    }
+
+    /// The URI sent upstream (nginx's rules): with a URI part in proxy_pass, the matched
+    /// location prefix is replaced by it; without, the client's URI goes unchanged; a URI
+    /// changed by rewrite goes as changed (escaped), with the arguments.
+    fn upstream_uri(
+        &self,
+        conn: &Conn,
+        head: &RequestHead,
+        kind: LocationKind,
+        name: proton_ir::TextRef,
+        part: Option<&proton_ir::Template>,
+        out: &mut Vec<u8>,
+    ) {
+        let changed = self.scratch.uri_changed;
+        match part {
+            None if !changed => {
+                let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
+                if head.empty_path {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(target);
+                return;
+            }
+            Some(t) if !changed => {
+                let uri = &self.scratch.uri;
+                let prefix = self.loaded.ir.text_of(name).as_bytes();
+                let rest = match kind {
+                    LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact
+                        if uri.starts_with(prefix) =>
+                    {
+                        &uri[prefix.len()..]
+                    }
+                    _ => &uri[..],
+                };
+                // The URI part is a template (no variables allowed with a URI part in a
+                // location prefix, as nginx; literal text here).
+                for p in &t.parts {
+                    if let proton_ir::Part::Literal(s) = p {
+                        out.extend_from_slice(s.as_bytes());
+                    }
+                }
+                escape_into(rest, out);
+            }
+            _ => escape_into(&self.scratch.uri, out),
+        }
+        if !self.scratch.args.is_empty() {
+            out.push(b'?');
+            out.extend_from_slice(&self.scratch.args);
+        }
+    }
+
+    /// Picks a server (skipping those tried) and starts connecting, from the keep-alive
+    /// cache when it has a live connection to that server. `Err(status)`: no server left.
+    fn connect(&mut self, owner: usize, p: &mut Proxy) -> Result<(), u16> {
+        let u = p.upstream;
+        loop {
+            let now = Instant::now();
+            let Some(bal) = self.ups.balancers.get_mut(u) else {
+                return Err(502);
+            };
+            let Some(peer) = bal.pick(&p.key, now, &p.tried) else {
+                let name = &self.loaded.ir.upstreams[u].name;
+                elog!(
+                    self.elog,
+                    Error,
+                    "no live upstreams while connecting to upstream \"{name}\""
+                );
+                return Err(502);
+            };
+            bal.acquire(peer);
+            p.peer = peer;
+            p.tries += 1;
+            p.attempt_start = now;
+            p.sent_any = false;
+            p.req_pos = 0;
+            if let Some(key) = self.ups.take_idle(u, peer, owner) {
+                p.up = Some(key);
+                p.cached = true;
+                p.st = St::Send;
+                p.deadline =
+                    now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+                return Ok(());
+            }
+            p.cached = false;
+            let addr = self
+                .loaded
+                .upstream_addrs
+                .get(u)
+                .and_then(|a| a.get(peer))
+                .copied()
+                .flatten();
+            let result = match addr {
+                Some(a) => TcpStream::connect(a),
+                None => Err(std::io::Error::new(ErrorKind::NotFound, "no address")),
+            };
+            match result {
+                Ok(mut sock) => {
+                    let entry = self.ups.conns.vacant_entry();
+                    let key = entry.key();
+                    if let Err(e) = self.registry.register(
+                        &mut sock,
+                        Token(UP_BASE + key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
+                        elog!(self.elog, Alert, "cannot watch upstream connection: {e}");
+                        self.ups.balancers[u].release(peer);
+                        return Err(502);
+                    }
+                    entry.insert(UpConn {
+                        sock,
+                        upstream: u,
+                        peer,
+                        owner: Some(owner),
+                        requests: 0,
+                        idle_until: now,
+                    });
+                    p.up = Some(key);
+                    p.st = St::Connect;
+                    p.deadline =
+                        now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let addr = self.peer_name(u, peer);
+                    elog!(
+                        self.elog,
+                        Error,
+                        "connect() to {addr} failed ({e}) while connecting to upstream"
+                    );
+                    let bal = &mut self.ups.balancers[u];
+                    bal.release(peer);
+                    bal.report(peer, Report::Failure, now);
+                    p.tried.push(peer);
+                    if !self.may_retry(p, Fail::Error) {
+                        return Err(502);
+                    }
+                }
+            }
+        }
+    }
+
+    fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {
+        &self.settings_for(loc).proxy
+    }
+
+    fn peer_name(&self, u: usize, peer: usize) -> String {
+        self.loaded
+            .upstream_addrs
+            .get(u)
+            .and_then(|a| a.get(peer))
+            .copied()
+            .flatten()
+            .map_or_else(|| "?".to_string(), |a| a.to_string())
+    }
+
+    /// Whether a failed attempt may move to the next server (nginx's proxy_next_upstream).
+    fn may_retry(&self, p: &Proxy, fail: Fail) -> bool {
+        let ps = self.proxy_settings(p.loc);
+        let nu = &ps.next_upstream;
+        let allowed = match fail {
+            Fail::Error => nu.error,
+            Fail::Timeout => nu.timeout,
+            Fail::InvalidHeader => nu.invalid_header,
+            Fail::Status(500) => nu.http_500,
+            Fail::Status(502) => nu.http_502,
+            Fail::Status(503) => nu.http_503,
+            Fail::Status(504) => nu.http_504,
+            Fail::Status(403) => nu.http_403,
+            Fail::Status(404) => nu.http_404,
+            Fail::Status(429) => nu.http_429,
+            Fail::Status(_) => false,
+        };
+        allowed
+            && p.replayable
+            && p.written == 0
+            && (ps.next_upstream_tries == 0 || p.tries < ps.next_upstream_tries)
+            && (ps.next_upstream_timeout_ms == 0
+                || p.first_try.elapsed() < Duration::from_millis(ps.next_upstream_timeout_ms))
+            && (p.idempotent || !p.sent_any || nu.non_idempotent)
+    }
+
+    /// Ends the current attempt: the upstream connection is closed (or cached when
+    /// `reuse`), and the balancer is told.
+    fn end_attempt(&mut self, p: &mut Proxy, reuse: bool, report: Option<Report>) {
+        let u = p.upstream;
+        if let Some(key) = p.up.take() {
+            let up = &self.loaded.ir.upstreams[u];
+            let cache = reuse
+                && up.keepalive > 0
+                && !self.draining
+                && self.ups.conns.get(key).is_some_and(|c| {
+                    up.keepalive_requests == 0 || c.requests < up.keepalive_requests
+                });
+            if cache {
+                let now = Instant::now();
+                if let Some(c) = self.ups.conns.get_mut(key) {
+                    c.owner = None;
+                    c.idle_until = now + Duration::from_millis(up.keepalive_timeout_ms);
+                }
+                let list = &mut self.ups.idle[u];
+                list.push(key);
+                if list.len() > up.keepalive as usize {
+                    let oldest = list.remove(0);
+                    self.ups.conns.try_remove(oldest);
+                }
+            } else {
+                self.ups.conns.try_remove(key);
+            }
+            if let Some(bal) = self.ups.balancers.get_mut(u) {
+                bal.release(p.peer);
+                if let Some(r) = report {
+                    bal.report(p.peer, r, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// A failed attempt: the next server if allowed, else the status to answer.
+    fn fail(&mut self, conn_key: usize, p: &mut Proxy, fail: Fail, what: &str) -> Result<(), u16> {
+        let addr = self.peer_name(p.upstream, p.peer);
+        let stale = p.cached && fail == Fail::Error && p.hold.is_empty();
+        if !matches!(fail, Fail::Status(_)) {
+            elog!(self.elog, Error, "{what} while talking to upstream {addr}");
+        }
+        // A cached connection that turns out closed is not the server's fault: try again
+        // on a fresh connection when the request can be sent again.
+        let counts = !stale && !matches!(fail, Fail::Status(403 | 404));
+        self.end_attempt(p, false, counts.then_some(Report::Failure));
+        if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
+            p.hold.clear();
+            p.tries = p.tries.saturating_sub(1);
+            return self.connect(conn_key, p);
+        }
+        p.tried.push(p.peer);
+        if self.may_retry(p, fail) {
+            p.hold.clear();
+            return self.connect(conn_key, p);
+        }
+        Err(match fail {
+            Fail::Timeout => 504,
+            Fail::Status(s) => s,
+            _ => 502,
+        })
+    }
+
+    /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
+    pub(crate) fn proxy_abort(&mut self, conn: &mut Conn) {
+        if let Some(mut p) = conn.proxy.take() {
+            self.end_attempt(&mut p, false, None);
+            conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
+                ReqBody::None => super::conn::Discard::None,
+                ReqBody::Length(n) => super::conn::Discard::Length(n),
+                ReqBody::Chunked(d) | ReqBody::Buffer(d) => super::conn::Discard::Chunked(d),
+            };
+            self.recycle(p);
+        }
+    }
+
+    fn recycle(&mut self, mut p: Box<Proxy>) {
+        if self.ups.free.len() < FREE_MAX && p.req.capacity() <= 4 * REQ_WINDOW {
+            p.reset();
+            self.ups.free.push(p);
+        }
+    }
+
+    /// The request's upstream deadline passed.
+    pub(crate) fn proxy_timeout(&mut self, conn: &mut Conn) -> Drive {
+        let Some(mut p) = conn.proxy.take() else {
+            return Drive::Close;
+        };
+        let what = match p.st {
+            St::Connect => "upstream timed out (110: Connection timed out) while connecting",
+            St::Send => "upstream timed out (110: Connection timed out) while sending request",
+            St::Head => {
+                "upstream timed out (110: Connection timed out) while reading response header"
+            }
+            St::Body | St::Tunnel => {
+                let addr = self.peer_name(p.upstream, p.peer);
+                elog!(
+                    self.elog,
+                    Error,
+                    "upstream timed out (110: Connection timed out) while reading upstream {addr}, client: {}",
+                    conn.peer.ip()
+                );
+                if p.st == St::Tunnel {
+                    self.log_access(conn);
+                }
+                conn.proxy = Some(p);
+                self.proxy_abort(conn);
+                return Drive::Close;
+            }
+        };
+        let r = self.fail(conn.key, &mut p, Fail::Timeout, what);
+        conn.proxy = Some(p);
+        match r {
+            Ok(()) => self.drive(conn),
+            Err(code) => {
+                self.proxy_abort(conn);
+                Drive::Failed(code)
+            }
+        }
+    }
+
+    /// Advances the proxied request of `conn` as far as the sockets allow.
+    pub(crate) fn drive(&mut self, conn: &mut Conn) -> Drive {
+        let Some(mut p) = conn.proxy.take() else {
+            return Drive::Close;
+        };
+        let r = self.drive_inner(conn, &mut p);
+        match r {
+            Drive::Blocked => {
+                conn.deadline = p.deadline;
+                conn.proxy = Some(p);
+            }
+            Drive::Finished => {
+                conn.finished.status = p.resp.status;
+                conn.finished.header_bytes = p.header_bytes;
+                conn.body_sent = p.written.saturating_sub(p.header_bytes);
+                conn.close_after |= !p.keep_client;
+                let reuse = !p.spoiled && self.response_reusable(&p);
+                let latency = p.attempt_start.elapsed();
+                self.end_attempt(&mut p, reuse, Some(Report::Success { latency }));
+                conn.wbuf.clear();
+                conn.wpos = 0;
+                self.recycle(p);
+            }
+            Drive::Close | Drive::Failed(_) => {
+                conn.proxy = Some(p);
+                self.proxy_abort(conn);
+            }
+        }
+        r
+    }
+
+    fn response_reusable(&self, p: &Proxy) -> bool {
+        let http11 = self.proxy_settings(p.loc).http_version == ProxyHttpVersion::Http11;
+        http11
+            && p.resp.keep_alive_for(p.head_only)
+            && p.req_pos == p.req.len()
+            && matches!(p.body, ReqBody::None)
+            && !matches!(p.rbody, RespBody::UntilClose)
+    }
+
+    fn drive_inner(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
+        loop {
+            let step = match p.st {
+                St::Connect => self.step_connect(conn, p),
+                St::Send => self.step_send(conn, p),
+                St::Head => self.step_head(conn, p),
+                St::Body => return self.step_body(conn, p),
+                St::Tunnel => return self.step_tunnel(conn, p),
+            };
+            match step {
+                Step::Progress => continue,
+                Step::Blocked => return Drive::Blocked,
+                Step::Done(d) => return d,
+                Step::Fail(f, what) => {
+                    if let Err(code) = self.fail(conn.key, p, f, what) {
+                        return Drive::Failed(code);
+                    }
+                }
+            }
+        }
+    }
+
+    fn up_sock(&self, p: &Proxy) -> Option<&TcpStream> {
+        p.up.and_then(|k| self.ups.conns.get(k)).map(|c| &c.sock)
+    }
+
+    fn step_connect(&mut self, _conn: &mut Conn, p: &mut Proxy) -> Step {
+        let Some(sock) = self.up_sock(p) else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        match sock.take_error() {
+            Ok(Some(_)) | Err(_) => {
+                return Step::Fail(
+                    Fail::Error,
+                    "connect() failed (Connection refused) while connecting to upstream",
+                )
+            }
+            Ok(None) => {}
+        }
+        match sock.peer_addr() {
+            Ok(_) => {
+                p.st = St::Send;
+                p.deadline = Instant::now()
+                    + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+                Step::Progress
+            }
+            Err(e) if e.kind() == ErrorKind::NotConnected => Step::Blocked,
+            Err(_) => Step::Fail(Fail::Error, "connect() failed while connecting to upstream"),
+        }
+    }
+
+    fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let mut progressed = false;
+        loop {
+            // Take body bytes from the client while there is room.
+            if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
+                match self.pull_body(conn, p) {
+                    Pull::Got => progressed = true,
+                    Pull::Wait => {}
+                    Pull::Fail(d) => return Step::Done(d),
+                }
+            }
+            if p.req_pos >= p.req.len() {
+                if matches!(p.body, ReqBody::None) {
+                    p.st = St::Head;
+                    p.deadline = Instant::now()
+                        + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+                    if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
+                        c.requests += 1;
+                    }
+                    return Step::Progress;
+                }
+                return if progressed { continue } else { Step::Blocked };
+            }
+            let Some(key) = p.up else {
+                return Step::Fail(Fail::Error, "lost upstream connection");
+            };
+            let Some(c) = self.ups.conns.get_mut(key) else {
+                return Step::Fail(Fail::Error, "lost upstream connection");
+            };
+            match c.sock.write(&p.req[p.req_pos..]) {
+                Ok(0) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "upstream closed the connection while sending request",
+                    )
+                }
+                Ok(n) => {
+                    p.req_pos += n;
+                    p.sent_any = true;
+                    progressed = true;
+                    p.deadline = Instant::now()
+                        + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+                    if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
+                        // Too large to keep for a retry: the window slides.
+                        p.req.clear();
+                        p.req_pos = 0;
+                        p.replayable = false;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Step::Blocked;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Step::Fail(
+                    Fail::Error,
+                    "writev() failed (Connection reset by peer) while sending request to upstream",
+                ),
+            }
+        }
+    }
+
+    /// Moves request body bytes from the client into `p.req`.
+    fn pull_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Pull {
+        let start = conn.head_len.min(conn.rbuf.len());
+        if conn.rbuf.len() == start {
+            if p.client_eof {
+                return Pull::Wait;
+            }
+            // Read more from the client.
+            match read_into_spare(&conn.sock, &mut conn.rbuf, 16 * 1024) {
+                Ok(0) => {
+                    elog!(
+                        self.elog,
+                        Info,
+                        "client prematurely closed connection while sending request body, client: {}",
+                        conn.peer.ip()
+                    );
+                    p.client_eof = true;
+                    return Pull::Fail(Drive::Close);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Pull::Wait,
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Pull::Got,
+                Err(_) => return Pull::Fail(Drive::Close),
+            }
+        }
+        let avail_len = conn.rbuf.len() - start;
+        let room = REQ_WINDOW.saturating_sub(p.req.len() - p.req_pos).max(1);
+        match &mut p.body {
+            ReqBody::None => Pull::Wait,
+            ReqBody::Length(left) => {
+                let take = (*left).min(avail_len as u64).min(room as u64) as usize;
+                p.req.extend_from_slice(&conn.rbuf[start..start + take]);
+                conn.rbuf.drain(start..start + take);
+                *left -= take as u64;
+                if *left == 0 {
+                    p.body = ReqBody::None;
+                }
+                Pull::Got
+            }
+            ReqBody::Chunked(dec) => {
+                let end = start + avail_len.min(room);
+                match dec.decode(&conn.rbuf[start..end]) {
+                    Ok(step) => {
+                        let used = step.consumed.min(end - start);
+                        p.req.extend_from_slice(&conn.rbuf[start..start + used]);
+                        conn.rbuf.drain(start..start + used);
+                        if step.done {
+                            p.body = ReqBody::None;
+                        }
+                        if used == 0 && !step.done {
+                            return Pull::Wait;
+                        }
+                        Pull::Got
+                    }
+                    Err(e) => self.bad_body(conn, e),
+                }
+            }
+            ReqBody::Buffer(dec) => {
+                let end = conn.rbuf.len();
+                let mut at = start;
+                let mut done = false;
+                while at < end && !done {
+                    match dec.decode(&conn.rbuf[at..end]) {
+                        Ok(step) => {
+                            let data = step.data.start + at..step.data.end + at;
+                            p.hold.extend_from_slice(&conn.rbuf[data]);
+                            at += step.consumed;
+                            done = step.done;
+                            if step.consumed == 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => return self.bad_body(conn, e),
+                    }
+                }
+                conn.rbuf.drain(start..at);
+                if done {
+                    let _ = write!(p.req, "Content-Length: {}\r\n\r\n", p.hold.len());
+                    p.req.extend_from_slice(&p.hold);
+                    p.hold.clear();
+                    p.body = ReqBody::None;
+                }
+                Pull::Got
+            }
+        }
+    }
+
+    fn bad_body(&mut self, conn: &Conn, e: crate::http::HttpError) -> Pull {
+        elog!(
+            self.elog,
+            Info,
+            "client sent invalid chunked body ({}), client: {}",
+            e.reason(),
+            conn.peer.ip()
+        );
+        Pull::Fail(Drive::Failed(e.status()))
+    }
+
+    fn step_head(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let ps = self.proxy_settings(p.loc);
+        let limit = (ps.buffer_size as usize).max(1024);
+        let Some(key) = p.up else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        let Some(c) = self.ups.conns.get_mut(key) else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        loop {
+            match parse_response_head(&p.hold, limit, 100, &mut p.resp) {
+                Ok(Parsed::Complete) => break,
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    let reason = e.reason();
+                    return Step::Fail(Fail::InvalidHeader, reason);
+                }
+            }
+            let want = limit.saturating_sub(p.hold.len()).max(1);
+            match read_into_spare(&c.sock, &mut p.hold, want) {
+                Ok(0) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "upstream prematurely closed connection while reading response header from upstream",
+                    )
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "recv() failed (104: Connection reset by peer) while reading response header from upstream",
+                    )
+                }
+            }
+        }
+        let status = p.resp.status;
+        if (100..200).contains(&status) && status != 101 {
+            // An interim response: drop it and read the real one.
+            let n = p.resp.head_len.min(p.hold.len());
+            p.hold.drain(..n);
+            p.resp.head_len = 0;
+            return Step::Progress;
+        }
+        if status == 101 && !(p.upgrade && p.resp.upgrade.is_some()) {
+            return Step::Fail(
+                Fail::InvalidHeader,
+                "upstream sent an unexpected 101 Switching Protocols",
+            );
+        }
+        if matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
+            && self.may_retry(p, Fail::Status(status))
+        {
+            elog!(
+                self.elog,
+                Warn,
+                "upstream {} answered {status}, trying the next one",
+                self.peer_name(p.upstream, p.peer)
+            );
+            return Step::Fail(Fail::Status(status), "");
+        }
+        let ps = self.proxy_settings(p.loc);
+        if ps.intercept_errors && status >= 300 {
+            let s = self.settings_for(p.loc);
+            if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
+                p.spoiled = true;
+                return Step::Done(Drive::Failed(status));
+            }
+        }
+        self.write_client_head(conn, p);
+        p.deadline =
+            Instant::now() + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        // Body bytes that came with the head.
+        let head_len = p.resp.head_len.min(p.hold.len());
+        let old = conn.wbuf.len();
+        conn.wbuf.extend_from_slice(&p.hold[head_len..]);
+        p.hold.clear();
+        if p.st == St::Tunnel {
+            // Whatever the client sent after its request head is tunnel data.
+            let start = conn.head_len.min(conn.rbuf.len());
+            p.req.clear();
+            p.req_pos = 0;
+            p.req.extend_from_slice(&conn.rbuf[start..]);
+            conn.rbuf.truncate(start);
+            return Step::Progress;
+        }
+        self.take_body(p, conn, old);
+        Step::Progress
+    }
+
+    /// The client response head, from the upstream's.
+    fn write_client_head(&mut self, conn: &mut Conn, p: &mut Proxy) {
+        let status = p.resp.status;
+        let body = p.resp.body_kind(p.head_only);
+        let tunnel = status == 101;
+        let loaded = self.loaded;
+        let s = loaded
+            .ir
+            .locations
+            .get(p.loc.0 as usize)
+            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
+            .unwrap_or(&loaded.ir.settings[0]);
+        let ps = &s.proxy;
+        let passes = |name: &[u8]| {
+            ps.pass_headers
+                .iter()
+                .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+        };
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let keepalive_header = s.keepalive_header_secs;
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.clear();
+        conn.wpos = 0;
+        crate::http::response::write_status_line(&mut out, p.client_minor, status);
+        let up = &p.hold;
+        let upstream_has = |name: &[u8]| {
+            p.resp.headers.iter().any(|(n, _)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        if !(passes(b"server") && upstream_has(b"server")) {
+            out.extend_from_slice(if tokens {
+                concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
+            } else {
+                b"Server: proton\r\n"
+            });
+        }
+        if !(passes(b"date") && upstream_has(b"date")) {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(self.date.get());
+            out.extend_from_slice(b"\r\n");
+        }
+        let ir = &self.loaded.ir;
+        let loc = &ir.locations[p.loc.0 as usize];
+        let s = &ir.settings[loc.conf.settings.0 as usize];
+        let ps = &s.proxy;
+        for (n, v) in &p.resp.headers {
+            let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
+                continue;
+            };
+            let hidden_default = name.eq_ignore_ascii_case(b"server")
+                || name.eq_ignore_ascii_case(b"date")
+                || name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-accel-");
+            if (hop_by_hop_response(name) && !(tunnel && name.eq_ignore_ascii_case(b"upgrade")))
+                || (hidden_default && !passes(name))
+                || ps
+                    .hide_headers
+                    .iter()
+                    .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+            {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            if name.eq_ignore_ascii_case(b"location") || name.eq_ignore_ascii_case(b"refresh") {
+                rewrite_location(ir, loc, &ps.redirect, value, &mut out);
+            } else {
+                out.extend_from_slice(value);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        // Framing towards the client.
+        let mut keep = p.keep_client;
+        p.rbody = match body {
+            BodyKind::None => RespBody::None,
+            BodyKind::Length(n) => RespBody::Length(n),
+            BodyKind::Chunked => RespBody::Chunked {
+                dec: ChunkedDecoder::default(),
+                dechunk: p.client_minor == 0,
+            },
+            BodyKind::UntilClose => RespBody::UntilClose,
+        };
+        match (&p.rbody, body) {
+            (_, BodyKind::Length(n)) => {
+                let _ = write!(out, "Content-Length: {n}\r\n");
+            }
+            (RespBody::None, _) => {
+                if let Some(n) = p.resp.content_length {
+                    let _ = write!(out, "Content-Length: {n}\r\n");
+                }
+            }
+            (RespBody::Chunked { dechunk: false, .. }, _) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
+            _ => keep = false,
+        }
+        if tunnel {
+            out.extend_from_slice(b"Connection: upgrade\r\n");
+            p.st = St::Tunnel;
+            p.spoiled = true;
+            keep = false;
+        } else {
+            if keep {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+                if let Some(t) = keepalive_header {
+                    let _ = write!(out, "Keep-Alive: timeout={t}\r\n");
+                }
+            } else {
+                out.extend_from_slice(b"Connection: close\r\n");
+            }
+            p.st = St::Body;
+        }
+        p.keep_client = keep;
+        conn.wbuf = out;
+        if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
+            let mut out = std::mem::take(&mut conn.wbuf);
+            if let Some(h) = self.reparse_head(conn) {
+                self.add_headers(conn, &h, p.loc, status, &mut out);
+            }
+            conn.wbuf = out;
+        }
+        conn.wbuf.extend_from_slice(b"\r\n");
+        p.header_bytes = conn.wbuf.len() as u64;
+    }
+
+    /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
+    /// them, drops what the upstream sent past the end.
+    fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
+        let new = conn.wbuf.len() - from;
+        match &mut p.rbody {
+            RespBody::None => {
+                if new > 0 {
+                    p.spoiled = true;
+                }
+                conn.wbuf.truncate(from);
+            }
+            RespBody::Length(left) => {
+                if new as u64 > *left {
+                    elog!(
+                        self.elog,
+                        Warn,
+                        "upstream sent more data than specified in \"Content-Length\" header, upstream: {}",
+                        self.peer_name(p.upstream, p.peer)
+                    );
+                    conn.wbuf.truncate(from + *left as usize);
+                    p.spoiled = true;
+                    *left = 0;
+                } else {
+                    *left -= new as u64;
+                }
+                if *left == 0 {
+                    p.rbody = RespBody::None;
+                    p.upstream_eof = true;
+                }
+            }
+            RespBody::Chunked { dec, dechunk } => {
+                let mut at = from;
+                let mut out_at = from;
+                let end = conn.wbuf.len();
+                let mut done = false;
+                while at < end && !done {
+                    match dec.decode(&conn.wbuf[at..end]) {
+                        Ok(step) => {
+                            if *dechunk {
+                                let data = step.data.start + at..step.data.end + at;
+                                let len = data.len();
+                                conn.wbuf.copy_within(data, out_at);
+                                out_at += len;
+                            } else {
+                                out_at = at + step.consumed;
+                            }
+                            at += step.consumed;
+                            done = step.done;
+                            if step.consumed == 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "upstream sent invalid chunked response ({}), upstream: {}",
+                                e.reason(),
+                                self.peer_name(p.upstream, p.peer)
+                            );
+                            p.spoiled = true;
+                            p.broken = true;
+                            break;
+                        }
+                    }
+                }
+                if done && at < end {
+                    p.spoiled = true;
+                }
+                conn.wbuf.truncate(out_at);
+                if done {
+                    p.rbody = RespBody::None;
+                    p.upstream_eof = true;
+                }
+            }
+            RespBody::UntilClose => {}
+        }
+    }
+
+    fn step_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
+        let ps = self.proxy_settings(p.loc);
+        let window = if ps.buffering {
+            (ps.buffers.0 as usize * ps.buffers.1 as usize).max(ps.buffer_size as usize)
+        } else {
+            ps.buffer_size as usize
+        }
+        .max(4096);
+        let read_timeout = ps.read_timeout_ms;
+        let send_timeout = self.settings_for(p.loc).send_timeout_ms;
+        loop {
+            let mut progressed = false;
+            // To the client.
+            if conn.wpos < conn.wbuf.len() {
+                match conn.sock.write(&conn.wbuf[conn.wpos..]) {
+                    Ok(0) => return Drive::Close,
+                    Ok(n) => {
+                        conn.wpos += n;
+                        p.written += n as u64;
+                        progressed = true;
+                        p.deadline = Instant::now() + Duration::from_millis(send_timeout);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return Drive::Close,
+                }
+                if conn.wpos == conn.wbuf.len() {
+                    conn.wbuf.clear();
+                    conn.wpos = 0;
+                } else if conn.wpos >= window / 2 {
+                    conn.wbuf.drain(..conn.wpos);
+                    conn.wpos = 0;
+                }
+            }
+            let pending = conn.wbuf.len() - conn.wpos;
+            if pending == 0 && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
+                if p.broken {
+                    self.log_access_proxy(conn, p);
+                    return Drive::Close;
+                }
+                return Drive::Finished;
+            }
+            if p.broken {
+                if progressed {
+                    continue;
+                }
+                return Drive::Blocked;
+            }
+            // From the upstream, while the window has room.
+            if !p.upstream_eof && pending < window {
+                let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
+                    p.broken = true;
+                    continue;
+                };
+                let old = conn.wbuf.len();
+                match read_into_spare(&c.sock, &mut conn.wbuf, window - pending) {
+                    Ok(0) => {
+                        p.upstream_eof = true;
+                        if matches!(p.rbody, RespBody::UntilClose) {
+                            p.rbody = RespBody::None;
+                        } else {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "upstream prematurely closed connection while reading upstream {}, client: {}",
+                                self.peer_name(p.upstream, p.peer),
+                                conn.peer.ip()
+                            );
+                            p.broken = true;
+                            p.spoiled = true;
+                        }
+                        progressed = true;
+                    }
+                    Ok(_) => {
+                        self.take_body(p, conn, old);
+                        progressed = true;
+                        p.deadline = Instant::now() + Duration::from_millis(read_timeout);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+                    Err(_) => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "recv() failed (104: Connection reset by peer) while reading upstream {}, client: {}",
+                            self.peer_name(p.upstream, p.peer),
+                            conn.peer.ip()
+                        );
+                        p.upstream_eof = true;
+                        p.broken = true;
+                        p.spoiled = true;
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                return Drive::Blocked;
+            }
+        }
+    }
+
+    /// A WebSocket (or other upgraded) connection: bytes both ways until either side
+    /// closes, idle for at most proxy_read_timeout.
+    fn step_tunnel(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
+        const WINDOW: usize = 64 * 1024;
+        let idle = Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        let Some(key) = p.up else {
+            return Drive::Close;
+        };
+        loop {
+            let mut progressed = false;
+            let Some(c) = self.ups.conns.get_mut(key) else {
+                return Drive::Close;
+            };
+            // Upstream → client (through conn.wbuf).
+            if conn.wpos < conn.wbuf.len() {
+                match conn.sock.write(&conn.wbuf[conn.wpos..]) {
+                    Ok(n) if n > 0 => {
+                        conn.wpos += n;
+                        p.written += n as u64;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    _ => {
+                        p.client_eof = true;
+                        p.upstream_eof = true;
+                        conn.wbuf.clear();
+                        conn.wpos = 0;
+                    }
+                }
+                if conn.wpos == conn.wbuf.len() {
+                    conn.wbuf.clear();
+                    conn.wpos = 0;
+                }
+            }
+            if !p.upstream_eof && conn.wbuf.len() < WINDOW {
+                let room = WINDOW - conn.wbuf.len();
+                match read_into_spare(&c.sock, &mut conn.wbuf, room) {
+                    Ok(0) => {
+                        p.upstream_eof = true;
+                        progressed = true;
+                    }
+                    Ok(_) => progressed = true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+                    Err(_) => {
+                        p.upstream_eof = true;
+                        progressed = true;
+                    }
+                }
+            }
+            // Client → upstream (through p.req).
+            if p.req_pos < p.req.len() {
+                match c.sock.write(&p.req[p.req_pos..]) {
+                    Ok(n) if n > 0 => {
+                        p.req_pos += n;
+                        progressed = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    _ => {
+                        p.upstream_eof = true;
+                        p.client_eof = true;
+                        p.req.clear();
+                        p.req_pos = 0;
+                    }
+                }
+                if p.req_pos == p.req.len() {
+                    p.req.clear();
+                    p.req_pos = 0;
+                }
+            }
+            if !p.client_eof && p.req.len() < WINDOW {
+                let room = WINDOW - p.req.len();
+                match read_into_spare(&conn.sock, &mut p.req, room) {
+                    Ok(0) => {
+                        p.client_eof = true;
+                        progressed = true;
+                    }
+                    Ok(_) => progressed = true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+                    Err(_) => {
+                        p.client_eof = true;
+                        progressed = true;
+                    }
+                }
+            }
+            // Either side gone and what it said delivered: the tunnel is over.
+            let up_done = p.upstream_eof && conn.wbuf.is_empty();
+            let client_done = p.client_eof && p.req.is_empty();
+            if up_done || client_done {
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
+            if progressed {
+                p.deadline = Instant::now() + idle;
+            } else {
+                return Drive::Blocked;
+            }
+        }
+    }
+
+    /// Logs a proxied exchange that ends by closing the client connection.
+    fn log_access_proxy(&mut self, conn: &mut Conn, p: &Proxy) {
+        conn.finished.status = p.resp.status;
+        conn.finished.header_bytes = p.header_bytes;
+        conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        self.log_access(conn);
+    }
+}
+
+enum Step {
+    Progress,
+    Blocked,
+    Done(Drive),
+    Fail(Fail, &'static str),
+}
+
+enum Pull {
+    Got,
+    Wait,
+    Fail(Drive),
+}
+
+/// Rewrites a `Location`/`Refresh` value from the upstream (proxy_redirect).
+fn rewrite_location(
+    ir: &proton_ir::Ir,
+    loc: &proton_ir::Location,
+    redirect: &ProxyRedirect,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) {
+    match redirect {
+        ProxyRedirect::Off => out.extend_from_slice(value),
+        ProxyRedirect::Default => {
+            // `proxy_redirect http://proxy_host/uri/ /location/` when proxy_pass has a URI
+            // part; `http://proxy_host/` → `/` without.
+            let Some(proxy) = loc.conf.proxy.as_deref() else {
+                out.extend_from_slice(value);
+                return;
+            };
+            let host = ir.text_of(proxy.proxy_host);
+            let mut from = Vec::with_capacity(64);
+            from.extend_from_slice(proxy.scheme.as_str().as_bytes());
+            from.extend_from_slice(b"://");
+            from.extend_from_slice(host.as_bytes());
+            let (from_tail, to): (Vec<u8>, &[u8]) = match &proxy.uri {
+                Some(t) => {
+                    let mut u = Vec::new();
+                    for p in &t.parts {
+                        if let proton_ir::Part::Literal(s) = p {
+                            u.extend_from_slice(s.as_bytes());
+                        }
+                    }
+                    (u, ir.text_of(loc.name).as_bytes())
+                }
+                None => (b"/".to_vec(), b"/"),
+            };
+            from.extend_from_slice(&from_tail);
+            if value.len() >= from.len() && value[..from.len()].eq_ignore_ascii_case(&from) {
+                out.extend_from_slice(to);
+                out.extend_from_slice(&value[from.len()..]);
+            } else {
+                out.extend_from_slice(value);
+            }
+        }
+        ProxyRedirect::Rules(rules) => {
+            for (from, to) in rules {
+                let f: Vec<u8> = literal(from);
+                if !f.is_empty() && value.starts_with(&f) {
+                    out.extend_from_slice(&literal(to));
+                    out.extend_from_slice(&value[f.len()..]);
+                    return;
+                }
+            }
+            out.extend_from_slice(value);
+        }
+    }
+}
+
+fn literal(t: &proton_ir::Template) -> Vec<u8> {
+    let mut v = Vec::new();
+    for p in &t.parts {
+        if let proton_ir::Part::Literal(s) = p {
+            v.extend_from_slice(s.as_bytes());
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_like_nginx() {
+        let mut out = Vec::new();
+        escape_into(b"/a b/%?#\x01\xff/ok-~", &mut out);
+        assert_eq!(out, b"/a%20b/%25%3F%23%01%FF/ok-~");
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(has_token(b"keep-alive, Upgrade", b"upgrade"));
+        assert!(!has_token(b"keep-alive", b"upgrade"));
+        assert!(has_token(b" h2c ", b"h2c"));
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        assert!(hop_by_hop_request(b"Connection"));
+        assert!(hop_by_hop_request(b"TE"));
+        assert!(!hop_by_hop_request(b"Accept"));
+        assert!(hop_by_hop_response(b"Transfer-Encoding"));
+        assert!(!hop_by_hop_response(b"Set-Cookie"));
+    }
+}
