@@ -590,6 +590,170 @@ pub fn split_responses(mut raw: &[u8]) -> Vec<Response> {
     out
 }
 
+// ---------------------------------------------------------------------------------------------
+// Test backend: `proton-testbackend`, the origin server behind the proxy in the proxy tests.
+// ---------------------------------------------------------------------------------------------
+
+/// A running `proton-testbackend` on a free loopback port; killed (and reaped) on drop.
+///
+/// Its routes are listed in `tests/src/bin/proton-testbackend.rs` (`/echo`, `/id`,
+/// `/status?code=N`, `/delay?ms=N`, `/chunked`, `/big`, `/ws`, `/stats`, …). Every
+/// response carries `X-Backend: NAME`.
+pub struct Backend {
+    pub addr: SocketAddr,
+    pub port: u16,
+    child: Child,
+}
+
+impl Backend {
+    /// Starts a backend called `name` on `127.0.0.1:0` and waits (10 s at most) for the
+    /// `listening on ADDR` line it prints once bound. Panics when it does not start.
+    pub fn start(name: &str) -> Backend {
+        use std::io::BufRead;
+
+        let path = bin("proton-testbackend");
+        let mut child = Command::new(&path)
+            .args(["--listen", "127.0.0.1:0", "--name", name])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {}: {e}", path.display()));
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("proton-testbackend: no stdout pipe");
+        };
+        // The first line is read on a thread so that the wait has a deadline; the thread then
+        // drains stdout until the backend exits, so the pipe never closes under it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = io::BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Some(Ok(line))) => line,
+            outcome => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "proton-testbackend {name:?} did not report its address within 10 s \
+                     (got {outcome:?}; exit status {status:?})"
+                );
+            }
+        };
+        let addr: Option<SocketAddr> = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.trim().parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("proton-testbackend {name:?}: unexpected first line {line:?}");
+        };
+        Backend {
+            addr,
+            port: addr.port(),
+            child,
+        }
+    }
+
+    /// `(connections, requests)` the backend has accepted and served so far, from `/stats`
+    /// (the `/stats` request itself counts as one connection and one request).
+    pub fn stats(&self) -> (u64, u64) {
+        let (status, body) = get(self.port, Some("backend"), "/stats");
+        assert_eq!(status, 200, "/stats answered {status}: {body}");
+        let field = |key: &str| {
+            body.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+                .unwrap_or_else(|| panic!("no {key}= in /stats body {body:?}"))
+        };
+        (field("connections"), field("requests"))
+    }
+
+    /// Kills the backend and waits for it; does nothing when it has already exited.
+    pub fn kill(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends several raw requests on one connection, one at a time, and reads each response
+/// (framed by `Content-Length` or chunked encoding) before sending the next one.
+/// Returns the responses read; stops early when the server closes the connection.
+pub fn keep_alive_exchange(port: u16, requests: &[&[u8]]) -> io::Result<Vec<Response>> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    for req in requests {
+        s.write_all(req)?;
+        loop {
+            if let Some(len) = complete_response_len(&buf) {
+                out.push(parse_response(&buf[..len])?);
+                buf.drain(..len);
+                break;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Ok(out)
+}
+
+/// The length of the first complete response in `raw` (body framed by `Content-Length`,
+/// chunked encoding, or absent), or `None` when more bytes are needed.
+fn complete_response_len(raw: &[u8]) -> Option<usize> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let value = |name: &str| {
+        head.split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, v)| v.trim().to_string())
+    };
+    if value("transfer-encoding").is_some_and(|te| te == "chunked") {
+        let mut pos = end;
+        loop {
+            let eol = raw[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+            let line = String::from_utf8_lossy(&raw[pos..eol]);
+            let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+            pos = eol + 2;
+            if size == 0 {
+                // Trailer fields, up to the empty line.
+                loop {
+                    let eol = raw[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
+                    let empty = eol == pos;
+                    pos = eol + 2;
+                    if empty {
+                        return Some(pos);
+                    }
+                }
+            }
+            pos += size + 2;
+            if pos > raw.len() {
+                return None;
+            }
+        }
+    }
+    let len: usize = value("content-length").map_or(Some(0), |v| v.parse().ok())?;
+    (raw.len() >= end + len).then_some(end + len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
