@@ -610,6 +610,28 @@ pub struct Upstream {
     pub keepalive: u32,
     pub keepalive_timeout_ms: u64,
     pub keepalive_requests: u32,
+    /// Active health checks of every server of the group (`health_check`), if configured.
+    pub health_check: Option<HealthCheck>,
+}
+
+/// `health_check` inside `upstream`: every `interval_ms` each server gets
+/// `GET uri HTTP/1.0`; a 2xx or 3xx status line within `timeout_ms` is a pass, anything else a
+/// failure. `fails` consecutive failures mark the server down (never picked), `passes`
+/// consecutive passes mark it up again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Time between the start of two checks of a server; at least 1.
+    pub interval_ms: u64,
+    /// Request target: starts with `/`, no spaces or control characters.
+    pub uri: String,
+    /// Consecutive failures that mark a server down; at least 1.
+    pub fails: u32,
+    /// Consecutive passes that mark a server up again; at least 1.
+    pub passes: u32,
+    /// Bound on connecting, sending and reading the status line; at least 1.
+    pub timeout_ms: u64,
+    /// Port to check instead of each server's own.
+    pub port: Option<u16>,
 }
 
 /// `server` inside `upstream`.
@@ -632,8 +654,19 @@ pub enum Balance {
     RoundRobin,
     LeastConn,
     IpHash,
-    Hash { key: Template, consistent: bool },
-    Random { two: bool },
+    Hash {
+        key: Template,
+        consistent: bool,
+    },
+    Random {
+        two: bool,
+    },
+    /// nginx Plus's `least_time header | last_byte`: latency-aware. The runtime implements it
+    /// as peak-EWMA (latency estimate × (active + 1)); `last_byte` says the latency is
+    /// measured to the end of the response instead of to its head.
+    LeastTime {
+        last_byte: bool,
+    },
 }
 
 /// A string with variables precompiled: literal pieces and variable references.

@@ -3,7 +3,8 @@
 //! every template's variables valid (error_page targets, add_header values, proxy URIs and
 //! redirects, upstream hash keys, …), every trie well formed, MIME tables sorted, and every
 //! upstream usable (an explicit group has servers, weights are positive, a static
-//! `proxy_pass` reaches a group with servers). After [`Ir::verify`] succeeds the runtime can
+//! `proxy_pass` reaches a group with servers, a health check has positive times and counts
+//! and a URI that is a plain path). After [`Ir::verify`] succeeds the runtime can
 //! index the IR's vectors and pick upstream servers without further checks.
 
 use crate::types::*;
@@ -183,6 +184,30 @@ impl Checker<'_> {
         if let Balance::Hash { key, .. } = &u.balance {
             self.template(key)?;
         }
+        if let Some(h) = &u.health_check {
+            check(
+                h.interval_ms > 0 && h.timeout_ms > 0 && h.fails > 0 && h.passes > 0,
+                || {
+                    format!(
+                        "upstream \"{}\": health_check interval, timeout, fails and passes must be positive",
+                        u.name
+                    )
+                },
+            )?;
+            // The URI goes into a request line as is: no way to smuggle a header in.
+            check(
+                h.uri.starts_with('/') && h.uri.bytes().all(|b| b.is_ascii_graphic()),
+                || {
+                    format!(
+                        "upstream \"{}\": health_check uri {:?} is not a path",
+                        u.name, h.uri
+                    )
+                },
+            )?;
+            check(h.port != Some(0), || {
+                format!("upstream \"{}\": health_check port 0", u.name)
+            })?;
+        }
         Ok(())
     }
 
@@ -356,7 +381,7 @@ pub(crate) mod tests {
     }
 
     /// `tiny()` with something of everything verify looks into: a user variable, an
-    /// explicit upstream with a hash key, a proxying location, a regex, error pages,
+    /// explicit upstream with a hash key and a health check, a proxying location, a regex, error pages,
     /// headers, redirect rules and a rewrite.
     pub(crate) fn rich() -> Ir {
         let mut ir = crate::codec::tests::tiny();
@@ -387,6 +412,14 @@ pub(crate) mod tests {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            health_check: Some(HealthCheck {
+                interval_ms: 5000,
+                uri: "/health".into(),
+                fails: 2,
+                passes: 1,
+                timeout_ms: 1000,
+                port: Some(9001),
+            }),
         }];
         let mut conf = conf();
         conf.proxy = Some(Box::new(Proxy {
@@ -495,6 +528,26 @@ pub(crate) mod tests {
                 ir.upstreams[0].servers.clear()
             }),
             ("weight 0", |ir, _| ir.upstreams[0].servers[0].weight = 0),
+            ("health_check interval 0", |ir, _| {
+                if let Some(h) = &mut ir.upstreams[0].health_check {
+                    h.interval_ms = 0;
+                }
+            }),
+            ("health_check fails 0", |ir, _| {
+                if let Some(h) = &mut ir.upstreams[0].health_check {
+                    h.fails = 0;
+                }
+            }),
+            ("health_check uri with a line break", |ir, _| {
+                if let Some(h) = &mut ir.upstreams[0].health_check {
+                    h.uri = "/x HTTP/1.0\r\nX: y".into();
+                }
+            }),
+            ("health_check port 0", |ir, _| {
+                if let Some(h) = &mut ir.upstreams[0].health_check {
+                    h.port = Some(0);
+                }
+            }),
             ("static proxy_pass to an empty group", |ir, _| {
                 ir.upstreams[0].explicit = false;
                 ir.upstreams[0].servers.clear();

@@ -624,6 +624,7 @@ impl Lower<'_> {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            health_check: None,
         };
         for s in all(b, "server") {
             if let Some(srv) = self.upstream_server(s) {
@@ -663,12 +664,15 @@ impl Lower<'_> {
         if let Some(k) = first(b, "keepalive_requests") {
             u.keepalive_requests = parse_number(arg(k, 0)).unwrap_or(1000);
         }
+        if let Some(h) = first(b, "health_check") {
+            u.health_check = self.health_check(h);
+        }
         let methods: Vec<&Directive> = b
             .iter()
             .filter(|x| {
                 matches!(
                     x.name.as_str(),
-                    "least_conn" | "ip_hash" | "hash" | "random"
+                    "least_conn" | "ip_hash" | "hash" | "random" | "least_time"
                 )
             })
             .collect();
@@ -738,25 +742,8 @@ impl Lower<'_> {
                         consistent,
                     }
                 }
-                _ => {
-                    let two = match m.args.first().map(|a| a.value.as_str()) {
-                        None => false,
-                        Some("two") => true,
-                        Some(o) => {
-                            self.err(
-                                Diagnostic::error(
-                                    Code::BadValue,
-                                    m.arg_span(0),
-                                    format!("invalid parameter \"{o}\""),
-                                )
-                                .label("here")
-                                .help("write `random;` or `random two;`"),
-                            );
-                            false
-                        }
-                    };
-                    Balance::Random { two }
-                }
+                "least_time" => self.least_time(m),
+                _ => self.random(m),
             };
         }
         u

@@ -337,6 +337,193 @@ impl Lower<'_> {
         Some(s)
     }
 
+    /// `random [two [least_conn]]`.
+    pub(crate) fn random(&mut self, d: &Directive) -> Balance {
+        let words: Vec<&str> = d.args.iter().map(|a| a.value.as_str()).collect();
+        match words.as_slice() {
+            [] => Balance::Random { two: false },
+            ["two"] | ["two", "least_conn"] => Balance::Random { two: true },
+            [first, ..] if *first != "two" => {
+                let help = match *first {
+                    "least_conn" => {
+                        "the method goes after `two`: write `random two least_conn;`".to_string()
+                    }
+                    o => match did_you_mean(o, ["two"]) {
+                        Some(_) => "did you mean \"two\"?".to_string(),
+                        None => "write `random;` or `random two;`".to_string(),
+                    },
+                };
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid parameter \"{first}\""),
+                    )
+                    .label("here")
+                    .help(help),
+                );
+                Balance::Random { two: false }
+            }
+            _ => {
+                let method = words.get(1).copied().unwrap_or_default();
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(1),
+                        format!("invalid parameter \"{method}\""),
+                    )
+                    .label("not a method of `random two`")
+                    .help(match did_you_mean(method, ["least_conn"]) {
+                        Some(_) => "did you mean \"least_conn\"?",
+                        None => "the only method after `two` is `least_conn` (also the default): write `random two;`",
+                    }),
+                );
+                Balance::Random { two: true }
+            }
+        }
+    }
+
+    /// `least_time header | last_byte [inflight]`.
+    pub(crate) fn least_time(&mut self, d: &Directive) -> Balance {
+        let last_byte = match arg(d, 0) {
+            "header" => false,
+            "last_byte" => true,
+            o => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid parameter \"{o}\""),
+                    )
+                    .label("expected `header` or `last_byte`")
+                    .help(match did_you_mean(o, ["header", "last_byte"]) {
+                        Some(c) => format!("did you mean \"{c}\"?"),
+                        None => "write `least_time header;` or `least_time last_byte;`".into(),
+                    }),
+                );
+                false
+            }
+        };
+        if let Some(a) = d.args.get(1).filter(|a| a.value != "inflight") {
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    a.span,
+                    format!("invalid parameter \"{}\"", a.value),
+                )
+                .label("expected `inflight`")
+                .help("in-flight requests always count in Proton: remove it, or write `inflight`"),
+            );
+        }
+        Balance::LeastTime { last_byte }
+    }
+
+    /// `health_check [interval=time] [uri=uri] [fails=n] [passes=n] [timeout=time] [port=n]`.
+    /// Returns `None` when a parameter is wrong (after reporting it).
+    pub(crate) fn health_check(&mut self, d: &Directive) -> Option<HealthCheck> {
+        const PARAMS: [&str; 6] = ["interval", "uri", "fails", "passes", "timeout", "port"];
+        /// The default timeout is the interval, but no longer than this.
+        const MAX_DEFAULT_TIMEOUT_MS: u64 = 10_000;
+        const EXAMPLE: &str = "health_check interval=5s uri=/health fails=2 passes=1 timeout=2s;";
+        let mut h = HealthCheck {
+            interval_ms: 5_000,
+            uri: "/".into(),
+            fails: 1,
+            passes: 1,
+            timeout_ms: 0,
+            port: None,
+        };
+        let mut timeout = None;
+        let errors_before = self.diags.error_count();
+        let mut seen: Vec<(&str, Span)> = Vec::new();
+        for a in &d.args {
+            let v = a.value.as_str();
+            let (k, val) = v.split_once('=').unwrap_or((v, ""));
+            let bad = |this: &mut Self, what: &str| {
+                this.err(
+                    Diagnostic::error(Code::BadValue, a.span, format!("invalid value in \"{v}\""))
+                        .label(format!("expected {what}"))
+                        .help(EXAMPLE),
+                );
+            };
+            if PARAMS.contains(&k) {
+                if let Some((_, first)) = seen.iter().find(|(n, _)| *n == k) {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Duplicate,
+                            a.span,
+                            format!("health_check parameter \"{k}\" is duplicate"),
+                        )
+                        .label("second occurrence")
+                        .also(*first, "first set here")
+                        .help("give each parameter once"),
+                    );
+                    continue;
+                }
+                seen.push((k, a.span));
+            }
+            match k {
+                "interval" => match parse_time_ms(val) {
+                    Some(t) if t > 0 => h.interval_ms = t,
+                    _ => bad(self, "a time above 0 (`5s`, `500ms`)"),
+                },
+                "timeout" => match parse_time_ms(val) {
+                    Some(t) if t > 0 => timeout = Some(t),
+                    _ => bad(self, "a time above 0 (`2s`, `500ms`)"),
+                },
+                "fails" => match parse_number::<u32>(val) {
+                    Some(n) if n > 0 => h.fails = n,
+                    _ => bad(self, "a number of at least 1"),
+                },
+                "passes" => match parse_number::<u32>(val) {
+                    Some(n) if n > 0 => h.passes = n,
+                    _ => bad(self, "a number of at least 1"),
+                },
+                "port" => match parse_number::<u16>(val) {
+                    Some(n) if n > 0 => h.port = Some(n),
+                    _ => bad(self, "a port from 1 to 65535"),
+                },
+                "uri" => {
+                    if val.starts_with('/') && val.bytes().all(|b| b.is_ascii_graphic()) {
+                        h.uri = val.to_string();
+                    } else {
+                        bad(self, "a path starting with `/`, without spaces");
+                    }
+                }
+                "jitter" | "mandatory" | "persistent" | "match" | "type" | "keepalive_time"
+                | "grpc_service" | "grpc_status" => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Unsupported,
+                            a.span,
+                            format!("health_check parameter \"{k}\" is not supported yet"),
+                        )
+                        .label("not implemented by Proton yet")
+                        .help("remove it; a 2xx or 3xx status passes the check"),
+                    );
+                }
+                _ => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid parameter \"{v}\""),
+                        )
+                        .label("unknown parameter")
+                        .help(match did_you_mean(k, PARAMS) {
+                            Some(c) if !val.is_empty() => format!("did you mean \"{c}={val}\"?"),
+                            Some(c) => format!("did you mean \"{c}=\"?"),
+                            None => "parameters: interval=, uri=, fails=, passes=, timeout=, port="
+                                .into(),
+                        }),
+                    );
+                }
+            }
+        }
+        h.timeout_ms = timeout.unwrap_or(h.interval_ms.min(MAX_DEFAULT_TIMEOUT_MS));
+        (self.diags.error_count() == errors_before).then_some(h)
+    }
+
     fn implicit_upstream(&mut self, address: String) -> UpstreamId {
         if let Some(&id) = self.implicit_upstreams.get(&address) {
             return id;
@@ -363,6 +550,7 @@ impl Lower<'_> {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            health_check: None,
         });
         UpstreamId(self.ir.upstreams.len() as u32 - 1)
     }

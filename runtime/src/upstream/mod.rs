@@ -71,6 +71,11 @@ impl From<&Balance> for Method {
             } => Method::HashConsistent,
             Balance::Random { two: false } => Method::Random,
             Balance::Random { two: true } => Method::RandomTwo,
+            // nginx Plus's least_time: the latency the caller reports is measured to the
+            // response head (`header`) or its last byte (`last_byte`); the method is the same.
+            Balance::LeastTime { .. } => Method::PeakEwma {
+                half_life: DEFAULT_HALF_LIFE,
+            },
         }
     }
 }
@@ -425,6 +430,7 @@ mod tests {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            health_check: None,
         };
         let b = Balancer::from_upstream(&up, 1);
         assert_eq!(b.peers().len(), 2);
