@@ -4,8 +4,10 @@
 //! method is unit-tested in memory (the shape of pingora's `pingora-load-balancing/selection`).
 //!
 //! Methods ([`Method`]): smooth weighted round-robin, `least_conn`, `ip_hash`, `hash KEY`,
-//! `hash KEY consistent` (ketama), `random`, `random two`, and peak-EWMA (latency-aware; not in
-//! nginx OSS). Each module documents how closely it follows nginx.
+//! `hash KEY consistent` (ketama), `random`, `random two`, and peak-EWMA (latency-aware; what
+//! the config calls nginx Plus's `least_time`). Each module documents how closely it follows
+//! nginx. (The one part of this module that does open sockets and read clocks is [`health`],
+//! the active health checker.)
 //!
 //! Passive health follows nginx: `max_fails` failures (counted until a success after the
 //! peer's `fail_timeout` has passed) make a peer unavailable for `fail_timeout`; `max_fails=0`
@@ -13,28 +15,39 @@
 //! connections; `backup` peers are used only when no primary peer is usable (by least_conn
 //! under `least_conn`, else round-robin); peers already tried for the request are skipped.
 //!
-//! All state here is per balancer, so per worker: a worker's least_conn, max_conns and
-//! failure counts see only its own connections. Sharing them across workers is the caller's
-//! job (shared memory), not this module's.
+//! Active health checks ([`health`], `health_check` in the IR) mark peers down and up again; a
+//! peer that is down by them is never picked, like a `down` one, until it passes again.
+//!
+//! State. [`Balancer::new`] and [`Balancer::from_upstream`] keep all peer state in the
+//! balancer (unit tests, one process). [`Balancer::from_upstream_shared`] keeps the state that
+//! must agree across worker processes — active connections, passive-health failures, the
+//! active-health verdict — in a [`SharedUpstreams`] mapping made by the master before fork,
+//! and only the per-worker parts (round-robin weights, the latency estimate, random
+//! generator) in the balancer; see [`shared`] for the split and its consistency.
 
 mod hash;
+pub mod health;
 mod ip_hash;
 mod least_conn;
 mod peak_ewma;
 mod peer;
 mod random;
 mod round_robin;
+pub mod shared;
 
 use std::time::{Duration, Instant};
 
 use proton_ir::{Balance, Upstream};
 
 pub use hash::{crc32, Ring, POINTS_PER_WEIGHT};
+pub use health::{spawn_checkers, Checkers};
 pub use peak_ewma::DEFAULT_HALF_LIFE;
-pub use peer::{Peer, PeerState, DEFAULT_FAIL_TIMEOUT};
+pub use peer::{Health, Peer, PeerState, DEFAULT_FAIL_TIMEOUT};
 pub use random::XorShift64;
+pub use shared::SharedUpstreams;
 
 use peer::{Pool, Tier};
+use shared::SharedPeers;
 
 /// A balancing method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +120,9 @@ enum Kind {
 pub struct Balancer {
     pool: Pool,
     kind: Kind,
+    /// The shared part of the peers' state, when the balancer is built over shared memory;
+    /// `pool.state` then holds a copy of it taken at the last pick or report.
+    shared: Option<SharedPeers>,
 }
 
 impl Balancer {
@@ -129,7 +145,11 @@ impl Balancer {
                 cursor: 0,
             },
         };
-        Balancer { pool, kind }
+        Balancer {
+            pool,
+            kind,
+            shared: None,
+        }
     }
 
     /// The balancer of an IR upstream group; peer `i` is `upstream.servers[i]`.
@@ -141,14 +161,55 @@ impl Balancer {
         )
     }
 
+    /// The balancer of IR upstream `upstream_index`, with its peers' active connections,
+    /// passive and active health in `shared` (the generation's [`SharedUpstreams`]), so that
+    /// every worker's balancer sees the same. The balancer keeps the mapping alive. When
+    /// `shared` has no such upstream or a different number of servers (an upstream of
+    /// another IR), the balancer keeps private state instead.
+    pub fn from_upstream_shared(
+        upstream: &Upstream,
+        shared: &SharedUpstreams,
+        upstream_index: usize,
+        seed: u64,
+    ) -> Balancer {
+        let mut b = Balancer::from_upstream(upstream, seed);
+        b.shared = shared
+            .group(upstream_index)
+            .filter(|g| g.len() == b.pool.peers.len());
+        if let Some(sh) = &b.shared {
+            sh.load_all(&mut b.pool.state);
+        }
+        b
+    }
+
+    /// True when the peer state is shared with other workers.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
     /// The configured peers.
     pub fn peers(&self) -> &[Peer] {
         &self.pool.peers
     }
 
-    /// The run-time state of peer `i`.
-    pub fn state(&self, i: usize) -> Option<&PeerState> {
-        self.pool.state.get(i)
+    /// The run-time state of peer `i` (the shared values read now).
+    pub fn state(&self, i: usize) -> Option<PeerState> {
+        let mut st = self.pool.state.get(i)?.clone();
+        if let Some(sh) = &self.shared {
+            sh.load(i, &mut st);
+        }
+        Some(st)
+    }
+
+    /// Sets the active-health verdict of peer `i` (what the checker does; for tests and
+    /// tools). A `Down` peer is not picked until it is set `Up` or `Unknown`.
+    pub fn set_health(&mut self, i: usize, health: Health) {
+        if let Some(st) = self.pool.state.get_mut(i) {
+            st.health = health;
+            if let Some(sh) = &self.shared {
+                sh.set_health(i, health);
+            }
+        }
     }
 
     /// Chooses a peer for a request, or `None` when no peer is usable. `key` is the evaluated
@@ -157,6 +218,9 @@ impl Balancer {
     /// [`Balancer::acquire`] when connecting.
     pub fn pick(&mut self, key: &[u8], now: Instant, tried: &[usize]) -> Option<usize> {
         let pool = &mut self.pool;
+        if let Some(sh) = &self.shared {
+            sh.load_all(&mut pool.state);
+        }
         let primary = match &mut self.kind {
             Kind::RoundRobin => round_robin::pick(pool, Tier::Primary, now, tried),
             Kind::LeastConn => least_conn::pick(pool, Tier::Primary, now, tried),
@@ -176,7 +240,10 @@ impl Balancer {
             _ => round_robin::pick(pool, Tier::Backup, now, tried),
         });
         if let Some(i) = chosen {
-            pool.mark_picked(i, now);
+            match (&self.shared, pool.peers.get(i)) {
+                (Some(sh), Some(p)) => sh.mark_picked(i, now, p.fail_timeout),
+                _ => pool.mark_picked(i, now),
+            }
         }
         chosen
     }
@@ -192,6 +259,9 @@ impl Balancer {
         let (Some(p), Some(st)) = (self.pool.peers.get(peer), self.pool.state.get_mut(peer)) else {
             return;
         };
+        if let Some(sh) = &self.shared {
+            sh.load(peer, st);
+        }
         match outcome {
             Outcome::Success { latency } => {
                 let readmitted = match (st.failed_at, st.checked) {
@@ -199,15 +269,26 @@ impl Balancer {
                     (Some(f), Some(c)) => f < c,
                     (Some(_), None) => false,
                 };
-                if readmitted {
+                if readmitted && st.fails > 0 {
                     st.fails = 0;
+                    if let Some(sh) = &self.shared {
+                        sh.clear_fails(peer);
+                    }
                 }
                 peak_ewma::observe(st, latency, now, half_life);
             }
             Outcome::Failure => {
-                st.fails = st.fails.saturating_add(1);
-                st.failed_at = Some(now);
-                st.checked = Some(now);
+                match &self.shared {
+                    Some(sh) => {
+                        sh.fail(peer, now);
+                        sh.load(peer, st);
+                    }
+                    None => {
+                        st.fails = st.fails.saturating_add(1);
+                        st.failed_at = Some(now);
+                        st.checked = Some(now);
+                    }
+                }
                 if let Some(drop) = p.weight.checked_div(p.max_fails) {
                     st.effective_weight = (st.effective_weight - i64::from(drop)).max(0);
                 }
@@ -218,14 +299,43 @@ impl Balancer {
     /// Counts a connection opened to `peer` (least_conn, random two, peak-EWMA, max_conns).
     pub fn acquire(&mut self, peer: usize) {
         if let Some(st) = self.pool.state.get_mut(peer) {
-            st.active = st.active.saturating_add(1);
+            st.active = match &self.shared {
+                Some(sh) => sh.acquire(peer),
+                None => st.active.saturating_add(1),
+            };
+        }
+    }
+
+    /// Counts a connection opened to `peer` only if that keeps it within `max_conns`, as one
+    /// atomic step: with shared state another worker may have filled the peer since
+    /// [`Balancer::pick`]. On `false` nothing is counted; add the peer to `tried` and pick
+    /// again.
+    pub fn try_acquire(&mut self, peer: usize) -> bool {
+        let (Some(p), Some(st)) = (self.pool.peers.get(peer), self.pool.state.get_mut(peer)) else {
+            return false;
+        };
+        let next = match &self.shared {
+            Some(sh) => sh.try_acquire(peer, p.max_conns),
+            None => {
+                (p.max_conns == 0 || st.active < p.max_conns).then(|| st.active.saturating_add(1))
+            }
+        };
+        match next {
+            Some(n) => {
+                st.active = n;
+                true
+            }
+            None => false,
         }
     }
 
     /// Counts a connection to `peer` closed.
     pub fn release(&mut self, peer: usize) {
         if let Some(st) = self.pool.state.get_mut(peer) {
-            st.active = st.active.saturating_sub(1);
+            st.active = match &self.shared {
+                Some(sh) => sh.release(peer),
+                None => st.active.saturating_sub(1),
+            };
         }
     }
 }

@@ -58,7 +58,21 @@ impl From<&UpstreamServer> for Peer {
     }
 }
 
-/// What a balancer knows about one peer at run time (per balancer, i.e. per worker).
+/// What active health checks (`health_check`) say about a peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked, or not enough checks yet to decide: usable.
+    #[default]
+    Unknown,
+    /// Passed `passes` checks in a row: usable.
+    Up,
+    /// Failed `fails` checks in a row: never picked until it is up again.
+    Down,
+}
+
+/// What a balancer knows about one peer at run time. With a balancer over
+/// [`super::SharedUpstreams`], `active`, `fails`, `checked`, `failed_at` and `health` are a
+/// copy of the shared values taken at the last pick or report; the rest is per balancer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PeerState {
     /// Connections currently open to the peer ([`super::Balancer::acquire`]/`release`).
@@ -79,6 +93,8 @@ pub struct PeerState {
     /// Smooth weighted round-robin: nginx's `effective_weight` (lowered by failures, raised
     /// by one per pick back to `weight`).
     pub effective_weight: i64,
+    /// The verdict of active health checks.
+    pub health: Health,
 }
 
 /// Primary peers, or the backup peers used when no primary is available.
@@ -104,10 +120,11 @@ pub fn failed(peer: &Peer, st: &PeerState, now: Instant) -> bool {
             .is_some_and(|c| now.saturating_duration_since(c) <= peer.fail_timeout)
 }
 
-/// True when the peer may take this request: not `down`, not failed, under `max_conns`, and
-/// not already tried for this request.
+/// True when the peer may take this request: not `down`, not down by active health checks,
+/// not failed, under `max_conns`, and not already tried for this request.
 pub fn usable(i: usize, peer: &Peer, st: &PeerState, now: Instant, tried: &[usize]) -> bool {
     !peer.down
+        && st.health != Health::Down
         && !failed(peer, st, now)
         && (peer.max_conns == 0 || st.active < peer.max_conns)
         && !tried.contains(&i)
@@ -174,6 +191,7 @@ impl Pool {
 
     /// Called when peer `i` is chosen: re-admits a peer whose `fail_timeout` has passed, so
     /// that a success of this request resets its failure count (nginx's `checked` update).
+    /// (A balancer over shared memory does this on the shared value instead.)
     pub fn mark_picked(&mut self, i: usize, now: Instant) {
         if let (Some(p), Some(st)) = (self.peers.get(i), self.state.get_mut(i)) {
             let expired = st
