@@ -36,6 +36,9 @@ pub struct Loaded {
     /// at load (and so again at every reload). `None` for the servers of a `proxy_pass`
     /// given by variables (resolved per request).
     pub upstream_addrs: Vec<Vec<Option<SocketAddr>>>,
+    /// Per-peer state every worker of this generation shares (active connections,
+    /// failures, health), mapped here, before the workers are forked.
+    pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
 }
 
 /// Resolves an upstream server address as written (`host:port`, `host` meaning port 80,
@@ -125,6 +128,9 @@ impl Loaded {
             }
             upstream_addrs.push(addrs);
         }
+        let upstream_shared = crate::upstream::SharedUpstreams::new(&ir)
+            .map(std::sync::Arc::new)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
             ir,
             header,
@@ -135,6 +141,7 @@ impl Loaded {
             load_time,
             regex_time,
             upstream_addrs,
+            upstream_shared,
         })
     }
 

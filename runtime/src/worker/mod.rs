@@ -183,6 +183,13 @@ pub fn run(
         Info,
         "worker {slot} of generation {generation} started"
     );
+    // Active health checks run in the first worker of each generation (threads that only
+    // probe and write the shared verdicts; they end with the process).
+    let _checkers = if slot == 0 {
+        Some(spawn_health_checks(loaded, slot))
+    } else {
+        None
+    };
     let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
     let mut events = Events::with_capacity(1024);
     let mut quitting = false;
@@ -273,6 +280,26 @@ pub fn run(
             return 0;
         }
     }
+}
+
+fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health::Checkers {
+    let mut log = match loaded.ir.main.error_log.first() {
+        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
+        Some(l) => ErrorLog::open(None, l.level),
+        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
+    };
+    log.set_worker(slot);
+    let log = std::sync::Mutex::new(log);
+    crate::upstream::health::spawn_checkers(
+        &loaded.ir,
+        &loaded.upstream_addrs,
+        std::sync::Arc::clone(&loaded.upstream_shared),
+        std::sync::Arc::new(move |level, msg: String| {
+            if let Ok(mut l) = log.lock() {
+                l.log(level, format_args!("{msg}"));
+            }
+        }),
+    )
 }
 
 fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, max: usize) {

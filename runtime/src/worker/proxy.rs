@@ -80,7 +80,14 @@ impl Upstreams {
                 .upstreams
                 .iter()
                 .enumerate()
-                .map(|(i, u)| Balancer::from_upstream(u, seed ^ (i as u64) << 17))
+                .map(|(i, u)| {
+                    Balancer::from_upstream_shared(
+                        u,
+                        &loaded.upstream_shared,
+                        i,
+                        seed ^ (i as u64) << 17,
+                    )
+                })
                 .collect(),
             free: Vec::new(),
         }
@@ -253,6 +260,8 @@ pub(crate) struct Proxy {
     header_bytes: u64,
     client_eof: bool,
     upstream_eof: bool,
+    /// Time from the attempt's start to the response head (`least_time header`).
+    head_latency: Duration,
 }
 
 impl Proxy {
@@ -291,6 +300,7 @@ impl Proxy {
             header_bytes: 0,
             client_eof: false,
             upstream_eof: false,
+            head_latency: Duration::ZERO,
         }
     }
 
@@ -640,7 +650,11 @@ impl Worker<'_> {
                 );
                 return Err(502);
             };
-            bal.acquire(peer);
+            if !bal.try_acquire(peer) {
+                // max_conns reached meanwhile by another worker: another server.
+                p.tried.push(peer);
+                continue;
+            }
             p.peer = peer;
             p.tries += 1;
             p.attempt_start = now;
@@ -891,7 +905,10 @@ impl Worker<'_> {
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
                 conn.close_after |= !p.keep_client;
                 let reuse = !p.spoiled && self.response_reusable(&p);
-                let latency = p.attempt_start.elapsed();
+                let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
+                    Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
+                    _ => p.attempt_start.elapsed(),
+                };
                 self.end_attempt(&mut p, reuse, Some(Report::Success { latency }));
                 conn.wbuf.clear();
                 conn.wpos = 0;
@@ -1162,6 +1179,7 @@ impl Worker<'_> {
             }
         }
         let status = p.resp.status;
+        p.head_latency = p.attempt_start.elapsed();
         if (100..200).contains(&status) && status != 101 {
             // An interim response: drop it and read the real one.
             let n = p.resp.head_len.min(p.hold.len());
