@@ -41,6 +41,17 @@ pub struct Loaded {
     pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
 }
 
+/// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
+pub fn resolve_literal(address: &str) -> Option<SocketAddr> {
+    if let Ok(a) = address.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    let ip = address.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 80))
+}
+
 /// Resolves an upstream server address as written (`host:port`, `host` meaning port 80,
 /// `[v6]:port`). A name resolving to several addresses uses the first (nginx makes one peer
 /// of each; documented).

@@ -244,6 +244,8 @@ pub(crate) struct Proxy {
     rbody: RespBody,
     /// Hash key for `hash`/`ip_hash`.
     key: Vec<u8>,
+    /// A literal address from a proxy_pass with variables (no balancer).
+    direct: Option<std::net::SocketAddr>,
     head_only: bool,
     idempotent: bool,
     client_minor: u8,
@@ -288,6 +290,7 @@ impl Proxy {
             resp: ResponseHead::default(),
             rbody: RespBody::None,
             key: Vec::new(),
+            direct: None,
             head_only: false,
             idempotent: true,
             client_minor: 1,
@@ -321,6 +324,7 @@ impl Proxy {
         self.hold.clear();
         self.rbody = RespBody::None;
         self.key.clear();
+        self.direct = None;
         self.upgrade = false;
         self.spoiled = false;
         self.broken = false;
@@ -402,16 +406,41 @@ impl Worker<'_> {
         let Some(proxy) = l.conf.proxy.as_deref() else {
             return Handled::Status(500);
         };
-        if proxy.dynamic.is_some() {
-            elog!(
-                self.elog,
-                Error,
-                "proxy_pass with variables is not supported yet, client: {}",
-                conn.peer.ip()
-            );
-            return Handled::Status(502);
+        let mut upstream = proxy.upstream.0 as usize;
+        // proxy_pass with variables: the URL is made per request; its host names an
+        // upstream group or is an IP address (nginx would need a `resolver` for other names).
+        let mut direct = None;
+        let mut dyn_uri = None;
+        let mut dyn_host = Vec::new();
+        if let Some(t) = &proxy.dynamic {
+            let mut url = Vec::new();
+            self.ctx(conn, head, sid, 0).expand(t, &mut url);
+            let rest = url.strip_prefix(b"http://").unwrap_or(&url);
+            let (hostport, uri) = match rest.iter().position(|&b| b == b'/') {
+                Some(i) => (&rest[..i], Some(rest[i..].to_vec())),
+                None => (rest, None),
+            };
+            let host = std::str::from_utf8(hostport).unwrap_or("");
+            if let Some(i) = ir
+                .upstreams
+                .iter()
+                .position(|u| u.explicit && u.name.eq_ignore_ascii_case(host))
+            {
+                upstream = i;
+            } else if let Some(a) = crate::config::resolve_literal(host) {
+                direct = Some(a);
+            } else {
+                elog!(
+                    self.elog,
+                    Error,
+                    "no resolver defined to resolve {host}, client: {}",
+                    conn.peer.ip()
+                );
+                return Handled::Status(502);
+            }
+            dyn_host.extend_from_slice(hostport);
+            dyn_uri = uri;
         }
-        let upstream = proxy.upstream.0 as usize;
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = &s.proxy;
         let http11 = ps.http_version == ProxyHttpVersion::Http11;
@@ -424,6 +453,7 @@ impl Worker<'_> {
         p.sid = sid;
         p.loc = loc;
         p.upstream = upstream;
+        p.direct = direct;
         p.head_only = head.is_head();
         let lock = conn
             .rbuf
@@ -439,7 +469,11 @@ impl Worker<'_> {
         req.extend_from_slice(conn.rbuf.get(head.method_range.clone()).unwrap_or(b"GET"));
         req.push(b' ');
         let uri_at = req.len();
-        self.upstream_uri(conn, head, l.kind, l.name, proxy.uri.as_ref(), &mut req);
+        match &dyn_uri {
+            // With variables and a URI, the URI goes as made (nginx).
+            Some(u) => req.extend_from_slice(u),
+            None => self.upstream_uri(conn, head, l.kind, l.name, proxy.uri.as_ref(), &mut req),
+        }
         if req.len() == uri_at {
             req.push(b'/');
         }
@@ -463,7 +497,11 @@ impl Worker<'_> {
         }
 
         // proxy_set_header, with nginx's defaults merged in by the compiler.
-        let proxy_host = ir.text_of(proxy.proxy_host).as_bytes();
+        let proxy_host = if proxy.dynamic.is_some() {
+            &dyn_host[..]
+        } else {
+            ir.text_of(proxy.proxy_host).as_bytes()
+        };
         let mut sent_upgrade = false;
         {
             let mut ctx = self.ctx(conn, head, sid, 0);
@@ -636,6 +674,26 @@ impl Worker<'_> {
     /// cache when it has a live connection to that server. `Err(status)`: no server left.
     fn connect(&mut self, owner: usize, p: &mut Proxy) -> Result<(), u16> {
         let u = p.upstream;
+        if let Some(a) = p.direct {
+            // A literal address from a proxy_pass with variables: one server, one try.
+            if p.tries > 0 {
+                return Err(502);
+            }
+            p.peer = usize::MAX;
+            p.tries = 1;
+            p.attempt_start = Instant::now();
+            p.sent_any = false;
+            p.req_pos = 0;
+            p.cached = false;
+            return self.open(owner, p, a).map_err(|e| {
+                elog!(
+                    self.elog,
+                    Error,
+                    "connect() to {a} failed ({e}) while connecting to upstream"
+                );
+                502
+            });
+        }
         loop {
             let now = Instant::now();
             let Some(bal) = self.ups.balancers.get_mut(u) else {
@@ -677,36 +735,11 @@ impl Worker<'_> {
                 .copied()
                 .flatten();
             let result = match addr {
-                Some(a) => TcpStream::connect(a),
+                Some(a) => self.open(owner, p, a),
                 None => Err(std::io::Error::new(ErrorKind::NotFound, "no address")),
             };
             match result {
-                Ok(mut sock) => {
-                    let entry = self.ups.conns.vacant_entry();
-                    let key = entry.key();
-                    if let Err(e) = self.registry.register(
-                        &mut sock,
-                        Token(UP_BASE + key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
-                        elog!(self.elog, Alert, "cannot watch upstream connection: {e}");
-                        self.ups.balancers[u].release(peer);
-                        return Err(502);
-                    }
-                    entry.insert(UpConn {
-                        sock,
-                        upstream: u,
-                        peer,
-                        owner: Some(owner),
-                        requests: 0,
-                        idle_until: now,
-                    });
-                    p.up = Some(key);
-                    p.st = St::Connect;
-                    p.deadline =
-                        now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
-                    return Ok(());
-                }
+                Ok(()) => return Ok(()),
                 Err(e) => {
                     let addr = self.peer_name(u, peer);
                     elog!(
@@ -726,11 +759,44 @@ impl Worker<'_> {
         }
     }
 
+    /// Starts a non-blocking connect to `addr` for the current attempt.
+    fn open(
+        &mut self,
+        owner: usize,
+        p: &mut Proxy,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<()> {
+        let mut sock = TcpStream::connect(addr)?;
+        let entry = self.ups.conns.vacant_entry();
+        let key = entry.key();
+        self.registry.register(
+            &mut sock,
+            Token(UP_BASE + key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let now = Instant::now();
+        entry.insert(UpConn {
+            sock,
+            upstream: p.upstream,
+            peer: p.peer,
+            owner: Some(owner),
+            requests: 0,
+            idle_until: now,
+        });
+        p.up = Some(key);
+        p.st = St::Connect;
+        p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
+        Ok(())
+    }
+
     fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {
         &self.settings_for(loc).proxy
     }
 
     fn peer_name(&self, u: usize, peer: usize) -> String {
+        if peer == usize::MAX {
+            return "the proxy_pass address".to_string();
+        }
         self.loaded
             .upstream_addrs
             .get(u)
