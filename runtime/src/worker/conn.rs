@@ -179,7 +179,10 @@ impl Conn {
     pub(crate) fn update_interest(&mut self, poll: &Poll, token: Token) {
         let want = match self.phase {
             Phase::Write => Interest::WRITABLE,
-            Phase::Proxy => Interest::READABLE | Interest::WRITABLE,
+            // Proxying: the client is watched for writing only while output waits for it
+            // (usually the proxy waits on the upstream socket, which has its own token).
+            Phase::Proxy if self.wpos < self.wbuf.len() => Interest::READABLE | Interest::WRITABLE,
+            Phase::Proxy => Interest::READABLE,
             _ => Interest::READABLE,
         };
         if want != self.interest {

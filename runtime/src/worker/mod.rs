@@ -247,7 +247,14 @@ pub fn run(
                     }
                 }
                 Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
-                    Some(Some(key)) => conn_event(&mut conns, key, &poll, &mut w, quitting),
+                    Some(Some(key)) => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            if let Some(p) = conns.get_mut(key).and_then(|c| c.proxy.as_mut()) {
+                                p.mark_upstream_readable();
+                            }
+                        }
+                        conn_event(&mut conns, key, &poll, &mut w, quitting)
+                    }
                     Some(None) => w.ups.idle_event(t - proxy::UP_BASE),
                     None => {}
                 },

@@ -264,6 +264,9 @@ pub(crate) struct Proxy {
     upstream_eof: bool,
     /// Time from the attempt's start to the response head (`least_time header`).
     head_latency: Duration,
+    /// The upstream socket may have bytes to read: set by its readiness events, cleared
+    /// when a read finds nothing (saves a read that would fail right after sending).
+    up_ready: bool,
 }
 
 impl Proxy {
@@ -304,7 +307,13 @@ impl Proxy {
             client_eof: false,
             upstream_eof: false,
             head_latency: Duration::ZERO,
+            up_ready: false,
         }
+    }
+
+    /// The upstream socket reported readiness for reading.
+    pub(crate) fn mark_upstream_readable(&mut self) {
+        self.up_ready = true;
     }
 
     fn reset(&mut self) {
@@ -720,6 +729,7 @@ impl Worker<'_> {
             p.req_pos = 0;
             if let Some(key) = self.ups.take_idle(u, peer, owner) {
                 p.up = Some(key);
+                p.up_ready = false;
                 p.cached = true;
                 p.st = St::Send;
                 p.deadline =
@@ -784,6 +794,7 @@ impl Worker<'_> {
             idle_until: now,
         });
         p.up = Some(key);
+        p.up_ready = false;
         p.st = St::Connect;
         p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
         Ok(())
@@ -1225,6 +1236,9 @@ impl Worker<'_> {
                     return Step::Fail(Fail::InvalidHeader, reason);
                 }
             }
+            if !p.up_ready {
+                return Step::Blocked;
+            }
             let want = limit.saturating_sub(p.hold.len()).max(1);
             match read_into_spare(&c.sock, &mut p.hold, want) {
                 Ok(0) => {
@@ -1234,7 +1248,10 @@ impl Worker<'_> {
                     )
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    p.up_ready = false;
+                    return Step::Blocked;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     return Step::Fail(
@@ -1553,7 +1570,7 @@ impl Worker<'_> {
                 return Drive::Blocked;
             }
             // From the upstream, while the window has room.
-            if !p.upstream_eof && pending < window {
+            if !p.upstream_eof && pending < window && p.up_ready {
                 let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
                     p.broken = true;
                     continue;
@@ -1582,7 +1599,7 @@ impl Worker<'_> {
                         progressed = true;
                         p.deadline = Instant::now() + Duration::from_millis(read_timeout);
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => p.up_ready = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
                     Err(_) => {
                         elog!(
