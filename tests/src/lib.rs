@@ -609,11 +609,18 @@ impl Backend {
     /// Starts a backend called `name` on `127.0.0.1:0` and waits (10 s at most) for the
     /// `listening on ADDR` line it prints once bound. Panics when it does not start.
     pub fn start(name: &str) -> Backend {
+        Backend::start_on(name, 0)
+    }
+
+    /// [`Backend::start`] on a given loopback port (0: any free one), e.g. to bring a
+    /// killed backend back at the same address.
+    pub fn start_on(name: &str, port: u16) -> Backend {
         use std::io::BufRead;
 
         let path = bin("proton-testbackend");
+        let listen = format!("127.0.0.1:{port}");
         let mut child = Command::new(&path)
-            .args(["--listen", "127.0.0.1:0", "--name", name])
+            .args(["--listen", listen.as_str(), "--name", name])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
