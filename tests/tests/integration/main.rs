@@ -4,4 +4,5 @@
 mod backend;
 mod differential;
 mod harness;
+mod proxy;
 mod runtime;
