@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -220,6 +220,7 @@ pub(crate) mod tests {
             regexes: vec![],
             log_formats: vec![],
             user_vars: vec![],
+            maps: vec![],
             mime_types: vec![vec![]],
             settings: vec![crate::verify::tests::settings()],
             text: String::new(),
@@ -252,14 +253,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (10, PINNED_CRC, PINNED_RICH_CRC),
+            (11, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 3_675_866_194;
+    const PINNED_RICH_CRC: u32 = 1_970_935_999;
 
-    const PINNED_CRC: u32 = 1_879_376_324;
+    const PINNED_CRC: u32 = 433_136_826;
 
     #[test]
     fn refuses_damage() {

@@ -41,6 +41,9 @@ pub struct Ir {
     pub log_formats: Vec<LogFormat>,
     /// User variables created by `set`, by index (the name is for diagnostics only).
     pub user_vars: Vec<String>,
+    /// `map` blocks, by index ([`Var::Map`]); a map's templates may use other maps, never
+    /// in a cycle and at most [`MAX_MAP_NESTING`] deep (checked by [`Ir::verify`]).
+    pub maps: Vec<Map>,
     /// Distinct `types {}` tables: lowercase extension → MIME type, sorted by extension.
     pub mime_types: Vec<Vec<(String, String)>>,
     /// Distinct inherited-settings records, shared by locations.
@@ -99,6 +102,23 @@ impl Ir {
             start,
             len: s.len() as u32,
         }
+    }
+
+    /// The nginx name (without `$`) of a variable; map variables by their map's name.
+    pub fn var_name(&self, v: &Var) -> String {
+        match v {
+            Var::Map(i) => self
+                .maps
+                .get(*i as usize)
+                .map_or_else(|| format!("map#{i}"), |m| m.name.clone()),
+            other => other.name(&self.user_vars),
+        }
+    }
+
+    /// A template in nginx source form, every variable by its name (see
+    /// [`Template::to_source`]).
+    pub fn source_of(&self, t: &Template) -> String {
+        t.to_source_with(&|v| self.var_name(v))
     }
 
     /// The effective `root` of a location.
@@ -706,6 +726,8 @@ pub enum Var {
     /// location regex when the location is selected, a `rewrite` regex when it matches.
     /// Empty when no such match happened.
     NamedCapture(String),
+    /// The variable of a `map` block, by index into [`Ir::maps`].
+    Map(u32),
 }
 
 impl Template {
@@ -728,8 +750,14 @@ impl Template {
         }
     }
 
-    /// Writes the template back in nginx source form (`$var` / `${var}`).
+    /// Writes the template back in nginx source form (`$var` / `${var}`). Map variables
+    /// are written `$map#N`; [`Ir::source_of`] names them.
     pub fn to_source(&self, user_vars: &[String]) -> String {
+        self.to_source_with(&|v| v.name(user_vars))
+    }
+
+    /// Writes the template back in nginx source form, naming variables with `name`.
+    pub fn to_source_with(&self, name: &dyn Fn(&Var) -> String) -> String {
         let mut out = String::new();
         for (i, part) in self.parts.iter().enumerate() {
             let next_is_word = match self.parts.get(i + 1) {
@@ -745,7 +773,7 @@ impl Template {
                     continue;
                 }
                 Part::Capture(n) => n.to_string(),
-                Part::Var(v) => v.name(user_vars),
+                Part::Var(v) => name(v),
             };
             if next_is_word {
                 out.push_str(&format!("${{{name}}}"));
@@ -772,6 +800,76 @@ impl Var {
                 .cloned()
                 .unwrap_or_else(|| format!("user#{i}")),
             Var::NamedCapture(n) => n.clone(),
+            Var::Map(i) => format!("map#{i}"),
         }
+    }
+}
+
+/// The value of the longest wildcard of `list` that `hit` says matches `key` (and is shorter
+/// than it).
+fn longest_wildcard<'m>(
+    list: &'m [(String, Template)],
+    key: &[u8],
+    hit: impl Fn(&[u8]) -> bool,
+) -> Option<&'m Template> {
+    list.iter()
+        .filter(|(w, _)| key.len() > w.len() && hit(w.as_bytes()))
+        .max_by_key(|(w, _)| w.len())
+        .map(|(_, t)| t)
+}
+
+/// Deepest chain of map variables whose templates use other map variables
+/// (`map $a $b {…}`, `map $b $c {…}`… is a chain of two). The compiler refuses deeper chains
+/// and cycles, [`Ir::verify`] checks it again, and the runtime stops evaluating there.
+pub const MAX_MAP_NESTING: usize = 16;
+
+/// A `map SOURCE $name { … }` block: the variable's value is chosen by the expansion of
+/// `source`, nginx's order: an exact key (compared ASCII case-insensitively), then with
+/// `hostnames` the longest leading wildcard and the longest trailing wildcard, then the
+/// regexes in config order (not tried for an empty source), then `default`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Map {
+    /// The variable's name, lowercase, without `$`.
+    pub name: String,
+    pub source: Template,
+    /// `hostnames`: one trailing dot of the source is ignored, and keys may be wildcards.
+    pub hostnames: bool,
+    /// Exact keys, lowercase, sorted (by bytes) and distinct for binary search.
+    pub exact: Vec<(String, Template)>,
+    /// `*.example.com` and `.example.com`, as the lowercase suffix `.example.com`
+    /// (`.example.com` also puts `example.com` among the exact keys), distinct.
+    pub leading: Vec<(String, Template)>,
+    /// `www.example.*`, as the lowercase prefix `www.example.`, distinct.
+    pub trailing: Vec<(String, Template)>,
+    /// `~regex` / `~*regex` keys in config order. Their captures (`$1`…`$9`, named groups)
+    /// are the ones their value sees.
+    pub regex: Vec<(RegexId, Template)>,
+    /// The value when nothing matches (empty when the map has no `default`).
+    pub default: Template,
+}
+
+impl Map {
+    /// The value of the first exact or wildcard key that matches `key`, which must already
+    /// be lowercased (and, for a `hostnames` map, without its trailing dot). Regex keys are
+    /// the caller's: they need a regex engine and see the source as it was.
+    pub fn find_static(&self, key: &[u8]) -> Option<&Template> {
+        if let Ok(i) = self.exact.binary_search_by(|(k, _)| k.as_bytes().cmp(key)) {
+            return self.exact.get(i).map(|(_, t)| t);
+        }
+        if !self.hostnames {
+            return None;
+        }
+        longest_wildcard(&self.leading, key, |w| key.ends_with(w))
+            .or_else(|| longest_wildcard(&self.trailing, key, |w| key.starts_with(w)))
+    }
+
+    /// Every template of the map: the source, then every value.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        std::iter::once(&self.source)
+            .chain(self.exact.iter().map(|(_, t)| t))
+            .chain(self.leading.iter().map(|(_, t)| t))
+            .chain(self.trailing.iter().map(|(_, t)| t))
+            .chain(self.regex.iter().map(|(_, t)| t))
+            .chain(std::iter::once(&self.default))
     }
 }

@@ -60,6 +60,9 @@ impl Checker<'_> {
                 Part::Var(Var::NamedCapture(n)) => {
                     check(!n.is_empty(), || "empty named capture".to_string())?
                 }
+                Part::Var(Var::Map(i)) => check((*i as usize) < self.ir.maps.len(), || {
+                    format!("map variable {i} out of range")
+                })?,
                 _ => {}
             }
         }
@@ -211,6 +214,103 @@ impl Checker<'_> {
         Ok(())
     }
 
+    fn map(&self, m: &Map) -> Result<(), VerifyError> {
+        check(!m.name.is_empty(), || {
+            "map without a variable name".to_string()
+        })?;
+        for t in m.templates() {
+            self.template(t)?;
+        }
+        for (r, _) in &m.regex {
+            self.regex(*r)?;
+        }
+        let sorted = |list: &[(String, Template)]| list.windows(2).all(|w| w[0].0 < w[1].0);
+        check(sorted(&m.exact), || {
+            format!("exact keys of map ${} are not sorted and distinct", m.name)
+        })?;
+        check(m.leading.iter().all(|(s, _)| s.starts_with('.')), || {
+            format!(
+                "a leading wildcard of map ${} does not start with a dot",
+                m.name
+            )
+        })?;
+        check(m.trailing.iter().all(|(p, _)| p.ends_with('.')), || {
+            format!(
+                "a trailing wildcard of map ${} does not end with a dot",
+                m.name
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Map variables used by map `m`'s templates.
+    fn map_deps(&self, m: &Map) -> Vec<usize> {
+        let mut deps: Vec<usize> = m
+            .templates()
+            .flat_map(|t| &t.parts)
+            .filter_map(|p| match p {
+                Part::Var(Var::Map(i)) => Some(*i as usize),
+                _ => None,
+            })
+            .collect();
+        deps.sort_unstable();
+        deps.dedup();
+        deps
+    }
+
+    /// Maps form no cycle, and no chain of maps using maps is deeper than
+    /// [`MAX_MAP_NESTING`]. Iterative, so no IR can exhaust the stack.
+    fn map_graph(&self) -> Result<(), VerifyError> {
+        let maps = &self.ir.maps;
+        let deps: Vec<Vec<usize>> = maps.iter().map(|m| self.map_deps(m)).collect();
+        // 0: not seen; 1: on the stack; 2: done. `height`: longest chain below a map.
+        let mut state = vec![0u8; maps.len()];
+        let mut height = vec![0usize; maps.len()];
+        for root in 0..maps.len() {
+            if state[root] != 0 {
+                continue;
+            }
+            let mut stack = vec![(root, 0usize)];
+            state[root] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                let edges = deps.get(node).map_or(&[][..], Vec::as_slice);
+                if let Some(&d) = edges.get(*next) {
+                    *next += 1;
+                    match state.get(d) {
+                        Some(0) => {
+                            state[d] = 1;
+                            stack.push((d, 0));
+                        }
+                        Some(1) => {
+                            return Err(VerifyError(format!(
+                                "map ${} depends on itself",
+                                maps[d].name
+                            )))
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                let h = edges
+                    .iter()
+                    .filter_map(|&d| height.get(d))
+                    .map(|h| h + 1)
+                    .max()
+                    .unwrap_or(0);
+                check(h < MAX_MAP_NESTING, || {
+                    format!(
+                        "map ${} nests maps deeper than {MAX_MAP_NESTING}",
+                        maps[node].name
+                    )
+                })?;
+                height[node] = h;
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+        Ok(())
+    }
+
     fn settings(&self, s: &Settings) -> Result<(), VerifyError> {
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
@@ -312,6 +412,10 @@ impl Ir {
         for f in &self.log_formats {
             c.template(&f.template)?;
         }
+        for m in &self.maps {
+            c.map(m)?;
+        }
+        c.map_graph()?;
         for s in &self.settings {
             c.settings(s)?;
         }
@@ -463,6 +567,31 @@ pub(crate) mod tests {
             always: false,
         }];
         s.proxy.redirect = ProxyRedirect::Rules(vec![(var(0), var(0))]);
+        ir.maps = vec![Map {
+            name: "m".into(),
+            source: var(0),
+            hostnames: true,
+            exact: vec![
+                ("a".into(), Template::literal("1")),
+                ("b.example.com".into(), var(0)),
+            ],
+            leading: vec![(".example.com".into(), Template::literal("2"))],
+            trailing: vec![("www.example.".into(), Template::literal("3"))],
+            regex: vec![(
+                RegexId(0),
+                Template {
+                    parts: vec![Part::Capture(1), Part::Var(Var::NamedCapture("x".into()))],
+                },
+            )],
+            default: Template::literal("0"),
+        }];
+        ir.log_formats = vec![LogFormat {
+            name: "mapped".into(),
+            escape: LogEscape::Json,
+            template: Template {
+                parts: vec![Part::Var(Var::Map(0))],
+            },
+        }];
         ir.mime_types = vec![vec![
             ("gif".into(), "image/gif".into()),
             ("html".into(), "text/html".into()),
@@ -576,6 +705,34 @@ pub(crate) mod tests {
                 ir.settings[0].types = MimeTableId(3)
             }),
             ("mime table order", |ir, _| ir.mime_types[0].reverse()),
+            ("map source", |ir, t| ir.maps[0].source = t),
+            ("map exact value", |ir, t| ir.maps[0].exact[0].1 = t),
+            ("map leading value", |ir, t| ir.maps[0].leading[0].1 = t),
+            ("map trailing value", |ir, t| ir.maps[0].trailing[0].1 = t),
+            ("map regex value", |ir, t| ir.maps[0].regex[0].1 = t),
+            ("map default", |ir, t| ir.maps[0].default = t),
+            ("map regex id", |ir, _| ir.maps[0].regex[0].0 = RegexId(4)),
+            ("map variable id", |ir, _| {
+                ir.log_formats[0].template = Template {
+                    parts: vec![Part::Var(Var::Map(1))],
+                }
+            }),
+            ("map exact keys order", |ir, _| ir.maps[0].exact.reverse()),
+            ("map exact keys distinct", |ir, _| {
+                ir.maps[0].exact[1].0 = "a".into();
+            }),
+            ("map leading wildcard", |ir, _| {
+                ir.maps[0].leading[0].0 = "example.com".into()
+            }),
+            ("map trailing wildcard", |ir, _| {
+                ir.maps[0].trailing[0].0 = "www.example".into()
+            }),
+            ("map using itself", |ir, _| {
+                ir.maps[0].default = Template {
+                    parts: vec![Part::Var(Var::Map(0))],
+                }
+            }),
+            ("map without a name", |ir, _| ir.maps[0].name.clear()),
             ("log format id", |ir, _| {
                 ir.settings[0].access_log = vec![AccessLog::File {
                     path: Template::default(),
@@ -597,6 +754,79 @@ pub(crate) mod tests {
         let p = ir.locations[1].conf.proxy.as_mut().expect("proxy");
         p.dynamic = Some(Template::literal("http://$host"));
         assert_eq!(ir.verify(), Ok(()));
+    }
+
+    /// A chain of `n` maps, each using the next; the last uses the first when `cycle`.
+    fn map_chain(n: usize, cycle: bool) -> Ir {
+        let mut ir = rich();
+        ir.maps = (0..n)
+            .map(|i| {
+                let next = if i + 1 < n {
+                    Some(i + 1)
+                } else {
+                    cycle.then_some(0)
+                };
+                Map {
+                    name: format!("m{i}"),
+                    source: Template::literal("x"),
+                    hostnames: false,
+                    exact: vec![],
+                    leading: vec![],
+                    trailing: vec![],
+                    regex: vec![],
+                    default: Template {
+                        parts: next
+                            .map(|j| Part::Var(Var::Map(j as u32)))
+                            .into_iter()
+                            .collect(),
+                    },
+                }
+            })
+            .collect();
+        ir
+    }
+
+    #[test]
+    fn map_chains_are_bounded_and_acyclic() {
+        assert_eq!(map_chain(MAX_MAP_NESTING, false).verify(), Ok(()));
+        let deep = map_chain(MAX_MAP_NESTING + 1, false).verify();
+        assert!(
+            deep.as_ref().is_err_and(|e| e.0.contains("deeper than")),
+            "{deep:?}"
+        );
+        let cycle = map_chain(5, true).verify();
+        assert!(
+            cycle.as_ref().is_err_and(|e| e.0.contains("itself")),
+            "{cycle:?}"
+        );
+        // Thousands of maps in a chain: refused without deep recursion.
+        assert!(map_chain(100_000, false).verify().is_err());
+        // Diamonds are fine: two maps using the same one.
+        let mut ir = map_chain(3, false);
+        ir.maps[0].source = Template {
+            parts: vec![Part::Var(Var::Map(2))],
+        };
+        assert_eq!(ir.verify(), Ok(()));
+    }
+
+    #[test]
+    fn map_lookup_order() {
+        let ir = rich();
+        let m = &ir.maps[0];
+        let find = |k: &str| m.find_static(k.as_bytes()).map(|t| ir.source_of(t));
+        assert_eq!(find("a"), Some("1".into()));
+        assert_eq!(find("b.example.com"), Some("$v".into()));
+        assert_eq!(find("c.example.com"), Some("2".into()));
+        // A leading wildcard wins over a trailing one; the bare name is not a subdomain.
+        assert_eq!(find("www.example.com"), Some("2".into()));
+        assert_eq!(find("www.example.org"), Some("3".into()));
+        assert_eq!(find("example.com"), None);
+        assert_eq!(find("www.example."), None);
+        assert_eq!(find("A"), None, "keys are lowercased by the caller");
+        let mut plain = m.clone();
+        plain.hostnames = false;
+        assert_eq!(plain.find_static(b"c.example.com"), None);
+        assert!(plain.find_static(b"a").is_some());
     }
 
     #[test]

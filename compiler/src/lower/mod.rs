@@ -44,6 +44,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             regexes: vec![],
             log_formats: vec![combined()],
             user_vars: vec![],
+            maps: vec![],
             mime_types: vec![],
             settings: vec![],
             source_files: vec![],

@@ -133,6 +133,7 @@ impl Ctx<'_> {
                 }
             }
             Var::Builtin(name) => self.builtin(name, out),
+            Var::Map(_) => {}
         }
     }
 
