@@ -128,7 +128,12 @@ pub struct Balancer {
 impl Balancer {
     /// A balancer over `peers` (index = position in the slice). `seed` seeds the random
     /// methods and is ignored by the others.
-    pub fn new(method: Method, peers: Vec<Peer>, seed: u64) -> Balancer {
+    pub fn new(method: Method, mut peers: Vec<Peer>, seed: u64) -> Balancer {
+        // A group of one server never marks it failed (nginx's `single` peer list): with
+        // no other server to go to, refusing requests for fail_timeout helps nobody.
+        if let [only] = peers.as_mut_slice() {
+            only.max_fails = 0;
+        }
         let pool = Pool::new(peers);
         let kind = match method {
             Method::RoundRobin => Kind::RoundRobin,
@@ -343,6 +348,18 @@ impl Balancer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_server_is_never_marked_failed() {
+        let mut b = Balancer::new(Method::RoundRobin, vec![Peer::new("a:1", 1)], 1);
+        let now = Instant::now();
+        for _ in 0..5 {
+            b.report(0, Outcome::Failure, now);
+        }
+        assert_eq!(b.pick(b"", now, &[]), Some(0));
+        // …but a tried server is still skipped, and `down` still holds.
+        assert_eq!(b.pick(b"", now, &[0]), None);
+    }
 
     const ALL: [Method; 8] = [
         Method::RoundRobin,

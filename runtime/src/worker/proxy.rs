@@ -267,6 +267,9 @@ pub(crate) struct Proxy {
     /// The upstream socket may have bytes to read: set by its readiness events, cleared
     /// when a read finds nothing (saves a read that would fail right after sending).
     up_ready: bool,
+    /// Last bytes written to the client / read from the upstream (body deadlines).
+    client_progress: Instant,
+    upstream_progress: Instant,
 }
 
 impl Proxy {
@@ -308,6 +311,8 @@ impl Proxy {
             upstream_eof: false,
             head_latency: Duration::ZERO,
             up_ready: false,
+            client_progress: now,
+            upstream_progress: now,
         }
     }
 
@@ -834,7 +839,15 @@ impl Worker<'_> {
             Fail::Status(429) => nu.http_429,
             Fail::Status(_) => false,
         };
+        let servers = self
+            .loaded
+            .ir
+            .upstreams
+            .get(p.upstream)
+            .map_or(1, |u| u.servers.len().max(1)) as u32;
         allowed
+            && p.direct.is_none()
+            && p.tries < servers
             && p.replayable
             && p.written == 0
             && (ps.next_upstream_tries == 0 || p.tries < ps.next_upstream_tries)
@@ -890,21 +903,22 @@ impl Worker<'_> {
         // on a fresh connection when the request can be sent again.
         let counts = !stale && !matches!(fail, Fail::Status(403 | 404));
         self.end_attempt(p, false, counts.then_some(Report::Failure));
+        let status = match fail {
+            Fail::Timeout => 504,
+            Fail::Status(s) => s,
+            _ => 502,
+        };
         if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
             p.hold.clear();
             p.tries = p.tries.saturating_sub(1);
-            return self.connect(conn_key, p);
+            return self.connect(conn_key, p).map_err(|_| status);
         }
         p.tried.push(p.peer);
         if self.may_retry(p, fail) {
             p.hold.clear();
-            return self.connect(conn_key, p);
+            return self.connect(conn_key, p).map_err(|_| status);
         }
-        Err(match fail {
-            Fail::Timeout => 504,
-            Fail::Status(s) => s,
-            _ => 502,
-        })
+        Err(status)
     }
 
     /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
@@ -1296,8 +1310,10 @@ impl Worker<'_> {
             }
         }
         self.write_client_head(conn, p);
-        p.deadline =
-            Instant::now() + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        let now = Instant::now();
+        p.client_progress = now;
+        p.upstream_progress = now;
+        p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
         // Body bytes that came with the head.
         let head_len = p.resp.head_len.min(p.hold.len());
         let old = conn.wbuf.len();
@@ -1529,8 +1545,8 @@ impl Worker<'_> {
             ps.buffer_size as usize
         }
         .max(4096);
-        let read_timeout = ps.read_timeout_ms;
-        let send_timeout = self.settings_for(p.loc).send_timeout_ms;
+        let read_timeout = Duration::from_millis(ps.read_timeout_ms);
+        let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         loop {
             let mut progressed = false;
             // To the client.
@@ -1541,7 +1557,7 @@ impl Worker<'_> {
                         conn.wpos += n;
                         p.written += n as u64;
                         progressed = true;
-                        p.deadline = Instant::now() + Duration::from_millis(send_timeout);
+                        p.client_progress = Instant::now();
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -1567,6 +1583,7 @@ impl Worker<'_> {
                 if progressed {
                     continue;
                 }
+                p.deadline = p.client_progress + send_timeout;
                 return Drive::Blocked;
             }
             // From the upstream, while the window has room.
@@ -1597,7 +1614,7 @@ impl Worker<'_> {
                     Ok(_) => {
                         self.take_body(p, conn, old);
                         progressed = true;
-                        p.deadline = Instant::now() + Duration::from_millis(read_timeout);
+                        p.upstream_progress = Instant::now();
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => p.up_ready = false,
                     Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
@@ -1617,6 +1634,13 @@ impl Worker<'_> {
                 }
             }
             if !progressed {
+                // Waiting for the client to take output (send_timeout), else for the
+                // upstream to send more (proxy_read_timeout).
+                p.deadline = if conn.wpos < conn.wbuf.len() {
+                    p.client_progress + send_timeout
+                } else {
+                    p.upstream_progress + read_timeout
+                };
                 return Drive::Blocked;
             }
         }

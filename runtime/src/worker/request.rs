@@ -279,6 +279,14 @@ impl Worker<'_> {
             }
             match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
                 Script::Return(code, has_text) => {
+                    // In a location reached through error_page, the response keeps the
+                    // error's status (nginx's err_status), unless error_page set one.
+                    let code = match error_status {
+                        Some((orig, response)) if has_text && code < 300 => {
+                            response.unwrap_or(orig)
+                        }
+                        _ => code,
+                    };
                     return self.answer_return(conn, head, code, has_text, loc_id);
                 }
                 Script::Redirect(code) => return self.answer_redirect(conn, head, code, loc_id),

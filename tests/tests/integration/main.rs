@@ -4,5 +4,6 @@
 mod backend;
 mod differential;
 mod harness;
+mod health;
 mod proxy;
 mod runtime;
