@@ -200,7 +200,7 @@ pub fn kind_name(k: LocationKind) -> &'static str {
 pub fn handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
     for op in &loc.conf.script {
         if let ScriptOp::Return { code, text } = op {
-            return return_handler(*code, text.as_ref().map(|t| t.to_source(&ir.user_vars)));
+            return return_handler(*code, text.as_ref().map(|t| ir.source_of(t)));
         }
     }
     content_handler_of(ir, loc)
@@ -218,37 +218,25 @@ pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
     let conf = &loc.conf;
     if let Some(p) = &conf.proxy {
         if let Some(t) = &p.dynamic {
-            return format!("proxy_pass {}", t.to_source(&ir.user_vars));
+            return format!("proxy_pass {}", ir.source_of(t));
         }
         let up = ir
             .upstreams
             .get(p.upstream.0 as usize)
             .map_or("?", |u| u.name.as_str());
-        let uri = p
-            .uri
-            .as_ref()
-            .map(|u| u.to_source(&ir.user_vars))
-            .unwrap_or_default();
+        let uri = p.uri.as_ref().map(|u| ir.source_of(u)).unwrap_or_default();
         return format!("proxy_pass {}://{up}{uri}", p.scheme.as_str());
     }
     if !conf.try_files.is_empty() {
-        let parts: Vec<String> = conf
-            .try_files
-            .iter()
-            .map(|t| t.to_source(&ir.user_vars))
-            .collect();
+        let parts: Vec<String> = conf.try_files.iter().map(|t| ir.source_of(t)).collect();
         return format!("try_files {}", parts.join(" "));
     }
     match &conf.alias {
         Some(a) if a.prefix.is_empty() => {
-            format!("static alias {}", a.path.to_source(&ir.user_vars))
+            format!("static alias {}", ir.source_of(&a.path))
         }
-        Some(a) => format!(
-            "static alias {} (for {})",
-            a.path.to_source(&ir.user_vars),
-            a.prefix
-        ),
-        None => format!("static root {}", ir.root_of(loc).to_source(&ir.user_vars)),
+        Some(a) => format!("static alias {} (for {})", ir.source_of(&a.path), a.prefix),
+        None => format!("static root {}", ir.source_of(ir.root_of(loc))),
     }
 }
 
@@ -303,7 +291,7 @@ impl RewriteState<'_> {
                 }
                 Part::Var(v) => {
                     out.push('$');
-                    out.push_str(&v.name(&self.ir.user_vars));
+                    out.push_str(&self.ir.var_name(v));
                 }
             }
         }
@@ -320,7 +308,7 @@ impl RewriteState<'_> {
                 ScriptOp::Return { code, text } => {
                     return ScriptEnd::Return(ReturnAnswer {
                         code: *code,
-                        text: text.as_ref().map(|t| t.to_source(&self.ir.user_vars)),
+                        text: text.as_ref().map(|t| self.ir.source_of(t)),
                     });
                 }
                 ScriptOp::Set { .. } => {}
@@ -569,9 +557,7 @@ fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
         .map(|op| match op {
             ScriptOp::Return { code, text } => format!(
                 "return {code} {}",
-                text.as_ref()
-                    .map(|t| t.to_source(&ir.user_vars))
-                    .unwrap_or_default()
+                text.as_ref().map(|t| ir.source_of(t)).unwrap_or_default()
             ),
             ScriptOp::Rewrite {
                 regex,
@@ -583,12 +569,12 @@ fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
                 ir.regexes
                     .get(regex.0 as usize)
                     .map_or("", |r| r.pattern.as_str()),
-                replacement.to_source(&ir.user_vars)
+                ir.source_of(replacement)
             ),
             ScriptOp::Set { var, value } => format!(
                 "set ${} {}",
                 ir.user_vars.get(*var as usize).map_or("", String::as_str),
-                value.to_source(&ir.user_vars)
+                ir.source_of(value)
             ),
         })
         .collect()

@@ -24,7 +24,8 @@ fn write_block(tree: &[Directive], depth: usize, out: &mut String) {
         }
         prev_block = is_block;
         push_indent(depth, out);
-        out.push_str(&d.name);
+        // Names are bare words, except map keys such as "" or "a b".
+        out.push_str(&quote(&d.name, false));
         for a in &d.args {
             out.push(' ');
             out.push_str(&quote(&a.value, a.quote != Quote::Bare));

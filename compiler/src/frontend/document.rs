@@ -7,7 +7,7 @@ use super::conf::needs_quotes;
 use super::node::{Key, Node, Scalar, ScalarType, Value};
 use super::shape::{
     all_structurals, allowed_keys, spec_for, split_match, structurals, structure_of, DocCtx,
-    Structural, Structure, ValueShape, MATCH_KEY, SCHEMA_KEY,
+    Structural, Structure, ValueShape, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, SCHEMA_KEY,
 };
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -326,7 +326,127 @@ impl Reader<'_> {
                     value.span,
                 ));
             }
+            Structure::Map => {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
+                else {
+                    return;
+                };
+                for (var, body) in entries {
+                    let what = format!("\"{}\" in \"{}\"", var.text, st.key);
+                    let Some(fields) = self.expect_object(body, &what, &example) else {
+                        continue;
+                    };
+                    if let Some(d) = self.map_object(name, var, body, fields, &example) {
+                        out.push(d);
+                    }
+                }
+            }
         }
+    }
+
+    /// One value of `maps`: `"$var": { "source": "…", "entries": { "key": "value", … } }`
+    /// → `map SOURCE $var { key value; … }`. An entry's value is a string or number, or
+    /// `true` for the lines without value (`hostnames`, `volatile`).
+    fn map_object(
+        &mut self,
+        name: &str,
+        var: &Key,
+        body: &Node,
+        fields: &[(Key, Node)],
+        example: &str,
+    ) -> Option<Directive> {
+        let mut source = None;
+        let mut block = Vec::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for (k, v) in fields {
+            if let Some(first) = seen.get(k.text.as_str()) {
+                self.push(
+                    Diagnostic::error(
+                        Code::Document,
+                        k.span,
+                        format!("duplicate key \"{}\"", k.text),
+                    )
+                    .label("second occurrence")
+                    .also(*first, "first here")
+                    .help("a key may appear once per object"),
+                );
+                continue;
+            }
+            seen.insert(&k.text, k.span);
+            match k.text.as_str() {
+                MAP_SOURCE_KEY => {
+                    match &v.value {
+                        Value::Scalar(s) if matches!(s.ty, ScalarType::Str | ScalarType::Num) => {
+                            source = Some(arg(s.text.clone(), v.span));
+                        }
+                        Value::Invalid => return None,
+                        _ => {
+                            self.push(
+                            Diagnostic::error(
+                                Code::Document,
+                                v.span,
+                                format!("\"{MAP_SOURCE_KEY}\" must be a string"),
+                            )
+                            .label(format!("found {}", v.describe()))
+                            .help("the source is the string the map looks up, e.g. \"$http_upgrade\""),
+                        );
+                            return None;
+                        }
+                    }
+                }
+                MAP_ENTRIES_KEY => {
+                    let what = format!("\"{MAP_ENTRIES_KEY}\" of \"{}\"", var.text);
+                    let Some(lines) = self.expect_object(v, &what, example) else {
+                        continue;
+                    };
+                    let shape = ValueShape {
+                        flag: false,
+                        zero: true,
+                        repeat: false,
+                    };
+                    for (ek, ev) in lines {
+                        if let Some(args) = self.entry(&ek.text, None, shape, ev) {
+                            block.push(directive(&ek.text, ek.span, args, None, ev.span));
+                        }
+                    }
+                }
+                other => {
+                    let mut d = Diagnostic::error(
+                        Code::Document,
+                        k.span,
+                        format!("unknown key \"{other}\" in a map object"),
+                    )
+                    .label(format!(
+                        "a map object has \"{MAP_SOURCE_KEY}\" and \"{MAP_ENTRIES_KEY}\""
+                    ));
+                    d = d.help(
+                        match did_you_mean(other, [MAP_SOURCE_KEY, MAP_ENTRIES_KEY]) {
+                            Some(s) => format!("did you mean \"{s}\"?"),
+                            None => format!(
+                                "map keys and values go in \"{MAP_ENTRIES_KEY}\": write {example}"
+                            ),
+                        },
+                    );
+                    self.push(d);
+                }
+            }
+        }
+        let Some(source) = source else {
+            self.push(
+                Diagnostic::error(
+                    Code::Document,
+                    open_of(body),
+                    format!("map \"{}\" without \"{MAP_SOURCE_KEY}\"", var.text),
+                )
+                .label("this map object")
+                .help(format!(
+                    "add \"{MAP_SOURCE_KEY}\": the string to look up, e.g. {example}"
+                )),
+            );
+            return None;
+        };
+        let args = vec![source, arg(var.text.clone(), var.span)];
+        Some(directive(name, var.span, args, Some(block), body.span))
     }
 
     fn type_ext(&mut self, n: &Node) -> Option<Arg> {

@@ -3,7 +3,8 @@
 //! `additionalProperties: false` everywhere, and `$defs` for each context object.
 
 use super::shape::{
-    arity_bounds, directive_specs, structurals, DocCtx, Structure, MATCH_KEY, MODIFIERS, SCHEMA_KEY,
+    arity_bounds, directive_specs, structurals, DocCtx, Structure, MAP_ENTRIES_KEY, MAP_SOURCE_KEY,
+    MATCH_KEY, MODIFIERS, SCHEMA_KEY,
 };
 use super::write::{self, Out};
 use crate::diagnostics::Diagnostics;
@@ -164,6 +165,33 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
                         { "type": "string" },
                         { "type": "array", "items": { "type": "string" } }
                     ]
+                }
+            }),
+            (Structure::Map, _) => json!({
+                "type": "object",
+                "propertyNames": { "pattern": "^\\$" },
+                "additionalProperties": {
+                    "type": "object",
+                    "description": "One map, under the name of the variable it defines (`$name`).",
+                    "properties": {
+                        MAP_SOURCE_KEY: {
+                            "type": "string",
+                            "description": "The string looked up (text with variables), e.g. `$http_upgrade`."
+                        },
+                        MAP_ENTRIES_KEY: {
+                            "type": "object",
+                            "description": "The map's lines in order, as nginx writes them: `\"key\": \"value\"` (`\"~regex\"`/`\"~*regex\"` keys, `\"\"` for the empty string, `\"default\"`), and `\"hostnames\": true`, `\"volatile\": true`.",
+                            "additionalProperties": {
+                                "anyOf": [
+                                    { "type": "string" },
+                                    { "type": "number" },
+                                    { "type": "boolean" }
+                                ]
+                            }
+                        }
+                    },
+                    "required": [MAP_SOURCE_KEY],
+                    "additionalProperties": false
                 }
             }),
             (_, None) => json!({ "type": "object" }),

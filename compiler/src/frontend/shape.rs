@@ -91,7 +91,16 @@ pub(crate) enum Structure {
     Matched,
     /// `types { mime ext…; }` → `"types": { "mime": ["ext", …] }`.
     Types,
+    /// `map SOURCE $var { key value; … }` →
+    /// `"maps": { "$var": { "source": "SOURCE", "entries": { "key": "value", … } } }`.
+    Map,
 }
+
+/// The key of a map object that holds its source string.
+pub(crate) const MAP_SOURCE_KEY: &str = "source";
+
+/// The key of a map object that holds its lines (`key: value`, in order).
+pub(crate) const MAP_ENTRIES_KEY: &str = "entries";
 
 /// The key of a location object that carries its modifier and URI.
 pub(crate) const MATCH_KEY: &str = "match";
@@ -106,6 +115,9 @@ pub(crate) const MODIFIERS: [&str; 4] = ["=", "^~", "~", "~*"];
 pub(crate) fn structure_of(spec: &Spec) -> Option<Structure> {
     if spec.name == "types" {
         return Some(Structure::Types);
+    }
+    if spec.name == "map" {
+        return Some(Structure::Map);
     }
     if spec.kind != Kind::Block {
         return None;
@@ -143,6 +155,10 @@ impl Structural {
             Structure::Types => {
                 format!("\"{}\": {{ \"text/html\": [\"html\", \"htm\"] }}", self.key)
             }
+            Structure::Map => format!(
+                "\"{}\": {{ \"$connection_upgrade\": {{ \"{MAP_SOURCE_KEY}\": \"$http_upgrade\", \"{MAP_ENTRIES_KEY}\": {{ \"default\": \"upgrade\", \"\": \"close\" }} }} }}",
+                self.key
+            ),
         }
     }
 }
@@ -151,7 +167,7 @@ impl Structural {
 fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
     match structure {
         Structure::Object | Structure::Types => Cow::Borrowed(spec.name),
-        Structure::List | Structure::Named | Structure::Matched => {
+        Structure::List | Structure::Named | Structure::Matched | Structure::Map => {
             Cow::Owned(format!("{}s", spec.name))
         }
     }

@@ -3,7 +3,10 @@
 //! JSON and YAML text writers keep it too (a `serde_json::Value` keeps it only when
 //! serde_json's `preserve_order` feature is on).
 
-use super::shape::{spec_for, structure_of, DocCtx, Structure, ValueShape, MATCH_KEY};
+use super::shape::{
+    spec_for, structure_of, DocCtx, Structure, ValueShape, MAP_ENTRIES_KEY, MAP_SOURCE_KEY,
+    MATCH_KEY,
+};
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
 
@@ -140,6 +143,10 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                         obj.push(&format!("{}s", d.name), Out::Obj(entries));
                     }
                     Structure::Types => types(children, &mut obj, &d.name),
+                    Structure::Map => {
+                        let var = d.args.get(1).map_or("", |a| a.value.as_str());
+                        obj.insert_in(&format!("{}s", d.name), var, map_object(d, children));
+                    }
                 }
             }
             (Some(children), None) => {
@@ -184,6 +191,25 @@ fn types(children: &[Directive], obj: &mut Obj, key: &str) {
         })
         .collect();
     obj.set(key, Out::Obj(entries));
+}
+
+/// `map SOURCE $var { key value; … }` → `{ "source": "SOURCE", "entries": { "key": "value" } }`
+/// (a line without value, such as `hostnames;`, is `true`).
+fn map_object(d: &Directive, children: &[Directive]) -> Out {
+    let source = d.args.first().map_or("", |a| a.value.as_str());
+    let shape = ValueShape {
+        flag: false,
+        zero: true,
+        repeat: false,
+    };
+    let lines = children
+        .iter()
+        .map(|c| (c.name.clone(), line(c, shape)))
+        .collect();
+    Out::Obj(vec![
+        (MAP_SOURCE_KEY.to_string(), Out::Str(source.to_string())),
+        (MAP_ENTRIES_KEY.to_string(), Out::Obj(lines)),
+    ])
 }
 
 /// One directive line: `true` (no arguments), a scalar (one), or an array (several).

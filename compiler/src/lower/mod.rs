@@ -4,6 +4,7 @@
 //! and the cross-reference checks and warnings run (upstream names, named locations,
 //! default_server, duplicate and unreachable locations, the add_header trap).
 
+mod maps;
 mod values;
 pub mod vars;
 
@@ -62,6 +63,8 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         settings_ids: HashMap::default(),
         types_ids: HashMap::default(),
         user_var_ids: HashMap::default(),
+        map_ids: HashMap::default(),
+        map_defs: Vec::new(),
         loc_stack: Vec::new(),
         server_captures: Vec::new(),
         all_captures: HashSet::default(),
@@ -70,6 +73,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         regex_info: HashMap::default(),
         implicit_upstreams: HashMap::default(),
     };
+    cx.collect_maps(tree);
     cx.collect_user_vars(tree, 0);
     cx.main(tree);
     if !tree.iter().any(|d| d.name == "events") && !cx.diags.has_errors() {
@@ -154,6 +158,10 @@ pub(crate) struct Lower<'a> {
     types_ids: HashMap<Option<Span>, MimeTableId>,
     /// `set` variables by name → index into [`Ir::user_vars`].
     user_var_ids: HashMap<String, u32>,
+    /// `map` variables by name → index into [`Ir::maps`].
+    map_ids: HashMap<String, u32>,
+    /// Per map id: the `map` directive (in the http block) and the span of its variable.
+    map_defs: Vec<(*const Directive, Span)>,
     /// The locations enclosing the one being lowered (outermost first, itself last).
     loc_stack: Vec<LocFrame>,
     /// Per server: the named captures of its regexes (server names, locations, rewrites),
@@ -255,7 +263,8 @@ impl Lower<'_> {
                     let name = name.as_str();
                     let valid = !name.is_empty()
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                        && !vars::BUILTIN.contains(&name);
+                        && !vars::BUILTIN.contains(&name)
+                        && !self.map_ids.contains_key(name);
                     if valid && !self.user_var_ids.contains_key(name) {
                         self.user_var_ids
                             .insert(name.to_string(), self.ir.user_vars.len() as u32);
@@ -307,6 +316,17 @@ impl Lower<'_> {
     }
 
     pub(crate) fn template(&mut self, d: &Directive, i: usize) -> Template {
+        self.template_with(d, i, None)
+    }
+
+    /// [`Lower::template`], with the named groups in `extra` as variables too (the
+    /// captures of a map's regex key, in its value).
+    pub(crate) fn template_with(
+        &mut self,
+        d: &Directive,
+        i: usize,
+        extra: Option<&HashSet<String>>,
+    ) -> Template {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
@@ -318,8 +338,17 @@ impl Lower<'_> {
             Some(s) if !http_level => self.server_captures.get(s),
             _ => Some(&self.all_captures),
         };
+        let union: HashSet<String>;
+        let captures = match extra {
+            Some(e) if !e.is_empty() => {
+                union = captures.into_iter().flatten().chain(e).cloned().collect();
+                Some(&union)
+            }
+            _ => captures,
+        };
         let scope = vars::Scope {
             user: Some(&self.user_var_ids),
+            maps: Some(&self.map_ids),
             captures,
             all_captures: Some(&self.all_captures),
         };
@@ -500,6 +529,7 @@ impl Lower<'_> {
             self.all_captures.extend(names.iter().cloned());
             self.server_captures.push(names);
         }
+        self.maps(h);
         for d in all(h, "log_format") {
             self.log_format(d);
         }
@@ -1122,6 +1152,20 @@ impl Lower<'_> {
                                     .label("read-only")
                                     .help("choose another name"),
                                 );
+                                continue;
+                            }
+                            if let Some(&id) = self.map_ids.get(n) {
+                                let mut e = Diagnostic::error(
+                                    Code::BadValue,
+                                    d.arg_span(0),
+                                    format!("the map variable \"${n}\" cannot be set"),
+                                )
+                                .label("its value comes from its map")
+                                .help("choose another name, or add a key to the map");
+                                if let Some((_, at)) = self.map_defs.get(id as usize) {
+                                    e = e.also(*at, "defined by this map");
+                                }
+                                self.err(e);
                                 continue;
                             }
                             let var = self.user_var_ids.get(n).copied().unwrap_or(0);

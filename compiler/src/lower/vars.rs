@@ -11,6 +11,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 pub struct Scope<'a> {
     /// `set` variables → index into `Ir::user_vars`.
     pub user: Option<&'a HashMap<String, u32>>,
+    /// `map` variables → index into `Ir::maps`.
+    pub maps: Option<&'a HashMap<String, u32>>,
     /// Named captures of the regexes that can have matched where the template is used.
     pub captures: Option<&'a HashSet<String>>,
     /// Named captures defined anywhere in the config (for a precise error).
@@ -20,6 +22,9 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     fn user(&self, name: &str) -> Option<u32> {
         self.user.and_then(|u| u.get(name).copied())
+    }
+    fn map(&self, name: &str) -> Option<u32> {
+        self.maps.and_then(|m| m.get(name).copied())
     }
     fn capture(&self, name: &str) -> bool {
         self.captures.is_some_and(|c| c.contains(name))
@@ -82,6 +87,28 @@ pub static BUILTIN: &[&str] = &[
     "upstream_status",
     "proton_version",
 ];
+
+/// The prefixes of nginx's variable families (`$http_NAME`, …).
+pub static FAMILIES: &[&str] = &["http_", "sent_http_", "arg_", "cookie_", "upstream_http_"];
+
+/// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
+/// member of a family such as `$http_*`, a capture number, or not a variable name at all.
+/// `None` when it can.
+pub fn reserved(name: &str) -> Option<String> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Some("a variable name is letters, digits and \"_\"".into());
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(format!("${name} is a regex capture"));
+    }
+    if BUILTIN.contains(&name) {
+        return Some(format!("${name} is a built-in variable"));
+    }
+    FAMILIES
+        .iter()
+        .find(|f| name.starts_with(*f))
+        .map(|f| format!("${f}* names are built-in variables"))
+}
 
 /// Compiles `s` into a template. Variable names are resolved case-insensitively (as nginx
 /// does) against the built-ins, the `$http_*`/`$arg_*`/… families, `$1`…`$9` and `scope`.
@@ -185,6 +212,9 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
     if BUILTIN.contains(&name) {
         return Ok(Part::Var(Var::Builtin(name.to_string())));
     }
+    if let Some(i) = scope.map(name) {
+        return Ok(Part::Var(Var::Map(i)));
+    }
     if let Some(i) = scope.user(name) {
         return Ok(Part::Var(Var::User(i)));
     }
@@ -200,6 +230,9 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
     if let Some(u) = scope.user {
         cands.extend(u.keys().map(String::as_str));
     }
+    if let Some(m) = scope.maps {
+        cands.extend(m.keys().map(String::as_str));
+    }
     if let Some(c) = scope.captures {
         cands.extend(c.iter().map(String::as_str));
     }
@@ -207,7 +240,7 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
     Err(did_you_mean(name, cands)
         .map(|c| format!("did you mean \"${c}\"?"))
         .or_else(|| {
-            Some("define it with `set $name value;` or a named regex capture `(?<name>…)`, or use $http_*, $arg_*, $cookie_*".to_string())
+            Some("define it with `set $name value;`, a `map`, or a named regex capture `(?<name>…)`, or use $http_*, $arg_*, $cookie_*".to_string())
         }))
 }
 
@@ -258,8 +291,11 @@ mod tests {
         u.insert("foo".to_string(), 0);
         let mut c = HashSet::default();
         c.insert("user".to_string());
+        let mut m = HashMap::default();
+        m.insert("mapped".to_string(), 0);
         let scope = Scope {
             user: Some(&u),
+            maps: Some(&m),
             captures: Some(&c),
             all_captures: Some(&c),
         };
@@ -278,6 +314,18 @@ mod tests {
             "$host${1}0"
         );
         assert!(template("$user", Span::default(), none).is_err());
+        assert_eq!(
+            template("$Mapped", Span::default(), scope).unwrap().parts,
+            vec![Part::Var(Var::Map(0))]
+        );
+        let errs = template("$maped", Span::default(), scope).unwrap_err();
+        assert!(errs[0].help.as_deref().unwrap_or("").contains("$mapped"));
+        assert!(reserved("host").is_some());
+        assert!(reserved("http_upgrade").is_some());
+        assert!(reserved("cookie_x").is_some());
+        assert!(reserved("1").is_some());
+        assert!(reserved("a-b").is_some());
+        assert!(reserved("connection_upgrade").is_none());
         assert!(template("$0", Span::default(), none).is_err());
     }
 }

@@ -475,6 +475,8 @@ impl Worker<'_> {
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
+            regexes: &self.loaded.regexes,
+            maps: &ir.maps,
         }
     }
 

@@ -3,7 +3,7 @@
 //! buffer; expansion appends to a caller-owned `Vec<u8>`.
 
 use crate::http::request::RequestHead;
-use proton_ir::{Part, Template, Var};
+use proton_ir::{Map, Part, Template, Var, MAX_MAP_NESTING};
 use std::io::Write;
 use std::net::SocketAddr;
 
@@ -31,6 +31,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) time_local: &'a [u8],
     /// `$proxy_host` (`host[:port]` of proxy_pass) while proxy headers are made.
     pub(crate) proxy_host: &'a [u8],
+    /// The compiled regexes of the IR, by `RegexId` (map keys).
+    pub(crate) regexes: &'a [regex::bytes::Regex],
+    /// The IR's `map` blocks, by [`Var::Map`] index.
+    pub(crate) maps: &'a [Map],
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -84,13 +88,22 @@ fn trim(s: &[u8]) -> &[u8] {
 impl Ctx<'_> {
     /// Appends the expansion of `t`.
     pub(crate) fn expand(&self, t: &Template, out: &mut Vec<u8>) {
-        for p in &t.parts {
-            self.expand_part(p, out);
-        }
+        self.expand_at(t, out, 0);
     }
 
     /// Appends the value of one template part.
     pub(crate) fn expand_part(&self, p: &Part, out: &mut Vec<u8>) {
+        self.part_at(p, out, 0);
+    }
+
+    /// `depth`: how many maps are being evaluated around this expansion.
+    fn expand_at(&self, t: &Template, out: &mut Vec<u8>, depth: usize) {
+        for p in &t.parts {
+            self.part_at(p, out, depth);
+        }
+    }
+
+    fn part_at(&self, p: &Part, out: &mut Vec<u8>, depth: usize) {
         match p {
             Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
             Part::Capture(n) => {
@@ -98,8 +111,69 @@ impl Ctx<'_> {
                     out.extend_from_slice(c);
                 }
             }
+            Part::Var(Var::Map(i)) => self.map(*i, out, depth),
             Part::Var(v) => self.var(v, out),
         }
+    }
+
+    /// The value of map `i`, nginx's order: exact key (ignoring case), then with `hostnames`
+    /// the wildcards, then the regexes in order (not for an empty source), then the default.
+    /// The compiler and the IR verifier refuse cycles and chains deeper than
+    /// [`MAX_MAP_NESTING`]; the depth bound here only guarantees that no IR can recurse
+    /// without end.
+    fn map(&self, i: u32, out: &mut Vec<u8>, depth: usize) {
+        let Some(map) = self.maps.get(i as usize) else {
+            return;
+        };
+        if depth >= MAX_MAP_NESTING {
+            return;
+        }
+        let depth = depth + 1;
+        let mut subject = Vec::new();
+        self.expand_at(&map.source, &mut subject, depth);
+        if map.hostnames && subject.last() == Some(&b'.') {
+            subject.pop();
+        }
+        if !map.exact.is_empty() || map.hostnames {
+            let key = subject.to_ascii_lowercase();
+            if let Some(t) = map.find_static(&key) {
+                return self.expand_at(t, out, depth);
+            }
+        }
+        if !subject.is_empty() {
+            for (id, value) in &map.regex {
+                let Some(re) = self.regexes.get(id.0 as usize) else {
+                    continue;
+                };
+                if !uses_captures(value) {
+                    if re.is_match(&subject) {
+                        return self.expand_at(value, out, depth);
+                    }
+                    continue;
+                }
+                let Some(caps) = re.captures(&subject) else {
+                    continue;
+                };
+                // The value sees this match's captures (nginx also keeps them for the rest
+                // of the request; Proton does not).
+                let numbered: Vec<Option<Vec<u8>>> = (0..caps.len().min(10))
+                    .map(|n| caps.get(n).map(|m| m.as_bytes().to_vec()))
+                    .collect();
+                let mut named = self.named.to_vec();
+                for name in re.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        named.push((name.to_ascii_lowercase(), m.as_bytes().to_vec()));
+                    }
+                }
+                let inner = Ctx {
+                    captures: &numbered,
+                    named: &named,
+                    ..*self
+                };
+                return inner.expand_at(value, out, depth);
+            }
+        }
+        self.expand_at(&map.default, out, depth);
     }
 
     fn var(&self, v: &Var, out: &mut Vec<u8>) {
@@ -133,6 +207,7 @@ impl Ctx<'_> {
                 }
             }
             Var::Builtin(name) => self.builtin(name, out),
+            // Evaluated by `part_at`, which knows the nesting depth.
             Var::Map(_) => {}
         }
     }
@@ -253,6 +328,13 @@ impl Ctx<'_> {
             _ => {}
         }
     }
+}
+
+/// True when `t` reads regex captures (`$1`…`$9` or a named group).
+fn uses_captures(t: &Template) -> bool {
+    t.parts
+        .iter()
+        .any(|p| matches!(p, Part::Capture(_) | Part::Var(Var::NamedCapture(_))))
 }
 
 /// `25/Nov/2026:22:58:00 +0000`

@@ -1,0 +1,470 @@
+//! `map SOURCE $variable { … }` (http context): the variable names are registered before
+//! anything else is lowered (a map variable may be used anywhere, before or after its map,
+//! as in nginx), then each block becomes a [`proton_ir::Map`]: exact keys (lowercase, nginx
+//! compares them ignoring case), `hostnames` wildcards, regex keys and the default, with
+//! nginx's messages for conflicting keys. Maps that use each other must not form a cycle
+//! and may nest at most [`MAX_MAP_NESTING`] deep.
+
+use super::{all, arg, vars, Lower};
+use crate::ast::Directive;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::source::Span;
+use proton_ir::{Map, Part, Template, Var, MAX_MAP_NESTING};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+
+/// How a key of a `hostnames` map is read (nginx's `ngx_hash_add_key` with wildcards).
+enum HostKey {
+    Exact(String),
+    /// `.example.com` (`also_exact`: it claims `example.com` too) or `*.example.com`, as the
+    /// suffix `.example.com`.
+    Leading {
+        suffix: String,
+        also_exact: bool,
+    },
+    /// `www.example.*` as the prefix `www.example.`.
+    Trailing(String),
+    Invalid,
+}
+
+fn host_key(k: &str) -> HostKey {
+    if k.matches('*').count() > 1 || k.contains("..") || k.contains('\0') {
+        return HostKey::Invalid;
+    }
+    if k.len() > 1 && k.starts_with('.') {
+        return HostKey::Leading {
+            suffix: k.to_string(),
+            also_exact: true,
+        };
+    }
+    if k.len() > 2 && k.starts_with("*.") {
+        return HostKey::Leading {
+            suffix: k[1..].to_string(),
+            also_exact: false,
+        };
+    }
+    if k.len() > 2 && k.ends_with(".*") {
+        return HostKey::Trailing(k[..k.len() - 1].to_string());
+    }
+    if k.contains('*') {
+        return HostKey::Invalid;
+    }
+    HostKey::Exact(k.to_string())
+}
+
+/// A key looks like a wildcard (read as an exact string when `hostnames` comes later).
+fn looks_wild(k: &str) -> bool {
+    k.contains('*') || (k.len() > 1 && k.starts_with('.'))
+}
+
+/// The keys of one map being built, with where each was written (for conflicts).
+#[derive(Default)]
+struct Keys {
+    exact: HashMap<String, (Template, Span)>,
+    leading: HashMap<String, (Template, Span)>,
+    trailing: HashMap<String, (Template, Span)>,
+}
+
+fn sorted(m: HashMap<String, (Template, Span)>) -> Vec<(String, Template)> {
+    let mut v: Vec<(String, Template)> = m.into_iter().map(|(k, (t, _))| (k, t)).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+impl Lower<'_> {
+    /// Registers the variable of every `map` of the (first) http block, reporting names that
+    /// cannot be map variables and variables defined by two maps.
+    pub(super) fn collect_maps(&mut self, tree: &[Directive]) {
+        let Some(http) = tree.iter().find(|d| d.name == "http") else {
+            return;
+        };
+        for d in all(http.children(), "map") {
+            let (raw, span) = (arg(d, 1), d.arg_span(1));
+            let Some(name) = raw.strip_prefix('$') else {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        span,
+                        format!("invalid variable name \"{raw}\""),
+                    )
+                    .label("expected $name")
+                    .help("write `map SOURCE $name { … }`: the second argument is the variable the map defines"),
+                );
+                continue;
+            };
+            // nginx compares variable names case-insensitively.
+            let name = name.to_ascii_lowercase();
+            if let Some(why) = vars::reserved(&name) {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        span,
+                        format!("\"${name}\" cannot be defined by a map"),
+                    )
+                    .label(why)
+                    .help("choose another name for the map's variable"),
+                );
+                continue;
+            }
+            if let Some(&id) = self.map_ids.get(&name) {
+                let first = self.map_defs[id as usize].1;
+                self.err(
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        span,
+                        format!("duplicate map variable \"${name}\""),
+                    )
+                    .label("defined again here")
+                    .also(first, "first defined here (names are case-insensitive)")
+                    .help("define each variable with one map (nginx would silently use the last one); merge the two blocks"),
+                );
+                continue;
+            }
+            let id = self.ir.maps.len() as u32;
+            self.map_ids.insert(name.clone(), id);
+            self.map_defs.push((d as *const Directive, span));
+            self.ir.maps.push(Map {
+                name,
+                source: Template::default(),
+                hostnames: false,
+                exact: Vec::new(),
+                leading: Vec::new(),
+                trailing: Vec::new(),
+                regex: Vec::new(),
+                default: Template::default(),
+            });
+        }
+    }
+
+    /// Lowers every registered map of the http block `h`, then checks that maps do not use
+    /// each other in a cycle or too deep a chain.
+    pub(super) fn maps(&mut self, h: &[Directive]) {
+        let ids: HashMap<*const Directive, usize> = self
+            .map_defs
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| (*p, i))
+            .collect();
+        for d in all(h, "map") {
+            let Some(&id) = ids.get(&(d as *const Directive)) else {
+                continue;
+            };
+            let m = self.map_block(d);
+            if let Some(slot) = self.ir.maps.get_mut(id) {
+                slot.source = m.source;
+                slot.hostnames = m.hostnames;
+                slot.exact = m.exact;
+                slot.leading = m.leading;
+                slot.trailing = m.trailing;
+                slot.regex = m.regex;
+                slot.default = m.default;
+            }
+        }
+        self.check_map_graph();
+    }
+
+    fn map_block(&mut self, d: &Directive) -> Map {
+        let source = self.template(d, 0);
+        let mut hostnames = false;
+        let mut wild_before: Option<Span> = None;
+        let mut default: Option<(Template, Span)> = None;
+        let mut keys = Keys::default();
+        let mut regex = Vec::new();
+        for e in d.children() {
+            if e.block.is_some() {
+                self.err(
+                    Diagnostic::error(
+                        Code::Arity,
+                        e.name_span,
+                        format!("map entry \"{}\" takes no block", e.name),
+                    )
+                    .label("a map holds `key value;` lines")
+                    .help("write `key value;`, `default value;`, `hostnames;` or `volatile;`"),
+                );
+                continue;
+            }
+            match (e.name.as_str(), e.args.len()) {
+                ("hostnames", 0) => {
+                    if let Some(w) = wild_before.filter(|_| !hostnames) {
+                        self.err(
+                            Diagnostic::warning(
+                                Code::NginxWarning,
+                                e.name_span,
+                                "\"hostnames\" after a wildcard key",
+                            )
+                            .label("only the keys after this line are read as wildcards")
+                            .also(w, "read as an exact string, as nginx does")
+                            .help("move `hostnames;` to the top of the map"),
+                        );
+                    }
+                    hostnames = true;
+                }
+                ("volatile", 0) => {}
+                ("include", 1) => self.err(
+                    Diagnostic::error(
+                        Code::Include,
+                        e.name_span,
+                        "\"include\" in a map of a JSON or YAML document",
+                    )
+                    .label("documents have no include")
+                    .help("write the entries in the map itself, or `\\\\include` for a key that is the word include"),
+                ),
+                (_, 1) => self.map_entry(
+                    e,
+                    hostnames,
+                    &mut wild_before,
+                    &mut default,
+                    &mut keys,
+                    &mut regex,
+                ),
+                _ => self.err(
+                    Diagnostic::error(
+                        Code::Arity,
+                        e.arg_span(1),
+                        "invalid number of the map parameters",
+                    )
+                    .label(format!(
+                        "\"{}\" with {} value{}",
+                        e.name,
+                        e.args.len(),
+                        if e.args.len() == 1 { "" } else { "s" }
+                    ))
+                    .help("a map entry is `key value;` (quote a key or value with spaces), or `hostnames;` or `volatile;`"),
+                ),
+            }
+        }
+        Map {
+            name: String::new(),
+            source,
+            hostnames,
+            exact: sorted(keys.exact),
+            leading: sorted(keys.leading),
+            trailing: sorted(keys.trailing),
+            regex,
+            default: default.map(|(t, _)| t).unwrap_or_default(),
+        }
+    }
+
+    fn map_entry(
+        &mut self,
+        e: &Directive,
+        hostnames: bool,
+        wild_before: &mut Option<Span>,
+        default: &mut Option<(Template, Span)>,
+        keys: &mut Keys,
+        regex: &mut Vec<(proton_ir::RegexId, Template)>,
+    ) {
+        let key = e.name.as_str();
+        if key == "default" {
+            if let Some((_, first)) = default {
+                let first = *first;
+                self.err(
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        e.name_span,
+                        "duplicate default map parameter",
+                    )
+                    .label("second default")
+                    .also(first, "first default")
+                    .help("keep one `default` line; write `\\\\default` for a key that is the word default"),
+                );
+            } else {
+                *default = Some((self.template(e, 0), e.name_span));
+            }
+            return;
+        }
+        if let Some(re) = key.strip_prefix('~') {
+            let (pattern, caseless) = match re.strip_prefix('*') {
+                Some(p) => (p, true),
+                None => (re, false),
+            };
+            let id = self.regex(pattern, caseless, e.name_span);
+            let groups: HashSet<String> = self
+                .regex_captures(pattern, caseless)
+                .map(|g| g.iter().cloned().collect())
+                .unwrap_or_default();
+            let value = self.template_with(e, 0, Some(&groups));
+            regex.push((id, value));
+            return;
+        }
+        let key = key.strip_prefix('\\').unwrap_or(key);
+        let lower = key.to_ascii_lowercase();
+        if !hostnames && wild_before.is_none() && looks_wild(key) {
+            *wild_before = Some(e.name_span);
+        }
+        let value = self.template(e, 0);
+        let at = e.name_span;
+        let read = if hostnames {
+            host_key(&lower)
+        } else {
+            HostKey::Exact(lower)
+        };
+        let first = match read {
+            HostKey::Invalid => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        at,
+                        format!("invalid hostname or wildcard \"{key}\""),
+                    )
+                    .label("not a host name or wildcard")
+                    .help("with `hostnames`, a key is a name, `*.example.com`, `.example.com` or `www.example.*` (one `*`, no `..`); use `~regex` for anything else"),
+                );
+                return;
+            }
+            HostKey::Exact(k) => insert(&mut keys.exact, k, value, at),
+            HostKey::Leading { suffix, also_exact } => {
+                let bare = suffix[1..].to_string();
+                if also_exact && keys.exact.contains_key(&bare) {
+                    keys.exact.get(&bare).map(|(_, s)| *s)
+                } else {
+                    let first = insert(&mut keys.leading, suffix, value.clone(), at);
+                    if also_exact && first.is_none() {
+                        keys.exact.insert(bare, (value, at));
+                    }
+                    first
+                }
+            }
+            HostKey::Trailing(prefix) => insert(&mut keys.trailing, prefix, value, at),
+        };
+        if let Some(first) = first {
+            self.err(
+                Diagnostic::error(
+                    Code::Duplicate,
+                    at,
+                    format!("conflicting parameter \"{key}\""),
+                )
+                .label("this key is already in the map")
+                .also(first, "first here")
+                .help(if hostnames {
+                    "keys are compared ignoring case, and `.example.com` stands for both `example.com` and `*.example.com`; remove one of them"
+                } else {
+                    "keys are compared ignoring case; remove one of them"
+                }),
+            );
+        }
+    }
+
+    /// Reports maps that use themselves (directly or through other maps) and chains of maps
+    /// deeper than [`MAX_MAP_NESTING`]. Iterative: no config can exhaust the stack.
+    fn check_map_graph(&mut self) {
+        let n = self.ir.maps.len();
+        let deps: Vec<Vec<usize>> = self
+            .ir
+            .maps
+            .iter()
+            .map(|m| {
+                let mut d: Vec<usize> = m
+                    .templates()
+                    .flat_map(|t| &t.parts)
+                    .filter_map(|p| match p {
+                        Part::Var(Var::Map(i)) => Some(*i as usize),
+                        _ => None,
+                    })
+                    .filter(|&i| i < n)
+                    .collect();
+                d.sort_unstable();
+                d.dedup();
+                d
+            })
+            .collect();
+        // 0: not seen; 1: on the stack; 2: done.
+        let mut state = vec![0u8; n];
+        let mut height = vec![0usize; n];
+        let mut cycles = Vec::new();
+        let mut too_deep = Vec::new();
+        for root in 0..n {
+            if state[root] != 0 {
+                continue;
+            }
+            state[root] = 1;
+            let mut stack = vec![(root, 0usize)];
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&d) = deps[node].get(*next) {
+                    *next += 1;
+                    match state[d] {
+                        0 => {
+                            state[d] = 1;
+                            stack.push((d, 0));
+                        }
+                        1 => {
+                            let from = stack.iter().position(|(m, _)| *m == d).unwrap_or(0);
+                            let path: Vec<usize> = stack[from..].iter().map(|(m, _)| *m).collect();
+                            cycles.push(path);
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                let h = deps[node]
+                    .iter()
+                    .filter(|&&d| state[d] == 2)
+                    .map(|&d| height[d] + 1)
+                    .max()
+                    .unwrap_or(0);
+                if h >= MAX_MAP_NESTING && deps[node].iter().all(|&d| height[d] < MAX_MAP_NESTING) {
+                    too_deep.push(node);
+                }
+                height[node] = h;
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+        let name = |i: usize, maps: &[Map]| format!("${}", maps[i].name);
+        for path in cycles {
+            let Some(&start) = path.first() else {
+                continue;
+            };
+            let mut chain: Vec<String> = path.iter().map(|&i| name(i, &self.ir.maps)).collect();
+            chain.push(name(start, &self.ir.maps));
+            let mut diag = Diagnostic::error(
+                Code::Conflict,
+                self.map_defs[start].1,
+                format!(
+                    "map variable \"{}\" depends on itself",
+                    name(start, &self.ir.maps)
+                ),
+            )
+            .label(if path.len() == 1 {
+                "its source or a value uses it".to_string()
+            } else {
+                chain.join(" → ")
+            });
+            for &i in &path[1..] {
+                diag = diag.also(self.map_defs[i].1, "part of the cycle");
+            }
+            self.err(diag.help(
+                "a map's source and values cannot use its own variable, directly or through other maps",
+            ));
+        }
+        for node in too_deep {
+            self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    self.map_defs[node].1,
+                    format!(
+                        "map variable \"{}\" uses a chain of more than {MAX_MAP_NESTING} maps",
+                        name(node, &self.ir.maps)
+                    ),
+                )
+                .label("maps nested too deeply")
+                .help(format!(
+                    "at most {MAX_MAP_NESTING} maps may use one another in a chain; flatten some of them"
+                )),
+            );
+        }
+    }
+}
+
+/// Inserts `key` unless present; returns where the existing one was written.
+fn insert(
+    m: &mut HashMap<String, (Template, Span)>,
+    key: String,
+    value: Template,
+    at: Span,
+) -> Option<Span> {
+    if let Some((_, first)) = m.get(&key) {
+        return Some(*first);
+    }
+    m.insert(key, (value, at));
+    None
+}
