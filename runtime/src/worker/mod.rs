@@ -249,8 +249,9 @@ pub fn run(
                 Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
                     Some(Some(key)) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            let hup = ev.is_read_closed() || ev.is_error();
                             if let Some(p) = conns.get_mut(key).and_then(|c| c.proxy.as_mut()) {
-                                p.mark_upstream_readable();
+                                p.mark_upstream_readable(hup);
                             }
                         }
                         conn_event(&mut conns, key, &poll, &mut w, quitting)
@@ -258,7 +259,16 @@ pub fn run(
                     Some(None) => w.ups.idle_event(t - proxy::UP_BASE),
                     None => {}
                 },
-                Token(t) => conn_event(&mut conns, t - CONN_BASE, &poll, &mut w, quitting),
+                Token(t) => {
+                    let key = t - CONN_BASE;
+                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                        if let Some(c) = conns.get_mut(key) {
+                            c.rd_ready = true;
+                            c.rd_hup |= ev.is_read_closed() || ev.is_error();
+                        }
+                    }
+                    conn_event(&mut conns, key, &poll, &mut w, quitting)
+                }
             }
         }
         active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);

@@ -18,7 +18,7 @@
 //! body was larger than what is kept for a replay). Otherwise 502 (504 for timeouts)
 //! through error_page.
 
-use super::conn::{read_into_spare, Conn};
+use super::conn::{read_ready, Conn};
 use super::request::Handled;
 use super::Worker;
 use crate::elog;
@@ -267,6 +267,8 @@ pub(crate) struct Proxy {
     /// The upstream socket may have bytes to read: set by its readiness events, cleared
     /// when a read finds nothing (saves a read that would fail right after sending).
     up_ready: bool,
+    /// The upstream's FIN or an error was reported for the current connection.
+    up_hup: bool,
     /// Last bytes written to the client / read from the upstream (body deadlines).
     client_progress: Instant,
     upstream_progress: Instant,
@@ -311,14 +313,16 @@ impl Proxy {
             upstream_eof: false,
             head_latency: Duration::ZERO,
             up_ready: false,
+            up_hup: false,
             client_progress: now,
             upstream_progress: now,
         }
     }
 
-    /// The upstream socket reported readiness for reading.
-    pub(crate) fn mark_upstream_readable(&mut self) {
+    /// The upstream socket reported readiness for reading (`hup`: its FIN or an error).
+    pub(crate) fn mark_upstream_readable(&mut self, hup: bool) {
         self.up_ready = true;
+        self.up_hup |= hup;
     }
 
     fn reset(&mut self) {
@@ -735,6 +739,7 @@ impl Worker<'_> {
             if let Some(key) = self.ups.take_idle(u, peer, owner) {
                 p.up = Some(key);
                 p.up_ready = false;
+                p.up_hup = false;
                 p.cached = true;
                 p.st = St::Send;
                 p.deadline =
@@ -800,6 +805,7 @@ impl Worker<'_> {
         });
         p.up = Some(key);
         p.up_ready = false;
+        p.up_hup = false;
         p.st = St::Connect;
         p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
         Ok(())
@@ -1074,9 +1080,9 @@ impl Worker<'_> {
     }
 
     fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
-        let mut progressed = false;
         loop {
             // Take body bytes from the client while there is room.
+            let mut progressed = false;
             if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
                 match self.pull_body(conn, p) {
                     Pull::Got => progressed = true,
@@ -1112,7 +1118,6 @@ impl Worker<'_> {
                 Ok(n) => {
                     p.req_pos += n;
                     p.sent_any = true;
-                    progressed = true;
                     p.deadline = Instant::now()
                         + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
                     if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
@@ -1142,7 +1147,13 @@ impl Worker<'_> {
                 return Pull::Wait;
             }
             // Read more from the client.
-            match read_into_spare(&conn.sock, &mut conn.rbuf, 16 * 1024) {
+            match read_ready(
+                &conn.sock,
+                &mut conn.rd_ready,
+                conn.rd_hup,
+                &mut conn.rbuf,
+                16 * 1024,
+            ) {
                 Ok(0) => {
                     elog!(
                         self.elog,
@@ -1216,6 +1227,9 @@ impl Worker<'_> {
                     p.hold.clear();
                     p.body = ReqBody::None;
                 }
+                if at == start && !done {
+                    return Pull::Wait;
+                }
                 Pull::Got
             }
         }
@@ -1250,11 +1264,8 @@ impl Worker<'_> {
                     return Step::Fail(Fail::InvalidHeader, reason);
                 }
             }
-            if !p.up_ready {
-                return Step::Blocked;
-            }
             let want = limit.saturating_sub(p.hold.len()).max(1);
-            match read_into_spare(&c.sock, &mut p.hold, want) {
+            match read_ready(&c.sock, &mut p.up_ready, p.up_hup, &mut p.hold, want) {
                 Ok(0) => {
                     return Step::Fail(
                         Fail::Error,
@@ -1262,10 +1273,7 @@ impl Worker<'_> {
                     )
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    p.up_ready = false;
-                    return Step::Blocked;
-                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
                     return Step::Fail(
@@ -1587,13 +1595,19 @@ impl Worker<'_> {
                 return Drive::Blocked;
             }
             // From the upstream, while the window has room.
-            if !p.upstream_eof && pending < window && p.up_ready {
+            if !p.upstream_eof && pending < window {
                 let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
                     p.broken = true;
                     continue;
                 };
                 let old = conn.wbuf.len();
-                match read_into_spare(&c.sock, &mut conn.wbuf, window - pending) {
+                match read_ready(
+                    &c.sock,
+                    &mut p.up_ready,
+                    p.up_hup,
+                    &mut conn.wbuf,
+                    window - pending,
+                ) {
                     Ok(0) => {
                         p.upstream_eof = true;
                         if matches!(p.rbody, RespBody::UntilClose) {
@@ -1616,7 +1630,7 @@ impl Worker<'_> {
                         progressed = true;
                         p.upstream_progress = Instant::now();
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => p.up_ready = false,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
                     Err(_) => {
                         elog!(
@@ -1683,7 +1697,7 @@ impl Worker<'_> {
             }
             if !p.upstream_eof && conn.wbuf.len() < WINDOW {
                 let room = WINDOW - conn.wbuf.len();
-                match read_into_spare(&c.sock, &mut conn.wbuf, room) {
+                match read_ready(&c.sock, &mut p.up_ready, p.up_hup, &mut conn.wbuf, room) {
                     Ok(0) => {
                         p.upstream_eof = true;
                         progressed = true;
@@ -1720,7 +1734,13 @@ impl Worker<'_> {
             }
             if !p.client_eof && p.req.len() < WINDOW {
                 let room = WINDOW - p.req.len();
-                match read_into_spare(&conn.sock, &mut p.req, room) {
+                match read_ready(
+                    &conn.sock,
+                    &mut conn.rd_ready,
+                    conn.rd_hup,
+                    &mut p.req,
+                    room,
+                ) {
                     Ok(0) => {
                         p.client_eof = true;
                         progressed = true;
