@@ -990,6 +990,26 @@ impl Worker<'_> {
         let Some(mut p) = conn.proxy.take() else {
             return Drive::Close;
         };
+        if conn.rd_hup
+            && matches!(p.st, St::Connect | St::Send | St::Head)
+            && matches!(p.body, ReqBody::None)
+        {
+            // The client went away (FIN or error) while the upstream works on its request:
+            // stop, as nginx does without proxy_ignore_client_abort.
+            elog!(
+                self.elog,
+                Info,
+                "client prematurely closed connection, so upstream connection is closed too, client: {}",
+                conn.peer.ip()
+            );
+            conn.finished.status = 499;
+            conn.finished.header_bytes = 0;
+            conn.finished.body_bytes = 0;
+            self.log_access(conn);
+            conn.proxy = Some(p);
+            self.proxy_abort(conn);
+            return Drive::Close;
+        }
         let r = self.drive_inner(conn, &mut p);
         match r {
             Drive::Blocked => {

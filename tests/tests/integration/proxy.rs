@@ -866,7 +866,6 @@ server {
 /// error_page for a proxy error: nginx answers with the page's body and keeps the error's
 /// status (`ngx_http_send_header` puts `err_status` back), 502 here.
 #[test]
-
 fn error_page_for_a_dead_upstream_keeps_the_502() {
     let t = TempDir::new("px-errpage");
     let dead = free_port();
@@ -956,7 +955,6 @@ server {
 
 /// proxy_read_timeout after the head: the client gets the head and a closed connection.
 #[test]
-
 fn read_timeout_in_the_body_cuts_the_response() {
     let t = TempDir::new("px-timeout-body");
     let b = Backend::start("b1");
@@ -1902,4 +1900,41 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
         growth < 16 * 1024,
         "worker RSS grew by {growth} KiB (baseline {baseline} KiB, peak {peak} KiB)"
     );
+}
+
+/// A client that goes away while the upstream is still working on its request: the proxy
+/// stops too (nginx without proxy_ignore_client_abort), logs it, and the upstream
+/// connection is closed rather than left to finish.
+#[test]
+fn client_abort_closes_the_upstream_request() {
+    let t = TempDir::new("px-abort");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let mut s = connect(&p);
+    s.write_all(b"GET /delay?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    s.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let started = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(4), || error_log(&t)
+            .contains("client prematurely closed connection")),
+        "no client-abort line:\n{}",
+        error_log(&t)
+    );
+    // The proxy closed the client connection without waiting for the 5 s upstream answer.
+    let mut rest = Vec::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(4)));
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert!(started.elapsed() < Duration::from_secs(4));
 }
