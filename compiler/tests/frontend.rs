@@ -120,7 +120,8 @@ const EXAMPLE_JSON: &str = r#"{
           { "match": "~* \\.(gif|jpg)$", "expires": "30d", "locations": [ { "match": "~ ^/img/(\\d+)\\.gif$", "internal": true } ] },
           { "match": "@fallback", "proxy_pass": "http://backend" }
         ] }
-    ]
+    ],
+    "maps": { "$connection_upgrade": { "source": "$http_upgrade", "entries": { "default": "upgrade", "": "close", "hostnames": true } } }
   }
 }
 "#;
@@ -163,6 +164,10 @@ http:
               internal: true
         - match: "@fallback"
           proxy_pass: http://backend
+  maps:
+    $connection_upgrade:
+      source: $http_upgrade
+      entries: { default: upgrade, "": close, hostnames: true }
 "#;
 
 const EXAMPLE_CONF: &str = r#"
@@ -207,6 +212,11 @@ http {
         location @fallback {
             proxy_pass http://backend;
         }
+    }
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        "" close;
+        hostnames;
     }
 }
 "#;
@@ -660,6 +670,26 @@ http {
     proxy_http_version 1.1;
     proxy_set_header Host $host;
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header Connection $connection_upgrade;
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        '' close;
+    }
+
+    map $host$is_args $site {
+        hostnames;
+        volatile;
+        .example.com 1;
+        www.example.* "two words";
+        "~^(?<sub>[a-z]+)\.example\.org$" "sub $sub";
+        ~*^WWW\d+\. $1;
+        \default 3;
+        "a b" 4;
+        "semi;colon" 5;
+        007 6;
+        default "$connection_upgrade-$uri";
+    }
 
     upstream backend {
         server 127.0.0.1:3000;

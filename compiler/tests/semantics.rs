@@ -412,3 +412,172 @@ fn accepted_and_refused_like_nginx() {
         ]
     );
 }
+
+/// A config with `maps` at the http level and one server returning `ret`.
+fn with_maps(maps: &str, ret: &str) -> String {
+    format!(
+        "events {{}}\nhttp {{\n{maps}\n  server {{\n    listen 8080;\n    location / {{ return 200 \"{ret}\"; }}\n  }}\n}}\n"
+    )
+}
+
+#[test]
+fn maps_as_nginx_reads_them() {
+    // Checked against nginx 1.22: exact keys ignore case; `\default` is the key "default";
+    // '' is the empty key; with hostnames, `.example.org` is both example.org and
+    // *.example.org; regexes keep config order; a map may be used before it is written.
+    let ir = ok(&with_maps(
+        "  map $arg_a $x {\n    default def;\n    Foo exact;\n    ~^re(.*)$ \"re:$1\";\n    ~*^ABC ci;\n    \\default lit;\n    '' empty;\n    volatile;\n  }\n  map $host $h {\n    hostnames;\n    example.com exact;\n    *.example.com star;\n    .example.org dot;\n    www.example.* tail;\n    ~^www\\.(?<mid>.+)\\.net$ \"re-$mid\";\n  }\n  map \"$x-$h\" $both { default \"[$x][$h]\"; }",
+        "$both",
+    ));
+    assert_eq!(ir.maps.len(), 3);
+    let x = &ir.maps[0];
+    assert_eq!(x.name, "x");
+    assert!(!x.hostnames);
+    let keys: Vec<&str> = x.exact.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["", "default", "foo"]);
+    assert_eq!(x.regex.len(), 2);
+    assert_eq!(lit(&x.default), "def");
+    assert!(ir.regexes[x.regex[1].0 .0 as usize].case_insensitive);
+    let h = &ir.maps[1];
+    assert!(h.hostnames);
+    let keys: Vec<&str> = h.exact.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["example.com", "example.org"]);
+    let leading: Vec<&str> = h.leading.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(leading, [".example.com", ".example.org"]);
+    assert_eq!(h.trailing[0].0, "www.example.");
+    assert_eq!(
+        h.regex[0].1.parts[1],
+        Part::Var(Var::NamedCapture("mid".into()))
+    );
+    // No default: the empty string.
+    assert_eq!(h.default, Template::default());
+    let both = &ir.maps[2];
+    assert_eq!(ir.source_of(&both.source), "$x-$h");
+    assert_eq!(ir.source_of(&both.default), "[$x][$h]");
+    let l = loc(&ir, "/");
+    assert_eq!(
+        l.conf.script,
+        vec![ScriptOp::Return {
+            code: 200,
+            text: Some(Template {
+                parts: vec![Part::Var(Var::Map(2))]
+            })
+        }]
+    );
+    // Lookup order on the IR: exact, wildcards (leading before trailing), else None.
+    let find = |k: &str| h.find_static(k.as_bytes()).map(lit);
+    assert_eq!(find("example.com"), Some("exact".into()));
+    assert_eq!(find("a.b.example.org"), Some("dot".into()));
+    assert_eq!(find("www.example.com"), Some("star".into()));
+    assert_eq!(find("www.example.net"), Some("tail".into()));
+    assert_eq!(find("www.other.net"), None);
+}
+
+#[test]
+fn map_variables_are_variables_everywhere() {
+    // Used in add_header, proxy_set_header, log_format, set and rewrite; the map is written
+    // after its first use; names are case-insensitive.
+    let ir = ok(
+        "events {}\nhttp {\n  log_format m \"$Connection_Upgrade\";\n  proxy_set_header Connection $connection_upgrade;\n  server {\n    listen 8080;\n    add_header X-C $connection_upgrade;\n    location / { set $v \"<$connection_upgrade>\"; rewrite ^ /$connection_upgrade break; proxy_pass http://127.0.0.1:9; }\n  }\n  map $http_upgrade $connection_upgrade { default upgrade; '' close; }\n}\n",
+    );
+    assert_eq!(ir.maps[0].name, "connection_upgrade");
+    let m = Part::Var(Var::Map(0));
+    assert!(ir
+        .log_formats
+        .iter()
+        .any(|f| f.template.parts == [m.clone()]));
+    let l = loc(&ir, "/");
+    let s = settings_of(&ir, l);
+    assert!(s
+        .proxy
+        .set_headers
+        .iter()
+        .any(|(_, t)| t.parts == [m.clone()]));
+    assert!(s.add_headers.iter().any(|h| h.value.parts == [m.clone()]));
+    assert_eq!(ir.user_vars, ["v"]);
+}
+
+#[test]
+fn map_mistakes_refused_like_nginx() {
+    let m = |body: &str| with_maps(body, "x");
+    assert_error(
+        &m("map $a $x { foo 1; FOO 2; }"),
+        "conflicting parameter \"FOO\"",
+    );
+    assert_error(
+        &m("map $arg_a $x { default 1; default 2; }"),
+        "duplicate default map parameter",
+    );
+    assert_error(
+        &m("map $arg_a $x { a 1 2; }"),
+        "invalid number of the map parameters",
+    );
+    assert_error(
+        &m("map $arg_a $x { a; }"),
+        "invalid number of the map parameters",
+    );
+    assert_error(&m("map $arg_a x { a 1; }"), "invalid variable name \"x\"");
+    assert_error(
+        &m("map $arg_a $host { a 1; }"),
+        "\"$host\" cannot be defined by a map",
+    );
+    assert_error(
+        &m("map $arg_a $x { ~(a 1; }"),
+        "invalid regular expression \"(a\"",
+    );
+    assert_error(
+        &m("map $arg_a $x { a $nonexistent; }"),
+        "unknown variable \"$nonexistent\"",
+    );
+    assert_error(
+        &m("map $arg_a $x { hostnames; .a.com 1; *.a.com 2; }"),
+        "conflicting parameter \"*.a.com\"",
+    );
+    assert_error(
+        &m("map $arg_a $x { hostnames; a*b.com 2; }"),
+        "invalid hostname or wildcard",
+    );
+    // Without hostnames a `*` is just a character of an exact key.
+    assert_eq!(
+        ok(&m("map $arg_a $x { a*b.com 2; }")).maps[0].exact[0].0,
+        "a*b.com"
+    );
+    // nginx accepts these and fails (or picks the last map) at run time; protonc refuses.
+    assert_error(&m("map $x $y { default $y; }"), "\"$y\" depends on itself");
+    assert_error(
+        &m("map $arg_a $x { a 1; } map $arg_b $X { b 2; }"),
+        "duplicate map variable",
+    );
+    assert_error(
+        &format!(
+            "events {{}}\nhttp {{ map $arg_a $x {{ a 1; }}\n server {{ listen 80; location / {{ set $x 2; return 200 $x; }} }} }}"
+        ),
+        "the map variable \"$x\" cannot be set",
+    );
+    assert_error(
+        &server("map $uri $x { default 1; }"),
+        "\"map\" directive is not allowed here",
+    );
+}
+
+#[test]
+fn map_chains_are_bounded() {
+    // 16 maps in a chain compile; 17 do not.
+    let chain = |n: usize| {
+        let mut maps = String::new();
+        for i in 0..n {
+            let next = if i + 1 < n {
+                format!("$m{}", i + 1)
+            } else {
+                "end".into()
+            };
+            maps.push_str(&format!("  map $uri $m{i} {{ default {next}; }}\n"));
+        }
+        with_maps(&maps, "$m0")
+    };
+    assert_eq!(ok(&chain(MAX_MAP_NESTING)).maps.len(), MAX_MAP_NESTING);
+    assert_error(
+        &chain(MAX_MAP_NESTING + 1),
+        "uses a chain of more than 16 maps",
+    );
+}
