@@ -549,9 +549,7 @@ fn map_mistakes_refused_like_nginx() {
         "duplicate map variable",
     );
     assert_error(
-        &format!(
-            "events {{}}\nhttp {{ map $arg_a $x {{ a 1; }}\n server {{ listen 80; location / {{ set $x 2; return 200 $x; }} }} }}"
-        ),
+        "events {}\nhttp { map $arg_a $x { a 1; }\n server { listen 80; location / { set $x 2; return 200 $x; } } }",
         "the map variable \"$x\" cannot be set",
     );
     assert_error(

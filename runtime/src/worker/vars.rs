@@ -88,22 +88,25 @@ fn trim(s: &[u8]) -> &[u8] {
 impl Ctx<'_> {
     /// Appends the expansion of `t`.
     pub(crate) fn expand(&self, t: &Template, out: &mut Vec<u8>) {
-        self.expand_at(t, out, 0);
+        let mut budget = MAP_BUDGET;
+        self.expand_at(t, out, 0, &mut budget);
     }
 
     /// Appends the value of one template part.
     pub(crate) fn expand_part(&self, p: &Part, out: &mut Vec<u8>) {
-        self.part_at(p, out, 0);
+        let mut budget = MAP_BUDGET;
+        self.part_at(p, out, 0, &mut budget);
     }
 
-    /// `depth`: how many maps are being evaluated around this expansion.
-    fn expand_at(&self, t: &Template, out: &mut Vec<u8>, depth: usize) {
+    /// `depth`: how many maps are being evaluated around this expansion; `budget`: how many
+    /// more maps this whole expansion may evaluate.
+    fn expand_at(&self, t: &Template, out: &mut Vec<u8>, depth: usize, budget: &mut u32) {
         for p in &t.parts {
-            self.part_at(p, out, depth);
+            self.part_at(p, out, depth, budget);
         }
     }
 
-    fn part_at(&self, p: &Part, out: &mut Vec<u8>, depth: usize) {
+    fn part_at(&self, p: &Part, out: &mut Vec<u8>, depth: usize, budget: &mut u32) {
         match p {
             Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
             Part::Capture(n) => {
@@ -111,7 +114,7 @@ impl Ctx<'_> {
                     out.extend_from_slice(c);
                 }
             }
-            Part::Var(Var::Map(i)) => self.map(*i, out, depth),
+            Part::Var(Var::Map(i)) => self.map(*i, out, depth, budget),
             Part::Var(v) => self.var(v, out),
         }
     }
@@ -119,25 +122,26 @@ impl Ctx<'_> {
     /// The value of map `i`, nginx's order: exact key (ignoring case), then with `hostnames`
     /// the wildcards, then the regexes in order (not for an empty source), then the default.
     /// The compiler and the IR verifier refuse cycles and chains deeper than
-    /// [`MAX_MAP_NESTING`]; the depth bound here only guarantees that no IR can recurse
-    /// without end.
-    fn map(&self, i: u32, out: &mut Vec<u8>, depth: usize) {
+    /// [`MAX_MAP_NESTING`]; the bounds here only guarantee that no IR can recurse without
+    /// end, nor (maps using other maps several times each) take exponential time.
+    fn map(&self, i: u32, out: &mut Vec<u8>, depth: usize, budget: &mut u32) {
         let Some(map) = self.maps.get(i as usize) else {
             return;
         };
-        if depth >= MAX_MAP_NESTING {
+        if depth >= MAX_MAP_NESTING || *budget == 0 {
             return;
         }
+        *budget -= 1;
         let depth = depth + 1;
         let mut subject = Vec::new();
-        self.expand_at(&map.source, &mut subject, depth);
+        self.expand_at(&map.source, &mut subject, depth, budget);
         if map.hostnames && subject.last() == Some(&b'.') {
             subject.pop();
         }
         if !map.exact.is_empty() || map.hostnames {
             let key = subject.to_ascii_lowercase();
             if let Some(t) = map.find_static(&key) {
-                return self.expand_at(t, out, depth);
+                return self.expand_at(t, out, depth, budget);
             }
         }
         if !subject.is_empty() {
@@ -147,7 +151,7 @@ impl Ctx<'_> {
                 };
                 if !uses_captures(value) {
                     if re.is_match(&subject) {
-                        return self.expand_at(value, out, depth);
+                        return self.expand_at(value, out, depth, budget);
                     }
                     continue;
                 }
@@ -170,10 +174,10 @@ impl Ctx<'_> {
                     named: &named,
                     ..*self
                 };
-                return inner.expand_at(value, out, depth);
+                return inner.expand_at(value, out, depth, budget);
             }
         }
-        self.expand_at(&map.default, out, depth);
+        self.expand_at(&map.default, out, depth, budget);
     }
 
     fn var(&self, v: &Var, out: &mut Vec<u8>) {
@@ -330,6 +334,11 @@ impl Ctx<'_> {
     }
 }
 
+/// Most map evaluations one expansion may do (nginx evaluates a map once per request and
+/// caches it; Proton evaluates at each use, so maps using maps several times each could
+/// otherwise take exponential time).
+const MAP_BUDGET: u32 = 1024;
+
 /// True when `t` reads regex captures (`$1`…`$9` or a named group).
 fn uses_captures(t: &Template) -> bool {
     t.parts
@@ -366,4 +375,214 @@ fn hostname() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::request::{parse_head, Limits};
+    use proton_ir::RegexId;
+
+    fn lit(s: &str) -> Template {
+        Template::literal(s)
+    }
+
+    fn var(v: Var) -> Template {
+        Template {
+            parts: vec![Part::Var(v)],
+        }
+    }
+
+    fn map(name: &str, source: Template) -> Map {
+        Map {
+            name: name.into(),
+            source,
+            hostnames: false,
+            exact: vec![],
+            leading: vec![],
+            trailing: vec![],
+            regex: vec![],
+            default: Template::default(),
+        }
+    }
+
+    /// The maps of the tests, with their regexes (as `Loaded` compiles them).
+    fn maps() -> (Vec<Map>, Vec<regex::bytes::Regex>) {
+        let regexes = vec![
+            regex::bytes::Regex::new("^re(?<rest>.*)$").unwrap(),
+            regex::bytes::RegexBuilder::new("^abc")
+                .case_insensitive(true)
+                .build()
+                .unwrap(),
+            regex::bytes::Regex::new("^www\\.(.+)\\.net$").unwrap(),
+            regex::bytes::Regex::new("").unwrap(),
+        ];
+        // 0: `map $arg_a $x { default def; foo exact; ~^re(?<rest>.*)$ "re:$1:$rest";
+        //     ~*^abc ci; '' empty; }`
+        let mut x = map("x", var(Var::Arg("a".into())));
+        x.exact = vec![("".into(), lit("empty")), ("foo".into(), lit("exact"))];
+        x.regex = vec![
+            (
+                RegexId(0),
+                Template {
+                    parts: vec![
+                        Part::Literal("re:".into()),
+                        Part::Capture(1),
+                        Part::Literal(":".into()),
+                        Part::Var(Var::NamedCapture("rest".into())),
+                    ],
+                },
+            ),
+            (RegexId(1), lit("ci")),
+        ];
+        x.default = lit("def");
+        // 1: `map $arg_h $h { hostnames; example.com exact; *.example.com star;
+        //     .example.org dot; www.example.* tail; ~^www\.(.+)\.net$ "re-$1"; }`
+        let mut h = map("h", var(Var::Arg("h".into())));
+        h.hostnames = true;
+        h.exact = vec![
+            ("example.com".into(), lit("exact")),
+            ("example.org".into(), lit("dot")),
+        ];
+        h.leading = vec![
+            (".example.com".into(), lit("star")),
+            (".example.org".into(), lit("dot")),
+        ];
+        h.trailing = vec![("www.example.".into(), lit("tail"))];
+        h.regex = vec![(
+            RegexId(2),
+            Template {
+                parts: vec![Part::Literal("re-".into()), Part::Capture(1)],
+            },
+        )];
+        // 2: `map "$x|$h" $both { default "[$x|$h|$1]"; }`: maps of maps; $1 is the
+        // request's capture, not a map's.
+        let mut both = map(
+            "both",
+            Template {
+                parts: vec![
+                    Part::Var(Var::Map(0)),
+                    Part::Literal("|".into()),
+                    Part::Var(Var::Map(1)),
+                ],
+            },
+        );
+        both.default = Template {
+            parts: vec![
+                Part::Literal("[".into()),
+                Part::Var(Var::Map(0)),
+                Part::Literal("|".into()),
+                Part::Var(Var::Map(1)),
+                Part::Literal("|".into()),
+                Part::Capture(1),
+                Part::Literal("]".into()),
+            ],
+        };
+        // 3: uses itself (the compiler refuses this; the runtime must still stop).
+        let mut selfish = map("self", var(Var::Map(3)));
+        selfish.default = Template {
+            parts: vec![Part::Literal("s".into()), Part::Var(Var::Map(3))],
+        };
+        // 4: `map $arg_e $e { ~ any; }`: an empty regex matches anything but the empty
+        // source, for which regexes are not tried.
+        let mut e = map("e", var(Var::Arg("e".into())));
+        e.regex = vec![(RegexId(3), lit("any"))];
+        e.default = lit("none");
+        (vec![x, h, both, selfish, e], regexes)
+    }
+
+    /// Expands `$map[i]` for a request to `target`.
+    fn eval(i: u32, target: &str) -> String {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        let buf = req.as_bytes();
+        let mut head = RequestHead::new();
+        parse_head(buf, &Limits::default(), &mut head).expect("a request head");
+        let args = target.split_once('?').map_or("", |(_, a)| a);
+        let (maps, regexes) = maps();
+        let captures = vec![Some(b"whole".to_vec()), Some(b"req1".to_vec())];
+        let addr: SocketAddr = "127.0.0.1:80".parse().expect("an address");
+        let ctx = Ctx {
+            buf,
+            head: &head,
+            uri: b"/",
+            args: args.as_bytes(),
+            host: b"example.com",
+            server_name: "",
+            peer: addr,
+            local: addr,
+            user: &[],
+            captures: &captures,
+            named: &[],
+            status: 200,
+            body_bytes: 0,
+            bytes_sent: 0,
+            request_time_ms: 0,
+            document_root: b"",
+            time_local: b"",
+            proxy_host: b"",
+            regexes: &regexes,
+            maps: &maps,
+        };
+        let mut out = Vec::new();
+        ctx.expand(&var(Var::Map(i)), &mut out);
+        String::from_utf8(out).expect("UTF-8")
+    }
+
+    #[test]
+    fn exact_regex_and_default_as_nginx() {
+        assert_eq!(eval(0, "/?a=foo"), "exact");
+        assert_eq!(eval(0, "/?a=FoO"), "exact", "exact keys ignore case");
+        assert_eq!(
+            eval(0, "/?a=rexyz"),
+            "re:xyz:xyz",
+            "captures of the map's regex"
+        );
+        assert_eq!(eval(0, "/?a=ABCdef"), "ci");
+        assert_eq!(eval(0, "/?a=zzz"), "def");
+        assert_eq!(eval(0, "/?a="), "empty");
+        assert_eq!(
+            eval(0, "/"),
+            "empty",
+            "an absent argument is the empty string"
+        );
+        assert_eq!(eval(4, "/?e=x"), "any");
+        assert_eq!(eval(4, "/?e="), "none", "no regex for an empty source");
+    }
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(eval(1, "/?h=example.com"), "exact");
+        assert_eq!(
+            eval(1, "/?h=EXAMPLE.com."),
+            "exact",
+            "case and one trailing dot"
+        );
+        assert_eq!(eval(1, "/?h=a.example.com"), "star");
+        assert_eq!(eval(1, "/?h=example.org"), "dot");
+        assert_eq!(eval(1, "/?h=a.b.example.org"), "dot");
+        assert_eq!(
+            eval(1, "/?h=www.example.com"),
+            "star",
+            "leading beats trailing"
+        );
+        assert_eq!(eval(1, "/?h=www.example.net"), "tail");
+        assert_eq!(eval(1, "/?h=www.abc.net"), "re-abc");
+        assert_eq!(eval(1, "/?h=other"), "");
+    }
+
+    #[test]
+    fn maps_of_maps_and_request_captures() {
+        assert_eq!(eval(2, "/?a=foo&h=x.example.com"), "[exact|star|req1]");
+        assert_eq!(
+            eval(2, "/?a=rexy"),
+            "[re:xy:xy|empty|req1]".replace("empty", "")
+        );
+    }
+
+    #[test]
+    fn a_map_using_itself_stops() {
+        // Its source and its default use it: 2^16 evaluations without the budget.
+        let v = eval(3, "/");
+        assert!(!v.is_empty() && v.len() <= MAX_MAP_NESTING, "{v}");
+    }
 }
