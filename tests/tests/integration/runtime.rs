@@ -1032,3 +1032,138 @@ http {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// `map`: exact keys (ignoring case), regex keys with their captures, the default,
+/// `hostnames` wildcards, maps of maps, and map variables in return, add_header, set and
+/// log_format, through a real proton-run (the values were checked against nginx 1.22).
+#[test]
+fn map_variables() {
+    let t = TempDir::new("rt-map");
+    let conf = r#"
+events {}
+http {
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ''      close;
+    }
+    map $arg_k $kind {
+        default other;
+        Exact   exact-hit;
+        ~^re-(?<tail>.+)$ "regex:$1:$tail";
+        ~*^CI   ci;
+        \default literal-default;
+    }
+    map $host $site {
+        hostnames;
+        default         none;
+        example.com     apex;
+        *.example.com   sub;
+        .example.org    org;
+        www.example.*   www;
+        ~^(?<name>[a-z]+)\.test$ "test-$name";
+    }
+    map "$kind/$site" $combo {
+        exact-hit/apex  both;
+        default         "$kind+$site";
+    }
+    log_format maps "$uri $kind $site $connection_upgrade";
+    access_log logs/maps.log maps;
+    server {
+        listen 127.0.0.1:{port};
+        add_header X-Conn $connection_upgrade;
+        add_header X-Site $site;
+        location / { return 200 "kind=$kind site=$site combo=$combo"; }
+        location /set { set $v "[$kind]"; return 200 "$v"; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    let body = |host: &str, path: &str| {
+        let r = request(p.port, Some(host), path)
+            .unwrap_or_else(|e| panic!("GET {path} (Host: {host}): {e}\n{}", p.logs()));
+        assert_eq!(r.status, 200, "{path}: {}", p.logs());
+        r.body_text()
+    };
+    // Exact (ignoring case), regex with positional and named captures, case-insensitive
+    // regex, `\default` as a key, the default, and an absent source (empty string).
+    assert_eq!(
+        body("x", "/?k=exact"),
+        "kind=exact-hit site=none combo=exact-hit+none"
+    );
+    assert_eq!(
+        body("x", "/?k=EXACT"),
+        "kind=exact-hit site=none combo=exact-hit+none"
+    );
+    assert_eq!(
+        body("x", "/?k=re-abc"),
+        "kind=regex:abc:abc site=none combo=regex:abc:abc+none"
+    );
+    assert_eq!(body("x", "/?k=cix"), "kind=ci site=none combo=ci+none");
+    assert_eq!(
+        body("x", "/?k=default"),
+        "kind=literal-default site=none combo=literal-default+none"
+    );
+    assert_eq!(
+        body("x", "/?k=zzz"),
+        "kind=other site=none combo=other+none"
+    );
+    assert_eq!(body("x", "/"), "kind=other site=none combo=other+none");
+    // hostnames: exact, leading and trailing wildcards (leading first), `.name` for the name
+    // and its subdomains, a regex, the default.
+    assert_eq!(
+        body("Example.COM", "/?k=exact"),
+        "kind=exact-hit site=apex combo=both"
+    );
+    assert_eq!(
+        body("a.example.com", "/"),
+        "kind=other site=sub combo=other+sub"
+    );
+    assert_eq!(
+        body("www.example.com", "/"),
+        "kind=other site=sub combo=other+sub"
+    );
+    assert_eq!(
+        body("www.example.net", "/"),
+        "kind=other site=www combo=other+www"
+    );
+    assert_eq!(
+        body("example.org", "/"),
+        "kind=other site=org combo=other+org"
+    );
+    assert_eq!(
+        body("a.b.example.org", "/"),
+        "kind=other site=org combo=other+org"
+    );
+    assert_eq!(
+        body("abc.test", "/"),
+        "kind=other site=test-abc combo=other+test-abc"
+    );
+    assert_eq!(
+        body("localhost", "/"),
+        "kind=other site=none combo=other+none"
+    );
+    // set copies a map's value.
+    assert_eq!(body("x", "/set?k=CI"), "[ci]");
+    // add_header: the WebSocket idiom.
+    let r = request(p.port, Some("www.example.com"), "/").expect("GET /");
+    assert_eq!(r.header("x-conn"), Some("close"));
+    assert_eq!(r.header("x-site"), Some("sub"));
+    let (raw, _) = send(
+        p.port,
+        "GET /log-me?k=re-z HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n",
+    );
+    let r = first(&raw);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-conn"), Some("upgrade"));
+    assert_eq!(r.header("x-site"), Some("apex"));
+    // log_format.
+    let log = t.path().join("logs/maps.log");
+    let logged = wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("/log-me regex:z:z apex upgrade"))
+    });
+    assert!(
+        logged,
+        "maps log: {:?}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
