@@ -79,6 +79,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) ups: proxy::Upstreams,
     /// For registering upstream sockets.
     pub(crate) registry: mio::Registry,
+    /// The address of each IR listener (the local address of its connections unless the
+    /// listener is a wildcard).
+    pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -177,6 +180,12 @@ pub fn run(
         copy_buf: Vec::new(),
         ups: proxy::Upstreams::new(loaded, seed),
         registry,
+        listener_addrs: loaded
+            .ir
+            .listeners
+            .iter()
+            .map(|l| crate::listen::parse_addr(&l.addr))
+            .collect(),
     };
     elog!(
         w.elog,
@@ -354,6 +363,8 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
         };
         let entry = conns.vacant_entry();
         let key = entry.key();
+        let local = (w.listener_addrs.get(listener).copied().flatten() != Some(local))
+            .then(|| Box::new(local));
         let mut conn = Conn::new(stream, peer, local, listener, key, w);
         let token = Token(CONN_BASE + key);
         if let Err(e) = poll
@@ -402,6 +413,19 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 }
 
 impl Worker<'_> {
+    /// The local address of a connection.
+    pub(crate) fn local_of(&self, conn: &Conn) -> SocketAddr {
+        match &conn.local {
+            Some(a) => **a,
+            None => self
+                .listener_addrs
+                .get(conn.listener as usize)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        }
+    }
+
     /// The IR listener a connection to `local` belongs to: the exact address if configured,
     /// else the wildcard socket's own address.
     fn ir_listener_for(&self, local: SocketAddr, bound: SocketAddr) -> Option<usize> {

@@ -625,7 +625,7 @@ impl Worker<'_> {
         }
         // The proxy consumes the body itself.
         conn.discard = super::conn::Discard::None;
-        match self.connect(conn.key, &mut p) {
+        match self.connect(conn.key as usize, &mut p) {
             Ok(()) => {
                 conn.proxy = Some(p);
                 Handled::Proxy
@@ -934,7 +934,9 @@ impl Worker<'_> {
             conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
                 ReqBody::None => super::conn::Discard::None,
                 ReqBody::Length(n) => super::conn::Discard::Length(n),
-                ReqBody::Chunked(d) | ReqBody::Buffer(d) => super::conn::Discard::Chunked(d),
+                ReqBody::Chunked(d) | ReqBody::Buffer(d) => {
+                    super::conn::Discard::Chunked(Box::new(d))
+                }
             };
             self.recycle(p);
         }
@@ -974,7 +976,7 @@ impl Worker<'_> {
                 return Drive::Close;
             }
         };
-        let r = self.fail(conn.key, &mut p, Fail::Timeout, what);
+        let r = self.fail(conn.key as usize, &mut p, Fail::Timeout, what);
         conn.proxy = Some(p);
         match r {
             Ok(()) => self.drive(conn),
@@ -1062,7 +1064,7 @@ impl Worker<'_> {
                 Step::Blocked => return Drive::Blocked,
                 Step::Done(d) => return d,
                 Step::Fail(f, what) => {
-                    if let Err(code) = self.fail(conn.key, p, f, what) {
+                    if let Err(code) = self.fail(conn.key as usize, p, f, what) {
                         return Drive::Failed(code);
                     }
                 }

@@ -142,7 +142,7 @@ impl Worker<'_> {
     /// for the location that proxied it, through its error_page.
     pub(crate) fn proxy_error(&mut self, conn: &mut Conn, status: u16) -> Outcome {
         let ir = &self.loaded.ir;
-        let loc = LocationId(conn.finished.location.unwrap_or(0));
+        let loc = LocationId(conn.finished.location().unwrap_or(0));
         let Some(sid) = ir.locations.get(loc.0 as usize).map(|l| l.server) else {
             let head = RequestHead::default();
             return self.finish_status(conn, &head, status, loc, true);
@@ -172,7 +172,7 @@ impl Worker<'_> {
             .unwrap_or(b"");
         normalize_host_into(host_raw, &mut self.scratch.host);
         let host = std::str::from_utf8(&self.scratch.host).unwrap_or("");
-        let listener = ir.listeners.get(conn.listener);
+        let listener = ir.listeners.get(conn.listener as usize);
         let (sid, how) = match listener {
             Some(l) => ir.find_server(l, host, &mut |id, s| self.loaded.is_match(id, s.as_bytes())),
             None => (ServerId(0), proton_ir::ServerMatch::Default),
@@ -464,14 +464,14 @@ impl Worker<'_> {
                 .and_then(|s| s.names.first())
                 .map_or("", String::as_str),
             peer: conn.peer,
-            local: conn.local,
+            local: self.local_of(conn),
             user: &self.scratch.user,
             captures: &self.scratch.captures,
             named: &self.scratch.named,
             status,
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
-            request_time_ms: conn.started.elapsed().as_millis() as u64,
+            request_time_ms: u64::from(super::conn::clock_ms().wrapping_sub(conn.started)),
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
@@ -792,8 +792,9 @@ impl Worker<'_> {
                 self.scratch.host.clone()
             };
             location.extend_from_slice(&host);
-            if conn.local.port() != 80 {
-                let _ = write!(location, ":{}", conn.local.port());
+            let port = self.local_of(conn).port();
+            if port != 80 {
+                let _ = write!(location, ":{port}");
             }
         }
         location.extend_from_slice(&target);
@@ -847,7 +848,7 @@ impl Worker<'_> {
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
         let ir = &self.loaded.ir;
-        let Some(loc_idx) = conn.finished.location else {
+        let Some(loc_idx) = conn.finished.location() else {
             // Malformed requests are logged with the default server's logs.
             return self.log_access_default(conn);
         };
@@ -869,7 +870,7 @@ impl Worker<'_> {
     }
 
     fn log_access_default(&mut self, conn: &Conn) {
-        let Some(l) = self.loaded.ir.listeners.get(conn.listener) else {
+        let Some(l) = self.loaded.ir.listeners.get(conn.listener as usize) else {
             return;
         };
         let Some(srv) = self.loaded.ir.servers.get(l.names.default.0 as usize) else {
