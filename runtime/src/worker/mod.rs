@@ -375,16 +375,11 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
             conn.release(w);
             continue;
         }
+        // No read yet: the request is read when epoll reports it (at once if it is already
+        // there, since an edge-triggered registration reports the current state), which
+        // saves a failing read for every connection whose request is still on the way.
+        conn.rd_ready = false;
         entry.insert(conn);
-        // Data may already be there (TCP_DEFER_ACCEPT-like): try reading now.
-        let done = conns
-            .get_mut(key)
-            .is_some_and(|c| c.on_event(w, true, false));
-        if done {
-            close(conns, key, w);
-        } else if let Some(c) = conns.get_mut(key) {
-            c.update_interest(poll, token);
-        }
     }
 }
 

@@ -194,6 +194,9 @@ fn serve_dir(
     }
 }
 
+/// Bodies up to this size are read into the response buffer behind the head.
+const SMALL_BODY: u64 = 8 * 1024;
+
 fn send_file(
     w: &mut Worker<'_>,
     conn: &mut Conn,
@@ -340,6 +343,22 @@ fn send_file(
     w.scratch.mtime = Some(mtime);
     w.add_headers(conn, head, loc, status, &mut wbuf);
     let n = end_head(&mut wbuf);
+    if !head.is_head() && end > start && end - start <= SMALL_BODY {
+        // A small file goes out with its head in one write (one TCP segment instead of
+        // two); sendfile only pays off for larger bodies.
+        use std::os::unix::fs::FileExt;
+        let len = (end - start) as usize;
+        wbuf.resize(n + len, 0);
+        if matches!(file.read_at(&mut wbuf[n..], start), Ok(got) if got == len) {
+            conn.wbuf = wbuf;
+            return Handled::Done {
+                status,
+                header_bytes: n,
+            };
+        }
+        // Changed under us: the sendfile path copes with a short file.
+        wbuf.truncate(n);
+    }
     conn.wbuf = wbuf;
     if !head.is_head() && end > start {
         let s = w.settings_for(loc);
