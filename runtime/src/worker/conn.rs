@@ -691,6 +691,7 @@ impl Conn {
         let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
         self.finished.body_bytes = body_in_wbuf + self.body_sent;
         w.log_access(self);
+        w.scratch.upstream = None;
         self.served += 1;
         if self.served == 1 && self.nodelay && !self.close_after {
             let _ = self.sock.set_nodelay(true);

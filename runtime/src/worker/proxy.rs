@@ -914,6 +914,7 @@ impl Worker<'_> {
             Fail::Status(s) => s,
             _ => 502,
         };
+        self.note_upstream(p, status);
         if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
             p.hold.clear();
             p.tries = p.tries.saturating_sub(1);
@@ -1019,6 +1020,7 @@ impl Worker<'_> {
                 conn.proxy = Some(p);
             }
             Drive::Finished => {
+                self.note_upstream(&p, p.resp.status);
                 conn.finished.status = p.resp.status;
                 conn.finished.header_bytes = p.header_bytes;
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
@@ -1791,12 +1793,34 @@ impl Worker<'_> {
         }
     }
 
+    /// Keeps the attempt's address, status and time for the access log.
+    fn note_upstream(&mut self, p: &Proxy, status: u16) {
+        let addr = match p.direct {
+            Some(a) => Some(a),
+            None => self
+                .loaded
+                .upstream_addrs
+                .get(p.upstream)
+                .and_then(|a| a.get(p.peer))
+                .copied()
+                .flatten(),
+        };
+        let ms = p
+            .attempt_start
+            .elapsed()
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32;
+        self.scratch.upstream = addr.map(|a| (a, status, ms));
+    }
+
     /// Logs a proxied exchange that ends by closing the client connection.
     fn log_access_proxy(&mut self, conn: &mut Conn, p: &Proxy) {
+        self.note_upstream(p, p.resp.status);
         conn.finished.status = p.resp.status;
         conn.finished.header_bytes = p.header_bytes;
         conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
         self.log_access(conn);
+        self.scratch.upstream = None;
     }
 }
 

@@ -52,6 +52,8 @@ pub(crate) struct Scratch {
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
+    /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
+    pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
 }
 
 /// What the connection needs to know about the answer.
@@ -475,6 +477,7 @@ impl Worker<'_> {
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
+            upstream: self.scratch.upstream,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
         }

@@ -31,6 +31,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) time_local: &'a [u8],
     /// `$proxy_host` (`host[:port]` of proxy_pass) while proxy headers are made.
     pub(crate) proxy_host: &'a [u8],
+    /// The last upstream attempt of a proxied request: address, status, response time in
+    /// ms (`$upstream_addr`, `$upstream_status`, `$upstream_response_time`).
+    pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
     /// The compiled regexes of the IR, by `RegexId` (map keys).
     pub(crate) regexes: &'a [regex::bytes::Regex],
     /// The IR's `map` blocks, by [`Var::Map`] index.
@@ -316,6 +319,21 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", self.peer.ip());
             }
             "proxy_host" => out.extend_from_slice(self.proxy_host),
+            "upstream_addr" => {
+                if let Some((a, _, _)) = self.upstream {
+                    let _ = write!(out, "{a}");
+                }
+            }
+            "upstream_status" => {
+                if let Some((_, s, _)) = self.upstream {
+                    let _ = write!(out, "{s}");
+                }
+            }
+            "upstream_response_time" => {
+                if let Some((_, _, ms)) = self.upstream {
+                    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+                }
+            }
             "proxy_port" => {
                 let port = self
                     .proxy_host
@@ -520,6 +538,7 @@ mod tests {
             document_root: b"",
             time_local: b"",
             proxy_host: b"",
+            upstream: None,
             regexes: &regexes,
             maps: &maps,
         };

@@ -1938,3 +1938,57 @@ server {
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+/// `$upstream_addr`, `$upstream_status` and `$upstream_response_time` in the access log:
+/// the server that answered, its status, and the time it took; 502 for a dead one.
+#[test]
+fn upstream_variables_reach_the_access_log() {
+    let t = TempDir::new("px-upvars");
+    let b = Backend::start("b1");
+    let dead = free_port();
+    let http = with_ports(
+        r#"
+log_format up '$request_uri $status up=$upstream_addr st=$upstream_status t=$upstream_response_time';
+upstream be { server 127.0.0.1:@A@; }
+upstream gone { server 127.0.0.1:@D@; }
+server {
+    listen 127.0.0.1:{port};
+    access_log {dir}/logs/up.log up;
+    location / { proxy_pass http://be; }
+    location /gone/ { proxy_pass http://gone; }
+    location = /local { return 200 "x"; }
+}
+"#,
+        &[("A", b.port), ("D", dead)],
+    );
+    let p = start(&t, &http);
+    assert_eq!(get(&p, "/status?code=201").status, 201);
+    assert_eq!(get(&p, "/gone/x").status, 502);
+    assert_eq!(get(&p, "/local").status, 200);
+    let log_path = t.path().join("logs/up.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(5), || log().lines().count() >= 3),
+        "{}",
+        log()
+    );
+    let text = log();
+    let lines: Vec<&str> = text.lines().collect();
+    let ok = format!("up=127.0.0.1:{} st=201 t=", b.port);
+    assert!(
+        lines[0].starts_with("/status?code=201 201 ") && lines[0].contains(&ok),
+        "{text}"
+    );
+    let t0 = lines[0].rsplit("t=").next().unwrap_or("");
+    assert!(
+        t0.len() == 5 && t0.as_bytes()[1] == b'.',
+        "response time {t0:?} is not like 0.001"
+    );
+    let gone = format!("up=127.0.0.1:{dead} st=502 t=");
+    assert!(
+        lines[1].starts_with("/gone/x 502 ") && lines[1].contains(&gone),
+        "{text}"
+    );
+    // Empty values are logged as `-`, as nginx does.
+    assert_eq!(lines[2], "/local 200 up=- st=- t=-", "{text}");
+}
