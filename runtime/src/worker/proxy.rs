@@ -138,7 +138,11 @@ impl Upstreams {
     }
 
     /// A cached connection to `peer` of upstream `u` that still looks alive.
-    fn take_idle(&mut self, u: usize, peer: usize, owner: usize) -> Option<usize> {
+    /// `probe`: check first that the upstream has not closed it meanwhile (one `recv`
+    /// with MSG_PEEK). Worth it only for requests that cannot simply be sent again on a
+    /// fresh connection when the cached one turns out closed (POST and friends): the close
+    /// event of a cached connection normally arrives, and drops it, before it is reused.
+    fn take_idle(&mut self, u: usize, peer: usize, owner: usize, probe: bool) -> Option<usize> {
         loop {
             let list = self.idle.get_mut(u)?;
             let pos = list
@@ -150,8 +154,12 @@ impl Upstreams {
             };
             // A connection the upstream closed while cached reads EOF (or data it should
             // not have sent): drop it and look for another.
-            let mut probe = [0u8; 1];
-            match c.sock.peek(&mut probe) {
+            if !probe {
+                c.owner = Some(owner);
+                return Some(key);
+            }
+            let mut byte = [0u8; 1];
+            match c.sock.peek(&mut byte) {
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     c.owner = Some(owner);
                     return Some(key);
@@ -736,7 +744,7 @@ impl Worker<'_> {
             p.attempt_start = now;
             p.sent_any = false;
             p.req_pos = 0;
-            if let Some(key) = self.ups.take_idle(u, peer, owner) {
+            if let Some(key) = self.ups.take_idle(u, peer, owner, !p.idempotent) {
                 p.up = Some(key);
                 p.up_ready = false;
                 p.up_hup = false;
