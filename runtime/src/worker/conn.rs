@@ -563,8 +563,24 @@ impl Conn {
         if self.wpos == 0 && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile) {
             let _ = socket2::SockRef::from(&self.sock).set_cork(true);
         }
+        // The last bytes before a close: MSG_MORE holds them until close() so the response
+        // and the FIN leave in one segment. Only for a well-formed request after which the
+        // socket was drained (the client asked to close and sent nothing more), since a
+        // close with unread input resets the connection and would drop queued output.
+        let last = self.close_after
+            && self.file.is_none()
+            && matches!(self.discard, Discard::None)
+            && self.rbuf.len() <= self.head_len
+            && !self.rd_ready
+            && self.finished.status < 400;
         while self.wpos < self.wbuf.len() {
-            match self.sock.write(&self.wbuf[self.wpos..]) {
+            let sent = if last {
+                socket2::SockRef::from(&self.sock)
+                    .send_with_flags(&self.wbuf[self.wpos..], nix::libc::MSG_MORE)
+            } else {
+                self.sock.write(&self.wbuf[self.wpos..])
+            };
+            match sent {
                 Ok(0) => return None,
                 Ok(n) => {
                     self.wpos += n;
