@@ -112,11 +112,12 @@ pub(crate) struct Conn {
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
 /// needed) and extends `buf` by what was read, without zero-filling the buffer first (which
 /// cost more than the rest of a request).
-/// Milliseconds since the process's first call, wrapping after 49 days (differences of
+/// Milliseconds of `now` since the process's first call, wrapping after 49 days (differences of
 /// two readings with `wrapping_sub` stay right across the wrap).
-pub(crate) fn clock_ms() -> u32 {
+pub(crate) fn clock_ms(now: Instant) -> u32 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u32
+    now.saturating_duration_since(*EPOCH.get_or_init(Instant::now))
+        .as_millis() as u32
 }
 
 /// A timeout in milliseconds as kept on a connection (u32: 49 days is plenty).
@@ -211,12 +212,12 @@ impl Conn {
             wpos: 0,
             file: None,
             phase: Phase::Head,
-            deadline: Instant::now() + Duration::from_millis(header_timeout),
+            deadline: w.now + Duration::from_millis(header_timeout),
             served: 0,
             close_after: false,
             discard: Discard::None,
             head_len: 0,
-            started: clock_ms(),
+            started: clock_ms(w.now),
             finished: Finished::default(),
             body_sent: 0,
             keepalive_ms: 75_000,
@@ -469,7 +470,7 @@ impl Conn {
 
     /// Routes and answers the request in `w.scratch.head`.
     fn answer(&mut self, w: &mut Worker<'_>) {
-        self.started = clock_ms();
+        self.started = clock_ms(w.now);
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }
@@ -516,7 +517,7 @@ impl Conn {
             return;
         }
         self.phase = Phase::Write;
-        self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms.into());
+        self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }
 
     /// A proxied request failed before the client saw anything: answer `status` (through
@@ -532,12 +533,12 @@ impl Conn {
         self.finished.header_bytes = out.header_bytes as u64;
         self.finished.body_bytes = 0;
         self.phase = Phase::Write;
-        self.deadline = Instant::now() + Duration::from_millis(self.send_timeout_ms.into());
+        self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }
 
     /// Answers a malformed request: nginx's error page, then close.
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
-        self.started = clock_ms();
+        self.started = clock_ms(w.now);
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }
@@ -554,7 +555,7 @@ impl Conn {
         };
         self.close_after = true;
         self.phase = Phase::Write;
-        self.deadline = Instant::now() + Duration::from_secs(10);
+        self.deadline = w.now + Duration::from_secs(10);
     }
 
     /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
@@ -584,8 +585,7 @@ impl Conn {
                 Ok(0) => return None,
                 Ok(n) => {
                     self.wpos += n;
-                    self.deadline =
-                        Instant::now() + Duration::from_millis(self.send_timeout_ms.into());
+                    self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -619,8 +619,7 @@ impl Conn {
                     Ok(n) => {
                         f.offset = off;
                         self.body_sent += n as u64;
-                        self.deadline =
-                            Instant::now() + Duration::from_millis(self.send_timeout_ms.into());
+                        self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                     }
                     Err(nix::errno::Errno::EAGAIN) => return Some(false),
                     Err(nix::errno::Errno::EINTR) => {}
@@ -690,8 +689,7 @@ impl Conn {
                 Ok(k) => {
                     f.offset += k as i64;
                     self.body_sent += k as u64;
-                    self.deadline =
-                        Instant::now() + Duration::from_millis(self.send_timeout_ms.into());
+                    self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Some(false),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -718,10 +716,10 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.phase = if matches!(self.discard, Discard::None) {
-            self.deadline = Instant::now() + Duration::from_millis(self.keepalive_ms.into());
+            self.deadline = w.now + Duration::from_millis(self.keepalive_ms.into());
             Phase::Head
         } else {
-            self.deadline = Instant::now() + Duration::from_millis(self.body_timeout_ms.into());
+            self.deadline = w.now + Duration::from_millis(self.body_timeout_ms.into());
             Phase::Discard
         };
     }
@@ -741,8 +739,7 @@ impl Conn {
                 if *left == 0 {
                     self.discard = Discard::None;
                     self.phase = Phase::Head;
-                    self.deadline =
-                        Instant::now() + Duration::from_millis(self.keepalive_ms.into());
+                    self.deadline = w.now + Duration::from_millis(self.keepalive_ms.into());
                     return Some(false);
                 }
                 None
@@ -757,8 +754,7 @@ impl Conn {
                         if step.done {
                             self.discard = Discard::None;
                             self.phase = Phase::Head;
-                            self.deadline =
-                                Instant::now() + Duration::from_millis(self.keepalive_ms.into());
+                            self.deadline = w.now + Duration::from_millis(self.keepalive_ms.into());
                             return Some(false);
                         }
                         if step.consumed == 0 {

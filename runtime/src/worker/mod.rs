@@ -79,6 +79,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) ups: proxy::Upstreams,
     /// For registering upstream sockets.
     pub(crate) registry: mio::Registry,
+    /// The time after the last `epoll_wait` (one clock read per loop, as nginx's
+    /// `ngx_current_msec`): deadlines and request times use it.
+    pub(crate) now: Instant,
     /// The address of each IR listener (the local address of its connections unless the
     /// listener is a wildcard).
     pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
@@ -180,6 +183,7 @@ pub fn run(
         copy_buf: Vec::new(),
         ups: proxy::Upstreams::new(loaded, seed),
         registry,
+        now: Instant::now(),
         listener_addrs: loaded
             .ir
             .listeners
@@ -215,6 +219,7 @@ pub fn run(
                 return 2;
             }
         }
+        w.now = Instant::now();
         w.date.refresh();
         for ev in events.iter() {
             match ev.token() {

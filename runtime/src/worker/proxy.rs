@@ -333,8 +333,7 @@ impl Proxy {
         self.up_hup |= hup;
     }
 
-    fn reset(&mut self) {
-        let now = Instant::now();
+    fn reset(&mut self, now: Instant) {
         self.st = St::Connect;
         self.up = None;
         self.cached = false;
@@ -475,7 +474,7 @@ impl Worker<'_> {
             .free
             .pop()
             .unwrap_or_else(|| Box::new(Proxy::new()));
-        p.reset();
+        p.reset(self.now);
         p.sid = sid;
         p.loc = loc;
         p.upstream = upstream;
@@ -488,7 +487,7 @@ impl Worker<'_> {
         p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(head, loc);
-        p.deadline = Instant::now() + Duration::from_millis(ps.connect_timeout_ms);
+        p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
         // The request line.
         let mut req = std::mem::take(&mut p.req);
@@ -707,7 +706,7 @@ impl Worker<'_> {
             }
             p.peer = usize::MAX;
             p.tries = 1;
-            p.attempt_start = Instant::now();
+            p.attempt_start = self.now;
             p.sent_any = false;
             p.req_pos = 0;
             p.cached = false;
@@ -721,7 +720,7 @@ impl Worker<'_> {
             });
         }
         loop {
-            let now = Instant::now();
+            let now = self.now;
             let Some(bal) = self.ups.balancers.get_mut(u) else {
                 return Err(502);
             };
@@ -802,7 +801,7 @@ impl Worker<'_> {
             Token(UP_BASE + key),
             Interest::READABLE | Interest::WRITABLE,
         )?;
-        let now = Instant::now();
+        let now = self.now;
         entry.insert(UpConn {
             sock,
             upstream: p.upstream,
@@ -883,7 +882,7 @@ impl Worker<'_> {
                     up.keepalive_requests == 0 || c.requests < up.keepalive_requests
                 });
             if cache {
-                let now = Instant::now();
+                let now = self.now;
                 if let Some(c) = self.ups.conns.get_mut(key) {
                     c.owner = None;
                     c.idle_until = now + Duration::from_millis(up.keepalive_timeout_ms);
@@ -900,7 +899,7 @@ impl Worker<'_> {
             if let Some(bal) = self.ups.balancers.get_mut(u) {
                 bal.release(p.peer);
                 if let Some(r) = report {
-                    bal.report(p.peer, r, Instant::now());
+                    bal.report(p.peer, r, self.now);
                 }
             }
         }
@@ -953,7 +952,7 @@ impl Worker<'_> {
 
     fn recycle(&mut self, mut p: Box<Proxy>) {
         if self.ups.free.len() < FREE_MAX && p.req.capacity() <= 4 * REQ_WINDOW {
-            p.reset();
+            p.reset(self.now);
             self.ups.free.push(p);
         }
     }
@@ -1102,8 +1101,8 @@ impl Worker<'_> {
         match sock.peer_addr() {
             Ok(_) => {
                 p.st = St::Send;
-                p.deadline = Instant::now()
-                    + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+                p.deadline =
+                    self.now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
                 Step::Progress
             }
             Err(e) if e.kind() == ErrorKind::NotConnected => Step::Blocked,
@@ -1125,7 +1124,7 @@ impl Worker<'_> {
             if p.req_pos >= p.req.len() {
                 if matches!(p.body, ReqBody::None) {
                     p.st = St::Head;
-                    p.deadline = Instant::now()
+                    p.deadline = self.now
                         + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
                     if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
                         c.requests += 1;
@@ -1150,7 +1149,7 @@ impl Worker<'_> {
                 Ok(n) => {
                     p.req_pos += n;
                     p.sent_any = true;
-                    p.deadline = Instant::now()
+                    p.deadline = self.now
                         + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
                     if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
                         // Too large to keep for a retry: the window slides.
@@ -1350,7 +1349,7 @@ impl Worker<'_> {
             }
         }
         self.write_client_head(conn, p);
-        let now = Instant::now();
+        let now = self.now;
         p.client_progress = now;
         p.upstream_progress = now;
         p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
@@ -1597,7 +1596,7 @@ impl Worker<'_> {
                         conn.wpos += n;
                         p.written += n as u64;
                         progressed = true;
-                        p.client_progress = Instant::now();
+                        p.client_progress = self.now;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -1660,7 +1659,7 @@ impl Worker<'_> {
                     Ok(_) => {
                         self.take_body(p, conn, old);
                         progressed = true;
-                        p.upstream_progress = Instant::now();
+                        p.upstream_progress = self.now;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
@@ -1794,7 +1793,7 @@ impl Worker<'_> {
                 return Drive::Close;
             }
             if progressed {
-                p.deadline = Instant::now() + idle;
+                p.deadline = self.now + idle;
             } else {
                 return Drive::Blocked;
             }

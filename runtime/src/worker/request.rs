@@ -473,7 +473,7 @@ impl Worker<'_> {
             status,
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
-            request_time_ms: u64::from(super::conn::clock_ms().wrapping_sub(conn.started)),
+            request_time_ms: u64::from(super::conn::clock_ms(self.now).wrapping_sub(conn.started)),
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
