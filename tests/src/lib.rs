@@ -615,12 +615,18 @@ impl Backend {
     /// [`Backend::start`] on a given loopback port (0: any free one), e.g. to bring a
     /// killed backend back at the same address.
     pub fn start_on(name: &str, port: u16) -> Backend {
+        Backend::start_with(name, port, &[])
+    }
+
+    /// [`Backend::start_on`] with extra arguments (e.g. `--id-delay-ms 20`).
+    pub fn start_with(name: &str, port: u16, extra: &[&str]) -> Backend {
         use std::io::BufRead;
 
         let path = bin("proton-testbackend");
         let listen = format!("127.0.0.1:{port}");
         let mut child = Command::new(&path)
             .args(["--listen", listen.as_str(), "--name", name])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -12,7 +12,7 @@
 //!   received (`Name: value`, one per line), an empty line, then the body (de-chunked when
 //!   it came chunked).
 //! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads).
-//! * `/id`: NAME.
+//! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default).
 //! * `/status?code=N`: status N, body `status N` (no body for 1xx, 204 and 304).
 //! * `/delay?ms=N`: answers `delayed` after N ms.
 //! * `/headdelay?ms=N`: the head (`Content-Length: 5`) at once, `hello` N ms later.
@@ -45,6 +45,9 @@ use tungstenite::protocol::{Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+/// `--id-delay-ms`: how long `/id` waits before answering (a slow server for the
+/// latency-aware balancing tests).
+static ID_DELAY_MS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -61,7 +64,7 @@ fn main() {
         Ok(args) => args,
         Err(msg) => {
             eprintln!("proton-testbackend: {msg}");
-            eprintln!("usage: proton-testbackend --listen ADDR [--name NAME]");
+            eprintln!("usage: proton-testbackend --listen ADDR [--name NAME] [--id-delay-ms N]");
             std::process::exit(2);
         }
     };
@@ -114,6 +117,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Str
                 listen = Some(v.parse().map_err(|e| format!("--listen {v}: {e}"))?);
             }
             "--name" => name = args.next().ok_or("--name needs a value")?,
+            "--id-delay-ms" => {
+                let v = args.next().ok_or("--id-delay-ms needs a number")?;
+                let ms = v.parse().map_err(|e| format!("--id-delay-ms {v}: {e}"))?;
+                ID_DELAY_MS.store(ms, Ordering::Relaxed);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -529,6 +537,10 @@ impl Conn {
                 format!("bytes={received}").as_bytes(),
             )?),
             "/id" => {
+                let delay = ID_DELAY_MS.load(Ordering::Relaxed);
+                if delay > 0 {
+                    std::thread::sleep(Duration::from_millis(delay));
+                }
                 let name = self.name.clone();
                 Ok(reply(self, 200, &[text()], name.as_bytes())?)
             }

@@ -1992,3 +1992,82 @@ server {
     // Empty values are logged as `-`, as nginx does.
     assert_eq!(lines[2], "/local 200 up=- st=- t=-", "{text}");
 }
+
+/// `random two least_conn` spreads sequential requests over every server; `least_time
+/// header` (peak-EWMA) keeps nearly all traffic off a server whose answers take 40 ms.
+#[test]
+fn random_two_and_least_time_over_real_backends() {
+    let t = TempDir::new("px-random-lt");
+    let [x, y, z] = three();
+    let slow = Backend::start_with("slow", 0, &["--id-delay-ms", "40"]);
+    let http = with_ports(
+        r#"
+upstream r2 { random two least_conn; server 127.0.0.1:@X@; server 127.0.0.1:@Y@; server 127.0.0.1:@Z@; }
+upstream lt { least_time header; server 127.0.0.1:@X@; server 127.0.0.1:@Y@; server 127.0.0.1:@S@; }
+server {
+    listen 127.0.0.1:{port};
+    location /r2/ { proxy_pass http://r2/; }
+    location /lt/ { proxy_pass http://lt/; }
+}
+"#,
+        &[
+            ("X", x.port),
+            ("Y", y.port),
+            ("Z", z.port),
+            ("S", slow.port),
+        ],
+    );
+    let p = start(&t, &http);
+    let counts = tally(&keep_alive_gets(&p, "/r2/id", 300));
+    assert_eq!(counts.len(), 3, "random two left a server out: {counts:?}");
+    assert!(
+        counts.values().all(|&n| (30..=200).contains(&n)),
+        "random two is lopsided: {counts:?}"
+    );
+    let counts = tally(&keep_alive_gets(&p, "/lt/id", 100));
+    let to_slow = counts.get("slow").copied().unwrap_or(0);
+    assert!(
+        to_slow <= 10,
+        "least_time sent {to_slow} of 100 to the slow server: {counts:?}"
+    );
+    assert!(
+        counts.len() >= 2,
+        "least_time should still use both fast servers: {counts:?}"
+    );
+}
+
+/// Upstream host names are resolved when the IR is loaded (`localhost` here), and a name
+/// that does not resolve stops proton-run from loading the config, naming the upstream.
+#[test]
+fn upstream_host_names_resolve_at_load() {
+    let t = TempDir::new("px-names");
+    let b = Backend::start("named");
+    let http = with_ports(
+        r#"
+upstream byname { server localhost:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://byname; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let r = get(&p, "/id");
+    assert_eq!((r.status, r.body_text().as_str()), (200, "named"));
+
+    let bad = conf("upstream nowhere { server no-such-host.invalid:80; }\nserver { listen 127.0.0.1:{port}; location / { proxy_pass http://nowhere; } }");
+    p.compile(&bad);
+    let ir = t.path().join("proton.ir");
+    let out = std::process::Command::new(proton_tests::bin("proton-run"))
+        .arg("-t")
+        .arg(&ir)
+        .output()
+        .expect("proton-run -t");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("host not found in upstream") && err.contains("nowhere"),
+        "{err}"
+    );
+}
