@@ -910,7 +910,7 @@ impl Worker<'_> {
         let addr = self.peer_name(p.upstream, p.peer);
         let stale = p.cached && fail == Fail::Error && p.hold.is_empty();
         if !matches!(fail, Fail::Status(_)) {
-            elog!(self.elog, Error, "{what} while talking to upstream {addr}");
+            elog!(self.elog, Error, "{what}, upstream: {addr}");
         }
         // A cached connection that turns out closed is not the server's fault: try again
         // on a fresh connection when the request can be sent again.
