@@ -2126,3 +2126,80 @@ server {
     let r = get(&p, "/b/id");
     assert_eq!((r.status, r.body_text().as_str()), (200, "spare"));
 }
+
+/// CPU ticks (user + system) a process has used, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th of those.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+}
+
+/// A worker waiting for a slow client's request body (and a slow upstream) sleeps in
+/// epoll: it must not spin. Regression test for a send loop that busy-waited for body
+/// bytes. One second of waiting may cost at most a few ticks (1 tick = 10 ms).
+#[test]
+fn a_worker_waiting_on_slow_peers_does_not_spin() {
+    let t = TempDir::new("px-nospin");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+upstream be { server 127.0.0.1:@A@; keepalive 4; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let worker = the_worker(&p);
+    // A chunked upload whose body does not come yet, and a request the upstream answers
+    // only after 2 s.
+    let base = b.stats().1;
+    let mut slow_body = connect(&p);
+    slow_body
+        .write_all(
+            b"POST /count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        )
+        .expect("send");
+    let mut slow_answer = connect(&p);
+    slow_answer
+        .write_all(b"GET /delay?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    // Once the delayed request is at the backend (its /stats counts it: 1 + this probe),
+    // both are waiting; measure one quiet second.
+    let mut probes = 0;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            probes += 1;
+            b.stats().1 > base + probes
+        }),
+        "the delayed request never reached the backend"
+    );
+    let before = cpu_ticks(worker);
+    let start = Instant::now();
+    assert!(!wait_until(Duration::from_secs(1), || false));
+    let used = cpu_ticks(worker) - before;
+    assert!(
+        used <= 10,
+        "the worker used {used} ticks in {:?} while only waiting",
+        start.elapsed()
+    );
+    // Both requests still complete.
+    slow_body.write_all(b"0\r\n\r\n").expect("finish body");
+    let mut buf = Vec::new();
+    assert!(read_head(&mut slow_body, &mut buf).is_ok(), "{}", p.logs());
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    let mut buf = Vec::new();
+    assert!(
+        read_head(&mut slow_answer, &mut buf).is_ok(),
+        "{}",
+        p.logs()
+    );
+}
