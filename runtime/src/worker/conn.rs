@@ -445,11 +445,15 @@ impl Conn {
             max_uri: w.uri_limit(self.listener as usize),
             max_headers: 100,
         };
-        let parsed = parse_head(&self.rbuf, &limits, &mut w.scratch.head);
+        let head = w.scratch.head.get_or_insert_with(Box::default);
+        let parsed = parse_head(&self.rbuf, &limits, head);
+        let head_len = head.head_len;
+        w.scratch.head_owner = None;
         match parsed {
             Ok(Parsed::Partial) => None,
             Ok(Parsed::Complete) => {
-                self.head_len = w.scratch.head.head_len;
+                self.head_len = head_len;
+                w.scratch.head_owner = Some((self.key, self.served));
                 self.answer(w);
                 Some(true)
             }
@@ -477,12 +481,18 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
-        let head = &w.scratch.head;
+        let (chunked, content_length, keep_alive, expect_continue) = w
+            .scratch
+            .head
+            .as_deref()
+            .map_or((false, None, false, false), |h| {
+                (h.chunked, h.content_length, h.keep_alive, h.expect_continue)
+            });
         // Body framing decides whether the connection can be reused.
         let max_body = w
             .default_settings(self.listener as usize)
             .map_or(0, |s| s.client_max_body_size);
-        self.discard = if head.chunked {
+        self.discard = if chunked {
             // A chunked body is read (and dropped) only up to client_max_body_size.
             Discard::Chunked(Box::new(if max_body > 0 {
                 ChunkedDecoder::with_limit(max_body)
@@ -490,13 +500,11 @@ impl Conn {
                 ChunkedDecoder::default()
             }))
         } else {
-            match head.content_length {
+            match content_length {
                 Some(n) if n > 0 => Discard::Length(n),
                 _ => Discard::None,
             }
         };
-        let keep_alive = head.keep_alive;
-        let expect_continue = head.expect_continue;
         w.scratch.served = self.served;
         let out = w.handle_request(self);
         self.close_after = !keep_alive || out.close;
