@@ -222,7 +222,7 @@ fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
             return Ok(end + 4);
         }
         let mut chunk = [0u8; 16 * 1024];
-        let n = s.read(&mut chunk)?;
+        let n = read_retrying(s, &mut chunk)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -1872,7 +1872,7 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
     // Slowly for 2 s: 64 KiB at a time with pauses, so the proxy must hold the upstream back.
     let mut reads = 0u32;
     while started.elapsed() < Duration::from_secs(2) {
-        let n = s.read(&mut piece[..64 * 1024]).expect("slow read");
+        let n = read_retrying(&mut s, &mut piece[..64 * 1024]).expect("slow read");
         assert!(n > 0, "closed after {got} bytes");
         check(&piece[..n], &mut got);
         reads += 1;
@@ -1884,7 +1884,7 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
     // Then the rest as fast as it comes.
     let mut next_sample = got;
     while got < TOTAL {
-        let n = s.read(&mut piece).expect("fast read");
+        let n = read_retrying(&mut s, &mut piece).expect("fast read");
         assert!(n > 0, "closed after {got} of {TOTAL} bytes\n{}", p.logs());
         check(&piece[..n], &mut got);
         if got >= next_sample {
@@ -1893,7 +1893,11 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
         }
     }
     let mut tail = [0u8; 16];
-    assert_eq!(s.read(&mut tail).expect("end"), 0, "bytes past the end");
+    assert_eq!(
+        read_retrying(&mut s, &mut tail).expect("end"),
+        0,
+        "bytes past the end"
+    );
     let growth = peak.saturating_sub(baseline);
     eprintln!(
         "2 GiB in {:?}; worker RSS {baseline} KiB, peak {peak} KiB",
@@ -2202,4 +2206,14 @@ server {
         "{}",
         p.logs()
     );
+}
+
+/// `read`, again when a signal interrupted it (EINTR is not an error of the server's).
+fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
