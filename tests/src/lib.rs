@@ -558,6 +558,8 @@ pub fn raw_exchange(port: u16, bytes: &[u8], timeout: Duration) -> (Vec<u8>, boo
         match s.read(&mut buf) {
             Ok(0) => return (out, true),
             Ok(n) => out.extend_from_slice(&buf[..n]),
+            // A signal (or a stop and continue of the test process) interrupted the read.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
@@ -718,7 +720,10 @@ pub fn keep_alive_exchange(port: u16, requests: &[&[u8]]) -> io::Result<Vec<Resp
                 break;
             }
             let mut chunk = [0u8; 65536];
-            let n = s.read(&mut chunk)?;
+            let n = match s.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => other?,
+            };
             if n == 0 {
                 return Ok(out);
             }
