@@ -969,16 +969,25 @@ impl Worker<'_> {
                 "upstream timed out (110: Connection timed out) while reading response header"
             }
             St::Body | St::Tunnel => {
+                // The head went out: the response can only be cut short. Say which side
+                // stalled, log the request, close.
                 let addr = self.peer_name(p.upstream, p.peer);
-                elog!(
-                    self.elog,
-                    Error,
-                    "upstream timed out (110: Connection timed out) while reading upstream {addr}, client: {}",
-                    conn.peer.ip()
-                );
-                if p.st == St::Tunnel {
-                    self.log_access(conn);
+                if p.st == St::Body && conn.wpos < conn.wbuf.len() {
+                    elog!(
+                        self.elog,
+                        Info,
+                        "client timed out (110: send_timeout) while sending response to client, client: {}, upstream: {addr}",
+                        conn.peer.ip()
+                    );
+                } else {
+                    elog!(
+                        self.elog,
+                        Error,
+                        "upstream timed out (110: Connection timed out) while reading upstream, client: {}, upstream: {addr}",
+                        conn.peer.ip()
+                    );
                 }
+                self.log_access_proxy(conn, &p);
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
                 return Drive::Close;

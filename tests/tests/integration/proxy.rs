@@ -2217,3 +2217,47 @@ fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
+
+/// A client that stops reading a proxied response: after send_timeout the proxy says so
+/// (not "upstream timed out"), logs the request and closes both connections.
+#[test]
+fn a_client_that_stops_reading_times_out_on_send_timeout() {
+    let t = TempDir::new("px-sendto");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    access_log {dir}/logs/access.log;
+    send_timeout 1s;
+    location / { proxy_pass http://be; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let mut s = connect(&p);
+    s.write_all(b"GET /big?bytes=200000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    assert!(
+        wait_until(Duration::from_secs(6), || error_log(&t).contains(
+            "client timed out (110: send_timeout) while sending response to client"
+        )),
+        "no send_timeout line:\n{}",
+        error_log(&t)
+    );
+    assert!(
+        !error_log(&t).contains("upstream timed out"),
+        "{}",
+        error_log(&t)
+    );
+    let access = t.path().join("logs/access.log");
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&access)
+            .unwrap_or_default()
+            .contains("\"GET /big?bytes=200000000 HTTP/1.1\" 200 ")),
+        "no access log line: {:?}",
+        std::fs::read_to_string(&access)
+    );
+}
