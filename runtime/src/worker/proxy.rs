@@ -1705,95 +1705,37 @@ impl Worker<'_> {
     fn step_tunnel(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
         const WINDOW: usize = 64 * 1024;
         let idle = Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
-        let Some(key) = p.up else {
+        let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
             return Drive::Close;
         };
         loop {
-            let mut progressed = false;
-            let Some(c) = self.ups.conns.get_mut(key) else {
+            // Upstream → client through conn.wbuf, client → upstream through p.req.
+            let down = pump(
+                &c.sock,
+                &mut p.up_ready,
+                p.up_hup,
+                &mut p.upstream_eof,
+                &conn.sock,
+                &mut conn.wbuf,
+                &mut conn.wpos,
+                WINDOW,
+            );
+            let up = pump(
+                &conn.sock,
+                &mut conn.rd_ready,
+                conn.rd_hup,
+                &mut p.client_eof,
+                &c.sock,
+                &mut p.req,
+                &mut p.req_pos,
+                WINDOW,
+            );
+            let (Some(down), Some(up)) = (down, up) else {
+                // A write failed: that side is gone, nothing more can be delivered.
+                self.log_access_proxy(conn, p);
                 return Drive::Close;
             };
-            // Upstream → client (through conn.wbuf).
-            if conn.wpos < conn.wbuf.len() {
-                match conn.sock.write(&conn.wbuf[conn.wpos..]) {
-                    Ok(n) if n > 0 => {
-                        conn.wpos += n;
-                        p.written += n as u64;
-                        progressed = true;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    _ => {
-                        p.client_eof = true;
-                        p.upstream_eof = true;
-                        conn.wbuf.clear();
-                        conn.wpos = 0;
-                    }
-                }
-                if conn.wpos == conn.wbuf.len() {
-                    conn.wbuf.clear();
-                    conn.wpos = 0;
-                }
-            }
-            if !p.upstream_eof && conn.wbuf.len() < WINDOW {
-                let room = WINDOW - conn.wbuf.len();
-                match read_ready(&c.sock, &mut p.up_ready, p.up_hup, &mut conn.wbuf, room) {
-                    Ok(0) => {
-                        p.upstream_eof = true;
-                        progressed = true;
-                    }
-                    Ok(_) => progressed = true,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
-                    Err(_) => {
-                        p.upstream_eof = true;
-                        progressed = true;
-                    }
-                }
-            }
-            // Client → upstream (through p.req).
-            if p.req_pos < p.req.len() {
-                match c.sock.write(&p.req[p.req_pos..]) {
-                    Ok(n) if n > 0 => {
-                        p.req_pos += n;
-                        progressed = true;
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    _ => {
-                        p.upstream_eof = true;
-                        p.client_eof = true;
-                        p.req.clear();
-                        p.req_pos = 0;
-                    }
-                }
-                if p.req_pos == p.req.len() {
-                    p.req.clear();
-                    p.req_pos = 0;
-                }
-            }
-            if !p.client_eof && p.req.len() < WINDOW {
-                let room = WINDOW - p.req.len();
-                match read_ready(
-                    &conn.sock,
-                    &mut conn.rd_ready,
-                    conn.rd_hup,
-                    &mut p.req,
-                    room,
-                ) {
-                    Ok(0) => {
-                        p.client_eof = true;
-                        progressed = true;
-                    }
-                    Ok(_) => progressed = true,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
-                    Err(_) => {
-                        p.client_eof = true;
-                        progressed = true;
-                    }
-                }
-            }
+            p.written += down.0 as u64;
             // Either side gone and what it said delivered: the tunnel is over.
             let up_done = p.upstream_eof && conn.wbuf.is_empty();
             let client_done = p.client_eof && p.req.is_empty();
@@ -1801,11 +1743,10 @@ impl Worker<'_> {
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
             }
-            if progressed {
-                p.deadline = self.now + idle;
-            } else {
+            if !down.1 && !up.1 {
                 return Drive::Blocked;
             }
+            p.deadline = self.now + idle;
         }
     }
 
@@ -1838,6 +1779,57 @@ impl Worker<'_> {
         self.log_access(conn);
         self.scratch.upstream = None;
     }
+}
+
+/// One direction of a tunnel: writes what `buf` holds (from `*pos`) to `to`, then reads
+/// more from `from` while `buf` is under `cap`; a read of 0 or an error sets `*eof`.
+/// Returns the bytes written and whether anything happened, or `None` when a write failed
+/// (`to` is gone).
+#[allow(clippy::too_many_arguments)]
+fn pump(
+    from: &TcpStream,
+    ready: &mut bool,
+    hup: bool,
+    eof: &mut bool,
+    to: &TcpStream,
+    buf: &mut Vec<u8>,
+    pos: &mut usize,
+    cap: usize,
+) -> Option<(usize, bool)> {
+    let mut written = 0;
+    while *pos < buf.len() {
+        match { to }.write(&buf[*pos..]) {
+            Ok(0) => return None,
+            Ok(n) => {
+                *pos += n;
+                written += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    if *pos == buf.len() {
+        buf.clear();
+        *pos = 0;
+    }
+    let mut progressed = written > 0;
+    if !*eof && buf.len() < cap {
+        let room = cap - buf.len();
+        match read_ready(from, ready, hup, buf, room) {
+            Ok(n) => {
+                *eof |= n == 0;
+                progressed = true;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+            Err(_) => {
+                *eof = true;
+                progressed = true;
+            }
+        }
+    }
+    Some((written, progressed))
 }
 
 enum Step {
