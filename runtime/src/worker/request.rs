@@ -236,77 +236,72 @@ impl Worker<'_> {
         let mut error_status: Option<(u16, Option<u16>)> = None;
         let mut named: Option<LocationId> = None;
         for _ in 0..=MAX_REDIRECTS {
-            if let Some((loc_id, code)) = pending.take() {
-                match self.error_page(
-                    conn,
-                    head,
-                    sid,
-                    loc_id,
-                    code,
-                    &mut error_status,
-                    &mut named,
-                    &mut internal,
-                ) {
-                    Some(out) => return out,
-                    None => continue,
-                }
-            }
-            let loc_id = match named.take() {
-                Some(l) => l,
+            // A failed proxy starts at its location's error_page handling.
+            let (loc_id, handled) = match pending.take() {
+                Some((loc_id, code)) => (loc_id, Handled::Status(code)),
                 None => {
-                    let uri = std::mem::take(&mut self.scratch.uri);
-                    let m = ir.find_location(sid, &uri, &mut |id, s| self.loaded.is_match(id, s));
-                    self.scratch.uri = uri;
-                    m.location
-                }
-            };
-            let loc = &ir.locations[loc_id.0 as usize];
-            // The matching location regex sets $1… and named captures.
-            if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
-                let uri = self.scratch.uri.clone();
-                self.capture(*re, &uri);
-            }
-            if loc.conf.internal && !internal {
-                return self.finish_status(conn, head, 404, loc_id, false);
-            }
-            let settings = &ir.settings[loc.conf.settings.0 as usize];
-            if settings.client_max_body_size > 0
-                && head
-                    .content_length
-                    .is_some_and(|n| n > settings.client_max_body_size)
-            {
-                elog!(
-                    self.elog,
-                    Error,
-                    "client intended to send too large body: {} bytes, client: {}",
-                    head.content_length.unwrap_or(0),
-                    conn.peer.ip()
-                );
-                return self.finish_status(conn, head, 413, loc_id, true);
-            }
-            match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
-                Script::Return(code, has_text) => {
-                    // In a location reached through error_page, the response keeps the
-                    // error's status (nginx's err_status), unless error_page set one.
-                    let code = match error_status {
-                        Some((orig, response)) if has_text && code < 300 => {
-                            response.unwrap_or(orig)
+                    let loc_id = match named.take() {
+                        Some(l) => l,
+                        None => {
+                            let uri = std::mem::take(&mut self.scratch.uri);
+                            let m = ir
+                                .find_location(sid, &uri, &mut |id, s| self.loaded.is_match(id, s));
+                            self.scratch.uri = uri;
+                            m.location
                         }
-                        _ => code,
                     };
-                    return self.answer_return(conn, head, code, has_text, loc_id);
+                    let loc = &ir.locations[loc_id.0 as usize];
+                    // The matching location regex sets $1… and named captures.
+                    if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
+                        let uri = self.scratch.uri.clone();
+                        self.capture(*re, &uri);
+                    }
+                    if loc.conf.internal && !internal {
+                        return self.finish_status(conn, head, 404, loc_id, false);
+                    }
+                    let settings = &ir.settings[loc.conf.settings.0 as usize];
+                    if settings.client_max_body_size > 0
+                        && head
+                            .content_length
+                            .is_some_and(|n| n > settings.client_max_body_size)
+                    {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "client intended to send too large body: {} bytes, client: {}",
+                            head.content_length.unwrap_or(0),
+                            conn.peer.ip()
+                        );
+                        return self.finish_status(conn, head, 413, loc_id, true);
+                    }
+                    match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
+                        Script::Return(code, has_text) => {
+                            // In a location reached through error_page, the response keeps the
+                            // error's status (nginx's err_status), unless error_page set one.
+                            let code = match error_status {
+                                Some((orig, response)) if has_text && code < 300 => {
+                                    response.unwrap_or(orig)
+                                }
+                                _ => code,
+                            };
+                            return self.answer_return(conn, head, code, has_text, loc_id);
+                        }
+                        Script::Redirect(code) => {
+                            return self.answer_redirect(conn, head, code, loc_id)
+                        }
+                        Script::Restart => {
+                            internal = true;
+                            continue;
+                        }
+                        Script::Continue | Script::Break => {}
+                    }
+                    let handled = if loc.conf.proxy.is_some() {
+                        self.proxy_start(conn, head, sid, loc_id)
+                    } else {
+                        static_files::serve(self, conn, head, loc_id, error_status)
+                    };
+                    (loc_id, handled)
                 }
-                Script::Redirect(code) => return self.answer_redirect(conn, head, code, loc_id),
-                Script::Restart => {
-                    internal = true;
-                    continue;
-                }
-                Script::Continue | Script::Break => {}
-            }
-            let handled = if loc.conf.proxy.is_some() {
-                self.proxy_start(conn, head, sid, loc_id)
-            } else {
-                static_files::serve(self, conn, head, loc_id, error_status)
             };
             match handled {
                 Handled::Done {
