@@ -397,6 +397,8 @@ mod tests {
     }
 
     /// Polls `cond` every 10 ms for up to 10 s.
+    /// Waits (10 s at most) for `cond`. Log lines are waited for too: a checker publishes
+    /// its verdict before it logs the transition.
     fn eventually(what: &str, cond: impl Fn() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !cond() {
@@ -435,7 +437,9 @@ mod tests {
         let checkers = spawn_for(&[up], &[vec![Some(server.addr)]], shared.clone(), log);
         assert_eq!(checkers.len(), 1);
         eventually("up", || shared.peer_health(0, 0) == Health::Up);
-        assert!(logged(&lines, LogLevel::Info, "is up"));
+        eventually("the log line is up", || {
+            logged(&lines, LogLevel::Info, "is up")
+        });
         let req = server
             .last_request
             .lock()
@@ -450,10 +454,14 @@ mod tests {
         );
         server.status.store(500, Ordering::Relaxed);
         eventually("down", || shared.peer_health(0, 0) == Health::Down);
-        assert!(logged(&lines, LogLevel::Warn, "status 500"));
+        eventually("the log line status 500", || {
+            logged(&lines, LogLevel::Warn, "status 500")
+        });
         server.status.store(302, Ordering::Relaxed);
         eventually("up again", || shared.peer_health(0, 0) == Health::Up);
-        assert!(logged(&lines, LogLevel::Notice, "is up again"));
+        eventually("the log line is up again", || {
+            logged(&lines, LogLevel::Notice, "is up again")
+        });
         checkers.stop();
     }
 
@@ -484,8 +492,12 @@ mod tests {
         eventually("silent server down", || {
             shared.peer_health(0, 1) == Health::Down
         });
-        assert!(logged(&lines, LogLevel::Warn, "connect failed"));
-        assert!(logged(&lines, LogLevel::Warn, "timed out"));
+        eventually("the log line connect failed", || {
+            logged(&lines, LogLevel::Warn, "connect failed")
+        });
+        eventually("the log line timed out", || {
+            logged(&lines, LogLevel::Warn, "timed out")
+        });
         checkers.stop();
     }
 
