@@ -515,11 +515,11 @@ fn skip_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
-fn trim_ows(mut s: &[u8]) -> &[u8] {
+pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
@@ -530,7 +530,7 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 }
 
 /// Content-Length = 1*DIGIT, at most 2^63-1 as nginx's off_t.
-fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
+pub(crate) fn parse_content_length(value: &[u8]) -> Result<u64, HttpError> {
     if value.contains(&b',') {
         return Err(HttpError::DuplicateContentLength);
     }

@@ -58,6 +58,7 @@
 //! assert_eq!(&buf[head.head_len..], b"hello");
 //! ```
 
+use super::request::{bytes_at, is_tchar, parse_content_length, trim_ows};
 use std::fmt;
 use std::ops::Range;
 
@@ -156,9 +157,6 @@ const TE_HTTP10: &str = "upstream sent \"Transfer-Encoding\" in HTTP/1.0 respons
 const CL_AND_TE: &str =
     "upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time";
 
-/// The largest Content-Length: nginx's off_t.
-const MAX_CONTENT_LENGTH: u64 = i64::MAX as u64;
-
 impl ResponseHead {
     fn reset(&mut self) {
         self.minor = 0;
@@ -217,11 +215,6 @@ impl ResponseHead {
             .find(|(n, _)| bytes_at(buf, n).eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| bytes_at(buf, v))
     }
-}
-
-/// `buf[range]`, or empty if the range does not lie in `buf`.
-fn bytes_at<'b>(buf: &'b [u8], range: &Range<usize>) -> &'b [u8] {
-    buf.get(range.clone()).unwrap_or(&[])
 }
 
 /// Why scanning stopped early.
@@ -414,7 +407,7 @@ fn interpret_header(
         if out.content_length.is_some() {
             return Err(invalid(DUP_CL));
         }
-        out.content_length = Some(parse_content_length(v).ok_or_else(|| invalid(INVALID_CL))?);
+        out.content_length = Some(parse_content_length(v).map_err(|_| invalid(INVALID_CL))?);
     } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
         if *te_seen {
             return Err(invalid(DUP_TE));
@@ -442,38 +435,6 @@ fn interpret_header(
         out.upgrade = Some(value.clone());
     }
     Ok(())
-}
-
-/// Content-Length = 1*DIGIT, at most 2^63-1.
-fn parse_content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in v {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n
-            .checked_mul(10)?
-            .checked_add(u64::from(b - b'0'))
-            .filter(|&n| n <= MAX_CONTENT_LENGTH)?;
-    }
-    Some(n)
-}
-
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 #[cfg(test)]
