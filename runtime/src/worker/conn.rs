@@ -226,7 +226,10 @@ impl Conn {
             interest: Interest::READABLE,
             key: key as u32,
             proxy: None,
-            rd_ready: true,
+            // Nothing is read until epoll reports the socket readable (at once if the
+            // request is already there: an edge-triggered registration reports the current
+            // state), which saves a failing read per connection whose request is on the way.
+            rd_ready: false,
             rd_hup: false,
         }
     }

@@ -380,10 +380,6 @@ fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<
             conn.release(w);
             continue;
         }
-        // No read yet: the request is read when epoll reports it (at once if it is already
-        // there, since an edge-triggered registration reports the current state), which
-        // saves a failing read for every connection whose request is still on the way.
-        conn.rd_ready = false;
         entry.insert(conn);
     }
 }
