@@ -2261,3 +2261,92 @@ server {
         std::fs::read_to_string(&access)
     );
 }
+
+/// proxy_buffer_size bounds the upstream's response head: a head larger than it is a 502
+/// ("too big header"), one that fits passes.
+#[test]
+fn an_upstream_head_over_proxy_buffer_size_is_a_502() {
+    let t = TempDir::new("px-bighead");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+upstream be { server 127.0.0.1:@A@ max_fails=0; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; proxy_buffer_size 2k; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let small = format!("/headers?X-Pad={}", "a".repeat(500));
+    assert_eq!(get(&p, &small).status, 200);
+    let big = format!("/headers?X-Pad={}", "a".repeat(3000));
+    let r = get(&p, &big);
+    assert_eq!(r.status, 502, "{}", p.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || error_log(&t)
+            .contains("upstream sent too big header")),
+        "{}",
+        error_log(&t)
+    );
+}
+
+/// proxy_send_timeout: an upstream that accepts but never reads the request body makes
+/// the proxy give up with 504 once the body no longer fits in the socket buffers.
+#[test]
+fn proxy_send_timeout_gives_504_when_the_upstream_stops_reading() {
+    let t = TempDir::new("px-sendtimeout");
+    // An "upstream" that accepts and then never reads.
+    let deaf = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let deaf_port = deaf.local_addr().expect("addr").port();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = Arc::clone(&held);
+    std::thread::spawn(move || {
+        for s in deaf.incoming().flatten() {
+            keep.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+        }
+    });
+    let http = with_ports(
+        r#"
+upstream deaf { server 127.0.0.1:@D@; }
+server {
+    listen 127.0.0.1:{port};
+    client_max_body_size 0;
+    location / { proxy_pass http://deaf; proxy_send_timeout 500ms; }
+}
+"#,
+        &[("D", deaf_port)],
+    );
+    let p = start(&t, &http);
+    const BODY: usize = 64 * 1024 * 1024;
+    let mut s = connect(&p);
+    let mut reader = s.try_clone().expect("clone");
+    s.write_all(
+        format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {BODY}\r\n\r\n").as_bytes(),
+    )
+    .expect("head");
+    // The body goes out from another thread; it stalls once the deaf upstream's buffers are
+    // full, until the proxy gives up and drops the rest.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..BODY / chunk.len() {
+            if s.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let head = read_head(&mut reader, &mut buf).expect("a response");
+    let text = String::from_utf8_lossy(&buf[..head]).to_string();
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}\n{}", p.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || error_log(&t).contains(
+            "upstream timed out (110: Connection timed out) while sending request"
+        )),
+        "{}",
+        error_log(&t)
+    );
+    drop(reader);
+    let _ = writer.join();
+}
