@@ -221,7 +221,11 @@ pub fn run(
         }
         w.now = Instant::now();
         w.date.refresh();
-        for ev in events.iter() {
+        // Upstream events first: a response finished in this round puts its connection
+        // back in the keep-alive cache before the round's new requests look for one.
+        let ups_first = events.iter().filter(|e| e.token().0 >= proxy::UP_BASE);
+        let rest = events.iter().filter(|e| e.token().0 < proxy::UP_BASE);
+        for ev in ups_first.chain(rest) {
             match ev.token() {
                 SIGNAL => {
                     while let Ok(Some(info)) = sfd.read_signal() {
@@ -285,6 +289,7 @@ pub fn run(
                 }
             }
         }
+        w.ups.trim(&w.loaded.ir);
         active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {

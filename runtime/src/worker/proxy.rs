@@ -68,6 +68,8 @@ pub(crate) struct Upstreams {
     /// Proxy states for reuse, boxed as `Conn::proxy` holds them (no allocation per request).
     #[allow(clippy::vec_box)]
     free: Vec<Box<Proxy>>,
+    /// Some idle list is longer than its upstream's `keepalive` (trimmed by `trim`).
+    overfull: bool,
 }
 
 impl Upstreams {
@@ -90,6 +92,23 @@ impl Upstreams {
                 })
                 .collect(),
             free: Vec::new(),
+            overfull: false,
+        }
+    }
+
+    /// Closes the least recently used idle connections of every upstream whose cache
+    /// holds more than `keepalive` (nginx's limit, applied once per event-loop round).
+    pub(crate) fn trim(&mut self, ir: &proton_ir::Ir) {
+        if !std::mem::take(&mut self.overfull) {
+            return;
+        }
+        for (list, up) in self.idle.iter_mut().zip(&ir.upstreams) {
+            let keep = up.keepalive as usize;
+            if list.len() > keep {
+                for key in list.drain(..list.len() - keep) {
+                    self.conns.try_remove(key);
+                }
+            }
         }
     }
 
@@ -887,11 +906,13 @@ impl Worker<'_> {
                     c.owner = None;
                     c.idle_until = now + Duration::from_millis(up.keepalive_timeout_ms);
                 }
+                // The cache may go past `keepalive` until the end of this event-loop
+                // round (`Upstreams::trim`): a request handled later in the same round
+                // takes the connection instead of opening a new one.
                 let list = &mut self.ups.idle[u];
                 list.push(key);
                 if list.len() > up.keepalive as usize {
-                    let oldest = list.remove(0);
-                    self.ups.conns.try_remove(oldest);
+                    self.ups.overfull = true;
                 }
             } else {
                 self.ups.conns.try_remove(key);
@@ -1094,29 +1115,57 @@ impl Worker<'_> {
         p.up.and_then(|k| self.ups.conns.get(k)).map(|c| &c.sock)
     }
 
+    /// The connection is in progress: the first write of the request tells how it went
+    /// (`EAGAIN` while the handshake is on, the connect error if it failed), without a
+    /// `getsockopt`/`getpeername` round. Over loopback the handshake is usually done by the
+    /// time `connect` returns, so the request goes out at once.
     fn step_connect(&mut self, _conn: &mut Conn, p: &mut Proxy) -> Step {
-        let Some(sock) = self.up_sock(p) else {
-            return Step::Fail(Fail::Error, "lost upstream connection");
-        };
-        match sock.take_error() {
-            Ok(Some(_)) | Err(_) => {
-                return Step::Fail(
-                    Fail::Error,
-                    "connect() failed (Connection refused) while connecting to upstream",
-                )
-            }
-            Ok(None) => {}
+        if p.req_pos >= p.req.len() {
+            // Nothing to write yet (cannot happen today: the head is always there).
+            let Some(sock) = self.up_sock(p) else {
+                return Step::Fail(Fail::Error, "lost upstream connection");
+            };
+            return match sock.peer_addr() {
+                Ok(_) => self.connected(p),
+                Err(e) if e.kind() == ErrorKind::NotConnected => Step::Blocked,
+                Err(_) => Step::Fail(Fail::Error, "connect() failed while connecting to upstream"),
+            };
         }
-        match sock.peer_addr() {
-            Ok(_) => {
-                p.st = St::Send;
-                p.deadline =
-                    self.now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
-                Step::Progress
-            }
-            Err(e) if e.kind() == ErrorKind::NotConnected => Step::Blocked,
+        match self.write_req(p) {
+            Ok(_) => self.connected(p),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Blocked,
+            Err(e) if e.kind() == ErrorKind::Interrupted => Step::Progress,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Step::Fail(
+                Fail::Error,
+                "connect() failed (111: Connection refused) while connecting to upstream",
+            ),
             Err(_) => Step::Fail(Fail::Error, "connect() failed while connecting to upstream"),
         }
+    }
+
+    fn connected(&mut self, p: &mut Proxy) -> Step {
+        p.st = St::Send;
+        p.deadline = self.now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+        Step::Progress
+    }
+
+    /// Writes the next bytes of `p.req` to the upstream; `Ok(0)` is the upstream closing.
+    fn write_req(&mut self, p: &mut Proxy) -> std::io::Result<usize> {
+        let c =
+            p.up.and_then(|k| self.ups.conns.get_mut(k))
+                .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
+        let n = c.sock.write(&p.req[p.req_pos..])?;
+        if n > 0 {
+            p.req_pos += n;
+            p.sent_any = true;
+            if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
+                // Too large to keep for a retry: the window slides.
+                p.req.clear();
+                p.req_pos = 0;
+                p.replayable = false;
+            }
+        }
+        Ok(n)
     }
 
     fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
@@ -1142,30 +1191,19 @@ impl Worker<'_> {
                 }
                 return if progressed { continue } else { Step::Blocked };
             }
-            let Some(key) = p.up else {
-                return Step::Fail(Fail::Error, "lost upstream connection");
-            };
-            let Some(c) = self.ups.conns.get_mut(key) else {
-                return Step::Fail(Fail::Error, "lost upstream connection");
-            };
-            match c.sock.write(&p.req[p.req_pos..]) {
+            match self.write_req(p) {
                 Ok(0) => {
                     return Step::Fail(
                         Fail::Error,
                         "upstream closed the connection while sending request",
                     )
                 }
-                Ok(n) => {
-                    p.req_pos += n;
-                    p.sent_any = true;
+                Ok(_) => {
                     p.deadline = self.now
                         + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
-                    if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
-                        // Too large to keep for a retry: the window slides.
-                        p.req.clear();
-                        p.req_pos = 0;
-                        p.replayable = false;
-                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotConnected => {
+                    return Step::Fail(Fail::Error, "lost upstream connection")
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     return Step::Blocked;

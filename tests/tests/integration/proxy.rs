@@ -776,6 +776,42 @@ server {
     }
 }
 
+/// `keepalive N` bounds the idle connections kept per worker: after six requests that each
+/// needed their own upstream connection, two stay cached and the other four are closed.
+#[test]
+fn keepalive_cache_keeps_at_most_n_idle_connections() {
+    let t = TempDir::new("px-pool-cap");
+    let be = Backend::start("cap");
+    let http = with_ports(
+        r#"
+upstream cap { server 127.0.0.1:@A@; keepalive 2; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://cap; proxy_http_version 1.1; proxy_set_header Connection ""; }
+}
+"#,
+        &[("A", be.port)],
+    );
+    let p = start(&t, &http);
+    let burst = || {
+        let before = be.stats();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| get(&p, "/delay?ms=400")))
+                .collect();
+            for h in handles {
+                let r = h.join().expect("request thread");
+                assert_eq!(r.status, 200, "{}", p.logs());
+            }
+        });
+        new_connections(before, be.stats())
+    };
+    // Six overlapping requests: six connections, of which two stay cached...
+    assert_eq!(burst(), 6, "{}", p.logs());
+    // ...so the next six overlapping requests open four.
+    assert_eq!(burst(), 4, "{}", p.logs());
+}
+
 /// Cached connections to a server that goes away: the requests after it still succeed.
 #[test]
 fn keepalive_pool_survives_a_killed_backend() {
