@@ -585,8 +585,15 @@ impl Conn {
             && self.rbuf.len() <= self.head_len
             && !self.rd_ready
             && self.finished.status < 400;
+        // A head followed by a sendfile body: MSG_MORE lets the head share the first
+        // segment with the file's first bytes (the sendfile call right after pushes it).
+        let more = last
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|f| f.sendfile && !f.nopush && f.offset < f.end);
         while self.wpos < self.wbuf.len() {
-            let sent = if last {
+            let sent = if more {
                 socket2::SockRef::from(&self.sock)
                     .send_with_flags(&self.wbuf[self.wpos..], nix::libc::MSG_MORE)
             } else {

@@ -220,7 +220,7 @@ pub fn run(
             }
         }
         w.now = Instant::now();
-        w.date.refresh();
+        w.date.refresh(w.now);
         // Upstream events first: a response finished in this round puts its connection
         // back in the keep-alive cache before the round's new requests look for one.
         let ups_first = events.iter().filter(|e| e.token().0 >= proxy::UP_BASE);
@@ -291,7 +291,7 @@ pub fn run(
         }
         w.ups.trim(&w.loaded.ir);
         active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let now = Instant::now();
+        let now = w.now;
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {
             last_sweep = now;
             w.access.tick(now);

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub(crate) struct DateHeader {
     cache: DateCache,
     now: SystemTime,
+    /// The monotonic time at which the wall-clock second changes next: the clock is read
+    /// again only then (one `clock_gettime` per second instead of one per loop round).
+    next_second: Instant,
     /// `$time_local` and the second it was formatted for.
     local: Vec<u8>,
     local_secs: u64,
@@ -25,16 +28,25 @@ impl DateHeader {
         DateHeader {
             cache: DateCache::default(),
             now: SystemTime::now(),
+            next_second: Instant::now(),
             local: Vec::new(),
             local_secs: u64::MAX,
         }
     }
-    pub(crate) fn refresh(&mut self) {
+
+    /// Brings the cached wall-clock second up to date; `mono` is the loop round's clock.
+    pub(crate) fn refresh(&mut self, mono: Instant) {
+        if mono < self.next_second {
+            return;
+        }
         self.now = SystemTime::now();
-        let secs = self
+        let since = self
             .now
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+            .unwrap_or_default();
+        let to_next = 1_000_000_000 - u64::from(since.subsec_nanos());
+        self.next_second = mono + Duration::from_nanos(to_next);
+        let secs = since.as_secs();
         if secs != self.local_secs {
             self.local_secs = secs;
             self.local.clear();
