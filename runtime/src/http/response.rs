@@ -82,6 +82,25 @@ pub fn write_status_line(out: &mut Vec<u8>, minor: u8, status: u16) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Appends `name`, `n` in decimal and CRLF (`Content-Length: 13\r\n`) without going through
+/// `core::fmt` (a response head is built per request).
+pub fn write_num_header(out: &mut Vec<u8>, name: &[u8], n: u64) {
+    out.extend_from_slice(name);
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Appends `n` in decimal, at least three digits (`099`), as nginx's `%03ui`.
 fn write_decimal(out: &mut Vec<u8>, n: u16) {
     let digits = [
@@ -198,6 +217,15 @@ mod tests {
         let mut out = Vec::new();
         write_status_line(&mut out, minor, status);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numeric_headers() {
+        for n in [0u64, 7, 10, 13, 99, 100, 65_535, 1 << 32, u64::MAX] {
+            let mut out = b"x".to_vec();
+            write_num_header(&mut out, b"Content-Length: ", n);
+            assert_eq!(out, format!("xContent-Length: {n}\r\n").into_bytes());
+        }
     }
 
     #[test]

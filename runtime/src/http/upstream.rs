@@ -349,21 +349,24 @@ fn scan_to_eol(
     control: &'static str,
     bare_cr: &'static str,
 ) -> Scan<(usize, usize)> {
-    let mut i = from;
-    loop {
-        match w.get(i) {
-            None => return Err(Stop::More),
-            Some(b'\n') => return Ok((i, i + 1)),
-            Some(b'\r') => {
-                return match w.get(i + 1) {
-                    None => Err(Stop::More),
-                    Some(b'\n') => Ok((i, i + 2)),
-                    Some(_) => Err(invalid(bare_cr)),
-                }
-            }
-            Some(&b) if b == b'\t' || (b >= 0x20 && b != 0x7f) => i += 1,
-            Some(_) => return Err(invalid(control)),
-        }
+    // The first byte that is not HT, SP or visible: CR, LF or a control (a tight loop
+    // without bounds checks; this runs over every byte of every upstream head).
+    let rest = w.get(from..).unwrap_or_default();
+    let Some(k) = rest
+        .iter()
+        .position(|&b| !(b == b'\t' || (b >= 0x20 && b != 0x7f)))
+    else {
+        return Err(Stop::More);
+    };
+    let i = from + k;
+    match rest[k] {
+        b'\n' => Ok((i, i + 1)),
+        b'\r' => match w.get(i + 1) {
+            None => Err(Stop::More),
+            Some(b'\n') => Ok((i, i + 2)),
+            Some(_) => Err(invalid(bare_cr)),
+        },
+        _ => Err(invalid(control)),
     }
 }
 

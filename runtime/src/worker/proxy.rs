@@ -24,6 +24,7 @@ use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{Method, RequestHead};
+use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
 use crate::upstream::{Balancer, Outcome as Report};
 use mio::net::TcpStream;
@@ -884,7 +885,8 @@ impl Worker<'_> {
             && p.written == 0
             && (ps.next_upstream_tries == 0 || p.tries < ps.next_upstream_tries)
             && (ps.next_upstream_timeout_ms == 0
-                || p.first_try.elapsed() < Duration::from_millis(ps.next_upstream_timeout_ms))
+                || self.now.saturating_duration_since(p.first_try)
+                    < Duration::from_millis(ps.next_upstream_timeout_ms))
             && (p.idempotent || !p.sent_any || nu.non_idempotent)
     }
 
@@ -1065,7 +1067,7 @@ impl Worker<'_> {
                 let reuse = !p.spoiled && self.response_reusable(&p);
                 let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
                     Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
-                    _ => p.attempt_start.elapsed(),
+                    _ => self.now.saturating_duration_since(p.attempt_start),
                 };
                 self.end_attempt(&mut p, reuse, Some(Report::Success { latency }));
                 conn.wbuf.clear();
@@ -1362,7 +1364,7 @@ impl Worker<'_> {
             }
         }
         let status = p.resp.status;
-        p.head_latency = p.attempt_start.elapsed();
+        p.head_latency = self.now.saturating_duration_since(p.attempt_start);
         if (100..200).contains(&status) && status != 101 {
             // An interim response: drop it and read the real one.
             let n = p.resp.head_len.min(p.hold.len());
@@ -1503,11 +1505,11 @@ impl Worker<'_> {
         };
         match (&p.rbody, body) {
             (_, BodyKind::Length(n)) => {
-                let _ = write!(out, "Content-Length: {n}\r\n");
+                write_num_header(&mut out, b"Content-Length: ", n);
             }
             (RespBody::None, _) => {
                 if let Some(n) = p.resp.content_length {
-                    let _ = write!(out, "Content-Length: {n}\r\n");
+                    write_num_header(&mut out, b"Content-Length: ", n);
                 }
             }
             (RespBody::Chunked { dechunk: false, .. }, _) => {
@@ -1524,7 +1526,7 @@ impl Worker<'_> {
             if keep {
                 out.extend_from_slice(b"Connection: keep-alive\r\n");
                 if let Some(t) = keepalive_header {
-                    let _ = write!(out, "Keep-Alive: timeout={t}\r\n");
+                    write_num_header(&mut out, b"Keep-Alive: timeout=", t);
                 }
             } else {
                 out.extend_from_slice(b"Connection: close\r\n");
@@ -1800,9 +1802,10 @@ impl Worker<'_> {
                 .copied()
                 .flatten(),
         };
-        let ms = p
-            .attempt_start
-            .elapsed()
+        // The loop round's clock, as nginx's cached time: no clock read per request.
+        let ms = self
+            .now
+            .saturating_duration_since(p.attempt_start)
             .as_millis()
             .min(u128::from(u32::MAX)) as u32;
         self.scratch.upstream = addr.map(|a| (a, status, ms));

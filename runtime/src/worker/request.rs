@@ -737,7 +737,8 @@ impl Worker<'_> {
         );
         if ok_status {
             let mtime = self.scratch.mtime.take();
-            super::static_files::expires_headers(s.expires, mtime, out);
+            let now = self.date.unix_secs();
+            super::static_files::expires_headers(s.expires, mtime, now, out);
         }
         for h in &s.add_headers {
             if !(h.always || ok_status) {

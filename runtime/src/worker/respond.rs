@@ -4,7 +4,7 @@
 use super::vars::Ctx;
 use super::Worker;
 use crate::config::Loaded;
-use crate::http::response::{write_status_line, DateCache};
+use crate::http::response::{write_num_header, write_status_line, DateCache};
 use proton_ir::{AccessLog, LogEscape, LogFormatId};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -55,6 +55,11 @@ impl DateHeader {
         }
     }
 
+    /// The current Unix second, as of this loop round.
+    pub(crate) fn unix_secs(&self) -> i64 {
+        i64::try_from(self.local_secs).unwrap_or(0)
+    }
+
     /// `$time_local` of the current second.
     pub(crate) fn time_local(&self) -> &[u8] {
         &self.local
@@ -95,12 +100,12 @@ pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
         out.extend_from_slice(b"\r\n");
     }
     if let Some(n) = h.content_length {
-        let _ = write!(out, "Content-Length: {n}\r\n");
+        write_num_header(out, b"Content-Length: ", n);
     }
     if h.keep_alive {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
         if let Some(t) = h.keepalive_header_secs {
-            let _ = write!(out, "Keep-Alive: timeout={t}\r\n");
+            write_num_header(out, b"Keep-Alive: timeout=", t);
         }
     } else {
         out.extend_from_slice(b"Connection: close\r\n");

@@ -493,10 +493,8 @@ fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
 }
 
 /// `expires`: Expires and Cache-Control (nginx's headers filter); `mtime` for `modified`.
-pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, out: &mut Vec<u8>) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+/// `now`: the current Unix second (the worker's clock of this loop round).
+pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mut Vec<u8>) {
     let (at, max_age) = match e {
         Expires::Off => return,
         Expires::Epoch => {
