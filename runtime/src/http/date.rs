@@ -114,7 +114,11 @@ impl DateCache {
 
     /// The IMF-fixdate of `now`, reformatted only when the second changed.
     pub fn get(&mut self, now: SystemTime) -> &[u8] {
-        let secs = unix_secs(now);
+        self.get_secs(unix_secs(now))
+    }
+
+    /// The IMF-fixdate of Unix second `secs`, reformatted only when it changed.
+    pub fn get_secs(&mut self, secs: i64) -> &[u8] {
         if self.secs != Some(secs) {
             format_secs(secs, &mut self.buf);
             self.secs = Some(secs);

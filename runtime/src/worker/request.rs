@@ -497,8 +497,17 @@ impl Worker<'_> {
                 ScriptOp::Return { code, text } => {
                     let mut out = std::mem::take(&mut self.scratch.tmp);
                     out.clear();
-                    if let Some(t) = text {
-                        self.ctx(conn, head, sid, *code).expand(t, &mut out);
+                    match text.as_ref().map(|t| t.parts.as_slice()) {
+                        // A constant text (the usual case) needs no variable context.
+                        Some([proton_ir::Part::Literal(lit)]) => {
+                            out.extend_from_slice(lit.as_bytes())
+                        }
+                        Some(_) => {
+                            if let Some(t) = text {
+                                self.ctx(conn, head, sid, *code).expand(t, &mut out);
+                            }
+                        }
+                        None => {}
                     }
                     self.scratch.tmp = out;
                     return Script::Return(*code, text.is_some());

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant, SystemTime};
 /// The `Date` value, reformatted at most once a second.
 pub(crate) struct DateHeader {
     cache: DateCache,
-    now: SystemTime,
     /// The monotonic time at which the wall-clock second changes next: the clock is read
     /// again only then (one `clock_gettime` per second instead of one per loop round).
     next_second: Instant,
@@ -25,13 +24,15 @@ pub(crate) struct DateHeader {
 
 impl DateHeader {
     pub(crate) fn new() -> Self {
-        DateHeader {
+        let now = Instant::now();
+        let mut d = DateHeader {
             cache: DateCache::default(),
-            now: SystemTime::now(),
-            next_second: Instant::now(),
+            next_second: now,
             local: Vec::new(),
             local_secs: u64::MAX,
-        }
+        };
+        d.refresh(now);
+        d
     }
 
     /// Brings the cached wall-clock second up to date; `mono` is the loop round's clock.
@@ -39,9 +40,7 @@ impl DateHeader {
         if mono < self.next_second {
             return;
         }
-        self.now = SystemTime::now();
-        let since = self
-            .now
+        let since = SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         let to_next = 1_000_000_000 - u64::from(since.subsec_nanos());
@@ -65,7 +64,8 @@ impl DateHeader {
         &self.local
     }
     pub(crate) fn get(&mut self) -> &[u8] {
-        self.cache.get(self.now)
+        let secs = self.unix_secs();
+        self.cache.get_secs(secs)
     }
 }
 
