@@ -392,12 +392,15 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
         return Err(HttpError::HeaderTooLarge);
     }
     let header_lines = buf.get(line_start..head_len).unwrap_or(&[]);
-    let mut line_begin = 0;
-    for lf in memchr::memchr_iter(b'\n', header_lines) {
-        if lf + 1 - line_begin > limits.max_uri {
-            return Err(HttpError::HeaderTooLarge);
+    // No line can be longer than the limit when the whole head is not (the usual case).
+    if header_lines.len() > limits.max_uri {
+        let mut line_begin = 0;
+        for lf in memchr::memchr_iter(b'\n', header_lines) {
+            if lf + 1 - line_begin > limits.max_uri {
+                return Err(HttpError::HeaderTooLarge);
+            }
+            line_begin = lf + 1;
         }
-        line_begin = lf + 1;
     }
     out.head_len = head_len;
 
@@ -515,8 +518,38 @@ fn skip_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
+/// RFC 9110 `tchar`, as a table: header names are scanned byte by byte on every head.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
+#[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[usize::from(b)]
 }
 
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {

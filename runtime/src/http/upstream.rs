@@ -373,16 +373,16 @@ fn scan_to_eol(
 /// One header line starting at `pos` (not empty, not starting with SP/HT). Returns the name
 /// range, the value range (OWS trimmed) and where the next line starts.
 fn scan_header_line(w: &[u8], pos: usize) -> Scan<(Range<usize>, Range<usize>, usize)> {
-    let mut i = pos;
-    loop {
-        match w.get(i) {
-            None => return Err(Stop::More),
-            Some(b':') if i > pos => break,
-            Some(&b) if is_tchar(b) => i += 1,
-            Some(b' ' | b'\t') => return Err(invalid(WS_BEFORE_COLON)),
-            Some(b'\r' | b'\n') => return Err(invalid(NO_COLON)),
-            Some(_) => return Err(invalid(INVALID_NAME)),
-        }
+    let rest = w.get(pos..).unwrap_or_default();
+    let Some(k) = rest.iter().position(|&b| !is_tchar(b)) else {
+        return Err(Stop::More);
+    };
+    let mut i = pos + k;
+    match rest[k] {
+        b':' if k > 0 => {}
+        b' ' | b'\t' => return Err(invalid(WS_BEFORE_COLON)),
+        b'\r' | b'\n' => return Err(invalid(NO_COLON)),
+        _ => return Err(invalid(INVALID_NAME)),
     }
     let name = pos..i;
     i += 1;
