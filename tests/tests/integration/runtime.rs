@@ -411,12 +411,20 @@ fn fifty_reloads_under_load() {
                 }
                 let s = match conn.as_mut() {
                     Some(s) => s,
-                    None => {
-                        let s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-                        s.set_read_timeout(Some(Duration::from_secs(5)))
-                            .expect("timeout");
-                        conn.insert(s)
-                    }
+                    None => match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+                        Ok(s) => {
+                            s.set_read_timeout(Some(Duration::from_secs(5)))
+                                .expect("timeout");
+                            conn.insert(s)
+                        }
+                        Err(e) => {
+                            let mut f = failures.lock().expect("lock");
+                            if f.len() < 1000 {
+                                f.push(format!("keep-alive connect: {e}"));
+                            }
+                            continue;
+                        }
+                    },
                 };
                 if s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
                     .is_err()
@@ -456,7 +464,18 @@ fn fifty_reloads_under_load() {
         let seen = wait_until(Duration::from_secs(10), || {
             request(port, Some("localhost"), "/hello").is_ok_and(|r| r.body_text() == want)
         });
-        assert!(seen, "reload {i}: new answer never appeared: {}", p.logs());
+        if !seen {
+            stop.store(true, Ordering::Relaxed);
+            let failures = failures.lock().expect("lock");
+            panic!(
+                "reload {i}: new answer never appeared; last probe: {:?}; {} client failures, \
+                 the first: {:?}\n{}",
+                request(port, Some("localhost"), "/hello"),
+                failures.len(),
+                &failures[..failures.len().min(5)],
+                p.logs()
+            );
+        }
     }
     stop.store(true, Ordering::Relaxed);
     for c in clients {
