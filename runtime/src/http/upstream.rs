@@ -382,9 +382,9 @@ fn scan_to_eol_bytewise(
         return Err(Stop::More);
     };
     let i = from + k;
-    match rest[k] {
-        b'\n' => Ok((i, i + 1)),
-        b'\r' => match w.get(i + 1) {
+    match rest.get(k) {
+        Some(b'\n') => Ok((i, i + 1)),
+        Some(b'\r') => match w.get(i + 1) {
             None => Err(Stop::More),
             Some(b'\n') => Ok((i, i + 2)),
             Some(_) => Err(invalid(bare_cr)),
@@ -409,10 +409,10 @@ fn scan_header_line(w: &[u8], pos: usize) -> Scan<(Range<usize>, Range<usize>, u
         return Err(Stop::More);
     };
     let mut i = pos + k;
-    match rest[k] {
-        b':' if k > 0 => {}
-        b' ' | b'\t' => return Err(invalid(WS_BEFORE_COLON)),
-        b'\r' | b'\n' => return Err(invalid(NO_COLON)),
+    match rest.get(k) {
+        Some(b':') if k > 0 => {}
+        Some(b' ' | b'\t') => return Err(invalid(WS_BEFORE_COLON)),
+        Some(b'\r' | b'\n') => return Err(invalid(NO_COLON)),
         _ => return Err(invalid(INVALID_NAME)),
     }
     let name = pos..i;
