@@ -668,6 +668,22 @@ pub struct UpstreamServer {
     pub max_conns: u32,
 }
 
+impl UpstreamServer {
+    /// A `server ADDRESS;` line with nginx's defaults: weight=1 max_fails=1
+    /// fail_timeout=10s, not backup, not down, no max_conns.
+    pub fn new(address: impl Into<String>) -> UpstreamServer {
+        UpstreamServer {
+            address: address.into(),
+            weight: 1,
+            max_fails: 1,
+            fail_timeout_ms: 10_000,
+            backup: false,
+            down: false,
+            max_conns: 0,
+        }
+    }
+}
+
 /// The balancing method of an upstream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Balance {

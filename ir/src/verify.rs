@@ -500,15 +500,7 @@ pub(crate) mod tests {
         ir.upstreams = vec![Upstream {
             name: "app".into(),
             explicit: true,
-            servers: vec![UpstreamServer {
-                address: "127.0.0.1:9000".into(),
-                weight: 1,
-                max_fails: 1,
-                fail_timeout_ms: 10_000,
-                backup: false,
-                down: false,
-                max_conns: 0,
-            }],
+            servers: vec![UpstreamServer::new("127.0.0.1:9000")],
             balance: Balance::Hash {
                 key: var(0),
                 consistent: false,

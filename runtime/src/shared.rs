@@ -4,8 +4,25 @@
 //! The mapping lives for the whole life of the master; workers inherit it.
 
 use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
+use std::ffi::c_void;
 use std::num::NonZeroUsize;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A fresh anonymous `MAP_SHARED` read-write mapping of `len` bytes: zero-filled and
+/// page-aligned by the kernel, and shared with every process forked after it.
+pub(crate) fn map_shared_zeroed(len: NonZeroUsize) -> nix::Result<NonNull<c_void>> {
+    // SAFETY: an anonymous mapping at an address the kernel picks aliases nothing; the
+    // caller owns it (and unmaps it, if ever, with the same length).
+    unsafe {
+        mmap_anonymous(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }
+}
 
 /// Number of counter slots: more than the workers of a few overlapping generations.
 pub const SLOTS: usize = 1024;
@@ -26,17 +43,9 @@ impl Counters {
     pub fn new() -> Result<Counters, String> {
         let len = NonZeroUsize::new(SLOTS * std::mem::size_of::<AtomicU64>())
             .ok_or("empty shared mapping")?;
-        // SAFETY: an anonymous shared mapping of `len` bytes; we never unmap it, and the
-        // kernel zero-fills it, which is a valid `AtomicU64` (all zeros) in every slot.
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(|e| format!("mmap of shared counters failed: {e}"))?;
+        // Never unmapped; zero-filled, which is a valid `AtomicU64` in every slot.
+        let ptr =
+            map_shared_zeroed(len).map_err(|e| format!("mmap of shared counters failed: {e}"))?;
         Ok(Counters {
             base: ptr.cast::<AtomicU64>(),
         })

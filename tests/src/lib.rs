@@ -772,6 +772,18 @@ fn complete_response_len(raw: &[u8]) -> Option<usize> {
     (raw.len() >= end + len).then_some(end + len)
 }
 
+/// Closes a WebSocket and reads until the peer's close completes; panics on an unclean end.
+pub fn ws_close_cleanly<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) {
+    ws.close(None).expect("close");
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("unclean close: {e}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

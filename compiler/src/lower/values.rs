@@ -270,15 +270,7 @@ impl Lower<'_> {
         } else {
             format!("{}:80", a0.value)
         };
-        let mut s = UpstreamServer {
-            address,
-            weight: 1,
-            max_fails: 1,
-            fail_timeout_ms: 10_000,
-            backup: false,
-            down: false,
-            max_conns: 0,
-        };
+        let mut s = UpstreamServer::new(address);
         for a in &d.args[1..] {
             let v = a.value.as_str();
             let (k, val) = v.split_once('=').unwrap_or((v, ""));
@@ -536,15 +528,7 @@ impl Lower<'_> {
             servers: if address.starts_with('$') {
                 vec![]
             } else {
-                vec![UpstreamServer {
-                    address,
-                    weight: 1,
-                    max_fails: 1,
-                    fail_timeout_ms: 10_000,
-                    backup: false,
-                    down: false,
-                    max_conns: 0,
-                }]
+                vec![UpstreamServer::new(address)]
             },
             balance: Balance::RoundRobin,
             keepalive: 0,

@@ -354,15 +354,7 @@ mod tests {
             explicit: true,
             servers: addresses
                 .iter()
-                .map(|a| UpstreamServer {
-                    address: a.clone(),
-                    weight: 1,
-                    max_fails: 1,
-                    fail_timeout_ms: 10_000,
-                    backup: false,
-                    down: false,
-                    max_conns: 0,
-                })
+                .map(|a| UpstreamServer::new(a.as_str()))
                 .collect(),
             balance: Balance::RoundRobin,
             keepalive: 0,

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::mman::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+use nix::sys::mman::munmap;
 use nix::time::{clock_gettime, ClockId};
 use proton_ir::{Ir, Upstream};
 
@@ -100,18 +100,10 @@ impl Mapping {
             .checked_mul(std::mem::size_of::<Slot>())
             .and_then(NonZeroUsize::new)
             .ok_or("shared upstream state too large")?;
-        // SAFETY: a fresh anonymous shared mapping of `len` bytes, not aliased by anything
-        // else. The kernel zero-fills it and page-aligns it, so every `Slot` in it is aligned
-        // and valid (all fields are atomics, for which all zeros is a value).
-        let ptr = unsafe {
-            mmap_anonymous(
-                None,
-                len,
-                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(|e| format!("mmap of shared upstream state ({len} bytes) failed: {e}"))?;
+        // Zero-filled and page-aligned, so every `Slot` in it is aligned and valid (all its
+        // fields are atomics, for which all zeros is a value).
+        let ptr = crate::shared::map_shared_zeroed(len)
+            .map_err(|e| format!("mmap of shared upstream state ({len} bytes) failed: {e}"))?;
         Ok(Mapping {
             base: ptr.cast::<Slot>(),
             slots,
@@ -372,15 +364,7 @@ impl SharedPeers {
 
     /// One more connection to peer `i`; returns the new count.
     pub(super) fn acquire(&self, i: usize) -> u32 {
-        self.slot(i).map_or(0, |s| {
-            let prev = s
-                .active
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
-                    Some(a.saturating_add(1))
-                })
-                .unwrap_or_else(|a| a);
-            prev.saturating_add(1)
-        })
+        self.try_acquire(i, 0).unwrap_or(0)
     }
 
     /// One more connection to peer `i` if it has fewer than `max` (0 = no cap); returns the
@@ -461,15 +445,7 @@ mod tests {
     use proton_ir::{Balance, UpstreamServer};
 
     fn server(address: &str) -> UpstreamServer {
-        UpstreamServer {
-            address: address.into(),
-            weight: 1,
-            max_fails: 1,
-            fail_timeout_ms: 10_000,
-            backup: false,
-            down: false,
-            max_conns: 0,
-        }
+        UpstreamServer::new(address)
     }
 
     fn upstream(balance: Balance, servers: Vec<UpstreamServer>) -> Upstream {

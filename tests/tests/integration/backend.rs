@@ -1,7 +1,9 @@
 //! Self-tests of `proton-testbackend`, the origin server behind the proxy in the proxy tests,
 //! over real sockets: echo, keep-alive, chunked and large bodies, WebSocket echo.
 
-use proton_tests::{keep_alive_exchange, parse_response, raw_exchange, request, Backend};
+use proton_tests::{
+    keep_alive_exchange, parse_response, raw_exchange, request, ws_close_cleanly, Backend,
+};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -189,12 +191,5 @@ fn websocket_echoes_text_and_binary() {
         other => panic!("expected a binary message, got {other:?}"),
     }
 
-    ws.close(None).expect("close");
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("unclean close: {e}"),
-        }
-    }
+    ws_close_cleanly(&mut ws);
 }

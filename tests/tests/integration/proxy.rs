@@ -5,8 +5,8 @@
 //! nginx 1.22 behind the same backend).
 
 use proton_tests::{
-    free_port, keep_alive_exchange, parse_response, raw_exchange, request, wait_until, Backend,
-    Proton, Response, TempDir,
+    free_port, keep_alive_exchange, parse_response, raw_exchange, request, wait_until,
+    ws_close_cleanly, Backend, Proton, Response, TempDir,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -1678,14 +1678,7 @@ fn websocket_messages_echo_through_the_tunnel() {
             other => panic!("binary {size}: got {:?}", other.map(|m| m.len())),
         }
     }
-    ws.close(None).expect("close");
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => break,
-            Err(e) => panic!("unclean close: {e}"),
-        }
-    }
+    ws_close_cleanly(&mut ws);
 }
 
 #[test]
