@@ -579,3 +579,27 @@ fn map_chains_are_bounded() {
         "uses a chain of more than 16 maps",
     );
 }
+
+/// proxy_redirect rules are literal prefixes: a rule with variables or a regex is refused as
+/// not supported yet instead of being applied half-way.
+#[test]
+fn proxy_redirect_variables_and_regexes_are_unsupported() {
+    let with = |rule: &str| {
+        server(&format!(
+            "location / {{ proxy_pass http://127.0.0.1:9/; proxy_redirect {rule}; }}"
+        ))
+    };
+    assert_error(
+        &with("http://$host/ /"),
+        "variables in proxy_redirect are not supported yet",
+    );
+    assert_error(
+        &with("http://127.0.0.1:9/ /$uri"),
+        "variables in proxy_redirect are not supported yet",
+    );
+    assert_error(
+        &with("~^http://a/ /b/"),
+        "regular expressions in proxy_redirect are not supported yet",
+    );
+    ok(&with("http://127.0.0.1:9/x/ /y/"));
+}

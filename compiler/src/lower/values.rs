@@ -741,7 +741,26 @@ impl Lower<'_> {
                 let mut rules = Vec::new();
                 for d in ds.iter().copied() {
                     if d.args.len() == 2 {
-                        rules.push((self.template(d, 0), self.template(d, 1)));
+                        let (from, to) = (self.template(d, 0), self.template(d, 1));
+                        // The rules are applied as literal prefixes: regex (`~`, `~*`) rules
+                        // and variables would need matching Proton does not do yet.
+                        let unsupported = [
+                            (arg(d, 0).starts_with('~'), 0, "regular expressions"),
+                            (from.as_literal().is_none(), 0, "variables"),
+                            (to.as_literal().is_none(), 1, "variables"),
+                        ];
+                        for (_, i, what) in unsupported.into_iter().filter(|u| u.0) {
+                            self.err(
+                                Diagnostic::error(
+                                    Code::Unsupported,
+                                    d.arg_span(i),
+                                    format!("{what} in proxy_redirect are not supported yet"),
+                                )
+                                .label("here")
+                                .help("proxy_redirect http://upstream/path/ /path/;"),
+                            );
+                        }
+                        rules.push((from, to));
                     } else if arg(d, 0) == "default" {
                         rules.push((Template::literal("default"), Template::default()));
                     } else {

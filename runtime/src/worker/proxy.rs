@@ -1871,62 +1871,69 @@ fn rewrite_location(
     value: &[u8],
     out: &mut Vec<u8>,
 ) {
-    match redirect {
-        ProxyRedirect::Off => out.extend_from_slice(value),
-        ProxyRedirect::Default => {
-            // `proxy_redirect http://proxy_host/uri/ /location/` when proxy_pass has a URI
-            // part; `http://proxy_host/` → `/` without.
-            let Some(proxy) = loc.conf.proxy.as_deref() else {
-                out.extend_from_slice(value);
-                return;
-            };
-            let host = ir.text_of(proxy.proxy_host);
-            let mut from = Vec::with_capacity(64);
-            from.extend_from_slice(proxy.scheme.as_str().as_bytes());
-            from.extend_from_slice(b"://");
-            from.extend_from_slice(host.as_bytes());
-            let (from_tail, to): (Vec<u8>, &[u8]) = match &proxy.uri {
-                Some(t) => {
-                    let mut u = Vec::new();
-                    for p in &t.parts {
-                        if let proton_ir::Part::Literal(s) = p {
-                            u.extend_from_slice(s.as_bytes());
-                        }
-                    }
-                    (u, ir.text_of(loc.name).as_bytes())
-                }
-                None => (b"/".to_vec(), b"/"),
-            };
-            from.extend_from_slice(&from_tail);
-            if value.len() >= from.len() && value[..from.len()].eq_ignore_ascii_case(&from) {
-                out.extend_from_slice(to);
-                out.extend_from_slice(&value[from.len()..]);
-            } else {
-                out.extend_from_slice(value);
+    let rewritten = match redirect {
+        ProxyRedirect::Off => false,
+        ProxyRedirect::Default => redirect_default(ir, loc, value, out),
+        // The first rule that matches applies; `proxy_redirect default;` among them is the
+        // default rule at that place. The compiler admits only literal rules.
+        ProxyRedirect::Rules(rules) => rules.iter().any(|(from, to)| {
+            let (from, to) = (
+                from.as_literal().unwrap_or(""),
+                to.as_literal().unwrap_or(""),
+            );
+            if from == "default" {
+                return redirect_default(ir, loc, value, out);
             }
-        }
-        ProxyRedirect::Rules(rules) => {
-            for (from, to) in rules {
-                let f: Vec<u8> = literal(from);
-                if !f.is_empty() && value.starts_with(&f) {
-                    out.extend_from_slice(&literal(to));
-                    out.extend_from_slice(&value[f.len()..]);
-                    return;
-                }
+            let hit = !from.is_empty() && value.starts_with(from.as_bytes());
+            if hit {
+                out.extend_from_slice(to.as_bytes());
+                out.extend_from_slice(value.get(from.len()..).unwrap_or_default());
             }
-            out.extend_from_slice(value);
-        }
+            hit
+        }),
+    };
+    if !rewritten {
+        out.extend_from_slice(value);
     }
 }
 
-fn literal(t: &proton_ir::Template) -> Vec<u8> {
-    let mut v = Vec::new();
-    for p in &t.parts {
-        if let proton_ir::Part::Literal(s) = p {
-            v.extend_from_slice(s.as_bytes());
-        }
+/// `proxy_redirect default`: `http://proxy_host/uri/` → the location's prefix when
+/// proxy_pass has a URI part, `http://proxy_host/` → `/` without. Writes the rewritten
+/// value and returns true when `value` starts with that (case-insensitively).
+fn redirect_default(
+    ir: &proton_ir::Ir,
+    loc: &proton_ir::Location,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(proxy) = loc.conf.proxy.as_deref() else {
+        return false;
+    };
+    let host = ir.text_of(proxy.proxy_host).as_bytes();
+    let (uri, to) = match &proxy.uri {
+        Some(t) => match t.as_literal() {
+            Some(u) => (u.as_bytes(), ir.text_of(loc.name).as_bytes()),
+            // A URI with variables has no fixed prefix to map back.
+            None => return false,
+        },
+        None => (&b"/"[..], &b"/"[..]),
+    };
+    // `scheme://host` + uri, compared piece by piece (no buffer built per redirect).
+    let mut at = 0;
+    let mut next = |part: &[u8]| {
+        let hit = value
+            .get(at..at + part.len())
+            .is_some_and(|v| v.eq_ignore_ascii_case(part));
+        at += part.len();
+        hit
+    };
+    let matches = next(proxy.scheme.as_str().as_bytes()) && next(b"://") && next(host) && next(uri);
+    let from_len = at;
+    if matches {
+        out.extend_from_slice(to);
+        out.extend_from_slice(value.get(from_len..).unwrap_or_default());
     }
-    v
+    matches
 }
 
 #[cfg(test)]

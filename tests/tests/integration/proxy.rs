@@ -483,6 +483,11 @@ server {
     location /api/ { rewrite ^/api/go$ /redirect break; proxy_pass http://127.0.0.1:@A@/echo/; }
     location /d/ { proxy_pass http://127.0.0.1:@A@/; }
     location /off/ { proxy_pass http://127.0.0.1:@A@/; proxy_redirect off; }
+    location /r/ {
+        proxy_pass http://127.0.0.1:@A@/;
+        proxy_redirect http://other.test/x/ /y/;
+        proxy_redirect default;
+    }
 }
 "#,
         &[("A", a)],
@@ -569,6 +574,20 @@ server {
         enc(&format!("http://127.0.0.1:{a}/foo"))
     ));
     assert_eq!(got, format!("http://127.0.0.1:{a}/foo"));
+    // Explicit rules: the first matching prefix applies; `proxy_redirect default;` among
+    // them is the default rule (here `http://127.0.0.1:A/` → `/r/`); others pass unchanged.
+    let got = location(format!(
+        "/r/redirect?to={}",
+        enc("http://other.test/x/z?q=1")
+    ));
+    assert!(rewritten(&got, "/y/z?q=1"), "Location: {got}");
+    let got = location(format!(
+        "/r/redirect?to={}",
+        enc(&format!("http://127.0.0.1:{a}/foo"))
+    ));
+    assert!(rewritten(&got, "/r/foo"), "Location: {got}");
+    let got = location(format!("/r/redirect?to={}", enc("http://third.test/a")));
+    assert_eq!(got, "http://third.test/a");
 }
 
 // ---------------------------------------------------------------------------------------------
