@@ -380,8 +380,8 @@ pub fn route(
     })?;
     let host = proton_ir::uri::normalize_host(host.unwrap_or(""));
     let mut last_regex = None;
-    let (sid, how) = ir.find_server(listener, &host, &mut |id, s| {
-        let hit = m.is_match(id, s.as_bytes());
+    let (sid, how) = ir.find_server(listener, host.as_bytes(), &mut |id, s| {
+        let hit = m.is_match(id, s);
         if hit {
             last_regex = Some(id);
         }

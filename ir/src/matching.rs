@@ -101,26 +101,30 @@ impl Ir {
     pub fn find_server(
         &self,
         listener: &Listener,
-        host: &str,
-        is_match: &mut dyn FnMut(RegexId, &str) -> bool,
+        host: &[u8],
+        is_match: &mut dyn FnMut(RegexId, &[u8]) -> bool,
     ) -> (ServerId, ServerMatch) {
         let names = &listener.names;
-        if let Ok(i) = names.exact.binary_search_by(|(n, _)| n.as_str().cmp(host)) {
+        if let Ok(i) = names
+            .exact
+            .binary_search_by(|(n, _)| n.as_bytes().cmp(host))
+        {
             return (names.exact[i].1, ServerMatch::Exact);
         }
         let mut best: Option<(usize, ServerId)> = None;
         for w in &names.leading {
-            let hit = (host.len() > w.suffix.len() && host.ends_with(w.suffix.as_str()))
-                || (w.also_bare && host == &w.suffix[1..]);
-            if hit && best.is_none_or(|(l, _)| w.suffix.len() > l) {
-                best = Some((w.suffix.len(), w.server));
+            let suffix = w.suffix.as_bytes();
+            let hit = (host.len() > suffix.len() && host.ends_with(suffix))
+                || (w.also_bare && suffix.get(1..) == Some(host));
+            if hit && best.is_none_or(|(l, _)| suffix.len() > l) {
+                best = Some((suffix.len(), w.server));
             }
         }
         if let Some((_, s)) = best {
             return (s, ServerMatch::LeadingWildcard);
         }
         for (prefix, s) in &names.trailing {
-            let hit = host.len() > prefix.len() && host.starts_with(prefix.as_str());
+            let hit = host.len() > prefix.len() && host.starts_with(prefix.as_bytes());
             if hit && best.is_none_or(|(l, _)| prefix.len() > l) {
                 best = Some((prefix.len(), *s));
             }

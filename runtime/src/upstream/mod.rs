@@ -257,9 +257,10 @@ impl Balancer {
     /// `max_fails` and lowers the peer's round-robin weight by `weight / max_fails`; a success
     /// after the peer was re-admitted clears its failures, and feeds the latency estimate.
     pub fn report(&mut self, peer: usize, outcome: Outcome, now: Instant) {
-        let half_life = match self.kind {
-            Kind::PeakEwma { half_life, .. } => half_life,
-            _ => DEFAULT_HALF_LIFE,
+        // Only peak-EWMA reads the latency estimate: the other methods skip keeping it.
+        let ewma_half_life = match self.kind {
+            Kind::PeakEwma { half_life, .. } => Some(half_life),
+            _ => None,
         };
         let (Some(p), Some(st)) = (self.pool.peers.get(peer), self.pool.state.get_mut(peer)) else {
             return;
@@ -280,7 +281,9 @@ impl Balancer {
                         sh.clear_fails(peer);
                     }
                 }
-                peak_ewma::observe(st, latency, now, half_life);
+                if let Some(half_life) = ewma_half_life {
+                    peak_ewma::observe(st, latency, now, half_life);
+                }
             }
             Outcome::Failure => {
                 match &self.shared {

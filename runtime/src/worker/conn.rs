@@ -217,7 +217,7 @@ impl Conn {
             close_after: false,
             discard: Discard::None,
             head_len: 0,
-            started: clock_ms(w.now),
+            started: w.now_ms,
             finished: Finished::default(),
             body_sent: 0,
             keepalive_ms: 75_000,
@@ -477,7 +477,7 @@ impl Conn {
 
     /// Routes and answers the request in `w.scratch.head`.
     fn answer(&mut self, w: &mut Worker<'_>) {
-        self.started = clock_ms(w.now);
+        self.started = w.now_ms;
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }
@@ -549,7 +549,7 @@ impl Conn {
 
     /// Answers a malformed request: nginx's error page, then close.
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
-        self.started = clock_ms(w.now);
+        self.started = w.now_ms;
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }

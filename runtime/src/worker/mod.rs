@@ -82,6 +82,8 @@ pub(crate) struct Worker<'a> {
     /// The time after the last `epoll_wait` (one clock read per loop, as nginx's
     /// `ngx_current_msec`): deadlines and request times use it.
     pub(crate) now: Instant,
+    /// `now` as [`conn::clock_ms`] gives it, computed once per loop round.
+    pub(crate) now_ms: u32,
     /// The address of each IR listener (the local address of its connections unless the
     /// listener is a wildcard).
     pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
@@ -184,6 +186,7 @@ pub fn run(
         ups: proxy::Upstreams::new(loaded, seed),
         registry,
         now: Instant::now(),
+        now_ms: conn::clock_ms(Instant::now()),
         listener_addrs: loaded
             .ir
             .listeners
@@ -220,6 +223,7 @@ pub fn run(
             }
         }
         w.now = Instant::now();
+        w.now_ms = conn::clock_ms(w.now);
         w.date.refresh(w.now);
         // Upstream events first: a response finished in this round puts its connection
         // back in the keep-alive cache before the round's new requests look for one.

@@ -27,7 +27,9 @@ fn normalize_host_into(raw: &[u8], out: &mut Vec<u8>) {
     while let [rest @ .., b'.'] = host {
         host = rest;
     }
-    out.extend(host.iter().map(u8::to_ascii_lowercase));
+    // Copied whole and lowercased in place (vectorised), not pushed byte by byte.
+    out.extend_from_slice(host);
+    out.make_ascii_lowercase();
 }
 
 /// Internal redirects allowed per request (nginx: 10).
@@ -178,10 +180,12 @@ impl Worker<'_> {
             .and_then(|r| conn.rbuf.get(r))
             .unwrap_or(b"");
         normalize_host_into(host_raw, &mut self.scratch.host);
-        let host = std::str::from_utf8(&self.scratch.host).unwrap_or("");
         let listener = ir.listeners.get(conn.listener as usize);
         let (sid, how) = match listener {
-            Some(l) => ir.find_server(l, host, &mut |id, s| self.loaded.is_match(id, s.as_bytes())),
+            Some(l) => {
+                let loaded = &self.loaded;
+                ir.find_server(l, &self.scratch.host, &mut |id, s| loaded.is_match(id, s))
+            }
             None => (ServerId(0), proton_ir::ServerMatch::Default),
         };
         let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
@@ -473,7 +477,7 @@ impl Worker<'_> {
             status,
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
-            request_time_ms: u64::from(super::conn::clock_ms(self.now).wrapping_sub(conn.started)),
+            request_time_ms: u64::from(self.now_ms.wrapping_sub(conn.started)),
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
