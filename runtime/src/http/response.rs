@@ -101,19 +101,20 @@ pub fn write_status_line(out: &mut Vec<u8>, minor: u8, status: u16) {
 /// `core::fmt` (a response head is built per request).
 pub fn write_num_header(out: &mut Vec<u8>, name: &[u8], n: u64) {
     out.extend_from_slice(name);
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
+    // Digits and CRLF filled from the end of a small array, appended in one copy.
+    let mut tail = [0u8; 22];
+    let mut i = tail.len() - 2;
+    tail[i..].copy_from_slice(b"\r\n");
     let mut v = n;
     loop {
         i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
+        tail[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&tail[i..]);
 }
 
 /// Appends `n` in decimal, at least three digits (`099`), as nginx's `%03ui`.

@@ -20,6 +20,10 @@ pub(crate) struct DateHeader {
     /// `$time_local` and the second it was formatted for.
     local: Vec<u8>,
     local_secs: u64,
+    /// `Server: …` and `Date: …` lines of a response head, without and with the version
+    /// (`server_tokens`), and the second they were made for: one copy per response.
+    server_date: [Vec<u8>; 2],
+    server_date_secs: i64,
 }
 
 impl DateHeader {
@@ -30,6 +34,8 @@ impl DateHeader {
             next_second: now,
             local: Vec::new(),
             local_secs: u64::MAX,
+            server_date: [Vec::new(), Vec::new()],
+            server_date_secs: i64::MIN,
         };
         d.refresh(now);
         d
@@ -67,6 +73,27 @@ impl DateHeader {
         let secs = self.unix_secs();
         self.cache.get_secs(secs)
     }
+
+    /// The `Server` and `Date` lines of a response head (`server_tokens` adds the version).
+    pub(crate) fn server_and_date(&mut self, server_tokens: bool) -> &[u8] {
+        let secs = self.unix_secs();
+        if secs != self.server_date_secs {
+            self.server_date_secs = secs;
+            let date = self.cache.get_secs(secs);
+            let servers: [&[u8]; 2] = [
+                b"Server: proton\r\n",
+                concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
+            ];
+            for (line, server) in self.server_date.iter_mut().zip(servers) {
+                line.clear();
+                line.extend_from_slice(server);
+                line.extend_from_slice(b"Date: ");
+                line.extend_from_slice(date);
+                line.extend_from_slice(b"\r\n");
+            }
+        }
+        &self.server_date[usize::from(server_tokens)]
+    }
 }
 
 /// The parts of a response head besides status and body.
@@ -84,16 +111,7 @@ pub(crate) struct Head<'h> {
 /// calls [`end_head`].
 pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
     write_status_line(out, h.minor, h.status);
-    if h.server_tokens {
-        out.extend_from_slice(
-            concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
-        );
-    } else {
-        out.extend_from_slice(b"Server: proton\r\n");
-    }
-    out.extend_from_slice(b"Date: ");
-    out.extend_from_slice(w.date.get());
-    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(w.date.server_and_date(h.server_tokens));
     if let Some(ct) = h.content_type {
         out.extend_from_slice(b"Content-Type: ");
         out.extend_from_slice(ct);
