@@ -435,24 +435,24 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
         };
         out.header_count += 1;
 
-        if name.eq_ignore_ascii_case(b"host") {
+        if token_eq(name, b"host") {
             if host_seen {
                 return Err(HttpError::DuplicateHost);
             }
             host_seen = true;
             let host = validate_host(value).ok_or(HttpError::InvalidHost)?;
             out.host = Some(value_range.start + host.start..value_range.start + host.end);
-        } else if name.eq_ignore_ascii_case(b"content-length") {
+        } else if token_eq(name, b"content-length") {
             if out.content_length.is_some() {
                 return Err(HttpError::DuplicateContentLength);
             }
             out.content_length = Some(parse_content_length(value)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        } else if token_eq(name, b"transfer-encoding") {
             if te.is_some() {
                 return Err(HttpError::DuplicateTransferEncoding);
             }
             te = Some(value);
-        } else if name.eq_ignore_ascii_case(b"connection") {
+        } else if token_eq(name, b"connection") {
             for token in value.split(|&b| b == b',') {
                 let token = trim_ows(token);
                 if token.eq_ignore_ascii_case(b"close") {
@@ -461,9 +461,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
                     conn_keep_alive = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
+        } else if token_eq(name, b"expect") {
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case(b"upgrade") && out.upgrade.is_none() {
+        } else if token_eq(name, b"upgrade") && out.upgrade.is_none() {
             out.upgrade = Some(value_range);
         }
     }
@@ -550,6 +550,20 @@ static TCHAR: [bool; 256] = {
 #[inline]
 pub(crate) fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
+}
+
+/// Whether the header name `name` (a token: every byte passed [`is_tchar`]) is `lower`, a
+/// lowercase constant of letters, digits and `-`, ignoring ASCII case. Setting bit 0x20
+/// lowercases a letter and leaves every other token byte that could match unchanged, so
+/// one OR per byte replaces `eq_ignore_ascii_case`'s two case conversions.
+#[inline]
+pub(crate) fn token_eq(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0u8, |acc, (&a, &b)| acc | ((a | 0x20) ^ b))
+            == 0
 }
 
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -970,6 +984,44 @@ mod tests {
     #[test]
     fn head_struct_stays_small() {
         assert!(std::mem::size_of::<RequestHead>() <= 2048);
+    }
+
+    /// `token_eq` agrees with `eq_ignore_ascii_case` for every token byte at every position
+    /// of the names it is used with.
+    #[test]
+    fn token_eq_is_case_insensitive_equality_on_tokens() {
+        let names: [&[u8]; 12] = [
+            b"host",
+            b"content-length",
+            b"transfer-encoding",
+            b"connection",
+            b"expect",
+            b"upgrade",
+            b"keep-alive",
+            b"proxy-connection",
+            b"te",
+            b"trailer",
+            b"server",
+            b"x-accel-",
+        ];
+        for lower in names {
+            assert!(token_eq(lower, lower));
+            assert!(token_eq(&lower.to_ascii_uppercase(), lower));
+            assert!(!token_eq(&lower[1..], lower));
+            for i in 0..lower.len() {
+                for b in (0..=255u8).filter(|&b| is_tchar(b)) {
+                    let mut name = lower.to_vec();
+                    name[i] = b;
+                    assert_eq!(
+                        token_eq(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} vs {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -58,7 +58,7 @@
 //! assert_eq!(&buf[head.head_len..], b"hello");
 //! ```
 
-use super::request::{bytes_at, is_tchar, parse_content_length, trim_ows};
+use super::request::{bytes_at, is_tchar, parse_content_length, token_eq, trim_ows};
 use std::fmt;
 use std::ops::Range;
 
@@ -297,11 +297,13 @@ fn scan_head(w: &[u8], max_headers: usize, out: &mut ResponseHead) -> Scan<()> {
 /// `HTTP/1.x SP DDD [SP reason] EOL`; fills minor, status, reason; returns where the header
 /// lines start.
 fn scan_status_line(w: &[u8], out: &mut ResponseHead) -> Scan<usize> {
-    for (i, &want) in b"HTTP/1.".iter().enumerate() {
-        match w.get(i) {
-            None => return Err(Stop::More),
-            Some(&b) if b == want => {}
-            Some(_) => return Err(invalid(NO_VALID)),
+    if !w.starts_with(b"HTTP/1.") {
+        for (i, &want) in b"HTTP/1.".iter().enumerate() {
+            match w.get(i) {
+                None => return Err(Stop::More),
+                Some(&b) if b == want => {}
+                Some(_) => return Err(invalid(NO_VALID)),
+            }
         }
     }
     out.minor = match w.get(7) {
@@ -343,6 +345,7 @@ fn scan_status_line(w: &[u8], out: &mut ResponseHead) -> Scan<usize> {
 
 /// Scans field content from `from` to the end of the line: SP, HT, VCHAR and obs-text only.
 /// Returns (where the content ends, where the next line starts).
+#[inline]
 fn scan_to_eol(
     w: &[u8],
     from: usize,
@@ -393,28 +396,41 @@ fn scan_to_eol_bytewise(
     }
 }
 
-/// Whether `s` holds a byte other than HT, SP, VCHAR and obs-text. Eight bytes at a time:
-/// a word with no byte below 0x20 and no DEL is clean; one with such a byte (usually a
-/// tab) is looked at byte by byte.
+/// Whether `s` holds a byte other than HT, SP, VCHAR and obs-text. Eight bytes at a time
+/// (the last word overlapping the one before it): a word with no byte below 0x20 and no DEL
+/// is clean; one with such a byte (usually a tab) is looked at byte by byte.
 fn has_control(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if s.len() < 8 {
+        return s.iter().any(|&b| is_control(b));
+    }
     let mut words = s.chunks_exact(8);
     for w in &mut words {
-        let Ok(bytes) = <[u8; 8]>::try_from(w) else {
-            return w.iter().any(|&b| is_control(b));
-        };
-        let x = u64::from_le_bytes(bytes);
-        // A byte below 0x20 (exact for any word: bytes of 0x80 and above never count).
-        let low = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        // A byte equal to 0x7f: a zero byte of x ^ 0x7f7f…
-        let y = x ^ (ONES * 0x7f);
-        let del = y.wrapping_sub(ONES) & !y & HIGH;
-        if (low | del) != 0 && w.iter().any(|&b| is_control(b)) {
+        if word_may_have_control(w) && w.iter().any(|&b| is_control(b)) {
             return true;
         }
     }
-    words.remainder().iter().any(|&b| is_control(b))
+    let tail = s.get(s.len() - 8..).unwrap_or_default();
+    !words.remainder().is_empty()
+        && word_may_have_control(tail)
+        && tail.iter().any(|&b| is_control(b))
+}
+
+/// Whether the 8 bytes of `w` include one below 0x20 or a DEL (exact for the whole word;
+/// HT counts, the caller looks closer).
+#[inline]
+fn word_may_have_control(w: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let Ok(bytes) = <[u8; 8]>::try_from(w) else {
+        return true;
+    };
+    let x = u64::from_le_bytes(bytes);
+    // A byte below 0x20 (bytes of 0x80 and above never count).
+    let low = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+    // A byte equal to 0x7f: a zero byte of x ^ 0x7f7f…
+    let y = x ^ (ONES * 0x7f);
+    let del = y.wrapping_sub(ONES) & !y & HIGH;
+    (low | del) != 0
 }
 
 /// A byte field content may not hold: a control other than HT, or DEL.
@@ -458,12 +474,12 @@ fn interpret_header(
     out: &mut ResponseHead,
 ) -> Scan<()> {
     let v = bytes_at(w, value);
-    if name.eq_ignore_ascii_case(b"content-length") {
+    if token_eq(name, b"content-length") {
         if out.content_length.is_some() {
             return Err(invalid(DUP_CL));
         }
         out.content_length = Some(parse_content_length(v).map_err(|_| invalid(INVALID_CL))?);
-    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+    } else if token_eq(name, b"transfer-encoding") {
         if *te_seen {
             return Err(invalid(DUP_TE));
         }
@@ -475,7 +491,7 @@ fn interpret_header(
             return Err(invalid(TE_HTTP10));
         }
         out.chunked = true;
-    } else if name.eq_ignore_ascii_case(b"connection") {
+    } else if token_eq(name, b"connection") {
         for token in v.split(|&b| b == b',') {
             let token = trim_ows(token);
             if token.eq_ignore_ascii_case(b"close") {
@@ -486,7 +502,7 @@ fn interpret_header(
                 out.conn_upgrade = true;
             }
         }
-    } else if name.eq_ignore_ascii_case(b"upgrade") && out.upgrade.is_none() {
+    } else if token_eq(name, b"upgrade") && out.upgrade.is_none() {
         out.upgrade = Some(value.clone());
     }
     Ok(())

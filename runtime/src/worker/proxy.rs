@@ -23,7 +23,7 @@ use super::request::Handled;
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{Method, RequestHead};
+use crate::http::request::{token_eq, Method, RequestHead};
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
 use crate::upstream::{Balancer, Outcome as Report};
@@ -411,12 +411,12 @@ const HOP_BY_HOP: [&[u8]; 8] = [
 
 /// Response headers never passed to the client.
 fn hop_by_hop_response(name: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|n| n.eq_ignore_ascii_case(name))
+    HOP_BY_HOP.iter().any(|n| token_eq(name, n))
 }
 
 /// Request headers never passed on: the hop-by-hop ones and `Expect` (answered here).
 fn hop_by_hop_request(name: &[u8]) -> bool {
-    hop_by_hop_response(name) || name.eq_ignore_ascii_case(b"expect")
+    hop_by_hop_response(name) || token_eq(name, b"expect")
 }
 
 /// Whether a comma-separated header value has `token` (case-insensitive).
@@ -1455,10 +1455,10 @@ impl Worker<'_> {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
             };
-            let hidden_default = name.eq_ignore_ascii_case(b"server")
-                || name.eq_ignore_ascii_case(b"date")
-                || name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-accel-");
-            if (hop_by_hop_response(name) && !(tunnel && name.eq_ignore_ascii_case(b"upgrade")))
+            let hidden_default = token_eq(name, b"server")
+                || token_eq(name, b"date")
+                || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+            if (hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
                 || (hidden_default && !passes(name))
                 || ps
                     .hide_headers
@@ -1469,7 +1469,7 @@ impl Worker<'_> {
             }
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");
-            if name.eq_ignore_ascii_case(b"location") || name.eq_ignore_ascii_case(b"refresh") {
+            if token_eq(name, b"location") || token_eq(name, b"refresh") {
                 rewrite_location(ir, loc, &ps.redirect, value, &mut out);
             } else {
                 out.extend_from_slice(value);
