@@ -678,6 +678,14 @@ http {
     assert_eq!(body(Some("hello.c.test")), "C:hello");
     assert_eq!(body(Some("unknown.test")), "A");
     assert_eq!(body(None), "nohost");
+    // Host bytes that are not UTF-8 are matched as bytes, as nginx does (it accepts any
+    // byte from 0x80 up in a host): a leading wildcard still applies.
+    let (raw, _) = raw_exchange(
+        p.port,
+        b"GET / HTTP/1.1\r\nHost: \xff\xfe.B.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(first(&raw).body_text(), "B");
 }
 
 #[test]
