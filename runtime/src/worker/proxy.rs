@@ -272,6 +272,9 @@ pub(crate) struct Proxy {
     rbody: RespBody,
     /// Hash key for `hash`/`ip_hash`.
     key: Vec<u8>,
+    /// `proxy_pass` with variables: the URL made for this request (host and URI are ranges
+    /// of it), kept with the state so that no buffer is allocated per request.
+    dyn_url: Vec<u8>,
     /// A literal address from a proxy_pass with variables (no balancer).
     direct: Option<std::net::SocketAddr>,
     head_only: bool,
@@ -326,6 +329,7 @@ impl Proxy {
             resp: ResponseHead::default(),
             rbody: RespBody::None,
             key: Vec::new(),
+            dyn_url: Vec::new(),
             direct: None,
             head_only: false,
             idempotent: true,
@@ -369,6 +373,7 @@ impl Proxy {
         self.hold.clear();
         self.rbody = RespBody::None;
         self.key.clear();
+        self.dyn_url.clear();
         self.direct = None;
         self.upgrade = false;
         self.spoiled = false;
@@ -443,21 +448,33 @@ impl Worker<'_> {
         let Some(proxy) = l.conf.proxy.as_deref() else {
             return Handled::Status(500);
         };
+        let mut p = self
+            .ups
+            .free
+            .pop()
+            .unwrap_or_else(|| Box::new(Proxy::new()));
+        p.reset(self.now);
         let mut upstream = proxy.upstream.0 as usize;
         // proxy_pass with variables: the URL is made per request; its host names an
         // upstream group or is an IP address (nginx would need a `resolver` for other names).
+        // Host and URI are ranges of `p.dyn_url`.
         let mut direct = None;
-        let mut dyn_uri = None;
-        let mut dyn_host = Vec::new();
+        let mut dyn_host = 0..0;
+        let mut dyn_uri: Option<std::ops::Range<usize>> = None;
         if let Some(t) = &proxy.dynamic {
-            let mut url = Vec::new();
+            let mut url = std::mem::take(&mut p.dyn_url);
             self.ctx(conn, head, sid, 0).expand(t, &mut url);
-            let rest = url.strip_prefix(b"http://").unwrap_or(&url);
-            let (hostport, uri) = match rest.iter().position(|&b| b == b'/') {
-                Some(i) => (&rest[..i], Some(rest[i..].to_vec())),
-                None => (rest, None),
+            let start = if url.starts_with(b"http://") { 7 } else { 0 };
+            let rest = url.get(start..).unwrap_or_default();
+            dyn_host = match rest.iter().position(|&b| b == b'/') {
+                Some(i) => {
+                    dyn_uri = Some(start + i..url.len());
+                    start..start + i
+                }
+                None => start..url.len(),
             };
-            let host = std::str::from_utf8(hostport).unwrap_or("");
+            let host =
+                std::str::from_utf8(url.get(dyn_host.clone()).unwrap_or_default()).unwrap_or("");
             if let Some(i) = ir
                 .upstreams
                 .iter()
@@ -473,20 +490,15 @@ impl Worker<'_> {
                     "no resolver defined to resolve {host}, client: {}",
                     conn.peer.ip()
                 );
+                p.dyn_url = url;
+                self.recycle(p);
                 return Handled::Status(502);
             }
-            dyn_host.extend_from_slice(hostport);
-            dyn_uri = uri;
+            p.dyn_url = url;
         }
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = &s.proxy;
         let http11 = ps.http_version == ProxyHttpVersion::Http11;
-        let mut p = self
-            .ups
-            .free
-            .pop()
-            .unwrap_or_else(|| Box::new(Proxy::new()));
-        p.reset(self.now);
         p.sid = sid;
         p.loc = loc;
         p.upstream = upstream;
@@ -506,9 +518,9 @@ impl Worker<'_> {
         req.extend_from_slice(conn.rbuf.get(head.method_range.clone()).unwrap_or(b"GET"));
         req.push(b' ');
         let uri_at = req.len();
-        match &dyn_uri {
+        match dyn_uri {
             // With variables and a URI, the URI goes as made (nginx).
-            Some(u) => req.extend_from_slice(u),
+            Some(u) => req.extend_from_slice(p.dyn_url.get(u).unwrap_or_default()),
             None => self.upstream_uri(conn, head, l.kind, l.name, proxy.uri.as_ref(), &mut req),
         }
         if req.len() == uri_at {
@@ -535,7 +547,7 @@ impl Worker<'_> {
 
         // proxy_set_header, with nginx's defaults merged in by the compiler.
         let proxy_host = if proxy.dynamic.is_some() {
-            &dyn_host[..]
+            p.dyn_url.get(dyn_host).unwrap_or_default()
         } else {
             ir.text_of(proxy.proxy_host).as_bytes()
         };

@@ -32,6 +32,9 @@ fn normalize_host_into(raw: &[u8], out: &mut Vec<u8>) {
     out.make_ascii_lowercase();
 }
 
+/// Most spare `set` buffers a worker keeps.
+const USER_SPARE_MAX: usize = 64;
+
 /// Internal redirects allowed per request (nginx: 10).
 const MAX_REDIRECTS: u32 = 10;
 
@@ -48,6 +51,9 @@ pub(crate) struct Scratch {
     pub(crate) args: Vec<u8>,
     pub(crate) host: Vec<u8>,
     pub(crate) user: Vec<Option<Vec<u8>>>,
+    /// Buffers of earlier requests' user variables, reused by `set` (no allocation per
+    /// request); at most [`USER_SPARE_MAX`].
+    pub(crate) user_spare: Vec<Vec<u8>>,
     pub(crate) captures: Vec<Option<Vec<u8>>>,
     pub(crate) named: Vec<(String, Vec<u8>)>,
     /// Requests already served on the current connection.
@@ -199,7 +205,15 @@ impl Worker<'_> {
         let mut uri = std::mem::take(&mut self.scratch.uri);
         let ok = proton_ir::uri::normalize_path(target, &mut uri);
         self.scratch.uri = uri;
-        self.scratch.user.clear();
+        // Every user variable starts unset; the buffers of the last request's values wait
+        // for the next `set`.
+        for slot in self.scratch.user.iter_mut() {
+            if let Some(v) = slot.take() {
+                if self.scratch.user_spare.len() < USER_SPARE_MAX {
+                    self.scratch.user_spare.push(v);
+                }
+            }
+        }
         self.scratch.user.resize(ir.user_vars.len(), None);
         self.scratch.captures.clear();
         self.scratch.named.clear();
@@ -517,10 +531,15 @@ impl Worker<'_> {
                     return Script::Return(*code, text.is_some());
                 }
                 ScriptOp::Set { var, value } => {
-                    let mut out = Vec::new();
+                    let mut out = self.scratch.user_spare.pop().unwrap_or_default();
+                    out.clear();
                     self.ctx(conn, head, sid, 0).expand(value, &mut out);
                     if let Some(slot) = self.scratch.user.get_mut(*var as usize) {
-                        *slot = Some(out);
+                        if let Some(old) = slot.replace(out) {
+                            if self.scratch.user_spare.len() < USER_SPARE_MAX {
+                                self.scratch.user_spare.push(old);
+                            }
+                        }
                     }
                 }
                 ScriptOp::Rewrite {

@@ -464,6 +464,61 @@ server {
     assert_eq!(e.one("host"), Some("client.example"), "{}", e.dump());
 }
 
+/// `proxy_pass` with variables: the host names an upstream group or is a literal address, a
+/// URI in the directive goes as made (nginx), the Host header is the URL's host, and a name
+/// that is neither is a 502 with nginx's log line. The requests share one connection, so the
+/// recycled proxy state (which holds the made URL) serves one after the other.
+#[test]
+fn proxy_pass_with_variables() {
+    let t = TempDir::new("px-vars");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location = /echo { set $g be; proxy_pass http://$g; }
+    location /lit/ { set $a 127.0.0.1:@A@; proxy_pass http://$a/echo$is_args$args; }
+    location /bad/ { set $h nowhere.invalid; proxy_pass http://$h; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let resps = keep_alive_exchange(
+        p.port,
+        &[
+            b"GET /lit/a/long/path/that/is/replaced?q=2 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /lit/s HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /echo?x=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("keep-alive exchange: {e}\n{}", p.logs()));
+    assert_eq!(resps.len(), 3, "connection closed early\n{}", p.logs());
+    let literal = format!("127.0.0.1:{}", b.port);
+    let e = Echo::of(&resps[0]);
+    assert_eq!(e.line, "GET /echo?q=2 HTTP/1.0", "{}", e.dump());
+    assert_eq!(e.one("host"), Some(literal.as_str()), "{}", e.dump());
+    let e = Echo::of(&resps[1]);
+    assert_eq!(e.line, "GET /echo HTTP/1.0", "{}", e.dump());
+    assert_eq!(e.one("host"), Some(literal.as_str()), "{}", e.dump());
+    let e = Echo::of(&resps[2]);
+    assert_eq!(e.line, "GET /echo?x=1 HTTP/1.0", "{}", e.dump());
+    assert_eq!(e.one("host"), Some("be"), "{}", e.dump());
+
+    let r = get(&p, "/bad/x");
+    assert_eq!(r.status, 502, "{}\n{}", r.body_text(), p.logs());
+    assert!(
+        wait_until(Duration::from_secs(5), || error_log(&t)
+            .contains("no resolver defined to resolve nowhere.invalid")),
+        "{}",
+        error_log(&t)
+    );
+    // The worker goes on serving after the refusal.
+    let e = Echo::of(&get(&p, "/lit/again"));
+    assert_eq!(e.line, "GET /echo HTTP/1.0", "{}", e.dump());
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Response headers
 // ---------------------------------------------------------------------------------------------
