@@ -1440,24 +1440,18 @@ impl Worker<'_> {
                     .is_some_and(|n| n.eq_ignore_ascii_case(name))
             })
         };
+        // Our own Server and Date lines unless the upstream's pass (both hidden by default).
         let own_server = !(passes(b"server") && upstream_has(b"server"));
         let own_date = !(passes(b"date") && upstream_has(b"date"));
-        if own_server && own_date {
-            // The usual case (both hidden by default): the cached pair of lines.
-            out.extend_from_slice(self.date.server_and_date(tokens));
-        } else {
-            if own_server {
-                out.extend_from_slice(if tokens {
-                    concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
-                } else {
-                    b"Server: proton\r\n"
-                });
-            }
-            if own_date {
-                out.extend_from_slice(b"Date: ");
-                out.extend_from_slice(self.date.get());
-                out.extend_from_slice(b"\r\n");
-            }
+        let (server, date) = self
+            .date
+            .server_and_date(tokens)
+            .split_at(super::respond::server_line(tokens).len());
+        if own_server {
+            out.extend_from_slice(server);
+        }
+        if own_date {
+            out.extend_from_slice(date);
         }
         let ir = &self.loaded.ir;
         let loc = &ir.locations[p.loc.0 as usize];

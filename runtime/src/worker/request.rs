@@ -35,6 +35,15 @@ fn normalize_host_into(raw: &[u8], out: &mut Vec<u8>) {
 /// Most spare `set` buffers a worker keeps.
 const USER_SPARE_MAX: usize = 64;
 
+/// Keeps the buffer of a user variable's old value in `spare` for a later `set`.
+fn keep_spare(spare: &mut Vec<Vec<u8>>, old: Option<Vec<u8>>) {
+    if let Some(v) = old {
+        if spare.len() < USER_SPARE_MAX {
+            spare.push(v);
+        }
+    }
+}
+
 /// Internal redirects allowed per request (nginx: 10).
 const MAX_REDIRECTS: u32 = 10;
 
@@ -208,11 +217,7 @@ impl Worker<'_> {
         // Every user variable starts unset; the buffers of the last request's values wait
         // for the next `set`.
         for slot in self.scratch.user.iter_mut() {
-            if let Some(v) = slot.take() {
-                if self.scratch.user_spare.len() < USER_SPARE_MAX {
-                    self.scratch.user_spare.push(v);
-                }
-            }
+            keep_spare(&mut self.scratch.user_spare, slot.take());
         }
         self.scratch.user.resize(ir.user_vars.len(), None);
         self.scratch.captures.clear();
@@ -515,17 +520,14 @@ impl Worker<'_> {
                 ScriptOp::Return { code, text } => {
                     let mut out = std::mem::take(&mut self.scratch.tmp);
                     out.clear();
-                    match text.as_ref().map(|t| t.parts.as_slice()) {
-                        // A constant text (the usual case) needs no variable context.
-                        Some([proton_ir::Part::Literal(lit)]) => {
-                            out.extend_from_slice(lit.as_bytes())
-                        }
-                        Some(_) => {
-                            if let Some(t) = text {
-                                self.ctx(conn, head, sid, *code).expand(t, &mut out);
+                    if let Some(t) = text {
+                        match t.parts.as_slice() {
+                            // A constant text (the usual case) needs no variable context.
+                            [proton_ir::Part::Literal(lit)] => {
+                                out.extend_from_slice(lit.as_bytes())
                             }
+                            _ => self.ctx(conn, head, sid, *code).expand(t, &mut out),
                         }
-                        None => {}
                     }
                     self.scratch.tmp = out;
                     return Script::Return(*code, text.is_some());
@@ -535,11 +537,7 @@ impl Worker<'_> {
                     out.clear();
                     self.ctx(conn, head, sid, 0).expand(value, &mut out);
                     if let Some(slot) = self.scratch.user.get_mut(*var as usize) {
-                        if let Some(old) = slot.replace(out) {
-                            if self.scratch.user_spare.len() < USER_SPARE_MAX {
-                                self.scratch.user_spare.push(old);
-                            }
-                        }
+                        keep_spare(&mut self.scratch.user_spare, slot.replace(out));
                     }
                 }
                 ScriptOp::Rewrite {

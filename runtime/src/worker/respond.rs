@@ -69,30 +69,32 @@ impl DateHeader {
     pub(crate) fn time_local(&self) -> &[u8] {
         &self.local
     }
-    pub(crate) fn get(&mut self) -> &[u8] {
-        let secs = self.unix_secs();
-        self.cache.get_secs(secs)
-    }
-
-    /// The `Server` and `Date` lines of a response head (`server_tokens` adds the version).
+    /// The `Server` and `Date` lines of a response head (`server_tokens` adds the version),
+    /// in that order; the `Server` line is the first [`server_line`]`(server_tokens).len()`
+    /// bytes.
     pub(crate) fn server_and_date(&mut self, server_tokens: bool) -> &[u8] {
         let secs = self.unix_secs();
         if secs != self.server_date_secs {
             self.server_date_secs = secs;
             let date = self.cache.get_secs(secs);
-            let servers: [&[u8]; 2] = [
-                b"Server: proton\r\n",
-                concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes(),
-            ];
-            for (line, server) in self.server_date.iter_mut().zip(servers) {
+            for (line, tokens) in self.server_date.iter_mut().zip([false, true]) {
                 line.clear();
-                line.extend_from_slice(server);
+                line.extend_from_slice(server_line(tokens));
                 line.extend_from_slice(b"Date: ");
                 line.extend_from_slice(date);
                 line.extend_from_slice(b"\r\n");
             }
         }
         &self.server_date[usize::from(server_tokens)]
+    }
+}
+
+/// The `Server` header line (`server_tokens` adds the version).
+pub(crate) fn server_line(server_tokens: bool) -> &'static [u8] {
+    if server_tokens {
+        concat!("Server: proton/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
+    } else {
+        b"Server: proton\r\n"
     }
 }
 
