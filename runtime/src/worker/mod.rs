@@ -87,6 +87,8 @@ pub(crate) struct Worker<'a> {
     /// The address of each IR listener (the local address of its connections unless the
     /// listener is a wildcard).
     pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
+    /// Prepared answers of the locations that only `return` a constant text, by location.
+    pub(crate) returns: Vec<Option<respond::ConstReturn>>,
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -193,6 +195,7 @@ pub fn run(
             .iter()
             .map(|l| crate::listen::parse_addr(&l.addr))
             .collect(),
+        returns: respond::const_returns(&loaded.ir),
     };
     elog!(
         w.elog,

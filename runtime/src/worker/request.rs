@@ -8,6 +8,7 @@ use super::vars::Ctx;
 use super::{static_files, Worker};
 use crate::elog;
 use crate::http::request::RequestHead;
+use crate::http::response::write_status_line;
 use proton_ir::{LocationId, RewriteFlag, ScriptOp, ServerId, Settings};
 use std::io::Write;
 
@@ -296,6 +297,11 @@ impl Worker<'_> {
                             conn.peer.ip()
                         );
                         return self.finish_status(conn, head, 413, loc_id, true);
+                    }
+                    if error_status.is_none() {
+                        if let Some(out) = self.answer_const(conn, head, loc_id) {
+                            return out;
+                        }
                     }
                     match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
                         Script::Return(code, has_text) => {
@@ -637,6 +643,32 @@ impl Worker<'_> {
             && !self.draining
             && s.keepalive_timeout_ms > 0
             && (s.keepalive_requests == 0 || self.scratch.served + 1 < s.keepalive_requests)
+    }
+
+    /// The prepared answer of a location that only returns a constant text (see
+    /// [`respond::ConstReturn`]); `None` for other locations.
+    fn answer_const(
+        &mut self,
+        conn: &mut Conn,
+        head: &RequestHead,
+        loc: LocationId,
+    ) -> Option<Outcome> {
+        self.returns.get(loc.0 as usize)?.as_ref()?;
+        let keep = self.keep_alive(head, loc);
+        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
+        let c = self.returns.get(loc.0 as usize)?.as_ref()?;
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        write_status_line(&mut wbuf, head.minor_version, c.code);
+        wbuf.extend_from_slice(self.date.server_and_date(tokens));
+        wbuf.extend_from_slice(if keep { &c.keep_tail } else { &c.close_tail });
+        let n = wbuf.len();
+        if !head.is_head() {
+            wbuf.extend_from_slice(&c.body);
+        }
+        let code = c.code;
+        conn.wbuf = wbuf;
+        self.scratch.mtime = None;
+        Some(self.outcome(code, !keep, loc, n))
     }
 
     /// `return code [text]`.

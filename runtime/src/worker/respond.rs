@@ -132,6 +132,66 @@ pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
     }
 }
 
+/// The answer of a location whose whole handling is `return CODE "constant text"` (one
+/// literal, no `add_header`, no `expires`, a status that has a body and is not a redirect):
+/// the head after the `Server` and `Date` lines, for a kept and a closed connection, and
+/// the body, made once per worker so answering is a handful of copies. What it holds is
+/// what [`begin_head`] + `add_headers` + [`end_head`] write for such a location (the
+/// integration test `constant_return_matches_the_general_path` compares the two).
+pub(crate) struct ConstReturn {
+    pub(crate) code: u16,
+    /// `Content-Type`, `Content-Length`, `Connection: keep-alive` [, `Keep-Alive`], blank line.
+    pub(crate) keep_tail: Vec<u8>,
+    /// The same with `Connection: close`.
+    pub(crate) close_tail: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+}
+
+/// The [`ConstReturn`] of every location of `ir` that has one, by location id.
+pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
+    ir.locations
+        .iter()
+        .map(|l| {
+            let s = ir.settings.get(l.conf.settings.0 as usize)?;
+            let [proton_ir::ScriptOp::Return {
+                code,
+                text: Some(t),
+            }] = l.conf.script.as_slice()
+            else {
+                return None;
+            };
+            let [proton_ir::Part::Literal(lit)] = t.parts.as_slice() else {
+                return None;
+            };
+            let code = *code;
+            let plain = (200..600).contains(&code)
+                && !matches!(code, 204 | 304 | 444 | 301 | 302 | 303 | 307 | 308);
+            if !plain || !s.add_headers.is_empty() || s.expires != proton_ir::Expires::Off {
+                return None;
+            }
+            let mut common = Vec::new();
+            common.extend_from_slice(b"Content-Type: ");
+            common.extend_from_slice(s.default_type.as_bytes());
+            common.extend_from_slice(b"\r\n");
+            write_num_header(&mut common, b"Content-Length: ", lit.len() as u64);
+            let mut keep_tail = common.clone();
+            keep_tail.extend_from_slice(b"Connection: keep-alive\r\n");
+            if let Some(t) = s.keepalive_header_secs {
+                write_num_header(&mut keep_tail, b"Keep-Alive: timeout=", t);
+            }
+            keep_tail.extend_from_slice(b"\r\n");
+            let mut close_tail = common;
+            close_tail.extend_from_slice(b"Connection: close\r\n\r\n");
+            Some(ConstReturn {
+                code,
+                keep_tail,
+                close_tail,
+                body: lit.as_bytes().to_vec(),
+            })
+        })
+        .collect()
+}
+
 /// Ends the head; returns its length in bytes.
 pub(crate) fn end_head(out: &mut Vec<u8>) -> usize {
     out.extend_from_slice(b"\r\n");

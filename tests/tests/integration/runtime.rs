@@ -1194,3 +1194,87 @@ http {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+/// Locations that only `return` a constant text are answered from a head made once per
+/// worker; every response must be byte for byte what the general path (the same text made
+/// from a variable) writes, but for the Date line.
+#[test]
+fn constant_return_matches_the_general_path() {
+    let t = TempDir::new("rt-const-return");
+    let conf = r#"
+events { worker_connections 64; }
+http {
+    default_type text/plain;
+    access_log off;
+    server {
+        listen 127.0.0.1:{port};
+        location = /c1 { return 200 "hi\n"; }
+        location = /v1 { set $a "hi\n"; return 200 $a; }
+        location = /c2 {
+            default_type text/html; server_tokens on; keepalive_timeout 30s 20s;
+            return 404 "gone";
+        }
+        location = /v2 {
+            default_type text/html; server_tokens on; keepalive_timeout 30s 20s;
+            set $a "gone"; return 404 $a;
+        }
+        location = /c3 { keepalive_timeout 0; return 503 "busy"; }
+        location = /v3 { keepalive_timeout 0; set $a "busy"; return 503 $a; }
+        location = /c4 { add_header X-A b; return 201 "made"; }
+        location = /v4 { add_header X-A b; set $a "made"; return 201 $a; }
+        location = /c5 { expires epoch; return 200 "x"; }
+        location = /v5 { expires epoch; set $a "x"; return 200 $a; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    let without_date = |raw: Vec<u8>| -> String {
+        String::from_utf8_lossy(&raw)
+            .split("\r\n")
+            .filter(|l| !l.starts_with("Date: "))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let exchange = |path: &str| -> (String, String) {
+        // Kept, HEAD, then closed by the client, on one connection; then HTTP/1.0 alone.
+        let pipelined = format!(
+            "GET {path} HTTP/1.1\r\nHost: a\r\n\r\n\
+             HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n\
+             GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        );
+        let (raw, closed) = send(p.port, &pipelined);
+        assert!(closed, "{path}: {}", String::from_utf8_lossy(&raw));
+        let (old, closed) = send(p.port, &format!("GET {path} HTTP/1.0\r\n\r\n"));
+        assert!(closed, "{path}: {}", String::from_utf8_lossy(&old));
+        (without_date(raw), without_date(old))
+    };
+    for (n, want) in [
+        ("1", "HTTP/1.1 200 OK\r\n"),
+        ("2", "HTTP/1.1 404 Not Found\r\n"),
+        ("3", "HTTP/1.1 503 "),
+        ("4", "HTTP/1.1 201 Created\r\n"),
+        ("5", "HTTP/1.1 200 OK\r\n"),
+    ] {
+        let fast = exchange(&format!("/c{n}"));
+        let general = exchange(&format!("/v{n}"));
+        assert!(fast.0.starts_with(want), "/c{n}: {}", fast.0);
+        assert_eq!(fast, general, "/c{n} vs /v{n}");
+    }
+    // What the prepared heads must carry (so that equality above is not two wrong answers).
+    let (c2, _) = exchange("/c2");
+    assert!(c2.contains("Keep-Alive: timeout=20\r\n"), "{c2}");
+    assert!(c2.contains("Server: proton/"), "{c2}");
+    assert!(c2.contains("Content-Type: text/html\r\n"), "{c2}");
+    assert_eq!(c2.matches("gone").count(), 2, "{c2}");
+    let (c1, c1_old) = exchange("/c1");
+    assert!(c1.contains("Connection: keep-alive\r\n"), "{c1}");
+    assert!(c1.contains("Connection: close\r\n"), "{c1}");
+    assert!(c1_old.starts_with("HTTP/1.0 200 OK\r\n"), "{c1_old}");
+    assert!(c1_old.contains("Connection: close\r\n"), "{c1_old}");
+    let (c3, _) = exchange("/c3");
+    assert!(!c3.contains("keep-alive"), "{c3}");
+    let (c4, _) = exchange("/c4");
+    assert!(c4.contains("X-A: b\r\n"), "{c4}");
+    let (c5, _) = exchange("/c5");
+    assert!(c5.contains("Cache-Control: no-cache\r\n"), "{c5}");
+}
