@@ -64,8 +64,10 @@ pub(crate) struct Scratch {
     /// Buffers of earlier requests' user variables, reused by `set` (no allocation per
     /// request); at most [`USER_SPARE_MAX`].
     pub(crate) user_spare: Vec<Vec<u8>>,
-    pub(crate) captures: Vec<Option<Vec<u8>>>,
-    pub(crate) named: Vec<(String, Vec<u8>)>,
+    /// `$1`… and named groups of the request's regex matches.
+    pub(crate) captures: super::vars::Captures,
+    /// Buffers variable expansion borrows (maps).
+    pub(crate) var_pool: std::cell::RefCell<super::vars::VarPool>,
     /// Requests already served on the current connection.
     pub(crate) served: u32,
     /// Modification time of the file being answered (for `expires modified`).
@@ -103,6 +105,12 @@ enum Script {
     Break,
     /// A redirect; URL in `Scratch::tmp`.
     Redirect(u16),
+}
+
+/// What a regex capture runs on.
+pub(crate) enum Subject {
+    Uri,
+    Host,
 }
 
 /// Why the handler stopped without a response.
@@ -222,12 +230,10 @@ impl Worker<'_> {
         }
         self.scratch.user.resize(ir.user_vars.len(), None);
         self.scratch.captures.clear();
-        self.scratch.named.clear();
         // A regex server name's groups are variables for the whole request.
         if let (Some(l), proton_ir::ServerMatch::Regex(i)) = (listener, how) {
             if let Some((re, _)) = l.names.regex.get(i) {
-                let h = self.scratch.host.clone();
-                self.capture(*re, &h);
+                self.capture(*re, Subject::Host);
             }
         }
         (sid, ok)
@@ -277,8 +283,7 @@ impl Worker<'_> {
                     let loc = &ir.locations[loc_id.0 as usize];
                     // The matching location regex sets $1… and named captures.
                     if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
-                        let uri = self.scratch.uri.clone();
-                        self.capture(*re, &uri);
+                        self.capture(*re, Subject::Uri);
                     }
                     if loc.conf.internal && !internal {
                         return self.finish_status(conn, head, 404, loc_id, false);
@@ -449,29 +454,72 @@ impl Worker<'_> {
         Some(self.finish_status(conn, head, status, loc_id, false))
     }
 
-    /// Runs regex `id` on `subject`; on a match, its groups become `$1`… and its named groups
-    /// `$name`, as after an nginx regex match. Returns whether it matched.
-    pub(crate) fn capture(&mut self, id: proton_ir::RegexId, subject: &[u8]) -> bool {
+    /// Runs regex `id` on the URI or the host; on a match, its groups become `$1`… and its
+    /// named groups `$name`, as after an nginx regex match. Returns whether it matched.
+    pub(crate) fn capture(&mut self, id: proton_ir::RegexId, subject: Subject) -> bool {
         let Some(re) = self.loaded.regexes.get(id.0 as usize) else {
             return false;
         };
-        let Some(caps) = re.captures(subject) else {
-            return false;
+        let s = &mut self.scratch;
+        let text: &[u8] = match subject {
+            Subject::Uri => &s.uri,
+            Subject::Host => &s.host,
         };
-        self.scratch.captures.clear();
-        for i in 0..caps.len().min(10) {
-            self.scratch
-                .captures
-                .push(caps.get(i).map(|m| m.as_bytes().to_vec()));
-        }
-        for name in re.capture_names().flatten() {
-            if let Some(m) = caps.name(name) {
-                self.scratch
-                    .named
-                    .push((name.to_string(), m.as_bytes().to_vec()));
+        let id = id.0 as usize;
+        let pool = s.var_pool.get_mut();
+        let mut locs = pool.locs(id, re);
+        let matched = s.captures.capture(id, re, &mut locs, text);
+        pool.give_locs(id, locs);
+        matched
+    }
+
+    /// Applies a rewrite whose replacement expanded to `out`: a redirect (`Some`), or the new
+    /// URI and arguments, then `last` / `break` (`Some`) or on to the next instruction.
+    fn apply_rewrite(&mut self, out: &[u8], flag: RewriteFlag) -> Option<Script> {
+        let is_url = out.starts_with(b"http://") || out.starts_with(b"https://");
+        // Arguments: the replacement's own, then the original ones unless it ends in `?`.
+        let q = if is_url {
+            None
+        } else {
+            out.iter().position(|&b| b == b'?')
+        };
+        let (path, new_args, keep_old) = match q {
+            Some(i) => (&out[..i], &out[i + 1..], i + 1 != out.len()),
+            None => (out, &out[out.len()..], true),
+        };
+        let s = &mut self.scratch;
+        if matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) || is_url {
+            s.tmp.clear();
+            s.tmp.extend_from_slice(out);
+            if !is_url && keep_old && !s.args.is_empty() && !out.contains(&b'?') {
+                s.tmp.push(b'?');
+                s.tmp.extend_from_slice(&s.args);
             }
+            let code = if flag == RewriteFlag::Permanent {
+                301
+            } else {
+                302
+            };
+            return Some(Script::Redirect(code));
         }
-        true
+        if !new_args.is_empty() || !keep_old {
+            let pool = s.var_pool.get_mut();
+            let mut args = pool.buf();
+            args.extend_from_slice(new_args);
+            if keep_old && !new_args.is_empty() && !s.args.is_empty() {
+                args.push(b'&');
+                args.extend_from_slice(&s.args);
+            }
+            pool.give_buf(std::mem::replace(&mut s.args, args));
+        }
+        s.uri.clear();
+        s.uri.extend_from_slice(path);
+        s.uri_changed = true;
+        match flag {
+            RewriteFlag::Last => Some(Script::Restart),
+            RewriteFlag::Break => Some(Script::Break),
+            _ => None,
+        }
     }
 
     /// The variable context of the current request.
@@ -498,7 +546,7 @@ impl Worker<'_> {
             local: self.local_of(conn),
             user: &self.scratch.user,
             captures: &self.scratch.captures,
-            named: &self.scratch.named,
+            pool: &self.scratch.var_pool,
             status,
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
@@ -552,53 +600,15 @@ impl Worker<'_> {
                     flag,
                     ..
                 } => {
-                    let subject = self.scratch.uri.clone();
-                    if !self.capture(*regex, &subject) {
+                    if !self.capture(*regex, Subject::Uri) {
                         continue;
                     }
-                    let mut out = Vec::new();
+                    let mut out = self.scratch.var_pool.get_mut().buf();
                     self.ctx(conn, head, sid, 0).expand(replacement, &mut out);
-                    let is_url = out.starts_with(b"http://") || out.starts_with(b"https://");
-                    // Arguments: the replacement's own, then the original ones unless it ends in `?`.
-                    let (path, mut new_args, keep_old) = match out.iter().position(|&b| b == b'?') {
-                        Some(i) if !is_url => {
-                            (out[..i].to_vec(), out[i + 1..].to_vec(), i + 1 != out.len())
-                        }
-                        _ => (out.clone(), Vec::new(), true),
-                    };
-                    if matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) || is_url {
-                        self.scratch.tmp.clear();
-                        self.scratch.tmp.extend_from_slice(&out);
-                        if !is_url
-                            && keep_old
-                            && !self.scratch.args.is_empty()
-                            && !out.contains(&b'?')
-                        {
-                            self.scratch.tmp.push(b'?');
-                            self.scratch
-                                .tmp
-                                .extend_from_slice(&self.scratch.args.clone());
-                        }
-                        let code = if *flag == RewriteFlag::Permanent {
-                            301
-                        } else {
-                            302
-                        };
-                        return Script::Redirect(code);
-                    }
-                    if keep_old && !new_args.is_empty() && !self.scratch.args.is_empty() {
-                        new_args.push(b'&');
-                        new_args.extend_from_slice(&self.scratch.args);
-                    }
-                    if !new_args.is_empty() || !keep_old {
-                        self.scratch.args = new_args;
-                    }
-                    self.scratch.uri = path;
-                    self.scratch.uri_changed = true;
-                    match flag {
-                        RewriteFlag::Last => return Script::Restart,
-                        RewriteFlag::Break => return Script::Break,
-                        _ => {}
+                    let done = self.apply_rewrite(&out, *flag);
+                    self.scratch.var_pool.get_mut().give_buf(out);
+                    if let Some(done) = done {
+                        return done;
                     }
                 }
             }

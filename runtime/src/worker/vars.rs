@@ -4,8 +4,164 @@
 
 use crate::http::request::RequestHead;
 use proton_ir::{Map, Part, Template, Var, MAX_MAP_NESTING};
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::ops::Range;
+
+/// Regex captures: `$0`…`$9` of the last match and the named groups of every match so far,
+/// as ranges into `text` (the matched subjects, back to back). The buffers are reused from
+/// request to request, so a match allocates nothing once they have grown.
+#[derive(Default)]
+pub(crate) struct Captures {
+    text: Vec<u8>,
+    numbered: Vec<Option<Range<usize>>>,
+    /// (regex, group index, range): the group's name is the regex's.
+    named: Vec<(usize, usize, Range<usize>)>,
+}
+
+/// Matched subjects kept between requests at most (a larger buffer is dropped).
+const CAPTURE_TEXT_KEEP: usize = 64 * 1024;
+
+impl Captures {
+    /// Forgets every capture (a new request).
+    pub(crate) fn clear(&mut self) {
+        if self.text.capacity() > CAPTURE_TEXT_KEEP {
+            self.text = Vec::new();
+        }
+        self.text.clear();
+        self.numbered.clear();
+        self.named.clear();
+    }
+
+    /// Runs regex `id` (`re`) on `subject`; on a match its groups become `$0`…`$9` and its
+    /// named groups are added (a later match's group of the same name wins). `locs` is a
+    /// reusable location buffer of `re`.
+    pub(crate) fn capture(
+        &mut self,
+        id: usize,
+        re: &regex::bytes::Regex,
+        locs: &mut regex::bytes::CaptureLocations,
+        subject: &[u8],
+    ) -> bool {
+        if re.captures_read(locs, subject).is_none() {
+            return false;
+        }
+        let base = self.text.len();
+        self.text.extend_from_slice(subject);
+        self.numbered.clear();
+        for i in 0..locs.len().min(10) {
+            self.numbered
+                .push(locs.get(i).map(|(s, e)| base + s..base + e));
+        }
+        for (i, name) in re.capture_names().enumerate() {
+            if let (Some(_), Some((s, e))) = (name, locs.get(i)) {
+                self.named.push((id, i, base + s..base + e));
+            }
+        }
+        true
+    }
+
+    /// Copies the named groups visible in `outer` (a map's regex match sees the request's).
+    fn inherit_named(&mut self, outer: &Captures) {
+        for (id, i, r) in &outer.named {
+            let Some(v) = outer.text.get(r.clone()) else {
+                continue;
+            };
+            let base = self.text.len();
+            self.text.extend_from_slice(v);
+            self.named.push((*id, *i, base..base + v.len()));
+        }
+    }
+
+    /// `$n`.
+    pub(crate) fn group(&self, n: usize) -> Option<&[u8]> {
+        let r = self.numbered.get(n)?.clone()?;
+        self.text.get(r)
+    }
+
+    /// The named group `name` (ASCII case-insensitive, as nginx's variable names) of the
+    /// latest match that has it.
+    fn named(&self, regexes: &[regex::bytes::Regex], name: &str) -> Option<&[u8]> {
+        let (_, _, r) = self.named.iter().rev().find(|(id, i, _)| {
+            regexes
+                .get(*id)
+                .and_then(|re| re.capture_names().nth(*i).flatten())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })?;
+        self.text.get(r.clone())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_groups(groups: &[&[u8]]) -> Captures {
+        let mut c = Captures::default();
+        for g in groups {
+            let base = c.text.len();
+            c.text.extend_from_slice(g);
+            c.numbered.push(Some(base..base + g.len()));
+        }
+        c
+    }
+}
+
+/// Buffers that variable expansion borrows while it evaluates maps (the context itself is
+/// shared, so they sit behind a `RefCell`): byte buffers, capture sets, and one location
+/// buffer per regex. What is taken is given back, so after the first requests expansion
+/// allocates nothing.
+#[derive(Default)]
+pub(crate) struct VarPool {
+    bufs: Vec<Vec<u8>>,
+    caps: Vec<Captures>,
+    locs: Vec<Option<regex::bytes::CaptureLocations>>,
+}
+
+/// Buffers a pool keeps at most (more are dropped when given back).
+const POOL_KEEP: usize = 16;
+
+impl VarPool {
+    pub(crate) fn buf(&mut self) -> Vec<u8> {
+        let mut b = self.bufs.pop().unwrap_or_default();
+        b.clear();
+        b
+    }
+
+    pub(crate) fn give_buf(&mut self, b: Vec<u8>) {
+        if self.bufs.len() < POOL_KEEP && b.capacity() <= CAPTURE_TEXT_KEEP {
+            self.bufs.push(b);
+        }
+    }
+
+    fn caps(&mut self) -> Captures {
+        let mut c = self.caps.pop().unwrap_or_default();
+        c.clear();
+        c
+    }
+
+    fn give_caps(&mut self, c: Captures) {
+        if self.caps.len() < POOL_KEEP {
+            self.caps.push(c);
+        }
+    }
+
+    /// The location buffer of regex `id` (made on its first use in this worker).
+    pub(crate) fn locs(
+        &mut self,
+        id: usize,
+        re: &regex::bytes::Regex,
+    ) -> regex::bytes::CaptureLocations {
+        self.locs
+            .get_mut(id)
+            .and_then(Option::take)
+            .unwrap_or_else(|| re.capture_locations())
+    }
+
+    pub(crate) fn give_locs(&mut self, id: usize, l: regex::bytes::CaptureLocations) {
+        if self.locs.len() <= id {
+            self.locs.resize_with(id + 1, || None);
+        }
+        self.locs[id] = Some(l);
+    }
+}
 
 /// The request as variables see it.
 pub(crate) struct Ctx<'a> {
@@ -19,9 +175,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
     pub(crate) user: &'a [Option<Vec<u8>>],
-    pub(crate) captures: &'a [Option<Vec<u8>>],
-    /// Named groups of the last regex match that defined them.
-    pub(crate) named: &'a [(String, Vec<u8>)],
+    /// `$1`… and the named groups of the regex matches so far.
+    pub(crate) captures: &'a Captures,
+    /// Buffers for evaluating maps.
+    pub(crate) pool: &'a RefCell<VarPool>,
     pub(crate) status: u16,
     pub(crate) body_bytes: u64,
     pub(crate) bytes_sent: u64,
@@ -113,7 +270,7 @@ impl Ctx<'_> {
         match p {
             Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
             Part::Capture(n) => {
-                if let Some(Some(c)) = self.captures.get(*n as usize) {
+                if let Some(c) = self.captures.group(*n as usize) {
                     out.extend_from_slice(c);
                 }
             }
@@ -136,51 +293,74 @@ impl Ctx<'_> {
         }
         *budget -= 1;
         let depth = depth + 1;
-        let mut subject = Vec::new();
+        let mut subject = self.pool.borrow_mut().buf();
         self.expand_at(&map.source, &mut subject, depth, budget);
         if map.hostnames && subject.last() == Some(&b'.') {
             subject.pop();
         }
-        if !map.exact.is_empty() || map.hostnames {
-            let key = subject.to_ascii_lowercase();
-            if let Some(t) = map.find_static(&key) {
-                return self.expand_at(t, out, depth, budget);
-            }
-        }
-        if !subject.is_empty() {
-            for (id, value) in &map.regex {
-                let Some(re) = self.regexes.get(id.0 as usize) else {
-                    continue;
-                };
-                if !uses_captures(value) {
-                    if re.is_match(&subject) {
-                        return self.expand_at(value, out, depth, budget);
-                    }
-                    continue;
-                }
-                let Some(caps) = re.captures(&subject) else {
-                    continue;
-                };
+        let value = self.map_value(map, &subject);
+        self.pool.borrow_mut().give_buf(subject);
+        match value {
+            Some((value, Some(caps))) => {
                 // The value sees this match's captures (nginx also keeps them for the rest
                 // of the request; Proton does not).
-                let numbered: Vec<Option<Vec<u8>>> = (0..caps.len().min(10))
-                    .map(|n| caps.get(n).map(|m| m.as_bytes().to_vec()))
-                    .collect();
-                let mut named = self.named.to_vec();
-                for name in re.capture_names().flatten() {
-                    if let Some(m) = caps.name(name) {
-                        named.push((name.to_ascii_lowercase(), m.as_bytes().to_vec()));
-                    }
-                }
                 let inner = Ctx {
-                    captures: &numbered,
-                    named: &named,
+                    captures: &caps,
                     ..*self
                 };
-                return inner.expand_at(value, out, depth, budget);
+                inner.expand_at(value, out, depth, budget);
+                self.pool.borrow_mut().give_caps(caps);
+            }
+            Some((value, None)) => self.expand_at(value, out, depth, budget),
+            None => self.expand_at(&map.default, out, depth, budget),
+        }
+    }
+
+    /// The value `map` gives `subject` (`None`: its default), and, when a regex that the
+    /// value reads captures from matched, those captures.
+    fn map_value<'m>(
+        &self,
+        map: &'m Map,
+        subject: &[u8],
+    ) -> Option<(&'m Template, Option<Captures>)> {
+        if !map.exact.is_empty() || map.hostnames {
+            let mut key = self.pool.borrow_mut().buf();
+            key.extend_from_slice(subject);
+            key.make_ascii_lowercase();
+            let found = map.find_static(&key);
+            self.pool.borrow_mut().give_buf(key);
+            if let Some(t) = found {
+                return Some((t, None));
             }
         }
-        self.expand_at(&map.default, out, depth, budget);
+        if subject.is_empty() {
+            return None;
+        }
+        for (id, value) in &map.regex {
+            let id = id.0 as usize;
+            let Some(re) = self.regexes.get(id) else {
+                continue;
+            };
+            if !uses_captures(value) {
+                if re.is_match(subject) {
+                    return Some((value, None));
+                }
+                continue;
+            }
+            let (mut caps, mut locs) = {
+                let mut pool = self.pool.borrow_mut();
+                (pool.caps(), pool.locs(id, re))
+            };
+            caps.inherit_named(self.captures);
+            let matched = caps.capture(id, re, &mut locs, subject);
+            let mut pool = self.pool.borrow_mut();
+            pool.give_locs(id, locs);
+            if matched {
+                return Some((value, Some(caps)));
+            }
+            pool.give_caps(caps);
+        }
+        None
     }
 
     fn var(&self, v: &Var, out: &mut Vec<u8>) {
@@ -204,7 +384,7 @@ impl Ctx<'_> {
             }
             Var::SentHttp(_) => {}
             Var::NamedCapture(name) => {
-                if let Some((_, v)) = self.named.iter().rev().find(|(n, _)| n == name) {
+                if let Some(v) = self.captures.named(self.regexes, name) {
                     out.extend_from_slice(v);
                 }
             }
@@ -517,7 +697,8 @@ mod tests {
         parse_head(buf, &Limits::default(), &mut head).expect("a request head");
         let args = target.split_once('?').map_or("", |(_, a)| a);
         let (maps, regexes) = maps();
-        let captures = vec![Some(b"whole".to_vec()), Some(b"req1".to_vec())];
+        let captures = Captures::with_groups(&[b"whole", b"req1"]);
+        let pool = RefCell::new(VarPool::default());
         let addr: SocketAddr = "127.0.0.1:80".parse().expect("an address");
         let ctx = Ctx {
             buf,
@@ -530,7 +711,7 @@ mod tests {
             local: addr,
             user: &[],
             captures: &captures,
-            named: &[],
+            pool: &pool,
             status: 200,
             body_bytes: 0,
             bytes_sent: 0,
