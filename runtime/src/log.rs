@@ -16,6 +16,24 @@ pub struct ErrorLog {
     level: LogLevel,
     /// `pid#worker` prefix part.
     who: String,
+    /// The line being written, reused (no allocation per line once grown).
+    line: Vec<u8>,
+}
+
+/// Longest line buffer kept between lines.
+const LINE_KEEP: usize = 16 * 1024;
+
+/// An I/O error as nginx writes it in the error log: `2: No such file or directory` for
+/// an OS error (without allocating, unlike `io::Error`'s own `Display`), else the error.
+pub struct OsError<'e>(pub &'e std::io::Error);
+
+impl std::fmt::Display for OsError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.raw_os_error() {
+            Some(code) => write!(f, "{code}: {}", nix::errno::Errno::from_raw(code).desc()),
+            None => write!(f, "{}", self.0),
+        }
+    }
 }
 
 /// Parses a level name (for `PROTON_LOG_LEVEL`; any case, spaces ignored).
@@ -36,6 +54,7 @@ impl ErrorLog {
             file: None,
             level,
             who: format!("{}#0", std::process::id()),
+            line: Vec::new(),
         };
         log.reopen();
         log
@@ -70,31 +89,31 @@ impl ErrorLog {
         if !self.enabled(level) {
             return;
         }
-        let line = format!(
-            "{} [{}] {}: {}\n",
-            local_time_string(),
-            level.name(),
-            self.who,
-            msg
-        );
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        write_local_time(&mut line);
+        let _ = writeln!(line, " [{}] {}: {}", level.name(), self.who, msg);
         match self.file.as_mut() {
             Some(f) => {
-                let _ = f.write_all(line.as_bytes());
+                let _ = f.write_all(&line);
             }
             None => {
-                let _ = std::io::stderr().write_all(line.as_bytes());
+                let _ = std::io::stderr().write_all(&line);
             }
+        }
+        if line.capacity() <= LINE_KEEP {
+            self.line = line;
         }
     }
 }
 
-/// `YYYY/MM/DD HH:MM:SS` in UTC (the runtime does not read time zones).
-pub fn local_time_string() -> String {
+/// Appends `YYYY/MM/DD HH:MM:SS` in UTC (the runtime does not read time zones) to `out`.
+pub fn write_local_time(out: &mut Vec<u8>) {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}")
+    let _ = write!(out, "{y:04}/{mo:02}/{d:02} {h:02}:{mi:02}:{s:02}");
 }
 
 /// Splits Unix seconds into UTC calendar fields (Howard Hinnant's days-from-civil inverse).

@@ -432,7 +432,8 @@ impl Conn {
                         w.elog,
                         Info,
                         "recv() failed ({e}) while reading client request, client: {}",
-                        self.peer.ip()
+                        self.peer.ip(),
+                        e = crate::log::OsError(&e)
                     );
                 }
                 Fill::Closed
@@ -613,7 +614,8 @@ impl Conn {
                             w.elog,
                             Info,
                             "writev() failed ({e}) while sending response to client, client: {}",
-                            self.peer.ip()
+                            self.peer.ip(),
+                            e = crate::log::OsError(&e)
                         );
                     }
                     return None;
@@ -643,7 +645,7 @@ impl Conn {
                     Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => {
                         if !matches!(e, nix::errno::Errno::EPIPE | nix::errno::Errno::ECONNRESET) {
-                            elog!(w.elog, Info, "sendfile() failed ({e}) while sending response to client, client: {}", self.peer.ip());
+                            elog!(w.elog, Info, "sendfile() failed ({e}) while sending response to client, client: {}", self.peer.ip(), e = crate::log::OsError(&std::io::Error::from(e)));
                         }
                         return None;
                     }
@@ -696,7 +698,8 @@ impl Conn {
                         w.elog,
                         Crit,
                         "pread() failed ({e}) while sending a file, client: {}",
-                        self.peer.ip()
+                        self.peer.ip(),
+                        e = crate::log::OsError(&e)
                     );
                     self.file = None;
                     break None;

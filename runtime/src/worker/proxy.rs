@@ -738,7 +738,8 @@ impl Worker<'_> {
                 elog!(
                     self.elog,
                     Error,
-                    "connect() to {a} failed ({e}) while connecting to upstream"
+                    "connect() to {a} failed ({e}) while connecting to upstream",
+                    e = crate::log::OsError(&e)
                 );
                 502
             });
@@ -796,7 +797,8 @@ impl Worker<'_> {
                     elog!(
                         self.elog,
                         Error,
-                        "connect() to {addr} failed ({e}) while connecting to upstream"
+                        "connect() to {addr} failed ({e}) while connecting to upstream",
+                        e = crate::log::OsError(&e)
                     );
                     let bal = &mut self.ups.balancers[u];
                     bal.release(peer);

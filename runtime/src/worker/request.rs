@@ -74,6 +74,8 @@ pub(crate) struct Scratch {
     pub(crate) mtime: Option<i64>,
     pub(crate) tmp: Vec<u8>,
     pub(crate) path: Vec<u8>,
+    /// The body of a built-in error or redirect page being answered.
+    pub(crate) page: Vec<u8>,
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
@@ -876,7 +878,8 @@ impl Worker<'_> {
         location.extend_from_slice(&target);
         self.scratch.tmp = target;
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
-        let mut body = Vec::new();
+        let mut body = std::mem::take(&mut self.scratch.page);
+        body.clear();
         crate::http::response::error_page(code, tokens, &mut body);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         self.start_head(
@@ -896,6 +899,7 @@ impl Worker<'_> {
             wbuf.extend_from_slice(&body);
         }
         conn.wbuf = wbuf;
+        self.scratch.page = body;
         n
     }
 

@@ -207,7 +207,8 @@ pub(crate) fn error_response(
     keep_alive: bool,
     server_tokens: bool,
 ) -> usize {
-    let mut body = Vec::new();
+    let mut body = std::mem::take(&mut w.scratch.page);
+    body.clear();
     crate::http::response::error_page(status, server_tokens, &mut body);
     begin_head(
         w,
@@ -224,6 +225,7 @@ pub(crate) fn error_response(
     );
     let n = end_head(out);
     out.extend_from_slice(&body);
+    w.scratch.page = body;
     n
 }
 

@@ -219,7 +219,8 @@ fn send_file(
                 format_args!(
                     "open() \"{}\" failed ({e}), client: {}",
                     String::from_utf8_lossy(path),
-                    conn.peer.ip()
+                    conn.peer.ip(),
+                    e = crate::log::OsError(&e)
                 ),
             );
             return Handled::Status(status);
@@ -232,7 +233,8 @@ fn send_file(
                 w.elog,
                 Crit,
                 "fstat() \"{}\" failed ({e})",
-                String::from_utf8_lossy(path)
+                String::from_utf8_lossy(path),
+                e = crate::log::OsError(&e)
             );
             return Handled::Status(500);
         }
@@ -560,7 +562,8 @@ fn range_not_satisfiable(
     len: u64,
 ) -> Handled {
     let tokens = w.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
-    let mut body = Vec::new();
+    let mut body = std::mem::take(&mut w.scratch.page);
+    body.clear();
     crate::http::response::error_page(416, tokens, &mut body);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
@@ -577,6 +580,7 @@ fn range_not_satisfiable(
         wbuf.extend_from_slice(&body);
     }
     conn.wbuf = wbuf;
+    w.scratch.page = body;
     Handled::Done {
         status: 416,
         header_bytes: n,

@@ -103,6 +103,12 @@ fn return_redirect_rewrite_and_errors() {
         (r.status, r.body_text().as_str()),
         (404, "custom not found\n")
     );
+    // The error log line is nginx's, OS error number first (written before the response).
+    let line = format!(
+        "open() \"{}/www/missing\" failed (2: No such file or directory), client: 127.0.0.1",
+        t.path().display()
+    );
+    assert!(p.logs().contains(&line), "{line}\n{}", p.logs());
     assert_eq!(
         request(p.port, Some("localhost"), "/404.html")
             .expect("internal")
