@@ -10,5 +10,7 @@ pub mod listen;
 pub mod log;
 pub mod master;
 pub mod shared;
+#[cfg(test)]
+mod testutil;
 pub mod upstream;
 pub mod worker;

@@ -1136,18 +1136,10 @@ mod tests {
     /// every pair of positions (across word boundaries).
     #[test]
     fn validate_host_words_match_bytes() {
-        let alphabet = b"a.:/[] \x7f";
+        crate::testutil::each_string(b"a.:/[] \x7f", 6, |v| {
+            assert_eq!(validate_host(v), validate_host_bytewise(v), "{v:?}");
+        });
         let mut v = Vec::new();
-        for len in 0..=6u32 {
-            for mut n in 0..alphabet.len().pow(len) {
-                v.clear();
-                for _ in 0..len {
-                    v.push(alphabet[n % alphabet.len()]);
-                    n /= alphabet.len();
-                }
-                assert_eq!(validate_host(&v), validate_host_bytewise(&v), "{v:?}");
-            }
-        }
         let special = b".:/[]\x7f\x00\xffA";
         for len in 7..=20 {
             for i in 0..len {
