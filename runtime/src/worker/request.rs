@@ -853,30 +853,7 @@ impl Worker<'_> {
         code: u16,
         loc: LocationId,
     ) -> usize {
-        let mut location = Vec::new();
         let target = std::mem::take(&mut self.scratch.tmp);
-        if target.starts_with(b"/") {
-            location.extend_from_slice(b"http://");
-            let host = if self.scratch.host.is_empty() {
-                self.loaded
-                    .ir
-                    .locations
-                    .get(loc.0 as usize)
-                    .and_then(|l| self.loaded.ir.servers.get(l.server.0 as usize))
-                    .and_then(|s| s.names.first())
-                    .map(|n| n.as_bytes().to_vec())
-                    .unwrap_or_default()
-            } else {
-                self.scratch.host.clone()
-            };
-            location.extend_from_slice(&host);
-            let port = self.local_of(conn).port();
-            if port != 80 {
-                let _ = write!(location, ":{port}");
-            }
-        }
-        location.extend_from_slice(&target);
-        self.scratch.tmp = target;
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut body = std::mem::take(&mut self.scratch.page);
         body.clear();
@@ -890,9 +867,27 @@ impl Worker<'_> {
             Some(b"text/html"),
             Some(body.len() as u64),
         );
+        // A path is made absolute as nginx does by default (`server_name_in_redirect off`,
+        // `port_in_redirect on`): the request's host, else the local address, and the local
+        // port when it is not 80; written straight into the head.
         wbuf.extend_from_slice(b"Location: ");
-        wbuf.extend_from_slice(&location);
+        if target.starts_with(b"/") {
+            wbuf.extend_from_slice(b"http://");
+            let local = self.local_of(conn);
+            if !self.scratch.host.is_empty() {
+                wbuf.extend_from_slice(&self.scratch.host);
+            } else if local.is_ipv6() {
+                let _ = write!(wbuf, "[{}]", local.ip());
+            } else {
+                let _ = write!(wbuf, "{}", local.ip());
+            }
+            if local.port() != 80 {
+                let _ = write!(wbuf, ":{}", local.port());
+            }
+        }
+        wbuf.extend_from_slice(&target);
         wbuf.extend_from_slice(b"\r\n");
+        self.scratch.tmp = target;
         self.add_headers(conn, head, loc, code, &mut wbuf);
         let n = end_head(&mut wbuf);
         if !head.is_head() {

@@ -74,6 +74,22 @@ fn return_redirect_rewrite_and_errors() {
         r.header("location"),
         Some(format!("http://localhost:{}/hello", p.port).as_str())
     );
+    // As nginx 1.22: the Host lowercased without its port, the local port; without a Host
+    // (HTTP/1.0), the local address.
+    for (req, want) in [
+        (
+            "GET /moved HTTP/1.0\r\nHost: Example.COM:99\r\n\r\n",
+            "example.com",
+        ),
+        ("GET /moved HTTP/1.0\r\n\r\n", "127.0.0.1"),
+    ] {
+        let (raw, _) = send(p.port, req);
+        assert_eq!(
+            first(&raw).header("location"),
+            Some(format!("http://{want}:{}/hello", p.port).as_str()),
+            "{req:?}"
+        );
+    }
     assert_eq!(
         request(p.port, Some("localhost"), "/teapot")
             .expect("teapot")
