@@ -945,9 +945,21 @@ impl Worker<'_> {
         let h: &RequestHead = reparsed.as_ref().unwrap_or(&head);
         let mut access = std::mem::take(&mut self.access);
         let ctx = self.ctx(conn, h, loc.server, conn.finished.status);
-        access.write(self.loaded, logs, &ctx);
+        let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
         self.scratch.head = Some(head);
+        if !written {
+            self.log_path_refused(conn);
+        }
+    }
+
+    fn log_path_refused(&mut self, conn: &Conn) {
+        elog!(
+            self.elog,
+            Error,
+            "access_log path not used: a variable in it has \"/\", a NUL byte, or is \".\" or \"..\", client: {}",
+            conn.peer.ip()
+        );
     }
 
     fn log_access_default(&mut self, conn: &Conn) {
@@ -969,8 +981,11 @@ impl Worker<'_> {
         let head = RequestHead::default();
         let mut access = std::mem::take(&mut self.access);
         let ctx = self.ctx(conn, &head, l.names.default, conn.finished.status);
-        access.write(self.loaded, logs, &ctx);
+        let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
+        if !written {
+            self.log_path_refused(conn);
+        }
     }
 
     /// The head of the request still in `conn.rbuf`, parsed again for logging.

@@ -232,13 +232,32 @@ pub(crate) fn error_response(
 /// Open access log files, each with its buffer.
 #[derive(Default)]
 pub(crate) struct AccessLogs {
+    /// Files of paths without variables (open for the worker's life).
     files: Vec<LogFile>,
+    /// Files of paths made from variables: at most [`DYNAMIC_LOGS_MAX`] open, the least
+    /// recently used flushed and closed to make room (nginx opens and closes such a file
+    /// for every line unless `open_log_file_cache` is set).
+    dynamic: Vec<DynamicLog>,
+    /// Uses of dynamic files so far (their recency).
+    uses: u64,
+    /// The expanded path of a line being written.
+    path: Vec<u8>,
     line: Vec<u8>,
     /// One variable's value while a line is formatted.
     value: Vec<u8>,
     /// Files of access_log lines whose path has no variables, by the line's address in the
     /// IR (which lives as long as the worker), so the path is resolved once.
     fixed: Vec<(usize, usize)>,
+}
+
+/// Most log files with paths made from variables a worker keeps open.
+const DYNAMIC_LOGS_MAX: usize = 16;
+
+struct DynamicLog {
+    /// The path as expanded (before resolving against the prefix).
+    expanded: Vec<u8>,
+    log: LogFile,
+    last_use: u64,
 }
 
 struct LogFile {
@@ -271,8 +290,10 @@ impl AccessLogs {
         self.files.len() - 1
     }
 
-    /// Writes one request to every access_log of `logs`.
-    pub(crate) fn write(&mut self, loaded: &Loaded, logs: &[AccessLog], ctx: &Ctx<'_>) {
+    /// Writes one request to every access_log of `logs`. Returns false when a path made
+    /// from variables was refused (see [`expand_log_path`]); that line is not written.
+    pub(crate) fn write(&mut self, loaded: &Loaded, logs: &[AccessLog], ctx: &Ctx<'_>) -> bool {
+        let mut all = true;
         for l in logs {
             let AccessLog::File {
                 path,
@@ -283,34 +304,91 @@ impl AccessLogs {
             else {
                 continue;
             };
-            let key = l as *const AccessLog as usize;
-            let i = match self.fixed.iter().find(|(k, _)| *k == key) {
-                Some((_, i)) => *i,
-                None => {
-                    let mut p = Vec::new();
-                    ctx.expand(path, &mut p);
-                    let resolved = loaded.resolve(&String::from_utf8_lossy(&p));
-                    let i = self.file_for(resolved, *buffer, *flush_ms);
-                    if path.as_literal().is_some() {
-                        self.fixed.push((key, i));
-                    }
-                    i
-                }
-            };
             self.line.clear();
             format_line(loaded, *format, ctx, &mut self.line, &mut self.value);
             self.line.push(b'\n');
-            let f = &mut self.files[i];
+            let f = if path.as_literal().is_some() {
+                let key = l as *const AccessLog as usize;
+                let i = match self.fixed.iter().find(|(k, _)| *k == key) {
+                    Some((_, i)) => *i,
+                    None => {
+                        let resolved = loaded.resolve(path.as_literal().unwrap_or_default());
+                        let i = self.file_for(resolved, *buffer, *flush_ms);
+                        self.fixed.push((key, i));
+                        i
+                    }
+                };
+                &mut self.files[i]
+            } else {
+                if !expand_log_path(path, ctx, &mut self.path) {
+                    all = false;
+                    continue;
+                }
+                self.uses += 1;
+                let j = match self.dynamic.iter().position(|d| d.expanded == self.path) {
+                    Some(j) => j,
+                    None => self.open_dynamic(loaded, *buffer, *flush_ms),
+                };
+                let d = &mut self.dynamic[j];
+                d.last_use = self.uses;
+                &mut d.log
+            };
             f.buf.extend_from_slice(&self.line);
             if f.buf.len() >= f.limit {
                 f.flush_now();
             }
         }
+        all
+    }
+
+    /// Opens the file of the expanded path in `self.path`, closing the least recently used
+    /// one first when [`DYNAMIC_LOGS_MAX`] are open. Its directory must exist (as nginx).
+    fn open_dynamic(
+        &mut self,
+        loaded: &Loaded,
+        buffer: Option<u64>,
+        flush_ms: Option<u64>,
+    ) -> usize {
+        if self.dynamic.len() >= DYNAMIC_LOGS_MAX {
+            if let Some(old) = self
+                .dynamic
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, d)| d.last_use)
+                .map(|(j, _)| j)
+            {
+                let mut gone = self.dynamic.swap_remove(old);
+                gone.log.flush_now();
+            }
+        }
+        let path = loaded.resolve(&String::from_utf8_lossy(&self.path));
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .ok();
+        self.dynamic.push(DynamicLog {
+            expanded: self.path.clone(),
+            log: LogFile {
+                path,
+                file,
+                buf: Vec::new(),
+                limit: buffer.unwrap_or(0) as usize,
+                flush: flush_ms.map(Duration::from_millis),
+                last_flush: Instant::now(),
+            },
+            last_use: self.uses,
+        });
+        self.dynamic.len() - 1
     }
 
     /// Flushes buffers whose flush= time passed.
     pub(crate) fn tick(&mut self, now: Instant) {
-        for f in &mut self.files {
+        for f in self
+            .files
+            .iter_mut()
+            .chain(self.dynamic.iter_mut().map(|d| &mut d.log))
+        {
             if !f.buf.is_empty()
                 && f.flush
                     .is_none_or(|d| now.duration_since(f.last_flush) >= d)
@@ -321,14 +399,22 @@ impl AccessLogs {
     }
 
     pub(crate) fn flush_all(&mut self) {
-        for f in &mut self.files {
+        for f in self
+            .files
+            .iter_mut()
+            .chain(self.dynamic.iter_mut().map(|d| &mut d.log))
+        {
             f.flush_now();
         }
     }
 
     /// USR1: flush and reopen every file.
     pub(crate) fn reopen(&mut self) {
-        for f in &mut self.files {
+        for f in self
+            .files
+            .iter_mut()
+            .chain(self.dynamic.iter_mut().map(|d| &mut d.log))
+        {
             f.flush_now();
             f.file = open_log(&f.path);
         }
@@ -343,6 +429,27 @@ impl LogFile {
         self.buf.clear();
         self.last_flush = Instant::now();
     }
+}
+
+/// Expands a log path made from variables into `out`. False when a variable's value could
+/// leave the intended directory or is not a file name part: it holds `/` or a NUL byte, or
+/// is `.` or `..` (nginx does not check this; a client choosing `$arg_x` or a header could
+/// otherwise make the worker write anywhere it may).
+fn expand_log_path(path: &proton_ir::Template, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    for part in &path.parts {
+        if let proton_ir::Part::Literal(l) = part {
+            out.extend_from_slice(l.as_bytes());
+            continue;
+        }
+        let at = out.len();
+        ctx.expand_part(part, out);
+        let value = &out[at..];
+        if value.contains(&b'/') || value.contains(&0) || value == b"." || value == b".." {
+            return false;
+        }
+    }
+    true
 }
 
 fn open_log(path: &PathBuf) -> Option<File> {

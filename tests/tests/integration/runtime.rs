@@ -1350,3 +1350,76 @@ http {
     ];
     assert_eq!(got, [want, want].concat(), "{}", p.logs());
 }
+
+/// An access_log path made from variables: one file per value, at most 16 open at a time
+/// (the least recently used are flushed and closed, so no line is lost), and a value that
+/// could leave the directory (`/`, `..`) is refused with an error line instead of writing
+/// elsewhere.
+#[test]
+fn access_log_paths_from_variables() {
+    let t = TempDir::new("rt-logvars");
+    t.write("logs/by-arg/.keep", "");
+    let conf = r#"
+events {}
+http {
+    log_format p "$uri";
+    server {
+        listen 127.0.0.1:{port};
+        access_log logs/by-arg/$arg_n.log p;
+        location / { return 200 "ok"; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    let worker = *p.workers().first().expect("a worker");
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{worker}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(usize::MAX)
+    };
+    assert_eq!(proton_tests::get(p.port, Some("a"), "/first?n=h0").0, 200);
+    let base = fds();
+    for i in 0..40 {
+        assert_eq!(
+            proton_tests::get(p.port, Some("a"), &format!("/r{i}?n=h{i}")).0,
+            200
+        );
+    }
+    for i in 0..40 {
+        let f = t.path().join(format!("logs/by-arg/h{i}.log"));
+        let want = if i == 0 {
+            "/first\n/r0\n"
+        } else {
+            &format!("/r{i}\n")[..]
+        };
+        assert!(
+            wait_until(Duration::from_secs(5), || std::fs::read_to_string(&f)
+                .is_ok_and(|s| s == want)),
+            "{}: {:?}\n{}",
+            f.display(),
+            std::fs::read_to_string(&f),
+            p.logs()
+        );
+    }
+    // 40 files were written; at most 16 stay open (h0 was already open at `base`).
+    assert!(
+        wait_until(Duration::from_secs(5), || fds() <= base + 15),
+        "{} fds open, {base} after the first request",
+        fds()
+    );
+    for n in ["../../escaped", "..", "a%2F..%2Fb"] {
+        assert_eq!(
+            proton_tests::get(p.port, Some("a"), &format!("/bad?n={n}")).0,
+            200
+        );
+    }
+    assert!(!t.path().join("escaped.log").exists());
+    assert!(!t.path().join("logs/...log").exists());
+    let refused = "access_log path not used: a variable in it has \"/\"";
+    assert!(
+        wait_until(Duration::from_secs(5), || p.logs().matches(refused).count()
+            == 2),
+        "{}",
+        p.logs()
+    );
+}
