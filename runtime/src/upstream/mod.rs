@@ -245,8 +245,11 @@ impl Balancer {
             _ => round_robin::pick(pool, Tier::Backup, now, tried),
         });
         if let Some(i) = chosen {
-            match (&self.shared, pool.peers.get(i)) {
-                (Some(sh), Some(p)) => sh.mark_picked(i, now, p.fail_timeout),
+            match (&self.shared, pool.peers.get(i), pool.state.get(i)) {
+                // nginx's `checked` update matters only to a peer with failures (a failure
+                // sets it too), so a healthy peer costs no shared write here.
+                (Some(_), _, Some(st)) if st.fails == 0 => {}
+                (Some(sh), Some(p), _) => sh.mark_picked(i, now, p.fail_timeout),
                 _ => pool.mark_picked(i, now),
             }
         }

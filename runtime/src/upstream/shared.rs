@@ -349,8 +349,15 @@ impl SharedPeers {
         if let Some(s) = self.slot(i) {
             st.active = s.active.load(Ordering::Relaxed);
             st.fails = s.fails.load(Ordering::Relaxed);
-            st.checked = self.clock.instant(s.checked_ms.load(Ordering::Relaxed));
-            st.failed_at = self.clock.instant(s.failed_at_ms.load(Ordering::Relaxed));
+            // The two times matter only while the peer has failures (whether it counts as
+            // failed, and whether a success re-admits it): not converted otherwise.
+            if st.fails == 0 {
+                st.checked = None;
+                st.failed_at = None;
+            } else {
+                st.checked = self.clock.instant(s.checked_ms.load(Ordering::Relaxed));
+                st.failed_at = self.clock.instant(s.failed_at_ms.load(Ordering::Relaxed));
+            }
             st.health = health_of(s.health.load(Ordering::Relaxed));
         }
     }
