@@ -606,6 +606,44 @@ mod tests {
         assert_eq!(w1.pick(KEY, t2, &[1]), Some(0), "1 < max_fails=2 again");
     }
 
+    /// A peer picked without failures leaves no shared `checked` time behind (no write per
+    /// pick); its first failure still blocks it for fail_timeout in every worker, and a
+    /// success after that re-admits it.
+    #[test]
+    fn quiet_peer_fails_then_comes_back() {
+        let mut servers = vec![server("a:1"), server("b:1")];
+        servers[0].max_fails = 1;
+        let (up, shared) = setup(Balance::RoundRobin, servers);
+        let mut w1 = Balancer::from_upstream_shared(&up, &shared, 1, 1);
+        let mut w2 = Balancer::from_upstream_shared(&up, &shared, 1, 2);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(w1.pick(KEY, t0, &[1]), Some(0));
+        }
+        assert_eq!(
+            w1.state(0).map(|s| (s.checked, s.failed_at)),
+            Some((None, None))
+        );
+        w1.report(0, Outcome::Failure, t0);
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(
+            w2.pick(KEY, t1, &[1]),
+            None,
+            "failed in the other worker too"
+        );
+        let t2 = t0 + Duration::from_secs(11);
+        assert_eq!(w2.pick(KEY, t2, &[1]), Some(0), "back after fail_timeout");
+        w2.report(
+            0,
+            Outcome::Success {
+                latency: Duration::from_millis(1),
+            },
+            t2,
+        );
+        assert_eq!(shared.peer_fails(1, 0), 0);
+        assert_eq!(w1.pick(KEY, t2, &[1]), Some(0));
+    }
+
     #[test]
     fn health_down_peer_never_picked_until_up() {
         let methods = [
