@@ -279,14 +279,7 @@ impl AccessLogs {
             return i;
         }
         let file = open_log(&path);
-        self.files.push(LogFile {
-            path,
-            file,
-            buf: Vec::new(),
-            limit: buffer.unwrap_or(0) as usize,
-            flush: flush_ms.map(Duration::from_millis),
-            last_flush: Instant::now(),
-        });
+        self.files.push(LogFile::new(path, file, buffer, flush_ms));
         self.files.len() - 1
     }
 
@@ -369,14 +362,7 @@ impl AccessLogs {
             .ok();
         self.dynamic.push(DynamicLog {
             expanded: self.path.clone(),
-            log: LogFile {
-                path,
-                file,
-                buf: Vec::new(),
-                limit: buffer.unwrap_or(0) as usize,
-                flush: flush_ms.map(Duration::from_millis),
-                last_flush: Instant::now(),
-            },
+            log: LogFile::new(path, file, buffer, flush_ms),
             last_use: self.uses,
         });
         self.dynamic.len() - 1
@@ -422,6 +408,17 @@ impl AccessLogs {
 }
 
 impl LogFile {
+    fn new(path: PathBuf, file: Option<File>, buffer: Option<u64>, flush_ms: Option<u64>) -> Self {
+        LogFile {
+            path,
+            file,
+            buf: Vec::new(),
+            limit: buffer.unwrap_or(0) as usize,
+            flush: flush_ms.map(Duration::from_millis),
+            last_flush: Instant::now(),
+        }
+    }
+
     fn flush_now(&mut self) {
         if let Some(file) = self.file.as_mut() {
             let _ = file.write_all(&self.buf);
