@@ -185,6 +185,9 @@ enum Fill {
     Closed,
 }
 
+/// The interim response that asks a client waiting on `Expect: 100-continue` for its body.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 impl Conn {
     pub(crate) fn new(
         sock: TcpStream,
@@ -510,11 +513,21 @@ impl Conn {
             }
         };
         w.scratch.served = self.served;
+        let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
+        w.scratch.expect_unread = expect_unread;
         let out = w.handle_request(self);
+        w.scratch.expect_unread = false;
         self.close_after = !keep_alive || out.close;
-        if expect_continue && !matches!(self.discard, Discard::None) {
-            // The body was not asked for: do not wait for it.
-            self.close_after = true;
+        if expect_unread && !out.proxy {
+            if out.status >= 300 {
+                // As nginx: no 100 Continue before an error or a redirect; the body is not
+                // waited for (the head said `Connection: close`).
+                self.close_after = true;
+            } else if !self.close_after {
+                // As nginx: the go-ahead, then the answer; the body that follows is read
+                // and dropped and the connection stays open.
+                self.wbuf.splice(0..0, CONTINUE.iter().copied());
+            }
         }
         self.finished.status = out.status;
         self.finished.set_location(out.location);

@@ -79,6 +79,9 @@ pub(crate) struct Scratch {
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
+    /// The request announced a body with `Expect: 100-continue` that no handler reads
+    /// (see [`Worker::keep_alive_for`]).
+    pub(crate) expect_unread: bool,
     /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
     pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
 }
@@ -657,6 +660,14 @@ impl Worker<'_> {
             && (s.keepalive_requests == 0 || self.scratch.served + 1 < s.keepalive_requests)
     }
 
+    /// [`Worker::keep_alive`] for a response with `status`: a body announced with
+    /// `Expect: 100-continue` and not asked for is not waited for after an error or a
+    /// redirect (nginx sends no 100 Continue before those), so such a response closes the
+    /// connection and says so.
+    pub(crate) fn keep_alive_for(&self, head: &RequestHead, loc: LocationId, status: u16) -> bool {
+        self.keep_alive(head, loc) && !(self.scratch.expect_unread && status >= 300)
+    }
+
     /// The prepared answer of a location that only returns a constant text (see
     /// [`respond::ConstReturn`]); `None` for other locations.
     fn answer_const(
@@ -665,8 +676,8 @@ impl Worker<'_> {
         head: &RequestHead,
         loc: LocationId,
     ) -> Option<Outcome> {
-        self.returns.get(loc.0 as usize)?.as_ref()?;
-        let keep = self.keep_alive(head, loc);
+        let code = self.returns.get(loc.0 as usize)?.as_ref()?.code;
+        let keep = self.keep_alive_for(head, loc, code);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let c = self.returns.get(loc.0 as usize)?.as_ref()?;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -732,7 +743,7 @@ impl Worker<'_> {
         body: &[u8],
         ct: Option<&[u8]>,
     ) -> Outcome {
-        let keep = self.keep_alive(head, loc);
+        let keep = self.keep_alive_for(head, loc, code);
         let s = self.settings_for(loc);
         let (tokens, ka_hdr) = (
             (s.server_tokens != proton_ir::ServerTokens::Off),
@@ -777,7 +788,7 @@ impl Worker<'_> {
         content_type: Option<&[u8]>,
         content_length: Option<u64>,
     ) {
-        let keep_alive = self.keep_alive(head, loc);
+        let keep_alive = self.keep_alive_for(head, loc, status);
         let s = self.settings_for(loc);
         let h = Head {
             minor: head.minor_version,
@@ -841,7 +852,7 @@ impl Worker<'_> {
         loc: LocationId,
     ) -> Outcome {
         let n = self.redirect_to_tmp(conn, head, code, loc);
-        let keep = self.keep_alive(head, loc);
+        let keep = self.keep_alive_for(head, loc, code);
         self.outcome(code, !keep, loc, n)
     }
 
@@ -907,8 +918,11 @@ impl Worker<'_> {
         loc: LocationId,
         close: bool,
     ) -> Outcome {
-        let keep =
-            !close && self.keep_alive(head, loc) && status < 500 && status != 400 && status != 413;
+        let keep = !close
+            && self.keep_alive_for(head, loc, status)
+            && status < 500
+            && status != 400
+            && status != 413;
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();

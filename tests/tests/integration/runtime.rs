@@ -772,9 +772,11 @@ fn absolute_form_expect_continue_and_bad_ir() {
         "GET http://localhost/hello HTTP/1.1\r\nHost: ignored.example\r\nConnection: close\r\n\r\n",
     );
     assert_eq!(first(&raw).body_text(), "hello\n");
-    // Expect: 100-continue on a handler that does not read the body: answered at once, and
-    // the connection is closed rather than waiting for a body that may never come.
-    let (raw, closed) = send(p.port, "POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n");
+    // Expect: 100-continue on a handler that does not read the body, from a client that
+    // closes after this request: answered at once without a 100 Continue, and closed
+    // rather than waiting for a body that may never come (the kept-open case is
+    // `expect_continue_as_nginx`).
+    let (raw, closed) = send(p.port, "POST /hello HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n");
     assert_eq!(first(&raw).status, 200);
     assert!(closed);
     // proton-run refuses a damaged IR with one clear line and exit code 1.
@@ -1422,4 +1424,71 @@ http {
         "{}",
         p.logs()
     );
+}
+
+/// `Expect: 100-continue` with a body no handler reads, as nginx 1.22 answers it: before a
+/// 2xx answer a `100 Continue`, then the answer, and the body that follows is dropped on a
+/// connection that stays open; before an error or a redirect no `100 Continue`, the head
+/// says `Connection: close` and the connection closes.
+#[test]
+fn expect_continue_as_nginx() {
+    let t = TempDir::new("rt-expect");
+    let p = start(&t);
+    let ask = |method: &str, path: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+    };
+    for (method, path, body) in [
+        ("POST", "/hello", "hello\n"),
+        ("GET", "/a.txt", "0123456789abcdefghij"),
+    ] {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(ask(method, path).as_bytes()).expect("head");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.ends_with(body.as_bytes()) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(
+            text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
+            "{path}: {text}\n{}",
+            p.logs()
+        );
+        assert!(
+            text.contains("Connection: keep-alive\r\n"),
+            "{path}: {text}"
+        );
+        // The body, then another request on the same connection.
+        s.write_all(b"xxxxxGET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .expect("body and next request");
+        let mut next = Vec::new();
+        while !next.ends_with(b"hello\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => next.extend_from_slice(&buf[..n]),
+            }
+        }
+        assert_eq!(first(&next).body_text(), "hello\n", "{path}");
+    }
+    for (method, path, status) in [
+        ("POST", "/teapot", 418),
+        ("POST", "/moved", 301),
+        ("GET", "/missing", 404),
+    ] {
+        let (raw, closed) = send(p.port, &ask(method, path));
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{path}: {text}"
+        );
+        assert!(text.contains("Connection: close\r\n"), "{path}: {text}");
+        assert!(closed, "{path}: the connection stays open");
+    }
 }
