@@ -71,10 +71,8 @@ pub(crate) fn serve(
 ) -> Handled {
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
-    if !matches!(head.method, Method::Get | Method::Head) && error_status.is_none() {
-        return Handled::Status(405);
-    }
-    // try_files: the first that exists, else the last argument.
+    // try_files: the first that exists, else the last argument (for any method, as nginx:
+    // `try_files $uri @app` sends a POST on to @app).
     if !l.conf.try_files.is_empty() {
         let n = l.conf.try_files.len();
         let mut cand = Vec::new();
@@ -126,6 +124,9 @@ pub(crate) fn serve(
             return Handled::Redirect;
         }
     }
+    if !static_method(head, error_status) {
+        return Handled::Status(405);
+    }
     let uri = std::mem::take(&mut w.scratch.uri);
     let mut path = std::mem::take(&mut w.scratch.path);
     map_path(w, conn, head, loc, &uri, &mut path);
@@ -139,6 +140,17 @@ pub(crate) fn serve(
     };
     w.scratch.path = path;
     result
+}
+
+/// nginx's static handler takes GET, HEAD and POST (a POST is refused with 405 only once
+/// the file is found); other methods are 405 at once. After error_page the method is GET.
+fn static_method(head: &RequestHead, error_status: Option<(u16, Option<u16>)>) -> bool {
+    error_status.is_some() || matches!(head.method, Method::Get | Method::Head | Method::Post)
+}
+
+/// A POST for a file that exists (nginx: 405 after the lookup, so a missing file is 404).
+fn refused_post(head: &RequestHead, error_status: Option<(u16, Option<u16>)>) -> bool {
+    error_status.is_none() && head.method == Method::Post
 }
 
 fn serve_dir(
@@ -169,7 +181,8 @@ fn serve_dir(
     }
     match std::fs::metadata(path_of(path)) {
         Ok(m) if m.is_dir() => {
-            if settings.autoindex {
+            // nginx's autoindex answers GET and HEAD only; a POST falls through to 403.
+            if settings.autoindex && !refused_post(head, error_status) {
                 return autoindex(w, conn, head, loc, uri, path, error_status);
             }
             elog!(
@@ -205,6 +218,9 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
+    if !static_method(head, error_status) {
+        return Handled::Status(405);
+    }
     let file = match File::open(path_of(path)) {
         Ok(f) => f,
         Err(e) => {
@@ -252,6 +268,9 @@ fn send_file(
     }
     if !meta.is_file() {
         return Handled::Status(404);
+    }
+    if refused_post(head, error_status) {
+        return Handled::Status(405);
     }
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];

@@ -1492,3 +1492,52 @@ fn expect_continue_as_nginx() {
         assert!(closed, "{path}: the connection stays open");
     }
 }
+
+/// Methods on static locations, as nginx 1.22 answered the same config: try_files runs for
+/// every method (a POST or PUT goes on to the named location); the static handler takes
+/// GET, HEAD and POST, refusing a POST with 405 only for a file that exists (a missing one
+/// is 404, a directory without index 403/404), and other methods with 405 at once.
+#[test]
+fn static_methods_as_nginx() {
+    let t = TempDir::new("rt-methods");
+    t.write("www/f.txt", "file\n");
+    t.write("www/d/x", "x");
+    let conf = r#"
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:{port};
+        root {dir}/www;
+        location / { try_files $uri @app; }
+        location @app { return 200 "app\n"; }
+        location /s/ { }
+        location /d/ { autoindex on; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    for (method, path, status, body) in [
+        ("POST", "/x", 200, Some("app\n")),
+        ("PUT", "/x", 200, Some("app\n")),
+        ("GET", "/x", 200, Some("app\n")),
+        ("POST", "/f.txt", 405, None),
+        ("DELETE", "/f.txt", 405, None),
+        ("GET", "/f.txt", 200, Some("file\n")),
+        ("POST", "/s/missing", 404, None),
+        ("POST", "/s/", 404, None),
+        ("DELETE", "/s/missing", 405, None),
+        ("POST", "/d/", 403, None),
+        ("GET", "/d/x", 200, Some("x")),
+    ] {
+        let (raw, _) = send(
+            p.port,
+            &format!("{method} {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+        );
+        let r = first(&raw);
+        assert_eq!(r.status, status, "{method} {path}\n{}", p.logs());
+        if let Some(b) = body {
+            assert_eq!(r.body_text(), b, "{method} {path}");
+        }
+    }
+}
