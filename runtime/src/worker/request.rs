@@ -126,8 +126,8 @@ pub(crate) enum Handled {
     Status(u16),
     /// An internal redirect to the URI in `Scratch::uri` (try_files fallback).
     Redirect,
-    /// To a named location.
-    Named(String),
+    /// To a named location (`None`: no such location, 500).
+    Named(Option<LocationId>),
     /// Proxied: the answer comes from the upstream, later.
     Proxy,
 }
@@ -354,8 +354,8 @@ impl Worker<'_> {
                     internal = true;
                     continue;
                 }
-                Handled::Named(name) => {
-                    match ir.find_named(sid, &name) {
+                Handled::Named(found) => {
+                    match found {
                         Some(l) => named = Some(l),
                         None => return self.finish_status(conn, head, 500, loc_id, false),
                     }

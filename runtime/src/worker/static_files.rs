@@ -72,16 +72,24 @@ pub(crate) fn serve(
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     // try_files: the first that exists, else the last argument (for any method, as nginx:
-    // `try_files $uri @app` sends a POST on to @app).
+    // `try_files $uri @app` sends a POST on to @app). Candidates are made in pooled buffers.
     if !l.conf.try_files.is_empty() {
         let n = l.conf.try_files.len();
-        let mut cand = Vec::new();
-        let mut path = Vec::new();
+        let pool = w.scratch.var_pool.get_mut();
+        let (mut cand, mut path) = (pool.buf(), pool.buf());
+        let mut answer = None;
         let mut found_dir = false;
         for t in &l.conf.try_files[..n - 1] {
             cand.clear();
             w.ctx(conn, head, l.server, 0).expand(t, &mut cand);
-            let dir = cand.ends_with(b"/");
+            // As nginx: a candidate written with a final `/` tests for a directory, named
+            // without that slash (`$uri/` for `/a/dir` becomes `/a/dir`, then 301 to
+            // `/a/dir/`); any other candidate must be a file, even one ending in `/`.
+            let dir =
+                matches!(t.parts.last(), Some(proton_ir::Part::Literal(lit)) if lit.ends_with('/'));
+            if dir {
+                cand.pop();
+            }
             map_path(w, conn, head, loc, &cand, &mut path);
             let found = std::fs::metadata(path_of(&path)).is_ok_and(|m| {
                 if dir {
@@ -91,37 +99,51 @@ pub(crate) fn serve(
                 }
             });
             if found {
-                w.scratch.uri = cand.clone();
+                w.scratch.uri.clear();
+                w.scratch.uri.extend_from_slice(&cand);
                 if dir {
+                    // Served below from the URI: its index, or a 301 to add the slash.
                     found_dir = true;
-                    break;
+                } else {
+                    answer = Some(send_file(w, conn, head, loc, &path, error_status));
                 }
-                return send_file(w, conn, head, loc, &path, error_status);
+                break;
             }
         }
-        if !found_dir {
-            let mut last = Vec::new();
+        if answer.is_none() && !found_dir {
+            cand.clear();
             w.ctx(conn, head, l.server, 0)
-                .expand(&l.conf.try_files[n - 1], &mut last);
-            if let Some(code) = last.strip_prefix(b"=") {
+                .expand(&l.conf.try_files[n - 1], &mut cand);
+            answer = Some(if let Some(code) = cand.strip_prefix(b"=") {
                 let code = std::str::from_utf8(code)
                     .ok()
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(404);
-                return Handled::Status(code);
-            }
-            if last.starts_with(b"@") {
-                return Handled::Named(String::from_utf8_lossy(&last).into_owned());
-            }
-            let (p, a) = match last.iter().position(|&b| b == b'?') {
-                Some(i) => (last[..i].to_vec(), last[i + 1..].to_vec()),
-                None => (last, Vec::new()),
-            };
-            w.scratch.uri = p;
-            if !a.is_empty() {
-                w.scratch.args = a;
-            }
-            return Handled::Redirect;
+                Handled::Status(code)
+            } else if cand.starts_with(b"@") {
+                let named = std::str::from_utf8(&cand)
+                    .ok()
+                    .and_then(|name| ir.find_named(l.server, name));
+                Handled::Named(named)
+            } else {
+                let (p, a) = match cand.iter().position(|&b| b == b'?') {
+                    Some(i) => (&cand[..i], &cand[i + 1..]),
+                    None => (&cand[..], &cand[cand.len()..]),
+                };
+                w.scratch.uri.clear();
+                w.scratch.uri.extend_from_slice(p);
+                if !a.is_empty() {
+                    w.scratch.args.clear();
+                    w.scratch.args.extend_from_slice(a);
+                }
+                Handled::Redirect
+            });
+        }
+        let pool = w.scratch.var_pool.get_mut();
+        pool.give_buf(cand);
+        pool.give_buf(path);
+        if let Some(a) = answer {
+            return a;
         }
     }
     if !static_method(head, error_status) {
@@ -133,8 +155,11 @@ pub(crate) fn serve(
     let is_dir = uri.ends_with(b"/");
     w.scratch.uri = uri;
     let result = if is_dir {
-        let uri = w.scratch.uri.clone();
-        serve_dir(w, conn, head, loc, &uri, &path, error_status)
+        let mut uri = w.scratch.var_pool.get_mut().buf();
+        uri.extend_from_slice(&w.scratch.uri);
+        let r = serve_dir(w, conn, head, loc, &uri, &path, error_status);
+        w.scratch.var_pool.get_mut().give_buf(uri);
+        r
     } else {
         send_file(w, conn, head, loc, &path, error_status)
     };
@@ -165,19 +190,29 @@ fn serve_dir(
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
-    let mut name = Vec::new();
+    let pool = w.scratch.var_pool.get_mut();
+    let (mut name, mut p) = (pool.buf(), pool.buf());
+    let mut found = false;
     for idx in &settings.index {
         name.clear();
         w.ctx(conn, head, l.server, 0).expand(idx, &mut name);
-        let mut p = path.to_vec();
+        p.clear();
+        p.extend_from_slice(path);
         p.extend_from_slice(&name);
         if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
             // nginx: an internal redirect to the index file's URI.
-            let mut u = uri.to_vec();
-            u.extend_from_slice(&name);
-            w.scratch.uri = u;
-            return Handled::Redirect;
+            w.scratch.uri.clear();
+            w.scratch.uri.extend_from_slice(uri);
+            w.scratch.uri.extend_from_slice(&name);
+            found = true;
+            break;
         }
+    }
+    let pool = w.scratch.var_pool.get_mut();
+    pool.give_buf(name);
+    pool.give_buf(p);
+    if found {
+        return Handled::Redirect;
     }
     match std::fs::metadata(path_of(path)) {
         Ok(m) if m.is_dir() => {

@@ -1541,3 +1541,50 @@ http {
         }
     }
 }
+
+/// try_files candidates as nginx 1.22 answered the same config: a file; `$uri/` for a
+/// directory named without its slash (a 301 to add it) and with it (its index); a final
+/// URI with its own arguments; `=code`; a candidate without a final `/` never matches a
+/// directory, even when the request URI ends in `/`.
+#[test]
+fn try_files_candidates_as_nginx() {
+    let t = TempDir::new("rt-tryfiles");
+    t.write("www/a/file.txt", "file");
+    t.write("www/a/dir/index.html", "dirindex");
+    t.write("www/e/sub/index.html", "subindex");
+    let conf = r#"
+events {}
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:{port};
+        root {dir}/www;
+        location /a/ { try_files $uri $uri/ /echo?from=$uri; }
+        location = /echo { return 200 "echo $args"; }
+        location /c/ { try_files $uri =418; }
+        location /e/ { try_files $uri =418; }
+    }
+}
+"#;
+    let p = Proton::start(t.path(), conf, 1);
+    for (path, status, body) in [
+        ("/a/file.txt", 200, "file"),
+        ("/a/dir/", 200, "dirindex"),
+        ("/a/none?x=1", 200, "echo from=/a/none"),
+        ("/c/none", 418, ""),
+        ("/e/sub/", 418, ""),
+        ("/e/sub", 418, ""),
+    ] {
+        let r = request(p.port, Some("localhost"), path).expect(path);
+        assert_eq!(r.status, status, "{path}\n{}", p.logs());
+        if status == 200 {
+            assert_eq!(r.body_text(), body, "{path}");
+        }
+    }
+    let r = request(p.port, Some("localhost"), "/a/dir").expect("/a/dir");
+    assert_eq!(r.status, 301, "{}", p.logs());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://localhost:{}/a/dir/", p.port).as_str())
+    );
+}
