@@ -1426,6 +1426,20 @@ http {
     );
 }
 
+/// Reads from `s` until what came ends with `suffix`, the server closes, or the read times
+/// out.
+fn read_until(s: &mut TcpStream, suffix: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(suffix) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
 /// `Expect: 100-continue` with a body no handler reads, as nginx 1.22 answers it: before a
 /// 2xx answer a `100 Continue`, then the answer, and the body that follows is dropped on a
 /// connection that stays open; before an error or a redirect no `100 Continue`, the head
@@ -1447,14 +1461,7 @@ fn expect_continue_as_nginx() {
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         s.write_all(ask(method, path).as_bytes()).expect("head");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !got.ends_with(body.as_bytes()) {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
+        let got = read_until(&mut s, body.as_bytes());
         let text = String::from_utf8_lossy(&got).into_owned();
         assert!(
             text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"),
@@ -1468,13 +1475,7 @@ fn expect_continue_as_nginx() {
         // The body, then another request on the same connection.
         s.write_all(b"xxxxxGET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .expect("body and next request");
-        let mut next = Vec::new();
-        while !next.ends_with(b"hello\n") {
-            match s.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => next.extend_from_slice(&buf[..n]),
-            }
-        }
+        let next = read_until(&mut s, b"hello\n");
         assert_eq!(first(&next).body_text(), "hello\n", "{path}");
     }
     for (method, path, status) in [
