@@ -48,6 +48,15 @@ fn start(t: &TempDir, http: &str) -> Proton {
     Proton::start(t.path(), &conf(http), 1)
 }
 
+/// Proton in front of one backend, `b1`, whose port replaces `@A@` in `http`: the test
+/// directory, the backend and the server, bound in that order so they drop server first.
+fn one_backend(label: &str, http: &str) -> (TempDir, Backend, Proton) {
+    let t = TempDir::new(label);
+    let b = Backend::start("b1");
+    let p = start(&t, &with_ports(http, &[("A", b.port)]));
+    (t, b, p)
+}
+
 fn error_log(t: &TempDir) -> String {
     std::fs::read_to_string(t.path().join("logs/error.log")).unwrap_or_default()
 }
@@ -259,9 +268,8 @@ fn the_worker(p: &Proton) -> u32 {
 
 #[test]
 fn get_and_post_pass_through_with_nginx_request_headers() {
-    let t = TempDir::new("px-basic");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (_t, _b, p) = one_backend(
+        "px-basic",
         r#"
 upstream be { server 127.0.0.1:@A@; keepalive 8; }
 server {
@@ -270,9 +278,7 @@ server {
     location /v11/ { proxy_pass http://be/; proxy_http_version 1.1; proxy_set_header Connection ""; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
 
     let r = get(&p, "/id");
     assert_eq!(
@@ -355,9 +361,8 @@ server {
 /// for paths the backend does not route.
 #[test]
 fn upstream_uri_follows_nginx_rules() {
-    let t = TempDir::new("px-uri");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (_t, _b, p) = one_backend(
+        "px-uri",
         r#"
 upstream be { server 127.0.0.1:@A@; }
 upstream mirror { server 127.0.0.1:{port}; }
@@ -376,9 +381,7 @@ server {
     location / { return 200 "$request_uri"; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let mirror = |path: &str| {
         let r = get(&p, path);
         assert_eq!(r.status, 200, "{path}: {}\n{}", r.body_text(), p.logs());
@@ -407,9 +410,8 @@ server {
 
 #[test]
 fn proxy_set_header_expands_variables() {
-    let t = TempDir::new("px-setheader");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (_t, _b, p) = one_backend(
+        "px-setheader",
         r#"
 upstream be { server 127.0.0.1:@A@; }
 server {
@@ -425,9 +427,7 @@ server {
     location /host/ { proxy_pass http://be/; proxy_set_header Host $host; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
 
     let e = Echo::of(&send(
         &p,
@@ -470,9 +470,8 @@ server {
 /// recycled proxy state (which holds the made URL) serves one after the other.
 #[test]
 fn proxy_pass_with_variables() {
-    let t = TempDir::new("px-vars");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, b, p) = one_backend(
+        "px-vars",
         r#"
 upstream be { server 127.0.0.1:@A@; }
 server {
@@ -482,9 +481,7 @@ server {
     location /bad/ { set $h nowhere.invalid; proxy_pass http://$h; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let resps = keep_alive_exchange(
         p.port,
         &[
@@ -659,9 +656,7 @@ server {
 
 #[test]
 fn chunked_responses_pass_chunked_or_dechunked() {
-    let t = TempDir::new("px-chunked");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(FRAMING, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-chunked", FRAMING);
     let want = chunked_body(30, 1000);
 
     // HTTP/1.1 client: chunked, twice on one connection, then an ordinary response.
@@ -718,9 +713,7 @@ fn chunked_responses_pass_chunked_or_dechunked() {
 
 #[test]
 fn until_close_and_big_responses_arrive_whole() {
-    let t = TempDir::new("px-big");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(FRAMING, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-big", FRAMING);
 
     // Framed by the upstream's close: with `Connection: close`...
     let r = get(&p, "/until-close?bytes=300000");
@@ -753,9 +746,7 @@ fn until_close_and_big_responses_arrive_whole() {
 /// HEAD through the proxy: the head only, and the connection goes on cleanly.
 #[test]
 fn head_requests_get_no_body() {
-    let t = TempDir::new("px-head");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(FRAMING, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-head", FRAMING);
     // A chunked upstream head gets no framing header towards the client: nginx's chunked
     // filter leaves HEAD responses alone.
     for (path, framing) in [
@@ -1004,9 +995,8 @@ server {
 /// fail_timeout for it): one failed request must not turn the next ones into 502s.
 #[test]
 fn single_server_upstream_is_never_marked_down() {
-    let t = TempDir::new("px-single");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (_t, _b, p) = one_backend(
+        "px-single",
         r#"
 upstream one { server 127.0.0.1:@A@; }
 server {
@@ -1015,9 +1005,7 @@ server {
     location /direct/ { proxy_pass http://127.0.0.1:@A@/; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     for prefix in ["", "/direct"] {
         let r = get(&p, &format!("{prefix}/close-now"));
         assert_eq!(r.status, 502, "{prefix}/close-now\n{}", p.logs());
@@ -1035,9 +1023,8 @@ server {
 /// server is left to try), within the timeout, not the backend's 3 s.
 #[test]
 fn read_timeout_before_the_head_gives_504() {
-    let t = TempDir::new("px-timeout");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, _b, p) = one_backend(
+        "px-timeout",
         r#"
 upstream be { server 127.0.0.1:@A@ max_fails=0; }
 server {
@@ -1045,9 +1032,7 @@ server {
     location / { proxy_pass http://be; proxy_read_timeout 500ms; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let started = Instant::now();
     let r = get(&p, "/delay?ms=3000");
     let took = started.elapsed();
@@ -1066,9 +1051,8 @@ server {
 /// proxy_read_timeout after the head: the client gets the head and a closed connection.
 #[test]
 fn read_timeout_in_the_body_cuts_the_response() {
-    let t = TempDir::new("px-timeout-body");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, _b, p) = one_backend(
+        "px-timeout-body",
         r#"
 upstream be { server 127.0.0.1:@A@ max_fails=0; }
 server {
@@ -1076,9 +1060,7 @@ server {
     location / { proxy_pass http://be; proxy_read_timeout 500ms; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let started = Instant::now();
     let (raw, closed) = raw_exchange(
         p.port,
@@ -1113,9 +1095,8 @@ server {
 /// (`max_fails=0` keeps the single-server rule out of this test.)
 #[test]
 fn broken_upstream_responses_give_502() {
-    let t = TempDir::new("px-broken");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, b, p) = one_backend(
+        "px-broken",
         r#"
 upstream be { server 127.0.0.1:@A@ max_fails=0; keepalive 8; }
 server {
@@ -1123,9 +1104,7 @@ server {
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     assert_eq!(get(&p, "/id").body_text(), "b1");
     for path in [
         "/bad-cl",
@@ -1176,9 +1155,7 @@ server {
 
 #[test]
 fn upstream_closing_mid_body_cuts_the_client_response() {
-    let t = TempDir::new("px-closemid");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(FRAMING, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-closemid", FRAMING);
     let started = Instant::now();
     let (raw, closed) = raw_exchange(
         p.port,
@@ -1757,9 +1734,7 @@ fn websocket_messages_echo_through_the_tunnel() {
 
 #[test]
 fn h2c_upgrade_is_never_passed() {
-    let t = TempDir::new("px-h2c");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(UPGRADE, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-h2c", UPGRADE);
     let req: &[u8] = b"GET /up/echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n\
                        Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n";
     // Control: a WebSocket-style upgrade request is passed with its Upgrade header (the
@@ -1836,9 +1811,7 @@ fn send_in_pieces(p: &Proton, head: &str, pieces: &[&[u8]]) -> Response {
 
 #[test]
 fn chunked_request_bodies_reach_the_backend() {
-    let t = TempDir::new("px-reqchunked");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(BODIES, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-reqchunked", BODIES);
     let pieces: [&[u8]; 4] = [
         b"5\r\nhello\r\n",
         b"6\r\n world\r\n",
@@ -1887,9 +1860,7 @@ fn chunked_request_bodies_reach_the_backend() {
 
 #[test]
 fn large_and_expect_continue_uploads() {
-    let t = TempDir::new("px-upload");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(BODIES, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-upload", BODIES);
     let body = vec![b'u'; 5 * 1024 * 1024];
     for path in ["/count", "/v11/count"] {
         let head = format!(
@@ -1939,9 +1910,7 @@ fn large_and_expect_continue_uploads() {
 fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
     const TOTAL: u64 = 2 * 1024 * 1024 * 1024;
     const PIECE: usize = 1024 * 1024;
-    let t = TempDir::new("px-rss");
-    let b = Backend::start("b1");
-    let p = start(&t, &with_ports(FRAMING, &[("A", b.port)]));
+    let (_t, _b, p) = one_backend("px-rss", FRAMING);
     assert_eq!(get(&p, "/big?bytes=1000000").body.len(), 1_000_000);
     let worker = the_worker(&p);
     let baseline = rss_kib(&p, worker);
@@ -2017,9 +1986,8 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
 /// connection is closed rather than left to finish.
 #[test]
 fn client_abort_closes_the_upstream_request() {
-    let t = TempDir::new("px-abort");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, _b, p) = one_backend(
+        "px-abort",
         r#"
 upstream be { server 127.0.0.1:@A@; }
 server {
@@ -2027,9 +1995,7 @@ server {
     location / { proxy_pass http://be; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let mut s = connect(&p);
     s.write_all(b"GET /delay?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
@@ -2252,9 +2218,8 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// bytes. One second of waiting may cost at most a few ticks (1 tick = 10 ms).
 #[test]
 fn a_worker_waiting_on_slow_peers_does_not_spin() {
-    let t = TempDir::new("px-nospin");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (_t, b, p) = one_backend(
+        "px-nospin",
         r#"
 upstream be { server 127.0.0.1:@A@; keepalive 4; }
 server {
@@ -2262,9 +2227,7 @@ server {
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let worker = the_worker(&p);
     // A chunked upload whose body does not come yet, and a request the upstream answers
     // only after 2 s.
@@ -2325,9 +2288,8 @@ fn read_retrying(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 /// (not "upstream timed out"), logs the request and closes both connections.
 #[test]
 fn a_client_that_stops_reading_times_out_on_send_timeout() {
-    let t = TempDir::new("px-sendto");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, _b, p) = one_backend(
+        "px-sendto",
         r#"
 upstream be { server 127.0.0.1:@A@; }
 server {
@@ -2337,9 +2299,7 @@ server {
     location / { proxy_pass http://be; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let mut s = connect(&p);
     s.write_all(b"GET /big?bytes=200000000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
@@ -2369,9 +2329,8 @@ server {
 /// ("too big header"), one that fits passes.
 #[test]
 fn an_upstream_head_over_proxy_buffer_size_is_a_502() {
-    let t = TempDir::new("px-bighead");
-    let b = Backend::start("b1");
-    let http = with_ports(
+    let (t, _b, p) = one_backend(
+        "px-bighead",
         r#"
 upstream be { server 127.0.0.1:@A@ max_fails=0; }
 server {
@@ -2379,9 +2338,7 @@ server {
     location / { proxy_pass http://be; proxy_buffer_size 2k; }
 }
 "#,
-        &[("A", b.port)],
     );
-    let p = start(&t, &http);
     let small = format!("/headers?X-Pad={}", "a".repeat(500));
     assert_eq!(get(&p, &small).status, 200);
     let big = format!("/headers?X-Pad={}", "a".repeat(3000));
