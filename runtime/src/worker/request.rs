@@ -33,18 +33,6 @@ fn normalize_host_into(host: &[u8], out: &mut Vec<u8>) {
     out.make_ascii_lowercase();
 }
 
-/// Most spare `set` buffers a worker keeps.
-const USER_SPARE_MAX: usize = 64;
-
-/// Keeps the buffer of a user variable's old value in `spare` for a later `set`.
-fn keep_spare(spare: &mut Vec<Vec<u8>>, old: Option<Vec<u8>>) {
-    if let Some(v) = old {
-        if spare.len() < USER_SPARE_MAX {
-            spare.push(v);
-        }
-    }
-}
-
 /// Internal redirects allowed per request (nginx: 10).
 const MAX_REDIRECTS: u32 = 10;
 
@@ -61,12 +49,10 @@ pub(crate) struct Scratch {
     pub(crate) args: Vec<u8>,
     pub(crate) host: Vec<u8>,
     pub(crate) user: Vec<Option<Vec<u8>>>,
-    /// Buffers of earlier requests' user variables, reused by `set` (no allocation per
-    /// request); at most [`USER_SPARE_MAX`].
-    pub(crate) user_spare: Vec<Vec<u8>>,
     /// `$1`… and named groups of the request's regex matches.
     pub(crate) captures: super::vars::Captures,
-    /// Buffers variable expansion borrows (maps).
+    /// Buffers that `set`, rewrite, try_files and variable expansion (maps) borrow and
+    /// give back.
     pub(crate) var_pool: std::cell::RefCell<super::vars::VarPool>,
     /// Requests already served on the current connection.
     pub(crate) served: u32,
@@ -228,10 +214,13 @@ impl Worker<'_> {
         let mut uri = std::mem::take(&mut self.scratch.uri);
         let ok = proton_ir::uri::normalize_path(target, &mut uri);
         self.scratch.uri = uri;
-        // Every user variable starts unset; the buffers of the last request's values wait
-        // for the next `set`.
+        // Every user variable starts unset; the buffers of the last request's values go back
+        // to the pool for the next `set`.
+        let pool = self.scratch.var_pool.get_mut();
         for slot in self.scratch.user.iter_mut() {
-            keep_spare(&mut self.scratch.user_spare, slot.take());
+            if let Some(old) = slot.take() {
+                pool.give_buf(old);
+            }
         }
         self.scratch.user.resize(ir.user_vars.len(), None);
         self.scratch.captures.clear();
@@ -592,11 +581,14 @@ impl Worker<'_> {
                     return Script::Return(*code, text.is_some());
                 }
                 ScriptOp::Set { var, value } => {
-                    let mut out = self.scratch.user_spare.pop().unwrap_or_default();
-                    out.clear();
+                    let mut out = self.scratch.var_pool.get_mut().buf();
                     self.ctx(conn, head, sid, 0).expand(value, &mut out);
-                    if let Some(slot) = self.scratch.user.get_mut(*var as usize) {
-                        keep_spare(&mut self.scratch.user_spare, slot.replace(out));
+                    let old = match self.scratch.user.get_mut(*var as usize) {
+                        Some(slot) => slot.replace(out),
+                        None => Some(out),
+                    };
+                    if let Some(old) = old {
+                        self.scratch.var_pool.get_mut().give_buf(old);
                     }
                 }
                 ScriptOp::Rewrite {
@@ -676,10 +668,9 @@ impl Worker<'_> {
         head: &RequestHead,
         loc: LocationId,
     ) -> Option<Outcome> {
-        let code = self.returns.get(loc.0 as usize)?.as_ref()?.code;
-        let keep = self.keep_alive_for(head, loc, code);
-        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let c = self.returns.get(loc.0 as usize)?.as_ref()?;
+        let keep = self.keep_alive_for(head, loc, c.code);
+        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         write_status_line(&mut wbuf, head.minor_version, c.code);
         wbuf.extend_from_slice(self.date.server_and_date(tokens));

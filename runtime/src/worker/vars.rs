@@ -104,10 +104,10 @@ impl Captures {
     }
 }
 
-/// Buffers that variable expansion borrows while it evaluates maps (the context itself is
-/// shared, so they sit behind a `RefCell`): byte buffers, capture sets, and one location
-/// buffer per regex. What is taken is given back, so after the first requests expansion
-/// allocates nothing.
+/// Per-worker buffers that `set` values, rewrites, try_files and map evaluation borrow (the
+/// variable context is shared while maps are evaluated, so the pool sits behind a
+/// `RefCell`): byte buffers, capture sets, and one location buffer per regex. What is taken
+/// is given back, so after the first requests nothing is allocated.
 #[derive(Default)]
 pub(crate) struct VarPool {
     bufs: Vec<Vec<u8>>,
@@ -115,8 +115,9 @@ pub(crate) struct VarPool {
     locs: Vec<Option<regex::bytes::CaptureLocations>>,
 }
 
-/// Buffers a pool keeps at most (more are dropped when given back).
-const POOL_KEEP: usize = 16;
+/// Buffers of each kind a pool keeps at most (more are dropped when given back); enough for
+/// the `set` values of a request plus what maps and rewrites borrow meanwhile.
+const POOL_KEEP: usize = 64;
 
 impl VarPool {
     pub(crate) fn buf(&mut self) -> Vec<u8> {
