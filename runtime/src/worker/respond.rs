@@ -300,13 +300,12 @@ impl AccessLogs {
             self.line.clear();
             format_line(loaded, *format, ctx, &mut self.line, &mut self.value);
             self.line.push(b'\n');
-            let f = if path.as_literal().is_some() {
+            let f = if let Some(literal) = path.as_literal() {
                 let key = l as *const AccessLog as usize;
                 let i = match self.fixed.iter().find(|(k, _)| *k == key) {
                     Some((_, i)) => *i,
                     None => {
-                        let resolved = loaded.resolve(path.as_literal().unwrap_or_default());
-                        let i = self.file_for(resolved, *buffer, *flush_ms);
+                        let i = self.file_for(loaded.resolve(literal), *buffer, *flush_ms);
                         self.fixed.push((key, i));
                         i
                     }
@@ -355,11 +354,7 @@ impl AccessLogs {
             }
         }
         let path = loaded.resolve(&String::from_utf8_lossy(&self.path));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ok();
+        let file = open_append(&path);
         self.dynamic.push(DynamicLog {
             expanded: self.path.clone(),
             log: LogFile::new(path, file, buffer, flush_ms),
@@ -396,13 +391,14 @@ impl AccessLogs {
 
     /// USR1: flush and reopen every file.
     pub(crate) fn reopen(&mut self) {
-        for f in self
-            .files
-            .iter_mut()
-            .chain(self.dynamic.iter_mut().map(|d| &mut d.log))
-        {
+        for f in &mut self.files {
             f.flush_now();
             f.file = open_log(&f.path);
+        }
+        // Paths made from variables: their directory is never created (see write).
+        for d in &mut self.dynamic {
+            d.log.flush_now();
+            d.log.file = open_append(&d.log.path);
         }
     }
 }
@@ -449,10 +445,16 @@ fn expand_log_path(path: &proton_ir::Template, ctx: &Ctx<'_>, out: &mut Vec<u8>)
     true
 }
 
+/// Opens a log file of a fixed path, making its directory first.
 fn open_log(path: &PathBuf) -> Option<File> {
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
+    open_append(path)
+}
+
+/// Opens (creating) a file for appending log lines.
+fn open_append(path: &PathBuf) -> Option<File> {
     OpenOptions::new().create(true).append(true).open(path).ok()
 }
 
