@@ -503,6 +503,18 @@ impl Proton {
             .collect()
     }
 
+    /// The pid of the single worker, once it runs (the master binds before it forks, so a
+    /// test can reach the port before the worker exists); panics after 10 s without one.
+    pub fn the_worker(&self) -> u32 {
+        assert!(
+            wait_until(Duration::from_secs(10), || self.workers().len() == 1),
+            "expected one worker, got {:?}\n{}",
+            self.workers(),
+            self.logs()
+        );
+        self.workers()[0]
+    }
+
     /// The error log and stderr, for failure messages.
     pub fn logs(&self) -> String {
         let mut s = String::new();

@@ -253,15 +253,6 @@ fn rss_kib(p: &Proton, pid: u32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS for worker {pid}: gone?\n{}", p.logs()))
 }
 
-fn the_worker(p: &Proton) -> u32 {
-    assert!(
-        wait_until(Duration::from_secs(10), || p.workers().len() == 1),
-        "expected one worker, got {:?}",
-        p.workers()
-    );
-    p.workers()[0]
-}
-
 // ---------------------------------------------------------------------------------------------
 // 1. Basic requests and the request headers sent upstream
 // ---------------------------------------------------------------------------------------------
@@ -1912,7 +1903,7 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
     const PIECE: usize = 1024 * 1024;
     let (_t, _b, p) = one_backend("px-rss", FRAMING);
     assert_eq!(get(&p, "/big?bytes=1000000").body.len(), 1_000_000);
-    let worker = the_worker(&p);
+    let worker = p.the_worker();
     let baseline = rss_kib(&p, worker);
 
     let mut s = connect(&p);
@@ -2228,7 +2219,7 @@ server {
 }
 "#,
     );
-    let worker = the_worker(&p);
+    let worker = p.the_worker();
     // A chunked upload whose body does not come yet, and a request the upstream answers
     // only after 2 s.
     let base = b.stats().1;

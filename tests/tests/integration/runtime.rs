@@ -984,9 +984,8 @@ http {
         "{}",
         p.logs()
     );
-    assert!(wait_until(Duration::from_secs(10), || p.workers().len() == 1));
     let limits =
-        std::fs::read_to_string(format!("/proc/{}/limits", p.workers()[0])).unwrap_or_default();
+        std::fs::read_to_string(format!("/proc/{}/limits", p.the_worker())).unwrap_or_default();
     let nofile = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))
@@ -1373,7 +1372,7 @@ http {
 }
 "#;
     let p = Proton::start(t.path(), conf, 1);
-    let worker = *p.workers().first().expect("a worker");
+    let worker = p.the_worker();
     let fds = || {
         std::fs::read_dir(format!("/proc/{worker}/fd"))
             .map(|d| d.count())
