@@ -105,7 +105,11 @@ pub(crate) fn serve(
                     // Served below from the URI: its index, or a 301 to add the slash.
                     found_dir = true;
                 } else {
-                    answer = Some(send_file(w, conn, head, loc, &path, error_status));
+                    answer = Some(if static_method(head, error_status) {
+                        send_file(w, conn, head, loc, &path, error_status)
+                    } else {
+                        Handled::Status(405)
+                    });
                 }
                 break;
             }
@@ -155,11 +159,7 @@ pub(crate) fn serve(
     let is_dir = uri.ends_with(b"/");
     w.scratch.uri = uri;
     let result = if is_dir {
-        let mut uri = w.scratch.var_pool.get_mut().buf();
-        uri.extend_from_slice(&w.scratch.uri);
-        let r = serve_dir(w, conn, head, loc, &uri, &path, error_status);
-        w.scratch.var_pool.get_mut().give_buf(uri);
-        r
+        serve_dir(w, conn, head, loc, &path, error_status)
     } else {
         send_file(w, conn, head, loc, &path, error_status)
     };
@@ -183,7 +183,6 @@ fn serve_dir(
     conn: &mut Conn,
     head: &RequestHead,
     loc: LocationId,
-    uri: &[u8],
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
@@ -200,9 +199,7 @@ fn serve_dir(
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
         if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
-            // nginx: an internal redirect to the index file's URI.
-            w.scratch.uri.clear();
-            w.scratch.uri.extend_from_slice(uri);
+            // nginx: an internal redirect to the URI (the directory's) + the index name.
             w.scratch.uri.extend_from_slice(&name);
             found = true;
             break;
@@ -218,7 +215,9 @@ fn serve_dir(
         Ok(m) if m.is_dir() => {
             // nginx's autoindex answers GET and HEAD only; a POST falls through to 403.
             if settings.autoindex && !refused_post(head, error_status) {
-                return autoindex(w, conn, head, loc, uri, path, error_status);
+                // The listing allocates anyway (names, sorting); its URI is copied here.
+                let uri = w.scratch.uri.clone();
+                return autoindex(w, conn, head, loc, &uri, path, error_status);
             }
             elog!(
                 w.elog,
@@ -253,9 +252,6 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
-    if !static_method(head, error_status) {
-        return Handled::Status(405);
-    }
     let file = match File::open(path_of(path)) {
         Ok(f) => f,
         Err(e) => {
