@@ -459,12 +459,9 @@ impl Worker<'_> {
             Subject::Uri => &s.uri,
             Subject::Host => &s.host,
         };
-        let id = id.0 as usize;
-        let pool = s.var_pool.get_mut();
-        let mut locs = pool.locs(id, re);
-        let matched = s.captures.capture(id, re, &mut locs, text);
-        pool.give_locs(id, locs);
-        matched
+        s.var_pool
+            .get_mut()
+            .capture(&mut s.captures, id.0 as usize, re, text)
     }
 
     /// Applies a rewrite whose replacement expanded to `out`: a redirect (`Some`), or the new

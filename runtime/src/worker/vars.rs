@@ -144,23 +144,20 @@ impl VarPool {
         }
     }
 
-    /// The location buffer of regex `id` (made on its first use in this worker).
-    pub(crate) fn locs(
+    /// [`Captures::capture`] of regex `id` (`re`) on `subject` into `caps`, with the
+    /// regex's location buffer (made on its first use in this worker, then kept).
+    pub(crate) fn capture(
         &mut self,
+        caps: &mut Captures,
         id: usize,
         re: &regex::bytes::Regex,
-    ) -> regex::bytes::CaptureLocations {
-        self.locs
-            .get_mut(id)
-            .and_then(Option::take)
-            .unwrap_or_else(|| re.capture_locations())
-    }
-
-    pub(crate) fn give_locs(&mut self, id: usize, l: regex::bytes::CaptureLocations) {
+        subject: &[u8],
+    ) -> bool {
         if self.locs.len() <= id {
             self.locs.resize_with(id + 1, || None);
         }
-        self.locs[id] = Some(l);
+        let locs = self.locs[id].get_or_insert_with(|| re.capture_locations());
+        caps.capture(id, re, locs, subject)
     }
 }
 
@@ -348,15 +345,10 @@ impl Ctx<'_> {
                 }
                 continue;
             }
-            let (mut caps, mut locs) = {
-                let mut pool = self.pool.borrow_mut();
-                (pool.caps(), pool.locs(id, re))
-            };
-            caps.inherit_named(self.captures);
-            let matched = caps.capture(id, re, &mut locs, subject);
             let mut pool = self.pool.borrow_mut();
-            pool.give_locs(id, locs);
-            if matched {
+            let mut caps = pool.caps();
+            caps.inherit_named(self.captures);
+            if pool.capture(&mut caps, id, re, subject) {
                 return Some((value, Some(caps)));
             }
             pool.give_caps(caps);
