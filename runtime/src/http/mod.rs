@@ -15,6 +15,7 @@ pub mod etag;
 pub mod range;
 pub mod request;
 pub mod response;
+mod swar;
 pub mod upstream;
 
 pub use error::HttpError;

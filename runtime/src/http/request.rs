@@ -46,6 +46,7 @@
 //! header values are trimmed of spaces and tabs (RFC 9110 OWS), where nginx keeps a trailing
 //! tab (`Content-Length: 5<TAB>` is 400 and `Transfer-Encoding: chunked<TAB>` 501 there).
 
+use super::swar::{bytes_below, bytes_equal, load_word};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 
@@ -646,17 +647,23 @@ pub fn validate_host(value: &[u8]) -> Option<Range<usize>> {
         // Whole words, then the last eight bytes (overlapping what was seen: every byte pair
         // of the overlap is inside this word, so the check across words is not needed); a
         // value shorter than a word is padded with a plain host byte.
-        let (w, base) = if let Some(chunk) = value.get(at..at + 8) {
-            (load_word(chunk), at)
-        } else if len >= 8 {
-            prev_dots = 0;
-            (load_word(&value[len - 8..]), len - 8)
-        } else {
-            let mut word = [b'a'; 8];
-            for (d, &b) in word.iter_mut().zip(value) {
-                *d = b;
+        let (w, base) = match (
+            value.get(at..at + 8).and_then(load_word),
+            len.checked_sub(8),
+        ) {
+            (Some(w), _) => (w, at),
+            (None, Some(last)) => {
+                prev_dots = 0;
+                // Eight bytes, so always a word (0, all control bytes, would refuse).
+                (value.get(last..).and_then(load_word).unwrap_or(0), last)
             }
-            (u64::from_le_bytes(word), 0)
+            (None, None) => {
+                let mut word = [b'a'; 8];
+                for (d, &b) in word.iter_mut().zip(value) {
+                    *d = b;
+                }
+                (u64::from_le_bytes(word), 0)
+            }
         };
         let dots = bytes_equal(w, b'.');
         let bad = bytes_below(w, 0x21) | bytes_equal(w, 0x7f) | bytes_equal(w, b'/');
@@ -683,29 +690,6 @@ pub fn validate_host(value: &[u8]) -> Option<Range<usize>> {
         host_len -= 1;
     }
     (host_len > 0).then_some(0..host_len)
-}
-
-/// Eight bytes as a little-endian word (`chunk` is eight bytes long).
-fn load_word(chunk: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(chunk);
-    u64::from_le_bytes(word)
-}
-
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-const ONES: u64 = 0x0101_0101_0101_0101;
-
-/// The high bit of each byte of `w` that equals `b`, and no other bit (exact: no carries
-/// between bytes).
-fn bytes_equal(w: u64, b: u8) -> u64 {
-    let x = w ^ (u64::from(b) * ONES);
-    !(((x & LOW7) + LOW7) | x) & HIGH
-}
-
-/// The high bit of each byte of `w` below `n` (`n` ≤ 0x80), and no other bit.
-fn bytes_below(w: u64, n: u8) -> u64 {
-    !(((w & LOW7) + u64::from(0x80 - n) * ONES) | w) & HIGH
 }
 
 /// [`validate_host`] one byte at a time: the IPv6-literal case, and the reference the

@@ -396,12 +396,10 @@ fn scan_to_eol_bytewise(
 /// HT counts, the caller looks closer).
 #[inline]
 fn word_may_have_control(w: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let Ok(bytes) = <[u8; 8]>::try_from(w) else {
+    use super::swar::{load_word, HIGH, ONES};
+    let Some(x) = load_word(w) else {
         return true;
     };
-    let x = u64::from_le_bytes(bytes);
     // A byte below 0x20 (bytes of 0x80 and above never count).
     let low = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
     // A byte equal to 0x7f: a zero byte of x ^ 0x7f7f…
