@@ -3,8 +3,9 @@
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
+use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
 use proton_ir::{
-    Ir, LocationKind, MatchReason, Part, RegexId, RewriteFlag, ScriptOp, ServerId, ServerMatch, Var,
+    Ir, LocationKind, MatchReason, Part, RegexId, ScriptOp, ServerId, ServerMatch, Var,
 };
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -240,132 +241,133 @@ pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
     }
 }
 
-/// How a rewrite-phase script ended.
-enum ScriptEnd {
-    /// Ran to the end (or `break`): the request stays where it is.
-    Done,
-    /// `rewrite … last`, or a URI change in a location: find the location again.
-    Reroute,
-    /// `return`, or a redirecting `rewrite`.
-    Return(ReturnAnswer),
-}
-
-/// The rewrite-phase state of one request while `route` follows it.
+/// The request as `route` follows it through the IR's rewrite engine
+/// (`proton_ir::rewrite`, the runtime's own): captures are filled in, other variables stay
+/// `$name` (their values exist only at run time), `set` changes nothing visible.
 struct RewriteState<'a> {
     ir: &'a Ir,
     m: &'a Matchers,
-    /// The current URI (path and, after a rewrite that set them, `?args`).
-    uri: String,
+    uri: Vec<u8>,
+    args: Vec<u8>,
+    /// `$0`… of the last regex match.
+    numbered: Vec<Option<String>>,
     /// Named captures of the regexes matched so far (a later match of a group wins).
     named: HashMap<String, String>,
     steps: Vec<String>,
     changed: bool,
+    reason: Option<MatchReason>,
 }
 
 impl RewriteState<'_> {
-    fn path(&self) -> &str {
-        self.uri
-            .split_once('?')
-            .map_or(self.uri.as_str(), |(p, _)| p)
+    fn remember(&mut self, c: Captures) {
+        for (n, v) in c.named {
+            self.named.insert(n, v);
+        }
+        self.numbered = c.numbered;
     }
 
-    fn remember(&mut self, c: &Captures) {
-        for (n, v) in &c.named {
-            self.named.insert(n.clone(), v.clone());
+    /// The URI with its arguments, as `route` reports it.
+    fn full_uri(&self) -> String {
+        let mut s = String::from_utf8_lossy(&self.uri).into_owned();
+        if !self.args.is_empty() {
+            s.push('?');
+            s.push_str(&String::from_utf8_lossy(&self.args));
         }
-    }
-
-    /// A template with the captures filled in; other variables stay `$name`.
-    fn eval(&self, t: &proton_ir::Template, numbered: &[Option<String>]) -> String {
-        let mut out = String::new();
-        for p in &t.parts {
-            match p {
-                Part::Literal(l) => out.push_str(l),
-                Part::Capture(n) => {
-                    if let Some(Some(v)) = numbered.get(*n as usize) {
-                        out.push_str(v);
-                    }
-                }
-                Part::Var(Var::NamedCapture(n)) => {
-                    out.push_str(self.named.get(n).map_or("", String::as_str));
-                }
-                Part::Var(v) => {
-                    out.push('$');
-                    out.push_str(&self.ir.var_name(v));
-                }
-            }
-        }
-        out
-    }
-
-    /// Runs a script as nginx's rewrite module does. `in_location`: a URI changed by a
-    /// rewrite without flag sends the request to location selection again (in a server
-    /// block the location is chosen afterwards anyway).
-    fn run(&mut self, script: &[ScriptOp], in_location: bool) -> ScriptEnd {
-        let mut changed = false;
-        for op in script {
-            match op {
-                ScriptOp::Return { code, text } => {
-                    return ScriptEnd::Return(ReturnAnswer {
-                        code: *code,
-                        text: text.as_ref().map(|t| self.ir.source_of(t)),
-                    });
-                }
-                ScriptOp::Set { .. } => {}
-                ScriptOp::Rewrite {
-                    regex,
-                    replacement,
-                    flag,
-                    source,
-                } => {
-                    let Some(c) = self.m.captures(*regex, self.path().as_bytes()) else {
-                        continue;
-                    };
-                    self.remember(&c);
-                    let new = self.eval(replacement, &c.numbered);
-                    let absolute = new.starts_with("http://")
-                        || new.starts_with("https://")
-                        || new.starts_with("$scheme");
-                    if absolute || matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) {
-                        let code = if *flag == RewriteFlag::Permanent {
-                            301
-                        } else {
-                            302
-                        };
-                        return ScriptEnd::Return(ReturnAnswer {
-                            code,
-                            text: Some(new),
-                        });
-                    }
-                    self.steps.push(format!(
-                        "rewritten to {new} by {}",
-                        self.ir.describe(*source)
-                    ));
-                    self.uri = new;
-                    self.changed = true;
-                    changed = true;
-                    match flag {
-                        RewriteFlag::Last => return ScriptEnd::Reroute,
-                        RewriteFlag::Break => return ScriptEnd::Done,
-                        _ => {}
-                    }
-                }
-            }
-        }
-        if changed && in_location {
-            ScriptEnd::Reroute
-        } else {
-            ScriptEnd::Done
-        }
+        s
     }
 }
 
-/// nginx's limit on URI changes (rewrites and internal redirects) per request.
-const MAX_URI_CHANGES: usize = 10;
+impl ScriptHost for RewriteState<'_> {
+    fn uri(&self) -> &[u8] {
+        &self.uri
+    }
 
-/// Routes one request the way the runtime would: server selection, the server's rewrite
-/// phase, location selection, the location's rewrite phase (a `rewrite … last` or a changed
-/// URI selects the location again), then the handler.
+    fn args(&self) -> &[u8] {
+        &self.args
+    }
+
+    fn is_match(&self, id: RegexId, subject: &[u8]) -> bool {
+        self.m.is_match(id, subject)
+    }
+
+    fn capture(&mut self, id: RegexId) -> bool {
+        match self.m.captures(id, &self.uri) {
+            Some(c) => {
+                self.remember(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>) {
+        match part {
+            Part::Literal(l) => out.extend_from_slice(l.as_bytes()),
+            Part::Capture(n) => {
+                if let Some(Some(v)) = self.numbered.get(*n as usize) {
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+            Part::Var(Var::NamedCapture(n)) => {
+                out.extend_from_slice(self.named.get(n).map_or("", String::as_str).as_bytes());
+            }
+            Part::Var(v) => {
+                out.push(b'$');
+                out.extend_from_slice(self.ir.var_name(v).as_bytes());
+            }
+        }
+    }
+
+    fn set(&mut self, _var: u32, _value: &proton_ir::Template) {}
+
+    fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, source: proton_ir::SourceRef) {
+        self.uri = path.to_vec();
+        if let Some(a) = args {
+            self.args = a.to_vec();
+        }
+        self.changed = true;
+        self.steps.push(format!(
+            "rewritten to {} by {}",
+            self.full_uri(),
+            self.ir.describe(source)
+        ));
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn give_back(&mut self, _buf: Vec<u8>) {}
+}
+
+impl RouteHost for RewriteState<'_> {
+    fn found(&mut self, _loc: proton_ir::LocationId, m: &proton_ir::LocationMatch) -> bool {
+        self.reason = Some(m.reason);
+        true
+    }
+}
+
+/// The answer of a script that ended the request.
+fn script_return(ir: &Ir, end: ScriptEnd<'_>) -> ReturnAnswer {
+    match end {
+        ScriptEnd::Return { code, text } => ReturnAnswer {
+            code,
+            text: text.map(|t| ir.source_of(t)),
+        },
+        ScriptEnd::Redirect { code, url } => ReturnAnswer {
+            code,
+            text: Some(String::from_utf8_lossy(&url).into_owned()),
+        },
+        ScriptEnd::EmptyUri | ScriptEnd::Done | ScriptEnd::Reroute => ReturnAnswer {
+            code: 500,
+            text: None,
+        },
+    }
+}
+
+/// Routes one request the way the runtime does, with the same engine: server selection,
+/// the server's rewrite phase, location selection and the location's rewrite phase (again
+/// while it changes the URI), then the handler.
 pub fn route(
     ir: &Ir,
     m: &Matchers,
@@ -393,17 +395,24 @@ pub fn route(
             "invalid request URI {uri:?} (the server answers 400)"
         ));
     }
+    let args = uri
+        .split_once('?')
+        .map(|(_, a)| a.split('#').next().unwrap_or(""))
+        .unwrap_or("");
     let mut st = RewriteState {
         ir,
         m,
-        uri: String::from_utf8_lossy(&path).into_owned(),
+        uri: path,
+        args: args.as_bytes().to_vec(),
+        numbered: Vec::new(),
         named: HashMap::new(),
         steps: Vec::new(),
         changed: false,
+        reason: None,
     };
     if let (ServerMatch::Regex(_), Some(id)) = (how, last_regex) {
         if let Some(c) = m.captures(id, host.as_bytes()) {
-            st.remember(&c);
+            st.remember(c);
         }
     }
     let server = &ir.servers[sid.0 as usize];
@@ -427,65 +436,59 @@ pub fn route(
         source: ir.describe(loc.source),
         handler,
         ret,
-        rewritten: st.changed.then(|| st.uri.clone()),
+        rewritten: st.changed.then(|| st.full_uri()),
         steps: st.steps,
     };
     let default_loc = &ir.locations[server.default_location.0 as usize];
-    if let ScriptEnd::Return(r) = st.run(&server.script, false) {
-        let handler = return_handler(r.code, r.text.clone());
-        return Ok(answer(
-            st,
-            default_loc,
-            "server rewrite phase".into(),
-            handler,
-            Some(r),
-        ));
-    }
-    for _ in 0..=MAX_URI_CHANGES {
-        let mut last_regex = None;
-        let lm = ir.find_location(sid, st.path().as_bytes(), &mut |id, s| {
-            let hit = m.is_match(id, s);
-            if hit {
-                last_regex = Some(id);
-            }
-            hit
-        });
-        let loc = &ir.locations[lm.location.0 as usize];
-        if let (MatchReason::Regex(_), Some(id)) = (lm.reason, last_regex) {
-            if let Some(c) = m.captures(id, st.path().as_bytes()) {
-                st.remember(&c);
-            }
-        }
-        let reason = match lm.reason {
-            MatchReason::Exact => "exact".into(),
-            MatchReason::PrefixNoRegex => "prefix ^~".into(),
-            MatchReason::Regex(i) => format!("regex #{i}"),
-            MatchReason::LongestPrefix => "longest prefix".into(),
-            MatchReason::ServerDefault => "server default".into(),
-        };
-        match st.run(&loc.conf.script, true) {
-            ScriptEnd::Return(r) => {
-                let handler = return_handler(r.code, r.text.clone());
-                return Ok(answer(st, loc, reason, handler, Some(r)));
-            }
-            ScriptEnd::Done => {
-                let handler = content_handler_of(ir, loc);
-                return Ok(answer(st, loc, reason, handler, None));
-            }
-            ScriptEnd::Reroute => {}
+    match run_script(&mut st, &server.script, false) {
+        ScriptEnd::Done | ScriptEnd::Reroute => {}
+        end => {
+            let r = script_return(ir, end);
+            let handler = return_handler(r.code, r.text.clone());
+            return Ok(answer(
+                st,
+                default_loc,
+                "server rewrite phase".into(),
+                handler,
+                Some(r),
+            ));
         }
     }
-    let r = ReturnAnswer {
-        code: 500,
-        text: None,
+    let mut budget = proton_ir::rewrite::UriBudget::default();
+    let selected = select_location(ir, &mut st, sid, None, &mut budget);
+    let reason = match st.reason {
+        Some(MatchReason::Exact) => "exact".into(),
+        Some(MatchReason::PrefixNoRegex) => "prefix ^~".into(),
+        Some(MatchReason::Regex(i)) => format!("regex #{i}"),
+        Some(MatchReason::LongestPrefix) => "longest prefix".into(),
+        Some(MatchReason::ServerDefault) | None => "server default".into(),
     };
-    Ok(answer(
-        st,
-        default_loc,
-        "rewrite or internal redirection cycle".into(),
-        "return 500 (rewrite or internal redirection cycle)".into(),
-        Some(r),
-    ))
+    match selected {
+        Selected::Content(l) | Selected::Stopped(l) => {
+            let loc = &ir.locations[l.0 as usize];
+            let handler = content_handler_of(ir, loc);
+            Ok(answer(st, loc, reason, handler, None))
+        }
+        Selected::Answered(l, end) => {
+            let loc = &ir.locations[l.0 as usize];
+            let r = script_return(ir, end);
+            let handler = return_handler(r.code, r.text.clone());
+            Ok(answer(st, loc, reason, handler, Some(r)))
+        }
+        Selected::Cycle => {
+            let r = ReturnAnswer {
+                code: 500,
+                text: None,
+            };
+            Ok(answer(
+                st,
+                default_loc,
+                "rewrite or internal redirection cycle".into(),
+                "return 500 (rewrite or internal redirection cycle)".into(),
+                Some(r),
+            ))
+        }
+    }
 }
 
 /// A stable key for a server in diffs: its addresses and first name.

@@ -13,6 +13,7 @@
 
 mod codec;
 mod matching;
+pub mod rewrite;
 mod types;
 pub mod uri;
 mod verify;

@@ -5,6 +5,7 @@
 //! file for static bodies), `Write` flushes it with `write`/`sendfile`, `Discard` drops the
 //! request body the handler did not need, and the connection goes back to `Head` or closes.
 
+use super::context::RequestCtx;
 use super::{respond, Worker};
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
@@ -88,8 +89,6 @@ pub(crate) struct Conn {
     pub(crate) discard: Discard,
     /// Length of the current request's head in `rbuf`.
     pub(crate) head_len: usize,
-    /// When the current request started, in [`clock_ms`] (4 bytes instead of an Instant's 16).
-    pub(crate) started: u32,
     pub(crate) finished: Finished,
     pub(crate) body_sent: u64,
     /// Keep-alive timeout to apply once the response is written.
@@ -103,6 +102,9 @@ pub(crate) struct Conn {
     pub(crate) key: u32,
     /// The proxied request in flight, in [`Phase::Proxy`].
     pub(crate) proxy: Option<Box<super::proxy::Proxy>>,
+    /// The context of the request being answered, from its parsed head to its access-log
+    /// line (`None` between requests: an idle connection holds none).
+    pub(crate) req: Option<Box<RequestCtx>>,
     /// The client socket may have bytes to read (see [`read_ready`]).
     pub(crate) rd_ready: bool,
     /// The client's FIN or an error was reported.
@@ -220,7 +222,6 @@ impl Conn {
             close_after: false,
             discard: Discard::None,
             head_len: 0,
-            started: w.now_ms,
             finished: Finished::default(),
             body_sent: 0,
             keepalive_ms: 75_000,
@@ -229,6 +230,7 @@ impl Conn {
             interest: Interest::READABLE,
             key: key as u32,
             proxy: None,
+            req: None,
             // Nothing is read until epoll reports the socket readable (at once if the
             // request is already there: an edge-triggered registration reports the current
             // state), which saves a failing read per connection whose request is on the way.
@@ -242,6 +244,7 @@ impl Conn {
         if self.proxy.is_some() {
             w.proxy_abort(&mut self);
         }
+        w.release_context(self.req.take());
         w.pool.put(std::mem::take(&mut self.rbuf));
         w.pool.put(std::mem::take(&mut self.wbuf));
     }
@@ -452,19 +455,20 @@ impl Conn {
             max_uri: w.uri_limit(self.listener as usize),
             max_headers: 100,
         };
-        let head = w.scratch.head.get_or_insert_with(Box::default);
-        let parsed = parse_head(&self.rbuf, &limits, head);
-        let head_len = head.head_len;
-        w.scratch.head_owner = None;
+        let mut req = self.req.take().unwrap_or_else(|| w.contexts.get());
+        let parsed = parse_head(&self.rbuf, &limits, &mut req.head);
         match parsed {
-            Ok(Parsed::Partial) => None,
+            Ok(Parsed::Partial) => {
+                w.release_context(Some(req));
+                None
+            }
             Ok(Parsed::Complete) => {
-                self.head_len = head_len;
-                w.scratch.head_owner = Some((self.key, self.served));
-                self.answer(w);
+                self.head_len = req.head.head_len;
+                self.answer(w, req);
                 Some(true)
             }
             Err(e) => {
+                self.req = Some(req);
                 elog!(
                     w.elog,
                     Info,
@@ -479,22 +483,18 @@ impl Conn {
         }
     }
 
-    /// Routes and answers the request in `w.scratch.head`.
-    fn answer(&mut self, w: &mut Worker<'_>) {
-        self.started = w.now_ms;
+    /// Routes and answers the request whose head was parsed into `req`.
+    fn answer(&mut self, w: &mut Worker<'_>, mut req: Box<RequestCtx>) {
+        req.started = w.now_ms;
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
-        let (chunked, content_length, keep_alive, expect_continue) = w
-            .scratch
-            .head
-            .as_deref()
-            .map_or((false, None, false, false), |h| {
-                (h.chunked, h.content_length, h.keep_alive, h.expect_continue)
-            });
+        let h = &req.head;
+        let (chunked, content_length, keep_alive, expect_continue) =
+            (h.chunked, h.content_length, h.keep_alive, h.expect_continue);
         // Body framing decides whether the connection can be reused.
         let max_body = w
             .default_settings(self.listener as usize)
@@ -512,11 +512,13 @@ impl Conn {
                 _ => Discard::None,
             }
         };
-        w.scratch.served = self.served;
+        req.served = self.served;
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
-        w.scratch.expect_unread = expect_unread;
-        let out = w.handle_request(self);
-        w.scratch.expect_unread = false;
+        req.expect_unread = expect_unread;
+        let out = w.handle_request(self, &mut req);
+        // Only the head written now had to know (a proxy reads the body itself).
+        req.expect_unread = false;
+        self.req = Some(req);
         self.close_after = !keep_alive || out.close;
         if expect_unread && !out.proxy {
             if out.status >= 300 {
@@ -563,7 +565,10 @@ impl Conn {
 
     /// Answers a malformed request: nginx's error page, then close.
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
-        self.started = w.now_ms;
+        // Even a request that could not be parsed has a context, for its log line.
+        let mut req = self.req.take().unwrap_or_else(|| w.contexts.get());
+        req.started = w.now_ms;
+        self.req = Some(req);
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }
@@ -739,7 +744,7 @@ impl Conn {
         let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
         self.finished.body_bytes = body_in_wbuf + self.body_sent;
         w.log_access(self);
-        w.scratch.upstream = None;
+        w.release_context(self.req.take());
         self.served += 1;
         if self.served == 1 && self.nodelay && !self.close_after {
             let _ = self.sock.set_nodelay(true);

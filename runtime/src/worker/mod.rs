@@ -5,6 +5,7 @@
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
 mod conn;
+mod context;
 mod proxy;
 mod request;
 mod respond;
@@ -71,6 +72,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) date: respond::DateHeader,
     pub(crate) access: respond::AccessLogs,
     pub(crate) scratch: request::Scratch,
+    /// Request contexts waiting for a request (a connection takes one per request).
+    pub(crate) contexts: context::ContextPool,
     /// Graceful stop in progress: answer with `Connection: close`.
     pub(crate) draining: bool,
     /// Bounce buffer for file bodies with `sendfile off`.
@@ -183,6 +186,7 @@ pub fn run(
         date: respond::DateHeader::new(),
         access: respond::AccessLogs::new(loaded),
         scratch: request::Scratch::default(),
+        contexts: context::ContextPool::default(),
         draining: false,
         copy_buf: Vec::new(),
         ups: proxy::Upstreams::new(loaded, seed),
@@ -422,6 +426,13 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 
 impl Worker<'_> {
     /// The local address of a connection.
+    /// Takes back a finished request's context for the next request.
+    pub(crate) fn release_context(&mut self, req: Option<Box<context::RequestCtx>>) {
+        if let Some(r) = req {
+            self.contexts.put(r, self.scratch.var_pool.get_mut());
+        }
+    }
+
     pub(crate) fn local_of(&self, conn: &Conn) -> SocketAddr {
         match &conn.local {
             Some(a) => **a,

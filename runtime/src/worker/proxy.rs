@@ -19,11 +19,12 @@
 //! through error_page.
 
 use super::conn::{read_ready, Conn};
+use super::context::RequestCtx;
 use super::request::Handled;
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{token_eq, Method, RequestHead};
+use crate::http::request::{token_eq, Method};
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
 use crate::upstream::{Balancer, Outcome as Report};
@@ -303,6 +304,8 @@ pub(crate) struct Proxy {
     /// Last bytes written to the client / read from the upstream (body deadlines).
     client_progress: Instant,
     upstream_progress: Instant,
+    /// The last attempt's address, status and time, for the request's variables.
+    noted: Option<(std::net::SocketAddr, u16, u32)>,
 }
 
 impl Proxy {
@@ -348,6 +351,7 @@ impl Proxy {
             up_hup: false,
             client_progress: now,
             upstream_progress: now,
+            noted: None,
         }
     }
 
@@ -382,6 +386,7 @@ impl Proxy {
         self.header_bytes = 0;
         self.client_eof = false;
         self.upstream_eof = false;
+        self.noted = None;
     }
 }
 
@@ -437,10 +442,11 @@ impl Worker<'_> {
     pub(crate) fn proxy_start(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
-        sid: ServerId,
+        request: &RequestCtx,
         loc: LocationId,
     ) -> Handled {
+        let head = &request.head;
+        let sid = request.server;
         let ir = &self.loaded.ir;
         let Some(l) = ir.locations.get(loc.0 as usize) else {
             return Handled::Status(500);
@@ -463,7 +469,7 @@ impl Worker<'_> {
         let mut dyn_uri: Option<std::ops::Range<usize>> = None;
         if let Some(t) = &proxy.dynamic {
             let mut url = std::mem::take(&mut p.dyn_url);
-            self.ctx(conn, head, sid, 0).expand(t, &mut url);
+            self.ctx(conn, request, 0).expand(t, &mut url);
             let start = if url.starts_with(b"http://") { 7 } else { 0 };
             let rest = url.get(start..).unwrap_or_default();
             dyn_host = match rest.iter().position(|&b| b == b'/') {
@@ -510,7 +516,7 @@ impl Worker<'_> {
             .is_some_and(|m| m == b"LOCK");
         p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
         p.client_minor = head.minor_version;
-        p.keep_client = self.keep_alive(head, loc);
+        p.keep_client = self.keep_alive(request, loc);
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
         // The request line.
@@ -521,7 +527,7 @@ impl Worker<'_> {
         match dyn_uri {
             // With variables and a URI, the URI goes as made (nginx).
             Some(u) => req.extend_from_slice(p.dyn_url.get(u).unwrap_or_default()),
-            None => self.upstream_uri(conn, head, l.kind, l.name, proxy.uri.as_ref(), &mut req),
+            None => self.upstream_uri(conn, request, l.kind, l.name, proxy.uri.as_ref(), &mut req),
         }
         if req.len() == uri_at {
             req.push(b'/');
@@ -553,7 +559,7 @@ impl Worker<'_> {
         };
         let mut sent_upgrade = false;
         {
-            let mut ctx = self.ctx(conn, head, sid, 0);
+            let mut ctx = self.ctx(conn, request, 0);
             ctx.proxy_host = proxy_host;
             for (name, value) in &ps.set_headers {
                 let is_upgrade = name.eq_ignore_ascii_case("upgrade");
@@ -649,7 +655,7 @@ impl Worker<'_> {
             },
             proton_ir::Balance::Hash { key, .. } => {
                 let mut k = std::mem::take(&mut p.key);
-                self.ctx(conn, head, sid, 0).expand(key, &mut k);
+                self.ctx(conn, request, 0).expand(key, &mut k);
                 p.key = k;
             }
             _ => {}
@@ -675,13 +681,14 @@ impl Worker<'_> {
     fn upstream_uri(
         &self,
         conn: &Conn,
-        head: &RequestHead,
+        request: &RequestCtx,
         kind: LocationKind,
         name: proton_ir::TextRef,
         part: Option<&proton_ir::Template>,
         out: &mut Vec<u8>,
     ) {
-        let changed = self.scratch.uri_changed;
+        let head = &request.head;
+        let changed = request.uri_changed;
         match part {
             None if !changed => {
                 let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
@@ -692,7 +699,7 @@ impl Worker<'_> {
                 return;
             }
             Some(t) if !changed => {
-                let uri = &self.scratch.uri;
+                let uri = &request.uri;
                 let prefix = self.loaded.ir.text_of(name).as_bytes();
                 let rest = match kind {
                     LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact
@@ -711,11 +718,11 @@ impl Worker<'_> {
                 }
                 escape_into(rest, out);
             }
-            _ => escape_into(&self.scratch.uri, out),
+            _ => escape_into(&request.uri, out),
         }
-        if !self.scratch.args.is_empty() {
+        if !request.args.is_empty() {
             out.push(b'?');
-            out.extend_from_slice(&self.scratch.args);
+            out.extend_from_slice(&request.args);
         }
     }
 
@@ -967,6 +974,7 @@ impl Worker<'_> {
     /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
     pub(crate) fn proxy_abort(&mut self, conn: &mut Conn) {
         if let Some(mut p) = conn.proxy.take() {
+            hand_over_upstream(conn, &p);
             self.end_attempt(&mut p, false, None);
             conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
                 ReqBody::None => super::conn::Discard::None,
@@ -1016,7 +1024,7 @@ impl Worker<'_> {
                         conn.peer.ip()
                     );
                 }
-                self.log_access_proxy(conn, &p);
+                self.log_access_proxy(conn, &mut p);
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
                 return Drive::Close;
@@ -1065,7 +1073,9 @@ impl Worker<'_> {
                 conn.proxy = Some(p);
             }
             Drive::Finished => {
-                self.note_upstream(&p, p.resp.status);
+                let status = p.resp.status;
+                self.note_upstream(&mut p, status);
+                hand_over_upstream(conn, &p);
                 conn.finished.status = p.resp.status;
                 conn.finished.header_bytes = p.header_bytes;
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
@@ -1529,8 +1539,8 @@ impl Worker<'_> {
         conn.wbuf = out;
         if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
             let mut out = std::mem::take(&mut conn.wbuf);
-            if let Some(h) = self.reparse_head(conn) {
-                self.add_headers(conn, &h, p.loc, status, &mut out);
+            if let Some(req) = conn.req.as_deref() {
+                self.add_headers(conn, req, p.loc, status, &mut out);
             }
             conn.wbuf = out;
         }
@@ -1783,7 +1793,7 @@ impl Worker<'_> {
     }
 
     /// Keeps the attempt's address, status and time for the access log.
-    fn note_upstream(&mut self, p: &Proxy, status: u16) {
+    fn note_upstream(&self, p: &mut Proxy, status: u16) {
         let addr = match p.direct {
             Some(a) => Some(a),
             None => self
@@ -1800,17 +1810,25 @@ impl Worker<'_> {
             .saturating_duration_since(p.attempt_start)
             .as_millis()
             .min(u128::from(u32::MAX)) as u32;
-        self.scratch.upstream = addr.map(|a| (a, status, ms));
+        p.noted = addr.map(|a| (a, status, ms));
     }
 
     /// Logs a proxied exchange that ends by closing the client connection.
-    fn log_access_proxy(&mut self, conn: &mut Conn, p: &Proxy) {
-        self.note_upstream(p, p.resp.status);
+    fn log_access_proxy(&mut self, conn: &mut Conn, p: &mut Proxy) {
+        let status = p.resp.status;
+        self.note_upstream(p, status);
+        hand_over_upstream(conn, p);
         conn.finished.status = p.resp.status;
         conn.finished.header_bytes = p.header_bytes;
         conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
         self.log_access(conn);
-        self.scratch.upstream = None;
+    }
+}
+
+/// The request's last upstream attempt goes to its context (`$upstream_addr`, …).
+fn hand_over_upstream(conn: &mut Conn, p: &Proxy) {
+    if let Some(r) = conn.req.as_deref_mut() {
+        r.upstream = p.noted;
     }
 }
 

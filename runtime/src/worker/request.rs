@@ -3,13 +3,14 @@
 //! `error_page`, and the handler (return, static files).
 
 use super::conn::Conn;
+use super::context::RequestCtx;
 use super::respond::{begin_head, end_head, error_response, Head};
 use super::vars::Ctx;
 use super::{static_files, Worker};
 use crate::elog;
-use crate::http::request::RequestHead;
 use crate::http::response::write_status_line;
-use proton_ir::{LocationId, RewriteFlag, ScriptOp, ServerId, Settings};
+use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
+use proton_ir::{LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template};
 use std::io::Write;
 
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
@@ -33,43 +34,17 @@ fn normalize_host_into(host: &[u8], out: &mut Vec<u8>) {
     out.make_ascii_lowercase();
 }
 
-/// Internal redirects allowed per request (nginx: 10).
-const MAX_REDIRECTS: u32 = 10;
-
-/// Per-worker buffers reused by every request.
+/// Per-worker buffers lent to one call and given back before it returns. Nothing of a
+/// request lives here across calls: that is the request's [`RequestCtx`].
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// The request head being answered, boxed so handing it around moves a pointer, not
-    /// a 1.6 KB table (taken out while the request is routed, put back after).
-    pub(crate) head: Option<Box<RequestHead>>,
-    /// Which connection's request (`Conn::key`, `Conn::served`) `head` holds, so the
-    /// access log can use it instead of parsing the head again.
-    pub(crate) head_owner: Option<(u32, u32)>,
-    pub(crate) uri: Vec<u8>,
-    pub(crate) args: Vec<u8>,
-    pub(crate) host: Vec<u8>,
-    pub(crate) user: Vec<Option<Vec<u8>>>,
-    /// `$1`… and named groups of the request's regex matches.
-    pub(crate) captures: super::vars::Captures,
     /// Buffers that `set`, rewrite, try_files and variable expansion (maps) borrow and
     /// give back.
     pub(crate) var_pool: std::cell::RefCell<super::vars::VarPool>,
-    /// Requests already served on the current connection.
-    pub(crate) served: u32,
-    /// Modification time of the file being answered (for `expires modified`).
-    pub(crate) mtime: Option<i64>,
-    pub(crate) tmp: Vec<u8>,
+    /// A filesystem path being built.
     pub(crate) path: Vec<u8>,
-    /// The body of a built-in error or redirect page being answered.
+    /// The body of a built-in error or redirect page being written.
     pub(crate) page: Vec<u8>,
-    /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
-    /// escaped instead of the client's own).
-    pub(crate) uri_changed: bool,
-    /// The request announced a body with `Expect: 100-continue` that no handler reads
-    /// (see [`Worker::keep_alive_for`]).
-    pub(crate) expect_unread: bool,
-    /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
-    pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
 }
 
 /// What the connection needs to know about the answer.
@@ -85,19 +60,6 @@ pub(crate) struct Outcome {
     pub(crate) proxy: bool,
 }
 
-/// The result of running a script.
-enum Script {
-    Continue,
-    /// `return code [text]`: text expanded into `Scratch::tmp`.
-    Return(u16, bool),
-    /// rewrite … last: search locations again.
-    Restart,
-    /// rewrite … break: stay in this location.
-    Break,
-    /// A redirect; URL in `Scratch::tmp`.
-    Redirect(u16),
-}
-
 /// What a regex capture runs on.
 pub(crate) enum Subject {
     Uri,
@@ -110,12 +72,130 @@ pub(crate) enum Handled {
     Done { status: u16, header_bytes: usize },
     /// An error status to answer (error_page may apply).
     Status(u16),
-    /// An internal redirect to the URI in `Scratch::uri` (try_files fallback).
+    /// An internal redirect to the URI in `RequestCtx::uri` (try_files fallback, index).
     Redirect,
     /// To a named location (`None`: no such location, 500).
     Named(Option<LocationId>),
     /// Proxied: the answer comes from the upstream, later.
     Proxy,
+}
+
+/// Why routing stopped at a location before its rewrite phase.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// An `internal` location reached from outside: 404.
+    Internal,
+    /// The announced body is over client_max_body_size: 413.
+    TooLarge(u64),
+    /// The location only returns a constant text, prepared once per worker.
+    Const,
+}
+
+/// The request as the rewrite engine (`proton_ir::rewrite`) sees it: the worker lends its
+/// regexes and buffer pool, the request its URI, captures and variables.
+struct Rewriter<'a, 'w> {
+    w: &'a Worker<'w>,
+    conn: &'a Conn,
+    req: &'a mut RequestCtx,
+    /// In error_page handling (no prepared constant answers: the status is the error's).
+    in_error: bool,
+    stop: Option<Stop>,
+}
+
+impl ScriptHost for Rewriter<'_, '_> {
+    fn uri(&self) -> &[u8] {
+        &self.req.uri
+    }
+
+    fn args(&self) -> &[u8] {
+        &self.req.args
+    }
+
+    fn is_match(&self, id: RegexId, subject: &[u8]) -> bool {
+        self.w.loaded.is_match(id, subject)
+    }
+
+    fn capture(&mut self, id: RegexId) -> bool {
+        capture(self.w, self.req, id, Subject::Uri)
+    }
+
+    fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>) {
+        self.w.ctx(self.conn, self.req, 0).expand_part(part, out);
+    }
+
+    fn set(&mut self, var: u32, value: &Template) {
+        let mut out = self.w.scratch.var_pool.borrow_mut().buf();
+        self.w.ctx(self.conn, self.req, 0).expand(value, &mut out);
+        let old = match self.req.user.get_mut(var as usize) {
+            Some(slot) => slot.replace(out),
+            None => Some(out),
+        };
+        if let Some(old) = old {
+            self.w.scratch.var_pool.borrow_mut().give_buf(old);
+        }
+    }
+
+    fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, _source: SourceRef) {
+        let r = &mut *self.req;
+        r.uri.clear();
+        r.uri.extend_from_slice(path);
+        if let Some(a) = args {
+            r.args.clear();
+            r.args.extend_from_slice(a);
+        }
+        r.uri_changed = true;
+        r.internal = true;
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        self.w.scratch.var_pool.borrow_mut().buf()
+    }
+
+    fn give_back(&mut self, buf: Vec<u8>) {
+        self.w.scratch.var_pool.borrow_mut().give_buf(buf);
+    }
+}
+
+impl RouteHost for Rewriter<'_, '_> {
+    fn found(&mut self, loc_id: LocationId, _m: &proton_ir::LocationMatch) -> bool {
+        let ir = &self.w.loaded.ir;
+        self.req.location = Some(loc_id);
+        let Some(loc) = ir.locations.get(loc_id.0 as usize) else {
+            return true;
+        };
+        if loc.conf.internal && !self.req.internal {
+            self.stop = Some(Stop::Internal);
+            return false;
+        }
+        let settings = &ir.settings[loc.conf.settings.0 as usize];
+        if let Some(n) = self.req.head.content_length {
+            if settings.client_max_body_size > 0 && n > settings.client_max_body_size {
+                self.stop = Some(Stop::TooLarge(n));
+                return false;
+            }
+        }
+        if !self.in_error && matches!(self.w.returns.get(loc_id.0 as usize), Some(Some(_))) {
+            self.stop = Some(Stop::Const);
+            return false;
+        }
+        true
+    }
+}
+
+/// Runs regex `id` on the request's URI or host; on a match, its groups become `$1`… and
+/// its named groups `$name`, as after an nginx regex match. Returns whether it matched.
+pub(crate) fn capture(w: &Worker<'_>, req: &mut RequestCtx, id: RegexId, on: Subject) -> bool {
+    let Some(re) = w.loaded.regexes.get(id.0 as usize) else {
+        return false;
+    };
+    let text: &[u8] = match on {
+        Subject::Uri => &req.uri,
+        Subject::Host => &req.host,
+    };
+    w.scratch
+        .var_pool
+        .borrow_mut()
+        .capture(&mut req.captures, id.0 as usize, re, text)
 }
 
 impl Worker<'_> {
@@ -142,51 +222,43 @@ impl Worker<'_> {
             .map_or(8 * 1024, |s| s.large_client_header_buffers.1 as usize)
     }
 
-    /// Answers the request whose head is in `scratch.head`, writing into `conn`.
-    pub(crate) fn handle_request(&mut self, conn: &mut Conn) -> Outcome {
-        let head = self.scratch.head.take().unwrap_or_default();
-        let (sid, ok) = self.prepare(conn, &head);
-        let server_default = self.loaded.ir.servers[sid.0 as usize].default_location;
-        let outcome = if !ok {
+    /// Answers the request whose context (head parsed) is `req`, writing into `conn`.
+    pub(crate) fn handle_request(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Outcome {
+        let ok = self.prepare(conn, req);
+        let server_default = self.loaded.ir.servers[req.server.0 as usize].default_location;
+        if !ok {
             elog!(
                 self.elog,
                 Info,
                 "client sent invalid request URI, client: {}",
                 conn.peer.ip()
             );
-            self.finish_status(conn, &head, 400, server_default, true)
-        } else {
-            self.route(conn, &head, sid, None)
-        };
-        self.scratch.head = Some(head);
-        outcome
+            return self.finish_status(conn, req, 400, server_default, true);
+        }
+        self.route(conn, req, None)
     }
 
     /// A proxied request failed before anything was sent to the client: answers `status`
-    /// for the location that proxied it, through its error_page.
+    /// for the location that proxied it, through its error_page, with the request's own
+    /// state (URI after rewrites, `set` values, captures) as the proxy left it.
     pub(crate) fn proxy_error(&mut self, conn: &mut Conn, status: u16) -> Outcome {
-        let ir = &self.loaded.ir;
-        let loc = LocationId(conn.finished.location().unwrap_or(0));
-        let Some(sid) = ir.locations.get(loc.0 as usize).map(|l| l.server) else {
-            let head = RequestHead::default();
-            return self.finish_status(conn, &head, status, loc, true);
+        let Some(mut req) = conn.req.take() else {
+            let loc = LocationId(conn.finished.location().unwrap_or(0));
+            return self.finish_status(conn, &RequestCtx::default(), status, loc, true);
         };
-        let head = self.reparse_head(conn).unwrap_or_default();
-        let _ = self.prepare(conn, &head);
-        self.scratch.served = conn.served;
-        self.route(conn, &head, sid, Some((loc, status)))
+        let loc = req
+            .location
+            .unwrap_or(LocationId(conn.finished.location().unwrap_or(0)));
+        let out = self.route(conn, &mut req, Some((loc, status)));
+        conn.req = Some(req);
+        out
     }
 
-    /// The head of the current request, parsed again from `conn.rbuf`.
-    pub(crate) fn reparse_head(&self, conn: &Conn) -> Option<RequestHead> {
-        self.reparse(conn, &RequestHead::default())
-    }
-
-    /// Host, server, URI and arguments of the request in `head`; false when the URI does
-    /// not normalise (400).
-    fn prepare(&mut self, conn: &Conn, head: &RequestHead) -> (ServerId, bool) {
+    /// Host, server, URI and arguments of the request; false when the URI does not
+    /// normalise (400).
+    fn prepare(&mut self, conn: &Conn, req: &mut RequestCtx) -> bool {
         let ir = &self.loaded.ir;
-        self.scratch.uri_changed = false;
+        let head = &req.head;
         // Host: the absolute-form authority, else the Host header (lowercased, no port).
         let host_raw = head
             .absolute_host
@@ -194,139 +266,115 @@ impl Worker<'_> {
             .or_else(|| head.host.clone())
             .and_then(|r| conn.rbuf.get(r))
             .unwrap_or(b"");
-        normalize_host_into(host_raw, &mut self.scratch.host);
+        normalize_host_into(host_raw, &mut req.host);
         let listener = ir.listeners.get(conn.listener as usize);
         let (sid, how) = match listener {
             Some(l) => {
                 let loaded = &self.loaded;
-                ir.find_server(l, &self.scratch.host, &mut |id, s| loaded.is_match(id, s))
+                ir.find_server(l, &req.host, &mut |id, s| loaded.is_match(id, s))
             }
             None => (ServerId(0), proton_ir::ServerMatch::Default),
         };
-        let target = conn.rbuf.get(head.target.clone()).unwrap_or(b"/");
+        req.server = sid;
+        let target = conn.rbuf.get(req.head.target.clone()).unwrap_or(b"/");
         let args_start = target.iter().position(|&b| b == b'?');
-        self.scratch.args.clear();
+        req.args.clear();
         if let Some(i) = args_start {
             let a = &target[i + 1..];
             let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
-            self.scratch.args.extend_from_slice(&a[..end]);
+            req.args.extend_from_slice(&a[..end]);
         }
-        let mut uri = std::mem::take(&mut self.scratch.uri);
-        let ok = proton_ir::uri::normalize_path(target, &mut uri);
-        self.scratch.uri = uri;
-        // Every user variable starts unset; the buffers of the last request's values go back
-        // to the pool for the next `set`.
-        let pool = self.scratch.var_pool.get_mut();
-        for slot in self.scratch.user.iter_mut() {
-            if let Some(old) = slot.take() {
-                pool.give_buf(old);
-            }
-        }
-        self.scratch.user.resize(ir.user_vars.len(), None);
-        self.scratch.captures.clear();
+        let ok = proton_ir::uri::normalize_path(target, &mut req.uri);
+        // Every user variable starts unset (a pooled context comes back with none set).
+        req.user.resize(ir.user_vars.len(), None);
         // A regex server name's groups are variables for the whole request.
         if let (Some(l), proton_ir::ServerMatch::Regex(i)) = (listener, how) {
             if let Some((re, _)) = l.names.regex.get(i) {
-                self.capture(*re, Subject::Host);
+                capture(self, req, *re, Subject::Host);
             }
         }
-        (sid, ok)
+        ok
     }
 
-    /// Runs the rewrite phase, picks the location and answers. With `pending`, starts at
+    /// Runs nginx's phases for the request: the server's rewrite script, then location
+    /// selection with each location's rewrite script (again while the URI changes), then
+    /// the content handler, with error_page and internal redirects. With `pending`, starts at
     /// that location's error_page handling of that status instead (a failed proxy).
     fn route(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
-        sid: ServerId,
+        req: &mut RequestCtx,
         mut pending: Option<(LocationId, u16)>,
     ) -> Outcome {
-        let ir = &self.loaded.ir;
+        let loaded = self.loaded;
+        let ir = &loaded.ir;
+        let sid = req.server;
         let server = &ir.servers[sid.0 as usize];
-        // Server-level rewrite phase.
+        let server_default = server.default_location;
         if pending.is_none() {
-            match self.run_script(conn, head, sid, &server.script, server.default_location) {
-                Script::Return(code, has_text) => {
-                    return self.answer_return(conn, head, code, has_text, server.default_location)
-                }
-                Script::Redirect(code) => {
-                    return self.answer_redirect(conn, head, code, server.default_location)
-                }
-                Script::Continue | Script::Restart | Script::Break => {}
+            let mut h = Rewriter {
+                w: &*self,
+                conn: &*conn,
+                req: &mut *req,
+                in_error: false,
+                stop: None,
+            };
+            match run_script(&mut h, &server.script, false) {
+                ScriptEnd::Done | ScriptEnd::Reroute => {}
+                end => return self.script_answer(conn, req, end, server_default, None),
             }
         }
-        let mut internal = pending.is_some();
+        if pending.is_some() {
+            req.internal = true;
+        }
         let mut error_status: Option<(u16, Option<u16>)> = None;
         let mut named: Option<LocationId> = None;
-        for _ in 0..=MAX_REDIRECTS {
-            // A failed proxy starts at its location's error_page handling.
+        loop {
             let (loc_id, handled) = match pending.take() {
+                // A failed proxy starts at its location's error_page handling.
                 Some((loc_id, code)) => (loc_id, Handled::Status(code)),
                 None => {
-                    let loc_id = match named.take() {
-                        Some(l) => l,
-                        None => {
-                            let uri = std::mem::take(&mut self.scratch.uri);
-                            let m = ir
-                                .find_location(sid, &uri, &mut |id, s| self.loaded.is_match(id, s));
-                            self.scratch.uri = uri;
-                            m.location
+                    let mut h = Rewriter {
+                        w: &*self,
+                        conn: &*conn,
+                        req: &mut *req,
+                        in_error: error_status.is_some(),
+                        stop: None,
+                    };
+                    let mut budget = h.req.budget;
+                    let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
+                    let stop = h.stop;
+                    req.budget = budget;
+                    let loc_id = match selected {
+                        Selected::Content(l) => l,
+                        Selected::Stopped(l) => match stop {
+                            Some(Stop::Internal) | None => {
+                                return self.finish_status(conn, req, 404, l, false)
+                            }
+                            Some(Stop::TooLarge(n)) => {
+                                elog!(
+                                    self.elog,
+                                    Error,
+                                    "client intended to send too large body: {n} bytes, client: {}",
+                                    conn.peer.ip()
+                                );
+                                return self.finish_status(conn, req, 413, l, true);
+                            }
+                            Some(Stop::Const) => match self.answer_const(conn, req, l) {
+                                Some(out) => return out,
+                                None => return self.finish_status(conn, req, 500, l, false),
+                            },
+                        },
+                        Selected::Answered(l, end) => {
+                            return self.script_answer(conn, req, end, l, error_status)
                         }
+                        Selected::Cycle => return self.redirect_cycle(conn, req),
                     };
                     let loc = &ir.locations[loc_id.0 as usize];
-                    // The matching location regex sets $1… and named captures.
-                    if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
-                        self.capture(*re, Subject::Uri);
-                    }
-                    if loc.conf.internal && !internal {
-                        return self.finish_status(conn, head, 404, loc_id, false);
-                    }
-                    let settings = &ir.settings[loc.conf.settings.0 as usize];
-                    if settings.client_max_body_size > 0
-                        && head
-                            .content_length
-                            .is_some_and(|n| n > settings.client_max_body_size)
-                    {
-                        elog!(
-                            self.elog,
-                            Error,
-                            "client intended to send too large body: {} bytes, client: {}",
-                            head.content_length.unwrap_or(0),
-                            conn.peer.ip()
-                        );
-                        return self.finish_status(conn, head, 413, loc_id, true);
-                    }
-                    if error_status.is_none() {
-                        if let Some(out) = self.answer_const(conn, head, loc_id) {
-                            return out;
-                        }
-                    }
-                    match self.run_script(conn, head, sid, &loc.conf.script, loc_id) {
-                        Script::Return(code, has_text) => {
-                            // In a location reached through error_page, the response keeps the
-                            // error's status (nginx's err_status), unless error_page set one.
-                            let code = match error_status {
-                                Some((orig, response)) if has_text && code < 300 => {
-                                    response.unwrap_or(orig)
-                                }
-                                _ => code,
-                            };
-                            return self.answer_return(conn, head, code, has_text, loc_id);
-                        }
-                        Script::Redirect(code) => {
-                            return self.answer_redirect(conn, head, code, loc_id)
-                        }
-                        Script::Restart => {
-                            internal = true;
-                            continue;
-                        }
-                        Script::Continue | Script::Break => {}
-                    }
                     let handled = if loc.conf.proxy.is_some() {
-                        self.proxy_start(conn, head, sid, loc_id)
+                        self.proxy_start(conn, req, loc_id)
                     } else {
-                        static_files::serve(self, conn, head, loc_id, error_status)
+                        static_files::serve(self, conn, req, loc_id, error_status)
                     };
                     (loc_id, handled)
                 }
@@ -339,18 +387,12 @@ impl Worker<'_> {
                     return self.outcome(status, false, loc_id, header_bytes);
                 }
                 Handled::Redirect => {
-                    self.scratch.uri_changed = true;
-                    internal = true;
-                    continue;
+                    req.uri_changed = true;
                 }
-                Handled::Named(found) => {
-                    match found {
-                        Some(l) => named = Some(l),
-                        None => return self.finish_status(conn, head, 500, loc_id, false),
-                    }
-                    internal = true;
-                    continue;
-                }
+                Handled::Named(found) => match found {
+                    Some(l) => named = Some(l),
+                    None => return self.finish_status(conn, req, 500, loc_id, false),
+                },
                 Handled::Proxy => {
                     return Outcome {
                         proxy: true,
@@ -358,50 +400,101 @@ impl Worker<'_> {
                     };
                 }
                 Handled::Status(code) => {
-                    match self.error_page(
-                        conn,
-                        head,
-                        sid,
-                        loc_id,
-                        code,
-                        &mut error_status,
-                        &mut named,
-                        &mut internal,
-                    ) {
-                        Some(out) => return out,
-                        None => continue,
+                    if let Some(out) =
+                        self.error_page(conn, req, loc_id, code, &mut error_status, &mut named)
+                    {
+                        return out;
                     }
                 }
             }
+            // An internal redirect (try_files, index, a named location, error_page).
+            req.internal = true;
+            if !req.budget.spend() {
+                return self.redirect_cycle(conn, req);
+            }
         }
+    }
+
+    /// nginx's answer to a request that changed its URI too often.
+    fn redirect_cycle(&mut self, conn: &mut Conn, req: &RequestCtx) -> Outcome {
         elog!(
             self.elog,
             Error,
             "rewrite or internal redirection cycle while processing \"{}\", client: {}",
-            String::from_utf8_lossy(&self.scratch.uri),
+            String::from_utf8_lossy(&req.uri),
             conn.peer.ip()
         );
-        let d = ir.servers[sid.0 as usize].default_location;
-        self.finish_status(conn, head, 500, d, false)
+        let d = self.loaded.ir.servers[req.server.0 as usize].default_location;
+        self.finish_status(conn, req, 500, d, false)
+    }
+
+    /// Answers how a rewrite script ended (`return`, a redirecting `rewrite`, an empty
+    /// rewritten URI) in location `loc`. In a location reached through error_page, a
+    /// `return` with text keeps the error's status (nginx's err_status), unless error_page
+    /// set one.
+    fn script_answer(
+        &mut self,
+        conn: &mut Conn,
+        req: &mut RequestCtx,
+        end: ScriptEnd<'_>,
+        loc: LocationId,
+        error_status: Option<(u16, Option<u16>)>,
+    ) -> Outcome {
+        match end {
+            ScriptEnd::Return { code, text } => {
+                req.text.clear();
+                if let Some(t) = text {
+                    match t.parts.as_slice() {
+                        // A constant text (the usual case) needs no variable context.
+                        [Part::Literal(lit)] => req.text.extend_from_slice(lit.as_bytes()),
+                        _ => {
+                            let mut out = std::mem::take(&mut req.text);
+                            self.ctx(conn, req, code).expand(t, &mut out);
+                            req.text = out;
+                        }
+                    }
+                }
+                let code = match error_status {
+                    Some((orig, response)) if text.is_some() && code < 300 => {
+                        response.unwrap_or(orig)
+                    }
+                    _ => code,
+                };
+                self.answer_return(conn, req, code, text.is_some(), loc)
+            }
+            ScriptEnd::Redirect { code, url } => {
+                let old = std::mem::replace(&mut req.text, url);
+                self.scratch.var_pool.get_mut().give_buf(old);
+                self.answer_redirect(conn, req, code, loc)
+            }
+            ScriptEnd::EmptyUri => {
+                elog!(
+                    self.elog,
+                    Error,
+                    "the rewritten URI has a zero length, client: {}",
+                    conn.peer.ip()
+                );
+                self.finish_status(conn, req, 500, loc, false)
+            }
+            ScriptEnd::Done | ScriptEnd::Reroute => self.finish_status(conn, req, 500, loc, false),
+        }
     }
 
     /// error_page for `code` answered by location `loc_id`: once per request (nginx's
     /// recursive_error_pages off). `None`: go round the routing loop again (to the URI now in
-    /// `scratch.uri`, or to `named`); `Some`: the answer.
-    #[allow(clippy::too_many_arguments)]
+    /// `req.uri`, or to `named`); `Some`: the answer.
     fn error_page(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
-        sid: ServerId,
+        req: &mut RequestCtx,
         loc_id: LocationId,
         code: u16,
         error_status: &mut Option<(u16, Option<u16>)>,
         named: &mut Option<LocationId>,
-        internal: &mut bool,
     ) -> Option<Outcome> {
         let loaded = self.loaded;
         let ir = &loaded.ir;
+        let sid = req.server;
         let settings = ir
             .locations
             .get(loc_id.0 as usize)
@@ -410,204 +503,79 @@ impl Worker<'_> {
             if let Some(ep) =
                 settings.and_then(|s| s.error_pages.iter().find(|e| e.codes.contains(&code)))
             {
-                self.scratch.tmp.clear();
-                let ctx = self.ctx(conn, head, sid, code);
-                let mut t = Vec::new();
-                ctx.expand(&ep.target, &mut t);
+                let mut t = self.scratch.var_pool.get_mut().buf();
+                self.ctx(conn, req, code).expand(&ep.target, &mut t);
                 *error_status = Some((code, ep.response));
-                *internal = true;
-                if let Some(n) = t.strip_prefix(b"@") {
-                    let name = format!("@{}", String::from_utf8_lossy(n));
-                    match ir.find_named(sid, &name) {
-                        Some(l) => *named = Some(l),
-                        None => return Some(self.finish_status(conn, head, code, loc_id, false)),
+                let answer = if let Some(n) = t.strip_prefix(b"@") {
+                    let _ = n;
+                    let name = std::str::from_utf8(&t).unwrap_or("");
+                    match ir.find_named(sid, name) {
+                        Some(l) => {
+                            *named = Some(l);
+                            None
+                        }
+                        None => Some(self.finish_status(conn, req, code, loc_id, false)),
                     }
-                    return None;
-                }
-                if t.starts_with(b"http://") || t.starts_with(b"https://") {
-                    self.scratch.tmp = t;
+                } else if t.starts_with(b"http://") || t.starts_with(b"https://") {
+                    req.text.clear();
+                    req.text.extend_from_slice(&t);
                     let redirect = match ep.response {
                         Some(c) if (300..400).contains(&c) => c,
                         _ => 302,
                     };
-                    return Some(self.answer_redirect(conn, head, redirect, loc_id));
-                }
-                let (path, args) = match t.iter().position(|&b| b == b'?') {
-                    Some(i) => (t[..i].to_vec(), t[i + 1..].to_vec()),
-                    None => (t, Vec::new()),
+                    Some(self.answer_redirect(conn, req, redirect, loc_id))
+                } else {
+                    let (path, args) = match t.iter().position(|&b| b == b'?') {
+                        Some(i) => (&t[..i], &t[i + 1..]),
+                        None => (&t[..], &t[t.len()..]),
+                    };
+                    req.uri.clear();
+                    req.uri.extend_from_slice(path);
+                    req.uri_changed = true;
+                    if !args.is_empty() {
+                        req.args.clear();
+                        req.args.extend_from_slice(args);
+                    }
+                    None
                 };
-                self.scratch.uri = path;
-                self.scratch.uri_changed = true;
-                if !args.is_empty() {
-                    self.scratch.args = args;
-                }
-                return None;
+                self.scratch.var_pool.get_mut().give_buf(t);
+                return answer;
             }
         }
         let status = error_status.map_or(code, |(orig, _)| orig.max(code));
-        Some(self.finish_status(conn, head, status, loc_id, false))
+        Some(self.finish_status(conn, req, status, loc_id, false))
     }
 
-    /// Runs regex `id` on the URI or the host; on a match, its groups become `$1`… and its
-    /// named groups `$name`, as after an nginx regex match. Returns whether it matched.
-    pub(crate) fn capture(&mut self, id: proton_ir::RegexId, subject: Subject) -> bool {
-        let Some(re) = self.loaded.regexes.get(id.0 as usize) else {
-            return false;
-        };
-        let s = &mut self.scratch;
-        let text: &[u8] = match subject {
-            Subject::Uri => &s.uri,
-            Subject::Host => &s.host,
-        };
-        s.var_pool
-            .get_mut()
-            .capture(&mut s.captures, id.0 as usize, re, text)
-    }
-
-    /// Applies a rewrite whose replacement expanded to `out`: a redirect (`Some`), or the new
-    /// URI and arguments, then `last` / `break` (`Some`) or on to the next instruction.
-    fn apply_rewrite(&mut self, out: &[u8], flag: RewriteFlag) -> Option<Script> {
-        let is_url = out.starts_with(b"http://") || out.starts_with(b"https://");
-        // Arguments: the replacement's own, then the original ones unless it ends in `?`.
-        let q = if is_url {
-            None
-        } else {
-            out.iter().position(|&b| b == b'?')
-        };
-        let (path, new_args, keep_old) = match q {
-            Some(i) => (&out[..i], &out[i + 1..], i + 1 != out.len()),
-            None => (out, &out[out.len()..], true),
-        };
-        let s = &mut self.scratch;
-        if matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) || is_url {
-            s.tmp.clear();
-            s.tmp.extend_from_slice(out);
-            if !is_url && keep_old && !s.args.is_empty() && !out.contains(&b'?') {
-                s.tmp.push(b'?');
-                s.tmp.extend_from_slice(&s.args);
-            }
-            let code = if flag == RewriteFlag::Permanent {
-                301
-            } else {
-                302
-            };
-            return Some(Script::Redirect(code));
-        }
-        if !new_args.is_empty() || !keep_old {
-            let pool = s.var_pool.get_mut();
-            let mut args = pool.buf();
-            args.extend_from_slice(new_args);
-            if keep_old && !new_args.is_empty() && !s.args.is_empty() {
-                args.push(b'&');
-                args.extend_from_slice(&s.args);
-            }
-            pool.give_buf(std::mem::replace(&mut s.args, args));
-        }
-        s.uri.clear();
-        s.uri.extend_from_slice(path);
-        s.uri_changed = true;
-        match flag {
-            RewriteFlag::Last => Some(Script::Restart),
-            RewriteFlag::Break => Some(Script::Break),
-            _ => None,
-        }
-    }
-
-    /// The variable context of the current request.
-    pub(crate) fn ctx<'s>(
-        &'s self,
-        conn: &'s Conn,
-        head: &'s RequestHead,
-        sid: ServerId,
-        status: u16,
-    ) -> Ctx<'s> {
+    /// The variable context of request `req` on `conn`.
+    pub(crate) fn ctx<'s>(&'s self, conn: &'s Conn, req: &'s RequestCtx, status: u16) -> Ctx<'s> {
         let ir = &self.loaded.ir;
         Ctx {
             buf: &conn.rbuf,
-            head,
-            uri: &self.scratch.uri,
-            args: &self.scratch.args,
-            host: &self.scratch.host,
+            head: &req.head,
+            uri: &req.uri,
+            args: &req.args,
+            host: &req.host,
             server_name: ir
                 .servers
-                .get(sid.0 as usize)
+                .get(req.server.0 as usize)
                 .and_then(|s| s.names.first())
                 .map_or("", String::as_str),
             peer: conn.peer,
             local: self.local_of(conn),
-            user: &self.scratch.user,
-            captures: &self.scratch.captures,
+            user: &req.user,
+            captures: &req.captures,
             pool: &self.scratch.var_pool,
             status,
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
-            request_time_ms: u64::from(self.now_ms.wrapping_sub(conn.started)),
+            request_time_ms: u64::from(self.now_ms.wrapping_sub(req.started)),
             document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
-            upstream: self.scratch.upstream,
+            upstream: req.upstream,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
         }
-    }
-
-    /// Runs rewrite-phase instructions in order.
-    fn run_script(
-        &mut self,
-        conn: &Conn,
-        head: &RequestHead,
-        sid: ServerId,
-        ops: &[ScriptOp],
-        _loc: LocationId,
-    ) -> Script {
-        for op in ops {
-            match op {
-                ScriptOp::Return { code, text } => {
-                    let mut out = std::mem::take(&mut self.scratch.tmp);
-                    out.clear();
-                    if let Some(t) = text {
-                        match t.parts.as_slice() {
-                            // A constant text (the usual case) needs no variable context.
-                            [proton_ir::Part::Literal(lit)] => {
-                                out.extend_from_slice(lit.as_bytes())
-                            }
-                            _ => self.ctx(conn, head, sid, *code).expand(t, &mut out),
-                        }
-                    }
-                    self.scratch.tmp = out;
-                    return Script::Return(*code, text.is_some());
-                }
-                ScriptOp::Set { var, value } => {
-                    let mut out = self.scratch.var_pool.get_mut().buf();
-                    self.ctx(conn, head, sid, 0).expand(value, &mut out);
-                    let old = match self.scratch.user.get_mut(*var as usize) {
-                        Some(slot) => slot.replace(out),
-                        None => Some(out),
-                    };
-                    if let Some(old) = old {
-                        self.scratch.var_pool.get_mut().give_buf(old);
-                    }
-                }
-                ScriptOp::Rewrite {
-                    regex,
-                    replacement,
-                    flag,
-                    ..
-                } => {
-                    if !self.capture(*regex, Subject::Uri) {
-                        continue;
-                    }
-                    let mut out = self.scratch.var_pool.get_mut().buf();
-                    self.ctx(conn, head, sid, 0).expand(replacement, &mut out);
-                    let done = self.apply_rewrite(&out, *flag);
-                    self.scratch.var_pool.get_mut().give_buf(out);
-                    if let Some(done) = done {
-                        return done;
-                    }
-                }
-            }
-        }
-        Script::Continue
     }
 
     pub(crate) fn settings_for(&self, loc: LocationId) -> &Settings {
@@ -641,20 +609,20 @@ impl Worker<'_> {
 
     /// Whether this response keeps the connection: the client wants it, the worker is not
     /// stopping, keep-alive is on, and keepalive_requests is not reached with this request.
-    pub(crate) fn keep_alive(&self, head: &RequestHead, loc: LocationId) -> bool {
+    pub(crate) fn keep_alive(&self, req: &RequestCtx, loc: LocationId) -> bool {
         let s = self.settings_for(loc);
-        head.keep_alive
+        req.head.keep_alive
             && !self.draining
             && s.keepalive_timeout_ms > 0
-            && (s.keepalive_requests == 0 || self.scratch.served + 1 < s.keepalive_requests)
+            && (s.keepalive_requests == 0 || req.served + 1 < s.keepalive_requests)
     }
 
     /// [`Worker::keep_alive`] for a response with `status`: a body announced with
     /// `Expect: 100-continue` and not asked for is not waited for after an error or a
     /// redirect (nginx sends no 100 Continue before those), so such a response closes the
     /// connection and says so.
-    pub(crate) fn keep_alive_for(&self, head: &RequestHead, loc: LocationId, status: u16) -> bool {
-        self.keep_alive(head, loc) && !(self.scratch.expect_unread && status >= 300)
+    pub(crate) fn keep_alive_for(&self, req: &RequestCtx, loc: LocationId, status: u16) -> bool {
+        self.keep_alive(req, loc) && !(req.expect_unread && status >= 300)
     }
 
     /// The prepared answer of a location that only returns a constant text (see
@@ -662,23 +630,22 @@ impl Worker<'_> {
     fn answer_const(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         loc: LocationId,
     ) -> Option<Outcome> {
         let c = self.returns.get(loc.0 as usize)?.as_ref()?;
-        let keep = self.keep_alive_for(head, loc, c.code);
+        let keep = self.keep_alive_for(req, loc, c.code);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
-        write_status_line(&mut wbuf, head.minor_version, c.code);
+        write_status_line(&mut wbuf, req.head.minor_version, c.code);
         wbuf.extend_from_slice(self.date.server_and_date(tokens));
         wbuf.extend_from_slice(if keep { &c.keep_tail } else { &c.close_tail });
         let n = wbuf.len();
-        if !head.is_head() {
+        if !req.head.is_head() {
             wbuf.extend_from_slice(&c.body);
         }
         let code = c.code;
         conn.wbuf = wbuf;
-        self.scratch.mtime = None;
         Some(self.outcome(code, !keep, loc, n))
     }
 
@@ -686,7 +653,7 @@ impl Worker<'_> {
     fn answer_return(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         code: u16,
         has_text: bool,
         loc: LocationId,
@@ -700,15 +667,14 @@ impl Worker<'_> {
             };
         }
         if matches!(code, 301 | 302 | 303 | 307 | 308) && has_text {
-            return self.answer_redirect(conn, head, code, loc);
+            return self.answer_redirect(conn, req, code, loc);
         }
         if !has_text {
             if code >= 400 {
-                return self.finish_status(conn, head, code, loc, false);
+                return self.finish_status(conn, req, code, loc, false);
             }
-            return self.simple(conn, head, code, loc, &[], None);
+            return self.simple(conn, req, code, loc, &[], None);
         }
-        let body = std::mem::take(&mut self.scratch.tmp);
         let loaded = self.loaded;
         let ct = loaded
             .ir
@@ -716,22 +682,20 @@ impl Worker<'_> {
             .get(loc.0 as usize)
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
             .map_or("text/plain", |s| s.default_type.as_str());
-        let out = self.simple(conn, head, code, loc, &body, Some(ct.as_bytes()));
-        self.scratch.tmp = body;
-        out
+        self.simple(conn, req, code, loc, &req.text, Some(ct.as_bytes()))
     }
 
     /// A response with a small in-memory body.
     fn simple(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         code: u16,
         loc: LocationId,
         body: &[u8],
         ct: Option<&[u8]>,
     ) -> Outcome {
-        let keep = self.keep_alive_for(head, loc, code);
+        let keep = self.keep_alive_for(req, loc, code);
         let s = self.settings_for(loc);
         let (tokens, ka_hdr) = (
             (s.server_tokens != proton_ir::ServerTokens::Off),
@@ -743,7 +707,7 @@ impl Worker<'_> {
             self,
             &mut wbuf,
             &Head {
-                minor: head.minor_version,
+                minor: req.head.minor_version,
                 status: code,
                 content_type: if no_body { None } else { ct },
                 content_length: if no_body {
@@ -756,9 +720,9 @@ impl Worker<'_> {
                 server_tokens: tokens,
             },
         );
-        self.add_headers(conn, head, loc, code, &mut wbuf);
+        self.add_headers(conn, req, loc, code, &mut wbuf);
         let n = end_head(&mut wbuf);
-        if !no_body && !head.is_head() {
+        if !no_body && !req.head.is_head() {
             wbuf.extend_from_slice(body);
         }
         conn.wbuf = wbuf;
@@ -770,16 +734,16 @@ impl Worker<'_> {
     pub(crate) fn start_head(
         &mut self,
         out: &mut Vec<u8>,
-        head: &RequestHead,
+        req: &RequestCtx,
         loc: LocationId,
         status: u16,
         content_type: Option<&[u8]>,
         content_length: Option<u64>,
     ) {
-        let keep_alive = self.keep_alive_for(head, loc, status);
+        let keep_alive = self.keep_alive_for(req, loc, status);
         let s = self.settings_for(loc);
         let h = Head {
-            minor: head.minor_version,
+            minor: req.head.minor_version,
             status,
             content_type,
             content_length,
@@ -794,7 +758,7 @@ impl Worker<'_> {
     pub(crate) fn add_headers(
         &mut self,
         conn: &Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         loc: LocationId,
         status: u16,
         out: &mut Vec<u8>,
@@ -809,7 +773,7 @@ impl Worker<'_> {
             200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
         );
         if ok_status {
-            let mtime = self.scratch.mtime.take();
+            let mtime = req.mtime;
             let now = self.date.unix_secs();
             super::static_files::expires_headers(s.expires, mtime, now, out);
         }
@@ -822,7 +786,7 @@ impl Worker<'_> {
             out.extend_from_slice(h.name.as_bytes());
             out.extend_from_slice(b": ");
             let value_at = out.len();
-            self.ctx(conn, head, l.server, status).expand(&h.value, out);
+            self.ctx(conn, req, status).expand(&h.value, out);
             if out.len() == value_at {
                 out.truncate(mark);
                 continue;
@@ -831,28 +795,28 @@ impl Worker<'_> {
         }
     }
 
-    /// A redirect to the URL in `scratch.tmp` (made absolute as nginx does).
+    /// A redirect to the URL in `req.text` (made absolute as nginx does).
     fn answer_redirect(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         code: u16,
         loc: LocationId,
     ) -> Outcome {
-        let n = self.redirect_to_tmp(conn, head, code, loc);
-        let keep = self.keep_alive_for(head, loc, code);
+        let n = self.redirect_to_tmp(conn, req, code, loc);
+        let keep = self.keep_alive_for(req, loc, code);
         self.outcome(code, !keep, loc, n)
     }
 
-    /// Writes a redirect response to `scratch.tmp`; returns the head length.
+    /// Writes a redirect response to the URL in `req.text`; returns the head length.
     pub(crate) fn redirect_to_tmp(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         code: u16,
         loc: LocationId,
     ) -> usize {
-        let target = std::mem::take(&mut self.scratch.tmp);
+        let target = &req.text;
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut body = std::mem::take(&mut self.scratch.page);
         body.clear();
@@ -860,7 +824,7 @@ impl Worker<'_> {
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         self.start_head(
             &mut wbuf,
-            head,
+            req,
             loc,
             code,
             Some(b"text/html"),
@@ -873,8 +837,8 @@ impl Worker<'_> {
         if target.starts_with(b"/") {
             wbuf.extend_from_slice(b"http://");
             let local = self.local_of(conn);
-            if !self.scratch.host.is_empty() {
-                wbuf.extend_from_slice(&self.scratch.host);
+            if !req.host.is_empty() {
+                wbuf.extend_from_slice(&req.host);
             } else if local.is_ipv6() {
                 let _ = write!(wbuf, "[{}]", local.ip());
             } else {
@@ -884,12 +848,11 @@ impl Worker<'_> {
                 let _ = write!(wbuf, ":{}", local.port());
             }
         }
-        wbuf.extend_from_slice(&target);
+        wbuf.extend_from_slice(target);
         wbuf.extend_from_slice(b"\r\n");
-        self.scratch.tmp = target;
-        self.add_headers(conn, head, loc, code, &mut wbuf);
+        self.add_headers(conn, req, loc, code, &mut wbuf);
         let n = end_head(&mut wbuf);
-        if !head.is_head() {
+        if !req.head.is_head() {
             wbuf.extend_from_slice(&body);
         }
         conn.wbuf = wbuf;
@@ -901,21 +864,28 @@ impl Worker<'_> {
     pub(crate) fn finish_status(
         &mut self,
         conn: &mut Conn,
-        head: &RequestHead,
+        req: &RequestCtx,
         status: u16,
         loc: LocationId,
         close: bool,
     ) -> Outcome {
         let keep = !close
-            && self.keep_alive_for(head, loc, status)
+            && self.keep_alive_for(req, loc, status)
             && status < 500
             && status != 400
             && status != 413;
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
-        let n = error_response(self, &mut wbuf, status, head.minor_version, keep, tokens);
-        if head.is_head() {
+        let n = error_response(
+            self,
+            &mut wbuf,
+            status,
+            req.head.minor_version,
+            keep,
+            tokens,
+        );
+        if req.head.is_head() {
             wbuf.truncate(n);
         }
         conn.wbuf = wbuf;
@@ -936,20 +906,18 @@ impl Worker<'_> {
         if logs.iter().all(|l| matches!(l, proton_ir::AccessLog::Off)) {
             return;
         }
-        let head = self.scratch.head.take().unwrap_or_default();
-        // The worker's head is this request's unless another connection's request was
-        // parsed meanwhile (a response that took more than one event loop round).
-        let reparsed = if self.scratch.head_owner == Some((conn.key, conn.served)) {
-            None
-        } else {
-            self.reparse(conn, &head)
+        let empty;
+        let req = match conn.req.as_deref() {
+            Some(r) => r,
+            None => {
+                empty = RequestCtx::default();
+                &empty
+            }
         };
-        let h: &RequestHead = reparsed.as_ref().unwrap_or(&head);
         let mut access = std::mem::take(&mut self.access);
-        let ctx = self.ctx(conn, h, loc.server, conn.finished.status);
+        let ctx = self.ctx(conn, req, conn.finished.status);
         let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
-        self.scratch.head = Some(head);
         if !written {
             self.log_path_refused(conn);
         }
@@ -980,32 +948,19 @@ impl Worker<'_> {
             return;
         };
         let logs = &self.loaded.ir.settings[loc.conf.settings.0 as usize].access_log;
-        let head = RequestHead::default();
+        // The request could not be parsed: only its timing is known (its head may be
+        // partial), so the log line has the default server and no request values.
+        let req = RequestCtx {
+            server: l.names.default,
+            started: conn.req.as_deref().map_or(self.now_ms, |r| r.started),
+            ..RequestCtx::default()
+        };
         let mut access = std::mem::take(&mut self.access);
-        let ctx = self.ctx(conn, &head, l.names.default, conn.finished.status);
+        let ctx = self.ctx(conn, &req, conn.finished.status);
         let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
         if !written {
             self.log_path_refused(conn);
-        }
-    }
-
-    /// The head of the request still in `conn.rbuf`, parsed again for logging.
-    fn reparse(&self, conn: &Conn, head: &RequestHead) -> Option<RequestHead> {
-        let mut h = RequestHead::default();
-        let limits = crate::http::request::Limits {
-            max_head: usize::MAX,
-            max_uri: usize::MAX,
-            max_headers: 100,
-        };
-        let _ = head;
-        match crate::http::request::parse_head(
-            &conn.rbuf[..conn.head_len.min(conn.rbuf.len())],
-            &limits,
-            &mut h,
-        ) {
-            Ok(crate::http::request::Parsed::Complete) => Some(h),
-            _ => None,
         }
     }
 }

@@ -5,12 +5,13 @@
 //! The URI is already normalised (no `..`), so `root + uri` cannot climb out of the root.
 
 use super::conn::{Conn, FileBody};
+use super::context::RequestCtx;
 use super::request::Handled;
 use super::respond::end_head;
 use super::vars::header;
 use super::Worker;
 use crate::elog;
-use crate::http::request::{Method, RequestHead};
+use crate::http::request::Method;
 use proton_ir::{Expires, IfModifiedSince, LocationId};
 use std::fs::File;
 use std::io::{ErrorKind, Write};
@@ -23,14 +24,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 fn map_path(
     w: &Worker<'_>,
     conn: &Conn,
-    head: &RequestHead,
+    req: &RequestCtx,
     loc: LocationId,
     uri: &[u8],
     out: &mut Vec<u8>,
 ) {
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
-    let ctx = w.ctx(conn, head, l.server, 0);
+    let ctx = w.ctx(conn, req, 0);
     out.clear();
     match &l.conf.alias {
         Some(alias) => {
@@ -65,7 +66,7 @@ fn path_of(bytes: &[u8]) -> &Path {
 pub(crate) fn serve(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &mut RequestCtx,
     loc: LocationId,
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
@@ -81,7 +82,7 @@ pub(crate) fn serve(
         let mut found_dir = false;
         for t in &l.conf.try_files[..n - 1] {
             cand.clear();
-            w.ctx(conn, head, l.server, 0).expand(t, &mut cand);
+            w.ctx(conn, req, 0).expand(t, &mut cand);
             // As nginx: a candidate written with a final `/` tests for a directory, named
             // without that slash (`$uri/` for `/a/dir` becomes `/a/dir`, then 301 to
             // `/a/dir/`); any other candidate must be a file, even one ending in `/`.
@@ -90,7 +91,7 @@ pub(crate) fn serve(
             if dir {
                 cand.pop();
             }
-            map_path(w, conn, head, loc, &cand, &mut path);
+            map_path(w, conn, req, loc, &cand, &mut path);
             let found = std::fs::metadata(path_of(&path)).is_ok_and(|m| {
                 if dir {
                     m.is_dir()
@@ -99,14 +100,14 @@ pub(crate) fn serve(
                 }
             });
             if found {
-                w.scratch.uri.clear();
-                w.scratch.uri.extend_from_slice(&cand);
+                req.uri.clear();
+                req.uri.extend_from_slice(&cand);
                 if dir {
                     // Served below from the URI: its index, or a 301 to add the slash.
                     found_dir = true;
                 } else {
-                    answer = Some(if static_method(head, error_status) {
-                        send_file(w, conn, head, loc, &path, error_status)
+                    answer = Some(if static_method(req, error_status) {
+                        send_file(w, conn, req, loc, &path, error_status)
                     } else {
                         Handled::Status(405)
                     });
@@ -116,7 +117,7 @@ pub(crate) fn serve(
         }
         if answer.is_none() && !found_dir {
             cand.clear();
-            w.ctx(conn, head, l.server, 0)
+            w.ctx(conn, req, 0)
                 .expand(&l.conf.try_files[n - 1], &mut cand);
             answer = Some(if let Some(code) = cand.strip_prefix(b"=") {
                 let code = std::str::from_utf8(code)
@@ -134,11 +135,11 @@ pub(crate) fn serve(
                     Some(i) => (&cand[..i], &cand[i + 1..]),
                     None => (&cand[..], &cand[cand.len()..]),
                 };
-                w.scratch.uri.clear();
-                w.scratch.uri.extend_from_slice(p);
+                req.uri.clear();
+                req.uri.extend_from_slice(p);
                 if !a.is_empty() {
-                    w.scratch.args.clear();
-                    w.scratch.args.extend_from_slice(a);
+                    req.args.clear();
+                    req.args.extend_from_slice(a);
                 }
                 Handled::Redirect
             });
@@ -150,18 +151,16 @@ pub(crate) fn serve(
             return a;
         }
     }
-    if !static_method(head, error_status) {
+    if !static_method(req, error_status) {
         return Handled::Status(405);
     }
-    let uri = std::mem::take(&mut w.scratch.uri);
     let mut path = std::mem::take(&mut w.scratch.path);
-    map_path(w, conn, head, loc, &uri, &mut path);
-    let is_dir = uri.ends_with(b"/");
-    w.scratch.uri = uri;
+    map_path(w, conn, req, loc, &req.uri, &mut path);
+    let is_dir = req.uri.ends_with(b"/");
     let result = if is_dir {
-        serve_dir(w, conn, head, loc, &path, error_status)
+        serve_dir(w, conn, req, loc, &path, error_status)
     } else {
-        send_file(w, conn, head, loc, &path, error_status)
+        send_file(w, conn, req, loc, &path, error_status)
     };
     w.scratch.path = path;
     result
@@ -169,19 +168,19 @@ pub(crate) fn serve(
 
 /// nginx's static handler takes GET, HEAD and POST (a POST is refused with 405 only once
 /// the file is found); other methods are 405 at once. After error_page the method is GET.
-fn static_method(head: &RequestHead, error_status: Option<(u16, Option<u16>)>) -> bool {
-    error_status.is_some() || matches!(head.method, Method::Get | Method::Head | Method::Post)
+fn static_method(req: &RequestCtx, error_status: Option<(u16, Option<u16>)>) -> bool {
+    error_status.is_some() || matches!(req.head.method, Method::Get | Method::Head | Method::Post)
 }
 
 /// A POST for a file that exists (nginx: 405 after the lookup, so a missing file is 404).
-fn refused_post(head: &RequestHead, error_status: Option<(u16, Option<u16>)>) -> bool {
-    error_status.is_none() && head.method == Method::Post
+fn refused_post(req: &RequestCtx, error_status: Option<(u16, Option<u16>)>) -> bool {
+    error_status.is_none() && req.head.method == Method::Post
 }
 
 fn serve_dir(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &mut RequestCtx,
     loc: LocationId,
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
@@ -194,13 +193,13 @@ fn serve_dir(
     let mut found = false;
     for idx in &settings.index {
         name.clear();
-        w.ctx(conn, head, l.server, 0).expand(idx, &mut name);
+        w.ctx(conn, req, 0).expand(idx, &mut name);
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
         if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
             // nginx: an internal redirect to the URI (the directory's) + the index name.
-            w.scratch.uri.extend_from_slice(&name);
+            req.uri.extend_from_slice(&name);
             found = true;
             break;
         }
@@ -214,10 +213,10 @@ fn serve_dir(
     match std::fs::metadata(path_of(path)) {
         Ok(m) if m.is_dir() => {
             // nginx's autoindex answers GET and HEAD only; a POST falls through to 403.
-            if settings.autoindex && !refused_post(head, error_status) {
+            if settings.autoindex && !refused_post(req, error_status) {
                 // The listing allocates anyway (names, sorting); its URI is copied here.
-                let uri = w.scratch.uri.clone();
-                return autoindex(w, conn, head, loc, &uri, path, error_status);
+                let uri = req.uri.clone();
+                return autoindex(w, conn, req, loc, &uri, path, error_status);
             }
             elog!(
                 w.elog,
@@ -247,7 +246,7 @@ const SMALL_BODY: u64 = 8 * 1024;
 fn send_file(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &mut RequestCtx,
     loc: LocationId,
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
@@ -288,19 +287,19 @@ fn send_file(
     };
     if meta.is_dir() {
         // 301 to the URI with a slash (nginx), arguments kept.
-        let mut target = w.scratch.uri.clone();
-        target.push(b'/');
-        if !w.scratch.args.is_empty() {
-            target.push(b'?');
-            target.extend_from_slice(&w.scratch.args);
+        req.text.clear();
+        req.text.extend_from_slice(&req.uri);
+        req.text.push(b'/');
+        if !req.args.is_empty() {
+            req.text.push(b'?');
+            req.text.extend_from_slice(&req.args);
         }
-        w.scratch.tmp = target;
-        return redirect_slash(w, conn, head, loc);
+        return redirect_slash(w, conn, req, loc);
     }
     if !meta.is_file() {
         return Handled::Status(404);
     }
-    if refused_post(head, error_status) {
+    if refused_post(req, error_status) {
         return Handled::Status(405);
     }
     let ir = &w.loaded.ir;
@@ -319,16 +318,16 @@ fn send_file(
     if error_status.is_none() {
         // Conditional requests.
         if settings.etag {
-            if let Some(inm) = header(head, buf, b"if-none-match") {
+            if let Some(inm) = header(&req.head, buf, b"if-none-match") {
                 if crate::http::etag::if_none_match(inm, etag) {
-                    return not_modified(w, conn, head, loc, mtime, etag, settings.etag);
+                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
                 }
             }
         }
         if settings.if_modified_since != IfModifiedSince::Off
-            && header(head, buf, b"if-none-match").is_none()
+            && header(&req.head, buf, b"if-none-match").is_none()
         {
-            if let Some(ims) = header(head, buf, b"if-modified-since")
+            if let Some(ims) = header(&req.head, buf, b"if-modified-since")
                 .and_then(crate::http::response::parse_http_date)
             {
                 let ims = ims
@@ -339,7 +338,7 @@ fn send_file(
                     _ => ims >= mtime,
                 };
                 if hit {
-                    return not_modified(w, conn, head, loc, mtime, etag, settings.etag);
+                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
                 }
             }
         }
@@ -349,15 +348,15 @@ fn send_file(
     let mut end = len;
     let mut content_range: Option<(u64, u64)> = None;
     if status == 200 {
-        if let Some(r) = header(head, buf, b"range") {
-            let if_range_ok = header(head, buf, b"if-range").is_none_or(|v| v == etag);
+        if let Some(r) = header(&req.head, buf, b"range") {
+            let if_range_ok = header(&req.head, buf, b"if-range").is_none_or(|v| v == etag);
             if if_range_ok {
                 let mut ranges = [crate::http::range::ByteRange::default(); 16];
                 match crate::http::range::parse_range(r, len, &mut ranges) {
                     crate::http::range::RangeResult::Satisfiable(n) if n > 1 => {
                         let total: u64 = ranges[..n].iter().map(|r| r.end - r.start).sum();
                         if total <= MULTIPART_MAX {
-                            return multipart(w, conn, head, loc, &file, &ranges[..n], len, path);
+                            return multipart(w, conn, req, loc, &file, &ranges[..n], len, path);
                         }
                         // Larger multi-range answers are served whole (200) for now.
                     }
@@ -368,7 +367,7 @@ fn send_file(
                         content_range = Some((start, end));
                     }
                     crate::http::range::RangeResult::Unsatisfiable => {
-                        return range_not_satisfiable(w, conn, head, loc, len);
+                        return range_not_satisfiable(w, conn, req, loc, len);
                     }
                     _ => {}
                 }
@@ -378,7 +377,7 @@ fn send_file(
     let ct = content_type(w.loaded, settings, path);
     let use_etag = settings.etag;
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    w.start_head(&mut wbuf, head, loc, status, Some(ct), Some(end - start));
+    w.start_head(&mut wbuf, req, loc, status, Some(ct), Some(end - start));
     validators(&mut wbuf, mtime, etag, use_etag);
     if let Some((s, e)) = content_range {
         let _ = write!(
@@ -392,10 +391,10 @@ fn send_file(
     if error_status.is_none() {
         wbuf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     }
-    w.scratch.mtime = Some(mtime);
-    w.add_headers(conn, head, loc, status, &mut wbuf);
+    req.mtime = Some(mtime);
+    w.add_headers(conn, req, loc, status, &mut wbuf);
     let n = end_head(&mut wbuf);
-    if !head.is_head() && end > start && end - start <= SMALL_BODY {
+    if !req.head.is_head() && end > start && end - start <= SMALL_BODY {
         // A small file goes out with its head in one write (one TCP segment instead of
         // two); sendfile only pays off for larger bodies.
         use std::os::unix::fs::FileExt;
@@ -412,7 +411,7 @@ fn send_file(
         wbuf.truncate(n);
     }
     conn.wbuf = wbuf;
-    if !head.is_head() && end > start {
+    if !req.head.is_head() && end > start {
         let s = w.settings_for(loc);
         conn.file = Some(FileBody {
             file,
@@ -436,7 +435,7 @@ const MULTIPART_MAX: u64 = 16 << 20;
 fn multipart(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &RequestCtx,
     loc: LocationId,
     file: &File,
     ranges: &[crate::http::range::ByteRange],
@@ -481,15 +480,15 @@ fn multipart(
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
-        head,
+        req,
         loc,
         206,
         Some(ctype.as_bytes()),
         Some(body.len() as u64),
     );
-    w.add_headers(conn, head, loc, 206, &mut wbuf);
+    w.add_headers(conn, req, loc, 206, &mut wbuf);
     let n = end_head(&mut wbuf);
-    if !head.is_head() {
+    if !req.head.is_head() {
         wbuf.extend_from_slice(&body);
     }
     conn.wbuf = wbuf;
@@ -585,17 +584,17 @@ pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mu
 fn not_modified(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &mut RequestCtx,
     loc: LocationId,
     mtime: i64,
     etag: &[u8],
     use_etag: bool,
 ) -> Handled {
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    w.start_head(&mut wbuf, head, loc, 304, None, None);
+    w.start_head(&mut wbuf, req, loc, 304, None, None);
     validators(&mut wbuf, mtime, etag, use_etag);
-    w.scratch.mtime = Some(mtime);
-    w.add_headers(conn, head, loc, 304, &mut wbuf);
+    req.mtime = Some(mtime);
+    w.add_headers(conn, req, loc, 304, &mut wbuf);
     let n = end_head(&mut wbuf);
     conn.wbuf = wbuf;
     Handled::Done {
@@ -607,7 +606,7 @@ fn not_modified(
 fn range_not_satisfiable(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &RequestCtx,
     loc: LocationId,
     len: u64,
 ) -> Handled {
@@ -618,7 +617,7 @@ fn range_not_satisfiable(
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
-        head,
+        req,
         loc,
         416,
         Some(b"text/html"),
@@ -626,7 +625,7 @@ fn range_not_satisfiable(
     );
     let _ = write!(wbuf, "Content-Range: bytes */{len}\r\n");
     let n = end_head(&mut wbuf);
-    if !head.is_head() {
+    if !req.head.is_head() {
         wbuf.extend_from_slice(&body);
     }
     conn.wbuf = wbuf;
@@ -640,10 +639,10 @@ fn range_not_satisfiable(
 fn redirect_slash(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &RequestCtx,
     loc: LocationId,
 ) -> Handled {
-    let out = w.redirect_to_tmp(conn, head, 301, loc);
+    let out = w.redirect_to_tmp(conn, req, 301, loc);
     Handled::Done {
         status: 301,
         header_bytes: out,
@@ -654,7 +653,7 @@ fn redirect_slash(
 fn autoindex(
     w: &mut Worker<'_>,
     conn: &mut Conn,
-    head: &RequestHead,
+    req: &RequestCtx,
     loc: LocationId,
     uri: &[u8],
     path: &[u8],
@@ -696,15 +695,15 @@ fn autoindex(
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
-        head,
+        req,
         loc,
         200,
         Some(b"text/html"),
         Some(body.len() as u64),
     );
-    w.add_headers(conn, head, loc, 200, &mut wbuf);
+    w.add_headers(conn, req, loc, 200, &mut wbuf);
     let n = end_head(&mut wbuf);
-    if !head.is_head() {
+    if !req.head.is_head() {
         wbuf.extend_from_slice(body.as_bytes());
     }
     conn.wbuf = wbuf;

@@ -1,0 +1,501 @@
+//! nginx's rewrite phase and its cycle with location selection, written once for the runtime
+//! and for `protonc route`.
+//!
+//! A request goes: the server's rewrite script → find the location → the location's rewrite
+//! script → if that script changed the URI (a `rewrite` without flag, or `last`), find the
+//! location again, at most [`UriBudget`] times (then nginx answers 500 "rewrite or internal
+//! redirection cycle").
+//!
+//! The engine owns the order of things and nginx's rules for arguments and redirects; the
+//! caller (a [`ScriptHost`]) owns the request: its URI, its captures, its variables. The
+//! runtime's host expands variables from the request bytes; `protonc route`'s host fills in
+//! captures and leaves other variables as `$name`. Neither can disagree with the other on what
+//! a script does. Nothing here allocates once the host's buffers have grown.
+
+use crate::{Ir, LocationId, LocationMatch, Part, RegexId, RewriteFlag, ScriptOp, ServerId};
+use crate::{SourceRef, Template, Var};
+
+/// URI changes a request may make (rewrites that re-select the location, internal redirects
+/// of try_files, error_page and named locations): nginx's `NGX_HTTP_MAX_URI_CHANGES`; the
+/// next one is answered 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UriBudget(u8);
+
+impl Default for UriBudget {
+    fn default() -> Self {
+        UriBudget(10)
+    }
+}
+
+impl UriBudget {
+    /// Spends one change; false when none was left (the request loops: 500).
+    pub fn spend(&mut self) -> bool {
+        match self.0.checked_sub(1) {
+            Some(n) => {
+                self.0 = n;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What a script needs from the request it runs on.
+pub trait ScriptHost {
+    /// The current URI (normalised path, as rewritten so far; no arguments).
+    fn uri(&self) -> &[u8];
+    /// The current arguments (after `?`, as rewritten so far).
+    fn args(&self) -> &[u8];
+    /// Whether regex `id` matches `subject` (location selection: no captures kept).
+    fn is_match(&self, id: RegexId, subject: &[u8]) -> bool;
+    /// Runs regex `id` on the current URI; on a match its groups become `$1`… and its named
+    /// groups variables, as after any nginx regex match. Returns whether it matched.
+    fn capture(&mut self, id: RegexId) -> bool;
+    /// Appends the value of one template part (never a literal: the engine copies those).
+    fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>);
+    /// `set $var value`.
+    fn set(&mut self, var: u32, value: &Template);
+    /// A `rewrite` at `source` changed the URI to `path` and, when `args` is `Some`, the
+    /// arguments to it (`None`: they stay).
+    fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, source: SourceRef);
+    /// A buffer for the engine to build a URI or URL in (given back with `give_back`).
+    fn buffer(&mut self) -> Vec<u8>;
+    fn give_back(&mut self, buf: Vec<u8>);
+}
+
+/// How a rewrite script ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScriptEnd<'ir> {
+    /// Ran to its end, or stopped at `rewrite … break`: the request stays where it is.
+    Done,
+    /// `rewrite … last`, or (in a location) a URI changed by a `rewrite` without flag: find
+    /// the location again.
+    Reroute,
+    /// `return code [text]`.
+    Return {
+        code: u16,
+        text: Option<&'ir Template>,
+    },
+    /// A redirecting `rewrite` (flag `redirect`/`permanent`, or a replacement that starts with
+    /// `http://`, `https://` or `$scheme`): `url` is complete, arguments included. The
+    /// buffer came from [`ScriptHost::buffer`]; give it back when done.
+    Redirect { code: u16, url: Vec<u8> },
+    /// The rewritten URI is empty: nginx answers 500.
+    EmptyUri,
+}
+
+/// A replacement that makes `rewrite` redirect by itself, as nginx decides it from the
+/// directive's text.
+fn redirects_by_itself(t: &Template) -> bool {
+    match t.parts.first() {
+        Some(Part::Literal(s)) => s.starts_with("http://") || s.starts_with("https://"),
+        Some(Part::Var(v)) => is_scheme(v),
+        _ => false,
+    }
+}
+
+fn is_scheme(v: &Var) -> bool {
+    matches!(v, Var::Builtin(n) if n == "scheme")
+}
+
+/// Runs a rewrite-module script in order. `in_location`: a URI changed by a `rewrite`
+/// without flag makes the request find its location again (in a server block the location
+/// is found afterwards anyway).
+pub fn run_script<'ir, H: ScriptHost + ?Sized>(
+    h: &mut H,
+    ops: &'ir [ScriptOp],
+    in_location: bool,
+) -> ScriptEnd<'ir> {
+    let mut changed = false;
+    for op in ops {
+        match op {
+            ScriptOp::Return { code, text } => {
+                return ScriptEnd::Return {
+                    code: *code,
+                    text: text.as_ref(),
+                }
+            }
+            ScriptOp::Set { var, value } => h.set(*var, value),
+            ScriptOp::Rewrite {
+                regex,
+                replacement,
+                flag,
+                source,
+            } => {
+                if !h.capture(*regex) {
+                    continue;
+                }
+                match rewrite(h, replacement, *flag, *source) {
+                    Rewritten::Uri => {}
+                    Rewritten::End(end) => return end,
+                }
+                changed = true;
+                match flag {
+                    RewriteFlag::Last => return ScriptEnd::Reroute,
+                    RewriteFlag::Break => return ScriptEnd::Done,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if changed && in_location {
+        ScriptEnd::Reroute
+    } else {
+        ScriptEnd::Done
+    }
+}
+
+enum Rewritten<'ir> {
+    Uri,
+    End(ScriptEnd<'ir>),
+}
+
+/// Applies a matched `rewrite`, with nginx's rules (`ngx_http_script_regex_end_code`): a
+/// replacement ending in `?` drops the request's arguments (the `?` itself is not part of
+/// it); otherwise they follow the replacement's own (after `&`) or become the arguments; a
+/// `?` written in the replacement (not one inside a variable's value) splits path from
+/// arguments.
+fn rewrite<'ir, H: ScriptHost + ?Sized>(
+    h: &mut H,
+    t: &Template,
+    flag: RewriteFlag,
+    source: SourceRef,
+) -> Rewritten<'ir> {
+    let redirect =
+        matches!(flag, RewriteFlag::Redirect | RewriteFlag::Permanent) || redirects_by_itself(t);
+    let n = t.parts.len();
+    // The replacement's last `?`, when it ends the text, only says "drop the arguments".
+    let drops_args = matches!(t.parts.last(), Some(Part::Literal(s)) if s.ends_with('?'));
+    let mut out = h.buffer();
+    // Where the written `?` split path and arguments (URI rewrites only).
+    let mut split: Option<usize> = None;
+    let mut literal_q = false;
+    for (i, p) in t.parts.iter().enumerate() {
+        match p {
+            Part::Literal(s) => {
+                let s = if drops_args && i + 1 == n {
+                    &s[..s.len() - 1]
+                } else {
+                    s.as_str()
+                };
+                if s.contains('?') {
+                    literal_q = true;
+                }
+                match (redirect, split, s.find('?')) {
+                    (false, None, Some(q)) => {
+                        out.extend_from_slice(&s.as_bytes()[..q]);
+                        split = Some(out.len());
+                        out.extend_from_slice(&s.as_bytes()[q + 1..]);
+                    }
+                    _ => out.extend_from_slice(s.as_bytes()),
+                }
+            }
+            other => h.expand_part(other, &mut out),
+        }
+    }
+    let add_args = !drops_args && !h.args().is_empty();
+    if redirect {
+        if add_args {
+            out.push(if literal_q { b'&' } else { b'?' });
+            out.extend_from_slice(h.args());
+        }
+        let code = if flag == RewriteFlag::Permanent {
+            301
+        } else {
+            302
+        };
+        return Rewritten::End(ScriptEnd::Redirect { code, url: out });
+    }
+    let path_len = split.unwrap_or(out.len());
+    if path_len == 0 {
+        h.give_back(out);
+        return Rewritten::End(ScriptEnd::EmptyUri);
+    }
+    match split {
+        Some(at) => {
+            if add_args {
+                out.push(b'&');
+                let args = h.args();
+                out.extend_from_slice(args);
+            }
+            let mut args = h.buffer();
+            args.extend_from_slice(&out[at..]);
+            h.rewrite_uri(&out[..at], Some(&args), source);
+            h.give_back(args);
+        }
+        None if drops_args => h.rewrite_uri(&out, Some(b""), source),
+        None => h.rewrite_uri(&out, None, source),
+    }
+    h.give_back(out);
+    Rewritten::Uri
+}
+
+/// Where location selection and its rewrite phase left a request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selected<'ir> {
+    /// The location's script ran to its end: its content handler answers.
+    Content(LocationId),
+    /// The host stopped the request when the location was found (see
+    /// [`RouteHost::found`]).
+    Stopped(LocationId),
+    /// The location's script answered.
+    Answered(LocationId, ScriptEnd<'ir>),
+    /// The URI changed more often than [`UriBudget`] allows: 500.
+    Cycle,
+}
+
+/// A [`ScriptHost`] that also hears which location was found.
+pub trait RouteHost: ScriptHost {
+    /// Location `loc` was found for the current URI (`m` says why), before its rewrite
+    /// phase runs; false stops the request there ([`Selected::Stopped`]).
+    fn found(&mut self, loc: LocationId, m: &LocationMatch) -> bool;
+}
+
+/// Finds the location of the host's URI in server `sid` (or enters `start`, a named
+/// location, without a search), takes the captures of a regex location, and runs the
+/// location's rewrite script; while that script changes the URI, finds the location again
+/// (each time spending one of `budget`).
+pub fn select_location<'ir, H: RouteHost + ?Sized>(
+    ir: &'ir Ir,
+    h: &mut H,
+    sid: ServerId,
+    mut start: Option<LocationId>,
+    budget: &mut UriBudget,
+) -> Selected<'ir> {
+    loop {
+        let mut winner = None;
+        let m = if let Some(location) = start.take() {
+            LocationMatch {
+                location,
+                reason: crate::MatchReason::Exact,
+            }
+        } else {
+            let host = &*h;
+            ir.find_location(sid, host.uri(), &mut |id, s| {
+                let hit = host.is_match(id, s);
+                if hit {
+                    winner = Some(id);
+                }
+                hit
+            })
+        };
+        // The regex that chose the location sets `$1`… (the last regex that matched is the
+        // winner: regexes are tried in order and the first match ends the search).
+        if let (crate::MatchReason::Regex(_), Some(id)) = (m.reason, winner) {
+            h.capture(id);
+        }
+        let Some(loc) = ir.locations.get(m.location.0 as usize) else {
+            return Selected::Stopped(m.location);
+        };
+        if !h.found(m.location, &m) {
+            return Selected::Stopped(m.location);
+        }
+        match run_script(h, &loc.conf.script, true) {
+            ScriptEnd::Done => return Selected::Content(m.location),
+            ScriptEnd::Reroute => {
+                if !budget.spend() {
+                    return Selected::Cycle;
+                }
+            }
+            end => return Selected::Answered(m.location, end),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host over plain strings: regexes are "prefix" matchers named by their id's text.
+    struct Host {
+        uri: Vec<u8>,
+        args: Vec<u8>,
+        /// Regex id → the prefix it matches, and what `$1` becomes.
+        prefixes: Vec<(&'static str, &'static str)>,
+        cap: Vec<u8>,
+        log: Vec<String>,
+    }
+
+    impl ScriptHost for Host {
+        fn uri(&self) -> &[u8] {
+            &self.uri
+        }
+        fn args(&self) -> &[u8] {
+            &self.args
+        }
+        fn is_match(&self, id: RegexId, s: &[u8]) -> bool {
+            self.prefixes
+                .get(id.0 as usize)
+                .is_some_and(|(p, _)| s.starts_with(p.as_bytes()))
+        }
+        fn capture(&mut self, id: RegexId) -> bool {
+            let hit = self.is_match(id, &self.uri);
+            if hit {
+                self.cap = self.prefixes[id.0 as usize].1.as_bytes().to_vec();
+            }
+            hit
+        }
+        fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>) {
+            match part {
+                Part::Capture(1) => out.extend_from_slice(&self.cap),
+                Part::Var(v) if is_scheme(v) => out.extend_from_slice(b"http"),
+                _ => out.extend_from_slice(b"V?x"),
+            }
+        }
+        fn set(&mut self, var: u32, _value: &Template) {
+            self.log.push(format!("set {var}"));
+        }
+        fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, _source: SourceRef) {
+            self.uri = path.to_vec();
+            if let Some(a) = args {
+                self.args = a.to_vec();
+            }
+        }
+        fn buffer(&mut self) -> Vec<u8> {
+            Vec::new()
+        }
+        fn give_back(&mut self, _buf: Vec<u8>) {}
+    }
+
+    fn host(uri: &str, args: &str) -> Host {
+        Host {
+            uri: uri.into(),
+            args: args.into(),
+            prefixes: vec![("/a", "A")],
+            cap: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    fn lit(s: &str) -> Part {
+        Part::Literal(s.into())
+    }
+
+    fn rw(parts: Vec<Part>, flag: RewriteFlag) -> ScriptOp {
+        ScriptOp::Rewrite {
+            regex: RegexId(0),
+            replacement: Template { parts },
+            flag,
+            source: SourceRef { file: 0, line: 1 },
+        }
+    }
+
+    fn run(h: &mut Host, op: ScriptOp, in_location: bool) -> String {
+        let ops = [op];
+        match run_script(h, &ops, in_location) {
+            ScriptEnd::Redirect { code, url } => {
+                format!("{code} {}", String::from_utf8_lossy(&url))
+            }
+            ScriptEnd::Done => format!(
+                "done {}?{}",
+                String::from_utf8_lossy(&h.uri),
+                String::from_utf8_lossy(&h.args)
+            ),
+            ScriptEnd::Reroute => format!(
+                "reroute {}?{}",
+                String::from_utf8_lossy(&h.uri),
+                String::from_utf8_lossy(&h.args)
+            ),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// nginx's argument rules, as nginx 1.22 applies them (`rewrite ^/a REPL [flag]` on
+    /// `/a?x=1`).
+    #[test]
+    fn arguments_and_redirects_as_nginx() {
+        use RewriteFlag::*;
+        let cases: Vec<(Vec<Part>, RewriteFlag, bool, &str)> = vec![
+            (vec![lit("/b")], None, true, "reroute /b?x=1"),
+            (vec![lit("/b")], None, false, "done /b?x=1"),
+            (vec![lit("/b")], Last, false, "reroute /b?x=1"),
+            (vec![lit("/b")], Break, true, "done /b?x=1"),
+            (vec![lit("/b?")], Break, true, "done /b?"),
+            (vec![lit("/b?y=2")], Break, true, "done /b?y=2&x=1"),
+            (vec![lit("/b?y=2?")], Break, true, "done /b?y=2"),
+            (
+                vec![lit("/b/"), Part::Capture(1), lit("?c=")],
+                Break,
+                true,
+                "done /b/A?c=&x=1",
+            ),
+            // A `?` inside a variable's value stays in the path.
+            (
+                vec![lit("/b"), Part::Var(Var::Builtin("v".into()))],
+                Break,
+                true,
+                "done /bV?x?x=1",
+            ),
+            (vec![lit("/b")], Redirect, true, "302 /b?x=1"),
+            (vec![lit("/b?y=2")], Permanent, true, "301 /b?y=2&x=1"),
+            (vec![lit("/b?")], Redirect, true, "302 /b"),
+            (vec![lit("http://h/b")], None, true, "302 http://h/b?x=1"),
+            (
+                vec![lit("https://h/b?q")],
+                Last,
+                true,
+                "302 https://h/b?q&x=1",
+            ),
+            (
+                vec![Part::Var(Var::Builtin("scheme".into())), lit("://h/")],
+                None,
+                true,
+                "302 http://h/?x=1",
+            ),
+        ];
+        for (parts, flag, in_location, want) in cases {
+            let mut h = host("/a", "x=1");
+            let got = run(&mut h, rw(parts.clone(), flag), in_location);
+            assert_eq!(got, want, "{parts:?} {flag:?}");
+        }
+        let mut h = host("/a", "");
+        assert_eq!(run(&mut h, rw(vec![lit("/b")], Redirect), true), "302 /b");
+        let mut h = host("/a", "");
+        assert_eq!(run(&mut h, rw(vec![lit("?x")], None), true), "EmptyUri");
+        let mut h = host("/z", "x=1");
+        assert_eq!(run(&mut h, rw(vec![lit("/b")], Last), true), "done /z?x=1");
+    }
+
+    #[test]
+    fn return_and_set_in_order() {
+        let mut h = host("/a", "");
+        let ops = vec![
+            ScriptOp::Set {
+                var: 0,
+                value: Template::default(),
+            },
+            rw(vec![lit("/b")], RewriteFlag::None),
+            ScriptOp::Set {
+                var: 1,
+                value: Template::default(),
+            },
+            ScriptOp::Return {
+                code: 204,
+                text: None,
+            },
+            ScriptOp::Set {
+                var: 2,
+                value: Template::default(),
+            },
+        ];
+        assert_eq!(
+            run_script(&mut h, &ops, true),
+            ScriptEnd::Return {
+                code: 204,
+                text: None
+            }
+        );
+        assert_eq!(h.log, ["set 0", "set 1"]);
+        assert_eq!(h.uri, b"/b");
+    }
+
+    #[test]
+    fn the_budget_allows_ten_changes() {
+        let mut b = UriBudget::default();
+        for _ in 0..10 {
+            assert!(b.spend());
+        }
+        assert!(!b.spend());
+        assert!(!b.spend());
+    }
+}

@@ -1,0 +1,167 @@
+//! The request context: everything one request owns from its parsed head to its access-log
+//! line — the head, the URI and arguments after rewrites, the host, regex captures, `set`
+//! variables, the server and location chosen, the redirect or return text, the upstream
+//! attempt and its timing.
+//!
+//! A context belongs to its request, never to the worker: an HTTP/1.1 connection owns the
+//! context of the request it is answering (see `Conn::req`), an HTTP/2 stream will own its
+//! own. Contexts are pooled per worker ([`ContextPool`]) so a request allocates nothing once
+//! the pool and the contexts' buffers have grown; an idle keep-alive connection holds none.
+
+use super::vars::{Captures, VarPool};
+use crate::http::request::RequestHead;
+use proton_ir::{LocationId, ServerId};
+use std::net::SocketAddr;
+
+/// One request's state.
+pub(crate) struct RequestCtx {
+    /// The parsed request head (ranges into the connection's read buffer).
+    pub(crate) head: RequestHead,
+    /// The current URI: normalised, then as rewrites, try_files, index and error_page left it.
+    pub(crate) uri: Vec<u8>,
+    /// The current arguments (after `?`).
+    pub(crate) args: Vec<u8>,
+    /// The host the server was chosen by (lowercased, no port, no trailing dot).
+    pub(crate) host: Vec<u8>,
+    /// `set` variables, by `Ir::user_vars` index (`None`: not set).
+    pub(crate) user: Vec<Option<Vec<u8>>>,
+    /// `$1`… and named groups of the request's regex matches.
+    pub(crate) captures: Captures,
+    /// The server chosen by Host.
+    pub(crate) server: ServerId,
+    /// The location answering (or last chosen while routing).
+    pub(crate) location: Option<LocationId>,
+    /// URI changes left (rewrites that re-select the location and internal redirects).
+    pub(crate) budget: proton_ir::rewrite::UriBudget,
+    /// The request reached its location through a rewrite or an internal redirect
+    /// (`internal` locations accept it).
+    pub(crate) internal: bool,
+    /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
+    /// escaped instead of the client's own).
+    pub(crate) uri_changed: bool,
+    /// The body of a `return` or the URL of a redirect being answered.
+    pub(crate) text: Vec<u8>,
+    /// Requests answered on the connection before this one.
+    pub(crate) served: u32,
+    /// The request announced a body with `Expect: 100-continue` that no handler reads
+    /// (see `Worker::keep_alive_for`).
+    pub(crate) expect_unread: bool,
+    /// Modification time of the file being answered (for `expires modified`).
+    pub(crate) mtime: Option<i64>,
+    /// The last upstream attempt: address, status, response time in ms (`$upstream_*`).
+    pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
+    /// When the request started (its head was read), in `conn::clock_ms` units.
+    pub(crate) started: u32,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        RequestCtx {
+            head: RequestHead::default(),
+            uri: Vec::new(),
+            args: Vec::new(),
+            host: Vec::new(),
+            user: Vec::new(),
+            captures: Captures::default(),
+            server: ServerId(0),
+            location: None,
+            budget: proton_ir::rewrite::UriBudget::default(),
+            internal: false,
+            uri_changed: false,
+            text: Vec::new(),
+            served: 0,
+            expect_unread: false,
+            mtime: None,
+            upstream: None,
+            started: 0,
+        }
+    }
+}
+
+/// Buffers kept by a context between requests at most (larger ones are dropped).
+const KEEP: usize = 64 * 1024;
+
+impl RequestCtx {
+    /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).
+    fn reset(&mut self, pool: &mut VarPool) {
+        for slot in self.user.iter_mut() {
+            if let Some(old) = slot.take() {
+                pool.give_buf(old);
+            }
+        }
+        for b in [
+            &mut self.uri,
+            &mut self.args,
+            &mut self.host,
+            &mut self.text,
+        ] {
+            if b.capacity() > KEEP {
+                *b = Vec::new();
+            }
+            b.clear();
+        }
+        self.captures.clear();
+        self.server = ServerId(0);
+        self.location = None;
+        self.budget = proton_ir::rewrite::UriBudget::default();
+        self.internal = false;
+        self.uri_changed = false;
+        self.served = 0;
+        self.expect_unread = false;
+        self.mtime = None;
+        self.upstream = None;
+        self.started = 0;
+    }
+}
+
+/// Contexts waiting for a request.
+#[derive(Default)]
+pub(crate) struct ContextPool {
+    /// Boxed: a connection holds its context by pointer, so handing one out or back moves
+    /// 8 bytes, not the context (its head alone is over a kilobyte).
+    #[allow(clippy::vec_box)]
+    free: Vec<Box<RequestCtx>>,
+}
+
+/// Contexts a worker keeps at most (one per connection answering at once is typical).
+const POOL_KEEP: usize = 1024;
+
+impl ContextPool {
+    /// A context for a new request.
+    pub(crate) fn get(&mut self) -> Box<RequestCtx> {
+        self.free.pop().unwrap_or_default()
+    }
+
+    /// Takes back a finished request's context.
+    pub(crate) fn put(&mut self, mut c: Box<RequestCtx>, vars: &mut VarPool) {
+        if self.free.len() < POOL_KEEP {
+            c.reset(vars);
+            self.free.push(c);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_comes_back_clean() {
+        let mut pool = ContextPool::default();
+        let mut vars = VarPool::default();
+        let mut c = pool.get();
+        c.uri.extend_from_slice(b"/a");
+        c.args.extend_from_slice(b"x=1");
+        c.user.push(Some(b"v".to_vec()));
+        c.location = Some(LocationId(3));
+        c.internal = true;
+        c.budget.spend();
+        pool.put(c, &mut vars);
+        let c = pool.get();
+        assert!(c.uri.is_empty() && c.args.is_empty());
+        assert_eq!(c.user, vec![None]);
+        assert_eq!(c.location, None);
+        assert!(!c.internal);
+        assert_eq!(c.budget, proton_ir::rewrite::UriBudget::default());
+    }
+}
