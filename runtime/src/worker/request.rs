@@ -321,6 +321,10 @@ impl Worker<'_> {
             };
             match run_script(&mut h, &server.script, false) {
                 ScriptEnd::Done | ScriptEnd::Reroute => {}
+                // `return CODE` of an error without text goes through error_page.
+                ScriptEnd::Return { code, text: None } if code >= 400 && code != 444 => {
+                    pending = Some((server_default, code));
+                }
                 end => return self.script_answer(conn, req, end, server_default, None),
             }
         }
@@ -345,8 +349,16 @@ impl Worker<'_> {
                     let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
                     let stop = h.stop;
                     req.budget = budget;
-                    let loc_id = match selected {
-                        Selected::Content(l) => l,
+                    match selected {
+                        Selected::Content(l) => {
+                            let loc = &ir.locations[l.0 as usize];
+                            let handled = if loc.conf.proxy.is_some() {
+                                self.proxy_start(conn, req, l)
+                            } else {
+                                static_files::serve(self, conn, req, l, error_status)
+                            };
+                            (l, handled)
+                        }
                         Selected::Stopped(l) => match stop {
                             Some(Stop::Internal) | None => {
                                 return self.finish_status(conn, req, 404, l, false)
@@ -365,18 +377,17 @@ impl Worker<'_> {
                                 None => return self.finish_status(conn, req, 500, l, false),
                             },
                         },
+                        // `return CODE` of an error without text goes through error_page.
+                        Selected::Answered(l, ScriptEnd::Return { code, text: None })
+                            if code >= 400 && code != 444 =>
+                        {
+                            (l, Handled::Status(code))
+                        }
                         Selected::Answered(l, end) => {
                             return self.script_answer(conn, req, end, l, error_status)
                         }
                         Selected::Cycle => return self.redirect_cycle(conn, req),
-                    };
-                    let loc = &ir.locations[loc_id.0 as usize];
-                    let handled = if loc.conf.proxy.is_some() {
-                        self.proxy_start(conn, req, loc_id)
-                    } else {
-                        static_files::serve(self, conn, req, loc_id, error_status)
-                    };
-                    (loc_id, handled)
+                    }
                 }
             };
             match handled {
@@ -455,6 +466,8 @@ impl Worker<'_> {
                     }
                 }
                 let code = match error_status {
+                    // `error_page … =` alone: the code the target answers.
+                    Some((_, Some(0))) => code,
                     Some((orig, response)) if text.is_some() && code < 300 => {
                         response.unwrap_or(orig)
                     }
@@ -529,13 +542,13 @@ impl Worker<'_> {
                         Some(i) => (&t[..i], &t[i + 1..]),
                         None => (&t[..], &t[t.len()..]),
                     };
+                    // As nginx's internal redirect: the target's arguments replace the
+                    // request's (none when it has none).
                     req.uri.clear();
                     req.uri.extend_from_slice(path);
                     req.uri_changed = true;
-                    if !args.is_empty() {
-                        req.args.clear();
-                        req.args.extend_from_slice(args);
-                    }
+                    req.args.clear();
+                    req.args.extend_from_slice(args);
                     None
                 };
                 self.scratch.var_pool.get_mut().give_buf(t);

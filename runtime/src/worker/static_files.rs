@@ -135,12 +135,12 @@ pub(crate) fn serve(
                     Some(i) => (&cand[..i], &cand[i + 1..]),
                     None => (&cand[..], &cand[cand.len()..]),
                 };
+                // As nginx's internal redirect: the fallback's arguments replace the
+                // request's (`try_files $uri /index.php?$args` keeps them).
                 req.uri.clear();
                 req.uri.extend_from_slice(p);
-                if !a.is_empty() {
-                    req.args.clear();
-                    req.args.extend_from_slice(a);
-                }
+                req.args.clear();
+                req.args.extend_from_slice(a);
                 Handled::Redirect
             });
         }
