@@ -427,6 +427,9 @@ pub struct Settings {
     pub large_client_header_buffers: (u32, u64),
     pub client_body_timeout_ms: u64,
     pub send_timeout_ms: u64,
+    pub lingering_close: LingeringClose,
+    pub lingering_time_ms: u64,
+    pub lingering_timeout_ms: u64,
     pub access_log: Vec<AccessLog>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
@@ -500,6 +503,15 @@ pub enum Expires {
     After(i64),
     /// `modified +time`: relative to the file's mtime.
     Modified(i64),
+}
+
+/// `lingering_close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum LingeringClose {
+    Off,
+    /// The default: when the client may still be sending.
+    On,
+    Always,
 }
 
 /// `server_tokens`: what the `Server` header and error pages say about the version.

@@ -463,6 +463,9 @@ pub(crate) mod tests {
             large_client_header_buffers: (4, 8192),
             client_body_timeout_ms: 60_000,
             send_timeout_ms: 60_000,
+            lingering_close: LingeringClose::On,
+            lingering_time_ms: 30_000,
+            lingering_timeout_ms: 5_000,
             access_log: vec![],
             proxy: ProxySettings {
                 set_headers: vec![],

@@ -1485,6 +1485,13 @@ impl Lower<'_> {
             large_client_header_buffers,
             client_body_timeout_ms: time("client_body_timeout", 60_000),
             send_timeout_ms: time("send_timeout", 60_000),
+            lingering_close: match nearest(chain, "lingering_close").first().map(|d| arg(d, 0)) {
+                Some("off") => LingeringClose::Off,
+                Some("always") => LingeringClose::Always,
+                _ => LingeringClose::On,
+            },
+            lingering_time_ms: time("lingering_time", 30_000),
+            lingering_timeout_ms: time("lingering_timeout", 5_000),
             access_log,
             proxy: proxy_settings,
         }

@@ -24,6 +24,9 @@ pub(crate) enum Phase {
     Discard,
     /// A proxied request in flight (`Conn::proxy`).
     Proxy,
+    /// Lingering close: the response is out and the write side shut; what the client
+    /// still sends is read and dropped until it stops (see [`Conn::close_or_linger`]).
+    Linger,
 }
 
 /// How much of the request body is still to be dropped.
@@ -109,6 +112,10 @@ pub(crate) struct Conn {
     pub(crate) rd_ready: bool,
     /// The client's FIN or an error was reported.
     pub(crate) rd_hup: bool,
+    /// Lingering close: when it ends at the latest ([`clock_ms`]), and the longest wait for
+    /// more input.
+    linger_end: u32,
+    linger_timeout_ms: u32,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -236,6 +243,8 @@ impl Conn {
             // state), which saves a failing read per connection whose request is on the way.
             rd_ready: false,
             rd_hup: false,
+            linger_end: 0,
+            linger_timeout_ms: 0,
         }
     }
 
@@ -287,7 +296,7 @@ impl Conn {
             Phase::Discard => {
                 elog!(w.elog, Info, "client timed out (110: client_body_timeout) while reading client request body, client: {}", self.peer.ip());
             }
-            Phase::Head | Phase::Proxy => {}
+            Phase::Head | Phase::Proxy | Phase::Linger => {}
         }
         true
     }
@@ -301,7 +310,7 @@ impl Conn {
             Drive::Finished => {
                 self.finish(w);
                 if self.close_after {
-                    return true;
+                    return self.close_or_linger(w);
                 }
                 self.on_event(w, true, true)
             }
@@ -352,7 +361,7 @@ impl Conn {
                         Drive::Finished => {
                             self.finish(w);
                             if self.close_after {
-                                return true;
+                                return self.close_or_linger(w);
                             }
                             continue;
                         }
@@ -366,13 +375,14 @@ impl Conn {
                     Some(true) => {
                         self.finish(w);
                         if self.close_after {
-                            return true;
+                            return self.close_or_linger(w);
                         }
                         continue;
                     }
                     Some(false) => return false,
                     None => return true,
                 },
+                Phase::Linger => return self.linger(w),
                 Phase::Discard => {
                     if let Some(close) = self.discard_body(w) {
                         if close {
@@ -761,6 +771,79 @@ impl Conn {
             self.deadline = w.now + Duration::from_millis(self.body_timeout_ms.into());
             Phase::Discard
         };
+    }
+
+    /// The response is out and the connection must close. If the client may still be
+    /// sending (unread input, a body not read, a socket with bytes), closing now would make
+    /// the kernel answer with a reset that can destroy the response before the client read
+    /// it; so, as nginx's `lingering_close on`, shut the write side and read and drop input
+    /// for up to `lingering_time`, waiting at most `lingering_timeout` for each piece.
+    /// Returns true to close now, false when lingering started.
+    fn close_or_linger(&mut self, w: &mut Worker<'_>) -> bool {
+        let loc = self.finished.location().map(proton_ir::LocationId);
+        let s = match loc {
+            Some(l) => w.settings_for(l),
+            None => match w.default_settings(self.listener as usize) {
+                Some(s) => s,
+                None => return true,
+            },
+        };
+        let pending =
+            !self.rbuf.is_empty() || !matches!(self.discard, Discard::None) || self.rd_ready;
+        let linger = match s.lingering_close {
+            proton_ir::LingeringClose::Off => false,
+            proton_ir::LingeringClose::On => pending && !self.rd_hup,
+            proton_ir::LingeringClose::Always => !self.rd_hup,
+        };
+        if !linger || s.lingering_time_ms == 0 {
+            return true;
+        }
+        if self.sock.shutdown(std::net::Shutdown::Write).is_err() {
+            return true;
+        }
+        self.linger_end = w
+            .now_ms
+            .wrapping_add(ms32(s.lingering_time_ms).min(u32::MAX / 2));
+        self.linger_timeout_ms = ms32(s.lingering_timeout_ms).max(1);
+        self.discard = Discard::None;
+        self.rbuf.clear();
+        self.phase = Phase::Linger;
+        self.linger(w)
+    }
+
+    /// Reads and drops what the client sends while lingering; true = close now.
+    fn linger(&mut self, w: &mut Worker<'_>) -> bool {
+        let left = self.linger_end.wrapping_sub(w.now_ms);
+        if left == 0 || left > u32::MAX / 2 {
+            return true;
+        }
+        if self.rbuf.capacity() == 0 {
+            self.rbuf = w.pool.get();
+        }
+        // Bounded, so a client that never stops sending cannot hold the loop: past 4 MB in
+        // one round the connection is closed.
+        for _ in 0..256 {
+            self.rbuf.clear();
+            match read_ready(
+                &self.sock,
+                &mut self.rd_ready,
+                self.rd_hup,
+                &mut self.rbuf,
+                16 * 1024,
+            ) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.rbuf.clear();
+                    let wait = left.min(self.linger_timeout_ms);
+                    self.deadline = w.now + Duration::from_millis(wait.into());
+                    return false;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return true,
+            }
+        }
+        true
     }
 
     /// Drops body bytes from `rbuf`. `Some(false)`: body done; `Some(true)`: close (bad

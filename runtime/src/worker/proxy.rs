@@ -580,6 +580,9 @@ impl Worker<'_> {
                     req.truncate(mark);
                     continue;
                 }
+                // A value from variables never ends the header early (nor starts a second
+                // request towards the upstream).
+                crate::http::response::encode_line_breaks(&mut req, value_at);
                 if is_upgrade {
                     sent_upgrade = true;
                 }

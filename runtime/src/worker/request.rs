@@ -804,6 +804,7 @@ impl Worker<'_> {
                 out.truncate(mark);
                 continue;
             }
+            crate::http::response::encode_line_breaks(out, value_at);
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -861,7 +862,9 @@ impl Worker<'_> {
                 let _ = write!(wbuf, ":{}", local.port());
             }
         }
+        let target_at = wbuf.len();
         wbuf.extend_from_slice(target);
+        crate::http::response::encode_line_breaks(&mut wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
         self.add_headers(conn, req, loc, code, &mut wbuf);
         let n = end_head(&mut wbuf);

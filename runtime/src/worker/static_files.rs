@@ -17,10 +17,14 @@ use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Builds the filesystem path of `uri` for location `loc` into `out`.
+/// Builds the filesystem path of `uri` for location `loc` into `out`. False when the path
+/// would climb out of the alias directory: nginx serves `/img../secret` from
+/// `location /img { alias /data/; }` as `/data/../secret` (its off-by-slash trap); Proton
+/// refuses any `..` that the request brings into an alias path.
 fn map_path(
     w: &Worker<'_>,
     conn: &Conn,
@@ -28,7 +32,7 @@ fn map_path(
     loc: LocationId,
     uri: &[u8],
     out: &mut Vec<u8>,
-) {
+) -> bool {
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let ctx = w.ctx(conn, req, 0);
@@ -38,10 +42,19 @@ fn map_path(
             // The alias replaces the prefix of the location that declared it; in a regex
             // location (empty prefix) it is the whole path.
             ctx.expand(&alias.path, out);
+            // What the configuration wrote; the rest comes from the request.
+            let written = match alias.path.parts.as_slice() {
+                [proton_ir::Part::Literal(_)] => out.len(),
+                [proton_ir::Part::Literal(s), ..] => s.len(),
+                _ => 0,
+            };
             if !alias.prefix.is_empty() {
                 let prefix = alias.prefix.as_bytes();
                 let rest = uri.strip_prefix(prefix).unwrap_or(uri);
                 out.extend_from_slice(rest);
+            }
+            if climbs(out, written) {
+                return false;
             }
         }
         None => {
@@ -56,6 +69,29 @@ fn map_path(
         full.extend_from_slice(out);
         *out = full;
     }
+    true
+}
+
+/// Whether `path` has a `..` segment in the segment that holds byte `from` or after it.
+fn climbs(path: &[u8], from: usize) -> bool {
+    let head = path.get(..from).unwrap_or(path);
+    let start = head.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    path.get(start..)
+        .unwrap_or_default()
+        .split(|&b| b == b'/')
+        .any(|seg| seg == b"..")
+}
+
+/// The answer when the request would climb out of its alias directory.
+fn alias_refused(w: &mut Worker<'_>, conn: &Conn, path: &[u8]) -> Handled {
+    elog!(
+        w.elog,
+        Error,
+        "\"{}\" leaves the alias directory, refused, client: {}",
+        String::from_utf8_lossy(path),
+        conn.peer.ip()
+    );
+    Handled::Status(404)
 }
 
 fn path_of(bytes: &[u8]) -> &Path {
@@ -91,14 +127,15 @@ pub(crate) fn serve(
             if dir {
                 cand.pop();
             }
-            map_path(w, conn, req, loc, &cand, &mut path);
-            let found = std::fs::metadata(path_of(&path)).is_ok_and(|m| {
-                if dir {
-                    m.is_dir()
-                } else {
-                    m.is_file()
-                }
-            });
+            let inside = map_path(w, conn, req, loc, &cand, &mut path);
+            let found = inside
+                && std::fs::metadata(path_of(&path)).is_ok_and(|m| {
+                    if dir {
+                        m.is_dir()
+                    } else {
+                        m.is_file()
+                    }
+                });
             if found {
                 req.uri.clear();
                 req.uri.extend_from_slice(&cand);
@@ -155,9 +192,11 @@ pub(crate) fn serve(
         return Handled::Status(405);
     }
     let mut path = std::mem::take(&mut w.scratch.path);
-    map_path(w, conn, req, loc, &req.uri, &mut path);
+    let inside = map_path(w, conn, req, loc, &req.uri, &mut path);
     let is_dir = req.uri.ends_with(b"/");
-    let result = if is_dir {
+    let result = if !inside {
+        alias_refused(w, conn, &path)
+    } else if is_dir {
         serve_dir(w, conn, req, loc, &path, error_status)
     } else {
         send_file(w, conn, req, loc, &path, error_status)
@@ -251,7 +290,13 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
-    let file = match File::open(path_of(path)) {
+    // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
+    // whole event loop until a writer came; such a file is then refused below.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path_of(path));
+    let file = match opened {
         Ok(f) => f,
         Err(e) => {
             let (status, level) = match e.kind() {
@@ -297,6 +342,14 @@ fn send_file(
         return redirect_slash(w, conn, req, loc);
     }
     if !meta.is_file() {
+        // As nginx: only regular files are served.
+        elog!(
+            w.elog,
+            Crit,
+            "\"{}\" is not a regular file, client: {}",
+            String::from_utf8_lossy(path),
+            conn.peer.ip()
+        );
         return Handled::Status(404);
     }
     if refused_post(req, error_status) {
@@ -730,4 +783,28 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::climbs;
+
+    #[test]
+    fn a_request_never_climbs_out_of_an_alias() {
+        for (path, written, want) in [
+            ("/data/../secret.txt", 6, true),
+            ("/data/..", 6, true),
+            ("/data/a/../b", 6, true),
+            ("/data/a..b", 6, false),
+            ("/data..x/y", 5, false),
+            ("/data/x", 6, false),
+            // `..` written by the configuration itself is its own business.
+            ("/srv/../data/x", 13, false),
+            ("/srv/../data/../x", 13, true),
+            ("../x", 0, true),
+            ("", 0, false),
+        ] {
+            assert_eq!(climbs(path.as_bytes(), written), want, "{path} {written}");
+        }
+    }
 }

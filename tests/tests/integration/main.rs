@@ -8,3 +8,4 @@ mod harness;
 mod health;
 mod proxy;
 mod runtime;
+mod safety;
