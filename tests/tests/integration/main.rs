@@ -7,3 +7,4 @@ mod harness;
 mod health;
 mod proxy;
 mod runtime;
+mod startup;
