@@ -263,7 +263,7 @@ impl Lower<'_> {
                     let name = name.as_str();
                     let valid = !name.is_empty()
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                        && !vars::BUILTIN.contains(&name)
+                        && !vars::is_builtin_name(name)
                         && !self.map_ids.contains_key(name);
                     if valid && !self.user_var_ids.contains_key(name) {
                         self.user_var_ids
@@ -1142,7 +1142,7 @@ impl Lower<'_> {
                             if !n.is_empty()
                                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                         {
-                            if vars::BUILTIN.contains(&n) {
+                            if vars::is_builtin_name(n) {
                                 self.err(
                                     Diagnostic::error(
                                         Code::BadValue,

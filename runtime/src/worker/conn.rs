@@ -107,6 +107,9 @@ pub(crate) struct Conn {
     pub(crate) rd_ready: bool,
     /// The client's FIN or an error was reported.
     pub(crate) rd_hup: bool,
+    /// The connection's serial number in this worker (`$connection`; wraps after 2^32,
+    /// 4 bytes so that an idle connection stays small).
+    pub(crate) number: u32,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -234,6 +237,7 @@ impl Conn {
             // state), which saves a failing read per connection whose request is on the way.
             rd_ready: false,
             rd_hup: false,
+            number: w.next_connection_number(),
         }
     }
 

@@ -70,6 +70,9 @@ pub(crate) struct Scratch {
     pub(crate) expect_unread: bool,
     /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
     pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
+    /// The location whose settings apply now (the server's own level during its rewrite
+    /// phase), for `$document_root` and `$request_filename`.
+    pub(crate) location: Option<LocationId>,
 }
 
 /// What the connection needs to know about the answer.
@@ -214,6 +217,7 @@ impl Worker<'_> {
         let mut uri = std::mem::take(&mut self.scratch.uri);
         let ok = proton_ir::uri::normalize_path(target, &mut uri);
         self.scratch.uri = uri;
+        self.scratch.location = ir.servers.get(sid.0 as usize).map(|s| s.default_location);
         // Every user variable starts unset; the buffers of the last request's values go back
         // to the pool for the next `set`.
         let pool = self.scratch.var_pool.get_mut();
@@ -275,6 +279,7 @@ impl Worker<'_> {
                         }
                     };
                     let loc = &ir.locations[loc_id.0 as usize];
+                    self.scratch.location = Some(loc_id);
                     // The matching location regex sets $1… and named captures.
                     if let Some(Some(re)) = self.loaded.loc_regex.get(loc_id.0 as usize) {
                         self.capture(*re, Subject::Uri);
@@ -542,12 +547,16 @@ impl Worker<'_> {
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
             request_time_ms: u64::from(self.now_ms.wrapping_sub(conn.started)),
-            document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
             upstream: self.scratch.upstream,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
+            ir,
+            location: self.scratch.location,
+            prefix: &self.loaded.prefix,
+            connection: conn.number,
+            connection_requests: conn.served.saturating_add(1),
         }
     }
 

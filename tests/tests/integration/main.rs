@@ -8,3 +8,4 @@ mod health;
 mod proxy;
 mod runtime;
 mod startup;
+mod variables;
