@@ -13,7 +13,7 @@ const SERVER: &str = r#"
         listen 127.0.0.1:PORT;
         root html/;
         set $x "[$document_root|$request_filename]";
-        location /v { return 200 "dr=$document_root|fn=$request_filename|x=$x|ru=[$remote_user]|rl=$request_length\n"; }
+        location /v { return 200 "dr=$document_root|fn=$request_filename|x=$x|ru=[$remote_user]|rl=$request_length|h=$hostname\n"; }
         location /img { alias /data/; return 200 "dr=$document_root|fn=$request_filename\n"; }
         location /a/ { alias /data/x; return 200 "dr=$document_root|fn=$request_filename\n"; }
         location ~ ^/re/(.*)$ { alias /data/$1; return 200 "dr=$document_root|fn=$request_filename\n"; }
