@@ -54,6 +54,9 @@ pub enum Code {
     /// Warning: accepted, but nginx warns about it too (an absolute index that is not the
     /// last, a duplicate MIME extension).
     NginxWarning,
+    /// Warning: a prefix location without a trailing slash whose alias ends in one
+    /// (nginx's off-by-slash path traversal).
+    AliasTraversal,
 }
 
 impl Code {
@@ -77,6 +80,7 @@ impl Code {
             Code::UnreachableLocation => "W0003",
             Code::AddHeaderDropsInherited => "W0004",
             Code::NginxWarning => "W0005",
+            Code::AliasTraversal => "W0006",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `protonc`: the thin command line over the compiler library.
 #![forbid(unsafe_code)]
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use proton_compiler::compile::{self, Matchers};
 use proton_compiler::diagnostics::{render, Diagnostics, MessageFormat};
 use proton_compiler::source::SourceMap;
@@ -14,11 +14,33 @@ use std::process::ExitCode;
 #[command(
     name = "protonc",
     version,
-    about = "Compile Proton (NGINX-style, JSON or YAML) configuration into a verified routing IR"
+    about = "Compile Proton (NGINX-style, JSON or YAML) configuration into a verified routing IR",
+    override_usage = "protonc <CONFIG> [-o FILE.ir]    (the same as `protonc compile`)\n       protonc <COMMAND> [ARGS]",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 struct Cli {
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
+    /// Without a command: compile, as `protonc compile`.
+    #[command(flatten)]
+    compile: CompileArgs,
+}
+
+/// What `protonc compile` (and `protonc CONFIG`) take.
+#[derive(Args)]
+struct CompileArgs {
+    /// The config to compile: NGINX-style text, or a .json / .yaml / .yml document
+    #[arg(value_name = "CONFIG", required = true)]
+    config: Option<PathBuf>,
+    /// Where to write the IR (default: CONFIG with extension .ir); written to FILE.ir.tmp
+    /// first, then renamed, so a running server never reads half a file
+    #[arg(short, long, value_name = "FILE.ir")]
+    output: Option<PathBuf>,
+    /// How diagnostics are printed on stderr: rustc-style with source lines (human), one
+    /// line each (short), or one JSON object per line (json)
+    #[arg(long, value_enum, default_value = "human")]
+    message_format: Fmt,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -37,15 +59,8 @@ enum To {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Compile a config into an IR file.
-    Compile {
-        config: PathBuf,
-        /// Output file (default: the config path with extension .ir).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "human")]
-        message_format: Fmt,
-    },
+    /// Compile a config into an IR file (also what `protonc CONFIG` does).
+    Compile(CompileArgs),
     /// Check a config and print every diagnostic; writes nothing.
     Check {
         config: PathBuf,
@@ -93,7 +108,18 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--version` also names the IR format this protonc writes (`-V` is the short form).
+    let long = format!(
+        "{} (writes IR format v{})",
+        env!("CARGO_PKG_VERSION"),
+        proton_ir::FORMAT_VERSION
+    );
+    let long: &'static str = Box::leak(long.into_boxed_str());
+    let matches = Cli::command().long_version(long).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(msg) => {
@@ -170,36 +196,43 @@ fn load_any(path: &Path) -> Result<Ir, String> {
         .ok_or_else(|| format!("{} does not compile", path.display()))
 }
 
+/// `protonc compile` and `protonc CONFIG`.
+fn compile_command(args: CompileArgs) -> Result<ExitCode, String> {
+    let CompileArgs {
+        config,
+        output,
+        message_format: f,
+    } = args;
+    // clap requires CONFIG unless a command is given.
+    let config = config.ok_or("a config to compile is needed: protonc CONFIG [-o FILE.ir]")?;
+    let Some((ir, digest)) = compile_reporting(&config, message_format(f)) else {
+        return Ok(ExitCode::from(1));
+    };
+    let out = output.unwrap_or_else(|| config.with_extension("ir"));
+    let bytes = proton_ir::encode(&ir, digest);
+    let tmp = out.with_extension("ir.tmp");
+    std::fs::write(&tmp, &bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    eprintln!(
+        "compiled {} -> {} ({} bytes, {} servers, {} locations, {} upstreams)",
+        config.display(),
+        out.display(),
+        bytes.len(),
+        ir.servers.len(),
+        ir.locations.len(),
+        ir.upstreams.iter().filter(|u| u.explicit).count()
+    );
+    // The process ends here: skip freeing every string of a large IR.
+    std::mem::forget(ir);
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> Result<ExitCode, String> {
-    match cli.cmd {
-        Cmd::Compile {
-            config,
-            output,
-            message_format: f,
-        } => {
-            let Some((ir, digest)) = compile_reporting(&config, message_format(f)) else {
-                return Ok(ExitCode::from(1));
-            };
-            let out = output.unwrap_or_else(|| config.with_extension("ir"));
-            let bytes = proton_ir::encode(&ir, digest);
-            let tmp = out.with_extension("ir.tmp");
-            std::fs::write(&tmp, &bytes)
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            std::fs::rename(&tmp, &out)
-                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            eprintln!(
-                "compiled {} -> {} ({} bytes, {} servers, {} locations, {} upstreams)",
-                config.display(),
-                out.display(),
-                bytes.len(),
-                ir.servers.len(),
-                ir.locations.len(),
-                ir.upstreams.iter().filter(|u| u.explicit).count()
-            );
-            // The process ends here: skip freeing every string of a large IR.
-            std::mem::forget(ir);
-            Ok(ExitCode::SUCCESS)
-        }
+    let Some(cmd) = cli.cmd else {
+        return compile_command(cli.compile);
+    };
+    match cmd {
+        Cmd::Compile(args) => compile_command(args),
         Cmd::Check {
             config,
             message_format: f,

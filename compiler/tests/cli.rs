@@ -270,3 +270,74 @@ http {
         "{text}"
     );
 }
+
+#[test]
+fn a_config_without_command_is_compiled() {
+    let d = tmpdir("bare");
+    let conf = write(&d, "p.conf", CONF);
+    let bare = d.join("bare.ir").display().to_string();
+    let out = protonc(&[&conf, "-o", &bare]);
+    assert!(
+        out.status.success(),
+        "protonc CONFIG -o FILE: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let explicit = d.join("explicit.ir").display().to_string();
+    let out = protonc(&["compile", &conf, "-o", &explicit]);
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(&bare).expect("IR written"),
+        std::fs::read(&explicit).expect("IR written"),
+        "`protonc CONFIG` and `protonc compile CONFIG` write the same IR"
+    );
+    // Without -o: next to the config.
+    let out = protonc(&[&conf]);
+    assert!(out.status.success());
+    assert!(d.join("p.ir").is_file());
+    // A broken config fails the same way, with its diagnostics.
+    let bad = write(&d, "bad.conf", "events {}\nhttp { server { lisen 80; } }\n");
+    let out = protonc(&[&bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("E0002"));
+    // Nothing at all: a usage error that shows both forms.
+    let out = protonc(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("protonc <CONFIG>") && err.contains("<COMMAND>"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_and_compile_help() {
+    for flag in ["-V", "--version"] {
+        let out = protonc(&[flag]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with(&format!("protonc {}", env!("CARGO_PKG_VERSION"))),
+            "{text}"
+        );
+    }
+    let long = String::from_utf8_lossy(&protonc(&["--version"]).stdout).to_string();
+    assert!(
+        long.contains(&format!("IR format v{}", proton_ir::FORMAT_VERSION)),
+        "{long}"
+    );
+    let out = protonc(&["compile", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for what in [
+        "<CONFIG>  The config to compile",
+        "-o, --output <FILE.ir>",
+        "default: CONFIG with extension .ir",
+        "--message-format",
+        "human",
+    ] {
+        assert!(
+            help.contains(what),
+            "compile --help lacks {what:?}:\n{help}"
+        );
+    }
+}

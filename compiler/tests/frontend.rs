@@ -868,25 +868,102 @@ fn written_documents_look_like_the_typed_shape() {
     assert!(yaml.contains("        - match: \"= /exact\"\n"), "{yaml}");
 }
 
-#[test]
-fn rewrite_module_order_within_a_name_is_kept() {
-    let tree = conf("http { server { location / { set $a 1; rewrite ^/a /b; set $c 2; rewrite ^/b /c last; return 204; } } }");
-    let back = read(DocFormat::Json, &to_json_string(&tree)).tree;
-    let loc = &back[0].children()[0].children()[0];
-    let names: Vec<_> = loc
+/// (name, first argument) of the lines of the first location of the first server.
+fn first_location_lines(tree: &[Directive]) -> Vec<(String, String)> {
+    tree[0].children()[0].children()[0]
         .children()
         .iter()
-        .map(|d| (d.name.as_str(), d.args[0].value.as_str()))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            ("set", "$a"),
-            ("set", "$c"),
-            ("rewrite", "^/a"),
-            ("rewrite", "^/b"),
-            ("return", "204")
-        ]
+        .map(|d| (d.name.clone(), d.args[0].value.clone()))
+        .collect()
+}
+
+#[test]
+fn rewrite_module_order_is_kept() {
+    let tree = conf("http { server { location / { set $a 1; rewrite ^/a /b; set $c 2; rewrite ^/b /c last; return 204; } } }");
+    let want = [
+        ("set", "$a"),
+        ("rewrite", "^/a"),
+        ("set", "$c"),
+        ("rewrite", "^/b"),
+        ("return", "204"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    for format in [DocFormat::Json, DocFormat::Yaml] {
+        let text = match format {
+            DocFormat::Json => to_json_string(&tree),
+            DocFormat::Yaml => to_yaml_string(&tree),
+        };
+        let r = read(format, &text);
+        r.assert_clean();
+        assert_eq!(first_location_lines(&r.tree), want, "{format:?}:\n{text}");
+    }
+    // Written as an ordered `script` list, one directive per entry.
+    let v = to_json(&tree);
+    let script = &v["http"]["servers"][0]["locations"][0]["script"];
+    assert_eq!(script[0], serde_json::json!({ "set": ["$a", 1] }));
+    assert_eq!(script[4], serde_json::json!({ "return": 204 }));
+    assert!(v["http"]["servers"][0]["locations"][0].get("set").is_none());
+    let json = to_json_string(&tree);
+    assert!(
+        json.contains("\n              { \"set\": [\"$a\", 1] },\n"),
+        "{json}"
+    );
+    let yaml = to_yaml_string(&tree);
+    assert!(
+        yaml.contains("\n            - set: [$a, 1]\n            - rewrite: [^/a, /b]\n"),
+        "{yaml}"
+    );
+    // One kind only keeps its own key.
+    let v = to_json(&conf("http { server { location / { return 204; } location /r { rewrite ^ /a; rewrite ^ /b; } } }"));
+    assert_eq!(v["http"]["servers"][0]["locations"][0]["return"], 204);
+    assert!(v["http"]["servers"][0]["locations"][1]["rewrite"].is_array());
+}
+
+/// The case that lost meaning: `set` before and after a `rewrite` in the server, read by
+/// `return` in the location. Through JSON or YAML, `$a` must still end as `two`.
+#[test]
+fn interleaved_set_keeps_its_value_through_every_format() {
+    let text = "events {}\nhttp { server { listen 80; set $a one; rewrite ^/x$ /y; set $a two; location / { set $b x; return 200 \"$a$b\"; set $b y; } } }\n";
+    let mut map = SourceMap::new();
+    let file = map.add(PathBuf::from("order.conf"), text.to_string());
+    let mut diags = Diagnostics::default();
+    let tree = parse_text(file, text, &mut diags);
+    assert_same_ir("interleaved", &tree, &map);
+}
+
+#[test]
+fn script_errors() {
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "script": { "set": ["$a", "1"] } } ] } }"#,
+        &[(1, 38, "\"script\" must be an array")],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "script": [ { "set": ["$a", "1"], "return": 204 }, 7 ] } ] } }"#,
+        &[
+            (1, 40, "an entry of \"script\" has 2 keys"),
+            (1, 79, "each entry of \"script\" must be an object"),
+        ],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "script": [ { "sett": ["$a", "1"] }, { "root": "/x" } ] } ] } }"#,
+        &[
+            (1, 42, "\"sett\" does not belong in \"script\""),
+            (1, 67, "\"root\" does not belong in \"script\""),
+        ],
+    );
+    assert_errors(
+        DocFormat::Yaml,
+        "http:\n  servers:\n    - return: 204\n      script:\n        - set: [$a, 1]\n      set: [[$b, 2]]\n",
+        &[(3, 7, "\"return\" beside \"script\": the order of the two is not defined")],
+    );
+    // Only servers and locations run scripts.
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "script": [] } }"#,
+        &[(1, 13, "unknown key \"script\" in the http object")],
     );
 }
 
@@ -1313,24 +1390,92 @@ fn assert_same_ir(name: &str, tree: &[Directive], map: &SourceMap) {
     }
 }
 
+/// Every config file under `dir` (recursively): NGINX-style, JSON and YAML.
+fn config_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<PathBuf> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            config_files(&p, out);
+        } else if p
+            .extension()
+            .is_some_and(|e| ["conf", "json", "yaml", "yml"].iter().any(|x| e == *x))
+        {
+            out.push(p);
+        }
+    }
+}
+
+/// Conversions keep meaning: every config of `conf/` (recursively) and every fixture of the
+/// compiler's tests that compiles (the snapshots' sources among them) gives the same IR
+/// after conversion to JSON, to YAML and to NGINX-style text, and after reading the JSON
+/// and YAML back and writing them as text again.
 #[test]
 fn example_configs_compile_to_the_same_ir_from_every_format() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
-    let mut paths = vec![root.join("proton.conf")];
-    if let Ok(dir) = std::fs::read_dir(root.join("examples")) {
-        paths.extend(
-            dir.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "conf")),
-        );
-    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = Vec::new();
+    config_files(&root.join("../conf"), &mut paths);
+    let from_conf = paths.len();
+    config_files(&root.join("tests"), &mut paths);
+    assert!(from_conf >= 7, "only {from_conf} configs in conf/");
+    let mut checked = Vec::new();
     for path in paths {
         let mut map = SourceMap::new();
         let mut diags = Diagnostics::default();
-        let tree = proton_compiler::syntax::load(&path, &mut map, &mut diags).expect("readable");
-        assert!(!diags.has_errors(), "{}: {:#?}", path.display(), diags.list);
-        assert_same_ir(&path.display().to_string(), &tree, &map);
+        let Some(tree) = proton_compiler::compile::load_tree(&path, &mut map, &mut diags) else {
+            continue;
+        };
+        let in_conf = path.starts_with(root.join("../conf"));
+        if diags.has_errors()
+            || proton_compiler::compile::compile_tree(&tree, &map, &mut diags).is_none()
+            || diags.has_errors()
+        {
+            // A broken fixture (or an include fragment such as mime.types) has no IR.
+            assert!(
+                !in_conf || path.ends_with("mime.types"),
+                "{} does not compile",
+                path.display()
+            );
+            continue;
+        }
+        let name = path.display().to_string();
+        assert_same_ir(&name, &tree, &map);
+        // And back: the documents read again, written as NGINX-style text.
+        let want = ir_without_sources(&tree, &map);
+        for (format, text) in [
+            (DocFormat::Json, to_json_string(&tree)),
+            (DocFormat::Yaml, to_yaml_string(&tree)),
+        ] {
+            let mut m = SourceMap::new();
+            let f = m.add(PathBuf::from("converted"), text.clone());
+            let mut d = Diagnostics::default();
+            let doc = parse_document(f, &text, format, &mut d);
+            let back = to_conf_string(&doc);
+            let mut m = SourceMap::new();
+            let f = m.add(PathBuf::from("back.conf"), back.clone());
+            let tree2 = parse_text(f, &back, &mut d);
+            assert!(
+                !d.has_errors(),
+                "{name} via {format:?} and back: {:#?}",
+                d.list
+            );
+            assert_eq!(
+                ir_without_sources(&tree2, &m),
+                want,
+                "{name} via {format:?} and back to text:\n{back}"
+            );
+        }
+        checked.push(name);
     }
+    // Everything in conf/ but mime.types, and the fixtures that only warn.
+    assert!(
+        checked.len() >= from_conf - 1 + 10,
+        "only {} configs compiled: {checked:#?}",
+        checked.len()
+    );
     let mut map = SourceMap::new();
     let file = map.add(PathBuf::from("rich.conf"), RICH_CONF.to_string());
     let mut diags = Diagnostics::default();

@@ -433,3 +433,25 @@ fn reload_the_master_rejects_shows_the_error_log() {
     assert_eq!(site.get("/"), "v1\n");
     drop(taken);
 }
+
+#[test]
+fn every_program_answers_version() {
+    check_siblings();
+    let dir = Path::new(PROTONCTL)
+        .parent()
+        .expect("protonctl has a directory");
+    for name in ["protonctl", "protonc", "proton-run"] {
+        for flag in ["-V", "--version"] {
+            let out = Command::new(dir.join(name))
+                .arg(flag)
+                .output()
+                .expect("runs");
+            assert!(out.status.success(), "{name} {flag}: {}", show(&out));
+            let text = stdout(&out);
+            assert!(
+                text.starts_with(&format!("{name} {}", env!("CARGO_PKG_VERSION"))),
+                "{name} {flag}: {text}"
+            );
+        }
+    }
+}

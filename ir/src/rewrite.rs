@@ -95,7 +95,7 @@ fn redirects_by_itself(t: &Template) -> bool {
 }
 
 fn is_scheme(v: &Var) -> bool {
-    matches!(v, Var::Builtin(n) if n == "scheme")
+    matches!(v, Var::Builtin(crate::Builtin::Scheme))
 }
 
 /// Runs a rewrite-module script in order. `in_location`: a URI changed by a `rewrite`
@@ -421,7 +421,7 @@ mod tests {
             ),
             // A `?` inside a variable's value stays in the path.
             (
-                vec![lit("/b"), Part::Var(Var::Builtin("v".into()))],
+                vec![lit("/b"), Part::Var(Var::Builtin(crate::Builtin::Host))],
                 Break,
                 true,
                 "done /bV?x?x=1",
@@ -437,7 +437,10 @@ mod tests {
                 "302 https://h/b?q&x=1",
             ),
             (
-                vec![Part::Var(Var::Builtin("scheme".into())), lit("://h/")],
+                vec![
+                    Part::Var(Var::Builtin(crate::Builtin::Scheme)),
+                    lit("://h/"),
+                ],
                 None,
                 true,
                 "302 http://h/?x=1",

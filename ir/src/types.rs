@@ -736,12 +736,10 @@ pub enum Part {
 /// compares variable names case-insensitively (`$Host` is `$host`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Var {
-    /// A built-in variable by its nginx name (`host`, `remote_addr`, …).
-    Builtin(String),
+    /// A built-in variable.
+    Builtin(Builtin),
     /// `$http_NAME`: request header (name lowercased, `_` for `-`).
     Http(String),
-    /// `$sent_http_NAME`: response header.
-    SentHttp(String),
     /// `$arg_NAME` (lowercase; nginx finds the argument case-insensitively).
     Arg(String),
     /// `$cookie_NAME` (lowercase; nginx finds the cookie case-insensitively).
@@ -756,6 +754,139 @@ pub enum Var {
     NamedCapture(String),
     /// The variable of a `map` block, by index into [`Ir::maps`].
     Map(u32),
+}
+
+/// Declares [`Builtin`] with its nginx names, in one table, so that a variant cannot lack a
+/// name and the name lookup cannot miss a variant.
+macro_rules! builtins {
+    ($($(#[$doc:meta])* $v:ident = $name:literal,)*) => {
+        /// The built-in variables Proton implements, with nginx's names and values. The
+        /// compiler maps a name to one of these (or refuses it); the runtime matches them
+        /// exhaustively, so a variant cannot be left without a value. Serialised by name
+        /// (`"request_id"`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum Builtin {
+            $($(#[$doc])* $v,)*
+        }
+
+        impl Builtin {
+            /// Every built-in, in table order.
+            pub const ALL: &'static [Builtin] = &[$(Builtin::$v,)*];
+
+            /// The variable's nginx name, without `$`.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Builtin::$v => $name,)*
+                }
+            }
+
+            /// The built-in called `name` (lowercase, without `$`).
+            pub fn from_name(name: &str) -> Option<Builtin> {
+                match name {
+                    $($name => Some(Builtin::$v),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+builtins! {
+    /// The query string (without `?`), after rewrites.
+    Args = "args",
+    /// The client address as 4 (IPv4) or 16 (IPv6) bytes.
+    BinaryRemoteAddr = "binary_remote_addr",
+    /// Response body bytes sent.
+    BodyBytesSent = "body_bytes_sent",
+    /// Response bytes sent, head included.
+    BytesSent = "bytes_sent",
+    /// The connection's serial number.
+    Connection = "connection",
+    /// How many requests this connection has carried, this one included.
+    ConnectionRequests = "connection_requests",
+    /// The `Content-Length` request header.
+    ContentLength = "content_length",
+    /// The `Content-Type` request header.
+    ContentType = "content_type",
+    /// The `Cookie` request header.
+    Cookie = "cookie",
+    /// The time in UTC, `Saturday, 25-Nov-2026 22:58:00 GMT` (nginx's SSI default format).
+    DateGmt = "date_gmt",
+    /// The local time in the same format; the runtime's local time is UTC.
+    DateLocal = "date_local",
+    /// The `root` (or `alias`) of the location, expanded and made absolute.
+    DocumentRoot = "document_root",
+    /// The URI (same as `$uri`).
+    DocumentUri = "document_uri",
+    /// The request's host: the absolute-form authority, else `Host`, lowercased, no port.
+    Host = "host",
+    /// The machine's host name.
+    Hostname = "hostname",
+    /// `on` over TLS, else empty.
+    Https = "https",
+    /// `?` when there are arguments, else empty.
+    IsArgs = "is_args",
+    /// The current time in seconds with milliseconds (`1700000000.123`).
+    Msec = "msec",
+    /// The server's version (Proton's: it stands in for nginx's).
+    NginxVersion = "nginx_version",
+    /// The worker's pid.
+    Pid = "pid",
+    /// `X-Forwarded-For` with the client address appended.
+    ProxyAddXForwardedFor = "proxy_add_x_forwarded_for",
+    /// `host[:port]` of `proxy_pass`.
+    ProxyHost = "proxy_host",
+    /// The port of `proxy_pass`.
+    ProxyPort = "proxy_port",
+    /// Same as `$args`.
+    QueryString = "query_string",
+    /// The client address.
+    RemoteAddr = "remote_addr",
+    /// The client port.
+    RemotePort = "remote_port",
+    /// The user of HTTP basic authentication: empty (Proton has no auth_basic).
+    RemoteUser = "remote_user",
+    /// The request line.
+    Request = "request",
+    /// The file path the URI maps to (root or alias, as nginx).
+    RequestFilename = "request_filename",
+    /// 16 random bytes in hex, one value per request.
+    RequestId = "request_id",
+    /// The length of the request head.
+    RequestLength = "request_length",
+    /// The request method.
+    RequestMethod = "request_method",
+    /// Seconds since the request's first byte, with milliseconds.
+    RequestTime = "request_time",
+    /// The request target as the client sent it.
+    RequestUri = "request_uri",
+    /// `http` or `https`.
+    Scheme = "scheme",
+    /// The address that accepted the connection.
+    ServerAddr = "server_addr",
+    /// The first `server_name` of the chosen server.
+    ServerName = "server_name",
+    /// The port that accepted the connection.
+    ServerPort = "server_port",
+    /// `HTTP/1.0` or `HTTP/1.1`.
+    ServerProtocol = "server_protocol",
+    /// The response status.
+    Status = "status",
+    /// The local time in ISO 8601 (UTC).
+    TimeIso8601 = "time_iso8601",
+    /// The local time in the access log's format (UTC).
+    TimeLocal = "time_local",
+    /// The current URI, normalised and after rewrites.
+    Uri = "uri",
+    /// The address of the upstream server of the last attempt.
+    UpstreamAddr = "upstream_addr",
+    /// The upstream's response time, seconds with milliseconds.
+    UpstreamResponseTime = "upstream_response_time",
+    /// The upstream's response status.
+    UpstreamStatus = "upstream_status",
+    /// Proton's version.
+    ProtonVersion = "proton_version",
 }
 
 impl Template {
@@ -818,9 +949,8 @@ impl Var {
     /// The variable's nginx name without the `$`.
     pub fn name(&self, user_vars: &[String]) -> String {
         match self {
-            Var::Builtin(n) => n.clone(),
+            Var::Builtin(b) => b.name().to_string(),
             Var::Http(n) => format!("http_{n}"),
-            Var::SentHttp(n) => format!("sent_http_{n}"),
             Var::Arg(n) => format!("arg_{n}"),
             Var::Cookie(n) => format!("cookie_{n}"),
             Var::User(i) => user_vars
@@ -899,5 +1029,22 @@ impl Map {
             .chain(self.trailing.iter().map(|(_, t)| t))
             .chain(self.regex.iter().map(|(_, t)| t))
             .chain(std::iter::once(&self.default))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Builtin;
+
+    #[test]
+    fn builtin_names_are_distinct_and_found_again() {
+        let mut names = std::collections::HashSet::new();
+        for &b in Builtin::ALL {
+            assert!(names.insert(b.name()), "{} twice", b.name());
+            assert_eq!(Builtin::from_name(b.name()), Some(b));
+            assert_eq!(b.name(), b.name().to_ascii_lowercase());
+        }
+        assert_eq!(Builtin::from_name("no_such_variable"), None);
+        assert_eq!(Builtin::from_name("Host"), None, "names are lowercase");
     }
 }

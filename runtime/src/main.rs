@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: proton-run [-t] [-p PREFIX] [--pid FILE] FILE.ir
   -t          load and verify the IR, print a summary, exit
+  -V          print the version (and the IR format it reads), exit
   -p PREFIX   directory that relative paths in the IR are resolved against
               (default: the directory of FILE.ir)
   --pid FILE  write the master's pid here (default: the IR's `pid`)
@@ -26,6 +27,14 @@ fn main() -> ExitCode {
             Some("--pid") => pid_file = args.next().map(PathBuf::from),
             Some("-h") | Some("--help") => {
                 println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            Some("-V") | Some("--version") => {
+                println!(
+                    "proton-run {} (reads IR format v{})",
+                    env!("CARGO_PKG_VERSION"),
+                    proton_ir::FORMAT_VERSION
+                );
                 return ExitCode::SUCCESS;
             }
             Some(s) if s.starts_with('-') => {

@@ -112,6 +112,44 @@ fn raise_nofile(loaded: &Loaded, elog: &mut ErrorLog) {
     }
 }
 
+/// The one line proton-run prints on stderr when it starts serving (also in the error log
+/// at `notice` when that is a file): the IR, the addresses it listens on and the workers.
+fn announce_start(loaded: &Loaded, bound: &[Bound], workers: usize, elog: &mut ErrorLog) {
+    let addrs = bound
+        .iter()
+        .map(|b| b.addr.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let line = format!(
+        "proton-run {}: serving {} ({} server{}, config digest {}) on {addrs} with {workers} worker{}, master pid {}",
+        env!("CARGO_PKG_VERSION"),
+        loaded.path.display(),
+        loaded.ir.servers.len(),
+        plural(loaded.ir.servers.len()),
+        &loaded.header.digest_hex()[..16],
+        plural(workers),
+        std::process::id()
+    );
+    eprintln!("{line}");
+    if loaded
+        .ir
+        .main
+        .error_log
+        .first()
+        .is_some_and(|l| l.path != "stderr")
+    {
+        elog!(elog, Notice, "{line}");
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// Runs the master in the foreground until it is told to stop.
 pub fn run(opts: Options) -> ExitCode {
     let loaded = match Loaded::load(&opts.ir_path, opts.prefix.as_deref()) {
@@ -165,16 +203,7 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     let count = loaded.worker_count();
-    elog!(
-        elog,
-        Notice,
-        "proton-run started: {} (IR {} bytes of config digest {}), {} workers, {} listening sockets",
-        loaded.path.display(),
-        loaded.ir.servers.len(),
-        &loaded.header.digest_hex()[..16],
-        count,
-        bound.len()
-    );
+    announce_start(&loaded, &bound, count, &mut elog);
     let mut m = Master {
         elog,
         opts,

@@ -6,8 +6,9 @@
 use super::conf::needs_quotes;
 use super::node::{Key, Node, Scalar, ScalarType, Value};
 use super::shape::{
-    all_structurals, allowed_keys, spec_for, split_match, structurals, structure_of, DocCtx,
-    Structural, Structure, ValueShape, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, SCHEMA_KEY,
+    all_structurals, allowed_keys, has_script, is_script_directive, spec_for, split_match,
+    structurals, structure_of, DocCtx, Structural, Structure, ValueShape, MAP_ENTRIES_KEY,
+    MAP_SOURCE_KEY, MATCH_KEY, SCHEMA_KEY, SCRIPT_DIRECTIVES, SCRIPT_KEY,
 };
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -79,6 +80,9 @@ impl Reader<'_> {
         let structural = structurals(ctx);
         let mut out = Vec::new();
         let mut seen: HashMap<&str, Span> = HashMap::new();
+        // `script` and a rewrite-module directive as its own key: their order is ambiguous.
+        let mut script_at: Option<Span> = None;
+        let mut direct_at: Option<(&str, Span)> = None;
         for (key, value) in entries {
             let name = key.text.as_str();
             if let Some(first) = seen.get(name) {
@@ -97,6 +101,34 @@ impl Reader<'_> {
             if ctx == DocCtx::Main && name == SCHEMA_KEY {
                 self.schema_reference(value);
                 continue;
+            }
+            if has_script(ctx) && (name == SCRIPT_KEY || is_script_directive(name)) {
+                // Reported once, at the second of the two kinds to appear.
+                let conflict = if name == SCRIPT_KEY {
+                    script_at = Some(key.span);
+                    direct_at
+                } else if direct_at.is_none() {
+                    direct_at = Some((name, key.span));
+                    script_at.and(direct_at)
+                } else {
+                    None
+                };
+                if let (Some(script), Some((direct, at))) = (script_at, conflict) {
+                    self.push(
+                        Diagnostic::error(
+                            Code::Document,
+                            at,
+                            format!("\"{direct}\" beside \"{SCRIPT_KEY}\": the order of the two is not defined"),
+                        )
+                        .label("its own key")
+                        .also(script, "the ordered list")
+                        .help(format!("move it into \"{SCRIPT_KEY}\", where directives run in the order written: {{ \"{direct}\": … }}")),
+                    );
+                }
+                if name == SCRIPT_KEY {
+                    self.script(value, ctx, &mut out);
+                    continue;
+                }
             }
             if let Some(st) = structural.iter().find(|s| s.key == name) {
                 self.structural(st, key, value, &mut out);
@@ -340,6 +372,64 @@ impl Reader<'_> {
                         out.push(d);
                     }
                 }
+            }
+        }
+    }
+
+    /// `"script": [ { "set": ["$a", "1"] }, { "return": 204 }, … ]`: rewrite-module
+    /// directives in the order they run, one object with one key per line.
+    fn script(&mut self, value: &Node, ctx: DocCtx, out: &mut Vec<Directive>) {
+        let example = format!(
+            "\"{SCRIPT_KEY}\": [ {{ \"set\": [\"$a\", \"1\"] }}, {{ \"return\": [200, \"$a\"] }} ]"
+        );
+        let Some(items) = self.expect_array(value, &format!("\"{SCRIPT_KEY}\""), &example) else {
+            return;
+        };
+        for item in items {
+            let what = format!("each entry of \"{SCRIPT_KEY}\"");
+            let Some(entries) = self.expect_object(item, &what, &example) else {
+                continue;
+            };
+            let [(key, v)] = entries else {
+                self.push(
+                    Diagnostic::error(
+                        Code::Document,
+                        open_of(item),
+                        format!("an entry of \"{SCRIPT_KEY}\" has {} keys", entries.len()),
+                    )
+                    .label("this entry")
+                    .help(format!(
+                        "each entry is one directive, an object with one key: {example}"
+                    )),
+                );
+                continue;
+            };
+            let name = key.text.as_str();
+            if !is_script_directive(name) {
+                let mut d = Diagnostic::error(
+                    Code::Document,
+                    key.span,
+                    format!("\"{name}\" does not belong in \"{SCRIPT_KEY}\""),
+                )
+                .label(format!("not one of {}", SCRIPT_DIRECTIVES.join(", ")));
+                d = d.help(match did_you_mean(name, SCRIPT_DIRECTIVES) {
+                    Some(s) => format!("did you mean \"{s}\"?"),
+                    None => format!(
+                        "\"{SCRIPT_KEY}\" holds the rewrite-module directives ({}) in order; write other directives as keys of the {} object",
+                        SCRIPT_DIRECTIVES.join(", "),
+                        ctx.name()
+                    ),
+                });
+                self.push(d);
+                continue;
+            }
+            let spec = spec_for(name, ctx);
+            let shape = ValueShape {
+                repeat: false,
+                ..ValueShape::of(spec)
+            };
+            if let Some(args) = self.entry(name, spec, shape, v) {
+                out.push(directive(name, key.span, args, None, v.span));
             }
         }
     }

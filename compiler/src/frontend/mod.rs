@@ -8,7 +8,9 @@
 //! (array of location objects, each with a `match` such as `"~* \\.png$"` or `"@fallback"`).
 //! A directive's value is `true` when it takes no arguments, a scalar for one argument, an
 //! array for several; a repeatable directive takes an array of entries, each a scalar or an
-//! array of arguments. Flags may be booleans. See [`schema`] for the full shape.
+//! array of arguments. Flags may be booleans. A server or location may hold its
+//! rewrite-module directives in order in `script` (`[{ "set": ["$a", "1"] }, { "return": 204 }]`).
+//! See [`schema`] for the full shape.
 //!
 //! Readers report every shape problem with the span of the key or value at fault
 //! ([`crate::diagnostics::Code::Document`]) and never panic on their input; what the table
@@ -73,12 +75,14 @@ pub fn parse_document(
 /// The tree as the typed document.
 ///
 /// The tree should have passed the table check (`include`s expanded). Directives are grouped
-/// by name, in the order each name first appears in its block. Limitations of that grouping:
-/// a non-repeatable directive written twice keeps its first value; a MIME type listed twice in
-/// `types` gets the extensions of both lines; and the relative order of *different*
-/// rewrite-module directives (`rewrite`, `return`, `set`) interleaved in one block is lost —
-/// each `rewrite`/`set` array keeps its own order, but `set $a 1; return 200; set $b 2;` reads
-/// back as `set $a 1; set $b 2; return 200;`. Comments are not kept.
+/// by name, in the order each name first appears in its block, except the rewrite-module
+/// directives (`rewrite`, `return`, `set`) of a server or location that has more than one
+/// kind of them: those go, in order, in the block's `script` list, because nginx runs them
+/// in the order written (`set $a 1; return 200 $a; set $a 2;` must not become
+/// `set $a 1; set $a 2; return 200 $a;`). Limitations of the grouping, none of which changes
+/// what the config means: a non-repeatable directive written twice (an error anyway) keeps
+/// its first value; a MIME type listed twice in `types` gets the extensions of both lines.
+/// Comments are not kept.
 ///
 /// Object keys of the returned value are in serde_json's map order (sorted, unless serde_json's
 /// `preserve_order` feature is on); [`to_json_string`] and [`to_yaml_string`] always keep the

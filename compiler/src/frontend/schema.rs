@@ -3,8 +3,9 @@
 //! `additionalProperties: false` everywhere, and `$defs` for each context object.
 
 use super::shape::{
-    arity_bounds, directive_specs, structurals, DocCtx, Structure, MAP_ENTRIES_KEY, MAP_SOURCE_KEY,
-    MATCH_KEY, MODIFIERS, SCHEMA_KEY,
+    arity_bounds, directive_specs, has_script, spec_for, structurals, DocCtx, Structure,
+    MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, MODIFIERS, SCHEMA_KEY, SCRIPT_DIRECTIVES,
+    SCRIPT_KEY,
 };
 use super::write::{self, Out};
 use crate::diagnostics::Diagnostics;
@@ -146,6 +147,9 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
     for spec in directive_specs(ctx) {
         props.insert(spec.name.into(), directive_schema(spec, ctx));
     }
+    if has_script(ctx) {
+        props.insert(SCRIPT_KEY.into(), script_schema(ctx));
+    }
     for st in structurals(ctx) {
         let mut s = match (st.structure, st.inner()) {
             (Structure::Object, Some(inner)) => reference(generator, inner),
@@ -270,6 +274,40 @@ fn directive_schema(spec: &Spec, ctx: DocCtx) -> Value {
         }
     }
     s
+}
+
+/// `script`: the rewrite-module directives in order, each entry an object with one key.
+fn script_schema(ctx: DocCtx) -> Value {
+    let mut entry_props = Map::new();
+    for name in SCRIPT_DIRECTIVES {
+        let Some(spec) = spec_for(name, ctx) else {
+            continue;
+        };
+        let (min, max) = arity_bounds(spec.arity);
+        let mut e = entry_schema(arg_schema(spec.kind), min, max);
+        if let Value::Object(m) = &mut e {
+            m.insert("description".into(), json!(describe(spec, "")));
+        }
+        entry_props.insert(name.into(), e);
+    }
+    json!({
+        "type": "array",
+        "description": format!(
+            "The rewrite-module directives ({}) in the order they run, one directive per entry: \
+             `[{{\"set\": [\"$a\", \"1\"]}}, {{\"rewrite\": [\"^/old/(.*)$\", \"/new/$1\"]}}, {{\"return\": [200, \"$a\"]}}]`. \
+             nginx runs them in the order written, so a block that has more than one kind of them \
+             keeps them here (protonc convert writes them so); a block with only one kind may use \
+             the directive's own key instead, but not both.",
+            SCRIPT_DIRECTIVES.join(", ")
+        ),
+        "items": {
+            "type": "object",
+            "properties": entry_props,
+            "additionalProperties": false,
+            "minProperties": 1,
+            "maxProperties": 1,
+        }
+    })
 }
 
 /// One directive line: `true` (no arguments), one argument, or an array of them.

@@ -108,6 +108,27 @@ pub(crate) const MATCH_KEY: &str = "match";
 /// The top-level key an editor reads to find the JSON Schema; the reader skips it.
 pub(crate) const SCHEMA_KEY: &str = "$schema";
 
+/// The key of a server or location object that holds its rewrite-module directives in order:
+/// `"script": [ { "set": ["$a", "1"] }, { "rewrite": ["^/a", "/b"] }, { "return": [200, "$a"] } ]`.
+/// nginx runs these directives in the order they are written, so their relative order is
+/// part of the config's meaning; one key per directive name cannot say it (and JSON tools may
+/// reorder keys).
+pub(crate) const SCRIPT_KEY: &str = "script";
+
+/// The directives that may go in `script`: nginx's rewrite-module directives Proton supports
+/// (`break` and `if` join them when they are supported).
+pub(crate) const SCRIPT_DIRECTIVES: [&str; 3] = ["rewrite", "return", "set"];
+
+/// Whether `name` is written in `script` when order matters.
+pub(crate) fn is_script_directive(name: &str) -> bool {
+    SCRIPT_DIRECTIVES.contains(&name)
+}
+
+/// Whether objects of `ctx` may have a `script` key.
+pub(crate) fn has_script(ctx: DocCtx) -> bool {
+    matches!(ctx, DocCtx::Server | DocCtx::Location)
+}
+
 /// The location modifiers `match` may start with.
 pub(crate) const MODIFIERS: [&str; 4] = ["=", "^~", "~", "~*"];
 
@@ -213,6 +234,9 @@ pub(crate) fn allowed_keys(ctx: DocCtx) -> Vec<Cow<'static, str>> {
         DocCtx::Location => keys.push(Cow::Borrowed(MATCH_KEY)),
         DocCtx::Main => keys.push(Cow::Borrowed(SCHEMA_KEY)),
         _ => {}
+    }
+    if has_script(ctx) {
+        keys.push(Cow::Borrowed(SCRIPT_KEY));
     }
     keys
 }

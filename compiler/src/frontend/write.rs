@@ -4,8 +4,8 @@
 //! serde_json's `preserve_order` feature is on).
 
 use super::shape::{
-    spec_for, structure_of, DocCtx, Structure, ValueShape, MAP_ENTRIES_KEY, MAP_SOURCE_KEY,
-    MATCH_KEY,
+    has_script, is_script_directive, spec_for, structure_of, DocCtx, Structure, ValueShape,
+    MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, SCRIPT_KEY,
 };
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
@@ -117,9 +117,37 @@ fn structure_in(name: &str, ctx: DocCtx) -> Option<(&'static Spec, Structure)> {
     structure_of(spec).map(|st| (spec, st))
 }
 
+/// Whether the rewrite-module directives of a block go in `script`: when there are two
+/// different ones, their relative order matters (`set $a 1; return 200 $a; set $a 2;`) and
+/// one key per name would lose it. A block with one kind only (a lone `return`, a list of
+/// `rewrite`s) keeps the plain keys.
+fn needs_script(tree: &[Directive], ctx: DocCtx) -> bool {
+    if !has_script(ctx) {
+        return false;
+    }
+    let mut names = tree
+        .iter()
+        .filter(|d| d.block.is_none() && is_script_directive(&d.name))
+        .map(|d| d.name.as_str());
+    let Some(first) = names.next() else {
+        return false;
+    };
+    names.any(|n| n != first)
+}
+
 fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
     let mut obj = Obj::default();
+    let script = needs_script(tree, ctx);
     for d in tree {
+        if script && d.block.is_none() && is_script_directive(&d.name) {
+            // One line per entry: `{ "set": ["$a", "1"] }`.
+            let shape = ValueShape {
+                repeat: false,
+                ..ValueShape::of(spec_for(&d.name, ctx))
+            };
+            obj.push(SCRIPT_KEY, Out::Obj(vec![(d.name.clone(), line(d, shape))]));
+            continue;
+        }
         match (&d.block, structure_in(&d.name, ctx)) {
             (Some(children), Some((spec, st))) => {
                 let inner = DocCtx::of_block(spec.name).unwrap_or(ctx);
@@ -279,7 +307,22 @@ fn json_value(v: &Out, indent: usize, s: &mut String) {
             s.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 spaces(indent + 2, s);
-                json_value(item, indent + 2, s);
+                // A one-key object of a flat value (an entry of `script`) on one line.
+                let short = match item {
+                    Out::Obj(e) if e.len() == 1 && e[0].1.is_flat() => {
+                        let mut t = String::from("{ ");
+                        json_str(&e[0].0, &mut t);
+                        t.push_str(": ");
+                        t.push_str(&json_inline(&e[0].1));
+                        t.push_str(" }");
+                        Some(t).filter(|t| indent + 2 + t.len() <= WIDTH)
+                    }
+                    _ => None,
+                };
+                match short {
+                    Some(t) => s.push_str(&t),
+                    None => json_value(item, indent + 2, s),
+                }
                 s.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
             }
             spaces(indent, s);

@@ -263,7 +263,7 @@ impl Lower<'_> {
                     let name = name.as_str();
                     let valid = !name.is_empty()
                         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                        && !vars::BUILTIN.contains(&name)
+                        && !vars::is_builtin_name(name)
                         && !self.map_ids.contains_key(name);
                     if valid && !self.user_var_ids.contains_key(name) {
                         self.user_var_ids
@@ -1142,7 +1142,7 @@ impl Lower<'_> {
                             if !n.is_empty()
                                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                         {
-                            if vars::BUILTIN.contains(&n) {
+                            if vars::is_builtin_name(n) {
                                 self.err(
                                     Diagnostic::error(
                                         Code::BadValue,
@@ -1255,6 +1255,28 @@ impl Lower<'_> {
                         .help("a location uses either root or alias"),
                 );
             }
+            // nginx's off-by-slash traversal: `location /img { alias /data/; }` maps
+            // `/img../secret` to `/data/../secret`.
+            if let Some(a) = own_alias.filter(|a| {
+                matches!(kind, LocationKind::Prefix | LocationKind::PrefixNoRegex)
+                    && !path.ends_with('/')
+                    && arg(a, 0).ends_with('/')
+            }) {
+                let uri_span = loc.arg_span(loc.args.len().saturating_sub(1));
+                self.err(
+                    Diagnostic::warning(
+                        Code::AliasTraversal,
+                        a.arg_span(0),
+                        format!(
+                            "alias \"{}\" ends with a slash but location \"{path}\" does not: \"{path}../\" reaches the parent of the alias directory",
+                            arg(a, 0)
+                        ),
+                    )
+                    .label("ends with \"/\"")
+                    .also(uri_span, "no \"/\" at the end")
+                    .help("add a trailing slash to the location or remove it from the alias"),
+                );
+            }
             if own_alias.is_some() && matches!(kind, LocationKind::Named) {
                 self.err(
                     Diagnostic::error(
@@ -1282,7 +1304,6 @@ impl Lower<'_> {
                 );
             }
         }
-        let _ = path;
         // A location that sets none of the inherited settings shares its parent's record.
         let own_settings = own.list.iter().any(|d| is_inherited_setting(&d.name));
         let settings = match inherited.filter(|_| !own_settings) {

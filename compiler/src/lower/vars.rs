@@ -2,7 +2,7 @@
 
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
 use crate::source::Span;
-use proton_ir::{Part, Template, Var};
+use proton_ir::{Builtin, Part, Template, Var};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// The names a template may use besides the built-ins and the `$http_*`-style families.
@@ -31,62 +31,65 @@ impl Scope<'_> {
     }
 }
 
-/// Built-in variables, nginx names.
-pub static BUILTIN: &[&str] = &[
-    "args",
-    "binary_remote_addr",
-    "body_bytes_sent",
-    "bytes_sent",
-    "connection",
-    "connection_requests",
-    "content_length",
-    "content_type",
-    "cookie",
-    "date_gmt",
-    "date_local",
-    "document_root",
-    "document_uri",
-    "host",
-    "hostname",
-    "https",
-    "is_args",
-    "msec",
-    "nginx_version",
-    "pid",
-    "proxy_add_x_forwarded_for",
-    "proxy_host",
-    "proxy_port",
-    "query_string",
-    "realpath_root",
-    "remote_addr",
-    "remote_port",
-    "remote_user",
-    "request",
-    "request_body",
-    "request_filename",
-    "request_id",
-    "request_length",
-    "request_method",
-    "request_time",
-    "request_uri",
-    "scheme",
-    "server_addr",
-    "server_name",
-    "server_port",
-    "server_protocol",
-    "status",
-    "time_iso8601",
-    "time_local",
-    "uri",
-    "upstream_addr",
-    "upstream_bytes_received",
-    "upstream_connect_time",
-    "upstream_header_time",
-    "upstream_response_length",
-    "upstream_response_time",
-    "upstream_status",
-    "proton_version",
+/// nginx's built-in variables that Proton does not implement yet, with what to do instead.
+/// Using one is an error (E0003), never a silently empty value.
+pub static UNSUPPORTED: &[(&str, &str)] = &[
+    (
+        "request_body",
+        "Proton streams request bodies to the upstream and never holds them in memory, so there is no body to expand",
+    ),
+    (
+        "realpath_root",
+        "it needs a filesystem call (realpath) per request, which the event loop does not make; $document_root is the root as configured",
+    ),
+    (
+        "upstream_connect_time",
+        "the proxy does not measure it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
+    ),
+    (
+        "upstream_header_time",
+        "the proxy does not measure it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
+    ),
+    (
+        "upstream_bytes_received",
+        "the proxy does not count it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
+    ),
+    (
+        "upstream_response_length",
+        "the proxy does not count it yet; $body_bytes_sent is the length of the body sent to the client",
+    ),
 ];
+
+/// nginx's families of variables that Proton does not implement yet, with what to do instead.
+pub static UNSUPPORTED_FAMILIES: &[(&str, &str)] = &[
+    (
+        "sent_http_",
+        "the headers of the response are not kept for variables yet; headers set with add_header can use the same value directly",
+    ),
+    (
+        "upstream_http_",
+        "the headers of the upstream's response are not kept for variables yet; $upstream_status and $upstream_addr are available",
+    ),
+];
+
+/// Why nginx's variable `name` is not supported (a hint), or `None` when it is not one of
+/// those.
+pub fn unsupported(name: &str) -> Option<&'static str> {
+    UNSUPPORTED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .or_else(|| {
+            UNSUPPORTED_FAMILIES
+                .iter()
+                .find(|(f, _)| name.starts_with(f) && name.len() > f.len())
+        })
+        .map(|(_, help)| *help)
+}
+
+/// Whether `name` (lowercase, without `$`) is a built-in variable of nginx, implemented or not.
+pub fn is_builtin_name(name: &str) -> bool {
+    Builtin::from_name(name).is_some() || UNSUPPORTED.iter().any(|(n, _)| *n == name)
+}
 
 /// The prefixes of nginx's variable families (`$http_NAME`, …).
 pub static FAMILIES: &[&str] = &["http_", "sent_http_", "arg_", "cookie_", "upstream_http_"];
@@ -101,7 +104,7 @@ pub fn reserved(name: &str) -> Option<String> {
     if name.bytes().all(|b| b.is_ascii_digit()) {
         return Some(format!("${name} is a regex capture"));
     }
-    if BUILTIN.contains(&name) {
+    if is_builtin_name(name) {
         return Some(format!("${name} is a built-in variable"));
     }
     FAMILIES
@@ -164,7 +167,7 @@ pub fn template(s: &str, span: Span, scope: Scope<'_>) -> Result<Template, Vec<D
         }
         match resolve(name, scope) {
             Ok(p) => parts.push(p),
-            Err(help) => {
+            Err(Unresolved::Unknown(help)) => {
                 let mut d = err_at(
                     span,
                     s,
@@ -173,6 +176,18 @@ pub fn template(s: &str, span: Span, scope: Scope<'_>) -> Result<Template, Vec<D
                     "",
                 );
                 d.help = help;
+                errors.push(d);
+            }
+            Err(Unresolved::Unsupported(help)) => {
+                let mut d = err_at(
+                    span,
+                    s,
+                    i..next,
+                    &format!("variable ${name} is not supported yet"),
+                    help,
+                );
+                d.code = Code::Unsupported;
+                d.label = "an nginx variable Proton does not implement".into();
                 errors.push(d);
             }
         }
@@ -188,14 +203,22 @@ pub fn template(s: &str, span: Span, scope: Scope<'_>) -> Result<Template, Vec<D
     }
 }
 
-fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
+/// Why a `$name` has no value.
+enum Unresolved {
+    /// Not a variable anywhere in scope; the help line, if any.
+    Unknown(Option<String>),
+    /// An nginx variable Proton does not implement yet; the help line.
+    Unsupported(&'static str),
+}
+
+fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     let name = name.to_ascii_lowercase();
     let name = name.as_str();
+    if let Some(help) = unsupported(name) {
+        return Err(Unresolved::Unsupported(help));
+    }
     if let Some(d) = name.strip_prefix("http_") {
         return Ok(Part::Var(Var::Http(d.to_string())));
-    }
-    if let Some(d) = name.strip_prefix("sent_http_") {
-        return Ok(Part::Var(Var::SentHttp(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("arg_") {
         return Ok(Part::Var(Var::Arg(d.to_string())));
@@ -203,14 +226,11 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
     if let Some(d) = name.strip_prefix("cookie_") {
         return Ok(Part::Var(Var::Cookie(d.to_string())));
     }
-    if name.starts_with("upstream_http_") {
-        return Ok(Part::Var(Var::Builtin(name.to_string())));
-    }
     if name.len() == 1 && name.as_bytes()[0].is_ascii_digit() && name != "0" {
         return Ok(Part::Capture(name.as_bytes()[0] - b'0'));
     }
-    if BUILTIN.contains(&name) {
-        return Ok(Part::Var(Var::Builtin(name.to_string())));
+    if let Some(b) = Builtin::from_name(name) {
+        return Ok(Part::Var(Var::Builtin(b)));
     }
     if let Some(i) = scope.map(name) {
         return Ok(Part::Var(Var::Map(i)));
@@ -222,11 +242,11 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
         return Ok(Part::Var(Var::NamedCapture(name.to_string())));
     }
     if scope.all_captures.is_some_and(|c| c.contains(name)) {
-        return Err(Some(format!(
+        return Err(Unresolved::Unknown(Some(format!(
             "\"{name}\" is a named capture of a regex in another server: no regex of this server sets it"
-        )));
+        ))));
     }
-    let mut cands: Vec<&str> = BUILTIN.to_vec();
+    let mut cands: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
     if let Some(u) = scope.user {
         cands.extend(u.keys().map(String::as_str));
     }
@@ -237,11 +257,11 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Option<String>> {
         cands.extend(c.iter().map(String::as_str));
     }
     cands.sort_unstable();
-    Err(did_you_mean(name, cands)
+    Err(Unresolved::Unknown(did_you_mean(name, cands)
         .map(|c| format!("did you mean \"${c}\"?"))
         .or_else(|| {
             Some("define it with `set $name value;`, a `map`, or a named regex capture `(?<name>…)`, or use $http_*, $arg_*, $cookie_*".to_string())
-        }))
+        })))
 }
 
 fn err_at(span: Span, s: &str, at: std::ops::Range<usize>, msg: &str, help: &str) -> Diagnostic {
@@ -327,5 +347,44 @@ mod tests {
         assert!(reserved("a-b").is_some());
         assert!(reserved("connection_upgrade").is_none());
         assert!(template("$0", Span::default(), none).is_err());
+    }
+
+    #[test]
+    fn every_builtin_resolves_and_serialises_by_its_name() {
+        for &b in Builtin::ALL {
+            let t = template(
+                &format!("${}", b.name().to_ascii_uppercase()),
+                Span::default(),
+                Scope::default(),
+            )
+            .unwrap_or_else(|_| panic!("${} does not compile", b.name()));
+            assert_eq!(t.parts, vec![Part::Var(Var::Builtin(b))]);
+            assert_eq!(
+                serde_json::to_value(Var::Builtin(b)).ok(),
+                Some(serde_json::json!({ "Builtin": b.name() }))
+            );
+            assert!(reserved(b.name()).is_some(), "${} can be set", b.name());
+            assert!(unsupported(b.name()).is_none());
+        }
+    }
+
+    #[test]
+    fn unsupported_variables_are_errors_that_name_them() {
+        for (name, _) in UNSUPPORTED
+            .iter()
+            .chain([("sent_http_x", ""), ("upstream_http_x_cache", "")].iter())
+        {
+            let errs =
+                template(&format!("a ${name}"), Span::default(), Scope::default()).expect_err(name);
+            assert_eq!(errs.len(), 1);
+            assert_eq!(errs[0].code, Code::Unsupported);
+            assert_eq!(
+                errs[0].message,
+                format!("variable ${name} is not supported yet")
+            );
+            assert!(errs[0].help.as_deref().is_some_and(|h| !h.is_empty()));
+            assert!(reserved(name).is_some(), "${name} can be set");
+            assert!(Builtin::from_name(name).is_none());
+        }
     }
 }

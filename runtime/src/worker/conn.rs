@@ -90,11 +90,14 @@ pub(crate) struct Conn {
     /// Close once the current response is written.
     pub(crate) close_after: bool,
     pub(crate) discard: Discard,
-    /// Length of the current request's head in `rbuf`.
-    pub(crate) head_len: usize,
+    /// Length of the current request's head in `rbuf` (4 bytes: heads are limited to far
+    /// less; see [`Conn::head_len`]).
+    head_len32: u32,
     pub(crate) finished: Finished,
     pub(crate) body_sent: u64,
-    /// Keep-alive timeout to apply once the response is written.
+    /// Keep-alive timeout to apply once the response is written. In [`Phase::Linger`]
+    /// (where there is no keep-alive), when lingering ends at the latest, in [`clock_ms`]:
+    /// an idle connection's size is what bench (f) measures, so no field is added for it.
     pub(crate) keepalive_ms: u32,
     pub(crate) send_timeout_ms: u32,
     pub(crate) body_timeout_ms: u32,
@@ -112,10 +115,9 @@ pub(crate) struct Conn {
     pub(crate) rd_ready: bool,
     /// The client's FIN or an error was reported.
     pub(crate) rd_hup: bool,
-    /// Lingering close: when it ends at the latest ([`clock_ms`]), and the longest wait for
-    /// more input.
-    linger_end: u32,
-    linger_timeout_ms: u32,
+    /// The connection's serial number in this worker (`$connection`; wraps after 2^32,
+    /// 4 bytes so that an idle connection stays small).
+    pub(crate) number: u32,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -198,6 +200,15 @@ enum Fill {
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Conn {
+    /// Length of the current request's head in `rbuf`.
+    pub(crate) fn head_len(&self) -> usize {
+        self.head_len32 as usize
+    }
+
+    fn set_head_len(&mut self, n: usize) {
+        self.head_len32 = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+
     pub(crate) fn new(
         sock: TcpStream,
         peer: SocketAddr,
@@ -228,7 +239,7 @@ impl Conn {
             served: 0,
             close_after: false,
             discard: Discard::None,
-            head_len: 0,
+            head_len32: 0,
             finished: Finished::default(),
             body_sent: 0,
             keepalive_ms: 75_000,
@@ -243,8 +254,7 @@ impl Conn {
             // state), which saves a failing read per connection whose request is on the way.
             rd_ready: false,
             rd_hup: false,
-            linger_end: 0,
-            linger_timeout_ms: 0,
+            number: w.next_connection_number(),
         }
     }
 
@@ -340,7 +350,7 @@ impl Conn {
                             {
                                 // Never wait for more than the limit allows (the parser
                                 // reports an over-long head itself; this is a backstop).
-                                self.head_len = self.rbuf.len();
+                                self.set_head_len(self.rbuf.len());
                                 self.answer_error(w, 400);
                                 continue;
                             }
@@ -473,7 +483,7 @@ impl Conn {
                 None
             }
             Ok(Parsed::Complete) => {
-                self.head_len = req.head.head_len;
+                self.set_head_len(req.head.head_len);
                 self.answer(w, req);
                 Some(true)
             }
@@ -486,7 +496,7 @@ impl Conn {
                     e.reason(),
                     self.peer.ip()
                 );
-                self.head_len = self.rbuf.len();
+                self.set_head_len(self.rbuf.len());
                 self.answer_error(w, e.status());
                 Some(true)
             }
@@ -611,7 +621,7 @@ impl Conn {
         let last = self.close_after
             && self.file.is_none()
             && matches!(self.discard, Discard::None)
-            && self.rbuf.len() <= self.head_len
+            && self.rbuf.len() <= self.head_len()
             && !self.rd_ready
             && self.finished.status < 400;
         // A head followed by a sendfile body: MSG_MORE lets the head share the first
@@ -759,9 +769,9 @@ impl Conn {
         if self.served == 1 && self.nodelay && !self.close_after {
             let _ = self.sock.set_nodelay(true);
         }
-        let consumed = self.head_len.min(self.rbuf.len());
+        let consumed = self.head_len().min(self.rbuf.len());
         self.rbuf.drain(..consumed);
-        self.head_len = 0;
+        self.set_head_len(0);
         self.wbuf.clear();
         self.wpos = 0;
         self.phase = if matches!(self.discard, Discard::None) {
@@ -801,10 +811,9 @@ impl Conn {
         if self.sock.shutdown(std::net::Shutdown::Write).is_err() {
             return true;
         }
-        self.linger_end = w
+        self.keepalive_ms = w
             .now_ms
             .wrapping_add(ms32(s.lingering_time_ms).min(u32::MAX / 2));
-        self.linger_timeout_ms = ms32(s.lingering_timeout_ms).max(1);
         self.discard = Discard::None;
         self.rbuf.clear();
         self.phase = Phase::Linger;
@@ -813,7 +822,7 @@ impl Conn {
 
     /// Reads and drops what the client sends while lingering; true = close now.
     fn linger(&mut self, w: &mut Worker<'_>) -> bool {
-        let left = self.linger_end.wrapping_sub(w.now_ms);
+        let left = self.keepalive_ms.wrapping_sub(w.now_ms);
         if left == 0 || left > u32::MAX / 2 {
             return true;
         }
@@ -835,7 +844,16 @@ impl Conn {
                 Ok(_) => continue,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.rbuf.clear();
-                    let wait = left.min(self.linger_timeout_ms);
+                    let timeout = match self.finished.location() {
+                        Some(l) => {
+                            w.settings_for(proton_ir::LocationId(l))
+                                .lingering_timeout_ms
+                        }
+                        None => w
+                            .default_settings(self.listener as usize)
+                            .map_or(5_000, |s| s.lingering_timeout_ms),
+                    };
+                    let wait = left.min(ms32(timeout).max(1));
                     self.deadline = w.now + Duration::from_millis(wait.into());
                     return false;
                 }

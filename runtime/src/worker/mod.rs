@@ -92,6 +92,16 @@ pub(crate) struct Worker<'a> {
     pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
     /// Prepared answers of the locations that only `return` a constant text, by location.
     pub(crate) returns: Vec<Option<respond::ConstReturn>>,
+    /// Connections this worker has accepted: the serial number of the last one.
+    pub(crate) connections: u32,
+}
+
+impl Worker<'_> {
+    /// The serial number of a new connection (`$connection`): 1, 2, 3… in this worker.
+    pub(crate) fn next_connection_number(&mut self) -> u32 {
+        self.connections = self.connections.wrapping_add(1);
+        self.connections
+    }
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
@@ -200,6 +210,7 @@ pub fn run(
             .map(|l| crate::listen::parse_addr(&l.addr))
             .collect(),
         returns: respond::const_returns(&loaded.ir),
+        connections: 0,
     };
     elog!(
         w.elog,

@@ -643,7 +643,7 @@ impl Worker<'_> {
         p.req = req;
         if head.expect_continue
             && !matches!(p.body, ReqBody::None)
-            && conn.rbuf.len() == conn.head_len
+            && conn.rbuf.len() == conn.head_len()
         {
             // The client waits for a go-ahead before sending the body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -1225,7 +1225,7 @@ impl Worker<'_> {
 
     /// Moves request body bytes from the client into `p.req`.
     fn pull_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Pull {
-        let start = conn.head_len.min(conn.rbuf.len());
+        let start = conn.head_len().min(conn.rbuf.len());
         if conn.rbuf.len() == start {
             if p.client_eof {
                 return Pull::Wait;
@@ -1413,7 +1413,7 @@ impl Worker<'_> {
         p.hold.clear();
         if p.st == St::Tunnel {
             // Whatever the client sent after its request head is tunnel data.
-            let start = conn.head_len.min(conn.rbuf.len());
+            let start = conn.head_len().min(conn.rbuf.len());
             p.req.clear();
             p.req_pos = 0;
             p.req.extend_from_slice(&conn.rbuf[start..]);

@@ -276,6 +276,9 @@ impl Worker<'_> {
             None => (ServerId(0), proton_ir::ServerMatch::Default),
         };
         req.server = sid;
+        // The server's own level applies until a location is found (`$document_root` in
+        // the server's rewrite phase).
+        req.location = ir.servers.get(sid.0 as usize).map(|s| s.default_location);
         let target = conn.rbuf.get(req.head.target.clone()).unwrap_or(b"/");
         let args_start = target.iter().position(|&b| b == b'?');
         req.args.clear();
@@ -582,12 +585,16 @@ impl Worker<'_> {
             body_bytes: conn.finished.body_bytes,
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
             request_time_ms: u64::from(self.now_ms.wrapping_sub(req.started)),
-            document_root: b"",
             time_local: self.date.time_local(),
             proxy_host: b"",
             upstream: req.upstream,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
+            ir,
+            location: req.location,
+            prefix: &self.loaded.prefix,
+            connection: conn.number,
+            connection_requests: conn.served.saturating_add(1),
         }
     }
 

@@ -3,11 +3,14 @@
 //! buffer; expansion appends to a caller-owned `Vec<u8>`.
 
 use crate::http::request::RequestHead;
-use proton_ir::{Map, Part, Template, Var, MAX_MAP_NESTING};
+use proton_ir::{Builtin, Ir, LocationId, Map, Part, Template, Var, MAX_MAP_NESTING};
 use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// Regex captures: `$0`…`$9` of the last match and the named groups of every match so far,
 /// as ranges into `text` (the matched subjects, back to back). The buffers are reused from
@@ -181,7 +184,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) body_bytes: u64,
     pub(crate) bytes_sent: u64,
     pub(crate) request_time_ms: u64,
-    pub(crate) document_root: &'a [u8],
     /// `$time_local`, formatted once a second by the worker.
     pub(crate) time_local: &'a [u8],
     /// `$proxy_host` (`host[:port]` of proxy_pass) while proxy headers are made.
@@ -193,6 +195,16 @@ pub(crate) struct Ctx<'a> {
     pub(crate) regexes: &'a [regex::bytes::Regex],
     /// The IR's `map` blocks, by [`Var::Map`] index.
     pub(crate) maps: &'a [Map],
+    /// The IR, for the location's `root`/`alias` (`$document_root`, `$request_filename`).
+    pub(crate) ir: &'a Ir,
+    /// The location whose settings apply (`None`: none, e.g. while its own root is expanded).
+    pub(crate) location: Option<LocationId>,
+    /// The directory relative paths are resolved against.
+    pub(crate) prefix: &'a Path,
+    /// The connection's serial number (`$connection`).
+    pub(crate) connection: u32,
+    /// Requests on this connection, the current one included (`$connection_requests`).
+    pub(crate) connection_requests: u32,
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -375,7 +387,6 @@ impl Ctx<'_> {
                     out.extend_from_slice(c);
                 }
             }
-            Var::SentHttp(_) => {}
             Var::NamedCapture(name) => {
                 if let Some(v) = self.captures.named(self.regexes, name) {
                     out.extend_from_slice(v);
@@ -386,128 +397,148 @@ impl Ctx<'_> {
                     out.extend_from_slice(val);
                 }
             }
-            Var::Builtin(name) => self.builtin(name, out),
+            Var::Builtin(b) => self.builtin(*b, out),
             // Evaluated by `part_at`, which knows the nesting depth.
             Var::Map(_) => {}
         }
     }
 
-    fn builtin(&self, name: &str, out: &mut Vec<u8>) {
+    /// The value of a built-in variable, as nginx computes it. The match is exhaustive: a new
+    /// [`Builtin`] does not compile until it has a value here.
+    fn builtin(&self, b: Builtin, out: &mut Vec<u8>) {
         let head = self.head;
         let target = self.buf.get(head.target.clone()).unwrap_or(b"");
-        match name {
-            "host" => out.extend_from_slice(self.host),
-            "uri" | "document_uri" => out.extend_from_slice(self.uri),
-            "args" | "query_string" => out.extend_from_slice(self.args),
-            "is_args" if !self.args.is_empty() => out.push(b'?'),
-            "request_uri" => out.extend_from_slice(target),
-            "request_method" => {
-                out.extend_from_slice(self.buf.get(head.method_range.clone()).unwrap_or(b""))
+        let method = self.buf.get(head.method_range.clone()).unwrap_or(b"");
+        let header = |name: &[u8]| header(head, self.buf, name).unwrap_or(b"");
+        match b {
+            Builtin::Host => out.extend_from_slice(self.host),
+            Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
+            Builtin::Args | Builtin::QueryString => out.extend_from_slice(self.args),
+            Builtin::IsArgs => {
+                if !self.args.is_empty() {
+                    out.push(b'?');
+                }
             }
-            "request" => {
-                out.extend_from_slice(self.buf.get(head.method_range.clone()).unwrap_or(b""));
+            Builtin::RequestUri => out.extend_from_slice(target),
+            Builtin::RequestMethod => out.extend_from_slice(method),
+            Builtin::Request => {
+                out.extend_from_slice(method);
                 out.push(b' ');
                 out.extend_from_slice(target);
                 let _ = write!(out, " HTTP/1.{}", head.minor_version);
             }
-            "server_protocol" => {
+            Builtin::ServerProtocol => {
                 let _ = write!(out, "HTTP/1.{}", head.minor_version);
             }
-            "scheme" => out.extend_from_slice(b"http"),
-            "https" => {}
-            "remote_addr" | "binary_remote_addr" => {
+            Builtin::Scheme => out.extend_from_slice(b"http"),
+            // Plain connections only: nginx's value there is empty.
+            Builtin::Https => {}
+            Builtin::RemoteAddr => {
                 let _ = write!(out, "{}", self.peer.ip());
             }
-            "remote_port" => {
+            Builtin::BinaryRemoteAddr => match self.peer.ip() {
+                IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
+            },
+            Builtin::RemotePort => {
                 let _ = write!(out, "{}", self.peer.port());
             }
-            "server_addr" => {
+            Builtin::ServerAddr => {
                 let _ = write!(out, "{}", self.local.ip());
             }
-            "server_port" => {
+            Builtin::ServerPort => {
                 let _ = write!(out, "{}", self.local.port());
             }
-            "server_name" => out.extend_from_slice(self.server_name.as_bytes()),
-            "status" => {
+            Builtin::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
+            Builtin::Status => {
                 let _ = write!(out, "{:03}", self.status);
             }
-            "body_bytes_sent" => {
+            Builtin::BodyBytesSent => {
                 let _ = write!(out, "{}", self.body_bytes);
             }
-            "bytes_sent" => {
+            Builtin::BytesSent => {
                 let _ = write!(out, "{}", self.bytes_sent);
             }
-            "request_time" => {
-                let _ = write!(
-                    out,
-                    "{}.{:03}",
-                    self.request_time_ms / 1000,
-                    self.request_time_ms % 1000
-                );
-            }
-            "request_length" => {
+            Builtin::RequestTime => write_ms(out, self.request_time_ms),
+            Builtin::RequestLength => {
                 let _ = write!(out, "{}", head.head_len);
             }
-            "content_length" => {
-                if let Some(v) = header(head, self.buf, b"content-length") {
-                    out.extend_from_slice(v);
-                }
+            Builtin::ContentLength => out.extend_from_slice(header(b"content-length")),
+            Builtin::ContentType => out.extend_from_slice(header(b"content-type")),
+            Builtin::Cookie => out.extend_from_slice(header(b"cookie")),
+            // No basic authentication: empty, as nginx (an access log writes "-").
+            Builtin::RemoteUser => {}
+            Builtin::TimeLocal => out.extend_from_slice(self.time_local),
+            Builtin::TimeIso8601 => {
+                let (y, mo, d, h, mi, s) = crate::log::civil(unix_now().as_secs() as i64);
+                let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+00:00");
             }
-            "content_type" => {
-                if let Some(v) = header(head, self.buf, b"content-type") {
-                    out.extend_from_slice(v);
-                }
-            }
-            "cookie" => {
-                if let Some(v) = header(head, self.buf, b"cookie") {
-                    out.extend_from_slice(v);
-                }
-            }
-            "remote_user" => out.push(b'-'),
-            "time_local" => out.extend_from_slice(self.time_local),
-            "time_iso8601" => out.extend_from_slice(time_iso8601().as_bytes()),
-            "msec" => {
-                let d = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
+            Builtin::DateGmt => write_date(out, "GMT"),
+            // The runtime keeps no time zone: local time is UTC, named as strftime's %Z does.
+            Builtin::DateLocal => write_date(out, "UTC"),
+            Builtin::Msec => {
+                let d = unix_now();
                 let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
             }
-            "pid" => {
+            Builtin::Pid => {
                 let _ = write!(out, "{}", std::process::id());
             }
-            "hostname" => out.extend_from_slice(hostname().as_bytes()),
-            "nginx_version" | "proton_version" => {
+            Builtin::Hostname => out.extend_from_slice(hostname().as_bytes()),
+            Builtin::NginxVersion | Builtin::ProtonVersion => {
                 out.extend_from_slice(env!("CARGO_PKG_VERSION").as_bytes())
             }
-            "document_root" | "realpath_root" => out.extend_from_slice(self.document_root),
-            "request_filename" => {
-                out.extend_from_slice(self.document_root);
-                out.extend_from_slice(self.uri);
+            Builtin::DocumentRoot => {
+                if let Some(l) = self.location() {
+                    let start = out.len();
+                    self.root_of(l, out);
+                    self.make_absolute(out, start);
+                }
             }
-            "proxy_add_x_forwarded_for" => {
-                if let Some(v) = header(head, self.buf, b"x-forwarded-for") {
+            Builtin::RequestFilename => {
+                if let Some(l) = self.location() {
+                    let start = out.len();
+                    self.root_of(l, out);
+                    match &l.conf.alias {
+                        // The alias replaces the prefix of the location that declared it; in
+                        // a regex location (no prefix) it is the whole path.
+                        Some(alias) if alias.prefix.is_empty() => {}
+                        Some(alias) => out.extend_from_slice(
+                            self.uri
+                                .strip_prefix(alias.prefix.as_bytes())
+                                .unwrap_or(self.uri),
+                        ),
+                        None => out.extend_from_slice(self.uri),
+                    }
+                    self.make_absolute(out, start);
+                }
+            }
+            Builtin::RequestId => {
+                // nginx: 16 random bytes per request. Here: a keyed hash (random keys per
+                // process) of what identifies the request, so that every use in one request
+                // gives the same value without storing it.
+                let (k1, k2) = request_id_keys();
+                let id = (
+                    std::process::id(),
+                    self.connection,
+                    self.connection_requests,
+                );
+                let _ = write!(out, "{:016x}{:016x}", k1.hash_one(id), k2.hash_one(id));
+            }
+            Builtin::Connection => {
+                let _ = write!(out, "{}", self.connection);
+            }
+            Builtin::ConnectionRequests => {
+                let _ = write!(out, "{}", self.connection_requests);
+            }
+            Builtin::ProxyAddXForwardedFor => {
+                if let Some(v) = header(b"x-forwarded-for").get(..).filter(|v| !v.is_empty()) {
                     out.extend_from_slice(v);
                     out.extend_from_slice(b", ");
                 }
                 let _ = write!(out, "{}", self.peer.ip());
             }
-            "proxy_host" => out.extend_from_slice(self.proxy_host),
-            "upstream_addr" => {
-                if let Some((a, _, _)) = self.upstream {
-                    let _ = write!(out, "{a}");
-                }
-            }
-            "upstream_status" => {
-                if let Some((_, s, _)) = self.upstream {
-                    let _ = write!(out, "{s}");
-                }
-            }
-            "upstream_response_time" => {
-                if let Some((_, _, ms)) = self.upstream {
-                    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
-                }
-            }
-            "proxy_port" => {
+            Builtin::ProxyHost => out.extend_from_slice(self.proxy_host),
+            Builtin::ProxyPort => {
                 let port = self
                     .proxy_host
                     .rsplit(|&b| b == b':')
@@ -520,9 +551,120 @@ impl Ctx<'_> {
                     .unwrap_or(b"80");
                 out.extend_from_slice(port);
             }
-            _ => {}
+            Builtin::UpstreamAddr => {
+                if let Some((a, _, _)) = self.upstream {
+                    let _ = write!(out, "{a}");
+                }
+            }
+            Builtin::UpstreamStatus => {
+                if let Some((_, s, _)) = self.upstream {
+                    let _ = write!(out, "{s}");
+                }
+            }
+            Builtin::UpstreamResponseTime => {
+                if let Some((_, _, ms)) = self.upstream {
+                    write_ms(out, u64::from(ms));
+                }
+            }
         }
     }
+
+    /// The location whose settings apply.
+    fn location(&self) -> Option<&proton_ir::Location> {
+        self.ir.locations.get(self.location?.0 as usize)
+    }
+
+    /// Appends the location's `alias` as written, or its `root` without a final `/` (nginx
+    /// drops it when reading the config), expanded. Variables in them see no location, so
+    /// a root made of `$document_root` cannot recurse.
+    fn root_of(&self, l: &proton_ir::Location, out: &mut Vec<u8>) {
+        let inner = Ctx {
+            location: None,
+            ..*self
+        };
+        match &l.conf.alias {
+            Some(alias) => inner.expand(&alias.path, out),
+            None => {
+                let root = self.ir.root_of(l);
+                let start = out.len();
+                inner.expand(root, out);
+                let written_slash = matches!(
+                    root.parts.last(),
+                    Some(Part::Literal(s)) if s.ends_with('/')
+                );
+                if written_slash && out.len() > start + 1 {
+                    out.pop();
+                }
+            }
+        }
+    }
+
+    /// Makes the path written from `start` on absolute: a relative one is resolved against
+    /// the prefix, as the runtime resolves it to open files.
+    fn make_absolute(&self, out: &mut Vec<u8>, start: usize) {
+        if out.get(start) == Some(&b'/') {
+            return;
+        }
+        let prefix = self.prefix.as_os_str().as_bytes();
+        out.splice(
+            start..start,
+            prefix.iter().copied().chain(std::iter::once(b'/')),
+        );
+    }
+}
+
+/// `12.345` from milliseconds.
+fn write_ms(out: &mut Vec<u8>, ms: u64) {
+    let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+}
+
+fn unix_now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// nginx's `$date_gmt` / `$date_local` without an SSI `timefmt`: strftime's
+/// `%A, %d-%b-%Y %H:%M:%S %Z`, e.g. `Saturday, 25-Nov-2026 22:58:00 GMT`.
+fn write_date(out: &mut Vec<u8>, zone: &str) {
+    const DAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    let secs = unix_now().as_secs() as i64;
+    let (y, mo, d, h, mi, s) = crate::log::civil(secs);
+    let day = DAYS[(secs.div_euclid(86_400).rem_euclid(7)) as usize];
+    let month = MONTHS
+        .get(mo.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("Jan");
+    let _ = write!(
+        out,
+        "{day}, {d:02}-{month}-{y:04} {h:02}:{mi:02}:{s:02} {zone}"
+    );
+}
+
+/// The two random keys of `$request_id`'s hash, made on first use in each process (a worker
+/// makes its own after the fork).
+fn request_id_keys() -> &'static (
+    std::collections::hash_map::RandomState,
+    std::collections::hash_map::RandomState,
+) {
+    static KEYS: std::sync::OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        (
+            std::collections::hash_map::RandomState::new(),
+            std::collections::hash_map::RandomState::new(),
+        )
+    })
 }
 
 /// Most map evaluations one expansion may do (nginx evaluates a map once per request and
@@ -537,11 +679,12 @@ fn uses_captures(t: &Template) -> bool {
         .any(|p| matches!(p, Part::Capture(_) | Part::Var(Var::NamedCapture(_))))
 }
 
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `25/Nov/2026:22:58:00 +0000`
 pub(crate) fn time_local() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -553,19 +696,15 @@ pub(crate) fn time_local() -> String {
     format!("{d:02}/{m}/{y}:{h:02}:{mi:02}:{s:02} +0000")
 }
 
-fn time_iso8601() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (y, mo, d, h, mi, s) = crate::log::civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+00:00")
-}
-
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default()
+/// The machine's host name, read once per process.
+fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default()
+    })
 }
 
 #[cfg(test)]
@@ -682,8 +821,41 @@ mod tests {
         (vec![x, h, both, selfish, e], regexes)
     }
 
+    /// An IR with nothing in it (the map tests need no location).
+    fn empty_ir() -> Ir {
+        Ir {
+            main: proton_ir::MainConf {
+                worker_processes: proton_ir::WorkerProcesses::Count(1),
+                worker_connections: 16,
+                worker_rlimit_nofile: None,
+                worker_shutdown_timeout_ms: None,
+                error_log: vec![],
+                pid: String::new(),
+                event_method: None,
+            },
+            listeners: vec![],
+            servers: vec![],
+            locations: vec![],
+            upstreams: vec![],
+            regexes: vec![],
+            log_formats: vec![],
+            user_vars: vec![],
+            maps: vec![],
+            mime_types: vec![],
+            settings: vec![],
+            source_files: vec![],
+            text: String::new(),
+        }
+    }
+
     /// Expands `$map[i]` for a request to `target`.
     fn eval(i: u32, target: &str) -> String {
+        expand_with(target, |_| {}, &var(Var::Map(i)))
+    }
+
+    /// Expands `t` for a request to `target` over connection 7 (its third request), from
+    /// 127.0.0.1:80; `adjust` may change the context first.
+    fn expand_with(target: &str, adjust: impl FnOnce(&mut Ctx<'_>), t: &Template) -> String {
         let req = format!("GET {target} HTTP/1.1\r\nHost: example.com\r\n\r\n");
         let buf = req.as_bytes();
         let mut head = RequestHead::new();
@@ -693,7 +865,8 @@ mod tests {
         let captures = Captures::with_groups(&[b"whole", b"req1"]);
         let pool = RefCell::new(VarPool::default());
         let addr: SocketAddr = "127.0.0.1:80".parse().expect("an address");
-        let ctx = Ctx {
+        let ir = empty_ir();
+        let mut ctx = Ctx {
             buf,
             head: &head,
             uri: b"/",
@@ -709,16 +882,89 @@ mod tests {
             body_bytes: 0,
             bytes_sent: 0,
             request_time_ms: 0,
-            document_root: b"",
             time_local: b"",
             proxy_host: b"",
             upstream: None,
             regexes: &regexes,
             maps: &maps,
+            ir: &ir,
+            location: None,
+            prefix: Path::new("/prefix"),
+            connection: 7,
+            connection_requests: 3,
         };
+        adjust(&mut ctx);
         let mut out = Vec::new();
-        ctx.expand(&var(Var::Map(i)), &mut out);
-        String::from_utf8(out).expect("UTF-8")
+        ctx.expand(t, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn builtin(b: Builtin) -> Template {
+        var(Var::Builtin(b))
+    }
+
+    #[test]
+    fn request_id_is_32_hex_digits_fixed_for_the_request() {
+        let two = Template {
+            parts: vec![
+                Part::Var(Var::Builtin(Builtin::RequestId)),
+                Part::Literal(" ".into()),
+                Part::Var(Var::Builtin(Builtin::RequestId)),
+            ],
+        };
+        let v = expand_with("/", |_| {}, &two);
+        let (a, b) = v.split_once(' ').expect("two ids");
+        assert_eq!(a, b, "one value per request");
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        let next = expand_with(
+            "/",
+            |c| c.connection_requests = 4,
+            &builtin(Builtin::RequestId),
+        );
+        let other = expand_with("/", |c| c.connection = 8, &builtin(Builtin::RequestId));
+        assert!(next != a && other != a && next != other);
+    }
+
+    #[test]
+    fn connection_values() {
+        assert_eq!(expand_with("/", |_| {}, &builtin(Builtin::Connection)), "7");
+        assert_eq!(
+            expand_with("/", |_| {}, &builtin(Builtin::ConnectionRequests)),
+            "3"
+        );
+        assert_eq!(
+            expand_with("/", |_| {}, &builtin(Builtin::BinaryRemoteAddr)).as_bytes(),
+            [127, 0, 0, 1]
+        );
+        let v6: SocketAddr = "[::1]:80".parse().expect("an address");
+        let raw = expand_with("/", |c| c.peer = v6, &builtin(Builtin::BinaryRemoteAddr));
+        assert_eq!(raw.len(), 16);
+        assert_eq!(expand_with("/", |_| {}, &builtin(Builtin::RemoteUser)), "");
+        // No location: no root to tell.
+        assert_eq!(
+            expand_with("/", |_| {}, &builtin(Builtin::DocumentRoot)),
+            ""
+        );
+    }
+
+    #[test]
+    fn dates_as_nginx_writes_them() {
+        let v = expand_with("/", |_| {}, &builtin(Builtin::DateGmt));
+        // `Saturday, 25-Nov-2026 22:58:00 GMT`
+        let (day, rest) = v.split_once(", ").expect("a weekday");
+        assert!(day.ends_with("day"), "{v}");
+        assert_eq!(rest.len(), "25-Nov-2026 22:58:00 GMT".len(), "{v}");
+        assert!(rest.ends_with(" GMT"), "{v}");
+        let local = expand_with("/", |_| {}, &builtin(Builtin::DateLocal));
+        assert!(local.ends_with(" UTC"), "{local}");
+        let iso = expand_with("/", |_| {}, &builtin(Builtin::TimeIso8601));
+        assert_eq!(iso.len(), "2026-11-25T22:58:00+00:00".len(), "{iso}");
+        let msec = expand_with("/", |_| {}, &builtin(Builtin::Msec));
+        let (s, ms) = msec.split_once('.').expect("seconds.millis");
+        assert!(s.len() >= 10 && ms.len() == 3, "{msec}");
     }
 
     #[test]

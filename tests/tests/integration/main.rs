@@ -9,3 +9,5 @@ mod health;
 mod proxy;
 mod runtime;
 mod safety;
+mod startup;
+mod variables;
