@@ -205,7 +205,8 @@ enum St {
 enum ReqBody {
     None,
     Length(u64),
-    /// Passed through chunked (HTTP/1.1 upstream), validated on the way.
+    /// Sent chunked to an HTTP/1.1 upstream: decoded and framed anew on the way (no
+    /// extensions, no trailers).
     Chunked(ChunkedDecoder),
     /// Decoded into `Proxy::hold`, then sent with a Content-Length (HTTP/1.0 upstream).
     Buffer(ChunkedDecoder),
@@ -1256,11 +1257,12 @@ impl Worker<'_> {
                 Pull::Got
             }
             ReqBody::Chunked(dec) => {
+                // Re-framed, as nginx: the client's chunk extensions and trailer section
+                // are checked and dropped, never passed to the upstream.
                 let end = start + avail_len.min(room);
-                match dec.decode(&conn.rbuf[start..end]) {
+                match dec.rechunk(&conn.rbuf[start..end], &mut p.req) {
                     Ok(step) => {
                         let used = step.consumed.min(end - start);
-                        p.req.extend_from_slice(&conn.rbuf[start..start + used]);
                         conn.rbuf.drain(start..start + used);
                         if step.done {
                             p.body = ReqBody::None;
@@ -1590,12 +1592,14 @@ impl Worker<'_> {
                                 break;
                             }
                         }
-                        Err(e) => {
+                        Err(_) => {
+                            // The decoder's reasons are worded for clients; this is the
+                            // upstream's fault (nginx's message).
                             elog!(
                                 self.elog,
                                 Error,
-                                "upstream sent invalid chunked response ({}), upstream: {}",
-                                e.reason(),
+                                "upstream sent invalid chunked response while reading upstream, client: {}, upstream: {}",
+                                conn.peer.ip(),
                                 self.peer_name(p.upstream, p.peer)
                             );
                             p.spoiled = true;
@@ -1652,11 +1656,14 @@ impl Worker<'_> {
                 }
             }
             let pending = conn.wbuf.len() - conn.wpos;
+            if pending == 0 && p.broken {
+                // The response was cut short (the upstream closed, failed or sent bad
+                // framing): what was valid is out, so the client connection is closed now,
+                // as nginx does, rather than left waiting for a body that cannot come.
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
             if pending == 0 && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
-                if p.broken {
-                    self.log_access_proxy(conn, p);
-                    return Drive::Close;
-                }
                 return Drive::Finished;
             }
             if p.broken {

@@ -10,7 +10,8 @@
 //!
 //! * `/echo`: `text/plain` dump of the request: `METHOD TARGET HTTP/1.x`, every header as
 //!   received (`Name: value`, one per line), an empty line, then the body (de-chunked when
-//!   it came chunked).
+//!   it came chunked). With `raw=1` the body is dumped as it arrived: chunk size lines,
+//!   extensions and trailer lines included.
 //! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads).
 //! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default).
 //! * `/status?code=N`: status N, body `status N` (no body for 1xx, 204 and 304).
@@ -25,6 +26,8 @@
 //! * `/bad-cl`, `/bad-te`, `/both-cl-te`, `/bad-status`: broken or ambiguous framing (then
 //!   close): two different Content-Lengths; `Transfer-Encoding: identity`; Content-Length
 //!   with chunked; the status line `HTTP/1.1 2000 OK`.
+//! * `/bad-chunked`: a chunked 200 whose body is one good chunk (`hello`) then the size line
+//!   `zz`; the connection is then held open until the client closes it.
 //! * `/redirect?to=URL`: 302 with `Location: URL` (percent-decoded).
 //! * `/headers?name=value&...`: 200 `ok` carrying each pair as a response header.
 //! * `/ws`: WebSocket echo of text and binary messages (up to 16 MiB).
@@ -357,14 +360,28 @@ impl Conn {
         }
     }
 
-    /// Reads the request body, handing it to `sink` piece by piece.
-    fn read_body(&mut self, req: &Request, sink: &mut dyn FnMut(&[u8])) -> Result<(), Fail> {
+    /// Reads the request body, handing it to `sink` piece by piece; with `raw`, a chunked
+    /// body's framing lines (size lines, extensions, trailers, with their CRLF) go to `sink`
+    /// too, as they arrived.
+    fn read_body(
+        &mut self,
+        req: &Request,
+        raw: bool,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Fail> {
         match req.body {
             Framing::None => Ok(()),
             Framing::Length(n) => self.read_exact_into(n, sink),
             Framing::Chunked => {
+                let framing = |line: &[u8], sink: &mut dyn FnMut(&[u8])| {
+                    if raw {
+                        sink(line);
+                        sink(b"\r\n");
+                    }
+                };
                 loop {
                     let line = self.read_line()?;
+                    framing(&line, sink);
                     let size = line.split(|&b| b == b';').next().unwrap_or_default();
                     let size = std::str::from_utf8(size.trim_ascii())
                         .ok()
@@ -377,9 +394,16 @@ impl Conn {
                     if !self.read_line()?.is_empty() {
                         return Err(Fail::Bad("chunk not followed by CRLF"));
                     }
+                    framing(b"", sink);
                 }
                 // Trailer fields, up to the empty line.
-                while !self.read_line()?.is_empty() {}
+                loop {
+                    let line = self.read_line()?;
+                    framing(&line, sink);
+                    if line.is_empty() {
+                        break;
+                    }
+                }
                 Ok(())
             }
         }
@@ -506,7 +530,8 @@ impl Conn {
         let mut echo = Vec::new();
         let mut received = 0u64;
         let keep_body = req.path() == "/echo";
-        self.read_body(req, &mut |piece| {
+        let raw = keep_body && req.param("raw").as_deref() == Some("1");
+        self.read_body(req, raw, &mut |piece| {
             received += piece.len() as u64;
             if keep_body {
                 echo.extend_from_slice(piece);
@@ -630,6 +655,15 @@ impl Conn {
             "/both-cl-te" => self.raw_then_close(
                 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             ),
+            "/bad-chunked" => {
+                let mut head = self.head(200, &[text()], true);
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
+                self.stream.write_all(&head)?;
+                // Held open: a proxy must end the client's response by itself.
+                let mut sink = [0u8; 4096];
+                while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
+                Ok(false)
+            }
             "/bad-status" => {
                 self.stream.write_all(b"HTTP/1.1 2000 OK\r\n\r\n")?;
                 Ok(false)

@@ -1167,6 +1167,44 @@ fn upstream_closing_mid_body_cuts_the_client_response() {
     assert_eq!(get(&p, "/id").body_text(), "b1");
 }
 
+/// Issue 12, item 8: a chunked response whose framing breaks after the head went out (a
+/// size line `zz`, the upstream then silent but open): the valid part is delivered and the
+/// client connection closed at once (nginx), not held until send_timeout (60 s here); the
+/// error log names the upstream's fault.
+#[test]
+fn invalid_chunked_response_closes_the_client_at_once() {
+    let (t, _b, p) = one_backend("px-badchunk", FRAMING);
+    for (version, framed) in [("1.1", true), ("1.0", false)] {
+        let req = format!("GET /bad-chunked HTTP/{version}\r\nHost: x\r\n\r\n");
+        // A hang would last send_timeout (60 s); 20 s tells the two apart under any load.
+        let (raw, closed) = raw_exchange(p.port, req.as_bytes(), Duration::from_secs(20));
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        assert!(
+            closed,
+            "HTTP/{version}: the client connection was held open: {text:?}\n{}",
+            p.logs()
+        );
+        assert!(text.starts_with(&format!("HTTP/{version} 200")), "{text:?}");
+        // The valid chunk's data, not the broken size line (chunk framing cut short tells
+        // an HTTP/1.1 client the response is incomplete; an HTTP/1.0 one sees the close).
+        let body = if framed {
+            "\r\n\r\n5\r\nhello"
+        } else {
+            "\r\n\r\nhello"
+        };
+        assert!(text.contains(body), "HTTP/{version}: {text:?}");
+        assert!(!text.contains("zz"), "HTTP/{version}: {text:?}");
+    }
+    let log = error_log(&t);
+    assert!(
+        log.contains("[error]")
+            && log.contains("upstream sent invalid chunked response while reading upstream"),
+        "{log}"
+    );
+    assert!(!log.contains("client sent invalid chunk"), "{log}");
+    assert_eq!(get(&p, "/id").body_text(), "b1");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Retries (proxy_next_upstream)
 // ---------------------------------------------------------------------------------------------
@@ -1845,6 +1883,43 @@ fn chunked_request_bodies_reach_the_backend() {
             (200, "bytes=204800"),
             "{path}\n{}",
             p.logs()
+        );
+    }
+}
+
+/// Issue 12, item 7: the client's chunk extensions and trailer section never reach the
+/// upstream, whatever they hold (control bytes, an obs-fold, a line shaped like a request):
+/// the body goes re-chunked (HTTP/1.1 upstream) or with a Content-Length (HTTP/1.0).
+#[test]
+fn chunked_request_trailers_and_extensions_are_not_forwarded() {
+    let (_t, _b, p) = one_backend("px-trailers", BODIES);
+    let pieces: [&[u8]; 3] = [
+        b"5;name=\"val\"\r\nhello\r\n",
+        b"6 ;x-ext\r\n world\r\n0;last\r\n",
+        b"X-Bell: a\x07b\r\nGET /smuggled HTTP/1.1\r\nX-Fold: a\r\n  folded\r\n\r\n",
+    ];
+    let head = "POST /v11/echo?raw=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let e = Echo::of(&send_in_pieces(&p, head, &pieces));
+    assert_eq!(e.one("transfer-encoding"), Some("chunked"), "{}", e.dump());
+    // As the backend read it off the wire: clean chunks and an empty trailer section.
+    let raw = String::from_utf8_lossy(&e.body).into_owned();
+    assert_eq!(
+        raw,
+        "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        "{}",
+        p.logs()
+    );
+
+    let head =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let e = Echo::of(&send_in_pieces(&p, head, &pieces));
+    assert_eq!(e.body, b"hello world", "{}", e.dump());
+    assert_eq!(e.one("content-length"), Some("11"), "{}", e.dump());
+    for leak in ["x-bell", "x-fold", "get /smuggled http/1.1"] {
+        assert!(
+            e.headers.iter().all(|(n, _)| n != leak),
+            "{leak} reached the backend: {}",
+            e.dump()
         );
     }
 }
