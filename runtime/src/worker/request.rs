@@ -212,7 +212,7 @@ impl Worker<'_> {
             self.scratch.args.extend_from_slice(&a[..end]);
         }
         let mut uri = std::mem::take(&mut self.scratch.uri);
-        let ok = proton_ir::uri::normalize_path(target, &mut uri);
+        let ok = crate::http::request::normalize_target(head, &conn.rbuf, &mut uri);
         self.scratch.uri = uri;
         // Every user variable starts unset; the buffers of the last request's values go back
         // to the pool for the next `set`.

@@ -1924,6 +1924,52 @@ fn chunked_request_trailers_and_extensions_are_not_forwarded() {
     }
 }
 
+/// Issue 12, item 7: TRACE and CONNECT never reach an upstream: 405 and a closed
+/// connection, with nginx's log line; an absolute-form target with a query but no path
+/// (`GET http://localhost?x=1`) is the path `/` with the arguments `x=1`, as nginx (it was
+/// a 400).
+#[test]
+fn trace_connect_and_absolute_form_without_a_path() {
+    let (t, b, p) = one_backend(
+        "px-methods",
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location = / { proxy_pass http://be/echo; }
+    location / { proxy_pass http://be; }
+}
+"#,
+    );
+    for method in ["TRACE", "CONNECT"] {
+        let before = b.stats();
+        let req = format!("{method} /echo HTTP/1.1\r\nHost: x\r\nCookie: secret\r\n\r\n");
+        let (raw, closed) = raw_exchange(p.port, req.as_bytes(), Duration::from_secs(10));
+        let r = parse_response(&raw).unwrap_or_else(|e| panic!("{method}: {e}\n{}", p.logs()));
+        assert_eq!(r.status, 405, "{method}: {}\n{}", r.body_text(), p.logs());
+        assert_eq!(r.header("connection"), Some("close"), "{method}");
+        assert!(closed, "{method}: the connection stayed open");
+        assert!(!r.body_text().contains("secret"), "{method}");
+        assert_eq!(
+            new_requests(before, b.stats()),
+            0,
+            "{method} reached the backend"
+        );
+        let line = format!("client sent {method} method");
+        assert!(
+            wait_until(Duration::from_secs(5), || error_log(&t).contains(&line)),
+            "no {line:?} in the error log:\n{}",
+            error_log(&t)
+        );
+    }
+    let r = send(
+        &p,
+        b"GET http://localhost?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let e = Echo::of(&r);
+    assert_eq!(e.line, "GET /echo?x=1 HTTP/1.0", "{}", e.dump());
+}
+
 #[test]
 fn large_and_expect_continue_uploads() {
     let (_t, _b, p) = one_backend("px-upload", BODIES);
