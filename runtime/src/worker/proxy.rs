@@ -942,9 +942,11 @@ impl Worker<'_> {
         if !matches!(fail, Fail::Status(_)) {
             elog!(self.elog, Error, "{what}, upstream: {addr}");
         }
-        // A cached connection that turns out closed is not the server's fault: try again
-        // on a fresh connection when the request can be sent again.
-        let counts = !stale && !matches!(fail, Fail::Status(403 | 404));
+        // Every failure but a 403/404 counts toward max_fails, also on a cached connection
+        // that turns out closed (nginx's ngx_http_upstream_next frees the peer as FAILED
+        // either way): a server that drops kept-alive connections early loses its share
+        // for fail_timeout instead of failing request after request.
+        let counts = !matches!(fail, Fail::Status(403 | 404));
         self.end_attempt(p, false, counts.then_some(Report::Failure));
         let status = match fail {
             Fail::Timeout => 504,
@@ -952,6 +954,9 @@ impl Worker<'_> {
             _ => 502,
         };
         self.note_upstream(p, status);
+        // As nginx, a closed cached connection does not use up a try: the request is sent
+        // again on a fresh connection when it can be (for POST, PATCH and LOCK only if
+        // none of it was written).
         if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
             p.hold.clear();
             p.tries = p.tries.saturating_sub(1);
@@ -1071,7 +1076,10 @@ impl Worker<'_> {
                 conn.finished.header_bytes = p.header_bytes;
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
                 conn.close_after |= !p.keep_client;
-                let reuse = !p.spoiled && self.response_reusable(&p);
+                // Not cached when the upstream's FIN (or an error) was already reported:
+                // edge-triggered, no further event would tell that it is closed, and the
+                // next request would meet a dead connection (nginx checks `read->eof`).
+                let reuse = !p.spoiled && !p.up_hup && self.response_reusable(&p);
                 let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
                     Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
                     _ => self.now.saturating_duration_since(p.attempt_start),

@@ -13,7 +13,9 @@
 //!   it came chunked). With `raw=1` the body is dumped as it arrived: chunk size lines,
 //!   extensions and trailer lines included.
 //! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads).
-//! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default).
+//! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default). With `close=1` the
+//!   response still says `Connection: keep-alive`, but the connection is closed right
+//!   after it (a server that drops kept-alive connections early).
 //! * `/status?code=N`: status N, body `status N` (no body for 1xx, 204 and 304).
 //! * `/delay?ms=N`: answers `delayed` after N ms.
 //! * `/headdelay?ms=N`: the head (`Content-Length: 5`) at once, `hello` N ms later.
@@ -35,6 +37,10 @@
 //! * anything else: 404 `not found`.
 //!
 //! A malformed request gets 400 and the connection is closed.
+//!
+//! `--requests-per-connection N`: after answering N requests on a connection, the next
+//! request is read and the connection closed without an answer (a keep-alive connection
+//! that a server drops just as a request arrives on it: a proxy's "stale" connection).
 
 #![forbid(unsafe_code)]
 
@@ -52,6 +58,8 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 /// latency-aware balancing tests).
 static ID_DELAY_MS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// `--requests-per-connection`: requests answered per connection (0 = no limit).
+static PER_CONNECTION: AtomicU64 = AtomicU64::new(0);
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -67,7 +75,10 @@ fn main() {
         Ok(args) => args,
         Err(msg) => {
             eprintln!("proton-testbackend: {msg}");
-            eprintln!("usage: proton-testbackend --listen ADDR [--name NAME] [--id-delay-ms N]");
+            eprintln!(
+                "usage: proton-testbackend --listen ADDR [--name NAME] [--id-delay-ms N] \
+                 [--requests-per-connection N]"
+            );
             std::process::exit(2);
         }
     };
@@ -124,6 +135,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Str
                 let v = args.next().ok_or("--id-delay-ms needs a number")?;
                 let ms = v.parse().map_err(|e| format!("--id-delay-ms {v}: {e}"))?;
                 ID_DELAY_MS.store(ms, Ordering::Relaxed);
+            }
+            "--requests-per-connection" => {
+                let v = args
+                    .next()
+                    .ok_or("--requests-per-connection needs a number")?;
+                let n = v
+                    .parse()
+                    .map_err(|e| format!("--requests-per-connection {v}: {e}"))?;
+                PER_CONNECTION.store(n, Ordering::Relaxed);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -288,6 +308,8 @@ fn pattern(i: u64) -> u8 {
 fn serve(mut conn: Conn) {
     let _ = conn.stream.set_nodelay(true);
     let _ = conn.stream.set_read_timeout(Some(IDLE));
+    let limit = PER_CONNECTION.load(Ordering::Relaxed);
+    let mut answered = 0u64;
     loop {
         let req = match conn.read_head() {
             Ok(Some(req)) => req,
@@ -297,6 +319,11 @@ fn serve(mut conn: Conn) {
                 break;
             }
         };
+        if limit > 0 && answered == limit {
+            // Dropped unanswered, request bytes unread: the peer sees a close or a reset.
+            return;
+        }
+        answered += 1;
         REQUESTS.fetch_add(1, Ordering::Relaxed);
         match conn.route(&req) {
             Ok(true) if req.keep_alive => {}
@@ -567,6 +594,11 @@ impl Conn {
                     std::thread::sleep(Duration::from_millis(delay));
                 }
                 let name = self.name.clone();
+                if req.param("close").as_deref() == Some("1") {
+                    // Says keep-alive, closes at once.
+                    self.send(200, &[text()], name.as_bytes(), true)?;
+                    return Ok(false);
+                }
                 Ok(reply(self, 200, &[text()], name.as_bytes())?)
             }
             "/stats" => {

@@ -1205,6 +1205,77 @@ fn invalid_chunked_response_closes_the_client_at_once() {
     assert_eq!(get(&p, "/id").body_text(), "b1");
 }
 
+/// Issue 12: a server that closes each kept-alive connection right after its response
+/// (while still saying `Connection: keep-alive`). Proton sees the FIN with the response and
+/// must not cache that connection: no request meets it closed, so no retry and no
+/// `[error]` line (the retries had made ~900 error lines a second under load).
+#[test]
+fn upstream_connections_closed_after_a_response_are_not_reused() {
+    let (t, b, p) = one_backend("px-kaclose", FRAMING);
+    let before = b.stats();
+    for i in 0..30 {
+        let r = get(&p, "/id?close=1");
+        assert_eq!(
+            (r.status, r.body_text().as_str()),
+            (200, "b1"),
+            "request {i}\n{}",
+            p.logs()
+        );
+    }
+    let after = b.stats();
+    assert_eq!(new_requests(before, after), 30);
+    let log = error_log(&t);
+    assert!(
+        !log.contains("[error]"),
+        "a closed upstream connection was reused:\n{log}"
+    );
+}
+
+/// Issue 12: a server that drops a kept-alive connection just as a request arrives on it.
+/// As nginx, the failure counts toward max_fails even though the connection was a cached
+/// one: a POST that was sent on it gets 502 (it may not be sent twice), and the server is
+/// then out for fail_timeout, so the next POSTs go to the other server instead of failing
+/// one in two (before, three of twelve POSTs got 502). A GET that meets such a connection
+/// is sent again and answered.
+#[test]
+fn stale_keepalive_failures_count_toward_max_fails() {
+    let t = TempDir::new("px-stale");
+    let flaky = Backend::start_with("flaky", free_port(), &["--requests-per-connection", "1"]);
+    let flaky_get = Backend::start_with("flaky2", free_port(), &["--requests-per-connection", "1"]);
+    let good = Backend::start("good");
+    let http = with_ports(
+        r#"
+upstream posts { server 127.0.0.1:@F@ max_fails=1 fail_timeout=60s; server 127.0.0.1:@G@; keepalive 8; }
+upstream gets { server 127.0.0.1:@H@ max_fails=1 fail_timeout=60s; server 127.0.0.1:@G@; keepalive 8; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://posts; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location /g/ { proxy_pass http://gets/; proxy_http_version 1.1; proxy_set_header Connection ""; }
+}
+"#,
+        &[("F", flaky.port), ("G", good.port), ("H", flaky_get.port)],
+    );
+    let p = start(&t, &http);
+    let post = b"POST /id HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx";
+    let answers: Vec<(u16, String)> = (0..12)
+        .map(|_| {
+            let r = send(&p, post);
+            (r.status, r.body_text())
+        })
+        .collect();
+    let failed = answers.iter().filter(|(s, _)| *s == 502).count();
+    assert_eq!(failed, 1, "{answers:?}\n{}", p.logs());
+    let first_502 = answers.iter().position(|(s, _)| *s == 502).unwrap_or(0);
+    for (s, body) in &answers[first_502 + 1..] {
+        assert_eq!((*s, body.as_str()), (200, "good"), "{answers:?}");
+    }
+    // GETs meeting a dropped connection are answered (sent again on another connection).
+    for i in 0..8 {
+        let r = get(&p, "/g/id");
+        assert_eq!(r.status, 200, "GET {i}: {}\n{}", r.body_text(), p.logs());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. Retries (proxy_next_upstream)
 // ---------------------------------------------------------------------------------------------
