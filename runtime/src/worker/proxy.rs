@@ -1829,6 +1829,31 @@ impl Worker<'_> {
     }
 }
 
+/// Whether part of the request body of `conn` that a failed proxied request left behind
+/// has not arrived yet. A body that is already whole in the read buffer is dropped before
+/// the next request and the connection can stay open after the error answer (nginx keeps
+/// it after a 502 or 504); a body still on its way is not waited for: the answer closes.
+pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
+    let buffered = conn.rbuf.get(conn.head_len..).unwrap_or_default();
+    match &conn.discard {
+        super::conn::Discard::None => false,
+        super::conn::Discard::Length(n) => (buffered.len() as u64) < *n,
+        super::conn::Discard::Chunked(d) => {
+            // Decoded on a copy of the decoder: the connection drops the body itself.
+            let mut d = (**d).clone();
+            let mut at = 0;
+            loop {
+                match d.decode(buffered.get(at..).unwrap_or_default()) {
+                    Ok(step) if step.done => return false,
+                    Ok(step) if step.consumed > 0 => at += step.consumed,
+                    // Needs more bytes, or the body is malformed: nothing to keep open for.
+                    Ok(_) | Err(_) => return true,
+                }
+            }
+        }
+    }
+}
+
 /// One direction of a tunnel: writes what `buf` holds (from `*pos`) to `to`, then reads
 /// more from `from` while `buf` is under `cap`; a read of 0 or an error sets `*eof`.
 /// Returns the bytes written and whether anything happened, or `None` when a write failed

@@ -65,8 +65,8 @@ pub(crate) struct Scratch {
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
-    /// The request announced a body with `Expect: 100-continue` that no handler reads
-    /// (see [`Worker::keep_alive_for`]).
+    /// The request announced a body with `Expect: 100-continue` that no handler reads, or
+    /// a failed proxy left its body partly unread (see [`Worker::keep_alive_for`]).
     pub(crate) expect_unread: bool,
     /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
     pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
@@ -174,7 +174,12 @@ impl Worker<'_> {
         let head = self.reparse_head(conn).unwrap_or_default();
         let _ = self.prepare(conn, &head);
         self.scratch.served = conn.served;
-        self.route(conn, &head, sid, Some((loc, status)))
+        // A request body that has not all arrived is not waited for: the error answer
+        // closes the connection (as for an unread `Expect: 100-continue` body).
+        self.scratch.expect_unread = super::proxy::body_still_arriving(conn);
+        let out = self.route(conn, &head, sid, Some((loc, status)));
+        self.scratch.expect_unread = false;
+        out
     }
 
     /// The head of the current request, parsed again from `conn.rbuf`.
@@ -906,11 +911,11 @@ impl Worker<'_> {
         loc: LocationId,
         close: bool,
     ) -> Outcome {
+        // nginx keeps the connection after an error page except for these
+        // (ngx_http_special_response_handler): a 502 or 504 from a proxy keeps it.
         let keep = !close
             && self.keep_alive_for(head, loc, status)
-            && status < 500
-            && status != 400
-            && status != 413;
+            && !matches!(status, 400 | 413 | 414 | 500 | 501);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();

@@ -955,6 +955,70 @@ server {
     );
 }
 
+/// Issue 12: a 502 or 504 keeps the client connection, as nginx does, when the request
+/// had no body or its body was read whole; the next request is answered on it. A POST
+/// whose body is still unread when the proxy gives up is answered 502 and closed.
+#[test]
+fn a_502_or_504_keeps_the_client_connection() {
+    let t = TempDir::new("px-502ka");
+    let b = Backend::start("b1");
+    let dead = free_port();
+    let http = with_ports(
+        r#"
+upstream dead { server 127.0.0.1:@D@; }
+server {
+    listen 127.0.0.1:{port};
+    location /dead/ { proxy_pass http://dead; }
+    location /slow/ { proxy_pass http://127.0.0.1:@A@/; proxy_read_timeout 300ms; }
+    location / { proxy_pass http://127.0.0.1:@A@; }
+}
+"#,
+        &[("D", dead), ("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let reqs: [&[u8]; 5] = [
+        b"GET /dead/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /id HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /dead/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        b"GET /slow/delay?ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /id HTTP/1.1\r\nHost: x\r\n\r\n",
+    ];
+    let resps = keep_alive_exchange(p.port, &reqs)
+        .unwrap_or_else(|e| panic!("exchange: {e}\n{}", p.logs()));
+    let got: Vec<(u16, Option<&str>)> = resps
+        .iter()
+        .map(|r| (r.status, r.header("connection")))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (502, Some("keep-alive")),
+            (200, Some("keep-alive")),
+            (502, Some("keep-alive")),
+            (504, Some("keep-alive")),
+            (200, Some("keep-alive")),
+        ],
+        "{}",
+        p.logs()
+    );
+    assert_eq!(resps[4].body_text(), "b1");
+
+    // A body the proxy has not read when the upstream fails: 502, then close.
+    let mut s = connect(&p);
+    s.write_all(b"POST /dead/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nstart")
+        .expect("send");
+    let mut buf = Vec::new();
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = s.read_to_end(&mut buf);
+    let r = parse_response(&buf).unwrap_or_else(|e| panic!("{e}: {buf:?}\n{}", p.logs()));
+    assert_eq!(
+        (r.status, r.header("connection")),
+        (502, Some("close")),
+        "{}",
+        p.logs()
+    );
+}
+
 /// error_page for a proxy error: nginx answers with the page's body and keeps the error's
 /// status (`ngx_http_send_header` puts `err_status` back), 502 here.
 #[test]
