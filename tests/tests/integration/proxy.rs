@@ -1019,6 +1019,46 @@ server {
     );
 }
 
+/// Issue 12: an access log that cannot be written (a full disk; `/dev/full` here) is named
+/// in the error log, at `alert` as nginx does, once and not once per request, and requests
+/// are served all the same. The lines of the first five requests are written (or lost) by
+/// the time the sixth is answered on the same connection.
+#[test]
+fn access_log_write_errors_are_reported_once() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let (t, _b, p) = one_backend(
+        "px-devfull",
+        r#"
+server {
+    listen 127.0.0.1:{port};
+    access_log /dev/full;
+    location / { proxy_pass http://127.0.0.1:@A@; }
+    location /r { return 200 "served"; }
+}
+"#,
+    );
+    let reqs = [b"GET /id HTTP/1.1\r\nHost: x\r\n\r\n".as_slice(); 3]
+        .into_iter()
+        .chain([b"GET /r HTTP/1.1\r\nHost: x\r\n\r\n".as_slice(); 3])
+        .collect::<Vec<_>>();
+    let resps = keep_alive_exchange(p.port, &reqs)
+        .unwrap_or_else(|e| panic!("exchange: {e}\n{}", p.logs()));
+    let bodies: Vec<String> = resps.iter().map(Response::body_text).collect();
+    assert_eq!(bodies, ["b1", "b1", "b1", "served", "served", "served"]);
+    let needle = "write() to \"/dev/full\" failed (28: No space left on device)";
+    assert!(
+        wait_until(Duration::from_secs(5), || error_log(&t).contains(needle)),
+        "no {needle:?}:\n{}",
+        error_log(&t)
+    );
+    let log = error_log(&t);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("/dev/full")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(lines[0].contains("[alert]"), "{log}");
+}
+
 /// error_page for a proxy error: nginx answers with the page's body and keeps the error's
 /// status (`ngx_http_send_header` puts `err_status` back), 502 here.
 #[test]
