@@ -278,14 +278,13 @@ impl Balancer {
                 peak_ewma::pick(pool, cursor, *half_life, Tier::Primary, now, tried)
             }
         };
-        let chosen = primary.or_else(|| match &mut self.kind {
+        primary.or_else(|| match &mut self.kind {
             Kind::LeastConn => least_conn::pick(pool, Tier::Backup, now, tried),
             Kind::PeakEwma { half_life, cursor } => {
                 peak_ewma::pick(pool, cursor, *half_life, Tier::Backup, now, tried)
             }
             _ => round_robin::pick(pool, Tier::Backup, now, tried),
-        });
-        chosen
+        })
     }
 
     /// Records how an attempt on `peer` ended (nginx's `free_peer`): a failure counts towards
