@@ -66,7 +66,8 @@ pub(crate) struct Scratch {
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
     /// The request announced a body with `Expect: 100-continue` that no handler reads, or
-    /// a failed proxy left its body partly unread (see [`Worker::keep_alive_for`]).
+    /// the body of a proxied request that failed has not all arrived (see
+    /// [`Worker::keep_alive_for`]).
     pub(crate) expect_unread: bool,
     /// The last upstream attempt of the request being logged (see `vars::Ctx::upstream`).
     pub(crate) upstream: Option<(std::net::SocketAddr, u16, u32)>,
