@@ -4,7 +4,7 @@
 
 use proton_runtime::http::chunked::ChunkedDecoder;
 use proton_runtime::http::request::{
-    bytes_at, parse_head, Limits, Method, Parsed, RequestHead, MAX_HEADERS,
+    bytes_at, normalize_target, parse_head, Limits, Method, Parsed, RequestHead, MAX_HEADERS,
 };
 use proton_runtime::http::HttpError;
 
@@ -145,8 +145,6 @@ fn valid_cases() -> Vec<(&'static [u8], Want)> {
         (b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", Want { method: Method::Head, ..GET }),
         (b"DELETE / HTTP/1.1\r\nHost: h\r\n\r\n", Want { method: Method::Delete, ..GET }),
         (b"PATCH / HTTP/1.1\r\nHost: h\r\n\r\n", Want { method: Method::Patch, ..GET }),
-        (b"TRACE / HTTP/1.1\r\nHost: h\r\n\r\n", Want { method: Method::Trace, ..GET }),
-        (b"CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n", Want { method: Method::Connect, ..GET }),
         (b"GET / HTTP/1.1\r\nHost: h.:8080\r\n\r\n", GET),
         (
             b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
@@ -423,6 +421,11 @@ fn invalid_cases() -> Vec<(Vec<u8>, HttpError)> {
     add(b"GET foo HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     add(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     add(b"CONNECT a:443 HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
+    // Well-formed TRACE and CONNECT: 405 once the head is complete (nginx), after the
+    // checks every request passes (so a bad one is still 400).
+    add(b"TRACE / HTTP/1.1\r\nHost: h\r\n\r\n", TraceMethod);
+    add(b"CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n", ConnectMethod);
+    add(b"TRACE / HTTP/1.1\r\n\r\n", MissingHost);
     add(b"GET /a\x01b HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     add(b"GET /a\x7fb HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     add(b"GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
@@ -684,9 +687,23 @@ fn absolute_form_without_a_path_but_with_a_query() {
     assert!(head.empty_path);
     assert_eq!(bytes_at(buf, &head.target), b"?a=1");
     assert_eq!(bytes_at(buf, &head.server_name().unwrap()), b"x.com");
-    let (_, head) = parse(b"GET /?a=1 HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    // The path routed is `/` (nginx answers `GET http://localhost?x=1` for `/`, args x=1).
+    let mut uri = Vec::new();
+    assert!(normalize_target(&head, buf, &mut uri));
+    assert_eq!(uri, b"/");
+    let buf = b"GET /?a=1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (_, head) = parse(buf).unwrap();
     assert!(!head.empty_path);
     assert_eq!(head.server_name(), head.host);
+    assert!(normalize_target(&head, buf, &mut uri));
+    assert_eq!(uri, b"/");
+    let buf = b"GET http://x.com/a/../b%41?q HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (_, head) = parse(buf).unwrap();
+    assert!(normalize_target(&head, buf, &mut uri));
+    assert_eq!(uri, b"/bA");
+    let buf = b"GET /../x HTTP/1.1\r\nHost: h\r\n\r\n";
+    let (_, head) = parse(buf).unwrap();
+    assert!(!normalize_target(&head, buf, &mut uri));
 }
 
 #[test]

@@ -312,6 +312,66 @@ impl ChunkedDecoder {
     }
 }
 
+/// The last chunk and the empty trailer section: how [`ChunkedDecoder::rechunk`] ends a body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Appends one chunk holding `data` (`hex-size CRLF data CRLF`) to `out`; nothing for an
+/// empty `data` (a zero size would end the body).
+pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = data.len() as u64;
+    let digits = (64 - n.leading_zeros()).div_ceil(4);
+    for i in (0..digits).rev() {
+        out.push(HEX[((n >> (4 * i)) & 15) as usize]);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// What [`ChunkedDecoder::rechunk`] did with its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rechunked {
+    /// Bytes of the input that were used.
+    pub consumed: usize,
+    /// The body is complete (its last chunk was appended); the next request starts at
+    /// `consumed`.
+    pub done: bool,
+}
+
+impl ChunkedDecoder {
+    /// Decodes as much of `input` as possible and appends the payload to `out` framed
+    /// anew: one chunk per run of payload bytes, then [`LAST_CHUNK`] once the body ends.
+    /// The sender's chunk extensions and trailer section are validated and dropped, never
+    /// copied (what nginx forwards: clean chunks, no trailers). On an error nothing of the
+    /// failing run is appended; what was appended before stays valid framing.
+    pub fn rechunk(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Rechunked, HttpError> {
+        let mut at = 0;
+        loop {
+            let step = self.decode(input.get(at..).unwrap_or_default())?;
+            let data = step.data.start + at..step.data.end + at;
+            write_chunk(out, input.get(data).unwrap_or_default());
+            at += step.consumed;
+            if step.done {
+                out.extend_from_slice(LAST_CHUNK);
+                return Ok(Rechunked {
+                    consumed: at,
+                    done: true,
+                });
+            }
+            if step.consumed == 0 || at >= input.len() {
+                return Ok(Rechunked {
+                    consumed: at,
+                    done: false,
+                });
+            }
+        }
+    }
+}
+
 fn hex_value(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -460,6 +520,105 @@ mod tests {
         assert!(dec.decode(b"0\r\n\r\n").unwrap().done);
         dec.reset();
         assert_eq!(dec.decode(b"1\r\n"), Err(HttpError::BodyTooLarge));
+    }
+
+    /// Re-chunks `input` cut at `cut`, as the proxy does when it forwards a request body.
+    fn rechunk_split(input: &[u8], cut: usize) -> Result<(Vec<u8>, usize, bool), HttpError> {
+        let mut dec = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        let first = dec.rechunk(&input[..cut], &mut out)?;
+        if first.done {
+            return Ok((out, first.consumed, true));
+        }
+        // The connection keeps unconsumed bytes and appends the next read to them.
+        let rest = &input[first.consumed..];
+        let second = dec.rechunk(rest, &mut out)?;
+        Ok((out, first.consumed + second.consumed, second.done))
+    }
+
+    #[test]
+    fn chunk_framing_is_written_in_lower_hex() {
+        let mut out = Vec::new();
+        write_chunk(&mut out, b"");
+        assert!(out.is_empty());
+        write_chunk(&mut out, b"hello");
+        write_chunk(&mut out, &[b'x'; 26]);
+        assert_eq!(&out[..10], b"5\r\nhello\r\n");
+        assert_eq!(&out[10..14], b"1a\r\n");
+        let mut big = Vec::new();
+        write_chunk(&mut big, &vec![0u8; 0x10000]);
+        assert!(big.starts_with(b"10000\r\n"));
+    }
+
+    /// Extensions and trailers never reach the output, whatever they hold, and every split
+    /// of the input gives the same clean body.
+    #[test]
+    fn rechunk_drops_extensions_and_trailers() {
+        let input: &[u8] = b"5;ext=\"a\"\r\nhello\r\n6 ; x\r\n world\r\n0;last=1\r\n\
+X-Evil: \x01bell\r\nGET /smuggled HTTP/1.1\r\nFoo:  folded\r\n\r\nNEXT";
+        let body_end = input.len() - 4;
+        for cut in 0..=body_end {
+            let (out, consumed, done) = rechunk_split(input, cut).unwrap();
+            assert!(done, "cut at {cut}");
+            assert_eq!(consumed, body_end, "cut at {cut}");
+            // Cuts make more, smaller chunks; decoded, it is always the same payload.
+            let mut dec = ChunkedDecoder::new();
+            let (body, end) = feed(&mut dec, &out, &[]).unwrap();
+            assert_eq!(
+                body,
+                b"hello world",
+                "cut at {cut}: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            assert_eq!(end, out.len());
+            assert!(out.ends_with(b"\r\n0\r\n\r\n"), "cut at {cut}");
+            for leak in [
+                &b"ext"[..],
+                b"last",
+                b"Evil",
+                b"smuggled",
+                b"folded",
+                b";",
+                b"\x01",
+            ] {
+                assert!(
+                    !out.windows(leak.len()).any(|w| w == leak),
+                    "cut at {cut}: {leak:?} forwarded in {:?}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+        let (out, _, _) = rechunk_split(input, body_end).unwrap();
+        assert_eq!(out, b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    }
+
+    #[test]
+    fn rechunk_waits_for_more_and_stops_at_errors() {
+        let mut dec = ChunkedDecoder::new();
+        let mut out = Vec::new();
+        // A size line cut short: consumed, nothing written yet.
+        assert_eq!(
+            dec.rechunk(b"1", &mut out),
+            Ok(Rechunked {
+                consumed: 1,
+                done: false
+            })
+        );
+        assert!(out.is_empty());
+        let r = dec.rechunk(b"0\r\nabc", &mut out).unwrap();
+        assert_eq!((r.consumed, r.done), (6, false));
+        assert_eq!(out, b"3\r\nabc\r\n");
+        // A bad chunk terminator: an error, and nothing more appended.
+        let before = out.len();
+        let e = dec.rechunk(b"defghijklmnopX\r\n", &mut out);
+        assert_eq!(e, Err(HttpError::InvalidChunkTerminator));
+        assert_eq!(out.len(), before + "d\r\ndefghijklmnop\r\n".len());
+        // A control byte in a trailer line is refused like any bad framing.
+        let mut dec = ChunkedDecoder::new();
+        assert_eq!(
+            dec.rechunk(b"0\r\nA: \x00\r\n\r\n", &mut Vec::new()),
+            Err(HttpError::InvalidTrailer)
+        );
     }
 
     #[test]

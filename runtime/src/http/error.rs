@@ -76,6 +76,12 @@ pub enum HttpError {
     InvalidTrailer,
     /// The body is larger than the limit the caller set (client_max_body_size) (413).
     BodyTooLarge,
+    /// A `TRACE` request: refused with 405 before routing, as nginx does (a proxied TRACE
+    /// would echo the request's headers, cookies included, back to the client).
+    TraceMethod,
+    /// A `CONNECT` request (with an origin-form target; an authority-form one is
+    /// [`InvalidTarget`](Self::InvalidTarget)): refused with 405 before routing, as nginx does.
+    ConnectMethod,
 }
 
 impl HttpError {
@@ -87,6 +93,7 @@ impl HttpError {
             VersionNotSupported => 505,
             UnsupportedTransferEncoding => 501,
             BodyTooLarge => 413,
+            TraceMethod | ConnectMethod => 405,
             HeaderTooLarge
             | TooManyHeaders
             | InvalidMethod
@@ -166,6 +173,8 @@ impl HttpError {
             InvalidChunkTerminator => "client sent chunk data without CRLF",
             InvalidTrailer => "client sent invalid chunked trailer",
             BodyTooLarge => "client intended to send too large body",
+            TraceMethod => "client sent TRACE method",
+            ConnectMethod => "client sent CONNECT method",
         }
     }
 }
@@ -195,5 +204,7 @@ mod tests {
         assert_eq!(HttpError::ObsFold.page_code(), 400);
         assert!(HttpError::InvalidChunkSize.close_connection());
         assert!(HttpError::MissingHost.to_string().contains("Host"));
+        assert_eq!(HttpError::TraceMethod.status(), 405);
+        assert_eq!(HttpError::ConnectMethod.page_code(), 405);
     }
 }

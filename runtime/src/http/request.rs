@@ -26,7 +26,8 @@
 //!   refuses (empty, `..`, `/`, control bytes, space) → 400;
 //! * HTTP/2.0 and above → 505; HTTP/0.x → 400;
 //! * methods must be `[A-Z_-]+` (nginx answers 400 to `get`); unknown ones are
-//!   [`Method::Other`] and left to the server (405/501);
+//!   [`Method::Other`] and left to the server (405/501); `TRACE` and `CONNECT` are answered
+//!   405 once the head is complete and valid (checked last, as nginx);
 //! * absolute-form targets (`GET http://host:port/path`) give [`RequestHead::absolute_host`],
 //!   which nginx uses instead of the Host header; the Host header is still required on 1.1.
 //!
@@ -42,7 +43,7 @@
 //!   are skipped here).
 //!
 //! And more lenient: `OPTIONS * HTTP/1.1` is accepted (nginx answers 400 to any `*` target);
-//! `CONNECT` with an origin-form target parses, and the server answers 405 as nginx does;
+//! `CONNECT` with an origin-form target parses (and is then refused with 405, as nginx does);
 //! header values are trimmed of spaces and tabs (RFC 9110 OWS), where nginx keeps a trailing
 //! tab (`Content-Length: 5<TAB>` is 400 and `Transfer-Encoding: chunked<TAB>` 501 there).
 
@@ -488,7 +489,27 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
     }
     out.keep_alive = !conn_close && (out.minor_version >= 1 || conn_keep_alive);
     out.expect_continue = expect_continue && out.minor_version >= 1;
+    // Last, as in nginx's ngx_http_process_request_header: a well-formed CONNECT or TRACE
+    // is refused with 405 (and the connection closed) before any server sees it.
+    match out.method {
+        Method::Connect => return Err(HttpError::ConnectMethod),
+        Method::Trace => return Err(HttpError::TraceMethod),
+        _ => {}
+    }
     Ok(Parsed::Complete)
+}
+
+/// Normalises the path of the request target of `head` (parsed from `buf`) into `out`, as
+/// [`proton_ir::uri::normalize_path`] does: `%XX` decoded, `//`, `.` and `..` resolved, the
+/// query left out. An absolute-form target without a path (`http://h?x=1`) has the path `/`
+/// (nginx's `empty_path_in_uri`). False for a path that does not normalise (400).
+pub fn normalize_target(head: &RequestHead, buf: &[u8], out: &mut Vec<u8>) -> bool {
+    if head.empty_path {
+        out.clear();
+        out.push(b'/');
+        return true;
+    }
+    proton_ir::uri::normalize_path(bytes_at(buf, &head.target), out)
 }
 
 /// `buf[from..]`, or empty.

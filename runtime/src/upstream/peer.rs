@@ -111,13 +111,28 @@ impl Tier {
     }
 }
 
+/// Whole milliseconds from `since` to `now` (0 when `now` is earlier). Every fail_timeout
+/// check counts time in these, because the state shared by the workers stores times as
+/// whole milliseconds ([`super::shared`]): the "is it failed" check and the re-admission
+/// must agree to the millisecond, or every request of the millisecond in which they
+/// disagree goes to a server that is still dead.
+pub fn elapsed_ms(since: Instant, now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(since).as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whether `fail_timeout` has run out `elapsed_ms` after `checked`: nginx's
+/// `now - checked > fail_timeout`, in whole milliseconds.
+pub fn fail_timeout_passed(elapsed_ms: u64, fail_timeout: Duration) -> bool {
+    elapsed_ms > u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// True when the peer has failed `max_fails` times and its `fail_timeout` has not passed.
 pub fn failed(peer: &Peer, st: &PeerState, now: Instant) -> bool {
     peer.max_fails > 0
         && st.fails >= peer.max_fails
         && st
             .checked
-            .is_some_and(|c| now.saturating_duration_since(c) <= peer.fail_timeout)
+            .is_some_and(|c| !fail_timeout_passed(elapsed_ms(c, now), peer.fail_timeout))
 }
 
 /// True when the peer may take this request: not `down`, not down by active health checks,
@@ -196,7 +211,7 @@ impl Pool {
         if let (Some(p), Some(st)) = (self.peers.get(i), self.state.get_mut(i)) {
             let expired = st
                 .checked
-                .is_none_or(|c| now.saturating_duration_since(c) > p.fail_timeout);
+                .is_none_or(|c| fail_timeout_passed(elapsed_ms(c, now), p.fail_timeout));
             if expired {
                 st.checked = Some(now);
             }

@@ -39,7 +39,7 @@ use nix::sys::mman::munmap;
 use nix::time::{clock_gettime, ClockId};
 use proton_ir::{Ir, Upstream};
 
-use super::peer::{Health, PeerState};
+use super::peer::{fail_timeout_passed, Health, PeerState};
 
 /// Health verdicts as stored in a slot.
 const HEALTH_UNKNOWN: u32 = 0;
@@ -421,18 +421,20 @@ impl SharedPeers {
     }
 
     /// Peer `i` was picked at `now`: if `fail_timeout` has passed since `checked` (or it
-    /// was never set), `checked` becomes now (nginx's re-admission; see `Pool::mark_picked`).
-    pub(super) fn mark_picked(&self, i: usize, now: Instant, fail_timeout: Duration) {
+    /// was never set), `checked` becomes now (nginx's re-admission; see `Pool::mark_picked`),
+    /// in one compare-and-swap, so that of several workers re-admitting the peer at once
+    /// exactly one does. Returns whether this call moved `checked`. The test is the one
+    /// [`super::peer::failed`] makes, on the same whole milliseconds.
+    pub(super) fn mark_picked(&self, i: usize, now: Instant, fail_timeout: Duration) -> bool {
         let Some(s) = self.slot(i) else {
-            return;
+            return false;
         };
         let now = self.clock.ms(now);
-        let timeout = u64::try_from(fail_timeout.as_millis()).unwrap_or(u64::MAX);
-        let _ = s
-            .checked_ms
+        s.checked_ms
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
-                (c == 0 || now.saturating_sub(c) > timeout).then_some(now)
-            });
+                (c == 0 || fail_timeout_passed(now.saturating_sub(c), fail_timeout)).then_some(now)
+            })
+            .is_ok()
     }
 
     /// Sets the active health verdict of peer `i` (as [`SharedUpstreams::set_peer_health`]).
@@ -642,6 +644,46 @@ mod tests {
         );
         assert_eq!(shared.peer_fails(1, 0), 0);
         assert_eq!(w1.pick(KEY, t2, &[1]), Some(0));
+    }
+
+    /// Issue 12: when fail_timeout runs out, one request probes the failed server, not every
+    /// request of the millisecond in which the "failed" check and the re-arm disagreed
+    /// (the shared state keeps whole milliseconds, the balancer compared `Instant`s). Two
+    /// workers pick in turn every 50 µs for 20 ms after the timeout: exactly one pick of the
+    /// dead peer in all, whatever the phase of the failure's time within its millisecond.
+    #[test]
+    fn one_probe_when_fail_timeout_runs_out() {
+        for phase_us in [0u64, 1, 250, 499, 500, 501, 999] {
+            let mut servers = vec![server("a:1"), server("b:1")];
+            servers[0].max_fails = 1;
+            servers[0].fail_timeout_ms = 10_000;
+            let (up, shared) = setup(Balance::RoundRobin, servers);
+            let mut w1 = Balancer::from_upstream_shared(&up, &shared, 1, 1);
+            let mut w2 = Balancer::from_upstream_shared(&up, &shared, 1, 2);
+            let t0 = Instant::now() + Duration::from_micros(phase_us);
+            w1.report(0, Outcome::Failure, t0);
+            let mut probes = Vec::new();
+            for k in 0..400u64 {
+                let now = t0 + Duration::from_millis(10_000) + Duration::from_micros(50 * k);
+                let b = if k % 2 == 0 { &mut w1 } else { &mut w2 };
+                if b.pick(KEY, now, &[]) == Some(0) {
+                    probes.push(k);
+                }
+            }
+            assert_eq!(probes.len(), 1, "phase {phase_us} µs: probes at {probes:?}");
+            // The probe fails: the server is out for another fail_timeout, then probed once.
+            let k = probes[0];
+            let failed_again = t0 + Duration::from_millis(10_000) + Duration::from_micros(50 * k);
+            w2.report(0, Outcome::Failure, failed_again);
+            let mut probes = 0;
+            for k in 0..400u64 {
+                let now =
+                    failed_again + Duration::from_millis(9_990) + Duration::from_micros(50 * k);
+                let b = if k % 2 == 0 { &mut w1 } else { &mut w2 };
+                probes += usize::from(b.pick(KEY, now, &[]) == Some(0));
+            }
+            assert_eq!(probes, 1, "phase {phase_us} µs, second round");
+        }
     }
 
     #[test]

@@ -312,6 +312,7 @@ pub fn run(
             }
         }
         w.ups.trim(&w.loaded.ir);
+        w.access.report_errors(&mut w.elog);
         active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = w.now;
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {
@@ -334,6 +335,7 @@ pub fn run(
         }
         if quitting && conns.is_empty() {
             w.access.flush_all();
+            w.access.report_errors(&mut w.elog);
             elog!(w.elog, Info, "worker {slot} gracefully stopped");
             return 0;
         }

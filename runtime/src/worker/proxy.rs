@@ -206,7 +206,8 @@ enum St {
 enum ReqBody {
     None,
     Length(u64),
-    /// Passed through chunked (HTTP/1.1 upstream), validated on the way.
+    /// Sent chunked to an HTTP/1.1 upstream: decoded and framed anew on the way (no
+    /// extensions, no trailers).
     Chunked(ChunkedDecoder),
     /// Decoded into `Proxy::hold`, then sent with a Content-Length (HTTP/1.0 upstream).
     Buffer(ChunkedDecoder),
@@ -951,9 +952,11 @@ impl Worker<'_> {
         if !matches!(fail, Fail::Status(_)) {
             elog!(self.elog, Error, "{what}, upstream: {addr}");
         }
-        // A cached connection that turns out closed is not the server's fault: try again
-        // on a fresh connection when the request can be sent again.
-        let counts = !stale && !matches!(fail, Fail::Status(403 | 404));
+        // Every failure but a 403/404 counts toward max_fails, also on a cached connection
+        // that turns out closed (nginx's ngx_http_upstream_next frees the peer as FAILED
+        // either way): a server that drops kept-alive connections early loses its share
+        // for fail_timeout instead of failing request after request.
+        let counts = !matches!(fail, Fail::Status(403 | 404));
         self.end_attempt(p, false, counts.then_some(Report::Failure));
         let status = match fail {
             Fail::Timeout => 504,
@@ -961,6 +964,9 @@ impl Worker<'_> {
             _ => 502,
         };
         self.note_upstream(p, status);
+        // As nginx, a closed cached connection does not use up a try: the request is sent
+        // again on a fresh connection when it can be (for POST, PATCH and LOCK only if
+        // none of it was written).
         if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
             p.hold.clear();
             p.tries = p.tries.saturating_sub(1);
@@ -1083,7 +1089,10 @@ impl Worker<'_> {
                 conn.finished.header_bytes = p.header_bytes;
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
                 conn.close_after |= !p.keep_client;
-                let reuse = !p.spoiled && self.response_reusable(&p);
+                // Not cached when the upstream's FIN (or an error) was already reported:
+                // edge-triggered, no further event would tell that it is closed, and the
+                // next request would meet a dead connection (nginx checks `read->eof`).
+                let reuse = !p.spoiled && !p.up_hup && self.response_reusable(&p);
                 let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
                     Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
                     _ => self.now.saturating_duration_since(p.attempt_start),
@@ -1269,11 +1278,12 @@ impl Worker<'_> {
                 Pull::Got
             }
             ReqBody::Chunked(dec) => {
+                // Re-framed, as nginx: the client's chunk extensions and trailer section
+                // are checked and dropped, never passed to the upstream.
                 let end = start + avail_len.min(room);
-                match dec.decode(&conn.rbuf[start..end]) {
+                match dec.rechunk(&conn.rbuf[start..end], &mut p.req) {
                     Ok(step) => {
                         let used = step.consumed.min(end - start);
-                        p.req.extend_from_slice(&conn.rbuf[start..start + used]);
                         conn.rbuf.drain(start..start + used);
                         if step.done {
                             p.body = ReqBody::None;
@@ -1603,12 +1613,14 @@ impl Worker<'_> {
                                 break;
                             }
                         }
-                        Err(e) => {
+                        Err(_) => {
+                            // The decoder's reasons are worded for clients; this is the
+                            // upstream's fault (nginx's message).
                             elog!(
                                 self.elog,
                                 Error,
-                                "upstream sent invalid chunked response ({}), upstream: {}",
-                                e.reason(),
+                                "upstream sent invalid chunked response while reading upstream, client: {}, upstream: {}",
+                                conn.peer.ip(),
                                 self.peer_name(p.upstream, p.peer)
                             );
                             p.spoiled = true;
@@ -1665,11 +1677,14 @@ impl Worker<'_> {
                 }
             }
             let pending = conn.wbuf.len() - conn.wpos;
+            if pending == 0 && p.broken {
+                // The response was cut short (the upstream closed, failed or sent bad
+                // framing): what was valid is out, so the client connection is closed now,
+                // as nginx does, rather than left waiting for a body that cannot come.
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
             if pending == 0 && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
-                if p.broken {
-                    self.log_access_proxy(conn, p);
-                    return Drive::Close;
-                }
                 return Drive::Finished;
             }
             if p.broken {
@@ -1832,6 +1847,31 @@ impl Worker<'_> {
 fn hand_over_upstream(conn: &mut Conn, p: &Proxy) {
     if let Some(r) = conn.req.as_deref_mut() {
         r.upstream = p.noted;
+    }
+}
+
+/// Whether part of the request body of `conn` that a failed proxied request left behind
+/// has not arrived yet. A body that is already whole in the read buffer is dropped before
+/// the next request and the connection can stay open after the error answer (nginx keeps
+/// it after a 502 or 504); a body still on its way is not waited for: the answer closes.
+pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
+    let buffered = conn.rbuf.get(conn.head_len()..).unwrap_or_default();
+    match &conn.discard {
+        super::conn::Discard::None => false,
+        super::conn::Discard::Length(n) => (buffered.len() as u64) < *n,
+        super::conn::Discard::Chunked(d) => {
+            // Decoded on a copy of the decoder: the connection drops the body itself.
+            let mut d = (**d).clone();
+            let mut at = 0;
+            loop {
+                match d.decode(buffered.get(at..).unwrap_or_default()) {
+                    Ok(step) if step.done => return false,
+                    Ok(step) if step.consumed > 0 => at += step.consumed,
+                    // Needs more bytes, or the body is malformed: nothing to keep open for.
+                    Ok(_) | Err(_) => return true,
+                }
+            }
+        }
     }
 }
 

@@ -249,7 +249,11 @@ impl Worker<'_> {
         let loc = req
             .location
             .unwrap_or(LocationId(conn.finished.location().unwrap_or(0)));
+        // A request body that has not all arrived is not waited for: the error answer
+        // closes the connection (as for an unread `Expect: 100-continue` body).
+        req.expect_unread = super::proxy::body_still_arriving(conn);
         let out = self.route(conn, &mut req, Some((loc, status)));
+        req.expect_unread = false;
         conn.req = Some(req);
         out
     }
@@ -287,7 +291,7 @@ impl Worker<'_> {
             let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
             req.args.extend_from_slice(&a[..end]);
         }
-        let ok = proton_ir::uri::normalize_path(target, &mut req.uri);
+        let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, &mut req.uri);
         // Every user variable starts unset (a pooled context comes back with none set).
         req.user.resize(ir.user_vars.len(), None);
         // A regex server name's groups are variables for the whole request.
@@ -892,11 +896,11 @@ impl Worker<'_> {
         loc: LocationId,
         close: bool,
     ) -> Outcome {
+        // nginx keeps the connection after an error page except for these
+        // (ngx_http_special_response_handler): a 502 or 504 from a proxy keeps it.
         let keep = !close
             && self.keep_alive_for(req, loc, status)
-            && status < 500
-            && status != 400
-            && status != 413;
+            && !matches!(status, 400 | 413 | 414 | 500 | 501);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();

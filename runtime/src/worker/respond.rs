@@ -248,7 +248,15 @@ pub(crate) struct AccessLogs {
     /// Files of access_log lines whose path has no variables, by the line's address in the
     /// IR (which lives as long as the worker), so the path is resolved once.
     fixed: Vec<(usize, usize)>,
+    /// Write failures not yet in the error log (see [`AccessLogs::report_errors`]); at most
+    /// one per file and [`WRITE_ERROR_INTERVAL`].
+    failures: Vec<(PathBuf, std::io::Error)>,
 }
+
+/// A file whose writes fail (a full disk, a removed device) is named in the error log at
+/// most this often, as nginx does (once a minute per log file): serving goes on, the lines
+/// are lost, and the error log is not flooded.
+pub(crate) const WRITE_ERROR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Most log files with paths made from variables a worker keeps open.
 const DYNAMIC_LOGS_MAX: usize = 16;
@@ -267,6 +275,8 @@ struct LogFile {
     limit: usize,
     flush: Option<Duration>,
     last_flush: Instant,
+    /// When a write failure of this file was last reported.
+    error_reported: Option<Instant>,
 }
 
 impl AccessLogs {
@@ -327,10 +337,27 @@ impl AccessLogs {
             };
             f.buf.extend_from_slice(&self.line);
             if f.buf.len() >= f.limit {
-                f.flush_now();
+                if let Some(e) = f.flush_now() {
+                    self.failures.push(e);
+                }
             }
         }
         all
+    }
+
+    /// Writes the write failures met since the last call to the error log, at `alert` as
+    /// nginx does (`write() to "path" failed (28: No space left on device)`). The worker
+    /// calls it once per event-loop round.
+    pub(crate) fn report_errors(&mut self, elog: &mut crate::log::ErrorLog) {
+        for (path, e) in self.failures.drain(..) {
+            crate::elog!(
+                elog,
+                Alert,
+                "write() to \"{}\" failed ({}) while logging request",
+                path.display(),
+                crate::log::OsError(&e)
+            );
+        }
     }
 
     /// Opens the file of the expanded path in `self.path`, closing the least recently used
@@ -350,7 +377,9 @@ impl AccessLogs {
                 .map(|(j, _)| j)
             {
                 let mut gone = self.dynamic.swap_remove(old);
-                gone.log.flush_now();
+                if let Some(e) = gone.log.flush_now() {
+                    self.failures.push(e);
+                }
             }
         }
         let path = loaded.resolve(&String::from_utf8_lossy(&self.path));
@@ -374,7 +403,9 @@ impl AccessLogs {
                 && f.flush
                     .is_none_or(|d| now.duration_since(f.last_flush) >= d)
             {
-                f.flush_now();
+                if let Some(e) = f.flush_now() {
+                    self.failures.push(e);
+                }
             }
         }
     }
@@ -385,19 +416,25 @@ impl AccessLogs {
             .iter_mut()
             .chain(self.dynamic.iter_mut().map(|d| &mut d.log))
         {
-            f.flush_now();
+            if let Some(e) = f.flush_now() {
+                self.failures.push(e);
+            }
         }
     }
 
     /// USR1: flush and reopen every file.
     pub(crate) fn reopen(&mut self) {
         for f in &mut self.files {
-            f.flush_now();
+            if let Some(e) = f.flush_now() {
+                self.failures.push(e);
+            }
             f.file = open_log(&f.path);
         }
         // Paths made from variables: their directory is never created (see write).
         for d in &mut self.dynamic {
-            d.log.flush_now();
+            if let Some(e) = d.log.flush_now() {
+                self.failures.push(e);
+            }
             d.log.file = open_append(&d.log.path);
         }
     }
@@ -412,15 +449,30 @@ impl LogFile {
             limit: buffer.unwrap_or(0) as usize,
             flush: flush_ms.map(Duration::from_millis),
             last_flush: Instant::now(),
+            error_reported: None,
         }
     }
 
-    fn flush_now(&mut self) {
-        if let Some(file) = self.file.as_mut() {
-            let _ = file.write_all(&self.buf);
-        }
+    /// Writes the buffered lines (they are dropped either way). A failure is returned, with
+    /// the path, when it is to be reported: not more than once per
+    /// [`WRITE_ERROR_INTERVAL`].
+    fn flush_now(&mut self) -> Option<(PathBuf, std::io::Error)> {
+        let now = Instant::now();
+        let result = match self.file.as_mut() {
+            Some(file) if !self.buf.is_empty() => file.write_all(&self.buf),
+            _ => Ok(()),
+        };
         self.buf.clear();
-        self.last_flush = Instant::now();
+        self.last_flush = now;
+        let e = result.err()?;
+        if self
+            .error_reported
+            .is_some_and(|t| now.saturating_duration_since(t) < WRITE_ERROR_INTERVAL)
+        {
+            return None;
+        }
+        self.error_reported = Some(now);
+        Some((self.path.clone(), e))
     }
 }
 
@@ -509,5 +561,41 @@ fn escape(v: &[u8], how: LogEscape, out: &mut Vec<u8>) {
                 _ => out.push(b),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes to a full device fail; the failure is handed out for the error log once per
+    /// WRITE_ERROR_INTERVAL, and the lines are dropped rather than piling up.
+    #[test]
+    fn write_failures_are_reported_once_per_interval() {
+        let path = PathBuf::from("/dev/full");
+        let Some(file) = open_append(&path) else {
+            return; // No /dev/full here: nothing to test with.
+        };
+        let mut log = LogFile::new(path.clone(), Some(file), None, None);
+        log.buf.extend_from_slice(b"line\n");
+        let (p, e) = log.flush_now().expect("the first failure is reported");
+        assert_eq!(p, path);
+        assert_eq!(e.raw_os_error(), Some(28), "{e}");
+        assert!(log.buf.is_empty());
+        for _ in 0..5 {
+            log.buf.extend_from_slice(b"line\n");
+            assert!(
+                log.flush_now().is_none(),
+                "reported again within the interval"
+            );
+            assert!(log.buf.is_empty());
+        }
+        // Once the interval has passed, the next failure is reported again.
+        log.error_reported = Instant::now().checked_sub(WRITE_ERROR_INTERVAL);
+        log.buf.extend_from_slice(b"line\n");
+        assert!(log.flush_now().is_some());
+        // Nothing buffered: nothing written, nothing to report.
+        log.error_reported = None;
+        assert!(log.flush_now().is_none());
     }
 }

@@ -10,9 +10,12 @@
 //!
 //! * `/echo`: `text/plain` dump of the request: `METHOD TARGET HTTP/1.x`, every header as
 //!   received (`Name: value`, one per line), an empty line, then the body (de-chunked when
-//!   it came chunked).
+//!   it came chunked). With `raw=1` the body is dumped as it arrived: chunk size lines,
+//!   extensions and trailer lines included.
 //! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads).
-//! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default).
+//! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default). With `close=1` the
+//!   response still says `Connection: keep-alive`, but the connection is closed right
+//!   after it (a server that drops kept-alive connections early).
 //! * `/status?code=N`: status N, body `status N` (no body for 1xx, 204 and 304).
 //! * `/delay?ms=N`: answers `delayed` after N ms.
 //! * `/headdelay?ms=N`: the head (`Content-Length: 5`) at once, `hello` N ms later.
@@ -25,6 +28,8 @@
 //! * `/bad-cl`, `/bad-te`, `/both-cl-te`, `/bad-status`: broken or ambiguous framing (then
 //!   close): two different Content-Lengths; `Transfer-Encoding: identity`; Content-Length
 //!   with chunked; the status line `HTTP/1.1 2000 OK`.
+//! * `/bad-chunked`: a chunked 200 whose body is one good chunk (`hello`) then the size line
+//!   `zz`; the connection is then held open until the client closes it.
 //! * `/redirect?to=URL`: 302 with `Location: URL` (percent-decoded).
 //! * `/headers?name=value&...`: 200 `ok` carrying each pair as a response header.
 //! * `/ws`: WebSocket echo of text and binary messages (up to 16 MiB).
@@ -32,6 +37,10 @@
 //! * anything else: 404 `not found`.
 //!
 //! A malformed request gets 400 and the connection is closed.
+//!
+//! `--requests-per-connection N`: after answering N requests on a connection, the next
+//! request is read and the connection closed without an answer (a keep-alive connection
+//! that a server drops just as a request arrives on it: a proxy's "stale" connection).
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +58,8 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 /// latency-aware balancing tests).
 static ID_DELAY_MS: AtomicU64 = AtomicU64::new(0);
 static REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// `--requests-per-connection`: requests answered per connection (0 = no limit).
+static PER_CONNECTION: AtomicU64 = AtomicU64::new(0);
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
@@ -64,7 +75,10 @@ fn main() {
         Ok(args) => args,
         Err(msg) => {
             eprintln!("proton-testbackend: {msg}");
-            eprintln!("usage: proton-testbackend --listen ADDR [--name NAME] [--id-delay-ms N]");
+            eprintln!(
+                "usage: proton-testbackend --listen ADDR [--name NAME] [--id-delay-ms N] \
+                 [--requests-per-connection N]"
+            );
             std::process::exit(2);
         }
     };
@@ -121,6 +135,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(SocketAddr, Str
                 let v = args.next().ok_or("--id-delay-ms needs a number")?;
                 let ms = v.parse().map_err(|e| format!("--id-delay-ms {v}: {e}"))?;
                 ID_DELAY_MS.store(ms, Ordering::Relaxed);
+            }
+            "--requests-per-connection" => {
+                let v = args
+                    .next()
+                    .ok_or("--requests-per-connection needs a number")?;
+                let n = v
+                    .parse()
+                    .map_err(|e| format!("--requests-per-connection {v}: {e}"))?;
+                PER_CONNECTION.store(n, Ordering::Relaxed);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -285,6 +308,8 @@ fn pattern(i: u64) -> u8 {
 fn serve(mut conn: Conn) {
     let _ = conn.stream.set_nodelay(true);
     let _ = conn.stream.set_read_timeout(Some(IDLE));
+    let limit = PER_CONNECTION.load(Ordering::Relaxed);
+    let mut answered = 0u64;
     loop {
         let req = match conn.read_head() {
             Ok(Some(req)) => req,
@@ -294,6 +319,11 @@ fn serve(mut conn: Conn) {
                 break;
             }
         };
+        if limit > 0 && answered == limit {
+            // Dropped unanswered, request bytes unread: the peer sees a close or a reset.
+            return;
+        }
+        answered += 1;
         REQUESTS.fetch_add(1, Ordering::Relaxed);
         match conn.route(&req) {
             Ok(true) if req.keep_alive => {}
@@ -357,14 +387,28 @@ impl Conn {
         }
     }
 
-    /// Reads the request body, handing it to `sink` piece by piece.
-    fn read_body(&mut self, req: &Request, sink: &mut dyn FnMut(&[u8])) -> Result<(), Fail> {
+    /// Reads the request body, handing it to `sink` piece by piece; with `raw`, a chunked
+    /// body's framing lines (size lines, extensions, trailers, with their CRLF) go to `sink`
+    /// too, as they arrived.
+    fn read_body(
+        &mut self,
+        req: &Request,
+        raw: bool,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Fail> {
         match req.body {
             Framing::None => Ok(()),
             Framing::Length(n) => self.read_exact_into(n, sink),
             Framing::Chunked => {
+                let framing = |line: &[u8], sink: &mut dyn FnMut(&[u8])| {
+                    if raw {
+                        sink(line);
+                        sink(b"\r\n");
+                    }
+                };
                 loop {
                     let line = self.read_line()?;
+                    framing(&line, sink);
                     let size = line.split(|&b| b == b';').next().unwrap_or_default();
                     let size = std::str::from_utf8(size.trim_ascii())
                         .ok()
@@ -377,9 +421,16 @@ impl Conn {
                     if !self.read_line()?.is_empty() {
                         return Err(Fail::Bad("chunk not followed by CRLF"));
                     }
+                    framing(b"", sink);
                 }
                 // Trailer fields, up to the empty line.
-                while !self.read_line()?.is_empty() {}
+                loop {
+                    let line = self.read_line()?;
+                    framing(&line, sink);
+                    if line.is_empty() {
+                        break;
+                    }
+                }
                 Ok(())
             }
         }
@@ -506,7 +557,8 @@ impl Conn {
         let mut echo = Vec::new();
         let mut received = 0u64;
         let keep_body = req.path() == "/echo";
-        self.read_body(req, &mut |piece| {
+        let raw = keep_body && req.param("raw").as_deref() == Some("1");
+        self.read_body(req, raw, &mut |piece| {
             received += piece.len() as u64;
             if keep_body {
                 echo.extend_from_slice(piece);
@@ -542,6 +594,11 @@ impl Conn {
                     std::thread::sleep(Duration::from_millis(delay));
                 }
                 let name = self.name.clone();
+                if req.param("close").as_deref() == Some("1") {
+                    // Says keep-alive, closes at once.
+                    self.send(200, &[text()], name.as_bytes(), true)?;
+                    return Ok(false);
+                }
                 Ok(reply(self, 200, &[text()], name.as_bytes())?)
             }
             "/stats" => {
@@ -630,6 +687,15 @@ impl Conn {
             "/both-cl-te" => self.raw_then_close(
                 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
             ),
+            "/bad-chunked" => {
+                let mut head = self.head(200, &[text()], true);
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n");
+                self.stream.write_all(&head)?;
+                // Held open: a proxy must end the client's response by itself.
+                let mut sink = [0u8; 4096];
+                while matches!(self.stream.read(&mut sink), Ok(n) if n > 0) {}
+                Ok(false)
+            }
             "/bad-status" => {
                 self.stream.write_all(b"HTTP/1.1 2000 OK\r\n\r\n")?;
                 Ok(false)
