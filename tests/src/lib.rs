@@ -123,6 +123,41 @@ pub fn port_accepts(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
+/// Whether process `pid` holds a socket listening on loopback or wildcard port `port`
+/// (from `/proc/net/tcp{,6}` and `/proc/PID/fd`): tells a server's own socket from one that
+/// another process bound to the same port.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if *state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 const NGINX: &str = "/usr/sbin/nginx";
 
 /// The nginx binary used as an oracle (`PROTON_NGINX` overrides `/usr/sbin/nginx`).
@@ -418,7 +453,34 @@ impl Proton {
     }
 
     /// [`Proton::start`] with extra environment variables for proton-run.
+    ///
+    /// proton-run refuses an address another process serves (`bind() … failed (98: Address
+    /// already in use)`), so a port that another test took after [`free_port`] picked it
+    /// makes it exit; it is then started again on another port (five attempts). It counts
+    /// as started only once the master itself holds a listening socket on the port, so a
+    /// test never talks to a server it did not start.
     pub fn start_with_env(dir: &Path, conf: &str, workers: usize, env: &[(&str, &str)]) -> Proton {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            match Proton::try_start(dir, conf, workers, env) {
+                Ok(p) => return p,
+                Err(StartError::PortTaken(logs)) => {
+                    last = logs;
+                    // The next attempt starts with fresh logs.
+                    let _ = fs::remove_file(dir.join("logs/error.log"));
+                }
+                Err(StartError::Failed(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!("proton-run found its port taken five times:\n{last}");
+    }
+
+    fn try_start(
+        dir: &Path,
+        conf: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> Result<Proton, StartError> {
         let port = free_port();
         let conf_path = dir.join("proton.conf");
         let ir = dir.join("proton.ir");
@@ -441,23 +503,34 @@ impl Proton {
             ))
             .spawn()
             .expect("proton-run starts");
+        let pid = child.id();
         p.child = Some(child);
-        let ok = wait_until(Duration::from_secs(10), || {
-            if let Some(c) = p.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return true;
+        let mut exited = None;
+        let ready = wait_until(Duration::from_secs(20), || {
+            if let Some(Ok(Some(status))) = p.child.as_mut().map(Child::try_wait) {
+                exited = Some(status);
+                return true;
+            }
+            listens_on(pid, port) && port_accepts(port)
+        });
+        match (ready, exited) {
+            (true, None) => Ok(p),
+            (true, Some(status)) => {
+                let logs = p.logs();
+                p.child = None;
+                if !status.success() && logs.contains("Address already in use") {
+                    Err(StartError::PortTaken(logs))
+                } else {
+                    Err(StartError::Failed(format!(
+                        "proton-run exited early ({status}) on port {port}:\n{logs}"
+                    )))
                 }
             }
-            port_accepts(port)
-        });
-        let exited = p
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-        if !ok || exited {
-            panic!("proton-run did not start on port {port}:\n{}", p.logs());
+            (false, _) => Err(StartError::Failed(format!(
+                "proton-run did not start on port {port} within 20 s:\n{}",
+                p.logs()
+            ))),
         }
-        p
     }
 
     /// Writes `conf` (placeholders replaced) and compiles it to the IR path.
