@@ -5,5 +5,6 @@ mod backend;
 mod differential;
 mod harness;
 mod health;
+mod process;
 mod proxy;
 mod runtime;

@@ -563,20 +563,21 @@ http {
         0,
         "idle keep-alive connection not closed"
     );
-    // worker_connections 8: extra connections are refused cleanly; the server goes on.
+    // worker_connections 8, held by connections that send nothing: as nginx, the oldest
+    // idle one is closed to make room, and the new client is served (process.rs has the
+    // details, and the refusal when every connection is busy).
     let mut held = Vec::new();
     for _ in 0..8 {
         if let Ok(c) = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)) {
             held.push(c);
         }
     }
-    let mut extra = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let refused = matches!(extra.read(&mut buf), Ok(0) | Err(_));
-    assert!(refused, "connection beyond worker_connections was served");
+    let extra = request(p.port, Some("x"), "/");
+    assert!(
+        extra.as_ref().is_ok_and(|r| r.status == 200),
+        "connection beyond worker_connections not served: {extra:?}\n{}",
+        p.logs()
+    );
     drop(held);
     let ok = wait_until(Duration::from_secs(5), || {
         request(p.port, Some("x"), "/").is_ok_and(|r| r.status == 200)
@@ -952,7 +953,9 @@ fn sendfile_on_and_off_deliver_the_same_bytes() {
 }
 
 /// PROTON_LOG_LEVEL overrides error_log's level; worker_rlimit_nofile reaches the workers;
-/// a worker that keeps dying right after start is respawned with a growing delay.
+/// a worker that keeps dying right after start is respawned at once, then after a short
+/// delay (its sockets have no other worker to serve them, so the delay stays at 100 ms;
+/// process.rs checks the growing delay when other workers cover the slot).
 #[test]
 fn log_level_rlimit_and_respawn_backoff() {
     let t = TempDir::new("rt-backoff");
@@ -994,7 +997,7 @@ http {
         nofile.split_whitespace().any(|f| f == want.to_string()),
         "{nofile}"
     );
-    // Kill the worker three times, each right after it started: the delays grow.
+    // Kill the worker three times, each right after it started.
     for _ in 0..3 {
         let before = p.workers();
         assert!(wait_until(Duration::from_secs(15), || p.workers().len() == 1));
@@ -1019,9 +1022,11 @@ http {
         .filter_map(|d| d.trim_end_matches(" ms").parse().ok())
         .collect();
     assert_eq!(delays.len(), 3, "{text}");
+    // The first respawn is immediate; later ones (if the worker died within 2 s of its
+    // start) wait at most 100 ms, the cap for a slot no other worker covers.
     assert!(
-        delays[0] > 0 && delays[1] > delays[0] && delays[2] > delays[1],
-        "{delays:?}"
+        delays[0] == 0 && delays.iter().all(|d| *d <= 100),
+        "{delays:?}\n{text}"
     );
     assert_eq!(request(p.port, Some("x"), "/").expect("served").status, 200);
 }
