@@ -246,7 +246,7 @@ impl Nginx {
         let mut nginx = Nginx { child, port, dir };
 
         let mut exited = None;
-        let ready = wait_until(Duration::from_secs(10), || {
+        let ready = wait_until(Duration::from_secs(20), || {
             if let Ok(Some(status)) = nginx.child.try_wait() {
                 exited = Some(status);
                 return true;
@@ -267,7 +267,7 @@ impl Nginx {
                 }
             }
             (false, _) => Err(StartError::Failed(format!(
-                "nginx did not accept connections on port {port} within 10 s:\n{}",
+                "nginx did not accept connections on port {port} within 20 s:\n{}",
                 logs()
             ))),
         }
@@ -335,8 +335,8 @@ impl Response {
 /// `None` it is HTTP/1.0 without a `Host` header (HTTP/1.1 requires one).
 pub fn request(port: u16, host: Option<&str>, path: &str) -> io::Result<Response> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let head = match host {
         Some(host) => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
         None => format!("GET {path} HTTP/1.0\r\n\r\n"),
@@ -446,8 +446,9 @@ pub struct Proton {
 
 impl Proton {
     /// Compiles `conf` (where `{port}` is replaced by a free port and `{dir}` by `dir`) into
-    /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until the port
-    /// accepts connections (10 s), failing with the error log if it exits early.
+    /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until its master
+    /// listens on the port and it accepts connections (20 s), failing with the error log if
+    /// it exits early.
     pub fn start(dir: &Path, conf: &str, workers: usize) -> Proton {
         Proton::start_with_env(dir, conf, workers, &[])
     }
@@ -577,10 +578,10 @@ impl Proton {
     }
 
     /// The pid of the single worker, once it runs (the master binds before it forks, so a
-    /// test can reach the port before the worker exists); panics after 10 s without one.
+    /// test can reach the port before the worker exists); panics after 20 s without one.
     pub fn the_worker(&self) -> u32 {
         assert!(
-            wait_until(Duration::from_secs(10), || self.workers().len() == 1),
+            wait_until(Duration::from_secs(20), || self.workers().len() == 1),
             "expected one worker, got {:?}\n{}",
             self.workers(),
             self.logs()
@@ -732,13 +733,13 @@ impl Backend {
             let _ = tx.send(lines.next());
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(Some(Ok(line))) => line,
             outcome => {
                 let _ = child.kill();
                 let status = child.wait();
                 panic!(
-                    "proton-testbackend {name:?} did not report its address within 10 s \
+                    "proton-testbackend {name:?} did not report its address within 20 s \
                      (got {outcome:?}; exit status {status:?})"
                 );
             }
@@ -792,8 +793,8 @@ impl Drop for Backend {
 /// Returns the responses read; stops early when the server closes the connection.
 pub fn keep_alive_exchange(port: u16, requests: &[&[u8]]) -> io::Result<Vec<Response>> {
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut out = Vec::new();
     let mut buf = Vec::new();
     for req in requests {

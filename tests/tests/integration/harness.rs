@@ -19,7 +19,7 @@ fn nginx_answers_and_is_stopped_on_drop() {
     assert_eq!(get(port, None, "/x"), (200, "no host".to_string()));
     drop(nginx);
     assert!(
-        wait_until(Duration::from_secs(5), || !port_accepts(port)),
+        wait_until(Duration::from_secs(20), || !port_accepts(port)),
         "nginx still listening on {port} after drop"
     );
 }
