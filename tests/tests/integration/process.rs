@@ -244,6 +244,7 @@ http {
 "#;
     let p = Proton::start(t.path(), conf, 1);
     let _ = p.the_worker();
+    let started = Instant::now();
     let total = 80;
     let mut conns: Vec<Option<(TcpStream, Vec<u8>)>> = (0..total)
         .map(|i| {
@@ -288,8 +289,14 @@ http {
         conns.iter().filter(|c| c.is_some()).count(),
         p.logs()
     );
+    // Once, or once a minute on a very slow run.
     let lines = error_log(&t).matches("Too many open files").count();
-    assert_eq!(lines, 1, "{}", p.logs());
+    let minutes = started.elapsed().as_secs() as usize / 60;
+    assert!(
+        lines >= 1 && lines <= minutes + 1,
+        "{lines} lines: {}",
+        p.logs()
+    );
 }
 
 /// Opens a keep-alive connection, gets one answer on it and leaves it idle.
