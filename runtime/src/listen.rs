@@ -85,7 +85,17 @@ pub fn addresses_to_bind(ir: &proton_ir::Ir) -> Vec<(SocketAddr, bool, i32)> {
     out
 }
 
+/// An OS error as nginx words it: `98: Address already in use`.
+fn os_error(e: nix::errno::Errno) -> String {
+    format!("{}: {}", e as i32, e.desc())
+}
+
 /// Creates, binds and listens on one socket.
+///
+/// With `reuseport`, the socket joins the SO_REUSEPORT group of the address, which only
+/// works once the group's first socket exists (see [`bind_exclusive`]). Without it, the
+/// bind and the listen are exclusive: they fail with EADDRINUSE when any other socket is
+/// bound to (or listening on) the address, as nginx's do.
 pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpListener, String> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
@@ -98,12 +108,20 @@ pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpLi
         SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
-    .map_err(|e| format!("socket() for {addr} failed: {e}"))?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)
-        .map_err(|e| format!("setsockopt(SO_REUSEADDR) for {addr} failed: {e}"))?;
+    .map_err(|e| format!("socket() for {addr} failed ({})", os_error(e)))?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| {
+        format!(
+            "setsockopt(SO_REUSEADDR) for {addr} failed ({})",
+            os_error(e)
+        )
+    })?;
     if reuseport {
-        setsockopt(&fd, sockopt::ReusePort, &true)
-            .map_err(|e| format!("setsockopt(SO_REUSEPORT) for {addr} failed: {e}"))?;
+        setsockopt(&fd, sockopt::ReusePort, &true).map_err(|e| {
+            format!(
+                "setsockopt(SO_REUSEPORT) for {addr} failed ({})",
+                os_error(e)
+            )
+        })?;
     }
     if addr.is_ipv6() {
         // nginx's default: an IPv6 wildcard does not also take IPv4 connections.
@@ -111,10 +129,40 @@ pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpLi
     }
     let sa = SockaddrStorage::from(addr);
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa)
-        .map_err(|e| format!("bind() to {addr} failed: {e}"))?;
-    let backlog = Backlog::new(backlog.clamp(1, 65_535)).unwrap_or(Backlog::MAXCONN);
-    listen(&fd, backlog).map_err(|e| format!("listen() on {addr} failed: {e}"))?;
+        .map_err(|e| format!("bind() to {addr} failed ({})", os_error(e)))?;
+    let backlog = backlog.clamp(1, 65_535);
+    let bl = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+    listen(&fd, bl).map_err(|e| {
+        format!(
+            "listen() to {addr}, backlog {backlog} failed ({})",
+            os_error(e)
+        )
+    })?;
     Ok(TcpListener::from(fd))
+}
+
+/// Binds the first socket of an address so that no other process can share the address,
+/// and then opens it to this master's own per-worker sockets.
+///
+/// The socket is bound and put in the listening state *without* SO_REUSEPORT: that fails
+/// with EADDRINUSE if any socket of any process listens on the address (or on the
+/// wildcard covering it), including another Proton's SO_REUSEPORT sockets; and once it
+/// listens, any later plain bind or listen of the address by someone else fails. Only then
+/// is SO_REUSEPORT set on it, so the master's further sockets for the address (bound with
+/// SO_REUSEPORT) can join its group. Another Proton always starts with this exclusive
+/// step, so two masters can never share an address; of two starting at the same moment,
+/// the one whose `listen()` comes second gets EADDRINUSE. (Checked on Linux 6.18: a
+/// listening socket that gets SO_REUSEPORT afterwards joins the group of the sockets bound
+/// after it, and the kernel spreads connections over all of them.)
+pub fn bind_exclusive(addr: SocketAddr, backlog: i32) -> Result<TcpListener, String> {
+    let sock = bind_one(addr, false, backlog)?;
+    setsockopt(&sock, sockopt::ReusePort, &true).map_err(|e| {
+        format!(
+            "setsockopt(SO_REUSEPORT) for {addr} failed ({})",
+            os_error(e)
+        )
+    })?;
+    Ok(sock)
 }
 
 /// The outcome of [`rebind`]: `Ok((new set, no longer needed))` or `Err((why, old set))`.
@@ -130,7 +178,7 @@ pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>, workers: usize) -> Rebind {
         if old.iter().any(|b| b.addr == *addr) {
             continue;
         }
-        let bound = bind_one(*addr, *reuseport, *backlog).and_then(|socket| {
+        let bound = bind_exclusive(*addr, *backlog).and_then(|socket| {
             let mut b = Bound {
                 addr: *addr,
                 socket,

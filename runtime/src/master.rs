@@ -5,8 +5,11 @@
 //!   the same listening sockets (new addresses bound, removed ones closed) and tell the old
 //!   workers to finish gracefully. A bad IR leaves the running generation untouched.
 //! * QUIT — graceful stop; TERM, INT — fast stop; USR1 — reopen log files.
-//! * CHLD — a worker of the current generation that dies is respawned, with a growing delay
-//!   when it keeps dying right after start.
+//! * CHLD — a worker of the current generation that dies is respawned: at once the first
+//!   time, then with a growing delay while it keeps dying right after start. Until its
+//!   replacement runs, the living workers of the generation accept from its listening
+//!   sockets (the master marks the slot orphaned in shared memory and sends them USR2),
+//!   and the upstream connections it held are given back to the `max_conns` counts.
 //!
 //! The master never touches a client connection.
 
@@ -42,6 +45,8 @@ pub fn handled_signals() -> SigSet {
         Signal::SIGTERM,
         Signal::SIGINT,
         Signal::SIGUSR1,
+        // Master → workers: a sibling slot was orphaned (or taken over again).
+        Signal::SIGUSR2,
         Signal::SIGCHLD,
         Signal::SIGPIPE,
     ] {
@@ -49,6 +54,11 @@ pub fn handled_signals() -> SigSet {
     }
     set
 }
+
+/// The longest respawn delay of a slot whose sockets no living worker covers (all workers
+/// of the generation are dead): a worker that dies at start is forked at most ten times a
+/// second, and the sockets are never unserved for longer.
+const UNCOVERED_RESPAWN_DELAY: Duration = Duration::from_millis(100);
 
 struct WorkerProc {
     pid: Pid,
@@ -86,6 +96,10 @@ struct Master {
     pid_file: PathBuf,
     stopping: Option<(Signal, Instant)>,
     counters: Counters,
+    /// Per worker slot: the id of the generation whose worker in that slot is dead and not
+    /// yet replaced (0: none). The generation's living workers accept from the listening
+    /// sockets of such a slot, so that nothing waits for the respawn.
+    orphans: Counters,
     /// Counter slots not held by a live worker.
     free_counters: Vec<usize>,
     started_unix: u64,
@@ -202,6 +216,13 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let orphans = match Counters::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("proton-run: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let count = loaded.worker_count();
     announce_start(&loaded, &bound, count, &mut elog);
     let mut m = Master {
@@ -221,6 +242,7 @@ pub fn run(opts: Options) -> ExitCode {
         pid_file,
         stopping: None,
         counters,
+        orphans,
         free_counters: (0..SLOTS).rev().collect(),
         started_unix: unix_now(),
         last_status: Instant::now(),
@@ -255,13 +277,19 @@ impl Master {
                 let code = crate::worker::run(
                     &self.current.loaded,
                     &self.bound,
-                    slot,
-                    self.current.id,
-                    self.counters.slot(counter),
+                    crate::worker::Place {
+                        slot,
+                        generation: self.current.id,
+                        active: self.counters.slot(counter),
+                        orphans: &self.orphans,
+                    },
                 );
                 std::process::exit(code);
             }
             Ok(ForkResult::Parent { child }) => {
+                // The slot has its own worker again; the others stop covering it when they
+                // next look (at the latest in their next timeout sweep).
+                self.orphans.slot(slot).store(0, Ordering::Relaxed);
                 self.current.workers.push(WorkerProc {
                     pid: child,
                     slot,
@@ -447,19 +475,35 @@ impl Master {
             if let Some(i) = self.current.workers.iter().position(|w| w.pid == pid) {
                 let w = self.current.workers.swap_remove(i);
                 self.release_counter(w.counter);
+                let reclaimed = self.current.loaded.upstream_shared.reclaim_worker(w.slot);
                 let clean = how == "exited with code 0";
                 if self.stopping.is_some() {
                     elog!(self.elog, Notice, "worker process {pid} {how}");
                     continue;
                 }
                 let slot = w.slot;
+                // The living workers take over the slot's sockets until it is respawned.
+                self.orphans
+                    .slot(slot)
+                    .store(self.current.id, Ordering::Relaxed);
+                for other in &self.current.workers {
+                    let _ = kill(other.pid, Signal::SIGUSR2);
+                }
+                let covered = !self.current.workers.is_empty();
                 let delay = if w.started.elapsed() < Duration::from_secs(2) && !clean {
+                    // Dying again right after start: the first respawn is immediate, then
+                    // the delay doubles (100 ms … 10 s) while the others serve the slot's
+                    // sockets. With no living worker to cover them, the delay stays short.
                     let d = self.backoff.get(slot).copied().unwrap_or_default();
                     let next = (d * 2).clamp(Duration::from_millis(100), Duration::from_secs(10));
                     if let Some(b) = self.backoff.get_mut(slot) {
                         *b = next;
                     }
-                    next
+                    if covered {
+                        d
+                    } else {
+                        d.min(UNCOVERED_RESPAWN_DELAY)
+                    }
                 } else {
                     if let Some(b) = self.backoff.get_mut(slot) {
                         *b = Duration::ZERO;
@@ -469,9 +513,21 @@ impl Master {
                 elog!(
                     self.elog,
                     Alert,
-                    "worker process {pid} {how}; respawning in {} ms",
-                    delay.as_millis()
+                    "worker process {pid} {how}; respawning in {} ms{}",
+                    delay.as_millis(),
+                    if covered {
+                        "; the other workers accept its connections meanwhile"
+                    } else {
+                        ""
+                    }
                 );
+                if reclaimed > 0 {
+                    elog!(
+                        self.elog,
+                        Notice,
+                        "{reclaimed} upstream connections of worker process {pid} no longer count"
+                    );
+                }
                 self.respawns.push(Respawn {
                     slot,
                     at: Instant::now() + delay,
@@ -481,6 +537,7 @@ impl Master {
             for g in &mut self.draining {
                 if let Some(i) = g.workers.iter().position(|w| w.pid == pid) {
                     let w = g.workers.swap_remove(i);
+                    g.loaded.upstream_shared.reclaim_worker(w.slot);
                     self.counters.slot(w.counter).store(0, Ordering::Relaxed);
                     self.free_counters.push(w.counter);
                     elog!(

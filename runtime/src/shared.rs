@@ -1,5 +1,7 @@
 //! Memory shared by the master and all workers, mapped once by the master before any fork:
-//! per-worker counters (active connections) that the master sums for its status file.
+//! per-worker counters (active connections) that the master sums for its status file, and
+//! per worker slot the generation whose worker in that slot is dead and awaiting respawn
+//! (the living workers of that generation accept from the slot's sockets meanwhile).
 //!
 //! The mapping lives for the whole life of the master; workers inherit it.
 

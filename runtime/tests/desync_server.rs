@@ -34,7 +34,21 @@ fn protonc() -> PathBuf {
     p
 }
 
+/// Starts proton-run on a free port. The master writes its pid file only once it has bound
+/// the port, and it refuses a port another process serves (then another port is tried), so
+/// the test never talks to a server it did not start.
 fn start() -> Server {
+    let mut last = String::new();
+    for _attempt in 0..5 {
+        match try_start() {
+            Ok(server) => return server,
+            Err(why) => last = why,
+        }
+    }
+    panic!("proton-run did not start: {last}");
+}
+
+fn try_start() -> Result<Server, String> {
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -62,26 +76,40 @@ fn start() -> Server {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let pid_file = dir.join("p.pid");
     let child = Command::new(env!("CARGO_BIN_EXE_proton-run"))
+        .arg("--pid")
+        .arg(&pid_file)
         .arg(&ir)
         .env("PROTON_WORKERS", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("proton-run");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(Instant::now() < deadline, "proton-run did not start");
+    let mut server = Server { child, port, dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("exited early ({status}) on port {port}"));
+        }
+        if pid_file.exists() && TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(server);
+        }
+        if Instant::now() >= deadline {
+            let _ = server.child.kill();
+            return Err(format!("not listening on port {port} after 20 s"));
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server { child, port, dir }
 }
 
 /// Sends `raw`, then a second, valid request on the same connection; returns the status of
 /// the first response, whether a second response came, and whether the server closed.
+/// Reads until the server closes or a second whole response ("ok") has come; the 30 s read
+/// timeout only bounds a server that does neither.
 fn exchange(port: u16, raw: &[u8]) -> (Option<u16>, bool, bool) {
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_millis(1500)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     let _ = s.write_all(raw);
     let _ = s.write_all(b"GET /smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n");
@@ -91,7 +119,15 @@ fn exchange(port: u16, raw: &[u8]) -> (Option<u16>, bool, bool) {
         match s.read(&mut buf) {
             Ok(0) => break true,
             Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // Closing with the smuggled request still unread makes the kernel send a
+            // reset (until lingering close exists): closed all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
             Err(_) => break false,
+        }
+        let text = String::from_utf8_lossy(&got);
+        if text.matches("HTTP/1.").count() >= 2 && text.ends_with("\r\n\r\nok") {
+            break false;
         }
     };
     let text = String::from_utf8_lossy(&got);

@@ -123,6 +123,41 @@ pub fn port_accepts(port: u16) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
+/// Whether process `pid` holds a socket listening on loopback or wildcard port `port`
+/// (from `/proc/net/tcp{,6}` and `/proc/PID/fd`): tells a server's own socket from one that
+/// another process bound to the same port.
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let (Some(local), Some(state), Some(inode)) = (f.get(1), f.get(3), f.get(9)) else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if *state == "0A" && local_port == Some(port) {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 const NGINX: &str = "/usr/sbin/nginx";
 
 /// The nginx binary used as an oracle (`PROTON_NGINX` overrides `/usr/sbin/nginx`).
@@ -211,7 +246,7 @@ impl Nginx {
         let mut nginx = Nginx { child, port, dir };
 
         let mut exited = None;
-        let ready = wait_until(Duration::from_secs(10), || {
+        let ready = wait_until(Duration::from_secs(20), || {
             if let Ok(Some(status)) = nginx.child.try_wait() {
                 exited = Some(status);
                 return true;
@@ -232,7 +267,7 @@ impl Nginx {
                 }
             }
             (false, _) => Err(StartError::Failed(format!(
-                "nginx did not accept connections on port {port} within 10 s:\n{}",
+                "nginx did not accept connections on port {port} within 20 s:\n{}",
                 logs()
             ))),
         }
@@ -300,8 +335,8 @@ impl Response {
 /// `None` it is HTTP/1.0 without a `Host` header (HTTP/1.1 requires one).
 pub fn request(port: u16, host: Option<&str>, path: &str) -> io::Result<Response> {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let head = match host {
         Some(host) => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
         None => format!("GET {path} HTTP/1.0\r\n\r\n"),
@@ -411,14 +446,42 @@ pub struct Proton {
 
 impl Proton {
     /// Compiles `conf` (where `{port}` is replaced by a free port and `{dir}` by `dir`) into
-    /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until the port
-    /// accepts connections (10 s), failing with the error log if it exits early.
+    /// `dir/proton.ir` and starts `proton-run` with `workers` workers; waits until its master
+    /// listens on the port and it accepts connections (20 s), failing with the error log if
+    /// it exits early.
     pub fn start(dir: &Path, conf: &str, workers: usize) -> Proton {
         Proton::start_with_env(dir, conf, workers, &[])
     }
 
     /// [`Proton::start`] with extra environment variables for proton-run.
+    ///
+    /// proton-run refuses an address another process serves (`bind() … failed (98: Address
+    /// already in use)`), so a port that another test took after [`free_port`] picked it
+    /// makes it exit; it is then started again on another port (five attempts). It counts
+    /// as started only once the master itself holds a listening socket on the port, so a
+    /// test never talks to a server it did not start.
     pub fn start_with_env(dir: &Path, conf: &str, workers: usize, env: &[(&str, &str)]) -> Proton {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            match Proton::try_start(dir, conf, workers, env) {
+                Ok(p) => return p,
+                Err(StartError::PortTaken(logs)) => {
+                    last = logs;
+                    // The next attempt starts with fresh logs.
+                    let _ = fs::remove_file(dir.join("logs/error.log"));
+                }
+                Err(StartError::Failed(msg)) => panic!("{msg}"),
+            }
+        }
+        panic!("proton-run found its port taken five times:\n{last}");
+    }
+
+    fn try_start(
+        dir: &Path,
+        conf: &str,
+        workers: usize,
+        env: &[(&str, &str)],
+    ) -> Result<Proton, StartError> {
         let port = free_port();
         let conf_path = dir.join("proton.conf");
         let ir = dir.join("proton.ir");
@@ -441,23 +504,34 @@ impl Proton {
             ))
             .spawn()
             .expect("proton-run starts");
+        let pid = child.id();
         p.child = Some(child);
-        let ok = wait_until(Duration::from_secs(10), || {
-            if let Some(c) = p.child.as_mut() {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return true;
+        let mut exited = None;
+        let ready = wait_until(Duration::from_secs(20), || {
+            if let Some(Ok(Some(status))) = p.child.as_mut().map(Child::try_wait) {
+                exited = Some(status);
+                return true;
+            }
+            listens_on(pid, port) && port_accepts(port)
+        });
+        match (ready, exited) {
+            (true, None) => Ok(p),
+            (true, Some(status)) => {
+                let logs = p.logs();
+                p.child = None;
+                if !status.success() && logs.contains("Address already in use") {
+                    Err(StartError::PortTaken(logs))
+                } else {
+                    Err(StartError::Failed(format!(
+                        "proton-run exited early ({status}) on port {port}:\n{logs}"
+                    )))
                 }
             }
-            port_accepts(port)
-        });
-        let exited = p
-            .child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))));
-        if !ok || exited {
-            panic!("proton-run did not start on port {port}:\n{}", p.logs());
+            (false, _) => Err(StartError::Failed(format!(
+                "proton-run did not start on port {port} within 20 s:\n{}",
+                p.logs()
+            ))),
         }
-        p
     }
 
     /// Writes `conf` (placeholders replaced) and compiles it to the IR path.
@@ -504,10 +578,10 @@ impl Proton {
     }
 
     /// The pid of the single worker, once it runs (the master binds before it forks, so a
-    /// test can reach the port before the worker exists); panics after 10 s without one.
+    /// test can reach the port before the worker exists); panics after 20 s without one.
     pub fn the_worker(&self) -> u32 {
         assert!(
-            wait_until(Duration::from_secs(10), || self.workers().len() == 1),
+            wait_until(Duration::from_secs(20), || self.workers().len() == 1),
             "expected one worker, got {:?}\n{}",
             self.workers(),
             self.logs()
@@ -659,13 +733,13 @@ impl Backend {
             let _ = tx.send(lines.next());
             for _ in lines {}
         });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(Some(Ok(line))) => line,
             outcome => {
                 let _ = child.kill();
                 let status = child.wait();
                 panic!(
-                    "proton-testbackend {name:?} did not report its address within 10 s \
+                    "proton-testbackend {name:?} did not report its address within 20 s \
                      (got {outcome:?}; exit status {status:?})"
                 );
             }
@@ -719,8 +793,8 @@ impl Drop for Backend {
 /// Returns the responses read; stops early when the server closes the connection.
 pub fn keep_alive_exchange(port: u16, requests: &[&[u8]]) -> io::Result<Vec<Response>> {
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut out = Vec::new();
     let mut buf = Vec::new();
     for req in requests {

@@ -25,13 +25,15 @@
 //! which at worst lets two workers choose the same least-loaded peer. Only `max_conns` needs
 //! to be exact, and [`super::Balancer::try_acquire`] enforces it with a compare-and-swap.
 //!
-//! A worker killed with connections open leaves them counted in `active` until the generation
-//! is replaced (nginx's shared zone behaves alike).
+//! Each worker also counts its own share of `active`, per peer, in a second mapping (one row
+//! per worker slot, [`Shares`]); when a worker dies, the master gives its share back
+//! ([`SharedUpstreams::reclaim_worker`]), so connections a killed worker held do not keep a
+//! `max_conns` peer full (nginx's shared zone keeps them counted until a reload).
 
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,6 +132,67 @@ impl Drop for Mapping {
     }
 }
 
+/// Worker slots that can hold a share (`proton-run` runs at most 256 workers a generation).
+const WORKER_SLOTS: usize = 256;
+
+/// Per worker slot and peer: the connections that worker has open to the peer (its part of
+/// the peer's `active`), so that the part of a worker that died can be given back. Row `w`
+/// holds worker slot `w`'s counts, one `AtomicU32` per peer.
+struct Shares {
+    base: NonNull<AtomicU32>,
+    peers: usize,
+    len: NonZeroUsize,
+    /// The worker slot of this process (`usize::MAX`: not a worker, nothing is counted).
+    /// Process-local: set by the worker after fork.
+    worker: AtomicUsize,
+}
+
+// SAFETY: the mapped memory is only accessed through atomics, as for `Mapping`.
+unsafe impl Send for Shares {}
+// SAFETY: as above.
+unsafe impl Sync for Shares {}
+
+impl Shares {
+    fn new(peers: usize) -> Result<Shares, String> {
+        let peers = peers.max(1);
+        let len = peers
+            .checked_mul(WORKER_SLOTS * std::mem::size_of::<AtomicU32>())
+            .and_then(NonZeroUsize::new)
+            .ok_or("shared upstream state too large")?;
+        // Zero-filled and page-aligned: every element is a valid, aligned `AtomicU32`.
+        let ptr = crate::shared::map_shared_zeroed(len)
+            .map_err(|e| format!("mmap of upstream shares ({len} bytes) failed: {e}"))?;
+        Ok(Shares {
+            base: ptr.cast::<AtomicU32>(),
+            peers,
+            len,
+            worker: AtomicUsize::new(usize::MAX),
+        })
+    }
+
+    /// Worker `w`'s count for peer slot `peer`.
+    fn get(&self, w: usize, peer: usize) -> Option<&AtomicU32> {
+        if w >= WORKER_SLOTS || peer >= self.peers {
+            return None;
+        }
+        // SAFETY: `w * peers + peer` < WORKER_SLOTS * peers, inside the mapping, which
+        // stays mapped while `self` lives (only `Drop` unmaps it).
+        Some(unsafe { &*self.base.as_ptr().add(w * self.peers + peer) })
+    }
+
+    /// This process's count for peer slot `peer`, when it is a worker.
+    fn mine(&self, peer: usize) -> Option<&AtomicU32> {
+        self.get(self.worker.load(Ordering::Relaxed), peer)
+    }
+}
+
+impl Drop for Shares {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `new`; no reference into it outlives `self`.
+        let _ = unsafe { munmap(self.base.cast(), self.len.get()) };
+    }
+}
+
 /// Converts between `Instant` and milliseconds of CLOCK_MONOTONIC (see the module docs).
 #[derive(Debug, Clone, Copy)]
 struct Clock {
@@ -182,6 +245,7 @@ impl Clock {
 /// [`super::Balancer::from_upstream_shared`].
 pub struct SharedUpstreams {
     map: Arc<Mapping>,
+    shares: Arc<Shares>,
     /// Per upstream: index of its first slot, number of servers.
     groups: Vec<(usize, usize)>,
     clock: Clock,
@@ -215,6 +279,7 @@ impl SharedUpstreams {
         }
         Ok(SharedUpstreams {
             map: Arc::new(Mapping::new(total)?),
+            shares: Arc::new(Shares::new(total)?),
             groups,
             clock: Clock::new()?,
         })
@@ -243,6 +308,7 @@ impl SharedUpstreams {
         let &(first, len) = self.groups.get(upstream)?;
         Some(SharedPeers {
             map: Arc::clone(&self.map),
+            shares: Arc::clone(&self.shares),
             first,
             len,
             clock: self.clock,
@@ -253,6 +319,34 @@ impl SharedUpstreams {
     pub fn peer_active(&self, upstream: usize, peer: usize) -> u32 {
         self.slot(upstream, peer)
             .map_or(0, |s| s.active.load(Ordering::Relaxed))
+    }
+
+    /// Makes this process worker slot `slot` of the generation: from now on its connections
+    /// to peers are also counted in the slot's share. Called by a worker after fork.
+    pub fn set_worker(&self, slot: usize) {
+        self.shares.worker.store(slot, Ordering::Relaxed);
+    }
+
+    /// Gives back the share of worker slot `slot`, whose process has exited: each peer's
+    /// `active` drops by the connections that worker still had open. Returns how many.
+    /// Called by the master when it reaps the worker (before the slot is respawned).
+    pub fn reclaim_worker(&self, slot: usize) -> u64 {
+        let mut total = 0u64;
+        for peer in 0..self.map.slots {
+            let (Some(share), Some(s)) = (self.shares.get(slot, peer), self.map.slot(peer)) else {
+                continue;
+            };
+            let n = share.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                total += u64::from(n);
+                let _ = s
+                    .active
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                        Some(a.saturating_sub(n))
+                    });
+            }
+        }
+        total
     }
 
     /// Passive failures counted for the peer (nginx's `fails`; 0 when out of range).
@@ -317,6 +411,7 @@ impl SharedUpstreams {
 #[derive(Clone)]
 pub(super) struct SharedPeers {
     map: Arc<Mapping>,
+    shares: Arc<Shares>,
     first: usize,
     len: usize,
     clock: Clock,
@@ -378,17 +473,27 @@ impl SharedPeers {
     /// new count, or `None` when the peer is full.
     pub(super) fn try_acquire(&self, i: usize, max: u32) -> Option<u32> {
         let s = self.slot(i)?;
-        s.active
+        let now = s
+            .active
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
                 (max == 0 || a < max).then(|| a.saturating_add(1))
             })
             .ok()
-            .map(|prev| prev.saturating_add(1))
+            .map(|prev| prev.saturating_add(1))?;
+        if let Some(mine) = self.shares.mine(self.first + i) {
+            mine.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(now)
     }
 
     /// One connection to peer `i` fewer; returns the new count.
     pub(super) fn release(&self, i: usize) -> u32 {
         self.slot(i).map_or(0, |s| {
+            if let Some(mine) = self.shares.mine(self.first + i) {
+                let _ = mine.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                });
+            }
             let prev = s
                 .active
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
@@ -801,8 +906,50 @@ mod tests {
         }
         assert_eq!(shared.peer_active(1, 0), 2);
         assert_eq!(shared.peer_fails(1, 1), 1);
+        // The child was no worker (no slot set): nothing to give back.
+        assert_eq!(shared.reclaim_worker(3), 0);
+        assert_eq!(shared.peer_active(1, 0), 2);
         // Peer 1 failed (max_fails=1) and peer 0 is busy: the parent's balancer sees both.
         assert_eq!(b.pick(KEY, now, &[]), Some(0));
         assert_eq!(b.pick(KEY, now, &[0]), None);
+    }
+
+    /// A worker killed with connections open: the master gives its share back, and only
+    /// its share (another worker's connections stay counted).
+    #[test]
+    fn dead_workers_share_is_reclaimed() {
+        use nix::sys::signal::{raise, Signal};
+        use nix::sys::wait::waitpid;
+        use nix::unistd::{fork, ForkResult};
+        let mut max1 = server("a:1");
+        max1.max_conns = 2;
+        let (up, shared) = setup(Balance::RoundRobin, vec![max1]);
+        let mut mine = Balancer::from_upstream_shared(&up, &shared, 1, 1);
+        assert!(mine.try_acquire(0), "the parent's own connection");
+        // SAFETY: the child only does atomic operations on memory that is already mapped
+        // and then kills itself, so it never runs the harness's code.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                shared.set_worker(3);
+                let mut b = Balancer::from_upstream_shared(&up, &shared, 1, 1);
+                let _ = b.try_acquire(0);
+                let _ = raise(Signal::SIGKILL);
+                std::process::abort();
+            }
+            Ok(ForkResult::Parent { child }) => {
+                waitpid(child, None).expect("waitpid");
+            }
+            Err(e) => panic!("fork: {e}"),
+        }
+        assert_eq!(shared.peer_active(1, 0), 2, "the peer is full");
+        assert!(!mine.try_acquire(0));
+        assert_eq!(shared.reclaim_worker(3), 1);
+        assert_eq!(
+            shared.peer_active(1, 0),
+            1,
+            "the parent's connection stays counted"
+        );
+        assert!(mine.try_acquire(0));
+        assert_eq!(shared.reclaim_worker(3), 0, "given back once");
     }
 }

@@ -4,6 +4,7 @@
 //!
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
+mod accept;
 mod conn;
 mod context;
 mod proxy;
@@ -16,8 +17,8 @@ use crate::config::Loaded;
 use crate::elog;
 use crate::listen::Bound;
 use crate::log::ErrorLog;
+pub use accept::Place;
 use conn::Conn;
-use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::signal::Signal;
@@ -32,15 +33,6 @@ const SIGNAL: Token = Token(usize::MAX - 1);
 const IDLE_GRACE: Duration = Duration::from_millis(1000);
 /// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
 const CONN_BASE: usize = 1 << 20;
-
-/// A listening socket in this worker and how to map its connections to IR listeners.
-struct Listener {
-    sock: TcpListener,
-    bound_addr: SocketAddr,
-    /// The IR listener of every connection on this socket, when the socket is bound to a
-    /// specific address (no getsockname needed per connection).
-    fixed: Option<usize>,
-}
 
 /// Buffers handed out to connections and returned on close, so steady-state serving does
 /// not allocate.
@@ -105,13 +97,8 @@ impl Worker<'_> {
 }
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
-pub fn run(
-    loaded: &Loaded,
-    bound: &[Bound],
-    slot: usize,
-    generation: u64,
-    active: &std::sync::atomic::AtomicU64,
-) -> i32 {
+pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
+    let (slot, generation) = (place.slot, place.generation);
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let mut elog = match loaded.ir.main.error_log.first() {
         Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
@@ -142,42 +129,17 @@ pub fn run(
         elog!(elog, Emerg, "cannot watch signals: {e}");
         return 2;
     }
-    let mut listeners = Vec::with_capacity(bound.len());
-    for (i, b) in bound.iter().enumerate() {
-        let std_sock = match b.for_worker(slot).try_clone() {
-            Ok(s) => s,
-            Err(e) => {
-                elog!(elog, Emerg, "cannot use listening socket {}: {e}", b.addr);
-                return 2;
-            }
-        };
-        let _ = std_sock.set_nonblocking(true);
-        let mut sock = TcpListener::from_std(std_sock);
-        // Each worker has its own SO_REUSEPORT socket per listener (listen.rs), so an
-        // ordinary registration wakes only this worker.
-        if let Err(e) = poll
-            .registry()
-            .register(&mut sock, Token(i), Interest::READABLE)
-        {
-            elog!(elog, Emerg, "cannot watch {}: {e}", b.addr);
+    let max_conns = loaded.ir.main.worker_connections.max(2) as usize;
+    let mut acceptor = match accept::Acceptor::new(loaded, bound, place, &poll, max_conns) {
+        Ok(a) => a,
+        Err(e) => {
+            elog!(elog, Emerg, "{e}");
             return 2;
         }
-        let fixed = if b.addr.ip().is_unspecified() {
-            None
-        } else {
-            loaded
-                .ir
-                .listeners
-                .iter()
-                .position(|l| crate::listen::parse_addr(&l.addr) == Some(b.addr))
-        };
-        listeners.push(Listener {
-            sock,
-            bound_addr: b.addr,
-            fixed,
-        });
-    }
-    let max_conns = loaded.ir.main.worker_connections.max(2) as usize;
+    };
+    // This worker's connections to upstream peers count in its slot's share, which the
+    // master gives back if it dies.
+    loaded.upstream_shared.set_worker(slot);
     let registry = match poll.registry().try_clone() {
         Ok(r) => r,
         Err(e) => {
@@ -227,12 +189,14 @@ pub fn run(
     let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
     let mut events = Events::with_capacity(1024);
     let mut quitting = false;
+    // A slot that died before this worker started may be waiting for its respawn.
+    acceptor.refresh_cover(&poll, &mut w);
     let mut last_sweep = Instant::now();
     loop {
         let timeout = if quitting {
             Duration::from_millis(100)
         } else {
-            Duration::from_millis(500)
+            acceptor.poll_timeout(Instant::now(), Duration::from_millis(500))
         };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -243,6 +207,7 @@ pub fn run(
         w.now = Instant::now();
         w.now_ms = conn::clock_ms(w.now);
         w.date.refresh(w.now);
+        acceptor.resume_if_due(&mut conns, &poll, &mut w);
         // Upstream events first: a response finished in this round puts its connection
         // back in the keep-alive cache before the round's new requests look for one.
         let ups_first = events.iter().filter(|e| e.token().0 >= proxy::UP_BASE);
@@ -258,10 +223,7 @@ pub fn run(
                                 // get a short grace to send what may already be on the way.
                                 quitting = true;
                                 w.draining = true;
-                                for l in &mut listeners {
-                                    let _ = poll.registry().deregister(&mut l.sock);
-                                }
-                                listeners.clear();
+                                acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
                                 for (_, c) in conns.iter_mut() {
                                     if c.is_idle() && c.deadline > grace {
@@ -277,15 +239,12 @@ pub fn run(
                                 w.elog.reopen();
                                 w.access.reopen();
                             }
+                            Ok(Signal::SIGUSR2) => acceptor.refresh_cover(&poll, &mut w),
                             _ => {}
                         }
                     }
                 }
-                Token(t) if t < CONN_BASE => {
-                    if let Some(l) = listeners.get(t) {
-                        accept_all(l, &mut conns, &poll, &mut w, max_conns);
-                    }
-                }
+                Token(t) if t < CONN_BASE => acceptor.on_ready(t, &mut conns, &poll, &mut w),
                 Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
                     Some(Some(key)) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -313,7 +272,9 @@ pub fn run(
         }
         w.ups.trim(&w.loaded.ir);
         w.access.report_errors(&mut w.elog);
-        active.store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        acceptor
+            .active()
+            .store(conns.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let now = w.now;
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {
             last_sweep = now;
@@ -332,6 +293,7 @@ pub fn run(
                 }
             }
             w.ups.sweep(now);
+            acceptor.refresh_cover(&poll, &mut w);
         }
         if quitting && conns.is_empty() {
             w.access.flush_all();
@@ -360,57 +322,6 @@ fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health:
             }
         }),
     )
-}
-
-fn accept_all(l: &Listener, conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, max: usize) {
-    loop {
-        let (stream, peer) = match l.sock.accept() {
-            Ok(x) => x,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                // EMFILE/ENFILE and friends: log and let the next readiness retry.
-                elog!(w.elog, Alert, "accept() on {} failed: {e}", l.bound_addr);
-                return;
-            }
-        };
-        if conns.len() >= max {
-            // worker_connections reached: refuse cleanly (the socket is closed on drop).
-            elog!(
-                w.elog,
-                Alert,
-                "{max} worker_connections are not enough; closing connection from {peer}"
-            );
-            drop(stream);
-            continue;
-        }
-        let (local, listener) = match l.fixed {
-            Some(i) => (l.bound_addr, Some(i)),
-            None => {
-                let local = stream.local_addr().unwrap_or(l.bound_addr);
-                (local, w.ir_listener_for(local, l.bound_addr))
-            }
-        };
-        let Some(listener) = listener else {
-            drop(stream);
-            continue;
-        };
-        let entry = conns.vacant_entry();
-        let key = entry.key();
-        let local = (w.listener_addrs.get(listener).copied().flatten() != Some(local))
-            .then(|| Box::new(local));
-        let mut conn = Conn::new(stream, peer, local, listener, key, w);
-        let token = Token(CONN_BASE + key);
-        if let Err(e) = poll
-            .registry()
-            .register(&mut conn.sock, token, Interest::READABLE)
-        {
-            elog!(w.elog, Alert, "cannot watch connection from {peer}: {e}");
-            conn.release(w);
-            continue;
-        }
-        entry.insert(conn);
-    }
 }
 
 /// Readiness on client connection `key` (or on the upstream socket it owns).

@@ -1,7 +1,7 @@
 //! Checks of the harness itself: the nginx oracle starts, answers, stops, and explains a
 //! failure to start; temp dirs clean up after themselves.
 
-use proton_tests::{get, nginx_binary, port_accepts, wait_until, Nginx, TempDir};
+use proton_tests::{get, nginx_binary, port_accepts, wait_until, Nginx, Proton, TempDir};
 use std::time::Duration;
 
 #[test]
@@ -19,7 +19,7 @@ fn nginx_answers_and_is_stopped_on_drop() {
     assert_eq!(get(port, None, "/x"), (200, "no host".to_string()));
     drop(nginx);
     assert!(
-        wait_until(Duration::from_secs(5), || !port_accepts(port)),
+        wait_until(Duration::from_secs(20), || !port_accepts(port)),
         "nginx still listening on {port} after drop"
     );
 }
@@ -31,6 +31,24 @@ fn nginx_that_cannot_start_shows_its_log() {
         panic!("unknown directive \"no_such_directive\" (nginx skipped)");
     };
     let _nginx = Nginx::start(&binary, |_| "no_such_directive on;".to_string());
+}
+
+/// A proton-run whose port is taken fails to start (it refuses an address another process
+/// serves) and the harness notices and tries other ports, instead of taking the other
+/// server's answers for its own. Here every attempt also asks for a port held by a running
+/// server, so all five fail.
+#[test]
+#[should_panic(expected = "proton-run found its port taken five times")]
+fn proton_on_a_taken_port_is_noticed() {
+    let t = TempDir::new("harness-taken");
+    let conf = "events {}\nhttp { access_log off; server { listen 127.0.0.1:{port}; return 200 \"mine\"; } }\n";
+    let first = Proton::start(t.path(), conf, 1);
+    let t2 = TempDir::new("harness-taken-2");
+    let both = format!(
+        "events {{}}\nhttp {{ access_log off; server {{ listen 127.0.0.1:{{port}}; listen 127.0.0.1:{}; return 200 \"other\"; }} }}\n",
+        first.port
+    );
+    let _second = Proton::start(t2.path(), &both, 1);
 }
 
 #[test]

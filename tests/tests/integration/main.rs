@@ -6,6 +6,7 @@ mod context;
 mod differential;
 mod harness;
 mod health;
+mod process;
 mod proxy;
 mod runtime;
 mod safety;

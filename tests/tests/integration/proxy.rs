@@ -497,7 +497,7 @@ server {
     let r = get(&p, "/bad/x");
     assert_eq!(r.status, 502, "{}\n{}", r.body_text(), p.logs());
     assert!(
-        wait_until(Duration::from_secs(5), || error_log(&t)
+        wait_until(Duration::from_secs(20), || error_log(&t)
             .contains("no resolver defined to resolve nowhere.invalid")),
         "{}",
         error_log(&t)
@@ -942,14 +942,14 @@ server {
             r.headers
         );
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(20),
             "{path} took {:?}",
             started.elapsed()
         );
     }
     let needle = format!("127.0.0.1:{dead}");
     assert!(
-        wait_until(Duration::from_secs(5), || error_log(&t).contains(&needle)),
+        wait_until(Duration::from_secs(20), || error_log(&t).contains(&needle)),
         "the error log does not name the upstream {needle}:\n{}",
         error_log(&t)
     );
@@ -1133,7 +1133,7 @@ server {
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{}\n{}", r.body_text(), p.logs());
     assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
+        took >= Duration::from_millis(400) && took < Duration::from_secs(15),
         "504 after {took:?}"
     );
     assert!(
@@ -1166,7 +1166,7 @@ server {
     let text = String::from_utf8_lossy(&raw).into_owned();
     assert!(closed, "not closed after {took:?}: {text:?}\n{}", p.logs());
     assert!(
-        took >= Duration::from_millis(400) && took < Duration::from_millis(2500),
+        took >= Duration::from_millis(400) && took < Duration::from_secs(15),
         "closed after {took:?}"
     );
     assert!(
@@ -1264,7 +1264,7 @@ fn upstream_closing_mid_body_cuts_the_client_response() {
         "the client connection hangs: {text:?}\n{}",
         p.logs()
     );
-    assert!(took < Duration::from_secs(3), "closed after {took:?}");
+    assert!(took < Duration::from_secs(15), "closed after {took:?}");
     assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
     assert!(text.contains("Content-Length: 1000\r\n"), "{text:?}");
     assert!(text.ends_with("\r\n\r\n0123456789"), "{text:?}");
@@ -1541,7 +1541,7 @@ server {
             "request {i}\n{}",
             p.logs()
         );
-        assert!(took < Duration::from_secs(2), "request {i} took {took:?}");
+        assert!(took < Duration::from_secs(15), "request {i} took {took:?}");
     }
     let log = error_log(&t);
     assert!(
@@ -1571,7 +1571,7 @@ server {
     let took = started.elapsed();
     assert_eq!(r.status, 504, "{}\n{}", r.body_text(), p.logs());
     assert!(
-        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        took >= Duration::from_millis(250) && took < Duration::from_secs(15),
         "504 after {took:?}"
     );
 }
@@ -1682,7 +1682,7 @@ server {
         );
     }
     assert!(
-        wait_until(Duration::from_secs(5), || hits() > before),
+        wait_until(Duration::from_secs(20), || hits() > before),
         "the 503 server was never tried"
     );
 }
@@ -1852,7 +1852,7 @@ server {
     let port = p.port;
     let slow = std::thread::spawn(move || request(port, Some("x"), "/lc/delay?ms=2000"));
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(20), || {
             polls += 1;
             served() - 2 * polls > base - 2
         }),
@@ -2284,22 +2284,22 @@ server {
 "#,
     );
     let mut s = connect(&p);
-    s.write_all(b"GET /delay?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /delay?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
     s.shutdown(std::net::Shutdown::Write).expect("half-close");
     let started = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(4), || error_log(&t)
+        wait_until(Duration::from_secs(30), || error_log(&t)
             .contains("client prematurely closed connection")),
         "no client-abort line:\n{}",
         error_log(&t)
     );
-    // The proxy closed the client connection without waiting for the 5 s upstream answer.
+    // The proxy closed the client connection without waiting for the 60 s upstream answer.
     let mut rest = Vec::new();
-    let _ = s.set_read_timeout(Some(Duration::from_secs(4)));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = s.read_to_end(&mut rest);
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
-    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 /// `$upstream_addr`, `$upstream_status` and `$upstream_response_time` in the access log:
@@ -2331,7 +2331,7 @@ server {
     let log_path = t.path().join("logs/up.log");
     let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(5), || log().lines().count() >= 3),
+        wait_until(Duration::from_secs(20), || log().lines().count() >= 3),
         "{}",
         log()
     );
@@ -2533,7 +2533,7 @@ server {
     // both are waiting; measure one quiet second.
     let mut probes = 0;
     assert!(
-        wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(20), || {
             probes += 1;
             b.stats().1 > base + probes
         }),
@@ -2591,7 +2591,7 @@ server {
     s.write_all(b"GET /big?bytes=200000000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
     assert!(
-        wait_until(Duration::from_secs(6), || error_log(&t).contains(
+        wait_until(Duration::from_secs(20), || error_log(&t).contains(
             "client timed out (110: send_timeout) while sending response to client"
         )),
         "no send_timeout line:\n{}",
@@ -2604,7 +2604,7 @@ server {
     );
     let access = t.path().join("logs/access.log");
     assert!(
-        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&access)
+        wait_until(Duration::from_secs(20), || std::fs::read_to_string(&access)
             .unwrap_or_default()
             .contains("\"GET /big?bytes=200000000 HTTP/1.1\" 200 ")),
         "no access log line: {:?}",
@@ -2632,7 +2632,7 @@ server {
     let r = get(&p, &big);
     assert_eq!(r.status, 502, "{}", p.logs());
     assert!(
-        wait_until(Duration::from_secs(5), || error_log(&t)
+        wait_until(Duration::from_secs(20), || error_log(&t)
             .contains("upstream sent too big header")),
         "{}",
         error_log(&t)
@@ -2688,7 +2688,7 @@ server {
     let text = String::from_utf8_lossy(&buf[..head]).to_string();
     assert!(text.starts_with("HTTP/1.1 504"), "{text}\n{}", p.logs());
     assert!(
-        wait_until(Duration::from_secs(5), || error_log(&t).contains(
+        wait_until(Duration::from_secs(20), || error_log(&t).contains(
             "upstream timed out (110: Connection timed out) while sending request"
         )),
         "{}",

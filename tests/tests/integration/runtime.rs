@@ -235,14 +235,14 @@ fn keep_alive_and_pipelining() {
     let t = TempDir::new("rt-keepalive");
     let p = start(&t);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     // Three pipelined requests in one write: three responses, in order.
     s.write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: localhost\r\n\r\nGET /new/z HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("write");
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    let ok = wait_until(Duration::from_secs(5), || {
+    let ok = wait_until(Duration::from_secs(20), || {
         if let Ok(n) = s.read(&mut buf) {
             got.extend_from_slice(&buf[..n]);
         }
@@ -297,7 +297,7 @@ fn bad_requests_get_4xx_and_close() {
     assert!(closed);
     // A request body that is not needed is discarded and the connection reused.
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
     let mut all = Vec::new();
@@ -435,7 +435,7 @@ fn fifty_reloads_under_load() {
                     Some(s) => s,
                     None => match TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
                         Ok(s) => {
-                            s.set_read_timeout(Some(Duration::from_secs(5)))
+                            s.set_read_timeout(Some(Duration::from_secs(30)))
                                 .expect("timeout");
                             conn.insert(s)
                         }
@@ -536,7 +536,7 @@ http {
     let p = Proton::start(t.path(), conf, 1);
     // A request head that never completes: closed after client_header_timeout.
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .expect("write");
@@ -549,10 +549,11 @@ http {
         "expected a close, got {:?}",
         String::from_utf8_lossy(&buf[..n])
     );
-    assert!(started.elapsed() < Duration::from_secs(4));
+    // Well under the 60 s default: the timeout fired (the bound only catches a hang).
+    assert!(started.elapsed() < Duration::from_secs(20));
     // An idle keep-alive connection: closed after keepalive_timeout.
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("write");
@@ -563,22 +564,23 @@ http {
         0,
         "idle keep-alive connection not closed"
     );
-    // worker_connections 8: extra connections are refused cleanly; the server goes on.
+    // worker_connections 8, held by connections that send nothing: as nginx, the oldest
+    // idle one is closed to make room, and the new client is served (process.rs has the
+    // details, and the refusal when every connection is busy).
     let mut held = Vec::new();
     for _ in 0..8 {
         if let Ok(c) = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)) {
             held.push(c);
         }
     }
-    let mut extra = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    extra
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let _ = extra.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    let refused = matches!(extra.read(&mut buf), Ok(0) | Err(_));
-    assert!(refused, "connection beyond worker_connections was served");
+    let extra = request(p.port, Some("x"), "/");
+    assert!(
+        extra.as_ref().is_ok_and(|r| r.status == 200),
+        "connection beyond worker_connections not served: {extra:?}\n{}",
+        p.logs()
+    );
     drop(held);
-    let ok = wait_until(Duration::from_secs(5), || {
+    let ok = wait_until(Duration::from_secs(20), || {
         request(p.port, Some("x"), "/").is_ok_and(|r| r.status == 200)
     });
     assert!(ok, "server did not recover: {}", p.logs());
@@ -638,14 +640,14 @@ fn usr1_reopens_logs_and_autoindex_expires_headers() {
     );
     let log = t.path().join("logs/access.log");
     assert!(
-        wait_until(Duration::from_secs(5), || log.exists()),
+        wait_until(Duration::from_secs(20), || log.exists()),
         "{}",
         p.logs()
     );
     std::fs::rename(&log, t.path().join("logs/access.log.1")).expect("rotate");
     p.signal("USR1");
     // After the reopen, a new access.log receives the next lines.
-    let ok = wait_until(Duration::from_secs(5), || {
+    let ok = wait_until(Duration::from_secs(20), || {
         let _ = request(p.port, Some("localhost"), "/hello");
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("GET /hello"))
     });
@@ -718,7 +720,7 @@ fn file_truncated_while_sent_and_fast_stop() {
     std::fs::write(&path, vec![b'z'; 32 << 20]).expect("write 32 MiB");
     let mut p = Proton::start(t.path(), BASE, 1);
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .expect("write");
@@ -836,7 +838,7 @@ http {
     let old = p.workers();
     // A connection in the middle of a request keeps the old worker busy…
     let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .expect("write");
@@ -849,11 +851,11 @@ http {
     let n = s.read(&mut buf).unwrap_or(0);
     assert_eq!(n, 0, "the held connection was answered instead of closed");
     assert!(
-        started.elapsed() < Duration::from_secs(8),
+        started.elapsed() < Duration::from_secs(20),
         "took {:?}",
         started.elapsed()
     );
-    let gone = wait_until(Duration::from_secs(5), || !p.workers().contains(&old[0]));
+    let gone = wait_until(Duration::from_secs(20), || !p.workers().contains(&old[0]));
     assert!(gone, "old worker still running: {}", p.logs());
     assert_eq!(
         request(p.port, Some("x"), "/").expect("new").body_text(),
@@ -952,7 +954,9 @@ fn sendfile_on_and_off_deliver_the_same_bytes() {
 }
 
 /// PROTON_LOG_LEVEL overrides error_log's level; worker_rlimit_nofile reaches the workers;
-/// a worker that keeps dying right after start is respawned with a growing delay.
+/// a worker that keeps dying right after start is respawned at once, then after a short
+/// delay (its sockets have no other worker to serve them, so the delay stays at 100 ms;
+/// process.rs checks the growing delay when other workers cover the slot).
 #[test]
 fn log_level_rlimit_and_respawn_backoff() {
     let t = TempDir::new("rt-backoff");
@@ -994,7 +998,7 @@ http {
         nofile.split_whitespace().any(|f| f == want.to_string()),
         "{nofile}"
     );
-    // Kill the worker three times, each right after it started: the delays grow.
+    // Kill the worker three times, each right after it started.
     for _ in 0..3 {
         let before = p.workers();
         assert!(wait_until(Duration::from_secs(15), || p.workers().len() == 1));
@@ -1019,9 +1023,11 @@ http {
         .filter_map(|d| d.trim_end_matches(" ms").parse().ok())
         .collect();
     assert_eq!(delays.len(), 3, "{text}");
+    // The first respawn is immediate; later ones (if the worker died within 2 s of its
+    // start) wait at most 100 ms, the cap for a slot no other worker covers.
     assert!(
-        delays[0] > 0 && delays[1] > delays[0] && delays[2] > delays[1],
-        "{delays:?}"
+        delays[0] == 0 && delays.iter().all(|d| *d <= 100),
+        "{delays:?}\n{text}"
     );
     assert_eq!(request(p.port, Some("x"), "/").expect("served").status, 200);
 }
@@ -1072,7 +1078,7 @@ http {
     );
     assert_eq!(first(&raw).status, 200);
     let log = t.path().join("logs/json.log");
-    let ok = wait_until(Duration::from_secs(5), || {
+    let ok = wait_until(Duration::from_secs(20), || {
         std::fs::read_to_string(&log)
             .is_ok_and(|l| l.contains(r#"{"uri":"/a\"b","ua":"q\"u\\o","status":200}"#))
     });
@@ -1208,7 +1214,7 @@ http {
     assert_eq!(r.header("x-site"), Some("apex"));
     // log_format.
     let log = t.path().join("logs/maps.log");
-    let logged = wait_until(Duration::from_secs(5), || {
+    let logged = wait_until(Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("/log-me regex:z:z apex upgrade"))
     });
     assert!(
@@ -1394,7 +1400,7 @@ http {
             &format!("/r{i}\n")[..]
         };
         assert!(
-            wait_until(Duration::from_secs(5), || std::fs::read_to_string(&f)
+            wait_until(Duration::from_secs(20), || std::fs::read_to_string(&f)
                 .is_ok_and(|s| s == want)),
             "{}: {:?}\n{}",
             f.display(),
@@ -1404,7 +1410,7 @@ http {
     }
     // 40 files were written; at most 16 stay open (h0 was already open at `base`).
     assert!(
-        wait_until(Duration::from_secs(5), || fds() <= base + 15),
+        wait_until(Duration::from_secs(20), || fds() <= base + 15),
         "{} fds open, {base} after the first request",
         fds()
     );
@@ -1418,7 +1424,10 @@ http {
     assert!(!t.path().join("logs/...log").exists());
     let refused = "access_log path not used: a variable in it has \"/\"";
     assert!(
-        wait_until(Duration::from_secs(5), || p.logs().matches(refused).count()
+        wait_until(Duration::from_secs(20), || p
+            .logs()
+            .matches(refused)
+            .count()
             == 2),
         "{}",
         p.logs()
@@ -1457,7 +1466,7 @@ fn expect_continue_as_nginx() {
         ("GET", "/a.txt", "0123456789abcdefghij"),
     ] {
         let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
+        s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
         s.write_all(ask(method, path).as_bytes()).expect("head");
         let got = read_until(&mut s, body.as_bytes());
