@@ -193,6 +193,7 @@ pub fn kind_name(k: LocationKind) -> &'static str {
         LocationKind::Regex => "regex",
         LocationKind::RegexCaseless => "regex_caseless",
         LocationKind::Named => "named",
+        LocationKind::If => "if",
     }
 }
 
@@ -338,6 +339,30 @@ impl ScriptHost for RewriteState<'_> {
     }
 
     fn give_back(&mut self, _buf: Vec<u8>) {}
+
+    fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool {
+        match self.m.captures(id, subject) {
+            Some(c) => {
+                self.remember(c);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Files are not looked at: a file test is taken as false (and said so).
+    fn file_test(&mut self, _test: proton_ir::FileTest, _path: &[u8]) -> bool {
+        false
+    }
+
+    fn enter(&mut self, _loc: proton_ir::LocationId) {}
+
+    fn tested(&mut self, source: proton_ir::SourceRef, result: bool) {
+        self.steps.push(format!(
+            "if at {} is {result} (variables other than captures are taken as their $names, file tests as false)",
+            self.ir.describe(source)
+        ));
+    }
 }
 
 impl RouteHost for RewriteState<'_> {
@@ -440,7 +465,7 @@ pub fn route(
         steps: st.steps,
     };
     let default_loc = &ir.locations[server.default_location.0 as usize];
-    match run_script(&mut st, &server.script, false) {
+    match run_script(&mut st, &server.script, false, &mut None) {
         ScriptEnd::Done | ScriptEnd::Reroute => {}
         end => {
             let r = script_return(ir, end);
@@ -579,6 +604,12 @@ fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
                 ir.user_vars.get(*var as usize).map_or("", String::as_str),
                 ir.source_of(value)
             ),
+            ScriptOp::If { source, then, .. } => format!(
+                "if at {} {{ {} }}",
+                ir.describe(*source),
+                script_source(ir, then).join("; ")
+            ),
+            ScriptOp::Break => "break".to_string(),
         })
         .collect()
 }

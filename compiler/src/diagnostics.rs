@@ -57,6 +57,10 @@ pub enum Code {
     /// Warning: a prefix location without a trailing slash whose alias ends in one
     /// (nginx's off-by-slash path traversal).
     AliasTraversal,
+    /// Warning: an `if` in a location with `try_files`: when the condition holds, the
+    /// request takes the block's configuration, which has no `try_files` (nginx's "if is
+    /// evil").
+    IfDropsTryFiles,
 }
 
 impl Code {
@@ -81,6 +85,7 @@ impl Code {
             Code::AddHeaderDropsInherited => "W0004",
             Code::NginxWarning => "W0005",
             Code::AliasTraversal => "W0006",
+            Code::IfDropsTryFiles => "W0007",
         }
     }
 }

@@ -14,6 +14,10 @@ impl Ctx {
     pub const SERVER: Ctx = Ctx(8);
     pub const LOCATION: Ctx = Ctx(16);
     pub const UPSTREAM: Ctx = Ctx(32);
+    /// The block of an `if` in a server (rewrite-module directives only).
+    pub const IF_SERVER: Ctx = Ctx(64);
+    /// The block of an `if` in a location (nginx's "if in location" directives).
+    pub const IF_LOCATION: Ctx = Ctx(128);
     /// http, server and location: the usual inheritable settings.
     pub const HSL: Ctx = Ctx(4 | 8 | 16);
     pub const SL: Ctx = Ctx(8 | 16);
@@ -34,6 +38,8 @@ impl Ctx {
             (Ctx::SERVER, "server"),
             (Ctx::LOCATION, "location"),
             (Ctx::UPSTREAM, "upstream"),
+            (Ctx::IF_SERVER, "if in server"),
+            (Ctx::IF_LOCATION, "if in location"),
         ]
         .into_iter()
         .filter(|(c, _)| self.contains(*c))
@@ -155,6 +161,10 @@ const H: Ctx = Ctx::HTTP;
 const S: Ctx = Ctx::SERVER;
 const L: Ctx = Ctx::LOCATION;
 const U: Ctx = Ctx::UPSTREAM;
+/// Server and location, and the `if` blocks of both (rewrite-module directives).
+const SL_IF: Ctx = Ctx(8 | 16 | 64 | 128);
+/// http, server, location and `if` in location.
+const HSL_LIF: Ctx = Ctx(4 | 8 | 16 | 128);
 const HSL: Ctx = Ctx::HSL;
 const SL: Ctx = Ctx::SL;
 const HS: Ctx = Ctx::HS;
@@ -180,8 +190,8 @@ pub static TABLE: &[Spec] = &[
     row("default_type", HSL, Exactly(1), Text, false, Inherit, "text/plain", "mime-type", "MIME type of responses whose extension is not in `types`."),
     row("map", H, Exactly(2), Block, true, Structure, "", "string $variable { … }", "Defines `$variable`, whose value is chosen by the value of `string` (text with variables): `key value;` lines matched ignoring case, `~regex`/`~*regex` keys tried in order (their captures usable in the value), `default value;` (else empty), `hostnames;` (wildcard keys `*.example.com`, `.example.com`, `www.example.*`; a trailing dot is ignored), `volatile;` (accepted; maps are computed at each use anyway), `include file;`. Write `\\default`, `\\hostnames`… for those words as keys."),
     row("log_format", H, AtLeast(2), Custom, true, Structure, "combined \"…\"", "name [escape=default|json|none] string …", "A named access log format; `combined` is predefined."),
-    row("access_log", HSL, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time]] | off", "Where and how requests are logged."),
-    row("sendfile", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Send static files with sendfile(2)."),
+    row("access_log", HSL_LIF, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time]] | off", "Where and how requests are logged."),
+    row("sendfile", HSL_LIF, Exactly(1), Flag, false, Inherit, "off", "on | off", "Send static files with sendfile(2)."),
     row("tcp_nopush", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "TCP_CORK while sending headers and file start together."),
     row("tcp_nodelay", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "TCP_NODELAY on keep-alive connections."),
     row("keepalive_timeout", HSL, Range(1, 2), Custom, false, Inherit, "75s", "timeout [header_timeout]", "Idle keep-alive timeout; the optional second value (whole seconds) is sent as `Keep-Alive: timeout=` and is inherited on its own."),
@@ -196,21 +206,23 @@ pub static TABLE: &[Spec] = &[
     row("client_header_buffer_size", HS, Exactly(1), Size, false, Inherit, "1k", "size", "Buffer for the request head."),
     row("large_client_header_buffers", HS, Exactly(2), Custom, false, Inherit, "4 8k", "number size", "Buffers for long request lines and headers (a longer line gets 414/400)."),
     row("server_tokens", HSL, Exactly(1), Keyword(&["on", "off", "build"]), false, Inherit, "on", "on | off | build", "Send the version (and with `build` the build name) in `Server` and error pages."),
-    row("root", HSL, Exactly(1), Text, false, Inherit, "html", "path", "Document root; the URI is appended."),
+    row("root", HSL_LIF, Exactly(1), Text, false, Inherit, "html", "path", "Document root; the URI is appended."),
     row("alias", L, Exactly(1), Text, false, Inherit, "", "path", "Replaces the prefix of the location that declares it with this path (also in nested locations that inherit it)."),
     row("index", HSL, AtLeast(1), Text, false, Inherit, "index.html", "file …", "Files tried for a URI that ends with `/`."),
     row("try_files", SL, AtLeast(2), Custom, false, Local, "", "file … uri | file … =code", "Tries files in order, then the last argument (URI, @name or =code). Not inherited: a server-level try_files applies only when no location matches."),
     row("autoindex", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML listing for directories without an index file."),
-    row("error_page", HSL, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes."),
-    row("add_header", HSL, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a response header (to 2xx/3xx unless `always`). Lines are inherited only if the level has none."),
-    row("expires", HSL, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
+    row("error_page", HSL_LIF, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes."),
+    row("add_header", HSL_LIF, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a response header (to 2xx/3xx unless `always`). Lines are inherited only if the level has none."),
+    row("expires", HSL_LIF, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
     row("etag", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send `ETag` for static files."),
     row("if_modified_since", HSL, Exactly(1), Keyword(&["off", "exact", "before"]), false, Inherit, "exact", "off | exact | before", "How `If-Modified-Since` is compared with the file time."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
-    row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
-    row("rewrite", SL, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
-    row("set", SL, Exactly(2), Custom, true, Local, "", "$variable value", "Sets a variable."),
+    row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
+    row("rewrite", SL_IF, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
+    row("if", SL, AtLeast(1), Block, true, Local, "", "(condition) { … }", "Runs the block's directives when the condition holds: `($var)` (not empty and not `0`), `($var = text)`, `($var != text)`, `($var ~ regex)` with `~`, `~*`, `!~`, `!~*` (a match sets the captures), `(-f path)` with `-f`, `-d`, `-e`, `-x` and `!-f`…. In a location the request then takes the block's configuration: the location's settings plus the block's own (`try_files` is not inherited into it, as in nginx); the location's rewrite directives after the block still run."),
+    row("break", SL_IF, Exactly(0), Custom, true, Local, "", "", "Stops the rewrite-module directives of the current level; a URI changed before it does not select another location."),
+    row("set", SL_IF, Exactly(2), Custom, true, Local, "", "$variable value", "Sets a variable."),
     // upstream
     row("upstream", H, Exactly(1), Block, true, Structure, "", "name { … }", "A group of servers for proxy_pass."),
     row("server", U, AtLeast(1), Custom, true, Structure, "", "address [weight=n] [max_fails=n] [fail_timeout=time] [backup] [down] [max_conns=n]", "A member of an upstream group."),
@@ -224,7 +236,7 @@ pub static TABLE: &[Spec] = &[
     row("least_time", U, Range(1, 2), Custom, false, Structure, "", "header | last_byte [inflight]", "Latency-aware picking (nginx Plus). Proton implements it as peak-EWMA: a per-server latency estimate (to the response head with `header`, to its last byte with `last_byte`) that takes a slowdown at once and decays with a 10 s half-life, times (active connections + 1), per weight; in-flight requests always count (`inflight` is accepted)."),
     row("health_check", U, AtLeast(0), Custom, false, Structure, "", "[interval=time] [uri=uri] [fails=number] [passes=number] [timeout=time] [port=number]", "Active health checks: every interval each server gets `GET uri`; a 2xx/3xx status passes. `fails` failures in a row take the server out of rotation, `passes` passes bring it back. Defaults: interval=5s uri=/ fails=1 passes=1, timeout = the interval (at most 10s), the server's own port. Lives in `upstream` (nginx Plus has it in `location`)."),
     // proxy
-    row("proxy_pass", L, Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group or host:port."),
+    row("proxy_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group or host:port."),
     row("proxy_set_header", HSL, Exactly(2), Custom, true, Inherit, "Host $proxy_host; Connection close;", "field value", "Request header sent upstream; inherited only if the level has none."),
     row("proxy_http_version", HSL, Exactly(1), Keyword(&["1.0", "1.1"]), false, Inherit, "1.0", "1.0 | 1.1", "HTTP version towards upstreams."),
     row("proxy_connect_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Timeout to connect to an upstream (504)."),
@@ -264,8 +276,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "mail",
     "geo",
     "split_clients",
-    "if",
-    "break",
     "limit_except",
     "limit_rate",
     "limit_rate_after",
@@ -566,10 +576,11 @@ pub fn markdown_table(full: bool) -> String {
             format!("`{}`", cell(s.default))
         };
         if full {
+            let end = if s.kind == Kind::Block { "" } else { ";" };
             let syntax = if s.syntax.is_empty() {
-                format!("`{};`", s.name)
+                format!("`{}{end}`", s.name)
             } else {
-                format!("`{} {};`", s.name, cell(s.syntax))
+                format!("`{} {}{end}`", s.name, cell(s.syntax))
             };
             let inherit = match s.merge {
                 Merge::Inherit => "yes",

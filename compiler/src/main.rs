@@ -373,6 +373,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 return Ok(ExitCode::from(1));
             }
             let tree = tree.unwrap_or_default();
+            if !matches!(to, To::Conf) {
+                if let Some(d) = proton_compiler::frontend::without_document_form(&tree) {
+                    eprintln!(
+                        "error: \"{}\" at {} has no JSON/YAML form yet; keep this config in the nginx-style form",
+                        d.name,
+                        map.describe(d.name_span)
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
             let text = convert(&tree, to);
             print!("{text}");
             Ok(ExitCode::SUCCESS)

@@ -341,3 +341,27 @@ fn version_and_compile_help() {
         );
     }
 }
+
+/// A config with `if` has no JSON/YAML form yet: convert says so instead of writing a
+/// document that loses the condition; the nginx-style form still converts.
+#[test]
+fn convert_refuses_if_in_documents() {
+    let d = tmpdir("convert-if");
+    let conf = write(
+        &d,
+        "if.conf",
+        "events {}\nhttp { server { listen 8080; location / { if ($arg_c) { return 204; } } } }\n",
+    );
+    for to in ["json", "yaml"] {
+        let out = protonc(&["convert", &conf, "--to", to]);
+        assert!(!out.status.success(), "{to}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("\"if\" at") && err.contains("no JSON/YAML form"),
+            "{err}"
+        );
+    }
+    let out = protonc(&["convert", &conf, "--to", "conf"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("if ($arg_c)"));
+}

@@ -12,8 +12,8 @@
 //! captures and leaves other variables as `$name`. Neither can disagree with the other on what
 //! a script does. Nothing here allocates once the host's buffers have grown.
 
-use crate::{Ir, LocationId, LocationMatch, Part, RegexId, RewriteFlag, ScriptOp, ServerId};
-use crate::{SourceRef, Template, Var};
+use crate::{Condition, FileTest, Ir, LocationId, LocationMatch, Part, RegexId, RewriteFlag};
+use crate::{ScriptOp, ServerId, SourceRef, Template, Var};
 
 /// URI changes a request may make (rewrites that re-select the location, internal redirects
 /// of try_files, error_page and named locations): nginx's `NGX_HTTP_MAX_URI_CHANGES`; the
@@ -61,6 +61,17 @@ pub trait ScriptHost {
     /// A buffer for the engine to build a URI or URL in (given back with `give_back`).
     fn buffer(&mut self) -> Vec<u8>;
     fn give_back(&mut self, buf: Vec<u8>);
+    /// Runs regex `id` on `subject` (an `if` condition); on a match its groups become the
+    /// captures, as after any regex match. Returns whether it matched.
+    fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool;
+    /// Whether `path` passes an `if` file test (`-f`, `-d`, `-e`, `-x`).
+    fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool;
+    /// The request takes the configuration of the `if` block location `loc`.
+    fn enter(&mut self, loc: LocationId);
+    /// The `if` at `source` was evaluated to `result` (for `protonc route`'s account).
+    fn tested(&mut self, source: SourceRef, result: bool) {
+        let _ = (source, result);
+    }
 }
 
 /// How a rewrite script ended.
@@ -100,22 +111,113 @@ fn is_scheme(v: &Var) -> bool {
 
 /// Runs a rewrite-module script in order. `in_location`: a URI changed by a `rewrite`
 /// without flag makes the request find its location again (in a server block the location
-/// is found afterwards anyway).
+/// is found afterwards anyway). `entered`: set to the `if` block location whose
+/// configuration the request took, if any (the request is answered with that configuration).
 pub fn run_script<'ir, H: ScriptHost + ?Sized>(
     h: &mut H,
     ops: &'ir [ScriptOp],
     in_location: bool,
+    entered: &mut Option<LocationId>,
 ) -> ScriptEnd<'ir> {
     let mut changed = false;
+    if let Some(end) = run_ops(h, ops, &mut changed, entered) {
+        return end;
+    }
+    if changed && in_location {
+        ScriptEnd::Reroute
+    } else {
+        ScriptEnd::Done
+    }
+}
+
+/// Evaluates an `if` condition as nginx does: a value is false when empty or `0`; `=` and
+/// `!=` compare whole values; a regex condition that matches sets the captures.
+fn test<H: ScriptHost + ?Sized>(h: &mut H, cond: &Condition) -> bool {
+    let value = |h: &mut H, t: &Template| {
+        let mut out = h.buffer();
+        for p in &t.parts {
+            match p {
+                Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                other => h.expand_part(other, &mut out),
+            }
+        }
+        out
+    };
+    match cond {
+        Condition::Value(t) => {
+            let v = value(h, t);
+            let hit = !(v.is_empty() || v == b"0");
+            h.give_back(v);
+            hit
+        }
+        Condition::Equals {
+            left,
+            right,
+            negate,
+        } => {
+            let (a, b) = (value(h, left), value(h, right));
+            let hit = (a == b) != *negate;
+            h.give_back(a);
+            h.give_back(b);
+            hit
+        }
+        Condition::Matches {
+            left,
+            regex,
+            negate,
+        } => {
+            let a = value(h, left);
+            let hit = h.capture_on(*regex, &a) != *negate;
+            h.give_back(a);
+            hit
+        }
+        Condition::File { test, path, negate } => {
+            let p = value(h, path);
+            let hit = h.file_test(*test, &p) != *negate;
+            h.give_back(p);
+            hit
+        }
+    }
+}
+
+/// Runs `ops`; `Some` when the script ends there.
+fn run_ops<'ir, H: ScriptHost + ?Sized>(
+    h: &mut H,
+    ops: &'ir [ScriptOp],
+    changed: &mut bool,
+    entered: &mut Option<LocationId>,
+) -> Option<ScriptEnd<'ir>> {
     for op in ops {
         match op {
             ScriptOp::Return { code, text } => {
-                return ScriptEnd::Return {
+                return Some(ScriptEnd::Return {
                     code: *code,
                     text: text.as_ref(),
-                }
+                })
             }
             ScriptOp::Set { var, value } => h.set(*var, value),
+            // nginx's break also forgets a URI change: the request stays here.
+            ScriptOp::Break => return Some(ScriptEnd::Done),
+            ScriptOp::If {
+                cond,
+                then,
+                location,
+                source,
+            } => {
+                let hit = test(h, cond);
+                h.tested(*source, hit);
+                if !hit {
+                    continue;
+                }
+                if let Some(l) = location {
+                    h.enter(*l);
+                    *entered = Some(*l);
+                }
+                // The block's directives run in line; then the enclosing script goes on.
+                if let Some(end) = run_ops(h, then, changed, entered) {
+                    return Some(end);
+                }
+            }
             ScriptOp::Rewrite {
                 regex,
                 replacement,
@@ -127,22 +229,18 @@ pub fn run_script<'ir, H: ScriptHost + ?Sized>(
                 }
                 match rewrite(h, replacement, *flag, *source) {
                     Rewritten::Uri => {}
-                    Rewritten::End(end) => return end,
+                    Rewritten::End(end) => return Some(end),
                 }
-                changed = true;
+                *changed = true;
                 match flag {
-                    RewriteFlag::Last => return ScriptEnd::Reroute,
-                    RewriteFlag::Break => return ScriptEnd::Done,
+                    RewriteFlag::Last => return Some(ScriptEnd::Reroute),
+                    RewriteFlag::Break => return Some(ScriptEnd::Done),
                     _ => {}
                 }
             }
         }
     }
-    if changed && in_location {
-        ScriptEnd::Reroute
-    } else {
-        ScriptEnd::Done
-    }
+    None
 }
 
 enum Rewritten<'ir> {
@@ -290,14 +388,18 @@ pub fn select_location<'ir, H: RouteHost + ?Sized>(
         if !h.found(m.location, &m) {
             return Selected::Stopped(m.location);
         }
-        match run_script(h, &loc.conf.script, true) {
-            ScriptEnd::Done => return Selected::Content(m.location),
+        // An `if` whose condition held answers with its block's configuration.
+        let mut entered = None;
+        let end = run_script(h, &loc.conf.script, true, &mut entered);
+        let at = entered.unwrap_or(m.location);
+        match end {
+            ScriptEnd::Done => return Selected::Content(at),
             ScriptEnd::Reroute => {
                 if !budget.spend() {
                     return Selected::Cycle;
                 }
             }
-            end => return Selected::Answered(m.location, end),
+            end => return Selected::Answered(at, end),
         }
     }
 }
@@ -355,6 +457,15 @@ mod tests {
             Vec::new()
         }
         fn give_back(&mut self, _buf: Vec<u8>) {}
+        fn capture_on(&mut self, _id: RegexId, subject: &[u8]) -> bool {
+            subject.starts_with(b"f")
+        }
+        fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool {
+            test == FileTest::File && path == b"/exists"
+        }
+        fn enter(&mut self, loc: LocationId) {
+            self.log.push(format!("enter {}", loc.0));
+        }
     }
 
     fn host(uri: &str, args: &str) -> Host {
@@ -382,7 +493,7 @@ mod tests {
 
     fn run(h: &mut Host, op: ScriptOp, in_location: bool) -> String {
         let ops = [op];
-        match run_script(h, &ops, in_location) {
+        match run_script(h, &ops, in_location, &mut None) {
             ScriptEnd::Redirect { code, url } => {
                 format!("{code} {}", String::from_utf8_lossy(&url))
             }
@@ -482,7 +593,7 @@ mod tests {
             },
         ];
         assert_eq!(
-            run_script(&mut h, &ops, true),
+            run_script(&mut h, &ops, true, &mut None),
             ScriptEnd::Return {
                 code: 204,
                 text: None
@@ -490,6 +601,139 @@ mod tests {
         );
         assert_eq!(h.log, ["set 0", "set 1"]);
         assert_eq!(h.uri, b"/b");
+    }
+
+    fn if_op(cond: Condition, then: Vec<ScriptOp>, location: Option<LocationId>) -> ScriptOp {
+        ScriptOp::If {
+            cond,
+            then,
+            location,
+            source: SourceRef { file: 0, line: 1 },
+        }
+    }
+
+    fn t(s: &str) -> Template {
+        Template {
+            parts: vec![lit(s)],
+        }
+    }
+
+    /// nginx's conditions: a value is false when empty or "0"; `=`/`!=` compare whole
+    /// values; regex and file tests with their negations.
+    #[test]
+    fn conditions_as_nginx() {
+        use Condition::*;
+        let cases = [
+            (Value(t("")), false),
+            (Value(t("0")), false),
+            (Value(t("00")), true),
+            (Value(t("x")), true),
+            (
+                Equals {
+                    left: t("a"),
+                    right: t("a"),
+                    negate: false,
+                },
+                true,
+            ),
+            (
+                Equals {
+                    left: t("a"),
+                    right: t("ab"),
+                    negate: true,
+                },
+                true,
+            ),
+            (
+                Matches {
+                    left: t("foo"),
+                    regex: RegexId(0),
+                    negate: false,
+                },
+                true,
+            ),
+            (
+                Matches {
+                    left: t("bar"),
+                    regex: RegexId(0),
+                    negate: true,
+                },
+                true,
+            ),
+            (
+                File {
+                    test: FileTest::File,
+                    path: t("/exists"),
+                    negate: false,
+                },
+                true,
+            ),
+            (
+                File {
+                    test: FileTest::File,
+                    path: t("/exists"),
+                    negate: true,
+                },
+                false,
+            ),
+        ];
+        for (cond, want) in cases {
+            let mut h = host("/a", "");
+            let ops = vec![if_op(
+                cond.clone(),
+                vec![ScriptOp::Return {
+                    code: 204,
+                    text: None,
+                }],
+                None,
+            )];
+            let hit = matches!(
+                run_script(&mut h, &ops, true, &mut None),
+                ScriptEnd::Return { code: 204, .. }
+            );
+            assert_eq!(hit, want, "{cond:?}");
+        }
+    }
+
+    /// A true `if` switches the request to its block's location and runs the block in line;
+    /// the enclosing script then goes on; `break` stops everything.
+    #[test]
+    fn if_blocks_run_in_line() {
+        let set = |var| ScriptOp::Set {
+            var,
+            value: Template::default(),
+        };
+        let ops = vec![
+            set(0),
+            if_op(Condition::Value(t("1")), vec![set(1)], Some(LocationId(7))),
+            set(2),
+            if_op(Condition::Value(t("")), vec![set(3)], Some(LocationId(8))),
+            if_op(
+                Condition::Value(t("1")),
+                vec![ScriptOp::Break, set(4)],
+                Some(LocationId(9)),
+            ),
+            set(5),
+        ];
+        let mut h = host("/a", "");
+        let mut entered = None;
+        assert_eq!(
+            run_script(&mut h, &ops, true, &mut entered),
+            ScriptEnd::Done
+        );
+        assert_eq!(entered, Some(LocationId(9)));
+        assert_eq!(h.log, ["set 0", "enter 7", "set 1", "set 2", "enter 9"]);
+        // A rewrite without flag inside an if still sends the request to find its location.
+        let ops = vec![if_op(
+            Condition::Value(t("1")),
+            vec![rw(vec![lit("/b")], RewriteFlag::None)],
+            Some(LocationId(3)),
+        )];
+        let mut h = host("/a", "");
+        assert_eq!(
+            run_script(&mut h, &ops, true, &mut None),
+            ScriptEnd::Reroute
+        );
     }
 
     #[test]

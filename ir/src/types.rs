@@ -326,6 +326,9 @@ pub enum LocationKind {
     Regex,
     RegexCaseless,
     Named,
+    /// The block of an `if` in a location: the enclosing location's name and settings plus
+    /// the block's own. Never matched by a URI; reached through [`ScriptOp::If`].
+    If,
 }
 
 /// One location, with every setting already inherited and merged.
@@ -463,6 +466,58 @@ pub enum ScriptOp {
         var: u32,
         value: Template,
     },
+    /// `if (condition) { … }`: when the condition holds, the request takes the block's
+    /// configuration (`location`: an anonymous location that inherits from the enclosing
+    /// one, as nginx's; `None` in a server block, where the location is chosen afterwards
+    /// anyway) and runs the block's script; then the enclosing script goes on.
+    If {
+        cond: Condition,
+        then: Vec<ScriptOp>,
+        location: Option<LocationId>,
+        /// Where the `if` was written.
+        source: SourceRef,
+    },
+    /// `break`: stops the rewrite-module directives of this level.
+    Break,
+}
+
+/// The condition of an `if`, as nginx's rewrite module reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Condition {
+    /// `($var)`: true unless the value is empty or `0`.
+    Value(Template),
+    /// `($var = text)`, `($var != text)`.
+    Equals {
+        left: Template,
+        right: Template,
+        negate: bool,
+    },
+    /// `($var ~ regex)`, `~*`, `!~`, `!~*` (the case is the regex's flag); a match sets the
+    /// captures.
+    Matches {
+        left: Template,
+        regex: RegexId,
+        negate: bool,
+    },
+    /// `(-f path)`, `-d`, `-e`, `-x`, and with `!` the negations.
+    File {
+        test: FileTest,
+        path: Template,
+        negate: bool,
+    },
+}
+
+/// The file tests of `if`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileTest {
+    /// `-f`: a regular file.
+    File,
+    /// `-d`: a directory.
+    Dir,
+    /// `-e`: anything that exists.
+    Exists,
+    /// `-x`: an executable file.
+    Exec,
 }
 
 /// `rewrite … flag`.

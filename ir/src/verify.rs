@@ -130,6 +130,36 @@ impl Checker<'_> {
                     })?;
                     self.template(value)?;
                 }
+                ScriptOp::If {
+                    cond,
+                    then,
+                    location,
+                    source,
+                } => {
+                    match cond {
+                        Condition::Value(t) => self.template(t)?,
+                        Condition::Equals { left, right, .. } => {
+                            self.template(left)?;
+                            self.template(right)?;
+                        }
+                        Condition::Matches { left, regex, .. } => {
+                            self.template(left)?;
+                            self.regex(*regex)?;
+                        }
+                        Condition::File { path, .. } => self.template(path)?,
+                    }
+                    if let Some(l) = location {
+                        self.location(*l)?;
+                    }
+                    self.source(*source)?;
+                    // An `if` block holds no `if` (nginx refuses nested ones): one level.
+                    check(
+                        !then.iter().any(|op| matches!(op, ScriptOp::If { .. })),
+                        || "an if block holds another if".to_string(),
+                    )?;
+                    self.script(then)?;
+                }
+                ScriptOp::Break => {}
             }
         }
         Ok(())

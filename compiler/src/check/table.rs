@@ -63,8 +63,11 @@ fn prune(tree: &[Directive], bad: &HashSet<(FileId, u32)>, depth: usize) -> Vec<
         .collect()
 }
 
-fn block_ctx(name: &str) -> Option<Ctx> {
+/// The context a block directive opens inside `outer`.
+fn block_ctx(name: &str, outer: Ctx) -> Option<Ctx> {
     Some(match name {
+        "if" if outer == Ctx::SERVER => Ctx::IF_SERVER,
+        "if" if outer == Ctx::LOCATION => Ctx::IF_LOCATION,
         "events" => Ctx::EVENTS,
         "http" => Ctx::HTTP,
         "server" => Ctx::SERVER,
@@ -135,7 +138,7 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics, depth: usi
             _ => {}
         }
         check_kind(d, spec.kind, diags);
-        if let (Some(children), Some(inner)) = (&d.block, block_ctx(&d.name)) {
+        if let (Some(children), Some(inner)) = (&d.block, block_ctx(&d.name, ctx)) {
             // The readers refuse deeper trees; this bound only keeps the walk finite.
             if depth < MAX_BLOCK_DEPTH {
                 check_block(children, inner, diags, depth + 1);

@@ -87,6 +87,18 @@ pub fn parse_document(
 /// Object keys of the returned value are in serde_json's map order (sorted, unless serde_json's
 /// `preserve_order` feature is on); [`to_json_string`] and [`to_yaml_string`] always keep the
 /// document order.
+/// The first directive (depth first) that has no JSON/YAML form yet (`if`), if any: such a
+/// config can only be written in the nginx-style form.
+pub fn without_document_form(tree: &[Directive]) -> Option<&Directive> {
+    tree.iter().find_map(|d| {
+        if shape::NO_DOCUMENT_FORM.contains(&d.name.as_str()) {
+            Some(d)
+        } else {
+            without_document_form(d.children())
+        }
+    })
+}
+
 pub fn to_json(tree: &[Directive]) -> serde_json::Value {
     write::document(tree).to_value()
 }

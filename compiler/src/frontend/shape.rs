@@ -116,8 +116,12 @@ pub(crate) const SCHEMA_KEY: &str = "$schema";
 pub(crate) const SCRIPT_KEY: &str = "script";
 
 /// The directives that may go in `script`: nginx's rewrite-module directives Proton supports
-/// (`break` and `if` join them when they are supported).
-pub(crate) const SCRIPT_DIRECTIVES: [&str; 3] = ["rewrite", "return", "set"];
+/// (`if` joins them when it has a document form).
+pub(crate) const SCRIPT_DIRECTIVES: [&str; 4] = ["rewrite", "return", "set", "break"];
+
+/// Directives that have no JSON/YAML form yet: a config that uses them stays in the
+/// nginx-style form (convert refuses it rather than lose its meaning).
+pub(crate) const NO_DOCUMENT_FORM: [&str; 1] = ["if"];
 
 /// Whether `name` is written in `script` when order matters.
 pub(crate) fn is_script_directive(name: &str) -> bool {
@@ -140,7 +144,7 @@ pub(crate) fn structure_of(spec: &Spec) -> Option<Structure> {
     if spec.name == "map" {
         return Some(Structure::Map);
     }
-    if spec.kind != Kind::Block {
+    if spec.kind != Kind::Block || NO_DOCUMENT_FORM.contains(&spec.name) {
         return None;
     }
     Some(match (spec.arity, spec.repeat) {
@@ -219,9 +223,11 @@ pub(crate) fn all_structurals() -> Vec<(DocCtx, Structural)> {
 
 /// The plain-directive keys of a context (table rows without a block), in table order.
 pub(crate) fn directive_specs(ctx: DocCtx) -> impl Iterator<Item = &'static Spec> {
-    TABLE
-        .iter()
-        .filter(move |s| s.ctx.contains(ctx.ctx()) && structure_of(s).is_none())
+    TABLE.iter().filter(move |s| {
+        s.ctx.contains(ctx.ctx())
+            && structure_of(s).is_none()
+            && !NO_DOCUMENT_FORM.contains(&s.name)
+    })
 }
 
 /// Every key an object of `ctx` may have, for "did you mean" hints.

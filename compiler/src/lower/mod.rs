@@ -4,6 +4,7 @@
 //! and the cross-reference checks and warnings run (upstream names, named locations,
 //! default_server, duplicate and unreachable locations, the add_header trap).
 
+mod cond;
 mod maps;
 mod values;
 pub mod vars;
@@ -299,6 +300,13 @@ impl Lower<'_> {
                     Some(a) => (a.value.as_str(), false),
                     None => continue,
                 },
+                "if" => {
+                    self.collect_captures(d.children(), depth + 1, out);
+                    match cond::regex_of(&d.args) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                }
                 "location" => {
                     self.collect_captures(d.children(), depth + 1, out);
                     match location_head_of(&d.args) {
@@ -330,6 +338,18 @@ impl Lower<'_> {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
+        self.template_of(d, &a.value, a.span, extra)
+    }
+
+    /// A template of `text`, written in an argument of `d` at `span` (part of an argument,
+    /// as the operands of an `if` condition).
+    pub(crate) fn template_of(
+        &mut self,
+        d: &Directive,
+        text: &str,
+        span: Span,
+        extra: Option<&HashSet<String>>,
+    ) -> Template {
         // Named captures: those of the server being lowered, or of any server for a
         // directive written at the http level (it applies to every server).
         let at = d as *const Directive;
@@ -352,7 +372,7 @@ impl Lower<'_> {
             captures,
             all_captures: Some(&self.all_captures),
         };
-        match vars::template(&a.value, a.span, scope) {
+        match vars::template(text, span, scope) {
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -827,7 +847,7 @@ impl Lower<'_> {
         self.server_names.push((names, name_spans));
         let server_level = Level::new(body);
         let chain: Vec<&Level<'_>> = vec![&server_level, http];
-        let script = self.script(&server_level, id);
+        let script = self.script(&chain, id, LocationKind::Server, "", &mut Vec::new());
         let conf = self.conf(&chain, id, LocationKind::Server, "", None, None);
         let server_settings = conf.settings;
         let default_location = self.push_location(Location {
@@ -1054,6 +1074,8 @@ impl Lower<'_> {
                     }
                     trie.add_regex(re, id);
                 }
+                // `if` blocks are not `location` blocks: never in a tree.
+                LocationKind::If => {}
                 LocationKind::Named => {
                     if !seen_named.insert(path.clone()) {
                         self.err(
@@ -1119,11 +1141,29 @@ impl Lower<'_> {
         }
     }
 
-    /// The rewrite-phase script of one level (not inherited).
-    fn script(&mut self, level: &Level<'_>, server: ServerId) -> Vec<ScriptOp> {
+    /// The rewrite-phase script of the innermost level of `chain` (not inherited). An `if`
+    /// in a location gets an anonymous location of kind `If` (the enclosing location's
+    /// settings plus the block's own, as nginx's); its id goes to `if_ids`.
+    fn script(
+        &mut self,
+        chain: &[&Level<'_>],
+        server: ServerId,
+        kind: LocationKind,
+        path: &str,
+        if_ids: &mut Vec<LocationId>,
+    ) -> Vec<ScriptOp> {
         let mut ops = Vec::new();
+        let Some(level) = chain.first() else {
+            return ops;
+        };
         for &d in &level.list {
             match d.name.as_str() {
+                "break" => ops.push(ScriptOp::Break),
+                "if" => {
+                    if let Some(op) = self.if_op(d, chain, server, kind, path, if_ids) {
+                        ops.push(op);
+                    }
+                }
                 "return" => {
                     if let Some(op) = self.return_op(d) {
                         ops.push(op);
@@ -1186,8 +1226,130 @@ impl Lower<'_> {
                 _ => {}
             }
         }
-        let _ = server;
         ops
+    }
+
+    /// `if (condition) { … }` at the innermost level of `chain`.
+    fn if_op(
+        &mut self,
+        d: &Directive,
+        chain: &[&Level<'_>],
+        server: ServerId,
+        kind: LocationKind,
+        path: &str,
+        if_ids: &mut Vec<LocationId>,
+    ) -> Option<ScriptOp> {
+        let cond = match cond::parse(&d.args) {
+            Ok(c) => c,
+            Err(e) => {
+                self.err(
+                    Diagnostic::error(Code::BadValue, d.arg_span(e.arg), e.message)
+                        .label("here")
+                        .help("conditions: ($var), ($var = text), ($var != text), ($var ~ regex) with ~, ~*, !~, !~*, (-f path) with -f, -d, -e, -x and !-f…"),
+                );
+                return None;
+            }
+        };
+        let span = |this: &Self, o: &cond::Operand<'_>| {
+            let _ = this;
+            d.args.get(o.arg).map_or(d.name_span, |a| a.span)
+        };
+        let cond = match cond {
+            cond::Cond::Value(v) => {
+                let at = span(self, &v);
+                Condition::Value(self.template_of(d, v.text, at, None))
+            }
+            cond::Cond::Equals {
+                left,
+                right,
+                negate,
+            } => {
+                let (la, ra) = (span(self, &left), span(self, &right));
+                Condition::Equals {
+                    left: self.template_of(d, left.text, la, None),
+                    right: self.template_of(d, right.text, ra, None),
+                    negate,
+                }
+            }
+            cond::Cond::Matches {
+                left,
+                regex,
+                caseless,
+                negate,
+            } => {
+                let (la, ra) = (span(self, &left), span(self, &regex));
+                Condition::Matches {
+                    left: self.template_of(d, left.text, la, None),
+                    regex: self.regex(regex.text, caseless, ra),
+                    negate,
+                }
+            }
+            cond::Cond::File { test, path, negate } => {
+                let at = span(self, &path);
+                Condition::File {
+                    test,
+                    path: self.template_of(d, path.text, at, None),
+                    negate,
+                }
+            }
+        };
+        if kind != LocationKind::Server {
+            if let Some(tf) = chain.first().and_then(|l| l.first("try_files")) {
+                self.err(
+                    Diagnostic::warning(
+                        Code::IfDropsTryFiles,
+                        d.name_span,
+                        "when this condition holds, the location's try_files does not apply",
+                    )
+                    .label("the request takes this block's configuration, which has no try_files")
+                    .also(tf.name_span, "not used then")
+                    .help("test with `if` in the server block, or use a map and try_files alone (nginx's \"if is evil\")"),
+                );
+            }
+        }
+        let if_level = Level::new(d.children());
+        let (then, location) = if kind == LocationKind::Server {
+            // In a server block only rewrite-module directives may be written in `if`, and
+            // the location is chosen afterwards anyway: no configuration of its own.
+            let then = self.script(&[&if_level], server, kind, path, if_ids);
+            (then, None)
+        } else {
+            let mut if_chain = Vec::with_capacity(chain.len() + 1);
+            if_chain.push(&if_level);
+            if_chain.extend_from_slice(chain);
+            // The block is a level of its own for root/alias bookkeeping.
+            let frame = self.loc_stack.last().map(|f| LocFrame {
+                kind: f.kind,
+                path: f.path.clone(),
+                internal: false,
+            });
+            let pushed = frame.is_some();
+            if let Some(f) = frame {
+                self.loc_stack.push(f);
+            }
+            let mut conf = self.conf(&if_chain, server, LocationKind::If, path, Some(d), None);
+            if pushed {
+                self.loc_stack.pop();
+            }
+            let then = std::mem::take(&mut conf.script);
+            let name = self.ir.push_text(path);
+            let id = self.push_location(Location {
+                kind: LocationKind::If,
+                name,
+                server,
+                source: self.source_ref(d.name_span),
+                nested: None,
+                conf,
+            });
+            if_ids.push(id);
+            (then, Some(id))
+        };
+        Some(ScriptOp::If {
+            cond,
+            then,
+            location,
+            source: self.source_ref(d.name_span),
+        })
     }
 
     /// The effective settings of one location, nginx inheritance over `chain`
@@ -1202,10 +1364,11 @@ impl Lower<'_> {
         inherited: Option<SettingsId>,
     ) -> LocationConf {
         let own = chain[0];
+        let mut if_ids = Vec::new();
         let script = if kind == LocationKind::Server {
             Vec::new()
         } else {
-            self.script(own, server)
+            self.script(chain, server, kind, path, &mut if_ids)
         };
         // root and alias are one setting: the nearest level with either wins. An inherited
         // alias keeps the prefix of the location that declared it, as in nginx.
@@ -1292,6 +1455,15 @@ impl Lower<'_> {
             (Some(_), Some(d)) => self.proxy_pass(d, kind),
             _ => None,
         };
+        // An `if` block without its own proxy_pass proxies as its location does (nginx
+        // merges the proxy module's settings into the block).
+        for id in if_ids {
+            if let Some(l) = self.ir.locations.get_mut(id.0 as usize) {
+                if l.conf.proxy.is_none() {
+                    l.conf.proxy = proxy.clone().map(Box::new);
+                }
+            }
+        }
         if let Some(d) = own.first("internal") {
             if kind == LocationKind::Server {
                 self.err(

@@ -588,11 +588,14 @@ impl Lower<'_> {
         if uri.is_some()
             && matches!(
                 kind,
-                LocationKind::Regex | LocationKind::RegexCaseless | LocationKind::Named
+                LocationKind::Regex
+                    | LocationKind::RegexCaseless
+                    | LocationKind::Named
+                    | LocationKind::If
             )
         {
             self.err(
-                Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression or inside a named location")
+                Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression, inside a named location or inside an \"if\" block")
                     .label("URI part here")
                     .help("drop the URI part (and rewrite the URI with `rewrite … break;` if needed)"),
             );

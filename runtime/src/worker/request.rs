@@ -10,7 +10,7 @@ use super::{static_files, Worker};
 use crate::elog;
 use crate::http::response::write_status_line;
 use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
-use proton_ir::{LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template};
+use proton_ir::{FileTest, LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template};
 use std::io::Write;
 
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
@@ -153,6 +153,45 @@ impl ScriptHost for Rewriter<'_, '_> {
 
     fn give_back(&mut self, buf: Vec<u8>) {
         self.w.scratch.var_pool.borrow_mut().give_buf(buf);
+    }
+
+    fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool {
+        let Some(re) = self.w.loaded.regexes.get(id.0 as usize) else {
+            return false;
+        };
+        self.w.scratch.var_pool.borrow_mut().capture(
+            &mut self.req.captures,
+            id.0 as usize,
+            re,
+            subject,
+        )
+    }
+
+    fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::fs::PermissionsExt;
+        if path.is_empty() || path.contains(&0) {
+            return false;
+        }
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        let meta = if p.is_absolute() {
+            std::fs::metadata(p)
+        } else {
+            std::fs::metadata(self.w.loaded.prefix.join(p))
+        };
+        let Ok(m) = meta else {
+            return false;
+        };
+        match test {
+            FileTest::File => m.is_file(),
+            FileTest::Dir => m.is_dir(),
+            FileTest::Exists => true,
+            FileTest::Exec => m.is_file() && m.permissions().mode() & 0o100 != 0,
+        }
+    }
+
+    fn enter(&mut self, loc: LocationId) {
+        self.req.location = Some(loc);
     }
 }
 
@@ -326,7 +365,7 @@ impl Worker<'_> {
                 in_error: false,
                 stop: None,
             };
-            match run_script(&mut h, &server.script, false) {
+            match run_script(&mut h, &server.script, false, &mut None) {
                 ScriptEnd::Done | ScriptEnd::Reroute => {}
                 // `return CODE` of an error without text goes through error_page.
                 ScriptEnd::Return { code, text: None } if code >= 400 && code != 444 => {

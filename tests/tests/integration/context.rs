@@ -9,6 +9,8 @@
 
 use proton_tests::{bin, nginx_binary, request, Backend, Nginx, Proton, Response, TempDir};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
@@ -314,5 +316,148 @@ fn rewrite_cycle_as_nginx() {
         diffs.is_empty(),
         "differences with nginx:\n{}",
         diffs.join("\n")
+    );
+}
+
+/// `if` in server and location blocks, as nginx's rewrite_if.t exercises it, plus the
+/// block's configuration (add_header, root and try_files "is evil" semantics), `break`, and
+/// captures of a regex condition; proton-run and nginx 1.22 must answer alike.
+#[test]
+fn if_conditions_as_nginx() {
+    let t = TempDir::new("ctx-if");
+    let d = t.path().join("files");
+    std::fs::create_dir_all(d.join("dir")).expect("dir");
+    std::fs::write(d.join("file"), "f\n").expect("file");
+    std::fs::write(d.join("exe"), "x\n").expect("exe");
+    let made = Command::new("chmod")
+        .arg("755")
+        .arg(d.join("exe"))
+        .status()
+        .expect("chmod");
+    assert!(made.success());
+    let files = d.display().to_string();
+    let body = format!(
+        r#"
+    if ($arg_srv = go) {{ return 200 "server if"; }}
+    if ($http_x_stop) {{ break; }}
+    location / {{ if ($arg_c) {{ return 204; }} }}
+    location /sp {{ if ( $arg_c ) {{ return 204; }} }}
+    location /eq {{ if ($arg_c = 1) {{ return 204; }} }}
+    location /not {{ if ($arg_c != 2) {{ return 204; }} }}
+    location /pos {{ if ($arg_c ~ foo) {{ return 204; }} }}
+    location /cpos {{ if ($arg_c ~* foo) {{ return 204; }} }}
+    location /neg {{ if ($arg_c !~ foo) {{ return 204; }} }}
+    location /cneg {{ if ($arg_c !~* foo) {{ return 204; }} }}
+    location /plain {{ if (-f {files}/$arg_c) {{ return 204; }} }}
+    location /dir {{ if (-d {files}/$arg_c) {{ return 204; }} }}
+    location /exist {{ if (-e {files}/$arg_c) {{ return 204; }} }}
+    location /exec {{ if (-x {files}/$arg_c) {{ return 204; }} }}
+    location /not_plain {{ if (!-f {files}/$arg_c) {{ return 204; }} }}
+    location /not_exec {{ if (!-x {files}/$arg_c) {{ return 204; }} }}
+    location /cap {{ if ($arg_c ~ "^(?<word>[a-z]+)-(\d+)$") {{ return 200 "$word $2"; }} return 200 "none"; }}
+    location /order {{ set $v a; if ($arg_c) {{ set $v b; }} set $v "${{v}}c"; return 200 $v; }}
+    location /brk {{ if ($arg_c) {{ break; }} return 200 "after"; }}
+    location /hdr {{ add_header X-Outer outer; if ($arg_c) {{ add_header X-Inner inner; }} return 200 "hdr"; }}
+    location /rw {{ if ($arg_c) {{ rewrite ^ /t/from-if; }} return 200 "not rewritten"; }}
+    location /rwlast {{ if ($arg_c) {{ rewrite ^ /t/from-if last; }} return 200 "not rewritten"; }}
+    location /t/ {{ return 200 "t uri=$uri"; }}
+    location /root/ {{ root {files}/dir; if ($arg_c) {{ root {files}; }} }}
+    location /tf/ {{ try_files /nothing /t/tf; if ($arg_c) {{ set $x 1; }} }}
+"#
+    );
+    let server = |port: u16| {
+        format!("server {{ listen 127.0.0.1:{port}; server_name if.test;\n{body}\n}}\n")
+    };
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\n{}}}\n",
+        server(0).replace("127.0.0.1:0", "127.0.0.1:{port}")
+    );
+    let requests: &[(&str, &[(&str, &str)])] = &[
+        ("/?c=1", &[]),
+        ("/?c=0", &[]),
+        ("/?c=", &[]),
+        ("/sp?c=1", &[]),
+        ("/eq?c=1", &[]),
+        ("/eq?c=2", &[]),
+        ("/not?c=1", &[]),
+        ("/not?c=2", &[]),
+        ("/pos?c=foo", &[]),
+        ("/pos?c=FOO", &[]),
+        ("/cpos?c=FOO", &[]),
+        ("/neg?c=foo", &[]),
+        ("/neg?c=bar", &[]),
+        ("/cneg?c=FOO", &[]),
+        ("/plain?c=file", &[]),
+        ("/plain?c=dir", &[]),
+        ("/dir?c=dir", &[]),
+        ("/dir?c=file", &[]),
+        ("/exist?c=file", &[]),
+        ("/exist?c=none", &[]),
+        ("/exec?c=exe", &[]),
+        ("/exec?c=file", &[]),
+        ("/not_plain?c=none", &[]),
+        ("/not_exec?c=file", &[]),
+        ("/cap?c=abc-42", &[]),
+        ("/cap?c=ABC-42", &[]),
+        ("/order?c=1", &[]),
+        ("/order", &[]),
+        ("/brk?c=1", &[]),
+        ("/brk", &[]),
+        ("/hdr?c=1", &[]),
+        ("/hdr", &[]),
+        ("/rw?c=1", &[]),
+        ("/rwlast?c=1", &[]),
+        ("/rw", &[]),
+        ("/root/file?c=1", &[]),
+        ("/root/file", &[]),
+        ("/tf/a", &[]),
+        ("/tf/a?c=1", &[]),
+        ("/eq?c=1&srv=go", &[]),
+        ("/eq?c=1", &[("X-Stop", "1")]),
+    ];
+    let ask = |port: u16, uri: &str, extra: &[(&str, &str)]| -> String {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+        let mut head = format!("GET {uri} HTTP/1.1\r\nHost: if.test\r\nConnection: close\r\n");
+        for (n, v) in extra {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).expect("write");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let r = proton_tests::parse_response(&raw).unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let mut seen = format!(
+            "{} {}",
+            r.status,
+            if r.status == 200 {
+                r.body_text()
+            } else {
+                String::new()
+            }
+        );
+        for h in ["x-outer", "x-inner"] {
+            if let Some(v) = r.header(h) {
+                seen.push_str(&format!(" {h}={v}"));
+            }
+        }
+        seen
+    };
+    let p = Proton::start(t.path(), &conf, 1);
+    let ours: Vec<String> = requests.iter().map(|(u, h)| ask(p.port, u, h)).collect();
+    let Some(nginx) = nginx_binary() else { return };
+    let n = Nginx::start(&nginx, server);
+    let theirs: Vec<String> = requests.iter().map(|(u, h)| ask(n.port(), u, h)).collect();
+    let diffs: Vec<String> = requests
+        .iter()
+        .zip(ours.iter().zip(&theirs))
+        .filter(|(_, (a, b))| a != b)
+        .map(|((u, h), (a, b))| format!("{u} {h:?}\n  proton: {a}\n  nginx:  {b}"))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "differences with nginx:\n{}\n{}",
+        diffs.join("\n"),
+        p.logs()
     );
 }
