@@ -206,6 +206,20 @@ pub static TABLE: &[Spec] = &[
     row("expires", HSL, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
     row("etag", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send `ETag` for static files."),
     row("if_modified_since", HSL, Exactly(1), Keyword(&["off", "exact", "before"]), false, Inherit, "exact", "off | exact | before", "How `If-Modified-Since` is compared with the file time."),
+    row("autoindex_format", HSL, Exactly(1), Keyword(&["html", "xml", "json", "jsonp"]), false, Inherit, "html", "html | xml | json | jsonp", "Format of the autoindex listing; `jsonp` wraps the JSON in a call of the function named by the `callback` argument (`$arg_callback`; without it, plain JSON)."),
+    row("autoindex_exact_size", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "HTML listing: exact file sizes in bytes, or rounded to K, M, G (`off`)."),
+    row("autoindex_localtime", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML and XML listings: times in local time instead of UTC (Proton's local time is the process's time zone as the C library sees it: `TZ`)."),
+    row("charset", HSL, Exactly(1), Text, false, Inherit, "off", "charset | off", "Adds `; charset=…` to the `Content-Type` of responses whose type is in `charset_types` (variables allowed); with `source_charset` and a `charset_map` between the two, static files are recoded. Proxied responses are neither relabelled nor recoded yet."),
+    row("source_charset", HSL, Exactly(1), Text, false, Inherit, "", "charset", "The charset of the files served; with `charset` and a `charset_map` linking them, the body is recoded byte by byte."),
+    row("charset_types", HSL, AtLeast(1), Text, false, Inherit, "text/html text/xml text/plain text/vnd.wap.wml application/javascript application/rss+xml", "mime-type … | *", "Types that get the charset; `*` is every type."),
+    row("override_charset", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "nginx: recode proxied responses that already name a charset. Accepted; Proton does not relabel or recode proxied responses yet, so it has no effect there."),
+    row("charset_map", H, Exactly(2), Block, true, Structure, "", "charset1 charset2 { hex hex; … }", "A single-byte recoding table between two charsets (used in both directions). Tables whose values are UTF-8 sequences (maps to `utf-8`) are refused: Proton does not recode to or from UTF-8 yet."),
+    row("absolute_redirect", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Redirects Proton makes (`return 301 /path`, the slash added to a directory) carry an absolute URL; `off`: the path as is."),
+    row("port_in_redirect", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "An absolute redirect names the port when it is not the scheme's default."),
+    row("server_name_in_redirect", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "An absolute redirect names the server's first `server_name` instead of the request's `Host`."),
+    row("msie_refresh", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Redirects to MSIE clients are answered with an HTML page that refreshes instead of a `Location` header."),
+    row("msie_padding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Error pages (status > 400) to MSIE clients are padded with comments to over 512 bytes, so MSIE shows them."),
+    row("merge_slashes", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Merge runs of `/` in the request URI before location matching; `off` keeps them."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
     row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
@@ -274,9 +288,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "real_ip_header",
     "set_real_ip_from",
     "real_ip_recursive",
-    "charset",
-    "source_charset",
-    "charset_map",
     "ssi",
     "mirror",
     "auth_request",
@@ -321,13 +332,7 @@ pub static UNSUPPORTED: &[&str] = &[
     "map_hash_max_size",
     "map_hash_bucket_size",
     "reset_timedout_connection",
-    "msie_padding",
-    "msie_refresh",
-    "port_in_redirect",
-    "server_name_in_redirect",
-    "absolute_redirect",
     "recursive_error_pages",
-    "merge_slashes",
     "underscores_in_headers",
     "ignore_invalid_headers",
     "log_not_found",
@@ -371,9 +376,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "memcached_pass",
     "random_index",
     "index_ext",
-    "autoindex_exact_size",
-    "autoindex_format",
-    "autoindex_localtime",
     "ancient_browser",
     "modern_browser",
     "addition_types",
@@ -471,81 +473,14 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// (`1h30m`, not `30m1h`); a number without unit is seconds, also at the end (`1h30` is
 /// 1h30s). `y` and `M` are refused in millisecond times, as in nginx.
 pub fn parse_time_ms(s: &str) -> Option<u64> {
-    parse_time(s, false)
+    proton_ir::time::parse_time(s, false)
 }
 
 /// Parses an nginx time into seconds, as nginx's `ngx_parse_time(…, 1)` (used by `expires`,
 /// the `Keep-Alive` header time and `fail_timeout`): units `y`, `M`, `w`, `d`, `h`, `m`, `s`
 /// from the largest to the smallest; `ms` is refused.
 pub fn parse_time_secs(s: &str) -> Option<u64> {
-    parse_time(s, true)
-}
-
-fn parse_time(s: &str, is_sec: bool) -> Option<u64> {
-    // Steps in nginx's order; a unit must come after every unit already seen.
-    const YEAR: u8 = 1;
-    const MONTH: u8 = 2;
-    const WEEK: u8 = 3;
-    const DAY: u8 = 4;
-    const HOUR: u8 = 5;
-    const MIN: u8 = 6;
-    const SEC: u8 = 7;
-    const MSEC: u8 = 8;
-    const LAST: u8 = 9;
-    let max = i64::MAX as u64;
-    let b = s.as_bytes();
-    let mut step = if is_sec { 0 } else { MONTH };
-    let (mut value, mut total, mut valid) = (0u64, 0u64, false);
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        i += 1;
-        if c.is_ascii_digit() {
-            value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            if value > max {
-                return None;
-            }
-            valid = true;
-            continue;
-        }
-        let (next, secs) = match c {
-            b'y' if step < YEAR => (YEAR, 365 * 86_400),
-            b'M' if step < MONTH => (MONTH, 30 * 86_400),
-            b'w' if step < WEEK => (WEEK, 7 * 86_400),
-            b'd' if step < DAY => (DAY, 86_400),
-            b'h' if step < HOUR => (HOUR, 3_600),
-            b'm' if b.get(i) == Some(&b's') => {
-                if is_sec || step >= MSEC {
-                    return None;
-                }
-                i += 1;
-                (MSEC, 0)
-            }
-            b'm' if step < MIN => (MIN, 60),
-            b's' if step < SEC => (SEC, 1),
-            b' ' if step < SEC => (LAST, 1),
-            _ => return None,
-        };
-        step = next;
-        let scale: u64 = match (next, is_sec) {
-            (MSEC, _) => 1,
-            (_, true) => secs,
-            (_, false) => secs * 1000,
-        };
-        value = value.checked_mul(scale).filter(|v| *v <= max)?;
-        total = total.checked_add(value).filter(|t| *t <= max)?;
-        value = 0;
-        while b.get(i) == Some(&b' ') {
-            i += 1;
-        }
-    }
-    if !valid {
-        return None;
-    }
-    if !is_sec {
-        value = value.checked_mul(1000)?;
-    }
-    total.checked_add(value).filter(|t| *t <= max)
+    proton_ir::time::parse_time(s, true)
 }
 
 /// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the

@@ -53,6 +53,8 @@ pub struct Ir {
     /// Short strings stored back to back (location names), so that decoding does not
     /// allocate one String per location.
     pub text: String,
+    /// `charset_map` tables.
+    pub charset_maps: Vec<CharsetMap>,
 }
 
 /// The scheme of a `proxy_pass` URL.
@@ -433,6 +435,19 @@ pub struct Settings {
     pub access_log: Vec<AccessLog>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
+    pub charset: Charset,
+    pub autoindex_format: AutoindexFormat,
+    pub autoindex_exact_size: bool,
+    pub autoindex_localtime: bool,
+    /// `absolute_redirect`, `port_in_redirect`, `server_name_in_redirect`.
+    pub absolute_redirect: bool,
+    pub port_in_redirect: bool,
+    pub server_name_in_redirect: bool,
+    /// `msie_refresh`, `msie_padding`.
+    pub msie_refresh: bool,
+    pub msie_padding: bool,
+    /// `merge_slashes` (server level: read from the server chosen by Host).
+    pub merge_slashes: bool,
 }
 
 impl LocationConf {
@@ -494,15 +509,63 @@ pub struct AddHeader {
 }
 
 /// `expires`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Expires {
     Off,
     Epoch,
     Max,
     /// Seconds relative to now (may be negative).
     After(i64),
-    /// `modified +time`: relative to the file's mtime.
+    /// `modified +time`: relative to the file's mtime (relative to now for a response
+    /// without one, as nginx).
     Modified(i64),
+    /// `@15h30m`: the next time this second of the day (UTC) comes.
+    Daily(i64),
+    /// `[modified] $variable`: the value, parsed at request time as the directive's
+    /// argument would be (`epoch`, `max`, `off`, `@time`, `[+|-]time`); an invalid value
+    /// sends no header.
+    Variable {
+        modified: bool,
+        value: Template,
+    },
+}
+
+/// `autoindex_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum AutoindexFormat {
+    Html,
+    Xml,
+    Json,
+    /// JSON wrapped in a call of the function named by `$arg_callback`.
+    Jsonp,
+}
+
+/// `charset_map FROM TO { … }`: a single-byte recoding table, usable in both directions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharsetMap {
+    /// Charset names, lowercase (nginx compares them case-insensitively).
+    pub from: String,
+    pub to: String,
+    /// `forward[b]`: the byte `b` of `from` in `to` (identity where the map says nothing).
+    pub forward: Vec<u8>,
+    /// `backward[b]`: the byte `b` of `to` in `from`.
+    pub backward: Vec<u8>,
+}
+
+/// The charset settings of a location (`charset`, `source_charset`, `charset_types`,
+/// `override_charset`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct Charset {
+    /// `charset`: the charset added to `Content-Type` (a template: nginx allows variables);
+    /// `None`: `charset off`.
+    pub charset: Option<Template>,
+    /// `source_charset`, lowercase; the body is recoded from it into `charset` when a
+    /// `charset_map` links the two.
+    pub source: Option<String>,
+    /// `charset_types`, lowercase and sorted; `["*"]`: every type.
+    pub types: Vec<String>,
+    /// `override_charset`.
+    pub override_charset: bool,
 }
 
 /// `lingering_close`.

@@ -341,6 +341,12 @@ impl Checker<'_> {
                 self.template(to)?;
             }
         }
+        if let Expires::Variable { value, .. } = &s.expires {
+            self.template(value)?;
+        }
+        if let Some(t) = &s.charset.charset {
+            self.template(t)?;
+        }
         Ok(())
     }
 }
@@ -484,6 +490,21 @@ pub(crate) mod tests {
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
             },
+            charset: Charset {
+                charset: None,
+                source: None,
+                types: vec![],
+                override_charset: false,
+            },
+            autoindex_format: AutoindexFormat::Html,
+            autoindex_exact_size: true,
+            autoindex_localtime: false,
+            absolute_redirect: true,
+            port_in_redirect: true,
+            server_name_in_redirect: false,
+            msie_refresh: false,
+            msie_padding: true,
+            merge_slashes: true,
         }
     }
 

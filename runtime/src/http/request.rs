@@ -503,13 +503,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
 /// [`proton_ir::uri::normalize_path`] does: `%XX` decoded, `//`, `.` and `..` resolved, the
 /// query left out. An absolute-form target without a path (`http://h?x=1`) has the path `/`
 /// (nginx's `empty_path_in_uri`). False for a path that does not normalise (400).
-pub fn normalize_target(head: &RequestHead, buf: &[u8], out: &mut Vec<u8>) -> bool {
+/// `merge`: nginx's `merge_slashes` of the server.
+pub fn normalize_target(head: &RequestHead, buf: &[u8], merge: bool, out: &mut Vec<u8>) -> bool {
     if head.empty_path {
         out.clear();
         out.push(b'/');
         return true;
     }
-    proton_ir::uri::normalize_path(bytes_at(buf, &head.target), out)
+    proton_ir::uri::normalize_path_merging(bytes_at(buf, &head.target), merge, out)
 }
 
 /// `buf[from..]`, or empty.

@@ -45,6 +45,8 @@ pub(crate) struct Scratch {
     pub(crate) path: Vec<u8>,
     /// The body of a built-in error or redirect page being written.
     pub(crate) page: Vec<u8>,
+    /// A `Content-Type` value with the charset added (`charset`).
+    pub(crate) ctype: Vec<u8>,
 }
 
 /// What the connection needs to know about the answer.
@@ -291,7 +293,10 @@ impl Worker<'_> {
             let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
             req.args.extend_from_slice(&a[..end]);
         }
-        let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, &mut req.uri);
+        let merge = req
+            .location
+            .is_none_or(|l| self.settings_for(l).merge_slashes);
+        let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, merge, &mut req.uri);
         // Every user variable starts unset (a pooled context comes back with none set).
         req.user.resize(ir.user_vars.len(), None);
         // A regex server name's groups are variables for the whole request.
@@ -706,7 +711,19 @@ impl Worker<'_> {
             .get(loc.0 as usize)
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
             .map_or("text/plain", |s| s.default_type.as_str());
-        self.simple(conn, req, code, loc, &req.text, Some(ct.as_bytes()))
+        let mut ctype = std::mem::take(&mut self.scratch.ctype);
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, ct.as_bytes(), &mut ctype);
+        let out = self.simple(
+            conn,
+            req,
+            code,
+            loc,
+            &req.text,
+            Some(if relabelled { &ctype } else { ct.as_bytes() }),
+        );
+        self.scratch.ctype = ctype;
+        out
     }
 
     /// A response with a small in-memory body.
@@ -799,7 +816,21 @@ impl Worker<'_> {
         if ok_status {
             let mtime = req.mtime;
             let now = self.date.unix_secs();
-            super::static_files::expires_headers(s.expires, mtime, now, out);
+            if let proton_ir::Expires::Variable { modified, value } = &s.expires {
+                // Parsed at request time, as nginx: an invalid value sends nothing.
+                let pool = self.scratch.var_pool.get_mut();
+                let mut v = pool.buf();
+                self.ctx(conn, req, status).expand(value, &mut v);
+                let parsed = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|t| proton_ir::Expires::parse(t, *modified).ok());
+                self.scratch.var_pool.get_mut().give_buf(v);
+                if let Some(e) = parsed {
+                    super::static_files::expires_headers(&e, mtime, now, out);
+                }
+            } else {
+                super::static_files::expires_headers(&s.expires, mtime, now, out);
+            }
         }
         for h in &s.add_headers {
             if !(h.always || ok_status) {
@@ -842,7 +873,16 @@ impl Worker<'_> {
         loc: LocationId,
     ) -> usize {
         let target = &req.text;
-        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
+        let s = self.settings_for(loc);
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let (absolute, with_port, by_name) = (
+            s.absolute_redirect,
+            s.port_in_redirect,
+            s.server_name_in_redirect,
+        );
+        if s.msie_refresh && matches!(code, 301 | 302) && browser(req, &conn.rbuf).msie {
+            return self.msie_refresh(conn, req, loc);
+        }
         let mut body = std::mem::take(&mut self.scratch.page);
         body.clear();
         crate::http::response::error_page(code, tokens, &mut body);
@@ -855,21 +895,32 @@ impl Worker<'_> {
             Some(b"text/html"),
             Some(body.len() as u64),
         );
-        // A path is made absolute as nginx does by default (`server_name_in_redirect off`,
-        // `port_in_redirect on`): the request's host, else the local address, and the local
-        // port when it is not 80; written straight into the head.
+        // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
+        // name with `server_name_in_redirect on`, else the request's host, else the local
+        // address; the local port when it is not 80 and `port_in_redirect` is on.
         wbuf.extend_from_slice(b"Location: ");
-        if target.starts_with(b"/") {
+        if absolute && target.starts_with(b"/") {
             wbuf.extend_from_slice(b"http://");
             let local = self.local_of(conn);
-            if !req.host.is_empty() {
+            let name = by_name
+                .then(|| {
+                    self.loaded
+                        .ir
+                        .servers
+                        .get(req.server.0 as usize)
+                        .and_then(|s| s.names.first())
+                })
+                .flatten();
+            if let Some(name) = name {
+                wbuf.extend_from_slice(name.as_bytes());
+            } else if !req.host.is_empty() {
                 wbuf.extend_from_slice(&req.host);
             } else if local.is_ipv6() {
                 let _ = write!(wbuf, "[{}]", local.ip());
             } else {
                 let _ = write!(wbuf, "{}", local.ip());
             }
-            if local.port() != 80 {
+            if with_port && local.port() != 80 {
                 let _ = write!(wbuf, ":{}", local.port());
             }
         }
@@ -878,6 +929,39 @@ impl Worker<'_> {
         crate::http::response::encode_line_breaks(&mut wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
         self.add_headers(conn, req, loc, code, &mut wbuf);
+        let n = end_head(&mut wbuf);
+        if !req.head.is_head() {
+            wbuf.extend_from_slice(&body);
+        }
+        conn.wbuf = wbuf;
+        self.scratch.page = body;
+        n
+    }
+
+    /// `msie_refresh`: a redirect to MSIE is a 200 page that refreshes to the URL in
+    /// `req.text` (nginx's `ngx_http_send_refresh`), without `Location`.
+    fn msie_refresh(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> usize {
+        const HEAD: &[u8] = b"<html><head><meta http-equiv=\"Refresh\" content=\"0; URL=";
+        const TAIL: &[u8] = b"\"></head><body></body></html>\r\n";
+        let mut body = std::mem::take(&mut self.scratch.page);
+        body.clear();
+        body.extend_from_slice(HEAD);
+        crate::http::response::escape_uri(
+            &req.text,
+            crate::http::response::Escape::Refresh,
+            &mut body,
+        );
+        body.extend_from_slice(TAIL);
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        self.start_head(
+            &mut wbuf,
+            req,
+            loc,
+            200,
+            Some(b"text/html"),
+            Some(body.len() as u64),
+        );
+        self.add_headers(conn, req, loc, 200, &mut wbuf);
         let n = end_head(&mut wbuf);
         if !req.head.is_head() {
             wbuf.extend_from_slice(&body);
@@ -901,7 +985,12 @@ impl Worker<'_> {
         let keep = !close
             && self.keep_alive_for(req, loc, status)
             && !matches!(status, 400 | 413 | 414 | 500 | 501);
-        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
+        let s = self.settings_for(loc);
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let padding = s.msie_padding && {
+            let b = browser(req, &conn.rbuf);
+            b.msie || b.chrome
+        };
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
         let n = error_response(
@@ -911,6 +1000,7 @@ impl Worker<'_> {
             req.head.minor_version,
             keep,
             tokens,
+            padding,
         );
         if req.head.is_head() {
             wbuf.truncate(n);
@@ -1019,4 +1109,10 @@ mod tests {
         });
         assert!(checked > 10_000, "{checked}");
     }
+}
+
+/// The browser family of the request's `User-Agent`, as nginx tells them apart.
+fn browser(req: &RequestCtx, buf: &[u8]) -> crate::http::response::Browser {
+    let ua = super::vars::header(&req.head, buf, b"user-agent").unwrap_or_default();
+    crate::http::response::Browser::of(ua)
 }

@@ -166,7 +166,11 @@ pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
             let code = *code;
             let plain = (200..600).contains(&code)
                 && !matches!(code, 204 | 304 | 444 | 301 | 302 | 303 | 307 | 308);
-            if !plain || !s.add_headers.is_empty() || s.expires != proton_ir::Expires::Off {
+            if !plain
+                || !s.add_headers.is_empty()
+                || s.expires != proton_ir::Expires::Off
+                || s.charset.charset.is_some()
+            {
                 return None;
             }
             let mut common = Vec::new();
@@ -206,10 +210,16 @@ pub(crate) fn error_response(
     minor: u8,
     keep_alive: bool,
     server_tokens: bool,
+    padding: bool,
 ) -> usize {
     let mut body = std::mem::take(&mut w.scratch.page);
     body.clear();
-    crate::http::response::error_page(status, server_tokens, &mut body);
+    if crate::http::response::error_page(status, server_tokens, &mut body)
+        && padding
+        && status >= 400
+    {
+        body.extend_from_slice(crate::http::response::MSIE_PADDING);
+    }
     begin_head(
         w,
         out,

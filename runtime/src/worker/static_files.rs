@@ -331,9 +331,13 @@ fn send_file(
         }
     };
     if meta.is_dir() {
-        // 301 to the URI with a slash (nginx), arguments kept.
+        // 301 to the URI with a slash (nginx), escaped as nginx escapes it, arguments kept.
         req.text.clear();
-        req.text.extend_from_slice(&req.uri);
+        crate::http::response::escape_uri(
+            &req.uri,
+            crate::http::response::Escape::Uri,
+            &mut req.text,
+        );
         req.text.push(b'/');
         if !req.args.is_empty() {
             req.text.push(b'?');
@@ -429,8 +433,18 @@ fn send_file(
     }
     let ct = content_type(w.loaded, settings, path);
     let use_etag = settings.etag;
+    let mut ctype = std::mem::take(&mut w.scratch.ctype);
+    let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    w.start_head(&mut wbuf, req, loc, status, Some(ct), Some(end - start));
+    w.start_head(
+        &mut wbuf,
+        req,
+        loc,
+        status,
+        Some(if relabelled { &ctype } else { ct }),
+        Some(end - start),
+    );
+    w.scratch.ctype = ctype;
     validators(&mut wbuf, mtime, etag, use_etag);
     if let Some((s, e)) = content_range {
         let _ = write!(
@@ -447,6 +461,23 @@ fn send_file(
     req.mtime = Some(mtime);
     w.add_headers(conn, req, loc, status, &mut wbuf);
     let n = end_head(&mut wbuf);
+    if let Some(recode) = recode.filter(|_| !req.head.is_head() && end > start) {
+        // Recoded bodies are read into memory (single-byte tables keep the length).
+        use std::os::unix::fs::FileExt;
+        let len = (end - start) as usize;
+        wbuf.resize(n + len, 0);
+        if file.read_exact_at(&mut wbuf[n..], start).is_err() {
+            wbuf.truncate(n);
+            conn.wbuf = wbuf;
+            return Handled::Status(500);
+        }
+        recode.apply(&w.loaded.ir, &mut wbuf[n..]);
+        conn.wbuf = wbuf;
+        return Handled::Done {
+            status,
+            header_bytes: n,
+        };
+    }
     if !req.head.is_head() && end > start && end - start <= SMALL_BODY {
         // A small file goes out with its head in one write (one TCP segment instead of
         // two); sendfile only pays off for larger bodies.
@@ -579,6 +610,90 @@ fn content_type<'a>(
         .unwrap_or(settings.default_type.as_bytes())
 }
 
+/// A recoding of a response body: an index into `Ir::charset_maps` and the direction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recode {
+    map: usize,
+    forward: bool,
+}
+
+impl Recode {
+    /// Recodes `body` in place.
+    pub(crate) fn apply(self, ir: &proton_ir::Ir, body: &mut [u8]) {
+        let Some(m) = ir.charset_maps.get(self.map) else {
+            return;
+        };
+        let table = if self.forward {
+            &m.forward
+        } else {
+            &m.backward
+        };
+        for b in body {
+            *b = table.get(usize::from(*b)).copied().unwrap_or(*b);
+        }
+    }
+}
+
+/// nginx's charset filter on a response of type `ct` from `loc`: writes the `Content-Type`
+/// value into `out` (`; charset=NAME` added when the type is in `charset_types` and names no
+/// charset yet) and says whether the body must be recoded (`source_charset` and `charset`
+/// differ and a `charset_map` links them). False when `ct` is to be sent unchanged.
+pub(crate) fn charset_type(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    ct: &[u8],
+    out: &mut Vec<u8>,
+) -> (bool, Option<Recode>) {
+    let ir = &w.loaded.ir;
+    let Some(l) = ir.locations.get(loc.0 as usize) else {
+        return (false, None);
+    };
+    let c = &ir.settings[l.conf.settings.0 as usize].charset;
+    let Some(name) = &c.charset else {
+        return (false, None);
+    };
+    let base = ct.split(|&b| b == b';').next().unwrap_or(ct);
+    let listed = c.types.first().is_some_and(|t| t == "*")
+        || c.types
+            .binary_search_by(|t| t.bytes().cmp(base.iter().map(u8::to_ascii_lowercase)))
+            .is_ok();
+    if !listed || memchr::memmem::find(ct, b"charset=").is_some() {
+        return (false, None);
+    }
+    out.clear();
+    out.extend_from_slice(ct);
+    out.extend_from_slice(b"; charset=");
+    let at = out.len();
+    w.ctx(conn, req, 0).expand(name, out);
+    if out.len() == at {
+        return (false, None);
+    }
+    let recode = c.source.as_deref().and_then(|src| {
+        let dst = &out[at..];
+        if dst.eq_ignore_ascii_case(src.as_bytes()) {
+            return None;
+        }
+        ir.charset_maps.iter().enumerate().find_map(|(i, m)| {
+            if m.from == src && dst.eq_ignore_ascii_case(m.to.as_bytes()) {
+                Some(Recode {
+                    map: i,
+                    forward: true,
+                })
+            } else if m.to == src && dst.eq_ignore_ascii_case(m.from.as_bytes()) {
+                Some(Recode {
+                    map: i,
+                    forward: false,
+                })
+            } else {
+                None
+            }
+        })
+    });
+    (true, recode)
+}
+
 /// `Last-Modified` and (with `etag on`) `ETag` of a file.
 fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
     let mut date = [0u8; 29];
@@ -596,11 +711,12 @@ fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
     }
 }
 
-/// `expires`: Expires and Cache-Control (nginx's headers filter); `mtime` for `modified`.
-/// `now`: the current Unix second (the worker's clock of this loop round).
-pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mut Vec<u8>) {
-    let (at, max_age) = match e {
-        Expires::Off => return,
+/// `expires`: Expires and Cache-Control (nginx's headers filter, `ngx_http_set_expires`);
+/// `mtime` for `modified`; `now`: the current Unix second (the worker's clock of this loop
+/// round). `Expires::Variable` is parsed by the caller first.
+pub(crate) fn expires_headers(e: &Expires, mtime: Option<i64>, now: i64, out: &mut Vec<u8>) {
+    let (at, max_age, conf_negative) = match *e {
+        Expires::Off | Expires::Variable { .. } => return,
         Expires::Epoch => {
             out.extend_from_slice(
                 b"Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n",
@@ -613,10 +729,19 @@ pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mu
             );
             return;
         }
-        Expires::After(s) => (now + s, s),
+        Expires::Daily(t) => {
+            // The next time the day reaches second `t` (UTC, the runtime's local time).
+            let today = now - now.rem_euclid(86_400);
+            let mut at = today + t;
+            if at <= now {
+                at += 86_400;
+            }
+            (at, at - now, false)
+        }
+        Expires::After(s) => (now + s, s, s < 0),
         Expires::Modified(s) => match mtime {
-            Some(m) => (m + s, m + s - now),
-            None => return,
+            Some(m) => (m + s, m + s - now, s < 0),
+            None => (now + s, s, s < 0),
         },
     };
     let mut date = [0u8; 29];
@@ -627,7 +752,7 @@ pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mu
     out.extend_from_slice(b"Expires: ");
     out.extend_from_slice(&date);
     out.extend_from_slice(b"\r\n");
-    if max_age < 0 {
+    if conf_negative || max_age < 0 {
         out.extend_from_slice(b"Cache-Control: no-cache\r\n");
     } else {
         let _ = write!(out, "Cache-Control: max-age={max_age}\r\n");
