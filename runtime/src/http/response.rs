@@ -449,6 +449,8 @@ pub enum Escape {
     Uri,
     /// `NGX_ESCAPE_REFRESH`: space, `"`, `'`, `%`, controls and bytes ≥ 0x7f.
     Refresh,
+    /// `NGX_ESCAPE_URI_COMPONENT`: everything but letters, digits, `-`, `.`, `_`, `~`.
+    UriComponent,
 }
 
 /// Appends `s` to `out` escaped with `table`.
@@ -460,6 +462,7 @@ pub fn escape_uri(s: &[u8], table: Escape, out: &mut Vec<u8>) {
             || match table {
                 Escape::Uri => b" \"#%<>?\\^`{|}".contains(&b),
                 Escape::Refresh => b" \"'%".contains(&b),
+                Escape::UriComponent => !(b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
             };
         if esc {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);

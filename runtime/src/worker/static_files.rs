@@ -373,30 +373,40 @@ fn send_file(
         None => 200,
     };
     if error_status.is_none() {
-        // Conditional requests.
-        if settings.etag {
-            if let Some(inm) = header(&req.head, buf, b"if-none-match") {
-                if crate::http::etag::if_none_match(inm, etag) {
-                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
-                }
+        // Conditional requests, in the order of nginx's not_modified filter.
+        let date = |v: &[u8]| {
+            crate::http::response::parse_http_date(v).map(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            })
+        };
+        if let Some(ius) = header(&req.head, buf, b"if-unmodified-since") {
+            if date(ius).is_none_or(|t| t < mtime) {
+                return Handled::Status(412);
             }
         }
-        if settings.if_modified_since != IfModifiedSince::Off
-            && header(&req.head, buf, b"if-none-match").is_none()
-        {
-            if let Some(ims) = header(&req.head, buf, b"if-modified-since")
-                .and_then(crate::http::response::parse_http_date)
-            {
-                let ims = ims
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                let hit = match settings.if_modified_since {
-                    IfModifiedSince::Exact => ims == mtime,
-                    _ => ims >= mtime,
-                };
-                if hit {
-                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
-                }
+        if let Some(im) = header(&req.head, buf, b"if-match") {
+            let any = im == b"*";
+            if !any && !(settings.etag && crate::http::etag::if_match(im, etag)) {
+                return Handled::Status(412);
+            }
+        }
+        let ims = header(&req.head, buf, b"if-modified-since")
+            .filter(|_| settings.if_modified_since != IfModifiedSince::Off);
+        let inm = header(&req.head, buf, b"if-none-match");
+        if ims.is_some() || inm.is_some() {
+            let modified = ims.is_some_and(|v| match date(v) {
+                Some(t) => match settings.if_modified_since {
+                    IfModifiedSince::Exact => t != mtime,
+                    _ => t < mtime,
+                },
+                None => true,
+            });
+            let differs = inm.is_some_and(|v| {
+                !(v == b"*" || settings.etag && crate::http::etag::if_none_match(v, etag))
+            });
+            if !modified && !differs {
+                return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
             }
         }
     }
@@ -406,7 +416,17 @@ fn send_file(
     let mut content_range: Option<(u64, u64)> = None;
     if status == 200 {
         if let Some(r) = header(&req.head, buf, b"range") {
-            let if_range_ok = header(&req.head, buf, b"if-range").is_none_or(|v| v == etag);
+            // nginx's range filter: an entity tag (ends with `"`) must equal the ETag sent,
+            // a date must equal Last-Modified; otherwise the whole file.
+            let if_range_ok = header(&req.head, buf, b"if-range").is_none_or(|v| {
+                if v.len() >= 2 && v.ends_with(b"\"") {
+                    settings.etag && v == etag
+                } else {
+                    crate::http::response::parse_http_date(v)
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .is_some_and(|d| d.as_secs() as i64 == mtime)
+                }
+            });
             if if_range_ok {
                 let mut ranges = [crate::http::range::ByteRange::default(); 16];
                 match crate::http::range::parse_range(r, len, &mut ranges) {
@@ -827,7 +847,7 @@ fn redirect_slash(
     }
 }
 
-/// An HTML listing of a directory.
+/// A directory listing (`autoindex_format`), as nginx's autoindex module.
 fn autoindex(
     w: &mut Worker<'_>,
     conn: &mut Conn,
@@ -837,52 +857,112 @@ fn autoindex(
     path: &[u8],
     _error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
-    let Ok(rd) = std::fs::read_dir(path_of(path)) else {
-        return Handled::Status(403);
-    };
-    let mut names: Vec<(String, bool, u64)> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                return None;
+    use super::autoindex::{self as ai, Entry};
+    use proton_ir::AutoindexFormat;
+    let s = w.settings_for(loc);
+    let (exact, localtime) = (s.autoindex_exact_size, s.autoindex_localtime);
+    let mut format = s.autoindex_format;
+    let mut callback = None;
+    if format == AutoindexFormat::Jsonp {
+        match ai::jsonp_callback(&req.args) {
+            Ok(Some(cb)) => callback = Some(cb),
+            Ok(None) => format = AutoindexFormat::Json,
+            Err(()) => {
+                elog!(
+                    w.elog,
+                    Info,
+                    "client sent invalid callback name: \"{}\"",
+                    String::from_utf8_lossy(&req.args)
+                );
+                return Handled::Status(400);
             }
-            let m = e.metadata().ok()?;
-            Some((name, m.is_dir(), m.len()))
-        })
-        .collect();
-    names.sort();
-    let u = String::from_utf8_lossy(uri);
-    let mut body = format!("<html>\r\n<head><title>Index of {u}</title></head>\r\n<body>\r\n<h1>Index of {u}</h1><hr><pre><a href=\"../\">../</a>\r\n");
-    for (n, dir, size) in &names {
-        let esc = html_escape(n);
-        let href = url_escape(n);
-        if *dir {
-            body.push_str(&format!(
-                "<a href=\"{href}/\">{esc}/</a>{}-\r\n",
-                " ".repeat(51usize.saturating_sub(n.len() + 1))
-            ));
-        } else {
-            body.push_str(&format!(
-                "<a href=\"{href}\">{esc}</a>{}{size}\r\n",
-                " ".repeat(51usize.saturating_sub(n.len()))
-            ));
         }
     }
-    body.push_str("</pre><hr></body>\r\n</html>\r\n");
+    // The directory path without its final slash, as nginx opens it.
+    let dir_path = match path {
+        [rest @ .., b'/'] if !rest.is_empty() => rest,
+        p => p,
+    };
+    let rd = match std::fs::read_dir(path_of(dir_path)) {
+        Ok(rd) => rd,
+        Err(e) => {
+            let status = match e.kind() {
+                ErrorKind::NotFound => 404,
+                ErrorKind::PermissionDenied => 403,
+                _ if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => 404,
+                _ => 500,
+            };
+            elog!(
+                w.elog,
+                Error,
+                "opendir() \"{}\" failed ({e})",
+                String::from_utf8_lossy(dir_path),
+                e = crate::log::OsError(&e)
+            );
+            return Handled::Status(status);
+        }
+    };
+    // The listing allocates (names, sorting), as nginx's does from its request pool.
+    let mut entries: Vec<Entry> = Vec::new();
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().as_bytes().to_vec();
+        if name.first() == Some(&b'.') {
+            continue;
+        }
+        // stat() follows links; a dangling link is listed as itself (lstat).
+        let m = match std::fs::metadata(e.path()) {
+            Ok(m) => m,
+            Err(err) if err.kind() == ErrorKind::PermissionDenied => continue,
+            Err(_) => match std::fs::symlink_metadata(e.path()) {
+                Ok(m) => m,
+                Err(_) => continue,
+            },
+        };
+        entries.push(Entry {
+            name,
+            dir: m.is_dir(),
+            file: m.is_file(),
+            mtime: m.mtime(),
+            size: m.len(),
+        });
+    }
+    ai::sort(&mut entries);
+    let (ct, fixed_charset): (&[u8], bool) = match format {
+        AutoindexFormat::Html => (b"text/html", false),
+        AutoindexFormat::Xml => (b"text/xml", true),
+        AutoindexFormat::Json => (b"application/json", false),
+        AutoindexFormat::Jsonp => (b"application/javascript", false),
+    };
+    let mut ctype = std::mem::take(&mut w.scratch.ctype);
+    let relabelled = if fixed_charset {
+        // nginx's XML listing names its charset itself.
+        ctype.clear();
+        ctype.extend_from_slice(ct);
+        ctype.extend_from_slice(b"; charset=utf-8");
+        true
+    } else {
+        charset_type(w, conn, req, loc, ct, &mut ctype).0
+    };
+    let utf8 = relabelled && ctype.to_ascii_lowercase().ends_with(b"charset=utf-8");
+    let mut body = Vec::new();
+    let gmtoff = if localtime { local_offset() } else { 0 };
+    ai::write(
+        format, uri, &entries, utf8, exact, gmtoff, callback, &mut body,
+    );
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
         req,
         loc,
         200,
-        Some(b"text/html"),
+        Some(if relabelled { &ctype } else { ct }),
         Some(body.len() as u64),
     );
+    w.scratch.ctype = ctype;
     w.add_headers(conn, req, loc, 200, &mut wbuf);
     let n = end_head(&mut wbuf);
     if !req.head.is_head() {
-        wbuf.extend_from_slice(body.as_bytes());
+        wbuf.extend_from_slice(&body);
     }
     conn.wbuf = wbuf;
     Handled::Done {
@@ -891,23 +971,10 @@ fn autoindex(
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn url_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// The offset of local time from UTC in seconds, for `autoindex_localtime`. Proton's
+/// local time is UTC (as `$time_local`), so this is 0.
+fn local_offset() -> i64 {
+    0
 }
 
 #[cfg(test)]
