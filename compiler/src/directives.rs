@@ -220,6 +220,7 @@ pub static TABLE: &[Spec] = &[
     row("msie_refresh", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Redirects to MSIE clients are answered with an HTML page that refreshes instead of a `Location` header."),
     row("msie_padding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Error pages (status > 400) to MSIE clients are padded with comments to over 512 bytes, so MSIE shows them."),
     row("merge_slashes", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Merge runs of `/` in the request URI before location matching; `off` keeps them."),
+    row("max_ranges", HSL, Exactly(1), Int, false, Inherit, "", "number", "Most byte ranges served from one request; more and the whole file is sent (200). `0` turns ranges off (no `Accept-Ranges`). Unset, nginx has no limit; Proton serves at most 16."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
     row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
@@ -339,7 +340,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "log_subrequest",
     "open_log_file_cache",
     "disable_symlinks",
-    "max_ranges",
     "chunked_transfer_encoding",
     "keepalive_time",
     "keepalive_disable",

@@ -448,6 +448,9 @@ pub struct Settings {
     pub msie_padding: bool,
     /// `merge_slashes` (server level: read from the server chosen by Host).
     pub merge_slashes: bool,
+    /// `max_ranges`: `None` unlimited (Proton serves at most 16 ranges of one request and
+    /// sends the whole file for more); `Some(0)`: ranges are off (no `Accept-Ranges`).
+    pub max_ranges: Option<u32>,
 }
 
 impl LocationConf {

@@ -505,6 +505,7 @@ pub(crate) mod tests {
             msie_refresh: false,
             msie_padding: true,
             merge_slashes: true,
+            max_ranges: None,
         }
     }
 

@@ -836,6 +836,13 @@ impl Worker<'_> {
             if !(h.always || ok_status) {
                 continue;
             }
+            // As nginx's add_header, ETag and Last-Modified replace the response's own
+            // (an empty value removes it).
+            if h.name.eq_ignore_ascii_case("etag") {
+                remove_line(out, b"\r\nETag: ");
+            } else if h.name.eq_ignore_ascii_case("last-modified") {
+                remove_line(out, b"\r\nLast-Modified: ");
+            }
             // Expand straight into the head; drop the line again if the value is empty.
             let mark = out.len();
             out.extend_from_slice(h.name.as_bytes());
@@ -991,6 +998,10 @@ impl Worker<'_> {
             let b = browser(req, &conn.rbuf);
             b.msie || b.chrome
         };
+        // `add_header … always` lines go on error pages too.
+        let mut extra = std::mem::take(&mut self.scratch.ctype);
+        extra.clear();
+        self.add_headers(conn, req, loc, status, &mut extra);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
         let n = error_response(
@@ -1001,7 +1012,9 @@ impl Worker<'_> {
             keep,
             tokens,
             padding,
+            &extra,
         );
+        self.scratch.ctype = extra;
         if req.head.is_head() {
             wbuf.truncate(n);
         }
@@ -1115,4 +1128,14 @@ mod tests {
 fn browser(req: &RequestCtx, buf: &[u8]) -> crate::http::response::Browser {
     let ua = super::vars::header(&req.head, buf, b"user-agent").unwrap_or_default();
     crate::http::response::Browser::of(ua)
+}
+
+/// Removes the header line that starts at `needle` (`\r\nName: `, its CRLF before it
+/// kept) from a head being written.
+fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
+    if let Some(i) = memchr::memmem::find(out, needle) {
+        let start = i + 2;
+        let end = memchr::memmem::find(&out[start..], b"\r\n").map_or(out.len(), |e| start + e + 2);
+        out.drain(start..end);
+    }
 }

@@ -211,6 +211,7 @@ pub(crate) fn error_response(
     keep_alive: bool,
     server_tokens: bool,
     padding: bool,
+    extra_headers: &[u8],
 ) -> usize {
     let mut body = std::mem::take(&mut w.scratch.page);
     body.clear();
@@ -233,6 +234,7 @@ pub(crate) fn error_response(
             server_tokens,
         },
     );
+    out.extend_from_slice(extra_headers);
     let n = end_head(out);
     out.extend_from_slice(&body);
     w.scratch.page = body;

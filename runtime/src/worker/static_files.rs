@@ -414,7 +414,13 @@ fn send_file(
     let mut start = 0u64;
     let mut end = len;
     let mut content_range: Option<(u64, u64)> = None;
-    if status == 200 {
+    let max_ranges = settings
+        .max_ranges
+        .map_or(crate::http::range::MAX_RANGES, |m| {
+            (m as usize).min(crate::http::range::MAX_RANGES)
+        });
+    let ranges_on = settings.max_ranges != Some(0);
+    if status == 200 && ranges_on {
         if let Some(r) = header(&req.head, buf, b"range") {
             // nginx's range filter: an entity tag (ends with `"`) must equal the ETag sent,
             // a date must equal Last-Modified; otherwise the whole file.
@@ -429,7 +435,7 @@ fn send_file(
             });
             if if_range_ok {
                 let mut ranges = [crate::http::range::ByteRange::default(); 16];
-                match crate::http::range::parse_range(r, len, &mut ranges) {
+                match crate::http::range::parse_range(r, len, &mut ranges[..max_ranges]) {
                     crate::http::range::RangeResult::Satisfiable(n) if n > 1 => {
                         let total: u64 = ranges[..n].iter().map(|r| r.end - r.start).sum();
                         if total <= MULTIPART_MAX {
@@ -475,7 +481,7 @@ fn send_file(
             len
         );
     }
-    if error_status.is_none() {
+    if error_status.is_none() && ranges_on {
         wbuf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     }
     req.mtime = Some(mtime);
@@ -551,6 +557,9 @@ fn multipart(
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
     let ct = content_type(w.loaded, settings, path);
+    let mut ctype = Vec::new();
+    let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
+    let ct: &[u8] = if relabelled { &ctype } else { ct };
     // A boundary that cannot occur in the file's bytes by chance: time-derived digits.
     let boundary = format!(
         "{:020}",
@@ -577,6 +586,9 @@ fn multipart(
                 String::from_utf8_lossy(path)
             );
             return Handled::Status(500);
+        }
+        if let Some(r) = recode {
+            r.apply(&w.loaded.ir, &mut body[at..]);
         }
     }
     let _ = write!(body, "\r\n--{boundary}--\r\n");
