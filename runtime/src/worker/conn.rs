@@ -596,7 +596,7 @@ impl Conn {
         self.wpos = 0;
         self.body_sent = 0;
         self.discard = Discard::None;
-        let hb = respond::error_response(w, &mut self.wbuf, status, 1, false, true, false, &[]);
+        let hb = respond::error_response(w, &mut self.wbuf, status, false, true, false, &[]);
         self.finished = Finished {
             status,
             header_bytes: hb as u64,

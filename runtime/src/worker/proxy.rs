@@ -1457,7 +1457,7 @@ impl Worker<'_> {
         let mut out = std::mem::take(&mut conn.wbuf);
         out.clear();
         conn.wpos = 0;
-        crate::http::response::write_status_line(&mut out, p.client_minor, status);
+        crate::http::response::write_status_line(&mut out, 1, status);
         let up = &p.hold;
         let upstream_has = |name: &[u8]| {
             p.resp.headers.iter().any(|(n, _)| {

@@ -395,6 +395,19 @@ impl Worker<'_> {
                         {
                             (l, Handled::Status(code))
                         }
+                        // A redirect `return` goes through an error_page for its code, as in
+                        // nginx (whose error_page then drops the first Location).
+                        Selected::Answered(l, ScriptEnd::Return { code, .. })
+                            if matches!(code, 301 | 302 | 303 | 307 | 308)
+                                && error_status.is_none()
+                                && self
+                                    .settings_for(l)
+                                    .error_pages
+                                    .iter()
+                                    .any(|e| e.codes.contains(&code)) =>
+                        {
+                            (l, Handled::Status(code))
+                        }
                         Selected::Answered(l, end) => {
                             return self.script_answer(conn, req, end, l, error_status)
                         }
@@ -666,7 +679,7 @@ impl Worker<'_> {
         let keep = self.keep_alive_for(req, loc, c.code);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
-        write_status_line(&mut wbuf, req.head.minor_version, c.code);
+        write_status_line(&mut wbuf, 1, c.code);
         wbuf.extend_from_slice(self.date.server_and_date(tokens));
         wbuf.extend_from_slice(if keep { &c.keep_tail } else { &c.close_tail });
         let n = wbuf.len();
@@ -748,7 +761,6 @@ impl Worker<'_> {
             self,
             &mut wbuf,
             &Head {
-                minor: req.head.minor_version,
                 status: code,
                 content_type: if no_body { None } else { ct },
                 content_length: if no_body {
@@ -784,7 +796,6 @@ impl Worker<'_> {
         let keep_alive = self.keep_alive_for(req, loc, status);
         let s = self.settings_for(loc);
         let h = Head {
-            minor: req.head.minor_version,
             status,
             content_type,
             content_length,
@@ -1008,7 +1019,6 @@ impl Worker<'_> {
             self,
             &mut wbuf,
             status,
-            req.head.minor_version,
             keep,
             tokens,
             padding,

@@ -100,7 +100,6 @@ pub(crate) fn server_line(server_tokens: bool) -> &'static [u8] {
 
 /// The parts of a response head besides status and body.
 pub(crate) struct Head<'h> {
-    pub(crate) minor: u8,
     pub(crate) status: u16,
     pub(crate) content_type: Option<&'h [u8]>,
     pub(crate) content_length: Option<u64>,
@@ -112,7 +111,8 @@ pub(crate) struct Head<'h> {
 /// Writes status line and the common headers; the caller adds its own headers and then
 /// calls [`end_head`].
 pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
-    write_status_line(out, h.minor, h.status);
+    // nginx answers HTTP/1.1 whatever the request's version.
+    write_status_line(out, 1, h.status);
     out.extend_from_slice(w.date.server_and_date(h.server_tokens));
     if let Some(ct) = h.content_type {
         out.extend_from_slice(b"Content-Type: ");
@@ -207,7 +207,6 @@ pub(crate) fn error_response(
     w: &mut Worker<'_>,
     out: &mut Vec<u8>,
     status: u16,
-    minor: u8,
     keep_alive: bool,
     server_tokens: bool,
     padding: bool,
@@ -225,7 +224,6 @@ pub(crate) fn error_response(
         w,
         out,
         &Head {
-            minor,
             status,
             content_type: Some(b"text/html"),
             content_length: Some(body.len() as u64),
