@@ -91,6 +91,8 @@ enum Stop {
     TooLarge(u64),
     /// The location only returns a constant text, prepared once per worker.
     Const,
+    /// The URI plus `/` names a proxied location: 301 there (nginx's auto_redirect).
+    AutoRedirect,
 }
 
 /// The request as the rewrite engine (`proton_ir::rewrite`) sees it: the worker lends its
@@ -159,9 +161,20 @@ impl ScriptHost for Rewriter<'_, '_> {
 }
 
 impl RouteHost for Rewriter<'_, '_> {
-    fn found(&mut self, loc_id: LocationId, _m: &proton_ir::LocationMatch) -> bool {
+    fn found(&mut self, loc_id: LocationId, m: &proton_ir::LocationMatch) -> bool {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
+        if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
+            let mut p = self.w.scratch.var_pool.borrow_mut().buf();
+            p.extend_from_slice(&self.req.uri);
+            p.push(b'/');
+            let auto = ir.auto_redirect(self.req.server, &p);
+            self.w.scratch.var_pool.borrow_mut().give_buf(p);
+            if auto.is_some() {
+                self.stop = Some(Stop::AutoRedirect);
+                return false;
+            }
+        }
         let Some(loc) = ir.locations.get(loc_id.0 as usize) else {
             return true;
         };
@@ -383,6 +396,21 @@ impl Worker<'_> {
                                     conn.peer.ip()
                                 );
                                 return self.finish_status(conn, req, 413, l, true);
+                            }
+                            Some(Stop::AutoRedirect) => {
+                                // The escaped URI, a slash, the arguments (nginx).
+                                req.text.clear();
+                                crate::http::response::escape_uri(
+                                    &req.uri,
+                                    crate::http::response::Escape::Uri,
+                                    &mut req.text,
+                                );
+                                req.text.push(b'/');
+                                if !req.args.is_empty() {
+                                    req.text.push(b'?');
+                                    req.text.extend_from_slice(&req.args);
+                                }
+                                return self.answer_redirect(conn, req, 301, l);
                             }
                             Some(Stop::Const) => match self.answer_const(conn, req, l) {
                                 Some(out) => return out,
