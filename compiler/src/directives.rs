@@ -221,6 +221,8 @@ pub static TABLE: &[Spec] = &[
     row("msie_padding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Error pages (status > 400) to MSIE clients are padded with comments to over 512 bytes, so MSIE shows them."),
     row("merge_slashes", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Merge runs of `/` in the request URI before location matching; `off` keeps them."),
     row("max_ranges", HSL, Exactly(1), Int, false, Inherit, "", "number", "Most byte ranges served from one request; more and the whole file is sent (200). `0` turns ranges off (no `Accept-Ranges`). Unset, nginx has no limit; Proton serves at most 16."),
+    row("ignore_invalid_headers", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Drop request header fields whose names are not letters, digits and `-` (and `_` with `underscores_in_headers`); `off` keeps them (they reach `$http_…` and the proxy). Names that are not HTTP tokens at all (`</x>`, a control byte) are 400 either way. Read from the server chosen by `Host`."),
+    row("underscores_in_headers", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Header names with `_` are valid (else dropped by `ignore_invalid_headers`)."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
     row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
@@ -334,8 +336,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "map_hash_bucket_size",
     "reset_timedout_connection",
     "recursive_error_pages",
-    "underscores_in_headers",
-    "ignore_invalid_headers",
     "log_not_found",
     "log_subrequest",
     "open_log_file_cache",

@@ -451,6 +451,10 @@ pub struct Settings {
     /// `max_ranges`: `None` unlimited (Proton serves at most 16 ranges of one request and
     /// sends the whole file for more); `Some(0)`: ranges are off (no `Accept-Ranges`).
     pub max_ranges: Option<u32>,
+    /// `ignore_invalid_headers`, `underscores_in_headers` (server level: read from the
+    /// server chosen by Host).
+    pub ignore_invalid_headers: bool,
+    pub underscores_in_headers: bool,
 }
 
 impl LocationConf {

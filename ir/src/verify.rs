@@ -506,6 +506,8 @@ pub(crate) mod tests {
             msie_padding: true,
             merge_slashes: true,
             max_ranges: None,
+            ignore_invalid_headers: true,
+            underscores_in_headers: false,
         }
     }
 

@@ -1539,6 +1539,8 @@ impl Lower<'_> {
             msie_refresh: flag("msie_refresh", false),
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
+            ignore_invalid_headers: flag("ignore_invalid_headers", true),
+            underscores_in_headers: flag("underscores_in_headers", false),
             max_ranges: nearest(chain, "max_ranges")
                 .first()
                 .and_then(|d| parse_number(arg(d, 0))),

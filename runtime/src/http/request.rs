@@ -267,6 +267,26 @@ impl RequestHead {
         self.header_count = 0;
     }
 
+    /// Drops the header fields whose names nginx calls invalid (`ignore_invalid_headers
+    /// on`): a name of anything but letters, digits and `-`, and `_` unless `underscores`
+    /// (`underscores_in_headers on`). Returns how many were dropped.
+    pub fn drop_invalid_headers(&mut self, buf: &[u8], underscores: bool) -> usize {
+        let n = self.header_count.min(MAX_HEADERS);
+        let mut kept = 0;
+        for i in 0..n {
+            let f = self.headers[i];
+            let valid = bytes_at(buf, &f.name.range())
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'));
+            if valid {
+                self.headers[kept] = f;
+                kept += 1;
+            }
+        }
+        self.header_count = kept;
+        n - kept
+    }
+
     /// How many header fields the head has.
     pub fn header_count(&self) -> usize {
         self.header_count

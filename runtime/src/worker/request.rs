@@ -306,6 +306,20 @@ impl Worker<'_> {
             let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
             req.args.extend_from_slice(&a[..end]);
         }
+        if let Some(l) = req.location {
+            let s = self.settings_for(l);
+            if s.ignore_invalid_headers {
+                let underscores = s.underscores_in_headers;
+                if req.head.drop_invalid_headers(&conn.rbuf, underscores) > 0 {
+                    elog!(
+                        self.elog,
+                        Info,
+                        "client sent invalid header line, client: {}",
+                        conn.peer.ip()
+                    );
+                }
+            }
+        }
         let merge = req
             .location
             .is_none_or(|l| self.settings_for(l).merge_slashes);
@@ -1043,15 +1057,7 @@ impl Worker<'_> {
         self.add_headers(conn, req, loc, status, &mut extra);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
-        let n = error_response(
-            self,
-            &mut wbuf,
-            status,
-            keep,
-            tokens,
-            padding,
-            &extra,
-        );
+        let n = error_response(self, &mut wbuf, status, keep, tokens, padding, &extra);
         self.scratch.ctype = extra;
         if req.head.is_head() {
             wbuf.truncate(n);
