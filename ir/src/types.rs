@@ -446,7 +446,7 @@ pub struct Settings {
     /// `msie_refresh`, `msie_padding`.
     pub msie_refresh: bool,
     pub msie_padding: bool,
-    /// `merge_slashes` (server level: read from the server chosen by Host).
+    /// `merge_slashes` (server level: read from the default server of the address).
     pub merge_slashes: bool,
     /// `max_ranges`: `None` unlimited (Proton serves at most 16 ranges of one request and
     /// sends the whole file for more); `Some(0)`: ranges are off (no `Accept-Ranges`).
@@ -814,6 +814,9 @@ pub enum Var {
     Arg(String),
     /// `$cookie_NAME` (lowercase; nginx finds the cookie case-insensitively).
     Cookie(String),
+    /// `$sent_http_NAME`: a header of the response sent (name lowercased, `_` for `-`);
+    /// known once the head is written (access logs).
+    SentHttp(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
     /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
@@ -1023,6 +1026,7 @@ impl Var {
             Var::Http(n) => format!("http_{n}"),
             Var::Arg(n) => format!("arg_{n}"),
             Var::Cookie(n) => format!("cookie_{n}"),
+            Var::SentHttp(n) => format!("sent_http_{n}"),
             Var::User(i) => user_vars
                 .get(*i as usize)
                 .cloned()

@@ -63,10 +63,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
 /// nginx's families of variables that Proton does not implement yet, with what to do instead.
 pub static UNSUPPORTED_FAMILIES: &[(&str, &str)] = &[
     (
-        "sent_http_",
-        "the headers of the response are not kept for variables yet; headers set with add_header can use the same value directly",
-    ),
-    (
         "upstream_http_",
         "the headers of the upstream's response are not kept for variables yet; $upstream_status and $upstream_addr are available",
     ),
@@ -216,6 +212,9 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     let name = name.as_str();
     if let Some(help) = unsupported(name) {
         return Err(Unresolved::Unsupported(help));
+    }
+    if let Some(d) = name.strip_prefix("sent_http_").filter(|d| !d.is_empty()) {
+        return Ok(Part::Var(Var::SentHttp(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("http_") {
         return Ok(Part::Var(Var::Http(d.to_string())));

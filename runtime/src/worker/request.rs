@@ -320,9 +320,11 @@ impl Worker<'_> {
                 }
             }
         }
-        let merge = req
-            .location
-            .is_none_or(|l| self.settings_for(l).merge_slashes);
+        // nginx normalises the URI with the request line, before Host is known: the
+        // default server of the address decides merge_slashes.
+        let merge = listener
+            .and_then(|l| ir.servers.get(l.names.default.0 as usize))
+            .is_none_or(|s| self.settings_for(s.default_location).merge_slashes);
         let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, merge, &mut req.uri);
         // Every user variable starts unset (a pooled context comes back with none set).
         req.user.resize(ir.user_vars.len(), None);
@@ -659,6 +661,7 @@ impl Worker<'_> {
             prefix: &self.loaded.prefix,
             connection: conn.number,
             connection_requests: conn.served.saturating_add(1),
+            sent_head: &[],
         }
     }
 
@@ -1089,7 +1092,16 @@ impl Worker<'_> {
             }
         };
         let mut access = std::mem::take(&mut self.access);
-        let ctx = self.ctx(conn, req, conn.finished.status);
+        let mut ctx = self.ctx(conn, req, conn.finished.status);
+        // The head Proton wrote itself is still at the start of the write buffer.
+        let n = usize::try_from(conn.finished.header_bytes).unwrap_or(0);
+        if n >= 4
+            && conn.wbuf.starts_with(b"HTTP/1.1 ")
+            && conn.wbuf.get(n - 4..n) == Some(&b"\r\n\r\n"[..])
+            && conn.proxy.is_none()
+        {
+            ctx.sent_head = &conn.wbuf[..n];
+        }
         let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
         if !written {

@@ -439,7 +439,8 @@ fn send_file(
                     crate::http::range::RangeResult::Satisfiable(n) if n > 1 => {
                         let total: u64 = ranges[..n].iter().map(|r| r.end - r.start).sum();
                         if total <= MULTIPART_MAX {
-                            return multipart(w, conn, req, loc, &file, &ranges[..n], len, path);
+                            let v = (mtime, etag, settings.etag);
+                            return multipart(w, conn, req, loc, &file, &ranges[..n], len, path, v);
                         }
                         // Larger multi-range answers are served whole (200) for now.
                     }
@@ -481,7 +482,7 @@ fn send_file(
             len
         );
     }
-    if error_status.is_none() && ranges_on {
+    if error_status.is_none() && ranges_on && status == 200 {
         wbuf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     }
     req.mtime = Some(mtime);
@@ -551,6 +552,7 @@ fn multipart(
     ranges: &[crate::http::range::ByteRange],
     len: u64,
     path: &[u8],
+    (mtime, etag, use_etag): (i64, &[u8], bool),
 ) -> Handled {
     use std::os::unix::fs::FileExt;
     let ir = &w.loaded.ir;
@@ -602,6 +604,7 @@ fn multipart(
         Some(ctype.as_bytes()),
         Some(body.len() as u64),
     );
+    validators(&mut wbuf, mtime, etag, use_etag);
     w.add_headers(conn, req, loc, 206, &mut wbuf);
     let n = end_head(&mut wbuf);
     if !req.head.is_head() {

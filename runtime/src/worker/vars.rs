@@ -205,6 +205,25 @@ pub(crate) struct Ctx<'a> {
     pub(crate) connection: u32,
     /// Requests on this connection, the current one included (`$connection_requests`).
     pub(crate) connection_requests: u32,
+    /// The response head as sent (status line to blank line), once it is written: for
+    /// `$sent_http_*` in access logs. Empty before, and for proxied responses.
+    pub(crate) sent_head: &'a [u8],
+}
+
+/// The value of the first header `name` (lowercase, `_` for `-`) of a response head.
+pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    let mut lines = head.split(|&b| b == b'\n').skip(1);
+    lines.find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (n, v) = (&line[..colon], &line[colon + 1..]);
+        let same = n.len() == name.len()
+            && n.iter().zip(name).all(|(a, b)| {
+                let a = a.to_ascii_lowercase();
+                a == *b || (a == b'-' && *b == b'_')
+            });
+        same.then(|| crate::http::request::trim_ows(v))
+    })
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -373,6 +392,11 @@ impl Ctx<'_> {
             Var::Http(name) => {
                 if let Some(h) = header(self.head, self.buf, name.as_bytes()) {
                     out.extend_from_slice(h);
+                }
+            }
+            Var::SentHttp(name) => {
+                if let Some(v) = sent_header(self.sent_head, name.as_bytes()) {
+                    out.extend_from_slice(v);
                 }
             }
             Var::Arg(name) => {
