@@ -355,3 +355,37 @@ fn merge_slashes_off_keeps_empty_segments() {
         assert_eq!(r.header("x-uri"), Some(want), "{path}");
     }
 }
+
+/// `$sent_http_NAME` in an access log: the headers of the response as sent (before, a
+/// compile error: "not supported yet").
+#[test]
+fn access_log_has_sent_headers() {
+    let t = TempDir::new("sent-http");
+    std::fs::create_dir_all(t.path().join("html")).expect("html");
+    std::fs::write(t.path().join("html/a.html"), "a").expect("file");
+    let conf = "worker_processes 1;\nerror_log {dir}/logs/error.log info;\nevents {}\nhttp {\n\
+        log_format s '$uri ct=$sent_http_content_type loc=$sent_http_location x=$sent_http_x_test';\n\
+        access_log {dir}/logs/sent.log s;\n\
+        server { listen 127.0.0.1:{port}; root {dir}/html;\n\
+        location /r { return 302 /a.html; }\n\
+        location / { add_header X-Test yes; } }\n}\n";
+    let p = Proton::start(t.path(), conf, 1);
+    for path in ["/a.html", "/r"] {
+        let raw = format!("GET {path} HTTP/1.0\r\n\r\n");
+        let _ = raw_exchange(p.port, raw.as_bytes(), Duration::from_secs(10));
+    }
+    let log = t.path().join("logs/sent.log");
+    let mut text = String::new();
+    let complete = proton_tests::wait_until(Duration::from_secs(10), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines().count() >= 2
+    });
+    assert!(complete, "{text}\n{}", p.logs());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "/a.html ct=text/html loc=- x=yes", "{text}");
+    assert!(
+        lines[1].starts_with("/r ct=text/html loc=http://"),
+        "{text}"
+    );
+    assert!(lines[1].ends_with("/a.html x=-"), "{text}");
+}
