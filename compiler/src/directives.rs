@@ -223,6 +223,7 @@ pub static TABLE: &[Spec] = &[
     row("max_ranges", HSL, Exactly(1), Int, false, Inherit, "", "number", "Most byte ranges served from one request; more and the whole file is sent (200). `0` turns ranges off (no `Accept-Ranges`). Unset, nginx has no limit; Proton serves at most 16."),
     row("ignore_invalid_headers", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Drop request header fields whose names are not letters, digits and `-` (and `_` with `underscores_in_headers`); `off` keeps them (they reach `$http_…` and the proxy). Names that are not HTTP tokens at all (`</x>`, a control byte) are 400 either way. Read from the server chosen by `Host`."),
     row("underscores_in_headers", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Header names with `_` are valid (else dropped by `ignore_invalid_headers`)."),
+    row("disable_symlinks", HSL, Range(1, 2), Custom, false, Inherit, "off", "off | on | if_not_owner [from=part]", "Refuse (403) files reached through a symbolic link in any component of their path (`on`), or through a link whose owner differs from its target's (`if_not_owner`); with `from=`, the part of the path it names (variables allowed, e.g. `$document_root`) is not checked. Applies to files served, index files and try_files candidates (a refused candidate counts as missing). Proton checks the directories with lstat and opens the file itself with O_NOFOLLOW (nginx opens every component with openat), so a directory swapped for a link between the check and the open is not caught."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
     row("return", SL, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
@@ -339,7 +340,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "log_not_found",
     "log_subrequest",
     "open_log_file_cache",
-    "disable_symlinks",
     "chunked_transfer_encoding",
     "keepalive_time",
     "keepalive_disable",

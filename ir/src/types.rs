@@ -455,6 +455,21 @@ pub struct Settings {
     /// server chosen by Host).
     pub ignore_invalid_headers: bool,
     pub underscores_in_headers: bool,
+    pub disable_symlinks: DisableSymlinks,
+}
+
+/// `disable_symlinks off | on | if_not_owner [from=part]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum DisableSymlinks {
+    Off,
+    /// A symbolic link in any component of the path (after `from`) is refused (403).
+    On {
+        from: Option<Template>,
+    },
+    /// A link is refused when it and what it points to have different owners.
+    IfNotOwner {
+        from: Option<Template>,
+    },
 }
 
 impl LocationConf {

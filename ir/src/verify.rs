@@ -347,6 +347,11 @@ impl Checker<'_> {
         if let Some(t) = &s.charset.charset {
             self.template(t)?;
         }
+        if let DisableSymlinks::On { from: Some(t) }
+        | DisableSymlinks::IfNotOwner { from: Some(t) } = &s.disable_symlinks
+        {
+            self.template(t)?;
+        }
         Ok(())
     }
 }
@@ -508,6 +513,7 @@ pub(crate) mod tests {
             max_ranges: None,
             ignore_invalid_headers: true,
             underscores_in_headers: false,
+            disable_symlinks: DisableSymlinks::Off,
         }
     }
 

@@ -328,6 +328,22 @@ impl Lower<'_> {
         i: usize,
         extra: Option<&HashSet<String>>,
     ) -> Template {
+        self.template_text(d, i, extra, None)
+    }
+
+    /// A template of `text` (part of argument `i` of `d`, such as the value of a `key=`
+    /// parameter), in the scope of `d`.
+    pub(crate) fn template_with_value(&mut self, d: &Directive, i: usize, text: &str) -> Template {
+        self.template_text(d, i, None, Some(text))
+    }
+
+    fn template_text(
+        &mut self,
+        d: &Directive,
+        i: usize,
+        extra: Option<&HashSet<String>>,
+        text: Option<&str>,
+    ) -> Template {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
@@ -353,7 +369,7 @@ impl Lower<'_> {
             captures,
             all_captures: Some(&self.all_captures),
         };
-        match vars::template(&a.value, a.span, scope) {
+        match vars::template(text.unwrap_or(&a.value), a.span, scope) {
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -1539,6 +1555,7 @@ impl Lower<'_> {
             msie_refresh: flag("msie_refresh", false),
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
+            disable_symlinks: self.disable_symlinks(chain),
             ignore_invalid_headers: flag("ignore_invalid_headers", true),
             underscores_in_headers: flag("underscores_in_headers", false),
             max_ranges: nearest(chain, "max_ranges")
@@ -1589,6 +1606,50 @@ impl Lower<'_> {
             override_charset: nearest(chain, "override_charset")
                 .first()
                 .is_some_and(|d| arg(d, 0) == "on"),
+        }
+    }
+
+    /// `disable_symlinks off | on | if_not_owner [from=part]` in effect.
+    fn disable_symlinks(&mut self, chain: &[&Level<'_>]) -> DisableSymlinks {
+        let Some(d) = nearest(chain, "disable_symlinks").first().copied() else {
+            return DisableSymlinks::Off;
+        };
+        let mut from = None;
+        if let Some(a) = d.args.get(1) {
+            match a.value.strip_prefix("from=") {
+                Some(v) if arg(d, 0) != "off" => {
+                    let t = self.template_with_value(d, 1, v);
+                    from = Some(t);
+                }
+                _ => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid parameter \"{}\"", a.value),
+                        )
+                        .label("expected from=part, after on or if_not_owner")
+                        .help("disable_symlinks on from=$document_root;"),
+                    );
+                }
+            }
+        }
+        match arg(d, 0) {
+            "on" => DisableSymlinks::On { from },
+            "if_not_owner" => DisableSymlinks::IfNotOwner { from },
+            "off" => DisableSymlinks::Off,
+            other => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid value \"{other}\" in \"disable_symlinks\" directive"),
+                    )
+                    .label("expected off, on or if_not_owner")
+                    .help("disable_symlinks on;"),
+                );
+                DisableSymlinks::Off
+            }
         }
     }
 

@@ -94,6 +94,108 @@ fn alias_refused(w: &mut Worker<'_>, conn: &Conn, path: &[u8]) -> Handled {
     Handled::Status(404)
 }
 
+/// nginx's `disable_symlinks` for `path` in location `loc`: true when it may be opened.
+fn symlinks_allowed(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+) -> bool {
+    symlink_check(w, conn, req, loc, path).is_ok()
+}
+
+/// nginx's `disable_symlinks` for `path` in location `loc`: `Err(status)` when a component
+/// of the path (after the `from=` part) is a symbolic link (`on`), or a link whose owner is
+/// not its target's (`if_not_owner`). The status is nginx's: under `on` a directory that is
+/// a link fails as not a directory (404, nginx opens it with O_DIRECTORY|O_NOFOLLOW) and the
+/// file itself as a loop (403); under `if_not_owner` both are 403. The final component is
+/// also opened with O_NOFOLLOW under `on`.
+fn symlink_check(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+) -> Result<(), u16> {
+    use proton_ir::DisableSymlinks;
+    let (owner, from) = match &w.settings_for(loc).disable_symlinks {
+        DisableSymlinks::Off => return Ok(()),
+        DisableSymlinks::On { from } => (false, from),
+        DisableSymlinks::IfNotOwner { from } => (true, from),
+    };
+    // The `from=` part is opened as it is (nginx: a prefix that ends at a slash).
+    let mut start = 0;
+    if let Some(t) = from {
+        let mut f = w.scratch.var_pool.borrow_mut().buf();
+        w.ctx(conn, req, 0).expand(t, &mut f);
+        let skip = if f.is_empty() || !path.starts_with(&f) {
+            Some(0)
+        } else if path.len() == f.len() {
+            None
+        } else if f.ends_with(b"/") {
+            Some(f.len() - 1)
+        } else if path.get(f.len()) == Some(&b'/') {
+            Some(f.len())
+        } else {
+            Some(0)
+        };
+        w.scratch.var_pool.borrow_mut().give_buf(f);
+        match skip {
+            Some(s) => start = s,
+            None => return Ok(()),
+        }
+    }
+    let refused = |prefix: &[u8]| -> Option<bool> {
+        let m = std::fs::symlink_metadata(path_of(prefix)).ok()?;
+        if !m.file_type().is_symlink() {
+            return Some(false);
+        }
+        if !owner {
+            return Some(true);
+        }
+        let target = std::fs::metadata(path_of(prefix)).ok()?;
+        Some(target.uid() != m.uid())
+    };
+    let mut i = start;
+    while i < path.len() {
+        let end = path[i + 1..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(path.len(), |p| i + 1 + p);
+        // Empty, `.` and `..` components are not links.
+        let comp = &path[i + 1..end];
+        if !comp.is_empty() && comp != b"." && comp != b".." {
+            match refused(&path[..end]) {
+                Some(true) if !owner && end < path.len() => return Err(404),
+                Some(true) => return Err(403),
+                Some(false) => {}
+                // Missing: the open that follows answers for it.
+                None => return Ok(()),
+            }
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+/// Logs a file refused by `disable_symlinks` as nginx does (its open fails with ELOOP, or
+/// ENOTDIR for a directory).
+fn log_symlink(w: &mut Worker<'_>, conn: &Conn, path: &[u8], status: u16) {
+    let why = if status == 404 {
+        "20: Not a directory"
+    } else {
+        "40: Too many levels of symbolic links"
+    };
+    elog!(
+        w.elog,
+        Error,
+        "open() \"{}\" failed ({why}), client: {}",
+        String::from_utf8_lossy(path),
+        conn.peer.ip()
+    );
+}
+
 fn path_of(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
@@ -129,6 +231,7 @@ pub(crate) fn serve(
             }
             let inside = map_path(w, conn, req, loc, &cand, &mut path);
             let found = inside
+                && symlinks_allowed(w, conn, req, loc, &path)
                 && std::fs::metadata(path_of(&path)).is_ok_and(|m| {
                     if dir {
                         m.is_dir()
@@ -236,7 +339,9 @@ fn serve_dir(
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
-        if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
+        if symlinks_allowed(w, conn, req, loc, &p)
+            && std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file())
+        {
             // nginx: an internal redirect to the URI (the directory's) + the index name.
             req.uri.extend_from_slice(&name);
             found = true;
@@ -290,11 +395,19 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
+    if let Err(status) = symlink_check(w, conn, req, loc, path) {
+        log_symlink(w, conn, path, status);
+        return Handled::Status(status);
+    }
+    let nofollow = matches!(
+        w.settings_for(loc).disable_symlinks,
+        proton_ir::DisableSymlinks::On { .. }
+    );
     // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
     // whole event loop until a writer came; such a file is then refused below.
     let opened = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
+        .custom_flags(nix::libc::O_NONBLOCK | if nofollow { nix::libc::O_NOFOLLOW } else { 0 })
         .open(path_of(path));
     let file = match opened {
         Ok(f) => f,
@@ -303,6 +416,9 @@ fn send_file(
                 ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
                 ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
                 _ if e.raw_os_error() == Some(20) => (404, proton_ir::LogLevel::Error), // ENOTDIR
+                _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    (403, proton_ir::LogLevel::Error)
+                }
                 _ => (500, proton_ir::LogLevel::Crit),
             };
             w.elog.log(

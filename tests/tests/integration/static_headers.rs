@@ -35,6 +35,12 @@ server {
     location /etag/ { add_header ETag foo; add_header ETag ''; }
     location /h/ { add_header X-Foo "[$http_x_foo]"; return 200 ok; }
     location /e302 { error_page 302 /r/rel; return 302 first; }
+    location /sym/ { disable_symlinks on; }
+    location /symo/ { disable_symlinks if_not_owner; }
+    location /symt/ { disable_symlinks on; try_files $uri $uri.html =404; }
+    location /symf/ { root {root}/rootlink; disable_symlinks on from=$document_root; }
+    location /symn/ { root {root}/rootlink; disable_symlinks on; }
+    location /symi/ { disable_symlinks on; }
 }
 server {
     listen 127.0.0.1:{port};
@@ -132,6 +138,14 @@ fn cases() -> Vec<(&'static str, String)> {
             "error page padding",
             on("/nx", "User-Agent: Chrome/100\r\n"),
         ),
+        ("disable_symlinks on", on("/sym/link", "")),
+        ("disable_symlinks on, no link", on("/sym/real.html", "")),
+        ("disable_symlinks if_not_owner", on("/symo/link", "")),
+        ("disable_symlinks try_files", on("/symt/t", "")),
+        ("disable_symlinks from", on("/symf/real.html", "")),
+        ("disable_symlinks not from", on("/symn/real.html", "")),
+        ("disable_symlinks index", on("/symi/", "")),
+        ("disable_symlinks off", on("/link", "")),
     ]
 }
 
@@ -222,6 +236,21 @@ fn files(root: &std::path::Path) {
     w("ai/big.bin", &vec![b'x'; 20_000]);
     w("ai/esc <&>\".txt", b"");
     w(&format!("ai/long-{}", "0".repeat(60)), b"");
+    w("sym/real.html", b"r");
+    w("symo/real.html", b"r");
+    w("symt/t.html", b"tried");
+    w("symf/real.html", b"r");
+    w("symn/real.html", b"r");
+    w("symi/real.html", b"r");
+    let link = |to: &str, at: &str| {
+        std::os::unix::fs::symlink(to, root.join(at)).expect("symlink");
+    };
+    link("real.html", "sym/link");
+    link("real.html", "symo/link");
+    link("real.html", "symi/index.html");
+    link("/etc/hostname", "symt/t");
+    link("t.html", "link");
+    link(".", "rootlink");
     std::fs::create_dir_all(root.join("ai/sub")).expect("dir");
     std::fs::create_dir_all(root.join("dir sp")).expect("dir");
     for d in ["ai/sub", "ai", "dir sp"] {
@@ -309,6 +338,14 @@ fn static_files_and_headers_as_nginx() {
         ("merge_slashes of the default server", "x-uri: /b |"),
         ("ignore_invalid_headers off", "x-foo: [2]"),
         ("error page padding", "padded: true"),
+        ("disable_symlinks on", "403"),
+        ("disable_symlinks on, no link", "200"),
+        ("disable_symlinks if_not_owner", "200"),
+        ("disable_symlinks try_files", "body: \"tried\""),
+        ("disable_symlinks from", "200"),
+        ("disable_symlinks not from", "404"),
+        ("disable_symlinks index", "403"),
+        ("disable_symlinks off", "200"),
     ] {
         let got = get(name);
         assert!(
