@@ -370,6 +370,29 @@ impl Lower<'_> {
             all_captures: Some(&self.all_captures),
         };
         match vars::template(text.unwrap_or(&a.value), a.span, scope) {
+            // The response's headers are known once it is sent: in access logs.
+            Ok(t)
+                if !matches!(
+                    d.name.as_str(),
+                    "log_format" | "map" | "add_header" | "expires"
+                ) && t
+                    .parts
+                    .iter()
+                    .any(|p| matches!(p, Part::Var(Var::SentHttp(_)))) =>
+            {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("$sent_http_* in \"{}\" is not supported yet", d.name),
+                    )
+                    .label("Proton knows the response's headers only once they are sent")
+                    .help(
+                        "$sent_http_NAME is available in log_format, add_header, expires and map",
+                    ),
+                );
+                Template::default()
+            }
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -1994,7 +2017,11 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::BadValue,
                         v.span,
-                        format!("\"{}\" in \"expires\" directive, {why}", v.value),
+                        if why == "invalid value" {
+                            format!("invalid expires time \"{}\"", v.value)
+                        } else {
+                            format!("\"{}\" in \"expires\" directive: {why}", v.value)
+                        },
                     )
                     .label("not an expires time")
                     .help("for example 30d, 1h, -1, @15h30m, epoch, max, off (units y M w d h m s, largest first; no ms)"),

@@ -368,10 +368,20 @@ mod tests {
     }
 
     #[test]
+    fn sent_http_names_a_response_header() {
+        let t = template("$sent_http_Content_Type", Span::default(), Scope::default());
+        assert_eq!(
+            t.ok().map(|t| t.parts),
+            Some(vec![Part::Var(Var::SentHttp("content_type".into()))])
+        );
+        assert!(reserved("sent_http_x").is_some());
+    }
+
+    #[test]
     fn unsupported_variables_are_errors_that_name_them() {
         for (name, _) in UNSUPPORTED
             .iter()
-            .chain([("sent_http_x", ""), ("upstream_http_x_cache", "")].iter())
+            .chain([("upstream_http_x_cache", "")].iter())
         {
             let errs =
                 template(&format!("a ${name}"), Span::default(), Scope::default()).expect_err(name);

@@ -876,7 +876,10 @@ impl Worker<'_> {
                 // Parsed at request time, as nginx: an invalid value sends nothing.
                 let pool = self.scratch.var_pool.get_mut();
                 let mut v = pool.buf();
-                self.ctx(conn, req, status).expand(value, &mut v);
+                let mut ctx = self.ctx(conn, req, status);
+                // `$sent_http_*` (often through a map): the head written so far.
+                ctx.sent_head = out;
+                ctx.expand(value, &mut v);
                 let parsed = std::str::from_utf8(&v)
                     .ok()
                     .and_then(|t| proton_ir::Expires::parse(t, *modified).ok());
@@ -899,18 +902,21 @@ impl Worker<'_> {
             } else if h.name.eq_ignore_ascii_case("last-modified") {
                 remove_line(out, b"\r\nLast-Modified: ");
             }
-            // Expand straight into the head; drop the line again if the value is empty.
-            let mark = out.len();
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            let value_at = out.len();
-            self.ctx(conn, req, status).expand(&h.value, out);
-            if out.len() == value_at {
-                out.truncate(mark);
-                continue;
+            // The value sees the head written so far (`$sent_http_*`); an empty value adds
+            // no line.
+            let mut v = self.scratch.var_pool.borrow_mut().buf();
+            let mut ctx = self.ctx(conn, req, status);
+            ctx.sent_head = out;
+            ctx.expand(&h.value, &mut v);
+            if !v.is_empty() {
+                out.extend_from_slice(h.name.as_bytes());
+                out.extend_from_slice(b": ");
+                let value_at = out.len();
+                out.extend_from_slice(&v);
+                crate::http::response::encode_line_breaks(out, value_at);
+                out.extend_from_slice(b"\r\n");
             }
-            crate::http::response::encode_line_breaks(out, value_at);
-            out.extend_from_slice(b"\r\n");
+            self.scratch.var_pool.borrow_mut().give_buf(v);
         }
     }
 

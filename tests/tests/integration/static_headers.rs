@@ -11,6 +11,7 @@ use std::time::Duration;
 /// The servers of the comparison (inside `http {}`); `{port}` and `{root}` are filled in.
 const SERVERS: &str = r#"
 charset_map b a { 58 59; }
+map $sent_http_content_type $exp { default off; text/html epoch; ~^image/ max; }
 server {
     listen 127.0.0.1:{port};
     server_name on.test;
@@ -41,6 +42,7 @@ server {
     location /symf/ { root {root}/rootlink; disable_symlinks on from=$document_root; }
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
+    location /mapexp/ { expires $exp; add_header X-Foo "[$sent_http_content_type]"; }
 }
 server {
     listen 127.0.0.1:{port};
@@ -146,6 +148,8 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks not from", on("/symn/real.html", "")),
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
+        ("expires by content type", on("/mapexp/a.html", "")),
+        ("expires by content type off", on("/mapexp/b.txt", "")),
     ]
 }
 
@@ -236,6 +240,8 @@ fn files(root: &std::path::Path) {
     w("ai/big.bin", &vec![b'x'; 20_000]);
     w("ai/esc <&>\".txt", b"");
     w(&format!("ai/long-{}", "0".repeat(60)), b"");
+    w("mapexp/a.html", b"a");
+    w("mapexp/b.txt", b"b");
     w("sym/real.html", b"r");
     w("symo/real.html", b"r");
     w("symt/t.html", b"tried");
@@ -346,6 +352,8 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks not from", "404"),
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
+        ("expires by content type", "cache-control: no-cache"),
+        ("expires by content type off", "x-foo: [text/plain] |"),
     ] {
         let got = get(name);
         assert!(
