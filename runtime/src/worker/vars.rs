@@ -735,6 +735,20 @@ fn hostname() -> &'static str {
 mod tests {
     use super::*;
     use crate::http::request::{parse_head, Limits};
+
+    #[test]
+    fn sent_http_reads_the_response_head() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word:  a b \r\nX-Multi-Word: c\r\n\r\n";
+        assert_eq!(sent_header(head, b"content_type"), Some(&b"text/html"[..]));
+        assert_eq!(sent_header(head, b"x_multi_word"), Some(&b"a b"[..]));
+        assert_eq!(sent_header(head, b"x_multi"), None);
+        // The status line is not a header.
+        assert_eq!(
+            sent_header(b"HTTP/1.1 200 OK\r\n\r\n", b"http/1.1 200 ok"),
+            None
+        );
+        assert_eq!(sent_header(b"", b"content_type"), None);
+    }
     use proton_ir::RegexId;
 
     fn lit(s: &str) -> Template {
@@ -869,6 +883,7 @@ mod tests {
             settings: vec![],
             source_files: vec![],
             text: String::new(),
+            charset_maps: vec![],
         }
     }
 
@@ -916,6 +931,7 @@ mod tests {
             prefix: Path::new("/prefix"),
             connection: 7,
             connection_requests: 3,
+            sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
         };
         adjust(&mut ctx);
         let mut out = Vec::new();
