@@ -1288,7 +1288,8 @@ fn invalid_chunked_response_closes_the_client_at_once() {
             "HTTP/{version}: the client connection was held open: {text:?}\n{}",
             p.logs()
         );
-        assert!(text.starts_with(&format!("HTTP/{version} 200")), "{text:?}");
+        // nginx answers HTTP/1.1 whatever the request's version.
+        assert!(text.starts_with("HTTP/1.1 200"), "{text:?}");
         // The valid chunk's data, not the broken size line (chunk framing cut short tells
         // an HTTP/1.1 client the response is incomplete; an HTTP/1.0 one sees the close).
         let body = if framed {
