@@ -457,8 +457,7 @@ pub enum Escape {
 pub fn escape_uri(s: &[u8], table: Escape, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s {
-        let esc = b < 0x20
-            || b >= 0x7f
+        let esc = !(0x20..0x7f).contains(&b)
             || match table {
                 Escape::Uri => b" \"#%<>?\\^`{|}".contains(&b),
                 Escape::Refresh => b" \"'%".contains(&b),

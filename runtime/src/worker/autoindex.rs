@@ -56,6 +56,7 @@ pub(crate) fn jsonp_callback(args: &[u8]) -> Result<Option<&[u8]>, ()> {
 /// Writes the listing of `entries` (sorted) for the directory URI `uri` in `format` into
 /// `out`. `utf8`: the response's charset is UTF-8 (names are cut by characters, not bytes).
 /// `gmtoff`: seconds added to times in the HTML listing (`autoindex_localtime`).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write(
     format: AutoindexFormat,
     uri: &[u8],

@@ -1157,6 +1157,22 @@ impl Worker<'_> {
     }
 }
 
+/// The browser family of the request's `User-Agent`, as nginx tells them apart.
+fn browser(req: &RequestCtx, buf: &[u8]) -> crate::http::response::Browser {
+    let ua = super::vars::header(&req.head, buf, b"user-agent").unwrap_or_default();
+    crate::http::response::Browser::of(ua)
+}
+
+/// Removes the header line that starts at `needle` (`\r\nName: `, its CRLF before it
+/// kept) from a head being written.
+fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
+    if let Some(i) = memchr::memmem::find(out, needle) {
+        let start = i + 2;
+        let end = memchr::memmem::find(&out[start..], b"\r\n").map_or(out.len(), |e| start + e + 2);
+        out.drain(start..end);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::normalize_host_into;
@@ -1183,21 +1199,5 @@ mod tests {
             checked += 1;
         });
         assert!(checked > 10_000, "{checked}");
-    }
-}
-
-/// The browser family of the request's `User-Agent`, as nginx tells them apart.
-fn browser(req: &RequestCtx, buf: &[u8]) -> crate::http::response::Browser {
-    let ua = super::vars::header(&req.head, buf, b"user-agent").unwrap_or_default();
-    crate::http::response::Browser::of(ua)
-}
-
-/// Removes the header line that starts at `needle` (`\r\nName: `, its CRLF before it
-/// kept) from a head being written.
-fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
-    if let Some(i) = memchr::memmem::find(out, needle) {
-        let start = i + 2;
-        let end = memchr::memmem::find(&out[start..], b"\r\n").map_or(out.len(), |e| start + e + 2);
-        out.drain(start..end);
     }
 }

@@ -503,7 +503,7 @@ fn send_file(
         }
         if let Some(im) = header(&req.head, buf, b"if-match") {
             let any = im == b"*";
-            if !any && !(settings.etag && crate::http::etag::if_match(im, etag)) {
+            if !(any || settings.etag && crate::http::etag::if_match(im, etag)) {
                 return Handled::Status(412);
             }
         }
