@@ -179,6 +179,34 @@ fn symlink_check(
     Ok(())
 }
 
+/// The Last-Modified time the response will carry: the file's, unless the location's
+/// `add_header Last-Modified` replaces it (nginx's add_header sets the time itself; an empty
+/// or unparsable value leaves none).
+fn last_modified(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    mtime: i64,
+) -> Option<i64> {
+    let Some(h) = w
+        .settings_for(loc)
+        .add_headers
+        .iter()
+        .rev()
+        .find(|h| h.name.eq_ignore_ascii_case("last-modified"))
+    else {
+        return Some(mtime);
+    };
+    let mut v = w.scratch.var_pool.borrow_mut().buf();
+    w.ctx(conn, req, 200).expand(&h.value, &mut v);
+    let t = crate::http::response::parse_http_date(&v)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    w.scratch.var_pool.borrow_mut().give_buf(v);
+    t
+}
+
 /// Logs a file refused by `disable_symlinks` as nginx does (its open fails with ELOOP, or
 /// ENOTDIR for a directory).
 fn log_symlink(w: &mut Worker<'_>, conn: &Conn, path: &[u8], status: u16) {
@@ -544,9 +572,10 @@ fn send_file(
                 if v.len() >= 2 && v.ends_with(b"\"") {
                     settings.etag && v == etag
                 } else {
+                    let lm = last_modified(w, conn, req, loc, mtime);
                     crate::http::response::parse_http_date(v)
                         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                        .is_some_and(|d| d.as_secs() as i64 == mtime)
+                        .is_some_and(|d| Some(d.as_secs() as i64) == lm)
                 }
             });
             if if_range_ok {

@@ -42,6 +42,7 @@ server {
     location /symf/ { root {root}/rootlink; disable_symlinks on from=$document_root; }
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
+    location /lm/ { add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; }
     location /mapexp/ { expires $exp; add_header X-Foo "[$sent_http_content_type]"; }
 }
 server {
@@ -148,6 +149,13 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks not from", on("/symn/real.html", "")),
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
+        (
+            "if-range against add_header Last-Modified",
+            on(
+                "/lm/t.html",
+                "Range: bytes=0-1\r\nIf-Range: Mon, 28 Sep 1970 06:00:00 GMT\r\n",
+            ),
+        ),
         ("expires by content type", on("/mapexp/a.html", "")),
         ("expires by content type off", on("/mapexp/b.txt", "")),
     ]
@@ -241,6 +249,7 @@ fn files(root: &std::path::Path) {
     w("ai/esc <&>\".txt", b"");
     w(&format!("ai/long-{}", "0".repeat(60)), b"");
     w("mapexp/a.html", b"a");
+    w("lm/t.html", b"lm");
     w("mapexp/b.txt", b"b");
     w("sym/real.html", b"r");
     w("symo/real.html", b"r");
@@ -352,6 +361,7 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks not from", "404"),
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
+        ("if-range against add_header Last-Modified", "206"),
         ("expires by content type", "cache-control: no-cache"),
         ("expires by content type off", "x-foo: [text/plain] |"),
     ] {
