@@ -1104,7 +1104,7 @@ impl Worker<'_> {
         if n >= 4
             && conn.wbuf.starts_with(b"HTTP/1.1 ")
             && conn.wbuf.get(n - 4..n) == Some(&b"\r\n\r\n"[..])
-            && conn.proxy.is_none()
+            && loc.conf.proxy.is_none()
         {
             ctx.sent_head = &conn.wbuf[..n];
         }
