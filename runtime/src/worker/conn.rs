@@ -596,7 +596,14 @@ impl Conn {
         self.wpos = 0;
         self.body_sent = 0;
         self.discard = Discard::None;
-        let hb = respond::error_response(w, &mut self.wbuf, status, false, true, false, &[]);
+        let hb = respond::error_response(
+            w,
+            &mut self.wbuf,
+            status,
+            false,
+            true,
+            &respond::PageExtras::default(),
+        );
         self.finished = Finished {
             status,
             header_bytes: hb as u64,

@@ -955,15 +955,19 @@ impl Worker<'_> {
         let mut body = std::mem::take(&mut self.scratch.page);
         body.clear();
         crate::http::response::error_page(code, tokens, &mut body);
+        let mut ctype = self.scratch.var_pool.borrow_mut().buf();
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, b"text/html", &mut ctype);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         self.start_head(
             &mut wbuf,
             req,
             loc,
             code,
-            Some(b"text/html"),
+            Some(if relabelled { &ctype } else { b"text/html" }),
             Some(body.len() as u64),
         );
+        self.scratch.var_pool.borrow_mut().give_buf(ctype);
         // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
         // name with `server_name_in_redirect on`, else the request's host, else the local
         // address; the local port when it is not 80 and `port_in_redirect` is on.
@@ -1064,10 +1068,23 @@ impl Worker<'_> {
         let mut extra = std::mem::take(&mut self.scratch.ctype);
         extra.clear();
         self.add_headers(conn, req, loc, status, &mut extra);
+        // `charset` labels the page as nginx's charset filter does.
+        let mut ctype = self.scratch.var_pool.borrow_mut().buf();
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, b"text/html", &mut ctype);
+        if !relabelled {
+            ctype.clear();
+        }
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
-        let n = error_response(self, &mut wbuf, status, keep, tokens, padding, &extra);
+        let extras = super::respond::PageExtras {
+            content_type: &ctype,
+            headers: &extra,
+            padding,
+        };
+        let n = error_response(self, &mut wbuf, status, keep, tokens, &extras);
         self.scratch.ctype = extra;
+        self.scratch.var_pool.borrow_mut().give_buf(ctype);
         if req.head.is_head() {
             wbuf.truncate(n);
         }

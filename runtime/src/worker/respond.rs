@@ -202,6 +202,17 @@ pub(crate) fn end_head(out: &mut Vec<u8>) -> usize {
     out.len()
 }
 
+/// What a location adds to a built-in error page.
+#[derive(Default)]
+pub(crate) struct PageExtras<'a> {
+    /// `Content-Type` (empty: `text/html`); `charset` adds its charset.
+    pub(crate) content_type: &'a [u8],
+    /// `add_header … always` lines.
+    pub(crate) headers: &'a [u8],
+    /// `msie_padding` for an MSIE or Chrome client.
+    pub(crate) padding: bool,
+}
+
 /// A complete error response with nginx's default page. Returns the head length.
 pub(crate) fn error_response(
     w: &mut Worker<'_>,
@@ -209,9 +220,9 @@ pub(crate) fn error_response(
     status: u16,
     keep_alive: bool,
     server_tokens: bool,
-    padding: bool,
-    extra_headers: &[u8],
+    extras: &PageExtras<'_>,
 ) -> usize {
+    let padding = extras.padding;
     let mut body = std::mem::take(&mut w.scratch.page);
     body.clear();
     if crate::http::response::error_page(status, server_tokens, &mut body)
@@ -225,14 +236,18 @@ pub(crate) fn error_response(
         out,
         &Head {
             status,
-            content_type: Some(b"text/html"),
+            content_type: Some(if extras.content_type.is_empty() {
+                b"text/html"
+            } else {
+                extras.content_type
+            }),
             content_length: Some(body.len() as u64),
             keep_alive,
             keepalive_header_secs: None,
             server_tokens,
         },
     );
-    out.extend_from_slice(extra_headers);
+    out.extend_from_slice(extras.headers);
     let n = end_head(out);
     out.extend_from_slice(&body);
     w.scratch.page = body;

@@ -63,6 +63,8 @@ fn cases() -> Vec<(&'static str, String)> {
     vec![
         ("charset", on("/cs/t.html", "")),
         ("charset wrong type", on("/cs/u.foo2", "")),
+        ("charset on an error page", on("/cs/nope", "")),
+        ("charset on a redirect page", on("/cs", "")),
         ("charset_types", on("/cs/t.foo", "")),
         ("charset_types *", on("/cs/any/t.bin", "")),
         ("charset variable", on("/cs/var/t.html?c=koi8-r", "")),
@@ -318,6 +320,10 @@ fn static_files_and_headers_as_nginx() {
             "content-type: application/octet-stream |",
         ),
         ("charset_types", "content-type: text/foo; charset=utf-8"),
+        (
+            "charset on an error page",
+            "404 | content-type: text/html; charset=utf-8",
+        ),
         (
             "charset_types *",
             "content-type: application/octet-stream; charset=utf-8",
