@@ -42,6 +42,7 @@ server {
     location /symf/ { root {root}/rootlink; disable_symlinks on from=$document_root; }
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
+    location /ix/ { index $arg_i; }
     location /lm/ { add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; }
     location /mapexp/ { expires $exp; add_header X-Foo "[$sent_http_content_type]"; }
 }
@@ -151,6 +152,7 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks not from", on("/symn/real.html", "")),
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
+        ("index from a variable", on("/ix/?i=b.html", "")),
         (
             "if-range against add_header Last-Modified",
             on(
@@ -252,6 +254,7 @@ fn files(root: &std::path::Path) {
     w(&format!("ai/long-{}", "0".repeat(60)), b"");
     w("mapexp/a.html", b"a");
     w("lm/t.html", b"lm");
+    w("ix/b.html", b"ix-b");
     w("mapexp/b.txt", b"b");
     w("sym/real.html", b"r");
     w("symo/real.html", b"r");
@@ -367,6 +370,7 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks not from", "404"),
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
+        ("index from a variable", "body: \"ix-b\""),
         ("if-range against add_header Last-Modified", "206"),
         ("expires by content type", "cache-control: no-cache"),
         ("expires by content type off", "x-foo: [text/plain] |"),
