@@ -259,9 +259,9 @@ pub(crate) mod tests {
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 2_001_034_770;
+    const PINNED_RICH_CRC: u32 = 2_616_614_708;
 
-    const PINNED_CRC: u32 = 3_489_306_709;
+    const PINNED_CRC: u32 = 707_898_935;
 
     #[test]
     fn refuses_damage() {

@@ -456,6 +456,10 @@ pub struct Settings {
     pub ignore_invalid_headers: bool,
     pub underscores_in_headers: bool,
     pub disable_symlinks: DisableSymlinks,
+    /// `add_trailer` lines (inherited as add_header's: only if the level has none).
+    pub add_trailers: Vec<AddHeader>,
+    /// `chunked_transfer_encoding`.
+    pub chunked_transfer_encoding: bool,
 }
 
 /// `disable_symlinks off | on | if_not_owner [from=part]`.
@@ -832,6 +836,8 @@ pub enum Var {
     /// `$sent_http_NAME`: a header of the response sent (name lowercased, `_` for `-`);
     /// known once the head is written (access logs).
     SentHttp(String),
+    /// `$sent_trailer_NAME`: a trailer already added to the response (name as above).
+    SentTrailer(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
     /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
@@ -1042,6 +1048,7 @@ impl Var {
             Var::Arg(n) => format!("arg_{n}"),
             Var::Cookie(n) => format!("cookie_{n}"),
             Var::SentHttp(n) => format!("sent_http_{n}"),
+            Var::SentTrailer(n) => format!("sent_trailer_{n}"),
             Var::User(i) => user_vars
                 .get(*i as usize)
                 .cloned()

@@ -332,7 +332,7 @@ impl Checker<'_> {
         for e in &s.error_pages {
             self.template(&e.target)?;
         }
-        for h in &s.add_headers {
+        for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
         if let ProxyRedirect::Rules(rules) = &s.proxy.redirect {
@@ -514,6 +514,8 @@ pub(crate) mod tests {
             ignore_invalid_headers: true,
             underscores_in_headers: false,
             disable_symlinks: DisableSymlinks::Off,
+            add_trailers: vec![],
+            chunked_transfer_encoding: true,
         }
     }
 

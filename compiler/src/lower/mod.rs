@@ -374,7 +374,7 @@ impl Lower<'_> {
             Ok(t)
                 if !matches!(
                     d.name.as_str(),
-                    "log_format" | "map" | "add_header" | "expires"
+                    "log_format" | "map" | "add_header" | "expires" | "add_trailer"
                 ) && t
                     .parts
                     .iter()
@@ -388,8 +388,26 @@ impl Lower<'_> {
                     )
                     .label("Proton knows the response's headers only once they are sent")
                     .help(
-                        "$sent_http_NAME is available in log_format, add_header, expires and map",
+                        "$sent_http_NAME is available in log_format, add_header, add_trailer, expires and map",
                     ),
+                );
+                Template::default()
+            }
+            // Trailers exist only while add_trailer values are made.
+            Ok(t)
+                if d.name != "add_trailer"
+                    && t.parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Var(Var::SentTrailer(_)))) =>
+            {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("$sent_trailer_* in \"{}\" is not supported yet", d.name),
+                    )
+                    .label("Proton keeps the trailers only while it adds them")
+                    .help("$sent_trailer_NAME is available in add_trailer"),
                 );
                 Template::default()
             }
@@ -1579,6 +1597,11 @@ impl Lower<'_> {
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
             disable_symlinks: self.disable_symlinks(chain),
+            add_trailers: nearest(chain, "add_trailer")
+                .iter()
+                .filter_map(|d| self.add_header(d))
+                .collect(),
+            chunked_transfer_encoding: flag("chunked_transfer_encoding", true),
             ignore_invalid_headers: flag("ignore_invalid_headers", true),
             underscores_in_headers: flag("underscores_in_headers", false),
             max_ranges: nearest(chain, "max_ranges")

@@ -88,7 +88,14 @@ pub fn is_builtin_name(name: &str) -> bool {
 }
 
 /// The prefixes of nginx's variable families (`$http_NAME`, …).
-pub static FAMILIES: &[&str] = &["http_", "sent_http_", "arg_", "cookie_", "upstream_http_"];
+pub static FAMILIES: &[&str] = &[
+    "http_",
+    "sent_http_",
+    "sent_trailer_",
+    "arg_",
+    "cookie_",
+    "upstream_http_",
+];
 
 /// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
 /// member of a family such as `$http_*`, a capture number, or not a variable name at all.
@@ -212,6 +219,9 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     let name = name.as_str();
     if let Some(help) = unsupported(name) {
         return Err(Unresolved::Unsupported(help));
+    }
+    if let Some(d) = name.strip_prefix("sent_trailer_").filter(|d| !d.is_empty()) {
+        return Ok(Part::Var(Var::SentTrailer(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("sent_http_").filter(|d| !d.is_empty()) {
         return Ok(Part::Var(Var::SentHttp(d.to_string())));

@@ -1454,6 +1454,9 @@ impl Worker<'_> {
         };
         let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
         let keepalive_header = s.keepalive_header_secs;
+        // `chunked_transfer_encoding off`: a chunked upstream body reaches the client
+        // decoded, delimited by the close (as for an HTTP/1.0 client).
+        let chunked_on = s.chunked_transfer_encoding;
         let mut out = std::mem::take(&mut conn.wbuf);
         out.clear();
         conn.wpos = 0;
@@ -1514,7 +1517,7 @@ impl Worker<'_> {
             BodyKind::Length(n) => RespBody::Length(n),
             BodyKind::Chunked => RespBody::Chunked {
                 dec: ChunkedDecoder::default(),
-                dechunk: p.client_minor == 0,
+                dechunk: p.client_minor == 0 || !chunked_on,
             },
             BodyKind::UntilClose => RespBody::UntilClose,
         };

@@ -662,6 +662,7 @@ impl Worker<'_> {
             connection: conn.number,
             connection_requests: conn.served.saturating_add(1),
             sent_head: &[],
+            sent_trailers: &[],
         }
     }
 
@@ -1171,6 +1172,102 @@ impl Worker<'_> {
         if !written {
             self.log_path_refused(conn);
         }
+    }
+}
+
+/// Bodies up to this size get trailers (`add_trailer`): a file is read into memory for it.
+const TRAILER_BODY_MAX: usize = 16 << 20;
+
+impl Worker<'_> {
+    /// `add_trailer`: sends a finished in-memory (or file) response chunked, with the
+    /// trailer section after the last chunk, as nginx's chunked filter does for an HTTP/1.1
+    /// request when a trailer applies to the status. `out.header_bytes` follows the head.
+    pub(crate) fn apply_trailers(&mut self, conn: &mut Conn, req: &RequestCtx, out: &mut Outcome) {
+        let Some(loc) = out.location.map(LocationId) else {
+            return;
+        };
+        let s = self.settings_for(loc);
+        let status = out.status;
+        let safe = matches!(status, 200 | 201 | 206 | 301 | 302 | 303 | 307 | 308);
+        if s.add_trailers.is_empty()
+            || !s.chunked_transfer_encoding
+            || req.head.minor_version == 0
+            || req.head.is_head()
+            || status < 200
+            || matches!(status, 204 | 304)
+            || !s.add_trailers.iter().any(|t| t.always || safe)
+            || conn.wbuf.len() < out.header_bytes
+            || !conn.wbuf[..out.header_bytes].ends_with(b"\r\n\r\n")
+        {
+            return;
+        }
+        if let Some(f) = conn.file.take() {
+            use std::os::unix::fs::FileExt;
+            let len = usize::try_from(f.end - f.offset).unwrap_or(usize::MAX);
+            let at = conn.wbuf.len();
+            if len > TRAILER_BODY_MAX {
+                elog!(
+                    self.elog,
+                    Warn,
+                    "trailers not sent: the file is larger than 16 MiB, client: {}",
+                    conn.peer.ip()
+                );
+                conn.file = Some(f);
+                return;
+            }
+            conn.wbuf.resize(at + len, 0);
+            if f.file
+                .read_exact_at(&mut conn.wbuf[at..], f.offset as u64)
+                .is_err()
+            {
+                conn.wbuf.truncate(at);
+                conn.file = Some(f);
+                return;
+            }
+        }
+        let mut body = self.scratch.var_pool.borrow_mut().buf();
+        body.extend_from_slice(&conn.wbuf[out.header_bytes..]);
+        conn.wbuf.truncate(out.header_bytes);
+        remove_line(&mut conn.wbuf, b"\r\nContent-Length: ");
+        conn.wbuf.truncate(conn.wbuf.len() - 2);
+        conn.wbuf
+            .extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        let hb = conn.wbuf.len();
+        // The trailers see the head as sent and the trailers before them.
+        let mut trailers = self.scratch.var_pool.borrow_mut().buf();
+        let mut v = self.scratch.var_pool.borrow_mut().buf();
+        for t in &s.add_trailers {
+            if !(t.always || safe) {
+                continue;
+            }
+            v.clear();
+            let mut ctx = self.ctx(conn, req, status);
+            ctx.sent_head = &conn.wbuf[..hb];
+            ctx.sent_trailers = &trailers;
+            ctx.expand(&t.value, &mut v);
+            if v.is_empty() {
+                continue;
+            }
+            trailers.extend_from_slice(t.name.as_bytes());
+            trailers.extend_from_slice(b": ");
+            let at = trailers.len();
+            trailers.extend_from_slice(&v);
+            crate::http::response::encode_line_breaks(&mut trailers, at);
+            trailers.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() {
+            let _ = write!(conn.wbuf, "{:x}\r\n", body.len());
+            conn.wbuf.extend_from_slice(&body);
+            conn.wbuf.extend_from_slice(b"\r\n");
+        }
+        conn.wbuf.extend_from_slice(b"0\r\n");
+        conn.wbuf.extend_from_slice(&trailers);
+        conn.wbuf.extend_from_slice(b"\r\n");
+        let mut pool = self.scratch.var_pool.borrow_mut();
+        pool.give_buf(body);
+        pool.give_buf(trailers);
+        pool.give_buf(v);
+        out.header_bytes = hb;
     }
 }
 

@@ -208,11 +208,17 @@ pub(crate) struct Ctx<'a> {
     /// The response head as sent (status line to blank line), once it is written: for
     /// `$sent_http_*` in access logs. Empty before, and for proxied responses.
     pub(crate) sent_head: &'a [u8],
+    /// The trailer lines added so far (`$sent_trailer_*` while `add_trailer` values are made).
+    pub(crate) sent_trailers: &'a [u8],
 }
 
 /// The value of the first header `name` (lowercase, `_` for `-`) of a response head.
 pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    let mut lines = head.split(|&b| b == b'\n').skip(1);
+    sent_field(head.split(|&b| b == b'\n').skip(1), name)
+}
+
+/// The value of the first field `name` (lowercase, `_` for `-`) of `Name: value` lines.
+fn sent_field<'h>(mut lines: impl Iterator<Item = &'h [u8]>, name: &[u8]) -> Option<&'h [u8]> {
     lines.find_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let colon = line.iter().position(|&b| b == b':')?;
@@ -396,6 +402,12 @@ impl Ctx<'_> {
             }
             Var::SentHttp(name) => {
                 if let Some(v) = sent_header(self.sent_head, name.as_bytes()) {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::SentTrailer(name) => {
+                let lines = self.sent_trailers.split(|&b| b == b'\n');
+                if let Some(v) = sent_field(lines, name.as_bytes()) {
                     out.extend_from_slice(v);
                 }
             }
@@ -932,6 +944,7 @@ mod tests {
             connection: 7,
             connection_requests: 3,
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
+            sent_trailers: b"",
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

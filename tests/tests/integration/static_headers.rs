@@ -43,6 +43,14 @@ server {
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
     location /ix/ { index $arg_i; }
+    location /tr/ {
+        add_trailer X-T "[$host]";
+        add_trailer X-Always a always;
+        add_trailer X-Empty "";
+        add_trailer X-S "$sent_http_content_type";
+        add_trailer X-ST "$sent_trailer_x_t";
+    }
+    location /trnc/ { add_trailer X-T 1; chunked_transfer_encoding off; }
     location /lm/ { add_header Last-Modified "Mon, 28 Sep 1970 06:00:00 GMT"; }
     location /mapexp/ { expires $exp; add_header X-Foo "[$sent_http_content_type]"; }
 }
@@ -61,6 +69,8 @@ fn cases() -> Vec<(&'static str, String)> {
         format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n{extra}\r\n")
     };
     let on = |path: &str, extra: &str| req("on.test", path, extra);
+    let on11 =
+        |path: &str| format!("GET {path} HTTP/1.1\r\nHost: on.test\r\nConnection: close\r\n\r\n");
     vec![
         ("charset", on("/cs/t.html", "")),
         ("charset wrong type", on("/cs/u.foo2", "")),
@@ -153,6 +163,10 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
         ("index from a variable", on("/ix/?i=b.html", "")),
+        ("trailers", on11("/tr/t.html")),
+        ("trailers on an error page", on11("/tr/nx")),
+        ("trailers, HTTP/1.0", on("/tr/t.html", "")),
+        ("trailers off", on11("/trnc/t.html")),
         (
             "if-range against add_header Last-Modified",
             on(
@@ -182,6 +196,7 @@ fn seen(raw: &[u8], port: u16) -> String {
         "x-uri",
         "x-foo",
         "accept-ranges",
+        "transfer-encoding",
     ] {
         if let Some(v) = r.header(h) {
             let v = v.replace(&format!(":{port}"), ":PORT");
@@ -195,6 +210,22 @@ fn seen(raw: &[u8], port: u16) -> String {
             }
             out.push_str(&format!(" | {h}: {v}"));
         }
+    }
+    if r.header("transfer-encoding").is_some() {
+        // The chunks and the trailer section as sent.
+        let at = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |i| i + 4);
+        let tail = String::from_utf8_lossy(&raw[at..]);
+        // A built-in page names the server: keep only what follows the last chunk.
+        let tail = if r.status >= 300 {
+            tail.rsplit_once("\r\n0\r\n")
+                .map_or(tail.to_string(), |(_, t)| t.to_string())
+        } else {
+            tail.to_string()
+        };
+        out.push_str(&format!(" | raw: {tail:?}"));
     }
     let body = r.body_text();
     let multipart = r
@@ -255,6 +286,8 @@ fn files(root: &std::path::Path) {
     w("mapexp/a.html", b"a");
     w("lm/t.html", b"lm");
     w("ix/b.html", b"ix-b");
+    w("tr/t.html", b"tr");
+    w("trnc/t.html", b"tr");
     w("mapexp/b.txt", b"b");
     w("sym/real.html", b"r");
     w("symo/real.html", b"r");
@@ -371,6 +404,13 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
         ("index from a variable", "body: \"ix-b\""),
+        (
+            "trailers",
+            "raw: \"2\\r\\ntr\\r\\n0\\r\\nX-T: [on.test]\\r\\nX-Always: a\\r\\nX-S: text/html\\r\\nX-ST: [on.test]\\r\\n\\r\\n\"",
+        ),
+        ("trailers on an error page", "X-Always: a\\r\\n\\r\\n\""),
+        ("trailers, HTTP/1.0", "body: \"tr\""),
+        ("trailers off", "body: \"tr\""),
         ("if-range against add_header Last-Modified", "206"),
         ("expires by content type", "cache-control: no-cache"),
         ("expires by content type off", "x-foo: [text/plain] |"),
@@ -384,6 +424,8 @@ fn static_files_and_headers_as_nginx() {
     }
     assert!(!get("add_header etag empty").contains("etag:"));
     assert!(!get("max_ranges").contains("206"));
+    assert!(!get("trailers, HTTP/1.0").contains("transfer-encoding"));
+    assert!(!get("trailers off").contains("transfer-encoding"));
 
     let Some(nginx) = nginx_binary() else { return };
     let n = Nginx::start(&nginx, servers);
