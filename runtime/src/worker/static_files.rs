@@ -1,6 +1,7 @@
-//! Static files: root/alias, index, try_files, directories (301 to the slashed URI, index,
-//! autoindex or 403), MIME types, ETag/Last-Modified with conditional requests (304),
-//! single ranges (206/416), expires, and the body sent with sendfile.
+//! Static files: root/alias, index, try_files, disable_symlinks, directories (301 to the
+//! slashed URI, index, autoindex or 403), MIME types, charset labels and single-byte
+//! recoding, ETag/Last-Modified with nginx's conditional requests (304, 412, If-Range),
+//! ranges (206, multipart, 416, max_ranges), expires, and the body sent with sendfile.
 //!
 //! The URI is already normalised (no `..`), so `root + uri` cannot climb out of the root.
 
