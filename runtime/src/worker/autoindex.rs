@@ -127,7 +127,7 @@ fn html(
         let _ = write!(
             out,
             "{d:02}-{}-{y} {h:02}:{mi:02} ",
-            MONTHS[(mo as usize - 1) % 12]
+            MONTHS[(mo as usize).saturating_sub(1) % 12]
         );
         if exact_size {
             if e.dir {
