@@ -1554,6 +1554,19 @@ impl Worker<'_> {
         p.keep_client = keep;
         conn.wbuf = out;
         if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
+            // `expires modified` counts from the upstream's Last-Modified, as nginx.
+            let lm = p.resp.headers.iter().find_map(|(n, v)| {
+                let name = p.hold.get(n.clone())?;
+                if !name.eq_ignore_ascii_case(b"last-modified") {
+                    return None;
+                }
+                let t = crate::http::response::parse_http_date(p.hold.get(v.clone())?)?;
+                let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+                i64::try_from(d.as_secs()).ok()
+            });
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.mtime = lm;
+            }
             let mut out = std::mem::take(&mut conn.wbuf);
             if let Some(req) = conn.req.as_deref() {
                 self.add_headers(conn, req, p.loc, status, &mut out);

@@ -43,6 +43,7 @@ server {
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
     location /ix/ { index $arg_i; }
+    location /pm/ { proxy_pass http://127.0.0.1:{port}/lm/; expires modified 2048; }
     location /tr/ {
         add_trailer X-T "[$host]";
         add_trailer X-Always a always;
@@ -163,6 +164,7 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
         ("index from a variable", on("/ix/?i=b.html", "")),
+        ("expires modified, proxied", on("/pm/t.html", "")),
         ("trailers", on11("/tr/t.html")),
         ("trailers on an error page", on11("/tr/nx")),
         ("trailers, HTTP/1.0", on("/tr/t.html", "")),
@@ -404,6 +406,10 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
         ("index from a variable", "body: \"ix-b\""),
+        (
+            "expires modified, proxied",
+            "expires: Mon, 28 Sep 1970 06:34:08 GMT | cache-control: no-cache",
+        ),
         (
             "trailers",
             "raw: \"2\\r\\ntr\\r\\n0\\r\\nX-T: [on.test]\\r\\nX-Always: a\\r\\nX-S: text/html\\r\\nX-ST: [on.test]\\r\\n\\r\\n\"",
