@@ -307,6 +307,8 @@ pub(crate) struct Proxy {
     upstream_progress: Instant,
     /// The last attempt's address, status and time, for the request's variables.
     noted: Option<(std::net::SocketAddr, u16, u32)>,
+    /// `charset`/`override_charset`: the recoding of the response body, if any.
+    recode: Option<super::static_files::Recode>,
 }
 
 impl Proxy {
@@ -353,6 +355,7 @@ impl Proxy {
             client_progress: now,
             upstream_progress: now,
             noted: None,
+            recode: None,
         }
     }
 
@@ -388,6 +391,7 @@ impl Proxy {
         self.client_eof = false;
         self.upstream_eof = false;
         self.noted = None;
+        self.recode = None;
     }
 }
 
@@ -1505,6 +1509,18 @@ impl Worker<'_> {
             out.extend_from_slice(b": ");
             if token_eq(name, b"location") || token_eq(name, b"refresh") {
                 rewrite_location(ir, loc, &ps.redirect, value, &mut out);
+            } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
+                // nginx's charset filter: a label, and a recoding with override_charset.
+                let mut ct = self.scratch.var_pool.borrow_mut().buf();
+                let (changed, recode) = match conn.req.as_deref() {
+                    Some(req) => super::static_files::proxied_charset_type(
+                        self, conn, req, p.loc, value, &mut ct,
+                    ),
+                    None => (false, None),
+                };
+                out.extend_from_slice(if changed { &ct } else { value });
+                p.recode = recode;
+                self.scratch.var_pool.borrow_mut().give_buf(ct);
             } else {
                 out.extend_from_slice(value);
             }
@@ -1521,6 +1537,10 @@ impl Worker<'_> {
             },
             BodyKind::UntilClose => RespBody::UntilClose,
         };
+        if matches!(p.rbody, RespBody::Chunked { dechunk: false, .. }) {
+            // Chunks passed through keep their framing: not recoded (not yet).
+            p.recode = None;
+        }
         match (&p.rbody, body) {
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", n);
@@ -1655,6 +1675,12 @@ impl Worker<'_> {
                 }
             }
             RespBody::UntilClose => {}
+        }
+        // The body bytes just taken, recoded (never chunk framing: see the head).
+        if let Some(r) = p.recode {
+            if let Some(body) = conn.wbuf.get_mut(from..) {
+                r.apply(&self.loaded.ir, body);
+            }
         }
     }
 

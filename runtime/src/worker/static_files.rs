@@ -851,27 +851,82 @@ pub(crate) fn charset_type(
     if out.len() == at {
         return (false, None);
     }
-    let recode = c.source.as_deref().and_then(|src| {
-        let dst = &out[at..];
-        if dst.eq_ignore_ascii_case(src.as_bytes()) {
-            return None;
+    let recode = c
+        .source
+        .as_deref()
+        .and_then(|src| find_recode(ir, src.as_bytes(), &out[at..]));
+    (true, recode)
+}
+
+/// The `charset_map` that recodes from charset `src` to `dst` (names compared ignoring
+/// case), in the direction needed; `None` when they are the same charset or no map links
+/// them.
+pub(crate) fn find_recode(ir: &proton_ir::Ir, src: &[u8], dst: &[u8]) -> Option<Recode> {
+    if dst.eq_ignore_ascii_case(src) {
+        return None;
+    }
+    ir.charset_maps.iter().enumerate().find_map(|(i, m)| {
+        let (from, to) = (m.from.as_bytes(), m.to.as_bytes());
+        if src.eq_ignore_ascii_case(from) && dst.eq_ignore_ascii_case(to) {
+            Some(Recode {
+                map: i,
+                forward: true,
+            })
+        } else if src.eq_ignore_ascii_case(to) && dst.eq_ignore_ascii_case(from) {
+            Some(Recode {
+                map: i,
+                forward: false,
+            })
+        } else {
+            None
         }
-        ir.charset_maps.iter().enumerate().find_map(|(i, m)| {
-            if m.from == src && dst.eq_ignore_ascii_case(m.to.as_bytes()) {
-                Some(Recode {
-                    map: i,
-                    forward: true,
-                })
-            } else if m.to == src && dst.eq_ignore_ascii_case(m.from.as_bytes()) {
-                Some(Recode {
-                    map: i,
-                    forward: false,
-                })
-            } else {
-                None
-            }
-        })
-    });
+    })
+}
+
+/// nginx's charset filter on a proxied response whose `Content-Type` is `ct`: the value to
+/// send into `out` (true when it changed) and the recoding of the body. A type without a
+/// charset is labelled as [`charset_type`] does; one that names a charset is relabelled and
+/// recoded from it only with `override_charset on`.
+pub(crate) fn proxied_charset_type(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    ct: &[u8],
+    out: &mut Vec<u8>,
+) -> (bool, Option<Recode>) {
+    let lower_at = |s: &[u8], pat: &[u8]| {
+        s.windows(pat.len())
+            .position(|win| win.eq_ignore_ascii_case(pat))
+    };
+    let Some(at) = lower_at(ct, b"charset=") else {
+        return charset_type(w, conn, req, loc, ct, out);
+    };
+    let ir = &w.loaded.ir;
+    let Some(l) = ir.locations.get(loc.0 as usize) else {
+        return (false, None);
+    };
+    let c = &ir.settings[l.conf.settings.0 as usize].charset;
+    if !c.override_charset {
+        return (false, None);
+    }
+    // The upstream's charset: up to `;`, without quotes.
+    let rest = &ct[at + 8..];
+    let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+    let upstream = crate::http::request::trim_ows(&rest[..end]);
+    let upstream = upstream
+        .strip_prefix(b"\"")
+        .and_then(|u| u.strip_suffix(b"\""))
+        .unwrap_or(upstream);
+    // The type without its parameters, then labelled with the configured charset.
+    let base_end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+    let base = crate::http::request::trim_ows(&ct[..base_end]);
+    let (relabelled, _) = charset_type(w, conn, req, loc, base, out);
+    if !relabelled {
+        return (false, None);
+    }
+    let dst_at = out.len() - out.iter().rev().position(|&b| b == b'=').unwrap_or(0);
+    let recode = find_recode(ir, upstream, &out[dst_at..]);
     (true, recode)
 }
 

@@ -43,6 +43,9 @@ server {
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
     location /ix/ { index $arg_i; }
+    location /pcs/ { charset b; override_charset on; proxy_pass http://127.0.0.1:{port}/rc/; }
+    location /pco/ { charset b; proxy_pass http://127.0.0.1:{port}/rc/; }
+    location /pcl/ { charset utf-8; proxy_pass http://127.0.0.1:{port}/lm/; }
     location /pm/ { proxy_pass http://127.0.0.1:{port}/lm/; expires modified 2048; }
     location /tr/ {
         add_trailer X-T "[$host]";
@@ -164,6 +167,9 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks index", on("/symi/", "")),
         ("disable_symlinks off", on("/link", "")),
         ("index from a variable", on("/ix/?i=b.html", "")),
+        ("proxied, override_charset", on("/pcs/t.html", "")),
+        ("proxied, charset kept", on("/pco/t.html", "")),
+        ("proxied, charset added", on("/pcl/t.html", "")),
         ("expires modified, proxied", on("/pm/t.html", "")),
         ("trailers", on11("/tr/t.html")),
         ("trailers on an error page", on11("/tr/nx")),
@@ -406,6 +412,12 @@ fn static_files_and_headers_as_nginx() {
         ("disable_symlinks index", "403"),
         ("disable_symlinks off", "200"),
         ("index from a variable", "body: \"ix-b\""),
+        (
+            "proxied, override_charset",
+            "content-type: text/html; charset=b | etag: \"495c0780-8\" | accept-ranges: bytes | body: \"XaXbXcXd\"",
+        ),
+        ("proxied, charset kept", "charset=a | etag"),
+        ("proxied, charset added", "content-type: text/html; charset=utf-8"),
         (
             "expires modified, proxied",
             "expires: Mon, 28 Sep 1970 06:34:08 GMT | cache-control: no-cache",
