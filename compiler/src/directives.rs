@@ -216,6 +216,26 @@ pub static TABLE: &[Spec] = &[
     row("expires", HSL_LIF, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
     row("etag", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send `ETag` for static files."),
     row("if_modified_since", HSL, Exactly(1), Keyword(&["off", "exact", "before"]), false, Inherit, "exact", "off | exact | before", "How `If-Modified-Since` is compared with the file time."),
+    row("autoindex_format", HSL, Exactly(1), Keyword(&["html", "xml", "json", "jsonp"]), false, Inherit, "html", "html | xml | json | jsonp", "Format of the autoindex listing; `jsonp` wraps the JSON in a call of the function named by the `callback` argument (`$arg_callback`; without it, plain JSON)."),
+    row("autoindex_exact_size", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "HTML listing: exact file sizes in bytes, or rounded to K, M, G (`off`)."),
+    row("autoindex_localtime", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML listing: times in local time instead of UTC. Proton's local time is UTC (as for `$time_local`), so `on` shows UTC too."),
+    row("charset", HSL, Exactly(1), Text, false, Inherit, "off", "charset | off", "Adds `; charset=…` to the `Content-Type` of responses whose type is in `charset_types` and that name no charset (variables allowed): files, listings, `return` text, built-in error and redirect pages, proxied responses. With `source_charset` and a `charset_map` between the two, the body is recoded (a proxied body passed through in chunks is not)."),
+    row("source_charset", HSL, Exactly(1), Text, false, Inherit, "", "charset", "The charset of the files served; with `charset` and a `charset_map` linking them, the body is recoded byte by byte."),
+    row("charset_types", HSL, AtLeast(1), Text, false, Inherit, "text/html text/xml text/plain text/vnd.wap.wml application/javascript application/rss+xml", "mime-type … | *", "Types that get the charset; `*` is every type."),
+    row("override_charset", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "A proxied response that names a charset of its own is relabelled with `charset` and its body recoded from its charset when a `charset_map` links the two (not when its chunks are passed through as they came)."),
+    row("charset_map", H, Exactly(2), Block, true, Structure, "", "charset1 charset2 { hex hex; … }", "A single-byte recoding table between two charsets (used in both directions). Tables whose values are UTF-8 sequences (maps to `utf-8`) are refused: Proton does not recode to or from UTF-8 yet."),
+    row("absolute_redirect", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Redirects Proton makes (`return 301 /path`, the slash added to a directory) carry an absolute URL; `off`: the path as is."),
+    row("port_in_redirect", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "An absolute redirect names the port when it is not the scheme's default."),
+    row("server_name_in_redirect", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "An absolute redirect names the server's first `server_name` instead of the request's `Host`."),
+    row("msie_refresh", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Redirects to MSIE clients are answered with an HTML page that refreshes instead of a `Location` header."),
+    row("msie_padding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Error pages (status > 400) to MSIE clients are padded with comments to over 512 bytes, so MSIE shows them."),
+    row("merge_slashes", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Merge runs of `/` in the request URI before location matching; `off` keeps them (an empty segment is then a segment: `/a//../b` is `/a/b`). As in nginx, the URI is normalised with the request line, before `Host` is known: the default server of the address decides."),
+    row("max_ranges", HSL, Exactly(1), Int, false, Inherit, "", "number", "Most byte ranges served from one request; more and the whole file is sent (200). `0` turns ranges off (no `Accept-Ranges`). Unset, nginx has no limit; Proton serves at most 16."),
+    row("ignore_invalid_headers", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Drop request header fields whose names are not letters, digits and `-` (and `_` with `underscores_in_headers`); `off` keeps them (they reach `$http_…` and the proxy). Names that are not HTTP tokens at all (`</x>`, a control byte) are 400 either way. Read from the server chosen by `Host`."),
+    row("underscores_in_headers", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Header names with `_` are valid (else dropped by `ignore_invalid_headers`)."),
+    row("disable_symlinks", HSL, Range(1, 2), Custom, false, Inherit, "off", "off | on | if_not_owner [from=part]", "Refuse (403) files reached through a symbolic link in any component of their path (`on`), or through a link whose owner differs from its target's (`if_not_owner`); with `from=`, the part of the path it names (variables allowed, e.g. `$document_root`) is not checked. Applies to files served, index files and try_files candidates (a refused candidate counts as missing). Proton checks the directories with lstat and opens the file itself with O_NOFOLLOW (nginx opens every component with openat), so a directory swapped for a link between the check and the open is not caught."),
+    row("add_trailer", HSL, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a trailer field to responses Proton makes itself (files, listings, `return` text, error and redirect pages) with status 200, 201, 206, 301, 302, 303, 307 or 308 (any status with `always`), sent chunked to HTTP/1.1 clients (not to HEAD, not with `chunked_transfer_encoding off`); an empty value adds nothing. Lines are inherited only if the level has none. `$sent_http_*` and `$sent_trailer_*` (earlier trailers) may be used. A file served with trailers is read into memory; over 16 MiB it is sent without them (logged). Proxied responses get no trailers yet."),
+    row("chunked_transfer_encoding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`off`: no chunked responses: a chunked upstream body reaches the client decoded, delimited by closing the connection, and `add_trailer` sends nothing."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
     row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
@@ -284,9 +304,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "real_ip_header",
     "set_real_ip_from",
     "real_ip_recursive",
-    "charset",
-    "source_charset",
-    "charset_map",
     "ssi",
     "mirror",
     "auth_request",
@@ -331,21 +348,10 @@ pub static UNSUPPORTED: &[&str] = &[
     "map_hash_max_size",
     "map_hash_bucket_size",
     "reset_timedout_connection",
-    "msie_padding",
-    "msie_refresh",
-    "port_in_redirect",
-    "server_name_in_redirect",
-    "absolute_redirect",
     "recursive_error_pages",
-    "merge_slashes",
-    "underscores_in_headers",
-    "ignore_invalid_headers",
     "log_not_found",
     "log_subrequest",
     "open_log_file_cache",
-    "disable_symlinks",
-    "max_ranges",
-    "chunked_transfer_encoding",
     "keepalive_time",
     "keepalive_disable",
     "send_lowat",
@@ -363,7 +369,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "status_zone",
     "api",
     "stub_status",
-    "add_trailer",
     "empty_gif",
     "image_filter",
     "xslt_stylesheet",
@@ -381,9 +386,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "memcached_pass",
     "random_index",
     "index_ext",
-    "autoindex_exact_size",
-    "autoindex_format",
-    "autoindex_localtime",
     "ancient_browser",
     "modern_browser",
     "addition_types",
@@ -481,81 +483,14 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// (`1h30m`, not `30m1h`); a number without unit is seconds, also at the end (`1h30` is
 /// 1h30s). `y` and `M` are refused in millisecond times, as in nginx.
 pub fn parse_time_ms(s: &str) -> Option<u64> {
-    parse_time(s, false)
+    proton_ir::time::parse_time(s, false)
 }
 
 /// Parses an nginx time into seconds, as nginx's `ngx_parse_time(…, 1)` (used by `expires`,
 /// the `Keep-Alive` header time and `fail_timeout`): units `y`, `M`, `w`, `d`, `h`, `m`, `s`
 /// from the largest to the smallest; `ms` is refused.
 pub fn parse_time_secs(s: &str) -> Option<u64> {
-    parse_time(s, true)
-}
-
-fn parse_time(s: &str, is_sec: bool) -> Option<u64> {
-    // Steps in nginx's order; a unit must come after every unit already seen.
-    const YEAR: u8 = 1;
-    const MONTH: u8 = 2;
-    const WEEK: u8 = 3;
-    const DAY: u8 = 4;
-    const HOUR: u8 = 5;
-    const MIN: u8 = 6;
-    const SEC: u8 = 7;
-    const MSEC: u8 = 8;
-    const LAST: u8 = 9;
-    let max = i64::MAX as u64;
-    let b = s.as_bytes();
-    let mut step = if is_sec { 0 } else { MONTH };
-    let (mut value, mut total, mut valid) = (0u64, 0u64, false);
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        i += 1;
-        if c.is_ascii_digit() {
-            value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            if value > max {
-                return None;
-            }
-            valid = true;
-            continue;
-        }
-        let (next, secs) = match c {
-            b'y' if step < YEAR => (YEAR, 365 * 86_400),
-            b'M' if step < MONTH => (MONTH, 30 * 86_400),
-            b'w' if step < WEEK => (WEEK, 7 * 86_400),
-            b'd' if step < DAY => (DAY, 86_400),
-            b'h' if step < HOUR => (HOUR, 3_600),
-            b'm' if b.get(i) == Some(&b's') => {
-                if is_sec || step >= MSEC {
-                    return None;
-                }
-                i += 1;
-                (MSEC, 0)
-            }
-            b'm' if step < MIN => (MIN, 60),
-            b's' if step < SEC => (SEC, 1),
-            b' ' if step < SEC => (LAST, 1),
-            _ => return None,
-        };
-        step = next;
-        let scale: u64 = match (next, is_sec) {
-            (MSEC, _) => 1,
-            (_, true) => secs,
-            (_, false) => secs * 1000,
-        };
-        value = value.checked_mul(scale).filter(|v| *v <= max)?;
-        total = total.checked_add(value).filter(|t| *t <= max)?;
-        value = 0;
-        while b.get(i) == Some(&b' ') {
-            i += 1;
-        }
-    }
-    if !valid {
-        return None;
-    }
-    if !is_sec {
-        value = value.checked_mul(1000)?;
-    }
-    total.checked_add(value).filter(|t| *t <= max)
+    proton_ir::time::parse_time(s, true)
 }
 
 /// The directive reference as a Markdown table, generated from [`TABLE`]. `full` adds the

@@ -365,11 +365,28 @@ fn accepted_and_refused_like_nginx() {
         ("send_timeout 30s1h;", "invalid value \"30s1h\""),
         ("send_timeout 1M;", "invalid value \"1M\""),
         ("keepalive_requests +5;", "invalid value \"+5\""),
-        ("expires @15h30m;", "not supported yet"),
+        (
+            "expires @25h;",
+            "daily time value must be less than 24 hours",
+        ),
+        (
+            "expires modified @1h;",
+            "daily time cannot be used with \"modified\" parameter",
+        ),
+        ("disable_symlinks maybe;", "invalid value \"maybe\""),
+        (
+            "disable_symlinks off from=/x;",
+            "invalid parameter \"from=/x\"",
+        ),
         ("expires 500ms;", "invalid expires time \"500ms\""),
     ] {
         assert_error(&server(body), want);
     }
+    // charset_map tables of UTF-8 sequences: recoding to or from UTF-8 is not done yet.
+    assert_error(
+        "events {}\nhttp {\n  charset_map a utf-8 { 58 E280A2; }\n  server { listen 8080; }\n}\n",
+        "not supported yet",
+    );
     for body in [
         "access_log logs/a.log combined buffer=4k flush=5s;",
         "error_page 404 =999 /x;",

@@ -14,6 +14,7 @@
 mod codec;
 mod matching;
 pub mod rewrite;
+pub mod time;
 mod types;
 pub mod uri;
 mod verify;

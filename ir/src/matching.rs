@@ -225,6 +225,22 @@ impl Ir {
         }
     }
 
+    /// nginx's `auto_redirect`: the location of `server`'s top level written exactly as
+    /// `path` (a URI plus `/`), exact or prefix, when it passes requests to a proxy. A
+    /// request for the URI without the slash is then redirected to it (301).
+    pub fn auto_redirect(&self, server: ServerId, path: &[u8]) -> Option<LocationId> {
+        let srv = self.servers.get(server.0 as usize)?;
+        let (exact, prefix) = srv.tree.find_static(path);
+        exact
+            .into_iter()
+            .chain(prefix.map(|p| p.location))
+            .find(|id| {
+                self.locations.get(id.0 as usize).is_some_and(|l| {
+                    l.conf.proxy.is_some() && self.text_of(l.name).as_bytes() == path
+                })
+            })
+    }
+
     /// Finds a named location (`@name`) of a server.
     pub fn find_named(&self, server: ServerId, name: &str) -> Option<LocationId> {
         let srv = self.servers.get(server.0 as usize)?;

@@ -53,6 +53,8 @@ pub struct Ir {
     /// Short strings stored back to back (location names), so that decoding does not
     /// allocate one String per location.
     pub text: String,
+    /// `charset_map` tables.
+    pub charset_maps: Vec<CharsetMap>,
 }
 
 /// The scheme of a `proxy_pass` URL.
@@ -436,6 +438,45 @@ pub struct Settings {
     pub access_log: Vec<AccessLog>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
+    pub charset: Charset,
+    pub autoindex_format: AutoindexFormat,
+    pub autoindex_exact_size: bool,
+    pub autoindex_localtime: bool,
+    /// `absolute_redirect`, `port_in_redirect`, `server_name_in_redirect`.
+    pub absolute_redirect: bool,
+    pub port_in_redirect: bool,
+    pub server_name_in_redirect: bool,
+    /// `msie_refresh`, `msie_padding`.
+    pub msie_refresh: bool,
+    pub msie_padding: bool,
+    /// `merge_slashes` (server level: read from the default server of the address).
+    pub merge_slashes: bool,
+    /// `max_ranges`: `None` unlimited (Proton serves at most 16 ranges of one request and
+    /// sends the whole file for more); `Some(0)`: ranges are off (no `Accept-Ranges`).
+    pub max_ranges: Option<u32>,
+    /// `ignore_invalid_headers`, `underscores_in_headers` (server level: read from the
+    /// server chosen by Host).
+    pub ignore_invalid_headers: bool,
+    pub underscores_in_headers: bool,
+    pub disable_symlinks: DisableSymlinks,
+    /// `add_trailer` lines (inherited as add_header's: only if the level has none).
+    pub add_trailers: Vec<AddHeader>,
+    /// `chunked_transfer_encoding`.
+    pub chunked_transfer_encoding: bool,
+}
+
+/// `disable_symlinks off | on | if_not_owner [from=part]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum DisableSymlinks {
+    Off,
+    /// A symbolic link in any component of the path (after `from`) is refused (403).
+    On {
+        from: Option<Template>,
+    },
+    /// A link is refused when it and what it points to have different owners.
+    IfNotOwner {
+        from: Option<Template>,
+    },
 }
 
 impl LocationConf {
@@ -549,15 +590,63 @@ pub struct AddHeader {
 }
 
 /// `expires`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum Expires {
     Off,
     Epoch,
     Max,
     /// Seconds relative to now (may be negative).
     After(i64),
-    /// `modified +time`: relative to the file's mtime.
+    /// `modified +time`: relative to the file's mtime (relative to now for a response
+    /// without one, as nginx).
     Modified(i64),
+    /// `@15h30m`: the next time this second of the day (UTC) comes.
+    Daily(i64),
+    /// `[modified] $variable`: the value, parsed at request time as the directive's
+    /// argument would be (`epoch`, `max`, `off`, `@time`, `[+|-]time`); an invalid value
+    /// sends no header.
+    Variable {
+        modified: bool,
+        value: Template,
+    },
+}
+
+/// `autoindex_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum AutoindexFormat {
+    Html,
+    Xml,
+    Json,
+    /// JSON wrapped in a call of the function named by `$arg_callback`.
+    Jsonp,
+}
+
+/// `charset_map FROM TO { … }`: a single-byte recoding table, usable in both directions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CharsetMap {
+    /// Charset names, lowercase (nginx compares them case-insensitively).
+    pub from: String,
+    pub to: String,
+    /// `forward[b]`: the byte `b` of `from` in `to` (identity where the map says nothing).
+    pub forward: Vec<u8>,
+    /// `backward[b]`: the byte `b` of `to` in `from`.
+    pub backward: Vec<u8>,
+}
+
+/// The charset settings of a location (`charset`, `source_charset`, `charset_types`,
+/// `override_charset`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub struct Charset {
+    /// `charset`: the charset added to `Content-Type` (a template: nginx allows variables);
+    /// `None`: `charset off`.
+    pub charset: Option<Template>,
+    /// `source_charset`, lowercase; the body is recoded from it into `charset` when a
+    /// `charset_map` links the two.
+    pub source: Option<String>,
+    /// `charset_types`, lowercase and sorted; `["*"]`: every type.
+    pub types: Vec<String>,
+    /// `override_charset`.
+    pub override_charset: bool,
 }
 
 /// `lingering_close`.
@@ -799,6 +888,11 @@ pub enum Var {
     Arg(String),
     /// `$cookie_NAME` (lowercase; nginx finds the cookie case-insensitively).
     Cookie(String),
+    /// `$sent_http_NAME`: a header of the response sent (name lowercased, `_` for `-`);
+    /// known once the head is written (access logs).
+    SentHttp(String),
+    /// `$sent_trailer_NAME`: a trailer already added to the response (name as above).
+    SentTrailer(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
     /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
@@ -1008,6 +1102,8 @@ impl Var {
             Var::Http(n) => format!("http_{n}"),
             Var::Arg(n) => format!("arg_{n}"),
             Var::Cookie(n) => format!("cookie_{n}"),
+            Var::SentHttp(n) => format!("sent_http_{n}"),
+            Var::SentTrailer(n) => format!("sent_trailer_{n}"),
             Var::User(i) => user_vars
                 .get(*i as usize)
                 .cloned()

@@ -7,6 +7,12 @@
 /// for a path that is invalid: not starting with `/`, a bad `%` escape, a decoded NUL, or
 /// `..` above the root.
 pub fn normalize_path(target: &[u8], out: &mut Vec<u8>) -> bool {
+    normalize_path_merging(target, true, out)
+}
+
+/// [`normalize_path`] with nginx's `merge_slashes` setting: with `merge` false, runs of `/`
+/// are kept (an empty segment is a segment: `/a//../b` is `/a/b`).
+pub fn normalize_path_merging(target: &[u8], merge: bool, out: &mut Vec<u8>) -> bool {
     // One pass finds where the path ends and whether it has anything to resolve: no `%`,
     // no `//`, no `/.` (the usual path) is copied as it is.
     let mut end = target.len();
@@ -30,12 +36,12 @@ pub fn normalize_path(target: &[u8], out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(path);
         return true;
     }
-    normalize_path_resolving(path, out)
+    normalize_path_resolving(path, merge, out)
 }
 
 /// [`normalize_path`] for a path with `%`, `//` or dot segments (query already cut off);
 /// also the reference the fast path is tested against.
-fn normalize_path_resolving(path: &[u8], out: &mut Vec<u8>) -> bool {
+fn normalize_path_resolving(path: &[u8], merge: bool, out: &mut Vec<u8>) -> bool {
     out.clear();
     if path.first() != Some(&b'/') {
         return false;
@@ -62,7 +68,7 @@ fn normalize_path_resolving(path: &[u8], out: &mut Vec<u8>) -> bool {
         i += 1;
         if b == b'/' {
             // Resolve the segment just finished.
-            if out.ends_with(b"/") {
+            if merge && out.ends_with(b"/") {
                 continue; // merge slashes
             }
             if out.ends_with(b"/.") {
@@ -146,7 +152,7 @@ mod tests {
                     .position(|&b| b == b'?' || b == b'#')
                     .unwrap_or(t.len());
                 let a = normalize_path(&t, &mut fast);
-                let b = normalize_path_resolving(&t[..path_end], &mut slow);
+                let b = normalize_path_resolving(&t[..path_end], true, &mut slow);
                 assert_eq!(a, b, "{:?}", String::from_utf8_lossy(&t));
                 if a {
                     assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&t));

@@ -362,7 +362,7 @@ impl Checker<'_> {
         for e in &s.error_pages {
             self.template(&e.target)?;
         }
-        for h in &s.add_headers {
+        for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
         if let ProxyRedirect::Rules(rules) = &s.proxy.redirect {
@@ -370,6 +370,17 @@ impl Checker<'_> {
                 self.template(from)?;
                 self.template(to)?;
             }
+        }
+        if let Expires::Variable { value, .. } = &s.expires {
+            self.template(value)?;
+        }
+        if let Some(t) = &s.charset.charset {
+            self.template(t)?;
+        }
+        if let DisableSymlinks::On { from: Some(t) }
+        | DisableSymlinks::IfNotOwner { from: Some(t) } = &s.disable_symlinks
+        {
+            self.template(t)?;
         }
         Ok(())
     }
@@ -514,6 +525,27 @@ pub(crate) mod tests {
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
             },
+            charset: Charset {
+                charset: None,
+                source: None,
+                types: vec![],
+                override_charset: false,
+            },
+            autoindex_format: AutoindexFormat::Html,
+            autoindex_exact_size: true,
+            autoindex_localtime: false,
+            absolute_redirect: true,
+            port_in_redirect: true,
+            server_name_in_redirect: false,
+            msie_refresh: false,
+            msie_padding: true,
+            merge_slashes: true,
+            max_ranges: None,
+            ignore_invalid_headers: true,
+            underscores_in_headers: false,
+            disable_symlinks: DisableSymlinks::Off,
+            add_trailers: vec![],
+            chunked_transfer_encoding: true,
         }
     }
 

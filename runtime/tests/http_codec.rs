@@ -689,21 +689,21 @@ fn absolute_form_without_a_path_but_with_a_query() {
     assert_eq!(bytes_at(buf, &head.server_name().unwrap()), b"x.com");
     // The path routed is `/` (nginx answers `GET http://localhost?x=1` for `/`, args x=1).
     let mut uri = Vec::new();
-    assert!(normalize_target(&head, buf, &mut uri));
+    assert!(normalize_target(&head, buf, true, &mut uri));
     assert_eq!(uri, b"/");
     let buf = b"GET /?a=1 HTTP/1.1\r\nHost: h\r\n\r\n";
     let (_, head) = parse(buf).unwrap();
     assert!(!head.empty_path);
     assert_eq!(head.server_name(), head.host);
-    assert!(normalize_target(&head, buf, &mut uri));
+    assert!(normalize_target(&head, buf, true, &mut uri));
     assert_eq!(uri, b"/");
     let buf = b"GET http://x.com/a/../b%41?q HTTP/1.1\r\nHost: h\r\n\r\n";
     let (_, head) = parse(buf).unwrap();
-    assert!(normalize_target(&head, buf, &mut uri));
+    assert!(normalize_target(&head, buf, true, &mut uri));
     assert_eq!(uri, b"/bA");
     let buf = b"GET /../x HTTP/1.1\r\nHost: h\r\n\r\n";
     let (_, head) = parse(buf).unwrap();
-    assert!(!normalize_target(&head, buf, &mut uri));
+    assert!(!normalize_target(&head, buf, true, &mut uri));
 }
 
 #[test]

@@ -51,6 +51,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             settings: vec![],
             source_files: vec![],
             text: String::new(),
+            charset_maps: vec![],
         },
         upstream_names: HashMap::default(),
         named_refs: Vec::new(),
@@ -335,10 +336,28 @@ impl Lower<'_> {
         i: usize,
         extra: Option<&HashSet<String>>,
     ) -> Template {
+        self.template_text(d, i, extra, None)
+    }
+
+    /// A template of `text` (part of argument `i` of `d`, such as the value of a `key=`
+    /// parameter), in the scope of `d`.
+    pub(crate) fn template_with_value(&mut self, d: &Directive, i: usize, text: &str) -> Template {
+        self.template_text(d, i, None, Some(text))
+    }
+
+    fn template_text(
+        &mut self,
+        d: &Directive,
+        i: usize,
+        extra: Option<&HashSet<String>>,
+        text: Option<&str>,
+    ) -> Template {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
-        self.template_of(d, &a.value, a.span, extra)
+        let span = a.span;
+        let text = text.unwrap_or(&a.value).to_string();
+        self.template_of(d, &text, span, extra)
     }
 
     /// A template of `text`, written in an argument of `d` at `span` (part of an argument,
@@ -373,6 +392,47 @@ impl Lower<'_> {
             all_captures: Some(&self.all_captures),
         };
         match vars::template(text, span, scope) {
+            // The response's headers are known once it is sent: in access logs.
+            Ok(t)
+                if !matches!(
+                    d.name.as_str(),
+                    "log_format" | "map" | "add_header" | "expires" | "add_trailer"
+                ) && t
+                    .parts
+                    .iter()
+                    .any(|p| matches!(p, Part::Var(Var::SentHttp(_)))) =>
+            {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        span,
+                        format!("$sent_http_* in \"{}\" is not supported yet", d.name),
+                    )
+                    .label("Proton knows the response's headers only once they are sent")
+                    .help(
+                        "$sent_http_NAME is available in log_format, add_header, add_trailer, expires and map",
+                    ),
+                );
+                Template::default()
+            }
+            // Trailers exist only while add_trailer values are made.
+            Ok(t)
+                if d.name != "add_trailer"
+                    && t.parts
+                        .iter()
+                        .any(|p| matches!(p, Part::Var(Var::SentTrailer(_)))) =>
+            {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        span,
+                        format!("$sent_trailer_* in \"{}\" is not supported yet", d.name),
+                    )
+                    .label("Proton keeps the trailers only while it adds them")
+                    .help("$sent_trailer_NAME is available in add_trailer"),
+                );
+                Template::default()
+            }
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
@@ -552,6 +612,9 @@ impl Lower<'_> {
         self.maps(h);
         for d in all(h, "log_format") {
             self.log_format(d);
+        }
+        for d in all(h, "charset_map") {
+            self.charset_map(d);
         }
         for d in all(h, "upstream") {
             // nginx compares upstream names case-insensitively.
@@ -1579,6 +1642,16 @@ impl Lower<'_> {
         let expires = nearest(chain, "expires")
             .first()
             .map_or(Expires::Off, |d| self.expires(d));
+        let charset = self.charset(chain);
+        let autoindex_format = match nearest(chain, "autoindex_format")
+            .first()
+            .map(|d| arg(d, 0))
+        {
+            Some("xml") => AutoindexFormat::Xml,
+            Some("json") => AutoindexFormat::Json,
+            Some("jsonp") => AutoindexFormat::Jsonp,
+            _ => AutoindexFormat::Html,
+        };
         let if_modified_since = match nearest(chain, "if_modified_since")
             .first()
             .map(|d| arg(d, 0))
@@ -1687,7 +1760,162 @@ impl Lower<'_> {
             lingering_timeout_ms: time("lingering_timeout", 5_000),
             access_log,
             proxy: proxy_settings,
+            charset,
+            autoindex_format,
+            autoindex_exact_size: flag("autoindex_exact_size", true),
+            autoindex_localtime: flag("autoindex_localtime", false),
+            absolute_redirect: flag("absolute_redirect", true),
+            port_in_redirect: flag("port_in_redirect", true),
+            server_name_in_redirect: flag("server_name_in_redirect", false),
+            msie_refresh: flag("msie_refresh", false),
+            msie_padding: flag("msie_padding", true),
+            merge_slashes: flag("merge_slashes", true),
+            disable_symlinks: self.disable_symlinks(chain),
+            add_trailers: nearest(chain, "add_trailer")
+                .iter()
+                .filter_map(|d| self.add_header(d))
+                .collect(),
+            chunked_transfer_encoding: flag("chunked_transfer_encoding", true),
+            ignore_invalid_headers: flag("ignore_invalid_headers", true),
+            underscores_in_headers: flag("underscores_in_headers", false),
+            max_ranges: nearest(chain, "max_ranges")
+                .first()
+                .and_then(|d| parse_number(arg(d, 0))),
         }
+    }
+
+    /// `charset`, `source_charset`, `charset_types`, `override_charset` in effect.
+    fn charset(&mut self, chain: &[&Level<'_>]) -> Charset {
+        let charset = nearest(chain, "charset").first().and_then(|d| {
+            if arg(d, 0) == "off" {
+                None
+            } else {
+                Some(self.template(d, 0))
+            }
+        });
+        let source = nearest(chain, "source_charset")
+            .first()
+            .map(|d| arg(d, 0).to_ascii_lowercase());
+        let mut types: Vec<String> = match nearest(chain, "charset_types").first() {
+            Some(d) => d
+                .args
+                .iter()
+                .map(|a| a.value.to_ascii_lowercase())
+                .collect(),
+            None => [
+                "text/html",
+                "text/xml",
+                "text/plain",
+                "text/vnd.wap.wml",
+                "application/javascript",
+                "application/rss+xml",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        };
+        if types.iter().any(|t| t == "*") {
+            types = vec!["*".to_string()];
+        }
+        types.sort();
+        types.dedup();
+        Charset {
+            charset,
+            source,
+            types,
+            override_charset: nearest(chain, "override_charset")
+                .first()
+                .is_some_and(|d| arg(d, 0) == "on"),
+        }
+    }
+
+    /// `disable_symlinks off | on | if_not_owner [from=part]` in effect.
+    fn disable_symlinks(&mut self, chain: &[&Level<'_>]) -> DisableSymlinks {
+        let Some(d) = nearest(chain, "disable_symlinks").first().copied() else {
+            return DisableSymlinks::Off;
+        };
+        let mut from = None;
+        if let Some(a) = d.args.get(1) {
+            match a.value.strip_prefix("from=") {
+                Some(v) if arg(d, 0) != "off" => {
+                    let t = self.template_with_value(d, 1, v);
+                    from = Some(t);
+                }
+                _ => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid parameter \"{}\"", a.value),
+                        )
+                        .label("expected from=part, after on or if_not_owner")
+                        .help("disable_symlinks on from=$document_root;"),
+                    );
+                }
+            }
+        }
+        match arg(d, 0) {
+            "on" => DisableSymlinks::On { from },
+            "if_not_owner" => DisableSymlinks::IfNotOwner { from },
+            "off" => DisableSymlinks::Off,
+            other => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid value \"{other}\" in \"disable_symlinks\" directive"),
+                    )
+                    .label("expected off, on or if_not_owner")
+                    .help("disable_symlinks on;"),
+                );
+                DisableSymlinks::Off
+            }
+        }
+    }
+
+    /// `charset_map FROM TO { XX YY; … }`: single-byte tables only.
+    fn charset_map(&mut self, d: &Directive) {
+        let hex = |s: &str| -> Option<u8> {
+            (s.len() == 2)
+                .then(|| u8::from_str_radix(s, 16).ok())
+                .flatten()
+        };
+        let mut forward: Vec<u8> = (0..=255).collect();
+        let mut backward: Vec<u8> = (0..=255).collect();
+        for line in d.children() {
+            let (Some(a), [b]) = (hex(&line.name), line.args.as_slice()) else {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        line.name_span,
+                        "invalid charset_map line",
+                    )
+                    .label("expected two hexadecimal bytes: `C0 FE;`")
+                    .help("Proton recodes single-byte charsets only; UTF-8 sequences are not supported yet"),
+                );
+                continue;
+            };
+            let Some(b) = hex(&b.value) else {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        b.span,
+                        "charset_map values other than one byte are not supported yet",
+                    )
+                    .label("Proton recodes single-byte charsets only")
+                    .help("recoding to or from utf-8 is not implemented by Proton yet"),
+                );
+                continue;
+            };
+            forward[usize::from(a)] = b;
+            backward[usize::from(b)] = a;
+        }
+        self.ir.charset_maps.push(CharsetMap {
+            from: arg(d, 0).to_ascii_lowercase(),
+            to: arg(d, 1).to_ascii_lowercase(),
+            forward,
+            backward,
+        });
     }
 
     /// Reports argument `i` of `d` as a bad time.
@@ -1972,45 +2200,30 @@ impl Lower<'_> {
                 return Expires::Off;
             }
         };
-        match v.value.as_str() {
-            "off" if !modified => Expires::Off,
-            "epoch" if !modified => Expires::Epoch,
-            "max" if !modified => Expires::Max,
-            s if s.starts_with('@') => {
+        if v.value.contains('$') {
+            let i = d.args.len() - 1;
+            return Expires::Variable {
+                modified,
+                value: self.template(d, i),
+            };
+        }
+        match Expires::parse(&v.value, modified) {
+            Ok(e) => e,
+            Err(why) => {
                 self.err(
                     Diagnostic::error(
-                        Code::Unsupported,
+                        Code::BadValue,
                         v.span,
-                        "expires @time (a daily time) is not supported yet",
+                        if why == "invalid value" {
+                            format!("invalid expires time \"{}\"", v.value)
+                        } else {
+                            format!("\"{}\" in \"expires\" directive: {why}", v.value)
+                        },
                     )
-                    .label("not implemented by Proton yet")
-                    .help("use a relative time such as `expires 12h;`"),
+                    .label("not an expires time")
+                    .help("for example 30d, 1h, -1, @15h30m, epoch, max, off (units y M w d h m s, largest first; no ms)"),
                 );
                 Expires::Off
-            }
-            s => {
-                let (neg, t) = match s.strip_prefix('-') {
-                    Some(t) => (true, t),
-                    None => (false, s.strip_prefix('+').unwrap_or(s)),
-                };
-                let Some(secs) = parse_time_secs(t) else {
-                    self.err(
-                        Diagnostic::error(
-                            Code::BadValue,
-                            v.span,
-                            format!("invalid expires time \"{s}\""),
-                        )
-                        .label("not a time")
-                        .help("for example 30d, 1h, -1, epoch, max, off (units y M w d h m s, largest first; no ms)"),
-                    );
-                    return Expires::Off;
-                };
-                let secs = secs as i64 * if neg { -1 } else { 1 };
-                if modified {
-                    Expires::Modified(secs)
-                } else {
-                    Expires::After(secs)
-                }
             }
         }
     }

@@ -63,10 +63,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
 /// nginx's families of variables that Proton does not implement yet, with what to do instead.
 pub static UNSUPPORTED_FAMILIES: &[(&str, &str)] = &[
     (
-        "sent_http_",
-        "the headers of the response are not kept for variables yet; headers set with add_header can use the same value directly",
-    ),
-    (
         "upstream_http_",
         "the headers of the upstream's response are not kept for variables yet; $upstream_status and $upstream_addr are available",
     ),
@@ -92,7 +88,14 @@ pub fn is_builtin_name(name: &str) -> bool {
 }
 
 /// The prefixes of nginx's variable families (`$http_NAME`, …).
-pub static FAMILIES: &[&str] = &["http_", "sent_http_", "arg_", "cookie_", "upstream_http_"];
+pub static FAMILIES: &[&str] = &[
+    "http_",
+    "sent_http_",
+    "sent_trailer_",
+    "arg_",
+    "cookie_",
+    "upstream_http_",
+];
 
 /// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
 /// member of a family such as `$http_*`, a capture number, or not a variable name at all.
@@ -216,6 +219,12 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     let name = name.as_str();
     if let Some(help) = unsupported(name) {
         return Err(Unresolved::Unsupported(help));
+    }
+    if let Some(d) = name.strip_prefix("sent_trailer_").filter(|d| !d.is_empty()) {
+        return Ok(Part::Var(Var::SentTrailer(d.to_string())));
+    }
+    if let Some(d) = name.strip_prefix("sent_http_").filter(|d| !d.is_empty()) {
+        return Ok(Part::Var(Var::SentHttp(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("http_") {
         return Ok(Part::Var(Var::Http(d.to_string())));
@@ -369,10 +378,20 @@ mod tests {
     }
 
     #[test]
+    fn sent_http_names_a_response_header() {
+        let t = template("$sent_http_Content_Type", Span::default(), Scope::default());
+        assert_eq!(
+            t.ok().map(|t| t.parts),
+            Some(vec![Part::Var(Var::SentHttp("content_type".into()))])
+        );
+        assert!(reserved("sent_http_x").is_some());
+    }
+
+    #[test]
     fn unsupported_variables_are_errors_that_name_them() {
         for (name, _) in UNSUPPORTED
             .iter()
-            .chain([("sent_http_x", ""), ("upstream_http_x_cache", "")].iter())
+            .chain([("upstream_http_x_cache", "")].iter())
         {
             let errs =
                 template(&format!("a ${name}"), Span::default(), Scope::default()).expect_err(name);

@@ -51,7 +51,9 @@ pub enum RangeResult {
 }
 
 /// Reads a Range header value for a representation of `len` bytes.
-pub fn parse_range(value: &[u8], len: u64, out: &mut [ByteRange; MAX_RANGES]) -> RangeResult {
+/// At most `out.len()` ranges are served (nginx's `max_ranges`); more and the whole
+/// representation is sent.
+pub fn parse_range(value: &[u8], len: u64, out: &mut [ByteRange]) -> RangeResult {
     const MAX: u64 = i64::MAX as u64;
     if value.len() < 7
         || !value

@@ -267,6 +267,26 @@ impl RequestHead {
         self.header_count = 0;
     }
 
+    /// Drops the header fields whose names nginx calls invalid (`ignore_invalid_headers
+    /// on`): a name of anything but letters, digits and `-`, and `_` unless `underscores`
+    /// (`underscores_in_headers on`). Returns how many were dropped.
+    pub fn drop_invalid_headers(&mut self, buf: &[u8], underscores: bool) -> usize {
+        let n = self.header_count.min(MAX_HEADERS);
+        let mut kept = 0;
+        for i in 0..n {
+            let f = self.headers[i];
+            let valid = bytes_at(buf, &f.name.range())
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'));
+            if valid {
+                self.headers[kept] = f;
+                kept += 1;
+            }
+        }
+        self.header_count = kept;
+        n - kept
+    }
+
     /// How many header fields the head has.
     pub fn header_count(&self) -> usize {
         self.header_count
@@ -503,13 +523,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
 /// [`proton_ir::uri::normalize_path`] does: `%XX` decoded, `//`, `.` and `..` resolved, the
 /// query left out. An absolute-form target without a path (`http://h?x=1`) has the path `/`
 /// (nginx's `empty_path_in_uri`). False for a path that does not normalise (400).
-pub fn normalize_target(head: &RequestHead, buf: &[u8], out: &mut Vec<u8>) -> bool {
+/// `merge`: nginx's `merge_slashes` of the server.
+pub fn normalize_target(head: &RequestHead, buf: &[u8], merge: bool, out: &mut Vec<u8>) -> bool {
     if head.empty_path {
         out.clear();
         out.push(b'/');
         return true;
     }
-    proton_ir::uri::normalize_path(bytes_at(buf, &head.target), out)
+    proton_ir::uri::normalize_path_merging(bytes_at(buf, &head.target), merge, out)
 }
 
 /// `buf[from..]`, or empty.

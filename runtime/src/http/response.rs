@@ -408,3 +408,65 @@ mod line_break_tests {
         });
     }
 }
+
+/// nginx's padding after an error page (status ≥ 400) for MSIE and Chrome, whose "friendly"
+/// error pages would otherwise replace a short one (`msie_padding`).
+pub const MSIE_PADDING: &[u8] =
+    b"<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n\
+<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n\
+<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n\
+<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n\
+<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n\
+<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
+
+/// The browser families nginx tells apart by `User-Agent` (`ngx_http_process_user_agent`)
+/// where it changes an answer: MSIE (not Opera), and Chrome (neither MSIE, Opera nor Gecko).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Browser {
+    pub msie: bool,
+    pub chrome: bool,
+}
+
+impl Browser {
+    /// Classifies a `User-Agent` value as nginx does.
+    pub fn of(ua: &[u8]) -> Browser {
+        let find = |needle: &[u8]| memchr::memmem::find(ua, needle);
+        let mut msie = find(b"MSIE ").is_some_and(|i| i + 7 < ua.len());
+        let opera = find(b"Opera").is_some();
+        if opera {
+            msie = false;
+        }
+        let chrome = !msie && !opera && find(b"Gecko/").is_none() && find(b"Chrome/").is_some();
+        Browser { msie, chrome }
+    }
+}
+
+/// nginx's `ngx_escape_uri` tables this crate needs: which bytes become `%XX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// `NGX_ESCAPE_URI`: space, `"`, `#`, `%`, `<`, `>`, `?`, `\`, `^`, `` ` ``, `{`, `|`,
+    /// `}`, controls and bytes ≥ 0x7f.
+    Uri,
+    /// `NGX_ESCAPE_REFRESH`: space, `"`, `'`, `%`, controls and bytes ≥ 0x7f.
+    Refresh,
+    /// `NGX_ESCAPE_URI_COMPONENT`: everything but letters, digits, `-`, `.`, `_`, `~`.
+    UriComponent,
+}
+
+/// Appends `s` to `out` escaped with `table`.
+pub fn escape_uri(s: &[u8], table: Escape, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in s {
+        let esc = !(0x20..0x7f).contains(&b)
+            || match table {
+                Escape::Uri => b" \"#%<>?\\^`{|}".contains(&b),
+                Escape::Refresh => b" \"'%".contains(&b),
+                Escape::UriComponent => !(b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+            };
+        if esc {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        } else {
+            out.push(b);
+        }
+    }
+}

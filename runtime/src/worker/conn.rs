@@ -535,7 +535,10 @@ impl Conn {
         req.served = self.served;
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
-        let out = w.handle_request(self, &mut req);
+        let mut out = w.handle_request(self, &mut req);
+        if !out.proxy {
+            w.apply_trailers(self, &req, &mut out);
+        }
         // Only the head written now had to know (a proxy reads the body itself).
         req.expect_unread = false;
         self.req = Some(req);
@@ -596,7 +599,14 @@ impl Conn {
         self.wpos = 0;
         self.body_sent = 0;
         self.discard = Discard::None;
-        let hb = respond::error_response(w, &mut self.wbuf, status, 1, false, true);
+        let hb = respond::error_response(
+            w,
+            &mut self.wbuf,
+            status,
+            false,
+            true,
+            &respond::PageExtras::default(),
+        );
         self.finished = Finished {
             status,
             header_bytes: hb as u64,

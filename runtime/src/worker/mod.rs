@@ -5,6 +5,7 @@
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
 mod accept;
+mod autoindex;
 mod conn;
 mod context;
 mod proxy;

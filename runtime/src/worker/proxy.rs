@@ -307,6 +307,8 @@ pub(crate) struct Proxy {
     upstream_progress: Instant,
     /// The last attempt's address, status and time, for the request's variables.
     noted: Option<(std::net::SocketAddr, u16, u32)>,
+    /// `charset`/`override_charset`: the recoding of the response body, if any.
+    recode: Option<super::static_files::Recode>,
 }
 
 impl Proxy {
@@ -353,6 +355,7 @@ impl Proxy {
             client_progress: now,
             upstream_progress: now,
             noted: None,
+            recode: None,
         }
     }
 
@@ -388,6 +391,7 @@ impl Proxy {
         self.client_eof = false;
         self.upstream_eof = false;
         self.noted = None;
+        self.recode = None;
     }
 }
 
@@ -1454,10 +1458,13 @@ impl Worker<'_> {
         };
         let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
         let keepalive_header = s.keepalive_header_secs;
+        // `chunked_transfer_encoding off`: a chunked upstream body reaches the client
+        // decoded, delimited by the close (as for an HTTP/1.0 client).
+        let chunked_on = s.chunked_transfer_encoding;
         let mut out = std::mem::take(&mut conn.wbuf);
         out.clear();
         conn.wpos = 0;
-        crate::http::response::write_status_line(&mut out, p.client_minor, status);
+        crate::http::response::write_status_line(&mut out, 1, status);
         let up = &p.hold;
         let upstream_has = |name: &[u8]| {
             p.resp.headers.iter().any(|(n, _)| {
@@ -1502,6 +1509,18 @@ impl Worker<'_> {
             out.extend_from_slice(b": ");
             if token_eq(name, b"location") || token_eq(name, b"refresh") {
                 rewrite_location(ir, loc, &ps.redirect, value, &mut out);
+            } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
+                // nginx's charset filter: a label, and a recoding with override_charset.
+                let mut ct = self.scratch.var_pool.borrow_mut().buf();
+                let (changed, recode) = match conn.req.as_deref() {
+                    Some(req) => super::static_files::proxied_charset_type(
+                        self, conn, req, p.loc, value, &mut ct,
+                    ),
+                    None => (false, None),
+                };
+                out.extend_from_slice(if changed { &ct } else { value });
+                p.recode = recode;
+                self.scratch.var_pool.borrow_mut().give_buf(ct);
             } else {
                 out.extend_from_slice(value);
             }
@@ -1514,10 +1533,14 @@ impl Worker<'_> {
             BodyKind::Length(n) => RespBody::Length(n),
             BodyKind::Chunked => RespBody::Chunked {
                 dec: ChunkedDecoder::default(),
-                dechunk: p.client_minor == 0,
+                dechunk: p.client_minor == 0 || !chunked_on,
             },
             BodyKind::UntilClose => RespBody::UntilClose,
         };
+        if matches!(p.rbody, RespBody::Chunked { dechunk: false, .. }) {
+            // Chunks passed through keep their framing: not recoded (not yet).
+            p.recode = None;
+        }
         match (&p.rbody, body) {
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", n);
@@ -1551,6 +1574,19 @@ impl Worker<'_> {
         p.keep_client = keep;
         conn.wbuf = out;
         if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
+            // `expires modified` counts from the upstream's Last-Modified, as nginx.
+            let lm = p.resp.headers.iter().find_map(|(n, v)| {
+                let name = p.hold.get(n.clone())?;
+                if !name.eq_ignore_ascii_case(b"last-modified") {
+                    return None;
+                }
+                let t = crate::http::response::parse_http_date(p.hold.get(v.clone())?)?;
+                let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+                i64::try_from(d.as_secs()).ok()
+            });
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.mtime = lm;
+            }
             let mut out = std::mem::take(&mut conn.wbuf);
             if let Some(req) = conn.req.as_deref() {
                 self.add_headers(conn, req, p.loc, status, &mut out);
@@ -1639,6 +1675,12 @@ impl Worker<'_> {
                 }
             }
             RespBody::UntilClose => {}
+        }
+        // The body bytes just taken, recoded (never chunk framing: see the head).
+        if let Some(r) = p.recode {
+            if let Some(body) = conn.wbuf.get_mut(from..) {
+                r.apply(&self.loaded.ir, body);
+            }
         }
     }
 

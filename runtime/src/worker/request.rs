@@ -45,6 +45,8 @@ pub(crate) struct Scratch {
     pub(crate) path: Vec<u8>,
     /// The body of a built-in error or redirect page being written.
     pub(crate) page: Vec<u8>,
+    /// A `Content-Type` value with the charset added (`charset`).
+    pub(crate) ctype: Vec<u8>,
 }
 
 /// What the connection needs to know about the answer.
@@ -89,6 +91,8 @@ enum Stop {
     TooLarge(u64),
     /// The location only returns a constant text, prepared once per worker.
     Const,
+    /// The URI plus `/` names a proxied location: 301 there (nginx's auto_redirect).
+    AutoRedirect,
 }
 
 /// The request as the rewrite engine (`proton_ir::rewrite`) sees it: the worker lends its
@@ -196,9 +200,20 @@ impl ScriptHost for Rewriter<'_, '_> {
 }
 
 impl RouteHost for Rewriter<'_, '_> {
-    fn found(&mut self, loc_id: LocationId, _m: &proton_ir::LocationMatch) -> bool {
+    fn found(&mut self, loc_id: LocationId, m: &proton_ir::LocationMatch) -> bool {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
+        if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
+            let mut p = self.w.scratch.var_pool.borrow_mut().buf();
+            p.extend_from_slice(&self.req.uri);
+            p.push(b'/');
+            let auto = ir.auto_redirect(self.req.server, &p);
+            self.w.scratch.var_pool.borrow_mut().give_buf(p);
+            if auto.is_some() {
+                self.stop = Some(Stop::AutoRedirect);
+                return false;
+            }
+        }
         let Some(loc) = ir.locations.get(loc_id.0 as usize) else {
             return true;
         };
@@ -330,7 +345,26 @@ impl Worker<'_> {
             let end = a.iter().position(|&b| b == b'#').unwrap_or(a.len());
             req.args.extend_from_slice(&a[..end]);
         }
-        let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, &mut req.uri);
+        if let Some(l) = req.location {
+            let s = self.settings_for(l);
+            if s.ignore_invalid_headers {
+                let underscores = s.underscores_in_headers;
+                if req.head.drop_invalid_headers(&conn.rbuf, underscores) > 0 {
+                    elog!(
+                        self.elog,
+                        Info,
+                        "client sent invalid header line, client: {}",
+                        conn.peer.ip()
+                    );
+                }
+            }
+        }
+        // nginx normalises the URI with the request line, before Host is known: the
+        // default server of the address decides merge_slashes.
+        let merge = listener
+            .and_then(|l| ir.servers.get(l.names.default.0 as usize))
+            .is_none_or(|s| self.settings_for(s.default_location).merge_slashes);
+        let ok = crate::http::request::normalize_target(&req.head, &conn.rbuf, merge, &mut req.uri);
         // Every user variable starts unset (a pooled context comes back with none set).
         req.user.resize(ir.user_vars.len(), None);
         // A regex server name's groups are variables for the whole request.
@@ -418,6 +452,21 @@ impl Worker<'_> {
                                 );
                                 return self.finish_status(conn, req, 413, l, true);
                             }
+                            Some(Stop::AutoRedirect) => {
+                                // The escaped URI, a slash, the arguments (nginx).
+                                req.text.clear();
+                                crate::http::response::escape_uri(
+                                    &req.uri,
+                                    crate::http::response::Escape::Uri,
+                                    &mut req.text,
+                                );
+                                req.text.push(b'/');
+                                if !req.args.is_empty() {
+                                    req.text.push(b'?');
+                                    req.text.extend_from_slice(&req.args);
+                                }
+                                return self.answer_redirect(conn, req, 301, l);
+                            }
                             Some(Stop::Const) => match self.answer_const(conn, req, l) {
                                 Some(out) => return out,
                                 None => return self.finish_status(conn, req, 500, l, false),
@@ -426,6 +475,19 @@ impl Worker<'_> {
                         // `return CODE` of an error without text goes through error_page.
                         Selected::Answered(l, ScriptEnd::Return { code, text: None })
                             if code >= 400 && code != 444 =>
+                        {
+                            (l, Handled::Status(code))
+                        }
+                        // A redirect `return` goes through an error_page for its code, as in
+                        // nginx (whose error_page then drops the first Location).
+                        Selected::Answered(l, ScriptEnd::Return { code, .. })
+                            if matches!(code, 301 | 302 | 303 | 307 | 308)
+                                && error_status.is_none()
+                                && self
+                                    .settings_for(l)
+                                    .error_pages
+                                    .iter()
+                                    .any(|e| e.codes.contains(&code)) =>
                         {
                             (l, Handled::Status(code))
                         }
@@ -638,6 +700,8 @@ impl Worker<'_> {
             prefix: &self.loaded.prefix,
             connection: conn.number,
             connection_requests: conn.served.saturating_add(1),
+            sent_head: &[],
+            sent_trailers: &[],
         }
     }
 
@@ -700,7 +764,7 @@ impl Worker<'_> {
         let keep = self.keep_alive_for(req, loc, c.code);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
-        write_status_line(&mut wbuf, req.head.minor_version, c.code);
+        write_status_line(&mut wbuf, 1, c.code);
         wbuf.extend_from_slice(self.date.server_and_date(tokens));
         wbuf.extend_from_slice(if keep { &c.keep_tail } else { &c.close_tail });
         let n = wbuf.len();
@@ -745,7 +809,19 @@ impl Worker<'_> {
             .get(loc.0 as usize)
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
             .map_or("text/plain", |s| s.default_type.as_str());
-        self.simple(conn, req, code, loc, &req.text, Some(ct.as_bytes()))
+        let mut ctype = std::mem::take(&mut self.scratch.ctype);
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, ct.as_bytes(), &mut ctype);
+        let out = self.simple(
+            conn,
+            req,
+            code,
+            loc,
+            &req.text,
+            Some(if relabelled { &ctype } else { ct.as_bytes() }),
+        );
+        self.scratch.ctype = ctype;
+        out
     }
 
     /// A response with a small in-memory body.
@@ -770,7 +846,6 @@ impl Worker<'_> {
             self,
             &mut wbuf,
             &Head {
-                minor: req.head.minor_version,
                 status: code,
                 content_type: if no_body { None } else { ct },
                 content_length: if no_body {
@@ -806,7 +881,6 @@ impl Worker<'_> {
         let keep_alive = self.keep_alive_for(req, loc, status);
         let s = self.settings_for(loc);
         let h = Head {
-            minor: req.head.minor_version,
             status,
             content_type,
             content_length,
@@ -838,24 +912,51 @@ impl Worker<'_> {
         if ok_status {
             let mtime = req.mtime;
             let now = self.date.unix_secs();
-            super::static_files::expires_headers(s.expires, mtime, now, out);
+            if let proton_ir::Expires::Variable { modified, value } = &s.expires {
+                // Parsed at request time, as nginx: an invalid value sends nothing.
+                let pool = self.scratch.var_pool.get_mut();
+                let mut v = pool.buf();
+                let mut ctx = self.ctx(conn, req, status);
+                // `$sent_http_*` (often through a map): the head written so far.
+                ctx.sent_head = out;
+                ctx.expand(value, &mut v);
+                let parsed = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|t| proton_ir::Expires::parse(t, *modified).ok());
+                self.scratch.var_pool.get_mut().give_buf(v);
+                if let Some(e) = parsed {
+                    super::static_files::expires_headers(&e, mtime, now, out);
+                }
+            } else {
+                super::static_files::expires_headers(&s.expires, mtime, now, out);
+            }
         }
         for h in &s.add_headers {
             if !(h.always || ok_status) {
                 continue;
             }
-            // Expand straight into the head; drop the line again if the value is empty.
-            let mark = out.len();
-            out.extend_from_slice(h.name.as_bytes());
-            out.extend_from_slice(b": ");
-            let value_at = out.len();
-            self.ctx(conn, req, status).expand(&h.value, out);
-            if out.len() == value_at {
-                out.truncate(mark);
-                continue;
+            // As nginx's add_header, ETag and Last-Modified replace the response's own
+            // (an empty value removes it).
+            if h.name.eq_ignore_ascii_case("etag") {
+                remove_line(out, b"\r\nETag: ");
+            } else if h.name.eq_ignore_ascii_case("last-modified") {
+                remove_line(out, b"\r\nLast-Modified: ");
             }
-            crate::http::response::encode_line_breaks(out, value_at);
-            out.extend_from_slice(b"\r\n");
+            // The value sees the head written so far (`$sent_http_*`); an empty value adds
+            // no line.
+            let mut v = self.scratch.var_pool.borrow_mut().buf();
+            let mut ctx = self.ctx(conn, req, status);
+            ctx.sent_head = out;
+            ctx.expand(&h.value, &mut v);
+            if !v.is_empty() {
+                out.extend_from_slice(h.name.as_bytes());
+                out.extend_from_slice(b": ");
+                let value_at = out.len();
+                out.extend_from_slice(&v);
+                crate::http::response::encode_line_breaks(out, value_at);
+                out.extend_from_slice(b"\r\n");
+            }
+            self.scratch.var_pool.borrow_mut().give_buf(v);
         }
     }
 
@@ -881,34 +982,58 @@ impl Worker<'_> {
         loc: LocationId,
     ) -> usize {
         let target = &req.text;
-        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
+        let s = self.settings_for(loc);
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let (absolute, with_port, by_name) = (
+            s.absolute_redirect,
+            s.port_in_redirect,
+            s.server_name_in_redirect,
+        );
+        if s.msie_refresh && matches!(code, 301 | 302) && browser(req, &conn.rbuf).msie {
+            return self.msie_refresh(conn, req, loc);
+        }
         let mut body = std::mem::take(&mut self.scratch.page);
         body.clear();
         crate::http::response::error_page(code, tokens, &mut body);
+        let mut ctype = self.scratch.var_pool.borrow_mut().buf();
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, b"text/html", &mut ctype);
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         self.start_head(
             &mut wbuf,
             req,
             loc,
             code,
-            Some(b"text/html"),
+            Some(if relabelled { &ctype } else { b"text/html" }),
             Some(body.len() as u64),
         );
-        // A path is made absolute as nginx does by default (`server_name_in_redirect off`,
-        // `port_in_redirect on`): the request's host, else the local address, and the local
-        // port when it is not 80; written straight into the head.
+        self.scratch.var_pool.borrow_mut().give_buf(ctype);
+        // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
+        // name with `server_name_in_redirect on`, else the request's host, else the local
+        // address; the local port when it is not 80 and `port_in_redirect` is on.
         wbuf.extend_from_slice(b"Location: ");
-        if target.starts_with(b"/") {
+        if absolute && target.starts_with(b"/") {
             wbuf.extend_from_slice(b"http://");
             let local = self.local_of(conn);
-            if !req.host.is_empty() {
+            let name = by_name
+                .then(|| {
+                    self.loaded
+                        .ir
+                        .servers
+                        .get(req.server.0 as usize)
+                        .and_then(|s| s.names.first())
+                })
+                .flatten();
+            if let Some(name) = name {
+                wbuf.extend_from_slice(name.as_bytes());
+            } else if !req.host.is_empty() {
                 wbuf.extend_from_slice(&req.host);
             } else if local.is_ipv6() {
                 let _ = write!(wbuf, "[{}]", local.ip());
             } else {
                 let _ = write!(wbuf, "{}", local.ip());
             }
-            if local.port() != 80 {
+            if with_port && local.port() != 80 {
                 let _ = write!(wbuf, ":{}", local.port());
             }
         }
@@ -917,6 +1042,39 @@ impl Worker<'_> {
         crate::http::response::encode_line_breaks(&mut wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
         self.add_headers(conn, req, loc, code, &mut wbuf);
+        let n = end_head(&mut wbuf);
+        if !req.head.is_head() {
+            wbuf.extend_from_slice(&body);
+        }
+        conn.wbuf = wbuf;
+        self.scratch.page = body;
+        n
+    }
+
+    /// `msie_refresh`: a redirect to MSIE is a 200 page that refreshes to the URL in
+    /// `req.text` (nginx's `ngx_http_send_refresh`), without `Location`.
+    fn msie_refresh(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> usize {
+        const HEAD: &[u8] = b"<html><head><meta http-equiv=\"Refresh\" content=\"0; URL=";
+        const TAIL: &[u8] = b"\"></head><body></body></html>\r\n";
+        let mut body = std::mem::take(&mut self.scratch.page);
+        body.clear();
+        body.extend_from_slice(HEAD);
+        crate::http::response::escape_uri(
+            &req.text,
+            crate::http::response::Escape::Refresh,
+            &mut body,
+        );
+        body.extend_from_slice(TAIL);
+        let mut wbuf = std::mem::take(&mut conn.wbuf);
+        self.start_head(
+            &mut wbuf,
+            req,
+            loc,
+            200,
+            Some(b"text/html"),
+            Some(body.len() as u64),
+        );
+        self.add_headers(conn, req, loc, 200, &mut wbuf);
         let n = end_head(&mut wbuf);
         if !req.head.is_head() {
             wbuf.extend_from_slice(&body);
@@ -940,17 +1098,33 @@ impl Worker<'_> {
         let keep = !close
             && self.keep_alive_for(req, loc, status)
             && !matches!(status, 400 | 413 | 414 | 500 | 501);
-        let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
+        let s = self.settings_for(loc);
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let padding = s.msie_padding && {
+            let b = browser(req, &conn.rbuf);
+            b.msie || b.chrome
+        };
+        // `add_header … always` lines go on error pages too.
+        let mut extra = std::mem::take(&mut self.scratch.ctype);
+        extra.clear();
+        self.add_headers(conn, req, loc, status, &mut extra);
+        // `charset` labels the page as nginx's charset filter does.
+        let mut ctype = self.scratch.var_pool.borrow_mut().buf();
+        let (relabelled, _) =
+            super::static_files::charset_type(self, conn, req, loc, b"text/html", &mut ctype);
+        if !relabelled {
+            ctype.clear();
+        }
         let mut wbuf = std::mem::take(&mut conn.wbuf);
         wbuf.clear();
-        let n = error_response(
-            self,
-            &mut wbuf,
-            status,
-            req.head.minor_version,
-            keep,
-            tokens,
-        );
+        let extras = super::respond::PageExtras {
+            content_type: &ctype,
+            headers: &extra,
+            padding,
+        };
+        let n = error_response(self, &mut wbuf, status, keep, tokens, &extras);
+        self.scratch.ctype = extra;
+        self.scratch.var_pool.borrow_mut().give_buf(ctype);
         if req.head.is_head() {
             wbuf.truncate(n);
         }
@@ -981,7 +1155,16 @@ impl Worker<'_> {
             }
         };
         let mut access = std::mem::take(&mut self.access);
-        let ctx = self.ctx(conn, req, conn.finished.status);
+        let mut ctx = self.ctx(conn, req, conn.finished.status);
+        // The head Proton wrote itself is still at the start of the write buffer.
+        let n = usize::try_from(conn.finished.header_bytes).unwrap_or(0);
+        if n >= 4
+            && conn.wbuf.starts_with(b"HTTP/1.1 ")
+            && conn.wbuf.get(n - 4..n) == Some(&b"\r\n\r\n"[..])
+            && loc.conf.proxy.is_none()
+        {
+            ctx.sent_head = &conn.wbuf[..n];
+        }
         let written = access.write(self.loaded, logs, &ctx);
         self.access = access;
         if !written {
@@ -1028,6 +1211,118 @@ impl Worker<'_> {
         if !written {
             self.log_path_refused(conn);
         }
+    }
+}
+
+/// Bodies up to this size get trailers (`add_trailer`): a file is read into memory for it.
+const TRAILER_BODY_MAX: usize = 16 << 20;
+
+impl Worker<'_> {
+    /// `add_trailer`: sends a finished in-memory (or file) response chunked, with the
+    /// trailer section after the last chunk, as nginx's chunked filter does for an HTTP/1.1
+    /// request when a trailer applies to the status. `out.header_bytes` follows the head.
+    pub(crate) fn apply_trailers(&mut self, conn: &mut Conn, req: &RequestCtx, out: &mut Outcome) {
+        let Some(loc) = out.location.map(LocationId) else {
+            return;
+        };
+        let s = self.settings_for(loc);
+        let status = out.status;
+        let safe = matches!(status, 200 | 201 | 206 | 301 | 302 | 303 | 307 | 308);
+        if s.add_trailers.is_empty()
+            || !s.chunked_transfer_encoding
+            || req.head.minor_version == 0
+            || req.head.is_head()
+            || status < 200
+            || matches!(status, 204 | 304)
+            || !s.add_trailers.iter().any(|t| t.always || safe)
+            || conn.wbuf.len() < out.header_bytes
+            || !conn.wbuf[..out.header_bytes].ends_with(b"\r\n\r\n")
+        {
+            return;
+        }
+        if let Some(f) = conn.file.take() {
+            use std::os::unix::fs::FileExt;
+            let len = usize::try_from(f.end - f.offset).unwrap_or(usize::MAX);
+            let at = conn.wbuf.len();
+            if len > TRAILER_BODY_MAX {
+                elog!(
+                    self.elog,
+                    Warn,
+                    "trailers not sent: the file is larger than 16 MiB, client: {}",
+                    conn.peer.ip()
+                );
+                conn.file = Some(f);
+                return;
+            }
+            conn.wbuf.resize(at + len, 0);
+            if f.file
+                .read_exact_at(&mut conn.wbuf[at..], f.offset as u64)
+                .is_err()
+            {
+                conn.wbuf.truncate(at);
+                conn.file = Some(f);
+                return;
+            }
+        }
+        let mut body = self.scratch.var_pool.borrow_mut().buf();
+        body.extend_from_slice(&conn.wbuf[out.header_bytes..]);
+        conn.wbuf.truncate(out.header_bytes);
+        remove_line(&mut conn.wbuf, b"\r\nContent-Length: ");
+        conn.wbuf.truncate(conn.wbuf.len() - 2);
+        conn.wbuf
+            .extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+        let hb = conn.wbuf.len();
+        // The trailers see the head as sent and the trailers before them.
+        let mut trailers = self.scratch.var_pool.borrow_mut().buf();
+        let mut v = self.scratch.var_pool.borrow_mut().buf();
+        for t in &s.add_trailers {
+            if !(t.always || safe) {
+                continue;
+            }
+            v.clear();
+            let mut ctx = self.ctx(conn, req, status);
+            ctx.sent_head = &conn.wbuf[..hb];
+            ctx.sent_trailers = &trailers;
+            ctx.expand(&t.value, &mut v);
+            if v.is_empty() {
+                continue;
+            }
+            trailers.extend_from_slice(t.name.as_bytes());
+            trailers.extend_from_slice(b": ");
+            let at = trailers.len();
+            trailers.extend_from_slice(&v);
+            crate::http::response::encode_line_breaks(&mut trailers, at);
+            trailers.extend_from_slice(b"\r\n");
+        }
+        if !body.is_empty() {
+            let _ = write!(conn.wbuf, "{:x}\r\n", body.len());
+            conn.wbuf.extend_from_slice(&body);
+            conn.wbuf.extend_from_slice(b"\r\n");
+        }
+        conn.wbuf.extend_from_slice(b"0\r\n");
+        conn.wbuf.extend_from_slice(&trailers);
+        conn.wbuf.extend_from_slice(b"\r\n");
+        let mut pool = self.scratch.var_pool.borrow_mut();
+        pool.give_buf(body);
+        pool.give_buf(trailers);
+        pool.give_buf(v);
+        out.header_bytes = hb;
+    }
+}
+
+/// The browser family of the request's `User-Agent`, as nginx tells them apart.
+fn browser(req: &RequestCtx, buf: &[u8]) -> crate::http::response::Browser {
+    let ua = super::vars::header(&req.head, buf, b"user-agent").unwrap_or_default();
+    crate::http::response::Browser::of(ua)
+}
+
+/// Removes the header line that starts at `needle` (`\r\nName: `, its CRLF before it
+/// kept) from a head being written.
+fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
+    if let Some(i) = memchr::memmem::find(out, needle) {
+        let start = i + 2;
+        let end = memchr::memmem::find(&out[start..], b"\r\n").map_or(out.len(), |e| start + e + 2);
+        out.drain(start..end);
     }
 }
 

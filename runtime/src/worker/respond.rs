@@ -100,7 +100,6 @@ pub(crate) fn server_line(server_tokens: bool) -> &'static [u8] {
 
 /// The parts of a response head besides status and body.
 pub(crate) struct Head<'h> {
-    pub(crate) minor: u8,
     pub(crate) status: u16,
     pub(crate) content_type: Option<&'h [u8]>,
     pub(crate) content_length: Option<u64>,
@@ -112,7 +111,8 @@ pub(crate) struct Head<'h> {
 /// Writes status line and the common headers; the caller adds its own headers and then
 /// calls [`end_head`].
 pub(crate) fn begin_head(w: &mut Worker<'_>, out: &mut Vec<u8>, h: &Head<'_>) {
-    write_status_line(out, h.minor, h.status);
+    // nginx answers HTTP/1.1 whatever the request's version.
+    write_status_line(out, 1, h.status);
     out.extend_from_slice(w.date.server_and_date(h.server_tokens));
     if let Some(ct) = h.content_type {
         out.extend_from_slice(b"Content-Type: ");
@@ -166,7 +166,11 @@ pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
             let code = *code;
             let plain = (200..600).contains(&code)
                 && !matches!(code, 204 | 304 | 444 | 301 | 302 | 303 | 307 | 308);
-            if !plain || !s.add_headers.is_empty() || s.expires != proton_ir::Expires::Off {
+            if !plain
+                || !s.add_headers.is_empty()
+                || s.expires != proton_ir::Expires::Off
+                || s.charset.charset.is_some()
+            {
                 return None;
             }
             let mut common = Vec::new();
@@ -198,31 +202,52 @@ pub(crate) fn end_head(out: &mut Vec<u8>) -> usize {
     out.len()
 }
 
+/// What a location adds to a built-in error page.
+#[derive(Default)]
+pub(crate) struct PageExtras<'a> {
+    /// `Content-Type` (empty: `text/html`); `charset` adds its charset.
+    pub(crate) content_type: &'a [u8],
+    /// `add_header … always` lines.
+    pub(crate) headers: &'a [u8],
+    /// `msie_padding` for an MSIE or Chrome client.
+    pub(crate) padding: bool,
+}
+
 /// A complete error response with nginx's default page. Returns the head length.
 pub(crate) fn error_response(
     w: &mut Worker<'_>,
     out: &mut Vec<u8>,
     status: u16,
-    minor: u8,
     keep_alive: bool,
     server_tokens: bool,
+    extras: &PageExtras<'_>,
 ) -> usize {
+    let padding = extras.padding;
     let mut body = std::mem::take(&mut w.scratch.page);
     body.clear();
-    crate::http::response::error_page(status, server_tokens, &mut body);
+    if crate::http::response::error_page(status, server_tokens, &mut body)
+        && padding
+        && status >= 400
+    {
+        body.extend_from_slice(crate::http::response::MSIE_PADDING);
+    }
     begin_head(
         w,
         out,
         &Head {
-            minor,
             status,
-            content_type: Some(b"text/html"),
+            content_type: Some(if extras.content_type.is_empty() {
+                b"text/html"
+            } else {
+                extras.content_type
+            }),
             content_length: Some(body.len() as u64),
             keep_alive,
             keepalive_header_secs: None,
             server_tokens,
         },
     );
+    out.extend_from_slice(extras.headers);
     let n = end_head(out);
     out.extend_from_slice(&body);
     w.scratch.page = body;

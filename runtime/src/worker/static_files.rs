@@ -1,6 +1,7 @@
-//! Static files: root/alias, index, try_files, directories (301 to the slashed URI, index,
-//! autoindex or 403), MIME types, ETag/Last-Modified with conditional requests (304),
-//! single ranges (206/416), expires, and the body sent with sendfile.
+//! Static files: root/alias, index, try_files, disable_symlinks, directories (301 to the
+//! slashed URI, index, autoindex or 403), MIME types, charset labels and single-byte
+//! recoding, ETag/Last-Modified with nginx's conditional requests (304, 412, If-Range),
+//! ranges (206, multipart, 416, max_ranges), expires, and the body sent with sendfile.
 //!
 //! The URI is already normalised (no `..`), so `root + uri` cannot climb out of the root.
 
@@ -94,6 +95,136 @@ fn alias_refused(w: &mut Worker<'_>, conn: &Conn, path: &[u8]) -> Handled {
     Handled::Status(404)
 }
 
+/// nginx's `disable_symlinks` for `path` in location `loc`: true when it may be opened.
+fn symlinks_allowed(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+) -> bool {
+    symlink_check(w, conn, req, loc, path).is_ok()
+}
+
+/// nginx's `disable_symlinks` for `path` in location `loc`: `Err(status)` when a component
+/// of the path (after the `from=` part) is a symbolic link (`on`), or a link whose owner is
+/// not its target's (`if_not_owner`). The status is nginx's: under `on` a directory that is
+/// a link fails as not a directory (404, nginx opens it with O_DIRECTORY|O_NOFOLLOW) and the
+/// file itself as a loop (403); under `if_not_owner` both are 403. The final component is
+/// also opened with O_NOFOLLOW under `on`.
+fn symlink_check(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+) -> Result<(), u16> {
+    use proton_ir::DisableSymlinks;
+    let (owner, from) = match &w.settings_for(loc).disable_symlinks {
+        DisableSymlinks::Off => return Ok(()),
+        DisableSymlinks::On { from } => (false, from),
+        DisableSymlinks::IfNotOwner { from } => (true, from),
+    };
+    // The `from=` part is opened as it is (nginx: a prefix that ends at a slash).
+    let mut start = 0;
+    if let Some(t) = from {
+        let mut f = w.scratch.var_pool.borrow_mut().buf();
+        w.ctx(conn, req, 0).expand(t, &mut f);
+        let skip = if f.is_empty() || !path.starts_with(&f) {
+            Some(0)
+        } else if path.len() == f.len() {
+            None
+        } else if f.ends_with(b"/") {
+            Some(f.len() - 1)
+        } else if path.get(f.len()) == Some(&b'/') {
+            Some(f.len())
+        } else {
+            Some(0)
+        };
+        w.scratch.var_pool.borrow_mut().give_buf(f);
+        match skip {
+            Some(s) => start = s,
+            None => return Ok(()),
+        }
+    }
+    let refused = |prefix: &[u8]| -> Option<bool> {
+        let m = std::fs::symlink_metadata(path_of(prefix)).ok()?;
+        if !m.file_type().is_symlink() {
+            return Some(false);
+        }
+        if !owner {
+            return Some(true);
+        }
+        let target = std::fs::metadata(path_of(prefix)).ok()?;
+        Some(target.uid() != m.uid())
+    };
+    let mut i = start;
+    while i < path.len() {
+        let end = path[i + 1..]
+            .iter()
+            .position(|&b| b == b'/')
+            .map_or(path.len(), |p| i + 1 + p);
+        // Empty, `.` and `..` components are not links.
+        let comp = &path[i + 1..end];
+        if !comp.is_empty() && comp != b"." && comp != b".." {
+            match refused(&path[..end]) {
+                Some(true) if !owner && end < path.len() => return Err(404),
+                Some(true) => return Err(403),
+                Some(false) => {}
+                // Missing: the open that follows answers for it.
+                None => return Ok(()),
+            }
+        }
+        i = end;
+    }
+    Ok(())
+}
+
+/// The Last-Modified time the response will carry: the file's, unless the location's
+/// `add_header Last-Modified` replaces it (nginx's add_header sets the time itself; an empty
+/// or unparsable value leaves none).
+fn last_modified(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    mtime: i64,
+) -> Option<i64> {
+    let Some(h) = w
+        .settings_for(loc)
+        .add_headers
+        .iter()
+        .rev()
+        .find(|h| h.name.eq_ignore_ascii_case("last-modified"))
+    else {
+        return Some(mtime);
+    };
+    let mut v = w.scratch.var_pool.borrow_mut().buf();
+    w.ctx(conn, req, 200).expand(&h.value, &mut v);
+    let t = crate::http::response::parse_http_date(&v)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64);
+    w.scratch.var_pool.borrow_mut().give_buf(v);
+    t
+}
+
+/// Logs a file refused by `disable_symlinks` as nginx does (its open fails with ELOOP, or
+/// ENOTDIR for a directory).
+fn log_symlink(w: &mut Worker<'_>, conn: &Conn, path: &[u8], status: u16) {
+    let why = if status == 404 {
+        "20: Not a directory"
+    } else {
+        "40: Too many levels of symbolic links"
+    };
+    elog!(
+        w.elog,
+        Error,
+        "open() \"{}\" failed ({why}), client: {}",
+        String::from_utf8_lossy(path),
+        conn.peer.ip()
+    );
+}
+
 fn path_of(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
@@ -129,6 +260,7 @@ pub(crate) fn serve(
             }
             let inside = map_path(w, conn, req, loc, &cand, &mut path);
             let found = inside
+                && symlinks_allowed(w, conn, req, loc, &path)
                 && std::fs::metadata(path_of(&path)).is_ok_and(|m| {
                     if dir {
                         m.is_dir()
@@ -236,7 +368,9 @@ fn serve_dir(
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
-        if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
+        if symlinks_allowed(w, conn, req, loc, &p)
+            && std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file())
+        {
             // nginx: an internal redirect to the URI (the directory's) + the index name.
             req.uri.extend_from_slice(&name);
             found = true;
@@ -290,11 +424,19 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
+    if let Err(status) = symlink_check(w, conn, req, loc, path) {
+        log_symlink(w, conn, path, status);
+        return Handled::Status(status);
+    }
+    let nofollow = matches!(
+        w.settings_for(loc).disable_symlinks,
+        proton_ir::DisableSymlinks::On { .. }
+    );
     // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
     // whole event loop until a writer came; such a file is then refused below.
     let opened = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
+        .custom_flags(nix::libc::O_NONBLOCK | if nofollow { nix::libc::O_NOFOLLOW } else { 0 })
         .open(path_of(path));
     let file = match opened {
         Ok(f) => f,
@@ -303,6 +445,9 @@ fn send_file(
                 ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
                 ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
                 _ if e.raw_os_error() == Some(20) => (404, proton_ir::LogLevel::Error), // ENOTDIR
+                _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                    (403, proton_ir::LogLevel::Error)
+                }
                 _ => (500, proton_ir::LogLevel::Crit),
             };
             w.elog.log(
@@ -331,9 +476,13 @@ fn send_file(
         }
     };
     if meta.is_dir() {
-        // 301 to the URI with a slash (nginx), arguments kept.
+        // 301 to the URI with a slash (nginx), escaped as nginx escapes it, arguments kept.
         req.text.clear();
-        req.text.extend_from_slice(&req.uri);
+        crate::http::response::escape_uri(
+            &req.uri,
+            crate::http::response::Escape::Uri,
+            &mut req.text,
+        );
         req.text.push(b'/');
         if !req.args.is_empty() {
             req.text.push(b'?');
@@ -369,30 +518,40 @@ fn send_file(
         None => 200,
     };
     if error_status.is_none() {
-        // Conditional requests.
-        if settings.etag {
-            if let Some(inm) = header(&req.head, buf, b"if-none-match") {
-                if crate::http::etag::if_none_match(inm, etag) {
-                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
-                }
+        // Conditional requests, in the order of nginx's not_modified filter.
+        let date = |v: &[u8]| {
+            crate::http::response::parse_http_date(v).map(|t| {
+                t.duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64)
+            })
+        };
+        if let Some(ius) = header(&req.head, buf, b"if-unmodified-since") {
+            if date(ius).is_none_or(|t| t < mtime) {
+                return Handled::Status(412);
             }
         }
-        if settings.if_modified_since != IfModifiedSince::Off
-            && header(&req.head, buf, b"if-none-match").is_none()
-        {
-            if let Some(ims) = header(&req.head, buf, b"if-modified-since")
-                .and_then(crate::http::response::parse_http_date)
-            {
-                let ims = ims
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                let hit = match settings.if_modified_since {
-                    IfModifiedSince::Exact => ims == mtime,
-                    _ => ims >= mtime,
-                };
-                if hit {
-                    return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
-                }
+        if let Some(im) = header(&req.head, buf, b"if-match") {
+            let any = im == b"*";
+            if !(any || settings.etag && crate::http::etag::if_match(im, etag)) {
+                return Handled::Status(412);
+            }
+        }
+        let ims = header(&req.head, buf, b"if-modified-since")
+            .filter(|_| settings.if_modified_since != IfModifiedSince::Off);
+        let inm = header(&req.head, buf, b"if-none-match");
+        if ims.is_some() || inm.is_some() {
+            let modified = ims.is_some_and(|v| match date(v) {
+                Some(t) => match settings.if_modified_since {
+                    IfModifiedSince::Exact => t != mtime,
+                    _ => t < mtime,
+                },
+                None => true,
+            });
+            let differs = inm.is_some_and(|v| {
+                !(v == b"*" || settings.etag && crate::http::etag::if_none_match(v, etag))
+            });
+            if !modified && !differs {
+                return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
             }
         }
     }
@@ -400,16 +559,34 @@ fn send_file(
     let mut start = 0u64;
     let mut end = len;
     let mut content_range: Option<(u64, u64)> = None;
-    if status == 200 {
+    let max_ranges = settings
+        .max_ranges
+        .map_or(crate::http::range::MAX_RANGES, |m| {
+            (m as usize).min(crate::http::range::MAX_RANGES)
+        });
+    let ranges_on = settings.max_ranges != Some(0);
+    if status == 200 && ranges_on {
         if let Some(r) = header(&req.head, buf, b"range") {
-            let if_range_ok = header(&req.head, buf, b"if-range").is_none_or(|v| v == etag);
+            // nginx's range filter: an entity tag (ends with `"`) must equal the ETag sent,
+            // a date must equal Last-Modified; otherwise the whole file.
+            let if_range_ok = header(&req.head, buf, b"if-range").is_none_or(|v| {
+                if v.len() >= 2 && v.ends_with(b"\"") {
+                    settings.etag && v == etag
+                } else {
+                    let lm = last_modified(w, conn, req, loc, mtime);
+                    crate::http::response::parse_http_date(v)
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .is_some_and(|d| Some(d.as_secs() as i64) == lm)
+                }
+            });
             if if_range_ok {
                 let mut ranges = [crate::http::range::ByteRange::default(); 16];
-                match crate::http::range::parse_range(r, len, &mut ranges) {
+                match crate::http::range::parse_range(r, len, &mut ranges[..max_ranges]) {
                     crate::http::range::RangeResult::Satisfiable(n) if n > 1 => {
                         let total: u64 = ranges[..n].iter().map(|r| r.end - r.start).sum();
                         if total <= MULTIPART_MAX {
-                            return multipart(w, conn, req, loc, &file, &ranges[..n], len, path);
+                            let v = (mtime, etag, settings.etag);
+                            return multipart(w, conn, req, loc, &file, &ranges[..n], len, path, v);
                         }
                         // Larger multi-range answers are served whole (200) for now.
                     }
@@ -429,8 +606,18 @@ fn send_file(
     }
     let ct = content_type(w.loaded, settings, path);
     let use_etag = settings.etag;
+    let mut ctype = std::mem::take(&mut w.scratch.ctype);
+    let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
     let mut wbuf = std::mem::take(&mut conn.wbuf);
-    w.start_head(&mut wbuf, req, loc, status, Some(ct), Some(end - start));
+    w.start_head(
+        &mut wbuf,
+        req,
+        loc,
+        status,
+        Some(if relabelled { &ctype } else { ct }),
+        Some(end - start),
+    );
+    w.scratch.ctype = ctype;
     validators(&mut wbuf, mtime, etag, use_etag);
     if let Some((s, e)) = content_range {
         let _ = write!(
@@ -441,12 +628,29 @@ fn send_file(
             len
         );
     }
-    if error_status.is_none() {
+    if error_status.is_none() && ranges_on && status == 200 {
         wbuf.extend_from_slice(b"Accept-Ranges: bytes\r\n");
     }
     req.mtime = Some(mtime);
     w.add_headers(conn, req, loc, status, &mut wbuf);
     let n = end_head(&mut wbuf);
+    if let Some(recode) = recode.filter(|_| !req.head.is_head() && end > start) {
+        // Recoded bodies are read into memory (single-byte tables keep the length).
+        use std::os::unix::fs::FileExt;
+        let len = (end - start) as usize;
+        wbuf.resize(n + len, 0);
+        if file.read_exact_at(&mut wbuf[n..], start).is_err() {
+            wbuf.truncate(n);
+            conn.wbuf = wbuf;
+            return Handled::Status(500);
+        }
+        recode.apply(&w.loaded.ir, &mut wbuf[n..]);
+        conn.wbuf = wbuf;
+        return Handled::Done {
+            status,
+            header_bytes: n,
+        };
+    }
     if !req.head.is_head() && end > start && end - start <= SMALL_BODY {
         // A small file goes out with its head in one write (one TCP segment instead of
         // two); sendfile only pays off for larger bodies.
@@ -494,12 +698,16 @@ fn multipart(
     ranges: &[crate::http::range::ByteRange],
     len: u64,
     path: &[u8],
+    (mtime, etag, use_etag): (i64, &[u8], bool),
 ) -> Handled {
     use std::os::unix::fs::FileExt;
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
     let ct = content_type(w.loaded, settings, path);
+    let mut ctype = Vec::new();
+    let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
+    let ct: &[u8] = if relabelled { &ctype } else { ct };
     // A boundary that cannot occur in the file's bytes by chance: time-derived digits.
     let boundary = format!(
         "{:020}",
@@ -527,6 +735,9 @@ fn multipart(
             );
             return Handled::Status(500);
         }
+        if let Some(r) = recode {
+            r.apply(&w.loaded.ir, &mut body[at..]);
+        }
     }
     let _ = write!(body, "\r\n--{boundary}--\r\n");
     let ctype = format!("multipart/byteranges; boundary={boundary}");
@@ -539,6 +750,7 @@ fn multipart(
         Some(ctype.as_bytes()),
         Some(body.len() as u64),
     );
+    validators(&mut wbuf, mtime, etag, use_etag);
     w.add_headers(conn, req, loc, 206, &mut wbuf);
     let n = end_head(&mut wbuf);
     if !req.head.is_head() {
@@ -579,6 +791,145 @@ fn content_type<'a>(
         .unwrap_or(settings.default_type.as_bytes())
 }
 
+/// A recoding of a response body: an index into `Ir::charset_maps` and the direction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Recode {
+    map: usize,
+    forward: bool,
+}
+
+impl Recode {
+    /// Recodes `body` in place.
+    pub(crate) fn apply(self, ir: &proton_ir::Ir, body: &mut [u8]) {
+        let Some(m) = ir.charset_maps.get(self.map) else {
+            return;
+        };
+        let table = if self.forward {
+            &m.forward
+        } else {
+            &m.backward
+        };
+        for b in body {
+            *b = table.get(usize::from(*b)).copied().unwrap_or(*b);
+        }
+    }
+}
+
+/// nginx's charset filter on a response of type `ct` from `loc`: writes the `Content-Type`
+/// value into `out` (`; charset=NAME` added when the type is in `charset_types` and names no
+/// charset yet) and says whether the body must be recoded (`source_charset` and `charset`
+/// differ and a `charset_map` links them). False when `ct` is to be sent unchanged.
+pub(crate) fn charset_type(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    ct: &[u8],
+    out: &mut Vec<u8>,
+) -> (bool, Option<Recode>) {
+    let ir = &w.loaded.ir;
+    let Some(l) = ir.locations.get(loc.0 as usize) else {
+        return (false, None);
+    };
+    let c = &ir.settings[l.conf.settings.0 as usize].charset;
+    let Some(name) = &c.charset else {
+        return (false, None);
+    };
+    let base = ct.split(|&b| b == b';').next().unwrap_or(ct);
+    let listed = c.types.first().is_some_and(|t| t == "*")
+        || c.types
+            .binary_search_by(|t| t.bytes().cmp(base.iter().map(u8::to_ascii_lowercase)))
+            .is_ok();
+    if !listed || memchr::memmem::find(ct, b"charset=").is_some() {
+        return (false, None);
+    }
+    out.clear();
+    out.extend_from_slice(ct);
+    out.extend_from_slice(b"; charset=");
+    let at = out.len();
+    w.ctx(conn, req, 0).expand(name, out);
+    if out.len() == at {
+        return (false, None);
+    }
+    let recode = c
+        .source
+        .as_deref()
+        .and_then(|src| find_recode(ir, src.as_bytes(), &out[at..]));
+    (true, recode)
+}
+
+/// The `charset_map` that recodes from charset `src` to `dst` (names compared ignoring
+/// case), in the direction needed; `None` when they are the same charset or no map links
+/// them.
+pub(crate) fn find_recode(ir: &proton_ir::Ir, src: &[u8], dst: &[u8]) -> Option<Recode> {
+    if dst.eq_ignore_ascii_case(src) {
+        return None;
+    }
+    ir.charset_maps.iter().enumerate().find_map(|(i, m)| {
+        let (from, to) = (m.from.as_bytes(), m.to.as_bytes());
+        if src.eq_ignore_ascii_case(from) && dst.eq_ignore_ascii_case(to) {
+            Some(Recode {
+                map: i,
+                forward: true,
+            })
+        } else if src.eq_ignore_ascii_case(to) && dst.eq_ignore_ascii_case(from) {
+            Some(Recode {
+                map: i,
+                forward: false,
+            })
+        } else {
+            None
+        }
+    })
+}
+
+/// nginx's charset filter on a proxied response whose `Content-Type` is `ct`: the value to
+/// send into `out` (true when it changed) and the recoding of the body. A type without a
+/// charset is labelled as [`charset_type`] does; one that names a charset is relabelled and
+/// recoded from it only with `override_charset on`.
+pub(crate) fn proxied_charset_type(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    ct: &[u8],
+    out: &mut Vec<u8>,
+) -> (bool, Option<Recode>) {
+    let lower_at = |s: &[u8], pat: &[u8]| {
+        s.windows(pat.len())
+            .position(|win| win.eq_ignore_ascii_case(pat))
+    };
+    let Some(at) = lower_at(ct, b"charset=") else {
+        return charset_type(w, conn, req, loc, ct, out);
+    };
+    let ir = &w.loaded.ir;
+    let Some(l) = ir.locations.get(loc.0 as usize) else {
+        return (false, None);
+    };
+    let c = &ir.settings[l.conf.settings.0 as usize].charset;
+    if !c.override_charset {
+        return (false, None);
+    }
+    // The upstream's charset: up to `;`, without quotes.
+    let rest = &ct[at + 8..];
+    let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+    let upstream = crate::http::request::trim_ows(&rest[..end]);
+    let upstream = upstream
+        .strip_prefix(b"\"")
+        .and_then(|u| u.strip_suffix(b"\""))
+        .unwrap_or(upstream);
+    // The type without its parameters, then labelled with the configured charset.
+    let base_end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+    let base = crate::http::request::trim_ows(&ct[..base_end]);
+    let (relabelled, _) = charset_type(w, conn, req, loc, base, out);
+    if !relabelled {
+        return (false, None);
+    }
+    let dst_at = out.len() - out.iter().rev().position(|&b| b == b'=').unwrap_or(0);
+    let recode = find_recode(ir, upstream, &out[dst_at..]);
+    (true, recode)
+}
+
 /// `Last-Modified` and (with `etag on`) `ETag` of a file.
 fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
     let mut date = [0u8; 29];
@@ -596,11 +947,12 @@ fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
     }
 }
 
-/// `expires`: Expires and Cache-Control (nginx's headers filter); `mtime` for `modified`.
-/// `now`: the current Unix second (the worker's clock of this loop round).
-pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mut Vec<u8>) {
-    let (at, max_age) = match e {
-        Expires::Off => return,
+/// `expires`: Expires and Cache-Control (nginx's headers filter, `ngx_http_set_expires`);
+/// `mtime` for `modified`; `now`: the current Unix second (the worker's clock of this loop
+/// round). `Expires::Variable` is parsed by the caller first.
+pub(crate) fn expires_headers(e: &Expires, mtime: Option<i64>, now: i64, out: &mut Vec<u8>) {
+    let (at, max_age, conf_negative) = match *e {
+        Expires::Off | Expires::Variable { .. } => return,
         Expires::Epoch => {
             out.extend_from_slice(
                 b"Expires: Thu, 01 Jan 1970 00:00:01 GMT\r\nCache-Control: no-cache\r\n",
@@ -613,10 +965,19 @@ pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mu
             );
             return;
         }
-        Expires::After(s) => (now + s, s),
+        Expires::Daily(t) => {
+            // The next time the day reaches second `t` (UTC, the runtime's local time).
+            let today = now - now.rem_euclid(86_400);
+            let mut at = today + t;
+            if at <= now {
+                at += 86_400;
+            }
+            (at, at - now, false)
+        }
+        Expires::After(s) => (now + s, s, s < 0),
         Expires::Modified(s) => match mtime {
-            Some(m) => (m + s, m + s - now),
-            None => return,
+            Some(m) => (m + s, m + s - now, s < 0),
+            None => (now + s, s, s < 0),
         },
     };
     let mut date = [0u8; 29];
@@ -627,7 +988,7 @@ pub(crate) fn expires_headers(e: Expires, mtime: Option<i64>, now: i64, out: &mu
     out.extend_from_slice(b"Expires: ");
     out.extend_from_slice(&date);
     out.extend_from_slice(b"\r\n");
-    if max_age < 0 {
+    if conf_negative || max_age < 0 {
         out.extend_from_slice(b"Cache-Control: no-cache\r\n");
     } else {
         let _ = write!(out, "Cache-Control: max-age={max_age}\r\n");
@@ -702,7 +1063,7 @@ fn redirect_slash(
     }
 }
 
-/// An HTML listing of a directory.
+/// A directory listing (`autoindex_format`), as nginx's autoindex module.
 fn autoindex(
     w: &mut Worker<'_>,
     conn: &mut Conn,
@@ -712,52 +1073,112 @@ fn autoindex(
     path: &[u8],
     _error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
-    let Ok(rd) = std::fs::read_dir(path_of(path)) else {
-        return Handled::Status(403);
-    };
-    let mut names: Vec<(String, bool, u64)> = rd
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                return None;
+    use super::autoindex::{self as ai, Entry};
+    use proton_ir::AutoindexFormat;
+    let s = w.settings_for(loc);
+    let (exact, localtime) = (s.autoindex_exact_size, s.autoindex_localtime);
+    let mut format = s.autoindex_format;
+    let mut callback = None;
+    if format == AutoindexFormat::Jsonp {
+        match ai::jsonp_callback(&req.args) {
+            Ok(Some(cb)) => callback = Some(cb),
+            Ok(None) => format = AutoindexFormat::Json,
+            Err(()) => {
+                elog!(
+                    w.elog,
+                    Info,
+                    "client sent invalid callback name: \"{}\"",
+                    String::from_utf8_lossy(&req.args)
+                );
+                return Handled::Status(400);
             }
-            let m = e.metadata().ok()?;
-            Some((name, m.is_dir(), m.len()))
-        })
-        .collect();
-    names.sort();
-    let u = String::from_utf8_lossy(uri);
-    let mut body = format!("<html>\r\n<head><title>Index of {u}</title></head>\r\n<body>\r\n<h1>Index of {u}</h1><hr><pre><a href=\"../\">../</a>\r\n");
-    for (n, dir, size) in &names {
-        let esc = html_escape(n);
-        let href = url_escape(n);
-        if *dir {
-            body.push_str(&format!(
-                "<a href=\"{href}/\">{esc}/</a>{}-\r\n",
-                " ".repeat(51usize.saturating_sub(n.len() + 1))
-            ));
-        } else {
-            body.push_str(&format!(
-                "<a href=\"{href}\">{esc}</a>{}{size}\r\n",
-                " ".repeat(51usize.saturating_sub(n.len()))
-            ));
         }
     }
-    body.push_str("</pre><hr></body>\r\n</html>\r\n");
+    // The directory path without its final slash, as nginx opens it.
+    let dir_path = match path {
+        [rest @ .., b'/'] if !rest.is_empty() => rest,
+        p => p,
+    };
+    let rd = match std::fs::read_dir(path_of(dir_path)) {
+        Ok(rd) => rd,
+        Err(e) => {
+            let status = match e.kind() {
+                ErrorKind::NotFound => 404,
+                ErrorKind::PermissionDenied => 403,
+                _ if e.raw_os_error() == Some(20) || e.raw_os_error() == Some(36) => 404,
+                _ => 500,
+            };
+            elog!(
+                w.elog,
+                Error,
+                "opendir() \"{}\" failed ({e})",
+                String::from_utf8_lossy(dir_path),
+                e = crate::log::OsError(&e)
+            );
+            return Handled::Status(status);
+        }
+    };
+    // The listing allocates (names, sorting), as nginx's does from its request pool.
+    let mut entries: Vec<Entry> = Vec::new();
+    for e in rd.filter_map(Result::ok) {
+        let name = e.file_name().as_bytes().to_vec();
+        if name.first() == Some(&b'.') {
+            continue;
+        }
+        // stat() follows links; a dangling link is listed as itself (lstat).
+        let m = match std::fs::metadata(e.path()) {
+            Ok(m) => m,
+            Err(err) if err.kind() == ErrorKind::PermissionDenied => continue,
+            Err(_) => match std::fs::symlink_metadata(e.path()) {
+                Ok(m) => m,
+                Err(_) => continue,
+            },
+        };
+        entries.push(Entry {
+            name,
+            dir: m.is_dir(),
+            file: m.is_file(),
+            mtime: m.mtime(),
+            size: m.len(),
+        });
+    }
+    ai::sort(&mut entries);
+    let (ct, fixed_charset): (&[u8], bool) = match format {
+        AutoindexFormat::Html => (b"text/html", false),
+        AutoindexFormat::Xml => (b"text/xml", true),
+        AutoindexFormat::Json => (b"application/json", false),
+        AutoindexFormat::Jsonp => (b"application/javascript", false),
+    };
+    let mut ctype = std::mem::take(&mut w.scratch.ctype);
+    let relabelled = if fixed_charset {
+        // nginx's XML listing names its charset itself.
+        ctype.clear();
+        ctype.extend_from_slice(ct);
+        ctype.extend_from_slice(b"; charset=utf-8");
+        true
+    } else {
+        charset_type(w, conn, req, loc, ct, &mut ctype).0
+    };
+    let utf8 = relabelled && ctype.to_ascii_lowercase().ends_with(b"charset=utf-8");
+    let mut body = Vec::new();
+    let gmtoff = if localtime { local_offset() } else { 0 };
+    ai::write(
+        format, uri, &entries, utf8, exact, gmtoff, callback, &mut body,
+    );
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
         req,
         loc,
         200,
-        Some(b"text/html"),
+        Some(if relabelled { &ctype } else { ct }),
         Some(body.len() as u64),
     );
+    w.scratch.ctype = ctype;
     w.add_headers(conn, req, loc, 200, &mut wbuf);
     let n = end_head(&mut wbuf);
     if !req.head.is_head() {
-        wbuf.extend_from_slice(body.as_bytes());
+        wbuf.extend_from_slice(&body);
     }
     conn.wbuf = wbuf;
     Handled::Done {
@@ -766,23 +1187,10 @@ fn autoindex(
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn url_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// The offset of local time from UTC in seconds, for `autoindex_localtime`. Proton's
+/// local time is UTC (as `$time_local`), so this is 0.
+fn local_offset() -> i64 {
+    0
 }
 
 #[cfg(test)]

@@ -205,6 +205,31 @@ pub(crate) struct Ctx<'a> {
     pub(crate) connection: u32,
     /// Requests on this connection, the current one included (`$connection_requests`).
     pub(crate) connection_requests: u32,
+    /// The response head as sent (status line to blank line), once it is written: for
+    /// `$sent_http_*` in access logs. Empty before, and for proxied responses.
+    pub(crate) sent_head: &'a [u8],
+    /// The trailer lines added so far (`$sent_trailer_*` while `add_trailer` values are made).
+    pub(crate) sent_trailers: &'a [u8],
+}
+
+/// The value of the first header `name` (lowercase, `_` for `-`) of a response head.
+pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    sent_field(head.split(|&b| b == b'\n').skip(1), name)
+}
+
+/// The value of the first field `name` (lowercase, `_` for `-`) of `Name: value` lines.
+fn sent_field<'h>(mut lines: impl Iterator<Item = &'h [u8]>, name: &[u8]) -> Option<&'h [u8]> {
+    lines.find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let (n, v) = (&line[..colon], &line[colon + 1..]);
+        let same = n.len() == name.len()
+            && n.iter().zip(name).all(|(a, b)| {
+                let a = a.to_ascii_lowercase();
+                a == *b || (a == b'-' && *b == b'_')
+            });
+        same.then(|| crate::http::request::trim_ows(v))
+    })
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -373,6 +398,17 @@ impl Ctx<'_> {
             Var::Http(name) => {
                 if let Some(h) = header(self.head, self.buf, name.as_bytes()) {
                     out.extend_from_slice(h);
+                }
+            }
+            Var::SentHttp(name) => {
+                if let Some(v) = sent_header(self.sent_head, name.as_bytes()) {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::SentTrailer(name) => {
+                let lines = self.sent_trailers.split(|&b| b == b'\n');
+                if let Some(v) = sent_field(lines, name.as_bytes()) {
+                    out.extend_from_slice(v);
                 }
             }
             Var::Arg(name) => {
@@ -711,6 +747,20 @@ fn hostname() -> &'static str {
 mod tests {
     use super::*;
     use crate::http::request::{parse_head, Limits};
+
+    #[test]
+    fn sent_http_reads_the_response_head() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word:  a b \r\nX-Multi-Word: c\r\n\r\n";
+        assert_eq!(sent_header(head, b"content_type"), Some(&b"text/html"[..]));
+        assert_eq!(sent_header(head, b"x_multi_word"), Some(&b"a b"[..]));
+        assert_eq!(sent_header(head, b"x_multi"), None);
+        // The status line is not a header.
+        assert_eq!(
+            sent_header(b"HTTP/1.1 200 OK\r\n\r\n", b"http/1.1 200 ok"),
+            None
+        );
+        assert_eq!(sent_header(b"", b"content_type"), None);
+    }
     use proton_ir::RegexId;
 
     fn lit(s: &str) -> Template {
@@ -845,6 +895,7 @@ mod tests {
             settings: vec![],
             source_files: vec![],
             text: String::new(),
+            charset_maps: vec![],
         }
     }
 
@@ -892,6 +943,8 @@ mod tests {
             prefix: Path::new("/prefix"),
             connection: 7,
             connection_requests: 3,
+            sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
+            sent_trailers: b"",
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

@@ -11,4 +11,5 @@ mod proxy;
 mod runtime;
 mod safety;
 mod startup;
+mod static_headers;
 mod variables;

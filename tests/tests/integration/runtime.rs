@@ -1298,7 +1298,7 @@ http {
     let (c1, c1_old) = exchange("/c1");
     assert!(c1.contains("Connection: keep-alive\r\n"), "{c1}");
     assert!(c1.contains("Connection: close\r\n"), "{c1}");
-    assert!(c1_old.starts_with("HTTP/1.0 200 OK\r\n"), "{c1_old}");
+    assert!(c1_old.starts_with("HTTP/1.1 200 OK\r\n"), "{c1_old}");
     assert!(c1_old.contains("Connection: close\r\n"), "{c1_old}");
     let (c3, _) = exchange("/c3");
     assert!(!c3.contains("keep-alive"), "{c3}");
