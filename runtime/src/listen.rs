@@ -10,8 +10,9 @@ use nix::sys::socket::{
     bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
     SockaddrStorage,
 };
+use proton_ir::{SoKeepalive, SocketOptions};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 /// A bound socket and the IR listener addresses it serves.
 pub struct Bound {
@@ -23,6 +24,8 @@ pub struct Bound {
     /// spreads connections over them), all bound by the master and kept across reloads.
     pub reuseport: bool,
     pub per_worker: Vec<TcpListener>,
+    /// The `listen` socket options the sockets were made with.
+    pub opts: SocketOptions,
 }
 
 impl Bound {
@@ -41,7 +44,8 @@ impl Bound {
             return Ok(());
         }
         while self.per_worker.len() < workers.max(1) {
-            self.per_worker.push(bind_one(self.addr, true, backlog)?);
+            self.per_worker
+                .push(bind_one(self.addr, true, backlog, &self.opts)?);
         }
         // Extra sockets of a smaller generation are closed; connections already queued
         // on them are lost, as with nginx.
@@ -62,24 +66,29 @@ fn wildcard_of(a: &SocketAddr) -> SocketAddr {
     }
 }
 
+/// One address to bind: whether it gets per-worker SO_REUSEPORT sockets, its backlog and
+/// its socket options.
+pub type Wanted = (SocketAddr, bool, i32, SocketOptions);
+
 /// The socket addresses to bind for a set of IR listener addresses: a specific address is
-/// left out when the wildcard of its family and port is also configured.
-pub fn addresses_to_bind(ir: &proton_ir::Ir) -> Vec<(SocketAddr, bool, i32)> {
-    let all: Vec<(SocketAddr, bool, i32)> = ir
+/// left out when the wildcard of its family and port is also configured, unless it has
+/// `bind` (or a socket option, which implies it, as in nginx).
+pub fn addresses_to_bind(ir: &proton_ir::Ir) -> Vec<Wanted> {
+    let all: Vec<Wanted> = ir
         .listeners
         .iter()
         // Every listener gets one SO_REUSEPORT socket per worker: measured to spread
         // connections evenly (docs/architecture.md), where a shared socket woken with
         // EPOLLEXCLUSIVE leaves most of the work to one worker. `listen … reuseport` is
         // therefore always in effect.
-        .filter_map(|l| parse_addr(&l.addr).map(|a| (a, true, l.backlog)))
+        .filter_map(|l| parse_addr(&l.addr).map(|a| (a, true, l.backlog, l.sock)))
         .collect();
-    let mut out: Vec<(SocketAddr, bool, i32)> = Vec::new();
-    for (a, reuse, backlog) in &all {
+    let mut out: Vec<Wanted> = Vec::new();
+    for (a, reuse, backlog, opts) in &all {
         let w = wildcard_of(a);
-        let covered = w != *a && all.iter().any(|(b, _, _)| *b == w);
-        if !covered && !out.iter().any(|(b, _, _)| b == a) {
-            out.push((*a, *reuse, *backlog));
+        let covered = !opts.bind && w != *a && all.iter().any(|(b, ..)| *b == w);
+        if !covered && !out.iter().any(|(b, ..)| b == a) {
+            out.push((*a, *reuse, *backlog, *opts));
         }
     }
     out
@@ -96,7 +105,12 @@ fn os_error(e: nix::errno::Errno) -> String {
 /// works once the group's first socket exists (see [`bind_exclusive`]). Without it, the
 /// bind and the listen are exclusive: they fail with EADDRINUSE when any other socket is
 /// bound to (or listening on) the address, as nginx's do.
-pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpListener, String> {
+pub fn bind_one(
+    addr: SocketAddr,
+    reuseport: bool,
+    backlog: i32,
+    opts: &SocketOptions,
+) -> Result<TcpListener, String> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -124,9 +138,11 @@ pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpLi
         })?;
     }
     if addr.is_ipv6() {
-        // nginx's default: an IPv6 wildcard does not also take IPv4 connections.
-        let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &true);
+        // nginx's default: an IPv6 wildcard does not also take IPv4 connections
+        // (`ipv6only=off` lets it).
+        let _ = setsockopt(&fd, sockopt::Ipv6V6Only, &!opts.ipv6only_off);
     }
+    set_options(&fd, addr, opts)?;
     let sa = SockaddrStorage::from(addr);
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa)
         .map_err(|e| format!("bind() to {addr} failed ({})", os_error(e)))?;
@@ -138,7 +154,82 @@ pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpLi
             os_error(e)
         )
     })?;
+    if opts.deferred_secs > 0 {
+        set_defer_accept(fd.as_fd(), opts.deferred_secs).map_err(|e| {
+            format!(
+                "setsockopt(TCP_DEFER_ACCEPT, {}) for {addr} failed ({})",
+                opts.deferred_secs,
+                os_error(e)
+            )
+        })?;
+    }
     Ok(TcpListener::from(fd))
+}
+
+/// The `listen` options set before bind: buffer sizes and keep-alive probes (accepted
+/// connections inherit them from the listening socket on Linux, as nginx relies on).
+fn set_options(fd: &OwnedFd, addr: SocketAddr, opts: &SocketOptions) -> Result<(), String> {
+    set_options_fd(fd.as_fd(), addr, opts)
+}
+
+fn set_options_fd(
+    fd: BorrowedFd<'_>,
+    addr: SocketAddr,
+    opts: &SocketOptions,
+) -> Result<(), String> {
+    let failed = |what: &str, e: nix::errno::Errno| {
+        format!("setsockopt({what}) for {addr} failed ({})", os_error(e))
+    };
+    if let Some(n) = opts.rcvbuf {
+        setsockopt(&fd, sockopt::RcvBuf, &(n as usize)).map_err(|e| failed("SO_RCVBUF", e))?;
+    }
+    if let Some(n) = opts.sndbuf {
+        setsockopt(&fd, sockopt::SndBuf, &(n as usize)).map_err(|e| failed("SO_SNDBUF", e))?;
+    }
+    match opts.keepalive {
+        SoKeepalive::Unset => {}
+        SoKeepalive::Off => {
+            setsockopt(&fd, sockopt::KeepAlive, &false).map_err(|e| failed("SO_KEEPALIVE", e))?
+        }
+        SoKeepalive::On { idle, intvl, cnt } => {
+            setsockopt(&fd, sockopt::KeepAlive, &true).map_err(|e| failed("SO_KEEPALIVE", e))?;
+            if idle > 0 {
+                setsockopt(&fd, sockopt::TcpKeepIdle, &idle)
+                    .map_err(|e| failed("TCP_KEEPIDLE", e))?;
+            }
+            if intvl > 0 {
+                setsockopt(&fd, sockopt::TcpKeepInterval, &intvl)
+                    .map_err(|e| failed("TCP_KEEPINTVL", e))?;
+            }
+            if cnt > 0 {
+                setsockopt(&fd, sockopt::TcpKeepCount, &cnt)
+                    .map_err(|e| failed("TCP_KEEPCNT", e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// TCP_DEFER_ACCEPT (`listen … deferred`): the connection is accepted only once data has
+/// arrived (or after `secs`). nix has no wrapper for this option.
+fn set_defer_accept(fd: impl AsRawFd, secs: u32) -> Result<(), nix::errno::Errno> {
+    let value: nix::libc::c_int = secs.min(i32::MAX as u32) as nix::libc::c_int;
+    // SAFETY: `fd` is an open socket owned by the caller; the option value points to a
+    // live c_int whose size is passed, as setsockopt(2) requires.
+    let rc = unsafe {
+        nix::libc::setsockopt(
+            fd.as_raw_fd(),
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_DEFER_ACCEPT,
+            std::ptr::addr_of!(value).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::last())
+    }
 }
 
 /// Binds the first socket of an address so that no other process can share the address,
@@ -154,8 +245,12 @@ pub fn bind_one(addr: SocketAddr, reuseport: bool, backlog: i32) -> Result<TcpLi
 /// the one whose `listen()` comes second gets EADDRINUSE. (Checked on Linux 6.18: a
 /// listening socket that gets SO_REUSEPORT afterwards joins the group of the sockets bound
 /// after it, and the kernel spreads connections over all of them.)
-pub fn bind_exclusive(addr: SocketAddr, backlog: i32) -> Result<TcpListener, String> {
-    let sock = bind_one(addr, false, backlog)?;
+pub fn bind_exclusive(
+    addr: SocketAddr,
+    backlog: i32,
+    opts: &SocketOptions,
+) -> Result<TcpListener, String> {
+    let sock = bind_one(addr, false, backlog, opts)?;
     setsockopt(&sock, sockopt::ReusePort, &true).map_err(|e| {
         format!(
             "setsockopt(SO_REUSEPORT) for {addr} failed ({})",
@@ -174,16 +269,17 @@ pub type Rebind = Result<(Vec<Bound>, Vec<Bound>), (String, Vec<Bound>)>;
 pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>, workers: usize) -> Rebind {
     let wanted = addresses_to_bind(ir);
     let mut fresh = Vec::new();
-    for (addr, reuseport, backlog) in &wanted {
+    for (addr, reuseport, backlog, opts) in &wanted {
         if old.iter().any(|b| b.addr == *addr) {
             continue;
         }
-        let bound = bind_exclusive(*addr, *backlog).and_then(|socket| {
+        let bound = bind_exclusive(*addr, *backlog, opts).and_then(|socket| {
             let mut b = Bound {
                 addr: *addr,
                 socket,
                 reuseport: *reuseport,
                 per_worker: Vec::new(),
+                opts: *opts,
             };
             if b.reuseport {
                 // The first per-worker socket is the one just bound.
@@ -200,9 +296,21 @@ pub fn rebind(ir: &proton_ir::Ir, old: Vec<Bound>, workers: usize) -> Rebind {
     }
     let (mut kept, removed): (Vec<Bound>, Vec<Bound>) = old
         .into_iter()
-        .partition(|b| wanted.iter().any(|(a, _, _)| *a == b.addr));
+        .partition(|b| wanted.iter().any(|(a, ..)| *a == b.addr));
     for b in &mut kept {
-        if let Some((_, _, backlog)) = wanted.iter().find(|(a, _, _)| *a == b.addr) {
+        if let Some((_, _, backlog, opts)) = wanted.iter().find(|(a, ..)| *a == b.addr) {
+            // Changed options are applied to the kept sockets, as nginx does on a reload
+            // (ipv6only cannot change on a bound socket; a cleared option keeps its value).
+            if *opts != b.opts {
+                b.opts = *opts;
+                for s in std::iter::once(&b.socket).chain(&b.per_worker) {
+                    let fd = s.as_fd();
+                    let _ = set_options_fd(fd, b.addr, opts);
+                    if opts.deferred_secs > 0 {
+                        let _ = set_defer_accept(fd, opts.deferred_secs);
+                    }
+                }
+            }
             // reuseport cannot change on a bound address; the socket keeps its mode.
             let bl = Backlog::new((*backlog).clamp(1, 65_535)).unwrap_or(Backlog::MAXCONN);
             let _ = listen(&b.socket, bl);
