@@ -39,7 +39,8 @@ pub(crate) enum Discard {
 
 /// A file body being sent with sendfile.
 pub(crate) struct FileBody {
-    pub(crate) file: std::fs::File,
+    /// Owned, or shared with the worker's `open_file_cache`.
+    pub(crate) file: super::file_cache::FileRef,
     pub(crate) offset: i64,
     pub(crate) end: i64,
     /// `sendfile on`: the kernel copies; off: read into a pool buffer, then write.

@@ -6,6 +6,7 @@
 
 use super::conn::{Conn, FileBody};
 use super::context::RequestCtx;
+use super::file_cache::{open_and_stat, FileInfo, FileRef, OpenError, Rules};
 use super::request::Handled;
 use super::respond::end_head;
 use super::vars::header;
@@ -16,8 +17,6 @@ use proton_ir::{Expires, IfModifiedSince, LocationId};
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -279,6 +278,27 @@ fn serve_dir(
     }
 }
 
+/// Opens a file to serve, through the location's `open_file_cache` if it has one.
+fn open_file(
+    w: &mut Worker<'_>,
+    loc: LocationId,
+    path: &[u8],
+) -> Result<(FileRef, FileInfo), OpenError> {
+    let ir = &w.loaded.ir;
+    let c = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    match c.cache {
+        Some(zone) => {
+            let rules = Rules {
+                valid: Duration::from_millis(c.valid_ms),
+                min_uses: c.min_uses,
+                errors: c.errors,
+            };
+            w.file_caches.zone(&zone).open(path, w.now, rules)
+        }
+        None => open_and_stat(path_of(path)).map(|(f, info)| (FileRef::Owned(f), info)),
+    }
+}
+
 /// Bodies up to this size are read into the response buffer behind the head.
 const SMALL_BODY: u64 = 8 * 1024;
 
@@ -291,14 +311,11 @@ fn send_file(
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
     // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
-    // whole event loop until a writer came; such a file is then refused below.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path_of(path));
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) => {
+    // whole event loop until a writer came; such a file is then refused below. Through
+    // the location's `open_file_cache` when it has one.
+    let (file, meta) = match open_file(w, loc, path) {
+        Ok(x) => x,
+        Err(OpenError::Open(e)) => {
             let (status, level) = match e.kind() {
                 ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
                 ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
@@ -316,10 +333,7 @@ fn send_file(
             );
             return Handled::Status(status);
         }
-    };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => {
+        Err(OpenError::Stat(e)) => {
             elog!(
                 w.elog,
                 Crit,
@@ -330,7 +344,7 @@ fn send_file(
             return Handled::Status(500);
         }
     };
-    if meta.is_dir() {
+    if meta.is_dir {
         // 301 to the URI with a slash (nginx), arguments kept.
         req.text.clear();
         req.text.extend_from_slice(&req.uri);
@@ -341,7 +355,7 @@ fn send_file(
         }
         return redirect_slash(w, conn, req, loc);
     }
-    if !meta.is_file() {
+    if !meta.is_file {
         // As nginx: only regular files are served.
         elog!(
             w.elog,
@@ -358,8 +372,8 @@ fn send_file(
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
-    let len = meta.len();
-    let mtime = meta.mtime();
+    let len = meta.len;
+    let mtime = meta.mtime;
     let mut etag_buf = [0u8; 40];
     let etag_len = crate::http::etag::etag(mtime, len, &mut etag_buf);
     let etag = &etag_buf[..etag_len];
