@@ -141,19 +141,26 @@ impl Lower<'_> {
         let Some(a0) = d.args.first() else {
             return Vec::new();
         };
-        if a0.value.starts_with("unix:") {
-            self.err(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    a0.span,
-                    "listening on unix sockets is not supported yet",
-                )
-                .label("here")
-                .help("listen on an IP address and port"),
-            );
-            return Vec::new();
-        }
-        let addrs = match parse_listen_addrs(&a0.value) {
+        let unix = a0.value.starts_with("unix:");
+        let addrs = if unix {
+            // `unix:PATH`, used as written (nginx does not resolve it against the prefix).
+            if a0.value.len() == "unix:".len() {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a0.span,
+                        format!("invalid listen address \"{}\"", a0.value),
+                    )
+                    .label("no path in the unix domain socket")
+                    .help("listen unix:/run/proton.sock;"),
+                );
+                return Vec::new();
+            }
+            Ok(vec![a0.value.clone()])
+        } else {
+            parse_listen_addrs(&a0.value)
+        };
+        let addrs = match addrs {
             Ok(a) => a,
             Err(e) => {
                 self.err(
@@ -267,6 +274,19 @@ impl Lower<'_> {
             if socket_option {
                 o.set = true;
                 o.sock.bind = true;
+            }
+            let tcp_only =
+                v == "deferred" || v.starts_with("so_keepalive=") || v.starts_with("ipv6only=");
+            if unix && tcp_only {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("listen parameter \"{v}\" does not apply to a unix socket"),
+                    )
+                    .label("a TCP option")
+                    .help("remove it from this listen line"),
+                );
             }
         }
         addrs.into_iter().map(|a| (a, o, a0.span)).collect()

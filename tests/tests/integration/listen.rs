@@ -113,3 +113,100 @@ http {
     let p = Proton::start(t.path(), conf, 1);
     assert_eq!(get(p.port, None, "/"), (200, "both".into()));
 }
+
+/// One HTTP/1.0 exchange over a unix-domain socket.
+fn unix_get(path: &std::path::Path, uri: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect to the unix socket");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(s, "GET {uri} HTTP/1.0\r\nHost: u\r\n\r\n").expect("write");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut s, &mut out).expect("read");
+    out
+}
+
+#[test]
+fn a_unix_socket_is_served_by_every_worker_and_removed_at_exit() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TempDir::new("listen-unix");
+    let sock = t.path().join("proton.sock");
+    let conf = format!(
+        r#"
+events {{}}
+http {{
+    access_log {{dir}}/logs/access.log;
+    server {{
+        listen 127.0.0.1:{{port}};
+        listen unix:{sock} backlog=64;
+        location / {{ return 200 "[$remote_addr|$remote_port|$server_addr|$server_port|$pid]"; }}
+    }}
+}}
+"#,
+        sock = sock.display()
+    );
+    let mut p = Proton::start(t.path(), &conf, 2);
+    let workers = p.workers();
+    assert_eq!(workers.len(), 2, "{}", p.logs());
+    // nginx makes the socket rw-rw-rw- whatever the umask.
+    let mode = std::fs::metadata(&sock)
+        .expect("socket file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o666);
+    let want = format!("[unix:||unix:{}|", sock.display());
+    let mut pids = std::collections::BTreeSet::new();
+    // One socket shared by both workers: each takes connections from it.
+    let both = wait_until(Duration::from_secs(20), || {
+        let r = unix_get(&sock, "/");
+        assert!(r.contains(" 200 OK\r\n"), "{r}");
+        let body = &r[r.find("\r\n\r\n").map_or(0, |i| i + 4)..];
+        assert!(body.starts_with(&want), "{body}");
+        pids.insert(body[want.len()..].trim_end_matches(']').to_string());
+        pids.len() == 2
+    });
+    assert!(both, "only {pids:?} answered\n{}", p.logs());
+    // TCP still works beside it.
+    assert_eq!(get(p.port, None, "/").0, 200);
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(20)), "{}", p.logs());
+    assert!(!sock.exists(), "the socket file is left behind");
+}
+
+#[test]
+fn a_unix_socket_path_that_exists_is_refused_as_nginx_does() {
+    let t = TempDir::new("listen-unix-stale");
+    let sock = t.path().join("stale.sock");
+    std::fs::write(&sock, "").expect("stale file");
+    let conf = t.write(
+        "proton.conf",
+        &format!(
+            "events {{}}\nhttp {{ access_log off; server {{ listen unix:{}; return 200; }} }}\n",
+            sock.display()
+        ),
+    );
+    let ir = t.path().join("proton.ir");
+    let ok = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(&conf)
+        .arg("-o")
+        .arg(&ir)
+        .status()
+        .expect("protonc");
+    assert!(ok.success());
+    let out = Command::new(bin("proton-run"))
+        .arg(&ir)
+        .env("PROTON_WORKERS", "1")
+        .output()
+        .expect("proton-run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "bind() to unix:{} failed (98: Address already in use)",
+            sock.display()
+        )),
+        "{err}"
+    );
+    // The file that was there stays.
+    assert!(sock.exists());
+}
