@@ -88,11 +88,26 @@ fn parse_listen_addr(s: &str) -> Result<String, String> {
     let ip = match host {
         "*" => Ipv4Addr::UNSPECIFIED,
         "localhost" => Ipv4Addr::LOCALHOST,
-        h => h
-            .parse::<Ipv4Addr>()
-            .map_err(|_| format!("host \"{h}\" is not an IP address (only IP addresses, *, and localhost are supported in listen)"))?,
+        h => match h.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            // A host name: resolved by proton-run when it loads the configuration (nginx
+            // resolves it when it reads its configuration, also at start and reload).
+            Err(_) if is_host_name(h) => return Ok(format!("{}:{port}", h.to_ascii_lowercase())),
+            Err(_) => return Err(format!("invalid host \"{h}\"")),
+        },
     };
     Ok(format!("{ip}:{port}"))
+}
+
+/// A DNS name: letters, digits, `-` and `.`, with at least one letter, not starting or ending
+/// with `.` or `-`.
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && h.bytes().any(|b| b.is_ascii_alphabetic())
+        && !h.starts_with(['.', '-'])
+        && !h.ends_with(['.', '-'])
 }
 
 /// `on`, `off` or `[keepidle]:[keepintvl]:[keepcnt]` (times in seconds, with units), as
@@ -1300,7 +1315,13 @@ mod tests {
         assert_eq!(parse_so_keepalive("::"), None);
         assert_eq!(parse_so_keepalive("x"), None);
         assert!(parse_listen_addr("70000").is_err());
-        assert!(parse_listen_addr("example.com:80").is_err());
+        assert_eq!(
+            parse_listen_addr("Example.com:81").unwrap(),
+            "example.com:81"
+        );
+        assert_eq!(parse_listen_addr("example.com").unwrap(), "example.com:80");
+        assert!(parse_listen_addr("ex_ample.com:80").is_err());
+        assert!(parse_listen_addr("1.2.3:80").is_err());
         assert!(parse_listen_addr("[::1:80").is_err());
     }
 }

@@ -210,3 +210,69 @@ fn a_unix_socket_path_that_exists_is_refused_as_nginx_does() {
     // The file that was there stays.
     assert!(sock.exists());
 }
+
+/// A name that resolves to 127.0.0.1 only here (from /etc/hosts: the machine's own name on
+/// most systems); `localhost` if none does (protonc maps that one itself).
+fn loopback_name() -> String {
+    let own = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    for name in [own.trim(), "vm", "localhost.localdomain"] {
+        if name.is_empty() || name.contains('_') {
+            continue;
+        }
+        let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(&(name, 1))
+            .map(|it| it.collect())
+            .unwrap_or_default();
+        if !addrs.is_empty() && addrs.iter().all(|a| a.ip() == Ipv4Addr::LOCALHOST) {
+            return name.to_string();
+        }
+    }
+    "localhost".to_string()
+}
+
+#[test]
+fn a_host_name_is_resolved_when_proton_run_loads_the_config() {
+    let t = TempDir::new("listen-host");
+    let name = loopback_name();
+    let other = free_port();
+    let conf = format!(
+        r#"
+events {{}}
+http {{
+    access_log off;
+    server {{ listen 127.0.0.1:{{port}}; location / {{ return 200 "main"; }} }}
+    server {{ listen {name}:{other}; location / {{ return 200 "by name $server_addr"; }} }}
+}}
+"#
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let ok = wait_until(Duration::from_secs(10), || {
+        request(other, None, "/").is_ok_and(|r| r.body_text() == "by name 127.0.0.1")
+    });
+    assert!(ok, "{name}:{other} not served\n{}", p.logs());
+
+    // A name that does not resolve stops proton-run with nginx's words.
+    let conf = t.write(
+        "bad.conf",
+        "events {}\nhttp { access_log off; server { listen no-such-host.invalid:8080; return 200; } }\n",
+    );
+    let ir = t.path().join("bad.ir");
+    let compiled = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(&conf)
+        .arg("-o")
+        .arg(&ir)
+        .status()
+        .expect("protonc");
+    assert!(compiled.success());
+    let out = Command::new(bin("proton-run"))
+        .arg(&ir)
+        .env("PROTON_WORKERS", "1")
+        .output()
+        .expect("proton-run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("host not found in \"no-such-host.invalid:8080\" of the \"listen\" directive"),
+        "{err}"
+    );
+}
