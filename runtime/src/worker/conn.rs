@@ -39,8 +39,7 @@ pub(crate) enum Discard {
 
 /// A file body being sent with sendfile.
 pub(crate) struct FileBody {
-    /// Owned, or shared with the worker's `open_file_cache`.
-    pub(crate) file: super::file_cache::FileRef,
+    pub(crate) file: std::fs::File,
     pub(crate) offset: i64,
     pub(crate) end: i64,
     /// `sendfile on`: the kernel copies; off: read into a pool buffer, then write.

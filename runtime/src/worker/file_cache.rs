@@ -12,9 +12,10 @@
 //!   many times (an entry counts the uses until then).
 //! * Only regular files are kept open; directories and other files are looked up each time.
 //!
-//! A descriptor is shared (`Rc`) with the responses that send from it, so one that goes
-//! while a response is still being sent is closed when that response is done. Nothing here
-//! blocks beyond the open/stat that serving a file does anyway. A hit allocates nothing.
+//! A small body is read from the cached descriptor while the response is made; a larger one
+//! (sent after the call, with sendfile) gets a duplicate of it, so the connection owns its
+//! descriptor and an entry can go at any time. Nothing here blocks beyond the open/stat that
+//! serving a file does anyway. A hit allocates nothing.
 
 use rustc_hash::FxHashMap;
 use std::fs::File;
@@ -55,6 +56,17 @@ impl FileInfo {
 pub(crate) enum FileRef {
     Owned(File),
     Shared(Rc<File>),
+}
+
+impl FileRef {
+    /// A descriptor of its own for a response that outlives the call (a cached file is
+    /// duplicated).
+    pub(crate) fn into_owned(self) -> io::Result<File> {
+        match self {
+            FileRef::Owned(f) => Ok(f),
+            FileRef::Shared(f) => f.try_clone(),
+        }
+    }
 }
 
 impl std::ops::Deref for FileRef {

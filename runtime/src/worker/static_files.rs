@@ -480,6 +480,27 @@ fn send_file(
     conn.wbuf = wbuf;
     if !req.head.is_head() && end > start {
         let s = w.settings_for(loc);
+        // The connection owns its descriptor (a cached one is duplicated: keeping the
+        // `Rc` would make every connection larger, and this is only for bodies > 8 KiB).
+        let file = match file.into_owned() {
+            Ok(f) => f,
+            Err(e) => {
+                elog!(
+                    w.elog,
+                    Crit,
+                    "dup() \"{}\" failed ({e}), client: {}",
+                    String::from_utf8_lossy(path),
+                    conn.peer.ip(),
+                    e = crate::log::OsError(&e)
+                );
+                // The head is out already: the response is cut short and closed.
+                conn.close_after = true;
+                return Handled::Done {
+                    status,
+                    header_bytes: n,
+                };
+            }
+        };
         conn.file = Some(FileBody {
             file,
             offset: start as i64,

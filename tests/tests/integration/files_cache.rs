@@ -88,3 +88,22 @@ fn open_file_cache_errors_keeps_a_missing_file_missing() {
     // With it, the failure holds for open_file_cache_valid (60s here).
     assert_eq!(get(p.port, None, "/errors/late.txt").0, 404);
 }
+
+#[test]
+fn a_large_file_is_sent_whole_from_the_cache() {
+    let t = TempDir::new("ofc-large");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::create_dir_all(t.path().join("www")).expect("www");
+    std::fs::write(t.path().join("www/big.bin"), &data).expect("write");
+    let p = Proton::start(
+        t.path(),
+        &CONF.replace("root {dir}/www;", "root {dir}/www; sendfile on;"),
+        1,
+    );
+    // The second and third requests are cache hits (a duplicated descriptor each).
+    for _ in 0..3 {
+        let r = request(p.port, None, "/big.bin").expect("GET");
+        assert_eq!(r.status, 200);
+        assert!(r.body == data, "body differs ({} bytes)", r.body.len());
+    }
+}
