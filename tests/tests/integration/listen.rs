@@ -1,5 +1,6 @@
 //! `listen` parameters over a real proton-run: port ranges, socket options the kernel
-//! reports (so_keepalive, rcvbuf/sndbuf, deferred), and `ipv6only=off`.
+//! reports (so_keepalive, rcvbuf/sndbuf, deferred), `ipv6only=off`, unix sockets, host
+//! names; and a differential case against nginx.
 
 use proton_tests::*;
 use std::io::Write;
@@ -190,9 +191,9 @@ fn a_unix_socket_path_that_exists_is_refused_as_nginx_does() {
         .arg(&conf)
         .arg("-o")
         .arg(&ir)
-        .status()
+        .output()
         .expect("protonc");
-    assert!(ok.success());
+    assert!(ok.status.success());
     let out = Command::new(bin("proton-run"))
         .arg(&ir)
         .env("PROTON_WORKERS", "1")
@@ -261,9 +262,9 @@ http {{
         .arg(&conf)
         .arg("-o")
         .arg(&ir)
-        .status()
+        .output()
         .expect("protonc");
-    assert!(compiled.success());
+    assert!(compiled.status.success());
     let out = Command::new(bin("proton-run"))
         .arg(&ir)
         .env("PROTON_WORKERS", "1")
@@ -275,4 +276,81 @@ http {{
         err.contains("host not found in \"no-such-host.invalid:8080\" of the \"listen\" directive"),
         "{err}"
     );
+}
+
+/// The lessons of http_listen.t and of the unix-socket and open_file_cache files, against
+/// nginx: a port range serves every port with `$server_port` its own; a unix-socket client
+/// has nginx's `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port`; a file
+/// replaced under `open_file_cache` is served from the cached descriptor until
+/// `open_file_cache_valid` has passed.
+#[test]
+fn listen_and_open_file_cache_as_nginx() {
+    let Some(nginx_bin) = nginx_binary() else {
+        return;
+    };
+    let t = TempDir::new("listen-diff");
+    let server = |port: u16, range: u16, name: &str, www: &str| {
+        format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{range}-{range2};
+        listen unix:{dir}/{name}.sock;
+        root {www};
+        open_file_cache max=8 inactive=60s;
+        open_file_cache_valid 60s;
+        location = /vars {{ return 200 "[$remote_addr|$remote_port|$server_addr|$server_port]"; }}
+    }}
+"#,
+            range2 = range + 1,
+            dir = t.path().display(),
+        )
+    };
+    for name in ["ngx", "pro"] {
+        t.write(&format!("{name}/f.txt"), "old");
+    }
+    let ngx_range = free_pair();
+    let ngx_www = t.path().join("ngx").display().to_string();
+    let nginx = Nginx::start(&nginx_bin, |port| server(port, ngx_range, "ngx", &ngx_www));
+    let pro_range = free_pair();
+    let pro_www = t.path().join("pro").display().to_string();
+    let conf = format!(
+        "events {{}}\nhttp {{\n    access_log off;\n{}}}\n",
+        server(0, pro_range, "pro", &pro_www).replace("127.0.0.1:0;", "127.0.0.1:{port};")
+    );
+    let proton = Proton::start(t.path(), &conf, 1);
+
+    for (port, range, name) in [
+        (nginx.port(), ngx_range, "ngx"),
+        (proton.port, pro_range, "pro"),
+    ] {
+        for p in [range, range + 1] {
+            let served = wait_until(Duration::from_secs(10), || {
+                request(p, None, "/vars").is_ok_and(|r| r.status == 200)
+            });
+            assert!(served, "{name}: port {p} of the range not served");
+            let body = request(p, None, "/vars").expect("GET").body_text();
+            assert!(
+                body.ends_with(&format!("|127.0.0.1|{p}]")),
+                "{name}: {body}"
+            );
+        }
+        let sock = t.path().join(format!("{name}.sock"));
+        let r = unix_get(&sock, "/vars");
+        let body = &r[r.find("\r\n\r\n").map_or(0, |i| i + 4)..];
+        assert_eq!(
+            body.replace(&sock.display().to_string(), "SOCK"),
+            "[unix:||unix:SOCK|]",
+            "{name}"
+        );
+        assert_eq!(get(port, None, "/f.txt"), (200, "old".into()), "{name}");
+        let dir = t.path().join(name);
+        std::fs::write(dir.join("f.new"), "new!").expect("write");
+        std::fs::rename(dir.join("f.new"), dir.join("f.txt")).expect("mv");
+        assert_eq!(
+            get(port, None, "/f.txt"),
+            (200, "old".into()),
+            "{name}: cached"
+        );
+    }
 }
