@@ -36,7 +36,7 @@ pub(crate) struct FileInfo {
 }
 
 impl FileInfo {
-    fn of(m: &std::fs::Metadata) -> FileInfo {
+    pub(crate) fn of(m: &std::fs::Metadata) -> FileInfo {
         FileInfo {
             len: m.len(),
             mtime: m.mtime(),
@@ -111,6 +111,9 @@ enum State {
     /// Asked for fewer than `min_uses` times: nothing kept yet.
     Counting,
     Open(Rc<File>, FileInfo),
+    /// A stat result without a descriptor (an existence test of `try_files` or `index`, or
+    /// a directory).
+    Stat(FileInfo),
     /// A cached failure (errno).
     Failed(i32),
 }
@@ -172,6 +175,54 @@ impl FileCache {
             .iter()
             .filter(|(_, e)| matches!(e.state, State::Open(..)))
             .count()
+    }
+
+    /// Stats `path` through the cache (the existence tests of `try_files` and `index`): a
+    /// fresh entry answers; otherwise the path is stat'ed and the result kept (a failure
+    /// only with `open_file_cache_errors`). No descriptor is opened.
+    pub(crate) fn stat(&mut self, path: &[u8], now: Instant, rules: Rules) -> io::Result<FileInfo> {
+        self.expire(now);
+        let fs_path = std::path::Path::new(
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
+        );
+        let found = self.map.get(path).copied();
+        if let Some(i) = found {
+            self.touch(i, now);
+            let e = &mut self.entries[i];
+            e.uses = e.uses.saturating_add(1);
+            if now.saturating_duration_since(e.checked) < rules.valid {
+                match &e.state {
+                    State::Open(_, info) | State::Stat(info) => return Ok(*info),
+                    State::Failed(errno) => return Err(io::Error::from_raw_os_error(*errno)),
+                    State::Counting => {}
+                }
+            }
+        }
+        let result = std::fs::metadata(fs_path);
+        let state = match &result {
+            Ok(m) => {
+                let info = FileInfo::of(m);
+                // A descriptor of the same file stays; another file's goes.
+                match found.map(|i| &self.entries[i].state) {
+                    Some(State::Open(f, old)) if old.same_file(m) => State::Open(f.clone(), info),
+                    _ => State::Stat(info),
+                }
+            }
+            Err(err) => match cacheable(err).filter(|_| rules.errors) {
+                Some(errno) => State::Failed(errno),
+                None if found.is_some() => State::Counting,
+                None => return result.map(|m| FileInfo::of(&m)),
+            },
+        };
+        match found {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                e.state = state;
+                e.checked = now;
+            }
+            None => self.insert(path, state, now),
+        }
+        result.map(|m| FileInfo::of(&m))
     }
 
     /// Opens `path` through the cache.
@@ -264,6 +315,12 @@ impl FileCache {
             },
             Err(err) => return Err(err),
         };
+        self.insert(path, state, now);
+        answer
+    }
+
+    /// A new entry, making room first when the cache is full.
+    fn insert(&mut self, path: &[u8], state: State, now: Instant) {
         if self.entries.len() >= self.max && self.oldest != NIL {
             self.remove(self.oldest);
         }
@@ -279,7 +336,6 @@ impl FileCache {
         });
         self.map.insert(key, i);
         self.link_newest(i);
-        answer
     }
 
     /// Drops up to two entries unused for `inactive`, oldest first.
@@ -456,6 +512,28 @@ mod tests {
         assert!(c.open(bytes(&p), t0, rules(60_000, 1, true)).is_err());
         let later = t0 + Duration::from_secs(61);
         assert!(c.open(bytes(&p), later, rules(60_000, 1, true)).is_ok());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn existence_tests_are_cached_and_share_the_entry() {
+        let d = dir("stat");
+        let p = d.join("f");
+        let t0 = Instant::now();
+        let mut c = FileCache::new(8, Duration::from_secs(60));
+        let r = rules(60_000, 1, true);
+        assert!(c.stat(bytes(&p), t0, r).is_err());
+        write(&p, b"abc");
+        // The cached failure holds for the validity time…
+        assert!(c.stat(bytes(&p), t0, r).is_err());
+        let later = t0 + Duration::from_secs(60);
+        let info = c.stat(bytes(&p), later, r).ok().unwrap();
+        assert!(info.is_file && info.len == 3);
+        // …and opening it afterwards uses the same entry.
+        assert_eq!(read(&c.open(bytes(&p), later, r).ok().unwrap().0), b"abc");
+        assert_eq!((c.len(), c.open_count()), (1, 1));
+        assert!(c.stat(bytes(&d), later, r).ok().unwrap().is_dir);
+        assert_eq!((c.len(), c.open_count()), (2, 1));
         let _ = std::fs::remove_dir_all(&d);
     }
 

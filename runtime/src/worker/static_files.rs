@@ -128,13 +128,7 @@ pub(crate) fn serve(
             }
             let inside = map_path(w, conn, req, loc, &cand, &mut path);
             let found = inside
-                && std::fs::metadata(path_of(&path)).is_ok_and(|m| {
-                    if dir {
-                        m.is_dir()
-                    } else {
-                        m.is_file()
-                    }
-                });
+                && stat_file(w, loc, &path).is_ok_and(|m| if dir { m.is_dir } else { m.is_file });
             if found {
                 req.uri.clear();
                 req.uri.extend_from_slice(&cand);
@@ -235,7 +229,7 @@ fn serve_dir(
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
-        if std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file()) {
+        if stat_file(w, loc, &p).is_ok_and(|m| m.is_file) {
             // nginx: an internal redirect to the URI (the directory's) + the index name.
             req.uri.extend_from_slice(&name);
             found = true;
@@ -275,6 +269,24 @@ fn serve_dir(
             );
             Handled::Status(404)
         }
+    }
+}
+
+/// Stats a file (the existence tests of try_files and index), through the location's
+/// `open_file_cache` if it has one.
+fn stat_file(w: &mut Worker<'_>, loc: LocationId, path: &[u8]) -> std::io::Result<FileInfo> {
+    let ir = &w.loaded.ir;
+    let c = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    match c.cache {
+        Some(zone) => {
+            let rules = Rules {
+                valid: Duration::from_millis(c.valid_ms),
+                min_uses: c.min_uses,
+                errors: c.errors,
+            };
+            w.file_caches.zone(&zone).stat(path, w.now, rules)
+        }
+        None => std::fs::metadata(path_of(path)).map(|m| FileInfo::of(&m)),
     }
 }
 

@@ -282,7 +282,7 @@ http {{
 /// nginx: a port range serves every port with `$server_port` its own; a unix-socket client
 /// has nginx's `$remote_addr`, `$remote_port`, `$server_addr`, `$server_port`; a file
 /// replaced under `open_file_cache` is served from the cached descriptor until
-/// `open_file_cache_valid` has passed.
+/// `open_file_cache_valid` has passed, and try_files sees a cached failure.
 #[test]
 fn listen_and_open_file_cache_as_nginx() {
     let Some(nginx_bin) = nginx_binary() else {
@@ -300,6 +300,7 @@ fn listen_and_open_file_cache_as_nginx() {
         open_file_cache max=8 inactive=60s;
         open_file_cache_valid 60s;
         location = /vars {{ return 200 "[$remote_addr|$remote_port|$server_addr|$server_port]"; }}
+        location /t/ {{ open_file_cache_errors on; try_files $uri =410; }}
     }}
 "#,
             range2 = range + 1,
@@ -351,6 +352,16 @@ fn listen_and_open_file_cache_as_nginx() {
             get(port, None, "/f.txt"),
             (200, "old".into()),
             "{name}: cached"
+        );
+        // try_files' existence test goes through the cache too: with
+        // open_file_cache_errors, a file created after a miss stays missing.
+        assert_eq!(get(port, None, "/t/late.txt").0, 410, "{name}");
+        std::fs::create_dir_all(dir.join("t")).expect("mkdir");
+        std::fs::write(dir.join("t/late.txt"), "here").expect("write");
+        assert_eq!(
+            get(port, None, "/t/late.txt").0,
+            410,
+            "{name}: cached failure"
         );
     }
 }
