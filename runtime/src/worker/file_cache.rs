@@ -17,6 +17,7 @@
 //! descriptor and an entry can go at any time. Nothing here blocks beyond the open/stat that
 //! serving a file does anyway. A hit allocates nothing.
 
+use proton_ir::OpenFileCache;
 use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io;
@@ -36,7 +37,7 @@ pub(crate) struct FileInfo {
 }
 
 impl FileInfo {
-    pub(crate) fn of(m: &std::fs::Metadata) -> FileInfo {
+    fn of(m: &std::fs::Metadata) -> FileInfo {
         FileInfo {
             len: m.len(),
             mtime: m.mtime(),
@@ -133,7 +134,7 @@ struct Entry {
 const NIL: usize = usize::MAX;
 
 /// One `open_file_cache` zone of one worker.
-pub(crate) struct FileCache {
+struct FileCache {
     max: usize,
     inactive: Duration,
     map: FxHashMap<Rc<[u8]>, usize>,
@@ -144,14 +145,29 @@ pub(crate) struct FileCache {
 
 /// The settings a lookup follows (`open_file_cache_valid`, `_min_uses`, `_errors`).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Rules {
-    pub(crate) valid: Duration,
-    pub(crate) min_uses: u32,
-    pub(crate) errors: bool,
+struct Rules {
+    valid: Duration,
+    min_uses: u32,
+    errors: bool,
+}
+
+impl Rules {
+    fn of(c: &OpenFileCache) -> Rules {
+        Rules {
+            valid: Duration::from_millis(c.valid_ms),
+            min_uses: c.min_uses,
+            errors: c.errors,
+        }
+    }
+}
+
+/// A path from request bytes.
+fn fs_path(path: &[u8]) -> &std::path::Path {
+    std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path))
 }
 
 impl FileCache {
-    pub(crate) fn new(max: u32, inactive: Duration) -> FileCache {
+    fn new(max: u32, inactive: Duration) -> FileCache {
         FileCache {
             max: (max as usize).max(1),
             inactive,
@@ -164,7 +180,7 @@ impl FileCache {
 
     /// Entries held (descriptors, counters and failures).
     #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.entries.len()
     }
 
@@ -180,11 +196,9 @@ impl FileCache {
     /// Stats `path` through the cache (the existence tests of `try_files` and `index`): a
     /// fresh entry answers; otherwise the path is stat'ed and the result kept (a failure
     /// only with `open_file_cache_errors`). No descriptor is opened.
-    pub(crate) fn stat(&mut self, path: &[u8], now: Instant, rules: Rules) -> io::Result<FileInfo> {
+    fn stat(&mut self, path: &[u8], now: Instant, rules: Rules) -> io::Result<FileInfo> {
         self.expire(now);
-        let fs_path = std::path::Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
-        );
+        let fs_path = fs_path(path);
         let found = self.map.get(path).copied();
         if let Some(i) = found {
             self.touch(i, now);
@@ -226,16 +240,14 @@ impl FileCache {
     }
 
     /// Opens `path` through the cache.
-    pub(crate) fn open(
+    fn open(
         &mut self,
         path: &[u8],
         now: Instant,
         rules: Rules,
     ) -> Result<(FileRef, FileInfo), OpenError> {
         self.expire(now);
-        let fs_path = std::path::Path::new(
-            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path),
-        );
+        let fs_path = fs_path(path);
         let Some(&i) = self.map.get(path) else {
             return self.miss(path, fs_path, now, rules);
         };
@@ -405,8 +417,35 @@ pub(crate) struct FileCaches {
 }
 
 impl FileCaches {
+    /// Opens `path` for a location whose `open_file_cache` settings are `conf` (without a
+    /// cache: a plain open and fstat).
+    pub(crate) fn open(
+        &mut self,
+        conf: &OpenFileCache,
+        path: &[u8],
+        now: Instant,
+    ) -> Result<(FileRef, FileInfo), OpenError> {
+        match &conf.cache {
+            Some(zone) => self.zone(zone).open(path, now, Rules::of(conf)),
+            None => open_and_stat(fs_path(path)).map(|(f, info)| (FileRef::Owned(f), info)),
+        }
+    }
+
+    /// Stats `path` for a location whose `open_file_cache` settings are `conf`.
+    pub(crate) fn stat(
+        &mut self,
+        conf: &OpenFileCache,
+        path: &[u8],
+        now: Instant,
+    ) -> io::Result<FileInfo> {
+        match &conf.cache {
+            Some(zone) => self.zone(zone).stat(path, now, Rules::of(conf)),
+            None => std::fs::metadata(fs_path(path)).map(|m| FileInfo::of(&m)),
+        }
+    }
+
     /// The cache of `zone`.
-    pub(crate) fn zone(&mut self, zone: &proton_ir::FileCacheZone) -> &mut FileCache {
+    fn zone(&mut self, zone: &proton_ir::FileCacheZone) -> &mut FileCache {
         let id = zone.id as usize;
         if self.zones.len() <= id {
             self.zones.resize_with(id + 1, || None);

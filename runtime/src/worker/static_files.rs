@@ -6,7 +6,7 @@
 
 use super::conn::{Conn, FileBody};
 use super::context::RequestCtx;
-use super::file_cache::{open_and_stat, FileInfo, FileRef, OpenError, Rules};
+use super::file_cache::{FileInfo, FileRef, OpenError};
 use super::request::Handled;
 use super::respond::end_head;
 use super::vars::header;
@@ -276,18 +276,8 @@ fn serve_dir(
 /// `open_file_cache` if it has one.
 fn stat_file(w: &mut Worker<'_>, loc: LocationId, path: &[u8]) -> std::io::Result<FileInfo> {
     let ir = &w.loaded.ir;
-    let c = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
-    match c.cache {
-        Some(zone) => {
-            let rules = Rules {
-                valid: Duration::from_millis(c.valid_ms),
-                min_uses: c.min_uses,
-                errors: c.errors,
-            };
-            w.file_caches.zone(&zone).stat(path, w.now, rules)
-        }
-        None => std::fs::metadata(path_of(path)).map(|m| FileInfo::of(&m)),
-    }
+    let conf = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    w.file_caches.stat(&conf, path, w.now)
 }
 
 /// Opens a file to serve, through the location's `open_file_cache` if it has one.
@@ -297,18 +287,8 @@ fn open_file(
     path: &[u8],
 ) -> Result<(FileRef, FileInfo), OpenError> {
     let ir = &w.loaded.ir;
-    let c = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
-    match c.cache {
-        Some(zone) => {
-            let rules = Rules {
-                valid: Duration::from_millis(c.valid_ms),
-                min_uses: c.min_uses,
-                errors: c.errors,
-            };
-            w.file_caches.zone(&zone).open(path, w.now, rules)
-        }
-        None => open_and_stat(path_of(path)).map(|(f, info)| (FileRef::Owned(f), info)),
-    }
+    let conf = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    w.file_caches.open(&conf, path, w.now)
 }
 
 /// Bodies up to this size are read into the response buffer behind the head.
