@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 14;
+pub const FORMAT_VERSION: u32 = 15;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -192,6 +192,7 @@ pub(crate) mod tests {
                 addr: "0.0.0.0:80".into(),
                 reuseport: false,
                 backlog: 511,
+                sock: SocketOptions::default(),
                 names: ServerNames {
                     exact: vec![],
                     leading: vec![],
@@ -254,14 +255,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (14, PINNED_CRC, PINNED_RICH_CRC),
+            (15, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 2_616_614_708;
+    const PINNED_RICH_CRC: u32 = 1_322_226_321;
 
-    const PINNED_CRC: u32 = 707_898_935;
+    const PINNED_CRC: u32 = 506_533_618;
 
     #[test]
     fn refuses_damage() {

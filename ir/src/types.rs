@@ -224,6 +224,41 @@ pub struct Listener {
     pub reuseport: bool,
     pub backlog: i32,
     pub names: ServerNames,
+    /// The other socket options of `listen` (rcvbuf=, sndbuf=, deferred, bind, ipv6only=,
+    /// so_keepalive=).
+    pub sock: SocketOptions,
+}
+
+/// Socket options of a listening socket, as nginx's `listen` parameters set them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SocketOptions {
+    /// `rcvbuf=size`: SO_RCVBUF.
+    pub rcvbuf: Option<u32>,
+    /// `sndbuf=size`: SO_SNDBUF.
+    pub sndbuf: Option<u32>,
+    /// `deferred`: TCP_DEFER_ACCEPT, for the default server's `client_header_timeout` in
+    /// whole seconds (as nginx); 0 when off.
+    pub deferred_secs: u32,
+    /// `bind` (or any parameter that implies it): a specific address gets its own socket
+    /// even when the wildcard of its port is also listened on.
+    pub bind: bool,
+    /// `ipv6only=off`: an IPv6 wildcard also takes IPv4 connections (nginx's default is on).
+    pub ipv6only_off: bool,
+    /// `so_keepalive=`.
+    pub keepalive: SoKeepalive,
+}
+
+/// `listen … so_keepalive=on|off|[keepidle]:[keepintvl]:[keepcnt]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SoKeepalive {
+    /// Not given: the system's default (off).
+    #[default]
+    Unset,
+    /// `off`: SO_KEEPALIVE cleared.
+    Off,
+    /// `on` or the tunable form: SO_KEEPALIVE set, and TCP_KEEPIDLE (seconds),
+    /// TCP_KEEPINTVL (seconds), TCP_KEEPCNT where given (0: the system's value).
+    On { idle: u32, intvl: u32, cnt: u32 },
 }
 
 /// Server selection by `Host`, nginx's order: exact, longest leading wildcard, longest
@@ -435,6 +470,8 @@ pub struct Settings {
     pub lingering_close: LingeringClose,
     pub lingering_time_ms: u64,
     pub lingering_timeout_ms: u64,
+    /// `open_file_cache` and its companions.
+    pub open_file_cache: OpenFileCache,
     pub access_log: Vec<AccessLog>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
@@ -485,6 +522,43 @@ impl LocationConf {
         self.script
             .iter()
             .any(|op| matches!(op, ScriptOp::Return { .. }))
+    }
+}
+
+/// `open_file_cache max=N [inactive=time] | off`, `open_file_cache_valid`,
+/// `open_file_cache_min_uses`, `open_file_cache_errors`, each inherited on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OpenFileCache {
+    /// The cache in effect: `None` for `off` (nginx's default).
+    pub cache: Option<FileCacheZone>,
+    /// `open_file_cache_valid` (default 60s).
+    pub valid_ms: u64,
+    /// `open_file_cache_min_uses` (default 1).
+    pub min_uses: u32,
+    /// `open_file_cache_errors` (default off).
+    pub errors: bool,
+}
+
+/// One `open_file_cache max=N inactive=T` directive: each directive is its own cache per
+/// worker (as in nginx, where each level that writes the directive has its own), shared by
+/// every location that inherits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileCacheZone {
+    /// Which cache: 0, 1, … in the order the compiler met the directives; less than the
+    /// number of settings records (checked by verify).
+    pub id: u32,
+    pub max: u32,
+    pub inactive_ms: u64,
+}
+
+impl Default for OpenFileCache {
+    fn default() -> Self {
+        OpenFileCache {
+            cache: None,
+            valid_ms: 60_000,
+            min_uses: 1,
+            errors: false,
+        }
     }
 }
 

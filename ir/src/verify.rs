@@ -342,6 +342,12 @@ impl Checker<'_> {
     }
 
     fn settings(&self, s: &Settings) -> Result<(), VerifyError> {
+        if let Some(z) = s.open_file_cache.cache {
+            check(
+                (z.id as usize) < self.ir.settings.len() && z.max > 0,
+                || format!("open_file_cache {} out of range or empty", z.id),
+            )?;
+        }
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
         })?;
@@ -507,6 +513,7 @@ pub(crate) mod tests {
             lingering_close: LingeringClose::On,
             lingering_time_ms: 30_000,
             lingering_timeout_ms: 5_000,
+            open_file_cache: OpenFileCache::default(),
             access_log: vec![],
             proxy: ProxySettings {
                 set_headers: vec![],

@@ -79,14 +79,62 @@ pub fn resolve_upstream(address: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// Resolves the listeners given by host name (`listen example.com:80`), as nginx does when
+/// it reads its configuration: each address of the name becomes a listener with the name's
+/// servers. An address that another listener also has is refused (nginx would merge the
+/// two server lists; documented).
+pub fn resolve_listeners(ir: &mut Ir) -> Result<(), String> {
+    let mut i = 0;
+    while i < ir.listeners.len() {
+        let addr = &ir.listeners[i].addr;
+        if addr.parse::<SocketAddr>().is_ok() || addr.starts_with("unix:") {
+            i += 1;
+            continue;
+        }
+        let mut found: Vec<SocketAddr> = match addr.to_socket_addrs() {
+            Ok(it) => it.collect(),
+            Err(e) => {
+                return Err(format!(
+                    "host not found in \"{addr}\" of the \"listen\" directive ({e})"
+                ))
+            }
+        };
+        found.dedup();
+        if found.is_empty() {
+            return Err(format!(
+                "host not found in \"{addr}\" of the \"listen\" directive"
+            ));
+        }
+        let name = addr.clone();
+        for a in &found {
+            let s = a.to_string();
+            if ir.listeners.iter().any(|l| l.addr == s) {
+                return Err(format!(
+                    "a duplicate listen {s} (\"{name}\" resolves to an address another listen names)"
+                ));
+            }
+        }
+        let template = ir.listeners[i].clone();
+        ir.listeners[i].addr = found[0].to_string();
+        for (k, a) in found.iter().enumerate().skip(1) {
+            let mut l = template.clone();
+            l.addr = a.to_string();
+            ir.listeners.insert(i + k, l);
+        }
+        i += found.len();
+    }
+    Ok(())
+}
+
 impl Loaded {
     /// Reads, verifies and prepares an IR file. `prefix` defaults to the file's directory.
     pub fn load(path: &Path, prefix: Option<&Path>) -> Result<Loaded, LoadError> {
         let started = Instant::now();
         let bytes = std::fs::read(path)
             .map_err(|e| LoadError(format!("cannot read {}: {e}", path.display())))?;
-        let (header, ir) =
+        let (header, mut ir) =
             proton_ir::decode(&bytes).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        resolve_listeners(&mut ir).map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let load_time = started.elapsed();
         let started = Instant::now();
         let mut regexes = Vec::with_capacity(ir.regexes.len());

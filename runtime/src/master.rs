@@ -131,7 +131,7 @@ fn raise_nofile(loaded: &Loaded, elog: &mut ErrorLog) {
 fn announce_start(loaded: &Loaded, bound: &[Bound], workers: usize, elog: &mut ErrorLog) {
     let addrs = bound
         .iter()
-        .map(|b| b.addr.to_string())
+        .map(|b| b.name())
         .collect::<Vec<_>>()
         .join(", ");
     let line = format!(

@@ -64,6 +64,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         server_root: Template::default(),
         settings_ids: HashMap::default(),
         types_ids: HashMap::default(),
+        file_caches: HashMap::default(),
         user_var_ids: HashMap::default(),
         map_ids: HashMap::default(),
         map_defs: Vec::new(),
@@ -158,6 +159,9 @@ pub(crate) struct Lower<'a> {
     settings_ids: HashMap<Settings, SettingsId>,
     /// `types` tables by the span of their block (`None`: nginx's built-in table).
     types_ids: HashMap<Option<Span>, MimeTableId>,
+    /// `open_file_cache` directives by span: the cache each one defines (`None`: `off` or
+    /// invalid), so that each is checked and numbered once.
+    file_caches: HashMap<Span, Option<FileCacheZone>>,
     /// `set` variables by name → index into [`Ir::user_vars`].
     user_var_ids: HashMap<String, u32>,
     /// `map` variables by name → index into [`Ir::maps`].
@@ -891,9 +895,7 @@ impl Lower<'_> {
         }
         let mut listens = Vec::new();
         for d in all(body, "listen") {
-            if let Some(l) = self.listen(d) {
-                listens.push(l);
-            }
+            listens.extend(self.listen(d));
         }
         if listens.is_empty() {
             listens.push(("0.0.0.0:80".to_string(), ListenOpts::default(), s.name_span));
@@ -1701,6 +1703,14 @@ impl Lower<'_> {
             }
         };
         let proxy_settings = self.proxy_settings(chain);
+        let open_file_cache = OpenFileCache {
+            cache: nearest(chain, "open_file_cache")
+                .first()
+                .and_then(|d| self.open_file_cache(d)),
+            valid_ms: time("open_file_cache_valid", 60_000),
+            min_uses: num("open_file_cache_min_uses", 1).max(1),
+            errors: flag("open_file_cache_errors", false),
+        };
         let large_client_header_buffers =
             match nearest(chain, "large_client_header_buffers").first() {
                 Some(d) => {
@@ -1758,6 +1768,7 @@ impl Lower<'_> {
             },
             lingering_time_ms: time("lingering_time", 30_000),
             lingering_timeout_ms: time("lingering_timeout", 5_000),
+            open_file_cache,
             access_log,
             proxy: proxy_settings,
             charset,
@@ -1916,6 +1927,64 @@ impl Lower<'_> {
             forward,
             backward,
         });
+    }
+
+    /// The cache an `open_file_cache` directive defines, checked and numbered the first time
+    /// it is met (`None` for `off`).
+    fn open_file_cache(&mut self, d: &Directive) -> Option<FileCacheZone> {
+        if let Some(z) = self.file_caches.get(&d.span) {
+            return *z;
+        }
+        let (mut max, mut inactive_ms, mut off) = (0u32, 60_000u64, false);
+        for a in &d.args {
+            let v = a.value.as_str();
+            let ok = if let Some(n) = v.strip_prefix("max=") {
+                parse_number::<u32>(n).filter(|n| *n > 0).map(|n| max = n)
+            } else if let Some(t) = v.strip_prefix("inactive=") {
+                parse_time_secs(t).map(|t| inactive_ms = t.saturating_mul(1000))
+            } else if v == "off" {
+                off = true;
+                Some(())
+            } else {
+                None
+            };
+            if ok.is_none() {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid \"open_file_cache\" parameter \"{v}\""),
+                    )
+                    .label("expected max=N, inactive=time or off")
+                    .help("open_file_cache max=1000 inactive=20s;"),
+                );
+                self.file_caches.insert(d.span, None);
+                return None;
+            }
+        }
+        let zone = if off {
+            None
+        } else if max == 0 {
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.name_span,
+                    "\"open_file_cache\" must have the \"max\" parameter",
+                )
+                .label("no max=")
+                .help("open_file_cache max=1000 inactive=20s;"),
+            );
+            None
+        } else {
+            let id = self.file_caches.values().filter(|z| z.is_some()).count() as u32;
+            Some(FileCacheZone {
+                id,
+                max,
+                inactive_ms,
+            })
+        };
+        self.file_caches.insert(d.span, zone);
+        zone
     }
 
     /// Reports argument `i` of `d` as a bad time.

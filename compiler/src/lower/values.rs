@@ -19,8 +19,14 @@ pub(crate) struct ListenOpts {
     pub backlog: Option<i32>,
     /// Span of the default_server flag, for duplicate reports.
     pub default_span: Option<Span>,
+    /// A socket option was given (nginx's `lsopt.set`): at most one listen line of an
+    /// address may do so.
+    pub set: bool,
+    /// `deferred` (the time is the default server's client_header_timeout).
+    pub deferred: bool,
+    /// The other socket options (`deferred_secs` filled in per address).
+    pub sock: SocketOptions,
 }
-
 /// Status codes whose `return` argument is a URL.
 fn is_redirect(code: u16) -> bool {
     matches!(code, 301 | 302 | 303 | 307 | 308)
@@ -28,6 +34,31 @@ fn is_redirect(code: u16) -> bool {
 
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://") || s.starts_with("$scheme")
+}
+
+/// Parses `host[:port]` or `host:port-port` (a range: one address per port, as nginx).
+/// Returns the canonical `ip:port` of each.
+fn parse_listen_addrs(s: &str) -> Result<Vec<String>, String> {
+    let range = s
+        .rsplit_once(':')
+        .map_or(Some(s), |(_, p)| Some(p))
+        .and_then(|p| p.split_once('-'))
+        .filter(|(lo, hi)| {
+            [lo, hi]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    let Some((lo, hi)) = range else {
+        return parse_listen_addr(s).map(|a| vec![a]);
+    };
+    let head = &s[..s.len() - lo.len() - hi.len() - 1];
+    let (lo, hi) = (parse_port(lo)?, parse_port(hi)?);
+    if lo > hi {
+        return Err(format!("invalid port range \"{lo}-{hi}\""));
+    }
+    (lo..=hi)
+        .map(|p| parse_listen_addr(&format!("{head}{p}")))
+        .collect()
 }
 
 /// Parses `host[:port]` where host may be `*`, an IPv4 address, `[v6]` or `localhost`.
@@ -57,11 +88,59 @@ fn parse_listen_addr(s: &str) -> Result<String, String> {
     let ip = match host {
         "*" => Ipv4Addr::UNSPECIFIED,
         "localhost" => Ipv4Addr::LOCALHOST,
-        h => h
-            .parse::<Ipv4Addr>()
-            .map_err(|_| format!("host \"{h}\" is not an IP address (only IP addresses, *, and localhost are supported in listen)"))?,
+        h => match h.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            // A host name: resolved by proton-run when it loads the configuration (nginx
+            // resolves it when it reads its configuration, also at start and reload).
+            Err(_) if is_host_name(h) => return Ok(format!("{}:{port}", h.to_ascii_lowercase())),
+            Err(_) => return Err(format!("invalid host \"{h}\"")),
+        },
     };
     Ok(format!("{ip}:{port}"))
+}
+
+/// A DNS name: letters, digits, `-` and `.`, with at least one letter, not starting or ending
+/// with `.` or `-`.
+fn is_host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && h.bytes().any(|b| b.is_ascii_alphabetic())
+        && !h.starts_with(['.', '-'])
+        && !h.ends_with(['.', '-'])
+}
+
+/// `on`, `off` or `[keepidle]:[keepintvl]:[keepcnt]` (times in seconds, with units), as
+/// nginx parses `so_keepalive=`.
+fn parse_so_keepalive(v: &str) -> Option<SoKeepalive> {
+    match v {
+        "on" => {
+            return Some(SoKeepalive::On {
+                idle: 0,
+                intvl: 0,
+                cnt: 0,
+            })
+        }
+        "off" => return Some(SoKeepalive::Off),
+        _ => {}
+    }
+    let mut parts = v.splitn(3, ':');
+    let time = |p: Option<&str>| -> Option<u32> {
+        match p {
+            None | Some("") => Some(0),
+            Some(t) => parse_time_secs(t).and_then(|n| u32::try_from(n).ok()),
+        }
+    };
+    let idle = time(parts.next())?;
+    let intvl = time(parts.next())?;
+    let cnt = match parts.next() {
+        None | Some("") => 0,
+        Some(c) => parse_number::<u32>(c)?,
+    };
+    if idle == 0 && intvl == 0 && cnt == 0 {
+        return None;
+    }
+    Some(SoKeepalive::On { idle, intvl, cnt })
 }
 
 fn parse_port(p: &str) -> Result<u16, String> {
@@ -72,21 +151,31 @@ fn parse_port(p: &str) -> Result<u16, String> {
 }
 
 impl Lower<'_> {
-    pub(crate) fn listen(&mut self, d: &Directive) -> Option<(String, ListenOpts, Span)> {
-        let a0 = d.args.first()?;
-        if a0.value.starts_with("unix:") {
-            self.err(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    a0.span,
-                    "listening on unix sockets is not supported yet",
-                )
-                .label("here")
-                .help("listen on an IP address and port"),
-            );
-            return None;
-        }
-        let addr = match parse_listen_addr(&a0.value) {
+    /// One `listen` line: its addresses (several for a port range) and options.
+    pub(crate) fn listen(&mut self, d: &Directive) -> Vec<(String, ListenOpts, Span)> {
+        let Some(a0) = d.args.first() else {
+            return Vec::new();
+        };
+        let unix = a0.value.starts_with("unix:");
+        let addrs = if unix {
+            // `unix:PATH`, used as written (nginx does not resolve it against the prefix).
+            if a0.value.len() == "unix:".len() {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a0.span,
+                        format!("invalid listen address \"{}\"", a0.value),
+                    )
+                    .label("no path in the unix domain socket")
+                    .help("listen unix:/run/proton.sock;"),
+                );
+                return Vec::new();
+            }
+            Ok(vec![a0.value.clone()])
+        } else {
+            parse_listen_addrs(&a0.value)
+        };
+        let addrs = match addrs {
             Ok(a) => a,
             Err(e) => {
                 self.err(
@@ -96,35 +185,60 @@ impl Lower<'_> {
                         format!("invalid listen address \"{}\"", a0.value),
                     )
                     .label(e)
-                    .help("listen 8080; | listen 127.0.0.1:8080; | listen [::]:8080;"),
+                    .help("listen 8080; | listen 127.0.0.1:8080; | listen [::]:8080; | listen 127.0.0.1:8000-8003;"),
                 );
-                return None;
+                return Vec::new();
             }
         };
         let mut o = ListenOpts::default();
         for a in &d.args[1..] {
             let v = a.value.as_str();
+            let bad = |what: &str, help: &str| {
+                Diagnostic::error(Code::BadValue, a.span, format!("invalid {what} \"{v}\""))
+                    .label(format!("not a valid {what}"))
+                    .help(help.to_string())
+            };
+            // Every socket option also implies `bind`, as in nginx.
+            let socket_option = !matches!(v, "default_server" | "default");
             match v {
                 "default_server" | "default" => {
                     o.default_server = true;
                     o.default_span = Some(a.span);
                 }
                 "reuseport" => o.reuseport = true,
+                "bind" => {}
+                "deferred" => o.deferred = true,
                 _ if v.starts_with("backlog=") => match parse_number::<i32>(&v["backlog=".len()..])
                 {
                     Some(n) if n > 0 => o.backlog = Some(n),
-                    _ => self.err(
+                    _ => self.err(bad("backlog", "backlog=511")),
+                },
+                _ if v.starts_with("rcvbuf=") || v.starts_with("sndbuf=") => {
+                    match parse_size(&v[7..]).and_then(|n| u32::try_from(n).ok()) {
+                        Some(n) if v.starts_with('r') => o.sock.rcvbuf = Some(n),
+                        Some(n) => o.sock.sndbuf = Some(n),
+                        None => self.err(bad(&v[..6], "rcvbuf=64k | sndbuf=1m")),
+                    }
+                }
+                "ipv6only=on" => o.sock.ipv6only_off = false,
+                "ipv6only=off" => o.sock.ipv6only_off = true,
+                _ if v.starts_with("ipv6only=") => {
+                    self.err(bad("ipv6only flags", "ipv6only=on | ipv6only=off"))
+                }
+                _ if v.starts_with("so_keepalive=") => match parse_so_keepalive(&v[13..]) {
+                    Some(k) => o.sock.keepalive = k,
+                    None => self.err(
                         Diagnostic::error(
                             Code::BadValue,
                             a.span,
-                            format!("invalid backlog \"{v}\""),
+                            format!("invalid so_keepalive value: \"{}\"", &v[13..]),
                         )
-                        .label("expected a positive number")
-                        .help("backlog=511"),
+                        .label("expected on, off or [keepidle]:[keepintvl]:[keepcnt]")
+                        .help("so_keepalive=on | so_keepalive=30m::10"),
                     ),
                 },
-                "ssl" | "http2" | "quic" | "proxy_protocol" | "bind" | "deferred" | "setfib"
-                | "accept_filter" => self.err(
+                "ssl" | "http2" | "quic" | "proxy_protocol" | "setfib" | "accept_filter"
+                | "multipath" => self.err(
                     Diagnostic::error(
                         Code::Unsupported,
                         a.span,
@@ -133,15 +247,9 @@ impl Lower<'_> {
                     .label("not implemented by Proton yet")
                     .help("remove it; see docs/configuration.md for listen parameters"),
                 ),
-                _ if [
-                    "ipv6only=",
-                    "so_keepalive=",
-                    "fastopen=",
-                    "rcvbuf=",
-                    "sndbuf=",
-                ]
-                .iter()
-                .any(|p| v.starts_with(p)) =>
+                _ if ["fastopen=", "setfib=", "accept_filter="]
+                    .iter()
+                    .any(|p| v.starts_with(p)) =>
                 {
                     self.err(
                         Diagnostic::error(
@@ -154,7 +262,17 @@ impl Lower<'_> {
                     )
                 }
                 _ => {
-                    let cands = ["default_server", "reuseport", "backlog="];
+                    let cands = [
+                        "default_server",
+                        "reuseport",
+                        "backlog=",
+                        "bind",
+                        "deferred",
+                        "rcvbuf=",
+                        "sndbuf=",
+                        "ipv6only=",
+                        "so_keepalive=",
+                    ];
                     let mut e = Diagnostic::error(
                         Code::BadValue,
                         a.span,
@@ -163,13 +281,30 @@ impl Lower<'_> {
                     .label("unknown parameter");
                     e = e.help(match did_you_mean(v, cands) {
                         Some(c) => format!("did you mean \"{c}\"?"),
-                        None => "listen parameters: default_server, reuseport, backlog=N".into(),
+                        None => "listen parameters: default_server, bind, reuseport, backlog=N, rcvbuf=, sndbuf=, deferred, ipv6only=, so_keepalive=".into(),
                     });
                     self.err(e);
                 }
             }
+            if socket_option {
+                o.set = true;
+                o.sock.bind = true;
+            }
+            let tcp_only =
+                v == "deferred" || v.starts_with("so_keepalive=") || v.starts_with("ipv6only=");
+            if unix && tcp_only {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("listen parameter \"{v}\" does not apply to a unix socket"),
+                    )
+                    .label("a TCP option")
+                    .help("remove it from this listen line"),
+                );
+            }
         }
-        Some((addr, o, a0.span))
+        addrs.into_iter().map(|a| (a, o, a0.span)).collect()
     }
 
     pub(crate) fn return_op(&mut self, d: &Directive) -> Option<ScriptOp> {
@@ -852,6 +987,8 @@ impl Lower<'_> {
             let mut default: Option<(ServerId, Span)> = None;
             let mut reuseport = false;
             let mut backlog = None;
+            let mut sock = SocketOptions::default();
+            let mut deferred = false;
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in here.iter().copied() {
                 if !seen.insert(*sid) {
@@ -888,7 +1025,7 @@ impl Lower<'_> {
                         default = Some((*sid, o.default_span.unwrap_or(*span)));
                     }
                 }
-                if o.reuseport || o.backlog.is_some() {
+                if o.set {
                     if let Some(first) = opts_span {
                         self.err(
                             Diagnostic::error(
@@ -898,21 +1035,35 @@ impl Lower<'_> {
                             )
                             .label("options given again")
                             .also(first, "first given here")
-                            .help("give reuseport/backlog= on one listen line of this address"),
+                            .help("give socket options (bind, reuseport, backlog=, rcvbuf=, sndbuf=, deferred, ipv6only=, so_keepalive=) on one listen line of this address"),
                         );
                     }
                     opts_span = Some(*span);
                     reuseport |= o.reuseport;
                     backlog = o.backlog.or(backlog);
+                    sock = o.sock;
+                    deferred = o.deferred;
                 }
             }
             let default = default.map_or(servers[0], |(s, _)| s);
+            if deferred {
+                // nginx: TCP_DEFER_ACCEPT for the default server's client_header_timeout.
+                let ms = self
+                    .ir
+                    .servers
+                    .get(default.0 as usize)
+                    .and_then(|s| self.ir.locations.get(s.default_location.0 as usize))
+                    .and_then(|l| self.ir.settings.get(l.conf.settings.0 as usize))
+                    .map_or(60_000, |s| s.client_header_timeout_ms);
+                sock.deferred_secs = u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1);
+            }
             let names = self.name_table(&addr, &servers, default);
             self.ir.listeners.push(Listener {
                 addr,
                 reuseport,
                 backlog: backlog.unwrap_or(511),
                 names,
+                sock,
             });
         }
     }
@@ -1125,8 +1276,55 @@ mod tests {
         assert_eq!(parse_listen_addr("[::]:80").unwrap(), "[::]:80");
         assert_eq!(parse_listen_addr("[::1]").unwrap(), "[::1]:80");
         assert!(parse_listen_addr("0").is_err());
+        assert_eq!(
+            parse_listen_addrs("127.0.0.1:8182-8184").unwrap(),
+            ["127.0.0.1:8182", "127.0.0.1:8183", "127.0.0.1:8184"]
+        );
+        assert_eq!(
+            parse_listen_addrs("[::1]:81-82").unwrap(),
+            ["[::1]:81", "[::1]:82"]
+        );
+        assert_eq!(
+            parse_listen_addrs("81-82").unwrap(),
+            ["0.0.0.0:81", "0.0.0.0:82"]
+        );
+        assert!(parse_listen_addrs("127.0.0.1:82-81").is_err());
+        assert!(parse_listen_addrs("127.0.0.1:0-81").is_err());
+        assert_eq!(
+            parse_so_keepalive("on"),
+            Some(SoKeepalive::On {
+                idle: 0,
+                intvl: 0,
+                cnt: 0
+            })
+        );
+        assert_eq!(parse_so_keepalive("off"), Some(SoKeepalive::Off));
+        assert_eq!(
+            parse_so_keepalive("30m::10"),
+            Some(SoKeepalive::On {
+                idle: 1800,
+                intvl: 0,
+                cnt: 10
+            })
+        );
+        assert_eq!(
+            parse_so_keepalive(":5s"),
+            Some(SoKeepalive::On {
+                idle: 0,
+                intvl: 5,
+                cnt: 0
+            })
+        );
+        assert_eq!(parse_so_keepalive("::"), None);
+        assert_eq!(parse_so_keepalive("x"), None);
         assert!(parse_listen_addr("70000").is_err());
-        assert!(parse_listen_addr("example.com:80").is_err());
+        assert_eq!(
+            parse_listen_addr("Example.com:81").unwrap(),
+            "example.com:81"
+        );
+        assert_eq!(parse_listen_addr("example.com").unwrap(), "example.com:80");
+        assert!(parse_listen_addr("ex_ample.com:80").is_err());
+        assert!(parse_listen_addr("1.2.3:80").is_err());
         assert!(parse_listen_addr("[::1:80").is_err());
     }
 }

@@ -11,7 +11,7 @@ use crate::elog;
 use crate::listen::Bound;
 use crate::log::OsError;
 use crate::shared::Counters;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream, UnixListener};
 use mio::{Interest, Poll, Token};
 use slab::Slab;
 use std::net::SocketAddr;
@@ -31,9 +31,40 @@ const FULL_LOG_EVERY: Duration = Duration::from_secs(1);
 /// twice a second while it lasts).
 const STARVED_LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// A worker's listening socket: TCP, or unix-domain (`listen unix:…`).
+enum ListenSock {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl ListenSock {
+    fn deregister(&mut self, poll: &Poll) {
+        let _ = match self {
+            ListenSock::Tcp(s) => poll.registry().deregister(s),
+            ListenSock::Unix(s) => poll.registry().deregister(s),
+        };
+    }
+
+    /// Accepts one connection. A unix-domain connection is carried as a `TcpStream` over its
+    /// descriptor: the connection code only reads, writes, sendfiles, peeks and shuts down,
+    /// which are the same calls on both kinds of stream socket (TCP-only options such as
+    /// TCP_NODELAY fail there and are ignored). Its peer is [`UNIX_PLACEHOLDER`]; the
+    /// listener tells that it is a unix client (`$remote_addr` is `unix:`, as nginx).
+    fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        match self {
+            ListenSock::Tcp(s) => s.accept(),
+            ListenSock::Unix(s) => {
+                let (stream, _) = s.accept()?;
+                let fd: std::os::fd::OwnedFd = stream.into();
+                Ok((TcpStream::from(fd), crate::listen::UNIX_PLACEHOLDER))
+            }
+        }
+    }
+}
+
 /// A listening socket in this worker and how to map its connections to IR listeners.
 pub(super) struct Listener {
-    sock: TcpListener,
+    sock: ListenSock,
     bound_addr: SocketAddr,
     /// The IR listener of every connection on this socket, when the socket is bound to a
     /// specific address (no getsockname needed per connection).
@@ -107,7 +138,13 @@ impl<'a> Acceptor<'a> {
     ) -> Result<Acceptor<'a>, String> {
         let mut own = Vec::with_capacity(bound.len());
         for (i, b) in bound.iter().enumerate() {
-            let fixed = if b.addr.ip().is_unspecified() {
+            let fixed = if let Some(path) = &b.unix {
+                loaded
+                    .ir
+                    .listeners
+                    .iter()
+                    .position(|l| crate::listen::unix_path(&l.addr) == Some(path.as_path()))
+            } else if b.addr.ip().is_unspecified() {
                 None
             } else {
                 loaded
@@ -183,7 +220,7 @@ impl<'a> Acceptor<'a> {
                 }
                 (cell @ Some(_), false) => {
                     if let Some(mut l) = cell.take() {
-                        let _ = poll.registry().deregister(&mut l.sock);
+                        l.sock.deregister(poll);
                     }
                 }
                 _ => {}
@@ -236,10 +273,10 @@ impl<'a> Acceptor<'a> {
     pub(super) fn stop(&mut self, poll: &Poll) {
         self.stopped = true;
         for mut l in self.own.drain(..) {
-            let _ = poll.registry().deregister(&mut l.sock);
+            l.sock.deregister(poll);
         }
         for mut l in self.covered.iter_mut().filter_map(Option::take) {
-            let _ = poll.registry().deregister(&mut l.sock);
+            l.sock.deregister(poll);
         }
         self.covered.clear();
     }
@@ -321,8 +358,10 @@ impl<'a> Acceptor<'a> {
             };
             let entry = conns.vacant_entry();
             let key = entry.key();
-            let local = (w.listener_addrs.get(listener).copied().flatten() != Some(local))
-                .then(|| Box::new(local));
+            // (A unix connection's local address is its listener's path: nothing to keep.)
+            let local = (local != crate::listen::UNIX_PLACEHOLDER
+                && w.listener_addrs.get(listener).copied().flatten() != Some(local))
+            .then(|| Box::new(local));
             let mut conn = Conn::new(stream, peer, local, listener, key, w);
             let token = Token(CONN_BASE + key);
             if let Err(e) = poll
@@ -392,21 +431,29 @@ mod libc_errno {
 }
 
 /// A worker's copy of listening socket `sock` (of `b`), watched for readiness as `token`.
+/// (The sockets were made non-blocking by the master; the copy shares that.)
 fn watch(
     b: &Bound,
-    sock: &std::net::TcpListener,
+    sock: &std::os::fd::OwnedFd,
     fixed: Option<usize>,
     poll: &Poll,
     token: Token,
 ) -> Result<Listener, String> {
-    let std_sock = sock
+    let fd = sock
         .try_clone()
-        .map_err(|e| format!("cannot use listening socket {}: {e}", b.addr))?;
-    let _ = std_sock.set_nonblocking(true);
-    let mut sock = TcpListener::from_std(std_sock);
-    poll.registry()
-        .register(&mut sock, token, Interest::READABLE)
-        .map_err(|e| format!("cannot watch {}: {e}", b.addr))?;
+        .map_err(|e| format!("cannot use listening socket {}: {e}", b.name()))?;
+    let registered = if b.unix.is_some() {
+        let mut s = UnixListener::from(fd);
+        poll.registry()
+            .register(&mut s, token, Interest::READABLE)
+            .map(|()| ListenSock::Unix(s))
+    } else {
+        let mut s = TcpListener::from(fd);
+        poll.registry()
+            .register(&mut s, token, Interest::READABLE)
+            .map(|()| ListenSock::Tcp(s))
+    };
+    let sock = registered.map_err(|e| format!("cannot watch {}: {e}", b.name()))?;
     Ok(Listener {
         sock,
         bound_addr: b.addr,

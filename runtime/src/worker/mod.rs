@@ -8,6 +8,7 @@ mod accept;
 mod autoindex;
 mod conn;
 mod context;
+mod file_cache;
 mod proxy;
 mod request;
 mod respond;
@@ -71,6 +72,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) draining: bool,
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
+    /// `open_file_cache`: this worker's caches of open static files.
+    pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
     pub(crate) ups: proxy::Upstreams,
     /// For registering upstream sockets.
@@ -162,6 +165,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         contexts: context::ContextPool::default(),
         draining: false,
         copy_buf: Vec::new(),
+        file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
         registry,
         now: Instant::now(),

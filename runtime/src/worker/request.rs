@@ -683,6 +683,11 @@ impl Worker<'_> {
                 .map_or("", String::as_str),
             peer: conn.peer,
             local: self.local_of(conn),
+            unix: ir
+                .listeners
+                .get(conn.listener as usize)
+                .map(|l| l.addr.as_str())
+                .filter(|a| a.starts_with("unix:")),
             user: &req.user,
             captures: &req.captures,
             pool: &self.scratch.var_pool,

@@ -7,6 +7,7 @@
 
 use super::conn::{Conn, FileBody};
 use super::context::RequestCtx;
+use super::file_cache::{FileInfo, FileRef, OpenError};
 use super::request::Handled;
 use super::respond::end_head;
 use super::vars::header;
@@ -261,13 +262,7 @@ pub(crate) fn serve(
             let inside = map_path(w, conn, req, loc, &cand, &mut path);
             let found = inside
                 && symlinks_allowed(w, conn, req, loc, &path)
-                && std::fs::metadata(path_of(&path)).is_ok_and(|m| {
-                    if dir {
-                        m.is_dir()
-                    } else {
-                        m.is_file()
-                    }
-                });
+                && stat_file(w, loc, &path).is_ok_and(|m| if dir { m.is_dir } else { m.is_file });
             if found {
                 req.uri.clear();
                 req.uri.extend_from_slice(&cand);
@@ -368,8 +363,7 @@ fn serve_dir(
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);
-        if symlinks_allowed(w, conn, req, loc, &p)
-            && std::fs::metadata(path_of(&p)).is_ok_and(|m| m.is_file())
+        if symlinks_allowed(w, conn, req, loc, &p) && stat_file(w, loc, &p).is_ok_and(|m| m.is_file)
         {
             // nginx: an internal redirect to the URI (the directory's) + the index name.
             req.uri.extend_from_slice(&name);
@@ -413,6 +407,37 @@ fn serve_dir(
     }
 }
 
+/// Stats a file (the existence tests of try_files and index), through the location's
+/// `open_file_cache` if it has one.
+fn stat_file(w: &mut Worker<'_>, loc: LocationId, path: &[u8]) -> std::io::Result<FileInfo> {
+    let ir = &w.loaded.ir;
+    let conf = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    w.file_caches.stat(&conf, path, w.now)
+}
+
+/// Opens a file to serve, through the location's `open_file_cache` if it has one.
+fn open_file(
+    w: &mut Worker<'_>,
+    loc: LocationId,
+    path: &[u8],
+) -> Result<(FileRef, FileInfo), OpenError> {
+    let ir = &w.loaded.ir;
+    let conf = ir.settings[ir.locations[loc.0 as usize].conf.settings.0 as usize].open_file_cache;
+    w.file_caches.open(&conf, path, w.now)
+}
+
+/// Opens a file with O_NOFOLLOW (and O_NONBLOCK) and stats it: `disable_symlinks on`
+/// refuses a final link, so such an open never goes through the cache.
+fn open_nofollow(path: &[u8]) -> Result<(FileRef, FileInfo), OpenError> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
+        .open(path_of(path))
+        .map_err(OpenError::Open)?;
+    let m = f.metadata().map_err(OpenError::Stat)?;
+    Ok((FileRef::Owned(f), FileInfo::of(&m)))
+}
+
 /// Bodies up to this size are read into the response buffer behind the head.
 const SMALL_BODY: u64 = 8 * 1024;
 
@@ -433,14 +458,17 @@ fn send_file(
         proton_ir::DisableSymlinks::On { .. }
     );
     // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
-    // whole event loop until a writer came; such a file is then refused below.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | if nofollow { nix::libc::O_NOFOLLOW } else { 0 })
-        .open(path_of(path));
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) => {
+    // whole event loop until a writer came; such a file is then refused below. Through
+    // the location's `open_file_cache` when it has one; with `disable_symlinks on` the
+    // file is opened with O_NOFOLLOW, never from the cache.
+    let opened = if nofollow {
+        open_nofollow(path)
+    } else {
+        open_file(w, loc, path)
+    };
+    let (file, meta) = match opened {
+        Ok(x) => x,
+        Err(OpenError::Open(e)) => {
             let (status, level) = match e.kind() {
                 ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
                 ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
@@ -461,10 +489,7 @@ fn send_file(
             );
             return Handled::Status(status);
         }
-    };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => {
+        Err(OpenError::Stat(e)) => {
             elog!(
                 w.elog,
                 Crit,
@@ -475,7 +500,7 @@ fn send_file(
             return Handled::Status(500);
         }
     };
-    if meta.is_dir() {
+    if meta.is_dir {
         // 301 to the URI with a slash (nginx), escaped as nginx escapes it, arguments kept.
         req.text.clear();
         crate::http::response::escape_uri(
@@ -490,7 +515,7 @@ fn send_file(
         }
         return redirect_slash(w, conn, req, loc);
     }
-    if !meta.is_file() {
+    if !meta.is_file {
         // As nginx: only regular files are served.
         elog!(
             w.elog,
@@ -507,8 +532,8 @@ fn send_file(
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     let settings = &ir.settings[l.conf.settings.0 as usize];
-    let len = meta.len();
-    let mtime = meta.mtime();
+    let len = meta.len;
+    let mtime = meta.mtime;
     let mut etag_buf = [0u8; 40];
     let etag_len = crate::http::etag::etag(mtime, len, &mut etag_buf);
     let etag = &etag_buf[..etag_len];
@@ -670,6 +695,27 @@ fn send_file(
     conn.wbuf = wbuf;
     if !req.head.is_head() && end > start {
         let s = w.settings_for(loc);
+        // The connection owns its descriptor (a cached one is duplicated: keeping the
+        // `Rc` would make every connection larger, and this is only for bodies > 8 KiB).
+        let file = match file.into_owned() {
+            Ok(f) => f,
+            Err(e) => {
+                elog!(
+                    w.elog,
+                    Crit,
+                    "dup() \"{}\" failed ({e}), client: {}",
+                    String::from_utf8_lossy(path),
+                    conn.peer.ip(),
+                    e = crate::log::OsError(&e)
+                );
+                // The head is out already: the response is cut short and closed.
+                conn.close_after = true;
+                return Handled::Done {
+                    status,
+                    header_bytes: n,
+                };
+            }
+        };
         conn.file = Some(FileBody {
             file,
             offset: start as i64,

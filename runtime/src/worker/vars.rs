@@ -175,6 +175,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) server_name: &'a str,
     pub(crate) peer: SocketAddr,
     pub(crate) local: SocketAddr,
+    /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
+    /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
+    pub(crate) unix: Option<&'a str>,
     pub(crate) user: &'a [Option<Vec<u8>>],
     /// `$1`… and the named groups of the regex matches so far.
     pub(crate) captures: &'a Captures,
@@ -469,6 +472,13 @@ impl Ctx<'_> {
             Builtin::Scheme => out.extend_from_slice(b"http"),
             // Plain connections only: nginx's value there is empty.
             Builtin::Https => {}
+            Builtin::RemoteAddr | Builtin::BinaryRemoteAddr if self.unix.is_some() => {
+                out.extend_from_slice(b"unix:")
+            }
+            Builtin::RemotePort | Builtin::ServerPort if self.unix.is_some() => {}
+            Builtin::ServerAddr if self.unix.is_some() => {
+                out.extend_from_slice(self.unix.unwrap_or_default().as_bytes())
+            }
             Builtin::RemoteAddr => {
                 let _ = write!(out, "{}", self.peer.ip());
             }
@@ -926,6 +936,7 @@ mod tests {
             server_name: "",
             peer: addr,
             local: addr,
+            unix: None,
             user: &[],
             captures: &captures,
             pool: &pool,

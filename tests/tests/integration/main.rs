@@ -4,8 +4,10 @@
 mod backend;
 mod context;
 mod differential;
+mod files_cache;
 mod harness;
 mod health;
+mod listen;
 mod process;
 mod proxy;
 mod runtime;
