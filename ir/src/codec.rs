@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 13;
+pub const FORMAT_VERSION: u32 = 14;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -187,6 +187,13 @@ pub(crate) mod tests {
                 error_log: vec![],
                 pid: "proton.pid".into(),
                 event_method: None,
+                daemon: false,
+                master_process: true,
+                user: None,
+                worker_cpu_affinity: None,
+                worker_rlimit_core: None,
+                working_directory: None,
+                env: vec![],
             },
             listeners: vec![Listener {
                 addr: "0.0.0.0:80".into(),
@@ -253,14 +260,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (13, PINNED_CRC, PINNED_RICH_CRC),
+            (14, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 2_881_873_250;
+    const PINNED_RICH_CRC: u32 = 902_188_886;
 
-    const PINNED_CRC: u32 = 2_194_878_248;
+    const PINNED_CRC: u32 = 2_356_334_583;
 
     #[test]
     fn refuses_damage() {

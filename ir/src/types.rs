@@ -153,7 +153,7 @@ pub enum WorkerProcesses {
 }
 
 /// Log severity levels, nginx order (debug is the most verbose).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogLevel {
     Debug,
     Info,
@@ -205,10 +205,43 @@ pub struct MainConf {
     pub pid: String,
     /// `events { use …; }` if given.
     pub event_method: Option<String>,
+    /// `daemon on` written: detach from the terminal as nginx does. Without the directive
+    /// proton-run stays in the foreground (see docs/configuration.md).
+    pub daemon: bool,
+    /// `master_process` (default on); off: one process runs the worker loop itself.
+    pub master_process: bool,
+    /// `user user [group]`: whom workers run as when the master is root.
+    pub user: Option<UserGroup>,
+    /// `worker_cpu_affinity`.
+    pub worker_cpu_affinity: Option<CpuAffinity>,
+    /// `worker_rlimit_core`, bytes.
+    pub worker_rlimit_core: Option<u64>,
+    /// `working_directory`.
+    pub working_directory: Option<String>,
+    /// `env` lines as written: `NAME` (kept from the master's environment) or `NAME=value`.
+    pub env: Vec<String>,
+}
+
+/// `user user [group]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserGroup {
+    pub user: String,
+    /// The group; `None`: the group named like the user (nginx's rule).
+    pub group: Option<String>,
+}
+
+/// `worker_cpu_affinity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuAffinity {
+    /// `auto [mask]`: worker n runs on the n-th CPU (modulo their count) of the mask's CPUs
+    /// (every CPU when there is no mask).
+    Auto { cpus: Option<Vec<u16>> },
+    /// One set of CPUs per worker, the last one for every worker beyond.
+    Masks(Vec<Vec<u16>>),
 }
 
 /// One `error_log FILE [LEVEL]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ErrorLog {
     pub path: String,
     pub level: LogLevel,
@@ -431,6 +464,14 @@ pub struct Settings {
     pub lingering_time_ms: u64,
     pub lingering_timeout_ms: u64,
     pub access_log: Vec<AccessLog>,
+    /// `error_log` lines of the http, server or location level in effect (nginx inherits
+    /// them as one setting); empty: the main context's logs.
+    pub error_log: Vec<ErrorLog>,
+    /// `log_not_found` (default on): off keeps "No such file or directory" lines out of
+    /// the error log.
+    pub log_not_found: bool,
+    /// `open_log_file_cache`; `None`: not written (Proton's default cache, see the docs).
+    pub open_log_file_cache: Option<LogFileCache>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
 }
@@ -542,6 +583,24 @@ pub enum AccessLog {
         format: LogFormatId,
         buffer: Option<u64>,
         flush_ms: Option<u64>,
+        /// `if=condition`: the line is written only when it expands to something other
+        /// than "" and "0".
+        condition: Option<Template>,
+        /// `gzip[=level]`: each flush of the buffer is written as one gzip member.
+        gzip: Option<u8>,
+    },
+}
+
+/// `open_log_file_cache max=N [inactive=time] [min_uses=N] [valid=time] | off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LogFileCache {
+    /// `off`: every line opens and closes its file, as nginx.
+    Off,
+    On {
+        max: u32,
+        inactive_ms: u64,
+        min_uses: u32,
+        valid_ms: u64,
     },
 }
 
