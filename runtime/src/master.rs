@@ -174,6 +174,14 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     let mut elog = open_error_log(&loaded);
+    if let Some(w) = crate::process::user_ignored(&loaded.ir.main) {
+        elog!(elog, Warn, "{w}");
+    }
+    if let Err(e) = crate::process::resolve_user(&loaded.ir.main) {
+        eprintln!("proton-run: {e}");
+        elog!(elog, Emerg, "{e}");
+        return ExitCode::from(1);
+    }
     raise_nofile(&loaded, &mut elog);
     let bound = match rebind(&loaded.ir, Vec::new(), loaded.worker_count()) {
         Ok((b, _)) => b,
@@ -183,6 +191,13 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if loaded.ir.main.daemon {
+        if let Err(e) = crate::process::daemonize() {
+            eprintln!("proton-run: {e}");
+            elog!(elog, Emerg, "{e}");
+            return ExitCode::from(1);
+        }
+    }
     let signals = handled_signals();
     if let Err(e) = signals.thread_block() {
         eprintln!("proton-run: cannot block signals: {e}");
@@ -223,6 +238,9 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !loaded.ir.main.master_process {
+        return single_process(loaded, bound, &pid_file, &counters, &orphans, elog);
+    }
     let count = loaded.worker_count();
     announce_start(&loaded, &bound, count, &mut elog);
     let mut m = Master {
@@ -257,6 +275,35 @@ pub fn run(opts: Options) -> ExitCode {
     m.main_loop(&sfd)
 }
 
+/// `master_process off`: this process runs the worker loop itself, as nginx's single
+/// process mode (no fork, no respawn, no reload; `env`, `user`, `worker_cpu_affinity`,
+/// `worker_rlimit_core` and `working_directory` are worker settings nginx does not apply in
+/// this mode either). QUIT, TERM and INT stop it; USR1 reopens the logs.
+fn single_process(
+    loaded: Loaded,
+    bound: Vec<Bound>,
+    pid_file: &std::path::Path,
+    counters: &Counters,
+    orphans: &Counters,
+    mut elog: ErrorLog,
+) -> ExitCode {
+    announce_start(&loaded, &bound, 1, &mut elog);
+    elog!(elog, Notice, "master_process off: serving in this process");
+    let code = crate::worker::run(
+        &loaded,
+        &bound,
+        crate::worker::Place {
+            slot: 0,
+            generation: 1,
+            active: counters.slot(0),
+            orphans,
+            single: true,
+        },
+    );
+    let _ = std::fs::remove_file(pid_file);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 impl Master {
     /// Forks one worker of the current generation into `slot`.
     fn spawn(&mut self, slot: usize, sfd: &SignalFd) -> bool {
@@ -282,6 +329,7 @@ impl Master {
                         generation: self.current.id,
                         active: self.counters.slot(counter),
                         orphans: &self.orphans,
+                        single: false,
                     },
                 );
                 std::process::exit(code);

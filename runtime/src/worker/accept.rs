@@ -52,6 +52,8 @@ pub struct Place<'a> {
     /// Per slot, the generation whose worker in that slot is dead (0: none); set by the
     /// master, which then sends USR2.
     pub orphans: &'a Counters,
+    /// `master_process off`: this is the only process (no master above it).
+    pub single: bool,
 }
 
 /// A log line allowed once per period; the lines held back in between are counted.

@@ -98,14 +98,18 @@ impl Worker<'_> {
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
 pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
-    let (slot, generation) = (place.slot, place.generation);
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+    let (slot, generation, single) = (place.slot, place.generation, place.single);
+    if !single {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+        crate::process::set_environment(&loaded.ir.main);
+    }
     let mut elog = match loaded.ir.main.error_log.first() {
         Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
         Some(l) => ErrorLog::open(None, l.level),
         None => ErrorLog::open(None, proton_ir::LogLevel::Error),
     };
     elog.set_worker(slot);
+    elog.add_location_logs(&loaded.ir.settings, |p| loaded.resolve(p));
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
@@ -174,6 +178,19 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         returns: respond::const_returns(&loaded.ir),
         connections: 0,
     };
+    // env, RLIMIT_CORE, user, CPU affinity, working directory: after the listening
+    // sockets and log files are open (a worker that drops root cannot open them).
+    if !single {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match crate::process::init_worker(&loaded.ir.main, slot, ncpu) {
+            Ok(None) => {}
+            Ok(Some(alert)) => elog!(w.elog, Alert, "{alert}"),
+            Err(e) => {
+                elog!(w.elog, Emerg, "{e}");
+                return 2;
+            }
+        }
+    }
     elog!(
         w.elog,
         Info,
@@ -285,7 +302,12 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 .map(|(k, _)| k)
                 .collect();
             for key in expired {
-                let close_it = conns.get_mut(key).is_some_and(|c| c.on_timeout(&mut w));
+                let close_it = conns.get_mut(key).is_some_and(|c| {
+                    w.select_log(c);
+                    let close_it = c.on_timeout(&mut w);
+                    w.elog.select(None);
+                    close_it
+                });
                 if close_it {
                     close(&mut conns, key, &mut w);
                 } else if let Some(c) = conns.get_mut(key) {
@@ -327,7 +349,12 @@ fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health:
 /// Readiness on client connection `key` (or on the upstream socket it owns).
 fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>, quitting: bool) {
     let done = match conns.get_mut(key) {
-        Some(c) => c.on_event(w, true, true),
+        Some(c) => {
+            w.select_log(c);
+            let done = c.on_event(w, true, true);
+            w.elog.select(None);
+            done
+        }
         None => false,
     };
     let finished_draining = quitting
@@ -349,6 +376,18 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 }
 
 impl Worker<'_> {
+    /// Sends the error-log lines that follow to the error_log of the location of `c`'s
+    /// request (nginx sets the connection's log when a location is found).
+    pub(crate) fn select_log(&mut self, c: &Conn) {
+        let settings = c
+            .req
+            .as_deref()
+            .and_then(|r| r.location)
+            .and_then(|l| self.loaded.ir.locations.get(l.0 as usize))
+            .map(|l| l.conf.settings);
+        self.elog.select(settings);
+    }
+
     /// The local address of a connection.
     /// Takes back a finished request's context for the next request.
     pub(crate) fn release_context(&mut self, req: Option<Box<context::RequestCtx>>) {

@@ -266,6 +266,7 @@ fn serve_dir(
             );
             Handled::Status(403)
         }
+        _ if !log_not_found(w, loc) => Handled::Status(404),
         _ => {
             elog!(
                 w.elog,
@@ -277,6 +278,15 @@ fn serve_dir(
             Handled::Status(404)
         }
     }
+}
+
+/// `log_not_found` of location `loc`.
+fn log_not_found(w: &Worker<'_>, loc: LocationId) -> bool {
+    let ir = &w.loaded.ir;
+    ir.locations
+        .get(loc.0 as usize)
+        .and_then(|l| ir.settings.get(l.conf.settings.0 as usize))
+        .is_none_or(|s| s.log_not_found)
 }
 
 /// Bodies up to this size are read into the response buffer behind the head.
@@ -303,8 +313,15 @@ fn send_file(
                 ErrorKind::NotFound => (404, proton_ir::LogLevel::Error),
                 ErrorKind::PermissionDenied => (403, proton_ir::LogLevel::Error),
                 _ if e.raw_os_error() == Some(20) => (404, proton_ir::LogLevel::Error), // ENOTDIR
+                _ if e.raw_os_error() == Some(36) => (404, proton_ir::LogLevel::Error), // ENAMETOOLONG
                 _ => (500, proton_ir::LogLevel::Crit),
             };
+            // log_not_found off keeps the missing-file lines out (nginx: ENOENT, ENOTDIR,
+            // ENAMETOOLONG).
+            let missing = status == 404;
+            if missing && !log_not_found(w, loc) {
+                return Handled::Status(status);
+            }
             w.elog.log(
                 level,
                 format_args!(
