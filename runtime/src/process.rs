@@ -86,8 +86,24 @@ pub fn daemonize() -> Result<(), String> {
 
 /// The worker's environment, as nginx's `ngx_set_environment`: only the variables named by
 /// `env` (with the master's value, or the value written as `NAME=value`) and TZ; Proton's
-/// own `PROTON_*` variables are kept too.
+/// own `PROTON_*` variables are kept too. Called in the worker right after fork, before it
+/// starts any thread.
 pub fn set_environment(main: &MainConf) {
+    let (drop, set) = environment_changes(main, std::env::vars_os().map(|(k, _)| k));
+    for k in drop {
+        std::env::remove_var(k);
+    }
+    for (k, v) in set {
+        std::env::set_var(k, v);
+    }
+}
+
+/// What [`set_environment`] does to an environment holding `names`: the variables to
+/// remove, then those to set.
+pub fn environment_changes<'m>(
+    main: &'m MainConf,
+    names: impl Iterator<Item = std::ffi::OsString>,
+) -> (Vec<std::ffi::OsString>, Vec<(&'m str, &'m str)>) {
     let keep = |name: &str| {
         name == "TZ"
             || name.starts_with("PROTON_")
@@ -96,18 +112,9 @@ pub fn set_environment(main: &MainConf) {
                 .iter()
                 .any(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == name)
     };
-    let drop: Vec<std::ffi::OsString> = std::env::vars_os()
-        .map(|(k, _)| k)
-        .filter(|k| !k.to_str().is_some_and(keep))
-        .collect();
-    for k in drop {
-        std::env::remove_var(k);
-    }
-    for e in &main.env {
-        if let Some((name, value)) = e.split_once('=') {
-            std::env::set_var(name, value);
-        }
-    }
+    let drop = names.filter(|k| !k.to_str().is_some_and(keep)).collect();
+    let set = main.env.iter().filter_map(|e| e.split_once('=')).collect();
+    (drop, set)
 }
 
 /// Everything a worker sets up after fork, in nginx's order (`ngx_worker_process_init`):
@@ -176,6 +183,39 @@ pub fn worker_cpus(a: &CpuAffinity, slot: usize, ncpu: usize) -> Option<Vec<u16>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment() {
+        let main = MainConf {
+            worker_processes: proton_ir::WorkerProcesses::Count(1),
+            worker_connections: 512,
+            worker_rlimit_nofile: None,
+            worker_shutdown_timeout_ms: None,
+            error_log: vec![],
+            pid: String::new(),
+            event_method: None,
+            daemon: false,
+            master_process: true,
+            user: None,
+            worker_cpu_affinity: None,
+            worker_rlimit_core: None,
+            working_directory: None,
+            env: vec!["KEEP_ME".into(), "SET_ME=set".into()],
+        };
+        let names = [
+            "PATH",
+            "KEEP_ME",
+            "TZ",
+            "PROTON_WORKERS",
+            "DROP_ME",
+            "SET_ME",
+        ]
+        .into_iter()
+        .map(std::ffi::OsString::from);
+        let (drop, set) = environment_changes(&main, names);
+        assert_eq!(drop, ["PATH", "DROP_ME"]);
+        assert_eq!(set, [("SET_ME", "set")]);
+    }
 
     #[test]
     fn cpus_per_worker() {

@@ -4,6 +4,7 @@
 mod backend;
 mod context;
 mod differential;
+mod globals;
 mod harness;
 mod health;
 mod process;
