@@ -205,7 +205,7 @@ pub static TABLE: &[Spec] = &[
     // logging
     row("log_not_found", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`off`: a missing file is not written to the error log (the 404 stays)."),
     row("log_subrequest", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Accepted, no effect yet: Proton has no subrequests, so no subrequest is ever logged."),
-    row("open_log_file_cache", HSL, Range(1, 4), Custom, false, Inherit, "off", "max=N [inactive=time] [min_uses=N] [valid=time] | off", "Access logs whose path has variables: with `max=N`, a worker keeps up to N such files open (the least recently used one is closed for another) and closes one unused for `inactive` (default 10s); `off`: each line opens and closes its file, as nginx. `min_uses` and `valid` are checked and accepted."),
+    row("open_log_file_cache", HSL, Range(1, 4), Custom, false, Inherit, "off", "max=N [inactive=time] [min_uses=N] [valid=time] | off", "Access logs whose path has variables, as nginx's cache: a worker keeps up to `max` files (the least recently used one is closed for a new one), a file is kept open from its `min_uses`-th use within `inactive` (default 1 and 10s), and files unused for `inactive` are closed; `off`: each line opens and closes its file. `valid` (default 60s) is checked and accepted: a cached file is not checked again until it is closed (USR1 reopens it)."),
     // http / server / location core
     row("server", H, Exactly(0), Block, true, Structure, "", "{ … }", "A virtual server."),
     row("listen", S, AtLeast(1), Custom, true, Structure, "*:80", "address[:port] | port [default_server] [reuseport] [backlog=number]", "Address and port the server accepts requests on."),
