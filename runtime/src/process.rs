@@ -100,10 +100,10 @@ pub fn set_environment(main: &MainConf) {
 
 /// What [`set_environment`] does to an environment holding `names`: the variables to
 /// remove, then those to set.
-pub fn environment_changes<'m>(
-    main: &'m MainConf,
+pub fn environment_changes(
+    main: &MainConf,
     names: impl Iterator<Item = std::ffi::OsString>,
-) -> (Vec<std::ffi::OsString>, Vec<(&'m str, &'m str)>) {
+) -> (Vec<std::ffi::OsString>, Vec<(&str, &str)>) {
     let keep = |name: &str| {
         name == "TZ"
             || name.starts_with("PROTON_")
