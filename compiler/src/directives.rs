@@ -181,6 +181,7 @@ pub static TABLE: &[Spec] = &[
     row("env", M, Exactly(1), Text, true, Structure, "", "variable[=value]", "Environment of the worker processes: as nginx, every variable the master inherited is removed except those named here (and TZ); `NAME=value` sets one."),
     row("pcre_jit", M, Exactly(1), Flag, false, Structure, "off", "on | off", "Accepted, no effect: Proton's regular expressions (Rust's regex crate) are compiled to their own automata at load time; there is no JIT to switch."),
     row("lock_file", M, Exactly(1), Text, false, Structure, "logs/nginx.lock", "file", "Accepted, no effect: nginx's accept mutex lock; Proton gives every worker its own listening sockets and has no accept mutex."),
+    row("debug_connection", E, Exactly(1), Custom, true, Structure, "", "address | CIDR | localhost | unix:", "Connections from these clients are logged at `debug` (to every error_log file of the request, whatever its level): their accept, request line and finalize lines, and every other line of theirs."),
     row("timer_resolution", M, Exactly(1), Time, false, Structure, "", "interval", "Accepted, no effect: Proton reads the clock once per event-loop round already (nginx's reason for the knob)."),
     // nginx's sizing knobs for its own hash tables and pools: accepted with nginx's argument
     // checks, no effect (Proton builds exact tables at compile time and sizes its own pools).
@@ -285,7 +286,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "multi_accept",
     "accept_mutex",
     "accept_mutex_delay",
-    "debug_connection",
     "worker_aio_requests",
     "stream",
     "mail",

@@ -194,6 +194,7 @@ pub(crate) mod tests {
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],
+                debug_connection: vec![],
             },
             listeners: vec![Listener {
                 addr: "0.0.0.0:80".into(),
@@ -265,9 +266,9 @@ pub(crate) mod tests {
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 902_188_886;
+    const PINNED_RICH_CRC: u32 = 3_906_792_680;
 
-    const PINNED_CRC: u32 = 2_356_334_583;
+    const PINNED_CRC: u32 = 2_569_675_611;
 
     #[test]
     fn refuses_damage() {

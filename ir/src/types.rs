@@ -220,6 +220,55 @@ pub struct MainConf {
     pub working_directory: Option<String>,
     /// `env` lines as written: `NAME` (kept from the master's environment) or `NAME=value`.
     pub env: Vec<String>,
+    /// `events { debug_connection …; }`: clients whose connections log at debug level.
+    pub debug_connection: Vec<DebugConnection>,
+}
+
+/// One `debug_connection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DebugConnection {
+    /// An address and prefix length (a plain address has the full length).
+    Cidr { addr: std::net::IpAddr, prefix: u8 },
+    /// `unix:`: every connection on a unix socket (Proton has none yet).
+    Unix,
+}
+
+impl DebugConnection {
+    /// Whether a client at `ip` matches (IPv4-mapped IPv6 addresses as IPv4).
+    pub fn matches(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (*self, ip) {
+            (
+                DebugConnection::Cidr {
+                    addr: IpAddr::V4(a),
+                    prefix,
+                },
+                IpAddr::V4(b),
+            ) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(prefix.min(32)))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (
+                DebugConnection::Cidr {
+                    addr: IpAddr::V6(a),
+                    prefix,
+                },
+                IpAddr::V6(b),
+            ) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// `user user [group]`.

@@ -25,6 +25,9 @@ pub struct ErrorLog {
     current: std::cell::Cell<Option<u32>>,
     /// PROTON_LOG_LEVEL was set: its level applies to every set too.
     level_override: bool,
+    /// The connection being handled matches `debug_connection`: every line is written,
+    /// to every file of the set, whatever the levels.
+    debug: std::cell::Cell<bool>,
     /// `pid#worker` prefix part.
     who: String,
     /// The line being written, reused (no allocation per line once grown).
@@ -76,6 +79,7 @@ impl ErrorLog {
             by_settings: Vec::new(),
             current: std::cell::Cell::new(None),
             level_override: forced.is_some(),
+            debug: std::cell::Cell::new(false),
             who: format!("{}#0", std::process::id()),
             line: Vec::new(),
         };
@@ -154,7 +158,15 @@ impl ErrorLog {
             .set(settings.and_then(|s| self.by_settings.get(s.0 as usize).copied().flatten()));
     }
 
+    /// `debug_connection`: the lines that follow are of a connection logged at debug level.
+    pub fn set_debug(&self, on: bool) {
+        self.debug.set(on);
+    }
+
     pub fn enabled(&self, level: LogLevel) -> bool {
+        if self.debug.get() {
+            return true;
+        }
         match self.current.get().and_then(|i| self.sets.get(i as usize)) {
             Some((_, min)) => level >= *min,
             None => level >= self.level,
@@ -176,7 +188,7 @@ impl ErrorLog {
             .and_then(|i| self.sets.get_mut(i as usize))
         {
             Some((set, _)) => {
-                let all = self.level_override;
+                let all = self.level_override || self.debug.get();
                 for t in set.iter_mut().filter(|t| all || level >= t.level) {
                     write_to(t.file.as_mut(), &line);
                 }

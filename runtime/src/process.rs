@@ -201,6 +201,7 @@ mod tests {
             worker_rlimit_core: None,
             working_directory: None,
             env: vec!["KEEP_ME".into(), "SET_ME=set".into()],
+            debug_connection: vec![],
         };
         let names = [
             "PATH",

@@ -44,6 +44,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],
+                debug_connection: vec![],
             },
             listeners: vec![],
             servers: vec![],
@@ -512,6 +513,9 @@ impl Lower<'_> {
             if let Some(d) = first(ev.children(), "use") {
                 self.ir.main.event_method = Some(arg(d, 0).to_string());
             }
+            for d in all(ev.children(), "debug_connection") {
+                self.debug_connection(d);
+            }
         }
     }
 
@@ -551,6 +555,55 @@ impl Lower<'_> {
                 continue;
             }
             self.ir.main.env.push(v.to_string());
+        }
+    }
+
+    /// `debug_connection address | CIDR | localhost | unix:`, read as nginx's
+    /// `ngx_ptocidr` (address bits below the prefix are ignored, as nginx masks them).
+    fn debug_connection(&mut self, d: &Directive) {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let v = arg(d, 0);
+        let mut push = |c| self.ir.main.debug_connection.push(c);
+        if v == "unix:" {
+            push(DebugConnection::Unix);
+            return;
+        }
+        if v == "localhost" {
+            push(DebugConnection::Cidr {
+                addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                prefix: 32,
+            });
+            push(DebugConnection::Cidr {
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            });
+            return;
+        }
+        let (a, p) = match v.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        };
+        let addr = a.parse::<IpAddr>().ok();
+        let max = if matches!(addr, Some(IpAddr::V6(_))) {
+            128
+        } else {
+            32
+        };
+        let prefix = match p {
+            None => Some(max),
+            Some(p) => parse_number::<u8>(p).filter(|p| *p <= max),
+        };
+        match (addr, prefix) {
+            (Some(addr), Some(prefix)) => push(DebugConnection::Cidr { addr, prefix }),
+            _ => self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("invalid host/address \"{v}\" in \"debug_connection\""),
+                )
+                .label("expected an address, address/prefix, localhost or unix:")
+                .help("debug_connection 192.168.1.0/24; debug_connection ::1;"),
+            ),
         }
     }
 

@@ -326,6 +326,11 @@ impl<'a> Acceptor<'a> {
             let local = (w.listener_addrs.get(listener).copied().flatten() != Some(local))
                 .then(|| Box::new(local));
             let mut conn = Conn::new(stream, peer, local, listener, key, w);
+            if conn.debug {
+                w.elog.set_debug(true);
+                elog!(w.elog, Debug, "*{} accept: {peer}", conn.number);
+                w.deselect_log();
+            }
             let token = Token(CONN_BASE + key);
             if let Err(e) = poll
                 .registry()

@@ -305,7 +305,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 let close_it = conns.get_mut(key).is_some_and(|c| {
                     w.select_log(c);
                     let close_it = c.on_timeout(&mut w);
-                    w.elog.select(None);
+                    w.deselect_log();
                     close_it
                 });
                 if close_it {
@@ -352,7 +352,7 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
         Some(c) => {
             w.select_log(c);
             let done = c.on_event(w, true, true);
-            w.elog.select(None);
+            w.deselect_log();
             done
         }
         None => false,
@@ -386,6 +386,13 @@ impl Worker<'_> {
             .and_then(|l| self.loaded.ir.locations.get(l.0 as usize))
             .map(|l| l.conf.settings);
         self.elog.select(settings);
+        self.elog.set_debug(c.debug);
+    }
+
+    /// Lines that follow are the worker's own again (the main error log, its level).
+    pub(crate) fn deselect_log(&self) {
+        self.elog.select(None);
+        self.elog.set_debug(false);
     }
 
     /// The local address of a connection.

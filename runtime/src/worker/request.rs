@@ -287,6 +287,14 @@ impl Worker<'_> {
         if let Some(l) = req.location.and_then(|l| ir.locations.get(l.0 as usize)) {
             self.elog.select(Some(l.conf.settings));
         }
+        // Once the server is known, so that the line goes to its error_log.
+        elog!(
+            self.elog,
+            Debug,
+            "*{} http request line: \"{}\"",
+            conn.number,
+            String::from_utf8_lossy(crate::http::request::request_line(&conn.rbuf, 8192))
+        );
         let target = conn.rbuf.get(req.head.target.clone()).unwrap_or(b"/");
         let args_start = target.iter().position(|&b| b == b'?');
         req.args.clear();
@@ -925,6 +933,13 @@ impl Worker<'_> {
 
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
+        elog!(
+            self.elog,
+            Debug,
+            "*{} http finalize request: {}",
+            conn.number,
+            conn.finished.status
+        );
         let ir = &self.loaded.ir;
         let Some(loc_idx) = conn.finished.location() else {
             // Malformed requests are logged with the default server's logs.

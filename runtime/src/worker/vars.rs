@@ -839,6 +839,7 @@ mod tests {
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],
+                debug_connection: vec![],
             },
             listeners: vec![],
             servers: vec![],

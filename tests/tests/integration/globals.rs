@@ -440,3 +440,72 @@ fn user_drops_privileges() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("getgrnam(\"nobody\") failed"), "{err}");
 }
+
+/// Sends `GET /` from the local address `from` to 127.0.0.1:`port` and reads the answer.
+fn get_from(from: std::net::Ipv4Addr, port: u16) -> String {
+    use socket2::{Domain, Socket, Type};
+    use std::io::{Read, Write};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .expect("bind client address");
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .expect("connect");
+    let mut s: std::net::TcpStream = s.into();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// `debug_connection`: connections from the named client log at debug level in every
+/// error_log of their request, whatever its level (nginx-tests' debug_connection.t, with
+/// 127.0.0.2 as the debugged client instead of ::1); others do not.
+#[test]
+fn debug_connection_logs_one_client() {
+    let t = TempDir::new("globals-debug");
+    let conf = "error_log {dir}/logs/error.log error;\nevents { debug_connection 127.0.0.2; }\nhttp {\nerror_log {dir}/debug1.log alert;\nerror_log {dir}/debug2.log alert;\nserver { listen 127.0.0.1:{port}; return 200 ok; }\n}\n";
+    let p = Proton::start(t.path(), conf, 1);
+    let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+    let r = get_from([127, 0, 0, 1].into(), p.port);
+    assert!(
+        r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
+        "{r:?}\n{}",
+        p.logs()
+    );
+    // The line of the next request shows when the first one's would have been written.
+    assert!(get_from([127, 0, 0, 2].into(), p.port).contains(" 200 OK"));
+    assert!(
+        wait_until(Duration::from_secs(10), || read("debug1.log")
+            .contains("http finalize request: 200")
+            && read("debug2.log").contains("http finalize request: 200")),
+        "debug lines missing:\n{}\n{}",
+        read("debug1.log"),
+        read("debug2.log")
+    );
+    for f in ["debug1.log", "debug2.log"] {
+        let text = read(f);
+        assert!(
+            text.contains("[debug]"),
+            "{f}: {text}\nmain: {}",
+            read("logs/error.log")
+        );
+        assert!(
+            text.contains("http request line: \"GET / HTTP/1.0\""),
+            "{f}: {text}\nmain: {}",
+            read("logs/error.log")
+        );
+        assert_eq!(
+            text.matches("http request line").count(),
+            1,
+            "only the debugged client's request: {f}: {text}"
+        );
+    }
+    assert!(
+        !read("logs/error.log").contains("request line"),
+        "{}",
+        read("logs/error.log")
+    );
+}
