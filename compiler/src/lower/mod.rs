@@ -787,7 +787,32 @@ impl Lower<'_> {
         })
     }
 
+    /// nginx's log destinations other than files: not supported yet (an error, never a file
+    /// of that name).
+    fn log_destination_unsupported(&mut self, d: &Directive) -> bool {
+        let v = arg(d, 0);
+        let Some(kind) = ["syslog:", "memory:"]
+            .into_iter()
+            .find(|p| v.starts_with(p))
+        else {
+            return false;
+        };
+        self.err(
+            Diagnostic::error(
+                Code::Unsupported,
+                d.arg_span(0),
+                format!("\"{kind}\" log destinations are not supported yet"),
+            )
+            .label("not a file")
+            .help("log to a file (or `stderr` for error_log)"),
+        );
+        true
+    }
+
     fn error_log(&mut self, d: &Directive) -> Option<ErrorLog> {
+        if self.log_destination_unsupported(d) {
+            return None;
+        }
         let level = match d.args.get(1).map(|a| a.value.as_str()) {
             None => LogLevel::Error,
             Some(l) => match LogLevel::from_name(l) {
@@ -2148,6 +2173,9 @@ impl Lower<'_> {
     }
 
     fn access_log(&mut self, d: &Directive) -> Option<AccessLog> {
+        if self.log_destination_unsupported(d) {
+            return None;
+        }
         if arg(d, 0) == "off" {
             if d.args.len() > 1 {
                 self.err(
