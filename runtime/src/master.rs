@@ -502,6 +502,9 @@ impl Master {
             Signal::SIGUSR1 => {
                 elog!(self.elog, Notice, "reopening logs");
                 self.elog.reopen();
+                for e in crate::process::prepare_logs_for_user(&self.current.loaded) {
+                    elog!(self.elog, Alert, "{e}");
+                }
                 self.signal_all(Signal::SIGUSR1);
             }
             _ => {}

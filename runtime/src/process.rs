@@ -48,6 +48,62 @@ pub fn resolve_user(main: &MainConf) -> Result<Option<Identity>, String> {
     }))
 }
 
+/// With `user` in effect (root master), makes sure every log file of a fixed path exists
+/// and belongs to the workers' user, as nginx's master does when it reopens logs: after a
+/// rotation (USR1), workers that are no longer root reopen the new files, which they could
+/// neither create in a root-owned directory nor open if root owned them. Failures are
+/// returned for the error log, one line each.
+pub fn prepare_logs_for_user(loaded: &crate::config::Loaded) -> Vec<String> {
+    let Ok(Some(id)) = resolve_user(&loaded.ir.main) else {
+        return Vec::new();
+    };
+    let ir = &loaded.ir;
+    let mut paths: Vec<std::path::PathBuf> = Vec::new();
+    let error_logs = ir
+        .main
+        .error_log
+        .iter()
+        .chain(ir.settings.iter().flat_map(|s| s.error_log.iter()))
+        .filter(|l| l.path != "stderr")
+        .map(|l| l.path.as_str());
+    let access_logs = ir
+        .settings
+        .iter()
+        .flat_map(|s| s.access_log.iter())
+        .filter_map(|l| match l {
+            proton_ir::AccessLog::File { path, .. } => path.as_literal(),
+            proton_ir::AccessLog::Off => None,
+        });
+    for p in error_logs.chain(access_logs) {
+        let path = loaded.resolve(p);
+        if !paths.contains(&path) {
+            paths.push(path);
+        }
+    }
+    let mut failures = Vec::new();
+    for path in paths {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path);
+        let result = opened.map_err(|e| e.to_string()).and_then(|f| {
+            use std::os::fd::AsRawFd;
+            nix::unistd::fchown(f.as_raw_fd(), Some(id.uid), None).map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            failures.push(format!(
+                "chown(\"{}\", {}) failed ({e})",
+                path.display(),
+                id.uid
+            ));
+        }
+    }
+    failures
+}
+
 /// The warning nginx gives for `user` when it does not run as root.
 pub fn user_ignored(main: &MainConf) -> Option<&'static str> {
     (main.user.is_some() && !Uid::effective().is_root()).then_some(

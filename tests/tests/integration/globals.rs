@@ -415,6 +415,24 @@ fn user_drops_privileges() {
         .is_ok_and(|s| s.contains("GET / "))),
         "the worker still writes its access log"
     );
+    // A rotation: the file is moved away and USR1 makes everyone reopen. The master (root)
+    // creates the new files and gives them to the workers' user, as nginx's does; a worker
+    // could not create them in a root-owned directory itself.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let logs = t.path().join("logs");
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::rename(logs.join("access.log"), logs.join("access.log.1")).expect("rotate");
+    p.signal("USR1");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let _ = get(p.port, None, "/after-rotation");
+            std::fs::read_to_string(logs.join("access.log"))
+                .is_ok_and(|s| s.contains("GET /after-rotation "))
+        }),
+        "no line in the new access.log after USR1\n{}",
+        p.logs()
+    );
     drop(p);
 
     let t = TempDir::new("globals-user-group");
