@@ -429,9 +429,6 @@ pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "proxy_upstream_",
     "proxy_no_",
     "mirror_",
-    "server_names_hash_",
-    "variables_hash_",
-    "types_hash_",
     "open_file_cache",
     "aio_",
 ];
@@ -458,17 +455,7 @@ pub fn is_unsupported(name: &str) -> bool {
 }
 
 /// Directives in the table whose names start with an unsupported family's prefix.
-static PREFIX_EXCEPTIONS: &[&str] = &[
-    "fastcgi_temp_path",
-    "uwsgi_temp_path",
-    "scgi_temp_path",
-    "server_names_hash_max_size",
-    "server_names_hash_bucket_size",
-    "variables_hash_max_size",
-    "variables_hash_bucket_size",
-    "types_hash_max_size",
-    "types_hash_bucket_size",
-];
+static PREFIX_EXCEPTIONS: &[&str] = &["fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"];
 
 /// Parses a non-negative decimal number as nginx's `ngx_atoi` does: digits only (no sign,
 /// no spaces), and it must fit `T`.

@@ -717,7 +717,7 @@ impl Lower<'_> {
                                     format!("\"{name}\" directive invalid value"),
                                 )
                                 .label("levels are digit counts of at least 1, at most 10 in all")
-                                .help("client_body_temp_path /spool/body 1 2;"),
+                                .help(format!("{name} /spool/{name} 1 2;")),
                             );
                             break;
                         }
