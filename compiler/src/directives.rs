@@ -176,6 +176,7 @@ pub static TABLE: &[Spec] = &[
     row("master_process", M, Exactly(1), Flag, false, Structure, "on", "on | off", "`off`: one process serves, as nginx's debug mode: no worker is forked, the master runs the worker loop itself (worker_processes is ignored; HUP reload and respawn are not available). For development and nginx's test suite."),
     row("user", M, Range(1, 2), Text, false, Structure, "", "user [group]", "When the master runs as root, workers switch to this user and group (default: the group named like the user) after the listening sockets are bound: setgid, initgroups, setuid. Ignored with a warning when not root, as nginx."),
     row("worker_cpu_affinity", M, AtLeast(1), Custom, false, Structure, "", "cpumask … | auto [cpumask]", "Pins workers to CPUs with sched_setaffinity: one bitmask per worker (`0101`, rightmost digit = CPU 0; the last one for the workers after), or `auto` (worker n on the n-th CPU of the optional mask, all CPUs by default)."),
+    row("worker_priority", M, Exactly(1), Custom, false, Structure, "0", "number", "Scheduling priority (nice value, -20 to 20) of the worker processes, set with setpriority."),
     row("worker_rlimit_core", M, Exactly(1), Size, false, Structure, "", "size", "RLIMIT_CORE (largest core file) of the worker processes."),
     row("working_directory", M, Exactly(1), Text, false, Structure, "", "directory", "The directory proton-run changes to before forking workers (where core files land)."),
     row("env", M, Exactly(1), Text, true, Structure, "", "variable[=value]", "Environment of the worker processes: as nginx, every variable the master inherited is removed except those named here (and TZ); `NAME=value` sets one."),
@@ -280,7 +281,6 @@ pub static TABLE: &[Spec] = &[
 
 /// nginx directives Proton knows of but does not implement yet: an error that says so.
 pub static UNSUPPORTED: &[&str] = &[
-    "worker_priority",
     "load_module",
     "thread_pool",
     "multi_accept",

@@ -191,6 +191,7 @@ pub(crate) mod tests {
                 master_process: true,
                 user: None,
                 worker_cpu_affinity: None,
+                worker_priority: 0,
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],
@@ -266,9 +267,9 @@ pub(crate) mod tests {
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 3_906_792_680;
+    const PINNED_RICH_CRC: u32 = 1_288_863_437;
 
-    const PINNED_CRC: u32 = 2_569_675_611;
+    const PINNED_CRC: u32 = 2_190_399_904;
 
     #[test]
     fn refuses_damage() {

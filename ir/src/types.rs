@@ -214,6 +214,8 @@ pub struct MainConf {
     pub user: Option<UserGroup>,
     /// `worker_cpu_affinity`.
     pub worker_cpu_affinity: Option<CpuAffinity>,
+    /// `worker_priority` (0: leave it).
+    pub worker_priority: i32,
     /// `worker_rlimit_core`, bytes.
     pub worker_rlimit_core: Option<u64>,
     /// `working_directory`.

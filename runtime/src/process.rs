@@ -174,12 +174,26 @@ pub fn environment_changes(
 }
 
 /// Everything a worker sets up after fork, in nginx's order (`ngx_worker_process_init`):
-/// RLIMIT_CORE, then the user (when root), then CPU affinity and the working directory.
+/// the priority, RLIMIT_CORE, then the user (when root), then CPU affinity and the working
+/// directory.
 /// An error here stops the worker (nginx exits with status 2); `Ok(Some(line))` is an
 /// alert to log (a failed sched_setaffinity, which nginx logs and goes on).
 pub fn init_worker(main: &MainConf, slot: usize, ncpu: usize) -> Result<Option<String>, String> {
     use nix::sys::resource::{setrlimit, Resource};
     let mut alert = None;
+    if main.worker_priority != 0 {
+        // SAFETY: setpriority only reads its integer arguments; PRIO_PROCESS with who 0 is
+        // this process.
+        let rc =
+            unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, main.worker_priority) };
+        if rc == -1 {
+            alert = Some(format!(
+                "setpriority({}) failed ({})",
+                main.worker_priority,
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
     if let Some(core) = main.worker_rlimit_core {
         setrlimit(Resource::RLIMIT_CORE, core, core)
             .map_err(|e| format!("setrlimit(RLIMIT_CORE, {core}) failed ({e})"))?;
@@ -254,6 +268,7 @@ mod tests {
             master_process: true,
             user: None,
             worker_cpu_affinity: None,
+            worker_priority: 0,
             worker_rlimit_core: None,
             working_directory: None,
             env: vec!["KEEP_ME".into(), "SET_ME=set".into()],

@@ -41,6 +41,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
                 master_process: true,
                 user: None,
                 worker_cpu_affinity: None,
+                worker_priority: 0,
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],
@@ -533,6 +534,27 @@ impl Lower<'_> {
         }
         if let Some(d) = first(tree, "worker_cpu_affinity") {
             self.ir.main.worker_cpu_affinity = self.cpu_affinity(d);
+        }
+        if let Some(d) = first(tree, "worker_priority") {
+            // nginx: an optional sign and digits.
+            let v = arg(d, 0);
+            let (neg, digits) = match v.as_bytes().first() {
+                Some(b'-') => (true, &v[1..]),
+                Some(b'+') => (false, &v[1..]),
+                _ => (false, v),
+            };
+            match parse_number::<i32>(digits) {
+                Some(n) => self.ir.main.worker_priority = if neg { -n } else { n },
+                None => self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid number \"{v}\" in \"worker_priority\""),
+                    )
+                    .label("expected a nice value such as -5 or 10")
+                    .help("worker_priority -5;"),
+                ),
+            }
         }
         if let Some(d) = first(tree, "worker_rlimit_core") {
             self.ir.main.worker_rlimit_core = parse_size(arg(d, 0));

@@ -836,6 +836,7 @@ mod tests {
                 master_process: true,
                 user: None,
                 worker_cpu_affinity: None,
+                worker_priority: 0,
                 worker_rlimit_core: None,
                 working_directory: None,
                 env: vec![],

@@ -345,7 +345,7 @@ fn worker_cpu_affinity_pins_workers() {
     }
 }
 
-/// `working_directory` and `worker_rlimit_core` shape the workers (with `env` lines, which
+/// `working_directory`, `worker_rlimit_core` and `worker_priority` shape the workers (with `env` lines, which
 /// /proc cannot show: a process's environ there is the one it was started with; the
 /// runtime's unit test `process::tests::environment` checks them).
 #[test]
@@ -354,7 +354,7 @@ fn worker_directory_and_core_limit() {
     let wd = t.path().join("wd");
     std::fs::create_dir_all(&wd).expect("mkdir");
     let conf = format!(
-        "env KEEP_ME;\nenv SET_ME=set;\nworking_directory {};\nworker_rlimit_core 10m;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\nserver {{ listen 127.0.0.1:{{port}}; return 200; }}\n}}\n",
+        "env KEEP_ME;\nenv SET_ME=set;\nworking_directory {};\nworker_rlimit_core 10m;\nworker_priority +5;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\nserver {{ listen 127.0.0.1:{{port}}; return 200; }}\n}}\n",
         wd.display()
     );
     let p = Proton::start_with_env(t.path(), &conf, 1, &[("KEEP_ME", "kept"), ("DROP_ME", "x")]);
@@ -367,6 +367,14 @@ fn worker_directory_and_core_limit() {
         .find(|l| l.starts_with("Max core file size"))
         .unwrap_or_default();
     assert!(core.contains("10485760"), "{core}");
+    // /proc/PID/stat: the nice value is the 19th field (the 17th after the command).
+    let stat = std::fs::read_to_string(format!("/proc/{w}/stat")).unwrap_or_default();
+    let nice = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(nice, "5", "{stat}");
     assert_eq!(get(p.port, None, "/").0, 200);
 }
 
