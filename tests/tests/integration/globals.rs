@@ -534,4 +534,50 @@ fn debug_connection_logs_one_client() {
         "{}",
         read("logs/error.log")
     );
+
+    // nginx 1.22 (built --with-debug, as Debian's is) with the same events and http
+    // blocks: debug lines for the same client only, in both http-level logs.
+    let Some(nginx) = nginx_binary() else { return };
+    let n = TempDir::new("globals-debug-nginx");
+    let port = proton_tests::free_port();
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/error.log error;\nevents {{ debug_connection 127.0.0.2; }}\nhttp {{\naccess_log off;\nclient_body_temp_path {d}/tmp;\nproxy_temp_path {d}/tmp;\nfastcgi_temp_path {d}/tmp;\nuwsgi_temp_path {d}/tmp;\nscgi_temp_path {d}/tmp;\nerror_log {d}/debug1.log alert;\nerror_log {d}/debug2.log alert;\nserver {{ listen 127.0.0.1:{port}; return 200 ok; }}\n}}\n",
+        d = n.path().display()
+    );
+    let conf_path = n.write("nginx.conf", &conf);
+    let mut child = Command::new(&nginx)
+        .arg("-p")
+        .arg(n.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off; master_process off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx starts");
+    let up = wait_until(Duration::from_secs(20), || port_accepts(port));
+    let nread = |f: &str| std::fs::read_to_string(n.path().join(f)).unwrap_or_default();
+    let logged = up && {
+        let _ = get_from([127, 0, 0, 1].into(), port);
+        // The debugged client's lines show when the other's would have been written.
+        let _ = get_from([127, 0, 0, 2].into(), port);
+        wait_until(Duration::from_secs(10), || {
+            nread("debug1.log").contains("http finalize request")
+                && nread("debug2.log").contains("http finalize request")
+        })
+    };
+    let (d1, d2) = (nread("debug1.log"), nread("debug2.log"));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(logged, "nginx: {}\n{d1}", nread("error.log"));
+    for (f, text) in [("debug1.log", &d1), ("debug2.log", &d2)] {
+        assert!(text.contains("[debug]"), "nginx {f}: {text}");
+        assert_eq!(
+            text.matches("http request line: \"GET / HTTP/1.0\"")
+                .count(),
+            1,
+            "nginx {f}: only the debugged client's request: {text}"
+        );
+    }
 }
