@@ -14,6 +14,10 @@ pub struct ErrorLog {
     path: Option<PathBuf>,
     file: Option<File>,
     level: LogLevel,
+    /// The main context's other `error_log` files (nginx writes to all of them), and the
+    /// lowest level any main file takes.
+    main_more: Vec<Target>,
+    main_min: LogLevel,
     /// The error_log sets of http, server and location levels (a worker's; see
     /// [`ErrorLog::add_location_logs`]), each with the lowest level it writes.
     sets: Vec<(Vec<Target>, LogLevel)>,
@@ -75,6 +79,8 @@ impl ErrorLog {
             path,
             file: None,
             level,
+            main_more: Vec::new(),
+            main_min: level,
             sets: Vec::new(),
             by_settings: Vec::new(),
             current: std::cell::Cell::new(None),
@@ -100,10 +106,38 @@ impl ErrorLog {
     /// Reopens the files (USR1, logrotate). Failure keeps writing to stderr.
     pub fn reopen(&mut self) {
         self.file = self.path.as_deref().and_then(open_append);
+        for t in &mut self.main_more {
+            t.file = t.path.as_deref().and_then(open_append);
+        }
         for (set, _) in &mut self.sets {
             for t in set {
                 t.file = t.path.as_deref().and_then(open_append);
             }
+        }
+    }
+
+    /// Adds the main context's other `error_log` lines (after the first, which [`open`]
+    /// took): every line goes to each file whose level allows it.
+    ///
+    /// [`open`]: ErrorLog::open
+    pub fn add_main_logs(
+        &mut self,
+        logs: &[proton_ir::ErrorLog],
+        resolve: impl Fn(&str) -> PathBuf,
+    ) {
+        for l in logs {
+            let path = (l.path != "stderr").then(|| resolve(&l.path));
+            let level = if self.level_override {
+                self.level
+            } else {
+                l.level
+            };
+            self.main_min = self.main_min.min(level);
+            self.main_more.push(Target {
+                file: path.as_deref().and_then(open_append),
+                path,
+                level,
+            });
         }
     }
 
@@ -169,7 +203,7 @@ impl ErrorLog {
         }
         match self.current.get().and_then(|i| self.sets.get(i as usize)) {
             Some((_, min)) => level >= *min,
-            None => level >= self.level,
+            None => level >= self.main_min,
         }
     }
 
@@ -193,7 +227,19 @@ impl ErrorLog {
                     write_to(t.file.as_mut(), &line);
                 }
             }
-            None => write_to(self.file.as_mut(), &line),
+            None => {
+                let all = self.debug.get();
+                if all || level >= self.level {
+                    write_to(self.file.as_mut(), &line);
+                }
+                for t in self
+                    .main_more
+                    .iter_mut()
+                    .filter(|t| all || level >= t.level)
+                {
+                    write_to(t.file.as_mut(), &line);
+                }
+            }
         }
         if line.capacity() <= LINE_KEEP {
             self.line = line;

@@ -106,12 +106,16 @@ struct Master {
     last_status: Instant,
 }
 
-fn open_error_log(loaded: &Loaded) -> ErrorLog {
-    match loaded.ir.main.error_log.first() {
+/// The main context's error log: the first `error_log` line, and the others beside it.
+pub(crate) fn open_error_log(loaded: &Loaded) -> ErrorLog {
+    let logs = &loaded.ir.main.error_log;
+    let mut elog = match logs.first() {
         Some(l) if l.path == "stderr" => ErrorLog::open(None, l.level),
         Some(l) => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
         None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    }
+    };
+    elog.add_main_logs(logs.get(1..).unwrap_or(&[]), |p| loaded.resolve(p));
+    elog
 }
 
 fn raise_nofile(loaded: &Loaded, elog: &mut ErrorLog) {

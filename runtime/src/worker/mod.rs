@@ -103,11 +103,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
         crate::process::set_environment(&loaded.ir.main);
     }
-    let mut elog = match loaded.ir.main.error_log.first() {
-        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
-        Some(l) => ErrorLog::open(None, l.level),
-        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    };
+    let mut elog = crate::master::open_error_log(loaded);
     elog.set_worker(slot);
     elog.add_location_logs(&loaded.ir.settings, |p| loaded.resolve(p));
     let mut poll = match Poll::new() {
@@ -327,11 +323,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
 }
 
 fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health::Checkers {
-    let mut log = match loaded.ir.main.error_log.first() {
-        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
-        Some(l) => ErrorLog::open(None, l.level),
-        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    };
+    let mut log = crate::master::open_error_log(loaded);
     log.set_worker(slot);
     let log = std::sync::Mutex::new(log);
     crate::upstream::health::spawn_checkers(

@@ -581,3 +581,32 @@ fn debug_connection_logs_one_client() {
         );
     }
 }
+
+/// Several `error_log` lines in the main context: each file gets the lines its level
+/// allows (nginx writes to all of them; only the first was used before).
+#[test]
+fn every_main_error_log_is_written() {
+    let t = TempDir::new("globals-main-logs");
+    let conf = "error_log {dir}/logs/error.log error;\nerror_log {dir}/logs/info.log info;\nevents {}\nhttp {\nserver { listen 127.0.0.1:{port}; root {dir}/html; }\n}\n";
+    let p = Proton::start(t.path(), conf, 1);
+    assert_eq!(get(p.port, None, "/missing.html").0, 404);
+    let read = |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || read("logs/error.log")
+            .contains("missing.html")
+            && read("logs/info.log").contains("missing.html")),
+        "{}\n--- info.log\n{}",
+        p.logs(),
+        read("logs/info.log")
+    );
+    assert!(
+        read("logs/info.log").contains("started"),
+        "{}",
+        read("logs/info.log")
+    );
+    assert!(
+        !read("logs/error.log").contains("started"),
+        "{}",
+        read("logs/error.log")
+    );
+}
