@@ -276,6 +276,17 @@ fn daemon_on_detaches() {
         }),
         "no pid file or not serving"
     );
+    // Whatever happens below, the daemon (which no harness tracks) is stopped.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    let _stop = Stop(pid);
     // The daemon leads its own session (setsid) and stays alive after its parent exited.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
