@@ -280,6 +280,12 @@ fn daemon_on_detaches() {
     struct Stop(u32);
     impl Drop for Stop {
         fn drop(&mut self) {
+            // Only while that pid is still our proton-run (not a reused pid).
+            let ours = std::fs::read(format!("/proc/{}/cmdline", self.0))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("proton-run"));
+            if !ours {
+                return;
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &self.0.to_string()])
                 .stderr(Stdio::null())
