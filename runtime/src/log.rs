@@ -98,6 +98,15 @@ impl ErrorLog {
         ErrorLog::open(None, LogLevel::Notice)
     }
 
+    /// Points standard error at the log file (a daemon has no terminal; nginx does the same
+    /// with `ngx_log_redirect_stderr`). Nothing changes when the log is standard error.
+    pub fn redirect_stderr(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.file {
+            let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
+        }
+    }
+
     /// Sets the `pid#n` tag (workers call it after fork).
     pub fn set_worker(&mut self, n: usize) {
         self.who = format!("{}#{n}", std::process::id());

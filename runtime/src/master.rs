@@ -201,6 +201,7 @@ pub fn run(opts: Options) -> ExitCode {
             elog!(elog, Emerg, "{e}");
             return ExitCode::from(1);
         }
+        elog.redirect_stderr();
     }
     let signals = handled_signals();
     if let Err(e) = signals.thread_block() {

@@ -112,8 +112,8 @@ pub fn user_ignored(main: &MainConf) -> Option<&'static str> {
 }
 
 /// `daemon on`: forks; the parent exits at once, the child starts a new session and gets
-/// /dev/null as standard input and output (standard error stays until the error log takes
-/// over), as nginx's `ngx_daemon`.
+/// /dev/null as standard input and output (standard error then goes to the error log, see
+/// `ErrorLog::redirect_stderr`), as nginx's `ngx_daemon`.
 pub fn daemonize() -> Result<(), String> {
     // SAFETY: called before any thread is started; the child continues as the only copy
     // of the program and the parent only exits.

@@ -306,6 +306,9 @@ fn daemon_on_detaches() {
         "session id: {stat}"
     );
     assert_eq!(get(port, None, "/"), (200, "bg".to_string()));
+    // Its standard error is the error log file (it has no terminal).
+    let fd2 = std::fs::read_link(format!("/proc/{pid}/fd/2")).unwrap_or_default();
+    assert_eq!(fd2, t.path().join("logs/error.log"), "stderr of the daemon");
     let _ = Command::new("kill")
         .args(["-QUIT", &pid.to_string()])
         .status();
