@@ -244,7 +244,7 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     if !loaded.ir.main.master_process {
-        return single_process(loaded, bound, &pid_file, &counters, &orphans, elog);
+        return single_process(&opts, loaded, bound, &pid_file, &counters, &orphans, elog);
     }
     let count = loaded.worker_count();
     announce_start(&loaded, &bound, count, &mut elog);
@@ -281,12 +281,15 @@ pub fn run(opts: Options) -> ExitCode {
 }
 
 /// `master_process off`: this process runs the worker loop itself, as nginx's single
-/// process mode (no fork, no respawn, no reload; `env`, `user`, `worker_cpu_affinity`,
+/// process mode (no fork, no respawn; `env`, `user`, `worker_cpu_affinity`,
 /// `worker_rlimit_core` and `working_directory` are worker settings nginx does not apply in
-/// this mode either). QUIT, TERM and INT stop it; USR1 reopens the logs.
+/// this mode either). QUIT, TERM and INT stop it; USR1 reopens the logs; HUP drains the
+/// connections in flight (bounded by worker_shutdown_timeout), loads the IR again and
+/// serves on the same sockets (a bad IR keeps the running configuration).
 fn single_process(
-    loaded: Loaded,
-    bound: Vec<Bound>,
+    opts: &Options,
+    mut loaded: Loaded,
+    mut bound: Vec<Bound>,
     pid_file: &std::path::Path,
     counters: &Counters,
     orphans: &Counters,
@@ -294,17 +297,57 @@ fn single_process(
 ) -> ExitCode {
     announce_start(&loaded, &bound, 1, &mut elog);
     elog!(elog, Notice, "master_process off: serving in this process");
-    let code = crate::worker::run(
-        &loaded,
-        &bound,
-        crate::worker::Place {
-            slot: 0,
-            generation: 1,
-            active: counters.slot(0),
-            orphans,
-            single: true,
-        },
-    );
+    let mut generation = 1;
+    let code = loop {
+        let code = crate::worker::run(
+            &loaded,
+            &bound,
+            crate::worker::Place {
+                slot: 0,
+                generation,
+                active: counters.slot(0),
+                orphans,
+                single: true,
+            },
+        );
+        if code != crate::worker::RELOAD {
+            break code;
+        }
+        elog!(
+            elog,
+            Notice,
+            "signal SIGHUP received, reloading {}",
+            opts.ir_path.display()
+        );
+        generation += 1;
+        let next = match Loaded::load(&opts.ir_path, opts.prefix.as_deref()) {
+            Ok(l) => l,
+            Err(e) => {
+                elog!(
+                    elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+                continue;
+            }
+        };
+        match rebind(&next.ir, std::mem::take(&mut bound), 1) {
+            Ok((b, removed)) => {
+                drop(removed);
+                bound = b;
+                loaded = next;
+                elog = open_error_log(&loaded);
+            }
+            Err((e, old)) => {
+                bound = old;
+                elog!(
+                    elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+            }
+        }
+    };
     let _ = std::fs::remove_file(pid_file);
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 const SIGNAL: Token = Token(usize::MAX - 1);
 /// On graceful stop, how long an idle keep-alive connection may still send a request.
 const IDLE_GRACE: Duration = Duration::from_millis(1000);
+
+/// What [`run`] returns in `master_process off` mode when HUP asked for a reload: the
+/// loop has drained and the process should load the IR again and serve on.
+pub const RELOAD: i32 = 100;
 /// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
 const CONN_BASE: usize = 1 << 20;
 
@@ -202,6 +206,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
     let mut events = Events::with_capacity(1024);
     let mut quitting = false;
+    let mut reload = false;
+    let mut quit_since: Option<Instant> = None;
     // A slot that died before this worker started may be waiting for its respawn.
     acceptor.refresh_cover(&poll, &mut w);
     let mut last_sweep = Instant::now();
@@ -230,10 +236,16 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 SIGNAL => {
                     while let Ok(Some(info)) = sfd.read_signal() {
                         match Signal::try_from(info.ssi_signo as i32) {
-                            Ok(Signal::SIGQUIT) if !quitting => {
+                            Ok(sig @ (Signal::SIGQUIT | Signal::SIGHUP))
+                                if !quitting && (sig == Signal::SIGQUIT || single) =>
+                            {
                                 // Graceful stop: no new connections; every response from now
                                 // on says `Connection: close`; idle keep-alive connections
                                 // get a short grace to send what may already be on the way.
+                                // With master_process off, HUP does the same and then the
+                                // process reloads (there is no master to start new workers).
+                                reload = sig == Signal::SIGHUP;
+                                quit_since = Some(Instant::now());
                                 quitting = true;
                                 w.draining = true;
                                 acceptor.stop(&poll);
@@ -313,11 +325,16 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             w.ups.sweep(now);
             acceptor.refresh_cover(&poll, &mut w);
         }
-        if quitting && conns.is_empty() {
+        // With master_process off there is no master to enforce worker_shutdown_timeout.
+        let timed_out = single
+            && quit_since
+                .zip(loaded.ir.main.worker_shutdown_timeout_ms)
+                .is_some_and(|(t, ms)| t.elapsed() >= Duration::from_millis(ms));
+        if quitting && (conns.is_empty() || timed_out) {
             w.access.flush_all();
             w.access.report_errors(&mut w.elog);
             elog!(w.elog, Info, "worker {slot} gracefully stopped");
-            return 0;
+            return if reload { RELOAD } else { 0 };
         }
     }
 }

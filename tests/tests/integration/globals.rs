@@ -211,16 +211,39 @@ fn gzip_access_log() {
     assert!(text.lines().all(|l| l == "/compressed:200"), "{text:?}");
 }
 
-/// `master_process off`: the started process serves by itself, forks no worker, and stops
-/// on QUIT.
+/// `master_process off`: the started process serves by itself, forks no worker, reloads
+/// on HUP in the same process, and stops on QUIT.
 #[test]
 fn master_process_off_serves_in_one_process() {
     let t = TempDir::new("globals-single");
-    let conf = "master_process off;\ndaemon off;\nworker_processes 4;\nerror_log {dir}/logs/error.log info;\nevents {}\nhttp {\nserver { listen 127.0.0.1:{port}; return 200 one; }\n}\n";
+    let conf = "master_process off;\ndaemon off;\nworker_processes 4;\nworker_shutdown_timeout 10ms;\nerror_log {dir}/logs/error.log info;\nevents {}\nhttp {\nserver { listen 127.0.0.1:{port}; return 200 one; }\n}\n";
     let mut p = Proton::start(t.path(), conf, 4);
     for _ in 0..20 {
         assert_eq!(get(p.port, None, "/").0, 200, "{}", p.logs());
     }
+    assert!(p.workers().is_empty(), "forked {:?}", p.workers());
+
+    // HUP reloads in the same process: a connection waiting for its first request is
+    // closed once worker_shutdown_timeout passes (nginx-tests' worker_shutdown_timeout.t),
+    // and the new configuration answers on the same port.
+    use std::io::Read;
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    p.compile(&conf.replace("return 200 one;", "return 200 two;"));
+    p.signal("HUP");
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        idle.read(&mut buf).unwrap_or(0),
+        0,
+        "the idle connection is closed"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || get(p.port, None, "/").1
+            == "two"),
+        "{}",
+        p.logs()
+    );
     assert!(p.workers().is_empty(), "forked {:?}", p.workers());
     p.signal("QUIT");
     assert!(p.wait_exit(Duration::from_secs(10)), "{}", p.logs());
