@@ -175,12 +175,49 @@ pub static TABLE: &[Spec] = &[
     row("worker_processes", M, Exactly(1), Custom, false, Structure, "1", "number | auto", "Number of worker processes; `auto` = one per CPU (env PROTON_WORKERS overrides)."),
     row("worker_shutdown_timeout", M, Exactly(1), Time, false, Structure, "", "time", "Bounds a graceful stop or reload: workers still busy after it close their connections."),
     row("worker_rlimit_nofile", M, Exactly(1), Int, false, Structure, "", "number", "RLIMIT_NOFILE the master raises for workers."),
-    row("error_log", M, Range(1, 2), Custom, true, Structure, "logs/error.log error", "file [level]", "Error log file and minimum level (debug info notice warn error crit alert emerg)."),
+    row("error_log", M.or(HSL), Range(1, 2), Custom, true, Inherit, "logs/error.log error", "file [level]", "Error log file (`stderr`: standard error) and minimum level (debug info notice warn error crit alert emerg). In every context, as nginx: a request's error lines go to the error_log lines of its location (inherited as one setting from the nearest level that has any, else the main ones); lines not tied to a request go to the main context's log."),
     row("pid", M, Exactly(1), Text, false, Structure, "logs/proton.pid", "file", "Where the master writes its pid."),
     row("events", M, Exactly(0), Block, false, Structure, "", "{ … }", "Connection processing settings."),
     row("worker_connections", E, Exactly(1), Int, false, Structure, "512", "number", "Most simultaneous connections per worker."),
     row("use", E, Exactly(1), Keyword(&["epoll"]), false, Structure, "", "epoll", "Event method; only epoll exists on Linux."),
     row("http", M, Exactly(0), Block, false, Structure, "", "{ … }", "The HTTP server configuration."),
+    // process globals (nginx's core module)
+    row("daemon", M, Exactly(1), Flag, false, Structure, "on", "on | off", "`on`: proton-run detaches as nginx does (forks, starts a new session, the first process exits once the pid file is written, the master runs in the background with standard input and output on /dev/null); `off`: it stays in the foreground."),
+    row("master_process", M, Exactly(1), Flag, false, Structure, "on", "on | off", "`off`: one process serves, as nginx's debug mode: no worker is forked, the master runs the worker loop itself (worker_processes is ignored; HUP reload and respawn are not available). For development and nginx's test suite."),
+    row("user", M, Range(1, 2), Text, false, Structure, "", "user [group]", "When the master runs as root, workers switch to this user and group (default: the group named like the user) after the listening sockets are bound: setgid, initgroups, setuid. Ignored with a warning when not root, as nginx."),
+    row("worker_cpu_affinity", M, AtLeast(1), Custom, false, Structure, "", "cpumask … | auto [cpumask]", "Pins workers to CPUs with sched_setaffinity: one bitmask per worker (`0101`, rightmost digit = CPU 0; the last one for the workers after), or `auto` (worker n on the n-th CPU of the optional mask, all CPUs by default)."),
+    row("worker_priority", M, Exactly(1), Custom, false, Structure, "0", "number", "Scheduling priority (nice value, -20 to 20) of the worker processes, set with setpriority."),
+    row("worker_rlimit_core", M, Exactly(1), Size, false, Structure, "", "size", "RLIMIT_CORE (largest core file) of the worker processes."),
+    row("working_directory", M, Exactly(1), Text, false, Structure, "", "directory", "The directory proton-run changes to before forking workers (where core files land)."),
+    row("env", M, Exactly(1), Text, true, Structure, "", "variable[=value]", "Environment of the worker processes: as nginx, every variable the master inherited is removed except those named here (and TZ); `NAME=value` sets one."),
+    row("pcre_jit", M, Exactly(1), Flag, false, Structure, "off", "on | off", "Accepted, no effect: Proton's regular expressions (Rust's regex crate) are compiled to their own automata at load time; there is no JIT to switch."),
+    row("lock_file", M, Exactly(1), Text, false, Structure, "logs/nginx.lock", "file", "Accepted, no effect: nginx's accept mutex lock; Proton gives every worker its own listening sockets and has no accept mutex."),
+    row("debug_connection", E, Exactly(1), Custom, true, Structure, "", "address | CIDR | localhost | unix:", "Connections from these clients are logged at `debug` (to every error_log file of the request, whatever its level): their accept, request line and finalize lines, and every other line of theirs."),
+    row("timer_resolution", M, Exactly(1), Time, false, Structure, "", "interval", "Accepted, no effect: Proton reads the clock once per event-loop round already (nginx's reason for the knob)."),
+    // nginx's sizing knobs for its own hash tables and pools: accepted with nginx's argument
+    // checks, no effect (Proton builds exact tables at compile time and sizes its own pools).
+    row("server_names_hash_max_size", H, Exactly(1), Int, false, Structure, "512", "size", "Accepted, no effect: protonc builds exact server-name tables at compile time."),
+    row("server_names_hash_bucket_size", H, Exactly(1), Size, false, Structure, "64", "size", "Accepted, no effect: protonc builds exact server-name tables at compile time."),
+    row("variables_hash_max_size", H, Exactly(1), Int, false, Structure, "1024", "size", "Accepted, no effect: variables are resolved to ids at compile time."),
+    row("variables_hash_bucket_size", H, Exactly(1), Size, false, Structure, "64", "size", "Accepted, no effect: variables are resolved to ids at compile time."),
+    row("map_hash_max_size", H, Exactly(1), Int, false, Structure, "2048", "size", "Accepted, no effect: map keys are sorted into exact tables at compile time."),
+    row("map_hash_bucket_size", H, Exactly(1), Size, false, Structure, "64", "size", "Accepted, no effect: map keys are sorted into exact tables at compile time."),
+    row("types_hash_max_size", HSL, Exactly(1), Int, false, Inherit, "1024", "size", "Accepted, no effect: `types` tables are sorted at compile time."),
+    row("types_hash_bucket_size", HSL, Exactly(1), Size, false, Inherit, "64", "size", "Accepted, no effect: `types` tables are sorted at compile time."),
+    row("proxy_headers_hash_max_size", HSL, Exactly(1), Int, false, Inherit, "512", "size", "Accepted, no effect: proxy header lists are built at compile time."),
+    row("proxy_headers_hash_bucket_size", HSL, Exactly(1), Size, false, Inherit, "64", "size", "Accepted, no effect: proxy header lists are built at compile time."),
+    row("connection_pool_size", HS, Exactly(1), Custom, false, Inherit, "512", "size", "Accepted, no effect (nginx's checks: at least 112, a multiple of 16): Proton's connection buffers come from a per-worker pool it sizes itself."),
+    row("request_pool_size", HS, Exactly(1), Custom, false, Inherit, "4k", "size", "Accepted, no effect (nginx's checks: at least 112, a multiple of 16): request contexts are pooled per worker and reused."),
+    // temporary files: nginx's syntax, no effect until bodies are buffered to disk
+    row("client_body_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "client_body_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton never writes request bodies to temporary files (they stream to the upstream)."),
+    row("proxy_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "proxy_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton never writes upstream responses to temporary files (a slow client holds the upstream instead)."),
+    row("fastcgi_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "fastcgi_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton has no FastCGI and writes no temporary files."),
+    row("uwsgi_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "uwsgi_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton has no uwsgi and writes no temporary files."),
+    row("scgi_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "scgi_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton has no SCGI and writes no temporary files."),
+    // logging
+    row("log_not_found", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`off`: a missing file is not written to the error log (the 404 stays)."),
+    row("log_subrequest", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Accepted, no effect yet: Proton has no subrequests, so no subrequest is ever logged."),
+    row("open_log_file_cache", HSL, Range(1, 4), Custom, false, Inherit, "off", "max=N [inactive=time] [min_uses=N] [valid=time] | off", "Access logs whose path has variables, as nginx's cache: a worker keeps up to `max` files (the least recently used one is closed for a new one), a file is kept open from its `min_uses`-th use within `inactive` (default 1 and 10s), and files unused for `inactive` are closed; `off`: each line opens and closes its file. `valid` (default 60s) is checked and accepted: a cached file is not checked again until it is closed (USR1 reopens it)."),
     // http / server / location core
     row("server", H, Exactly(0), Block, true, Structure, "", "{ … }", "A virtual server."),
     row("listen", S, AtLeast(1), Custom, true, Structure, "*:80", "address[:port] | port [default_server] [reuseport] [backlog=number]", "Address and port the server accepts requests on."),
@@ -190,7 +227,7 @@ pub static TABLE: &[Spec] = &[
     row("default_type", HSL, Exactly(1), Text, false, Inherit, "text/plain", "mime-type", "MIME type of responses whose extension is not in `types`."),
     row("map", H, Exactly(2), Block, true, Structure, "", "string $variable { … }", "Defines `$variable`, whose value is chosen by the value of `string` (text with variables): `key value;` lines matched ignoring case, `~regex`/`~*regex` keys tried in order (their captures usable in the value), `default value;` (else empty), `hostnames;` (wildcard keys `*.example.com`, `.example.com`, `www.example.*`; a trailing dot is ignored), `volatile;` (accepted; maps are computed at each use anyway), `include file;`. Write `\\default`, `\\hostnames`… for those words as keys."),
     row("log_format", H, AtLeast(2), Custom, true, Structure, "combined \"…\"", "name [escape=default|json|none] string …", "A named access log format; `combined` is predefined."),
-    row("access_log", HSL_LIF, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time]] | off", "Where and how requests are logged."),
+    row("access_log", HSL_LIF, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time] [if=condition]] | off", "Where and how requests are logged; with `if=`, a request whose condition (text with variables) is empty or \"0\" is not logged."),
     row("open_file_cache", HSL, Range(1, 2), Custom, false, Inherit, "off", "off | max=N [inactive=time]", "Per worker, keeps up to N open file descriptors with their size and modification time (and, with `open_file_cache_errors`, failed lookups) for static files; one not used for `inactive` (default 60s) is closed, and the least recently used is closed when the cache is full."),
     row("open_file_cache_valid", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "How long a cached file's descriptor and stat result are used before the file is looked at again (a replaced file is then opened anew)."),
     row("open_file_cache_min_uses", HSL, Exactly(1), Int, false, Inherit, "1", "number", "Uses within `inactive` a file needs before its descriptor is kept open."),
@@ -280,21 +317,11 @@ pub static TABLE: &[Spec] = &[
 
 /// nginx directives Proton knows of but does not implement yet: an error that says so.
 pub static UNSUPPORTED: &[&str] = &[
-    "user",
-    "worker_priority",
-    "worker_cpu_affinity",
-    "daemon",
-    "master_process",
     "load_module",
-    "env",
     "thread_pool",
-    "timer_resolution",
-    "lock_file",
-    "working_directory",
     "multi_accept",
     "accept_mutex",
     "accept_mutex_delay",
-    "debug_connection",
     "worker_aio_requests",
     "stream",
     "mail",
@@ -319,10 +346,8 @@ pub static UNSUPPORTED: &[&str] = &[
     "output_buffers",
     "postpone_output",
     "client_body_buffer_size",
-    "client_body_temp_path",
     "client_body_in_file_only",
     "client_body_in_single_buffer",
-    "proxy_temp_path",
     "proxy_bind",
     "proxy_method",
     "proxy_pass_request_body",
@@ -336,22 +361,9 @@ pub static UNSUPPORTED: &[&str] = &[
     "proxy_socket_keepalive",
     "proxy_cookie_domain",
     "proxy_cookie_path",
-    "proxy_headers_hash_max_size",
-    "proxy_headers_hash_bucket_size",
     "proxy_ignore_client_abort",
-    "server_names_hash_bucket_size",
-    "server_names_hash_max_size",
-    "types_hash_max_size",
-    "types_hash_bucket_size",
-    "variables_hash_max_size",
-    "variables_hash_bucket_size",
-    "map_hash_max_size",
-    "map_hash_bucket_size",
     "reset_timedout_connection",
     "recursive_error_pages",
-    "log_not_found",
-    "log_subrequest",
-    "open_log_file_cache",
     "keepalive_time",
     "keepalive_disable",
     "send_lowat",
@@ -429,9 +441,6 @@ pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "proxy_upstream_",
     "proxy_no_",
     "mirror_",
-    "server_names_hash_",
-    "variables_hash_",
-    "types_hash_",
     "aio_",
 ];
 
@@ -451,8 +460,13 @@ pub fn contexts_of(name: &str) -> Option<Ctx> {
 
 /// True when `name` is an nginx directive Proton has not implemented.
 pub fn is_unsupported(name: &str) -> bool {
-    UNSUPPORTED.contains(&name) || UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
+    UNSUPPORTED.contains(&name)
+        || (UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
+            && !PREFIX_EXCEPTIONS.contains(&name))
 }
+
+/// Directives in the table whose names start with an unsupported family's prefix.
+static PREFIX_EXCEPTIONS: &[&str] = &["fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"];
 
 /// Parses a non-negative decimal number as nginx's `ngx_atoi` does: digits only (no sign,
 /// no spaces), and it must fit `T`.

@@ -66,6 +66,10 @@ enum Cmd {
         config: PathBuf,
         #[arg(long, value_enum, default_value = "human")]
         message_format: Fmt,
+        /// Also print every file the config reads, as `nginx -T` does: `# configuration
+        /// file PATH:` and its text, each file once, on stdout.
+        #[arg(long)]
+        dump: bool,
     },
     /// Print an IR file (or a compiled config) as JSON.
     Inspect { file: PathBuf },
@@ -140,11 +144,20 @@ fn message_format(f: Fmt) -> MessageFormat {
 
 /// Compiles a config, printing diagnostics to stderr. `None` when it has errors.
 fn compile_reporting(path: &Path, fmt: MessageFormat) -> Option<(Ir, [u8; 32])> {
-    let mut map = SourceMap::new();
+    compile_reporting_in(path, fmt, &mut SourceMap::new())
+}
+
+/// [`compile_reporting`], leaving the files read in `map`.
+fn compile_reporting_in(
+    path: &Path,
+    fmt: MessageFormat,
+    map: &mut SourceMap,
+) -> Option<(Ir, [u8; 32])> {
     let mut diags = Diagnostics::default();
-    let out = compile::compile_path(path, &mut map, &mut diags);
+    let out = compile::compile_path(path, map, &mut diags);
+    let map = &*map;
     if !diags.list.is_empty() {
-        eprint!("{}", render(&map, &diags, fmt));
+        eprint!("{}", render(map, &diags, fmt));
     }
     if fmt != MessageFormat::Json && (diags.has_errors() || diags.warning_count() > 0) {
         let (e, w) = (diags.error_count(), diags.warning_count());
@@ -236,10 +249,35 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Cmd::Check {
             config,
             message_format: f,
+            dump,
         } => {
-            let ok = compile_reporting(&config, message_format(f)).is_some();
+            let mut map = SourceMap::new();
+            let ok = compile_reporting_in(&config, message_format(f), &mut map).is_some();
             if ok && !matches!(f, Fmt::Json) {
                 eprintln!("{}: configuration is valid", config.display());
+            }
+            if dump && !ok {
+                eprintln!(
+                    "protonc: configuration file {} test failed",
+                    config.display()
+                );
+            }
+            if dump && ok {
+                // nginx -T: each file once, in the order first read.
+                let mut out = String::new();
+                let mut seen = Vec::new();
+                for i in 0..map.len() {
+                    let id = proton_compiler::source::FileId(i as u32);
+                    let Some(p) = map.path(id) else { continue };
+                    if seen.contains(&p) {
+                        continue;
+                    }
+                    seen.push(p);
+                    out.push_str(&format!("# configuration file {}:\n", p.display()));
+                    out.push_str(map.text(id));
+                    out.push('\n');
+                }
+                print!("{out}");
             }
             Ok(if ok {
                 ExitCode::SUCCESS

@@ -365,3 +365,37 @@ fn convert_refuses_if_in_documents() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("if ($arg_c)"));
 }
+
+/// `protonc check --dump` prints every file the config reads, each once, as `nginx -T`:
+/// `# configuration file PATH:`, the text, a line feed; a config that does not compile says
+/// `configuration file PATH test failed` (nginx-tests' config_dump.t).
+#[test]
+fn check_dump_as_nginx_t() {
+    let d = tmpdir("dump");
+    let main = "include inc.conf;\ninclude inc.conf;\nevents {}\nhttp {\n    map $args $x { default 0; include map.conf; include map.conf; }\n    server { listen 127.0.0.1:8080; }\n}\n";
+    let conf = write(&d, "nginx.conf", main);
+    let inc = write(&d, "inc.conf", "include inc2.conf;");
+    let inc2 = write(&d, "inc2.conf", "#inc2.conf");
+    let map = write(&d, "map.conf", "#map.conf;");
+    let out = protonc(&["check", "--dump", &conf]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    let expected = format!(
+        "# configuration file {conf}:\n{main}\n# configuration file {inc}:\ninclude inc2.conf;\n# configuration file {inc2}:\n#inc2.conf\n# configuration file {map}:\n#map.conf;\n"
+    );
+    assert_eq!(dump, expected);
+    std::fs::remove_file(&inc).expect("rm");
+    let out = protonc(&["check", "--dump", &conf]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("configuration file {conf} test failed")),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

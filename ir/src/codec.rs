@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 15;
+pub const FORMAT_VERSION: u32 = 16;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -187,6 +187,15 @@ pub(crate) mod tests {
                 error_log: vec![],
                 pid: "proton.pid".into(),
                 event_method: None,
+                daemon: false,
+                master_process: true,
+                user: None,
+                worker_cpu_affinity: None,
+                worker_priority: 0,
+                worker_rlimit_core: None,
+                working_directory: None,
+                env: vec![],
+                debug_connection: vec![],
             },
             listeners: vec![Listener {
                 addr: "0.0.0.0:80".into(),
@@ -255,14 +264,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (15, PINNED_CRC, PINNED_RICH_CRC),
+            (16, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 1_322_226_321;
+    const PINNED_RICH_CRC: u32 = 918_552_676;
 
-    const PINNED_CRC: u32 = 506_533_618;
+    const PINNED_CRC: u32 = 1_944_033_802;
 
     #[test]
     fn refuses_damage() {

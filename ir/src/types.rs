@@ -155,7 +155,7 @@ pub enum WorkerProcesses {
 }
 
 /// Log severity levels, nginx order (debug is the most verbose).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum LogLevel {
     Debug,
     Info,
@@ -207,10 +207,94 @@ pub struct MainConf {
     pub pid: String,
     /// `events { use …; }` if given.
     pub event_method: Option<String>,
+    /// `daemon on` written: detach from the terminal as nginx does. Without the directive
+    /// proton-run stays in the foreground (see docs/configuration.md).
+    pub daemon: bool,
+    /// `master_process` (default on); off: one process runs the worker loop itself.
+    pub master_process: bool,
+    /// `user user [group]`: whom workers run as when the master is root.
+    pub user: Option<UserGroup>,
+    /// `worker_cpu_affinity`.
+    pub worker_cpu_affinity: Option<CpuAffinity>,
+    /// `worker_priority` (0: leave it).
+    pub worker_priority: i32,
+    /// `worker_rlimit_core`, bytes.
+    pub worker_rlimit_core: Option<u64>,
+    /// `working_directory`.
+    pub working_directory: Option<String>,
+    /// `env` lines as written: `NAME` (kept from the master's environment) or `NAME=value`.
+    pub env: Vec<String>,
+    /// `events { debug_connection …; }`: clients whose connections log at debug level.
+    pub debug_connection: Vec<DebugConnection>,
+}
+
+/// One `debug_connection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DebugConnection {
+    /// An address and prefix length (a plain address has the full length).
+    Cidr { addr: std::net::IpAddr, prefix: u8 },
+    /// `unix:`: every connection on a unix socket (Proton has none yet).
+    Unix,
+}
+
+impl DebugConnection {
+    /// Whether a client at `ip` matches (IPv4-mapped IPv6 addresses as IPv4).
+    pub fn matches(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (*self, ip) {
+            (
+                DebugConnection::Cidr {
+                    addr: IpAddr::V4(a),
+                    prefix,
+                },
+                IpAddr::V4(b),
+            ) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(prefix.min(32)))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (
+                DebugConnection::Cidr {
+                    addr: IpAddr::V6(a),
+                    prefix,
+                },
+                IpAddr::V6(b),
+            ) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(prefix.min(128)))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// `user user [group]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserGroup {
+    pub user: String,
+    /// The group; `None`: the group named like the user (nginx's rule).
+    pub group: Option<String>,
+}
+
+/// `worker_cpu_affinity`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuAffinity {
+    /// `auto [mask]`: worker n runs on the n-th CPU (modulo their count) of the mask's CPUs
+    /// (every CPU when there is no mask).
+    Auto { cpus: Option<Vec<u16>> },
+    /// One set of CPUs per worker, the last one for every worker beyond.
+    Masks(Vec<Vec<u16>>),
 }
 
 /// One `error_log FILE [LEVEL]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ErrorLog {
     pub path: String,
     pub level: LogLevel,
@@ -473,6 +557,14 @@ pub struct Settings {
     /// `open_file_cache` and its companions.
     pub open_file_cache: OpenFileCache,
     pub access_log: Vec<AccessLog>,
+    /// `error_log` lines of the http, server or location level in effect (nginx inherits
+    /// them as one setting); empty: the main context's logs.
+    pub error_log: Vec<ErrorLog>,
+    /// `log_not_found` (default on): off keeps "No such file or directory" lines out of
+    /// the error log.
+    pub log_not_found: bool,
+    /// `open_log_file_cache`; `None`: not written (Proton's default cache, see the docs).
+    pub open_log_file_cache: Option<LogFileCache>,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
     pub charset: Charset,
@@ -760,6 +852,24 @@ pub enum AccessLog {
         format: LogFormatId,
         buffer: Option<u64>,
         flush_ms: Option<u64>,
+        /// `if=condition`: the line is written only when it expands to something other
+        /// than "" and "0".
+        condition: Option<Template>,
+        /// `gzip[=level]`: each flush of the buffer is written as one gzip member.
+        gzip: Option<u8>,
+    },
+}
+
+/// `open_log_file_cache max=N [inactive=time] [min_uses=N] [valid=time] | off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LogFileCache {
+    /// `off`: every line opens and closes its file, as nginx.
+    Off,
+    On {
+        max: u32,
+        inactive_ms: u64,
+        min_uses: u32,
+        valid_ms: u64,
     },
 }
 

@@ -355,8 +355,17 @@ impl Checker<'_> {
             self.template(t)?;
         }
         for l in &s.access_log {
-            if let AccessLog::File { path, format, .. } = l {
+            if let AccessLog::File {
+                path,
+                format,
+                condition,
+                ..
+            } = l
+            {
                 self.template(path)?;
+                if let Some(c) = condition {
+                    self.template(c)?;
+                }
                 check((format.0 as usize) < self.ir.log_formats.len(), || {
                     format!("log format {} out of range", format.0)
                 })?;
@@ -515,6 +524,9 @@ pub(crate) mod tests {
             lingering_timeout_ms: 5_000,
             open_file_cache: OpenFileCache::default(),
             access_log: vec![],
+            error_log: vec![],
+            log_not_found: true,
+            open_log_file_cache: None,
             proxy: ProxySettings {
                 set_headers: vec![],
                 http_version: ProxyHttpVersion::Http10,
@@ -803,6 +815,8 @@ pub(crate) mod tests {
                     format: LogFormatId(4),
                     buffer: None,
                     flush_ms: None,
+                    condition: None,
+                    gzip: None,
                 }]
             }),
         ];

@@ -223,6 +223,10 @@ impl Loaded {
 
     /// The number of workers to run: `PROTON_WORKERS`, else worker_processes (auto = CPUs).
     pub fn worker_count(&self) -> usize {
+        // master_process off: this one process serves (nginx ignores worker_processes).
+        if !self.ir.main.master_process {
+            return 1;
+        }
         if let Some(n) = std::env::var("PROTON_WORKERS")
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())

@@ -14,10 +14,36 @@ pub struct ErrorLog {
     path: Option<PathBuf>,
     file: Option<File>,
     level: LogLevel,
+    /// The main context's other `error_log` files (nginx writes to all of them), and the
+    /// lowest level any main file takes.
+    main_more: Vec<Target>,
+    main_min: LogLevel,
+    /// The error_log sets of http, server and location levels (a worker's; see
+    /// [`ErrorLog::add_location_logs`]), each with the lowest level it writes.
+    sets: Vec<(Vec<Target>, LogLevel)>,
+    /// Per settings record of the IR, its set (`None`: the main log).
+    by_settings: Vec<Option<u32>>,
+    /// The set lines go to now: that of the request being handled (`None`: the main log).
+    /// A `Cell`, so that code holding the worker shared (the rewrite engine's host, which
+    /// finds the location) can switch it.
+    current: std::cell::Cell<Option<u32>>,
+    /// PROTON_LOG_LEVEL was set: its level applies to every set too.
+    level_override: bool,
+    /// The connection being handled matches `debug_connection`: every line is written,
+    /// to every file of the set, whatever the levels.
+    debug: std::cell::Cell<bool>,
     /// `pid#worker` prefix part.
     who: String,
     /// The line being written, reused (no allocation per line once grown).
     line: Vec<u8>,
+}
+
+/// One file of a location's error_log set.
+struct Target {
+    /// `None`: standard error.
+    path: Option<PathBuf>,
+    file: Option<File>,
+    level: LogLevel,
 }
 
 /// Longest line buffer kept between lines.
@@ -44,15 +70,22 @@ pub fn parse_level(s: &str) -> Option<LogLevel> {
 impl ErrorLog {
     /// A log writing to `path` (`None` or "stderr": standard error).
     pub fn open(path: Option<PathBuf>, level: LogLevel) -> ErrorLog {
-        let level = std::env::var("PROTON_LOG_LEVEL")
+        let forced = std::env::var("PROTON_LOG_LEVEL")
             .ok()
-            .and_then(|v| parse_level(&v))
-            .unwrap_or(level);
+            .and_then(|v| parse_level(&v));
+        let level = forced.unwrap_or(level);
         let path = path.filter(|p| p.as_os_str() != "stderr");
         let mut log = ErrorLog {
             path,
             file: None,
             level,
+            main_more: Vec::new(),
+            main_min: level,
+            sets: Vec::new(),
+            by_settings: Vec::new(),
+            current: std::cell::Cell::new(None),
+            level_override: forced.is_some(),
+            debug: std::cell::Cell::new(false),
             who: format!("{}#0", std::process::id()),
             line: Vec::new(),
         };
@@ -65,23 +98,122 @@ impl ErrorLog {
         ErrorLog::open(None, LogLevel::Notice)
     }
 
+    /// Points standard error at the log file (a daemon has no terminal; nginx does the same
+    /// with `ngx_log_redirect_stderr`). Nothing changes when the log is standard error.
+    pub fn redirect_stderr(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(f) = &self.file {
+            let _ = nix::unistd::dup2(f.as_raw_fd(), 2);
+        }
+    }
+
     /// Sets the `pid#n` tag (workers call it after fork).
     pub fn set_worker(&mut self, n: usize) {
         self.who = format!("{}#{n}", std::process::id());
     }
 
-    /// Reopens the file (USR1, logrotate). Failure keeps writing to stderr.
+    /// Reopens the files (USR1, logrotate). Failure keeps writing to stderr.
     pub fn reopen(&mut self) {
-        self.file = self.path.as_ref().and_then(|p| {
-            if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
+        self.file = self.path.as_deref().and_then(open_append);
+        for t in &mut self.main_more {
+            t.file = t.path.as_deref().and_then(open_append);
+        }
+        for (set, _) in &mut self.sets {
+            for t in set {
+                t.file = t.path.as_deref().and_then(open_append);
             }
-            OpenOptions::new().create(true).append(true).open(p).ok()
-        });
+        }
+    }
+
+    /// Adds the main context's other `error_log` lines (after the first, which [`open`]
+    /// took): every line goes to each file whose level allows it.
+    ///
+    /// [`open`]: ErrorLog::open
+    pub fn add_main_logs(
+        &mut self,
+        logs: &[proton_ir::ErrorLog],
+        resolve: impl Fn(&str) -> PathBuf,
+    ) {
+        for l in logs {
+            let path = (l.path != "stderr").then(|| resolve(&l.path));
+            let level = if self.level_override {
+                self.level
+            } else {
+                l.level
+            };
+            self.main_min = self.main_min.min(level);
+            self.main_more.push(Target {
+                file: path.as_deref().and_then(open_append),
+                path,
+                level,
+            });
+        }
+    }
+
+    /// Opens the error_log sets of the http, server and location levels (`resolve` makes
+    /// a path absolute), so that [`ErrorLog::select`] can send a request's lines there.
+    /// Sets with the same files share one entry.
+    pub fn add_location_logs(
+        &mut self,
+        settings: &[proton_ir::Settings],
+        resolve: impl Fn(&str) -> PathBuf,
+    ) {
+        let level = self.level;
+        let mut seen: Vec<&[proton_ir::ErrorLog]> = Vec::new();
+        self.by_settings = settings
+            .iter()
+            .map(|s| {
+                if s.error_log.is_empty() {
+                    return None;
+                }
+                if let Some(i) = seen.iter().position(|e| *e == s.error_log.as_slice()) {
+                    return Some(i as u32);
+                }
+                seen.push(&s.error_log);
+                let set: Vec<Target> = s
+                    .error_log
+                    .iter()
+                    .map(|l| {
+                        let path = (l.path != "stderr").then(|| resolve(&l.path));
+                        Target {
+                            file: path.as_deref().and_then(open_append),
+                            path,
+                            level: l.level,
+                        }
+                    })
+                    .collect();
+                // PROTON_LOG_LEVEL (which set the main level) overrides these too.
+                let min = if self.level_override {
+                    level
+                } else {
+                    set.iter().map(|t| t.level).min().unwrap_or(level)
+                };
+                self.sets.push((set, min));
+                Some((self.sets.len() - 1) as u32)
+            })
+            .collect();
+    }
+
+    /// Sends the following lines to the error_log of settings record `settings` (the
+    /// request's location), or to the main log with `None`.
+    pub fn select(&self, settings: Option<proton_ir::SettingsId>) {
+        self.current
+            .set(settings.and_then(|s| self.by_settings.get(s.0 as usize).copied().flatten()));
+    }
+
+    /// `debug_connection`: the lines that follow are of a connection logged at debug level.
+    pub fn set_debug(&self, on: bool) {
+        self.debug.set(on);
     }
 
     pub fn enabled(&self, level: LogLevel) -> bool {
-        level >= self.level
+        if self.debug.get() {
+            return true;
+        }
+        match self.current.get().and_then(|i| self.sets.get(i as usize)) {
+            Some((_, min)) => level >= *min,
+            None => level >= self.main_min,
+        }
     }
 
     /// Writes one line if `level` is enabled.
@@ -93,18 +225,51 @@ impl ErrorLog {
         line.clear();
         write_local_time(&mut line);
         let _ = writeln!(line, " [{}] {}: {}", level.name(), self.who, msg);
-        match self.file.as_mut() {
-            Some(f) => {
-                let _ = f.write_all(&line);
+        match self
+            .current
+            .get()
+            .and_then(|i| self.sets.get_mut(i as usize))
+        {
+            Some((set, _)) => {
+                let all = self.level_override || self.debug.get();
+                for t in set.iter_mut().filter(|t| all || level >= t.level) {
+                    write_to(t.file.as_mut(), &line);
+                }
             }
             None => {
-                let _ = std::io::stderr().write_all(&line);
+                let all = self.debug.get();
+                if all || level >= self.level {
+                    write_to(self.file.as_mut(), &line);
+                }
+                for t in self
+                    .main_more
+                    .iter_mut()
+                    .filter(|t| all || level >= t.level)
+                {
+                    write_to(t.file.as_mut(), &line);
+                }
             }
         }
         if line.capacity() <= LINE_KEEP {
             self.line = line;
         }
     }
+}
+
+/// Opens a log file for appending, making its directory first.
+fn open_append(p: &std::path::Path) -> Option<File> {
+    if let Some(dir) = p.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    OpenOptions::new().create(true).append(true).open(p).ok()
+}
+
+/// Writes a line to `file`, or to standard error without one.
+fn write_to(file: Option<&mut File>, line: &[u8]) {
+    let _ = match file {
+        Some(f) => f.write_all(line),
+        None => std::io::stderr().write_all(line),
+    };
 }
 
 /// Appends `YYYY/MM/DD HH:MM:SS` in UTC (the runtime does not read time zones) to `out`.

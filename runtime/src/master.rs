@@ -106,12 +106,16 @@ struct Master {
     last_status: Instant,
 }
 
-fn open_error_log(loaded: &Loaded) -> ErrorLog {
-    match loaded.ir.main.error_log.first() {
+/// The main context's error log: the first `error_log` line, and the others beside it.
+pub(crate) fn open_error_log(loaded: &Loaded) -> ErrorLog {
+    let logs = &loaded.ir.main.error_log;
+    let mut elog = match logs.first() {
         Some(l) if l.path == "stderr" => ErrorLog::open(None, l.level),
         Some(l) => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
         None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    }
+    };
+    elog.add_main_logs(logs.get(1..).unwrap_or(&[]), |p| loaded.resolve(p));
+    elog
 }
 
 fn raise_nofile(loaded: &Loaded, elog: &mut ErrorLog) {
@@ -174,6 +178,14 @@ pub fn run(opts: Options) -> ExitCode {
         }
     };
     let mut elog = open_error_log(&loaded);
+    if let Some(w) = crate::process::user_ignored(&loaded.ir.main) {
+        elog!(elog, Warn, "{w}");
+    }
+    if let Err(e) = crate::process::resolve_user(&loaded.ir.main) {
+        eprintln!("proton-run: {e}");
+        elog!(elog, Emerg, "{e}");
+        return ExitCode::from(1);
+    }
     raise_nofile(&loaded, &mut elog);
     let bound = match rebind(&loaded.ir, Vec::new(), loaded.worker_count()) {
         Ok((b, _)) => b,
@@ -183,6 +195,14 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if loaded.ir.main.daemon {
+        if let Err(e) = crate::process::daemonize() {
+            eprintln!("proton-run: {e}");
+            elog!(elog, Emerg, "{e}");
+            return ExitCode::from(1);
+        }
+        elog.redirect_stderr();
+    }
     let signals = handled_signals();
     if let Err(e) = signals.thread_block() {
         eprintln!("proton-run: cannot block signals: {e}");
@@ -223,6 +243,9 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !loaded.ir.main.master_process {
+        return single_process(&opts, loaded, bound, &pid_file, &counters, &orphans, elog);
+    }
     let count = loaded.worker_count();
     announce_start(&loaded, &bound, count, &mut elog);
     let mut m = Master {
@@ -257,6 +280,78 @@ pub fn run(opts: Options) -> ExitCode {
     m.main_loop(&sfd)
 }
 
+/// `master_process off`: this process runs the worker loop itself, as nginx's single
+/// process mode (no fork, no respawn; `env`, `user`, `worker_cpu_affinity`,
+/// `worker_rlimit_core` and `working_directory` are worker settings nginx does not apply in
+/// this mode either). QUIT, TERM and INT stop it; USR1 reopens the logs; HUP drains the
+/// connections in flight (bounded by worker_shutdown_timeout), loads the IR again and
+/// serves on the same sockets (a bad IR keeps the running configuration).
+fn single_process(
+    opts: &Options,
+    mut loaded: Loaded,
+    mut bound: Vec<Bound>,
+    pid_file: &std::path::Path,
+    counters: &Counters,
+    orphans: &Counters,
+    mut elog: ErrorLog,
+) -> ExitCode {
+    announce_start(&loaded, &bound, 1, &mut elog);
+    elog!(elog, Notice, "master_process off: serving in this process");
+    let mut generation = 1;
+    let code = loop {
+        let code = crate::worker::run(
+            &loaded,
+            &bound,
+            crate::worker::Place {
+                slot: 0,
+                generation,
+                active: counters.slot(0),
+                orphans,
+                single: true,
+            },
+        );
+        if code != crate::worker::RELOAD {
+            break code;
+        }
+        elog!(
+            elog,
+            Notice,
+            "signal SIGHUP received, reloading {}",
+            opts.ir_path.display()
+        );
+        generation += 1;
+        let next = match Loaded::load(&opts.ir_path, opts.prefix.as_deref()) {
+            Ok(l) => l,
+            Err(e) => {
+                elog!(
+                    elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+                continue;
+            }
+        };
+        match rebind(&next.ir, std::mem::take(&mut bound), 1) {
+            Ok((b, removed)) => {
+                drop(removed);
+                bound = b;
+                loaded = next;
+                elog = open_error_log(&loaded);
+            }
+            Err((e, old)) => {
+                bound = old;
+                elog!(
+                    elog,
+                    Alert,
+                    "reload failed, the running configuration stays: {e}"
+                );
+            }
+        }
+    };
+    let _ = std::fs::remove_file(pid_file);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 impl Master {
     /// Forks one worker of the current generation into `slot`.
     fn spawn(&mut self, slot: usize, sfd: &SignalFd) -> bool {
@@ -282,6 +377,7 @@ impl Master {
                         generation: self.current.id,
                         active: self.counters.slot(counter),
                         orphans: &self.orphans,
+                        single: false,
                     },
                 );
                 std::process::exit(code);
@@ -454,6 +550,9 @@ impl Master {
             Signal::SIGUSR1 => {
                 elog!(self.elog, Notice, "reopening logs");
                 self.elog.reopen();
+                for e in crate::process::prepare_logs_for_user(&self.current.loaded) {
+                    elog!(self.elog, Alert, "{e}");
+                }
                 self.signal_all(Signal::SIGUSR1);
             }
             _ => {}

@@ -38,6 +38,15 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
                 }],
                 pid: "logs/proton.pid".into(),
                 event_method: None,
+                daemon: false,
+                master_process: true,
+                user: None,
+                worker_cpu_affinity: None,
+                worker_priority: 0,
+                worker_rlimit_core: None,
+                working_directory: None,
+                env: vec![],
+                debug_connection: vec![],
             },
             listeners: vec![],
             servers: vec![],
@@ -552,6 +561,8 @@ impl Lower<'_> {
         if let Some(d) = first(tree, "pid") {
             self.ir.main.pid = arg(d, 0).to_string();
         }
+        self.globals(tree);
+        self.knobs(tree, 0);
         let logs: Vec<ErrorLog> = all(tree, "error_log")
             .filter_map(|d| self.error_log(d))
             .collect();
@@ -576,10 +587,327 @@ impl Lower<'_> {
             if let Some(d) = first(ev.children(), "use") {
                 self.ir.main.event_method = Some(arg(d, 0).to_string());
             }
+            for d in all(ev.children(), "debug_connection") {
+                self.debug_connection(d);
+            }
         }
     }
 
+    /// nginx's core-module globals: daemon, master_process, user, worker_cpu_affinity,
+    /// worker_rlimit_core, working_directory, env.
+    fn globals(&mut self, tree: &[Directive]) {
+        let on = |name: &str| first(tree, name).map(|d| arg(d, 0) == "on");
+        self.ir.main.daemon = on("daemon").unwrap_or(false);
+        self.ir.main.master_process = on("master_process").unwrap_or(true);
+        if let Some(d) = first(tree, "user") {
+            self.ir.main.user = Some(UserGroup {
+                user: arg(d, 0).to_string(),
+                group: d.args.get(1).map(|a| a.value.clone()),
+            });
+        }
+        if let Some(d) = first(tree, "worker_cpu_affinity") {
+            self.ir.main.worker_cpu_affinity = self.cpu_affinity(d);
+        }
+        if let Some(d) = first(tree, "worker_priority") {
+            // nginx: an optional sign and digits.
+            let v = arg(d, 0);
+            let (neg, digits) = match v.as_bytes().first() {
+                Some(b'-') => (true, &v[1..]),
+                Some(b'+') => (false, &v[1..]),
+                _ => (false, v),
+            };
+            match parse_number::<i32>(digits) {
+                Some(n) => self.ir.main.worker_priority = if neg { -n } else { n },
+                None => self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid number \"{v}\" in \"worker_priority\""),
+                    )
+                    .label("expected a nice value such as -5 or 10")
+                    .help("worker_priority -5;"),
+                ),
+            }
+        }
+        if let Some(d) = first(tree, "worker_rlimit_core") {
+            self.ir.main.worker_rlimit_core = parse_size(arg(d, 0));
+        }
+        if let Some(d) = first(tree, "working_directory") {
+            self.ir.main.working_directory = Some(arg(d, 0).to_string());
+        }
+        for d in all(tree, "env") {
+            let v = arg(d, 0);
+            if v.is_empty() || v.starts_with('=') {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid value \"{v}\" in \"env\" directive"),
+                    )
+                    .label("expected a variable name")
+                    .help("env NAME; or env NAME=value;"),
+                );
+                continue;
+            }
+            self.ir.main.env.push(v.to_string());
+        }
+    }
+
+    /// `debug_connection address | CIDR | localhost | unix:`, read as nginx's
+    /// `ngx_ptocidr` (address bits below the prefix are ignored, as nginx masks them).
+    fn debug_connection(&mut self, d: &Directive) {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let v = arg(d, 0);
+        let mut push = |c| self.ir.main.debug_connection.push(c);
+        if v == "unix:" {
+            push(DebugConnection::Unix);
+            return;
+        }
+        if v == "localhost" {
+            push(DebugConnection::Cidr {
+                addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                prefix: 32,
+            });
+            push(DebugConnection::Cidr {
+                addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                prefix: 128,
+            });
+            return;
+        }
+        let (a, p) = match v.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (v, None),
+        };
+        let addr = a.parse::<IpAddr>().ok();
+        let max = if matches!(addr, Some(IpAddr::V6(_))) {
+            128
+        } else {
+            32
+        };
+        let prefix = match p {
+            None => Some(max),
+            Some(p) => parse_number::<u8>(p).filter(|p| *p <= max),
+        };
+        match (addr, prefix) {
+            (Some(addr), Some(prefix)) => push(DebugConnection::Cidr { addr, prefix }),
+            _ => self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("invalid host/address \"{v}\" in \"debug_connection\""),
+                )
+                .label("expected an address, address/prefix, localhost or unix:")
+                .help("debug_connection 192.168.1.0/24; debug_connection ::1;"),
+            ),
+        }
+    }
+
+    /// `worker_cpu_affinity cpumask … | auto [cpumask]`, checked as nginx does: masks of
+    /// `0` and `1` (spaces ignored), at most 1024 CPUs, `auto` with at most one mask.
+    fn cpu_affinity(&mut self, d: &Directive) -> Option<CpuAffinity> {
+        const MAX_CPUS: usize = 1024;
+        let auto = arg(d, 0) == "auto";
+        if auto && d.args.len() > 2 {
+            self.err(
+                Diagnostic::error(
+                    Code::Arity,
+                    d.arg_span(2),
+                    "invalid number of arguments in \"worker_cpu_affinity\" directive",
+                )
+                .label("auto takes at most one mask")
+                .help("worker_cpu_affinity auto; or worker_cpu_affinity auto 1010;"),
+            );
+            return None;
+        }
+        let mut masks = Vec::new();
+        for (i, a) in d.args.iter().enumerate().skip(usize::from(auto)) {
+            if a.value.len() > MAX_CPUS {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("\"worker_cpu_affinity\" supports up to {MAX_CPUS} CPUs only"),
+                    )
+                    .label("too long")
+                    .help("one digit per CPU, the rightmost is CPU 0"),
+                );
+                return None;
+            }
+            let mut cpus = Vec::new();
+            let mut n = 0u16;
+            for c in a.value.bytes().rev() {
+                match c {
+                    b' ' => continue,
+                    b'0' => {}
+                    b'1' => cpus.push(n),
+                    _ => {
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(i),
+                                format!(
+                                    "invalid character \"{}\" in \"worker_cpu_affinity\"",
+                                    char::from(c)
+                                ),
+                            )
+                            .label("masks are made of 0 and 1")
+                            .help("worker_cpu_affinity 01 10; (worker 1 on CPU 0, worker 2 on CPU 1) or auto"),
+                        );
+                        return None;
+                    }
+                }
+                n += 1;
+            }
+            masks.push(cpus);
+        }
+        Some(if auto {
+            CpuAffinity::Auto { cpus: masks.pop() }
+        } else {
+            CpuAffinity::Masks(masks)
+        })
+    }
+
+    /// Argument checks of the directives that are accepted without effect (nginx's sizing
+    /// knobs and temporary paths), in every block.
+    fn knobs(&mut self, block: &[Directive], depth: usize) {
+        if depth > crate::ast::MAX_BLOCK_DEPTH {
+            return;
+        }
+        for d in block {
+            match d.name.as_str() {
+                "connection_pool_size" | "request_pool_size" => {
+                    // nginx: NGX_MIN_POOL_SIZE and NGX_POOL_ALIGNMENT on 64-bit systems.
+                    const MIN: u64 = 112;
+                    const ALIGN: u64 = 16;
+                    let msg = match parse_size(arg(d, 0)) {
+                        None => Some(format!("\"{}\" directive invalid value", d.name)),
+                        Some(v) if v < MIN => Some(format!("must be no less than {MIN}")),
+                        Some(v) if v % ALIGN != 0 => Some(format!("must be a multiple of {ALIGN}")),
+                        Some(_) => None,
+                    };
+                    if let Some(m) = msg {
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("\"{}\" {m}", d.name),
+                            )
+                            .label("here")
+                            .help("accepted for nginx compatibility, with no effect: it can be removed"),
+                        );
+                    }
+                }
+                name if name.ends_with("_temp_path") => {
+                    let mut total = 0u64;
+                    for i in 1..d.args.len() {
+                        match parse_number::<u64>(arg(d, i)) {
+                            Some(l @ 1..=10) => total += l,
+                            _ => total = u64::MAX,
+                        }
+                        if total > 10 {
+                            self.err(
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    d.arg_span(i),
+                                    format!("\"{name}\" directive invalid value"),
+                                )
+                                .label("levels are digit counts of at least 1, at most 10 in all")
+                                .help(format!("{name} /spool/{name} 1 2;")),
+                            );
+                            break;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if let Some(b) = &d.block {
+                if matches!(d.name.as_str(), "http" | "server" | "location") {
+                    self.knobs(b, depth + 1);
+                }
+            }
+        }
+    }
+
+    /// `open_log_file_cache max=N [inactive=time] [min_uses=N] [valid=time] | off`, checked
+    /// as nginx does (max= is required).
+    fn open_log_file_cache(&mut self, d: &Directive) -> Option<LogFileCache> {
+        if arg(d, 0) == "off" && d.args.len() == 1 {
+            return Some(LogFileCache::Off);
+        }
+        let (mut max, mut inactive_ms, mut min_uses, mut valid_ms) = (None, 10_000, 1, 60_000);
+        for a in &d.args {
+            let v = a.value.as_str();
+            let ok = if let Some(n) = v.strip_prefix("max=") {
+                max = parse_number::<u32>(n).filter(|n| *n > 0);
+                max.is_some()
+            } else if let Some(t) = v.strip_prefix("inactive=") {
+                parse_time_secs(t).map(|s| inactive_ms = s * 1000).is_some()
+            } else if let Some(n) = v.strip_prefix("min_uses=") {
+                parse_number::<u32>(n).map(|n| min_uses = n).is_some()
+            } else if let Some(t) = v.strip_prefix("valid=") {
+                parse_time_secs(t).map(|s| valid_ms = s * 1000).is_some()
+            } else {
+                false
+            };
+            if !ok {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid \"open_log_file_cache\" parameter \"{v}\""),
+                    )
+                    .label("here")
+                    .help("open_log_file_cache max=1000 inactive=20s valid=1m min_uses=2; or off"),
+                );
+                return None;
+            }
+        }
+        let Some(max) = max else {
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.name_span,
+                    "\"max\" parameter is required in \"open_log_file_cache\"",
+                )
+                .label("no max=")
+                .help("open_log_file_cache max=1000;"),
+            );
+            return None;
+        };
+        Some(LogFileCache::On {
+            max,
+            inactive_ms,
+            min_uses,
+            valid_ms,
+        })
+    }
+
+    /// nginx's log destinations other than files: not supported yet (an error, never a file
+    /// of that name).
+    fn log_destination_unsupported(&mut self, d: &Directive) -> bool {
+        let v = arg(d, 0);
+        let Some(kind) = ["syslog:", "memory:"]
+            .into_iter()
+            .find(|p| v.starts_with(p))
+        else {
+            return false;
+        };
+        self.err(
+            Diagnostic::error(
+                Code::Unsupported,
+                d.arg_span(0),
+                format!("\"{kind}\" log destinations are not supported yet"),
+            )
+            .label("not a file")
+            .help("log to a file (or `stderr` for error_log)"),
+        );
+        true
+    }
+
     fn error_log(&mut self, d: &Directive) -> Option<ErrorLog> {
+        if self.log_destination_unsupported(d) {
+            return None;
+        }
         let level = match d.args.get(1).map(|a| a.value.as_str()) {
             None => LogLevel::Error,
             Some(l) => match LogLevel::from_name(l) {
@@ -1697,11 +2025,20 @@ impl Lower<'_> {
                     format: LogFormatId(0),
                     buffer: None,
                     flush_ms: None,
+                    condition: None,
+                    gzip: None,
                 }]
             } else {
                 ds.iter().filter_map(|d| self.access_log(d)).collect()
             }
         };
+        let error_log: Vec<ErrorLog> = nearest(chain, "error_log")
+            .iter()
+            .filter_map(|d| self.error_log(d))
+            .collect();
+        let open_log_file_cache = nearest(chain, "open_log_file_cache")
+            .first()
+            .and_then(|d| self.open_log_file_cache(d));
         let proxy_settings = self.proxy_settings(chain);
         let open_file_cache = OpenFileCache {
             cache: nearest(chain, "open_file_cache")
@@ -1770,6 +2107,9 @@ impl Lower<'_> {
             lingering_timeout_ms: time("lingering_timeout", 5_000),
             open_file_cache,
             access_log,
+            error_log,
+            log_not_found: flag("log_not_found", true),
+            open_log_file_cache,
             proxy: proxy_settings,
             charset,
             autoindex_format,
@@ -2298,6 +2638,9 @@ impl Lower<'_> {
     }
 
     fn access_log(&mut self, d: &Directive) -> Option<AccessLog> {
+        if self.log_destination_unsupported(d) {
+            return None;
+        }
         if arg(d, 0) == "off" {
             if d.args.len() > 1 {
                 self.err(
@@ -2316,8 +2659,35 @@ impl Lower<'_> {
         let mut format = LogFormatId(0);
         let mut buffer = None;
         let mut flush_ms = None;
+        let mut condition = None;
+        let mut gzip = None;
         for (i, a) in d.args.iter().enumerate().skip(1) {
-            if let Some(v) = a.value.strip_prefix("buffer=") {
+            if a.value == "gzip" || a.value.starts_with("gzip=") {
+                // nginx: level 1 (Z_BEST_SPEED) by default, 1–9, and a 64k buffer unless
+                // buffer= says otherwise.
+                let level = match a.value.strip_prefix("gzip=") {
+                    None => Some(1),
+                    Some(l) => parse_number::<u8>(l).filter(|l| (1..=9).contains(l)),
+                };
+                if level.is_none() {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid compression level \"{}\"", &a.value[5..]),
+                        )
+                        .label("expected 1 to 9")
+                        .help("gzip or gzip=1 … gzip=9"),
+                    );
+                }
+                gzip = level;
+            } else if let Some(v) = a.value.strip_prefix("if=") {
+                let span = Span {
+                    start: a.span.start + 3,
+                    ..a.span
+                };
+                condition = Some(self.template_of(d, v, span, None));
+            } else if let Some(v) = a.value.strip_prefix("buffer=") {
                 buffer = parse_size(v).or_else(|| {
                     self.err(
                         Diagnostic::error(
@@ -2374,9 +2744,12 @@ impl Lower<'_> {
                         format!("invalid parameter \"{}\"", a.value),
                     )
                     .label("here")
-                    .help("access_log path [format [buffer=size] [flush=time]];"),
+                    .help("access_log path [format [buffer=size] [flush=time] [if=condition]];"),
                 );
             }
+        }
+        if gzip.is_some() && buffer.is_none() {
+            buffer = Some(64 * 1024);
         }
         if flush_ms.is_some() && buffer.is_none() {
             self.err(
@@ -2394,6 +2767,8 @@ impl Lower<'_> {
             format,
             buffer,
             flush_ms,
+            condition,
+            gzip,
         })
     }
 

@@ -83,6 +83,8 @@ pub struct Place<'a> {
     /// Per slot, the generation whose worker in that slot is dead (0: none); set by the
     /// master, which then sends USR2.
     pub orphans: &'a Counters,
+    /// `master_process off`: this is the only process (no master above it).
+    pub single: bool,
 }
 
 /// A log line allowed once per period; the lines held back in between are counted.
@@ -363,6 +365,11 @@ impl<'a> Acceptor<'a> {
                 && w.listener_addrs.get(listener).copied().flatten() != Some(local))
             .then(|| Box::new(local));
             let mut conn = Conn::new(stream, peer, local, listener, key, w);
+            if conn.debug {
+                w.elog.set_debug(true);
+                elog!(w.elog, Debug, "*{} accept: {peer}", conn.number);
+                w.deselect_log();
+            }
             let token = Token(CONN_BASE + key);
             if let Err(e) = poll
                 .registry()

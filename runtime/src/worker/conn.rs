@@ -118,6 +118,8 @@ pub(crate) struct Conn {
     /// The connection's serial number in this worker (`$connection`; wraps after 2^32,
     /// 4 bytes so that an idle connection stays small).
     pub(crate) number: u32,
+    /// The client matches `debug_connection`: its lines are logged at debug level.
+    pub(crate) debug: bool,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -255,6 +257,13 @@ impl Conn {
             rd_ready: false,
             rd_hup: false,
             number: w.next_connection_number(),
+            debug: !w.loaded.ir.main.debug_connection.is_empty()
+                && w.loaded
+                    .ir
+                    .main
+                    .debug_connection
+                    .iter()
+                    .any(|d| d.matches(peer.ip())),
         }
     }
 

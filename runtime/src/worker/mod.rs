@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 const SIGNAL: Token = Token(usize::MAX - 1);
 /// On graceful stop, how long an idle keep-alive connection may still send a request.
 const IDLE_GRACE: Duration = Duration::from_millis(1000);
+
+/// What [`run`] returns in `master_process off` mode when HUP asked for a reload: the
+/// loop has drained and the process should load the IR again and serve on.
+pub const RELOAD: i32 = 100;
 /// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
 const CONN_BASE: usize = 1 << 20;
 
@@ -102,14 +106,14 @@ impl Worker<'_> {
 
 /// Runs a worker until it is told to stop. Returns the process exit code.
 pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
-    let (slot, generation) = (place.slot, place.generation);
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
-    let mut elog = match loaded.ir.main.error_log.first() {
-        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
-        Some(l) => ErrorLog::open(None, l.level),
-        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    };
+    let (slot, generation, single) = (place.slot, place.generation, place.single);
+    if !single {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
+        crate::process::set_environment(&loaded.ir.main);
+    }
+    let mut elog = crate::master::open_error_log(loaded);
     elog.set_worker(slot);
+    elog.add_location_logs(&loaded.ir.settings, |p| loaded.resolve(p));
     let mut poll = match Poll::new() {
         Ok(p) => p,
         Err(e) => {
@@ -179,6 +183,19 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         returns: respond::const_returns(&loaded.ir),
         connections: 0,
     };
+    // env, RLIMIT_CORE, user, CPU affinity, working directory: after the listening
+    // sockets and log files are open (a worker that drops root cannot open them).
+    if !single {
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match crate::process::init_worker(&loaded.ir.main, slot, ncpu) {
+            Ok(None) => {}
+            Ok(Some(alert)) => elog!(w.elog, Alert, "{alert}"),
+            Err(e) => {
+                elog!(w.elog, Emerg, "{e}");
+                return 2;
+            }
+        }
+    }
     elog!(
         w.elog,
         Info,
@@ -194,6 +211,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
     let mut events = Events::with_capacity(1024);
     let mut quitting = false;
+    let mut reload = false;
+    let mut quit_since: Option<Instant> = None;
     // A slot that died before this worker started may be waiting for its respawn.
     acceptor.refresh_cover(&poll, &mut w);
     let mut last_sweep = Instant::now();
@@ -222,10 +241,16 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 SIGNAL => {
                     while let Ok(Some(info)) = sfd.read_signal() {
                         match Signal::try_from(info.ssi_signo as i32) {
-                            Ok(Signal::SIGQUIT) if !quitting => {
+                            Ok(sig @ (Signal::SIGQUIT | Signal::SIGHUP))
+                                if !quitting && (sig == Signal::SIGQUIT || single) =>
+                            {
                                 // Graceful stop: no new connections; every response from now
                                 // on says `Connection: close`; idle keep-alive connections
                                 // get a short grace to send what may already be on the way.
+                                // With master_process off, HUP does the same and then the
+                                // process reloads (there is no master to start new workers).
+                                reload = sig == Signal::SIGHUP;
+                                quit_since = Some(Instant::now());
                                 quitting = true;
                                 w.draining = true;
                                 acceptor.stop(&poll);
@@ -290,7 +315,12 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 .map(|(k, _)| k)
                 .collect();
             for key in expired {
-                let close_it = conns.get_mut(key).is_some_and(|c| c.on_timeout(&mut w));
+                let close_it = conns.get_mut(key).is_some_and(|c| {
+                    w.select_log(c);
+                    let close_it = c.on_timeout(&mut w);
+                    w.deselect_log();
+                    close_it
+                });
                 if close_it {
                     close(&mut conns, key, &mut w);
                 } else if let Some(c) = conns.get_mut(key) {
@@ -300,21 +330,22 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             w.ups.sweep(now);
             acceptor.refresh_cover(&poll, &mut w);
         }
-        if quitting && conns.is_empty() {
+        // With master_process off there is no master to enforce worker_shutdown_timeout.
+        let timed_out = single
+            && quit_since
+                .zip(loaded.ir.main.worker_shutdown_timeout_ms)
+                .is_some_and(|(t, ms)| t.elapsed() >= Duration::from_millis(ms));
+        if quitting && (conns.is_empty() || timed_out) {
             w.access.flush_all();
             w.access.report_errors(&mut w.elog);
             elog!(w.elog, Info, "worker {slot} gracefully stopped");
-            return 0;
+            return if reload { RELOAD } else { 0 };
         }
     }
 }
 
 fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health::Checkers {
-    let mut log = match loaded.ir.main.error_log.first() {
-        Some(l) if l.path != "stderr" => ErrorLog::open(Some(loaded.resolve(&l.path)), l.level),
-        Some(l) => ErrorLog::open(None, l.level),
-        None => ErrorLog::open(None, proton_ir::LogLevel::Error),
-    };
+    let mut log = crate::master::open_error_log(loaded);
     log.set_worker(slot);
     let log = std::sync::Mutex::new(log);
     crate::upstream::health::spawn_checkers(
@@ -332,7 +363,12 @@ fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health:
 /// Readiness on client connection `key` (or on the upstream socket it owns).
 fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>, quitting: bool) {
     let done = match conns.get_mut(key) {
-        Some(c) => c.on_event(w, true, true),
+        Some(c) => {
+            w.select_log(c);
+            let done = c.on_event(w, true, true);
+            w.deselect_log();
+            done
+        }
         None => false,
     };
     let finished_draining = quitting
@@ -354,6 +390,25 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 }
 
 impl Worker<'_> {
+    /// Sends the error-log lines that follow to the error_log of the location of `c`'s
+    /// request (nginx sets the connection's log when a location is found).
+    pub(crate) fn select_log(&mut self, c: &Conn) {
+        let settings = c
+            .req
+            .as_deref()
+            .and_then(|r| r.location)
+            .and_then(|l| self.loaded.ir.locations.get(l.0 as usize))
+            .map(|l| l.conf.settings);
+        self.elog.select(settings);
+        self.elog.set_debug(c.debug);
+    }
+
+    /// Lines that follow are the worker's own again (the main error log, its level).
+    pub(crate) fn deselect_log(&self) {
+        self.elog.select(None);
+        self.elog.set_debug(false);
+    }
+
     /// The local address of a connection.
     /// Takes back a finished request's context for the next request.
     pub(crate) fn release_context(&mut self, req: Option<Box<context::RequestCtx>>) {

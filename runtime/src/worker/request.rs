@@ -217,6 +217,7 @@ impl RouteHost for Rewriter<'_, '_> {
         let Some(loc) = ir.locations.get(loc_id.0 as usize) else {
             return true;
         };
+        self.w.elog.select(Some(loc.conf.settings));
         if loc.conf.internal && !self.req.internal {
             self.stop = Some(Stop::Internal);
             return false;
@@ -337,6 +338,17 @@ impl Worker<'_> {
         // The server's own level applies until a location is found (`$document_root` in
         // the server's rewrite phase).
         req.location = ir.servers.get(sid.0 as usize).map(|s| s.default_location);
+        if let Some(l) = req.location.and_then(|l| ir.locations.get(l.0 as usize)) {
+            self.elog.select(Some(l.conf.settings));
+        }
+        // Once the server is known, so that the line goes to its error_log.
+        elog!(
+            self.elog,
+            Debug,
+            "*{} http request line: \"{}\"",
+            conn.number,
+            String::from_utf8_lossy(crate::http::request::request_line(&conn.rbuf, 8192))
+        );
         let target = conn.rbuf.get(req.head.target.clone()).unwrap_or(b"/");
         let args_start = target.iter().position(|&b| b == b'?');
         req.args.clear();
@@ -1139,6 +1151,13 @@ impl Worker<'_> {
 
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
+        elog!(
+            self.elog,
+            Debug,
+            "*{} http finalize request: {}",
+            conn.number,
+            conn.finished.status
+        );
         let ir = &self.loaded.ir;
         let Some(loc_idx) = conn.finished.location() else {
             // Malformed requests are logged with the default server's logs.
@@ -1147,7 +1166,8 @@ impl Worker<'_> {
         let Some(loc) = ir.locations.get(loc_idx as usize) else {
             return;
         };
-        let logs = &ir.settings[loc.conf.settings.0 as usize].access_log;
+        let settings = &ir.settings[loc.conf.settings.0 as usize];
+        let logs = &settings.access_log;
         if logs.iter().all(|l| matches!(l, proton_ir::AccessLog::Off)) {
             return;
         }
@@ -1170,7 +1190,7 @@ impl Worker<'_> {
         {
             ctx.sent_head = &conn.wbuf[..n];
         }
-        let written = access.write(self.loaded, logs, &ctx);
+        let written = access.write(self.loaded, settings, &ctx);
         self.access = access;
         if !written {
             self.log_path_refused(conn);
@@ -1201,7 +1221,7 @@ impl Worker<'_> {
         else {
             return;
         };
-        let logs = &self.loaded.ir.settings[loc.conf.settings.0 as usize].access_log;
+        let settings = &self.loaded.ir.settings[loc.conf.settings.0 as usize];
         // The request could not be parsed: only its timing is known (its head may be
         // partial), so the log line has the default server and no request values.
         let req = RequestCtx {
@@ -1211,7 +1231,7 @@ impl Worker<'_> {
         };
         let mut access = std::mem::take(&mut self.access);
         let ctx = self.ctx(conn, &req, conn.finished.status);
-        let written = access.write(self.loaded, logs, &ctx);
+        let written = access.write(self.loaded, settings, &ctx);
         self.access = access;
         if !written {
             self.log_path_refused(conn);

@@ -5,7 +5,7 @@ use super::vars::Ctx;
 use super::Worker;
 use crate::config::Loaded;
 use crate::http::response::{write_num_header, write_status_line, DateCache};
-use proton_ir::{AccessLog, LogEscape, LogFormatId};
+use proton_ir::{AccessLog, LogEscape, LogFileCache, LogFormatId, Settings};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
@@ -291,6 +291,23 @@ struct DynamicLog {
     expanded: Vec<u8>,
     log: LogFile,
     last_use: u64,
+    /// The `open_log_file_cache` this entry belongs to (its address in the IR; 0: Proton's
+    /// default cache, where no such directive is in effect).
+    cache: usize,
+    /// Lines written through this entry (nginx's `uses`: the file is kept open from
+    /// `min_uses` on).
+    uses: u32,
+    /// When it was last used, for `inactive`.
+    accessed: Instant,
+}
+
+/// The rules of a dynamic-path cache: nginx's `open_log_file_cache` parameters.
+#[derive(Clone, Copy)]
+struct CacheRules {
+    key: usize,
+    max: usize,
+    min_uses: u32,
+    inactive: Option<Duration>,
 }
 
 struct LogFile {
@@ -302,36 +319,100 @@ struct LogFile {
     last_flush: Instant,
     /// When a write failure of this file was last reported.
     error_reported: Option<Instant>,
+    /// `gzip=level`: each flush is written as one gzip member (as nginx).
+    gzip: Option<u8>,
 }
 
 impl AccessLogs {
-    pub(crate) fn new(_loaded: &Loaded) -> Self {
-        AccessLogs::default()
+    /// The worker's access logs, with every file of a fixed path open already (before a
+    /// worker under `user` gives up root, as nginx opens them in the master).
+    pub(crate) fn new(loaded: &Loaded) -> Self {
+        let mut logs = AccessLogs::default();
+        for s in &loaded.ir.settings {
+            for l in &s.access_log {
+                if let AccessLog::File {
+                    path,
+                    buffer,
+                    flush_ms,
+                    gzip,
+                    ..
+                } = l
+                {
+                    if let Some(literal) = path.as_literal() {
+                        let i = logs.file_for(loaded.resolve(literal), *buffer, *flush_ms, *gzip);
+                        logs.fixed.push((l as *const AccessLog as usize, i));
+                    }
+                }
+            }
+        }
+        logs
     }
 
-    fn file_for(&mut self, path: PathBuf, buffer: Option<u64>, flush_ms: Option<u64>) -> usize {
+    fn file_for(
+        &mut self,
+        path: PathBuf,
+        buffer: Option<u64>,
+        flush_ms: Option<u64>,
+        gzip: Option<u8>,
+    ) -> usize {
         if let Some(i) = self.files.iter().position(|f| f.path == path) {
             return i;
         }
         let file = open_log(&path);
-        self.files.push(LogFile::new(path, file, buffer, flush_ms));
+        let mut log = LogFile::new(path, file, buffer, flush_ms);
+        log.gzip = gzip;
+        self.files.push(log);
         self.files.len() - 1
     }
 
-    /// Writes one request to every access_log of `logs`. Returns false when a path made
-    /// from variables was refused (see [`expand_log_path`]); that line is not written.
-    pub(crate) fn write(&mut self, loaded: &Loaded, logs: &[AccessLog], ctx: &Ctx<'_>) -> bool {
+    /// Writes one request to every access_log of `settings`. Returns false when a path
+    /// made from variables was refused (see [`expand_log_path`]); that line is not written.
+    pub(crate) fn write(&mut self, loaded: &Loaded, settings: &Settings, ctx: &Ctx<'_>) -> bool {
         let mut all = true;
-        for l in logs {
+        let rules = match &settings.open_log_file_cache {
+            None => Some(CacheRules {
+                key: 0,
+                max: DYNAMIC_LOGS_MAX,
+                min_uses: 1,
+                inactive: None,
+            }),
+            Some(LogFileCache::Off) => None,
+            Some(
+                c @ LogFileCache::On {
+                    max,
+                    inactive_ms,
+                    min_uses,
+                    ..
+                },
+            ) => Some(CacheRules {
+                key: c as *const LogFileCache as usize,
+                max: *max as usize,
+                min_uses: *min_uses,
+                inactive: Some(Duration::from_millis(*inactive_ms)),
+            }),
+        };
+        for l in &settings.access_log {
             let AccessLog::File {
                 path,
                 format,
                 buffer,
                 flush_ms,
+                condition,
+                gzip,
             } = l
             else {
                 continue;
             };
+            if let Some(c) = condition {
+                // nginx: a condition that is empty or "0" skips the line.
+                self.value.clear();
+                for p in &c.parts {
+                    ctx.expand_part(p, &mut self.value);
+                }
+                if self.value.is_empty() || self.value == b"0" {
+                    continue;
+                }
+            }
             self.line.clear();
             format_line(loaded, *format, ctx, &mut self.line, &mut self.value);
             self.line.push(b'\n');
@@ -340,7 +421,7 @@ impl AccessLogs {
                 let i = match self.fixed.iter().find(|(k, _)| *k == key) {
                     Some((_, i)) => *i,
                     None => {
-                        let i = self.file_for(loaded.resolve(literal), *buffer, *flush_ms);
+                        let i = self.file_for(loaded.resolve(literal), *buffer, *flush_ms, *gzip);
                         self.fixed.push((key, i));
                         i
                     }
@@ -351,14 +432,33 @@ impl AccessLogs {
                     all = false;
                     continue;
                 }
-                self.uses += 1;
-                let j = match self.dynamic.iter().position(|d| d.expanded == self.path) {
-                    Some(j) => j,
-                    None => self.open_dynamic(loaded, *buffer, *flush_ms),
+                let Some(rules) = rules else {
+                    // open_log_file_cache off: open, write and close, as nginx.
+                    let path = path_of(loaded, &self.path);
+                    let file = open_append(&path);
+                    let mut once = LogFile::new(path, file, None, None);
+                    once.gzip = *gzip;
+                    once.buf.extend_from_slice(&self.line);
+                    if let Some(e) = once.flush_now() {
+                        self.failures.push(e);
+                    }
+                    continue;
+                };
+                let Some(j) = self.dynamic_entry(loaded, rules, *buffer, *flush_ms, *gzip) else {
+                    continue;
                 };
                 let d = &mut self.dynamic[j];
-                d.last_use = self.uses;
-                &mut d.log
+                d.log.buf.extend_from_slice(&self.line);
+                if d.uses < rules.min_uses || d.log.buf.len() >= d.log.limit {
+                    if let Some(e) = d.log.flush_now() {
+                        self.failures.push(e);
+                    }
+                }
+                if d.uses < rules.min_uses {
+                    // Not used often enough to be kept open (nginx's min_uses).
+                    d.log.file = None;
+                }
+                continue;
             };
             f.buf.extend_from_slice(&self.line);
             if f.buf.len() >= f.limit {
@@ -385,36 +485,81 @@ impl AccessLogs {
         }
     }
 
-    /// Opens the file of the expanded path in `self.path`, closing the least recently used
-    /// one first when [`DYNAMIC_LOGS_MAX`] are open. Its directory must exist (as nginx).
-    fn open_dynamic(
+    /// The entry of the expanded path in `self.path` under `rules`, with its file open, as
+    /// nginx's open file cache: a known entry counts one more use (and reopens its file when
+    /// it was not kept open); a new one is made only when its file opens (a failed open
+    /// evicts nothing), after closing the least recently used entry of the same cache when
+    /// `max` are there. Entries unused for `inactive` are closed first. The directory must
+    /// exist (as nginx). `None`: the file cannot be opened; the line is lost.
+    fn dynamic_entry(
         &mut self,
         loaded: &Loaded,
+        rules: CacheRules,
         buffer: Option<u64>,
         flush_ms: Option<u64>,
-    ) -> usize {
-        if self.dynamic.len() >= DYNAMIC_LOGS_MAX {
+        gzip: Option<u8>,
+    ) -> Option<usize> {
+        let now = Instant::now();
+        if let Some(inactive) = rules.inactive {
+            let mut j = 0;
+            while j < self.dynamic.len() {
+                let d = &self.dynamic[j];
+                if d.cache == rules.key && now.saturating_duration_since(d.accessed) > inactive {
+                    self.drop_dynamic(j);
+                } else {
+                    j += 1;
+                }
+            }
+        }
+        self.uses += 1;
+        if let Some(j) = self
+            .dynamic
+            .iter()
+            .position(|d| d.cache == rules.key && d.expanded == self.path)
+        {
+            let d = &mut self.dynamic[j];
+            d.uses = d.uses.saturating_add(1);
+            d.last_use = self.uses;
+            d.accessed = now;
+            if d.log.file.is_none() {
+                d.log.file = open_append(&d.log.path);
+            }
+            return d.log.file.is_some().then_some(j);
+        }
+        let path = path_of(loaded, &self.path);
+        let file = open_append(&path)?;
+        let held = self.dynamic.iter().filter(|d| d.cache == rules.key).count();
+        if held >= rules.max.max(1) {
             if let Some(old) = self
                 .dynamic
                 .iter()
                 .enumerate()
+                .filter(|(_, d)| d.cache == rules.key)
                 .min_by_key(|(_, d)| d.last_use)
                 .map(|(j, _)| j)
             {
-                let mut gone = self.dynamic.swap_remove(old);
-                if let Some(e) = gone.log.flush_now() {
-                    self.failures.push(e);
-                }
+                self.drop_dynamic(old);
             }
         }
-        let path = loaded.resolve(&String::from_utf8_lossy(&self.path));
-        let file = open_append(&path);
+        let mut log = LogFile::new(path, Some(file), buffer, flush_ms);
+        log.gzip = gzip;
         self.dynamic.push(DynamicLog {
             expanded: self.path.clone(),
-            log: LogFile::new(path, file, buffer, flush_ms),
+            log,
             last_use: self.uses,
+            cache: rules.key,
+            uses: 1,
+            accessed: now,
         });
-        self.dynamic.len() - 1
+        Some(self.dynamic.len() - 1)
+    }
+
+    /// Flushes and closes dynamic entry `j`.
+    fn drop_dynamic(&mut self, j: usize) {
+        let mut gone = self.dynamic.swap_remove(j);
+        if let Some(e) = gone.log.flush_now() {
+            self.failures.push(e);
+        }
     }
 
     /// Flushes buffers whose flush= time passed.
@@ -460,7 +605,9 @@ impl AccessLogs {
             if let Some(e) = d.log.flush_now() {
                 self.failures.push(e);
             }
-            d.log.file = open_append(&d.log.path);
+            if d.log.file.is_some() {
+                d.log.file = open_append(&d.log.path);
+            }
         }
     }
 }
@@ -475,6 +622,7 @@ impl LogFile {
             flush: flush_ms.map(Duration::from_millis),
             last_flush: Instant::now(),
             error_reported: None,
+            gzip: None,
         }
     }
 
@@ -484,7 +632,22 @@ impl LogFile {
     fn flush_now(&mut self) -> Option<(PathBuf, std::io::Error)> {
         let now = Instant::now();
         let result = match self.file.as_mut() {
-            Some(file) if !self.buf.is_empty() => file.write_all(&self.buf),
+            Some(file) if !self.buf.is_empty() => match self.gzip {
+                None => file.write_all(&self.buf),
+                Some(level) => {
+                    // One gzip member per flush, written at once: a reader can
+                    // decompress the file at any time (as nginx's gzip logs).
+                    let out = Vec::with_capacity(self.buf.len() / 4 + 64);
+                    let mut z = flate2::write::GzEncoder::new(
+                        out,
+                        flate2::Compression::new(u32::from(level)),
+                    );
+                    match z.write_all(&self.buf).and_then(|()| z.finish()) {
+                        Ok(member) => file.write_all(&member),
+                        Err(e) => Err(e),
+                    }
+                }
+            },
             _ => Ok(()),
         };
         self.buf.clear();
@@ -530,6 +693,11 @@ fn open_log(path: &PathBuf) -> Option<File> {
     open_append(path)
 }
 
+/// The file of an expanded dynamic log path.
+fn path_of(loaded: &Loaded, expanded: &[u8]) -> PathBuf {
+    loaded.resolve(&String::from_utf8_lossy(expanded))
+}
+
 /// Opens (creating) a file for appending log lines.
 fn open_append(path: &PathBuf) -> Option<File> {
     OpenOptions::new().create(true).append(true).open(path).ok()
@@ -553,7 +721,9 @@ fn format_line(
             other => {
                 val.clear();
                 ctx.expand_part(other, val);
-                if val.is_empty() && f.escape != LogEscape::Json {
+                // nginx writes "-" for a missing value only with the default escaping
+                // (escape=none and escape=json write nothing).
+                if val.is_empty() && f.escape == LogEscape::Default {
                     out.push(b'-');
                     continue;
                 }
@@ -581,7 +751,8 @@ fn escape(v: &[u8], how: LogEscape, out: &mut Vec<u8>) {
                 b'\r' => out.extend_from_slice(b"\\r"),
                 b'\t' => out.extend_from_slice(b"\\t"),
                 0..=0x1f => {
-                    let _ = write!(out, "\\u{b:04x}");
+                    // nginx's ngx_escape_json: upper-case hex digits.
+                    let _ = write!(out, "\\u{b:04X}");
                 }
                 _ => out.push(b),
             },

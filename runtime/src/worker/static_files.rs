@@ -394,6 +394,7 @@ fn serve_dir(
             );
             Handled::Status(403)
         }
+        _ if !log_not_found(w, loc) => Handled::Status(404),
         _ => {
             elog!(
                 w.elog,
@@ -438,6 +439,15 @@ fn open_nofollow(path: &[u8]) -> Result<(FileRef, FileInfo), OpenError> {
     Ok((FileRef::Owned(f), FileInfo::of(&m)))
 }
 
+/// `log_not_found` of location `loc`.
+fn log_not_found(w: &Worker<'_>, loc: LocationId) -> bool {
+    let ir = &w.loaded.ir;
+    ir.locations
+        .get(loc.0 as usize)
+        .and_then(|l| ir.settings.get(l.conf.settings.0 as usize))
+        .is_none_or(|s| s.log_not_found)
+}
+
 /// Bodies up to this size are read into the response buffer behind the head.
 const SMALL_BODY: u64 = 8 * 1024;
 
@@ -476,8 +486,15 @@ fn send_file(
                 _ if e.raw_os_error() == Some(nix::libc::ELOOP) => {
                     (403, proton_ir::LogLevel::Error)
                 }
+                _ if e.raw_os_error() == Some(36) => (404, proton_ir::LogLevel::Error), // ENAMETOOLONG
                 _ => (500, proton_ir::LogLevel::Crit),
             };
+            // log_not_found off keeps the missing-file lines out (nginx: ENOENT, ENOTDIR,
+            // ENAMETOOLONG).
+            let missing = status == 404;
+            if missing && !log_not_found(w, loc) {
+                return Handled::Status(status);
+            }
             w.elog.log(
                 level,
                 format_args!(

@@ -5,6 +5,7 @@ mod backend;
 mod context;
 mod differential;
 mod files_cache;
+mod globals;
 mod harness;
 mod health;
 mod listen;
