@@ -190,7 +190,8 @@ impl ScriptHost for Rewriter<'_, '_> {
             FileTest::File => m.is_file(),
             FileTest::Dir => m.is_dir(),
             FileTest::Exists => true,
-            FileTest::Exec => m.is_file() && m.permissions().mode() & 0o100 != 0,
+            // nginx's ngx_is_exec: the owner's execute bit, directories included.
+            FileTest::Exec => m.permissions().mode() & 0o100 != 0,
         }
     }
 
@@ -590,6 +591,12 @@ impl Worker<'_> {
                     Some((_, Some(0))) => code,
                     Some((orig, response)) if text.is_some() && code < 300 => {
                         response.unwrap_or(orig)
+                    }
+                    // A bare `return 2xx` in the error's target sends the error's status
+                    // with an empty body (nginx: the response header takes err_status).
+                    Some((orig, response)) if text.is_none() && code < 300 => {
+                        let status = response.unwrap_or(orig);
+                        return self.simple(conn, req, status, loc, &[], None);
                     }
                     _ => code,
                 };

@@ -182,6 +182,10 @@ const REWRITE_SERVER: &str = r#"
     location /c11/ { rewrite "^/c11/(x{0,10})$" /c11/x$1; }
     location ~ "^/c11/x{11}$" { return 200 "c11 uri=$uri"; }
     location /i/ { internal; return 200 "internal"; }
+    location /ret204 { return 204; }
+    location /ret200 { return 200; }
+    location /e405to204 { error_page 405 /ret204; return 405; }
+    location /e405to200 { error_page 405 /ret200; return 405; }
     location /toi/ { rewrite ^ /i/x; }
 "#;
 
@@ -219,6 +223,8 @@ const REWRITE_REQUESTS: &[&str] = &[
     "/c11/",
     "/i/a",
     "/toi/a",
+    "/e405to204",
+    "/e405to200",
 ];
 
 /// What a client sees, with the listening port taken out of redirects (the two servers
@@ -352,6 +358,7 @@ fn if_conditions_as_nginx() {
     location /dir {{ if (-d {files}/$arg_c) {{ return 204; }} }}
     location /exist {{ if (-e {files}/$arg_c) {{ return 204; }} }}
     location /exec {{ if (-x {files}/$arg_c) {{ return 204; }} }}
+    location /not_exec_dir {{ if (!-x {files}/$arg_c) {{ return 204; }} }}
     location /not_plain {{ if (!-f {files}/$arg_c) {{ return 204; }} }}
     location /not_exec {{ if (!-x {files}/$arg_c) {{ return 204; }} }}
     location /cap {{ if ($arg_c ~ "^(?<word>[a-z]+)-(\d+)$") {{ return 200 "$word $2"; }} return 200 "none"; }}
@@ -395,6 +402,8 @@ fn if_conditions_as_nginx() {
         ("/exist?c=none", &[]),
         ("/exec?c=exe", &[]),
         ("/exec?c=file", &[]),
+        ("/exec?c=dir", &[]),
+        ("/not_exec_dir?c=dir", &[]),
         ("/not_plain?c=none", &[]),
         ("/not_exec?c=file", &[]),
         ("/cap?c=abc-42", &[]),
