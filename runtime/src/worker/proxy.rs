@@ -646,11 +646,9 @@ impl Worker<'_> {
             }
         }
         p.req = req;
-        if head.expect_continue
-            && !matches!(p.body, ReqBody::None)
-            && conn.rbuf.len() == conn.head_len()
-        {
-            // The client waits for a go-ahead before sending the body.
+        if head.expect_continue && conn.rbuf.len() == conn.head_len() {
+            // The client waits for a go-ahead before sending the body. As nginx, the proxy
+            // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
             let _ = conn.sock.write(v);
         }

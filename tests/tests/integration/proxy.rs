@@ -2186,6 +2186,27 @@ fn large_and_expect_continue_uploads() {
     let e = Echo::of(&parse_response(&rest).expect("a response"));
     assert_eq!(e.body, b"hello", "{}", e.dump());
     assert!(e.all("expect").is_empty(), "{}", e.dump());
+
+    // With an empty body too: the proxy reads the body, so the go-ahead comes first, as
+    // nginx sends it (nginx-tests' http_expect_100_continue.t); not for HTTP/1.0.
+    for (version, want_100) in [("1.1", true), ("1.0", false)] {
+        let (raw, _) = raw_exchange(
+            p.port,
+            format!(
+                "POST /v11/echo HTTP/{version}\r\nHost: x\r\nContent-Length: 0\r\n\
+                 Expect: 100-Continue\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+            Duration::from_secs(20),
+        );
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(
+            text.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"),
+            want_100,
+            "HTTP/{version}: {text}"
+        );
+        assert!(text.contains(" 200 "), "HTTP/{version}: {text}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
