@@ -72,6 +72,49 @@ pub trait ScriptHost {
     fn tested(&mut self, source: SourceRef, result: bool) {
         let _ = (source, result);
     }
+    /// Whether the request's URI had a `%` escape or a `+` (nginx's `quoted_uri`,
+    /// `plus_in_uri`): a capture copied into the arguments or into a redirect is then
+    /// escaped again, since it was taken from the decoded URI.
+    fn uri_quoted(&self) -> bool {
+        false
+    }
+}
+
+/// Whether nginx's `NGX_ESCAPE_ARGS` escapes byte `b`: controls, space, `"`, `#`, `%`,
+/// `&`, `+`, `;`, `<`, `>`, `?`, `\`, `^`, `` ` ``, `{`, `|`, `}`, DEL and every byte from 0x80.
+fn escapes_in_args(b: u8) -> bool {
+    const TABLE: [u32; 4] = [0xffff_ffff, 0xd800_086d, 0x5000_0000, 0xb800_0001];
+    match TABLE.get(usize::from(b >> 5)) {
+        Some(word) => word & (1 << (b & 31)) != 0,
+        None => true,
+    }
+}
+
+/// Percent-escapes `out[from..]` in place as nginx's `ngx_escape_uri(…, NGX_ESCAPE_ARGS)`.
+fn escape_args(out: &mut Vec<u8>, from: usize) {
+    let n = out
+        .get(from..)
+        .map_or(0, |t| t.iter().filter(|&&b| escapes_in_args(b)).count());
+    if n == 0 {
+        return;
+    }
+    let old = out.len();
+    out.resize(old + 2 * n, 0);
+    let (mut src, mut dst) = (old, old + 2 * n);
+    while src > from {
+        src -= 1;
+        let b = out[src];
+        if escapes_in_args(b) {
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            dst -= 3;
+            out[dst] = b'%';
+            out[dst + 1] = HEX[usize::from(b >> 4)];
+            out[dst + 2] = HEX[usize::from(b & 15)];
+        } else {
+            dst -= 1;
+            out[dst] = b;
+        }
+    }
 }
 
 /// How a rewrite script ended.
@@ -288,7 +331,18 @@ fn rewrite<'ir, H: ScriptHost + ?Sized>(
                     _ => out.extend_from_slice(s.as_bytes()),
                 }
             }
-            other => h.expand_part(other, &mut out),
+            other => {
+                let at = out.len();
+                h.expand_part(other, &mut out);
+                // A capture of the decoded URI copied into arguments or a redirect is
+                // escaped again when the request's URI was escaped (nginx's capture code).
+                if matches!(other, Part::Capture(_))
+                    && (redirect || split.is_some())
+                    && h.uri_quoted()
+                {
+                    escape_args(&mut out, at);
+                }
+            }
         }
     }
     let add_args = !drops_args && !h.args().is_empty();
@@ -734,6 +788,27 @@ mod tests {
             run_script(&mut h, &ops, true, &mut None),
             ScriptEnd::Reroute
         );
+    }
+
+    #[test]
+    fn args_escaping_as_nginx() {
+        let mut out = b"x=".to_vec();
+        escape_args(&mut out, 2);
+        assert_eq!(out, b"x=");
+        let mut out = b"c=/a%b c&d+e?f~g".to_vec();
+        escape_args(&mut out, 2);
+        assert_eq!(String::from_utf8_lossy(&out), "c=/a%25b%20c%26d%2Be%3Ff~g");
+        for b in [
+            b'a', b'Z', b'0', b'-', b'.', b'_', b'~', b'/', b'=', b':', b'@', b'!',
+        ] {
+            assert!(!escapes_in_args(b), "{}", b as char);
+        }
+        for b in [
+            0u8, b'\n', b' ', b'"', b'#', b'%', b'&', b'+', b';', b'<', b'>', b'?', 0x7f, 0x80,
+            0xff,
+        ] {
+            assert!(escapes_in_args(b), "{b:#x}");
+        }
     }
 
     #[test]

@@ -198,6 +198,16 @@ impl ScriptHost for Rewriter<'_, '_> {
     fn enter(&mut self, loc: LocationId) {
         self.req.location = Some(loc);
     }
+
+    fn uri_quoted(&self) -> bool {
+        let target = self
+            .conn
+            .rbuf
+            .get(self.req.head.target.clone())
+            .unwrap_or_default();
+        let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+        memchr::memchr2(b'%', b'+', path).is_some()
+    }
 }
 
 impl RouteHost for Rewriter<'_, '_> {

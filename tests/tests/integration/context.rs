@@ -182,6 +182,9 @@ const REWRITE_SERVER: &str = r#"
     location /c11/ { rewrite "^/c11/(x{0,10})$" /c11/x$1; }
     location ~ "^/c11/x{11}$" { return 200 "c11 uri=$uri"; }
     location /i/ { internal; return 200 "internal"; }
+    location /capture { rewrite ^(.*) $1?c=d; return 200 "uri:$uri args:$args"; }
+    location /capturedup { rewrite ^(.*) $1?c=$1; return 200 "uri:$uri args:$args"; }
+    location /capredir { rewrite ^(.*)$ http://example.com$1 redirect; }
     location /ret204 { return 204; }
     location /ret200 { return 200; }
     location /e405to204 { error_page 405 /ret204; return 405; }
@@ -224,6 +227,11 @@ const REWRITE_REQUESTS: &[&str] = &[
     "/i/a",
     "/toi/a",
     "/e405to204",
+    "/capture/%25?a=b",
+    "/capturedup/%25?a=b",
+    "/capturedup/x+y?a=b",
+    "/capturedup/plain?a=b",
+    "/capredir/a%20b?q=1",
     "/e405to200",
 ];
 
