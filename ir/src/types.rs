@@ -1327,6 +1327,9 @@ pub struct Map {
     pub source: Template,
     /// `hostnames`: one trailing dot of the source is ignored, and keys may be wildcards.
     pub hostnames: bool,
+    /// `volatile`: computed at every use. Otherwise, as in nginx, a request computes the
+    /// value once and keeps it (through internal redirects).
+    pub volatile: bool,
     /// Exact keys, lowercase, sorted (by bytes) and distinct for binary search.
     pub exact: Vec<(String, Template)>,
     /// `*.example.com` and `.example.com`, as the lowercase suffix `.example.com`

@@ -647,6 +647,7 @@ pub(crate) mod tests {
             name: "m".into(),
             source: var(0),
             hostnames: true,
+            volatile: false,
             exact: vec![
                 ("a".into(), Template::literal("1")),
                 ("b.example.com".into(), var(0)),
@@ -848,6 +849,7 @@ pub(crate) mod tests {
                     name: format!("m{i}"),
                     source: Template::literal("x"),
                     hostnames: false,
+                    volatile: false,
                     exact: vec![],
                     leading: vec![],
                     trailing: vec![],

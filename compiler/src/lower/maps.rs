@@ -126,6 +126,7 @@ impl Lower<'_> {
                 name,
                 source: Template::default(),
                 hostnames: false,
+                volatile: false,
                 exact: Vec::new(),
                 leading: Vec::new(),
                 trailing: Vec::new(),
@@ -152,6 +153,7 @@ impl Lower<'_> {
             if let Some(slot) = self.ir.maps.get_mut(id) {
                 slot.source = m.source;
                 slot.hostnames = m.hostnames;
+                slot.volatile = m.volatile;
                 slot.exact = m.exact;
                 slot.leading = m.leading;
                 slot.trailing = m.trailing;
@@ -165,6 +167,7 @@ impl Lower<'_> {
     fn map_block(&mut self, d: &Directive) -> Map {
         let source = self.template(d, 0);
         let mut hostnames = false;
+        let mut volatile = false;
         let mut wild_before: Option<Span> = None;
         let mut default: Option<(Template, Span)> = None;
         let mut keys = Keys::default();
@@ -198,7 +201,7 @@ impl Lower<'_> {
                     }
                     hostnames = true;
                 }
-                ("volatile", 0) => {}
+                ("volatile", 0) => volatile = true,
                 ("include", 1) => self.err(
                     Diagnostic::error(
                         Code::Include,
@@ -236,6 +239,7 @@ impl Lower<'_> {
             name: String::new(),
             source,
             hostnames,
+            volatile,
             exact: sorted(keys.exact),
             leading: sorted(keys.leading),
             trailing: sorted(keys.trailing),

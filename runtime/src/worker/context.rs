@@ -52,6 +52,8 @@ pub(crate) struct RequestCtx {
     pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
     /// When the request started (its head was read), in `conn::clock_ms` units.
     pub(crate) started: u32,
+    /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
+    pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
 }
 
 impl Default for RequestCtx {
@@ -74,6 +76,7 @@ impl Default for RequestCtx {
             mtime: None,
             upstream: None,
             started: 0,
+            maps: Default::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ impl RequestCtx {
         self.mtime = None;
         self.upstream = None;
         self.started = 0;
+        self.maps.get_mut().clear();
     }
 }
 

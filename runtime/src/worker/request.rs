@@ -729,6 +729,7 @@ impl Worker<'_> {
             upstream: req.upstream,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
+            map_cache: Some(&req.maps),
             ir,
             location: req.location,
             prefix: &self.loaded.prefix,

@@ -360,6 +360,14 @@ fn serve_dir(
     for idx in &settings.index {
         name.clear();
         w.ctx(conn, req, 0).expand(idx, &mut name);
+        if name.starts_with(b"/") {
+            // An absolute index is a URI: nginx redirects to it internally at once, without
+            // looking for a file (the arguments stay).
+            req.uri.clear();
+            req.uri.extend_from_slice(&name);
+            found = true;
+            break;
+        }
         p.clear();
         p.extend_from_slice(path);
         p.extend_from_slice(&name);

@@ -213,6 +213,43 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sent_head: &'a [u8],
     /// The trailer lines added so far (`$sent_trailer_*` while `add_trailer` values are made).
     pub(crate) sent_trailers: &'a [u8],
+    /// The request's values of non-`volatile` maps, computed at their first use and kept
+    /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
+    pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
+}
+
+/// The values of non-`volatile` maps one request has computed (see [`Ctx::map_cache`]):
+/// ranges into one reused buffer, so a request allocates nothing once it has grown.
+#[derive(Default)]
+pub(crate) struct MapCache {
+    text: Vec<u8>,
+    slots: Vec<Option<Range<usize>>>,
+}
+
+impl MapCache {
+    /// Forgets every value (a new request).
+    pub(crate) fn clear(&mut self) {
+        if self.text.capacity() > CAPTURE_TEXT_KEEP {
+            self.text = Vec::new();
+        }
+        self.text.clear();
+        self.slots.clear();
+    }
+
+    fn get(&self, i: u32) -> Option<&[u8]> {
+        let r = self.slots.get(i as usize)?.clone()?;
+        self.text.get(r)
+    }
+
+    fn put(&mut self, i: u32, value: &[u8]) {
+        let i = i as usize;
+        if self.slots.len() <= i {
+            self.slots.resize(i + 1, None);
+        }
+        let start = self.text.len();
+        self.text.extend_from_slice(value);
+        self.slots[i] = Some(start..self.text.len());
+    }
 }
 
 /// The value of the first header `name` (lowercase, `_` for `-`) of a response head.
@@ -329,6 +366,23 @@ impl Ctx<'_> {
         if depth >= MAX_MAP_NESTING || *budget == 0 {
             return;
         }
+        let cache = self.map_cache.filter(|_| !map.volatile);
+        if let Some(c) = cache {
+            if let Some(v) = c.borrow().get(i) {
+                out.extend_from_slice(v);
+                return;
+            }
+        }
+        let start = out.len();
+        self.map_uncached(map, out, depth, budget);
+        if let Some(c) = cache {
+            if let Some(v) = out.get(start..) {
+                c.borrow_mut().put(i, v);
+            }
+        }
+    }
+
+    fn map_uncached(&self, map: &Map, out: &mut Vec<u8>, depth: usize, budget: &mut u32) {
         *budget -= 1;
         let depth = depth + 1;
         let mut subject = self.pool.borrow_mut().buf();
@@ -788,6 +842,7 @@ mod tests {
             name: name.into(),
             source,
             hostnames: false,
+            volatile: false,
             exact: vec![],
             leading: vec![],
             trailing: vec![],
@@ -965,6 +1020,7 @@ mod tests {
             connection_requests: 3,
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
+            map_cache: None,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

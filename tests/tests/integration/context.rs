@@ -478,3 +478,41 @@ fn if_conditions_as_nginx() {
         p.logs()
     );
 }
+
+/// A map's value is computed once per request and kept through internal redirects, unless
+/// the map is `volatile` (nginx-tests' map_volatile.t); proton-run and nginx 1.22 alike.
+#[test]
+fn map_values_are_kept_for_the_request_as_nginx() {
+    let t = TempDir::new("ctx-map");
+    let root = t.path().join("html");
+    std::fs::create_dir_all(&root).expect("root");
+    let body = format!(
+        r#"
+    map $uri $uri_cached {{ /1/ /1/redirect; /1/redirect uncached; }}
+    map $uri $uri_uncached {{ volatile; /2/ /2/redirect; /2/redirect uncached; }}
+    server {{ listen 127.0.0.1:PORT; server_name map.test; root {root};
+        location /1 {{ index $uri_cached; }}
+        location /1/redirect {{ add_header X-URI $uri_cached always; }}
+        location /2 {{ index $uri_uncached; }}
+        location /2/redirect {{ add_header X-URI $uri_uncached always; }}
+    }}
+"#,
+        root = root.display()
+    );
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\n{}}}\n",
+        body.replace("PORT", "{port}")
+    );
+    let ask = |port: u16, uri: &str| -> String {
+        let r = request(port, Some("map.test"), uri).unwrap_or_else(|e| panic!("{uri}: {e}"));
+        format!("{} {}", r.status, r.header("x-uri").unwrap_or("-"))
+    };
+    let p = Proton::start(t.path(), &conf, 1);
+    let ours: Vec<String> = ["/1/", "/2/"].iter().map(|u| ask(p.port, u)).collect();
+    assert_eq!(ours[0], "404 /1/redirect", "{}", p.logs());
+    assert_eq!(ours[1], "404 uncached", "{}", p.logs());
+    let Some(nginx) = nginx_binary() else { return };
+    let n = Nginx::start(&nginx, |port| body.replace("PORT", &port.to_string()));
+    let theirs: Vec<String> = ["/1/", "/2/"].iter().map(|u| ask(n.port(), u)).collect();
+    assert_eq!(ours, theirs);
+}
