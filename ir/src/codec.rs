@@ -181,21 +181,9 @@ pub(crate) mod tests {
         Ir {
             main: MainConf {
                 worker_processes: WorkerProcesses::Auto,
-                worker_connections: 512,
-                worker_rlimit_nofile: None,
-                worker_shutdown_timeout_ms: None,
                 error_log: vec![],
                 pid: "proton.pid".into(),
-                event_method: None,
-                daemon: false,
-                master_process: true,
-                user: None,
-                worker_cpu_affinity: None,
-                worker_priority: 0,
-                worker_rlimit_core: None,
-                working_directory: None,
-                env: vec![],
-                debug_connection: vec![],
+                ..MainConf::default()
             },
             listeners: vec![Listener {
                 addr: "0.0.0.0:80".into(),

@@ -92,29 +92,7 @@ fn escapes_in_args(b: u8) -> bool {
 
 /// Percent-escapes `out[from..]` in place as nginx's `ngx_escape_uri(…, NGX_ESCAPE_ARGS)`.
 fn escape_args(out: &mut Vec<u8>, from: usize) {
-    let n = out
-        .get(from..)
-        .map_or(0, |t| t.iter().filter(|&&b| escapes_in_args(b)).count());
-    if n == 0 {
-        return;
-    }
-    let old = out.len();
-    out.resize(old + 2 * n, 0);
-    let (mut src, mut dst) = (old, old + 2 * n);
-    while src > from {
-        src -= 1;
-        let b = out[src];
-        if escapes_in_args(b) {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            dst -= 3;
-            out[dst] = b'%';
-            out[dst + 1] = HEX[usize::from(b >> 4)];
-            out[dst + 2] = HEX[usize::from(b & 15)];
-        } else {
-            dst -= 1;
-            out[dst] = b;
-        }
-    }
+    crate::uri::percent_encode_in_place(out, from, escapes_in_args);
 }
 
 /// How a rewrite script ended.

@@ -229,6 +229,34 @@ pub struct MainConf {
 }
 
 /// One `debug_connection`.
+impl Default for MainConf {
+    /// nginx's defaults (one worker, 512 connections, `logs/error.log` at `error`,
+    /// `logs/proton.pid`, master process on, no daemon, nothing else set).
+    fn default() -> Self {
+        MainConf {
+            worker_processes: WorkerProcesses::Count(1),
+            worker_connections: 512,
+            worker_rlimit_nofile: None,
+            worker_shutdown_timeout_ms: None,
+            error_log: vec![ErrorLog {
+                path: "logs/error.log".into(),
+                level: LogLevel::Error,
+            }],
+            pid: "logs/proton.pid".into(),
+            event_method: None,
+            daemon: false,
+            master_process: true,
+            user: None,
+            worker_cpu_affinity: None,
+            worker_priority: 0,
+            worker_rlimit_core: None,
+            working_directory: None,
+            env: vec![],
+            debug_connection: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DebugConnection {
     /// An address and prefix length (a plain address has the full length).

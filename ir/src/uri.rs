@@ -124,6 +124,35 @@ pub fn normalize_host(host: &str) -> String {
     h.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Percent-escapes (`%XX`, uppercase hex, as nginx writes escapes) every byte of
+/// `out[from..]` for which `escape` holds, in place: the bytes are moved back from the end,
+/// so nothing is allocated beyond growing `out`, and a clean value is only scanned.
+pub fn percent_encode_in_place(out: &mut Vec<u8>, from: usize, escape: impl Fn(u8) -> bool) {
+    let n = out
+        .get(from..)
+        .map_or(0, |t| t.iter().filter(|&&b| escape(b)).count());
+    if n == 0 {
+        return;
+    }
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let old = out.len();
+    out.resize(old + 2 * n, 0);
+    let (mut src, mut dst) = (old, old + 2 * n);
+    while src > from {
+        src -= 1;
+        let b = out[src];
+        if escape(b) {
+            dst -= 3;
+            out[dst] = b'%';
+            out[dst + 1] = HEX[usize::from(b >> 4)];
+            out[dst + 2] = HEX[usize::from(b & 15)];
+        } else {
+            dst -= 1;
+            out[dst] = b;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

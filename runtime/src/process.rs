@@ -257,22 +257,8 @@ mod tests {
     #[test]
     fn environment() {
         let main = MainConf {
-            worker_processes: proton_ir::WorkerProcesses::Count(1),
-            worker_connections: 512,
-            worker_rlimit_nofile: None,
-            worker_shutdown_timeout_ms: None,
-            error_log: vec![],
-            pid: String::new(),
-            event_method: None,
-            daemon: false,
-            master_process: true,
-            user: None,
-            worker_cpu_affinity: None,
-            worker_priority: 0,
-            worker_rlimit_core: None,
-            working_directory: None,
             env: vec!["KEEP_ME".into(), "SET_ME=set".into()],
-            debug_connection: vec![],
+            ..MainConf::default()
         };
         let names = [
             "PATH",

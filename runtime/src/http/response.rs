@@ -327,32 +327,7 @@ mod tests {
 /// towards an upstream. In place, without allocating (the value is usually clean, and then
 /// only scanned).
 pub(crate) fn encode_line_breaks(out: &mut Vec<u8>, from: usize) {
-    let bad = |b: &u8| matches!(*b, b'\r' | b'\n' | 0);
-    let Some(tail) = out.get(from..) else {
-        return;
-    };
-    let n = tail.iter().filter(|b| bad(b)).count();
-    if n == 0 {
-        return;
-    }
-    let old_len = out.len();
-    out.resize(old_len + 2 * n, 0);
-    // Move bytes to their final place from the end, expanding the bad ones.
-    let (mut src, mut dst) = (old_len, old_len + 2 * n);
-    while src > from {
-        src -= 1;
-        let b = out[src];
-        if bad(&b) {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            dst -= 3;
-            out[dst] = b'%';
-            out[dst + 1] = HEX[usize::from(b >> 4)];
-            out[dst + 2] = HEX[usize::from(b & 15)];
-        } else {
-            dst -= 1;
-            out[dst] = b;
-        }
-    }
+    proton_ir::uri::percent_encode_in_place(out, from, |b| matches!(b, b'\r' | b'\n' | 0));
 }
 
 #[cfg(test)]

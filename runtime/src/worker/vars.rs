@@ -940,22 +940,10 @@ mod tests {
     fn empty_ir() -> Ir {
         Ir {
             main: proton_ir::MainConf {
-                worker_processes: proton_ir::WorkerProcesses::Count(1),
                 worker_connections: 16,
-                worker_rlimit_nofile: None,
-                worker_shutdown_timeout_ms: None,
                 error_log: vec![],
                 pid: String::new(),
-                event_method: None,
-                daemon: false,
-                master_process: true,
-                user: None,
-                worker_cpu_affinity: None,
-                worker_priority: 0,
-                worker_rlimit_core: None,
-                working_directory: None,
-                env: vec![],
-                debug_connection: vec![],
+                ..proton_ir::MainConf::default()
             },
             listeners: vec![],
             servers: vec![],
