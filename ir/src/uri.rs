@@ -114,13 +114,15 @@ fn pop_segment(out: &mut Vec<u8>) -> bool {
 /// Normalises a `Host` value for server selection: lowercase, port and trailing dot removed.
 pub fn normalize_host(host: &str) -> String {
     let h = host.trim();
-    let h = if h.starts_with('[') {
-        h.split_once(']')
-            .map_or(h, |(a, _)| a)
-            .trim_start_matches('[')
-    } else {
-        h.split_once(':').map_or(h, |(a, _)| a)
-    };
+    // An IPv6 literal keeps its brackets, as nginx's `$host` (`[::1]`).
+    if h.starts_with('[') {
+        return match h.find(']') {
+            Some(end) => h[..=end].to_ascii_lowercase(),
+            // An unclosed literal has no port to cut (as the runtime's Host check reads it).
+            None => h.trim_end_matches('.').to_ascii_lowercase(),
+        };
+    }
+    let h = h.split_once(':').map_or(h, |(a, _)| a);
     h.trim_end_matches('.').to_ascii_lowercase()
 }
 
@@ -213,6 +215,7 @@ mod tests {
     fn hosts() {
         assert_eq!(normalize_host("WWW.Example.COM."), "www.example.com");
         assert_eq!(normalize_host("example.com:8080"), "example.com");
-        assert_eq!(normalize_host("[::1]:80"), "::1");
+        assert_eq!(normalize_host("[::1]:80"), "[::1]");
+        assert_eq!(normalize_host("[ABCD::1]"), "[abcd::1]");
     }
 }

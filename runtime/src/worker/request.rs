@@ -15,19 +15,21 @@ use std::io::Write;
 
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
 /// absolute-form target (no port, no blank, at most one trailing dot, already removed in
-/// the usual case), without the brackets of an IPv6 literal and any trailing dot (as
-/// `proton_ir::uri::normalize_host`, without allocating).
+/// the usual case): an IPv6 literal keeps its brackets, as nginx's `$host` does
+/// (`[::1]`), other names lose any trailing dot (as `proton_ir::uri::normalize_host`,
+/// without allocating).
 fn normalize_host_into(host: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let mut host = host;
-    if host.first() == Some(&b'[') {
-        host = host.split(|&b| b == b']').next().unwrap_or(host);
-        while let [b'[', rest @ ..] = host {
+    let literal_end = (host.first() == Some(&b'['))
+        .then(|| host.iter().position(|&b| b == b']'))
+        .flatten();
+    if let Some(end) = literal_end {
+        host = &host[..=end];
+    } else {
+        while let [rest @ .., b'.'] = host {
             host = rest;
         }
-    }
-    while let [rest @ .., b'.'] = host {
-        host = rest;
     }
     // Copied whole and lowercased in place (vectorised), not pushed byte by byte.
     out.extend_from_slice(host);

@@ -516,3 +516,58 @@ fn map_values_are_kept_for_the_request_as_nginx() {
     let theirs: Vec<String> = ["/1/", "/2/"].iter().map(|u| ask(n.port(), u)).collect();
     assert_eq!(ours, theirs);
 }
+
+/// `$host` keeps the brackets of an IPv6 literal (and IPvFuture), lowercased, without the
+/// port, as nginx (nginx-tests' http_host.t); a redirect to a path names it the same way.
+#[test]
+fn host_of_ip_literals_as_nginx() {
+    let t = TempDir::new("ctx-host");
+    let body = "server { listen 127.0.0.1:PORT; server_name localhost;\n\
+                location / { return 200 \"$host\"; }\n\
+                location /r { return 302 /to; } }\n";
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\n{}}}\n",
+        body.replace("PORT", "{port}")
+    );
+    let hosts = [
+        "[ABCD::EF98:0:7654:321]",
+        "[abcd::ef98:0:7654:321]:8080",
+        "[::ffff:127.0.0.1]",
+        "[v0123456789abcdef.!$&'()*+,;=-._~abcdefghijklmnopqrstuvwxyz0123456789:]",
+        "example.com.",
+        "Example.COM:80",
+    ];
+    let ask = |port: u16, host: &str, path: &str| -> String {
+        match request(port, Some(host), path) {
+            Ok(r) => format!(
+                "{} {} {}",
+                r.status,
+                if r.status == 200 {
+                    r.body_text()
+                } else {
+                    String::new()
+                },
+                r.header("location")
+                    .map(|l| l.replace(&format!(":{port}"), ":PORT"))
+                    .unwrap_or_default()
+            ),
+            Err(e) => format!("error {e}"),
+        }
+    };
+    let p = Proton::start(t.path(), &conf, 1);
+    let ours: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| [ask(p.port, h, "/"), ask(p.port, h, "/r")])
+        .collect();
+    assert!(
+        ours[0].starts_with("200 [abcd::ef98:0:7654:321]"),
+        "{ours:?}"
+    );
+    let Some(nginx) = nginx_binary() else { return };
+    let n = Nginx::start(&nginx, |port| body.replace("PORT", &port.to_string()));
+    let theirs: Vec<String> = hosts
+        .iter()
+        .flat_map(|h| [ask(n.port(), h, "/"), ask(n.port(), h, "/r")])
+        .collect();
+    assert_eq!(ours, theirs);
+}
