@@ -348,9 +348,7 @@ impl Lower<'_> {
         let Some(a) = d.args.get(i) else {
             return Template::default();
         };
-        let span = a.span;
-        let text = text.unwrap_or(&a.value).to_string();
-        self.template_of(d, &text, span, extra)
+        self.template_of(d, text.unwrap_or(&a.value), a.span, extra)
     }
 
     /// A template of `text`, written in an argument of `d` at `span` (part of an argument,

@@ -85,6 +85,22 @@ impl Default for RequestCtx {
 const KEEP: usize = 64 * 1024;
 
 impl RequestCtx {
+    /// Makes `text` the target of nginx's 301 that adds a slash to a directory's URI: the
+    /// URI escaped as nginx escapes it, `/`, then the arguments.
+    pub(crate) fn set_slash_redirect(&mut self) {
+        self.text.clear();
+        crate::http::response::escape_uri(
+            &self.uri,
+            crate::http::response::Escape::Uri,
+            &mut self.text,
+        );
+        self.text.push(b'/');
+        if !self.args.is_empty() {
+            self.text.push(b'?');
+            self.text.extend_from_slice(&self.args);
+        }
+    }
+
     /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).
     fn reset(&mut self, pool: &mut VarPool) {
         for slot in self.user.iter_mut() {

@@ -162,15 +162,7 @@ impl ScriptHost for Rewriter<'_, '_> {
     }
 
     fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool {
-        let Some(re) = self.w.loaded.regexes.get(id.0 as usize) else {
-            return false;
-        };
-        self.w.scratch.var_pool.borrow_mut().capture(
-            &mut self.req.captures,
-            id.0 as usize,
-            re,
-            subject,
-        )
+        capture_text(self.w, &mut self.req.captures, id, subject)
     }
 
     fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool {
@@ -253,17 +245,27 @@ impl RouteHost for Rewriter<'_, '_> {
 /// Runs regex `id` on the request's URI or host; on a match, its groups become `$1`… and
 /// its named groups `$name`, as after an nginx regex match. Returns whether it matched.
 pub(crate) fn capture(w: &Worker<'_>, req: &mut RequestCtx, id: RegexId, on: Subject) -> bool {
-    let Some(re) = w.loaded.regexes.get(id.0 as usize) else {
-        return false;
-    };
     let text: &[u8] = match on {
         Subject::Uri => &req.uri,
         Subject::Host => &req.host,
     };
+    capture_text(w, &mut req.captures, id, text)
+}
+
+/// Runs regex `id` on `text`; on a match its groups go to `caps`.
+fn capture_text(
+    w: &Worker<'_>,
+    caps: &mut super::vars::Captures,
+    id: RegexId,
+    text: &[u8],
+) -> bool {
+    let Some(re) = w.loaded.regexes.get(id.0 as usize) else {
+        return false;
+    };
     w.scratch
         .var_pool
         .borrow_mut()
-        .capture(&mut req.captures, id.0 as usize, re, text)
+        .capture(caps, id.0 as usize, re, text)
 }
 
 impl Worker<'_> {
@@ -478,18 +480,7 @@ impl Worker<'_> {
                                 return self.finish_status(conn, req, 413, l, true);
                             }
                             Some(Stop::AutoRedirect) => {
-                                // The escaped URI, a slash, the arguments (nginx).
-                                req.text.clear();
-                                crate::http::response::escape_uri(
-                                    &req.uri,
-                                    crate::http::response::Escape::Uri,
-                                    &mut req.text,
-                                );
-                                req.text.push(b'/');
-                                if !req.args.is_empty() {
-                                    req.text.push(b'?');
-                                    req.text.extend_from_slice(&req.args);
-                                }
+                                req.set_slash_redirect();
                                 return self.answer_redirect(conn, req, 301, l);
                             }
                             Some(Stop::Const) => match self.answer_const(conn, req, l) {

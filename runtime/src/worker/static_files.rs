@@ -526,18 +526,7 @@ fn send_file(
         }
     };
     if meta.is_dir {
-        // 301 to the URI with a slash (nginx), escaped as nginx escapes it, arguments kept.
-        req.text.clear();
-        crate::http::response::escape_uri(
-            &req.uri,
-            crate::http::response::Escape::Uri,
-            &mut req.text,
-        );
-        req.text.push(b'/');
-        if !req.args.is_empty() {
-            req.text.push(b'?');
-            req.text.extend_from_slice(&req.args);
-        }
+        req.set_slash_redirect();
         return redirect_slash(w, conn, req, loc);
     }
     if !meta.is_file {
