@@ -240,3 +240,34 @@ fn line_breaks_from_variables_never_split_a_header() {
     assert_eq!(log.lines().count(), 3, "one line per request:\n{log}");
     assert!(log.contains("\\x0D\\x0AX-Injected"), "{log}");
 }
+
+/// Lingering is bounded by `lingering_time`: a client that keeps sending into a closing
+/// connection is cut off once it has passed (2 s here). The server's FIN comes at once
+/// (after the 413); its close shows as a failing write. Without the bound the writes would
+/// go on succeeding until the 20 s deadline.
+#[test]
+fn lingering_ends_after_lingering_time() {
+    let t = TempDir::new("linger-time");
+    let p = Proton::start(
+        t.path(),
+        &conf(
+            "server { listen 127.0.0.1:{port}; client_max_body_size 1k; \
+             lingering_timeout 1s; lingering_time 2s; location / { return 200; } }",
+        ),
+        1,
+    );
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        .expect("head");
+    s.write_all(&[b'x'; 4096]).expect("some body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .expect("the response, then the server's FIN");
+    assert_eq!(parse_response(&raw).expect("a response").status, 413);
+    // Keep sending, a little at a time, until a write fails (the server closed).
+    let cut = proton_tests::wait_until(Duration::from_secs(20), || {
+        s.write_all(&[b'x'; 512]).is_err()
+    });
+    assert!(cut, "the server lingered past lingering_time\n{}", p.logs());
+}
