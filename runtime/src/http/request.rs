@@ -325,6 +325,15 @@ impl RequestHead {
             .map(|(_, v)| bytes_at(buf, &v))
     }
 
+    /// Marks a refused request: no body is read and the connection closes after the
+    /// answer (nginx's keepalive off for 400, 413, 414, 494…).
+    pub fn refuse_body_and_keepalive(&mut self) {
+        self.keep_alive = false;
+        self.content_length = None;
+        self.chunked = false;
+        self.expect_continue = false;
+    }
+
     /// Whether the method is HEAD (the response has no body).
     pub fn is_head(&self) -> bool {
         self.method == Method::Head

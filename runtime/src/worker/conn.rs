@@ -493,11 +493,10 @@ impl Conn {
             }
             Ok(Parsed::Complete) => {
                 self.set_head_len(req.head.head_len);
-                self.answer(w, req);
+                self.answer(w, req, None);
                 Some(true)
             }
             Err(e) => {
-                self.req = Some(req);
                 elog!(
                     w.elog,
                     Info,
@@ -506,14 +505,18 @@ impl Conn {
                     self.peer.ip()
                 );
                 self.set_head_len(self.rbuf.len());
-                self.answer_error(w, e.status());
+                // As nginx: the request exists (with what of its head was understood), the
+                // default server's error_page applies, and the connection closes after.
+                req.head.refuse_body_and_keepalive();
+                self.answer(w, req, Some(e.page_code()));
                 Some(true)
             }
         }
     }
 
-    /// Routes and answers the request whose head was parsed into `req`.
-    fn answer(&mut self, w: &mut Worker<'_>, mut req: Box<RequestCtx>) {
+    /// Routes and answers the request whose head was parsed into `req`; with `error`, a
+    /// request the parser refused, answered with that status through error_page.
+    fn answer(&mut self, w: &mut Worker<'_>, mut req: Box<RequestCtx>, error: Option<u16>) {
         req.started = w.now_ms;
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
@@ -544,7 +547,7 @@ impl Conn {
         req.served = self.served;
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
-        let mut out = w.handle_request(self, &mut req);
+        let mut out = w.handle_request(self, &mut req, error);
         if !out.proxy {
             w.apply_trailers(self, &req, &mut out);
         }

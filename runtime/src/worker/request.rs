@@ -293,9 +293,19 @@ impl Worker<'_> {
     }
 
     /// Answers the request whose context (head parsed) is `req`, writing into `conn`.
-    pub(crate) fn handle_request(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Outcome {
+    /// With `error`, the parser refused the request with that status: it is answered (the
+    /// default server's error_page applies, as in nginx) without routing.
+    pub(crate) fn handle_request(
+        &mut self,
+        conn: &mut Conn,
+        req: &mut RequestCtx,
+        error: Option<u16>,
+    ) -> Outcome {
         let ok = self.prepare(conn, req);
         let server_default = self.loaded.ir.servers[req.server.0 as usize].default_location;
+        if let Some(code) = error {
+            return self.route(conn, req, Some((server_default, code)));
+        }
         if !ok {
             elog!(
                 self.elog,
@@ -303,7 +313,17 @@ impl Worker<'_> {
                 "client sent invalid request URI, client: {}",
                 conn.peer.ip()
             );
-            return self.finish_status(conn, req, 400, server_default, true);
+            req.head.refuse_body_and_keepalive();
+            // nginx refuses it with the request line, before any header was read: no
+            // host, the default server.
+            req.host.clear();
+            let ir = &self.loaded.ir;
+            if let Some(l) = ir.listeners.get(conn.listener as usize) {
+                req.server = l.names.default;
+            }
+            let server_default = ir.servers[req.server.0 as usize].default_location;
+            req.location = Some(server_default);
+            return self.route(conn, req, Some((server_default, 400)));
         }
         self.route(conn, req, None)
     }

@@ -724,7 +724,9 @@ fn format_line(
                 // nginx writes "-" for a missing value only with the default escaping
                 // (escape=none and escape=json write nothing).
                 if val.is_empty() && f.escape == LogEscape::Default {
-                    out.push(b'-');
+                    if !ctx.found_empty(other) {
+                        out.push(b'-');
+                    }
                     continue;
                 }
                 escape(val, f.escape, out);

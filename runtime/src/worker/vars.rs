@@ -496,6 +496,29 @@ impl Ctx<'_> {
         }
     }
 
+    /// For a part whose value came out empty: whether the variable exists with an empty
+    /// value (nginx logs nothing) rather than not at all (nginx logs `-`).
+    pub(crate) fn found_empty(&self, p: &Part) -> bool {
+        let Part::Var(v) = p else {
+            return false;
+        };
+        let parsed = !self.head.target.is_empty();
+        match v {
+            Var::Http(name) => header(self.head, self.buf, name.as_bytes()).is_some(),
+            Var::Arg(name) => arg_value(self.args, name.as_bytes()).is_some(),
+            Var::Cookie(name) => header(self.head, self.buf, b"cookie")
+                .and_then(|c| cookie_value(c, name.as_bytes()))
+                .is_some(),
+            Var::SentHttp(name) => sent_header(self.sent_head, name.as_bytes()).is_some(),
+            Var::User(i) => matches!(self.user.get(*i as usize), Some(Some(_))),
+            Var::Builtin(Builtin::Host | Builtin::IsArgs) => true,
+            // nginx's URI exists once the request line was parsed, even when it did not
+            // normalise (a 400). Empty arguments (`/x?`) are missing there.
+            Var::Builtin(Builtin::Uri | Builtin::DocumentUri | Builtin::RequestUri) => parsed,
+            _ => false,
+        }
+    }
+
     /// The value of a built-in variable, as nginx computes it. The match is exhaustive: a new
     /// [`Builtin`] does not compile until it has a value here.
     fn builtin(&self, b: Builtin, out: &mut Vec<u8>) {
@@ -514,11 +537,10 @@ impl Ctx<'_> {
             }
             Builtin::RequestUri => out.extend_from_slice(target),
             Builtin::RequestMethod => out.extend_from_slice(method),
+            // As nginx: the request line as the client sent it (absolute-form, extra spaces,
+            // or a line the parser refused), without its line ending.
             Builtin::Request => {
-                out.extend_from_slice(method);
-                out.push(b' ');
-                out.extend_from_slice(target);
-                let _ = write!(out, " HTTP/1.{}", head.minor_version);
+                out.extend_from_slice(crate::http::request::request_line(self.buf, self.buf.len()))
             }
             Builtin::ServerProtocol => {
                 let _ = write!(out, "HTTP/1.{}", head.minor_version);

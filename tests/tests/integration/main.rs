@@ -11,6 +11,7 @@ mod health;
 mod listen;
 mod process;
 mod proxy;
+mod refused;
 mod runtime;
 mod safety;
 mod startup;
