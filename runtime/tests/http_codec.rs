@@ -131,6 +131,11 @@ fn valid_cases() -> Vec<(&'static [u8], Want)> {
             Want { target: b"/a", absolute_host: Some(b"[::1]"), ..GET },
         ),
         (
+            // nginx's IP-literal grammar: unreserved characters and sub-delims (IPvFuture).
+            b"GET http://[v1.a!$&'()*+,;=-._~:]/a HTTP/1.1\r\nHost: h\r\n\r\n",
+            Want { target: b"/a", absolute_host: Some(b"[v1.a!$&'()*+,;=-._~:]"), ..GET },
+        ),
+        (
             b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
             Want { method: Method::Options, target: b"*", ..GET },
         ),
@@ -420,6 +425,10 @@ fn invalid_cases() -> Vec<(Vec<u8>, HttpError)> {
     add(b"GET /a\x00b HTTP/1.1\r\nHost: h\r\n\r\n", NulByte);
     add(b"GET foo HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     add(b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
+    add(
+        b"GET http://[::1%eth0]/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        InvalidTarget,
+    );
     add(b"CONNECT a:443 HTTP/1.1\r\nHost: h\r\n\r\n", InvalidTarget);
     // Well-formed TRACE and CONNECT: 405 once the head is complete (nginx), after the
     // checks every request passes (so a bad one is still 400).

@@ -843,7 +843,8 @@ fn parse_absolute_form(t: &[u8]) -> Option<AbsoluteForm> {
     let host_start = i;
     if at(i) == Some(b'[') {
         i += 1;
-        while at(i).is_some_and(|b| b.is_ascii_alphanumeric() || b":.%-_~".contains(&b)) {
+        // nginx's IP-literal grammar: unreserved characters, sub-delims and `:`.
+        while at(i).is_some_and(|b| b.is_ascii_alphanumeric() || b":-._~!$&'()*+,;=".contains(&b)) {
             i += 1;
         }
         if at(i) != Some(b']') {
