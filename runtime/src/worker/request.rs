@@ -171,6 +171,13 @@ impl ScriptHost for Rewriter<'_, '_> {
         if path.is_empty() || path.contains(&0) {
             return false;
         }
+        // As nginx's open_cached_file: the location's disable_symlinks applies (a refused
+        // link is a file that cannot be opened).
+        if let Some(loc) = self.req.location {
+            if super::static_files::symlink_check(self.w, self.conn, self.req, loc, path).is_err() {
+                return false;
+            }
+        }
         let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
         let meta = if p.is_absolute() {
             std::fs::metadata(p)

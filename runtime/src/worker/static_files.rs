@@ -112,17 +112,18 @@ fn symlinks_allowed(
 /// not its target's (`if_not_owner`). The status is nginx's: under `on` a directory that is
 /// a link fails as not a directory (404, nginx opens it with O_DIRECTORY|O_NOFOLLOW) and the
 /// file itself as a loop (403); under `if_not_owner` both are 403. The final component is
-/// also opened with O_NOFOLLOW under `on`.
-fn symlink_check(
+/// also opened with O_NOFOLLOW under `on`: `Ok(true)` says so (`Ok(false)`: links are
+/// allowed, also when `from=` covers the whole path, as nginx turns the check off then).
+pub(crate) fn symlink_check(
     w: &Worker<'_>,
     conn: &Conn,
     req: &RequestCtx,
     loc: LocationId,
     path: &[u8],
-) -> Result<(), u16> {
+) -> Result<bool, u16> {
     use proton_ir::DisableSymlinks;
     let (owner, from) = match &w.settings_for(loc).disable_symlinks {
-        DisableSymlinks::Off => return Ok(()),
+        DisableSymlinks::Off => return Ok(false),
         DisableSymlinks::On { from } => (false, from),
         DisableSymlinks::IfNotOwner { from } => (true, from),
     };
@@ -145,7 +146,7 @@ fn symlink_check(
         w.scratch.var_pool.borrow_mut().give_buf(f);
         match skip {
             Some(s) => start = s,
-            None => return Ok(()),
+            None => return Ok(false),
         }
     }
     let refused = |prefix: &[u8]| -> Option<bool> {
@@ -173,12 +174,12 @@ fn symlink_check(
                 Some(true) => return Err(403),
                 Some(false) => {}
                 // Missing: the open that follows answers for it.
-                None => return Ok(()),
+                None => return Ok(!owner),
             }
         }
         i = end;
     }
-    Ok(())
+    Ok(!owner)
 }
 
 /// The Last-Modified time the response will carry: the file's, unless the location's
@@ -467,14 +468,13 @@ fn send_file(
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
 ) -> Handled {
-    if let Err(status) = symlink_check(w, conn, req, loc, path) {
-        log_symlink(w, conn, path, status);
-        return Handled::Status(status);
-    }
-    let nofollow = matches!(
-        w.settings_for(loc).disable_symlinks,
-        proton_ir::DisableSymlinks::On { .. }
-    );
+    let nofollow = match symlink_check(w, conn, req, loc, path) {
+        Ok(nofollow) => nofollow,
+        Err(status) => {
+            log_symlink(w, conn, path, status);
+            return Handled::Status(status);
+        }
+    };
     // Non-blocking: opening a FIFO (or a device) for reading would otherwise block the
     // whole event loop until a writer came; such a file is then refused below. Through
     // the location's `open_file_cache` when it has one; with `disable_symlinks on` the

@@ -42,6 +42,9 @@ server {
     location /symf/ { root {root}/rootlink; disable_symlinks on from=$document_root; }
     location /symn/ { root {root}/rootlink; disable_symlinks on; }
     location /symi/ { disable_symlinks on; }
+    location /symif/ { disable_symlinks on; if (-f $request_filename) { return 204; } }
+    location /symifo/ { disable_symlinks if_not_owner; if (-f $request_filename) { return 204; } }
+    location ~ ^/symx/(.+)$ { disable_symlinks on from=$document_root; alias {root}/sym/$1; }
     location /ix/ { index $arg_i; }
     location /pcs/ { charset b; override_charset on; proxy_pass http://127.0.0.1:{port}/rc/; }
     location /pco/ { charset b; proxy_pass http://127.0.0.1:{port}/rc/; }
@@ -165,6 +168,19 @@ fn cases() -> Vec<(&'static str, String)> {
         ("disable_symlinks from", on("/symf/real.html", "")),
         ("disable_symlinks not from", on("/symn/real.html", "")),
         ("disable_symlinks index", on("/symi/", "")),
+        ("disable_symlinks, if -f on a link", on("/symif/link", "")),
+        (
+            "disable_symlinks, if -f on a file",
+            on("/symif/real.html", ""),
+        ),
+        (
+            "disable_symlinks if_not_owner, if -f",
+            on("/symifo/link", ""),
+        ),
+        (
+            "disable_symlinks from= the whole path",
+            on("/symx/link", ""),
+        ),
         ("disable_symlinks off", on("/link", "")),
         ("index from a variable", on("/ix/?i=b.html", "")),
         ("proxied, override_charset", on("/pcs/t.html", "")),
@@ -303,12 +319,16 @@ fn files(root: &std::path::Path) {
     w("symf/real.html", b"r");
     w("symn/real.html", b"r");
     w("symi/real.html", b"r");
+    w("symif/real.html", b"r");
+    w("symifo/real.html", b"r");
     let link = |to: &str, at: &str| {
         std::os::unix::fs::symlink(to, root.join(at)).expect("symlink");
     };
     link("real.html", "sym/link");
     link("real.html", "symo/link");
     link("real.html", "symi/index.html");
+    link("real.html", "symif/link");
+    link("real.html", "symifo/link");
     link("/etc/hostname", "symt/t");
     link("t.html", "link");
     link(".", "rootlink");
