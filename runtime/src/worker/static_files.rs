@@ -33,6 +33,7 @@ fn map_path(
     req: &RequestCtx,
     loc: LocationId,
     uri: &[u8],
+    add_uri_to_alias: bool,
     out: &mut Vec<u8>,
 ) -> bool {
     let ir = &w.loaded.ir;
@@ -54,6 +55,10 @@ fn map_path(
                 let prefix = alias.prefix.as_bytes();
                 let rest = uri.strip_prefix(prefix).unwrap_or(uri);
                 out.extend_from_slice(rest);
+            } else if add_uri_to_alias {
+                // nginx's add_uri_to_alias: a try_files candidate in a regex location is
+                // looked for (and served) under the alias.
+                out.extend_from_slice(uri);
             }
             if climbs(out, written) {
                 return false;
@@ -260,13 +265,17 @@ pub(crate) fn serve(
             if dir {
                 cand.pop();
             }
-            let inside = map_path(w, conn, req, loc, &cand, &mut path);
+            let inside = map_path(w, conn, req, loc, &cand, true, &mut path);
             let found = inside
                 && symlinks_allowed(w, conn, req, loc, &path)
                 && stat_file(w, loc, &path).is_ok_and(|m| if dir { m.is_dir } else { m.is_file });
-            if found {
+            // A directory found under a regex location's alias leaves the URI as it is.
+            let regex_alias = l.conf.alias.as_ref().is_some_and(|a| a.prefix.is_empty());
+            if found && !(dir && regex_alias) {
                 req.uri.clear();
                 req.uri.extend_from_slice(&cand);
+            }
+            if found {
                 if dir {
                     // Served below from the URI: its index, or a 301 to add the slash.
                     found_dir = true;
@@ -320,7 +329,7 @@ pub(crate) fn serve(
         return Handled::Status(405);
     }
     let mut path = std::mem::take(&mut w.scratch.path);
-    let inside = map_path(w, conn, req, loc, &req.uri, &mut path);
+    let inside = map_path(w, conn, req, loc, &req.uri, false, &mut path);
     let is_dir = req.uri.ends_with(b"/");
     let result = if !inside {
         alias_refused(w, conn, &path)

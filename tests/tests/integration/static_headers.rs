@@ -44,6 +44,7 @@ server {
     location /symi/ { disable_symlinks on; }
     location /symif/ { disable_symlinks on; if (-f $request_filename) { return 204; } }
     location /symifo/ { disable_symlinks if_not_owner; if (-f $request_filename) { return 204; } }
+    location ~ ^/tfre/.+\.html$ { alias {root}/tfre-dir; try_files $uri =404; }
     location ~ ^/symx/(.+)$ { disable_symlinks on from=$document_root; alias {root}/sym/$1; }
     location /ix/ { index $arg_i; }
     location /pcs/ { charset b; override_charset on; proxy_pass http://127.0.0.1:{port}/rc/; }
@@ -320,6 +321,7 @@ fn files(root: &std::path::Path) {
     w("symn/real.html", b"r");
     w("symi/real.html", b"r");
     w("symif/real.html", b"r");
+    w("tfre-dir/tfre/a.html", b"under the alias");
     w("symifo/real.html", b"r");
     let link = |to: &str, at: &str| {
         std::os::unix::fs::symlink(to, root.join(at)).expect("symlink");
