@@ -61,6 +61,8 @@ pub enum Code {
     /// request takes the block's configuration, which has no `try_files` (nginx's "if is
     /// evil").
     IfDropsTryFiles,
+    /// Warning: a redirect `return` without a URL (nginx sends an empty `Location`).
+    RedirectWithoutUrl,
 }
 
 impl Code {
@@ -86,6 +88,7 @@ impl Code {
             Code::NginxWarning => "W0005",
             Code::AliasTraversal => "W0006",
             Code::IfDropsTryFiles => "W0007",
+            Code::RedirectWithoutUrl => "W0008",
         }
     }
 }

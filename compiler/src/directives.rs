@@ -252,7 +252,7 @@ pub static TABLE: &[Spec] = &[
     row("index", HSL, AtLeast(1), Text, false, Inherit, "index.html", "file …", "Files tried for a URI that ends with `/`."),
     row("try_files", SL, AtLeast(2), Custom, false, Local, "", "file … uri | file … =code", "Tries files in order, then the last argument (URI, @name or =code). Not inherited: a server-level try_files applies only when no location matches."),
     row("autoindex", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML listing for directories without an index file."),
-    row("error_page", HSL_LIF, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes."),
+    row("error_page", HSL_LIF, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes; any other target (a URL, a relative name) redirects the client there (302, or the `=response` code if it is a redirect)."),
     row("add_header", HSL_LIF, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a response header (to 2xx/3xx unless `always`). Lines are inherited only if the level has none."),
     row("expires", HSL_LIF, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),
     row("etag", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Send `ETag` for static files."),
@@ -279,7 +279,7 @@ pub static TABLE: &[Spec] = &[
     row("chunked_transfer_encoding", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`off`: no chunked responses: a chunked upstream body reaches the client decoded, delimited by closing the connection, and `add_trailer` sends nothing."),
     row("internal", L, Exactly(0), Custom, false, Inherit, "", "", "The location (and the locations nested in it) serves only internal redirects (error_page, try_files, rewrite…)."),
     // rewrite module (not inherited, executed in order)
-    row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL)."),
+    row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL). `return 200;` sends an empty body with the default_type; a redirect code without a URL sends an empty `Location` (W0008)."),
     row("rewrite", SL_IF, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
     row("if", SL, AtLeast(1), Block, true, Local, "", "(condition) { … }", "Runs the block's directives when the condition holds: `($var)` (not empty and not `0`), `($var = text)`, `($var != text)`, `($var ~ regex)` with `~`, `~*`, `!~`, `!~*` (a match sets the captures), `(-f path)` with `-f`, `-d`, `-e`, `-x` and `!-f`…. In a location the request then takes the block's configuration: the location's settings plus the block's own (`try_files` is not inherited into it, as in nginx); the location's rewrite directives after the block still run."),
     row("break", SL_IF, Exactly(0), Custom, true, Local, "", "", "Stops the rewrite-module directives of the current level; a URI changed before it does not select another location."),

@@ -313,11 +313,13 @@ impl Lower<'_> {
             Some(code @ 0..=999) => {
                 let text = (d.args.len() > 1).then(|| self.template(d, 1));
                 if is_redirect(code) && text.is_none() {
+                    // nginx accepts it and answers with an empty Location (an error_page for
+                    // the code can give the real target).
                     self.err(
-                        Diagnostic::error(
-                            Code::Arity,
+                        Diagnostic::warning(
+                            Code::RedirectWithoutUrl,
                             a0.span,
-                            format!("return {code} needs a URL"),
+                            format!("return {code} without a URL sends an empty Location"),
                         )
                         .label("redirect without a target")
                         .help(format!("return {code} https://example.com$request_uri;")),

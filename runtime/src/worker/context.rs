@@ -41,6 +41,9 @@ pub(crate) struct RequestCtx {
     pub(crate) uri_changed: bool,
     /// The body of a `return` or the URL of a redirect being answered.
     pub(crate) text: Vec<u8>,
+    /// The URL of a redirect `return` whose code went to error_page: nginx keeps its
+    /// `Location` on the final answer (unless that is a redirect of its own).
+    pub(crate) redirected: Vec<u8>,
     /// Requests answered on the connection before this one.
     pub(crate) served: u32,
     /// The request announced a body with `Expect: 100-continue` that no handler reads
@@ -71,6 +74,7 @@ impl Default for RequestCtx {
             internal: false,
             uri_changed: false,
             text: Vec::new(),
+            redirected: Vec::new(),
             served: 0,
             expect_unread: false,
             mtime: None,
@@ -113,6 +117,7 @@ impl RequestCtx {
             &mut self.args,
             &mut self.host,
             &mut self.text,
+            &mut self.redirected,
         ] {
             if b.capacity() > KEEP {
                 *b = Vec::new();

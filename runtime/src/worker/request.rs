@@ -523,7 +523,7 @@ impl Worker<'_> {
                         }
                         // A redirect `return` goes through an error_page for its code, as in
                         // nginx (whose error_page then drops the first Location).
-                        Selected::Answered(l, ScriptEnd::Return { code, .. })
+                        Selected::Answered(l, ScriptEnd::Return { code, text })
                             if matches!(code, 301 | 302 | 303 | 307 | 308)
                                 && error_status.is_none()
                                 && self
@@ -532,6 +532,12 @@ impl Worker<'_> {
                                     .iter()
                                     .any(|e| e.codes.contains(&code)) =>
                         {
+                            if let Some(t) = text {
+                                let mut url = std::mem::take(&mut req.redirected);
+                                url.clear();
+                                self.ctx(conn, req, code).expand(t, &mut url);
+                                req.redirected = url;
+                            }
                             (l, Handled::Status(code))
                         }
                         Selected::Answered(l, end) => {
@@ -620,13 +626,19 @@ impl Worker<'_> {
                     // `error_page … =` alone: the code the target answers.
                     Some((_, Some(0))) => code,
                     Some((orig, response)) if text.is_some() && code < 300 => {
-                        response.unwrap_or(orig)
+                        let status = response.unwrap_or(orig);
+                        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+                            // The text is the body, not a URL: nginx sends it with the
+                            // error's redirect status (and the first redirect's Location).
+                            return self.answer_text(conn, req, status, loc);
+                        }
+                        status
                     }
                     // A bare `return 2xx` in the error's target sends the error's status
                     // with an empty body (nginx: the response header takes err_status).
                     Some((orig, response)) if text.is_none() && code < 300 => {
                         let status = response.unwrap_or(orig);
-                        return self.simple(conn, req, status, loc, &[], None);
+                        return self.answer_text(conn, req, status, loc);
                     }
                     _ => code,
                 };
@@ -686,7 +698,9 @@ impl Worker<'_> {
                         }
                         None => Some(self.finish_status(conn, req, code, loc_id, false)),
                     }
-                } else if t.starts_with(b"http://") || t.starts_with(b"https://") {
+                } else if !t.starts_with(b"/") {
+                    // As nginx: a target that is neither a URI nor a named location is
+                    // where the client is redirected.
                     req.text.clear();
                     req.text.extend_from_slice(&t);
                     let redirect = match ep.response {
@@ -855,8 +869,23 @@ impl Worker<'_> {
             if code >= 400 {
                 return self.finish_status(conn, req, code, loc, false);
             }
-            return self.simple(conn, req, code, loc, &[], None);
+            if matches!(code, 301 | 302 | 303 | 307 | 308) {
+                // `return 302;`: nginx's redirect page with an empty Location.
+                return self.answer_redirect(conn, req, code, loc);
+            }
         }
+        // `return 200;` sends an empty body with the location's default_type, as nginx.
+        self.answer_text(conn, req, code, loc)
+    }
+
+    /// `return CODE TEXT` answered with the text as the body (the location's default_type).
+    fn answer_text(
+        &mut self,
+        conn: &mut Conn,
+        req: &RequestCtx,
+        code: u16,
+        loc: LocationId,
+    ) -> Outcome {
         let loaded = self.loaded;
         let ct = loaded
             .ir
@@ -913,6 +942,9 @@ impl Worker<'_> {
                 server_tokens: tokens,
             },
         );
+        if (300..400).contains(&code) && !req.redirected.is_empty() {
+            self.write_location(conn, req, loc, &req.redirected, &mut wbuf);
+        }
         self.add_headers(conn, req, loc, code, &mut wbuf);
         let n = end_head(&mut wbuf);
         if !no_body && !req.head.is_head() {
@@ -1039,11 +1071,6 @@ impl Worker<'_> {
         let target = &req.text;
         let s = self.settings_for(loc);
         let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
-        let (absolute, with_port, by_name) = (
-            s.absolute_redirect,
-            s.port_in_redirect,
-            s.server_name_in_redirect,
-        );
         if s.msie_refresh && matches!(code, 301 | 302) && browser(req, &conn.rbuf).msie {
             return self.msie_refresh(conn, req, loc);
         }
@@ -1063,6 +1090,32 @@ impl Worker<'_> {
             Some(body.len() as u64),
         );
         self.scratch.var_pool.borrow_mut().give_buf(ctype);
+        self.write_location(conn, req, loc, target, &mut wbuf);
+        self.add_headers(conn, req, loc, code, &mut wbuf);
+        let n = end_head(&mut wbuf);
+        if !req.head.is_head() {
+            wbuf.extend_from_slice(&body);
+        }
+        conn.wbuf = wbuf;
+        self.scratch.page = body;
+        n
+    }
+
+    /// Writes the `Location` line for `target`, a path made absolute as nginx does.
+    fn write_location(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        loc: LocationId,
+        target: &[u8],
+        wbuf: &mut Vec<u8>,
+    ) {
+        let s = self.settings_for(loc);
+        let (absolute, with_port, by_name) = (
+            s.absolute_redirect,
+            s.port_in_redirect,
+            s.server_name_in_redirect,
+        );
         // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
         // name with `server_name_in_redirect on`, else the request's host, else the local
         // address; the local port when it is not 80 and `port_in_redirect` is on.
@@ -1094,16 +1147,8 @@ impl Worker<'_> {
         }
         let target_at = wbuf.len();
         wbuf.extend_from_slice(target);
-        crate::http::response::encode_line_breaks(&mut wbuf, target_at);
+        crate::http::response::encode_line_breaks(wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
-        self.add_headers(conn, req, loc, code, &mut wbuf);
-        let n = end_head(&mut wbuf);
-        if !req.head.is_head() {
-            wbuf.extend_from_slice(&body);
-        }
-        conn.wbuf = wbuf;
-        self.scratch.page = body;
-        n
     }
 
     /// `msie_refresh`: a redirect to MSIE is a 200 page that refreshes to the URL in

@@ -36,6 +36,13 @@ server {
     location /etag/ { add_header ETag foo; add_header ETag ''; }
     location /h/ { add_header X-Foo "[$http_x_foo]"; return 200 ok; }
     location /e302 { error_page 302 /r/rel; return 302 first; }
+    location /e302t { error_page 302 /t200; return 302 text; }
+    location /e302b { error_page 302 /b200; return 302 /somewhere; }
+    location /t200 { return 200 "text"; }
+    location /b200 { return 200; }
+    location /r302 { return 302; }
+    location /r301e { return 301; error_page 301 text; }
+    location /r301m { msie_refresh on; return 301; error_page 301 text; }
     location /sym/ { disable_symlinks on; }
     location /symo/ { disable_symlinks if_not_owner; }
     location /symt/ { disable_symlinks on; try_files $uri $uri.html =404; }
@@ -149,6 +156,15 @@ fn cases() -> Vec<(&'static str, String)> {
         ),
         ("add_header etag empty", on("/etag/t.html", "")),
         ("error_page on a redirect", on("/e302", "")),
+        ("error_page on a redirect, return text", on("/e302t", "")),
+        ("error_page on a redirect, bare return", on("/e302b", "")),
+        ("bare return 200", on("/b200", "")),
+        ("redirect without a URL", on("/r302", "")),
+        ("redirect without a URL, error_page", on("/r301e", "")),
+        (
+            "redirect without a URL, error_page, msie_refresh",
+            on("/r301m", "User-Agent: Mozilla (MSIE 6.0; x)\r\n"),
+        ),
         ("underscore dropped", on("/h/", "X_Foo: 1\r\n")),
         (
             "merge_slashes of the default server",
