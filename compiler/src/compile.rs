@@ -194,6 +194,7 @@ pub fn kind_name(k: LocationKind) -> &'static str {
         LocationKind::RegexCaseless => "regex_caseless",
         LocationKind::Named => "named",
         LocationKind::If => "if",
+        LocationKind::LimitExcept => "limit_except",
     }
 }
 
@@ -369,6 +370,11 @@ impl RouteHost for RewriteState<'_> {
     fn found(&mut self, _loc: proton_ir::LocationId, m: &proton_ir::LocationMatch) -> bool {
         self.reason = Some(m.reason);
         true
+    }
+
+    /// `protonc route` routes GET requests.
+    fn method(&self) -> &[u8] {
+        b"GET"
     }
 }
 

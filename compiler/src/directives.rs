@@ -18,6 +18,8 @@ impl Ctx {
     pub const IF_SERVER: Ctx = Ctx(64);
     /// The block of an `if` in a location (nginx's "if in location" directives).
     pub const IF_LOCATION: Ctx = Ctx(128);
+    /// The block of a `limit_except` (access control, access_log, proxy_pass).
+    pub const LIMIT_EXCEPT: Ctx = Ctx(256);
     /// http, server and location: the usual inheritable settings.
     pub const HSL: Ctx = Ctx(4 | 8 | 16);
     pub const SL: Ctx = Ctx(8 | 16);
@@ -40,6 +42,7 @@ impl Ctx {
             (Ctx::UPSTREAM, "upstream"),
             (Ctx::IF_SERVER, "if in server"),
             (Ctx::IF_LOCATION, "if in location"),
+            (Ctx::LIMIT_EXCEPT, "limit_except"),
         ]
         .into_iter()
         .filter(|(c, _)| self.contains(*c))
@@ -165,6 +168,10 @@ const U: Ctx = Ctx::UPSTREAM;
 const SL_IF: Ctx = Ctx(8 | 16 | 64 | 128);
 /// http, server, location and `if` in location.
 const HSL_LIF: Ctx = Ctx(4 | 8 | 16 | 128);
+/// http, server, location, `if` in location and `limit_except`.
+const HSL_LIF_LMT: Ctx = Ctx(4 | 8 | 16 | 128 | 256);
+/// http, server, location and `limit_except` (the access module).
+const HSL_LMT: Ctx = Ctx(4 | 8 | 16 | 256);
 const HSL: Ctx = Ctx::HSL;
 const SL: Ctx = Ctx::SL;
 const HS: Ctx = Ctx::HS;
@@ -227,7 +234,7 @@ pub static TABLE: &[Spec] = &[
     row("default_type", HSL, Exactly(1), Text, false, Inherit, "text/plain", "mime-type", "MIME type of responses whose extension is not in `types`."),
     row("map", H, Exactly(2), Block, true, Structure, "", "string $variable { … }", "Defines `$variable`, whose value is chosen by the value of `string` (text with variables): `key value;` lines matched ignoring case, `~regex`/`~*regex` keys tried in order (their captures usable in the value), `default value;` (else empty), `hostnames;` (wildcard keys `*.example.com`, `.example.com`, `www.example.*`; a trailing dot is ignored), `volatile;` (computed at every use; otherwise a request computes the value once and keeps it, as nginx), `include file;`. Write `\\default`, `\\hostnames`… for those words as keys."),
     row("log_format", H, AtLeast(2), Custom, true, Structure, "combined \"…\"", "name [escape=default|json|none] string …", "A named access log format; `combined` is predefined."),
-    row("access_log", HSL_LIF, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time] [if=condition]] | off", "Where and how requests are logged; with `if=`, a request whose condition (text with variables) is empty or \"0\" is not logged."),
+    row("access_log", HSL_LIF_LMT, AtLeast(1), Custom, true, Inherit, "logs/access.log combined", "path [format [buffer=size] [flush=time] [if=condition]] | off", "Where and how requests are logged; with `if=`, a request whose condition (text with variables) is empty or \"0\" is not logged."),
     row("open_file_cache", HSL, Range(1, 2), Custom, false, Inherit, "off", "off | max=N [inactive=time]", "Per worker, keeps up to N open file descriptors with their size and modification time (and, with `open_file_cache_errors`, failed lookups) for static files; one not used for `inactive` (default 60s) is closed, and the least recently used is closed when the cache is full."),
     row("open_file_cache_valid", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "How long a cached file's descriptor and stat result are used before the file is looked at again (a replaced file is then opened anew)."),
     row("open_file_cache_min_uses", HSL, Exactly(1), Int, false, Inherit, "1", "number", "Uses within `inactive` a file needs before its descriptor is kept open."),
@@ -281,6 +288,9 @@ pub static TABLE: &[Spec] = &[
     // rewrite module (not inherited, executed in order)
     row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL). `return 200;` sends an empty body with the default_type; a redirect code without a URL sends an empty `Location` (W0008)."),
     row("rewrite", SL_IF, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
+    row("limit_except", L, AtLeast(1), Block, false, Local, "", "method … { … }", "Requests whose method is not listed take the block's configuration (the location's plus the block's own: `allow`, `deny`, `access_log`, `proxy_pass`). `GET` also covers `HEAD`. Methods: GET, HEAD, POST, PUT, DELETE, MKCOL, COPY, MOVE, OPTIONS, PROPFIND, PROPPATCH, LOCK, UNLOCK, PATCH."),
+    row("allow", HSL_LMT, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix: | all", "Lets the clients it names in. `allow` and `deny` lines are checked in order and the first that matches decides (403 for `deny`, with \"access forbidden by rule\" in the error log); a level with any of them replaces its parent's. Checked after the location's rewrite directives, before try_files and the content handler, as nginx's access phase."),
+    row("deny", HSL_LMT, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix: | all", "Refuses (403) the clients it names; see `allow`."),
     row("if", SL, AtLeast(1), Block, true, Local, "", "(condition) { … }", "Runs the block's directives when the condition holds: `($var)` (not empty and not `0`), `($var = text)`, `($var != text)`, `($var ~ regex)` with `~`, `~*`, `!~`, `!~*` (a match sets the captures), `(-f path)` with `-f`, `-d`, `-e`, `-x` and `!-f`…. In a location the request then takes the block's configuration: the location's settings plus the block's own (`try_files` is not inherited into it, as in nginx); the location's rewrite directives after the block still run."),
     row("break", SL_IF, Exactly(0), Custom, true, Local, "", "", "Stops the rewrite-module directives of the current level; a URI changed before it does not select another location."),
     row("set", SL_IF, Exactly(2), Custom, true, Local, "", "$variable value", "Sets a variable."),
@@ -297,7 +307,7 @@ pub static TABLE: &[Spec] = &[
     row("least_time", U, Range(1, 2), Custom, false, Structure, "", "header | last_byte [inflight]", "Latency-aware picking (nginx Plus). Proton implements it as peak-EWMA: a per-server latency estimate (to the response head with `header`, to its last byte with `last_byte`) that takes a slowdown at once and decays with a 10 s half-life, times (active connections + 1), per weight; in-flight requests always count (`inflight` is accepted)."),
     row("health_check", U, AtLeast(0), Custom, false, Structure, "", "[interval=time] [uri=uri] [fails=number] [passes=number] [timeout=time] [port=number]", "Active health checks: every interval each server gets `GET uri`; a 2xx/3xx status passes. `fails` failures in a row take the server out of rotation, `passes` passes bring it back. Defaults: interval=5s uri=/ fails=1 passes=1, timeout = the interval (at most 10s), the server's own port. Lives in `upstream` (nginx Plus has it in `location`)."),
     // proxy
-    row("proxy_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group or host:port."),
+    row("proxy_pass", L.or(Ctx::IF_LOCATION).or(Ctx::LIMIT_EXCEPT), Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group or host:port."),
     row("proxy_set_header", HSL, Exactly(2), Custom, true, Inherit, "Host $proxy_host; Connection close;", "field value", "Request header sent upstream; inherited only if the level has none."),
     row("proxy_http_version", HSL, Exactly(1), Keyword(&["1.0", "1.1"]), false, Inherit, "1.0", "1.0 | 1.1", "HTTP version towards upstreams."),
     row("proxy_connect_timeout", HSL, Exactly(1), Time, false, Inherit, "60s", "time", "Timeout to connect to an upstream (504)."),
@@ -327,7 +337,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "mail",
     "geo",
     "split_clients",
-    "limit_except",
     "limit_rate",
     "limit_rate_after",
     "resolver",
@@ -339,8 +348,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "mirror",
     "auth_request",
     "satisfy",
-    "allow",
-    "deny",
     "aio",
     "directio",
     "output_buffers",

@@ -66,7 +66,8 @@ pub trait ScriptHost {
     fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool;
     /// Whether `path` passes an `if` file test (`-f`, `-d`, `-e`, `-x`).
     fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool;
-    /// The request takes the configuration of the `if` block location `loc`.
+    /// The request takes the configuration of block location `loc` (an `if` or a
+    /// `limit_except`).
     fn enter(&mut self, loc: LocationId);
     /// The `if` at `source` was evaluated to `result` (for `protonc route`'s account).
     fn tested(&mut self, source: SourceRef, result: bool) {
@@ -379,6 +380,9 @@ pub trait RouteHost: ScriptHost {
     /// Location `loc` was found for the current URI (`m` says why), before its rewrite
     /// phase runs; false stops the request there ([`Selected::Stopped`]).
     fn found(&mut self, loc: LocationId, m: &LocationMatch) -> bool;
+
+    /// The request's method token (`limit_except` chooses by it).
+    fn method(&self) -> &[u8];
 }
 
 /// Finds the location of the host's URI in server `sid` (or enters `start`, a named
@@ -420,10 +424,22 @@ pub fn select_location<'ir, H: RouteHost + ?Sized>(
         if !h.found(m.location, &m) {
             return Selected::Stopped(m.location);
         }
+        // nginx's limit_except: a method it does not list takes the block's configuration
+        // at once, whose rewrite phase is empty (rewrite directives are not inherited).
+        let (mut at, mut loc) = (m.location, loc);
+        if let Some(le) = &loc.conf.limit_except {
+            let method = h.method();
+            if !le.methods.iter().any(|x| x.as_bytes() == method) {
+                if let Some(l) = ir.locations.get(le.location.0 as usize) {
+                    h.enter(le.location);
+                    (at, loc) = (le.location, l);
+                }
+            }
+        }
         // An `if` whose condition held answers with its block's configuration.
         let mut entered = None;
         let end = run_script(h, &loc.conf.script, true, &mut entered);
-        let at = entered.unwrap_or(m.location);
+        let at = entered.unwrap_or(at);
         match end {
             ScriptEnd::Done => return Selected::Content(at),
             ScriptEnd::Reroute => {

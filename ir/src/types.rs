@@ -225,10 +225,9 @@ pub struct MainConf {
     /// `env` lines as written: `NAME` (kept from the master's environment) or `NAME=value`.
     pub env: Vec<String>,
     /// `events { debug_connection …; }`: clients whose connections log at debug level.
-    pub debug_connection: Vec<DebugConnection>,
+    pub debug_connection: Vec<ClientAddr>,
 }
 
-/// One `debug_connection`.
 impl Default for MainConf {
     /// nginx's defaults (one worker, 512 connections, `logs/error.log` at `error`,
     /// `logs/proton.pid`, master process on, no daemon, nothing else set).
@@ -257,15 +256,34 @@ impl Default for MainConf {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DebugConnection {
+/// A client address as `debug_connection`, `allow` and `deny` match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ClientAddr {
     /// An address and prefix length (a plain address has the full length).
     Cidr { addr: std::net::IpAddr, prefix: u8 },
-    /// `unix:`: every connection on a unix socket (Proton has none yet).
+    /// `unix:`: every connection on a unix socket.
     Unix,
 }
 
-impl DebugConnection {
+/// One `allow` or `deny` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AccessRule {
+    pub deny: bool,
+    /// The clients it applies to; `None`: `all`.
+    pub from: Option<ClientAddr>,
+}
+
+/// `limit_except METHOD … { … }` of a location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitExcept {
+    /// The methods that keep the location's own configuration, upper case (`GET` brings
+    /// `HEAD`, as in nginx).
+    pub methods: Vec<String>,
+    /// The configuration every other method takes: the location's plus the block's.
+    pub location: LocationId,
+}
+
+impl ClientAddr {
     /// Whether a client at `ip` matches (IPv4-mapped IPv6 addresses as IPv4).
     pub fn matches(&self, ip: std::net::IpAddr) -> bool {
         use std::net::IpAddr;
@@ -275,7 +293,7 @@ impl DebugConnection {
         };
         match (*self, ip) {
             (
-                DebugConnection::Cidr {
+                ClientAddr::Cidr {
                     addr: IpAddr::V4(a),
                     prefix,
                 },
@@ -287,7 +305,7 @@ impl DebugConnection {
                 u32::from(a) & mask == u32::from(b) & mask
             }
             (
-                DebugConnection::Cidr {
+                ClientAddr::Cidr {
                     addr: IpAddr::V6(a),
                     prefix,
                 },
@@ -478,6 +496,9 @@ pub enum LocationKind {
     /// The block of an `if` in a location: the enclosing location's name and settings plus
     /// the block's own. Never matched by a URI; reached through [`ScriptOp::If`].
     If,
+    /// The block of a `limit_except`: the enclosing location's name and settings plus the
+    /// block's own. Never matched by a URI; reached through [`LocationConf::limit_except`].
+    LimitExcept,
 }
 
 /// One location, with every setting already inherited and merged.
@@ -530,6 +551,8 @@ pub struct LocationConf {
     pub try_files: Vec<Template>,
     pub proxy: Option<Box<Proxy>>,
     pub settings: SettingsId,
+    /// `limit_except` of this location, if any.
+    pub limit_except: Option<Box<LimitExcept>>,
 }
 
 /// An `alias`: the file path is `path` followed by the part of the URI after `prefix`.
@@ -620,6 +643,9 @@ pub struct Settings {
     pub add_trailers: Vec<AddHeader>,
     /// `chunked_transfer_encoding`.
     pub chunked_transfer_encoding: bool,
+    /// `allow` and `deny` lines in order (the first that matches the client decides; none
+    /// matching allows). Inherited as a whole: a level with any replaces its parent's.
+    pub access: Vec<AccessRule>,
 }
 
 /// `disable_symlinks off | on | if_not_owner [from=part]`.

@@ -166,6 +166,17 @@ impl Checker<'_> {
     }
     fn conf(&self, c: &LocationConf) -> Result<(), VerifyError> {
         self.script(&c.script)?;
+        if let Some(le) = &c.limit_except {
+            self.location(le.location)?;
+            // Its block is a leaf: a limit_except location has none of its own.
+            let inner = self.ir.locations.get(le.location.0 as usize);
+            check(
+                inner.is_some_and(|l| {
+                    l.kind == LocationKind::LimitExcept && l.conf.limit_except.is_none()
+                }),
+                || "limit_except points to a location that is not its block".to_string(),
+            )?;
+        }
         check((c.settings.0 as usize) < self.ir.settings.len(), || {
             format!("settings {} out of range", c.settings.0)
         })?;
@@ -492,6 +503,7 @@ pub(crate) mod tests {
             try_files: vec![],
             proxy: None,
             settings: SettingsId(0),
+            limit_except: None,
         }
     }
 
@@ -565,6 +577,7 @@ pub(crate) mod tests {
             disable_symlinks: DisableSymlinks::Off,
             add_trailers: vec![],
             chunked_transfer_encoding: true,
+            access: vec![],
         }
     }
 

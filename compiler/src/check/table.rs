@@ -68,6 +68,7 @@ fn block_ctx(name: &str, outer: Ctx) -> Option<Ctx> {
     Some(match name {
         "if" if outer == Ctx::SERVER => Ctx::IF_SERVER,
         "if" if outer == Ctx::LOCATION => Ctx::IF_LOCATION,
+        "limit_except" if outer == Ctx::LOCATION => Ctx::LIMIT_EXCEPT,
         "events" => Ctx::EVENTS,
         "http" => Ctx::HTTP,
         "server" => Ctx::SERVER,

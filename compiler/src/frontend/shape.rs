@@ -121,7 +121,7 @@ pub(crate) const SCRIPT_DIRECTIVES: [&str; 4] = ["rewrite", "return", "set", "br
 
 /// Directives that have no JSON/YAML form yet: a config that uses them stays in the
 /// nginx-style form (convert refuses it rather than lose its meaning).
-pub(crate) const NO_DOCUMENT_FORM: [&str; 1] = ["if"];
+pub(crate) const NO_DOCUMENT_FORM: [&str; 2] = ["if", "limit_except"];
 
 /// Whether `name` is written in `script` when order matters.
 pub(crate) fn is_script_directive(name: &str) -> bool {

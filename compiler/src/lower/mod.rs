@@ -224,6 +224,23 @@ impl<'d> Level<'d> {
     }
 }
 
+/// `address` or `address/prefix`, as nginx's `ngx_ptocidr` reads it (address bits below the
+/// prefix are ignored, as nginx masks them).
+fn parse_cidr(v: &str) -> Option<ClientAddr> {
+    use std::net::IpAddr;
+    let (a, p) = match v.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (v, None),
+    };
+    let addr = a.parse::<IpAddr>().ok()?;
+    let max = if addr.is_ipv6() { 128 } else { 32 };
+    let prefix = match p {
+        None => max,
+        Some(p) => parse_number::<u8>(p).filter(|p| *p <= max)?,
+    };
+    Some(ClientAddr::Cidr { addr, prefix })
+}
+
 /// nginx inheritance: the directives `name` of the innermost level that has any.
 fn nearest<'a, 'd>(chain: &'a [&'a Level<'d>], name: &str) -> &'a [&'d Directive] {
     for level in chain {
@@ -631,6 +648,51 @@ impl Lower<'_> {
         }
     }
 
+    /// `allow` and `deny` of the innermost level that has any, in order (nginx's access
+    /// module keeps them in one list).
+    fn access_rules(&mut self, chain: &[&Level<'_>]) -> Vec<AccessRule> {
+        let Some(level) = chain
+            .iter()
+            .find(|l| !l.get("allow").is_empty() || !l.get("deny").is_empty())
+        else {
+            return Vec::new();
+        };
+        let mut rules = Vec::new();
+        for &d in &level.list {
+            if d.name != "allow" && d.name != "deny" {
+                continue;
+            }
+            let v = arg(d, 0);
+            let from = match v {
+                "all" => None,
+                "unix:" => Some(ClientAddr::Unix),
+                _ => match parse_cidr(v) {
+                    Some(c) => Some(c),
+                    None => {
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("invalid parameter \"{v}\""),
+                            )
+                            .label("expected an address, address/prefix, unix: or all")
+                            .help(format!(
+                                "{} 192.168.1.0/24; {} ::1; {} all;",
+                                d.name, d.name, d.name
+                            )),
+                        );
+                        continue;
+                    }
+                },
+            };
+            rules.push(AccessRule {
+                deny: d.name == "deny",
+                from,
+            });
+        }
+        rules
+    }
+
     /// `debug_connection address | CIDR | localhost | unix:`, read as nginx's
     /// `ngx_ptocidr` (address bits below the prefix are ignored, as nginx masks them).
     fn debug_connection(&mut self, d: &Directive) {
@@ -638,37 +700,23 @@ impl Lower<'_> {
         let v = arg(d, 0);
         let mut push = |c| self.ir.main.debug_connection.push(c);
         if v == "unix:" {
-            push(DebugConnection::Unix);
+            push(ClientAddr::Unix);
             return;
         }
         if v == "localhost" {
-            push(DebugConnection::Cidr {
+            push(ClientAddr::Cidr {
                 addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 prefix: 32,
             });
-            push(DebugConnection::Cidr {
+            push(ClientAddr::Cidr {
                 addr: IpAddr::V6(Ipv6Addr::LOCALHOST),
                 prefix: 128,
             });
             return;
         }
-        let (a, p) = match v.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (v, None),
-        };
-        let addr = a.parse::<IpAddr>().ok();
-        let max = if matches!(addr, Some(IpAddr::V6(_))) {
-            128
-        } else {
-            32
-        };
-        let prefix = match p {
-            None => Some(max),
-            Some(p) => parse_number::<u8>(p).filter(|p| *p <= max),
-        };
-        match (addr, prefix) {
-            (Some(addr), Some(prefix)) => push(DebugConnection::Cidr { addr, prefix }),
-            _ => self.err(
+        match parse_cidr(v) {
+            Some(c) => push(c),
+            None => self.err(
                 Diagnostic::error(
                     Code::BadValue,
                     d.arg_span(0),
@@ -1446,7 +1494,7 @@ impl Lower<'_> {
                     trie.add_regex(re, id);
                 }
                 // `if` blocks are not `location` blocks: never in a tree.
-                LocationKind::If => {}
+                LocationKind::If | LocationKind::LimitExcept => {}
                 LocationKind::Named => {
                     if !seen_named.insert(path.clone()) {
                         self.err(
@@ -1875,6 +1923,12 @@ impl Lower<'_> {
             }
             None => Vec::new(),
         };
+        let limit_except = match own.first("limit_except") {
+            Some(d) if !matches!(kind, LocationKind::If | LocationKind::LimitExcept) => {
+                self.limit_except(d, chain, server, path)
+            }
+            _ => None,
+        };
         LocationConf {
             script,
             // nginx inherits `internal` into nested locations.
@@ -1884,7 +1938,92 @@ impl Lower<'_> {
             try_files,
             proxy: proxy.map(Box::new),
             settings,
+            limit_except,
         }
+    }
+
+    /// `limit_except METHOD … { … }`: the configuration every other method takes, a level
+    /// of its own under the location (as nginx's unnamed location). `GET` brings `HEAD`.
+    fn limit_except(
+        &mut self,
+        d: &Directive,
+        chain: &[&Level<'_>],
+        server: ServerId,
+        path: &str,
+    ) -> Option<Box<LimitExcept>> {
+        const METHODS: [&str; 14] = [
+            "GET",
+            "HEAD",
+            "POST",
+            "PUT",
+            "DELETE",
+            "MKCOL",
+            "COPY",
+            "MOVE",
+            "OPTIONS",
+            "PROPFIND",
+            "PROPPATCH",
+            "LOCK",
+            "UNLOCK",
+            "PATCH",
+        ];
+        let mut methods = Vec::new();
+        for (i, a) in d.args.iter().enumerate() {
+            let m = a.value.to_ascii_uppercase();
+            if !METHODS.contains(&m.as_str()) {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(i),
+                        format!("invalid method \"{}\"", a.value),
+                    )
+                    .label("not a method limit_except knows")
+                    .help(format!("one of {}", METHODS.join(", "))),
+                );
+                return None;
+            }
+            if !methods.contains(&m) {
+                methods.push(m);
+            }
+        }
+        if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+            methods.push("HEAD".to_string());
+        }
+        let level = Level::new(d.children());
+        let mut lmt_chain = Vec::with_capacity(chain.len() + 1);
+        lmt_chain.push(&level);
+        lmt_chain.extend_from_slice(chain);
+        // The block is a level of its own for root/alias bookkeeping.
+        let frame = self.loc_stack.last().map(|f| LocFrame {
+            kind: f.kind,
+            path: f.path.clone(),
+            internal: false,
+        });
+        let pushed = frame.is_some();
+        if let Some(f) = frame {
+            self.loc_stack.push(f);
+        }
+        let conf = self.conf(
+            &lmt_chain,
+            server,
+            LocationKind::LimitExcept,
+            path,
+            Some(d),
+            None,
+        );
+        if pushed {
+            self.loc_stack.pop();
+        }
+        let name = self.ir.push_text(path);
+        let location = self.push_location(Location {
+            kind: LocationKind::LimitExcept,
+            name,
+            server,
+            source: self.source_ref(d.name_span),
+            nested: None,
+            conf,
+        });
+        Some(Box::new(LimitExcept { methods, location }))
     }
 
     /// The inherited settings in effect for `chain` (innermost level first).
@@ -2100,6 +2239,7 @@ impl Lower<'_> {
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
             disable_symlinks: self.disable_symlinks(chain),
+            access: self.access_rules(chain),
             add_trailers: nearest(chain, "add_trailer")
                 .iter()
                 .filter_map(|d| self.add_header(d))

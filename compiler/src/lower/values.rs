@@ -729,10 +729,11 @@ impl Lower<'_> {
                     | LocationKind::RegexCaseless
                     | LocationKind::Named
                     | LocationKind::If
+                    | LocationKind::LimitExcept
             )
         {
             self.err(
-                Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression, inside a named location or inside an \"if\" block")
+                Diagnostic::error(Code::Conflict, a.span, "\"proxy_pass\" cannot have URI part in a location given by regular expression, inside a named location, inside an \"if\" block or inside a \"limit_except\" block")
                     .label("URI part here")
                     .help("drop the URI part (and rewrite the URI with `rewrite … break;` if needed)"),
             );

@@ -241,11 +241,21 @@ impl RouteHost for Rewriter<'_, '_> {
                 return false;
             }
         }
-        if !self.in_error && matches!(self.w.returns.get(loc_id.0 as usize), Some(Some(_))) {
+        if !self.in_error
+            && loc.conf.limit_except.is_none()
+            && matches!(self.w.returns.get(loc_id.0 as usize), Some(Some(_)))
+        {
             self.stop = Some(Stop::Const);
             return false;
         }
         true
+    }
+
+    fn method(&self) -> &[u8] {
+        self.conn
+            .rbuf
+            .get(self.req.head.method_range.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -486,7 +496,9 @@ impl Worker<'_> {
                     match selected {
                         Selected::Content(l) => {
                             let loc = &ir.locations[l.0 as usize];
-                            let handled = if loc.conf.proxy.is_some() {
+                            let handled = if let Some(code) = self.access(conn, l) {
+                                Handled::Status(code)
+                            } else if loc.conf.proxy.is_some() {
                                 self.proxy_start(conn, req, l)
                             } else {
                                 static_files::serve(self, conn, req, l, error_status)
@@ -581,6 +593,41 @@ impl Worker<'_> {
                 return self.redirect_cycle(conn, req);
             }
         }
+    }
+
+    /// nginx's access phase for location `loc`: the first `allow`/`deny` line that matches
+    /// the client decides; `Some(403)` when it denies.
+    fn access(&mut self, conn: &Conn, loc: LocationId) -> Option<u16> {
+        let rules = &self.settings_for(loc).access;
+        if rules.is_empty() {
+            return None;
+        }
+        let unix = self
+            .loaded
+            .ir
+            .listeners
+            .get(conn.listener as usize)
+            .is_some_and(|l| l.addr.starts_with("unix:"));
+        let ip = conn.peer.ip();
+        let rule = rules.iter().find(|r| match r.from {
+            None => true,
+            Some(proton_ir::ClientAddr::Unix) => unix,
+            Some(c) => !unix && c.matches(ip),
+        })?;
+        if !rule.deny {
+            return None;
+        }
+        elog!(
+            self.elog,
+            Error,
+            "access forbidden by rule, client: {}",
+            if unix {
+                "unix:".to_string()
+            } else {
+                ip.to_string()
+            }
+        );
+        Some(403)
     }
 
     /// nginx's answer to a request that changed its URI too often.

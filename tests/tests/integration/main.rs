@@ -1,6 +1,7 @@
 //! Proton's one integration-test binary (ripgrep style): each module is a test area that
 //! starts real processes through the `proton_tests` harness.
 
+mod access;
 mod backend;
 mod context;
 mod differential;
