@@ -610,6 +610,9 @@ fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
                 ir.user_vars.get(*var as usize).map_or("", String::as_str),
                 ir.source_of(value)
             ),
+            ScriptOp::SetBuiltin { var, value } => {
+                format!("set ${} {}", var.name(), ir.source_of(value))
+            }
             ScriptOp::If { source, then, .. } => format!(
                 "if at {} {{ {} }}",
                 ir.describe(*source),

@@ -288,6 +288,8 @@ pub static TABLE: &[Spec] = &[
     // rewrite module (not inherited, executed in order)
     row("return", SL_IF, Range(1, 2), Custom, false, Local, "", "code [text] | code URL | URL", "Stops processing and returns the code (with body text or redirect URL). `return 200;` sends an empty body with the default_type; a redirect code without a URL sends an empty `Location` (W0008)."),
     row("rewrite", SL_IF, Range(2, 3), Custom, true, Local, "", "regex replacement [last | break | redirect | permanent]", "Rewrites the URI when the regex matches."),
+    row("limit_rate", HSL_LIF, Exactly(1), Custom, false, Inherit, "0", "rate", "Sends each response at most this many bytes per second (0: no limit); variables allowed (read as a size), and `set $limit_rate` changes it for the request. Applies to static files and built-in answers; proxied responses are not limited yet."),
+    row("limit_rate_after", HSL_LIF, Exactly(1), Custom, false, Inherit, "0", "size", "Bytes of a response (head included) sent at full speed before `limit_rate` applies; variables allowed."),
     row("limit_except", L, AtLeast(1), Block, false, Local, "", "method … { … }", "Requests whose method is not listed take the block's configuration (the location's plus the block's own: `allow`, `deny`, `access_log`, `proxy_pass`). `GET` also covers `HEAD`. Methods: GET, HEAD, POST, PUT, DELETE, MKCOL, COPY, MOVE, OPTIONS, PROPFIND, PROPPATCH, LOCK, UNLOCK, PATCH."),
     row("allow", HSL_LMT, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix: | all", "Lets the clients it names in. `allow` and `deny` lines are checked in order and the first that matches decides (403 for `deny`, with \"access forbidden by rule\" in the error log); a level with any of them replaces its parent's. Checked after the location's rewrite directives, before try_files and the content handler, as nginx's access phase."),
     row("deny", HSL_LMT, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix: | all", "Refuses (403) the clients it names; see `allow`."),
@@ -337,8 +339,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "mail",
     "geo",
     "split_clients",
-    "limit_rate",
-    "limit_rate_after",
     "resolver",
     "resolver_timeout",
     "real_ip_header",
@@ -486,16 +486,7 @@ pub fn parse_number<T: std::str::FromStr>(s: &str) -> Option<T> {
 
 /// Parses an nginx size: `1024`, `8k`, `1m`, `1g`.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let (num, mult) = match s.as_bytes().last()? {
-        b'k' | b'K' => (&s[..s.len() - 1], 1024u64),
-        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
-        b'g' | b'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s, 1),
-    };
-    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    num.parse::<u64>().ok()?.checked_mul(mult)
+    proton_ir::time::parse_size(s.as_bytes())
 }
 
 /// Parses an nginx time into milliseconds, as nginx's `ngx_parse_time(…, 0)`: units `w`,

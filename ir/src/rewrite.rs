@@ -12,7 +12,9 @@
 //! captures and leaves other variables as `$name`. Neither can disagree with the other on what
 //! a script does. Nothing here allocates once the host's buffers have grown.
 
-use crate::{Condition, FileTest, Ir, LocationId, LocationMatch, Part, RegexId, RewriteFlag};
+use crate::{
+    Builtin, Condition, FileTest, Ir, LocationId, LocationMatch, Part, RegexId, RewriteFlag,
+};
 use crate::{ScriptOp, ServerId, SourceRef, Template, Var};
 
 /// URI changes a request may make (rewrites that re-select the location, internal redirects
@@ -55,6 +57,10 @@ pub trait ScriptHost {
     fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>);
     /// `set $var value`.
     fn set(&mut self, var: u32, value: &Template);
+    /// `set` of a changeable built-in variable (`$limit_rate`).
+    fn set_builtin(&mut self, var: Builtin, value: &Template) {
+        let _ = (var, value);
+    }
     /// A `rewrite` at `source` changed the URI to `path` and, when `args` is `Some`, the
     /// arguments to it (`None`: they stay).
     fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, source: SourceRef);
@@ -218,6 +224,7 @@ fn run_ops<'ir, H: ScriptHost + ?Sized>(
                 })
             }
             ScriptOp::Set { var, value } => h.set(*var, value),
+            ScriptOp::SetBuiltin { var, value } => h.set_builtin(*var, value),
             // nginx's break also forgets a URI change: the request stays here.
             ScriptOp::Break => return Some(ScriptEnd::Done),
             ScriptOp::If {

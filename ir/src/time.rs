@@ -1,5 +1,6 @@
-//! nginx's time syntax (`ngx_parse_time`), shared by the compiler (directive arguments) and
-//! the runtime (`expires $variable`, parsed at request time).
+//! nginx's time and size syntax (`ngx_parse_time`, `ngx_parse_size`), shared by the compiler
+//! (directive arguments) and the runtime (`expires $variable`, `$limit_rate`, parsed at
+//! request time).
 
 use crate::Expires;
 
@@ -106,4 +107,22 @@ impl Expires {
             Expires::After(secs)
         })
     }
+}
+
+/// Parses an nginx size as `ngx_parse_size`: `1024`, `8k`, `1m`, `1g` (either case).
+pub fn parse_size(s: &[u8]) -> Option<u64> {
+    let (num, mult) = match s.last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1024u64),
+        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
+        b'g' | b'G' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s, 1),
+    };
+    if num.is_empty() || !num.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(num)
+        .ok()?
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(mult)
 }

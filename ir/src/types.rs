@@ -643,9 +643,21 @@ pub struct Settings {
     pub add_trailers: Vec<AddHeader>,
     /// `chunked_transfer_encoding`.
     pub chunked_transfer_encoding: bool,
+    /// `limit_rate`: the response's rate in bytes per second (0: none).
+    pub limit_rate: SizeValue,
+    /// `limit_rate_after`: bytes sent at full speed before `limit_rate` applies.
+    pub limit_rate_after: SizeValue,
     /// `allow` and `deny` lines in order (the first that matches the client decides; none
     /// matching allows). Inherited as a whole: a level with any replaces its parent's.
     pub access: Vec<AccessRule>,
+}
+
+/// A size that may come from variables (nginx's complex value read as a size).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SizeValue {
+    Const(u64),
+    /// Expanded per request and read as a size (`10k`, `1m`); invalid is 0.
+    Var(Template),
 }
 
 /// `disable_symlinks off | on | if_not_owner [from=part]`.
@@ -725,6 +737,11 @@ pub enum ScriptOp {
     },
     Set {
         var: u32,
+        value: Template,
+    },
+    /// `set` of a built-in variable that nginx lets a script change (`$limit_rate`).
+    SetBuiltin {
+        var: Builtin,
         value: Template,
     },
     /// `if (condition) { … }`: when the condition holds, the request takes the block's
@@ -1214,6 +1231,8 @@ builtins! {
     Https = "https",
     /// `?` when there are arguments, else empty.
     IsArgs = "is_args",
+    /// The response's rate limit in bytes per second (0: none); `set $limit_rate` changes it.
+    LimitRate = "limit_rate",
     /// The current time in seconds with milliseconds (`1700000000.123`).
     Msec = "msec",
     /// The server's version (Proton's: it stands in for nginx's).

@@ -124,6 +124,7 @@ impl Checker<'_> {
                         self.template(t)?;
                     }
                 }
+                ScriptOp::SetBuiltin { value, .. } => self.template(value)?,
                 ScriptOp::Set { var, value } => {
                     check((*var as usize) < self.ir.user_vars.len(), || {
                         format!("set variable {var} out of range")
@@ -577,6 +578,8 @@ pub(crate) mod tests {
             disable_symlinks: DisableSymlinks::Off,
             add_trailers: vec![],
             chunked_transfer_encoding: true,
+            limit_rate: SizeValue::Const(0),
+            limit_rate_after: SizeValue::Const(0),
             access: vec![],
         }
     }

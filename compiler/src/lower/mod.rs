@@ -648,6 +648,33 @@ impl Lower<'_> {
         }
     }
 
+    /// A size directive whose value may have variables (`limit_rate $rate;`); 0 when unset.
+    fn size_value(&mut self, chain: &[&Level<'_>], name: &str) -> SizeValue {
+        let Some(d) = nearest(chain, name).first().copied() else {
+            return SizeValue::Const(0);
+        };
+        let t = self.template(d, 0);
+        if let [Part::Literal(_)] | [] = t.parts.as_slice() {
+            match parse_size(arg(d, 0)) {
+                Some(n) => SizeValue::Const(n),
+                None => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            format!("invalid size \"{}\" in \"{name}\"", arg(d, 0)),
+                        )
+                        .label("expected a size")
+                        .help(format!("{name} 100k;")),
+                    );
+                    SizeValue::Const(0)
+                }
+            }
+        } else {
+            SizeValue::Var(t)
+        }
+    }
+
     /// `allow` and `deny` of the innermost level that has any, in order (nginx's access
     /// module keeps them in one list).
     fn access_rules(&mut self, chain: &[&Level<'_>]) -> Vec<AccessRule> {
@@ -1601,6 +1628,12 @@ impl Lower<'_> {
                             if !n.is_empty()
                                 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
                         {
+                            // nginx's changeable built-ins.
+                            if let Some(b @ Builtin::LimitRate) = Builtin::from_name(n) {
+                                let value = self.template(d, 1);
+                                ops.push(ScriptOp::SetBuiltin { var: b, value });
+                                continue;
+                            }
                             if vars::is_builtin_name(n) {
                                 self.err(
                                     Diagnostic::error(
@@ -2239,6 +2272,8 @@ impl Lower<'_> {
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
             disable_symlinks: self.disable_symlinks(chain),
+            limit_rate: self.size_value(chain, "limit_rate"),
+            limit_rate_after: self.size_value(chain, "limit_rate_after"),
             access: self.access_rules(chain),
             add_trailers: nearest(chain, "add_trailer")
                 .iter()

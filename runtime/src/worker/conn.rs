@@ -550,6 +550,9 @@ impl Conn {
         let mut out = w.handle_request(self, &mut req, error);
         if !out.proxy {
             w.apply_trailers(self, &req, &mut out);
+            if let Some(l) = out.location {
+                w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
+            }
         }
         // Only the head written now had to know (a proxy reads the body itself).
         req.expect_unread = false;
@@ -630,9 +633,26 @@ impl Conn {
         self.deadline = w.now + Duration::from_secs(10);
     }
 
+    /// `limit_rate`: how many bytes may go out now (`usize::MAX`: no limit). `None`: none
+    /// yet; the connection is then woken when some may, and its send timeout counts from
+    /// then.
+    fn rate_allowance(&mut self, w: &mut Worker<'_>) -> Option<usize> {
+        let sent = self.wpos as u64 + self.body_sent;
+        match rate_allowance(self.req.as_deref(), sent, self.key, w) {
+            Ok(n) => Some(n),
+            Err(at) => {
+                self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
+                None
+            }
+        }
+    }
+
     /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
     /// `None` error.
     fn flush(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        let Some(mut allowance) = self.rate_allowance(w) else {
+            return Some(false);
+        };
         if self.wpos == 0 && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile) {
             let _ = socket2::SockRef::from(&self.sock).set_cork(true);
         }
@@ -648,22 +668,32 @@ impl Conn {
             && self.finished.status < 400;
         // A head followed by a sendfile body: MSG_MORE lets the head share the first
         // segment with the file's first bytes (the sendfile call right after pushes it).
-        let more = last
-            || self
-                .file
-                .as_ref()
-                .is_some_and(|f| f.sendfile && !f.nopush && f.offset < f.end);
+        // (Not under limit_rate: held bytes would wait for the next, delayed, write.)
+        let more = allowance == usize::MAX
+            && (last
+                || self
+                    .file
+                    .as_ref()
+                    .is_some_and(|f| f.sendfile && !f.nopush && f.offset < f.end));
         while self.wpos < self.wbuf.len() {
+            if allowance == 0 {
+                match self.rate_allowance(w) {
+                    Some(n) => allowance = n,
+                    None => return Some(false),
+                }
+            }
+            let end = self.wpos.saturating_add(allowance).min(self.wbuf.len());
             let sent = if more {
                 socket2::SockRef::from(&self.sock)
-                    .send_with_flags(&self.wbuf[self.wpos..], nix::libc::MSG_MORE)
+                    .send_with_flags(&self.wbuf[self.wpos..end], nix::libc::MSG_MORE)
             } else {
-                self.sock.write(&self.wbuf[self.wpos..])
+                self.sock.write(&self.wbuf[self.wpos..end])
             };
             match sent {
                 Ok(0) => return None,
                 Ok(n) => {
                     self.wpos += n;
+                    allowance = allowance.saturating_sub(n);
                     self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Some(false),
@@ -683,11 +713,21 @@ impl Conn {
             }
         }
         if self.file.as_ref().is_some_and(|f| !f.sendfile) {
-            return self.copy_file(w);
+            return self.copy_file(w, allowance);
         }
         if let Some(f) = self.file.as_mut() {
             while f.offset < f.end {
-                let count = ((f.end - f.offset) as usize).min(1 << 30);
+                if allowance == 0 {
+                    let sent = self.wpos as u64 + self.body_sent;
+                    match rate_allowance(self.req.as_deref(), sent, self.key, w) {
+                        Ok(n) => allowance = n,
+                        Err(at) => {
+                            self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
+                            return Some(false);
+                        }
+                    }
+                }
+                let count = ((f.end - f.offset) as usize).min(1 << 30).min(allowance);
                 let mut off = f.offset;
                 match nix::sys::sendfile::sendfile64(
                     self.sock.as_fd(),
@@ -699,6 +739,7 @@ impl Conn {
                     Ok(n) => {
                         f.offset = off;
                         self.body_sent += n as u64;
+                        allowance = allowance.saturating_sub(n);
                         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                     }
                     Err(nix::errno::Errno::EAGAIN) => return Some(false),
@@ -733,7 +774,7 @@ impl Conn {
     }
 
     /// `sendfile off`: the file body through the worker's bounce buffer (pread + write).
-    fn copy_file(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+    fn copy_file(&mut self, w: &mut Worker<'_>, mut allowance: usize) -> Option<bool> {
         use std::os::unix::fs::FileExt;
         // The worker's copy buffer: zeroed once, reused for every file.
         let mut buf = std::mem::take(&mut w.copy_buf);
@@ -748,7 +789,17 @@ impl Conn {
                 self.file = None;
                 break Some(true);
             }
-            let want = ((f.end - f.offset) as usize).min(buf.len());
+            if allowance == 0 {
+                let sent = self.wpos as u64 + self.body_sent;
+                match rate_allowance(self.req.as_deref(), sent, self.key, w) {
+                    Ok(n) => allowance = n,
+                    Err(at) => {
+                        self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
+                        break Some(false);
+                    }
+                }
+            }
+            let want = ((f.end - f.offset) as usize).min(buf.len()).min(allowance);
             let n = match f.file.read_at(&mut buf[..want], f.offset as u64) {
                 Ok(0) => break self.file_truncated(w),
                 Ok(n) => n,
@@ -770,6 +821,7 @@ impl Conn {
                 Ok(k) => {
                     f.offset += k as i64;
                     self.body_sent += k as u64;
+                    allowance = allowance.saturating_sub(k);
                     self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break Some(false),
@@ -939,6 +991,32 @@ impl Conn {
         }
     }
 }
+/// nginx's write-filter arithmetic for `limit_rate`: `rate × (seconds since the request
+/// started + 1) + limit_rate_after − bytes sent` may go out now (`Ok`, `usize::MAX` when there
+/// is no limit); when nothing may, the connection `key` is queued to be woken when something
+/// may (`Err`: then).
+fn rate_allowance(
+    req: Option<&RequestCtx>,
+    sent: u64,
+    key: u32,
+    w: &mut Worker<'_>,
+) -> Result<usize, Instant> {
+    let rate = req.and_then(|r| r.limit_rate).unwrap_or(0);
+    let Some(req) = req.filter(|_| rate > 0) else {
+        return Ok(usize::MAX);
+    };
+    let after = req.limit_rate_after.unwrap_or(0);
+    let elapsed = u64::from(w.now_ms.wrapping_sub(req.started));
+    let allowed = rate.saturating_mul(elapsed.saturating_add(1000)) / 1000 + after;
+    if sent < allowed {
+        return Ok(usize::try_from(allowed - sent).unwrap_or(usize::MAX));
+    }
+    let wait = (sent - allowed).saturating_mul(1000) / rate + 1;
+    let at = w.now + Duration::from_millis(wait);
+    w.delayed.push(std::cmp::Reverse((at, key as usize)));
+    Err(at)
+}
+
 #[cfg(test)]
 mod tests {
     /// An idle keep-alive connection costs its slab entry and nothing else (no buffers), so

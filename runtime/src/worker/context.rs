@@ -44,6 +44,11 @@ pub(crate) struct RequestCtx {
     /// The URL of a redirect `return` whose code went to error_page: nginx keeps its
     /// `Location` on the final answer (unless that is a redirect of its own).
     pub(crate) redirected: Vec<u8>,
+    /// `$limit_rate`: set by `set $limit_rate`, else from the location once the response
+    /// starts (`None`: not yet).
+    pub(crate) limit_rate: Option<u64>,
+    /// `limit_rate_after`, read with the rate.
+    pub(crate) limit_rate_after: Option<u64>,
     /// Requests answered on the connection before this one.
     pub(crate) served: u32,
     /// The request announced a body with `Expect: 100-continue` that no handler reads
@@ -75,6 +80,8 @@ impl Default for RequestCtx {
             uri_changed: false,
             text: Vec::new(),
             redirected: Vec::new(),
+            limit_rate: None,
+            limit_rate_after: None,
             served: 0,
             expect_unread: false,
             mtime: None,
@@ -131,6 +138,8 @@ impl RequestCtx {
         self.internal = false;
         self.uri_changed = false;
         self.served = 0;
+        self.limit_rate = None;
+        self.limit_rate_after = None;
         self.expect_unread = false;
         self.mtime = None;
         self.upstream = None;

@@ -76,6 +76,10 @@ pub(crate) struct Worker<'a> {
     pub(crate) draining: bool,
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
+    /// Connections whose writes `limit_rate` holds back, by when to resume (earliest
+    /// first). A stale entry (the connection moved on or closed) only costs a spurious
+    /// wakeup.
+    pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
     /// `open_file_cache`: this worker's caches of open static files.
     pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
@@ -169,6 +173,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         contexts: context::ContextPool::default(),
         draining: false,
         copy_buf: Vec::new(),
+        delayed: Default::default(),
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
         registry,
@@ -221,6 +226,13 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             Duration::from_millis(100)
         } else {
             acceptor.poll_timeout(Instant::now(), Duration::from_millis(500))
+        };
+        // A rate-limited write resumes on time.
+        let timeout = match w.delayed.peek() {
+            Some(std::cmp::Reverse((at, _))) => {
+                timeout.min(at.saturating_duration_since(Instant::now()))
+            }
+            None => timeout,
         };
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -299,6 +311,13 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                     conn_event(&mut conns, key, &poll, &mut w, quitting)
                 }
             }
+        }
+        while let Some(&std::cmp::Reverse((at, key))) = w.delayed.peek() {
+            if at > w.now {
+                break;
+            }
+            w.delayed.pop();
+            conn_event(&mut conns, key, &poll, &mut w, quitting);
         }
         w.ups.trim(&w.loaded.ir);
         w.access.report_errors(&mut w.elog);

@@ -10,7 +10,9 @@ use super::{static_files, Worker};
 use crate::elog;
 use crate::http::response::write_status_line;
 use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
-use proton_ir::{FileTest, LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template};
+use proton_ir::{
+    Builtin, FileTest, LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template,
+};
 use std::io::Write;
 
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
@@ -106,6 +108,9 @@ struct Rewriter<'a, 'w> {
     /// In error_page handling (no prepared constant answers: the status is the error's).
     in_error: bool,
     stop: Option<Stop>,
+    /// A `set $limit_rate` value that is not a size, for the error log (the host cannot
+    /// write it while the engine runs).
+    bad_rate: Option<Vec<u8>>,
 }
 
 impl ScriptHost for Rewriter<'_, '_> {
@@ -138,6 +143,22 @@ impl ScriptHost for Rewriter<'_, '_> {
         };
         if let Some(old) = old {
             self.w.scratch.var_pool.borrow_mut().give_buf(old);
+        }
+    }
+
+    fn set_builtin(&mut self, var: Builtin, value: &Template) {
+        // The compiler lets no other built-in be set.
+        if var != Builtin::LimitRate {
+            return;
+        }
+        let mut out = self.w.scratch.var_pool.borrow_mut().buf();
+        self.w.ctx(self.conn, self.req, 0).expand(value, &mut out);
+        match proton_ir::time::parse_size(&out) {
+            Some(n) => {
+                self.req.limit_rate = Some(n);
+                self.w.scratch.var_pool.borrow_mut().give_buf(out);
+            }
+            None => self.bad_rate = Some(out),
         }
     }
 
@@ -462,8 +483,12 @@ impl Worker<'_> {
                 req: &mut *req,
                 in_error: false,
                 stop: None,
+                bad_rate: None,
             };
-            match run_script(&mut h, &server.script, false, &mut None) {
+            let end = run_script(&mut h, &server.script, false, &mut None);
+            let bad = h.bad_rate.take();
+            self.bad_limit_rate(conn, bad);
+            match end {
                 ScriptEnd::Done | ScriptEnd::Reroute => {}
                 // `return CODE` of an error without text goes through error_page.
                 ScriptEnd::Return { code, text: None } if code >= 400 && code != 444 => {
@@ -488,10 +513,13 @@ impl Worker<'_> {
                         req: &mut *req,
                         in_error: error_status.is_some(),
                         stop: None,
+                        bad_rate: None,
                     };
                     let mut budget = h.req.budget;
                     let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
                     let stop = h.stop;
+                    let bad = h.bad_rate.take();
+                    self.bad_limit_rate(conn, bad);
                     req.budget = budget;
                     match selected {
                         Selected::Content(l) => {
@@ -592,6 +620,20 @@ impl Worker<'_> {
             if !req.budget.spend() {
                 return self.redirect_cycle(conn, req);
             }
+        }
+    }
+
+    /// Logs a `set $limit_rate` value that is not a size (nginx keeps the old rate).
+    fn bad_limit_rate(&mut self, conn: &Conn, bad: Option<Vec<u8>>) {
+        if let Some(v) = bad {
+            elog!(
+                self.elog,
+                Error,
+                "invalid $limit_rate \"{}\", client: {}",
+                String::from_utf8_lossy(&v),
+                conn.peer.ip()
+            );
+            self.scratch.var_pool.get_mut().give_buf(v);
         }
     }
 
@@ -818,6 +860,29 @@ impl Worker<'_> {
             connection_requests: conn.served.saturating_add(1),
             sent_head: &[],
             sent_trailers: &[],
+            limit_rate: req.limit_rate.unwrap_or(0),
+        }
+    }
+
+    /// The response rate limit of `req` answered by `loc` (nginx's write filter reads it once):
+    /// a `set $limit_rate` value, else the location's `limit_rate`; and `limit_rate_after`.
+    pub(crate) fn resolve_limit_rate(&self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) {
+        let s = self.settings_for(loc);
+        let size = |req: &RequestCtx, v: &proton_ir::SizeValue| match v {
+            proton_ir::SizeValue::Const(n) => *n,
+            proton_ir::SizeValue::Var(t) => {
+                let mut b = self.scratch.var_pool.borrow_mut().buf();
+                self.ctx(conn, req, 0).expand(t, &mut b);
+                let n = proton_ir::time::parse_size(&b).unwrap_or(0);
+                self.scratch.var_pool.borrow_mut().give_buf(b);
+                n
+            }
+        };
+        if req.limit_rate.is_none() {
+            req.limit_rate = Some(size(req, &s.limit_rate));
+        }
+        if req.limit_rate != Some(0) && req.limit_rate_after.is_none() {
+            req.limit_rate_after = Some(size(req, &s.limit_rate_after));
         }
     }
 

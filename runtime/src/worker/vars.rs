@@ -213,6 +213,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sent_head: &'a [u8],
     /// The trailer lines added so far (`$sent_trailer_*` while `add_trailer` values are made).
     pub(crate) sent_trailers: &'a [u8],
+    /// `$limit_rate`: the request's response rate limit (0: none or not yet known).
+    pub(crate) limit_rate: u64,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
@@ -529,6 +531,9 @@ impl Ctx<'_> {
         match b {
             Builtin::Host => out.extend_from_slice(self.host),
             Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
+            Builtin::LimitRate => {
+                let _ = write!(out, "{}", self.limit_rate);
+            }
             Builtin::Args | Builtin::QueryString => out.extend_from_slice(self.args),
             Builtin::IsArgs => {
                 if !self.args.is_empty() {
@@ -1031,6 +1036,7 @@ mod tests {
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
             map_cache: None,
+            limit_rate: 0,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

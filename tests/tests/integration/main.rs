@@ -9,6 +9,7 @@ mod files_cache;
 mod globals;
 mod harness;
 mod health;
+mod limit_rate;
 mod listen;
 mod process;
 mod proxy;
