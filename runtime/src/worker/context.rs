@@ -53,7 +53,8 @@ pub(crate) struct RequestCtx {
     /// The upstream's response head (status line and header lines, as received) of the last
     /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
     pub(crate) upstream_head: Vec<u8>,
-    /// The body length the upstream sent in the last attempt (`$upstream_response_length`).
+    /// The body bytes the upstream sent in the last attempt, chunk framing included
+    /// (`$upstream_response_length`).
     pub(crate) upstream_response_length: Option<u64>,
     /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
     /// access log (a head Proton makes itself is read from the write buffer instead).

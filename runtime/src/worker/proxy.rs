@@ -312,7 +312,8 @@ pub(crate) struct Proxy {
     /// `add_trailer` applies: the body goes to the client in chunks Proton frames, and the
     /// last chunk carries the trailers. Cleared once the last chunk is written.
     rechunk: bool,
-    /// Body bytes the upstream sent (decoded), for `$upstream_response_length`.
+    /// Body bytes the upstream sent (as received: chunk framing included, as nginx counts
+    /// them), for `$upstream_response_length`.
     resp_len: u64,
 }
 
@@ -1666,7 +1667,8 @@ impl Worker<'_> {
                 while at < end && !done {
                     match dec.decode(&conn.wbuf[at..end]) {
                         Ok(step) => {
-                            p.resp_len += step.data.len() as u64;
+                            // nginx counts the body as received: chunk framing included.
+                            p.resp_len += step.consumed as u64;
                             if *dechunk {
                                 let data = step.data.start + at..step.data.end + at;
                                 let len = data.len();

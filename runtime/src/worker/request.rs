@@ -1433,6 +1433,19 @@ fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fields_removed_before_a_point_only() {
+        let mut h = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\nexpires: b\r\nCache-Control: c\r\nEXPIRES: new\r\n".to_vec();
+        let end = h.len() - b"EXPIRES: new\r\n".len();
+        let gone = super::remove_fields(&mut h, end, &[b"expires", b"cache-control"]);
+        assert_eq!(h, b"HTTP/1.1 200 OK\r\nX: 1\r\nEXPIRES: new\r\n");
+        assert_eq!(gone, 48);
+        // Lines without a status line (an error page's extra headers).
+        let mut h = b"Expires: a\r\nX: 1\r\n".to_vec();
+        super::remove_fields(&mut h, 100, &[b"expires"]);
+        assert_eq!(h, b"X: 1\r\n");
+    }
+
     use super::normalize_host_into;
     use crate::http::request::validate_host;
 

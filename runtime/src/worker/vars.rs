@@ -216,7 +216,7 @@ pub(crate) struct Ctx<'a> {
     /// The head of the upstream's response (status line and header lines as received) of a
     /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
     pub(crate) upstream_head: &'a [u8],
-    /// The length of the upstream's response body received so far (decoded), for
+    /// The length of the upstream's response body received so far (as received), for
     /// `$upstream_response_length`; `None` when no upstream answered.
     pub(crate) upstream_response_length: Option<u64>,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
@@ -990,6 +990,57 @@ mod tests {
             None
         );
         assert_eq!(sent_header(b"", b"content_type"), None);
+    }
+
+    #[test]
+    fn repeated_fields_are_joined_as_nginx() {
+        let head = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\ncache-control:  b \r\n\r\n";
+        let join = |name: &[u8]| {
+            let mut out = Vec::new();
+            join_fields(head_fields(head), name, b',', &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(join(b"cache_control"), "a, b");
+        assert_eq!(join(b"x"), "1");
+        assert_eq!(join(b"y"), "");
+        // Trailer lines have no status line.
+        let mut out = Vec::new();
+        join_fields(head_fields(b"Foo: a\r\nFoo: b\r\n"), b"foo", b',', &mut out);
+        assert_eq!(out, b"a, b");
+    }
+
+    #[test]
+    fn cookies_as_nginx_finds_them() {
+        let v = b"foo=1, qux=0; bar = 2;baz=3";
+        assert_eq!(cookie_value(v, b"foo"), Some(&b"1, qux=0"[..]));
+        assert_eq!(cookie_value(v, b"qux"), None);
+        assert_eq!(cookie_value(v, b"bar"), Some(&b"2"[..]));
+        assert_eq!(cookie_value(v, b"BAZ"), Some(&b"3"[..]));
+        assert_eq!(cookie_value(v, b"ba"), None);
+        assert_eq!(cookie_value(b"", b"a"), None);
+        assert_eq!(cookie_value(b"a", b"a"), None);
+        let up = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b = 2\r\n\r\n";
+        assert_eq!(set_cookie_value(up, b"a"), Some(&b"1"[..]));
+        assert_eq!(set_cookie_value(up, b"b"), Some(&b"2"[..]));
+        assert_eq!(set_cookie_value(up, b"path"), None);
+        assert_eq!(set_cookie_value(b"", b"a"), None);
+    }
+
+    #[test]
+    fn remote_user_from_basic_credentials() {
+        let user = |auth: &[u8]| {
+            let mut out = Vec::new();
+            basic_auth_user(auth, &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(user(b"Basic dXNlcjpzZWNyZXQ="), "user");
+        assert_eq!(user(b"basic   dXNlcjpzZWNyZXQ="), "user");
+        assert_eq!(user(b"Basic OnNlY3JldA=="), "");
+        assert_eq!(user(b"Basic dXNlcg=="), "", "no colon");
+        assert_eq!(user(b"Basic !!!"), "");
+        assert_eq!(user(b"Bearer dXNlcjpzZWNyZXQ="), "");
+        assert_eq!(user(b""), "");
+        assert_eq!(user(b"Basic A"), "");
     }
     use proton_ir::RegexId;
 

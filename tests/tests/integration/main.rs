@@ -7,6 +7,7 @@ mod differential;
 mod files_cache;
 mod globals;
 mod harness;
+mod header_multi;
 mod health;
 mod listen;
 mod process;
