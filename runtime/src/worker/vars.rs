@@ -315,29 +315,16 @@ fn request_fields<'b>(
         .filter_map(move |(n, v)| Some((buf.get(n)?, buf.get(v)?)))
 }
 
-/// `$http_NAME`: every request header `name` (ASCII case-insensitive; `_` in `name` matches
-/// `-`), joined by `"; "` for `Cookie` and `", "` for the others, as nginx.
+/// `$http_NAME`: every request header `name` (lowercase, as the compiler writes variable
+/// names; `_` matches `-`), joined by `"; "` for `Cookie` and `", "` for the others, as nginx.
 pub(crate) fn request_header_joined(
     head: &RequestHead,
     buf: &[u8],
     name: &[u8],
     out: &mut Vec<u8>,
 ) {
-    let sep = if name.eq_ignore_ascii_case(b"cookie") {
-        b';'
-    } else {
-        b','
-    };
-    let mut lower = [0u8; 64];
-    match lower.get_mut(..name.len()) {
-        Some(l) => {
-            l.copy_from_slice(name);
-            l.make_ascii_lowercase();
-            join_fields(request_fields(head, buf), l, sep, out);
-        }
-        // Longer names are compiled lowercase already.
-        None => join_fields(request_fields(head, buf), name, sep, out),
-    }
+    let sep = if name == b"cookie" { b';' } else { b',' };
+    join_fields(request_fields(head, buf), name, sep, out);
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
