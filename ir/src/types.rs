@@ -1148,6 +1148,12 @@ pub enum Var {
     SentHttp(String),
     /// `$sent_trailer_NAME`: a trailer already added to the response (name as above).
     SentTrailer(String),
+    /// `$upstream_http_NAME`: a header of the upstream's response (name lowercased, `_` for
+    /// `-`), repeated ones joined by `", "`.
+    UpstreamHttp(String),
+    /// `$upstream_cookie_NAME`: the value of the cookie NAME the upstream's response sets
+    /// (`Set-Cookie`; name lowercase, compared case-insensitively).
+    UpstreamCookie(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
     /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
@@ -1251,7 +1257,7 @@ builtins! {
     RemoteAddr = "remote_addr",
     /// The client port.
     RemotePort = "remote_port",
-    /// The user of HTTP basic authentication: empty (Proton has no auth_basic).
+    /// The user name of the request's `Authorization: Basic` credentials.
     RemoteUser = "remote_user",
     /// The request line.
     Request = "request",
@@ -1287,6 +1293,8 @@ builtins! {
     Uri = "uri",
     /// The address of the upstream server of the last attempt.
     UpstreamAddr = "upstream_addr",
+    /// The length of the upstream's response body (of the last attempt).
+    UpstreamResponseLength = "upstream_response_length",
     /// The upstream's response time, seconds with milliseconds.
     UpstreamResponseTime = "upstream_response_time",
     /// The upstream's response status.
@@ -1361,6 +1369,8 @@ impl Var {
             Var::Cookie(n) => format!("cookie_{n}"),
             Var::SentHttp(n) => format!("sent_http_{n}"),
             Var::SentTrailer(n) => format!("sent_trailer_{n}"),
+            Var::UpstreamHttp(n) => format!("upstream_http_{n}"),
+            Var::UpstreamCookie(n) => format!("upstream_cookie_{n}"),
             Var::User(i) => user_vars
                 .get(*i as usize)
                 .cloned()

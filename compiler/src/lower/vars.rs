@@ -54,19 +54,10 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "upstream_bytes_received",
         "the proxy does not count it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
     ),
-    (
-        "upstream_response_length",
-        "the proxy does not count it yet; $body_bytes_sent is the length of the body sent to the client",
-    ),
 ];
 
 /// nginx's families of variables that Proton does not implement yet, with what to do instead.
-pub static UNSUPPORTED_FAMILIES: &[(&str, &str)] = &[
-    (
-        "upstream_http_",
-        "the headers of the upstream's response are not kept for variables yet; $upstream_status and $upstream_addr are available",
-    ),
-];
+pub static UNSUPPORTED_FAMILIES: &[(&str, &str)] = &[];
 
 /// Why nginx's variable `name` is not supported (a hint), or `None` when it is not one of
 /// those.
@@ -95,6 +86,7 @@ pub static FAMILIES: &[&str] = &[
     "arg_",
     "cookie_",
     "upstream_http_",
+    "upstream_cookie_",
 ];
 
 /// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
@@ -225,6 +217,18 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     }
     if let Some(d) = name.strip_prefix("sent_http_").filter(|d| !d.is_empty()) {
         return Ok(Part::Var(Var::SentHttp(d.to_string())));
+    }
+    if let Some(d) = name
+        .strip_prefix("upstream_http_")
+        .filter(|d| !d.is_empty())
+    {
+        return Ok(Part::Var(Var::UpstreamHttp(d.to_string())));
+    }
+    if let Some(d) = name
+        .strip_prefix("upstream_cookie_")
+        .filter(|d| !d.is_empty())
+    {
+        return Ok(Part::Var(Var::UpstreamCookie(d.to_string())));
     }
     if let Some(d) = name.strip_prefix("http_") {
         return Ok(Part::Var(Var::Http(d.to_string())));
@@ -388,11 +392,27 @@ mod tests {
     }
 
     #[test]
+    fn upstream_families_name_a_header_and_a_cookie() {
+        let t = template(
+            "$upstream_http_Set_Cookie $upstream_cookie_SID",
+            Span::default(),
+            Scope::default(),
+        );
+        assert_eq!(
+            t.ok().map(|t| t.parts),
+            Some(vec![
+                Part::Var(Var::UpstreamHttp("set_cookie".into())),
+                Part::Literal(" ".into()),
+                Part::Var(Var::UpstreamCookie("sid".into())),
+            ])
+        );
+        assert!(reserved("upstream_cookie_x").is_some());
+        assert!(reserved("upstream_http_x").is_some());
+    }
+
+    #[test]
     fn unsupported_variables_are_errors_that_name_them() {
-        for (name, _) in UNSUPPORTED
-            .iter()
-            .chain([("upstream_http_x_cache", "")].iter())
-        {
+        for (name, _) in UNSUPPORTED {
             let errs =
                 template(&format!("a ${name}"), Span::default(), Scope::default()).expect_err(name);
             assert_eq!(errs.len(), 1);

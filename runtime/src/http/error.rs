@@ -55,6 +55,10 @@ pub enum HttpError {
     DuplicateContentLength,
     /// Several Transfer-Encoding headers (400).
     DuplicateTransferEncoding,
+    /// Several of another header nginx requires to be unique: If-Modified-Since,
+    /// If-Unmodified-Since, If-Match, If-None-Match, If-Range, Content-Range, Expect,
+    /// Authorization (400).
+    DuplicateHeader,
     /// Both Content-Length and `Transfer-Encoding: chunked` (400).
     ContentLengthWithTransferEncoding,
     /// A Transfer-Encoding other than exactly `chunked` (501, as nginx).
@@ -111,6 +115,7 @@ impl HttpError {
             | InvalidContentLength
             | DuplicateContentLength
             | DuplicateTransferEncoding
+            | DuplicateHeader
             | ContentLengthWithTransferEncoding
             | TransferEncodingHttp10
             | InvalidChunkSize
@@ -160,6 +165,7 @@ impl HttpError {
             InvalidContentLength => "client sent invalid \"Content-Length\" header",
             DuplicateContentLength => "client sent duplicate \"Content-Length\" header",
             DuplicateTransferEncoding => "client sent duplicate \"Transfer-Encoding\" header",
+            DuplicateHeader => "client sent duplicate header line",
             ContentLengthWithTransferEncoding => {
                 "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time"
             }

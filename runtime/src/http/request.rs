@@ -456,6 +456,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
+    // The other headers nginx refuses to see twice (ngx_http_process_unique_header_line).
+    const UNIQUE: [&[u8]; 8] = [
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-match",
+        b"if-none-match",
+        b"if-range",
+        b"content-range",
+        b"expect",
+        b"authorization",
+    ];
+    let mut unique_seen = 0u8;
     for (slot, h) in out.headers.iter_mut().zip(req.headers.iter()) {
         let name = h.name.as_bytes();
         let value = h.value;
@@ -496,6 +508,12 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         } else if token_eq(name, b"upgrade") && out.upgrade.is_none() {
             out.upgrade = Some(value_range);
+        }
+        if let Some(i) = UNIQUE.iter().position(|u| token_eq(name, u)) {
+            if unique_seen & (1 << i) != 0 {
+                return Err(HttpError::DuplicateHeader);
+            }
+            unique_seen |= 1 << i;
         }
     }
 

@@ -58,6 +58,15 @@ pub(crate) struct RequestCtx {
     pub(crate) mtime: Option<i64>,
     /// The last upstream attempt: address, status, response time in ms (`$upstream_*`).
     pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
+    /// The upstream's response head (status line and header lines, as received) of the last
+    /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
+    pub(crate) upstream_head: Vec<u8>,
+    /// The body bytes the upstream sent in the last attempt, chunk framing included
+    /// (`$upstream_response_length`).
+    pub(crate) upstream_response_length: Option<u64>,
+    /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
+    /// access log (a head Proton makes itself is read from the write buffer instead).
+    pub(crate) sent_head: Vec<u8>,
     /// When the request started (its head was read), in `conn::clock_ms` units.
     pub(crate) started: u32,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
@@ -86,6 +95,9 @@ impl Default for RequestCtx {
             expect_unread: false,
             mtime: None,
             upstream: None,
+            upstream_head: Vec::new(),
+            upstream_response_length: None,
+            sent_head: Vec::new(),
             started: 0,
             maps: Default::default(),
         }
@@ -125,6 +137,8 @@ impl RequestCtx {
             &mut self.host,
             &mut self.text,
             &mut self.redirected,
+            &mut self.upstream_head,
+            &mut self.sent_head,
         ] {
             if b.capacity() > KEEP {
                 *b = Vec::new();
@@ -143,6 +157,7 @@ impl RequestCtx {
         self.expect_unread = false;
         self.mtime = None;
         self.upstream = None;
+        self.upstream_response_length = None;
         self.started = 0;
         self.maps.get_mut().clear();
     }

@@ -309,6 +309,12 @@ pub(crate) struct Proxy {
     noted: Option<(std::net::SocketAddr, u16, u32)>,
     /// `charset`/`override_charset`: the recoding of the response body, if any.
     recode: Option<super::static_files::Recode>,
+    /// `add_trailer` applies: the body goes to the client in chunks Proton frames, and the
+    /// last chunk carries the trailers. Cleared once the last chunk is written.
+    rechunk: bool,
+    /// Body bytes the upstream sent (as received: chunk framing included, as nginx counts
+    /// them), for `$upstream_response_length`.
+    resp_len: u64,
 }
 
 impl Proxy {
@@ -356,6 +362,8 @@ impl Proxy {
             upstream_progress: now,
             noted: None,
             recode: None,
+            rechunk: false,
+            resp_len: 0,
         }
     }
 
@@ -392,6 +400,8 @@ impl Proxy {
         self.upstream_eof = false;
         self.noted = None;
         self.recode = None;
+        self.rechunk = false;
+        self.resp_len = 0;
     }
 }
 
@@ -1388,6 +1398,14 @@ impl Worker<'_> {
             p.resp.head_len = 0;
             return Step::Progress;
         }
+        // The head of the response that counts, for `$upstream_http_*` and
+        // `$upstream_cookie_*` (kept by the request, in its own reused buffer).
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.upstream_head.clear();
+            let n = p.resp.head_len.min(p.hold.len());
+            req.upstream_head.extend_from_slice(&p.hold[..n]);
+        }
+        p.resp_len = 0;
         if status == 101 && !(p.upgrade && p.resp.upgrade.is_some()) {
             return Step::Fail(
                 Fail::InvalidHeader,
@@ -1524,14 +1542,23 @@ impl Worker<'_> {
             }
             out.extend_from_slice(b"\r\n");
         }
-        // Framing towards the client.
+        // Framing towards the client. With trailers (`add_trailer`), the body is sent in
+        // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
+        // does when trailers are expected.
         let mut keep = p.keep_client;
+        p.rechunk = !tunnel
+            && !p.head_only
+            && chunked_on
+            && p.client_minor >= 1
+            && !matches!(status, 204 | 304)
+            && status >= 200
+            && super::request::trailers_apply(s, status);
         p.rbody = match body {
             BodyKind::None => RespBody::None,
             BodyKind::Length(n) => RespBody::Length(n),
             BodyKind::Chunked => RespBody::Chunked {
                 dec: ChunkedDecoder::default(),
-                dechunk: p.client_minor == 0 || !chunked_on,
+                dechunk: p.client_minor == 0 || !chunked_on || p.rechunk,
             },
             BodyKind::UntilClose => RespBody::UntilClose,
         };
@@ -1540,6 +1567,7 @@ impl Worker<'_> {
             p.recode = None;
         }
         match (&p.rbody, body) {
+            _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", n);
             }
@@ -1593,6 +1621,11 @@ impl Worker<'_> {
         }
         conn.wbuf.extend_from_slice(b"\r\n");
         p.header_bytes = conn.wbuf.len() as u64;
+        // The head as sent, for `$sent_http_*` in trailers and the access log.
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.sent_head.clear();
+            req.sent_head.extend_from_slice(&conn.wbuf);
+        }
     }
 
     /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
@@ -1620,6 +1653,7 @@ impl Worker<'_> {
                 } else {
                     *left -= new as u64;
                 }
+                p.resp_len += (conn.wbuf.len() - from) as u64;
                 if *left == 0 {
                     p.rbody = RespBody::None;
                     p.upstream_eof = true;
@@ -1633,6 +1667,8 @@ impl Worker<'_> {
                 while at < end && !done {
                     match dec.decode(&conn.wbuf[at..end]) {
                         Ok(step) => {
+                            // nginx counts the body as received: chunk framing included.
+                            p.resp_len += step.consumed as u64;
                             if *dechunk {
                                 let data = step.data.start + at..step.data.end + at;
                                 let len = data.len();
@@ -1672,7 +1708,7 @@ impl Worker<'_> {
                     p.upstream_eof = true;
                 }
             }
-            RespBody::UntilClose => {}
+            RespBody::UntilClose => p.resp_len += new as u64,
         }
         // The body bytes just taken, recoded (never chunk framing: see the head).
         if let Some(r) = p.recode {
@@ -1680,6 +1716,42 @@ impl Worker<'_> {
                 r.apply(&self.loaded.ir, body);
             }
         }
+        if p.rechunk {
+            self.frame_chunk(p, conn, from);
+        }
+    }
+
+    /// With trailers: frames the body bytes from `from` on as one chunk and, once the body
+    /// is complete, adds the last chunk with the trailers.
+    fn frame_chunk(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
+        let len = conn.wbuf.len().saturating_sub(from);
+        if len > 0 {
+            let mut size = [0u8; 18];
+            let mut cur = std::io::Cursor::new(&mut size[..]);
+            let _ = write!(cur, "{len:x}\r\n");
+            let n = cur.position() as usize;
+            conn.wbuf.splice(from..from, size[..n].iter().copied());
+            conn.wbuf.extend_from_slice(b"\r\n");
+        }
+        let done = matches!(p.rbody, RespBody::None) && !p.broken;
+        if !done {
+            return;
+        }
+        p.rechunk = false;
+        // The trailers see the upstream's variables of this attempt.
+        let status = p.resp.status;
+        self.note_upstream(p, status);
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.upstream = p.noted;
+            req.upstream_response_length = Some(p.resp_len);
+        }
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.extend_from_slice(b"0\r\n");
+        if let Some(req) = conn.req.as_deref() {
+            self.write_trailers(conn, req, p.loc, status, &req.sent_head, &mut out);
+        }
+        out.extend_from_slice(b"\r\n");
+        conn.wbuf = out;
     }
 
     fn step_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
@@ -1752,6 +1824,10 @@ impl Worker<'_> {
                         p.upstream_eof = true;
                         if matches!(p.rbody, RespBody::UntilClose) {
                             p.rbody = RespBody::None;
+                            if p.rechunk {
+                                let end = conn.wbuf.len();
+                                self.frame_chunk(p, conn, end);
+                            }
                         } else {
                             elog!(
                                 self.elog,
@@ -1887,6 +1963,9 @@ impl Worker<'_> {
 fn hand_over_upstream(conn: &mut Conn, p: &Proxy) {
     if let Some(r) = conn.req.as_deref_mut() {
         r.upstream = p.noted;
+        if p.noted.is_some() {
+            r.upstream_response_length = Some(p.resp_len);
+        }
     }
 }
 

@@ -861,6 +861,8 @@ impl Worker<'_> {
             sent_head: &[],
             sent_trailers: &[],
             limit_rate: req.limit_rate.unwrap_or(0),
+            upstream_head: &req.upstream_head,
+            upstream_response_length: req.upstream_response_length,
         }
     }
 
@@ -1090,7 +1092,9 @@ impl Worker<'_> {
         begin_head(self, out, &h);
     }
 
-    /// Appends the location's add_header lines that apply to `status`.
+    /// Appends the location's `expires` and add_header lines that apply to `status`. As
+    /// nginx's expires, the lines it adds replace the response's own Expires and
+    /// Cache-Control (a proxied response's).
     pub(crate) fn add_headers(
         &mut self,
         conn: &Conn,
@@ -1103,6 +1107,7 @@ impl Worker<'_> {
         let Some(l) = ir.locations.get(loc.0 as usize) else {
             return;
         };
+        let expires_at = out.len();
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ok_status = matches!(
             status,
@@ -1129,6 +1134,9 @@ impl Worker<'_> {
             } else {
                 super::static_files::expires_headers(&s.expires, mtime, now, out);
             }
+        }
+        if out.len() > expires_at {
+            remove_fields(out, expires_at, &[b"expires", b"cache-control"]);
         }
         for h in &s.add_headers {
             if !(h.always || ok_status) {
@@ -1384,6 +1392,9 @@ impl Worker<'_> {
             && loc.conf.proxy.is_none()
         {
             ctx.sent_head = &conn.wbuf[..n];
+        } else if !req.sent_head.is_empty() {
+            // A proxied response's head, kept by its context.
+            ctx.sent_head = &req.sent_head;
         }
         let written = access.write(self.loaded, settings, &ctx);
         self.access = access;
@@ -1447,14 +1458,12 @@ impl Worker<'_> {
         };
         let s = self.settings_for(loc);
         let status = out.status;
-        let safe = matches!(status, 200 | 201 | 206 | 301 | 302 | 303 | 307 | 308);
-        if s.add_trailers.is_empty()
+        if !trailers_apply(s, status)
             || !s.chunked_transfer_encoding
             || req.head.minor_version == 0
             || req.head.is_head()
             || status < 200
             || matches!(status, 204 | 304)
-            || !s.add_trailers.iter().any(|t| t.always || safe)
             || conn.wbuf.len() < out.header_bytes
             || !conn.wbuf[..out.header_bytes].ends_with(b"\r\n\r\n")
         {
@@ -1494,26 +1503,7 @@ impl Worker<'_> {
         let hb = conn.wbuf.len();
         // The trailers see the head as sent and the trailers before them.
         let mut trailers = self.scratch.var_pool.borrow_mut().buf();
-        let mut v = self.scratch.var_pool.borrow_mut().buf();
-        for t in &s.add_trailers {
-            if !(t.always || safe) {
-                continue;
-            }
-            v.clear();
-            let mut ctx = self.ctx(conn, req, status);
-            ctx.sent_head = &conn.wbuf[..hb];
-            ctx.sent_trailers = &trailers;
-            ctx.expand(&t.value, &mut v);
-            if v.is_empty() {
-                continue;
-            }
-            trailers.extend_from_slice(t.name.as_bytes());
-            trailers.extend_from_slice(b": ");
-            let at = trailers.len();
-            trailers.extend_from_slice(&v);
-            crate::http::response::encode_line_breaks(&mut trailers, at);
-            trailers.extend_from_slice(b"\r\n");
-        }
+        self.write_trailers(conn, req, loc, status, &conn.wbuf[..hb], &mut trailers);
         if !body.is_empty() {
             let _ = write!(conn.wbuf, "{:x}\r\n", body.len());
             conn.wbuf.extend_from_slice(&body);
@@ -1525,9 +1515,88 @@ impl Worker<'_> {
         let mut pool = self.scratch.var_pool.borrow_mut();
         pool.give_buf(body);
         pool.give_buf(trailers);
-        pool.give_buf(v);
         out.header_bytes = hb;
     }
+
+    /// Appends the trailer lines of location `loc` that apply to `status` (`Name: value`
+    /// CRLF each; an empty value adds none). Each value sees `sent_head` (the response head
+    /// as sent) and the trailers before it.
+    pub(crate) fn write_trailers(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        loc: LocationId,
+        status: u16,
+        sent_head: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let s = self.settings_for(loc);
+        let safe = safe_trailer_status(status);
+        let start = out.len();
+        let mut v = self.scratch.var_pool.borrow_mut().buf();
+        for t in &s.add_trailers {
+            if !(t.always || safe) {
+                continue;
+            }
+            v.clear();
+            let mut ctx = self.ctx(conn, req, status);
+            ctx.sent_head = sent_head;
+            ctx.sent_trailers = out.get(start..).unwrap_or_default();
+            ctx.expand(&t.value, &mut v);
+            if v.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(t.name.as_bytes());
+            out.extend_from_slice(b": ");
+            let at = out.len();
+            out.extend_from_slice(&v);
+            crate::http::response::encode_line_breaks(out, at);
+            out.extend_from_slice(b"\r\n");
+        }
+        self.scratch.var_pool.borrow_mut().give_buf(v);
+    }
+}
+
+/// The statuses whose responses get every trailer (others only those marked `always`), as
+/// nginx's headers filter.
+fn safe_trailer_status(status: u16) -> bool {
+    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 307 | 308)
+}
+
+/// Whether some `add_trailer` of settings `s` applies to a response with `status`.
+pub(crate) fn trailers_apply(s: &Settings, status: u16) -> bool {
+    let safe = safe_trailer_status(status);
+    s.add_trailers.iter().any(|t| t.always || safe)
+}
+
+/// Removes the header lines named `names` (lowercase) that end before `end` in a head being
+/// written (a first line `HTTP/…` is the status line); returns how many bytes went.
+fn remove_fields(head: &mut Vec<u8>, end: usize, names: &[&[u8]]) -> usize {
+    let mut at = if head.starts_with(b"HTTP/") {
+        memchr::memchr(b'\n', head).map_or(head.len(), |i| i + 1)
+    } else {
+        0
+    };
+    let mut end = end.min(head.len());
+    let before = end;
+    while at < end {
+        let next = memchr::memchr(b'\n', &head[at..end]).map_or(end, |i| at + i + 1);
+        let line = &head[at..next];
+        let name = line
+            .iter()
+            .position(|&b| b == b':')
+            .map_or(&line[..0], |c| &line[..c]);
+        if names
+            .iter()
+            .any(|n| crate::http::request::token_eq(name, n))
+        {
+            head.drain(at..next);
+            end -= next - at;
+        } else {
+            at = next;
+        }
+    }
+    before - end
 }
 
 /// The browser family of the request's `User-Agent`, as nginx tells them apart.
@@ -1548,6 +1617,19 @@ fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fields_removed_before_a_point_only() {
+        let mut h = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\nexpires: b\r\nCache-Control: c\r\nEXPIRES: new\r\n".to_vec();
+        let end = h.len() - b"EXPIRES: new\r\n".len();
+        let gone = super::remove_fields(&mut h, end, &[b"expires", b"cache-control"]);
+        assert_eq!(h, b"HTTP/1.1 200 OK\r\nX: 1\r\nEXPIRES: new\r\n");
+        assert_eq!(gone, 48);
+        // Lines without a status line (an error page's extra headers).
+        let mut h = b"Expires: a\r\nX: 1\r\n".to_vec();
+        super::remove_fields(&mut h, 100, &[b"expires"]);
+        assert_eq!(h, b"X: 1\r\n");
+    }
+
     use super::normalize_host_into;
     use crate::http::request::validate_host;
 

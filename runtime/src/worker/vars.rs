@@ -215,6 +215,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sent_trailers: &'a [u8],
     /// `$limit_rate`: the request's response rate limit (0: none or not yet known).
     pub(crate) limit_rate: u64,
+    /// The head of the upstream's response (status line and header lines as received) of a
+    /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
+    pub(crate) upstream_head: &'a [u8],
+    /// The length of the upstream's response body received so far (as received), for
+    /// `$upstream_response_length`; `None` when no upstream answered.
+    pub(crate) upstream_response_length: Option<u64>,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
@@ -255,23 +261,72 @@ impl MapCache {
 }
 
 /// The value of the first header `name` (lowercase, `_` for `-`) of a response head.
+#[cfg(test)]
 pub(crate) fn sent_header<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
-    sent_field(head.split(|&b| b == b'\n').skip(1), name)
+    head_fields(head).find_map(|(n, v)| same_name(n, name).then_some(v))
 }
 
-/// The value of the first field `name` (lowercase, `_` for `-`) of `Name: value` lines.
-fn sent_field<'h>(mut lines: impl Iterator<Item = &'h [u8]>, name: &[u8]) -> Option<&'h [u8]> {
-    lines.find_map(|line| {
+/// The `Name: value` fields of a response head as written (status line to blank line), or
+/// of trailer lines: the status line and lines without a colon are skipped, values trimmed.
+pub(crate) fn head_fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|&b| b == b'\n').filter_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
+        let colon = memchr::memchr(b':', line)?;
         let (n, v) = (&line[..colon], &line[colon + 1..]);
-        let same = n.len() == name.len()
-            && n.iter().zip(name).all(|(a, b)| {
-                let a = a.to_ascii_lowercase();
-                a == *b || (a == b'-' && *b == b'_')
-            });
-        same.then(|| crate::http::request::trim_ows(v))
+        // A status line (`HTTP/1.1 200 OK`) has a space before any colon.
+        (!n.is_empty() && !n.contains(&b' ')).then(|| (n, crate::http::request::trim_ows(v)))
     })
+}
+
+/// Whether header name `n` is the variable suffix `name` (lowercase, `_` for `-`), as
+/// nginx compares them.
+fn same_name(n: &[u8], name: &[u8]) -> bool {
+    n.len() == name.len()
+        && n.iter().zip(name).all(|(a, b)| {
+            let a = a.to_ascii_lowercase();
+            a == *b || (a == b'-' && *b == b'_')
+        })
+}
+
+/// Appends the values of every field called `name` (lowercase, `_` for `-`), joined by
+/// `sep` and a space, as nginx (1.23 and later) joins repeated headers for `$http_*`,
+/// `$sent_http_*`, `$sent_trailer_*` and `$upstream_http_*`. Nothing when there is none.
+pub(crate) fn join_fields<'h>(
+    fields: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+    name: &[u8],
+    sep: u8,
+    out: &mut Vec<u8>,
+) {
+    let mut first = true;
+    for (_, v) in fields.filter(|(n, _)| same_name(n, name)) {
+        if !first {
+            out.push(sep);
+            out.push(b' ');
+        }
+        first = false;
+        out.extend_from_slice(v);
+    }
+}
+
+/// The request's header fields as (name, value) slices of `buf`.
+fn request_fields<'b>(
+    head: &'b RequestHead,
+    buf: &'b [u8],
+) -> impl Iterator<Item = (&'b [u8], &'b [u8])> + 'b {
+    head.headers()
+        .filter_map(move |(n, v)| Some((buf.get(n)?, buf.get(v)?)))
+}
+
+/// `$http_NAME`: every request header `name` (lowercase, as the compiler writes variable
+/// names; `_` matches `-`), joined by `"; "` for `Cookie` and `", "` for the others, as nginx.
+pub(crate) fn request_header_joined(
+    head: &RequestHead,
+    buf: &[u8],
+    name: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let sep = if name == b"cookie" { b';' } else { b',' };
+    join_fields(request_fields(head, buf), name, sep, out);
 }
 
 /// The value of header `name` (ASCII case-insensitive; `_` in `name` matches `-`).
@@ -302,12 +357,48 @@ fn arg_value<'b>(args: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
     })
 }
 
-fn cookie_value<'b>(cookies: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    cookies.split(|&b| b == b';').find_map(|c| {
-        let c = trim(c);
-        let i = c.iter().position(|&b| b == b'=')?;
-        c[..i].eq_ignore_ascii_case(name).then_some(&c[i + 1..])
-    })
+/// The cookie `name` in one `Cookie` header value, as nginx's
+/// `ngx_http_parse_multi_header_lines` finds it: pairs separated by `;`, the name compared
+/// case-insensitively, spaces allowed around `=`; the value runs to the next `;`.
+fn cookie_value<'b>(value: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (pair, next) = match memchr::memchr(b';', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        if let Some(v) = pair_value(pair, name) {
+            return Some(v);
+        }
+        rest = &next[next.iter().take_while(|&&b| b == b' ').count()..];
+    }
+    None
+}
+
+/// The value of `name=value` (`pair` up to its separator), spaces after the name and the
+/// `=` skipped; `None` when `pair` is not `name`.
+fn pair_value<'b>(pair: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let after = pair
+        .get(..name.len())
+        .filter(|n| n.eq_ignore_ascii_case(name))
+        .map(|_| &pair[name.len()..])?;
+    let after = &after[after.iter().take_while(|&&b| b == b' ').count()..];
+    let v = after.strip_prefix(b"=")?;
+    Some(&v[v.iter().take_while(|&&b| b == b' ').count()..])
+}
+
+/// `$upstream_cookie_NAME`: the first `Set-Cookie` of the upstream's head that sets `name`
+/// (nginx's `ngx_http_parse_set_cookie_lines`: its first pair only, up to `;`).
+fn set_cookie_value<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    head_fields(head)
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie"))
+        .find_map(|(_, v)| {
+            let first = v.split(|&b| b == b';').next().unwrap_or_default();
+            // nginx needs a value longer than the name.
+            (v.len() > name.len())
+                .then(|| pair_value(first, name))
+                .flatten()
+        })
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -454,20 +545,19 @@ impl Ctx<'_> {
 
     fn var(&self, v: &Var, out: &mut Vec<u8>) {
         match v {
-            Var::Http(name) => {
-                if let Some(h) = header(self.head, self.buf, name.as_bytes()) {
-                    out.extend_from_slice(h);
-                }
-            }
+            Var::Http(name) => request_header_joined(self.head, self.buf, name.as_bytes(), out),
             Var::SentHttp(name) => {
-                if let Some(v) = sent_header(self.sent_head, name.as_bytes()) {
-                    out.extend_from_slice(v);
-                }
+                join_fields(head_fields(self.sent_head), name.as_bytes(), b',', out)
             }
             Var::SentTrailer(name) => {
-                let lines = self.sent_trailers.split(|&b| b == b'\n');
-                if let Some(v) = sent_field(lines, name.as_bytes()) {
-                    out.extend_from_slice(v);
+                join_fields(head_fields(self.sent_trailers), name.as_bytes(), b',', out)
+            }
+            Var::UpstreamHttp(name) => {
+                join_fields(head_fields(self.upstream_head), name.as_bytes(), b',', out)
+            }
+            Var::UpstreamCookie(name) => {
+                if let Some(c) = set_cookie_value(self.upstream_head, name.as_bytes()) {
+                    out.extend_from_slice(c);
                 }
             }
             Var::Arg(name) => {
@@ -476,9 +566,10 @@ impl Ctx<'_> {
                 }
             }
             Var::Cookie(name) => {
-                if let Some(c) = header(self.head, self.buf, b"cookie")
-                    .and_then(|c| cookie_value(c, name.as_bytes()))
-                {
+                let found = request_fields(self.head, self.buf)
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
+                    .find_map(|(_, v)| cookie_value(v, name.as_bytes()));
+                if let Some(c) = found {
                     out.extend_from_slice(c);
                 }
             }
@@ -511,7 +602,9 @@ impl Ctx<'_> {
             Var::Cookie(name) => header(self.head, self.buf, b"cookie")
                 .and_then(|c| cookie_value(c, name.as_bytes()))
                 .is_some(),
-            Var::SentHttp(name) => sent_header(self.sent_head, name.as_bytes()).is_some(),
+            Var::SentHttp(name) => {
+                head_fields(self.sent_head).any(|(n, _)| same_name(n, name.as_bytes()))
+            }
             Var::User(i) => matches!(self.user.get(*i as usize), Some(Some(_))),
             Var::Builtin(Builtin::Host | Builtin::IsArgs) => true,
             // nginx's URI exists once the request line was parsed, even when it did not
@@ -529,6 +622,11 @@ impl Ctx<'_> {
         let method = self.buf.get(head.method_range.clone()).unwrap_or(b"");
         let header = |name: &[u8]| header(head, self.buf, name).unwrap_or(b"");
         match b {
+            // Without a host in the request, the server's first name (nginx's
+            // `cscf->server_name`).
+            Builtin::Host if self.host.is_empty() => {
+                out.extend_from_slice(self.server_name.as_bytes())
+            }
             Builtin::Host => out.extend_from_slice(self.host),
             Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
             Builtin::LimitRate => {
@@ -591,10 +689,9 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", head.head_len);
             }
             Builtin::ContentLength => out.extend_from_slice(header(b"content-length")),
-            Builtin::ContentType => out.extend_from_slice(header(b"content-type")),
-            Builtin::Cookie => out.extend_from_slice(header(b"cookie")),
-            // No basic authentication: empty, as nginx (an access log writes "-").
-            Builtin::RemoteUser => {}
+            Builtin::ContentType => request_header_joined(head, self.buf, b"content-type", out),
+            Builtin::Cookie => request_header_joined(head, self.buf, b"cookie", out),
+            Builtin::RemoteUser => basic_auth_user(header(b"authorization"), out),
             Builtin::TimeLocal => out.extend_from_slice(self.time_local),
             Builtin::TimeIso8601 => {
                 let (y, mo, d, h, mi, s) = crate::log::civil(unix_now().as_secs() as i64);
@@ -658,8 +755,9 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", self.connection_requests);
             }
             Builtin::ProxyAddXForwardedFor => {
-                if let Some(v) = header(b"x-forwarded-for").get(..).filter(|v| !v.is_empty()) {
-                    out.extend_from_slice(v);
+                let start = out.len();
+                request_header_joined(head, self.buf, b"x-forwarded-for", out);
+                if out.len() > start {
                     out.extend_from_slice(b", ");
                 }
                 let _ = write!(out, "{}", self.peer.ip());
@@ -686,6 +784,11 @@ impl Ctx<'_> {
             Builtin::UpstreamStatus => {
                 if let Some((_, s, _)) = self.upstream {
                     let _ = write!(out, "{s}");
+                }
+            }
+            Builtin::UpstreamResponseLength => {
+                if let Some(n) = self.upstream_response_length {
+                    let _ = write!(out, "{n}");
                 }
             }
             Builtin::UpstreamResponseTime => {
@@ -738,6 +841,58 @@ impl Ctx<'_> {
             prefix.iter().copied().chain(std::iter::once(b'/')),
         );
     }
+}
+
+/// `$remote_user`: the user name of `Authorization: Basic …` (nginx's
+/// `ngx_http_auth_basic_user`): the decoded credentials up to their first `:`; nothing when
+/// the header is absent, not Basic, not valid base64 or has no `:`.
+fn basic_auth_user(auth: &[u8], out: &mut Vec<u8>) {
+    let Some(scheme) = auth.get(..6) else {
+        return;
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic ") {
+        return;
+    }
+    let encoded = trim(&auth[6..]);
+    let start = out.len();
+    if !base64_decode(encoded, out) {
+        out.truncate(start);
+        return;
+    }
+    match memchr::memchr(b':', &out[start..]) {
+        Some(i) => out.truncate(start + i),
+        None => out.truncate(start),
+    }
+}
+
+/// Decodes standard base64 (padding optional) onto `out`; false on a byte outside the
+/// alphabet or a bad length.
+fn base64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let s = s
+        .strip_suffix(b"==")
+        .or_else(|| s.strip_suffix(b"="))
+        .unwrap_or(s);
+    if s.len() % 4 == 1 {
+        return false;
+    }
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in s {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return false,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    true
 }
 
 /// `12.345` from milliseconds.
@@ -851,6 +1006,57 @@ mod tests {
             None
         );
         assert_eq!(sent_header(b"", b"content_type"), None);
+    }
+
+    #[test]
+    fn repeated_fields_are_joined_as_nginx() {
+        let head = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\ncache-control:  b \r\n\r\n";
+        let join = |name: &[u8]| {
+            let mut out = Vec::new();
+            join_fields(head_fields(head), name, b',', &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(join(b"cache_control"), "a, b");
+        assert_eq!(join(b"x"), "1");
+        assert_eq!(join(b"y"), "");
+        // Trailer lines have no status line.
+        let mut out = Vec::new();
+        join_fields(head_fields(b"Foo: a\r\nFoo: b\r\n"), b"foo", b',', &mut out);
+        assert_eq!(out, b"a, b");
+    }
+
+    #[test]
+    fn cookies_as_nginx_finds_them() {
+        let v = b"foo=1, qux=0; bar = 2;baz=3";
+        assert_eq!(cookie_value(v, b"foo"), Some(&b"1, qux=0"[..]));
+        assert_eq!(cookie_value(v, b"qux"), None);
+        assert_eq!(cookie_value(v, b"bar"), Some(&b"2"[..]));
+        assert_eq!(cookie_value(v, b"BAZ"), Some(&b"3"[..]));
+        assert_eq!(cookie_value(v, b"ba"), None);
+        assert_eq!(cookie_value(b"", b"a"), None);
+        assert_eq!(cookie_value(b"a", b"a"), None);
+        let up = b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b = 2\r\n\r\n";
+        assert_eq!(set_cookie_value(up, b"a"), Some(&b"1"[..]));
+        assert_eq!(set_cookie_value(up, b"b"), Some(&b"2"[..]));
+        assert_eq!(set_cookie_value(up, b"path"), None);
+        assert_eq!(set_cookie_value(b"", b"a"), None);
+    }
+
+    #[test]
+    fn remote_user_from_basic_credentials() {
+        let user = |auth: &[u8]| {
+            let mut out = Vec::new();
+            basic_auth_user(auth, &mut out);
+            String::from_utf8(out).unwrap_or_default()
+        };
+        assert_eq!(user(b"Basic dXNlcjpzZWNyZXQ="), "user");
+        assert_eq!(user(b"basic   dXNlcjpzZWNyZXQ="), "user");
+        assert_eq!(user(b"Basic OnNlY3JldA=="), "");
+        assert_eq!(user(b"Basic dXNlcg=="), "", "no colon");
+        assert_eq!(user(b"Basic !!!"), "");
+        assert_eq!(user(b"Bearer dXNlcjpzZWNyZXQ="), "");
+        assert_eq!(user(b""), "");
+        assert_eq!(user(b"Basic A"), "");
     }
     use proton_ir::RegexId;
 
@@ -1035,6 +1241,8 @@ mod tests {
             connection_requests: 3,
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
+            upstream_head: b"",
+            upstream_response_length: None,
             map_cache: None,
             limit_rate: 0,
         };

@@ -8,6 +8,7 @@ mod differential;
 mod files_cache;
 mod globals;
 mod harness;
+mod header_multi;
 mod health;
 mod limit_rate;
 mod listen;
