@@ -1600,6 +1600,12 @@ impl Worker<'_> {
         p.keep_client = keep;
         conn.wbuf = out;
         if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
+            // `add_header … $upstream_addr` sees this attempt (nginx: the header filter
+            // runs with the upstream state of the response being sent).
+            self.note_upstream(p, status);
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.upstream = p.noted;
+            }
             // `expires modified` counts from the upstream's Last-Modified, as nginx.
             let lm = p.resp.headers.iter().find_map(|(n, v)| {
                 let name = p.hold.get(n.clone())?;

@@ -52,6 +52,8 @@ server {
         add_header X-Up-C-Foo $upstream_cookie_foo;
         add_header X-Up-C-Bar $upstream_cookie_bar;
         add_header X-Up-C-None "[$upstream_cookie_none]";
+        add_header X-Up-Addr $upstream_addr;
+        add_header X-Up-Status $upstream_status;
         proxy_pass http://127.0.0.1:{port}/backend;
     }
     location /backend {
@@ -215,6 +217,10 @@ fn common(port: u16) -> Vec<(&'static str, String)> {
     out.push(("upstream cookie", h("X-Up-C-Foo", &r)));
     out.push(("upstream cookie with spaces", h("X-Up-C-Bar", &r)));
     out.push(("upstream cookie missing", h("X-Up-C-None", &r)));
+    // The upstream of the response being sent, in add_header (its port is the server's own).
+    let addr = h("X-Up-Addr", &r).replace(&format!(":{port}"), ":PORT");
+    out.push(("upstream_addr in add_header", addr));
+    out.push(("upstream_status in add_header", h("X-Up-Status", &r)));
     let r = get(port, "/pe", &[]);
     let mut cc: Vec<&str> = r
         .head
@@ -304,6 +310,8 @@ fn repeated_headers_and_trailers_as_nginx() {
         ("upstream cookie", "X-Up-C-Foo: 1"),
         ("upstream cookie with spaces", "X-Up-C-Bar: 2"),
         ("upstream cookie missing", "X-Up-C-None: []"),
+        ("upstream_addr in add_header", "X-Up-Addr: 127.0.0.1:PORT"),
+        ("upstream_status in add_header", "X-Up-Status: 200"),
         (
             "expires over a proxied cache-control",
             "[\"Thu, 01 Jan 1970 00:00:01 GMT\", \"no-cache\"]",
