@@ -643,6 +643,11 @@ pub struct Settings {
     pub add_trailers: Vec<AddHeader>,
     /// `chunked_transfer_encoding`.
     pub chunked_transfer_encoding: bool,
+    /// `rewrite_log`: regex tests and rewrites of the rewrite module are logged at `notice`.
+    pub rewrite_log: bool,
+    /// `uninitialized_variable_warn`: reading a `set` variable that was never set is logged
+    /// at `warn`.
+    pub uninitialized_variable_warn: bool,
     /// `limit_rate`: the response's rate in bytes per second (0: none).
     pub limit_rate: SizeValue,
     /// `limit_rate_after`: bytes sent at full speed before `limit_rate` applies.

@@ -578,6 +578,8 @@ pub(crate) mod tests {
             disable_symlinks: DisableSymlinks::Off,
             add_trailers: vec![],
             chunked_transfer_encoding: true,
+            rewrite_log: false,
+            uninitialized_variable_warn: true,
             limit_rate: SizeValue::Const(0),
             limit_rate_after: SizeValue::Const(0),
             access: vec![],

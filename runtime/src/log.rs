@@ -34,8 +34,9 @@ pub struct ErrorLog {
     debug: std::cell::Cell<bool>,
     /// `pid#worker` prefix part.
     who: String,
-    /// The line being written, reused (no allocation per line once grown).
-    line: Vec<u8>,
+    /// The line being written, reused (no allocation per line once grown). A `RefCell`,
+    /// so that code holding the worker shared (the rewrite engine's host) can log.
+    line: std::cell::RefCell<Vec<u8>>,
 }
 
 /// One file of a location's error_log set.
@@ -87,7 +88,7 @@ impl ErrorLog {
             level_override: forced.is_some(),
             debug: std::cell::Cell::new(false),
             who: format!("{}#0", std::process::id()),
-            line: Vec::new(),
+            line: Default::default(),
         };
         log.reopen();
         log
@@ -217,41 +218,37 @@ impl ErrorLog {
     }
 
     /// Writes one line if `level` is enabled.
-    pub fn log(&mut self, level: LogLevel, msg: std::fmt::Arguments<'_>) {
+    pub fn log(&self, level: LogLevel, msg: std::fmt::Arguments<'_>) {
         if !self.enabled(level) {
             return;
         }
-        let mut line = std::mem::take(&mut self.line);
+        // A line being written already (a log call while formatting one) is not possible:
+        // the arguments are formatted into the buffer here.
+        let Ok(mut line) = self.line.try_borrow_mut() else {
+            return;
+        };
         line.clear();
         write_local_time(&mut line);
         let _ = writeln!(line, " [{}] {}: {}", level.name(), self.who, msg);
-        match self
-            .current
-            .get()
-            .and_then(|i| self.sets.get_mut(i as usize))
-        {
+        match self.current.get().and_then(|i| self.sets.get(i as usize)) {
             Some((set, _)) => {
                 let all = self.level_override || self.debug.get();
-                for t in set.iter_mut().filter(|t| all || level >= t.level) {
-                    write_to(t.file.as_mut(), &line);
+                for t in set.iter().filter(|t| all || level >= t.level) {
+                    write_to(t.file.as_ref(), &line);
                 }
             }
             None => {
                 let all = self.debug.get();
                 if all || level >= self.level {
-                    write_to(self.file.as_mut(), &line);
+                    write_to(self.file.as_ref(), &line);
                 }
-                for t in self
-                    .main_more
-                    .iter_mut()
-                    .filter(|t| all || level >= t.level)
-                {
-                    write_to(t.file.as_mut(), &line);
+                for t in self.main_more.iter().filter(|t| all || level >= t.level) {
+                    write_to(t.file.as_ref(), &line);
                 }
             }
         }
-        if line.capacity() <= LINE_KEEP {
-            self.line = line;
+        if line.capacity() > LINE_KEEP {
+            *line = Vec::new();
         }
     }
 }
@@ -265,9 +262,9 @@ fn open_append(p: &std::path::Path) -> Option<File> {
 }
 
 /// Writes a line to `file`, or to standard error without one.
-fn write_to(file: Option<&mut File>, line: &[u8]) {
+fn write_to(file: Option<&File>, line: &[u8]) {
     let _ = match file {
-        Some(f) => f.write_all(line),
+        Some(mut f) => f.write_all(line),
         None => std::io::stderr().write_all(line),
     };
 }

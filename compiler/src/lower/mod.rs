@@ -2272,6 +2272,8 @@ impl Lower<'_> {
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
             disable_symlinks: self.disable_symlinks(chain),
+            rewrite_log: flag("rewrite_log", false),
+            uninitialized_variable_warn: flag("uninitialized_variable_warn", true),
             limit_rate: self.size_value(chain, "limit_rate"),
             limit_rate_after: self.size_value(chain, "limit_rate_after"),
             access: self.access_rules(chain),

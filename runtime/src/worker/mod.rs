@@ -372,7 +372,7 @@ fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health:
         &loaded.upstream_addrs,
         std::sync::Arc::clone(&loaded.upstream_shared),
         std::sync::Arc::new(move |level, msg: String| {
-            if let Ok(mut l) = log.lock() {
+            if let Ok(l) = log.lock() {
                 l.log(level, format_args!("{msg}"));
             }
         }),

@@ -108,9 +108,6 @@ struct Rewriter<'a, 'w> {
     /// In error_page handling (no prepared constant answers: the status is the error's).
     in_error: bool,
     stop: Option<Stop>,
-    /// A `set $limit_rate` value that is not a size, for the error log (the host cannot
-    /// write it while the engine runs).
-    bad_rate: Option<Vec<u8>>,
 }
 
 impl ScriptHost for Rewriter<'_, '_> {
@@ -127,7 +124,11 @@ impl ScriptHost for Rewriter<'_, '_> {
     }
 
     fn capture(&mut self, id: RegexId) -> bool {
-        capture(self.w, self.req, id, Subject::Uri)
+        let hit = capture(self.w, self.req, id, Subject::Uri);
+        if self.rewrite_log() {
+            self.log_match(id, &self.req.uri, hit);
+        }
+        hit
     }
 
     fn expand_part(&mut self, part: &Part, out: &mut Vec<u8>) {
@@ -154,12 +155,17 @@ impl ScriptHost for Rewriter<'_, '_> {
         let mut out = self.w.scratch.var_pool.borrow_mut().buf();
         self.w.ctx(self.conn, self.req, 0).expand(value, &mut out);
         match proton_ir::time::parse_size(&out) {
-            Some(n) => {
-                self.req.limit_rate = Some(n);
-                self.w.scratch.var_pool.borrow_mut().give_buf(out);
-            }
-            None => self.bad_rate = Some(out),
+            Some(n) => self.req.limit_rate = Some(n),
+            // nginx keeps the rate it had.
+            None => elog!(
+                self.w.elog,
+                Error,
+                "invalid $limit_rate \"{}\", client: {}",
+                String::from_utf8_lossy(&out),
+                self.conn.peer.ip()
+            ),
         }
+        self.w.scratch.var_pool.borrow_mut().give_buf(out);
     }
 
     fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, _source: SourceRef) {
@@ -172,6 +178,16 @@ impl ScriptHost for Rewriter<'_, '_> {
         }
         r.uri_changed = true;
         r.internal = true;
+        if self.rewrite_log() {
+            elog!(
+                self.w.elog,
+                Notice,
+                "rewritten data: \"{}\", args: \"{}\", client: {}",
+                String::from_utf8_lossy(&self.req.uri),
+                String::from_utf8_lossy(&self.req.args),
+                self.conn.peer.ip()
+            );
+        }
     }
 
     fn buffer(&mut self) -> Vec<u8> {
@@ -183,7 +199,11 @@ impl ScriptHost for Rewriter<'_, '_> {
     }
 
     fn capture_on(&mut self, id: RegexId, subject: &[u8]) -> bool {
-        capture_text(self.w, &mut self.req.captures, id, subject)
+        let hit = capture_text(self.w, &mut self.req.captures, id, subject);
+        if self.rewrite_log() {
+            self.log_match(id, subject, hit);
+        }
+        hit
     }
 
     fn file_test(&mut self, test: FileTest, path: &[u8]) -> bool {
@@ -229,6 +249,34 @@ impl ScriptHost for Rewriter<'_, '_> {
             .unwrap_or_default();
         let path = target.split(|&b| b == b'?').next().unwrap_or_default();
         memchr::memchr2(b'%', b'+', path).is_some()
+    }
+}
+
+impl Rewriter<'_, '_> {
+    /// `rewrite_log` of the level the script runs in.
+    fn rewrite_log(&self) -> bool {
+        self.req
+            .location
+            .is_some_and(|l| self.w.settings_for(l).rewrite_log)
+    }
+
+    /// nginx's rewrite_log line for regex `id` tested on `subject`.
+    fn log_match(&self, id: RegexId, subject: &[u8], hit: bool) {
+        let pattern = self
+            .w
+            .loaded
+            .ir
+            .regexes
+            .get(id.0 as usize)
+            .map_or("", |r| r.pattern.as_str());
+        elog!(
+            self.w.elog,
+            Notice,
+            "\"{pattern}\" {} \"{}\", client: {}",
+            if hit { "matches" } else { "does not match" },
+            String::from_utf8_lossy(subject),
+            self.conn.peer.ip()
+        );
     }
 }
 
@@ -483,12 +531,8 @@ impl Worker<'_> {
                 req: &mut *req,
                 in_error: false,
                 stop: None,
-                bad_rate: None,
             };
-            let end = run_script(&mut h, &server.script, false, &mut None);
-            let bad = h.bad_rate.take();
-            self.bad_limit_rate(conn, bad);
-            match end {
+            match run_script(&mut h, &server.script, false, &mut None) {
                 ScriptEnd::Done | ScriptEnd::Reroute => {}
                 // `return CODE` of an error without text goes through error_page.
                 ScriptEnd::Return { code, text: None } if code >= 400 && code != 444 => {
@@ -513,13 +557,10 @@ impl Worker<'_> {
                         req: &mut *req,
                         in_error: error_status.is_some(),
                         stop: None,
-                        bad_rate: None,
                     };
                     let mut budget = h.req.budget;
                     let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
                     let stop = h.stop;
-                    let bad = h.bad_rate.take();
-                    self.bad_limit_rate(conn, bad);
                     req.budget = budget;
                     match selected {
                         Selected::Content(l) => {
@@ -623,20 +664,6 @@ impl Worker<'_> {
         }
     }
 
-    /// Logs a `set $limit_rate` value that is not a size (nginx keeps the old rate).
-    fn bad_limit_rate(&mut self, conn: &Conn, bad: Option<Vec<u8>>) {
-        if let Some(v) = bad {
-            elog!(
-                self.elog,
-                Error,
-                "invalid $limit_rate \"{}\", client: {}",
-                String::from_utf8_lossy(&v),
-                conn.peer.ip()
-            );
-            self.scratch.var_pool.get_mut().give_buf(v);
-        }
-    }
-
     /// nginx's access phase for location `loc`: the first `allow`/`deny` line that matches
     /// the client decides; `Some(403)` when it denies.
     fn access(&mut self, conn: &Conn, loc: LocationId) -> Option<u16> {
@@ -734,6 +761,15 @@ impl Worker<'_> {
                 self.answer_return(conn, req, code, text.is_some(), loc)
             }
             ScriptEnd::Redirect { code, url } => {
+                if self.settings_for(loc).rewrite_log {
+                    elog!(
+                        self.elog,
+                        Notice,
+                        "rewritten redirect: \"{}\", client: {}",
+                        String::from_utf8_lossy(&url),
+                        conn.peer.ip()
+                    );
+                }
                 let old = std::mem::replace(&mut req.text, url);
                 self.scratch.var_pool.get_mut().give_buf(old);
                 self.answer_redirect(conn, req, code, loc)
@@ -861,6 +897,7 @@ impl Worker<'_> {
             sent_head: &[],
             sent_trailers: &[],
             limit_rate: req.limit_rate.unwrap_or(0),
+            elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
             upstream_response_length: req.upstream_response_length,
         }

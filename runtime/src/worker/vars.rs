@@ -215,6 +215,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sent_trailers: &'a [u8],
     /// `$limit_rate`: the request's response rate limit (0: none or not yet known).
     pub(crate) limit_rate: u64,
+    /// Where `uninitialized_variable_warn` lines go (`None`: nowhere).
+    pub(crate) elog: Option<&'a crate::log::ErrorLog>,
     /// The head of the upstream's response (status line and header lines as received) of a
     /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
     pub(crate) upstream_head: &'a [u8],
@@ -578,14 +580,39 @@ impl Ctx<'_> {
                     out.extend_from_slice(v);
                 }
             }
-            Var::User(i) => {
-                if let Some(Some(val)) = self.user.get(*i as usize) {
-                    out.extend_from_slice(val);
-                }
-            }
+            Var::User(i) => match self.user.get(*i as usize) {
+                Some(Some(val)) => out.extend_from_slice(val),
+                _ => self.uninitialized(*i),
+            },
             Var::Builtin(b) => self.builtin(*b, out),
             // Evaluated by `part_at`, which knows the nesting depth.
             Var::Map(_) => {}
+        }
+    }
+
+    /// nginx's `uninitialized_variable_warn`: a `set` variable read before any value.
+    fn uninitialized(&self, i: u32) {
+        let Some(log) = self.elog else {
+            return;
+        };
+        let warn = self.location.is_some_and(|l| {
+            self.ir
+                .locations
+                .get(l.0 as usize)
+                .and_then(|l| self.ir.settings.get(l.conf.settings.0 as usize))
+                .is_some_and(|s| s.uninitialized_variable_warn)
+        });
+        if warn && log.enabled(proton_ir::LogLevel::Warn) {
+            let name = self.ir.user_vars.get(i as usize).map_or("", String::as_str);
+            let client = match self.unix {
+                Some(_) => "unix:".to_string(),
+                None => self.peer.ip().to_string(),
+            };
+            crate::elog!(
+                log,
+                Warn,
+                "using uninitialized \"{name}\" variable, client: {client}"
+            );
         }
     }
 
@@ -1245,6 +1272,7 @@ mod tests {
             upstream_response_length: None,
             map_cache: None,
             limit_rate: 0,
+            elog: None,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

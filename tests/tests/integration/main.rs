@@ -15,6 +15,7 @@ mod listen;
 mod process;
 mod proxy;
 mod refused;
+mod rewrite_log;
 mod runtime;
 mod safety;
 mod startup;
