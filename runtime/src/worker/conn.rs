@@ -995,7 +995,7 @@ impl Conn {
 /// started + 1) + limit_rate_after − bytes sent` may go out now (`Ok`, `usize::MAX` when there
 /// is no limit); when nothing may, the connection `key` is queued to be woken when something
 /// may (`Err`: then).
-fn rate_allowance(
+pub(crate) fn rate_allowance(
     req: Option<&RequestCtx>,
     sent: u64,
     key: u32,

@@ -1512,6 +1512,16 @@ impl Worker<'_> {
             let hidden_default = token_eq(name, b"server")
                 || token_eq(name, b"date")
                 || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+            // nginx's X-Accel-Limit-Rate: the upstream sets the response's rate.
+            if token_eq(name, b"x-accel-limit-rate") {
+                let rate = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse::<u64>().ok());
+                if let (Some(rate), Some(req)) = (rate, conn.req.as_deref_mut()) {
+                    req.limit_rate = Some(rate);
+                }
+            }
             if (hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
                 || (hidden_default && !passes(name))
                 || ps
@@ -1627,6 +1637,10 @@ impl Worker<'_> {
         }
         conn.wbuf.extend_from_slice(b"\r\n");
         p.header_bytes = conn.wbuf.len() as u64;
+        if let Some(mut req) = conn.req.take() {
+            self.resolve_limit_rate(conn, &mut req, p.loc);
+            conn.req = Some(req);
+        }
         // The head as sent, for `$sent_http_*` in trailers and the access log.
         if let Some(req) = conn.req.as_deref_mut() {
             req.sent_head.clear();
@@ -1772,9 +1786,22 @@ impl Worker<'_> {
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         loop {
             let mut progressed = false;
-            // To the client.
-            if conn.wpos < conn.wbuf.len() {
-                match conn.sock.write(&conn.wbuf[conn.wpos..]) {
+            // To the client, as fast as `limit_rate` lets it go.
+            let allowance = if conn.wpos < conn.wbuf.len() {
+                match super::conn::rate_allowance(conn.req.as_deref(), p.written, conn.key, self) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        // Held back by the rate (woken by its timer), not by the client.
+                        p.client_progress = self.now;
+                        0
+                    }
+                }
+            } else {
+                0
+            };
+            if allowance > 0 {
+                let end = conn.wpos.saturating_add(allowance).min(conn.wbuf.len());
+                match conn.sock.write(&conn.wbuf[conn.wpos..end]) {
                     Ok(0) => return Drive::Close,
                     Ok(n) => {
                         conn.wpos += n;

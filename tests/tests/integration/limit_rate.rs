@@ -23,6 +23,10 @@ fn server(port: u16, root: &str) -> String {
         location /after/ {{ alias {root}/slow/; limit_rate 8k; limit_rate_after 40k; }}
         location /nosendfile/ {{ alias {root}/slow/; sendfile off; limit_rate $arg_r; }}
         location /var {{ set $limit_rate $arg_r; add_header X-Rate $limit_rate; return 200 "r"; }}
+        location /src/ {{ alias {root}/slow/; }}
+        location /proxied/ {{ limit_rate 16k; proxy_pass http://127.0.0.1:{port}/src/; }}
+        location /accel/ {{ proxy_pass http://127.0.0.1:{port}/xa/; }}
+        location /xa/ {{ alias {root}/slow/; add_header X-Accel-Limit-Rate 16384; }}
         location /unset {{ add_header X-Rate $limit_rate; return 200 "u"; }}
     }}
 "#
@@ -100,6 +104,16 @@ fn responses_keep_to_limit_rate() {
     let (raw, samples) = fetch(p.port, "/nosendfile/f?r=24k");
     assert_eq!(body(&raw), &data[..]);
     within(&samples, 24576.0, 0.0, "limit_rate $arg_r");
+
+    // A proxied response, by the location's rate and by the upstream's X-Accel-Limit-Rate
+    // (the backend here is the same server, unlimited).
+    let (raw, samples) = fetch(p.port, "/proxied/f");
+    assert_eq!(body(&raw), &data[..], "{}", p.logs());
+    within(&samples, 16384.0, 0.0, "proxied, limit_rate 16k");
+    let (raw, samples) = fetch(p.port, "/accel/f");
+    assert_eq!(body(&raw), &data[..], "{}", p.logs());
+    within(&samples, 16384.0, 0.0, "proxied, X-Accel-Limit-Rate");
+    assert!(!String::from_utf8_lossy(&raw).contains("X-Accel-Limit-Rate"));
 
     // `set $limit_rate`: its value as a size; not a size is logged and leaves it unset.
     let r = request(p.port, Some("rate.test"), "/var?r=40k").expect("request");
