@@ -243,12 +243,34 @@ pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
     }
 }
 
+/// A request for [`route`]: what a client sends.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    pub method: &'a str,
+    /// The Host header (`None`: none).
+    pub host: Option<&'a str>,
+    /// The request target (`/path?args`).
+    pub uri: &'a str,
+    /// Other request headers, `(name, value)`.
+    pub headers: &'a [(String, String)],
+}
+
 /// The request as `route` follows it through the IR's rewrite engine
-/// (`proton_ir::rewrite`, the runtime's own): captures are filled in, other variables stay
-/// `$name` (their values exist only at run time), `set` changes nothing visible.
+/// (`proton_ir::rewrite`, the runtime's own): captures, the request's own variables
+/// (method, URI, arguments, host, headers, cookies) and `set` values are filled in; other
+/// variables, whose values exist only at run time, stay `$name` and are reported.
 struct RewriteState<'a> {
     ir: &'a Ir,
     m: &'a Matchers,
+    req: RouteRequest<'a>,
+    /// The host as the server saw it (lowercase, no port).
+    host: String,
+    /// `set` values so far, by variable index.
+    user: HashMap<u32, Vec<u8>>,
+    /// Variables used since the last `if` test whose value is unknown before run time.
+    unknown: Vec<String>,
+    /// A file test ran since the last `if` test (taken as false).
+    file_tested: bool,
     uri: Vec<u8>,
     args: Vec<u8>,
     /// `$0`… of the last regex match.
@@ -314,13 +336,25 @@ impl ScriptHost for RewriteState<'_> {
                 out.extend_from_slice(self.named.get(n).map_or("", String::as_str).as_bytes());
             }
             Part::Var(v) => {
-                out.push(b'$');
-                out.extend_from_slice(self.ir.var_name(v).as_bytes());
+                if !self.request_var(v, out) {
+                    let name = self.ir.var_name(v);
+                    out.push(b'$');
+                    out.extend_from_slice(name.as_bytes());
+                    if !self.unknown.iter().any(|u| *u == name) {
+                        self.unknown.push(name.to_string());
+                    }
+                }
             }
         }
     }
 
-    fn set(&mut self, _var: u32, _value: &proton_ir::Template) {}
+    fn set(&mut self, var: u32, value: &proton_ir::Template) {
+        let mut out = Vec::new();
+        for p in &value.parts {
+            self.expand_part(p, &mut out);
+        }
+        self.user.insert(var, out);
+    }
 
     fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, source: proton_ir::SourceRef) {
         self.uri = path.to_vec();
@@ -353,14 +387,36 @@ impl ScriptHost for RewriteState<'_> {
 
     /// Files are not looked at: a file test is taken as false (and said so).
     fn file_test(&mut self, _test: proton_ir::FileTest, _path: &[u8]) -> bool {
+        self.file_tested = true;
         false
     }
 
     fn enter(&mut self, _loc: proton_ir::LocationId) {}
 
     fn tested(&mut self, source: proton_ir::SourceRef, result: bool) {
+        let mut why = Vec::new();
+        if !self.unknown.is_empty() {
+            let names: Vec<String> = self.unknown.drain(..).map(|n| format!("${n}")).collect();
+            why.push(format!(
+                "{} unknown before run time, taken as {}",
+                names.join(", "),
+                if names.len() == 1 {
+                    "its name"
+                } else {
+                    "their names"
+                }
+            ));
+        }
+        if std::mem::take(&mut self.file_tested) {
+            why.push("files are not looked at: a file test is false".to_string());
+        }
+        let why = if why.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", why.join("; "))
+        };
         self.steps.push(format!(
-            "if at {} is {result} (variables other than captures are taken as their $names, file tests as false)",
+            "if at {} is {result}{why}",
             self.ir.describe(source)
         ));
     }
@@ -372,9 +428,67 @@ impl RouteHost for RewriteState<'_> {
         true
     }
 
-    /// `protonc route` routes GET requests.
     fn method(&self) -> &[u8] {
-        b"GET"
+        self.req.method.as_bytes()
+    }
+}
+
+impl RewriteState<'_> {
+    /// Appends the value of `v` when the request alone gives it; false when only the
+    /// running server knows it.
+    fn request_var(&self, v: &Var, out: &mut Vec<u8>) -> bool {
+        use proton_ir::Builtin as B;
+        let header = |name: &str| {
+            self.req.headers.iter().find_map(|(n, v)| {
+                let same = n.len() == name.len()
+                    && n.bytes().zip(name.bytes()).all(|(a, b)| {
+                        let a = a.to_ascii_lowercase();
+                        a == b || (a == b'-' && b == b'_')
+                    });
+                same.then_some(v.as_str())
+            })
+        };
+        let arg = |name: &str| {
+            std::str::from_utf8(&self.args).ok().and_then(|a| {
+                a.split('&').find_map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    k.eq_ignore_ascii_case(name).then_some(v)
+                })
+            })
+        };
+        let value: String = match v {
+            Var::Http(name) if name == "host" => self.req.host.unwrap_or("").to_string(),
+            Var::Http(name) => header(name).unwrap_or("").to_string(),
+            Var::Arg(name) => arg(name).unwrap_or("").to_string(),
+            Var::Cookie(name) => header("cookie")
+                .and_then(|c| {
+                    c.split(';').find_map(|kv| {
+                        let (k, v) = kv.trim().split_once('=')?;
+                        k.eq_ignore_ascii_case(name).then_some(v)
+                    })
+                })
+                .unwrap_or("")
+                .to_string(),
+            Var::User(i) => match self.user.get(i) {
+                Some(v) => String::from_utf8_lossy(v).into_owned(),
+                None => String::new(),
+            },
+            Var::Builtin(b) => match b {
+                B::RequestMethod => self.req.method.to_string(),
+                B::Uri | B::DocumentUri => String::from_utf8_lossy(&self.uri).into_owned(),
+                B::Args | B::QueryString => String::from_utf8_lossy(&self.args).into_owned(),
+                B::IsArgs => if self.args.is_empty() { "" } else { "?" }.to_string(),
+                B::RequestUri => self.req.uri.to_string(),
+                // Without a Host, nginx's value is the server's name: left to run time.
+                B::Host if self.req.host.is_some() => self.host.clone(),
+                B::Scheme => "http".to_string(),
+                B::ServerProtocol => "HTTP/1.1".to_string(),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        out.extend_from_slice(value.as_bytes());
+        true
     }
 }
 
@@ -404,9 +518,9 @@ pub fn route(
     m: &Matchers,
     port: Option<u16>,
     addr: Option<&str>,
-    host: Option<&str>,
-    uri: &str,
+    req: &RouteRequest<'_>,
 ) -> Result<RouteAnswer, String> {
+    let (host, uri) = (req.host, req.uri);
     let listener = pick_listener(ir, port, addr).ok_or_else(|| match port {
         Some(p) => format!("no server listens on port {p}"),
         None => "the configuration has no listeners".to_string(),
@@ -433,6 +547,11 @@ pub fn route(
     let mut st = RewriteState {
         ir,
         m,
+        req: *req,
+        host: host.clone(),
+        user: HashMap::new(),
+        unknown: Vec::new(),
+        file_tested: false,
         uri: path,
         args: args.as_bytes().to_vec(),
         numbered: Vec::new(),

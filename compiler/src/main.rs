@@ -87,9 +87,13 @@ enum Cmd {
         /// One JSON object per answer.
         #[arg(long)]
         json: bool,
-        /// Read requests from FILE, one `HOST URI` per line (`-` for no Host).
+        /// Read requests from FILE, one `HOST URI` per line (`-` for no Host); they are GET.
         #[arg(long)]
         batch: Option<PathBuf>,
+        /// A request header, `Name: value` (repeatable): `if`, `map`… see `$http_name` and
+        /// `$cookie_name` with it.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
         method: Option<String>,
         uri: Option<String>,
     },
@@ -313,12 +317,23 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             addr,
             json,
             batch,
+            headers,
             method,
             uri,
         } => {
+            let headers = headers
+                .iter()
+                .map(|h| match h.split_once(':') {
+                    Some((n, v)) if !n.trim().is_empty() => {
+                        Ok((n.trim().to_string(), v.trim().to_string()))
+                    }
+                    _ => Err(format!("--header {h:?} is not `Name: value`")),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
             let ir = load_any(&file)?;
             let m = Matchers::new(&ir);
             let mut requests: Vec<(Option<String>, String)> = Vec::new();
+            let mut verb = "GET".to_string();
             if let Some(b) = batch {
                 let f = std::fs::File::open(&b)
                     .map_err(|e| format!("cannot read {}: {e}", b.display()))?;
@@ -335,7 +350,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
             } else {
                 let uri = match (method.as_deref(), uri) {
-                    (Some(_), Some(u)) => u,
+                    (Some(m), Some(u)) => {
+                        verb = m.to_ascii_uppercase();
+                        u
+                    }
                     (Some(u), None) if u.starts_with('/') => u.to_string(),
                     _ => return Err(
                         "route needs METHOD URI (e.g. `protonc route proton.conf GET /index.html`)"
@@ -347,7 +365,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let mut out = std::io::stdout().lock();
             let mut failed = false;
             for (h, u) in requests {
-                match compile::route(&ir, &m, port, addr.as_deref(), h.as_deref(), &u) {
+                let req = compile::RouteRequest {
+                    method: &verb,
+                    host: h.as_deref(),
+                    uri: &u,
+                    headers: &headers,
+                };
+                match compile::route(&ir, &m, port, addr.as_deref(), &req) {
                     Ok(a) if json => {
                         let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
                     }

@@ -399,3 +399,68 @@ fn check_dump_as_nginx_t() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn route_evaluates_if_with_the_requests_own_variables() {
+    let d = tmpdir("route-if");
+    let conf = write(
+        &d,
+        "r.conf",
+        r#"events {}
+http {
+  server {
+    listen 8080;
+    server_name a.test;
+    if ($http_x_block) { return 403; }
+    location / {
+      if ($arg_debug = 1) { return 200 "debug"; }
+      if ($cookie_beta ~ ^(on|yes)$) { return 200 "beta"; }
+      if ($remote_addr = 10.0.0.1) { return 200 "office"; }
+      if (-f $request_filename) { return 200 "file"; }
+      return 200 "plain";
+    }
+    location /w { limit_except GET { proxy_pass http://127.0.0.1:9000; } return 200 "read"; }
+  }
+}
+"#,
+    );
+    let route = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["route", conf.as_str(), "--json", "--host", "a.test"];
+        all.extend_from_slice(args);
+        let out = protonc(&all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("route JSON")
+    };
+    let text = |v: &serde_json::Value| v["return"]["text"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        route(&["-H", "X-Block: 1", "GET", "/"])["return"]["code"],
+        403
+    );
+    // "0" is false, as in nginx.
+    assert_eq!(text(&route(&["-H", "X-Block: 0", "GET", "/"])), "plain");
+    assert_eq!(text(&route(&["GET", "/?debug=1"])), "debug");
+    assert_eq!(
+        text(&route(&["-H", "Cookie: a=1; beta=yes", "GET", "/"])),
+        "beta"
+    );
+    // What only the running server knows is said so.
+    let out = protonc(&["route", &conf, "--host", "a.test", "GET", "/"]);
+    let steps = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        steps.contains("$remote_addr unknown before run time, taken as its name"),
+        "{steps}"
+    );
+    assert!(steps.contains("a file test is false"), "{steps}");
+    // limit_except by the request's method.
+    assert_eq!(text(&route(&["GET", "/w"])), "read");
+    let v = route(&["POST", "/w"]);
+    assert_eq!(v["location_kind"], "limit_except", "{v}");
+    assert_eq!(v["handler"], "proxy_pass http://127.0.0.1:9000", "{v}");
+    // A malformed header is refused.
+    let out = protonc(&["route", &conf, "-H", "nocolon", "GET", "/"]);
+    assert!(!out.status.success());
+}

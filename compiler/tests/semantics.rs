@@ -122,7 +122,13 @@ fn inherited_alias_keeps_the_declaring_prefix() {
 /// `protonc route`'s answer for `host` on the config's first port: (server, return text).
 fn route(ir: &Ir, host: &str, uri: &str) -> (u32, Option<String>) {
     let m = proton_compiler::compile::Matchers::new(ir);
-    let a = proton_compiler::compile::route(ir, &m, None, None, Some(host), uri).expect("routes");
+    let req = proton_compiler::compile::RouteRequest {
+        method: "GET",
+        host: Some(host),
+        uri,
+        headers: &[],
+    };
+    let a = proton_compiler::compile::route(ir, &m, None, None, &req).expect("routes");
     (a.server, a.ret.and_then(|r| r.text))
 }
 
