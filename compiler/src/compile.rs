@@ -340,7 +340,7 @@ impl ScriptHost for RewriteState<'_> {
                     let name = self.ir.var_name(v);
                     out.push(b'$');
                     out.extend_from_slice(name.as_bytes());
-                    if !self.unknown.iter().any(|u| *u == name) {
+                    if !self.unknown.contains(&name) {
                         self.unknown.push(name.to_string());
                     }
                 }
