@@ -63,6 +63,8 @@ pub enum Code {
     IfDropsTryFiles,
     /// Warning: a redirect `return` without a URL (nginx sends an empty `Location`).
     RedirectWithoutUrl,
+    /// Warning: `load_module`: Proton has no dynamic modules.
+    NoDynamicModules,
 }
 
 impl Code {
@@ -89,6 +91,7 @@ impl Code {
             Code::AliasTraversal => "W0006",
             Code::IfDropsTryFiles => "W0007",
             Code::RedirectWithoutUrl => "W0008",
+            Code::NoDynamicModules => "W0009",
         }
     }
 }

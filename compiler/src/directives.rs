@@ -196,6 +196,7 @@ pub static TABLE: &[Spec] = &[
     row("worker_priority", M, Exactly(1), Custom, false, Structure, "0", "number", "Scheduling priority (nice value, -20 to 20) of the worker processes, set with setpriority."),
     row("worker_rlimit_core", M, Exactly(1), Size, false, Structure, "", "size", "RLIMIT_CORE (largest core file) of the worker processes."),
     row("working_directory", M, Exactly(1), Text, false, Structure, "", "directory", "The directory proton-run changes to before forking workers (where core files land)."),
+    row("load_module", M, Exactly(1), Text, true, Structure, "", "file", "Accepted with a warning (W0009): Proton loads no nginx modules, so a module's directives stay unknown (an error where they are used). Lets stock configs that load modules they do not use (Debian's `modules-enabled/*.conf`) compile."),
     row("env", M, Exactly(1), Text, true, Structure, "", "variable[=value]", "Environment of the worker processes: as nginx, every variable the master inherited is removed except those named here (and TZ); `NAME=value` sets one."),
     row("pcre_jit", M, Exactly(1), Flag, false, Structure, "off", "on | off", "Accepted, no effect: Proton's regular expressions (Rust's regex crate) are compiled to their own automata at load time; there is no JIT to switch."),
     row("lock_file", M, Exactly(1), Text, false, Structure, "logs/nginx.lock", "file", "Accepted, no effect: nginx's accept mutex lock; Proton gives every worker its own listening sockets and has no accept mutex."),
@@ -331,7 +332,6 @@ pub static TABLE: &[Spec] = &[
 
 /// nginx directives Proton knows of but does not implement yet: an error that says so.
 pub static UNSUPPORTED: &[&str] = &[
-    "load_module",
     "thread_pool",
     "multi_accept",
     "accept_mutex",

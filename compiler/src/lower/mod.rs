@@ -630,6 +630,23 @@ impl Lower<'_> {
         if let Some(d) = first(tree, "working_directory") {
             self.ir.main.working_directory = Some(arg(d, 0).to_string());
         }
+        for d in all(tree, "load_module") {
+            let module = arg(d, 0);
+            let name = module
+                .rsplit('/')
+                .next()
+                .unwrap_or(module)
+                .trim_end_matches(".so");
+            self.err(
+                Diagnostic::warning(
+                    Code::NoDynamicModules,
+                    d.arg_span(0),
+                    format!("Proton loads no nginx modules: \"{name}\" is not loaded"),
+                )
+                .label("its directives stay unknown to protonc")
+                .help("remove the line (Debian's modules-enabled/*.conf adds such lines); Proton's own features need no module"),
+            );
+        }
         for d in all(tree, "env") {
             let v = arg(d, 0);
             if v.is_empty() || v.starts_with('=') {
