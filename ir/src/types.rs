@@ -265,6 +265,109 @@ pub enum ClientAddr {
     Unix,
 }
 
+/// `valid_referers`: which `Referer` headers are valid (`$invalid_referer` is empty for
+/// them, `1` for the others). See [`Referers::invalid`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Referers {
+    /// `none`: a request without `Referer` is valid.
+    pub none: bool,
+    /// `blocked`: a `Referer` without `http://` or `https://` (shorter than `http://i.ru`,
+    /// as nginx counts) is valid.
+    pub blocked: bool,
+    /// Exact host names (lowercase), each with the URI prefix the referer must then have.
+    pub exact: Vec<(String, Option<String>)>,
+    /// `*.example.com` (suffix `.example.com`) and `.example.com` (`true`: also
+    /// `example.com` itself), with a URI prefix.
+    pub leading: Vec<(String, bool, Option<String>)>,
+    /// `www.example.*` (prefix `www.example.`), with a URI prefix.
+    pub trailing: Vec<(String, Option<String>)>,
+    /// `~regex` entries: matched (caseless unless the regex says otherwise) against the
+    /// referer after its scheme.
+    pub regex: Vec<RegexId>,
+    /// The server's regex names (`server_names`): matched against the referer's host.
+    pub server_name_regex: Vec<RegexId>,
+}
+
+impl Referers {
+    /// Whether `referer` (the request's first `Referer` header) is invalid, as nginx's
+    /// referer module decides: scheme `http://` or `https://`, then the host (lowercase, up
+    /// to `/` or `:`, at most 256 bytes) by exact name, leading and trailing wildcards (with
+    /// the URI prefix of the entry that matched, compared after the port), then the server
+    /// name regexes on the host and the other regexes on the rest.
+    pub fn invalid(
+        &self,
+        referer: Option<&[u8]>,
+        is_match: &mut dyn FnMut(RegexId, &[u8]) -> bool,
+    ) -> bool {
+        let Some(r) = referer else {
+            return !self.none;
+        };
+        let rest = if r.len() >= "http://i.ru".len() {
+            if r[..7].eq_ignore_ascii_case(b"http://") {
+                Some(&r[7..])
+            } else if r[..8].eq_ignore_ascii_case(b"https://") {
+                Some(&r[8..])
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        let Some(rest) = rest else {
+            return !self.blocked;
+        };
+        let end = rest
+            .iter()
+            .position(|&b| b == b'/' || b == b':')
+            .unwrap_or(rest.len());
+        if end > 256 {
+            return true;
+        }
+        let mut host = [0u8; 256];
+        let host = &mut host[..end];
+        host.copy_from_slice(&rest[..end]);
+        host.make_ascii_lowercase();
+        let host = &*host;
+        let found = self
+            .exact
+            .iter()
+            .find(|(n, _)| n.as_bytes() == host)
+            .map(|(_, u)| u)
+            .or_else(|| {
+                self.leading
+                    .iter()
+                    .filter(|(s, bare, _)| {
+                        let s = s.as_bytes();
+                        (host.len() > s.len() && host.ends_with(s))
+                            || (*bare && s.get(1..) == Some(host))
+                    })
+                    .max_by_key(|(s, _, _)| s.len())
+                    .map(|(_, _, u)| u)
+            })
+            .or_else(|| {
+                self.trailing
+                    .iter()
+                    .filter(|(p, _)| host.len() > p.len() && host.starts_with(p.as_bytes()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, u)| u)
+            });
+        if let Some(uri) = found {
+            let path = rest[end..]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(&[][..], |i| &rest[end + i..]);
+            return match uri {
+                None => false,
+                Some(u) => !path.starts_with(u.as_bytes()),
+            };
+        }
+        if self.server_name_regex.iter().any(|&id| is_match(id, host)) {
+            return false;
+        }
+        !self.regex.iter().any(|&id| is_match(id, rest))
+    }
+}
+
 /// One `allow` or `deny` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccessRule {
@@ -652,6 +755,8 @@ pub struct Settings {
     pub limit_rate: SizeValue,
     /// `limit_rate_after`: bytes sent at full speed before `limit_rate` applies.
     pub limit_rate_after: SizeValue,
+    /// `valid_referers` in effect (`None`: every referer is valid).
+    pub referers: Option<Box<Referers>>,
     /// `allow` and `deny` lines in order (the first that matches the client decides; none
     /// matching allows). Inherited as a whole: a level with any replaces its parent's.
     pub access: Vec<AccessRule>,
@@ -1240,6 +1345,8 @@ builtins! {
     Hostname = "hostname",
     /// `on` over TLS, else empty.
     Https = "https",
+    /// `1` when the `Referer` is not one `valid_referers` allows, else empty.
+    InvalidReferer = "invalid_referer",
     /// `?` when there are arguments, else empty.
     IsArgs = "is_args",
     /// The response's rate limit in bytes per second (0: none); `set $limit_rate` changes it.
@@ -1472,5 +1579,72 @@ mod tests {
         }
         assert_eq!(Builtin::from_name("no_such_variable"), None);
         assert_eq!(Builtin::from_name("Host"), None, "names are lowercase");
+    }
+}
+
+#[cfg(test)]
+mod referer_tests {
+    use super::*;
+
+    fn refs() -> Referers {
+        Referers {
+            none: false,
+            blocked: false,
+            exact: vec![
+                ("www.example.org".into(), None),
+                ("img.example.org".into(), Some("/img/".into())),
+            ],
+            leading: vec![
+                (".example.com".into(), false, None),
+                (".example.net".into(), true, None),
+            ],
+            trailing: vec![("www.example.".into(), Some("/uri".into()))],
+            regex: vec![RegexId(0)],
+            server_name_regex: vec![RegexId(1)],
+        }
+    }
+
+    /// Regex 0 is "contains `foo`", regex 1 is "is `bar`".
+    fn invalid(r: &Referers, referer: Option<&str>) -> bool {
+        r.invalid(referer.map(str::as_bytes), &mut |id, s| match id.0 {
+            0 => s.windows(3).any(|w| w == b"foo"),
+            _ => s == b"bar",
+        })
+    }
+
+    #[test]
+    fn referers_as_nginx_reads_them() {
+        let mut r = refs();
+        for (referer, bad) in [
+            (None, true),
+            (Some("http://www.example.org"), false),
+            (Some("HTTPS://WWW.Example.ORG:8080/x"), false),
+            (Some("www.example.org"), true),
+            (Some("http://su"), true),
+            (Some("http://img.example.org/img/a.png"), false),
+            (Some("http://img.example.org:81/img/a.png"), false),
+            (Some("http://img.example.org/IMG/a.png"), true),
+            (Some("http://a.b.example.com/"), false),
+            (Some("http://example.com/"), true),
+            (Some("http://example.net/"), false),
+            (Some("http://www.example.de/urii"), false),
+            (Some("http://www.example.de/ur"), true),
+            (Some("http://other.test/foo"), false),
+            (Some("http://bar/x"), false),
+            (Some("http://BAR/x"), false),
+            (Some("http://bars/x"), true),
+        ] {
+            assert_eq!(invalid(&r, referer), bad, "{referer:?}");
+        }
+        // A host over 256 bytes is invalid whatever else would match.
+        let long = format!("http://{}.example.com/foo", "a".repeat(250));
+        assert!(invalid(&r, Some(&long)));
+        let just = format!("http://foo{}", "a".repeat(253));
+        assert!(!invalid(&r, Some(&just)));
+        r.none = true;
+        r.blocked = true;
+        assert!(!invalid(&r, None));
+        assert!(!invalid(&r, Some("www.example.org")));
+        assert!(!invalid(&r, Some("")));
     }
 }

@@ -366,6 +366,16 @@ impl Checker<'_> {
         for t in &s.index {
             self.template(t)?;
         }
+        if let Some(r) = &s.referers {
+            for id in r.regex.iter().chain(&r.server_name_regex) {
+                self.regex(*id)?;
+            }
+        }
+        for v in [&s.limit_rate, &s.limit_rate_after] {
+            if let SizeValue::Var(t) = v {
+                self.template(t)?;
+            }
+        }
         for l in &s.access_log {
             if let AccessLog::File {
                 path,
@@ -579,6 +589,7 @@ pub(crate) mod tests {
             add_trailers: vec![],
             chunked_transfer_encoding: true,
             rewrite_log: false,
+            referers: None,
             uninitialized_variable_warn: true,
             limit_rate: SizeValue::Const(0),
             limit_rate_after: SizeValue::Const(0),

@@ -665,6 +665,144 @@ impl Lower<'_> {
         }
     }
 
+    /// `valid_referers` of the nearest level that has any, all its lines together, as
+    /// nginx's referer module reads them (`server_names` takes the server's names).
+    fn referers(&mut self, chain: &[&Level<'_>]) -> Option<Box<Referers>> {
+        let lines = nearest(chain, "valid_referers");
+        if lines.is_empty() {
+            return None;
+        }
+        let mut r = Referers {
+            none: false,
+            blocked: false,
+            exact: Vec::new(),
+            leading: Vec::new(),
+            trailing: Vec::new(),
+            regex: Vec::new(),
+            server_name_regex: Vec::new(),
+        };
+        let mut server_names = false;
+        let mut seen: HashMap<String, Span> = HashMap::default();
+        let add = |this: &mut Self,
+                   r: &mut Referers,
+                   seen: &mut HashMap<String, Span>,
+                   key: &str,
+                   span: Span| {
+            let (host, uri) = match key.find('/') {
+                Some(i) => (&key[..i], Some(key[i..].to_string())),
+                None => (key, None),
+            };
+            let host = host.to_ascii_lowercase();
+            if let Some(first) = seen.get(&host) {
+                this.err(
+                    Diagnostic::error(
+                        Code::Duplicate,
+                        span,
+                        format!("conflicting parameter \"{host}\""),
+                    )
+                    .label("named again")
+                    .also(*first, "first here")
+                    .help("name each host once"),
+                );
+                return;
+            }
+            seen.insert(host.clone(), span);
+            let bad = |this: &mut Self| {
+                this.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        span,
+                        format!("invalid hostname or wildcard \"{host}\""),
+                    )
+                    .label(
+                        "a `*` may only start (`*.example.com`) or end (`www.example.*`) the name",
+                    )
+                    .help("valid_referers *.example.com www.example.* example.com/images/;"),
+                );
+            };
+            if let Some(s) = host.strip_prefix('*') {
+                if !s.starts_with('.') || s.len() < 2 || s.contains('*') {
+                    return bad(this);
+                }
+                r.leading.push((s.to_string(), false, uri));
+            } else if let Some(p) = host.strip_suffix('*') {
+                if !p.ends_with('.') || p.len() < 2 || p.contains('*') {
+                    return bad(this);
+                }
+                r.trailing.push((p.to_string(), uri));
+            } else if host.contains('*') || host.is_empty() {
+                bad(this);
+            } else if host.starts_with('.') && host.len() > 1 {
+                r.leading.push((host.clone(), true, uri));
+            } else {
+                r.exact.push((host, uri));
+            }
+        };
+        for d in lines {
+            for (i, a) in d.args.iter().enumerate() {
+                let v = a.value.as_str();
+                match v {
+                    "" => self.err(
+                        Diagnostic::error(Code::BadValue, d.arg_span(i), "invalid referer \"\"")
+                            .label("empty")
+                            .help("valid_referers none blocked server_names *.example.com;"),
+                    ),
+                    "none" => r.none = true,
+                    "blocked" => r.blocked = true,
+                    "server_names" => server_names = true,
+                    _ => match v.strip_prefix('~') {
+                        Some(re) => {
+                            let id = self.regex(re, true, d.arg_span(i));
+                            r.regex.push(id);
+                        }
+                        None => add(self, &mut r, &mut seen, v, d.arg_span(i)),
+                    },
+                }
+            }
+        }
+        if server_names {
+            // The server's own level is the one before http's, at the end of the chain.
+            let server = chain.len().checked_sub(2).and_then(|i| chain.get(i));
+            let names: Vec<(String, Span)> = server
+                .map(|l| l.get("server_name"))
+                .unwrap_or_default()
+                .iter()
+                .flat_map(|d| {
+                    d.args
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| (a.value.clone(), d.arg_span(i)))
+                })
+                .collect();
+            for (name, span) in names {
+                if let Some(re) = name.strip_prefix('~') {
+                    let caseless = re.bytes().any(|b| b.is_ascii_uppercase());
+                    let id = self.regex(re, caseless, span);
+                    r.server_name_regex.push(id);
+                } else if !name.is_empty() && !seen.contains_key(&name.to_ascii_lowercase()) {
+                    add(self, &mut r, &mut seen, &name, span);
+                }
+            }
+        }
+        if (r.none || r.blocked)
+            && r.exact.is_empty()
+            && r.leading.is_empty()
+            && r.trailing.is_empty()
+        {
+            let d = lines[0];
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.name_span,
+                    "the \"none\" or \"blocked\" referers are specified in the \"valid_referers\" directive without any valid referer",
+                )
+                .label("no host name here")
+                .help("add the hosts whose pages may link here: valid_referers none blocked example.com;"),
+            );
+        }
+        Some(Box::new(r))
+    }
+
     /// A size directive whose value may have variables (`limit_rate $rate;`); 0 when unset.
     fn size_value(&mut self, chain: &[&Level<'_>], name: &str) -> SizeValue {
         let Some(d) = nearest(chain, name).first().copied() else {
@@ -2294,6 +2432,7 @@ impl Lower<'_> {
             limit_rate: self.size_value(chain, "limit_rate"),
             limit_rate_after: self.size_value(chain, "limit_rate_after"),
             access: self.access_rules(chain),
+            referers: self.referers(chain),
             add_trailers: nearest(chain, "add_trailer")
                 .iter()
                 .filter_map(|d| self.add_header(d))

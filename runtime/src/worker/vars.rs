@@ -656,6 +656,26 @@ impl Ctx<'_> {
             }
             Builtin::Host => out.extend_from_slice(self.host),
             Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
+            Builtin::InvalidReferer => {
+                let referers = self.location.and_then(|l| {
+                    let loc = self.ir.locations.get(l.0 as usize)?;
+                    self.ir
+                        .settings
+                        .get(loc.conf.settings.0 as usize)?
+                        .referers
+                        .as_deref()
+                });
+                if let Some(r) = referers {
+                    let referer = self::header(head, self.buf, b"referer");
+                    let regexes = self.regexes;
+                    let mut is_match = |id: proton_ir::RegexId, s: &[u8]| {
+                        regexes.get(id.0 as usize).is_some_and(|re| re.is_match(s))
+                    };
+                    if r.invalid(referer, &mut is_match) {
+                        out.push(b'1');
+                    }
+                }
+            }
             Builtin::LimitRate => {
                 let _ = write!(out, "{}", self.limit_rate);
             }

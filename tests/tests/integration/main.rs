@@ -14,6 +14,7 @@ mod limit_rate;
 mod listen;
 mod process;
 mod proxy;
+mod referer;
 mod refused;
 mod rewrite_log;
 mod runtime;
