@@ -870,6 +870,27 @@ pub fn ws_close_cleanly<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) {
     }
 }
 
+/// Fails, listing each one, when any case got a different answer from Proton (`ours`) than
+/// from nginx (`theirs`); `logs` (Proton's) go in the message.
+pub fn assert_same_as_nginx<C: std::fmt::Debug>(
+    cases: &[C],
+    ours: &[String],
+    theirs: &[String],
+    logs: &str,
+) {
+    let diffs: Vec<String> = cases
+        .iter()
+        .zip(ours.iter().zip(theirs))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(c, (a, b))| format!("{c:?}\n  proton: {a}\n  nginx:  {b}"))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "differences with nginx:\n{}\n{logs}",
+        diffs.join("\n")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

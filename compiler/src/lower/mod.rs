@@ -1921,23 +1921,7 @@ impl Lower<'_> {
             let then = self.script(&[&if_level], server, kind, path, if_ids);
             (then, None)
         } else {
-            let mut if_chain = Vec::with_capacity(chain.len() + 1);
-            if_chain.push(&if_level);
-            if_chain.extend_from_slice(chain);
-            // The block is a level of its own for root/alias bookkeeping.
-            let frame = self.loc_stack.last().map(|f| LocFrame {
-                kind: f.kind,
-                path: f.path.clone(),
-                internal: false,
-            });
-            let pushed = frame.is_some();
-            if let Some(f) = frame {
-                self.loc_stack.push(f);
-            }
-            let mut conf = self.conf(&if_chain, server, LocationKind::If, path, Some(d), None);
-            if pushed {
-                self.loc_stack.pop();
-            }
+            let mut conf = self.block_conf(d, &if_level, chain, server, LocationKind::If, path);
             let then = std::mem::take(&mut conf.script);
             let name = self.ir.push_text(path);
             let id = self.push_location(Location {
@@ -2130,6 +2114,37 @@ impl Lower<'_> {
         }
     }
 
+    /// The configuration of a block that takes the place of its location for some requests
+    /// (an `if`'s, a `limit_except`'s): the block's own directives over the location's
+    /// chain, the block being a level of its own for root/alias bookkeeping.
+    fn block_conf<'d>(
+        &mut self,
+        d: &Directive,
+        block: &Level<'d>,
+        chain: &[&Level<'d>],
+        server: ServerId,
+        kind: LocationKind,
+        path: &str,
+    ) -> LocationConf {
+        let mut block_chain = Vec::with_capacity(chain.len() + 1);
+        block_chain.push(block);
+        block_chain.extend_from_slice(chain);
+        let frame = self.loc_stack.last().map(|f| LocFrame {
+            kind: f.kind,
+            path: f.path.clone(),
+            internal: false,
+        });
+        let pushed = frame.is_some();
+        if let Some(f) = frame {
+            self.loc_stack.push(f);
+        }
+        let conf = self.conf(&block_chain, server, kind, path, Some(d), None);
+        if pushed {
+            self.loc_stack.pop();
+        }
+        conf
+    }
+
     /// `limit_except METHOD … { … }`: the configuration every other method takes, a level
     /// of its own under the location (as nginx's unnamed location). `GET` brings `HEAD`.
     fn limit_except(
@@ -2178,30 +2193,7 @@ impl Lower<'_> {
             methods.push("HEAD".to_string());
         }
         let level = Level::new(d.children());
-        let mut lmt_chain = Vec::with_capacity(chain.len() + 1);
-        lmt_chain.push(&level);
-        lmt_chain.extend_from_slice(chain);
-        // The block is a level of its own for root/alias bookkeeping.
-        let frame = self.loc_stack.last().map(|f| LocFrame {
-            kind: f.kind,
-            path: f.path.clone(),
-            internal: false,
-        });
-        let pushed = frame.is_some();
-        if let Some(f) = frame {
-            self.loc_stack.push(f);
-        }
-        let conf = self.conf(
-            &lmt_chain,
-            server,
-            LocationKind::LimitExcept,
-            path,
-            Some(d),
-            None,
-        );
-        if pushed {
-            self.loc_stack.pop();
-        }
+        let conf = self.block_conf(d, &level, chain, server, LocationKind::LimitExcept, path);
         let name = self.ir.push_text(path);
         let location = self.push_location(Location {
             kind: LocationKind::LimitExcept,

@@ -638,13 +638,15 @@ impl Conn {
     /// then.
     fn rate_allowance(&mut self, w: &mut Worker<'_>) -> Option<usize> {
         let sent = self.wpos as u64 + self.body_sent;
-        match rate_allowance(self.req.as_deref(), sent, self.key, w) {
-            Ok(n) => Some(n),
-            Err(at) => {
-                self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
-                None
-            }
-        }
+        let timeout = self.send_timeout_ms;
+        allowance_or_wait(
+            self.req.as_deref(),
+            sent,
+            self.key,
+            w,
+            &mut self.deadline,
+            timeout,
+        )
     }
 
     /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
@@ -719,12 +721,11 @@ impl Conn {
             while f.offset < f.end {
                 if allowance == 0 {
                     let sent = self.wpos as u64 + self.body_sent;
-                    match rate_allowance(self.req.as_deref(), sent, self.key, w) {
-                        Ok(n) => allowance = n,
-                        Err(at) => {
-                            self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
-                            return Some(false);
-                        }
+                    let timeout = self.send_timeout_ms;
+                    let req = self.req.as_deref();
+                    match allowance_or_wait(req, sent, self.key, w, &mut self.deadline, timeout) {
+                        Some(n) => allowance = n,
+                        None => return Some(false),
                     }
                 }
                 let count = ((f.end - f.offset) as usize).min(1 << 30).min(allowance);
@@ -791,12 +792,11 @@ impl Conn {
             }
             if allowance == 0 {
                 let sent = self.wpos as u64 + self.body_sent;
-                match rate_allowance(self.req.as_deref(), sent, self.key, w) {
-                    Ok(n) => allowance = n,
-                    Err(at) => {
-                        self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
-                        break Some(false);
-                    }
+                let timeout = self.send_timeout_ms;
+                let req = self.req.as_deref();
+                match allowance_or_wait(req, sent, self.key, w, &mut self.deadline, timeout) {
+                    Some(n) => allowance = n,
+                    None => break Some(false),
                 }
             }
             let want = ((f.end - f.offset) as usize).min(buf.len()).min(allowance);
@@ -991,6 +991,25 @@ impl Conn {
         }
     }
 }
+/// [`rate_allowance`] for a connection's own writes: `None` when it must wait, its send
+/// timeout then counting from when it may write again.
+fn allowance_or_wait(
+    req: Option<&RequestCtx>,
+    sent: u64,
+    key: u32,
+    w: &mut Worker<'_>,
+    deadline: &mut Instant,
+    send_timeout_ms: u32,
+) -> Option<usize> {
+    match rate_allowance(req, sent, key, w) {
+        Ok(n) => Some(n),
+        Err(at) => {
+            *deadline = at + Duration::from_millis(send_timeout_ms.into());
+            None
+        }
+    }
+}
+
 /// nginx's write-filter arithmetic for `limit_rate`: `rate × (seconds since the request
 /// started + 1) + limit_rate_after − bytes sent` may go out now (`Ok`, `usize::MAX` when there
 /// is no limit); when nothing may, the connection `key` is queued to be woken when something

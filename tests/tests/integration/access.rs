@@ -4,7 +4,9 @@
 //! configuration, where the location's rewrite directives do not run. One table of requests
 //! against proton-run and, where Debian's nginx is installed, against nginx.
 
-use proton_tests::{nginx_binary, parse_response, raw_exchange, Nginx, Proton, TempDir};
+use proton_tests::{
+    assert_same_as_nginx, nginx_binary, parse_response, raw_exchange, Nginx, Proton, TempDir,
+};
 use std::time::Duration;
 
 fn server(port: u16, root: &str) -> String {
@@ -140,16 +142,5 @@ fn allow_deny_and_limit_except_as_nginx() {
     let Some(nginx) = nginx_binary() else { return };
     let n = Nginx::start(&nginx, |port| server(port, &root));
     let theirs: Vec<String> = cases.iter().map(|(m, u)| ask(n.port(), m, u)).collect();
-    let diffs: Vec<String> = cases
-        .iter()
-        .zip(ours.iter().zip(&theirs))
-        .filter(|(_, (a, b))| a != b)
-        .map(|((m, u), (a, b))| format!("{m} {u}\n  proton: {a}\n  nginx:  {b}"))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "differences with nginx:\n{}\n{}",
-        diffs.join("\n"),
-        p.logs()
-    );
+    assert_same_as_nginx(&cases, &ours, &theirs, &p.logs());
 }

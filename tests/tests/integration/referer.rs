@@ -3,7 +3,9 @@
 //! inheritance. One table of requests against proton-run and, where Debian's nginx is
 //! installed, against nginx.
 
-use proton_tests::{nginx_binary, parse_response, raw_exchange, Nginx, Proton, TempDir};
+use proton_tests::{
+    assert_same_as_nginx, nginx_binary, parse_response, raw_exchange, Nginx, Proton, TempDir,
+};
 use std::time::Duration;
 
 fn server(port: u16) -> String {
@@ -91,16 +93,5 @@ fn valid_referers_as_nginx() {
     let Some(nginx) = nginx_binary() else { return };
     let n = Nginx::start(&nginx, server);
     let theirs: Vec<String> = CASES.iter().map(|(u, r)| ask(n.port(), u, *r)).collect();
-    let diffs: Vec<String> = CASES
-        .iter()
-        .zip(ours.iter().zip(&theirs))
-        .filter(|(_, (a, b))| a != b)
-        .map(|((u, r), (a, b))| format!("{u} {r:?}\n  proton: {a}\n  nginx:  {b}"))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "differences with nginx:\n{}\n{}",
-        diffs.join("\n"),
-        p.logs()
-    );
+    assert_same_as_nginx(CASES, &ours, &theirs, &p.logs());
 }

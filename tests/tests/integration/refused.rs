@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use proton_tests::{nginx_binary, raw_exchange, wait_until, Nginx, Proton, TempDir};
+use proton_tests::{
+    assert_same_as_nginx, nginx_binary, raw_exchange, wait_until, Nginx, Proton, TempDir,
+};
 
 const FORMAT: &str = "$status|$request|$uri|$args|$http_x_empty|$http_x_missing|$arg_a";
 
@@ -111,18 +113,9 @@ fn run(pages: bool) -> (Vec<String>, Option<Vec<String>>, String) {
 }
 
 fn same_as_nginx(ours: &[String], theirs: Option<Vec<String>>, logs: &str) {
-    let Some(theirs) = theirs else { return };
-    let diffs: Vec<String> = REQUESTS
-        .iter()
-        .zip(ours.iter().zip(&theirs))
-        .filter(|(_, (a, b))| a != b)
-        .map(|(r, (a, b))| format!("{r:?}\n  proton: {a}\n  nginx:  {b}"))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "differences with nginx:\n{}\n{logs}",
-        diffs.join("\n")
-    );
+    if let Some(theirs) = theirs {
+        assert_same_as_nginx(REQUESTS, ours, &theirs, logs);
+    }
 }
 
 #[test]
