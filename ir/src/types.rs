@@ -570,6 +570,11 @@ pub struct Settings {
     pub keepalive_timeout_ms: u64,
     pub keepalive_header_secs: Option<u64>,
     pub keepalive_requests: u32,
+    /// `keepalive_time`: a connection open longer than this is closed after the request
+    /// being answered (nginx checks it when the location is chosen).
+    pub keepalive_time_ms: u64,
+    /// `keepalive_disable`: the browsers keep-alive is refused to.
+    pub keepalive_disable: KeepaliveDisable,
     /// 0 = unlimited, as nginx.
     pub client_max_body_size: u64,
     /// Server-level (read from the default server of an address before Host is known).
@@ -620,6 +625,24 @@ pub struct Settings {
     pub add_trailers: Vec<AddHeader>,
     /// `chunked_transfer_encoding`.
     pub chunked_transfer_encoding: bool,
+}
+
+/// `keepalive_disable none | msie6 | safari …` (nginx's default: `msie6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeepaliveDisable {
+    /// MSIE 4 to 6 (not 6 with SV1): no keep-alive after a POST.
+    pub msie6: bool,
+    /// Safari on Mac OS X: no keep-alive at all.
+    pub safari: bool,
+}
+
+impl Default for KeepaliveDisable {
+    fn default() -> Self {
+        KeepaliveDisable {
+            msie6: true,
+            safari: false,
+        }
+    }
 }
 
 /// `disable_symlinks off | on | if_not_owner [from=part]`.
@@ -1166,6 +1189,8 @@ builtins! {
     Connection = "connection",
     /// How many requests this connection has carried, this one included.
     ConnectionRequests = "connection_requests",
+    /// Seconds since the connection was accepted, with milliseconds (`1.234`).
+    ConnectionTime = "connection_time",
     /// The `Content-Length` request header.
     ContentLength = "content_length",
     /// The `Content-Type` request header.

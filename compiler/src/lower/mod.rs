@@ -2070,6 +2070,8 @@ impl Lower<'_> {
             keepalive_timeout_ms,
             keepalive_header_secs,
             keepalive_requests: num("keepalive_requests", 1000),
+            keepalive_time_ms: time("keepalive_time", 3_600_000),
+            keepalive_disable: keepalive_disable(nearest(chain, "keepalive_disable").first()),
             client_max_body_size: size("client_max_body_size", 1 << 20),
             client_header_timeout_ms: time("client_header_timeout", 60_000),
             client_header_buffer_size: size("client_header_buffer_size", 1024),
@@ -2939,4 +2941,16 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
+}
+
+/// `keepalive_disable`'s words as nginx's bitmask reads them (`none` sets nothing); no
+/// directive: nginx's default, `msie6`.
+fn keepalive_disable(d: Option<&&Directive>) -> KeepaliveDisable {
+    match d {
+        None => KeepaliveDisable::default(),
+        Some(d) => KeepaliveDisable {
+            msie6: d.args.iter().any(|a| a.value == "msie6"),
+            safari: d.args.iter().any(|a| a.value == "safari"),
+        },
+    }
 }

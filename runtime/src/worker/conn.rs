@@ -77,8 +77,9 @@ pub(crate) struct Conn {
     /// `None` for the common case, so idle connections stay small. See
     /// `Worker::local_of`.
     pub(crate) local: Option<Box<SocketAddr>>,
-    /// Index into `ir.listeners`.
-    pub(crate) listener: u32,
+    /// Index into `ir.listeners` (2 bytes, so that an idle connection stays small; the IR
+    /// verifier refuses more listeners).
+    pub(crate) listener: u16,
     pub(crate) rbuf: Vec<u8>,
     pub(crate) wbuf: Vec<u8>,
     pub(crate) wpos: usize,
@@ -102,8 +103,6 @@ pub(crate) struct Conn {
     pub(crate) send_timeout_ms: u32,
     pub(crate) body_timeout_ms: u32,
     pub(crate) interest: Interest,
-    /// `tcp_nodelay on`: set TCP_NODELAY once the connection is kept alive.
-    pub(crate) nodelay: bool,
     /// This connection's key in the worker's slab (upstream sockets point back to it).
     pub(crate) key: u32,
     /// The proxied request in flight, in [`Phase::Proxy`].
@@ -120,6 +119,8 @@ pub(crate) struct Conn {
     pub(crate) number: u32,
     /// The client matches `debug_connection`: its lines are logged at debug level.
     pub(crate) debug: bool,
+    /// When the connection was accepted, in [`clock_ms`] units.
+    pub(crate) started_ms: u32,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -221,15 +222,11 @@ impl Conn {
     ) -> Conn {
         let s = w.default_settings(listener);
         let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
-        // TCP_NODELAY is set when the connection is first kept alive, as nginx does: a
-        // connection that closes after one response never needs it.
-        let nodelay = s.is_none_or(|s| s.tcp_nodelay);
         Conn {
-            nodelay,
             sock,
             peer,
             local,
-            listener: listener as u32,
+            listener: u16::try_from(listener).unwrap_or(u16::MAX),
             // Buffers are taken from the pool when bytes arrive and given back when the
             // connection goes idle, so an idle keep-alive connection holds none.
             rbuf: Vec::new(),
@@ -257,6 +254,7 @@ impl Conn {
             rd_ready: false,
             rd_hup: false,
             number: w.next_connection_number(),
+            started_ms: w.now_ms,
             debug: !w.loaded.ir.main.debug_connection.is_empty()
                 && w.loaded
                     .ir
@@ -542,6 +540,10 @@ impl Conn {
             }
         };
         req.served = self.served;
+        req.conn_started = self.started_ms;
+        req.browser = crate::http::response::Browser::of(
+            super::vars::header(&req.head, &self.rbuf, b"user-agent").unwrap_or_default(),
+        );
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
         let mut out = w.handle_request(self, &mut req);
@@ -785,8 +787,19 @@ impl Conn {
         w.log_access(self);
         w.release_context(self.req.take());
         self.served += 1;
-        if self.served == 1 && self.nodelay && !self.close_after {
-            let _ = self.sock.set_nodelay(true);
+        // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`
+        // of the location that answered, as nginx does: a connection that closes after one
+        // response never needs it.
+        if self.served == 1 && !self.close_after {
+            let nodelay = match self.finished.location() {
+                Some(l) => w.settings_for(proton_ir::LocationId(l)).tcp_nodelay,
+                None => w
+                    .default_settings(self.listener as usize)
+                    .is_none_or(|s| s.tcp_nodelay),
+            };
+            if nodelay {
+                let _ = self.sock.set_nodelay(true);
+            }
         }
         let consumed = self.head_len().min(self.rbuf.len());
         self.rbuf.drain(..consumed);

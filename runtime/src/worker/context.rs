@@ -52,6 +52,11 @@ pub(crate) struct RequestCtx {
     pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
     /// When the request started (its head was read), in `conn::clock_ms` units.
     pub(crate) started: u32,
+    /// When the connection was accepted, in `conn::clock_ms` units (`$connection_time`,
+    /// `keepalive_time`).
+    pub(crate) conn_started: u32,
+    /// The `User-Agent`'s browser family (`keepalive_disable`).
+    pub(crate) browser: crate::http::response::Browser,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
     pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
 }
@@ -76,6 +81,8 @@ impl Default for RequestCtx {
             mtime: None,
             upstream: None,
             started: 0,
+            conn_started: 0,
+            browser: Default::default(),
             maps: Default::default(),
         }
     }
@@ -130,6 +137,8 @@ impl RequestCtx {
         self.mtime = None;
         self.upstream = None;
         self.started = 0;
+        self.conn_started = 0;
+        self.browser = Default::default();
         self.maps.get_mut().clear();
     }
 }

@@ -519,7 +519,10 @@ impl Worker<'_> {
                     status,
                     header_bytes,
                 } => {
-                    return self.outcome(status, false, loc_id, header_bytes);
+                    // The head said whether the connection stays; the connection does what
+                    // it said (the same decision: `now_ms` is fixed for this event).
+                    let keep = self.keep_alive_for(req, loc_id, status);
+                    return self.outcome(status, !keep, loc_id, header_bytes);
                 }
                 Handled::Redirect => {
                     req.uri_changed = true;
@@ -728,6 +731,7 @@ impl Worker<'_> {
             prefix: &self.loaded.prefix,
             connection: conn.number,
             connection_requests: conn.served.saturating_add(1),
+            connection_time_ms: u64::from(self.now_ms.wrapping_sub(conn.started_ms)),
             sent_head: &[],
             sent_trailers: &[],
         }
@@ -763,13 +767,21 @@ impl Worker<'_> {
     }
 
     /// Whether this response keeps the connection: the client wants it, the worker is not
-    /// stopping, keep-alive is on, and keepalive_requests is not reached with this request.
+    /// stopping, and, with the settings of the location answering (as nginx): keep-alive is
+    /// on, keepalive_requests is not reached with this request, the connection is not older
+    /// than keepalive_time, and keepalive_disable does not name the client's browser.
     pub(crate) fn keep_alive(&self, req: &RequestCtx, loc: LocationId) -> bool {
         let s = self.settings_for(loc);
+        let off = s.keepalive_disable;
         req.head.keep_alive
             && !self.draining
             && s.keepalive_timeout_ms > 0
             && (s.keepalive_requests == 0 || req.served + 1 < s.keepalive_requests)
+            && u64::from(self.now_ms.wrapping_sub(req.conn_started)) <= s.keepalive_time_ms
+            && !(off.msie6
+                && req.browser.msie6
+                && req.head.method == crate::http::request::Method::Post)
+            && !(off.safari && req.browser.safari)
     }
 
     /// [`Worker::keep_alive`] for a response with `status`: a body announced with

@@ -8,6 +8,7 @@ mod files_cache;
 mod globals;
 mod harness;
 mod health;
+mod keepalive;
 mod listen;
 mod process;
 mod proxy;
