@@ -415,6 +415,19 @@ pub struct Server {
     pub named: Vec<(String, LocationId)>,
 }
 
+impl Server {
+    /// nginx's primary name of the server (`$server_name`, `server_name_in_redirect`): the
+    /// first `server_name`, without the leading dot of a `.example.com` name; empty when
+    /// there is none.
+    pub fn primary_name(&self) -> &str {
+        match self.names.first() {
+            Some(n) if n.starts_with('.') => &n[1..],
+            Some(n) => n,
+            None => "",
+        }
+    }
+}
+
 /// The match structure of one nesting level: a prefix trie with exact/`^~` flags, then the
 /// regex locations in config order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

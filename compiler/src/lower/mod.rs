@@ -6,6 +6,7 @@
 
 mod cond;
 mod maps;
+mod pcre;
 mod values;
 pub mod vars;
 
@@ -435,7 +436,10 @@ impl Lower<'_> {
     }
 
     /// Interns a regex; each distinct pattern is compiled once, to prove it valid.
+    /// The pattern is PCRE as nginx reads it; the IR keeps it in the regex crate's spelling
+    /// ([`pcre::to_rust`]).
     pub(crate) fn regex(&mut self, pattern: &str, caseless: bool, span: Span) -> RegexId {
+        let pattern = &*pcre::to_rust(pattern);
         if let Some(&id) = self.regex_ids.get(&(pattern.to_string(), caseless)) {
             if self.bad_regexes.contains(&id) {
                 self.report_regex(pattern, caseless, span);
@@ -457,6 +461,7 @@ impl Lower<'_> {
     /// Compiles `pattern` once and returns the names of its capture groups (lowercase), or
     /// `None` when it is invalid.
     fn regex_captures(&mut self, pattern: &str, caseless: bool) -> Option<&Vec<String>> {
+        let pattern = &*pcre::to_rust(pattern);
         let key = (pattern.to_string(), caseless);
         if !self.regex_info.contains_key(&key) {
             let info = regex::RegexBuilder::new(pattern)

@@ -704,8 +704,7 @@ impl Worker<'_> {
             server_name: ir
                 .servers
                 .get(req.server.0 as usize)
-                .and_then(|s| s.names.first())
-                .map_or("", String::as_str),
+                .map_or("", proton_ir::Server::primary_name),
             peer: conn.peer,
             local: self.local_of(conn),
             unix: ir
@@ -1061,7 +1060,8 @@ impl Worker<'_> {
                         .ir
                         .servers
                         .get(req.server.0 as usize)
-                        .and_then(|s| s.names.first())
+                        .filter(|s| !s.names.is_empty())
+                        .map(proton_ir::Server::primary_name)
                 })
                 .flatten();
             if let Some(name) = name {

@@ -12,6 +12,7 @@ mod keepalive;
 mod listen;
 mod process;
 mod proxy;
+mod regex_syntax;
 mod runtime;
 mod safety;
 mod startup;
