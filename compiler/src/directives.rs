@@ -254,6 +254,7 @@ pub static TABLE: &[Spec] = &[
     row("index", HSL, AtLeast(1), Text, false, Inherit, "index.html", "file …", "Files tried for a URI that ends with `/`."),
     row("try_files", SL, AtLeast(2), Custom, false, Local, "", "file … uri | file … =code", "Tries files in order, then the last argument (URI, @name or =code). Not inherited: a server-level try_files applies only when no location matches."),
     row("autoindex", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "HTML listing for directories without an index file."),
+    row("post_action", HSL_LIF, Exactly(1), Text, false, Inherit, "off", "uri | @name | off", "Once the response is sent, the request is redirected internally to `uri` (without arguments) or `@name` and answered again with the output thrown away: a static file is opened, a `proxy_pass` location sends its request to the upstream and reads the answer. The access log has one line, for the response sent. Not run for a request with a body (logged at `info`), nor again from the post action itself."),
     row("error_page", HSL_LIF, AtLeast(2), Custom, true, Inherit, "", "code … [=[response]] uri", "URI (or @name) shown for the given error codes."),
     row("add_header", HSL_LIF, Range(2, 3), Custom, true, Inherit, "", "name value [always]", "Adds a response header (to 2xx/3xx unless `always`). Lines are inherited only if the level has none."),
     row("expires", HSL_LIF, Range(1, 2), Custom, false, Inherit, "off", "[modified] time | epoch | max | off", "Sets `Expires` and `Cache-Control: max-age`."),

@@ -638,6 +638,9 @@ pub struct Settings {
     pub add_trailers: Vec<AddHeader>,
     /// `chunked_transfer_encoding`.
     pub chunked_transfer_encoding: bool,
+    /// `post_action`: once the response is out, the request is redirected internally to
+    /// this URI (`/…`) or named location (`@…`) with its output discarded; `None`: off.
+    pub post_action: Option<String>,
 }
 
 /// `keepalive_disable none | msie6 | safari …` (nginx's default: `msie6`).

@@ -519,6 +519,7 @@ pub(crate) mod tests {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             keepalive_disable: Default::default(),
+            post_action: None,
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,

@@ -2077,6 +2077,11 @@ impl Lower<'_> {
             keepalive_requests: num("keepalive_requests", 1000),
             keepalive_time_ms: time("keepalive_time", 3_600_000),
             keepalive_disable: keepalive_disable(nearest(chain, "keepalive_disable").first()),
+            post_action: nearest(chain, "post_action")
+                .first()
+                .map(|d| arg(d, 0))
+                .filter(|v| *v != "off")
+                .map(str::to_string),
             client_max_body_size: size("client_max_body_size", 1 << 20),
             client_header_timeout_ms: time("client_header_timeout", 60_000),
             client_header_buffer_size: size("client_header_buffer_size", 1024),

@@ -325,8 +325,7 @@ impl Conn {
             Drive::Blocked => false,
             Drive::Close => true,
             Drive::Finished => {
-                self.finish(w);
-                if self.close_after {
+                if self.finish(w) && self.close_after {
                     return self.close_or_linger(w);
                 }
                 self.on_event(w, true, true)
@@ -376,8 +375,7 @@ impl Conn {
                         Drive::Blocked => return false,
                         Drive::Close => return true,
                         Drive::Finished => {
-                            self.finish(w);
-                            if self.close_after {
+                            if self.finish(w) && self.close_after {
                                 return self.close_or_linger(w);
                             }
                             continue;
@@ -390,8 +388,7 @@ impl Conn {
                 }
                 Phase::Write => match self.flush(w) {
                     Some(true) => {
-                        self.finish(w);
-                        if self.close_after {
+                        if self.finish(w) && self.close_after {
                             return self.close_or_linger(w);
                         }
                         continue;
@@ -587,6 +584,11 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
+        if self.req.as_deref().is_some_and(|r| r.post_action) {
+            // A proxied post action failed: nothing to answer; the request is over.
+            self.phase = Phase::Write;
+            return;
+        }
         let out = w.proxy_error(self, status);
         self.close_after |= out.close;
         self.finished.status = out.status;
@@ -595,6 +597,33 @@ impl Conn {
         self.finished.body_bytes = 0;
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
+    }
+
+    /// Runs the `post_action` of the request just answered (see `Worker::post_action`):
+    /// whatever it writes is dropped, and the connection's keep-alive stays as the response
+    /// said. True when it is proxied and now in flight.
+    fn post_action(&mut self, w: &mut Worker<'_>) -> bool {
+        let Some(mut req) = self.req.take() else {
+            return false;
+        };
+        self.wbuf.clear();
+        self.wpos = 0;
+        let close_after = self.close_after;
+        let out = w.post_action(self, &mut req);
+        self.req = Some(req);
+        self.close_after = close_after;
+        // Output of a static file, a `return` or an error page goes nowhere.
+        self.file = None;
+        self.wbuf.clear();
+        self.wpos = 0;
+        match (out, self.proxy.as_ref()) {
+            (Some(out), Some(p)) if out.proxy => {
+                self.deadline = p.deadline;
+                self.phase = Phase::Proxy;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Answers a malformed request: nginx's error page, then close.
@@ -780,11 +809,16 @@ impl Conn {
         result
     }
 
-    /// The response is out: log it, drop the head from `rbuf`, move on.
-    fn finish(&mut self, w: &mut Worker<'_>) {
+    /// The response is out: log it, run the location's `post_action` if it has one, drop
+    /// the head from `rbuf`, move on. Returns false when a proxied post action is now in
+    /// flight ([`Phase::Proxy`]): the request is over once it finishes.
+    fn finish(&mut self, w: &mut Worker<'_>) -> bool {
         let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
         self.finished.body_bytes = body_in_wbuf + self.body_sent;
         w.log_access(self);
+        if self.post_action(w) {
+            return false;
+        }
         w.release_context(self.req.take());
         self.served += 1;
         // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`
@@ -813,6 +847,7 @@ impl Conn {
             self.deadline = w.now + Duration::from_millis(self.body_timeout_ms.into());
             Phase::Discard
         };
+        true
     }
 
     /// The response is out and the connection must close. If the client may still be

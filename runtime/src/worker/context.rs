@@ -57,6 +57,10 @@ pub(crate) struct RequestCtx {
     pub(crate) conn_started: u32,
     /// The `User-Agent`'s browser family (`keepalive_disable`).
     pub(crate) browser: crate::http::response::Browser,
+    /// The response is out and the request runs its `post_action` (nginx's
+    /// `r->post_action`): its output is thrown away, it is not logged again, and it runs no
+    /// further post action.
+    pub(crate) post_action: bool,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
     pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
 }
@@ -83,6 +87,7 @@ impl Default for RequestCtx {
             started: 0,
             conn_started: 0,
             browser: Default::default(),
+            post_action: false,
             maps: Default::default(),
         }
     }
@@ -139,6 +144,7 @@ impl RequestCtx {
         self.started = 0;
         self.conn_started = 0;
         self.browser = Default::default();
+        self.post_action = false;
         self.maps.get_mut().clear();
     }
 }

@@ -309,6 +309,9 @@ pub(crate) struct Proxy {
     noted: Option<(std::net::SocketAddr, u16, u32)>,
     /// `charset`/`override_charset`: the recoding of the response body, if any.
     recode: Option<super::static_files::Recode>,
+    /// A `post_action` request: the response is read and thrown away, nothing goes to the
+    /// client, and the client's keep-alive stays as its own response decided.
+    discard: bool,
 }
 
 impl Proxy {
@@ -356,6 +359,7 @@ impl Proxy {
             upstream_progress: now,
             noted: None,
             recode: None,
+            discard: false,
         }
     }
 
@@ -392,6 +396,7 @@ impl Proxy {
         self.upstream_eof = false;
         self.noted = None;
         self.recode = None;
+        self.discard = false;
     }
 }
 
@@ -522,6 +527,7 @@ impl Worker<'_> {
         p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
+        p.discard = request.post_action;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
         // The request line.
@@ -594,7 +600,8 @@ impl Worker<'_> {
                 req.extend_from_slice(b"\r\n");
             }
         }
-        p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c;
+        p.upgrade =
+            sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !request.post_action;
 
         // The client's own headers, minus hop-by-hop ones and those set above.
         let conn_tokens = head.get(&conn.rbuf, b"connection").unwrap_or(b"");
@@ -646,7 +653,7 @@ impl Worker<'_> {
             }
         }
         p.req = req;
-        if head.expect_continue && conn.rbuf.len() == conn.head_len() {
+        if head.expect_continue && conn.rbuf.len() == conn.head_len() && !request.post_action {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -1057,7 +1064,9 @@ impl Worker<'_> {
         let Some(mut p) = conn.proxy.take() else {
             return Drive::Close;
         };
+        // (A post action ignores the client, as nginx blocks reading for it.)
         if conn.rd_hup
+            && !p.discard
             && matches!(p.st, St::Connect | St::Send | St::Head)
             && matches!(p.body, ReqBody::None)
         {
@@ -1090,7 +1099,9 @@ impl Worker<'_> {
                 conn.finished.status = p.resp.status;
                 conn.finished.header_bytes = p.header_bytes;
                 conn.body_sent = p.written.saturating_sub(p.header_bytes);
-                conn.close_after |= !p.keep_client;
+                if !p.discard {
+                    conn.close_after |= !p.keep_client;
+                }
                 // Not cached when the upstream's FIN (or an error) was already reported:
                 // edge-triggered, no further event would tell that it is closed, and the
                 // next request would meet a dead connection (nginx checks `read->eof`).
@@ -1694,6 +1705,11 @@ impl Worker<'_> {
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         loop {
             let mut progressed = false;
+            if p.discard {
+                // A post action: the response goes nowhere.
+                conn.wbuf.clear();
+                conn.wpos = 0;
+            }
             // To the client.
             if conn.wpos < conn.wbuf.len() {
                 match conn.sock.write(&conn.wbuf[conn.wpos..]) {

@@ -305,7 +305,66 @@ impl Worker<'_> {
             );
             return self.finish_status(conn, req, 400, server_default, true);
         }
-        self.route(conn, req, None)
+        self.route(conn, req, None, None)
+    }
+
+    /// The `post_action` of the location that answered `req`, if it has one and the request
+    /// may run it: the response is out; the request is redirected internally to the URI
+    /// (without arguments, as nginx) or the named location, with `req.post_action` set so
+    /// that its output is thrown away (the caller drops what was written; a proxied post
+    /// action discards the upstream's answer itself). Returns `None` when there is none.
+    pub(crate) fn post_action(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Option<Outcome> {
+        if req.post_action {
+            return None;
+        }
+        let loc = req.location?;
+        let loaded = self.loaded;
+        let target = loaded
+            .ir
+            .locations
+            .get(loc.0 as usize)
+            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))?
+            .post_action
+            .as_deref()?;
+        if req.head.chunked || req.head.content_length.is_some_and(|n| n > 0) {
+            // Proton streams bodies instead of keeping them, so there is none to send again.
+            elog!(
+                self.elog,
+                Info,
+                "post action \"{target}\" not run: the request had a body, client: {}",
+                conn.peer.ip()
+            );
+            return None;
+        }
+        elog!(
+            self.elog,
+            Debug,
+            "*{} post action: \"{target}\"",
+            conn.number
+        );
+        req.post_action = true;
+        req.internal = true;
+        if !req.budget.spend() {
+            return None;
+        }
+        let server = loaded.ir.servers.get(req.server.0 as usize)?;
+        if target.starts_with('@') {
+            let Some(&(_, named)) = server.named.iter().find(|(n, _)| n == target) else {
+                elog!(
+                    self.elog,
+                    Error,
+                    "could not find named location \"{target}\", client: {}",
+                    conn.peer.ip()
+                );
+                return None;
+            };
+            return Some(self.route(conn, req, None, Some(named)));
+        }
+        req.uri.clear();
+        req.uri.extend_from_slice(target.as_bytes());
+        req.args.clear();
+        req.uri_changed = true;
+        Some(self.route(conn, req, None, None))
     }
 
     /// A proxied request failed before anything was sent to the client: answers `status`
@@ -322,7 +381,7 @@ impl Worker<'_> {
         // A request body that has not all arrived is not waited for: the error answer
         // closes the connection (as for an unread `Expect: 100-continue` body).
         req.expect_unread = super::proxy::body_still_arriving(conn);
-        let out = self.route(conn, &mut req, Some((loc, status)));
+        let out = self.route(conn, &mut req, Some((loc, status)), None);
         req.expect_unread = false;
         conn.req = Some(req);
         out
@@ -406,19 +465,21 @@ impl Worker<'_> {
     /// Runs nginx's phases for the request: the server's rewrite script, then location
     /// selection with each location's rewrite script (again while the URI changes), then
     /// the content handler, with error_page and internal redirects. With `pending`, starts at
-    /// that location's error_page handling of that status instead (a failed proxy).
+    /// that location's error_page handling of that status instead (a failed proxy); with
+    /// `named_start`, at that named location (the server's script does not run again).
     fn route(
         &mut self,
         conn: &mut Conn,
         req: &mut RequestCtx,
         mut pending: Option<(LocationId, u16)>,
+        named_start: Option<LocationId>,
     ) -> Outcome {
         let loaded = self.loaded;
         let ir = &loaded.ir;
         let sid = req.server;
         let server = &ir.servers[sid.0 as usize];
         let server_default = server.default_location;
-        if pending.is_none() {
+        if pending.is_none() && named_start.is_none() {
             let mut h = Rewriter {
                 w: &*self,
                 conn: &*conn,
@@ -439,7 +500,7 @@ impl Worker<'_> {
             req.internal = true;
         }
         let mut error_status: Option<(u16, Option<u16>)> = None;
-        let mut named: Option<LocationId> = None;
+        let mut named: Option<LocationId> = named_start;
         loop {
             let (loc_id, handled) = match pending.take() {
                 // A failed proxy starts at its location's error_page handling.
@@ -1174,6 +1235,10 @@ impl Worker<'_> {
 
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
+        if conn.req.as_deref().is_some_and(|r| r.post_action) {
+            // Logged once, for the response sent, before its post action.
+            return;
+        }
         elog!(
             self.elog,
             Debug,

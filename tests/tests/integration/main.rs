@@ -10,6 +10,7 @@ mod harness;
 mod health;
 mod keepalive;
 mod listen;
+mod post_action;
 mod process;
 mod proxy;
 mod regex_syntax;
