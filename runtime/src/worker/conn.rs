@@ -585,7 +585,9 @@ impl Conn {
         self.wpos = 0;
         self.body_sent = 0;
         if self.req.as_deref().is_some_and(|r| r.post_action) {
-            // A proxied post action failed: nothing to answer; the request is over.
+            // A proxied post action failed: nothing to answer; the request is over (and
+            // logged with that status, as nginx).
+            self.finished.status = status;
             self.phase = Phase::Write;
             return;
         }
@@ -601,28 +603,48 @@ impl Conn {
 
     /// Runs the `post_action` of the request just answered (see `Worker::post_action`):
     /// whatever it writes is dropped, and the connection's keep-alive stays as the response
-    /// said. True when it is proxied and now in flight.
+    /// said. As nginx, the request's log line then has the post action's status, location
+    /// and `$uri`, with the bytes of the response sent. True when it is proxied and now in
+    /// flight.
     fn post_action(&mut self, w: &mut Worker<'_>) -> bool {
-        let Some(mut req) = self.req.take() else {
+        let Some(mut req) = self.req.take_if(|r| w.post_action_of(r).is_some()) else {
             return false;
         };
-        self.wbuf.clear();
-        self.wpos = 0;
+        // The response as sent stays in `wbuf` for the log line (`$sent_http_*`); the post
+        // action writes into a buffer of the pool, thrown away.
+        let sent = std::mem::replace(&mut self.wbuf, w.pool.get());
+        let sent_pos = std::mem::replace(&mut self.wpos, 0);
         let close_after = self.close_after;
         let out = w.post_action(self, &mut req);
         self.req = Some(req);
         self.close_after = close_after;
         // Output of a static file, a `return` or an error page goes nowhere.
         self.file = None;
-        self.wbuf.clear();
-        self.wpos = 0;
-        match (out, self.proxy.as_ref()) {
-            (Some(out), Some(p)) if out.proxy => {
+        let proxied = matches!(&out, Some(o) if o.proxy) && self.proxy.is_some();
+        if !proxied {
+            let mut scratch = std::mem::replace(&mut self.wbuf, sent);
+            self.wpos = sent_pos;
+            scratch.clear();
+            w.pool.put(scratch);
+        } else {
+            // The proxy reads the answer into `wbuf` and drops it there.
+            self.wbuf.clear();
+            w.pool.put(sent);
+        }
+        let Some(out) = out else {
+            return false;
+        };
+        self.finished.set_location(out.location);
+        match self.proxy.as_ref() {
+            Some(p) if out.proxy => {
                 self.deadline = p.deadline;
                 self.phase = Phase::Proxy;
                 true
             }
-            _ => false,
+            _ => {
+                self.finished.status = out.status;
+                false
+            }
         }
     }
 
@@ -809,16 +831,18 @@ impl Conn {
         result
     }
 
-    /// The response is out: log it, run the location's `post_action` if it has one, drop
-    /// the head from `rbuf`, move on. Returns false when a proxied post action is now in
-    /// flight ([`Phase::Proxy`]): the request is over once it finishes.
+    /// The response is out: run the location's `post_action` if it has one, log the
+    /// request, drop the head from `rbuf`, move on. Returns false when a proxied post action
+    /// is now in flight ([`Phase::Proxy`]): the request is over once it finishes.
     fn finish(&mut self, w: &mut Worker<'_>) -> bool {
-        let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
-        self.finished.body_bytes = body_in_wbuf + self.body_sent;
-        w.log_access(self);
-        if self.post_action(w) {
-            return false;
+        if !self.req.as_deref().is_some_and(|r| r.post_action) {
+            let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
+            self.finished.body_bytes = body_in_wbuf + self.body_sent;
+            if self.post_action(w) {
+                return false;
+            }
         }
+        w.log_access(self);
         w.release_context(self.req.take());
         self.served += 1;
         // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`

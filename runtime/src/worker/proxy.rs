@@ -512,6 +512,17 @@ impl Worker<'_> {
             }
             p.dyn_url = url;
         }
+        if request.post_action && (head.chunked || head.content_length.is_some_and(|n| n > 0)) {
+            // nginx sends the body it read again; Proton streamed it and kept none.
+            elog!(
+                self.elog,
+                Error,
+                "post action cannot be proxied: the request had a body, client: {}",
+                conn.peer.ip()
+            );
+            self.recycle(p);
+            return Handled::Status(500);
+        }
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = &s.proxy;
         let http11 = ps.http_version == ProxyHttpVersion::Http11;
@@ -711,7 +722,9 @@ impl Worker<'_> {
                 out.extend_from_slice(target);
                 return;
             }
-            Some(t) if !changed => {
+            // A post action is an internal redirect: nginx replaces the location prefix
+            // (its `valid_location` holds again after a redirect).
+            Some(t) if !changed || request.post_action => {
                 let uri = &request.uri;
                 let prefix = self.loaded.ir.text_of(name).as_bytes();
                 let rest = match kind {
@@ -1097,9 +1110,10 @@ impl Worker<'_> {
                 self.note_upstream(&mut p, status);
                 hand_over_upstream(conn, &p);
                 conn.finished.status = p.resp.status;
-                conn.finished.header_bytes = p.header_bytes;
-                conn.body_sent = p.written.saturating_sub(p.header_bytes);
+                // A post action sent nothing: the bytes are those of the response sent.
                 if !p.discard {
+                    conn.finished.header_bytes = p.header_bytes;
+                    conn.body_sent = p.written.saturating_sub(p.header_bytes);
                     conn.close_after |= !p.keep_client;
                 }
                 // Not cached when the upstream's FIN (or an error) was already reported:
@@ -1893,8 +1907,10 @@ impl Worker<'_> {
         self.note_upstream(p, status);
         hand_over_upstream(conn, p);
         conn.finished.status = p.resp.status;
-        conn.finished.header_bytes = p.header_bytes;
-        conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        if !p.discard {
+            conn.finished.header_bytes = p.header_bytes;
+            conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        }
         self.log_access(conn);
     }
 }

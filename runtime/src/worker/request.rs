@@ -268,7 +268,7 @@ fn capture_text(
         .capture(caps, id.0 as usize, re, text)
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
     /// Settings of the default server of IR listener `l` (used before Host is known).
     pub(crate) fn default_settings(&self, l: usize) -> Option<&Settings> {
         let ir = &self.loaded.ir;
@@ -308,34 +308,30 @@ impl Worker<'_> {
         self.route(conn, req, None, None)
     }
 
+    /// The `post_action` the request just answered may run: its location's, unless the
+    /// request is running one already.
+    pub(crate) fn post_action_of(&self, req: &RequestCtx) -> Option<&'a str> {
+        if req.post_action {
+            return None;
+        }
+        let loaded = self.loaded;
+        let loc = loaded.ir.locations.get(req.location?.0 as usize)?;
+        loaded
+            .ir
+            .settings
+            .get(loc.conf.settings.0 as usize)?
+            .post_action
+            .as_deref()
+    }
+
     /// The `post_action` of the location that answered `req`, if it has one and the request
     /// may run it: the response is out; the request is redirected internally to the URI
     /// (without arguments, as nginx) or the named location, with `req.post_action` set so
     /// that its output is thrown away (the caller drops what was written; a proxied post
     /// action discards the upstream's answer itself). Returns `None` when there is none.
     pub(crate) fn post_action(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Option<Outcome> {
-        if req.post_action {
-            return None;
-        }
-        let loc = req.location?;
         let loaded = self.loaded;
-        let target = loaded
-            .ir
-            .locations
-            .get(loc.0 as usize)
-            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))?
-            .post_action
-            .as_deref()?;
-        if req.head.chunked || req.head.content_length.is_some_and(|n| n > 0) {
-            // Proton streams bodies instead of keeping them, so there is none to send again.
-            elog!(
-                self.elog,
-                Info,
-                "post action \"{target}\" not run: the request had a body, client: {}",
-                conn.peer.ip()
-            );
-            return None;
-        }
+        let target = self.post_action_of(req)?;
         elog!(
             self.elog,
             Debug,
@@ -1235,10 +1231,6 @@ impl Worker<'_> {
 
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
-        if conn.req.as_deref().is_some_and(|r| r.post_action) {
-            // Logged once, for the response sent, before its post action.
-            return;
-        }
         elog!(
             self.elog,
             Debug,
