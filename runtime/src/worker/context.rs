@@ -39,6 +39,11 @@ pub(crate) struct RequestCtx {
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
+    /// A `rewrite` changed the URI in the location that answers and stopped there (`break`):
+    /// nginx's `valid_location` is off, so a `proxy_pass` with a URI part sends the whole
+    /// changed URI instead of replacing the location prefix. Cleared whenever a location is
+    /// selected (after `last`, an internal redirect, a post action).
+    pub(crate) rewritten_here: bool,
     /// The body of a `return` or the URL of a redirect being answered.
     pub(crate) text: Vec<u8>,
     /// Requests answered on the connection before this one.
@@ -79,6 +84,7 @@ impl Default for RequestCtx {
             budget: proton_ir::rewrite::UriBudget::default(),
             internal: false,
             uri_changed: false,
+            rewritten_here: false,
             text: Vec::new(),
             served: 0,
             expect_unread: false,
@@ -137,6 +143,7 @@ impl RequestCtx {
         self.budget = proton_ir::rewrite::UriBudget::default();
         self.internal = false;
         self.uri_changed = false;
+        self.rewritten_here = false;
         self.served = 0;
         self.expect_unread = false;
         self.mtime = None;

@@ -700,8 +700,9 @@ impl Worker<'_> {
     }
 
     /// The URI sent upstream (nginx's rules): with a URI part in proxy_pass, the matched
-    /// location prefix is replaced by it; without, the client's URI goes unchanged; a URI
-    /// changed by rewrite goes as changed (escaped), with the arguments.
+    /// location prefix is replaced by it (unless `rewrite … break` changed the URI in this
+    /// location: then the changed URI goes whole); without, the client's URI goes
+    /// unchanged, or a changed URI (rewrite, internal redirect) escaped; with the arguments.
     fn upstream_uri(
         &self,
         conn: &Conn,
@@ -722,9 +723,10 @@ impl Worker<'_> {
                 out.extend_from_slice(target);
                 return;
             }
-            // A post action is an internal redirect: nginx replaces the location prefix
-            // (its `valid_location` holds again after a redirect).
-            Some(t) if !changed || request.post_action => {
+            // The location prefix is replaced unless a `rewrite … break` in this location
+            // changed the URI (nginx's `valid_location`): after `last`, an internal
+            // redirect (error_page, try_files, index, post_action) it is replaced too.
+            Some(t) if !request.rewritten_here => {
                 let uri = &request.uri;
                 let prefix = self.loaded.ir.text_of(name).as_bytes();
                 let rest = match kind {

@@ -150,6 +150,7 @@ impl ScriptHost for Rewriter<'_, '_> {
             r.args.extend_from_slice(a);
         }
         r.uri_changed = true;
+        r.rewritten_here = true;
         r.internal = true;
     }
 
@@ -208,6 +209,7 @@ impl RouteHost for Rewriter<'_, '_> {
     fn found(&mut self, loc_id: LocationId, m: &proton_ir::LocationMatch) -> bool {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
+        self.req.rewritten_here = false;
         if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
             let mut p = self.w.scratch.var_pool.borrow_mut().buf();
             p.extend_from_slice(&self.req.uri);

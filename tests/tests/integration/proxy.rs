@@ -2738,3 +2738,49 @@ fn chunked_transfer_encoding_off_sends_the_body_close_delimited() {
     assert!(lower.contains("connection: close\r\n"), "{text:?}");
     assert!(text.ends_with("\r\n\r\naaaabbbbcccc"), "{text:?}");
 }
+
+/// The URI a `proxy_pass` with a URI part sends after the URI changed, as nginx: the
+/// location prefix is replaced after an internal redirect (error_page, try_files), after
+/// `rewrite … last` and in a post action; a `rewrite … break` in the proxied location sends
+/// the changed URI whole. Run against nginx too where it is installed.
+#[test]
+fn changed_uris_reach_the_upstream_as_nginx_sends_them() {
+    const SERVERS: &str = r#"
+    server {
+        listen 127.0.0.1:{port};
+        location = /ep { error_page 404 = /eprox/a; return 404; }
+        location = /tf { try_files /nonexistent /eprox/b; }
+        location = /rw { rewrite ^ /eprox/c last; }
+        location /eprox/ { proxy_pass http://127.0.0.1:{up}/target/; }
+        location /brk/ { rewrite ^/brk/(.*)$ /changed/$1 break; proxy_pass http://127.0.0.1:{up}/target/; }
+    }
+    server { listen 127.0.0.1:{up}; location / { return 200 "upstream got $request_uri"; } }
+    "#;
+    const CASES: &[(&str, &str)] = &[
+        ("/ep", "upstream got /target/a"),
+        ("/tf", "upstream got /target/b"),
+        ("/rw", "upstream got /target/c"),
+        ("/brk/x?q=1", "upstream got /changed/x?q=1"),
+    ];
+    let up = proton_tests::free_port();
+    let servers = SERVERS.replace("{up}", &up.to_string());
+    let t = TempDir::new("proxy-changed-uri");
+    let proton = Proton::start(
+        t.path(),
+        &format!("events {{}}\nhttp {{\n{servers}\n}}\n"),
+        1,
+    );
+    for (path, want) in CASES {
+        let r = proton_tests::request(proton.port, Some("localhost"), path).expect("answer");
+        assert_eq!(r.body_text(), *want, "Proton, {path}");
+    }
+    drop(proton);
+    if let Some(bin) = proton_tests::nginx_binary() {
+        let nginx =
+            proton_tests::Nginx::start(&bin, |port| servers.replace("{port}", &port.to_string()));
+        for (path, want) in CASES {
+            let r = proton_tests::request(nginx.port(), Some("localhost"), path).expect("answer");
+            assert_eq!(r.body_text(), *want, "nginx, {path}");
+        }
+    }
+}
