@@ -538,9 +538,13 @@ impl Conn {
         };
         req.served = self.served;
         req.conn_started = self.started_ms;
-        req.browser = crate::http::response::Browser::of(
-            super::vars::header(&req.head, &self.rbuf, b"user-agent").unwrap_or_default(),
-        );
+        // The browser family only where keepalive_disable may ask for it.
+        let (msie6, safari) = w.ua_for_keepalive;
+        if safari || (msie6 && req.head.method == crate::http::request::Method::Post) {
+            req.browser = crate::http::response::Browser::of(
+                super::vars::header(&req.head, &self.rbuf, b"user-agent").unwrap_or_default(),
+            );
+        }
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
         let mut out = w.handle_request(self, &mut req);
