@@ -293,6 +293,7 @@ pub static TABLE: &[Spec] = &[
     row("keepalive", U, Exactly(1), Int, false, Structure, "", "connections", "Idle keep-alive connections to the group cached per worker."),
     row("keepalive_timeout", U, Exactly(1), Time, false, Structure, "60s", "time", "How long an idle upstream connection stays cached."),
     row("keepalive_requests", U, Exactly(1), Int, false, Structure, "1000", "number", "Requests per cached upstream connection."),
+    row("keepalive_time", U, Exactly(1), Time, false, Structure, "1h", "time", "Longest life of an upstream connection: one open longer than this is closed after its response instead of being cached."),
     row("least_conn", U, Exactly(0), Custom, false, Structure, "", "", "Pick the server with the fewest active connections (weighted)."),
     row("ip_hash", U, Exactly(0), Custom, false, Structure, "", "", "Pick by client IPv4 /24 (or whole IPv6 address)."),
     row("hash", U, Range(1, 2), Custom, false, Structure, "", "key [consistent]", "Pick by a hash of the key; `consistent` uses ketama."),

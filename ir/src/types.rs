@@ -1037,6 +1037,9 @@ pub struct Upstream {
     pub keepalive: u32,
     pub keepalive_timeout_ms: u64,
     pub keepalive_requests: u32,
+    /// `keepalive_time`: a connection open longer than this is closed after its response
+    /// instead of being cached.
+    pub keepalive_time_ms: u64,
     /// Active health checks of every server of the group (`health_check`), if configured.
     pub health_check: Option<HealthCheck>,
 }

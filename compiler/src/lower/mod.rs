@@ -1053,6 +1053,7 @@ impl Lower<'_> {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: None,
         };
         for s in all(b, "server") {
@@ -1092,6 +1093,9 @@ impl Lower<'_> {
         }
         if let Some(k) = first(b, "keepalive_requests") {
             u.keepalive_requests = parse_number(arg(k, 0)).unwrap_or(1000);
+        }
+        if let Some(k) = first(b, "keepalive_time") {
+            u.keepalive_time_ms = parse_time_ms(arg(k, 0)).unwrap_or(3_600_000);
         }
         if let Some(h) = first(b, "health_check") {
             u.health_check = self.health_check(h);

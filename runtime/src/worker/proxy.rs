@@ -59,6 +59,8 @@ pub(crate) struct UpConn {
     requests: u32,
     /// When a cached connection is closed.
     idle_until: Instant,
+    /// When it was opened (`keepalive_time`).
+    opened: Instant,
 }
 
 /// A worker's upstream connections, keep-alive caches and balancers.
@@ -870,6 +872,7 @@ impl Worker<'_> {
             owner: Some(owner),
             requests: 0,
             idle_until: now,
+            opened: now,
         });
         p.up = Some(key);
         p.up_ready = false;
@@ -941,7 +944,9 @@ impl Worker<'_> {
                 && up.keepalive > 0
                 && !self.draining
                 && self.ups.conns.get(key).is_some_and(|c| {
-                    up.keepalive_requests == 0 || c.requests < up.keepalive_requests
+                    (up.keepalive_requests == 0 || c.requests < up.keepalive_requests)
+                        && self.now.saturating_duration_since(c.opened)
+                            <= Duration::from_millis(up.keepalive_time_ms)
                 });
             if cache {
                 let now = self.now;

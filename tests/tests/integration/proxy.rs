@@ -2784,3 +2784,43 @@ fn changed_uris_reach_the_upstream_as_nginx_sends_them() {
         }
     }
 }
+
+/// Upstream `keepalive_time`: a cached connection is reused until it is older than
+/// keepalive_time; the response that finds it older closes it, and the next request opens
+/// a new one (nginx 1.19.10+).
+#[test]
+fn upstream_keepalive_time_retires_old_connections() {
+    let t = TempDir::new("px-ka-time");
+    let b = Backend::start("kt");
+    let http = with_ports(
+        r#"
+upstream kt { server 127.0.0.1:@A@; keepalive 1; keepalive_time 1s; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://kt; proxy_http_version 1.1; proxy_set_header Connection ""; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    // Two requests at once: one upstream connection.
+    let before = b.stats();
+    assert_eq!(get(&p, "/id").body_text(), "kt");
+    assert_eq!(get(&p, "/id").body_text(), "kt");
+    let after = b.stats();
+    assert_eq!(new_connections(before, after), 1, "{}", p.logs());
+    // Requests until the backend sees a second connection: the first one was retired once
+    // older than a second (with `keepalive_time 1h` it would serve them all).
+    let mut sent = 0;
+    let renewed = wait_until(Duration::from_secs(20), || {
+        let before = b.stats();
+        assert_eq!(get(&p, "/id").body_text(), "kt");
+        sent += 1;
+        new_connections(before, b.stats()) > 0
+    });
+    assert!(
+        renewed,
+        "{sent} requests on one upstream connection\n{}",
+        p.logs()
+    );
+}
