@@ -2081,11 +2081,7 @@ impl Lower<'_> {
             keepalive_requests: num("keepalive_requests", 1000),
             keepalive_time_ms: time("keepalive_time", 3_600_000),
             keepalive_disable: keepalive_disable(nearest(chain, "keepalive_disable").first()),
-            post_action: nearest(chain, "post_action")
-                .first()
-                .map(|d| arg(d, 0))
-                .filter(|v| *v != "off")
-                .map(str::to_string),
+            post_action: self.post_action(chain, server),
             client_max_body_size: size("client_max_body_size", 1 << 20),
             client_header_timeout_ms: time("client_header_timeout", 60_000),
             client_header_buffer_size: size("client_header_buffer_size", 1024),
@@ -2423,6 +2419,19 @@ impl Lower<'_> {
             }
         }
         m.into_iter().collect()
+    }
+
+    /// `post_action` in effect (`off`: none); a `@name` target is checked like error_page's.
+    fn post_action(&mut self, chain: &[&Level<'_>], server: ServerId) -> Option<String> {
+        let d = nearest(chain, "post_action").first().copied()?;
+        let a = d.args.first()?;
+        if a.value == "off" {
+            return None;
+        }
+        if a.value.starts_with('@') {
+            self.named_refs.push((server, a.value.clone(), a.span));
+        }
+        Some(a.value.clone())
     }
 
     fn try_files_check(&mut self, d: &Directive, server: ServerId) {
