@@ -626,3 +626,84 @@ fn proxy_redirect_variables_and_regexes_are_unsupported() {
     );
     ok(&with("http://127.0.0.1:9/x/ /y/"));
 }
+
+#[test]
+fn keepalive_time_and_disable_are_inherited_as_nginx() {
+    let ir = ok("events {}\nhttp {\n keepalive_time 10m;\n keepalive_disable safari;\n server {\n  listen 80;\n  location / { keepalive_disable none; }\n  location /b { keepalive_time 1s; keepalive_disable msie6 safari; }\n  location /c { }\n }\n}\n");
+    let s = settings_of(&ir, loc(&ir, "/"));
+    assert_eq!(s.keepalive_time_ms, 600_000);
+    assert_eq!(
+        s.keepalive_disable,
+        KeepaliveDisable {
+            msie6: false,
+            safari: false
+        }
+    );
+    let s = settings_of(&ir, loc(&ir, "/b"));
+    assert_eq!(s.keepalive_time_ms, 1_000);
+    assert_eq!(
+        s.keepalive_disable,
+        KeepaliveDisable {
+            msie6: true,
+            safari: true
+        }
+    );
+    let s = settings_of(&ir, loc(&ir, "/c"));
+    assert_eq!(
+        s.keepalive_disable,
+        KeepaliveDisable {
+            msie6: false,
+            safari: true
+        }
+    );
+    // The defaults: 1h, msie6.
+    let ir = ok(&server("location / { }"));
+    let s = settings_of(&ir, loc(&ir, "/"));
+    assert_eq!(s.keepalive_time_ms, 3_600_000);
+    assert_eq!(s.keepalive_disable, KeepaliveDisable::default());
+    // nginx: TAKE12, and only its words.
+    assert_error(
+        &server("keepalive_disable msie6 safari none;"),
+        "keepalive_disable",
+    );
+    assert_error(&server("keepalive_disable opera;"), "keepalive_disable");
+    // In an upstream too.
+    let ir = ok("events {}\nhttp {\n upstream u { server 127.0.0.1:81; keepalive 2; keepalive_time 5s; }\n server { listen 80; location / { proxy_pass http://u; } }\n}\n");
+    assert_eq!(ir.upstreams[0].keepalive_time_ms, 5_000);
+}
+
+#[test]
+fn post_action_is_inherited_and_off_stops_it() {
+    let ir = ok(&server(
+        "post_action /p;\n location / { }\n location /off { post_action off; }\n location /n { post_action @n; }\n location @n { return 204; }\n location /p { }",
+    ));
+    assert_eq!(
+        settings_of(&ir, loc(&ir, "/")).post_action.as_deref(),
+        Some("/p")
+    );
+    assert_eq!(settings_of(&ir, loc(&ir, "/off")).post_action, None);
+    assert_eq!(
+        settings_of(&ir, loc(&ir, "/n")).post_action.as_deref(),
+        Some("@n")
+    );
+    // A named location that is not there: Proton refuses it at compile time, as for
+    // error_page (nginx finds it missing at run time and logs an error).
+    assert_error(
+        &server("location / { post_action @nope; }"),
+        "unknown named location \"@nope\"",
+    );
+}
+
+#[test]
+fn pcre_quoting_is_stored_in_regex_crate_spelling() {
+    let ir = ok(&server(
+        r"server_name ~^(?P<name>[a-z]+)\Q.example.com\E$;
+ location ~ ^/a\Q.b\E$ { }",
+    ));
+    let patterns: Vec<&str> = ir.regexes.iter().map(|r| r.pattern.as_str()).collect();
+    assert!(
+        patterns.contains(&r"^(?P<name>[a-z]+)\.example\.com$"),
+        "{patterns:?}"
+    );
+    assert!(patterns.contains(&r"^/a\.b$"), "{patterns:?}");
+}

@@ -536,6 +536,19 @@ pub struct Server {
     pub named: Vec<(String, LocationId)>,
 }
 
+impl Server {
+    /// nginx's primary name of the server (`$server_name`, `server_name_in_redirect`): the
+    /// first `server_name`, without the leading dot of a `.example.com` name; empty when
+    /// there is none.
+    pub fn primary_name(&self) -> &str {
+        match self.names.first() {
+            Some(n) if n.starts_with('.') => &n[1..],
+            Some(n) => n,
+            None => "",
+        }
+    }
+}
+
 /// The match structure of one nesting level: a prefix trie with exact/`^~` flags, then the
 /// regex locations in config order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -696,6 +709,11 @@ pub struct Settings {
     pub keepalive_timeout_ms: u64,
     pub keepalive_header_secs: Option<u64>,
     pub keepalive_requests: u32,
+    /// `keepalive_time`: a connection open longer than this is closed after the request
+    /// being answered (nginx checks it when the location is chosen).
+    pub keepalive_time_ms: u64,
+    /// `keepalive_disable`: the browsers keep-alive is refused to.
+    pub keepalive_disable: KeepaliveDisable,
     /// 0 = unlimited, as nginx.
     pub client_max_body_size: u64,
     /// Server-level (read from the default server of an address before Host is known).
@@ -760,6 +778,27 @@ pub struct Settings {
     /// `allow` and `deny` lines in order (the first that matches the client decides; none
     /// matching allows). Inherited as a whole: a level with any replaces its parent's.
     pub access: Vec<AccessRule>,
+    /// `post_action`: once the response is out, the request is redirected internally to
+    /// this URI (`/…`) or named location (`@…`) with its output discarded; `None`: off.
+    pub post_action: Option<String>,
+}
+
+/// `keepalive_disable none | msie6 | safari …` (nginx's default: `msie6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KeepaliveDisable {
+    /// MSIE 4 to 6 (not 6 with SV1): no keep-alive after a POST.
+    pub msie6: bool,
+    /// Safari on Mac OS X: no keep-alive at all.
+    pub safari: bool,
+}
+
+impl Default for KeepaliveDisable {
+    fn default() -> Self {
+        KeepaliveDisable {
+            msie6: true,
+            safari: false,
+        }
+    }
 }
 
 /// A size that may come from variables (nginx's complex value read as a size).
@@ -1151,6 +1190,9 @@ pub struct Upstream {
     pub keepalive: u32,
     pub keepalive_timeout_ms: u64,
     pub keepalive_requests: u32,
+    /// `keepalive_time`: a connection open longer than this is closed after its response
+    /// instead of being cached.
+    pub keepalive_time_ms: u64,
     /// Active health checks of every server of the group (`health_check`), if configured.
     pub health_check: Option<HealthCheck>,
 }
@@ -1325,6 +1367,8 @@ builtins! {
     Connection = "connection",
     /// How many requests this connection has carried, this one included.
     ConnectionRequests = "connection_requests",
+    /// Seconds since the connection was accepted, with milliseconds (`1.234`).
+    ConnectionTime = "connection_time",
     /// The `Content-Length` request header.
     ContentLength = "content_length",
     /// The `Content-Type` request header.

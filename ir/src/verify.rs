@@ -428,6 +428,10 @@ impl Ir {
     pub fn verify(&self) -> Result<(), VerifyError> {
         let c = Checker { ir: self };
         check(!self.servers.is_empty(), || "no servers".into())?;
+        // A connection keeps its listener's index in 2 bytes.
+        check(self.listeners.len() <= usize::from(u16::MAX), || {
+            format!("{} listeners (at most {})", self.listeners.len(), u16::MAX)
+        })?;
         for l in &self.listeners {
             let n = &l.names;
             c.server(n.default)?;
@@ -536,6 +540,9 @@ pub(crate) mod tests {
             keepalive_timeout_ms: 75_000,
             keepalive_header_secs: None,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
+            keepalive_disable: Default::default(),
+            post_action: None,
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,
@@ -621,6 +628,7 @@ pub(crate) mod tests {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: Some(HealthCheck {
                 interval_ms: 5000,
                 uri: "/health".into(),

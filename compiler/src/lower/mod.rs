@@ -6,6 +6,7 @@
 
 mod cond;
 mod maps;
+mod pcre;
 mod values;
 pub mod vars;
 
@@ -452,7 +453,10 @@ impl Lower<'_> {
     }
 
     /// Interns a regex; each distinct pattern is compiled once, to prove it valid.
+    /// The pattern is PCRE as nginx reads it; the IR keeps it in the regex crate's spelling
+    /// ([`pcre::to_rust`]).
     pub(crate) fn regex(&mut self, pattern: &str, caseless: bool, span: Span) -> RegexId {
+        let pattern = &*pcre::to_rust(pattern);
         if let Some(&id) = self.regex_ids.get(&(pattern.to_string(), caseless)) {
             if self.bad_regexes.contains(&id) {
                 self.report_regex(pattern, caseless, span);
@@ -474,6 +478,7 @@ impl Lower<'_> {
     /// Compiles `pattern` once and returns the names of its capture groups (lowercase), or
     /// `None` when it is invalid.
     fn regex_captures(&mut self, pattern: &str, caseless: bool) -> Option<&Vec<String>> {
+        let pattern = &*pcre::to_rust(pattern);
         let key = (pattern.to_string(), caseless);
         if !self.regex_info.contains_key(&key) {
             let info = regex::RegexBuilder::new(pattern)
@@ -1278,6 +1283,7 @@ impl Lower<'_> {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: None,
         };
         for s in all(b, "server") {
@@ -1317,6 +1323,9 @@ impl Lower<'_> {
         }
         if let Some(k) = first(b, "keepalive_requests") {
             u.keepalive_requests = parse_number(arg(k, 0)).unwrap_or(1000);
+        }
+        if let Some(k) = first(b, "keepalive_time") {
+            u.keepalive_time_ms = parse_time_ms(arg(k, 0)).unwrap_or(3_600_000);
         }
         if let Some(h) = first(b, "health_check") {
             u.health_check = self.health_check(h);
@@ -2389,6 +2398,9 @@ impl Lower<'_> {
             keepalive_timeout_ms,
             keepalive_header_secs,
             keepalive_requests: num("keepalive_requests", 1000),
+            keepalive_time_ms: time("keepalive_time", 3_600_000),
+            keepalive_disable: keepalive_disable(nearest(chain, "keepalive_disable").first()),
+            post_action: self.post_action(chain, server),
             client_max_body_size: size("client_max_body_size", 1 << 20),
             client_header_timeout_ms: time("client_header_timeout", 60_000),
             client_header_buffer_size: size("client_header_buffer_size", 1024),
@@ -2732,6 +2744,19 @@ impl Lower<'_> {
             }
         }
         m.into_iter().collect()
+    }
+
+    /// `post_action` in effect (`off`: none); a `@name` target is checked like error_page's.
+    fn post_action(&mut self, chain: &[&Level<'_>], server: ServerId) -> Option<String> {
+        let d = nearest(chain, "post_action").first().copied()?;
+        let a = d.args.first()?;
+        if a.value == "off" {
+            return None;
+        }
+        if a.value.starts_with('@') {
+            self.named_refs.push((server, a.value.clone(), a.span));
+        }
+        Some(a.value.clone())
     }
 
     fn try_files_check(&mut self, d: &Directive, server: ServerId) {
@@ -3264,4 +3289,16 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
+}
+
+/// `keepalive_disable`'s words as nginx's bitmask reads them (`none` sets nothing); no
+/// directive: nginx's default, `msie6`.
+fn keepalive_disable(d: Option<&&Directive>) -> KeepaliveDisable {
+    match d {
+        None => KeepaliveDisable::default(),
+        Some(d) => KeepaliveDisable {
+            msie6: d.args.iter().any(|a| a.value == "msie6"),
+            safari: d.args.iter().any(|a| a.value == "safari"),
+        },
+    }
 }

@@ -671,6 +671,7 @@ impl Lower<'_> {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: None,
         });
         UpstreamId(self.ir.upstreams.len() as u32 - 1)

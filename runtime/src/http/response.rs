@@ -395,24 +395,49 @@ pub const MSIE_PADDING: &[u8] =
 <!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
 
 /// The browser families nginx tells apart by `User-Agent` (`ngx_http_process_user_agent`)
-/// where it changes an answer: MSIE (not Opera), and Chrome (neither MSIE, Opera nor Gecko).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// where it changes an answer: MSIE (not Opera), MSIE 4 to 6, Chrome and Safari on Mac OS X
+/// (neither MSIE, Opera nor Gecko).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Browser {
     pub msie: bool,
+    /// MSIE 4 or 5, or 6 without `SV1` (`keepalive_disable msie6`).
+    pub msie6: bool,
     pub chrome: bool,
+    /// `Safari/` on `Mac OS X`, not Chrome (`keepalive_disable safari`).
+    pub safari: bool,
 }
 
 impl Browser {
     /// Classifies a `User-Agent` value as nginx does.
     pub fn of(ua: &[u8]) -> Browser {
         let find = |needle: &[u8]| memchr::memmem::find(ua, needle);
-        let mut msie = find(b"MSIE ").is_some_and(|i| i + 7 < ua.len());
+        let at = find(b"MSIE ").filter(|&i| i + 7 < ua.len());
+        let mut msie = at.is_some();
+        // "MSIE 4." and "MSIE 5." are msie6; "MSIE 6." too unless "SV1" follows.
+        let mut msie6 = at.is_some_and(|i| {
+            ua.get(i + 6) == Some(&b'.')
+                && match ua.get(i + 5) {
+                    Some(b'4' | b'5') => true,
+                    Some(b'6') => ua
+                        .get(i + 8..)
+                        .is_none_or(|rest| memchr::memmem::find(rest, b"SV1").is_none()),
+                    _ => false,
+                }
+        });
         let opera = find(b"Opera").is_some();
         if opera {
             msie = false;
+            msie6 = false;
         }
-        let chrome = !msie && !opera && find(b"Gecko/").is_none() && find(b"Chrome/").is_some();
-        Browser { msie, chrome }
+        let other = !msie && !opera && find(b"Gecko/").is_none();
+        let chrome = other && find(b"Chrome/").is_some();
+        let safari = other && !chrome && find(b"Safari/").is_some() && find(b"Mac OS X").is_some();
+        Browser {
+            msie,
+            msie6,
+            chrome,
+            safari,
+        }
     }
 }
 
@@ -442,6 +467,75 @@ pub fn escape_uri(s: &[u8], table: Escape, out: &mut Vec<u8>) {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         } else {
             out.push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod browser_tests {
+    use super::Browser;
+
+    #[test]
+    fn user_agents_are_told_apart_as_nginx() {
+        // (user agent, msie, msie6, chrome, safari)
+        for (ua, msie, msie6, chrome, safari) in [
+            ("", false, false, false, false),
+            ("MSIE 5.0", true, true, false, false),
+            (
+                "Mozilla/4.0 (compatible; MSIE 4.01; Windows 98)",
+                true,
+                true,
+                false,
+                false,
+            ),
+            (
+                "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)",
+                true,
+                true,
+                false,
+                false,
+            ),
+            (
+                "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)",
+                true,
+                false,
+                false,
+                false,
+            ),
+            (
+                "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 6.0)",
+                true,
+                false,
+                false,
+                false,
+            ),
+            // Too short after "MSIE ": not MSIE at all.
+            ("MSIE 5.0", true, true, false, false),
+            ("MSIE 5.", false, false, false, false),
+            ("MSIE 5.0 Opera", false, false, false, false),
+            ("Mac OS X Safari/7534.48.3", false, false, false, true),
+            ("Windows Safari/7534.48.3", false, false, false, false),
+            (
+                "Mac OS X Chrome/100 Safari/537.36",
+                false,
+                false,
+                true,
+                false,
+            ),
+            (
+                "Mac OS X Gecko/20100101 Safari/1",
+                false,
+                false,
+                false,
+                false,
+            ),
+        ] {
+            let b = Browser::of(ua.as_bytes());
+            assert_eq!(
+                (b.msie, b.msie6, b.chrome, b.safari),
+                (msie, msie6, chrome, safari),
+                "{ua:?}"
+            );
         }
     }
 }

@@ -360,6 +360,7 @@ mod tests {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: Some(check),
         }
     }

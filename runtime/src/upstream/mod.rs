@@ -627,6 +627,7 @@ mod tests {
             keepalive: 0,
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
             health_check: None,
         };
         let b = Balancer::from_upstream(&up, 1);

@@ -77,8 +77,9 @@ pub(crate) struct Conn {
     /// `None` for the common case, so idle connections stay small. See
     /// `Worker::local_of`.
     pub(crate) local: Option<Box<SocketAddr>>,
-    /// Index into `ir.listeners`.
-    pub(crate) listener: u32,
+    /// Index into `ir.listeners` (2 bytes, so that an idle connection stays small; the IR
+    /// verifier refuses more listeners).
+    pub(crate) listener: u16,
     pub(crate) rbuf: Vec<u8>,
     pub(crate) wbuf: Vec<u8>,
     pub(crate) wpos: usize,
@@ -102,8 +103,6 @@ pub(crate) struct Conn {
     pub(crate) send_timeout_ms: u32,
     pub(crate) body_timeout_ms: u32,
     pub(crate) interest: Interest,
-    /// `tcp_nodelay on`: set TCP_NODELAY once the connection is kept alive.
-    pub(crate) nodelay: bool,
     /// This connection's key in the worker's slab (upstream sockets point back to it).
     pub(crate) key: u32,
     /// The proxied request in flight, in [`Phase::Proxy`].
@@ -120,6 +119,8 @@ pub(crate) struct Conn {
     pub(crate) number: u32,
     /// The client matches `debug_connection`: its lines are logged at debug level.
     pub(crate) debug: bool,
+    /// When the connection was accepted, in [`clock_ms`] units.
+    pub(crate) started_ms: u32,
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -221,15 +222,11 @@ impl Conn {
     ) -> Conn {
         let s = w.default_settings(listener);
         let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
-        // TCP_NODELAY is set when the connection is first kept alive, as nginx does: a
-        // connection that closes after one response never needs it.
-        let nodelay = s.is_none_or(|s| s.tcp_nodelay);
         Conn {
-            nodelay,
             sock,
             peer,
             local,
-            listener: listener as u32,
+            listener: u16::try_from(listener).unwrap_or(u16::MAX),
             // Buffers are taken from the pool when bytes arrive and given back when the
             // connection goes idle, so an idle keep-alive connection holds none.
             rbuf: Vec::new(),
@@ -257,6 +254,7 @@ impl Conn {
             rd_ready: false,
             rd_hup: false,
             number: w.next_connection_number(),
+            started_ms: w.now_ms,
             debug: !w.loaded.ir.main.debug_connection.is_empty()
                 && w.loaded
                     .ir
@@ -327,8 +325,7 @@ impl Conn {
             Drive::Blocked => false,
             Drive::Close => true,
             Drive::Finished => {
-                self.finish(w);
-                if self.close_after {
+                if self.finish(w) && self.close_after {
                     return self.close_or_linger(w);
                 }
                 self.on_event(w, true, true)
@@ -378,8 +375,7 @@ impl Conn {
                         Drive::Blocked => return false,
                         Drive::Close => return true,
                         Drive::Finished => {
-                            self.finish(w);
-                            if self.close_after {
+                            if self.finish(w) && self.close_after {
                                 return self.close_or_linger(w);
                             }
                             continue;
@@ -392,8 +388,7 @@ impl Conn {
                 }
                 Phase::Write => match self.flush(w) {
                     Some(true) => {
-                        self.finish(w);
-                        if self.close_after {
+                        if self.finish(w) && self.close_after {
                             return self.close_or_linger(w);
                         }
                         continue;
@@ -545,6 +540,14 @@ impl Conn {
             }
         };
         req.served = self.served;
+        req.conn_started = self.started_ms;
+        // The browser family only where keepalive_disable may ask for it.
+        let (msie6, safari) = w.ua_for_keepalive;
+        if safari || (msie6 && req.head.method == crate::http::request::Method::Post) {
+            req.browser = crate::http::response::Browser::of(
+                super::vars::header(&req.head, &self.rbuf, b"user-agent").unwrap_or_default(),
+            );
+        }
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
         let mut out = w.handle_request(self, &mut req, error);
@@ -591,6 +594,13 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
+        if self.req.as_deref().is_some_and(|r| r.post_action) {
+            // A proxied post action failed: nothing to answer; the request is over (and
+            // logged with that status, as nginx).
+            self.finished.status = status;
+            self.phase = Phase::Write;
+            return;
+        }
         let out = w.proxy_error(self, status);
         self.close_after |= out.close;
         self.finished.status = out.status;
@@ -599,6 +609,53 @@ impl Conn {
         self.finished.body_bytes = 0;
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
+    }
+
+    /// Runs the `post_action` of the request just answered (see `Worker::post_action`):
+    /// whatever it writes is dropped, and the connection's keep-alive stays as the response
+    /// said. As nginx, the request's log line then has the post action's status, location
+    /// and `$uri`, with the bytes of the response sent. True when it is proxied and now in
+    /// flight.
+    fn post_action(&mut self, w: &mut Worker<'_>) -> bool {
+        let Some(mut req) = self.req.take_if(|r| w.post_action_of(r).is_some()) else {
+            return false;
+        };
+        // The response as sent stays in `wbuf` for the log line (`$sent_http_*`); the post
+        // action writes into a buffer of the pool, thrown away.
+        let sent = std::mem::replace(&mut self.wbuf, w.pool.get());
+        let sent_pos = std::mem::replace(&mut self.wpos, 0);
+        let close_after = self.close_after;
+        let out = w.post_action(self, &mut req);
+        self.req = Some(req);
+        self.close_after = close_after;
+        // Output of a static file, a `return` or an error page goes nowhere.
+        self.file = None;
+        let proxied = matches!(&out, Some(o) if o.proxy) && self.proxy.is_some();
+        if !proxied {
+            let mut scratch = std::mem::replace(&mut self.wbuf, sent);
+            self.wpos = sent_pos;
+            scratch.clear();
+            w.pool.put(scratch);
+        } else {
+            // The proxy reads the answer into `wbuf` and drops it there.
+            self.wbuf.clear();
+            w.pool.put(sent);
+        }
+        let Some(out) = out else {
+            return false;
+        };
+        self.finished.set_location(out.location);
+        match self.proxy.as_ref() {
+            Some(p) if out.proxy => {
+                self.deadline = p.deadline;
+                self.phase = Phase::Proxy;
+                true
+            }
+            _ => {
+                self.finished.status = out.status;
+                false
+            }
+        }
     }
 
     /// Answers a malformed request: nginx's error page, then close.
@@ -833,15 +890,33 @@ impl Conn {
         result
     }
 
-    /// The response is out: log it, drop the head from `rbuf`, move on.
-    fn finish(&mut self, w: &mut Worker<'_>) {
-        let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
-        self.finished.body_bytes = body_in_wbuf + self.body_sent;
+    /// The response is out: run the location's `post_action` if it has one, log the
+    /// request, drop the head from `rbuf`, move on. Returns false when a proxied post action
+    /// is now in flight ([`Phase::Proxy`]): the request is over once it finishes.
+    fn finish(&mut self, w: &mut Worker<'_>) -> bool {
+        if !self.req.as_deref().is_some_and(|r| r.post_action) {
+            let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
+            self.finished.body_bytes = body_in_wbuf + self.body_sent;
+            if self.post_action(w) {
+                return false;
+            }
+        }
         w.log_access(self);
         w.release_context(self.req.take());
         self.served += 1;
-        if self.served == 1 && self.nodelay && !self.close_after {
-            let _ = self.sock.set_nodelay(true);
+        // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`
+        // of the location that answered, as nginx does: a connection that closes after one
+        // response never needs it.
+        if self.served == 1 && !self.close_after {
+            let nodelay = match self.finished.location() {
+                Some(l) => w.settings_for(proton_ir::LocationId(l)).tcp_nodelay,
+                None => w
+                    .default_settings(self.listener as usize)
+                    .is_none_or(|s| s.tcp_nodelay),
+            };
+            if nodelay {
+                let _ = self.sock.set_nodelay(true);
+            }
         }
         let consumed = self.head_len().min(self.rbuf.len());
         self.rbuf.drain(..consumed);
@@ -855,6 +930,7 @@ impl Conn {
             self.deadline = w.now + Duration::from_millis(self.body_timeout_ms.into());
             Phase::Discard
         };
+        true
     }
 
     /// The response is out and the connection must close. If the client may still be

@@ -39,6 +39,11 @@ pub(crate) struct RequestCtx {
     /// The URI was changed by rewrite, try_files or error_page (the proxy then sends it
     /// escaped instead of the client's own).
     pub(crate) uri_changed: bool,
+    /// A `rewrite` changed the URI in the location that answers and stopped there (`break`):
+    /// nginx's `valid_location` is off, so a `proxy_pass` with a URI part sends the whole
+    /// changed URI instead of replacing the location prefix. Cleared whenever a location is
+    /// selected (after `last`, an internal redirect, a post action).
+    pub(crate) rewritten_here: bool,
     /// The body of a `return` or the URL of a redirect being answered.
     pub(crate) text: Vec<u8>,
     /// The URL of a redirect `return` whose code went to error_page: nginx keeps its
@@ -69,6 +74,15 @@ pub(crate) struct RequestCtx {
     pub(crate) sent_head: Vec<u8>,
     /// When the request started (its head was read), in `conn::clock_ms` units.
     pub(crate) started: u32,
+    /// When the connection was accepted, in `conn::clock_ms` units (`$connection_time`,
+    /// `keepalive_time`).
+    pub(crate) conn_started: u32,
+    /// The `User-Agent`'s browser family (`keepalive_disable`).
+    pub(crate) browser: crate::http::response::Browser,
+    /// The response is out and the request runs its `post_action` (nginx's
+    /// `r->post_action`): its output is thrown away, it is not logged again, and it runs no
+    /// further post action.
+    pub(crate) post_action: bool,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
     pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
 }
@@ -87,6 +101,7 @@ impl Default for RequestCtx {
             budget: proton_ir::rewrite::UriBudget::default(),
             internal: false,
             uri_changed: false,
+            rewritten_here: false,
             text: Vec::new(),
             redirected: Vec::new(),
             limit_rate: None,
@@ -99,6 +114,9 @@ impl Default for RequestCtx {
             upstream_response_length: None,
             sent_head: Vec::new(),
             started: 0,
+            conn_started: 0,
+            browser: Default::default(),
+            post_action: false,
             maps: Default::default(),
         }
     }
@@ -151,6 +169,7 @@ impl RequestCtx {
         self.budget = proton_ir::rewrite::UriBudget::default();
         self.internal = false;
         self.uri_changed = false;
+        self.rewritten_here = false;
         self.served = 0;
         self.limit_rate = None;
         self.limit_rate_after = None;
@@ -159,6 +178,9 @@ impl RequestCtx {
         self.upstream = None;
         self.upstream_response_length = None;
         self.started = 0;
+        self.conn_started = 0;
+        self.browser = Default::default();
+        self.post_action = false;
         self.maps.get_mut().clear();
     }
 }

@@ -98,6 +98,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) returns: Vec<Option<respond::ConstReturn>>,
     /// Connections this worker has accepted: the serial number of the last one.
     pub(crate) connections: u32,
+    /// Which requests need their `User-Agent` classified for `keepalive_disable`: POSTs
+    /// when some location has `msie6`, all when some location has `safari`.
+    pub(crate) ua_for_keepalive: (bool, bool),
 }
 
 impl Worker<'_> {
@@ -186,6 +189,14 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             .map(|l| crate::listen::parse_addr(&l.addr))
             .collect(),
         returns: respond::const_returns(&loaded.ir),
+        ua_for_keepalive: (
+            loaded.ir.settings.iter().any(|s| s.keepalive_disable.msie6),
+            loaded
+                .ir
+                .settings
+                .iter()
+                .any(|s| s.keepalive_disable.safari),
+        ),
         connections: 0,
     };
     // env, RLIMIT_CORE, user, CPU affinity, working directory: after the listening

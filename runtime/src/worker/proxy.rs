@@ -59,6 +59,8 @@ pub(crate) struct UpConn {
     requests: u32,
     /// When a cached connection is closed.
     idle_until: Instant,
+    /// When it was opened (`keepalive_time`).
+    opened: Instant,
 }
 
 /// A worker's upstream connections, keep-alive caches and balancers.
@@ -315,6 +317,9 @@ pub(crate) struct Proxy {
     /// Body bytes the upstream sent (as received: chunk framing included, as nginx counts
     /// them), for `$upstream_response_length`.
     resp_len: u64,
+    /// A `post_action` request: the response is read and thrown away, nothing goes to the
+    /// client, and the client's keep-alive stays as its own response decided.
+    discard: bool,
 }
 
 impl Proxy {
@@ -364,6 +369,7 @@ impl Proxy {
             recode: None,
             rechunk: false,
             resp_len: 0,
+            discard: false,
         }
     }
 
@@ -402,6 +408,7 @@ impl Proxy {
         self.recode = None;
         self.rechunk = false;
         self.resp_len = 0;
+        self.discard = false;
     }
 }
 
@@ -517,6 +524,17 @@ impl Worker<'_> {
             }
             p.dyn_url = url;
         }
+        if request.post_action && (head.chunked || head.content_length.is_some_and(|n| n > 0)) {
+            // nginx sends the body it read again; Proton streamed it and kept none.
+            elog!(
+                self.elog,
+                Error,
+                "post action cannot be proxied: the request had a body, client: {}",
+                conn.peer.ip()
+            );
+            self.recycle(p);
+            return Handled::Status(500);
+        }
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = &s.proxy;
         let http11 = ps.http_version == ProxyHttpVersion::Http11;
@@ -532,6 +550,7 @@ impl Worker<'_> {
         p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
+        p.discard = request.post_action;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
         // The request line.
@@ -604,7 +623,8 @@ impl Worker<'_> {
                 req.extend_from_slice(b"\r\n");
             }
         }
-        p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c;
+        p.upgrade =
+            sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !request.post_action;
 
         // The client's own headers, minus hop-by-hop ones and those set above.
         let conn_tokens = head.get(&conn.rbuf, b"connection").unwrap_or(b"");
@@ -656,7 +676,7 @@ impl Worker<'_> {
             }
         }
         p.req = req;
-        if head.expect_continue && conn.rbuf.len() == conn.head_len() {
+        if head.expect_continue && conn.rbuf.len() == conn.head_len() && !request.post_action {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -692,8 +712,9 @@ impl Worker<'_> {
     }
 
     /// The URI sent upstream (nginx's rules): with a URI part in proxy_pass, the matched
-    /// location prefix is replaced by it; without, the client's URI goes unchanged; a URI
-    /// changed by rewrite goes as changed (escaped), with the arguments.
+    /// location prefix is replaced by it (unless `rewrite … break` changed the URI in this
+    /// location: then the changed URI goes whole); without, the client's URI goes
+    /// unchanged, or a changed URI (rewrite, internal redirect) escaped; with the arguments.
     fn upstream_uri(
         &self,
         conn: &Conn,
@@ -714,7 +735,10 @@ impl Worker<'_> {
                 out.extend_from_slice(target);
                 return;
             }
-            Some(t) if !changed => {
+            // The location prefix is replaced unless a `rewrite … break` in this location
+            // changed the URI (nginx's `valid_location`): after `last`, an internal
+            // redirect (error_page, try_files, index, post_action) it is replaced too.
+            Some(t) if !request.rewritten_here => {
                 let uri = &request.uri;
                 let prefix = self.loaded.ir.text_of(name).as_bytes();
                 let rest = match kind {
@@ -858,6 +882,7 @@ impl Worker<'_> {
             owner: Some(owner),
             requests: 0,
             idle_until: now,
+            opened: now,
         });
         p.up = Some(key);
         p.up_ready = false;
@@ -929,7 +954,9 @@ impl Worker<'_> {
                 && up.keepalive > 0
                 && !self.draining
                 && self.ups.conns.get(key).is_some_and(|c| {
-                    up.keepalive_requests == 0 || c.requests < up.keepalive_requests
+                    (up.keepalive_requests == 0 || c.requests < up.keepalive_requests)
+                        && self.now.saturating_duration_since(c.opened)
+                            <= Duration::from_millis(up.keepalive_time_ms)
                 });
             if cache {
                 let now = self.now;
@@ -1067,7 +1094,9 @@ impl Worker<'_> {
         let Some(mut p) = conn.proxy.take() else {
             return Drive::Close;
         };
+        // (A post action ignores the client, as nginx blocks reading for it.)
         if conn.rd_hup
+            && !p.discard
             && matches!(p.st, St::Connect | St::Send | St::Head)
             && matches!(p.body, ReqBody::None)
         {
@@ -1098,9 +1127,12 @@ impl Worker<'_> {
                 self.note_upstream(&mut p, status);
                 hand_over_upstream(conn, &p);
                 conn.finished.status = p.resp.status;
-                conn.finished.header_bytes = p.header_bytes;
-                conn.body_sent = p.written.saturating_sub(p.header_bytes);
-                conn.close_after |= !p.keep_client;
+                // A post action sent nothing: the bytes are those of the response sent.
+                if !p.discard {
+                    conn.finished.header_bytes = p.header_bytes;
+                    conn.body_sent = p.written.saturating_sub(p.header_bytes);
+                    conn.close_after |= !p.keep_client;
+                }
                 // Not cached when the upstream's FIN (or an error) was already reported:
                 // edge-triggered, no further event would tell that it is closed, and the
                 // next request would meet a dead connection (nginx checks `read->eof`).
@@ -1786,6 +1818,11 @@ impl Worker<'_> {
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         loop {
             let mut progressed = false;
+            if p.discard {
+                // A post action: the response goes nowhere.
+                conn.wbuf.clear();
+                conn.wpos = 0;
+            }
             // To the client, as fast as `limit_rate` lets it go.
             let allowance = if conn.wpos < conn.wbuf.len() {
                 match super::conn::rate_allowance(conn.req.as_deref(), p.written, conn.key, self) {
@@ -1986,8 +2023,10 @@ impl Worker<'_> {
         self.note_upstream(p, status);
         hand_over_upstream(conn, p);
         conn.finished.status = p.resp.status;
-        conn.finished.header_bytes = p.header_bytes;
-        conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        if !p.discard {
+            conn.finished.header_bytes = p.header_bytes;
+            conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        }
         self.log_access(conn);
     }
 }

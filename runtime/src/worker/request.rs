@@ -177,6 +177,7 @@ impl ScriptHost for Rewriter<'_, '_> {
             r.args.extend_from_slice(a);
         }
         r.uri_changed = true;
+        r.rewritten_here = true;
         r.internal = true;
         if self.rewrite_log() {
             elog!(
@@ -284,6 +285,7 @@ impl RouteHost for Rewriter<'_, '_> {
     fn found(&mut self, loc_id: LocationId, m: &proton_ir::LocationMatch) -> bool {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
+        self.req.rewritten_here = false;
         if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
             let mut p = self.w.scratch.var_pool.borrow_mut().buf();
             p.extend_from_slice(&self.req.uri);
@@ -354,7 +356,7 @@ fn capture_text(
         .capture(caps, id.0 as usize, re, text)
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
     /// Settings of the default server of IR listener `l` (used before Host is known).
     pub(crate) fn default_settings(&self, l: usize) -> Option<&Settings> {
         let ir = &self.loaded.ir;
@@ -390,7 +392,7 @@ impl Worker<'_> {
         let ok = self.prepare(conn, req);
         let server_default = self.loaded.ir.servers[req.server.0 as usize].default_location;
         if let Some(code) = error {
-            return self.route(conn, req, Some((server_default, code)));
+            return self.route(conn, req, Some((server_default, code)), None);
         }
         if !ok {
             elog!(
@@ -409,9 +411,64 @@ impl Worker<'_> {
             }
             let server_default = ir.servers[req.server.0 as usize].default_location;
             req.location = Some(server_default);
-            return self.route(conn, req, Some((server_default, 400)));
+            return self.route(conn, req, Some((server_default, 400)), None);
         }
-        self.route(conn, req, None)
+        self.route(conn, req, None, None)
+    }
+
+    /// The `post_action` the request just answered may run: its location's, unless the
+    /// request is running one already.
+    pub(crate) fn post_action_of(&self, req: &RequestCtx) -> Option<&'a str> {
+        if req.post_action {
+            return None;
+        }
+        let loaded = self.loaded;
+        let loc = loaded.ir.locations.get(req.location?.0 as usize)?;
+        loaded
+            .ir
+            .settings
+            .get(loc.conf.settings.0 as usize)?
+            .post_action
+            .as_deref()
+    }
+
+    /// The `post_action` of the location that answered `req`, if it has one and the request
+    /// may run it: the response is out; the request is redirected internally to the URI
+    /// (without arguments, as nginx) or the named location, with `req.post_action` set so
+    /// that its output is thrown away (the caller drops what was written; a proxied post
+    /// action discards the upstream's answer itself). Returns `None` when there is none.
+    pub(crate) fn post_action(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Option<Outcome> {
+        let loaded = self.loaded;
+        let target = self.post_action_of(req)?;
+        elog!(
+            self.elog,
+            Debug,
+            "*{} post action: \"{target}\"",
+            conn.number
+        );
+        req.post_action = true;
+        req.internal = true;
+        if !req.budget.spend() {
+            return None;
+        }
+        let server = loaded.ir.servers.get(req.server.0 as usize)?;
+        if target.starts_with('@') {
+            let Some(&(_, named)) = server.named.iter().find(|(n, _)| n == target) else {
+                elog!(
+                    self.elog,
+                    Error,
+                    "could not find named location \"{target}\", client: {}",
+                    conn.peer.ip()
+                );
+                return None;
+            };
+            return Some(self.route(conn, req, None, Some(named)));
+        }
+        req.uri.clear();
+        req.uri.extend_from_slice(target.as_bytes());
+        req.args.clear();
+        req.uri_changed = true;
+        Some(self.route(conn, req, None, None))
     }
 
     /// A proxied request failed before anything was sent to the client: answers `status`
@@ -428,7 +485,7 @@ impl Worker<'_> {
         // A request body that has not all arrived is not waited for: the error answer
         // closes the connection (as for an unread `Expect: 100-continue` body).
         req.expect_unread = super::proxy::body_still_arriving(conn);
-        let out = self.route(conn, &mut req, Some((loc, status)));
+        let out = self.route(conn, &mut req, Some((loc, status)), None);
         req.expect_unread = false;
         conn.req = Some(req);
         out
@@ -512,19 +569,21 @@ impl Worker<'_> {
     /// Runs nginx's phases for the request: the server's rewrite script, then location
     /// selection with each location's rewrite script (again while the URI changes), then
     /// the content handler, with error_page and internal redirects. With `pending`, starts at
-    /// that location's error_page handling of that status instead (a failed proxy).
+    /// that location's error_page handling of that status instead (a failed proxy); with
+    /// `named_start`, at that named location (the server's script does not run again).
     fn route(
         &mut self,
         conn: &mut Conn,
         req: &mut RequestCtx,
         mut pending: Option<(LocationId, u16)>,
+        named_start: Option<LocationId>,
     ) -> Outcome {
         let loaded = self.loaded;
         let ir = &loaded.ir;
         let sid = req.server;
         let server = &ir.servers[sid.0 as usize];
         let server_default = server.default_location;
-        if pending.is_none() {
+        if pending.is_none() && named_start.is_none() {
             let mut h = Rewriter {
                 w: &*self,
                 conn: &*conn,
@@ -545,7 +604,7 @@ impl Worker<'_> {
             req.internal = true;
         }
         let mut error_status: Option<(u16, Option<u16>)> = None;
-        let mut named: Option<LocationId> = None;
+        let mut named: Option<LocationId> = named_start;
         loop {
             let (loc_id, handled) = match pending.take() {
                 // A failed proxy starts at its location's error_page handling.
@@ -633,7 +692,10 @@ impl Worker<'_> {
                     status,
                     header_bytes,
                 } => {
-                    return self.outcome(status, false, loc_id, header_bytes);
+                    // The head said whether the connection stays; the connection does what
+                    // it said (the same decision: `now_ms` is fixed for this event).
+                    let keep = self.keep_alive_for(req, loc_id, status);
+                    return self.outcome(status, !keep, loc_id, header_bytes);
                 }
                 Handled::Redirect => {
                     req.uri_changed = true;
@@ -867,8 +929,7 @@ impl Worker<'_> {
             server_name: ir
                 .servers
                 .get(req.server.0 as usize)
-                .and_then(|s| s.names.first())
-                .map_or("", String::as_str),
+                .map_or("", proton_ir::Server::primary_name),
             peer: conn.peer,
             local: self.local_of(conn),
             unix: ir
@@ -894,6 +955,7 @@ impl Worker<'_> {
             prefix: &self.loaded.prefix,
             connection: conn.number,
             connection_requests: conn.served.saturating_add(1),
+            connection_time_ms: u64::from(self.now_ms.wrapping_sub(conn.started_ms)),
             sent_head: &[],
             sent_trailers: &[],
             limit_rate: req.limit_rate.unwrap_or(0),
@@ -955,13 +1017,21 @@ impl Worker<'_> {
     }
 
     /// Whether this response keeps the connection: the client wants it, the worker is not
-    /// stopping, keep-alive is on, and keepalive_requests is not reached with this request.
+    /// stopping, and, with the settings of the location answering (as nginx): keep-alive is
+    /// on, keepalive_requests is not reached with this request, the connection is not older
+    /// than keepalive_time, and keepalive_disable does not name the client's browser.
     pub(crate) fn keep_alive(&self, req: &RequestCtx, loc: LocationId) -> bool {
         let s = self.settings_for(loc);
+        let off = s.keepalive_disable;
         req.head.keep_alive
             && !self.draining
             && s.keepalive_timeout_ms > 0
             && (s.keepalive_requests == 0 || req.served + 1 < s.keepalive_requests)
+            && u64::from(self.now_ms.wrapping_sub(req.conn_started)) <= s.keepalive_time_ms
+            && !(off.msie6
+                && req.browser.msie6
+                && req.head.method == crate::http::request::Method::Post)
+            && !(off.safari && req.browser.safari)
     }
 
     /// [`Worker::keep_alive`] for a response with `status`: a body announced with
@@ -1286,7 +1356,8 @@ impl Worker<'_> {
                         .ir
                         .servers
                         .get(req.server.0 as usize)
-                        .and_then(|s| s.names.first())
+                        .filter(|s| !s.names.is_empty())
+                        .map(proton_ir::Server::primary_name)
                 })
                 .flatten();
             if let Some(name) = name {

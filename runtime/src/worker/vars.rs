@@ -208,6 +208,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) connection: u32,
     /// Requests on this connection, the current one included (`$connection_requests`).
     pub(crate) connection_requests: u32,
+    /// Milliseconds since the connection was accepted (`$connection_time`).
+    pub(crate) connection_time_ms: u64,
     /// The response head as sent (status line to blank line), once it is written: for
     /// `$sent_http_*` in access logs. Empty before, and for proxied responses.
     pub(crate) sent_head: &'a [u8],
@@ -801,6 +803,7 @@ impl Ctx<'_> {
             Builtin::ConnectionRequests => {
                 let _ = write!(out, "{}", self.connection_requests);
             }
+            Builtin::ConnectionTime => write_ms(out, self.connection_time_ms),
             Builtin::ProxyAddXForwardedFor => {
                 let start = out.len();
                 request_header_joined(head, self.buf, b"x-forwarded-for", out);
@@ -1286,6 +1289,7 @@ mod tests {
             prefix: Path::new("/prefix"),
             connection: 7,
             connection_requests: 3,
+            connection_time_ms: 1234,
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
             upstream_head: b"",

@@ -442,6 +442,11 @@ const NAMES: &[NameSpec] = &[
         r"~^x\D\.UP\.test$",
         &["xa.up.test", "x1.up.test", "XB.Up.Test"],
     ),
+    // PCRE quoting: the quoted dot is a literal dot
+    n(
+        r"~^\Qq.\E[a-z]+\.quoted\.test$",
+        &["q.ab.quoted.test", "qxab.quoted.test", "Q.AB.QUOTED.TEST"],
+    ),
     // the empty name: requests without a Host
     n("", &["-"]),
 ];
@@ -510,6 +515,7 @@ const REGEXES: &[&str] = &[
     r"\.(?:css|js)$",
     "^/static/.+",
     r"^/a\.b",
+    r"^/a\Q.b\E",
     "(?i)^/ab",
     // needs quoting: `{` would end the token
     "^/(img|a){1}/",

@@ -2738,3 +2738,89 @@ fn chunked_transfer_encoding_off_sends_the_body_close_delimited() {
     assert!(lower.contains("connection: close\r\n"), "{text:?}");
     assert!(text.ends_with("\r\n\r\naaaabbbbcccc"), "{text:?}");
 }
+
+/// The URI a `proxy_pass` with a URI part sends after the URI changed, as nginx: the
+/// location prefix is replaced after an internal redirect (error_page, try_files), after
+/// `rewrite … last` and in a post action; a `rewrite … break` in the proxied location sends
+/// the changed URI whole. Run against nginx too where it is installed.
+#[test]
+fn changed_uris_reach_the_upstream_as_nginx_sends_them() {
+    const SERVERS: &str = r#"
+    server {
+        listen 127.0.0.1:{port};
+        location = /ep { error_page 404 = /eprox/a; return 404; }
+        location = /tf { try_files /nonexistent /eprox/b; }
+        location = /rw { rewrite ^ /eprox/c last; }
+        location /eprox/ { proxy_pass http://127.0.0.1:{up}/target/; }
+        location /brk/ { rewrite ^/brk/(.*)$ /changed/$1 break; proxy_pass http://127.0.0.1:{up}/target/; }
+    }
+    server { listen 127.0.0.1:{up}; location / { return 200 "upstream got $request_uri"; } }
+    "#;
+    const CASES: &[(&str, &str)] = &[
+        ("/ep", "upstream got /target/a"),
+        ("/tf", "upstream got /target/b"),
+        ("/rw", "upstream got /target/c"),
+        ("/brk/x?q=1", "upstream got /changed/x?q=1"),
+    ];
+    let up = proton_tests::free_port();
+    let servers = SERVERS.replace("{up}", &up.to_string());
+    let t = TempDir::new("proxy-changed-uri");
+    let proton = Proton::start(
+        t.path(),
+        &format!("events {{}}\nhttp {{\n{servers}\n}}\n"),
+        1,
+    );
+    for (path, want) in CASES {
+        let r = proton_tests::request(proton.port, Some("localhost"), path).expect("answer");
+        assert_eq!(r.body_text(), *want, "Proton, {path}");
+    }
+    drop(proton);
+    if let Some(bin) = proton_tests::nginx_binary() {
+        let nginx =
+            proton_tests::Nginx::start(&bin, |port| servers.replace("{port}", &port.to_string()));
+        for (path, want) in CASES {
+            let r = proton_tests::request(nginx.port(), Some("localhost"), path).expect("answer");
+            assert_eq!(r.body_text(), *want, "nginx, {path}");
+        }
+    }
+}
+
+/// Upstream `keepalive_time`: a cached connection is reused until it is older than
+/// keepalive_time; the response that finds it older closes it, and the next request opens
+/// a new one (nginx 1.19.10+).
+#[test]
+fn upstream_keepalive_time_retires_old_connections() {
+    let t = TempDir::new("px-ka-time");
+    let b = Backend::start("kt");
+    let http = with_ports(
+        r#"
+upstream kt { server 127.0.0.1:@A@; keepalive 1; keepalive_time 1s; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://kt; proxy_http_version 1.1; proxy_set_header Connection ""; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    // Two requests at once: one upstream connection.
+    let before = b.stats();
+    assert_eq!(get(&p, "/id").body_text(), "kt");
+    assert_eq!(get(&p, "/id").body_text(), "kt");
+    let after = b.stats();
+    assert_eq!(new_connections(before, after), 1, "{}", p.logs());
+    // Requests until the backend sees a second connection: the first one was retired once
+    // older than a second (with `keepalive_time 1h` it would serve them all).
+    let mut sent = 0;
+    let renewed = wait_until(Duration::from_secs(20), || {
+        let before = b.stats();
+        assert_eq!(get(&p, "/id").body_text(), "kt");
+        sent += 1;
+        new_connections(before, b.stats()) > 0
+    });
+    assert!(
+        renewed,
+        "{sent} requests on one upstream connection\n{}",
+        p.logs()
+    );
+}

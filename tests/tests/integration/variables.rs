@@ -20,7 +20,7 @@ const SERVER: &str = r#"
         location /vr { root /srv/$host/; return 200 "dr=$document_root|fn=$request_filename\n"; }
         location = /bin { return 200 "$binary_remote_addr"; }
         location = /dyn {
-            return 200 "$connection|$connection_requests|$request_id|$request_id|$pid|$msec|$date_gmt|$date_local|$time_iso8601";
+            return 200 "$connection|$connection_requests|$request_id|$request_id|$pid|$msec|$date_gmt|$date_local|$time_iso8601|$connection_time";
         }
     }
 "#;
@@ -106,7 +106,7 @@ fn check_dynamic(who: &str, s: &Server) {
         .map_or(0, |d| d.as_secs());
     let body = String::from_utf8_lossy(&s.get("/dyn")).into_owned();
     let f: Vec<&str> = body.split('|').collect();
-    assert_eq!(f.len(), 9, "{who}: {body}");
+    assert_eq!(f.len(), 10, "{who}: {body}");
     assert_eq!(f[1], "1", "{who}: $connection_requests of a new connection");
     let id = f[2];
     assert!(
@@ -140,6 +140,15 @@ fn check_dynamic(who: &str, s: &Server) {
         f[8]
     );
     assert!(f[8].ends_with("+00:00"), "{who}: {}", f[8]);
+    // $connection_time: seconds with milliseconds since the connection was accepted.
+    let (secs, ms) = f[9]
+        .split_once('.')
+        .expect("$connection_time is seconds.millis");
+    assert!(
+        secs.parse::<u64>().is_ok() && ms.len() == 3 && ms.bytes().all(|b| b.is_ascii_digit()),
+        "{who}: $connection_time {}",
+        f[9]
+    );
 
     // $connection: the same on one connection, the next number on the next one;
     // $connection_requests counts the requests of the connection.

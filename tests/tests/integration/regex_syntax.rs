@@ -1,0 +1,91 @@
+//! PCRE syntax in every place a config has regexes — `server_name`, `location`, `rewrite`,
+//! `if` and `map` — as nginx reads it: `\Q…\E` quoting, `\p{N}`, `(?P<name>…)` and
+//! `(?<name>…)` as variables; and `$server_name` of a `.example.com` name. The same config
+//! runs in proton-run and, where Debian's nginx is installed, in nginx; the answers must agree.
+
+use proton_tests::{nginx_binary, request, Nginx, Proton, TempDir};
+
+/// The servers (inside `http {}`; `{port}` is filled in).
+const SERVERS: &str = r#"
+map $arg_k $m { ~^\Q[x]\E$ bracket; "~^(?<first>\p{N})" "digit $first"; default none; }
+server {
+    listen 127.0.0.1:{port};
+    server_name localhost;
+    location / { return 200 "default\n"; }
+    location ~ ^/lit\Q.+*\E(?<rest>.*)$ { return 200 "lit rest=$rest\n"; }
+    location /rw/ { rewrite ^/rw/\Q(a)\E/(.*)$ /done/$1 last; return 200 "no rewrite\n"; }
+    location /done/ { return 200 "done $uri\n"; }
+    location /if { if ($arg_x ~ ^\Qa.b\E$) { return 200 "if hit\n"; } return 200 "if miss\n"; }
+    location /map { return 200 "map $m\n"; }
+}
+server {
+    listen 127.0.0.1:{port};
+    server_name .dot.test;
+    location / { return 200 "sn=$server_name\n"; }
+}
+server {
+    listen 127.0.0.1:{port};
+    server_name ~^(?P<name>[a-z]+)\Q.q.test\E$;
+    location / { return 200 "sn=$server_name name=$name\n"; }
+}
+server {
+    listen 127.0.0.1:{port};
+    server_name "~^(?<n>w\p{N}+)\.num\.test$";
+    location / { return 200 "n=$n\n"; }
+}
+"#;
+
+/// (host, path, the body nginx answers).
+const CASES: &[(&str, &str, &str)] = &[
+    ("localhost", "/", "default\n"),
+    ("localhost", "/lit.+*abc", "lit rest=abc\n"),
+    ("localhost", "/litx+*abc", "default\n"),
+    ("localhost", "/lit..*abc", "default\n"),
+    ("localhost", "/rw/(a)/zz", "done /done/zz\n"),
+    ("localhost", "/rw/a/zz", "no rewrite\n"),
+    ("localhost", "/if?x=a.b", "if hit\n"),
+    ("localhost", "/if?x=axb", "if miss\n"),
+    ("localhost", "/map?k=[x]", "map bracket\n"),
+    ("localhost", "/map?k=x", "map none\n"),
+    ("localhost", "/map?k=7z", "map digit 7\n"),
+    ("www.dot.test", "/", "sn=dot.test\n"),
+    ("dot.test", "/", "sn=dot.test\n"),
+    (
+        "blah.q.test",
+        "/",
+        "sn=~^(?P<name>[a-z]+)\\Q.q.test\\E$ name=blah\n",
+    ),
+    ("blahxq.test", "/", "default\n"),
+    (
+        "BLAH.Q.TEST",
+        "/",
+        "sn=~^(?P<name>[a-z]+)\\Q.q.test\\E$ name=blah\n",
+    ),
+    ("w01.num.test", "/", "n=w01\n"),
+    ("wx.num.test", "/", "default\n"),
+];
+
+fn body(port: u16, host: &str, path: &str) -> String {
+    let r = request(port, Some(host), path).unwrap_or_else(|e| panic!("{host}{path}: {e}"));
+    r.body_text()
+}
+
+#[test]
+fn pcre_syntax_in_every_regex_as_nginx() {
+    let t = TempDir::new("regex-syntax");
+    let conf = format!("events {{}}\nhttp {{\n{SERVERS}\n}}\n");
+    let proton = Proton::start(t.path(), &conf, 1);
+    let nginx = nginx_binary()
+        .map(|bin| Nginx::start(&bin, |port| SERVERS.replace("{port}", &port.to_string())));
+    for &(host, path, want) in CASES {
+        let got = body(proton.port, host, path);
+        if let Some(nginx) = &nginx {
+            let theirs = body(nginx.port(), host, path);
+            assert_eq!(
+                got, theirs,
+                "{host}{path}: Proton (left) and nginx (right) differ"
+            );
+        }
+        assert_eq!(got, want, "{host}{path}");
+    }
+}
