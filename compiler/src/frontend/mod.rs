@@ -9,7 +9,10 @@
 //! A directive's value is `true` when it takes no arguments, a scalar for one argument, an
 //! array for several; a repeatable directive takes an array of entries, each a scalar or an
 //! array of arguments. Flags may be booleans. A server or location may hold its
-//! rewrite-module directives in order in `script` (`[{ "set": ["$a", "1"] }, { "return": 204 }]`).
+//! rewrite-module directives in order in `script` (`[{ "set": ["$a", "1"] }, { "return": 204 }]`);
+//! an `if` is written only there, `{ "if": { "condition": ["$a", "=", "1"], … } }` (the words
+//! between nginx's parentheses, then the block's directives), and `limit_except` is a
+//! location key, `"limit_except": { "methods": ["GET"], "deny": "all" }`.
 //! See [`schema`] for the full shape.
 //!
 //! Readers report every shape problem with the span of the key or value at fault
