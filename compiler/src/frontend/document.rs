@@ -448,7 +448,7 @@ impl Reader<'_> {
             self.push(
                 Diagnostic::error(Code::Document, v.span, format!("\"{field}\" is empty"))
                     .label("no words")
-                    .help(format!("write {sample}")),
+                    .help(format!("write \"{field}\": {sample}")),
             );
             return None;
         }
@@ -474,7 +474,7 @@ impl Reader<'_> {
                             c.span,
                             "a condition written as one string with spaces",
                         )
-                        .label("one word")
+                        .label("one string")
                         .help(format!(
                             "write the words between nginx's parentheses as an array: [\"$a\", \"=\", \"1\"] for ($a = 1), e.g. {example}"
                         )),
