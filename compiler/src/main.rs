@@ -438,7 +438,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if !matches!(to, To::Conf) {
                 if let Some((d, why)) = proton_compiler::frontend::without_document_form(&tree) {
                     eprintln!(
-                        "error: \"{}\" at {} has no JSON/YAML form: {why}\n  = help: write it as nginx does: if ($variable = value) {{ … }}",
+                        "error: \"{}\" at {} has no JSON/YAML form: {why}\n  = help: write it as nginx does, in a server or location: if ($variable = value) {{ … }}",
                         d.name,
                         map.describe(d.name_span)
                     );

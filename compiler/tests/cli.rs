@@ -390,6 +390,16 @@ fn convert_writes_if_and_limit_except_in_documents() {
         err.contains("\"if\" at") && err.contains("not in parentheses"),
         "{err}"
     );
+    // An if where nginx allows none would lose its condition: refused too.
+    let misplaced = write(
+        &d,
+        "misplaced.conf",
+        "events {}\nhttp { if ($arg_c) { return 204; } }\n",
+    );
+    let out = protonc(&["convert", &misplaced, "--to", "yaml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs in a server or location"), "{err}");
     let out = protonc(&["convert", &conf, "--to", "conf"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("if ($arg_c ~* ^x)"));

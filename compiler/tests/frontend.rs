@@ -1147,6 +1147,11 @@ fn if_and_limit_except_errors() {
             (1, 192, "unknown key \"dney\" in the limit_except object"),
         ],
     );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "if": { "condition": "$a" } } }"#,
+        &[(1, 13, "\"if\" is not allowed in the http object")],
+    );
     // limit_except only in locations; the table check says so, as for a .conf file.
     let r = read(
         DocFormat::Json,

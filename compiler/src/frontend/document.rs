@@ -105,17 +105,18 @@ impl Reader<'_> {
             if ctx == DocCtx::LimitExcept && name == METHODS_KEY {
                 continue; // read by `limit_except`
             }
-            if name == IF && has_script(ctx) {
+            if name == IF {
+                let message = if has_script(ctx) {
+                    format!("\"{IF}\" goes in \"{SCRIPT_KEY}\"")
+                } else {
+                    format!("\"{IF}\" is not allowed in {}", ctx.object())
+                };
                 self.push(
-                    Diagnostic::error(
-                        Code::Document,
-                        key.span,
-                        format!("\"{IF}\" goes in \"{SCRIPT_KEY}\""),
-                    )
-                    .label(format!("not a key of {}", ctx.object()))
-                    .help(format!(
-                        "an if runs where it stands among the rewrite-module directives: write \"{SCRIPT_KEY}\": [ {{ \"{IF}\": {{ \"{CONDITION_KEY}\": [\"$arg_x\", \"=\", \"1\"], \"return\": 204 }} }} ]"
-                    )),
+                    Diagnostic::error(Code::Document, key.span, message)
+                        .label(format!("not a key of {}", ctx.object()))
+                        .help(format!(
+                            "an if runs where it stands among the rewrite-module directives of a server or location: write \"{SCRIPT_KEY}\": [ {{ \"{IF}\": {{ \"{CONDITION_KEY}\": [\"$arg_x\", \"=\", \"1\"], \"return\": 204 }} }} ]"
+                        )),
                 );
                 continue;
             }

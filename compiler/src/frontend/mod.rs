@@ -76,18 +76,25 @@ pub fn parse_document(
 }
 
 /// The first directive (depth first) that cannot be written as JSON/YAML, with the reason:
-/// an `if` whose condition is not in parentheses (nginx refuses it too, but only when the
-/// config is compiled; the document form has only the words between the parentheses).
+/// an `if` whose condition is not in parentheses, or an `if` outside a server or location
+/// (nginx refuses both, but convert does not compile the config; the document form has only
+/// the words between the parentheses, and a `script` only in servers and locations).
 pub fn without_document_form(tree: &[Directive]) -> Option<(&Directive, &'static str)> {
-    tree.iter().find_map(|d| {
-        if d.name == shape::IF && d.block.is_some() {
-            let args: Vec<&str> = d.values().collect();
-            if shape::condition_words(&args).is_none() {
-                return Some((d, "its condition is not in parentheses"));
+    fn walk<'t>(tree: &'t [Directive], parent: &str) -> Option<(&'t Directive, &'static str)> {
+        tree.iter().find_map(|d| {
+            if d.name == shape::IF && d.block.is_some() {
+                if !matches!(parent, "server" | "location" | shape::IF) {
+                    return Some((d, "an if belongs in a server or location"));
+                }
+                let args: Vec<&str> = d.values().collect();
+                if shape::condition_words(&args).is_none() {
+                    return Some((d, "its condition is not in parentheses"));
+                }
             }
-        }
-        without_document_form(d.children())
-    })
+            walk(d.children(), &d.name)
+        })
+    }
+    walk(tree, "")
 }
 
 /// The tree as the typed document.
