@@ -436,9 +436,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             let tree = tree.unwrap_or_default();
             if !matches!(to, To::Conf) {
-                if let Some(d) = proton_compiler::frontend::without_document_form(&tree) {
+                if let Some((d, why)) = proton_compiler::frontend::without_document_form(&tree) {
                     eprintln!(
-                        "error: \"{}\" at {} has no JSON/YAML form yet; keep this config in the nginx-style form",
+                        "error: \"{}\" at {} has no JSON/YAML form: {why}\n  = help: write it as nginx does, in a server or location: if ($variable = value) {{ … }}",
                         d.name,
                         map.describe(d.name_span)
                     );

@@ -342,28 +342,67 @@ fn version_and_compile_help() {
     }
 }
 
-/// A config with `if` has no JSON/YAML form yet: convert says so instead of writing a
-/// document that loses the condition; the nginx-style form still converts.
+/// `if` and `limit_except` convert to JSON and YAML (an `if` in `script`, `limit_except` as a
+/// location key), and the documents compile to the same routes; only an `if` whose condition
+/// is not in parentheses (which nginx refuses) has no document form, and convert says so.
 #[test]
-fn convert_refuses_if_in_documents() {
+fn convert_writes_if_and_limit_except_in_documents() {
     let d = tmpdir("convert-if");
     let conf = write(
         &d,
         "if.conf",
-        "events {}\nhttp { server { listen 8080; location / { if ($arg_c) { return 204; } } } }\n",
+        "events {}\nhttp { server { listen 8080; location / { set $a 1; if ($arg_c ~* ^x) { return 204; } limit_except GET { deny all; } } } }\n",
     );
-    for to in ["json", "yaml"] {
+    for (to, ext) in [("json", "json"), ("yaml", "yaml")] {
         let out = protonc(&["convert", &conf, "--to", to]);
-        assert!(!out.status.success(), "{to}");
-        let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("\"if\" at") && err.contains("no JSON/YAML form"),
-            "{err}"
+            out.status.success(),
+            "{to}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            text.contains("condition") && text.contains("limit_except"),
+            "{text}"
+        );
+        let doc = write(&d, &format!("if.{ext}"), &text);
+        let out = protonc(&["diff", &conf, &doc]);
+        let diff = String::from_utf8_lossy(&out.stdout);
+        // Only the source positions differ.
+        assert!(diff.lines().all(|l| l.contains(" at ")), "{to}:\n{diff}");
+        let out = protonc(&["convert", &doc, "--to", "conf"]);
+        assert!(out.status.success());
+        let back = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            back.contains("if ($arg_c ~* ^x)") && back.contains("limit_except GET {"),
+            "{back}"
         );
     }
+    let bare = write(
+        &d,
+        "bare.conf",
+        "events {}\nhttp { server { listen 8080; location / { if $arg_c { return 204; } } } }\n",
+    );
+    let out = protonc(&["convert", &bare, "--to", "json"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"if\" at") && err.contains("not in parentheses"),
+        "{err}"
+    );
+    // An if where nginx allows none would lose its condition: refused too.
+    let misplaced = write(
+        &d,
+        "misplaced.conf",
+        "events {}\nhttp { if ($arg_c) { return 204; } }\n",
+    );
+    let out = protonc(&["convert", &misplaced, "--to", "yaml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("belongs in a server or location"), "{err}");
     let out = protonc(&["convert", &conf, "--to", "conf"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("if ($arg_c)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("if ($arg_c ~* ^x)"));
 }
 
 /// `protonc check --dump` prints every file the config reads, each once, as `nginx -T`:

@@ -968,6 +968,275 @@ fn script_errors() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// if and limit_except
+
+/// Every form of `if` condition nginx reads (`=`, `!=`, the regex operators, file tests, a
+/// lone variable, parentheses apart from the words, quoted words), in servers and locations,
+/// nested among the other rewrite-module directives, and `limit_except`.
+const IF_CONF: &str = r#"
+events {}
+http {
+    server {
+        listen 8080;
+        set $a 1;
+        if ($http_x_block) {
+            return 403;
+        }
+        if ( $host = "" ) {
+            set $a 2;
+            return 400;
+        }
+        rewrite ^/old/(.*)$ /new/$1;
+        location / {
+            if ($arg_x ~* "^(a|b) c$" ) {
+                set $y $1;
+                proxy_pass http://127.0.0.1:9000;
+            }
+            if (!-f $request_filename) {
+                rewrite ^ /index.html;
+            }
+            if (-d $request_filename) { return 404; }
+            if ($request_method !~ ^(GET|HEAD)$) { return 405; }
+            if ($cookie_a != 1) { add_header X-A a; }
+            if ($arg_q !~* x) { break; }
+            if ($arg_r ~ (x)) { return 204; }
+            if ($arg_s = "two words") { return 200 "$a$y"; }
+            if ($arg_t) { access_log off; set $z 1; return 202; }
+            return 200 ok;
+            limit_except GET POST {
+                deny all;
+                proxy_pass http://127.0.0.1:9001;
+            }
+        }
+        location /only {
+            limit_except get { allow 127.0.0.1; deny all; }
+        }
+    }
+}
+"#;
+
+#[test]
+fn if_and_limit_except_round_trip_through_every_format() {
+    let tree = conf(IF_CONF);
+    for format in [DocFormat::Json, DocFormat::Yaml] {
+        let text = match format {
+            DocFormat::Json => to_json_string(&tree),
+            DocFormat::Yaml => to_yaml_string(&tree),
+        };
+        let r = read(format, &text);
+        r.assert_clean();
+        // `( $host = "" )` comes back as `($host = "" )`: the same words.
+        let fixed = conf(&IF_CONF.replace("if ( $host = \"\" )", "if ($host = \"\" )"));
+        assert_eq!(shape(&r.tree), shape(&fixed), "{format:?}:\n{text}");
+        // Writing is stable.
+        let again = match format {
+            DocFormat::Json => to_json_string(&r.tree),
+            DocFormat::Yaml => to_yaml_string(&r.tree),
+        };
+        assert_eq!(again, text);
+    }
+    let mut map = SourceMap::new();
+    let file = map.add(PathBuf::from("if.conf"), IF_CONF.to_string());
+    let mut diags = Diagnostics::default();
+    let tree = parse_text(file, IF_CONF, &mut diags);
+    assert_same_ir("IF_CONF", &tree, &map);
+}
+
+#[test]
+fn if_and_limit_except_document_shape() {
+    let v = to_json(&conf(IF_CONF));
+    let server = &v["http"]["servers"][0];
+    assert!(server.get("if").is_none() && server.get("set").is_none());
+    assert_eq!(server["script"][0], serde_json::json!({ "set": ["$a", 1] }));
+    assert_eq!(
+        server["script"][1],
+        serde_json::json!({ "if": { "condition": ["$http_x_block"], "return": 403 } })
+    );
+    assert_eq!(
+        server["script"][2],
+        serde_json::json!({ "if": { "condition": ["$host", "=", ""], "script": [ { "set": ["$a", 2] }, { "return": 400 } ] } })
+    );
+    assert_eq!(
+        server["script"][3],
+        serde_json::json!({ "rewrite": ["^/old/(.*)$", "/new/$1"] })
+    );
+    let location = &server["locations"][0];
+    let conditions: Vec<Value> = location["script"]
+        .as_array()
+        .expect("a script")
+        .iter()
+        .filter_map(|e| e.get("if").map(|i| i["condition"].clone()))
+        .collect();
+    assert_eq!(
+        conditions,
+        [
+            serde_json::json!(["$arg_x", "~*", "^(a|b) c$"]),
+            serde_json::json!(["!-f", "$request_filename"]),
+            serde_json::json!(["-d", "$request_filename"]),
+            serde_json::json!(["$request_method", "!~", "^(GET|HEAD)$"]),
+            serde_json::json!(["$cookie_a", "!=", 1]),
+            serde_json::json!(["$arg_q", "!~*", "x"]),
+            serde_json::json!(["$arg_r", "~", "(x)"]),
+            serde_json::json!(["$arg_s", "=", "two words"]),
+            serde_json::json!(["$arg_t"]),
+        ]
+    );
+    assert_eq!(
+        location["script"][0]["if"]["proxy_pass"],
+        "http://127.0.0.1:9000"
+    );
+    assert_eq!(
+        location["limit_except"],
+        serde_json::json!({ "methods": ["GET", "POST"], "deny": ["all"], "proxy_pass": "http://127.0.0.1:9001" })
+    );
+    assert_eq!(
+        server["locations"][1]["limit_except"]["methods"],
+        serde_json::json!(["get"])
+    );
+    // A condition may be one string when it is one word; methods too.
+    let r = read(
+        DocFormat::Yaml,
+        "http:\n  servers:\n    - script:\n        - if: { condition: $arg_a, return: 204 }\n      locations:\n        - match: /\n          limit_except: { methods: GET, deny: all }\n",
+    );
+    r.assert_clean();
+    assert_eq!(
+        shape(&r.tree),
+        shape(&conf("http { server { if ($arg_a) { return 204; } location / { limit_except GET { deny all; } } } }"))
+    );
+    let d = &r.tree[0].children()[0].children()[0];
+    assert_eq!(r.at(d.name_span), (4, 11), "an if points at its key");
+    assert_eq!(r.at(d.args[0].span), (4, 28), "and its words at theirs");
+}
+
+#[test]
+fn if_and_limit_except_errors() {
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "if": { "condition": "$a", "return": 204 } } ] } }"#,
+        &[(1, 28, "\"if\" goes in \"script\"")],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "script": [ { "if": { "return": 204 } }, { "if": [1] } ] } ] } }"#,
+        &[
+            (1, 48, "if without \"condition\""),
+            (1, 77, "\"if\" must be an object"),
+        ],
+    );
+    assert_errors(
+        DocFormat::Yaml,
+        "http:\n  servers:\n    - script:\n        - if:\n            condition: $a = 1\n            retrun: 204\n        - if: { condition: [], return: 204 }\n        - if: { condition: [[$a]], return: 204 }\n",
+        &[
+            (5, 24, "a condition written as one string with spaces"),
+            (7, 28, "\"condition\" is empty"),
+            (8, 29, "arrays nested too deeply in \"condition\""),
+        ],
+    );
+    assert_errors(
+        DocFormat::Yaml,
+        "http:\n  servers:\n    - script:\n        - if:\n            condition: [$a]\n            retrun: 204\n",
+        &[(6, 13, "unknown key \"retrun\" in an if object (in a server)")],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "locations": [ { "match": "/", "limit_except": { "deny": "all" } }, { "match": "/b", "limit_except": ["GET"] }, { "match": "/c", "limit_except": { "methods": true, "dney": "all" } } ] } ] } }"#,
+        &[
+            (1, 75, "limit_except without \"methods\""),
+            (1, 129, "\"limit_except\" must be an object"),
+            (1, 186, "\"methods\" needs arguments, not true"),
+            (1, 192, "unknown key \"dney\" in the limit_except object"),
+        ],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "if": { "condition": "$a" } } }"#,
+        &[(1, 13, "\"if\" is not allowed in the http object")],
+    );
+    // limit_except only in locations; the table check says so, as for a .conf file.
+    let r = read(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "limit_except": { "methods": "GET" } } ] } }"#,
+    );
+    assert!(
+        r.found()
+            .iter()
+            .any(|(_, _, _, m)| m.contains("not allowed")),
+        "{:?}",
+        r.found()
+    );
+}
+
+#[test]
+fn if_and_limit_except_validate_against_the_schema() {
+    let s = schema();
+    let doc = to_json(&conf(IF_CONF));
+    let mut errors = Vec::new();
+    validate(&s, &s, &doc, "", &mut errors);
+    assert!(errors.is_empty(), "{errors:#?}");
+    for bad in [
+        // no condition
+        serde_json::json!({ "http": { "servers": [ { "script": [ { "if": { "return": 204 } } ] } ] } }),
+        // if as a key of its own
+        serde_json::json!({ "http": { "servers": [ { "if": { "condition": "$a" } } ] } }),
+        // a condition with spaces, too many words, an object
+        serde_json::json!({ "http": { "servers": [ { "script": [ { "if": { "condition": "$a = 1" } } ] } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "script": [ { "if": { "condition": ["$a", "=", "1", "2"] } } ] } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "script": [ { "if": { "condition": { "$a": 1 } } } ] } ] } }),
+        // a server's if runs rewrite-module directives only
+        serde_json::json!({ "http": { "servers": [ { "script": [ { "if": { "condition": "$a", "root": "/x" } } ] } ] } }),
+        // no if in an if
+        serde_json::json!({ "http": { "servers": [ { "locations": [ { "match": "/", "script": [ { "if": { "condition": "$a", "script": [ { "if": { "condition": "$b" } } ] } } ] } ] } ] } }),
+        // limit_except: methods required, words only, location only
+        serde_json::json!({ "http": { "servers": [ { "locations": [ { "match": "/", "limit_except": { "deny": "all" } } ] } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "locations": [ { "match": "/", "limit_except": { "methods": [1] } } ] } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "locations": [ { "match": "/", "limit_except": { "methods": [] } } ] } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "limit_except": { "methods": "GET" } } ] } }),
+        serde_json::json!({ "http": { "servers": [ { "locations": [ { "match": "/", "limit_except": { "methods": "GET", "root": "/x" } } ] } ] } }),
+    ] {
+        let mut errors = Vec::new();
+        validate(&s, &s, &bad, "", &mut errors);
+        assert!(!errors.is_empty(), "accepted: {bad}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Any condition nginx reads, written with the parentheses touching the words or apart,
+    /// gives the same IR from the nginx-style text, JSON and YAML.
+    #[test]
+    fn any_if_condition_round_trips(
+        var in "[a-z]{1,6}",
+        op in prop::sample::select(vec!["", "=", "!=", "~", "~*", "!~", "!~*", "-f", "!-f", "-d", "-e", "!-x"]),
+        text in "[a-zA-Z0-9 ./_()\"';#-]{0,8}",
+        regex in "[a-z0-9.^]{0,6}",
+        apart in any::<bool>(),
+        in_server in any::<bool>(),
+    ) {
+        let q = |t: &str| to_conf_string(&conf(&format!("x \"{}\";", t.replace('\\', "\\\\").replace('"', "\\\"")))).trim_end().trim_end_matches(';').trim_start_matches("x ").to_string();
+        let words = match op {
+            "" => format!("$arg_{var}"),
+            "=" | "!=" => format!("$arg_{var} {op} {}", q(&text)),
+            "~" | "~*" | "!~" | "!~*" => format!("$arg_{var} {op} {}", q(&regex)),
+            _ => format!("{op} /tmp/{var}"),
+        };
+        let cond = if apart { format!("( {words} )") } else { format!("({words} )") };
+        let body = format!("if {cond} {{ set $v 1; return 200 $v; }}");
+        let text = if in_server {
+            format!("events {{}}\nhttp {{ server {{ listen 8080; {body} location / {{ return 204; }} }} }}\n")
+        } else {
+            format!("events {{}}\nhttp {{ server {{ listen 8080; location / {{ set $v 0; {body} limit_except GET {{ deny all; }} }} }} }}\n")
+        };
+        let mut map = SourceMap::new();
+        let file = map.add(PathBuf::from("if.conf"), text.clone());
+        let mut diags = Diagnostics::default();
+        let tree = parse_text(file, &text, &mut diags);
+        prop_assert!(!diags.has_errors(), "{text}");
+        assert_same_ir(&text, &tree, &map);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // quoting and escaping: any argument survives every format
 
 fn one_arg_tree(value: &str) -> Vec<Directive> {

@@ -7,8 +7,9 @@ use super::conf::needs_quotes;
 use super::node::{Key, Node, Scalar, ScalarType, Value};
 use super::shape::{
     all_structurals, allowed_keys, has_script, is_script_directive, spec_for, split_match,
-    structurals, structure_of, DocCtx, Structural, Structure, ValueShape, MAP_ENTRIES_KEY,
-    MAP_SOURCE_KEY, MATCH_KEY, SCHEMA_KEY, SCRIPT_DIRECTIVES, SCRIPT_KEY,
+    structurals, structure_of, DocCtx, Structural, Structure, ValueShape, CONDITION_KEY, IF,
+    MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY, SCHEMA_KEY, SCRIPT_DIRECTIVES,
+    SCRIPT_KEY,
 };
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -98,6 +99,27 @@ impl Reader<'_> {
             if ctx == DocCtx::Location && name == MATCH_KEY {
                 continue; // read by `location`
             }
+            if matches!(ctx, DocCtx::IfServer | DocCtx::IfLocation) && name == CONDITION_KEY {
+                continue; // read by `if`
+            }
+            if ctx == DocCtx::LimitExcept && name == METHODS_KEY {
+                continue; // read by `limit_except`
+            }
+            if name == IF {
+                let message = if has_script(ctx) {
+                    format!("\"{IF}\" goes in \"{SCRIPT_KEY}\"")
+                } else {
+                    format!("\"{IF}\" is not allowed in {}", ctx.object())
+                };
+                self.push(
+                    Diagnostic::error(Code::Document, key.span, message)
+                        .label(format!("not a key of {}", ctx.object()))
+                        .help(format!(
+                            "an if runs where it stands among the rewrite-module directives of a server or location: write \"{SCRIPT_KEY}\": [ {{ \"{IF}\": {{ \"{CONDITION_KEY}\": [\"$arg_x\", \"=\", \"1\"], \"return\": 204 }} }} ]"
+                        )),
+                );
+                continue;
+            }
             if ctx == DocCtx::Main && name == SCHEMA_KEY {
                 self.schema_reference(value);
                 continue;
@@ -131,7 +153,7 @@ impl Reader<'_> {
                 }
             }
             if let Some(st) = structural.iter().find(|s| s.key == name) {
-                self.structural(st, key, value, &mut out);
+                self.structural(st, key, value, ctx, &mut out);
             } else if let Some(spec) = spec_for(name, ctx).filter(|s| structure_of(s).is_none()) {
                 // Allowed here, or in another context (the table check reports that).
                 self.plain(name, Some(spec), key, value, &mut out);
@@ -264,10 +286,17 @@ impl Reader<'_> {
         }
     }
 
-    fn structural(&mut self, st: &Structural, key: &Key, value: &Node, out: &mut Vec<Directive>) {
+    fn structural(
+        &mut self,
+        st: &Structural,
+        key: &Key,
+        value: &Node,
+        ctx: DocCtx,
+        out: &mut Vec<Directive>,
+    ) {
         let name = st.spec.name;
         let example = st.example();
-        let inner = st.inner();
+        let inner = st.inner(ctx);
         match st.structure {
             Structure::Object => {
                 let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
@@ -373,6 +402,98 @@ impl Reader<'_> {
                     }
                 }
             }
+            Structure::Methods => {
+                let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
+                else {
+                    return;
+                };
+                let args = self.words(value, entries, name, METHODS_KEY, "[\"GET\"]", &example);
+                let block = inner.map_or_else(Vec::new, |c| self.context(entries, c));
+                if let Some(args) = args {
+                    out.push(directive(name, key.span, args, Some(block), value.span));
+                }
+            }
+        }
+    }
+
+    /// The words under `field` of the object `node` (a string or an array of strings and
+    /// numbers): the methods of `limit_except`, the condition of `if`.
+    fn words(
+        &mut self,
+        node: &Node,
+        entries: &[(Key, Node)],
+        what: &str,
+        field: &str,
+        sample: &str,
+        example: &str,
+    ) -> Option<Vec<Arg>> {
+        let Some((_, v)) = entries.iter().find(|(k, _)| k.text == field) else {
+            self.push(
+                Diagnostic::error(
+                    Code::Document,
+                    open_of(node),
+                    format!("{what} without \"{field}\""),
+                )
+                .label("this object")
+                .help(format!("add \"{field}\": {sample}, e.g. {example}")),
+            );
+            return None;
+        };
+        let shape = ValueShape {
+            flag: false,
+            zero: false,
+            repeat: false,
+        };
+        let args = self.entry(field, None, shape, v)?;
+        if args.is_empty() {
+            self.push(
+                Diagnostic::error(Code::Document, v.span, format!("\"{field}\" is empty"))
+                    .label("no words")
+                    .help(format!("write \"{field}\": {sample}")),
+            );
+            return None;
+        }
+        Some(args)
+    }
+
+    /// `{ "if": { "condition": ["$a", "=", "1"], … } }` in `script` → `if ($a = 1) { … }`.
+    fn if_entry(&mut self, key: &Key, v: &Node, ctx: DocCtx, out: &mut Vec<Directive>) {
+        let example = format!(
+            "{{ \"{IF}\": {{ \"{CONDITION_KEY}\": [\"$arg_x\", \"=\", \"1\"], \"return\": 204 }} }}"
+        );
+        let Some(entries) = self.expect_object(v, &format!("\"{IF}\""), &example) else {
+            return;
+        };
+        let sample = "[\"$variable\", \"=\", \"value\"] (or \"~\", \"~*\", \"!~\", \"!~*\", \"!=\"; [\"-f\", \"$path\"]; [\"$variable\"])";
+        let words = self.words(v, entries, IF, CONDITION_KEY, sample, &example);
+        if let Some((_, c)) = entries.iter().find(|(k, _)| k.text == CONDITION_KEY) {
+            if let Value::Scalar(s) = &c.value {
+                if s.text.contains([' ', '\t', '\n']) {
+                    self.push(
+                        Diagnostic::error(
+                            Code::Document,
+                            c.span,
+                            "a condition written as one string with spaces",
+                        )
+                        .label("one string")
+                        .help(format!(
+                            "write the words between nginx's parentheses as an array: [\"$a\", \"=\", \"1\"] for ($a = 1), e.g. {example}"
+                        )),
+                    );
+                    return;
+                }
+            }
+        }
+        let inner = DocCtx::of_block(IF, ctx).unwrap_or(ctx);
+        let block = self.context(entries, inner);
+        if let Some(words) = words {
+            out.push(directive(
+                IF,
+                key.span,
+                parenthesised(words),
+                Some(block),
+                v.span,
+            ));
         }
     }
 
@@ -421,6 +542,10 @@ impl Reader<'_> {
                     ),
                 });
                 self.push(d);
+                continue;
+            }
+            if name == IF {
+                self.if_entry(key, v, ctx, out);
                 continue;
             }
             let spec = spec_for(name, ctx);
@@ -745,6 +870,30 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// The arguments of `if` from the words of its condition, in parentheses as nginx writes
+/// them: `($a`, `=`, `1)`; a parenthesis stands alone where the word beside it is empty
+/// (`( "" )`: the word must not be taken for a lone parenthesis) or must be quoted
+/// (`($a ~ "a b" )`, as one writes it in nginx).
+fn parenthesised(mut words: Vec<Arg>) -> Vec<Arg> {
+    match words.first_mut() {
+        Some(a) if !needs_quotes(&a.value) => a.value.insert(0, '('),
+        Some(a) => {
+            let span = a.span;
+            words.insert(0, arg("(".into(), span));
+        }
+        None => return words,
+    }
+    match words.last_mut() {
+        Some(a) if !needs_quotes(&a.value) => a.value.push(')'),
+        Some(a) => {
+            let span = a.span;
+            words.push(arg(")".into(), span));
+        }
+        None => {}
+    }
+    words
 }
 
 /// The span a block made from an object points at: its `{` or first key.

@@ -9,7 +9,10 @@
 //! A directive's value is `true` when it takes no arguments, a scalar for one argument, an
 //! array for several; a repeatable directive takes an array of entries, each a scalar or an
 //! array of arguments. Flags may be booleans. A server or location may hold its
-//! rewrite-module directives in order in `script` (`[{ "set": ["$a", "1"] }, { "return": 204 }]`).
+//! rewrite-module directives in order in `script` (`[{ "set": ["$a", "1"] }, { "return": 204 }]`);
+//! an `if` is written only there, `{ "if": { "condition": ["$a", "=", "1"], … } }` (the words
+//! between nginx's parentheses, then the block's directives), and `limit_except` is a
+//! location key, `"limit_except": { "methods": ["GET"], "deny": "all" }`.
 //! See [`schema`] for the full shape.
 //!
 //! Readers report every shape problem with the span of the key or value at fault
@@ -72,12 +75,35 @@ pub fn parse_document(
     document::build(root, diags)
 }
 
+/// The first directive (depth first) that cannot be written as JSON/YAML, with the reason:
+/// an `if` whose condition is not in parentheses, or an `if` outside a server or location
+/// (nginx refuses both, but convert does not compile the config; the document form has only
+/// the words between the parentheses, and a `script` only in servers and locations).
+pub fn without_document_form(tree: &[Directive]) -> Option<(&Directive, &'static str)> {
+    fn walk<'t>(tree: &'t [Directive], parent: &str) -> Option<(&'t Directive, &'static str)> {
+        tree.iter().find_map(|d| {
+            if d.name == shape::IF && d.block.is_some() {
+                if !matches!(parent, "server" | "location" | shape::IF) {
+                    return Some((d, "an if belongs in a server or location"));
+                }
+                let args: Vec<&str> = d.values().collect();
+                if shape::condition_words(&args).is_none() {
+                    return Some((d, "its condition is not in parentheses"));
+                }
+            }
+            walk(d.children(), &d.name)
+        })
+    }
+    walk(tree, "")
+}
+
 /// The tree as the typed document.
 ///
 /// The tree should have passed the table check (`include`s expanded). Directives are grouped
 /// by name, in the order each name first appears in its block, except the rewrite-module
-/// directives (`rewrite`, `return`, `set`) of a server or location that has more than one
-/// kind of them: those go, in order, in the block's `script` list, because nginx runs them
+/// directives (`rewrite`, `return`, `set`, `break`, `if`) of a server, location or `if` that
+/// has more than one kind of them or an `if`: those go, in order, in the block's `script`
+/// list, because nginx runs them
 /// in the order written (`set $a 1; return 200 $a; set $a 2;` must not become
 /// `set $a 1; set $a 2; return 200 $a;`). Limitations of the grouping, none of which changes
 /// what the config means: a non-repeatable directive written twice (an error anyway) keeps
@@ -87,18 +113,6 @@ pub fn parse_document(
 /// Object keys of the returned value are in serde_json's map order (sorted, unless serde_json's
 /// `preserve_order` feature is on); [`to_json_string`] and [`to_yaml_string`] always keep the
 /// document order.
-/// The first directive (depth first) that has no JSON/YAML form yet (`if`), if any: such a
-/// config can only be written in the nginx-style form.
-pub fn without_document_form(tree: &[Directive]) -> Option<&Directive> {
-    tree.iter().find_map(|d| {
-        if shape::NO_DOCUMENT_FORM.contains(&d.name.as_str()) {
-            Some(d)
-        } else {
-            without_document_form(d.children())
-        }
-    })
-}
-
 pub fn to_json(tree: &[Directive]) -> serde_json::Value {
     write::document(tree).to_value()
 }

@@ -4,8 +4,8 @@
 
 use super::shape::{
     arity_bounds, directive_specs, has_script, spec_for, structurals, DocCtx, Structure,
-    MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, MODIFIERS, SCHEMA_KEY, SCRIPT_DIRECTIVES,
-    SCRIPT_KEY,
+    CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY, MODIFIERS,
+    SCHEMA_KEY, SCRIPT_DIRECTIVES, SCRIPT_KEY,
 };
 use super::write::{self, Out};
 use crate::diagnostics::Diagnostics;
@@ -68,6 +68,24 @@ context_object!(
     "upstream",
     DocCtx::Upstream
 );
+context_object!(
+    /// An `if` entry of a server's `script`.
+    IfServerObject,
+    "if_in_server",
+    DocCtx::IfServer
+);
+context_object!(
+    /// An `if` entry of a location's `script`.
+    IfLocationObject,
+    "if_in_location",
+    DocCtx::IfLocation
+);
+context_object!(
+    /// The `limit_except` of a location.
+    LimitExceptObject,
+    "limit_except",
+    DocCtx::LimitExcept
+);
 
 impl JsonSchema for Document {
     fn schema_name() -> Cow<'static, str> {
@@ -114,6 +132,9 @@ fn reference(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
         DocCtx::Server => generator.subschema_for::<ServerObject>(),
         DocCtx::Location => generator.subschema_for::<LocationObject>(),
         DocCtx::Upstream => generator.subschema_for::<UpstreamObject>(),
+        DocCtx::IfServer => generator.subschema_for::<IfServerObject>(),
+        DocCtx::IfLocation => generator.subschema_for::<IfLocationObject>(),
+        DocCtx::LimitExcept => generator.subschema_for::<LimitExceptObject>(),
     };
     s.to_value()
 }
@@ -135,6 +156,45 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
             }),
         );
     }
+    if matches!(ctx, DocCtx::IfServer | DocCtx::IfLocation) {
+        props.insert(
+            CONDITION_KEY.into(),
+            json!({
+                "anyOf": [
+                    { "type": "string", "pattern": "^[^ \\t\\n]*$" },
+                    {
+                        "type": "array",
+                        "items": { "type": ["string", "number"] },
+                        "minItems": 1,
+                        "maxItems": 3
+                    }
+                ],
+                "description": "The condition: the words nginx writes between the parentheses, one per \
+                    item. `[\"$var\"]` (true unless empty or `0`), `[\"$var\", \"=\", \"text\"]` and `\"!=\"`, \
+                    `[\"$var\", \"~\", \"regex\"]` and `\"~*\"`, `\"!~\"`, `\"!~*\"` (a match sets the captures), \
+                    `[\"-f\", \"path\"]` and `-d`, `-e`, `-x`, `!-f`…. `[\"$arg_x\", \"=\", \"1\"]` is \
+                    `if ($arg_x = 1)`. A lone variable may be a string: `\"$http_x\"`.",
+            }),
+        );
+    }
+    if ctx == DocCtx::LimitExcept {
+        props.insert(
+            METHODS_KEY.into(),
+            json!({
+                "anyOf": [
+                    { "type": "string", "pattern": "^[A-Za-z]+$" },
+                    {
+                        "type": "array",
+                        "items": { "type": "string", "pattern": "^[A-Za-z]+$" },
+                        "minItems": 1
+                    }
+                ],
+                "description": "The methods that keep the location's configuration (`GET` also covers \
+                    `HEAD`): GET, HEAD, POST, PUT, DELETE, MKCOL, COPY, MOVE, OPTIONS, PROPFIND, \
+                    PROPPATCH, LOCK, UNLOCK, PATCH. Every other method takes this object's directives.",
+            }),
+        );
+    }
     if ctx == DocCtx::Main {
         props.insert(
             SCHEMA_KEY.into(),
@@ -148,10 +208,10 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
         props.insert(spec.name.into(), directive_schema(spec, ctx));
     }
     if has_script(ctx) {
-        props.insert(SCRIPT_KEY.into(), script_schema(ctx));
+        props.insert(SCRIPT_KEY.into(), script_schema(generator, ctx));
     }
     for st in structurals(ctx) {
-        let mut s = match (st.structure, st.inner()) {
+        let mut s = match (st.structure, st.inner(ctx)) {
             (Structure::Object, Some(inner)) => reference(generator, inner),
             (Structure::List, Some(inner)) => {
                 json!({ "type": "array", "items": reference(generator, inner) })
@@ -162,6 +222,7 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
             (Structure::Matched, Some(inner)) => {
                 json!({ "type": "array", "items": reference(generator, inner) })
             }
+            (Structure::Methods, Some(inner)) => reference(generator, inner),
             (Structure::Types, _) => json!({
                 "type": "object",
                 "additionalProperties": {
@@ -214,10 +275,14 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
         "properties": props,
         "additionalProperties": false,
     });
-    if ctx == DocCtx::Location {
-        if let Value::Object(m) = &mut v {
-            m.insert("required".into(), json!([MATCH_KEY]));
-        }
+    let required = match ctx {
+        DocCtx::Location => Some(MATCH_KEY),
+        DocCtx::IfServer | DocCtx::IfLocation => Some(CONDITION_KEY),
+        DocCtx::LimitExcept => Some(METHODS_KEY),
+        _ => None,
+    };
+    if let (Some(r), Value::Object(m)) = (required, &mut v) {
+        m.insert("required".into(), json!([r]));
     }
     to_schema(v)
 }
@@ -230,6 +295,9 @@ fn context_doc(ctx: DocCtx) -> String {
         DocCtx::Server => "A virtual server (nginx's `server { … }`).",
         DocCtx::Location => "Settings by request URI (nginx's `location … { … }`).",
         DocCtx::Upstream => "A group of servers for proxy_pass (nginx's `upstream NAME { … }`).",
+        DocCtx::IfServer => "An `if` of a server's `script` (nginx's `if (condition) { … }`): its `condition` and the rewrite-module directives it runs when the condition holds.",
+        DocCtx::IfLocation => "An `if` of a location's `script` (nginx's `if (condition) { … }`): its `condition`, and the configuration the request takes when it holds (the location's plus these directives).",
+        DocCtx::LimitExcept => "The configuration of the requests whose method is not in `methods` (nginx's `limit_except METHOD … { … }`): the location's plus these directives.",
     };
     format!(
         "{what} A directive without arguments is `true`; one argument is a string or number; several \
@@ -277,12 +345,23 @@ fn directive_schema(spec: &Spec, ctx: DocCtx) -> Value {
 }
 
 /// `script`: the rewrite-module directives in order, each entry an object with one key.
-fn script_schema(ctx: DocCtx) -> Value {
+fn script_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
     let mut entry_props = Map::new();
     for name in SCRIPT_DIRECTIVES {
         let Some(spec) = spec_for(name, ctx) else {
             continue;
         };
+        if name == IF {
+            // Not in an if's own script: an if cannot hold another if.
+            if let (true, Some(inner)) = (spec.ctx.contains(ctx.ctx()), DocCtx::of_block(IF, ctx)) {
+                let mut e = reference(generator, inner);
+                if let Value::Object(m) = &mut e {
+                    m.insert("description".into(), json!(describe(spec, "")));
+                }
+                entry_props.insert(name.into(), e);
+            }
+            continue;
+        }
         let (min, max) = arity_bounds(spec.arity);
         let mut e = entry_schema(arg_schema(spec.kind), min, max);
         if let Value::Object(m) = &mut e {
@@ -297,7 +376,8 @@ fn script_schema(ctx: DocCtx) -> Value {
              `[{{\"set\": [\"$a\", \"1\"]}}, {{\"rewrite\": [\"^/old/(.*)$\", \"/new/$1\"]}}, {{\"return\": [200, \"$a\"]}}]`. \
              nginx runs them in the order written, so a block that has more than one kind of them \
              keeps them here (protonc convert writes them so); a block with only one kind may use \
-             the directive's own key instead, but not both.",
+             the directive's own key instead, but not both. An `if` is written only here: \
+             `{{\"if\": {{\"condition\": [\"$arg_x\", \"=\", \"1\"], \"return\": 204}}}}`.",
             SCRIPT_DIRECTIVES.join(", ")
         ),
         "items": {

@@ -16,17 +16,26 @@ pub(crate) enum DocCtx {
     Server,
     Location,
     Upstream,
+    /// The block of an `if` in a server: an entry `{ "if": { … } }` of a server's `script`.
+    IfServer,
+    /// The block of an `if` in a location: an entry `{ "if": { … } }` of a location's `script`.
+    IfLocation,
+    /// The block of a location's `limit_except`.
+    LimitExcept,
 }
 
 impl DocCtx {
     /// Every context, outermost first.
-    pub(crate) const ALL: [DocCtx; 6] = [
+    pub(crate) const ALL: [DocCtx; 9] = [
         DocCtx::Main,
         DocCtx::Events,
         DocCtx::Http,
         DocCtx::Server,
         DocCtx::Location,
         DocCtx::Upstream,
+        DocCtx::IfServer,
+        DocCtx::IfLocation,
+        DocCtx::LimitExcept,
     ];
 
     /// The directive-table context.
@@ -38,6 +47,9 @@ impl DocCtx {
             DocCtx::Server => Ctx::SERVER,
             DocCtx::Location => Ctx::LOCATION,
             DocCtx::Upstream => Ctx::UPSTREAM,
+            DocCtx::IfServer => Ctx::IF_SERVER,
+            DocCtx::IfLocation => Ctx::IF_LOCATION,
+            DocCtx::LimitExcept => Ctx::LIMIT_EXCEPT,
         }
     }
 
@@ -50,6 +62,9 @@ impl DocCtx {
             DocCtx::Server => "server",
             DocCtx::Location => "location",
             DocCtx::Upstream => "upstream",
+            DocCtx::IfServer => "if in server",
+            DocCtx::IfLocation => "if in location",
+            DocCtx::LimitExcept => "limit_except",
         }
     }
 
@@ -62,12 +77,19 @@ impl DocCtx {
             DocCtx::Server => "a server object",
             DocCtx::Location => "a location object",
             DocCtx::Upstream => "an upstream object",
+            DocCtx::IfServer => "an if object (in a server)",
+            DocCtx::IfLocation => "an if object (in a location)",
+            DocCtx::LimitExcept => "the limit_except object",
         }
     }
 
-    /// The context opened by the block directive `name` (`server` → server…).
-    pub(crate) fn of_block(name: &str) -> Option<DocCtx> {
+    /// The context opened by the block directive `name` written in `outer` (`server` →
+    /// server, `if` in a location → if in location…).
+    pub(crate) fn of_block(name: &str, outer: DocCtx) -> Option<DocCtx> {
         Some(match name {
+            IF if matches!(outer, DocCtx::Location | DocCtx::IfLocation) => DocCtx::IfLocation,
+            IF => DocCtx::IfServer,
+            "limit_except" => DocCtx::LimitExcept,
             "events" => DocCtx::Events,
             "http" => DocCtx::Http,
             "server" => DocCtx::Server,
@@ -94,6 +116,8 @@ pub(crate) enum Structure {
     /// `map SOURCE $var { key value; … }` →
     /// `"maps": { "$var": { "source": "SOURCE", "entries": { "key": "value", … } } }`.
     Map,
+    /// `limit_except GET POST { … }` → `"limit_except": { "methods": ["GET", "POST"], … }`.
+    Methods,
 }
 
 /// The key of a map object that holds its source string.
@@ -115,13 +139,20 @@ pub(crate) const SCHEMA_KEY: &str = "$schema";
 /// reorder keys).
 pub(crate) const SCRIPT_KEY: &str = "script";
 
-/// The directives that may go in `script`: nginx's rewrite-module directives Proton supports
-/// (`if` joins them when it has a document form).
-pub(crate) const SCRIPT_DIRECTIVES: [&str; 4] = ["rewrite", "return", "set", "break"];
+/// The directives that may go in `script`: nginx's rewrite-module directives Proton supports.
+pub(crate) const SCRIPT_DIRECTIVES: [&str; 5] = ["rewrite", "return", "set", "break", "if"];
 
-/// Directives that have no JSON/YAML form yet: a config that uses them stays in the
-/// nginx-style form (convert refuses it rather than lose its meaning).
-pub(crate) const NO_DOCUMENT_FORM: [&str; 2] = ["if", "limit_except"];
+/// `if`: a rewrite-module directive with a block. It is written only in `script`, as
+/// `{ "if": { "condition": ["$a", "=", "1"], … } }`, because its place among the other
+/// rewrite-module directives is part of its meaning.
+pub(crate) const IF: &str = "if";
+
+/// The key of an `if` object that holds its condition, the words between the parentheses:
+/// `"condition": ["$http_x", "~*", "^a"]` is `if ($http_x ~* ^a)`.
+pub(crate) const CONDITION_KEY: &str = "condition";
+
+/// The key of the `limit_except` object that holds its methods.
+pub(crate) const METHODS_KEY: &str = "methods";
 
 /// Whether `name` is written in `script` when order matters.
 pub(crate) fn is_script_directive(name: &str) -> bool {
@@ -130,7 +161,10 @@ pub(crate) fn is_script_directive(name: &str) -> bool {
 
 /// Whether objects of `ctx` may have a `script` key.
 pub(crate) fn has_script(ctx: DocCtx) -> bool {
-    matches!(ctx, DocCtx::Server | DocCtx::Location)
+    matches!(
+        ctx,
+        DocCtx::Server | DocCtx::Location | DocCtx::IfServer | DocCtx::IfLocation
+    )
 }
 
 /// The location modifiers `match` may start with.
@@ -144,7 +178,11 @@ pub(crate) fn structure_of(spec: &Spec) -> Option<Structure> {
     if spec.name == "map" {
         return Some(Structure::Map);
     }
-    if spec.kind != Kind::Block || NO_DOCUMENT_FORM.contains(&spec.name) {
+    if spec.name == "limit_except" {
+        return Some(Structure::Methods);
+    }
+    // `if` is an entry of `script`, not a key of its own.
+    if spec.kind != Kind::Block || spec.name == IF {
         return None;
     }
     Some(match (spec.arity, spec.repeat) {
@@ -166,8 +204,8 @@ pub(crate) struct Structural {
 
 impl Structural {
     /// The context of the objects this key holds, if it holds context objects.
-    pub(crate) fn inner(&self) -> Option<DocCtx> {
-        DocCtx::of_block(self.spec.name)
+    pub(crate) fn inner(&self, outer: DocCtx) -> Option<DocCtx> {
+        DocCtx::of_block(self.spec.name, outer)
     }
 
     /// An example of the document form, for help messages.
@@ -184,6 +222,10 @@ impl Structural {
                 "\"{}\": {{ \"$connection_upgrade\": {{ \"{MAP_SOURCE_KEY}\": \"$http_upgrade\", \"{MAP_ENTRIES_KEY}\": {{ \"default\": \"upgrade\", \"\": \"close\" }} }} }}",
                 self.key
             ),
+            Structure::Methods => format!(
+                "\"{}\": {{ \"{METHODS_KEY}\": [\"GET\"], \"deny\": \"all\" }}",
+                self.key
+            ),
         }
     }
 }
@@ -191,7 +233,7 @@ impl Structural {
 /// The document key of a block directive.
 fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
     match structure {
-        Structure::Object | Structure::Types => Cow::Borrowed(spec.name),
+        Structure::Object | Structure::Types | Structure::Methods => Cow::Borrowed(spec.name),
         Structure::List | Structure::Named | Structure::Matched | Structure::Map => {
             Cow::Owned(format!("{}s", spec.name))
         }
@@ -223,11 +265,9 @@ pub(crate) fn all_structurals() -> Vec<(DocCtx, Structural)> {
 
 /// The plain-directive keys of a context (table rows without a block), in table order.
 pub(crate) fn directive_specs(ctx: DocCtx) -> impl Iterator<Item = &'static Spec> {
-    TABLE.iter().filter(move |s| {
-        s.ctx.contains(ctx.ctx())
-            && structure_of(s).is_none()
-            && !NO_DOCUMENT_FORM.contains(&s.name)
-    })
+    TABLE
+        .iter()
+        .filter(move |s| s.ctx.contains(ctx.ctx()) && structure_of(s).is_none() && s.name != IF)
 }
 
 /// Every key an object of `ctx` may have, for "did you mean" hints.
@@ -239,6 +279,8 @@ pub(crate) fn allowed_keys(ctx: DocCtx) -> Vec<Cow<'static, str>> {
     match ctx {
         DocCtx::Location => keys.push(Cow::Borrowed(MATCH_KEY)),
         DocCtx::Main => keys.push(Cow::Borrowed(SCHEMA_KEY)),
+        DocCtx::IfServer | DocCtx::IfLocation => keys.push(Cow::Borrowed(CONDITION_KEY)),
+        DocCtx::LimitExcept => keys.push(Cow::Borrowed(METHODS_KEY)),
         _ => {}
     }
     if has_script(ctx) {
@@ -317,4 +359,26 @@ pub(crate) fn split_match(m: &str) -> Vec<Range<usize>> {
         _ => parts.push(0..m.len()),
     }
     parts
+}
+
+/// The words of an `if` condition as the document writes them: the arguments with the
+/// opening parenthesis taken off the first and the closing one off the last, a parenthesis
+/// written apart (`if ( $a )`) dropped, as nginx reads them. `None` when the arguments are
+/// not in parentheses (nginx refuses such a condition; it has no document form).
+pub(crate) fn condition_words<'a>(args: &[&'a str]) -> Option<Vec<&'a str>> {
+    let n = args.len();
+    let first = args.first()?.strip_prefix('(')?;
+    args.last()?.strip_suffix(')')?;
+    let mut words = Vec::with_capacity(n);
+    for (i, a) in args.iter().enumerate() {
+        let mut t = if i == 0 { first } else { a };
+        if i + 1 == n {
+            t = t.strip_suffix(')').unwrap_or(t);
+        }
+        if t.is_empty() && (i == 0 || i + 1 == n) {
+            continue; // a parenthesis alone
+        }
+        words.push(t);
+    }
+    Some(words)
 }

@@ -4,8 +4,9 @@
 //! serde_json's `preserve_order` feature is on).
 
 use super::shape::{
-    has_script, is_script_directive, spec_for, structure_of, DocCtx, Structure, ValueShape,
-    MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, SCRIPT_KEY,
+    condition_words, has_script, is_script_directive, spec_for, structure_of, DocCtx, Structure,
+    ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY,
+    SCRIPT_KEY,
 };
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
@@ -119,11 +120,15 @@ fn structure_in(name: &str, ctx: DocCtx) -> Option<(&'static Spec, Structure)> {
 
 /// Whether the rewrite-module directives of a block go in `script`: when there are two
 /// different ones, their relative order matters (`set $a 1; return 200 $a; set $a 2;`) and
-/// one key per name would lose it. A block with one kind only (a lone `return`, a list of
-/// `rewrite`s) keeps the plain keys.
+/// one key per name would lose it; and always when there is an `if`, which is written only
+/// there. A block with one kind only (a lone `return`, a list of `rewrite`s) keeps the plain
+/// keys.
 fn needs_script(tree: &[Directive], ctx: DocCtx) -> bool {
     if !has_script(ctx) {
         return false;
+    }
+    if tree.iter().any(is_if) {
+        return true;
     }
     let mut names = tree
         .iter()
@@ -139,6 +144,13 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
     let mut obj = Obj::default();
     let script = needs_script(tree, ctx);
     for d in tree {
+        if script && is_if(d) {
+            obj.push(
+                SCRIPT_KEY,
+                Out::Obj(vec![(IF.to_string(), if_object(d, ctx))]),
+            );
+            continue;
+        }
         if script && d.block.is_none() && is_script_directive(&d.name) {
             // One line per entry: `{ "set": ["$a", "1"] }`.
             let shape = ValueShape {
@@ -150,7 +162,7 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
         }
         match (&d.block, structure_in(&d.name, ctx)) {
             (Some(children), Some((spec, st))) => {
-                let inner = DocCtx::of_block(spec.name).unwrap_or(ctx);
+                let inner = DocCtx::of_block(spec.name, ctx).unwrap_or(ctx);
                 match st {
                     Structure::Object => obj.set(&d.name, Out::Obj(block(children, inner))),
                     Structure::List => {
@@ -175,6 +187,12 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                         let var = d.args.get(1).map_or("", |a| a.value.as_str());
                         obj.insert_in(&format!("{}s", d.name), var, map_object(d, children));
                     }
+                    Structure::Methods => {
+                        let methods = d.values().map(|m| Out::Str(m.to_string())).collect();
+                        let mut entries = vec![(METHODS_KEY.to_string(), Out::Arr(methods))];
+                        entries.extend(block(children, inner));
+                        obj.set(&d.name, Out::Obj(entries));
+                    }
                 }
             }
             (Some(children), None) => {
@@ -194,6 +212,24 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
         }
     }
     obj.entries
+}
+
+/// An `if` with its block (the only form `if` has).
+fn is_if(d: &Directive) -> bool {
+    d.name == IF && d.block.is_some()
+}
+
+/// `if ($a = 1) { … }` → `{ "condition": ["$a", "=", 1], … }`, the block's directives as in
+/// any other object (with their own `script`). A condition not in parentheses (nginx refuses
+/// it; [`super::without_document_form`] finds it first) is written as its arguments.
+fn if_object(d: &Directive, ctx: DocCtx) -> Out {
+    let args: Vec<&str> = d.values().collect();
+    let words = condition_words(&args).unwrap_or(args);
+    let condition = words.iter().map(|w| scalar(w, false)).collect();
+    let mut entries = vec![(CONDITION_KEY.to_string(), Out::Arr(condition))];
+    let inner = DocCtx::of_block(IF, ctx).unwrap_or(ctx);
+    entries.extend(block(d.children(), inner));
+    Out::Obj(entries)
 }
 
 /// `types { mime ext…; }` → `"types": { "mime": ext | [ext, …] }`; a MIME type listed twice
