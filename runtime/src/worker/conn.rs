@@ -500,6 +500,10 @@ impl Conn {
                     self.peer.ip()
                 );
                 self.set_head_len(self.rbuf.len());
+                // The client may still be sending what followed the refused head (its
+                // body, the rest of a long line), whether or not it has arrived yet: the
+                // close lingers for it, so that the answer is read instead of a reset.
+                self.rd_ready = true;
                 // As nginx: the request exists (with what of its head was understood), the
                 // default server's error_page applies, and the connection closes after.
                 req.head.refuse_body_and_keepalive();
