@@ -109,7 +109,8 @@ impl Expires {
     }
 }
 
-/// Parses an nginx size as `ngx_parse_size`: `1024`, `8k`, `1m`, `1g` (either case).
+/// Parses an nginx size as `ngx_parse_size`: `1024`, `8k`, `1m`, `1g` (either case); at
+/// most 2^63 − 1 bytes, as nginx's `off_t`.
 pub fn parse_size(s: &[u8]) -> Option<u64> {
     let (num, mult) = match s.last()? {
         b'k' | b'K' => (&s[..s.len() - 1], 1024u64),
@@ -125,4 +126,5 @@ pub fn parse_size(s: &[u8]) -> Option<u64> {
         .parse::<u64>()
         .ok()?
         .checked_mul(mult)
+        .filter(|n| i64::try_from(*n).is_ok())
 }

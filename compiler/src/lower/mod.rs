@@ -2110,6 +2110,14 @@ impl Lower<'_> {
             }
             _ => None,
         };
+        // Likewise a limit_except block without its own proxy_pass proxies as its location.
+        if let Some(le) = &limit_except {
+            if let Some(l) = self.ir.locations.get_mut(le.location.0 as usize) {
+                if l.conf.proxy.is_none() {
+                    l.conf.proxy = proxy.clone().map(Box::new);
+                }
+            }
+        }
         LocationConf {
             script,
             // nginx inherits `internal` into nested locations.

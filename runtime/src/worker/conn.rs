@@ -606,6 +606,12 @@ impl Conn {
             return;
         }
         let out = w.proxy_error(self, status);
+        if let (Some(l), Some(mut req)) = (out.location, self.req.take()) {
+            // The error page goes out at the location's rate too, as any response.
+            req.wake_at = None;
+            w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
+            self.req = Some(req);
+        }
         self.close_after |= out.close;
         self.finished.status = out.status;
         self.finished.set_location(out.location);
@@ -700,10 +706,11 @@ impl Conn {
     fn rate_allowance(&mut self, w: &mut Worker<'_>) -> Option<usize> {
         let sent = self.wpos as u64 + self.body_sent;
         let timeout = self.send_timeout_ms;
+        let conn = (self.key, self.number);
         allowance_or_wait(
-            self.req.as_deref(),
+            self.req.as_deref_mut(),
             sent,
-            self.key,
+            conn,
             w,
             &mut self.deadline,
             timeout,
@@ -783,8 +790,9 @@ impl Conn {
                 if allowance == 0 {
                     let sent = self.wpos as u64 + self.body_sent;
                     let timeout = self.send_timeout_ms;
-                    let req = self.req.as_deref();
-                    match allowance_or_wait(req, sent, self.key, w, &mut self.deadline, timeout) {
+                    let req = self.req.as_deref_mut();
+                    let conn = (self.key, self.number);
+                    match allowance_or_wait(req, sent, conn, w, &mut self.deadline, timeout) {
                         Some(n) => allowance = n,
                         None => return Some(false),
                     }
@@ -854,8 +862,9 @@ impl Conn {
             if allowance == 0 {
                 let sent = self.wpos as u64 + self.body_sent;
                 let timeout = self.send_timeout_ms;
-                let req = self.req.as_deref();
-                match allowance_or_wait(req, sent, self.key, w, &mut self.deadline, timeout) {
+                let req = self.req.as_deref_mut();
+                let conn = (self.key, self.number);
+                match allowance_or_wait(req, sent, conn, w, &mut self.deadline, timeout) {
                     Some(n) => allowance = n,
                     None => break Some(false),
                 }
@@ -1074,14 +1083,14 @@ impl Conn {
 /// [`rate_allowance`] for a connection's own writes: `None` when it must wait, its send
 /// timeout then counting from when it may write again.
 fn allowance_or_wait(
-    req: Option<&RequestCtx>,
+    req: Option<&mut RequestCtx>,
     sent: u64,
-    key: u32,
+    conn: (u32, u32),
     w: &mut Worker<'_>,
     deadline: &mut Instant,
     send_timeout_ms: u32,
 ) -> Option<usize> {
-    match rate_allowance(req, sent, key, w) {
+    match rate_allowance(req, sent, conn, w) {
         Ok(n) => Some(n),
         Err(at) => {
             *deadline = at + Duration::from_millis(send_timeout_ms.into());
@@ -1092,27 +1101,37 @@ fn allowance_or_wait(
 
 /// nginx's write-filter arithmetic for `limit_rate`: `rate × (seconds since the request
 /// started + 1) + limit_rate_after − bytes sent` may go out now (`Ok`, `usize::MAX` when there
-/// is no limit); when nothing may, the connection `key` is queued to be woken when something
+/// is no limit); when nothing may, the connection (`conn`: its slab key and serial number) is
+/// queued to be woken when something
 /// may (`Err`: then).
 pub(crate) fn rate_allowance(
-    req: Option<&RequestCtx>,
+    req: Option<&mut RequestCtx>,
     sent: u64,
-    key: u32,
+    conn: (u32, u32),
     w: &mut Worker<'_>,
 ) -> Result<usize, Instant> {
-    let rate = req.and_then(|r| r.limit_rate).unwrap_or(0);
+    let rate = req.as_ref().and_then(|r| r.limit_rate).unwrap_or(0);
     let Some(req) = req.filter(|_| rate > 0) else {
         return Ok(usize::MAX);
     };
     let after = req.limit_rate_after.unwrap_or(0);
     let elapsed = u64::from(w.now_ms.wrapping_sub(req.started));
-    let allowed = rate.saturating_mul(elapsed.saturating_add(1000)) / 1000 + after;
+    let allowed = (rate.saturating_mul(elapsed.saturating_add(1000)) / 1000).saturating_add(after);
     if sent < allowed {
         return Ok(usize::try_from(allowed - sent).unwrap_or(usize::MAX));
     }
-    let wait = (sent - allowed).saturating_mul(1000) / rate + 1;
+    // Woken when a useful amount may go (a tenth of a second's worth, at most 64 KiB),
+    // not for every few bytes.
+    let chunk = (rate / 10).clamp(1, 64 * 1024);
+    let wait = (sent - allowed).saturating_add(chunk).saturating_mul(1000) / rate + 1;
     let at = w.now + Duration::from_millis(wait);
-    w.delayed.push(std::cmp::Reverse((at, key as usize)));
+    // One wake-up queued per request: an earlier one already queued will do.
+    if req.wake_at.is_none_or(|q| at < q) {
+        req.wake_at = Some(at);
+        let (key, number) = conn;
+        w.delayed
+            .push(std::cmp::Reverse((at, key as usize, number)));
+    }
     Err(at)
 }
 

@@ -54,6 +54,14 @@ pub(crate) struct RequestCtx {
     pub(crate) limit_rate: Option<u64>,
     /// `limit_rate_after`, read with the rate.
     pub(crate) limit_rate_after: Option<u64>,
+    /// error_page redirected the request (to a URI or a named location): the status and the
+    /// `=response` of that error_page. As nginx, the request goes on as a GET (a HEAD stays
+    /// a HEAD), e.g. towards an upstream, and the answer keeps the error's status unless
+    /// `=` (the target's own) or `=code` says otherwise.
+    pub(crate) error_status: Option<(u16, Option<u16>)>,
+    /// When `limit_rate` lets the response go on: the one wake-up queued for it (see
+    /// `conn::rate_allowance`).
+    pub(crate) wake_at: Option<std::time::Instant>,
     /// Requests answered on the connection before this one.
     pub(crate) served: u32,
     /// The request announced a body with `Expect: 100-continue` that no handler reads
@@ -106,6 +114,8 @@ impl Default for RequestCtx {
             redirected: Vec::new(),
             limit_rate: None,
             limit_rate_after: None,
+            wake_at: None,
+            error_status: None,
             served: 0,
             expect_unread: false,
             mtime: None,
@@ -173,6 +183,8 @@ impl RequestCtx {
         self.served = 0;
         self.limit_rate = None;
         self.limit_rate_after = None;
+        self.wake_at = None;
+        self.error_status = None;
         self.expect_unread = false;
         self.mtime = None;
         self.upstream = None;

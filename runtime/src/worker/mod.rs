@@ -79,7 +79,10 @@ pub(crate) struct Worker<'a> {
     /// Connections whose writes `limit_rate` holds back, by when to resume (earliest
     /// first). A stale entry (the connection moved on or closed) only costs a spurious
     /// wakeup.
-    pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize)>>,
+    /// Entries are (when, slab key, connection serial number); one per throttled request
+    /// (its `RequestCtx::wake_at`), and an entry whose connection or wake-up changed is
+    /// dropped unused.
+    pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
     /// `open_file_cache`: this worker's caches of open static files.
     pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
@@ -240,7 +243,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         };
         // A rate-limited write resumes on time.
         let timeout = match w.delayed.peek() {
-            Some(std::cmp::Reverse((at, _))) => {
+            Some(std::cmp::Reverse((at, _, _))) => {
                 timeout.min(at.saturating_duration_since(Instant::now()))
             }
             None => timeout,
@@ -323,12 +326,21 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 }
             }
         }
-        while let Some(&std::cmp::Reverse((at, key))) = w.delayed.peek() {
+        while let Some(&std::cmp::Reverse((at, key, number))) = w.delayed.peek() {
             if at > w.now {
                 break;
             }
             w.delayed.pop();
-            conn_event(&mut conns, key, &poll, &mut w, quitting);
+            // Only the wake-up the connection's request is still waiting for.
+            let due = conns.get_mut(key).is_some_and(|c| {
+                c.number == number
+                    && c.req
+                        .as_deref_mut()
+                        .is_some_and(|r| r.wake_at.take_if(|q| *q == at).is_some())
+            });
+            if due {
+                conn_event(&mut conns, key, &poll, &mut w, quitting);
+            }
         }
         w.ups.trim(&w.loaded.ir);
         w.access.report_errors(&mut w.elog);

@@ -24,7 +24,7 @@ use super::request::Handled;
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::request::{token_eq, Method};
+use crate::http::request::token_eq;
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
 use crate::upstream::{Balancer, Outcome as Report};
@@ -320,9 +320,21 @@ pub(crate) struct Proxy {
     /// A `post_action` request: the response is read and thrown away, nothing goes to the
     /// client, and the client's keep-alive stays as its own response decided.
     discard: bool,
+    /// The status sent to the client: the upstream's, or that of the error_page that led
+    /// here (nginx's `err_status`).
+    client_status: u16,
 }
 
 impl Proxy {
+    /// The status the client got: the one written in its head, else the upstream's.
+    fn sent_status(&self) -> u16 {
+        if self.client_status != 0 {
+            self.client_status
+        } else {
+            self.resp.status
+        }
+    }
+
     fn new() -> Proxy {
         let now = Instant::now();
         Proxy {
@@ -370,6 +382,7 @@ impl Proxy {
             rechunk: false,
             resp_len: 0,
             discard: false,
+            client_status: 0,
         }
     }
 
@@ -409,6 +422,7 @@ impl Proxy {
         self.rechunk = false;
         self.resp_len = 0;
         self.discard = false;
+        self.client_status = 0;
     }
 }
 
@@ -543,11 +557,14 @@ impl Worker<'_> {
         p.upstream = upstream;
         p.direct = direct;
         p.head_only = head.is_head();
-        let lock = conn
-            .rbuf
-            .get(head.method_range.clone())
-            .is_some_and(|m| m == b"LOCK");
-        p.idempotent = !(lock || matches!(head.method, Method::Post | Method::Patch));
+        // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
+        // parser refused has no method of its own.
+        let method: &[u8] = match conn.rbuf.get(head.method_range.clone()) {
+            Some(m) if !m.is_empty() && (request.error_status.is_none() || head.is_head()) => m,
+            _ => b"GET",
+        };
+        let lock = method == b"LOCK";
+        p.idempotent = !(lock || method == b"POST" || method == b"PATCH");
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
         p.discard = request.post_action;
@@ -555,7 +572,7 @@ impl Worker<'_> {
 
         // The request line.
         let mut req = std::mem::take(&mut p.req);
-        req.extend_from_slice(conn.rbuf.get(head.method_range.clone()).unwrap_or(b"GET"));
+        req.extend_from_slice(method);
         req.push(b' ');
         let uri_at = req.len();
         match dyn_uri {
@@ -1126,7 +1143,7 @@ impl Worker<'_> {
                 let status = p.resp.status;
                 self.note_upstream(&mut p, status);
                 hand_over_upstream(conn, &p);
-                conn.finished.status = p.resp.status;
+                conn.finished.status = p.sent_status();
                 // A post action sent nothing: the bytes are those of the response sent.
                 if !p.discard {
                     conn.finished.header_bytes = p.header_bytes;
@@ -1512,7 +1529,13 @@ impl Worker<'_> {
         let mut out = std::mem::take(&mut conn.wbuf);
         out.clear();
         conn.wpos = 0;
-        crate::http::response::write_status_line(&mut out, 1, status);
+        let client_status = match conn.req.as_deref().and_then(|r| r.error_status) {
+            Some((_, Some(code))) if code != 0 => code,
+            Some((orig, None)) => orig,
+            _ => status,
+        };
+        p.client_status = client_status;
+        crate::http::response::write_status_line(&mut out, 1, client_status);
         let up = &p.hold;
         let upstream_has = |name: &[u8]| {
             p.resp.headers.iter().any(|(n, _)| {
@@ -1663,7 +1686,7 @@ impl Worker<'_> {
             }
             let mut out = std::mem::take(&mut conn.wbuf);
             if let Some(req) = conn.req.as_deref() {
-                self.add_headers(conn, req, p.loc, status, &mut out);
+                self.add_headers(conn, req, p.loc, p.client_status, &mut out);
             }
             conn.wbuf = out;
         }
@@ -1825,7 +1848,8 @@ impl Worker<'_> {
             }
             // To the client, as fast as `limit_rate` lets it go.
             let allowance = if conn.wpos < conn.wbuf.len() {
-                match super::conn::rate_allowance(conn.req.as_deref(), p.written, conn.key, self) {
+                let id = (conn.key, conn.number);
+                match super::conn::rate_allowance(conn.req.as_deref_mut(), p.written, id, self) {
                     Ok(n) => n,
                     Err(_) => {
                         // Held back by the rate (woken by its timer), not by the client.
@@ -2022,7 +2046,7 @@ impl Worker<'_> {
         let status = p.resp.status;
         self.note_upstream(p, status);
         hand_over_upstream(conn, p);
-        conn.finished.status = p.resp.status;
+        conn.finished.status = p.sent_status();
         if !p.discard {
             conn.finished.header_bytes = p.header_bytes;
             conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);

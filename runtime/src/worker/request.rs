@@ -875,6 +875,7 @@ impl<'a> Worker<'a> {
                 let mut t = self.scratch.var_pool.get_mut().buf();
                 self.ctx(conn, req, code).expand(&ep.target, &mut t);
                 *error_status = Some((code, ep.response));
+                req.error_status = *error_status;
                 let answer = if let Some(n) = t.strip_prefix(b"@") {
                     let _ = n;
                     let name = std::str::from_utf8(&t).unwrap_or("");

@@ -33,6 +33,10 @@ fn server(port: u16, root: &str) -> String {
         location /lmtret {{ limit_except GET {{ deny all; }} return 200 "script ran\n"; }}
         location /lmtall {{ deny all; limit_except GET {{ allow all; }} }}
         location /lmtpost {{ limit_except POST PUT {{ deny all; }} }}
+        location /lmtloc {{
+            proxy_pass http://127.0.0.1:{port};
+            limit_except GET {{ allow 127.0.0.1; deny all; }}
+        }}
         location /lmtproxy {{
             limit_except GET {{ proxy_pass http://127.0.0.1:{port}; }}
             return 200 "own\n";
@@ -63,6 +67,7 @@ const URIS: &[&str] = &[
     "/lmtall",
     "/lmtpost",
     "/lmtproxy",
+    "/lmtloc",
 ];
 
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE"];

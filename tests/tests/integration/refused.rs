@@ -163,3 +163,54 @@ fn refused_requests_are_logged_as_nginx() {
     );
     same_as_nginx(&ours, theirs, &logs);
 }
+
+/// error_page makes the request a GET, also towards an upstream (nginx's
+/// ngx_http_send_error_page); a request the parser refused has no method of its own.
+#[test]
+fn error_pages_proxy_as_get_as_nginx() {
+    let server = |port: u16| {
+        format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{port};
+        server_name refused.test;
+        root /nonexistent;
+        error_page 400 404 405 /ep;
+        location = /ep {{ proxy_pass http://127.0.0.1:{port}/echo; }}
+        location / {{ }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        server_name 127.0.0.1;
+        location /echo {{ return 200 "$request_method $uri\n"; }}
+    }}
+"#
+        )
+    };
+    let requests = [
+        "G@T / HTTP/1.1\r\nHost: refused.test\r\nConnection: close\r\n\r\n",
+        "TRACE / HTTP/1.1\r\nHost: refused.test\r\nConnection: close\r\n\r\n",
+        "POST /missing HTTP/1.1\r\nHost: refused.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+        "HEAD /missing HTTP/1.1\r\nHost: refused.test\r\nConnection: close\r\n\r\n",
+    ];
+    let ask = |port: u16, raw: &str| {
+        let (bytes, _) = raw_exchange(port, raw.as_bytes(), Duration::from_secs(10));
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let status = text.lines().next().unwrap_or("").to_string();
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        format!("{status} | {body:?}")
+    };
+    let t = TempDir::new("refused-proxy");
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\n{}}}\n",
+        server(0).replace("127.0.0.1:0", "127.0.0.1:{port}")
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let ours: Vec<String> = requests.iter().map(|r| ask(p.port, r)).collect();
+    assert!(ours[0].contains("GET /echo"), "{}\n{}", ours[0], p.logs());
+    assert!(ours[2].contains("GET /echo"), "{}\n{}", ours[2], p.logs());
+    let Some(nginx) = nginx_binary() else { return };
+    let n = Nginx::start(&nginx, server);
+    let theirs: Vec<String> = requests.iter().map(|r| ask(n.port(), r)).collect();
+    assert_same_as_nginx(&requests, &ours, &theirs, &p.logs());
+}
