@@ -368,6 +368,71 @@ impl Referers {
     }
 }
 
+/// nginx's realip module: which peers are trusted to say who the client is, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RealIp {
+    /// `set_real_ip_from` addresses.
+    pub from: Vec<ClientAddr>,
+    /// `real_ip_header`, lowercase (default `x-real-ip`).
+    pub header: String,
+    /// `real_ip_recursive on`: with `X-Forwarded-For`, skip trusted addresses from the right.
+    pub recursive: bool,
+}
+
+impl RealIp {
+    /// Whether `peer` (the connection's, or a unix-socket one: `None`) is trusted.
+    pub fn trusts(&self, peer: Option<std::net::IpAddr>) -> bool {
+        self.from.iter().any(|f| match (f, peer) {
+            (ClientAddr::Unix, None) => true,
+            (ClientAddr::Unix, Some(_)) | (ClientAddr::Cidr { .. }, None) => false,
+            (c, Some(ip)) => c.matches(ip),
+        })
+    }
+
+    /// The client address `value` (the header's, for `X-Forwarded-For` a list) gives when
+    /// the peer is trusted, as nginx's `ngx_http_get_forwarded_addr`: the last address of
+    /// the list, and with `recursive`, while that one is trusted too, the one before it.
+    /// `None`: no change.
+    pub fn client(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        value: &[u8],
+        list: bool,
+    ) -> Option<std::net::IpAddr> {
+        if !self.trusts(peer) {
+            return None;
+        }
+        let parse = |s: &[u8]| -> Option<std::net::IpAddr> {
+            let s = std::str::from_utf8(s).ok()?.trim();
+            s.parse().ok().or_else(|| {
+                // `addr:port` and `[v6]:port`, as ngx_parse_addr_port takes them.
+                s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+            })
+        };
+        if !list {
+            return parse(value);
+        }
+        let mut parts = value
+            .split(|&b| b == b',')
+            .map(|p| p.trim_ascii())
+            .rev()
+            .skip_while(|p| p.is_empty());
+        let mut found = parse(parts.next()?)?;
+        if self.recursive {
+            for p in parts {
+                if !self.trusts(Some(found)) {
+                    break;
+                }
+                match parse(p) {
+                    Some(a) => found = a,
+                    None => break,
+                }
+            }
+        }
+        Some(found)
+    }
+}
+
 /// One `allow` or `deny` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AccessRule {
@@ -773,6 +838,9 @@ pub struct Settings {
     pub limit_rate: SizeValue,
     /// `limit_rate_after`: bytes sent at full speed before `limit_rate` applies.
     pub limit_rate_after: SizeValue,
+    /// `set_real_ip_from` with `real_ip_header` and `real_ip_recursive` (`None`: no
+    /// `set_real_ip_from`, the client address is the connection's).
+    pub realip: Option<Box<RealIp>>,
     /// `valid_referers` in effect (`None`: every referer is valid).
     pub referers: Option<Box<Referers>>,
     /// `allow` and `deny` lines in order (the first that matches the client decides; none
@@ -1389,6 +1457,10 @@ builtins! {
     Hostname = "hostname",
     /// `on` over TLS, else empty.
     Https = "https",
+    /// The connection's own client address when realip replaced `$remote_addr`.
+    RealipRemoteAddr = "realip_remote_addr",
+    /// The connection's own client port when realip replaced `$remote_port`.
+    RealipRemotePort = "realip_remote_port",
     /// `1` when the `Referer` is not one `valid_referers` allows, else empty.
     InvalidReferer = "invalid_referer",
     /// `?` when there are arguments, else empty.
@@ -1690,5 +1762,52 @@ mod referer_tests {
         assert!(!invalid(&r, None));
         assert!(!invalid(&r, Some("www.example.org")));
         assert!(!invalid(&r, Some("")));
+    }
+}
+
+#[cfg(test)]
+mod realip_tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_addresses_as_nginx_reads_them() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().ok();
+        let mut r = RealIp {
+            from: vec![
+                ClientAddr::Cidr {
+                    addr: "127.0.0.1".parse().expect("ip"),
+                    prefix: 32,
+                },
+                ClientAddr::Cidr {
+                    addr: "10.0.1.0".parse().expect("ip"),
+                    prefix: 24,
+                },
+            ],
+            header: "x-forwarded-for".into(),
+            recursive: false,
+        };
+        let local = ip("127.0.0.1");
+        let xff = |r: &RealIp, peer, v: &str| r.client(peer, v.as_bytes(), true);
+        // An untrusted peer changes nothing.
+        assert_eq!(xff(&r, ip("192.0.2.5"), "192.0.2.1"), None);
+        assert_eq!(xff(&r, None, "192.0.2.1"), None);
+        assert_eq!(xff(&r, local, "10.0.0.1, 192.0.2.1"), ip("192.0.2.1"));
+        assert_eq!(
+            xff(&r, local, "192.0.2.1, 10.0.1.1, 127.0.0.1"),
+            ip("127.0.0.1")
+        );
+        assert_eq!(xff(&r, local, "192.0.2.1 , "), ip("192.0.2.1"));
+        assert_eq!(xff(&r, local, "junk"), None);
+        assert_eq!(xff(&r, local, "192.0.2.1:8080"), ip("192.0.2.1"));
+        r.recursive = true;
+        assert_eq!(
+            xff(&r, local, "10.0.1.1, 192.0.2.1, 127.0.0.1"),
+            ip("192.0.2.1")
+        );
+        assert_eq!(xff(&r, local, "10.0.1.1, 127.0.0.1"), ip("10.0.1.1"));
+        assert_eq!(xff(&r, local, "junk, 10.0.1.1"), ip("10.0.1.1"));
+        assert_eq!(r.client(local, b"2001:db8::1", false), ip("2001:db8::1"));
+        r.from.push(ClientAddr::Unix);
+        assert_eq!(xff(&r, None, "192.0.2.1"), ip("192.0.2.1"));
     }
 }

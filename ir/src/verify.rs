@@ -597,6 +597,7 @@ pub(crate) mod tests {
             chunked_transfer_encoding: true,
             rewrite_log: false,
             referers: None,
+            realip: None,
             uninitialized_variable_warn: true,
             limit_rate: SizeValue::Const(0),
             limit_rate_after: SizeValue::Const(0),

@@ -670,6 +670,78 @@ impl Lower<'_> {
         }
     }
 
+    /// `set_real_ip_from` (the lines of the nearest level that has any), `real_ip_header`,
+    /// `real_ip_recursive`; `None` without `set_real_ip_from`.
+    fn realip(&mut self, chain: &[&Level<'_>]) -> Option<Box<RealIp>> {
+        let header = match nearest(chain, "real_ip_header").first() {
+            Some(d) if arg(d, 0).eq_ignore_ascii_case("proxy_protocol") => {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        d.arg_span(0),
+                        "real_ip_header proxy_protocol is not supported yet",
+                    )
+                    .label("Proton's listeners do not read the PROXY protocol yet")
+                    .help("real_ip_header X-Forwarded-For; (with set_real_ip_from for the proxy)"),
+                );
+                "x-real-ip".to_string()
+            }
+            Some(d) => arg(d, 0).to_ascii_lowercase(),
+            None => "x-real-ip".to_string(),
+        };
+        let recursive = nearest(chain, "real_ip_recursive")
+            .first()
+            .is_some_and(|d| arg(d, 0) == "on");
+        let mut from = Vec::new();
+        for d in nearest(chain, "set_real_ip_from") {
+            let v = arg(d, 0);
+            if v == "unix:" {
+                from.push(ClientAddr::Unix);
+                continue;
+            }
+            if let Some(c) = parse_cidr(v) {
+                from.push(c);
+                continue;
+            }
+            // A host name: its addresses, resolved now (as nginx resolves it at start).
+            let resolved: Vec<std::net::IpAddr> = if v.contains('/') || v.is_empty() {
+                Vec::new()
+            } else {
+                use std::net::ToSocketAddrs;
+                (v, 0u16)
+                    .to_socket_addrs()
+                    .map(|a| a.map(|a| a.ip()).collect())
+                    .unwrap_or_default()
+            };
+            if !resolved.is_empty() {
+                for ip in resolved {
+                    let prefix = if ip.is_ipv6() { 128 } else { 32 };
+                    let c = ClientAddr::Cidr { addr: ip, prefix };
+                    if !from.contains(&c) {
+                        from.push(c);
+                    }
+                }
+                continue;
+            }
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("invalid parameter \"{v}\""),
+                )
+                .label("expected an address, address/prefix, unix: or a host name that resolves")
+                .help("set_real_ip_from 10.0.0.0/8; set_real_ip_from ::1;"),
+            );
+        }
+        (!from.is_empty()).then(|| {
+            Box::new(RealIp {
+                from,
+                header,
+                recursive,
+            })
+        })
+    }
+
     /// `valid_referers` of the nearest level that has any, all its lines together, as
     /// nginx's referer module reads them (`server_names` takes the server's names).
     fn referers(&mut self, chain: &[&Level<'_>]) -> Option<Box<Referers>> {
@@ -2445,6 +2517,7 @@ impl Lower<'_> {
             limit_rate_after: self.size_value(chain, "limit_rate_after"),
             access: self.access_rules(chain),
             referers: self.referers(chain),
+            realip: self.realip(chain),
             add_trailers: nearest(chain, "add_trailer")
                 .iter()
                 .filter_map(|d| self.add_header(d))

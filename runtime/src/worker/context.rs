@@ -59,6 +59,8 @@ pub(crate) struct RequestCtx {
     /// a HEAD), e.g. towards an upstream, and the answer keeps the error's status unless
     /// `=` (the target's own) or `=code` says otherwise.
     pub(crate) error_status: Option<(u16, Option<u16>)>,
+    /// The client address realip found in a header (`None`: the connection's peer).
+    pub(crate) client: Option<std::net::SocketAddr>,
     /// When `limit_rate` lets the response go on: the one wake-up queued for it (see
     /// `conn::rate_allowance`).
     pub(crate) wake_at: Option<std::time::Instant>,
@@ -115,6 +117,7 @@ impl Default for RequestCtx {
             limit_rate: None,
             limit_rate_after: None,
             wake_at: None,
+            client: None,
             error_status: None,
             served: 0,
             expect_unread: false,
@@ -184,6 +187,7 @@ impl RequestCtx {
         self.limit_rate = None;
         self.limit_rate_after = None;
         self.wake_at = None;
+        self.client = None;
         self.error_status = None;
         self.expect_unread = false;
         self.mtime = None;

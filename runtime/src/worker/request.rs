@@ -413,6 +413,10 @@ impl<'a> Worker<'a> {
             req.location = Some(server_default);
             return self.route(conn, req, Some((server_default, 400)), None);
         }
+        // nginx's post-read phase: realip with the server's settings.
+        if let Some(l) = req.location {
+            self.realip(conn, req, l);
+        }
         self.route(conn, req, None, None)
     }
 
@@ -624,7 +628,8 @@ impl<'a> Worker<'a> {
                     match selected {
                         Selected::Content(l) => {
                             let loc = &ir.locations[l.0 as usize];
-                            let handled = if let Some(code) = self.access(conn, l) {
+                            self.realip(conn, req, l);
+                            let handled = if let Some(code) = self.access(conn, req, l) {
                                 Handled::Status(code)
                             } else if loc.conf.proxy.is_some() {
                                 self.proxy_start(conn, req, l)
@@ -726,9 +731,53 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// nginx's realip module with the settings of `loc`: once per request, when the peer
+    /// is trusted and the header names a client, that address becomes the request's client.
+    pub(crate) fn realip(&self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) {
+        if req.client.is_some() {
+            return;
+        }
+        let Some(r) = self.settings_for(loc).realip.as_deref() else {
+            return;
+        };
+        let unix = self
+            .loaded
+            .ir
+            .listeners
+            .get(conn.listener as usize)
+            .is_some_and(|l| l.addr.starts_with("unix:"));
+        let peer = (!unix).then(|| conn.peer.ip());
+        let name = r.header.as_bytes();
+        let found = if name == b"x-forwarded-for" {
+            // Every X-Forwarded-For line, in order, as one list.
+            let mut list = self.scratch.var_pool.borrow_mut().buf();
+            for (n, v) in req.head.headers() {
+                let (Some(n), Some(v)) = (conn.rbuf.get(n), conn.rbuf.get(v)) else {
+                    continue;
+                };
+                if n.eq_ignore_ascii_case(name) {
+                    if !list.is_empty() {
+                        list.push(b',');
+                    }
+                    list.extend_from_slice(v);
+                }
+            }
+            let found = (!list.is_empty())
+                .then(|| r.client(peer, &list, true))
+                .flatten();
+            self.scratch.var_pool.borrow_mut().give_buf(list);
+            found
+        } else {
+            super::vars::header(&req.head, &conn.rbuf, name).and_then(|v| r.client(peer, v, false))
+        };
+        if let Some(ip) = found {
+            req.client = Some(std::net::SocketAddr::new(ip, 0));
+        }
+    }
+
     /// nginx's access phase for location `loc`: the first `allow`/`deny` line that matches
     /// the client decides; `Some(403)` when it denies.
-    fn access(&mut self, conn: &Conn, loc: LocationId) -> Option<u16> {
+    fn access(&mut self, conn: &Conn, req: &RequestCtx, loc: LocationId) -> Option<u16> {
         let rules = &self.settings_for(loc).access;
         if rules.is_empty() {
             return None;
@@ -739,7 +788,7 @@ impl<'a> Worker<'a> {
             .listeners
             .get(conn.listener as usize)
             .is_some_and(|l| l.addr.starts_with("unix:"));
-        let ip = conn.peer.ip();
+        let ip = req.client.unwrap_or(conn.peer).ip();
         let rule = rules.iter().find(|r| match r.from {
             None => true,
             Some(proton_ir::ClientAddr::Unix) => unix,
@@ -931,7 +980,8 @@ impl<'a> Worker<'a> {
                 .servers
                 .get(req.server.0 as usize)
                 .map_or("", proton_ir::Server::primary_name),
-            peer: conn.peer,
+            peer: req.client.unwrap_or(conn.peer),
+            conn_peer: conn.peer,
             local: self.local_of(conn),
             unix: ir
                 .listeners

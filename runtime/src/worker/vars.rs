@@ -173,7 +173,10 @@ pub(crate) struct Ctx<'a> {
     pub(crate) args: &'a [u8],
     pub(crate) host: &'a [u8],
     pub(crate) server_name: &'a str,
+    /// The client: the connection's peer, or the address realip took from a header.
     pub(crate) peer: SocketAddr,
+    /// The connection's own peer (`$realip_remote_addr`, `$realip_remote_port`).
+    pub(crate) conn_peer: SocketAddr,
     pub(crate) local: SocketAddr,
     /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
     /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
@@ -658,6 +661,14 @@ impl Ctx<'_> {
             }
             Builtin::Host => out.extend_from_slice(self.host),
             Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
+            Builtin::RealipRemoteAddr if self.unix.is_some() => out.extend_from_slice(b"unix:"),
+            Builtin::RealipRemotePort if self.unix.is_some() => {}
+            Builtin::RealipRemoteAddr => {
+                let _ = write!(out, "{}", self.conn_peer.ip());
+            }
+            Builtin::RealipRemotePort => {
+                let _ = write!(out, "{}", self.conn_peer.port());
+            }
             Builtin::InvalidReferer => {
                 let referers = self.location.and_then(|l| {
                     let loc = self.ir.locations.get(l.0 as usize)?;
@@ -1270,6 +1281,7 @@ mod tests {
             host: b"example.com",
             server_name: "",
             peer: addr,
+            conn_peer: addr,
             local: addr,
             unix: None,
             user: &[],

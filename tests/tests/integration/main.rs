@@ -16,6 +16,7 @@ mod listen;
 mod post_action;
 mod process;
 mod proxy;
+mod realip;
 mod referer;
 mod refused;
 mod regex_syntax;
