@@ -437,38 +437,22 @@ impl RewriteState<'_> {
     /// Appends the value of `v` when the request alone gives it; false when only the
     /// running server knows it.
     fn request_var(&self, v: &Var, out: &mut Vec<u8>) -> bool {
+        use proton_ir::uri::{arg_value, cookie_value, same_name};
         use proton_ir::Builtin as B;
         let header = |name: &str| {
-            self.req.headers.iter().find_map(|(n, v)| {
-                let same = n.len() == name.len()
-                    && n.bytes().zip(name.bytes()).all(|(a, b)| {
-                        let a = a.to_ascii_lowercase();
-                        a == b || (a == b'-' && b == b'_')
-                    });
-                same.then_some(v.as_str())
-            })
+            self.req
+                .headers
+                .iter()
+                .find_map(|(n, v)| same_name(n.as_bytes(), name.as_bytes()).then_some(v.as_bytes()))
         };
-        let arg = |name: &str| {
-            std::str::from_utf8(&self.args).ok().and_then(|a| {
-                a.split('&').find_map(|kv| {
-                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    k.eq_ignore_ascii_case(name).then_some(v)
-                })
-            })
-        };
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
         let value: String = match v {
             Var::Http(name) if name == "host" => self.req.host.unwrap_or("").to_string(),
-            Var::Http(name) => header(name).unwrap_or("").to_string(),
-            Var::Arg(name) => arg(name).unwrap_or("").to_string(),
-            Var::Cookie(name) => header("cookie")
-                .and_then(|c| {
-                    c.split(';').find_map(|kv| {
-                        let (k, v) = kv.trim().split_once('=')?;
-                        k.eq_ignore_ascii_case(name).then_some(v)
-                    })
-                })
-                .unwrap_or("")
-                .to_string(),
+            Var::Http(name) => text(header(name)),
+            Var::Arg(name) => text(arg_value(&self.args, name.as_bytes())),
+            Var::Cookie(name) => {
+                text(header("cookie").and_then(|c| cookie_value(c, name.as_bytes())))
+            }
             Var::User(i) => match self.user.get(i) {
                 Some(v) => String::from_utf8_lossy(v).into_owned(),
                 None => String::new(),

@@ -274,11 +274,11 @@ pub struct Referers {
     /// `blocked`: a `Referer` without `http://` or `https://` (shorter than `http://i.ru`,
     /// as nginx counts) is valid.
     pub blocked: bool,
-    /// Exact host names (lowercase), each with the URI prefix the referer must then have.
+    /// Exact host names (lowercase), each with the URI prefix the referer must then have
+    /// (`.example.com` puts `example.com` here too).
     pub exact: Vec<(String, Option<String>)>,
-    /// `*.example.com` (suffix `.example.com`) and `.example.com` (`true`: also
-    /// `example.com` itself), with a URI prefix.
-    pub leading: Vec<(String, bool, Option<String>)>,
+    /// `*.example.com` and `.example.com`, as the suffix `.example.com`, with a URI prefix.
+    pub leading: Vec<(String, Option<String>)>,
     /// `www.example.*` (prefix `www.example.`), with a URI prefix.
     pub trailing: Vec<(String, Option<String>)>,
     /// `~regex` entries: matched (caseless unless the regex says otherwise) against the
@@ -333,24 +333,8 @@ impl Referers {
             .iter()
             .find(|(n, _)| n.as_bytes() == host)
             .map(|(_, u)| u)
-            .or_else(|| {
-                self.leading
-                    .iter()
-                    .filter(|(s, bare, _)| {
-                        let s = s.as_bytes();
-                        (host.len() > s.len() && host.ends_with(s))
-                            || (*bare && s.get(1..) == Some(host))
-                    })
-                    .max_by_key(|(s, _, _)| s.len())
-                    .map(|(_, _, u)| u)
-            })
-            .or_else(|| {
-                self.trailing
-                    .iter()
-                    .filter(|(p, _)| host.len() > p.len() && host.starts_with(p.as_bytes()))
-                    .max_by_key(|(p, _)| p.len())
-                    .map(|(_, u)| u)
-            });
+            .or_else(|| longest_wildcard(&self.leading, host, |w| host.ends_with(w)))
+            .or_else(|| longest_wildcard(&self.trailing, host, |w| host.starts_with(w)));
         if let Some(uri) = found {
             let path = rest[end..]
                 .iter()
@@ -1611,11 +1595,11 @@ impl Var {
 
 /// The value of the longest wildcard of `list` that `hit` says matches `key` (and is shorter
 /// than it).
-fn longest_wildcard<'m>(
-    list: &'m [(String, Template)],
+fn longest_wildcard<'m, T>(
+    list: &'m [(String, T)],
     key: &[u8],
     hit: impl Fn(&[u8]) -> bool,
-) -> Option<&'m Template> {
+) -> Option<&'m T> {
     list.iter()
         .filter(|(w, _)| key.len() > w.len() && hit(w.as_bytes()))
         .max_by_key(|(w, _)| w.len())
@@ -1709,11 +1693,9 @@ mod referer_tests {
             exact: vec![
                 ("www.example.org".into(), None),
                 ("img.example.org".into(), Some("/img/".into())),
+                ("example.net".into(), None),
             ],
-            leading: vec![
-                (".example.com".into(), false, None),
-                (".example.net".into(), true, None),
-            ],
+            leading: vec![(".example.com".into(), None), (".example.net".into(), None)],
             trailing: vec![("www.example.".into(), Some("/uri".into()))],
             regex: vec![RegexId(0)],
             server_name_regex: vec![RegexId(1)],

@@ -155,6 +155,61 @@ pub fn percent_encode_in_place(out: &mut Vec<u8>, from: usize, escape: impl Fn(u
     }
 }
 
+// Request fields as nginx reads them for variables, shared by the runtime and `protonc
+// route`.
+
+/// Whether header name `n` is the variable suffix `name` (lowercase, `_` for `-`), as
+/// nginx compares them.
+pub fn same_name(n: &[u8], name: &[u8]) -> bool {
+    n.len() == name.len()
+        && n.iter().zip(name).all(|(a, b)| {
+            let a = a.to_ascii_lowercase();
+            a == *b || (a == b'-' && *b == b'_')
+        })
+}
+
+/// The value of argument `name` (compared ignoring case) in `args` (`a=1&b=2`); a name
+/// without `=` has an empty value.
+pub fn arg_value<'b>(args: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    args.split(|&b| b == b'&').find_map(|pair| {
+        let (k, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        k.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// The cookie `name` in one `Cookie` header value, as nginx's
+/// `ngx_http_parse_multi_header_lines` finds it: pairs separated by `;`, the name compared
+/// case-insensitively, spaces allowed around `=`; the value runs to the next `;`.
+pub fn cookie_value<'b>(value: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let mut rest = value;
+    while !rest.is_empty() {
+        let (pair, next) = match rest.iter().position(|&b| b == b';') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        if let Some(v) = pair_value(pair, name) {
+            return Some(v);
+        }
+        rest = &next[next.iter().take_while(|&&b| b == b' ').count()..];
+    }
+    None
+}
+
+/// The value of `name=value` (`pair` up to its separator), spaces after the name and the
+/// `=` skipped; `None` when `pair` is not `name`.
+pub fn pair_value<'b>(pair: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    let after = pair
+        .get(..name.len())
+        .filter(|n| n.eq_ignore_ascii_case(name))
+        .map(|_| &pair[name.len()..])?;
+    let after = &after[after.iter().take_while(|&&b| b == b' ').count()..];
+    let v = after.strip_prefix(b"=")?;
+    Some(&v[v.iter().take_while(|&&b| b == b' ').count()..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

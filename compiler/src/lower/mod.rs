@@ -801,7 +801,7 @@ impl Lower<'_> {
                 if !s.starts_with('.') || s.len() < 2 || s.contains('*') {
                     return bad(this);
                 }
-                r.leading.push((s.to_string(), false, uri));
+                r.leading.push((s.to_string(), uri));
             } else if let Some(p) = host.strip_suffix('*') {
                 if !p.ends_with('.') || p.len() < 2 || p.contains('*') {
                     return bad(this);
@@ -810,7 +810,8 @@ impl Lower<'_> {
             } else if host.contains('*') || host.is_empty() {
                 bad(this);
             } else if host.starts_with('.') && host.len() > 1 {
-                r.leading.push((host.clone(), true, uri));
+                r.exact.push((host[1..].to_string(), uri.clone()));
+                r.leading.push((host.clone(), uri));
             } else {
                 r.exact.push((host, uri));
             }

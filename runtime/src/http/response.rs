@@ -330,6 +330,17 @@ pub(crate) fn encode_line_breaks(out: &mut Vec<u8>, from: usize) {
     proton_ir::uri::percent_encode_in_place(out, from, |b| matches!(b, b'\r' | b'\n' | 0));
 }
 
+/// Appends the header line `name: value\r\n`, the value's line breaks encoded
+/// ([`encode_line_breaks`]).
+pub(crate) fn push_header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    let at = out.len();
+    out.extend_from_slice(value);
+    encode_line_breaks(out, at);
+    out.extend_from_slice(b"\r\n");
+}
+
 #[cfg(test)]
 mod line_break_tests {
     use super::encode_line_breaks;

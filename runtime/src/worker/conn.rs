@@ -705,16 +705,13 @@ impl Conn {
     /// then.
     fn rate_allowance(&mut self, w: &mut Worker<'_>) -> Option<usize> {
         let sent = self.wpos as u64 + self.body_sent;
-        let timeout = self.send_timeout_ms;
-        let conn = (self.key, self.number);
-        allowance_or_wait(
-            self.req.as_deref_mut(),
-            sent,
-            conn,
-            w,
-            &mut self.deadline,
-            timeout,
-        )
+        match rate_allowance(self.req.as_deref_mut(), sent, (self.key, self.number), w) {
+            Ok(n) => Some(n),
+            Err(at) => {
+                self.deadline = at + Duration::from_millis(self.send_timeout_ms.into());
+                None
+            }
+        }
     }
 
     /// Writes `wbuf`, then the file. `Some(true)` done, `Some(false)` would block,
@@ -785,18 +782,14 @@ impl Conn {
         if self.file.as_ref().is_some_and(|f| !f.sendfile) {
             return self.copy_file(w, allowance);
         }
-        if let Some(f) = self.file.as_mut() {
-            while f.offset < f.end {
-                if allowance == 0 {
-                    let sent = self.wpos as u64 + self.body_sent;
-                    let timeout = self.send_timeout_ms;
-                    let req = self.req.as_deref_mut();
-                    let conn = (self.key, self.number);
-                    match allowance_or_wait(req, sent, conn, w, &mut self.deadline, timeout) {
-                        Some(n) => allowance = n,
-                        None => return Some(false),
-                    }
+        while self.file.as_ref().is_some_and(|f| f.offset < f.end) {
+            if allowance == 0 {
+                match self.rate_allowance(w) {
+                    Some(n) => allowance = n,
+                    None => return Some(false),
                 }
+            }
+            if let Some(f) = self.file.as_mut() {
                 let count = ((f.end - f.offset) as usize).min(1 << 30).min(allowance);
                 let mut off = f.offset;
                 match nix::sys::sendfile::sendfile64(
@@ -822,10 +815,11 @@ impl Conn {
                     }
                 }
             }
+        }
+        if let Some(f) = self.file.take() {
             if f.nopush {
                 let _ = socket2::SockRef::from(&self.sock).set_cork(false);
             }
-            self.file = None;
         }
         Some(true)
     }
@@ -860,15 +854,14 @@ impl Conn {
                 break Some(true);
             }
             if allowance == 0 {
-                let sent = self.wpos as u64 + self.body_sent;
-                let timeout = self.send_timeout_ms;
-                let req = self.req.as_deref_mut();
-                let conn = (self.key, self.number);
-                match allowance_or_wait(req, sent, conn, w, &mut self.deadline, timeout) {
+                match self.rate_allowance(w) {
                     Some(n) => allowance = n,
                     None => break Some(false),
                 }
             }
+            let Some(f) = self.file.as_mut() else {
+                break Some(true);
+            };
             let want = ((f.end - f.offset) as usize).min(buf.len()).min(allowance);
             let n = match f.file.read_at(&mut buf[..want], f.offset as u64) {
                 Ok(0) => break self.file_truncated(w),
@@ -1080,25 +1073,6 @@ impl Conn {
         }
     }
 }
-/// [`rate_allowance`] for a connection's own writes: `None` when it must wait, its send
-/// timeout then counting from when it may write again.
-fn allowance_or_wait(
-    req: Option<&mut RequestCtx>,
-    sent: u64,
-    conn: (u32, u32),
-    w: &mut Worker<'_>,
-    deadline: &mut Instant,
-    send_timeout_ms: u32,
-) -> Option<usize> {
-    match rate_allowance(req, sent, conn, w) {
-        Ok(n) => Some(n),
-        Err(at) => {
-            *deadline = at + Duration::from_millis(send_timeout_ms.into());
-            None
-        }
-    }
-}
-
 /// nginx's write-filter arithmetic for `limit_rate`: `rate × (seconds since the request
 /// started + 1) + limit_rate_after − bytes sent` may go out now (`Ok`, `usize::MAX` when there
 /// is no limit); when nothing may, the connection (`conn`: its slab key and serial number) is

@@ -1314,12 +1314,7 @@ impl<'a> Worker<'a> {
             ctx.sent_head = out;
             ctx.expand(&h.value, &mut v);
             if !v.is_empty() {
-                out.extend_from_slice(h.name.as_bytes());
-                out.extend_from_slice(b": ");
-                let value_at = out.len();
-                out.extend_from_slice(&v);
-                crate::http::response::encode_line_breaks(out, value_at);
-                out.extend_from_slice(b"\r\n");
+                crate::http::response::push_header_line(out, h.name.as_bytes(), &v);
             }
             self.scratch.var_pool.borrow_mut().give_buf(v);
         }
@@ -1702,15 +1697,9 @@ impl Worker<'_> {
             ctx.sent_head = sent_head;
             ctx.sent_trailers = out.get(start..).unwrap_or_default();
             ctx.expand(&t.value, &mut v);
-            if v.is_empty() {
-                continue;
+            if !v.is_empty() {
+                crate::http::response::push_header_line(out, t.name.as_bytes(), &v);
             }
-            out.extend_from_slice(t.name.as_bytes());
-            out.extend_from_slice(b": ");
-            let at = out.len();
-            out.extend_from_slice(&v);
-            crate::http::response::encode_line_breaks(out, at);
-            out.extend_from_slice(b"\r\n");
         }
         self.scratch.var_pool.borrow_mut().give_buf(v);
     }

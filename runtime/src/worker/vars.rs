@@ -3,6 +3,7 @@
 //! buffer; expansion appends to a caller-owned `Vec<u8>`.
 
 use crate::http::request::RequestHead;
+use proton_ir::uri::{arg_value, cookie_value, pair_value, same_name};
 use proton_ir::{Builtin, Ir, LocationId, Map, Part, Template, Var, MAX_MAP_NESTING};
 use std::cell::RefCell;
 use std::hash::BuildHasher;
@@ -285,16 +286,6 @@ pub(crate) fn head_fields(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// Whether header name `n` is the variable suffix `name` (lowercase, `_` for `-`), as
-/// nginx compares them.
-fn same_name(n: &[u8], name: &[u8]) -> bool {
-    n.len() == name.len()
-        && n.iter().zip(name).all(|(a, b)| {
-            let a = a.to_ascii_lowercase();
-            a == *b || (a == b'-' && *b == b'_')
-        })
-}
-
 /// Appends the values of every field called `name` (lowercase, `_` for `-`), joined by
 /// `sep` and a space, as nginx (1.23 and later) joins repeated headers for `$http_*`,
 /// `$sent_http_*`, `$sent_trailer_*` and `$upstream_http_*`. Nothing when there is none.
@@ -352,46 +343,6 @@ pub(crate) fn header<'b>(head: &RequestHead, buf: &'b [u8], name: &[u8]) -> Opti
             None
         }
     })
-}
-
-fn arg_value<'b>(args: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    args.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &pair[pair.len()..]),
-        };
-        k.eq_ignore_ascii_case(name).then_some(v)
-    })
-}
-
-/// The cookie `name` in one `Cookie` header value, as nginx's
-/// `ngx_http_parse_multi_header_lines` finds it: pairs separated by `;`, the name compared
-/// case-insensitively, spaces allowed around `=`; the value runs to the next `;`.
-fn cookie_value<'b>(value: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    let mut rest = value;
-    while !rest.is_empty() {
-        let (pair, next) = match memchr::memchr(b';', rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        if let Some(v) = pair_value(pair, name) {
-            return Some(v);
-        }
-        rest = &next[next.iter().take_while(|&&b| b == b' ').count()..];
-    }
-    None
-}
-
-/// The value of `name=value` (`pair` up to its separator), spaces after the name and the
-/// `=` skipped; `None` when `pair` is not `name`.
-fn pair_value<'b>(pair: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    let after = pair
-        .get(..name.len())
-        .filter(|n| n.eq_ignore_ascii_case(name))
-        .map(|_| &pair[name.len()..])?;
-    let after = &after[after.iter().take_while(|&&b| b == b' ').count()..];
-    let v = after.strip_prefix(b"=")?;
-    Some(&v[v.iter().take_while(|&&b| b == b' ').count()..])
 }
 
 /// `$upstream_cookie_NAME`: the first `Set-Cookie` of the upstream's head that sets `name`
