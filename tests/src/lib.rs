@@ -870,6 +870,33 @@ pub fn ws_close_cleanly<S: Read + Write>(ws: &mut tungstenite::WebSocket<S>) {
     }
 }
 
+/// Compiles `conf` (it must compile) into `ir`, starts proton-run on it with one worker and
+/// returns its exit code and standard error: for configurations the runtime must refuse.
+pub fn run_refused(conf: &Path, ir: &Path) -> (Option<i32>, String) {
+    let compiled = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(conf)
+        .arg("-o")
+        .arg(ir)
+        .output()
+        .expect("protonc runs");
+    assert!(
+        compiled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&compiled.stderr)
+    );
+    let out = Command::new(bin("proton-run"))
+        .arg(ir)
+        .env("PROTON_WORKERS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("proton-run runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Fails, listing each one, when any case got a different answer from Proton (`ours`) than
 /// from nginx (`theirs`); `logs` (Proton's) go in the message.
 pub fn assert_same_as_nginx<C: std::fmt::Debug>(

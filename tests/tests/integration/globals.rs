@@ -10,7 +10,9 @@
 //!   file), `worker_cpu_affinity`, `env`, `working_directory`, `worker_rlimit_core`, and
 //!   `user` (as root, workers run as that user; the master stays root).
 
-use proton_tests::{bin, get, nginx_binary, port_accepts, wait_until, Nginx, Proton, TempDir};
+use proton_tests::{
+    bin, get, nginx_binary, port_accepts, run_refused, wait_until, Nginx, Proton, TempDir,
+};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -492,21 +494,8 @@ fn user_drops_privileges() {
         "user nobody;\nevents {}\nhttp {\nserver { listen 127.0.0.1:1; return 200; }\n}\n",
     );
     let ir = t.path().join("proton.ir");
-    let out = Command::new(bin("protonc"))
-        .arg("compile")
-        .arg(t.path().join("proton.conf"))
-        .arg("-o")
-        .arg(&ir)
-        .output()
-        .expect("protonc");
-    assert!(out.status.success());
-    let out = Command::new(bin("proton-run"))
-        .arg(&ir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("proton-run");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = run_refused(&t.path().join("proton.conf"), &ir);
+    assert_ne!(code, Some(0));
     assert!(err.contains("getgrnam(\"nobody\") failed"), "{err}");
 }
 

@@ -185,22 +185,8 @@ fn a_unix_socket_path_that_exists_is_refused_as_nginx_does() {
             sock.display()
         ),
     );
-    let ir = t.path().join("proton.ir");
-    let ok = Command::new(bin("protonc"))
-        .arg("compile")
-        .arg(&conf)
-        .arg("-o")
-        .arg(&ir)
-        .output()
-        .expect("protonc");
-    assert!(ok.status.success());
-    let out = Command::new(bin("proton-run"))
-        .arg(&ir)
-        .env("PROTON_WORKERS", "1")
-        .output()
-        .expect("proton-run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = run_refused(&conf, &t.path().join("proton.ir"));
+    assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!(
             "bind() to unix:{} failed (98: Address already in use)",
@@ -256,22 +242,8 @@ http {{
         "bad.conf",
         "events {}\nhttp { access_log off; server { listen no-such-host.invalid:8080; return 200; } }\n",
     );
-    let ir = t.path().join("bad.ir");
-    let compiled = Command::new(bin("protonc"))
-        .arg("compile")
-        .arg(&conf)
-        .arg("-o")
-        .arg(&ir)
-        .output()
-        .expect("protonc");
-    assert!(compiled.status.success());
-    let out = Command::new(bin("proton-run"))
-        .arg(&ir)
-        .env("PROTON_WORKERS", "1")
-        .output()
-        .expect("proton-run");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = run_refused(&conf, &t.path().join("bad.ir"));
+    assert_eq!(code, Some(1));
     assert!(
         err.contains("host not found in \"no-such-host.invalid:8080\" of the \"listen\" directive"),
         "{err}"
