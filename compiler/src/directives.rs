@@ -228,7 +228,7 @@ pub static TABLE: &[Spec] = &[
     row("open_log_file_cache", HSL, Range(1, 4), Custom, false, Inherit, "off", "max=N [inactive=time] [min_uses=N] [valid=time] | off", "Access logs whose path has variables, as nginx's cache: a worker keeps up to `max` files (the least recently used one is closed for a new one), a file is kept open from its `min_uses`-th use within `inactive` (default 1 and 10s), and files unused for `inactive` are closed; `off`: each line opens and closes its file. `valid` (default 60s) is checked and accepted: a cached file is not checked again until it is closed (USR1 reopens it)."),
     // http / server / location core
     row("server", H, Exactly(0), Block, true, Structure, "", "{ … }", "A virtual server."),
-    row("listen", S, AtLeast(1), Custom, true, Structure, "*:80", "address[:port] | port [default_server] [reuseport] [backlog=number]", "Address and port the server accepts requests on."),
+    row("listen", S, AtLeast(1), Custom, true, Structure, "*:80", "address[:port] | port [default_server] [ssl] [reuseport] [backlog=number]", "Address and port the server accepts requests on; `ssl`: connections to the address speak TLS (its default server needs `ssl_certificate`)."),
     row("server_name", S, AtLeast(1), Custom, true, Structure, "\"\"", "name …", "Virtual server names: exact, `*.example.com`, `www.example.*`, `.example.com`, `~regex`, or `\"\"`."),
     row("location", SL, Range(1, 2), Block, true, Structure, "", "[ = | ~ | ~* | ^~ ] uri { … } | @name { … }", "Settings by request URI, nginx's precedence."),
     row("types", HSL, Exactly(0), Custom, false, Inherit, "text/html html; image/gif gif; image/jpeg jpg;", "{ type extension…; … }", "Maps file name extensions to MIME types."),
@@ -298,6 +298,18 @@ pub static TABLE: &[Spec] = &[
     row("uninitialized_variable_warn", HSL_LIF, Exactly(1), Flag, false, Inherit, "on", "on | off", "Logs at `warn` a `set` variable read before any `set` gave it a value (\"using uninitialized … variable\"). Not in an `if` of a server block."),
     row("set_real_ip_from", HSL, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix:", "Peers trusted to name the client: for a request from one of them, `$remote_addr` (and `$remote_port`) become the address `real_ip_header` gives, for variables, logs and `allow`/`deny`; `$realip_remote_addr`/`$realip_remote_port` keep the connection's. Applied with the server's settings when the request arrives, else with the location's after its rewrite directives (a `return` there answers first, as in nginx), once."),
     row("real_ip_header", HSL, Exactly(1), Text, false, Inherit, "X-Real-IP", "field | X-Real-IP | X-Forwarded-For", "The header that names the client (`proxy_protocol` is not supported yet: an error). With `X-Forwarded-For`, its last address."),
+    row("ssl_certificate", HS, Exactly(1), Text, true, Inherit, "", "file", "A PEM certificate (with its chain after it) for the server's TLS handshakes; several (e.g. ECDSA and RSA) each with its own `ssl_certificate_key`, the handshake choosing the first the client can verify. Relative paths are relative to the main config file's directory. protonc reads the files and refuses a missing file, a file without a certificate, or a key that does not match; variables are not supported yet."),
+    row("ssl_certificate_key", HS, Exactly(1), Text, true, Inherit, "", "file", "The PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the `ssl_certificate` in the same position. Encrypted keys (`ssl_password_file`) are not supported yet."),
+    row("ssl_protocols", HS, AtLeast(1), Custom, false, Inherit, "TLSv1.2 TLSv1.3", "[TLSv1.2] [TLSv1.3]", "TLS versions offered. Differs from nginx 1.22 (whose default also has TLSv1 and TLSv1.1): Proton (rustls) has no TLS 1.0/1.1 or SSL, and naming them is an error."),
+    row("ssl_ciphers", HS, Exactly(1), Custom, false, Inherit, "HIGH:!aNULL:!MD5", "ciphers", "TLS 1.2 cipher suites in OpenSSL's cipher-list syntax (aliases, `!`, `-`, `+`, `@STRENGTH`), evaluated over the suites Proton has (ECDHE with AES-GCM or ChaCha20-Poly1305, ECDSA or RSA). Valid OpenSSL names Proton lacks match nothing; an unknown name, or a list that leaves no suite, is an error. TLS 1.3 suites are not chosen here, as in OpenSSL."),
+    row("ssl_prefer_server_ciphers", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Choose the cipher suite by the server's order instead of the client's."),
+    row("ssl_ecdh_curve", HS, Exactly(1), Custom, false, Inherit, "auto", "auto | curve[:curve…]", "Key-exchange groups in order (X25519, prime256v1/P-256, secp384r1/P-384, secp521r1/P-521, X25519MLKEM768); `auto`: the provider's default (X25519MLKEM768, X25519, P-256, P-384)."),
+    row("ssl_session_cache", HS, Range(1, 2), Custom, false, Inherit, "none", "off | none | [builtin[:size]] [shared:name:size]", "Keeps TLS sessions for resumption by session id: `shared:name:size` in memory shared by all workers (about 4,000 sessions per megabyte), `builtin[:size]` per worker; `none` and `off` keep none."),
+    row("ssl_session_timeout", HS, Exactly(1), Time, false, Inherit, "5m", "time", "How long a session (cached or in a ticket) may be resumed."),
+    row("ssl_session_tickets", HS, Exactly(1), Flag, false, Inherit, "on", "on | off", "Resumption with session tickets. Without `ssl_session_ticket_key`, the ticket keys are made by the master process at start, shared by all workers and kept across reloads (so a ticket issued by one worker resumes on another), and rotated every `ssl_session_timeout`."),
+    row("ssl_session_ticket_key", HS, Exactly(1), Text, true, Inherit, "", "file", "A 48- or 80-byte key file (as nginx's: `openssl rand 80 > file`): the first encrypts tickets, all of them decrypt. Proton's ticket format is its own, so tickets do not move between Proton and nginx."),
+    row("ssl_reject_handshake", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Refuse TLS handshakes that choose this server (by SNI, or as the default server), with an `unrecognized_name` alert."),
+    row("ssl_buffer_size", HS, Exactly(1), Size, false, Inherit, "16k", "size", "The largest TLS record of response data."),
     row("real_ip_recursive", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "With `X-Forwarded-For`: skip the trusted addresses from the right, taking the first untrusted one."),
     row("valid_referers", SL, AtLeast(1), Custom, true, Inherit, "", "none | blocked | server_names | string | ~regex …", "Which `Referer` headers are valid: `$invalid_referer` is empty for them and `1` for the others. `none`: no Referer; `blocked`: a Referer without `http://`/`https://`; `server_names`: the server's names (regex names too); a host name or wildcard (`*.example.com`, `.example.com`, `www.example.*`), optionally with a URI prefix (`example.com/img/`); `~regex` on the referer after its scheme (caseless). All lines of the nearest level that has any apply."),
     row("referer_hash_max_size", SL, Exactly(1), Int, false, Inherit, "2048", "size", "Accepted, no effect: sizes nginx's hash of referer names; Proton sizes its own."),
@@ -469,14 +481,26 @@ pub fn contexts_of(name: &str) -> Option<Ctx> {
 }
 
 /// True when `name` is an nginx directive Proton has not implemented.
+///
+/// A family prefix covers the directives of the family that have no row of their own in the
+/// table (a family is implemented directive by directive).
 pub fn is_unsupported(name: &str) -> bool {
     UNSUPPORTED.contains(&name)
         || (UNSUPPORTED_PREFIXES.iter().any(|p| name.starts_with(p))
-            && !PREFIX_EXCEPTIONS.contains(&name))
+            && !TABLE.iter().any(|s| s.name == name))
 }
 
-/// Directives in the table whose names start with an unsupported family's prefix.
-static PREFIX_EXCEPTIONS: &[&str] = &["fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"];
+/// What to do instead of an unsupported directive, where there is more to say than "remove it".
+pub fn unsupported_hint(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "ssl" => "`ssl on` is nginx's old form: add `ssl` to the server's `listen` lines instead (listen 443 ssl;)",
+        "ssl_dhparam" => "Proton's TLS (rustls) has no DHE key exchange; TLS 1.2 uses ECDHE suites, so the parameters have no use: remove the line",
+        "ssl_conf_command" => "OpenSSL configuration commands have no meaning for Proton's TLS (rustls); use ssl_protocols, ssl_ciphers and ssl_ecdh_curve",
+        "ssl_password_file" => "encrypted private keys are not supported yet: decrypt the key (openssl pkey -in key.pem -out plain.pem) and protect the file",
+        "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",
+        _ => return None,
+    })
+}
 
 /// Parses a non-negative decimal number as nginx's `ngx_atoi` does: digits only (no sign,
 /// no spaces), and it must fit `T`.

@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 25;
+pub const FORMAT_VERSION: u32 = 26;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -190,6 +190,7 @@ pub(crate) mod tests {
                 reuseport: false,
                 backlog: 511,
                 sock: SocketOptions::default(),
+                ssl: false,
                 names: ServerNames {
                     exact: vec![],
                     leading: vec![],
@@ -205,6 +206,7 @@ pub(crate) mod tests {
                 default_location: LocationId(0),
                 tree: LocationTree::default(),
                 named: vec![],
+                tls: None,
             }],
             locations: vec![Location {
                 kind: LocationKind::Server,
@@ -252,14 +254,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (25, PINNED_CRC, PINNED_RICH_CRC),
+            (26, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 1_380_390_334;
+    const PINNED_RICH_CRC: u32 = 1696719625;
 
-    const PINNED_CRC: u32 = 478_655_108;
+    const PINNED_CRC: u32 = 2884185045;
 
     #[test]
     fn refuses_damage() {

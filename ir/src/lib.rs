@@ -15,6 +15,7 @@ mod codec;
 mod matching;
 pub mod rewrite;
 pub mod time;
+pub mod tls;
 mod types;
 pub mod uri;
 mod verify;

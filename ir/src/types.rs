@@ -509,6 +509,8 @@ pub struct Listener {
     /// The other socket options of `listen` (rcvbuf=, sndbuf=, deferred, bind, ipv6only=,
     /// so_keepalive=).
     pub sock: SocketOptions,
+    /// `listen … ssl` on any listen line of this address: connections speak TLS first.
+    pub ssl: bool,
 }
 
 /// Socket options of a listening socket, as nginx's `listen` parameters set them.
@@ -583,6 +585,89 @@ pub struct Server {
     pub tree: LocationTree,
     /// `location @name` blocks.
     pub named: Vec<(String, LocationId)>,
+    /// The server's TLS settings (`ssl_*`, inherited from http): present when the server
+    /// has a certificate or `ssl_reject_handshake on`. On a TLS address, the server the
+    /// client's SNI name chooses answers the handshake with these; a server without them
+    /// answers with its address's default server's.
+    pub tls: Option<Box<ServerTls>>,
+}
+
+/// TLS settings of one server block, as nginx's `ngx_http_ssl_module` merges them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServerTls {
+    /// `ssl_certificate` / `ssl_certificate_key` pairs (absolute paths, checked by protonc):
+    /// the handshake picks the first whose key the client's signature algorithms accept.
+    pub certificates: Vec<CertificatePair>,
+    /// `ssl_protocols`: TLS 1.2 allowed.
+    pub tls12: bool,
+    /// `ssl_protocols`: TLS 1.3 allowed.
+    pub tls13: bool,
+    /// `ssl_ciphers`, resolved to the OpenSSL names of the TLS 1.2 suites Proton has, in
+    /// order (TLS 1.3 suites are not chosen by `ssl_ciphers`, as in OpenSSL).
+    pub ciphers: Vec<String>,
+    /// `ssl_prefer_server_ciphers on`: the server's order of suites wins.
+    pub prefer_server_ciphers: bool,
+    /// `ssl_ecdh_curve`: key-exchange groups by rustls name, in order; empty: `auto`.
+    pub curves: Vec<String>,
+    /// `ssl_session_cache`.
+    pub session_cache: SessionCache,
+    /// `ssl_session_timeout`, seconds.
+    pub session_timeout_secs: u64,
+    /// `ssl_session_tickets`.
+    pub session_tickets: bool,
+    /// `ssl_session_ticket_key` files (absolute): the first encrypts, all decrypt. Empty:
+    /// keys made by the master, shared by the workers and kept across reloads.
+    pub ticket_key_files: Vec<String>,
+    /// `ssl_reject_handshake on`: a handshake that chooses this server is refused.
+    pub reject_handshake: bool,
+    /// `ssl_verify_client`.
+    pub verify_client: VerifyClient,
+    /// `ssl_verify_depth`.
+    pub verify_depth: u32,
+    /// `ssl_client_certificate` (absolute): CAs that verify client certificates and are
+    /// sent to the client as acceptable.
+    pub client_certificate: Option<String>,
+    /// `ssl_trusted_certificate` (absolute): CAs that verify client certificates, not sent.
+    pub trusted_certificate: Option<String>,
+    /// `ssl_crl` (absolute).
+    pub crl: Option<String>,
+    /// `ssl_buffer_size`: the largest TLS record of response data.
+    pub buffer_size: u32,
+}
+
+/// One `ssl_certificate` with its `ssl_certificate_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificatePair {
+    pub certificate: String,
+    pub key: String,
+}
+
+/// `ssl_session_cache`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SessionCache {
+    /// `off`: sessions are neither stored nor offered for reuse.
+    Off,
+    /// `none` (the default): nginx tells the client a session may be reused but keeps
+    /// none; a session id is never resumed.
+    None,
+    /// `builtin[:size]` and/or `shared:name:size`: sessions kept for
+    /// `ssl_session_timeout`, resumable on any worker when `shared` is given.
+    Cache {
+        /// `builtin:size` in sessions (0: not given).
+        builtin: u64,
+        /// `shared:name:size`: the zone's name and size in bytes.
+        shared: Option<(String, u64)>,
+    },
+}
+
+/// `ssl_verify_client`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum VerifyClient {
+    #[default]
+    Off,
+    On,
+    Optional,
+    OptionalNoCa,
 }
 
 impl Server {
@@ -1487,6 +1572,18 @@ builtins! {
     RequestUri = "request_uri",
     /// `http` or `https`.
     Scheme = "scheme",
+    /// The TLS version of the connection (`TLSv1.3`), empty for plain HTTP.
+    SslProtocol = "ssl_protocol",
+    /// The cipher suite by its OpenSSL name (`TLS_AES_256_GCM_SHA384`).
+    SslCipher = "ssl_cipher",
+    /// The SNI name the client asked for.
+    SslServerName = "ssl_server_name",
+    /// `r` when the TLS session was resumed, else `.`.
+    SslSessionReused = "ssl_session_reused",
+    /// The protocol ALPN chose (`http/1.1`), empty without ALPN.
+    SslAlpnProtocol = "ssl_alpn_protocol",
+    /// The key-exchange group of the handshake (OpenSSL's name: `X25519`, `prime256v1`).
+    SslCurve = "ssl_curve",
     /// The address that accepted the connection.
     ServerAddr = "server_addr",
     /// The first `server_name` of the chosen server.

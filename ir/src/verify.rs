@@ -614,6 +614,32 @@ pub(crate) mod tests {
             parts: vec![Part::Var(Var::User(i))],
         };
         ir.user_vars = vec!["v".into()];
+        ir.listeners[0].ssl = true;
+        ir.servers[0].tls = Some(Box::new(ServerTls {
+            certificates: vec![CertificatePair {
+                certificate: "/c.pem".into(),
+                key: "/k.pem".into(),
+            }],
+            tls12: true,
+            tls13: true,
+            ciphers: vec!["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()],
+            prefer_server_ciphers: true,
+            curves: vec!["X25519".into()],
+            session_cache: SessionCache::Cache {
+                builtin: 100,
+                shared: Some(("SSL".into(), 1 << 20)),
+            },
+            session_timeout_secs: 300,
+            session_tickets: true,
+            ticket_key_files: vec!["/t.key".into()],
+            reject_handshake: false,
+            verify_client: VerifyClient::Optional,
+            verify_depth: 2,
+            client_certificate: Some("/ca.pem".into()),
+            trusted_certificate: None,
+            crl: None,
+            buffer_size: 4096,
+        }));
         ir.regexes = vec![Regex {
             pattern: "^/(?<x>.*)$".into(),
             case_insensitive: false,

@@ -39,6 +39,9 @@ pub struct Loaded {
     /// Per-peer state every worker of this generation shares (active connections,
     /// failures, health), mapped here, before the workers are forked.
     pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
+    /// The rustls config of every server with TLS settings, by server index (built here,
+    /// in the master, so a certificate that cannot be read fails the load or reload).
+    pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -190,7 +193,10 @@ impl Loaded {
         let upstream_shared = crate::upstream::SharedUpstreams::new(&ir)
             .map(std::sync::Arc::new)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let tls = crate::tls::server_configs(&ir)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
+            tls,
             ir,
             header,
             regexes,

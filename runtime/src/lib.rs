@@ -13,5 +13,6 @@ pub mod process;
 pub mod shared;
 #[cfg(test)]
 mod testutil;
+pub mod tls;
 pub mod upstream;
 pub mod worker;

@@ -193,7 +193,10 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
                 format!("\"{}\" directive is not supported yet", d.name),
             )
             .label("an nginx directive Proton does not implement yet")
-            .help("remove it, or see docs/configuration.md for what Proton supports"),
+            .help(
+                crate::directives::unsupported_hint(&d.name)
+                    .unwrap_or("remove it, or see docs/configuration.md for what Proton supports"),
+            ),
         );
     } else {
         let mut diag = Diagnostic::error(

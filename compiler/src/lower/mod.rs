@@ -7,6 +7,7 @@
 mod cond;
 mod maps;
 mod pcre;
+mod tls;
 mod values;
 pub mod vars;
 
@@ -50,6 +51,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         regex_ids: HashMap::default(),
         bad_regexes: Vec::new(),
         misplaced_named: Vec::new(),
+        tls_checked: Default::default(),
         log_format_spans: Vec::new(),
         server_root: Template::default(),
         settings_ids: HashMap::default(),
@@ -128,6 +130,8 @@ fn combined() -> LogFormat {
 
 pub(crate) struct Lower<'a> {
     pub(crate) map: &'a SourceMap,
+    /// TLS settings records already built by `check_tls` (each is checked once).
+    tls_checked: rustc_hash::FxHashSet<ServerTls>,
     pub(crate) diags: &'a mut Diagnostics,
     pub(crate) ir: Ir,
     /// Explicit upstreams by lowercase name, with the span of their name.
@@ -1283,7 +1287,12 @@ impl Lower<'_> {
             self.current_server = None;
             listens.extend(opts.into_iter().map(|(addr, o, sp)| (addr, id, o, sp)));
         }
+        let spans: Vec<(String, ServerId, Span)> = listens
+            .iter()
+            .map(|(a, s, _, sp)| (a.clone(), *s, *sp))
+            .collect();
         self.listeners(listens);
+        self.check_tls_listeners(&spans);
         self.check_named_refs();
     }
 
@@ -1526,6 +1535,7 @@ impl Lower<'_> {
             default_location: LocationId(0),
             tree: LocationTree::default(),
             named: vec![],
+            tls: None,
         });
         self.server_names.push((names, name_spans));
         let server_level = Level::new(body);
@@ -1547,6 +1557,8 @@ impl Lower<'_> {
         srv.default_location = default_location;
         srv.tree = tree;
         srv.named = named;
+        let tls = self.server_tls(&chain);
+        self.ir.servers[id.0 as usize].tls = tls;
         listens
     }
 

@@ -26,6 +26,8 @@ pub(crate) struct ListenOpts {
     pub deferred: bool,
     /// The other socket options (`deferred_secs` filled in per address).
     pub sock: SocketOptions,
+    /// `ssl`: the address speaks TLS (any listen line of it may say so, as nginx).
+    pub ssl: bool,
 }
 /// Status codes whose `return` argument is a URL.
 fn is_redirect(code: u16) -> bool {
@@ -199,13 +201,14 @@ impl Lower<'_> {
                     .help(help.to_string())
             };
             // Every socket option also implies `bind`, as in nginx.
-            let socket_option = !matches!(v, "default_server" | "default");
+            let socket_option = !matches!(v, "default_server" | "default" | "ssl");
             match v {
                 "default_server" | "default" => {
                     o.default_server = true;
                     o.default_span = Some(a.span);
                 }
                 "reuseport" => o.reuseport = true,
+                "ssl" => o.ssl = true,
                 "bind" => {}
                 "deferred" => o.deferred = true,
                 _ if v.starts_with("backlog=") => match parse_number::<i32>(&v["backlog=".len()..])
@@ -237,16 +240,17 @@ impl Lower<'_> {
                         .help("so_keepalive=on | so_keepalive=30m::10"),
                     ),
                 },
-                "ssl" | "http2" | "quic" | "proxy_protocol" | "setfib" | "accept_filter"
-                | "multipath" => self.err(
-                    Diagnostic::error(
-                        Code::Unsupported,
-                        a.span,
-                        format!("listen parameter \"{v}\" is not supported yet"),
+                "http2" | "quic" | "proxy_protocol" | "setfib" | "accept_filter" | "multipath" => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Unsupported,
+                            a.span,
+                            format!("listen parameter \"{v}\" is not supported yet"),
+                        )
+                        .label("not implemented by Proton yet")
+                        .help("remove it; see docs/configuration.md for listen parameters"),
                     )
-                    .label("not implemented by Proton yet")
-                    .help("remove it; see docs/configuration.md for listen parameters"),
-                ),
+                }
                 _ if ["fastopen=", "setfib=", "accept_filter="]
                     .iter()
                     .any(|p| v.starts_with(p)) =>
@@ -264,6 +268,7 @@ impl Lower<'_> {
                 _ => {
                     let cands = [
                         "default_server",
+                        "ssl",
                         "reuseport",
                         "backlog=",
                         "bind",
@@ -281,7 +286,7 @@ impl Lower<'_> {
                     .label("unknown parameter");
                     e = e.help(match did_you_mean(v, cands) {
                         Some(c) => format!("did you mean \"{c}\"?"),
-                        None => "listen parameters: default_server, bind, reuseport, backlog=N, rcvbuf=, sndbuf=, deferred, ipv6only=, so_keepalive=".into(),
+                        None => "listen parameters: default_server, ssl, bind, reuseport, backlog=N, rcvbuf=, sndbuf=, deferred, ipv6only=, so_keepalive=".into(),
                     });
                     self.err(e);
                 }
@@ -993,6 +998,7 @@ impl Lower<'_> {
             let mut backlog = None;
             let mut sock = SocketOptions::default();
             let mut deferred = false;
+            let mut ssl = false;
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in here.iter().copied() {
                 if !seen.insert(*sid) {
@@ -1013,6 +1019,7 @@ impl Lower<'_> {
                     continue;
                 }
                 servers.push(*sid);
+                ssl |= o.ssl;
                 if o.default_server {
                     if let Some((_, first)) = default {
                         self.err(
@@ -1068,6 +1075,7 @@ impl Lower<'_> {
                 backlog: backlog.unwrap_or(511),
                 names,
                 sock,
+                ssl,
             });
         }
     }

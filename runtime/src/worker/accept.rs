@@ -363,7 +363,7 @@ impl<'a> Acceptor<'a> {
             // (A unix connection's local address is its listener's path: nothing to keep.)
             let local = (local != crate::listen::UNIX_PLACEHOLDER
                 && w.listener_addrs.get(listener).copied().flatten() != Some(local))
-            .then(|| Box::new(local));
+            .then_some(local);
             let mut conn = Conn::new(stream, peer, local, listener, key, w);
             if conn.debug {
                 w.elog.set_debug(true);

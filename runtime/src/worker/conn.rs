@@ -12,7 +12,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_head, Limits, Parsed};
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -72,11 +72,10 @@ impl Finished {
 
 pub(crate) struct Conn {
     pub(crate) sock: TcpStream,
+    /// What only some connections have (TLS, a local address of their own), boxed so that
+    /// an idle plain connection stays small.
+    pub(crate) ext: Option<Box<ConnExt>>,
     pub(crate) peer: SocketAddr,
-    /// The local address when it differs from the listener's own (a wildcard listener);
-    /// `None` for the common case, so idle connections stay small. See
-    /// `Worker::local_of`.
-    pub(crate) local: Option<Box<SocketAddr>>,
     /// Index into `ir.listeners` (2 bytes, so that an idle connection stays small; the IR
     /// verifier refuses more listeners).
     pub(crate) listener: u16,
@@ -121,6 +120,22 @@ pub(crate) struct Conn {
     pub(crate) debug: bool,
     /// When the connection was accepted, in [`clock_ms`] units.
     pub(crate) started_ms: u32,
+}
+
+/// The parts of a connection only some connections have.
+pub(crate) struct ConnExt {
+    /// The local address when it differs from the listener's own (a wildcard listener). See
+    /// `Worker::local_of`.
+    pub(crate) local: Option<SocketAddr>,
+    /// TLS between the socket and HTTP, on an address with `listen … ssl` (see
+    /// `worker::tls`; every read and write of the client goes through it).
+    pub(crate) tls: Option<super::tls::TlsConn>,
+}
+
+/// The connection's TLS, from its [`ConnExt`] (a function of the field, so that callers can
+/// borrow the socket and buffers beside it).
+pub(crate) fn tls_mut(ext: &mut Option<Box<ConnExt>>) -> Option<&mut super::tls::TlsConn> {
+    ext.as_deref_mut().and_then(|e| e.tls.as_mut())
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -203,6 +218,11 @@ enum Fill {
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Conn {
+    /// The connection's TLS (`None` on a plain address).
+    pub(crate) fn tls(&self) -> Option<&super::tls::TlsConn> {
+        self.ext.as_deref().and_then(|e| e.tls.as_ref())
+    }
+
     /// Length of the current request's head in `rbuf`.
     pub(crate) fn head_len(&self) -> usize {
         self.head_len32 as usize
@@ -215,17 +235,25 @@ impl Conn {
     pub(crate) fn new(
         sock: TcpStream,
         peer: SocketAddr,
-        local: Option<Box<SocketAddr>>,
+        local: Option<SocketAddr>,
         listener: usize,
         key: usize,
         w: &mut Worker<'_>,
     ) -> Conn {
         let s = w.default_settings(listener);
         let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
+        let tls = w
+            .loaded
+            .ir
+            .listeners
+            .get(listener)
+            .is_some_and(|l| l.ssl)
+            .then(super::tls::TlsConn::new);
+        let ext = (tls.is_some() || local.is_some()).then(|| Box::new(ConnExt { local, tls }));
         Conn {
             sock,
+            ext,
             peer,
-            local,
             listener: u16::try_from(listener).unwrap_or(u16::MAX),
             // Buffers are taken from the pool when bytes arrive and given back when the
             // connection goes idle, so an idle keep-alive connection holds none.
@@ -267,6 +295,9 @@ impl Conn {
 
     /// Gives the buffers back to the pool.
     pub(crate) fn release(mut self, w: &mut Worker<'_>) {
+        if let Some(t) = tls_mut(&mut self.ext) {
+            t.close_notify(&self.sock);
+        }
         if self.proxy.is_some() {
             w.proxy_abort(&mut self);
         }
@@ -288,6 +319,12 @@ impl Conn {
             Phase::Proxy if self.wpos < self.wbuf.len() => Interest::READABLE | Interest::WRITABLE,
             Phase::Proxy => Interest::READABLE,
             _ => Interest::READABLE,
+        };
+        // TLS records (a handshake's, or a response's tail) waiting for the socket.
+        let want = if self.tls().is_some_and(|t| t.wants_write()) {
+            want | Interest::WRITABLE
+        } else {
+            want
         };
         if want != self.interest {
             self.interest = want;
@@ -416,7 +453,14 @@ impl Conn {
 
     /// Reads what the socket has into `rbuf`, within the head limit.
     fn fill(&mut self, w: &mut Worker<'_>) -> Fill {
-        if !self.rd_ready {
+        if let Some(super::tls::TlsState::Accepting(_)) = self.tls().map(|t| &t.state) {
+            match self.tls_accept(w) {
+                super::tls::Accept::Progress => {}
+                super::tls::Accept::WouldBlock => return Fill::WouldBlock,
+                super::tls::Accept::Close => return Fill::Closed,
+            }
+        }
+        if !self.rd_ready && !self.tls().is_some_and(|t| t.has_plaintext()) {
             if self.rbuf.is_empty() && self.phase == Phase::Head {
                 // Idle between requests: the buffers go back to the pool.
                 w.pool.put(std::mem::take(&mut self.rbuf));
@@ -438,8 +482,9 @@ impl Conn {
         } else {
             (limit - old).min(16 * 1024)
         };
-        match read_ready(
+        match super::tls::client_read(
             &self.sock,
+            tls_mut(&mut self.ext),
             &mut self.rd_ready,
             self.rd_hup,
             &mut self.rbuf,
@@ -737,6 +782,7 @@ impl Conn {
         // segment with the file's first bytes (the sendfile call right after pushes it).
         // (Not under limit_rate: held bytes would wait for the next, delayed, write.)
         let more = allowance == usize::MAX
+            && self.tls().is_none()
             && (last
                 || self
                     .file
@@ -754,7 +800,11 @@ impl Conn {
                 socket2::SockRef::from(&self.sock)
                     .send_with_flags(&self.wbuf[self.wpos..end], nix::libc::MSG_MORE)
             } else {
-                self.sock.write(&self.wbuf[self.wpos..end])
+                super::tls::client_write(
+                    &self.sock,
+                    tls_mut(&mut self.ext),
+                    &self.wbuf[self.wpos..end],
+                )
             };
             match sent {
                 Ok(0) => return None,
@@ -779,8 +829,12 @@ impl Conn {
                 }
             }
         }
-        if self.file.as_ref().is_some_and(|f| !f.sendfile) {
-            return self.copy_file(w, allowance);
+        // Over TLS the file is encrypted in user space, so it is read and written.
+        if self.file.as_ref().is_some_and(|f| !f.sendfile) || self.tls().is_some() {
+            return match self.copy_file(w, allowance) {
+                Some(true) => self.flush_tls(),
+                other => other,
+            };
         }
         while self.file.as_ref().is_some_and(|f| f.offset < f.end) {
             if allowance == 0 {
@@ -821,7 +875,13 @@ impl Conn {
                 let _ = socket2::SockRef::from(&self.sock).set_cork(false);
             }
         }
-        Some(true)
+        self.flush_tls()
+    }
+
+    /// Sends the TLS records still waiting: `Some(true)` none left, `Some(false)` would
+    /// block, `None` error.
+    pub(crate) fn flush_tls(&mut self) -> Option<bool> {
+        super::tls::client_flush(&self.sock, tls_mut(&mut self.ext)).ok()
     }
 
     /// The file shrank under a transfer: nothing more can be sent and the response is
@@ -879,7 +939,7 @@ impl Conn {
                     break None;
                 }
             };
-            match self.sock.write(&buf[..n]) {
+            match super::tls::client_write(&self.sock, tls_mut(&mut self.ext), &buf[..n]) {
                 Ok(0) => break None,
                 Ok(k) => {
                     f.offset += k as i64;
@@ -963,6 +1023,12 @@ impl Conn {
         };
         if !linger || s.lingering_time_ms == 0 {
             return true;
+        }
+        if let Some(e) = self.ext.as_deref_mut() {
+            if let Some(t) = e.tls.as_mut() {
+                t.close_notify(&self.sock);
+            }
+            e.tls = None;
         }
         if self.sock.shutdown(std::net::Shutdown::Write).is_err() {
             return true;

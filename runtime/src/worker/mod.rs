@@ -13,6 +13,7 @@ mod proxy;
 mod request;
 mod respond;
 mod static_files;
+mod tls;
 mod vars;
 
 use crate::config::Loaded;
@@ -460,8 +461,8 @@ impl Worker<'_> {
     }
 
     pub(crate) fn local_of(&self, conn: &Conn) -> SocketAddr {
-        match &conn.local {
-            Some(a) => **a,
+        match conn.ext.as_deref().and_then(|e| e.local) {
+            Some(a) => a,
             None => self
                 .listener_addrs
                 .get(conn.listener as usize)

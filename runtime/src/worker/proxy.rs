@@ -697,7 +697,7 @@ impl Worker<'_> {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-            let _ = conn.sock.write(v);
+            let _ = super::tls::client_write(&conn.sock, super::conn::tls_mut(&mut conn.ext), v);
         }
 
         // The balancing key.
@@ -1301,8 +1301,9 @@ impl Worker<'_> {
                 return Pull::Wait;
             }
             // Read more from the client.
-            match read_ready(
+            match super::tls::client_read(
                 &conn.sock,
+                super::conn::tls_mut(&mut conn.ext),
                 &mut conn.rd_ready,
                 conn.rd_hup,
                 &mut conn.rbuf,
@@ -1862,7 +1863,11 @@ impl Worker<'_> {
             };
             if allowance > 0 {
                 let end = conn.wpos.saturating_add(allowance).min(conn.wbuf.len());
-                match conn.sock.write(&conn.wbuf[conn.wpos..end]) {
+                match super::tls::client_write(
+                    &conn.sock,
+                    super::conn::tls_mut(&mut conn.ext),
+                    &conn.wbuf[conn.wpos..end],
+                ) {
                     Ok(0) => return Drive::Close,
                     Ok(n) => {
                         conn.wpos += n;
@@ -1883,14 +1888,21 @@ impl Worker<'_> {
                 }
             }
             let pending = conn.wbuf.len() - conn.wpos;
-            if pending == 0 && p.broken {
+            // TLS records of what was written may still wait for the socket.
+            let tls_waiting = pending == 0
+                && match conn.flush_tls() {
+                    Some(done) => !done,
+                    None => return Drive::Close,
+                };
+            if pending == 0 && !tls_waiting && p.broken {
                 // The response was cut short (the upstream closed, failed or sent bad
                 // framing): what was valid is out, so the client connection is closed now,
                 // as nginx does, rather than left waiting for a body that cannot come.
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
             }
-            if pending == 0 && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
+            if pending == 0 && !tls_waiting && (p.upstream_eof || matches!(p.rbody, RespBody::None))
+            {
                 return Drive::Finished;
             }
             if p.broken {
@@ -1960,7 +1972,7 @@ impl Worker<'_> {
             if !progressed {
                 // Waiting for the client to take output (send_timeout), else for the
                 // upstream to send more (proxy_read_timeout).
-                p.deadline = if conn.wpos < conn.wbuf.len() {
+                p.deadline = if conn.wpos < conn.wbuf.len() || tls_waiting {
                     p.client_progress + send_timeout
                 } else {
                     p.upstream_progress + read_timeout
@@ -1982,20 +1994,24 @@ impl Worker<'_> {
             // Upstream → client through conn.wbuf, client → upstream through p.req.
             let down = pump(
                 &c.sock,
+                None,
                 &mut p.up_ready,
                 p.up_hup,
                 &mut p.upstream_eof,
                 &conn.sock,
+                super::conn::tls_mut(&mut conn.ext),
                 &mut conn.wbuf,
                 &mut conn.wpos,
                 WINDOW,
             );
             let up = pump(
                 &conn.sock,
+                super::conn::tls_mut(&mut conn.ext),
                 &mut conn.rd_ready,
                 conn.rd_hup,
                 &mut p.client_eof,
                 &c.sock,
+                None,
                 &mut p.req,
                 &mut p.req_pos,
                 WINDOW,
@@ -2097,17 +2113,19 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
 #[allow(clippy::too_many_arguments)]
 fn pump(
     from: &TcpStream,
+    from_tls: Option<&mut super::tls::TlsConn>,
     ready: &mut bool,
     hup: bool,
     eof: &mut bool,
     to: &TcpStream,
+    mut to_tls: Option<&mut super::tls::TlsConn>,
     buf: &mut Vec<u8>,
     pos: &mut usize,
     cap: usize,
 ) -> Option<(usize, bool)> {
     let mut written = 0;
     while *pos < buf.len() {
-        match { to }.write(&buf[*pos..]) {
+        match super::tls::client_write(to, to_tls.as_deref_mut(), &buf[*pos..]) {
             Ok(0) => return None,
             Ok(n) => {
                 *pos += n;
@@ -2121,11 +2139,13 @@ fn pump(
     if *pos == buf.len() {
         buf.clear();
         *pos = 0;
+        // Records that still wait go with the next writable event.
+        super::tls::client_flush(to, to_tls).ok()?;
     }
     let mut progressed = written > 0;
     if !*eof && buf.len() < cap {
         let room = cap - buf.len();
-        match read_ready(from, ready, hup, buf, room) {
+        match super::tls::client_read(from, from_tls, ready, hup, buf, room) {
             Ok(n) => {
                 *eof |= n == 0;
                 progressed = true;

@@ -394,6 +394,19 @@ impl<'a> Worker<'a> {
         if let Some(code) = error {
             return self.route(conn, req, Some((server_default, code)), None);
         }
+        if ok && conn.tls().is_some_and(super::tls::TlsConn::is_plain) {
+            // nginx: the server is chosen by Host, then the request is refused with the
+            // 497 page (a 400 on the wire) through that server's error_page.
+            elog!(
+                self.elog,
+                Info,
+                "client sent plain HTTP request to HTTPS port, client: {}",
+                conn.peer.ip()
+            );
+            req.head.refuse_body_and_keepalive();
+            req.location = Some(server_default);
+            return self.route(conn, req, Some((server_default, 497)), None);
+        }
         if !ok {
             elog!(
                 self.elog,
@@ -983,6 +996,7 @@ impl<'a> Worker<'a> {
             peer: req.client.unwrap_or(conn.peer),
             conn_peer: conn.peer,
             local: self.local_of(conn),
+            tls: conn.tls_session(),
             unix: ir
                 .listeners
                 .get(conn.listener as usize)
@@ -1393,8 +1407,9 @@ impl<'a> Worker<'a> {
         // name with `server_name_in_redirect on`, else the request's host, else the local
         // address; the local port when it is not 80 and `port_in_redirect` is on.
         wbuf.extend_from_slice(b"Location: ");
+        let tls = conn.tls_session().is_some();
         if absolute && target.starts_with(b"/") {
-            wbuf.extend_from_slice(b"http://");
+            wbuf.extend_from_slice(if tls { b"https://" } else { b"http://" });
             let local = self.local_of(conn);
             let name = by_name
                 .then(|| {
@@ -1415,7 +1430,7 @@ impl<'a> Worker<'a> {
             } else {
                 let _ = write!(wbuf, "{}", local.ip());
             }
-            if with_port && local.port() != 80 {
+            if with_port && local.port() != if tls { 443 } else { 80 } {
                 let _ = write!(wbuf, ":{}", local.port());
             }
         }

@@ -179,6 +179,8 @@ pub(crate) struct Ctx<'a> {
     /// The connection's own peer (`$realip_remote_addr`, `$realip_remote_port`).
     pub(crate) conn_peer: SocketAddr,
     pub(crate) local: SocketAddr,
+    /// The connection's TLS session (`None`: plain HTTP).
+    pub(crate) tls: Option<&'a rustls::ServerConnection>,
     /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
     /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
     pub(crate) unix: Option<&'a str>,
@@ -659,9 +661,20 @@ impl Ctx<'_> {
             Builtin::ServerProtocol => {
                 let _ = write!(out, "HTTP/1.{}", head.minor_version);
             }
+            Builtin::Scheme if self.tls.is_some() => out.extend_from_slice(b"https"),
             Builtin::Scheme => out.extend_from_slice(b"http"),
-            // Plain connections only: nginx's value there is empty.
+            Builtin::Https if self.tls.is_some() => out.extend_from_slice(b"on"),
             Builtin::Https => {}
+            Builtin::SslProtocol
+            | Builtin::SslCipher
+            | Builtin::SslServerName
+            | Builtin::SslSessionReused
+            | Builtin::SslAlpnProtocol
+            | Builtin::SslCurve => {
+                if let Some(t) = self.tls {
+                    ssl_var(b, t, out);
+                }
+            }
             Builtin::RemoteAddr | Builtin::BinaryRemoteAddr if self.unix.is_some() => {
                 out.extend_from_slice(b"unix:")
             }
@@ -1001,6 +1014,53 @@ fn hostname() -> &'static str {
     })
 }
 
+/// The value of a `$ssl_*` variable of an established TLS session, as nginx prints it.
+fn ssl_var(b: Builtin, t: &rustls::ServerConnection, out: &mut Vec<u8>) {
+    match b {
+        Builtin::SslProtocol => {
+            let v = match t.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "",
+            };
+            out.extend_from_slice(v.as_bytes());
+        }
+        Builtin::SslCipher => {
+            if let Some(name) = t.negotiated_cipher_suite().and_then(|s| s.suite().as_str()) {
+                let name = proton_ir::tls::openssl_name_of(name).unwrap_or(name);
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        Builtin::SslServerName => {
+            if let Some(n) = t.server_name() {
+                out.extend_from_slice(n.as_bytes());
+            }
+        }
+        Builtin::SslSessionReused => out.push(
+            if t.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
+                b'r'
+            } else {
+                b'.'
+            },
+        ),
+        Builtin::SslAlpnProtocol => {
+            if let Some(p) = t.alpn_protocol() {
+                out.extend_from_slice(p);
+            }
+        }
+        Builtin::SslCurve => {
+            if let Some(g) = t.negotiated_key_exchange_group() {
+                let name = match g.name() {
+                    rustls::NamedGroup::secp256r1 => "prime256v1",
+                    n => n.as_str().unwrap_or(""),
+                };
+                out.extend_from_slice(name.as_bytes());
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1234,6 +1294,7 @@ mod tests {
             peer: addr,
             conn_peer: addr,
             local: addr,
+            tls: None,
             unix: None,
             user: &[],
             captures: &captures,

@@ -25,4 +25,5 @@ mod runtime;
 mod safety;
 mod startup;
 mod static_headers;
+mod tls;
 mod variables;

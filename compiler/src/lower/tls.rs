@@ -1,0 +1,358 @@
+//! Lowering of the `ssl_*` directives into each server's [`ServerTls`], and the checks nginx
+//! makes when it loads them: every certificate has its key, the files exist and hold what
+//! they should, the key is the certificate's, and an address with `listen … ssl` has a
+//! certificate in its default server. The files are read here, at compile time, with the same
+//! code proton-run loads them with (`proton_tls`), so a bad file is a protonc error with its
+//! name, never a surprise at reload.
+
+use super::{arg, nearest, Level, Lower};
+use crate::ast::Directive;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::directives::{parse_size, parse_time_secs};
+use crate::source::Span;
+use proton_ir::*;
+
+impl Lower<'_> {
+    /// A path from an `ssl_*` directive, made absolute against the main config file's
+    /// directory (nginx's configuration prefix).
+    fn conf_path(&self, p: &str) -> String {
+        let path = std::path::Path::new(p);
+        if path.is_absolute() {
+            return p.to_string();
+        }
+        let dir = self
+            .map
+            .path(crate::source::FileId(0))
+            .and_then(|f| f.parent())
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let full = dir.join(path);
+        std::path::absolute(&full)
+            .unwrap_or(full)
+            .display()
+            .to_string()
+    }
+
+    /// The TLS settings of a server whose level chain is `chain` (server, http), or `None`
+    /// when it has no certificate and does not reject handshakes.
+    pub(crate) fn server_tls(&mut self, chain: &[&Level<'_>]) -> Option<Box<ServerTls>> {
+        let flag = |name: &str, default: bool| {
+            nearest(chain, name)
+                .first()
+                .map_or(default, |d| arg(d, 0) == "on")
+        };
+        let certs = nearest(chain, "ssl_certificate");
+        let keys = nearest(chain, "ssl_certificate_key");
+        let reject_handshake = flag("ssl_reject_handshake", false);
+        if certs.is_empty() && !reject_handshake {
+            if let Some(k) = keys.first() {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        k.name_span,
+                        "\"ssl_certificate_key\" without \"ssl_certificate\"",
+                    )
+                    .label("no certificate for this key")
+                    .help("add ssl_certificate with the key's certificate beside it"),
+                );
+            }
+            return None;
+        }
+        let mut certificates = Vec::new();
+        for (i, c) in certs.iter().enumerate() {
+            let Some(k) = keys.get(i) else {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        c.arg_span(0),
+                        format!(
+                            "no \"ssl_certificate_key\" is defined for certificate \"{}\"",
+                            arg(c, 0)
+                        ),
+                    )
+                    .label("this certificate has no key")
+                    .help("give one ssl_certificate_key per ssl_certificate, in the same order"),
+                );
+                continue;
+            };
+            for d in [c, k] {
+                if arg(d, 0).contains('$') {
+                    self.err(
+                        Diagnostic::error(
+                            Code::Unsupported,
+                            d.arg_span(0),
+                            format!("variables in \"{}\" are not supported yet", d.name),
+                        )
+                        .label("a file chosen per handshake")
+                        .help("name the file; for several names use one server block each"),
+                    );
+                }
+            }
+            certificates.push(CertificatePair {
+                certificate: self.conf_path(arg(c, 0)),
+                key: self.conf_path(arg(k, 0)),
+            });
+        }
+        if let Some(k) = keys.get(certs.len()) {
+            self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    k.name_span,
+                    "more \"ssl_certificate_key\" than \"ssl_certificate\" lines",
+                )
+                .label("no certificate for this key")
+                .help("give one ssl_certificate_key per ssl_certificate, in the same order"),
+            );
+        }
+        let (tls12, tls13) = self.ssl_protocols(nearest(chain, "ssl_protocols").first().copied());
+        let ciphers = self.ssl_ciphers(nearest(chain, "ssl_ciphers").first().copied());
+        let curves = self.ssl_ecdh_curve(nearest(chain, "ssl_ecdh_curve").first().copied());
+        let session_cache =
+            self.ssl_session_cache(nearest(chain, "ssl_session_cache").first().copied());
+        let session_timeout_secs = nearest(chain, "ssl_session_timeout")
+            .first()
+            .and_then(|d| parse_time_secs(arg(d, 0)))
+            .unwrap_or(300);
+        let ticket_key_files = nearest(chain, "ssl_session_ticket_key")
+            .iter()
+            .map(|d| self.conf_path(arg(d, 0)))
+            .collect::<Vec<_>>();
+        for (d, path) in nearest(chain, "ssl_session_ticket_key")
+            .iter()
+            .zip(&ticket_key_files)
+        {
+            if let Err(e) = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| proton_ir::tls::ticket_key_file(&b).map(|_| ()))
+            {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("cannot use ssl_session_ticket_key \"{path}\": {e}"),
+                    )
+                    .label("this file")
+                    .help("make one with: openssl rand 80 > ticket.key"),
+                );
+            }
+        }
+        let buffer_size = nearest(chain, "ssl_buffer_size")
+            .first()
+            .and_then(|d| parse_size(arg(d, 0)))
+            .map_or(16384, |n| n.clamp(1, 16384) as u32);
+        let tls = ServerTls {
+            certificates,
+            tls12,
+            tls13,
+            ciphers,
+            prefer_server_ciphers: flag("ssl_prefer_server_ciphers", false),
+            curves,
+            session_cache,
+            session_timeout_secs,
+            session_tickets: flag("ssl_session_tickets", true),
+            ticket_key_files,
+            reject_handshake,
+            verify_client: VerifyClient::Off,
+            verify_depth: 1,
+            client_certificate: None,
+            trusted_certificate: None,
+            crl: None,
+            buffer_size,
+        };
+        if !tls.certificates.is_empty() && !self.diags.has_errors() {
+            let span = certs.first().map_or(Span::default(), |d| d.arg_span(0));
+            self.check_tls(&tls, span);
+        }
+        Some(Box::new(tls))
+    }
+
+    /// Builds the server's rustls config as proton-run will, so that a certificate or key
+    /// that cannot be used is reported here (each distinct settings record once).
+    fn check_tls(&mut self, tls: &ServerTls, span: Span) {
+        if !self.tls_checked.insert(tls.clone()) {
+            return;
+        }
+        if let Err(e) = proton_tls::server_config(tls, proton_tls::Resumption::none()) {
+            self.err(
+                Diagnostic::error(Code::BadValue, span, e)
+                    .label("the certificate named here")
+                    .help("check the file names and that the key belongs to the certificate (openssl x509 -noout -pubkey -in cert.pem; openssl pkey -pubout -in key.pem)"),
+            );
+        }
+    }
+
+    /// `ssl_protocols`: (TLS 1.2, TLS 1.3) allowed.
+    fn ssl_protocols(&mut self, d: Option<&Directive>) -> (bool, bool) {
+        let Some(d) = d else {
+            return (true, true);
+        };
+        let (mut v12, mut v13) = (false, false);
+        for a in &d.args {
+            match proton_ir::tls::protocol(&a.value) {
+                proton_ir::tls::Protocol::Supported(proton_ir::tls::TlsVersion::Tls12) => {
+                    v12 = true
+                }
+                proton_ir::tls::Protocol::Supported(proton_ir::tls::TlsVersion::Tls13) => {
+                    v13 = true
+                }
+                proton_ir::tls::Protocol::Unsupported(_) => self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("protocol \"{}\" is not supported", a.value),
+                    )
+                    .label("Proton's TLS (rustls) has only TLSv1.2 and TLSv1.3")
+                    .help("ssl_protocols TLSv1.2 TLSv1.3;"),
+                ),
+                proton_ir::tls::Protocol::Unknown => self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid value \"{}\" in ssl_protocols", a.value),
+                    )
+                    .label("not a protocol name")
+                    .help("ssl_protocols TLSv1.2 TLSv1.3;"),
+                ),
+            }
+        }
+        (v12, v13)
+    }
+
+    /// `ssl_ciphers`: the rustls names of the TLS 1.2 suites, in order.
+    fn ssl_ciphers(&mut self, d: Option<&Directive>) -> Vec<String> {
+        let spec = d.map_or("HIGH:!aNULL:!MD5", |d| arg(d, 0));
+        match proton_ir::tls::cipher_list(spec) {
+            Ok(list) => list
+                .iter()
+                .filter_map(|n| {
+                    proton_ir::tls::TLS12_SUITES
+                        .iter()
+                        .find(|s| s.openssl == *n)
+                        .map(|s| s.rustls.to_string())
+                })
+                .collect(),
+            Err(e) => {
+                if let Some(d) = d {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            format!("invalid ssl_ciphers \"{spec}\": {e}"),
+                        )
+                        .label("this cipher list")
+                        .help("OpenSSL cipher-list syntax, e.g. ssl_ciphers HIGH:!aNULL:!MD5; or ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
+                    );
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// `ssl_ecdh_curve`: rustls group names (empty: `auto`).
+    fn ssl_ecdh_curve(&mut self, d: Option<&Directive>) -> Vec<String> {
+        let Some(d) = d else {
+            return Vec::new();
+        };
+        match proton_ir::tls::curve_list(arg(d, 0)) {
+            Ok(None) => Vec::new(),
+            Ok(Some(v)) => v.iter().map(|s| s.to_string()).collect(),
+            Err(e) => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid ssl_ecdh_curve \"{}\": {e}", arg(d, 0)),
+                    )
+                    .label("this curve list")
+                    .help("ssl_ecdh_curve auto; or ssl_ecdh_curve X25519:prime256v1:secp384r1;"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// `ssl_session_cache off | none | [builtin[:size]] [shared:name:size]`.
+    fn ssl_session_cache(&mut self, d: Option<&Directive>) -> SessionCache {
+        let Some(d) = d else {
+            return SessionCache::None;
+        };
+        let mut builtin = None;
+        let mut shared = None;
+        for a in &d.args {
+            let v = a.value.as_str();
+            let bad = |msg: String| {
+                Diagnostic::error(Code::BadValue, a.span, msg)
+                    .label("here")
+                    .help("ssl_session_cache shared:SSL:10m; | builtin:1000 | none | off")
+            };
+            match v {
+                "off" | "none" if d.args.len() == 1 => {
+                    return if v == "off" {
+                        SessionCache::Off
+                    } else {
+                        SessionCache::None
+                    };
+                }
+                "builtin" => builtin = Some(20480),
+                _ if v.starts_with("builtin:") => match v[8..].parse::<u64>() {
+                    Ok(n) if n > 0 => builtin = Some(n),
+                    _ => self.err(bad(format!("invalid session cache size \"{}\"", &v[8..]))),
+                },
+                _ if v.starts_with("shared:") => {
+                    let rest = &v[7..];
+                    match rest.rsplit_once(':') {
+                        Some((name, size)) if !name.is_empty() => match parse_size(size) {
+                            Some(n) if n >= 8192 => shared = Some((name.to_string(), n)),
+                            _ => self.err(bad(format!(
+                                "invalid session cache size \"{size}\" (at least 8k)"
+                            ))),
+                        },
+                        _ => self.err(bad(format!("invalid session cache \"{v}\""))),
+                    }
+                }
+                _ => self.err(bad(format!("invalid session cache \"{v}\""))),
+            }
+        }
+        SessionCache::Cache {
+            builtin: builtin.unwrap_or(0),
+            shared,
+        }
+    }
+
+    /// nginx's check for every address with `listen … ssl`: its default server must have a
+    /// certificate (or reject handshakes). `listen_spans` has the span of a listen line of
+    /// each (address, server).
+    pub(crate) fn check_tls_listeners(&mut self, listen_spans: &[(String, ServerId, Span)]) {
+        let mut missing = Vec::new();
+        for l in &self.ir.listeners {
+            if !l.ssl {
+                continue;
+            }
+            let s = l.names.default;
+            let ok = self
+                .ir
+                .servers
+                .get(s.0 as usize)
+                .and_then(|s| s.tls.as_ref())
+                .is_some_and(|t| !t.certificates.is_empty() || t.reject_handshake);
+            if !ok {
+                let span = listen_spans
+                    .iter()
+                    .find(|(a, sid, _)| *a == l.addr && *sid == s)
+                    .map_or(Span::default(), |x| x.2);
+                missing.push((l.addr.clone(), span));
+            }
+        }
+        for (addr, span) in missing {
+            self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    span,
+                    format!("no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive ({addr})"),
+                )
+                .label("this address speaks TLS; its default server has no certificate")
+                .help("add ssl_certificate and ssl_certificate_key to the server (or to http)"),
+            );
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! TLS state a generation of workers shares: each server's rustls config (built by
+//! `proton_tls` from the IR, in the master, before the workers are forked), the session
+//! ticket keys, and the session cache.
+//!
+//! Ticket keys without `ssl_session_ticket_key`: the master makes one random secret when it
+//! first loads a config and keeps it for its whole life (workers inherit it at fork, so every
+//! worker of every generation shares it). The key that encrypts a ticket is derived from the
+//! secret and the current period of `ssl_session_timeout` (HMAC-SHA256), and the previous
+//! period's key still decrypts: keys rotate without any message between processes, and a
+//! ticket issued by one worker resumes on another, and after a reload.
+
+use proton_ir::{ServerTls, SessionCache};
+use rustls::server::{ProducesTickets, StoresServerSessions};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
+
+/// The master's ticket secret (made once per master process, inherited by workers).
+static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Marks a ticket sealed with a key derived from [`SECRET`] (the rest of its 16-byte name is
+/// the period number).
+const DERIVED: &[u8; 8] = b"proton-t";
+
+fn secret() -> &'static [u8; 32] {
+    SECRET.get_or_init(|| {
+        let mut s = [0u8; 32];
+        if aws_lc_rs::rand::fill(&mut s).is_err() {
+            // The system's random source failed: tickets then cannot be trusted; a key
+            // from the clock is still unique per master, and `ssl_session_ticket_key`
+            // files remain available.
+            let t = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            s[..16].copy_from_slice(&t.to_le_bytes());
+        }
+        s
+    })
+}
+
+/// Makes the master's ticket secret now (called by the master before it forks workers).
+pub fn init_secret() {
+    let _ = secret();
+}
+
+/// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(ciphertext + tag)`.
+pub struct Tickets {
+    /// `ssl_session_ticket_key` files: the first seals, all open.
+    files: Vec<(Vec<u8>, LessSafeKey)>,
+    /// Seconds a ticket lives (`ssl_session_timeout`), and the rotation period.
+    lifetime: u32,
+}
+
+impl std::fmt::Debug for Tickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tickets")
+            .field("files", &self.files.len())
+            .field("lifetime", &self.lifetime)
+            .finish()
+    }
+}
+
+impl Tickets {
+    pub fn new(t: &ServerTls) -> Result<Tickets, String> {
+        let mut files = Vec::new();
+        for path in &t.ticket_key_files {
+            let bytes = std::fs::read(path)
+                .map_err(|e| format!("cannot read ssl_session_ticket_key \"{path}\": {e}"))?;
+            let k = proton_ir::tls::ticket_key_file(&bytes)
+                .map_err(|e| format!("ssl_session_ticket_key \"{path}\": {e}"))?;
+            let alg = if k.aead_key.len() == 16 {
+                &AES_128_GCM
+            } else {
+                &AES_256_GCM
+            };
+            let key = UnboundKey::new(alg, &k.aead_key)
+                .map_err(|_| format!("ssl_session_ticket_key \"{path}\": unusable key"))?;
+            files.push((k.name.to_vec(), LessSafeKey::new(key)));
+        }
+        Ok(Tickets {
+            files,
+            lifetime: u32::try_from(t.session_timeout_secs.max(1)).unwrap_or(u32::MAX),
+        })
+    }
+
+    fn period(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        now / u64::from(self.lifetime.max(60))
+    }
+
+    /// The key of rotation period `p`, derived from the master's secret.
+    fn derived(p: u64) -> Option<LessSafeKey> {
+        let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret());
+        let tag = aws_lc_rs::hmac::sign(&k, &p.to_be_bytes());
+        let key = UnboundKey::new(&AES_256_GCM, tag.as_ref()).ok()?;
+        Some(LessSafeKey::new(key))
+    }
+}
+
+impl ProducesTickets for Tickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.lifetime
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.seal(plain, self.period())
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.open(cipher)
+    }
+}
+
+impl Tickets {
+    /// Seals `plain` with the first key file's key, else the key of rotation period `p`.
+    fn seal(&self, plain: &[u8], p: u64) -> Option<Vec<u8>> {
+        let mut name = [0u8; 16];
+        let derived;
+        let key = match self.files.first() {
+            Some((n, k)) => {
+                name.copy_from_slice(n);
+                k
+            }
+            None => {
+                name[..8].copy_from_slice(DERIVED);
+                name[8..].copy_from_slice(&p.to_be_bytes());
+                derived = Tickets::derived(p)?;
+                &derived
+            }
+        };
+        let mut nonce = [0u8; 12];
+        aws_lc_rs::rand::fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(16 + 12 + plain.len() + 16);
+        out.extend_from_slice(&name);
+        out.extend_from_slice(&nonce);
+        let mut body = plain.to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&name),
+            &mut body,
+        )
+        .ok()?;
+        out.extend_from_slice(&body);
+        Some(out)
+    }
+
+    fn open(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        if cipher.len() < 16 + 12 + 16 {
+            return None;
+        }
+        let (name, rest) = cipher.split_at(16);
+        let (nonce, sealed) = rest.split_at(12);
+        let derived;
+        let key = if self.files.is_empty() && name.starts_with(DERIVED) {
+            let p = u64::from_be_bytes(name[8..].try_into().ok()?);
+            let now = self.period();
+            if p > now || now - p > 1 {
+                return None;
+            }
+            derived = Tickets::derived(p)?;
+            &derived
+        } else {
+            &self.files.iter().find(|(n, _)| n == name)?.1
+        };
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut body = sealed.to_vec();
+        let plain = key.open_in_place(nonce, Aad::from(name), &mut body).ok()?;
+        let n = plain.len();
+        body.truncate(n);
+        Some(body)
+    }
+}
+
+/// The session resumption state of a server's settings.
+pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
+    let mut r = proton_tls::Resumption::none();
+    if t.session_tickets {
+        r.ticketer = Arc::new(Tickets::new(t)?);
+    }
+    if let SessionCache::Cache { builtin, shared } = &t.session_cache {
+        // nginx's estimate: about 4,000 sessions per megabyte of shared zone.
+        let n = shared
+            .as_ref()
+            .map_or(0, |(_, size)| (size / 256) as usize)
+            .max(*builtin as usize)
+            .clamp(64, 1 << 20);
+        let storage: Arc<dyn StoresServerSessions> =
+            rustls::server::ServerSessionMemoryCache::new(n);
+        r.storage = storage;
+    }
+    Ok(r)
+}
+
+/// The rustls config of every server with TLS settings, by server index.
+pub fn server_configs(
+    ir: &proton_ir::Ir,
+) -> Result<Vec<Option<Arc<rustls::ServerConfig>>>, String> {
+    init_secret();
+    let mut built: Vec<(&ServerTls, Arc<rustls::ServerConfig>)> = Vec::new();
+    let mut out = Vec::with_capacity(ir.servers.len());
+    for s in &ir.servers {
+        let Some(t) = s.tls.as_deref() else {
+            out.push(None);
+            continue;
+        };
+        if t.certificates.is_empty() {
+            out.push(None);
+            continue;
+        }
+        // Servers that inherit the same settings (from http) share one config, so that its
+        // session cache and tickets are one.
+        if let Some((_, c)) = built.iter().find(|(b, _)| *b == t) {
+            out.push(Some(c.clone()));
+            continue;
+        }
+        let c = Arc::new(proton_tls::server_config(t, resumption(t)?)?);
+        built.push((t, c.clone()));
+        out.push(Some(c));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls() -> ServerTls {
+        ServerTls {
+            certificates: vec![],
+            tls12: true,
+            tls13: true,
+            ciphers: vec![],
+            prefer_server_ciphers: false,
+            curves: vec![],
+            session_cache: SessionCache::None,
+            session_timeout_secs: 300,
+            session_tickets: true,
+            ticket_key_files: vec![],
+            reject_handshake: false,
+            verify_client: proton_ir::VerifyClient::Off,
+            verify_depth: 1,
+            client_certificate: None,
+            trusted_certificate: None,
+            crl: None,
+            buffer_size: 16384,
+        }
+    }
+
+    #[test]
+    fn a_ticket_opens_with_another_instance_of_the_same_master() {
+        let a = Tickets::new(&tls()).unwrap();
+        let b = Tickets::new(&tls()).unwrap();
+        let sealed = a.encrypt(b"session state").unwrap();
+        assert_eq!(b.decrypt(&sealed).unwrap(), b"session state");
+        let mut bad = sealed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(b.decrypt(&bad).is_none(), "a changed ticket must not open");
+        assert!(b.decrypt(&sealed[..20]).is_none());
+    }
+
+    #[test]
+    fn a_ticket_from_an_old_period_does_not_open() {
+        let a = Tickets::new(&tls()).unwrap();
+        let now = a.period();
+        let previous = a.seal(b"x", now - 1).unwrap();
+        assert_eq!(
+            a.decrypt(&previous).unwrap(),
+            b"x",
+            "the previous period still opens"
+        );
+        let old = a.seal(b"x", now - 2).unwrap();
+        assert!(a.decrypt(&old).is_none(), "two periods back is too old");
+        let future = a.seal(b"x", now + 1).unwrap();
+        assert!(a.decrypt(&future).is_none());
+    }
+}

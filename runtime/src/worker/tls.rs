@@ -1,0 +1,356 @@
+//! The client connection's transport: plain TCP, or TLS (rustls) between the socket and the
+//! HTTP codec. rustls never touches the socket itself: ciphertext is moved with
+//! `read_tls`/`write_tls`, plaintext with `reader()`/`writer()`, and everything above this
+//! module sees only plaintext through [`client_read`], [`client_write`] and
+//! [`client_flush`].
+//!
+//! A TLS address first waits for the ClientHello ([`TlsState::Accepting`]): its SNI name
+//! chooses the server whose certificate and settings answer the handshake, as nginx's
+//! servername callback does. Bytes that are not a TLS record make the connection plain, so
+//! that its request can be answered with nginx's 497.
+
+use super::conn::{read_ready, Conn};
+use super::Worker;
+use crate::elog;
+use mio::net::TcpStream;
+use rustls::server::{Acceptor, ServerConnection};
+use std::io::{ErrorKind, Read, Write};
+
+/// The TLS side of a client connection.
+pub(crate) struct TlsConn {
+    pub(crate) state: TlsState,
+    /// Plaintext rustls holds that has not been read yet.
+    plain: usize,
+    /// The acceptor has read the connection's first bytes (a TLS record).
+    started: bool,
+}
+
+pub(crate) enum TlsState {
+    /// Waiting for the ClientHello.
+    Accepting(Box<Acceptor>),
+    Ready(Box<ServerConnection>),
+    /// The client spoke plain HTTP to a TLS address (its request gets 497).
+    Plain,
+    /// The handshake failed; nothing more is read or written through TLS.
+    Failed,
+}
+
+impl TlsConn {
+    pub(crate) fn new() -> TlsConn {
+        TlsConn {
+            state: TlsState::Accepting(Box::default()),
+            plain: 0,
+            started: false,
+        }
+    }
+
+    /// The established session (`None` before the handshake, and for plain HTTP).
+    pub(crate) fn session(&self) -> Option<&ServerConnection> {
+        match &self.state {
+            TlsState::Ready(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The client spoke plain HTTP to this TLS address.
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.state, TlsState::Plain)
+    }
+
+    /// TLS output is waiting for the socket.
+    pub(crate) fn wants_write(&self) -> bool {
+        matches!(&self.state, TlsState::Ready(c) if c.wants_write())
+    }
+
+    /// Plaintext can be read without the socket.
+    pub(crate) fn has_plaintext(&self) -> bool {
+        self.plain > 0
+    }
+
+    /// Queues close_notify and sends what the socket takes (before a close).
+    pub(crate) fn close_notify(&mut self, sock: &TcpStream) {
+        if let TlsState::Ready(c) = &mut self.state {
+            c.send_close_notify();
+            let _ = flush(c, sock);
+        }
+    }
+}
+
+/// Writes rustls's pending records; Ok(true) when none are left.
+fn flush(c: &mut ServerConnection, mut sock: &TcpStream) -> std::io::Result<bool> {
+    while c.wants_write() {
+        match c.write_tls(&mut sock) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Sends pending TLS output. Ok(true): nothing waits (always, for plain connections).
+pub(crate) fn client_flush(sock: &TcpStream, tls: Option<&mut TlsConn>) -> std::io::Result<bool> {
+    match tls.map(|t| &mut t.state) {
+        Some(TlsState::Ready(c)) => flush(c, sock),
+        _ => Ok(true),
+    }
+}
+
+/// Reads at most `want` bytes of plaintext into `buf` (see [`read_ready`] for `ready` and
+/// `hup`). Over TLS: plaintext rustls already holds first, then records from the socket.
+/// Ok(0): the client closed (close_notify, or a FIN).
+pub(crate) fn client_read(
+    sock: &TcpStream,
+    tls: Option<&mut TlsConn>,
+    ready: &mut bool,
+    hup: bool,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
+    let Some(t) = tls else {
+        return read_ready(sock, ready, hup, buf, want);
+    };
+    let c = match &mut t.state {
+        TlsState::Ready(c) => c,
+        TlsState::Plain => return read_ready(sock, ready, hup, buf, want),
+        TlsState::Accepting(_) => return Err(ErrorKind::WouldBlock.into()),
+        TlsState::Failed => return Ok(0),
+    };
+    // Handshake records or an alert may still wait for the socket.
+    flush(c, sock)?;
+    loop {
+        if t.plain > 0 {
+            buf.reserve(want);
+            let spare = buf.spare_capacity_mut();
+            let n = want.min(spare.len()).min(t.plain);
+            // Plaintext is copied into a zeroed window; the buffer's spare capacity is
+            // never read uninitialised.
+            let start = buf.len();
+            buf.resize(start + n, 0);
+            match c.reader().read(&mut buf[start..]) {
+                Ok(k) => {
+                    buf.truncate(start + k);
+                    t.plain = t.plain.saturating_sub(k);
+                    if k > 0 {
+                        return Ok(k);
+                    }
+                    t.plain = 0;
+                }
+                Err(e) => {
+                    buf.truncate(start);
+                    t.plain = 0;
+                    if e.kind() != ErrorKind::WouldBlock {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        if !*ready {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let mut s = sock;
+        match c.read_tls(&mut s) {
+            Ok(0) => {
+                *ready = false;
+                return Ok(0);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                *ready = false;
+                return Err(e);
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        match c.process_new_packets() {
+            Ok(io) => {
+                t.plain = io.plaintext_bytes_to_read();
+                let _ = flush(c, sock);
+                if io.peer_has_closed() && t.plain == 0 {
+                    return Ok(0);
+                }
+            }
+            Err(e) => {
+                // The alert rustls queued goes out before the close.
+                let _ = flush(c, sock);
+                t.state = TlsState::Failed;
+                return Err(std::io::Error::new(ErrorKind::InvalidData, e));
+            }
+        }
+    }
+}
+
+/// Writes plaintext to the client: over TLS, as records (the part of `data` rustls took is
+/// reported; its records may still wait for the socket, see [`client_flush`]).
+pub(crate) fn client_write(
+    sock: &TcpStream,
+    tls: Option<&mut TlsConn>,
+    data: &[u8],
+) -> std::io::Result<usize> {
+    let c = match tls.map(|t| &mut t.state) {
+        None | Some(TlsState::Plain) => return (&mut &*sock).write(data),
+        Some(TlsState::Ready(c)) => c,
+        Some(_) => return Err(ErrorKind::BrokenPipe.into()),
+    };
+    if !flush(c, sock)? {
+        return Err(ErrorKind::WouldBlock.into());
+    }
+    // Bounded: rustls encrypts what it takes at once; 64 KiB at a time keeps its buffer
+    // (and what waits for a slow client) small.
+    let n = c.writer().write(&data[..data.len().min(64 * 1024)])?;
+    if n == 0 && !data.is_empty() {
+        return Err(ErrorKind::WouldBlock.into());
+    }
+    flush(c, sock)?;
+    Ok(n)
+}
+
+/// What the first read of a TLS address found.
+pub(crate) enum Accept {
+    /// The handshake goes on (or the connection turned plain): read again.
+    Progress,
+    WouldBlock,
+    /// Close the connection.
+    Close,
+}
+
+impl Worker<'_> {
+    /// The rustls config for a handshake on `listener` whose SNI name is `sni`: the server
+    /// that name chooses, as for a Host (exact, wildcard, regex, else the default server);
+    /// a server without certificates answers with the default server's. `None`: the
+    /// handshake is refused (`ssl_reject_handshake`).
+    pub(crate) fn tls_config(
+        &self,
+        listener: usize,
+        sni: Option<&str>,
+    ) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+        let ir = &self.loaded.ir;
+        let l = ir.listeners.get(listener)?;
+        let sid = match sni {
+            Some(name) => {
+                let loaded = &self.loaded;
+                ir.find_server(l, name.as_bytes(), &mut |id, s| loaded.is_match(id, s))
+                    .0
+            }
+            None => l.names.default,
+        };
+        let pick = |sid: proton_ir::ServerId| {
+            let tls = ir.servers.get(sid.0 as usize)?.tls.as_deref()?;
+            if tls.reject_handshake {
+                return Some(None);
+            }
+            Some(self.loaded.tls.get(sid.0 as usize)?.clone())
+        };
+        match pick(sid) {
+            Some(c) => c,
+            None => pick(l.names.default).flatten(),
+        }
+    }
+}
+
+impl Conn {
+    /// The connection's established TLS session (`None` for plain HTTP).
+    pub(crate) fn tls_session(&self) -> Option<&ServerConnection> {
+        self.tls().and_then(TlsConn::session)
+    }
+
+    /// Reads the ClientHello and chooses the server by its SNI name. Called while the
+    /// connection's TLS is [`TlsState::Accepting`].
+    pub(crate) fn tls_accept(&mut self, w: &mut Worker<'_>) -> Accept {
+        if !self.rd_ready {
+            return Accept::WouldBlock;
+        }
+        let Some(t) = super::conn::tls_mut(&mut self.ext) else {
+            return Accept::Progress;
+        };
+        let TlsState::Accepting(acceptor) = &mut t.state else {
+            return Accept::Progress;
+        };
+        loop {
+            let mut first = [0u8; 1];
+            match self.sock.peek(&mut first) {
+                Ok(0) => return Accept::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.rd_ready = false;
+                    return Accept::WouldBlock;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Accept::Close,
+            }
+            // nginx's test: a TLS handshake record (0x16) or an SSLv2 hello (high bit).
+            if !t.started && first[0] != 0x16 && first[0] & 0x80 == 0 {
+                t.state = TlsState::Plain;
+                return Accept::Progress;
+            }
+            t.started = true;
+            let mut s = &self.sock;
+            match acceptor.read_tls(&mut s) {
+                Ok(0) => return Accept::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.rd_ready = false;
+                    return Accept::WouldBlock;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Accept::Close,
+            }
+            match acceptor.accept() {
+                Ok(None) => continue,
+                Ok(Some(accepted)) => {
+                    let sni = accepted
+                        .client_hello()
+                        .server_name()
+                        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+                    let config = w.tls_config(self.listener as usize, sni.as_deref());
+                    let Some(config) = config else {
+                        elog!(
+                            w.elog,
+                            Info,
+                            "SSL_do_handshake() failed (SSL: rejected handshake{}), client: {}",
+                            sni.as_deref()
+                                .map(|n| format!(" for \"{n}\""))
+                                .unwrap_or_default(),
+                            self.peer.ip()
+                        );
+                        // nginx's ssl_reject_handshake: an unrecognized_name alert.
+                        let mut s = &self.sock;
+                        let _ = s.write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+                        return Accept::Close;
+                    };
+                    match accepted.into_connection(config) {
+                        Ok(mut c) => {
+                            let _ = flush(&mut c, &self.sock);
+                            t.state = TlsState::Ready(Box::new(c));
+                            return Accept::Progress;
+                        }
+                        Err((e, mut alert)) => {
+                            let mut s = &self.sock;
+                            let _ = alert.write_all(&mut s);
+                            elog!(
+                                w.elog,
+                                Info,
+                                "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
+                                self.peer.ip()
+                            );
+                            return Accept::Close;
+                        }
+                    }
+                }
+                Err((e, mut alert)) => {
+                    let mut s = &self.sock;
+                    let _ = alert.write_all(&mut s);
+                    elog!(
+                        w.elog,
+                        Info,
+                        "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
+                        self.peer.ip()
+                    );
+                    return Accept::Close;
+                }
+            }
+        }
+    }
+}

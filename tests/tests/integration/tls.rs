@@ -1,0 +1,713 @@
+//! HTTPS: `listen … ssl`, certificates chosen by SNI and by the client's signature
+//! algorithms, the `$ssl_*` variables, resumption with tickets across workers and reloads and
+//! with a session cache, plain HTTP on a TLS port (497), `ssl_reject_handshake`, protonc's
+//! refusals of bad files and settings, hostile handshakes, and real clients (a rustls client,
+//! curl, `openssl s_client`, Python's ssl module).
+
+use proton_tests::{bin, parse_response, raw_exchange, wait_until, Proton, Response, TempDir};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A certificate and its key, written as PEM files `NAME.crt` and `NAME.key` in `dir`.
+struct Cert {
+    der: Vec<u8>,
+}
+
+fn make_cert(dir: &Path, name: &str, hosts: &[&str], rsa: bool) -> Cert {
+    let key = if rsa {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256)
+            .or_else(|_| {
+                // aws-lc generates RSA keys; fall back to openssl only if it cannot.
+                let out = Command::new("openssl")
+                    .args([
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                    ])
+                    .output()
+                    .expect("openssl genpkey");
+                rcgen::KeyPair::from_pem(&String::from_utf8_lossy(&out.stdout))
+            })
+            .expect("RSA key")
+    } else {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ECDSA key")
+    };
+    let names: Vec<String> = hosts.iter().map(|h| h.to_string()).collect();
+    let cert = rcgen::CertificateParams::new(names)
+        .expect("params")
+        .self_signed(&key)
+        .expect("self-signed");
+    std::fs::write(dir.join(format!("{name}.crt")), cert.pem()).expect("write cert");
+    std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).expect("write key");
+    Cert {
+        der: cert.der().to_vec(),
+    }
+}
+
+/// Accepts any server certificate (the tests check which one was sent), but checks the
+/// handshake signatures with the provider, so a server signing with the wrong key fails.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A client config: `tls12_only` limits it to TLS 1.2, `suites` (if not empty) to those
+/// cipher suites; its session store (tickets, ids) is its own.
+fn client(tls12_only: bool, suites: &[rustls::SupportedCipherSuite]) -> Arc<ClientConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if !suites.is_empty() {
+        provider.cipher_suites = suites.to_vec();
+    }
+    let provider = Arc::new(provider);
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let mut c = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    c.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(c)
+}
+
+/// What one HTTPS exchange gave.
+struct Exchange {
+    response: Response,
+    cert: Vec<u8>,
+    resumed: bool,
+}
+
+/// One GET over a new TLS connection (`sni`: the name sent, `None` for none), with the
+/// config's session store (so a second call may resume).
+fn https_get(
+    port: u16,
+    config: &Arc<ClientConfig>,
+    sni: Option<&str>,
+    host: &str,
+    path: &str,
+) -> std::io::Result<Exchange> {
+    let name = match sni {
+        Some(n) => ServerName::try_from(n.to_string()).expect("name"),
+        None => ServerName::IpAddress(std::net::IpAddr::from(Ipv4Addr::LOCALHOST).into()),
+    };
+    let conn =
+        rustls::ClientConnection::new(config.clone(), name).map_err(std::io::Error::other)?;
+    let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut raw = Vec::new();
+    match s.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(e),
+    }
+    let cert = s
+        .conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+        .unwrap_or_default();
+    let resumed = s.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok(Exchange {
+        response: parse_response(&raw)?,
+        cert,
+        resumed,
+    })
+}
+
+const VARS: &str = r#""$scheme|$https|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused|$ssl_alpn_protocol|$server_name|$pid""#;
+
+/// Two name-based servers with their own certificates (ECDSA for a.test, RSA for b.test),
+/// a default server with both kinds, and `{extra}` in http.
+fn conf(dir: &Path, extra: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    {extra}
+    server {{
+        listen 127.0.0.1:{{port}} ssl default_server;
+        server_name default.test;
+        ssl_certificate {d}/both-ec.crt;
+        ssl_certificate_key {d}/both-ec.key;
+        ssl_certificate {d}/both-rsa.crt;
+        ssl_certificate_key {d}/both-rsa.key;
+        root {d}/html;
+        location / {{ }}
+        location /vars {{ return 200 {VARS}; }}
+        location /go {{ return 302 /there; }}
+    }}
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        server_name a.test;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        location / {{ return 200 {VARS}; }}
+    }}
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        server_name b.test *.b.test;
+        ssl_certificate {d}/b.crt;
+        ssl_certificate_key {d}/b.key;
+        error_page 497 =301 https://$host:$server_port$request_uri;
+        location / {{ return 200 {VARS}; }}
+    }}
+}}
+"#
+    )
+}
+
+struct Setup {
+    _t: TempDir,
+    p: Proton,
+    a: Cert,
+    b: Cert,
+    both_ec: Cert,
+    both_rsa: Cert,
+}
+
+fn setup(label: &str, extra: &str, workers: usize) -> Setup {
+    let t = TempDir::new(label);
+    let dir = t.path().to_path_buf();
+    let a = make_cert(&dir, "a", &["a.test"], false);
+    let b = make_cert(&dir, "b", &["b.test", "*.b.test"], true);
+    let both_ec = make_cert(&dir, "both-ec", &["default.test"], false);
+    let both_rsa = make_cert(&dir, "both-rsa", &["default.test"], true);
+    std::fs::create_dir_all(dir.join("html")).expect("html");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(dir.join("html/big"), &big).expect("big");
+    let p = Proton::start(&dir, &conf(&dir, extra), workers);
+    Setup {
+        _t: t,
+        p,
+        a,
+        b,
+        both_ec,
+        both_rsa,
+    }
+}
+
+fn fields(e: &Exchange) -> Vec<String> {
+    e.response
+        .body_text()
+        .split('|')
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn sni_chooses_the_server_and_its_certificate() {
+    let s = setup("tls-sni", "", 1);
+    let c = client(false, &[]);
+    let a = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("a.test");
+    assert_eq!(a.response.status, 200);
+    assert_eq!(a.cert, s.a.der, "a.test's certificate");
+    let f = fields(&a);
+    assert_eq!(f[..3], ["https", "on", "TLSv1.3"], "{f:?}");
+    assert!(
+        f[3].starts_with("TLS_"),
+        "an OpenSSL TLS 1.3 cipher name: {f:?}"
+    );
+    assert_eq!(f[4], "a.test");
+    assert_eq!(f[5], ".");
+    assert_eq!(f[6], "http/1.1");
+    assert_eq!(f[7], "a.test");
+
+    // A wildcard name, and a case and trailing-dot variant of it.
+    let b = https_get(s.p.port, &c, Some("www.B.test"), "www.b.test", "/").expect("b");
+    assert_eq!(b.cert, s.b.der, "the wildcard server's certificate");
+    assert_eq!(fields(&b)[7], "b.test");
+
+    // No SNI, or a name no server has: the default server's certificate (ECDSA first).
+    let d = https_get(s.p.port, &c, None, "default.test", "/vars").expect("no SNI");
+    assert_eq!(d.cert, s.both_ec.der);
+    assert_eq!(fields(&d)[4], "", "no SNI name");
+    let u = https_get(s.p.port, &c, Some("unknown.test"), "a.test", "/").expect("unknown");
+    assert_eq!(
+        u.cert, s.both_ec.der,
+        "an unknown name gets the default server's"
+    );
+    // ... while the Host still chooses the server of the request (as nginx).
+    assert_eq!(fields(&u)[7], "a.test");
+
+    // TLS 1.2 with RSA suites only: the default server's RSA certificate.
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let rsa = client(
+        true,
+        &[
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+    );
+    let r = https_get(s.p.port, &rsa, None, "default.test", "/vars").expect("RSA client");
+    assert_eq!(
+        r.cert, s.both_rsa.der,
+        "an RSA-only client gets the RSA certificate"
+    );
+    let f = fields(&r);
+    assert_eq!(f[2], "TLSv1.2");
+    assert!(f[3].starts_with("ECDHE-RSA-AES"), "{f:?}");
+    // An ECDSA-capable TLS 1.2 client gets the ECDSA one.
+    let e = https_get(s.p.port, &client(true, &[]), None, "x", "/vars").expect("TLS 1.2");
+    assert_eq!(e.cert, s.both_ec.der);
+}
+
+#[test]
+fn redirects_and_files_over_tls() {
+    let s = setup("tls-files", "", 1);
+    let c = client(false, &[]);
+    let r = https_get(s.p.port, &c, None, "default.test", "/go").expect("redirect");
+    assert_eq!(r.response.status, 302);
+    assert_eq!(
+        r.response.header("location"),
+        Some(format!("https://default.test:{}/there", s.p.port).as_str()),
+        "an https URL with the port, as nginx builds it"
+    );
+    let big = https_get(s.p.port, &c, None, "default.test", "/big").expect("big file");
+    assert_eq!(big.response.status, 200);
+    let want: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    assert!(
+        big.response.body == want,
+        "3 MB file arrives intact over TLS"
+    );
+}
+
+#[test]
+fn plain_http_to_a_tls_port_gets_497() {
+    let s = setup("tls-497", "", 1);
+    let (raw, closed) = raw_exchange(
+        s.p.port,
+        b"GET /x HTTP/1.1\r\nHost: default.test\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body_text()
+            .contains("The plain HTTP request was sent to HTTPS port"),
+        "{}",
+        r.body_text()
+    );
+    assert!(closed, "the connection is closed after a 497");
+    // error_page 497 redirects to https (the Host chose b.test's server).
+    let (raw, _) = raw_exchange(
+        s.p.port,
+        b"GET /y?z=1 HTTP/1.1\r\nHost: b.test\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("https://b.test:{}/y?z=1", s.p.port).as_str())
+    );
+    assert!(s
+        .p
+        .logs()
+        .contains("client sent plain HTTP request to HTTPS port"));
+}
+
+#[test]
+fn tickets_resume_on_every_worker_and_across_a_reload() {
+    let s = setup("tls-tickets", "", 2);
+    let c = client(false, &[]);
+    let first = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("first");
+    assert!(!first.resumed);
+    let issuer = fields(&first)[8].clone();
+    // Until a resumed handshake lands on the other worker (connections are spread between
+    // the two workers by the kernel).
+    let mut other_worker_resumed = false;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !other_worker_resumed && Instant::now() < deadline {
+        let e = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("again");
+        let f = fields(&e);
+        assert!(e.resumed, "every later connection resumes: {f:?}");
+        assert_eq!(f[5], "r", "$ssl_session_reused");
+        other_worker_resumed = f[8] != issuer;
+    }
+    assert!(
+        other_worker_resumed,
+        "a ticket from one worker resumes on the other"
+    );
+
+    // A reload: new workers, same ticket keys.
+    let old = s.p.workers();
+    s.p.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let w = s.p.workers();
+            w.len() == 2 && w.iter().all(|p| !old.contains(p))
+        }),
+        "new workers after HUP: {:?} -> {:?}",
+        old,
+        s.p.workers()
+    );
+    let e = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("after reload");
+    assert!(
+        e.resumed,
+        "a ticket issued before the reload resumes after it"
+    );
+    assert!(!old.contains(&fields(&e)[8].parse().unwrap_or(0)));
+
+    // ssl_session_tickets off, without a cache: nothing resumes.
+    drop(s);
+    let s = setup("tls-noresume", "ssl_session_tickets off;", 1);
+    let c = client(false, &[]);
+    https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("first");
+    let e = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("second");
+    assert!(!e.resumed, "no tickets and no cache: a full handshake");
+}
+
+#[test]
+fn a_session_cache_resumes_by_id_without_tickets() {
+    let s = setup(
+        "tls-cache",
+        "ssl_session_tickets off; ssl_session_cache shared:SSL:1m; ssl_session_timeout 10m;",
+        1,
+    );
+    for tls12 in [true, false] {
+        let c = client(tls12, &[]);
+        let first = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("first");
+        assert!(!first.resumed);
+        let e = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("second");
+        assert!(
+            e.resumed,
+            "resumed from the session cache (TLS 1.2: {tls12})"
+        );
+    }
+}
+
+#[test]
+fn reject_handshake_refuses_unknown_names() {
+    let t = TempDir::new("tls-reject");
+    let dir = t.path().to_path_buf();
+    let a = make_cert(&dir, "a", &["a.test"], false);
+    let d = dir.display();
+    let conf = format!(
+        r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    server {{
+        listen 127.0.0.1:{{port}} ssl default_server;
+        ssl_reject_handshake on;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        server_name a.test;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        return 200 "a";
+    }}
+}}
+"#
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let c = client(false, &[]);
+    let ok = https_get(p.port, &c, Some("a.test"), "a.test", "/").expect("a.test");
+    assert_eq!(ok.cert, a.der);
+    assert_eq!(ok.response.body_text(), "a");
+    for sni in [None, Some("other.test")] {
+        let e = https_get(p.port, &c, sni, "a.test", "/");
+        let msg = format!("{:?}", e.as_ref().err());
+        assert!(e.is_err(), "the handshake for {sni:?} is refused");
+        assert!(
+            msg.contains("UnrecognisedName") || msg.contains("unrecognised"),
+            "{msg}"
+        );
+    }
+}
+
+fn protonc_error(dir: &Path, conf: &str) -> String {
+    let path = dir.join("bad.conf");
+    std::fs::write(&path, conf).expect("write");
+    let out = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(&path)
+        .arg("-o")
+        .arg(dir.join("bad.ir"))
+        .output()
+        .expect("protonc");
+    assert!(!out.status.success(), "protonc must refuse:\n{conf}");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn protonc_refuses_bad_tls_settings_with_the_file_named() {
+    let t = TempDir::new("tls-bad");
+    let dir = t.path().to_path_buf();
+    make_cert(&dir, "a", &["a.test"], false);
+    make_cert(&dir, "b", &["b.test"], false);
+    std::fs::write(dir.join("empty.crt"), "not a certificate\n").expect("write");
+    let d = dir.display();
+    let server = |lines: &str| {
+        format!(
+            "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:8443 ssl;\n  {lines}\n }}\n}}\n"
+        )
+    };
+    let cases: &[(String, &str)] = &[
+        (server(""), "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive"),
+        (
+            server(&format!("ssl_certificate {d}/missing.crt; ssl_certificate_key {d}/a.key;")),
+            "missing.crt",
+        ),
+        (
+            server(&format!("ssl_certificate {d}/empty.crt; ssl_certificate_key {d}/a.key;")),
+            "empty.crt",
+        ),
+        (
+            server(&format!("ssl_certificate {d}/a.crt; ssl_certificate_key {d}/b.key;")),
+            "do not match",
+        ),
+        (
+            server(&format!("ssl_certificate {d}/a.crt;")),
+            "no \"ssl_certificate_key\" is defined for certificate",
+        ),
+        (
+            server(&format!(
+                "ssl_certificate {d}/a.crt; ssl_certificate_key {d}/a.key; ssl_protocols TLSv1 TLSv1.2;"
+            )),
+            "protocol \"TLSv1\" is not supported",
+        ),
+        (
+            server(&format!(
+                "ssl_certificate {d}/a.crt; ssl_certificate_key {d}/a.key; ssl_ciphers HIGH:NOPE;"
+            )),
+            "NOPE",
+        ),
+        (
+            server(&format!(
+                "ssl_certificate {d}/a.crt; ssl_certificate_key {d}/a.key; ssl_ecdh_curve X448;"
+            )),
+            "X448",
+        ),
+        (
+            server(&format!(
+                "ssl_certificate {d}/a.crt; ssl_certificate_key {d}/a.key; ssl_dhparam {d}/dh.pem;"
+            )),
+            "DHE",
+        ),
+        (server("ssl on;"), "listen 443 ssl"),
+    ];
+    for (conf, want) in cases {
+        let err = protonc_error(&dir, conf);
+        assert!(
+            err.contains(want),
+            "expected {want:?} in:\n{err}\nfor:\n{conf}"
+        );
+        assert!(
+            err.contains("bad.conf:"),
+            "a file:line:col position:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn hostile_handshakes_cost_nothing_and_time_out() {
+    let s = setup("tls-hostile", "client_header_timeout 1s;", 1);
+    let c = client(false, &[]);
+    // A handshake that stalls after a record header: the connection is closed by
+    // client_header_timeout while other clients are served.
+    let mut stalled = TcpStream::connect((Ipv4Addr::LOCALHOST, s.p.port)).expect("connect");
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .expect("partial hello");
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let ok = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("served meanwhile");
+    assert_eq!(ok.response.status, 200);
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = stalled.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the stalled handshake is closed, not answered");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "closed by the handshake timeout"
+    );
+
+    // Garbage after a handshake record type, oversized and truncated records: closed,
+    // the worker lives on.
+    let cases: Vec<Vec<u8>> = vec![
+        [0x16, 0x03, 0x03, 0xff, 0xff]
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(0x41, 70_000))
+            .collect(),
+        vec![0x16, 0x03, 0x01, 0x00, 0x05, 1, 0, 0, 9, 9],
+        vec![0x16; 4096],
+        (0..=255u8).cycle().take(10_000).map(|b| b | 0x80).collect(),
+    ];
+    for case in &cases {
+        let (_, closed) = raw_exchange(s.p.port, case, Duration::from_secs(5));
+        assert!(closed, "closed after {} bytes of garbage", case.len());
+    }
+    let worker = s.p.the_worker();
+    let ok = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("still serving");
+    assert_eq!(ok.response.status, 200);
+    assert_eq!(s.p.the_worker(), worker, "the same worker: nothing crashed");
+    assert!(!s.p.logs().contains("panicked"), "{}", s.p.logs());
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+#[test]
+fn curl_openssl_and_python_clients() {
+    let s = setup("tls-clients", "", 1);
+    let port = s.p.port;
+    let url = format!("https://a.test:{port}/");
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    // curl (OpenSSL), two requests on one kept-alive connection.
+    assert!(have("curl"), "curl is installed by .ci/run");
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "--resolve",
+            &resolve,
+            &url,
+            &url,
+            "-w",
+            "|%{num_connects}\n",
+        ])
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("https|on|TLSv1.3").count(), 2, "{text}");
+    assert!(
+        text.contains("|1\n") && text.contains("|0\n"),
+        "one connection reused: {text}"
+    );
+
+    // openssl s_client: TLS 1.2 and 1.3, a session saved and resumed.
+    for version in ["-tls1_2", "-tls1_3"] {
+        let sess = s.p.logs().len(); // any unique number
+        let sess = std::env::temp_dir().join(format!(
+            "proton-sess-{}-{sess}{version}",
+            std::process::id()
+        ));
+        let run = |extra: &[&str]| {
+            let mut c = Command::new("openssl")
+                .args([
+                    "s_client",
+                    "-connect",
+                    &format!("127.0.0.1:{port}"),
+                    "-servername",
+                    "a.test",
+                    version,
+                    "-ign_eof",
+                ])
+                .args(extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("openssl");
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                .expect("write");
+            String::from_utf8_lossy(&c.wait_with_output().expect("output").stdout).to_string()
+        };
+        let sess_s = sess.display().to_string();
+        let first = run(&["-sess_out", &sess_s]);
+        assert!(first.contains("New, TLSv1."), "{first}");
+        assert!(first.contains("https|on|TLSv1."), "{first}");
+        let second = run(&["-sess_in", &sess_s]);
+        assert!(
+            second.contains("Reused, TLSv1."),
+            "resumed with {version}: {second}"
+        );
+        assert!(second.contains("|r|"), "$ssl_session_reused: {second}");
+        let _ = std::fs::remove_file(&sess);
+    }
+
+    // Python's ssl module.
+    if have("python3") {
+        let script = format!(
+            "import ssl, http.client\n\
+             ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE\n\
+             c = http.client.HTTPSConnection('127.0.0.1', {port}, context=ctx)\n\
+             c.request('GET', '/', headers={{'Host': 'a.test'}}); r = c.getresponse()\n\
+             print(r.status, r.read().decode())\n"
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("python3");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("200 https|on|TLSv1.3"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Proton's TLS set-up, shared by `protonc` and `proton-run` so that both read certificates
+//! and keys the same way: protonc builds every server's rustls config once to refuse a bad
+//! file, a key that does not match its certificate or an empty cipher list at compile time,
+//! and proton-run builds the same config from the same IR when it loads it (before forking
+//! workers, so a reload with a broken file keeps the old workers serving).
+//!
+//! This crate never touches a socket and never depends on the event loop (mio) nor on the
+//! compiler's parser. Session resumption state (the session cache in shared memory and the
+//! ticket keys the master makes) belongs to the runtime and is handed in as [`Resumption`].
+
+use proton_ir::{CertificatePair, ServerTls};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert, StoresServerSessions};
+use rustls::sign::CertifiedKey;
+use rustls::ServerConfig;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use rustls;
+
+/// The ALPN protocols Proton offers (HTTP/2 joins once it lands).
+pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// Where resumed sessions come from: the runtime's shared session cache and ticketer; protonc
+/// passes [`Resumption::none`].
+pub struct Resumption {
+    pub storage: Arc<dyn StoresServerSessions>,
+    pub ticketer: Arc<dyn ProducesTickets>,
+}
+
+impl Resumption {
+    /// No session cache and no tickets.
+    pub fn none() -> Resumption {
+        Resumption {
+            storage: Arc::new(rustls::server::NoServerSessionStorage {}),
+            ticketer: Arc::new(NoTickets),
+        }
+    }
+}
+
+/// A ticketer that issues nothing (`ssl_session_tickets off`).
+#[derive(Debug)]
+pub struct NoTickets;
+
+impl ProducesTickets for NoTickets {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn lifetime(&self) -> u32 {
+        0
+    }
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// The crypto provider (aws-lc-rs, chosen by bench/tls_provider: faster full and resumed
+/// handshakes and less memory per connection than ring here) restricted to the server's
+/// `ssl_ciphers` (TLS 1.2 only, as OpenSSL) and `ssl_ecdh_curve`.
+pub fn provider(t: &ServerTls) -> Result<CryptoProvider, String> {
+    use rustls::crypto::aws_lc_rs as p;
+    let mut suites: Vec<_> = p::ALL_CIPHER_SUITES
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS13)
+        .copied()
+        .collect();
+    if t.ciphers.is_empty() {
+        suites.extend(
+            p::DEFAULT_CIPHER_SUITES
+                .iter()
+                .filter(|s| s.version() == &rustls::version::TLS12),
+        );
+    }
+    for name in &t.ciphers {
+        let s = p::ALL_CIPHER_SUITES
+            .iter()
+            .find(|s| s.suite().as_str() == Some(name.as_str()))
+            .ok_or_else(|| format!("cipher suite {name} is not available"))?;
+        suites.push(*s);
+    }
+    let groups = if t.curves.is_empty() {
+        // OpenSSL's `auto` order (what nginx users get), then the post-quantum hybrid for
+        // clients that offer only that.
+        ["X25519", "secp256r1", "secp384r1", "X25519MLKEM768"]
+            .iter()
+            .filter_map(|n| kx_group(n))
+            .collect()
+    } else {
+        let mut g = Vec::new();
+        for n in &t.curves {
+            g.push(kx_group(n).ok_or_else(|| format!("curve {n} is not available"))?);
+        }
+        g
+    };
+    Ok(CryptoProvider {
+        cipher_suites: suites,
+        kx_groups: groups,
+        ..p::default_provider()
+    })
+}
+
+fn kx_group(name: &str) -> Option<&'static dyn rustls::crypto::SupportedKxGroup> {
+    rustls::crypto::aws_lc_rs::ALL_KX_GROUPS
+        .iter()
+        .find(|g| g.name().as_str() == Some(name))
+        .copied()
+}
+
+/// Reads `pair`'s certificate chain and private key (PEM) and checks that they belong
+/// together. Errors name the file and what is wrong with it.
+pub fn certified_key(
+    pair: &CertificatePair,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, String> {
+    let chain = certificates(Path::new(&pair.certificate))?;
+    let key = PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| {
+        format!(
+            "cannot load certificate key \"{}\": {}",
+            pair.key,
+            pem_error(&e, "private key")
+        )
+    })?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => format!(
+            "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
+            pair.certificate, pair.key
+        ),
+        e => format!("cannot use certificate key \"{}\": {e}", pair.key),
+    })
+}
+
+/// Every certificate of a PEM file, in order (at least one).
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let read = |e: rustls::pki_types::pem::Error| {
+        format!(
+            "cannot load certificate \"{}\": {}",
+            path.display(),
+            pem_error(&e, "certificate")
+        )
+    };
+    let chain = CertificateDer::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read)?;
+    if chain.is_empty() {
+        return Err(format!(
+            "cannot load certificate \"{}\": no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        ));
+    }
+    Ok(chain)
+}
+
+fn pem_error(e: &rustls::pki_types::pem::Error, what: &str) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::Io(e) => e.to_string(),
+        E::NoItemsFound => format!("no PEM {what} in it"),
+        e => format!("not a valid PEM file ({e:?})"),
+    }
+}
+
+/// Chooses the certificate for a handshake: the first whose key can sign with a scheme the
+/// client offered (an ECDSA certificate for clients that take ECDSA, else the RSA one), as
+/// OpenSSL does with several `ssl_certificate`s.
+#[derive(Debug)]
+struct Certificates(Vec<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if let [one] = self.0.as_slice() {
+            return Some(one.clone());
+        }
+        let schemes = hello.signature_schemes();
+        self.0
+            .iter()
+            .find(|k| k.key.choose_scheme(schemes).is_some())
+            .or(self.0.first())
+            .cloned()
+    }
+}
+
+/// The rustls config of a server's TLS settings. Fails with a message naming the file for a
+/// certificate or key that cannot be used, or when nothing is left to offer.
+pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConfig, String> {
+    let provider = Arc::new(provider(t)?);
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if t.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if t.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let mut keys = Vec::with_capacity(t.certificates.len());
+    for pair in &t.certificates {
+        keys.push(Arc::new(certified_key(pair, &provider)?));
+    }
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("no usable TLS settings: {e}"))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Certificates(keys)));
+    config.ignore_client_order = t.prefer_server_ciphers;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.session_storage = resumption.storage;
+    config.ticketer = resumption.ticketer;
+    if !config.ticketer.enabled() {
+        config.send_tls13_tickets = match t.session_cache {
+            proton_ir::SessionCache::Cache { .. } => 2,
+            _ => 0,
+        };
+    }
+    if t.buffer_size < 16384 {
+        config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
+    }
+    Ok(config)
+}
