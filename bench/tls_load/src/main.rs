@@ -9,7 +9,8 @@
 //!   resume     the same, but every timed connection resumes with a session ticket from an
 //!              earlier one (each thread primes its own session cache with one untimed
 //!              connection first); the resumed share is reported and must be ~100 %
-//!   keepalive  -c N connections (one thread each), pipelining off, GET PATH repeatedly
+//!   keepalive  -c N connections, pipelining off (one request in flight per connection),
+//!              GET PATH repeatedly
 //!   idle       open -c N connections (--threads T open them), one request each, then keep
 //!              them open; prints `READY ok=N failed=N secs=T`, then answers `check` on stdin
 //!              with `OPEN n CLOSED m` and exits on `quit`, EOF or after --duration seconds
@@ -17,7 +18,9 @@
 //! options:
 //!   --path P         request path (default /)
 //!   -c, --conns N    connections (= threads for full/resume/keepalive; default 1)
-//!   --threads T      threads opening the idle connections (default 8)
+//!   --threads T      keepalive: threads sharing the connections, each sends a request on
+//!                    all of its connections, then reads the answers (default: one thread per
+//!                    connection); idle: threads opening the connections (default 8)
 //!   -d, --duration S seconds to run (idle: hold time; default 5)
 //!   --sni NAME       server name for SNI and the Host header (default localhost)
 //!   --timeout S      socket read/write timeout (default 5)
@@ -76,7 +79,7 @@ struct Opts {
     addr: SocketAddr,
     path: String,
     conns: usize,
-    threads: usize,
+    threads: Option<usize>,
     duration: f64,
     sni: String,
     timeout: Duration,
@@ -101,7 +104,7 @@ fn parse() -> Opts {
         _ => usage(),
     };
     let addr = a[1].to_socket_addrs().ok().and_then(|mut i| i.next()).unwrap_or_else(|| usage());
-    let mut o = Opts { mode, addr, path: "/".into(), conns: 1, threads: 8, duration: 5.0,
+    let mut o = Opts { mode, addr, path: "/".into(), conns: 1, threads: None, duration: 5.0,
                        sni: "localhost".into(), timeout: Duration::from_secs(5) };
     let mut i = 2;
     while i < a.len() {
@@ -109,7 +112,7 @@ fn parse() -> Opts {
         match a[i].as_str() {
             "--path" => o.path = v,
             "-c" | "--conns" => o.conns = v.parse().unwrap_or_else(|_| usage()),
-            "--threads" => o.threads = v.parse().unwrap_or_else(|_| usage()),
+            "--threads" => o.threads = Some(v.parse().unwrap_or_else(|_| usage())),
             "-d" | "--duration" => o.duration = v.parse().unwrap_or_else(|_| usage()),
             "--sni" => o.sni = v,
             "--timeout" => o.timeout = Duration::from_secs_f64(v.parse().unwrap_or_else(|_| usage())),
@@ -118,7 +121,7 @@ fn parse() -> Opts {
         i += 2;
     }
     o.conns = o.conns.max(1);
-    o.threads = o.threads.max(1);
+    o.threads = o.threads.map(|t| t.max(1));
     o
 }
 
@@ -281,14 +284,15 @@ fn conn_per_request(o: &Opts, cfg: &Arc<ClientConfig>, req: &[u8], buf: &mut [u8
     Ok(())
 }
 
-fn worker(o: Arc<Opts>, start: Arc<Barrier>) -> Stats {
+fn worker(o: Arc<Opts>, start: Arc<Barrier>, slots: usize) -> Stats {
     let mut st = Stats::default();
     let mut buf = vec![0u8; 64 * 1024];
     let cfg = config(o.mode == Mode::Resume); // one per thread: its own session cache
     let close = o.mode != Mode::KeepAlive;
     let req = request_bytes(&o, close);
-    let mut ka: Option<Tls> = None;
-    // Untimed preparation: resume primes the session cache, keepalive opens its connection.
+    // keepalive: this thread's connections, each with at most one request outstanding.
+    let mut ka: Vec<Option<Tls>> = (0..slots).map(|_| None).collect();
+    // Untimed preparation: resume primes the session cache, keepalive opens its connections.
     match o.mode {
         Mode::Resume => {
             for _ in 0..3 {
@@ -297,30 +301,52 @@ fn worker(o: Arc<Opts>, start: Arc<Barrier>) -> Stats {
                 }
             }
         }
-        Mode::KeepAlive => match connect(&o, &cfg) {
-            Ok(s) => ka = Some(s),
-            Err(e) => st.error(format!("connect: {e}")),
-        },
+        Mode::KeepAlive => {
+            for slot in ka.iter_mut() {
+                match connect(&o, &cfg) {
+                    Ok(s) => *slot = Some(s),
+                    Err(e) => st.error(format!("connect: {e}")),
+                }
+            }
+        }
         _ => {}
     }
     start.wait();
     let end = Instant::now() + Duration::from_secs_f64(o.duration);
+    let mut sent: Vec<Option<Instant>> = vec![None; slots];
     while Instant::now() < end {
-        if o.mode == Mode::KeepAlive {
-            if ka.is_none() {
+        if o.mode != Mode::KeepAlive {
+            if let Err(e) = conn_per_request(&o, &cfg, &req, &mut buf, &mut st, true) {
+                st.error(e);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            continue;
+        }
+        // One round: a request on every connection, then every answer (no pipelining: one
+        // request per connection in flight; the connections of a thread overlap).
+        for (slot, t) in ka.iter_mut().zip(sent.iter_mut()) {
+            if slot.is_none() {
                 match connect(&o, &cfg) {
-                    Ok(s) => ka = Some(s),
+                    Ok(s) => *slot = Some(s),
                     Err(e) => {
                         st.error(format!("connect: {e}"));
-                        std::thread::sleep(Duration::from_millis(10));
                         continue;
                     }
                 }
             }
-            let s = ka.as_mut().unwrap();
-            let t = Instant::now();
-            let r = s.write_all(&req).and_then(|_| s.flush()).and_then(|_| read_response(s, &mut buf));
-            match r {
+            let s = slot.as_mut().unwrap();
+            *t = Some(Instant::now());
+            if let Err(e) = s.write_all(&req).and_then(|_| s.flush()) {
+                st.error(e);
+                *slot = None;
+                *t = None;
+            }
+        }
+        let mut any = false;
+        for (slot, t) in ka.iter_mut().zip(sent.iter_mut()) {
+            let (Some(s), Some(t0)) = (slot.as_mut(), t.take()) else { continue };
+            any = true;
+            match read_response(s, &mut buf) {
                 Ok((status, bytes, server_close)) => {
                     if status != 200 {
                         st.error(format!("status {status}"));
@@ -328,25 +354,23 @@ fn worker(o: Arc<Opts>, start: Arc<Barrier>) -> Stats {
                         st.note(&s.conn);
                         st.requests += 1;
                         st.bytes += bytes;
-                        st.lat_us.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        st.lat_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
                     }
                     if server_close {
-                        ka = None;
+                        *slot = None;
                     }
                 }
                 Err(e) => {
                     st.error(e);
-                    ka = None;
+                    *slot = None;
                 }
             }
-        } else if let Err(e) = conn_per_request(&o, &cfg, &req, &mut buf, &mut st, true) {
-            st.error(e);
-            std::thread::sleep(Duration::from_millis(1));
+        }
+        if !any {
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
-    if ka.is_some() {
-        st.connections += 1;
-    }
+    st.connections += ka.iter().filter(|s| s.is_some()).count() as u64;
     st
 }
 
@@ -366,14 +390,17 @@ fn json_str(s: &str) -> String {
 
 fn run_load(o: Opts) {
     let o = Arc::new(o);
-    let n = o.conns;
+    // full/resume: one thread per connection in flight; keepalive: --threads threads (default
+    // one per connection) sharing the connections.
+    let n = if o.mode == Mode::KeepAlive { o.threads.unwrap_or(o.conns).clamp(1, o.conns) } else { o.conns };
     let start = Arc::new(Barrier::new(n + 1));
     let (tx, rx) = mpsc::channel();
-    for _ in 0..n {
+    for i in 0..n {
         let (o, start, tx) = (o.clone(), start.clone(), tx.clone());
+        let slots = if o.mode == Mode::KeepAlive { o.conns / n + usize::from(i < o.conns % n) } else { 1 };
         std::thread::Builder::new().stack_size(256 * 1024)
             .spawn(move || {
-                let _ = tx.send(worker(o, start));
+                let _ = tx.send(worker(o, start, slots));
             })
             .expect("spawn");
     }
@@ -451,7 +478,7 @@ fn run_idle(o: Opts) {
     let deadline = t0 + Duration::from_secs(120);
     let req = request_bytes(&o, false);
     let mut hs = Vec::new();
-    for _ in 0..o.threads.min(n.max(1)) {
+    for _ in 0..o.threads.unwrap_or(8).min(n.max(1)) {
         let (o, cfg, next, open, failed, fe, req) = (o.clone(), cfg.clone(), next.clone(), open.clone(),
                                                       failed.clone(), first_error.clone(), req.clone());
         hs.push(std::thread::spawn(move || {
