@@ -289,6 +289,9 @@ fn mask_where(pred: impl Fn(&CipherSuite) -> bool) -> Mask {
 /// MACs and protocol versions other than the ones in [`TLS12_SUITES`], plus the aliases older
 /// OpenSSL versions had (`EXPORT`, `DES`, `SSLv2`, …), which nginx configurations still carry.
 const EMPTY_ALIASES: &[&str] = &[
+    // Old OpenSSL's alias for the ECC ciphers of the draft standard; OpenSSL 3 ignores it,
+    // and configs (nginx's own tests among them) still say `DEFAULT:ECCdraft`.
+    "ECCdraft",
     "COMPLEMENTOFDEFAULT",
     "COMPLEMENTOFALL",
     "MEDIUM",

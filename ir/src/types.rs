@@ -1584,6 +1584,9 @@ builtins! {
     SslAlpnProtocol = "ssl_alpn_protocol",
     /// The key-exchange group of the handshake (OpenSSL's name: `X25519`, `prime256v1`).
     SslCurve = "ssl_curve",
+    /// The groups the client offered, in its order, `:`-separated (OpenSSL's names; others
+    /// as `0x` and four hex digits).
+    SslCurves = "ssl_curves",
     /// The address that accepted the connection.
     ServerAddr = "server_addr",
     /// The first `server_name` of the chosen server.

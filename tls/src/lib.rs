@@ -125,13 +125,55 @@ pub fn certified_key(
             pem_error(&e, "private key")
         )
     })?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => format!(
-            "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
-            pair.certificate, pair.key
-        ),
-        e => format!("cannot use certificate key \"{}\": {e}", pair.key),
-    })
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?;
+    let spki = chain.first().and_then(|c| subject_public_key_info(c));
+    let key_spki = signer.public_key();
+    if let (Some(cert), Some(key)) = (spki, key_spki.as_ref()) {
+        if cert != key.as_ref() {
+            return Err(format!(
+                "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
+                pair.certificate, pair.key
+            ));
+        }
+    }
+    Ok(CertifiedKey::new(chain, signer))
+}
+
+/// One DER element at the start of `der`: (tag, contents, the rest after it).
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The SubjectPublicKeyInfo (whole DER element) of an X.509 certificate, any version
+/// (OpenSSL, and so nginx, accept version 1 certificates, which webpki refuses to parse).
+pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    let (_, certificate, _) = der_element(cert)?;
+    let (_, tbs, _) = der_element(certificate)?;
+    let mut rest = tbs;
+    // [0] version (optional), serialNumber, signature, issuer, validity, subject.
+    if rest.first() == Some(&0xa0) {
+        rest = der_element(rest)?.2;
+    }
+    for _ in 0..5 {
+        rest = der_element(rest)?.2;
+    }
+    let (_, _, after) = der_element(rest)?;
+    Some(&rest[..rest.len() - after.len()])
 }
 
 /// Every certificate of a PEM file, in order (at least one).

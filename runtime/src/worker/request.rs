@@ -996,7 +996,7 @@ impl<'a> Worker<'a> {
             peer: req.client.unwrap_or(conn.peer),
             conn_peer: conn.peer,
             local: self.local_of(conn),
-            tls: conn.tls_session(),
+            tls: conn.tls().filter(|t| t.session().is_some()),
             unix: ir
                 .listeners
                 .get(conn.listener as usize)

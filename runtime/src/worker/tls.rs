@@ -23,6 +23,8 @@ pub(crate) struct TlsConn {
     plain: usize,
     /// The acceptor has read the connection's first bytes (a TLS record).
     started: bool,
+    /// The key-exchange groups the ClientHello offered (`$ssl_curves`).
+    pub(crate) client_groups: Vec<rustls::NamedGroup>,
 }
 
 pub(crate) enum TlsState {
@@ -41,6 +43,7 @@ impl TlsConn {
             state: TlsState::Accepting(Box::default()),
             plain: 0,
             started: false,
+            client_groups: Vec::new(),
         }
     }
 
@@ -300,6 +303,9 @@ impl Conn {
             match acceptor.accept() {
                 Ok(None) => continue,
                 Ok(Some(accepted)) => {
+                    if let Some(groups) = accepted.client_hello().named_groups() {
+                        t.client_groups.extend_from_slice(groups);
+                    }
                     let sni = accepted
                         .client_hello()
                         .server_name()

@@ -179,8 +179,8 @@ pub(crate) struct Ctx<'a> {
     /// The connection's own peer (`$realip_remote_addr`, `$realip_remote_port`).
     pub(crate) conn_peer: SocketAddr,
     pub(crate) local: SocketAddr,
-    /// The connection's TLS session (`None`: plain HTTP).
-    pub(crate) tls: Option<&'a rustls::ServerConnection>,
+    /// The connection's TLS (`None`: plain HTTP, or TLS before its handshake completed).
+    pub(crate) tls: Option<&'a super::tls::TlsConn>,
     /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
     /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
     pub(crate) unix: Option<&'a str>,
@@ -670,7 +670,8 @@ impl Ctx<'_> {
             | Builtin::SslServerName
             | Builtin::SslSessionReused
             | Builtin::SslAlpnProtocol
-            | Builtin::SslCurve => {
+            | Builtin::SslCurve
+            | Builtin::SslCurves => {
                 if let Some(t) = self.tls {
                     ssl_var(b, t, out);
                 }
@@ -1014,8 +1015,44 @@ fn hostname() -> &'static str {
     })
 }
 
-/// The value of a `$ssl_*` variable of an established TLS session, as nginx prints it.
-fn ssl_var(b: Builtin, t: &rustls::ServerConnection, out: &mut Vec<u8>) {
+/// OpenSSL's name of a key-exchange group, as `$ssl_curve` and `$ssl_curves` print it.
+fn openssl_group_name(g: rustls::NamedGroup) -> Option<&'static str> {
+    use rustls::NamedGroup as G;
+    Some(match g {
+        G::secp256r1 => "prime256v1",
+        G::secp384r1 => "secp384r1",
+        G::secp521r1 => "secp521r1",
+        G::X25519 => "X25519",
+        G::X448 => "X448",
+        G::FFDHE2048 => "ffdhe2048",
+        G::FFDHE3072 => "ffdhe3072",
+        G::FFDHE4096 => "ffdhe4096",
+        G::FFDHE6144 => "ffdhe6144",
+        G::FFDHE8192 => "ffdhe8192",
+        G::X25519MLKEM768 => "X25519MLKEM768",
+        _ => return None,
+    })
+}
+
+/// The value of a `$ssl_*` variable of a TLS connection, as nginx prints it.
+fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
+    if b == Builtin::SslCurves {
+        for (i, g) in tls.client_groups.iter().enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            match openssl_group_name(*g) {
+                Some(n) => out.extend_from_slice(n.as_bytes()),
+                None => {
+                    let _ = write!(out, "0x{:04x}", u16::from(*g));
+                }
+            }
+        }
+        return;
+    }
+    let Some(t) = tls.session() else {
+        return;
+    };
     match b {
         Builtin::SslProtocol => {
             let v = match t.protocol_version() {
@@ -1049,11 +1086,10 @@ fn ssl_var(b: Builtin, t: &rustls::ServerConnection, out: &mut Vec<u8>) {
             }
         }
         Builtin::SslCurve => {
-            if let Some(g) = t.negotiated_key_exchange_group() {
-                let name = match g.name() {
-                    rustls::NamedGroup::secp256r1 => "prime256v1",
-                    n => n.as_str().unwrap_or(""),
-                };
+            if let Some(name) = t
+                .negotiated_key_exchange_group()
+                .and_then(|g| openssl_group_name(g.name()))
+            {
                 out.extend_from_slice(name.as_bytes());
             }
         }
