@@ -14,5 +14,6 @@ pub mod shared;
 #[cfg(test)]
 mod testutil;
 pub mod tls;
+pub mod tls_cache;
 pub mod upstream;
 pub mod worker;

@@ -184,16 +184,20 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
     if t.session_tickets {
         r.ticketer = Arc::new(Tickets::new(t)?);
     }
-    if let SessionCache::Cache { builtin, shared } = &t.session_cache {
-        // nginx's estimate: about 4,000 sessions per megabyte of shared zone.
-        let n = shared
-            .as_ref()
-            .map_or(0, |(_, size)| (size / 256) as usize)
-            .max(*builtin as usize)
-            .clamp(64, 1 << 20);
-        let storage: Arc<dyn StoresServerSessions> =
-            rustls::server::ServerSessionMemoryCache::new(n);
-        r.storage = storage;
+    match &t.session_cache {
+        SessionCache::Cache {
+            shared: Some((name, size)),
+            ..
+        } => {
+            let zone = crate::tls_cache::SharedSessions::zone(name, *size, t.session_timeout_secs)?;
+            r.storage = zone;
+        }
+        SessionCache::Cache { builtin, .. } => {
+            let storage: Arc<dyn StoresServerSessions> =
+                rustls::server::ServerSessionMemoryCache::new((*builtin as usize).max(1));
+            r.storage = storage;
+        }
+        SessionCache::Off | SessionCache::None => {}
     }
     Ok(r)
 }
