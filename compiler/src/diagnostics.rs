@@ -65,6 +65,9 @@ pub enum Code {
     RedirectWithoutUrl,
     /// Warning: `load_module`: Proton has no dynamic modules.
     NoDynamicModules,
+    /// Warning: `ssl_stapling on` without `ssl_stapling_file`: Proton does not fetch OCSP
+    /// responses from a responder yet, so nothing is stapled.
+    StaplingNotFetched,
 }
 
 impl Code {
@@ -92,6 +95,7 @@ impl Code {
             Code::IfDropsTryFiles => "W0007",
             Code::RedirectWithoutUrl => "W0008",
             Code::NoDynamicModules => "W0009",
+            Code::StaplingNotFetched => "W0010",
         }
     }
 }

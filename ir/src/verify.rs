@@ -639,6 +639,7 @@ pub(crate) mod tests {
             trusted_certificate: None,
             crl: None,
             buffer_size: 4096,
+            stapling_file: Some("/ocsp.der".into()),
         }));
         ir.regexes = vec![Regex {
             pattern: "^/(?<x>.*)$".into(),

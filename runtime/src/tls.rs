@@ -254,6 +254,7 @@ mod tests {
             trusted_certificate: None,
             crl: None,
             buffer_size: 16384,
+            stapling_file: None,
         }
     }
 

@@ -142,6 +142,19 @@ pub fn certified_key(
     Ok(CertifiedKey::new(chain, signer))
 }
 
+/// An OCSP response file (`ssl_stapling_file`): DER, one structure, read whole.
+pub fn ocsp_response(path: &Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read ssl_stapling_file \"{}\": {e}", path.display()))?;
+    match der_element(&bytes) {
+        Some((0x30, _, rest)) if rest.is_empty() => Ok(bytes),
+        _ => Err(format!(
+            "ssl_stapling_file \"{}\" is not a DER OCSP response",
+            path.display()
+        )),
+    }
+}
+
 /// One DER element at the start of `der`: (tag, contents, the rest after it).
 fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
@@ -238,9 +251,15 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConf
     if t.tls12 {
         versions.push(&rustls::version::TLS12);
     }
+    let staple = match &t.stapling_file {
+        Some(f) => Some(ocsp_response(Path::new(f))?),
+        None => None,
+    };
     let mut keys = Vec::with_capacity(t.certificates.len());
     for pair in &t.certificates {
-        keys.push(Arc::new(certified_key(pair, &provider)?));
+        let mut key = certified_key(pair, &provider)?;
+        key.ocsp = staple.clone();
+        keys.push(Arc::new(key));
     }
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)

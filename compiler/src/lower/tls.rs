@@ -140,6 +140,7 @@ impl Lower<'_> {
             .first()
             .and_then(|d| parse_size(arg(d, 0)))
             .map_or(16384, |n| n.clamp(1, 16384) as u32);
+        let stapling_file = self.ssl_stapling(chain);
         let tls = ServerTls {
             certificates,
             tls12,
@@ -158,6 +159,7 @@ impl Lower<'_> {
             trusted_certificate: None,
             crl: None,
             buffer_size,
+            stapling_file,
         };
         if !tls.certificates.is_empty() && !self.diags.has_errors() {
             let span = certs.first().map_or(Span::default(), |d| d.arg_span(0));
@@ -179,6 +181,25 @@ impl Lower<'_> {
                     .help("check the file names and that the key belongs to the certificate (openssl x509 -noout -pubkey -in cert.pem; openssl pkey -pubout -in key.pem)"),
             );
         }
+    }
+
+    /// `ssl_stapling` / `ssl_stapling_file`: the response file to staple, if any.
+    fn ssl_stapling(&mut self, chain: &[&Level<'_>]) -> Option<String> {
+        let on = nearest(chain, "ssl_stapling").first().copied();
+        let on = on.filter(|d| arg(d, 0) == "on")?;
+        let Some(file) = nearest(chain, "ssl_stapling_file").first().copied() else {
+            self.err(
+                Diagnostic::warning(
+                    Code::StaplingNotFetched,
+                    on.name_span,
+                    "ssl_stapling without ssl_stapling_file staples nothing",
+                )
+                .label("Proton does not fetch OCSP responses from the responder yet")
+                .help("add ssl_stapling_file with a response from `openssl ocsp … -respout file`, or leave stapling off (clients then check revocation themselves)"),
+            );
+            return None;
+        };
+        Some(self.conf_path(arg(file, 0)))
     }
 
     /// `ssl_protocols`: (TLS 1.2, TLS 1.3) allowed.

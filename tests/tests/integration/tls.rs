@@ -727,3 +727,184 @@ fn curl_openssl_and_python_clients() {
         );
     }
 }
+
+/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn an_ocsp_response_file_is_stapled() {
+    let t = TempDir::new("tls-stapling");
+    let dir = t.path().to_path_buf();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=stapling-ca"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+    ]);
+    openssl(&dir, &ca);
+    let mut csr = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+    ];
+    csr.extend(ec);
+    openssl(&dir, &csr);
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "leaf.crt",
+        ],
+    );
+    std::fs::write(dir.join("index.txt"), "").expect("index");
+    openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-issuer",
+            "ca.crt",
+            "-cert",
+            "leaf.crt",
+            "-reqout",
+            "req.der",
+            "-no_nonce",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "ocsp",
+            "-index",
+            "index.txt",
+            "-rsigner",
+            "ca.crt",
+            "-rkey",
+            "ca.key",
+            "-CA",
+            "ca.crt",
+            "-reqin",
+            "req.der",
+            "-respout",
+            "resp.der",
+        ],
+    );
+    let d = dir.display();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}} ssl;\n  ssl_certificate {d}/leaf.crt;\n  ssl_certificate_key {d}/leaf.key;\n  ssl_stapling on;\n  ssl_stapling_file {d}/resp.der;\n  return 200 ok;\n }}\n}}\n"
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{}", p.port),
+            "-status",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("OCSP Response Status: successful"), "{text}");
+    // A file that is not an OCSP response is refused by protonc.
+    std::fs::write(dir.join("bad.der"), "not DER").expect("write");
+    let err = protonc_error(
+        &dir,
+        &conf
+            .replace("resp.der", "bad.der")
+            .replace("{port}", "8443"),
+    );
+    assert!(err.contains("is not a DER OCSP response"), "{err}");
+}
+
+#[test]
+fn an_x509_v1_certificate_is_served_as_openssl_makes_it() {
+    // `openssl req -x509` with a config that has no extensions makes a version 1
+    // certificate (nginx's own tests make them so); webpki cannot parse those, but a server
+    // only sends its certificate, and the key check reads the public key from any version.
+    let t = TempDir::new("tls-v1");
+    let dir = t.path().to_path_buf();
+    std::fs::write(
+        dir.join("openssl.conf"),
+        "[ req ]\ndefault_bits = 2048\nencrypt_key = no\ndistinguished_name = dn\n[ dn ]\n",
+    )
+    .expect("conf");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-config",
+            "openssl.conf",
+            "-subj",
+            "/CN=localhost/",
+            "-out",
+            "v1.crt",
+            "-keyout",
+            "v1.key",
+        ],
+    );
+    let text = Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in", "v1.crt"])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl x509");
+    assert!(String::from_utf8_lossy(&text.stdout).contains("Version: 1 (0x0)"));
+    let d = dir.display();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}} ssl;\n  ssl_certificate {d}/v1.crt;\n  ssl_certificate_key {d}/v1.key;\n  return 200 v1;\n }}\n}}\n"
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    // (rustls's client, like webpki, refuses version 1 certificates; curl's OpenSSL takes them.)
+    let out = Command::new("curl")
+        .args(["-sk", &format!("https://127.0.0.1:{}/", p.port)])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v1");
+    // A key of another certificate is still refused.
+    make_cert(&dir, "other", &["x"], true);
+    let err = protonc_error(
+        &dir,
+        &conf
+            .replace("v1.key", "other.key")
+            .replace("{port}", "8443"),
+    );
+    assert!(err.contains("do not match"), "{err}");
+}
