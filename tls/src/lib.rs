@@ -147,7 +147,7 @@ pub fn ocsp_response(path: &Path) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read ssl_stapling_file \"{}\": {e}", path.display()))?;
     match der_element(&bytes) {
-        Some((0x30, _, rest)) if rest.is_empty() => Ok(bytes),
+        Some((0x30, _, [])) => Ok(bytes),
         _ => Err(format!(
             "ssl_stapling_file \"{}\" is not a DER OCSP response",
             path.display()
