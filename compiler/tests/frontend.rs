@@ -3,6 +3,8 @@
 //! line:col, conf → json/yaml/conf → tree round-trips, and schemas/proton.schema.json is
 //! current (`UPDATE_SCHEMA=1 cargo test -p proton-compiler --test frontend` rewrites it).
 
+mod support;
+
 use proptest::prelude::*;
 use proton_compiler::ast::Directive;
 use proton_compiler::diagnostics::{Code, Diagnostics};
@@ -1642,9 +1644,15 @@ fn assert_same_ir(name: &str, tree: &[Directive], map: &SourceMap) {
         (Some(DocFormat::Yaml), to_yaml_string(tree)),
         (None, to_conf_string(tree)),
     ];
+    // Beside the original, so that files it names relative to its directory are found.
+    let beside = map
+        .path(proton_compiler::source::FileId(0))
+        .map_or(PathBuf::from("converted"), |p| {
+            p.with_file_name("converted")
+        });
     for (format, text) in texts {
         let mut map = SourceMap::new();
-        let file = map.add(PathBuf::from("converted"), text.clone());
+        let file = map.add(beside.clone(), text.clone());
         let mut diags = Diagnostics::default();
         let back = match format {
             Some(f) => parse_document(file, &text, f, &mut diags),
@@ -1684,6 +1692,7 @@ fn config_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// and YAML back and writing them as text again.
 #[test]
 fn example_configs_compile_to_the_same_ir_from_every_format() {
+    support::conf_certificate();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut paths = Vec::new();
     config_files(&root.join("../conf"), &mut paths);
@@ -1719,12 +1728,12 @@ fn example_configs_compile_to_the_same_ir_from_every_format() {
             (DocFormat::Yaml, to_yaml_string(&tree)),
         ] {
             let mut m = SourceMap::new();
-            let f = m.add(PathBuf::from("converted"), text.clone());
+            let f = m.add(path.with_file_name("converted"), text.clone());
             let mut d = Diagnostics::default();
             let doc = parse_document(f, &text, format, &mut d);
             let back = to_conf_string(&doc);
             let mut m = SourceMap::new();
-            let f = m.add(PathBuf::from("back.conf"), back.clone());
+            let f = m.add(path.with_file_name("back.conf"), back.clone());
             let tree2 = parse_text(f, &back, &mut d);
             assert!(
                 !d.has_errors(),

@@ -3,6 +3,8 @@
 //! top-level `snapshots/` folder. Review changes with `cargo insta review`, or accept them
 //! with `INSTA_UPDATE=always cargo test -p proton-compiler --test snapshots`.
 
+mod support;
+
 use proton_compiler::compile::compile_path;
 use proton_compiler::diagnostics::{render, Diagnostics, MessageFormat};
 use proton_compiler::source::SourceMap;
@@ -31,6 +33,7 @@ fn snapshot_name(p: &Path) -> String {
 /// Every example config compiles without errors, and its IR matches the snapshot.
 #[test]
 fn example_configs_ir() {
+    support::conf_certificate();
     let mut examples = files("../conf", &["conf", "json", "yaml"]);
     examples.extend(files("../conf/examples", &["conf", "json", "yaml"]));
     examples.retain(|p| !p.ends_with("mime.types"));

@@ -193,7 +193,7 @@ impl Loaded {
         let upstream_shared = crate::upstream::SharedUpstreams::new(&ir)
             .map(std::sync::Arc::new)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
-        let tls = crate::tls::server_configs(&ir)
+        let tls = crate::tls::server_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
             tls,

@@ -205,6 +205,7 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
 /// The rustls config of every server with TLS settings, by server index.
 pub fn server_configs(
     ir: &proton_ir::Ir,
+    prefix: &std::path::Path,
 ) -> Result<Vec<Option<Arc<rustls::ServerConfig>>>, String> {
     init_secret();
     let mut built: Vec<(&ServerTls, Arc<rustls::ServerConfig>)> = Vec::new();
@@ -224,7 +225,8 @@ pub fn server_configs(
             out.push(Some(c.clone()));
             continue;
         }
-        let c = Arc::new(proton_tls::server_config(t, resumption(t)?)?);
+        let here = proton_tls::resolve_paths(t, prefix);
+        let c = Arc::new(proton_tls::server_config(&here, resumption(&here)?)?);
         built.push((t, c.clone()));
         out.push(Some(c));
     }

@@ -240,6 +240,30 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
+/// `t` with its relative file paths (certificates, keys, ticket keys, stapling file) made
+/// absolute against `base`: proton-run's prefix, or for protonc's check the main config
+/// file's directory.
+pub fn resolve_paths(t: &ServerTls, base: &Path) -> ServerTls {
+    let abs = |p: &String| {
+        if Path::new(p).is_absolute() {
+            p.clone()
+        } else {
+            base.join(p).display().to_string()
+        }
+    };
+    let mut t = t.clone();
+    for c in &mut t.certificates {
+        c.certificate = abs(&c.certificate);
+        c.key = abs(&c.key);
+    }
+    t.ticket_key_files = t.ticket_key_files.iter().map(abs).collect();
+    t.stapling_file = t.stapling_file.as_ref().map(abs);
+    t.client_certificate = t.client_certificate.as_ref().map(abs);
+    t.trusted_certificate = t.trusted_certificate.as_ref().map(abs);
+    t.crl = t.crl.as_ref().map(abs);
+    t
+}
+
 /// The rustls config of a server's TLS settings. Fails with a message naming the file for a
 /// certificate or key that cannot be used, or when nothing is left to offer.
 pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConfig, String> {

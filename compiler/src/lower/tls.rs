@@ -13,24 +13,21 @@ use crate::source::Span;
 use proton_ir::*;
 
 impl Lower<'_> {
-    /// A path from an `ssl_*` directive, made absolute against the main config file's
-    /// directory (nginx's configuration prefix).
+    /// A file path from an `ssl_*` directive, kept as written: like `root` and the logs, a
+    /// relative path is relative to proton-run's prefix (the IR file's directory unless
+    /// `-p` says otherwise), which is the config file's directory when the IR is written
+    /// beside it. protonc checks the files there ([`Lower::config_dir`]).
     fn conf_path(&self, p: &str) -> String {
-        let path = std::path::Path::new(p);
-        if path.is_absolute() {
-            return p.to_string();
-        }
-        let dir = self
-            .map
+        p.to_string()
+    }
+
+    /// The main config file's directory, where protonc looks for relative TLS files.
+    fn config_dir(&self) -> std::path::PathBuf {
+        self.map
             .path(crate::source::FileId(0))
             .and_then(|f| f.parent())
             .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
-        let full = dir.join(path);
-        std::path::absolute(&full)
-            .unwrap_or(full)
-            .display()
-            .to_string()
+            .unwrap_or_default()
     }
 
     /// The TLS settings of a server whose level chain is `chain` (server, http), or `None`
@@ -121,7 +118,8 @@ impl Lower<'_> {
             .iter()
             .zip(&ticket_key_files)
         {
-            if let Err(e) = std::fs::read(path)
+            let full = self.config_dir().join(path);
+            if let Err(e) = std::fs::read(&full)
                 .map_err(|e| e.to_string())
                 .and_then(|b| proton_ir::tls::ticket_key_file(&b).map(|_| ()))
             {
@@ -174,7 +172,8 @@ impl Lower<'_> {
         if !self.tls_checked.insert(tls.clone()) {
             return;
         }
-        if let Err(e) = proton_tls::server_config(tls, proton_tls::Resumption::none()) {
+        let here = proton_tls::resolve_paths(tls, &self.config_dir());
+        if let Err(e) = proton_tls::server_config(&here, proton_tls::Resumption::none()) {
             self.err(
                 Diagnostic::error(Code::BadValue, span, e)
                     .label("the certificate named here")
