@@ -908,3 +908,43 @@ fn an_x509_v1_certificate_is_served_as_openssl_makes_it() {
     );
     assert!(err.contains("do not match"), "{err}");
 }
+
+#[test]
+fn a_reload_picks_up_renewed_certificates_and_a_broken_one_keeps_the_old() {
+    let s = setup("tls-renew", "", 1);
+    let dir = s._t.path().to_path_buf();
+    let c = client(false, &[]);
+    let before = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("before");
+    assert_eq!(before.cert, s.a.der);
+    // Renewed in place (same names), then HUP: the new certificate is served.
+    let renewed = make_cert(&dir, "a", &["a.test"], false);
+    assert_ne!(renewed.der, s.a.der);
+    let old = s.p.workers();
+    s.p.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            https_get(s.p.port, &client(false, &[]), Some("a.test"), "a.test", "/")
+                .is_ok_and(|e| e.cert == renewed.der)
+        }),
+        "the renewed certificate is served after HUP:\n{}",
+        s.p.logs()
+    );
+    assert!(wait_until(Duration::from_secs(20), || s
+        .p
+        .workers()
+        .iter()
+        .all(|w| !old.contains(w))));
+    // A broken key at the next reload: the reload fails, the workers keep serving.
+    std::fs::write(dir.join("a.key"), "garbage\n").expect("break the key");
+    let serving = s.p.workers();
+    s.p.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(20), || s.p.logs().contains("a.key")),
+        "the failed reload names the file:\n{}",
+        s.p.logs()
+    );
+    let still = https_get(s.p.port, &client(false, &[]), Some("a.test"), "a.test", "/")
+        .expect("still serving");
+    assert_eq!(still.cert, renewed.der);
+    assert_eq!(s.p.workers(), serving, "the same workers go on");
+}
