@@ -948,3 +948,63 @@ fn a_reload_picks_up_renewed_certificates_and_a_broken_one_keeps_the_old() {
     assert_eq!(still.cert, renewed.der);
     assert_eq!(s.p.workers(), serving, "the same workers go on");
 }
+
+/// The headless Chromium Debian packages (`chromium-headless-shell`, installed by .ci/run).
+fn chromium() -> Option<&'static str> {
+    ["chromium-headless-shell", "chromium", "chromium-browser"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+}
+
+#[test]
+fn a_browser_loads_a_page_and_its_script_over_https() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs chromium-headless-shell"
+        );
+        eprintln!("skipped: no headless Chromium here");
+        return;
+    };
+    let s = setup("tls-browser", "", 1);
+    let html = s._t.path().join("html");
+    std::fs::write(
+        html.join("index.html"),
+        "<!doctype html><html><head><title>waiting</title><script src=\"/app.js\"></script></head><body>page</body></html>\n",
+    )
+    .expect("page");
+    std::fs::write(
+        html.join("app.js"),
+        "document.title = 'loaded by ' + location.protocol;\n",
+    )
+    .expect("script");
+    let profile = s._t.path().join("chromium-profile");
+    let out = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--ignore-certificate-errors",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            "--host-resolver-rules=MAP default.test 127.0.0.1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("https://default.test:{}/", s.p.port))
+        .stdin(Stdio::null())
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("<title>loaded by https:</title>") && dom.contains("page"),
+        "the page and its script came over TLS:\n{dom}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
