@@ -300,6 +300,7 @@ pub static TABLE: &[Spec] = &[
     row("real_ip_header", HSL, Exactly(1), Text, false, Inherit, "X-Real-IP", "field | X-Real-IP | X-Forwarded-For", "The header that names the client (`proxy_protocol` is not supported yet: an error). With `X-Forwarded-For`, its last address."),
     row("ssl_certificate", HS, Exactly(1), Text, true, Inherit, "", "file", "A PEM certificate (with its chain after it) for the server's TLS handshakes; several (e.g. ECDSA and RSA) each with its own `ssl_certificate_key`, the handshake choosing the first the client can verify. Relative paths are relative to the main config file's directory. protonc reads the files and refuses a missing file, a file without a certificate, or a key that does not match; variables are not supported yet."),
     row("ssl_certificate_key", HS, Exactly(1), Text, true, Inherit, "", "file", "The PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the `ssl_certificate` in the same position. Encrypted keys (`ssl_password_file`) are not supported yet."),
+    row("ssl_password_file", HS, Exactly(1), Text, false, Inherit, "", "file", "Passphrases for encrypted private keys, one per line, tried in turn. Keys in PKCS#8 `ENCRYPTED PRIVATE KEY` PEM (what OpenSSL 3 writes, e.g. `openssl genrsa -aes128`) are read; the old OpenSSL `Proc-Type: 4,ENCRYPTED` form is refused with the command that converts it. A named pipe is read by proton-run when it loads the config (protonc does not read it)."),
     row("ssl_protocols", HS, AtLeast(1), Custom, false, Inherit, "TLSv1.2 TLSv1.3", "[TLSv1.2] [TLSv1.3]", "TLS versions offered. Differs from nginx 1.22 (whose default also has TLSv1 and TLSv1.1): Proton (rustls) has no TLS 1.0/1.1 or SSL, and naming them is an error."),
     row("ssl_ciphers", HS, Exactly(1), Custom, false, Inherit, "HIGH:!aNULL:!MD5", "ciphers", "TLS 1.2 cipher suites in OpenSSL's cipher-list syntax (aliases, `!`, `-`, `+`, `@STRENGTH`), evaluated over the suites Proton has (ECDHE with AES-GCM or ChaCha20-Poly1305, ECDSA or RSA). Valid OpenSSL names Proton lacks match nothing; an unknown name, or a list that leaves no suite, is an error. TLS 1.3 suites are not chosen here, as in OpenSSL."),
     row("ssl_prefer_server_ciphers", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "Choose the cipher suite by the server's order instead of the client's."),
@@ -499,7 +500,6 @@ pub fn unsupported_hint(name: &str) -> Option<&'static str> {
         "ssl" => "`ssl on` is nginx's old form: add `ssl` to the server's `listen` lines instead (listen 443 ssl;)",
         "ssl_dhparam" => "Proton's TLS (rustls) has no DHE key exchange; TLS 1.2 uses ECDHE suites, so the parameters have no use: remove the line",
         "ssl_conf_command" => "OpenSSL configuration commands have no meaning for Proton's TLS (rustls); use ssl_protocols, ssl_ciphers and ssl_ecdh_curve",
-        "ssl_password_file" => "encrypted private keys are not supported yet: decrypt the key (openssl pkey -in key.pem -out plain.pem) and protect the file",
         "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",
         _ => return None,
     })

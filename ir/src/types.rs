@@ -633,6 +633,8 @@ pub struct ServerTls {
     pub crl: Option<String>,
     /// `ssl_buffer_size`: the largest TLS record of response data.
     pub buffer_size: u32,
+    /// `ssl_password_file`: passphrases, one per line, tried in turn on encrypted keys.
+    pub password_file: Option<String>,
     /// `ssl_stapling on` with `ssl_stapling_file` (absolute): the DER OCSP response stapled
     /// to every handshake of the server's certificates (`None`: no stapling).
     pub stapling_file: Option<String>,

@@ -640,6 +640,7 @@ pub(crate) mod tests {
             crl: None,
             buffer_size: 4096,
             stapling_file: Some("/ocsp.der".into()),
+            password_file: Some("/pass".into()),
         }));
         ir.regexes = vec![Regex {
             pattern: "^/(?<x>.*)$".into(),

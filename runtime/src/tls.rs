@@ -257,6 +257,7 @@ mod tests {
             crl: None,
             buffer_size: 16384,
             stapling_file: None,
+            password_file: None,
         }
     }
 

@@ -115,16 +115,11 @@ fn kx_group(name: &str) -> Option<&'static dyn rustls::crypto::SupportedKxGroup>
 /// together. Errors name the file and what is wrong with it.
 pub fn certified_key(
     pair: &CertificatePair,
+    passwords: &[String],
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
     let chain = certificates(Path::new(&pair.certificate))?;
-    let key = PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| {
-        format!(
-            "cannot load certificate key \"{}\": {}",
-            pair.key,
-            pem_error(&e, "private key")
-        )
-    })?;
+    let key = private_key(&pair.key, passwords)?;
     let signer = provider
         .key_provider
         .load_private_key(key)
@@ -261,7 +256,65 @@ pub fn resolve_paths(t: &ServerTls, base: &Path) -> ServerTls {
     t.client_certificate = t.client_certificate.as_ref().map(abs);
     t.trusted_certificate = t.trusted_certificate.as_ref().map(abs);
     t.crl = t.crl.as_ref().map(abs);
+    t.password_file = t.password_file.as_ref().map(abs);
     t
+}
+
+/// The passphrases of an `ssl_password_file`: one per line (CR LF or LF), as nginx.
+pub fn passwords(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read(path)
+        .map_err(|e| format!("cannot read ssl_password_file \"{}\": {e}", path.display()))?;
+    let list: Vec<String> = String::from_utf8_lossy(&text)
+        .split('\n')
+        .map(|l| l.trim_end_matches('\r').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(format!(
+            "ssl_password_file \"{}\" has no password",
+            path.display()
+        ));
+    }
+    Ok(list)
+}
+
+/// A private key from a PEM file, decrypted with the first of `passwords` that opens it
+/// when it is an encrypted PKCS#8 key.
+fn private_key(path: &str, passwords: &[String]) -> Result<PrivateKeyDer<'static>, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("cannot load certificate key \"{path}\": {e}"))?;
+    let text = String::from_utf8_lossy(&pem);
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(format!(
+            "cannot load certificate key \"{path}\": the old OpenSSL encrypted PEM form is not supported; convert it with: openssl pkcs8 -topk8 -in KEY -out KEY.p8 (it asks for the passwords)"
+        ));
+    }
+    if !text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        return PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+            format!(
+                "cannot load certificate key \"{path}\": {}",
+                pem_error(&e, "private key")
+            )
+        });
+    }
+    use pkcs8::der::Decode;
+    let (_, doc) = pkcs8::SecretDocument::from_pem(&text)
+        .map_err(|e| format!("cannot load certificate key \"{path}\": {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(doc.as_bytes())
+        .map_err(|e| format!("cannot load certificate key \"{path}\": {e}"))?;
+    if passwords.is_empty() {
+        return Err(format!(
+            "cannot load certificate key \"{path}\": it is encrypted and no ssl_password_file is given"
+        ));
+    }
+    for p in passwords {
+        if let Ok(plain) = info.decrypt(p.as_bytes()) {
+            return Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()));
+        }
+    }
+    Err(format!(
+        "cannot load certificate key \"{path}\": none of the passwords in ssl_password_file decrypts it"
+    ))
 }
 
 /// The rustls config of a server's TLS settings. Fails with a message naming the file for a
@@ -279,9 +332,13 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConf
         Some(f) => Some(ocsp_response(Path::new(f))?),
         None => None,
     };
+    let passwords = match &t.password_file {
+        Some(f) => passwords(Path::new(f))?,
+        None => Vec::new(),
+    };
     let mut keys = Vec::with_capacity(t.certificates.len());
     for pair in &t.certificates {
-        let mut key = certified_key(pair, &provider)?;
+        let mut key = certified_key(pair, &passwords, &provider)?;
         key.ocsp = staple.clone();
         keys.push(Arc::new(key));
     }

@@ -158,6 +158,9 @@ impl Lower<'_> {
             crl: None,
             buffer_size,
             stapling_file,
+            password_file: nearest(chain, "ssl_password_file")
+                .first()
+                .map(|d| self.conf_path(arg(d, 0))),
         };
         if !tls.certificates.is_empty() && !self.diags.has_errors() {
             let span = certs.first().map_or(Span::default(), |d| d.arg_span(0));
@@ -173,6 +176,15 @@ impl Lower<'_> {
             return;
         }
         let here = proton_tls::resolve_paths(tls, &self.config_dir());
+        // A password "file" that is a pipe (nginx reads it once, at start) is read by
+        // proton-run only: protonc must not take the passwords out of it.
+        let pipe = here
+            .password_file
+            .as_ref()
+            .is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_file()));
+        if pipe {
+            return;
+        }
         if let Err(e) = proton_tls::server_config(&here, proton_tls::Resumption::none()) {
             self.err(
                 Diagnostic::error(Code::BadValue, span, e)

@@ -1008,3 +1008,69 @@ fn a_browser_loads_a_page_and_its_script_over_https() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_encrypted_key_opens_with_ssl_password_file() {
+    let t = TempDir::new("tls-password");
+    let dir = t.path().to_path_buf();
+    std::fs::write(
+        dir.join("openssl.conf"),
+        "[ req ]\ndistinguished_name = dn\n[ dn ]\n",
+    )
+    .expect("conf");
+    // OpenSSL 3 writes an encrypted PKCS#8 key (PBES2, AES-128-CBC).
+    openssl(
+        &dir,
+        &[
+            "genrsa",
+            "-out",
+            "enc.key",
+            "-passout",
+            "pass:secret",
+            "-aes128",
+            "2048",
+        ],
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-config",
+            "openssl.conf",
+            "-subj",
+            "/CN=enc/",
+            "-out",
+            "enc.crt",
+            "-key",
+            "enc.key",
+            "-passin",
+            "pass:secret",
+        ],
+    );
+    std::fs::write(dir.join("passwords"), "wrong\r\nsecret\r\n").expect("passwords");
+    std::fs::write(dir.join("bad-passwords"), "wrong\n").expect("passwords");
+    let d = dir.display();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}} ssl;\n  ssl_certificate {d}/enc.crt;\n  ssl_certificate_key {d}/enc.key;\n  ssl_password_file {d}/passwords;\n  return 200 opened;\n }}\n}}\n"
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let out = Command::new("curl")
+        .args(["-sk", &format!("https://127.0.0.1:{}/", p.port)])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "opened");
+    let refused = |conf: &str, want: &str| {
+        let err = protonc_error(&dir, &conf.replace("{port}", "8443"));
+        assert!(err.contains(want), "{want:?} in:\n{err}");
+    };
+    refused(
+        &conf.replace("/passwords;", "/bad-passwords;"),
+        "none of the passwords",
+    );
+    refused(
+        &conf.replace(&format!("  ssl_password_file {d}/passwords;\n"), ""),
+        "no ssl_password_file",
+    );
+}
