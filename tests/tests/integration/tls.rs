@@ -1074,3 +1074,102 @@ fn an_encrypted_key_opens_with_ssl_password_file() {
         "no ssl_password_file",
     );
 }
+
+/// A real ClientHello, as the rustls client writes it.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let name = ServerName::try_from(sni.to_string()).expect("name");
+    let mut c = rustls::ClientConnection::new(client(false, &[]), name).expect("client");
+    let mut out = Vec::new();
+    while c.wants_write() {
+        c.write_tls(&mut out).expect("hello");
+    }
+    out
+}
+
+#[test]
+fn mutated_and_truncated_client_hellos_never_hurt_the_worker() {
+    let s = setup("tls-fuzz", "client_header_timeout 2s;", 1);
+    let worker = s.p.the_worker();
+    let hello = client_hello("a.test");
+    // A small deterministic generator (xorshift), so that a failure can be replayed.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut cases: Vec<Vec<u8>> = Vec::new();
+    // Every prefix length class of the hello, then the peer closes.
+    for cut in [1, 3, 5, 6, 9, 40, hello.len() / 2, hello.len() - 1] {
+        cases.push(hello[..cut].to_vec());
+    }
+    // Bit flips and byte changes anywhere in the hello, one to eight at a time.
+    for _ in 0..150 {
+        let mut m = hello.clone();
+        for _ in 0..(next() % 8 + 1) {
+            let i = (next() as usize) % m.len();
+            m[i] ^= 1 << (next() % 8);
+        }
+        cases.push(m);
+    }
+    // Random records: a plausible header with a random length and body.
+    for _ in 0..50 {
+        let len = (next() % 20_000) as usize;
+        let mut m = vec![0x16, 0x03, (next() % 4) as u8, (len >> 8) as u8, len as u8];
+        m.extend((0..len.min(5000)).map(|_| next() as u8));
+        cases.push(m);
+    }
+    // Each case is sent and the client's side shut, as a client that gives up does; the
+    // server must close too. Eight at a time.
+    let port = s.p.port;
+    let per = cases.len().div_ceil(8);
+    let hanging: Vec<usize> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .chunks(per)
+            .enumerate()
+            .map(|(k, chunk)| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, case)| !sent_then_closed(port, case))
+                        .map(|(i, _)| k * per + i)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("sender"))
+            .collect()
+    });
+    assert!(hanging.is_empty(), "cases left hanging: {hanging:?}");
+    let c = client(false, &[]);
+    let ok = https_get(s.p.port, &c, Some("a.test"), "a.test", "/").expect("still serving");
+    assert_eq!(ok.response.status, 200);
+    assert_eq!(s.p.the_worker(), worker, "the same worker: nothing crashed");
+    assert!(!s.p.logs().contains("panicked"), "{}", s.p.logs());
+}
+
+/// Sends `bytes`, shuts the sending side, and reads until the server closes (true) or five
+/// seconds pass (false).
+fn sent_then_closed(port: u16, bytes: &[u8]) -> bool {
+    let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
