@@ -1584,6 +1584,30 @@ builtins! {
     SslAlpnProtocol = "ssl_alpn_protocol",
     /// The key-exchange group of the handshake (OpenSSL's name: `X25519`, `prime256v1`).
     SslCurve = "ssl_curve",
+    /// The client certificate's verification: `SUCCESS`, `FAILED:reason` (OpenSSL's
+    /// reason), `NONE` (no certificate).
+    SslClientVerify = "ssl_client_verify",
+    /// The client certificate's subject, RFC 2253 (`CN=client,O=Org`).
+    SslClientSDn = "ssl_client_s_dn",
+    /// The client certificate's issuer, RFC 2253.
+    SslClientIDn = "ssl_client_i_dn",
+    /// The client certificate's serial number, uppercase hex.
+    SslClientSerial = "ssl_client_serial",
+    /// The SHA-1 of the client certificate's DER, lowercase hex.
+    SslClientFingerprint = "ssl_client_fingerprint",
+    /// The client certificate in PEM, each line after the first starting with a tab
+    /// (nginx's deprecated form).
+    SslClientCert = "ssl_client_cert",
+    /// The client certificate in PEM.
+    SslClientRawCert = "ssl_client_raw_cert",
+    /// The client certificate in PEM, URL-encoded.
+    SslClientEscapedCert = "ssl_client_escaped_cert",
+    /// The client certificate's start date (`Dec  6 08:15:47 2026 GMT`).
+    SslClientVStart = "ssl_client_v_start",
+    /// The client certificate's end date.
+    SslClientVEnd = "ssl_client_v_end",
+    /// Whole days until the client certificate expires.
+    SslClientVRemain = "ssl_client_v_remain",
     /// The address that accepted the connection.
     ServerAddr = "server_addr",
     /// The first `server_name` of the chosen server.

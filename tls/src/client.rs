@@ -7,7 +7,7 @@
 //! signature (the proof that the client holds the key), which fails the handshake as in
 //! OpenSSL. [`ClientAuth::verify`] then checks the chain the way OpenSSL's `X509_verify_cert`
 //! does for nginx — built up to a trusted self-signed CA (a trusted certificate presented
-//! as is also passes), limited by `ssl_verify_depth`, every certificate checked against a
+//! as is also passes), with at most `ssl_verify_depth` intermediate CAs, every certificate checked against a
 //! CRL of its issuer when `ssl_crl` is given — and reports OpenSSL's error strings.
 //!
 //! The CA names sent in the CertificateRequest are those of `ssl_client_certificate` only
@@ -62,6 +62,7 @@ pub enum VerifyError {
     DepthZeroSelfSigned = 18,
     SelfSignedInChain = 19,
     UnableToGetIssuerCertLocally = 20,
+    UnableToVerifyLeafSignature = 21,
     ChainTooLong = 22,
     CertRevoked = 23,
     InvalidCa = 24,
@@ -86,6 +87,7 @@ impl VerifyError {
             VerifyError::DepthZeroSelfSigned => "self-signed certificate",
             VerifyError::SelfSignedInChain => "self-signed certificate in certificate chain",
             VerifyError::UnableToGetIssuerCertLocally => "unable to get local issuer certificate",
+            VerifyError::UnableToVerifyLeafSignature => "unable to verify the first certificate",
             VerifyError::ChainTooLong => "certificate chain too long",
             VerifyError::CertRevoked => "certificate revoked",
             VerifyError::InvalidCa => "invalid CA certificate",
@@ -106,6 +108,7 @@ impl VerifyError {
             VerifyError::DepthZeroSelfSigned
                 | VerifyError::SelfSignedInChain
                 | VerifyError::UnableToGetIssuerCertLocally
+                | VerifyError::UnableToVerifyLeafSignature
         )
     }
 }
@@ -155,8 +158,8 @@ pub fn crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, S
     Ok(list)
 }
 
-/// The certificates of a CA file, each checked to parse.
-fn ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+/// The certificates of a CA file (at least one), each checked to parse.
+pub fn ca_file(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let list = super::certificates(Path::new(path))?;
     for c in &list {
         if x509_parser::parse_x509_certificate(c).is_err() {
@@ -173,10 +176,19 @@ impl ClientAuth {
     /// `ssl_client_certificate`, `ssl_trusted_certificate` and `ssl_crl`; errors name the
     /// file.
     pub fn new(t: &ServerTls, provider: &CryptoProvider) -> Result<Option<ClientAuth>, String> {
+        // As nginx: the trusted CAs and the CRLs are read even with verification off, the
+        // announced CAs only when it is on.
+        let mut trusted = match &t.trusted_certificate {
+            Some(p) => ca_file(p)?,
+            None => Vec::new(),
+        };
+        let crls = match &t.crl {
+            Some(p) => crls(Path::new(p))?,
+            None => Vec::new(),
+        };
         if t.verify_client == VerifyClient::Off {
             return Ok(None);
         }
-        let mut trusted = Vec::new();
         let mut hints: Vec<DistinguishedName> = Vec::new();
         if let Some(p) = &t.client_certificate {
             for c in ca_file(p)? {
@@ -189,13 +201,6 @@ impl ClientAuth {
                 trusted.push(c);
             }
         }
-        if let Some(p) = &t.trusted_certificate {
-            trusted.extend(ca_file(p)?);
-        }
-        let crls = match &t.crl {
-            Some(p) => crls(Path::new(p))?,
-            None => Vec::new(),
-        };
         Ok(Some(ClientAuth {
             trusted,
             hints,
@@ -258,15 +263,21 @@ impl ClientAuth {
             }
         };
         if !top_trusted {
-            return Err(VerifyError::UnableToGetIssuerCertLocally);
+            // OpenSSL's two names for a chain that stops short of a trusted CA.
+            return Err(if path.len() == 1 {
+                VerifyError::UnableToVerifyLeafSignature
+            } else {
+                VerifyError::UnableToGetIssuerCertLocally
+            });
         }
         let top = *path.last().unwrap_or(&&leaf);
         if !self_issued(top) {
             // A trusted CA whose own issuer is unknown (OpenSSL without partial chains).
             return Err(VerifyError::UnableToGetIssuerCert);
         }
-        // ssl_verify_depth: the number of CA certificates above the client's.
-        if path.len() > self.depth as usize + 1 {
+        // ssl_verify_depth, as OpenSSL counts it: the intermediate CAs between the client's
+        // certificate and the trusted root.
+        if path.len() > self.depth as usize + 2 {
             return Err(VerifyError::ChainTooLong);
         }
         // Extensions: the issuers are CAs, the client's certificate may authenticate a

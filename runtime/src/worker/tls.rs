@@ -13,8 +13,11 @@ use super::conn::{read_ready, Conn};
 use super::Worker;
 use crate::elog;
 use mio::net::TcpStream;
+use proton_tls::{ClientAuth, Verdict};
 use rustls::server::{Acceptor, ServerConnection};
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
 
 /// The TLS side of a client connection.
 pub(crate) struct TlsConn {
@@ -23,6 +26,11 @@ pub(crate) struct TlsConn {
     plain: usize,
     /// The acceptor has read the connection's first bytes (a TLS record).
     started: bool,
+    /// The client-certificate verifier of the server whose config answered the handshake
+    /// (`None`: no certificate was asked for).
+    client_auth: Option<Arc<ClientAuth>>,
+    /// `$ssl_client_verify`, computed when first needed.
+    verdict: Cell<Option<Verdict>>,
 }
 
 pub(crate) enum TlsState {
@@ -41,6 +49,8 @@ impl TlsConn {
             state: TlsState::Accepting(Box::default()),
             plain: 0,
             started: false,
+            client_auth: None,
+            verdict: Cell::new(None),
         }
     }
 
@@ -50,6 +60,34 @@ impl TlsConn {
             TlsState::Ready(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// The verification of the client's certificate chain (checked once, when first
+    /// asked): `None` without a certificate.
+    pub(crate) fn client_verify(&self) -> Verdict {
+        if let Some(v) = self.verdict.get() {
+            return v;
+        }
+        let chain = self.session().and_then(|c| c.peer_certificates());
+        let v = match (chain, &self.client_auth) {
+            (Some(chain), Some(auth)) if !chain.is_empty() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                auth.verify(chain, now)
+            }
+            _ => Verdict::None,
+        };
+        self.verdict.set(Some(v));
+        v
+    }
+
+    /// The client's certificate (DER), when it sent one.
+    pub(crate) fn client_certificate(&self) -> Option<&[u8]> {
+        self.session()?
+            .peer_certificates()?
+            .first()
+            .map(|c| c.as_ref())
     }
 
     /// The client spoke plain HTTP to this TLS address.
@@ -225,7 +263,7 @@ impl Worker<'_> {
         &self,
         listener: usize,
         sni: Option<&str>,
-    ) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    ) -> Option<(Arc<rustls::ServerConfig>, Option<Arc<ClientAuth>>)> {
         let ir = &self.loaded.ir;
         let l = ir.listeners.get(listener)?;
         let sid = match sni {
@@ -241,7 +279,14 @@ impl Worker<'_> {
             if tls.reject_handshake {
                 return Some(None);
             }
-            Some(self.loaded.tls.get(sid.0 as usize)?.clone())
+            let config = self.loaded.tls.get(sid.0 as usize)?.clone()?;
+            let auth = self
+                .loaded
+                .client_auth
+                .get(sid.0 as usize)
+                .cloned()
+                .flatten();
+            Some(Some((config, auth)))
         };
         match pick(sid) {
             Some(c) => c,
@@ -305,7 +350,7 @@ impl Conn {
                         .server_name()
                         .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
                     let config = w.tls_config(self.listener as usize, sni.as_deref());
-                    let Some(config) = config else {
+                    let Some((config, auth)) = config else {
                         elog!(
                             w.elog,
                             Info,
@@ -324,6 +369,7 @@ impl Conn {
                         Ok(mut c) => {
                             let _ = flush(&mut c, &self.sock);
                             t.state = TlsState::Ready(Box::new(c));
+                            t.client_auth = auth;
                             return Accept::Progress;
                         }
                         Err((e, mut alert)) => {
