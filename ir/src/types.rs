@@ -586,7 +586,8 @@ pub struct Server {
     /// `location @name` blocks.
     pub named: Vec<(String, LocationId)>,
     /// The server's TLS settings (`ssl_*`, inherited from http): present when the server
-    /// has a certificate or `ssl_reject_handshake on`. On a TLS address, the server the
+    /// has a certificate, `ssl_reject_handshake on` or `ssl_verify_client` (without a
+    /// certificate, only its verification mode is used). On a TLS address, the server the
     /// client's SNI name chooses answers the handshake with these; a server without them
     /// answers with its address's default server's.
     pub tls: Option<Box<ServerTls>>,

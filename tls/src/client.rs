@@ -221,6 +221,9 @@ impl ClientAuth {
         }
     }
 
+    /// OpenSSL's verification as nginx runs it: its callback lets verification go on after
+    /// each error, so the result is the last error met, in OpenSSL's order (building the
+    /// chain, extensions, revocation, then signatures and dates from the root down).
     fn check(
         &self,
         leaf: &CertificateDer<'_>,
@@ -233,21 +236,22 @@ impl ClientAuth {
         let leaf = parse(leaf).ok_or(VerifyError::Unparsable)?;
         let is_trusted = |c: &X509Certificate<'_>| trusted.iter().any(|t| t.as_raw() == c.as_raw());
         let self_issued = |c: &X509Certificate<'_>| c.subject().as_raw() == c.issuer().as_raw();
+        let mut last: Option<VerifyError> = None;
 
         // Build the chain as OpenSSL: issuers from the trusted store first, then from what
         // the client sent, up to a self-signed certificate.
         let mut path: Vec<&X509Certificate<'_>> = vec![&leaf];
-        let top_trusted = loop {
+        loop {
             let cur = *path.last().unwrap_or(&&leaf);
             if self_issued(cur) && cur.verify_signature(None).is_ok() {
-                if is_trusted(cur) {
-                    break true;
+                if !is_trusted(cur) {
+                    last = Some(if path.len() == 1 {
+                        VerifyError::DepthZeroSelfSigned
+                    } else {
+                        VerifyError::SelfSignedInChain
+                    });
                 }
-                return Err(if path.len() == 1 {
-                    VerifyError::DepthZeroSelfSigned
-                } else {
-                    VerifyError::SelfSignedInChain
-                });
+                break;
             }
             let issuer_of = |c: &&X509Certificate<'_>| {
                 c.subject().as_raw() == cur.issuer().as_raw()
@@ -259,97 +263,105 @@ impl ClientAuth {
                 .or_else(|| untrusted.iter().find(|c| issuer_of(c)));
             match next {
                 Some(n) if path.len() < 32 => path.push(n),
-                _ => break path.iter().any(|c| is_trusted(c)),
+                _ => {
+                    last = Some(if path.iter().any(|c| is_trusted(c)) {
+                        // A trusted CA whose own issuer is unknown.
+                        VerifyError::UnableToGetIssuerCert
+                    } else if path.len() == 1 {
+                        VerifyError::UnableToVerifyLeafSignature
+                    } else {
+                        VerifyError::UnableToGetIssuerCertLocally
+                    });
+                    break;
+                }
             }
-        };
-        if !top_trusted {
-            // OpenSSL's two names for a chain that stops short of a trusted CA.
-            return Err(if path.len() == 1 {
-                VerifyError::UnableToVerifyLeafSignature
-            } else {
-                VerifyError::UnableToGetIssuerCertLocally
-            });
-        }
-        let top = *path.last().unwrap_or(&&leaf);
-        if !self_issued(top) {
-            // A trusted CA whose own issuer is unknown (OpenSSL without partial chains).
-            return Err(VerifyError::UnableToGetIssuerCert);
         }
         // ssl_verify_depth, as OpenSSL counts it: the intermediate CAs between the client's
         // certificate and the trusted root.
         if path.len() > self.depth as usize + 2 {
-            return Err(VerifyError::ChainTooLong);
+            last = Some(VerifyError::ChainTooLong);
+            path.truncate(self.depth as usize + 2);
         }
         // Extensions: the issuers are CAs, the client's certificate may authenticate a
         // client.
         for ca in &path[1..] {
             if let Ok(Some(bc)) = ca.basic_constraints() {
                 if !bc.value.ca {
-                    return Err(VerifyError::InvalidCa);
+                    last = Some(VerifyError::InvalidCa);
                 }
             }
         }
         if let Ok(Some(eku)) = leaf.extended_key_usage() {
             if !eku.value.client_auth && !eku.value.any {
-                return Err(VerifyError::InvalidPurpose);
+                last = Some(VerifyError::InvalidPurpose);
             }
         }
         if !self.crls.is_empty() {
-            self.check_crls(&path, now)?;
+            self.check_crls(&path, now, &mut last);
         }
-        // Signatures and validity, from the top down as OpenSSL's internal_verify.
+        // Signatures and validity, from the top down as OpenSSL's internal_verify (the
+        // self-signature of the top is not checked).
         for i in (0..path.len()).rev() {
             let c = path[i];
-            let key = path.get(i + 1).map_or(c.public_key(), |p| p.public_key());
-            if c.verify_signature(Some(key)).is_err() {
-                return Err(VerifyError::CertSignatureFailure);
+            if let Some(issuer) = path.get(i + 1) {
+                if c.verify_signature(Some(issuer.public_key())).is_err() {
+                    last = Some(VerifyError::CertSignatureFailure);
+                }
             }
             let v = c.validity();
             if v.not_before.timestamp() > now {
-                return Err(VerifyError::CertNotYetValid);
+                last = Some(VerifyError::CertNotYetValid);
             }
             if v.not_after.timestamp() < now {
-                return Err(VerifyError::CertHasExpired);
+                last = Some(VerifyError::CertHasExpired);
             }
         }
-        Ok(())
+        match last {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// `ssl_crl` (OpenSSL's CRL_CHECK_ALL, as nginx sets): every certificate of the chain
     /// but the self-signed CA at its top needs a valid CRL of its issuer, and must not be
     /// on it.
-    fn check_crls(&self, path: &[&X509Certificate<'_>], now: i64) -> Result<(), VerifyError> {
+    fn check_crls(&self, path: &[&X509Certificate<'_>], now: i64, last: &mut Option<VerifyError>) {
         let crls: Vec<CertificateRevocationList<'_>> = self
             .crls
             .iter()
             .filter_map(|d| x509_parser::parse_x509_crl(d).ok().map(|(_, c)| c))
             .collect();
         for (i, c) in path.iter().enumerate() {
-            let Some(issuer) = path.get(i + 1) else {
+            let top = i + 1 == path.len();
+            if top && c.subject().as_raw() == c.issuer().as_raw() {
                 break;
-            };
-            let crl = crls
+            }
+            let Some(crl) = crls
                 .iter()
                 .find(|l| l.issuer().as_raw() == c.issuer().as_raw())
-                .ok_or(VerifyError::UnableToGetCrl)?;
-            if crl.verify_signature(issuer.public_key()).is_err() {
-                return Err(VerifyError::CrlSignatureFailure);
+            else {
+                *last = Some(VerifyError::UnableToGetCrl);
+                continue;
+            };
+            if let Some(issuer) = path.get(i + 1) {
+                if crl.verify_signature(issuer.public_key()).is_err() {
+                    *last = Some(VerifyError::CrlSignatureFailure);
+                }
             }
             if crl.last_update().timestamp() > now {
-                return Err(VerifyError::CrlNotYetValid);
+                *last = Some(VerifyError::CrlNotYetValid);
             }
             if crl.next_update().is_some_and(|t| t.timestamp() < now) {
-                return Err(VerifyError::CrlHasExpired);
+                *last = Some(VerifyError::CrlHasExpired);
             }
             let serial = trim_serial(c.raw_serial());
             if crl
                 .iter_revoked_certificates()
                 .any(|r| trim_serial(r.raw_serial()) == serial)
             {
-                return Err(VerifyError::CertRevoked);
+                *last = Some(VerifyError::CertRevoked);
             }
         }
-        Ok(())
     }
 }
 
@@ -394,7 +406,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+        signed_by_certificate_key(message, cert, dss, &self.algorithms, false)
     }
 
     fn verify_tls13_signature(
@@ -403,12 +415,72 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+        signed_by_certificate_key(message, cert, dss, &self.algorithms, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// Checks the client's CertificateVerify signature with its certificate's public key.
+/// rustls's own check parses the certificate with webpki, which refuses X.509 v1
+/// certificates; OpenSSL takes them, so the key is taken out with x509-parser and the
+/// signature checked with the provider's algorithms for the scheme (TLS 1.3: rustls's check
+/// of a raw public key).
+fn signed_by_certificate_key(
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+    algorithms: &WebPkiSupportedAlgorithms,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    use rustls::{CertificateError, Error, PeerMisbehaved};
+    let c = parse(cert).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let spki = c.public_key();
+    if tls13 {
+        let der = rustls::pki_types::SubjectPublicKeyInfoDer::from(spki.raw);
+        return rustls::crypto::verify_tls13_signature_with_raw_key(message, &der, dss, algorithms);
+    }
+    let alg_id = der_contents(spki.raw)
+        .and_then(der_contents)
+        .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(s, _)| *s == dss.scheme)
+        .map(|(_, a)| *a)
+        .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+    for alg in candidates {
+        if alg.public_key_alg_id().as_ref() != alg_id {
+            continue;
+        }
+        return alg
+            .verify_signature(&spki.subject_public_key.data, message, dss.signature())
+            .map(|_| HandshakeSignatureValid::assertion())
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadSignature));
+    }
+    Err(Error::InvalidCertificate(CertificateError::BadSignature))
+}
+
+/// The contents of the DER element `der` starts with (its first inner element, for a
+/// SEQUENCE).
+fn der_contents(der: &[u8]) -> Option<&[u8]> {
+    let len0 = *der.get(1)?;
+    let (len, start) = if len0 < 0x80 {
+        (len0 as usize, 2)
+    } else {
+        let n = (len0 & 0x7f) as usize;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut l = 0usize;
+        for b in der.get(2..2 + n)? {
+            l = (l << 8) | *b as usize;
+        }
+        (l, 2 + n)
+    };
+    der.get(start..start + len)
 }
 
 /// The `$ssl_client_*` values of a client certificate (DER), as nginx prints them.

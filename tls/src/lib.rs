@@ -128,13 +128,32 @@ pub fn certified_key(
             pem_error(&e, "private key")
         )
     })?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => format!(
-            "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
-            pair.certificate, pair.key
-        ),
-        e => format!("cannot use certificate key \"{}\": {e}", pair.key),
-    })
+    let signer = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?;
+    // The key must be the certificate's. Compared here rather than by rustls, whose check
+    // parses the certificate with webpki, which refuses X.509 v1 certificates (what
+    // `openssl req -x509` makes without extensions) that OpenSSL, and so nginx, serve.
+    let cert_key = chain
+        .first()
+        .and_then(|c| x509_parser::parse_x509_certificate(c).ok())
+        .map(|(_, c)| c.public_key().raw.to_vec())
+        .ok_or_else(|| {
+            format!(
+                "cannot load certificate \"{}\": not a valid X.509 certificate",
+                pair.certificate
+            )
+        })?;
+    if let Some(spki) = signer.public_key() {
+        if spki.as_ref() != cert_key.as_slice() {
+            return Err(format!(
+                "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
+                pair.certificate, pair.key
+            ));
+        }
+    }
+    Ok(CertifiedKey::new(chain, signer))
 }
 
 /// Every certificate of a PEM file, in order (at least one).

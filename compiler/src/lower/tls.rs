@@ -34,7 +34,8 @@ impl Lower<'_> {
     }
 
     /// The TLS settings of a server whose level chain is `chain` (server, http), or `None`
-    /// when it has no certificate and does not reject handshakes.
+    /// when it has no certificate, does not reject handshakes and does not verify client
+    /// certificates.
     pub(crate) fn server_tls(&mut self, chain: &[&Level<'_>]) -> Option<Box<ServerTls>> {
         let flag = |name: &str, default: bool| {
             nearest(chain, name)
@@ -56,7 +57,37 @@ impl Lower<'_> {
                     .help("add ssl_certificate with the key's certificate beside it"),
                 );
             }
-            return None;
+            // nginx keeps the verification mode of a server without a certificate (its
+            // requests are checked after a handshake another server answered), without
+            // reading any file.
+            let verify_client = match nearest(chain, "ssl_verify_client")
+                .first()
+                .map(|d| arg(d, 0))
+            {
+                Some("on") => VerifyClient::On,
+                Some("optional") => VerifyClient::Optional,
+                Some("optional_no_ca") => VerifyClient::OptionalNoCa,
+                _ => return None,
+            };
+            return Some(Box::new(ServerTls {
+                certificates: Vec::new(),
+                tls12: true,
+                tls13: true,
+                ciphers: Vec::new(),
+                prefer_server_ciphers: false,
+                curves: Vec::new(),
+                session_cache: SessionCache::None,
+                session_timeout_secs: 300,
+                session_tickets: true,
+                ticket_key_files: Vec::new(),
+                reject_handshake: false,
+                verify_client,
+                verify_depth: 1,
+                client_certificate: None,
+                trusted_certificate: None,
+                crl: None,
+                buffer_size: 16384,
+            }));
         }
         let mut certificates = Vec::new();
         for (i, c) in certs.iter().enumerate() {

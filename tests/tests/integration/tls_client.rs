@@ -119,6 +119,23 @@ fn pki(dir: &Path) -> Pki {
     .signed_by(&ca.cert, &ca.key)
     .expect("CRL");
     w("ca.crl", crl.pem().expect("CRL PEM"));
+    // The root revokes the first intermediate (serial 17).
+    let root_crl = CertificateRevocationListParams {
+        this_update: rcgen::date_time_ymd(2020, 1, 1),
+        next_update: rcgen::date_time_ymd(2090, 1, 1),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: vec![RevokedCertParams {
+            serial_number: SerialNumber::from(vec![0x17]),
+            revocation_time: rcgen::date_time_ymd(2021, 1, 1),
+            reason_code: None,
+            invalidity_date: None,
+        }],
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&root.cert, &root.key)
+    .expect("CRL");
+    w("root.crl", root_crl.pem().expect("CRL PEM"));
     Pki {
         ca,
         client,
@@ -192,6 +209,15 @@ fn servers(dir: &Path, listen: &str) -> String {
         ssl_verify_client on;
         ssl_client_certificate {d}/ca.crt;
         ssl_crl {d}/ca.crl;
+        location / {{ return 200 {VARS}; }}
+    }}
+    server {{
+        listen {listen} ssl;
+        server_name crlchain.test;
+        ssl_verify_client on;
+        ssl_verify_depth 2;
+        ssl_client_certificate {d}/root.crt;
+        ssl_crl {d}/root.crl;
         location / {{ return 200 {VARS}; }}
     }}
     server {{
@@ -501,6 +527,11 @@ fn depth_crl_error_page_and_misdirected_requests() {
     assert!(get(port, &good, "crl.test", "crl.test", "/")
         .body_text()
         .starts_with("SUCCESS|"));
+    // Several faults: the last one OpenSSL meets is reported (here the root's CRL revoking
+    // an intermediate, after the two missing CRLs of the lower certificates).
+    let r = get(port, &chain, "crlchain.test", "crlchain.test", "/");
+    assert_eq!(summary(&r), "400 [495 page]");
+    assert!(s.p.logs().contains("(23:certificate revoked)"));
 
     // error_page 495 496.
     let (none, _) = client(&[], false);
@@ -639,6 +670,12 @@ fn client_certificates_as_nginx() {
         ("one intermediate", &short, "depth1.test", "depth1.test"),
         ("revoked", &revoked, "crl.test", "crl.test"),
         ("good", &good, "crl.test", "crl.test"),
+        (
+            "chain, CA revoked",
+            &chain,
+            "crlchain.test",
+            "crlchain.test",
+        ),
         ("none", &none, "pages.test", "pages.test"),
         ("good", &good, "optional.test", "on.test"),
         ("good", &good, "on.test", "plain.test"),
@@ -659,4 +696,74 @@ fn client_certificates_as_nginx() {
         .map(|(l, _, sni, host)| format!("{l} sni={sni} host={host}"))
         .collect();
     assert_same_as_nginx(&labels, &ours, &theirs, &s.p.logs());
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// X.509 v1 certificates (what `openssl req -x509` makes without extensions): served, and
+/// accepted from clients, as OpenSSL does (webpki alone refuses them).
+#[test]
+fn version_1_certificates_from_openssl() {
+    if !have("openssl") || !have("curl") {
+        eprintln!("openssl or curl missing; skipped");
+        return;
+    }
+    let t = TempDir::new("tlsc-v1");
+    let dir = t.path();
+    std::fs::write(
+        dir.join("openssl.conf"),
+        "[ req ]\ndefault_bits = 2048\nencrypt_key = no\ndistinguished_name = dn\n[ dn ]\n",
+    )
+    .expect("conf");
+    for name in ["server", "v1client"] {
+        let ok = Command::new("openssl")
+            .current_dir(dir)
+            .args(["req", "-x509", "-new", "-config", "openssl.conf"])
+            .args(["-subj", &format!("/CN={name}/")])
+            .args([
+                "-out",
+                &format!("{name}.crt"),
+                "-keyout",
+                &format!("{name}.key"),
+            ])
+            .output()
+            .expect("openssl");
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    }
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\nserver {{\nlisten 127.0.0.1:{{port}} ssl;\nssl_certificate {d}/server.crt;\nssl_certificate_key {d}/server.key;\nssl_verify_client on;\nssl_client_certificate {d}/v1client.crt;\nlocation / {{ return 200 \"$ssl_client_verify|$ssl_client_s_dn\"; }}\n}}\n}}\n"
+    );
+    let p = Proton::start(dir, &conf, 1);
+    for tls in ["--tlsv1.2", "--tlsv1.3"] {
+        let out = Command::new("curl")
+            .current_dir(dir)
+            .args([
+                "-sk",
+                tls,
+                "--cert",
+                "v1client.crt",
+                "--key",
+                "v1client.key",
+            ])
+            .arg(format!("https://127.0.0.1:{}/", p.port))
+            .output()
+            .expect("curl");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "SUCCESS|CN=v1client",
+            "{tls}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            p.logs()
+        );
+    }
 }
