@@ -586,7 +586,8 @@ pub struct Server {
     /// `location @name` blocks.
     pub named: Vec<(String, LocationId)>,
     /// The server's TLS settings (`ssl_*`, inherited from http): present when the server
-    /// has a certificate or `ssl_reject_handshake on`. On a TLS address, the server the
+    /// has a certificate, `ssl_reject_handshake on` or `ssl_verify_client` (without a
+    /// certificate, only its verification mode is used). On a TLS address, the server the
     /// client's SNI name chooses answers the handshake with these; a server without them
     /// answers with its address's default server's.
     pub tls: Option<Box<ServerTls>>,
@@ -1592,6 +1593,30 @@ builtins! {
     /// The groups the client offered, in its order, `:`-separated (OpenSSL's names; others
     /// as `0x` and four hex digits).
     SslCurves = "ssl_curves",
+    /// The client certificate's verification: `SUCCESS`, `FAILED:reason` (OpenSSL's
+    /// reason), `NONE` (no certificate).
+    SslClientVerify = "ssl_client_verify",
+    /// The client certificate's subject, RFC 2253 (`CN=client,O=Org`).
+    SslClientSDn = "ssl_client_s_dn",
+    /// The client certificate's issuer, RFC 2253.
+    SslClientIDn = "ssl_client_i_dn",
+    /// The client certificate's serial number, uppercase hex.
+    SslClientSerial = "ssl_client_serial",
+    /// The SHA-1 of the client certificate's DER, lowercase hex.
+    SslClientFingerprint = "ssl_client_fingerprint",
+    /// The client certificate in PEM, each line after the first starting with a tab
+    /// (nginx's deprecated form).
+    SslClientCert = "ssl_client_cert",
+    /// The client certificate in PEM.
+    SslClientRawCert = "ssl_client_raw_cert",
+    /// The client certificate in PEM, URL-encoded.
+    SslClientEscapedCert = "ssl_client_escaped_cert",
+    /// The client certificate's start date (`Dec  6 08:15:47 2026 GMT`).
+    SslClientVStart = "ssl_client_v_start",
+    /// The client certificate's end date.
+    SslClientVEnd = "ssl_client_v_end",
+    /// Whole days until the client certificate expires.
+    SslClientVRemain = "ssl_client_v_remain",
     /// The address that accepted the connection.
     ServerAddr = "server_addr",
     /// The first `server_name` of the chosen server.

@@ -42,6 +42,9 @@ pub struct Loaded {
     /// The rustls config of every server with TLS settings, by server index (built here,
     /// in the master, so a certificate that cannot be read fails the load or reload).
     pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// The client-certificate verifier of every server with `ssl_verify_client`, by server
+    /// index.
+    pub client_auth: Vec<Option<std::sync::Arc<proton_tls::ClientAuth>>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -196,7 +199,8 @@ impl Loaded {
         let tls = crate::tls::server_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
-            tls,
+            tls: tls.configs,
+            client_auth: tls.client_auth,
             ir,
             header,
             regexes,

@@ -202,33 +202,53 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
     Ok(r)
 }
 
+/// The TLS state of a generation's servers, by server index.
+#[derive(Default)]
+pub struct ServerConfigs {
+    /// The rustls config of every server with a certificate.
+    pub configs: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// The client-certificate verifier of every server with `ssl_verify_client` (the one
+    /// of the server whose config answered a handshake checks that connection's chain).
+    pub client_auth: Vec<Option<Arc<proton_tls::ClientAuth>>>,
+}
+
 /// The rustls config of every server with TLS settings, by server index.
 pub fn server_configs(
     ir: &proton_ir::Ir,
     prefix: &std::path::Path,
-) -> Result<Vec<Option<Arc<rustls::ServerConfig>>>, String> {
+) -> Result<ServerConfigs, String> {
     init_secret();
-    let mut built: Vec<(&ServerTls, Arc<rustls::ServerConfig>)> = Vec::new();
-    let mut out = Vec::with_capacity(ir.servers.len());
+    type Built<'a> = (
+        &'a ServerTls,
+        Arc<rustls::ServerConfig>,
+        Option<Arc<proton_tls::ClientAuth>>,
+    );
+    let mut built: Vec<Built<'_>> = Vec::new();
+    let mut out = ServerConfigs::default();
     for s in &ir.servers {
         let Some(t) = s.tls.as_deref() else {
-            out.push(None);
+            out.configs.push(None);
+            out.client_auth.push(None);
             continue;
         };
         if t.certificates.is_empty() {
-            out.push(None);
+            out.configs.push(None);
+            out.client_auth.push(None);
             continue;
         }
         // Servers that inherit the same settings (from http) share one config, so that its
         // session cache and tickets are one.
-        if let Some((_, c)) = built.iter().find(|(b, _)| *b == t) {
-            out.push(Some(c.clone()));
+        if let Some((_, c, a)) = built.iter().find(|(b, _, _)| *b == t) {
+            out.configs.push(Some(c.clone()));
+            out.client_auth.push(a.clone());
             continue;
         }
         let here = proton_tls::resolve_paths(t, prefix);
-        let c = Arc::new(proton_tls::server_config(&here, resumption(&here)?)?);
-        built.push((t, c.clone()));
-        out.push(Some(c));
+        let (c, a) = proton_tls::server_config_with_auth(&here, resumption(&here)?)?;
+        let c = Arc::new(c);
+        built.push((t, c.clone(), a.clone()));
+        out.configs.push(Some(c));
+        out.client_auth.push(a);
     }
     Ok(out)
 }

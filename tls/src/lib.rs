@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 pub use rustls;
 
+pub mod client;
+pub use client::{CertInfo, ClientAuth, Verdict, VerifyError};
+
 /// The ALPN protocols Proton offers (HTTP/2 joins once it lands).
 pub const ALPN: &[&[u8]] = &[b"http/1.1"];
 
@@ -206,7 +209,7 @@ pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String>
     Ok(chain)
 }
 
-fn pem_error(e: &rustls::pki_types::pem::Error, what: &str) -> String {
+pub(crate) fn pem_error(e: &rustls::pki_types::pem::Error, what: &str) -> String {
     use rustls::pki_types::pem::Error as E;
     match e {
         E::Io(e) => e.to_string(),
@@ -320,6 +323,15 @@ fn private_key(path: &str, passwords: &[String]) -> Result<PrivateKeyDer<'static
 /// The rustls config of a server's TLS settings. Fails with a message naming the file for a
 /// certificate or key that cannot be used, or when nothing is left to offer.
 pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConfig, String> {
+    Ok(server_config_with_auth(t, resumption)?.0)
+}
+
+/// [`server_config`] and its client-certificate verifier (`None` with `ssl_verify_client
+/// off`), which checks the chain after the handshake.
+pub fn server_config_with_auth(
+    t: &ServerTls,
+    resumption: Resumption,
+) -> Result<(ServerConfig, Option<Arc<ClientAuth>>), String> {
     let provider = Arc::new(provider(t)?);
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if t.tls13 {
@@ -342,11 +354,15 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConf
         key.ocsp = staple.clone();
         keys.push(Arc::new(key));
     }
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let auth = ClientAuth::new(t, &provider)?.map(Arc::new);
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("no usable TLS settings: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Certificates(keys)));
+        .map_err(|e| format!("no usable TLS settings: {e}"))?;
+    let builder = match &auth {
+        Some(a) => builder.with_client_cert_verifier(a.clone()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(Certificates(keys)));
     config.ignore_client_order = t.prefer_server_ciphers;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     config.session_storage = resumption.storage;
@@ -360,5 +376,5 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConf
     if t.buffer_size < 16384 {
         config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
     }
-    Ok(config)
+    Ok((config, auth))
 }

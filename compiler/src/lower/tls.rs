@@ -31,7 +31,8 @@ impl Lower<'_> {
     }
 
     /// The TLS settings of a server whose level chain is `chain` (server, http), or `None`
-    /// when it has no certificate and does not reject handshakes.
+    /// when it has no certificate, does not reject handshakes and does not verify client
+    /// certificates.
     pub(crate) fn server_tls(&mut self, chain: &[&Level<'_>]) -> Option<Box<ServerTls>> {
         let flag = |name: &str, default: bool| {
             nearest(chain, name)
@@ -53,7 +54,39 @@ impl Lower<'_> {
                     .help("add ssl_certificate with the key's certificate beside it"),
                 );
             }
-            return None;
+            // nginx keeps the verification mode of a server without a certificate (its
+            // requests are checked after a handshake another server answered), without
+            // reading any file.
+            let verify_client = match nearest(chain, "ssl_verify_client")
+                .first()
+                .map(|d| arg(d, 0))
+            {
+                Some("on") => VerifyClient::On,
+                Some("optional") => VerifyClient::Optional,
+                Some("optional_no_ca") => VerifyClient::OptionalNoCa,
+                _ => return None,
+            };
+            return Some(Box::new(ServerTls {
+                certificates: Vec::new(),
+                tls12: true,
+                tls13: true,
+                ciphers: Vec::new(),
+                prefer_server_ciphers: false,
+                curves: Vec::new(),
+                session_cache: SessionCache::None,
+                session_timeout_secs: 300,
+                session_tickets: true,
+                ticket_key_files: Vec::new(),
+                reject_handshake: false,
+                verify_client,
+                verify_depth: 1,
+                client_certificate: None,
+                trusted_certificate: None,
+                crl: None,
+                buffer_size: 16384,
+                stapling_file: None,
+                password_file: None,
+            }));
         }
         let mut certificates = Vec::new();
         for (i, c) in certs.iter().enumerate() {
@@ -139,6 +172,8 @@ impl Lower<'_> {
             .and_then(|d| parse_size(arg(d, 0)))
             .map_or(16384, |n| n.clamp(1, 16384) as u32);
         let stapling_file = self.ssl_stapling(chain);
+        let (verify_client, verify_depth, client_certificate, trusted_certificate, crl) =
+            self.client_verification(chain);
         let tls = ServerTls {
             certificates,
             tls12,
@@ -151,11 +186,11 @@ impl Lower<'_> {
             session_tickets: flag("ssl_session_tickets", true),
             ticket_key_files,
             reject_handshake,
-            verify_client: VerifyClient::Off,
-            verify_depth: 1,
-            client_certificate: None,
-            trusted_certificate: None,
-            crl: None,
+            verify_client,
+            verify_depth,
+            client_certificate,
+            trusted_certificate,
+            crl,
             buffer_size,
             stapling_file,
             password_file: nearest(chain, "ssl_password_file")
@@ -167,6 +202,82 @@ impl Lower<'_> {
             self.check_tls(&tls, span);
         }
         Some(Box::new(tls))
+    }
+
+    /// `ssl_verify_client`, `ssl_verify_depth`, `ssl_client_certificate`,
+    /// `ssl_trusted_certificate` and `ssl_crl`, with nginx's checks: verification needs CAs
+    /// (but `optional_no_ca`), and the files are read (a missing or empty file is an error
+    /// naming it).
+    #[allow(clippy::type_complexity)]
+    fn client_verification(
+        &mut self,
+        chain: &[&Level<'_>],
+    ) -> (
+        VerifyClient,
+        u32,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
+        let verify_d = nearest(chain, "ssl_verify_client").first().copied();
+        let verify = match verify_d.map(|d| arg(d, 0)) {
+            Some("on") => VerifyClient::On,
+            Some("optional") => VerifyClient::Optional,
+            Some("optional_no_ca") => VerifyClient::OptionalNoCa,
+            _ => VerifyClient::Off,
+        };
+        let depth = nearest(chain, "ssl_verify_depth")
+            .first()
+            .and_then(|d| arg(d, 0).parse::<u32>().ok())
+            .unwrap_or(1);
+        let mut file = |name: &str, crl: bool, read: bool| -> Option<String> {
+            let d = nearest(chain, name).first().copied()?;
+            let path = self.conf_path(arg(d, 0));
+            if read {
+                // Where protonc finds the file (see `conf_path`); the message names it
+                // as written.
+                let here = self.config_dir().join(&path);
+                let checked = if crl {
+                    proton_tls::client::crls(&here).map(|_| ())
+                } else {
+                    proton_tls::client::ca_file(&here.display().to_string()).map(|_| ())
+                }
+                .map_err(|e| e.replace(&here.display().to_string(), &path));
+                if let Err(e) = checked {
+                    self.err(
+                        Diagnostic::error(Code::BadValue, d.arg_span(0), e)
+                            .label("this file")
+                            .help(if crl {
+                                "a PEM file of CRLs (-----BEGIN X509 CRL-----), e.g. from openssl ca -gencrl"
+                            } else {
+                                "a PEM file of CA certificates (-----BEGIN CERTIFICATE-----)"
+                            }),
+                    );
+                }
+            }
+            Some(path)
+        };
+        // nginx reads ssl_client_certificate only when verification is on.
+        let client = file("ssl_client_certificate", false, verify != VerifyClient::Off);
+        let trusted = file("ssl_trusted_certificate", false, true);
+        let crl = file("ssl_crl", true, true);
+        if matches!(verify, VerifyClient::On | VerifyClient::Optional)
+            && client.is_none()
+            && trusted.is_none()
+        {
+            if let Some(d) = verify_d {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        d.arg_span(0),
+                        "no ssl_client_certificate for ssl_verify_client",
+                    )
+                    .label("client certificates are verified against no CA")
+                    .help("add ssl_client_certificate with the CAs that sign your clients' certificates (or use optional_no_ca)"),
+                );
+            }
+        }
+        (verify, depth, client, trusted, crl)
     }
 
     /// Builds the server's rustls config as proton-run will, so that a certificate or key

@@ -394,6 +394,21 @@ impl<'a> Worker<'a> {
         if let Some(code) = error {
             return self.route(conn, req, Some((server_default, code)), None);
         }
+        if ok {
+            if let Some(sni_server) = self.misdirected(conn, req) {
+                elog!(
+                    self.elog,
+                    Info,
+                    "client attempted to request the server name different from the one that was negotiated while reading client request headers, client: {}",
+                    conn.peer.ip()
+                );
+                // Answered by the server the SNI name chose (its error_page).
+                req.server = sni_server;
+                let default = self.loaded.ir.servers[sni_server.0 as usize].default_location;
+                req.location = Some(default);
+                return self.route(conn, req, Some((default, 421)), None);
+            }
+        }
         if ok && conn.tls().is_some_and(super::tls::TlsConn::is_plain) {
             // nginx: the server is chosen by Host, then the request is refused with the
             // 497 page (a 400 on the wire) through that server's error_page.
@@ -426,11 +441,90 @@ impl<'a> Worker<'a> {
             req.location = Some(server_default);
             return self.route(conn, req, Some((server_default, 400)), None);
         }
+        if let Some(code) = self.client_certificate_refused(conn, req) {
+            req.head.refuse_body_and_keepalive();
+            return self.route(conn, req, Some((server_default, code)), None);
+        }
         // nginx's post-read phase: realip with the server's settings.
         if let Some(l) = req.location {
             self.realip(conn, req, l);
         }
         self.route(conn, req, None, None)
+    }
+
+    /// nginx's check of a TLS connection whose SNI name differs from the request's Host:
+    /// when the server the Host chooses verifies client certificates, the request is
+    /// misdirected (421), since the certificate was checked with the SNI server's settings.
+    /// Returns the server the SNI name chose.
+    fn misdirected(&self, conn: &Conn, req: &RequestCtx) -> Option<ServerId> {
+        let session = conn.tls_session()?;
+        let sni = session.server_name()?;
+        let sni = sni.trim_end_matches('.');
+        if sni.as_bytes().eq_ignore_ascii_case(&req.host) {
+            return None;
+        }
+        let ir = &self.loaded.ir;
+        let verifies = ir
+            .servers
+            .get(req.server.0 as usize)
+            .and_then(|s| s.tls.as_deref())
+            .is_some_and(|t| t.verify_client != proton_ir::VerifyClient::Off);
+        if !verifies {
+            return None;
+        }
+        let l = ir.listeners.get(conn.listener as usize)?;
+        let loaded = self.loaded;
+        let sni = sni.to_ascii_lowercase();
+        Some(
+            ir.find_server(l, sni.as_bytes(), &mut |id, s| loaded.is_match(id, s))
+                .0,
+        )
+    }
+
+    /// nginx's check of the client's certificate once the request head is read, with the
+    /// settings of the server the Host chose: 495 when it does not verify (unless
+    /// `optional_no_ca` tolerates the error), 496 when `ssl_verify_client on` and none was
+    /// sent.
+    fn client_certificate_refused(&mut self, conn: &Conn, req: &RequestCtx) -> Option<u16> {
+        use proton_ir::VerifyClient;
+        let mode = self
+            .loaded
+            .ir
+            .servers
+            .get(req.server.0 as usize)?
+            .tls
+            .as_deref()?
+            .verify_client;
+        if mode == VerifyClient::Off {
+            return None;
+        }
+        let t = conn.tls()?;
+        t.session()?;
+        match t.client_verify() {
+            proton_tls::Verdict::Failed(e)
+                if mode != VerifyClient::OptionalNoCa || !e.is_no_ca() =>
+            {
+                elog!(
+                    self.elog,
+                    Info,
+                    "client SSL certificate verify error: ({}:{}) while reading client request headers, client: {}",
+                    e.code(),
+                    e.reason(),
+                    conn.peer.ip()
+                );
+                Some(495)
+            }
+            proton_tls::Verdict::None if mode == VerifyClient::On => {
+                elog!(
+                    self.elog,
+                    Info,
+                    "client sent no required SSL certificate while reading client request headers, client: {}",
+                    conn.peer.ip()
+                );
+                Some(496)
+            }
+            _ => None,
+        }
     }
 
     /// The `post_action` the request just answered may run: its location's, unless the

@@ -13,8 +13,11 @@ use super::conn::{read_ready, Conn};
 use super::Worker;
 use crate::elog;
 use mio::net::TcpStream;
+use proton_tls::{ClientAuth, Verdict};
 use rustls::server::{Acceptor, ServerConnection};
+use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
 
 /// The TLS side of a client connection.
 pub(crate) struct TlsConn {
@@ -25,6 +28,11 @@ pub(crate) struct TlsConn {
     started: bool,
     /// The key-exchange groups the ClientHello offered (`$ssl_curves`).
     pub(crate) client_groups: Vec<rustls::NamedGroup>,
+    /// The client-certificate verifier of the server whose config answered the handshake
+    /// (`None`: no certificate was asked for).
+    client_auth: Option<Arc<ClientAuth>>,
+    /// `$ssl_client_verify`, computed when first needed.
+    verdict: Cell<Option<Verdict>>,
 }
 
 pub(crate) enum TlsState {
@@ -44,6 +52,8 @@ impl TlsConn {
             plain: 0,
             started: false,
             client_groups: Vec::new(),
+            client_auth: None,
+            verdict: Cell::new(None),
         }
     }
 
@@ -53,6 +63,34 @@ impl TlsConn {
             TlsState::Ready(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// The verification of the client's certificate chain (checked once, when first
+    /// asked): `None` without a certificate.
+    pub(crate) fn client_verify(&self) -> Verdict {
+        if let Some(v) = self.verdict.get() {
+            return v;
+        }
+        let chain = self.session().and_then(|c| c.peer_certificates());
+        let v = match (chain, &self.client_auth) {
+            (Some(chain), Some(auth)) if !chain.is_empty() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                auth.verify(chain, now)
+            }
+            _ => Verdict::None,
+        };
+        self.verdict.set(Some(v));
+        v
+    }
+
+    /// The client's certificate (DER), when it sent one.
+    pub(crate) fn client_certificate(&self) -> Option<&[u8]> {
+        self.session()?
+            .peer_certificates()?
+            .first()
+            .map(|c| c.as_ref())
     }
 
     /// The client spoke plain HTTP to this TLS address.
@@ -228,7 +266,7 @@ impl Worker<'_> {
         &self,
         listener: usize,
         sni: Option<&str>,
-    ) -> Option<std::sync::Arc<rustls::ServerConfig>> {
+    ) -> Option<(Arc<rustls::ServerConfig>, Option<Arc<ClientAuth>>)> {
         let ir = &self.loaded.ir;
         let l = ir.listeners.get(listener)?;
         let sid = match sni {
@@ -244,7 +282,14 @@ impl Worker<'_> {
             if tls.reject_handshake {
                 return Some(None);
             }
-            Some(self.loaded.tls.get(sid.0 as usize)?.clone())
+            let config = self.loaded.tls.get(sid.0 as usize)?.clone()?;
+            let auth = self
+                .loaded
+                .client_auth
+                .get(sid.0 as usize)
+                .cloned()
+                .flatten();
+            Some(Some((config, auth)))
         };
         match pick(sid) {
             Some(c) => c,
@@ -311,7 +356,7 @@ impl Conn {
                         .server_name()
                         .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
                     let config = w.tls_config(self.listener as usize, sni.as_deref());
-                    let Some(config) = config else {
+                    let Some((config, auth)) = config else {
                         elog!(
                             w.elog,
                             Info,
@@ -330,6 +375,7 @@ impl Conn {
                         Ok(mut c) => {
                             let _ = flush(&mut c, &self.sock);
                             t.state = TlsState::Ready(Box::new(c));
+                            t.client_auth = auth;
                             return Accept::Progress;
                         }
                         Err((e, mut alert)) => {

@@ -676,6 +676,25 @@ impl Ctx<'_> {
                     ssl_var(b, t, out);
                 }
             }
+            Builtin::SslClientVerify => {
+                if let Some(t) = self.tls {
+                    out.extend_from_slice(t.client_verify().as_variable().as_bytes());
+                }
+            }
+            Builtin::SslClientSDn
+            | Builtin::SslClientIDn
+            | Builtin::SslClientSerial
+            | Builtin::SslClientFingerprint
+            | Builtin::SslClientCert
+            | Builtin::SslClientRawCert
+            | Builtin::SslClientEscapedCert
+            | Builtin::SslClientVStart
+            | Builtin::SslClientVEnd
+            | Builtin::SslClientVRemain => {
+                if let Some(der) = self.tls.and_then(super::tls::TlsConn::client_certificate) {
+                    client_cert_var(b, der, out);
+                }
+            }
             Builtin::RemoteAddr | Builtin::BinaryRemoteAddr if self.unix.is_some() => {
                 out.extend_from_slice(b"unix:")
             }
@@ -1092,6 +1111,60 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
             {
                 out.extend_from_slice(name.as_bytes());
             }
+        }
+        _ => {}
+    }
+}
+
+/// The value of a `$ssl_client_*` variable of the client's certificate (DER), as nginx
+/// prints it; computed when read.
+fn client_cert_var(b: Builtin, der: &[u8], out: &mut Vec<u8>) {
+    use proton_tls::client::pem;
+    match b {
+        Builtin::SslClientFingerprint => {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+            for x in d.as_ref() {
+                let _ = write!(out, "{x:02x}");
+            }
+            return;
+        }
+        Builtin::SslClientRawCert => return pem(der, out),
+        Builtin::SslClientCert => {
+            // nginx's deprecated form: the PEM without its last line break, a tab after
+            // every other one.
+            let mut p = Vec::new();
+            pem(der, &mut p);
+            p.pop();
+            for x in p {
+                out.push(x);
+                if x == b'\n' {
+                    out.push(b'\t');
+                }
+            }
+            return;
+        }
+        Builtin::SslClientEscapedCert => {
+            let mut p = Vec::new();
+            pem(der, &mut p);
+            crate::http::response::escape_uri(&p, crate::http::response::Escape::UriComponent, out);
+            return;
+        }
+        _ => {}
+    }
+    let Some(c) = proton_tls::CertInfo::new(der) else {
+        return;
+    };
+    match b {
+        Builtin::SslClientSDn => c.subject(out),
+        Builtin::SslClientIDn => c.issuer(out),
+        Builtin::SslClientSerial => c.serial(out),
+        Builtin::SslClientVStart => c.not_before(out),
+        Builtin::SslClientVEnd => c.not_after(out),
+        Builtin::SslClientVRemain => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            c.days_left(now, out);
         }
         _ => {}
     }

@@ -26,4 +26,5 @@ mod safety;
 mod startup;
 mod static_headers;
 mod tls;
+mod tls_client;
 mod variables;
