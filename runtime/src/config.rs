@@ -42,6 +42,9 @@ pub struct Loaded {
     /// The rustls config of every server with TLS settings, by server index (built here,
     /// in the master, so a certificate that cannot be read fails the load or reload).
     pub tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// The rustls client config for `https://` upstreams, by settings index (built here,
+    /// from `proxy_ssl_*`).
+    pub upstream_tls: Vec<Option<std::sync::Arc<rustls::ClientConfig>>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -195,8 +198,11 @@ impl Loaded {
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let tls = crate::tls::server_configs(&ir)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let upstream_tls = crate::tls::upstream_configs(&ir)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
             tls,
+            upstream_tls,
             ir,
             header,
             regexes,

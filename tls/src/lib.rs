@@ -8,7 +8,7 @@
 //! compiler's parser. Session resumption state (the session cache in shared memory and the
 //! ticket keys the master makes) belongs to the runtime and is handed in as [`Resumption`].
 
-use proton_ir::{CertificatePair, ServerTls};
+use proton_ir::{CertificatePair, ServerTls, UpstreamTls};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -63,27 +63,33 @@ impl ProducesTickets for NoTickets {
 /// handshakes and less memory per connection than ring here) restricted to the server's
 /// `ssl_ciphers` (TLS 1.2 only, as OpenSSL) and `ssl_ecdh_curve`.
 pub fn provider(t: &ServerTls) -> Result<CryptoProvider, String> {
+    provider_with(&t.ciphers, &t.curves)
+}
+
+/// The crypto provider restricted to TLS 1.2 `ciphers` (rustls names; empty: the default
+/// TLS 1.2 suites) and key-exchange `curves` (empty: OpenSSL's `auto` order).
+fn provider_with(ciphers: &[String], curves: &[String]) -> Result<CryptoProvider, String> {
     use rustls::crypto::aws_lc_rs as p;
     let mut suites: Vec<_> = p::ALL_CIPHER_SUITES
         .iter()
         .filter(|s| s.version() == &rustls::version::TLS13)
         .copied()
         .collect();
-    if t.ciphers.is_empty() {
+    if ciphers.is_empty() {
         suites.extend(
             p::DEFAULT_CIPHER_SUITES
                 .iter()
                 .filter(|s| s.version() == &rustls::version::TLS12),
         );
     }
-    for name in &t.ciphers {
+    for name in ciphers {
         let s = p::ALL_CIPHER_SUITES
             .iter()
             .find(|s| s.suite().as_str() == Some(name.as_str()))
             .ok_or_else(|| format!("cipher suite {name} is not available"))?;
         suites.push(*s);
     }
-    let groups = if t.curves.is_empty() {
+    let groups = if curves.is_empty() {
         // OpenSSL's `auto` order (what nginx users get), then the post-quantum hybrid for
         // clients that offer only that.
         ["X25519", "secp256r1", "secp384r1", "X25519MLKEM768"]
@@ -92,7 +98,7 @@ pub fn provider(t: &ServerTls) -> Result<CryptoProvider, String> {
             .collect()
     } else {
         let mut g = Vec::new();
-        for n in &t.curves {
+        for n in curves {
             g.push(kx_group(n).ok_or_else(|| format!("curve {n} is not available"))?);
         }
         g
@@ -219,4 +225,159 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConf
         config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
     }
     Ok(config)
+}
+
+/// The rustls config of a location's `proxy_ssl_*` settings, for connections to `https://`
+/// upstreams: protocols and ciphers, the client certificate, the verification of the
+/// upstream's certificate (`proxy_ssl_verify`: against `proxy_ssl_trusted_certificate` and
+/// `proxy_ssl_crl`, at most `proxy_ssl_verify_depth` deep; off: any certificate), SNI
+/// (`proxy_ssl_server_name`) and a session cache (`proxy_ssl_session_reuse`), keyed by the
+/// name the connection is made with. Fails with a message naming the file that cannot be used.
+pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
+    use rustls::client::{Resumption, WebPkiServerVerifier};
+    let provider = Arc::new(provider_with(&t.ciphers, &[])?);
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if t.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if t.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let webpki = if t.verify {
+        let Some(path) = &t.trusted_certificate else {
+            return Err("no proxy_ssl_trusted_certificate for proxy_ssl_verify".to_string());
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certificates(Path::new(path))? {
+            roots
+                .add(c)
+                .map_err(|e| format!("cannot use trusted certificate \"{path}\": {e}"))?;
+        }
+        let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        if let Some(crl) = &t.crl {
+            b = b.with_crls(crls(Path::new(crl))?);
+        }
+        Some(
+            b.build()
+                .map_err(|e| format!("cannot verify upstreams: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let verifier = Arc::new(UpstreamVerifier {
+        webpki,
+        intermediates: (t.verify_depth as usize).saturating_sub(1),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("no usable TLS settings: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match &t.certificate {
+        Some(pair) => {
+            let key = certified_key(pair, &provider)?;
+            builder
+                .with_client_auth_cert(key.cert, key_der(pair)?)
+                .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.enable_sni = t.server_name;
+    config.resumption = if t.session_reuse {
+        Resumption::in_memory_sessions(256)
+    } else {
+        Resumption::disabled()
+    };
+    Ok(config)
+}
+
+fn key_der(pair: &CertificatePair) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| {
+        format!(
+            "cannot load certificate key \"{}\": {}",
+            pair.key,
+            pem_error(&e, "private key")
+        )
+    })
+}
+
+/// Every CRL of a PEM file (at least one).
+pub fn crls(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>, String> {
+    use rustls::pki_types::CertificateRevocationListDer as Crl;
+    let read = |e: rustls::pki_types::pem::Error| {
+        format!(
+            "cannot load CRL \"{}\": {}",
+            path.display(),
+            pem_error(&e, "CRL")
+        )
+    };
+    let list = Crl::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read)?;
+    if list.is_empty() {
+        return Err(format!(
+            "cannot load CRL \"{}\": no PEM CRL (-----BEGIN X509 CRL-----) in it",
+            path.display()
+        ));
+    }
+    Ok(list)
+}
+
+/// Checks an upstream's certificate as nginx's `proxy_ssl_verify`: with `webpki`, the chain
+/// and the name (at most `intermediates` of the certificates the upstream sent are used to
+/// reach a trusted CA, OpenSSL's verify depth); without, any certificate is accepted (the
+/// handshake's signatures are still checked).
+#[derive(Debug)]
+struct UpstreamVerifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    intermediates: usize,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        match &self.webpki {
+            None => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            Some(v) => v.verify_server_cert(
+                end_entity,
+                &intermediates[..intermediates.len().min(self.intermediates)],
+                server_name,
+                ocsp_response,
+                now,
+            ),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }

@@ -701,24 +701,17 @@ impl Lower<'_> {
             );
             return None;
         };
-        if scheme == "https" {
-            self.err(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    a.span,
-                    "proxying to https:// upstreams is not supported yet",
-                )
-                .label("TLS towards upstreams is not implemented yet")
-                .help("use http:// for now"),
-            );
-            return None;
-        }
+        let scheme = if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         if v.contains('$') {
             let t = self.template(d, 0);
             let upstream = self.implicit_upstream("$dynamic".to_string());
             return Some(Proxy {
                 upstream,
-                scheme: Scheme::Http,
+                scheme,
                 proxy_host: TextRef::default(),
                 uri: None,
                 dynamic: Some(t),
@@ -811,6 +804,8 @@ impl Lower<'_> {
             }
             let addr = if has_port(hostport) {
                 hostport.to_string()
+            } else if scheme == Scheme::Https {
+                format!("{hostport}:443")
             } else {
                 format!("{hostport}:80")
             };
@@ -818,7 +813,7 @@ impl Lower<'_> {
         };
         Some(Proxy {
             upstream,
-            scheme: Scheme::Http,
+            scheme,
             proxy_host: self.ir.push_text(hostport),
             uri: uri.map(Template::literal),
             dynamic: None,
@@ -976,6 +971,7 @@ impl Lower<'_> {
             pass_headers: list("proxy_pass_header"),
             redirect,
             intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
+            tls: self.upstream_tls(chain),
         }
     }
 
