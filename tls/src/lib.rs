@@ -131,13 +131,92 @@ pub fn certified_key(
             pem_error(&e, "private key")
         )
     })?;
-    CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => format!(
+    let mismatch = || {
+        format!(
             "certificate \"{}\" and key \"{}\" do not match (the key is not the certificate's)",
             pair.certificate, pair.key
-        ),
-        e => format!("cannot use certificate key \"{}\": {e}", pair.key),
-    })
+        )
+    };
+    match CertifiedKey::from_der(chain.clone(), key.clone_key(), provider) {
+        Ok(k) => Ok(k),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(mismatch()),
+        // webpki cannot read the certificate (an X.509 v1 certificate, as `openssl req
+        // -x509` makes without extensions): the key is matched against its public key here.
+        Err(e) => {
+            let signer = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|_| format!("cannot use certificate key \"{}\": {e}", pair.key))?;
+            let spki = chain.first().and_then(|c| der::spki(c));
+            match (signer.public_key(), spki) {
+                (Some(k), Some((whole, _, _))) if k.as_ref() == whole => {
+                    Ok(CertifiedKey::new(chain, signer))
+                }
+                (_, Some(_)) => Err(mismatch()),
+                _ => Err(format!("cannot use certificate key \"{}\": {e}", pair.key)),
+            }
+        }
+    }
+}
+
+/// Just enough DER to find a certificate's public key without webpki (which refuses X.509
+/// v1 certificates: OpenSSL 3.0's `openssl req -x509` makes them, and nginx accepts them).
+mod der {
+    /// The next element of `input`: (tag, the whole element, its content, what follows).
+    fn next(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+        let tag = *input.first()?;
+        let first = *input.get(1)? as usize;
+        let (len, at) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for b in input.get(2..2 + n)? {
+                len = (len << 8) | *b as usize;
+            }
+            (len, 2 + n)
+        };
+        let end = at.checked_add(len)?;
+        Some((
+            tag,
+            input.get(..end)?,
+            input.get(at..end)?,
+            input.get(end..)?,
+        ))
+    }
+
+    /// A certificate's SubjectPublicKeyInfo: (the whole element, the content of its
+    /// AlgorithmIdentifier, the public key's bytes).
+    pub(crate) fn spki(cert: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let (0x30, _, cert, _) = next(cert)? else {
+            return None;
+        };
+        let (0x30, _, tbs, _) = next(cert)? else {
+            return None;
+        };
+        let mut rest = tbs;
+        // [0] version (absent in v1), serial, signature algorithm, issuer, validity, subject.
+        if rest.first() == Some(&0xa0) {
+            rest = next(rest)?.3;
+        }
+        for _ in 0..5 {
+            rest = next(rest)?.3;
+        }
+        let (0x30, whole, info, _) = next(rest)? else {
+            return None;
+        };
+        let (0x30, _, alg, after) = next(info)? else {
+            return None;
+        };
+        let (0x03, _, bits, _) = next(after)? else {
+            return None;
+        };
+        // The BIT STRING's first byte counts unused bits (0 for a key).
+        Some((whole, alg, bits.get(1..)?))
+    }
 }
 
 /// Every certificate of a PEM file, in order (at least one).
@@ -338,6 +417,45 @@ struct UpstreamVerifier {
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
+impl UpstreamVerifier {
+    /// Without `proxy_ssl_verify`, a certificate webpki cannot read (X.509 v1) is still
+    /// used for the handshake's signature, with its public key read here. `e`: webpki's
+    /// error, returned when that does not apply or the signature is bad.
+    fn unverified_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+        e: rustls::Error,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if self.webpki.is_some() || !matches!(e, rustls::Error::InvalidCertificate(_)) {
+            return Err(e);
+        }
+        let Some((_, alg, key)) = der::spki(cert) else {
+            return Err(e);
+        };
+        let Some((_, algs)) = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(s, _)| *s == dss.scheme)
+        else {
+            return Err(e);
+        };
+        for a in algs
+            .iter()
+            .filter(|a| a.public_key_alg_id().as_ref() == alg)
+        {
+            if a.verify_signature(key, message, dss.signature()).is_ok() {
+                return Ok(rustls::client::danger::HandshakeSignatureValid::assertion());
+            }
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature,
+        ))
+    }
+}
+
 impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
     fn verify_server_cert(
         &self,
@@ -366,6 +484,7 @@ impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+            .or_else(|e| self.unverified_signature(message, cert, dss, e))
     }
 
     fn verify_tls13_signature(
@@ -375,6 +494,7 @@ impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            .or_else(|e| self.unverified_signature(message, cert, dss, e))
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
