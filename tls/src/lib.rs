@@ -188,20 +188,53 @@ mod der {
         ))
     }
 
-    /// A certificate's SubjectPublicKeyInfo: (the whole element, the content of its
-    /// AlgorithmIdentifier, the public key's bytes).
-    pub(crate) fn spki(cert: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    /// The fields of a certificate's TBSCertificate from its serial number on, and whether
+    /// it has a version field (absent: X.509 v1).
+    fn tbs(cert: &[u8]) -> Option<(&[u8], bool)> {
         let (0x30, _, cert, _) = next(cert)? else {
             return None;
         };
         let (0x30, _, tbs, _) = next(cert)? else {
             return None;
         };
-        let mut rest = tbs;
-        // [0] version (absent in v1), serial, signature algorithm, issuer, validity, subject.
-        if rest.first() == Some(&0xa0) {
+        if tbs.first() == Some(&0xa0) {
+            return Some((next(tbs)?.3, true));
+        }
+        Some((tbs, false))
+    }
+
+    /// The subject's commonName of an X.509 v1 certificate (`None` for other versions,
+    /// whose names webpki checks).
+    pub(crate) fn v1_common_name(cert: &[u8]) -> Option<&[u8]> {
+        let (mut rest, false) = tbs(cert)? else {
+            return None;
+        };
+        // serial, signature algorithm, issuer, validity, then the subject.
+        for _ in 0..4 {
             rest = next(rest)?.3;
         }
+        let (0x30, _, mut rdns, _) = next(rest)? else {
+            return None;
+        };
+        while !rdns.is_empty() {
+            let (_, _, set, after) = next(rdns)?;
+            rdns = after;
+            let (_, _, atv, _) = next(set)?;
+            let (0x06, _, oid, value) = next(atv)? else {
+                continue;
+            };
+            if oid == [0x55, 0x04, 0x03] {
+                return Some(next(value)?.2);
+            }
+        }
+        None
+    }
+
+    /// A certificate's SubjectPublicKeyInfo: (the whole element, the content of its
+    /// AlgorithmIdentifier, the public key's bytes).
+    pub(crate) fn spki(cert: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let mut rest = tbs(cert)?.0;
+        // serial, signature algorithm, issuer, validity, subject.
         for _ in 0..5 {
             rest = next(rest)?.3;
         }
@@ -322,15 +355,18 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
     if t.tls12 {
         versions.push(&rustls::version::TLS12);
     }
+    let mut trusted = Vec::new();
     let webpki = if t.verify {
         let Some(path) = &t.trusted_certificate else {
             return Err("no proxy_ssl_trusted_certificate for proxy_ssl_verify".to_string());
         };
         let mut roots = rustls::RootCertStore::empty();
-        for c in certificates(Path::new(path))? {
-            roots
-                .add(c)
-                .map_err(|e| format!("cannot use trusted certificate \"{path}\": {e}"))?;
+        trusted = certificates(Path::new(path))?;
+        let (added, _) = roots.add_parsable_certificates(trusted.iter().cloned());
+        if added == 0 {
+            return Err(format!(
+                "cannot use trusted certificate \"{path}\": no usable certificate in it"
+            ));
         }
         let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
         if let Some(crl) = &t.crl {
@@ -345,6 +381,7 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
     };
     let verifier = Arc::new(UpstreamVerifier {
         webpki,
+        trusted,
         intermediates: (t.verify_depth as usize).saturating_sub(1),
         algorithms: provider.signature_verification_algorithms,
     });
@@ -413,14 +450,17 @@ pub fn crls(
 #[derive(Debug)]
 struct UpstreamVerifier {
     webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// `proxy_ssl_trusted_certificate`'s certificates.
+    trusted: Vec<CertificateDer<'static>>,
     intermediates: usize,
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
 impl UpstreamVerifier {
-    /// Without `proxy_ssl_verify`, a certificate webpki cannot read (X.509 v1) is still
-    /// used for the handshake's signature, with its public key read here. `e`: webpki's
-    /// error, returned when that does not apply or the signature is bad.
+    /// A certificate webpki cannot read (X.509 v1) is still used for the handshake's
+    /// signature, with its public key read here, without `proxy_ssl_verify` or when it is
+    /// itself a trusted certificate. `e`: webpki's error, returned when that does not apply
+    /// or the signature is bad.
     fn unverified_signature(
         &self,
         message: &[u8],
@@ -428,7 +468,10 @@ impl UpstreamVerifier {
         dss: &rustls::DigitallySignedStruct,
         e: rustls::Error,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        if self.webpki.is_some() || !matches!(e, rustls::Error::InvalidCertificate(_)) {
+        let trusted = || self.trusted.iter().any(|t| t.as_ref() == cert.as_ref());
+        if (self.webpki.is_some() && !trusted())
+            || !matches!(e, rustls::Error::InvalidCertificate(_))
+        {
             return Err(e);
         }
         let Some((_, alg, key)) = der::spki(cert) else {
@@ -465,16 +508,40 @@ impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
         ocsp_response: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        match &self.webpki {
-            None => Ok(rustls::client::danger::ServerCertVerified::assertion()),
-            Some(v) => v.verify_server_cert(
-                end_entity,
-                &intermediates[..intermediates.len().min(self.intermediates)],
-                server_name,
-                ocsp_response,
-                now,
-            ),
+        let Some(v) = &self.webpki else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        let r = v.verify_server_cert(
+            end_entity,
+            &intermediates[..intermediates.len().min(self.intermediates)],
+            server_name,
+            ocsp_response,
+            now,
+        );
+        // webpki refuses X.509 v1 certificates; one that is itself among the trusted
+        // certificates is accepted when its commonName is the name (OpenSSL's check of a
+        // certificate without subjectAltName).
+        if r.is_err()
+            && self
+                .trusted
+                .iter()
+                .any(|t| t.as_ref() == end_entity.as_ref())
+        {
+            if let Some(cn) = der::v1_common_name(end_entity) {
+                let name = match server_name {
+                    rustls::pki_types::ServerName::DnsName(n) => n.as_ref().as_bytes(),
+                    _ => b"",
+                };
+                return if cn.eq_ignore_ascii_case(name) {
+                    Ok(rustls::client::danger::ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName,
+                    ))
+                };
+            }
         }
+        r
     }
 
     fn verify_tls12_signature(

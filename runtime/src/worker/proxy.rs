@@ -660,8 +660,15 @@ impl Worker<'_> {
                     ctx.proxy_host = proxy_host;
                     ctx.expand(t, &mut name);
                 }
-                None => name.extend_from_slice(host_of(proxy_host)),
+                None => name.extend_from_slice(proxy_host),
             }
+            // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
+            // name, nor are an IPv6 address's brackets (nginx strips them too).
+            let host = host_of(&name);
+            let start = host.as_ptr() as usize - name.as_ptr() as usize;
+            let end = start + host.len();
+            name.truncate(end);
+            name.drain(..start);
             p.ssl_name = name;
         }
         let mut sent_upgrade = false;
