@@ -2430,6 +2430,16 @@ mod tests {
     }
 
     #[test]
+    fn tls_names_lose_their_port() {
+        assert_eq!(host_of(b"backend"), b"backend");
+        assert_eq!(host_of(b"backend:8443"), b"backend");
+        assert_eq!(host_of(b"127.0.0.1:443"), b"127.0.0.1");
+        assert_eq!(host_of(b"[::1]:443"), b"::1");
+        assert_eq!(host_of(b"[::1]"), b"::1");
+        assert_eq!(host_of(b"odd:name"), b"odd:name");
+    }
+
+    #[test]
     fn tokens() {
         assert!(has_token(b"keep-alive, Upgrade", b"upgrade"));
         assert!(!has_token(b"keep-alive", b"upgrade"));

@@ -55,7 +55,8 @@ impl Ca {
 const VARS: &str = r#""$ssl_server_name|$ssl_session_reused|$ssl_protocol|$connection""#;
 
 /// The TLS backend: a proton-run serving `backend.test`'s certificate (signed by `ca`),
-/// `/vars`, a 3 MB static file, and `/echo` and `/ws` passed (plain) to a test backend.
+/// `/vars`, a 3 MB static file, and `/echo` and `/ws` passed (plain) to a test backend;
+/// it closes idle connections after a second.
 struct Upstream {
     _t: TempDir,
     dir: std::path::PathBuf,
@@ -81,6 +82,7 @@ error_log {d}/logs/error.log info;
 events {{}}
 http {{
     access_log off;
+    keepalive_timeout 1s;
     server {{
         listen 127.0.0.1:{{port}} ssl;
         ssl_certificate {d}/backend.crt;
@@ -323,6 +325,34 @@ fn keepalive_reuses_one_tls_connection() {
     assert_eq!(r.status, 200);
     assert!(r.body == big, "3 MB through TLS: {} bytes", r.body.len());
     assert_eq!(vars(&p, "/vars")[3], a[3], "still the same connection");
+    // The backend closes the idle connection (keepalive_timeout 1s: close_notify and FIN):
+    // the proxy notices and closes its end (no socket towards the backend is left open or
+    // half-closed), and the next request goes on a new connection.
+    let closed = proton_tests::wait_until(Duration::from_secs(10), || sockets_to(u.p.port) == 0);
+    assert!(
+        closed,
+        "the idle connection closed by the backend stays open\n{}",
+        p.logs()
+    );
+    assert_ne!(vars(&p, "/vars")[3], a[3], "a new connection");
+}
+
+/// TCP sockets on this machine connected to 127.0.0.1:`port` that are established or
+/// half-closed by the peer (CLOSE_WAIT), from /proc/net/tcp.
+fn sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let remote_port = f
+                .get(2)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            remote_port == Some(port) && matches!(f.get(3), Some(&"01") | Some(&"08"))
+        })
+        .count()
 }
 
 #[test]
@@ -510,5 +540,92 @@ fn protonc_refuses_bad_proxy_ssl_settings() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An X.509 v1 certificate (what `openssl req -x509` makes without extensions, as nginx's
+/// own tests do): served by the backend, accepted without `proxy_ssl_verify`, and with it
+/// when it is itself trusted and its commonName is the name (a port in proxy_ssl_name is
+/// not part of the name).
+#[test]
+fn x509_v1_certificates_as_openssl_req_makes_them() {
+    let t = TempDir::new("ptls-v1-up");
+    let dir = t.path();
+    std::fs::write(
+        dir.join("openssl.conf"),
+        "[ req ]\nprompt = no\ndefault_bits = 2048\nencrypt_key = no\n\
+         distinguished_name = dn\n[ dn ]\ncommonName = v1.example.com\n",
+    )
+    .expect("openssl.conf");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-new", "-config"])
+        .arg(dir.join("openssl.conf"))
+        .arg("-out")
+        .arg(dir.join("v1.crt"))
+        .arg("-keyout")
+        .arg(dir.join("v1.key"))
+        .output();
+    if !made.is_ok_and(|o| o.status.success()) {
+        eprintln!("openssl cannot make a certificate here; skipped");
+        return;
+    }
+    let d = dir.display();
+    let back = Proton::start(
+        dir,
+        &format!(
+            r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        ssl_certificate {d}/v1.crt;
+        ssl_certificate_key {d}/v1.key;
+        location / {{ return 200 {VARS}; }}
+    }}
+}}
+"#
+        ),
+        1,
+    );
+    let u = Upstream {
+        dir: dir.to_path_buf(),
+        _t: t,
+        p: back,
+        _tb: Backend::start("unused"),
+    };
+    let (_f, p) = proxy(
+        "ptls-v1",
+        &u,
+        "",
+        r#"
+        location /any/ { proxy_pass https://127.0.0.1:@B@/; }
+        location /verify/ {
+            proxy_pass https://127.0.0.1:@B@/;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate @D@/v1.crt;
+            proxy_ssl_name v1.example.com:8443;
+            proxy_ssl_server_name on;
+        }
+        location /wrong/ {
+            proxy_pass https://127.0.0.1:@B@/;
+            proxy_ssl_verify on;
+            proxy_ssl_trusted_certificate @D@/v1.crt;
+            proxy_ssl_name other.example.com;
+        }
+        "#,
+    );
+    assert_eq!(vars(&p, "/any/")[0], "");
+    assert_eq!(
+        vars(&p, "/verify/")[0],
+        "v1.example.com",
+        "no port in the name"
+    );
+    assert_eq!(get(&p, "/wrong/").status, 502);
+    assert!(
+        p.logs().contains("does not match \"other.example.com\""),
+        "{}",
+        p.logs()
     );
 }
