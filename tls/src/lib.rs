@@ -162,8 +162,11 @@ pub fn certified_key(
 /// Just enough DER to find a certificate's public key without webpki (which refuses X.509
 /// v1 certificates: OpenSSL 3.0's `openssl req -x509` makes them, and nginx accepts them).
 mod der {
-    /// The next element of `input`: (tag, the whole element, its content, what follows).
-    fn next(input: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    /// An element: (tag, the whole element, its content, what follows it).
+    type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+    /// The next element of `input`.
+    fn next(input: &[u8]) -> Option<Element<'_>> {
         let tag = *input.first()?;
         let first = *input.get(1)? as usize;
         let (len, at) = if first < 0x80 {
