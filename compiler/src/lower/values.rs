@@ -748,6 +748,25 @@ impl Lower<'_> {
         }
         let lower_host = hostport.to_ascii_lowercase();
         let upstream = if let Some((id, _)) = self.upstream_names.get(&lower_host).copied() {
+            let checked = self
+                .ir
+                .upstreams
+                .get(id.0 as usize)
+                .is_some_and(|u| u.health_check.is_some());
+            if scheme == Scheme::Https && checked {
+                // The checks speak plain HTTP: against a TLS server every one would fail
+                // and mark the servers down.
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("health checks of upstream \"{hostport}\" over https:// are not supported yet"),
+                    )
+                    .label("this upstream has health_check, whose requests are plain HTTP")
+                    .help("remove health_check from the upstream, or proxy to it with http://"),
+                );
+                return None;
+            }
             id
         } else if let Some((name, _)) = hostport
             .rsplit_once(':')

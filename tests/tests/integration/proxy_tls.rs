@@ -524,6 +524,21 @@ fn protonc_refuses_bad_proxy_ssl_settings() {
         assert!(!out.status.success(), "{directives}: compiled\n{text}");
         assert!(text.contains(expect), "{directives}: {text}");
     }
+    // Health checks speak plain HTTP: refused for an upstream proxied to over https://.
+    let conf = t.write(
+        "hc.conf",
+        "events {}\nhttp { upstream b { server 127.0.0.1:8443; health_check; } server { listen 127.0.0.1:8080; location / { proxy_pass https://b; } } }\n",
+    );
+    let out = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(&conf)
+        .arg("-o")
+        .arg(dir.join("hc.ir"))
+        .output()
+        .expect("protonc runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("health checks of upstream \"b\" over https://"));
     // The same settings are fine where nothing is proxied to https://.
     let conf = t.write(
         "ok.conf",
