@@ -359,6 +359,17 @@ pub static TABLE: &[Spec] = &[
     row("proxy_pass_header", HSL, Exactly(1), Text, true, Inherit, "", "field", "Pass a header nginx hides by default (Date, Server, X-Accel-…)."),
     row("proxy_redirect", HSL, Range(1, 2), Custom, true, Inherit, "default", "default | off | redirect replacement", "Rewrites `Location`/`Refresh` of upstream responses."),
     row("proxy_intercept_errors", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Upstream responses ≥ 300 go through error_page."),
+    row("proxy_ssl_server_name", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Send the upstream's name (`proxy_ssl_name`) in the TLS handshake (SNI) to `https://` upstreams."),
+    row("proxy_ssl_name", HSL, Exactly(1), Text, false, Inherit, "$proxy_host", "name", "The name the upstream's certificate is checked against (`proxy_ssl_verify`) and sent as SNI (`proxy_ssl_server_name`); variables allowed. Default: the proxy_pass host, without its port."),
+    row("proxy_ssl_verify", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Verify the upstream's certificate: its chain against `proxy_ssl_trusted_certificate` and its name against `proxy_ssl_name`. A failure is an upstream error (502, or the next server). `off`: any certificate is accepted."),
+    row("proxy_ssl_trusted_certificate", HSL, Exactly(1), Text, false, Inherit, "", "file", "PEM CA certificates that verify upstream certificates (needed by `proxy_ssl_verify on`). Read and checked by protonc."),
+    row("proxy_ssl_verify_depth", HSL, Exactly(1), Int, false, Inherit, "1", "number", "How deep the upstream's chain may be: at most depth − 1 of the intermediate certificates it sends are used to reach a trusted CA (1: the certificate is signed by a trusted CA)."),
+    row("proxy_ssl_certificate", HSL, Exactly(1), Text, false, Inherit, "", "file", "A PEM client certificate (with its chain) presented to `https://` upstreams that ask for one; variables are not supported yet."),
+    row("proxy_ssl_certificate_key", HSL, Exactly(1), Text, false, Inherit, "", "file", "The PEM private key of `proxy_ssl_certificate`; protonc checks that it matches. Encrypted keys are not supported yet."),
+    row("proxy_ssl_protocols", HSL, AtLeast(1), Custom, false, Inherit, "TLSv1.2 TLSv1.3", "[TLSv1.2] [TLSv1.3]", "TLS versions offered to upstreams. As `ssl_protocols`, Proton (rustls) has no TLS 1.0/1.1 or SSL, and naming them is an error."),
+    row("proxy_ssl_ciphers", HSL, Exactly(1), Custom, false, Inherit, "DEFAULT", "ciphers", "TLS 1.2 cipher suites offered to upstreams, in OpenSSL's cipher-list syntax (as `ssl_ciphers`)."),
+    row("proxy_ssl_session_reuse", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Resume TLS sessions with upstreams (each worker keeps the sessions of the servers it talked to, by name)."),
+    row("proxy_ssl_crl", HSL, Exactly(1), Text, false, Inherit, "", "file", "PEM certificate revocation lists checked with `proxy_ssl_verify`. Read and checked by protonc."),
 ];
 
 /// nginx directives Proton knows of but does not implement yet: an error that says so.

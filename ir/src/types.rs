@@ -1287,6 +1287,55 @@ pub struct ProxySettings {
     pub pass_headers: Vec<String>,
     pub redirect: ProxyRedirect,
     pub intercept_errors: bool,
+    /// `proxy_ssl_*`: TLS towards `https://` upstreams.
+    pub tls: UpstreamTls,
+}
+
+/// TLS towards upstreams (`proxy_ssl_*`), as nginx's proxy module merges them. The runtime
+/// builds one rustls client config per distinct record (with its own session cache).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UpstreamTls {
+    /// `proxy_ssl_server_name on`: the name goes in the handshake's SNI.
+    pub server_name: bool,
+    /// `proxy_ssl_name`; `None`: the proxy_pass host (without its port).
+    pub name: Option<Template>,
+    /// `proxy_ssl_verify on`: the upstream's certificate must chain to
+    /// `trusted_certificate` and match the name.
+    pub verify: bool,
+    /// `proxy_ssl_trusted_certificate` (absolute).
+    pub trusted_certificate: Option<String>,
+    /// `proxy_ssl_verify_depth`.
+    pub verify_depth: u32,
+    /// `proxy_ssl_certificate` / `proxy_ssl_certificate_key`: the client certificate.
+    pub certificate: Option<CertificatePair>,
+    /// `proxy_ssl_protocols`: TLS 1.2 allowed.
+    pub tls12: bool,
+    /// `proxy_ssl_protocols`: TLS 1.3 allowed.
+    pub tls13: bool,
+    /// `proxy_ssl_ciphers`, resolved to the rustls names of the TLS 1.2 suites, in order.
+    pub ciphers: Vec<String>,
+    /// `proxy_ssl_session_reuse`.
+    pub session_reuse: bool,
+    /// `proxy_ssl_crl` (absolute).
+    pub crl: Option<String>,
+}
+
+impl Default for UpstreamTls {
+    fn default() -> UpstreamTls {
+        UpstreamTls {
+            server_name: false,
+            name: None,
+            verify: false,
+            trusted_certificate: None,
+            verify_depth: 1,
+            certificate: None,
+            tls12: true,
+            tls13: true,
+            ciphers: Vec::new(),
+            session_reuse: true,
+            crl: None,
+        }
+    }
 }
 
 /// `proxy_http_version`.

@@ -396,6 +396,9 @@ impl Checker<'_> {
         for (_, t) in &s.proxy.set_headers {
             self.template(t)?;
         }
+        if let Some(t) = &s.proxy.tls.name {
+            self.template(t)?;
+        }
         for e in &s.error_pages {
             self.template(&e.target)?;
         }
@@ -573,6 +576,7 @@ pub(crate) mod tests {
                 pass_headers: vec![],
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
+                tls: UpstreamTls::default(),
             },
             charset: Charset {
                 charset: None,

@@ -45,6 +45,9 @@ pub struct Loaded {
     /// The client-certificate verifier of every server with `ssl_verify_client`, by server
     /// index.
     pub client_auth: Vec<Option<std::sync::Arc<proton_tls::ClientAuth>>>,
+    /// The rustls client config for `https://` upstreams, by settings index (built here,
+    /// from `proxy_ssl_*`).
+    pub upstream_tls: Vec<Option<std::sync::Arc<rustls::ClientConfig>>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -198,9 +201,12 @@ impl Loaded {
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let tls = crate::tls::server_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let upstream_tls = crate::tls::upstream_configs(&ir, &prefix)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
             tls: tls.configs,
             client_auth: tls.client_auth,
+            upstream_tls,
             ir,
             header,
             regexes,

@@ -253,6 +253,46 @@ pub fn server_configs(
     Ok(out)
 }
 
+/// The rustls client config for `https://` upstreams of every settings record used by a
+/// location that proxies (by settings index; `None` where no location proxies with it).
+/// Equal `proxy_ssl_*` settings share one config, and so one session cache (per worker,
+/// as each worker has its own copy of the config after the fork).
+pub fn upstream_configs(
+    ir: &proton_ir::Ir,
+    prefix: &std::path::Path,
+) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, String> {
+    let mut out: Vec<Option<Arc<rustls::ClientConfig>>> = vec![None; ir.settings.len()];
+    let mut built: Vec<(&proton_ir::UpstreamTls, Arc<rustls::ClientConfig>)> = Vec::new();
+    for l in &ir.locations {
+        let Some(p) = l.conf.proxy.as_deref() else {
+            continue;
+        };
+        let i = l.conf.settings.0 as usize;
+        let Some(s) = ir.settings.get(i) else {
+            continue;
+        };
+        if out[i].is_some() {
+            continue;
+        }
+        let t = &s.proxy.tls;
+        if let Some((_, c)) = built.iter().find(|(b, _)| *b == t) {
+            out[i] = Some(c.clone());
+            continue;
+        }
+        // A proxy_pass with variables may turn out https at request time: its config is
+        // built when it can be (a request that needs a config that could not be built
+        // gets a 502).
+        let c = match proton_tls::client_config(&proton_tls::resolve_upstream_paths(t, prefix)) {
+            Ok(c) => Arc::new(c),
+            Err(e) if p.scheme == proton_ir::Scheme::Https => return Err(e),
+            Err(_) => continue,
+        };
+        built.push((t, c.clone()));
+        out[i] = Some(c);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! compiler's parser. Session resumption state (the session cache in shared memory and the
 //! ticket keys the master makes) belongs to the runtime and is handed in as [`Resumption`].
 
-use proton_ir::{CertificatePair, ServerTls};
+use proton_ir::{CertificatePair, ServerTls, UpstreamTls};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -66,27 +66,33 @@ impl ProducesTickets for NoTickets {
 /// handshakes and less memory per connection than ring here) restricted to the server's
 /// `ssl_ciphers` (TLS 1.2 only, as OpenSSL) and `ssl_ecdh_curve`.
 pub fn provider(t: &ServerTls) -> Result<CryptoProvider, String> {
+    provider_with(&t.ciphers, &t.curves)
+}
+
+/// The crypto provider restricted to TLS 1.2 `ciphers` (rustls names; empty: the default
+/// TLS 1.2 suites) and key-exchange `curves` (empty: OpenSSL's `auto` order).
+fn provider_with(ciphers: &[String], curves: &[String]) -> Result<CryptoProvider, String> {
     use rustls::crypto::aws_lc_rs as p;
     let mut suites: Vec<_> = p::ALL_CIPHER_SUITES
         .iter()
         .filter(|s| s.version() == &rustls::version::TLS13)
         .copied()
         .collect();
-    if t.ciphers.is_empty() {
+    if ciphers.is_empty() {
         suites.extend(
             p::DEFAULT_CIPHER_SUITES
                 .iter()
                 .filter(|s| s.version() == &rustls::version::TLS12),
         );
     }
-    for name in &t.ciphers {
+    for name in ciphers {
         let s = p::ALL_CIPHER_SUITES
             .iter()
             .find(|s| s.suite().as_str() == Some(name.as_str()))
             .ok_or_else(|| format!("cipher suite {name} is not available"))?;
         suites.push(*s);
     }
-    let groups = if t.curves.is_empty() {
+    let groups = if curves.is_empty() {
         // OpenSSL's `auto` order (what nginx users get), then the post-quantum hybrid for
         // clients that offer only that.
         ["X25519", "secp256r1", "secp384r1", "X25519MLKEM768"]
@@ -95,7 +101,7 @@ pub fn provider(t: &ServerTls) -> Result<CryptoProvider, String> {
             .collect()
     } else {
         let mut g = Vec::new();
-        for n in &t.curves {
+        for n in curves {
             g.push(kx_group(n).ok_or_else(|| format!("curve {n} is not available"))?);
         }
         g
@@ -127,7 +133,10 @@ pub fn certified_key(
         .key_provider
         .load_private_key(key)
         .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?;
-    let spki = chain.first().and_then(|c| subject_public_key_info(c));
+    let spki = chain
+        .first()
+        .and_then(|c| der::spki(c))
+        .map(|(whole, _, _)| whole);
     let key_spki = signer.public_key();
     if let (Some(cert), Some(key)) = (spki, key_spki.as_ref()) {
         if cert != key.as_ref() {
@@ -144,8 +153,8 @@ pub fn certified_key(
 pub fn ocsp_response(path: &Path) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read ssl_stapling_file \"{}\": {e}", path.display()))?;
-    match der_element(&bytes) {
-        Some((0x30, _, [])) => Ok(bytes),
+    match der::next(&bytes) {
+        Some((0x30, _, _, [])) => Ok(bytes),
         _ => Err(format!(
             "ssl_stapling_file \"{}\" is not a DER OCSP response",
             path.display()
@@ -153,38 +162,101 @@ pub fn ocsp_response(path: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// One DER element at the start of `der`: (tag, contents, the rest after it).
-fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = der.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n].iter().fold(0usize, |a, &b| (a << 8) | b as usize);
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
+/// Just enough DER to find a certificate's public key (and check an OCSP file's shape)
+/// without webpki (which refuses X.509
+/// v1 certificates: OpenSSL 3.0's `openssl req -x509` makes them, and nginx accepts them).
+mod der {
+    /// An element: (tag, the whole element, its content, what follows it).
+    type Element<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
 
-/// The SubjectPublicKeyInfo (whole DER element) of an X.509 certificate, any version
-/// (OpenSSL, and so nginx, accept version 1 certificates, which webpki refuses to parse).
-pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
-    let (_, certificate, _) = der_element(cert)?;
-    let (_, tbs, _) = der_element(certificate)?;
-    let mut rest = tbs;
-    // [0] version (optional), serialNumber, signature, issuer, validity, subject.
-    if rest.first() == Some(&0xa0) {
-        rest = der_element(rest)?.2;
+    /// The next element of `input`.
+    pub(crate) fn next(input: &[u8]) -> Option<Element<'_>> {
+        let tag = *input.first()?;
+        let first = *input.get(1)? as usize;
+        let (len, at) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            if n == 0 || n > 4 {
+                return None;
+            }
+            let mut len = 0usize;
+            for b in input.get(2..2 + n)? {
+                len = (len << 8) | *b as usize;
+            }
+            (len, 2 + n)
+        };
+        let end = at.checked_add(len)?;
+        Some((
+            tag,
+            input.get(..end)?,
+            input.get(at..end)?,
+            input.get(end..)?,
+        ))
     }
-    for _ in 0..5 {
-        rest = der_element(rest)?.2;
+
+    /// The fields of a certificate's TBSCertificate from its serial number on, and whether
+    /// it has a version field (absent: X.509 v1).
+    fn tbs(cert: &[u8]) -> Option<(&[u8], bool)> {
+        let (0x30, _, cert, _) = next(cert)? else {
+            return None;
+        };
+        let (0x30, _, tbs, _) = next(cert)? else {
+            return None;
+        };
+        if tbs.first() == Some(&0xa0) {
+            return Some((next(tbs)?.3, true));
+        }
+        Some((tbs, false))
     }
-    let (_, _, after) = der_element(rest)?;
-    Some(&rest[..rest.len() - after.len()])
+
+    /// The subject's commonName of an X.509 v1 certificate (`None` for other versions,
+    /// whose names webpki checks).
+    pub(crate) fn v1_common_name(cert: &[u8]) -> Option<&[u8]> {
+        let (mut rest, false) = tbs(cert)? else {
+            return None;
+        };
+        // serial, signature algorithm, issuer, validity, then the subject.
+        for _ in 0..4 {
+            rest = next(rest)?.3;
+        }
+        let (0x30, _, mut rdns, _) = next(rest)? else {
+            return None;
+        };
+        while !rdns.is_empty() {
+            let (_, _, set, after) = next(rdns)?;
+            rdns = after;
+            let (_, _, atv, _) = next(set)?;
+            let (0x06, _, oid, value) = next(atv)? else {
+                continue;
+            };
+            if oid == [0x55, 0x04, 0x03] {
+                return Some(next(value)?.2);
+            }
+        }
+        None
+    }
+
+    /// A certificate's SubjectPublicKeyInfo: (the whole element, the content of its
+    /// AlgorithmIdentifier, the public key's bytes).
+    pub(crate) fn spki(cert: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+        let mut rest = tbs(cert)?.0;
+        // serial, signature algorithm, issuer, validity, subject.
+        for _ in 0..5 {
+            rest = next(rest)?.3;
+        }
+        let (0x30, whole, info, _) = next(rest)? else {
+            return None;
+        };
+        let (0x30, _, alg, after) = next(info)? else {
+            return None;
+        };
+        let (0x03, _, bits, _) = next(after)? else {
+            return None;
+        };
+        // The BIT STRING's first byte counts unused bits (0 for a key).
+        Some((whole, alg, bits.get(1..)?))
+    }
 }
 
 /// Every certificate of a PEM file, in order (at least one).
@@ -242,13 +314,7 @@ impl ResolvesServerCert for Certificates {
 /// absolute against `base`: proton-run's prefix, or for protonc's check the main config
 /// file's directory.
 pub fn resolve_paths(t: &ServerTls, base: &Path) -> ServerTls {
-    let abs = |p: &String| {
-        if Path::new(p).is_absolute() {
-            p.clone()
-        } else {
-            base.join(p).display().to_string()
-        }
-    };
+    let abs = |p: &String| absolute(base, p);
     let mut t = t.clone();
     for c in &mut t.certificates {
         c.certificate = abs(&c.certificate);
@@ -261,6 +327,29 @@ pub fn resolve_paths(t: &ServerTls, base: &Path) -> ServerTls {
     t.crl = t.crl.as_ref().map(abs);
     t.password_file = t.password_file.as_ref().map(abs);
     t
+}
+
+/// `t` (`proxy_ssl_*`) with its relative file paths made absolute against `base`, as
+/// [`resolve_paths`].
+pub fn resolve_upstream_paths(t: &proton_ir::UpstreamTls, base: &Path) -> proton_ir::UpstreamTls {
+    let abs = |p: &String| absolute(base, p);
+    let mut t = t.clone();
+    t.trusted_certificate = t.trusted_certificate.as_ref().map(abs);
+    t.crl = t.crl.as_ref().map(abs);
+    if let Some(c) = t.certificate.as_mut() {
+        c.certificate = abs(&c.certificate);
+        c.key = abs(&c.key);
+    }
+    t
+}
+
+/// `p` if absolute, else `base/p`.
+fn absolute(base: &Path, p: &str) -> String {
+    if Path::new(p).is_absolute() {
+        p.to_string()
+    } else {
+        base.join(p).display().to_string()
+    }
 }
 
 /// The passphrases of an `ssl_password_file`: one per line (CR LF or LF), as nginx.
@@ -377,4 +466,234 @@ pub fn server_config_with_auth(
         config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
     }
     Ok((config, auth))
+}
+
+/// The rustls config of a location's `proxy_ssl_*` settings, for connections to `https://`
+/// upstreams: protocols and ciphers, the client certificate, the verification of the
+/// upstream's certificate (`proxy_ssl_verify`: against `proxy_ssl_trusted_certificate` and
+/// `proxy_ssl_crl`, at most `proxy_ssl_verify_depth` deep; off: any certificate), SNI
+/// (`proxy_ssl_server_name`) and a session cache (`proxy_ssl_session_reuse`), keyed by the
+/// name the connection is made with. Fails with a message naming the file that cannot be used.
+pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
+    use rustls::client::{Resumption, WebPkiServerVerifier};
+    let provider = Arc::new(provider_with(&t.ciphers, &[])?);
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if t.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if t.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    let mut trusted = Vec::new();
+    let webpki = if t.verify {
+        let Some(path) = &t.trusted_certificate else {
+            return Err("no proxy_ssl_trusted_certificate for proxy_ssl_verify".to_string());
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        trusted = certificates(Path::new(path))?;
+        let (added, _) = roots.add_parsable_certificates(trusted.iter().cloned());
+        if added == 0 {
+            return Err(format!(
+                "cannot use trusted certificate \"{path}\": no usable certificate in it"
+            ));
+        }
+        let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+        if let Some(crl) = &t.crl {
+            b = b.with_crls(crls(Path::new(crl))?);
+        }
+        Some(
+            b.build()
+                .map_err(|e| format!("cannot verify upstreams: {e}"))?,
+        )
+    } else {
+        None
+    };
+    let verifier = Arc::new(UpstreamVerifier {
+        webpki,
+        trusted,
+        intermediates: (t.verify_depth as usize).saturating_sub(1),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("no usable TLS settings: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match &t.certificate {
+        Some(pair) => {
+            let key = certified_key(pair, &[], &provider)?;
+            builder
+                .with_client_auth_cert(key.cert, key_der(pair)?)
+                .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    config.enable_sni = t.server_name;
+    config.resumption = if t.session_reuse {
+        Resumption::in_memory_sessions(256)
+    } else {
+        Resumption::disabled()
+    };
+    Ok(config)
+}
+
+fn key_der(pair: &CertificatePair) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| {
+        format!(
+            "cannot load certificate key \"{}\": {}",
+            pair.key,
+            pem_error(&e, "private key")
+        )
+    })
+}
+
+/// Every CRL of a PEM file (at least one).
+pub fn crls(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>, String> {
+    use rustls::pki_types::CertificateRevocationListDer as Crl;
+    let read = |e: rustls::pki_types::pem::Error| {
+        format!(
+            "cannot load CRL \"{}\": {}",
+            path.display(),
+            pem_error(&e, "CRL")
+        )
+    };
+    let list = Crl::pem_file_iter(path)
+        .map_err(read)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read)?;
+    if list.is_empty() {
+        return Err(format!(
+            "cannot load CRL \"{}\": no PEM CRL (-----BEGIN X509 CRL-----) in it",
+            path.display()
+        ));
+    }
+    Ok(list)
+}
+
+/// Checks an upstream's certificate as nginx's `proxy_ssl_verify`: with `webpki`, the chain
+/// and the name (at most `intermediates` of the certificates the upstream sent are used to
+/// reach a trusted CA, OpenSSL's verify depth); without, any certificate is accepted (the
+/// handshake's signatures are still checked).
+#[derive(Debug)]
+struct UpstreamVerifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    /// `proxy_ssl_trusted_certificate`'s certificates.
+    trusted: Vec<CertificateDer<'static>>,
+    intermediates: usize,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl UpstreamVerifier {
+    /// A certificate webpki cannot read (X.509 v1) is still used for the handshake's
+    /// signature, with its public key read here, without `proxy_ssl_verify` or when it is
+    /// itself a trusted certificate. `e`: webpki's error, returned when that does not apply
+    /// or the signature is bad.
+    fn unverified_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+        e: rustls::Error,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let trusted = || self.trusted.iter().any(|t| t.as_ref() == cert.as_ref());
+        if (self.webpki.is_some() && !trusted())
+            || !matches!(e, rustls::Error::InvalidCertificate(_))
+        {
+            return Err(e);
+        }
+        let Some((_, alg, key)) = der::spki(cert) else {
+            return Err(e);
+        };
+        let Some((_, algs)) = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(s, _)| *s == dss.scheme)
+        else {
+            return Err(e);
+        };
+        for a in algs
+            .iter()
+            .filter(|a| a.public_key_alg_id().as_ref() == alg)
+        {
+            if a.verify_signature(key, message, dss.signature()).is_ok() {
+                return Ok(rustls::client::danger::HandshakeSignatureValid::assertion());
+            }
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::BadSignature,
+        ))
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let Some(v) = &self.webpki else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        let r = v.verify_server_cert(
+            end_entity,
+            &intermediates[..intermediates.len().min(self.intermediates)],
+            server_name,
+            ocsp_response,
+            now,
+        );
+        // webpki refuses X.509 v1 certificates; one that is itself among the trusted
+        // certificates is accepted when its commonName is the name (OpenSSL's check of a
+        // certificate without subjectAltName).
+        if r.is_err()
+            && self
+                .trusted
+                .iter()
+                .any(|t| t.as_ref() == end_entity.as_ref())
+        {
+            if let Some(cn) = der::v1_common_name(end_entity) {
+                let name = match server_name {
+                    rustls::pki_types::ServerName::DnsName(n) => n.as_ref().as_bytes(),
+                    _ => b"",
+                };
+                return if cn.eq_ignore_ascii_case(name) {
+                    Ok(rustls::client::danger::ServerCertVerified::assertion())
+                } else {
+                    Err(rustls::Error::InvalidCertificate(
+                        rustls::CertificateError::NotValidForName,
+                    ))
+                };
+            }
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+            .or_else(|e| self.unverified_signature(message, cert, dss, e))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+            .or_else(|e| self.unverified_signature(message, cert, dss, e))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
 }

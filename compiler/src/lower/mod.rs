@@ -52,6 +52,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         bad_regexes: Vec::new(),
         misplaced_named: Vec::new(),
         tls_checked: Default::default(),
+        upstream_tls_checked: Default::default(),
         log_format_spans: Vec::new(),
         server_root: Template::default(),
         settings_ids: HashMap::default(),
@@ -132,6 +133,8 @@ pub(crate) struct Lower<'a> {
     pub(crate) map: &'a SourceMap,
     /// TLS settings records already built by `check_tls` (each is checked once).
     tls_checked: rustc_hash::FxHashSet<ServerTls>,
+    /// `proxy_ssl_*` records already built by `check_upstream_tls`.
+    upstream_tls_checked: rustc_hash::FxHashSet<UpstreamTls>,
     pub(crate) diags: &'a mut Diagnostics,
     pub(crate) ir: Ir,
     /// Explicit upstreams by lowercase name, with the span of their name.
@@ -2170,6 +2173,12 @@ impl Lower<'_> {
                 self.intern_settings(s)
             }
         };
+        if let (Some(p), Some(d)) = (&proxy, own.first("proxy_pass")) {
+            if p.scheme == Scheme::Https {
+                let tls = self.ir.settings[settings.0 as usize].proxy.tls.clone();
+                self.check_upstream_tls(&tls, d.arg_span(0));
+            }
+        }
         // The server-level root is stored once, in the server's default location.
         let root = if kind == LocationKind::Server {
             self.server_root = root.clone();

@@ -345,16 +345,16 @@ impl Lower<'_> {
                         format!("protocol \"{}\" is not supported", a.value),
                     )
                     .label("Proton's TLS (rustls) has only TLSv1.2 and TLSv1.3")
-                    .help("ssl_protocols TLSv1.2 TLSv1.3;"),
+                    .help(format!("{} TLSv1.2 TLSv1.3;", d.name)),
                 ),
                 proton_ir::tls::Protocol::Unknown => self.err(
                     Diagnostic::error(
                         Code::BadValue,
                         a.span,
-                        format!("invalid value \"{}\" in ssl_protocols", a.value),
+                        format!("invalid value \"{}\" in {}", a.value, d.name),
                     )
                     .label("not a protocol name")
-                    .help("ssl_protocols TLSv1.2 TLSv1.3;"),
+                    .help(format!("{} TLSv1.2 TLSv1.3;", d.name)),
                 ),
             }
         }
@@ -363,7 +363,13 @@ impl Lower<'_> {
 
     /// `ssl_ciphers`: the rustls names of the TLS 1.2 suites, in order.
     fn ssl_ciphers(&mut self, d: Option<&Directive>) -> Vec<String> {
-        let spec = d.map_or("HIGH:!aNULL:!MD5", |d| arg(d, 0));
+        self.cipher_list(d, "HIGH:!aNULL:!MD5")
+    }
+
+    /// A cipher-list directive (`ssl_ciphers`, `proxy_ssl_ciphers`; `default` when absent):
+    /// the rustls names of the TLS 1.2 suites, in order.
+    fn cipher_list(&mut self, d: Option<&Directive>, default: &str) -> Vec<String> {
+        let spec = d.map_or(default, |d| arg(d, 0));
         match proton_ir::tls::cipher_list(spec) {
             Ok(list) => list
                 .iter()
@@ -380,7 +386,7 @@ impl Lower<'_> {
                         Diagnostic::error(
                             Code::BadValue,
                             d.arg_span(0),
-                            format!("invalid ssl_ciphers \"{spec}\": {e}"),
+                            format!("invalid {} \"{spec}\": {e}", d.name),
                         )
                         .label("this cipher list")
                         .help("OpenSSL cipher-list syntax, e.g. ssl_ciphers HIGH:!aNULL:!MD5; or ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"),
@@ -459,6 +465,87 @@ impl Lower<'_> {
         SessionCache::Cache {
             builtin: builtin.unwrap_or(0),
             shared,
+        }
+    }
+
+    /// The `proxy_ssl_*` settings of a level chain (location, server, http).
+    pub(crate) fn upstream_tls(&mut self, chain: &[&Level<'_>]) -> UpstreamTls {
+        let one = |name: &str| nearest(chain, name).first().copied();
+        let flag = |name: &str, default: bool| one(name).map_or(default, |d| arg(d, 0) == "on");
+        let (tls12, tls13) = self.ssl_protocols(one("proxy_ssl_protocols"));
+        let ciphers = self.cipher_list(one("proxy_ssl_ciphers"), "DEFAULT");
+        let file = |this: &Self, name: &str| one(name).map(|d| this.conf_path(arg(d, 0)));
+        let certificate = match (
+            one("proxy_ssl_certificate"),
+            one("proxy_ssl_certificate_key"),
+        ) {
+            (Some(c), Some(k)) => {
+                for d in [c, k] {
+                    if arg(d, 0).contains('$') {
+                        self.err(
+                            Diagnostic::error(
+                                Code::Unsupported,
+                                d.arg_span(0),
+                                format!("variables in \"{}\" are not supported yet", d.name),
+                            )
+                            .label("a file chosen per connection")
+                            .help("name the file"),
+                        );
+                    }
+                }
+                Some(CertificatePair {
+                    certificate: self.conf_path(arg(c, 0)),
+                    key: self.conf_path(arg(k, 0)),
+                })
+            }
+            (Some(c), None) => {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        c.arg_span(0),
+                        format!(
+                            "no \"proxy_ssl_certificate_key\" is defined for certificate \"{}\"",
+                            arg(c, 0)
+                        ),
+                    )
+                    .label("this certificate has no key")
+                    .help("add proxy_ssl_certificate_key with the certificate's key"),
+                );
+                None
+            }
+            _ => None,
+        };
+        UpstreamTls {
+            server_name: flag("proxy_ssl_server_name", false),
+            name: one("proxy_ssl_name").map(|d| self.template(d, 0)),
+            verify: flag("proxy_ssl_verify", false),
+            trusted_certificate: file(self, "proxy_ssl_trusted_certificate"),
+            verify_depth: one("proxy_ssl_verify_depth")
+                .and_then(|d| crate::directives::parse_number(arg(d, 0)))
+                .unwrap_or(1),
+            certificate,
+            tls12,
+            tls13,
+            ciphers,
+            session_reuse: flag("proxy_ssl_session_reuse", true),
+            crl: file(self, "proxy_ssl_crl"),
+        }
+    }
+
+    /// Builds the rustls client config of a location that proxies to `https://` as
+    /// proton-run will, so that a file that cannot be used (or `proxy_ssl_verify` without
+    /// trusted certificates) is reported here, once per distinct settings.
+    pub(crate) fn check_upstream_tls(&mut self, tls: &UpstreamTls, span: Span) {
+        if self.diags.has_errors() || !self.upstream_tls_checked.insert(tls.clone()) {
+            return;
+        }
+        let here = proton_tls::resolve_upstream_paths(tls, &self.config_dir());
+        if let Err(e) = proton_tls::client_config(&here) {
+            self.err(
+                Diagnostic::error(Code::BadValue, span, e)
+                    .label("this proxy_pass uses the location's proxy_ssl_* settings")
+                    .help("check the proxy_ssl_* file names (and that proxy_ssl_certificate_key belongs to proxy_ssl_certificate)"),
+            );
         }
     }
 

@@ -701,24 +701,17 @@ impl Lower<'_> {
             );
             return None;
         };
-        if scheme == "https" {
-            self.err(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    a.span,
-                    "proxying to https:// upstreams is not supported yet",
-                )
-                .label("TLS towards upstreams is not implemented yet")
-                .help("use http:// for now"),
-            );
-            return None;
-        }
+        let scheme = if scheme == "https" {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
         if v.contains('$') {
             let t = self.template(d, 0);
             let upstream = self.implicit_upstream("$dynamic".to_string());
             return Some(Proxy {
                 upstream,
-                scheme: Scheme::Http,
+                scheme,
                 proxy_host: TextRef::default(),
                 uri: None,
                 dynamic: Some(t),
@@ -755,6 +748,25 @@ impl Lower<'_> {
         }
         let lower_host = hostport.to_ascii_lowercase();
         let upstream = if let Some((id, _)) = self.upstream_names.get(&lower_host).copied() {
+            let checked = self
+                .ir
+                .upstreams
+                .get(id.0 as usize)
+                .is_some_and(|u| u.health_check.is_some());
+            if scheme == Scheme::Https && checked {
+                // The checks speak plain HTTP: against a TLS server every one would fail
+                // and mark the servers down.
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("health checks of upstream \"{hostport}\" over https:// are not supported yet"),
+                    )
+                    .label("this upstream has health_check, whose requests are plain HTTP")
+                    .help("remove health_check from the upstream, or proxy to it with http://"),
+                );
+                return None;
+            }
             id
         } else if let Some((name, _)) = hostport
             .rsplit_once(':')
@@ -811,6 +823,8 @@ impl Lower<'_> {
             }
             let addr = if has_port(hostport) {
                 hostport.to_string()
+            } else if scheme == Scheme::Https {
+                format!("{hostport}:443")
             } else {
                 format!("{hostport}:80")
             };
@@ -818,7 +832,7 @@ impl Lower<'_> {
         };
         Some(Proxy {
             upstream,
-            scheme: Scheme::Http,
+            scheme,
             proxy_host: self.ir.push_text(hostport),
             uri: uri.map(Template::literal),
             dynamic: None,
@@ -976,6 +990,7 @@ impl Lower<'_> {
             pass_headers: list("proxy_pass_header"),
             redirect,
             intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
+            tls: self.upstream_tls(chain),
         }
     }
 

@@ -18,9 +18,10 @@
 //! body was larger than what is kept for a replay). Otherwise 502 (504 for timeouts)
 //! through error_page.
 
-use super::conn::{read_ready, Conn};
+use super::conn::Conn;
 use super::context::RequestCtx;
 use super::request::Handled;
+use super::tls::{client_flush, client_read, client_write, Handshake, Transport, UpTls};
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
@@ -32,7 +33,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Token};
 use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ProxyRedirect, ServerId};
 use slab::Slab;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::time::{Duration, Instant};
 
 /// Tokens of upstream sockets are `UP_BASE + key` in [`Upstreams::conns`].
@@ -51,6 +52,8 @@ const FREE_MAX: usize = 1024;
 /// One connection to an upstream server.
 pub(crate) struct UpConn {
     sock: TcpStream,
+    /// The TLS session of a connection to an `https://` upstream.
+    tls: Option<Box<UpTls>>,
     upstream: usize,
     peer: usize,
     /// The client connection (slab key) using it; `None` while cached.
@@ -127,10 +130,8 @@ impl Upstreams {
         let Some(u) = self.conns.get_mut(key) else {
             return;
         };
-        let mut probe = [0u8; 1];
-        match u.sock.read(&mut probe) {
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            _ => self.close(key),
+        if !u.alive() {
+            self.close(key);
         }
     }
 
@@ -165,7 +166,14 @@ impl Upstreams {
     /// with MSG_PEEK). Worth it only for requests that cannot simply be sent again on a
     /// fresh connection when the cached one turns out closed (POST and friends): the close
     /// event of a cached connection normally arrives, and drops it, before it is reused.
-    fn take_idle(&mut self, u: usize, peer: usize, owner: usize, probe: bool) -> Option<usize> {
+    fn take_idle(
+        &mut self,
+        u: usize,
+        peer: usize,
+        owner: usize,
+        probe: bool,
+        https: bool,
+    ) -> Option<usize> {
         loop {
             let list = self.idle.get_mut(u)?;
             let pos = list
@@ -175,21 +183,38 @@ impl Upstreams {
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
+            if c.tls.is_some() != https {
+                // Made for the other scheme (one upstream group proxied to as http:// and
+                // as https://): not for this request.
+                self.conns.remove(key);
+                continue;
+            }
             // A connection the upstream closed while cached reads EOF (or data it should
             // not have sent): drop it and look for another.
             if !probe {
                 c.owner = Some(owner);
                 return Some(key);
             }
-            let mut byte = [0u8; 1];
-            match c.sock.peek(&mut byte) {
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    c.owner = Some(owner);
-                    return Some(key);
-                }
-                _ => {
-                    self.conns.remove(key);
-                }
+            if c.alive() {
+                c.owner = Some(owner);
+                return Some(key);
+            }
+            self.conns.remove(key);
+        }
+    }
+}
+
+impl UpConn {
+    /// Whether an idle connection is still open: the upstream has sent nothing since its
+    /// last response (one `recv` with MSG_PEEK), or over TLS only records that keep the
+    /// session going (session tickets); a FIN, a close_notify, an error or data means
+    /// closed.
+    fn alive(&mut self) -> bool {
+        match &mut self.tls {
+            Some(t) => t.idle_alive(&self.sock),
+            None => {
+                let mut byte = [0u8; 1];
+                matches!(self.sock.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
             }
         }
     }
@@ -281,6 +306,11 @@ pub(crate) struct Proxy {
     dyn_url: Vec<u8>,
     /// A literal address from a proxy_pass with variables (no balancer).
     direct: Option<std::net::SocketAddr>,
+    /// The upstream speaks TLS (`proxy_pass https://…`).
+    https: bool,
+    /// The name the TLS session is made for (`proxy_ssl_name`, else the proxy_pass host),
+    /// kept with the state so that no buffer is allocated per request.
+    ssl_name: Vec<u8>,
     head_only: bool,
     idempotent: bool,
     client_minor: u8,
@@ -360,6 +390,8 @@ impl Proxy {
             key: Vec::new(),
             dyn_url: Vec::new(),
             direct: None,
+            https: false,
+            ssl_name: Vec::new(),
             head_only: false,
             idempotent: true,
             client_minor: 1,
@@ -410,6 +442,8 @@ impl Proxy {
         self.key.clear();
         self.dyn_url.clear();
         self.direct = None;
+        self.https = false;
+        self.ssl_name.clear();
         self.upgrade = false;
         self.spoiled = false;
         self.broken = false;
@@ -506,7 +540,14 @@ impl Worker<'_> {
         if let Some(t) = &proxy.dynamic {
             let mut url = std::mem::take(&mut p.dyn_url);
             self.ctx(conn, request, 0).expand(t, &mut url);
-            let start = if url.starts_with(b"http://") { 7 } else { 0 };
+            let start = if url.starts_with(b"http://") {
+                7
+            } else if url.starts_with(b"https://") {
+                p.https = true;
+                8
+            } else {
+                0
+            };
             let rest = url.get(start..).unwrap_or_default();
             dyn_host = match rest.iter().position(|&b| b == b'/') {
                 Some(i) => {
@@ -537,6 +578,9 @@ impl Worker<'_> {
                 return Handled::Status(502);
             }
             p.dyn_url = url;
+        }
+        if proxy.dynamic.is_none() {
+            p.https = proxy.scheme == proton_ir::Scheme::Https;
         }
         if request.post_action && (head.chunked || head.content_length.is_some_and(|n| n > 0)) {
             // nginx sends the body it read again; Proton streamed it and kept none.
@@ -608,6 +652,25 @@ impl Worker<'_> {
         } else {
             ir.text_of(proxy.proxy_host).as_bytes()
         };
+        if p.https {
+            let mut name = std::mem::take(&mut p.ssl_name);
+            match &ps.tls.name {
+                Some(t) => {
+                    let mut ctx = self.ctx(conn, request, 0);
+                    ctx.proxy_host = proxy_host;
+                    ctx.expand(t, &mut name);
+                }
+                None => name.extend_from_slice(proxy_host),
+            }
+            // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
+            // name, nor are an IPv6 address's brackets (nginx strips them too).
+            let host = host_of(&name);
+            let start = host.as_ptr() as usize - name.as_ptr() as usize;
+            let end = start + host.len();
+            name.truncate(end);
+            name.drain(..start);
+            p.ssl_name = name;
+        }
         let mut sent_upgrade = false;
         {
             let mut ctx = self.ctx(conn, request, 0);
@@ -697,7 +760,7 @@ impl Worker<'_> {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-            let _ = super::tls::client_write(&conn.sock, super::conn::tls_mut(&mut conn.ext), v);
+            let _ = client_write(&conn.sock, super::conn::tls_mut(&mut conn.ext), v);
         }
 
         // The balancing key.
@@ -832,7 +895,7 @@ impl Worker<'_> {
             p.attempt_start = now;
             p.sent_any = false;
             p.req_pos = 0;
-            if let Some(key) = self.ups.take_idle(u, peer, owner, !p.idempotent) {
+            if let Some(key) = self.ups.take_idle(u, peer, owner, !p.idempotent, p.https) {
                 p.up = Some(key);
                 p.up_ready = false;
                 p.up_hup = false;
@@ -883,6 +946,11 @@ impl Worker<'_> {
         p: &mut Proxy,
         addr: std::net::SocketAddr,
     ) -> std::io::Result<()> {
+        let tls = if p.https {
+            Some(Box::new(self.upstream_tls(p, addr)?))
+        } else {
+            None
+        };
         let mut sock = TcpStream::connect(addr)?;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
@@ -894,6 +962,7 @@ impl Worker<'_> {
         let now = self.now;
         entry.insert(UpConn {
             sock,
+            tls,
             upstream: p.upstream,
             peer: p.peer,
             owner: Some(owner),
@@ -907,6 +976,31 @@ impl Worker<'_> {
         p.st = St::Connect;
         p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
         Ok(())
+    }
+
+    /// A TLS session for a new connection to `addr`: the location's `proxy_ssl_*` config,
+    /// made for the request's `proxy_ssl_name` (an IP address, or a name that is not a
+    /// valid DNS name, goes without SNI, as nginx; verification then checks the address).
+    fn upstream_tls(&self, p: &Proxy, addr: std::net::SocketAddr) -> std::io::Result<UpTls> {
+        use rustls::pki_types::ServerName;
+        let ir = &self.loaded.ir;
+        let settings = ir
+            .locations
+            .get(p.loc.0 as usize)
+            .map_or(0, |l| l.conf.settings.0 as usize);
+        let config = self
+            .loaded
+            .upstream_tls
+            .get(settings)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                std::io::Error::other("no usable proxy_ssl_* settings for an https upstream")
+            })?;
+        let name = std::str::from_utf8(&p.ssl_name)
+            .ok()
+            .and_then(|n| ServerName::try_from(n.to_string()).ok())
+            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+        UpTls::new(config.clone(), name).map_err(std::io::Error::other)
     }
 
     fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {
@@ -1198,6 +1292,11 @@ impl Worker<'_> {
                         return Drive::Failed(code);
                     }
                 }
+                Step::FailWith(f, what) => {
+                    if let Err(code) = self.fail(conn.key as usize, p, f, &what) {
+                        return Drive::Failed(code);
+                    }
+                }
             }
         }
     }
@@ -1207,6 +1306,9 @@ impl Worker<'_> {
     /// `getsockopt`/`getpeername` round. Over loopback the handshake is usually done by the
     /// time `connect` returns, so the request goes out at once.
     fn step_connect(&mut self, _conn: &mut Conn, p: &mut Proxy) -> Step {
+        if p.https {
+            return self.step_handshake(p);
+        }
         match self.write_req(p) {
             Ok(_) => self.connected(p),
             Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Blocked,
@@ -1216,6 +1318,33 @@ impl Worker<'_> {
                 "connect() failed (111: Connection refused) while connecting to upstream",
             ),
             Err(_) => Step::Fail(Fail::Error, "connect() failed while connecting to upstream"),
+        }
+    }
+
+    /// The TLS handshake with an `https://` upstream, after the connect and before the
+    /// request, within proxy_connect_timeout (as nginx). Its failure is an upstream error.
+    fn step_handshake(&mut self, p: &mut Proxy) -> Step {
+        let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        let Some(t) = c.tls.as_deref_mut() else {
+            return self.connected(p);
+        };
+        match t.handshake(&c.sock, &mut p.up_ready) {
+            Handshake::Done => self.connected(p),
+            Handshake::Blocked => Step::Blocked,
+            Handshake::Connect(e) if e.kind() == ErrorKind::ConnectionRefused => Step::Fail(
+                Fail::Error,
+                "connect() failed (111: Connection refused) while connecting to upstream",
+            ),
+            Handshake::Connect(_) => {
+                Step::Fail(Fail::Error, "connect() failed while connecting to upstream")
+            }
+            Handshake::Closed => Step::Fail(
+                Fail::Error,
+                "peer closed connection in SSL handshake while SSL handshaking to upstream",
+            ),
+            Handshake::Tls(e) => Step::FailWith(Fail::Error, handshake_error(&e, &p.ssl_name)),
         }
     }
 
@@ -1230,7 +1359,7 @@ impl Worker<'_> {
         let c =
             p.up.and_then(|k| self.ups.conns.get_mut(k))
                 .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
-        let n = c.sock.write(&p.req[p.req_pos..])?;
+        let n = client_write(&c.sock, c.tls.as_deref_mut(), &p.req[p.req_pos..])?;
         if n > 0 {
             p.req_pos += n;
             p.sent_any = true;
@@ -1301,7 +1430,7 @@ impl Worker<'_> {
                 return Pull::Wait;
             }
             // Read more from the client.
-            match super::tls::client_read(
+            match client_read(
                 &conn.sock,
                 super::conn::tls_mut(&mut conn.ext),
                 &mut conn.rd_ready,
@@ -1421,7 +1550,14 @@ impl Worker<'_> {
                 }
             }
             let want = limit.saturating_sub(p.hold.len()).max(1);
-            match read_ready(&c.sock, &mut p.up_ready, p.up_hup, &mut p.hold, want) {
+            match client_read(
+                &c.sock,
+                c.tls.as_deref_mut(),
+                &mut p.up_ready,
+                p.up_hup,
+                &mut p.hold,
+                want,
+            ) {
                 Ok(0) => {
                     return Step::Fail(
                         Fail::Error,
@@ -1863,7 +1999,7 @@ impl Worker<'_> {
             };
             if allowance > 0 {
                 let end = conn.wpos.saturating_add(allowance).min(conn.wbuf.len());
-                match super::tls::client_write(
+                match client_write(
                     &conn.sock,
                     super::conn::tls_mut(&mut conn.ext),
                     &conn.wbuf[conn.wpos..end],
@@ -1914,13 +2050,14 @@ impl Worker<'_> {
             }
             // From the upstream, while the window has room.
             if !p.upstream_eof && pending < window {
-                let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
+                let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
                     p.broken = true;
                     continue;
                 };
                 let old = conn.wbuf.len();
-                match read_ready(
+                match client_read(
                     &c.sock,
+                    c.tls.as_deref_mut(),
                     &mut p.up_ready,
                     p.up_hup,
                     &mut conn.wbuf,
@@ -1987,14 +2124,14 @@ impl Worker<'_> {
     fn step_tunnel(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
         const WINDOW: usize = 64 * 1024;
         let idle = Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
-        let Some(c) = p.up.and_then(|k| self.ups.conns.get(k)) else {
+        let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
             return Drive::Close;
         };
         loop {
             // Upstream → client through conn.wbuf, client → upstream through p.req.
             let down = pump(
                 &c.sock,
-                None,
+                c.tls.as_deref_mut(),
                 &mut p.up_ready,
                 p.up_hup,
                 &mut p.upstream_eof,
@@ -2011,7 +2148,7 @@ impl Worker<'_> {
                 conn.rd_hup,
                 &mut p.client_eof,
                 &c.sock,
-                None,
+                c.tls.as_deref_mut(),
                 &mut p.req,
                 &mut p.req_pos,
                 WINDOW,
@@ -2111,21 +2248,21 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
 /// Returns the bytes written and whether anything happened, or `None` when a write failed
 /// (`to` is gone).
 #[allow(clippy::too_many_arguments)]
-fn pump(
+fn pump<F: Transport, T: Transport>(
     from: &TcpStream,
-    from_tls: Option<&mut super::tls::TlsConn>,
+    from_tls: Option<&mut F>,
     ready: &mut bool,
     hup: bool,
     eof: &mut bool,
     to: &TcpStream,
-    mut to_tls: Option<&mut super::tls::TlsConn>,
+    mut to_tls: Option<&mut T>,
     buf: &mut Vec<u8>,
     pos: &mut usize,
     cap: usize,
 ) -> Option<(usize, bool)> {
     let mut written = 0;
     while *pos < buf.len() {
-        match super::tls::client_write(to, to_tls.as_deref_mut(), &buf[*pos..]) {
+        match client_write(to, to_tls.as_deref_mut(), &buf[*pos..]) {
             Ok(0) => return None,
             Ok(n) => {
                 *pos += n;
@@ -2140,12 +2277,12 @@ fn pump(
         buf.clear();
         *pos = 0;
         // Records that still wait go with the next writable event.
-        super::tls::client_flush(to, to_tls).ok()?;
+        client_flush(to, to_tls).ok()?;
     }
     let mut progressed = written > 0;
     if !*eof && buf.len() < cap {
         let room = cap - buf.len();
-        match super::tls::client_read(from, from_tls, ready, hup, buf, room) {
+        match client_read(from, from_tls, ready, hup, buf, room) {
             Ok(n) => {
                 *eof |= n == 0;
                 progressed = true;
@@ -2166,6 +2303,40 @@ enum Step {
     Blocked,
     Done(Drive),
     Fail(Fail, &'static str),
+    /// A failure whose log line says more than a fixed text (TLS errors).
+    FailWith(Fail, String),
+}
+
+/// The `host` of a proxy_pass `host[:port]` (an IPv6 address without its brackets): the
+/// default TLS name of an upstream, as nginx.
+fn host_of(hostport: &[u8]) -> &[u8] {
+    if let Some(rest) = hostport.strip_prefix(b"[") {
+        let end = rest.iter().position(|&b| b == b']').unwrap_or(rest.len());
+        return &rest[..end];
+    }
+    match hostport.iter().rposition(|&b| b == b':') {
+        Some(i) if hostport[i + 1..].iter().all(u8::is_ascii_digit) => &hostport[..i],
+        _ => hostport,
+    }
+}
+
+/// The error log's words for a failed handshake with an upstream, as nginx's.
+fn handshake_error(e: &rustls::Error, name: &[u8]) -> String {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            format!(
+                "upstream SSL certificate does not match \"{}\" while SSL handshaking to upstream",
+                String::from_utf8_lossy(name)
+            )
+        }
+        rustls::Error::InvalidCertificate(c) => format!(
+            "upstream SSL certificate verify error: ({c:?}) while SSL handshaking to upstream"
+        ),
+        e => format!("SSL_do_handshake() failed (SSL: {e}) while SSL handshaking to upstream"),
+    }
 }
 
 enum Pull {
@@ -2256,6 +2427,16 @@ mod tests {
         let mut out = Vec::new();
         escape_into(b"/a b/%?#\x01\xff/ok-~", &mut out);
         assert_eq!(out, b"/a%20b/%25%3F%23%01%FF/ok-~");
+    }
+
+    #[test]
+    fn tls_names_lose_their_port() {
+        assert_eq!(host_of(b"backend"), b"backend");
+        assert_eq!(host_of(b"backend:8443"), b"backend");
+        assert_eq!(host_of(b"127.0.0.1:443"), b"127.0.0.1");
+        assert_eq!(host_of(b"[::1]:443"), b"::1");
+        assert_eq!(host_of(b"[::1]"), b"::1");
+        assert_eq!(host_of(b"odd:name"), b"odd:name");
     }
 
     #[test]

@@ -112,13 +112,27 @@ impl TlsConn {
     pub(crate) fn close_notify(&mut self, sock: &TcpStream) {
         if let TlsState::Ready(c) = &mut self.state {
             c.send_close_notify();
-            let _ = flush(c, sock);
+            let _ = flush(&mut **c, sock);
         }
     }
 }
 
+/// A rustls session of either side: the server side of a client connection, or the client
+/// side of a connection to an upstream. The functions below are written once for both.
+trait Session: std::ops::DerefMut<Target = rustls::ConnectionCommon<Self::Data>> {
+    type Data;
+}
+
+impl Session for ServerConnection {
+    type Data = rustls::server::ServerConnectionData;
+}
+
+impl Session for rustls::ClientConnection {
+    type Data = rustls::client::ClientConnectionData;
+}
+
 /// Writes rustls's pending records; Ok(true) when none are left.
-fn flush(c: &mut ServerConnection, mut sock: &TcpStream) -> std::io::Result<bool> {
+fn flush<C: Session>(c: &mut C, mut sock: &TcpStream) -> std::io::Result<bool> {
     while c.wants_write() {
         match c.write_tls(&mut sock) {
             Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -131,41 +145,25 @@ fn flush(c: &mut ServerConnection, mut sock: &TcpStream) -> std::io::Result<bool
     Ok(true)
 }
 
-/// Sends pending TLS output. Ok(true): nothing waits (always, for plain connections).
-pub(crate) fn client_flush(sock: &TcpStream, tls: Option<&mut TlsConn>) -> std::io::Result<bool> {
-    match tls.map(|t| &mut t.state) {
-        Some(TlsState::Ready(c)) => flush(c, sock),
-        _ => Ok(true),
-    }
-}
-
-/// Reads at most `want` bytes of plaintext into `buf` (see [`read_ready`] for `ready` and
-/// `hup`). Over TLS: plaintext rustls already holds first, then records from the socket.
-/// Ok(0): the client closed (close_notify, or a FIN).
-pub(crate) fn client_read(
+/// Reads at most `want` bytes of plaintext of session `c` into `buf`: what rustls already
+/// holds (`*plain` bytes) first, then records from the socket. Ok(0): the peer closed
+/// (close_notify, or a FIN). An `InvalidData` error: the peer broke the protocol (the alert
+/// rustls queued is sent; the session cannot be used any more).
+fn session_read<C: Session>(
+    c: &mut C,
+    plain: &mut usize,
     sock: &TcpStream,
-    tls: Option<&mut TlsConn>,
     ready: &mut bool,
-    hup: bool,
     buf: &mut Vec<u8>,
     want: usize,
 ) -> std::io::Result<usize> {
-    let Some(t) = tls else {
-        return read_ready(sock, ready, hup, buf, want);
-    };
-    let c = match &mut t.state {
-        TlsState::Ready(c) => c,
-        TlsState::Plain => return read_ready(sock, ready, hup, buf, want),
-        TlsState::Accepting(_) => return Err(ErrorKind::WouldBlock.into()),
-        TlsState::Failed => return Ok(0),
-    };
     // Handshake records or an alert may still wait for the socket.
     flush(c, sock)?;
     loop {
-        if t.plain > 0 {
+        if *plain > 0 {
             buf.reserve(want);
             let spare = buf.spare_capacity_mut();
-            let n = want.min(spare.len()).min(t.plain);
+            let n = want.min(spare.len()).min(*plain);
             // Plaintext is copied into a zeroed window; the buffer's spare capacity is
             // never read uninitialised.
             let start = buf.len();
@@ -173,15 +171,15 @@ pub(crate) fn client_read(
             match c.reader().read(&mut buf[start..]) {
                 Ok(k) => {
                     buf.truncate(start + k);
-                    t.plain = t.plain.saturating_sub(k);
+                    *plain = plain.saturating_sub(k);
                     if k > 0 {
                         return Ok(k);
                     }
-                    t.plain = 0;
+                    *plain = 0;
                 }
                 Err(e) => {
                     buf.truncate(start);
-                    t.plain = 0;
+                    *plain = 0;
                     if e.kind() != ErrorKind::WouldBlock {
                         return Err(e);
                     }
@@ -207,45 +205,256 @@ pub(crate) fn client_read(
         }
         match c.process_new_packets() {
             Ok(io) => {
-                t.plain = io.plaintext_bytes_to_read();
+                *plain = io.plaintext_bytes_to_read();
                 let _ = flush(c, sock);
-                if io.peer_has_closed() && t.plain == 0 {
+                if io.peer_has_closed() && *plain == 0 {
                     return Ok(0);
                 }
             }
             Err(e) => {
                 // The alert rustls queued goes out before the close.
                 let _ = flush(c, sock);
-                t.state = TlsState::Failed;
                 return Err(std::io::Error::new(ErrorKind::InvalidData, e));
             }
         }
     }
 }
 
-/// Writes plaintext to the client: over TLS, as records (the part of `data` rustls took is
-/// reported; its records may still wait for the socket, see [`client_flush`]).
-pub(crate) fn client_write(
-    sock: &TcpStream,
-    tls: Option<&mut TlsConn>,
-    data: &[u8],
-) -> std::io::Result<usize> {
-    let c = match tls.map(|t| &mut t.state) {
-        None | Some(TlsState::Plain) => return (&mut &*sock).write(data),
-        Some(TlsState::Ready(c)) => c,
-        Some(_) => return Err(ErrorKind::BrokenPipe.into()),
-    };
+/// Writes plaintext through session `c` (the part of `data` rustls took is reported; its
+/// records may still wait for the socket, see [`flush`]).
+fn session_write<C: Session>(c: &mut C, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
     if !flush(c, sock)? {
         return Err(ErrorKind::WouldBlock.into());
     }
     // Bounded: rustls encrypts what it takes at once; 64 KiB at a time keeps its buffer
-    // (and what waits for a slow client) small.
+    // (and what waits for a slow peer) small.
     let n = c.writer().write(&data[..data.len().min(64 * 1024)])?;
     if n == 0 && !data.is_empty() {
         return Err(ErrorKind::WouldBlock.into());
     }
     flush(c, sock)?;
     Ok(n)
+}
+
+/// A connection's transport above the socket: what [`client_read`], [`client_write`] and
+/// [`client_flush`] go through when the connection has TLS (client connections' TLS, and
+/// upstream connections' [`UpTls`]).
+pub(crate) trait Transport {
+    fn read(
+        &mut self,
+        sock: &TcpStream,
+        ready: &mut bool,
+        hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize>;
+    fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize>;
+    fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool>;
+}
+
+impl Transport for TlsConn {
+    fn read(
+        &mut self,
+        sock: &TcpStream,
+        ready: &mut bool,
+        hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize> {
+        let c = match &mut self.state {
+            TlsState::Ready(c) => c,
+            TlsState::Plain => return read_ready(sock, ready, hup, buf, want),
+            TlsState::Accepting(_) => return Err(ErrorKind::WouldBlock.into()),
+            TlsState::Failed => return Ok(0),
+        };
+        let r = session_read(&mut **c, &mut self.plain, sock, ready, buf, want);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidData) {
+            self.state = TlsState::Failed;
+        }
+        r
+    }
+
+    fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+        match &mut self.state {
+            TlsState::Plain => (&mut &*sock).write(data),
+            TlsState::Ready(c) => session_write(&mut **c, sock, data),
+            _ => Err(ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool> {
+        match &mut self.state {
+            TlsState::Ready(c) => flush(&mut **c, sock),
+            _ => Ok(true),
+        }
+    }
+}
+
+/// Sends pending TLS output. Ok(true): nothing waits (always, for plain connections).
+pub(crate) fn client_flush<T: Transport>(
+    sock: &TcpStream,
+    tls: Option<&mut T>,
+) -> std::io::Result<bool> {
+    match tls {
+        Some(t) => t.flush(sock),
+        None => Ok(true),
+    }
+}
+
+/// Reads at most `want` bytes of plaintext into `buf` (see [`read_ready`] for `ready` and
+/// `hup`). Over TLS: plaintext rustls already holds first, then records from the socket.
+/// Ok(0): the peer closed (close_notify, or a FIN).
+pub(crate) fn client_read<T: Transport>(
+    sock: &TcpStream,
+    tls: Option<&mut T>,
+    ready: &mut bool,
+    hup: bool,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> std::io::Result<usize> {
+    match tls {
+        Some(t) => t.read(sock, ready, hup, buf, want),
+        None => read_ready(sock, ready, hup, buf, want),
+    }
+}
+
+/// Writes plaintext: over TLS, as records (the part of `data` rustls took is reported; its
+/// records may still wait for the socket, see [`client_flush`]).
+pub(crate) fn client_write<T: Transport>(
+    sock: &TcpStream,
+    tls: Option<&mut T>,
+    data: &[u8],
+) -> std::io::Result<usize> {
+    match tls {
+        Some(t) => t.write(sock, data),
+        None => (&mut &*sock).write(data),
+    }
+}
+
+/// The TLS side of a connection to an `https://` upstream.
+pub(crate) struct UpTls {
+    conn: rustls::ClientConnection,
+    /// Plaintext rustls holds that has not been read yet.
+    plain: usize,
+    /// The session failed (a protocol error): nothing more goes through it.
+    failed: bool,
+}
+
+/// How a handshake with an upstream goes.
+pub(crate) enum Handshake {
+    Done,
+    /// Waiting for the socket.
+    Blocked,
+    /// The connect itself failed (the first write of the ClientHello tells).
+    Connect(std::io::Error),
+    /// The upstream closed the connection during the handshake.
+    Closed,
+    /// A TLS error (the upstream's certificate did not verify, no common protocol, …).
+    Tls(rustls::Error),
+}
+
+impl UpTls {
+    pub(crate) fn new(
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<UpTls, rustls::Error> {
+        Ok(UpTls {
+            conn: rustls::ClientConnection::new(config, name)?,
+            plain: 0,
+            failed: false,
+        })
+    }
+
+    /// Advances the handshake: the ClientHello goes out with the first write (which also
+    /// tells whether the non-blocking connect succeeded), the server's flight is read as it
+    /// arrives.
+    pub(crate) fn handshake(&mut self, sock: &TcpStream, ready: &mut bool) -> Handshake {
+        loop {
+            match flush(&mut self.conn, sock) {
+                Ok(true) => {}
+                Ok(false) => return Handshake::Blocked,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return Handshake::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Handshake::Connect(e),
+            }
+            if !self.conn.is_handshaking() {
+                return Handshake::Done;
+            }
+            if !*ready {
+                return Handshake::Blocked;
+            }
+            let mut s = sock;
+            match self.conn.read_tls(&mut s) {
+                Ok(0) => return Handshake::Closed,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    *ready = false;
+                    return Handshake::Blocked;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return Handshake::Closed,
+            }
+            match self.conn.process_new_packets() {
+                Ok(io) => self.plain = io.plaintext_bytes_to_read(),
+                Err(e) => {
+                    let _ = flush(&mut self.conn, sock);
+                    self.failed = true;
+                    return Handshake::Tls(e);
+                }
+            }
+        }
+    }
+
+    /// Whether an idle (cached) connection is still usable after its socket became
+    /// readable: records that arrive while idle (session tickets, say) are taken in; a
+    /// close_notify, a FIN, an error or application data means it cannot be reused.
+    pub(crate) fn idle_alive(&mut self, sock: &TcpStream) -> bool {
+        loop {
+            let mut s = sock;
+            match self.conn.read_tls(&mut s) {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return !self.failed,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+            match self.conn.process_new_packets() {
+                Ok(io) if !io.peer_has_closed() && io.plaintext_bytes_to_read() == 0 => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+impl Transport for UpTls {
+    fn read(
+        &mut self,
+        sock: &TcpStream,
+        ready: &mut bool,
+        _hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(ErrorKind::InvalidData.into());
+        }
+        let r = session_read(&mut self.conn, &mut self.plain, sock, ready, buf, want);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidData) {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        session_write(&mut self.conn, sock, data)
+    }
+
+    fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool> {
+        flush(&mut self.conn, sock)
+    }
 }
 
 /// What the first read of a TLS address found.
