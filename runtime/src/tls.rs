@@ -189,8 +189,8 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
             shared: Some((name, size)),
             ..
         } => {
-            let zone = crate::tls_cache::SharedSessions::zone(name, *size, t.session_timeout_secs)?;
-            r.storage = zone;
+            let zone = crate::tls_cache::SharedSessions::zone(name, *size)?;
+            r.storage = zone.with_timeout(t.session_timeout_secs);
         }
         SessionCache::Cache { builtin, .. } => {
             let storage: Arc<dyn StoresServerSessions> =
@@ -225,6 +225,7 @@ pub fn server_configs(
     );
     let mut built: Vec<Built<'_>> = Vec::new();
     let mut out = ServerConfigs::default();
+    let mut passwords: Vec<(String, Vec<String>)> = Vec::new();
     for s in &ir.servers {
         let Some(t) = s.tls.as_deref() else {
             out.configs.push(None);
@@ -244,7 +245,19 @@ pub fn server_configs(
             continue;
         }
         let here = proton_tls::resolve_paths(t, prefix);
-        let (c, a) = proton_tls::server_config_with_auth(&here, resumption(&here)?)?;
+        // Each password file is read once per load (it may be a pipe, as in nginx).
+        let pw = match &here.password_file {
+            Some(f) => match passwords.iter().find(|(p, _)| p == f) {
+                Some((_, list)) => list.clone(),
+                None => {
+                    let list = proton_tls::passwords(std::path::Path::new(f))?;
+                    passwords.push((f.clone(), list.clone()));
+                    list
+                }
+            },
+            None => Vec::new(),
+        };
+        let (c, a) = proton_tls::server_config_with_auth(&here, resumption(&here)?, &pw)?;
         let c = Arc::new(c);
         built.push((t, c.clone(), a.clone()));
         out.configs.push(Some(c));

@@ -28,7 +28,13 @@ const PROBE: usize = 4;
 pub struct SharedSessions {
     base: NonNull<AtomicU64>,
     slots: usize,
-    /// Seconds a session lives (`ssl_session_timeout`).
+}
+
+/// A zone as one server's settings use it: sessions it stores live for its
+/// `ssl_session_timeout` (servers with other timeouts may share the zone, as in nginx).
+#[derive(Debug)]
+pub struct ZoneUse {
+    zone: Arc<SharedSessions>,
     timeout: u64,
 }
 
@@ -66,13 +72,10 @@ static ZONES: Mutex<Zones> = Mutex::new(Vec::new());
 
 impl SharedSessions {
     /// The zone `name` of `size` bytes: the one made earlier with that name and size, else a
-    /// new one. `timeout`: `ssl_session_timeout` of the settings using it.
-    pub fn zone(name: &str, size: u64, timeout: u64) -> Result<Arc<SharedSessions>, String> {
+    /// new one.
+    pub fn zone(name: &str, size: u64) -> Result<Arc<SharedSessions>, String> {
         let mut zones = ZONES.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, z)) = zones
-            .iter()
-            .find(|(n, s, z)| n == name && *s == size && z.timeout == timeout)
-        {
+        if let Some((_, _, z)) = zones.iter().find(|(n, s, _)| n == name && *s == size) {
             return Ok(z.clone());
         }
         let slots = (size as usize / SLOT_BYTES).max(PROBE);
@@ -82,10 +85,17 @@ impl SharedSessions {
         let z = Arc::new(SharedSessions {
             base: ptr.cast::<AtomicU64>(),
             slots,
-            timeout: timeout.max(1),
         });
         zones.push((name.to_string(), size, z.clone()));
         Ok(z)
+    }
+
+    /// The zone used with sessions that live `timeout` seconds.
+    pub fn with_timeout(self: &Arc<Self>, timeout: u64) -> Arc<ZoneUse> {
+        Arc::new(ZoneUse {
+            zone: self.clone(),
+            timeout: timeout.max(1),
+        })
     }
 
     /// How many sessions the zone holds at most.
@@ -169,28 +179,38 @@ impl SharedSessions {
     }
 }
 
-impl StoresServerSessions for SharedSessions {
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+impl SharedSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>, timeout: u64) -> bool {
         if key.len() + value.len() > DATA_BYTES || key.len() > 0xffff {
             return false;
         }
         let h = hash(&key);
         let now = now();
-        // The slot: the key's own, else a free or expired one, else the one expiring first.
+        // The slot: the key's own (anywhere in its window, so that it is never stored
+        // twice), else a free or expired one, else the one expiring first.
+        let window = (0..PROBE).map(|i| (h as usize).wrapping_add(i) % self.slots);
         let mut best: Option<(usize, u64, u64)> = None;
-        for i in 0..PROBE {
-            let slot = (h as usize).wrapping_add(i) % self.slots;
+        for slot in window.clone() {
             let version = self.word(slot, 0).load(Ordering::Acquire);
-            if version & 1 == 1 {
-                continue;
-            }
-            let expires = self.word(slot, 1).load(Ordering::Relaxed);
-            if self.read(slot, h, &key, now).is_some() || expires <= now {
+            if version & 1 == 0 && self.read(slot, h, &key, now).is_some() {
                 best = Some((slot, version, 0));
                 break;
             }
-            if best.is_none_or(|(_, _, e)| expires < e) {
-                best = Some((slot, version, expires));
+        }
+        if best.is_none() {
+            for slot in window {
+                let version = self.word(slot, 0).load(Ordering::Acquire);
+                if version & 1 == 1 {
+                    continue;
+                }
+                let expires = self.word(slot, 1).load(Ordering::Relaxed);
+                if expires <= now {
+                    best = Some((slot, version, 0));
+                    break;
+                }
+                if best.is_none_or(|(_, _, e)| expires < e) {
+                    best = Some((slot, version, expires));
+                }
             }
         }
         let Some((slot, version, _)) = best else {
@@ -199,7 +219,7 @@ impl StoresServerSessions for SharedSessions {
         let meta = (key.len() as u64) | ((value.len() as u64) << 16) | ((h & 0xffff_ffff) << 32);
         let mut data = key;
         data.extend_from_slice(&value);
-        self.write(slot, version, now + self.timeout, meta, &data)
+        self.write(slot, version, now + timeout, meta, &data)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -210,6 +230,20 @@ impl StoresServerSessions for SharedSessions {
         let (slot, version, value) = self.find(key)?;
         // Single use (TLS 1.3): only the taker that clears the slot gets the session.
         self.write(slot, version, 0, 0, &[]).then_some(value)
+    }
+}
+
+impl StoresServerSessions for ZoneUse {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.zone.put(key, value, self.timeout)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.zone.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.zone.take(key)
     }
 
     fn can_cache(&self) -> bool {
@@ -223,8 +257,10 @@ mod tests {
 
     #[test]
     fn sessions_are_stored_found_taken_once_and_bounded() {
-        let z = SharedSessions::zone("test-a", 64 * 1024, 300).unwrap();
-        assert_eq!(z.capacity(), 128);
+        let z = SharedSessions::zone("test-a", 64 * 1024)
+            .unwrap()
+            .with_timeout(300);
+        assert_eq!(z.zone.capacity(), 128);
         assert!(z.put(b"id-1".to_vec(), b"state one".to_vec()));
         assert_eq!(z.get(b"id-1").unwrap(), b"state one");
         assert!(z.get(b"id-2").is_none());
@@ -255,16 +291,18 @@ mod tests {
 
     #[test]
     fn the_same_name_and_size_is_the_same_zone() {
-        let a = SharedSessions::zone("test-b", 8192, 300).unwrap();
-        let b = SharedSessions::zone("test-b", 8192, 300).unwrap();
+        let a = SharedSessions::zone("test-b", 32768).unwrap();
+        let b = SharedSessions::zone("test-b", 32768).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let c = SharedSessions::zone("test-b", 16384, 300).unwrap();
+        let c = SharedSessions::zone("test-b", 65536).unwrap();
         assert!(!Arc::ptr_eq(&a, &c), "a new size is a new zone");
     }
 
     #[test]
     fn a_forked_process_sees_the_parents_sessions_and_the_parent_its() {
-        let z = SharedSessions::zone("test-fork", 64 * 1024, 300).unwrap();
+        let z = SharedSessions::zone("test-fork", 64 * 1024)
+            .unwrap()
+            .with_timeout(300);
         assert!(z.put(b"from-parent".to_vec(), b"p".to_vec()));
         // SAFETY: the child only touches the shared mapping and exits with _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {

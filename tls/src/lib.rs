@@ -412,14 +412,21 @@ fn private_key(path: &str, passwords: &[String]) -> Result<PrivateKeyDer<'static
 /// The rustls config of a server's TLS settings. Fails with a message naming the file for a
 /// certificate or key that cannot be used, or when nothing is left to offer.
 pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConfig, String> {
-    Ok(server_config_with_auth(t, resumption)?.0)
+    let passwords = match &t.password_file {
+        Some(f) => passwords(Path::new(f))?,
+        None => Vec::new(),
+    };
+    Ok(server_config_with_auth(t, resumption, &passwords)?.0)
 }
 
 /// [`server_config`] and its client-certificate verifier (`None` with `ssl_verify_client
-/// off`), which checks the chain after the handshake.
+/// off`), which checks the chain after the handshake. `passwords`: those of the settings'
+/// `ssl_password_file`, read by the caller (once per file and load, as nginx: the file
+/// may be a pipe).
 pub fn server_config_with_auth(
     t: &ServerTls,
     resumption: Resumption,
+    passwords: &[String],
 ) -> Result<(ServerConfig, Option<Arc<ClientAuth>>), String> {
     let provider = Arc::new(provider(t)?);
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -433,13 +440,9 @@ pub fn server_config_with_auth(
         Some(f) => Some(ocsp_response(Path::new(f))?),
         None => None,
     };
-    let passwords = match &t.password_file {
-        Some(f) => passwords(Path::new(f))?,
-        None => Vec::new(),
-    };
     let mut keys = Vec::with_capacity(t.certificates.len());
     for pair in &t.certificates {
-        let mut key = certified_key(pair, &passwords, &provider)?;
+        let mut key = certified_key(pair, passwords, &provider)?;
         key.ocsp = staple.clone();
         keys.push(Arc::new(key));
     }
@@ -523,7 +526,7 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
         Some(pair) => {
             let key = certified_key(pair, &[], &provider)?;
             builder
-                .with_client_auth_cert(key.cert, key_der(pair)?)
+                .with_client_auth_cert(key.cert, private_key(&pair.key, &[])?)
                 .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?
         }
         None => builder.with_no_client_auth(),
@@ -535,16 +538,6 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
         Resumption::disabled()
     };
     Ok(config)
-}
-
-fn key_der(pair: &CertificatePair) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| {
-        format!(
-            "cannot load certificate key \"{}\": {}",
-            pair.key,
-            pem_error(&e, "private key")
-        )
-    })
 }
 
 /// Every CRL of a PEM file (at least one).

@@ -52,6 +52,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         bad_regexes: Vec::new(),
         misplaced_named: Vec::new(),
         tls_checked: Default::default(),
+        ssl_zones: Default::default(),
         upstream_tls_checked: Default::default(),
         log_format_spans: Vec::new(),
         server_root: Template::default(),
@@ -133,6 +134,8 @@ pub(crate) struct Lower<'a> {
     pub(crate) map: &'a SourceMap,
     /// TLS settings records already built by `check_tls` (each is checked once).
     tls_checked: rustc_hash::FxHashSet<ServerTls>,
+    /// `ssl_session_cache shared:` zones: name → (size, where first declared).
+    ssl_zones: HashMap<String, (u64, Span)>,
     /// `proxy_ssl_*` records already built by `check_upstream_tls`.
     upstream_tls_checked: rustc_hash::FxHashSet<UpstreamTls>,
     pub(crate) diags: &'a mut Diagnostics,

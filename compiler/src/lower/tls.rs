@@ -448,12 +448,28 @@ impl Lower<'_> {
                     _ => self.err(bad(format!("invalid session cache size \"{}\"", &v[8..]))),
                 },
                 _ if v.starts_with("shared:") => {
+                    // As nginx: the name runs to the first `:`, and a zone is at least
+                    // eight pages.
                     let rest = &v[7..];
-                    match rest.rsplit_once(':') {
+                    match rest.split_once(':') {
                         Some((name, size)) if !name.is_empty() => match parse_size(size) {
-                            Some(n) if n >= 8192 => shared = Some((name.to_string(), n)),
+                            Some(n) if n >= 32768 => {
+                                match self.ssl_zones.get(name) {
+                                    Some(&(had, first)) if had != n => self.err(
+                                        bad(format!(
+                                            "the size {n} of shared memory zone \"{name}\" conflicts with already declared size {had}"
+                                        ))
+                                        .also(first, "declared here"),
+                                    ),
+                                    Some(_) => {}
+                                    None => {
+                                        self.ssl_zones.insert(name.to_string(), (n, a.span));
+                                    }
+                                }
+                                shared = Some((name.to_string(), n));
+                            }
                             _ => self.err(bad(format!(
-                                "invalid session cache size \"{size}\" (at least 8k)"
+                                "invalid session cache size \"{size}\" (at least 32k)"
                             ))),
                         },
                         _ => self.err(bad(format!("invalid session cache \"{v}\""))),
@@ -553,35 +569,56 @@ impl Lower<'_> {
     /// certificate (or reject handshakes). `listen_spans` has the span of a listen line of
     /// each (address, server).
     pub(crate) fn check_tls_listeners(&mut self, listen_spans: &[(String, ServerId, Span)]) {
+        let state = |sid: ServerId| {
+            let t = self
+                .ir
+                .servers
+                .get(sid.0 as usize)
+                .and_then(|s| s.tls.as_ref());
+            (
+                t.is_some_and(|t| !t.certificates.is_empty()),
+                t.is_some_and(|t| t.reject_handshake),
+            )
+        };
         let mut missing = Vec::new();
         for l in &self.ir.listeners {
             if !l.ssl {
                 continue;
             }
-            let s = l.names.default;
-            let ok = self
-                .ir
-                .servers
-                .get(s.0 as usize)
-                .and_then(|s| s.tls.as_ref())
-                .is_some_and(|t| !t.certificates.is_empty() || t.reject_handshake);
-            if !ok {
-                let span = listen_spans
+            let span_of = |sid: ServerId| {
+                listen_spans
                     .iter()
-                    .find(|(a, sid, _)| *a == l.addr && *sid == s)
-                    .map_or(Span::default(), |x| x.2);
-                missing.push((l.addr.clone(), span));
+                    .find(|(a, s, _)| *a == l.addr && *s == sid)
+                    .map_or(Span::default(), |x| x.2)
+            };
+            match state(l.names.default) {
+                (true, _) => {}
+                (false, false) => missing.push((l.addr.clone(), span_of(l.names.default), true)),
+                // As nginx: a default server that rejects handshakes leaves every other
+                // server of the address to answer its own, so each needs a certificate (or
+                // rejects too).
+                (false, true) => {
+                    for (a, sid, span) in listen_spans {
+                        if *a == l.addr && state(*sid) == (false, false) {
+                            missing.push((l.addr.clone(), *span, false));
+                        }
+                    }
+                }
             }
         }
-        for (addr, span) in missing {
+        for (addr, span, default) in missing {
             self.err(
                 Diagnostic::error(
                     Code::Conflict,
                     span,
                     format!("no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive ({addr})"),
                 )
-                .label("this address speaks TLS; its default server has no certificate")
-                .help("add ssl_certificate and ssl_certificate_key to the server (or to http)"),
+                .label(if default {
+                    "this address speaks TLS; its default server has no certificate"
+                } else {
+                    "its default server rejects handshakes, so this server answers its own: it needs a certificate"
+                })
+                .help("add ssl_certificate and ssl_certificate_key to the server (or to http), or ssl_reject_handshake on"),
             );
         }
     }

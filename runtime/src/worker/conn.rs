@@ -340,6 +340,9 @@ impl Conn {
             return self.after_drive(w, d);
         }
         match self.phase {
+            Phase::Head if self.rbuf.is_empty() && self.tls_handshaking() => {
+                elog!(w.elog, Info, "client timed out (110: Connection timed out) while SSL handshaking, client: {}", self.peer.ip());
+            }
             Phase::Head if !self.rbuf.is_empty() => {
                 elog!(w.elog, Info, "client timed out (110: client_header_timeout) while reading client request headers, client: {}", self.peer.ip());
                 // nginx answers 408 only in its logs; the connection is just closed.
@@ -460,6 +463,12 @@ impl Conn {
                 super::tls::Accept::Close => return Fill::Closed,
             }
         }
+        // TLS records waiting for the socket (a handshake flight larger than the socket's
+        // buffer): a writable event brings the connection here, and they go first, since
+        // the client may be waiting for them before it sends anything.
+        if self.tls().is_some_and(|t| t.wants_write()) && self.flush_tls().is_none() {
+            return Fill::Closed;
+        }
         if !self.rd_ready && !self.tls().is_some_and(|t| t.has_plaintext()) {
             if self.rbuf.is_empty() && self.phase == Phase::Head {
                 // Idle between requests: the buffers go back to the pool.
@@ -482,6 +491,7 @@ impl Conn {
         } else {
             (limit - old).min(16 * 1024)
         };
+        let handshaking = self.tls_handshaking();
         match super::tls::client_read(
             &self.sock,
             tls_mut(&mut self.ext),
@@ -491,6 +501,25 @@ impl Conn {
             want.max(1),
         ) {
             Ok(0) => Fill::Closed,
+            // A TLS protocol error (its alert is already sent), named as nginx names it.
+            Err(e) if e.kind() == ErrorKind::InvalidData && self.tls().is_some() => {
+                if handshaking {
+                    elog!(
+                        w.elog,
+                        Info,
+                        "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
+                        self.peer.ip()
+                    );
+                } else {
+                    elog!(
+                        w.elog,
+                        Info,
+                        "SSL_read() failed ({e}) while reading client request, client: {}",
+                        self.peer.ip()
+                    );
+                }
+                Fill::Closed
+            }
             Ok(_) => Fill::Data,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 if self.rbuf.is_empty() && self.phase == Phase::Head {
@@ -765,7 +794,12 @@ impl Conn {
         let Some(mut allowance) = self.rate_allowance(w) else {
             return Some(false);
         };
-        if self.wpos == 0 && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile) {
+        // (Not over TLS: the file is copied through rustls, never sent with sendfile, so
+        // nothing would take the cork off.)
+        if self.wpos == 0
+            && self.tls().is_none()
+            && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile)
+        {
             let _ = socket2::SockRef::from(&self.sock).set_cork(true);
         }
         // The last bytes before a close: MSG_MORE holds them until close() so the response

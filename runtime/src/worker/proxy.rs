@@ -2160,8 +2160,8 @@ impl Worker<'_> {
             };
             p.written += down.0 as u64;
             // Either side gone and what it said delivered: the tunnel is over.
-            let up_done = p.upstream_eof && conn.wbuf.is_empty();
-            let client_done = p.client_eof && p.req.is_empty();
+            let up_done = p.upstream_eof && down.2;
+            let client_done = p.client_eof && up.2;
             if up_done || client_done {
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
@@ -2245,7 +2245,8 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
 
 /// One direction of a tunnel: writes what `buf` holds (from `*pos`) to `to`, then reads
 /// more from `from` while `buf` is under `cap`; a read of 0 or an error sets `*eof`.
-/// Returns the bytes written and whether anything happened, or `None` when a write failed
+/// Returns the bytes written, whether anything happened and whether everything written has
+/// left (TLS records included), or `None` when a write failed
 /// (`to` is gone).
 #[allow(clippy::too_many_arguments)]
 fn pump<F: Transport, T: Transport>(
@@ -2259,7 +2260,7 @@ fn pump<F: Transport, T: Transport>(
     buf: &mut Vec<u8>,
     pos: &mut usize,
     cap: usize,
-) -> Option<(usize, bool)> {
+) -> Option<(usize, bool, bool)> {
     let mut written = 0;
     while *pos < buf.len() {
         match client_write(to, to_tls.as_deref_mut(), &buf[*pos..]) {
@@ -2273,11 +2274,13 @@ fn pump<F: Transport, T: Transport>(
             Err(_) => return None,
         }
     }
+    // Everything given to `to` has left: over TLS, its records too (those that still wait
+    // go with the next writable event).
+    let mut drained = false;
     if *pos == buf.len() {
         buf.clear();
         *pos = 0;
-        // Records that still wait go with the next writable event.
-        client_flush(to, to_tls).ok()?;
+        drained = client_flush(to, to_tls).ok()?;
     }
     let mut progressed = written > 0;
     if !*eof && buf.len() < cap {
@@ -2295,7 +2298,7 @@ fn pump<F: Transport, T: Transport>(
             }
         }
     }
-    Some((written, progressed))
+    Some((written, progressed, drained))
 }
 
 enum Step {

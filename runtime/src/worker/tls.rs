@@ -223,16 +223,17 @@ fn session_read<C: Session>(
 /// Writes plaintext through session `c` (the part of `data` rustls took is reported; its
 /// records may still wait for the socket, see [`flush`]).
 fn session_write<C: Session>(c: &mut C, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
-    if !flush(c, sock)? {
-        return Err(ErrorKind::WouldBlock.into());
-    }
-    // Bounded: rustls encrypts what it takes at once; 64 KiB at a time keeps its buffer
-    // (and what waits for a slow peer) small.
+    let drained = flush(c, sock)?;
+    // rustls takes plaintext while the records waiting for the socket stay under its
+    // buffer limit (64 KiB): what waits for a slow peer is bounded, and a peer that is slow
+    // but taking bytes keeps taking data, so the send timeout counts from its last bytes.
     let n = c.writer().write(&data[..data.len().min(64 * 1024)])?;
     if n == 0 && !data.is_empty() {
         return Err(ErrorKind::WouldBlock.into());
     }
-    flush(c, sock)?;
+    if drained {
+        flush(c, sock)?;
+    }
     Ok(n)
 }
 
@@ -508,6 +509,15 @@ impl Worker<'_> {
 }
 
 impl Conn {
+    /// The TLS handshake has not finished (the ClientHello is still awaited, or the rest).
+    pub(crate) fn tls_handshaking(&self) -> bool {
+        match self.tls().map(|t| &t.state) {
+            Some(TlsState::Accepting(_)) => true,
+            Some(TlsState::Ready(c)) => c.is_handshaking(),
+            _ => false,
+        }
+    }
+
     /// The connection's established TLS session (`None` for plain HTTP).
     pub(crate) fn tls_session(&self) -> Option<&ServerConnection> {
         self.tls().and_then(TlsConn::session)

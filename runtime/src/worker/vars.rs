@@ -1105,11 +1105,13 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
             }
         }
         Builtin::SslCurve => {
-            if let Some(name) = t
-                .negotiated_key_exchange_group()
-                .and_then(|g| openssl_group_name(g.name()))
-            {
-                out.extend_from_slice(name.as_bytes());
+            if let Some(g) = t.negotiated_key_exchange_group().map(|g| g.name()) {
+                match openssl_group_name(g) {
+                    Some(name) => out.extend_from_slice(name.as_bytes()),
+                    None => {
+                        let _ = write!(out, "0x{:04x}", u16::from(g));
+                    }
+                }
             }
         }
         _ => {}

@@ -1173,3 +1173,50 @@ fn sent_then_closed(port: u16, bytes: &[u8]) -> bool {
     }
     false
 }
+
+#[test]
+fn a_handshake_flight_larger_than_the_socket_buffer_completes() {
+    // A certificate file with a long chain (150 certificates, ~60 KB sent in the server's
+    // first flight) on a listener with an 8 KB send buffer: the flight goes out in pieces,
+    // each when the socket is writable, before the client has anything more to say.
+    let t = TempDir::new("tls-bigflight");
+    let dir = t.path().to_path_buf();
+    let leaf = make_cert(&dir, "leaf", &["big.test"], false);
+    let mut chain = std::fs::read_to_string(dir.join("leaf.crt")).expect("leaf");
+    for i in 0..150 {
+        make_cert(&dir, "filler", &[&format!("filler{i}.test")], false);
+        chain.push_str(&std::fs::read_to_string(dir.join("filler.crt")).expect("filler"));
+    }
+    std::fs::write(dir.join("chain.crt"), chain).expect("chain");
+    let d = dir.display();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}} ssl sndbuf=8k;\n  ssl_certificate {d}/chain.crt;\n  ssl_certificate_key {d}/leaf.key;\n  return 200 big;\n }}\n}}\n"
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    for tls12 in [false, true] {
+        // A client with a 4 KB receive buffer: the server's writes block after a few KB.
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.set_recv_buffer_size(4096).expect("rcvbuf");
+        sock.connect(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, p.port)).into())
+            .expect("connect");
+        let tcp: TcpStream = sock.into();
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let name = ServerName::try_from("big.test").expect("name");
+        let conn = rustls::ClientConnection::new(client(tls12, &[]), name).expect("client");
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        s.write_all(b"GET / HTTP/1.1\r\nHost: big.test\r\nConnection: close\r\n\r\n")
+            .expect("the handshake completes");
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let r = parse_response(&raw).expect("a response");
+        assert_eq!(r.body_text(), "big", "TLS 1.2: {tls12}");
+        let cert = s
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
+        assert_eq!(cert, Some(leaf.der.clone()));
+    }
+}
