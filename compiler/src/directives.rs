@@ -332,6 +332,7 @@ pub static TABLE: &[Spec] = &[
     // upstream
     row("upstream", H, Exactly(1), Block, true, Structure, "", "name { … }", "A group of servers for proxy_pass."),
     row("server", U, AtLeast(1), Custom, true, Structure, "", "address [weight=n] [max_fails=n] [fail_timeout=time] [backup] [down] [max_conns=n]", "A member of an upstream group."),
+    row("zone", U, Range(1, 2), Custom, false, Structure, "", "name [size]", "nginx's shared memory zone for the group's run-time state. Checked as nginx does (at least 32k, one size per name, a zone named without a size must be sized by another upstream) and otherwise without effect: Proton keeps every group's state (connections, failures, health) in memory shared by all workers, zone or not."),
     row("keepalive", U, Exactly(1), Int, false, Structure, "", "connections", "Idle keep-alive connections to the group cached per worker."),
     row("keepalive_timeout", U, Exactly(1), Time, false, Structure, "60s", "time", "How long an idle upstream connection stays cached."),
     row("keepalive_requests", U, Exactly(1), Int, false, Structure, "1000", "number", "Requests per cached upstream connection."),
@@ -369,6 +370,7 @@ pub static TABLE: &[Spec] = &[
     row("proxy_ssl_protocols", HSL, AtLeast(1), Custom, false, Inherit, "TLSv1.2 TLSv1.3", "[TLSv1.2] [TLSv1.3]", "TLS versions offered to upstreams. As `ssl_protocols`, Proton (rustls) has no TLS 1.0/1.1 or SSL, and naming them is an error."),
     row("proxy_ssl_ciphers", HSL, Exactly(1), Custom, false, Inherit, "DEFAULT", "ciphers", "TLS 1.2 cipher suites offered to upstreams, in OpenSSL's cipher-list syntax (as `ssl_ciphers`)."),
     row("proxy_ssl_session_reuse", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Resume TLS sessions with upstreams (each worker keeps the sessions of the servers it talked to, by name)."),
+    row("proxy_ssl_password_file", HSL, Exactly(1), Text, false, Inherit, "", "file", "Passphrases for an encrypted `proxy_ssl_certificate_key`, one per line, tried in turn (as `ssl_password_file`)."),
     row("proxy_ssl_crl", HSL, Exactly(1), Text, false, Inherit, "", "file", "PEM certificate revocation lists checked with `proxy_ssl_verify`. Read and checked by protonc."),
 ];
 
@@ -418,7 +420,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "http2",
     "http3",
     "quic",
-    "zone",
     "sticky",
     "ntlm",
     "match",

@@ -1316,8 +1316,10 @@ pub struct UpstreamTls {
     pub ciphers: Vec<String>,
     /// `proxy_ssl_session_reuse`.
     pub session_reuse: bool,
-    /// `proxy_ssl_crl` (absolute).
+    /// `proxy_ssl_crl`.
     pub crl: Option<String>,
+    /// `proxy_ssl_password_file`: passphrases for an encrypted `proxy_ssl_certificate_key`.
+    pub password_file: Option<String>,
 }
 
 impl Default for UpstreamTls {
@@ -1334,6 +1336,7 @@ impl Default for UpstreamTls {
             ciphers: Vec::new(),
             session_reuse: true,
             crl: None,
+            password_file: None,
         }
     }
 }

@@ -290,6 +290,28 @@ pub(crate) fn pem_error(e: &rustls::pki_types::pem::Error, what: &str) -> String
     }
 }
 
+/// The client certificate `proxy_ssl_certificate` sends to upstreams that ask for one.
+#[derive(Debug)]
+struct ClientCertificate(Arc<CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.0
+            .key
+            .choose_scheme(schemes)
+            .is_some()
+            .then(|| self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// Chooses the certificate for a handshake: the first whose key can sign with a scheme the
 /// client offered (an ECDSA certificate for clients that take ECDSA, else the RSA one), as
 /// OpenSSL does with several `ssl_certificate`s.
@@ -336,6 +358,7 @@ pub fn resolve_upstream_paths(t: &proton_ir::UpstreamTls, base: &Path) -> proton
     let mut t = t.clone();
     t.trusted_certificate = t.trusted_certificate.as_ref().map(abs);
     t.crl = t.crl.as_ref().map(abs);
+    t.password_file = t.password_file.as_ref().map(abs);
     if let Some(c) = t.certificate.as_mut() {
         c.certificate = abs(&c.certificate);
         c.key = abs(&c.key);
@@ -524,10 +547,14 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
         .with_custom_certificate_verifier(verifier);
     let mut config = match &t.certificate {
         Some(pair) => {
-            let key = certified_key(pair, &[], &provider)?;
-            builder
-                .with_client_auth_cert(key.cert, private_key(&pair.key, &[])?)
-                .map_err(|e| format!("cannot use certificate key \"{}\": {e}", pair.key))?
+            let passwords = match &t.password_file {
+                Some(f) => passwords(Path::new(f))?,
+                None => Vec::new(),
+            };
+            // Matched with the certificate by `certified_key` (rustls's own check would
+            // refuse X.509 v1 certificates, which OpenSSL and nginx use).
+            let key = certified_key(pair, &passwords, &provider)?;
+            builder.with_client_cert_resolver(Arc::new(ClientCertificate(Arc::new(key))))
         }
         None => builder.with_no_client_auth(),
     };

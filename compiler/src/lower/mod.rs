@@ -1274,6 +1274,7 @@ impl Lower<'_> {
                 ),
             );
         }
+        self.upstream_zones(h);
         let servers: Vec<&Directive> = all(h, "server").collect();
         // The http level as seen by inheritance: its settings without the server and
         // upstream blocks, so lookups do not walk thousands of blocks per location.
@@ -1359,6 +1360,73 @@ impl Lower<'_> {
             escape,
             template,
         });
+    }
+
+    /// `zone NAME [SIZE]` in upstream blocks, checked as nginx checks it: a size of at least
+    /// 32k, one size per name, and every zone named somewhere with a size. Proton keeps
+    /// every group's run-time state (connections, failures, health) in memory shared by all
+    /// workers whether or not it has a zone, so the zone changes nothing else.
+    fn upstream_zones(&mut self, http: &[Directive]) {
+        let mut sized: HashMap<String, (u64, Span)> = HashMap::default();
+        let mut unsized_refs: Vec<(String, Span)> = Vec::new();
+        for u in all(http, "upstream") {
+            for z in all(u.children(), "zone") {
+                let name = arg(z, 0).to_string();
+                if z.args.len() < 2 {
+                    unsized_refs.push((name, z.arg_span(0)));
+                    continue;
+                }
+                match crate::directives::parse_size(arg(z, 1)) {
+                    Some(n) if n >= 32768 => match sized.get(&name) {
+                        Some(&(had, first)) if had != n => self.err(
+                            Diagnostic::error(
+                                Code::Conflict,
+                                z.arg_span(1),
+                                format!("the size {n} of shared memory zone \"{name}\" conflicts with already declared size {had}"),
+                            )
+                            .label("another size")
+                            .also(first, "declared here")
+                            .help("give the zone one size, or name another zone"),
+                        ),
+                        Some(_) => {}
+                        None => {
+                            sized.insert(name, (n, z.arg_span(1)));
+                        }
+                    },
+                    Some(_) => self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            z.arg_span(1),
+                            format!("zone \"{name}\" is too small"),
+                        )
+                        .label("at least 32k")
+                        .help("zone backend 64k;"),
+                    ),
+                    None => self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            z.arg_span(1),
+                            format!("invalid zone size \"{}\"", arg(z, 1)),
+                        )
+                        .label("not a size")
+                        .help("zone backend 64k;"),
+                    ),
+                }
+            }
+        }
+        for (name, span) in unsized_refs {
+            if !sized.contains_key(&name) {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        span,
+                        format!("zero size shared memory zone \"{name}\""),
+                    )
+                    .label("no upstream gives this zone a size")
+                    .help("give the size where the zone is first named: zone NAME 64k;"),
+                );
+            }
+        }
     }
 
     fn upstream(&mut self, d: &Directive) -> Upstream {

@@ -545,6 +545,7 @@ impl Lower<'_> {
             ciphers,
             session_reuse: flag("proxy_ssl_session_reuse", true),
             crl: file(self, "proxy_ssl_crl"),
+            password_file: file(self, "proxy_ssl_password_file"),
         }
     }
 

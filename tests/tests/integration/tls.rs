@@ -1073,6 +1073,27 @@ fn an_encrypted_key_opens_with_ssl_password_file() {
         &conf.replace(&format!("  ssl_password_file {d}/passwords;\n"), ""),
         "no ssl_password_file",
     );
+    // The same key as a client certificate to upstreams, with proxy_ssl_password_file.
+    let upstream = |extra: &str| {
+        format!(
+            "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:8080;\n  location / {{\n   proxy_pass https://127.0.0.1:8443;\n   proxy_ssl_certificate {d}/enc.crt;\n   proxy_ssl_certificate_key {d}/enc.key;\n   {extra}\n  }}\n }}\n}}\n"
+        )
+    };
+    let ok = upstream(&format!("proxy_ssl_password_file {d}/passwords;"));
+    std::fs::write(dir.join("up.conf"), &ok).expect("write");
+    let out = Command::new(bin("protonc"))
+        .arg("compile")
+        .arg(dir.join("up.conf"))
+        .arg("-o")
+        .arg(dir.join("up.ir"))
+        .output()
+        .expect("protonc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    refused(&upstream(""), "no ssl_password_file");
 }
 
 /// A real ClientHello, as the rustls client writes it.
