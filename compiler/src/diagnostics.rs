@@ -68,6 +68,8 @@ pub enum Code {
     /// Warning: `ssl_stapling on` without `ssl_stapling_file`: Proton does not fetch OCSP
     /// responses from a responder yet, so nothing is stapled.
     StaplingNotFetched,
+    /// Warning: `ssl on`, nginx's deprecated form of `listen … ssl`.
+    SslDirectiveDeprecated,
 }
 
 impl Code {
@@ -96,6 +98,7 @@ impl Code {
             Code::RedirectWithoutUrl => "W0008",
             Code::NoDynamicModules => "W0009",
             Code::StaplingNotFetched => "W0010",
+            Code::SslDirectiveDeprecated => "W0011",
         }
     }
 }

@@ -298,6 +298,7 @@ pub static TABLE: &[Spec] = &[
     row("uninitialized_variable_warn", HSL_LIF, Exactly(1), Flag, false, Inherit, "on", "on | off", "Logs at `warn` a `set` variable read before any `set` gave it a value (\"using uninitialized … variable\"). Not in an `if` of a server block."),
     row("set_real_ip_from", HSL, Exactly(1), Custom, true, Inherit, "", "address | CIDR | unix:", "Peers trusted to name the client: for a request from one of them, `$remote_addr` (and `$remote_port`) become the address `real_ip_header` gives, for variables, logs and `allow`/`deny`; `$realip_remote_addr`/`$realip_remote_port` keep the connection's. Applied with the server's settings when the request arrives, else with the location's after its rewrite directives (a `return` there answers first, as in nginx), once."),
     row("real_ip_header", HSL, Exactly(1), Text, false, Inherit, "X-Real-IP", "field | X-Real-IP | X-Forwarded-For", "The header that names the client (`proxy_protocol` is not supported yet: an error). With `X-Forwarded-For`, its last address."),
+    row("ssl", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "nginx's deprecated switch (W0011): `ssl on` in an address's default server makes the address speak TLS, as `listen … ssl` does; write that instead."),
     row("ssl_certificate", HS, Exactly(1), Text, true, Inherit, "", "file", "A PEM certificate (with its chain after it) for the server's TLS handshakes; several (e.g. ECDSA and RSA) each with its own `ssl_certificate_key`, the handshake choosing the first the client can verify. Relative paths are relative to the main config file's directory. protonc reads the files and refuses a missing file, a file without a certificate, or a key that does not match; variables are not supported yet."),
     row("ssl_certificate_key", HS, Exactly(1), Text, true, Inherit, "", "file", "The PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the `ssl_certificate` in the same position. Encrypted keys (`ssl_password_file`) are not supported yet."),
     row("ssl_password_file", HS, Exactly(1), Text, false, Inherit, "", "file", "Passphrases for encrypted private keys, one per line, tried in turn. Keys in PKCS#8 `ENCRYPTED PRIVATE KEY` PEM (what OpenSSL 3 writes, e.g. `openssl genrsa -aes128`) are read; the old OpenSSL `Proc-Type: 4,ENCRYPTED` form is refused with the command that converts it. A named pipe is read by proton-run when it loads the config (protonc does not read it)."),
@@ -450,7 +451,6 @@ pub static UNSUPPORTED: &[&str] = &[
 /// Prefixes of nginx directive families not implemented yet.
 pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "ssl_",
-    "ssl",
     "gzip",
     "gunzip",
     "brotli",
@@ -514,7 +514,6 @@ pub fn is_unsupported(name: &str) -> bool {
 /// What to do instead of an unsupported directive, where there is more to say than "remove it".
 pub fn unsupported_hint(name: &str) -> Option<&'static str> {
     Some(match name {
-        "ssl" => "`ssl on` is nginx's old form: add `ssl` to the server's `listen` lines instead (listen 443 ssl;)",
         "ssl_dhparam" => "Proton's TLS (rustls) has no DHE key exchange; TLS 1.2 uses ECDHE suites, so the parameters have no use: remove the line",
         "ssl_conf_command" => "OpenSSL configuration commands have no meaning for Proton's TLS (rustls); use ssl_protocols, ssl_ciphers and ssl_ecdh_curve",
         "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",

@@ -53,6 +53,8 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         misplaced_named: Vec::new(),
         tls_checked: Default::default(),
         ssl_zones: Default::default(),
+        ssl_on: Vec::new(),
+        ssl_warned: Default::default(),
         upstream_tls_checked: Default::default(),
         log_format_spans: Vec::new(),
         server_root: Template::default(),
@@ -134,6 +136,10 @@ pub(crate) struct Lower<'a> {
     pub(crate) map: &'a SourceMap,
     /// TLS settings records already built by `check_tls` (each is checked once).
     tls_checked: rustc_hash::FxHashSet<ServerTls>,
+    /// Per server: `ssl on` (nginx's deprecated form) is in effect.
+    ssl_on: Vec<bool>,
+    /// `ssl` directives already warned about.
+    ssl_warned: rustc_hash::FxHashSet<Span>,
     /// `ssl_session_cache shared:` zones: name → (size, where first declared).
     ssl_zones: HashMap<String, (u64, Span)>,
     /// `proxy_ssl_*` records already built by `check_upstream_tls`.
@@ -1299,6 +1305,10 @@ impl Lower<'_> {
             .map(|(a, s, _, sp)| (a.clone(), *s, *sp))
             .collect();
         self.listeners(listens);
+        // `ssl on` in an address's default server makes the address TLS (nginx 1.22).
+        for l in &mut self.ir.listeners {
+            l.ssl |= self.ssl_on.get(l.names.default.0 as usize) == Some(&true);
+        }
         self.check_tls_listeners(&spans);
         self.check_named_refs();
     }
@@ -1633,6 +1643,8 @@ impl Lower<'_> {
         srv.named = named;
         let tls = self.server_tls(&chain);
         self.ir.servers[id.0 as usize].tls = tls;
+        let ssl_on = self.ssl_directive(&chain);
+        self.ssl_on.push(ssl_on);
         listens
     }
 

@@ -305,6 +305,26 @@ impl Lower<'_> {
         }
     }
 
+    /// `ssl on|off` in effect for a server (nginx's deprecated form of `listen … ssl`),
+    /// with warning W0011 where it is written (once per line).
+    pub(crate) fn ssl_directive(&mut self, chain: &[&Level<'_>]) -> bool {
+        let Some(d) = nearest(chain, "ssl").first().copied() else {
+            return false;
+        };
+        if self.ssl_warned.insert(d.name_span) {
+            self.err(
+                Diagnostic::warning(
+                    Code::SslDirectiveDeprecated,
+                    d.name_span,
+                    "the \"ssl\" directive is deprecated",
+                )
+                .label("nginx's old form")
+                .help("use the \"listen ... ssl\" directive instead (listen 443 ssl;)"),
+            );
+        }
+        arg(d, 0) == "on"
+    }
+
     /// `ssl_stapling` / `ssl_stapling_file`: the response file to staple, if any.
     fn ssl_stapling(&mut self, chain: &[&Level<'_>]) -> Option<String> {
         let on = nearest(chain, "ssl_stapling").first().copied();

@@ -562,7 +562,7 @@ fn protonc_refuses_bad_tls_settings_with_the_file_named() {
             )),
             "DHE",
         ),
-        (server("ssl on;"), "listen 443 ssl"),
+        (server("ssl on;"), "no \"ssl_certificate\" is defined"),
     ];
     for (conf, want) in cases {
         let err = protonc_error(&dir, conf);
@@ -1240,4 +1240,30 @@ fn a_handshake_flight_larger_than_the_socket_buffer_completes() {
             .map(|c| c.to_vec());
         assert_eq!(cert, Some(leaf.der.clone()));
     }
+}
+
+#[test]
+fn the_deprecated_ssl_on_still_makes_an_address_speak_tls() {
+    let t = TempDir::new("tls-ssl-on");
+    let dir = t.path().to_path_buf();
+    let a = make_cert(&dir, "a", &["a.test"], false);
+    let d = dir.display();
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}};\n  ssl on;\n  ssl_certificate {d}/a.crt;\n  ssl_certificate_key {d}/a.key;\n  return 200 \"$https\";\n }}\n}}\n"
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let e = https_get(p.port, &client(false, &[]), Some("a.test"), "a.test", "/").expect("TLS");
+    assert_eq!(e.cert, a.der);
+    assert_eq!(e.response.body_text(), "on");
+    // protonc says it is deprecated.
+    let out = Command::new(bin("protonc"))
+        .arg("check")
+        .arg(dir.join("proton.conf"))
+        .output()
+        .expect("protonc");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("W0011") && text.contains("listen ... ssl"),
+        "{text}"
+    );
 }
