@@ -101,6 +101,30 @@ pub fn free_port() -> u16 {
         .expect("binding 127.0.0.1:0")
 }
 
+/// A loopback port where nothing listens, held for as long as the value lives: bound but
+/// not listening, so connections to it are refused and no other test's server can take it
+/// meanwhile (a port from [`free_port`] may be taken by then, and a "dead" upstream would
+/// answer).
+pub struct DeadPort {
+    _sock: socket2::Socket,
+    pub port: u16,
+}
+
+/// A [`DeadPort`].
+pub fn dead_port() -> DeadPort {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.bind(&std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+        .expect("binding 127.0.0.1:0");
+    let port = sock
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("bound address");
+    DeadPort { _sock: sock, port }
+}
+
 /// Polls `cond` until it holds or `deadline` has passed; returns whether it held.
 pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + deadline;

@@ -118,7 +118,8 @@ fn every_log_line_carries_its_own_request() {
 #[test]
 fn a_failed_proxy_keeps_its_rewrites_and_variables() {
     let t = TempDir::new("ctx-fail");
-    let dead = proton_tests::free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let conf = format!(
         "worker_processes 1;\n\
          error_log {{dir}}/logs/error.log info;\n\

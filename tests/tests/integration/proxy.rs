@@ -913,7 +913,8 @@ server {
 #[test]
 fn dead_upstream_gives_502_and_a_log_line() {
     let t = TempDir::new("px-dead");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 upstream dead { server 127.0.0.1:@D@; }
@@ -962,7 +963,8 @@ server {
 fn a_502_or_504_keeps_the_client_connection() {
     let t = TempDir::new("px-502ka");
     let b = Backend::start("b1");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 upstream dead { server 127.0.0.1:@D@; }
@@ -1064,7 +1066,8 @@ server {
 #[test]
 fn error_page_for_a_dead_upstream_keeps_the_502() {
     let t = TempDir::new("px-errpage");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 upstream dead { server 127.0.0.1:@D@; }
@@ -1401,7 +1404,8 @@ server {
 fn requests_move_past_a_dead_server() {
     let t = TempDir::new("px-retry");
     let b = Backend::start("live");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 upstream mixed { server 127.0.0.1:@D@; server 127.0.0.1:@A@; }
@@ -2342,7 +2346,8 @@ server {
 fn upstream_variables_reach_the_access_log() {
     let t = TempDir::new("px-upvars");
     let b = Backend::start("b1");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 log_format up '$request_uri $status up=$upstream_addr st=$upstream_status t=$upstream_response_time';
@@ -2478,7 +2483,8 @@ fn down_max_fails_and_backup_servers() {
     let live = Backend::start("live");
     let off = Backend::start("off");
     let spare = Backend::start("spare");
-    let dead = free_port();
+    let dead_port = proton_tests::dead_port();
+    let dead = dead_port.port;
     let http = with_ports(
         r#"
 upstream main {
