@@ -593,10 +593,12 @@ pub struct Server {
     pub tls: Option<Box<ServerTls>>,
 }
 
-/// TLS settings of one server block, as nginx's `ngx_http_ssl_module` merges them.
+/// TLS settings of one server block, as nginx's `ngx_http_ssl_module` merges them. File paths
+/// are kept as written: relative ones are relative to proton-run's prefix (protonc checks
+/// them against the config file's directory).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServerTls {
-    /// `ssl_certificate` / `ssl_certificate_key` pairs (absolute paths, checked by protonc):
+    /// `ssl_certificate` / `ssl_certificate_key` pairs (paths as written, checked by protonc):
     /// the handshake picks the first whose key the client's signature algorithms accept.
     pub certificates: Vec<CertificatePair>,
     /// `ssl_protocols`: TLS 1.2 allowed.
@@ -616,7 +618,7 @@ pub struct ServerTls {
     pub session_timeout_secs: u64,
     /// `ssl_session_tickets`.
     pub session_tickets: bool,
-    /// `ssl_session_ticket_key` files (absolute): the first encrypts, all decrypt. Empty:
+    /// `ssl_session_ticket_key` files: the first encrypts, all decrypt. Empty:
     /// keys made by the master, shared by the workers and kept across reloads.
     pub ticket_key_files: Vec<String>,
     /// `ssl_reject_handshake on`: a handshake that chooses this server is refused.
@@ -625,18 +627,18 @@ pub struct ServerTls {
     pub verify_client: VerifyClient,
     /// `ssl_verify_depth`.
     pub verify_depth: u32,
-    /// `ssl_client_certificate` (absolute): CAs that verify client certificates and are
+    /// `ssl_client_certificate`: CAs that verify client certificates and are
     /// sent to the client as acceptable.
     pub client_certificate: Option<String>,
-    /// `ssl_trusted_certificate` (absolute): CAs that verify client certificates, not sent.
+    /// `ssl_trusted_certificate`: CAs that verify client certificates, not sent.
     pub trusted_certificate: Option<String>,
-    /// `ssl_crl` (absolute).
+    /// `ssl_crl`.
     pub crl: Option<String>,
     /// `ssl_buffer_size`: the largest TLS record of response data.
     pub buffer_size: u32,
     /// `ssl_password_file`: passphrases, one per line, tried in turn on encrypted keys.
     pub password_file: Option<String>,
-    /// `ssl_stapling on` with `ssl_stapling_file` (absolute): the DER OCSP response stapled
+    /// `ssl_stapling on` with `ssl_stapling_file`: the DER OCSP response stapled
     /// to every handshake of the server's certificates (`None`: no stapling).
     pub stapling_file: Option<String>,
 }
@@ -1302,7 +1304,7 @@ pub struct UpstreamTls {
     /// `proxy_ssl_verify on`: the upstream's certificate must chain to
     /// `trusted_certificate` and match the name.
     pub verify: bool,
-    /// `proxy_ssl_trusted_certificate` (absolute).
+    /// `proxy_ssl_trusted_certificate`.
     pub trusted_certificate: Option<String>,
     /// `proxy_ssl_verify_depth`.
     pub verify_depth: u32,
