@@ -1267,3 +1267,97 @@ fn the_deprecated_ssl_on_still_makes_an_address_speak_tls() {
         "{text}"
     );
 }
+
+/// One curl exchange, as `status|Location|body` (the body's `<title>` for an HTML page, whose
+/// footer names the server).
+fn curl_summary(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-k", "-w", "\n%{http_code}|%{redirect_url}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or((text.as_str(), ""));
+    let body = match (body.find("<title>"), body.find("</title>")) {
+        (Some(a), Some(b)) if a < b => body[a..b + 8].to_string(),
+        _ => body.trim_end().to_string(),
+    };
+    format!("{tail}|{body}")
+}
+
+#[test]
+fn tls_variables_redirects_and_the_497_page_as_nginx() {
+    let t = TempDir::new("tls-diff");
+    let dir = t.path().to_path_buf();
+    make_cert(&dir, "a", &["localhost"], false);
+    let d = dir.display();
+    let server = |port: u16| {
+        format!(
+            r#"
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name localhost;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location /v {{ return 200 "$https|$scheme|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused|$ssl_alpn_protocol|$ssl_curve"; }}
+        location /r {{ return 302 /there; }}
+        location /p {{ error_page 497 =307 https://$host:$server_port/from-plain; return 200; }}
+    }}
+"#
+        )
+    };
+    let conf = format!(
+        "events {{}}\nhttp {{\naccess_log off;\n{}}}\n",
+        server(0).replace("127.0.0.1:0", "127.0.0.1:{port}")
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("TLS 1.3 variables", &["--tlsv1.3"], "/v"),
+        (
+            "TLS 1.2 variables",
+            &["--tlsv1.2", "--tls-max", "1.2"],
+            "/v",
+        ),
+        ("redirect", &[], "/r"),
+        ("plain HTTP to the TLS port", &["--plain"], "/v"),
+        ("plain HTTP with error_page 497", &["--plain"], "/p"),
+    ];
+    let ask = |port: u16| -> Vec<String> {
+        cases
+            .iter()
+            .map(|(_, flags, path)| {
+                let resolve = format!("localhost:{port}:127.0.0.1");
+                if flags.first() == Some(&"--plain") {
+                    curl_summary(&[&format!("http://127.0.0.1:{port}{path}")])
+                } else {
+                    let url = format!("https://localhost:{port}{path}");
+                    let mut args: Vec<&str> = flags.to_vec();
+                    args.extend(["--resolve", &resolve, &url]);
+                    curl_summary(&args)
+                }
+                .replace(&format!(":{port}"), ":PORT")
+            })
+            .collect()
+    };
+    let ours = ask(p.port);
+    // What Proton must answer even where nginx is not installed.
+    assert!(
+        ours[0].starts_with("200||on|https|TLSv1.3|TLS_"),
+        "{}",
+        ours[0]
+    );
+    assert!(ours[1].contains("|TLSv1.2|ECDHE-ECDSA-"), "{}", ours[1]);
+    assert!(
+        ours[3].starts_with("400||<title>400 The plain HTTP request was sent to HTTPS port"),
+        "{}",
+        ours[3]
+    );
+    let Some(nginx) = proton_tests::nginx_binary() else {
+        return;
+    };
+    let n = proton_tests::Nginx::start(&nginx, server);
+    let theirs = ask(n.port());
+    let labels: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    proton_tests::assert_same_as_nginx(&labels, &ours, &theirs, &p.logs());
+}
