@@ -523,6 +523,24 @@ impl Conn {
         self.tls().and_then(TlsConn::session)
     }
 
+    /// A ClientHello rustls refused: its alert goes out, the reason to the error log.
+    fn refuse_hello(
+        &self,
+        w: &Worker<'_>,
+        e: &rustls::Error,
+        mut alert: rustls::server::AcceptedAlert,
+    ) -> Accept {
+        let mut s = &self.sock;
+        let _ = alert.write_all(&mut s);
+        elog!(
+            w.elog,
+            Info,
+            "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
+            self.peer.ip()
+        );
+        Accept::Close
+    }
+
     /// Reads the ClientHello and chooses the server by its SNI name. Called while the
     /// connection's TLS is [`TlsState::Accepting`].
     pub(crate) fn tls_accept(&mut self, w: &mut Worker<'_>) -> Accept {
@@ -597,30 +615,10 @@ impl Conn {
                             t.client_auth = auth;
                             return Accept::Progress;
                         }
-                        Err((e, mut alert)) => {
-                            let mut s = &self.sock;
-                            let _ = alert.write_all(&mut s);
-                            elog!(
-                                w.elog,
-                                Info,
-                                "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
-                                self.peer.ip()
-                            );
-                            return Accept::Close;
-                        }
+                        Err((e, alert)) => return self.refuse_hello(w, &e, alert),
                     }
                 }
-                Err((e, mut alert)) => {
-                    let mut s = &self.sock;
-                    let _ = alert.write_all(&mut s);
-                    elog!(
-                        w.elog,
-                        Info,
-                        "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
-                        self.peer.ip()
-                    );
-                    return Accept::Close;
-                }
+                Err((e, alert)) => return self.refuse_hello(w, &e, alert),
             }
         }
     }

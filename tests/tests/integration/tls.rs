@@ -56,7 +56,7 @@ fn make_cert(dir: &Path, name: &str, hosts: &[&str], rsa: bool) -> Cert {
 /// Accepts any server certificate (the tests check which one was sent), but checks the
 /// handshake signatures with the provider, so a server signing with the wrong key fails.
 #[derive(Debug)]
-struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+pub(super) struct AnyCert(pub(super) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyCert {
     fn verify_server_cert(
@@ -493,7 +493,7 @@ http {{
     }
 }
 
-fn protonc_error(dir: &Path, conf: &str) -> String {
+pub(super) fn protonc_error(dir: &Path, conf: &str) -> String {
     let path = dir.join("bad.conf");
     std::fs::write(&path, conf).expect("write");
     let out = Command::new(bin("protonc"))

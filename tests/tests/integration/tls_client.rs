@@ -12,11 +12,10 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams,
     SerialNumber,
 };
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::ResolvesClientCert;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, SignatureScheme};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
@@ -232,42 +231,6 @@ fn servers(dir: &Path, listen: &str) -> String {
     )
 }
 
-/// Accepts the server's certificate (these tests are about the client's).
-#[derive(Debug)]
-struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &CertificateDer<'_>,
-        d: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// Presents a chain (or none) and records the CA names the server announced.
 #[derive(Debug)]
 struct Present {
@@ -311,7 +274,7 @@ fn client(chain: &[&Id], tls12: bool) -> (Arc<ClientConfig>, Arc<Present>) {
         .with_protocol_versions(versions)
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+        .with_custom_certificate_verifier(Arc::new(super::tls::AnyCert(provider)))
         .with_client_cert_resolver(present.clone());
     (Arc::new(c), present)
 }
@@ -564,20 +527,6 @@ fn depth_crl_error_page_and_misdirected_requests() {
     let _ = &s.pki.ca;
 }
 
-fn protonc_error(dir: &Path, conf: &str) -> String {
-    let path = dir.join("bad.conf");
-    std::fs::write(&path, conf).expect("write");
-    let out = Command::new(bin("protonc"))
-        .arg("compile")
-        .arg(&path)
-        .arg("-o")
-        .arg(dir.join("bad.ir"))
-        .output()
-        .expect("protonc");
-    assert!(!out.status.success(), "protonc must refuse:\n{conf}");
-    String::from_utf8_lossy(&out.stderr).to_string()
-}
-
 #[test]
 fn protonc_refuses_client_verification_without_usable_files() {
     let t = TempDir::new("tlsc-protonc");
@@ -613,7 +562,7 @@ fn protonc_refuses_client_verification_without_usable_files() {
         ("ssl_verify_depth -1;", "ssl_verify_depth"),
     ];
     for (extra, want) in cases {
-        let err = protonc_error(dir, &conf(extra));
+        let err = super::tls::protonc_error(dir, &conf(extra));
         assert!(err.contains(want), "{extra}: {err}");
     }
     // optional_no_ca needs no CA, and the files of a working set compile.
