@@ -457,9 +457,8 @@ impl<'a> Worker<'a> {
     /// misdirected (421), since the certificate was checked with the SNI server's settings.
     /// Returns the server the SNI name chose.
     fn misdirected(&self, conn: &Conn, req: &RequestCtx) -> Option<ServerId> {
-        let session = conn.tls_session()?;
-        let sni = session.server_name()?;
-        let sni = sni.trim_end_matches('.');
+        conn.tls_session()?;
+        let sni = conn.tls()?.server_name.as_deref()?;
         if sni.as_bytes().eq_ignore_ascii_case(&req.host) {
             return None;
         }

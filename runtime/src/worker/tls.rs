@@ -1,33 +1,512 @@
 //! The client connection's transport: plain TCP, or TLS (rustls) between the socket and the
-//! HTTP codec. rustls never touches the socket itself: ciphertext is moved with
-//! `read_tls`/`write_tls`, plaintext with `reader()`/`writer()`, and everything above this
-//! module sees only plaintext through [`client_read`], [`client_write`] and
-//! [`client_flush`].
+//! HTTP codec. Everything above this module sees only plaintext through [`client_read`],
+//! [`client_write`] and [`client_flush`].
+//!
+//! rustls runs through its unbuffered API: ciphertext read from the socket and ciphertext
+//! waiting for it live in [`Records`] buffers that are taken from a per-thread pool when a
+//! connection has bytes in flight and given back as soon as it has none. An idle keep-alive
+//! connection therefore holds no TLS buffer at all, only rustls's session state (the
+//! buffered API keeps a 4 KiB receive buffer per connection for its whole life).
 //!
 //! A TLS address first waits for the ClientHello ([`TlsState::Accepting`]): its SNI name
 //! chooses the server whose certificate and settings answer the handshake, as nginx's
-//! servername callback does. Bytes that are not a TLS record make the connection plain, so
-//! that its request can be answered with nginx's 497.
+//! servername callback does. The ClientHello's bytes are kept and handed, unchanged, to the
+//! session made with that server's config. Bytes that are not a TLS record make the
+//! connection plain, so that its request can be answered with nginx's 497.
 
 use super::conn::{read_ready, Conn};
 use super::Worker;
 use crate::elog;
 use mio::net::TcpStream;
 use proton_tls::{ClientAuth, Verdict};
-use rustls::server::{Acceptor, ServerConnection};
-use std::cell::Cell;
+use rustls::client::UnbufferedClientConnection;
+use rustls::server::{Acceptor, UnbufferedServerConnection};
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
+
+/// Size of the pooled ciphertext buffers: a whole record of the largest size rustls accepts
+/// (16 KiB of plaintext plus TLS 1.2's allowance for expansion) with room to spare, and the
+/// records of [`WRITE_MAX`] bytes of plaintext on the way out.
+const REC_BUF: usize = 80 * 1024;
+/// Most ciphertext held for one connection: a handshake message rustls reassembles from
+/// several records (a long certificate chain) stays in the receive buffer until complete,
+/// and may be up to 64 KiB.
+const REC_MAX: usize = 96 * 1024;
+/// Most plaintext taken in one write, and most ciphertext waiting for the socket before
+/// writes report `WouldBlock`: what waits for a slow peer is bounded, and a peer that is
+/// slow but taking bytes keeps taking data, so the send timeout counts from its last bytes.
+const WRITE_MAX: usize = 64 * 1024;
+/// Buffers kept by the pool (a worker is one thread).
+const POOL_MAX: usize = 256;
+
+thread_local! {
+    /// Ciphertext buffers of this worker's connections that have none in flight.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A ciphertext buffer: bytes `start..end` of `data` are held; `data` is empty (no
+/// allocation) while nothing is, and otherwise initialised to its full length, so rustls
+/// can write into its tail without zero-filling it each time.
+#[derive(Default)]
+struct RecBuf {
+    data: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RecBuf {
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn filled(&mut self) -> &mut [u8] {
+        &mut self.data[self.start..self.end]
+    }
+
+    /// Room for at least `need` more bytes after the held ones: a buffer from the pool,
+    /// the held bytes moved to the front, or a larger buffer (up to [`REC_MAX`]).
+    fn room(&mut self, need: usize) -> std::io::Result<&mut [u8]> {
+        if self.data.is_empty() {
+            self.data = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+            if self.data.len() < REC_BUF {
+                self.data = vec![0; REC_BUF];
+            }
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.data.len() - self.end < need && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.data.len() - self.end < need {
+            if self.end + need > REC_MAX {
+                return Err(std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    "TLS record or handshake message too large",
+                ));
+            }
+            let want = (self.end + need).max((self.data.len() * 2).min(REC_MAX));
+            self.data.resize(want, 0);
+        }
+        Ok(&mut self.data[self.end..])
+    }
+
+    /// `n` bytes were written at the end.
+    fn filled_by(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.data.len());
+    }
+
+    /// The first `n` held bytes are done with; an emptied buffer goes back to the pool.
+    fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        self.start = 0;
+        self.end = 0;
+        if data.len() == REC_BUF {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    p.push(data);
+                }
+            });
+        }
+    }
+}
+
+/// A rustls session of either side driven through the unbuffered API: the server side of
+/// a client connection, or the client side of a connection to an upstream.
+pub(crate) trait Unbuffered {
+    type Data;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+impl Unbuffered for UnbufferedServerConnection {
+    type Data = rustls::server::ServerConnectionData;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+impl Unbuffered for UnbufferedClientConnection {
+    type Data = rustls::client::ClientConnectionData;
+    fn records<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+        self.process_tls_records(incoming)
+    }
+}
+
+/// What [`Records::process`] does once rustls can take application data.
+enum Out<'a> {
+    Nothing,
+    Data(&'a [u8]),
+    CloseNotify,
+}
+
+/// A session with its ciphertext: received and not yet processed (`input`: a record's
+/// beginning, or a handshake message still being reassembled), decrypted and not yet read
+/// (`plain`), and records waiting for the socket (`output`).
+pub(crate) struct Records<C> {
+    conn: C,
+    input: RecBuf,
+    plain: RecBuf,
+    output: RecBuf,
+    /// The handshake is over: application data can be sent.
+    established: bool,
+    /// The peer sent close_notify.
+    peer_closed: bool,
+    /// A protocol error: nothing more goes through the session (its alert was queued).
+    failed: bool,
+}
+
+impl<C: Unbuffered> Records<C> {
+    fn new(conn: C) -> Self {
+        Records {
+            conn,
+            input: RecBuf::default(),
+            plain: RecBuf::default(),
+            output: RecBuf::default(),
+            established: false,
+            peer_closed: false,
+            failed: false,
+        }
+    }
+
+    /// Runs rustls over the ciphertext held until it needs more: handshake messages are
+    /// answered (their records queued in `output`), application data is decrypted (into
+    /// `dst` while it has room below `limit`, the rest into `plain`), and, once application
+    /// data may be sent, `out` is encrypted. Returns the plaintext bytes of `out` taken.
+    fn process(
+        &mut self,
+        mut dst: Option<(&mut Vec<u8>, usize)>,
+        out: Out<'_>,
+    ) -> Result<usize, rustls::Error> {
+        if self.failed {
+            return Err(rustls::Error::General("the TLS session failed".into()));
+        }
+        let Records {
+            conn,
+            input,
+            plain,
+            output,
+            established,
+            peer_closed,
+            ..
+        } = self;
+        loop {
+            let incoming: &mut [u8] = if input.is_empty() {
+                &mut []
+            } else {
+                input.filled()
+            };
+            let UnbufferedStatus { discard, state } = conn.records(incoming);
+            let mut done = None;
+            match state {
+                Err(e) => {
+                    input.consume(discard);
+                    return Err(e);
+                }
+                Ok(ConnectionState::ReadTraffic(mut r)) => {
+                    while let Some(rec) = r.next_record() {
+                        let payload = rec?.payload;
+                        match &mut dst {
+                            Some((buf, limit))
+                                if plain.is_empty() && buf.len() + payload.len() <= *limit =>
+                            {
+                                buf.extend_from_slice(payload);
+                            }
+                            _ => {
+                                let room = plain.room(payload.len()).map_err(|_| {
+                                    rustls::Error::General("plaintext buffer full".into())
+                                })?;
+                                room[..payload.len()].copy_from_slice(payload);
+                                plain.filled_by(payload.len());
+                            }
+                        }
+                    }
+                }
+                Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                    let mut need = 1024;
+                    loop {
+                        let room = output
+                            .room(need)
+                            .map_err(|_| rustls::Error::General("TLS output buffer full".into()))?;
+                        match e.encode(room) {
+                            Ok(n) => {
+                                output.filled_by(n);
+                                break;
+                            }
+                            Err(EncodeError::InsufficientSize(s)) if s.required_size > need => {
+                                need = s.required_size;
+                            }
+                            Err(_) => {
+                                return Err(rustls::Error::General("TLS encoding failed".into()))
+                            }
+                        }
+                    }
+                }
+                // The records are in `output`; the caller sends them.
+                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
+                Ok(ConnectionState::BlockedHandshake) => done = Some(0),
+                Ok(ConnectionState::PeerClosed) => *peer_closed = true,
+                Ok(ConnectionState::Closed) => {
+                    *peer_closed = true;
+                    done = Some(0);
+                }
+                Ok(ConnectionState::WriteTraffic(mut w)) => {
+                    *established = true;
+                    let n = match out {
+                        Out::Nothing => 0,
+                        Out::Data(data) => encrypt(&mut w, output, data)?,
+                        Out::CloseNotify => {
+                            let room = output.room(256).map_err(|_| {
+                                rustls::Error::General("TLS output buffer full".into())
+                            })?;
+                            let n = w.queue_close_notify(room).map_err(encrypt_error)?;
+                            output.filled_by(n);
+                            0
+                        }
+                    };
+                    done = Some(n);
+                }
+                // Early data (never accepted: max_early_data_size is 0).
+                Ok(_) => done = Some(0),
+            }
+            input.consume(discard);
+            if let Some(n) = done {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// After an error, the alert rustls queued is put in `output`: rustls hands out queued
+    /// records before it looks at its input again (which would report, and alert, the same
+    /// error once more), so one call does it.
+    fn queue_alert(&mut self) {
+        self.failed = true;
+        let incoming: &mut [u8] = if self.input.is_empty() {
+            &mut []
+        } else {
+            self.input.filled()
+        };
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = self.conn.records(incoming).state {
+            if let Ok(room) = self.output.room(1024) {
+                if let Ok(n) = e.encode(room) {
+                    self.output.filled_by(n);
+                }
+            }
+        }
+        self.input.release();
+    }
+
+    /// Writes the records waiting for the socket; Ok(true) when none are left.
+    fn flush(&mut self, mut sock: &TcpStream) -> std::io::Result<bool> {
+        while !self.output.is_empty() {
+            match sock.write(self.output.filled()) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => self.output.consume(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads ciphertext from the socket into `input`. Ok(0): the peer closed (a FIN).
+    fn fill(
+        &mut self,
+        mut sock: &TcpStream,
+        ready: &mut bool,
+        hup: bool,
+    ) -> std::io::Result<usize> {
+        loop {
+            let room = self.input.room(REC_BUF / 2)?;
+            let want = room.len();
+            match sock.read(room) {
+                Ok(n) => {
+                    if n == 0 || (n < want && !hup) {
+                        *ready = false;
+                    }
+                    self.input.filled_by(n);
+                    if self.input.is_empty() {
+                        self.input.release();
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if e.kind() == ErrorKind::WouldBlock {
+                        *ready = false;
+                    }
+                    if self.input.is_empty() {
+                        self.input.release();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// A protocol error: its alert goes out, the session is not used any more.
+    fn fail(&mut self, sock: &TcpStream, e: rustls::Error) -> std::io::Error {
+        self.queue_alert();
+        let _ = self.flush(sock);
+        std::io::Error::new(ErrorKind::InvalidData, e)
+    }
+
+    /// Reads at most `want` bytes of plaintext into `buf`: what was decrypted already
+    /// first, then records from the socket. Ok(0): the peer closed (close_notify, or a
+    /// FIN). An `InvalidData` error: the peer broke the protocol (the alert is sent; the
+    /// session cannot be used any more).
+    fn read(
+        &mut self,
+        sock: &TcpStream,
+        ready: &mut bool,
+        hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(ErrorKind::InvalidData.into());
+        }
+        // Handshake records or an alert may still wait for the socket.
+        self.flush(sock)?;
+        loop {
+            if !self.plain.is_empty() {
+                let n = want.min(self.plain.len());
+                buf.extend_from_slice(&self.plain.filled()[..n]);
+                self.plain.consume(n);
+                return Ok(n);
+            }
+            if self.peer_closed {
+                return Ok(0);
+            }
+            if !*ready {
+                return Err(ErrorKind::WouldBlock.into());
+            }
+            if self.fill(sock, ready, hup)? == 0 {
+                return Ok(0);
+            }
+            let before = buf.len();
+            let limit = before + want;
+            match self.process(Some((buf, limit)), Out::Nothing) {
+                Ok(_) => {}
+                Err(e) => return Err(self.fail(sock, e)),
+            }
+            self.flush(sock)?;
+            if buf.len() > before {
+                return Ok(buf.len() - before);
+            }
+        }
+    }
+
+    /// Writes plaintext (the part of `data` taken is reported; its records may still wait
+    /// for the socket, see [`Records::flush`]).
+    fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Err(ErrorKind::BrokenPipe.into());
+        }
+        self.flush(sock)?;
+        if self.output.len() >= WRITE_MAX || !self.established {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        let n = match self.process(None, Out::Data(&data[..data.len().min(WRITE_MAX)])) {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(sock, e)),
+        };
+        if n == 0 && !data.is_empty() {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        self.flush(sock)?;
+        Ok(n)
+    }
+
+    /// Queues close_notify and sends what the socket takes (before a close).
+    fn close_notify(&mut self, sock: &TcpStream) {
+        if self.established && !self.failed && self.process(None, Out::CloseNotify).is_ok() {
+            let _ = self.flush(sock);
+        }
+    }
+}
+
+/// Encrypts as much of `data` as fits in `output` as records; returns the bytes taken.
+fn encrypt<D>(
+    w: &mut rustls::unbuffered::WriteTraffic<'_, D>,
+    output: &mut RecBuf,
+    data: &[u8],
+) -> Result<usize, rustls::Error> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    // Records add at most 64 bytes to every 1 KiB of plaintext (the smallest records
+    // ssl_buffer_size allows are 512 bytes); rustls says when that guess is short. What
+    // is taken fits beside the records already waiting.
+    let space = REC_MAX.saturating_sub(output.len() + 256);
+    let mut n = data.len().min(space - space / 16);
+    if n == 0 {
+        return Ok(0);
+    }
+    loop {
+        let need = n + n / 16 + 256;
+        let room = output
+            .room(need)
+            .map_err(|_| rustls::Error::General("TLS output buffer full".into()))?;
+        match w.encrypt(&data[..n], room) {
+            Ok(k) => {
+                output.filled_by(k);
+                return Ok(n);
+            }
+            Err(EncryptError::InsufficientSize(_)) if n > 1024 => n /= 2,
+            Err(e) => return Err(encrypt_error(e)),
+        }
+    }
+}
+
+fn encrypt_error(e: EncryptError) -> rustls::Error {
+    match e {
+        EncryptError::EncryptExhausted => rustls::Error::EncryptError,
+        EncryptError::InsufficientSize(_) => {
+            rustls::Error::General("TLS output buffer full".into())
+        }
+    }
+}
+
+impl<C> Drop for Records<C> {
+    fn drop(&mut self) {
+        self.input.release();
+        self.plain.release();
+        self.output.release();
+    }
+}
 
 /// The TLS side of a client connection.
 pub(crate) struct TlsConn {
     pub(crate) state: TlsState,
-    /// Plaintext rustls holds that has not been read yet.
-    plain: usize,
-    /// The acceptor has read the connection's first bytes (a TLS record).
-    started: bool,
     /// The key-exchange groups the ClientHello offered (`$ssl_curves`).
     pub(crate) client_groups: Vec<rustls::NamedGroup>,
+    /// The name the client asked for by SNI (`$ssl_server_name`).
+    pub(crate) server_name: Option<Box<str>>,
     /// The client-certificate verifier of the server whose config answered the handshake
     /// (`None`: no certificate was asked for).
     client_auth: Option<Arc<ClientAuth>>,
@@ -35,32 +514,45 @@ pub(crate) struct TlsConn {
     verdict: Cell<Option<Verdict>>,
 }
 
+/// The ClientHello being read: the acceptor parses it, its bytes are kept for the session
+/// that answers it.
+pub(crate) struct Hello {
+    acceptor: Acceptor,
+    bytes: RecBuf,
+    /// Bytes of `bytes` the acceptor has read.
+    fed: usize,
+    /// The connection's first bytes were a TLS record.
+    started: bool,
+}
+
 pub(crate) enum TlsState {
     /// Waiting for the ClientHello.
-    Accepting(Box<Acceptor>),
-    Ready(Box<ServerConnection>),
+    Accepting(Box<Hello>),
+    Ready(Box<Records<UnbufferedServerConnection>>),
     /// The client spoke plain HTTP to a TLS address (its request gets 497).
     Plain,
-    /// The handshake failed; nothing more is read or written through TLS.
-    Failed,
 }
 
 impl TlsConn {
     pub(crate) fn new() -> TlsConn {
         TlsConn {
-            state: TlsState::Accepting(Box::default()),
-            plain: 0,
-            started: false,
+            state: TlsState::Accepting(Box::new(Hello {
+                acceptor: Acceptor::default(),
+                bytes: RecBuf::default(),
+                fed: 0,
+                started: false,
+            })),
             client_groups: Vec::new(),
+            server_name: None,
             client_auth: None,
             verdict: Cell::new(None),
         }
     }
 
     /// The established session (`None` before the handshake, and for plain HTTP).
-    pub(crate) fn session(&self) -> Option<&ServerConnection> {
+    pub(crate) fn session(&self) -> Option<&UnbufferedServerConnection> {
         match &self.state {
-            TlsState::Ready(c) => Some(c),
+            TlsState::Ready(r) => Some(&r.conn),
             _ => None,
         }
     }
@@ -100,141 +592,20 @@ impl TlsConn {
 
     /// TLS output is waiting for the socket.
     pub(crate) fn wants_write(&self) -> bool {
-        matches!(&self.state, TlsState::Ready(c) if c.wants_write())
+        matches!(&self.state, TlsState::Ready(r) if !r.output.is_empty())
     }
 
     /// Plaintext can be read without the socket.
     pub(crate) fn has_plaintext(&self) -> bool {
-        self.plain > 0
+        matches!(&self.state, TlsState::Ready(r) if !r.plain.is_empty())
     }
 
     /// Queues close_notify and sends what the socket takes (before a close).
     pub(crate) fn close_notify(&mut self, sock: &TcpStream) {
-        if let TlsState::Ready(c) = &mut self.state {
-            c.send_close_notify();
-            let _ = flush(&mut **c, sock);
+        if let TlsState::Ready(r) = &mut self.state {
+            r.close_notify(sock);
         }
     }
-}
-
-/// A rustls session of either side: the server side of a client connection, or the client
-/// side of a connection to an upstream. The functions below are written once for both.
-trait Session: std::ops::DerefMut<Target = rustls::ConnectionCommon<Self::Data>> {
-    type Data;
-}
-
-impl Session for ServerConnection {
-    type Data = rustls::server::ServerConnectionData;
-}
-
-impl Session for rustls::ClientConnection {
-    type Data = rustls::client::ClientConnectionData;
-}
-
-/// Writes rustls's pending records; Ok(true) when none are left.
-fn flush<C: Session>(c: &mut C, mut sock: &TcpStream) -> std::io::Result<bool> {
-    while c.wants_write() {
-        match c.write_tls(&mut sock) {
-            Ok(0) => return Err(ErrorKind::WriteZero.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// Reads at most `want` bytes of plaintext of session `c` into `buf`: what rustls already
-/// holds (`*plain` bytes) first, then records from the socket. Ok(0): the peer closed
-/// (close_notify, or a FIN). An `InvalidData` error: the peer broke the protocol (the alert
-/// rustls queued is sent; the session cannot be used any more).
-fn session_read<C: Session>(
-    c: &mut C,
-    plain: &mut usize,
-    sock: &TcpStream,
-    ready: &mut bool,
-    buf: &mut Vec<u8>,
-    want: usize,
-) -> std::io::Result<usize> {
-    // Handshake records or an alert may still wait for the socket.
-    flush(c, sock)?;
-    loop {
-        if *plain > 0 {
-            buf.reserve(want);
-            let spare = buf.spare_capacity_mut();
-            let n = want.min(spare.len()).min(*plain);
-            // Plaintext is copied into a zeroed window; the buffer's spare capacity is
-            // never read uninitialised.
-            let start = buf.len();
-            buf.resize(start + n, 0);
-            match c.reader().read(&mut buf[start..]) {
-                Ok(k) => {
-                    buf.truncate(start + k);
-                    *plain = plain.saturating_sub(k);
-                    if k > 0 {
-                        return Ok(k);
-                    }
-                    *plain = 0;
-                }
-                Err(e) => {
-                    buf.truncate(start);
-                    *plain = 0;
-                    if e.kind() != ErrorKind::WouldBlock {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        if !*ready {
-            return Err(ErrorKind::WouldBlock.into());
-        }
-        let mut s = sock;
-        match c.read_tls(&mut s) {
-            Ok(0) => {
-                *ready = false;
-                return Ok(0);
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                *ready = false;
-                return Err(e);
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-        match c.process_new_packets() {
-            Ok(io) => {
-                *plain = io.plaintext_bytes_to_read();
-                let _ = flush(c, sock);
-                if io.peer_has_closed() && *plain == 0 {
-                    return Ok(0);
-                }
-            }
-            Err(e) => {
-                // The alert rustls queued goes out before the close.
-                let _ = flush(c, sock);
-                return Err(std::io::Error::new(ErrorKind::InvalidData, e));
-            }
-        }
-    }
-}
-
-/// Writes plaintext through session `c` (the part of `data` rustls took is reported; its
-/// records may still wait for the socket, see [`flush`]).
-fn session_write<C: Session>(c: &mut C, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
-    let drained = flush(c, sock)?;
-    // rustls takes plaintext while the records waiting for the socket stay under its
-    // buffer limit (64 KiB): what waits for a slow peer is bounded, and a peer that is slow
-    // but taking bytes keeps taking data, so the send timeout counts from its last bytes.
-    let n = c.writer().write(&data[..data.len().min(64 * 1024)])?;
-    if n == 0 && !data.is_empty() {
-        return Err(ErrorKind::WouldBlock.into());
-    }
-    if drained {
-        flush(c, sock)?;
-    }
-    Ok(n)
 }
 
 /// A connection's transport above the socket: what [`client_read`], [`client_write`] and
@@ -262,30 +633,24 @@ impl Transport for TlsConn {
         buf: &mut Vec<u8>,
         want: usize,
     ) -> std::io::Result<usize> {
-        let c = match &mut self.state {
-            TlsState::Ready(c) => c,
-            TlsState::Plain => return read_ready(sock, ready, hup, buf, want),
-            TlsState::Accepting(_) => return Err(ErrorKind::WouldBlock.into()),
-            TlsState::Failed => return Ok(0),
-        };
-        let r = session_read(&mut **c, &mut self.plain, sock, ready, buf, want);
-        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidData) {
-            self.state = TlsState::Failed;
+        match &mut self.state {
+            TlsState::Ready(r) => r.read(sock, ready, hup, buf, want),
+            TlsState::Plain => read_ready(sock, ready, hup, buf, want),
+            TlsState::Accepting(_) => Err(ErrorKind::WouldBlock.into()),
         }
-        r
     }
 
     fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
         match &mut self.state {
             TlsState::Plain => (&mut &*sock).write(data),
-            TlsState::Ready(c) => session_write(&mut **c, sock, data),
-            _ => Err(ErrorKind::BrokenPipe.into()),
+            TlsState::Ready(r) => r.write(sock, data),
+            TlsState::Accepting(_) => Err(ErrorKind::BrokenPipe.into()),
         }
     }
 
     fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool> {
         match &mut self.state {
-            TlsState::Ready(c) => flush(&mut **c, sock),
+            TlsState::Ready(r) => r.flush(sock),
             _ => Ok(true),
         }
     }
@@ -334,11 +699,7 @@ pub(crate) fn client_write<T: Transport>(
 
 /// The TLS side of a connection to an `https://` upstream.
 pub(crate) struct UpTls {
-    conn: rustls::ClientConnection,
-    /// Plaintext rustls holds that has not been read yet.
-    plain: usize,
-    /// The session failed (a protocol error): nothing more goes through it.
-    failed: bool,
+    rec: Records<UnbufferedClientConnection>,
 }
 
 /// How a handshake with an upstream goes.
@@ -360,9 +721,7 @@ impl UpTls {
         name: rustls::pki_types::ServerName<'static>,
     ) -> Result<UpTls, rustls::Error> {
         Ok(UpTls {
-            conn: rustls::ClientConnection::new(config, name)?,
-            plain: 0,
-            failed: false,
+            rec: Records::new(UnbufferedClientConnection::new(config, name)?),
         })
     }
 
@@ -371,37 +730,28 @@ impl UpTls {
     /// arrives.
     pub(crate) fn handshake(&mut self, sock: &TcpStream, ready: &mut bool) -> Handshake {
         loop {
-            match flush(&mut self.conn, sock) {
+            if let Err(e) = self.rec.process(None, Out::Nothing) {
+                self.rec.queue_alert();
+                let _ = self.rec.flush(sock);
+                return Handshake::Tls(e);
+            }
+            match self.rec.flush(sock) {
                 Ok(true) => {}
                 Ok(false) => return Handshake::Blocked,
                 Err(e) if e.kind() == ErrorKind::NotConnected => return Handshake::Blocked,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Handshake::Connect(e),
             }
-            if !self.conn.is_handshaking() {
+            if self.rec.established {
                 return Handshake::Done;
             }
             if !*ready {
                 return Handshake::Blocked;
             }
-            let mut s = sock;
-            match self.conn.read_tls(&mut s) {
+            match self.rec.fill(sock, ready, false) {
                 Ok(0) => return Handshake::Closed,
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    *ready = false;
-                    return Handshake::Blocked;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Handshake::Blocked,
                 Err(_) => return Handshake::Closed,
-            }
-            match self.conn.process_new_packets() {
-                Ok(io) => self.plain = io.plaintext_bytes_to_read(),
-                Err(e) => {
-                    let _ = flush(&mut self.conn, sock);
-                    self.failed = true;
-                    return Handshake::Tls(e);
-                }
             }
         }
     }
@@ -410,20 +760,22 @@ impl UpTls {
     /// readable: records that arrive while idle (session tickets, say) are taken in; a
     /// close_notify, a FIN, an error or application data means it cannot be reused.
     pub(crate) fn idle_alive(&mut self, sock: &TcpStream) -> bool {
-        loop {
-            let mut s = sock;
-            match self.conn.read_tls(&mut s) {
+        let mut ready = true;
+        while ready {
+            match self.rec.fill(sock, &mut ready, false) {
                 Ok(0) => return false,
                 Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return !self.failed,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => return false,
             }
-            match self.conn.process_new_packets() {
-                Ok(io) if !io.peer_has_closed() && io.plaintext_bytes_to_read() == 0 => {}
-                _ => return false,
+            if self.rec.process(None, Out::Nothing).is_err()
+                || !self.rec.plain.is_empty()
+                || self.rec.peer_closed
+            {
+                return false;
             }
         }
+        !self.rec.failed
     }
 }
 
@@ -432,29 +784,19 @@ impl Transport for UpTls {
         &mut self,
         sock: &TcpStream,
         ready: &mut bool,
-        _hup: bool,
+        hup: bool,
         buf: &mut Vec<u8>,
         want: usize,
     ) -> std::io::Result<usize> {
-        if self.failed {
-            return Err(ErrorKind::InvalidData.into());
-        }
-        let r = session_read(&mut self.conn, &mut self.plain, sock, ready, buf, want);
-        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidData) {
-            self.failed = true;
-        }
-        r
+        self.rec.read(sock, ready, hup, buf, want)
     }
 
     fn write(&mut self, sock: &TcpStream, data: &[u8]) -> std::io::Result<usize> {
-        if self.failed {
-            return Err(ErrorKind::BrokenPipe.into());
-        }
-        session_write(&mut self.conn, sock, data)
+        self.rec.write(sock, data)
     }
 
     fn flush(&mut self, sock: &TcpStream) -> std::io::Result<bool> {
-        flush(&mut self.conn, sock)
+        self.rec.flush(sock)
     }
 }
 
@@ -513,13 +855,13 @@ impl Conn {
     pub(crate) fn tls_handshaking(&self) -> bool {
         match self.tls().map(|t| &t.state) {
             Some(TlsState::Accepting(_)) => true,
-            Some(TlsState::Ready(c)) => c.is_handshaking(),
+            Some(TlsState::Ready(r)) => !r.established,
             _ => false,
         }
     }
 
     /// The connection's established TLS session (`None` for plain HTTP).
-    pub(crate) fn tls_session(&self) -> Option<&ServerConnection> {
+    pub(crate) fn tls_session(&self) -> Option<&UnbufferedServerConnection> {
         self.tls().and_then(TlsConn::session)
     }
 
@@ -550,14 +892,36 @@ impl Conn {
         let Some(t) = super::conn::tls_mut(&mut self.ext) else {
             return Accept::Progress;
         };
-        let TlsState::Accepting(acceptor) = &mut t.state else {
+        let TlsState::Accepting(hello) = &mut t.state else {
             return Accept::Progress;
         };
         loop {
-            let mut first = [0u8; 1];
-            match self.sock.peek(&mut first) {
+            if !hello.started {
+                let mut first = [0u8; 1];
+                match self.sock.peek(&mut first) {
+                    Ok(0) => return Accept::Close,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        self.rd_ready = false;
+                        return Accept::WouldBlock;
+                    }
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return Accept::Close,
+                }
+                // nginx's test: a TLS handshake record (0x16) or an SSLv2 hello (high bit).
+                if first[0] != 0x16 && first[0] & 0x80 == 0 {
+                    t.state = TlsState::Plain;
+                    return Accept::Progress;
+                }
+                hello.started = true;
+            }
+            let room = match hello.bytes.room(4096) {
+                Ok(room) => room,
+                Err(_) => return Accept::Close,
+            };
+            match (&self.sock).read(room) {
                 Ok(0) => return Accept::Close,
-                Ok(_) => {}
+                Ok(n) => hello.bytes.filled_by(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.rd_ready = false;
                     return Accept::WouldBlock;
@@ -565,61 +929,124 @@ impl Conn {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => return Accept::Close,
             }
-            // nginx's test: a TLS handshake record (0x16) or an SSLv2 hello (high bit).
-            if !t.started && first[0] != 0x16 && first[0] & 0x80 == 0 {
-                t.state = TlsState::Plain;
-                return Accept::Progress;
-            }
-            t.started = true;
-            let mut s = &self.sock;
-            match acceptor.read_tls(&mut s) {
-                Ok(0) => return Accept::Close,
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    self.rd_ready = false;
-                    return Accept::WouldBlock;
+            // The acceptor reads the new bytes (a few KiB at a time) until it has the
+            // whole ClientHello.
+            let accepted = loop {
+                if hello.fed == hello.bytes.len() {
+                    break None;
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return Accept::Close,
-            }
-            match acceptor.accept() {
-                Ok(None) => continue,
-                Ok(Some(accepted)) => {
-                    if let Some(groups) = accepted.client_hello().named_groups() {
-                        t.client_groups.extend_from_slice(groups);
-                    }
-                    let sni = accepted
-                        .client_hello()
-                        .server_name()
-                        .map(|n| n.trim_end_matches('.').to_ascii_lowercase());
-                    let config = w.tls_config(self.listener as usize, sni.as_deref());
-                    let Some((config, auth)) = config else {
-                        elog!(
-                            w.elog,
-                            Info,
-                            "SSL_do_handshake() failed (SSL: rejected handshake{}), client: {}",
-                            sni.as_deref()
-                                .map(|n| format!(" for \"{n}\""))
-                                .unwrap_or_default(),
-                            self.peer.ip()
-                        );
-                        // nginx's ssl_reject_handshake: an unrecognized_name alert.
-                        let mut s = &self.sock;
-                        let _ = s.write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
-                        return Accept::Close;
-                    };
-                    match accepted.into_connection(config) {
-                        Ok(mut c) => {
-                            let _ = flush(&mut c, &self.sock);
-                            t.state = TlsState::Ready(Box::new(c));
-                            t.client_auth = auth;
-                            return Accept::Progress;
-                        }
-                        Err((e, alert)) => return self.refuse_hello(w, &e, alert),
-                    }
+                let mut unread = &hello.bytes.filled()[hello.fed..];
+                match hello.acceptor.read_tls(&mut unread) {
+                    Ok(0) | Err(_) => return Accept::Close,
+                    Ok(n) => hello.fed += n,
                 }
-                Err((e, alert)) => return self.refuse_hello(w, &e, alert),
+                match hello.acceptor.accept() {
+                    Ok(None) => {}
+                    Ok(Some(accepted)) => break Some(accepted),
+                    Err((e, alert)) => return self.refuse_hello(w, &e, alert),
+                }
+            };
+            let Some(accepted) = accepted else {
+                continue;
+            };
+            let ch = accepted.client_hello();
+            if let Some(groups) = ch.named_groups() {
+                t.client_groups.extend_from_slice(groups);
             }
+            let name = ch.server_name().map(|n| n.trim_end_matches('.'));
+            t.server_name = name.map(Box::from);
+            let sni = name.map(str::to_ascii_lowercase);
+            let config = w.tls_config(self.listener as usize, sni.as_deref());
+            let Some((config, auth)) = config else {
+                elog!(
+                    w.elog,
+                    Info,
+                    "SSL_do_handshake() failed (SSL: rejected handshake{}), client: {}",
+                    sni.as_deref()
+                        .map(|n| format!(" for \"{n}\""))
+                        .unwrap_or_default(),
+                    self.peer.ip()
+                );
+                // nginx's ssl_reject_handshake: an unrecognized_name alert.
+                let mut s = &self.sock;
+                let _ = s.write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+                return Accept::Close;
+            };
+            let conn = match UnbufferedServerConnection::new(config) {
+                Ok(c) => c,
+                Err(e) => {
+                    elog!(
+                        w.elog,
+                        Alert,
+                        "SSL_new() failed ({e}), client: {}",
+                        self.peer.ip()
+                    );
+                    return Accept::Close;
+                }
+            };
+            // The session reads the ClientHello again, from the same bytes.
+            let mut rec = Box::new(Records::new(conn));
+            rec.input = std::mem::take(&mut hello.bytes);
+            t.client_auth = auth;
+            let r = rec.process(None, Out::Nothing);
+            if let Err(e) = r {
+                let _ = rec.fail(&self.sock, e.clone());
+                elog!(
+                    w.elog,
+                    Info,
+                    "SSL_do_handshake() failed ({e}) while SSL handshaking, client: {}",
+                    self.peer.ip()
+                );
+                return Accept::Close;
+            }
+            let flushed = rec.flush(&self.sock);
+            t.state = TlsState::Ready(rec);
+            return match flushed {
+                Ok(_) => Accept::Progress,
+                Err(_) => Accept::Close,
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_buffer_holds_nothing_when_empty_and_grows_to_a_bound() {
+        let mut b = RecBuf::default();
+        assert!(b.is_empty() && b.data.capacity() == 0);
+        let room = b.room(10).expect("room");
+        room[..5].copy_from_slice(b"hello");
+        b.filled_by(5);
+        assert_eq!(b.filled(), b"hello");
+        b.consume(2);
+        assert_eq!(b.filled(), b"llo");
+        // Asking for more than the tail holds moves the bytes to the front first.
+        let tail = REC_BUF - 4;
+        b.room(tail).expect("room");
+        assert_eq!((b.start, b.end), (0, 3));
+        assert_eq!(b.filled(), b"llo");
+        // A handshake message being reassembled may grow the buffer, up to REC_MAX.
+        b.room(REC_BUF).expect("grows");
+        assert!(b.data.len() >= REC_BUF + 3 && b.data.len() <= REC_MAX);
+        b.filled_by(REC_MAX - 3);
+        assert!(b.room(REC_MAX - b.len() + 1).is_err());
+        assert!(b.room(REC_MAX - b.len()).is_ok());
+        b.filled_by(REC_MAX);
+        assert_eq!(b.len(), REC_MAX);
+        // Consumed to the end: the buffer is given back (a large one is not pooled).
+        b.consume(b.len());
+        assert!(b.is_empty() && b.data.capacity() == 0);
+        let pooled = POOL.with(|p| p.borrow().len());
+        b.room(1).expect("room");
+        b.filled_by(1);
+        b.consume(1);
+        assert_eq!(POOL.with(|p| p.borrow().len()), pooled + 1);
+        // filled_by never claims past the end.
+        b.room(1).expect("room");
+        b.filled_by(usize::MAX / 2);
+        assert_eq!(b.len(), REC_BUF);
     }
 }

@@ -1088,7 +1088,7 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
             }
         }
         Builtin::SslServerName => {
-            if let Some(n) = t.server_name() {
+            if let Some(n) = &tls.server_name {
                 out.extend_from_slice(n.as_bytes());
             }
         }

@@ -1361,3 +1361,104 @@ fn tls_variables_redirects_and_the_497_page_as_nginx() {
     let labels: Vec<&str> = cases.iter().map(|c| c.0).collect();
     proton_tests::assert_same_as_nginx(&labels, &ours, &theirs, &p.logs());
 }
+
+/// A socket that writes one byte per call: every TLS record reaches the server in pieces.
+struct OneByte(TcpStream);
+
+impl Read for OneByte {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for OneByte {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(&buf[..buf.len().min(1)])
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+#[test]
+fn records_split_anywhere_pipelined_requests_and_large_bodies() {
+    let s = setup("tls-split", "", 1);
+    for tls12 in [false, true] {
+        // The handshake and a request, one byte per TCP segment.
+        let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, s.p.port)).expect("connect");
+        tcp.set_nodelay(true).expect("nodelay");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let name = ServerName::try_from("a.test").expect("name");
+        let conn = rustls::ClientConnection::new(client(tls12, &[]), name).expect("client");
+        let mut c = rustls::StreamOwned::new(conn, OneByte(tcp));
+        c.write_all(b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n")
+            .expect("request");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // The whole response: its head, then Content-Length bytes.
+        let complete = |got: &[u8]| {
+            let text = String::from_utf8_lossy(got);
+            let Some(end) = text.find("\r\n\r\n") else {
+                return false;
+            };
+            let len = text[..end]
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            got.len() >= end + 4 + len
+        };
+        while !complete(&got) {
+            let n = c.read(&mut buf).expect("response");
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+
+        // Two pipelined requests, then a 300 KB body spread over many records, then a
+        // last request: each is answered, in order, on the same connection.
+        let mut s2 = rustls::StreamOwned::new(c.conn, c.sock.0);
+        let body = vec![b'x'; 300_000];
+        let mut req = Vec::new();
+        req.extend_from_slice(b"GET /vars HTTP/1.1\r\nHost: default.test\r\n\r\n");
+        req.extend_from_slice(b"GET /go HTTP/1.1\r\nHost: default.test\r\n\r\n");
+        req.extend_from_slice(
+            format!(
+                "POST /vars HTTP/1.1\r\nHost: default.test\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(&body);
+        req.extend_from_slice(
+            b"GET /big HTTP/1.1\r\nHost: default.test\r\nConnection: close\r\n\r\n",
+        );
+        s2.write_all(&req).expect("pipelined requests");
+        let mut raw = Vec::new();
+        match s2.read_to_end(&mut raw) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => panic!("read: {e}"),
+        }
+        let text = String::from_utf8_lossy(&raw);
+        let statuses: Vec<&str> = text
+            .match_indices("HTTP/1.1 ")
+            .map(|(i, _)| &text[i + 9..i + 12])
+            .collect();
+        assert_eq!(
+            statuses[..4],
+            ["200", "302", "200", "200"],
+            "TLS 1.2: {tls12}"
+        );
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        assert!(
+            raw.ends_with(&big),
+            "the 3 MB file arrives whole (TLS 1.2: {tls12})"
+        );
+    }
+}
