@@ -223,6 +223,50 @@ pub fn openssl_name_of(rustls_name: &str) -> Option<&'static str> {
         .map(|s| s.openssl)
 }
 
+/// OpenSSL's name of the cipher suite with IANA code `code`, for the suites clients commonly
+/// offer and the two signalling values (`$ssl_ciphers`); `None` for others (GREASE values,
+/// suites OpenSSL 3 does not know), which nginx prints in hex.
+pub fn openssl_cipher_name(code: u16) -> Option<&'static str> {
+    Some(match code {
+        0x1301 => "TLS_AES_128_GCM_SHA256",
+        0x1302 => "TLS_AES_256_GCM_SHA384",
+        0x1303 => "TLS_CHACHA20_POLY1305_SHA256",
+        0x1304 => "TLS_AES_128_CCM_SHA256",
+        0x1305 => "TLS_AES_128_CCM_8_SHA256",
+        0xc02b => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        0xc02c => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        0xc02f => "ECDHE-RSA-AES128-GCM-SHA256",
+        0xc030 => "ECDHE-RSA-AES256-GCM-SHA384",
+        0xcca8 => "ECDHE-RSA-CHACHA20-POLY1305",
+        0xcca9 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        0xccaa => "DHE-RSA-CHACHA20-POLY1305",
+        0x009e => "DHE-RSA-AES128-GCM-SHA256",
+        0x009f => "DHE-RSA-AES256-GCM-SHA384",
+        0xc023 => "ECDHE-ECDSA-AES128-SHA256",
+        0xc024 => "ECDHE-ECDSA-AES256-SHA384",
+        0xc027 => "ECDHE-RSA-AES128-SHA256",
+        0xc028 => "ECDHE-RSA-AES256-SHA384",
+        0xc009 => "ECDHE-ECDSA-AES128-SHA",
+        0xc00a => "ECDHE-ECDSA-AES256-SHA",
+        0xc013 => "ECDHE-RSA-AES128-SHA",
+        0xc014 => "ECDHE-RSA-AES256-SHA",
+        0x0067 => "DHE-RSA-AES128-SHA256",
+        0x006b => "DHE-RSA-AES256-SHA256",
+        0x0033 => "DHE-RSA-AES128-SHA",
+        0x0039 => "DHE-RSA-AES256-SHA",
+        0x009c => "AES128-GCM-SHA256",
+        0x009d => "AES256-GCM-SHA384",
+        0x003c => "AES128-SHA256",
+        0x003d => "AES256-SHA256",
+        0x002f => "AES128-SHA",
+        0x0035 => "AES256-SHA",
+        0x000a => "DES-CBC3-SHA",
+        0x00ff => "TLS_EMPTY_RENEGOTIATION_INFO_SCSV",
+        0x5600 => "TLS_FALLBACK_SCSV",
+        _ => return None,
+    })
+}
+
 /// Why an OpenSSL cipher-list string cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CipherListError {

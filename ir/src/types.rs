@@ -1647,6 +1647,9 @@ builtins! {
     /// The groups the client offered, in its order, `:`-separated (OpenSSL's names; others
     /// as `0x` and four hex digits).
     SslCurves = "ssl_curves",
+    /// The cipher suites the client offered, in its order, `:`-separated (OpenSSL's names;
+    /// others as `0x` and four hex digits).
+    SslCiphers = "ssl_ciphers",
     /// The client certificate's verification: `SUCCESS`, `FAILED:reason` (OpenSSL's
     /// reason), `NONE` (no certificate).
     SslClientVerify = "ssl_client_verify",
@@ -1654,6 +1657,10 @@ builtins! {
     SslClientSDn = "ssl_client_s_dn",
     /// The client certificate's issuer, RFC 2253.
     SslClientIDn = "ssl_client_i_dn",
+    /// The client certificate's subject in OpenSSL's one-line form (`/O=Org/CN=client`).
+    SslClientSDnLegacy = "ssl_client_s_dn_legacy",
+    /// The client certificate's issuer in OpenSSL's one-line form.
+    SslClientIDnLegacy = "ssl_client_i_dn_legacy",
     /// The client certificate's serial number, uppercase hex.
     SslClientSerial = "ssl_client_serial",
     /// The SHA-1 of the client certificate's DER, lowercase hex.

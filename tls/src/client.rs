@@ -506,6 +506,16 @@ impl<'a> CertInfo<'a> {
         rfc2253(self.cert.issuer(), out);
     }
 
+    /// `$ssl_client_s_dn_legacy`: the subject in OpenSSL's one-line form (`/O=Org/CN=client`).
+    pub fn subject_legacy(&self, out: &mut Vec<u8>) {
+        oneline(self.cert.subject(), out);
+    }
+
+    /// `$ssl_client_i_dn_legacy`.
+    pub fn issuer_legacy(&self, out: &mut Vec<u8>) {
+        oneline(self.cert.issuer(), out);
+    }
+
     /// `$ssl_client_serial`: uppercase hex.
     pub fn serial(&self, out: &mut Vec<u8>) {
         for b in trim_serial(self.cert.raw_serial()) {
@@ -605,7 +615,6 @@ fn short_name(oid: &str) -> Option<&'static str> {
 /// between RDNs and `+` inside one, RFC 2253 escapes, bytes beyond ASCII as `\XX`, and a
 /// value of an unknown type or attribute as `#` and its DER in hex.
 fn rfc2253(name: &x509_parser::x509::X509Name<'_>, out: &mut Vec<u8>) {
-    use x509_parser::der_parser::asn1_rs::Tag;
     let rdns: Vec<_> = name.iter_rdn().collect();
     for (i, rdn) in rdns.iter().rev().enumerate() {
         if i > 0 {
@@ -620,39 +629,71 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(known.unwrap_or(&oid).as_bytes());
             out.push(b'=');
             let v = atv.attr_value();
-            let text: Option<Vec<u8>> = match v.tag() {
-                Tag::Utf8String
-                | Tag::PrintableString
-                | Tag::Ia5String
-                | Tag::NumericString
-                | Tag::T61String
-                | Tag::VisibleString => Some(v.data.to_vec()),
-                Tag::BmpString => {
-                    let units: Vec<u16> = v
-                        .data
-                        .chunks(2)
-                        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
-                        .collect();
-                    Some(String::from_utf16_lossy(&units).into_bytes())
-                }
-                _ => None,
-            };
-            match text {
+            match attr_text(v) {
                 Some(t) if known.is_some() => escape_2253(&t, out),
-                _ => {
-                    out.push(b'#');
-                    let header = [v.tag().0 as u8, v.data.len() as u8];
-                    if v.data.len() < 128 {
-                        for b in header.iter().chain(v.data.iter()) {
-                            out.extend_from_slice(format!("{b:02X}").as_bytes());
-                        }
+                _ => hex_der(v, out),
+            }
+        }
+    }
+}
+
+/// A name as OpenSSL's `X509_NAME_oneline`: every attribute in the certificate's order,
+/// each as `/type=value`, bytes outside printable ASCII as `\xXX`; a value that is not a
+/// string as `#` and its DER in hex (as in [`rfc2253`]).
+fn oneline(name: &x509_parser::x509::X509Name<'_>, out: &mut Vec<u8>) {
+    for atv in name.iter_attributes() {
+        out.push(b'/');
+        let oid = atv.attr_type().to_id_string();
+        out.extend_from_slice(short_name(&oid).unwrap_or(&oid).as_bytes());
+        out.push(b'=');
+        match attr_text(atv.attr_value()) {
+            Some(t) => {
+                for b in t {
+                    if (b' '..=b'~').contains(&b) {
+                        out.push(b);
                     } else {
-                        for b in v.data.iter() {
-                            out.extend_from_slice(format!("{b:02X}").as_bytes());
-                        }
+                        out.extend_from_slice(format!("\\x{b:02X}").as_bytes());
                     }
                 }
             }
+            None => hex_der(atv.attr_value(), out),
+        }
+    }
+}
+
+/// The text of a string-typed attribute value (`None` for other types).
+fn attr_text(v: &x509_parser::der_parser::asn1_rs::Any<'_>) -> Option<Vec<u8>> {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    match v.tag() {
+        Tag::Utf8String
+        | Tag::PrintableString
+        | Tag::Ia5String
+        | Tag::NumericString
+        | Tag::T61String
+        | Tag::VisibleString => Some(v.data.to_vec()),
+        Tag::BmpString => {
+            let units: Vec<u16> = v
+                .data
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+                .collect();
+            Some(String::from_utf16_lossy(&units).into_bytes())
+        }
+        _ => None,
+    }
+}
+
+/// `#` and a value's DER in hex, as OpenSSL prints a value it cannot show as text.
+fn hex_der(v: &x509_parser::der_parser::asn1_rs::Any<'_>, out: &mut Vec<u8>) {
+    out.push(b'#');
+    let header = [v.tag().0 as u8, v.data.len() as u8];
+    if v.data.len() < 128 {
+        for b in header.iter().chain(v.data.iter()) {
+            out.extend_from_slice(format!("{b:02X}").as_bytes());
+        }
+    } else {
+        for b in v.data.iter() {
+            out.extend_from_slice(format!("{b:02X}").as_bytes());
         }
     }
 }

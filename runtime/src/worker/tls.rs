@@ -504,7 +504,9 @@ impl<C> Drop for Records<C> {
 pub(crate) struct TlsConn {
     pub(crate) state: TlsState,
     /// The key-exchange groups the ClientHello offered (`$ssl_curves`).
-    pub(crate) client_groups: Vec<rustls::NamedGroup>,
+    pub(crate) client_groups: Box<[rustls::NamedGroup]>,
+    /// The cipher suites the ClientHello offered (`$ssl_ciphers`).
+    pub(crate) client_suites: Box<[rustls::CipherSuite]>,
     /// The name the client asked for by SNI (`$ssl_server_name`).
     pub(crate) server_name: Option<Box<str>>,
     /// The client-certificate verifier of the server whose config answered the handshake
@@ -542,7 +544,8 @@ impl TlsConn {
                 fed: 0,
                 started: false,
             })),
-            client_groups: Vec::new(),
+            client_groups: Box::default(),
+            client_suites: Box::default(),
             server_name: None,
             client_auth: None,
             verdict: Cell::new(None),
@@ -951,8 +954,9 @@ impl Conn {
             };
             let ch = accepted.client_hello();
             if let Some(groups) = ch.named_groups() {
-                t.client_groups.extend_from_slice(groups);
+                t.client_groups = groups.into();
             }
+            t.client_suites = ch.cipher_suites().into();
             let name = ch.server_name().map(|n| n.trim_end_matches('.'));
             t.server_name = name.map(Box::from);
             let sni = name.map(str::to_ascii_lowercase);

@@ -671,7 +671,8 @@ impl Ctx<'_> {
             | Builtin::SslSessionReused
             | Builtin::SslAlpnProtocol
             | Builtin::SslCurve
-            | Builtin::SslCurves => {
+            | Builtin::SslCurves
+            | Builtin::SslCiphers => {
                 if let Some(t) = self.tls {
                     ssl_var(b, t, out);
                 }
@@ -683,6 +684,8 @@ impl Ctx<'_> {
             }
             Builtin::SslClientSDn
             | Builtin::SslClientIDn
+            | Builtin::SslClientSDnLegacy
+            | Builtin::SslClientIDnLegacy
             | Builtin::SslClientSerial
             | Builtin::SslClientFingerprint
             | Builtin::SslClientCert
@@ -1055,6 +1058,21 @@ fn openssl_group_name(g: rustls::NamedGroup) -> Option<&'static str> {
 
 /// The value of a `$ssl_*` variable of a TLS connection, as nginx prints it.
 fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
+    if b == Builtin::SslCiphers {
+        for (i, c) in tls.client_suites.iter().enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            let code = u16::from(*c);
+            match proton_ir::tls::openssl_cipher_name(code) {
+                Some(n) => out.extend_from_slice(n.as_bytes()),
+                None => {
+                    let _ = write!(out, "0x{code:04x}");
+                }
+            }
+        }
+        return;
+    }
     if b == Builtin::SslCurves {
         for (i, g) in tls.client_groups.iter().enumerate() {
             if i > 0 {
@@ -1159,6 +1177,8 @@ fn client_cert_var(b: Builtin, der: &[u8], out: &mut Vec<u8>) {
     match b {
         Builtin::SslClientSDn => c.subject(out),
         Builtin::SslClientIDn => c.issuer(out),
+        Builtin::SslClientSDnLegacy => c.subject_legacy(out),
+        Builtin::SslClientIDnLegacy => c.issuer_legacy(out),
         Builtin::SslClientSerial => c.serial(out),
         Builtin::SslClientVStart => c.not_before(out),
         Builtin::SslClientVEnd => c.not_after(out),

@@ -1301,6 +1301,7 @@ fn tls_variables_redirects_and_the_497_page_as_nginx() {
         ssl_certificate_key {d}/a.key;
         ssl_protocols TLSv1.2 TLSv1.3;
         location /v {{ return 200 "$https|$scheme|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused|$ssl_alpn_protocol|$ssl_curve"; }}
+        location /c {{ return 200 "$ssl_ciphers"; }}
         location /r {{ return 302 /there; }}
         location /p {{ error_page 497 =307 https://$host:$server_port/from-plain; return 200; }}
     }}
@@ -1322,6 +1323,12 @@ fn tls_variables_redirects_and_the_497_page_as_nginx() {
         ("redirect", &[], "/r"),
         ("plain HTTP to the TLS port", &["--plain"], "/v"),
         ("plain HTTP with error_page 497", &["--plain"], "/p"),
+        ("the ciphers curl offers", &[], "/c"),
+        (
+            "the ciphers curl offers for TLS 1.2",
+            &["--tlsv1.2", "--tls-max", "1.2"],
+            "/c",
+        ),
     ];
     let ask = |port: u16| -> Vec<String> {
         cases

@@ -147,7 +147,7 @@ fn pki(dir: &Path) -> Pki {
     }
 }
 
-const VARS: &str = r#""$ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial|$ssl_client_fingerprint|$ssl_client_v_start|$ssl_client_v_end|$ssl_client_v_remain""#;
+const VARS: &str = r#""$ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial|$ssl_client_fingerprint|$ssl_client_v_start|$ssl_client_v_end|$ssl_client_v_remain|$ssl_client_s_dn_legacy|$ssl_client_i_dn_legacy""#;
 
 /// The servers (one per verification mode, chosen by SNI) of the http block; `listen` is
 /// the listen line's address.
@@ -421,7 +421,7 @@ fn optional_and_optional_no_ca() {
     let (myself, _) = client(&[&s.pki.self_client], false);
 
     let r = get(port, &none, "optional.test", "optional.test", "/");
-    assert_eq!(summary(&r), "200 NONE|||||||");
+    assert_eq!(summary(&r), "200 NONE|||||||||");
     assert!(get(port, &good, "optional.test", "optional.test", "/")
         .body_text()
         .starts_with("SUCCESS|CN=client"));
@@ -453,10 +453,10 @@ fn optional_and_optional_no_ca() {
         r.body_text()
     );
     let r = get(port, &none, "noca.test", "noca.test", "/");
-    assert_eq!(summary(&r), "200 NONE|||||||");
+    assert_eq!(summary(&r), "200 NONE|||||||||");
     // No verification: no certificate is asked for.
     let r = get(port, &good, "plain.test", "plain.test", "/");
-    assert_eq!(summary(&r), "200 NONE|||||||");
+    assert_eq!(summary(&r), "200 NONE|||||||||");
 }
 
 #[test]
