@@ -650,6 +650,13 @@ pub struct CertificatePair {
     pub key: String,
 }
 
+/// A certificate and its key named with variables (`proxy_ssl_certificate $name.crt`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificateTemplates {
+    pub certificate: Template,
+    pub key: Template,
+}
+
 /// `ssl_session_cache`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SessionCache {
@@ -1310,6 +1317,10 @@ pub struct UpstreamTls {
     pub verify_depth: u32,
     /// `proxy_ssl_certificate` / `proxy_ssl_certificate_key`: the client certificate.
     pub certificate: Option<CertificatePair>,
+    /// `proxy_ssl_certificate` / `proxy_ssl_certificate_key` with variables: the files are
+    /// named per request (an empty certificate name: no client certificate), and read when
+    /// a name is first used. `certificate` is then `None`.
+    pub certificate_vars: Option<Box<CertificateTemplates>>,
     /// `proxy_ssl_protocols`: TLS 1.2 allowed.
     pub tls12: bool,
     /// `proxy_ssl_protocols`: TLS 1.3 allowed.
@@ -1333,6 +1344,7 @@ impl Default for UpstreamTls {
             trusted_certificate: None,
             verify_depth: 1,
             certificate: None,
+            certificate_vars: None,
             tls12: true,
             tls13: true,
             ciphers: Vec::new(),

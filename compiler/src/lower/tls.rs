@@ -511,29 +511,23 @@ impl Lower<'_> {
         let (tls12, tls13) = self.ssl_protocols(one("proxy_ssl_protocols"));
         let ciphers = self.cipher_list(one("proxy_ssl_ciphers"), "DEFAULT");
         let file = |this: &Self, name: &str| one(name).map(|d| this.conf_path(arg(d, 0)));
+        let mut certificate_vars = None;
         let certificate = match (
             one("proxy_ssl_certificate"),
             one("proxy_ssl_certificate_key"),
         ) {
-            (Some(c), Some(k)) => {
-                for d in [c, k] {
-                    if arg(d, 0).contains('$') {
-                        self.err(
-                            Diagnostic::error(
-                                Code::Unsupported,
-                                d.arg_span(0),
-                                format!("variables in \"{}\" are not supported yet", d.name),
-                            )
-                            .label("a file chosen per connection")
-                            .help("name the file"),
-                        );
-                    }
-                }
-                Some(CertificatePair {
-                    certificate: self.conf_path(arg(c, 0)),
-                    key: self.conf_path(arg(k, 0)),
-                })
+            // nginx ≥ 1.21.0: files named per request, read when the connection is made.
+            (Some(c), Some(k)) if arg(c, 0).contains('$') || arg(k, 0).contains('$') => {
+                certificate_vars = Some(Box::new(CertificateTemplates {
+                    certificate: self.template(c, 0),
+                    key: self.template(k, 0),
+                }));
+                None
             }
+            (Some(c), Some(k)) => Some(CertificatePair {
+                certificate: self.conf_path(arg(c, 0)),
+                key: self.conf_path(arg(k, 0)),
+            }),
             (Some(c), None) => {
                 self.err(
                     Diagnostic::error(
@@ -560,6 +554,7 @@ impl Lower<'_> {
                 .and_then(|d| crate::directives::parse_number(arg(d, 0)))
                 .unwrap_or(1),
             certificate,
+            certificate_vars,
             tls12,
             tls13,
             ciphers,

@@ -48,6 +48,9 @@ const REQ_WINDOW: usize = 64 * 1024;
 const CHUNKED_BUFFER_MAX: u64 = 1 << 20;
 /// Recycled proxy states kept per worker.
 const FREE_MAX: usize = 1024;
+/// TLS configs kept per worker for `proxy_ssl_certificate` with variables (one per pair of
+/// file names, the most recently used).
+const CERT_CONFIGS: usize = 32;
 
 /// One connection to an upstream server.
 pub(crate) struct UpConn {
@@ -77,7 +80,17 @@ pub(crate) struct Upstreams {
     free: Vec<Box<Proxy>>,
     /// Some idle list is longer than its upstream's `keepalive` (trimmed by `trim`).
     overfull: bool,
+    /// TLS configs with the client certificates `proxy_ssl_certificate` with variables
+    /// named: (settings, certificate name, key name, config), least recently used first.
+    cert_configs: Vec<CertConfig>,
 }
+
+type CertConfig = (
+    usize,
+    Vec<u8>,
+    Vec<u8>,
+    std::sync::Arc<rustls::ClientConfig>,
+);
 
 impl Upstreams {
     pub(crate) fn new(loaded: &crate::config::Loaded, seed: u64) -> Upstreams {
@@ -100,6 +113,7 @@ impl Upstreams {
                 .collect(),
             free: Vec::new(),
             overfull: false,
+            cert_configs: Vec::new(),
         }
     }
 
@@ -311,6 +325,11 @@ pub(crate) struct Proxy {
     /// The name the TLS session is made for (`proxy_ssl_name`, else the proxy_pass host),
     /// kept with the state so that no buffer is allocated per request.
     ssl_name: Vec<u8>,
+    /// `proxy_ssl_certificate`/`_key` with variables: the files this request names.
+    ssl_cert: Vec<u8>,
+    ssl_key: Vec<u8>,
+    /// The TLS config with that certificate (`None`: the location's own).
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     head_only: bool,
     idempotent: bool,
     client_minor: u8,
@@ -392,6 +411,9 @@ impl Proxy {
             direct: None,
             https: false,
             ssl_name: Vec::new(),
+            ssl_cert: Vec::new(),
+            ssl_key: Vec::new(),
+            tls_config: None,
             head_only: false,
             idempotent: true,
             client_minor: 1,
@@ -444,6 +466,9 @@ impl Proxy {
         self.direct = None;
         self.https = false;
         self.ssl_name.clear();
+        self.ssl_cert.clear();
+        self.ssl_key.clear();
+        self.tls_config = None;
         self.upgrade = false;
         self.spoiled = false;
         self.broken = false;
@@ -670,6 +695,35 @@ impl Worker<'_> {
             name.truncate(end);
             name.drain(..start);
             p.ssl_name = name;
+            if let Some(v) = &ps.tls.certificate_vars {
+                let (mut cert, mut key) = (
+                    std::mem::take(&mut p.ssl_cert),
+                    std::mem::take(&mut p.ssl_key),
+                );
+                {
+                    let mut ctx = self.ctx(conn, request, 0);
+                    ctx.proxy_host = proxy_host;
+                    ctx.expand(&v.certificate, &mut cert);
+                    ctx.expand(&v.key, &mut key);
+                }
+                (p.ssl_cert, p.ssl_key) = (cert, key);
+                // An empty name: no client certificate (the location's config).
+                if !p.ssl_cert.is_empty() {
+                    match self.tls_with_certificate(l.conf.settings.0 as usize, &ps.tls, &p) {
+                        Ok(c) => p.tls_config = Some(c),
+                        Err(e) => {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "{e} while SSL handshaking to upstream, client: {}",
+                                conn.peer.ip()
+                            );
+                            self.recycle(p);
+                            return Handled::Status(500);
+                        }
+                    }
+                }
+            }
         }
         let mut sent_upgrade = false;
         {
@@ -988,19 +1042,63 @@ impl Worker<'_> {
             .locations
             .get(p.loc.0 as usize)
             .map_or(0, |l| l.conf.settings.0 as usize);
-        let config = self
-            .loaded
-            .upstream_tls
-            .get(settings)
-            .and_then(Option::as_ref)
-            .ok_or_else(|| {
-                std::io::Error::other("no usable proxy_ssl_* settings for an https upstream")
-            })?;
+        let config = match &p.tls_config {
+            Some(c) => c,
+            None => self
+                .loaded
+                .upstream_tls
+                .get(settings)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| {
+                    std::io::Error::other("no usable proxy_ssl_* settings for an https upstream")
+                })?,
+        };
         let name = std::str::from_utf8(&p.ssl_name)
             .ok()
             .and_then(|n| ServerName::try_from(n.to_string()).ok())
             .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
         UpTls::new(config.clone(), name).map_err(std::io::Error::other)
+    }
+
+    /// The TLS config of settings `settings` (`tls`) with the client certificate and key
+    /// that `p` names (`proxy_ssl_certificate` with variables): built when a pair of names
+    /// is first used, then kept (the most recent [`CERT_CONFIGS`] pairs). Relative names are
+    /// relative to the prefix, as the other TLS files. The error names the file.
+    fn tls_with_certificate(
+        &mut self,
+        settings: usize,
+        tls: &proton_ir::UpstreamTls,
+        p: &Proxy,
+    ) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+        let cache = &mut self.ups.cert_configs;
+        if let Some(i) = cache
+            .iter()
+            .position(|c| c.0 == settings && c.1 == p.ssl_cert && c.2 == p.ssl_key)
+        {
+            let hit = cache.remove(i);
+            let config = hit.3.clone();
+            cache.push(hit);
+            return Ok(config);
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut t = tls.clone();
+        t.certificate_vars = None;
+        t.certificate = Some(proton_ir::CertificatePair {
+            certificate: text(&p.ssl_cert),
+            key: text(&p.ssl_key),
+        });
+        let t = proton_tls::resolve_upstream_paths(&t, &self.loaded.prefix);
+        let config = std::sync::Arc::new(proton_tls::client_config(&t)?);
+        if cache.len() >= CERT_CONFIGS {
+            cache.remove(0);
+        }
+        cache.push((
+            settings,
+            p.ssl_cert.clone(),
+            p.ssl_key.clone(),
+            config.clone(),
+        ));
+        Ok(config)
     }
 
     fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {

@@ -644,3 +644,88 @@ http {{
         p.logs()
     );
 }
+
+/// `proxy_ssl_certificate` with variables (nginx ≥ 1.21): the certificate is chosen per
+/// request, read when first used; an empty name sends none; a file that cannot be read is
+/// a 500 with the file named in the error log.
+#[test]
+fn client_certificates_named_by_variables() {
+    let t = TempDir::new("ptls-cert-vars-up");
+    let dir = t.path().to_path_buf();
+    let ca = Ca::new(&dir, "ca");
+    let other = Ca::new(&dir, "other-ca");
+    ca.issue(&dir, "backend", &["backend.test"]);
+    ca.issue(&dir, "one", &["one.test"]);
+    ca.issue(&dir, "two", &["two.test"]);
+    other.issue(&dir, "stranger", &["stranger.test"]);
+    let d = dir.display();
+    let conf = format!(
+        r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        ssl_certificate {d}/backend.crt;
+        ssl_certificate_key {d}/backend.key;
+        ssl_verify_client optional_no_ca;
+        ssl_client_certificate {d}/ca.crt;
+        location / {{ return 200 "$ssl_client_verify|$ssl_client_s_dn"; }}
+    }}
+}}
+"#
+    );
+    let up = Proton::start(&dir, &conf, 1);
+    let ft = TempDir::new("ptls-cert-vars");
+    let conf = format!(
+        r#"
+error_log {fd}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    proxy_ssl_session_reuse off;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass https://127.0.0.1:{port}/;
+            proxy_ssl_certificate {d}/$arg_c.crt;
+            proxy_ssl_certificate_key {d}/$arg_c.key;
+        }}
+        location /none {{
+            proxy_pass https://127.0.0.1:{port}/;
+            proxy_ssl_certificate $arg_c;
+            proxy_ssl_certificate_key $arg_c;
+        }}
+    }}
+}}
+"#,
+        fd = ft.path().display(),
+        port = up.port
+    );
+    let p = Proton::start(ft.path(), &conf, 1);
+    let body = |path: &str| {
+        let r = send(
+            &p,
+            format!("GET {path} HTTP/1.1\r\nHost: front.test\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        format!("{} {}", r.status, r.body_text())
+    };
+    assert_eq!(body("/?c=one"), "200 SUCCESS|CN=one", "{}", p.logs());
+    assert_eq!(body("/?c=two"), "200 SUCCESS|CN=two", "{}", p.logs());
+    // Read again from the worker's configs.
+    assert_eq!(body("/?c=one"), "200 SUCCESS|CN=one", "{}", p.logs());
+    assert!(
+        body("/?c=stranger").starts_with("200 FAILED:"),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(body("/none"), "200 NONE|", "{}", p.logs());
+    assert!(body("/?c=missing").starts_with("500 "), "{}", p.logs());
+    assert!(
+        p.logs().contains("missing.crt") && p.logs().contains("while SSL handshaking to upstream"),
+        "{}",
+        p.logs()
+    );
+}
