@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 33;
+pub const FORMAT_VERSION: u32 = 34;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -191,6 +191,7 @@ pub(crate) mod tests {
                 backlog: 511,
                 sock: SocketOptions::default(),
                 ssl: false,
+                proxy_protocol: false,
                 names: ServerNames {
                     exact: vec![],
                     leading: vec![],
@@ -254,14 +255,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (33, PINNED_CRC, PINNED_RICH_CRC),
+            (34, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 3782984762;
+    const PINNED_RICH_CRC: u32 = 581090949;
 
-    const PINNED_CRC: u32 = 2465057091;
+    const PINNED_CRC: u32 = 3053608195;
 
     #[test]
     fn refuses_damage() {

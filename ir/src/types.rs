@@ -357,13 +357,18 @@ impl Referers {
 pub struct RealIp {
     /// `set_real_ip_from` addresses.
     pub from: Vec<ClientAddr>,
-    /// `real_ip_header`, lowercase (default `x-real-ip`).
+    /// `real_ip_header`, lowercase (default `x-real-ip`); [`RealIp::PROXY_PROTOCOL`] for
+    /// the address of the connection's PROXY protocol header (as nginx, a keyword, never a
+    /// header name).
     pub header: String,
     /// `real_ip_recursive on`: with `X-Forwarded-For`, skip trusted addresses from the right.
     pub recursive: bool,
 }
 
 impl RealIp {
+    /// The `header` of `real_ip_header proxy_protocol`.
+    pub const PROXY_PROTOCOL: &'static str = "proxy_protocol";
+
     /// Whether `peer` (the connection's, or a unix-socket one: `None`) is trusted.
     pub fn trusts(&self, peer: Option<std::net::IpAddr>) -> bool {
         self.from.iter().any(|f| match (f, peer) {
@@ -511,6 +516,9 @@ pub struct Listener {
     pub sock: SocketOptions,
     /// `listen … ssl` on any listen line of this address: connections speak TLS first.
     pub ssl: bool,
+    /// `listen … proxy_protocol` on any listen line of this address: every connection
+    /// starts with a PROXY protocol header (version 1 or 2) naming the client.
+    pub proxy_protocol: bool,
 }
 
 /// Socket options of a listening socket, as nginx's `listen` parameters set them.
@@ -1690,6 +1698,14 @@ builtins! {
     SslClientVEnd = "ssl_client_v_end",
     /// Whole days until the client certificate expires.
     SslClientVRemain = "ssl_client_v_remain",
+    /// The client address the PROXY protocol header named (empty without one).
+    ProxyProtocolAddr = "proxy_protocol_addr",
+    /// The client port the PROXY protocol header named.
+    ProxyProtocolPort = "proxy_protocol_port",
+    /// The server address the PROXY protocol header named.
+    ProxyProtocolServerAddr = "proxy_protocol_server_addr",
+    /// The server port the PROXY protocol header named.
+    ProxyProtocolServerPort = "proxy_protocol_server_port",
     /// The address that accepted the connection.
     ServerAddr = "server_addr",
     /// The first `server_name` of the chosen server.

@@ -691,16 +691,7 @@ impl Lower<'_> {
     fn realip(&mut self, chain: &[&Level<'_>]) -> Option<Box<RealIp>> {
         let header = match nearest(chain, "real_ip_header").first() {
             Some(d) if arg(d, 0).eq_ignore_ascii_case("proxy_protocol") => {
-                self.err(
-                    Diagnostic::error(
-                        Code::Unsupported,
-                        d.arg_span(0),
-                        "real_ip_header proxy_protocol is not supported yet",
-                    )
-                    .label("Proton's listeners do not read the PROXY protocol yet")
-                    .help("real_ip_header X-Forwarded-For; (with set_real_ip_from for the proxy)"),
-                );
-                "x-real-ip".to_string()
+                RealIp::PROXY_PROTOCOL.to_string()
             }
             Some(d) => arg(d, 0).to_ascii_lowercase(),
             None => "x-real-ip".to_string(),

@@ -28,6 +28,9 @@ pub(crate) struct ListenOpts {
     pub sock: SocketOptions,
     /// `ssl`: the address speaks TLS (any listen line of it may say so, as nginx).
     pub ssl: bool,
+    /// `proxy_protocol`: connections start with a PROXY protocol header (as `ssl`, any
+    /// listen line of the address may say so).
+    pub proxy_protocol: bool,
 }
 /// Status codes whose `return` argument is a URL.
 fn is_redirect(code: u16) -> bool {
@@ -209,6 +212,7 @@ impl Lower<'_> {
                 }
                 "reuseport" => o.reuseport = true,
                 "ssl" => o.ssl = true,
+                "proxy_protocol" => o.proxy_protocol = true,
                 "bind" => {}
                 "deferred" => o.deferred = true,
                 _ if v.starts_with("backlog=") => match parse_number::<i32>(&v["backlog=".len()..])
@@ -240,17 +244,15 @@ impl Lower<'_> {
                         .help("so_keepalive=on | so_keepalive=30m::10"),
                     ),
                 },
-                "http2" | "quic" | "proxy_protocol" | "setfib" | "accept_filter" | "multipath" => {
-                    self.err(
-                        Diagnostic::error(
-                            Code::Unsupported,
-                            a.span,
-                            format!("listen parameter \"{v}\" is not supported yet"),
-                        )
-                        .label("not implemented by Proton yet")
-                        .help("remove it; see docs/configuration.md for listen parameters"),
+                "http2" | "quic" | "setfib" | "accept_filter" | "multipath" => self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        format!("listen parameter \"{v}\" is not supported yet"),
                     )
-                }
+                    .label("not implemented by Proton yet")
+                    .help("remove it; see docs/configuration.md for listen parameters"),
+                ),
                 _ if ["fastopen=", "setfib=", "accept_filter="]
                     .iter()
                     .any(|p| v.starts_with(p)) =>
@@ -1014,6 +1016,7 @@ impl Lower<'_> {
             let mut sock = SocketOptions::default();
             let mut deferred = false;
             let mut ssl = false;
+            let mut proxy_protocol = false;
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in here.iter().copied() {
                 if !seen.insert(*sid) {
@@ -1035,6 +1038,7 @@ impl Lower<'_> {
                 }
                 servers.push(*sid);
                 ssl |= o.ssl;
+                proxy_protocol |= o.proxy_protocol;
                 if o.default_server {
                     if let Some((_, first)) = default {
                         self.err(
@@ -1091,6 +1095,7 @@ impl Lower<'_> {
                 names,
                 sock,
                 ssl,
+                proxy_protocol,
             });
         }
     }

@@ -12,6 +12,7 @@ pub mod chunked;
 pub mod date;
 mod error;
 pub mod etag;
+pub mod proxy_protocol;
 pub mod range;
 pub mod request;
 pub mod response;

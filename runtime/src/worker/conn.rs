@@ -12,7 +12,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_head, Limits, Parsed};
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -130,6 +130,17 @@ pub(crate) struct ConnExt {
     /// TLS between the socket and HTTP, on an address with `listen … ssl` (see
     /// `worker::tls`; every read and write of the client goes through it).
     pub(crate) tls: Option<super::tls::TlsConn>,
+    /// `listen … proxy_protocol`: the PROXY protocol header, awaited before anything
+    /// else, then what it named.
+    pub(crate) proxy_protocol: Option<ProxyHeader>,
+}
+
+/// The PROXY protocol header of a connection to a `listen … proxy_protocol` address.
+#[derive(Clone, Copy)]
+pub(crate) enum ProxyHeader {
+    Awaited,
+    /// Read; `None` when it named nobody (`UNKNOWN`, `LOCAL`).
+    Read(Option<crate::http::proxy_protocol::Addrs>),
 }
 
 /// The connection's TLS, from its [`ConnExt`] (a function of the field, so that callers can
@@ -242,14 +253,18 @@ impl Conn {
     ) -> Conn {
         let s = w.default_settings(listener);
         let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
-        let tls = w
-            .loaded
-            .ir
-            .listeners
-            .get(listener)
-            .is_some_and(|l| l.ssl)
-            .then(super::tls::TlsConn::new);
-        let ext = (tls.is_some() || local.is_some()).then(|| Box::new(ConnExt { local, tls }));
+        let l = w.loaded.ir.listeners.get(listener);
+        let tls = l.is_some_and(|l| l.ssl).then(super::tls::TlsConn::new);
+        let proxy_protocol = l
+            .is_some_and(|l| l.proxy_protocol)
+            .then_some(ProxyHeader::Awaited);
+        let ext = (tls.is_some() || local.is_some() || proxy_protocol.is_some()).then(|| {
+            Box::new(ConnExt {
+                local,
+                tls,
+                proxy_protocol,
+            })
+        });
         Conn {
             sock,
             ext,
@@ -339,7 +354,14 @@ impl Conn {
             let d = w.proxy_timeout(self);
             return self.after_drive(w, d);
         }
+        let awaiting_proxy_header = matches!(
+            self.ext.as_deref().and_then(|e| e.proxy_protocol),
+            Some(ProxyHeader::Awaited)
+        );
         match self.phase {
+            Phase::Head if awaiting_proxy_header => {
+                elog!(w.elog, Info, "client timed out (110: Connection timed out) while reading PROXY protocol, client: {}", self.peer.ip());
+            }
             Phase::Head if self.rbuf.is_empty() && self.tls_handshaking() => {
                 elog!(w.elog, Info, "client timed out (110: Connection timed out) while SSL handshaking, client: {}", self.peer.ip());
             }
@@ -454,8 +476,88 @@ impl Conn {
         }
     }
 
+    /// The addresses the connection's PROXY protocol header named.
+    pub(crate) fn proxy_addrs(&self) -> Option<crate::http::proxy_protocol::Addrs> {
+        match self.ext.as_deref()?.proxy_protocol? {
+            ProxyHeader::Read(a) => a,
+            ProxyHeader::Awaited => None,
+        }
+    }
+
+    /// Reads the PROXY protocol header of a `listen … proxy_protocol` address: looked at
+    /// without taking it from the socket until it is whole, then taken, so that what
+    /// follows (a TLS handshake, a request) is read as on any connection. A broken header
+    /// closes the connection, as nginx. `None`: read, go on.
+    fn read_proxy_header(&mut self, w: &mut Worker<'_>) -> Option<Fill> {
+        use crate::http::proxy_protocol::{parse, Parsed, MAX};
+        if !self.rd_ready {
+            return Some(Fill::WouldBlock);
+        }
+        let mut buf = [0u8; MAX];
+        let n = loop {
+            match self.sock.peek(&mut buf) {
+                Ok(0) => return Some(Fill::Closed),
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.rd_ready = false;
+                    return Some(Fill::WouldBlock);
+                }
+                Err(_) => return Some(Fill::Closed),
+            }
+        };
+        let (len, addrs) = match parse(&buf[..n]) {
+            Parsed::Done { len, addrs } => (len, addrs),
+            Parsed::Incomplete if !self.rd_hup => {
+                // The rest arrives with the next readable event.
+                self.rd_ready = false;
+                return Some(Fill::WouldBlock);
+            }
+            Parsed::Incomplete | Parsed::Invalid(_) => {
+                let why = match parse(&buf[..n]) {
+                    Parsed::Invalid(why) => why,
+                    _ => "broken header",
+                };
+                let shown: String = buf[..n.min(64)]
+                    .iter()
+                    .flat_map(|b| std::ascii::escape_default(*b))
+                    .map(char::from)
+                    .collect();
+                elog!(
+                    w.elog,
+                    Error,
+                    "{why}: \"{shown}\" while reading PROXY protocol, client: {}",
+                    self.peer.ip()
+                );
+                return Some(Fill::Closed);
+            }
+        };
+        // Take the header (the bytes are there: they were just looked at).
+        let mut taken = 0;
+        while taken < len {
+            match (&self.sock).read(&mut buf[taken..len]) {
+                Ok(0) => return Some(Fill::Closed),
+                Ok(k) => taken += k,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Some(Fill::Closed),
+            }
+        }
+        if let Some(e) = self.ext.as_deref_mut() {
+            e.proxy_protocol = Some(ProxyHeader::Read(addrs));
+        }
+        None
+    }
+
     /// Reads what the socket has into `rbuf`, within the head limit.
     fn fill(&mut self, w: &mut Worker<'_>) -> Fill {
+        if matches!(
+            self.ext.as_deref().and_then(|e| e.proxy_protocol),
+            Some(ProxyHeader::Awaited)
+        ) {
+            if let Some(f) = self.read_proxy_header(w) {
+                return f;
+            }
+        }
         if let Some(super::tls::TlsState::Accepting(_)) = self.tls().map(|t| &t.state) {
             match self.tls_accept(w) {
                 super::tls::Accept::Progress => {}

@@ -854,6 +854,14 @@ impl<'a> Worker<'a> {
             .is_some_and(|l| l.addr.starts_with("unix:"));
         let peer = (!unix).then(|| conn.peer.ip());
         let name = r.header.as_bytes();
+        if name == proton_ir::RealIp::PROXY_PROTOCOL.as_bytes() {
+            // The client the PROXY protocol header named, port included, when the
+            // connection comes from a trusted address.
+            if let Some(a) = conn.proxy_addrs().filter(|_| r.trusts(peer)) {
+                req.client = Some(a.src);
+            }
+            return;
+        }
         let found = if name == b"x-forwarded-for" {
             // Every X-Forwarded-For line, in order, as one list.
             let mut list = self.scratch.var_pool.borrow_mut().buf();
@@ -1090,6 +1098,7 @@ impl<'a> Worker<'a> {
             conn_peer: conn.peer,
             local: self.local_of(conn),
             tls: conn.tls().filter(|t| t.session().is_some()),
+            proxy_protocol: conn.proxy_addrs(),
             unix: ir
                 .listeners
                 .get(conn.listener as usize)

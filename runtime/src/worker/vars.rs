@@ -181,6 +181,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) local: SocketAddr,
     /// The connection's TLS (`None`: plain HTTP, or TLS before its handshake completed).
     pub(crate) tls: Option<&'a super::tls::TlsConn>,
+    /// What the connection's PROXY protocol header named (`listen … proxy_protocol`).
+    pub(crate) proxy_protocol: Option<crate::http::proxy_protocol::Addrs>,
     /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
     /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
     pub(crate) unix: Option<&'a str>,
@@ -712,6 +714,26 @@ impl Ctx<'_> {
                 IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
                 IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
             },
+            Builtin::ProxyProtocolAddr => {
+                if let Some(a) = self.proxy_protocol {
+                    let _ = write!(out, "{}", a.src.ip());
+                }
+            }
+            Builtin::ProxyProtocolPort => {
+                if let Some(a) = self.proxy_protocol {
+                    let _ = write!(out, "{}", a.src.port());
+                }
+            }
+            Builtin::ProxyProtocolServerAddr => {
+                if let Some(a) = self.proxy_protocol {
+                    let _ = write!(out, "{}", a.dst.ip());
+                }
+            }
+            Builtin::ProxyProtocolServerPort => {
+                if let Some(a) = self.proxy_protocol {
+                    let _ = write!(out, "{}", a.dst.port());
+                }
+            }
             Builtin::RemotePort => {
                 let _ = write!(out, "{}", self.peer.port());
             }
@@ -1426,6 +1448,7 @@ mod tests {
             conn_peer: addr,
             local: addr,
             tls: None,
+            proxy_protocol: None,
             unix: None,
             user: &[],
             captures: &captures,

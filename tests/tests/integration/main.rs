@@ -16,6 +16,7 @@ mod listen;
 mod post_action;
 mod process;
 mod proxy;
+mod proxy_protocol;
 mod proxy_tls;
 mod realip;
 mod referer;
