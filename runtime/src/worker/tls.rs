@@ -34,10 +34,12 @@ const REC_BUF: usize = 80 * 1024;
 /// several records (a long certificate chain) stays in the receive buffer until complete,
 /// and may be up to 64 KiB.
 const REC_MAX: usize = 96 * 1024;
-/// Most plaintext taken in one write, and most ciphertext waiting for the socket before
-/// writes report `WouldBlock`: what waits for a slow peer is bounded, and a peer that is
-/// slow but taking bytes keeps taking data, so the send timeout counts from its last bytes.
+/// Most plaintext taken in one write.
 const WRITE_MAX: usize = 64 * 1024;
+/// Most ciphertext waiting for the socket for a write to take more plaintext: what waits
+/// for a slow peer is bounded, and the records still waiting are few enough to be moved to
+/// the front of the buffer cheaply, so that the pooled buffer never has to grow.
+const PENDING_MAX: usize = 16 * 1024;
 /// Buffers kept by the pool (a worker is one thread).
 const POOL_MAX: usize = 256;
 
@@ -428,7 +430,7 @@ impl<C: Unbuffered> Records<C> {
             return Err(ErrorKind::BrokenPipe.into());
         }
         self.flush(sock)?;
-        if self.output.len() >= WRITE_MAX || !self.established {
+        if self.output.len() >= PENDING_MAX || !self.established {
             return Err(ErrorKind::WouldBlock.into());
         }
         let n = match self.process(None, Out::Data(&data[..data.len().min(WRITE_MAX)])) {
@@ -461,8 +463,8 @@ fn encrypt<D>(
     }
     // Records add at most 64 bytes to every 1 KiB of plaintext (the smallest records
     // ssl_buffer_size allows are 512 bytes); rustls says when that guess is short. What
-    // is taken fits beside the records already waiting.
-    let space = REC_MAX.saturating_sub(output.len() + 256);
+    // is taken fits beside the records already waiting, in a pooled buffer.
+    let space = REC_BUF.saturating_sub(output.len() + 256);
     let mut n = data.len().min(space - space / 16);
     if n == 0 {
         return Ok(0);
