@@ -1533,6 +1533,71 @@ pub enum Var {
     NamedCapture(String),
     /// The variable of a `map` block, by index into [`Ir::maps`].
     Map(u32),
+    /// `$proxy_protocol_tlv_NAME`: a TLV of the connection's PROXY protocol v2 header.
+    ProxyProtocolTlv(ProxyTlv),
+}
+
+/// Which TLV `$proxy_protocol_tlv_NAME` reads (nginx ≥ 1.23.2's names, resolved by protonc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ProxyTlv {
+    /// A top-level TLV of this type (`alpn` 0x01, `authority` 0x02, `unique_id` 0x05, `ssl`
+    /// 0x20, `netns` 0x30, or `0xNN`); its raw value.
+    Type(u8),
+    /// A sub-TLV of the `ssl` TLV (`ssl_version` 0x21, `ssl_cn` 0x22, `ssl_cipher` 0x23,
+    /// `ssl_sig_alg` 0x24, `ssl_key_alg` 0x25, or `ssl_0xNN`).
+    Ssl(u8),
+    /// `ssl_verify`: the `ssl` TLV's verify field, in decimal.
+    SslVerify,
+    /// A hex type beyond one byte: never present.
+    None,
+}
+
+impl ProxyTlv {
+    /// The TLV `name` (after `proxy_protocol_tlv_`) reads; `None` for a name nginx does not
+    /// know.
+    pub fn from_name(name: &str) -> Option<ProxyTlv> {
+        let hex = |s: &str| -> Option<Option<u8>> {
+            let h = s.strip_prefix("0x")?;
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            let h = h.trim_start_matches('0');
+            Some(if h.len() > 2 {
+                None
+            } else {
+                Some(u8::from_str_radix(if h.is_empty() { "0" } else { h }, 16).ok()?)
+            })
+        };
+        if let Some(s) = name.strip_prefix("ssl_") {
+            if s == "verify" {
+                return Some(ProxyTlv::SslVerify);
+            }
+            if let Some(t) = hex(s) {
+                return Some(t.map_or(ProxyTlv::None, ProxyTlv::Ssl));
+            }
+            let t = match s {
+                "version" => 0x21,
+                "cn" => 0x22,
+                "cipher" => 0x23,
+                "sig_alg" => 0x24,
+                "key_alg" => 0x25,
+                _ => return None,
+            };
+            return Some(ProxyTlv::Ssl(t));
+        }
+        if let Some(t) = hex(name) {
+            return Some(t.map_or(ProxyTlv::None, ProxyTlv::Type));
+        }
+        let t = match name {
+            "alpn" => 0x01,
+            "authority" => 0x02,
+            "unique_id" => 0x05,
+            "ssl" => 0x20,
+            "netns" => 0x30,
+            _ => return None,
+        };
+        Some(ProxyTlv::Type(t))
+    }
 }
 
 /// Declares [`Builtin`] with its nginx names, in one table, so that a variant cannot lack a
@@ -1808,6 +1873,7 @@ impl Var {
                 .unwrap_or_else(|| format!("user#{i}")),
             Var::NamedCapture(n) => n.clone(),
             Var::Map(i) => format!("map#{i}"),
+            Var::ProxyProtocolTlv(t) => format!("proxy_protocol_tlv_{t:?}"),
         }
     }
 }

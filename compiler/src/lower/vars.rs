@@ -84,6 +84,7 @@ pub fn is_builtin_name(name: &str) -> bool {
 
 /// The prefixes of nginx's variable families (`$http_NAME`, …).
 pub static FAMILIES: &[&str] = &[
+    "proxy_protocol_tlv_",
     "http_",
     "sent_http_",
     "sent_trailer_",
@@ -233,6 +234,14 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
         .filter(|d| !d.is_empty())
     {
         return Ok(Part::Var(Var::UpstreamCookie(d.to_string())));
+    }
+    if let Some(d) = name.strip_prefix("proxy_protocol_tlv_") {
+        return match proton_ir::ProxyTlv::from_name(d) {
+            Some(t) => Ok(Part::Var(Var::ProxyProtocolTlv(t))),
+            None => Err(Unresolved::Unknown(Some(format!(
+                "unknown PROXY protocol TLV \"{d}\": use alpn, authority, unique_id, ssl, netns, ssl_version, ssl_cn, ssl_cipher, ssl_sig_alg, ssl_key_alg, ssl_verify, or a type as 0xNN (ssl_0xNN)"
+            )))),
+        };
     }
     if let Some(d) = name.strip_prefix("http_") {
         return Ok(Part::Var(Var::Http(d.to_string())));

@@ -32,10 +32,32 @@ pub enum Parsed {
     /// The bytes so far are the beginning of a header.
     Incomplete,
     /// A header of `len` bytes; `addrs` is `None` when it names nobody (`UNKNOWN`, `LOCAL`,
-    /// another address family).
-    Done { len: usize, addrs: Option<Addrs> },
+    /// another address family); `tlvs` are the bytes of v2's TLVs after the addresses
+    /// (empty otherwise).
+    Done {
+        len: usize,
+        addrs: Option<Addrs>,
+        tlvs: std::ops::Range<usize>,
+    },
     /// Not a PROXY protocol header, or a broken one (the reason, for the error log).
     Invalid(&'static str),
+}
+
+/// The value of the TLV of type `ty` in `tlvs` (a list of type, 16-bit length, value), as
+/// nginx looks it up: the first of that type; `None` when absent or when the list is broken
+/// before it.
+pub fn tlv(tlvs: &[u8], ty: u8) -> Option<&[u8]> {
+    let mut rest = tlvs;
+    while !rest.is_empty() {
+        let (&t, after) = rest.split_first()?;
+        let len = usize::from(u16::from_be_bytes([*after.first()?, *after.get(1)?]));
+        let value = after.get(2..2 + len)?;
+        if t == ty {
+            return Some(value);
+        }
+        rest = &after[2 + len..];
+    }
+    None
 }
 
 /// Parses the header at the start of `buf`.
@@ -67,7 +89,11 @@ fn v1(buf: &[u8]) -> Parsed {
     let len = end + 2;
     let line = &buf[V1_PREFIX.len()..end];
     if line.starts_with(b"UNKNOWN") {
-        return Parsed::Done { len, addrs: None };
+        return Parsed::Done {
+            len,
+            addrs: None,
+            tlvs: 0..0,
+        };
     }
     let Ok(line) = std::str::from_utf8(line) else {
         return Parsed::Invalid("broken header");
@@ -98,6 +124,7 @@ fn v1(buf: &[u8]) -> Parsed {
                 src: SocketAddr::new(s, sp),
                 dst: SocketAddr::new(d, dp),
             }),
+            tlvs: 0..0,
         },
         _ => Parsed::Invalid("broken header"),
     }
@@ -121,22 +148,29 @@ fn v2(buf: &[u8]) -> Parsed {
     };
     match ver_cmd & 0x0f {
         // LOCAL: the balancer's own connection (a health check); nobody is named.
-        0 => return Parsed::Done { len, addrs: None },
+        0 => {
+            return Parsed::Done {
+                len,
+                addrs: None,
+                tlvs: 0..0,
+            }
+        }
         1 => {}
         _ => return Parsed::Invalid("unknown PROXY protocol v2 command"),
     }
     let port = |b: &[u8]| u16::from_be_bytes([b[0], b[1]]);
-    let addrs = match fam {
+    let (addrs, fixed_len) = match fam {
         // AF_INET over STREAM: 4 + 4 address bytes, 2 + 2 port bytes.
         0x11 => {
             let Some(a) = addrs.get(..12) else {
                 return Parsed::Invalid("PROXY protocol v2 header is too small");
             };
             let ip = |b: &[u8]| IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-            Some(Addrs {
+            let a = Addrs {
                 src: SocketAddr::new(ip(&a[0..4]), port(&a[8..10])),
                 dst: SocketAddr::new(ip(&a[4..8]), port(&a[10..12])),
-            })
+            };
+            (Some(a), 12)
         }
         // AF_INET6 over STREAM: 16 + 16, 2 + 2.
         0x21 => {
@@ -148,15 +182,20 @@ fn v2(buf: &[u8]) -> Parsed {
                 o.copy_from_slice(b);
                 IpAddr::V6(Ipv6Addr::from(o))
             };
-            Some(Addrs {
+            let a = Addrs {
                 src: SocketAddr::new(ip(&a[0..16]), port(&a[32..34])),
                 dst: SocketAddr::new(ip(&a[16..32]), port(&a[34..36])),
-            })
+            };
+            (Some(a), 36)
         }
         // Unix sockets, datagrams, AF_UNSPEC: accepted, naming nobody (as nginx).
-        _ => None,
+        _ => (None, body),
     };
-    Parsed::Done { len, addrs }
+    Parsed::Done {
+        len,
+        addrs,
+        tlvs: 16 + fixed_len..len,
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +228,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: addrs("192.0.2.1:123", "192.0.2.2:5678"),
+                tlvs: 0..0,
             },
         );
         let h = b"PROXY TCP6 2001:Db8::1 2001:db8::2 123 5678\r\n";
@@ -197,6 +237,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: addrs("[2001:db8::1]:123", "[2001:db8::2]:5678"),
+                tlvs: 0..0,
             },
         );
         let h = b"PROXY UNKNOWN 1 2 3\r\n";
@@ -205,6 +246,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: None,
+                tlvs: 0..0,
             },
         );
         for bad in [
@@ -238,16 +280,26 @@ mod tests {
     #[test]
     fn version_2() {
         let mut body = vec![192, 0, 2, 1, 192, 0, 2, 2, 0, 123, 0x16, 0x2e];
-        // A TLV (PP2_TYPE_AUTHORITY) after the addresses is skipped.
-        body.extend_from_slice(&[0x02, 0x00, 0x03, b'a', b'.', b'b']);
+        // TLVs after the addresses (PP2_TYPE_AUTHORITY, then PP2_TYPE_ALPN).
+        body.extend_from_slice(&[
+            0x02, 0x00, 0x03, b'a', b'.', b'b', 0x01, 0x00, 0x02, b'h', b'2',
+        ]);
         let h = v2_header(1, 0x11, &body);
         whole(
             &h,
             Parsed::Done {
                 len: h.len(),
                 addrs: addrs("192.0.2.1:123", "192.0.2.2:5678"),
+                tlvs: 28..h.len(),
             },
         );
+        let tlvs = &h[28..];
+        assert_eq!(tlv(tlvs, 0x02), Some(&b"a.b"[..]));
+        assert_eq!(tlv(tlvs, 0x01), Some(&b"h2"[..]));
+        assert_eq!(tlv(tlvs, 0x05), None);
+        // A list broken after its first TLV still gives that one.
+        assert_eq!(tlv(&tlvs[..8], 0x02), Some(&b"a.b"[..]));
+        assert_eq!(tlv(&tlvs[..8], 0x01), None);
         let mut body = Vec::new();
         body.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().expect("v6").octets());
         body.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().expect("v6").octets());
@@ -258,6 +310,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: addrs("[2001:db8::1]:123", "[2001:db8::2]:5678"),
+                tlvs: h.len()..h.len(),
             },
         );
         // LOCAL, and an address family nobody is named by.
@@ -267,6 +320,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: None,
+                tlvs: 0..0,
             },
         );
         let h = v2_header(1, 0x31, &[0; 216]);
@@ -275,6 +329,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: None,
+                tlvs: h.len()..h.len(),
             },
         );
         let h = v2_header(1, 0x00, &[]);
@@ -283,6 +338,7 @@ mod tests {
             Parsed::Done {
                 len: h.len(),
                 addrs: None,
+                tlvs: 16..16,
             },
         );
         // Too short for its addresses, an unknown command or version, too large.

@@ -136,11 +136,17 @@ pub(crate) struct ConnExt {
 }
 
 /// The PROXY protocol header of a connection to a `listen … proxy_protocol` address.
-#[derive(Clone, Copy)]
 pub(crate) enum ProxyHeader {
     Awaited,
-    /// Read; `None` when it named nobody (`UNKNOWN`, `LOCAL`).
-    Read(Option<crate::http::proxy_protocol::Addrs>),
+    Read(ProxyInfo),
+}
+
+/// What a PROXY protocol header said.
+pub(crate) struct ProxyInfo {
+    /// `None` when it named nobody (`UNKNOWN`, `LOCAL`, another address family).
+    pub(crate) addrs: Option<crate::http::proxy_protocol::Addrs>,
+    /// Version 2's TLVs (`$proxy_protocol_tlv_*`), as received.
+    pub(crate) tlvs: Box<[u8]>,
 }
 
 /// The connection's TLS, from its [`ConnExt`] (a function of the field, so that callers can
@@ -355,7 +361,7 @@ impl Conn {
             return self.after_drive(w, d);
         }
         let awaiting_proxy_header = matches!(
-            self.ext.as_deref().and_then(|e| e.proxy_protocol),
+            self.ext.as_deref().and_then(|e| e.proxy_protocol.as_ref()),
             Some(ProxyHeader::Awaited)
         );
         match self.phase {
@@ -476,12 +482,17 @@ impl Conn {
         }
     }
 
-    /// The addresses the connection's PROXY protocol header named.
-    pub(crate) fn proxy_addrs(&self) -> Option<crate::http::proxy_protocol::Addrs> {
-        match self.ext.as_deref()?.proxy_protocol? {
-            ProxyHeader::Read(a) => a,
+    /// What the connection's PROXY protocol header said.
+    pub(crate) fn proxy_info(&self) -> Option<&ProxyInfo> {
+        match self.ext.as_deref()?.proxy_protocol.as_ref()? {
+            ProxyHeader::Read(p) => Some(p),
             ProxyHeader::Awaited => None,
         }
+    }
+
+    /// The addresses the connection's PROXY protocol header named.
+    pub(crate) fn proxy_addrs(&self) -> Option<crate::http::proxy_protocol::Addrs> {
+        self.proxy_info()?.addrs
     }
 
     /// Reads the PROXY protocol header of a `listen … proxy_protocol` address: looked at
@@ -506,8 +517,8 @@ impl Conn {
                 Err(_) => return Some(Fill::Closed),
             }
         };
-        let (len, addrs) = match parse(&buf[..n]) {
-            Parsed::Done { len, addrs } => (len, addrs),
+        let (len, addrs, tlvs) = match parse(&buf[..n]) {
+            Parsed::Done { len, addrs, tlvs } => (len, addrs, tlvs),
             Parsed::Incomplete if !self.rd_hup => {
                 // The rest arrives with the next readable event.
                 self.rd_ready = false;
@@ -543,7 +554,10 @@ impl Conn {
             }
         }
         if let Some(e) = self.ext.as_deref_mut() {
-            e.proxy_protocol = Some(ProxyHeader::Read(addrs));
+            e.proxy_protocol = Some(ProxyHeader::Read(ProxyInfo {
+                addrs,
+                tlvs: buf.get(tlvs).unwrap_or_default().into(),
+            }));
         }
         None
     }
@@ -551,7 +565,7 @@ impl Conn {
     /// Reads what the socket has into `rbuf`, within the head limit.
     fn fill(&mut self, w: &mut Worker<'_>) -> Fill {
         if matches!(
-            self.ext.as_deref().and_then(|e| e.proxy_protocol),
+            self.ext.as_deref().and_then(|e| e.proxy_protocol.as_ref()),
             Some(ProxyHeader::Awaited)
         ) {
             if let Some(f) = self.read_proxy_header(w) {

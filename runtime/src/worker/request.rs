@@ -1098,7 +1098,7 @@ impl<'a> Worker<'a> {
             conn_peer: conn.peer,
             local: self.local_of(conn),
             tls: conn.tls().filter(|t| t.session().is_some()),
-            proxy_protocol: conn.proxy_addrs(),
+            proxy_protocol: conn.proxy_info(),
             unix: ir
                 .listeners
                 .get(conn.listener as usize)

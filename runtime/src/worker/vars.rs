@@ -181,8 +181,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) local: SocketAddr,
     /// The connection's TLS (`None`: plain HTTP, or TLS before its handshake completed).
     pub(crate) tls: Option<&'a super::tls::TlsConn>,
-    /// What the connection's PROXY protocol header named (`listen … proxy_protocol`).
-    pub(crate) proxy_protocol: Option<crate::http::proxy_protocol::Addrs>,
+    /// What the connection's PROXY protocol header said (`listen … proxy_protocol`).
+    pub(crate) proxy_protocol: Option<&'a super::conn::ProxyInfo>,
     /// `unix:PATH` for a connection to a unix-domain listener (then `peer` and `local`
     /// mean nothing: `$remote_addr` is `unix:` and the ports are empty, as nginx).
     pub(crate) unix: Option<&'a str>,
@@ -545,6 +545,11 @@ impl Ctx<'_> {
                 _ => self.uninitialized(*i),
             },
             Var::Builtin(b) => self.builtin(*b, out),
+            Var::ProxyProtocolTlv(t) => {
+                if let Some(p) = self.proxy_protocol {
+                    proxy_tlv(&p.tlvs, *t, out);
+                }
+            }
             // Evaluated by `part_at`, which knows the nesting depth.
             Var::Map(_) => {}
         }
@@ -715,22 +720,22 @@ impl Ctx<'_> {
                 IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
             },
             Builtin::ProxyProtocolAddr => {
-                if let Some(a) = self.proxy_protocol {
+                if let Some(a) = self.proxy_protocol.and_then(|p| p.addrs) {
                     let _ = write!(out, "{}", a.src.ip());
                 }
             }
             Builtin::ProxyProtocolPort => {
-                if let Some(a) = self.proxy_protocol {
+                if let Some(a) = self.proxy_protocol.and_then(|p| p.addrs) {
                     let _ = write!(out, "{}", a.src.port());
                 }
             }
             Builtin::ProxyProtocolServerAddr => {
-                if let Some(a) = self.proxy_protocol {
+                if let Some(a) = self.proxy_protocol.and_then(|p| p.addrs) {
                     let _ = write!(out, "{}", a.dst.ip());
                 }
             }
             Builtin::ProxyProtocolServerPort => {
-                if let Some(a) = self.proxy_protocol {
+                if let Some(a) = self.proxy_protocol.and_then(|p| p.addrs) {
                     let _ = write!(out, "{}", a.dst.port());
                 }
             }
@@ -1076,6 +1081,33 @@ fn openssl_group_name(g: rustls::NamedGroup) -> Option<&'static str> {
         G::X25519MLKEM768 => "X25519MLKEM768",
         _ => return None,
     })
+}
+
+/// The value of `$proxy_protocol_tlv_*` from a PROXY protocol header's TLVs, as nginx
+/// reads it: the raw value, or for `ssl_verify` the `ssl` TLV's verify field in decimal.
+fn proxy_tlv(tlvs: &[u8], t: proton_ir::ProxyTlv, out: &mut Vec<u8>) {
+    use crate::http::proxy_protocol::tlv;
+    use proton_ir::ProxyTlv;
+    // The `ssl` TLV: client flags (1 byte), verify result (4), then sub-TLVs.
+    let ssl = || tlv(tlvs, 0x20).filter(|s| s.len() >= 5);
+    match t {
+        ProxyTlv::Type(ty) => {
+            if let Some(v) = tlv(tlvs, ty) {
+                out.extend_from_slice(v);
+            }
+        }
+        ProxyTlv::Ssl(ty) => {
+            if let Some(v) = ssl().and_then(|s| tlv(&s[5..], ty)) {
+                out.extend_from_slice(v);
+            }
+        }
+        ProxyTlv::SslVerify => {
+            if let Some(s) = ssl() {
+                let _ = write!(out, "{}", u32::from_be_bytes([s[1], s[2], s[3], s[4]]));
+            }
+        }
+        ProxyTlv::None => {}
+    }
 }
 
 /// The value of a `$ssl_*` variable of a TLS connection, as nginx prints it.

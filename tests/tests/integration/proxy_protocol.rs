@@ -271,3 +271,75 @@ http {{
         assert_eq!(r.body_text(), want, "{}", p.logs());
     }
 }
+
+/// `$proxy_protocol_tlv_*` (nginx ≥ 1.23.2's names): top-level TLVs by name or type, the
+/// `ssl` TLV's sub-TLVs and verify field; a name nginx does not know is a protonc error.
+#[test]
+fn tlv_variables() {
+    let t = TempDir::new("pp-tlv");
+    let d = t.path().display();
+    let conf = format!(
+        r#"error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{{port}} proxy_protocol;
+        return 200 "$proxy_protocol_tlv_authority|$proxy_protocol_tlv_0x02|$proxy_protocol_tlv_unique_id|$proxy_protocol_tlv_ssl_verify|$proxy_protocol_tlv_ssl_cn|$proxy_protocol_tlv_ssl_0x21|$proxy_protocol_tlv_0x0ae|$proxy_protocol_tlv_0x1ae|$proxy_protocol_tlv_alpn";
+    }}
+}}
+"#
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let tlv = |ty: u8, v: &[u8]| {
+        let mut o = vec![ty];
+        o.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        o.extend_from_slice(v);
+        o
+    };
+    let mut ssl = vec![0x01, 0, 0, 1, 2];
+    ssl.extend(tlv(0x21, b"TLSv1.3"));
+    ssl.extend(tlv(0x22, b"client.example"));
+    let mut body = vec![192, 0, 2, 1, 192, 0, 2, 2, 0, 123, 0x16, 0x2e];
+    body.extend(tlv(0x02, b"pp.example"));
+    body.extend(tlv(0x05, b"id-7"));
+    body.extend(tlv(0x20, &ssl));
+    body.extend(tlv(0xae, b"custom"));
+    let header = v2(1, 0x11, &body);
+    let mut req = header.clone();
+    req.extend_from_slice(b"GET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n");
+    let (raw, _) = raw_exchange(p.port, &req, Duration::from_secs(10));
+    let r = parse_response(&raw).expect("a response");
+    assert_eq!(
+        r.body_text(),
+        "pp.example|pp.example|id-7|258|client.example|TLSv1.3|custom||",
+        "{}",
+        p.logs()
+    );
+    // Without TLVs (version 1) every one is empty.
+    let mut req = b"PROXY TCP4 192.0.2.1 192.0.2.2 123 5678\r\n".to_vec();
+    req.extend_from_slice(b"GET / HTTP/1.1\r\nHost: pp.test\r\nConnection: close\r\n\r\n");
+    let (raw, _) = raw_exchange(p.port, &req, Duration::from_secs(10));
+    assert_eq!(
+        parse_response(&raw).expect("a response").body_text(),
+        "||||||||"
+    );
+    // An unknown name is refused with the names nginx knows.
+    let bad = t.path().join("bad.conf");
+    std::fs::write(
+        &bad,
+        "events {}\nhttp { server { listen 8080 proxy_protocol; return 200 $proxy_protocol_tlv_nope; } }\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(proton_tests::bin("protonc"))
+        .arg("check")
+        .arg(&bad)
+        .output()
+        .expect("protonc");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.conf:2:") && err.contains("unknown PROXY protocol TLV \"nope\""),
+        "{err}"
+    );
+}
