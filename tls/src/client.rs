@@ -113,6 +113,15 @@ impl VerifyError {
     }
 }
 
+/// As nginx logs it: OpenSSL's code and text (`23:certificate revoked`).
+impl std::fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.code(), self.reason())
+    }
+}
+
+impl std::error::Error for VerifyError {}
+
 /// Client-certificate verification of one server's settings: the rustls verifier (which
 /// requests a certificate, announces the CA names and checks the client's signature) and
 /// the chain check run after the handshake.
@@ -221,151 +230,247 @@ impl ClientAuth {
         }
     }
 
-    /// OpenSSL's verification as nginx runs it: its callback lets verification go on after
-    /// each error, so the result is the last error met, in OpenSSL's order (building the
-    /// chain, extensions, revocation, then signatures and dates from the root down).
     fn check(
         &self,
         leaf: &CertificateDer<'_>,
         sent: &[CertificateDer<'_>],
         now: i64,
     ) -> Result<(), VerifyError> {
-        let trusted: Vec<X509Certificate<'_>> =
-            self.trusted.iter().filter_map(|d| parse(d)).collect();
-        let untrusted: Vec<X509Certificate<'_>> = sent.iter().filter_map(|d| parse(d)).collect();
-        let leaf = parse(leaf).ok_or(VerifyError::Unparsable)?;
-        let is_trusted = |c: &X509Certificate<'_>| trusted.iter().any(|t| t.as_raw() == c.as_raw());
-        let self_issued = |c: &X509Certificate<'_>| c.subject().as_raw() == c.issuer().as_raw();
-        let mut last: Option<VerifyError> = None;
+        verify_chain(
+            &self.trusted,
+            &self.crls,
+            self.depth,
+            Purpose::Client,
+            leaf,
+            sent,
+            now,
+        )
+    }
+}
 
-        // Build the chain as OpenSSL: issuers from the trusted store first, then from what
-        // the client sent, up to a self-signed certificate.
-        let mut path: Vec<&X509Certificate<'_>> = vec![&leaf];
-        loop {
-            let cur = *path.last().unwrap_or(&&leaf);
-            if self_issued(cur) && cur.verify_signature(None).is_ok() {
-                if !is_trusted(cur) {
-                    last = Some(if path.len() == 1 {
-                        VerifyError::DepthZeroSelfSigned
-                    } else {
-                        VerifyError::SelfSignedInChain
-                    });
-                }
+/// Whether `cert` is for `name`, as OpenSSL's `X509_check_host` and `X509_check_ip` (which
+/// nginx's `proxy_ssl_verify` uses) decide: the subjectAltName's DNS names (a `*` as the
+/// whole leftmost label matches one label) or IP addresses; the subject's commonName only
+/// when the certificate has no DNS name (so version 1 certificates are checked by it).
+pub(crate) fn matches_name(
+    cert: &X509Certificate<'_>,
+    name: &rustls::pki_types::ServerName<'_>,
+) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let sans: Vec<GeneralName<'_>> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|e| e.value.general_names.clone())
+        .unwrap_or_default();
+    match name {
+        rustls::pki_types::ServerName::IpAddress(ip) => {
+            let want: std::net::IpAddr = (*ip).into();
+            let octets: Vec<u8> = match want {
+                std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                std::net::IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            sans.iter()
+                .any(|g| matches!(g, GeneralName::IPAddress(b) if *b == octets.as_slice()))
+        }
+        rustls::pki_types::ServerName::DnsName(n) => {
+            let host = n.as_ref().trim_end_matches('.');
+            let dns: Vec<&str> = sans
+                .iter()
+                .filter_map(|g| match g {
+                    GeneralName::DNSName(d) => Some(*d),
+                    _ => None,
+                })
+                .collect();
+            if !dns.is_empty() {
+                return dns.iter().any(|d| dns_name_matches(d, host));
+            }
+            cert.subject()
+                .iter_common_name()
+                .filter_map(|cn| cn.as_str().ok())
+                .any(|cn| dns_name_matches(cn, host))
+        }
+        _ => false,
+    }
+}
+
+/// A certificate's name against a host name, case-insensitively, with a leftmost `*`
+/// label standing for exactly one label (not for a bare domain such as `*.com`).
+fn dns_name_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.trim_end_matches('.');
+    if let Some(rest) = pattern.strip_prefix("*.") {
+        if !rest.contains('.') {
+            return false;
+        }
+        return match host.split_once('.') {
+            Some((label, domain)) => !label.is_empty() && domain.eq_ignore_ascii_case(rest),
+            None => false,
+        };
+    }
+    pattern.eq_ignore_ascii_case(host)
+}
+
+/// What a verified certificate is for (its extended key usage, when it has one).
+#[derive(Clone, Copy)]
+pub(crate) enum Purpose {
+    Client,
+    Server,
+}
+
+/// OpenSSL's verification as nginx runs it: its callback lets verification go on after
+/// each error, so the result is the last error met, in OpenSSL's order (building the
+/// chain, extensions, revocation, then signatures and dates from the root down).
+pub(crate) fn verify_chain(
+    trusted: &[CertificateDer<'_>],
+    crls: &[CertificateRevocationListDer<'_>],
+    depth: u32,
+    purpose: Purpose,
+    leaf: &CertificateDer<'_>,
+    sent: &[CertificateDer<'_>],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let trusted: Vec<X509Certificate<'_>> = trusted.iter().filter_map(|d| parse(d)).collect();
+    let untrusted: Vec<X509Certificate<'_>> = sent.iter().filter_map(|d| parse(d)).collect();
+    let leaf = parse(leaf).ok_or(VerifyError::Unparsable)?;
+    let is_trusted = |c: &X509Certificate<'_>| trusted.iter().any(|t| t.as_raw() == c.as_raw());
+    let self_issued = |c: &X509Certificate<'_>| c.subject().as_raw() == c.issuer().as_raw();
+    let mut last: Option<VerifyError> = None;
+
+    // Build the chain as OpenSSL: issuers from the trusted store first, then from what
+    // the client sent, up to a self-signed certificate.
+    let mut path: Vec<&X509Certificate<'_>> = vec![&leaf];
+    loop {
+        let cur = *path.last().unwrap_or(&&leaf);
+        if self_issued(cur) && cur.verify_signature(None).is_ok() {
+            if !is_trusted(cur) {
+                last = Some(if path.len() == 1 {
+                    VerifyError::DepthZeroSelfSigned
+                } else {
+                    VerifyError::SelfSignedInChain
+                });
+            }
+            break;
+        }
+        let issuer_of = |c: &&X509Certificate<'_>| {
+            c.subject().as_raw() == cur.issuer().as_raw()
+                && !path.iter().any(|p| p.as_raw() == c.as_raw())
+        };
+        let next = trusted
+            .iter()
+            .find(|c| issuer_of(c))
+            .or_else(|| untrusted.iter().find(|c| issuer_of(c)));
+        match next {
+            Some(n) if path.len() < 32 => path.push(n),
+            _ => {
+                last = Some(if path.iter().any(|c| is_trusted(c)) {
+                    // A trusted CA whose own issuer is unknown.
+                    VerifyError::UnableToGetIssuerCert
+                } else if path.len() == 1 {
+                    VerifyError::UnableToVerifyLeafSignature
+                } else {
+                    VerifyError::UnableToGetIssuerCertLocally
+                });
                 break;
             }
-            let issuer_of = |c: &&X509Certificate<'_>| {
-                c.subject().as_raw() == cur.issuer().as_raw()
-                    && !path.iter().any(|p| p.as_raw() == c.as_raw())
-            };
-            let next = trusted
-                .iter()
-                .find(|c| issuer_of(c))
-                .or_else(|| untrusted.iter().find(|c| issuer_of(c)));
-            match next {
-                Some(n) if path.len() < 32 => path.push(n),
-                _ => {
-                    last = Some(if path.iter().any(|c| is_trusted(c)) {
-                        // A trusted CA whose own issuer is unknown.
-                        VerifyError::UnableToGetIssuerCert
-                    } else if path.len() == 1 {
-                        VerifyError::UnableToVerifyLeafSignature
-                    } else {
-                        VerifyError::UnableToGetIssuerCertLocally
-                    });
-                    break;
-                }
-            }
-        }
-        // ssl_verify_depth, as OpenSSL counts it: the intermediate CAs between the client's
-        // certificate and the trusted root.
-        if path.len() > self.depth as usize + 2 {
-            last = Some(VerifyError::ChainTooLong);
-            path.truncate(self.depth as usize + 2);
-        }
-        // Extensions: the issuers are CAs, the client's certificate may authenticate a
-        // client.
-        for ca in &path[1..] {
-            if let Ok(Some(bc)) = ca.basic_constraints() {
-                if !bc.value.ca {
-                    last = Some(VerifyError::InvalidCa);
-                }
-            }
-        }
-        if let Ok(Some(eku)) = leaf.extended_key_usage() {
-            if !eku.value.client_auth && !eku.value.any {
-                last = Some(VerifyError::InvalidPurpose);
-            }
-        }
-        if !self.crls.is_empty() {
-            self.check_crls(&path, now, &mut last);
-        }
-        // Signatures and validity, from the top down as OpenSSL's internal_verify (the
-        // self-signature of the top is not checked).
-        for i in (0..path.len()).rev() {
-            let c = path[i];
-            if let Some(issuer) = path.get(i + 1) {
-                if c.verify_signature(Some(issuer.public_key())).is_err() {
-                    last = Some(VerifyError::CertSignatureFailure);
-                }
-            }
-            let v = c.validity();
-            if v.not_before.timestamp() > now {
-                last = Some(VerifyError::CertNotYetValid);
-            }
-            if v.not_after.timestamp() < now {
-                last = Some(VerifyError::CertHasExpired);
-            }
-        }
-        match last {
-            Some(e) => Err(e),
-            None => Ok(()),
         }
     }
+    // ssl_verify_depth, as OpenSSL counts it: the intermediate CAs between the client's
+    // certificate and the trusted root.
+    if path.len() > depth as usize + 2 {
+        last = Some(VerifyError::ChainTooLong);
+        path.truncate(depth as usize + 2);
+    }
+    // Extensions: the issuers are CAs, the leaf may serve its purpose.
+    for ca in &path[1..] {
+        if let Ok(Some(bc)) = ca.basic_constraints() {
+            if !bc.value.ca {
+                last = Some(VerifyError::InvalidCa);
+            }
+        }
+    }
+    if let Ok(Some(eku)) = leaf.extended_key_usage() {
+        let allowed = match purpose {
+            Purpose::Client => eku.value.client_auth,
+            Purpose::Server => eku.value.server_auth,
+        };
+        if !allowed && !eku.value.any {
+            last = Some(VerifyError::InvalidPurpose);
+        }
+    }
+    if !crls.is_empty() {
+        check_crls(crls, &path, now, &mut last);
+    }
+    // Signatures and validity, from the top down as OpenSSL's internal_verify (the
+    // self-signature of the top is not checked).
+    for i in (0..path.len()).rev() {
+        let c = path[i];
+        if let Some(issuer) = path.get(i + 1) {
+            if c.verify_signature(Some(issuer.public_key())).is_err() {
+                last = Some(VerifyError::CertSignatureFailure);
+            }
+        }
+        let v = c.validity();
+        if v.not_before.timestamp() > now {
+            last = Some(VerifyError::CertNotYetValid);
+        }
+        if v.not_after.timestamp() < now {
+            last = Some(VerifyError::CertHasExpired);
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 
-    /// `ssl_crl` (OpenSSL's CRL_CHECK_ALL, as nginx sets): every certificate of the chain
-    /// but the self-signed CA at its top needs a valid CRL of its issuer, and must not be
-    /// on it.
-    fn check_crls(&self, path: &[&X509Certificate<'_>], now: i64, last: &mut Option<VerifyError>) {
-        let crls: Vec<CertificateRevocationList<'_>> = self
-            .crls
+/// `ssl_crl` and `proxy_ssl_crl` (OpenSSL's CRL_CHECK_ALL, as nginx sets): every
+/// certificate of `path` (leaf first) but the self-signed CA at its top needs a valid CRL
+/// of its issuer, and must not be on it. CRLs of version 1 and 2 are read (webpki reads
+/// only version 2). Sets `last` to each error met, in order.
+pub(crate) fn check_crls(
+    crls: &[CertificateRevocationListDer<'_>],
+    path: &[&X509Certificate<'_>],
+    now: i64,
+    last: &mut Option<VerifyError>,
+) {
+    let crls: Vec<CertificateRevocationList<'_>> = crls
+        .iter()
+        .filter_map(|d| x509_parser::parse_x509_crl(d).ok().map(|(_, c)| c))
+        .collect();
+    for (i, c) in path.iter().enumerate() {
+        let top = i + 1 == path.len();
+        if top && c.subject().as_raw() == c.issuer().as_raw() {
+            break;
+        }
+        let Some(crl) = crls
             .iter()
-            .filter_map(|d| x509_parser::parse_x509_crl(d).ok().map(|(_, c)| c))
-            .collect();
-        for (i, c) in path.iter().enumerate() {
-            let top = i + 1 == path.len();
-            if top && c.subject().as_raw() == c.issuer().as_raw() {
-                break;
+            .find(|l| l.issuer().as_raw() == c.issuer().as_raw())
+        else {
+            *last = Some(VerifyError::UnableToGetCrl);
+            continue;
+        };
+        if let Some(issuer) = path.get(i + 1) {
+            if crl.verify_signature(issuer.public_key()).is_err() {
+                *last = Some(VerifyError::CrlSignatureFailure);
             }
-            let Some(crl) = crls
-                .iter()
-                .find(|l| l.issuer().as_raw() == c.issuer().as_raw())
-            else {
-                *last = Some(VerifyError::UnableToGetCrl);
-                continue;
-            };
-            if let Some(issuer) = path.get(i + 1) {
-                if crl.verify_signature(issuer.public_key()).is_err() {
-                    *last = Some(VerifyError::CrlSignatureFailure);
-                }
-            }
-            if crl.last_update().timestamp() > now {
-                *last = Some(VerifyError::CrlNotYetValid);
-            }
-            if crl.next_update().is_some_and(|t| t.timestamp() < now) {
-                *last = Some(VerifyError::CrlHasExpired);
-            }
-            let serial = trim_serial(c.raw_serial());
-            if crl
-                .iter_revoked_certificates()
-                .any(|r| trim_serial(r.raw_serial()) == serial)
-            {
-                *last = Some(VerifyError::CertRevoked);
-            }
+        }
+        if crl.last_update().timestamp() > now {
+            *last = Some(VerifyError::CrlNotYetValid);
+        }
+        if crl.next_update().is_some_and(|t| t.timestamp() < now) {
+            *last = Some(VerifyError::CrlHasExpired);
+        }
+        let serial = trim_serial(c.raw_serial());
+        if crl
+            .iter_revoked_certificates()
+            .any(|r| trim_serial(r.raw_serial()) == serial)
+        {
+            *last = Some(VerifyError::CertRevoked);
         }
     }
 }
 
-fn parse(d: &[u8]) -> Option<X509Certificate<'_>> {
+pub(crate) fn parse(d: &[u8]) -> Option<X509Certificate<'_>> {
     x509_parser::parse_x509_certificate(d).ok().map(|(_, c)| c)
 }
 

@@ -210,33 +210,6 @@ mod der {
         Some((tbs, false))
     }
 
-    /// The subject's commonName of an X.509 v1 certificate (`None` for other versions,
-    /// whose names webpki checks).
-    pub(crate) fn v1_common_name(cert: &[u8]) -> Option<&[u8]> {
-        let (mut rest, false) = tbs(cert)? else {
-            return None;
-        };
-        // serial, signature algorithm, issuer, validity, then the subject.
-        for _ in 0..4 {
-            rest = next(rest)?.3;
-        }
-        let (0x30, _, mut rdns, _) = next(rest)? else {
-            return None;
-        };
-        while !rdns.is_empty() {
-            let (_, _, set, after) = next(rdns)?;
-            rdns = after;
-            let (_, _, atv, _) = next(set)?;
-            let (0x06, _, oid, value) = next(atv)? else {
-                continue;
-            };
-            if oid == [0x55, 0x04, 0x03] {
-                return Some(next(value)?.2);
-            }
-        }
-        None
-    }
-
     /// A certificate's SubjectPublicKeyInfo: (the whole element, the content of its
     /// AlgorithmIdentifier, the public key's bytes).
     pub(crate) fn spki(cert: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
@@ -501,7 +474,7 @@ pub fn server_config_with_auth(
 /// (`proxy_ssl_server_name`) and a session cache (`proxy_ssl_session_reuse`), keyed by the
 /// name the connection is made with. Fails with a message naming the file that cannot be used.
 pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
-    use rustls::client::{Resumption, WebPkiServerVerifier};
+    use rustls::client::Resumption;
     let provider = Arc::new(provider_with(&t.ciphers, &[])?);
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if t.tls13 {
@@ -511,33 +484,26 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
         versions.push(&rustls::version::TLS12);
     }
     let mut trusted = Vec::new();
-    let webpki = if t.verify {
+    if t.verify {
         let Some(path) = &t.trusted_certificate else {
             return Err("no proxy_ssl_trusted_certificate for proxy_ssl_verify".to_string());
         };
-        let mut roots = rustls::RootCertStore::empty();
         trusted = certificates(Path::new(path))?;
-        let (added, _) = roots.add_parsable_certificates(trusted.iter().cloned());
-        if added == 0 {
+        if !trusted.iter().any(|c| client::parse(c).is_some()) {
             return Err(format!(
                 "cannot use trusted certificate \"{path}\": no usable certificate in it"
             ));
         }
-        let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-        if let Some(crl) = &t.crl {
-            b = b.with_crls(crls(Path::new(crl))?);
-        }
-        Some(
-            b.build()
-                .map_err(|e| format!("cannot verify upstreams: {e}"))?,
-        )
-    } else {
-        None
+    }
+    let crls = match (&t.crl, t.verify) {
+        (Some(crl), true) => client::crls(Path::new(crl))?,
+        _ => Vec::new(),
     };
     let verifier = Arc::new(UpstreamVerifier {
-        webpki,
+        verify: t.verify,
         trusted,
-        intermediates: (t.verify_depth as usize).saturating_sub(1),
+        crls,
+        depth: t.verify_depth,
         algorithms: provider.signature_verification_algorithms,
     });
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -567,49 +533,29 @@ pub fn client_config(t: &UpstreamTls) -> Result<rustls::ClientConfig, String> {
     Ok(config)
 }
 
-/// Every CRL of a PEM file (at least one).
-pub fn crls(
-    path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateRevocationListDer<'static>>, String> {
-    use rustls::pki_types::CertificateRevocationListDer as Crl;
-    let read = |e: rustls::pki_types::pem::Error| {
-        format!(
-            "cannot load CRL \"{}\": {}",
-            path.display(),
-            pem_error(&e, "CRL")
-        )
-    };
-    let list = Crl::pem_file_iter(path)
-        .map_err(read)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read)?;
-    if list.is_empty() {
-        return Err(format!(
-            "cannot load CRL \"{}\": no PEM CRL (-----BEGIN X509 CRL-----) in it",
-            path.display()
-        ));
-    }
-    Ok(list)
-}
-
-/// Checks an upstream's certificate as nginx's `proxy_ssl_verify`: with `webpki`, the chain
-/// and the name (at most `intermediates` of the certificates the upstream sent are used to
-/// reach a trusted CA, OpenSSL's verify depth); without, any certificate is accepted (the
-/// handshake's signatures are still checked).
+/// Checks an upstream's certificate as nginx's `proxy_ssl_verify` (OpenSSL's verification):
+/// the chain to a certificate of `proxy_ssl_trusted_certificate` with at most
+/// `proxy_ssl_verify_depth` intermediates, `proxy_ssl_crl`, dates and purpose, by
+/// [`client::verify_chain`] (the code that checks client certificates), and the name as
+/// `X509_check_host` does. Without `proxy_ssl_verify` any certificate is accepted (the
+/// handshake's signatures are still checked). Unlike webpki, this accepts what OpenSSL
+/// accepts: X.509 v1 certificates, a CA certificate as the server's, a name in the
+/// commonName of a certificate without DNS names, version 1 CRLs.
 #[derive(Debug)]
 struct UpstreamVerifier {
-    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    verify: bool,
     /// `proxy_ssl_trusted_certificate`'s certificates.
     trusted: Vec<CertificateDer<'static>>,
-    intermediates: usize,
+    /// `proxy_ssl_crl`'s CRLs.
+    crls: Vec<rustls::pki_types::CertificateRevocationListDer<'static>>,
+    depth: u32,
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
 impl UpstreamVerifier {
-    /// A certificate webpki cannot read (X.509 v1) is still used for the handshake's
-    /// signature, with its public key read here, without `proxy_ssl_verify` or when it is
-    /// itself a trusted certificate. `e`: webpki's error, returned when that does not apply
-    /// or the signature is bad.
+    /// The handshake's signature with the certificate's public key, read here when webpki
+    /// cannot read the certificate (X.509 v1). `e`: webpki's error, returned when the
+    /// certificate is not the reason.
     fn unverified_signature(
         &self,
         message: &[u8],
@@ -617,10 +563,7 @@ impl UpstreamVerifier {
         dss: &rustls::DigitallySignedStruct,
         e: rustls::Error,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let trusted = || self.trusted.iter().any(|t| t.as_ref() == cert.as_ref());
-        if (self.webpki.is_some() && !trusted())
-            || !matches!(e, rustls::Error::InvalidCertificate(_))
-        {
+        if !matches!(e, rustls::Error::InvalidCertificate(_)) {
             return Err(e);
         }
         let Some((_, alg, key)) = der::spki(cert) else {
@@ -654,43 +597,33 @@ impl rustls::client::danger::ServerCertVerifier for UpstreamVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &rustls::pki_types::ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: rustls::pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        let Some(v) = &self.webpki else {
+        use rustls::CertificateError as C;
+        if !self.verify {
             return Ok(rustls::client::danger::ServerCertVerified::assertion());
-        };
-        let r = v.verify_server_cert(
-            end_entity,
-            &intermediates[..intermediates.len().min(self.intermediates)],
-            server_name,
-            ocsp_response,
-            now,
-        );
-        // webpki refuses X.509 v1 certificates; one that is itself among the trusted
-        // certificates is accepted when its commonName is the name (OpenSSL's check of a
-        // certificate without subjectAltName).
-        if r.is_err()
-            && self
-                .trusted
-                .iter()
-                .any(|t| t.as_ref() == end_entity.as_ref())
-        {
-            if let Some(cn) = der::v1_common_name(end_entity) {
-                let name = match server_name {
-                    rustls::pki_types::ServerName::DnsName(n) => n.as_ref().as_bytes(),
-                    _ => b"",
-                };
-                return if cn.eq_ignore_ascii_case(name) {
-                    Ok(rustls::client::danger::ServerCertVerified::assertion())
-                } else {
-                    Err(rustls::Error::InvalidCertificate(
-                        rustls::CertificateError::NotValidForName,
-                    ))
-                };
-            }
         }
-        r
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        client::verify_chain(
+            &self.trusted,
+            &self.crls,
+            self.depth,
+            client::Purpose::Server,
+            end_entity,
+            intermediates,
+            secs,
+        )
+        .map_err(|e| {
+            // Carried whole, so that the error log gives OpenSSL's code and text.
+            rustls::Error::InvalidCertificate(C::Other(rustls::OtherError(Arc::new(e))))
+        })?;
+        let leaf =
+            client::parse(end_entity).ok_or(rustls::Error::InvalidCertificate(C::BadEncoding))?;
+        if !client::matches_name(&leaf, server_name) {
+            return Err(rustls::Error::InvalidCertificate(C::NotValidForName));
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

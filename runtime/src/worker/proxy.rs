@@ -718,6 +718,8 @@ impl Worker<'_> {
                                 "{e} while SSL handshaking to upstream, client: {}",
                                 conn.peer.ip()
                             );
+                            req.clear();
+                            p.req = req;
                             self.recycle(p);
                             return Handled::Status(500);
                         }
@@ -1428,7 +1430,7 @@ impl Worker<'_> {
         let Some(t) = c.tls.as_deref_mut() else {
             return self.connected(p);
         };
-        match t.handshake(&c.sock, &mut p.up_ready) {
+        match t.handshake(&c.sock, &mut p.up_ready, p.up_hup) {
             Handshake::Done => self.connected(p),
             Handshake::Blocked => Step::Blocked,
             Handshake::Connect(e) if e.kind() == ErrorKind::ConnectionRefused => Step::Fail(
@@ -2433,9 +2435,36 @@ fn handshake_error(e: &rustls::Error, name: &[u8]) -> String {
                 String::from_utf8_lossy(name)
             )
         }
-        rustls::Error::InvalidCertificate(c) => format!(
-            "upstream SSL certificate verify error: ({c:?}) while SSL handshaking to upstream"
-        ),
+        rustls::Error::InvalidCertificate(c) => {
+            // OpenSSL's code and text, as nginx logs them, where one corresponds.
+            let openssl = match c {
+                C::Revoked => Some("23:certificate revoked"),
+                C::UnknownRevocationStatus => Some("3:unable to get certificate CRL"),
+                C::ExpiredRevocationList | C::ExpiredRevocationListContext { .. } => {
+                    Some("12:CRL has expired")
+                }
+                C::UnknownIssuer => Some("20:unable to get local issuer certificate"),
+                C::Expired | C::ExpiredContext { .. } => Some("10:certificate has expired"),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    Some("9:certificate is not yet valid")
+                }
+                C::BadSignature => Some("7:certificate signature failure"),
+                _ => None,
+            };
+            if let C::Other(o) = c {
+                return format!(
+                    "upstream SSL certificate verify error: ({o}) while SSL handshaking to upstream"
+                );
+            }
+            match openssl {
+                Some(t) => format!(
+                    "upstream SSL certificate verify error: ({t}) while SSL handshaking to upstream"
+                ),
+                None => format!(
+                    "upstream SSL certificate verify error: ({c:?}) while SSL handshaking to upstream"
+                ),
+            }
+        }
         e => format!("SSL_do_handshake() failed (SSL: {e}) while SSL handshaking to upstream"),
     }
 }

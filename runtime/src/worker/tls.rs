@@ -26,39 +26,66 @@ use std::cell::{Cell, RefCell};
 use std::io::{ErrorKind, Read, Write};
 use std::sync::Arc;
 
-/// Size of the pooled ciphertext buffers: a whole record of the largest size rustls accepts
-/// (16 KiB of plaintext plus TLS 1.2's allowance for expansion) with room to spare, and the
-/// records of [`WRITE_MAX`] bytes of plaintext on the way out.
-const REC_BUF: usize = 80 * 1024;
+/// Size of the pooled buffers of received bytes: a whole record of the largest size rustls
+/// accepts (16 KiB of plaintext plus TLS 1.2's allowance for expansion, 18,437 bytes) and
+/// the next read (at least [`READ_MIN`]), so that a buffer grows only to reassemble a long
+/// handshake message.
+const IN_BUF: usize = 24 * 1024;
+/// Size of the pooled buffers of records on the way out: those of [`WRITE_MAX`] bytes of
+/// plaintext beside the few still waiting ([`PENDING_MAX`]).
+const OUT_BUF: usize = 88 * 1024;
 /// Most ciphertext held for one connection: a handshake message rustls reassembles from
 /// several records (a long certificate chain) stays in the receive buffer until complete,
 /// and may be up to 64 KiB.
 const REC_MAX: usize = 96 * 1024;
+/// The least room a read from the socket is given.
+const READ_MIN: usize = 4096;
 /// Most plaintext taken in one write.
 const WRITE_MAX: usize = 64 * 1024;
 /// Most ciphertext waiting for the socket for a write to take more plaintext: what waits
 /// for a slow peer is bounded, and the records still waiting are few enough to be moved to
 /// the front of the buffer cheaply, so that the pooled buffer never has to grow.
 const PENDING_MAX: usize = 16 * 1024;
-/// Buffers kept by the pool (a worker is one thread).
+/// Buffers of each size kept by the pool (a worker is one thread).
 const POOL_MAX: usize = 256;
 
 thread_local! {
-    /// Ciphertext buffers of this worker's connections that have none in flight.
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Buffers of this worker's connections that have no bytes in flight: those of
+    /// [`IN_BUF`] bytes, then those of [`OUT_BUF`].
+    static POOL: RefCell<[Vec<Vec<u8>>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
 /// A ciphertext buffer: bytes `start..end` of `data` are held; `data` is empty (no
 /// allocation) while nothing is, and otherwise initialised to its full length, so rustls
-/// can write into its tail without zero-filling it each time.
-#[derive(Default)]
+/// can write into its tail without zero-filling it each time. Its buffers come from the
+/// pool of size `base` ([`IN_BUF`] or [`OUT_BUF`]).
 struct RecBuf {
     data: Vec<u8>,
     start: usize,
     end: usize,
+    base: usize,
+}
+
+impl Default for RecBuf {
+    fn default() -> RecBuf {
+        RecBuf::new(IN_BUF)
+    }
 }
 
 impl RecBuf {
+    fn new(base: usize) -> RecBuf {
+        RecBuf {
+            data: Vec::new(),
+            start: 0,
+            end: 0,
+            base,
+        }
+    }
+
+    fn pool(&self) -> usize {
+        usize::from(self.base == OUT_BUF)
+    }
+
     fn is_empty(&self) -> bool {
         self.start == self.end
     }
@@ -75,9 +102,14 @@ impl RecBuf {
     /// the held bytes moved to the front, or a larger buffer (up to [`REC_MAX`]).
     fn room(&mut self, need: usize) -> std::io::Result<&mut [u8]> {
         if self.data.is_empty() {
-            self.data = POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-            if self.data.len() < REC_BUF {
-                self.data = vec![0; REC_BUF];
+            let i = self.pool();
+            self.data = POOL
+                .try_with(|p| p.borrow_mut()[i].pop())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            if self.data.len() < self.base {
+                self.data = vec![0; self.base];
             }
             self.start = 0;
             self.end = 0;
@@ -117,11 +149,13 @@ impl RecBuf {
         let data = std::mem::take(&mut self.data);
         self.start = 0;
         self.end = 0;
-        if data.len() == REC_BUF {
-            POOL.with(|p| {
+        if data.len() == self.base {
+            let i = self.pool();
+            // `try_with`: a buffer dropped while the thread ends is simply freed.
+            let _ = POOL.try_with(|p| {
                 let mut p = p.borrow_mut();
-                if p.len() < POOL_MAX {
-                    p.push(data);
+                if p[i].len() < POOL_MAX {
+                    p[i].push(data);
                 }
             });
         }
@@ -185,9 +219,9 @@ impl<C: Unbuffered> Records<C> {
     fn new(conn: C) -> Self {
         Records {
             conn,
-            input: RecBuf::default(),
-            plain: RecBuf::default(),
-            output: RecBuf::default(),
+            input: RecBuf::new(IN_BUF),
+            plain: RecBuf::new(IN_BUF),
+            output: RecBuf::new(OUT_BUF),
             established: false,
             peer_closed: false,
             failed: false,
@@ -222,13 +256,11 @@ impl<C: Unbuffered> Records<C> {
                 input.filled()
             };
             let UnbufferedStatus { discard, state } = conn.records(incoming);
-            let mut done = None;
-            match state {
-                Err(e) => {
-                    input.consume(discard);
-                    return Err(e);
-                }
-                Ok(ConnectionState::ReadTraffic(mut r)) => {
+            // Each state's work, as a result: the discarded input is consumed before an
+            // error is returned too (rustls expects it gone whatever happens next).
+            let step: Result<Option<usize>, rustls::Error> = match state {
+                Err(e) => Err(e),
+                Ok(ConnectionState::ReadTraffic(mut r)) => (|| {
                     while let Some(rec) = r.next_record() {
                         let payload = rec?.payload;
                         match &mut dst {
@@ -246,8 +278,9 @@ impl<C: Unbuffered> Records<C> {
                             }
                         }
                     }
-                }
-                Ok(ConnectionState::EncodeTlsData(mut e)) => {
+                    Ok(None)
+                })(),
+                Ok(ConnectionState::EncodeTlsData(mut e)) => (|| {
                     let mut need = 1024;
                     loop {
                         let room = output
@@ -256,7 +289,7 @@ impl<C: Unbuffered> Records<C> {
                         match e.encode(room) {
                             Ok(n) => {
                                 output.filled_by(n);
-                                break;
+                                return Ok(None);
                             }
                             Err(EncodeError::InsufficientSize(s)) if s.required_size > need => {
                                 need = s.required_size;
@@ -266,36 +299,41 @@ impl<C: Unbuffered> Records<C> {
                             }
                         }
                     }
-                }
+                })(),
                 // The records are in `output`; the caller sends them.
-                Ok(ConnectionState::TransmitTlsData(t)) => t.done(),
-                Ok(ConnectionState::BlockedHandshake) => done = Some(0),
-                Ok(ConnectionState::PeerClosed) => *peer_closed = true,
+                Ok(ConnectionState::TransmitTlsData(t)) => {
+                    t.done();
+                    Ok(None)
+                }
+                Ok(ConnectionState::BlockedHandshake) => Ok(Some(0)),
+                Ok(ConnectionState::PeerClosed) => {
+                    *peer_closed = true;
+                    Ok(None)
+                }
                 Ok(ConnectionState::Closed) => {
                     *peer_closed = true;
-                    done = Some(0);
+                    Ok(Some(0))
                 }
                 Ok(ConnectionState::WriteTraffic(mut w)) => {
                     *established = true;
-                    let n = match out {
-                        Out::Nothing => 0,
-                        Out::Data(data) => encrypt(&mut w, output, data)?,
-                        Out::CloseNotify => {
+                    match out {
+                        Out::Nothing => Ok(Some(0)),
+                        Out::Data(data) => encrypt(&mut w, output, data).map(Some),
+                        Out::CloseNotify => (|| {
                             let room = output.room(256).map_err(|_| {
                                 rustls::Error::General("TLS output buffer full".into())
                             })?;
                             let n = w.queue_close_notify(room).map_err(encrypt_error)?;
                             output.filled_by(n);
-                            0
-                        }
-                    };
-                    done = Some(n);
+                            Ok(Some(0))
+                        })(),
+                    }
                 }
                 // Early data (never accepted: max_early_data_size is 0).
-                Ok(_) => done = Some(0),
-            }
+                Ok(_) => Ok(Some(0)),
+            };
             input.consume(discard);
-            if let Some(n) = done {
+            if let Some(n) = step? {
                 return Ok(n);
             }
         }
@@ -343,7 +381,15 @@ impl<C: Unbuffered> Records<C> {
         hup: bool,
     ) -> std::io::Result<usize> {
         loop {
-            let room = self.input.room(REC_BUF / 2)?;
+            // What fits beside what is held, up to the limit of a handshake message.
+            let need = READ_MIN.min(REC_MAX.saturating_sub(self.input.len()));
+            if need == 0 {
+                return Err(std::io::Error::new(
+                    ErrorKind::InvalidData,
+                    "TLS handshake message too large",
+                ));
+            }
+            let room = self.input.room(need)?;
             let want = room.len();
             match sock.read(room) {
                 Ok(n) => {
@@ -464,7 +510,7 @@ fn encrypt<D>(
     // Records add at most 64 bytes to every 1 KiB of plaintext (the smallest records
     // ssl_buffer_size allows are 512 bytes); rustls says when that guess is short. What
     // is taken fits beside the records already waiting, in a pooled buffer.
-    let space = REC_BUF.saturating_sub(output.len() + 256);
+    let space = OUT_BUF.saturating_sub(output.len() + 256);
     let mut n = data.len().min(space - space / 16);
     if n == 0 {
         return Ok(0);
@@ -732,8 +778,9 @@ impl UpTls {
 
     /// Advances the handshake: the ClientHello goes out with the first write (which also
     /// tells whether the non-blocking connect succeeded), the server's flight is read as it
-    /// arrives.
-    pub(crate) fn handshake(&mut self, sock: &TcpStream, ready: &mut bool) -> Handshake {
+    /// arrives (`hup`: the upstream's FIN was seen, so a short read is not the end of what
+    /// the socket has).
+    pub(crate) fn handshake(&mut self, sock: &TcpStream, ready: &mut bool, hup: bool) -> Handshake {
         loop {
             if let Err(e) = self.rec.process(None, Out::Nothing) {
                 self.rec.queue_alert();
@@ -752,7 +799,7 @@ impl UpTls {
             if !*ready {
                 return Handshake::Blocked;
             }
-            match self.rec.fill(sock, ready, false) {
+            match self.rec.fill(sock, ready, hup) {
                 Ok(0) => return Handshake::Closed,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Handshake::Blocked,
@@ -765,9 +812,11 @@ impl UpTls {
     /// readable: records that arrive while idle (session tickets, say) are taken in; a
     /// close_notify, a FIN, an error or application data means it cannot be reused.
     pub(crate) fn idle_alive(&mut self, sock: &TcpStream) -> bool {
+        // Read to the end (`hup`: a short read does not stop it), so that a FIN already
+        // queued is seen.
         let mut ready = true;
         while ready {
-            match self.rec.fill(sock, &mut ready, false) {
+            match self.rec.fill(sock, &mut ready, true) {
                 Ok(0) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -1030,13 +1079,13 @@ mod tests {
         b.consume(2);
         assert_eq!(b.filled(), b"llo");
         // Asking for more than the tail holds moves the bytes to the front first.
-        let tail = REC_BUF - 4;
+        let tail = IN_BUF - 4;
         b.room(tail).expect("room");
         assert_eq!((b.start, b.end), (0, 3));
         assert_eq!(b.filled(), b"llo");
         // A handshake message being reassembled may grow the buffer, up to REC_MAX.
-        b.room(REC_BUF).expect("grows");
-        assert!(b.data.len() >= REC_BUF + 3 && b.data.len() <= REC_MAX);
+        b.room(IN_BUF).expect("grows");
+        assert!(b.data.len() >= IN_BUF + 3 && b.data.len() <= REC_MAX);
         b.filled_by(REC_MAX - 3);
         assert!(b.room(REC_MAX - b.len() + 1).is_err());
         assert!(b.room(REC_MAX - b.len()).is_ok());
@@ -1045,14 +1094,21 @@ mod tests {
         // Consumed to the end: the buffer is given back (a large one is not pooled).
         b.consume(b.len());
         assert!(b.is_empty() && b.data.capacity() == 0);
-        let pooled = POOL.with(|p| p.borrow().len());
+        let pooled = POOL.with(|p| p.borrow()[0].len());
         b.room(1).expect("room");
         b.filled_by(1);
         b.consume(1);
-        assert_eq!(POOL.with(|p| p.borrow().len()), pooled + 1);
+        assert_eq!(POOL.with(|p| p.borrow()[0].len()), pooled + 1);
+        // Output buffers have a pool of their own.
+        let mut o = RecBuf::new(OUT_BUF);
+        o.room(1).expect("room");
+        assert_eq!(o.data.len(), OUT_BUF);
+        o.filled_by(1);
+        o.consume(1);
+        assert_eq!(POOL.with(|p| p.borrow()[1].len()), 1);
         // filled_by never claims past the end.
         b.room(1).expect("room");
         b.filled_by(usize::MAX / 2);
-        assert_eq!(b.len(), REC_BUF);
+        assert_eq!(b.len(), IN_BUF);
     }
 }

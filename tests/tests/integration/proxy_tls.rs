@@ -729,3 +729,146 @@ http {{
         p.logs()
     );
 }
+
+/// `proxy_ssl_verify` as OpenSSL checks for nginx, with certificates and CRLs made by
+/// `openssl ca` as nginx's own tests make them: a CA certificate (no subjectAltName) used as
+/// the server's, its name in the commonName, and version 1 CRLs (no extensions), one empty
+/// and one that revokes the server's certificate.
+#[test]
+fn openssl_ca_certificates_and_version_1_crls() {
+    let t = TempDir::new("ptls-crl-up");
+    let dir = t.path().to_path_buf();
+    let d = dir.display().to_string();
+    std::fs::write(
+        dir.join("openssl.conf"),
+        "[ req ]\ndefault_bits = 2048\nencrypt_key = no\ndistinguished_name = dn\n\
+         x509_extensions = ext\n[ dn ]\n[ ext ]\nbasicConstraints = critical,CA:TRUE\n",
+    )
+    .expect("openssl.conf");
+    std::fs::write(
+        dir.join("ca.conf"),
+        format!(
+            "[ ca ]\ndefault_ca = myca\n[ myca ]\nnew_certs_dir = {d}\ndatabase = {d}/certindex\n\
+             default_md = sha256\npolicy = pol\nserial = {d}/certserial\ndefault_days = 1\n\
+             x509_extensions = ext\n[ pol ]\ncommonName = supplied\n[ ext ]\n\
+             basicConstraints = critical,CA:TRUE\nkeyUsage = critical, digitalSignature, cRLSign, keyCertSign\n"
+        ),
+    )
+    .expect("ca.conf");
+    std::fs::write(dir.join("certserial"), "1000").expect("serial");
+    std::fs::write(dir.join("certindex"), "").expect("index");
+    let run = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let made = run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-config",
+        "openssl.conf",
+        "-subj",
+        "/CN=root/",
+        "-out",
+        "root.crt",
+        "-keyout",
+        "root.key",
+    ]) && run(&[
+        "req",
+        "-new",
+        "-config",
+        "openssl.conf",
+        "-subj",
+        "/CN=int/",
+        "-out",
+        "int.csr",
+        "-keyout",
+        "int.key",
+    ]) && run(&[
+        "ca", "-batch", "-config", "ca.conf", "-keyfile", "root.key", "-cert", "root.crt", "-subj",
+        "/CN=int/", "-in", "int.csr", "-out", "int.crt",
+    ]) && run(&[
+        "ca",
+        "-gencrl",
+        "-config",
+        "ca.conf",
+        "-keyfile",
+        "root.key",
+        "-cert",
+        "root.crt",
+        "-out",
+        "empty.crl",
+        "-crldays",
+        "1",
+    ]) && run(&[
+        "ca", "-config", "ca.conf", "-revoke", "int.crt", "-keyfile", "root.key", "-cert",
+        "root.crt",
+    ]) && run(&[
+        "ca",
+        "-gencrl",
+        "-config",
+        "ca.conf",
+        "-keyfile",
+        "root.key",
+        "-cert",
+        "root.crt",
+        "-out",
+        "revoked.crl",
+        "-crldays",
+        "1",
+    ]);
+    if !made {
+        eprintln!("openssl cannot make the certificates here; skipped");
+        return;
+    }
+    let back = Proton::start(
+        &dir,
+        &format!(
+            "error_log {d}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\nserver {{\nlisten 127.0.0.1:{{port}} ssl;\nssl_certificate {d}/int.crt;\nssl_certificate_key {d}/int.key;\nreturn 200 fine;\n}}\n}}\n"
+        ),
+    1,
+    );
+    let ft = TempDir::new("ptls-crl");
+    let b = back.port;
+    let conf = format!(
+        r#"
+error_log {fd}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    proxy_ssl_verify on;
+    proxy_ssl_trusted_certificate {d}/root.crt;
+    proxy_ssl_session_reuse off;
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /empty {{ proxy_pass https://127.0.0.1:{b}/; proxy_ssl_name int; proxy_ssl_crl {d}/empty.crl; }}
+        location /revoked {{ proxy_pass https://127.0.0.1:{b}/; proxy_ssl_name int; proxy_ssl_crl {d}/revoked.crl; }}
+        location /name {{ proxy_pass https://127.0.0.1:{b}/; proxy_ssl_name other; }}
+        location /nocrl {{ proxy_pass https://127.0.0.1:{b}/; proxy_ssl_name int; }}
+    }}
+}}
+"#,
+        fd = ft.path().display()
+    );
+    let p = Proton::start(ft.path(), &conf, 1);
+    let status = |path: &str| get(&p, path).status;
+    assert_eq!(status("/empty"), 200, "{}", p.logs());
+    assert_eq!(status("/nocrl"), 200, "{}", p.logs());
+    assert_eq!(status("/revoked"), 502, "{}", p.logs());
+    assert!(
+        p.logs()
+            .contains("upstream SSL certificate verify error: (23:certificate revoked)"),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(status("/name"), 502, "{}", p.logs());
+    assert!(
+        p.logs()
+            .contains("upstream SSL certificate does not match \"other\""),
+        "{}",
+        p.logs()
+    );
+}
