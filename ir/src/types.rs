@@ -609,6 +609,10 @@ pub struct ServerTls {
     /// `ssl_certificate` / `ssl_certificate_key` pairs (paths as written, checked by protonc):
     /// the handshake picks the first whose key the client's signature algorithms accept.
     pub certificates: Vec<CertificatePair>,
+    /// The pairs when any of them has variables (nginx ≥ 1.15.9): named and read per
+    /// handshake (with the connection's variables, `$ssl_server_name` among them);
+    /// `certificates` is then empty.
+    pub certificate_vars: Vec<CertificateTemplates>,
     /// `ssl_protocols`: TLS 1.2 allowed.
     pub tls12: bool,
     /// `ssl_protocols`: TLS 1.3 allowed.

@@ -624,6 +624,7 @@ pub(crate) mod tests {
                 certificate: "/c.pem".into(),
                 key: "/k.pem".into(),
             }],
+            certificate_vars: Vec::new(),
             tls12: true,
             tls13: true,
             ciphers: vec!["TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()],

@@ -45,6 +45,9 @@ pub struct Loaded {
     /// The client-certificate verifier of every server with `ssl_verify_client`, by server
     /// index.
     pub client_auth: Vec<Option<std::sync::Arc<proton_tls::ClientAuth>>>,
+    /// The `ssl_password_file` passphrases of servers whose certificates have variables,
+    /// by server index (empty for the others).
+    pub tls_passwords: Vec<std::sync::Arc<[String]>>,
     /// The rustls client config for `https://` upstreams, by settings index (built here,
     /// from `proxy_ssl_*`).
     pub upstream_tls: Vec<Option<std::sync::Arc<rustls::ClientConfig>>>,
@@ -206,6 +209,7 @@ impl Loaded {
         Ok(Loaded {
             tls: tls.configs,
             client_auth: tls.client_auth,
+            tls_passwords: tls.passwords,
             upstream_tls,
             ir,
             header,

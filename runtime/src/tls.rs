@@ -210,6 +210,10 @@ pub struct ServerConfigs {
     /// The client-certificate verifier of every server with `ssl_verify_client` (the one
     /// of the server whose config answered a handshake checks that connection's chain).
     pub client_auth: Vec<Option<Arc<proton_tls::ClientAuth>>>,
+    /// The `ssl_password_file` passphrases of every server whose certificates have
+    /// variables (read once per load, as nginx keeps them, for the keys read per
+    /// handshake).
+    pub passwords: Vec<Arc<[String]>>,
 }
 
 /// The rustls config of every server with TLS settings, by server index.
@@ -227,12 +231,13 @@ pub fn server_configs(
     let mut out = ServerConfigs::default();
     let mut passwords: Vec<(String, Vec<String>)> = Vec::new();
     for s in &ir.servers {
+        out.passwords.push(Arc::from(Vec::new()));
         let Some(t) = s.tls.as_deref() else {
             out.configs.push(None);
             out.client_auth.push(None);
             continue;
         };
-        if t.certificates.is_empty() {
+        if t.certificates.is_empty() && t.certificate_vars.is_empty() {
             out.configs.push(None);
             out.client_auth.push(None);
             continue;
@@ -242,6 +247,10 @@ pub fn server_configs(
         if let Some((_, c, a)) = built.iter().find(|(b, _, _)| *b == t) {
             out.configs.push(Some(c.clone()));
             out.client_auth.push(a.clone());
+            let first = ir.servers.iter().position(|o| o.tls.as_deref() == Some(t));
+            if let (Some(i), Some(slot)) = (first, out.passwords.len().checked_sub(1)) {
+                out.passwords[slot] = out.passwords[i].clone();
+            }
             continue;
         }
         let here = proton_tls::resolve_paths(t, prefix);
@@ -257,6 +266,11 @@ pub fn server_configs(
             },
             None => Vec::new(),
         };
+        if !t.certificate_vars.is_empty() {
+            if let Some(slot) = out.passwords.last_mut() {
+                *slot = Arc::from(pw.clone());
+            }
+        }
         let (c, a) = proton_tls::server_config_with_auth(&here, resumption(&here)?, &pw)?;
         let c = Arc::new(c);
         built.push((t, c.clone(), a.clone()));
@@ -313,6 +327,7 @@ mod tests {
     fn tls() -> ServerTls {
         ServerTls {
             certificates: vec![],
+            certificate_vars: Vec::new(),
             tls12: true,
             tls13: true,
             ciphers: vec![],

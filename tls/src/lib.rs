@@ -305,6 +305,37 @@ impl ResolvesServerCert for Certificates {
     }
 }
 
+/// `base` (a server's config, made by [`server_config_with_auth`] for settings whose
+/// certificates have variables) answering with `pairs`, the files this handshake named
+/// (made absolute against `prefix`): read and checked as at load, with the settings'
+/// `passwords` and stapling file. Sessions and tickets stay those of `base`. The error
+/// names the file.
+pub fn with_certificates(
+    base: &ServerConfig,
+    t: &ServerTls,
+    pairs: &[CertificatePair],
+    passwords: &[String],
+    prefix: &Path,
+) -> Result<ServerConfig, String> {
+    let staple = match &t.stapling_file {
+        Some(f) => Some(ocsp_response(Path::new(&absolute(prefix, f)))?),
+        None => None,
+    };
+    let mut keys = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let pair = CertificatePair {
+            certificate: absolute(prefix, &pair.certificate),
+            key: absolute(prefix, &pair.key),
+        };
+        let mut key = certified_key(&pair, passwords, base.crypto_provider())?;
+        key.ocsp = staple.clone();
+        keys.push(Arc::new(key));
+    }
+    let mut config = base.clone();
+    config.cert_resolver = Arc::new(Certificates(keys));
+    Ok(config)
+}
+
 /// `t` with its relative file paths (certificates, keys, ticket keys, stapling file) made
 /// absolute against `base`: proton-run's prefix, or for protonc's check the main config
 /// file's directory.

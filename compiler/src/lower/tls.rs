@@ -68,6 +68,7 @@ impl Lower<'_> {
             };
             return Some(Box::new(ServerTls {
                 certificates: Vec::new(),
+                certificate_vars: Vec::new(),
                 tls12: true,
                 tls13: true,
                 ciphers: Vec::new(),
@@ -89,6 +90,8 @@ impl Lower<'_> {
             }));
         }
         let mut certificates = Vec::new();
+        let mut pairs = Vec::new();
+        let mut with_vars = false;
         for (i, c) in certs.iter().enumerate() {
             let Some(k) = keys.get(i) else {
                 self.err(
@@ -105,19 +108,10 @@ impl Lower<'_> {
                 );
                 continue;
             };
-            for d in [c, k] {
-                if arg(d, 0).contains('$') {
-                    self.err(
-                        Diagnostic::error(
-                            Code::Unsupported,
-                            d.arg_span(0),
-                            format!("variables in \"{}\" are not supported yet", d.name),
-                        )
-                        .label("a file chosen per handshake")
-                        .help("name the file; for several names use one server block each"),
-                    );
-                }
+            if arg(c, 0).contains('$') || arg(k, 0).contains('$') {
+                with_vars = true;
             }
+            pairs.push((*c, *k));
             certificates.push(CertificatePair {
                 certificate: self.conf_path(arg(c, 0)),
                 key: self.conf_path(arg(k, 0)),
@@ -174,8 +168,22 @@ impl Lower<'_> {
         let stapling_file = self.ssl_stapling(chain);
         let (verify_client, verify_depth, client_certificate, trusted_certificate, crl) =
             self.client_verification(chain);
+        // As nginx: when any pair has variables, every pair is named per handshake.
+        let certificate_vars = if with_vars {
+            certificates.clear();
+            pairs
+                .iter()
+                .map(|(c, k)| CertificateTemplates {
+                    certificate: self.template(c, 0),
+                    key: self.template(k, 0),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let tls = ServerTls {
             certificates,
+            certificate_vars,
             tls12,
             tls13,
             ciphers,
@@ -592,7 +600,7 @@ impl Lower<'_> {
                 .get(sid.0 as usize)
                 .and_then(|s| s.tls.as_ref());
             (
-                t.is_some_and(|t| !t.certificates.is_empty()),
+                t.is_some_and(|t| !t.certificates.is_empty() || !t.certificate_vars.is_empty()),
                 t.is_some_and(|t| t.reject_handshake),
             )
         };

@@ -77,6 +77,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) draining: bool,
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
+    /// The TLS configs of servers whose `ssl_certificate` has variables, by the files a
+    /// handshake named: (server, the names, config), least recently used first.
+    pub(crate) tls_named: Vec<(u32, Vec<u8>, std::sync::Arc<rustls::ServerConfig>)>,
     /// Connections whose writes `limit_rate` holds back, by when to resume (earliest
     /// first). A stale entry (the connection moved on or closed) only costs a spurious
     /// wakeup.
@@ -180,6 +183,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         contexts: context::ContextPool::default(),
         draining: false,
         copy_buf: Vec::new(),
+        tls_named: Vec::new(),
         delayed: Default::default(),
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),

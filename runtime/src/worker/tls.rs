@@ -46,6 +46,8 @@ const WRITE_MAX: usize = 64 * 1024;
 /// for a slow peer is bounded, and the records still waiting are few enough to be moved to
 /// the front of the buffer cheaply, so that the pooled buffer never has to grow.
 const PENDING_MAX: usize = 16 * 1024;
+/// TLS configs kept per worker for `ssl_certificate` with variables (one per set of names).
+const NAMED_MAX: usize = 32;
 /// Buffers of each size kept by the pool (a worker is one thread).
 const POOL_MAX: usize = 256;
 
@@ -872,7 +874,11 @@ impl Worker<'_> {
         &self,
         listener: usize,
         sni: Option<&str>,
-    ) -> Option<(Arc<rustls::ServerConfig>, Option<Arc<ClientAuth>>)> {
+    ) -> Option<(
+        proton_ir::ServerId,
+        Arc<rustls::ServerConfig>,
+        Option<Arc<ClientAuth>>,
+    )> {
         let ir = &self.loaded.ir;
         let l = ir.listeners.get(listener)?;
         let sid = match sni {
@@ -895,7 +901,7 @@ impl Worker<'_> {
                 .get(sid.0 as usize)
                 .cloned()
                 .flatten();
-            Some(Some((config, auth)))
+            Some(Some((sid, config, auth)))
         };
         match pick(sid) {
             Some(c) => c,
@@ -917,6 +923,81 @@ impl Conn {
     /// The connection's established TLS session (`None` for plain HTTP).
     pub(crate) fn tls_session(&self) -> Option<&UnbufferedServerConnection> {
         self.tls().and_then(TlsConn::session)
+    }
+
+    /// The config that answers a handshake for server `sid`: `base`, or when its
+    /// `ssl_certificate` has variables, `base` with the files they name now (with the
+    /// connection's variables: `$ssl_server_name`, the addresses, maps of them), read the
+    /// first time a worker meets those names and then kept (the [`NAMED_MAX`] most recently
+    /// used). The error names the file.
+    fn named_certificates(
+        &self,
+        w: &mut Worker<'_>,
+        sid: proton_ir::ServerId,
+        base: Arc<rustls::ServerConfig>,
+    ) -> Result<Arc<rustls::ServerConfig>, String> {
+        let loaded = w.loaded;
+        let Some(t) = loaded
+            .ir
+            .servers
+            .get(sid.0 as usize)
+            .and_then(|s| s.tls.as_deref())
+            .filter(|t| !t.certificate_vars.is_empty())
+        else {
+            return Ok(base);
+        };
+        // The names, each ended by a NUL (which no path holds).
+        let mut names = Vec::new();
+        let mut req = w.contexts.get();
+        req.server = sid;
+        {
+            let mut ctx = w.ctx(self, &req, 0);
+            ctx.tls = self.tls();
+            for p in &t.certificate_vars {
+                ctx.expand(&p.certificate, &mut names);
+                names.push(0);
+                ctx.expand(&p.key, &mut names);
+                names.push(0);
+            }
+        }
+        w.release_context(Some(req));
+        if let Some(i) = w
+            .tls_named
+            .iter()
+            .position(|(s, n, _)| *s == sid.0 && *n == names)
+        {
+            let hit = w.tls_named.remove(i);
+            let config = hit.2.clone();
+            w.tls_named.push(hit);
+            return Ok(config);
+        }
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let parts: Vec<&[u8]> = names.split(|&b| b == 0).collect();
+        let pairs: Vec<proton_ir::CertificatePair> = parts
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| proton_ir::CertificatePair {
+                certificate: text(c[0]),
+                key: text(c[1]),
+            })
+            .collect();
+        let passwords = loaded
+            .tls_passwords
+            .get(sid.0 as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()));
+        let config = Arc::new(proton_tls::with_certificates(
+            &base,
+            t,
+            &pairs,
+            &passwords,
+            &loaded.prefix,
+        )?);
+        if w.tls_named.len() >= NAMED_MAX {
+            w.tls_named.remove(0);
+        }
+        w.tls_named.push((sid.0, names, config.clone()));
+        Ok(config)
     }
 
     /// A ClientHello rustls refused: its alert goes out, the reason to the error log.
@@ -1012,7 +1093,7 @@ impl Conn {
             t.server_name = name.map(Box::from);
             let sni = name.map(str::to_ascii_lowercase);
             let config = w.tls_config(self.listener as usize, sni.as_deref());
-            let Some((config, auth)) = config else {
+            let Some((sid, config, auth)) = config else {
                 elog!(
                     w.elog,
                     Info,
@@ -1025,6 +1106,22 @@ impl Conn {
                 // nginx's ssl_reject_handshake: an unrecognized_name alert.
                 let mut s = &self.sock;
                 let _ = s.write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+                return Accept::Close;
+            };
+            let bytes = std::mem::take(&mut hello.bytes);
+            let config = match self.named_certificates(w, sid, config) {
+                Ok(c) => c,
+                Err(e) => {
+                    elog!(
+                        w.elog,
+                        Error,
+                        "{e} while SSL handshaking, client: {}",
+                        self.peer.ip()
+                    );
+                    return Accept::Close;
+                }
+            };
+            let Some(t) = super::conn::tls_mut(&mut self.ext) else {
                 return Accept::Close;
             };
             let conn = match UnbufferedServerConnection::new(config) {
@@ -1041,7 +1138,7 @@ impl Conn {
             };
             // The session reads the ClientHello again, from the same bytes.
             let mut rec = Box::new(Records::new(conn));
-            rec.input = std::mem::take(&mut hello.bytes);
+            rec.input = bytes;
             t.client_auth = auth;
             let r = rec.process(None, Out::Nothing);
             if let Err(e) = r {

@@ -1141,6 +1141,14 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
         }
         return;
     }
+    if b == Builtin::SslServerName {
+        // Known from the ClientHello on (also while `ssl_certificate` with variables is
+        // chosen for the handshake).
+        if let Some(n) = &tls.server_name {
+            out.extend_from_slice(n.as_bytes());
+        }
+        return;
+    }
     let Some(t) = tls.session() else {
         return;
     };
@@ -1157,11 +1165,6 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
             if let Some(name) = t.negotiated_cipher_suite().and_then(|s| s.suite().as_str()) {
                 let name = proton_ir::tls::openssl_name_of(name).unwrap_or(name);
                 out.extend_from_slice(name.as_bytes());
-            }
-        }
-        Builtin::SslServerName => {
-            if let Some(n) = &tls.server_name {
-                out.extend_from_slice(n.as_bytes());
             }
         }
         Builtin::SslSessionReused => out.push(

@@ -1469,3 +1469,60 @@ fn records_split_anywhere_pipelined_requests_and_large_bodies() {
         );
     }
 }
+
+/// `ssl_certificate` with variables (nginx ≥ 1.15.9): the files are named per handshake with
+/// the connection's variables; a name without files fails that handshake only, with the
+/// file in the error log.
+#[test]
+fn certificates_named_by_the_sni_name() {
+    let t = TempDir::new("tls-cert-vars");
+    let dir = t.path().to_path_buf();
+    let a = make_cert(&dir, "a.test", &["a.test"], false);
+    let b = make_cert(&dir, "b.test", &["b.test"], true);
+    let fallback = make_cert(&dir, "fallback", &["fallback.test"], false);
+    let d = dir.display();
+    let conf = format!(
+        r#"error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    map $ssl_server_name $cert {{
+        default fallback;
+        a.test a.test;
+        b.test b.test;
+        c.test c.test;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        ssl_certificate {d}/$cert.crt;
+        ssl_certificate_key {d}/$cert.key;
+        return 200 "$ssl_server_name";
+    }}
+}}
+"#
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let config = client(false, &[]);
+    for _ in 0..2 {
+        for (sni, want) in [
+            (Some("a.test"), &a),
+            (Some("b.test"), &b),
+            (Some("other.test"), &fallback),
+            (None, &fallback),
+        ] {
+            let e = https_get(p.port, &config, sni, "x.test", "/")
+                .unwrap_or_else(|e| panic!("{sni:?}: {e}\n{}", p.logs()));
+            assert_eq!(e.cert, want.der, "{sni:?}");
+            assert_eq!(e.response.body_text(), sni.unwrap_or(""));
+        }
+    }
+    assert!(https_get(p.port, &config, Some("c.test"), "c.test", "/").is_err());
+    assert!(
+        p.logs().contains("c.test.crt") && p.logs().contains("while SSL handshaking"),
+        "{}",
+        p.logs()
+    );
+    // The others still work.
+    let e = https_get(p.port, &config, Some("a.test"), "a.test", "/").expect("a.test");
+    assert_eq!(e.cert, a.der);
+}
