@@ -1926,6 +1926,10 @@ pub struct Map {
     pub regex: Vec<(RegexId, Template)>,
     /// The value when nothing matches (empty when the map has no `default`).
     pub default: Template,
+    /// A `geo` block (nginx's geo module, the same kind of variable): the source is an IP
+    /// address (not one: 255.255.255.255, as nginx), looked up in these networks, longest
+    /// prefix first (values are literal text). `None` for a `map`.
+    pub geo: Option<Vec<(ClientAddr, Template)>>,
 }
 
 impl Map {

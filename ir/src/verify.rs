@@ -732,6 +732,7 @@ pub(crate) mod tests {
                 },
             )],
             default: Template::literal("0"),
+            geo: None,
         }];
         ir.log_formats = vec![LogFormat {
             name: "mapped".into(),
@@ -931,6 +932,7 @@ pub(crate) mod tests {
                             .into_iter()
                             .collect(),
                     },
+                    geo: None,
                 }
             })
             .collect();

@@ -9,7 +9,7 @@ use super::{all, arg, vars, Lower};
 use crate::ast::Directive;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::source::Span;
-use proton_ir::{Map, Part, Template, Var, MAX_MAP_NESTING};
+use proton_ir::{ClientAddr, Map, Part, Template, Var, MAX_MAP_NESTING};
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// How a key of a `hostnames` map is read (nginx's `ngx_hash_add_key` with wildcards).
@@ -77,8 +77,11 @@ impl Lower<'_> {
         let Some(http) = tree.iter().find(|d| d.name == "http") else {
             return;
         };
-        for d in all(http.children(), "map") {
-            let (raw, span) = (arg(d, 1), d.arg_span(1));
+        let blocks = all(http.children(), "map").chain(all(http.children(), "geo"));
+        for d in blocks {
+            // `map SOURCE $var`, `geo [$address] $var`: the variable is the last argument.
+            let last = d.args.len().saturating_sub(1);
+            let (raw, span) = (arg(d, last), d.arg_span(last));
             let Some(name) = raw.strip_prefix('$') else {
                 self.err(
                     Diagnostic::error(
@@ -132,6 +135,7 @@ impl Lower<'_> {
                 trailing: Vec::new(),
                 regex: Vec::new(),
                 default: Template::default(),
+                geo: None,
             });
         }
     }
@@ -145,11 +149,15 @@ impl Lower<'_> {
             .enumerate()
             .map(|(i, (p, _))| (*p, i))
             .collect();
-        for d in all(h, "map") {
+        for d in all(h, "map").chain(all(h, "geo")) {
             let Some(&id) = ids.get(&(d as *const Directive)) else {
                 continue;
             };
-            let m = self.map_block(d);
+            let m = if d.name == "geo" {
+                self.geo_block(d)
+            } else {
+                self.map_block(d)
+            };
             if let Some(slot) = self.ir.maps.get_mut(id) {
                 slot.source = m.source;
                 slot.hostnames = m.hostnames;
@@ -159,6 +167,7 @@ impl Lower<'_> {
                 slot.trailing = m.trailing;
                 slot.regex = m.regex;
                 slot.default = m.default;
+                slot.geo = m.geo;
             }
         }
         self.check_map_graph();
@@ -245,6 +254,118 @@ impl Lower<'_> {
             trailing: sorted(keys.trailing),
             regex,
             default: default.map(|(t, _)| t).unwrap_or_default(),
+            geo: None,
+        }
+    }
+
+    /// `geo [$address] $variable { … }`: networks with literal values, `default`,
+    /// `delete`; a network given twice keeps the later value (nginx warns, as here).
+    fn geo_block(&mut self, d: &Directive) -> Map {
+        let source = if d.args.len() == 2 {
+            self.template(d, 0)
+        } else {
+            Template {
+                parts: vec![Part::Var(Var::Builtin(proton_ir::Builtin::RemoteAddr))],
+            }
+        };
+        let literal = |s: &str| Template {
+            parts: if s.is_empty() {
+                Vec::new()
+            } else {
+                vec![Part::Literal(s.to_string())]
+            },
+        };
+        let mut default: Option<Template> = None;
+        let mut nets: Vec<(ClientAddr, Template, Span)> = Vec::new();
+        for e in d.children() {
+            let bad = |msg: String, label: &str, help: &str| {
+                Diagnostic::error(Code::BadValue, e.name_span, msg)
+                    .label(label)
+                    .help(help)
+            };
+            match (e.name.as_str(), e.args.len()) {
+                ("default", 1) => default = Some(literal(arg(e, 0))),
+                ("delete", 1) => match super::parse_cidr(arg(e, 0)) {
+                    Some(c) => nets.retain(|(n, _, _)| *n != c),
+                    None => self.err(bad(
+                        format!("invalid network \"{}\"", arg(e, 0)),
+                        "not an address or CIDR",
+                        "delete 10.0.0.0/8;",
+                    )),
+                },
+                ("ranges" | "proxy_recursive", 0) | ("proxy", 1) => self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        e.name_span,
+                        format!("\"{}\" in geo is not supported yet", e.name),
+                    )
+                    .label("not implemented by Proton yet")
+                    .help("write networks as CIDR (`10.0.0.0/8 value;`); for addresses behind a proxy use set_real_ip_from and real_ip_header, which $remote_addr follows"),
+                ),
+                ("include", 1) => self.err(
+                    Diagnostic::error(
+                        Code::Include,
+                        e.name_span,
+                        "\"include\" in a geo block of a JSON or YAML document",
+                    )
+                    .label("documents have no include")
+                    .help("write the networks in the block itself"),
+                ),
+                // nginx reads 255.255.255.255 only alone (inet_addr's error value).
+                (net, 1) => match super::parse_cidr(net).filter(|_| {
+                    !net.starts_with("255.255.255.255/")
+                }) {
+                    Some(c) => {
+                        if let Some(i) = nets.iter().position(|(n, _, _)| *n == c) {
+                            let first = nets[i].2;
+                            self.err(
+                                Diagnostic::warning(
+                                    Code::NginxWarning,
+                                    e.name_span,
+                                    format!("duplicate network \"{net}\""),
+                                )
+                                .label("this value is kept")
+                                .also(first, "first given here")
+                                .help("remove one of the two lines"),
+                            );
+                            nets.remove(i);
+                        }
+                        nets.push((c, literal(arg(e, 0)), e.name_span));
+                    }
+                    None => self.err(bad(
+                        format!("invalid network \"{net}\""),
+                        "not an address or CIDR",
+                        "a geo entry is `192.0.2.0/24 value;`, `2001:db8::/32 value;`, `default value;` or `delete network;`",
+                    )),
+                },
+                _ => self.err(
+                    Diagnostic::error(
+                        Code::Arity,
+                        e.name_span,
+                        "invalid number of the geo parameters",
+                    )
+                    .label(format!("\"{}\" with {} values", e.name, e.args.len()))
+                    .help("a geo entry is `network value;` (quote a value with spaces)"),
+                ),
+            }
+        }
+        // The longest prefix first: the first network that holds the address wins.
+        let prefix = |c: &ClientAddr| match c {
+            ClientAddr::Cidr { prefix, .. } => *prefix,
+            ClientAddr::Unix => 0,
+        };
+        nets.sort_by_key(|(c, _, _)| std::cmp::Reverse(prefix(c)));
+        Map {
+            name: String::new(),
+            source,
+            hostnames: false,
+            volatile: false,
+            exact: Vec::new(),
+            leading: Vec::new(),
+            trailing: Vec::new(),
+            regex: Vec::new(),
+            default: default.unwrap_or_default(),
+            geo: Some(nets.into_iter().map(|(c, t, _)| (c, t)).collect()),
         }
     }
 

@@ -470,6 +470,17 @@ impl Ctx<'_> {
         map: &'m Map,
         subject: &[u8],
     ) -> Option<(&'m Template, Option<Captures>)> {
+        if let Some(nets) = &map.geo {
+            // nginx: a value that is not an address looks up 255.255.255.255.
+            let ip = std::str::from_utf8(subject)
+                .ok()
+                .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST));
+            return nets
+                .iter()
+                .find(|(net, _)| net.matches(ip))
+                .map(|(_, value)| (value, None));
+        }
         if !map.exact.is_empty() || map.hostnames {
             let mut key = self.pool.borrow_mut().buf();
             key.extend_from_slice(subject);
@@ -1341,6 +1352,7 @@ mod tests {
             trailing: vec![],
             regex: vec![],
             default: Template::default(),
+            geo: None,
         }
     }
 

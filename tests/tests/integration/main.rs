@@ -6,6 +6,7 @@ mod backend;
 mod context;
 mod differential;
 mod files_cache;
+mod geo;
 mod globals;
 mod harness;
 mod header_multi;
