@@ -551,6 +551,13 @@ pub(crate) mod tests {
             client_header_buffer_size: 1024,
             large_client_header_buffers: (4, 8192),
             client_body_timeout_ms: 60_000,
+            client_body_buffer_size: 8 * 1024,
+            client_body_temp_path: TempPath {
+                path: "client_body_temp".into(),
+                levels: vec![],
+            },
+            client_body_in_file_only: BodyInFileOnly::Off,
+            client_body_in_single_buffer: false,
             send_timeout_ms: 60_000,
             lingering_close: LingeringClose::On,
             lingering_time_ms: 30_000,
@@ -576,6 +583,7 @@ pub(crate) mod tests {
                 pass_headers: vec![],
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
+                request_buffering: true,
                 tls: UpstreamTls::default(),
             },
             charset: Charset {
