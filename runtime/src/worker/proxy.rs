@@ -1768,18 +1768,22 @@ impl Worker<'_> {
             }
             conn.rbuf = rbuf;
         } else {
-            let body = conn.req.as_deref_mut().map(|r| &mut r.body);
-            let mut body = body;
+            let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
+            // As nginx, what one read brought goes as one chunk, however many the client
+            // cut it into.
+            let total: usize = pieces.iter().map(|r| r.len()).sum();
+            if chunked && total > 0 {
+                let _ = write!(p.req, "{total:x}\r\n");
+            }
             for r in &pieces {
                 let data = &conn.rbuf[r.clone()];
-                if chunked {
-                    crate::http::chunked::write_chunk(&mut p.req, data);
-                } else {
-                    p.req.extend_from_slice(data);
-                }
+                p.req.extend_from_slice(data);
                 if let Some(b) = body.as_deref_mut() {
                     b.push_streamed(data);
                 }
+            }
+            if chunked && total > 0 {
+                p.req.extend_from_slice(b"\r\n");
             }
             if done {
                 if chunked {
