@@ -472,3 +472,81 @@ server {
     ));
     assert_eq!(new_connections(before, b.stats()), 0);
 }
+
+/// A server that records every request it reads (head and Content-Length body) and
+/// answers `200 ok`, one request per connection.
+fn recording_server() -> (u16, Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + len {
+                        break;
+                    }
+                }
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            if let Ok(mut v) = rec.lock() {
+                v.push(got);
+            }
+            let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+/// A proxied post action sends the body the request's location read whole again (nginx
+/// does; Proton used to refuse it).
+#[test]
+fn a_proxied_post_action_sends_the_body_again() {
+    let t = TempDir::new("rb-post-action");
+    let (port, seen) = recording_server();
+    let http = r#"
+server {
+    listen 127.0.0.1:{port};
+    location /pa { proxy_pass http://127.0.0.1:@R@; post_action /post; }
+    location /post { proxy_pass http://127.0.0.1:@R@; }
+}
+"#
+    .replace("@R@", &port.to_string());
+    let p = Proton::start(t.path(), &conf(&http), 1);
+    let r = send(&p, &with_body("POST", "/pa", b"the body"));
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (200, "ok"),
+        "{}",
+        p.logs()
+    );
+    let mut got = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            got = seen.lock().map(|v| v.clone()).unwrap_or_default();
+            got.len() >= 2
+        }),
+        "{got:?}\n{}",
+        p.logs()
+    );
+    for (req, line) in got.iter().zip(["POST /pa ", "POST /post "]) {
+        let text = String::from_utf8_lossy(req);
+        assert!(text.starts_with(line), "{text}");
+        assert!(text.ends_with("\r\n\r\nthe body"), "{text}");
+        assert!(text.contains("Content-Length: 8\r\n"), "{text}");
+    }
+}
