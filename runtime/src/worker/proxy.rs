@@ -2531,6 +2531,22 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
     }
 }
 
+/// Whether the chunked body bytes that arrived with the head are already malformed (nginx
+/// parses them at once, reading or discarding the body, and answers 400 instead of what
+/// the location would have). A body only cut short is not.
+pub(crate) fn chunked_prefix_invalid(buffered: &[u8]) -> bool {
+    let mut d = ChunkedDecoder::default();
+    let mut at = 0;
+    loop {
+        match d.decode(buffered.get(at..).unwrap_or_default()) {
+            Ok(step) if step.done => return false,
+            Ok(step) if step.consumed > 0 => at += step.consumed,
+            Ok(_) => return false,
+            Err(e) => return e.status() == 400,
+        }
+    }
+}
+
 /// One direction of a tunnel: writes what `buf` holds (from `*pos`) to `to`, then reads
 /// more from `from` while `buf` is under `cap`; a read of 0 or an error sets `*eof`.
 /// Returns the bytes written, whether anything happened and whether everything written has

@@ -550,3 +550,28 @@ server {
         assert!(text.contains("Content-Length: 8\r\n"), "{text}");
     }
 }
+
+/// A chunked body already malformed in what came with the head is a 400 and a close, also
+/// where the location would not read the body (a `return`), as nginx.
+#[test]
+fn a_malformed_chunked_body_is_a_400_even_when_discarded() {
+    let t = TempDir::new("rb-runaway");
+    let p = Proton::start(
+        t.path(),
+        &conf("server { listen 127.0.0.1:{port}; location / { return 200 \"TEST\\n\"; } }"),
+        1,
+    );
+    let r = send(
+        &p,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+          4\r\nSEE-THIS\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", p.logs());
+    // A good one still gets the location's answer.
+    let r = send(
+        &p,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+          4\r\nSEE-\r\n0\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", p.logs());
+}
