@@ -1536,6 +1536,15 @@ impl Worker<'_> {
                     p.deadline = self.now + Duration::from_millis(timeout);
                 }
                 Pull::Wait => return Step::Blocked,
+                Pull::Fail(Drive::Close) => {
+                    // The client went away (or its socket failed) before its body was in:
+                    // nothing is answered, and the log line says 400, as nginx's.
+                    conn.finished.status = 400;
+                    conn.finished.header_bytes = 0;
+                    conn.finished.body_bytes = 0;
+                    self.log_access(conn);
+                    return Step::Done(Drive::Close);
+                }
                 Pull::Fail(d) => return Step::Done(d),
             }
         }
