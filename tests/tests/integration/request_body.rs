@@ -575,3 +575,36 @@ fn a_malformed_chunked_body_is_a_400_even_when_discarded() {
     );
     assert_eq!(r.status, 200, "{}", p.logs());
 }
+
+/// A temporary file that cannot be made is a 500 with nginx's `crit` line, never a crash,
+/// and the worker goes on serving (a small body still works).
+#[test]
+fn a_temporary_file_that_cannot_be_made_is_a_500() {
+    let t = TempDir::new("rb-nofile");
+    let b = Backend::start("b7");
+    let http = r#"
+server {
+    listen 127.0.0.1:{port};
+    client_body_buffer_size 1k;
+    client_body_temp_path /proc/proton-no-such-dir/body;
+    location / { proxy_pass http://127.0.0.1:@A@; }
+}
+"#
+    .replace("@A@", &b.port.to_string());
+    let p = Proton::start(t.path(), &conf(&http), 1);
+    let before = b.stats();
+    let r = send(&p, &with_body("POST", "/echo", &pattern(5_000)));
+    assert_eq!(r.status, 500, "{}", p.logs());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let log = error_log(&t);
+            log.contains("[crit]") && log.contains("open() \"/proc/proton-no-such-dir/body/")
+        }),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(new_connections(before, b.stats()), 0);
+    let r = send(&p, &with_body("POST", "/echo", b"small"));
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert!(Echo::of(&r).body == b"small");
+}
