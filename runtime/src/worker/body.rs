@@ -106,15 +106,13 @@ pub(crate) struct RequestBody {
     limit: usize,
     /// A streamed body outgrew `limit`: `mem` no longer has it.
     overflow: bool,
-    /// The body came chunked (`$content_length` is then its length once read).
-    chunked: bool,
     /// A streamed body arrived whole.
     done: bool,
 }
 
 impl RequestBody {
     /// Starts reading a body whole, keeping up to `limit` bytes in memory.
-    pub(crate) fn start(&mut self, limit: u64, chunked: bool, streamed: bool) {
+    pub(crate) fn start(&mut self, limit: u64, streamed: bool) {
         self.reset();
         self.state = if streamed {
             BodyState::Streamed
@@ -122,7 +120,6 @@ impl RequestBody {
             BodyState::Reading
         };
         self.limit = usize::try_from(limit).unwrap_or(usize::MAX);
-        self.chunked = chunked;
     }
 
     /// Forgets the body (a file not kept is removed); buffers up to [`KEEP`] are kept.
@@ -135,7 +132,6 @@ impl RequestBody {
         self.state = BodyState::Unread;
         self.len = 0;
         self.overflow = false;
-        self.chunked = false;
         self.done = false;
     }
 
@@ -179,9 +175,16 @@ impl RequestBody {
         self.file.as_ref().map(|f| f.path.as_path())
     }
 
-    /// `$content_length` of a chunked body read whole: its length.
+    /// `$content_length` of a chunked request, as nginx: the body's length once it was read
+    /// whole or streamed to its end; `None` (not found) while it is still arriving; 0 for a
+    /// body nothing read (nginx's value once it discarded the body).
     pub(crate) fn chunked_length(&self) -> Option<u64> {
-        (self.chunked && self.state == BodyState::Read).then_some(self.len)
+        match self.state {
+            BodyState::Read => Some(self.len),
+            BodyState::Streamed if self.done => Some(self.len),
+            BodyState::Unread => Some(0),
+            _ => None,
+        }
     }
 
     /// Adds bytes of a body being read whole. `Ok(true)`: a temporary file was just created
@@ -397,7 +400,7 @@ mod tests {
             seq: &mut seq,
         };
         let mut b = RequestBody::default();
-        b.start(16, false, false);
+        b.start(16, false);
         assert!(!b.push(b"0123456789", &mut spill).unwrap_or(true));
         assert!(!b.finish(&mut spill).unwrap_or(true));
         assert_eq!(b.memory(), Some(&b"0123456789"[..]));
@@ -420,7 +423,7 @@ mod tests {
             seq: &mut seq,
         };
         let mut b = RequestBody::default();
-        b.start(8, true, false);
+        b.start(8, false);
         let data: Vec<u8> = (0..100u8).collect();
         let mut created = false;
         for piece in data.chunks(7) {
@@ -461,7 +464,7 @@ mod tests {
                 seq: &mut seq,
             };
             let mut b = RequestBody::default();
-            b.start(1024, false, false);
+            b.start(1024, false);
             b.push(b"abc", &mut spill).expect("push");
             b.finish(&mut spill).expect("finish");
             let name = b.file_name().expect("a file").to_path_buf();
@@ -487,7 +490,7 @@ mod tests {
             seq: &mut seq,
         };
         let mut b = RequestBody::default();
-        b.start(2, false, false);
+        b.start(2, false);
         let e = b.push(b"0123", &mut spill).expect_err("no file");
         assert!(e
             .to_string()
@@ -497,7 +500,7 @@ mod tests {
     #[test]
     fn a_streamed_copy_is_kept_while_it_fits() {
         let mut b = RequestBody::default();
-        b.start(4, false, true);
+        b.start(4, true);
         b.push_streamed(b"ab");
         assert_eq!(b.memory(), Some(&b"ab"[..]));
         b.push_streamed(b"cde");

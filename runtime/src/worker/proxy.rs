@@ -301,6 +301,9 @@ pub(crate) struct Proxy {
     /// The body is read whole into the request context (`ReqBody` then tells what is
     /// still to be read) before an upstream is chosen.
     read_whole: bool,
+    /// A body read whole stays in memory whatever its size (a streamed chunked body that
+    /// came whole with the head: small, and already in memory).
+    memory_only: bool,
     /// The request's body was read whole and goes from the request context: `req` keeps
     /// the head and the in-memory body for every attempt.
     buffered: bool,
@@ -400,6 +403,7 @@ impl Proxy {
             req_pos: 0,
             replayable: true,
             read_whole: false,
+            memory_only: false,
             buffered: false,
             file_len: 0,
             file_read: 0,
@@ -458,6 +462,7 @@ impl Proxy {
         self.req_pos = 0;
         self.replayable = true;
         self.read_whole = false;
+        self.memory_only = false;
         self.buffered = false;
         self.file_len = 0;
         self.file_read = 0;
@@ -794,10 +799,17 @@ impl Worker<'_> {
             // Read before (by an attempt that ended in an error page, or by the request a
             // post action follows): sent again from where it is kept.
             frame_kept_body(&mut req, body, &mut p);
-        } else if has_body && (ps.request_buffering || (head.chunked && !http11)) {
+        } else if has_body
+            && (ps.request_buffering
+                || (head.chunked && !http11)
+                || (head.chunked && preread_whole(conn, s)))
+        {
             // Read whole first (a chunked body for an HTTP/1.0 upstream too, as nginx);
-            // the framing is written once its length is known.
+            // the framing is written once its length is known. Without buffering, a chunked
+            // body that came whole with the head goes the same way, kept in memory (nginx
+            // has it in the head's buffer, and sends it with a Content-Length too).
             p.read_whole = true;
+            p.memory_only = !ps.request_buffering && http11;
             p.st = St::ReadBody;
             p.body = match head.content_length {
                 Some(n) if !head.chunked => ReqBody::Length(n),
@@ -1518,13 +1530,16 @@ impl Worker<'_> {
     /// Reads the request body whole into the request context (memory, then a temporary
     /// file), then frames it, picks an upstream and connects.
     fn step_read_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
-        let limit = self.settings_for(p.loc).client_body_buffer_size;
+        let limit = if p.memory_only {
+            u64::MAX
+        } else {
+            self.settings_for(p.loc).client_body_buffer_size
+        };
         let Some(req) = conn.req.as_deref_mut() else {
             return Step::Done(Drive::Failed(500));
         };
         if req.body.state == super::body::BodyState::Unread {
-            req.body
-                .start(limit, matches!(p.body, ReqBody::Chunked(_)), false);
+            req.body.start(limit, false);
         }
         loop {
             if matches!(p.body, ReqBody::None) {
@@ -1553,7 +1568,9 @@ impl Worker<'_> {
     /// The body is in: what is buffered goes to its file, the head gets its framing, and
     /// the request goes to an upstream.
     fn body_read(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
-        if let Err(d) = self.with_spill(conn, p.loc, |body, spill| body.finish(spill)) {
+        let only_memory = p.memory_only;
+        if let Err(d) = self.with_spill(conn, p.loc, only_memory, |body, spill| body.finish(spill))
+        {
             return Step::Done(d);
         }
         let Some(req) = conn.req.as_deref() else {
@@ -1577,6 +1594,7 @@ impl Worker<'_> {
         &mut self,
         conn: &mut Conn,
         loc: LocationId,
+        memory_only: bool,
         f: impl FnOnce(
             &mut super::body::RequestBody,
             &mut super::body::Spill<'_>,
@@ -1598,7 +1616,11 @@ impl Worker<'_> {
         let mut spill = super::body::Spill {
             temp: &s.client_body_temp_path,
             prefix: &loaded.prefix,
-            in_file_only: s.client_body_in_file_only,
+            in_file_only: if memory_only {
+                proton_ir::BodyInFileOnly::Off
+            } else {
+                s.client_body_in_file_only
+            },
             seq: &mut self.ups.temp_seq,
         };
         let only = spill.in_file_only != proton_ir::BodyInFileOnly::Off;
@@ -1708,8 +1730,7 @@ impl Worker<'_> {
             let limit = self.settings_for(p.loc).client_body_buffer_size;
             if let Some(req) = conn.req.as_deref_mut() {
                 if req.body.state == super::body::BodyState::Unread {
-                    req.body
-                        .start(limit, matches!(p.body, ReqBody::Chunked(_)), true);
+                    req.body.start(limit, true);
                 }
             }
         }
@@ -1768,7 +1789,7 @@ impl Worker<'_> {
         if p.read_whole {
             let rbuf = std::mem::take(&mut conn.rbuf);
             for r in &pieces {
-                result = self.with_spill(conn, p.loc, |body, spill| {
+                result = self.with_spill(conn, p.loc, p.memory_only, |body, spill| {
                     body.push(&rbuf[r.clone()], spill)
                 });
                 if result.is_err() {
@@ -2544,14 +2565,50 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
 /// parses them at once, reading or discarding the body, and answers 400 instead of what
 /// the location would have). A body only cut short is not.
 pub(crate) fn chunked_prefix_invalid(buffered: &[u8]) -> bool {
+    chunked_prefix(buffered) == Prefix::Invalid
+}
+
+/// Whether a chunked body came whole with the head, within what nginx reads before it
+/// makes the upstream request without buffering: the rest of the buffer it read the head
+/// into (`client_header_buffer_size`, or a `large_client_header_buffers` one for a longer
+/// head) and one `client_body_buffer_size` read. nginx then sends it with a length.
+fn preread_whole(conn: &Conn, s: &proton_ir::Settings) -> bool {
+    let head = conn.head_len();
+    let buffer = if head as u64 <= s.client_header_buffer_size {
+        s.client_header_buffer_size
+    } else {
+        s.large_client_header_buffers.1
+    };
+    let room = buffer
+        .saturating_sub(head as u64)
+        .saturating_add(s.client_body_buffer_size);
+    match chunked_prefix(conn.rbuf.get(head..).unwrap_or_default()) {
+        Prefix::Complete(n) => n as u64 <= room,
+        _ => false,
+    }
+}
+
+/// What the bytes of a chunked body that arrived so far are.
+#[derive(Debug, PartialEq, Eq)]
+enum Prefix {
+    /// The whole body (its last chunk and trailer section) is there, in this many bytes.
+    Complete(usize),
+    /// More is to come.
+    Partial,
+    /// Malformed (400).
+    Invalid,
+}
+
+fn chunked_prefix(buffered: &[u8]) -> Prefix {
     let mut d = ChunkedDecoder::default();
     let mut at = 0;
     loop {
         match d.decode(buffered.get(at..).unwrap_or_default()) {
-            Ok(step) if step.done => return false,
+            Ok(step) if step.done => return Prefix::Complete(at + step.consumed),
             Ok(step) if step.consumed > 0 => at += step.consumed,
-            Ok(_) => return false,
-            Err(e) => return e.status() == 400,
+            Ok(_) => return Prefix::Partial,
+            Err(e) if e.status() == 400 => return Prefix::Invalid,
+            Err(_) => return Prefix::Partial,
         }
     }
 }

@@ -735,12 +735,12 @@ impl Ctx<'_> {
             Builtin::RequestLength => {
                 let _ = write!(out, "{}", head.head_len);
             }
-            Builtin::ContentLength => match self.body.and_then(|b| b.chunked_length()) {
-                Some(n) if head.content_length.is_none() => {
+            Builtin::ContentLength if head.chunked && head.content_length.is_none() => {
+                if let Some(n) = self.body.and_then(|b| b.chunked_length()) {
                     let _ = write!(out, "{n}");
                 }
-                _ => out.extend_from_slice(header(b"content-length")),
-            },
+            }
+            Builtin::ContentLength => out.extend_from_slice(header(b"content-length")),
             Builtin::RequestBody => {
                 if let Some(b) = self.body.and_then(|b| b.memory()) {
                     out.extend_from_slice(b);

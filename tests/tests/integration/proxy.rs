@@ -2036,9 +2036,35 @@ fn send_in_pieces(p: &Proton, head: &str, pieces: &[&[u8]]) -> Response {
     })
 }
 
+/// Sends a request head and the body pieces but the last, waits until the backend has the
+/// proxy's connection (the body is streaming: nginx, like Proton, sends a chunked body that
+/// came whole with the head with a Content-Length instead), then the last piece.
+fn send_streaming(p: &Proton, b: &Backend, head: &str, pieces: &[&[u8]]) -> Response {
+    let before = b.stats();
+    let mut s = connect(p);
+    let _ = s.set_nodelay(true);
+    s.write_all(head.as_bytes()).expect("send head");
+    let (last, first) = pieces.split_last().expect("pieces");
+    for piece in first {
+        s.write_all(piece).expect("send piece");
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || new_connections(
+            before,
+            b.stats()
+        ) >= 1),
+        "the body does not stream\n{}",
+        p.logs()
+    );
+    s.write_all(last).expect("send the last piece");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    parse_response(&raw).unwrap_or_else(|e| panic!("{head:?}: {e}\n{}", p.logs()))
+}
+
 #[test]
 fn chunked_request_bodies_reach_the_backend() {
-    let (_t, _b, p) = one_backend("px-reqchunked", BODIES);
+    let (_t, b, p) = one_backend("px-reqchunked", BODIES);
     let pieces: [&[u8]; 4] = [
         b"5\r\nhello\r\n",
         b"6\r\n world\r\n",
@@ -2048,7 +2074,7 @@ fn chunked_request_bodies_reach_the_backend() {
 
     // HTTP/1.1 upstream, proxy_request_buffering off: passed chunked.
     let head = "POST /v11/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    let e = Echo::of(&send_in_pieces(&p, head, &pieces));
+    let e = Echo::of(&send_streaming(&p, &b, head, &pieces));
     assert_eq!(e.line, "POST /echo HTTP/1.1", "{}", e.dump());
     assert_eq!(e.body, b"hello world!", "{}", e.dump());
     assert_eq!(e.one("transfer-encoding"), Some("chunked"), "{}", e.dump());
@@ -2099,14 +2125,14 @@ fn chunked_request_bodies_reach_the_backend() {
 /// the body goes re-chunked (HTTP/1.1 upstream) or with a Content-Length (HTTP/1.0).
 #[test]
 fn chunked_request_trailers_and_extensions_are_not_forwarded() {
-    let (_t, _b, p) = one_backend("px-trailers", BODIES);
+    let (_t, b, p) = one_backend("px-trailers", BODIES);
     let pieces: [&[u8]; 3] = [
         b"5;name=\"val\"\r\nhello\r\n",
         b"6 ;x-ext\r\n world\r\n0;last\r\n",
         b"X-Bell: a\x07b\r\nGET /smuggled HTTP/1.1\r\nX-Fold: a\r\n  folded\r\n\r\n",
     ];
     let head = "POST /v11/echo?raw=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
-    let e = Echo::of(&send_in_pieces(&p, head, &pieces));
+    let e = Echo::of(&send_streaming(&p, &b, head, &pieces));
     assert_eq!(e.one("transfer-encoding"), Some("chunked"), "{}", e.dump());
     // As the backend read it off the wire: clean chunks and an empty trailer section. (As
     // nginx, what one read brought goes as one chunk: the pieces may have been joined.)

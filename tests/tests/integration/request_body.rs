@@ -608,3 +608,91 @@ server {
     assert_eq!(r.status, 200, "{}", p.logs());
     assert!(Echo::of(&r).body == b"small");
 }
+
+/// The same requests through nginx 1.22 and Proton, behind the same echo backend: the
+/// status, `$request_body` and `$content_length` the front sees, and the framing and body
+/// the upstream gets, buffered and streamed, with a length and chunked.
+#[test]
+fn bodies_as_nginx() {
+    let b = Backend::start("b8");
+    let http = r#"
+server {
+    listen 127.0.0.1:{port};
+    client_body_buffer_size 2k;
+    add_header X-Body "$request_body";
+    add_header X-CL "$content_length";
+    location / { proxy_pass http://127.0.0.1:@A@; }
+    location /v11/ { proxy_pass http://127.0.0.1:@A@/; proxy_http_version 1.1; }
+    location /off/ { proxy_pass http://127.0.0.1:@A@/; proxy_request_buffering off; }
+    location /off11/ {
+        proxy_pass http://127.0.0.1:@A@/;
+        proxy_request_buffering off;
+        proxy_http_version 1.1;
+    }
+    location /ret { return 200 "ret"; }
+}
+"#
+    .replace("@A@", &b.port.to_string());
+    let chunked = |body: &[u8]| -> Vec<u8> {
+        let mut out = Vec::new();
+        for piece in body.chunks(1000) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    };
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for path in ["/echo", "/v11/echo", "/off/echo", "/off11/echo", "/ret"] {
+        for size in [10, 1_500, 5_000] {
+            let body = pattern(size);
+            cases.push((
+                format!("{path} length {size}"),
+                with_body("POST", path, &body),
+            ));
+            let mut raw = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes();
+            raw.extend_from_slice(&chunked(&body));
+            cases.push((format!("{path} chunked {size}"), raw));
+        }
+    }
+    let describe = |port: u16, raw: &[u8]| -> String {
+        let (out, _) = raw_exchange(port, raw, Duration::from_secs(20));
+        let Ok(r) = parse_response(&out) else {
+            return format!("no response: {:?}", String::from_utf8_lossy(&out));
+        };
+        let upstream = if r.header("x-backend").is_some() {
+            let e = Echo::of(&r);
+            format!(
+                "cl={:?} te={:?} body={}",
+                e.all("content-length"),
+                e.all("transfer-encoding"),
+                e.body.len()
+            )
+        } else {
+            r.body_text()
+        };
+        format!(
+            "{} x-body={:?} x-cl={:?} {upstream}",
+            r.status,
+            r.header("x-body").map(str::len),
+            r.header("x-cl")
+        )
+    };
+    let t = TempDir::new("rb-nginx");
+    let p = Proton::start(t.path(), &conf(&http), 1);
+    let ours: Vec<String> = cases.iter().map(|(_, raw)| describe(p.port, raw)).collect();
+    let Some(nginx) = proton_tests::nginx_binary() else {
+        return;
+    };
+    let n = proton_tests::Nginx::start(&nginx, |port| http.replace("{port}", &port.to_string()));
+    let theirs: Vec<String> = cases
+        .iter()
+        .map(|(_, raw)| describe(n.port(), raw))
+        .collect();
+    let labels: Vec<&String> = cases.iter().map(|(l, _)| l).collect();
+    proton_tests::assert_same_as_nginx(&labels, &ours, &theirs, &p.logs());
+}
