@@ -1403,9 +1403,20 @@ impl Worker<'_> {
     /// (`EAGAIN` while the handshake is on, the connect error if it failed), without a
     /// `getsockopt`/`getpeername` round. Over loopback the handshake is usually done by the
     /// time `connect` returns, so the request goes out at once.
-    fn step_connect(&mut self, _conn: &mut Conn, p: &mut Proxy) -> Step {
+    fn step_connect(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
         if p.https {
             return self.step_handshake(p);
+        }
+        // A streamed body's bytes that came with the head go in the first write, with the
+        // head (as nginx's preread): an upstream reading once gets both.
+        if p.req_pos == 0
+            && !matches!(p.body, ReqBody::None)
+            && conn.rbuf.len() > conn.head_len()
+            && p.req.len() < REQ_WINDOW
+        {
+            if let Pull::Fail(d) = self.pull_body(conn, p) {
+                return Step::Done(d);
+            }
         }
         match self.write_req(p) {
             Ok(_) => self.connected(p),
