@@ -1242,18 +1242,22 @@ impl Worker<'_> {
         };
         let what = match p.st {
             St::ReadBody => {
-                // As nginx: 408, and the connection is closed.
+                // As nginx (ngx_http_terminate_request with 408): no answer, the request is
+                // logged with 408 and the connection closed. (nginx writes no error-log
+                // line for it; Proton says what happened at `info`.)
                 elog!(
                     self.elog,
                     Info,
                     "client timed out (110: Connection timed out) while reading client request body, client: {}",
                     conn.peer.ip()
                 );
+                conn.finished.status = 408;
+                conn.finished.header_bytes = 0;
+                conn.finished.body_bytes = 0;
+                self.log_access(conn);
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
-                conn.discard = super::conn::Discard::None;
-                conn.close_after = true;
-                return Drive::Failed(408);
+                return Drive::Close;
             }
             St::Connect => "upstream timed out (110: Connection timed out) while connecting",
             St::Send => "upstream timed out (110: Connection timed out) while sending request",
