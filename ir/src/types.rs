@@ -883,6 +883,16 @@ pub struct Settings {
     /// `large_client_header_buffers number size`.
     pub large_client_header_buffers: (u32, u64),
     pub client_body_timeout_ms: u64,
+    /// `client_body_buffer_size`: a request body up to this size is kept in memory; a
+    /// larger one goes to a temporary file (nginx's default: two memory pages, 8k on x86-64).
+    pub client_body_buffer_size: u64,
+    /// `client_body_temp_path`: where request bodies too large for memory are written.
+    pub client_body_temp_path: TempPath,
+    /// `client_body_in_file_only`.
+    pub client_body_in_file_only: BodyInFileOnly,
+    /// `client_body_in_single_buffer` (Proton always keeps an in-memory body in one
+    /// buffer; the setting is carried for `$request_body`'s documentation only).
+    pub client_body_in_single_buffer: bool,
     pub send_timeout_ms: u64,
     pub lingering_close: LingeringClose,
     pub lingering_time_ms: u64,
@@ -945,6 +955,26 @@ pub struct Settings {
     /// `post_action`: once the response is out, the request is redirected internally to
     /// this URI (`/…`) or named location (`@…`) with its output discarded; `None`: off.
     pub post_action: Option<String>,
+}
+
+/// A temporary-file directory (`client_body_temp_path path [level1 [level2 [level3]]]`):
+/// the path as written (a relative one is relative to proton-run's prefix) and the digit
+/// counts of the hashed subdirectory levels (each 1 or more, at most 10 in all).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TempPath {
+    pub path: String,
+    pub levels: Vec<u8>,
+}
+
+/// `client_body_in_file_only off | on | clean`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BodyInFileOnly {
+    /// Only a body larger than `client_body_buffer_size` goes to a file, removed after.
+    Off,
+    /// Every body goes to a file, which is kept after the request.
+    On,
+    /// Every body goes to a file, removed after the request.
+    Clean,
 }
 
 /// `keepalive_disable none | msie6 | safari …` (nginx's default: `msie6`).
@@ -1308,6 +1338,9 @@ pub struct ProxySettings {
     pub pass_headers: Vec<String>,
     pub redirect: ProxyRedirect,
     pub intercept_errors: bool,
+    /// `proxy_request_buffering` (default on): the whole request body is read before an
+    /// upstream is chosen; off: it streams to the upstream as it arrives.
+    pub request_buffering: bool,
     /// `proxy_ssl_*`: TLS towards `https://` upstreams.
     pub tls: UpstreamTls,
 }
@@ -1655,7 +1688,7 @@ builtins! {
     ConnectionRequests = "connection_requests",
     /// Seconds since the connection was accepted, with milliseconds (`1.234`).
     ConnectionTime = "connection_time",
-    /// The `Content-Length` request header.
+    /// The `Content-Length` request header; for a chunked body read whole, its length.
     ContentLength = "content_length",
     /// The `Content-Type` request header.
     ContentType = "content_type",
@@ -1707,6 +1740,11 @@ builtins! {
     RemoteUser = "remote_user",
     /// The request line.
     Request = "request",
+    /// The request body when it was read and is kept in memory (`client_body_buffer_size`);
+    /// empty when it went to a temporary file or was not read (nginx's rule).
+    RequestBody = "request_body",
+    /// The name of the temporary file holding the request body, if it went to one.
+    RequestBodyFile = "request_body_file",
     /// The file path the URI maps to (root or alias, as nginx).
     RequestFilename = "request_filename",
     /// 16 random bytes in hex, one value per request.

@@ -363,6 +363,19 @@ impl Checker<'_> {
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
         })?;
+        let levels = &s.client_body_temp_path.levels;
+        check(
+            levels.len() <= 3
+                && levels.iter().all(|l| *l >= 1)
+                && levels.iter().map(|l| u32::from(*l)).sum::<u32>() <= 10
+                && !s.client_body_temp_path.path.is_empty(),
+            || {
+                format!(
+                    "client_body_temp_path {:?} levels {levels:?}: at most 3 levels of 1 or more digits, 10 in all",
+                    s.client_body_temp_path.path
+                )
+            },
+        )?;
         for t in &s.index {
             self.template(t)?;
         }
@@ -551,6 +564,13 @@ pub(crate) mod tests {
             client_header_buffer_size: 1024,
             large_client_header_buffers: (4, 8192),
             client_body_timeout_ms: 60_000,
+            client_body_buffer_size: 8 * 1024,
+            client_body_temp_path: TempPath {
+                path: "client_body_temp".into(),
+                levels: vec![],
+            },
+            client_body_in_file_only: BodyInFileOnly::Off,
+            client_body_in_single_buffer: false,
             send_timeout_ms: 60_000,
             lingering_close: LingeringClose::On,
             lingering_time_ms: 30_000,
@@ -576,6 +596,7 @@ pub(crate) mod tests {
                 pass_headers: vec![],
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
+                request_buffering: true,
                 tls: UpstreamTls::default(),
             },
             charset: Charset {

@@ -2582,6 +2582,20 @@ impl Lower<'_> {
             client_header_buffer_size: size("client_header_buffer_size", 1024),
             large_client_header_buffers,
             client_body_timeout_ms: time("client_body_timeout", 60_000),
+            client_body_buffer_size: size("client_body_buffer_size", 8 * 1024),
+            client_body_temp_path: temp_path(
+                nearest(chain, "client_body_temp_path").first(),
+                "client_body_temp",
+            ),
+            client_body_in_file_only: match nearest(chain, "client_body_in_file_only")
+                .first()
+                .map(|d| arg(d, 0))
+            {
+                Some("on") => BodyInFileOnly::On,
+                Some("clean") => BodyInFileOnly::Clean,
+                _ => BodyInFileOnly::Off,
+            },
+            client_body_in_single_buffer: flag("client_body_in_single_buffer", false),
             send_timeout_ms: time("send_timeout", 60_000),
             lingering_close: match nearest(chain, "lingering_close").first().map(|d| arg(d, 0)) {
                 Some("off") => LingeringClose::Off,
@@ -3466,6 +3480,24 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
+}
+
+/// A `*_temp_path` directive as the IR keeps it (its arguments were checked by `knobs`:
+/// levels are digit counts ≥ 1, at most 10 in all); `None`: nginx's default directory.
+fn temp_path(d: Option<&&Directive>, default: &str) -> TempPath {
+    match d {
+        Some(d) => TempPath {
+            path: arg(d, 0).to_string(),
+            levels: (1..d.args.len())
+                .filter_map(|i| parse_number::<u8>(arg(d, i)))
+                .filter(|l| (1..=10).contains(l))
+                .collect(),
+        },
+        None => TempPath {
+            path: default.to_string(),
+            levels: Vec::new(),
+        },
+    }
 }
 
 /// `keepalive_disable`'s words as nginx's bitmask reads them (`none` sets nothing); no

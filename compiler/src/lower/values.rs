@@ -992,6 +992,7 @@ impl Lower<'_> {
             pass_headers: list("proxy_pass_header"),
             redirect,
             intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
+            request_buffering: one("proxy_request_buffering").is_none_or(|d| arg(d, 0) == "on"),
             tls: self.upstream_tls(chain),
         }
     }

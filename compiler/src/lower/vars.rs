@@ -35,10 +35,6 @@ impl Scope<'_> {
 /// Using one is an error (E0003), never a silently empty value.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
     (
-        "request_body",
-        "Proton streams request bodies to the upstream and never holds them in memory, so there is no body to expand",
-    ),
-    (
         "realpath_root",
         "it needs a filesystem call (realpath) per request, which the event loop does not make; $document_root is the root as configured",
     ),

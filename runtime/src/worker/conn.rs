@@ -707,6 +707,19 @@ impl Conn {
     /// request the parser refused, answered with that status through error_page.
     fn answer(&mut self, w: &mut Worker<'_>, mut req: Box<RequestCtx>, error: Option<u16>) {
         req.started = w.now_ms;
+        // As nginx, a chunked body already malformed in what came with the head is a 400,
+        // whatever the location would have answered (see `proxy::chunked_prefix_invalid`).
+        let error = match error {
+            None if req.head.chunked
+                && super::proxy::chunked_prefix_invalid(
+                    self.rbuf.get(self.head_len()..).unwrap_or_default(),
+                ) =>
+            {
+                req.head.refuse_body_and_keepalive();
+                Some(400)
+            }
+            e => e,
+        };
         if self.wbuf.capacity() == 0 {
             self.wbuf = w.pool.get();
         }

@@ -95,6 +95,9 @@ pub(crate) struct RequestCtx {
     pub(crate) post_action: bool,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
     pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
+    /// The request body as the proxy read it (memory or a temporary file), kept for the
+    /// whole request: `$request_body`, retries, error pages, a post action.
+    pub(crate) body: super::body::RequestBody,
 }
 
 impl Default for RequestCtx {
@@ -131,6 +134,7 @@ impl Default for RequestCtx {
             browser: Default::default(),
             post_action: false,
             maps: Default::default(),
+            body: Default::default(),
         }
     }
 }
@@ -198,6 +202,7 @@ impl RequestCtx {
         self.browser = Default::default();
         self.post_action = false;
         self.maps.get_mut().clear();
+        self.body.reset();
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod accept;
 mod autoindex;
+mod body;
 mod conn;
 mod context;
 mod file_cache;

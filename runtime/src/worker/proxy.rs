@@ -43,9 +43,8 @@ pub(crate) const UP_BASE: usize = 1 << 40;
 const REPLAY_MAX: usize = 64 * 1024;
 /// Most request bytes buffered towards the upstream (the client is not read beyond it).
 const REQ_WINDOW: usize = 64 * 1024;
-/// Largest chunked request body buffered to send with a Content-Length to an HTTP/1.0
-/// upstream when client_max_body_size is 0 (unlimited).
-const CHUNKED_BUFFER_MAX: u64 = 1 << 20;
+/// Largest piece of a request body in a temporary file read and sent in one step.
+const FILE_CHUNK: usize = 64 * 1024;
 /// Recycled proxy states kept per worker.
 const FREE_MAX: usize = 1024;
 /// TLS configs kept per worker for `proxy_ssl_certificate` with variables (one per pair of
@@ -83,6 +82,10 @@ pub(crate) struct Upstreams {
     /// TLS configs with the client certificates `proxy_ssl_certificate` with variables
     /// named: (settings, certificate name, key name, config), least recently used first.
     cert_configs: Vec<CertConfig>,
+    /// The number of this worker's last temporary file (nginx's `ngx_temp_number`).
+    pub(crate) temp_seq: u32,
+    /// Decoded pieces of a request body (ranges of the client's buffer), reused.
+    pieces: Vec<std::ops::Range<usize>>,
 }
 
 type CertConfig = (
@@ -114,6 +117,8 @@ impl Upstreams {
             free: Vec::new(),
             overfull: false,
             cert_configs: Vec::new(),
+            temp_seq: super::body::first_seq(),
+            pieces: Vec::new(),
         }
     }
 
@@ -236,6 +241,9 @@ impl UpConn {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
+    /// Reading the whole request body (`proxy_request_buffering on`) before an upstream
+    /// is chosen.
+    ReadBody,
     Connect,
     Send,
     Head,
@@ -247,11 +255,9 @@ enum St {
 enum ReqBody {
     None,
     Length(u64),
-    /// Sent chunked to an HTTP/1.1 upstream: decoded and framed anew on the way (no
-    /// extensions, no trailers).
+    /// Decoded as it comes: read whole, or sent chunked to an HTTP/1.1 upstream, framed
+    /// anew on the way (no extensions, no trailers).
     Chunked(ChunkedDecoder),
-    /// Decoded into `Proxy::hold`, then sent with a Content-Length (HTTP/1.0 upstream).
-    Buffer(ChunkedDecoder),
 }
 
 /// What is still to come of the upstream's response body.
@@ -306,6 +312,20 @@ pub(crate) struct Proxy {
     req_pos: usize,
     /// `req` still holds the whole request from its first byte.
     replayable: bool,
+    /// The body is read whole into the request context (`ReqBody` then tells what is
+    /// still to be read) before an upstream is chosen.
+    read_whole: bool,
+    /// A body read whole stays in memory whatever its size (a streamed chunked body that
+    /// came whole with the head: small, and already in memory).
+    memory_only: bool,
+    /// The request's body was read whole and goes from the request context: `req` keeps
+    /// the head and the in-memory body for every attempt.
+    buffered: bool,
+    /// A body in a temporary file: its length, and how far it was read into `req`, after
+    /// the `head_len` bytes of the head (the rest of `req` is the piece being sent).
+    file_len: u64,
+    file_read: u64,
+    head_len: usize,
     /// Bytes of this request were written to the current upstream connection.
     sent_any: bool,
     body: ReqBody,
@@ -401,6 +421,12 @@ impl Proxy {
             req: Vec::new(),
             req_pos: 0,
             replayable: true,
+            read_whole: false,
+            memory_only: false,
+            buffered: false,
+            file_len: 0,
+            file_read: 0,
+            head_len: 0,
             sent_any: false,
             body: ReqBody::None,
             hold: Vec::new(),
@@ -457,6 +483,12 @@ impl Proxy {
         self.req.clear();
         self.req_pos = 0;
         self.replayable = true;
+        self.read_whole = false;
+        self.memory_only = false;
+        self.buffered = false;
+        self.file_len = 0;
+        self.file_read = 0;
+        self.head_len = 0;
         self.sent_any = false;
         self.body = ReqBody::None;
         self.hold.clear();
@@ -482,6 +514,30 @@ impl Proxy {
         self.resp_len = 0;
         self.discard = false;
         self.client_status = 0;
+    }
+}
+
+/// A new attempt sends a body in a temporary file from its start.
+fn rewind_body(p: &mut Proxy) {
+    if p.file_len > 0 {
+        p.req.truncate(p.head_len);
+        p.file_read = 0;
+    }
+}
+
+/// Ends the request head with the framing of a body kept by the request context and puts
+/// the body (in memory) after it; a body in a temporary file is read into `req` piece by
+/// piece as it is sent.
+fn frame_kept_body(req: &mut Vec<u8>, body: &super::body::RequestBody, p: &mut Proxy) {
+    let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
+    p.head_len = req.len();
+    p.buffered = true;
+    p.body = ReqBody::None;
+    if body.in_file() {
+        p.file_len = body.len();
+        p.file_read = 0;
+    } else {
+        req.extend_from_slice(body.bytes());
     }
 }
 
@@ -607,12 +663,18 @@ impl Worker<'_> {
         if proxy.dynamic.is_none() {
             p.https = proxy.scheme == proton_ir::Scheme::Https;
         }
-        if request.post_action && (head.chunked || head.content_length.is_some_and(|n| n > 0)) {
-            // nginx sends the body it read again; Proton streamed it and kept none.
+        let has_body = head.chunked || head.content_length.is_some_and(|n| n > 0);
+        let body = &request.body;
+        if has_body
+            && !body.resendable()
+            && (request.post_action || body.state != super::body::BodyState::Unread)
+        {
+            // A post action or an error page after a body streamed to an upstream that
+            // did not fit client_body_buffer_size: nothing to send again (nginx has it).
             elog!(
                 self.elog,
                 Error,
-                "post action cannot be proxied: the request had a body, client: {}",
+                "the request body was streamed and not kept, the request cannot be proxied again, client: {}",
                 conn.peer.ip()
             );
             self.recycle(p);
@@ -782,22 +844,36 @@ impl Worker<'_> {
 
         // Body framing.
         let max_body = s.client_max_body_size;
-        if head.chunked {
-            if http11 {
-                req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-                p.body = ReqBody::Chunked(if max_body > 0 {
-                    ChunkedDecoder::with_limit(max_body)
-                } else {
-                    ChunkedDecoder::default()
-                });
+        let decoder = || {
+            if max_body > 0 {
+                ChunkedDecoder::with_limit(max_body)
             } else {
-                // Finished (Content-Length, blank line) once the body is decoded.
-                p.body = ReqBody::Buffer(ChunkedDecoder::with_limit(if max_body > 0 {
-                    max_body
-                } else {
-                    CHUNKED_BUFFER_MAX
-                }));
+                ChunkedDecoder::default()
             }
+        };
+        if has_body && body.resendable() {
+            // Read before (by an attempt that ended in an error page, or by the request a
+            // post action follows): sent again from where it is kept.
+            frame_kept_body(&mut req, body, &mut p);
+        } else if has_body
+            && (ps.request_buffering
+                || (head.chunked && !http11)
+                || (head.chunked && preread_whole(conn, s)))
+        {
+            // Read whole first (a chunked body for an HTTP/1.0 upstream too, as nginx);
+            // the framing is written once its length is known. Without buffering, a chunked
+            // body that came whole with the head goes the same way, kept in memory (nginx
+            // has it in the head's buffer, and sends it with a Content-Length too).
+            p.read_whole = true;
+            p.memory_only = !ps.request_buffering && http11;
+            p.st = St::ReadBody;
+            p.body = match head.content_length {
+                Some(n) if !head.chunked => ReqBody::Length(n),
+                _ => ReqBody::Chunked(decoder()),
+            };
+        } else if head.chunked {
+            req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+            p.body = ReqBody::Chunked(decoder());
         } else {
             match head.content_length {
                 Some(n) => {
@@ -834,6 +910,12 @@ impl Worker<'_> {
         }
         // The proxy consumes the body itself.
         conn.discard = super::conn::Discard::None;
+        if p.st == St::ReadBody {
+            // No upstream before the body is in (nginx's ngx_http_read_client_request_body).
+            p.deadline = self.now + Duration::from_millis(s.client_body_timeout_ms);
+            conn.proxy = Some(p);
+            return Handled::Proxy;
+        }
         match self.connect(conn.key as usize, &mut p) {
             Ok(()) => {
                 conn.proxy = Some(p);
@@ -916,6 +998,7 @@ impl Worker<'_> {
             p.attempt_start = self.now;
             p.sent_any = false;
             p.req_pos = 0;
+            rewind_body(p);
             p.cached = false;
             return self.open(owner, p, a).map_err(|e| {
                 elog!(
@@ -951,6 +1034,7 @@ impl Worker<'_> {
             p.attempt_start = now;
             p.sent_any = false;
             p.req_pos = 0;
+            rewind_body(p);
             if let Some(key) = self.ups.take_idle(u, peer, owner, !p.idempotent, p.https) {
                 p.up = Some(key);
                 p.up_ready = false;
@@ -1238,9 +1322,7 @@ impl Worker<'_> {
             conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
                 ReqBody::None => super::conn::Discard::None,
                 ReqBody::Length(n) => super::conn::Discard::Length(n),
-                ReqBody::Chunked(d) | ReqBody::Buffer(d) => {
-                    super::conn::Discard::Chunked(Box::new(d))
-                }
+                ReqBody::Chunked(d) => super::conn::Discard::Chunked(Box::new(d)),
             };
             self.recycle(p);
         }
@@ -1259,6 +1341,24 @@ impl Worker<'_> {
             return Drive::Close;
         };
         let what = match p.st {
+            St::ReadBody => {
+                // As nginx (ngx_http_terminate_request with 408): no answer, the request is
+                // logged with 408 and the connection closed. (nginx writes no error-log
+                // line for it; Proton says what happened at `info`.)
+                elog!(
+                    self.elog,
+                    Info,
+                    "client timed out (110: Connection timed out) while reading client request body, client: {}",
+                    conn.peer.ip()
+                );
+                conn.finished.status = 408;
+                conn.finished.header_bytes = 0;
+                conn.finished.body_bytes = 0;
+                self.log_access(conn);
+                conn.proxy = Some(p);
+                self.proxy_abort(conn);
+                return Drive::Close;
+            }
             St::Connect => "upstream timed out (110: Connection timed out) while connecting",
             St::Send => "upstream timed out (110: Connection timed out) while sending request",
             St::Head => {
@@ -1370,6 +1470,7 @@ impl Worker<'_> {
         http11
             && p.resp.keep_alive_for(p.head_only)
             && p.req_pos == p.req.len()
+            && p.file_read == p.file_len
             && matches!(p.body, ReqBody::None)
             && !matches!(p.rbody, RespBody::UntilClose)
     }
@@ -1377,6 +1478,7 @@ impl Worker<'_> {
     fn drive_inner(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
         loop {
             let step = match p.st {
+                St::ReadBody => self.step_read_body(conn, p),
                 St::Connect => self.step_connect(conn, p),
                 St::Send => self.step_send(conn, p),
                 St::Head => self.step_head(conn, p),
@@ -1405,9 +1507,20 @@ impl Worker<'_> {
     /// (`EAGAIN` while the handshake is on, the connect error if it failed), without a
     /// `getsockopt`/`getpeername` round. Over loopback the handshake is usually done by the
     /// time `connect` returns, so the request goes out at once.
-    fn step_connect(&mut self, _conn: &mut Conn, p: &mut Proxy) -> Step {
+    fn step_connect(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
         if p.https {
             return self.step_handshake(p);
+        }
+        // A streamed body's bytes that came with the head go in the first write, with the
+        // head (as nginx's preread): an upstream reading once gets both.
+        if p.req_pos == 0
+            && !matches!(p.body, ReqBody::None)
+            && conn.rbuf.len() > conn.head_len()
+            && p.req.len() < REQ_WINDOW
+        {
+            if let Pull::Fail(d) = self.pull_body(conn, p) {
+                return Step::Done(d);
+            }
         }
         match self.write_req(p) {
             Ok(_) => self.connected(p),
@@ -1463,7 +1576,7 @@ impl Worker<'_> {
         if n > 0 {
             p.req_pos += n;
             p.sent_any = true;
-            if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX {
+            if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX && !p.buffered {
                 // Too large to keep for a retry: the window slides.
                 p.req.clear();
                 p.req_pos = 0;
@@ -1482,6 +1595,13 @@ impl Worker<'_> {
                     Pull::Got => progressed = true,
                     Pull::Wait => {}
                     Pull::Fail(d) => return Step::Done(d),
+                }
+            }
+            if p.req_pos >= p.req.len() && p.file_read < p.file_len {
+                // The next piece of a body in a temporary file, after the head.
+                match self.next_file_piece(conn, p) {
+                    Ok(()) => continue,
+                    Err(()) => return Step::Done(Drive::Failed(500)),
                 }
             }
             if p.req_pos >= p.req.len() {
@@ -1522,7 +1642,173 @@ impl Worker<'_> {
         }
     }
 
-    /// Moves request body bytes from the client into `p.req`.
+    /// Reads the request body whole into the request context (memory, then a temporary
+    /// file), then frames it, picks an upstream and connects.
+    fn step_read_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let limit = if p.memory_only {
+            u64::MAX
+        } else {
+            self.settings_for(p.loc).client_body_buffer_size
+        };
+        let Some(req) = conn.req.as_deref_mut() else {
+            return Step::Done(Drive::Failed(500));
+        };
+        if req.body.state == super::body::BodyState::Unread {
+            req.body.start(limit, false);
+        }
+        loop {
+            if matches!(p.body, ReqBody::None) {
+                return self.body_read(conn, p);
+            }
+            match self.pull_body(conn, p) {
+                Pull::Got => {
+                    let timeout = self.settings_for(p.loc).client_body_timeout_ms;
+                    p.deadline = self.now + Duration::from_millis(timeout);
+                }
+                Pull::Wait => return Step::Blocked,
+                Pull::Fail(Drive::Close) => {
+                    // The client went away (or its socket failed) before its body was in:
+                    // nothing is answered, and the log line says 400, as nginx's.
+                    conn.finished.status = 400;
+                    conn.finished.header_bytes = 0;
+                    conn.finished.body_bytes = 0;
+                    self.log_access(conn);
+                    return Step::Done(Drive::Close);
+                }
+                Pull::Fail(d) => return Step::Done(d),
+            }
+        }
+    }
+
+    /// The body is in: what is buffered goes to its file, the head gets its framing, and
+    /// the request goes to an upstream.
+    fn body_read(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let only_memory = p.memory_only;
+        if let Err(d) = self.with_spill(conn, p.loc, only_memory, |body, spill| body.finish(spill))
+        {
+            return Step::Done(d);
+        }
+        let Some(req) = conn.req.as_deref() else {
+            return Step::Done(Drive::Failed(500));
+        };
+        let mut head = std::mem::take(&mut p.req);
+        frame_kept_body(&mut head, &req.body, p);
+        p.req = head;
+        p.read_whole = false;
+        p.first_try = self.now;
+        match self.connect(conn.key as usize, p) {
+            Ok(()) => Step::Progress,
+            Err(code) => Step::Done(Drive::Failed(code)),
+        }
+    }
+
+    /// Runs `f` on the request's body with where it may spill to; an I/O error is logged
+    /// (as nginx, at `crit`) and becomes a 500. A temporary file just created is logged
+    /// as nginx does (`warn`; `notice` with client_body_in_file_only).
+    fn with_spill(
+        &mut self,
+        conn: &mut Conn,
+        loc: LocationId,
+        memory_only: bool,
+        f: impl FnOnce(
+            &mut super::body::RequestBody,
+            &mut super::body::Spill<'_>,
+        ) -> Result<bool, super::body::BodyError>,
+    ) -> Result<(), Drive> {
+        // The settings borrow the IR (not the worker), so the counter can be lent too.
+        let loaded = self.loaded;
+        let ir = &loaded.ir;
+        let si = ir
+            .locations
+            .get(loc.0 as usize)
+            .map_or(0, |l| l.conf.settings.0 as usize);
+        let Some(s) = ir.settings.get(si).or(ir.settings.first()) else {
+            return Err(Drive::Failed(500));
+        };
+        let Some(req) = conn.req.as_deref_mut() else {
+            return Err(Drive::Failed(500));
+        };
+        let mut spill = super::body::Spill {
+            temp: &s.client_body_temp_path,
+            prefix: &loaded.prefix,
+            in_file_only: if memory_only {
+                proton_ir::BodyInFileOnly::Off
+            } else {
+                s.client_body_in_file_only
+            },
+            seq: &mut self.ups.temp_seq,
+        };
+        let only = spill.in_file_only != proton_ir::BodyInFileOnly::Off;
+        match f(&mut req.body, &mut spill) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let name = req
+                    .body
+                    .file_name()
+                    .map(|n| n.display().to_string())
+                    .unwrap_or_default();
+                let msg = format_args!(
+                    "a client request body is buffered to a temporary file {name}, client: {}",
+                    conn.peer.ip()
+                );
+                if only {
+                    self.elog.log(proton_ir::LogLevel::Notice, msg);
+                } else {
+                    self.elog.log(proton_ir::LogLevel::Warn, msg);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                elog!(self.elog, Crit, "{e}, client: {}", conn.peer.ip());
+                Err(Drive::Failed(500))
+            }
+        }
+    }
+
+    /// Reads the next piece of a body in a temporary file into `p.req`, after the head
+    /// (the piece before it was sent). `Err`: the file could not be read (logged).
+    fn next_file_piece(&mut self, conn: &Conn, p: &mut Proxy) -> Result<(), ()> {
+        let Some(req) = conn.req.as_deref() else {
+            return Err(());
+        };
+        p.req.truncate(p.head_len);
+        p.req_pos = p.head_len;
+        let want = (p.file_len - p.file_read).min(FILE_CHUNK as u64) as usize;
+        let at = p.req.len();
+        p.req.resize(at + want, 0);
+        let r = req.body.read_at(&mut p.req[at..], p.file_read);
+        match r {
+            Ok(n) if n > 0 => {
+                p.req.truncate(at + n);
+                p.file_read += n as u64;
+                Ok(())
+            }
+            other => {
+                p.req.truncate(at);
+                let e = match other {
+                    Err(e) => e,
+                    Ok(_) => std::io::Error::from(ErrorKind::UnexpectedEof),
+                };
+                let name = req
+                    .body
+                    .file_name()
+                    .map(|n| n.display().to_string())
+                    .unwrap_or_default();
+                elog!(
+                    self.elog,
+                    Crit,
+                    "pread() \"{name}\" failed ({}), client: {}",
+                    crate::log::OsError(&e),
+                    conn.peer.ip()
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Moves request body bytes from the client: into `p.req` as they stream to the
+    /// upstream (a copy of a body that fits client_body_buffer_size is kept for
+    /// `$request_body`), or into the request context when the body is read whole.
     fn pull_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Pull {
         let start = conn.head_len().min(conn.rbuf.len());
         if conn.rbuf.len() == start {
@@ -1554,70 +1840,117 @@ impl Worker<'_> {
                 Err(_) => return Pull::Fail(Drive::Close),
             }
         }
-        let avail_len = conn.rbuf.len() - start;
-        let room = REQ_WINDOW.saturating_sub(p.req.len() - p.req_pos).max(1);
-        match &mut p.body {
-            ReqBody::None => Pull::Wait,
-            ReqBody::Length(left) => {
-                let take = (*left).min(avail_len as u64).min(room as u64) as usize;
-                p.req.extend_from_slice(&conn.rbuf[start..start + take]);
-                conn.rbuf.drain(start..start + take);
-                *left -= take as u64;
-                if *left == 0 {
-                    p.body = ReqBody::None;
+        if !p.read_whole {
+            // A streamed body: its copy for `$request_body` starts with its first bytes.
+            let limit = self.settings_for(p.loc).client_body_buffer_size;
+            if let Some(req) = conn.req.as_deref_mut() {
+                if req.body.state == super::body::BodyState::Unread {
+                    req.body.start(limit, true);
                 }
-                Pull::Got
+            }
+        }
+        // Streamed: no more than the window; read whole: all there is.
+        let avail_len = conn.rbuf.len() - start;
+        let room = if p.read_whole {
+            avail_len
+        } else {
+            REQ_WINDOW.saturating_sub(p.req.len() - p.req_pos).max(1)
+        };
+        let end = start + avail_len.min(room);
+        // The decoded pieces of this step, as ranges of `conn.rbuf`.
+        let mut pieces = std::mem::take(&mut self.ups.pieces);
+        pieces.clear();
+        let used;
+        let mut done = false;
+        match &mut p.body {
+            ReqBody::None => {
+                self.ups.pieces = pieces;
+                return Pull::Wait;
+            }
+            ReqBody::Length(left) => {
+                let take = (*left).min((end - start) as u64) as usize;
+                pieces.push(start..start + take);
+                used = take;
+                *left -= take as u64;
+                done = *left == 0;
             }
             ReqBody::Chunked(dec) => {
-                // Re-framed, as nginx: the client's chunk extensions and trailer section
-                // are checked and dropped, never passed to the upstream.
-                let end = start + avail_len.min(room);
-                match dec.rechunk(&conn.rbuf[start..end], &mut p.req) {
-                    Ok(step) => {
-                        let used = step.consumed.min(end - start);
-                        conn.rbuf.drain(start..start + used);
-                        if step.done {
-                            p.body = ReqBody::None;
-                        }
-                        if used == 0 && !step.done {
-                            return Pull::Wait;
-                        }
-                        Pull::Got
-                    }
-                    Err(e) => self.bad_body(conn, e),
-                }
-            }
-            ReqBody::Buffer(dec) => {
-                let end = conn.rbuf.len();
+                // Re-framed (or read whole), as nginx: the client's chunk extensions and
+                // trailer section are checked and dropped, never passed to the upstream.
                 let mut at = start;
-                let mut done = false;
                 while at < end && !done {
                     match dec.decode(&conn.rbuf[at..end]) {
                         Ok(step) => {
-                            let data = step.data.start + at..step.data.end + at;
-                            p.hold.extend_from_slice(&conn.rbuf[data]);
+                            if !step.data.is_empty() {
+                                pieces.push(step.data.start + at..step.data.end + at);
+                            }
                             at += step.consumed;
                             done = step.done;
                             if step.consumed == 0 {
                                 break;
                             }
                         }
-                        Err(e) => return self.bad_body(conn, e),
+                        Err(e) => {
+                            self.ups.pieces = pieces;
+                            return self.bad_body(conn, e);
+                        }
                     }
                 }
-                conn.rbuf.drain(start..at);
-                if done {
-                    let _ = write!(p.req, "Content-Length: {}\r\n\r\n", p.hold.len());
-                    p.req.extend_from_slice(&p.hold);
-                    p.hold.clear();
-                    p.body = ReqBody::None;
-                }
-                if at == start && !done {
-                    return Pull::Wait;
-                }
-                Pull::Got
+                used = at - start;
             }
         }
+        let chunked = matches!(p.body, ReqBody::Chunked(_));
+        let mut result = Ok(());
+        if p.read_whole {
+            let rbuf = std::mem::take(&mut conn.rbuf);
+            for r in &pieces {
+                result = self.with_spill(conn, p.loc, p.memory_only, |body, spill| {
+                    body.push(&rbuf[r.clone()], spill)
+                });
+                if result.is_err() {
+                    break;
+                }
+            }
+            conn.rbuf = rbuf;
+        } else {
+            let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
+            // As nginx, what one read brought goes as one chunk, however many the client
+            // cut it into.
+            let total: usize = pieces.iter().map(|r| r.len()).sum();
+            if chunked && total > 0 {
+                let _ = write!(p.req, "{total:x}\r\n");
+            }
+            for r in &pieces {
+                let data = &conn.rbuf[r.clone()];
+                p.req.extend_from_slice(data);
+                if let Some(b) = body.as_deref_mut() {
+                    b.push_streamed(data);
+                }
+            }
+            if chunked && total > 0 {
+                p.req.extend_from_slice(b"\r\n");
+            }
+            if done {
+                if chunked {
+                    p.req.extend_from_slice(crate::http::chunked::LAST_CHUNK);
+                }
+                if let Some(b) = body {
+                    b.finish_streamed();
+                }
+            }
+        }
+        self.ups.pieces = pieces;
+        if let Err(d) = result {
+            return Pull::Fail(d);
+        }
+        conn.rbuf.drain(start..start + used);
+        if done {
+            p.body = ReqBody::None;
+        }
+        if used == 0 && !done {
+            return Pull::Wait;
+        }
+        Pull::Got
     }
 
     fn bad_body(&mut self, conn: &Conn, e: crate::http::HttpError) -> Pull {
@@ -2339,6 +2672,58 @@ pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
                     Ok(_) | Err(_) => return true,
                 }
             }
+        }
+    }
+}
+
+/// Whether the chunked body bytes that arrived with the head are already malformed (nginx
+/// parses them at once, reading or discarding the body, and answers 400 instead of what
+/// the location would have). A body only cut short is not.
+pub(crate) fn chunked_prefix_invalid(buffered: &[u8]) -> bool {
+    chunked_prefix(buffered) == Prefix::Invalid
+}
+
+/// Whether a chunked body came whole with the head, within what nginx reads before it
+/// makes the upstream request without buffering: the rest of the buffer it read the head
+/// into (`client_header_buffer_size`, or a `large_client_header_buffers` one for a longer
+/// head) and one `client_body_buffer_size` read. nginx then sends it with a length.
+fn preread_whole(conn: &Conn, s: &proton_ir::Settings) -> bool {
+    let head = conn.head_len();
+    let buffer = if head as u64 <= s.client_header_buffer_size {
+        s.client_header_buffer_size
+    } else {
+        s.large_client_header_buffers.1
+    };
+    let room = buffer
+        .saturating_sub(head as u64)
+        .saturating_add(s.client_body_buffer_size);
+    match chunked_prefix(conn.rbuf.get(head..).unwrap_or_default()) {
+        Prefix::Complete(n) => n as u64 <= room,
+        _ => false,
+    }
+}
+
+/// What the bytes of a chunked body that arrived so far are.
+#[derive(Debug, PartialEq, Eq)]
+enum Prefix {
+    /// The whole body (its last chunk and trailer section) is there, in this many bytes.
+    Complete(usize),
+    /// More is to come.
+    Partial,
+    /// Malformed (400).
+    Invalid,
+}
+
+fn chunked_prefix(buffered: &[u8]) -> Prefix {
+    let mut d = ChunkedDecoder::default();
+    let mut at = 0;
+    loop {
+        match d.decode(buffered.get(at..).unwrap_or_default()) {
+            Ok(step) if step.done => return Prefix::Complete(at + step.consumed),
+            Ok(step) if step.consumed > 0 => at += step.consumed,
+            Ok(_) => return Prefix::Partial,
+            Err(e) if e.status() == 400 => return Prefix::Invalid,
+            Err(_) => return Prefix::Partial,
         }
     }
 }

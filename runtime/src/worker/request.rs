@@ -1129,6 +1129,7 @@ impl<'a> Worker<'a> {
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
             upstream_response_length: req.upstream_response_length,
+            body: Some(&req.body),
         }
     }
 

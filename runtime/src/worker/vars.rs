@@ -236,6 +236,9 @@ pub(crate) struct Ctx<'a> {
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
+    /// The request body as read so far (`$request_body`, `$request_body_file`, and
+    /// `$content_length` of a chunked body read whole).
+    pub(crate) body: Option<&'a super::body::RequestBody>,
 }
 
 /// The values of non-`volatile` maps one request has computed (see [`Ctx::map_cache`]):
@@ -773,7 +776,23 @@ impl Ctx<'_> {
             Builtin::RequestLength => {
                 let _ = write!(out, "{}", head.head_len);
             }
+            Builtin::ContentLength if head.chunked && head.content_length.is_none() => {
+                if let Some(n) = self.body.and_then(|b| b.chunked_length()) {
+                    let _ = write!(out, "{n}");
+                }
+            }
             Builtin::ContentLength => out.extend_from_slice(header(b"content-length")),
+            Builtin::RequestBody => {
+                if let Some(b) = self.body.and_then(|b| b.memory()) {
+                    out.extend_from_slice(b);
+                }
+            }
+            Builtin::RequestBodyFile => {
+                if let Some(p) = self.body.and_then(|b| b.file_name()) {
+                    use std::os::unix::ffi::OsStrExt;
+                    out.extend_from_slice(p.as_os_str().as_bytes());
+                }
+            }
             Builtin::ContentType => request_header_joined(head, self.buf, b"content-type", out),
             Builtin::Cookie => request_header_joined(head, self.buf, b"cookie", out),
             Builtin::RemoteUser => basic_auth_user(header(b"authorization"), out),
@@ -1522,6 +1541,7 @@ mod tests {
             map_cache: None,
             limit_rate: 0,
             elog: None,
+            body: None,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

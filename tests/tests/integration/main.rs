@@ -23,6 +23,7 @@ mod realip;
 mod referer;
 mod refused;
 mod regex_syntax;
+mod request_body;
 mod rewrite_log;
 mod runtime;
 mod safety;
