@@ -1964,10 +1964,22 @@ pub struct Map {
     pub regex: Vec<(RegexId, Template)>,
     /// The value when nothing matches (empty when the map has no `default`).
     pub default: Template,
-    /// A `geo` block (nginx's geo module, the same kind of variable): the source is an IP
-    /// address (not one: 255.255.255.255, as nginx), looked up in these networks, longest
-    /// prefix first (values are literal text). `None` for a `map`.
-    pub geo: Option<Vec<(ClientAddr, Template)>>,
+    /// A `geo` block (nginx's geo module, the same kind of variable). `None` for a `map`.
+    pub geo: Option<Box<Geo>>,
+}
+
+/// A `geo` table: the source is an IP address (not one: 255.255.255.255, as nginx), first
+/// replaced by the client an `X-Forwarded-For` names when it comes from a `proxy` address,
+/// then looked up; values are literal text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Geo {
+    /// Networks, longest prefix first (without `ranges`).
+    pub networks: Vec<(ClientAddr, Template)>,
+    /// `ranges`: disjoint IPv4 ranges (first, last address), sorted, as nginx's `/16`
+    /// buckets leave them.
+    pub ranges: Option<Vec<(u32, u32, Template)>>,
+    /// `proxy` addresses and `proxy_recursive` (header `x-forwarded-for`).
+    pub proxy: Option<RealIp>,
 }
 
 impl Map {

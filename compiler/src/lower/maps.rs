@@ -258,8 +258,9 @@ impl Lower<'_> {
         }
     }
 
-    /// `geo [$address] $variable { … }`: networks with literal values, `default`,
-    /// `delete`; a network given twice keeps the later value (nginx warns, as here).
+    /// `geo [$address] $variable { … }`: networks (or with `ranges;`, IPv4 ranges) with
+    /// literal values, `default`, `delete`, `proxy`, `proxy_recursive`; a network given
+    /// twice keeps the later value (nginx warns, as here).
     fn geo_block(&mut self, d: &Directive) -> Map {
         let source = if d.args.len() == 2 {
             self.template(d, 0)
@@ -275,8 +276,15 @@ impl Lower<'_> {
                 vec![Part::Literal(s.to_string())]
             },
         };
+        let ranges_mode = d
+            .children()
+            .iter()
+            .any(|e| e.name == "ranges" && e.args.is_empty());
         let mut default: Option<Template> = None;
         let mut nets: Vec<(ClientAddr, Template, Span)> = Vec::new();
+        let mut ranges = GeoRanges::default();
+        let mut proxies: Vec<ClientAddr> = Vec::new();
+        let mut recursive = false;
         for e in d.children() {
             let bad = |msg: String, label: &str, help: &str| {
                 Diagnostic::error(Code::BadValue, e.name_span, msg)
@@ -284,7 +292,37 @@ impl Lower<'_> {
                     .help(help)
             };
             match (e.name.as_str(), e.args.len()) {
+                ("ranges", 0) => {}
+                ("proxy_recursive", 0) => recursive = true,
                 ("default", 1) => default = Some(literal(arg(e, 0))),
+                ("proxy", 1) => match super::parse_cidr(arg(e, 0)) {
+                    Some(c) => proxies.push(c),
+                    None => self.err(bad(
+                        format!("invalid parameter \"{}\"", arg(e, 0)),
+                        "not an address or CIDR",
+                        "proxy 192.0.2.1; or proxy 10.0.0.0/8;",
+                    )),
+                },
+                ("delete", 1) if ranges_mode => match parse_range(arg(e, 0)) {
+                    Some((a, b)) => {
+                        if ranges.delete(a, b) {
+                            self.err(
+                                Diagnostic::warning(
+                                    Code::NginxWarning,
+                                    e.name_span,
+                                    format!("no address range \"{}\" to delete", arg(e, 0)),
+                                )
+                                .label("no range of the block is exactly this one")
+                                .help("delete removes ranges given as they were added"),
+                            );
+                        }
+                    }
+                    None => self.err(bad(
+                        format!("invalid range \"{}\"", arg(e, 0)),
+                        "not a range of IPv4 addresses",
+                        "delete 10.0.0.0-10.0.0.255;",
+                    )),
+                },
                 ("delete", 1) => match super::parse_cidr(arg(e, 0)) {
                     Some(c) => nets.retain(|(n, _, _)| *n != c),
                     None => self.err(bad(
@@ -293,15 +331,6 @@ impl Lower<'_> {
                         "delete 10.0.0.0/8;",
                     )),
                 },
-                ("ranges" | "proxy_recursive", 0) | ("proxy", 1) => self.err(
-                    Diagnostic::error(
-                        Code::Unsupported,
-                        e.name_span,
-                        format!("\"{}\" in geo is not supported yet", e.name),
-                    )
-                    .label("not implemented by Proton yet")
-                    .help("write networks as CIDR (`10.0.0.0/8 value;`); for addresses behind a proxy use set_real_ip_from and real_ip_header, which $remote_addr follows"),
-                ),
                 ("include", 1) => self.err(
                     Diagnostic::error(
                         Code::Include,
@@ -311,6 +340,30 @@ impl Lower<'_> {
                     .label("documents have no include")
                     .help("write the networks in the block itself"),
                 ),
+                (net, 1) if ranges_mode => match parse_range(net) {
+                    Some((a, b)) => match ranges.add(a, b, literal(arg(e, 0))) {
+                        Ok(false) => {}
+                        Ok(true) => self.err(
+                            Diagnostic::warning(
+                                Code::NginxWarning,
+                                e.name_span,
+                                format!("duplicate range \"{net}\""),
+                            )
+                            .label("this value is kept")
+                            .help("remove one of the two lines"),
+                        ),
+                        Err(other) => self.err(bad(
+                            format!("range \"{net}\" overlaps \"{other}\""),
+                            "overlaps a range given before",
+                            "ranges may nest (a later range inside an earlier one) but not cross",
+                        )),
+                    },
+                    None => self.err(bad(
+                        format!("invalid range \"{net}\""),
+                        "not a range of IPv4 addresses",
+                        "with `ranges;` an entry is `192.0.2.0-192.0.2.255 value;`",
+                    )),
+                },
                 // nginx reads 255.255.255.255 only alone (inet_addr's error value).
                 (net, 1) => match super::parse_cidr(net).filter(|_| {
                     !net.starts_with("255.255.255.255/")
@@ -355,6 +408,11 @@ impl Lower<'_> {
             ClientAddr::Unix => 0,
         };
         nets.sort_by_key(|(c, _, _)| std::cmp::Reverse(prefix(c)));
+        let proxy = (!proxies.is_empty()).then(|| proton_ir::RealIp {
+            from: proxies,
+            header: "x-forwarded-for".into(),
+            recursive,
+        });
         Map {
             name: String::new(),
             source,
@@ -365,7 +423,11 @@ impl Lower<'_> {
             trailing: Vec::new(),
             regex: Vec::new(),
             default: default.unwrap_or_default(),
-            geo: Some(nets.into_iter().map(|(c, t, _)| (c, t)).collect()),
+            geo: Some(Box::new(proton_ir::Geo {
+                networks: nets.into_iter().map(|(c, t, _)| (c, t)).collect(),
+                ranges: ranges_mode.then(|| ranges.flatten()),
+                proxy,
+            })),
         }
     }
 
@@ -592,4 +654,113 @@ fn insert(
     }
     m.insert(key, (value, at));
     None
+}
+
+/// `a.b.c.d-e.f.g.h` (IPv4, first ≤ last).
+fn parse_range(s: &str) -> Option<(u32, u32)> {
+    let (a, b) = s.split_once('-')?;
+    let a: std::net::Ipv4Addr = a.parse().ok()?;
+    let b: std::net::Ipv4Addr = b.parse().ok()?;
+    let (a, b) = (u32::from(a), u32::from(b));
+    (a <= b).then_some((a, b))
+}
+
+/// A geo block's ranges as nginx keeps them: per `/16` of the address, disjoint sorted
+/// pieces; a new range may be equal to a piece (its value replaced), nest in one (splitting
+/// it) or share its start or end, but not cross one.
+#[derive(Default)]
+struct GeoRanges {
+    buckets: std::collections::BTreeMap<u16, Vec<(u16, u16, Template)>>,
+}
+
+impl GeoRanges {
+    /// The `/16` pieces of `a..=b`: (bucket, first, last).
+    fn pieces(a: u32, b: u32) -> Vec<(u16, u16, u16)> {
+        let mut out = Vec::new();
+        let mut n = a;
+        loop {
+            let h = (n >> 16) as u16;
+            let s = if n == a { (n & 0xffff) as u16 } else { 0 };
+            let e = if (n | 0xffff) > b {
+                (b & 0xffff) as u16
+            } else {
+                0xffff
+            };
+            out.push((h, s, e));
+            if h == 0xffff {
+                break;
+            }
+            let next = (n & 0xffff_0000).wrapping_add(0x1_0000);
+            if next > b || next == 0 {
+                break;
+            }
+            n = next;
+        }
+        out
+    }
+
+    /// Adds `a..=b`: Ok(true) when a piece was there already (its value replaced); the
+    /// error names the piece it crosses.
+    fn add(&mut self, a: u32, b: u32, value: Template) -> Result<bool, String> {
+        let mut dup = false;
+        for (h, s, e) in Self::pieces(a, b) {
+            let list = self.buckets.entry(h).or_default();
+            // The last piece that does not lie wholly after the new one.
+            match list.iter().rposition(|r| e >= r.0) {
+                None => list.insert(0, (s, e, value.clone())),
+                Some(i) => {
+                    let (rs, re) = (list[i].0, list[i].1);
+                    if s > re {
+                        list.insert(i + 1, (s, e, value.clone()));
+                    } else if s == rs && e == re {
+                        list[i].2 = value.clone();
+                        dup = true;
+                    } else if s > rs && e < re {
+                        let old = list[i].2.clone();
+                        list[i].1 = s - 1;
+                        list.insert(i + 1, (s, e, value.clone()));
+                        list.insert(i + 2, (e + 1, re, old));
+                    } else if s == rs && e < re {
+                        list[i].0 = e + 1;
+                        list.insert(i, (s, e, value.clone()));
+                    } else if s > rs && e == re {
+                        list[i].1 = s - 1;
+                        list.insert(i + 1, (s, e, value.clone()));
+                    } else {
+                        let ip =
+                            |x: u16| format!("{}.{}.{}.{}", h >> 8, h & 0xff, x >> 8, x & 0xff);
+                        return Err(format!("{}-{}", ip(rs), ip(re)));
+                    }
+                }
+            }
+        }
+        Ok(dup)
+    }
+
+    /// Deletes the pieces of `a..=b` given exactly so; true when one was missing.
+    fn delete(&mut self, a: u32, b: u32) -> bool {
+        let mut warn = false;
+        for (h, s, e) in Self::pieces(a, b) {
+            let list = self.buckets.entry(h).or_default();
+            match list.iter().position(|r| r.0 == s && r.1 == e) {
+                Some(i) => {
+                    list.remove(i);
+                }
+                None => warn = true,
+            }
+        }
+        warn
+    }
+
+    /// All pieces as whole addresses, sorted.
+    fn flatten(self) -> Vec<(u32, u32, Template)> {
+        let mut out = Vec::new();
+        for (h, list) in self.buckets {
+            let base = u32::from(h) << 16;
+            for (s, e, v) in list {
+                out.push((base | u32::from(s), base | u32::from(e), v));
+            }
+        }
+        out
+    }
 }

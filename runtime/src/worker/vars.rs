@@ -473,13 +473,45 @@ impl Ctx<'_> {
         map: &'m Map,
         subject: &[u8],
     ) -> Option<(&'m Template, Option<Captures>)> {
-        if let Some(nets) = &map.geo {
+        if let Some(geo) = &map.geo {
             // nginx: a value that is not an address looks up 255.255.255.255.
-            let ip = std::str::from_utf8(subject)
+            let mut ip = std::str::from_utf8(subject)
                 .ok()
                 .and_then(|s| s.trim().parse::<std::net::IpAddr>().ok())
                 .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::BROADCAST));
-            return nets
+            if let Some(px) = &geo.proxy {
+                // `proxy`: from one of these, the client X-Forwarded-For names (every line,
+                // in order, as one list), as realip reads it.
+                let mut list = self.pool.borrow_mut().buf();
+                for (n, v) in request_fields(self.head, self.buf) {
+                    if n.eq_ignore_ascii_case(b"x-forwarded-for") {
+                        if !list.is_empty() {
+                            list.push(b',');
+                        }
+                        list.extend_from_slice(v);
+                    }
+                }
+                if !list.is_empty() {
+                    if let Some(found) = px.client(Some(ip), &list, true) {
+                        ip = found;
+                    }
+                }
+                self.pool.borrow_mut().give_buf(list);
+            }
+            if let Some(ranges) = &geo.ranges {
+                // As nginx: an IPv6 client (not IPv4-mapped) looks up 255.255.255.255.
+                let n = match ip {
+                    std::net::IpAddr::V4(v4) => u32::from(v4),
+                    std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(u32::MAX, u32::from),
+                };
+                let i = ranges.partition_point(|r| r.1 < n);
+                return ranges
+                    .get(i)
+                    .filter(|r| r.0 <= n)
+                    .map(|(_, _, value)| (value, None));
+            }
+            return geo
+                .networks
                 .iter()
                 .find(|(net, _)| net.matches(ip))
                 .map(|(_, value)| (value, None));

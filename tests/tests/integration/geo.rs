@@ -30,10 +30,26 @@ fn http_block(listen: &str) -> String {
         255.255.255.255 not-an-address;
         2001:db8::/32 doc6;
     }}
+    geo $http_x_ip $ranged {{
+        ranges;
+        default none;
+        10.0.0.0-10.255.255.255 ten;
+        10.1.0.0-10.1.255.255 ten-one;
+        10.1.2.0-10.1.2.255 nested;
+        192.0.2.0-192.0.2.127 low;
+        delete 192.0.2.0-192.0.2.127;
+        198.51.100.0-198.51.101.255 two-sixteens;
+    }}
+    geo $proxied {{
+        proxy 127.0.0.1;
+        default none;
+        192.0.2.0/24 doc;
+        127.0.0.0/8 lo;
+    }}
     server {{
         listen {listen};
         set_real_ip_from 127.0.0.1;
-        location / {{ return 200 "$net|$given"; }}
+        location / {{ return 200 "$net|$given|$ranged|$proxied"; }}
         location /real {{ real_ip_header X-Real-IP; return 200 "$net|$given|$remote_addr"; }}
     }}
 "#
@@ -68,6 +84,26 @@ fn geo_as_nginx() {
             "/real",
             "X-Real-IP: 203.0.113.1\r\n",
         ),
+        ("ranges: nested", "/", "X-IP: 10.1.2.200\r\n"),
+        (
+            "ranges: split around the nested one",
+            "/",
+            "X-IP: 10.1.3.1\r\n",
+        ),
+        ("ranges: deleted", "/", "X-IP: 192.0.2.5\r\n"),
+        ("ranges: over two /16s", "/", "X-IP: 198.51.101.9\r\n"),
+        ("ranges: IPv6", "/", "X-IP: 2001:db8::1\r\n"),
+        (
+            "proxy: X-Forwarded-For",
+            "/",
+            "X-Forwarded-For: 192.0.2.9\r\n",
+        ),
+        (
+            "proxy: a list",
+            "/",
+            "X-Forwarded-For: 203.0.113.5, 192.0.2.9\r\n",
+        ),
+        ("proxy: not an address", "/", "X-Forwarded-For: junk\r\n"),
     ];
     let ask = |port: u16| -> Vec<String> {
         cases
@@ -85,9 +121,16 @@ fn geo_as_nginx() {
             .collect()
     };
     let ours = ask(p.port);
-    assert_eq!(ours[0], "200 this-host|not-an-address", "{}", p.logs());
-    assert_eq!(ours[5], "200 this-host|not-an-address");
+    assert_eq!(
+        ours[0],
+        "200 this-host|not-an-address|none|lo",
+        "{}",
+        p.logs()
+    );
+    assert_eq!(ours[5], "200 this-host|not-an-address|none|lo");
     assert_eq!(ours[8], "200 ten|not-an-address|10.2.0.1");
+    assert_eq!(ours[11], "200 this-host|ten|nested|lo");
+    assert_eq!(ours[16], "200 this-host|not-an-address|none|doc");
     let Some(nginx) = nginx_binary() else { return };
     let n = Nginx::start(&nginx, |port| http_block(&format!("127.0.0.1:{port}")));
     let theirs = ask(n.port());
