@@ -524,8 +524,9 @@ impl Conn {
                 self.rd_ready = false;
                 return Some(Fill::WouldBlock);
             }
-            Parsed::Incomplete | Parsed::Invalid(_) => {
-                let why = match parse(&buf[..n]) {
+            // Cut short by the client's FIN, or not a header.
+            bad => {
+                let why = match bad {
                     Parsed::Invalid(why) => why,
                     _ => "broken header",
                 };

@@ -1187,6 +1187,15 @@ impl Worker<'_> {
         Ok(config)
     }
 
+    /// The access-log line of a request closed without an answer, with the status nginx
+    /// logs for it (400 client gone during its body, 408 body timeout, 499 client gone).
+    fn log_unanswered(&mut self, conn: &mut Conn, status: u16) {
+        conn.finished.status = status;
+        conn.finished.header_bytes = 0;
+        conn.finished.body_bytes = 0;
+        self.log_access(conn);
+    }
+
     fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {
         &self.settings_for(loc).proxy
     }
@@ -1351,10 +1360,7 @@ impl Worker<'_> {
                     "client timed out (110: Connection timed out) while reading client request body, client: {}",
                     conn.peer.ip()
                 );
-                conn.finished.status = 408;
-                conn.finished.header_bytes = 0;
-                conn.finished.body_bytes = 0;
-                self.log_access(conn);
+                self.log_unanswered(conn, 408);
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
                 return Drive::Close;
@@ -1419,10 +1425,7 @@ impl Worker<'_> {
                 "client prematurely closed connection, so upstream connection is closed too, client: {}",
                 conn.peer.ip()
             );
-            conn.finished.status = 499;
-            conn.finished.header_bytes = 0;
-            conn.finished.body_bytes = 0;
-            self.log_access(conn);
+            self.log_unanswered(conn, 499);
             conn.proxy = Some(p);
             self.proxy_abort(conn);
             return Drive::Close;
@@ -1669,10 +1672,7 @@ impl Worker<'_> {
                 Pull::Fail(Drive::Close) => {
                     // The client went away (or its socket failed) before its body was in:
                     // nothing is answered, and the log line says 400, as nginx's.
-                    conn.finished.status = 400;
-                    conn.finished.header_bytes = 0;
-                    conn.finished.body_bytes = 0;
-                    self.log_access(conn);
+                    self.log_unanswered(conn, 400);
                     return Step::Done(Drive::Close);
                 }
                 Pull::Fail(d) => return Step::Done(d),
