@@ -65,9 +65,9 @@ pub enum Code {
     RedirectWithoutUrl,
     /// Warning: `load_module`: Proton has no dynamic modules.
     NoDynamicModules,
-    /// Warning: `ssl_stapling on` without `ssl_stapling_file`: Proton does not fetch OCSP
-    /// responses from a responder yet, so nothing is stapled.
-    StaplingNotFetched,
+    /// Warning: `ssl_stapling on`, but a certificate's issuer or OCSP responder cannot be
+    /// found, so nothing is stapled for it (nginx's `"ssl_stapling" ignored` warning).
+    StaplingIgnored,
     /// Warning: `ssl on`, nginx's deprecated form of `listen … ssl`.
     SslDirectiveDeprecated,
 }
@@ -97,7 +97,7 @@ impl Code {
             Code::IfDropsTryFiles => "W0007",
             Code::RedirectWithoutUrl => "W0008",
             Code::NoDynamicModules => "W0009",
-            Code::StaplingNotFetched => "W0010",
+            Code::StaplingIgnored => "W0010",
             Code::SslDirectiveDeprecated => "W0011",
         }
     }

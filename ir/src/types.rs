@@ -650,9 +650,21 @@ pub struct ServerTls {
     pub buffer_size: u32,
     /// `ssl_password_file`: passphrases, one per line, tried in turn on encrypted keys.
     pub password_file: Option<String>,
-    /// `ssl_stapling on` with `ssl_stapling_file`: the DER OCSP response stapled
-    /// to every handshake of the server's certificates (`None`: no stapling).
-    pub stapling_file: Option<String>,
+    /// `ssl_stapling on` and its settings (`None`: no stapling).
+    pub stapling: Option<Stapling>,
+}
+
+/// `ssl_stapling on`: an OCSP response stapled to the handshakes of each certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Stapling {
+    /// `ssl_stapling_file`: a DER response stapled as it is, never fetched.
+    pub file: Option<String>,
+    /// `ssl_stapling_responder`: the `http://` URL asked instead of the one in each
+    /// certificate's Authority Information Access extension.
+    pub responder: Option<String>,
+    /// `ssl_stapling_verify on`: a fetched response's signer must chain to the trusted
+    /// certificates and be allowed to answer for the issuer.
+    pub verify: bool,
 }
 
 /// One `ssl_certificate` with its `ssl_certificate_key`.

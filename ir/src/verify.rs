@@ -665,7 +665,11 @@ pub(crate) mod tests {
             trusted_certificate: None,
             crl: None,
             buffer_size: 4096,
-            stapling_file: Some("/ocsp.der".into()),
+            stapling: Some(crate::Stapling {
+                file: Some("/ocsp.der".into()),
+                responder: None,
+                verify: false,
+            }),
             password_file: Some("/pass".into()),
         }));
         ir.regexes = vec![Regex {

@@ -48,6 +48,12 @@ pub struct Loaded {
     /// The `ssl_password_file` passphrases of servers whose certificates have variables,
     /// by server index (empty for the others).
     pub tls_passwords: Vec<std::sync::Arc<[String]>>,
+    /// Where `ssl_stapling` fetches OCSP responses (each worker starts its thread), when
+    /// some certificate needs it.
+    pub ocsp: Option<std::sync::Arc<crate::ocsp::Fetcher>>,
+    /// Warnings found while loading (nginx's, such as `"ssl_stapling" ignored`), for the
+    /// error log.
+    pub warnings: Vec<String>,
     /// The rustls client config for `https://` upstreams, by settings index (built here,
     /// from `proxy_ssl_*`).
     pub upstream_tls: Vec<Option<std::sync::Arc<rustls::ClientConfig>>>,
@@ -207,6 +213,8 @@ impl Loaded {
         let upstream_tls = crate::tls::upstream_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
+            ocsp: tls.ocsp,
+            warnings: tls.warnings,
             tls: tls.configs,
             client_auth: tls.client_auth,
             tls_passwords: tls.passwords,

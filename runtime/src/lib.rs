@@ -9,6 +9,7 @@ pub mod http;
 pub mod listen;
 pub mod log;
 pub mod master;
+pub mod ocsp;
 pub mod process;
 pub mod shared;
 #[cfg(test)]

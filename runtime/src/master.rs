@@ -107,6 +107,15 @@ struct Master {
 }
 
 /// The main context's error log: the first `error_log` line, and the others beside it.
+/// Opens the error log of `loaded` and writes the warnings its loading found.
+fn open_error_log_warned(loaded: &Loaded) -> ErrorLog {
+    let elog = open_error_log(loaded);
+    for w in &loaded.warnings {
+        elog.log(proton_ir::LogLevel::Warn, format_args!("{w}"));
+    }
+    elog
+}
+
 pub(crate) fn open_error_log(loaded: &Loaded) -> ErrorLog {
     let logs = &loaded.ir.main.error_log;
     let mut elog = match logs.first() {
@@ -177,7 +186,7 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut elog = open_error_log(&loaded);
+    let mut elog = open_error_log_warned(&loaded);
     if let Some(w) = crate::process::user_ignored(&loaded.ir.main) {
         elog!(elog, Warn, "{w}");
     }
@@ -336,7 +345,7 @@ fn single_process(
                 drop(removed);
                 bound = b;
                 loaded = next;
-                elog = open_error_log(&loaded);
+                elog = open_error_log_warned(&loaded);
             }
             Err((e, old)) => {
                 bound = old;
@@ -703,7 +712,7 @@ impl Master {
         };
         self.bound = bound;
         drop(removed);
-        self.elog = open_error_log(&loaded);
+        self.elog = open_error_log_warned(&loaded);
         let count = loaded.worker_count();
         let next_id = self.current.id + 1;
         let old = std::mem::replace(

@@ -214,6 +214,11 @@ pub struct ServerConfigs {
     /// variables (read once per load, as nginx keeps them, for the keys read per
     /// handshake).
     pub passwords: Vec<Arc<[String]>>,
+    /// Where `ssl_stapling` responses are fetched, when some certificate needs it (each
+    /// worker starts its thread).
+    pub ocsp: Option<Arc<crate::ocsp::Fetcher>>,
+    /// nginx's warnings about the settings, for the error log.
+    pub warnings: Vec<String>,
 }
 
 /// The rustls config of every server with TLS settings, by server index.
@@ -229,6 +234,7 @@ pub fn server_configs(
     );
     let mut built: Vec<Built<'_>> = Vec::new();
     let mut out = ServerConfigs::default();
+    let fetcher = Arc::new(crate::ocsp::Fetcher::default());
     let mut passwords: Vec<(String, Vec<String>)> = Vec::new();
     for s in &ir.servers {
         out.passwords.push(Arc::from(Vec::new()));
@@ -271,8 +277,18 @@ pub fn server_configs(
                 *slot = Arc::from(pw.clone());
             }
         }
-        let (c, a) = proton_tls::server_config_with_auth(&here, resumption(&here)?, &pw)?;
-        let c = Arc::new(c);
+        let fetcher = fetcher.clone();
+        let b = proton_tls::server_config_with_auth(
+            &here,
+            resumption(&here)?,
+            &pw,
+            Some(fetcher.clone() as Arc<dyn proton_tls::ocsp::FetchOcsp>),
+        )?;
+        if b.fetches {
+            out.ocsp = Some(fetcher);
+        }
+        out.warnings.extend(b.warnings);
+        let (c, a) = (Arc::new(b.config), b.auth);
         built.push((t, c.clone(), a.clone()));
         out.configs.push(Some(c));
         out.client_auth.push(a);
@@ -344,7 +360,7 @@ mod tests {
             trusted_certificate: None,
             crl: None,
             buffer_size: 16384,
-            stapling_file: None,
+            stapling: None,
             password_file: None,
         }
     }

@@ -315,6 +315,8 @@ fn dns_name_matches(pattern: &str, host: &str) -> bool {
 pub(crate) enum Purpose {
     Client,
     Server,
+    /// An OCSP response's signer (OpenSSL's `OCSP_HELPER`: no extended key usage asked).
+    OcspHelper,
 }
 
 /// OpenSSL's verification as nginx runs it: its callback lets verification go on after
@@ -392,6 +394,7 @@ pub(crate) fn verify_chain(
         let allowed = match purpose {
             Purpose::Client => eku.value.client_auth,
             Purpose::Server => eku.value.server_auth,
+            Purpose::OcspHelper => true,
         };
         if !allowed && !eku.value.any {
             last = Some(VerifyError::InvalidPurpose);

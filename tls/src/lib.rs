@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub use rustls;
 
 pub mod client;
+pub mod ocsp;
 pub use client::{CertInfo, ClientAuth, Verdict, VerifyError};
 
 /// The ALPN protocols Proton offers (HTTP/2 joins once it lands).
@@ -289,19 +290,40 @@ impl rustls::client::ResolvesClientCert for ClientCertificate {
 /// client offered (an ECDSA certificate for clients that take ECDSA, else the RSA one), as
 /// OpenSSL does with several `ssl_certificate`s.
 #[derive(Debug)]
-struct Certificates(Vec<Arc<CertifiedKey>>);
+struct Certificates(Vec<Served>);
+
+/// A certificate a server answers with, and its OCSP stapling state when responses are
+/// fetched from a responder.
+#[derive(Debug)]
+struct Served {
+    key: Arc<CertifiedKey>,
+    staple: Option<Arc<ocsp::Staple>>,
+}
+
+impl Served {
+    fn answer(&self) -> Arc<CertifiedKey> {
+        match &self.staple {
+            None => self.key.clone(),
+            Some(s) => s.select(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+            ),
+        }
+    }
+}
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         if let [one] = self.0.as_slice() {
-            return Some(one.clone());
+            return Some(one.answer());
         }
         let schemes = hello.signature_schemes();
         self.0
             .iter()
-            .find(|k| k.key.choose_scheme(schemes).is_some())
+            .find(|k| k.key.key.choose_scheme(schemes).is_some())
             .or(self.0.first())
-            .cloned()
+            .map(Served::answer)
     }
 }
 
@@ -317,7 +339,7 @@ pub fn with_certificates(
     passwords: &[String],
     prefix: &Path,
 ) -> Result<ServerConfig, String> {
-    let staple = match &t.stapling_file {
+    let staple = match t.stapling.as_ref().and_then(|s| s.file.as_ref()) {
         Some(f) => Some(ocsp_response(Path::new(&absolute(prefix, f)))?),
         None => None,
     };
@@ -329,7 +351,10 @@ pub fn with_certificates(
         };
         let mut key = certified_key(&pair, passwords, base.crypto_provider())?;
         key.ocsp = staple.clone();
-        keys.push(Arc::new(key));
+        keys.push(Served {
+            key: Arc::new(key),
+            staple: None,
+        });
     }
     let mut config = base.clone();
     config.cert_resolver = Arc::new(Certificates(keys));
@@ -347,7 +372,9 @@ pub fn resolve_paths(t: &ServerTls, base: &Path) -> ServerTls {
         c.key = abs(&c.key);
     }
     t.ticket_key_files = t.ticket_key_files.iter().map(abs).collect();
-    t.stapling_file = t.stapling_file.as_ref().map(abs);
+    if let Some(f) = t.stapling.as_mut().and_then(|s| s.file.as_mut()) {
+        *f = abs(f);
+    }
     t.client_certificate = t.client_certificate.as_ref().map(abs);
     t.trusted_certificate = t.trusted_certificate.as_ref().map(abs);
     t.crl = t.crl.as_ref().map(abs);
@@ -438,23 +465,38 @@ fn private_key(path: &str, passwords: &[String]) -> Result<PrivateKeyDer<'static
 
 /// The rustls config of a server's TLS settings. Fails with a message naming the file for a
 /// certificate or key that cannot be used, or when nothing is left to offer.
-pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<ServerConfig, String> {
+pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<Built, String> {
     let passwords = match &t.password_file {
         Some(f) => passwords(Path::new(f))?,
         None => Vec::new(),
     };
-    Ok(server_config_with_auth(t, resumption, &passwords)?.0)
+    server_config_with_auth(t, resumption, &passwords, None)
 }
 
-/// [`server_config`] and its client-certificate verifier (`None` with `ssl_verify_client
-/// off`), which checks the chain after the handshake. `passwords`: those of the settings'
-/// `ssl_password_file`, read by the caller (once per file and load, as nginx: the file
-/// may be a pipe).
+/// A server's rustls config as [`server_config_with_auth`] makes it.
+pub struct Built {
+    pub config: ServerConfig,
+    /// The client-certificate verifier (`None` with `ssl_verify_client off`), which checks
+    /// the chain after the handshake.
+    pub auth: Option<Arc<ClientAuth>>,
+    /// nginx's warnings about the settings (`"ssl_stapling" ignored, …`), to log when the
+    /// configuration loads.
+    pub warnings: Vec<String>,
+    /// Some certificate staples responses fetched with the fetcher.
+    pub fetches: bool,
+}
+
+/// The rustls config of a server's TLS settings, its client-certificate verifier and
+/// warnings. `passwords`: those of the settings' `ssl_password_file`, read by the caller
+/// (once per file and load, as nginx: the file may be a pipe). `fetcher`: where OCSP
+/// responses are fetched for `ssl_stapling` without a file (`None`: protonc's check,
+/// which only reports the warnings).
 pub fn server_config_with_auth(
     t: &ServerTls,
     resumption: Resumption,
     passwords: &[String],
-) -> Result<(ServerConfig, Option<Arc<ClientAuth>>), String> {
+    fetcher: Option<Arc<dyn ocsp::FetchOcsp>>,
+) -> Result<Built, String> {
     let provider = Arc::new(provider(t)?);
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
     if t.tls13 {
@@ -463,15 +505,41 @@ pub fn server_config_with_auth(
     if t.tls12 {
         versions.push(&rustls::version::TLS12);
     }
-    let staple = match &t.stapling_file {
+    let file_staple = match t.stapling.as_ref().and_then(|s| s.file.as_ref()) {
         Some(f) => Some(ocsp_response(Path::new(f))?),
         None => None,
     };
+    let fetch = t.stapling.as_ref().filter(|s| s.file.is_none());
+    let store = match fetch {
+        Some(_) => stapling_store(t)?,
+        None => Arc::from(Vec::new()),
+    };
+    let mut warnings = Vec::new();
     let mut keys = Vec::with_capacity(t.certificates.len());
     for pair in &t.certificates {
         let mut key = certified_key(pair, passwords, &provider)?;
-        key.ocsp = staple.clone();
-        keys.push(Arc::new(key));
+        key.ocsp = file_staple.clone();
+        let key = Arc::new(key);
+        let mut staple = None;
+        if let Some(s) = fetch {
+            let to: Arc<dyn ocsp::FetchOcsp> = match &fetcher {
+                Some(f) => f.clone(),
+                None => Arc::new(NoFetch),
+            };
+            let responder = s.responder.as_deref();
+            match ocsp::plan(
+                &pair.certificate,
+                key.clone(),
+                responder,
+                store.clone(),
+                s.verify,
+                to,
+            ) {
+                Ok(p) => staple = fetcher.is_some().then_some(p),
+                Err(w) => warnings.push(w),
+            }
+        }
+        keys.push(Served { key, staple });
     }
     let auth = ClientAuth::new(t, &provider)?.map(Arc::new);
     let builder = ServerConfig::builder_with_provider(provider)
@@ -481,6 +549,7 @@ pub fn server_config_with_auth(
         Some(a) => builder.with_client_cert_verifier(a.clone()),
         None => builder.with_no_client_auth(),
     };
+    let fetches = keys.iter().any(|k| k.staple.is_some());
     let mut config = builder.with_cert_resolver(Arc::new(Certificates(keys)));
     config.ignore_client_order = t.prefer_server_ciphers;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
@@ -495,7 +564,32 @@ pub fn server_config_with_auth(
     if t.buffer_size < 16384 {
         config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
     }
-    Ok((config, auth))
+    Ok(Built {
+        config,
+        auth,
+        warnings,
+        fetches,
+    })
+}
+
+/// The certificates an OCSP responder's signer and a certificate's issuer are looked for
+/// in: `ssl_trusted_certificate` and `ssl_client_certificate` (nginx's certificate store).
+fn stapling_store(t: &ServerTls) -> Result<Arc<[CertificateDer<'static>]>, String> {
+    let mut store = Vec::new();
+    for f in [&t.trusted_certificate, &t.client_certificate]
+        .into_iter()
+        .flatten()
+    {
+        store.extend(client::ca_file(f)?);
+    }
+    Ok(Arc::from(store))
+}
+
+/// protonc's stand-in fetcher: its staples are never used.
+struct NoFetch;
+
+impl ocsp::FetchOcsp for NoFetch {
+    fn fetch(&self, _staple: Arc<ocsp::Staple>) {}
 }
 
 /// The rustls config of a location's `proxy_ssl_*` settings, for connections to `https://`

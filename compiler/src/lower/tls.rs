@@ -85,7 +85,7 @@ impl Lower<'_> {
                 trusted_certificate: None,
                 crl: None,
                 buffer_size: 16384,
-                stapling_file: None,
+                stapling: None,
                 password_file: None,
             }));
         }
@@ -165,7 +165,7 @@ impl Lower<'_> {
             .first()
             .and_then(|d| parse_size(arg(d, 0)))
             .map_or(16384, |n| n.clamp(1, 16384) as u32);
-        let stapling_file = self.ssl_stapling(chain);
+        let stapling = self.ssl_stapling(chain);
         let (verify_client, verify_depth, client_certificate, trusted_certificate, crl) =
             self.client_verification(chain);
         // As nginx: when any pair has variables, every pair is named per handshake.
@@ -200,7 +200,7 @@ impl Lower<'_> {
             trusted_certificate,
             crl,
             buffer_size,
-            stapling_file,
+            stapling,
             password_file: nearest(chain, "ssl_password_file")
                 .first()
                 .map(|d| self.conf_path(arg(d, 0))),
@@ -304,12 +304,21 @@ impl Lower<'_> {
         if pipe {
             return;
         }
-        if let Err(e) = proton_tls::server_config(&here, proton_tls::Resumption::none()) {
-            self.err(
+        match proton_tls::server_config(&here, proton_tls::Resumption::none()) {
+            Err(e) => self.err(
                 Diagnostic::error(Code::BadValue, span, e)
                     .label("the certificate named here")
                     .help("check the file names and that the key belongs to the certificate (openssl x509 -noout -pubkey -in cert.pem; openssl pkey -pubout -in key.pem)"),
-            );
+            ),
+            Ok(built) => {
+                for w in built.warnings {
+                    self.err(
+                        Diagnostic::warning(Code::StaplingIgnored, span, w)
+                            .label("no OCSP response is stapled for this certificate")
+                            .help("put the issuer's certificate after the certificate in its file (or in ssl_trusted_certificate), and name the responder with ssl_stapling_responder http://… when the certificate has none"),
+                    );
+                }
+            }
         }
     }
 
@@ -333,23 +342,25 @@ impl Lower<'_> {
         arg(d, 0) == "on"
     }
 
-    /// `ssl_stapling` / `ssl_stapling_file`: the response file to staple, if any.
-    fn ssl_stapling(&mut self, chain: &[&Level<'_>]) -> Option<String> {
+    /// `ssl_stapling` and its settings: a response file, or a responder (the given one or
+    /// each certificate's) asked for responses, verified or not.
+    fn ssl_stapling(&mut self, chain: &[&Level<'_>]) -> Option<Stapling> {
         let on = nearest(chain, "ssl_stapling").first().copied();
-        let on = on.filter(|d| arg(d, 0) == "on")?;
-        let Some(file) = nearest(chain, "ssl_stapling_file").first().copied() else {
-            self.err(
-                Diagnostic::warning(
-                    Code::StaplingNotFetched,
-                    on.name_span,
-                    "ssl_stapling without ssl_stapling_file staples nothing",
-                )
-                .label("Proton does not fetch OCSP responses from the responder yet")
-                .help("add ssl_stapling_file with a response from `openssl ocsp … -respout file`, or leave stapling off (clients then check revocation themselves)"),
-            );
-            return None;
-        };
-        Some(self.conf_path(arg(file, 0)))
+        on.filter(|d| arg(d, 0) == "on")?;
+        let file = nearest(chain, "ssl_stapling_file")
+            .first()
+            .map(|d| self.conf_path(arg(d, 0)));
+        let responder = nearest(chain, "ssl_stapling_responder")
+            .first()
+            .map(|d| arg(d, 0).to_string());
+        let verify = nearest(chain, "ssl_stapling_verify")
+            .first()
+            .is_some_and(|d| arg(d, 0) == "on");
+        Some(Stapling {
+            file,
+            responder,
+            verify,
+        })
     }
 
     /// `ssl_protocols`: (TLS 1.2, TLS 1.3) allowed.

@@ -233,6 +233,20 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     } else {
         None
     };
+    // OCSP responses for ssl_stapling are fetched by a thread of each worker.
+    if let Some(f) = &loaded.ocsp {
+        let mut log = crate::master::open_error_log(loaded);
+        log.set_worker(slot);
+        let log = std::sync::Mutex::new(log);
+        let started = f.start(std::sync::Arc::new(move |level, msg: String| {
+            if let Ok(l) = log.lock() {
+                l.log(level, format_args!("{msg}"));
+            }
+        }));
+        if let Err(e) = started {
+            elog!(w.elog, Alert, "cannot start the OCSP thread: {e}");
+        }
+    }
     let mut conns: Slab<Conn> = Slab::with_capacity(max_conns.min(65_536));
     let mut events = Events::with_capacity(1024);
     let mut quitting = false;

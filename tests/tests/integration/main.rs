@@ -14,6 +14,7 @@ mod health;
 mod keepalive;
 mod limit_rate;
 mod listen;
+mod ocsp;
 mod post_action;
 mod process;
 mod proxy;
