@@ -48,6 +48,9 @@ pub struct Loaded {
     /// The `ssl_password_file` passphrases of servers whose certificates have variables,
     /// by server index (empty for the others).
     pub tls_passwords: Vec<std::sync::Arc<[String]>>,
+    /// Each server's TLS config twin with the ChaCha20 suites first, for clients that
+    /// prefer them (servers that choose suites by their own order), by server index.
+    pub tls_chacha: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Where `ssl_stapling` fetches OCSP responses (each worker starts its thread), when
     /// some certificate needs it.
     pub ocsp: Option<std::sync::Arc<crate::ocsp::Fetcher>>,
@@ -216,6 +219,7 @@ impl Loaded {
             ocsp: tls.ocsp,
             warnings: tls.warnings,
             tls: tls.configs,
+            tls_chacha: tls.chacha,
             client_auth: tls.client_auth,
             tls_passwords: tls.passwords,
             upstream_tls,

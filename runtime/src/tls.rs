@@ -207,6 +207,9 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
 pub struct ServerConfigs {
     /// The rustls config of every server with a certificate.
     pub configs: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// Its twin with the ChaCha20 suites first (servers that choose by their own order),
+    /// for clients that put ChaCha20 first.
+    pub chacha: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// The client-certificate verifier of every server with `ssl_verify_client` (the one
     /// of the server whose config answered a handshake checks that connection's chain).
     pub client_auth: Vec<Option<Arc<proton_tls::ClientAuth>>>,
@@ -240,17 +243,22 @@ pub fn server_configs(
         out.passwords.push(Arc::from(Vec::new()));
         let Some(t) = s.tls.as_deref() else {
             out.configs.push(None);
+            out.chacha.push(None);
             out.client_auth.push(None);
             continue;
         };
         if t.certificates.is_empty() && t.certificate_vars.is_empty() {
             out.configs.push(None);
+            out.chacha.push(None);
             out.client_auth.push(None);
             continue;
         }
         // Servers that inherit the same settings (from http) share one config, so that its
         // session cache and tickets are one.
         if let Some((_, c, a)) = built.iter().find(|(b, _, _)| *b == t) {
+            let first = ir.servers.iter().position(|o| o.tls.as_deref() == Some(t));
+            let twin = first.and_then(|i| out.chacha.get(i).cloned().flatten());
+            out.chacha.push(twin);
             out.configs.push(Some(c.clone()));
             out.client_auth.push(a.clone());
             let first = ir.servers.iter().position(|o| o.tls.as_deref() == Some(t));
@@ -288,6 +296,7 @@ pub fn server_configs(
             out.ocsp = Some(fetcher);
         }
         out.warnings.extend(b.warnings);
+        out.chacha.push(b.chacha.map(Arc::new));
         let (c, a) = (Arc::new(b.config), b.auth);
         built.push((t, c.clone(), a.clone()));
         out.configs.push(Some(c));

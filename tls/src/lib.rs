@@ -476,6 +476,9 @@ pub fn server_config(t: &ServerTls, resumption: Resumption) -> Result<Built, Str
 /// A server's rustls config as [`server_config_with_auth`] makes it.
 pub struct Built {
     pub config: ServerConfig,
+    /// With `ssl_prefer_server_ciphers on`: the same config with the ChaCha20 suites first,
+    /// for clients that prefer them (`None` when that changes nothing).
+    pub chacha: Option<ServerConfig>,
     /// The client-certificate verifier (`None` with `ssl_verify_client off`), which checks
     /// the chain after the handshake.
     pub auth: Option<Arc<ClientAuth>>,
@@ -542,34 +545,70 @@ pub fn server_config_with_auth(
         keys.push(Served { key, staple });
     }
     let auth = ClientAuth::new(t, &provider)?.map(Arc::new);
-    let builder = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&versions)
-        .map_err(|e| format!("no usable TLS settings: {e}"))?;
-    let builder = match &auth {
-        Some(a) => builder.with_client_cert_verifier(a.clone()),
-        None => builder.with_no_client_auth(),
-    };
     let fetches = keys.iter().any(|k| k.staple.is_some());
-    let mut config = builder.with_cert_resolver(Arc::new(Certificates(keys)));
-    config.ignore_client_order = t.prefer_server_ciphers;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    config.session_storage = resumption.storage;
-    config.ticketer = resumption.ticketer;
-    if !config.ticketer.enabled() {
-        config.send_tls13_tickets = match t.session_cache {
-            proton_ir::SessionCache::Cache { .. } => 2,
-            _ => 0,
+    let resolver: Arc<dyn ResolvesServerCert> = Arc::new(Certificates(keys));
+    let build = |provider: Arc<CryptoProvider>| -> Result<ServerConfig, String> {
+        let builder = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("no usable TLS settings: {e}"))?;
+        let builder = match &auth {
+            Some(a) => builder.with_client_cert_verifier(a.clone()),
+            None => builder.with_no_client_auth(),
         };
-    }
-    if t.buffer_size < 16384 {
-        config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
-    }
+        let mut config = builder.with_cert_resolver(resolver.clone());
+        config.ignore_client_order = t.prefer_server_ciphers;
+        config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+        config.session_storage = resumption.storage.clone();
+        config.ticketer = resumption.ticketer.clone();
+        if !config.ticketer.enabled() {
+            config.send_tls13_tickets = match t.session_cache {
+                proton_ir::SessionCache::Cache { .. } => 2,
+                _ => 0,
+            };
+        }
+        if t.buffer_size < 16384 {
+            config.max_fragment_size = Some((t.buffer_size as usize).max(512) + 5);
+        }
+        Ok(config)
+    };
+    // With the server's order, clients that put ChaCha20 first (those without AES
+    // hardware) are answered by a twin whose order starts with the ChaCha20 suites, as
+    // OpenSSL's SSL_OP_PRIORITIZE_CHACHA.
+    let chacha = match t.prefer_server_ciphers {
+        true => {
+            let mut p = (*provider).clone();
+            p.cipher_suites.sort_by_key(|s| !is_chacha(s.suite()));
+            let differs = p
+                .cipher_suites
+                .iter()
+                .map(|s| s.suite())
+                .ne(provider.cipher_suites.iter().map(|s| s.suite()));
+            match differs {
+                true => Some(build(Arc::new(p))?),
+                false => None,
+            }
+        }
+        false => None,
+    };
+    let config = build(provider)?;
     Ok(Built {
         config,
+        chacha,
         auth,
         warnings,
         fetches,
     })
+}
+
+/// Whether `suite` is one of the ChaCha20-Poly1305 suites.
+pub fn is_chacha(suite: rustls::CipherSuite) -> bool {
+    use rustls::CipherSuite as S;
+    matches!(
+        suite,
+        S::TLS13_CHACHA20_POLY1305_SHA256
+            | S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+            | S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+    )
 }
 
 /// The certificates an OCSP responder's signer and a certificate's issuer are looked for

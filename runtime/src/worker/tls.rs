@@ -1109,6 +1109,20 @@ impl Conn {
                 return Accept::Close;
             };
             let bytes = std::mem::take(&mut hello.bytes);
+            // A client that puts ChaCha20 first (no AES hardware) gets it from a server
+            // that chooses by its own order (OpenSSL's PRIORITIZE_CHACHA).
+            let config = match w.loaded.tls_chacha.get(sid.0 as usize) {
+                Some(Some(twin))
+                    if t.client_suites
+                        .iter()
+                        .find(|s| s.as_str().is_some())
+                        .copied()
+                        .is_some_and(proton_tls::is_chacha) =>
+                {
+                    twin.clone()
+                }
+                _ => config,
+            };
             let config = match self.named_certificates(w, sid, config) {
                 Ok(c) => c,
                 Err(e) => {

@@ -32,4 +32,5 @@ mod startup;
 mod static_headers;
 mod tls;
 mod tls_client;
+mod tls_order;
 mod variables;
