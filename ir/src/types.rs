@@ -1779,6 +1779,9 @@ builtins! {
     SslServerName = "ssl_server_name",
     /// `r` when the TLS session was resumed, else `.`.
     SslSessionReused = "ssl_session_reused",
+    /// The TLS session's id, 64 lowercase hex digits: the same on the full handshake and
+    /// on every resumption of its session; empty for plain HTTP.
+    SslSessionId = "ssl_session_id",
     /// The protocol ALPN chose (`http/1.1`), empty without ALPN.
     SslAlpnProtocol = "ssl_alpn_protocol",
     /// The key-exchange group of the handshake (OpenSSL's name: `X25519`, `prime256v1`).

@@ -16,5 +16,6 @@ pub mod shared;
 mod testutil;
 pub mod tls;
 pub mod tls_cache;
+pub mod tls_session_id;
 pub mod upstream;
 pub mod worker;

@@ -9,6 +9,7 @@
 //! period's key still decrypts: keys rotate without any message between processes, and a
 //! ticket issued by one worker resumes on another, and after a reload.
 
+use crate::tls_session_id::{self, Tracked};
 use proton_ir::{ServerTls, SessionCache};
 use rustls::server::{ProducesTickets, StoresServerSessions};
 use std::sync::{Arc, OnceLock};
@@ -44,7 +45,9 @@ pub fn init_secret() {
     let _ = secret();
 }
 
-/// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(ciphertext + tag)`.
+/// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(id (32) | state) | tag
+/// (16)`, where `id` is the session's id (`$ssl_session_id`, kept by every ticket issued on a
+/// connection that resumed it).
 pub struct Tickets {
     /// `ssl_session_ticket_key` files: the first seals, all open.
     files: Vec<(Vec<u8>, LessSafeKey)>,
@@ -109,18 +112,25 @@ impl ProducesTickets for Tickets {
         self.lifetime
     }
 
+    /// Called by rustls inside the call that processes a connection's records: the ticket
+    /// carries the connection's session id (see `tls_session_id`).
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        self.seal(plain, self.period())
+        let id = tls_session_id::for_ticket()?;
+        self.seal(&id, plain, self.period())
     }
 
+    /// As `encrypt`: the id sealed in the ticket becomes the connection's.
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.open(cipher)
+        let (id, plain) = self.open(cipher)?;
+        tls_session_id::resumed(id);
+        Some(plain)
     }
 }
 
 impl Tickets {
-    /// Seals `plain` with the first key file's key, else the key of rotation period `p`.
-    fn seal(&self, plain: &[u8], p: u64) -> Option<Vec<u8>> {
+    /// Seals session `id` and its state `plain` with the first key file's key, else the key
+    /// of rotation period `p`.
+    fn seal(&self, id: &[u8; tls_session_id::LEN], plain: &[u8], p: u64) -> Option<Vec<u8>> {
         let mut name = [0u8; 16];
         let derived;
         let key = match self.files.first() {
@@ -137,22 +147,25 @@ impl Tickets {
         };
         let mut nonce = [0u8; 12];
         aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut out = Vec::with_capacity(16 + 12 + plain.len() + 16);
+        let mut out = Vec::with_capacity(16 + 12 + id.len() + plain.len() + 16);
         out.extend_from_slice(&name);
         out.extend_from_slice(&nonce);
-        let mut body = plain.to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&name),
-            &mut body,
-        )
-        .ok()?;
-        out.extend_from_slice(&body);
+        out.extend_from_slice(id);
+        out.extend_from_slice(plain);
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&name),
+                &mut out[16 + 12..],
+            )
+            .ok()?;
+        out.extend_from_slice(tag.as_ref());
         Some(out)
     }
 
-    fn open(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        if cipher.len() < 16 + 12 + 16 {
+    /// The session id and state sealed in `cipher`, if one of the keys opens it.
+    fn open(&self, cipher: &[u8]) -> Option<([u8; tls_session_id::LEN], Vec<u8>)> {
+        if cipher.len() < 16 + 12 + tls_session_id::LEN + 16 {
             return None;
         }
         let (name, rest) = cipher.split_at(16);
@@ -172,13 +185,16 @@ impl Tickets {
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = sealed.to_vec();
         let plain = key.open_in_place(nonce, Aad::from(name), &mut body).ok()?;
+        let id = <[u8; tls_session_id::LEN]>::try_from(plain.get(..tls_session_id::LEN)?).ok()?;
         let n = plain.len();
         body.truncate(n);
-        Some(body)
+        body.drain(..tls_session_id::LEN);
+        Some((id, body))
     }
 }
 
-/// The session resumption state of a server's settings.
+/// The session resumption state of a server's settings (the stores keyed by session id, so
+/// that `$ssl_session_id` knows the session).
 pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
     let mut r = proton_tls::Resumption::none();
     if t.session_tickets {
@@ -190,12 +206,12 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
             ..
         } => {
             let zone = crate::tls_cache::SharedSessions::zone(name, *size)?;
-            r.storage = zone.with_timeout(t.session_timeout_secs);
+            r.storage = Arc::new(Tracked(zone.with_timeout(t.session_timeout_secs)));
         }
         SessionCache::Cache { builtin, .. } => {
             let storage: Arc<dyn StoresServerSessions> =
                 rustls::server::ServerSessionMemoryCache::new((*builtin as usize).max(1));
-            r.storage = storage;
+            r.storage = Arc::new(Tracked(storage));
         }
         SessionCache::Off | SessionCache::None => {}
     }
@@ -388,18 +404,53 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_carries_its_connections_session_id() {
+        let t = Tickets::new(&tls()).unwrap();
+        // A full handshake: the first ticket makes the connection's id, the next one reuses
+        // it.
+        tls_session_id::lend(None);
+        let first = t.encrypt(b"state one").unwrap();
+        let second = t.encrypt(b"state two").unwrap();
+        let id = tls_session_id::reclaim().expect("the connection got an id");
+        assert!(!id.resumed);
+        assert_eq!(t.open(&first).unwrap(), (id.bytes, b"state one".to_vec()));
+        assert_eq!(t.open(&second).unwrap().0, id.bytes);
+        assert!(
+            !first.windows(9).any(|w| w == b"state one"),
+            "the state is sealed"
+        );
+        // A resumption: the ticket's id becomes the connection's, and the tickets issued on
+        // it carry the same id.
+        tls_session_id::lend(None);
+        assert_eq!(t.decrypt(&second).unwrap(), b"state two");
+        let third = t.encrypt(b"state three").unwrap();
+        let back = tls_session_id::reclaim().expect("the resumed id");
+        assert_eq!((back.bytes, back.resumed), (id.bytes, true));
+        assert_eq!(t.open(&third).unwrap().0, id.bytes);
+        // Another connection, another id; a ticket that does not open gives none.
+        tls_session_id::lend(None);
+        let other = t.encrypt(b"x").unwrap();
+        assert_ne!(t.open(&other).unwrap().0, id.bytes);
+        tls_session_id::lend(None);
+        let mut bad = other.clone();
+        bad[40] ^= 1;
+        assert!(t.decrypt(&bad).is_none());
+        assert_eq!(tls_session_id::reclaim(), None);
+    }
+
+    #[test]
     fn a_ticket_from_an_old_period_does_not_open() {
         let a = Tickets::new(&tls()).unwrap();
         let now = a.period();
-        let previous = a.seal(b"x", now - 1).unwrap();
+        let previous = a.seal(&[1; 32], b"x", now - 1).unwrap();
         assert_eq!(
             a.decrypt(&previous).unwrap(),
             b"x",
             "the previous period still opens"
         );
-        let old = a.seal(b"x", now - 2).unwrap();
+        let old = a.seal(&[1; 32], b"x", now - 2).unwrap();
         assert!(a.decrypt(&old).is_none(), "two periods back is too old");
-        let future = a.seal(b"x", now + 1).unwrap();
+        let future = a.seal(&[1; 32], b"x", now + 1).unwrap();
         assert!(a.decrypt(&future).is_none());
     }
 }

@@ -50,10 +50,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "upstream_bytes_received",
         "the proxy does not count it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
     ),
-    (
-        "ssl_session_id",
-        "rustls does not expose TLS session identifiers; $ssl_session_reused tells whether the session was resumed",
-    ),
 ];
 
 /// nginx's families of variables that Proton does not implement yet, with what to do instead.

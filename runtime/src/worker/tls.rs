@@ -17,6 +17,7 @@
 use super::conn::{read_ready, Conn};
 use super::Worker;
 use crate::elog;
+use crate::tls_session_id::{self, SessionId};
 use mio::net::TcpStream;
 use proton_tls::{ClientAuth, Verdict};
 use rustls::client::UnbufferedClientConnection;
@@ -172,6 +173,7 @@ pub(crate) trait Unbuffered {
         &'c mut self,
         incoming: &'i mut [u8],
     ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+    fn common(&self) -> &rustls::CommonState;
 }
 
 impl Unbuffered for UnbufferedServerConnection {
@@ -181,6 +183,9 @@ impl Unbuffered for UnbufferedServerConnection {
         incoming: &'i mut [u8],
     ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
+    }
+    fn common(&self) -> &rustls::CommonState {
+        self
     }
 }
 
@@ -192,6 +197,36 @@ impl Unbuffered for UnbufferedClientConnection {
     ) -> UnbufferedStatus<'c, 'i, Self::Data> {
         self.process_tls_records(incoming)
     }
+    fn common(&self) -> &rustls::CommonState {
+        self
+    }
+}
+
+/// Lets rustls process `incoming` for `conn`, with the connection's session id lent to
+/// the session stores and the ticketer that rustls calls meanwhile (see
+/// [`tls_session_id`]); `id` is what they leave. An id offered by the client (a ticket that
+/// opened, a cached session) that rustls did not resume after all is dropped first.
+fn records<'c, 'i, C: Unbuffered>(
+    conn: &'c mut C,
+    id: &mut Option<SessionId>,
+    incoming: &'i mut [u8],
+) -> UnbufferedStatus<'c, 'i, C::Data> {
+    *id = id.filter(|i| stands(conn.common(), i));
+    // The thread-local cell only carries the id into this one call and back out: it is set
+    // right before and emptied right after; the id itself lives in the connection.
+    tls_session_id::lend(*id);
+    let status = conn.records(incoming);
+    *id = tls_session_id::reclaim();
+    status
+}
+
+/// Whether `id` is the session's: one from a session the client offered stands only if the
+/// handshake resumed it (rustls may open a ticket, then find it unfit and make a new session).
+fn stands(common: &rustls::CommonState, id: &SessionId) -> bool {
+    !id.resumed
+        || common
+            .handshake_kind()
+            .is_none_or(|k| k == rustls::HandshakeKind::Resumed)
 }
 
 /// What [`Records::process`] does once rustls can take application data.
@@ -215,6 +250,9 @@ pub(crate) struct Records<C> {
     peer_closed: bool,
     /// A protocol error: nothing more goes through the session (its alert was queued).
     failed: bool,
+    /// The id of the session (`$ssl_session_id`): set by rustls's calls to the ticketer and
+    /// the session stores while it processes records.
+    session_id: Option<SessionId>,
 }
 
 impl<C: Unbuffered> Records<C> {
@@ -227,6 +265,7 @@ impl<C: Unbuffered> Records<C> {
             established: false,
             peer_closed: false,
             failed: false,
+            session_id: None,
         }
     }
 
@@ -249,6 +288,7 @@ impl<C: Unbuffered> Records<C> {
             output,
             established,
             peer_closed,
+            session_id,
             ..
         } = self;
         loop {
@@ -257,7 +297,7 @@ impl<C: Unbuffered> Records<C> {
             } else {
                 input.filled()
             };
-            let UnbufferedStatus { discard, state } = conn.records(incoming);
+            let UnbufferedStatus { discard, state } = records(conn, session_id, incoming);
             // Each state's work, as a result: the discarded input is consumed before an
             // error is returned too (rustls expects it gone whatever happens next).
             let step: Result<Option<usize>, rustls::Error> = match state {
@@ -351,7 +391,8 @@ impl<C: Unbuffered> Records<C> {
         } else {
             self.input.filled()
         };
-        if let Ok(ConnectionState::EncodeTlsData(mut e)) = self.conn.records(incoming).state {
+        let status = records(&mut self.conn, &mut self.session_id, incoming);
+        if let Ok(ConnectionState::EncodeTlsData(mut e)) = status.state {
             if let Ok(room) = self.output.room(1024) {
                 if let Ok(n) = e.encode(room) {
                     self.output.filled_by(n);
@@ -606,6 +647,19 @@ impl TlsConn {
     pub(crate) fn session(&self) -> Option<&UnbufferedServerConnection> {
         match &self.state {
             TlsState::Ready(r) => Some(&r.conn),
+            _ => None,
+        }
+    }
+
+    /// The id of the TLS session (`$ssl_session_id`): the one the handshake resumed, else
+    /// the one it made (known once a ticket is issued or the session is cached).
+    pub(crate) fn session_id(&self) -> Option<&[u8; tls_session_id::LEN]> {
+        match &self.state {
+            TlsState::Ready(r) => r
+                .session_id
+                .as_ref()
+                .filter(|i| stands(r.conn.common(), i))
+                .map(|i| &i.bytes),
             _ => None,
         }
     }

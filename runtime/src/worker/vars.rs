@@ -722,6 +722,7 @@ impl Ctx<'_> {
             | Builtin::SslCipher
             | Builtin::SslServerName
             | Builtin::SslSessionReused
+            | Builtin::SslSessionId
             | Builtin::SslAlpnProtocol
             | Builtin::SslCurve
             | Builtin::SslCurves
@@ -1208,6 +1209,14 @@ fn ssl_var(b: Builtin, tls: &super::tls::TlsConn, out: &mut Vec<u8>) {
         // chosen for the handshake).
         if let Some(n) = &tls.server_name {
             out.extend_from_slice(n.as_bytes());
+        }
+        return;
+    }
+    if b == Builtin::SslSessionId {
+        if let Some(id) = tls.session_id() {
+            for byte in id {
+                let _ = write!(out, "{byte:02x}");
+            }
         }
         return;
     }

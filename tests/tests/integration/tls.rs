@@ -452,6 +452,109 @@ fn a_shared_session_cache_resumes_by_id_on_every_worker() {
     }
 }
 
+/// 64 lowercase hex digits: a 32-byte session id as nginx prints it.
+fn is_session_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `$ssl_session_id`, with tickets (the default) and with a shared cache, over TLS 1.2 and
+/// TLS 1.3: a resumed connection shows the id of the session it resumed, which its full
+/// handshake showed; other sessions have other ids; plain HTTP has none.
+#[test]
+fn the_session_id_of_a_full_handshake_is_the_one_its_resumption_shows() {
+    let modes = [
+        ("tickets", ""),
+        (
+            "cache",
+            "ssl_session_tickets off; ssl_session_cache shared:S:1m;",
+        ),
+    ];
+    for (mode, extra) in modes {
+        let t = TempDir::new(&format!("tls-session-id-{mode}"));
+        let dir = t.path().to_path_buf();
+        make_cert(&dir, "a", &["a.test"], false);
+        let plain = proton_tests::free_port();
+        let d = dir.display();
+        let conf = format!(
+            r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        listen 127.0.0.1:{plain};
+        server_name a.test;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        {extra}
+        location /id {{ return 200 "$ssl_session_id|$ssl_session_reused|$ssl_protocol"; }}
+    }}
+}}
+"#
+        );
+        let p = Proton::start(&dir, &conf, 1);
+        let id = |e: &Exchange| {
+            let f = fields(e);
+            assert_eq!(f.len(), 3, "{f:?}");
+            f
+        };
+        for tls12 in [true, false] {
+            let what = format!("{mode}, TLS 1.{}", if tls12 { 2 } else { 3 });
+            let c = client(tls12, &[]);
+            let get = |c: &Arc<ClientConfig>| {
+                https_get(p.port, c, Some("a.test"), "a.test", "/id").expect(&what)
+            };
+            // A full handshake. Observed: the id is there when the request is read, in all
+            // four cases, because rustls issues the tickets (TLS 1.3, and TLS 1.2 tickets) or
+            // caches the session (TLS 1.2 id, TLS 1.3 single-use tickets) when the client's
+            // Finished arrives, which always precedes the request.
+            let full = get(&c);
+            let f = id(&full);
+            assert!(!full.resumed, "{what}: {f:?}");
+            assert_eq!(f[1..], [".", if tls12 { "TLSv1.2" } else { "TLSv1.3" }]);
+            assert!(is_session_id(&f[0]), "{what}: a full handshake's id: {f:?}");
+            let first = f[0].clone();
+
+            // Its resumption: the same id.
+            let again = get(&c);
+            let f = id(&again);
+            assert!(again.resumed, "{what}: {f:?}");
+            assert_eq!(f[1], "r");
+            assert_eq!(f[0], first, "{what}: the resumed session's id");
+
+            // Resumed again: tickets issued on a resumed connection carry the session's id,
+            // and a TLS 1.2 client offers the same session id again. TLS 1.3 with a cache
+            // stores each ticket as a session of its own (as OpenSSL): the client now
+            // resumes with a ticket from the second connection, another id.
+            let third = get(&c);
+            let f = id(&third);
+            assert!(third.resumed, "{what}: {f:?}");
+            if mode == "cache" && !tls12 {
+                assert!(is_session_id(&f[0]), "{what}: {f:?}");
+                assert_ne!(
+                    f[0], first,
+                    "{what}: a TLS 1.3 cached session is per ticket"
+                );
+            } else {
+                assert_eq!(f[0], first, "{what}: still the first session's id");
+            }
+
+            // Another client, another session, another id.
+            let other = get(&client(tls12, &[]));
+            let f = id(&other);
+            assert!(!other.resumed, "{what}: {f:?}");
+            assert!(is_session_id(&f[0]), "{what}: {f:?}");
+            assert_ne!(f[0], first, "{what}: another session's id");
+        }
+        // Plain HTTP: empty, as nginx (the variable is not found).
+        let (status, body) = proton_tests::get(plain, Some("a.test"), "/id");
+        assert_eq!((status, body.as_str()), (200, "||"), "{mode}: plain HTTP");
+    }
+}
+
 #[test]
 fn reject_handshake_refuses_unknown_names() {
     let t = TempDir::new("tls-reject");
