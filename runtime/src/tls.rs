@@ -45,7 +45,13 @@ pub fn init_secret() {
     let _ = secret();
 }
 
-/// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(id (32) | state) | tag
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(expiry (8) | id (32) | state) | tag
 /// (16)`, where `id` is the session's id (`$ssl_session_id`, kept by every ticket issued on a
 /// connection that resumed it).
 pub struct Tickets {
@@ -88,10 +94,7 @@ impl Tickets {
     }
 
     fn period(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        now / u64::from(self.lifetime.max(60))
+        unix_now() / u64::from(self.lifetime.max(60))
     }
 
     /// The key of rotation period `p`, derived from the master's secret.
@@ -116,7 +119,8 @@ impl ProducesTickets for Tickets {
     /// carries the connection's session id (see `tls_session_id`).
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
         let id = tls_session_id::for_ticket()?;
-        self.seal(&id, plain, self.period())
+        let expires = unix_now().saturating_add(u64::from(self.lifetime));
+        self.seal(&id, plain, self.period(), expires)
     }
 
     /// As `encrypt`: the id sealed in the ticket becomes the connection's.
@@ -128,9 +132,16 @@ impl ProducesTickets for Tickets {
 }
 
 impl Tickets {
-    /// Seals session `id` and its state `plain` with the first key file's key, else the key
-    /// of rotation period `p`.
-    fn seal(&self, id: &[u8; tls_session_id::LEN], plain: &[u8], p: u64) -> Option<Vec<u8>> {
+    /// Seals the session's expiry (Unix seconds: when made, plus `ssl_session_timeout`), its
+    /// `id` and its state `plain` with the first key file's key, else the key of rotation
+    /// period `p`.
+    fn seal(
+        &self,
+        id: &[u8; tls_session_id::LEN],
+        plain: &[u8],
+        p: u64,
+        expires: u64,
+    ) -> Option<Vec<u8>> {
         let mut name = [0u8; 16];
         let derived;
         let key = match self.files.first() {
@@ -147,9 +158,10 @@ impl Tickets {
         };
         let mut nonce = [0u8; 12];
         aws_lc_rs::rand::fill(&mut nonce).ok()?;
-        let mut out = Vec::with_capacity(16 + 12 + id.len() + plain.len() + 16);
+        let mut out = Vec::with_capacity(16 + 12 + 8 + id.len() + plain.len() + 16);
         out.extend_from_slice(&name);
         out.extend_from_slice(&nonce);
+        out.extend_from_slice(&expires.to_be_bytes());
         out.extend_from_slice(id);
         out.extend_from_slice(plain);
         let tag = key
@@ -163,9 +175,11 @@ impl Tickets {
         Some(out)
     }
 
-    /// The session id and state sealed in `cipher`, if one of the keys opens it.
+    /// The session id and state sealed in `cipher`, if one of the keys opens it and the
+    /// session has not expired (rustls does not check a ticket's age; OpenSSL refuses a
+    /// session older than `ssl_session_timeout`).
     fn open(&self, cipher: &[u8]) -> Option<([u8; tls_session_id::LEN], Vec<u8>)> {
-        if cipher.len() < 16 + 12 + tls_session_id::LEN + 16 {
+        if cipher.len() < 16 + 12 + 8 + tls_session_id::LEN + 16 {
             return None;
         }
         let (name, rest) = cipher.split_at(16);
@@ -185,10 +199,15 @@ impl Tickets {
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = sealed.to_vec();
         let plain = key.open_in_place(nonce, Aad::from(name), &mut body).ok()?;
-        let id = <[u8; tls_session_id::LEN]>::try_from(plain.get(..tls_session_id::LEN)?).ok()?;
+        let expires = u64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
+        if unix_now() > expires {
+            return None;
+        }
+        let id =
+            <[u8; tls_session_id::LEN]>::try_from(plain.get(8..8 + tls_session_id::LEN)?).ok()?;
         let n = plain.len();
         body.truncate(n);
-        body.drain(..tls_session_id::LEN);
+        body.drain(..8 + tls_session_id::LEN);
         Some((id, body))
     }
 }
@@ -439,18 +458,28 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_older_than_the_session_timeout_does_not_open() {
+        let a = Tickets::new(&tls()).unwrap();
+        let p = a.period();
+        let fresh = a.seal(&[2; 32], b"x", p, unix_now() + 10).unwrap();
+        assert_eq!(a.decrypt(&fresh).unwrap(), b"x");
+        let stale = a.seal(&[2; 32], b"x", p, unix_now() - 1).unwrap();
+        assert!(a.decrypt(&stale).is_none());
+    }
+
+    #[test]
     fn a_ticket_from_an_old_period_does_not_open() {
         let a = Tickets::new(&tls()).unwrap();
         let now = a.period();
-        let previous = a.seal(&[1; 32], b"x", now - 1).unwrap();
+        let previous = a.seal(&[1; 32], b"x", now - 1, unix_now() + 60).unwrap();
         assert_eq!(
             a.decrypt(&previous).unwrap(),
             b"x",
             "the previous period still opens"
         );
-        let old = a.seal(&[1; 32], b"x", now - 2).unwrap();
+        let old = a.seal(&[1; 32], b"x", now - 2, unix_now() + 60).unwrap();
         assert!(a.decrypt(&old).is_none(), "two periods back is too old");
-        let future = a.seal(&[1; 32], b"x", now + 1).unwrap();
+        let future = a.seal(&[1; 32], b"x", now + 1, unix_now() + 60).unwrap();
         assert!(a.decrypt(&future).is_none());
     }
 }
