@@ -106,7 +106,6 @@ struct Master {
     last_status: Instant,
 }
 
-/// The main context's error log: the first `error_log` line, and the others beside it.
 /// Opens the error log of `loaded` and writes the warnings its loading found.
 fn open_error_log_warned(loaded: &Loaded) -> ErrorLog {
     let elog = open_error_log(loaded);
@@ -116,6 +115,7 @@ fn open_error_log_warned(loaded: &Loaded) -> ErrorLog {
     elog
 }
 
+/// The main context's error log: the first `error_log` line, and the others beside it.
 pub(crate) fn open_error_log(loaded: &Loaded) -> ErrorLog {
     let logs = &loaded.ir.main.error_log;
     let mut elog = match logs.first() {

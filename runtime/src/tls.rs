@@ -118,15 +118,16 @@ impl ProducesTickets for Tickets {
     /// Called by rustls inside the call that processes a connection's records: the ticket
     /// carries the connection's session id (see `tls_session_id`).
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        let id = tls_session_id::for_ticket()?;
-        let expires = unix_now().saturating_add(u64::from(self.lifetime));
+        let (id, resumed) = tls_session_id::for_ticket()?;
+        let expires =
+            resumed.unwrap_or_else(|| unix_now().saturating_add(u64::from(self.lifetime)));
         self.seal(&id, plain, self.period(), expires)
     }
 
     /// As `encrypt`: the id sealed in the ticket becomes the connection's.
     fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        let (id, plain) = self.open(cipher)?;
-        tls_session_id::resumed(id);
+        let (id, expires, plain) = self.open(cipher)?;
+        tls_session_id::resumed(id, Some(expires));
         Some(plain)
     }
 }
@@ -178,7 +179,7 @@ impl Tickets {
     /// The session id and state sealed in `cipher`, if one of the keys opens it and the
     /// session has not expired (rustls does not check a ticket's age; OpenSSL refuses a
     /// session older than `ssl_session_timeout`).
-    fn open(&self, cipher: &[u8]) -> Option<([u8; tls_session_id::LEN], Vec<u8>)> {
+    fn open(&self, cipher: &[u8]) -> Option<([u8; tls_session_id::LEN], u64, Vec<u8>)> {
         if cipher.len() < 16 + 12 + 8 + tls_session_id::LEN + 16 {
             return None;
         }
@@ -208,7 +209,7 @@ impl Tickets {
         let n = plain.len();
         body.truncate(n);
         body.drain(..8 + tls_session_id::LEN);
-        Some((id, body))
+        Some((id, expires, body))
     }
 }
 
@@ -296,7 +297,6 @@ pub fn server_configs(
             out.chacha.push(twin);
             out.configs.push(Some(c.clone()));
             out.client_auth.push(a.clone());
-            let first = ir.servers.iter().position(|o| o.tls.as_deref() == Some(t));
             if let (Some(i), Some(slot)) = (first, out.passwords.len().checked_sub(1)) {
                 out.passwords[slot] = out.passwords[i].clone();
             }
@@ -432,8 +432,10 @@ mod tests {
         let second = t.encrypt(b"state two").unwrap();
         let id = tls_session_id::reclaim().expect("the connection got an id");
         assert!(!id.resumed);
-        assert_eq!(t.open(&first).unwrap(), (id.bytes, b"state one".to_vec()));
-        assert_eq!(t.open(&second).unwrap().0, id.bytes);
+        let (first_id, _, state) = t.open(&first).unwrap();
+        assert_eq!((first_id, state), (id.bytes, b"state one".to_vec()));
+        let (second_id, second_expiry, _) = t.open(&second).unwrap();
+        assert_eq!(second_id, id.bytes);
         assert!(
             !first.windows(9).any(|w| w == b"state one"),
             "the state is sealed"
@@ -445,7 +447,9 @@ mod tests {
         let third = t.encrypt(b"state three").unwrap();
         let back = tls_session_id::reclaim().expect("the resumed id");
         assert_eq!((back.bytes, back.resumed), (id.bytes, true));
-        assert_eq!(t.open(&third).unwrap().0, id.bytes);
+        // The ticket issued on the resumed connection keeps the session's id and expiry.
+        let (third_id, third_expiry, _) = t.open(&third).unwrap();
+        assert_eq!((third_id, third_expiry), (id.bytes, second_expiry));
         // Another connection, another id; a ticket that does not open gives none.
         tls_session_id::lend(None);
         let other = t.encrypt(b"x").unwrap();

@@ -26,6 +26,10 @@ pub const LEN: usize = 32;
 pub struct SessionId {
     pub bytes: [u8; LEN],
     pub resumed: bool,
+    /// When a resumed ticket's session expires (Unix seconds): the tickets issued on the
+    /// connection keep it, so that resuming again and again does not make a session outlive
+    /// `ssl_session_timeout` (rustls issues a new ticket on each TLS 1.2 resumption).
+    pub expires: Option<u64>,
 }
 
 thread_local! {
@@ -45,27 +49,31 @@ pub fn reclaim() -> Option<SessionId> {
     HANDOFF.take()
 }
 
-/// The id to seal in a new ticket: the connection's, else a new random one that becomes the
-/// connection's (so that every ticket of one connection carries the same id). `None` if the
-/// system's random source fails (the ticket is then not issued).
-pub fn for_ticket() -> Option<[u8; LEN]> {
+/// The id to seal in a new ticket, and the expiry of the ticket the connection resumed (if
+/// it did): the connection's id, else a new random one that becomes the connection's (so
+/// that every ticket of one connection carries the same id). `None` if the system's random
+/// source fails (the ticket is then not issued).
+pub fn for_ticket() -> Option<([u8; LEN], Option<u64>)> {
     if let Some(id) = HANDOFF.get() {
-        return Some(id.bytes);
+        return Some((id.bytes, id.expires));
     }
     let mut bytes = [0u8; LEN];
     aws_lc_rs::rand::fill(&mut bytes).ok()?;
     HANDOFF.set(Some(SessionId {
         bytes,
         resumed: false,
+        expires: None,
     }));
-    Some(bytes)
+    Some((bytes, None))
 }
 
-/// A session was resumed: its id becomes the connection's.
-pub fn resumed(bytes: [u8; LEN]) {
+/// A session was resumed (from a ticket that expires at `expires`, or from a store): its id
+/// becomes the connection's.
+pub fn resumed(bytes: [u8; LEN], expires: Option<u64>) {
     HANDOFF.set(Some(SessionId {
         bytes,
         resumed: true,
+        expires,
     }));
 }
 
@@ -79,6 +87,7 @@ fn stored(key: &[u8]) {
     HANDOFF.set(Some(SessionId {
         bytes: of_key(key),
         resumed: false,
+        expires: None,
     }));
 }
 
@@ -109,13 +118,13 @@ impl StoresServerSessions for Tracked {
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         let value = self.0.get(key)?;
-        resumed(of_key(key));
+        resumed(of_key(key), None);
         Some(value)
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
         let value = self.0.take(key)?;
-        resumed(of_key(key));
+        resumed(of_key(key), None);
         Some(value)
     }
 
@@ -148,7 +157,8 @@ mod tests {
             reclaim(),
             Some(SessionId {
                 bytes: key,
-                resumed: true
+                resumed: true,
+                expires: None,
             })
         );
         // A full handshake's later session replaces its earlier one (TLS 1.3: the id is the
@@ -156,6 +166,7 @@ mod tests {
         lend(Some(SessionId {
             bytes: key,
             resumed: false,
+            expires: None,
         }));
         assert!(store.put(vec![9; LEN], b"next".to_vec()));
         assert_eq!(reclaim().map(|i| i.bytes), Some([9; LEN]));
@@ -174,12 +185,12 @@ mod tests {
     #[test]
     fn every_ticket_of_a_connection_carries_one_id() {
         lend(None);
-        let a = for_ticket().expect("random");
-        let b = for_ticket().expect("random");
+        let (a, _) = for_ticket().expect("random");
+        let (b, _) = for_ticket().expect("random");
         assert_eq!(a, b);
         assert_eq!(reclaim().map(|i| i.bytes), Some(a));
         lend(None);
-        let c = for_ticket().expect("random");
+        let (c, _) = for_ticket().expect("random");
         assert_ne!(a, c, "another connection, another id");
         reclaim();
     }

@@ -203,31 +203,35 @@ impl CertId {
             hash,
             name: hash.digest(issuer.subject().as_raw()),
             key: hash.digest(&issuer.public_key().subject_public_key.data),
-            serial: trim_integer(cert.raw_serial()).to_vec(),
+            // As the certificate has it (DER content, sign octet included), as OpenSSL sends it.
+            serial: cert.raw_serial().to_vec(),
         }
     }
 
-    /// DER, with the serial as an INTEGER (a leading zero when its top bit is set).
+    /// DER.
     fn der(&self) -> Vec<u8> {
         let mut alg = element(0x06, self.hash.oid());
         alg.extend_from_slice(&[0x05, 0x00]);
         let mut body = element(0x30, &alg);
         body.extend(element(0x04, &self.name));
         body.extend(element(0x04, &self.key));
-        let mut serial = Vec::with_capacity(self.serial.len() + 1);
-        if self.serial.first().is_some_and(|b| b & 0x80 != 0) {
-            serial.push(0);
-        }
-        serial.extend_from_slice(&self.serial);
-        body.extend(element(0x02, &serial));
+        body.extend(element(0x02, &self.serial));
         element(0x30, &body)
     }
 }
 
-/// An INTEGER's content without the sign octets DER puts in front.
+/// An INTEGER's content without redundant leading octets (a `00` before a byte below
+/// 0x80, an `FF` before one from 0x80), so that two encodings of one value compare equal.
 fn trim_integer(s: &[u8]) -> &[u8] {
-    let n = s.iter().take_while(|b| **b == 0).count();
-    &s[n.min(s.len().saturating_sub(1))..]
+    let mut s = s;
+    while let [a, b, ..] = s {
+        if (*a == 0 && *b < 0x80) || (*a == 0xff && *b >= 0x80) {
+            s = &s[1..];
+        } else {
+            break;
+        }
+    }
+    s
 }
 
 /// A DER element of `tag` around `content`.
@@ -578,7 +582,10 @@ fn single_response(single: &[u8], our: &dyn Fn(Hash) -> CertId, now: i64) -> Sin
             return Some(Single::Other);
         };
         let ours = our(hash);
-        if ours.name != name || ours.key != key || ours.serial != trim_integer(serial) {
+        if ours.name != name
+            || ours.key != key
+            || trim_integer(&ours.serial) != trim_integer(serial)
+        {
             return Some(Single::Other);
         }
         let (tag, _, _, rest) = next(rest)?;
@@ -785,6 +792,16 @@ mod tests {
         assert_eq!(generalized_time(b"20261206133000"), None);
         assert_eq!(generalized_time(b"2026120613300Z"), None);
         assert_eq!(generalized_time(b"20261306133000Z"), None);
+    }
+
+    #[test]
+    fn serials_compare_by_value_not_by_encoding() {
+        assert_eq!(trim_integer(&[0x00, 0x90]), &[0x00, 0x90]);
+        assert_eq!(trim_integer(&[0x00, 0x00, 0x10]), &[0x10]);
+        assert_eq!(trim_integer(&[0xff, 0x80]), &[0x80]);
+        assert_eq!(trim_integer(&[0xff, 0x7f]), &[0xff, 0x7f]);
+        assert_eq!(trim_integer(&[0x00]), &[0x00]);
+        assert_eq!(trim_integer(&[]), &[] as &[u8]);
     }
 
     #[test]

@@ -79,8 +79,9 @@ pub(crate) struct Worker<'a> {
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
     /// The TLS configs of servers whose `ssl_certificate` has variables, by the files a
-    /// handshake named: (server, the names, config), least recently used first.
-    pub(crate) tls_named: Vec<(u32, Vec<u8>, std::sync::Arc<rustls::ServerConfig>)>,
+    /// handshake named: (server, made from its ChaCha20-first twin, the names, config),
+    /// least recently used first.
+    pub(crate) tls_named: Vec<(u32, bool, Vec<u8>, std::sync::Arc<rustls::ServerConfig>)>,
     /// Connections whose writes `limit_rate` holds back, by when to resume (earliest
     /// first). A stale entry (the connection moved on or closed) only costs a spurious
     /// wakeup.
@@ -208,6 +209,18 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         ),
         connections: 0,
     };
+    // The error logs of the helper threads, opened while the worker may still open files
+    // its user could not.
+    let checks_log = (slot == 0).then(|| {
+        let mut log = crate::master::open_error_log(loaded);
+        log.set_worker(slot);
+        log
+    });
+    let ocsp_log = loaded.ocsp.as_ref().map(|_| {
+        let mut log = crate::master::open_error_log(loaded);
+        log.set_worker(slot);
+        log
+    });
     // env, RLIMIT_CORE, user, CPU affinity, working directory: after the listening
     // sockets and log files are open (a worker that drops root cannot open them).
     if !single {
@@ -228,15 +241,9 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     );
     // Active health checks run in the first worker of each generation (threads that only
     // probe and write the shared verdicts; they end with the process).
-    let _checkers = if slot == 0 {
-        Some(spawn_health_checks(loaded, slot))
-    } else {
-        None
-    };
+    let _checkers = checks_log.map(|log| spawn_health_checks(loaded, log));
     // OCSP responses for ssl_stapling are fetched by a thread of each worker.
-    if let Some(f) = &loaded.ocsp {
-        let mut log = crate::master::open_error_log(loaded);
-        log.set_worker(slot);
+    if let (Some(f), Some(log)) = (&loaded.ocsp, ocsp_log) {
         let log = std::sync::Mutex::new(log);
         let started = f.start(std::sync::Arc::new(move |level, msg: String| {
             if let Ok(l) = log.lock() {
@@ -406,9 +413,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     }
 }
 
-fn spawn_health_checks(loaded: &Loaded, slot: usize) -> crate::upstream::health::Checkers {
-    let mut log = crate::master::open_error_log(loaded);
-    log.set_worker(slot);
+fn spawn_health_checks(
+    loaded: &Loaded,
+    log: crate::log::ErrorLog,
+) -> crate::upstream::health::Checkers {
     let log = std::sync::Mutex::new(log);
     crate::upstream::health::spawn_checkers(
         &loaded.ir,

@@ -983,12 +983,14 @@ impl Conn {
     /// `ssl_certificate` has variables, `base` with the files they name now (with the
     /// connection's variables: `$ssl_server_name`, the addresses, maps of them), read the
     /// first time a worker meets those names and then kept (the [`NAMED_MAX`] most recently
-    /// used). The error names the file.
+    /// used). `chacha`: `base` is the server's ChaCha20-first twin. The error names the
+    /// file.
     fn named_certificates(
         &self,
         w: &mut Worker<'_>,
         sid: proton_ir::ServerId,
         base: Arc<rustls::ServerConfig>,
+        chacha: bool,
     ) -> Result<Arc<rustls::ServerConfig>, String> {
         let loaded = w.loaded;
         let Some(t) = loaded
@@ -1018,10 +1020,10 @@ impl Conn {
         if let Some(i) = w
             .tls_named
             .iter()
-            .position(|(s, n, _)| *s == sid.0 && *n == names)
+            .position(|(s, c, n, _)| *s == sid.0 && *c == chacha && *n == names)
         {
             let hit = w.tls_named.remove(i);
-            let config = hit.2.clone();
+            let config = hit.3.clone();
             w.tls_named.push(hit);
             return Ok(config);
         }
@@ -1050,7 +1052,7 @@ impl Conn {
         if w.tls_named.len() >= NAMED_MAX {
             w.tls_named.remove(0);
         }
-        w.tls_named.push((sid.0, names, config.clone()));
+        w.tls_named.push((sid.0, chacha, names, config.clone()));
         Ok(config)
     }
 
@@ -1165,7 +1167,7 @@ impl Conn {
             let bytes = std::mem::take(&mut hello.bytes);
             // A client that puts ChaCha20 first (no AES hardware) gets it from a server
             // that chooses by its own order (OpenSSL's PRIORITIZE_CHACHA).
-            let config = match w.loaded.tls_chacha.get(sid.0 as usize) {
+            let (config, chacha) = match w.loaded.tls_chacha.get(sid.0 as usize) {
                 Some(Some(twin))
                     if t.client_suites
                         .iter()
@@ -1173,11 +1175,11 @@ impl Conn {
                         .copied()
                         .is_some_and(proton_tls::is_chacha) =>
                 {
-                    twin.clone()
+                    (twin.clone(), true)
                 }
-                _ => config,
+                _ => (config, false),
             };
-            let config = match self.named_certificates(w, sid, config) {
+            let config = match self.named_certificates(w, sid, config, chacha) {
                 Ok(c) => c,
                 Err(e) => {
                     elog!(

@@ -14,6 +14,8 @@ fn negotiated(port: u16, tls13: bool, suites: &str) -> String {
         "s_client".to_string(),
         "-connect".into(),
         format!("127.0.0.1:{port}"),
+        "-servername".into(),
+        "localhost".into(),
     ];
     if tls13 {
         args.extend(["-tls1_3".into(), "-ciphersuites".into(), suites.into()]);
@@ -96,6 +98,25 @@ fn server_order_by_default_with_chacha_for_clients_that_prefer_it() {
         negotiated(p.port, true, &format!("{AES128}:{CHACHA}")),
         AES128
     );
+    drop(p);
+    // A certificate named by variables: the config made for one kind of client is not
+    // handed to the other (each is kept apart).
+    let p = start(
+        &dir,
+        "ssl_certificate $ssl_server_name.crt;\n  ssl_certificate_key $ssl_server_name.key;",
+    );
+    std::fs::copy(dir.join("c.crt"), dir.join("localhost.crt")).expect("copy");
+    std::fs::copy(dir.join("c.key"), dir.join("localhost.key")).expect("copy");
+    for _ in 0..2 {
+        assert_eq!(
+            negotiated(p.port, true, &format!("{AES128}:{AES256}")),
+            AES256
+        );
+        assert_eq!(
+            negotiated(p.port, true, &format!("{CHACHA}:{AES256}")),
+            CHACHA
+        );
+    }
     drop(p);
     // nginx's default: the client's order.
     let p = start(&dir, "ssl_prefer_server_ciphers off;");
