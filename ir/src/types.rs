@@ -1343,9 +1343,20 @@ pub struct ProxySettings {
     /// 0 = unlimited.
     pub next_upstream_tries: u32,
     pub next_upstream_timeout_ms: u64,
+    /// `proxy_buffering` (default on): the response is read from the upstream as fast as it
+    /// comes, into `buffers` and then a temporary file, and the upstream connection is let
+    /// go once the response is read; off: read only as fast as the client takes it.
     pub buffering: bool,
     pub buffer_size: u64,
     pub buffers: (u32, u64),
+    /// `proxy_max_temp_file_size` (default 1024m): the most of one response written to a
+    /// temporary file; 0: none.
+    pub max_temp_file_size: u64,
+    /// `proxy_temp_file_write_size`: bytes read from the upstream and written to the
+    /// temporary file at a time.
+    pub temp_file_write_size: u64,
+    /// `proxy_temp_path`.
+    pub temp_path: TempPath,
     pub hide_headers: Vec<String>,
     pub pass_headers: Vec<String>,
     pub redirect: ProxyRedirect,

@@ -592,6 +592,12 @@ pub(crate) mod tests {
                 buffering: true,
                 buffer_size: 4096,
                 buffers: (8, 4096),
+                max_temp_file_size: 1 << 30,
+                temp_file_write_size: 8192,
+                temp_path: TempPath {
+                    path: "proxy_temp".into(),
+                    levels: vec![1, 2],
+                },
                 hide_headers: vec![],
                 pass_headers: vec![],
                 redirect: ProxyRedirect::Default,

@@ -969,6 +969,57 @@ impl Lower<'_> {
                 .map(|d| arg(d, 0).to_ascii_lowercase())
                 .collect()
         };
+        let buffer_size = one("proxy_buffer_size")
+            .and_then(|d| parse_size(arg(d, 0)))
+            .unwrap_or(4096);
+        // nginx's checks of the buffer sizes against each other (its merge of the proxy
+        // location settings), made where a directive is written.
+        let unit = buffer_size.max(buffers.1);
+        let at_least_unit = "must be equal to or greater than the maximum of the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"";
+        // A default that fails (nginx checks those too) is reported at the directive that
+        // made it fail.
+        let sizes_span = one("proxy_buffer_size")
+            .or(one("proxy_buffers"))
+            .map(|d| d.name_span);
+        let mut sized = |name: &str, default: u64, check: &dyn Fn(u64) -> Option<String>| {
+            let written = one(name);
+            let v = written
+                .and_then(|d| parse_size(arg(d, 0)))
+                .unwrap_or(default);
+            let span = written.map(|d| d.arg_span(0)).or(sizes_span);
+            if let (Some(why), Some(span)) = (check(v), span) {
+                self.err(
+                    Diagnostic::error(Code::BadValue, span, format!("\"{name}\" {why}"))
+                        .label(if written.is_some() {
+                            "here"
+                        } else {
+                            "its default (twice the larger buffer size) does not fit these buffers"
+                        })
+                        .help(format!(
+                            "with proxy_buffer_size {buffer_size} and proxy_buffers {} {}: proxy_busy_buffers_size from {unit} to {}, proxy_temp_file_write_size from {unit}, proxy_max_temp_file_size 0 or from {unit}; or more or larger proxy_buffers",
+                            buffers.0,
+                            buffers.1,
+                            u64::from(buffers.0.saturating_sub(1)) * buffers.1
+                        )),
+                );
+            }
+            v
+        };
+        let below_unit = |v: u64| (v < unit).then(|| at_least_unit.to_string());
+        sized("proxy_busy_buffers_size", 2 * unit, &|v| {
+            below_unit(v).or_else(|| {
+                (v > u64::from(buffers.0.saturating_sub(1)) * buffers.1).then(|| {
+                    "must be less than the size of all \"proxy_buffers\" minus one buffer"
+                        .to_string()
+                })
+            })
+        });
+        let temp_file_write_size = sized("proxy_temp_file_write_size", 2 * unit, &below_unit);
+        let max_temp_file_size = sized("proxy_max_temp_file_size", 1024 << 20, &|v| {
+            (v != 0 && v < unit).then(|| {
+                format!("must be equal to zero to disable temporary files usage or {at_least_unit}")
+            })
+        });
         ProxySettings {
             set_headers,
             http_version: match one("proxy_http_version").map(|d| arg(d, 0)) {
@@ -984,10 +1035,11 @@ impl Lower<'_> {
                 .unwrap_or(0),
             next_upstream_timeout_ms: time("proxy_next_upstream_timeout", 0),
             buffering: one("proxy_buffering").is_none_or(|d| arg(d, 0) == "on"),
-            buffer_size: one("proxy_buffer_size")
-                .and_then(|d| parse_size(arg(d, 0)))
-                .unwrap_or(4096),
+            buffer_size,
             buffers,
+            max_temp_file_size,
+            temp_file_write_size,
+            temp_path: super::temp_path(one("proxy_temp_path").as_ref(), "proxy_temp"),
             hide_headers: list("proxy_hide_header"),
             pass_headers: list("proxy_pass_header"),
             redirect,

@@ -298,11 +298,30 @@ fn hashed_name(dir: &Path, levels: &[u8], n: u32) -> PathBuf {
 fn create(spill: &mut Spill<'_>) -> Result<TempFile, BodyError> {
     let dir = spill.prefix.join(&spill.temp.path);
     let persistent = spill.in_file_only != BodyInFileOnly::Off;
+    let (file, path) = create_temp(&dir, &spill.temp.levels, spill.seq, persistent)
+        .map_err(|(path, e)| BodyError::Open(path, e))?;
+    Ok(TempFile {
+        file,
+        remove: spill.in_file_only == BodyInFileOnly::Clean,
+        path,
+    })
+}
+
+/// Creates the next temporary file under `dir` with hashed subdirectories of `levels`,
+/// numbered from the worker's counter `seq` (missing directories are made, as nginx's
+/// `ngx_create_path`). Unless `keep`, the file is unlinked at once: it is gone on every
+/// path, a crash included, while its descriptor lives. The error names the path.
+pub(crate) fn create_temp(
+    dir: &Path,
+    levels: &[u8],
+    seq: &mut u32,
+    keep: bool,
+) -> Result<(File, PathBuf), (PathBuf, io::Error)> {
     let mut made_dirs = false;
     let mut collisions = 0;
     loop {
-        *spill.seq = spill.seq.wrapping_add(1);
-        let path = hashed_name(&dir, &spill.temp.levels, *spill.seq % 4_000_000_000);
+        *seq = seq.wrapping_add(1);
+        let path = hashed_name(dir, levels, *seq % 4_000_000_000);
         let opened = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -311,19 +330,15 @@ fn create(spill: &mut Spill<'_>) -> Result<TempFile, BodyError> {
             .open(&path);
         match opened {
             Ok(file) => {
-                if !persistent {
+                if !keep {
                     let _ = std::fs::remove_file(&path);
                 }
-                return Ok(TempFile {
-                    file,
-                    remove: spill.in_file_only == BodyInFileOnly::Clean,
-                    path,
-                });
+                return Ok((file, path));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && collisions < 64 => {
                 // Another worker's file (or a kept one): nginx jumps ahead by a random step.
                 collisions += 1;
-                *spill.seq = spill.seq.wrapping_add(std::process::id() % 7919 + 1);
+                *seq = seq.wrapping_add(std::process::id() % 7919 + 1);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound && !made_dirs => {
                 made_dirs = true;
@@ -334,12 +349,12 @@ fn create(spill: &mut Spill<'_>) -> Result<TempFile, BodyError> {
                         .mode(0o700)
                         .create(parent)
                     {
-                        return Err(BodyError::Open(path, e));
+                        return Err((path, e));
                     }
                 }
-                *spill.seq = spill.seq.wrapping_sub(1);
+                *seq = seq.wrapping_sub(1);
             }
-            Err(e) => return Err(BodyError::Open(path, e)),
+            Err(e) => return Err((path, e)),
         }
     }
 }

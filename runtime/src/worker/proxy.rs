@@ -392,6 +392,20 @@ pub(crate) struct Proxy {
     /// The status sent to the client: the upstream's, or that of the error_page that led
     /// here (nginx's `err_status`).
     client_status: u16,
+    /// `proxy_buffering` for this response (the upstream's `X-Accel-Buffering` may switch
+    /// it).
+    buffering: bool,
+    /// A buffered response's part beyond `proxy_buffers`: its temporary file (unlinked when
+    /// made), the bytes written to it and those of them sent on to the client.
+    spill: Option<std::fs::File>,
+    spill_written: u64,
+    spill_sent: u64,
+    /// A temporary file could not be made or written for this response (logged): none is
+    /// tried again, the upstream is read as the client takes the response.
+    spill_failed: bool,
+    /// The buffered response was read whole and the upstream connection released: the rest
+    /// goes to the client from memory and the temporary file.
+    released: bool,
 }
 
 impl Proxy {
@@ -463,6 +477,12 @@ impl Proxy {
             resp_len: 0,
             discard: false,
             client_status: 0,
+            buffering: true,
+            spill: None,
+            spill_written: 0,
+            spill_sent: 0,
+            spill_failed: false,
+            released: false,
         }
     }
 
@@ -514,6 +534,12 @@ impl Proxy {
         self.resp_len = 0;
         self.discard = false;
         self.client_status = 0;
+        self.buffering = true;
+        self.spill = None;
+        self.spill_written = 0;
+        self.spill_sent = 0;
+        self.spill_failed = false;
+        self.released = false;
     }
 }
 
@@ -1437,8 +1463,7 @@ impl Worker<'_> {
                 conn.proxy = Some(p);
             }
             Drive::Finished => {
-                let status = p.resp.status;
-                self.note_upstream(&mut p, status);
+                self.release_upstream(&mut p);
                 hand_over_upstream(conn, &p);
                 conn.finished.status = p.sent_status();
                 // A post action sent nothing: the bytes are those of the response sent.
@@ -1447,15 +1472,6 @@ impl Worker<'_> {
                     conn.body_sent = p.written.saturating_sub(p.header_bytes);
                     conn.close_after |= !p.keep_client;
                 }
-                // Not cached when the upstream's FIN (or an error) was already reported:
-                // edge-triggered, no further event would tell that it is closed, and the
-                // next request would meet a dead connection (nginx checks `read->eof`).
-                let reuse = !p.spoiled && !p.up_hup && self.response_reusable(&p);
-                let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
-                    Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
-                    _ => self.now.saturating_duration_since(p.attempt_start),
-                };
-                self.end_attempt(&mut p, reuse, Some(Report::Success { latency }));
                 conn.wbuf.clear();
                 conn.wpos = 0;
                 self.recycle(p);
@@ -2086,6 +2102,7 @@ impl Worker<'_> {
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
             .unwrap_or(&loaded.ir.settings[0]);
         let ps = &s.proxy;
+        p.buffering = ps.buffering && !p.discard;
         let passes = |name: &[u8]| {
             ps.pass_headers
                 .iter()
@@ -2137,6 +2154,14 @@ impl Worker<'_> {
             let hidden_default = token_eq(name, b"server")
                 || token_eq(name, b"date")
                 || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+            // nginx's X-Accel-Buffering: the upstream switches buffering for its response.
+            if token_eq(name, b"x-accel-buffering") && !p.discard {
+                if token_eq(value, b"yes") {
+                    p.buffering = true;
+                } else if token_eq(value, b"no") {
+                    p.buffering = false;
+                }
+            }
             // nginx's X-Accel-Limit-Rate: the upstream sets the response's rate.
             if token_eq(name, b"x-accel-limit-rate") {
                 let rate = std::str::from_utf8(value)
@@ -2401,12 +2426,18 @@ impl Worker<'_> {
 
     fn step_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
         let ps = self.proxy_settings(p.loc);
-        let window = if ps.buffering {
+        let window = if p.buffering {
             (ps.buffers.0 as usize * ps.buffers.1 as usize).max(ps.buffer_size as usize)
         } else {
             ps.buffer_size as usize
         }
         .max(4096);
+        let spill_max = if p.buffering {
+            ps.max_temp_file_size
+        } else {
+            0
+        };
+        let write_size = (ps.temp_file_write_size as usize).max(4096);
         let read_timeout = Duration::from_millis(ps.read_timeout_ms);
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         loop {
@@ -2457,21 +2488,40 @@ impl Worker<'_> {
                 }
             }
             let pending = conn.wbuf.len() - conn.wpos;
+            // What the temporary file holds comes after what is in memory.
+            if pending == 0 && p.spill_sent < p.spill_written {
+                match refill_from_spill(conn, p, window) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        elog!(
+                            self.elog,
+                            Crit,
+                            "pread() of a temporary file failed ({}) while sending response to client, client: {}",
+                            crate::log::OsError(&e),
+                            conn.peer.ip()
+                        );
+                        p.spill_written = p.spill_sent;
+                        p.broken = true;
+                        p.spoiled = true;
+                    }
+                }
+            }
+            let unsent_file = p.spill_written - p.spill_sent;
             // TLS records of what was written may still wait for the socket.
             let tls_waiting = pending == 0
                 && match conn.flush_tls() {
                     Some(done) => !done,
                     None => return Drive::Close,
                 };
-            if pending == 0 && !tls_waiting && p.broken {
+            let all_out = pending == 0 && unsent_file == 0 && !tls_waiting;
+            if all_out && p.broken {
                 // The response was cut short (the upstream closed, failed or sent bad
                 // framing): what was valid is out, so the client connection is closed now,
                 // as nginx does, rather than left waiting for a body that cannot come.
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
             }
-            if pending == 0 && !tls_waiting && (p.upstream_eof || matches!(p.rbody, RespBody::None))
-            {
+            if all_out && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
                 return Drive::Finished;
             }
             if p.broken {
@@ -2481,8 +2531,20 @@ impl Worker<'_> {
                 p.deadline = p.client_progress + send_timeout;
                 return Drive::Blocked;
             }
-            // From the upstream, while the window has room.
-            if !p.upstream_eof && pending < window {
+            // From the upstream: into memory while it has room and nothing waits in the
+            // file; beyond that, with buffering, into the temporary file (at most
+            // proxy_max_temp_file_size), so that the upstream is read at its own speed.
+            let to_file = pending >= window || unsent_file > 0;
+            let want = if p.upstream_eof || p.released {
+                0
+            } else if !to_file {
+                window - pending
+            } else if !p.spill_failed && p.spill_written < spill_max {
+                write_size.min(usize::try_from(spill_max - p.spill_written).unwrap_or(usize::MAX))
+            } else {
+                0
+            };
+            if want > 0 {
                 let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
                     p.broken = true;
                     continue;
@@ -2494,7 +2556,7 @@ impl Worker<'_> {
                     &mut p.up_ready,
                     p.up_hup,
                     &mut conn.wbuf,
-                    window - pending,
+                    want,
                 ) {
                     Ok(0) => {
                         p.upstream_eof = true;
@@ -2538,6 +2600,18 @@ impl Worker<'_> {
                         progressed = true;
                     }
                 }
+                if to_file && conn.wbuf.len() > old {
+                    self.spill(conn, p, old);
+                }
+            }
+            // The response read whole: with buffering the upstream connection goes back
+            // (to the keep-alive cache, or closed) now, however slowly the client reads.
+            if p.buffering
+                && !p.released
+                && !p.broken
+                && (p.upstream_eof || matches!(p.rbody, RespBody::None))
+            {
+                self.release_upstream(p);
             }
             if !progressed {
                 // Waiting for the client to take output (send_timeout), else for the
@@ -2550,6 +2624,82 @@ impl Worker<'_> {
                 return Drive::Blocked;
             }
         }
+    }
+
+    /// Moves the response bytes `conn.wbuf[from..]` (taken from the upstream after what
+    /// waits in memory) to the end of the response's temporary file, made on first need.
+    /// A file that cannot be made keeps the bytes in memory and stops further spilling; a
+    /// write that fails cuts the response short (logged at `crit`, as nginx).
+    fn spill(&mut self, conn: &mut Conn, p: &mut Proxy, from: usize) {
+        if p.spill.is_none() {
+            let ps = self.proxy_settings(p.loc);
+            let dir = self.loaded.prefix.join(&ps.temp_path.path);
+            let levels = ps.temp_path.levels.clone();
+            match super::body::create_temp(&dir, &levels, &mut self.ups.temp_seq, false) {
+                Ok((f, _)) => p.spill = Some(f),
+                Err((path, e)) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "open() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    p.spill_failed = true;
+                    return;
+                }
+            }
+        }
+        let Some(f) = p.spill.as_mut() else {
+            return;
+        };
+        let mut at = from;
+        while at < conn.wbuf.len() {
+            match f.write(&conn.wbuf[at..]) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "write() to a temporary file failed ({}) while reading upstream, client: {}",
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    break;
+                }
+            }
+        }
+        p.spill_written += (at - from) as u64;
+        if at < conn.wbuf.len() {
+            // What could not be written cannot go out in order: the response ends here.
+            p.spill_failed = true;
+            p.broken = true;
+            p.spoiled = true;
+        }
+        conn.wbuf.truncate(from);
+    }
+
+    /// The upstream's part of a response is over: the attempt's variables are noted (its
+    /// time ends here) and its connection goes back to the keep-alive cache or is closed.
+    fn release_upstream(&mut self, p: &mut Proxy) {
+        if p.released {
+            return;
+        }
+        p.released = true;
+        let status = p.resp.status;
+        self.note_upstream(p, status);
+        // Not cached when the upstream's FIN (or an error) was already reported:
+        // edge-triggered, no further event would tell that it is closed, and the next
+        // request would meet a dead connection (nginx checks `read->eof`).
+        let reuse = !p.spoiled && !p.up_hup && self.response_reusable(p);
+        let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
+            Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
+            _ => self.now.saturating_duration_since(p.attempt_start),
+        };
+        self.end_attempt(p, reuse, Some(Report::Success { latency }));
     }
 
     /// A WebSocket (or other upgraded) connection: bytes both ways until either side
@@ -2629,8 +2779,10 @@ impl Worker<'_> {
 
     /// Logs a proxied exchange that ends by closing the client connection.
     fn log_access_proxy(&mut self, conn: &mut Conn, p: &mut Proxy) {
-        let status = p.resp.status;
-        self.note_upstream(p, status);
+        if !p.released {
+            let status = p.resp.status;
+            self.note_upstream(p, status);
+        }
         hand_over_upstream(conn, p);
         conn.finished.status = p.sent_status();
         if !p.discard {
@@ -2638,6 +2790,42 @@ impl Worker<'_> {
             conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
         }
         self.log_access(conn);
+    }
+}
+
+/// Takes the next part of a buffered response's temporary file (at most `window` bytes,
+/// from where the client is) into the empty output buffer.
+fn refill_from_spill(conn: &mut Conn, p: &mut Proxy, window: usize) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let Some(f) = p.spill.as_ref() else {
+        return Err(std::io::Error::from(ErrorKind::NotFound));
+    };
+    let want = usize::try_from(p.spill_written - p.spill_sent)
+        .unwrap_or(usize::MAX)
+        .min(window);
+    conn.wbuf.clear();
+    conn.wpos = 0;
+    conn.wbuf.resize(want, 0);
+    let n = loop {
+        match f.read_at(&mut conn.wbuf, p.spill_sent) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            r => break r,
+        }
+    };
+    let n = match n {
+        Ok(0) => Err(std::io::Error::from(ErrorKind::UnexpectedEof)),
+        r => r,
+    };
+    match n {
+        Ok(n) => {
+            conn.wbuf.truncate(n);
+            p.spill_sent += n as u64;
+            Ok(())
+        }
+        Err(e) => {
+            conn.wbuf.clear();
+            Err(e)
+        }
     }
 }
 

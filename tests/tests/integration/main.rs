@@ -18,6 +18,7 @@ mod ocsp;
 mod post_action;
 mod process;
 mod proxy;
+mod proxy_buffering;
 mod proxy_protocol;
 mod proxy_tls;
 mod realip;
