@@ -363,19 +363,24 @@ impl Checker<'_> {
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
         })?;
-        let levels = &s.client_body_temp_path.levels;
-        check(
-            levels.len() <= 3
-                && levels.iter().all(|l| *l >= 1)
-                && levels.iter().map(|l| u32::from(*l)).sum::<u32>() <= 10
-                && !s.client_body_temp_path.path.is_empty(),
-            || {
-                format!(
-                    "client_body_temp_path {:?} levels {levels:?}: at most 3 levels of 1 or more digits, 10 in all",
-                    s.client_body_temp_path.path
-                )
-            },
-        )?;
+        for (name, t) in [
+            ("client_body_temp_path", &s.client_body_temp_path),
+            ("proxy_temp_path", &s.proxy.temp_path),
+        ] {
+            let levels = &t.levels;
+            check(
+                levels.len() <= 3
+                    && levels.iter().all(|l| *l >= 1)
+                    && levels.iter().map(|l| u32::from(*l)).sum::<u32>() <= 10
+                    && !t.path.is_empty(),
+                || {
+                    format!(
+                        "{name} {:?} levels {levels:?}: at most 3 levels of 1 or more digits, 10 in all",
+                        t.path
+                    )
+                },
+            )?;
+        }
         for t in &s.index {
             self.template(t)?;
         }

@@ -396,8 +396,9 @@ pub(crate) struct Proxy {
     /// it).
     buffering: bool,
     /// A buffered response's part beyond `proxy_buffers`: its temporary file (unlinked when
-    /// made), the bytes written to it and those of them sent on to the client.
-    spill: Option<std::fs::File>,
+    /// made; its former name for log lines), the bytes written to it and those of them
+    /// sent on to the client.
+    spill: Option<(std::fs::File, std::path::PathBuf)>,
     spill_written: u64,
     spill_sent: u64,
     /// A temporary file could not be made or written for this response (logged): none is
@@ -1400,7 +1401,15 @@ impl Worker<'_> {
                 // The head went out: the response can only be cut short. Say which side
                 // stalled, log the request, close.
                 let addr = self.peer_name(p.upstream, p.peer);
-                if p.st == St::Body && conn.wpos < conn.wbuf.len() {
+                // The upstream stalled if it is still being read and its own deadline
+                // passed; otherwise the client did.
+                let read_timeout =
+                    Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+                let upstream_stalled = p.st == St::Tunnel
+                    || (!p.released
+                        && !p.upstream_eof
+                        && self.now >= p.upstream_progress + read_timeout);
+                if !upstream_stalled {
                     elog!(
                         self.elog,
                         Info,
@@ -2604,6 +2613,14 @@ impl Worker<'_> {
                     self.spill(conn, p, old);
                 }
             }
+            // A response cut short: the upstream is done with at once (closed), not when
+            // the client has taken what was valid.
+            if p.broken && !p.released && p.up.is_some() {
+                p.released = true;
+                let status = p.resp.status;
+                self.note_upstream(p, status);
+                self.end_attempt(p, false, None);
+            }
             // The response read whole: with buffering the upstream connection goes back
             // (to the keep-alive cache, or closed) now, however slowly the client reads.
             if p.buffering
@@ -2614,12 +2631,16 @@ impl Worker<'_> {
                 self.release_upstream(p);
             }
             if !progressed {
-                // Waiting for the client to take output (send_timeout), else for the
-                // upstream to send more (proxy_read_timeout).
-                p.deadline = if conn.wpos < conn.wbuf.len() || tls_waiting {
-                    p.client_progress + send_timeout
-                } else {
-                    p.upstream_progress + read_timeout
+                // Waiting for the client to take output (send_timeout) and/or for the
+                // upstream to send more (proxy_read_timeout): the earlier deadline.
+                let client_waits = conn.wpos < conn.wbuf.len() || tls_waiting;
+                let upstream_waits = want > 0;
+                p.deadline = match (client_waits, upstream_waits) {
+                    (true, true) => {
+                        (p.client_progress + send_timeout).min(p.upstream_progress + read_timeout)
+                    }
+                    (true, false) => p.client_progress + send_timeout,
+                    (false, _) => p.upstream_progress + read_timeout,
                 };
                 return Drive::Blocked;
             }
@@ -2632,11 +2653,14 @@ impl Worker<'_> {
     /// write that fails cuts the response short (logged at `crit`, as nginx).
     fn spill(&mut self, conn: &mut Conn, p: &mut Proxy, from: usize) {
         if p.spill.is_none() {
-            let ps = self.proxy_settings(p.loc);
-            let dir = self.loaded.prefix.join(&ps.temp_path.path);
-            let levels = ps.temp_path.levels.clone();
-            match super::body::create_temp(&dir, &levels, &mut self.ups.temp_seq, false) {
-                Ok((f, _)) => p.spill = Some(f),
+            let loaded = self.loaded;
+            let temp = &loaded.ir.settings
+                [loaded.ir.locations[p.loc.0 as usize].conf.settings.0 as usize]
+                .proxy
+                .temp_path;
+            let dir = loaded.prefix.join(&temp.path);
+            match super::body::create_temp(&dir, &temp.levels, &mut self.ups.temp_seq, false) {
+                Ok((f, path)) => p.spill = Some((f, path)),
                 Err((path, e)) => {
                     elog!(
                         self.elog,
@@ -2651,7 +2675,7 @@ impl Worker<'_> {
                 }
             }
         }
-        let Some(f) = p.spill.as_mut() else {
+        let Some((f, path)) = p.spill.as_mut() else {
             return;
         };
         let mut at = from;
@@ -2664,7 +2688,8 @@ impl Worker<'_> {
                     elog!(
                         self.elog,
                         Crit,
-                        "write() to a temporary file failed ({}) while reading upstream, client: {}",
+                        "write() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
                         crate::log::OsError(&e),
                         conn.peer.ip()
                     );
@@ -2797,7 +2822,7 @@ impl Worker<'_> {
 /// from where the client is) into the empty output buffer.
 fn refill_from_spill(conn: &mut Conn, p: &mut Proxy, window: usize) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    let Some(f) = p.spill.as_ref() else {
+    let Some((f, _)) = p.spill.as_ref() else {
         return Err(std::io::Error::from(ErrorKind::NotFound));
     };
     let want = usize::try_from(p.spill_written - p.spill_sent)

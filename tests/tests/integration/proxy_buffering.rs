@@ -20,7 +20,8 @@ fn byte(i: usize) -> u8 {
 struct Progress {
     /// Body bytes written to the proxy.
     written: usize,
-    /// A write made no progress for 200 ms at this many bytes.
+    /// A write made no progress for a whole second at this many bytes (a proxy that reads
+    /// at all would have taken something in that time).
     stalled_at: Option<usize>,
     /// The proxy closed the connection after the whole response was written.
     closed_after_all: bool,
@@ -46,7 +47,7 @@ fn backend(extra: &'static str) -> (u16, Arc<Mutex<Progress>>) {
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
-            let _ = s.set_write_timeout(Some(Duration::from_millis(200)));
+            let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
             let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {TOTAL}\r\n{extra}\r\n");
             if s.write_all(h.as_bytes()).is_err() {
                 continue;
@@ -220,7 +221,8 @@ fn unbuffered_and_bounded_responses_hold_the_upstream() {
             "{extra}{header}: {g:?}"
         );
         if extra.contains("1m") {
-            // At most the file's size beyond what memory and the sockets hold.
+            // The file was used, up to its limit: the backend got past 1 MB.
+            assert!(g.written > 1 << 20, "{extra}: {g:?}");
             let spill = dir.join("spill");
             assert!(
                 open_files_under(p.the_worker(), &spill)
@@ -286,4 +288,114 @@ fn protonc_checks_the_buffer_sizes_as_nginx() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{line}: {err}");
     }
+}
+
+/// A keep-alive backend answering every request on a connection with `TOTAL` bytes in
+/// 64 KiB chunks; counts the connections it accepted and the responses it finished.
+fn chunked_backend() -> (u16, Arc<Mutex<(usize, usize)>>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let counts = Arc::new(Mutex::new((0usize, 0usize)));
+    let c = counts.clone();
+    std::thread::spawn(move || {
+        let body: Vec<u8> = (0..TOTAL).map(byte).collect();
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            c.lock().expect("counts").0 += 1;
+            let c = c.clone();
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while !pending.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    pending.clear();
+                    let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                    for piece in body.chunks(65536) {
+                        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+                        out.extend_from_slice(piece);
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    if s.write_all(&out).is_err() {
+                        return;
+                    }
+                    c.lock().expect("counts").1 += 1;
+                }
+            });
+        }
+    });
+    (port, counts)
+}
+
+/// Reads a chunked response of `s` and checks the decoded body against the pattern.
+fn read_chunked(mut s: TcpStream) {
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).expect("read");
+    let at = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&all[..at]).to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    let mut rest = &all[at + 4..];
+    let mut body = Vec::with_capacity(TOTAL);
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).expect("hex"), 16)
+            .expect("size");
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        body.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+    assert_eq!(body.len(), TOTAL);
+    assert!((0..TOTAL).all(|i| body[i] == byte(i)), "body differs");
+}
+
+#[test]
+fn a_buffered_chunked_response_lets_the_kept_alive_upstream_serve_the_next_request() {
+    let t = TempDir::new("proxy-buffering-keepalive");
+    let dir = t.path().to_path_buf();
+    let (bport, counts) = chunked_backend();
+    let conf = format!(
+        "events {{}}\nhttp {{\n upstream b {{\n  server 127.0.0.1:{bport};\n  keepalive 2;\n }}\n server {{\n  listen 127.0.0.1:{{port}};\n  location / {{\n   proxy_pass http://b;\n   proxy_http_version 1.1;\n   proxy_set_header Connection \"\";\n   proxy_temp_path {}/spill;\n  }}\n }}\n}}\n",
+        dir.display()
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let first = stalled_client(p.port);
+    // The first response is read whole from the backend while its client reads nothing.
+    assert!(
+        wait_until(Duration::from_secs(30), || counts.lock().expect("counts").1
+            == 1),
+        "{}",
+        p.logs()
+    );
+    // The connection went back to the keep-alive cache at once: the next request uses it.
+    let second = stalled_client(p.port);
+    assert!(
+        wait_until(Duration::from_secs(30), || counts.lock().expect("counts").1
+            == 2),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(
+        counts.lock().expect("counts").0,
+        1,
+        "one backend connection"
+    );
+    read_chunked(first);
+    read_chunked(second);
 }
