@@ -1329,14 +1329,20 @@ pub(crate) fn rate_allowance(
     let chunk = (rate / 10).clamp(1, 64 * 1024);
     let wait = (sent - allowed).saturating_add(chunk).saturating_mul(1000) / rate + 1;
     let at = w.now + Duration::from_millis(wait);
-    // One wake-up queued per request: an earlier one already queued will do.
+    wake_at(req, conn, at, w);
+    Err(at)
+}
+
+/// Queues a wake-up of connection `conn` (slab key and serial number) for its request `req`
+/// at `at` (the event loop drives it then, with no socket event needed). One wake-up is
+/// queued per request: an earlier one already queued will do.
+pub(crate) fn wake_at(req: &mut RequestCtx, conn: (u32, u32), at: Instant, w: &mut Worker<'_>) {
     if req.wake_at.is_none_or(|q| at < q) {
         req.wake_at = Some(at);
         let (key, number) = conn;
         w.delayed
             .push(std::cmp::Reverse((at, key as usize, number)));
     }
-    Err(at)
 }
 
 #[cfg(test)]

@@ -293,6 +293,10 @@ pub(crate) enum Drive {
     Failed(u16),
 }
 
+/// The most of an upstream response one drive of a request reads before it lets the
+/// worker's other connections run (it is woken on the next event-loop round).
+const READ_BUDGET: usize = 256 << 10;
+
 /// A proxied request in flight.
 pub(crate) struct Proxy {
     pub(crate) sid: ServerId,
@@ -2449,6 +2453,10 @@ impl Worker<'_> {
         let write_size = (ps.temp_file_write_size as usize).max(4096);
         let read_timeout = Duration::from_millis(ps.read_timeout_ms);
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
+        // Upstream bytes taken in this call: past READ_BUDGET the request yields to the
+        // other connections of the worker and is woken on the next loop round (a fast
+        // upstream spilling to a file never has to wait for the socket).
+        let mut taken = 0usize;
         loop {
             let mut progressed = false;
             if p.discard {
@@ -2588,10 +2596,11 @@ impl Worker<'_> {
                         }
                         progressed = true;
                     }
-                    Ok(_) => {
+                    Ok(n) => {
                         self.take_body(p, conn, old);
                         progressed = true;
                         p.upstream_progress = self.now;
+                        taken += n;
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
@@ -2611,6 +2620,17 @@ impl Worker<'_> {
                 }
                 if to_file && conn.wbuf.len() > old {
                     self.spill(conn, p, old);
+                }
+            }
+            if taken >= READ_BUDGET && !p.upstream_eof && !p.released {
+                let id = (conn.key, conn.number);
+                if let Some(req) = conn.req.as_deref_mut() {
+                    // Just after this round's clock: due on the next round, not this one
+                    // (the loop runs what is due now until nothing is).
+                    let next_round = self.now + Duration::from_nanos(1);
+                    super::conn::wake_at(req, id, next_round, self);
+                    p.deadline = p.upstream_progress + read_timeout;
+                    return Drive::Blocked;
                 }
             }
             // A response cut short: the upstream is done with at once (closed), not when
