@@ -1364,6 +1364,14 @@ pub struct ProxySettings {
     /// `proxy_request_buffering` (default on): the whole request body is read before an
     /// upstream is chosen; off: it streams to the upstream as it arrives.
     pub request_buffering: bool,
+    /// `proxy_method`: the method sent instead of the client's.
+    pub method: Option<Template>,
+    /// `proxy_set_body`: the body sent instead of the client's (with its Content-Length).
+    pub set_body: Option<Template>,
+    /// `proxy_pass_request_body` (default on): the client's body is sent.
+    pub pass_request_body: bool,
+    /// `proxy_pass_request_headers` (default on): the client's headers are sent.
+    pub pass_request_headers: bool,
     /// `proxy_ssl_*`: TLS towards `https://` upstreams.
     pub tls: UpstreamTls,
 }

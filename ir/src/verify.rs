@@ -608,6 +608,10 @@ pub(crate) mod tests {
                 redirect: ProxyRedirect::Default,
                 intercept_errors: false,
                 request_buffering: true,
+                method: None,
+                set_body: None,
+                pass_request_body: true,
+                pass_request_headers: true,
                 tls: UpstreamTls::default(),
             },
             charset: Charset {

@@ -1045,6 +1045,11 @@ impl Lower<'_> {
             redirect,
             intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
             request_buffering: one("proxy_request_buffering").is_none_or(|d| arg(d, 0) == "on"),
+            method: one("proxy_method").map(|d| self.template(d, 0)),
+            set_body: one("proxy_set_body").map(|d| self.template(d, 0)),
+            pass_request_body: one("proxy_pass_request_body").is_none_or(|d| arg(d, 0) == "on"),
+            pass_request_headers: one("proxy_pass_request_headers")
+                .is_none_or(|d| arg(d, 0) == "on"),
             tls: self.upstream_tls(chain),
         }
     }

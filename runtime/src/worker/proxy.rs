@@ -725,16 +725,19 @@ impl Worker<'_> {
             Some(m) if !m.is_empty() && (request.error_status.is_none() || head.is_head()) => m,
             _ => b"GET",
         };
-        let lock = method == b"LOCK";
-        p.idempotent = !(lock || method == b"POST" || method == b"PATCH");
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
         p.discard = request.post_action;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
-        // The request line.
+        // The request line; the method is the client's, or `proxy_method`'s.
         let mut req = std::mem::take(&mut p.req);
-        req.extend_from_slice(method);
+        match &ps.method {
+            Some(t) => self.ctx(conn, request, 0).expand(t, &mut req),
+            None => req.extend_from_slice(method),
+        }
+        let sent_method = req.as_slice();
+        p.idempotent = !matches!(sent_method, b"LOCK" | b"POST" | b"PATCH");
         req.push(b' ');
         let uri_at = req.len();
         match dyn_uri {
@@ -855,9 +858,11 @@ impl Worker<'_> {
         p.upgrade =
             sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !request.post_action;
 
-        // The client's own headers, minus hop-by-hop ones and those set above.
+        // The client's own headers, minus hop-by-hop ones and those set above (none with
+        // `proxy_pass_request_headers off`).
         let conn_tokens = head.get(&conn.rbuf, b"connection").unwrap_or(b"");
-        for (n, v) in head.fields(&conn.rbuf) {
+        let client_fields = head.fields(&conn.rbuf).filter(|_| ps.pass_request_headers);
+        for (n, v) in client_fields {
             if hop_by_hop_request(n)
                 || ps
                     .set_headers
@@ -882,7 +887,31 @@ impl Worker<'_> {
                 ChunkedDecoder::default()
             }
         };
-        if has_body && body.resendable() {
+        // `proxy_set_body` / `proxy_pass_request_body off`: the client's body stays with the
+        // connection, which reads and drops it.
+        let own_body = ps.set_body.is_some() || !ps.pass_request_body;
+        if let Some(t) = &ps.set_body {
+            let body_at = req.len();
+            self.ctx(conn, request, 0).expand(t, &mut req);
+            let mut line = [0u8; 40];
+            let mut cur = std::io::Cursor::new(&mut line[..]);
+            let _ = write!(cur, "Content-Length: {}\r\n\r\n", req.len() - body_at);
+            let n = cur.position() as usize;
+            req.splice(body_at..body_at, line[..n].iter().copied());
+        } else if !ps.pass_request_body {
+            // As nginx ($proxy_internal_body_length): the client's length is announced
+            // unless a proxy_set_header says otherwise.
+            let set = ps
+                .set_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            match head.content_length {
+                Some(n) if !set && !head.chunked && n > 0 => {
+                    let _ = write!(req, "Content-Length: {n}\r\n\r\n");
+                }
+                _ => req.extend_from_slice(b"\r\n"),
+            }
+        } else if has_body && body.resendable() {
             // Read before (by an attempt that ended in an error page, or by the request a
             // post action follows): sent again from where it is kept.
             frame_kept_body(&mut req, body, &mut p);
@@ -939,8 +968,10 @@ impl Worker<'_> {
             }
             _ => {}
         }
-        // The proxy consumes the body itself.
-        conn.discard = super::conn::Discard::None;
+        // The proxy consumes the body itself (unless it sends its own).
+        if !own_body {
+            conn.discard = super::conn::Discard::None;
+        }
         if p.st == St::ReadBody {
             // No upstream before the body is in (nginx's ngx_http_read_client_request_body).
             p.deadline = self.now + Duration::from_millis(s.client_body_timeout_ms);

@@ -20,6 +20,7 @@ mod process;
 mod proxy;
 mod proxy_buffering;
 mod proxy_protocol;
+mod proxy_request;
 mod proxy_tls;
 mod realip;
 mod referer;

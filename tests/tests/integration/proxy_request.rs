@@ -1,0 +1,81 @@
+//! What the proxy sends instead of the client's request parts: `proxy_method`,
+//! `proxy_set_body`, `proxy_pass_request_body`, `proxy_pass_request_headers` — read back
+//! from the test backend's `/echo` dump.
+
+use proton_tests::{raw_exchange, Backend, Proton, TempDir};
+use std::time::Duration;
+
+/// The backend's dump of what reached it through `path` (`request` is the client's whole
+/// request, `{path}` in it replaced), and whether the connection still answers a second
+/// request after it (the client's body was taken off the connection).
+fn through(p: &Proton, request: &str) -> (String, bool) {
+    let follow = "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let bytes = format!("{request}{follow}");
+    let (raw, _) = raw_exchange(p.port, bytes.as_bytes(), Duration::from_secs(10));
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let second = text.matches("HTTP/1.1 200").count() == 2;
+    (text, second)
+}
+
+#[test]
+fn method_body_and_headers_can_be_replaced() {
+    let t = TempDir::new("proxy-request-parts");
+    let dir = t.path().to_path_buf();
+    let b = Backend::start("b");
+    let conf = format!(
+        "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}};\n\
+         location /echo {{ proxy_pass http://127.0.0.1:{bp}; }}\n\
+         location /const {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_method POST; }}\n\
+         location /var {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_method $arg_m; }}\n\
+         location /parent {{ proxy_method PUT; location /parent/child {{ proxy_pass http://127.0.0.1:{bp}/echo; }} }}\n\
+         location /body {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_set_body \"b=$arg_v\"; }}\n\
+         location /nobody {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_body off; proxy_set_header Content-Length \"\"; }}\n\
+         location /nobody-cl {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_body off; }}\n\
+         location /noheaders {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_headers off; proxy_set_header X-Own yes; }}\n\
+         }}\n}}\n",
+        bp = b.port
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Client: c\r\n\r\n");
+    let post = |path: &str| {
+        format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nX-Client: c\r\nContent-Length: 11\r\n\r\nclient-body")
+    };
+
+    let (r, _) = through(&p, &get("/const"));
+    assert!(r.contains("\r\n\r\nPOST /echo HTTP/1.0"), "{r}");
+    let (r, _) = through(&p, &get("/var?m=PATCH"));
+    assert!(r.contains("\r\n\r\nPATCH /echo?m=PATCH HTTP/1.0"), "{r}");
+    let (r, _) = through(&p, &get("/parent/child"));
+    assert!(r.contains("\r\n\r\nPUT /echo HTTP/1.0"), "{r}");
+
+    // proxy_set_body: the body and its length are the directive's; the client's body is
+    // dropped from the connection, which goes on to the next request.
+    let (r, second) = through(&p, &post("/body?v=1"));
+    assert!(
+        r.contains("content-length: 3\n") || r.contains("Content-Length: 3\n"),
+        "{r}"
+    );
+    assert!(r.contains("\n\nb=1"), "{r}");
+    assert!(!r.contains("client-body\nHTTP") && second, "{r}");
+
+    // proxy_pass_request_body off (with nginx's companion line): no body, no length.
+    let (r, second) = through(&p, &post("/nobody"));
+    assert!(
+        !r.to_ascii_lowercase().contains("content-length: 11"),
+        "{r}"
+    );
+    assert!(second, "{r}");
+    // Without it, nginx announces the client's length all the same.
+    let (r, _) = through(&p, &get("/nobody-cl"));
+    assert!(r.contains("\r\n\r\nGET /echo HTTP/1.0"), "{r}");
+
+    // proxy_pass_request_headers off: the client's X-Client is not sent, X-Own is.
+    let (r, _) = through(&p, &get("/noheaders"));
+    let lower = r.to_ascii_lowercase();
+    assert!(
+        lower.contains("x-own: yes") && !lower.contains("x-client"),
+        "{r}"
+    );
+    let (r, _) = through(&p, &get("/echo"));
+    assert!(r.to_ascii_lowercase().contains("x-client: c"), "{r}");
+}
