@@ -1529,19 +1529,19 @@ impl Worker<'_> {
             St::Body | St::Tunnel => {
                 // The head went out: the response can only be cut short. Say which side
                 // stalled, log the request, close.
-                let addr = self.peer_name(p.upstream, p.peer);
+                let url = self.upstream_url(&p);
                 if p.st == St::Body && conn.wpos < conn.wbuf.len() {
                     elog!(
                         self.elog,
                         Info,
-                        "client timed out (110: send_timeout) while sending response to client, client: {}, upstream: {addr}",
+                        "client timed out (110: send_timeout) while sending response to client, client: {}, upstream: \"{url}\"",
                         conn.peer.ip()
                     );
                 } else {
                     elog!(
                         self.elog,
                         Error,
-                        "upstream timed out (110: Connection timed out) while reading upstream, client: {}, upstream: {addr}",
+                        "upstream timed out (110: Connection timed out) while reading upstream, client: {}, upstream: \"{url}\"",
                         conn.peer.ip()
                     );
                 }
