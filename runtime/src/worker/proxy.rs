@@ -770,7 +770,7 @@ impl Worker<'_> {
         p.loc = loc;
         p.upstream = upstream;
         p.direct = direct;
-        p.client = conn.peer.ip();
+        p.client = request.client.unwrap_or(conn.peer).ip();
         p.head_only = head.is_head();
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
@@ -993,7 +993,10 @@ impl Worker<'_> {
 
         // The balancing key.
         match &self.loaded.ir.upstreams[upstream].balance {
-            proton_ir::Balance::IpHash => match conn.peer.ip() {
+            // The client realip found, if any (nginx's ip_hash reads the connection's
+            // address, which realip replaces). A unix-socket client's placeholder 0.0.0.0
+            // hashes as nginx's pseudo address for it (0.0.0).
+            proton_ir::Balance::IpHash => match request.client.unwrap_or(conn.peer).ip() {
                 std::net::IpAddr::V4(a) => p.key.extend_from_slice(&a.octets()),
                 std::net::IpAddr::V6(a) => p.key.extend_from_slice(&a.octets()),
             },

@@ -755,7 +755,11 @@ impl Ctx<'_> {
                     client_cert_var(b, der, out);
                 }
             }
-            Builtin::RemoteAddr | Builtin::BinaryRemoteAddr if self.unix.is_some() => {
+            // A unix-socket client is `unix:`, unless realip named another (`peer` is then
+            // that one, `conn_peer` the connection's placeholder).
+            Builtin::RemoteAddr | Builtin::BinaryRemoteAddr
+                if self.unix.is_some() && self.peer == self.conn_peer =>
+            {
                 out.extend_from_slice(b"unix:")
             }
             Builtin::RemotePort | Builtin::ServerPort if self.unix.is_some() => {}

@@ -506,6 +506,58 @@ fn health_checks_probe_unix_peers() {
     }
 }
 
+/// A request that reaches Proton's own unix listener through a unix upstream, with
+/// `set_real_ip_from unix:`: the X-Real-IP address becomes `$remote_addr` and is what
+/// `ip_hash` hashes (nginx's realip_hostname.t and upstream_ip_hash_ipv6.t); without realip a
+/// unix client hashes as one pseudo address, so it always gets the same server.
+#[test]
+fn realip_behind_a_unix_upstream_feeds_remote_addr_and_ip_hash() {
+    let t = TempDir::new("proxy-unix-realip");
+    let _a = UnixBackend::start(t.path().join("a.sock"), "a");
+    let _b = UnixBackend::start(t.path().join("b.sock"), "b");
+    let p = Proton::start(
+        t.path(),
+        &conf(
+            r#"
+    upstream hashed {
+        ip_hash;
+        server unix:{dir}/a.sock;
+        server unix:{dir}/b.sock;
+    }
+    server {
+        listen unix:{dir}/inner.sock;
+        location /hash {
+            set_real_ip_from unix:;
+            proxy_pass http://hashed;
+            add_header X-IP $remote_addr;
+        }
+        location /plain { proxy_pass http://hashed; add_header X-IP $remote_addr; }
+    }
+    server {
+        listen 127.0.0.1:{port};
+        location / {
+            proxy_pass http://unix:{dir}/inner.sock;
+            proxy_set_header X-Real-IP $arg_ip;
+        }
+    }"#,
+        ),
+        1,
+    );
+    let r = get(&p, "/hash?ip=192.0.2.1");
+    assert_eq!(r.header("x-ip"), Some("192.0.2.1"), "{}", p.logs());
+    assert_eq!(get(&p, "/plain?ip=192.0.2.1").header("x-ip"), Some("unix:"));
+    let names = |path: &str| {
+        let mut seen: Vec<String> = (1..=20)
+            .map(|i| field(&get(&p, &format!("{path}?ip=127.0.{i}.2")), "name"))
+            .collect();
+        seen.sort();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(names("/hash"), ["a", "b"]);
+    assert_eq!(names("/plain").len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // https://unix:…
 // ---------------------------------------------------------------------------------------------
