@@ -737,6 +737,11 @@ fn unix_socket_upstreams_as_nginx() {
     assert_eq!(ir.text_of(a.proxy_host), "unix:/run/b.sock");
     assert!(a.uri.is_none() && e.uri.is_none());
     assert_eq!(x.uri.as_ref().map(lit).as_deref(), Some("/uri/"));
+    // `protonc route` shows the URL as written.
+    assert_eq!(
+        proton_compiler::compile::content_handler_of(&ir, loc(&ir, "/x/")),
+        "proxy_pass http://unix:/run/b.sock:/uri/"
+    );
     assert_eq!(e.scheme, Scheme::Https);
     let r = p("^/r");
     assert_eq!(
