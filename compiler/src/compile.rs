@@ -228,7 +228,13 @@ pub fn content_handler_of(ir: &Ir, loc: &proton_ir::Location) -> String {
             .get(p.upstream.0 as usize)
             .map_or("?", |u| u.name.as_str());
         let uri = p.uri.as_ref().map(|u| ir.source_of(u)).unwrap_or_default();
-        return format!("proxy_pass {}://{up}{uri}", p.scheme.as_str());
+        // A unix socket's URI part follows a colon (`http://unix:/path:/uri/`).
+        let sep = if up.starts_with("unix:") && !uri.is_empty() {
+            ":"
+        } else {
+            ""
+        };
+        return format!("proxy_pass {}://{up}{sep}{uri}", p.scheme.as_str());
     }
     if !conf.try_files.is_empty() {
         let parts: Vec<String> = conf.try_files.iter().map(|t| ir.source_of(t)).collect();

@@ -707,3 +707,68 @@ fn pcre_quoting_is_stored_in_regex_crate_spelling() {
     );
     assert!(patterns.contains(&r"^/a\.b$"), "{patterns:?}");
 }
+
+#[test]
+fn unix_socket_upstreams_as_nginx() {
+    let ir = ok("events {}\nhttp {\n upstream u { server unix:/run/a.sock weight=2 max_fails=3; server UNIX:/run/b.sock backup; server unix:relative:colon.sock down; }\n server { listen 80;\n  location / { proxy_pass http://unix:/run/b.sock; }\n  location /x/ { proxy_pass http://unix:/run/b.sock:/uri/; }\n  location /e/ { proxy_pass https://unix:/run/b.sock:; }\n  location /u { proxy_pass http://u; }\n  location ~ ^/r { proxy_pass http://unix:run/c.sock; }\n }\n}\n");
+    let u = &ir.upstreams[0];
+    let addrs: Vec<&str> = u.servers.iter().map(|s| s.address.as_str()).collect();
+    // Paths as written (nginx does not resolve them against the prefix); everything after
+    // `unix:` in an upstream server is the path, colons included.
+    assert_eq!(
+        addrs,
+        [
+            "unix:/run/a.sock",
+            "unix:/run/b.sock",
+            "unix:relative:colon.sock"
+        ]
+    );
+    assert_eq!((u.servers[0].weight, u.servers[0].max_fails), (2, 3));
+    assert!(u.servers[1].backup && u.servers[2].down);
+    // proxy_pass: one implicit upstream per socket, the URI part after the second colon
+    // (an empty one is none), the proxy host kept as written.
+    let p = |name: &str| loc(&ir, name).conf.proxy.as_deref().expect("proxy");
+    let (a, x, e) = (p("/"), p("/x/"), p("/e/"));
+    assert_eq!(a.upstream, x.upstream);
+    assert_eq!(a.upstream, e.upstream);
+    let implicit = &ir.upstreams[a.upstream.0 as usize];
+    assert!(!implicit.explicit);
+    assert_eq!(implicit.servers[0].address, "unix:/run/b.sock");
+    assert_eq!(ir.text_of(a.proxy_host), "unix:/run/b.sock");
+    assert!(a.uri.is_none() && e.uri.is_none());
+    assert_eq!(x.uri.as_ref().map(lit).as_deref(), Some("/uri/"));
+    // `protonc route` shows the URL as written.
+    assert_eq!(
+        proton_compiler::compile::content_handler_of(&ir, loc(&ir, "/x/")),
+        "proxy_pass http://unix:/run/b.sock:/uri/"
+    );
+    assert_eq!(e.scheme, Scheme::Https);
+    let r = p("^/r");
+    assert_eq!(
+        ir.upstreams[r.upstream.0 as usize].servers[0].address,
+        "unix:run/c.sock"
+    );
+
+    // nginx's refusals.
+    let up = |s: &str| {
+        format!("events {{}}\nhttp {{\n upstream u {{ server {s}; }}\n server {{ listen 80; location / {{ proxy_pass http://u; }} }}\n}}\n")
+    };
+    assert_error(&up("unix:"), "invalid upstream server address");
+    assert_error(
+        &server("location / { proxy_pass http://unix:; }"),
+        "invalid proxy_pass address",
+    );
+    assert_error(
+        &server("location / { proxy_pass http://unix::/x; }"),
+        "invalid proxy_pass address",
+    );
+    let long = format!(
+        "location / {{ proxy_pass http://unix:/{}; }}",
+        "a".repeat(107)
+    );
+    assert_error(&server(&long), "invalid proxy_pass address");
+    assert_error(
+        &server("location ~ ^/r { proxy_pass http://unix:/run/b.sock:/u; }"),
+        "cannot have URI part",
+    );
+}

@@ -1322,7 +1322,8 @@ pub struct Proxy {
     /// `http` or `https`.
     pub scheme: Scheme,
     /// The `host[:port]` as written in proxy_pass (the default `$proxy_host`), in
-    /// [`Ir::text`].
+    /// [`Ir::text`]; `unix:PATH` for a unix-domain socket (without the URI part), whose
+    /// `$proxy_host` is `localhost` (nginx's).
     pub proxy_host: TextRef,
     /// The URI part of proxy_pass, if any (replaces the matched location prefix).
     pub uri: Option<Template>,
@@ -1505,7 +1506,8 @@ pub struct HealthCheck {
 /// `server` inside `upstream`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamServer {
-    /// `host:port` or `unix:/path` as written.
+    /// `host:port` (the port always written by the compiler), or `unix:PATH`: a unix-domain
+    /// socket, the path used as written.
     pub address: String,
     pub weight: u32,
     pub max_fails: u32,

@@ -225,6 +225,12 @@ impl Checker<'_> {
             check(s.weight > 0, || {
                 format!("upstream \"{}\": server {} has weight 0", u.name, s.address)
             })?;
+            check(s.address != "unix:", || {
+                format!(
+                    "upstream \"{}\": a unix socket server without a path",
+                    u.name
+                )
+            })?;
         }
         if let Balance::Hash { key, .. } = &u.balance {
             self.template(key)?;

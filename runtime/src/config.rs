@@ -2,6 +2,7 @@
 //! (compiled regexes, resolved paths). Built by the master before forking, so workers share
 //! it copy-on-write.
 
+use crate::upstream::PeerAddr;
 use proton_ir::{Header, Ir, RegexId};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ pub struct Loaded {
     /// The address of every upstream server, by upstream then server index, resolved once
     /// at load (and so again at every reload). `None` for the servers of a `proxy_pass`
     /// given by variables (resolved per request).
-    pub upstream_addrs: Vec<Vec<Option<SocketAddr>>>,
+    pub upstream_addrs: Vec<Vec<Option<PeerAddr>>>,
     /// Per-peer state every worker of this generation shares (active connections,
     /// failures, health), mapped here, before the workers are forked.
     pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
@@ -74,9 +75,20 @@ pub fn resolve_literal(address: &str) -> Option<SocketAddr> {
 }
 
 /// Resolves an upstream server address as written (`host:port`, `host` meaning port 80,
-/// `[v6]:port`). A name resolving to several addresses uses the first (nginx makes one peer
-/// of each; documented).
-pub fn resolve_upstream(address: &str) -> Result<SocketAddr, String> {
+/// `[v6]:port`, `unix:PATH`). A name resolving to several addresses uses the first (nginx
+/// makes one peer of each; documented). A unix socket path is used as written: nothing checks
+/// here that it exists (nginx neither; a connect to it fails until it does).
+pub fn resolve_upstream(address: &str) -> Result<PeerAddr, String> {
+    if let Some(path) = PeerAddr::unix_path(address) {
+        if path.is_empty() {
+            return Err(format!("no path in the unix domain socket \"{address}\""));
+        }
+        return Ok(PeerAddr::unix(path));
+    }
+    resolve_inet(address).map(PeerAddr::Inet)
+}
+
+fn resolve_inet(address: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = address.parse::<SocketAddr>() {
         return Ok(a);
     }

@@ -385,34 +385,39 @@ impl Lower<'_> {
 
     pub(crate) fn upstream_server(&mut self, d: &Directive) -> Option<UpstreamServer> {
         let a0 = d.args.first()?;
-        if a0.value.starts_with("unix:") {
-            self.err(
-                Diagnostic::error(
-                    Code::Unsupported,
-                    a0.span,
-                    "unix socket upstream servers are not supported yet",
-                )
-                .label("here")
-                .help("use host:port"),
-            );
-            return None;
-        }
-        if let Err(e) = check_host_port(&a0.value) {
-            self.err(
-                Diagnostic::error(
-                    Code::BadValue,
-                    a0.span,
-                    format!("invalid upstream server address \"{}\"", a0.value),
-                )
-                .label(e)
-                .help("server 127.0.0.1:8080; or server backend.internal:80;"),
-            );
-            return None;
-        }
-        let address = if has_port(&a0.value) {
-            a0.value.clone()
+        let address = if let Some(path) = strip_unix(&a0.value) {
+            // `unix:PATH`: the whole rest is the path (no URI part here), used as written.
+            if let Err(e) = check_unix_path(path) {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a0.span,
+                        format!("invalid upstream server address \"{}\"", a0.value),
+                    )
+                    .label(e)
+                    .help("server unix:/run/app.sock;"),
+                );
+                return None;
+            }
+            format!("unix:{path}")
         } else {
-            format!("{}:80", a0.value)
+            if let Err(e) = check_host_port(&a0.value) {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a0.span,
+                        format!("invalid upstream server address \"{}\"", a0.value),
+                    )
+                    .label(e)
+                    .help("server 127.0.0.1:8080; or server backend.internal:80; or server unix:/run/app.sock;"),
+                );
+                return None;
+            }
+            if has_port(&a0.value) {
+                a0.value.clone()
+            } else {
+                format!("{}:80", a0.value)
+            }
         };
         let mut s = UpstreamServer::new(address);
         for a in &d.args[1..] {
@@ -719,9 +724,18 @@ impl Lower<'_> {
                 dynamic: Some(t),
             });
         }
-        let (hostport, uri) = match rest.find('/') {
-            Some(i) => (&rest[..i], Some(&rest[i..])),
-            None => (rest, None),
+        // `unix:PATH[:URI]`: the URI part, if any, follows the path's first colon (nginx's
+        // `ngx_parse_unix_domain_url` with `uri_part`).
+        let unix = strip_unix(rest).map(|path| match path.split_once(':') {
+            Some((path, uri)) => (path, (!uri.is_empty()).then_some(uri)),
+            None => (path, None),
+        });
+        let (hostport, uri) = match unix {
+            Some((path, uri)) => (&rest[..5 + path.len()], uri),
+            None => match rest.find('/') {
+                Some(i) => (&rest[..i], Some(&rest[i..])),
+                None => (rest, None),
+            },
         };
         if uri.is_some()
             && matches!(
@@ -747,6 +761,34 @@ impl Lower<'_> {
                     .help("proxy_pass http://backend;"),
             );
             return None;
+        }
+        if let Some((path, uri)) = unix {
+            let bad = check_unix_path(path).err().or_else(|| {
+                uri.filter(|u| !u.starts_with('/'))
+                    .map(|_| "the URI after the socket path does not start with \"/\"")
+            });
+            if let Some(e) = bad {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("invalid proxy_pass address \"{rest}\""),
+                    )
+                    .label(e)
+                    .help("proxy_pass http://unix:/run/app.sock; or proxy_pass http://unix:/run/app.sock:/prefix/;"),
+                );
+                return None;
+            }
+            // The socket path is used as written (nginx does not resolve it against the
+            // prefix). `$proxy_host` (and so `Host`) is `localhost`, as nginx; the IR keeps
+            // `unix:PATH` as written, for `proxy_redirect default` and the logs.
+            return Some(Proxy {
+                upstream: self.implicit_upstream(format!("unix:{path}")),
+                scheme,
+                proxy_host: self.ir.push_text(&format!("unix:{path}")),
+                uri: uri.map(Template::literal),
+                dynamic: None,
+            });
         }
         let lower_host = hostport.to_ascii_lowercase();
         let upstream = if let Some((id, _)) = self.upstream_names.get(&lower_host).copied() {
@@ -1317,6 +1359,30 @@ fn conflict_help(name: &str, first: &str) -> String {
     } else {
         fix.to_string()
     }
+}
+
+/// The path of a `unix:PATH` address (the prefix in any case, as nginx's `ngx_parse_url`).
+fn strip_unix(s: &str) -> Option<&str> {
+    s.get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("unix:"))
+        .and_then(|_| s.get(5..))
+}
+
+/// nginx's checks of a unix-domain socket path (`ngx_parse_unix_domain_url`): not empty, and
+/// short enough for `sun_path` with its terminating NUL.
+fn check_unix_path(path: &str) -> Result<(), &'static str> {
+    /// `sizeof(sockaddr_un.sun_path)` on Linux.
+    const SUN_PATH: usize = 108;
+    if path.is_empty() {
+        return Err("no path in the unix domain socket");
+    }
+    if path.len() + 1 > SUN_PATH {
+        return Err("too long path in the unix domain socket");
+    }
+    if path.contains('\0') {
+        return Err("a NUL byte in the unix domain socket path");
+    }
+    Ok(())
 }
 
 fn has_port(s: &str) -> bool {

@@ -15,13 +15,13 @@
 //! unknown server is first confirmed up. Single failed checks are logged at `debug`.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use proton_ir::{HealthCheck, Ir, LogLevel, Upstream};
 
+use super::addr::PeerAddr;
 use super::peer::Health;
 use super::shared::SharedUpstreams;
 
@@ -97,8 +97,9 @@ struct Target {
     group: String,
     /// The server's address as written (log lines and the `Host` header).
     address: String,
-    /// Where to connect (the resolved address, with `port=` applied).
-    addr: SocketAddr,
+    /// Where to connect (the resolved address, with `port=` applied; a unix socket has
+    /// no port, and is checked on itself).
+    addr: PeerAddr,
     check: HealthCheck,
 }
 
@@ -106,7 +107,7 @@ struct Target {
 /// of every upstream of `ir` that has `health_check`. See the module docs.
 pub fn spawn_checkers(
     ir: &Ir,
-    addrs: &[Vec<Option<SocketAddr>>],
+    addrs: &[Vec<Option<PeerAddr>>],
     shared: Arc<SharedUpstreams>,
     log: LogFn,
 ) -> Checkers {
@@ -116,7 +117,7 @@ pub fn spawn_checkers(
 /// [`spawn_checkers`] over a list of upstreams (index-aligned with `addrs` and `shared`).
 pub fn spawn_for(
     upstreams: &[Upstream],
-    addrs: &[Vec<Option<SocketAddr>>],
+    addrs: &[Vec<Option<PeerAddr>>],
     shared: Arc<SharedUpstreams>,
     log: LogFn,
 ) -> Checkers {
@@ -130,11 +131,11 @@ pub fn spawn_for(
             if server.down {
                 continue;
             }
-            let Some(mut addr) = addrs.get(ui).and_then(|a| a.get(si)).copied().flatten() else {
+            let Some(mut addr) = addrs.get(ui).and_then(|a| a.get(si)).cloned().flatten() else {
                 continue;
             };
-            if let Some(port) = check.port {
-                addr.set_port(port);
+            if let (Some(port), PeerAddr::Inet(a)) = (check.port, &mut addr) {
+                a.set_port(port);
             }
             let target = Target {
                 upstream: ui,
@@ -167,13 +168,19 @@ pub fn spawn_for(
 fn run(t: &Target, shared: &SharedUpstreams, log: &LogFn, stop: &Stop) {
     let interval = Duration::from_millis(t.check.interval_ms.max(1));
     let timeout = Duration::from_millis(t.check.timeout_ms.max(1));
+    // A unix socket's `Host` is `localhost`, as nginx's proxy sends.
+    let host = if t.addr.is_unix() {
+        "localhost"
+    } else {
+        t.address.as_str()
+    };
     let request = format!(
-        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: proton-health\r\n\r\n",
-        t.check.uri, t.address
+        "GET {} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: proton-health\r\n\r\n",
+        t.check.uri
     );
     loop {
         let started = Instant::now();
-        let result = probe(t.addr, request.as_bytes(), timeout);
+        let result = probe(&t.addr, request.as_bytes(), timeout);
         let passed = matches!(result, Ok(code) if (200..400).contains(&code));
         let transition =
             shared.record_check(t.upstream, t.peer, passed, t.check.fails, t.check.passes);
@@ -225,7 +232,7 @@ fn run(t: &Target, shared: &SharedUpstreams, log: &LogFn, stop: &Stop) {
 
 /// One check: connects, sends `request`, and returns the status code of the answer; all
 /// within `timeout`. Errors are the reason, for the log.
-fn probe(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<u16, String> {
+fn probe(addr: &PeerAddr, request: &[u8], timeout: Duration) -> Result<u16, String> {
     let deadline = Instant::now() + timeout;
     let io = |what: &str, e: std::io::Error| match e.kind() {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => format!("{what} timed out"),
@@ -237,7 +244,9 @@ fn probe(addr: SocketAddr, request: &[u8], timeout: Duration) -> Result<u16, Str
             .then_some(d)
             .ok_or_else(|| "timed out".to_string())
     };
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| io("connect", e))?;
+    let mut s = addr
+        .connect_timeout(timeout)
+        .map_err(|e| io("connect", e))?;
     s.set_write_timeout(Some(left()?))
         .map_err(|e| io("send", e))?;
     s.write_all(request).map_err(|e| io("send", e))?;
@@ -286,7 +295,7 @@ fn status_code(head: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
     use proton_ir::{Balance, UpstreamServer};
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
     /// A tiny HTTP server on loopback answering every request with the current `status`
@@ -427,7 +436,12 @@ mod tests {
         let shared =
             Arc::new(SharedUpstreams::from_upstreams(std::slice::from_ref(&up)).expect("mmap"));
         let (log, lines) = logger();
-        let checkers = spawn_for(&[up], &[vec![Some(server.addr)]], shared.clone(), log);
+        let checkers = spawn_for(
+            &[up],
+            &[vec![Some(server.addr.into())]],
+            shared.clone(),
+            log,
+        );
         assert_eq!(checkers.len(), 1);
         eventually("up", || shared.peer_health(0, 0) == Health::Up);
         eventually("the log line is up", || {
@@ -475,7 +489,7 @@ mod tests {
         let (log, lines) = logger();
         let checkers = spawn_for(
             &[up],
-            &[vec![Some(closed), Some(silent.addr)]],
+            &[vec![Some(closed.into()), Some(silent.addr.into())]],
             shared.clone(),
             log,
         );
@@ -520,7 +534,8 @@ mod tests {
         let shared =
             Arc::new(SharedUpstreams::from_upstreams(&[plain.clone(), up.clone()]).expect("mmap"));
         let (log, _lines) = logger();
-        let addrs = vec![vec![Some(dead); 3], vec![Some(dead), Some(dead), None]];
+        let d = || Some(PeerAddr::from(dead));
+        let addrs = vec![vec![d(), d(), d()], vec![d(), d(), None]];
         let checkers = spawn_for(&[plain, up], &addrs, shared.clone(), log);
         assert_eq!(checkers.len(), 1, "only server 0 of the checked upstream");
         eventually("up via port=", || shared.peer_health(1, 0) == Health::Up);
@@ -534,6 +549,59 @@ mod tests {
         checkers.stop();
     }
 
+    /// Unix-socket peers are checked on their socket (`port=` does not apply), with
+    /// `Host: localhost`; a missing socket file fails the check.
+    #[test]
+    fn unix_socket_peers() {
+        use std::os::unix::net::UnixListener;
+        let dir = std::env::temp_dir().join(format!("proton-health-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("ok.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let last = seen.clone();
+        std::thread::spawn(move || {
+            for c in listener.incoming() {
+                let Ok(mut c) = c else { return };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 512];
+                while !req.ends_with(b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => req.extend_from_slice(&buf[..k]),
+                    }
+                }
+                *last.lock().unwrap_or_else(|e| e.into_inner()) = req;
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let ok = format!("unix:{}", path.display());
+        let gone = format!("unix:{}", dir.join("gone.sock").display());
+        let mut c = check(1, 1, 1000);
+        c.port = Some(1);
+        let up = upstream(&[ok.clone(), gone.clone()], c);
+        let shared =
+            Arc::new(SharedUpstreams::from_upstreams(std::slice::from_ref(&up)).expect("mmap"));
+        let (log, lines) = logger();
+        let addrs = [vec![
+            crate::config::resolve_upstream(&ok).ok(),
+            crate::config::resolve_upstream(&gone).ok(),
+        ]];
+        let checkers = spawn_for(&[up], &addrs, shared.clone(), log);
+        eventually("unix peer up", || shared.peer_health(0, 0) == Health::Up);
+        eventually("missing socket down", || {
+            shared.peer_health(0, 1) == Health::Down
+        });
+        eventually("the log line names the socket", || {
+            logged(&lines, LogLevel::Warn, &format!("({gone}) is down"))
+        });
+        let req = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(String::from_utf8_lossy(&req).contains("Host: localhost\r\n"));
+        checkers.stop();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn stop_ends_a_long_wait() {
         let server = TestServer::start(200);
@@ -543,7 +611,12 @@ mod tests {
         let shared =
             Arc::new(SharedUpstreams::from_upstreams(std::slice::from_ref(&up)).expect("mmap"));
         let (log, _lines) = logger();
-        let checkers = spawn_for(&[up], &[vec![Some(server.addr)]], shared.clone(), log);
+        let checkers = spawn_for(
+            &[up],
+            &[vec![Some(server.addr.into())]],
+            shared.clone(),
+            log,
+        );
         eventually("first check", || shared.peer_health(0, 0) == Health::Up);
         // The checker now waits an hour; stop must wake it (a hang guard, not a timing test).
         let (tx, rx) = std::sync::mpsc::channel();

@@ -6,8 +6,8 @@
 //! Methods ([`Method`]): smooth weighted round-robin, `least_conn`, `ip_hash`, `hash KEY`,
 //! `hash KEY consistent` (ketama), `random`, `random two`, and peak-EWMA (latency-aware; what
 //! the config calls nginx Plus's `least_time`). Each module documents how closely it follows
-//! nginx. (The one part of this module that does open sockets and read clocks is [`health`],
-//! the active health checker.)
+//! nginx. (The parts of this module that do open sockets and read clocks are [`health`], the
+//! active health checker, and the connects of [`PeerAddr`], the address of a server.)
 //!
 //! Passive health follows nginx: `max_fails` failures (counted until a success after the
 //! peer's `fail_timeout` has passed) make a peer unavailable for `fail_timeout`; `max_fails=0`
@@ -25,6 +25,7 @@
 //! and only the per-worker parts (round-robin weights, the latency estimate, random
 //! generator) in the balancer; see [`shared`] for the split and its consistency.
 
+mod addr;
 mod hash;
 pub mod health;
 mod ip_hash;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use proton_ir::{Balance, Upstream};
 
+pub use addr::PeerAddr;
 pub use hash::{crc32, Ring, POINTS_PER_WEIGHT};
 pub use health::{spawn_checkers, Checkers};
 pub use peak_ewma::DEFAULT_HALF_LIFE;

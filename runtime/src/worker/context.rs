@@ -11,7 +11,6 @@
 use super::vars::{Captures, VarPool};
 use crate::http::request::RequestHead;
 use proton_ir::{LocationId, ServerId};
-use std::net::SocketAddr;
 
 /// One request's state.
 pub(crate) struct RequestCtx {
@@ -72,7 +71,7 @@ pub(crate) struct RequestCtx {
     /// Modification time of the file being answered (for `expires modified`).
     pub(crate) mtime: Option<i64>,
     /// The last upstream attempt: address, status, response time in ms (`$upstream_*`).
-    pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
+    pub(crate) upstream: Option<(crate::upstream::PeerAddr, u16, u32)>,
     /// The upstream's response head (status line and header lines, as received) of the last
     /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
     pub(crate) upstream_head: Vec<u8>,

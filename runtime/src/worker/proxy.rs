@@ -28,7 +28,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::token_eq;
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
-use crate::upstream::{Balancer, Outcome as Report};
+use crate::upstream::{Balancer, Outcome as Report, PeerAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ProxyRedirect, ServerId};
@@ -86,6 +86,9 @@ pub(crate) struct Upstreams {
     pub(crate) temp_seq: u32,
     /// Decoded pieces of a request body (ranges of the client's buffer), reused.
     pieces: Vec<std::ops::Range<usize>>,
+    /// The last unix socket a proxy_pass with variables named, kept so that requests to the
+    /// same socket share its path instead of allocating one each.
+    last_unix: Option<PeerAddr>,
 }
 
 type CertConfig = (
@@ -119,6 +122,7 @@ impl Upstreams {
             cert_configs: Vec::new(),
             temp_seq: super::body::first_seq(),
             pieces: Vec::new(),
+            last_unix: None,
         }
     }
 
@@ -134,6 +138,19 @@ impl Upstreams {
                 for key in list.drain(..list.len() - keep) {
                     self.conns.try_remove(key);
                 }
+            }
+        }
+    }
+
+    /// The address of unix socket `path` named by a proxy_pass with variables: the last one
+    /// again when it is the same socket (no allocation), else a new one that is kept.
+    fn unix_peer(&mut self, path: &str) -> PeerAddr {
+        match &self.last_unix {
+            Some(a @ PeerAddr::Unix(p)) if p.as_os_str() == std::ffi::OsStr::new(path) => a.clone(),
+            _ => {
+                let a = PeerAddr::unix(path);
+                self.last_unix = Some(a.clone());
+                a
             }
         }
     }
@@ -343,7 +360,11 @@ pub(crate) struct Proxy {
     /// of it), kept with the state so that no buffer is allocated per request.
     dyn_url: Vec<u8>,
     /// A literal address from a proxy_pass with variables (no balancer).
-    direct: Option<std::net::SocketAddr>,
+    direct: Option<PeerAddr>,
+    /// The client's address, for log lines.
+    client: std::net::IpAddr,
+    /// Where the URI sent upstream is in `req` (valid while `replayable`), for log lines.
+    uri_at: std::ops::Range<usize>,
     /// The upstream speaks TLS (`proxy_pass https://…`).
     https: bool,
     /// The name the TLS session is made for (`proxy_ssl_name`, else the proxy_pass host),
@@ -381,7 +402,7 @@ pub(crate) struct Proxy {
     client_progress: Instant,
     upstream_progress: Instant,
     /// The last attempt's address, status and time, for the request's variables.
-    noted: Option<(std::net::SocketAddr, u16, u32)>,
+    noted: Option<(PeerAddr, u16, u32)>,
     /// `charset`/`override_charset`: the recoding of the response body, if any.
     recode: Option<super::static_files::Recode>,
     /// `add_trailer` applies: the body goes to the client in chunks Proton frames, and the
@@ -454,6 +475,8 @@ impl Proxy {
             key: Vec::new(),
             dyn_url: Vec::new(),
             direct: None,
+            client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            uri_at: 0..0,
             https: false,
             ssl_name: Vec::new(),
             ssl_cert: Vec::new(),
@@ -521,6 +544,7 @@ impl Proxy {
         self.key.clear();
         self.dyn_url.clear();
         self.direct = None;
+        self.uri_at = 0..0;
         self.https = false;
         self.ssl_name.clear();
         self.ssl_cert.clear();
@@ -661,23 +685,56 @@ impl Worker<'_> {
                 0
             };
             let rest = url.get(start..).unwrap_or_default();
-            dyn_host = match rest.iter().position(|&b| b == b'/') {
-                Some(i) => {
-                    dyn_uri = Some(start + i..url.len());
-                    start..start + i
+            let unix = is_unix_host(rest);
+            dyn_host = if unix {
+                // `unix:PATH[:URI]`: the URI follows the path's first colon (nginx's
+                // `ngx_parse_unix_domain_url`); an empty one is none.
+                match rest.iter().skip(5).position(|&b| b == b':') {
+                    Some(i) => {
+                        let colon = start + 5 + i;
+                        if colon + 1 < url.len() {
+                            dyn_uri = Some(colon + 1..url.len());
+                        }
+                        start..colon
+                    }
+                    None => start..url.len(),
                 }
-                None => start..url.len(),
+            } else {
+                match rest.iter().position(|&b| b == b'/') {
+                    Some(i) => {
+                        dyn_uri = Some(start + i..url.len());
+                        start..start + i
+                    }
+                    None => start..url.len(),
+                }
             };
             let host =
                 std::str::from_utf8(url.get(dyn_host.clone()).unwrap_or_default()).unwrap_or("");
-            if let Some(i) = ir
+            if unix {
+                match PeerAddr::unix_path(host).filter(|p| !p.is_empty() && !p.contains('\0')) {
+                    Some(path) => direct = Some(self.ups.unix_peer(path)),
+                    None => {
+                        // nginx: the URL does not parse, 500.
+                        elog!(
+                            self.elog,
+                            Error,
+                            "no path in the unix domain socket in upstream \"{}\", client: {}",
+                            String::from_utf8_lossy(url.get(start..).unwrap_or_default()),
+                            conn.peer.ip()
+                        );
+                        p.dyn_url = url;
+                        self.recycle(p);
+                        return Handled::Status(500);
+                    }
+                }
+            } else if let Some(i) = ir
                 .upstreams
                 .iter()
                 .position(|u| u.explicit && u.name.eq_ignore_ascii_case(host))
             {
                 upstream = i;
             } else if let Some(a) = crate::config::resolve_literal(host) {
-                direct = Some(a);
+                direct = Some(PeerAddr::Inet(a));
             } else {
                 elog!(
                     self.elog,
@@ -718,6 +775,7 @@ impl Worker<'_> {
         p.loc = loc;
         p.upstream = upstream;
         p.direct = direct;
+        p.client = request.client.unwrap_or(conn.peer).ip();
         p.head_only = head.is_head();
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
@@ -748,6 +806,7 @@ impl Worker<'_> {
         if req.len() == uri_at {
             req.push(b'/');
         }
+        p.uri_at = uri_at..req.len();
         req.extend_from_slice(if http11 {
             b" HTTP/1.1\r\n"
         } else {
@@ -773,12 +832,21 @@ impl Worker<'_> {
         } else {
             ir.text_of(proxy.proxy_host).as_bytes()
         };
+        // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
+        // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
+        let proxy_unix = is_unix_host(proxy_host);
+        let proxy_host = if proxy_unix {
+            &b"localhost"[..]
+        } else {
+            proxy_host
+        };
         if p.https {
             let mut name = std::mem::take(&mut p.ssl_name);
             match &ps.tls.name {
                 Some(t) => {
                     let mut ctx = self.ctx(conn, request, 0);
                     ctx.proxy_host = proxy_host;
+                    ctx.proxy_unix = proxy_unix;
                     ctx.expand(t, &mut name);
                 }
                 None => name.extend_from_slice(proxy_host),
@@ -799,6 +867,7 @@ impl Worker<'_> {
                 {
                     let mut ctx = self.ctx(conn, request, 0);
                     ctx.proxy_host = proxy_host;
+                    ctx.proxy_unix = proxy_unix;
                     ctx.expand(&v.certificate, &mut cert);
                     ctx.expand(&v.key, &mut key);
                 }
@@ -827,6 +896,7 @@ impl Worker<'_> {
         {
             let mut ctx = self.ctx(conn, request, 0);
             ctx.proxy_host = proxy_host;
+            ctx.proxy_unix = proxy_unix;
             for (name, value) in &ps.set_headers {
                 let is_upgrade = name.eq_ignore_ascii_case("upgrade");
                 let is_conn = name.eq_ignore_ascii_case("connection");
@@ -957,7 +1027,10 @@ impl Worker<'_> {
 
         // The balancing key.
         match &self.loaded.ir.upstreams[upstream].balance {
-            proton_ir::Balance::IpHash => match conn.peer.ip() {
+            // The client realip found, if any (nginx's ip_hash reads the connection's
+            // address, which realip replaces). A unix-socket client's placeholder 0.0.0.0
+            // hashes as nginx's pseudo address for it (0.0.0).
+            proton_ir::Balance::IpHash => match request.client.unwrap_or(conn.peer).ip() {
                 std::net::IpAddr::V4(a) => p.key.extend_from_slice(&a.octets()),
                 std::net::IpAddr::V6(a) => p.key.extend_from_slice(&a.octets()),
             },
@@ -1050,9 +1123,10 @@ impl Worker<'_> {
     /// cache when it has a live connection to that server. `Err(status)`: no server left.
     fn connect(&mut self, owner: usize, p: &mut Proxy) -> Result<(), u16> {
         let u = p.upstream;
-        if let Some(a) = p.direct {
+        if let Some(a) = p.direct.take() {
             // A literal address from a proxy_pass with variables: one server, one try.
             if p.tries > 0 {
+                p.direct = Some(a);
                 return Err(502);
             }
             p.peer = usize::MAX;
@@ -1062,13 +1136,10 @@ impl Worker<'_> {
             p.req_pos = 0;
             rewind_body(p);
             p.cached = false;
-            return self.open(owner, p, a).map_err(|e| {
-                elog!(
-                    self.elog,
-                    Error,
-                    "connect() to {a} failed ({e}) while connecting to upstream",
-                    e = crate::log::OsError(&e)
-                );
+            let opened = self.open(owner, p, &a);
+            p.direct = Some(a);
+            return opened.map_err(|e| {
+                self.log_connect_error(p, &e);
                 502
             });
         }
@@ -1108,13 +1179,12 @@ impl Worker<'_> {
                 return Ok(());
             }
             p.cached = false;
-            let addr = self
-                .loaded
+            let loaded = self.loaded;
+            let addr = loaded
                 .upstream_addrs
                 .get(u)
                 .and_then(|a| a.get(peer))
-                .copied()
-                .flatten();
+                .and_then(Option::as_ref);
             let result = match addr {
                 Some(a) => self.open(owner, p, a),
                 None => Err(std::io::Error::new(ErrorKind::NotFound, "no address")),
@@ -1122,13 +1192,7 @@ impl Worker<'_> {
             match result {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    let addr = self.peer_name(u, peer);
-                    elog!(
-                        self.elog,
-                        Error,
-                        "connect() to {addr} failed ({e}) while connecting to upstream",
-                        e = crate::log::OsError(&e)
-                    );
+                    self.log_connect_error(p, &e);
                     let bal = &mut self.ups.balancers[u];
                     bal.release(peer);
                     bal.report(peer, Report::Failure, now);
@@ -1141,19 +1205,15 @@ impl Worker<'_> {
         }
     }
 
-    /// Starts a non-blocking connect to `addr` for the current attempt.
-    fn open(
-        &mut self,
-        owner: usize,
-        p: &mut Proxy,
-        addr: std::net::SocketAddr,
-    ) -> std::io::Result<()> {
+    /// Starts a non-blocking connect to `addr` for the current attempt (a unix socket is
+    /// carried as a `TcpStream` over its descriptor: see [`PeerAddr`]).
+    fn open(&mut self, owner: usize, p: &mut Proxy, addr: &PeerAddr) -> std::io::Result<()> {
         let tls = if p.https {
             Some(Box::new(self.upstream_tls(p, addr)?))
         } else {
             None
         };
-        let mut sock = TcpStream::connect(addr)?;
+        let mut sock: TcpStream = addr.connect()?;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
         self.registry.register(
@@ -1183,7 +1243,7 @@ impl Worker<'_> {
     /// A TLS session for a new connection to `addr`: the location's `proxy_ssl_*` config,
     /// made for the request's `proxy_ssl_name` (an IP address, or a name that is not a
     /// valid DNS name, goes without SNI, as nginx; verification then checks the address).
-    fn upstream_tls(&self, p: &Proxy, addr: std::net::SocketAddr) -> std::io::Result<UpTls> {
+    fn upstream_tls(&self, p: &Proxy, addr: &PeerAddr) -> std::io::Result<UpTls> {
         use rustls::pki_types::ServerName;
         let ir = &self.loaded.ir;
         let settings = ir
@@ -1201,10 +1261,16 @@ impl Worker<'_> {
                     std::io::Error::other("no usable proxy_ssl_* settings for an https upstream")
                 })?,
         };
+        // A unix socket has no address to check a certificate against: `localhost`.
+        let fallback = || match addr {
+            PeerAddr::Inet(a) => ServerName::IpAddress(a.ip().into()),
+            PeerAddr::Unix(_) => ServerName::try_from("localhost")
+                .unwrap_or(ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into())),
+        };
         let name = std::str::from_utf8(&p.ssl_name)
             .ok()
             .and_then(|n| ServerName::try_from(n.to_string()).ok())
-            .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+            .unwrap_or_else(fallback);
         UpTls::new(config.clone(), name).map_err(std::io::Error::other)
     }
 
@@ -1270,9 +1336,71 @@ impl Worker<'_> {
             .upstream_addrs
             .get(u)
             .and_then(|a| a.get(peer))
-            .copied()
-            .flatten()
-            .map_or_else(|| "?".to_string(), |a| a.to_string())
+            .and_then(Option::as_ref)
+            .map_or_else(|| "?".to_string(), PeerAddr::to_string)
+    }
+
+    /// The address of the current attempt's server (the literal one of a proxy_pass with
+    /// variables, else the group's).
+    fn peer_addr<'p>(&'p self, p: &'p Proxy) -> Option<&'p PeerAddr> {
+        match &p.direct {
+            Some(a) => Some(a),
+            None => self
+                .loaded
+                .upstream_addrs
+                .get(p.upstream)
+                .and_then(|a| a.get(p.peer))
+                .and_then(Option::as_ref),
+        }
+    }
+
+    /// The upstream's URL as nginx's error log names it: scheme, peer address (a unix
+    /// socket's followed by `:`) and the URI sent, `http://127.0.0.1:8080/a?b`,
+    /// `http://unix:/run/app.sock:/a?b`.
+    fn upstream_url<'p>(&'p self, p: &'p Proxy) -> UpstreamUrl<'p> {
+        UpstreamUrl {
+            https: p.https,
+            peer: self.peer_addr(p),
+            // The head is still at the start of `req` while the request can be sent again.
+            uri: p
+                .replayable
+                .then(|| p.req.get(p.uri_at.clone()))
+                .flatten()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// nginx's line for a failed connect (`crit` for errors other than a refusal or an
+    /// unreachable network, such as a unix socket file that is not there).
+    fn log_connect_error(&self, p: &Proxy, e: &std::io::Error) {
+        use nix::errno::Errno;
+        let refused = matches!(
+            e.raw_os_error().map(Errno::from_raw),
+            Some(
+                Errno::ECONNREFUSED
+                    | Errno::EAGAIN
+                    | Errno::ECONNRESET
+                    | Errno::ENETDOWN
+                    | Errno::ENETUNREACH
+                    | Errno::EHOSTDOWN
+                    | Errno::EHOSTUNREACH
+            )
+        );
+        let level = if refused {
+            proton_ir::LogLevel::Error
+        } else {
+            proton_ir::LogLevel::Crit
+        };
+        let url = self.upstream_url(p);
+        self.elog.log(
+            level,
+            format_args!(
+                "connect() to {} failed ({}) while connecting to upstream, client: {}, upstream: \"{url}\"",
+                PeerName(url.peer),
+                crate::log::OsError(e),
+                p.client
+            ),
+        );
     }
 
     /// Whether a failed attempt may move to the next server (nginx's proxy_next_upstream).
@@ -1352,10 +1480,15 @@ impl Worker<'_> {
 
     /// A failed attempt: the next server if allowed, else the status to answer.
     fn fail(&mut self, conn_key: usize, p: &mut Proxy, fail: Fail, what: &str) -> Result<(), u16> {
-        let addr = self.peer_name(p.upstream, p.peer);
         let stale = p.cached && fail == Fail::Error && p.hold.is_empty();
         if !matches!(fail, Fail::Status(_)) {
-            elog!(self.elog, Error, "{what}, upstream: {addr}");
+            elog!(
+                self.elog,
+                Error,
+                "{what}, client: {}, upstream: \"{}\"",
+                p.client,
+                self.upstream_url(p)
+            );
         }
         // Every failure but a 403/404 counts toward max_fails, also on a cached connection
         // that turns out closed (nginx's ngx_http_upstream_next frees the peer as FAILED
@@ -1435,7 +1568,7 @@ impl Worker<'_> {
             St::Body | St::Tunnel => {
                 // The head went out: the response can only be cut short. Say which side
                 // stalled, log the request, close.
-                let addr = self.peer_name(p.upstream, p.peer);
+                let url = self.upstream_url(&p);
                 // The upstream stalled if it is still being read and its own deadline
                 // passed; otherwise the client did.
                 let read_timeout =
@@ -1448,14 +1581,14 @@ impl Worker<'_> {
                     elog!(
                         self.elog,
                         Info,
-                        "client timed out (110: send_timeout) while sending response to client, client: {}, upstream: {addr}",
+                        "client timed out (110: send_timeout) while sending response to client, client: {}, upstream: \"{url}\"",
                         conn.peer.ip()
                     );
                 } else {
                     elog!(
                         self.elog,
                         Error,
-                        "upstream timed out (110: Connection timed out) while reading upstream, client: {}, upstream: {addr}",
+                        "upstream timed out (110: Connection timed out) while reading upstream, client: {}, upstream: \"{url}\"",
                         conn.peer.ip()
                     );
                 }
@@ -2308,7 +2441,7 @@ impl Worker<'_> {
             // runs with the upstream state of the response being sent).
             self.note_upstream(p, status);
             if let Some(req) = conn.req.as_deref_mut() {
-                req.upstream = p.noted;
+                req.upstream = p.noted.clone();
             }
             // `expires modified` counts from the upstream's Last-Modified, as nginx.
             let lm = p.resp.headers.iter().find_map(|(n, v)| {
@@ -2456,7 +2589,7 @@ impl Worker<'_> {
         let status = p.resp.status;
         self.note_upstream(p, status);
         if let Some(req) = conn.req.as_deref_mut() {
-            req.upstream = p.noted;
+            req.upstream = p.noted.clone();
             req.upstream_response_length = Some(p.resp_len);
         }
         let mut out = std::mem::take(&mut conn.wbuf);
@@ -2834,16 +2967,8 @@ impl Worker<'_> {
 
     /// Keeps the attempt's address, status and time for the access log.
     fn note_upstream(&self, p: &mut Proxy, status: u16) {
-        let addr = match p.direct {
-            Some(a) => Some(a),
-            None => self
-                .loaded
-                .upstream_addrs
-                .get(p.upstream)
-                .and_then(|a| a.get(p.peer))
-                .copied()
-                .flatten(),
-        };
+        // A clone shares a unix socket's path: nothing is allocated.
+        let addr = self.peer_addr(p).cloned();
         // The loop round's clock, as nginx's cached time: no clock read per request.
         let ms = self
             .now
@@ -2908,7 +3033,7 @@ fn refill_from_spill(conn: &mut Conn, p: &mut Proxy, window: usize) -> std::io::
 /// The request's last upstream attempt goes to its context (`$upstream_addr`, …).
 fn hand_over_upstream(conn: &mut Conn, p: &Proxy) {
     if let Some(r) = conn.req.as_deref_mut() {
-        r.upstream = p.noted;
+        r.upstream = p.noted.clone();
         if p.noted.is_some() {
             r.upstream_response_length = Some(p.resp_len);
         }
@@ -3059,6 +3184,49 @@ enum Step {
     FailWith(Fail, String),
 }
 
+/// Whether a proxy_pass host (or what follows the scheme of a URL) is a unix socket,
+/// `unix:PATH` (any case, as nginx).
+fn is_unix_host(host: &[u8]) -> bool {
+    host.get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"unix:"))
+}
+
+/// An upstream URL for a log line, written when formatted (see `Worker::upstream_url`).
+struct UpstreamUrl<'a> {
+    https: bool,
+    peer: Option<&'a PeerAddr>,
+    uri: &'a [u8],
+}
+
+impl std::fmt::Display for UpstreamUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        let sep = if self.peer.is_some_and(PeerAddr::is_unix) {
+            ":"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "{scheme}://{}{sep}{}",
+            PeerName(self.peer),
+            String::from_utf8_lossy(self.uri)
+        )
+    }
+}
+
+/// A peer's address in a log line (`?` when there is none).
+struct PeerName<'a>(Option<&'a PeerAddr>);
+
+impl std::fmt::Display for PeerName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(a) => write!(f, "{a}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
 /// The `host` of a proxy_pass `host[:port]` (an IPv6 address without its brackets): the
 /// default TLS name of an upstream, as nginx.
 fn host_of(hostport: &[u8]) -> &[u8] {
@@ -3188,7 +3356,18 @@ fn redirect_default(
         at += part.len();
         hit
     };
-    let matches = next(proxy.scheme.as_str().as_bytes()) && next(b"://") && next(host) && next(uri);
+    // nginx's pattern is the proxy_pass URL as written: a unix socket's URI part follows
+    // a colon (`http://unix:/path:/uri/`), and without one it is `http://unix:/path/`.
+    let sep: &[u8] = if is_unix_host(host) && proxy.uri.is_some() {
+        b":"
+    } else {
+        b""
+    };
+    let matches = next(proxy.scheme.as_str().as_bytes())
+        && next(b"://")
+        && next(host)
+        && next(sep)
+        && next(uri);
     let from_len = at;
     if matches {
         out.extend_from_slice(to);

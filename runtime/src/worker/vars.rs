@@ -199,9 +199,12 @@ pub(crate) struct Ctx<'a> {
     pub(crate) time_local: &'a [u8],
     /// `$proxy_host` (`host[:port]` of proxy_pass) while proxy headers are made.
     pub(crate) proxy_host: &'a [u8],
+    /// The proxy_pass address is a unix socket: `$proxy_host` is `localhost` and
+    /// `$proxy_port` empty (nginx's).
+    pub(crate) proxy_unix: bool,
     /// The last upstream attempt of a proxied request: address, status, response time in
     /// ms (`$upstream_addr`, `$upstream_status`, `$upstream_response_time`).
-    pub(crate) upstream: Option<(SocketAddr, u16, u32)>,
+    pub(crate) upstream: Option<&'a (crate::upstream::PeerAddr, u16, u32)>,
     /// The compiled regexes of the IR, by `RegexId` (map keys).
     pub(crate) regexes: &'a [regex::bytes::Regex],
     /// The IR's `map` blocks, by [`Var::Map`] index.
@@ -752,7 +755,11 @@ impl Ctx<'_> {
                     client_cert_var(b, der, out);
                 }
             }
-            Builtin::RemoteAddr | Builtin::BinaryRemoteAddr if self.unix.is_some() => {
+            // A unix-socket client is `unix:`, unless realip named another (`peer` is then
+            // that one, `conn_peer` the connection's placeholder).
+            Builtin::RemoteAddr | Builtin::BinaryRemoteAddr
+                if self.unix.is_some() && self.peer == self.conn_peer =>
+            {
                 out.extend_from_slice(b"unix:")
             }
             Builtin::RemotePort | Builtin::ServerPort if self.unix.is_some() => {}
@@ -901,6 +908,7 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", self.peer.ip());
             }
             Builtin::ProxyHost => out.extend_from_slice(self.proxy_host),
+            Builtin::ProxyPort if self.proxy_unix => {}
             Builtin::ProxyPort => {
                 let port = self
                     .proxy_host
@@ -931,7 +939,7 @@ impl Ctx<'_> {
             }
             Builtin::UpstreamResponseTime => {
                 if let Some((_, _, ms)) = self.upstream {
-                    write_ms(out, u64::from(ms));
+                    write_ms(out, u64::from(*ms));
                 }
             }
         }
@@ -1566,6 +1574,7 @@ mod tests {
             request_time_ms: 0,
             time_local: b"",
             proxy_host: b"",
+            proxy_unix: false,
             upstream: None,
             regexes: &regexes,
             maps: &maps,
