@@ -1873,6 +1873,14 @@ builtins! {
     UpstreamResponseTime = "upstream_response_time",
     /// The upstream's response status.
     UpstreamStatus = "upstream_status",
+    /// Seconds (with milliseconds) to the connection to each upstream server tried.
+    UpstreamConnectTime = "upstream_connect_time",
+    /// Seconds (with milliseconds) to each upstream's response head.
+    UpstreamHeaderTime = "upstream_header_time",
+    /// Bytes received from each upstream server tried.
+    UpstreamBytesReceived = "upstream_bytes_received",
+    /// Bytes sent to each upstream server tried.
+    UpstreamBytesSent = "upstream_bytes_sent",
     /// Proton's version.
     ProtonVersion = "proton_version",
 }

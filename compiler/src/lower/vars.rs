@@ -38,18 +38,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "realpath_root",
         "it needs a filesystem call (realpath) per request, which the event loop does not make; $document_root is the root as configured",
     ),
-    (
-        "upstream_connect_time",
-        "the proxy does not measure it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
-    ),
-    (
-        "upstream_header_time",
-        "the proxy does not measure it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
-    ),
-    (
-        "upstream_bytes_received",
-        "the proxy does not count it yet; $upstream_response_time, $upstream_addr and $upstream_status are available",
-    ),
 ];
 
 /// nginx's families of variables that Proton does not implement yet, with what to do instead.

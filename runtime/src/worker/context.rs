@@ -70,14 +70,12 @@ pub(crate) struct RequestCtx {
     pub(crate) expect_unread: bool,
     /// Modification time of the file being answered (for `expires modified`).
     pub(crate) mtime: Option<i64>,
-    /// The last upstream attempt: address, status, response time in ms (`$upstream_*`).
-    pub(crate) upstream: Option<(crate::upstream::PeerAddr, u16, u32)>,
+    /// Every upstream attempt of the request, in order (`$upstream_addr`, `$upstream_status`,
+    /// the times and byte counts), those of each proxied response after a mark.
+    pub(crate) upstreams: Vec<UpState>,
     /// The upstream's response head (status line and header lines, as received) of the last
     /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
     pub(crate) upstream_head: Vec<u8>,
-    /// The body bytes the upstream sent in the last attempt, chunk framing included
-    /// (`$upstream_response_length`).
-    pub(crate) upstream_response_length: Option<u64>,
     /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
     /// access log (a head Proton makes itself is read from the write buffer instead).
     pub(crate) sent_head: Vec<u8>,
@@ -124,9 +122,8 @@ impl Default for RequestCtx {
             served: 0,
             expect_unread: false,
             mtime: None,
-            upstream: None,
+            upstreams: Vec::new(),
             upstream_head: Vec::new(),
-            upstream_response_length: None,
             sent_head: Vec::new(),
             started: 0,
             conn_started: 0,
@@ -194,8 +191,7 @@ impl RequestCtx {
         self.error_status = None;
         self.expect_unread = false;
         self.mtime = None;
-        self.upstream = None;
-        self.upstream_response_length = None;
+        self.upstreams.clear();
         self.started = 0;
         self.conn_started = 0;
         self.browser = Default::default();
@@ -255,4 +251,33 @@ mod tests {
         assert!(!c.internal);
         assert_eq!(c.budget, proton_ir::rewrite::UriBudget::default());
     }
+}
+
+/// One attempt at an upstream server (nginx's `ngx_http_upstream_state_t`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UpState {
+    pub(crate) peer: UpPeer,
+    /// The status the attempt ended with (its own, or 502/504 for a failure); 0: none yet.
+    pub(crate) status: u16,
+    /// Milliseconds from the attempt's start to the connection, the response head, the
+    /// end of the upstream's part (`None`: not (yet) reached, printed `-`).
+    pub(crate) connect_ms: Option<u32>,
+    pub(crate) header_ms: Option<u32>,
+    pub(crate) response_ms: Option<u32>,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_sent: u64,
+    /// Body bytes received (chunk framing included, as nginx counts them).
+    pub(crate) response_length: u64,
+}
+
+/// Whom an attempt went to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) enum UpPeer {
+    /// Not an attempt: the mark between the attempts of two proxied responses of one
+    /// request (printed ` : `).
+    #[default]
+    Mark,
+    Addr(crate::upstream::PeerAddr),
+    /// No server of upstream group N was available (nginx prints the group's name).
+    Group(u32),
 }

@@ -19,7 +19,7 @@
 //! through error_page.
 
 use super::conn::Conn;
-use super::context::RequestCtx;
+use super::context::{RequestCtx, UpPeer, UpState};
 use super::request::Handled;
 use super::tls::{client_flush, client_read, client_write, Handshake, Transport, UpTls};
 use super::Worker;
@@ -402,7 +402,10 @@ pub(crate) struct Proxy {
     client_progress: Instant,
     upstream_progress: Instant,
     /// The last attempt's address, status and time, for the request's variables.
-    noted: Option<(PeerAddr, u16, u32)>,
+    /// The attempts of this proxied response (`$upstream_*`), the last one current.
+    states: Vec<UpState>,
+    /// Where they start in the request's list (`None`: not handed over yet).
+    req_base: Option<usize>,
     /// `charset`/`override_charset`: the recoding of the response body, if any.
     recode: Option<super::static_files::Recode>,
     /// `add_trailer` applies: the body goes to the client in chunks Proton frames, and the
@@ -435,6 +438,21 @@ pub(crate) struct Proxy {
 }
 
 impl Proxy {
+    /// A new attempt, at `peer`.
+    fn begin_attempt(&mut self, peer: UpPeer) {
+        self.states.push(UpState {
+            peer,
+            ..UpState::default()
+        });
+    }
+
+    /// Milliseconds since the current attempt started, at `now`.
+    fn attempt_ms(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.attempt_start)
+            .as_millis()
+            .min(u128::from(u32::MAX)) as u32
+    }
+
     /// The status the client got: the one written in its head, else the upstream's.
     fn sent_status(&self) -> u16 {
         if self.client_status != 0 {
@@ -499,7 +517,8 @@ impl Proxy {
             up_hup: false,
             client_progress: now,
             upstream_progress: now,
-            noted: None,
+            states: Vec::new(),
+            req_base: None,
             recode: None,
             rechunk: false,
             resp_len: 0,
@@ -557,7 +576,8 @@ impl Proxy {
         self.header_bytes = 0;
         self.client_eof = false;
         self.upstream_eof = false;
-        self.noted = None;
+        self.states.clear();
+        self.req_base = None;
         self.recode = None;
         self.rechunk = false;
         self.resp_len = 0;
@@ -648,7 +668,7 @@ impl Worker<'_> {
     pub(crate) fn proxy_start(
         &mut self,
         conn: &mut Conn,
-        request: &RequestCtx,
+        request: &mut RequestCtx,
         loc: LocationId,
     ) -> Handled {
         let head = &request.head;
@@ -1057,6 +1077,8 @@ impl Worker<'_> {
                 Handled::Proxy
             }
             Err(code) => {
+                // The attempts (none reachable) go with the request to its error page.
+                hand_over_to(request, &mut p);
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
                 Handled::Status(code)
@@ -1132,6 +1154,7 @@ impl Worker<'_> {
             p.peer = usize::MAX;
             p.tries = 1;
             p.attempt_start = self.now;
+            p.begin_attempt(UpPeer::Addr(a.clone()));
             p.sent_any = false;
             p.req_pos = 0;
             rewind_body(p);
@@ -1140,6 +1163,7 @@ impl Worker<'_> {
             p.direct = Some(a);
             return opened.map_err(|e| {
                 self.log_connect_error(p, &e);
+                self.note_upstream(p, 502);
                 502
             });
         }
@@ -1155,6 +1179,10 @@ impl Worker<'_> {
                     Error,
                     "no live upstreams while connecting to upstream \"{name}\""
                 );
+                // nginx's state names the group.
+                p.attempt_start = now;
+                p.begin_attempt(UpPeer::Group(u as u32));
+                self.note_upstream(p, 502);
                 return Err(502);
             };
             if !bal.try_acquire(peer) {
@@ -1165,6 +1193,11 @@ impl Worker<'_> {
             p.peer = peer;
             p.tries += 1;
             p.attempt_start = now;
+            let tried = self
+                .peer_addr(p)
+                .cloned()
+                .map_or(UpPeer::Group(u as u32), UpPeer::Addr);
+            p.begin_attempt(tried);
             p.sent_any = false;
             p.req_pos = 0;
             rewind_body(p);
@@ -1173,6 +1206,9 @@ impl Worker<'_> {
                 p.up_ready = false;
                 p.up_hup = false;
                 p.cached = true;
+                if let Some(st) = p.states.last_mut() {
+                    st.connect_ms = Some(0);
+                }
                 p.st = St::Send;
                 p.deadline =
                     now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
@@ -1193,6 +1229,7 @@ impl Worker<'_> {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.log_connect_error(p, &e);
+                    self.note_upstream(p, 502);
                     let bal = &mut self.ups.balancers[u];
                     bal.release(peer);
                     bal.report(peer, Report::Failure, now);
@@ -1521,7 +1558,11 @@ impl Worker<'_> {
     /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
     pub(crate) fn proxy_abort(&mut self, conn: &mut Conn) {
         if let Some(mut p) = conn.proxy.take() {
-            hand_over_upstream(conn, &p);
+            let ms = p.attempt_ms(self.now);
+            if let Some(st) = p.states.last_mut() {
+                st.response_ms.get_or_insert(ms);
+            }
+            hand_over_upstream(conn, &mut p);
             self.end_attempt(&mut p, false, None);
             conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
                 ReqBody::None => super::conn::Discard::None,
@@ -1628,6 +1669,12 @@ impl Worker<'_> {
                 "client prematurely closed connection, so upstream connection is closed too, client: {}",
                 conn.peer.ip()
             );
+            // The attempt ends here: its response time is kept (nginx's finalize).
+            let ms = p.attempt_ms(self.now);
+            if let Some(st) = p.states.last_mut() {
+                st.response_ms.get_or_insert(ms);
+            }
+            hand_over_upstream(conn, &mut p);
             self.log_unanswered(conn, 499);
             conn.proxy = Some(p);
             self.proxy_abort(conn);
@@ -1641,7 +1688,7 @@ impl Worker<'_> {
             }
             Drive::Finished => {
                 self.release_upstream(&mut p);
-                hand_over_upstream(conn, &p);
+                hand_over_upstream(conn, &mut p);
                 conn.finished.status = p.sent_status();
                 // A post action sent nothing: the bytes are those of the response sent.
                 if !p.discard {
@@ -1758,6 +1805,10 @@ impl Worker<'_> {
     }
 
     fn connected(&mut self, p: &mut Proxy) -> Step {
+        let ms = p.attempt_ms(self.now);
+        if let Some(st) = p.states.last_mut() {
+            st.connect_ms.get_or_insert(ms);
+        }
         p.st = St::Send;
         p.deadline = self.now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
         Step::Progress
@@ -1772,6 +1823,11 @@ impl Worker<'_> {
         if n > 0 {
             p.req_pos += n;
             p.sent_any = true;
+            let ms = p.attempt_ms(self.now);
+            if let Some(st) = p.states.last_mut() {
+                st.connect_ms.get_or_insert(ms);
+                st.bytes_sent += n as u64;
+            }
             if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX && !p.buffered {
                 // Too large to keep for a retry: the window slides.
                 p.req.clear();
@@ -2190,7 +2246,11 @@ impl Worker<'_> {
                         "upstream prematurely closed connection while reading response header from upstream",
                     )
                 }
-                Ok(_) => {}
+                Ok(n) => {
+                    if let Some(st) = p.states.last_mut() {
+                        st.bytes_received += n as u64;
+                    }
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -2209,6 +2269,11 @@ impl Worker<'_> {
             p.hold.drain(..n);
             p.resp.head_len = 0;
             return Step::Progress;
+        }
+        let ms = p.attempt_ms(self.now);
+        if let Some(st) = p.states.last_mut() {
+            st.header_ms = Some(ms);
+            st.status = status;
         }
         // The head of the response that counts, for `$upstream_http_*` and
         // `$upstream_cookie_*` (kept by the request, in its own reused buffer).
@@ -2240,6 +2305,7 @@ impl Worker<'_> {
             let s = self.settings_for(p.loc);
             if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
                 p.spoiled = true;
+                self.note_upstream(p, status);
                 return Step::Done(Drive::Failed(status));
             }
         }
@@ -2437,12 +2503,10 @@ impl Worker<'_> {
         p.keep_client = keep;
         conn.wbuf = out;
         if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
-            // `add_header … $upstream_addr` sees this attempt (nginx: the header filter
-            // runs with the upstream state of the response being sent).
-            self.note_upstream(p, status);
-            if let Some(req) = conn.req.as_deref_mut() {
-                req.upstream = p.noted.clone();
-            }
+            // `add_header … $upstream_addr` sees the attempts so far, this one without
+            // its response time yet (nginx: the header filter runs with the upstream
+            // states as they are).
+            hand_over_upstream(conn, p);
             // `expires modified` counts from the upstream's Last-Modified, as nginx.
             let lm = p.resp.headers.iter().find_map(|(n, v)| {
                 let name = p.hold.get(n.clone())?;
@@ -2588,10 +2652,7 @@ impl Worker<'_> {
         // The trailers see the upstream's variables of this attempt.
         let status = p.resp.status;
         self.note_upstream(p, status);
-        if let Some(req) = conn.req.as_deref_mut() {
-            req.upstream = p.noted.clone();
-            req.upstream_response_length = Some(p.resp_len);
-        }
+        hand_over_upstream(conn, p);
         let mut out = std::mem::take(&mut conn.wbuf);
         out.extend_from_slice(b"0\r\n");
         if let Some(req) = conn.req.as_deref() {
@@ -2761,6 +2822,9 @@ impl Worker<'_> {
                         progressed = true;
                     }
                     Ok(n) => {
+                        if let Some(st) = p.states.last_mut() {
+                            st.bytes_received += n as u64;
+                        }
                         self.take_body(p, conn, old);
                         progressed = true;
                         p.upstream_progress = self.now;
@@ -2965,17 +3029,16 @@ impl Worker<'_> {
         }
     }
 
-    /// Keeps the attempt's address, status and time for the access log.
+    /// The current attempt is over with `status`: its response time (the loop round's
+    /// clock, as nginx's cached time) and body length are kept (`$upstream_*`).
     fn note_upstream(&self, p: &mut Proxy, status: u16) {
-        // A clone shares a unix socket's path: nothing is allocated.
-        let addr = self.peer_addr(p).cloned();
-        // The loop round's clock, as nginx's cached time: no clock read per request.
-        let ms = self
-            .now
-            .saturating_duration_since(p.attempt_start)
-            .as_millis()
-            .min(u128::from(u32::MAX)) as u32;
-        p.noted = addr.map(|a| (a, status, ms));
+        let ms = p.attempt_ms(self.now);
+        let len = p.resp_len;
+        if let Some(st) = p.states.last_mut() {
+            st.status = status;
+            st.response_ms = Some(ms);
+            st.response_length = len;
+        }
     }
 
     /// Logs a proxied exchange that ends by closing the client connection.
@@ -3030,14 +3093,24 @@ fn refill_from_spill(conn: &mut Conn, p: &mut Proxy, window: usize) -> std::io::
     }
 }
 
-/// The request's last upstream attempt goes to its context (`$upstream_addr`, …).
-fn hand_over_upstream(conn: &mut Conn, p: &Proxy) {
+/// The attempts of this proxied response go to the request's list (`$upstream_addr`, …),
+/// after those of earlier proxied responses of the request and a mark.
+fn hand_over_upstream(conn: &mut Conn, p: &mut Proxy) {
     if let Some(r) = conn.req.as_deref_mut() {
-        r.upstream = p.noted.clone();
-        if p.noted.is_some() {
-            r.upstream_response_length = Some(p.resp_len);
-        }
+        hand_over_to(r, p);
     }
+}
+
+/// [`hand_over_upstream`] to request `r` (held apart from its connection).
+fn hand_over_to(r: &mut RequestCtx, p: &mut Proxy) {
+    let base = *p.req_base.get_or_insert_with(|| {
+        if !r.upstreams.is_empty() {
+            r.upstreams.push(UpState::default());
+        }
+        r.upstreams.len()
+    });
+    r.upstreams.truncate(base);
+    r.upstreams.extend(p.states.iter().cloned());
 }
 
 /// Whether part of the request body of `conn` that a failed proxied request left behind
@@ -3186,7 +3259,7 @@ enum Step {
 
 /// Whether a proxy_pass host (or what follows the scheme of a URL) is a unix socket,
 /// `unix:PATH` (any case, as nginx).
-fn is_unix_host(host: &[u8]) -> bool {
+pub(crate) fn is_unix_host(host: &[u8]) -> bool {
     host.get(..5)
         .is_some_and(|p| p.eq_ignore_ascii_case(b"unix:"))
 }

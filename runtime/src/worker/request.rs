@@ -1112,9 +1112,15 @@ impl<'a> Worker<'a> {
             bytes_sent: conn.finished.body_bytes + conn.finished.header_bytes,
             request_time_ms: u64::from(self.now_ms.wrapping_sub(req.started)),
             time_local: self.date.time_local(),
-            proxy_host: b"",
-            proxy_unix: false,
-            upstream: req.upstream.as_ref(),
+            // `$proxy_host`/`$proxy_port` of the location's proxy_pass (without variables),
+            // for use outside the proxy's own headers (add_header, logs), as nginx.
+            proxy_host: match static_proxy_host(ir, req) {
+                Some(h) if super::proxy::is_unix_host(h) => b"localhost",
+                Some(h) => h,
+                None => b"",
+            },
+            proxy_unix: static_proxy_host(ir, req).is_some_and(super::proxy::is_unix_host),
+            upstreams: &req.upstreams,
             regexes: &self.loaded.regexes,
             maps: &ir.maps,
             map_cache: Some(&req.maps),
@@ -1129,7 +1135,6 @@ impl<'a> Worker<'a> {
             limit_rate: req.limit_rate.unwrap_or(0),
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
-            upstream_response_length: req.upstream_response_length,
             body: Some(&req.body),
         }
     }
@@ -1880,6 +1885,20 @@ fn remove_line(out: &mut Vec<u8>, needle: &[u8]) {
         let end = memchr::memmem::find(&out[start..], b"\r\n").map_or(out.len(), |e| start + e + 2);
         out.drain(start..end);
     }
+}
+
+/// The `proxy_pass` host of the request's location, when it has one without variables.
+fn static_proxy_host<'a>(ir: &'a proton_ir::Ir, req: &RequestCtx) -> Option<&'a [u8]> {
+    let proxy = ir
+        .locations
+        .get(req.location?.0 as usize)?
+        .conf
+        .proxy
+        .as_deref()?;
+    proxy
+        .dynamic
+        .is_none()
+        .then(|| ir.text_of(proxy.proxy_host).as_bytes())
 }
 
 #[cfg(test)]

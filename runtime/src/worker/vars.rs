@@ -202,9 +202,9 @@ pub(crate) struct Ctx<'a> {
     /// The proxy_pass address is a unix socket: `$proxy_host` is `localhost` and
     /// `$proxy_port` empty (nginx's).
     pub(crate) proxy_unix: bool,
-    /// The last upstream attempt of a proxied request: address, status, response time in
-    /// ms (`$upstream_addr`, `$upstream_status`, `$upstream_response_time`).
-    pub(crate) upstream: Option<&'a (crate::upstream::PeerAddr, u16, u32)>,
+    /// Every upstream attempt of the request (`$upstream_addr`, `$upstream_status`, the
+    /// times and byte counts: lists as nginx prints them).
+    pub(crate) upstreams: &'a [super::context::UpState],
     /// The compiled regexes of the IR, by `RegexId` (map keys).
     pub(crate) regexes: &'a [regex::bytes::Regex],
     /// The IR's `map` blocks, by [`Var::Map`] index.
@@ -233,9 +233,6 @@ pub(crate) struct Ctx<'a> {
     /// The head of the upstream's response (status line and header lines as received) of a
     /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
     pub(crate) upstream_head: &'a [u8],
-    /// The length of the upstream's response body received so far (as received), for
-    /// `$upstream_response_length`; `None` when no upstream answered.
-    pub(crate) upstream_response_length: Option<u64>,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
@@ -922,24 +919,65 @@ impl Ctx<'_> {
                     .unwrap_or(b"80");
                 out.extend_from_slice(port);
             }
-            Builtin::UpstreamAddr => {
-                if let Some((a, _, _)) = self.upstream {
-                    let _ = write!(out, "{a}");
-                }
+            Builtin::UpstreamAddr
+            | Builtin::UpstreamStatus
+            | Builtin::UpstreamResponseLength
+            | Builtin::UpstreamResponseTime
+            | Builtin::UpstreamConnectTime
+            | Builtin::UpstreamHeaderTime
+            | Builtin::UpstreamBytesReceived
+            | Builtin::UpstreamBytesSent => self.upstream_list(b, out),
+        }
+    }
+
+    /// An `$upstream_*` list as nginx prints it: one value per attempt, `, ` between the
+    /// attempts of one proxied response and ` : ` before those of the next.
+    fn upstream_list(&self, b: Builtin, out: &mut Vec<u8>) {
+        use super::context::UpPeer;
+        let ms = |out: &mut Vec<u8>, v: Option<u32>| match v {
+            Some(v) => write_ms(out, u64::from(v)),
+            None => out.push(b'-'),
+        };
+        let mut first = true;
+        for st in self.upstreams {
+            if st.peer == UpPeer::Mark {
+                out.extend_from_slice(b" : ");
+                first = true;
+                continue;
             }
-            Builtin::UpstreamStatus => {
-                if let Some((_, s, _)) = self.upstream {
-                    let _ = write!(out, "{s}");
-                }
+            if !first {
+                out.extend_from_slice(b", ");
             }
-            Builtin::UpstreamResponseLength => {
-                if let Some(n) = self.upstream_response_length {
-                    let _ = write!(out, "{n}");
+            first = false;
+            match b {
+                Builtin::UpstreamAddr => match &st.peer {
+                    UpPeer::Addr(a) => {
+                        let _ = write!(out, "{a}");
+                    }
+                    UpPeer::Group(g) => {
+                        if let Some(u) = self.ir.upstreams.get(*g as usize) {
+                            out.extend_from_slice(u.name.as_bytes());
+                        }
+                    }
+                    UpPeer::Mark => {}
+                },
+                Builtin::UpstreamStatus => match st.status {
+                    0 => out.push(b'-'),
+                    s => {
+                        let _ = write!(out, "{s}");
+                    }
+                },
+                Builtin::UpstreamResponseTime => ms(out, st.response_ms),
+                Builtin::UpstreamConnectTime => ms(out, st.connect_ms),
+                Builtin::UpstreamHeaderTime => ms(out, st.header_ms),
+                Builtin::UpstreamResponseLength => {
+                    let _ = write!(out, "{}", st.response_length);
                 }
-            }
-            Builtin::UpstreamResponseTime => {
-                if let Some((_, _, ms)) = self.upstream {
-                    write_ms(out, u64::from(*ms));
+                Builtin::UpstreamBytesReceived => {
+                    let _ = write!(out, "{}", st.bytes_received);
+                }
+                _ => {
+                    let _ = write!(out, "{}", st.bytes_sent);
                 }
             }
         }
@@ -1575,7 +1613,7 @@ mod tests {
             time_local: b"",
             proxy_host: b"",
             proxy_unix: false,
-            upstream: None,
+            upstreams: &[],
             regexes: &regexes,
             maps: &maps,
             ir: &ir,
@@ -1587,7 +1625,6 @@ mod tests {
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
             upstream_head: b"",
-            upstream_response_length: None,
             map_cache: None,
             limit_rate: 0,
             elog: None,

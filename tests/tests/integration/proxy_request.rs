@@ -79,3 +79,64 @@ fn method_body_and_headers_can_be_replaced() {
     let (r, _) = through(&p, &get("/echo"));
     assert!(r.to_ascii_lowercase().contains("x-client: c"), "{r}");
 }
+
+#[test]
+fn upstream_variables_list_every_attempt_as_nginx() {
+    let t = TempDir::new("proxy-upstream-lists");
+    let dir = t.path().to_path_buf();
+    let b = Backend::start("live");
+    let dead = proton_tests::dead_port();
+    let conf = format!(
+        "events {{}}\nhttp {{\n\
+         upstream u {{ server 127.0.0.1:{dp}; server 127.0.0.1:{bp}; }}\n\
+         upstream down {{ server 127.0.0.1:{bp} down; }}\n\
+         server {{\n  listen 127.0.0.1:{{port}};\n\
+         add_header X-A $upstream_addr always;\n\
+         add_header X-S $upstream_status always;\n\
+         add_header X-C $upstream_connect_time always;\n\
+         add_header X-H $upstream_header_time always;\n\
+         add_header X-R $upstream_response_time always;\n\
+         add_header X-L $upstream_response_length always;\n\
+         add_header X-Sent $upstream_bytes_sent always;\n\
+         add_header X-Recv $upstream_bytes_received always;\n\
+         location / {{ proxy_pass http://u; }}\n\
+         location /down {{ proxy_pass http://down; }}\n\
+         }}\n}}\n",
+        dp = dead.port,
+        bp = b.port
+    );
+    let p = Proton::start(&dir, &conf, 1);
+    let r = proton_tests::request(p.port, Some("localhost"), "/id").expect("request");
+    assert_eq!(r.status, 200);
+    let h = |n: &str| r.header(n).unwrap_or_default().to_string();
+    // The refused server, then the live one; the header is made before the live attempt's
+    // response time is known ("-"), as nginx.
+    assert_eq!(
+        h("x-a"),
+        format!("127.0.0.1:{}, 127.0.0.1:{}", dead.port, b.port)
+    );
+    assert_eq!(h("x-s"), "502, 200");
+    let times = |v: &str| v.split(", ").map(str::to_string).collect::<Vec<_>>();
+    let c = times(&h("x-c"));
+    let hd = times(&h("x-h"));
+    let rt = times(&h("x-r"));
+    let ms = |v: &str| v.len() == 5 && v.as_bytes()[1] == b'.';
+    assert!(c.len() == 2 && c[0] == "-" && ms(&c[1]), "{c:?}");
+    assert!(hd.len() == 2 && hd[0] == "-" && ms(&hd[1]), "{hd:?}");
+    assert!(rt.len() == 2 && ms(&rt[0]) && rt[1] == "-", "{rt:?}");
+    let sent = times(&h("x-sent"));
+    let recv = times(&h("x-recv"));
+    assert!(
+        sent[0] == "0" && sent[1].parse::<u64>().unwrap_or(0) > 0,
+        "{sent:?}"
+    );
+    assert!(
+        recv[0] == "0" && recv[1].parse::<u64>().unwrap_or(0) > 0,
+        "{recv:?}"
+    );
+    // No live server: the 502 names the group.
+    let r = proton_tests::request(p.port, Some("localhost"), "/down").expect("request");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("x-a"), Some("down"));
+    assert_eq!(r.header("x-s"), Some("502"));
+}
