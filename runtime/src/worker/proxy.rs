@@ -435,6 +435,9 @@ pub(crate) struct Proxy {
     /// The buffered response was read whole and the upstream connection released: the rest
     /// goes to the client from memory and the temporary file.
     released: bool,
+    /// The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
+    /// off`): the client's stays with the connection, which drops it.
+    own_body: bool,
 }
 
 impl Proxy {
@@ -530,6 +533,7 @@ impl Proxy {
             spill_sent: 0,
             spill_failed: false,
             released: false,
+            own_body: false,
         }
     }
 
@@ -589,6 +593,7 @@ impl Proxy {
         self.spill_sent = 0;
         self.spill_failed = false;
         self.released = false;
+        self.own_body = false;
     }
 }
 
@@ -796,7 +801,6 @@ impl Worker<'_> {
         p.upstream = upstream;
         p.direct = direct;
         p.client = request.client.unwrap_or(conn.peer).ip();
-        p.head_only = head.is_head();
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
         let method: &[u8] = match conn.rbuf.get(head.method_range.clone()) {
@@ -808,14 +812,35 @@ impl Worker<'_> {
         p.discard = request.post_action;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
 
-        // The request line; the method is the client's, or `proxy_method`'s.
+        // The request line; the method is the client's, or `proxy_method`'s (not for a
+        // HEAD: its answer must stay without a body).
         let mut req = std::mem::take(&mut p.req);
         match &ps.method {
-            Some(t) => self.ctx(conn, request, 0).expand(t, &mut req),
-            None => req.extend_from_slice(method),
+            Some(t) if !head.is_head() => {
+                self.ctx(conn, request, 0).expand(t, &mut req);
+                // A method from variables must be a token: nothing else may reach the
+                // request line.
+                let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+                if req.is_empty() || !req.iter().all(token) {
+                    elog!(
+                        self.elog,
+                        Error,
+                        "invalid proxy_method \"{}\", client: {}",
+                        String::from_utf8_lossy(&req).escape_debug(),
+                        conn.peer.ip()
+                    );
+                    req.clear();
+                    p.req = req;
+                    self.recycle(p);
+                    return Handled::Status(500);
+                }
+            }
+            _ => req.extend_from_slice(method),
         }
         let sent_method = req.as_slice();
         p.idempotent = !matches!(sent_method, b"LOCK" | b"POST" | b"PATCH");
+        // The upstream's answer has a body unless the method sent is HEAD.
+        p.head_only = sent_method == b"HEAD";
         req.push(b' ');
         let uri_at = req.len();
         match dyn_uri {
@@ -980,21 +1005,29 @@ impl Worker<'_> {
         // `proxy_set_body` / `proxy_pass_request_body off`: the client's body stays with the
         // connection, which reads and drops it.
         let own_body = ps.set_body.is_some() || !ps.pass_request_body;
+        p.own_body = own_body;
+        // A `proxy_set_header Content-Length` replaces the length Proton would announce
+        // (nginx's default `$proxy_internal_body_length`).
+        let length_set = ps
+            .set_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
         if let Some(t) = &ps.set_body {
             let body_at = req.len();
             self.ctx(conn, request, 0).expand(t, &mut req);
             let mut line = [0u8; 40];
             let mut cur = std::io::Cursor::new(&mut line[..]);
-            let _ = write!(cur, "Content-Length: {}\r\n\r\n", req.len() - body_at);
+            if length_set {
+                let _ = write!(cur, "\r\n");
+            } else {
+                let _ = write!(cur, "Content-Length: {}\r\n\r\n", req.len() - body_at);
+            }
             let n = cur.position() as usize;
             req.splice(body_at..body_at, line[..n].iter().copied());
         } else if !ps.pass_request_body {
             // As nginx ($proxy_internal_body_length): the client's length is announced
             // unless a proxy_set_header says otherwise.
-            let set = ps
-                .set_headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            let set = length_set;
             match head.content_length {
                 Some(n) if !set && !head.chunked && n > 0 => {
                     let _ = write!(req, "Content-Length: {n}\r\n\r\n");
@@ -1564,11 +1597,14 @@ impl Worker<'_> {
             }
             hand_over_upstream(conn, &mut p);
             self.end_attempt(&mut p, false, None);
-            conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
-                ReqBody::None => super::conn::Discard::None,
-                ReqBody::Length(n) => super::conn::Discard::Length(n),
-                ReqBody::Chunked(d) => super::conn::Discard::Chunked(Box::new(d)),
-            };
+            // With a body of the proxy's own, the client's is the connection's already.
+            if !p.own_body {
+                conn.discard = match std::mem::replace(&mut p.body, ReqBody::None) {
+                    ReqBody::None => super::conn::Discard::None,
+                    ReqBody::Length(n) => super::conn::Discard::Length(n),
+                    ReqBody::Chunked(d) => super::conn::Discard::Chunked(Box::new(d)),
+                };
+            }
             self.recycle(p);
         }
     }

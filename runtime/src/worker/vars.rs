@@ -905,7 +905,7 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", self.peer.ip());
             }
             Builtin::ProxyHost => out.extend_from_slice(self.proxy_host),
-            Builtin::ProxyPort if self.proxy_unix => {}
+            Builtin::ProxyPort if self.proxy_unix || self.proxy_host.is_empty() => {}
             Builtin::ProxyPort => {
                 let port = self
                     .proxy_host

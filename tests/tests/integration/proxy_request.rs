@@ -22,6 +22,7 @@ fn method_body_and_headers_can_be_replaced() {
     let t = TempDir::new("proxy-request-parts");
     let dir = t.path().to_path_buf();
     let b = Backend::start("b");
+    let dead = proton_tests::dead_port();
     let conf = format!(
         "events {{}}\nhttp {{\n server {{\n  listen 127.0.0.1:{{port}};\n\
          location /echo {{ proxy_pass http://127.0.0.1:{bp}; }}\n\
@@ -32,8 +33,11 @@ fn method_body_and_headers_can_be_replaced() {
          location /nobody {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_body off; proxy_set_header Content-Length \"\"; }}\n\
          location /nobody-cl {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_body off; }}\n\
          location /noheaders {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_pass_request_headers off; proxy_set_header X-Own yes; }}\n\
+         location /hdrmethod {{ proxy_pass http://127.0.0.1:{bp}/echo; proxy_method $http_x_m; }}\n\
+         location /deadbody {{ proxy_pass http://127.0.0.1:{dp}; proxy_set_body \"x\"; }}\n\
          }}\n}}\n",
-        bp = b.port
+        bp = b.port,
+        dp = dead.port
     );
     let p = Proton::start(&dir, &conf, 1);
     let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Client: c\r\n\r\n");
@@ -78,6 +82,31 @@ fn method_body_and_headers_can_be_replaced() {
     );
     let (r, _) = through(&p, &get("/echo"));
     assert!(r.to_ascii_lowercase().contains("x-client: c"), "{r}");
+
+    // A method from variables that is not a token never reaches the request line.
+    let (r, _) = through(
+        &p,
+        "GET /hdrmethod HTTP/1.1\r\nHost: localhost\r\nX-M: GET /x HTTP/1.1\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 500"), "{r}");
+
+    // The upstream fails: the client's body (here shaped as a request) is still dropped
+    // from the connection, never read as the next request.
+    let smuggled = "GET /smuggled HTTP/1.1\r\nX: y\r\n\r\n";
+    let (r, _) = through(
+        &p,
+        &format!(
+            "POST /deadbody HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 502"), "{r}");
+    // The next request answered is the pipelined GET /echo, nothing in between.
+    assert_eq!(r.matches("HTTP/1.1 ").count(), 2, "{r}");
+    assert!(
+        r.contains("\r\n\r\nGET /echo HTTP/1.0") && !r.contains("/smuggled"),
+        "{r}"
+    );
 }
 
 #[test]
