@@ -1373,6 +1373,8 @@ pub struct ProxySettings {
     pub pass_request_body: bool,
     /// `proxy_pass_request_headers` (default on): the client's headers are sent.
     pub pass_request_headers: bool,
+    /// `proxy_socket_keepalive on`: TCP keep-alive probes on upstream connections.
+    pub socket_keepalive: bool,
     /// `proxy_ssl_*`: TLS towards `https://` upstreams.
     pub tls: UpstreamTls,
 }

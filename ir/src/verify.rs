@@ -618,6 +618,7 @@ pub(crate) mod tests {
                 set_body: None,
                 pass_request_body: true,
                 pass_request_headers: true,
+                socket_keepalive: false,
                 tls: UpstreamTls::default(),
             },
             charset: Charset {

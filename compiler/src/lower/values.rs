@@ -1092,6 +1092,7 @@ impl Lower<'_> {
             pass_request_body: one("proxy_pass_request_body").is_none_or(|d| arg(d, 0) == "on"),
             pass_request_headers: one("proxy_pass_request_headers")
                 .is_none_or(|d| arg(d, 0) == "on"),
+            socket_keepalive: one("proxy_socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
             tls: self.upstream_tls(chain),
         }
     }

@@ -1284,6 +1284,10 @@ impl Worker<'_> {
             None
         };
         let mut sock: TcpStream = addr.connect()?;
+        if self.proxy_settings(p.loc).socket_keepalive && matches!(addr, PeerAddr::Inet(_)) {
+            // Best effort, as nginx (a failure is not worth failing the request for).
+            let _ = socket2::SockRef::from(&sock).set_keepalive(true);
+        }
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
         self.registry.register(
@@ -3051,6 +3055,11 @@ impl Worker<'_> {
                 return Drive::Close;
             };
             p.written += down.0 as u64;
+            // The tunnel's bytes count as the upstream's (as they are passed on).
+            if let Some(st) = p.states.last_mut() {
+                st.bytes_received += down.0 as u64;
+                st.bytes_sent += up.0 as u64;
+            }
             // Either side gone and what it said delivered: the tunnel is over.
             let up_done = p.upstream_eof && down.2;
             let client_done = p.client_eof && up.2;

@@ -1372,6 +1372,51 @@ mod tests {
     use crate::http::request::{parse_head, Limits};
 
     #[test]
+    fn upstream_lists_are_printed_as_nginx() {
+        use crate::worker::context::{UpPeer, UpState};
+        const fn st(status: u16, connect: Option<u32>, response: Option<u32>) -> UpState {
+            UpState {
+                peer: UpPeer::Group(9),
+                status,
+                connect_ms: connect,
+                header_ms: None,
+                response_ms: response,
+                bytes_received: 0,
+                bytes_sent: 7,
+                response_length: 0,
+            }
+        }
+        const MARK: UpState = UpState {
+            peer: UpPeer::Mark,
+            status: 0,
+            connect_ms: None,
+            header_ms: None,
+            response_ms: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+            response_length: 0,
+        };
+        // Two attempts, a second proxied response (error_page), then one still going.
+        static STATES: [UpState; 4] = [
+            st(502, None, Some(3)),
+            st(200, Some(1), Some(1250)),
+            MARK,
+            st(0, Some(0), None),
+        ];
+        let eval = |b: Builtin| expand_with("/", |c| c.upstreams = &STATES, &var(Var::Builtin(b)));
+        assert_eq!(eval(Builtin::UpstreamStatus), "502, 200 : -");
+        assert_eq!(eval(Builtin::UpstreamConnectTime), "-, 0.001 : 0.000");
+        assert_eq!(eval(Builtin::UpstreamResponseTime), "0.003, 1.250 : -");
+        assert_eq!(eval(Builtin::UpstreamBytesSent), "7, 7 : 7");
+        assert_eq!(eval(Builtin::UpstreamHeaderTime), "-, - : -");
+        // No attempt: empty (nginx: not found).
+        assert_eq!(
+            expand_with("/", |_| {}, &var(Var::Builtin(Builtin::UpstreamStatus))),
+            ""
+        );
+    }
+
+    #[test]
     fn sent_http_reads_the_response_head() {
         let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word:  a b \r\nX-Multi-Word: c\r\n\r\n";
         assert_eq!(sent_header(head, b"content_type"), Some(&b"text/html"[..]));

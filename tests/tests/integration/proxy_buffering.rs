@@ -383,7 +383,14 @@ fn a_buffered_chunked_response_lets_the_kept_alive_upstream_serve_the_next_reque
         "{}",
         p.logs()
     );
-    // The connection went back to the keep-alive cache at once: the next request uses it.
+    // The backend's last bytes may still be on their way: once the proxy has read them
+    // all (nothing queued on either side of the connection), it is back in the keep-alive
+    // cache, and the next request uses it.
+    assert!(
+        wait_until(Duration::from_secs(30), || queues_empty(bport)),
+        "{}",
+        p.logs()
+    );
     let second = stalled_client(p.port);
     assert!(
         wait_until(Duration::from_secs(30), || counts.lock().expect("counts").1
@@ -398,4 +405,35 @@ fn a_buffered_chunked_response_lets_the_kept_alive_upstream_serve_the_next_reque
     );
     read_chunked(first);
     read_chunked(second);
+}
+
+/// Whether the TCP connections with the backend on `port` have nothing queued: neither
+/// bytes the backend has not sent nor bytes the proxy has not read (/proc/net/tcp).
+fn queues_empty(port: u16) -> bool {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of = |a: &str| {
+        a.rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let mut seen = false;
+    for l in table.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (Some(local), Some(remote), Some(queues)) = (f.get(1), f.get(2), f.get(4)) else {
+            continue;
+        };
+        let (tx, rx) = queues.split_once(':').unwrap_or(("0", "0"));
+        let busy = u64::from_str_radix(tx, 16).unwrap_or(1) != 0
+            || u64::from_str_radix(rx, 16).unwrap_or(1) != 0;
+        if port_of(local) == Some(port) || port_of(remote) == Some(port) {
+            if f.get(3) == Some(&"0A") {
+                continue; // the listening socket
+            }
+            seen = true;
+            if busy {
+                return false;
+            }
+        }
+    }
+    seen
 }

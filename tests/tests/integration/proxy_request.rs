@@ -169,3 +169,42 @@ fn upstream_variables_list_every_attempt_as_nginx() {
     assert_eq!(r.header("x-a"), Some("down"));
     assert_eq!(r.header("x-s"), Some("502"));
 }
+
+/// The timer field of the established TCP sockets connected to `port` (from /proc/net/tcp):
+/// 2 is the keep-alive timer.
+fn timers_to(port: u16) -> Vec<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let remote_port = f.get(2)?.rsplit(':').next()?;
+            let established = *f.get(3)? == "01";
+            let timer = f.get(5)?.split(':').next()?;
+            (established && u16::from_str_radix(remote_port, 16).ok()? == port)
+                .then(|| u8::from_str_radix(timer, 16).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn proxy_socket_keepalive_turns_on_tcp_keepalive() {
+    let t = TempDir::new("proxy-socket-keepalive");
+    let dir = t.path().to_path_buf();
+    for (on, name) in [(true, "on"), (false, "off")] {
+        let b = Backend::start("ka");
+        let conf = format!(
+            "events {{}}\nhttp {{\n upstream u {{ server 127.0.0.1:{bp}; keepalive 2; }}\n server {{\n  listen 127.0.0.1:{{port}};\n  location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_socket_keepalive {name}; }}\n }}\n}}\n",
+            bp = b.port
+        );
+        let p = Proton::start(&dir, &conf, 1);
+        let r = proton_tests::request(p.port, Some("localhost"), "/id").expect("request");
+        assert_eq!(r.status, 200);
+        // The kept-alive connection to the backend: its keep-alive timer runs only when on.
+        let timers = timers_to(b.port);
+        assert_eq!(timers.len(), 1, "{name}: {timers:?}");
+        assert_eq!(timers[0] == 2, on, "{name}: timer {}", timers[0]);
+    }
+}
