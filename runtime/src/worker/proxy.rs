@@ -456,6 +456,14 @@ impl Proxy {
             .min(u128::from(u32::MAX)) as u32
     }
 
+    /// The current attempt ends at `now` unless it has ended already: its response time.
+    fn end_attempt_time(&mut self, now: Instant) {
+        let ms = self.attempt_ms(now);
+        if let Some(st) = self.states.last_mut() {
+            st.response_ms.get_or_insert(ms);
+        }
+    }
+
     /// The status the client got: the one written in its head, else the upstream's.
     fn sent_status(&self) -> u16 {
         if self.client_status != 0 {
@@ -1595,10 +1603,7 @@ impl Worker<'_> {
     /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
     pub(crate) fn proxy_abort(&mut self, conn: &mut Conn) {
         if let Some(mut p) = conn.proxy.take() {
-            let ms = p.attempt_ms(self.now);
-            if let Some(st) = p.states.last_mut() {
-                st.response_ms.get_or_insert(ms);
-            }
+            p.end_attempt_time(self.now);
             hand_over_upstream(conn, &mut p);
             self.end_attempt(&mut p, false, None);
             // With a body of the proxy's own, the client's is the connection's already.
@@ -1709,11 +1714,8 @@ impl Worker<'_> {
                 "client prematurely closed connection, so upstream connection is closed too, client: {}",
                 conn.peer.ip()
             );
-            // The attempt ends here: its response time is kept (nginx's finalize).
-            let ms = p.attempt_ms(self.now);
-            if let Some(st) = p.states.last_mut() {
-                st.response_ms.get_or_insert(ms);
-            }
+            // The attempt ends here (nginx's finalize).
+            p.end_attempt_time(self.now);
             hand_over_upstream(conn, &mut p);
             self.log_unanswered(conn, 499);
             conn.proxy = Some(p);

@@ -22,23 +22,8 @@ use std::time::Duration;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A whole config around an `http { }` body: one worker (its keep-alive cache is the one
-/// every request sees), an `info` error log in `{dir}/logs/error.log`, no access log.
-fn conf(http: &str) -> String {
-    format!(
-        "worker_processes 1;\n\
-         error_log {{dir}}/logs/error.log info;\n\
-         events {{ worker_connections 1024; }}\n\
-         http {{\n\
-         access_log off;\n\
-         {http}\n\
-         }}\n"
-    )
-}
-
-fn error_log(t: &TempDir) -> String {
-    std::fs::read_to_string(t.path().join("logs/error.log")).unwrap_or_default()
-}
+// Configs and the error log as the request-body tests make them (one worker, `info` log).
+use super::request_body::{conf, error_log};
 
 /// `GET path` (HTTP/1.1, `Connection: close`); panics with the logs when the exchange fails.
 fn get(p: &Proton, path: &str) -> Response {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A whole config around an `http { }` body: one worker, an `info` error log.
-fn conf(http: &str) -> String {
+pub(super) fn conf(http: &str) -> String {
     format!(
         "worker_processes 1;\n\
          error_log {{dir}}/logs/error.log info;\n\
@@ -26,7 +26,7 @@ fn conf(http: &str) -> String {
     )
 }
 
-fn error_log(t: &TempDir) -> String {
+pub(super) fn error_log(t: &TempDir) -> String {
     std::fs::read_to_string(t.path().join("logs/error.log")).unwrap_or_default()
 }
 

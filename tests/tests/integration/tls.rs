@@ -4,6 +4,7 @@
 //! refusals of bad files and settings, hostile handshakes, and real clients (a rustls client,
 //! curl, `openssl s_client`, Python's ssl module).
 
+use super::ocsp::openssl;
 use proton_tests::{bin, parse_response, raw_exchange, wait_until, Proton, Response, TempDir};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -829,20 +830,6 @@ fn curl_openssl_and_python_clients() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-}
-
-/// Runs `openssl` with `args` in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
