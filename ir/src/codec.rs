@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 44;
+pub const FORMAT_VERSION: u32 = 45;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -226,6 +226,7 @@ pub(crate) mod tests {
             settings: vec![crate::verify::tests::settings()],
             text: String::new(),
             charset_maps: vec![],
+            resolvers: vec![],
             source_files: vec!["proton.conf".into()],
         }
     }

@@ -55,6 +55,23 @@ pub struct Ir {
     pub text: String,
     /// `charset_map` tables.
     pub charset_maps: Vec<CharsetMap>,
+    /// Every `resolver` directive, in config order ([`Settings::resolver`] indexes this);
+    /// each has a cache of its own, as in nginx.
+    pub resolvers: Vec<Resolver>,
+}
+
+/// A `resolver` directive: the DNS servers a worker asks for the names of a `proxy_pass`
+/// with variables, without blocking (UDP, TCP when an answer comes truncated).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Resolver {
+    /// `ip:port` or `name:port` (port 53 unless written); a name is resolved when
+    /// proton-run loads the configuration, each of its addresses becoming a server.
+    pub servers: Vec<String>,
+    /// `valid=`: how long an answer is kept, overriding the records' TTL.
+    pub valid_secs: Option<u32>,
+    /// `ipv4=`, `ipv6=`: which address families are asked for (A, AAAA).
+    pub ipv4: bool,
+    pub ipv6: bool,
 }
 
 /// The scheme of a `proxy_pass` URL.
@@ -920,6 +937,11 @@ pub struct Settings {
     pub log_not_found: bool,
     /// `open_log_file_cache`; `None`: not written (Proton's default cache, see the docs).
     pub open_log_file_cache: Option<LogFileCache>,
+    /// `resolver`: index into [`Ir::resolvers`]; `None`: names in a `proxy_pass` with
+    /// variables cannot be resolved (502, as nginx without a resolver).
+    pub resolver: Option<u32>,
+    /// `resolver_timeout`.
+    pub resolver_timeout_ms: u64,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
     pub charset: Charset,

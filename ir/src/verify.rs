@@ -366,6 +366,15 @@ impl Checker<'_> {
                 || format!("open_file_cache {} out of range or empty", z.id),
             )?;
         }
+        if let Some(r) = s.resolver {
+            check(
+                self.ir
+                    .resolvers
+                    .get(r as usize)
+                    .is_some_and(|r| !r.servers.is_empty() && (r.ipv4 || r.ipv6)),
+                || format!("resolver {r} out of range or without servers"),
+            )?;
+        }
         check((s.types.0 as usize) < self.ir.mime_types.len(), || {
             format!("mime table {} out of range", s.types.0)
         })?;
@@ -591,6 +600,8 @@ pub(crate) mod tests {
             error_log: vec![],
             log_not_found: true,
             open_log_file_cache: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
             proxy: ProxySettings {
                 set_headers: vec![],
                 http_version: ProxyHttpVersion::Http10,

@@ -11,6 +11,7 @@ pub mod log;
 pub mod master;
 pub mod ocsp;
 pub mod process;
+mod resolver;
 pub mod shared;
 #[cfg(test)]
 mod testutil;

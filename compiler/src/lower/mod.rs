@@ -43,7 +43,9 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             source_files: vec![],
             text: String::new(),
             charset_maps: vec![],
+            resolvers: vec![],
         },
+        resolver_ids: HashMap::default(),
         upstream_names: HashMap::default(),
         named_refs: Vec::new(),
         named_defs: Vec::new(),
@@ -168,6 +170,9 @@ pub(crate) struct Lower<'a> {
     /// `open_file_cache` directives by span: the cache each one defines (`None`: `off` or
     /// invalid), so that each is checked and numbered once.
     file_caches: HashMap<Span, Option<FileCacheZone>>,
+    /// `resolver` directives by span: the index of the resolver each defines (`None`:
+    /// invalid), so that locations inheriting one share its cache.
+    resolver_ids: HashMap<Span, Option<u32>>,
     /// `set` variables by name → index into [`Ir::user_vars`].
     user_var_ids: HashMap<String, u32>,
     /// `map` variables by name → index into [`Ir::maps`].
@@ -1119,6 +1124,96 @@ impl Lower<'_> {
                 }
             }
         }
+    }
+
+    /// `resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off] [status_zone=name]`:
+    /// the index of its [`Resolver`] (each directive one, numbered once).
+    fn resolver(&mut self, d: &Directive) -> Option<u32> {
+        if let Some(id) = self.resolver_ids.get(&d.name_span) {
+            return *id;
+        }
+        let id = self.resolver_new(d);
+        self.resolver_ids.insert(d.name_span, id);
+        id
+    }
+
+    fn resolver_new(&mut self, d: &Directive) -> Option<u32> {
+        let mut r = Resolver {
+            servers: Vec::new(),
+            valid_secs: None,
+            ipv4: true,
+            ipv6: true,
+        };
+        let mut ok = true;
+        for a in &d.args {
+            let v = a.value.as_str();
+            let flag = |v: &str| match v {
+                "on" => Some(true),
+                "off" => Some(false),
+                _ => None,
+            };
+            let bad = if let Some(t) = v.strip_prefix("valid=") {
+                match parse_time_secs(t).and_then(|s| u32::try_from(s).ok()) {
+                    Some(s) => {
+                        r.valid_secs = Some(s);
+                        None
+                    }
+                    None => Some(format!("invalid parameter \"{v}\"")),
+                }
+            } else if let Some(f) = v.strip_prefix("ipv4=") {
+                flag(f)
+                    .map(|b| r.ipv4 = b)
+                    .map_or_else(|| Some(format!("invalid parameter \"{v}\"")), |_| None)
+            } else if let Some(f) = v.strip_prefix("ipv6=") {
+                flag(f)
+                    .map(|b| r.ipv6 = b)
+                    .map_or_else(|| Some(format!("invalid parameter \"{v}\"")), |_| None)
+            } else if v.starts_with("status_zone=") {
+                // NGINX Plus's statistics zone: accepted, no statistics kept.
+                None
+            } else {
+                match values::resolver_server(v) {
+                    Ok(s) => {
+                        r.servers.push(s);
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            };
+            if let Some(msg) = bad {
+                ok = false;
+                self.err(
+                    Diagnostic::error(Code::BadValue, a.span, msg)
+                        .label("here")
+                        .help("resolver 127.0.0.53 [::1]:5353 valid=30s ipv6=off;"),
+                );
+            }
+        }
+        if ok && !r.ipv4 && !r.ipv6 {
+            ok = false;
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.name_span,
+                    "\"ipv4\" and \"ipv6\" cannot both be \"off\"",
+                )
+                .label("here")
+                .help("keep one address family: ipv6=off or ipv4=off"),
+            );
+        }
+        if ok && r.servers.is_empty() {
+            ok = false;
+            self.err(
+                Diagnostic::error(Code::Arity, d.name_span, "no name servers in \"resolver\"")
+                    .label("here")
+                    .help("resolver 127.0.0.53;"),
+            );
+        }
+        if !ok {
+            return None;
+        }
+        self.ir.resolvers.push(r);
+        Some(self.ir.resolvers.len() as u32 - 1)
     }
 
     /// `open_log_file_cache max=N [inactive=time] [min_uses=N] [valid=time] | off`, checked
@@ -2522,6 +2617,9 @@ impl Lower<'_> {
             .first()
             .and_then(|d| self.open_log_file_cache(d));
         let proxy_settings = self.proxy_settings(chain);
+        let resolver = nearest(chain, "resolver")
+            .first()
+            .and_then(|d| self.resolver(d));
         let open_file_cache = OpenFileCache {
             cache: nearest(chain, "open_file_cache")
                 .first()
@@ -2609,6 +2707,8 @@ impl Lower<'_> {
             error_log,
             log_not_found: flag("log_not_found", true),
             open_log_file_cache,
+            resolver,
+            resolver_timeout_ms: time("resolver_timeout", 30_000),
             proxy: proxy_settings,
             charset,
             autoindex_format,

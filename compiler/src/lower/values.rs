@@ -104,6 +104,41 @@ fn parse_listen_addr(s: &str) -> Result<String, String> {
     Ok(format!("{ip}:{port}"))
 }
 
+/// A `resolver` server: `ip[:port]`, `[v6][:port]` or `name[:port]` (port 53 by default).
+/// Returns the canonical `ip:port` (`[v6]:port`) or the lowercase `name:port`.
+pub(crate) fn resolver_server(s: &str) -> Result<String, String> {
+    if let Ok(ip) = s.parse::<Ipv6Addr>() {
+        // A bare IPv6 address (nginx accepts it without brackets).
+        return Ok(format!("[{ip}]:53"));
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (ip, port) = rest
+            .split_once(']')
+            .ok_or("missing \"]\" after the IPv6 address")?;
+        let ip: Ipv6Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+        let port = match port.strip_prefix(':') {
+            Some(p) => parse_port(p)?,
+            None if port.is_empty() => 53,
+            None => return Err(format!("unexpected \"{port}\" after the address")),
+        };
+        return Ok(format!("[{ip}]:{port}"));
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, parse_port(p)?),
+            None => (s, 53),
+        }
+    };
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(format!("{ip}:{port}"));
+    }
+    if is_host_name(host) {
+        return Ok(format!("{}:{port}", host.to_ascii_lowercase()));
+    }
+    Err(format!("invalid resolver address \"{s}\""))
+}
+
 /// A DNS name: letters, digits, `-` and `.`, with at least one letter, not starting or ending
 /// with `.` or `-`.
 fn is_host_name(h: &str) -> bool {

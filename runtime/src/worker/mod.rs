@@ -95,6 +95,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) ups: proxy::Upstreams,
     /// For registering upstream sockets.
     pub(crate) registry: mio::Registry,
+    /// `resolver`: names of proxy_pass with variables, asked without blocking.
+    pub(crate) resolvers: crate::resolver::Resolvers,
     /// The time after the last `epoll_wait` (one clock read per loop, as nginx's
     /// `ngx_current_msec`): deadlines and request times use it.
     pub(crate) now: Instant,
@@ -172,6 +174,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         }
     };
     let seed = u64::from(std::process::id()) ^ generation.rotate_left(32) ^ slot as u64;
+    let resolvers = crate::resolver::Resolvers::new(&loaded.ir, seed ^ 0x5eed, &elog);
     let mut w = Worker {
         loaded,
         elog,
@@ -189,6 +192,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         delayed: Default::default(),
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
+        resolvers,
         registry,
         now: Instant::now(),
         now_ms: conn::clock_ms(Instant::now()),
@@ -328,6 +332,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                     }
                 }
                 Token(t) if t < CONN_BASE => acceptor.on_ready(t, &mut conns, &poll, &mut w),
+                Token(t) if (crate::resolver::RES_BASE..proxy::UP_BASE).contains(&t) => {
+                    let (now, t) = (w.now, t - crate::resolver::RES_BASE);
+                    w.resolvers.on_ready(t, now, &w.registry, &w.elog);
+                }
                 Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
                     Some(Some(key)) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
@@ -353,6 +361,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 }
             }
         }
+        resolved(&mut conns, &poll, &mut w, quitting);
         while let Some(&std::cmp::Reverse((at, key, number))) = w.delayed.peek() {
             if at > w.now {
                 break;
@@ -397,6 +406,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 }
             }
             w.ups.sweep(now);
+            w.resolvers.tick(now, &w.registry, &w.elog);
+            resolved(&mut conns, &poll, &mut w, quitting);
             acceptor.refresh_cover(&poll, &mut w);
         }
         // With master_process off there is no master to enforce worker_shutdown_timeout.
@@ -409,6 +420,29 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             w.access.report_errors(&mut w.elog);
             elog!(w.elog, Info, "worker {slot} gracefully stopped");
             return if reload { RELOAD } else { 0 };
+        }
+    }
+}
+
+/// Hands the resolver's answers to the requests waiting for them (a request that went away
+/// or moved on is skipped).
+fn resolved(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, quitting: bool) {
+    while !w.resolvers.done.is_empty() {
+        let done = std::mem::take(&mut w.resolvers.done);
+        for d in done {
+            let waiting = conns.get_mut(d.key).is_some_and(|c| {
+                let this = c.number == d.number && c.served as u64 == d.request;
+                match c.proxy.as_mut() {
+                    Some(p) if this && p.resolving() => {
+                        p.resolved = Some(d.outcome);
+                        true
+                    }
+                    _ => false,
+                }
+            });
+            if waiting {
+                conn_event(conns, d.key, poll, w, quitting);
+            }
         }
     }
 }

@@ -261,6 +261,8 @@ enum St {
     /// Reading the whole request body (`proxy_request_buffering on`) before an upstream
     /// is chosen.
     ReadBody,
+    /// Waiting for the resolver to answer for the name of a proxy_pass with variables.
+    Resolve,
     Connect,
     Send,
     Head,
@@ -359,8 +361,18 @@ pub(crate) struct Proxy {
     /// `proxy_pass` with variables: the URL made for this request (host and URI are ranges
     /// of it), kept with the state so that no buffer is allocated per request.
     dyn_url: Vec<u8>,
-    /// A literal address from a proxy_pass with variables (no balancer).
+    /// The address of the current attempt when there is no balancer (a proxy_pass with
+    /// variables naming an address, or a name that was resolved).
     direct: Option<PeerAddr>,
+    /// The addresses of a proxy_pass with variables: the literal one, or those its name
+    /// resolved to; each is one try, in order (nginx's round-robin over them).
+    addrs: Vec<PeerAddr>,
+    /// A name to resolve first with this location's resolver: (resolver, port), the name
+    /// being `resolve_name` of `dyn_url`.
+    resolve: Option<(usize, u16)>,
+    resolve_name: std::ops::Range<usize>,
+    /// The resolver's answer, handed over by the worker while in `St::Resolve`.
+    pub(crate) resolved: Option<crate::resolver::Outcome>,
     /// The client's address, for log lines.
     client: std::net::IpAddr,
     /// Where the URI sent upstream is in `req` (valid while `replayable`), for log lines.
@@ -504,6 +516,10 @@ impl Proxy {
             key: Vec::new(),
             dyn_url: Vec::new(),
             direct: None,
+            addrs: Vec::new(),
+            resolve: None,
+            resolve_name: 0..0,
+            resolved: None,
             client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             uri_at: 0..0,
             https: false,
@@ -575,6 +591,10 @@ impl Proxy {
         self.key.clear();
         self.dyn_url.clear();
         self.direct = None;
+        self.addrs.clear();
+        self.resolve = None;
+        self.resolve_name = 0..0;
+        self.resolved = None;
         self.uri_at = 0..0;
         self.https = false;
         self.ssl_name.clear();
@@ -675,6 +695,13 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
+impl Proxy {
+    /// Waiting for the resolver.
+    pub(crate) fn resolving(&self) -> bool {
+        self.st == St::Resolve && self.resolved.is_none()
+    }
+}
+
 impl Worker<'_> {
     /// Starts proxying the request in `head` for location `loc`: builds the upstream
     /// request, picks a server and connects. The answer comes later, from [`drive`].
@@ -768,6 +795,30 @@ impl Worker<'_> {
                 upstream = i;
             } else if let Some(a) = crate::config::resolve_literal(host) {
                 direct = Some(PeerAddr::Inet(a));
+            } else if let Some(rid) = ir
+                .settings
+                .get(l.conf.settings.0 as usize)
+                .and_then(|s| s.resolver)
+            {
+                // A name: resolved by the location's resolver once the body is in.
+                let default_port = if p.https { 443 } else { 80 };
+                let (name_len, port) = match host.rsplit_once(':') {
+                    Some((n, port)) => (n.len(), port.parse::<u16>().ok().filter(|p| *p > 0)),
+                    None => (host.len(), Some(default_port)),
+                };
+                let Some(port) = port else {
+                    elog!(
+                        self.elog,
+                        Error,
+                        "invalid port in upstream \"{host}\", client: {}",
+                        conn.peer.ip()
+                    );
+                    p.dyn_url = url;
+                    self.recycle(p);
+                    return Handled::Status(500);
+                };
+                p.resolve = Some((rid as usize, port));
+                p.resolve_name = dyn_host.start..dyn_host.start + name_len;
             } else {
                 elog!(
                     self.elog,
@@ -807,7 +858,9 @@ impl Worker<'_> {
         p.sid = sid;
         p.loc = loc;
         p.upstream = upstream;
-        p.direct = direct;
+        if let Some(a) = direct {
+            p.addrs.push(a);
+        }
         p.client = request.client.unwrap_or(conn.peer).ip();
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
@@ -1112,7 +1165,7 @@ impl Worker<'_> {
             conn.proxy = Some(p);
             return Handled::Proxy;
         }
-        match self.connect(conn.key as usize, &mut p) {
+        match self.connect_or_resolve(conn, &mut p) {
             Ok(()) => {
                 conn.proxy = Some(p);
                 Handled::Proxy
@@ -1186,14 +1239,13 @@ impl Worker<'_> {
     /// cache when it has a live connection to that server. `Err(status)`: no server left.
     fn connect(&mut self, owner: usize, p: &mut Proxy) -> Result<(), u16> {
         let u = p.upstream;
-        if let Some(a) = p.direct.take() {
-            // A literal address from a proxy_pass with variables: one server, one try.
-            if p.tries > 0 {
-                p.direct = Some(a);
+        if !p.addrs.is_empty() {
+            // The addresses of a proxy_pass with variables: each one try, in order.
+            let Some(a) = p.addrs.get(p.tries as usize).cloned() else {
                 return Err(502);
-            }
+            };
             p.peer = usize::MAX;
-            p.tries = 1;
+            p.tries += 1;
             p.attempt_start = self.now;
             p.begin_attempt(UpPeer::Addr(a.clone()));
             p.sent_any = false;
@@ -1502,14 +1554,16 @@ impl Worker<'_> {
             Fail::Status(429) => nu.http_429,
             Fail::Status(_) => false,
         };
-        let servers = self
-            .loaded
-            .ir
-            .upstreams
-            .get(p.upstream)
-            .map_or(1, |u| u.servers.len().max(1)) as u32;
+        let servers = if p.addrs.is_empty() {
+            self.loaded
+                .ir
+                .upstreams
+                .get(p.upstream)
+                .map_or(1, |u| u.servers.len().max(1)) as u32
+        } else {
+            p.addrs.len() as u32
+        };
         allowed
-            && p.direct.is_none()
             && p.tries < servers
             && p.replayable
             && p.written == 0
@@ -1646,6 +1700,18 @@ impl Worker<'_> {
                 self.proxy_abort(conn);
                 return Drive::Close;
             }
+            St::Resolve => {
+                p.resolved = Some(Err(crate::resolver::wire::TIMEDOUT));
+                let r = self.step_resolve(conn, &mut p);
+                conn.proxy = Some(p);
+                return match r {
+                    Step::Done(Drive::Failed(code)) => {
+                        self.proxy_abort(conn);
+                        Drive::Failed(code)
+                    }
+                    _ => self.drive(conn),
+                };
+            }
             St::Connect => "upstream timed out (110: Connection timed out) while connecting",
             St::Send => "upstream timed out (110: Connection timed out) while sending request",
             St::Head => {
@@ -1692,6 +1758,87 @@ impl Worker<'_> {
                 self.proxy_abort(conn);
                 Drive::Failed(code)
             }
+        }
+    }
+
+    /// Connects to an upstream; for the name of a proxy_pass with variables, first asks the
+    /// location's resolver (the request then waits in `St::Resolve`, at most
+    /// `resolver_timeout`).
+    fn connect_or_resolve(&mut self, conn: &Conn, p: &mut Proxy) -> Result<(), u16> {
+        if let (Some((rid, _)), true) = (p.resolve, p.addrs.is_empty()) {
+            let timeout = self.settings_for(p.loc).resolver_timeout_ms;
+            let w = crate::resolver::Waiter {
+                key: conn.key as usize,
+                number: conn.number,
+                request: conn.served as u64,
+                deadline: self.now + Duration::from_millis(timeout),
+                recursion: 0,
+            };
+            let name = p.dyn_url.get(p.resolve_name.clone()).unwrap_or_default();
+            match self
+                .resolvers
+                .resolve(rid, name, w, self.now, &self.registry, &self.elog)
+            {
+                Some(outcome) => return self.use_resolved(conn.key as usize, p, outcome),
+                None => {
+                    p.st = St::Resolve;
+                    p.deadline = w.deadline;
+                    return Ok(());
+                }
+            }
+        }
+        self.connect(conn.key as usize, p)
+    }
+
+    /// The resolver's answer: the addresses become the servers to try, or the request
+    /// fails with 502 (nginx's `ngx_http_upstream_resolve_handler`).
+    fn use_resolved(
+        &mut self,
+        owner: usize,
+        p: &mut Proxy,
+        outcome: crate::resolver::Outcome,
+    ) -> Result<(), u16> {
+        let port = p.resolve.map_or(80, |(_, port)| port);
+        match outcome {
+            Ok(ips) if !ips.is_empty() => {
+                p.addrs.clear();
+                p.addrs.extend(
+                    ips.into_iter()
+                        .map(|ip| PeerAddr::Inet(std::net::SocketAddr::new(ip, port))),
+                );
+                let tries = self.proxy_settings(p.loc).next_upstream_tries as usize;
+                if tries > 0 {
+                    p.addrs.truncate(tries);
+                }
+                p.first_try = self.now;
+                p.deadline =
+                    self.now + Duration::from_millis(self.proxy_settings(p.loc).connect_timeout_ms);
+                self.connect(owner, p)
+            }
+            Ok(_) | Err(_) => {
+                let code = outcome.err().unwrap_or(2);
+                let name = p.dyn_url.get(p.resolve_name.clone()).unwrap_or_default();
+                elog!(
+                    self.elog,
+                    Error,
+                    "{} could not be resolved ({code}: {}), client: {}",
+                    String::from_utf8_lossy(name),
+                    crate::resolver::wire::strerror(code),
+                    p.client
+                );
+                Err(502)
+            }
+        }
+    }
+
+    /// `St::Resolve`: goes on once the worker handed the resolver's answer over.
+    fn step_resolve(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let Some(outcome) = p.resolved.take() else {
+            return Step::Blocked;
+        };
+        match self.use_resolved(conn.key as usize, p, outcome) {
+            Ok(()) => Step::Progress,
+            Err(code) => Step::Done(Drive::Failed(code)),
         }
     }
 
@@ -1764,6 +1911,7 @@ impl Worker<'_> {
         loop {
             let step = match p.st {
                 St::ReadBody => self.step_read_body(conn, p),
+                St::Resolve => self.step_resolve(conn, p),
                 St::Connect => self.step_connect(conn, p),
                 St::Send => self.step_send(conn, p),
                 St::Head => self.step_head(conn, p),
@@ -1987,7 +2135,7 @@ impl Worker<'_> {
         p.req = head;
         p.read_whole = false;
         p.first_try = self.now;
-        match self.connect(conn.key as usize, p) {
+        match self.connect_or_resolve(conn, p) {
             Ok(()) => Step::Progress,
             Err(code) => Step::Done(Drive::Failed(code)),
         }
