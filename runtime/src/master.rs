@@ -618,16 +618,24 @@ impl Master {
                     }
                     Duration::ZERO
                 };
-                elog!(
-                    self.elog,
-                    Alert,
-                    "worker process {pid} {how}; respawning in {} ms{}",
-                    delay.as_millis(),
-                    if covered {
-                        "; the other workers accept its connections meanwhile"
-                    } else {
-                        ""
-                    }
+                // As nginx: a worker that exited by itself (code 0, such as after a TERM sent
+                // to it alone) is a notice; a crash or a failure is an alert.
+                let level = if clean {
+                    proton_ir::LogLevel::Notice
+                } else {
+                    proton_ir::LogLevel::Alert
+                };
+                self.elog.log(
+                    level,
+                    format_args!(
+                        "worker process {pid} {how}; respawning in {} ms{}",
+                        delay.as_millis(),
+                        if covered {
+                            "; the other workers accept its connections meanwhile"
+                        } else {
+                            ""
+                        }
+                    ),
                 );
                 if reclaimed > 0 {
                     elog!(

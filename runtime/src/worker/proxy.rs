@@ -1239,7 +1239,7 @@ impl Worker<'_> {
     /// cache when it has a live connection to that server. `Err(status)`: no server left.
     fn connect(&mut self, owner: usize, p: &mut Proxy) -> Result<(), u16> {
         let u = p.upstream;
-        if !p.addrs.is_empty() {
+        while !p.addrs.is_empty() {
             // The addresses of a proxy_pass with variables: each one try, in order.
             let Some(a) = p.addrs.get(p.tries as usize).cloned() else {
                 return Err(502);
@@ -1252,13 +1252,17 @@ impl Worker<'_> {
             p.req_pos = 0;
             rewind_body(p);
             p.cached = false;
-            let opened = self.open(owner, p, &a);
-            p.direct = Some(a);
-            return opened.map_err(|e| {
-                self.log_connect_error(p, &e);
-                self.note_upstream(p, 502);
-                502
-            });
+            p.direct = Some(a.clone());
+            match self.open(owner, p, &a) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.log_connect_error(p, &e);
+                    self.note_upstream(p, 502);
+                    if !self.may_retry(p, Fail::Error) {
+                        return Err(502);
+                    }
+                }
+            }
         }
         loop {
             let now = self.now;
