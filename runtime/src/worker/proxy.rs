@@ -665,6 +665,18 @@ fn escape_into(src: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// `host[:port]` → (host, port); an IPv6 literal keeps its brackets. A port that is not a
+/// number counts as none.
+fn split_port(hostport: &str) -> (&str, Option<u16>) {
+    if hostport.ends_with(']') {
+        return (hostport, None);
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !h.ends_with(':') => (h, p.parse().ok()),
+        _ => (hostport, None),
+    }
+}
+
 /// Headers never passed on in either direction: hop-by-hop, or framing the proxy writes
 /// itself.
 const HOP_BY_HOP: [&[u8]; 8] = [
@@ -787,11 +799,21 @@ impl Worker<'_> {
                         return Handled::Status(500);
                     }
                 }
-            } else if let Some(i) = ir
-                .upstreams
-                .iter()
-                .position(|u| u.explicit && u.name.eq_ignore_ascii_case(host))
-            {
+            } else if let Some(i) = {
+                // nginx's match of a URL's host to a group: an `upstream {}` by name when
+                // the URL has no port, a group made by a literal proxy_pass by host and port
+                // (the scheme's port when none is written).
+                let default_port = if p.https { 443 } else { 80 };
+                let (hname, hport) = split_port(host);
+                ir.upstreams.iter().position(|u| {
+                    if u.explicit {
+                        hport.is_none() && u.name.eq_ignore_ascii_case(host)
+                    } else {
+                        split_port(&u.name).0.eq_ignore_ascii_case(hname)
+                            && split_port(&u.name).1 == Some(hport.unwrap_or(default_port))
+                    }
+                })
+            } {
                 upstream = i;
             } else if let Some(a) = crate::config::resolve_literal(host) {
                 direct = Some(PeerAddr::Inet(a));
