@@ -731,6 +731,10 @@ impl Lower<'_> {
             ("http", r)
         } else if let Some(r) = v.strip_prefix("https://") {
             ("https", r)
+        } else if v.contains('$') {
+            // With variables the prefix is checked once the URL is made (nginx: 500 and
+            // "invalid URL prefix" then), as in `proxy_pass http:/$uri`.
+            ("http", v)
         } else {
             self.err(
                 Diagnostic::error(

@@ -754,7 +754,16 @@ impl Worker<'_> {
                 p.https = true;
                 8
             } else {
-                0
+                elog!(
+                    self.elog,
+                    Error,
+                    "invalid URL prefix in \"{}\", client: {}",
+                    String::from_utf8_lossy(&url),
+                    conn.peer.ip()
+                );
+                p.dyn_url = url;
+                self.recycle(p);
+                return Handled::Status(500);
             };
             let rest = url.get(start..).unwrap_or_default();
             let unix = is_unix_host(rest);
