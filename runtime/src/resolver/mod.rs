@@ -325,13 +325,10 @@ impl Resolvers {
         elog: &ErrorLog,
     ) {
         let s = t / 2;
-        if t % 2 == 0 {
+        if t.is_multiple_of(2) {
             let mut buf = std::mem::take(&mut self.buf);
             buf.resize(UDP_SIZE, 0);
-            loop {
-                let Some(udp) = self.servers.get(s).and_then(|x| x.udp.as_ref()) else {
-                    break;
-                };
+            while let Some(udp) = self.servers.get(s).and_then(|x| x.udp.as_ref()) {
                 match udp.recv(&mut buf) {
                     Ok(n) => {
                         let msg = buf.get(..n).unwrap_or_default().to_vec();

@@ -359,7 +359,7 @@ mod tests {
         assert!(!write_query(&mut q, 1, b"a..b", TYPE_A));
         assert!(!write_query(&mut q, 1, b"", TYPE_A));
         assert!(!write_query(&mut q, 1, &[b'a'; 64], TYPE_A));
-        let long = ["a".repeat(63); 4].join(".");
+        let long = vec!["a".repeat(63); 4].join(".");
         assert!(!write_query(&mut q, 1, long.as_bytes(), TYPE_A));
         let fits = [
             "a".repeat(63),
@@ -404,7 +404,7 @@ mod tests {
             PTR_QNAME,
             TYPE_CNAME,
             -5,
-            &[5, b'a', b'l', b'i', b'a', b's', 0xc0, 12 + 7],
+            &[5, b'a', b'l', b'i', b'a', b's', 0xc0, 12 + 6],
         );
         let buf = answer(8, 0x8180, "cname.example.net", TYPE_A, 1, &recs);
         let Head::Answer {

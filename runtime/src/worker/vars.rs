@@ -1614,6 +1614,7 @@ mod tests {
             source_files: vec![],
             text: String::new(),
             charset_maps: vec![],
+            resolvers: vec![],
         }
     }
 

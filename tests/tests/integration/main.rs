@@ -28,6 +28,7 @@ mod referer;
 mod refused;
 mod regex_syntax;
 mod request_body;
+mod resolver;
 mod rewrite_log;
 mod runtime;
 mod safety;

@@ -1,0 +1,249 @@
+//! `resolver` and `resolver_timeout`: the names of a `proxy_pass` with variables are asked of
+//! a DNS server without blocking the worker. The server is [`Dns`], a small authoritative
+//! server in this file on a loopback UDP port (and TCP on the same port number), which counts
+//! the queries it gets; the origin is `proton-testbackend`.
+
+use proton_tests::{request, Backend, Proton, Response, TempDir};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::request_body::{conf, error_log};
+
+/// Queries received: (name, qtype, over TCP) → count.
+type Counts = Arc<Mutex<HashMap<(String, u16, bool), usize>>>;
+
+/// The test's DNS server. Names (in the `test.` zone):
+/// - `a.test`: A 127.0.0.1 (TTL 3600), no AAAA;
+/// - `two.test`: A 127.0.0.2 then 127.0.0.1 (nothing listens on the first);
+/// - `alias.test`: CNAME to `a.test`;
+/// - `nx.test`: NXDOMAIN;
+/// - `silent.test`: never answered;
+/// - `tc.test`: truncated over UDP, A 127.0.0.1 over TCP.
+struct Dns {
+    port: u16,
+    counts: Counts,
+}
+
+impl Dns {
+    fn start() -> Dns {
+        // UDP and TCP on the same port number.
+        let (udp, tcp) = loop {
+            let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind udp");
+            let port = udp.local_addr().expect("udp addr").port();
+            if let Ok(tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+                break (udp, tcp);
+            }
+        };
+        let port = udp.local_addr().expect("udp addr").port();
+        let counts: Counts = Arc::default();
+        let c = counts.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                if let Some(reply) = answer(&buf[..n], false, &c) {
+                    let _ = udp.send_to(&reply, from);
+                }
+            }
+        });
+        let c = counts.clone();
+        std::thread::spawn(move || {
+            for s in tcp.incoming() {
+                let Ok(mut s) = s else { continue };
+                let c = c.clone();
+                std::thread::spawn(move || loop {
+                    let mut len = [0u8; 2];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut q = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if s.read_exact(&mut q).is_err() {
+                        return;
+                    }
+                    if let Some(reply) = answer(&q, true, &c) {
+                        let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                        framed.extend_from_slice(&reply);
+                        let _ = s.write_all(&framed);
+                    }
+                });
+            }
+        });
+        Dns { port, counts }
+    }
+
+    fn count(&self, name: &str, qtype: u16, tcp: bool) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts
+            .get(&(name.to_string(), qtype, tcp))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+const A: u16 = 1;
+const CNAME: u16 = 5;
+
+/// The reply to query `q` (`None`: no reply).
+fn answer(q: &[u8], tcp: bool, counts: &Counts) -> Option<Vec<u8>> {
+    // The question: labels from byte 12, then type and class.
+    let mut i = 12;
+    let mut labels = Vec::new();
+    while let Some(&len) = q.get(i) {
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(q.get(i + 1..i + 1 + len as usize)?).to_string());
+        i += 1 + len as usize;
+    }
+    let question_end = i + 5;
+    let name = labels.join(".").to_ascii_lowercase();
+    let qtype = u16::from_be_bytes([*q.get(i + 1)?, *q.get(i + 2)?]);
+    *counts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry((name.clone(), qtype, tcp))
+        .or_default() += 1;
+    let mut rcode = 0u16;
+    let mut trunc = false;
+    let mut records: Vec<Vec<u8>> = Vec::new();
+    let a = |ip: [u8; 4]| {
+        let mut r = vec![0xc0, 12];
+        r.extend_from_slice(&A.to_be_bytes());
+        r.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10, 0, 4]);
+        r.extend_from_slice(&ip);
+        r
+    };
+    match name.as_str() {
+        "a.test" if qtype == A => records.push(a([127, 0, 0, 1])),
+        "two.test" if qtype == A => {
+            records.push(a([127, 0, 0, 2]));
+            records.push(a([127, 0, 0, 1]));
+        }
+        "alias.test" => {
+            let mut r = vec![0xc0, 12];
+            r.extend_from_slice(&CNAME.to_be_bytes());
+            r.extend_from_slice(&[0, 1, 0, 0, 0x0e, 0x10, 0, 8]);
+            r.extend_from_slice(b"\x01a\x04test\x00");
+            records.push(r);
+        }
+        "nx.test" => rcode = 3,
+        "silent.test" => return None,
+        "tc.test" if !tcp => trunc = true,
+        "tc.test" if qtype == A => records.push(a([127, 0, 0, 1])),
+        _ => {}
+    }
+    let mut reply = q.get(..question_end)?.to_vec();
+    let flags: u16 = 0x8180 | rcode | if trunc { 0x0200 } else { 0 };
+    reply[2..4].copy_from_slice(&flags.to_be_bytes());
+    reply[6..8].copy_from_slice(&(records.len() as u16).to_be_bytes());
+    for r in records {
+        reply.extend_from_slice(&r);
+    }
+    Some(reply)
+}
+
+fn get(p: &Proton, path: &str) -> Response {
+    request(p.port, Some("front.test"), path)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", p.logs()))
+}
+
+fn start(t: &TempDir, dns: &Dns, backend: &Backend) -> Proton {
+    let (d, b) = (dns.port, backend.port);
+    let http = format!(
+        "server {{\n\
+           listen 127.0.0.1:{{port}};\n\
+           location / {{\n\
+             resolver 127.0.0.1:{d} ipv6=off;\n\
+             resolver_timeout 1s;\n\
+             proxy_pass http://$arg_h:{b}/id;\n\
+             add_header X-Up $upstream_addr always;\n\
+           }}\n\
+           location /aaaa {{\n\
+             resolver 127.0.0.1:{d};\n\
+             proxy_pass http://$arg_h:{b}/id;\n\
+           }}\n\
+           location /none {{\n\
+             proxy_pass http://$arg_h:{b}/id;\n\
+           }}\n\
+         }}"
+    );
+    Proton::start(t.path(), &conf(&http), 1)
+}
+
+#[test]
+fn names_are_resolved_cached_and_retried() {
+    let t = TempDir::new("resolver");
+    let dns = Dns::start();
+    let backend = Backend::start("origin");
+    let p = start(&t, &dns, &backend);
+    let b = backend.port;
+
+    // Resolved, then served from the cache (one question asked).
+    for _ in 0..3 {
+        let r = get(&p, "/?h=a.test");
+        assert_eq!(r.status, 200, "{}", p.logs());
+        assert_eq!(r.header("x-backend"), Some("origin"));
+        assert_eq!(r.header("x-up"), Some(format!("127.0.0.1:{b}").as_str()));
+    }
+    assert_eq!(dns.count("a.test", A, false), 1);
+    // The resolver's cache is its own: a name in another case is the same name.
+    assert_eq!(get(&p, "/?h=A.Test").status, 200);
+    assert_eq!(dns.count("a.test", A, false), 1);
+    // ipv6=off: no AAAA question; without it both are asked.
+    assert_eq!(dns.count("a.test", 28, false), 0);
+    assert_eq!(get(&p, "/aaaa?h=a.test").status, 200);
+    assert_eq!(dns.count("a.test", 28, false), 1);
+
+    // Every address is a server: the first refuses, the second answers.
+    let r = get(&p, "/?h=two.test");
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert_eq!(
+        r.header("x-up"),
+        Some(format!("127.0.0.2:{b}, 127.0.0.1:{b}").as_str())
+    );
+
+    // A CNAME is followed.
+    assert_eq!(get(&p, "/?h=alias.test").status, 200, "{}", p.logs());
+
+    // A truncated answer is asked again over TCP.
+    assert_eq!(get(&p, "/?h=tc.test").status, 200, "{}", p.logs());
+    assert_eq!(dns.count("tc.test", A, true), 1);
+}
+
+#[test]
+fn failures_are_502_with_nginx_lines() {
+    let t = TempDir::new("resolver-fail");
+    let dns = Dns::start();
+    let backend = Backend::start("origin");
+    let p = start(&t, &dns, &backend);
+
+    // NXDOMAIN: not cached, each request asks again.
+    for n in 1..=2 {
+        assert_eq!(get(&p, "/?h=nx.test").status, 502);
+        assert_eq!(dns.count("nx.test", A, false), n);
+    }
+    // No answer: 502 once resolver_timeout (1 s) passed; the worker serves others meanwhile.
+    let slow = std::thread::spawn({
+        let port = p.port;
+        move || request(port, Some("front.test"), "/?h=silent.test")
+    });
+    assert!(proton_tests::wait_until(Duration::from_secs(10), || {
+        dns.count("silent.test", A, false) > 0
+    }));
+    assert_eq!(get(&p, "/?h=a.test").status, 200, "served while a name is pending");
+    let r = slow.join().expect("join").expect("slow request");
+    assert_eq!(r.status, 502);
+    // No resolver in the location: 502 at once.
+    assert_eq!(get(&p, "/none?h=a.test").status, 502);
+
+    let log = error_log(&t);
+    for line in [
+        "nx.test could not be resolved (3: Host not found)",
+        "silent.test could not be resolved (110: Operation timed out)",
+        "no resolver defined to resolve a.test",
+    ] {
+        assert!(log.contains(line), "no {line:?} in:\n{log}");
+    }
+}
