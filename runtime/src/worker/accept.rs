@@ -379,6 +379,7 @@ impl<'a> Acceptor<'a> {
                 conn.release(w);
                 continue;
             }
+            w.arm(key, &mut conn);
             entry.insert(conn);
         }
     }

@@ -89,6 +89,9 @@ pub(crate) struct Worker<'a> {
     /// (its `RequestCtx::wake_at`), and an entry whose connection or wake-up changed is
     /// dropped unused.
     pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
+    /// Connection deadlines, earliest first: (when, slab key, connection serial number).
+    /// Each connection has at most one live entry ([`Conn::armed`]); stale ones are skipped.
+    pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
     /// `open_file_cache`: this worker's caches of open static files.
     pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
@@ -190,6 +193,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         copy_buf: Vec::new(),
         tls_named: Vec::new(),
         delayed: Default::default(),
+        timers: Default::default(),
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
         resolvers,
@@ -272,13 +276,13 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         } else {
             acceptor.poll_timeout(Instant::now(), Duration::from_millis(500))
         };
-        // A rate-limited write resumes on time.
-        let timeout = match w.delayed.peek() {
-            Some(std::cmp::Reverse((at, _, _))) => {
-                timeout.min(at.saturating_duration_since(Instant::now()))
-            }
-            None => timeout,
-        };
+        // A rate-limited write resumes on time, and a deadline fires on time.
+        let timeout = [w.delayed.peek(), w.timers.peek()]
+            .into_iter()
+            .flatten()
+            .fold(timeout, |t, std::cmp::Reverse((at, _, _))| {
+                t.min(at.saturating_duration_since(Instant::now()))
+            });
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 elog!(w.elog, Alert, "epoll_wait failed: {e}");
@@ -312,9 +316,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                                 w.draining = true;
                                 acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
-                                for (_, c) in conns.iter_mut() {
+                                for (k, c) in conns.iter_mut() {
                                     if c.is_idle() && c.deadline > grace {
                                         c.deadline = grace;
+                                        w.arm(k, c);
                                     }
                                 }
                             }
@@ -378,6 +383,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 conn_event(&mut conns, key, &poll, &mut w, quitting);
             }
         }
+        expire(&mut conns, &poll, &mut w);
         w.ups.trim(&w.loaded.ir);
         w.access.report_errors(&mut w.elog);
         acceptor
@@ -387,24 +393,6 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         if now.duration_since(last_sweep) >= Duration::from_millis(250) {
             last_sweep = now;
             w.access.tick(now);
-            let expired: Vec<usize> = conns
-                .iter()
-                .filter(|(_, c)| c.deadline <= now)
-                .map(|(k, _)| k)
-                .collect();
-            for key in expired {
-                let close_it = conns.get_mut(key).is_some_and(|c| {
-                    w.select_log(c);
-                    let close_it = c.on_timeout(&mut w);
-                    w.deselect_log();
-                    close_it
-                });
-                if close_it {
-                    close(&mut conns, key, &mut w);
-                } else if let Some(c) = conns.get_mut(key) {
-                    c.update_interest(&poll, Token(CONN_BASE + key));
-                }
-            }
             w.ups.sweep(now);
             w.resolvers.tick(now, &w.registry, &w.elog);
             resolved(&mut conns, &poll, &mut w, quitting);
@@ -420,6 +408,38 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             w.access.report_errors(&mut w.elog);
             elog!(w.elog, Info, "worker {slot} gracefully stopped");
             return if reload { RELOAD } else { 0 };
+        }
+    }
+}
+
+/// Connections whose deadline passed: each is told (it logs what nginx logs and closes, or
+/// moves on). An entry that fired before its connection's deadline is put back.
+fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
+    let now = w.now;
+    while let Some(&std::cmp::Reverse((at, key, number))) = w.timers.peek() {
+        if at > now {
+            break;
+        }
+        w.timers.pop();
+        let Some(c) = conns.get_mut(key) else {
+            continue;
+        };
+        if c.number != number || c.armed != Some(at) {
+            continue;
+        }
+        c.armed = None;
+        if c.deadline > now {
+            w.arm(key, c);
+            continue;
+        }
+        w.select_log(c);
+        let close_it = c.on_timeout(w);
+        w.deselect_log();
+        if close_it {
+            close(conns, key, w);
+        } else if let Some(c) = conns.get_mut(key) {
+            c.update_interest(poll, Token(CONN_BASE + key));
+            w.arm(key, c);
         }
     }
 }
@@ -483,6 +503,7 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
         close(conns, key, w);
     } else if let Some(c) = conns.get_mut(key) {
         c.update_interest(poll, Token(CONN_BASE + key));
+        w.arm(key, c);
     }
 }
 
@@ -494,6 +515,15 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 }
 
 impl Worker<'_> {
+    /// Makes sure connection `key` has a timer entry no later than its deadline.
+    pub(crate) fn arm(&mut self, key: usize, c: &mut Conn) {
+        if c.armed.is_none_or(|a| c.deadline < a) {
+            self.timers
+                .push(std::cmp::Reverse((c.deadline, key, c.number)));
+            c.armed = Some(c.deadline);
+        }
+    }
+
     /// Sends the error-log lines that follow to the error_log of the location of `c`'s
     /// request (nginx sets the connection's log when a location is found).
     pub(crate) fn select_log(&mut self, c: &Conn) {

@@ -232,7 +232,11 @@ fn failures_are_502_with_nginx_lines() {
     assert!(proton_tests::wait_until(Duration::from_secs(10), || {
         dns.count("silent.test", A, false) > 0
     }));
-    assert_eq!(get(&p, "/?h=a.test").status, 200, "served while a name is pending");
+    assert_eq!(
+        get(&p, "/?h=a.test").status,
+        200,
+        "served while a name is pending"
+    );
     let r = slow.join().expect("join").expect("slow request");
     assert_eq!(r.status, 502);
     // No resolver in the location: 502 at once.
