@@ -1,6 +1,6 @@
 //! A worker process: one thread, one `mio::Poll`, a slab of connections. Each connection is
 //! a small state machine (read head → route → write → keep-alive or close); timeouts are
-//! deadlines swept once a second; buffers come from a per-worker pool and go back to it.
+//! deadlines wait in a heap and fire on time; buffers come from a per-worker pool and go back to it.
 //!
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
