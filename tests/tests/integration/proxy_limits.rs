@@ -272,11 +272,11 @@ fn abort_backend() -> (u16, mpsc::Sender<()>) {
                 if read_head(&mut s).is_none() {
                     return;
                 }
-                let go = go_rx
+                // The answer waits for the test (at most 20 s).
+                let _ = go_rx
                     .lock()
                     .expect("go")
                     .recv_timeout(Duration::from_secs(20));
-                drop(go);
                 let _ = s.write_all(
                     b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nkept",
                 );
@@ -375,6 +375,17 @@ fn proxy_ignore_headers_drops_the_effect_of_x_accel_headers() {
     }
 }
 
+/// (path, request headers, method, status, body, Content-Range, Accept-Ranges)
+type RangeCase<'a> = (
+    &'a str,
+    String,
+    &'a str,
+    u16,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
 fn ranged(port: u16, path: &str, headers: &str, method: &str) -> Response {
     let (raw, _) = raw_exchange(
         port,
@@ -410,8 +421,7 @@ fn proxy_force_ranges_serves_one_range_of_a_known_length() {
     };
     let p = start(&t, &locations(bp));
     let lm = "Mon, 28 Sep 1970 06:00:00 GMT";
-    // (path, request headers, method, status, body, Content-Range, Accept-Ranges)
-    let cases: Vec<(&str, String, &str, u16, &str, Option<&str>, Option<&str>)> = vec![
+    let cases: Vec<RangeCase> = vec![
         (
             "/ranges",
             "Range: bytes=2-4\r\n".into(),
