@@ -96,7 +96,6 @@ impl PeerAddr {
         transparent: bool,
     ) -> Result<mio::net::TcpStream, ConnectError> {
         use socket2::{Domain, Socket, Type};
-        let local_err = |what: String| move |e: std::io::Error| ConnectError::Local(what, e);
         let (domain, peer) = match self {
             PeerAddr::Inet(a) => (Domain::for_address(*a), Some(*a)),
             PeerAddr::Unix(_) => (Domain::UNIX, None),
@@ -114,7 +113,7 @@ impl PeerAddr {
             } else {
                 set_ipv6_transparent(&s)
             };
-            set.map_err(local_err(what.to_string()))?;
+            set.map_err(|e| ConnectError::Local(what.to_string(), e))?;
         }
         if peer.is_some() && local.port() == 0 {
             // Best effort: where the option is unknown the port is picked at bind.
@@ -124,18 +123,21 @@ impl PeerAddr {
                 &true,
             );
         }
-        let name = if local.port() == 0 {
-            local.ip().to_string()
-        } else {
-            local.to_string()
+        // nginx names the address as written: without a port when none was given. Made
+        // only for an error.
+        let bind_failed = |e: std::io::Error| {
+            let name = if local.port() == 0 {
+                local.ip().to_string()
+            } else {
+                local.to_string()
+            };
+            ConnectError::Local(format!("bind({name})"), e)
         };
-        s.bind(&local.into())
-            .map_err(local_err(format!("bind({name})")))?;
+        s.bind(&local.into()).map_err(bind_failed)?;
         let Some(peer) = peer else {
-            return Err(ConnectError::Local(
-                format!("bind({name})"),
-                std::io::Error::from_raw_os_error(nix::libc::EINVAL),
-            ));
+            return Err(bind_failed(std::io::Error::from_raw_os_error(
+                nix::libc::EINVAL,
+            )));
         };
         match s.connect(&peer.into()) {
             Ok(()) => {}
@@ -213,6 +215,31 @@ mod tests {
         assert_eq!(PeerAddr::unix_path("unix"), None);
         assert_eq!(PeerAddr::unix_path("127.0.0.1:80"), None);
         assert!(PeerAddr::unix("a").is_unix() && PeerAddr::unix("a").inet().is_none());
+    }
+
+    #[test]
+    fn connects_from_a_bound_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let peer = PeerAddr::from(l.local_addr().expect("addr"));
+        let local: SocketAddr = "127.0.0.2:0".parse().expect("an address");
+        let c = peer.connect_bound(local, false).expect("connect");
+        let (s, from) = l.accept().expect("accept");
+        assert_eq!(from.ip().to_string(), "127.0.0.2");
+        drop((c, s));
+        // An address of no local interface fails at bind, named as nginx names it.
+        let away: SocketAddr = "192.0.2.1:0".parse().expect("an address");
+        match peer.connect_bound(away, false) {
+            Err(ConnectError::Local(what, e)) => {
+                assert_eq!(what, "bind(192.0.2.1)");
+                assert_eq!(e.raw_os_error(), Some(nix::libc::EADDRNOTAVAIL));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A unix-domain peer cannot be reached from an inet address.
+        match PeerAddr::unix("/nonexistent.sock").connect_bound(local, false) {
+            Err(ConnectError::Local(what, _)) => assert_eq!(what, "bind(127.0.0.2)"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
