@@ -1397,8 +1397,95 @@ pub struct ProxySettings {
     pub pass_request_headers: bool,
     /// `proxy_socket_keepalive on`: TCP keep-alive probes on upstream connections.
     pub socket_keepalive: bool,
+    /// `proxy_limit_rate` (bytes per second; 0: no limit): how fast a buffered response is
+    /// read from the upstream, per request (nginx 1.22 applies it only with buffering).
+    pub limit_rate: u64,
+    /// `proxy_bind`: the local address of connections to upstreams (`None`: `off`, the
+    /// system's choice).
+    pub bind: Option<ProxyBind>,
+    /// `proxy_ignore_client_abort on`: a client that closes its connection does not end the
+    /// upstream request before the response is sent.
+    pub ignore_client_abort: bool,
+    /// `proxy_ignore_headers`: upstream response headers whose effect is ignored.
+    pub ignore_headers: IgnoreHeaders,
+    /// `proxy_force_ranges on`: byte ranges are served from proxied responses whatever
+    /// their `Accept-Ranges`.
+    pub force_ranges: bool,
     /// `proxy_ssl_*`: TLS towards `https://` upstreams.
     pub tls: UpstreamTls,
+}
+
+/// `proxy_bind address [transparent]`: the local address upstream connections are bound to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
+pub struct ProxyBind {
+    /// `address[:port]` (IPv6 as `::1` or `[::1]:port`), with variables evaluated per request
+    /// (an empty value: not bound). A literal address was checked by the compiler.
+    pub address: Template,
+    /// `transparent`: the address may be a non-local one (IP_TRANSPARENT, needs
+    /// CAP_NET_ADMIN).
+    pub transparent: bool,
+}
+
+impl ProxyBind {
+    /// Reads a local address as nginx's `ngx_parse_addr_port`: an IPv4 or IPv6 address, or
+    /// one with a port from 1 to 65535 (`127.0.0.1:8000`, `[::1]:8000`); without a port, the
+    /// port is 0 (the system picks one).
+    pub fn parse_address(text: &[u8]) -> Option<std::net::SocketAddr> {
+        use std::net::{IpAddr, SocketAddr};
+        let text = std::str::from_utf8(text).ok()?;
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        if let Some(a) = ip(text) {
+            return Some(SocketAddr::new(a, 0));
+        }
+        let (host, port) = match text.strip_prefix('[') {
+            Some(rest) => {
+                let (h, p) = rest.split_once(']')?;
+                (h, p.strip_prefix(':')?)
+            }
+            None => text.split_once(':')?,
+        };
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+            return None;
+        }
+        let port: u16 = port.parse().ok().filter(|&p| p >= 1)?;
+        Some(SocketAddr::new(ip(host)?, port))
+    }
+}
+
+/// `proxy_ignore_headers`: the upstream response headers whose effect is ignored (they are
+/// still passed or hidden as usual).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, Eq, Hash)]
+pub struct IgnoreHeaders {
+    pub x_accel_redirect: bool,
+    pub x_accel_expires: bool,
+    pub x_accel_limit_rate: bool,
+    pub x_accel_buffering: bool,
+    pub x_accel_charset: bool,
+    pub expires: bool,
+    pub cache_control: bool,
+    pub set_cookie: bool,
+    pub vary: bool,
+}
+
+impl IgnoreHeaders {
+    /// Adds the header `name` (as `proxy_ignore_headers` names it, any case); false when it
+    /// is not one of nginx's.
+    pub fn add(&mut self, name: &str) -> bool {
+        let flag = match name.to_ascii_lowercase().as_str() {
+            "x-accel-redirect" => &mut self.x_accel_redirect,
+            "x-accel-expires" => &mut self.x_accel_expires,
+            "x-accel-limit-rate" => &mut self.x_accel_limit_rate,
+            "x-accel-buffering" => &mut self.x_accel_buffering,
+            "x-accel-charset" => &mut self.x_accel_charset,
+            "expires" => &mut self.expires,
+            "cache-control" => &mut self.cache_control,
+            "set-cookie" => &mut self.set_cookie,
+            "vary" => &mut self.vary,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
 }
 
 /// TLS towards upstreams (`proxy_ssl_*`), as nginx's proxy module merges them. The runtime
@@ -2090,6 +2177,42 @@ mod tests {
         }
         assert_eq!(Builtin::from_name("no_such_variable"), None);
         assert_eq!(Builtin::from_name("Host"), None, "names are lowercase");
+    }
+
+    #[test]
+    fn bind_addresses_read_as_nginx() {
+        use super::ProxyBind;
+        let p = |s: &str| ProxyBind::parse_address(s.as_bytes()).map(|a| a.to_string());
+        assert_eq!(p("127.0.0.2").as_deref(), Some("127.0.0.2:0"));
+        assert_eq!(p("127.0.0.2:8000").as_deref(), Some("127.0.0.2:8000"));
+        assert_eq!(p("::1").as_deref(), Some("[::1]:0"));
+        assert_eq!(p("[::1]:80").as_deref(), Some("[::1]:80"));
+        assert_eq!(p("::ffff:1.2.3.4").as_deref(), Some("[::ffff:1.2.3.4]:0"));
+        for bad in [
+            "",
+            "[::1]",
+            "[::1]:",
+            "127.0.0.1:0",
+            "127.0.0.1:65536",
+            "127.0.0.1:",
+            "1.2.3",
+            "localhost",
+            "localhost:80",
+            "127.0.0.1:+80",
+            "[::1]x80",
+            "1.2.3.4:80:1",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ignore_headers_names_any_case() {
+        let mut h = super::IgnoreHeaders::default();
+        assert!(h.add("x-accel-BUFFERING") && h.x_accel_buffering);
+        assert!(h.add("Set-Cookie") && h.set_cookie);
+        assert!(!h.add("X-Accel-Other"));
+        assert!(!h.x_accel_limit_rate);
     }
 }
 

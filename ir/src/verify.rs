@@ -432,6 +432,9 @@ impl Checker<'_> {
         if let Some(t) = &s.proxy.tls.name {
             self.template(t)?;
         }
+        if let Some(b) = &s.proxy.bind {
+            self.template(&b.address)?;
+        }
         for e in &s.error_pages {
             self.template(&e.target)?;
         }
@@ -630,6 +633,11 @@ pub(crate) mod tests {
                 pass_request_body: true,
                 pass_request_headers: true,
                 socket_keepalive: false,
+                limit_rate: 0,
+                bind: None,
+                ignore_client_abort: false,
+                ignore_headers: IgnoreHeaders::default(),
+                force_ranges: false,
                 tls: UpstreamTls::default(),
             },
             charset: Charset {

@@ -1132,8 +1132,100 @@ impl Lower<'_> {
             pass_request_headers: one("proxy_pass_request_headers")
                 .is_none_or(|d| arg(d, 0) == "on"),
             socket_keepalive: one("proxy_socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
+            limit_rate: one("proxy_limit_rate")
+                .and_then(|d| parse_size(arg(d, 0)))
+                .unwrap_or(0),
+            bind: one("proxy_bind").and_then(|d| self.proxy_bind(d)),
+            ignore_client_abort: one("proxy_ignore_client_abort")
+                .is_some_and(|d| arg(d, 0) == "on"),
+            ignore_headers: one("proxy_ignore_headers")
+                .map(|d| self.ignore_headers(d))
+                .unwrap_or_default(),
+            force_ranges: one("proxy_force_ranges").is_some_and(|d| arg(d, 0) == "on"),
             tls: self.upstream_tls(chain),
         }
+    }
+
+    /// `proxy_bind address [transparent] | off` (nginx's `ngx_http_upstream_bind_set_slot`):
+    /// a literal address must read as one; with variables it is read per request.
+    fn proxy_bind(&mut self, d: &Directive) -> Option<ProxyBind> {
+        if d.args.len() == 1 && arg(d, 0) == "off" {
+            return None;
+        }
+        let address = self.template(d, 0);
+        if let Some(lit) = address.as_literal() {
+            if ProxyBind::parse_address(lit.as_bytes()).is_none() {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid address \"{lit}\" in \"proxy_bind\" directive"),
+                    )
+                    .label("not an IP address, or an address with a port from 1 to 65535")
+                    .help("write an address such as 127.0.0.2, 10.0.0.1:8000 or [::1]:8000, a value with variables, or off"),
+                );
+            }
+        }
+        let transparent = match d.args.get(1) {
+            None => false,
+            Some(a) if a.value == "transparent" => true,
+            Some(a) => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!(
+                            "invalid parameter \"{}\" in \"proxy_bind\" directive",
+                            a.value
+                        ),
+                    )
+                    .label("the only parameter is transparent")
+                    .help("proxy_bind 192.0.2.1 transparent;"),
+                );
+                false
+            }
+        };
+        Some(ProxyBind {
+            address,
+            transparent,
+        })
+    }
+
+    /// `proxy_ignore_headers field …`: nginx's names, in any case.
+    fn ignore_headers(&mut self, d: &Directive) -> IgnoreHeaders {
+        const NAMES: [&str; 9] = [
+            "X-Accel-Redirect",
+            "X-Accel-Expires",
+            "X-Accel-Limit-Rate",
+            "X-Accel-Buffering",
+            "X-Accel-Charset",
+            "Expires",
+            "Cache-Control",
+            "Set-Cookie",
+            "Vary",
+        ];
+        let mut h = IgnoreHeaders::default();
+        for a in &d.args {
+            if !h.add(&a.value) {
+                let help = match did_you_mean(&a.value, NAMES.iter().copied()) {
+                    Some(n) => format!("did you mean \"{n}\"?"),
+                    None => format!("expected some of: {}", NAMES.join(", ")),
+                };
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!(
+                            "invalid value \"{}\" in \"proxy_ignore_headers\" directive",
+                            a.value
+                        ),
+                    )
+                    .label("not a header whose effect can be ignored")
+                    .help(help),
+                );
+            }
+        }
+        h
     }
 
     /// Groups servers by listen address and builds each address's server-name table.

@@ -83,6 +83,71 @@ impl PeerAddr {
         }
     }
 
+    /// [`PeerAddr::connect`] from the local address `local` (`proxy_bind`), as nginx's
+    /// `ngx_event_connect_peer`: IP_TRANSPARENT first when `transparent` (a non-local address
+    /// may be bound; it needs CAP_NET_ADMIN), IP_BIND_ADDRESS_NO_PORT when no port is given
+    /// (the port is picked at connect time, so many connections can share the address),
+    /// then `bind` and a non-blocking connect. A failure before the connect is
+    /// [`ConnectError::Local`] (nginx answers 500 and tries no other server); a unix-domain
+    /// peer cannot be connected from an inet address (`EINVAL` at `bind`, as nginx).
+    pub fn connect_bound(
+        &self,
+        local: SocketAddr,
+        transparent: bool,
+    ) -> Result<mio::net::TcpStream, ConnectError> {
+        use socket2::{Domain, Socket, Type};
+        let (domain, peer) = match self {
+            PeerAddr::Inet(a) => (Domain::for_address(*a), Some(*a)),
+            PeerAddr::Unix(_) => (Domain::UNIX, None),
+        };
+        let s = Socket::new(domain, Type::STREAM.nonblocking().cloexec(), None)
+            .map_err(ConnectError::Connect)?;
+        if transparent {
+            let what = if local.is_ipv4() {
+                "setsockopt(IP_TRANSPARENT)"
+            } else {
+                "setsockopt(IPV6_TRANSPARENT)"
+            };
+            let set = if local.is_ipv4() {
+                s.set_ip_transparent(true)
+            } else {
+                set_ipv6_transparent(&s)
+            };
+            set.map_err(|e| ConnectError::Local(what.to_string(), e))?;
+        }
+        if peer.is_some() && local.port() == 0 {
+            // Best effort: where the option is unknown the port is picked at bind.
+            let _ = nix::sys::socket::setsockopt(
+                &s,
+                nix::sys::socket::sockopt::IpBindAddressNoPort,
+                &true,
+            );
+        }
+        // nginx names the address as written: without a port when none was given. Made
+        // only for an error.
+        let bind_failed = |e: std::io::Error| {
+            let name = if local.port() == 0 {
+                local.ip().to_string()
+            } else {
+                local.to_string()
+            };
+            ConnectError::Local(format!("bind({name})"), e)
+        };
+        s.bind(&local.into()).map_err(bind_failed)?;
+        let Some(peer) = peer else {
+            return Err(bind_failed(std::io::Error::from_raw_os_error(
+                nix::libc::EINVAL,
+            )));
+        };
+        match s.connect(&peer.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+            Err(e) => return Err(ConnectError::Connect(e)),
+        }
+        let fd: std::os::fd::OwnedFd = s.into();
+        Ok(mio::net::TcpStream::from(fd))
+    }
+
     /// A blocking connect bounded by `timeout` (for the health checkers' threads).
     pub fn connect_timeout(&self, timeout: Duration) -> std::io::Result<std::net::TcpStream> {
         match self {
@@ -97,6 +162,38 @@ impl PeerAddr {
             }
         }
     }
+}
+
+/// IPV6_TRANSPARENT on `s` (neither socket2 nor nix has it).
+fn set_ipv6_transparent(s: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let one: nix::libc::c_int = 1;
+    // SAFETY: `s` is an open socket for the whole call, and the option value is a live
+    // c_int whose exact size is passed.
+    let r = unsafe {
+        nix::libc::setsockopt(
+            s.as_raw_fd(),
+            nix::libc::IPPROTO_IPV6,
+            nix::libc::IPV6_TRANSPARENT,
+            (&one as *const nix::libc::c_int).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Why [`PeerAddr::connect_bound`] failed.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Setting up the local end failed (what was tried, e.g. `bind(127.0.0.2)`): a
+    /// configuration or permission problem, not the peer's fault.
+    Local(String, std::io::Error),
+    /// The socket could not be made, or the connect failed at once.
+    Connect(std::io::Error),
 }
 
 #[cfg(test)]
@@ -118,6 +215,31 @@ mod tests {
         assert_eq!(PeerAddr::unix_path("unix"), None);
         assert_eq!(PeerAddr::unix_path("127.0.0.1:80"), None);
         assert!(PeerAddr::unix("a").is_unix() && PeerAddr::unix("a").inet().is_none());
+    }
+
+    #[test]
+    fn connects_from_a_bound_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let peer = PeerAddr::from(l.local_addr().expect("addr"));
+        let local: SocketAddr = "127.0.0.2:0".parse().expect("an address");
+        let c = peer.connect_bound(local, false).expect("connect");
+        let (s, from) = l.accept().expect("accept");
+        assert_eq!(from.ip().to_string(), "127.0.0.2");
+        drop((c, s));
+        // An address of no local interface fails at bind, named as nginx names it.
+        let away: SocketAddr = "192.0.2.1:0".parse().expect("an address");
+        match peer.connect_bound(away, false) {
+            Err(ConnectError::Local(what, e)) => {
+                assert_eq!(what, "bind(192.0.2.1)");
+                assert_eq!(e.raw_os_error(), Some(nix::libc::EADDRNOTAVAIL));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A unix-domain peer cannot be reached from an inet address.
+        match PeerAddr::unix("/nonexistent.sock").connect_bound(local, false) {
+            Err(ConnectError::Local(what, _)) => assert_eq!(what, "bind(127.0.0.2)"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use proton_ir::{Balance, Upstream};
 
-pub use addr::PeerAddr;
+pub use addr::{ConnectError, PeerAddr};
 pub use hash::{crc32, Ring, POINTS_PER_WEIGHT};
 pub use health::{spawn_checkers, Checkers};
 pub use peak_ewma::DEFAULT_HALF_LIFE;

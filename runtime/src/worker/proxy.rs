@@ -28,7 +28,7 @@ use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::token_eq;
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
-use crate::upstream::{Balancer, Outcome as Report, PeerAddr};
+use crate::upstream::{Balancer, ConnectError, Outcome as Report, PeerAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ProxyRedirect, ServerId};
@@ -450,6 +450,19 @@ pub(crate) struct Proxy {
     /// The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
     /// off`): the client's stays with the connection, which drops it.
     own_body: bool,
+    /// `proxy_bind`: the local address of this request's upstream connections, and whether
+    /// it may be a non-local one (`transparent`).
+    bind: Option<std::net::SocketAddr>,
+    bind_transparent: bool,
+    /// `proxy_limit_rate`: when reading the response began, the body bytes read since (those
+    /// that came with the head included), and until when reading waits after the last read.
+    rate_start: Instant,
+    rate_read: u64,
+    rate_until: Option<Instant>,
+    /// `proxy_force_ranges`: the one range of the body sent (start, end exclusive), and the
+    /// body bytes taken from the upstream so far.
+    range: Option<(u64, u64)>,
+    range_pos: u64,
 }
 
 impl Proxy {
@@ -558,6 +571,13 @@ impl Proxy {
             spill_failed: false,
             released: false,
             own_body: false,
+            bind: None,
+            bind_transparent: false,
+            rate_start: now,
+            rate_read: 0,
+            rate_until: None,
+            range: None,
+            range_pos: 0,
         }
     }
 
@@ -622,6 +642,13 @@ impl Proxy {
         self.spill_failed = false;
         self.released = false;
         self.own_body = false;
+        self.bind = None;
+        self.bind_transparent = false;
+        self.rate_start = now;
+        self.rate_read = 0;
+        self.rate_until = None;
+        self.range = None;
+        self.range_pos = 0;
     }
 }
 
@@ -903,6 +930,32 @@ impl Worker<'_> {
         p.keep_client = self.keep_alive(request, loc);
         p.discard = request.post_action;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
+        // proxy_bind: the local address, read per request when it has variables (an empty
+        // value binds nothing; one that is not an address is logged and binds nothing, as
+        // nginx's ngx_http_upstream_set_local).
+        if let Some(b) = &ps.bind {
+            p.bind_transparent = b.transparent;
+            match b.address.as_literal() {
+                Some(lit) => p.bind = proton_ir::ProxyBind::parse_address(lit.as_bytes()),
+                None => {
+                    let mut v = self.scratch.var_pool.borrow_mut().buf();
+                    self.ctx(conn, request, 0).expand(&b.address, &mut v);
+                    if !v.is_empty() {
+                        p.bind = proton_ir::ProxyBind::parse_address(&v);
+                        if p.bind.is_none() {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "invalid local address \"{}\", client: {}",
+                                String::from_utf8_lossy(&v).escape_debug(),
+                                conn.peer.ip()
+                            );
+                        }
+                    }
+                    self.scratch.var_pool.borrow_mut().give_buf(v);
+                }
+            }
+        }
 
         // The request line; the method is the client's, or `proxy_method`'s (not for a
         // HEAD: its answer must stay without a body).
@@ -1286,12 +1339,16 @@ impl Worker<'_> {
             p.direct = Some(a.clone());
             match self.open(owner, p, &a) {
                 Ok(()) => return Ok(()),
-                Err(e) => {
+                Err(Open::Connect(e)) => {
                     self.log_connect_error(p, &e);
                     self.note_upstream(p, 502);
                     if !self.may_retry(p, Fail::Error) {
                         return Err(502);
                     }
+                }
+                Err(Open::Local(what, e)) => {
+                    self.log_local_error(p, &what, &e);
+                    return Err(500);
                 }
             }
         }
@@ -1351,11 +1408,23 @@ impl Worker<'_> {
                 .and_then(Option::as_ref);
             let result = match addr {
                 Some(a) => self.open(owner, p, a),
-                None => Err(std::io::Error::new(ErrorKind::NotFound, "no address")),
+                None => Err(Open::Connect(std::io::Error::new(
+                    ErrorKind::NotFound,
+                    "no address",
+                ))),
             };
             match result {
                 Ok(()) => return Ok(()),
-                Err(e) => {
+                Err(Open::Local(what, e)) => {
+                    // The local end could not be set up (proxy_bind): nginx answers 500 and
+                    // tries no other server; the server is not to blame.
+                    self.log_local_error(p, &what, &e);
+                    if let Some(bal) = self.ups.balancers.get_mut(u) {
+                        bal.release(peer);
+                    }
+                    return Err(500);
+                }
+                Err(Open::Connect(e)) => {
                     self.log_connect_error(p, &e);
                     self.note_upstream(p, 502);
                     let bal = &mut self.ups.balancers[u];
@@ -1372,24 +1441,33 @@ impl Worker<'_> {
 
     /// Starts a non-blocking connect to `addr` for the current attempt (a unix socket is
     /// carried as a `TcpStream` over its descriptor: see [`PeerAddr`]).
-    fn open(&mut self, owner: usize, p: &mut Proxy, addr: &PeerAddr) -> std::io::Result<()> {
+    fn open(&mut self, owner: usize, p: &mut Proxy, addr: &PeerAddr) -> Result<(), Open> {
         let tls = if p.https {
-            Some(Box::new(self.upstream_tls(p, addr)?))
+            Some(Box::new(self.upstream_tls(p, addr).map_err(Open::Connect)?))
         } else {
             None
         };
-        let mut sock: TcpStream = addr.connect()?;
+        let mut sock: TcpStream = match p.bind {
+            Some(local) => match addr.connect_bound(local, p.bind_transparent) {
+                Ok(s) => s,
+                Err(ConnectError::Connect(e)) => return Err(Open::Connect(e)),
+                Err(ConnectError::Local(what, e)) => return Err(Open::Local(what, e)),
+            },
+            None => addr.connect().map_err(Open::Connect)?,
+        };
         if self.proxy_settings(p.loc).socket_keepalive && matches!(addr, PeerAddr::Inet(_)) {
             // Best effort, as nginx (a failure is not worth failing the request for).
             let _ = socket2::SockRef::from(&sock).set_keepalive(true);
         }
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
-        self.registry.register(
-            &mut sock,
-            Token(UP_BASE + key),
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        self.registry
+            .register(
+                &mut sock,
+                Token(UP_BASE + key),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(Open::Connect)?;
         let now = self.now;
         entry.insert(UpConn {
             sock,
@@ -1572,6 +1650,31 @@ impl Worker<'_> {
         );
     }
 
+    /// nginx's line for a local end that could not be set up (`proxy_bind`): `crit` for a
+    /// failed `bind`, `alert` for a failed `setsockopt` (IP_TRANSPARENT without
+    /// CAP_NET_ADMIN).
+    fn log_local_error(&self, p: &Proxy, what: &str, e: &std::io::Error) {
+        let level = if what.starts_with("bind(") {
+            proton_ir::LogLevel::Crit
+        } else {
+            proton_ir::LogLevel::Alert
+        };
+        let hint = if p.bind_transparent && e.raw_os_error() == Some(nix::libc::EPERM) {
+            " (proxy_bind transparent needs CAP_NET_ADMIN)"
+        } else {
+            ""
+        };
+        self.elog.log(
+            level,
+            format_args!(
+                "{what} failed ({}){hint} while connecting to upstream, client: {}, upstream: \"{}\"",
+                crate::log::OsError(e),
+                p.client,
+                self.upstream_url(p)
+            ),
+        );
+    }
+
     /// Whether a failed attempt may move to the next server (nginx's proxy_next_upstream).
     fn may_retry(&self, p: &Proxy, fail: Fail) -> bool {
         let ps = self.proxy_settings(p.loc);
@@ -1676,15 +1779,17 @@ impl Worker<'_> {
         // As nginx, a closed cached connection does not use up a try: the request is sent
         // again on a fresh connection when it can be (for POST, PATCH and LOCK only if
         // none of it was written).
+        // (A local end that cannot be set up answers 500 whatever failed before.)
+        let or_status = |code: u16| if code == 500 { 500 } else { status };
         if stale && p.replayable && p.written == 0 && (p.idempotent || !p.sent_any) {
             p.hold.clear();
             p.tries = p.tries.saturating_sub(1);
-            return self.connect(conn_key, p).map_err(|_| status);
+            return self.connect(conn_key, p).map_err(or_status);
         }
         p.tried.push(p.peer);
         if self.may_retry(p, fail) {
             p.hold.clear();
-            return self.connect(conn_key, p).map_err(|_| status);
+            return self.connect(conn_key, p).map_err(or_status);
         }
         Err(status)
     }
@@ -1887,6 +1992,7 @@ impl Worker<'_> {
             && !p.discard
             && matches!(p.st, St::Connect | St::Send | St::Head)
             && matches!(p.body, ReqBody::None)
+            && !self.proxy_settings(p.loc).ignore_client_abort
         {
             // The client went away (FIN or error) while the upstream works on its request:
             // stop, as nginx does without proxy_ignore_client_abort.
@@ -2543,6 +2649,18 @@ impl Worker<'_> {
         let head_len = p.resp.head_len.min(p.hold.len());
         let old = conn.wbuf.len();
         conn.wbuf.extend_from_slice(&p.hold[head_len..]);
+        // proxy_limit_rate counts from here, those bytes included, and they delay the next
+        // read as any read does (nginx's pipe and its preread buffer).
+        p.rate_start = now;
+        p.rate_read = (p.hold.len() - head_len) as u64;
+        p.rate_until = None;
+        let rate = self.proxy_settings(p.loc).limit_rate;
+        if p.buffering && rate > 0 {
+            let d = read_delay(rate, p.rate_read);
+            if !d.is_zero() {
+                p.rate_until = Some(now + d);
+            }
+        }
         p.hold.clear();
         if p.st == St::Tunnel {
             // Whatever the client sent after its request head is tunnel data.
@@ -2590,7 +2708,54 @@ impl Worker<'_> {
             _ => status,
         };
         p.client_status = client_status;
-        crate::http::response::write_status_line(&mut out, 1, client_status);
+        // proxy_force_ranges: nginx's range filter on a 200 of known length (one range).
+        let length = match body {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::None => p.resp.content_length,
+            _ => None,
+        };
+        let forced = match length {
+            Some(len) if ps.force_ranges && client_status == 200 && s.max_ranges != Some(0) => {
+                let header = |name: &[u8]| {
+                    conn.req
+                        .as_deref()
+                        .and_then(|r| r.head.get(&conn.rbuf, name))
+                };
+                let upstream = |name: &[u8]| {
+                    p.resp.headers.iter().find_map(|(n, v)| {
+                        p.hold
+                            .get(n.clone())
+                            .filter(|n| n.eq_ignore_ascii_case(name))
+                            .and_then(|_| p.hold.get(v.clone()))
+                    })
+                };
+                Some(forced_range(
+                    header(b"range"),
+                    header(b"if-range"),
+                    upstream(b"etag"),
+                    upstream(b"last-modified"),
+                    len,
+                ))
+            }
+            _ => None,
+        };
+        p.range = None;
+        p.range_pos = 0;
+        let mut content_range = None;
+        match (forced, length) {
+            (Some(ForcedRange::Unsatisfiable), Some(len)) => {
+                conn.wbuf = out;
+                self.proxy_range_not_satisfiable(conn, p, len);
+                return;
+            }
+            (Some(ForcedRange::Part(a, b)), Some(len)) => {
+                p.range = Some((a, b));
+                p.client_status = 206;
+                content_range = Some((a, b, len));
+            }
+            _ => {}
+        }
+        crate::http::response::write_status_line(&mut out, 1, p.client_status);
         let up = &p.hold;
         let upstream_has = |name: &[u8]| {
             p.resp.headers.iter().any(|(n, _)| {
@@ -2623,7 +2788,10 @@ impl Worker<'_> {
                 || token_eq(name, b"date")
                 || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
             // nginx's X-Accel-Buffering: the upstream switches buffering for its response.
-            if token_eq(name, b"x-accel-buffering") && !p.discard {
+            if token_eq(name, b"x-accel-buffering")
+                && !p.discard
+                && !ps.ignore_headers.x_accel_buffering
+            {
                 if token_eq(value, b"yes") {
                     p.buffering = true;
                 } else if token_eq(value, b"no") {
@@ -2631,7 +2799,7 @@ impl Worker<'_> {
                 }
             }
             // nginx's X-Accel-Limit-Rate: the upstream sets the response's rate.
-            if token_eq(name, b"x-accel-limit-rate") {
+            if token_eq(name, b"x-accel-limit-rate") && !ps.ignore_headers.x_accel_limit_rate {
                 let rate = std::str::from_utf8(value)
                     .ok()
                     .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
@@ -2642,6 +2810,8 @@ impl Worker<'_> {
             }
             if (hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
                 || (hidden_default && !passes(name))
+                // With proxy_force_ranges the range filter says whether ranges are served.
+                || (ps.force_ranges && token_eq(name, b"accept-ranges"))
                 || ps
                     .hide_headers
                     .iter()
@@ -2670,6 +2840,13 @@ impl Worker<'_> {
             }
             out.extend_from_slice(b"\r\n");
         }
+        match (content_range, forced) {
+            (Some((a, b, len)), _) => {
+                let _ = write!(out, "Content-Range: bytes {a}-{}/{len}\r\n", b - 1);
+            }
+            (None, Some(ForcedRange::Whole)) => out.extend_from_slice(b"Accept-Ranges: bytes\r\n"),
+            _ => {}
+        }
         // Framing towards the client. With trailers (`add_trailer`), the body is sent in
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
         // does when trailers are expected.
@@ -2694,13 +2871,14 @@ impl Worker<'_> {
             // Chunks passed through keep their framing: not recoded (not yet).
             p.recode = None;
         }
+        let range_len = p.range.map(|(a, b)| b - a);
         match (&p.rbody, body) {
             _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             (_, BodyKind::Length(n)) => {
-                write_num_header(&mut out, b"Content-Length: ", n);
+                write_num_header(&mut out, b"Content-Length: ", range_len.unwrap_or(n));
             }
             (RespBody::None, _) => {
-                if let Some(n) = p.resp.content_length {
+                if let Some(n) = range_len.or(p.resp.content_length) {
                     write_num_header(&mut out, b"Content-Length: ", n);
                 }
             }
@@ -2757,11 +2935,63 @@ impl Worker<'_> {
             self.resolve_limit_rate(conn, &mut req, p.loc);
             conn.req = Some(req);
         }
+        // nginx 1.22 sends an unbuffered response at the upstream's pace: no `limit_rate`
+        // (nor X-Accel-Limit-Rate) applies to it, once its head is made (so `add_header`
+        // still sees the rate in `$limit_rate`; ngx_http_upstream_send_response).
+        if !p.buffering && !p.discard {
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.limit_rate = Some(0);
+            }
+        }
         // The head as sent, for `$sent_http_*` in trailers and the access log.
         if let Some(req) = conn.req.as_deref_mut() {
             req.sent_head.clear();
             req.sent_head.extend_from_slice(&conn.wbuf);
         }
+    }
+
+    /// proxy_force_ranges with a Range nothing of the response satisfies: 416 with the
+    /// built-in page and `Content-Range: bytes */len` (as for files); the upstream's body is
+    /// not read (its connection is closed).
+    fn proxy_range_not_satisfiable(&mut self, conn: &mut Conn, p: &mut Proxy, len: u64) {
+        let tokens = self.settings_for(p.loc).server_tokens != proton_ir::ServerTokens::Off;
+        let mut page = std::mem::take(&mut self.scratch.page);
+        page.clear();
+        crate::http::response::error_page(416, tokens, &mut page);
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.clear();
+        conn.wpos = 0;
+        let mut head_request = false;
+        if let Some(req) = conn.req.as_deref() {
+            self.start_head(
+                &mut out,
+                req,
+                p.loc,
+                416,
+                Some(b"text/html"),
+                Some(page.len() as u64),
+            );
+            p.keep_client = self.keep_alive_for(req, p.loc, 416);
+            head_request = req.head.is_head();
+        }
+        let _ = write!(out, "Content-Range: bytes */{len}\r\n");
+        out.extend_from_slice(b"\r\n");
+        p.header_bytes = out.len() as u64;
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.sent_head.clear();
+            req.sent_head.extend_from_slice(&out);
+        }
+        if !head_request {
+            out.extend_from_slice(&page);
+        }
+        self.scratch.page = page;
+        conn.wbuf = out;
+        p.client_status = 416;
+        p.rbody = RespBody::None;
+        p.rechunk = false;
+        p.recode = None;
+        p.spoiled = true;
+        p.st = St::Body;
     }
 
     /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
@@ -2846,6 +3076,21 @@ impl Worker<'_> {
             }
             RespBody::UntilClose => p.resp_len += new as u64,
         }
+        // proxy_force_ranges: only the bytes of the range go on.
+        if let Some((start, end)) = p.range {
+            let n = (conn.wbuf.len() - from) as u64;
+            let pos = p.range_pos;
+            p.range_pos += n;
+            let keep_from = start.saturating_sub(pos).min(n) as usize;
+            let keep_to = end.saturating_sub(pos).min(n) as usize;
+            if keep_to > keep_from {
+                conn.wbuf
+                    .copy_within(from + keep_from..from + keep_to, from);
+                conn.wbuf.truncate(from + keep_to - keep_from);
+            } else {
+                conn.wbuf.truncate(from);
+            }
+        }
         // The body bytes just taken, recoded (never chunk framing: see the head).
         if let Some(r) = p.recode {
             if let Some(body) = conn.wbuf.get_mut(from..) {
@@ -2901,6 +3146,8 @@ impl Worker<'_> {
             0
         };
         let write_size = (ps.temp_file_write_size as usize).max(4096);
+        // proxy_limit_rate: nginx 1.22 applies it to buffered responses only.
+        let rate = if p.buffering { ps.limit_rate } else { 0 };
         let read_timeout = Duration::from_millis(ps.read_timeout_ms);
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
         // Upstream bytes taken in this call: past READ_BUDGET the request yields to the
@@ -3002,7 +3249,7 @@ impl Worker<'_> {
             // file; beyond that, with buffering, into the temporary file (at most
             // proxy_max_temp_file_size), so that the upstream is read at its own speed.
             let to_file = pending >= window || unsent_file > 0;
-            let want = if p.upstream_eof || p.released {
+            let mut want = if p.upstream_eof || p.released {
                 0
             } else if !to_file {
                 window - pending
@@ -3011,6 +3258,28 @@ impl Worker<'_> {
             } else {
                 0
             };
+            if want > 0 && rate > 0 {
+                let now = self.now;
+                let delayed = p
+                    .rate_until
+                    .map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+                let elapsed = now.saturating_duration_since(p.rate_start);
+                match read_allowance(rate, elapsed, p.rate_read, delayed) {
+                    Ok(n) => want = want.min(usize::try_from(n).unwrap_or(usize::MAX)),
+                    Err(wait) => {
+                        // Held back by the rate, woken by the worker's timer; the upstream
+                        // is not waited for meanwhile, so its read timeout counts from then
+                        // (nginx re-arms it after the delay).
+                        let at = now + wait;
+                        p.upstream_progress = p.upstream_progress.max(at);
+                        let id = (conn.key, conn.number);
+                        if let Some(req) = conn.req.as_deref_mut() {
+                            super::conn::wake_at(req, id, at, self);
+                        }
+                        want = 0;
+                    }
+                }
+            }
             if want > 0 {
                 let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
                     p.broken = true;
@@ -3049,6 +3318,13 @@ impl Worker<'_> {
                     Ok(n) => {
                         if let Some(st) = p.states.last_mut() {
                             st.bytes_received += n as u64;
+                        }
+                        if rate > 0 {
+                            p.rate_read += n as u64;
+                            let d = read_delay(rate, n as u64);
+                            if !d.is_zero() {
+                                p.rate_until = Some(self.now + d);
+                            }
                         }
                         self.take_body(p, conn, old);
                         progressed = true;
@@ -3287,6 +3563,82 @@ impl Worker<'_> {
     }
 }
 
+/// What `proxy_force_ranges` makes of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForcedRange {
+    /// The whole response, with `Accept-Ranges: bytes`.
+    Whole,
+    /// 206 with this part (start, end exclusive).
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// nginx's range header filter with one range allowed (`r->single_range`), for a response
+/// of `len` bytes: the client's `Range` and `If-Range`, the upstream's `ETag` and
+/// `Last-Modified`. An If-Range entity tag (it ends with `"`) must equal the ETag, a date
+/// the Last-Modified time; otherwise, as with several ranges, the whole response.
+fn forced_range(
+    range: Option<&[u8]>,
+    if_range: Option<&[u8]>,
+    etag: Option<&[u8]>,
+    last_modified: Option<&[u8]>,
+    len: u64,
+) -> ForcedRange {
+    use crate::http::range::{parse_range, ByteRange, RangeResult};
+    let Some(range) = range else {
+        return ForcedRange::Whole;
+    };
+    if let Some(v) = if_range {
+        let same = if v.len() >= 2 && v.ends_with(b"\"") {
+            etag == Some(v)
+        } else {
+            let date = crate::http::response::parse_http_date;
+            last_modified
+                .and_then(date)
+                .is_some_and(|lm| date(v) == Some(lm))
+        };
+        if !same {
+            return ForcedRange::Whole;
+        }
+    }
+    let mut one = [ByteRange::default(); 1];
+    match parse_range(range, len, &mut one) {
+        RangeResult::Satisfiable(1) => ForcedRange::Part(one[0].start, one[0].end),
+        RangeResult::Unsatisfiable => ForcedRange::Unsatisfiable,
+        _ => ForcedRange::Whole,
+    }
+}
+
+/// nginx's pipe arithmetic for `proxy_limit_rate` (`ngx_event_pipe_read_upstream`): at most
+/// `rate × (whole seconds since the response began + 1) − bytes read` may be read now, and
+/// nothing while the delay of the last read runs (`delayed`). `Err`: how long to wait, to the
+/// end of the delay or to the second whose allowance exceeds what was read (nginx polls
+/// every millisecond there; waiting for that second is the same, without the wake-ups).
+fn read_allowance(
+    rate: u64,
+    elapsed: Duration,
+    read: u64,
+    delayed: Duration,
+) -> Result<u64, Duration> {
+    if !delayed.is_zero() {
+        return Err(delayed);
+    }
+    let allowed = rate.saturating_mul(elapsed.as_secs().saturating_add(1));
+    if allowed > read {
+        return Ok(allowed - read);
+    }
+    // The first second `s` with rate × (s + 1) > read.
+    let second = Duration::from_secs(read / rate.max(1));
+    Err(second.saturating_sub(elapsed).max(Duration::from_millis(1)))
+}
+
+/// How long reading waits after `n` bytes were read at `rate` (nginx's `n × 1000 / rate`
+/// milliseconds).
+fn read_delay(rate: u64, n: u64) -> Duration {
+    Duration::from_millis((n.saturating_mul(1000) / rate.max(1)).min(u64::from(u32::MAX)))
+}
+
 /// Takes the next part of a buffered response's temporary file (at most `window` bytes,
 /// from where the client is) into the empty output buffer.
 fn refill_from_spill(conn: &mut Conn, p: &mut Proxy, window: usize) -> std::io::Result<()> {
@@ -3476,6 +3828,14 @@ fn pump<F: Transport, T: Transport>(
         }
     }
     Some((written, progressed, drained))
+}
+
+/// Why a connection to an upstream could not be opened.
+enum Open {
+    /// The connect failed (the server's fault: the next one may be tried).
+    Connect(std::io::Error),
+    /// The local end could not be set up (`proxy_bind`): what was tried, and why.
+    Local(String, std::io::Error),
 }
 
 enum Step {
@@ -3698,6 +4058,59 @@ mod tests {
         assert_eq!(host_of(b"[::1]:443"), b"::1");
         assert_eq!(host_of(b"[::1]"), b"::1");
         assert_eq!(host_of(b"odd:name"), b"odd:name");
+    }
+
+    #[test]
+    fn proxy_limit_rate_arithmetic() {
+        let ms = Duration::from_millis;
+        // The first second's allowance, less what was read.
+        assert_eq!(read_allowance(20_000, ms(0), 0, ms(0)), Ok(20_000));
+        assert_eq!(read_allowance(20_000, ms(999), 3_000, ms(0)), Ok(17_000));
+        // Used up: wait for the next whole second, then its allowance.
+        assert_eq!(read_allowance(20_000, ms(400), 20_000, ms(0)), Err(ms(600)));
+        assert_eq!(read_allowance(20_000, ms(1_000), 20_000, ms(0)), Ok(20_000));
+        // Read ahead by more than a second's worth (a large preread): the wait spans it.
+        assert_eq!(read_allowance(1_000, ms(100), 3_500, ms(0)), Err(ms(2_900)));
+        assert_eq!(read_allowance(1_000, ms(3_000), 3_500, ms(0)), Ok(500));
+        // A read's own delay comes first.
+        assert_eq!(read_allowance(20_000, ms(0), 0, ms(5)), Err(ms(5)));
+        // Never a zero wait (no busy loop).
+        assert_eq!(read_allowance(20_000, ms(2_000), 40_000, ms(0)), Ok(20_000));
+        assert_eq!(read_allowance(20_000, ms(1_999), 40_000, ms(0)), Err(ms(1)));
+        assert_eq!(read_delay(20_000, 16_384), ms(819));
+        assert_eq!(read_delay(20_000, 19), ms(0));
+        assert_eq!(read_delay(1, u64::MAX), ms(u64::from(u32::MAX)));
+    }
+
+    #[test]
+    fn forced_ranges_as_nginx() {
+        use ForcedRange::*;
+        let lm = Some(&b"Mon, 28 Sep 1970 06:00:00 GMT"[..]);
+        let etag = Some(&b"\"abc\""[..]);
+        let f = |r: &str, ir: Option<&str>| {
+            forced_range(Some(r.as_bytes()), ir.map(str::as_bytes), etag, lm, 10)
+        };
+        assert_eq!(forced_range(None, None, etag, lm, 10), Whole);
+        assert_eq!(f("bytes=2-4", None), Part(2, 5));
+        assert_eq!(f("bytes=-3", None), Part(7, 10));
+        assert_eq!(f("bytes=5-", None), Part(5, 10));
+        // One range only: several are served whole.
+        assert_eq!(f("bytes=2-4,6-7", None), Whole);
+        assert_eq!(f("bytes=20-", None), Unsatisfiable);
+        assert_eq!(f("items=1-2", None), Whole);
+        assert_eq!(f("bytes=2-4", Some("\"abc\"")), Part(2, 5));
+        assert_eq!(f("bytes=2-4", Some("\"abd\"")), Whole);
+        assert_eq!(
+            f("bytes=2-4", Some("Mon, 28 Sep 1970 06:00:00 GMT")),
+            Part(2, 5)
+        );
+        assert_eq!(f("bytes=2-4", Some("Mon, 28 Sep 1970 06:00:01 GMT")), Whole);
+        assert_eq!(f("bytes=2-4", Some("yesterday")), Whole);
+        // No validator to compare with: whole.
+        assert_eq!(
+            forced_range(Some(b"bytes=2-4"), Some(b"\"abc\""), None, None, 10),
+            Whole
+        );
     }
 
     #[test]

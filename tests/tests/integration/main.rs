@@ -19,6 +19,7 @@ mod post_action;
 mod process;
 mod proxy;
 mod proxy_buffering;
+mod proxy_limits;
 mod proxy_protocol;
 mod proxy_request;
 mod proxy_tls;
