@@ -274,3 +274,103 @@ mod tests {
         assert_eq!(normalize_host("[ABCD::1]"), "[abcd::1]");
     }
 }
+
+/// nginx's `ngx_http_parse_unsafe_uri`, for a URI an upstream names (`X-Accel-Redirect`):
+/// splits off the arguments at the first `?` into `args`, decodes `%XX` escapes of the path
+/// into `path`, and refuses (false) an empty URI, a NUL, and `..` as a whole segment at the
+/// start or after a `/` (before and after decoding).
+pub fn parse_unsafe_uri(uri: &[u8], path: &mut Vec<u8>, args: &mut Vec<u8>) -> bool {
+    path.clear();
+    args.clear();
+    fn dotdot(p: &[u8]) -> bool {
+        p.starts_with(b"..") && (p.len() == 2 || p[2] == b'/')
+    }
+    fn safe(p: &[u8]) -> bool {
+        !dotdot(p)
+            && p.iter()
+                .enumerate()
+                .all(|(i, &c)| c != 0 && !(c == b'/' && p.len() - i > 2 && dotdot(&p[i + 1..])))
+    }
+    if uri.is_empty() || uri[0] == b'?' {
+        return false;
+    }
+    let (raw, rest) = match memchr_q(uri) {
+        Some(i) => (&uri[..i], Some(&uri[i + 1..])),
+        None => (uri, None),
+    };
+    if !safe(raw) {
+        return false;
+    }
+    if let Some(a) = rest {
+        args.extend_from_slice(a);
+    }
+    if !raw.contains(&b'%') {
+        path.extend_from_slice(raw);
+        return true;
+    }
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < raw.len() {
+        match (
+            raw[i],
+            raw.get(i + 1).and_then(|&c| hex(c)),
+            raw.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                path.push(h << 4 | l);
+                i += 3;
+            }
+            (c, _, _) => {
+                path.push(c);
+                i += 1;
+            }
+        }
+    }
+    !path.is_empty() && safe(path)
+}
+
+fn memchr_q(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'?')
+}
+
+#[cfg(test)]
+mod unsafe_uri_tests {
+    use super::parse_unsafe_uri;
+
+    fn parse(u: &str) -> Option<(String, String)> {
+        let (mut p, mut a) = (Vec::new(), Vec::new());
+        parse_unsafe_uri(u.as_bytes(), &mut p, &mut a).then(|| {
+            (
+                String::from_utf8_lossy(&p).into_owned(),
+                String::from_utf8_lossy(&a).into_owned(),
+            )
+        })
+    }
+
+    #[test]
+    fn as_nginx() {
+        assert_eq!(
+            parse("/index.html"),
+            Some(("/index.html".into(), String::new()))
+        );
+        assert_eq!(parse("/foo?bar"), Some(("/foo".into(), "bar".into())));
+        assert_eq!(
+            parse("/foo%20bar"),
+            Some(("/foo bar".into(), String::new()))
+        );
+        assert_eq!(parse("/a/..b/c"), Some(("/a/..b/c".into(), String::new())));
+        for bad in [
+            "",
+            "?a",
+            "..",
+            "../foo",
+            "/foo/..",
+            "/foo/../x",
+            "/foo/.%2e",
+            "/a%00b",
+            "%2e%2e/x",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+}

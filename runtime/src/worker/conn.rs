@@ -407,6 +407,10 @@ impl Conn {
                 self.answer_proxy_error(w, code);
                 self.on_event(w, true, true)
             }
+            Drive::Redirect => {
+                self.answer_proxy_redirect(w);
+                self.on_event(w, true, true)
+            }
         }
     }
 
@@ -455,6 +459,10 @@ impl Conn {
                         }
                         Drive::Failed(code) => {
                             self.answer_proxy_error(w, code);
+                            continue;
+                        }
+                        Drive::Redirect => {
+                            self.answer_proxy_redirect(w);
                             continue;
                         }
                     }
@@ -826,6 +834,38 @@ impl Conn {
         self.finished.set_location(out.location);
         self.finished.header_bytes = out.header_bytes as u64;
         self.finished.body_bytes = 0;
+        self.phase = Phase::Write;
+        self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
+    }
+
+    /// The upstream answered with `X-Accel-Redirect`: the request goes to the URI or named
+    /// location it names (see `Worker::proxy_xar`), which answers as for any request (and
+    /// may proxy again).
+    fn answer_proxy_redirect(&mut self, w: &mut Worker<'_>) {
+        self.wbuf.clear();
+        self.wpos = 0;
+        self.body_sent = 0;
+        let mut out = w.proxy_xar(self);
+        if let Some(mut req) = self.req.take() {
+            if !out.proxy {
+                w.apply_trailers(self, &req, &mut out);
+                if let Some(l) = out.location {
+                    req.wake_at = None;
+                    w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
+                }
+            }
+            self.req = Some(req);
+        }
+        self.close_after |= out.close;
+        self.finished.status = out.status;
+        self.finished.set_location(out.location);
+        self.finished.header_bytes = out.header_bytes as u64;
+        self.finished.body_bytes = 0;
+        if let Some(p) = self.proxy.as_ref().filter(|_| out.proxy) {
+            self.deadline = p.deadline;
+            self.phase = Phase::Proxy;
+            return;
+        }
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }

@@ -76,6 +76,9 @@ pub(crate) struct RequestCtx {
     /// The upstream's response head (status line and header lines, as received) of the last
     /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
     pub(crate) upstream_head: Vec<u8>,
+    /// The request was sent elsewhere by an upstream's `X-Accel-Redirect`: it is a GET (a
+    /// HEAD stays one) and the answer carries some of that upstream's headers.
+    pub(crate) xar: bool,
     /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
     /// access log (a head Proton makes itself is read from the write buffer instead).
     pub(crate) sent_head: Vec<u8>,
@@ -124,6 +127,7 @@ impl Default for RequestCtx {
             mtime: None,
             upstreams: Vec::new(),
             upstream_head: Vec::new(),
+            xar: false,
             sent_head: Vec::new(),
             started: 0,
             conn_started: 0,
@@ -196,6 +200,7 @@ impl RequestCtx {
         self.conn_started = 0;
         self.browser = Default::default();
         self.post_action = false;
+        self.xar = false;
         self.maps.get_mut().clear();
         self.body.reset();
     }

@@ -310,6 +310,9 @@ pub(crate) enum Drive {
     Close,
     /// Nothing was sent to the client: answer this status (error_page applies).
     Failed(u16),
+    /// The upstream's `X-Accel-Redirect` names where the request goes now (nothing was sent
+    /// to the client; the head is the request's `upstream_head`).
+    Redirect,
 }
 
 /// The most of an upstream response one drive of a request reads before it lets the
@@ -923,7 +926,12 @@ impl Worker<'_> {
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
         let method: &[u8] = match conn.rbuf.get(head.method_range.clone()) {
-            Some(m) if !m.is_empty() && (request.error_status.is_none() || head.is_head()) => m,
+            Some(m)
+                if !m.is_empty()
+                    && ((request.error_status.is_none() && !request.xar) || head.is_head()) =>
+            {
+                m
+            }
             _ => b"GET",
         };
         p.client_minor = head.minor_version;
@@ -2030,7 +2038,7 @@ impl Worker<'_> {
                 conn.wpos = 0;
                 self.recycle(p);
             }
-            Drive::Close | Drive::Failed(_) => {
+            Drive::Close | Drive::Failed(_) | Drive::Redirect => {
                 conn.proxy = Some(p);
                 self.proxy_abort(conn);
             }
@@ -2632,6 +2640,19 @@ impl Worker<'_> {
             return Step::Fail(Fail::Status(status), "");
         }
         let ps = self.proxy_settings(p.loc);
+        // X-Accel-Redirect: the request goes on elsewhere, the upstream's answer unread
+        // (nginx's ngx_http_upstream_process_headers).
+        if !ps.ignore_headers.x_accel_redirect
+            && !p.discard
+            && conn.req.as_deref().is_some_and(|r| {
+                super::vars::head_fields(&r.upstream_head)
+                    .any(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-redirect"))
+            })
+        {
+            p.spoiled = true;
+            self.note_upstream(p, status);
+            return Step::Done(Drive::Redirect);
+        }
         if ps.intercept_errors && status >= 300 {
             let s = self.settings_for(p.loc);
             if s.error_pages.iter().any(|e| e.codes.contains(&status)) {

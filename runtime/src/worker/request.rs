@@ -601,6 +601,74 @@ impl<'a> Worker<'a> {
         out
     }
 
+    /// `X-Accel-Redirect` in the upstream's answer (`upstream_head` of the request): an
+    /// internal redirect to the URI it names (checked as nginx's `ngx_http_parse_unsafe_uri`:
+    /// 404 for `..` segments or a NUL), a GET unless the request is a HEAD, or to a named
+    /// location (`@name`); the upstream's Content-Type, Set-Cookie, Content-Disposition,
+    /// Cache-Control, Expires and Accept-Ranges go with the answer (see `add_headers`).
+    pub(crate) fn proxy_xar(&mut self, conn: &mut Conn) -> Outcome {
+        let Some(mut req) = conn.req.take() else {
+            let loc = LocationId(conn.finished.location().unwrap_or(0));
+            return self.finish_status(conn, &RequestCtx::default(), 500, loc, true);
+        };
+        let loc = req
+            .location
+            .unwrap_or(LocationId(conn.finished.location().unwrap_or(0)));
+        req.expect_unread = super::proxy::body_still_arriving(conn);
+        req.xar = true;
+        req.internal = true;
+        let mut target = self.scratch.var_pool.borrow_mut().buf();
+        if let Some((_, v)) = super::vars::head_fields(&req.upstream_head)
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-redirect"))
+        {
+            target.extend_from_slice(v.trim_ascii());
+        }
+        let out = if !req.budget.spend() {
+            self.redirect_cycle(conn, &mut req)
+        } else if target.starts_with(b"@") {
+            let ir = &self.loaded.ir;
+            let named = std::str::from_utf8(&target)
+                .ok()
+                .and_then(|n| ir.find_named(req.server, n));
+            match named {
+                Some(l) => self.route(conn, &mut req, None, Some(l)),
+                None => {
+                    elog!(
+                        self.elog,
+                        Error,
+                        "could not find named location \"{}\", client: {}",
+                        String::from_utf8_lossy(&target),
+                        conn.peer.ip()
+                    );
+                    self.finish_status(conn, &req, 500, loc, false)
+                }
+            }
+        } else {
+            let (mut uri, mut args) = (std::mem::take(&mut req.uri), std::mem::take(&mut req.args));
+            if proton_ir::uri::parse_unsafe_uri(&target, &mut uri, &mut args) {
+                req.uri = uri;
+                req.args = args;
+                req.uri_changed = true;
+                self.route(conn, &mut req, None, None)
+            } else {
+                elog!(
+                    self.elog,
+                    Error,
+                    "unsafe URI \"{}\" was detected, client: {}",
+                    String::from_utf8_lossy(&target),
+                    conn.peer.ip()
+                );
+                req.uri = uri;
+                req.args = args;
+                self.finish_status(conn, &req, 404, loc, false)
+            }
+        };
+        self.scratch.var_pool.borrow_mut().give_buf(target);
+        req.expect_unread = false;
+        conn.req = Some(req);
+        out
+    }
+
     /// Host, server, URI and arguments of the request; false when the URI does not
     /// normalise (400).
     fn prepare(&mut self, conn: &Conn, req: &mut RequestCtx) -> bool {
@@ -1135,6 +1203,7 @@ impl<'a> Worker<'a> {
             limit_rate: req.limit_rate.unwrap_or(0),
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
+            method_get: req.xar && !req.head.is_head(),
             body: Some(&req.body),
         }
     }
@@ -1384,6 +1453,9 @@ impl<'a> Worker<'a> {
         status: u16,
         out: &mut Vec<u8>,
     ) {
+        if req.xar {
+            carry_xar_headers(&req.upstream_head, out);
+        }
         let ir = &self.loaded.ir;
         let Some(l) = ir.locations.get(loc.0 as usize) else {
             return;
@@ -1940,5 +2012,51 @@ mod tests {
             checked += 1;
         });
         assert!(checked > 10_000, "{checked}");
+    }
+}
+
+/// The headers of an upstream answer with `X-Accel-Redirect` that nginx keeps for the answer
+/// the redirect leads to (its `redirect` headers): Content-Type, Cache-Control, Expires and
+/// Accept-Ranges replace the answer's own, Set-Cookie and Content-Disposition are added.
+/// `out` is the head written so far (status line and header lines).
+fn carry_xar_headers(upstream_head: &[u8], out: &mut Vec<u8>) {
+    const REPLACED: [&[u8]; 4] = [
+        b"content-type",
+        b"cache-control",
+        b"expires",
+        b"accept-ranges",
+    ];
+    const ADDED: [&[u8]; 2] = [b"set-cookie", b"content-disposition"];
+    for (name, value) in super::vars::head_fields(upstream_head) {
+        let replaced = REPLACED.iter().any(|n| name.eq_ignore_ascii_case(n));
+        if !replaced && !ADDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            continue;
+        }
+        if replaced {
+            // Drop the answer's own line of that name, if it wrote one.
+            let mut at = out
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(out.len(), |i| i + 1);
+            while at < out.len() {
+                let end = out[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(out.len(), |i| at + i + 1);
+                let line = &out[at..end];
+                let same = line.len() > name.len()
+                    && line[..name.len()].eq_ignore_ascii_case(name)
+                    && line[name.len()] == b':';
+                if same {
+                    out.drain(at..end);
+                    break;
+                }
+                at = end;
+            }
+        }
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
     }
 }

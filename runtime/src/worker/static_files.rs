@@ -343,14 +343,17 @@ pub(crate) fn serve(
 }
 
 /// nginx's static handler takes GET, HEAD and POST (a POST is refused with 405 only once
-/// the file is found); other methods are 405 at once. After error_page the method is GET.
+/// the file is found); other methods are 405 at once. After error_page or an upstream's
+/// X-Accel-Redirect the method is GET.
 fn static_method(req: &RequestCtx, error_status: Option<(u16, Option<u16>)>) -> bool {
-    error_status.is_some() || matches!(req.head.method, Method::Get | Method::Head | Method::Post)
+    error_status.is_some()
+        || req.xar
+        || matches!(req.head.method, Method::Get | Method::Head | Method::Post)
 }
 
 /// A POST for a file that exists (nginx: 405 after the lookup, so a missing file is 404).
 fn refused_post(req: &RequestCtx, error_status: Option<(u16, Option<u16>)>) -> bool {
-    error_status.is_none() && req.head.method == Method::Post
+    error_status.is_none() && !req.xar && req.head.method == Method::Post
 }
 
 fn serve_dir(

@@ -233,6 +233,8 @@ pub(crate) struct Ctx<'a> {
     /// The head of the upstream's response (status line and header lines as received) of a
     /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
     pub(crate) upstream_head: &'a [u8],
+    /// The method became GET (an upstream's X-Accel-Redirect of a request other than HEAD).
+    pub(crate) method_get: bool,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
@@ -705,6 +707,7 @@ impl Ctx<'_> {
                 }
             }
             Builtin::RequestUri => out.extend_from_slice(target),
+            Builtin::RequestMethod if self.method_get => out.extend_from_slice(b"GET"),
             Builtin::RequestMethod => out.extend_from_slice(method),
             // As nginx: the request line as the client sent it (absolute-form, extra spaces,
             // or a line the parser refused), without its line ending.
@@ -1671,6 +1674,7 @@ mod tests {
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
             upstream_head: b"",
+            method_get: false,
             map_cache: None,
             limit_rate: 0,
             elog: None,
