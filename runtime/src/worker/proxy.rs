@@ -695,6 +695,14 @@ fn escape_into(src: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// The value of an `X-Accel-Limit-Rate` header: a number of bytes per second.
+fn accel_limit_rate(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value.trim_ascii())
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// `host[:port]` → (host, port); an IPv6 literal keeps its brackets. A port that is not a
 /// number counts as none.
 fn split_port(hostport: &str) -> (&str, Option<u16>) {
@@ -2649,6 +2657,16 @@ impl Worker<'_> {
                     .any(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-redirect"))
             })
         {
+            // The rate the upstream asks for stays with the request (nginx reads the header
+            // while parsing the head, before it redirects).
+            if let Some(req) = conn.req.as_deref_mut() {
+                let rate = super::vars::head_fields(&req.upstream_head)
+                    .find(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-limit-rate"))
+                    .and_then(|(_, v)| accel_limit_rate(v));
+                if let Some(rate) = rate.filter(|_| !ps.ignore_headers.x_accel_limit_rate) {
+                    req.limit_rate = Some(rate);
+                }
+            }
             p.spoiled = true;
             self.note_upstream(p, status);
             return Step::Done(Drive::Redirect);
@@ -2821,11 +2839,8 @@ impl Worker<'_> {
             }
             // nginx's X-Accel-Limit-Rate: the upstream sets the response's rate.
             if token_eq(name, b"x-accel-limit-rate") && !ps.ignore_headers.x_accel_limit_rate {
-                let rate = std::str::from_utf8(value)
-                    .ok()
-                    .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|v| v.parse::<u64>().ok());
-                if let (Some(rate), Some(req)) = (rate, conn.req.as_deref_mut()) {
+                if let (Some(rate), Some(req)) = (accel_limit_rate(value), conn.req.as_deref_mut())
+                {
                     req.limit_rate = Some(rate);
                 }
             }
