@@ -11,6 +11,7 @@ mod conn;
 mod context;
 mod file_cache;
 mod proxy;
+mod proxy_rewrite;
 mod request;
 mod respond;
 mod static_files;

@@ -1507,46 +1507,54 @@ impl<'a> Worker<'a> {
         wbuf: &mut Vec<u8>,
     ) {
         let s = self.settings_for(loc);
-        let (absolute, with_port, by_name) = (
-            s.absolute_redirect,
-            s.port_in_redirect,
-            s.server_name_in_redirect,
-        );
-        // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
-        // name with `server_name_in_redirect on`, else the request's host, else the local
-        // address; the local port when it is not 80 and `port_in_redirect` is on.
         wbuf.extend_from_slice(b"Location: ");
-        let tls = conn.tls_session().is_some();
-        if absolute && target.starts_with(b"/") {
-            wbuf.extend_from_slice(if tls { b"https://" } else { b"http://" });
-            let local = self.local_of(conn);
-            let name = by_name
-                .then(|| {
-                    self.loaded
-                        .ir
-                        .servers
-                        .get(req.server.0 as usize)
-                        .filter(|s| !s.names.is_empty())
-                        .map(proton_ir::Server::primary_name)
-                })
-                .flatten();
-            if let Some(name) = name {
-                wbuf.extend_from_slice(name.as_bytes());
-            } else if !req.host.is_empty() {
-                wbuf.extend_from_slice(&req.host);
-            } else if local.is_ipv6() {
-                let _ = write!(wbuf, "[{}]", local.ip());
-            } else {
-                let _ = write!(wbuf, "{}", local.ip());
-            }
-            if with_port && local.port() != if tls { 443 } else { 80 } {
-                let _ = write!(wbuf, ":{}", local.port());
-            }
+        if s.absolute_redirect && target.starts_with(b"/") {
+            self.write_redirect_origin(conn, req, loc, wbuf);
         }
         let target_at = wbuf.len();
         wbuf.extend_from_slice(target);
         crate::http::response::encode_line_breaks(wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes `scheme://host[:port]`, what makes a redirect to a path absolute as nginx's
+    /// header filter does (`absolute_redirect on`): the server's first name with
+    /// `server_name_in_redirect on`, else the request's host, else the local address; the
+    /// local port when it is not the scheme's and `port_in_redirect` is on.
+    pub(crate) fn write_redirect_origin(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        loc: LocationId,
+        wbuf: &mut Vec<u8>,
+    ) {
+        let s = self.settings_for(loc);
+        let (with_port, by_name) = (s.port_in_redirect, s.server_name_in_redirect);
+        let tls = conn.tls_session().is_some();
+        wbuf.extend_from_slice(if tls { b"https://" } else { b"http://" });
+        let local = self.local_of(conn);
+        let name = by_name
+            .then(|| {
+                self.loaded
+                    .ir
+                    .servers
+                    .get(req.server.0 as usize)
+                    .filter(|s| !s.names.is_empty())
+                    .map(proton_ir::Server::primary_name)
+            })
+            .flatten();
+        if let Some(name) = name {
+            wbuf.extend_from_slice(name.as_bytes());
+        } else if !req.host.is_empty() {
+            wbuf.extend_from_slice(&req.host);
+        } else if local.is_ipv6() {
+            let _ = write!(wbuf, "[{}]", local.ip());
+        } else {
+            let _ = write!(wbuf, "{}", local.ip());
+        }
+        if with_port && local.port() != if tls { 443 } else { 80 } {
+            let _ = write!(wbuf, ":{}", local.port());
+        }
     }
 
     /// `msie_refresh`: a redirect to MSIE is a 200 page that refreshes to the URL in

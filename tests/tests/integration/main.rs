@@ -21,6 +21,7 @@ mod proxy;
 mod proxy_buffering;
 mod proxy_protocol;
 mod proxy_request;
+mod proxy_rewrite;
 mod proxy_tls;
 mod proxy_unix;
 mod realip;
