@@ -423,6 +423,7 @@ impl Worker<'_> {
             caps: None,
         };
         let mut scratch = self.scratch.var_pool.borrow_mut().buf();
+        let at = out.len();
         match which {
             Which::Location => {
                 let mut v = self.scratch.var_pool.borrow_mut().buf();
@@ -445,6 +446,9 @@ impl Worker<'_> {
         }
         drop(env);
         self.scratch.var_pool.borrow_mut().give_buf(scratch);
+        // Values made from variables never end the header line early (Proton's rule for
+        // every header value it makes; see docs, "stricter than nginx").
+        crate::http::response::encode_line_breaks(out, at);
         true
     }
 }

@@ -302,3 +302,46 @@ fn redirects_and_cookies_are_rewritten_as_nginx() {
         .collect();
     assert!(diff.is_empty(), "{}\n{}", diff.join("\n"), n.logs());
 }
+
+/// A replacement made from variables cannot end the header line early: a line break that
+/// `%0D%0A` in the request URI puts into `$uri` is written `%0D%0A` (nginx would write it
+/// as is, and the client would see an extra header).
+#[test]
+fn rewritten_values_never_break_the_header_line() {
+    let t = TempDir::new("px-rewrite-crlf");
+    let b = Backend::start("b1");
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\n\
+         server {{ listen 127.0.0.1:{{port}};\n\
+           location /crlf/ {{\n\
+             set $orig $uri;\n\
+             rewrite ^ /headers break;\n\
+             proxy_pass http://127.0.0.1:{b}/;\n\
+             proxy_redirect http://up.test/ $orig/;\n\
+             proxy_cookie_path / $orig/;\n\
+           }}\n\
+         }}\n}}\n",
+        b = b.port
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let path = format!(
+        "/crlf/a%0D%0AX-Evil:%201?Location={}&Set-Cookie={}",
+        enc("http://up.test/z"),
+        enc("c=1; Path=/p")
+    );
+    let r = request(p.port, Some("h.test"), &path).unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert_eq!(r.header("x-evil"), None, "{:?}", r.headers);
+    assert_eq!(
+        r.header("location"),
+        Some(format!("http://h.test:{}/crlf/a%0D%0AX-Evil: 1/z", p.port).as_str()),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(
+        r.header("set-cookie"),
+        Some("c=1; Path=/crlf/a%0D%0AX-Evil: 1/p"),
+        "{:?}",
+        r.headers
+    );
+}
