@@ -603,28 +603,200 @@ fn map_chains_are_bounded() {
     );
 }
 
-/// proxy_redirect rules are literal prefixes: a rule with variables or a regex is refused as
-/// not supported yet instead of being applied half-way.
+/// A proxy rule as `pattern -> replacement`; a regex pattern as `~source` (`~*` caseless).
+fn rule_text(ir: &Ir, p: &ProxyPattern, to: Option<&Template>) -> String {
+    let lit = |t: &Template| t.to_source(&ir.user_vars);
+    let from = match p {
+        ProxyPattern::Text(t) => lit(t),
+        ProxyPattern::Regex(id) => {
+            let r = &ir.regexes[id.0 as usize];
+            format!(
+                "~{}{}",
+                if r.case_insensitive { "*" } else { "" },
+                r.pattern
+            )
+        }
+    };
+    match to {
+        Some(to) => format!("{from} -> {}", lit(to)),
+        None => from,
+    }
+}
+
+fn rules(ir: &Ir, list: &[ProxyRewrite]) -> Vec<String> {
+    list.iter()
+        .map(|r| rule_text(ir, &r.pattern, Some(&r.replacement)))
+        .collect()
+}
+
+/// `proxy_redirect` of location `name`.
+fn redirects(ir: &Ir, name: &str) -> Vec<String> {
+    rules(ir, &settings_of(ir, loc(ir, name)).proxy.redirect)
+}
+
+/// proxy_redirect as nginx merges it: a level with lines replaces what it inherits; `default`
+/// (written, or implied where no rules are inherited) is the proxy_pass URL of the level
+/// that defines it; `off` cancels the implied default below it.
 #[test]
-fn proxy_redirect_variables_and_regexes_are_unsupported() {
-    let with = |rule: &str| {
+fn proxy_redirect_rules_default_and_inheritance() {
+    let ir = ok("events {}\nhttp {\n upstream up { server 127.0.0.1:9; }\n server {\n  listen 80;\n  location /p/ {\n   proxy_pass http://127.0.0.1:9/x/;\n   location /p/c/ { proxy_pass http://127.0.0.1:9/y/; }\n  }\n  location /n { proxy_pass http://up; }\n  location = /e { proxy_pass http://up/e/; }\n  location /u/ { proxy_pass http://unix:/tmp/s.sock:/v/; }\n  location /w/ { proxy_pass http://unix:/tmp/s.sock; }\n  location /v/ { proxy_pass http://$host; }\n  location /r/ {\n   set $t acme;\n   proxy_pass http://127.0.0.1:9/;\n   proxy_redirect http://a/$t/ /$t/;\n   proxy_redirect default;\n   proxy_redirect ~^http://b/(?<rest>.*)$ /b/$rest;\n   proxy_redirect ~*^HTTP://C/ /c/;\n   proxy_redirect default /d/;\n  }\n  location /off/ {\n   proxy_pass http://127.0.0.1:9/;\n   proxy_redirect off;\n   location /off/in/ { proxy_pass http://127.0.0.1:9/; }\n   location /off/on/ { proxy_pass http://127.0.0.1:9/; proxy_redirect http://z/ /;\n    location /off/on/in/ { proxy_pass http://127.0.0.1:9/q/; } }\n  }\n }\n server {\n  listen 81;\n  proxy_redirect http://srv/ /s/;\n  location /i/ { proxy_pass http://127.0.0.1:9/; }\n }\n}\n");
+    assert_eq!(redirects(&ir, "/p/"), ["http://127.0.0.1:9/x/ -> /p/"]);
+    // A nested location inherits its parent's default, not one of its own proxy_pass.
+    assert_eq!(redirects(&ir, "/p/c/"), ["http://127.0.0.1:9/x/ -> /p/"]);
+    assert_eq!(redirects(&ir, "/n"), ["http://up/ -> /"]);
+    assert_eq!(redirects(&ir, "/e"), ["http://up/e/ -> /e"]);
+    assert_eq!(
+        redirects(&ir, "/u/"),
+        ["http://unix:/tmp/s.sock:/v/ -> /u/"]
+    );
+    assert_eq!(redirects(&ir, "/w/"), ["http://unix:/tmp/s.sock/ -> /"]);
+    // Nothing fixed to map back.
+    assert!(redirects(&ir, "/v/").is_empty());
+    assert_eq!(
+        redirects(&ir, "/r/"),
+        [
+            "http://a/$t/ -> /$t/",
+            "http://127.0.0.1:9/ -> /r/",
+            "~^http://b/(?<rest>.*)$ -> /b/$rest",
+            "~*^HTTP://C/ -> /c/",
+            // Two arguments: `default` is only text.
+            "default -> /d/",
+        ]
+    );
+    assert!(redirects(&ir, "/off/").is_empty());
+    assert!(redirects(&ir, "/off/in/").is_empty());
+    assert_eq!(redirects(&ir, "/off/on/"), ["http://z/ -> /"]);
+    assert_eq!(redirects(&ir, "/off/on/in/"), ["http://z/ -> /"]);
+    // The server's rules, inherited: no implied default under them.
+    assert_eq!(redirects(&ir, "/i/"), ["http://srv/ -> /s/"]);
+}
+
+#[test]
+fn proxy_redirect_errors_as_nginx() {
+    let with = |lines: &str| server(&format!("location / {{ {lines} }}"));
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; proxy_redirect off; proxy_redirect http://a/ /;"),
+        "\"proxy_redirect off\" cannot be combined",
+    );
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; proxy_redirect off; proxy_redirect off;"),
+        "\"proxy_redirect off\" cannot be combined",
+    );
+    assert_error(
+        &with("proxy_redirect default; proxy_pass http://127.0.0.1:9/;"),
+        "should be placed after the \"proxy_pass\" directive",
+    );
+    assert_error(
+        &server("proxy_redirect default; location / { proxy_pass http://127.0.0.1:9/; }"),
+        "should be placed after the \"proxy_pass\" directive",
+    );
+    assert_error(
+        &with("proxy_pass http://$host; proxy_redirect default;"),
+        "cannot be used with \"proxy_pass\" directive with variables",
+    );
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; proxy_redirect on;"),
+        "invalid parameter \"on\"",
+    );
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; proxy_redirect ~(a /b;"),
+        "invalid regular expression",
+    );
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; proxy_redirect http://a/ /$nosuch;"),
+        "unknown variable",
+    );
+    assert_error(
+        &with("proxy_pass http://127.0.0.1:9/; if ($arg_a) { proxy_redirect off; }"),
+        "\"proxy_redirect\" directive is not allowed here",
+    );
+}
+
+/// proxy_cookie_domain / _path / _flags: each from the innermost level that has it (`off`:
+/// none); a domain's leading dots are dropped, `~` is caseless for domains and cookie names.
+#[test]
+fn proxy_cookie_rules_and_inheritance() {
+    let ir = ok(&server(
+        "proxy_cookie_domain .up.test .$host;\n\
+         proxy_cookie_domain ~^(.+)\\.internal$ $1.example;\n\
+         proxy_cookie_path /app/ /;\n\
+         proxy_cookie_path ~*^/U/(\\d+)$ /u/$1;\n\
+         proxy_cookie_path ~^/v/ /;\n\
+         proxy_cookie_flags session secure HttpOnly samesite=strict;\n\
+         proxy_cookie_flags ~^tr nosecure;\n\
+         proxy_cookie_flags $arg_c $arg_f \"\";\n\
+         location / { proxy_pass http://127.0.0.1:9; }\n\
+         location /off/ { proxy_pass http://127.0.0.1:9; proxy_cookie_domain off; proxy_cookie_path off; proxy_cookie_flags off; }\n\
+         location /own/ { proxy_pass http://127.0.0.1:9; proxy_cookie_path /a/ /b/; }",
+    ));
+    let c = &settings_of(&ir, loc(&ir, "/")).proxy.cookies;
+    assert_eq!(
+        rules(&ir, &c.domain),
+        ["up.test -> $host", "~*^(.+)\\.internal$ -> $1.example"]
+    );
+    assert_eq!(
+        rules(&ir, &c.path),
+        ["/app/ -> /", "~*^/U/(\\d+)$ -> /u/$1", "~^/v/ -> /"]
+    );
+    let flags: Vec<String> = c
+        .flags
+        .iter()
+        .map(|f| {
+            let words: Vec<String> = f.flags.iter().map(lit).collect();
+            format!("{} {}", rule_text(&ir, &f.cookie, None), words.join(" "))
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "session secure HttpOnly samesite=strict",
+            "~*^tr nosecure",
+            "$arg_c $arg_f ",
+        ]
+    );
+    assert!(settings_of(&ir, loc(&ir, "/off/")).proxy.cookies.is_empty());
+    let own = &settings_of(&ir, loc(&ir, "/own/")).proxy.cookies;
+    assert_eq!(rules(&ir, &own.path), ["/a/ -> /b/"]);
+    assert_eq!(rules(&ir, &own.domain), rules(&ir, &c.domain));
+    assert_eq!(own.flags, c.flags);
+}
+
+#[test]
+fn proxy_cookie_errors_as_nginx() {
+    let with = |lines: &str| {
         server(&format!(
-            "location / {{ proxy_pass http://127.0.0.1:9/; proxy_redirect {rule}; }}"
+            "location / {{ proxy_pass http://127.0.0.1:9; {lines} }}"
         ))
     };
+    for name in [
+        "proxy_cookie_domain",
+        "proxy_cookie_path",
+        "proxy_cookie_flags",
+    ] {
+        assert_error(
+            &with(&format!("{name} off; {name} off;")),
+            &format!("\"{name} off\" cannot be combined"),
+        );
+        assert_error(&with(&format!("{name} on;")), "invalid parameter \"on\"");
+    }
     assert_error(
-        &with("http://$host/ /"),
-        "variables in proxy_redirect are not supported yet",
+        &with("proxy_cookie_path /a/ /b/; proxy_cookie_path off;"),
+        "\"proxy_cookie_path off\" cannot be combined",
     );
     assert_error(
-        &with("http://127.0.0.1:9/ /$uri"),
-        "variables in proxy_redirect are not supported yet",
+        &with("proxy_cookie_flags a secure bogus;"),
+        "unknown proxy_cookie_flags flag \"bogus\"",
     );
     assert_error(
-        &with("~^http://a/ /b/"),
-        "regular expressions in proxy_redirect are not supported yet",
+        &with("proxy_cookie_flags a secure httponly samesite=lax nosecure;"),
+        "invalid number of arguments in \"proxy_cookie_flags\" directive",
     );
-    ok(&with("http://127.0.0.1:9/x/ /y/"));
+    assert_error(
+        &with("proxy_cookie_domain ~(x y;"),
+        "invalid regular expression",
+    );
+    // Flags with variables are checked when the response comes (unknown ones are ignored).
+    ok(&with("proxy_cookie_flags a $arg_f SameSite=None;"));
 }
 
 #[test]

@@ -1382,7 +1382,14 @@ pub struct ProxySettings {
     pub temp_path: TempPath,
     pub hide_headers: Vec<String>,
     pub pass_headers: Vec<String>,
-    pub redirect: ProxyRedirect,
+    /// `proxy_redirect`: the rules for `Location` and the `url=` of `Refresh`, in order; the
+    /// first that matches applies. `default` (written or implied) is already resolved into a
+    /// [`ProxyPattern::Text`] rule from the proxy_pass URL of the level that defines it.
+    /// Empty: `off`, or nothing to rewrite.
+    pub redirect: Vec<ProxyRewrite>,
+    /// `proxy_cookie_domain`, `proxy_cookie_path`, `proxy_cookie_flags`: rewriting of the
+    /// upstream's `Set-Cookie` headers.
+    pub cookies: CookieRewrites,
     pub intercept_errors: bool,
     /// `proxy_request_buffering` (default on): the whole request body is read before an
     /// upstream is chosen; off: it streams to the upstream as it arrives.
@@ -1566,14 +1573,55 @@ pub struct NextUpstream {
     pub non_idempotent: bool,
 }
 
-/// `proxy_redirect`.
+/// One rule of `proxy_redirect`, `proxy_cookie_domain` or `proxy_cookie_path`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
-pub enum ProxyRedirect {
-    Off,
-    /// `default`: rewrite the proxy_pass URL to the location prefix.
-    Default,
-    /// Explicit `from → to` pairs, in order.
-    Rules(Vec<(Template, Template)>),
+pub struct ProxyRewrite {
+    pub pattern: ProxyPattern,
+    /// With [`ProxyPattern::Text`] it replaces the matched text; with
+    /// [`ProxyPattern::Regex`] the whole value, and it reads the match's captures.
+    pub replacement: Template,
+}
+
+/// What a [`ProxyRewrite`] or [`CookieFlags`] rule matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
+pub enum ProxyPattern {
+    /// Text with variables. `proxy_redirect`, `proxy_cookie_path`: a prefix of the value
+    /// (bytes compared exactly; an empty text matches everything). `proxy_cookie_domain`:
+    /// the whole domain, ignoring ASCII case and a leading dot of the value (the dot is
+    /// kept). `proxy_cookie_flags`: the whole cookie name, ignoring ASCII case.
+    Text(Template),
+    /// `~regex` (`~*regex`: the regex is caseless), searched anywhere in the value; its
+    /// captures are `$1`… (and its named groups) in the replacement.
+    Regex(RegexId),
+}
+
+/// The `Set-Cookie` rewriting of the proxy module. All empty: the header passes unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Eq, Hash)]
+pub struct CookieRewrites {
+    /// `proxy_cookie_domain`: rules for the `domain=` attribute, first match applies.
+    pub domain: Vec<ProxyRewrite>,
+    /// `proxy_cookie_path`: rules for the `path=` attribute, first match applies.
+    pub path: Vec<ProxyRewrite>,
+    /// `proxy_cookie_flags`: the first rule whose cookie matches the cookie's name applies.
+    pub flags: Vec<CookieFlags>,
+}
+
+impl CookieRewrites {
+    /// No rule at all: `Set-Cookie` passes unchanged.
+    pub fn is_empty(&self) -> bool {
+        self.domain.is_empty() && self.path.is_empty() && self.flags.is_empty()
+    }
+}
+
+/// One `proxy_cookie_flags cookie flag…` line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Eq, Hash)]
+pub struct CookieFlags {
+    /// The cookie's name ([`ProxyPattern::Text`]) or a regex on it (always caseless).
+    pub cookie: ProxyPattern,
+    /// `secure`, `nosecure`, `httponly`, `nohttponly`, `samesite=strict|lax|none`,
+    /// `nosamesite` (ASCII case ignored), or variables giving one of them; anything else,
+    /// an empty value included, is ignored when the response comes (as nginx).
+    pub flags: Vec<Template>,
 }
 
 /// An `upstream {}` group (or the implicit group of a literal `proxy_pass` address).

@@ -45,6 +45,13 @@ impl Checker<'_> {
             format!("location id {} out of range", id.0)
         })
     }
+    fn pattern(&self, p: &ProxyPattern) -> Result<(), VerifyError> {
+        match p {
+            ProxyPattern::Text(t) => self.template(t),
+            ProxyPattern::Regex(id) => self.regex(*id),
+        }
+    }
+
     fn regex(&self, id: RegexId) -> Result<(), VerifyError> {
         check((id.0 as usize) < self.ir.regexes.len(), || {
             format!("regex id {} out of range", id.0)
@@ -441,10 +448,21 @@ impl Checker<'_> {
         for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
-        if let ProxyRedirect::Rules(rules) = &s.proxy.redirect {
-            for (from, to) in rules {
-                self.template(from)?;
-                self.template(to)?;
+        let cookies = &s.proxy.cookies;
+        for r in s
+            .proxy
+            .redirect
+            .iter()
+            .chain(&cookies.domain)
+            .chain(&cookies.path)
+        {
+            self.pattern(&r.pattern)?;
+            self.template(&r.replacement)?;
+        }
+        for f in &cookies.flags {
+            self.pattern(&f.cookie)?;
+            for t in &f.flags {
+                self.template(t)?;
             }
         }
         if let Expires::Variable { value, .. } = &s.expires {
@@ -625,7 +643,8 @@ pub(crate) mod tests {
                 },
                 hide_headers: vec![],
                 pass_headers: vec![],
-                redirect: ProxyRedirect::Default,
+                redirect: vec![],
+                cookies: CookieRewrites::default(),
                 intercept_errors: false,
                 request_buffering: true,
                 method: None,
@@ -779,7 +798,30 @@ pub(crate) mod tests {
             value: var(0),
             always: false,
         }];
-        s.proxy.redirect = ProxyRedirect::Rules(vec![(var(0), var(0))]);
+        s.proxy.redirect = vec![
+            ProxyRewrite {
+                pattern: ProxyPattern::Text(var(0)),
+                replacement: var(0),
+            },
+            ProxyRewrite {
+                pattern: ProxyPattern::Regex(RegexId(0)),
+                replacement: var(0),
+            },
+        ];
+        s.proxy.cookies = CookieRewrites {
+            domain: vec![ProxyRewrite {
+                pattern: ProxyPattern::Text(var(0)),
+                replacement: var(0),
+            }],
+            path: vec![ProxyRewrite {
+                pattern: ProxyPattern::Regex(RegexId(0)),
+                replacement: var(0),
+            }],
+            flags: vec![CookieFlags {
+                cookie: ProxyPattern::Text(var(0)),
+                flags: vec![var(0)],
+            }],
+        };
         ir.maps = vec![Map {
             name: "m".into(),
             source: var(0),
@@ -829,10 +871,28 @@ pub(crate) mod tests {
                 ir.settings[0].add_headers[0].value = t
             }),
             ("proxy_redirect from", |ir, t| {
-                ir.settings[0].proxy.redirect = ProxyRedirect::Rules(vec![(t, Template::default())])
+                ir.settings[0].proxy.redirect[0].pattern = ProxyPattern::Text(t)
             }),
             ("proxy_redirect to", |ir, t| {
-                ir.settings[0].proxy.redirect = ProxyRedirect::Rules(vec![(Template::default(), t)])
+                ir.settings[0].proxy.redirect[1].replacement = t
+            }),
+            ("proxy_redirect regex id", |ir, _| {
+                ir.settings[0].proxy.redirect[1].pattern = ProxyPattern::Regex(RegexId(9))
+            }),
+            ("proxy_cookie_domain from", |ir, t| {
+                ir.settings[0].proxy.cookies.domain[0].pattern = ProxyPattern::Text(t)
+            }),
+            ("proxy_cookie_path to", |ir, t| {
+                ir.settings[0].proxy.cookies.path[0].replacement = t
+            }),
+            ("proxy_cookie_path regex id", |ir, _| {
+                ir.settings[0].proxy.cookies.path[0].pattern = ProxyPattern::Regex(RegexId(9))
+            }),
+            ("proxy_cookie_flags cookie", |ir, t| {
+                ir.settings[0].proxy.cookies.flags[0].cookie = ProxyPattern::Text(t)
+            }),
+            ("proxy_cookie_flags flag", |ir, t| {
+                ir.settings[0].proxy.cookies.flags[0].flags = vec![t]
             }),
             ("index", |ir, t| ir.settings[0].index = vec![t]),
             ("proxy uri", |ir, t| {

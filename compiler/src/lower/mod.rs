@@ -7,6 +7,7 @@
 mod cond;
 mod maps;
 mod pcre;
+mod proxy_rewrite;
 mod tls;
 mod values;
 pub mod vars;
@@ -220,6 +221,9 @@ fn first<'d>(level: &'d [Directive], name: &str) -> Option<&'d Directive> {
 pub(crate) struct Level<'d> {
     list: Vec<&'d Directive>,
     by_name: HashMap<&'d str, Vec<&'d Directive>>,
+    /// For a location's level, its name as written (the path, or the regex's source):
+    /// what `proxy_redirect default` maps a proxy_pass URI back to.
+    pub(crate) location: Option<String>,
 }
 
 impl<'d> Level<'d> {
@@ -233,7 +237,16 @@ impl<'d> Level<'d> {
             list.push(d);
             by_name.entry(d.name.as_str()).or_default().push(d);
         }
-        Level { list, by_name }
+        Level {
+            list,
+            by_name,
+            location: None,
+        }
+    }
+
+    /// Where `d` is among this level's own directives (`None`: not one of them).
+    pub(crate) fn position(&self, d: &Directive) -> Option<usize> {
+        self.list.iter().position(|x| std::ptr::eq(*x, d))
     }
 
     /// The directives `name` of this level, in order.
@@ -311,7 +324,9 @@ impl Lower<'_> {
     }
 
     /// The named capture groups of every regex in a server block: `server_name ~…`,
-    /// `location ~ / ~*` at any depth, and `rewrite` anywhere in it.
+    /// `location ~ / ~*` at any depth, and `rewrite`, `if` and the proxy module's
+    /// rewriting of response headers (`proxy_redirect ~…`, `proxy_cookie_* ~…`) anywhere
+    /// in it.
     fn collect_captures(&mut self, level: &[Directive], depth: usize, out: &mut HashSet<String>) {
         if depth > crate::ast::MAX_BLOCK_DEPTH {
             return;
@@ -331,6 +346,13 @@ impl Lower<'_> {
                 }
                 "rewrite" => match d.args.first() {
                     Some(a) => (a.value.as_str(), false),
+                    None => continue,
+                },
+                "proxy_redirect"
+                | "proxy_cookie_domain"
+                | "proxy_cookie_path"
+                | "proxy_cookie_flags" => match proxy_rewrite::regex_of(d) {
+                    Some(r) => r,
                     None => continue,
                 },
                 "if" => {
@@ -1329,6 +1351,11 @@ impl Lower<'_> {
             self.all_captures.extend(names.iter().cloned());
             self.server_captures.push(names);
         }
+        // The http level's own regexes (proxy_redirect …): their groups are seen by the
+        // templates of the http level, which are compiled with every server's names.
+        let mut names = HashSet::default();
+        self.collect_captures(h, 0, &mut names);
+        self.all_captures.extend(names);
         self.maps(h);
         for d in all(h, "log_format") {
             self.log_format(d);
@@ -1820,7 +1847,8 @@ impl Lower<'_> {
                 );
                 continue;
             }
-            let own_level = Level::new(d.children());
+            let mut own_level = Level::new(d.children());
+            own_level.location = Some(path.clone());
             let mut inner_chain = Vec::with_capacity(chain.len() + 1);
             inner_chain.push(&own_level);
             inner_chain.extend_from_slice(chain);
@@ -2334,7 +2362,11 @@ impl Lower<'_> {
             }
         }
         // A location that sets none of the inherited settings shares its parent's record.
-        let own_settings = own.list.iter().any(|d| is_inherited_setting(&d.name));
+        // A proxy_pass counts: it may imply this level's `proxy_redirect default`.
+        let own_settings = own
+            .list
+            .iter()
+            .any(|d| is_inherited_setting(&d.name) || d.name == "proxy_pass");
         let settings = match inherited.filter(|_| !own_settings) {
             Some(id) => id,
             None => {

@@ -977,51 +977,7 @@ impl Lower<'_> {
                 }
             }
         }
-        let redirect = match nearest(chain, "proxy_redirect") {
-            [] => ProxyRedirect::Default,
-            [d] if d.args.len() == 1 && arg(d, 0) == "off" => ProxyRedirect::Off,
-            [d] if d.args.len() == 1 && arg(d, 0) == "default" => ProxyRedirect::Default,
-            ds => {
-                let mut rules = Vec::new();
-                for d in ds.iter().copied() {
-                    if d.args.len() == 2 {
-                        let (from, to) = (self.template(d, 0), self.template(d, 1));
-                        // The rules are applied as literal prefixes: regex (`~`, `~*`) rules
-                        // and variables would need matching Proton does not do yet.
-                        let unsupported = [
-                            (arg(d, 0).starts_with('~'), 0, "regular expressions"),
-                            (from.as_literal().is_none(), 0, "variables"),
-                            (to.as_literal().is_none(), 1, "variables"),
-                        ];
-                        for (_, i, what) in unsupported.into_iter().filter(|u| u.0) {
-                            self.err(
-                                Diagnostic::error(
-                                    Code::Unsupported,
-                                    d.arg_span(i),
-                                    format!("{what} in proxy_redirect are not supported yet"),
-                                )
-                                .label("here")
-                                .help("proxy_redirect http://upstream/path/ /path/;"),
-                            );
-                        }
-                        rules.push((from, to));
-                    } else if arg(d, 0) == "default" {
-                        rules.push((Template::literal("default"), Template::default()));
-                    } else {
-                        self.err(
-                            Diagnostic::error(
-                                Code::BadValue,
-                                d.arg_span(0),
-                                format!("invalid proxy_redirect \"{}\"", arg(d, 0)),
-                            )
-                            .label("here")
-                            .help("proxy_redirect default; | off; | http://from/ /to/;"),
-                        );
-                    }
-                }
-                ProxyRedirect::Rules(rules)
-            }
-        };
+        let redirect = self.proxy_redirects(chain);
         let buffers = match one("proxy_buffers") {
             Some(d) => {
                 let n = parse_number::<u32>(arg(d, 0)).filter(|n| *n >= 2);
@@ -1124,6 +1080,7 @@ impl Lower<'_> {
             hide_headers: list("proxy_hide_header"),
             pass_headers: list("proxy_pass_header"),
             redirect,
+            cookies: self.cookie_rewrites(chain),
             intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
             request_buffering: one("proxy_request_buffering").is_none_or(|d| arg(d, 0) == "on"),
             method: one("proxy_method").map(|d| self.template(d, 0)),
@@ -1494,7 +1451,7 @@ fn conflict_help(name: &str, first: &str) -> String {
 }
 
 /// The path of a `unix:PATH` address (the prefix in any case, as nginx's `ngx_parse_url`).
-fn strip_unix(s: &str) -> Option<&str> {
+pub(crate) fn strip_unix(s: &str) -> Option<&str> {
     s.get(..5)
         .filter(|p| p.eq_ignore_ascii_case("unix:"))
         .and_then(|_| s.get(5..))

@@ -379,7 +379,11 @@ impl<'a> Acceptor<'a> {
                 conn.release(w);
                 continue;
             }
-            w.arm(key, &mut conn);
+            // A new connection in this slot: whatever entry the slot's last one had is stale.
+            if let Some(a) = w.armed.get_mut(key) {
+                *a = 0;
+            }
+            w.arm(key, &conn);
             entry.insert(conn);
         }
     }

@@ -85,10 +85,6 @@ pub(crate) struct Conn {
     pub(crate) file: Option<FileBody>,
     pub(crate) phase: Phase,
     pub(crate) deadline: Instant,
-    /// The time of this connection's entry in the worker's timer heap (`None`: no entry).
-    /// An entry is added only when the deadline moves earlier than it; one that fires early
-    /// (the deadline moved later) is put back at the deadline.
-    pub(crate) armed: Option<Instant>,
     /// Requests served on this connection.
     pub(crate) served: u32,
     /// Close once the current response is written.
@@ -288,7 +284,6 @@ impl Conn {
             file: None,
             phase: Phase::Head,
             deadline: w.now + Duration::from_millis(header_timeout),
-            armed: None,
             served: 0,
             close_after: false,
             discard: Discard::None,

@@ -11,6 +11,7 @@ mod conn;
 mod context;
 mod file_cache;
 mod proxy;
+mod proxy_rewrite;
 mod request;
 mod respond;
 mod static_files;
@@ -90,8 +91,13 @@ pub(crate) struct Worker<'a> {
     /// dropped unused.
     pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
     /// Connection deadlines, earliest first: (when, slab key, connection serial number).
-    /// Each connection has at most one live entry ([`Conn::armed`]); stale ones are skipped.
+    /// Each connection has at most one live entry (`armed`); stale ones are skipped.
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
+    /// By slab key: the time of the connection's live entry in `timers`, in
+    /// [`conn::clock_ms`] units (0: none). Kept here, not in `Conn`, so that an idle
+    /// connection stays small. An entry is added only when the deadline moves earlier than
+    /// it; one that fires early (the deadline moved later) is put back at the deadline.
+    pub(crate) armed: Vec<u32>,
     /// `open_file_cache`: this worker's caches of open static files.
     pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
@@ -194,6 +200,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         tls_named: Vec::new(),
         delayed: Default::default(),
         timers: Default::default(),
+        armed: Vec::new(),
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
         resolvers,
@@ -424,10 +431,10 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
         let Some(c) = conns.get_mut(key) else {
             continue;
         };
-        if c.number != number || c.armed != Some(at) {
+        if c.number != number || w.armed.get(key) != Some(&conn::clock_ms(at).max(1)) {
             continue;
         }
-        c.armed = None;
+        w.armed[key] = 0;
         if c.deadline > now {
             w.arm(key, c);
             continue;
@@ -516,11 +523,17 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 
 impl Worker<'_> {
     /// Makes sure connection `key` has a timer entry no later than its deadline.
-    pub(crate) fn arm(&mut self, key: usize, c: &mut Conn) {
-        if c.armed.is_none_or(|a| c.deadline < a) {
+    pub(crate) fn arm(&mut self, key: usize, c: &Conn) {
+        let at = conn::clock_ms(c.deadline).max(1);
+        if self.armed.len() <= key {
+            self.armed.resize(key + 1, 0);
+        }
+        let armed = &mut self.armed[key];
+        // (Wrapping comparison: the millisecond clock wraps after 49 days.)
+        if *armed == 0 || (at.wrapping_sub(*armed) as i32) < 0 {
             self.timers
                 .push(std::cmp::Reverse((c.deadline, key, c.number)));
-            c.armed = Some(c.deadline);
+            *armed = at;
         }
     }
 

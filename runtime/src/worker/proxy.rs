@@ -31,7 +31,7 @@ use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead}
 use crate::upstream::{Balancer, ConnectError, Outcome as Report, PeerAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ProxyRedirect, ServerId};
+use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ServerId};
 use slab::Slab;
 use std::io::{ErrorKind, Write};
 use std::time::{Duration, Instant};
@@ -2857,8 +2857,8 @@ impl Worker<'_> {
             }
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");
-            if token_eq(name, b"location") || token_eq(name, b"refresh") {
-                rewrite_location(ir, loc, &ps.redirect, value, &mut out);
+            if self.write_rewritten_header(conn, p.loc, client_status, name, value, &mut out) {
+                // Location, Refresh, Set-Cookie under proxy_redirect / proxy_cookie_*.
             } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
                 // nginx's charset filter: a label, and a recoding with override_charset.
                 let mut ct = self.scratch.var_pool.borrow_mut().buf();
@@ -3989,90 +3989,6 @@ enum Pull {
     Got,
     Wait,
     Fail(Drive),
-}
-
-/// Rewrites a `Location`/`Refresh` value from the upstream (proxy_redirect).
-fn rewrite_location(
-    ir: &proton_ir::Ir,
-    loc: &proton_ir::Location,
-    redirect: &ProxyRedirect,
-    value: &[u8],
-    out: &mut Vec<u8>,
-) {
-    let rewritten = match redirect {
-        ProxyRedirect::Off => false,
-        ProxyRedirect::Default => redirect_default(ir, loc, value, out),
-        // The first rule that matches applies; `proxy_redirect default;` among them is the
-        // default rule at that place. The compiler admits only literal rules.
-        ProxyRedirect::Rules(rules) => rules.iter().any(|(from, to)| {
-            let (from, to) = (
-                from.as_literal().unwrap_or(""),
-                to.as_literal().unwrap_or(""),
-            );
-            if from == "default" {
-                return redirect_default(ir, loc, value, out);
-            }
-            let hit = !from.is_empty() && value.starts_with(from.as_bytes());
-            if hit {
-                out.extend_from_slice(to.as_bytes());
-                out.extend_from_slice(value.get(from.len()..).unwrap_or_default());
-            }
-            hit
-        }),
-    };
-    if !rewritten {
-        out.extend_from_slice(value);
-    }
-}
-
-/// `proxy_redirect default`: `http://proxy_host/uri/` → the location's prefix when
-/// proxy_pass has a URI part, `http://proxy_host/` → `/` without. Writes the rewritten
-/// value and returns true when `value` starts with that (case-insensitively).
-fn redirect_default(
-    ir: &proton_ir::Ir,
-    loc: &proton_ir::Location,
-    value: &[u8],
-    out: &mut Vec<u8>,
-) -> bool {
-    let Some(proxy) = loc.conf.proxy.as_deref() else {
-        return false;
-    };
-    let host = ir.text_of(proxy.proxy_host).as_bytes();
-    let (uri, to) = match &proxy.uri {
-        Some(t) => match t.as_literal() {
-            Some(u) => (u.as_bytes(), ir.text_of(loc.name).as_bytes()),
-            // A URI with variables has no fixed prefix to map back.
-            None => return false,
-        },
-        None => (&b"/"[..], &b"/"[..]),
-    };
-    // `scheme://host` + uri, compared piece by piece (no buffer built per redirect).
-    let mut at = 0;
-    let mut next = |part: &[u8]| {
-        let hit = value
-            .get(at..at + part.len())
-            .is_some_and(|v| v.eq_ignore_ascii_case(part));
-        at += part.len();
-        hit
-    };
-    // nginx's pattern is the proxy_pass URL as written: a unix socket's URI part follows
-    // a colon (`http://unix:/path:/uri/`), and without one it is `http://unix:/path/`.
-    let sep: &[u8] = if is_unix_host(host) && proxy.uri.is_some() {
-        b":"
-    } else {
-        b""
-    };
-    let matches = next(proxy.scheme.as_str().as_bytes())
-        && next(b"://")
-        && next(host)
-        && next(sep)
-        && next(uri);
-    let from_len = at;
-    if matches {
-        out.extend_from_slice(to);
-        out.extend_from_slice(value.get(from_len..).unwrap_or_default());
-    }
-    matches
 }
 
 #[cfg(test)]

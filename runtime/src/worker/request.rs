@@ -624,7 +624,7 @@ impl<'a> Worker<'a> {
             target.extend_from_slice(v.trim_ascii());
         }
         let out = if !req.budget.spend() {
-            self.redirect_cycle(conn, &mut req)
+            self.redirect_cycle(conn, &req)
         } else if target.starts_with(b"@") {
             let ir = &self.loaded.ir;
             let named = std::str::from_utf8(&target)
@@ -1579,46 +1579,54 @@ impl<'a> Worker<'a> {
         wbuf: &mut Vec<u8>,
     ) {
         let s = self.settings_for(loc);
-        let (absolute, with_port, by_name) = (
-            s.absolute_redirect,
-            s.port_in_redirect,
-            s.server_name_in_redirect,
-        );
-        // A path is made absolute as nginx does (`absolute_redirect on`): the server's first
-        // name with `server_name_in_redirect on`, else the request's host, else the local
-        // address; the local port when it is not 80 and `port_in_redirect` is on.
         wbuf.extend_from_slice(b"Location: ");
-        let tls = conn.tls_session().is_some();
-        if absolute && target.starts_with(b"/") {
-            wbuf.extend_from_slice(if tls { b"https://" } else { b"http://" });
-            let local = self.local_of(conn);
-            let name = by_name
-                .then(|| {
-                    self.loaded
-                        .ir
-                        .servers
-                        .get(req.server.0 as usize)
-                        .filter(|s| !s.names.is_empty())
-                        .map(proton_ir::Server::primary_name)
-                })
-                .flatten();
-            if let Some(name) = name {
-                wbuf.extend_from_slice(name.as_bytes());
-            } else if !req.host.is_empty() {
-                wbuf.extend_from_slice(&req.host);
-            } else if local.is_ipv6() {
-                let _ = write!(wbuf, "[{}]", local.ip());
-            } else {
-                let _ = write!(wbuf, "{}", local.ip());
-            }
-            if with_port && local.port() != if tls { 443 } else { 80 } {
-                let _ = write!(wbuf, ":{}", local.port());
-            }
+        if s.absolute_redirect && target.starts_with(b"/") {
+            self.write_redirect_origin(conn, req, loc, wbuf);
         }
         let target_at = wbuf.len();
         wbuf.extend_from_slice(target);
         crate::http::response::encode_line_breaks(wbuf, target_at);
         wbuf.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes `scheme://host[:port]`, what makes a redirect to a path absolute as nginx's
+    /// header filter does (`absolute_redirect on`): the server's first name with
+    /// `server_name_in_redirect on`, else the request's host, else the local address; the
+    /// local port when it is not the scheme's and `port_in_redirect` is on.
+    pub(crate) fn write_redirect_origin(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        loc: LocationId,
+        wbuf: &mut Vec<u8>,
+    ) {
+        let s = self.settings_for(loc);
+        let (with_port, by_name) = (s.port_in_redirect, s.server_name_in_redirect);
+        let tls = conn.tls_session().is_some();
+        wbuf.extend_from_slice(if tls { b"https://" } else { b"http://" });
+        let local = self.local_of(conn);
+        let name = by_name
+            .then(|| {
+                self.loaded
+                    .ir
+                    .servers
+                    .get(req.server.0 as usize)
+                    .filter(|s| !s.names.is_empty())
+                    .map(proton_ir::Server::primary_name)
+            })
+            .flatten();
+        if let Some(name) = name {
+            wbuf.extend_from_slice(name.as_bytes());
+        } else if !req.host.is_empty() {
+            wbuf.extend_from_slice(&req.host);
+        } else if local.is_ipv6() {
+            let _ = write!(wbuf, "[{}]", local.ip());
+        } else {
+            let _ = write!(wbuf, "{}", local.ip());
+        }
+        if with_port && local.port() != if tls { 443 } else { 80 } {
+            let _ = write!(wbuf, ":{}", local.port());
+        }
     }
 
     /// `msie_refresh`: a redirect to MSIE is a 200 page that refreshes to the URL in
@@ -1973,48 +1981,6 @@ fn static_proxy_host<'a>(ir: &'a proton_ir::Ir, req: &RequestCtx) -> Option<&'a 
         .then(|| ir.text_of(proxy.proxy_host).as_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fields_removed_before_a_point_only() {
-        let mut h = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\nexpires: b\r\nCache-Control: c\r\nEXPIRES: new\r\n".to_vec();
-        let end = h.len() - b"EXPIRES: new\r\n".len();
-        let gone = super::remove_fields(&mut h, end, &[b"expires", b"cache-control"]);
-        assert_eq!(h, b"HTTP/1.1 200 OK\r\nX: 1\r\nEXPIRES: new\r\n");
-        assert_eq!(gone, 48);
-        // Lines without a status line (an error page's extra headers).
-        let mut h = b"Expires: a\r\nX: 1\r\n".to_vec();
-        super::remove_fields(&mut h, 100, &[b"expires"]);
-        assert_eq!(h, b"X: 1\r\n");
-    }
-
-    use super::normalize_host_into;
-    use crate::http::request::validate_host;
-
-    /// For every Host value the parser accepts, the key made from the part it cut out is
-    /// what the full normalisation of the whole value gives: every value of up to 6 bytes
-    /// over the bytes that matter.
-    #[test]
-    fn host_key_from_the_validated_part() {
-        let mut out = Vec::new();
-        let mut checked = 0;
-        crate::testutil::each_string(b"aB.:[]1", 6, |value| {
-            let Some(host) = validate_host(value) else {
-                return;
-            };
-            normalize_host_into(&value[host], &mut out);
-            let text = std::str::from_utf8(value).unwrap_or_default();
-            assert_eq!(
-                String::from_utf8_lossy(&out),
-                proton_ir::uri::normalize_host(text),
-                "{text:?}"
-            );
-            checked += 1;
-        });
-        assert!(checked > 10_000, "{checked}");
-    }
-}
-
 /// The headers of an upstream answer with `X-Accel-Redirect` that nginx keeps for the answer
 /// the redirect leads to (its `redirect` headers): Content-Type, Cache-Control, Expires and
 /// Accept-Ranges replace the answer's own, Set-Cookie and Content-Disposition are added.
@@ -2058,5 +2024,47 @@ fn carry_xar_headers(upstream_head: &[u8], out: &mut Vec<u8>) {
         out.extend_from_slice(b": ");
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fields_removed_before_a_point_only() {
+        let mut h = b"HTTP/1.1 200 OK\r\nCache-Control: a\r\nX: 1\r\nexpires: b\r\nCache-Control: c\r\nEXPIRES: new\r\n".to_vec();
+        let end = h.len() - b"EXPIRES: new\r\n".len();
+        let gone = super::remove_fields(&mut h, end, &[b"expires", b"cache-control"]);
+        assert_eq!(h, b"HTTP/1.1 200 OK\r\nX: 1\r\nEXPIRES: new\r\n");
+        assert_eq!(gone, 48);
+        // Lines without a status line (an error page's extra headers).
+        let mut h = b"Expires: a\r\nX: 1\r\n".to_vec();
+        super::remove_fields(&mut h, 100, &[b"expires"]);
+        assert_eq!(h, b"X: 1\r\n");
+    }
+
+    use super::normalize_host_into;
+    use crate::http::request::validate_host;
+
+    /// For every Host value the parser accepts, the key made from the part it cut out is
+    /// what the full normalisation of the whole value gives: every value of up to 6 bytes
+    /// over the bytes that matter.
+    #[test]
+    fn host_key_from_the_validated_part() {
+        let mut out = Vec::new();
+        let mut checked = 0;
+        crate::testutil::each_string(b"aB.:[]1", 6, |value| {
+            let Some(host) = validate_host(value) else {
+                return;
+            };
+            normalize_host_into(&value[host], &mut out);
+            let text = std::str::from_utf8(value).unwrap_or_default();
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                proton_ir::uri::normalize_host(text),
+                "{text:?}"
+            );
+            checked += 1;
+        });
+        assert!(checked > 10_000, "{checked}");
     }
 }

@@ -67,7 +67,7 @@ impl Captures {
     }
 
     /// Copies the named groups visible in `outer` (a map's regex match sees the request's).
-    fn inherit_named(&mut self, outer: &Captures) {
+    pub(crate) fn inherit_named(&mut self, outer: &Captures) {
         for (id, i, r) in &outer.named {
             let Some(v) = outer.text.get(r.clone()) else {
                 continue;
@@ -136,13 +136,13 @@ impl VarPool {
         }
     }
 
-    fn caps(&mut self) -> Captures {
+    pub(crate) fn caps(&mut self) -> Captures {
         let mut c = self.caps.pop().unwrap_or_default();
         c.clear();
         c
     }
 
-    fn give_caps(&mut self, c: Captures) {
+    pub(crate) fn give_caps(&mut self, c: Captures) {
         if self.caps.len() < POOL_KEEP {
             self.caps.push(c);
         }

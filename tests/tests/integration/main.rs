@@ -22,6 +22,7 @@ mod proxy_buffering;
 mod proxy_limits;
 mod proxy_protocol;
 mod proxy_request;
+mod proxy_rewrite;
 mod proxy_tls;
 mod proxy_unix;
 mod realip;
