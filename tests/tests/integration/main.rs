@@ -25,6 +25,7 @@ mod proxy_request;
 mod proxy_rewrite;
 mod proxy_tls;
 mod proxy_unix;
+mod proxy_xar;
 mod realip;
 mod referer;
 mod refused;
