@@ -1404,6 +1404,10 @@ pub struct ProxySettings {
     pub pass_request_headers: bool,
     /// `proxy_socket_keepalive on`: TCP keep-alive probes on upstream connections.
     pub socket_keepalive: bool,
+    /// `proxy_protocol` (a Proton extension with the name of nginx's stream directive): a
+    /// PROXY protocol v1 line with the client's addresses starts every new upstream
+    /// connection, which is then never reused for another request.
+    pub proxy_protocol: bool,
     /// `proxy_limit_rate` (bytes per second; 0: no limit): how fast a buffered response is
     /// read from the upstream, per request (nginx 1.22 applies it only with buffering).
     pub limit_rate: u64,

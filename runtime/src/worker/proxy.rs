@@ -376,6 +376,10 @@ pub(crate) struct Proxy {
     resolve_name: std::ops::Range<usize>,
     /// The resolver's answer, handed over by the worker while in `St::Resolve`.
     pub(crate) resolved: Option<crate::resolver::Outcome>,
+    /// `proxy_protocol on`: the PROXY line that starts each new upstream connection, and how
+    /// much of it the current connection got (empty: off).
+    pp: Vec<u8>,
+    pp_pos: usize,
     /// The client's address, for log lines.
     client: std::net::IpAddr,
     /// Where the URI sent upstream is in `req` (valid while `replayable`), for log lines.
@@ -536,6 +540,8 @@ impl Proxy {
             resolve: None,
             resolve_name: 0..0,
             resolved: None,
+            pp: Vec::new(),
+            pp_pos: 0,
             client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             uri_at: 0..0,
             https: false,
@@ -618,6 +624,8 @@ impl Proxy {
         self.resolve = None;
         self.resolve_name = 0..0;
         self.resolved = None;
+        self.pp.clear();
+        self.pp_pos = 0;
         self.uri_at = 0..0;
         self.https = false;
         self.ssl_name.clear();
@@ -931,6 +939,35 @@ impl Worker<'_> {
             p.addrs.push(a);
         }
         p.client = request.client.unwrap_or(conn.peer).ip();
+        if ps.proxy_protocol {
+            // The line a new upstream connection starts with (nginx's
+            // `ngx_proxy_protocol_write`): the client and the address it connected to.
+            let src = request.client.unwrap_or(conn.peer);
+            let dst = self.local_of(conn);
+            let unix = ir
+                .listeners
+                .get(conn.listener as usize)
+                .is_some_and(|l| l.addr.starts_with("unix:"));
+            let _ = match (src, dst) {
+                (std::net::SocketAddr::V4(s), std::net::SocketAddr::V4(d)) if !unix => write!(
+                    p.pp,
+                    "PROXY TCP4 {} {} {} {}\r\n",
+                    s.ip(),
+                    d.ip(),
+                    s.port(),
+                    d.port()
+                ),
+                (std::net::SocketAddr::V6(s), std::net::SocketAddr::V6(d)) if !unix => write!(
+                    p.pp,
+                    "PROXY TCP6 {} {} {} {}\r\n",
+                    s.ip(),
+                    d.ip(),
+                    s.port(),
+                    d.port()
+                ),
+                _ => write!(p.pp, "PROXY UNKNOWN\r\n"),
+            };
+        }
         // nginx's error_page makes the request a GET (a HEAD stays a HEAD); a request the
         // parser refused has no method of its own.
         let method: &[u8] = match conn.rbuf.get(head.method_range.clone()) {
@@ -1402,7 +1439,14 @@ impl Worker<'_> {
             p.sent_any = false;
             p.req_pos = 0;
             rewind_body(p);
-            if let Some(key) = self.ups.take_idle(u, peer, owner, !p.idempotent, p.https) {
+            let idle = if p.pp.is_empty() {
+                self.ups.take_idle(u, peer, owner, !p.idempotent, p.https)
+            } else {
+                // A connection that started with another client's PROXY line is not this
+                // client's.
+                None
+            };
+            if let Some(key) = idle {
                 p.up = Some(key);
                 p.up_ready = false;
                 p.up_hup = false;
@@ -1496,6 +1540,7 @@ impl Worker<'_> {
             opened: now,
         });
         p.up = Some(key);
+        p.pp_pos = 0;
         p.up_ready = false;
         p.up_hup = false;
         p.st = St::Connect;
@@ -1735,6 +1780,7 @@ impl Worker<'_> {
         if let Some(key) = p.up.take() {
             let up = &self.loaded.ir.upstreams[u];
             let cache = reuse
+                && p.pp.is_empty()
                 && up.keepalive > 0
                 && !self.draining
                 && self.ups.conns.get(key).is_some_and(|c| {
@@ -2098,6 +2144,27 @@ impl Worker<'_> {
     /// `getsockopt`/`getpeername` round. Over loopback the handshake is usually done by the
     /// time `connect` returns, so the request goes out at once.
     fn step_connect(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        // `proxy_protocol`: the PROXY line goes first, before a TLS handshake too.
+        while p.pp_pos < p.pp.len() {
+            let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+                return Step::Fail(Fail::Error, "lost upstream connection");
+            };
+            match (&c.sock).write(&p.pp[p.pp_pos..]) {
+                Ok(0) => return Step::Blocked,
+                Ok(n) => p.pp_pos += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "connect() failed (111: Connection refused) while connecting to upstream",
+                    )
+                }
+                Err(_) => {
+                    return Step::Fail(Fail::Error, "connect() failed while connecting to upstream")
+                }
+            }
+        }
         if p.https {
             return self.step_handshake(p);
         }

@@ -343,3 +343,57 @@ http {{
         "{err}"
     );
 }
+
+/// `proxy_protocol on` towards upstreams (a Proton extension): each new upstream connection
+/// starts with a PROXY v1 line naming the client and the address it connected to, and such a
+/// connection is never reused for another request, even with `keepalive`.
+#[test]
+fn proxy_protocol_towards_upstreams() {
+    let t = TempDir::new("pp-upstream");
+    let back = proton_tests::free_port();
+    let conf = format!(
+        "worker_processes 1;
+         events {{ }}
+         http {{
+             access_log off;
+             upstream back {{ server 127.0.0.1:{back}; keepalive 8; }}
+             server {{
+                 listen 127.0.0.1:{{port}};
+                 proxy_http_version 1.1;
+                 proxy_set_header Connection \"\";
+                 location / {{ proxy_pass http://back; proxy_protocol on; }}
+             }}
+             server {{
+                 listen 127.0.0.1:{back} proxy_protocol;
+                 location / {{
+                     return 200 \"pp=$proxy_protocol_addr:$proxy_protocol_port to=$proxy_protocol_server_addr:$proxy_protocol_server_port conn=$connection\";
+                 }}
+             }}
+         }}"
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, p.port)).expect("connect");
+        let me = s.local_addr().expect("local addr");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let r = parse_response(&out).unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
+        assert_eq!(r.status, 200, "{}", p.logs());
+        let body = r.body_text();
+        let expect = format!("pp=127.0.0.1:{} to=127.0.0.1:{} conn=", me.port(), p.port);
+        assert!(
+            body.starts_with(&expect),
+            "{body:?} does not start with {expect:?}"
+        );
+        seen.push(body.rsplit('=').next().unwrap_or_default().to_string());
+    }
+    // Three requests, three upstream connections (the front's keepalive cache was not used).
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "upstream connections reused: {seen:?}");
+}
