@@ -338,7 +338,7 @@ pub static TABLE: &[Spec] = &[
     row("set", SL_IF, Exactly(2), Custom, true, Local, "", "$variable value", "Sets a variable."),
     // upstream
     row("upstream", H, Exactly(1), Block, true, Structure, "", "name { … }", "A group of servers for proxy_pass."),
-    row("server", U, AtLeast(1), Custom, true, Structure, "", "address [weight=n] [max_fails=n] [fail_timeout=time] [backup] [down] [max_conns=n]", "A member of an upstream group: `host[:port]` (port 80 by default; a name is resolved once, at load, to its first address) or `unix:PATH`, a unix-domain socket (the path used as written, not against the prefix)."),
+    row("server", U, AtLeast(1), Custom, true, Structure, "", "address [weight=n] [max_fails=n] [fail_timeout=time] [backup] [down] [max_conns=n]", "A member of an upstream group: `host[:port]` (port 80 by default; a name is resolved when proton-run loads the configuration, and each of its addresses becomes a server with the line's parameters, as nginx) or `unix:PATH`, a unix-domain socket (the path used as written, not against the prefix)."),
     row("zone", U, Range(1, 2), Custom, false, Structure, "", "name [size]", "nginx's shared memory zone for the group's run-time state. Checked as nginx does (at least 32k, one size per name, a zone named without a size must be sized by another upstream) and otherwise without effect: Proton keeps every group's state (connections, failures, health) in memory shared by all workers, zone or not."),
     row("keepalive", U, Exactly(1), Int, false, Structure, "", "connections", "Idle keep-alive connections to the group cached per worker."),
     row("keepalive_timeout", U, Exactly(1), Time, false, Structure, "60s", "time", "How long an idle upstream connection stays cached."),

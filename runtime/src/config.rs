@@ -75,8 +75,8 @@ pub fn resolve_literal(address: &str) -> Option<SocketAddr> {
 }
 
 /// Resolves an upstream server address as written (`host:port`, `host` meaning port 80,
-/// `[v6]:port`, `unix:PATH`). A name resolving to several addresses uses the first (nginx
-/// makes one peer of each; documented). A unix socket path is used as written: nothing checks
+/// `[v6]:port`, `unix:PATH`), to its first address ([`resolve_upstream_all`] gives them all,
+/// one peer each, as nginx). A unix socket path is used as written: nothing checks
 /// here that it exists (nginx neither; a connect to it fails until it does).
 pub fn resolve_upstream(address: &str) -> Result<PeerAddr, String> {
     if let Some(path) = PeerAddr::unix_path(address) {
@@ -86,6 +86,58 @@ pub fn resolve_upstream(address: &str) -> Result<PeerAddr, String> {
         return Ok(PeerAddr::unix(path));
     }
     resolve_inet(address).map(PeerAddr::Inet)
+}
+
+/// Resolves the servers of every upstream group with `resolve`: every address of a
+/// server's name becomes a server of its own with the line's parameters (nginx's
+/// round-robin init makes one peer per address). Returns the addresses, by group and
+/// server; `Err((group, error))` for a name that does not resolve.
+pub fn expand_upstreams(
+    upstreams: &mut [proton_ir::Upstream],
+    resolve: impl Fn(&str) -> Result<Vec<PeerAddr>, String>,
+) -> Result<Vec<Vec<Option<PeerAddr>>>, (String, String)> {
+    let mut upstream_addrs = Vec::with_capacity(upstreams.len());
+    for u in upstreams.iter_mut() {
+        let mut addrs = Vec::with_capacity(u.servers.len());
+        let mut servers = Vec::with_capacity(u.servers.len());
+        for s in std::mem::take(&mut u.servers) {
+            let all = resolve(&s.address).map_err(|e| (u.name.clone(), e))?;
+            for a in all {
+                servers.push(s.clone());
+                addrs.push(Some(a));
+            }
+        }
+        u.servers = servers;
+        upstream_addrs.push(addrs);
+    }
+    Ok(upstream_addrs)
+}
+
+/// [`resolve_upstream`] with every address of a name (in the resolver's order, without
+/// repeats), as nginx makes one peer of each.
+pub fn resolve_upstream_all(address: &str) -> Result<Vec<PeerAddr>, String> {
+    if PeerAddr::unix_path(address).is_some() || address.parse::<SocketAddr>().is_ok() {
+        return resolve_upstream(address).map(|a| vec![a]);
+    }
+    let first = resolve_inet(address)?;
+    let mut all = vec![PeerAddr::Inet(first)];
+    let with_port = format!("{}:{}", host_part(address), first.port());
+    if let Ok(it) = with_port.to_socket_addrs() {
+        for a in it {
+            if !all.iter().any(|b| *b == PeerAddr::Inet(a)) {
+                all.push(PeerAddr::Inet(a));
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The host of `host[:port]` (brackets of an IPv6 literal kept).
+fn host_part(address: &str) -> &str {
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => address,
+    }
 }
 
 fn resolve_inet(address: &str) -> Result<SocketAddr, String> {
@@ -205,21 +257,10 @@ impl Loaded {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         };
         let prefix = std::fs::canonicalize(&prefix).unwrap_or(prefix);
-        let mut upstream_addrs = Vec::with_capacity(ir.upstreams.len());
-        for u in &ir.upstreams {
-            let mut addrs = Vec::with_capacity(u.servers.len());
-            for s in &u.servers {
-                let a = resolve_upstream(&s.address).map_err(|e| {
-                    LoadError(format!(
-                        "{}: {e} in upstream \"{}\"",
-                        path.display(),
-                        u.name
-                    ))
-                })?;
-                addrs.push(Some(a));
-            }
-            upstream_addrs.push(addrs);
-        }
+        let upstream_addrs =
+            expand_upstreams(&mut ir.upstreams, resolve_upstream_all).map_err(|(group, e)| {
+                LoadError(format!("{}: {e} in upstream \"{group}\"", path.display()))
+            })?;
         let upstream_shared = crate::upstream::SharedUpstreams::new(&ir)
             .map(std::sync::Arc::new)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
@@ -284,5 +325,54 @@ impl Loaded {
                 .map(|n| n.get())
                 .unwrap_or(1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proton_ir::{Balance, Upstream, UpstreamServer};
+
+    #[test]
+    fn every_address_of_a_name_is_a_server() {
+        let mut two = UpstreamServer::new("two.test:8080");
+        two.weight = 3;
+        two.backup = false;
+        let mut ups = vec![Upstream {
+            name: "app".into(),
+            explicit: true,
+            servers: vec![UpstreamServer::new("127.0.0.9:80"), two],
+            balance: Balance::RoundRobin,
+            keepalive: 0,
+            keepalive_timeout_ms: 60_000,
+            keepalive_requests: 1000,
+            keepalive_time_ms: 3_600_000,
+            health_check: None,
+        }];
+        let fake = |a: &str| -> Result<Vec<PeerAddr>, String> {
+            match a {
+                "two.test:8080" => Ok(vec![
+                    PeerAddr::Inet("10.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!())),
+                    PeerAddr::Inet("[::1]:8080".parse().unwrap_or_else(|_| unreachable!())),
+                ]),
+                "nx.test:80" => Err("host not found".into()),
+                other => resolve_upstream_all(other),
+            }
+        };
+        let addrs = expand_upstreams(&mut ups, fake).expect("resolves");
+        let names: Vec<String> = addrs[0]
+            .iter()
+            .map(|a| a.as_ref().map_or_else(String::new, PeerAddr::to_string))
+            .collect();
+        assert_eq!(names, ["127.0.0.9:80", "10.0.0.1:8080", "[::1]:8080"]);
+        let weights: Vec<u32> = ups[0].servers.iter().map(|s| s.weight).collect();
+        assert_eq!(weights, [1, 3, 3]);
+        assert_eq!(ups[0].servers[2].address, "two.test:8080");
+
+        ups[0].servers = vec![UpstreamServer::new("nx.test:80")];
+        assert_eq!(
+            expand_upstreams(&mut ups, fake).err(),
+            Some(("app".to_string(), "host not found".to_string()))
+        );
     }
 }
