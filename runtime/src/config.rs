@@ -124,7 +124,7 @@ pub fn resolve_upstream_all(address: &str) -> Result<Vec<PeerAddr>, String> {
     let with_port = format!("{}:{}", host_part(address), first.port());
     if let Ok(it) = with_port.to_socket_addrs() {
         for a in it {
-            if !all.iter().any(|b| *b == PeerAddr::Inet(a)) {
+            if !all.contains(&PeerAddr::Inet(a)) {
                 all.push(PeerAddr::Inet(a));
             }
         }
