@@ -1351,6 +1351,10 @@ pub struct Proxy {
     pub uri: Option<Template>,
     /// Upstream given by variables: resolved at request time.
     pub dynamic: Option<Template>,
+    /// The prefix the URI part replaces: the name of the (prefix or exact) location where
+    /// proxy_pass is written, also for the `if` and `limit_except` blocks that inherit it
+    /// (nginx's `plcf->location`). `None`: the URI part replaces nothing.
+    pub prefix: Option<TextRef>,
 }
 
 /// Proxy settings that follow ordinary inheritance.

@@ -765,6 +765,7 @@ pub(crate) mod tests {
             proxy_host: TextRef::default(),
             uri: Some(var(0)),
             dynamic: None,
+            prefix: None,
         }));
         conf.alias = Some(Box::new(Alias {
             path: var(0),

@@ -2336,10 +2336,17 @@ impl Lower<'_> {
                 );
             }
         }
-        let proxy = match (loc, own.first("proxy_pass")) {
+        let mut proxy = match (loc, own.first("proxy_pass")) {
             (Some(_), Some(d)) => self.proxy_pass(d, kind),
             _ => None,
         };
+        if let Some(p) = proxy.as_mut() {
+            p.prefix = matches!(
+                kind,
+                LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact
+            )
+            .then(|| self.ir.push_text(path));
+        }
         // An `if` block without its own proxy_pass proxies as its location does (nginx
         // merges the proxy module's settings into the block).
         for id in if_ids {

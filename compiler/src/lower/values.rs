@@ -761,6 +761,7 @@ impl Lower<'_> {
                 proxy_host: TextRef::default(),
                 uri: None,
                 dynamic: Some(t),
+                prefix: None,
             });
         }
         // `unix:PATH[:URI]`: the URI part, if any, follows the path's first colon (nginx's
@@ -827,6 +828,7 @@ impl Lower<'_> {
                 proxy_host: self.ir.push_text(&format!("unix:{path}")),
                 uri: uri.map(Template::literal),
                 dynamic: None,
+                prefix: None,
             });
         }
         let lower_host = hostport.to_ascii_lowercase();
@@ -919,6 +921,7 @@ impl Lower<'_> {
             proxy_host: self.ir.push_text(hostport),
             uri: uri.map(Template::literal),
             dynamic: None,
+            prefix: None,
         })
     }
 

@@ -79,6 +79,11 @@ pub(crate) struct RequestCtx {
     /// The request was sent elsewhere by an upstream's `X-Accel-Redirect`: it is a GET (a
     /// HEAD stays one) and the answer carries some of that upstream's headers.
     pub(crate) xar: bool,
+    /// An upstream's 401 went to an error_page (`proxy_intercept_errors`): its
+    /// `WWW-Authenticate` lines go with the error page's answer, as nginx.
+    pub(crate) carry_auth: bool,
+    /// An `if` block with a proxy_pass was entered while the location was being chosen.
+    pub(crate) if_proxy: bool,
     /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
     /// access log (a head Proton makes itself is read from the write buffer instead).
     pub(crate) sent_head: Vec<u8>,
@@ -128,6 +133,8 @@ impl Default for RequestCtx {
             upstreams: Vec::new(),
             upstream_head: Vec::new(),
             xar: false,
+            carry_auth: false,
+            if_proxy: false,
             sent_head: Vec::new(),
             started: 0,
             conn_started: 0,
@@ -201,6 +208,8 @@ impl RequestCtx {
         self.browser = Default::default();
         self.post_action = false;
         self.xar = false;
+        self.carry_auth = false;
+        self.if_proxy = false;
         self.maps.get_mut().clear();
         self.body.reset();
     }

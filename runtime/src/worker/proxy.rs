@@ -31,7 +31,7 @@ use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead}
 use crate::upstream::{Balancer, ConnectError, Outcome as Report, PeerAddr};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
-use proton_ir::{LocationId, LocationKind, ProxyHttpVersion, ServerId};
+use proton_ir::{LocationId, ProxyHttpVersion, ServerId};
 use slab::Slab;
 use std::io::{ErrorKind, Write};
 use std::time::{Duration, Instant};
@@ -1044,7 +1044,7 @@ impl Worker<'_> {
         match dyn_uri {
             // With variables and a URI, the URI goes as made (nginx).
             Some(u) => req.extend_from_slice(p.dyn_url.get(u).unwrap_or_default()),
-            None => self.upstream_uri(conn, request, l.kind, l.name, proxy.uri.as_ref(), &mut req),
+            None => self.upstream_uri(conn, request, proxy.prefix, proxy.uri.as_ref(), &mut req),
         }
         if req.len() == uri_at {
             req.push(b'/');
@@ -1325,8 +1325,7 @@ impl Worker<'_> {
         &self,
         conn: &Conn,
         request: &RequestCtx,
-        kind: LocationKind,
-        name: proton_ir::TextRef,
+        prefix: Option<proton_ir::TextRef>,
         part: Option<&proton_ir::Template>,
         out: &mut Vec<u8>,
     ) {
@@ -1346,13 +1345,8 @@ impl Worker<'_> {
             // redirect (error_page, try_files, index, post_action) it is replaced too.
             Some(t) if !request.rewritten_here => {
                 let uri = &request.uri;
-                let prefix = self.loaded.ir.text_of(name).as_bytes();
-                let rest = match kind {
-                    LocationKind::Prefix | LocationKind::PrefixNoRegex | LocationKind::Exact
-                        if uri.starts_with(prefix) =>
-                    {
-                        &uri[prefix.len()..]
-                    }
+                let rest = match prefix.map(|n| self.loaded.ir.text_of(n).as_bytes()) {
+                    Some(prefix) if uri.starts_with(prefix) => &uri[prefix.len()..],
                     _ => &uri[..],
                 };
                 // The URI part is a template (no variables allowed with a URI part in a
@@ -2741,6 +2735,9 @@ impl Worker<'_> {
         if ps.intercept_errors && status >= 300 {
             let s = self.settings_for(p.loc);
             if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
+                if let Some(req) = conn.req.as_deref_mut() {
+                    req.carry_auth = status == 401;
+                }
                 p.spoiled = true;
                 self.note_upstream(p, status);
                 return Step::Done(Drive::Failed(status));

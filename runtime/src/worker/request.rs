@@ -240,6 +240,18 @@ impl ScriptHost for Rewriter<'_, '_> {
 
     fn enter(&mut self, loc: LocationId) {
         self.req.location = Some(loc);
+        // nginx's content handler stays that of the last block that had one: an `if` with
+        // its own proxy_pass keeps it for a later `if` without (which then has no upstream).
+        if self
+            .w
+            .loaded
+            .ir
+            .locations
+            .get(loc.0 as usize)
+            .is_some_and(|l| l.conf.proxy.is_some())
+        {
+            self.req.if_proxy = true;
+        }
     }
 
     fn uri_quoted(&self) -> bool {
@@ -795,6 +807,7 @@ impl<'a> Worker<'a> {
                         in_error: error_status.is_some(),
                         stop: None,
                     };
+                    h.req.if_proxy = false;
                     let mut budget = h.req.budget;
                     let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
                     let stop = h.stop;
@@ -807,6 +820,11 @@ impl<'a> Worker<'a> {
                                 Handled::Status(code)
                             } else if loc.conf.proxy.is_some() {
                                 self.proxy_start(conn, req, l)
+                            } else if req.if_proxy && loc.kind == proton_ir::LocationKind::If {
+                                // The proxy handler of an earlier `if`, with this block's
+                                // configuration, which has no proxy_pass (nginx: 500).
+                                elog!(self.elog, Alert, "no upstream configuration");
+                                Handled::Status(500)
                             } else {
                                 static_files::serve(self, conn, req, l, error_status)
                             };
@@ -1455,6 +1473,15 @@ impl<'a> Worker<'a> {
     ) {
         if req.xar {
             carry_xar_headers(&req.upstream_head, out);
+        }
+        if req.carry_auth {
+            for (name, value) in super::vars::head_fields(&req.upstream_head) {
+                if name.eq_ignore_ascii_case(b"www-authenticate") {
+                    out.extend_from_slice(b"WWW-Authenticate: ");
+                    out.extend_from_slice(value);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         }
         let ir = &self.loaded.ir;
         let Some(l) = ir.locations.get(loc.0 as usize) else {
