@@ -18,6 +18,7 @@ mod ocsp;
 mod post_action;
 mod process;
 mod proxy;
+mod proxy_blocks;
 mod proxy_buffering;
 mod proxy_limits;
 mod proxy_protocol;
