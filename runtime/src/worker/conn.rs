@@ -337,7 +337,12 @@ impl Conn {
             Phase::Write => Interest::WRITABLE,
             // Proxying: the client is watched for writing only while output waits for it
             // (usually the proxy waits on the upstream socket, which has its own token).
-            Phase::Proxy if self.wpos < self.wbuf.len() => Interest::READABLE | Interest::WRITABLE,
+            Phase::Proxy
+                if self.wpos < self.wbuf.len()
+                    || self.proxy.as_deref().is_some_and(|p| p.file_unsent()) =>
+            {
+                Interest::READABLE | Interest::WRITABLE
+            }
             Phase::Proxy => Interest::READABLE,
             _ => Interest::READABLE,
         };

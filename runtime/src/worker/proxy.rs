@@ -754,6 +754,11 @@ fn has_token(value: &[u8], token: &[u8]) -> bool {
 }
 
 impl Proxy {
+    /// Part of the response waits in the temporary file for the client.
+    pub(crate) fn file_unsent(&self) -> bool {
+        self.spill_sent < self.spill_written
+    }
+
     /// Waiting for the resolver.
     pub(crate) fn resolving(&self) -> bool {
         self.st == St::Resolve && self.resolved.is_none()
@@ -3250,6 +3255,7 @@ impl Worker<'_> {
         let rate = if p.buffering { ps.limit_rate } else { 0 };
         let read_timeout = Duration::from_millis(ps.read_timeout_ms);
         let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
+        let use_sendfile = self.settings_for(p.loc).sendfile;
         // Upstream bytes taken in this call: past READ_BUDGET the request yields to the
         // other connections of the worker and is woken on the next loop round (a fast
         // upstream spilling to a file never has to wait for the socket).
@@ -3302,8 +3308,57 @@ impl Worker<'_> {
                 }
             }
             let pending = conn.wbuf.len() - conn.wpos;
-            // What the temporary file holds comes after what is in memory.
-            if pending == 0 && p.spill_sent < p.spill_written {
+            // What the temporary file holds comes after what is in memory: with `sendfile
+            // on` and a plain client, straight from the file (nginx sends temporary files
+            // with sendfile too); else read back into the buffer.
+            if pending == 0
+                && p.spill_sent < p.spill_written
+                && use_sendfile
+                && conn.tls().is_none()
+            {
+                let id = (conn.key, conn.number);
+                let allowance =
+                    match super::conn::rate_allowance(conn.req.as_deref_mut(), p.written, id, self)
+                    {
+                        Ok(n) => n,
+                        Err(_) => {
+                            p.client_progress = self.now;
+                            0
+                        }
+                    };
+                let unsent = usize::try_from(p.spill_written - p.spill_sent).unwrap_or(usize::MAX);
+                let count = unsent.min(allowance).min(1 << 30);
+                if let (true, Some((f, _))) = (count > 0, p.spill.as_ref()) {
+                    let mut off = i64::try_from(p.spill_sent).unwrap_or(i64::MAX);
+                    match nix::sys::sendfile::sendfile64(
+                        std::os::fd::AsFd::as_fd(&conn.sock),
+                        std::os::fd::AsFd::as_fd(f),
+                        Some(&mut off),
+                        count,
+                    ) {
+                        Ok(0) => {
+                            elog!(
+                                self.elog,
+                                Crit,
+                                "sendfile() reached the end of a temporary file early while sending response to client, client: {}",
+                                conn.peer.ip()
+                            );
+                            p.spill_written = p.spill_sent;
+                            p.broken = true;
+                            p.spoiled = true;
+                        }
+                        Ok(n) => {
+                            p.spill_sent += n as u64;
+                            p.written += n as u64;
+                            p.client_progress = self.now;
+                            continue;
+                        }
+                        Err(nix::errno::Errno::EAGAIN) => {}
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => return Drive::Close,
+                    }
+                }
+            } else if pending == 0 && p.spill_sent < p.spill_written {
                 match refill_from_spill(conn, p, window) {
                     Ok(()) => continue,
                     Err(e) => {

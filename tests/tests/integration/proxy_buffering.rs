@@ -160,12 +160,20 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// With `sendfile on` the part in the temporary file goes out with sendfile(2), else read
+/// back through the buffer: the same bytes either way.
 #[test]
 fn a_buffered_response_frees_the_upstream_while_the_client_is_slow() {
+    for extra in ["", "sendfile on;"] {
+        buffered_response_with(extra);
+    }
+}
+
+fn buffered_response_with(extra: &str) {
     let t = TempDir::new("proxy-buffering-on");
     let dir = t.path().to_path_buf();
     let (bport, progress) = backend("");
-    let p = start(&dir, bport, "");
+    let p = start(&dir, bport, extra);
     let client = stalled_client(p.port);
     // The whole response is read from the backend (and its connection closed: HTTP/1.0
     // towards it) although the client has taken almost nothing.
