@@ -12,7 +12,8 @@
 //!   received (`Name: value`, one per line), an empty line, then the body (de-chunked when
 //!   it came chunked). With `raw=1` the body is dumped as it arrived: chunk size lines,
 //!   extensions and trailer lines included.
-//! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads).
+//! * `/count`: reads the body without keeping it, answers `bytes=N` (for huge uploads);
+//!   with `sum=1`, `bytes=N fnv=H`, H the body's FNV-1a (64 bits, hexadecimal).
 //! * `/id`: NAME (after `--id-delay-ms` milliseconds, 0 by default). With `close=1` the
 //!   response still says `Connection: keep-alive`, but the connection is closed right
 //!   after it (a server that drops kept-alive connections early).
@@ -558,10 +559,18 @@ impl Conn {
         let mut received = 0u64;
         let keep_body = req.path() == "/echo";
         let raw = keep_body && req.param("raw").as_deref() == Some("1");
+        // `/count?sum=1`: FNV-1a (64 bits) of the body too.
+        let sum = req.path() == "/count" && req.param("sum").as_deref() == Some("1");
+        let mut fnv = 0xcbf2_9ce4_8422_2325u64;
         self.read_body(req, raw, &mut |piece| {
             received += piece.len() as u64;
             if keep_body {
                 echo.extend_from_slice(piece);
+            }
+            if sum {
+                for &b in piece {
+                    fnv = (fnv ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                }
             }
         })?;
         let text = || ("Content-Type", "text/plain".to_string());
@@ -582,6 +591,12 @@ impl Conn {
                 dump.extend_from_slice(&echo);
                 Ok(reply(self, 200, &[text()], &dump)?)
             }
+            "/count" if sum => Ok(reply(
+                self,
+                200,
+                &[text()],
+                format!("bytes={received} fnv={fnv:016x}").as_bytes(),
+            )?),
             "/count" => Ok(reply(
                 self,
                 200,
