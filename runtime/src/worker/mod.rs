@@ -257,9 +257,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     // Active health checks run in the first worker of each generation (threads that only
     // probe and write the shared verdicts; they end with the process).
     let _checkers = checks_log.map(|log| spawn_health_checks(loaded, log));
-    // OCSP responses for ssl_stapling are fetched by a thread of each worker.
-    if let (Some(f), Some(log)) = (&loaded.ocsp, ocsp_log) {
-        let log = std::sync::Mutex::new(log);
+    // OCSP responses for ssl_stapling are fetched by a thread of each worker (its error log
+    // is reopened on USR1 with the worker's).
+    let ocsp_log = ocsp_log.map(|l| std::sync::Arc::new(std::sync::Mutex::new(l)));
+    if let (Some(f), Some(log)) = (&loaded.ocsp, ocsp_log.clone()) {
         let started = f.start(std::sync::Arc::new(move |level, msg: String| {
             if let Ok(l) = log.lock() {
                 l.log(level, format_args!("{msg}"));
@@ -337,6 +338,9 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                             Ok(Signal::SIGUSR1) => {
                                 w.elog.reopen();
                                 w.access.reopen();
+                                if let Some(Ok(mut l)) = ocsp_log.as_ref().map(|l| l.lock()) {
+                                    l.reopen();
+                                }
                             }
                             Ok(Signal::SIGUSR2) => acceptor.refresh_cover(&poll, &mut w),
                             _ => {}
