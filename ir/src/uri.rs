@@ -308,22 +308,27 @@ pub fn parse_unsafe_uri(uri: &[u8], path: &mut Vec<u8>, args: &mut Vec<u8>) -> b
         path.extend_from_slice(raw);
         return true;
     }
+    // nginx's ngx_unescape_uri (type 0): `%` and a non-hex byte keeps the byte only; `%`, a
+    // hex digit and a non-hex byte keeps nothing; a `%` at the end is dropped.
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut i = 0;
     while i < raw.len() {
-        match (
-            raw[i],
-            raw.get(i + 1).and_then(|&c| hex(c)),
-            raw.get(i + 2).and_then(|&c| hex(c)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                path.push(h << 4 | l);
-                i += 3;
-            }
-            (c, _, _) => {
-                path.push(c);
-                i += 1;
-            }
+        let c = raw[i];
+        i += 1;
+        if c != b'%' {
+            path.push(c);
+            continue;
+        }
+        let Some(&first) = raw.get(i) else { break };
+        i += 1;
+        let Some(h) = hex(first) else {
+            path.push(first);
+            continue;
+        };
+        let Some(&second) = raw.get(i) else { break };
+        i += 1;
+        if let Some(l) = hex(second) {
+            path.push(h << 4 | l);
         }
     }
     !path.is_empty() && safe(path)
@@ -359,6 +364,10 @@ mod unsafe_uri_tests {
             Some(("/foo bar".into(), String::new()))
         );
         assert_eq!(parse("/a/..b/c"), Some(("/a/..b/c".into(), String::new())));
+        // Invalid escapes as nginx's ngx_unescape_uri.
+        assert_eq!(parse("/a%zz"), Some(("/azz".into(), String::new())));
+        assert_eq!(parse("/a%2zb"), Some(("/ab".into(), String::new())));
+        assert_eq!(parse("/a%"), Some(("/a".into(), String::new())));
         for bad in [
             "",
             "?a",

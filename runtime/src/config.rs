@@ -37,6 +37,8 @@ pub struct Loaded {
     /// at load (and so again at every reload). `None` for the servers of a `proxy_pass`
     /// given by variables (resolved per request).
     pub upstream_addrs: Vec<Vec<Option<PeerAddr>>>,
+    /// The servers of each `resolver` (a name resolved at load, each address a server).
+    pub resolver_addrs: Vec<Vec<SocketAddr>>,
     /// Per-peer state every worker of this generation shares (active connections,
     /// failures, health), mapped here, before the workers are forked.
     pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
@@ -111,6 +113,29 @@ pub fn expand_upstreams(
         upstream_addrs.push(addrs);
     }
     Ok(upstream_addrs)
+}
+
+/// The servers of each `resolver`: an address as written, a name resolved now (as nginx,
+/// which refuses the configuration when one does not resolve), each address a server.
+pub fn resolve_resolvers(
+    resolvers: &[proton_ir::Resolver],
+) -> Result<Vec<Vec<SocketAddr>>, String> {
+    resolvers
+        .iter()
+        .map(|r| {
+            let mut all = Vec::new();
+            for s in &r.servers {
+                match s.parse::<SocketAddr>() {
+                    Ok(a) => all.push(a),
+                    Err(_) => match s.to_socket_addrs() {
+                        Ok(it) => all.extend(it.filter(|a| !all.contains(a)).collect::<Vec<_>>()),
+                        Err(e) => return Err(format!("host not found in resolver \"{s}\" ({e})")),
+                    },
+                }
+            }
+            Ok(all)
+        })
+        .collect()
 }
 
 /// [`resolve_upstream`] with every address of a name (in the resolver's order, without
@@ -261,6 +286,8 @@ impl Loaded {
             expand_upstreams(&mut ir.upstreams, resolve_upstream_all).map_err(|(group, e)| {
                 LoadError(format!("{}: {e} in upstream \"{group}\"", path.display()))
             })?;
+        let resolver_addrs = resolve_resolvers(&ir.resolvers)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let upstream_shared = crate::upstream::SharedUpstreams::new(&ir)
             .map(std::sync::Arc::new)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
@@ -285,6 +312,7 @@ impl Loaded {
             load_time,
             regex_time,
             upstream_addrs,
+            resolver_addrs,
             upstream_shared,
         })
     }

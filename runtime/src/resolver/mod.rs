@@ -18,7 +18,7 @@ use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use rustc_hash::FxHashMap as HashMap;
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use wire::{Head, TYPE_A, TYPE_AAAA};
 
@@ -33,8 +33,8 @@ const EXPIRE: Duration = Duration::from_secs(30);
 const MAX_RECURSION: u8 = 50;
 /// Most names a resolver keeps (answers and questions in flight).
 const MAX_NODES: usize = 10_000;
-/// Most requests waiting for one name.
-const MAX_WAITERS: usize = 4096;
+/// Most requests waiting for one name (those whose time is up are dropped first).
+const MAX_WAITERS: usize = 65_536;
 /// Largest answer over UDP (nginx's `NGX_RESOLVER_UDP_SIZE`), and over TCP.
 const UDP_SIZE: usize = 4096;
 const TCP_SIZE: usize = 2 + 65_535;
@@ -51,6 +51,10 @@ pub(crate) struct Waiter {
     pub number: u32,
     /// Which request of the connection (its count of requests served then).
     pub request: u64,
+    /// Which lookup of that request ([`Resolvers::next_serial`]): an answer for an earlier
+    /// one (that timed out, say, before an error_page asked for another name) is not this
+    /// one's.
+    pub serial: u32,
     pub deadline: Instant,
     pub recursion: u8,
 }
@@ -60,6 +64,7 @@ pub(crate) struct Done {
     pub key: usize,
     pub number: u32,
     pub request: u64,
+    pub serial: u32,
     pub outcome: Outcome,
 }
 
@@ -137,28 +142,19 @@ pub(crate) struct Resolvers {
     pub(crate) done: Vec<Done>,
     buf: Vec<u8>,
     query: Vec<u8>,
+    serial: u32,
 }
 
 impl Resolvers {
-    /// The resolvers of `ir`; a server given by name is resolved now (as nginx does when it
-    /// reads its configuration), each address a server.
-    pub(crate) fn new(ir: &proton_ir::Ir, seed: u64, elog: &ErrorLog) -> Resolvers {
+    /// The resolvers of `ir`, with the addresses of their servers as
+    /// [`crate::config::resolve_resolvers`] found them when the configuration was loaded.
+    pub(crate) fn new(ir: &proton_ir::Ir, addrs: &[Vec<SocketAddr>], seed: u64) -> Resolvers {
         let mut servers = Vec::new();
         let mut list = Vec::new();
-        for r in &ir.resolvers {
+        for (i, r) in ir.resolvers.iter().enumerate() {
             let start = servers.len();
-            for s in &r.servers {
-                let addrs: Vec<SocketAddr> = match s.parse::<SocketAddr>() {
-                    Ok(a) => vec![a],
-                    Err(_) => match s.to_socket_addrs() {
-                        Ok(a) => a.collect(),
-                        Err(e) => {
-                            elog!(elog, Emerg, "host not found in resolver \"{s}\": {e}");
-                            Vec::new()
-                        }
-                    },
-                };
-                servers.extend(addrs.into_iter().map(|addr| Server {
+            if let Some(addrs) = addrs.get(i) {
+                servers.extend(addrs.iter().map(|&addr| Server {
                     addr,
                     udp: None,
                     tcp: None,
@@ -180,6 +176,22 @@ impl Resolvers {
             done: Vec::new(),
             buf: Vec::new(),
             query: Vec::new(),
+            serial: 0,
+        }
+    }
+
+    /// A new lookup's serial number (for [`Waiter::serial`]).
+    pub(crate) fn next_serial(&mut self) -> u32 {
+        self.serial = self.serial.wrapping_add(1);
+        self.serial
+    }
+
+    /// The request with lookup `serial` no longer waits (it timed out or went away).
+    pub(crate) fn cancel(&mut self, r: usize, serial: u32) {
+        if let Some(one) = self.list.get_mut(r) {
+            for node in one.nodes.values_mut() {
+                node.waiting.retain(|w| w.serial != serial);
+            }
         }
     }
 
@@ -194,10 +206,15 @@ impl Resolvers {
         registry: &Registry,
         elog: &ErrorLog,
     ) -> Option<Outcome> {
+        // nginx asks for `name.` as `name`.
+        let name = name.strip_suffix(b".").unwrap_or(name);
         let mut name = name.to_ascii_lowercase();
         let mut w = w;
         loop {
             let one = self.list.get_mut(r)?;
+            if one.servers.is_empty() {
+                return Some(Err(2));
+            }
             if let Some(node) = one.nodes.get_mut(&name) {
                 if node.valid.is_some_and(|v| v >= now) {
                     node.expire = now + EXPIRE;
@@ -216,6 +233,9 @@ impl Resolvers {
                 }
                 if node.pending() {
                     if node.waiting.len() >= MAX_WAITERS {
+                        node.waiting.retain(|x| x.deadline > now);
+                    }
+                    if node.waiting.len() >= MAX_WAITERS {
                         elog!(
                             elog,
                             Error,
@@ -232,8 +252,24 @@ impl Resolvers {
             }
             if one.nodes.len() >= MAX_NODES {
                 one.nodes.retain(|_, n| n.pending() || n.expire > now);
+            }
+            if one.nodes.len() >= MAX_NODES {
+                // Room for more: the eighth of the answers used least recently go.
+                let mut old: Vec<(Instant, Vec<u8>)> = one
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| !n.pending())
+                    .map(|(k, n)| (n.expire, k.clone()))
+                    .collect();
+                let n = (old.len() / 8).max(1).min(old.len());
+                if n > 0 {
+                    old.select_nth_unstable(n - 1);
+                    for (_, k) in old.iter().take(n) {
+                        one.nodes.remove(k);
+                    }
+                }
                 if one.nodes.len() >= MAX_NODES {
-                    elog!(elog, Error, "resolver cache is full");
+                    elog!(elog, Error, "resolver cache is full of questions in flight");
                     return Some(Err(2));
                 }
             }
@@ -265,13 +301,21 @@ impl Resolvers {
                 return Some(Err(u16::from(wire::NXDOMAIN)));
             }
             one.nodes.insert(name.clone(), node);
-            self.send(r, &name, now, registry, elog);
+            self.send(r, &name, None, now, registry, elog);
             return None;
         }
     }
 
     /// Sends the node's pending queries to its current server.
-    fn send(&mut self, r: usize, name: &[u8], now: Instant, registry: &Registry, elog: &ErrorLog) {
+    fn send(
+        &mut self,
+        r: usize,
+        name: &[u8],
+        only: Option<u16>,
+        now: Instant,
+        registry: &Registry,
+        elog: &ErrorLog,
+    ) {
         let Some(one) = self.list.get(r) else {
             return;
         };
@@ -293,7 +337,10 @@ impl Resolvers {
             ),
         ];
         for (qtype, tcp, pending) in parts {
-            if !pending || !wire::write_query(&mut self.query, ident, name, qtype) {
+            if !pending
+                || only.is_some_and(|o| o != qtype)
+                || !wire::write_query(&mut self.query, ident, name, qtype)
+            {
                 continue;
             }
             let Some(server) = self.servers.get_mut(s) else {
@@ -345,7 +392,6 @@ impl Resolvers {
                             self.servers[s].addr,
                             crate::log::OsError(&e)
                         );
-                        break;
                     }
                 }
             }
@@ -393,10 +439,6 @@ impl Resolvers {
                         }
                         Ok(n) => {
                             tcp.last = now;
-                            if tcp.rbuf.len() + n > TCP_SIZE {
-                                failed = Some(std::io::Error::other("answer too large"));
-                                break;
-                            }
                             tcp.rbuf.extend_from_slice(&chunk[..n]);
                             while tcp.rbuf.len() >= 2 {
                                 let len =
@@ -406,6 +448,12 @@ impl Resolvers {
                                 }
                                 msgs.push(tcp.rbuf[2..2 + len].to_vec());
                                 tcp.rbuf.drain(..2 + len);
+                            }
+                            // What is left is part of one answer: at most its length prefix
+                            // and 65,535 bytes.
+                            if tcp.rbuf.len() > TCP_SIZE {
+                                failed = Some(std::io::Error::other("answer too large"));
+                                break;
                             }
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -539,7 +587,7 @@ impl Resolvers {
             }
             node.server = server_idx;
             node.resend_at = now + RESEND;
-            self.send(r, &name, now, registry, elog);
+            self.send(r, &name, Some(qtype), now, registry, elog);
             return;
         }
         let mut code = header.code;
@@ -575,6 +623,7 @@ impl Resolvers {
                         key: w.key,
                         number: w.number,
                         request: w.request,
+                        serial: w.serial,
                         outcome: Err(u16::from(code)),
                     });
                 }
@@ -614,6 +663,7 @@ impl Resolvers {
                             key: w.key,
                             number: w.number,
                             request: w.request,
+                            serial: w.serial,
                             outcome: Err(u16::from(wire::NXDOMAIN)),
                         });
                         continue;
@@ -624,6 +674,7 @@ impl Resolvers {
                             key: w.key,
                             number: w.number,
                             request: w.request,
+                            serial: w.serial,
                             outcome,
                         });
                     }
@@ -648,6 +699,7 @@ impl Resolvers {
                 key: w.key,
                 number: w.number,
                 request: w.request,
+                serial: w.serial,
                 outcome: Ok(addrs.clone()),
             });
         }
@@ -677,7 +729,7 @@ impl Resolvers {
             });
         }
         for (r, name) in resend {
-            self.send(r, &name, now, registry, elog);
+            self.send(r, &name, None, now, registry, elog);
         }
         for s in &mut self.servers {
             if s.tcp.as_ref().is_some_and(|t| t.last + TCP_TIMEOUT <= now) {

@@ -381,7 +381,7 @@ impl<'a> Acceptor<'a> {
             }
             // A new connection in this slot: whatever entry the slot's last one had is stale.
             if let Some(a) = w.armed.get_mut(key) {
-                *a = 0;
+                *a = None;
             }
             w.arm(key, &conn);
             entry.insert(conn);

@@ -79,9 +79,10 @@ pub(crate) struct RequestCtx {
     /// The request was sent elsewhere by an upstream's `X-Accel-Redirect`: it is a GET (a
     /// HEAD stays one) and the answer carries some of that upstream's headers.
     pub(crate) xar: bool,
-    /// An upstream's 401 went to an error_page (`proxy_intercept_errors`): its
-    /// `WWW-Authenticate` lines go with the error page's answer, as nginx.
-    pub(crate) carry_auth: bool,
+    /// Header lines of an upstream answer that go with the answer of the request instead
+    /// (an intercepted 401's `WWW-Authenticate`, X-Accel-Redirect's redirect headers),
+    /// copied when the upstream's answer was set aside.
+    pub(crate) carried: Vec<u8>,
     /// An `if` block with a proxy_pass was entered while the location was being chosen.
     pub(crate) if_proxy: bool,
     /// The head of a proxied response as sent to the client, for `$sent_http_*` in the
@@ -133,7 +134,7 @@ impl Default for RequestCtx {
             upstreams: Vec::new(),
             upstream_head: Vec::new(),
             xar: false,
-            carry_auth: false,
+            carried: Vec::new(),
             if_proxy: false,
             sent_head: Vec::new(),
             started: 0,
@@ -181,6 +182,7 @@ impl RequestCtx {
             &mut self.redirected,
             &mut self.upstream_head,
             &mut self.sent_head,
+            &mut self.carried,
         ] {
             if b.capacity() > KEEP {
                 *b = Vec::new();
@@ -208,7 +210,6 @@ impl RequestCtx {
         self.browser = Default::default();
         self.post_action = false;
         self.xar = false;
-        self.carry_auth = false;
         self.if_proxy = false;
         self.maps.get_mut().clear();
         self.body.reset();

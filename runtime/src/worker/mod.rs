@@ -93,11 +93,11 @@ pub(crate) struct Worker<'a> {
     /// Connection deadlines, earliest first: (when, slab key, connection serial number).
     /// Each connection has at most one live entry (`armed`); stale ones are skipped.
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
-    /// By slab key: the time of the connection's live entry in `timers`, in
-    /// [`conn::clock_ms`] units (0: none). Kept here, not in `Conn`, so that an idle
-    /// connection stays small. An entry is added only when the deadline moves earlier than
-    /// it; one that fires early (the deadline moved later) is put back at the deadline.
-    pub(crate) armed: Vec<u32>,
+    /// By slab key: the time of the connection's live entry in `timers` (`None`: none).
+    /// Kept here, not in `Conn`, so that an idle connection stays small. An entry is added
+    /// only when the deadline moves earlier than it; one that fires early (the deadline
+    /// moved later) is put back at the deadline.
+    pub(crate) armed: Vec<Option<Instant>>,
     /// `open_file_cache`: this worker's caches of open static files.
     pub(crate) file_caches: file_cache::FileCaches,
     /// Upstream connections, keep-alive caches and balancers.
@@ -183,7 +183,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         }
     };
     let seed = u64::from(std::process::id()) ^ generation.rotate_left(32) ^ slot as u64;
-    let resolvers = crate::resolver::Resolvers::new(&loaded.ir, seed ^ 0x5eed, &elog);
+    let resolvers =
+        crate::resolver::Resolvers::new(&loaded.ir, &loaded.resolver_addrs, seed ^ 0x5eed);
     let mut w = Worker {
         loaded,
         elog,
@@ -427,6 +428,16 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
 /// moves on). An entry that fired before its connection's deadline is put back.
 fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
     let now = w.now;
+    // Entries of closed connections stay until their time: when they outnumber the live
+    // ones, they go at once (so the heap stays proportional to the connections).
+    if w.timers.len() > 2 * conns.len() + 1024 {
+        let armed = &w.armed;
+        w.timers.retain(|std::cmp::Reverse((at, key, number))| {
+            conns.get(*key).is_some_and(|c| c.number == *number)
+                && armed.get(*key) == Some(&Some(*at))
+        });
+        w.timers.shrink_to(4 * conns.len() + 1024);
+    }
     while let Some(&std::cmp::Reverse((at, key, number))) = w.timers.peek() {
         if at > now {
             break;
@@ -435,10 +446,10 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
         let Some(c) = conns.get_mut(key) else {
             continue;
         };
-        if c.number != number || w.armed.get(key) != Some(&conn::clock_ms(at).max(1)) {
+        if c.number != number || w.armed.get(key) != Some(&Some(at)) {
             continue;
         }
-        w.armed[key] = 0;
+        w.armed[key] = None;
         if c.deadline > now {
             w.arm(key, c);
             continue;
@@ -464,7 +475,7 @@ fn resolved(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, quitting: b
             let waiting = conns.get_mut(d.key).is_some_and(|c| {
                 let this = c.number == d.number && c.served as u64 == d.request;
                 match c.proxy.as_mut() {
-                    Some(p) if this && p.resolving() => {
+                    Some(p) if this && p.awaits(d.serial) => {
                         p.resolved = Some(d.outcome);
                         true
                     }
@@ -528,16 +539,14 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 impl Worker<'_> {
     /// Makes sure connection `key` has a timer entry no later than its deadline.
     pub(crate) fn arm(&mut self, key: usize, c: &Conn) {
-        let at = conn::clock_ms(c.deadline).max(1);
         if self.armed.len() <= key {
-            self.armed.resize(key + 1, 0);
+            self.armed.resize(key + 1, None);
         }
         let armed = &mut self.armed[key];
-        // (Wrapping comparison: the millisecond clock wraps after 49 days.)
-        if *armed == 0 || (at.wrapping_sub(*armed) as i32) < 0 {
+        if armed.is_none_or(|a| c.deadline < a) {
             self.timers
                 .push(std::cmp::Reverse((c.deadline, key, c.number)));
-            *armed = at;
+            *armed = Some(c.deadline);
         }
     }
 

@@ -374,6 +374,8 @@ pub(crate) struct Proxy {
     /// being `resolve_name` of `dyn_url`.
     resolve: Option<(usize, u16)>,
     resolve_name: std::ops::Range<usize>,
+    /// The serial number of the lookup this request waits for.
+    resolve_serial: u32,
     /// The resolver's answer, handed over by the worker while in `St::Resolve`.
     pub(crate) resolved: Option<crate::resolver::Outcome>,
     /// `proxy_protocol on`: the PROXY line that starts each new upstream connection, and how
@@ -539,6 +541,7 @@ impl Proxy {
             addrs: Vec::new(),
             resolve: None,
             resolve_name: 0..0,
+            resolve_serial: 0,
             resolved: None,
             pp: Vec::new(),
             pp_pos: 0,
@@ -759,9 +762,9 @@ impl Proxy {
         self.spill_sent < self.spill_written
     }
 
-    /// Waiting for the resolver.
-    pub(crate) fn resolving(&self) -> bool {
-        self.st == St::Resolve && self.resolved.is_none()
+    /// Waiting for the resolver's answer to lookup `serial`.
+    pub(crate) fn awaits(&self, serial: u32) -> bool {
+        self.st == St::Resolve && self.resolved.is_none() && self.resolve_serial == serial
     }
 }
 
@@ -1858,6 +1861,10 @@ impl Worker<'_> {
     /// Drops the proxy state of `conn` (upstream connection closed, body left to discard).
     pub(crate) fn proxy_abort(&mut self, conn: &mut Conn) {
         if let Some(mut p) = conn.proxy.take() {
+            if let (St::Resolve, Some((rid, _))) = (p.st, p.resolve) {
+                // No longer waiting (nginx's ngx_resolve_name_done).
+                self.resolvers.cancel(rid, p.resolve_serial);
+            }
             p.end_attempt_time(self.now);
             hand_over_upstream(conn, &mut p);
             self.end_attempt(&mut p, false, None);
@@ -1972,6 +1979,7 @@ impl Worker<'_> {
                 key: conn.key as usize,
                 number: conn.number,
                 request: conn.served as u64,
+                serial: self.resolvers.next_serial(),
                 deadline: self.now + Duration::from_millis(timeout),
                 recursion: 0,
             };
@@ -1983,6 +1991,7 @@ impl Worker<'_> {
                 Some(outcome) => return self.use_resolved(conn.key as usize, p, outcome),
                 None => {
                     p.st = St::Resolve;
+                    p.resolve_serial = w.serial;
                     p.deadline = w.deadline;
                     return Ok(());
                 }
@@ -2051,7 +2060,7 @@ impl Worker<'_> {
         // (A post action ignores the client, as nginx blocks reading for it.)
         if conn.rd_hup
             && !p.discard
-            && matches!(p.st, St::Connect | St::Send | St::Head)
+            && matches!(p.st, St::Resolve | St::Connect | St::Send | St::Head)
             && matches!(p.body, ReqBody::None)
             && !self.proxy_settings(p.loc).ignore_client_abort
         {
@@ -2714,7 +2723,25 @@ impl Worker<'_> {
             return Step::Fail(Fail::Status(status), "");
         }
         let ps = self.proxy_settings(p.loc);
-        // X-Accel-Redirect: the request goes on elsewhere, the upstream's answer unread
+        if ps.intercept_errors && status >= 300 {
+            let s = self.settings_for(p.loc);
+            if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
+                // The upstream's WWW-Authenticate lines go with a 401's error page.
+                if let (401, Some(req)) = (status, conn.req.as_deref_mut()) {
+                    let mut carried = std::mem::take(&mut req.carried);
+                    super::request::carry_lines(
+                        &req.upstream_head,
+                        &[b"www-authenticate"],
+                        &mut carried,
+                    );
+                    req.carried = carried;
+                }
+                p.spoiled = true;
+                self.note_upstream(p, status);
+                return Step::Done(Drive::Failed(status));
+            }
+        }
+        // X-Accel-Redirect (after intercept_errors, as nginx): the request goes on elsewhere, the upstream's answer unread
         // (nginx's ngx_http_upstream_process_headers).
         if !ps.ignore_headers.x_accel_redirect
             && !p.discard
@@ -2732,21 +2759,18 @@ impl Worker<'_> {
                 if let Some(rate) = rate.filter(|_| !ps.ignore_headers.x_accel_limit_rate) {
                     req.limit_rate = Some(rate);
                 }
+                // nginx's redirect headers go with the answer the redirect leads to.
+                let mut carried = std::mem::take(&mut req.carried);
+                super::request::carry_lines(
+                    &req.upstream_head,
+                    &super::request::XAR_CARRIED,
+                    &mut carried,
+                );
+                req.carried = carried;
             }
             p.spoiled = true;
             self.note_upstream(p, status);
             return Step::Done(Drive::Redirect);
-        }
-        if ps.intercept_errors && status >= 300 {
-            let s = self.settings_for(p.loc);
-            if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
-                if let Some(req) = conn.req.as_deref_mut() {
-                    req.carry_auth = status == 401;
-                }
-                p.spoiled = true;
-                self.note_upstream(p, status);
-                return Step::Done(Drive::Failed(status));
-            }
         }
         self.write_client_head(conn, p);
         let now = self.now;

@@ -298,6 +298,8 @@ impl RouteHost for Rewriter<'_, '_> {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
         self.req.rewritten_here = false;
+        // A new location: no content handler yet (nginx's find_config_phase).
+        self.req.if_proxy = false;
         if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
             let mut p = self.w.scratch.var_pool.borrow_mut().buf();
             p.extend_from_slice(&self.req.uri);
@@ -807,7 +809,6 @@ impl<'a> Worker<'a> {
                         in_error: error_status.is_some(),
                         stop: None,
                     };
-                    h.req.if_proxy = false;
                     let mut budget = h.req.budget;
                     let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
                     let stop = h.stop;
@@ -1471,17 +1472,8 @@ impl<'a> Worker<'a> {
         status: u16,
         out: &mut Vec<u8>,
     ) {
-        if req.xar {
-            carry_xar_headers(&req.upstream_head, out);
-        }
-        if req.carry_auth {
-            for (name, value) in super::vars::head_fields(&req.upstream_head) {
-                if name.eq_ignore_ascii_case(b"www-authenticate") {
-                    out.extend_from_slice(b"WWW-Authenticate: ");
-                    out.extend_from_slice(value);
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
+        if !req.carried.is_empty() {
+            put_carried(&req.carried, out);
         }
         let ir = &self.loaded.ir;
         let Some(l) = ir.locations.get(loc.0 as usize) else {
@@ -2009,49 +2001,71 @@ fn static_proxy_host<'a>(ir: &'a proton_ir::Ir, req: &RequestCtx) -> Option<&'a 
 }
 
 /// The headers of an upstream answer with `X-Accel-Redirect` that nginx keeps for the answer
-/// the redirect leads to (its `redirect` headers): Content-Type, Cache-Control, Expires and
-/// Accept-Ranges replace the answer's own, Set-Cookie and Content-Disposition are added.
-/// `out` is the head written so far (status line and header lines).
-fn carry_xar_headers(upstream_head: &[u8], out: &mut Vec<u8>) {
-    const REPLACED: [&[u8]; 4] = [
-        b"content-type",
-        b"cache-control",
-        b"expires",
-        b"accept-ranges",
-    ];
-    const ADDED: [&[u8]; 2] = [b"set-cookie", b"content-disposition"];
-    for (name, value) in super::vars::head_fields(upstream_head) {
-        let replaced = REPLACED.iter().any(|n| name.eq_ignore_ascii_case(n));
-        if !replaced && !ADDED.iter().any(|n| name.eq_ignore_ascii_case(n)) {
-            continue;
+/// the redirect leads to (its `redirect` headers).
+pub(crate) const XAR_CARRIED: [&[u8]; 6] = [
+    b"content-type",
+    b"cache-control",
+    b"expires",
+    b"accept-ranges",
+    b"set-cookie",
+    b"content-disposition",
+];
+
+/// Of these, the ones that replace the answer's own line rather than add to it.
+const CARRIED_REPLACING: [&[u8]; 4] = [
+    b"content-type",
+    b"cache-control",
+    b"expires",
+    b"accept-ranges",
+];
+
+/// Appends the lines of `head` (an upstream head) named in `names` to `out`, as
+/// `Name: value\r\n`.
+pub(crate) fn carry_lines(head: &[u8], names: &[&[u8]], out: &mut Vec<u8>) {
+    for (name, value) in super::vars::head_fields(head) {
+        if names.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
         }
-        if replaced {
-            // Drop the answer's own line of that name, if it wrote one.
-            let mut at = out
+    }
+}
+
+/// Adds the carried lines to the head written so far (`out`: status line and header lines):
+/// for a name that replaces, the answer's own lines of that name go first.
+fn put_carried(carried: &[u8], out: &mut Vec<u8>) {
+    let line_name = |line: &[u8]| -> Option<usize> {
+        let colon = line.iter().position(|&b| b == b':')?;
+        CARRIED_REPLACING
+            .iter()
+            .position(|n| line[..colon].eq_ignore_ascii_case(n))
+    };
+    let mut replace = [false; CARRIED_REPLACING.len()];
+    for line in carried.split(|&b| b == b'\n') {
+        if let Some(i) = line_name(line) {
+            replace[i] = true;
+        }
+    }
+    if replace.iter().any(|&r| r) {
+        // Only the answer's own lines (those before the carried ones) are dropped.
+        let mut at = out
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(out.len(), |i| i + 1);
+        while at < out.len() {
+            let end = out[at..]
                 .iter()
                 .position(|&b| b == b'\n')
-                .map_or(out.len(), |i| i + 1);
-            while at < out.len() {
-                let end = out[at..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(out.len(), |i| at + i + 1);
-                let line = &out[at..end];
-                let same = line.len() > name.len()
-                    && line[..name.len()].eq_ignore_ascii_case(name)
-                    && line[name.len()] == b':';
-                if same {
-                    out.drain(at..end);
-                    break;
-                }
+                .map_or(out.len(), |i| at + i + 1);
+            if line_name(&out[at..end]).is_some_and(|i| replace[i]) {
+                out.drain(at..end);
+            } else {
                 at = end;
             }
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(carried);
 }
 
 #[cfg(test)]

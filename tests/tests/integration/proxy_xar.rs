@@ -21,6 +21,8 @@ const HTTP: &str = "server {
         add_header X-Accel-Redirect $arg_xar;
         add_header Set-Cookie a=b;
         add_header Content-Disposition attachment;
+        add_header Cache-Control no-cache;
+        add_header Cache-Control private;
         add_header Something other;
         default_type text/blah;
         return 200 \"from upstream\";
@@ -59,6 +61,14 @@ fn x_accel_redirect_sends_the_request_on() {
     assert_eq!(r.header("content-disposition"), Some("attachment"));
     assert_eq!(r.header("something"), None);
     assert_eq!(r.header("x-accel-redirect"), None);
+    // Several lines of a carried header all go (nginx copies multi-line headers).
+    let cc: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(cc, ["no-cache", "private"]);
 
     // Arguments after `?`; a POST goes on as a GET.
     let r = send(

@@ -188,8 +188,10 @@ fn names_are_resolved_cached_and_retried() {
         assert_eq!(r.header("x-up"), Some(format!("127.0.0.1:{b}").as_str()));
     }
     assert_eq!(dns.count("a.test", A, false), 1);
-    // The resolver's cache is its own: a name in another case is the same name.
+    // The resolver's cache is its own: a name in another case, or with the root's dot, is
+    // the same name.
     assert_eq!(get(&p, "/?h=A.Test").status, 200);
+    assert_eq!(get(&p, "/?h=a.test.").status, 200, "{}", p.logs());
     assert_eq!(dns.count("a.test", A, false), 1);
     // ipv6=off: no AAAA question; without it both are asked.
     assert_eq!(dns.count("a.test", 28, false), 0);
