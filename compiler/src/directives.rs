@@ -527,6 +527,7 @@ pub fn unsupported_hint(name: &str) -> Option<&'static str> {
         "ssl_dhparam" => "Proton's TLS (rustls) has no DHE key exchange; TLS 1.2 uses ECDHE suites, so the parameters have no use: remove the line",
         "ssl_conf_command" => "OpenSSL configuration commands have no meaning for Proton's TLS (rustls); use ssl_protocols, ssl_ciphers and ssl_ecdh_curve",
         "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",
+        "require" => "nginx Plus's `require $variable` test of a `match` block is not supported: test the status, header fields or body instead",
         _ => return None,
     })
 }

@@ -1544,7 +1544,10 @@ pub struct HealthMatch {
 pub enum MatchTest {
     /// `status [!] CODE|FROM-TO …`: the status is in one of the inclusive ranges (with
     /// `negate`: in none of them).
-    Status { negate: bool, ranges: Vec<(u16, u16)> },
+    Status {
+        negate: bool,
+        ranges: Vec<(u16, u16)>,
+    },
     /// `header …`: a test on the header fields called `name` (lowercase; names compare
     /// ignoring case).
     Header { name: String, test: HeaderTest },

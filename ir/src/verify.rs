@@ -273,18 +273,18 @@ impl Checker<'_> {
                 MatchTest::Status { ranges, .. } => {
                     check(
                         !ranges.is_empty()
-                            && ranges
-                                .iter()
-                                .all(|&(lo, hi)| (100..=999).contains(&lo) && lo <= hi && hi <= 999),
+                            && ranges.iter().all(|&(lo, hi)| {
+                                (100..=999).contains(&lo) && lo <= hi && hi <= 999
+                            }),
                         || format!("match \"{}\": bad status ranges {ranges:?}", m.name),
                     )?;
                 }
                 MatchTest::Header { name, test } => {
                     check(
                         !name.is_empty()
-                            && name
-                                .bytes()
-                                .all(|b| b.is_ascii_graphic() && b != b':' && !b.is_ascii_uppercase()),
+                            && name.bytes().all(|b| {
+                                b.is_ascii_graphic() && b != b':' && !b.is_ascii_uppercase()
+                            }),
                         || format!("match \"{}\": bad header name {name:?}", m.name),
                     )?;
                     if let HeaderTest::Matches(r) | HeaderTest::NotMatches(r) = test {
@@ -937,30 +937,36 @@ pub(crate) mod tests {
                     });
                 }
             }),
-            ("health_check match with a reversed status range", |ir, _| {
-                if let Some(m) = ir.upstreams[0]
-                    .health_check
-                    .as_mut()
-                    .and_then(|h| h.expect.as_mut())
-                {
-                    m.tests[0] = MatchTest::Status {
-                        negate: false,
-                        ranges: vec![(399, 200)],
-                    };
-                }
-            }),
-            ("health_check match with an uppercase header name", |ir, _| {
-                if let Some(m) = ir.upstreams[0]
-                    .health_check
-                    .as_mut()
-                    .and_then(|h| h.expect.as_mut())
-                {
-                    m.tests[1] = MatchTest::Header {
-                        name: "Content-Type".into(),
-                        test: HeaderTest::Present,
-                    };
-                }
-            }),
+            (
+                "health_check match with a reversed status range",
+                |ir, _| {
+                    if let Some(m) = ir.upstreams[0]
+                        .health_check
+                        .as_mut()
+                        .and_then(|h| h.expect.as_mut())
+                    {
+                        m.tests[0] = MatchTest::Status {
+                            negate: false,
+                            ranges: vec![(399, 200)],
+                        };
+                    }
+                },
+            ),
+            (
+                "health_check match with an uppercase header name",
+                |ir, _| {
+                    if let Some(m) = ir.upstreams[0]
+                        .health_check
+                        .as_mut()
+                        .and_then(|h| h.expect.as_mut())
+                    {
+                        m.tests[1] = MatchTest::Header {
+                            name: "Content-Type".into(),
+                            test: HeaderTest::Present,
+                        };
+                    }
+                },
+            ),
             ("health_check fails 0", |ir, _| {
                 if let Some(h) = &mut ir.upstreams[0].health_check {
                     h.fails = 0;

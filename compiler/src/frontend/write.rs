@@ -4,9 +4,9 @@
 //! serde_json's `preserve_order` feature is on).
 
 use super::shape::{
-    condition_words, has_script, is_script_directive, key_of, spec_for, structure_of, DocCtx, Structure,
-    ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY,
-    SCRIPT_KEY,
+    condition_words, has_script, is_script_directive, key_of, spec_for, structure_of, DocCtx,
+    Structure, ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY,
+    METHODS_KEY, SCRIPT_KEY,
 };
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
@@ -166,16 +166,10 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                 let key = key_of(spec, st);
                 match st {
                     Structure::Object => obj.set(&d.name, Out::Obj(block(children, inner))),
-                    Structure::List => {
-                        obj.push(&key, Out::Obj(block(children, inner)))
-                    }
+                    Structure::List => obj.push(&key, Out::Obj(block(children, inner))),
                     Structure::Named => {
                         let name = d.args.first().map_or("", |a| a.value.as_str());
-                        obj.insert_in(
-                            &key,
-                            name,
-                            Out::Obj(block(children, inner)),
-                        );
+                        obj.insert_in(&key, name, Out::Obj(block(children, inner)));
                     }
                     Structure::Matched => {
                         let m = d.values().collect::<Vec<_>>().join(" ");

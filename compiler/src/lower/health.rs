@@ -10,7 +10,7 @@ use super::Lower;
 use crate::ast::Directive;
 use crate::diagnostics::{did_you_mean, Code, Diagnostic};
 use crate::source::Span;
-use proton_ir::{HealthMatch, HeaderTest, MatchTest};
+use proton_ir::{HeaderTest, HealthMatch, MatchTest};
 
 /// A `match` block as lowered: `None` when it had a mistake (already reported), so that a
 /// `match=` naming it does not report it as unknown too.
@@ -55,13 +55,9 @@ impl Lower<'_> {
             ),
         };
         self.err(
-            Diagnostic::error(
-                Code::UnknownName,
-                span,
-                format!("unknown match \"{name}\""),
-            )
-            .label("no match block with this name")
-            .help(help),
+            Diagnostic::error(Code::UnknownName, span, format!("unknown match \"{name}\""))
+                .label("no match block with this name")
+                .help(help),
         );
         None
     }
@@ -87,7 +83,8 @@ impl Lower<'_> {
 
     /// `status [!] CODE|FROM-TO …`.
     fn match_status(&mut self, d: &Directive) -> Option<MatchTest> {
-        const HELP: &str = "write codes and ranges: `status 200 204;`, `status 200-399;`, `status ! 500;`";
+        const HELP: &str =
+            "write codes and ranges: `status 200 204;`, `status 200-399;`, `status ! 500;`";
         let negate = d.args.first().is_some_and(|a| a.value == "!");
         let codes = &d.args[usize::from(negate)..];
         if codes.is_empty() {
@@ -140,7 +137,8 @@ impl Lower<'_> {
 
     /// `header NAME`, `header ! NAME`, `header NAME OP VALUE`.
     fn match_header(&mut self, d: &Directive) -> Option<MatchTest> {
-        const HELP: &str = "write `header NAME;`, `header ! NAME;` or `header NAME = | != | ~ | !~ VALUE;`";
+        const HELP: &str =
+            "write `header NAME;`, `header ! NAME;` or `header NAME = | != | ~ | !~ VALUE;`";
         let arg = |i: usize| d.args.get(i).map_or("", |a| a.value.as_str());
         let (name_at, test) = match d.args.len() {
             1 => (0, HeaderTest::Present),
@@ -169,13 +167,9 @@ impl Lower<'_> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error(
-                        Code::BadValue,
-                        d.arg_span(0),
-                        "invalid \"header\" test",
-                    )
-                    .label("expected a name, `! name`, or a name, a test and a value")
-                    .help(HELP),
+                    Diagnostic::error(Code::BadValue, d.arg_span(0), "invalid \"header\" test")
+                        .label("expected a name, `! name`, or a name, a test and a value")
+                        .help(HELP),
                 );
                 return None;
             }

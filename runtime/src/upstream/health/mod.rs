@@ -237,7 +237,13 @@ impl HealthChecks {
                         n if n < t.request.len() => "send",
                         _ => "read",
                     };
-                    self.finish(i, Verdict::Fail(Failure::TimedOut(phase)), now, regexes, log);
+                    self.finish(
+                        i,
+                        Verdict::Fail(Failure::TimedOut(phase)),
+                        now,
+                        regexes,
+                        log,
+                    );
                 }
                 None => self.start(i, now, registry, regexes, log),
             }
@@ -259,7 +265,12 @@ impl HealthChecks {
         let Some(g) = self.groups.get(t.group) else {
             return;
         };
-        t.due = now.max(t.due);
+        // Late by a whole interval (the loop was held up): start the cadence afresh from
+        // now rather than catch up with probes back to back.
+        let interval = Duration::from_millis(g.check.interval_ms.max(1));
+        if now >= t.due + interval {
+            t.due = now;
+        }
         let connected = t.addr.connect().and_then(|mut sock| {
             registry.register(
                 &mut sock,
@@ -292,7 +303,6 @@ impl HealthChecks {
                         ),
                     );
                 }
-                let interval = Duration::from_millis(g.check.interval_ms.max(1));
                 t.due = now + interval.min(RETRY_STARVED);
                 self.schedule.arm(i, t.due);
             }
@@ -588,7 +598,8 @@ mod tests {
                 .checks
                 .next_deadline()
                 .map_or(Duration::from_millis(50), |d| {
-                    d.saturating_duration_since(now).min(Duration::from_millis(50))
+                    d.saturating_duration_since(now)
+                        .min(Duration::from_millis(50))
                 });
             self.poll.poll(&mut self.events, Some(wait)).expect("poll");
             let now = Instant::now();
@@ -621,7 +632,9 @@ mod tests {
     }
 
     fn logged(l: &Loop, level: LogLevel, needle: &str) -> bool {
-        l.lines.iter().any(|(lv, m)| *lv == level && m.contains(needle))
+        l.lines
+            .iter()
+            .any(|(lv, m)| *lv == level && m.contains(needle))
     }
 
     #[test]
@@ -631,7 +644,11 @@ mod tests {
         let mut l = Loop::new(&[up], &[vec![Some(server.addr.into())]], &[]);
         assert_eq!(l.checks.len(), 1);
         l.until("up", |l| l.health(0, 0) == Health::Up);
-        assert!(logged(&l, LogLevel::Info, "is up: health checks of /health pass"));
+        assert!(logged(
+            &l,
+            LogLevel::Info,
+            "is up: health checks of /health pass"
+        ));
         assert_eq!(
             server.last_request(),
             format!(
@@ -642,7 +659,11 @@ mod tests {
         server.answer(status_answer(500));
         l.until("down", |l| l.health(0, 0) == Health::Down);
         // The first of the two failures is only a debug line.
-        assert!(logged(&l, LogLevel::Debug, "health check of /health failed: status 500"));
+        assert!(logged(
+            &l,
+            LogLevel::Debug,
+            "health check of /health failed: status 500"
+        ));
         assert!(logged(
             &l,
             LogLevel::Warn,
@@ -653,7 +674,11 @@ mod tests {
         ));
         server.answer(status_answer(302));
         l.until("up again", |l| l.health(0, 0) == Health::Up);
-        assert!(logged(&l, LogLevel::Notice, "is up again: 2 passed health check(s)"));
+        assert!(logged(
+            &l,
+            LogLevel::Notice,
+            "is up again: 2 passed health check(s)"
+        ));
     }
 
     #[test]
@@ -667,7 +692,11 @@ mod tests {
         // A server that is not HTTP.
         let ssh = TestServer::start(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec());
         let up = upstream(
-            &[closed.to_string(), silent.addr.to_string(), ssh.addr.to_string()],
+            &[
+                closed.to_string(),
+                silent.addr.to_string(),
+                ssh.addr.to_string(),
+            ],
             check(1, 1, 100),
         );
         let addrs = [vec![
@@ -676,8 +705,14 @@ mod tests {
             Some(ssh.addr.into()),
         ]];
         let mut l = Loop::new(&[up], &addrs, &[]);
-        l.until("all down", |l| (0..3).all(|s| l.health(0, s) == Health::Down));
-        assert!(logged(&l, LogLevel::Warn, "last: connect failed: Connection refused"));
+        l.until("all down", |l| {
+            (0..3).all(|s| l.health(0, s) == Health::Down)
+        });
+        assert!(logged(
+            &l,
+            LogLevel::Warn,
+            "last: connect failed: Connection refused"
+        ));
         assert!(logged(&l, LogLevel::Warn, "last: read timed out"));
         assert!(logged(
             &l,
@@ -839,7 +874,9 @@ mod tests {
         while start.elapsed() < Duration::from_millis(400) {
             l.round();
         }
-        l.until("all down", |l| (0..51).all(|s| l.health(0, s) == Health::Down));
+        l.until("all down", |l| {
+            (0..51).all(|s| l.health(0, s) == Health::Down)
+        });
         // The silent server's probes end by timeout only: one at a time, so at most
         // (elapsed / timeout) + 1 failures were logged for it.
         let silent_fails = l

@@ -116,8 +116,7 @@ impl Answer {
             Stage::Done => None,
             Stage::Head => {
                 let room = MAX_HEAD.saturating_sub(self.buf.len());
-                self.buf
-                    .extend_from_slice(data.get(..room).unwrap_or(data));
+                self.buf.extend_from_slice(data.get(..room).unwrap_or(data));
                 let v = self.head(expect);
                 if v.is_some() {
                     self.stage = Stage::Done;
@@ -172,10 +171,7 @@ impl Answer {
         for (i, t) in m.tests.iter().enumerate() {
             let ok = match t {
                 MatchTest::Status { negate, ranges } => {
-                    ranges
-                        .iter()
-                        .any(|&(lo, hi)| (lo..=hi).contains(&status))
-                        != *negate
+                    ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&status)) != *negate
                 }
                 MatchTest::Header { name, test } => self.header_test(name, test, expect),
                 MatchTest::Body { .. } => true,
@@ -205,11 +201,12 @@ impl Answer {
 
     /// Whether the header fields pass one `header` test.
     fn header_test(&self, name: &str, test: &HeaderTest, expect: &Expect<'_>) -> bool {
-        let mut values = self.head.headers.iter().filter_map(|(n, v)| {
-            bytes_at(&self.buf, n)
-                .eq_ignore_ascii_case(name.as_bytes())
-                .then(|| bytes_at(&self.buf, v))
-        });
+        let mut values = self
+            .head
+            .headers
+            .iter()
+            .filter(|(n, _)| bytes_at(&self.buf, n).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| bytes_at(&self.buf, v));
         let is_match = |id: &proton_ir::RegexId, v: &[u8]| {
             expect
                 .regexes
@@ -394,7 +391,12 @@ mod tests {
         let (whole, _) = run(&[raw], expect);
         for k in 0..=raw.len() {
             let (v, _) = run(&[&raw[..k], &raw[k..]], expect);
-            assert_eq!(v, whole, "split at {k} of {:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                v,
+                whole,
+                "split at {k} of {:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let bytes: Vec<&[u8]> = raw.chunks(1).collect();
         assert_eq!(run(&bytes, expect).0, whole, "byte at a time");
@@ -409,15 +411,35 @@ mod tests {
     #[test]
     fn without_match_2xx_and_3xx_pass() {
         for (raw, want) in [
-            (&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], Verdict::Pass(200)),
-            (b"HTTP/1.0 302 Found\r\nLocation: /x\r\n\r\n", Verdict::Pass(302)),
+            (
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..],
+                Verdict::Pass(200),
+            ),
+            (
+                b"HTTP/1.0 302 Found\r\nLocation: /x\r\n\r\n",
+                Verdict::Pass(302),
+            ),
             (b"HTTP/1.1 204\r\n\r\n", Verdict::Pass(204)),
             (b"HTTP/1.1 399 X\n\n", Verdict::Pass(399)),
-            (b"HTTP/1.1 500 Oops\r\n\r\nbody", Verdict::Fail(Failure::Status(500))),
-            (b"HTTP/1.1 199 X\r\n\r\n", Verdict::Fail(Failure::Status(199))),
-            (b"HTTP/1.1 400 X\r\n\r\n", Verdict::Fail(Failure::Status(400))),
+            (
+                b"HTTP/1.1 500 Oops\r\n\r\nbody",
+                Verdict::Fail(Failure::Status(500)),
+            ),
+            (
+                b"HTTP/1.1 199 X\r\n\r\n",
+                Verdict::Fail(Failure::Status(199)),
+            ),
+            (
+                b"HTTP/1.1 400 X\r\n\r\n",
+                Verdict::Fail(Failure::Status(400)),
+            ),
         ] {
-            assert_eq!(every_split(raw, &PLAIN), want, "{:?}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                every_split(raw, &PLAIN),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(raw)
+            );
         }
     }
 
@@ -429,7 +451,10 @@ mod tests {
         // Before the empty line, nothing is decided.
         let (v, at) = run(&[b"HTTP/1.1 200 OK\r\nX: y\r\n"], &PLAIN);
         assert_eq!(at, None);
-        assert!(matches!(v, Verdict::Fail(Failure::Closed { got: 23 })), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Fail(Failure::Closed { got: 23 })),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -445,7 +470,10 @@ mod tests {
             b"\x00\x01\x02",
         ] {
             let v = every_split(raw, &PLAIN);
-            assert!(matches!(v, Verdict::Fail(Failure::Invalid(_))), "{raw:?}: {v:?}");
+            assert!(
+                matches!(v, Verdict::Fail(Failure::Invalid(_))),
+                "{raw:?}: {v:?}"
+            );
         }
         // The first wrong byte decides: no need for the rest (or for the timeout).
         let (v, at) = run(&[b"S", b"SH-2.0\r\n"], &PLAIN);
@@ -534,7 +562,10 @@ mod tests {
             let raw = format!("HTTP/1.1 {code} X\r\n\r\n");
             every_split(raw.as_bytes(), &e)
         };
-        assert_eq!(check(vec![status(false, &[(200, 200)])], 200), Verdict::Pass(200));
+        assert_eq!(
+            check(vec![status(false, &[(200, 200)])], 200),
+            Verdict::Pass(200)
+        );
         assert_eq!(
             check(vec![status(false, &[(200, 200)])], 204),
             Verdict::Fail(Failure::Test {
@@ -546,8 +577,18 @@ mod tests {
         assert_eq!(check(list.clone(), 204), Verdict::Pass(204));
         assert!(matches!(check(list, 201), Verdict::Fail(_)));
         let range = vec![status(false, &[(301, 303), (307, 307)])];
-        for (code, ok) in [(300, false), (301, true), (303, true), (304, false), (307, true)] {
-            assert_eq!(matches!(check(range.clone(), code), Verdict::Pass(_)), ok, "{code}");
+        for (code, ok) in [
+            (300, false),
+            (301, true),
+            (303, true),
+            (304, false),
+            (307, true),
+        ] {
+            assert_eq!(
+                matches!(check(range.clone(), code), Verdict::Pass(_)),
+                ok,
+                "{code}"
+            );
         }
         let not = vec![status(true, &[(500, 500)])];
         assert!(matches!(check(not.clone(), 500), Verdict::Fail(_)));
@@ -585,7 +626,10 @@ mod tests {
         assert!(check(Absent, "x-bar"));
         assert!(!check(Absent, "x-foo"));
         assert!(check(Equal("text/html".into()), "content-type"));
-        assert!(!check(Equal("text/HTML".into()), "content-type"), "values are exact");
+        assert!(
+            !check(Equal("text/HTML".into()), "content-type"),
+            "values are exact"
+        );
         assert!(!check(Equal("text/html".into()), "x-bar"), "missing fails");
         assert!(check(NotEqual("text/plain".into()), "content-type"));
         assert!(!check(NotEqual("text/html".into()), "content-type"));
@@ -604,7 +648,11 @@ mod tests {
     #[test]
     fn body_tests_read_as_much_as_needed() {
         let res = regexes(&["Welcome", "maint"]);
-        let m = block(vec![status(false, &[(200, 200)]), body(false, 0), body(true, 1)]);
+        let m = block(vec![
+            status(false, &[(200, 200)]),
+            body(false, 0),
+            body(true, 1),
+        ]);
         let e = Expect {
             tests: Some(&m),
             regexes: &res,
@@ -662,7 +710,10 @@ mod tests {
         );
         // An empty body: the body tests run on nothing.
         let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
-        assert!(matches!(every_split(raw, &e), Verdict::Fail(Failure::Test { test: 1, .. })));
+        assert!(matches!(
+            every_split(raw, &e),
+            Verdict::Fail(Failure::Test { test: 1, .. })
+        ));
     }
 
     #[test]
@@ -716,13 +767,19 @@ mod tests {
             regexes: &res,
         };
         let text = |test| Failure::Test { status: 200, test }.describe(&e);
-        assert_eq!(text(0), "status 200, match \"ok\" failed: status ! 500 502-504");
+        assert_eq!(
+            text(0),
+            "status 200, match \"ok\" failed: status ! 500 502-504"
+        );
         assert_eq!(
             text(1),
             "status 200, match \"ok\" failed: header content-type = \"text/html\""
         );
         assert_eq!(text(2), "status 200, match \"ok\" failed: header ! x-bar");
-        assert_eq!(text(3), "status 200, match \"ok\" failed: body !~ \"maint\"");
+        assert_eq!(
+            text(3),
+            "status 200, match \"ok\" failed: body !~ \"maint\""
+        );
         assert_eq!(Failure::Status(503).describe(&PLAIN), "status 503");
         assert_eq!(Failure::TimedOut("read").describe(&PLAIN), "read timed out");
         assert_eq!(

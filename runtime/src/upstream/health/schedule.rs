@@ -132,7 +132,11 @@ mod tests {
             }
             assert!(s.entries() <= n, "stale entries pile up");
         }
-        assert!(per_ms.iter().all(|&c| c <= 2), "bursts: {:?}", per_ms.iter().max());
+        assert!(
+            per_ms.iter().all(|&c| c <= 2),
+            "bursts: {:?}",
+            per_ms.iter().max()
+        );
         for w in per_ms.windows(100).step_by(100) {
             let c: u32 = w.iter().sum();
             assert!((19..=21).contains(&c), "{c} starts in 100 ms");
