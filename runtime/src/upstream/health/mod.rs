@@ -17,7 +17,11 @@
 //! a random point of its own slot, and each is probed again one interval after its previous
 //! probe was due (or when that probe ended, if later): never two probes of one server at once,
 //! and 1,000 servers cost about 200 short-lived sockets a second at `interval=5s`, not a burst.
-//! The worker's loop sleeps until [`HealthChecks::next_deadline`] at the latest.
+//! The worker's loop sleeps until [`HealthChecks::next_deadline`] at the latest; a wake-up
+//! starts every probe due within a small slack ([`schedule::start_slack`]: 1% of the
+//! interval, at most 10 ms) so that probes share wake-ups. A probe writes its request as soon
+//! as its socket exists: a connect to a local server is often decided by then (refused or
+//! established), and a refused probe ends without ever being registered in the poll.
 //!
 //! Transitions are logged through the caller's callback: `warn` when a server goes down
 //! (with the reason of the last failure), `notice` when a down server comes back, `info`
@@ -40,7 +44,7 @@ use super::peer::Health;
 use super::shared::SharedUpstreams;
 use super::XorShift64;
 use probe::{Answer, Expect, Failure, Verdict};
-use schedule::{first_start, next_start, Schedule};
+use schedule::{first_start, next_start, start_slack, Schedule, MAX_SLACK};
 
 /// Tokens of probe sockets are `TOKEN_BASE + index` (the worker's dispatch sends the range
 /// from here to the upstream sockets' range to [`HealthChecks::on_ready`]).
@@ -100,6 +104,11 @@ pub struct HealthChecks {
     read_buf: Box<[u8]>,
     /// A descriptor shortage was logged and has not ended yet.
     starved: bool,
+    /// How early a probe may start to share a wake-up ([`start_slack`] of the shortest
+    /// interval).
+    slack: Duration,
+    /// Timeouts popped ahead of time by the slack, to put back.
+    not_yet: Vec<(usize, Instant)>,
 }
 
 impl HealthChecks {
@@ -169,6 +178,11 @@ impl HealthChecks {
         for (i, t) in targets.iter().enumerate() {
             schedule.arm(i, t.due);
         }
+        let slack = groups.iter().fold(MAX_SLACK, |s, g| {
+            s.min(start_slack(Duration::from_millis(
+                g.check.interval_ms.max(1),
+            )))
+        });
         HealthChecks {
             groups,
             targets,
@@ -177,6 +191,8 @@ impl HealthChecks {
             spare: Vec::new(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             starved: false,
+            slack,
+            not_yet: Vec::new(),
         }
     }
 
@@ -187,11 +203,6 @@ impl HealthChecks {
 
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
-    }
-
-    /// Probes in flight (one socket each).
-    pub fn in_flight(&self) -> usize {
-        self.targets.iter().filter(|t| t.probe.is_some()).count()
     }
 
     /// When [`HealthChecks::run_timers`] has something to do next: a probe to start or one
@@ -218,7 +229,8 @@ impl HealthChecks {
         }
     }
 
-    /// Starts the probes that are due and fails those whose timeout ran out.
+    /// Starts the probes that are due (or due within the slack, so that probes share the
+    /// loop's wake-ups) and fails those whose timeout ran out.
     pub fn run_timers(
         &mut self,
         now: Instant,
@@ -226,11 +238,13 @@ impl HealthChecks {
         regexes: &[regex::bytes::Regex],
         log: LogFn<'_>,
     ) {
-        while let Some(i) = self.schedule.pop_due(now) {
+        while let Some((i, at)) = self.schedule.pop_due(now + self.slack) {
             let Some(t) = self.targets.get(i) else {
                 continue;
             };
             match &t.probe {
+                // A timeout is never early.
+                Some(_) if at > now => self.not_yet.push((i, at)),
                 Some(p) => {
                     let phase = match p.sent {
                         0 => "connect",
@@ -247,6 +261,9 @@ impl HealthChecks {
                 }
                 None => self.start(i, now, registry, regexes, log),
             }
+        }
+        for (i, at) in self.not_yet.drain(..) {
+            self.schedule.arm(i, at);
         }
     }
 
@@ -271,26 +288,8 @@ impl HealthChecks {
         if now >= t.due + interval {
             t.due = now;
         }
-        let connected = t.addr.connect().and_then(|mut sock| {
-            registry.register(
-                &mut sock,
-                Token(TOKEN_BASE + i),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(sock)
-        });
-        match connected {
-            Ok(sock) => {
-                self.starved = false;
-                let answer = self.spare.pop().unwrap_or_default();
-                t.probe = Some(Probe {
-                    sock,
-                    sent: 0,
-                    answer,
-                });
-                let timeout = Duration::from_millis(g.check.timeout_ms.max(1));
-                self.schedule.arm(i, now + timeout);
-            }
+        let sock = match t.addr.connect() {
+            Ok(sock) => sock,
             Err(e) if is_starved(&e) => {
                 // Not the server's fault: try again soon, and say so once.
                 if !self.starved {
@@ -305,11 +304,47 @@ impl HealthChecks {
                 }
                 t.due = now + interval.min(RETRY_STARVED);
                 self.schedule.arm(i, t.due);
+                return;
             }
             Err(e) => {
                 let v = Verdict::Fail(Failure::Io(format!("connect failed: {e}")));
+                return self.finish(i, v, now, regexes, log);
+            }
+        };
+        self.starved = false;
+        let timeout = Duration::from_millis(g.check.timeout_ms.max(1));
+        let answer = self.spare.pop().unwrap_or_default();
+        t.probe = Some(Probe {
+            sock,
+            sent: 0,
+            answer,
+        });
+        // A connect to a local server is often decided when it returns (refused, or
+        // established): the first write tells, and the probe may end here, without a
+        // registration and a wake-up of its own.
+        if let Some(v) = self.advance(i, regexes) {
+            return self.finish(i, v, now, regexes, log);
+        }
+        // Registering reports the readiness the socket already has (edge-triggered too), so
+        // nothing that happened since the write is missed.
+        let registered = self
+            .targets
+            .get_mut(i)
+            .and_then(|t| t.probe.as_mut())
+            .map(|p| {
+                registry.register(
+                    &mut p.sock,
+                    Token(TOKEN_BASE + i),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+            });
+        match registered {
+            Some(Ok(())) => self.schedule.arm(i, now + timeout),
+            Some(Err(e)) => {
+                let v = Verdict::Fail(Failure::Io(format!("epoll_ctl failed: {e}")));
                 self.finish(i, v, now, regexes, log);
             }
+            None => {}
         }
     }
 
