@@ -20,6 +20,8 @@ impl Ctx {
     pub const IF_LOCATION: Ctx = Ctx(128);
     /// The block of a `limit_except` (access control, access_log, proxy_pass).
     pub const LIMIT_EXCEPT: Ctx = Ctx(256);
+    /// The block of a `match` (the tests of a health check's answer).
+    pub const MATCH: Ctx = Ctx(512);
     /// http, server and location: the usual inheritable settings.
     pub const HSL: Ctx = Ctx(4 | 8 | 16);
     pub const SL: Ctx = Ctx(8 | 16);
@@ -43,6 +45,7 @@ impl Ctx {
             (Ctx::IF_SERVER, "if in server"),
             (Ctx::IF_LOCATION, "if in location"),
             (Ctx::LIMIT_EXCEPT, "limit_except"),
+            (Ctx::MATCH, "match"),
         ]
         .into_iter()
         .filter(|(c, _)| self.contains(*c))
@@ -349,7 +352,11 @@ pub static TABLE: &[Spec] = &[
     row("hash", U, Range(1, 2), Custom, false, Structure, "", "key [consistent]", "Pick by a hash of the key; `consistent` uses ketama."),
     row("random", U, Range(0, 2), Custom, false, Structure, "", "[two [least_conn]]", "Pick at random; `two` picks the less loaded of two draws (by active connections per weight: `least_conn`, the only method, written or not)."),
     row("least_time", U, Range(1, 2), Custom, false, Structure, "", "header | last_byte [inflight]", "Latency-aware picking (nginx Plus). Proton implements it as peak-EWMA: a per-server latency estimate (to the response head with `header`, to its last byte with `last_byte`) that takes a slowdown at once and decays with a 10 s half-life, times (active connections + 1), per weight; in-flight requests always count (`inflight` is accepted)."),
-    row("health_check", U, AtLeast(0), Custom, false, Structure, "", "[interval=time] [uri=uri] [fails=number] [passes=number] [timeout=time] [port=number]", "Active health checks: every interval each server gets `GET uri`; a 2xx/3xx status passes. `fails` failures in a row take the server out of rotation, `passes` passes bring it back. Defaults: interval=5s uri=/ fails=1 passes=1, timeout = the interval (at most 10s), the server's own port. Lives in `upstream` (nginx Plus has it in `location`)."),
+    row("health_check", U, AtLeast(0), Custom, false, Structure, "", "[interval=time] [uri=uri] [fails=number] [passes=number] [timeout=time] [port=number] [match=name]", "Active health checks, run on the event loop of one worker: every interval each server gets `GET uri HTTP/1.0`; the answer passes when it passes the `match` block named by `match=` (without it: a 2xx/3xx status). `fails` failures in a row take the server out of rotation, `passes` passes bring it back. Defaults: interval=5s uri=/ fails=1 passes=1, timeout = the interval (at most 10s), the server's own port. Lives in `upstream` (nginx Plus has it in `location`)."),
+    row("match", H, Exactly(1), Block, true, Structure, "", "name { … }", "A named set of tests for the answers to `health_check … match=name`: `status`, `header` and `body` lines, all of which must hold (a block without a `status` line accepts any status). Only the first 16k of the body are tested (nginx Plus: 256k). `require` is not supported."),
+    row("status", Ctx::MATCH, AtLeast(1), Custom, true, Local, "", "[!] code | from-to …", "In `match`: the status is one of the codes or inclusive ranges (`status 200 204;`, `status 200-399;`); with `!` it is none of them (`status ! 500;`)."),
+    row("header", Ctx::MATCH, Range(1, 3), Custom, true, Local, "", "name [= | != | ~ | !~ value] | ! name", "In `match`: the answer has a header field `name` (names compare ignoring case), one whose value is (`=`) or is not (`!=`) exactly `value`, one whose value matches (`~`) or does not match (`!~`) the regex `value`; `! name`: it has no such field."),
+    row("body", Ctx::MATCH, Exactly(2), Custom, true, Local, "", "~ | !~ regex", "In `match`: the first 16k of the answer's body match (`~`) or do not match (`!~`) the regex."),
     // proxy
     row("proxy_pass", L.or(Ctx::IF_LOCATION).or(Ctx::LIMIT_EXCEPT), Exactly(1), Custom, false, Local, "", "URL", "Proxies to an upstream group, `host[:port]`, or a unix-domain socket: `http://unix:/path.sock` or, with a URI part after a second colon, `http://unix:/path.sock:/uri/` (`$proxy_host`, so `Host`, is then `localhost`, as nginx). `https://` works over all of them."),
     row("proxy_set_header", HSL, Exactly(2), Custom, true, Inherit, "Host $proxy_host; Connection close;", "field value", "Request header sent upstream; inherited only if the level has none."),
@@ -430,7 +437,7 @@ pub static UNSUPPORTED: &[&str] = &[
     "quic",
     "sticky",
     "ntlm",
-    "match",
+    "require",
     "status_zone",
     "api",
     "stub_status",
@@ -522,6 +529,7 @@ pub fn unsupported_hint(name: &str) -> Option<&'static str> {
         "ssl_dhparam" => "Proton's TLS (rustls) has no DHE key exchange; TLS 1.2 uses ECDHE suites, so the parameters have no use: remove the line",
         "ssl_conf_command" => "OpenSSL configuration commands have no meaning for Proton's TLS (rustls); use ssl_protocols, ssl_ciphers and ssl_ecdh_curve",
         "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",
+        "require" => "nginx Plus's `require $variable` test of a `match` block is not supported: test the status, header fields or body instead",
         _ => return None,
     })
 }

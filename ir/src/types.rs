@@ -1651,9 +1651,9 @@ pub struct Upstream {
 }
 
 /// `health_check` inside `upstream`: every `interval_ms` each server gets
-/// `GET uri HTTP/1.0`; a 2xx or 3xx status line within `timeout_ms` is a pass, anything else a
-/// failure. `fails` consecutive failures mark the server down (never picked), `passes`
-/// consecutive passes mark it up again.
+/// `GET uri HTTP/1.0`; an answer within `timeout_ms` that passes `expect` (without it: a 2xx
+/// or 3xx status) is a pass, anything else a failure. `fails` consecutive failures mark the
+/// server down (never picked), `passes` consecutive passes mark it up again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthCheck {
     /// Time between the start of two checks of a server; at least 1.
@@ -1668,6 +1668,53 @@ pub struct HealthCheck {
     pub timeout_ms: u64,
     /// Port to check instead of each server's own.
     pub port: Option<u16>,
+    /// `match=NAME`: the `match` block the answer must pass (`None`: a 2xx or 3xx status).
+    pub expect: Option<HealthMatch>,
+}
+
+/// `match NAME { … }` (http): the tests a health check's answer must pass, all of them (no
+/// test: any answer with a status line passes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthMatch {
+    /// The block's name, for log lines.
+    pub name: String,
+    /// In config order.
+    pub tests: Vec<MatchTest>,
+}
+
+/// One line of a `match` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchTest {
+    /// `status [!] CODE|FROM-TO …`: the status is in one of the inclusive ranges (with
+    /// `negate`: in none of them).
+    Status {
+        negate: bool,
+        ranges: Vec<(u16, u16)>,
+    },
+    /// `header …`: a test on the header fields called `name` (lowercase; names compare
+    /// ignoring case).
+    Header { name: String, test: HeaderTest },
+    /// `body ~ RE` / `body !~ RE`: the first bytes of the body (as many as the runtime
+    /// reads) match the regex (with `negate`: do not).
+    Body { negate: bool, regex: RegexId },
+}
+
+/// What `header NAME …` asks of the header fields called NAME. The value tests pass when some
+/// field of that name passes them (a missing field fails them all).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HeaderTest {
+    /// `header NAME;`: present.
+    Present,
+    /// `header ! NAME;`: absent.
+    Absent,
+    /// `header NAME = VALUE;`: a field with exactly this value.
+    Equal(String),
+    /// `header NAME != VALUE;`: a field with another value.
+    NotEqual(String),
+    /// `header NAME ~ RE;`: a field whose value matches.
+    Matches(RegexId),
+    /// `header NAME !~ RE;`: a field whose value does not match.
+    NotMatches(RegexId),
 }
 
 /// `server` inside `upstream`.

@@ -265,6 +265,41 @@ impl Checker<'_> {
             check(h.port != Some(0), || {
                 format!("upstream \"{}\": health_check port 0", u.name)
             })?;
+            if let Some(m) = &h.expect {
+                self.health_match(m)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A `match` block: regexes in range, status ranges of three-digit codes in order,
+    /// header names that are tokens in lowercase.
+    fn health_match(&self, m: &HealthMatch) -> Result<(), VerifyError> {
+        for t in &m.tests {
+            match t {
+                MatchTest::Status { ranges, .. } => {
+                    check(
+                        !ranges.is_empty()
+                            && ranges.iter().all(|&(lo, hi)| {
+                                (100..=999).contains(&lo) && lo <= hi && hi <= 999
+                            }),
+                        || format!("match \"{}\": bad status ranges {ranges:?}", m.name),
+                    )?;
+                }
+                MatchTest::Header { name, test } => {
+                    check(
+                        !name.is_empty()
+                            && name.bytes().all(|b| {
+                                b.is_ascii_graphic() && b != b':' && !b.is_ascii_uppercase()
+                            }),
+                        || format!("match \"{}\": bad header name {name:?}", m.name),
+                    )?;
+                    if let HeaderTest::Matches(r) | HeaderTest::NotMatches(r) = test {
+                        self.regex(*r)?;
+                    }
+                }
+                MatchTest::Body { regex, .. } => self.regex(*regex)?,
+            }
         }
         Ok(())
     }
@@ -756,6 +791,27 @@ pub(crate) mod tests {
                 passes: 1,
                 timeout_ms: 1000,
                 port: Some(9001),
+                expect: Some(HealthMatch {
+                    name: "ok".into(),
+                    tests: vec![
+                        MatchTest::Status {
+                            negate: false,
+                            ranges: vec![(200, 200), (300, 399)],
+                        },
+                        MatchTest::Header {
+                            name: "content-type".into(),
+                            test: HeaderTest::Matches(RegexId(0)),
+                        },
+                        MatchTest::Header {
+                            name: "x-bad".into(),
+                            test: HeaderTest::Absent,
+                        },
+                        MatchTest::Body {
+                            negate: true,
+                            regex: RegexId(0),
+                        },
+                    ],
+                }),
             }),
         }];
         let mut conf = conf();
@@ -939,6 +995,48 @@ pub(crate) mod tests {
                     h.interval_ms = 0;
                 }
             }),
+            ("health_check match with a regex out of range", |ir, _| {
+                if let Some(m) = ir.upstreams[0]
+                    .health_check
+                    .as_mut()
+                    .and_then(|h| h.expect.as_mut())
+                {
+                    m.tests.push(MatchTest::Body {
+                        negate: false,
+                        regex: RegexId(9),
+                    });
+                }
+            }),
+            (
+                "health_check match with a reversed status range",
+                |ir, _| {
+                    if let Some(m) = ir.upstreams[0]
+                        .health_check
+                        .as_mut()
+                        .and_then(|h| h.expect.as_mut())
+                    {
+                        m.tests[0] = MatchTest::Status {
+                            negate: false,
+                            ranges: vec![(399, 200)],
+                        };
+                    }
+                },
+            ),
+            (
+                "health_check match with an uppercase header name",
+                |ir, _| {
+                    if let Some(m) = ir.upstreams[0]
+                        .health_check
+                        .as_mut()
+                        .and_then(|h| h.expect.as_mut())
+                    {
+                        m.tests[1] = MatchTest::Header {
+                            name: "Content-Type".into(),
+                            test: HeaderTest::Present,
+                        };
+                    }
+                },
+            ),
             ("health_check fails 0", |ir, _| {
                 if let Some(h) = &mut ir.upstreams[0].health_check {
                     h.fails = 0;

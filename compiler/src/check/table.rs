@@ -74,6 +74,7 @@ fn block_ctx(name: &str, outer: Ctx) -> Option<Ctx> {
         "server" => Ctx::SERVER,
         "location" => Ctx::LOCATION,
         "upstream" => Ctx::UPSTREAM,
+        "match" if outer == Ctx::HTTP => Ctx::MATCH,
         _ => return None,
     })
 }

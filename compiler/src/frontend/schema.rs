@@ -86,6 +86,12 @@ context_object!(
     "limit_except",
     DocCtx::LimitExcept
 );
+context_object!(
+    /// A value of `matches`.
+    MatchObject,
+    "match",
+    DocCtx::Match
+);
 
 impl JsonSchema for Document {
     fn schema_name() -> Cow<'static, str> {
@@ -135,6 +141,7 @@ fn reference(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
         DocCtx::IfServer => generator.subschema_for::<IfServerObject>(),
         DocCtx::IfLocation => generator.subschema_for::<IfLocationObject>(),
         DocCtx::LimitExcept => generator.subschema_for::<LimitExceptObject>(),
+        DocCtx::Match => generator.subschema_for::<MatchObject>(),
     };
     s.to_value()
 }
@@ -298,6 +305,7 @@ fn context_doc(ctx: DocCtx) -> String {
         DocCtx::IfServer => "An `if` of a server's `script` (nginx's `if (condition) { … }`): its `condition` and the rewrite-module directives it runs when the condition holds.",
         DocCtx::IfLocation => "An `if` of a location's `script` (nginx's `if (condition) { … }`): its `condition`, and the configuration the request takes when it holds (the location's plus these directives).",
         DocCtx::LimitExcept => "The configuration of the requests whose method is not in `methods` (nginx's `limit_except METHOD … { … }`): the location's plus these directives.",
+        DocCtx::Match => "The tests a health check's answer must pass, all of them (nginx Plus's `match NAME { … }`): `status`, `header` and `body` lines; `health_check` names it with `match=NAME`.",
     };
     format!(
         "{what} A directive without arguments is `true`; one argument is a string or number; several \

@@ -22,11 +22,13 @@ pub(crate) enum DocCtx {
     IfLocation,
     /// The block of a location's `limit_except`.
     LimitExcept,
+    /// A `match` block (the tests of a health check's answer), a value of `matches`.
+    Match,
 }
 
 impl DocCtx {
     /// Every context, outermost first.
-    pub(crate) const ALL: [DocCtx; 9] = [
+    pub(crate) const ALL: [DocCtx; 10] = [
         DocCtx::Main,
         DocCtx::Events,
         DocCtx::Http,
@@ -36,6 +38,7 @@ impl DocCtx {
         DocCtx::IfServer,
         DocCtx::IfLocation,
         DocCtx::LimitExcept,
+        DocCtx::Match,
     ];
 
     /// The directive-table context.
@@ -50,6 +53,7 @@ impl DocCtx {
             DocCtx::IfServer => Ctx::IF_SERVER,
             DocCtx::IfLocation => Ctx::IF_LOCATION,
             DocCtx::LimitExcept => Ctx::LIMIT_EXCEPT,
+            DocCtx::Match => Ctx::MATCH,
         }
     }
 
@@ -65,6 +69,7 @@ impl DocCtx {
             DocCtx::IfServer => "if in server",
             DocCtx::IfLocation => "if in location",
             DocCtx::LimitExcept => "limit_except",
+            DocCtx::Match => "match",
         }
     }
 
@@ -80,6 +85,7 @@ impl DocCtx {
             DocCtx::IfServer => "an if object (in a server)",
             DocCtx::IfLocation => "an if object (in a location)",
             DocCtx::LimitExcept => "the limit_except object",
+            DocCtx::Match => "a match object",
         }
     }
 
@@ -95,6 +101,7 @@ impl DocCtx {
             "server" => DocCtx::Server,
             "location" => DocCtx::Location,
             "upstream" => DocCtx::Upstream,
+            "match" if outer == DocCtx::Http => DocCtx::Match,
             _ => return None,
         })
     }
@@ -231,9 +238,15 @@ impl Structural {
 }
 
 /// The document key of a block directive.
-fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
+pub(crate) fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
     match structure {
         Structure::Object | Structure::Types | Structure::Methods => Cow::Borrowed(spec.name),
+        // `match` → `matches`.
+        Structure::List | Structure::Named | Structure::Matched | Structure::Map
+            if spec.name.ends_with("ch") =>
+        {
+            Cow::Owned(format!("{}es", spec.name))
+        }
         Structure::List | Structure::Named | Structure::Matched | Structure::Map => {
             Cow::Owned(format!("{}s", spec.name))
         }

@@ -4,9 +4,9 @@
 //! serde_json's `preserve_order` feature is on).
 
 use super::shape::{
-    condition_words, has_script, is_script_directive, spec_for, structure_of, DocCtx, Structure,
-    ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY,
-    SCRIPT_KEY,
+    condition_words, has_script, is_script_directive, key_of, spec_for, structure_of, DocCtx,
+    Structure, ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY,
+    METHODS_KEY, SCRIPT_KEY,
 };
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
@@ -163,29 +163,24 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
         match (&d.block, structure_in(&d.name, ctx)) {
             (Some(children), Some((spec, st))) => {
                 let inner = DocCtx::of_block(spec.name, ctx).unwrap_or(ctx);
+                let key = key_of(spec, st);
                 match st {
                     Structure::Object => obj.set(&d.name, Out::Obj(block(children, inner))),
-                    Structure::List => {
-                        obj.push(&format!("{}s", d.name), Out::Obj(block(children, inner)))
-                    }
+                    Structure::List => obj.push(&key, Out::Obj(block(children, inner))),
                     Structure::Named => {
                         let name = d.args.first().map_or("", |a| a.value.as_str());
-                        obj.insert_in(
-                            &format!("{}s", d.name),
-                            name,
-                            Out::Obj(block(children, inner)),
-                        );
+                        obj.insert_in(&key, name, Out::Obj(block(children, inner)));
                     }
                     Structure::Matched => {
                         let m = d.values().collect::<Vec<_>>().join(" ");
                         let mut entries = vec![(MATCH_KEY.to_string(), Out::Str(m))];
                         entries.extend(block(children, inner));
-                        obj.push(&format!("{}s", d.name), Out::Obj(entries));
+                        obj.push(&key, Out::Obj(entries));
                     }
                     Structure::Types => types(children, &mut obj, &d.name),
                     Structure::Map => {
                         let var = d.args.get(1).map_or("", |a| a.value.as_str());
-                        obj.insert_in(&format!("{}s", d.name), var, map_object(d, children));
+                        obj.insert_in(&key, var, map_object(d, children));
                     }
                     Structure::Methods => {
                         let methods = d.values().map(|m| Out::Str(m.to_string())).collect();

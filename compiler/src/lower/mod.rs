@@ -5,6 +5,7 @@
 //! default_server, duplicate and unreachable locations, the add_header trap).
 
 mod cond;
+mod health;
 mod maps;
 mod pcre;
 mod proxy_rewrite;
@@ -74,6 +75,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         http_levels: Vec::new(),
         regex_info: HashMap::default(),
         implicit_upstreams: HashMap::default(),
+        health_match_defs: HashMap::default(),
     };
     cx.collect_maps(tree);
     cx.collect_user_vars(tree, 0);
@@ -196,6 +198,8 @@ pub(crate) struct Lower<'a> {
     implicit_upstreams: HashMap<String, UpstreamId>,
     /// Capture-group names of each regex compiled so far (`None`: invalid regex).
     regex_info: HashMap<(String, bool), Option<Vec<String>>>,
+    /// `match` blocks by name, with the span of the name.
+    health_match_defs: HashMap<String, health::MatchDef>,
 }
 
 /// A location on [`Lower::loc_stack`].
@@ -1363,6 +1367,7 @@ impl Lower<'_> {
         for d in all(h, "charset_map") {
             self.charset_map(d);
         }
+        self.health_matches(h);
         for d in all(h, "upstream") {
             // nginx compares upstream names case-insensitively.
             let name = arg(d, 0).to_ascii_lowercase();

@@ -594,10 +594,12 @@ impl Lower<'_> {
         Balance::LeastTime { last_byte }
     }
 
-    /// `health_check [interval=time] [uri=uri] [fails=n] [passes=n] [timeout=time] [port=n]`.
-    /// Returns `None` when a parameter is wrong (after reporting it).
+    /// `health_check [interval=time] [uri=uri] [fails=n] [passes=n] [timeout=time] [port=n]
+    /// [match=name]`. Returns `None` when a parameter is wrong (after reporting it).
     pub(crate) fn health_check(&mut self, d: &Directive) -> Option<HealthCheck> {
-        const PARAMS: [&str; 6] = ["interval", "uri", "fails", "passes", "timeout", "port"];
+        const PARAMS: [&str; 7] = [
+            "interval", "uri", "fails", "passes", "timeout", "port", "match",
+        ];
         /// The default timeout is the interval, but no longer than this.
         const MAX_DEFAULT_TIMEOUT_MS: u64 = 10_000;
         const EXAMPLE: &str = "health_check interval=5s uri=/health fails=2 passes=1 timeout=2s;";
@@ -608,6 +610,7 @@ impl Lower<'_> {
             passes: 1,
             timeout_ms: 0,
             port: None,
+            expect: None,
         };
         let mut timeout = None;
         let errors_before = self.diags.error_count();
@@ -666,7 +669,9 @@ impl Lower<'_> {
                         bad(self, "a path starting with `/`, without spaces");
                     }
                 }
-                "jitter" | "mandatory" | "persistent" | "match" | "type" | "keepalive_time"
+                "match" if val.is_empty() => bad(self, "the name of a `match` block"),
+                "match" => h.expect = self.health_match_ref(val, a.span),
+                "jitter" | "mandatory" | "persistent" | "type" | "keepalive_time"
                 | "grpc_service" | "grpc_status" => {
                     self.err(
                         Diagnostic::error(
@@ -675,7 +680,7 @@ impl Lower<'_> {
                             format!("health_check parameter \"{k}\" is not supported yet"),
                         )
                         .label("not implemented by Proton yet")
-                        .help("remove it; a 2xx or 3xx status passes the check"),
+                        .help("remove it (`match=` tests the answer's status, headers and body)"),
                     );
                 }
                 _ => {
@@ -689,7 +694,7 @@ impl Lower<'_> {
                         .help(match did_you_mean(k, PARAMS) {
                             Some(c) if !val.is_empty() => format!("did you mean \"{c}={val}\"?"),
                             Some(c) => format!("did you mean \"{c}=\"?"),
-                            None => "parameters: interval=, uri=, fails=, passes=, timeout=, port="
+                            None => "parameters: interval=, uri=, fails=, passes=, timeout=, port=, match="
                                 .into(),
                         }),
                     );

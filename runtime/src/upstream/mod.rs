@@ -6,8 +6,9 @@
 //! Methods ([`Method`]): smooth weighted round-robin, `least_conn`, `ip_hash`, `hash KEY`,
 //! `hash KEY consistent` (ketama), `random`, `random two`, and peak-EWMA (latency-aware; what
 //! the config calls nginx Plus's `least_time`). Each module documents how closely it follows
-//! nginx. (The parts of this module that do open sockets and read clocks are [`health`], the
-//! active health checker, and the connects of [`PeerAddr`], the address of a server.)
+//! nginx. (The parts of this module that open sockets are [`health`], the active health
+//! checks a worker's event loop drives, and the connects of [`PeerAddr`], the address of a
+//! server.)
 //!
 //! Passive health follows nginx: `max_fails` failures (counted until a success after the
 //! peer's `fail_timeout` has passed) make a peer unavailable for `fail_timeout`; `max_fails=0`
@@ -42,7 +43,7 @@ use proton_ir::{Balance, Upstream};
 
 pub use addr::{ConnectError, PeerAddr};
 pub use hash::{crc32, Ring, POINTS_PER_WEIGHT};
-pub use health::{spawn_checkers, Checkers};
+pub use health::HealthChecks;
 pub use peak_ewma::DEFAULT_HALF_LIFE;
 pub use peer::{Health, Peer, PeerState, DEFAULT_FAIL_TIMEOUT};
 pub use random::XorShift64;

@@ -42,6 +42,17 @@ const IDLE_GRACE: Duration = Duration::from_millis(1000);
 pub const RELOAD: i32 = 100;
 /// Tokens below this are listeners; connections are `CONN_BASE + slab key`.
 const CONN_BASE: usize = 1 << 20;
+/// Tokens of health-check probe sockets start here. The token ranges, in the order the
+/// dispatch in [`run`] tests them: listeners `..CONN_BASE`, client connections
+/// `CONN_BASE..RES_BASE`, resolver sockets `RES_BASE..HEALTH_BASE`, health probes
+/// `HEALTH_BASE..UP_BASE`, upstream connections `UP_BASE..` (the signal fd's token, near
+/// `usize::MAX`, is matched first).
+const HEALTH_BASE: usize = crate::upstream::health::TOKEN_BASE;
+const _: () = assert!(
+    CONN_BASE < crate::resolver::RES_BASE
+        && crate::resolver::RES_BASE < HEALTH_BASE
+        && HEALTH_BASE < proxy::UP_BASE
+);
 
 /// Buffers handed out to connections and returned on close, so steady-state serving does
 /// not allocate.
@@ -225,13 +236,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         ),
         connections: 0,
     };
-    // The error logs of the helper threads, opened while the worker may still open files
-    // its user could not.
-    let checks_log = (slot == 0).then(|| {
-        let mut log = crate::master::open_error_log(loaded);
-        log.set_worker(slot);
-        log
-    });
+    // The error log of the OCSP thread, opened while the worker may still open files its
+    // user could not.
     let ocsp_log = loaded.ocsp.as_ref().map(|_| {
         let mut log = crate::master::open_error_log(loaded);
         log.set_worker(slot);
@@ -255,9 +261,19 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         Info,
         "worker {slot} of generation {generation} started"
     );
-    // Active health checks run in the first worker of each generation (threads that only
-    // probe and write the shared verdicts; they end with the process).
-    let _checkers = checks_log.map(|log| spawn_health_checks(loaded, log));
+    // Active health checks run in the first worker of each generation, on this loop: probe
+    // sockets in their own token range, probe times and timeouts in the poll timeout.
+    let mut health = (slot == 0)
+        .then(|| {
+            crate::upstream::HealthChecks::new(
+                &loaded.ir.upstreams,
+                &loaded.upstream_addrs,
+                std::sync::Arc::clone(&loaded.upstream_shared),
+                Instant::now(),
+                seed ^ 0x4ea1_7c4e,
+            )
+        })
+        .filter(|h| !h.is_empty());
     // OCSP responses for ssl_stapling are fetched by a thread of each worker (its error log
     // is reopened on USR1 with the worker's).
     let ocsp_log = ocsp_log.map(|l| std::sync::Arc::new(std::sync::Mutex::new(l)));
@@ -285,11 +301,14 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         } else {
             acceptor.poll_timeout(Instant::now(), Duration::from_millis(500))
         };
-        // A rate-limited write resumes on time, and a deadline fires on time.
+        // A rate-limited write resumes on time, a deadline fires on time, and a health
+        // probe starts (or times out) on time.
         let timeout = [w.delayed.peek(), w.timers.peek()]
             .into_iter()
             .flatten()
-            .fold(timeout, |t, std::cmp::Reverse((at, _, _))| {
+            .map(|std::cmp::Reverse((at, _, _))| *at)
+            .chain(health.as_mut().and_then(|h| h.next_deadline()))
+            .fold(timeout, |t, at| {
                 t.min(at.saturating_duration_since(Instant::now()))
             });
         if let Err(e) = poll.poll(&mut events, Some(timeout)) {
@@ -323,6 +342,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                                 quit_since = Some(Instant::now());
                                 quitting = true;
                                 w.draining = true;
+                                // The next generation's first worker checks from now on.
+                                health = None;
                                 acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
                                 for (k, c) in conns.iter_mut() {
@@ -349,9 +370,15 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                     }
                 }
                 Token(t) if t < CONN_BASE => acceptor.on_ready(t, &mut conns, &poll, &mut w),
-                Token(t) if (crate::resolver::RES_BASE..proxy::UP_BASE).contains(&t) => {
+                Token(t) if (crate::resolver::RES_BASE..HEALTH_BASE).contains(&t) => {
                     let (now, t) = (w.now, t - crate::resolver::RES_BASE);
                     w.resolvers.on_ready(t, now, &w.registry, &w.elog);
+                }
+                Token(t) if (HEALTH_BASE..proxy::UP_BASE).contains(&t) => {
+                    if let Some(h) = health.as_mut() {
+                        let elog = &w.elog;
+                        h.on_ready(t, w.now, &loaded.regexes, &mut |l, a| elog.log(l, a));
+                    }
                 }
                 Token(t) if t >= proxy::UP_BASE => match w.ups.owner(t - proxy::UP_BASE) {
                     Some(Some(key)) => {
@@ -379,6 +406,12 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             }
         }
         resolved(&mut conns, &poll, &mut w, quitting);
+        if let Some(h) = health.as_mut() {
+            let elog = &w.elog;
+            h.run_timers(w.now, &w.registry, &loaded.regexes, &mut |l, a| {
+                elog.log(l, a)
+            });
+        }
         while let Some(&std::cmp::Reverse((at, key, number))) = w.delayed.peek() {
             if at > w.now {
                 break;
@@ -487,23 +520,6 @@ fn resolved(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, quitting: b
             }
         }
     }
-}
-
-fn spawn_health_checks(
-    loaded: &Loaded,
-    log: crate::log::ErrorLog,
-) -> crate::upstream::health::Checkers {
-    let log = std::sync::Mutex::new(log);
-    crate::upstream::health::spawn_checkers(
-        &loaded.ir,
-        &loaded.upstream_addrs,
-        std::sync::Arc::clone(&loaded.upstream_shared),
-        std::sync::Arc::new(move |level, msg: String| {
-            if let Ok(l) = log.lock() {
-                l.log(level, format_args!("{msg}"));
-            }
-        }),
-    )
 }
 
 /// Readiness on client connection `key` (or on the upstream socket it owns).
