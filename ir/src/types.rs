@@ -1412,6 +1412,9 @@ pub struct ProxySettings {
     /// PROXY protocol v1 line with the client's addresses starts every new upstream
     /// connection, which is then never reused for another request.
     pub proxy_protocol: bool,
+    /// `proxy_pass_trailers`: the trailer section of a chunked upstream response goes on to
+    /// the client (nginx's default, off, drops it; `$upstream_trailer_*` see it either way).
+    pub pass_trailers: bool,
     /// `proxy_limit_rate` (bytes per second; 0: no limit): how fast a buffered response is
     /// read from the upstream, per request (nginx 1.22 applies it only with buffering).
     pub limit_rate: u64,
@@ -1807,6 +1810,9 @@ pub enum Var {
     /// `$upstream_cookie_NAME`: the value of the cookie NAME the upstream's response sets
     /// (`Set-Cookie`; name lowercase, compared case-insensitively).
     UpstreamCookie(String),
+    /// `$upstream_trailer_NAME`: a trailer field at the end of the upstream's chunked
+    /// response (name as for `$upstream_http_*`).
+    UpstreamTrailer(String),
     /// A `set` variable by index into [`Ir::user_vars`].
     User(u32),
     /// `$name` for a named regex capture `(?<name>…)` / `(?P<name>…)` (name lowercase; the
@@ -2166,6 +2172,7 @@ impl Var {
             Var::SentHttp(n) => format!("sent_http_{n}"),
             Var::SentTrailer(n) => format!("sent_trailer_{n}"),
             Var::UpstreamHttp(n) => format!("upstream_http_{n}"),
+            Var::UpstreamTrailer(n) => format!("upstream_trailer_{n}"),
             Var::UpstreamCookie(n) => format!("upstream_cookie_{n}"),
             Var::User(i) => user_vars
                 .get(*i as usize)

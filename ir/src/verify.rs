@@ -688,6 +688,7 @@ pub(crate) mod tests {
                 pass_request_headers: true,
                 socket_keepalive: false,
                 proxy_protocol: false,
+                pass_trailers: false,
                 limit_rate: 0,
                 bind: None,
                 ignore_client_abort: false,

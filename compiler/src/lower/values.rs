@@ -1098,6 +1098,7 @@ impl Lower<'_> {
                 .is_none_or(|d| arg(d, 0) == "on"),
             socket_keepalive: one("proxy_socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
             proxy_protocol: one("proxy_protocol").is_some_and(|d| arg(d, 0) == "on"),
+            pass_trailers: one("proxy_pass_trailers").is_some_and(|d| arg(d, 0) == "on"),
             limit_rate: one("proxy_limit_rate")
                 .and_then(|d| parse_size(arg(d, 0)))
                 .unwrap_or(0),

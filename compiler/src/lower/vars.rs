@@ -72,6 +72,7 @@ pub static FAMILIES: &[&str] = &[
     "cookie_",
     "upstream_http_",
     "upstream_cookie_",
+    "upstream_trailer_",
 ];
 
 /// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
@@ -208,6 +209,12 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
         .filter(|d| !d.is_empty())
     {
         return Ok(Part::Var(Var::UpstreamHttp(d.to_string())));
+    }
+    if let Some(d) = name
+        .strip_prefix("upstream_trailer_")
+        .filter(|d| !d.is_empty())
+    {
+        return Ok(Part::Var(Var::UpstreamTrailer(d.to_string())));
     }
     if let Some(d) = name
         .strip_prefix("upstream_cookie_")

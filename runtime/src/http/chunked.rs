@@ -98,6 +98,9 @@ pub struct ChunkedDecoder {
     /// Sum of the chunk sizes announced so far.
     declared: u64,
     limit: u64,
+    /// Where, in the input of the last `decode` call, the trailer section began (right
+    /// after the last chunk's size line), if it began in that call.
+    trailer_mark: Option<usize>,
 }
 
 impl Default for ChunkedDecoder {
@@ -125,6 +128,7 @@ impl ChunkedDecoder {
             total: 0,
             declared: 0,
             limit,
+            trailer_mark: None,
         }
     }
 
@@ -143,10 +147,27 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
+    /// Whether the last chunk was read and the trailer section (possibly empty: just its
+    /// final CRLF) is being read.
+    pub fn in_trailer(&self) -> bool {
+        matches!(
+            self.state,
+            State::TrailerLineStart | State::Trailer | State::TrailerLf | State::EndLf
+        )
+    }
+
+    /// Where the trailer section began in the input of the last [`decode`](Self::decode)
+    /// call, if it began there (bytes from this offset to the step's `consumed` belong to
+    /// it, its final CRLF included).
+    pub fn trailer_mark(&self) -> Option<usize> {
+        self.trailer_mark
+    }
+
     /// Decodes from `input`: stops after the first run of payload bytes, at the end of the
     /// body, or at the end of the input, whichever comes first.
     pub fn decode(&mut self, input: &[u8]) -> Result<Step, HttpError> {
         let mut i = 0;
+        self.trailer_mark = None;
         loop {
             match self.state {
                 State::Failed(e) => return Err(e),
@@ -185,6 +206,7 @@ impl ChunkedDecoder {
                 });
             };
             i += 1;
+            let was = self.state;
             self.state = match self.step(b) {
                 Ok(s) => s,
                 Err(e) => {
@@ -192,6 +214,9 @@ impl ChunkedDecoder {
                     return Err(e);
                 }
             };
+            if was == State::SizeLf && self.state == State::TrailerLineStart {
+                self.trailer_mark = Some(i);
+            }
         }
     }
 
@@ -413,6 +438,38 @@ mod tests {
         }
         // Not done: the body continues beyond the input.
         Ok((body, usize::MAX))
+    }
+
+    /// The trailer section is found wherever the input is cut: bytes before the mark (or
+    /// before the call, when already in the trailer) are the body's, the rest the trailer's.
+    #[test]
+    fn trailer_section_is_marked_at_every_split() {
+        let input: &[u8] = b"3\r\nabc\r\n0;e=1\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
+        let trailer_at = input.len() - b"X-A: 1\r\nX-B: 2\r\n\r\n".len();
+        for cut in 0..=input.len() {
+            let mut dec = ChunkedDecoder::new();
+            let (mut at, mut body_bytes, mut trailer) = (0, 0, Vec::new());
+            for end in [cut, input.len()] {
+                while at < end {
+                    let was_in_trailer = dec.in_trailer();
+                    let step = dec.decode(&input[at..end]).expect("valid");
+                    let split = if was_in_trailer {
+                        0
+                    } else {
+                        dec.trailer_mark().unwrap_or(step.consumed)
+                    };
+                    body_bytes += split;
+                    trailer.extend_from_slice(&input[at + split..at + step.consumed]);
+                    at += step.consumed;
+                    if step.done || step.consumed == 0 {
+                        break;
+                    }
+                }
+            }
+            assert!(dec.is_done(), "cut {cut}");
+            assert_eq!(body_bytes, trailer_at, "cut {cut}");
+            assert_eq!(trailer, b"X-A: 1\r\nX-B: 2\r\n\r\n", "cut {cut}");
+        }
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub(crate) struct RequestCtx {
     /// The upstream's response head (status line and header lines, as received) of the last
     /// attempt: `$upstream_http_*`, `$upstream_cookie_*`. Empty when not proxied.
     pub(crate) upstream_head: Vec<u8>,
+    /// The trailer section of the upstream's chunked response, as received
+    /// (`$upstream_trailer_*`; at most the decoder's trailer limit).
+    pub(crate) upstream_trailers: Vec<u8>,
     /// The request was sent elsewhere by an upstream's `X-Accel-Redirect`: it is a GET (a
     /// HEAD stays one) and the answer carries some of that upstream's headers.
     pub(crate) xar: bool,
@@ -133,6 +136,7 @@ impl Default for RequestCtx {
             mtime: None,
             upstreams: Vec::new(),
             upstream_head: Vec::new(),
+            upstream_trailers: Vec::new(),
             xar: false,
             carried: Vec::new(),
             if_proxy: false,
@@ -181,6 +185,7 @@ impl RequestCtx {
             &mut self.text,
             &mut self.redirected,
             &mut self.upstream_head,
+            &mut self.upstream_trailers,
             &mut self.sent_head,
             &mut self.carried,
         ] {

@@ -2700,6 +2700,7 @@ impl Worker<'_> {
         // The head of the response that counts, for `$upstream_http_*` and
         // `$upstream_cookie_*` (kept by the request, in its own reused buffer).
         if let Some(req) = conn.req.as_deref_mut() {
+            req.upstream_trailers.clear();
             req.upstream_head.clear();
             let n = p.resp.head_len.min(p.hold.len());
             req.upstream_head.extend_from_slice(&p.hold[..n]);
@@ -3127,6 +3128,7 @@ impl Worker<'_> {
     /// them, drops what the upstream sent past the end.
     fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
         let new = conn.wbuf.len() - from;
+        let pass_trailers = self.proxy_settings(p.loc).pass_trailers;
         match &mut p.rbody {
             RespBody::None => {
                 if new > 0 {
@@ -3160,17 +3162,48 @@ impl Worker<'_> {
                 let end = conn.wbuf.len();
                 let mut done = false;
                 while at < end && !done {
+                    let was_in_trailer = dec.in_trailer();
                     match dec.decode(&conn.wbuf[at..end]) {
                         Ok(step) => {
                             // nginx counts the body as received: chunk framing included.
                             p.resp_len += step.consumed as u64;
+                            // The trailer section's bytes in this step: kept for
+                            // `$upstream_trailer_*`; passed on only with proxy_pass_trailers.
+                            let split = if was_in_trailer {
+                                0
+                            } else {
+                                dec.trailer_mark().unwrap_or(step.consumed)
+                            };
+                            if split < step.consumed {
+                                if let Some(req) = conn.req.as_deref_mut() {
+                                    req.upstream_trailers.extend_from_slice(
+                                        &conn.wbuf[at + split..at + step.consumed],
+                                    );
+                                }
+                            }
                             if *dechunk {
                                 let data = step.data.start + at..step.data.end + at;
                                 let len = data.len();
                                 conn.wbuf.copy_within(data, out_at);
                                 out_at += len;
-                            } else {
+                            } else if pass_trailers {
                                 out_at = at + step.consumed;
+                            } else {
+                                // Everything before the trailer section, in place; the
+                                // section itself becomes its bare final CRLF below.
+                                if out_at != at {
+                                    conn.wbuf.copy_within(at..at + split, out_at);
+                                }
+                                out_at += split;
+                                if step.done {
+                                    conn.wbuf.truncate(out_at);
+                                    conn.wbuf.extend_from_slice(b"\r\n");
+                                    out_at += 2;
+                                    // (Anything after the body is dropped below.)
+                                    at += step.consumed;
+                                    done = true;
+                                    break;
+                                }
                             }
                             at += step.consumed;
                             done = step.done;

@@ -1222,6 +1222,7 @@ impl<'a> Worker<'a> {
             limit_rate: req.limit_rate.unwrap_or(0),
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
+            upstream_trailers: &req.upstream_trailers,
             method_get: req.xar && !req.head.is_head(),
             body: Some(&req.body),
         }

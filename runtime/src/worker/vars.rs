@@ -233,6 +233,8 @@ pub(crate) struct Ctx<'a> {
     /// The head of the upstream's response (status line and header lines as received) of a
     /// proxied request, kept by its request context: `$upstream_http_*`, `$upstream_cookie_*`.
     pub(crate) upstream_head: &'a [u8],
+    /// The trailer section of the upstream's chunked response (`$upstream_trailer_*`).
+    pub(crate) upstream_trailers: &'a [u8],
     /// The method became GET (an upstream's X-Accel-Redirect of a request other than HEAD).
     pub(crate) method_get: bool,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
@@ -565,6 +567,12 @@ impl Ctx<'_> {
             Var::UpstreamHttp(name) => {
                 join_fields(head_fields(self.upstream_head), name.as_bytes(), b',', out)
             }
+            Var::UpstreamTrailer(name) => join_fields(
+                head_fields(self.upstream_trailers),
+                name.as_bytes(),
+                b',',
+                out,
+            ),
             Var::UpstreamCookie(name) => {
                 if let Some(c) = set_cookie_value(self.upstream_head, name.as_bytes()) {
                     out.extend_from_slice(c);
@@ -1674,6 +1682,7 @@ mod tests {
             sent_head: b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Multi-Word: a b\r\n\r\n",
             sent_trailers: b"",
             upstream_head: b"",
+            upstream_trailers: b"",
             method_get: false,
             map_cache: None,
             limit_rate: 0,

@@ -68,3 +68,48 @@ fn proxy_pass_in_blocks_and_intercepted_401() {
         .collect();
     assert_eq!(auth, ["Basic realm=a", "Bearer b"]);
 }
+
+/// The trailer section of a chunked upstream response: dropped by default (nginx), passed
+/// with `proxy_pass_trailers on`, seen by `$upstream_trailer_*` either way.
+#[test]
+fn upstream_trailers_dropped_or_passed() {
+    let t = TempDir::new("proxy-trailers");
+    let b = proton_tests::Backend::start("be");
+    let log = t.path().join("trailers.log");
+    let http = format!(
+        "log_format tr \"$uri t=$upstream_trailer_x_trailer\";
+         server {{
+             listen 127.0.0.1:{{port}};
+             proxy_http_version 1.1;
+             access_log {} tr;
+             location / {{ proxy_pass http://127.0.0.1:{}; }}
+             location /pass/ {{ proxy_pass http://127.0.0.1:{}/; proxy_pass_trailers on; }}
+         }}",
+        log.display(),
+        b.port,
+        b.port
+    );
+    let p = Proton::start(t.path(), &conf(&http), 1);
+    let raw = |path: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let (out, _) =
+            proton_tests::raw_exchange(p.port, req.as_bytes(), std::time::Duration::from_secs(10));
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let dropped = raw("/chunked?n=2&size=3&trailer=1");
+    assert!(
+        dropped.ends_with("3\r\naaa\r\n3\r\nbbb\r\n0\r\n\r\n"),
+        "{dropped:?}"
+    );
+    let passed = raw("/pass/chunked?n=2&size=3&trailer=1");
+    assert!(
+        passed.ends_with("0\r\nX-Trailer: yes\r\n\r\n"),
+        "{passed:?}"
+    );
+    assert!(proton_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || { std::fs::read_to_string(&log).is_ok_and(|l| l.lines().count() >= 2) }
+    ));
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(lines, "/chunked t=yes\n/pass/chunked t=yes\n");
+}
