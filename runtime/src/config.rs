@@ -160,7 +160,11 @@ pub fn resolve_upstream_all(address: &str) -> Result<Vec<PeerAddr>, String> {
 /// The host of `host[:port]` (brackets of an IPv6 literal kept).
 fn host_part(address: &str) -> &str {
     match address.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some((h, p))
+            if !h.ends_with(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            h
+        }
         _ => address,
     }
 }
@@ -169,10 +173,7 @@ fn resolve_inet(address: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = address.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let has_port = match address.rsplit_once(':') {
-        Some((h, p)) => !h.ends_with(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
-        None => false,
-    };
+    let has_port = host_part(address).len() < address.len();
     let with_port = if has_port {
         address.to_string()
     } else {

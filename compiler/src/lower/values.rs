@@ -70,18 +70,7 @@ fn parse_listen_addrs(s: &str) -> Result<Vec<String>, String> {
 /// Returns the canonical `ip:port`.
 fn parse_listen_addr(s: &str) -> Result<String, String> {
     if let Some(rest) = s.strip_prefix('[') {
-        let (ip, port) = rest
-            .split_once(']')
-            .ok_or("missing \"]\" after the IPv6 address")?;
-        let ip: Ipv6Addr = ip
-            .parse()
-            .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
-        let port = match port.strip_prefix(':') {
-            Some(p) => parse_port(p)?,
-            None if port.is_empty() => 80,
-            None => return Err(format!("unexpected \"{port}\" after the address")),
-        };
-        return Ok(format!("[{ip}]:{port}"));
+        return bracketed_v6(rest, 80);
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(format!("0.0.0.0:{}", parse_port(s)?));
@@ -104,6 +93,22 @@ fn parse_listen_addr(s: &str) -> Result<String, String> {
     Ok(format!("{ip}:{port}"))
 }
 
+/// `v6]` or `v6]:port` (after the `[`): the canonical `[v6]:port`, `default_port` when none.
+fn bracketed_v6(rest: &str, default_port: u16) -> Result<String, String> {
+    let (ip, port) = rest
+        .split_once(']')
+        .ok_or("missing \"]\" after the IPv6 address")?;
+    let ip: Ipv6Addr = ip
+        .parse()
+        .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
+    let port = match port.strip_prefix(':') {
+        Some(p) => parse_port(p)?,
+        None if port.is_empty() => default_port,
+        None => return Err(format!("unexpected \"{port}\" after the address")),
+    };
+    Ok(format!("[{ip}]:{port}"))
+}
+
 /// A `resolver` server: `ip[:port]`, `[v6][:port]` or `name[:port]` (port 53 by default).
 /// Returns the canonical `ip:port` (`[v6]:port`) or the lowercase `name:port`.
 pub(crate) fn resolver_server(s: &str) -> Result<String, String> {
@@ -112,18 +117,7 @@ pub(crate) fn resolver_server(s: &str) -> Result<String, String> {
         return Ok(format!("[{ip}]:53"));
     }
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (ip, port) = rest
-            .split_once(']')
-            .ok_or("missing \"]\" after the IPv6 address")?;
-        let ip: Ipv6Addr = ip
-            .parse()
-            .map_err(|_| format!("invalid IPv6 address \"{ip}\""))?;
-        let port = match port.strip_prefix(':') {
-            Some(p) => parse_port(p)?,
-            None if port.is_empty() => 53,
-            None => return Err(format!("unexpected \"{port}\" after the address")),
-        };
-        return Ok(format!("[{ip}]:{port}"));
+        return bracketed_v6(rest, 53);
     } else {
         match s.rsplit_once(':') {
             Some((h, p)) => (h, parse_port(p)?),
