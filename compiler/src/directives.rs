@@ -228,7 +228,9 @@ pub static TABLE: &[Spec] = &[
     row("scgi_temp_path", HSL, Range(1, 4), Custom, false, Inherit, "scgi_temp", "path [level1 [level2 [level3]]]", "Accepted, no effect yet: Proton has no SCGI and writes no temporary files."),
     // logging
     row("log_not_found", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`off`: a missing file is not written to the error log (the 404 stays)."),
-    row("log_subrequest", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Accepted, no effect yet: Proton has no subrequests, so no subrequest is ever logged."),
+    row("log_subrequest", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "Whether subrequests (Proton's are those of `mirror`) are written to the access log of the location they end in. A subrequest's line has its own `$uri`, `$status` and location, with the main request's other variables (`$request_uri`, headers, `$args`)."),
+    row("mirror", HSL, Exactly(1), Text, true, Inherit, "off", "uri | off", "Copies the request to `uri` (several lines: several copies, in order): a request that reaches the content handler of a location with mirrors (after its rewrites, access checks and a `try_files` that found a file; again after each internal redirect, as nginx) gets one subrequest per URI, with its method, headers and arguments and, with `mirror_request_body on`, its body. The subrequest is routed as any internal request (an `internal` location fits) and its answer is thrown away; it is logged only with `log_subrequest on`. Difference: nginx starts the mirrors before the main request's content handler and runs them beside it; Proton runs them one after another once the main response is written (the client gets its answer as soon as from nginx; the mirror backend sees the copy when the main response is out). In both, the next request of a keep-alive connection waits for the mirrors to finish. `off` at a level stops the inherited ones."),
+    row("mirror_request_body", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Whether mirror subrequests carry the request's body. On (the default): the body is kept whole (memory, then `client_body_temp_path`) and each mirror sends it again; a proxied request reads it whole before choosing its upstream even with `proxy_request_buffering off`, and for one whose handler does not read bodies (a static file) the first proxied mirror reads it once the response is out (nginx reads it before the content handler; the copies are the same). Off: the mirrors are sent without a body, and the main request reads its body as it would without mirrors (as nginx, a `Content-Length` header still goes with the mirror's request unless `proxy_set_header Content-Length \"\"` removes it)."),
     row("open_log_file_cache", HSL, Range(1, 4), Custom, false, Inherit, "off", "max=N [inactive=time] [min_uses=N] [valid=time] | off", "Access logs whose path has variables, as nginx's cache: a worker keeps up to `max` files (the least recently used one is closed for a new one), a file is kept open from its `min_uses`-th use within `inactive` (default 1 and 10s), and files unused for `inactive` are closed; `off`: each line opens and closes its file. `valid` (default 60s) is checked and accepted: a cached file is not checked again until it is closed (USR1 reopens it)."),
     // http / server / location core
     row("server", H, Exactly(0), Block, true, Structure, "", "{ … }", "A virtual server."),
@@ -420,7 +422,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "mail",
     "split_clients",
     "ssi",
-    "mirror",
     "auth_request",
     "satisfy",
     "aio",
@@ -496,7 +497,6 @@ pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "proxy_socket_",
     "proxy_upstream_",
     "proxy_no_",
-    "mirror_",
     "aio_",
 ];
 

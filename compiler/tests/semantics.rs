@@ -867,6 +867,29 @@ fn post_action_is_inherited_and_off_stops_it() {
 }
 
 #[test]
+fn mirror_lines_accumulate_inherit_and_off_stops_them() {
+    let ir = ok(&server(
+        "mirror /m1;\n mirror /m2;\n location / { }\n location /own { mirror /m3; mirror_request_body off; log_subrequest on; }\n location /off { mirror off; }",
+    ));
+    let s = settings_of(&ir, loc(&ir, "/"));
+    assert_eq!(s.mirror, vec!["/m1".to_string(), "/m2".to_string()]);
+    assert!(s.mirror_request_body && !s.log_subrequest);
+    let s = settings_of(&ir, loc(&ir, "/own"));
+    assert_eq!(s.mirror, vec!["/m3".to_string()]);
+    assert!(!s.mirror_request_body && s.log_subrequest);
+    assert!(settings_of(&ir, loc(&ir, "/off")).mirror.is_empty());
+    // As nginx: `off` beside a URI at one level is a duplicate.
+    assert_error(
+        &server("location / { mirror /a; mirror off; }"),
+        "\"mirror\" directive is duplicate",
+    );
+    assert_error(
+        &server("location / { mirror_request_body maybe; }"),
+        "mirror_request_body",
+    );
+}
+
+#[test]
 fn pcre_quoting_is_stored_in_regex_crate_spelling() {
     let ir = ok(&server(
         r"server_name ~^(?P<name>[a-z]+)\Q.example.com\E$;

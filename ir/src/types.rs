@@ -989,6 +989,15 @@ pub struct Settings {
     /// `post_action`: once the response is out, the request is redirected internally to
     /// this URI (`/…`) or named location (`@…`) with its output discarded; `None`: off.
     pub post_action: Option<String>,
+    /// `mirror`: the URIs a request that reaches this location's content handler is copied
+    /// to (each a subrequest with the request's method, headers and arguments whose answer
+    /// is thrown away); empty: off.
+    pub mirror: Vec<String>,
+    /// `mirror_request_body`: the mirror subrequests get the request's body (read whole
+    /// first, as nginx); off: they are sent without one.
+    pub mirror_request_body: bool,
+    /// `log_subrequest`: subrequests (mirrors) that end in this location are logged.
+    pub log_subrequest: bool,
 }
 
 /// A temporary-file directory (`client_body_temp_path path [level1 [level2 [level3]]]`):

@@ -2719,6 +2719,9 @@ impl Lower<'_> {
             keepalive_time_ms: time("keepalive_time", 3_600_000),
             keepalive_disable: keepalive_disable(nearest(chain, "keepalive_disable").first()),
             post_action: self.post_action(chain, server),
+            mirror: self.mirror(chain),
+            mirror_request_body: flag("mirror_request_body", true),
+            log_subrequest: flag("log_subrequest", false),
             client_max_body_size: size("client_max_body_size", 1 << 20),
             client_header_timeout_ms: time("client_header_timeout", 60_000),
             client_header_buffer_size: size("client_header_buffer_size", 1024),
@@ -3092,6 +3095,31 @@ impl Lower<'_> {
             self.named_refs.push((server, a.value.clone(), a.span));
         }
         Some(a.value.clone())
+    }
+
+    /// `mirror` in effect: the URIs of the nearest level that has the directive (`off`:
+    /// none). As nginx, `off` beside a URI at one level is a duplicate.
+    fn mirror(&mut self, chain: &[&Level<'_>]) -> Vec<String> {
+        let lines = nearest(chain, "mirror");
+        let off = lines
+            .iter()
+            .find(|d| d.args.first().is_some_and(|a| a.value == "off"));
+        if let Some(off) = off {
+            if lines.len() > 1 {
+                let other = lines.iter().find(|d| !std::ptr::eq(**d, *off)).copied();
+                let at = other.map_or(off.name_span, |d| d.name_span);
+                self.err(
+                    Diagnostic::error(Code::Duplicate, at, "\"mirror\" directive is duplicate")
+                        .label("`mirror off` and a mirror URI at the same level")
+                        .help("keep either `mirror off;` or the `mirror uri;` lines"),
+                );
+            }
+            return Vec::new();
+        }
+        lines
+            .iter()
+            .filter_map(|d| d.args.first().map(|a| a.value.clone()))
+            .collect()
     }
 
     fn try_files_check(&mut self, d: &Directive, server: ServerId) {

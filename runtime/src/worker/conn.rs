@@ -815,9 +815,13 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
-        if self.req.as_deref().is_some_and(|r| r.post_action) {
-            // A proxied post action failed: nothing to answer; the request is over (and
-            // logged with that status, as nginx).
+        if self
+            .req
+            .as_deref()
+            .is_some_and(|r| r.post_action || r.mirror_sub)
+        {
+            // A proxied post action or mirror failed: nothing to answer; the request is
+            // over (and logged with that status, as nginx).
             self.finished.status = status;
             self.phase = Phase::Write;
             return;
@@ -918,6 +922,59 @@ impl Conn {
     }
 
     /// Answers a malformed request: nginx's error page, then close.
+    /// Runs the request's pending mirror subrequests, one after another, once its response
+    /// is out and logged (see `Worker::start_mirror`): each one's output is thrown away and
+    /// the connection then goes on as the main response said. True when a proxied mirror
+    /// is now in flight ([`Phase::Proxy`]): `finish` comes back here when it ends.
+    fn mirror(&mut self, w: &mut Worker<'_>) -> bool {
+        let Some(mut req) = self.req.take_if(|r| !r.mirrors.is_empty()) else {
+            return false;
+        };
+        if req.mirror_sub {
+            // The one that just ended.
+            req.mirrors.remove(0);
+        } else {
+            req.main_finished = Some(self.finished);
+        }
+        let close_after = self.close_after;
+        while !req.mirrors.is_empty() {
+            self.wbuf.clear();
+            self.wpos = 0;
+            self.body_sent = 0;
+            let out = w.start_mirror(self, &mut req);
+            self.close_after = close_after;
+            // Output of a static file, a `return` or an error page goes nowhere.
+            self.file = None;
+            self.wbuf.clear();
+            self.wpos = 0;
+            let Some(out) = out else {
+                req.mirrors.remove(0);
+                continue;
+            };
+            self.finished = Finished::default();
+            self.finished.status = out.status;
+            self.finished.set_location(out.location);
+            if let Some(p) = self.proxy.as_ref().filter(|_| out.proxy) {
+                self.deadline = p.deadline;
+                self.phase = Phase::Proxy;
+                self.req = Some(req);
+                return true;
+            }
+            self.req = Some(req);
+            w.log_access(self);
+            let Some(r) = self.req.take() else {
+                return false;
+            };
+            req = r;
+            req.mirrors.remove(0);
+        }
+        if let Some(f) = req.main_finished.take() {
+            self.finished = f;
+        }
+        self.req = Some(req);
+        false
+    }
+
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
         // Even a request that could not be parsed has a context, for its log line.
         let mut req = self.req.take().unwrap_or_else(|| w.contexts.get());
@@ -1169,7 +1226,11 @@ impl Conn {
     /// request, drop the head from `rbuf`, move on. Returns false when a proxied post action
     /// is now in flight ([`Phase::Proxy`]): the request is over once it finishes.
     fn finish(&mut self, w: &mut Worker<'_>) -> bool {
-        if !self.req.as_deref().is_some_and(|r| r.post_action) {
+        if !self
+            .req
+            .as_deref()
+            .is_some_and(|r| r.post_action || r.mirror_sub)
+        {
             let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
             self.finished.body_bytes = body_in_wbuf + self.body_sent;
             if self.post_action(w) {
@@ -1177,6 +1238,9 @@ impl Conn {
             }
         }
         w.log_access(self);
+        if self.mirror(w) {
+            return false;
+        }
         w.release_context(self.req.take());
         self.served += 1;
         // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`

@@ -102,6 +102,17 @@ pub(crate) struct RequestCtx {
     /// `r->post_action`): its output is thrown away, it is not logged again, and it runs no
     /// further post action.
     pub(crate) post_action: bool,
+    /// The request runs as one of its own `mirror` subrequests: its output is thrown away,
+    /// it is logged only with `log_subrequest on`, and it mirrors nothing itself.
+    pub(crate) mirror_sub: bool,
+    /// The mirror subrequests still to run once the response is out, in order (noted each
+    /// time the request reached the content handler of a location with `mirror`).
+    pub(crate) mirrors: Vec<PendingMirror>,
+    /// The arguments of the pending mirrors (each keeps a range of it).
+    pub(crate) mirror_args: Vec<u8>,
+    /// What the main request's response was (status, location, bytes), kept while its
+    /// mirrors run: the connection goes on with it afterwards (keep-alive, lingering).
+    pub(crate) main_finished: Option<super::conn::Finished>,
     /// The values of non-`volatile` maps computed so far (nginx keeps them for the request).
     pub(crate) maps: std::cell::RefCell<super::vars::MapCache>,
     /// The request body as the proxy read it (memory or a temporary file), kept for the
@@ -145,6 +156,10 @@ impl Default for RequestCtx {
             conn_started: 0,
             browser: Default::default(),
             post_action: false,
+            mirror_sub: false,
+            mirrors: Vec::new(),
+            mirror_args: Vec::new(),
+            main_finished: None,
             maps: Default::default(),
             body: Default::default(),
         }
@@ -188,6 +203,7 @@ impl RequestCtx {
             &mut self.upstream_trailers,
             &mut self.sent_head,
             &mut self.carried,
+            &mut self.mirror_args,
         ] {
             if b.capacity() > KEEP {
                 *b = Vec::new();
@@ -214,10 +230,32 @@ impl RequestCtx {
         self.conn_started = 0;
         self.browser = Default::default();
         self.post_action = false;
+        self.mirror_sub = false;
+        self.mirrors.clear();
+        self.main_finished = None;
         self.xar = false;
         self.if_proxy = false;
         self.maps.get_mut().clear();
         self.body.reset();
+    }
+}
+
+/// A mirror subrequest to run: the `mirror` URI (index `index` of the list in settings
+/// `settings`), whether it carries the request's body, and its arguments (the request's
+/// when it was noted: `RequestCtx::mirror_args[args]`).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingMirror {
+    pub(crate) settings: u32,
+    pub(crate) index: u16,
+    pub(crate) body: bool,
+    pub(crate) args: std::ops::Range<u32>,
+}
+
+impl RequestCtx {
+    /// The request's body must be kept whole for mirror subrequests still to run (or for
+    /// the one running and those after it).
+    pub(crate) fn mirror_body_wanted(&self) -> bool {
+        self.mirrors.iter().any(|m| m.body)
     }
 }
 

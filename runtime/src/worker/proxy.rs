@@ -989,7 +989,7 @@ impl Worker<'_> {
         };
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
-        p.discard = request.post_action;
+        p.discard = request.post_action || request.mirror_sub;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
         // proxy_bind: the local address, read per request when it has variables (an empty
         // value binds nothing; one that is not an address is logged and binds nothing, as
@@ -1176,8 +1176,7 @@ impl Worker<'_> {
                 req.extend_from_slice(b"\r\n");
             }
         }
-        p.upgrade =
-            sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !request.post_action;
+        p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !p.discard;
 
         // The client's own headers, minus hop-by-hop ones and those set above (none with
         // `proxy_pass_request_headers off`).
@@ -1210,7 +1209,12 @@ impl Worker<'_> {
         };
         // `proxy_set_body` / `proxy_pass_request_body off`: the client's body stays with the
         // connection, which reads and drops it.
-        let own_body = ps.set_body.is_some() || !ps.pass_request_body;
+        // A mirror with `mirror_request_body off` goes without the body too.
+        let mirror_no_body = request.mirror_sub && !request.mirrors.first().is_some_and(|m| m.body);
+        let own_body = ps.set_body.is_some() || !ps.pass_request_body || mirror_no_body;
+        // Mirrors still to run want the body: it is read whole and kept (nginx's mirror
+        // handler reads it before the content handler), whatever proxy_request_buffering.
+        let keep_whole = request.mirror_body_wanted();
         p.own_body = own_body;
         // A `proxy_set_header Content-Length` replaces the length Proton would announce
         // (nginx's default `$proxy_internal_body_length`).
@@ -1230,7 +1234,7 @@ impl Worker<'_> {
             }
             let n = cur.position() as usize;
             req.splice(body_at..body_at, line[..n].iter().copied());
-        } else if !ps.pass_request_body {
+        } else if !ps.pass_request_body || mirror_no_body {
             // As nginx ($proxy_internal_body_length): the client's length is announced
             // unless a proxy_set_header says otherwise.
             let set = length_set;
@@ -1246,6 +1250,7 @@ impl Worker<'_> {
             frame_kept_body(&mut req, body, &mut p);
         } else if has_body
             && (ps.request_buffering
+                || keep_whole
                 || (head.chunked && !http11)
                 || (head.chunked && preread_whole(conn, s)))
         {
@@ -1254,7 +1259,7 @@ impl Worker<'_> {
             // body that came whole with the head goes the same way, kept in memory (nginx
             // has it in the head's buffer, and sends it with a Content-Length too).
             p.read_whole = true;
-            p.memory_only = !ps.request_buffering && http11;
+            p.memory_only = !ps.request_buffering && !keep_whole && http11;
             p.st = St::ReadBody;
             p.body = match head.content_length {
                 Some(n) if !head.chunked => ReqBody::Length(n),
@@ -1277,7 +1282,7 @@ impl Worker<'_> {
             }
         }
         p.req = req;
-        if head.expect_continue && conn.rbuf.len() == conn.head_len() && !request.post_action {
+        if head.expect_continue && conn.rbuf.len() == conn.head_len() && !p.discard {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

@@ -15,6 +15,9 @@ use proton_ir::{
 };
 use std::io::Write;
 
+/// Mirror subrequests one request may run at most (nginx's `NGX_HTTP_MAX_SUBREQUESTS`).
+pub(crate) const MAX_MIRRORS: usize = 50;
+
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
 /// absolute-form target (no port, no blank, at most one trailing dot, already removed in
 /// the usual case): an IPv6 literal keeps its brackets, as nginx's `$host` does
@@ -595,6 +598,108 @@ impl<'a> Worker<'a> {
         Some(self.route(conn, req, None, None))
     }
 
+    /// nginx's mirror handler (precontent phase, main request only): the request reached
+    /// the content handler of `loc`; each of its `mirror` URIs becomes a subrequest to run
+    /// once the response is out, with the request's arguments as they are now. At most
+    /// [`MAX_MIRRORS`] per request (nginx's subrequest limit), beyond that an error line.
+    pub(crate) fn note_mirrors(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) {
+        if req.mirror_sub || req.post_action {
+            return;
+        }
+        let ir = &self.loaded.ir;
+        let Some(l) = ir.locations.get(loc.0 as usize) else {
+            return;
+        };
+        let sid = l.conf.settings.0;
+        let Some(s) = ir.settings.get(sid as usize) else {
+            return;
+        };
+        if s.mirror.is_empty() {
+            return;
+        }
+        if req.mirrors.len() + s.mirror.len() > MAX_MIRRORS {
+            elog!(
+                self.elog,
+                Error,
+                "subrequests cycle while processing \"{}\", client: {}",
+                s.mirror[0],
+                conn.peer.ip()
+            );
+            return;
+        }
+        let start = req.mirror_args.len() as u32;
+        req.mirror_args.extend_from_slice(&req.args);
+        let end = req.mirror_args.len() as u32;
+        for index in 0..s.mirror.len() {
+            req.mirrors.push(super::context::PendingMirror {
+                settings: sid,
+                index: index as u16,
+                body: s.mirror_request_body,
+                args: start..end,
+            });
+        }
+    }
+
+    /// Runs the first pending mirror of `req` as a subrequest (nginx's
+    /// `ngx_http_subrequest`): the request, with its method, headers, `set` variables and
+    /// body, goes to the mirror URI with the arguments noted, as an internal request whose
+    /// output the caller throws away. `None` when the mirror is gone from the IR.
+    pub(crate) fn start_mirror(
+        &mut self,
+        conn: &mut Conn,
+        req: &mut RequestCtx,
+    ) -> Option<Outcome> {
+        let m = req.mirrors.first()?.clone();
+        let uri = self
+            .loaded
+            .ir
+            .settings
+            .get(m.settings as usize)?
+            .mirror
+            .get(m.index as usize)?;
+        let args = req
+            .mirror_args
+            .get(m.args.start as usize..m.args.end as usize)
+            .unwrap_or_default();
+        elog!(
+            self.elog,
+            Debug,
+            "*{} http subrequest \"{uri}?{}\"",
+            conn.number,
+            String::from_utf8_lossy(args)
+        );
+        req.args.clear();
+        req.args.extend_from_slice(args);
+        req.uri.clear();
+        req.uri.extend_from_slice(uri.as_bytes());
+        req.mirror_sub = true;
+        req.internal = true;
+        req.uri_changed = true;
+        req.rewritten_here = false;
+        req.location = None;
+        req.budget = proton_ir::rewrite::UriBudget::default();
+        req.error_status = None;
+        req.xar = false;
+        req.if_proxy = false;
+        req.expect_unread = false;
+        req.mtime = None;
+        req.limit_rate = None;
+        req.limit_rate_after = None;
+        req.wake_at = None;
+        req.upstreams.clear();
+        for b in [
+            &mut req.text,
+            &mut req.redirected,
+            &mut req.upstream_head,
+            &mut req.upstream_trailers,
+            &mut req.sent_head,
+            &mut req.carried,
+        ] {
+            b.clear();
+        }
+        Some(self.route(conn, req, None, None))
+    }
+
     /// A proxied request failed before anything was sent to the client: answers `status`
     /// for the location that proxied it, through its error_page, with the request's own
     /// state (URI after rewrites, `set` values, captures) as the proxy left it.
@@ -820,6 +925,7 @@ impl<'a> Worker<'a> {
                             let handled = if let Some(code) = self.access(conn, req, l) {
                                 Handled::Status(code)
                             } else if loc.conf.proxy.is_some() {
+                                self.note_mirrors(conn, req, l);
                                 self.proxy_start(conn, req, l)
                             } else if req.if_proxy && loc.kind == proton_ir::LocationKind::If {
                                 // The proxy handler of an earlier `if`, with this block's
@@ -827,6 +933,11 @@ impl<'a> Worker<'a> {
                                 elog!(self.elog, Alert, "no upstream configuration");
                                 Handled::Status(500)
                             } else {
+                                // With try_files, mirrors are noted once it found a file
+                                // (nginx runs try_files first in the precontent phase).
+                                if loc.conf.try_files.is_empty() {
+                                    self.note_mirrors(conn, req, l);
+                                }
                                 static_files::serve(self, conn, req, l, error_status)
                             };
                             (l, handled)
@@ -1748,6 +1859,9 @@ impl<'a> Worker<'a> {
             return;
         };
         let settings = &ir.settings[loc.conf.settings.0 as usize];
+        if conn.req.as_deref().is_some_and(|r| r.mirror_sub) && !settings.log_subrequest {
+            return;
+        }
         let logs = &settings.access_log;
         if logs.iter().all(|l| matches!(l, proton_ir::AccessLog::Off)) {
             return;

@@ -276,6 +276,7 @@ pub(crate) fn serve(
                 req.uri.extend_from_slice(&cand);
             }
             if found {
+                w.note_mirrors(conn, req, loc);
                 if dir {
                     // Served below from the URI: its index, or a 301 to add the slash.
                     found_dir = true;

@@ -14,6 +14,7 @@ mod health;
 mod keepalive;
 mod limit_rate;
 mod listen;
+mod mirror;
 mod ocsp;
 mod post_action;
 mod process;
