@@ -94,6 +94,54 @@ pub fn resolve_upstream(address: &str) -> Result<PeerAddr, String> {
 /// server's name becomes a server of its own with the line's parameters (nginx's
 /// round-robin init makes one peer per address). Returns the addresses, by group and
 /// server; `Err((group, error))` for a name that does not resolve.
+impl Loaded {
+    /// A reload: each upstream server of this configuration that the previous one (`old`)
+    /// had too — the same group name and address (the n-th server of that address in the
+    /// group, for a group listing one twice) — keeps the state the old generation's workers
+    /// gathered (see `SharedUpstreams::carry_peer`). Returns how many servers kept theirs.
+    pub fn carry_upstream_state(&self, old: &Loaded) -> usize {
+        use std::collections::HashMap;
+        let mut was: HashMap<(&str, &PeerAddr, usize), (usize, usize)> = HashMap::new();
+        for (u, group) in old.ir.upstreams.iter().enumerate() {
+            let Some(addrs) = old.upstream_addrs.get(u) else {
+                continue;
+            };
+            let mut seen: HashMap<&PeerAddr, usize> = HashMap::new();
+            for (p, a) in addrs.iter().enumerate() {
+                if let Some(a) = a {
+                    let n = seen.entry(a).or_insert(0);
+                    was.insert((group.name.as_str(), a, *n), (u, p));
+                    *n += 1;
+                }
+            }
+        }
+        let mut carried = 0;
+        for (u, group) in self.ir.upstreams.iter().enumerate() {
+            let Some(addrs) = self.upstream_addrs.get(u) else {
+                continue;
+            };
+            let mut seen: HashMap<&PeerAddr, usize> = HashMap::new();
+            for (p, a) in addrs.iter().enumerate() {
+                let Some(a) = a else {
+                    continue;
+                };
+                let n = seen.entry(a).or_insert(0);
+                let key = (group.name.as_str(), a, *n);
+                *n += 1;
+                if let Some(&from) = was.get(&key) {
+                    if self
+                        .upstream_shared
+                        .carry_peer((u, p), &old.upstream_shared, from)
+                    {
+                        carried += 1;
+                    }
+                }
+            }
+        }
+        carried
+    }
+}
+
 pub fn expand_upstreams(
     upstreams: &mut [proton_ir::Upstream],
     resolve: impl Fn(&str) -> Result<Vec<PeerAddr>, String>,

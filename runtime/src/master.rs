@@ -344,6 +344,7 @@ fn single_process(
             Ok((b, removed)) => {
                 drop(removed);
                 bound = b;
+                next.carry_upstream_state(&loaded);
                 loaded = next;
                 elog = open_error_log_warned(&loaded);
             }
@@ -720,7 +721,16 @@ impl Master {
         };
         self.bound = bound;
         drop(removed);
+        // Servers both configurations have keep what the old workers learnt of them.
+        let carried = loaded.carry_upstream_state(&self.current.loaded);
         self.elog = open_error_log_warned(&loaded);
+        if carried > 0 {
+            elog!(
+                self.elog,
+                Info,
+                "upstream state of {carried} servers carried over to the new configuration"
+            );
+        }
         let count = loaded.worker_count();
         let next_id = self.current.id + 1;
         let old = std::mem::replace(

@@ -349,6 +349,39 @@ impl SharedUpstreams {
         total
     }
 
+    /// A reload: peer `to` of this generation takes over the state the previous one
+    /// (`old`) kept for the same server (`from`): its passive failures and when they
+    /// happened, and its active health verdict with the checker's counts, so that a server
+    /// found failing or down stays so instead of being tried again by every new worker.
+    /// Connections open (`active`) are not carried: they belong to the old workers, which
+    /// drain them and count them down in the old mapping. Times are CLOCK_MONOTONIC
+    /// milliseconds, the same in both. False when either peer is out of range.
+    pub fn carry_peer(
+        &self,
+        to: (usize, usize),
+        old: &SharedUpstreams,
+        from: (usize, usize),
+    ) -> bool {
+        let (Some(new), Some(was)) = (self.slot(to.0, to.1), old.slot(from.0, from.1)) else {
+            return false;
+        };
+        for (a, b) in [
+            (&new.fails, &was.fails),
+            (&new.health, &was.health),
+            (&new.check_passes, &was.check_passes),
+            (&new.check_fails, &was.check_fails),
+        ] {
+            a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        for (a, b) in [
+            (&new.checked_ms, &was.checked_ms),
+            (&new.failed_at_ms, &was.failed_at_ms),
+        ] {
+            a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        true
+    }
+
     /// Passive failures counted for the peer (nginx's `fails`; 0 when out of range).
     pub fn peer_fails(&self, upstream: usize, peer: usize) -> u32 {
         self.slot(upstream, peer)

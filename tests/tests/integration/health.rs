@@ -446,3 +446,97 @@ http {{
     );
     assert!(!log.contains("health check of upstream"), "{log}");
 }
+
+/// A reload keeps what the workers learnt of the servers both configurations have: a
+/// server that failed (`max_fails`) is not tried again by the new workers within its
+/// `fail_timeout`, and a server the health checks found down stays out of rotation.
+#[test]
+fn a_reload_keeps_failed_and_down_servers_out() {
+    let t = TempDir::new("health-reload");
+    let b1 = Backend::start("b1");
+    let dead = dead_port();
+    let mut b3 = Backend::start("b3");
+    let conf = format!(
+        r#"
+worker_processes 1;
+error_log {{dir}}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    upstream passive {{
+        server 127.0.0.1:{dead} max_fails=1 fail_timeout=300s;
+        server 127.0.0.1:{b1} max_fails=0;
+    }}
+    upstream active {{
+        server 127.0.0.1:{b1} max_fails=0;
+        server 127.0.0.1:{b3} max_fails=0;
+        health_check interval=100ms uri=/id fails=1 passes=1 timeout=500ms;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location /passive/ {{ proxy_pass http://passive/; }}
+        location /active/ {{ proxy_pass http://active/; proxy_next_upstream off; }}
+    }}
+}}
+"#,
+        dead = dead.port,
+        b1 = b1.port,
+        b3 = b3.port
+    );
+    let proton = Proton::start(t.path(), &conf, 1);
+    let refused = |t: &TempDir| error_log(t).matches("connect() failed").count();
+
+    // The dead server fails once, then is left alone for fail_timeout.
+    for _ in 0..4 {
+        let (status, body) = get(proton.port, None, "/passive/id");
+        assert_eq!((status, body.as_str()), (200, "b1"));
+    }
+    assert_eq!(refused(&t), 1, "{}", error_log(&t));
+    // b3 stops: its checks fail and it is taken out.
+    b3.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || error_log(&t)
+            .contains("is down")),
+        "{}",
+        error_log(&t)
+    );
+    let before = refused(&t);
+
+    // A reload of the same configuration: new workers.
+    let old = proton.workers();
+    proton.signal("HUP");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let now = proton.workers();
+            !now.is_empty() && now.iter().all(|w| !old.contains(w))
+        }),
+        "no new workers: {}",
+        proton.logs()
+    );
+    assert!(
+        error_log(&t).contains("upstream state of"),
+        "{}",
+        error_log(&t)
+    );
+    // Every request is answered by b1 at once: neither the failed server nor the one the
+    // checks found down is tried first.
+    for _ in 0..8 {
+        assert_eq!(
+            get(proton.port, None, "/passive/id"),
+            (200, "b1".to_string())
+        );
+        assert_eq!(
+            get(proton.port, None, "/active/id"),
+            (200, "b1".to_string())
+        );
+    }
+    let failed_after = refused(&t) - before;
+    // (The health checker of the new worker probes b3 and fails; those lines say
+    // "while checking", not "while connecting to upstream".)
+    let log = error_log(&t);
+    let proxied_failures = log
+        .lines()
+        .filter(|l| l.contains("connect() failed") && l.contains("while connecting to upstream"))
+        .count();
+    assert_eq!(proxied_failures, 1, "{failed_after} new refusals:\n{log}");
+}
