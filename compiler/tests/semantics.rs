@@ -890,6 +890,48 @@ fn mirror_lines_accumulate_inherit_and_off_stops_them() {
 }
 
 #[test]
+fn upstream_resolve_needs_a_zone_and_a_resolver() {
+    let http = |up: &str, extra: &str| {
+        format!("events {{}}\nhttp {{\n{extra}\n upstream u {{ {up} }}\n server {{ listen 80; location / {{ proxy_pass http://u; }} }}\n}}\n")
+    };
+    // The upstream's own resolver, else the http level's.
+    let ir = ok(&http(
+        "zone z 64k; server app.test:81 resolve; resolver 127.0.0.2; resolver_timeout 3s;",
+        "resolver 127.0.0.1;",
+    ));
+    let u = &ir.upstreams[0];
+    assert!(u.servers[0].resolve);
+    assert_eq!(u.resolver_timeout_ms, 3_000);
+    assert_eq!(
+        ir.resolvers[u.resolver.expect("resolver") as usize].servers,
+        ["127.0.0.2:53"]
+    );
+    let ir = ok(&http(
+        "zone z 64k; server app.test resolve;",
+        "resolver 127.0.0.1;",
+    ));
+    assert_eq!(
+        ir.resolvers[ir.upstreams[0].resolver.expect("resolver") as usize].servers,
+        ["127.0.0.1:53"]
+    );
+    assert_error(
+        &http("server app.test resolve;", "resolver 127.0.0.1;"),
+        "resolving names at run time requires upstream \"u\" to be in shared memory",
+    );
+    assert_error(
+        &http("zone z 64k; server app.test resolve;", ""),
+        "no resolver defined to resolve names at run time in upstream \"u\"",
+    );
+    assert_error(
+        &http(
+            "zone z 64k; server app.test service=_http;",
+            "resolver 127.0.0.1;",
+        ),
+        "\"service\" is not supported",
+    );
+}
+
+#[test]
 fn pcre_quoting_is_stored_in_regex_crate_spelling() {
     let ir = ok(&server(
         r"server_name ~^(?P<name>[a-z]+)\Q.example.com\E$;

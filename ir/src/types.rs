@@ -1660,6 +1660,11 @@ pub struct Upstream {
     pub keepalive_time_ms: u64,
     /// Active health checks of every server of the group (`health_check`), if configured.
     pub health_check: Option<HealthCheck>,
+    /// The `resolver` for its `server … resolve` names: the block's own, else the http
+    /// level's (index into [`Ir::resolvers`]); `None` when no server resolves.
+    pub resolver: Option<u32>,
+    /// `resolver_timeout` for those names (the block's own, else the http level's).
+    pub resolver_timeout_ms: u64,
 }
 
 /// `health_check` inside `upstream`: every `interval_ms` each server gets
@@ -1742,6 +1747,9 @@ pub struct UpstreamServer {
     pub down: bool,
     /// 0 = unlimited.
     pub max_conns: u32,
+    /// `resolve`: a host name the workers resolve again as its records expire (with the
+    /// group's `resolver`), its addresses becoming the server's peers at run time.
+    pub resolve: bool,
 }
 
 impl UpstreamServer {
@@ -1756,6 +1764,7 @@ impl UpstreamServer {
             backup: false,
             down: false,
             max_conns: 0,
+            resolve: false,
         }
     }
 }

@@ -239,6 +239,29 @@ impl Checker<'_> {
                 )
             })?;
         }
+        if let Some(r) = u.resolver {
+            check(
+                self.ir
+                    .resolvers
+                    .get(r as usize)
+                    .is_some_and(|r| !r.servers.is_empty() && (r.ipv4 || r.ipv6)),
+                || {
+                    format!(
+                        "upstream \"{}\": resolver {r} out of range or without servers",
+                        u.name
+                    )
+                },
+            )?;
+        }
+        check(
+            u.resolver.is_some() || !u.servers.iter().any(|s| s.resolve),
+            || {
+                format!(
+                    "upstream \"{}\": a resolve server without a resolver",
+                    u.name
+                )
+            },
+        )?;
         if let Balance::Hash { key, .. } = &u.balance {
             self.template(key)?;
         }
@@ -788,6 +811,8 @@ pub(crate) mod tests {
             keepalive_timeout_ms: 60_000,
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
             health_check: Some(HealthCheck {
                 interval_ms: 5000,
                 uri: "/health".into(),
@@ -994,6 +1019,12 @@ pub(crate) mod tests {
                 ir.upstreams[0].servers.clear()
             }),
             ("weight 0", |ir, _| ir.upstreams[0].servers[0].weight = 0),
+            ("upstream resolver out of range", |ir, _| {
+                ir.upstreams[0].resolver = Some(99)
+            }),
+            ("resolve server without a resolver", |ir, _| {
+                ir.upstreams[0].servers[0].resolve = true
+            }),
             ("health_check interval 0", |ir, _| {
                 if let Some(h) = &mut ir.upstreams[0].health_check {
                     h.interval_ms = 0;

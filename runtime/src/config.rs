@@ -39,6 +39,9 @@ pub struct Loaded {
     pub upstream_addrs: Vec<Vec<Option<PeerAddr>>>,
     /// The servers of each `resolver` (a name resolved at load, each address a server).
     pub resolver_addrs: Vec<Vec<SocketAddr>>,
+    /// The `server … resolve` lines of every upstream: their peers are resolved at run
+    /// time (`upstream_addrs` has `None` for them).
+    pub resolve_servers: Vec<ResolveServer>,
     /// Per-peer state every worker of this generation shares (active connections,
     /// failures, health), mapped here, before the workers are forked.
     pub upstream_shared: std::sync::Arc<crate::upstream::SharedUpstreams>,
@@ -116,6 +119,44 @@ impl Loaded {
             }
         }
         let mut carried = 0;
+        // `server … resolve` lines: the addresses known for the same name in the same group
+        // (with this line's port), and the state too when the port is the same.
+        for rs in &self.resolve_servers {
+            let Some(group) = self.ir.upstreams.get(rs.upstream) else {
+                continue;
+            };
+            let old_rs = old.resolve_servers.iter().find(|o| {
+                o.host == rs.host
+                    && o.nth == rs.nth
+                    && old
+                        .ir
+                        .upstreams
+                        .get(o.upstream)
+                        .is_some_and(|g| g.name == group.name)
+            });
+            let Some(o) = old_rs else {
+                continue;
+            };
+            for (to, from) in rs.slots.clone().zip(o.slots.clone()) {
+                let Some(addr) = old.upstream_shared.peer_addr(o.upstream, from) else {
+                    continue;
+                };
+                self.upstream_shared.set_peer_addr(
+                    rs.upstream,
+                    to,
+                    addr.map(|a| SocketAddr::new(a.ip(), rs.port)),
+                );
+                if o.port == rs.port
+                    && self.upstream_shared.carry_peer(
+                        (rs.upstream, to),
+                        &old.upstream_shared,
+                        (o.upstream, from),
+                    )
+                {
+                    carried += 1;
+                }
+            }
+        }
         for (u, group) in self.ir.upstreams.iter().enumerate() {
             let Some(addrs) = self.upstream_addrs.get(u) else {
                 continue;
@@ -142,15 +183,71 @@ impl Loaded {
     }
 }
 
+/// The address of every upstream peer, by upstream then peer (`None`: none known at load).
+pub type PeerAddrs = Vec<Vec<Option<PeerAddr>>>;
+
+/// Peers a `server … resolve` line has room for (addresses beyond are not used).
+pub const RESOLVE_SLOTS: usize = 32;
+
+/// A `server name … resolve` line: peers `slots` of upstream `upstream` are its addresses,
+/// found at run time (see `worker::upstream_resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolveServer {
+    pub upstream: usize,
+    pub slots: std::ops::Range<usize>,
+    /// The name as written, lowercased, without a trailing dot.
+    pub host: String,
+    pub port: u16,
+    /// Written with `down`: its peers are never used.
+    pub down: bool,
+    /// How many `resolve` lines of the group name the same host before this one (to match
+    /// the line across a reload).
+    pub nth: usize,
+}
+
+/// Expands each upstream's servers into one per address (`resolve` lines with a host name
+/// into [`RESOLVE_SLOTS`] peers without an address yet, listed in the second result).
 pub fn expand_upstreams(
     upstreams: &mut [proton_ir::Upstream],
     resolve: impl Fn(&str) -> Result<Vec<PeerAddr>, String>,
-) -> Result<Vec<Vec<Option<PeerAddr>>>, (String, String)> {
+) -> Result<(PeerAddrs, Vec<ResolveServer>), (String, String)> {
     let mut upstream_addrs = Vec::with_capacity(upstreams.len());
-    for u in upstreams.iter_mut() {
+    let mut dynamic = Vec::new();
+    for (ui, u) in upstreams.iter_mut().enumerate() {
         let mut addrs = Vec::with_capacity(u.servers.len());
         let mut servers = Vec::with_capacity(u.servers.len());
         for s in std::mem::take(&mut u.servers) {
+            let literal = PeerAddr::unix_path(&s.address).is_some()
+                || s.address.parse::<SocketAddr>().is_ok();
+            if s.resolve && !literal {
+                let host = host_part(&s.address);
+                let port = s.address[host.len()..]
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(80);
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                let nth = dynamic
+                    .iter()
+                    .filter(|d: &&ResolveServer| d.upstream == ui && d.host == host)
+                    .count();
+                let start = servers.len();
+                for _ in 0..RESOLVE_SLOTS {
+                    let mut slot = s.clone();
+                    // No address yet: not picked until one is found.
+                    slot.down = true;
+                    servers.push(slot);
+                    addrs.push(None);
+                }
+                dynamic.push(ResolveServer {
+                    upstream: ui,
+                    slots: start..servers.len(),
+                    host,
+                    port,
+                    down: s.down,
+                    nth,
+                });
+                continue;
+            }
             let all = resolve(&s.address).map_err(|e| (u.name.clone(), e))?;
             for a in all {
                 servers.push(s.clone());
@@ -160,7 +257,7 @@ pub fn expand_upstreams(
         u.servers = servers;
         upstream_addrs.push(addrs);
     }
-    Ok(upstream_addrs)
+    Ok((upstream_addrs, dynamic))
 }
 
 /// The servers of each `resolver`: an address as written, a name resolved now (as nginx,
@@ -331,7 +428,7 @@ impl Loaded {
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         };
         let prefix = std::fs::canonicalize(&prefix).unwrap_or(prefix);
-        let upstream_addrs =
+        let (upstream_addrs, resolve_servers) =
             expand_upstreams(&mut ir.upstreams, resolve_upstream_all).map_err(|(group, e)| {
                 LoadError(format!("{}: {e} in upstream \"{group}\"", path.display()))
             })?;
@@ -362,6 +459,7 @@ impl Loaded {
             regex_time,
             upstream_addrs,
             resolver_addrs,
+            resolve_servers,
             upstream_shared,
         })
     }
@@ -425,6 +523,8 @@ mod tests {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         }];
         let fake = |a: &str| -> Result<Vec<PeerAddr>, String> {
             match a {
@@ -436,7 +536,8 @@ mod tests {
                 other => resolve_upstream_all(other),
             }
         };
-        let addrs = expand_upstreams(&mut ups, fake).expect("resolves");
+        let (addrs, dynamic) = expand_upstreams(&mut ups, fake).expect("resolves");
+        assert!(dynamic.is_empty());
         let names: Vec<String> = addrs[0]
             .iter()
             .map(|a| a.as_ref().map_or_else(String::new, PeerAddr::to_string))
@@ -445,6 +546,33 @@ mod tests {
         let weights: Vec<u32> = ups[0].servers.iter().map(|s| s.weight).collect();
         assert_eq!(weights, [1, 3, 3]);
         assert_eq!(ups[0].servers[2].address, "two.test:8080");
+
+        // `resolve`: a name is not looked up now; its line becomes RESOLVE_SLOTS peers
+        // without an address (a literal address stays one peer).
+        let mut r = UpstreamServer::new("Dyn.Test.:8081");
+        r.resolve = true;
+        let mut lit = UpstreamServer::new("127.0.0.2:80");
+        lit.resolve = true;
+        ups[0].servers = vec![lit, r.clone(), r];
+        let (addrs, dynamic) = expand_upstreams(&mut ups, fake).expect("resolves");
+        assert_eq!(addrs[0].len(), 1 + 2 * RESOLVE_SLOTS);
+        assert!(addrs[0][1..].iter().all(Option::is_none));
+        assert!(ups[0].servers[1..].iter().all(|s| s.down));
+        let want = |slots: std::ops::Range<usize>, nth| ResolveServer {
+            upstream: 0,
+            slots,
+            host: "dyn.test".into(),
+            port: 8081,
+            down: false,
+            nth,
+        };
+        assert_eq!(
+            dynamic,
+            [
+                want(1..1 + RESOLVE_SLOTS, 0),
+                want(1 + RESOLVE_SLOTS..1 + 2 * RESOLVE_SLOTS, 1)
+            ]
+        );
 
         ups[0].servers = vec![UpstreamServer::new("nx.test:80")];
         assert_eq!(

@@ -1388,7 +1388,7 @@ impl Lower<'_> {
                 );
                 continue;
             }
-            let u = self.upstream(d);
+            let u = self.upstream(d, h);
             self.ir.upstreams.push(u);
             self.upstream_names.insert(
                 name,
@@ -1557,7 +1557,7 @@ impl Lower<'_> {
         }
     }
 
-    fn upstream(&mut self, d: &Directive) -> Upstream {
+    fn upstream(&mut self, d: &Directive, http: &[Directive]) -> Upstream {
         let b = d.children();
         let mut u = Upstream {
             name: arg(d, 0).to_string(),
@@ -1569,6 +1569,8 @@ impl Lower<'_> {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         };
         for s in all(b, "server") {
             if let Some(srv) = self.upstream_server(s) {
@@ -1586,6 +1588,7 @@ impl Lower<'_> {
                 .help("add `server 127.0.0.1:8080;` lines"),
             );
         }
+        self.upstream_resolve(d, http, &mut u);
         if let Some(k) = first(b, "keepalive") {
             u.keepalive = parse_number(arg(k, 0)).unwrap_or(0);
             if u.keepalive == 0 {
@@ -1694,6 +1697,54 @@ impl Lower<'_> {
             };
         }
         u
+    }
+
+    /// `server … resolve` in upstream `d`: as nginx, the group must be in a shared zone and
+    /// have a `resolver` (its own, else the http level's); `resolver_timeout` likewise. A
+    /// `resolve` on an address literal or a unix socket changes nothing.
+    fn upstream_resolve(&mut self, d: &Directive, http: &[Directive], u: &mut Upstream) {
+        let b = d.children();
+        let resolving =
+            all(b, "server").find(|s| s.args.iter().skip(1).any(|a| a.value == "resolve"));
+        if let Some(t) = first(b, "resolver_timeout").or_else(|| first(http, "resolver_timeout")) {
+            u.resolver_timeout_ms = parse_time_ms(arg(t, 0)).unwrap_or(30_000);
+        }
+        let Some(srv) = resolving else {
+            if let Some(r) = first(b, "resolver") {
+                // Checked (and numbered) all the same.
+                let _ = self.resolver(r);
+            }
+            return;
+        };
+        if first(b, "zone").is_none() {
+            self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    srv.name_span,
+                    format!(
+                        "resolving names at run time requires upstream \"{}\" to be in shared memory",
+                        u.name
+                    ),
+                )
+                .label("a `resolve` server")
+                .help("add `zone NAME 64k;` to the upstream block"),
+            );
+        }
+        match first(b, "resolver").or_else(|| first(http, "resolver")) {
+            Some(r) => u.resolver = self.resolver(r),
+            None => self.err(
+                Diagnostic::error(
+                    Code::Conflict,
+                    srv.name_span,
+                    format!(
+                        "no resolver defined to resolve names at run time in upstream \"{}\"",
+                        u.name
+                    ),
+                )
+                .label("a `resolve` server")
+                .help("add `resolver 127.0.0.53;` to the upstream block or the http block"),
+            ),
+        }
     }
 
     /// Lowers one server block. Returns its listen addresses.

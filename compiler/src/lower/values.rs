@@ -479,7 +479,8 @@ impl Lower<'_> {
                 },
                 "backup" if val.is_empty() => s.backup = true,
                 "down" if val.is_empty() => s.down = true,
-                "resolve" | "service" | "route" | "slow_start" | "drain" => self.err(
+                "resolve" if val.is_empty() => s.resolve = true,
+                "service" | "route" | "slow_start" | "drain" => self.err(
                     Diagnostic::error(
                         Code::Unsupported,
                         a.span,
@@ -495,10 +496,10 @@ impl Lower<'_> {
                         format!("invalid parameter \"{v}\""),
                     )
                     .label("unknown parameter");
-                    e = e.help(match did_you_mean(k, ["weight", "max_fails", "fail_timeout", "backup", "down", "max_conns"]) {
+                    e = e.help(match did_you_mean(k, ["weight", "max_fails", "fail_timeout", "backup", "down", "max_conns", "resolve"]) {
                         Some(c) if !val.is_empty() => format!("did you mean \"{c}={val}\"?"),
                         Some(c) => format!("did you mean \"{c}\"?"),
-                        None => "parameters: weight=, max_fails=, fail_timeout=, backup, down, max_conns=".into(),
+                        None => "parameters: weight=, max_fails=, fail_timeout=, backup, down, max_conns=, resolve".into(),
                     });
                     self.err(e);
                 }
@@ -719,6 +720,8 @@ impl Lower<'_> {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         });
         UpstreamId(self.ir.upstreams.len() as u32 - 1)
     }

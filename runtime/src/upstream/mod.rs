@@ -126,6 +126,12 @@ pub struct Balancer {
     /// The shared part of the peers' state, when the balancer is built over shared memory;
     /// `pool.state` then holds a copy of it taken at the last pick or report.
     shared: Option<SharedPeers>,
+    /// Each peer's configured `max_fails`, kept once [`Balancer::set_usable`] changes which
+    /// peers are usable (empty until then).
+    max_fails: Vec<u32>,
+    /// [`Balancer::set_usable`] left one usable peer: its failures are not counted at all
+    /// (nginx's `single`).
+    single: bool,
 }
 
 impl Balancer {
@@ -157,6 +163,8 @@ impl Balancer {
             pool,
             kind,
             shared: None,
+            max_fails: Vec::new(),
+            single: false,
         }
     }
 
@@ -207,6 +215,31 @@ impl Balancer {
             sh.load(i, &mut st);
         }
         Some(st)
+    }
+
+    /// Makes peer `i` one that may be picked (`usable`) or never is, as `down` does (a
+    /// `server … resolve` peer with or without an address). As nginx recounts its peers
+    /// after a name is resolved again: when one usable peer is left and there is no backup,
+    /// that peer is the group's `single` one, never marked failed (see [`Balancer::new`]).
+    pub fn set_usable(&mut self, i: usize, usable: bool) {
+        let Some(p) = self.pool.peers.get_mut(i) else {
+            return;
+        };
+        p.down = !usable;
+        let peers = &mut self.pool.peers;
+        if self.max_fails.is_empty() {
+            self.max_fails = peers.iter().map(|p| p.max_fails).collect();
+        }
+        for (p, &m) in peers.iter_mut().zip(&self.max_fails) {
+            p.max_fails = m;
+        }
+        let live = peers.iter().filter(|p| !p.down).count();
+        self.single = live == 1 && !peers.iter().any(|p| p.backup);
+        if self.single {
+            if let Some(only) = peers.iter_mut().find(|p| !p.down) {
+                only.max_fails = 0;
+            }
+        }
     }
 
     /// Sets the active-health verdict of peer `i` (what the checker does; for tests and
@@ -322,6 +355,7 @@ impl Balancer {
                     peak_ewma::observe(st, latency, now, half_life);
                 }
             }
+            Outcome::Failure if self.single => {}
             Outcome::Failure => {
                 match &self.shared {
                     Some(sh) => {
@@ -612,6 +646,30 @@ mod tests {
     }
 
     #[test]
+    fn one_usable_peer_left_is_never_failed() {
+        let peers = vec![
+            Peer::new("a:80", 1),
+            Peer::new("b:80", 1),
+            Peer::new("c:80", 1),
+        ];
+        let mut b = Balancer::new(Method::RoundRobin, peers, 1);
+        let now = Instant::now();
+        b.set_usable(1, false);
+        b.set_usable(2, false);
+        // One peer left: its failures do not take it out.
+        for _ in 0..3 {
+            assert_eq!(b.pick(KEY, now, &[]), Some(0));
+            b.report(0, Outcome::Failure, now);
+        }
+        assert_eq!(b.pick(KEY, now, &[]), Some(0));
+        // Two again: max_fails=1 applies as configured.
+        b.set_usable(2, true);
+        b.report(2, Outcome::Failure, now);
+        assert_eq!(b.pick(KEY, now, &[]), Some(0));
+        assert_eq!(b.pick(KEY, now, &[]), Some(0));
+    }
+
+    #[test]
     fn builds_from_ir() {
         let server = |address: &str, backup| proton_ir::UpstreamServer {
             address: address.to_string(),
@@ -621,6 +679,7 @@ mod tests {
             backup,
             down: false,
             max_conns: 0,
+            resolve: false,
         };
         let up = Upstream {
             name: "app".into(),
@@ -632,6 +691,8 @@ mod tests {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         };
         let b = Balancer::from_upstream(&up, 1);
         assert_eq!(b.peers().len(), 2);

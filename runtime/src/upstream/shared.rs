@@ -79,7 +79,15 @@ struct Slot {
     check_passes: AtomicU32,
     /// Consecutive failed active checks (written by the peer's checker only).
     check_fails: AtomicU32,
+    /// A `server … resolve` peer's address, under a sequence lock (odd while being
+    /// written): the IP's 16 bytes (an IPv4 address in the first word) and
+    /// `family << 16 | port` (family 0: no address, 4 or 6). One writer at a time: the
+    /// first worker of the generation, or the master before it forks it.
+    addr_seq: AtomicU32,
+    addr: [AtomicU32; 5],
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 64);
 
 /// The mapping itself; unmapped when the last handle (the [`SharedUpstreams`], balancers,
 /// checker threads) of this process goes.
@@ -382,6 +390,75 @@ impl SharedUpstreams {
         true
     }
 
+    /// Sets the address of a `server … resolve` peer (`None`: it has none now). See
+    /// [`Slot::addr_seq`] for who may call it.
+    pub fn set_peer_addr(&self, upstream: usize, peer: usize, addr: Option<std::net::SocketAddr>) {
+        let Some(s) = self.slot(upstream, peer) else {
+            return;
+        };
+        let mut words = [0u32; 5];
+        match addr {
+            None => {}
+            Some(std::net::SocketAddr::V4(a)) => {
+                words[0] = u32::from_be_bytes(a.ip().octets());
+                words[4] = 4 << 16 | u32::from(a.port());
+            }
+            Some(std::net::SocketAddr::V6(a)) => {
+                for (w, c) in words.iter_mut().zip(a.ip().octets().chunks_exact(4)) {
+                    *w = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                }
+                words[4] = 6 << 16 | u32::from(a.port());
+            }
+        }
+        // Sequence lock, writer side: odd while the words change.
+        let seq = s.addr_seq.load(Ordering::Relaxed);
+        s.addr_seq.store(seq.wrapping_add(1) | 1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
+        for (a, w) in s.addr.iter().zip(words) {
+            a.store(w, Ordering::Relaxed);
+        }
+        s.addr_seq
+            .store((seq.wrapping_add(1) | 1).wrapping_add(1), Ordering::Release);
+    }
+
+    /// The address of a `server … resolve` peer as last set (`Some(None)`: it has none).
+    /// `None` when out of range, or when it was written over and over while this read (the
+    /// caller keeps what it had; the next reading settles it).
+    pub fn peer_addr(&self, upstream: usize, peer: usize) -> Option<Option<std::net::SocketAddr>> {
+        let s = self.slot(upstream, peer)?;
+        for _ in 0..16 {
+            let before = s.addr_seq.load(Ordering::Acquire);
+            if before & 1 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let words: [u32; 5] = std::array::from_fn(|i| s.addr[i].load(Ordering::Relaxed));
+            std::sync::atomic::fence(Ordering::Acquire);
+            if s.addr_seq.load(Ordering::Relaxed) != before {
+                continue;
+            }
+            let port = (words[4] & 0xffff) as u16;
+            return Some(match words[4] >> 16 {
+                4 => Some(std::net::SocketAddr::from((
+                    std::net::Ipv4Addr::from(words[0].to_be_bytes()),
+                    port,
+                ))),
+                6 => {
+                    let mut b = [0u8; 16];
+                    for (c, w) in b.chunks_exact_mut(4).zip(words) {
+                        c.copy_from_slice(&w.to_be_bytes());
+                    }
+                    Some(std::net::SocketAddr::from((
+                        std::net::Ipv6Addr::from(b),
+                        port,
+                    )))
+                }
+                _ => None,
+            });
+        }
+        None
+    }
+
     /// Passive failures counted for the peer (nginx's `fails`; 0 when out of range).
     pub fn peer_fails(&self, upstream: usize, peer: usize) -> u32 {
         self.slot(upstream, peer)
@@ -606,6 +683,8 @@ mod tests {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         }
     }
 
@@ -985,5 +1064,25 @@ mod tests {
         );
         assert!(mine.try_acquire(0));
         assert_eq!(shared.reclaim_worker(3), 0, "given back once");
+    }
+
+    #[test]
+    fn resolved_addresses_round_trip_through_the_mapping() {
+        let ups = vec![upstream(
+            Balance::RoundRobin,
+            vec![server("a:80"), server("b:80")],
+        )];
+        let shared = SharedUpstreams::from_upstreams(&ups).expect("map");
+        assert_eq!(shared.peer_addr(0, 1), Some(None));
+        let v4: std::net::SocketAddr = "127.0.0.201:8080".parse().expect("addr");
+        let v6: std::net::SocketAddr = "[fe80::1]:81".parse().expect("addr");
+        shared.set_peer_addr(0, 0, Some(v4));
+        shared.set_peer_addr(0, 1, Some(v6));
+        assert_eq!(shared.peer_addr(0, 0), Some(Some(v4)));
+        assert_eq!(shared.peer_addr(0, 1), Some(Some(v6)));
+        shared.set_peer_addr(0, 0, None);
+        assert_eq!(shared.peer_addr(0, 0), Some(None));
+        assert_eq!(shared.peer_addr(0, 2), None);
+        assert_eq!(shared.peer_addr(1, 0), None);
     }
 }

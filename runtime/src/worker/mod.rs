@@ -16,6 +16,7 @@ mod request;
 mod respond;
 mod static_files;
 mod tls;
+mod upstream_resolve;
 mod vars;
 
 use crate::config::Loaded;
@@ -117,6 +118,8 @@ pub(crate) struct Worker<'a> {
     pub(crate) registry: mio::Registry,
     /// `resolver`: names of proxy_pass with variables, asked without blocking.
     pub(crate) resolvers: crate::resolver::Resolvers,
+    /// `server … resolve`: the lookups of upstream server names (see `upstream_resolve`).
+    pub(crate) dyn_ups: upstream_resolve::UpstreamResolve,
     /// The time after the last `epoll_wait` (one clock read per loop, as nginx's
     /// `ngx_current_msec`): deadlines and request times use it.
     pub(crate) now: Instant,
@@ -216,6 +219,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         file_caches: file_cache::FileCaches::default(),
         ups: proxy::Upstreams::new(loaded, seed),
         resolvers,
+        dyn_ups: upstream_resolve::UpstreamResolve::new(loaded, slot == 0),
         registry,
         now: Instant::now(),
         now_ms: conn::clock_ms(Instant::now()),
@@ -295,6 +299,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
     // A slot that died before this worker started may be waiting for its respawn.
     acceptor.refresh_cover(&poll, &mut w);
     let mut last_sweep = Instant::now();
+    // `server … resolve`: the addresses a previous generation knew, and the first lookups.
+    w.upstream_resolve_tick();
     loop {
         let timeout = if quitting {
             Duration::from_millis(100)
@@ -440,6 +446,9 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             w.access.tick(now);
             w.ups.sweep(now);
             w.resolvers.tick(now, &w.registry, &w.elog);
+            if !quitting {
+                w.upstream_resolve_tick();
+            }
             resolved(&mut conns, &poll, &mut w, quitting);
             acceptor.refresh_cover(&poll, &mut w);
         }
@@ -505,6 +514,10 @@ fn resolved(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, quitting: b
     while !w.resolvers.done.is_empty() {
         let done = std::mem::take(&mut w.resolvers.done);
         for d in done {
+            if d.key >= upstream_resolve::KEY_BASE {
+                w.upstream_name_resolved(d.key, d.serial, d.outcome);
+                continue;
+            }
             let waiting = conns.get_mut(d.key).is_some_and(|c| {
                 let this = c.number == d.number && c.served as u64 == d.request;
                 match c.proxy.as_mut() {

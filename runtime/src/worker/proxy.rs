@@ -89,6 +89,10 @@ pub(crate) struct Upstreams {
     /// The last unix socket a proxy_pass with variables named, kept so that requests to the
     /// same socket share its path instead of allocating one each.
     last_unix: Option<PeerAddr>,
+    /// The address of every upstream peer, by upstream then peer: the configuration's, with
+    /// those of `server … resolve` peers as this worker last took them from the shared state
+    /// (`None`: none).
+    addrs: Vec<Vec<Option<PeerAddr>>>,
 }
 
 type CertConfig = (
@@ -123,6 +127,43 @@ impl Upstreams {
             temp_seq: super::body::first_seq(),
             pieces: Vec::new(),
             last_unix: None,
+            addrs: loaded.upstream_addrs.clone(),
+        }
+    }
+
+    /// The address of peer `peer` of upstream `u` in this worker (`None`: it has none).
+    pub(crate) fn peer_address(&self, u: usize, peer: usize) -> Option<&PeerAddr> {
+        self.addrs.get(u)?.get(peer)?.as_ref()
+    }
+
+    /// A `server … resolve` peer's address changed: the balancer may pick it (`usable`) or
+    /// not, and its idle keep-alive connections (to the old address) are closed.
+    pub(crate) fn readdress(
+        &mut self,
+        u: usize,
+        peer: usize,
+        addr: Option<PeerAddr>,
+        usable: bool,
+    ) {
+        let Some(slot) = self.addrs.get_mut(u).and_then(|a| a.get_mut(peer)) else {
+            return;
+        };
+        *slot = addr;
+        if let Some(b) = self.balancers.get_mut(u) {
+            b.set_usable(peer, usable);
+        }
+        let stale: Vec<usize> = self
+            .idle
+            .get(u)
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|&k| self.conns.get(k).is_some_and(|c| c.peer == peer))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for k in stale {
+            self.close(k);
         }
     }
 
@@ -1467,13 +1508,8 @@ impl Worker<'_> {
                 return Ok(());
             }
             p.cached = false;
-            let loaded = self.loaded;
-            let addr = loaded
-                .upstream_addrs
-                .get(u)
-                .and_then(|a| a.get(peer))
-                .and_then(Option::as_ref);
-            let result = match addr {
+            let addr = self.ups.peer_address(u, peer).cloned();
+            let result = match &addr {
                 Some(a) => self.open(owner, p, a),
                 None => Err(Open::Connect(std::io::Error::new(
                     ErrorKind::NotFound,
@@ -1647,11 +1683,8 @@ impl Worker<'_> {
         if peer == usize::MAX {
             return "the proxy_pass address".to_string();
         }
-        self.loaded
-            .upstream_addrs
-            .get(u)
-            .and_then(|a| a.get(peer))
-            .and_then(Option::as_ref)
+        self.ups
+            .peer_address(u, peer)
             .map_or_else(|| "?".to_string(), PeerAddr::to_string)
     }
 
@@ -1660,12 +1693,7 @@ impl Worker<'_> {
     fn peer_addr<'p>(&'p self, p: &'p Proxy) -> Option<&'p PeerAddr> {
         match &p.direct {
             Some(a) => Some(a),
-            None => self
-                .loaded
-                .upstream_addrs
-                .get(p.upstream)
-                .and_then(|a| a.get(p.peer))
-                .and_then(Option::as_ref),
+            None => self.ups.peer_address(p.upstream, p.peer),
         }
     }
 

@@ -25,7 +25,12 @@ type Counts = Arc<Mutex<HashMap<(String, u16, bool), usize>>>;
 struct Dns {
     port: u16,
     counts: Counts,
+    /// What `dyn.test` answers (TTL 1 s): its A records, or an error code.
+    dynamic: Dynamic,
 }
+
+/// The answer of `dyn.test`.
+type Dynamic = Arc<Mutex<Result<Vec<[u8; 4]>, u16>>>;
 
 impl Dns {
     fn start() -> Dns {
@@ -39,20 +44,24 @@ impl Dns {
         };
         let port = udp.local_addr().expect("udp addr").port();
         let counts: Counts = Arc::default();
+        let dynamic: Dynamic = Arc::new(Mutex::new(Ok(Vec::new())));
         let c = counts.clone();
+        let dy = dynamic.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             while let Ok((n, from)) = udp.recv_from(&mut buf) {
-                if let Some(reply) = answer(&buf[..n], false, &c) {
+                if let Some(reply) = answer(&buf[..n], false, &c, &dy) {
                     let _ = udp.send_to(&reply, from);
                 }
             }
         });
         let c = counts.clone();
+        let dy = dynamic.clone();
         std::thread::spawn(move || {
             for s in tcp.incoming() {
                 let Ok(mut s) = s else { continue };
                 let c = c.clone();
+                let dy = dy.clone();
                 std::thread::spawn(move || loop {
                     let mut len = [0u8; 2];
                     if s.read_exact(&mut len).is_err() {
@@ -62,7 +71,7 @@ impl Dns {
                     if s.read_exact(&mut q).is_err() {
                         return;
                     }
-                    if let Some(reply) = answer(&q, true, &c) {
+                    if let Some(reply) = answer(&q, true, &c, &dy) {
                         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
                         framed.extend_from_slice(&reply);
                         let _ = s.write_all(&framed);
@@ -70,7 +79,16 @@ impl Dns {
                 });
             }
         });
-        Dns { port, counts }
+        Dns {
+            port,
+            counts,
+            dynamic,
+        }
+    }
+
+    /// Makes `dyn.test` answer `to` from now on.
+    fn set_dynamic(&self, to: Result<Vec<[u8; 4]>, u16>) {
+        *self.dynamic.lock().unwrap_or_else(|e| e.into_inner()) = to;
     }
 
     fn count(&self, name: &str, qtype: u16, tcp: bool) -> usize {
@@ -86,7 +104,7 @@ const A: u16 = 1;
 const CNAME: u16 = 5;
 
 /// The reply to query `q` (`None`: no reply).
-fn answer(q: &[u8], tcp: bool, counts: &Counts) -> Option<Vec<u8>> {
+fn answer(q: &[u8], tcp: bool, counts: &Counts, dynamic: &Dynamic) -> Option<Vec<u8>> {
     // The question: labels from byte 12, then type and class.
     let mut i = 12;
     let mut labels = Vec::new();
@@ -129,6 +147,19 @@ fn answer(q: &[u8], tcp: bool, counts: &Counts) -> Option<Vec<u8>> {
             records.push(r);
         }
         "nx.test" => rcode = 3,
+        "dyn.test" if qtype == A => {
+            match &*dynamic.lock().unwrap_or_else(|e| e.into_inner()) {
+                Ok(ips) => {
+                    for &ip in ips {
+                        let mut r = a(ip);
+                        // TTL 1 s.
+                        r[6..10].copy_from_slice(&1u32.to_be_bytes());
+                        records.push(r);
+                    }
+                }
+                Err(code) => rcode = *code,
+            }
+        }
         "silent.test" => return None,
         "tc.test" if !tcp => trunc = true,
         "tc.test" if qtype == A => records.push(a([127, 0, 0, 1])),
@@ -252,4 +283,116 @@ fn failures_are_502_with_nginx_lines() {
     ] {
         assert!(log.contains(line), "no {line:?} in:\n{log}");
     }
+}
+
+/// A tiny origin on `ip:port` answering every request with `name` (and closing).
+fn origin(ip: Ipv4Addr, port: u16, name: &'static str) -> Option<()> {
+    let l = TcpListener::bind((ip, port)).ok()?;
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                    name.len()
+                );
+            });
+        }
+    });
+    Some(())
+}
+
+/// Two origins on one port, at 127.0.0.1 and 127.0.0.2.
+fn two_origins() -> u16 {
+    loop {
+        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        if origin(Ipv4Addr::new(127, 0, 0, 1), port, "one").is_some()
+            && origin(Ipv4Addr::new(127, 0, 0, 2), port, "two").is_some()
+        {
+            return port;
+        }
+    }
+}
+
+/// `server … resolve`: the name's addresses are found at run time and followed as they
+/// change; an error answer keeps them; a reload keeps them until the next answer; an empty
+/// answer leaves the server without peers.
+#[test]
+fn upstream_names_are_resolved_again_as_they_change() {
+    let t = TempDir::new("upstream-resolve");
+    let dns = Dns::start();
+    let port = two_origins();
+    dns.set_dynamic(Ok(vec![[127, 0, 0, 1]]));
+    let d = dns.port;
+    let http = format!(
+        "resolver 127.0.0.1:{d} valid=1s ipv6=off;\n\
+         upstream u {{ zone u 64k; server dyn.test:{port} resolve max_fails=0; }}\n\
+         server {{\n\
+           listen 127.0.0.1:{{port}};\n\
+           location / {{ proxy_pass http://u; add_header X-Up $upstream_addr always; }}\n\
+         }}"
+    );
+    let p = Proton::start(t.path(), &conf(&http), 2);
+    let body = |p: &Proton| {
+        let r = request(p.port, Some("x"), "/").unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
+        (r.status, r.body_text())
+    };
+    let seen = |p: &Proton, want: &[&str]| -> bool {
+        proton_tests::wait_until(Duration::from_secs(15), || {
+            let got: std::collections::BTreeSet<String> = (0..6).map(|_| body(p).1).collect();
+            got.iter().map(String::as_str).eq(want.iter().copied())
+        })
+    };
+    // The first answer (at start), in both workers.
+    assert!(seen(&p, &["one"]), "{}", p.logs());
+    // The record changes: the new address replaces the old one.
+    dns.set_dynamic(Ok(vec![[127, 0, 0, 2]]));
+    assert!(seen(&p, &["two"]), "{}", p.logs());
+    // Two addresses: both serve.
+    dns.set_dynamic(Ok(vec![[127, 0, 0, 1], [127, 0, 0, 2]]));
+    assert!(seen(&p, &["one", "two"]), "{}", p.logs());
+    // A failing DNS server: the addresses stay (after a query that got the error).
+    dns.set_dynamic(Err(2));
+    let asked = dns.count("dyn.test", A, false);
+    assert!(proton_tests::wait_until(Duration::from_secs(10), || dns
+        .count("dyn.test", A, false)
+        > asked + 1));
+    assert!(seen(&p, &["one", "two"]), "{}", p.logs());
+    assert!(error_log(&t).contains("dyn.test could not be resolved (2: Server failure)"));
+    // A reload while the DNS server fails: the new workers start with the known addresses.
+    let old = p.workers();
+    p.signal("HUP");
+    assert!(proton_tests::wait_until(Duration::from_secs(20), || {
+        let now = p.workers();
+        now.len() == 2 && now.iter().all(|w| !old.contains(w))
+    }));
+    for _ in 0..6 {
+        assert_eq!(body(&p).0, 200, "{}", p.logs());
+    }
+    // No records: no peer left (502, no live upstreams).
+    dns.set_dynamic(Ok(Vec::new()));
+    // (Each worker takes the change at its next sweep: wait until both have.)
+    let no_peer = || {
+        (0..6).all(|_| {
+            request(p.port, Some("x"), "/")
+                .is_ok_and(|r| r.status == 502 && r.header("x-up") == Some("u"))
+        })
+    };
+    assert!(
+        proton_tests::wait_until(Duration::from_secs(15), no_peer),
+        "{}",
+        p.logs()
+    );
 }

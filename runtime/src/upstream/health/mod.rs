@@ -585,6 +585,8 @@ mod tests {
             keepalive_requests: 1000,
             keepalive_time_ms: 3_600_000,
             health_check: Some(check),
+            resolver: None,
+            resolver_timeout_ms: 30_000,
         }
     }
 
@@ -777,6 +779,8 @@ mod tests {
         up.servers[1].down = true;
         let plain = Upstream {
             health_check: None,
+            resolver: None,
+            resolver_timeout_ms: 30_000,
             ..up.clone()
         };
         let d = || Some(PeerAddr::from(dead));
