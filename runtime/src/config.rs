@@ -93,10 +93,6 @@ pub fn resolve_upstream(address: &str) -> Result<PeerAddr, String> {
     resolve_inet(address).map(PeerAddr::Inet)
 }
 
-/// Resolves the servers of every upstream group with `resolve`: every address of a
-/// server's name becomes a server of its own with the line's parameters (nginx's
-/// round-robin init makes one peer per address). Returns the addresses, by group and
-/// server; `Err((group, error))` for a name that does not resolve.
 impl Loaded {
     /// A reload: each upstream server of this configuration that the previous one (`old`)
     /// had too — the same group name and address (the n-th server of that address in the
@@ -119,6 +115,20 @@ impl Loaded {
             }
         }
         let mut carried = 0;
+        // Health verdicts go over only to a group checked as before.
+        let same_checks = |from: usize, to: usize| {
+            let a = old
+                .ir
+                .upstreams
+                .get(from)
+                .and_then(|g| g.health_check.as_ref());
+            let b = self
+                .ir
+                .upstreams
+                .get(to)
+                .and_then(|g| g.health_check.as_ref());
+            a.is_some() && a == b
+        };
         // `server … resolve` lines: the addresses known for the same name in the same group
         // (with this line's port), and the state too when the port is the same.
         for rs in &self.resolve_servers {
@@ -151,6 +161,7 @@ impl Loaded {
                         (rs.upstream, to),
                         &old.upstream_shared,
                         (o.upstream, from),
+                        same_checks(o.upstream, rs.upstream),
                     )
                 {
                     carried += 1;
@@ -170,10 +181,12 @@ impl Loaded {
                 let key = (group.name.as_str(), a, *n);
                 *n += 1;
                 if let Some(&from) = was.get(&key) {
-                    if self
-                        .upstream_shared
-                        .carry_peer((u, p), &old.upstream_shared, from)
-                    {
+                    if self.upstream_shared.carry_peer(
+                        (u, p),
+                        &old.upstream_shared,
+                        from,
+                        same_checks(from.0, u),
+                    ) {
                         carried += 1;
                     }
                 }
@@ -205,8 +218,12 @@ pub struct ResolveServer {
     pub nth: usize,
 }
 
-/// Expands each upstream's servers into one per address (`resolve` lines with a host name
-/// into [`RESOLVE_SLOTS`] peers without an address yet, listed in the second result).
+/// Resolves the servers of every upstream group with `resolve`: every address of a
+/// server's name becomes a server of its own with the line's parameters (nginx's
+/// round-robin init makes one peer per address). Returns the addresses, by group and
+/// server; `Err((group, error))` for a name that does not resolve. A `server … resolve`
+/// line with a host name is not resolved here: it becomes [`RESOLVE_SLOTS`] peers without
+/// an address yet, listed in the second result.
 pub fn expand_upstreams(
     upstreams: &mut [proton_ir::Upstream],
     resolve: impl Fn(&str) -> Result<Vec<PeerAddr>, String>,

@@ -363,23 +363,29 @@ impl SharedUpstreams {
     /// found failing or down stays so instead of being tried again by every new worker.
     /// Connections open (`active`) are not carried: they belong to the old workers, which
     /// drain them and count them down in the old mapping. Times are CLOCK_MONOTONIC
-    /// milliseconds, the same in both. False when either peer is out of range.
+    /// milliseconds, the same in both. `health`: the health-check state too (only when the
+    /// group is checked the same way in both: a verdict no checker will revise would keep a
+    /// server out for good). False when either peer is out of range.
     pub fn carry_peer(
         &self,
         to: (usize, usize),
         old: &SharedUpstreams,
         from: (usize, usize),
+        health: bool,
     ) -> bool {
         let (Some(new), Some(was)) = (self.slot(to.0, to.1), old.slot(from.0, from.1)) else {
             return false;
         };
-        for (a, b) in [
-            (&new.fails, &was.fails),
-            (&new.health, &was.health),
-            (&new.check_passes, &was.check_passes),
-            (&new.check_fails, &was.check_fails),
-        ] {
-            a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+        new.fails
+            .store(was.fails.load(Ordering::Relaxed), Ordering::Relaxed);
+        if health {
+            for (a, b) in [
+                (&new.health, &was.health),
+                (&new.check_passes, &was.check_passes),
+                (&new.check_fails, &was.check_fails),
+            ] {
+                a.store(b.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
         }
         for (a, b) in [
             (&new.checked_ms, &was.checked_ms),

@@ -780,9 +780,14 @@ impl Conn {
         }
         // Only the head written now had to know (a proxy reads the body itself).
         req.expect_unread = false;
+        let mirrors_read_body = req.mirror_body_wanted();
         self.req = Some(req);
         self.close_after = !keep_alive || out.close;
-        if expect_unread && !out.proxy {
+        if expect_unread && !out.proxy && mirrors_read_body {
+            // Mirrors will read the body (nginx's mirror handler reads it before the content
+            // handler): the go-ahead comes first, whatever the answer.
+            self.wbuf.splice(0..0, CONTINUE.iter().copied());
+        } else if expect_unread && !out.proxy {
             if out.status >= 300 {
                 // As nginx: no 100 Continue before an error or a redirect; the body is not
                 // waited for (the head said `Connection: close`).
@@ -921,7 +926,6 @@ impl Conn {
         }
     }
 
-    /// Answers a malformed request: nginx's error page, then close.
     /// Runs the request's pending mirror subrequests, one after another, once its response
     /// is out and logged (see `Worker::start_mirror`): each one's output is thrown away and
     /// the connection then goes on as the main response said. True when a proxied mirror
@@ -975,6 +979,7 @@ impl Conn {
         false
     }
 
+    /// Answers a malformed request: nginx's error page, then close.
     fn answer_error(&mut self, w: &mut Worker<'_>, status: u16) {
         // Even a request that could not be parsed has a context, for its log line.
         let mut req = self.req.take().unwrap_or_else(|| w.contexts.get());

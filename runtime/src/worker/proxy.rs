@@ -963,7 +963,15 @@ impl Worker<'_> {
         }
         let has_body = head.chunked || head.content_length.is_some_and(|n| n > 0);
         let body = &request.body;
+        let s = &ir.settings[l.conf.settings.0 as usize];
+        let ps = &s.proxy;
+        // The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
+        // off`), or none for a mirror with `mirror_request_body off`: the client's stays with
+        // the connection, which reads and drops it.
+        let mirror_no_body = request.mirror_sub && !request.mirrors.first().is_some_and(|m| m.body);
+        let own_body = ps.set_body.is_some() || !ps.pass_request_body || mirror_no_body;
         if has_body
+            && !own_body
             && !body.resendable()
             && (request.post_action || body.state != super::body::BodyState::Unread)
         {
@@ -978,8 +986,6 @@ impl Worker<'_> {
             self.recycle(p);
             return Handled::Status(500);
         }
-        let s = &ir.settings[l.conf.settings.0 as usize];
-        let ps = &s.proxy;
         let http11 = ps.http_version == ProxyHttpVersion::Http11;
         p.sid = sid;
         p.loc = loc;
@@ -1248,11 +1254,6 @@ impl Worker<'_> {
                 ChunkedDecoder::default()
             }
         };
-        // `proxy_set_body` / `proxy_pass_request_body off`: the client's body stays with the
-        // connection, which reads and drops it.
-        // A mirror with `mirror_request_body off` goes without the body too.
-        let mirror_no_body = request.mirror_sub && !request.mirrors.first().is_some_and(|m| m.body);
-        let own_body = ps.set_body.is_some() || !ps.pass_request_body || mirror_no_body;
         // Mirrors still to run want the body: it is read whole and kept (nginx's mirror
         // handler reads it before the content handler), whatever proxy_request_buffering.
         let keep_whole = request.mirror_body_wanted();
@@ -2805,6 +2806,15 @@ impl Worker<'_> {
             p.spoiled = true;
             self.note_upstream(p, status);
             return Step::Done(Drive::Redirect);
+        }
+        if p.discard {
+            // A mirror or a post action is over with the answer's head (nginx makes both
+            // `header_only`): its body is not read, so a slow or endless one holds up
+            // nothing, and the upstream connection, its body unread, is not kept.
+            p.spoiled = true;
+            p.hold.clear();
+            self.note_upstream(p, status);
+            return Step::Done(Drive::Finished);
         }
         self.write_client_head(conn, p);
         let now = self.now;

@@ -15,8 +15,9 @@ use proton_ir::{
 };
 use std::io::Write;
 
-/// Mirror subrequests one request may run at most (nginx's `NGX_HTTP_MAX_SUBREQUESTS`).
-pub(crate) const MAX_MIRRORS: usize = 50;
+/// Mirror subrequests one request may run at most (a bound nginx does not have: there, a
+/// request's internal redirects and its locations' `mirror` lines bound them).
+pub(crate) const MAX_MIRRORS: usize = 256;
 
 /// Lowercases into `out` the host part that `validate_host` cut from a Host value or an
 /// absolute-form target (no port, no blank, at most one trailing dot, already removed in
@@ -601,7 +602,7 @@ impl<'a> Worker<'a> {
     /// nginx's mirror handler (precontent phase, main request only): the request reached
     /// the content handler of `loc`; each of its `mirror` URIs becomes a subrequest to run
     /// once the response is out, with the request's arguments as they are now. At most
-    /// [`MAX_MIRRORS`] per request (nginx's subrequest limit), beyond that an error line.
+    /// [`MAX_MIRRORS`] per request, beyond that an error line.
     pub(crate) fn note_mirrors(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) {
         if req.mirror_sub || req.post_action {
             return;
@@ -617,20 +618,23 @@ impl<'a> Worker<'a> {
         if s.mirror.is_empty() {
             return;
         }
-        if req.mirrors.len() + s.mirror.len() > MAX_MIRRORS {
+        let room = MAX_MIRRORS.saturating_sub(req.mirrors.len());
+        if s.mirror.len() > room {
             elog!(
                 self.elog,
                 Error,
-                "subrequests cycle while processing \"{}\", client: {}",
-                s.mirror[0],
+                "too many mirror subrequests while processing \"{}\", client: {}",
+                s.mirror[room.min(s.mirror.len() - 1)],
                 conn.peer.ip()
             );
+        }
+        if room == 0 {
             return;
         }
         let start = req.mirror_args.len() as u32;
         req.mirror_args.extend_from_slice(&req.args);
         let end = req.mirror_args.len() as u32;
-        for index in 0..s.mirror.len() {
+        for index in 0..s.mirror.len().min(room) {
             req.mirrors.push(super::context::PendingMirror {
                 settings: sid,
                 index: index as u16,
@@ -673,6 +677,8 @@ impl<'a> Worker<'a> {
         req.uri.clear();
         req.uri.extend_from_slice(uri.as_bytes());
         req.mirror_sub = true;
+        // (A subrequest is not a post action, even after one ran.)
+        req.post_action = false;
         req.internal = true;
         req.uri_changed = true;
         req.rewritten_here = false;
@@ -1413,7 +1419,9 @@ impl<'a> Worker<'a> {
     /// redirect (nginx sends no 100 Continue before those), so such a response closes the
     /// connection and says so.
     pub(crate) fn keep_alive_for(&self, req: &RequestCtx, loc: LocationId, status: u16) -> bool {
-        self.keep_alive(req, loc) && !(req.expect_unread && status >= 300)
+        // (Mirrors that want the body read it: it is not left unread.)
+        self.keep_alive(req, loc)
+            && !(req.expect_unread && status >= 300 && !req.mirror_body_wanted())
     }
 
     /// The prepared answer of a location that only returns a constant text (see

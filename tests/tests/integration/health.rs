@@ -539,4 +539,31 @@ http {{
         .filter(|l| l.contains("connect() failed") && l.contains("while connecting to upstream"))
         .count();
     assert_eq!(proxied_failures, 1, "{failed_after} new refusals:\n{log}");
+
+    // Without health checks in the next configuration, b3's old verdict is not carried (no
+    // checker would ever revise it): once b3 is back, it serves again.
+    let b3_port = b3.port;
+    let _b3 = Backend::start_on("b3", b3_port);
+    let unchecked = conf.replace(
+        "health_check interval=100ms uri=/id fails=1 passes=1 timeout=500ms;",
+        "",
+    );
+    assert_ne!(unchecked, conf);
+    proton.compile(&unchecked);
+    let old = proton.workers();
+    proton.signal("HUP");
+    assert!(wait_until(Duration::from_secs(20), || {
+        let now = proton.workers();
+        !now.is_empty() && now.iter().all(|w| !old.contains(w))
+    }));
+    assert!(
+        wait_until(Duration::from_secs(10), || get(
+            proton.port,
+            None,
+            "/active/id"
+        )
+        .1 == "b3"),
+        "b3 stays out after a reload without health checks:\n{}",
+        error_log(&t)
+    );
 }

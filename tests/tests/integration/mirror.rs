@@ -48,14 +48,16 @@ fn post(port: u16, path: &str) -> String {
     )
 }
 
-/// Waits until `file` has a line equal to each of `want`; returns its lines.
+/// Waits until `file` has a line equal to each of `want` (failing the test when it does
+/// not within 20 s); returns its lines.
 fn wait_lines(file: &std::path::Path, want: &[&str]) -> Vec<String> {
     let mut lines = Vec::new();
-    wait_until(Duration::from_secs(20), || {
+    let found = wait_until(Duration::from_secs(20), || {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         lines = text.lines().map(str::to_string).collect();
         want.iter().all(|w| lines.iter().any(|l| l == w))
     });
+    assert!(found, "{} lacks one of {want:?}: {lines:?}", file.display());
     lines
 }
 
@@ -63,14 +65,20 @@ fn count(lines: &[String], line: &str) -> usize {
     lines.iter().filter(|l| *l == line).count()
 }
 
-/// Waits until `file` has `n` lines equal to `line`; returns its lines.
+/// Waits until `file` has `n` lines equal to `line` (failing the test when it does not
+/// within 20 s); returns its lines.
 fn wait_count(file: &std::path::Path, line: &str, n: usize) -> Vec<String> {
     let mut lines = Vec::new();
-    wait_until(Duration::from_secs(20), || {
+    let found = wait_until(Duration::from_secs(20), || {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         lines = text.lines().map(str::to_string).collect();
         count(&lines, line) >= n
     });
+    assert!(
+        found,
+        "{} has not {n} of {line:?}: {lines:?}",
+        file.display()
+    );
     lines
 }
 
@@ -261,4 +269,126 @@ fn mirrors_answer_and_log_as_nginx() {
         "Proton (left) and nginx (right) differ\n{}",
         proton.logs()
     );
+}
+
+/// An upstream that answers every request with a head announcing a long body, sends a few
+/// bytes of it, and then holds the connection (until the other side closes it).
+fn stalling_upstream() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npartial");
+                // Hold it: read (and drop) until the proxy closes.
+                while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+/// What nginx's `header_only` subrequests imply, and the cases a review found: a mirror is
+/// over with its answer's head (a stalling mirror backend holds up nothing); a mirror
+/// without the body is sent even when the body streamed past the buffer; a mirror after a
+/// post action still carries the body; `Expect: 100-continue` gets its go-ahead when only
+/// the mirrors read the body.
+#[test]
+fn mirrors_end_with_the_head_and_get_their_bodies() {
+    let t = TempDir::new("mirror-more");
+    t.write("static.html", "STATIC\n");
+    let stall = stalling_upstream();
+    let d = t.path().display();
+    let conf = format!(
+        "events {{}}\n\
+         http {{\n\
+         log_format got \"$request_method $request_uri:$request_body\";\n\
+         access_log off;\n\
+         client_body_buffer_size 1k;\n\
+         server {{\n\
+             listen 127.0.0.1:{{port}};\n\
+             root {d};\n\
+             location = /slow.html {{ alias {d}/static.html; mirror /slowm; }}\n\
+             location /slowm {{ internal; proxy_pass http://127.0.0.1:{stall}; proxy_read_timeout 60s; }}\n\
+             location /big {{ mirror /m/nobody; mirror_request_body off; proxy_request_buffering off; proxy_pass http://127.0.0.1:{{port}}/b/; }}\n\
+             location = /pa.html {{ alias {d}/static.html; mirror /m/body; post_action /r/pa; }}\n\
+             location = /ex.html {{ alias {d}/static.html; mirror /m/body; }}\n\
+             location /m/ {{ internal; proxy_pass http://127.0.0.1:{{port}}/b/; proxy_set_header Content-Length \"\"; }}\n\
+             location /m/body {{ internal; proxy_pass http://127.0.0.1:{{port}}/b/body; }}\n\
+             location /b/ {{ access_log {d}/got.log got; proxy_pass http://127.0.0.1:{{port}}/r/; }}\n\
+             location /r/ {{ return 204; }}\n\
+         }}\n\
+         }}\n"
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let got = t.path().join("got.log");
+
+    // A mirror backend that sends its head and stalls: both keep-alive requests are
+    // answered (the second one waits for nothing).
+    let req: &[u8] = b"GET /slow.html HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let rs = keep_alive_exchange(p.port, &[req, req]).expect("keep-alive past a stalling mirror");
+    assert_eq!(rs.len(), 2);
+    assert!(rs
+        .iter()
+        .all(|r| r.status == 200 && r.body_text() == "STATIC\n"));
+
+    // A body streamed past client_body_buffer_size (not kept): the mirror without the body
+    // still goes.
+    let big = "x".repeat(20_000);
+    let r = exchange(
+        p.port,
+        &format!(
+            "POST /big HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{big}",
+            big.len()
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 204"), "{r}");
+    wait_lines(&got, &["POST /b/nobody:-"]);
+
+    // A mirror after a post action: sent, with the body.
+    let r = post(p.port, "/pa.html");
+    assert!(r.starts_with("HTTP/1.1 405"), "{r}");
+    wait_lines(&got, &["POST /b/body:1234567890"]);
+
+    // Expect: 100-continue to a static file whose mirror wants the body: the go-ahead comes
+    // before the answer, the client sends the body, and the mirror gets it.
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(
+        b"POST /ex.html?e=1 HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        seen.starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    s.write_all(b"abcde").expect("body");
+    let _ = s.read_to_end(&mut seen);
+    assert!(
+        String::from_utf8_lossy(&seen).contains("405 Not Allowed"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    wait_lines(&got, &["POST /b/body?e=1:abcde"]);
 }
