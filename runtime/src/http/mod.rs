@@ -14,6 +14,7 @@ mod error;
 pub mod etag;
 pub mod proxy_protocol;
 pub mod range;
+pub mod relay;
 pub mod request;
 pub mod response;
 mod swar;

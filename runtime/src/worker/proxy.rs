@@ -25,6 +25,7 @@ use super::tls::{client_flush, client_read, client_write, Handshake, Transport, 
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
+use crate::http::relay::{BodyRelay, Framing};
 use crate::http::request::token_eq;
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
@@ -320,18 +321,6 @@ enum ReqBody {
     Chunked(ChunkedDecoder),
 }
 
-/// What is still to come of the upstream's response body.
-enum RespBody {
-    None,
-    Length(u64),
-    /// `dechunk`: the client speaks HTTP/1.0, so the chunks are decoded on the way.
-    Chunked {
-        dec: ChunkedDecoder,
-        dechunk: bool,
-    },
-    UntilClose,
-}
-
 /// Why an attempt failed, in `proxy_next_upstream` terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fail {
@@ -399,7 +388,8 @@ pub(crate) struct Proxy {
     /// The upstream head as it arrives; a chunked request body being buffered.
     hold: Vec<u8>,
     resp: ResponseHead,
-    rbody: RespBody,
+    /// The response body on its way (framing, bytes received, forced range).
+    relay: BodyRelay,
     /// Hash key for `hash`/`ip_hash`.
     key: Vec<u8>,
     /// `proxy_pass` with variables: the URL made for this request (host and URI are ranges
@@ -473,9 +463,6 @@ pub(crate) struct Proxy {
     /// `add_trailer` applies: the body goes to the client in chunks Proton frames, and the
     /// last chunk carries the trailers. Cleared once the last chunk is written.
     rechunk: bool,
-    /// Body bytes the upstream sent (as received: chunk framing included, as nginx counts
-    /// them), for `$upstream_response_length`.
-    resp_len: u64,
     /// A `post_action` request: the response is read and thrown away, nothing goes to the
     /// client, and the client's keep-alive stays as its own response decided.
     discard: bool,
@@ -509,10 +496,6 @@ pub(crate) struct Proxy {
     rate_start: Instant,
     rate_read: u64,
     rate_until: Option<Instant>,
-    /// `proxy_force_ranges`: the one range of the body sent (start, end exclusive), and the
-    /// body bytes taken from the upstream so far.
-    range: Option<(u64, u64)>,
-    range_pos: u64,
 }
 
 impl Proxy {
@@ -575,7 +558,7 @@ impl Proxy {
             body: ReqBody::None,
             hold: Vec::new(),
             resp: ResponseHead::default(),
-            rbody: RespBody::None,
+            relay: BodyRelay::default(),
             key: Vec::new(),
             dyn_url: Vec::new(),
             direct: None,
@@ -614,7 +597,6 @@ impl Proxy {
             req_base: None,
             recode: None,
             rechunk: false,
-            resp_len: 0,
             discard: false,
             client_status: 0,
             buffering: true,
@@ -629,8 +611,6 @@ impl Proxy {
             rate_start: now,
             rate_read: 0,
             rate_until: None,
-            range: None,
-            range_pos: 0,
         }
     }
 
@@ -660,7 +640,7 @@ impl Proxy {
         self.sent_any = false;
         self.body = ReqBody::None;
         self.hold.clear();
-        self.rbody = RespBody::None;
+        self.relay.reset(Framing::None);
         self.key.clear();
         self.dyn_url.clear();
         self.direct = None;
@@ -687,7 +667,6 @@ impl Proxy {
         self.req_base = None;
         self.recode = None;
         self.rechunk = false;
-        self.resp_len = 0;
         self.discard = false;
         self.client_status = 0;
         self.buffering = true;
@@ -702,8 +681,6 @@ impl Proxy {
         self.rate_start = now;
         self.rate_read = 0;
         self.rate_until = None;
-        self.range = None;
-        self.range_pos = 0;
     }
 }
 
@@ -2149,7 +2126,7 @@ impl Worker<'_> {
             && p.req_pos == p.req.len()
             && p.file_read == p.file_len
             && matches!(p.body, ReqBody::None)
-            && !matches!(p.rbody, RespBody::UntilClose)
+            && !matches!(p.relay.framing, Framing::UntilClose)
     }
 
     fn drive_inner(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
@@ -2739,7 +2716,7 @@ impl Worker<'_> {
             let n = p.resp.head_len.min(p.hold.len());
             req.upstream_head.extend_from_slice(&p.hold[..n]);
         }
-        p.resp_len = 0;
+        p.relay.received = 0;
         if status == 101 && !(p.upgrade && p.resp.upgrade.is_some()) {
             return Step::Fail(
                 Fail::InvalidHeader,
@@ -2915,8 +2892,8 @@ impl Worker<'_> {
             }
             _ => None,
         };
-        p.range = None;
-        p.range_pos = 0;
+        p.relay.range = None;
+        p.relay.range_pos = 0;
         let mut content_range = None;
         match (forced, length) {
             (Some(ForcedRange::Unsatisfiable), Some(len)) => {
@@ -2925,7 +2902,7 @@ impl Worker<'_> {
                 return;
             }
             (Some(ForcedRange::Part(a, b)), Some(len)) => {
-                p.range = Some((a, b));
+                p.relay.range = Some((a, b));
                 p.client_status = 206;
                 content_range = Some((a, b, len));
             }
@@ -3031,31 +3008,31 @@ impl Worker<'_> {
             && !matches!(status, 204 | 304)
             && status >= 200
             && super::request::trailers_apply(s, status);
-        p.rbody = match body {
-            BodyKind::None => RespBody::None,
-            BodyKind::Length(n) => RespBody::Length(n),
-            BodyKind::Chunked => RespBody::Chunked {
+        p.relay.framing = match body {
+            BodyKind::None => Framing::None,
+            BodyKind::Length(n) => Framing::Length(n),
+            BodyKind::Chunked => Framing::Chunked {
                 dec: ChunkedDecoder::default(),
                 dechunk: p.client_minor == 0 || !chunked_on || p.rechunk,
             },
-            BodyKind::UntilClose => RespBody::UntilClose,
+            BodyKind::UntilClose => Framing::UntilClose,
         };
-        if matches!(p.rbody, RespBody::Chunked { dechunk: false, .. }) {
+        if matches!(p.relay.framing, Framing::Chunked { dechunk: false, .. }) {
             // Chunks passed through keep their framing: not recoded (not yet).
             p.recode = None;
         }
-        let range_len = p.range.map(|(a, b)| b - a);
-        match (&p.rbody, body) {
+        let range_len = p.relay.range.map(|(a, b)| b - a);
+        match (&p.relay.framing, body) {
             _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", range_len.unwrap_or(n));
             }
-            (RespBody::None, _) => {
+            (Framing::None, _) => {
                 if let Some(n) = range_len.or(p.resp.content_length) {
                     write_num_header(&mut out, b"Content-Length: ", n);
                 }
             }
-            (RespBody::Chunked { dechunk: false, .. }, _) => {
+            (Framing::Chunked { dechunk: false, .. }, _) => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
             }
             _ => keep = false,
@@ -3160,7 +3137,7 @@ impl Worker<'_> {
         self.scratch.page = page;
         conn.wbuf = out;
         p.client_status = 416;
-        p.rbody = RespBody::None;
+        p.relay.framing = Framing::None;
         p.rechunk = false;
         p.recode = None;
         p.spoiled = true;
@@ -3170,131 +3147,38 @@ impl Worker<'_> {
     /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
     /// them, drops what the upstream sent past the end.
     fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
-        let new = conn.wbuf.len() - from;
-        let pass_trailers = self.proxy_settings(p.loc).pass_trailers;
-        match &mut p.rbody {
-            RespBody::None => {
-                if new > 0 {
-                    p.spoiled = true;
-                }
-                conn.wbuf.truncate(from);
-            }
-            RespBody::Length(left) => {
-                if new as u64 > *left {
-                    elog!(
-                        self.elog,
-                        Warn,
-                        "upstream sent more data than specified in \"Content-Length\" header, upstream: {}",
-                        self.peer_name(p.upstream, p.peer)
-                    );
-                    conn.wbuf.truncate(from + *left as usize);
-                    p.spoiled = true;
-                    *left = 0;
-                } else {
-                    *left -= new as u64;
-                }
-                p.resp_len += (conn.wbuf.len() - from) as u64;
-                if *left == 0 {
-                    p.rbody = RespBody::None;
-                    p.upstream_eof = true;
-                }
-            }
-            RespBody::Chunked { dec, dechunk } => {
-                let mut at = from;
-                let mut out_at = from;
-                let end = conn.wbuf.len();
-                let mut done = false;
-                while at < end && !done {
-                    let was_in_trailer = dec.in_trailer();
-                    match dec.decode(&conn.wbuf[at..end]) {
-                        Ok(step) => {
-                            // nginx counts the body as received: chunk framing included.
-                            p.resp_len += step.consumed as u64;
-                            // The trailer section's bytes in this step: kept for
-                            // `$upstream_trailer_*`; passed on only with proxy_pass_trailers.
-                            let split = if was_in_trailer {
-                                0
-                            } else {
-                                dec.trailer_mark().unwrap_or(step.consumed)
-                            };
-                            if split < step.consumed {
-                                if let Some(req) = conn.req.as_deref_mut() {
-                                    req.upstream_trailers.extend_from_slice(
-                                        &conn.wbuf[at + split..at + step.consumed],
-                                    );
-                                }
-                            }
-                            if *dechunk {
-                                let data = step.data.start + at..step.data.end + at;
-                                let len = data.len();
-                                conn.wbuf.copy_within(data, out_at);
-                                out_at += len;
-                            } else if pass_trailers {
-                                out_at = at + step.consumed;
-                            } else {
-                                // Everything before the trailer section, in place; the
-                                // section itself becomes its bare final CRLF below.
-                                if out_at != at {
-                                    conn.wbuf.copy_within(at..at + split, out_at);
-                                }
-                                out_at += split;
-                                if step.done {
-                                    conn.wbuf.truncate(out_at);
-                                    conn.wbuf.extend_from_slice(b"\r\n");
-                                    out_at += 2;
-                                    // (Anything after the body is dropped below.)
-                                    at += step.consumed;
-                                    done = true;
-                                    break;
-                                }
-                            }
-                            at += step.consumed;
-                            done = step.done;
-                            if step.consumed == 0 {
-                                break;
-                            }
-                        }
-                        Err(_) => {
-                            // The decoder's reasons are worded for clients; this is the
-                            // upstream's fault (nginx's message).
-                            elog!(
-                                self.elog,
-                                Error,
-                                "upstream sent invalid chunked response while reading upstream, client: {}, upstream: {}",
-                                conn.peer.ip(),
-                                self.peer_name(p.upstream, p.peer)
-                            );
-                            p.spoiled = true;
-                            p.broken = true;
-                            break;
-                        }
-                    }
-                }
-                if done && at < end {
-                    p.spoiled = true;
-                }
-                conn.wbuf.truncate(out_at);
-                if done {
-                    p.rbody = RespBody::None;
-                    p.upstream_eof = true;
-                }
-            }
-            RespBody::UntilClose => p.resp_len += new as u64,
+        p.relay.pass_trailers = self.proxy_settings(p.loc).pass_trailers;
+        let mut none = Vec::new();
+        let trailers = match conn.req.as_deref_mut() {
+            Some(req) => &mut req.upstream_trailers,
+            None => &mut none,
+        };
+        let t = p.relay.take(&mut conn.wbuf, from, trailers);
+        if t.over_length {
+            elog!(
+                self.elog,
+                Warn,
+                "upstream sent more data than specified in \"Content-Length\" header, upstream: {}",
+                self.peer_name(p.upstream, p.peer)
+            );
         }
-        // proxy_force_ranges: only the bytes of the range go on.
-        if let Some((start, end)) = p.range {
-            let n = (conn.wbuf.len() - from) as u64;
-            let pos = p.range_pos;
-            p.range_pos += n;
-            let keep_from = start.saturating_sub(pos).min(n) as usize;
-            let keep_to = end.saturating_sub(pos).min(n) as usize;
-            if keep_to > keep_from {
-                conn.wbuf
-                    .copy_within(from + keep_from..from + keep_to, from);
-                conn.wbuf.truncate(from + keep_to - keep_from);
-            } else {
-                conn.wbuf.truncate(from);
-            }
+        if t.invalid {
+            // The decoder's reasons are worded for clients; this is the upstream's fault
+            // (nginx's message).
+            elog!(
+                self.elog,
+                Error,
+                "upstream sent invalid chunked response while reading upstream, client: {}, upstream: {}",
+                conn.peer.ip(),
+                self.peer_name(p.upstream, p.peer)
+            );
+            p.broken = true;
+        }
+        if t.excess || t.invalid {
+            p.spoiled = true;
+        }
+        if t.done {
+            p.upstream_eof = true;
         }
         // The body bytes just taken, recoded (never chunk framing: see the head).
         if let Some(r) = p.recode {
@@ -3319,7 +3203,7 @@ impl Worker<'_> {
             conn.wbuf.splice(from..from, size[..n].iter().copied());
             conn.wbuf.extend_from_slice(b"\r\n");
         }
-        let done = matches!(p.rbody, RespBody::None) && !p.broken;
+        let done = matches!(p.relay.framing, Framing::None) && !p.broken;
         if !done {
             return;
         }
@@ -3490,7 +3374,7 @@ impl Worker<'_> {
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
             }
-            if all_out && (p.upstream_eof || matches!(p.rbody, RespBody::None)) {
+            if all_out && (p.upstream_eof || matches!(p.relay.framing, Framing::None)) {
                 return Drive::Finished;
             }
             if p.broken {
@@ -3551,8 +3435,8 @@ impl Worker<'_> {
                 ) {
                     Ok(0) => {
                         p.upstream_eof = true;
-                        if matches!(p.rbody, RespBody::UntilClose) {
-                            p.rbody = RespBody::None;
+                        if matches!(p.relay.framing, Framing::UntilClose) {
+                            p.relay.framing = Framing::None;
                             if p.rechunk {
                                 let end = conn.wbuf.len();
                                 self.frame_chunk(p, conn, end);
@@ -3630,7 +3514,7 @@ impl Worker<'_> {
             if p.buffering
                 && !p.released
                 && !p.broken
-                && (p.upstream_eof || matches!(p.rbody, RespBody::None))
+                && (p.upstream_eof || matches!(p.relay.framing, Framing::None))
             {
                 self.release_upstream(p);
             }
@@ -3794,7 +3678,7 @@ impl Worker<'_> {
     /// clock, as nginx's cached time) and body length are kept (`$upstream_*`).
     fn note_upstream(&self, p: &mut Proxy, status: u16) {
         let ms = p.attempt_ms(self.now);
-        let len = p.resp_len;
+        let len = p.relay.received;
         if let Some(st) = p.states.last_mut() {
             st.status = status;
             st.response_ms = Some(ms);
