@@ -2933,6 +2933,20 @@ impl Worker<'_> {
         let loc = &ir.locations[p.loc.0 as usize];
         let s = &ir.settings[loc.conf.settings.0 as usize];
         let ps = &s.proxy;
+        // nginx's X-Accel-Charset: the charset the answer is sent in, whatever `charset`
+        // says (the charset filter's override).
+        let accel_charset = p
+            .resp
+            .headers
+            .iter()
+            .filter(|_| !ps.ignore_headers.x_accel_charset)
+            .find(|(n, _)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"x-accel-charset"))
+            })
+            .and_then(|(_, v)| up.get(v.clone()))
+            .map(<[u8]>::trim_ascii)
+            .filter(|v| !v.is_empty());
         for (n, v) in &p.resp.headers {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
@@ -2973,6 +2987,20 @@ impl Worker<'_> {
             out.extend_from_slice(b": ");
             if self.write_rewritten_header(conn, p.loc, client_status, name, value, &mut out) {
                 // Location, Refresh, Set-Cookie under proxy_redirect / proxy_cookie_*.
+            } else if let (Some(dst), true) = (accel_charset, token_eq(name, b"content-type")) {
+                let mut ct = self.scratch.var_pool.borrow_mut().buf();
+                let (changed, recode) = match super::static_files::accel_charset_type(
+                    ir, &s.charset, value, dst, &mut ct,
+                ) {
+                    Ok(r) => r,
+                    Err(msg) => {
+                        elog!(self.elog, Error, "{msg}, client: {}", conn.peer.ip());
+                        (false, None)
+                    }
+                };
+                out.extend_from_slice(if changed { &ct } else { value });
+                p.recode = recode;
+                self.scratch.var_pool.borrow_mut().give_buf(ct);
             } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
                 // nginx's charset filter: a label, and a recoding with override_charset.
                 let mut ct = self.scratch.var_pool.borrow_mut().buf();

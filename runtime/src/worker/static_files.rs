@@ -1003,6 +1003,77 @@ pub(crate) fn proxied_charset_type(
     (true, recode)
 }
 
+/// nginx's charset filter for a proxied answer with `X-Accel-Charset: dst`: the answer is
+/// labelled `dst` and its body recoded into it from the charset its `Content-Type` (`ct`)
+/// names, else from `source_charset` (without either, only labelled). `Err` with nginx's
+/// error line when `dst` is a charset the configuration does not know, or no `charset_map`
+/// links the two (the answer then goes unchanged). Writes the new type into `out`; true when
+/// it changed.
+pub(crate) fn accel_charset_type(
+    ir: &proton_ir::Ir,
+    c: &proton_ir::Charset,
+    ct: &[u8],
+    dst: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(bool, Option<Recode>), String> {
+    let known = |name: &[u8]| {
+        ir.charset_maps.iter().any(|m| {
+            name.eq_ignore_ascii_case(m.from.as_bytes())
+                || name.eq_ignore_ascii_case(m.to.as_bytes())
+        }) || ir.settings.iter().any(|s| {
+            s.charset
+                .source
+                .as_deref()
+                .is_some_and(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+                || s.charset
+                    .charset
+                    .as_ref()
+                    .and_then(|t| t.as_literal())
+                    .is_some_and(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+        })
+    };
+    let show = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    if !known(dst) {
+        return Err(format!("unknown charset \"{}\" to override", show(dst)));
+    }
+    if ct.is_empty() {
+        return Ok((false, None));
+    }
+    let base_end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+    let base = crate::http::request::trim_ows(&ct[..base_end]);
+    // The answer's own charset (up to `;`, without quotes), else source_charset.
+    let own = ct
+        .windows(8)
+        .position(|w| w.eq_ignore_ascii_case(b"charset="))
+        .map(|at| {
+            let rest = &ct[at + 8..];
+            let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+            let v = crate::http::request::trim_ows(&rest[..end]);
+            v.strip_prefix(b"\"")
+                .and_then(|u| u.strip_suffix(b"\""))
+                .unwrap_or(v)
+        });
+    let src = own.or(c.source.as_deref().map(str::as_bytes));
+    let recode = match src {
+        Some(src) if !src.eq_ignore_ascii_case(dst) => match find_recode(ir, src, dst) {
+            Some(r) => Some(r),
+            None => {
+                return Err(format!(
+                    "no \"charset_map\" between the charsets \"{}\" and \"{}\"",
+                    show(src),
+                    show(dst)
+                ))
+            }
+        },
+        _ => None,
+    };
+    out.clear();
+    out.extend_from_slice(base);
+    out.extend_from_slice(b"; charset=");
+    out.extend_from_slice(dst);
+    Ok((true, recode))
+}
+
 /// `Last-Modified` and (with `etag on`) `ETag` of a file.
 fn validators(out: &mut Vec<u8>, mtime: i64, etag: &[u8], use_etag: bool) {
     let mut date = [0u8; 29];

@@ -58,6 +58,14 @@ server {
     location /pco/ { charset b; proxy_pass http://127.0.0.1:{port}/rc/; }
     location /pcl/ { charset utf-8; proxy_pass http://127.0.0.1:{port}/lm/; }
     location /pm/ { proxy_pass http://127.0.0.1:{port}/lm/; expires modified 2048; }
+    location /xac/ { alias {root}/rc/; charset b; add_header X-Accel-Charset a; }
+    location /xau/ { alias {root}/rc/; charset b; add_header X-Accel-Charset nosuch; }
+    location /xas/ { alias {root}/rc/; add_header X-Accel-Charset a; }
+    location /pxa/ { proxy_pass http://127.0.0.1:{port}/xac/; }
+    location /pxu/ { proxy_pass http://127.0.0.1:{port}/xau/; }
+    location /pxi/ { proxy_ignore_headers X-Accel-Charset; proxy_pass http://127.0.0.1:{port}/xac/; }
+    location /pxs/ { source_charset b; proxy_pass http://127.0.0.1:{port}/xas/; }
+    location /pxn/ { proxy_pass http://127.0.0.1:{port}/xas/; }
     location /tr/ {
         add_trailer X-T "[$host]";
         add_trailer X-Always a always;
@@ -204,6 +212,11 @@ fn cases() -> Vec<(&'static str, String)> {
         ("proxied, charset kept", on("/pco/t.html", "")),
         ("proxied, charset added", on("/pcl/t.html", "")),
         ("expires modified, proxied", on("/pm/t.html", "")),
+        ("X-Accel-Charset recodes", on("/pxa/t.html", "")),
+        ("X-Accel-Charset unknown", on("/pxu/t.html", "")),
+        ("X-Accel-Charset ignored", on("/pxi/t.html", "")),
+        ("X-Accel-Charset from source_charset", on("/pxs/t.html", "")),
+        ("X-Accel-Charset, no source", on("/pxn/t.html", "")),
         ("trailers", on11("/tr/t.html")),
         ("trailers on an error page", on11("/tr/nx")),
         ("trailers, HTTP/1.0", on("/tr/t.html", "")),
