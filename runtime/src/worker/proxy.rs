@@ -3152,6 +3152,49 @@ impl Worker<'_> {
             p.keep_client = self.keep_alive_for(req, p.loc, 416);
             head_request = req.head.is_head();
         }
+        // As nginx's special response: the upstream's header lines stay (those the proxy
+        // passes), but for those of its body: type, length, ranges, validators.
+        let loaded = self.loaded;
+        let ps = loaded
+            .ir
+            .locations
+            .get(p.loc.0 as usize)
+            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
+            .map(|s| &s.proxy);
+        for (n, v) in &p.resp.headers {
+            let (Some(name), Some(value), Some(ps)) =
+                (p.hold.get(n.clone()), p.hold.get(v.clone()), ps)
+            else {
+                continue;
+            };
+            let listed =
+                |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
+            let hidden_default = token_eq(name, b"server")
+                || token_eq(name, b"date")
+                || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+            let of_the_body = [
+                &b"content-type"[..],
+                b"content-length",
+                b"accept-ranges",
+                b"last-modified",
+                b"etag",
+            ]
+            .iter()
+            .any(|f| token_eq(name, f));
+            if of_the_body
+                || hop_by_hop_response(name)
+                || (hidden_default && !listed(&ps.pass_headers))
+                || listed(&ps.hide_headers)
+            {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            if !self.write_rewritten_header(conn, p.loc, 416, name, value, &mut out) {
+                out.extend_from_slice(value);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
         let _ = write!(out, "Content-Range: bytes */{len}\r\n");
         out.extend_from_slice(b"\r\n");
         p.header_bytes = out.len() as u64;
