@@ -346,14 +346,20 @@ pub fn write_chunk(out: &mut Vec<u8>, data: &[u8]) {
     if data.is_empty() {
         return;
     }
+    write_chunk_size(out, data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the size line of a chunk of `len` bytes (`len` in hex, CRLF); the caller adds
+/// the data and its CRLF.
+pub fn write_chunk_size(out: &mut Vec<u8>, len: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = data.len() as u64;
-    let digits = (64 - n.leading_zeros()).div_ceil(4);
+    let n = len as u64;
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
     for i in (0..digits).rev() {
         out.push(HEX[((n >> (4 * i)) & 15) as usize]);
     }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
 }
 

@@ -1,4 +1,6 @@
-//! An upstream response's body on its way to the client, sans-IO: the bytes read from the
+//! Bodies through the proxy, sans-IO. The request's: [`RequestBody::decode`] finds the data
+//! of a client's body (length or chunked) in what was read, and [`frame_streamed`] frames it
+//! for the upstream. The response's: the bytes read from the
 //! upstream are appended to the client's write buffer and [`BodyRelay::take`] then works on
 //! them in place — it finds where the body ends (`Content-Length`, the last chunk, or the
 //! connection's end), counts what was received, keeps the chunked trailer section, decodes
@@ -186,9 +188,166 @@ impl BodyRelay {
     }
 }
 
+/// What is still to be read of a client's request body on its way to an upstream.
+#[derive(Debug)]
+pub enum RequestBody {
+    None,
+    Length(u64),
+    /// Decoded as it comes (read whole, or sent chunked to an HTTP/1.1 upstream, framed anew
+    /// on the way: the client's chunk extensions and trailer section never go on).
+    Chunked(ChunkedDecoder),
+}
+
+impl RequestBody {
+    /// Decodes the body bytes at the start of `buf` (at most `buf.len()`, what may be taken
+    /// now): the data's ranges go into `pieces` (ranges of `buf`). Returns how many bytes of
+    /// `buf` were used and whether the body is complete (then `self` is `None`), or the
+    /// framing error of a broken chunked body.
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        pieces: &mut Vec<std::ops::Range<usize>>,
+    ) -> Result<(usize, bool), super::HttpError> {
+        let (used, done) = match self {
+            RequestBody::None => (0, false),
+            RequestBody::Length(left) => {
+                let take = (*left).min(buf.len() as u64) as usize;
+                if take > 0 {
+                    pieces.push(0..take);
+                }
+                *left -= take as u64;
+                (take, *left == 0)
+            }
+            RequestBody::Chunked(dec) => {
+                let mut at = 0;
+                let mut done = false;
+                while at < buf.len() && !done {
+                    let step = dec.decode(&buf[at..])?;
+                    if !step.data.is_empty() {
+                        pieces.push(step.data.start + at..step.data.end + at);
+                    }
+                    at += step.consumed;
+                    done = step.done;
+                    if step.consumed == 0 {
+                        break;
+                    }
+                }
+                (at, done)
+            }
+        };
+        if done {
+            *self = RequestBody::None;
+        }
+        Ok((used, done))
+    }
+}
+
+/// Frames the decoded `pieces` of `buf` for an upstream, streamed: as they are, or (`chunked`)
+/// as one chunk — what one read brought goes as one chunk, however many the client cut it
+/// into, as nginx — and the last chunk once the body is `done`.
+pub fn frame_streamed(
+    buf: &[u8],
+    pieces: &[std::ops::Range<usize>],
+    chunked: bool,
+    done: bool,
+    out: &mut Vec<u8>,
+) {
+    let total: usize = pieces.iter().map(|r| r.len()).sum();
+    if chunked && total > 0 {
+        super::chunked::write_chunk_size(out, total);
+    }
+    for r in pieces {
+        out.extend_from_slice(&buf[r.clone()]);
+    }
+    if chunked && total > 0 {
+        out.extend_from_slice(b"\r\n");
+    }
+    if done && chunked {
+        out.extend_from_slice(super::chunked::LAST_CHUNK);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Streams `input` (a chunked request body, then the next request) through
+    /// [`RequestBody::decode`] and [`frame_streamed`] in two reads split at `at`, as the
+    /// proxy does (what a read used is drained from the client's buffer).
+    fn stream(input: &[u8], at: usize, chunked_out: bool) -> (Vec<u8>, Vec<u8>) {
+        let mut body = RequestBody::Chunked(ChunkedDecoder::default());
+        let mut client = Vec::new();
+        let mut out = Vec::new();
+        let mut pieces = Vec::new();
+        let mut finished = false;
+        for piece in [&input[..at], &input[at..]] {
+            client.extend_from_slice(piece);
+            if finished {
+                continue;
+            }
+            pieces.clear();
+            let (used, done) = body.decode(&client, &mut pieces).expect("valid");
+            frame_streamed(&client, &pieces, chunked_out, done, &mut out);
+            client.drain(..used);
+            finished = done;
+        }
+        (out, client)
+    }
+
+    #[test]
+    fn request_bodies_are_reframed_at_every_split() {
+        let input = b"3;a=b\r\nabc\r\n4\r\ndefg\r\n0\r\nX-T: 1\r\n\r\nGET / HTTP/1.1\r\n";
+        for at in 0..=input.len() {
+            let (out, rest) = stream(input, at, false);
+            assert_eq!(out, b"abcdefg".to_vec(), "split {at}");
+            assert_eq!(rest, b"GET / HTTP/1.1\r\n".to_vec(), "split {at}");
+            // Re-chunked: the data only, no extension, no trailer section.
+            let (out, _) = stream(input, at, true);
+            let mut dec = ChunkedDecoder::default();
+            let mut data = Vec::new();
+            let mut pos = 0;
+            while pos < out.len() {
+                let step = dec.decode(&out[pos..]).expect("our chunks");
+                data.extend_from_slice(&out[pos..][step.data.clone()]);
+                pos += step.consumed;
+                if step.done {
+                    break;
+                }
+            }
+            assert_eq!(data, b"abcdefg".to_vec(), "split {at}");
+            assert_eq!(pos, out.len(), "split {at}: nothing after the last chunk");
+            assert!(!out.windows(3).any(|w| w == b"a=b"), "split {at}");
+            assert!(!out.windows(3).any(|w| w == b"X-T"), "split {at}");
+        }
+    }
+
+    #[test]
+    fn a_length_body_stops_at_its_length() {
+        let mut body = RequestBody::Length(5);
+        let mut pieces = Vec::new();
+        assert_eq!(body.decode(b"abc", &mut pieces).ok(), Some((3, false)));
+        assert_eq!(pieces, vec![std::ops::Range { start: 0, end: 3 }]);
+        pieces.clear();
+        assert_eq!(body.decode(b"deNEXT", &mut pieces).ok(), Some((2, true)));
+        assert_eq!(pieces, vec![std::ops::Range { start: 0, end: 2 }]);
+        assert!(matches!(body, RequestBody::None));
+        let mut out = Vec::new();
+        frame_streamed(
+            b"0123456789abcdefXY",
+            &[0..16, 16..18],
+            true,
+            true,
+            &mut out,
+        );
+        assert_eq!(out, b"12\r\n0123456789abcdefXY\r\n0\r\n\r\n".to_vec());
+    }
+
+    #[test]
+    fn a_broken_request_body_is_an_error() {
+        let mut body = RequestBody::Chunked(ChunkedDecoder::default());
+        let mut pieces = Vec::new();
+        assert!(body.decode(b"zz\r\n", &mut pieces).is_err());
+    }
 
     /// Runs `input` through a relay in two pieces split at `at` (after `prefix`, which stands
     /// for what the client buffer already held); returns (output, trailers, the takes).

@@ -313,13 +313,7 @@ enum St {
 }
 
 /// What is still to be read of the client's request body.
-enum ReqBody {
-    None,
-    Length(u64),
-    /// Decoded as it comes: read whole, or sent chunked to an HTTP/1.1 upstream, framed
-    /// anew on the way (no extensions, no trailers).
-    Chunked(ChunkedDecoder),
-}
+type ReqBody = crate::http::relay::RequestBody;
 
 /// Why an attempt failed, in `proxy_next_upstream` terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2542,46 +2536,23 @@ impl Worker<'_> {
         // The decoded pieces of this step, as ranges of `conn.rbuf`.
         let mut pieces = std::mem::take(&mut self.ups.pieces);
         pieces.clear();
-        let used;
-        let mut done = false;
-        match &mut p.body {
-            ReqBody::None => {
-                self.ups.pieces = pieces;
-                return Pull::Wait;
-            }
-            ReqBody::Length(left) => {
-                let take = (*left).min((end - start) as u64) as usize;
-                pieces.push(start..start + take);
-                used = take;
-                *left -= take as u64;
-                done = *left == 0;
-            }
-            ReqBody::Chunked(dec) => {
-                // Re-framed (or read whole), as nginx: the client's chunk extensions and
-                // trailer section are checked and dropped, never passed to the upstream.
-                let mut at = start;
-                while at < end && !done {
-                    match dec.decode(&conn.rbuf[at..end]) {
-                        Ok(step) => {
-                            if !step.data.is_empty() {
-                                pieces.push(step.data.start + at..step.data.end + at);
-                            }
-                            at += step.consumed;
-                            done = step.done;
-                            if step.consumed == 0 {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            self.ups.pieces = pieces;
-                            return self.bad_body(conn, e);
-                        }
-                    }
-                }
-                used = at - start;
-            }
+        if matches!(p.body, ReqBody::None) {
+            self.ups.pieces = pieces;
+            return Pull::Wait;
         }
         let chunked = matches!(p.body, ReqBody::Chunked(_));
+        // Re-framed (or read whole), as nginx: the client's chunk extensions and trailer
+        // section are checked and dropped, never passed to the upstream.
+        let (used, done) = match p.body.decode(&conn.rbuf[start..end], &mut pieces) {
+            Ok(r) => r,
+            Err(e) => {
+                self.ups.pieces = pieces;
+                return self.bad_body(conn, e);
+            }
+        };
+        for r in pieces.iter_mut() {
+            *r = r.start + start..r.end + start;
+        }
         let mut result = Ok(());
         if p.read_whole {
             let rbuf = std::mem::take(&mut conn.rbuf);
@@ -2596,26 +2567,13 @@ impl Worker<'_> {
             conn.rbuf = rbuf;
         } else {
             let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
-            // As nginx, what one read brought goes as one chunk, however many the client
-            // cut it into.
-            let total: usize = pieces.iter().map(|r| r.len()).sum();
-            if chunked && total > 0 {
-                let _ = write!(p.req, "{total:x}\r\n");
-            }
+            crate::http::relay::frame_streamed(&conn.rbuf, &pieces, chunked, done, &mut p.req);
             for r in &pieces {
-                let data = &conn.rbuf[r.clone()];
-                p.req.extend_from_slice(data);
                 if let Some(b) = body.as_deref_mut() {
-                    b.push_streamed(data);
+                    b.push_streamed(&conn.rbuf[r.clone()]);
                 }
-            }
-            if chunked && total > 0 {
-                p.req.extend_from_slice(b"\r\n");
             }
             if done {
-                if chunked {
-                    p.req.extend_from_slice(crate::http::chunked::LAST_CHUNK);
-                }
                 if let Some(b) = body {
                     b.finish_streamed();
                 }
@@ -2626,9 +2584,6 @@ impl Worker<'_> {
             return Pull::Fail(d);
         }
         conn.rbuf.drain(start..start + used);
-        if done {
-            p.body = ReqBody::None;
-        }
         if used == 0 && !done {
             return Pull::Wait;
         }
