@@ -211,8 +211,6 @@ pub struct ResolveServer {
     /// The name as written, lowercased, without a trailing dot.
     pub host: String,
     pub port: u16,
-    /// Written with `down`: its peers are never used.
-    pub down: bool,
     /// How many `resolve` lines of the group name the same host before this one (to match
     /// the line across a reload).
     pub nth: usize,
@@ -248,11 +246,10 @@ pub fn expand_upstreams(
                     .filter(|d: &&ResolveServer| d.upstream == ui && d.host == host)
                     .count();
                 let start = servers.len();
+                // No address yet: each worker's balancer holds these peers absent until
+                // an address is found.
                 for _ in 0..RESOLVE_SLOTS {
-                    let mut slot = s.clone();
-                    // No address yet: not picked until one is found.
-                    slot.down = true;
-                    servers.push(slot);
+                    servers.push(s.clone());
                     addrs.push(None);
                 }
                 dynamic.push(ResolveServer {
@@ -260,7 +257,6 @@ pub fn expand_upstreams(
                     slots: start..servers.len(),
                     host,
                     port,
-                    down: s.down,
                     nth,
                 });
                 continue;
@@ -574,13 +570,12 @@ mod tests {
         let (addrs, dynamic) = expand_upstreams(&mut ups, fake).expect("resolves");
         assert_eq!(addrs[0].len(), 1 + 2 * RESOLVE_SLOTS);
         assert!(addrs[0][1..].iter().all(Option::is_none));
-        assert!(ups[0].servers[1..].iter().all(|s| s.down));
+        assert!(ups[0].servers[1..].iter().all(|s| s.resolve && !s.down));
         let want = |slots: std::ops::Range<usize>, nth| ResolveServer {
             upstream: 0,
             slots,
             host: "dyn.test".into(),
             port: 8081,
-            down: false,
             nth,
         };
         assert_eq!(

@@ -126,10 +126,10 @@ pub struct Balancer {
     /// The shared part of the peers' state, when the balancer is built over shared memory;
     /// `pool.state` then holds a copy of it taken at the last pick or report.
     shared: Option<SharedPeers>,
-    /// Each peer's configured `max_fails`, kept once [`Balancer::set_usable`] changes which
+    /// Each peer's configured `max_fails`, kept once [`Balancer::readdress`] changes which
     /// peers are usable (empty until then).
     max_fails: Vec<u32>,
-    /// [`Balancer::set_usable`] left one usable peer: its failures are not counted at all
+    /// [`Balancer::readdress`] left one peer: its failures are not counted at all
     /// (nginx's `single`).
     single: bool,
 }
@@ -217,15 +217,25 @@ impl Balancer {
         Some(st)
     }
 
-    /// Makes peer `i` one that may be picked (`usable`) or never is, as `down` does (a
-    /// `server … resolve` peer with or without an address). As nginx recounts its peers
-    /// after a name is resolved again: when one usable peer is left and there is no backup,
-    /// that peer is the group's `single` one, never marked failed (see [`Balancer::new`]).
-    pub fn set_usable(&mut self, i: usize, usable: bool) {
+    /// A `server … resolve` peer got address `addr` (`None`: it has none and is not part
+    /// of the group): from now on it is a new server — fresh state, its own points on a
+    /// consistent-hash ring. As nginx recounts its peers after a name is resolved again:
+    /// when one peer is left (counting `down` ones) and no backup peer, it is the group's
+    /// `single` one, never marked failed (see [`Balancer::new`]).
+    pub fn readdress(&mut self, i: usize, addr: Option<String>) {
         let Some(p) = self.pool.peers.get_mut(i) else {
             return;
         };
-        p.down = !usable;
+        p.absent = addr.is_none();
+        if let Some(a) = addr {
+            p.address = a;
+        }
+        if let Some(st) = self.pool.state.get_mut(i) {
+            *st = PeerState {
+                effective_weight: i64::from(p.weight),
+                ..PeerState::default()
+            };
+        }
         let peers = &mut self.pool.peers;
         if self.max_fails.is_empty() {
             self.max_fails = peers.iter().map(|p| p.max_fails).collect();
@@ -233,12 +243,15 @@ impl Balancer {
         for (p, &m) in peers.iter_mut().zip(&self.max_fails) {
             p.max_fails = m;
         }
-        let live = peers.iter().filter(|p| !p.down).count();
-        self.single = live == 1 && !peers.iter().any(|p| p.backup);
+        let present = peers.iter().filter(|p| !p.absent).count();
+        self.single = present == 1 && !peers.iter().any(|p| p.backup && !p.absent);
         if self.single {
-            if let Some(only) = peers.iter_mut().find(|p| !p.down) {
+            if let Some(only) = peers.iter_mut().find(|p| !p.absent) {
                 only.max_fails = 0;
             }
+        }
+        if let Kind::Consistent(ring) = &mut self.kind {
+            *ring = Ring::new(&self.pool);
         }
     }
 
@@ -654,8 +667,8 @@ mod tests {
         ];
         let mut b = Balancer::new(Method::RoundRobin, peers, 1);
         let now = Instant::now();
-        b.set_usable(1, false);
-        b.set_usable(2, false);
+        b.readdress(1, None);
+        b.readdress(2, None);
         // One peer left: its failures do not take it out.
         for _ in 0..3 {
             assert_eq!(b.pick(KEY, now, &[]), Some(0));
@@ -663,7 +676,7 @@ mod tests {
         }
         assert_eq!(b.pick(KEY, now, &[]), Some(0));
         // Two again: max_fails=1 applies as configured.
-        b.set_usable(2, true);
+        b.readdress(2, Some("10.0.0.3:80".into()));
         b.report(2, Outcome::Failure, now);
         assert_eq!(b.pick(KEY, now, &[]), Some(0));
         assert_eq!(b.pick(KEY, now, &[]), Some(0));

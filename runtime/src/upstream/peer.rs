@@ -25,6 +25,9 @@ pub struct Peer {
     pub backup: bool,
     /// Never picked.
     pub down: bool,
+    /// Not a server at the moment: a `server … resolve` peer without an address. Unlike a
+    /// `down` one it is not part of the group at all (no weight, no ring points).
+    pub absent: bool,
     /// Cap on active connections; 0 = unlimited.
     pub max_conns: u32,
 }
@@ -39,6 +42,7 @@ impl Peer {
             fail_timeout: DEFAULT_FAIL_TIMEOUT,
             backup: false,
             down: false,
+            absent: false,
             max_conns: 0,
         }
     }
@@ -53,6 +57,7 @@ impl From<&UpstreamServer> for Peer {
             fail_timeout: Duration::from_millis(s.fail_timeout_ms),
             backup: s.backup,
             down: s.down,
+            absent: false,
             max_conns: s.max_conns,
         }
     }
@@ -107,7 +112,7 @@ pub enum Tier {
 impl Tier {
     /// Whether `peer` belongs to this tier.
     pub fn holds(self, peer: &Peer) -> bool {
-        peer.backup == (self == Tier::Backup)
+        peer.backup == (self == Tier::Backup) && !peer.absent
     }
 }
 

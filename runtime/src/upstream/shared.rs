@@ -465,6 +465,20 @@ impl SharedUpstreams {
         None
     }
 
+    /// A `server … resolve` peer got another address: it is a new server, without the
+    /// failures or the health verdict of the one before (its open connections, which belong
+    /// to the old address, stay counted until they close).
+    pub fn reset_peer(&self, upstream: usize, peer: usize) {
+        let Some(s) = self.slot(upstream, peer) else {
+            return;
+        };
+        for a in [&s.fails, &s.health, &s.check_passes, &s.check_fails] {
+            a.store(0, Ordering::Relaxed);
+        }
+        s.checked_ms.store(0, Ordering::Relaxed);
+        s.failed_at_ms.store(0, Ordering::Relaxed);
+    }
+
     /// Passive failures counted for the peer (nginx's `fails`; 0 when out of range).
     pub fn peer_fails(&self, upstream: usize, peer: usize) -> u32 {
         self.slot(upstream, peer)

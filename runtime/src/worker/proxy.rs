@@ -67,6 +67,9 @@ pub(crate) struct UpConn {
     idle_until: Instant,
     /// When it was opened (`keepalive_time`).
     opened: Instant,
+    /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
+    /// `server … resolve` peer whose address changed since is another server.
+    gen: u32,
 }
 
 /// A worker's upstream connections, keep-alive caches and balancers.
@@ -94,6 +97,8 @@ pub(crate) struct Upstreams {
     /// those of `server … resolve` peers as this worker last took them from the shared state
     /// (`None`: none).
     addrs: Vec<Vec<Option<PeerAddr>>>,
+    /// By upstream then peer: how many times the peer's address changed (see `UpConn::gen`).
+    addr_gen: Vec<Vec<u32>>,
 }
 
 type CertConfig = (
@@ -106,7 +111,7 @@ type CertConfig = (
 impl Upstreams {
     pub(crate) fn new(loaded: &crate::config::Loaded, seed: u64) -> Upstreams {
         let ir = &loaded.ir;
-        Upstreams {
+        let mut ups = Upstreams {
             conns: Slab::new(),
             idle: vec![Vec::new(); ir.upstreams.len()],
             balancers: ir
@@ -129,7 +134,35 @@ impl Upstreams {
             pieces: Vec::new(),
             last_unix: None,
             addrs: loaded.upstream_addrs.clone(),
+            addr_gen: loaded
+                .upstream_addrs
+                .iter()
+                .map(|a| vec![0; a.len()])
+                .collect(),
+        };
+        // `server … resolve` peers are not servers until their name is resolved.
+        for rs in &loaded.resolve_servers {
+            for p in rs.slots.clone() {
+                if let Some(b) = ups.balancers.get_mut(rs.upstream) {
+                    b.readdress(p, None);
+                }
+            }
         }
+        ups
+    }
+
+    /// How many times the address of peer `peer` of upstream `u` changed.
+    fn generation(&self, u: usize, peer: usize) -> u32 {
+        self.addr_gen
+            .get(u)
+            .and_then(|g| g.get(peer))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether connection `c` still goes to its peer's current address.
+    fn current(&self, c: &UpConn) -> bool {
+        c.gen == self.generation(c.upstream, c.peer)
     }
 
     /// The address of peer `peer` of upstream `u` in this worker (`None`: it has none).
@@ -137,21 +170,20 @@ impl Upstreams {
         self.addrs.get(u)?.get(peer)?.as_ref()
     }
 
-    /// A `server … resolve` peer's address changed: the balancer may pick it (`usable`) or
-    /// not, and its idle keep-alive connections (to the old address) are closed.
-    pub(crate) fn readdress(
-        &mut self,
-        u: usize,
-        peer: usize,
-        addr: Option<PeerAddr>,
-        usable: bool,
-    ) {
+    /// A `server … resolve` peer's address changed: the balancer takes the peer as a new
+    /// server (`None`: it has no address and is never picked), its idle keep-alive
+    /// connections (to the old address) are closed, and those in use are not kept after
+    /// their request (their generation is past).
+    pub(crate) fn readdress(&mut self, u: usize, peer: usize, addr: Option<PeerAddr>) {
         let Some(slot) = self.addrs.get_mut(u).and_then(|a| a.get_mut(peer)) else {
             return;
         };
-        *slot = addr;
         if let Some(b) = self.balancers.get_mut(u) {
-            b.set_usable(peer, usable);
+            b.readdress(peer, addr.as_ref().map(PeerAddr::to_string));
+        }
+        *slot = addr;
+        if let Some(g) = self.addr_gen.get_mut(u).and_then(|g| g.get_mut(peer)) {
+            *g = g.wrapping_add(1);
         }
         let stale: Vec<usize> = self
             .idle
@@ -258,9 +290,15 @@ impl Upstreams {
                 .iter()
                 .rposition(|&k| self.conns.get(k).is_some_and(|c| c.peer == peer))?;
             let key = list.remove(pos);
+            let stale = self.conns.get(key).is_some_and(|c| !self.current(c));
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
+            if stale {
+                // Opened to the peer's former address.
+                self.conns.remove(key);
+                continue;
+            }
             if c.tls.is_some() != https {
                 // Made for the other scheme (one upstream group proxied to as http:// and
                 // as https://): not for this request.
@@ -1534,6 +1572,7 @@ impl Worker<'_> {
             // Best effort, as nginx (a failure is not worth failing the request for).
             let _ = socket2::SockRef::from(&sock).set_keepalive(true);
         }
+        let gen = self.ups.generation(p.upstream, p.peer);
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
         self.registry
@@ -1553,6 +1592,7 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
+            gen,
         });
         p.up = Some(key);
         p.pp_pos = 0;
@@ -1786,7 +1826,11 @@ impl Worker<'_> {
         let u = p.upstream;
         if let Some(key) = p.up.take() {
             let up = &self.loaded.ir.upstreams[u];
+            // An attempt on a `server … resolve` peer's former address says nothing of the
+            // peer now, and its connection is not kept.
+            let current = self.ups.conns.get(key).is_none_or(|c| self.ups.current(c));
             let cache = reuse
+                && current
                 && p.pp.is_empty()
                 && up.keepalive > 0
                 && !self.draining
@@ -1814,7 +1858,7 @@ impl Worker<'_> {
             }
             if let Some(bal) = self.ups.balancers.get_mut(u) {
                 bal.release(p.peer);
-                if let Some(r) = report {
+                if let Some(r) = report.filter(|_| current) {
                     bal.report(p.peer, r, self.now);
                 }
             }
@@ -2890,10 +2934,12 @@ impl Worker<'_> {
         let ps = &s.proxy;
         // nginx's X-Accel-Charset: the charset the answer is sent in, whatever `charset`
         // says (the charset filter's override).
+        // (The last such line counts, as nginx.)
         let accel_charset = p
             .resp
             .headers
             .iter()
+            .rev()
             .filter(|_| !ps.ignore_headers.x_accel_charset)
             .find(|(n, _)| {
                 up.get(n.clone())
@@ -2902,6 +2948,9 @@ impl Worker<'_> {
             .and_then(|(_, v)| up.get(v.clone()))
             .map(<[u8]>::trim_ascii)
             .filter(|v| !v.is_empty());
+        // An encoded body (gzip…) is never recoded, and then not relabelled (nginx's charset
+        // filter leaves such an answer alone).
+        let encoded = upstream_has(b"content-encoding");
         for (n, v) in &p.resp.headers {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
@@ -2947,6 +2996,7 @@ impl Worker<'_> {
                 let (changed, recode) = match super::static_files::accel_charset_type(
                     ir, &s.charset, value, dst, &mut ct,
                 ) {
+                    Ok((_, Some(_))) if encoded => (false, None),
                     Ok(r) => r,
                     Err(msg) => {
                         elog!(self.elog, Error, "{msg}, client: {}", conn.peer.ip());
@@ -2964,6 +3014,10 @@ impl Worker<'_> {
                         self, conn, req, p.loc, value, &mut ct,
                     ),
                     None => (false, None),
+                };
+                let (changed, recode) = match recode {
+                    Some(_) if encoded => (false, None),
+                    _ => (changed, recode),
                 };
                 out.extend_from_slice(if changed { &ct } else { value });
                 p.recode = recode;
@@ -2984,13 +3038,16 @@ impl Worker<'_> {
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
         // does when trailers are expected.
         let mut keep = p.keep_client;
+        // So is a chunked body to be recoded (`charset`, X-Accel-Charset): decoded, recoded,
+        // and framed anew.
         p.rechunk = !tunnel
             && !p.head_only
             && chunked_on
             && p.client_minor >= 1
             && !matches!(status, 204 | 304)
             && status >= 200
-            && super::request::trailers_apply(s, status);
+            && (super::request::trailers_apply(s, status)
+                || (p.recode.is_some() && matches!(body, BodyKind::Chunked)));
         p.relay.framing = match body {
             BodyKind::None => Framing::None,
             BodyKind::Length(n) => Framing::Length(n),

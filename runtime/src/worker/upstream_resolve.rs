@@ -53,6 +53,12 @@ impl UpstreamResolve {
     }
 }
 
+/// How long after an error answer (or none) a name is asked again: nginx's
+/// `max(resolver_timeout, 1 s)`.
+fn retry_after(group: &proton_ir::Upstream) -> Duration {
+    Duration::from_millis(group.resolver_timeout_ms.max(1000))
+}
+
 impl Worker<'_> {
     /// At start and at every sweep: the first worker asks for the names whose time has
     /// come; every worker takes the shared addresses into its balancers.
@@ -98,7 +104,7 @@ impl Worker<'_> {
             );
             self.dyn_ups.lookups[i] = Lookup {
                 pending: None,
-                next: Some(now + AGAIN),
+                next: Some(now + retry_after(group)),
             };
             return;
         }
@@ -147,38 +153,41 @@ impl Worker<'_> {
     /// Writes what the lookup of line `i` found into the shared peers (the first worker).
     fn apply_upstream_name(&mut self, i: usize, outcome: Outcome) {
         let loaded = self.loaded;
+        let Some(rs) = loaded.resolve_servers.get(i) else {
+            return;
+        };
+        let Some(group) = loaded.ir.upstreams.get(rs.upstream) else {
+            return;
+        };
         self.dyn_ups.lookups[i] = Lookup {
             pending: None,
             next: Some(self.now + AGAIN),
         };
-        let Some(rs) = loaded.resolve_servers.get(i) else {
-            return;
-        };
-        let group = loaded
-            .ir
-            .upstreams
-            .get(rs.upstream)
-            .map_or("", |g| g.name.as_str());
         let ips = match outcome {
             Ok(ips) => ips,
-            // No such name: no addresses (nginx empties the server too).
-            Err(3) => Vec::new(),
             Err(code) => {
-                // The peers stay as they were.
                 elog!(
                     self.elog,
                     Error,
-                    "{} could not be resolved ({code}: {}) in upstream \"{group}\"",
+                    "{} could not be resolved ({code}: {}) in upstream \"{}\"",
                     rs.host,
-                    crate::resolver::wire::strerror(code)
+                    crate::resolver::wire::strerror(code),
+                    group.name
                 );
-                return;
+                if code != 3 {
+                    // As nginx: the peers stay as they were, and the name is asked again
+                    // after resolver_timeout (at least a second).
+                    self.dyn_ups.lookups[i].next = Some(self.now + retry_after(group));
+                    return;
+                }
+                // No such name: no addresses (nginx empties the server too).
+                Vec::new()
             }
         };
         let mut want: Vec<SocketAddr> = Vec::with_capacity(ips.len().min(RESOLVE_SLOTS));
         for ip in ips {
             let a = SocketAddr::new(ip, rs.port);
-            if !want.contains(&a) && want.len() < RESOLVE_SLOTS {
+            if !want.contains(&a) && want.len() < 4 * RESOLVE_SLOTS {
                 want.push(a);
             }
         }
@@ -188,7 +197,9 @@ impl Worker<'_> {
             .clone()
             .map(|p| shared.peer_addr(rs.upstream, p).flatten())
             .collect();
-        // Addresses that stay keep their peers; those that went free theirs.
+        // Addresses that stay keep their peers (whatever order the answer lists them in,
+        // so that a name with more addresses than peers does not churn); those that went
+        // free theirs, and new ones take free peers as fresh servers.
         let mut free = Vec::new();
         for (j, a) in have.iter().enumerate() {
             match a {
@@ -201,6 +212,7 @@ impl Worker<'_> {
             }
         }
         for (a, j) in want.into_iter().zip(free) {
+            shared.reset_peer(rs.upstream, rs.slots.start + j);
             shared.set_peer_addr(rs.upstream, rs.slots.start + j, Some(a));
         }
     }
@@ -215,8 +227,7 @@ impl Worker<'_> {
                 };
                 let now = now.map(PeerAddr::Inet);
                 if self.ups.peer_address(rs.upstream, p) != now.as_ref() {
-                    let usable = now.is_some() && !rs.down;
-                    self.ups.readdress(rs.upstream, p, now, usable);
+                    self.ups.readdress(rs.upstream, p, now);
                 }
             }
         }

@@ -285,41 +285,84 @@ fn failures_are_502_with_nginx_lines() {
     }
 }
 
-/// A tiny origin on `ip:port` answering every request with `name` (and closing).
-fn origin(ip: Ipv4Addr, port: u16, name: &'static str) -> Option<()> {
+/// A tiny origin on `ip:port` answering every request with `name`, keeping connections
+/// open (HTTP/1.1). `/slow` is answered after `slow` is set by the test (and sets `slow_seen`
+/// when it arrives).
+fn origin(
+    ip: Ipv4Addr,
+    port: u16,
+    name: &'static str,
+    slow: Arc<std::sync::atomic::AtomicBool>,
+    slow_seen: Arc<std::sync::atomic::AtomicBool>,
+) -> Option<()> {
+    use std::sync::atomic::Ordering;
     let l = TcpListener::bind((ip, port)).ok()?;
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
+            let (slow, slow_seen) = (slow.clone(), slow_seen.clone());
             std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
                 let mut head = Vec::new();
                 let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                loop {
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        return;
+                    };
+                    if head.starts_with(b"GET /slow") {
+                        slow_seen.store(true, Ordering::SeqCst);
+                        proton_tests::wait_until(Duration::from_secs(20), || {
+                            slow.load(Ordering::SeqCst)
+                        });
+                    }
+                    head.drain(..end + 4);
+                    let sent = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{name}",
+                        name.len()
+                    );
+                    if sent.is_err() {
+                        return;
                     }
                 }
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
-                    name.len()
-                );
             });
         }
     });
     Some(())
 }
 
-/// Two origins on one port, at 127.0.0.1 and 127.0.0.2.
-fn two_origins() -> u16 {
+/// Two origins on one port, at 127.0.0.1 and 127.0.0.2; their `/slow` answers once `slow`
+/// is set, and sets `slow_seen` when it arrives.
+fn two_origins(
+    slow: &Arc<std::sync::atomic::AtomicBool>,
+    slow_seen: &Arc<std::sync::atomic::AtomicBool>,
+) -> u16 {
     loop {
         let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
         let port = probe.local_addr().expect("addr").port();
         drop(probe);
-        if origin(Ipv4Addr::new(127, 0, 0, 1), port, "one").is_some()
-            && origin(Ipv4Addr::new(127, 0, 0, 2), port, "two").is_some()
+        if origin(
+            Ipv4Addr::new(127, 0, 0, 1),
+            port,
+            "one",
+            slow.clone(),
+            slow_seen.clone(),
+        )
+        .is_some()
+            && origin(
+                Ipv4Addr::new(127, 0, 0, 2),
+                port,
+                "two",
+                slow.clone(),
+                slow_seen.clone(),
+            )
+            .is_some()
         {
             return port;
         }
@@ -333,11 +376,13 @@ fn two_origins() -> u16 {
 fn upstream_names_are_resolved_again_as_they_change() {
     let t = TempDir::new("upstream-resolve");
     let dns = Dns::start();
-    let port = two_origins();
+    let go: Arc<std::sync::atomic::AtomicBool> = Arc::new(true.into());
+    let port = two_origins(&go, &Arc::default());
     dns.set_dynamic(Ok(vec![[127, 0, 0, 1]]));
     let d = dns.port;
     let http = format!(
         "resolver 127.0.0.1:{d} valid=1s ipv6=off;\n\
+         resolver_timeout 1s;\n\
          upstream u {{ zone u 64k; server dyn.test:{port} resolve max_fails=0; }}\n\
          server {{\n\
            listen 127.0.0.1:{{port}};\n\
@@ -395,4 +440,57 @@ fn upstream_names_are_resolved_again_as_they_change() {
         "{}",
         p.logs()
     );
+}
+
+/// Keep-alive connections follow the name: one that was busy when the address changed is
+/// not kept for the new address (it goes to the old server).
+#[test]
+fn upstream_keepalive_connections_follow_the_name() {
+    use std::sync::atomic::Ordering;
+    let t = TempDir::new("upstream-resolve-ka");
+    let dns = Dns::start();
+    let release: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let slow_seen: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+    let port = two_origins(&release, &slow_seen);
+    dns.set_dynamic(Ok(vec![[127, 0, 0, 1]]));
+    let d = dns.port;
+    let http = format!(
+        "resolver 127.0.0.1:{d} valid=1s ipv6=off;\n\
+         upstream u {{ zone u 64k; server dyn.test:{port} resolve; keepalive 4; }}\n\
+         server {{\n\
+           listen 127.0.0.1:{{port}};\n\
+           location / {{ proxy_pass http://u; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n\
+         }}"
+    );
+    let p = Proton::start(t.path(), &conf(&http), 1);
+    let body = |p: &Proton, path: &str| {
+        request(p.port, Some("x"), path)
+            .map(|r| r.body_text())
+            .unwrap_or_else(|e| panic!("{e}\n{}", p.logs()))
+    };
+    assert!(
+        proton_tests::wait_until(Duration::from_secs(15), || body(&p, "/") == "one"),
+        "{}",
+        p.logs()
+    );
+    // A request in flight to 127.0.0.1 while the name moves to 127.0.0.2.
+    let port_p = p.port;
+    let slow =
+        std::thread::spawn(move || request(port_p, Some("x"), "/slow").map(|r| r.body_text()));
+    assert!(proton_tests::wait_until(Duration::from_secs(10), || {
+        slow_seen.load(Ordering::SeqCst)
+    }));
+    dns.set_dynamic(Ok(vec![[127, 0, 0, 2]]));
+    assert!(
+        proton_tests::wait_until(Duration::from_secs(15), || body(&p, "/") == "two"),
+        "{}",
+        p.logs()
+    );
+    release.store(true, Ordering::SeqCst);
+    let slow = slow.join().expect("slow request").expect("answer");
+    assert_eq!(slow, "one");
+    // Its connection (to the old address) is not reused for the new one.
+    for _ in 0..8 {
+        assert_eq!(body(&p, "/"), "two", "{}", p.logs());
+    }
 }

@@ -66,6 +66,12 @@ server {
     location /pxi/ { proxy_ignore_headers X-Accel-Charset; proxy_pass http://127.0.0.1:{port}/xac/; }
     location /pxs/ { source_charset b; proxy_pass http://127.0.0.1:{port}/xas/; }
     location /pxn/ { proxy_pass http://127.0.0.1:{port}/xas/; }
+    location /xacc/ { alias {root}/rc/; charset b; add_header X-Accel-Charset a; add_trailer X-T 1; }
+    location /pxc/ { proxy_http_version 1.1; proxy_pass http://127.0.0.1:{port}/xacc/; }
+    location /xag/ { alias {root}/rc/; charset b; add_header X-Accel-Charset a; add_header Content-Encoding gzip; }
+    location /pxg/ { proxy_pass http://127.0.0.1:{port}/xag/; }
+    location /xa2/ { alias {root}/rc/; charset b; add_header X-Accel-Charset nosuch; add_header X-Accel-Charset a; }
+    location /px2/ { proxy_pass http://127.0.0.1:{port}/xa2/; }
     location /tr/ {
         add_trailer X-T "[$host]";
         add_trailer X-Always a always;
@@ -217,6 +223,9 @@ fn cases() -> Vec<(&'static str, String)> {
         ("X-Accel-Charset ignored", on("/pxi/t.html", "")),
         ("X-Accel-Charset from source_charset", on("/pxs/t.html", "")),
         ("X-Accel-Charset, no source", on("/pxn/t.html", "")),
+        ("X-Accel-Charset, chunked", on11("/pxc/t.html")),
+        ("X-Accel-Charset, gzip", on("/pxg/t.html", "")),
+        ("X-Accel-Charset, the last one", on("/px2/t.html", "")),
         ("trailers", on11("/tr/t.html")),
         ("trailers on an error page", on11("/tr/nx")),
         ("trailers, HTTP/1.0", on("/tr/t.html", "")),
