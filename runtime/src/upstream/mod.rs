@@ -218,10 +218,8 @@ impl Balancer {
     }
 
     /// A `server … resolve` peer got address `addr` (`None`: it has none and is not part
-    /// of the group): from now on it is a new server — fresh state, its own points on a
-    /// consistent-hash ring. As nginx recounts its peers after a name is resolved again:
-    /// when one peer is left (counting `down` ones) and no backup peer, it is the group's
-    /// `single` one, never marked failed (see [`Balancer::new`]).
+    /// of the group): from now on it is a new server with fresh state. Call
+    /// [`Balancer::settle`] once the peers of a change are all readdressed.
     pub fn readdress(&mut self, i: usize, addr: Option<String>) {
         let Some(p) = self.pool.peers.get_mut(i) else {
             return;
@@ -236,6 +234,13 @@ impl Balancer {
                 ..PeerState::default()
             };
         }
+    }
+
+    /// After [`Balancer::readdress`]: a consistent-hash ring gets the peers' points anew, and,
+    /// as nginx recounts its peers after a name is resolved again, when one peer is left
+    /// (counting `down` ones) and no backup peer, it is the group's `single` one, never
+    /// marked failed (see [`Balancer::new`]).
+    pub fn settle(&mut self) {
         let peers = &mut self.pool.peers;
         if self.max_fails.is_empty() {
             self.max_fails = peers.iter().map(|p| p.max_fails).collect();
@@ -669,6 +674,7 @@ mod tests {
         let now = Instant::now();
         b.readdress(1, None);
         b.readdress(2, None);
+        b.settle();
         // One peer left: its failures do not take it out.
         for _ in 0..3 {
             assert_eq!(b.pick(KEY, now, &[]), Some(0));
@@ -677,6 +683,7 @@ mod tests {
         assert_eq!(b.pick(KEY, now, &[]), Some(0));
         // Two again: max_fails=1 applies as configured.
         b.readdress(2, Some("10.0.0.3:80".into()));
+        b.settle();
         b.report(2, Outcome::Failure, now);
         assert_eq!(b.pick(KEY, now, &[]), Some(0));
         assert_eq!(b.pick(KEY, now, &[]), Some(0));

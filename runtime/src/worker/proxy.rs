@@ -142,10 +142,11 @@ impl Upstreams {
         };
         // `server … resolve` peers are not servers until their name is resolved.
         for rs in &loaded.resolve_servers {
-            for p in rs.slots.clone() {
-                if let Some(b) = ups.balancers.get_mut(rs.upstream) {
+            if let Some(b) = ups.balancers.get_mut(rs.upstream) {
+                for p in rs.slots.clone() {
                     b.readdress(p, None);
                 }
+                b.settle();
             }
         }
         ups
@@ -180,6 +181,7 @@ impl Upstreams {
         };
         if let Some(b) = self.balancers.get_mut(u) {
             b.readdress(peer, addr.as_ref().map(PeerAddr::to_string));
+            b.settle();
         }
         *slot = addr;
         if let Some(g) = self.addr_gen.get_mut(u).and_then(|g| g.get_mut(peer)) {
