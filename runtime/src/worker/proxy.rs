@@ -792,6 +792,20 @@ const HOP_BY_HOP: [&[u8]; 8] = [
 ];
 
 /// Response headers never passed to the client.
+/// Whether the upstream's header line `name` goes on to the client, as nginx's proxy
+/// decides: not a hop-by-hop field (but `Upgrade` in a `tunnel`), not one nginx hides by
+/// default (`Server`, `Date`, `X-Accel-*`) unless `proxy_pass_header` names it, not one
+/// `proxy_hide_header` names.
+fn passed_on(name: &[u8], pass: &[String], hide: &[String], tunnel: bool) -> bool {
+    let listed = |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
+    let hidden_default = token_eq(name, b"server")
+        || token_eq(name, b"date")
+        || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+    !((hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
+        || (hidden_default && !listed(pass))
+        || listed(hide))
+}
+
 fn hop_by_hop_response(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|n| token_eq(name, n))
 }
@@ -2957,9 +2971,6 @@ impl Worker<'_> {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
             };
-            let hidden_default = token_eq(name, b"server")
-                || token_eq(name, b"date")
-                || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
             // nginx's X-Accel-Buffering: the upstream switches buffering for its response.
             if token_eq(name, b"x-accel-buffering")
                 && !p.discard
@@ -2978,14 +2989,9 @@ impl Worker<'_> {
                     req.limit_rate = Some(rate);
                 }
             }
-            if (hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
-                || (hidden_default && !passes(name))
-                // With proxy_force_ranges the range filter says whether ranges are served.
+            // With proxy_force_ranges the range filter says whether ranges are served.
+            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, tunnel)
                 || (ps.force_ranges && token_eq(name, b"accept-ranges"))
-                || ps
-                    .hide_headers
-                    .iter()
-                    .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
             {
                 continue;
             }
@@ -3181,11 +3187,6 @@ impl Worker<'_> {
             else {
                 continue;
             };
-            let listed =
-                |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
-            let hidden_default = token_eq(name, b"server")
-                || token_eq(name, b"date")
-                || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
             let of_the_body = [
                 &b"content-type"[..],
                 b"content-length",
@@ -3195,11 +3196,7 @@ impl Worker<'_> {
             ]
             .iter()
             .any(|f| token_eq(name, f));
-            if of_the_body
-                || hop_by_hop_response(name)
-                || (hidden_default && !listed(&ps.pass_headers))
-                || listed(&ps.hide_headers)
-            {
+            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, false) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -4267,5 +4264,32 @@ mod tests {
         assert!(!hop_by_hop_request(b"Accept"));
         assert!(hop_by_hop_response(b"Transfer-Encoding"));
         assert!(!hop_by_hop_response(b"Set-Cookie"));
+    }
+
+    #[test]
+    fn upstream_fields_passed_on_as_nginx() {
+        let none: &[String] = &[];
+        let pass = ["X-Accel-Expires".to_string(), "Date".to_string()];
+        let hide = ["X-Powered-By".to_string()];
+        for (name, pass, hide, tunnel, want) in [
+            (&b"Set-Cookie"[..], none, none, false, true),
+            (b"Server", none, none, false, false),
+            (b"date", none, none, false, false),
+            (b"Date", &pass[..], none, false, true),
+            (b"X-Accel-Redirect", none, none, false, false),
+            (b"x-accel-expires", &pass[..], none, false, true),
+            (b"X-Accelerated", none, none, false, true),
+            (b"X-Powered-By", none, &hide[..], false, false),
+            (b"Transfer-Encoding", none, none, false, false),
+            (b"Upgrade", none, none, false, false),
+            (b"Upgrade", none, none, true, true),
+        ] {
+            assert_eq!(
+                passed_on(name, pass, hide, tunnel),
+                want,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
     }
 }
