@@ -816,6 +816,26 @@ fn hop_by_hop_request(name: &[u8]) -> bool {
 }
 
 /// Whether a comma-separated header value has `token` (case-insensitive).
+/// Appends the client's header lines that go on to the upstream, in order: all but the
+/// hop-by-hop ones, those the client's `Connection` header names, and those `set` says
+/// `proxy_set_header` sets.
+fn copy_client_fields<'a>(
+    fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    connection: &[u8],
+    set: impl Fn(&[u8]) -> bool,
+    out: &mut Vec<u8>,
+) {
+    for (n, v) in fields {
+        if hop_by_hop_request(n) || set(n) || has_token(connection, n) {
+            continue;
+        }
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
@@ -1252,22 +1272,17 @@ impl Worker<'_> {
 
         // The client's own headers, minus hop-by-hop ones and those set above (none with
         // `proxy_pass_request_headers off`).
-        let conn_tokens = head.get(&conn.rbuf, b"connection").unwrap_or(b"");
-        let client_fields = head.fields(&conn.rbuf).filter(|_| ps.pass_request_headers);
-        for (n, v) in client_fields {
-            if hop_by_hop_request(n)
-                || ps
-                    .set_headers
-                    .iter()
-                    .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
-                || has_token(conn_tokens, n)
-            {
-                continue;
-            }
-            req.extend_from_slice(n);
-            req.extend_from_slice(b": ");
-            req.extend_from_slice(v);
-            req.extend_from_slice(b"\r\n");
+        if ps.pass_request_headers {
+            copy_client_fields(
+                head.fields(&conn.rbuf),
+                head.get(&conn.rbuf, b"connection").unwrap_or(b""),
+                |n| {
+                    ps.set_headers
+                        .iter()
+                        .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
+                },
+                &mut req,
+            );
         }
 
         // Body framing.
@@ -4264,6 +4279,29 @@ mod tests {
         assert!(!hop_by_hop_request(b"Accept"));
         assert!(hop_by_hop_response(b"Transfer-Encoding"));
         assert!(!hop_by_hop_response(b"Set-Cookie"));
+    }
+
+    #[test]
+    fn client_fields_copied_as_nginx() {
+        let fields: Vec<(&[u8], &[u8])> = vec![
+            (b"Host", b"client.test"),
+            (b"Connection", b"keep-alive, X-Drop"),
+            (b"X-Drop", b"1"),
+            (b"Keep-Alive", b"300"),
+            (b"TE", b"trailers"),
+            (b"Upgrade", b"websocket"),
+            (b"Accept", b"*/*"),
+            (b"x-set", b"client's"),
+            (b"Cookie", b"a=1"),
+        ];
+        let mut out = Vec::new();
+        copy_client_fields(
+            fields.iter().copied(),
+            b"keep-alive, X-Drop",
+            |n| n.eq_ignore_ascii_case(b"host") || n.eq_ignore_ascii_case(b"X-Set"),
+            &mut out,
+        );
+        assert_eq!(out, b"Accept: */*\r\nCookie: a=1\r\n".to_vec());
     }
 
     #[test]
