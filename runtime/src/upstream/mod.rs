@@ -229,8 +229,10 @@ impl Balancer {
             p.address = a;
         }
         if let Some(st) = self.pool.state.get_mut(i) {
+            // (Connections still open to the former address stay counted until released.)
             *st = PeerState {
                 effective_weight: i64::from(p.weight),
+                active: st.active,
                 ..PeerState::default()
             };
         }

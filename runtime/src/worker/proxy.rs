@@ -152,6 +152,13 @@ impl Upstreams {
         ups
     }
 
+    /// After [`Upstreams::readdress`]: the group's balancer settles (see `Balancer::settle`).
+    pub(crate) fn settle(&mut self, u: usize) {
+        if let Some(b) = self.balancers.get_mut(u) {
+            b.settle();
+        }
+    }
+
     /// How many times the address of peer `peer` of upstream `u` changed.
     fn generation(&self, u: usize, peer: usize) -> u32 {
         self.addr_gen
@@ -175,13 +182,13 @@ impl Upstreams {
     /// server (`None`: it has no address and is never picked), its idle keep-alive
     /// connections (to the old address) are closed, and those in use are not kept after
     /// their request (their generation is past).
+    /// Call [`Upstreams::settle`] for the group once its changed peers are readdressed.
     pub(crate) fn readdress(&mut self, u: usize, peer: usize, addr: Option<PeerAddr>) {
         let Some(slot) = self.addrs.get_mut(u).and_then(|a| a.get_mut(peer)) else {
             return;
         };
         if let Some(b) = self.balancers.get_mut(u) {
             b.readdress(peer, addr.as_ref().map(PeerAddr::to_string));
-            b.settle();
         }
         *slot = addr;
         if let Some(g) = self.addr_gen.get_mut(u).and_then(|g| g.get_mut(peer)) {
@@ -791,7 +798,6 @@ const HOP_BY_HOP: [&[u8]; 8] = [
     b"content-length",
 ];
 
-/// Response headers never passed to the client.
 /// Whether the upstream's header line `name` goes on to the client, as nginx's proxy
 /// decides: not a hop-by-hop field (but `Upgrade` in a `tunnel`), not one nginx hides by
 /// default (`Server`, `Date`, `X-Accel-*`) unless `proxy_pass_header` names it, not one
@@ -806,6 +812,7 @@ fn passed_on(name: &[u8], pass: &[String], hide: &[String], tunnel: bool) -> boo
         || listed(hide))
 }
 
+/// Response headers never passed to the client.
 fn hop_by_hop_response(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|n| token_eq(name, n))
 }
@@ -815,7 +822,6 @@ fn hop_by_hop_request(name: &[u8]) -> bool {
     hop_by_hop_response(name) || token_eq(name, b"expect")
 }
 
-/// Whether a comma-separated header value has `token` (case-insensitive).
 /// Appends the client's header lines that go on to the upstream, in order: all but the
 /// hop-by-hop ones, those the client's `Connection` header names, and those `set` says
 /// `proxy_set_header` sets.
@@ -836,6 +842,7 @@ fn copy_client_fields<'a>(
     }
 }
 
+/// Whether a comma-separated header value has `token` (case-insensitive).
 fn has_token(value: &[u8], token: &[u8]) -> bool {
     value
         .split(|&b| b == b',')
@@ -3312,6 +3319,12 @@ impl Worker<'_> {
         let mut out = std::mem::take(&mut conn.wbuf);
         out.extend_from_slice(b"0\r\n");
         if let Some(req) = conn.req.as_deref() {
+            // proxy_pass_trailers: the upstream's trailer fields (as received, without the
+            // section's final empty line), then add_trailer's.
+            if p.relay.pass_trailers {
+                let t = &req.upstream_trailers;
+                out.extend_from_slice(t.strip_suffix(b"\r\n").unwrap_or(t));
+            }
             self.write_trailers(conn, req, p.loc, status, &req.sent_head, &mut out);
         }
         out.extend_from_slice(b"\r\n");

@@ -200,17 +200,22 @@ impl Worker<'_> {
         // Addresses that stay keep their peers (whatever order the answer lists them in,
         // so that a name with more addresses than peers does not churn); those that went
         // free theirs, and new ones take free peers as fresh servers.
+        // Peers that were empty before are filled first: one freed just now may still be
+        // in use for its former address by a worker that has not seen the change (its
+        // failure there would count against the new server).
         let mut free = Vec::new();
+        let mut freed = Vec::new();
         for (j, a) in have.iter().enumerate() {
             match a {
                 Some(a) if want.contains(a) => want.retain(|w| w != a),
                 Some(_) => {
                     shared.set_peer_addr(rs.upstream, rs.slots.start + j, None);
-                    free.push(j);
+                    freed.push(j);
                 }
                 None => free.push(j),
             }
         }
+        free.extend(freed);
         for (a, j) in want.into_iter().zip(free) {
             shared.reset_peer(rs.upstream, rs.slots.start + j);
             shared.set_peer_addr(rs.upstream, rs.slots.start + j, Some(a));
@@ -221,6 +226,7 @@ impl Worker<'_> {
     fn refresh_resolved(&mut self) {
         let loaded = self.loaded;
         for rs in &loaded.resolve_servers {
+            let mut changed = false;
             for p in rs.slots.clone() {
                 let Some(now) = loaded.upstream_shared.peer_addr(rs.upstream, p) else {
                     continue;
@@ -228,7 +234,11 @@ impl Worker<'_> {
                 let now = now.map(PeerAddr::Inet);
                 if self.ups.peer_address(rs.upstream, p) != now.as_ref() {
                     self.ups.readdress(rs.upstream, p, now);
+                    changed = true;
                 }
+            }
+            if changed {
+                self.ups.settle(rs.upstream);
             }
         }
     }

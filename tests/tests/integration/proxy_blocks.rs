@@ -84,8 +84,10 @@ fn upstream_trailers_dropped_or_passed() {
              access_log {} tr;
              location / {{ proxy_pass http://127.0.0.1:{}; }}
              location /pass/ {{ proxy_pass http://127.0.0.1:{}/; proxy_pass_trailers on; }}
+             location /both/ {{ proxy_pass http://127.0.0.1:{}/; proxy_pass_trailers on; add_trailer X-Own 1; access_log off; }}
          }}",
         log.display(),
+        b.port,
         b.port,
         b.port
     );
@@ -105,6 +107,12 @@ fn upstream_trailers_dropped_or_passed() {
     assert!(
         passed.ends_with("0\r\nX-Trailer: yes\r\n\r\n"),
         "{passed:?}"
+    );
+    // With add_trailer too (Proton frames the chunks): the upstream's, then its own.
+    let both = raw("/both/chunked?n=2&size=3&trailer=1");
+    assert!(
+        both.ends_with("0\r\nX-Trailer: yes\r\nX-Own: 1\r\n\r\n"),
+        "{both:?}"
     );
     assert!(proton_tests::wait_until(
         std::time::Duration::from_secs(10),
