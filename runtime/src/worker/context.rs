@@ -248,6 +248,9 @@ pub(crate) struct PendingMirror {
     pub(crate) settings: u32,
     pub(crate) index: u16,
     pub(crate) body: bool,
+    /// The request was a GET by then (an error_page or X-Accel-Redirect made it one; a HEAD
+    /// stays one): so is the mirror, as nginx copies the method the request has.
+    pub(crate) get: bool,
     pub(crate) args: std::ops::Range<u32>,
 }
 

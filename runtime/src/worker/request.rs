@@ -639,6 +639,7 @@ impl<'a> Worker<'a> {
                 settings: sid,
                 index: index as u16,
                 body: s.mirror_request_body,
+                get: req.error_status.is_some() || req.xar,
                 args: start..end,
             });
         }
@@ -685,7 +686,8 @@ impl<'a> Worker<'a> {
         req.location = None;
         req.budget = proton_ir::rewrite::UriBudget::default();
         req.error_status = None;
-        req.xar = false;
+        // (`xar` makes the request a GET: a mirror noted after an error_page is one.)
+        req.xar = m.get;
         req.if_proxy = false;
         req.expect_unread = false;
         req.mtime = None;

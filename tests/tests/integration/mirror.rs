@@ -191,6 +191,8 @@ server {
     location /mp { internal; log_subrequest on; access_log {root}/sub.log sub; proxy_pass http://127.0.0.1:{port}/b/mp; }
     location /b/ { access_log {root}/got.log got; proxy_pass http://127.0.0.1:{port}/r/; }
     location /r/ { return 204; }
+    location /ep/ { error_page 404 /epage.html; }
+    location = /epage.html { mirror /m; }
 }
 "#;
 
@@ -205,6 +207,8 @@ fn observe(port: u16, root: &std::path::Path) -> (Vec<String>, Vec<String>) {
         "HEAD /many?5 HTTP/1.0\r\nHost: localhost\r\n\r\n",
         "POST /px?6 HTTP/1.0\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody",
         "POST /index.html?7 HTTP/1.0\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody",
+        // An error_page made the request a GET: its mirror is a GET too.
+        "POST /ep/missing?8 HTTP/1.0\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nbody",
     ];
     for req in reqs {
         let (raw, _) = proton_tests::raw_exchange(port, req.as_bytes(), Duration::from_secs(20));
@@ -229,7 +233,7 @@ fn observe(port: u16, root: &std::path::Path) -> (Vec<String>, Vec<String>) {
             let text = std::fs::read_to_string(root.join(f)).unwrap_or_default();
             lines.extend(text.lines().map(|l| format!("{f}: {l}")));
         }
-        lines.len() >= 11
+        lines.len() >= 12
     });
     lines.sort();
     (answers, lines)
@@ -243,6 +247,7 @@ fn mirrors_answer_and_log_as_nginx() {
     let setup = |dir: &std::path::Path| {
         std::fs::write(dir.join("index.html"), "INDEX\n").expect("write");
         std::fs::write(dir.join("many"), "MANY\n").expect("write");
+        std::fs::write(dir.join("epage.html"), "EPAGE\n").expect("write");
         std::fs::create_dir_all(dir.join("off")).expect("mkdir");
         std::fs::write(dir.join("off/index.html"), "OFF\n").expect("write");
     };
