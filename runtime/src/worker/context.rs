@@ -79,8 +79,9 @@ pub(crate) struct RequestCtx {
     /// The trailer section of the upstream's chunked response, as received
     /// (`$upstream_trailer_*`; at most the decoder's trailer limit).
     pub(crate) upstream_trailers: Vec<u8>,
-    /// The request was sent elsewhere by an upstream's `X-Accel-Redirect`: it is a GET (a
-    /// HEAD stays one) and the answer carries some of that upstream's headers.
+    /// The request was sent elsewhere by an upstream's `X-Accel-Redirect` (or is a mirror of
+    /// a request an error_page or X-Accel-Redirect made a GET): it is a GET (a HEAD stays
+    /// one); after X-Accel-Redirect the answer carries some of that upstream's headers.
     pub(crate) xar: bool,
     /// Header lines of an upstream answer that go with the answer of the request instead
     /// (an intercepted 401's `WWW-Authenticate`, X-Accel-Redirect's redirect headers),
