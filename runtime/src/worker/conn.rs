@@ -798,10 +798,7 @@ impl Conn {
                 self.wbuf.splice(0..0, CONTINUE.iter().copied());
             }
         }
-        self.finished.status = out.status;
-        self.finished.set_location(out.location);
-        self.finished.header_bytes = out.header_bytes as u64;
-        self.finished.body_bytes = 0;
+        self.record(&out);
         self.keepalive_ms = ms32(out.keepalive_ms);
         self.send_timeout_ms = ms32(out.send_timeout_ms);
         self.body_timeout_ms = ms32(out.body_timeout_ms);
@@ -812,6 +809,15 @@ impl Conn {
         }
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
+    }
+
+    /// Records what answered the request, for its log line: status, location, the head's
+    /// bytes (the body's are counted as they go).
+    fn record(&mut self, out: &super::request::Outcome) {
+        self.finished.status = out.status;
+        self.finished.set_location(out.location);
+        self.finished.header_bytes = out.header_bytes as u64;
+        self.finished.body_bytes = 0;
     }
 
     /// A proxied request failed before the client saw anything: answer `status` (through
@@ -839,10 +845,7 @@ impl Conn {
             self.req = Some(req);
         }
         self.close_after |= out.close;
-        self.finished.status = out.status;
-        self.finished.set_location(out.location);
-        self.finished.header_bytes = out.header_bytes as u64;
-        self.finished.body_bytes = 0;
+        self.record(&out);
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }
@@ -866,10 +869,7 @@ impl Conn {
             self.req = Some(req);
         }
         self.close_after |= out.close;
-        self.finished.status = out.status;
-        self.finished.set_location(out.location);
-        self.finished.header_bytes = out.header_bytes as u64;
-        self.finished.body_bytes = 0;
+        self.record(&out);
         if let Some(p) = self.proxy.as_ref().filter(|_| out.proxy) {
             self.deadline = p.deadline;
             self.phase = Phase::Proxy;

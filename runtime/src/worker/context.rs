@@ -187,6 +187,46 @@ impl RequestCtx {
         }
     }
 
+    /// The request goes on as one of its subrequests (a mirror, its URI and arguments set by
+    /// the caller): routed afresh as an internal request, with the request's head, `set`
+    /// values and body, and nothing of the answer it had. `get`: it is a GET (see `xar`).
+    pub(crate) fn start_subrequest(&mut self, get: bool) {
+        self.forget_answer();
+        self.mirror_sub = true;
+        // (A subrequest is not a post action, even after one ran.)
+        self.post_action = false;
+        self.internal = true;
+        self.uri_changed = true;
+        self.xar = get;
+    }
+
+    /// Forgets where the request was routed and what answered it (kept: the head, URI,
+    /// arguments, host, `set` values, body and connection facts).
+    fn forget_answer(&mut self) {
+        for b in [
+            &mut self.text,
+            &mut self.redirected,
+            &mut self.upstream_head,
+            &mut self.upstream_trailers,
+            &mut self.sent_head,
+            &mut self.carried,
+        ] {
+            b.clear();
+        }
+        self.location = None;
+        self.budget = proton_ir::rewrite::UriBudget::default();
+        self.rewritten_here = false;
+        self.limit_rate = None;
+        self.limit_rate_after = None;
+        self.wake_at = None;
+        self.error_status = None;
+        self.expect_unread = false;
+        self.mtime = None;
+        self.upstreams.clear();
+        self.xar = false;
+        self.if_proxy = false;
+    }
+
     /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).
     fn reset(&mut self, pool: &mut VarPool) {
         for slot in self.user.iter_mut() {
@@ -211,22 +251,13 @@ impl RequestCtx {
             }
             b.clear();
         }
+        self.forget_answer();
         self.captures.clear();
         self.server = ServerId(0);
-        self.location = None;
-        self.budget = proton_ir::rewrite::UriBudget::default();
         self.internal = false;
         self.uri_changed = false;
-        self.rewritten_here = false;
         self.served = 0;
-        self.limit_rate = None;
-        self.limit_rate_after = None;
-        self.wake_at = None;
         self.client = None;
-        self.error_status = None;
-        self.expect_unread = false;
-        self.mtime = None;
-        self.upstreams.clear();
         self.started = 0;
         self.conn_started = 0;
         self.browser = Default::default();
@@ -234,8 +265,6 @@ impl RequestCtx {
         self.mirror_sub = false;
         self.mirrors.clear();
         self.main_finished = None;
-        self.xar = false;
-        self.if_proxy = false;
         self.maps.get_mut().clear();
         self.body.reset();
     }

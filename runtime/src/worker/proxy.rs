@@ -3196,17 +3196,9 @@ impl Worker<'_> {
         }
         // As nginx's special response: the upstream's header lines stay (those the proxy
         // passes), but for those of its body: type, length, ranges, validators.
-        let loaded = self.loaded;
-        let ps = loaded
-            .ir
-            .locations
-            .get(p.loc.0 as usize)
-            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
-            .map(|s| &s.proxy);
+        let ps = self.proxy_settings(p.loc);
         for (n, v) in &p.resp.headers {
-            let (Some(name), Some(value), Some(ps)) =
-                (p.hold.get(n.clone()), p.hold.get(v.clone()), ps)
-            else {
+            let (Some(name), Some(value)) = (p.hold.get(n.clone()), p.hold.get(v.clone())) else {
                 continue;
             };
             let of_the_body = [

@@ -677,34 +677,7 @@ impl<'a> Worker<'a> {
         req.args.extend_from_slice(args);
         req.uri.clear();
         req.uri.extend_from_slice(uri.as_bytes());
-        req.mirror_sub = true;
-        // (A subrequest is not a post action, even after one ran.)
-        req.post_action = false;
-        req.internal = true;
-        req.uri_changed = true;
-        req.rewritten_here = false;
-        req.location = None;
-        req.budget = proton_ir::rewrite::UriBudget::default();
-        req.error_status = None;
-        // (`xar` makes the request a GET: a mirror noted after an error_page is one.)
-        req.xar = m.get;
-        req.if_proxy = false;
-        req.expect_unread = false;
-        req.mtime = None;
-        req.limit_rate = None;
-        req.limit_rate_after = None;
-        req.wake_at = None;
-        req.upstreams.clear();
-        for b in [
-            &mut req.text,
-            &mut req.redirected,
-            &mut req.upstream_head,
-            &mut req.upstream_trailers,
-            &mut req.sent_head,
-            &mut req.carried,
-        ] {
-            b.clear();
-        }
+        req.start_subrequest(m.get);
         Some(self.route(conn, req, None, None))
     }
 
