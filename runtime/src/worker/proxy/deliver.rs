@@ -1,0 +1,736 @@
+//! The response body on its way to the client (framing, proxy_buffering with a temporary
+//! file, proxy_limit_rate, trailers) and the tunnel after a 101.
+
+use super::*;
+
+impl Worker<'_> {
+    /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
+    /// them, drops what the upstream sent past the end.
+    pub(super) fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
+        p.relay.pass_trailers = self.proxy_settings(p.loc).pass_trailers;
+        let mut none = Vec::new();
+        let trailers = match conn.req.as_deref_mut() {
+            Some(req) => &mut req.upstream_trailers,
+            None => &mut none,
+        };
+        let t = p.relay.take(&mut conn.wbuf, from, trailers);
+        if t.over_length {
+            elog!(
+                self.elog,
+                Warn,
+                "upstream sent more data than specified in \"Content-Length\" header, upstream: {}",
+                self.peer_name(p.upstream, p.peer)
+            );
+        }
+        if t.invalid {
+            // The decoder's reasons are worded for clients; this is the upstream's fault
+            // (nginx's message).
+            elog!(
+                self.elog,
+                Error,
+                "upstream sent invalid chunked response while reading upstream, client: {}, upstream: {}",
+                conn.peer.ip(),
+                self.peer_name(p.upstream, p.peer)
+            );
+            p.broken = true;
+        }
+        if t.excess || t.invalid {
+            p.spoiled = true;
+        }
+        if t.done {
+            p.upstream_eof = true;
+        }
+        // The body bytes just taken, recoded (never chunk framing: see the head).
+        if let Some(r) = p.recode {
+            if let Some(body) = conn.wbuf.get_mut(from..) {
+                r.apply(&self.loaded.ir, body);
+            }
+        }
+        if p.rechunk {
+            self.frame_chunk(p, conn, from);
+        }
+    }
+
+    /// With trailers: frames the body bytes from `from` on as one chunk and, once the body
+    /// is complete, adds the last chunk with the trailers.
+    pub(super) fn frame_chunk(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
+        let len = conn.wbuf.len().saturating_sub(from);
+        if len > 0 {
+            let mut size = [0u8; 18];
+            let mut cur = std::io::Cursor::new(&mut size[..]);
+            let _ = write!(cur, "{len:x}\r\n");
+            let n = cur.position() as usize;
+            conn.wbuf.splice(from..from, size[..n].iter().copied());
+            conn.wbuf.extend_from_slice(b"\r\n");
+        }
+        let done = matches!(p.relay.framing, Framing::None) && !p.broken;
+        if !done {
+            return;
+        }
+        p.rechunk = false;
+        // The trailers see the upstream's variables of this attempt.
+        let status = p.resp.status;
+        self.note_upstream(p, status);
+        hand_over_upstream(conn, p);
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.extend_from_slice(b"0\r\n");
+        if let Some(req) = conn.req.as_deref() {
+            // proxy_pass_trailers: the upstream's trailer fields (as received, without the
+            // section's final empty line), then add_trailer's.
+            if p.relay.pass_trailers {
+                let t = &req.upstream_trailers;
+                out.extend_from_slice(t.strip_suffix(b"\r\n").unwrap_or(t));
+            }
+            self.write_trailers(conn, req, p.loc, status, &req.sent_head, &mut out);
+        }
+        out.extend_from_slice(b"\r\n");
+        conn.wbuf = out;
+    }
+
+    pub(super) fn step_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
+        let ps = self.proxy_settings(p.loc);
+        let window = if p.buffering {
+            (ps.buffers.0 as usize * ps.buffers.1 as usize).max(ps.buffer_size as usize)
+        } else {
+            ps.buffer_size as usize
+        }
+        .max(4096);
+        let spill_max = if p.buffering {
+            ps.max_temp_file_size
+        } else {
+            0
+        };
+        let write_size = (ps.temp_file_write_size as usize).max(4096);
+        // proxy_limit_rate: nginx 1.22 applies it to buffered responses only.
+        let rate = if p.buffering { ps.limit_rate } else { 0 };
+        let read_timeout = Duration::from_millis(ps.read_timeout_ms);
+        let send_timeout = Duration::from_millis(self.settings_for(p.loc).send_timeout_ms);
+        let use_sendfile = self.settings_for(p.loc).sendfile;
+        // Upstream bytes taken in this call: past READ_BUDGET the request yields to the
+        // other connections of the worker and is woken on the next loop round (a fast
+        // upstream spilling to a file never has to wait for the socket).
+        let mut taken = 0usize;
+        loop {
+            let mut progressed = false;
+            if p.discard {
+                // A post action: the response goes nowhere.
+                conn.wbuf.clear();
+                conn.wpos = 0;
+            }
+            // To the client, as fast as `limit_rate` lets it go.
+            let allowance = if conn.wpos < conn.wbuf.len() {
+                let id = (conn.key, conn.number);
+                match crate::worker::conn::rate_allowance(
+                    conn.req.as_deref_mut(),
+                    p.written,
+                    id,
+                    self,
+                ) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        // Held back by the rate (woken by its timer), not by the client.
+                        p.client_progress = self.now;
+                        0
+                    }
+                }
+            } else {
+                0
+            };
+            if allowance > 0 {
+                let end = conn.wpos.saturating_add(allowance).min(conn.wbuf.len());
+                match client_write(
+                    &conn.sock,
+                    crate::worker::conn::tls_mut(&mut conn.ext),
+                    &conn.wbuf[conn.wpos..end],
+                ) {
+                    Ok(0) => return Drive::Close,
+                    Ok(n) => {
+                        conn.wpos += n;
+                        p.written += n as u64;
+                        progressed = true;
+                        p.client_progress = self.now;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return Drive::Close,
+                }
+                if conn.wpos == conn.wbuf.len() {
+                    conn.wbuf.clear();
+                    conn.wpos = 0;
+                } else if conn.wpos >= window / 2 {
+                    conn.wbuf.drain(..conn.wpos);
+                    conn.wpos = 0;
+                }
+            }
+            let pending = conn.wbuf.len() - conn.wpos;
+            // What the temporary file holds comes after what is in memory: with `sendfile
+            // on` and a plain client, straight from the file (nginx sends temporary files
+            // with sendfile too); else read back into the buffer.
+            if pending == 0
+                && p.spill_sent < p.spill_written
+                && use_sendfile
+                && conn.tls().is_none()
+            {
+                let id = (conn.key, conn.number);
+                let allowance = match crate::worker::conn::rate_allowance(
+                    conn.req.as_deref_mut(),
+                    p.written,
+                    id,
+                    self,
+                ) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        p.client_progress = self.now;
+                        0
+                    }
+                };
+                let unsent = usize::try_from(p.spill_written - p.spill_sent).unwrap_or(usize::MAX);
+                let count = unsent.min(allowance).min(1 << 30);
+                if let (true, Some((f, _))) = (count > 0, p.spill.as_ref()) {
+                    let mut off = i64::try_from(p.spill_sent).unwrap_or(i64::MAX);
+                    match nix::sys::sendfile::sendfile64(
+                        std::os::fd::AsFd::as_fd(&conn.sock),
+                        std::os::fd::AsFd::as_fd(f),
+                        Some(&mut off),
+                        count,
+                    ) {
+                        Ok(0) => {
+                            elog!(
+                                self.elog,
+                                Crit,
+                                "sendfile() reached the end of a temporary file early while sending response to client, client: {}",
+                                conn.peer.ip()
+                            );
+                            p.spill_written = p.spill_sent;
+                            p.broken = true;
+                            p.spoiled = true;
+                        }
+                        Ok(n) => {
+                            p.spill_sent += n as u64;
+                            p.written += n as u64;
+                            p.client_progress = self.now;
+                            continue;
+                        }
+                        Err(nix::errno::Errno::EAGAIN) => {}
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => return Drive::Close,
+                    }
+                }
+            } else if pending == 0 && p.spill_sent < p.spill_written {
+                match refill_from_spill(conn, p, window) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        elog!(
+                            self.elog,
+                            Crit,
+                            "pread() of a temporary file failed ({}) while sending response to client, client: {}",
+                            crate::log::OsError(&e),
+                            conn.peer.ip()
+                        );
+                        p.spill_written = p.spill_sent;
+                        p.broken = true;
+                        p.spoiled = true;
+                    }
+                }
+            }
+            let unsent_file = p.spill_written - p.spill_sent;
+            // TLS records of what was written may still wait for the socket.
+            let tls_waiting = pending == 0
+                && match conn.flush_tls() {
+                    Some(done) => !done,
+                    None => return Drive::Close,
+                };
+            let all_out = pending == 0 && unsent_file == 0 && !tls_waiting;
+            if all_out && p.broken {
+                // The response was cut short (the upstream closed, failed or sent bad
+                // framing): what was valid is out, so the client connection is closed now,
+                // as nginx does, rather than left waiting for a body that cannot come.
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
+            if all_out && (p.upstream_eof || matches!(p.relay.framing, Framing::None)) {
+                return Drive::Finished;
+            }
+            if p.broken {
+                if progressed {
+                    continue;
+                }
+                p.deadline = p.client_progress + send_timeout;
+                return Drive::Blocked;
+            }
+            // From the upstream: into memory while it has room and nothing waits in the
+            // file; beyond that, with buffering, into the temporary file (at most
+            // proxy_max_temp_file_size), so that the upstream is read at its own speed.
+            let to_file = pending >= window || unsent_file > 0;
+            let mut want = if p.upstream_eof || p.released {
+                0
+            } else if !to_file {
+                window - pending
+            } else if !p.spill_failed && p.spill_written < spill_max {
+                write_size.min(usize::try_from(spill_max - p.spill_written).unwrap_or(usize::MAX))
+            } else {
+                0
+            };
+            if want > 0 && rate > 0 {
+                let now = self.now;
+                let delayed = p
+                    .rate_until
+                    .map_or(Duration::ZERO, |u| u.saturating_duration_since(now));
+                let elapsed = now.saturating_duration_since(p.rate_start);
+                match read_allowance(rate, elapsed, p.rate_read, delayed) {
+                    Ok(n) => want = want.min(usize::try_from(n).unwrap_or(usize::MAX)),
+                    Err(wait) => {
+                        // Held back by the rate, woken by the worker's timer; the upstream
+                        // is not waited for meanwhile, so its read timeout counts from then
+                        // (nginx re-arms it after the delay).
+                        let at = now + wait;
+                        p.upstream_progress = p.upstream_progress.max(at);
+                        let id = (conn.key, conn.number);
+                        if let Some(req) = conn.req.as_deref_mut() {
+                            crate::worker::conn::wake_at(req, id, at, self);
+                        }
+                        want = 0;
+                    }
+                }
+            }
+            if want > 0 {
+                let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+                    p.broken = true;
+                    continue;
+                };
+                let old = conn.wbuf.len();
+                match client_read(
+                    &c.sock,
+                    c.tls.as_deref_mut(),
+                    &mut p.up_ready,
+                    p.up_hup,
+                    &mut conn.wbuf,
+                    want,
+                ) {
+                    Ok(0) => {
+                        p.upstream_eof = true;
+                        if matches!(p.relay.framing, Framing::UntilClose) {
+                            p.relay.framing = Framing::None;
+                            if p.rechunk {
+                                let end = conn.wbuf.len();
+                                self.frame_chunk(p, conn, end);
+                            }
+                        } else {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "upstream prematurely closed connection while reading upstream {}, client: {}",
+                                self.peer_name(p.upstream, p.peer),
+                                conn.peer.ip()
+                            );
+                            p.broken = true;
+                            p.spoiled = true;
+                        }
+                        progressed = true;
+                    }
+                    Ok(n) => {
+                        if let Some(st) = p.states.last_mut() {
+                            st.bytes_received += n as u64;
+                        }
+                        if rate > 0 {
+                            p.rate_read += n as u64;
+                            let d = read_delay(rate, n as u64);
+                            if !d.is_zero() {
+                                p.rate_until = Some(self.now + d);
+                            }
+                        }
+                        self.take_body(p, conn, old);
+                        progressed = true;
+                        p.upstream_progress = self.now;
+                        taken += n;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+                    Err(_) => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "recv() failed (104: Connection reset by peer) while reading upstream {}, client: {}",
+                            self.peer_name(p.upstream, p.peer),
+                            conn.peer.ip()
+                        );
+                        p.upstream_eof = true;
+                        p.broken = true;
+                        p.spoiled = true;
+                        progressed = true;
+                    }
+                }
+                if to_file && conn.wbuf.len() > old {
+                    self.spill(conn, p, old);
+                }
+            }
+            if taken >= READ_BUDGET && !p.upstream_eof && !p.released {
+                let id = (conn.key, conn.number);
+                if let Some(req) = conn.req.as_deref_mut() {
+                    // Just after this round's clock: due on the next round, not this one
+                    // (the loop runs what is due now until nothing is).
+                    let next_round = self.now + Duration::from_nanos(1);
+                    crate::worker::conn::wake_at(req, id, next_round, self);
+                    p.deadline = p.upstream_progress + read_timeout;
+                    return Drive::Blocked;
+                }
+            }
+            // A response cut short: the upstream is done with at once (closed), not when
+            // the client has taken what was valid.
+            if p.broken && !p.released && p.up.is_some() {
+                p.released = true;
+                let status = p.resp.status;
+                self.note_upstream(p, status);
+                self.end_attempt(p, false, None);
+            }
+            // The response read whole: with buffering the upstream connection goes back
+            // (to the keep-alive cache, or closed) now, however slowly the client reads.
+            if p.buffering
+                && !p.released
+                && !p.broken
+                && (p.upstream_eof || matches!(p.relay.framing, Framing::None))
+            {
+                self.release_upstream(p);
+            }
+            if !progressed {
+                // Waiting for the client to take output (send_timeout) and/or for the
+                // upstream to send more (proxy_read_timeout): the earlier deadline.
+                let client_waits = conn.wpos < conn.wbuf.len() || tls_waiting;
+                let upstream_waits = want > 0;
+                p.deadline = match (client_waits, upstream_waits) {
+                    (true, true) => {
+                        (p.client_progress + send_timeout).min(p.upstream_progress + read_timeout)
+                    }
+                    (true, false) => p.client_progress + send_timeout,
+                    (false, _) => p.upstream_progress + read_timeout,
+                };
+                return Drive::Blocked;
+            }
+        }
+    }
+
+    /// Moves the response bytes `conn.wbuf[from..]` (taken from the upstream after what
+    /// waits in memory) to the end of the response's temporary file, made on first need.
+    /// A file that cannot be made keeps the bytes in memory and stops further spilling; a
+    /// write that fails cuts the response short (logged at `crit`, as nginx).
+    pub(super) fn spill(&mut self, conn: &mut Conn, p: &mut Proxy, from: usize) {
+        if p.spill.is_none() {
+            let loaded = self.loaded;
+            let temp = &loaded.ir.settings
+                [loaded.ir.locations[p.loc.0 as usize].conf.settings.0 as usize]
+                .proxy
+                .temp_path;
+            let dir = loaded.prefix.join(&temp.path);
+            match crate::worker::body::create_temp(
+                &dir,
+                &temp.levels,
+                &mut self.ups.temp_seq,
+                false,
+            ) {
+                Ok((f, path)) => p.spill = Some((f, path)),
+                Err((path, e)) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "open() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    p.spill_failed = true;
+                    return;
+                }
+            }
+        }
+        let Some((f, path)) = p.spill.as_mut() else {
+            return;
+        };
+        let mut at = from;
+        while at < conn.wbuf.len() {
+            match f.write(&conn.wbuf[at..]) {
+                Ok(0) => break,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "write() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    break;
+                }
+            }
+        }
+        p.spill_written += (at - from) as u64;
+        if at < conn.wbuf.len() {
+            // What could not be written cannot go out in order: the response ends here.
+            p.spill_failed = true;
+            p.broken = true;
+            p.spoiled = true;
+        }
+        conn.wbuf.truncate(from);
+    }
+
+    /// The upstream's part of a response is over: the attempt's variables are noted (its
+    /// time ends here) and its connection goes back to the keep-alive cache or is closed.
+    pub(super) fn release_upstream(&mut self, p: &mut Proxy) {
+        if p.released {
+            return;
+        }
+        p.released = true;
+        let status = p.resp.status;
+        self.note_upstream(p, status);
+        // Not cached when the upstream's FIN (or an error) was already reported:
+        // edge-triggered, no further event would tell that it is closed, and the next
+        // request would meet a dead connection (nginx checks `read->eof`).
+        let reuse = !p.spoiled && !p.up_hup && self.response_reusable(p);
+        let latency = match self.loaded.ir.upstreams.get(p.upstream).map(|u| &u.balance) {
+            Some(proton_ir::Balance::LeastTime { last_byte: false }) => p.head_latency,
+            _ => self.now.saturating_duration_since(p.attempt_start),
+        };
+        self.end_attempt(p, reuse, Some(Report::Success { latency }));
+    }
+
+    /// A WebSocket (or other upgraded) connection: bytes both ways until either side
+    /// closes, idle for at most proxy_read_timeout.
+    pub(super) fn step_tunnel(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
+        const WINDOW: usize = 64 * 1024;
+        let idle = Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+            return Drive::Close;
+        };
+        loop {
+            // Upstream → client through conn.wbuf, client → upstream through p.req.
+            let down = pump(
+                &c.sock,
+                c.tls.as_deref_mut(),
+                &mut p.up_ready,
+                p.up_hup,
+                &mut p.upstream_eof,
+                &conn.sock,
+                crate::worker::conn::tls_mut(&mut conn.ext),
+                &mut conn.wbuf,
+                &mut conn.wpos,
+                WINDOW,
+            );
+            let up = pump(
+                &conn.sock,
+                crate::worker::conn::tls_mut(&mut conn.ext),
+                &mut conn.rd_ready,
+                conn.rd_hup,
+                &mut p.client_eof,
+                &c.sock,
+                c.tls.as_deref_mut(),
+                &mut p.req,
+                &mut p.req_pos,
+                WINDOW,
+            );
+            let (Some(down), Some(up)) = (down, up) else {
+                // A write failed: that side is gone, nothing more can be delivered.
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            };
+            p.written += down.0 as u64;
+            // The tunnel's bytes count as the upstream's (as they are passed on).
+            if let Some(st) = p.states.last_mut() {
+                st.bytes_received += down.0 as u64;
+                st.bytes_sent += up.0 as u64;
+            }
+            // Either side gone and what it said delivered: the tunnel is over.
+            let up_done = p.upstream_eof && down.2;
+            let client_done = p.client_eof && up.2;
+            if up_done || client_done {
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
+            if !down.1 && !up.1 {
+                return Drive::Blocked;
+            }
+            p.deadline = self.now + idle;
+        }
+    }
+
+    /// The current attempt is over with `status`: its response time (the loop round's
+    /// clock, as nginx's cached time) and body length are kept (`$upstream_*`).
+    pub(super) fn note_upstream(&self, p: &mut Proxy, status: u16) {
+        let ms = p.attempt_ms(self.now);
+        let len = p.relay.received;
+        if let Some(st) = p.states.last_mut() {
+            st.status = status;
+            st.response_ms = Some(ms);
+            st.response_length = len;
+        }
+    }
+
+    /// Logs a proxied exchange that ends by closing the client connection.
+    pub(super) fn log_access_proxy(&mut self, conn: &mut Conn, p: &mut Proxy) {
+        if !p.released {
+            let status = p.resp.status;
+            self.note_upstream(p, status);
+        }
+        hand_over_upstream(conn, p);
+        conn.finished.status = p.sent_status();
+        if !p.discard {
+            conn.finished.header_bytes = p.header_bytes;
+            conn.finished.body_bytes = p.written.saturating_sub(p.header_bytes);
+        }
+        self.log_access(conn);
+    }
+}
+
+/// nginx's pipe arithmetic for `proxy_limit_rate` (`ngx_event_pipe_read_upstream`): at most
+/// `rate × (whole seconds since the response began + 1) − bytes read` may be read now, and
+/// nothing while the delay of the last read runs (`delayed`). `Err`: how long to wait, to the
+/// end of the delay or to the second whose allowance exceeds what was read (nginx polls
+/// every millisecond there; waiting for that second is the same, without the wake-ups).
+pub(super) fn read_allowance(
+    rate: u64,
+    elapsed: Duration,
+    read: u64,
+    delayed: Duration,
+) -> Result<u64, Duration> {
+    if !delayed.is_zero() {
+        return Err(delayed);
+    }
+    let allowed = rate.saturating_mul(elapsed.as_secs().saturating_add(1));
+    if allowed > read {
+        return Ok(allowed - read);
+    }
+    // The first second `s` with rate × (s + 1) > read.
+    let second = Duration::from_secs(read / rate.max(1));
+    Err(second.saturating_sub(elapsed).max(Duration::from_millis(1)))
+}
+
+/// How long reading waits after `n` bytes were read at `rate` (nginx's `n × 1000 / rate`
+/// milliseconds).
+pub(super) fn read_delay(rate: u64, n: u64) -> Duration {
+    Duration::from_millis((n.saturating_mul(1000) / rate.max(1)).min(u64::from(u32::MAX)))
+}
+
+/// Takes the next part of a buffered response's temporary file (at most `window` bytes,
+/// from where the client is) into the empty output buffer.
+pub(super) fn refill_from_spill(
+    conn: &mut Conn,
+    p: &mut Proxy,
+    window: usize,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let Some((f, _)) = p.spill.as_ref() else {
+        return Err(std::io::Error::from(ErrorKind::NotFound));
+    };
+    let want = usize::try_from(p.spill_written - p.spill_sent)
+        .unwrap_or(usize::MAX)
+        .min(window);
+    conn.wbuf.clear();
+    conn.wpos = 0;
+    conn.wbuf.resize(want, 0);
+    let n = loop {
+        match f.read_at(&mut conn.wbuf, p.spill_sent) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            r => break r,
+        }
+    };
+    let n = match n {
+        Ok(0) => Err(std::io::Error::from(ErrorKind::UnexpectedEof)),
+        r => r,
+    };
+    match n {
+        Ok(n) => {
+            conn.wbuf.truncate(n);
+            p.spill_sent += n as u64;
+            Ok(())
+        }
+        Err(e) => {
+            conn.wbuf.clear();
+            Err(e)
+        }
+    }
+}
+
+/// One direction of a tunnel: writes what `buf` holds (from `*pos`) to `to`, then reads
+/// more from `from` while `buf` is under `cap`; a read of 0 or an error sets `*eof`.
+/// Returns the bytes written, whether anything happened and whether everything written has
+/// left (TLS records included), or `None` when a write failed
+/// (`to` is gone).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn pump<F: Transport, T: Transport>(
+    from: &TcpStream,
+    from_tls: Option<&mut F>,
+    ready: &mut bool,
+    hup: bool,
+    eof: &mut bool,
+    to: &TcpStream,
+    mut to_tls: Option<&mut T>,
+    buf: &mut Vec<u8>,
+    pos: &mut usize,
+    cap: usize,
+) -> Option<(usize, bool, bool)> {
+    let mut written = 0;
+    while *pos < buf.len() {
+        match client_write(to, to_tls.as_deref_mut(), &buf[*pos..]) {
+            Ok(0) => return None,
+            Ok(n) => {
+                *pos += n;
+                written += n;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    // Everything given to `to` has left: over TLS, its records too (those that still wait
+    // go with the next writable event).
+    let mut drained = false;
+    if *pos == buf.len() {
+        buf.clear();
+        *pos = 0;
+        drained = client_flush(to, to_tls).ok()?;
+    }
+    let mut progressed = written > 0;
+    if !*eof && buf.len() < cap {
+        let room = cap - buf.len();
+        match client_read(from, from_tls, ready, hup, buf, room) {
+            Ok(n) => {
+                *eof |= n == 0;
+                progressed = true;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
+            Err(_) => {
+                *eof = true;
+                progressed = true;
+            }
+        }
+    }
+    Some((written, progressed, drained))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_limit_rate_arithmetic() {
+        let ms = Duration::from_millis;
+        // The first second's allowance, less what was read.
+        assert_eq!(read_allowance(20_000, ms(0), 0, ms(0)), Ok(20_000));
+        assert_eq!(read_allowance(20_000, ms(999), 3_000, ms(0)), Ok(17_000));
+        // Used up: wait for the next whole second, then its allowance.
+        assert_eq!(read_allowance(20_000, ms(400), 20_000, ms(0)), Err(ms(600)));
+        assert_eq!(read_allowance(20_000, ms(1_000), 20_000, ms(0)), Ok(20_000));
+        // Read ahead by more than a second's worth (a large preread): the wait spans it.
+        assert_eq!(read_allowance(1_000, ms(100), 3_500, ms(0)), Err(ms(2_900)));
+        assert_eq!(read_allowance(1_000, ms(3_000), 3_500, ms(0)), Ok(500));
+        // A read's own delay comes first.
+        assert_eq!(read_allowance(20_000, ms(0), 0, ms(5)), Err(ms(5)));
+        // Never a zero wait (no busy loop).
+        assert_eq!(read_allowance(20_000, ms(2_000), 40_000, ms(0)), Ok(20_000));
+        assert_eq!(read_allowance(20_000, ms(1_999), 40_000, ms(0)), Err(ms(1)));
+        assert_eq!(read_delay(20_000, 16_384), ms(819));
+        assert_eq!(read_delay(20_000, 19), ms(0));
+        assert_eq!(read_delay(1, u64::MAX), ms(u64::from(u32::MAX)));
+    }
+}

@@ -1,0 +1,297 @@
+//! A worker's upstream connections: the slab of sockets, the keep-alive caches, the
+//! balancers and the addresses of `server … resolve` peers.
+
+use super::*;
+
+/// One connection to an upstream server.
+pub(crate) struct UpConn {
+    pub(super) sock: TcpStream,
+    /// The TLS session of a connection to an `https://` upstream.
+    pub(super) tls: Option<Box<UpTls>>,
+    pub(super) upstream: usize,
+    pub(super) peer: usize,
+    /// The client connection (slab key) using it; `None` while cached.
+    pub(super) owner: Option<usize>,
+    /// Requests sent on it.
+    pub(super) requests: u32,
+    /// When a cached connection is closed.
+    pub(super) idle_until: Instant,
+    /// When it was opened (`keepalive_time`).
+    pub(super) opened: Instant,
+    /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
+    /// `server … resolve` peer whose address changed since is another server.
+    pub(super) gen: u32,
+}
+
+/// A worker's upstream connections, keep-alive caches and balancers.
+pub(crate) struct Upstreams {
+    pub(super) conns: Slab<UpConn>,
+    /// Per IR upstream: cached idle connections (keys into `conns`), oldest first.
+    pub(super) idle: Vec<Vec<usize>>,
+    pub(super) balancers: Vec<Balancer>,
+    /// Proxy states for reuse, boxed as `Conn::proxy` holds them (no allocation per request).
+    #[allow(clippy::vec_box)]
+    pub(super) free: Vec<Box<Proxy>>,
+    /// Some idle list is longer than its upstream's `keepalive` (trimmed by `trim`).
+    pub(super) overfull: bool,
+    /// TLS configs with the client certificates `proxy_ssl_certificate` with variables
+    /// named: (settings, certificate name, key name, config), least recently used first.
+    pub(super) cert_configs: Vec<CertConfig>,
+    /// The number of this worker's last temporary file (nginx's `ngx_temp_number`).
+    pub(crate) temp_seq: u32,
+    /// Decoded pieces of a request body (ranges of the client's buffer), reused.
+    pub(super) pieces: Vec<std::ops::Range<usize>>,
+    /// The last unix socket a proxy_pass with variables named, kept so that requests to the
+    /// same socket share its path instead of allocating one each.
+    pub(super) last_unix: Option<PeerAddr>,
+    /// The address of every upstream peer, by upstream then peer: the configuration's, with
+    /// those of `server … resolve` peers as this worker last took them from the shared state
+    /// (`None`: none).
+    pub(super) addrs: Vec<Vec<Option<PeerAddr>>>,
+    /// By upstream then peer: how many times the peer's address changed (see `UpConn::gen`).
+    pub(super) addr_gen: Vec<Vec<u32>>,
+}
+
+pub(super) type CertConfig = (
+    usize,
+    Vec<u8>,
+    Vec<u8>,
+    std::sync::Arc<rustls::ClientConfig>,
+);
+
+impl Upstreams {
+    pub(crate) fn new(loaded: &crate::config::Loaded, seed: u64) -> Upstreams {
+        let ir = &loaded.ir;
+        let mut ups = Upstreams {
+            conns: Slab::new(),
+            idle: vec![Vec::new(); ir.upstreams.len()],
+            balancers: ir
+                .upstreams
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    Balancer::from_upstream_shared(
+                        u,
+                        &loaded.upstream_shared,
+                        i,
+                        seed ^ (i as u64) << 17,
+                    )
+                })
+                .collect(),
+            free: Vec::new(),
+            overfull: false,
+            cert_configs: Vec::new(),
+            temp_seq: crate::worker::body::first_seq(),
+            pieces: Vec::new(),
+            last_unix: None,
+            addrs: loaded.upstream_addrs.clone(),
+            addr_gen: loaded
+                .upstream_addrs
+                .iter()
+                .map(|a| vec![0; a.len()])
+                .collect(),
+        };
+        // `server … resolve` peers are not servers until their name is resolved.
+        for rs in &loaded.resolve_servers {
+            if let Some(b) = ups.balancers.get_mut(rs.upstream) {
+                for p in rs.slots.clone() {
+                    b.readdress(p, None);
+                }
+                b.settle();
+            }
+        }
+        ups
+    }
+
+    /// After [`Upstreams::readdress`]: the group's balancer settles (see `Balancer::settle`).
+    pub(crate) fn settle(&mut self, u: usize) {
+        if let Some(b) = self.balancers.get_mut(u) {
+            b.settle();
+        }
+    }
+
+    /// How many times the address of peer `peer` of upstream `u` changed.
+    pub(super) fn generation(&self, u: usize, peer: usize) -> u32 {
+        self.addr_gen
+            .get(u)
+            .and_then(|g| g.get(peer))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Whether connection `c` still goes to its peer's current address.
+    pub(super) fn current(&self, c: &UpConn) -> bool {
+        c.gen == self.generation(c.upstream, c.peer)
+    }
+
+    /// The address of peer `peer` of upstream `u` in this worker (`None`: it has none).
+    pub(crate) fn peer_address(&self, u: usize, peer: usize) -> Option<&PeerAddr> {
+        self.addrs.get(u)?.get(peer)?.as_ref()
+    }
+
+    /// A `server … resolve` peer's address changed: the balancer takes the peer as a new
+    /// server (`None`: it has no address and is never picked), its idle keep-alive
+    /// connections (to the old address) are closed, and those in use are not kept after
+    /// their request (their generation is past).
+    /// Call [`Upstreams::settle`] for the group once its changed peers are readdressed.
+    pub(crate) fn readdress(&mut self, u: usize, peer: usize, addr: Option<PeerAddr>) {
+        let Some(slot) = self.addrs.get_mut(u).and_then(|a| a.get_mut(peer)) else {
+            return;
+        };
+        if let Some(b) = self.balancers.get_mut(u) {
+            b.readdress(peer, addr.as_ref().map(PeerAddr::to_string));
+        }
+        *slot = addr;
+        if let Some(g) = self.addr_gen.get_mut(u).and_then(|g| g.get_mut(peer)) {
+            *g = g.wrapping_add(1);
+        }
+        let stale: Vec<usize> = self
+            .idle
+            .get(u)
+            .map(|l| {
+                l.iter()
+                    .copied()
+                    .filter(|&k| self.conns.get(k).is_some_and(|c| c.peer == peer))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for k in stale {
+            self.close(k);
+        }
+    }
+
+    /// Closes the least recently used idle connections of every upstream whose cache
+    /// holds more than `keepalive` (nginx's limit, applied once per event-loop round).
+    pub(crate) fn trim(&mut self, ir: &proton_ir::Ir) {
+        if !std::mem::take(&mut self.overfull) {
+            return;
+        }
+        for (list, up) in self.idle.iter_mut().zip(&ir.upstreams) {
+            let keep = up.keepalive as usize;
+            if list.len() > keep {
+                for key in list.drain(..list.len() - keep) {
+                    self.conns.try_remove(key);
+                }
+            }
+        }
+    }
+
+    /// The address of unix socket `path` named by a proxy_pass with variables: the last one
+    /// again when it is the same socket (no allocation), else a new one that is kept.
+    pub(super) fn unix_peer(&mut self, path: &str) -> PeerAddr {
+        match &self.last_unix {
+            Some(a @ PeerAddr::Unix(p)) if p.as_os_str() == std::ffi::OsStr::new(path) => a.clone(),
+            _ => {
+                let a = PeerAddr::unix(path);
+                self.last_unix = Some(a.clone());
+                a
+            }
+        }
+    }
+
+    /// The owner of upstream socket `key`: `Some(Some(client))`, `Some(None)` when cached.
+    pub(crate) fn owner(&self, key: usize) -> Option<Option<usize>> {
+        self.conns.get(key).map(|u| u.owner)
+    }
+
+    /// An event on a cached connection: the upstream closed it (or sent something it
+    /// should not have); either way it cannot be used any more.
+    pub(crate) fn idle_event(&mut self, key: usize) {
+        let Some(u) = self.conns.get_mut(key) else {
+            return;
+        };
+        if !u.alive() {
+            self.close(key);
+        }
+    }
+
+    /// Closes cached connections past their keepalive_timeout.
+    pub(crate) fn sweep(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        for list in &self.idle {
+            for &k in list {
+                if self.conns.get(k).is_some_and(|u| u.idle_until <= now) {
+                    expired.push(k);
+                }
+            }
+        }
+        for k in expired {
+            self.close(k);
+        }
+    }
+
+    /// Closes upstream connection `key` (the kernel drops it from epoll on close).
+    pub(super) fn close(&mut self, key: usize) {
+        if let Some(u) = self.conns.try_remove(key) {
+            if u.owner.is_none() {
+                if let Some(list) = self.idle.get_mut(u.upstream) {
+                    list.retain(|&k| k != key);
+                }
+            }
+        }
+    }
+
+    /// A cached connection to `peer` of upstream `u` that still looks alive.
+    /// `probe`: check first that the upstream has not closed it meanwhile (one `recv`
+    /// with MSG_PEEK). Worth it only for requests that cannot simply be sent again on a
+    /// fresh connection when the cached one turns out closed (POST and friends): the close
+    /// event of a cached connection normally arrives, and drops it, before it is reused.
+    pub(super) fn take_idle(
+        &mut self,
+        u: usize,
+        peer: usize,
+        owner: usize,
+        probe: bool,
+        https: bool,
+    ) -> Option<usize> {
+        loop {
+            let list = self.idle.get_mut(u)?;
+            let pos = list
+                .iter()
+                .rposition(|&k| self.conns.get(k).is_some_and(|c| c.peer == peer))?;
+            let key = list.remove(pos);
+            let stale = self.conns.get(key).is_some_and(|c| !self.current(c));
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if stale {
+                // Opened to the peer's former address.
+                self.conns.remove(key);
+                continue;
+            }
+            if c.tls.is_some() != https {
+                // Made for the other scheme (one upstream group proxied to as http:// and
+                // as https://): not for this request.
+                self.conns.remove(key);
+                continue;
+            }
+            // A connection the upstream closed while cached reads EOF (or data it should
+            // not have sent): drop it and look for another.
+            if !probe {
+                c.owner = Some(owner);
+                return Some(key);
+            }
+            if c.alive() {
+                c.owner = Some(owner);
+                return Some(key);
+            }
+            self.conns.remove(key);
+        }
+    }
+}
+
+impl UpConn {
+    /// Whether an idle connection is still open: the upstream has sent nothing since its
+    /// last response (one `recv` with MSG_PEEK), or over TLS only records that keep the
+    /// session going (session tickets); a FIN, a close_notify, an error or data means
+    /// closed.
+    fn alive(&mut self) -> bool {
+        match &mut self.tls {
+            Some(t) => t.idle_alive(&self.sock),
+            None => {
+                let mut byte = [0u8; 1];
+                matches!(self.sock.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock)
+            }
+        }
+    }
+}

@@ -1,0 +1,695 @@
+//! The upstream's response head: read and parsed, judged (interim answers, retries,
+//! intercepted errors, X-Accel-Redirect) and turned into the client's head.
+
+use super::*;
+
+impl Worker<'_> {
+    pub(super) fn step_head(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let ps = self.proxy_settings(p.loc);
+        let limit = (ps.buffer_size as usize).max(1024);
+        let Some(key) = p.up else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        let Some(c) = self.ups.conns.get_mut(key) else {
+            return Step::Fail(Fail::Error, "lost upstream connection");
+        };
+        loop {
+            match parse_response_head(&p.hold, limit, 100, &mut p.resp) {
+                Ok(Parsed::Complete) => break,
+                Ok(Parsed::Partial) => {}
+                Err(e) => {
+                    let reason = e.reason();
+                    return Step::Fail(Fail::InvalidHeader, reason);
+                }
+            }
+            let want = limit.saturating_sub(p.hold.len()).max(1);
+            match client_read(
+                &c.sock,
+                c.tls.as_deref_mut(),
+                &mut p.up_ready,
+                p.up_hup,
+                &mut p.hold,
+                want,
+            ) {
+                Ok(0) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "upstream prematurely closed connection while reading response header from upstream",
+                    )
+                }
+                Ok(n) => {
+                    if let Some(st) = p.states.last_mut() {
+                        st.bytes_received += n as u64;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "recv() failed (104: Connection reset by peer) while reading response header from upstream",
+                    )
+                }
+            }
+        }
+        let status = p.resp.status;
+        p.head_latency = self.now.saturating_duration_since(p.attempt_start);
+        if (100..200).contains(&status) && status != 101 {
+            // An interim response: drop it and read the real one.
+            let n = p.resp.head_len.min(p.hold.len());
+            p.hold.drain(..n);
+            p.resp.head_len = 0;
+            return Step::Progress;
+        }
+        let ms = p.attempt_ms(self.now);
+        if let Some(st) = p.states.last_mut() {
+            st.header_ms = Some(ms);
+            st.status = status;
+        }
+        // The head of the response that counts, for `$upstream_http_*` and
+        // `$upstream_cookie_*` (kept by the request, in its own reused buffer).
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.upstream_trailers.clear();
+            req.upstream_head.clear();
+            let n = p.resp.head_len.min(p.hold.len());
+            req.upstream_head.extend_from_slice(&p.hold[..n]);
+        }
+        p.relay.received = 0;
+        if status == 101 && !(p.upgrade && p.resp.upgrade.is_some()) {
+            return Step::Fail(
+                Fail::InvalidHeader,
+                "upstream sent an unexpected 101 Switching Protocols",
+            );
+        }
+        if matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
+            && self.may_retry(p, Fail::Status(status))
+        {
+            elog!(
+                self.elog,
+                Warn,
+                "upstream {} answered {status}, trying the next one",
+                self.peer_name(p.upstream, p.peer)
+            );
+            return Step::Fail(Fail::Status(status), "");
+        }
+        let ps = self.proxy_settings(p.loc);
+        if ps.intercept_errors && status >= 300 {
+            let s = self.settings_for(p.loc);
+            if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
+                // The upstream's WWW-Authenticate lines go with a 401's error page.
+                if let (401, Some(req)) = (status, conn.req.as_deref_mut()) {
+                    let mut carried = std::mem::take(&mut req.carried);
+                    crate::worker::request::carry_lines(
+                        &req.upstream_head,
+                        &[b"www-authenticate"],
+                        &mut carried,
+                    );
+                    req.carried = carried;
+                }
+                p.spoiled = true;
+                self.note_upstream(p, status);
+                return Step::Done(Drive::Failed(status));
+            }
+        }
+        // X-Accel-Redirect (after intercept_errors, as nginx): the request goes on elsewhere, the upstream's answer unread
+        // (nginx's ngx_http_upstream_process_headers).
+        if !ps.ignore_headers.x_accel_redirect
+            && !p.discard
+            && conn.req.as_deref().is_some_and(|r| {
+                crate::worker::vars::head_fields(&r.upstream_head)
+                    .any(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-redirect"))
+            })
+        {
+            // The rate the upstream asks for stays with the request (nginx reads the header
+            // while parsing the head, before it redirects).
+            if let Some(req) = conn.req.as_deref_mut() {
+                let rate = crate::worker::vars::head_fields(&req.upstream_head)
+                    .find(|(n, _)| n.eq_ignore_ascii_case(b"x-accel-limit-rate"))
+                    .and_then(|(_, v)| accel_limit_rate(v));
+                if let Some(rate) = rate.filter(|_| !ps.ignore_headers.x_accel_limit_rate) {
+                    req.limit_rate = Some(rate);
+                }
+                // nginx's redirect headers go with the answer the redirect leads to.
+                let mut carried = std::mem::take(&mut req.carried);
+                crate::worker::request::carry_lines(
+                    &req.upstream_head,
+                    &crate::worker::request::XAR_CARRIED,
+                    &mut carried,
+                );
+                req.carried = carried;
+            }
+            p.spoiled = true;
+            self.note_upstream(p, status);
+            return Step::Done(Drive::Redirect);
+        }
+        if p.discard {
+            // A mirror or a post action is over with the answer's head (nginx makes both
+            // `header_only`): its body is not read, so a slow or endless one holds up
+            // nothing, and the upstream connection, its body unread, is not kept.
+            p.spoiled = true;
+            p.hold.clear();
+            self.note_upstream(p, status);
+            return Step::Done(Drive::Finished);
+        }
+        self.write_client_head(conn, p);
+        let now = self.now;
+        p.client_progress = now;
+        p.upstream_progress = now;
+        p.deadline = now + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        // Body bytes that came with the head.
+        let head_len = p.resp.head_len.min(p.hold.len());
+        let old = conn.wbuf.len();
+        conn.wbuf.extend_from_slice(&p.hold[head_len..]);
+        // proxy_limit_rate counts from here, those bytes included, and they delay the next
+        // read as any read does (nginx's pipe and its preread buffer).
+        p.rate_start = now;
+        p.rate_read = (p.hold.len() - head_len) as u64;
+        p.rate_until = None;
+        let rate = self.proxy_settings(p.loc).limit_rate;
+        if p.buffering && rate > 0 {
+            let d = read_delay(rate, p.rate_read);
+            if !d.is_zero() {
+                p.rate_until = Some(now + d);
+            }
+        }
+        p.hold.clear();
+        if p.st == St::Tunnel {
+            // Whatever the client sent after its request head is tunnel data.
+            let start = conn.head_len().min(conn.rbuf.len());
+            p.req.clear();
+            p.req_pos = 0;
+            p.req.extend_from_slice(&conn.rbuf[start..]);
+            conn.rbuf.truncate(start);
+            return Step::Progress;
+        }
+        self.take_body(p, conn, old);
+        Step::Progress
+    }
+
+    /// The client response head, from the upstream's.
+    pub(super) fn write_client_head(&mut self, conn: &mut Conn, p: &mut Proxy) {
+        let status = p.resp.status;
+        let body = p.resp.body_kind(p.head_only);
+        let tunnel = status == 101;
+        let loaded = self.loaded;
+        let s = loaded
+            .ir
+            .locations
+            .get(p.loc.0 as usize)
+            .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
+            .unwrap_or(&loaded.ir.settings[0]);
+        let ps = &s.proxy;
+        p.buffering = ps.buffering && !p.discard;
+        let passes = |name: &[u8]| {
+            ps.pass_headers
+                .iter()
+                .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
+        };
+        let tokens = s.server_tokens != proton_ir::ServerTokens::Off;
+        let keepalive_header = s.keepalive_header_secs;
+        // `chunked_transfer_encoding off`: a chunked upstream body reaches the client
+        // decoded, delimited by the close (as for an HTTP/1.0 client).
+        let chunked_on = s.chunked_transfer_encoding;
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.clear();
+        conn.wpos = 0;
+        let client_status = match conn.req.as_deref().and_then(|r| r.error_status) {
+            Some((_, Some(code))) if code != 0 => code,
+            Some((orig, None)) => orig,
+            _ => status,
+        };
+        p.client_status = client_status;
+        // proxy_force_ranges: nginx's range filter on a 200 of known length (one range).
+        let length = match body {
+            BodyKind::Length(n) => Some(n),
+            BodyKind::None => p.resp.content_length,
+            _ => None,
+        };
+        let forced = match length {
+            Some(len) if ps.force_ranges && client_status == 200 && s.max_ranges != Some(0) => {
+                let header = |name: &[u8]| {
+                    conn.req
+                        .as_deref()
+                        .and_then(|r| r.head.get(&conn.rbuf, name))
+                };
+                let upstream = |name: &[u8]| {
+                    p.resp.headers.iter().find_map(|(n, v)| {
+                        p.hold
+                            .get(n.clone())
+                            .filter(|n| n.eq_ignore_ascii_case(name))
+                            .and_then(|_| p.hold.get(v.clone()))
+                    })
+                };
+                Some(forced_range(
+                    header(b"range"),
+                    header(b"if-range"),
+                    upstream(b"etag"),
+                    upstream(b"last-modified"),
+                    len,
+                ))
+            }
+            _ => None,
+        };
+        p.relay.range = None;
+        p.relay.range_pos = 0;
+        let mut content_range = None;
+        match (forced, length) {
+            (Some(ForcedRange::Unsatisfiable), Some(len)) => {
+                conn.wbuf = out;
+                self.proxy_range_not_satisfiable(conn, p, len);
+                return;
+            }
+            (Some(ForcedRange::Part(a, b)), Some(len)) => {
+                p.relay.range = Some((a, b));
+                p.client_status = 206;
+                content_range = Some((a, b, len));
+            }
+            _ => {}
+        }
+        crate::http::response::write_status_line(&mut out, 1, p.client_status);
+        let up = &p.hold;
+        let upstream_has = |name: &[u8]| {
+            p.resp.headers.iter().any(|(n, _)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+            })
+        };
+        // Our own Server and Date lines unless the upstream's pass (both hidden by default).
+        let own_server = !(passes(b"server") && upstream_has(b"server"));
+        let own_date = !(passes(b"date") && upstream_has(b"date"));
+        let (server, date) = self
+            .date
+            .server_and_date(tokens)
+            .split_at(crate::worker::respond::server_line(tokens).len());
+        if own_server {
+            out.extend_from_slice(server);
+        }
+        if own_date {
+            out.extend_from_slice(date);
+        }
+        let ir = &self.loaded.ir;
+        let loc = &ir.locations[p.loc.0 as usize];
+        let s = &ir.settings[loc.conf.settings.0 as usize];
+        let ps = &s.proxy;
+        // nginx's X-Accel-Charset: the charset the answer is sent in, whatever `charset`
+        // says (the charset filter's override).
+        // (The last such line counts, as nginx.)
+        let accel_charset = p
+            .resp
+            .headers
+            .iter()
+            .rev()
+            .filter(|_| !ps.ignore_headers.x_accel_charset)
+            .find(|(n, _)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"x-accel-charset"))
+            })
+            .and_then(|(_, v)| up.get(v.clone()))
+            .map(<[u8]>::trim_ascii)
+            .filter(|v| !v.is_empty());
+        // An encoded body (gzip…) is never recoded, and then not relabelled (nginx's charset
+        // filter leaves such an answer alone).
+        let encoded = upstream_has(b"content-encoding");
+        for (n, v) in &p.resp.headers {
+            let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
+                continue;
+            };
+            // nginx's X-Accel-Buffering: the upstream switches buffering for its response.
+            if token_eq(name, b"x-accel-buffering")
+                && !p.discard
+                && !ps.ignore_headers.x_accel_buffering
+            {
+                if token_eq(value, b"yes") {
+                    p.buffering = true;
+                } else if token_eq(value, b"no") {
+                    p.buffering = false;
+                }
+            }
+            // nginx's X-Accel-Limit-Rate: the upstream sets the response's rate.
+            if token_eq(name, b"x-accel-limit-rate") && !ps.ignore_headers.x_accel_limit_rate {
+                if let (Some(rate), Some(req)) = (accel_limit_rate(value), conn.req.as_deref_mut())
+                {
+                    req.limit_rate = Some(rate);
+                }
+            }
+            // With proxy_force_ranges the range filter says whether ranges are served.
+            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, tunnel)
+                || (ps.force_ranges && token_eq(name, b"accept-ranges"))
+            {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            if self.write_rewritten_header(conn, p.loc, client_status, name, value, &mut out) {
+                // Location, Refresh, Set-Cookie under proxy_redirect / proxy_cookie_*.
+            } else if let (Some(dst), true) = (accel_charset, token_eq(name, b"content-type")) {
+                let mut ct = self.scratch.var_pool.borrow_mut().buf();
+                let (changed, recode) = match crate::worker::static_files::accel_charset_type(
+                    ir, &s.charset, value, dst, &mut ct,
+                ) {
+                    Ok((_, Some(_))) if encoded => (false, None),
+                    Ok(r) => r,
+                    Err(msg) => {
+                        elog!(self.elog, Error, "{msg}, client: {}", conn.peer.ip());
+                        (false, None)
+                    }
+                };
+                out.extend_from_slice(if changed { &ct } else { value });
+                p.recode = recode;
+                self.scratch.var_pool.borrow_mut().give_buf(ct);
+            } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
+                // nginx's charset filter: a label, and a recoding with override_charset.
+                let mut ct = self.scratch.var_pool.borrow_mut().buf();
+                let (changed, recode) = match conn.req.as_deref() {
+                    Some(req) => crate::worker::static_files::proxied_charset_type(
+                        self, conn, req, p.loc, value, &mut ct,
+                    ),
+                    None => (false, None),
+                };
+                let (changed, recode) = match recode {
+                    Some(_) if encoded => (false, None),
+                    _ => (changed, recode),
+                };
+                out.extend_from_slice(if changed { &ct } else { value });
+                p.recode = recode;
+                self.scratch.var_pool.borrow_mut().give_buf(ct);
+            } else {
+                out.extend_from_slice(value);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        match (content_range, forced) {
+            (Some((a, b, len)), _) => {
+                let _ = write!(out, "Content-Range: bytes {a}-{}/{len}\r\n", b - 1);
+            }
+            (None, Some(ForcedRange::Whole)) => out.extend_from_slice(b"Accept-Ranges: bytes\r\n"),
+            _ => {}
+        }
+        // Framing towards the client. With trailers (`add_trailer`), the body is sent in
+        // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
+        // does when trailers are expected.
+        let mut keep = p.keep_client;
+        // So is a chunked body to be recoded (`charset`, X-Accel-Charset): decoded, recoded,
+        // and framed anew.
+        p.rechunk = !tunnel
+            && !p.head_only
+            && chunked_on
+            && p.client_minor >= 1
+            && !matches!(status, 204 | 304)
+            && status >= 200
+            && (crate::worker::request::trailers_apply(s, status)
+                || (p.recode.is_some() && matches!(body, BodyKind::Chunked)));
+        p.relay.framing = match body {
+            BodyKind::None => Framing::None,
+            BodyKind::Length(n) => Framing::Length(n),
+            BodyKind::Chunked => Framing::Chunked {
+                dec: ChunkedDecoder::default(),
+                dechunk: p.client_minor == 0 || !chunked_on || p.rechunk,
+            },
+            BodyKind::UntilClose => Framing::UntilClose,
+        };
+        if matches!(p.relay.framing, Framing::Chunked { dechunk: false, .. }) {
+            // Chunks passed through keep their framing: not recoded (not yet).
+            p.recode = None;
+        }
+        let range_len = p.relay.range.map(|(a, b)| b - a);
+        match (&p.relay.framing, body) {
+            _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            (_, BodyKind::Length(n)) => {
+                write_num_header(&mut out, b"Content-Length: ", range_len.unwrap_or(n));
+            }
+            (Framing::None, _) => {
+                if let Some(n) = range_len.or(p.resp.content_length) {
+                    write_num_header(&mut out, b"Content-Length: ", n);
+                }
+            }
+            (Framing::Chunked { dechunk: false, .. }, _) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
+            _ => keep = false,
+        }
+        if tunnel {
+            out.extend_from_slice(b"Connection: upgrade\r\n");
+            p.st = St::Tunnel;
+            p.spoiled = true;
+            keep = false;
+        } else {
+            if keep {
+                out.extend_from_slice(b"Connection: keep-alive\r\n");
+                if let Some(t) = keepalive_header {
+                    write_num_header(&mut out, b"Keep-Alive: timeout=", t);
+                }
+            } else {
+                out.extend_from_slice(b"Connection: close\r\n");
+            }
+            p.st = St::Body;
+        }
+        p.keep_client = keep;
+        conn.wbuf = out;
+        if !s.add_headers.is_empty() || !matches!(s.expires, proton_ir::Expires::Off) {
+            // `add_header … $upstream_addr` sees the attempts so far, this one without
+            // its response time yet (nginx: the header filter runs with the upstream
+            // states as they are).
+            hand_over_upstream(conn, p);
+            // `expires modified` counts from the upstream's Last-Modified, as nginx.
+            let lm = p.resp.headers.iter().find_map(|(n, v)| {
+                let name = p.hold.get(n.clone())?;
+                if !name.eq_ignore_ascii_case(b"last-modified") {
+                    return None;
+                }
+                let t = crate::http::response::parse_http_date(p.hold.get(v.clone())?)?;
+                let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+                i64::try_from(d.as_secs()).ok()
+            });
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.mtime = lm;
+            }
+            let mut out = std::mem::take(&mut conn.wbuf);
+            if let Some(req) = conn.req.as_deref() {
+                self.add_headers(conn, req, p.loc, p.client_status, &mut out);
+            }
+            conn.wbuf = out;
+        }
+        conn.wbuf.extend_from_slice(b"\r\n");
+        p.header_bytes = conn.wbuf.len() as u64;
+        if let Some(mut req) = conn.req.take() {
+            self.resolve_limit_rate(conn, &mut req, p.loc);
+            conn.req = Some(req);
+        }
+        // nginx 1.22 sends an unbuffered response at the upstream's pace: no `limit_rate`
+        // (nor X-Accel-Limit-Rate) applies to it, once its head is made (so `add_header`
+        // still sees the rate in `$limit_rate`; ngx_http_upstream_send_response).
+        if !p.buffering && !p.discard {
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.limit_rate = Some(0);
+            }
+        }
+        // The head as sent, for `$sent_http_*` in trailers and the access log.
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.sent_head.clear();
+            req.sent_head.extend_from_slice(&conn.wbuf);
+        }
+    }
+
+    /// proxy_force_ranges with a Range nothing of the response satisfies: 416 with the
+    /// built-in page and `Content-Range: bytes */len` (as for files); the upstream's body is
+    /// not read (its connection is closed).
+    pub(super) fn proxy_range_not_satisfiable(&mut self, conn: &mut Conn, p: &mut Proxy, len: u64) {
+        let tokens = self.settings_for(p.loc).server_tokens != proton_ir::ServerTokens::Off;
+        let mut page = std::mem::take(&mut self.scratch.page);
+        page.clear();
+        crate::http::response::error_page(416, tokens, &mut page);
+        let mut out = std::mem::take(&mut conn.wbuf);
+        out.clear();
+        conn.wpos = 0;
+        let mut head_request = false;
+        if let Some(req) = conn.req.as_deref() {
+            self.start_head(
+                &mut out,
+                req,
+                p.loc,
+                416,
+                Some(b"text/html"),
+                Some(page.len() as u64),
+            );
+            p.keep_client = self.keep_alive_for(req, p.loc, 416);
+            head_request = req.head.is_head();
+        }
+        // As nginx's special response: the upstream's header lines stay (those the proxy
+        // passes), but for those of its body: type, length, ranges, validators.
+        let ps = self.proxy_settings(p.loc);
+        for (n, v) in &p.resp.headers {
+            let (Some(name), Some(value)) = (p.hold.get(n.clone()), p.hold.get(v.clone())) else {
+                continue;
+            };
+            let of_the_body = [
+                &b"content-type"[..],
+                b"content-length",
+                b"accept-ranges",
+                b"last-modified",
+                b"etag",
+            ]
+            .iter()
+            .any(|f| token_eq(name, f));
+            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, false) {
+                continue;
+            }
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            if !self.write_rewritten_header(conn, p.loc, 416, name, value, &mut out) {
+                out.extend_from_slice(value);
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        let _ = write!(out, "Content-Range: bytes */{len}\r\n");
+        out.extend_from_slice(b"\r\n");
+        p.header_bytes = out.len() as u64;
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.sent_head.clear();
+            req.sent_head.extend_from_slice(&out);
+        }
+        if !head_request {
+            out.extend_from_slice(&page);
+        }
+        self.scratch.page = page;
+        conn.wbuf = out;
+        p.client_status = 416;
+        p.relay.framing = Framing::None;
+        p.rechunk = false;
+        p.recode = None;
+        p.spoiled = true;
+        p.st = St::Body;
+    }
+}
+
+/// The value of an `X-Accel-Limit-Rate` header: a number of bytes per second.
+pub(super) fn accel_limit_rate(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value.trim_ascii())
+        .ok()
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Whether the upstream's header line `name` goes on to the client, as nginx's proxy
+/// decides: not a hop-by-hop field (but `Upgrade` in a `tunnel`), not one nginx hides by
+/// default (`Server`, `Date`, `X-Accel-*`) unless `proxy_pass_header` names it, not one
+/// `proxy_hide_header` names.
+pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String], tunnel: bool) -> bool {
+    let listed = |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
+    let hidden_default = token_eq(name, b"server")
+        || token_eq(name, b"date")
+        || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+    !((hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
+        || (hidden_default && !listed(pass))
+        || listed(hide))
+}
+
+/// What `proxy_force_ranges` makes of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ForcedRange {
+    /// The whole response, with `Accept-Ranges: bytes`.
+    Whole,
+    /// 206 with this part (start, end exclusive).
+    Part(u64, u64),
+    /// 416.
+    Unsatisfiable,
+}
+
+/// nginx's range header filter with one range allowed (`r->single_range`), for a response
+/// of `len` bytes: the client's `Range` and `If-Range`, the upstream's `ETag` and
+/// `Last-Modified`. An If-Range entity tag (it ends with `"`) must equal the ETag, a date
+/// the Last-Modified time; otherwise, as with several ranges, the whole response.
+pub(super) fn forced_range(
+    range: Option<&[u8]>,
+    if_range: Option<&[u8]>,
+    etag: Option<&[u8]>,
+    last_modified: Option<&[u8]>,
+    len: u64,
+) -> ForcedRange {
+    use crate::http::range::{parse_range, ByteRange, RangeResult};
+    let Some(range) = range else {
+        return ForcedRange::Whole;
+    };
+    if let Some(v) = if_range {
+        let same = if v.len() >= 2 && v.ends_with(b"\"") {
+            etag == Some(v)
+        } else {
+            let date = crate::http::response::parse_http_date;
+            last_modified
+                .and_then(date)
+                .is_some_and(|lm| date(v) == Some(lm))
+        };
+        if !same {
+            return ForcedRange::Whole;
+        }
+    }
+    let mut one = [ByteRange::default(); 1];
+    match parse_range(range, len, &mut one) {
+        RangeResult::Satisfiable(1) => ForcedRange::Part(one[0].start, one[0].end),
+        RangeResult::Unsatisfiable => ForcedRange::Unsatisfiable,
+        _ => ForcedRange::Whole,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forced_ranges_as_nginx() {
+        use ForcedRange::*;
+        let lm = Some(&b"Mon, 28 Sep 1970 06:00:00 GMT"[..]);
+        let etag = Some(&b"\"abc\""[..]);
+        let f = |r: &str, ir: Option<&str>| {
+            forced_range(Some(r.as_bytes()), ir.map(str::as_bytes), etag, lm, 10)
+        };
+        assert_eq!(forced_range(None, None, etag, lm, 10), Whole);
+        assert_eq!(f("bytes=2-4", None), Part(2, 5));
+        assert_eq!(f("bytes=-3", None), Part(7, 10));
+        assert_eq!(f("bytes=5-", None), Part(5, 10));
+        // One range only: several are served whole.
+        assert_eq!(f("bytes=2-4,6-7", None), Whole);
+        assert_eq!(f("bytes=20-", None), Unsatisfiable);
+        assert_eq!(f("items=1-2", None), Whole);
+        assert_eq!(f("bytes=2-4", Some("\"abc\"")), Part(2, 5));
+        assert_eq!(f("bytes=2-4", Some("\"abd\"")), Whole);
+        assert_eq!(
+            f("bytes=2-4", Some("Mon, 28 Sep 1970 06:00:00 GMT")),
+            Part(2, 5)
+        );
+        assert_eq!(f("bytes=2-4", Some("Mon, 28 Sep 1970 06:00:01 GMT")), Whole);
+        assert_eq!(f("bytes=2-4", Some("yesterday")), Whole);
+        // No validator to compare with: whole.
+        assert_eq!(
+            forced_range(Some(b"bytes=2-4"), Some(b"\"abc\""), None, None, 10),
+            Whole
+        );
+    }
+
+    #[test]
+    fn upstream_fields_passed_on_as_nginx() {
+        let none: &[String] = &[];
+        let pass = ["X-Accel-Expires".to_string(), "Date".to_string()];
+        let hide = ["X-Powered-By".to_string()];
+        for (name, pass, hide, tunnel, want) in [
+            (&b"Set-Cookie"[..], none, none, false, true),
+            (b"Server", none, none, false, false),
+            (b"date", none, none, false, false),
+            (b"Date", &pass[..], none, false, true),
+            (b"X-Accel-Redirect", none, none, false, false),
+            (b"x-accel-expires", &pass[..], none, false, true),
+            (b"X-Accelerated", none, none, false, true),
+            (b"X-Powered-By", none, &hide[..], false, false),
+            (b"Transfer-Encoding", none, none, false, false),
+            (b"Upgrade", none, none, false, false),
+            (b"Upgrade", none, none, true, true),
+        ] {
+            assert_eq!(
+                passed_on(name, pass, hide, tunnel),
+                want,
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The request towards the upstream: its head, then the client's body (streamed, or read
+//! whole first into memory and a temporary file, and sent again on a retry).
+
+use super::*;
+
+impl Worker<'_> {
+    /// Writes the next bytes of `p.req` to the upstream; `Ok(0)` is the upstream closing.
+    pub(super) fn write_req(&mut self, p: &mut Proxy) -> std::io::Result<usize> {
+        let c =
+            p.up.and_then(|k| self.ups.conns.get_mut(k))
+                .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
+        let n = client_write(&c.sock, c.tls.as_deref_mut(), &p.req[p.req_pos..])?;
+        if n > 0 {
+            p.req_pos += n;
+            p.sent_any = true;
+            let ms = p.attempt_ms(self.now);
+            if let Some(st) = p.states.last_mut() {
+                st.connect_ms.get_or_insert(ms);
+                st.bytes_sent += n as u64;
+            }
+            if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX && !p.buffered {
+                // Too large to keep for a retry: the window slides.
+                p.req.clear();
+                p.req_pos = 0;
+                p.replayable = false;
+            }
+        }
+        Ok(n)
+    }
+
+    pub(super) fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        loop {
+            // Take body bytes from the client while there is room.
+            let mut progressed = false;
+            if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
+                match self.pull_body(conn, p) {
+                    Pull::Got => progressed = true,
+                    Pull::Wait => {}
+                    Pull::Fail(d) => return Step::Done(d),
+                }
+            }
+            if p.req_pos >= p.req.len() && p.file_read < p.file_len {
+                // The next piece of a body in a temporary file, after the head.
+                match self.next_file_piece(conn, p) {
+                    Ok(()) => continue,
+                    Err(()) => return Step::Done(Drive::Failed(500)),
+                }
+            }
+            if p.req_pos >= p.req.len() {
+                if matches!(p.body, ReqBody::None) {
+                    p.st = St::Head;
+                    p.deadline = self.now
+                        + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+                    if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
+                        c.requests += 1;
+                    }
+                    return Step::Progress;
+                }
+                return if progressed { continue } else { Step::Blocked };
+            }
+            match self.write_req(p) {
+                Ok(0) => {
+                    return Step::Fail(
+                        Fail::Error,
+                        "upstream closed the connection while sending request",
+                    )
+                }
+                Ok(_) => {
+                    p.deadline = self.now
+                        + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
+                }
+                Err(e) if e.kind() == ErrorKind::NotConnected => {
+                    return Step::Fail(Fail::Error, "lost upstream connection")
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    return Step::Blocked;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Step::Fail(
+                    Fail::Error,
+                    "writev() failed (Connection reset by peer) while sending request to upstream",
+                ),
+            }
+        }
+    }
+
+    /// Reads the request body whole into the request context (memory, then a temporary
+    /// file), then frames it, picks an upstream and connects.
+    pub(super) fn step_read_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let limit = if p.memory_only {
+            u64::MAX
+        } else {
+            self.settings_for(p.loc).client_body_buffer_size
+        };
+        let Some(req) = conn.req.as_deref_mut() else {
+            return Step::Done(Drive::Failed(500));
+        };
+        if req.body.state == crate::worker::body::BodyState::Unread {
+            req.body.start(limit, false);
+        }
+        loop {
+            if matches!(p.body, ReqBody::None) {
+                return self.body_read(conn, p);
+            }
+            match self.pull_body(conn, p) {
+                Pull::Got => {
+                    let timeout = self.settings_for(p.loc).client_body_timeout_ms;
+                    p.deadline = self.now + Duration::from_millis(timeout);
+                }
+                Pull::Wait => return Step::Blocked,
+                Pull::Fail(Drive::Close) => {
+                    // The client went away (or its socket failed) before its body was in:
+                    // nothing is answered, and the log line says 400, as nginx's.
+                    self.log_unanswered(conn, 400);
+                    return Step::Done(Drive::Close);
+                }
+                Pull::Fail(d) => return Step::Done(d),
+            }
+        }
+    }
+
+    /// The body is in: what is buffered goes to its file, the head gets its framing, and
+    /// the request goes to an upstream.
+    pub(super) fn body_read(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let only_memory = p.memory_only;
+        if let Err(d) = self.with_spill(conn, p.loc, only_memory, |body, spill| body.finish(spill))
+        {
+            return Step::Done(d);
+        }
+        let Some(req) = conn.req.as_deref() else {
+            return Step::Done(Drive::Failed(500));
+        };
+        let mut head = std::mem::take(&mut p.req);
+        frame_kept_body(&mut head, &req.body, p);
+        p.req = head;
+        p.read_whole = false;
+        p.first_try = self.now;
+        match self.connect_or_resolve(conn, p) {
+            Ok(()) => Step::Progress,
+            Err(code) => Step::Done(Drive::Failed(code)),
+        }
+    }
+
+    /// Runs `f` on the request's body with where it may spill to; an I/O error is logged
+    /// (as nginx, at `crit`) and becomes a 500. A temporary file just created is logged
+    /// as nginx does (`warn`; `notice` with client_body_in_file_only).
+    pub(super) fn with_spill(
+        &mut self,
+        conn: &mut Conn,
+        loc: LocationId,
+        memory_only: bool,
+        f: impl FnOnce(
+            &mut crate::worker::body::RequestBody,
+            &mut crate::worker::body::Spill<'_>,
+        ) -> Result<bool, crate::worker::body::BodyError>,
+    ) -> Result<(), Drive> {
+        // The settings borrow the IR (not the worker), so the counter can be lent too.
+        let loaded = self.loaded;
+        let ir = &loaded.ir;
+        let si = ir
+            .locations
+            .get(loc.0 as usize)
+            .map_or(0, |l| l.conf.settings.0 as usize);
+        let Some(s) = ir.settings.get(si).or(ir.settings.first()) else {
+            return Err(Drive::Failed(500));
+        };
+        let Some(req) = conn.req.as_deref_mut() else {
+            return Err(Drive::Failed(500));
+        };
+        let mut spill = crate::worker::body::Spill {
+            temp: &s.client_body_temp_path,
+            prefix: &loaded.prefix,
+            in_file_only: if memory_only {
+                proton_ir::BodyInFileOnly::Off
+            } else {
+                s.client_body_in_file_only
+            },
+            seq: &mut self.ups.temp_seq,
+        };
+        let only = spill.in_file_only != proton_ir::BodyInFileOnly::Off;
+        match f(&mut req.body, &mut spill) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                let name = req
+                    .body
+                    .file_name()
+                    .map(|n| n.display().to_string())
+                    .unwrap_or_default();
+                let msg = format_args!(
+                    "a client request body is buffered to a temporary file {name}, client: {}",
+                    conn.peer.ip()
+                );
+                if only {
+                    self.elog.log(proton_ir::LogLevel::Notice, msg);
+                } else {
+                    self.elog.log(proton_ir::LogLevel::Warn, msg);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                elog!(self.elog, Crit, "{e}, client: {}", conn.peer.ip());
+                Err(Drive::Failed(500))
+            }
+        }
+    }
+
+    /// Reads the next piece of a body in a temporary file into `p.req`, after the head
+    /// (the piece before it was sent). `Err`: the file could not be read (logged).
+    pub(super) fn next_file_piece(&mut self, conn: &Conn, p: &mut Proxy) -> Result<(), ()> {
+        let Some(req) = conn.req.as_deref() else {
+            return Err(());
+        };
+        p.req.truncate(p.head_len);
+        p.req_pos = p.head_len;
+        let want = (p.file_len - p.file_read).min(FILE_CHUNK as u64) as usize;
+        let at = p.req.len();
+        p.req.resize(at + want, 0);
+        let r = req.body.read_at(&mut p.req[at..], p.file_read);
+        match r {
+            Ok(n) if n > 0 => {
+                p.req.truncate(at + n);
+                p.file_read += n as u64;
+                Ok(())
+            }
+            other => {
+                p.req.truncate(at);
+                let e = match other {
+                    Err(e) => e,
+                    Ok(_) => std::io::Error::from(ErrorKind::UnexpectedEof),
+                };
+                let name = req
+                    .body
+                    .file_name()
+                    .map(|n| n.display().to_string())
+                    .unwrap_or_default();
+                elog!(
+                    self.elog,
+                    Crit,
+                    "pread() \"{name}\" failed ({}), client: {}",
+                    crate::log::OsError(&e),
+                    conn.peer.ip()
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Moves request body bytes from the client: into `p.req` as they stream to the
+    /// upstream (a copy of a body that fits client_body_buffer_size is kept for
+    /// `$request_body`), or into the request context when the body is read whole.
+    pub(super) fn pull_body(&mut self, conn: &mut Conn, p: &mut Proxy) -> Pull {
+        let start = conn.head_len().min(conn.rbuf.len());
+        if conn.rbuf.len() == start {
+            if p.client_eof {
+                return Pull::Wait;
+            }
+            // Read more from the client.
+            match client_read(
+                &conn.sock,
+                crate::worker::conn::tls_mut(&mut conn.ext),
+                &mut conn.rd_ready,
+                conn.rd_hup,
+                &mut conn.rbuf,
+                16 * 1024,
+            ) {
+                Ok(0) => {
+                    elog!(
+                        self.elog,
+                        Info,
+                        "client prematurely closed connection while sending request body, client: {}",
+                        conn.peer.ip()
+                    );
+                    p.client_eof = true;
+                    return Pull::Fail(Drive::Close);
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Pull::Wait,
+                Err(e) if e.kind() == ErrorKind::Interrupted => return Pull::Got,
+                Err(_) => return Pull::Fail(Drive::Close),
+            }
+        }
+        if !p.read_whole {
+            // A streamed body: its copy for `$request_body` starts with its first bytes.
+            let limit = self.settings_for(p.loc).client_body_buffer_size;
+            if let Some(req) = conn.req.as_deref_mut() {
+                if req.body.state == crate::worker::body::BodyState::Unread {
+                    req.body.start(limit, true);
+                }
+            }
+        }
+        // Streamed: no more than the window; read whole: all there is.
+        let avail_len = conn.rbuf.len() - start;
+        let room = if p.read_whole {
+            avail_len
+        } else {
+            REQ_WINDOW.saturating_sub(p.req.len() - p.req_pos).max(1)
+        };
+        let end = start + avail_len.min(room);
+        // The decoded pieces of this step, as ranges of `conn.rbuf`.
+        let mut pieces = std::mem::take(&mut self.ups.pieces);
+        pieces.clear();
+        if matches!(p.body, ReqBody::None) {
+            self.ups.pieces = pieces;
+            return Pull::Wait;
+        }
+        let chunked = matches!(p.body, ReqBody::Chunked(_));
+        // Re-framed (or read whole), as nginx: the client's chunk extensions and trailer
+        // section are checked and dropped, never passed to the upstream.
+        let (used, done) = match p.body.decode(&conn.rbuf[start..end], &mut pieces) {
+            Ok(r) => r,
+            Err(e) => {
+                self.ups.pieces = pieces;
+                return self.bad_body(conn, e);
+            }
+        };
+        for r in pieces.iter_mut() {
+            *r = r.start + start..r.end + start;
+        }
+        let mut result = Ok(());
+        if p.read_whole {
+            let rbuf = std::mem::take(&mut conn.rbuf);
+            for r in &pieces {
+                result = self.with_spill(conn, p.loc, p.memory_only, |body, spill| {
+                    body.push(&rbuf[r.clone()], spill)
+                });
+                if result.is_err() {
+                    break;
+                }
+            }
+            conn.rbuf = rbuf;
+        } else {
+            let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
+            crate::http::relay::frame_streamed(&conn.rbuf, &pieces, chunked, done, &mut p.req);
+            for r in &pieces {
+                if let Some(b) = body.as_deref_mut() {
+                    b.push_streamed(&conn.rbuf[r.clone()]);
+                }
+            }
+            if done {
+                if let Some(b) = body {
+                    b.finish_streamed();
+                }
+            }
+        }
+        self.ups.pieces = pieces;
+        if let Err(d) = result {
+            return Pull::Fail(d);
+        }
+        conn.rbuf.drain(start..start + used);
+        if used == 0 && !done {
+            return Pull::Wait;
+        }
+        Pull::Got
+    }
+
+    pub(super) fn bad_body(&mut self, conn: &Conn, e: crate::http::HttpError) -> Pull {
+        elog!(
+            self.elog,
+            Info,
+            "client sent invalid chunked body ({}), client: {}",
+            e.reason(),
+            conn.peer.ip()
+        );
+        Pull::Fail(Drive::Failed(e.status()))
+    }
+}
+
+/// Whether part of the request body of `conn` that a failed proxied request left behind
+/// has not arrived yet. A body that is already whole in the read buffer is dropped before
+/// the next request and the connection can stay open after the error answer (nginx keeps
+/// it after a 502 or 504); a body still on its way is not waited for: the answer closes.
+pub(crate) fn body_still_arriving(conn: &Conn) -> bool {
+    let buffered = conn.rbuf.get(conn.head_len()..).unwrap_or_default();
+    match &conn.discard {
+        crate::worker::conn::Discard::None => false,
+        crate::worker::conn::Discard::Length(n) => (buffered.len() as u64) < *n,
+        crate::worker::conn::Discard::Chunked(d) => {
+            // Decoded on a copy of the decoder: the connection drops the body itself.
+            let mut d = (**d).clone();
+            let mut at = 0;
+            loop {
+                match d.decode(buffered.get(at..).unwrap_or_default()) {
+                    Ok(step) if step.done => return false,
+                    Ok(step) if step.consumed > 0 => at += step.consumed,
+                    // Needs more bytes, or the body is malformed: nothing to keep open for.
+                    Ok(_) | Err(_) => return true,
+                }
+            }
+        }
+    }
+}
+
+/// Whether the chunked body bytes that arrived with the head are already malformed (nginx
+/// parses them at once, reading or discarding the body, and answers 400 instead of what
+/// the location would have). A body only cut short is not.
+pub(crate) fn chunked_prefix_invalid(buffered: &[u8]) -> bool {
+    chunked_prefix(buffered) == Prefix::Invalid
+}
+
+/// What the bytes of a chunked body that arrived so far are.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Prefix {
+    /// The whole body (its last chunk and trailer section) is there, in this many bytes.
+    Complete(usize),
+    /// More is to come.
+    Partial,
+    /// Malformed (400).
+    Invalid,
+}
+
+pub(super) fn chunked_prefix(buffered: &[u8]) -> Prefix {
+    let mut d = ChunkedDecoder::default();
+    let mut at = 0;
+    loop {
+        match d.decode(buffered.get(at..).unwrap_or_default()) {
+            Ok(step) if step.done => return Prefix::Complete(at + step.consumed),
+            Ok(step) if step.consumed > 0 => at += step.consumed,
+            Ok(_) => return Prefix::Partial,
+            Err(e) if e.status() == 400 => return Prefix::Invalid,
+            Err(_) => return Prefix::Partial,
+        }
+    }
+}
+
+pub(super) enum Pull {
+    Got,
+    Wait,
+    Fail(Drive),
+}
