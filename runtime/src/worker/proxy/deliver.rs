@@ -7,13 +7,18 @@ impl Worker<'_> {
     /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
     /// them, drops what the upstream sent past the end.
     pub(super) fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
-        p.relay.pass_trailers = self.proxy_settings(p.loc).pass_trailers;
         let mut none = Vec::new();
         let trailers = match conn.req.as_deref_mut() {
             Some(req) => &mut req.upstream_trailers,
             None => &mut none,
         };
-        let t = p.relay.take(&mut conn.wbuf, from, trailers);
+        let t = absorb(p, &mut conn.wbuf, from, trailers);
+        self.taken(p, conn, from, t);
+    }
+
+    /// After [`absorb`]: what it found is logged, and the body bytes from `from` on are
+    /// recoded and framed as chunks where the head said so.
+    fn taken(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize, t: Taken) {
         if t.over_length {
             elog!(
                 self.elog,
@@ -32,13 +37,6 @@ impl Worker<'_> {
                 conn.peer.ip(),
                 self.peer_name(p.upstream, p.peer)
             );
-            p.broken = true;
-        }
-        if t.excess || t.invalid {
-            p.spoiled = true;
-        }
-        if t.done {
-            p.upstream_eof = true;
         }
         // The body bytes just taken, recoded (never chunk framing: see the head).
         if let Some(r) = p.recode {
@@ -258,19 +256,7 @@ impl Worker<'_> {
                 p.deadline = p.client_progress + send_timeout;
                 return Drive::Blocked;
             }
-            // From the upstream: into memory while it has room and nothing waits in the
-            // file; beyond that, with buffering, into the temporary file (at most
-            // proxy_max_temp_file_size), so that the upstream is read at its own speed.
-            let to_file = pending >= window || unsent_file > 0;
-            let mut want = if p.upstream_eof || p.released {
-                0
-            } else if !to_file {
-                window - pending
-            } else if !p.spill_failed && p.spill_written < spill_max {
-                write_size.min(usize::try_from(spill_max - p.spill_written).unwrap_or(usize::MAX))
-            } else {
-                0
-            };
+            let (mut want, to_file) = p.read_plan(pending, window, spill_max, write_size);
             if want > 0 && rate > 0 {
                 let now = self.now;
                 let delayed = p
@@ -299,66 +285,37 @@ impl Worker<'_> {
                     continue;
                 };
                 let old = conn.wbuf.len();
-                match client_read(
-                    &c.sock,
-                    c.tls.as_deref_mut(),
-                    &mut p.up_ready,
-                    p.up_hup,
-                    &mut conn.wbuf,
-                    want,
-                ) {
-                    Ok(0) => {
-                        p.upstream_eof = true;
-                        if matches!(p.relay.framing, Framing::UntilClose) {
-                            p.relay.framing = Framing::None;
-                            if p.rechunk {
-                                let end = conn.wbuf.len();
-                                self.frame_chunk(p, conn, end);
-                            }
-                        } else {
-                            elog!(
-                                self.elog,
-                                Error,
-                                "upstream prematurely closed connection while reading upstream {}, client: {}",
-                                self.peer_name(p.upstream, p.peer),
-                                conn.peer.ip()
-                            );
-                            p.broken = true;
-                            p.spoiled = true;
-                        }
-                        progressed = true;
-                    }
-                    Ok(n) => {
-                        if let Some(st) = p.states.last_mut() {
-                            st.bytes_received += n as u64;
-                        }
-                        if rate > 0 {
-                            p.rate_read += n as u64;
-                            let d = read_delay(rate, n as u64);
-                            if !d.is_zero() {
-                                p.rate_until = Some(self.now + d);
-                            }
-                        }
-                        self.take_body(p, conn, old);
+                let mut none = Vec::new();
+                let trailers = match conn.req.as_deref_mut() {
+                    Some(req) => &mut req.upstream_trailers,
+                    None => &mut none,
+                };
+                match read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now) {
+                    BodyRead::Got(n, t) => {
+                        self.taken(p, conn, old, t);
                         progressed = true;
                         p.upstream_progress = self.now;
                         taken += n;
                     }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == ErrorKind::Interrupted => progressed = true,
-                    Err(_) => {
+                    BodyRead::Ended => {
+                        if p.rechunk {
+                            let end = conn.wbuf.len();
+                            self.frame_chunk(p, conn, end);
+                        }
+                        progressed = true;
+                    }
+                    BodyRead::Cut(what) => {
                         elog!(
                             self.elog,
                             Error,
-                            "recv() failed (104: Connection reset by peer) while reading upstream {}, client: {}",
+                            "{what} while reading upstream {}, client: {}",
                             self.peer_name(p.upstream, p.peer),
                             conn.peer.ip()
                         );
-                        p.upstream_eof = true;
-                        p.broken = true;
-                        p.spoiled = true;
                         progressed = true;
                     }
+                    BodyRead::Blocked => {}
+                    BodyRead::Interrupted => progressed = true,
                 }
                 if to_file && conn.wbuf.len() > old {
                     self.spill(conn, p, old);
@@ -708,8 +665,125 @@ pub(super) fn pump<F: Transport, T: Transport>(
     Some((written, progressed, drained))
 }
 
+/// Works on the response bytes `out[from..]` just read from the upstream
+/// ([`BodyRelay::take`]) and notes on `p` what that means: a body complete, a connection that
+/// cannot be reused (bytes past the end), a response cut short (broken chunked framing).
+pub(super) fn absorb(
+    p: &mut Proxy,
+    out: &mut Vec<u8>,
+    from: usize,
+    trailers: &mut Vec<u8>,
+) -> Taken {
+    let t = p.relay.take(out, from, trailers);
+    if t.invalid {
+        p.broken = true;
+    }
+    if t.excess || t.invalid {
+        p.spoiled = true;
+    }
+    if t.done {
+        p.upstream_eof = true;
+    }
+    t
+}
+
+impl Proxy {
+    /// How much to read from the upstream now, and whether it goes to the temporary file:
+    /// into memory while the `window` (proxy_buffers) has room beyond the `pending` bytes
+    /// and nothing waits in the file; beyond that, with buffering (`spill_max`, nginx's
+    /// proxy_max_temp_file_size, else 0), into the file `write_size` bytes at a time
+    /// (proxy_temp_file_write_size) up to `spill_max`, so that the upstream is read at its
+    /// own speed; else nothing until the client takes some.
+    pub(super) fn read_plan(
+        &self,
+        pending: usize,
+        window: usize,
+        spill_max: u64,
+        write_size: usize,
+    ) -> (usize, bool) {
+        let to_file = pending >= window || self.spill_written > self.spill_sent;
+        let want = if self.upstream_eof || self.released {
+            0
+        } else if !to_file {
+            window - pending
+        } else if !self.spill_failed && self.spill_written < spill_max {
+            let room = spill_max - self.spill_written;
+            write_size.min(usize::try_from(room).unwrap_or(usize::MAX))
+        } else {
+            0
+        };
+        (want, to_file)
+    }
+}
+
+/// What one read of the response body gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum BodyRead {
+    /// This many bytes came and were taken ([`absorb`]; what it found).
+    Got(usize, Taken),
+    /// The upstream closed a body that ends with the connection: it is complete.
+    Ended,
+    /// The upstream closed before the body's end, or the read failed: the response is cut
+    /// short (the log's words).
+    Cut(&'static str),
+    /// Nothing to read now.
+    Blocked,
+    /// Interrupted: read again.
+    Interrupted,
+}
+
+/// Reads at most `want` bytes of the response body from `up` onto `out` and takes them
+/// ([`absorb`]); `proxy_limit_rate` (`rate`, bytes per second, 0: none) delays the next read
+/// after what came, from `now`.
+pub(super) fn read_body<U: UpstreamIo>(
+    up: &mut U,
+    p: &mut Proxy,
+    out: &mut Vec<u8>,
+    want: usize,
+    trailers: &mut Vec<u8>,
+    rate: u64,
+    now: Instant,
+) -> BodyRead {
+    let old = out.len();
+    match up.read(&mut p.up_ready, p.up_hup, out, want) {
+        Ok(0) => {
+            p.upstream_eof = true;
+            if matches!(p.relay.framing, Framing::UntilClose) {
+                p.relay.framing = Framing::None;
+                BodyRead::Ended
+            } else {
+                p.broken = true;
+                p.spoiled = true;
+                BodyRead::Cut("upstream prematurely closed connection")
+            }
+        }
+        Ok(n) => {
+            if let Some(st) = p.states.last_mut() {
+                st.bytes_received += n as u64;
+            }
+            if rate > 0 {
+                p.rate_read += n as u64;
+                let d = read_delay(rate, n as u64);
+                if !d.is_zero() {
+                    p.rate_until = Some(now + d);
+                }
+            }
+            BodyRead::Got(n, absorb(p, out, old, trailers))
+        }
+        Err(e) if e.kind() == ErrorKind::WouldBlock => BodyRead::Blocked,
+        Err(e) if e.kind() == ErrorKind::Interrupted => BodyRead::Interrupted,
+        Err(_) => {
+            p.upstream_eof = true;
+            p.broken = true;
+            p.spoiled = true;
+            BodyRead::Cut("recv() failed (104: Connection reset by peer)")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::fake::{FakeUpstream, Reply};
     use super::*;
 
     #[test]
@@ -732,5 +806,176 @@ mod tests {
         assert_eq!(read_delay(20_000, 16_384), ms(819));
         assert_eq!(read_delay(20_000, 19), ms(0));
         assert_eq!(read_delay(1, u64::MAX), ms(u64::from(u32::MAX)));
+    }
+
+    fn body_attempt(framing: Framing) -> Proxy {
+        let mut p = Proxy::new();
+        p.begin_attempt(UpPeer::Mark);
+        p.relay.reset(framing);
+        p.up_ready = true;
+        p
+    }
+
+    /// Reads the body as step_body does (again after each stall) until it ends or the
+    /// fake has nothing more; what reached the client and the last read's verdict.
+    fn relay_all(
+        up: &mut FakeUpstream,
+        p: &mut Proxy,
+        want: usize,
+    ) -> (Vec<u8>, Vec<u8>, BodyRead) {
+        let mut out = Vec::new();
+        let mut trailers = Vec::new();
+        loop {
+            let r = read_body(up, p, &mut out, want, &mut trailers, 0, Instant::now());
+            match r {
+                BodyRead::Got(..) if !p.upstream_eof && !p.broken => {}
+                BodyRead::Blocked if !up.replies.is_empty() => p.up_ready = true,
+                BodyRead::Interrupted => {}
+                r => return (out, trailers, r),
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_body_at_every_split_point() {
+        let wire: &[u8] = b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nX-T: 1\r\n\r\n";
+        for piece in 1..=wire.len() {
+            // Passed through to an HTTP/1.1 client, and decoded for an HTTP/1.0 one.
+            for dechunk in [false, true] {
+                let framing = Framing::Chunked {
+                    dec: ChunkedDecoder::default(),
+                    dechunk,
+                };
+                let mut p = body_attempt(framing);
+                p.relay.pass_trailers = true;
+                let mut up = FakeUpstream::answering(wire, piece, false);
+                let (out, trailers, last) = relay_all(&mut up, &mut p, 1 << 16);
+                assert!(
+                    matches!(last, BodyRead::Got(_, t) if t.done),
+                    "piece {piece}: {last:?}"
+                );
+                if dechunk {
+                    assert_eq!(out, b"hello, world", "piece {piece}");
+                } else {
+                    assert_eq!(out, wire, "piece {piece}");
+                }
+                assert_eq!(trailers, b"X-T: 1\r\n\r\n");
+                assert!(p.upstream_eof && !p.broken && !p.spoiled, "piece {piece}");
+                assert!(matches!(p.relay.framing, Framing::None));
+                assert_eq!(p.relay.received, wire.len() as u64);
+                assert_eq!(p.states[0].bytes_received, wire.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn length_body_reads_at_most_what_is_wanted() {
+        let wire = b"0123456789abcdef";
+        let mut p = body_attempt(Framing::Length(16));
+        let mut up = FakeUpstream::answering(wire, 16, false);
+        let (out, _, last) = relay_all(&mut up, &mut p, 3);
+        assert!(matches!(last, BodyRead::Got(1, t) if t.done), "{last:?}");
+        assert_eq!(out, wire);
+        assert_eq!(up.reads, 6);
+        assert!(!p.spoiled);
+    }
+
+    #[test]
+    fn bytes_past_the_length_spoil_the_connection() {
+        let mut p = body_attempt(Framing::Length(5));
+        let mut up = FakeUpstream::answering(b"helloHTTP/1.1 200 OK\r\n", 100, false);
+        let (out, _, last) = relay_all(&mut up, &mut p, 1 << 16);
+        assert!(matches!(last, BodyRead::Got(_, t) if t.done && t.excess && t.over_length));
+        assert_eq!(out, b"hello");
+        assert!(p.spoiled && !p.broken);
+    }
+
+    #[test]
+    fn body_until_close_ends_with_the_close() {
+        let mut p = body_attempt(Framing::UntilClose);
+        let mut up = FakeUpstream::answering(b"all of it", 2, true);
+        let (out, _, last) = relay_all(&mut up, &mut p, 1 << 16);
+        assert_eq!(last, BodyRead::Ended);
+        assert_eq!(out, b"all of it");
+        assert!(p.upstream_eof && !p.broken);
+        assert!(matches!(p.relay.framing, Framing::None));
+    }
+
+    #[test]
+    fn body_cut_short_is_broken() {
+        // Closed before the length: premature close.
+        let mut p = body_attempt(Framing::Length(100));
+        let mut up = FakeUpstream::answering(b"part", 2, true);
+        let (out, _, last) = relay_all(&mut up, &mut p, 1 << 16);
+        assert_eq!(
+            last,
+            BodyRead::Cut("upstream prematurely closed connection")
+        );
+        assert_eq!(out, b"part");
+        assert!(p.broken && p.spoiled && p.upstream_eof);
+        // Reset in a chunked body.
+        let framing = Framing::Chunked {
+            dec: ChunkedDecoder::default(),
+            dechunk: false,
+        };
+        let mut p = body_attempt(framing);
+        let mut up = FakeUpstream::answering(b"5\r\nhel", 100, false);
+        up.replies.push_back(Reply::Reset);
+        let (_, _, last) = relay_all(&mut up, &mut p, 1 << 16);
+        assert!(matches!(last, BodyRead::Cut(w) if w.starts_with("recv() failed")));
+        assert!(p.broken && p.spoiled);
+        // Broken chunk framing: cut short where it breaks.
+        let framing = Framing::Chunked {
+            dec: ChunkedDecoder::default(),
+            dechunk: false,
+        };
+        let mut p = body_attempt(framing);
+        let mut up = FakeUpstream::answering(b"5\r\nhello\r\nzz\r\n", 100, false);
+        let (_, _, last) = relay_all(&mut up, &mut p, 1 << 16);
+        assert!(matches!(last, BodyRead::Got(_, t) if t.invalid), "{last:?}");
+        assert!(p.broken && p.spoiled);
+    }
+
+    #[test]
+    fn limit_rate_delays_the_next_read() {
+        let mut p = body_attempt(Framing::Length(2000));
+        let mut up = FakeUpstream::answering(&[b'x'; 1000], 1000, false);
+        let now = Instant::now();
+        let (mut out, mut t) = (Vec::new(), Vec::new());
+        let r = read_body(&mut up, &mut p, &mut out, 1 << 16, &mut t, 1000, now);
+        assert!(matches!(r, BodyRead::Got(1000, _)));
+        assert_eq!(p.rate_read, 1000);
+        // 1000 bytes at 1000 bytes/s: the next read waits about a second.
+        let until = p.rate_until.expect("a delay");
+        assert!(
+            until >= now + Duration::from_millis(900),
+            "{:?}",
+            until - now
+        );
+    }
+
+    #[test]
+    fn read_plan_memory_then_file_then_wait() {
+        let mut p = Proxy::new();
+        // Room in memory: read what fits.
+        assert_eq!(p.read_plan(1000, 4096, 1 << 20, 8192), (3096, false));
+        // Memory full: to the file, a write size at a time, up to the file's limit.
+        assert_eq!(p.read_plan(4096, 4096, 1 << 20, 8192), (8192, true));
+        p.spill_written = (1 << 20) - 100;
+        assert_eq!(p.read_plan(4096, 4096, 1 << 20, 8192), (100, true));
+        // While the file holds unsent bytes, everything goes after them, even with room in
+        // memory (the order of the body).
+        assert_eq!(p.read_plan(0, 4096, 1 << 20, 8192), (100, true));
+        // The file full, or none allowed (proxy_buffering off / max_temp_file_size 0), or
+        // it failed: wait for the client.
+        p.spill_written = 1 << 20;
+        assert_eq!(p.read_plan(4096, 4096, 1 << 20, 8192), (0, true));
+        let mut q = Proxy::new();
+        assert_eq!(q.read_plan(4096, 4096, 0, 8192), (0, true));
+        q.spill_failed = true;
+        assert_eq!(q.read_plan(4096, 4096, 1 << 20, 8192), (0, true));
+        // Nothing more once the upstream is done with.
+        q.upstream_eof = true;
+        assert_eq!(q.read_plan(0, 4096, 1 << 20, 8192), (0, false));
     }
 }

@@ -32,7 +32,7 @@ use super::tls::{client_flush, client_read, client_write, Handshake, Transport, 
 use super::Worker;
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
-use crate::http::relay::{BodyRelay, Framing};
+use crate::http::relay::{BodyRelay, Framing, Taken};
 use crate::http::request::token_eq;
 use crate::http::response::write_num_header;
 use crate::http::upstream::{parse_response_head, BodyKind, Parsed, ResponseHead};
@@ -46,6 +46,8 @@ use std::time::{Duration, Instant};
 
 mod connect;
 mod deliver;
+#[cfg(test)]
+mod fake;
 mod pool;
 mod response;
 mod send;
@@ -273,6 +275,17 @@ pub(crate) struct Proxy {
     rate_until: Option<Instant>,
 }
 
+/// What bounds the retries of a request (see [`Proxy::may_retry`]).
+#[derive(Debug, Clone, Copy)]
+struct RetryLimits {
+    /// `proxy_next_upstream_tries` (0: no limit).
+    tries: u32,
+    /// `proxy_next_upstream_timeout` (zero: no limit).
+    timeout: Duration,
+    /// Servers (or addresses) there are to try.
+    servers: u32,
+}
+
 impl Proxy {
     /// A new attempt, at `peer`.
     fn begin_attempt(&mut self, peer: UpPeer) {
@@ -295,6 +308,41 @@ impl Proxy {
         if let Some(st) = self.states.last_mut() {
             st.response_ms.get_or_insert(ms);
         }
+    }
+
+    /// Whether a failed attempt moves on to the next server (nginx's
+    /// `ngx_http_upstream_next`): `proxy_next_upstream` lists the failure; servers and
+    /// `proxy_next_upstream_tries` are left, `proxy_next_upstream_timeout` (from the first
+    /// try, at `now`) has not passed; the client has seen nothing; the request can be sent
+    /// again whole; and it was not sent yet unless it is idempotent or `non_idempotent`.
+    fn may_retry(
+        &self,
+        nu: &proton_ir::NextUpstream,
+        limits: RetryLimits,
+        fail: Fail,
+        now: Instant,
+    ) -> bool {
+        let allowed = match fail {
+            Fail::Error => nu.error,
+            Fail::Timeout => nu.timeout,
+            Fail::InvalidHeader => nu.invalid_header,
+            Fail::Status(500) => nu.http_500,
+            Fail::Status(502) => nu.http_502,
+            Fail::Status(503) => nu.http_503,
+            Fail::Status(504) => nu.http_504,
+            Fail::Status(403) => nu.http_403,
+            Fail::Status(404) => nu.http_404,
+            Fail::Status(429) => nu.http_429,
+            Fail::Status(_) => false,
+        };
+        allowed
+            && self.tries < limits.servers
+            && self.replayable
+            && self.written == 0
+            && (limits.tries == 0 || self.tries < limits.tries)
+            && (limits.timeout.is_zero()
+                || now.saturating_duration_since(self.first_try) < limits.timeout)
+            && (self.idempotent || !self.sent_any || nu.non_idempotent)
     }
 
     /// The status the client got: the one written in its head, else the upstream's.
@@ -553,20 +601,6 @@ impl Worker<'_> {
     /// Whether a failed attempt may move to the next server (nginx's proxy_next_upstream).
     fn may_retry(&self, p: &Proxy, fail: Fail) -> bool {
         let ps = self.proxy_settings(p.loc);
-        let nu = &ps.next_upstream;
-        let allowed = match fail {
-            Fail::Error => nu.error,
-            Fail::Timeout => nu.timeout,
-            Fail::InvalidHeader => nu.invalid_header,
-            Fail::Status(500) => nu.http_500,
-            Fail::Status(502) => nu.http_502,
-            Fail::Status(503) => nu.http_503,
-            Fail::Status(504) => nu.http_504,
-            Fail::Status(403) => nu.http_403,
-            Fail::Status(404) => nu.http_404,
-            Fail::Status(429) => nu.http_429,
-            Fail::Status(_) => false,
-        };
         let servers = if p.addrs.is_empty() {
             self.loaded
                 .ir
@@ -576,15 +610,12 @@ impl Worker<'_> {
         } else {
             p.addrs.len() as u32
         };
-        allowed
-            && p.tries < servers
-            && p.replayable
-            && p.written == 0
-            && (ps.next_upstream_tries == 0 || p.tries < ps.next_upstream_tries)
-            && (ps.next_upstream_timeout_ms == 0
-                || self.now.saturating_duration_since(p.first_try)
-                    < Duration::from_millis(ps.next_upstream_timeout_ms))
-            && (p.idempotent || !p.sent_any || nu.non_idempotent)
+        let limits = RetryLimits {
+            tries: ps.next_upstream_tries,
+            timeout: Duration::from_millis(ps.next_upstream_timeout_ms),
+            servers,
+        };
+        p.may_retry(&ps.next_upstream, limits, fail, self.now)
     }
 
     /// Ends the current attempt: the upstream connection is closed (or cached when
@@ -957,5 +988,65 @@ mod tests {
         assert!(!hop_by_hop_request(b"Accept"));
         assert!(hop_by_hop_response(b"Transfer-Encoding"));
         assert!(!hop_by_hop_response(b"Set-Cookie"));
+    }
+
+    #[test]
+    fn retries_as_nginx_next_upstream() {
+        let now = Instant::now();
+        let nu = proton_ir::NextUpstream {
+            error: true,
+            timeout: true,
+            http_502: true,
+            ..Default::default()
+        };
+        let limits = RetryLimits {
+            tries: 0,
+            timeout: Duration::ZERO,
+            servers: 3,
+        };
+        let fresh = || {
+            let mut p = Proxy::new();
+            p.first_try = now;
+            p.tries = 1;
+            p
+        };
+        let p = fresh();
+        assert!(p.may_retry(&nu, limits, Fail::Error, now));
+        assert!(p.may_retry(&nu, limits, Fail::Timeout, now));
+        assert!(p.may_retry(&nu, limits, Fail::Status(502), now));
+        // Not listed.
+        assert!(!p.may_retry(&nu, limits, Fail::InvalidHeader, now));
+        assert!(!p.may_retry(&nu, limits, Fail::Status(500), now));
+        // Every server tried; the tries limit; the time limit from the first try.
+        let mut p = fresh();
+        p.tries = 3;
+        assert!(!p.may_retry(&nu, limits, Fail::Error, now));
+        let p = fresh();
+        let two = RetryLimits { tries: 1, ..limits };
+        assert!(!p.may_retry(&nu, two, Fail::Error, now));
+        let soon = RetryLimits {
+            timeout: Duration::from_millis(100),
+            ..limits
+        };
+        assert!(p.may_retry(&nu, soon, Fail::Error, now + Duration::from_millis(99)));
+        assert!(!p.may_retry(&nu, soon, Fail::Error, now + Duration::from_millis(100)));
+        // The client saw bytes; the body was not kept for a replay.
+        let mut p = fresh();
+        p.written = 1;
+        assert!(!p.may_retry(&nu, limits, Fail::Error, now));
+        let mut p = fresh();
+        p.replayable = false;
+        assert!(!p.may_retry(&nu, limits, Fail::Error, now));
+        // A POST already sent goes again only with `non_idempotent`; one not sent yet does.
+        let mut p = fresh();
+        p.idempotent = false;
+        assert!(p.may_retry(&nu, limits, Fail::Error, now));
+        p.sent_any = true;
+        assert!(!p.may_retry(&nu, limits, Fail::Error, now));
+        let any = proton_ir::NextUpstream {
+            non_idempotent: true,
+            ..nu
+        };
+        assert!(p.may_retry(&any, limits, Fail::Error, now));
     }
 }

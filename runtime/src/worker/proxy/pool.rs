@@ -280,6 +280,41 @@ impl Upstreams {
     }
 }
 
+/// The upstream side of a proxied exchange as the proxy's steps see it: plaintext bytes in
+/// and out (TLS records underneath for an `https://` upstream). [`UpConn`] is the real one;
+/// the unit tests script a fake one (`fake::FakeUpstream`) to drive the steps through every
+/// split, stall, close and reset an upstream can produce.
+pub(super) trait UpstreamIo {
+    /// Reads at most `want` bytes onto the end of `buf`. `ready` is the readiness the
+    /// event loop reported (cleared once a read finds the socket drained), `hup` its FIN or
+    /// error. `Ok(0)`: the upstream closed.
+    fn read(
+        &mut self,
+        ready: &mut bool,
+        hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize>;
+    /// Writes from `data`; how much was taken.
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize>;
+}
+
+impl UpstreamIo for UpConn {
+    fn read(
+        &mut self,
+        ready: &mut bool,
+        hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize> {
+        client_read(&self.sock, self.tls.as_deref_mut(), ready, hup, buf, want)
+    }
+
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        client_write(&self.sock, self.tls.as_deref_mut(), data)
+    }
+}
+
 impl UpConn {
     /// Whether an idle connection is still open: the upstream has sent nothing since its
     /// last response (one `recv` with MSG_PEEK), or over TLS only records that keep the

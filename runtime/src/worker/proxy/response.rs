@@ -4,63 +4,19 @@
 use super::*;
 
 impl Worker<'_> {
+    /// The upstream's response head: read whole (interim answers dropped), then judged.
     pub(super) fn step_head(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
-        let ps = self.proxy_settings(p.loc);
-        let limit = (ps.buffer_size as usize).max(1024);
-        let Some(key) = p.up else {
+        let limit = (self.proxy_settings(p.loc).buffer_size as usize).max(1024);
+        let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
             return Step::Fail(Fail::Error, "lost upstream connection");
         };
-        let Some(c) = self.ups.conns.get_mut(key) else {
-            return Step::Fail(Fail::Error, "lost upstream connection");
-        };
-        loop {
-            match parse_response_head(&p.hold, limit, 100, &mut p.resp) {
-                Ok(Parsed::Complete) => break,
-                Ok(Parsed::Partial) => {}
-                Err(e) => {
-                    let reason = e.reason();
-                    return Step::Fail(Fail::InvalidHeader, reason);
-                }
-            }
-            let want = limit.saturating_sub(p.hold.len()).max(1);
-            match client_read(
-                &c.sock,
-                c.tls.as_deref_mut(),
-                &mut p.up_ready,
-                p.up_hup,
-                &mut p.hold,
-                want,
-            ) {
-                Ok(0) => {
-                    return Step::Fail(
-                        Fail::Error,
-                        "upstream prematurely closed connection while reading response header from upstream",
-                    )
-                }
-                Ok(n) => {
-                    if let Some(st) = p.states.last_mut() {
-                        st.bytes_received += n as u64;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Blocked,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => {
-                    return Step::Fail(
-                        Fail::Error,
-                        "recv() failed (104: Connection reset by peer) while reading response header from upstream",
-                    )
-                }
-            }
+        match read_head(c, p, limit) {
+            HeadRead::Final => {}
+            HeadRead::Blocked => return Step::Blocked,
+            HeadRead::Fail(f, what) => return Step::Fail(f, what),
         }
         let status = p.resp.status;
         p.head_latency = self.now.saturating_duration_since(p.attempt_start);
-        if (100..200).contains(&status) && status != 101 {
-            // An interim response: drop it and read the real one.
-            let n = p.resp.head_len.min(p.hold.len());
-            p.hold.drain(..n);
-            p.resp.head_len = 0;
-            return Step::Progress;
-        }
         let ms = p.attempt_ms(self.now);
         if let Some(st) = p.states.last_mut() {
             st.header_ms = Some(ms);
@@ -399,6 +355,7 @@ impl Worker<'_> {
             && status >= 200
             && (crate::worker::request::trailers_apply(s, status)
                 || (p.recode.is_some() && matches!(body, BodyKind::Chunked)));
+        p.relay.pass_trailers = ps.pass_trailers;
         p.relay.framing = match body {
             BodyKind::None => Framing::None,
             BodyKind::Length(n) => Framing::Length(n),
@@ -631,8 +588,66 @@ pub(super) fn forced_range(
     }
 }
 
+/// How reading the upstream's response head went.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum HeadRead {
+    /// `p.resp` is the final head (not a 1xx other than 101), which starts `p.hold`; the
+    /// bytes after it are the body's.
+    Final,
+    /// The upstream has sent no more yet.
+    Blocked,
+    /// The attempt failed: why, in `proxy_next_upstream` terms, and the log's words.
+    Fail(Fail, &'static str),
+}
+
+/// Reads the upstream's response head into `p.hold` (at most `limit` bytes, nginx's
+/// `proxy_buffer_size`) and parses it as strictly as a client's request; interim 1xx
+/// answers (other than 101) are dropped and the next head read.
+pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) -> HeadRead {
+    loop {
+        match parse_response_head(&p.hold, limit, 100, &mut p.resp) {
+            Ok(Parsed::Complete) => {
+                let status = p.resp.status;
+                if (100..200).contains(&status) && status != 101 {
+                    // An interim response: drop it and read the real one.
+                    let n = p.resp.head_len.min(p.hold.len());
+                    p.hold.drain(..n);
+                    p.resp.head_len = 0;
+                    continue;
+                }
+                return HeadRead::Final;
+            }
+            Ok(Parsed::Partial) => {}
+            Err(e) => return HeadRead::Fail(Fail::InvalidHeader, e.reason()),
+        }
+        let want = limit.saturating_sub(p.hold.len()).max(1);
+        match up.read(&mut p.up_ready, p.up_hup, &mut p.hold, want) {
+            Ok(0) => {
+                return HeadRead::Fail(
+                    Fail::Error,
+                    "upstream prematurely closed connection while reading response header from upstream",
+                )
+            }
+            Ok(n) => {
+                if let Some(st) = p.states.last_mut() {
+                    st.bytes_received += n as u64;
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return HeadRead::Blocked,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => {
+                return HeadRead::Fail(
+                    Fail::Error,
+                    "recv() failed (104: Connection reset by peer) while reading response header from upstream",
+                )
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::fake::{FakeUpstream, Reply};
     use super::*;
 
     #[test]
@@ -691,5 +706,123 @@ mod tests {
                 String::from_utf8_lossy(name)
             );
         }
+    }
+
+    /// A proxy state in the middle of an attempt (as after `begin_attempt`).
+    fn attempt() -> Proxy {
+        let mut p = Proxy::new();
+        p.begin_attempt(UpPeer::Mark);
+        p.up_ready = true;
+        p
+    }
+
+    /// Reads a head from `up` as the event loop would: again after each stall.
+    fn read_until_done(up: &mut FakeUpstream, p: &mut Proxy, limit: usize) -> (HeadRead, usize) {
+        let mut stalls = 0;
+        loop {
+            match read_head(up, p, limit) {
+                HeadRead::Blocked if !up.replies.is_empty() => {
+                    stalls += 1;
+                    p.up_ready = true;
+                }
+                r => return (r, stalls),
+            }
+        }
+    }
+
+    #[test]
+    fn head_read_at_every_split_point() {
+        let wire: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello";
+        let head_len = wire.len() - 5;
+        for split in 1..wire.len() {
+            let mut up = FakeUpstream::default();
+            up.replies.push_back(Reply::Data(wire[..split].to_vec()));
+            up.replies.push_back(Reply::Stall);
+            up.replies.push_back(Reply::Data(wire[split..].to_vec()));
+            let mut p = attempt();
+            let (r, stalls) = read_until_done(&mut up, &mut p, 4096);
+            assert_eq!(r, HeadRead::Final, "split {split}");
+            // A head complete in the first piece is not waited on.
+            assert_eq!(stalls, usize::from(split < head_len), "split {split}");
+            assert_eq!(p.resp.status, 200);
+            assert_eq!(p.resp.head_len, head_len);
+            // Bytes after the head stay for the body.
+            assert!(wire.starts_with(&p.hold), "split {split}");
+            assert_eq!(p.states[0].bytes_received, p.hold.len() as u64);
+        }
+    }
+
+    #[test]
+    fn interim_answers_are_dropped() {
+        let wire: &[u8] =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        for piece in [1, 7, wire.len()] {
+            let mut up = FakeUpstream::answering(wire, piece, false);
+            let mut p = attempt();
+            let (r, _) = read_until_done(&mut up, &mut p, 4096);
+            assert_eq!(r, HeadRead::Final);
+            assert_eq!(p.resp.status, 404);
+            assert!(p.hold.starts_with(b"HTTP/1.1 404"));
+        }
+        // 101 is final (the tunnel's head).
+        let mut up = FakeUpstream::answering(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            1000,
+            false,
+        );
+        let mut p = attempt();
+        assert_eq!(read_until_done(&mut up, &mut p, 4096).0, HeadRead::Final);
+        assert_eq!(p.resp.status, 101);
+    }
+
+    #[test]
+    fn head_failures_in_next_upstream_terms() {
+        // Closed in the middle of the head: `error`, as nginx words it.
+        let mut up = FakeUpstream::answering(b"HTTP/1.1 200 OK\r\nContent-Le", 5, true);
+        let mut p = attempt();
+        match read_until_done(&mut up, &mut p, 4096).0 {
+            HeadRead::Fail(Fail::Error, what) => assert!(what.contains("prematurely closed")),
+            r => panic!("{r:?}"),
+        }
+        // Closed before any byte.
+        let mut up = FakeUpstream::answering(b"", 1, true);
+        let mut p = attempt();
+        assert!(matches!(
+            read_until_done(&mut up, &mut p, 4096).0,
+            HeadRead::Fail(Fail::Error, _)
+        ));
+        // Reset: `error`, recv() failed.
+        let mut up = FakeUpstream::answering(b"HTTP/1.1 2", 100, false);
+        up.replies.push_back(Reply::Reset);
+        let mut p = attempt();
+        match read_until_done(&mut up, &mut p, 4096).0 {
+            HeadRead::Fail(Fail::Error, what) => assert!(what.starts_with("recv() failed")),
+            r => panic!("{r:?}"),
+        }
+        // An interrupted read is read again.
+        let mut up = FakeUpstream::default();
+        up.replies.push_back(Reply::Interrupt);
+        up.replies
+            .push_back(Reply::Data(b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()));
+        let mut p = attempt();
+        assert_eq!(read_head(&mut up, &mut p, 4096), HeadRead::Final);
+        // Garbage, and a head larger than proxy_buffer_size: `invalid_header`.
+        let mut up = FakeUpstream::answering(b"SSH-2.0-OpenSSH\r\n\r\n", 100, false);
+        let mut p = attempt();
+        assert!(matches!(
+            read_until_done(&mut up, &mut p, 4096).0,
+            HeadRead::Fail(Fail::InvalidHeader, _)
+        ));
+        let mut big = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        big.resize(3000, b'a');
+        big.extend_from_slice(b"\r\n\r\n");
+        let mut up = FakeUpstream::answering(&big, 512, false);
+        let mut p = attempt();
+        assert!(matches!(
+            read_until_done(&mut up, &mut p, 1024).0,
+            HeadRead::Fail(Fail::InvalidHeader, _)
+        ));
+        // Never more than the limit was read.
+        assert!(p.hold.len() <= 1024);
     }
 }

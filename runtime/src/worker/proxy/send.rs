@@ -9,23 +9,7 @@ impl Worker<'_> {
         let c =
             p.up.and_then(|k| self.ups.conns.get_mut(k))
                 .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
-        let n = client_write(&c.sock, c.tls.as_deref_mut(), &p.req[p.req_pos..])?;
-        if n > 0 {
-            p.req_pos += n;
-            p.sent_any = true;
-            let ms = p.attempt_ms(self.now);
-            if let Some(st) = p.states.last_mut() {
-                st.connect_ms.get_or_insert(ms);
-                st.bytes_sent += n as u64;
-            }
-            if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX && !p.buffered {
-                // Too large to keep for a retry: the window slides.
-                p.req.clear();
-                p.req_pos = 0;
-                p.replayable = false;
-            }
-        }
-        Ok(n)
+        send_request(c, p, self.now)
     }
 
     pub(super) fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
@@ -426,4 +410,92 @@ pub(super) enum Pull {
     Got,
     Wait,
     Fail(Drive),
+}
+
+/// Writes the next bytes of the request (`p.req` from `p.req_pos`) to `up` at `now`; `Ok(0)`
+/// is the upstream closing. What went out counts for `$upstream_bytes_sent` and ends the
+/// attempt's connect time; a request too large to keep for a retry ([`REPLAY_MAX`]) is
+/// dropped once written, and the window slides (no replay after that).
+pub(super) fn send_request<U: UpstreamIo>(
+    up: &mut U,
+    p: &mut Proxy,
+    now: Instant,
+) -> std::io::Result<usize> {
+    let n = up.write(p.req.get(p.req_pos..).unwrap_or_default())?;
+    if n > 0 {
+        p.req_pos += n;
+        p.sent_any = true;
+        let ms = p.attempt_ms(now);
+        if let Some(st) = p.states.last_mut() {
+            st.connect_ms.get_or_insert(ms);
+            st.bytes_sent += n as u64;
+        }
+        if p.req_pos == p.req.len() && p.req.len() > REPLAY_MAX && !p.buffered {
+            // Too large to keep for a retry: the window slides.
+            p.req.clear();
+            p.req_pos = 0;
+            p.replayable = false;
+        }
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeUpstream;
+    use super::*;
+
+    fn request(len: usize) -> Proxy {
+        let mut p = Proxy::new();
+        p.begin_attempt(UpPeer::Mark);
+        p.req = (0..len).map(|i| (i % 251) as u8).collect();
+        p
+    }
+
+    #[test]
+    fn request_goes_out_in_order_through_partial_writes() {
+        let now = Instant::now();
+        for len in [10, REPLAY_MAX, REPLAY_MAX + 1, 3 * REPLAY_MAX] {
+            let mut p = request(len);
+            let want = p.req.clone();
+            let mut up = FakeUpstream::default();
+            // 1000 bytes, a stall, 1 byte, a stall… (a slow upstream).
+            for i in 0..2 * len {
+                up.takes.push_back(if i % 2 == 1 {
+                    None
+                } else {
+                    Some(1 + 999 * ((i / 2) % 2))
+                });
+            }
+            let mut writes = 0;
+            while p.req_pos < p.req.len() {
+                match send_request(&mut up, &mut p, now) {
+                    Ok(n) => assert!(n > 0),
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::WouldBlock),
+                }
+                writes += 1;
+                assert!(writes < 4 * len, "no progress");
+            }
+            assert_eq!(up.written, want, "len {len}");
+            assert!(p.sent_any);
+            assert_eq!(p.states[0].bytes_sent, len as u64);
+            assert!(p.states[0].connect_ms.is_some());
+            // Kept for a retry only when small enough; otherwise the window slid.
+            assert_eq!(p.replayable, len <= REPLAY_MAX, "len {len}");
+            assert_eq!(p.req.is_empty(), len > REPLAY_MAX, "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_body_kept_whole_stays_for_a_retry() {
+        let mut p = request(3 * REPLAY_MAX);
+        p.buffered = true;
+        let mut up = FakeUpstream::default();
+        while p.req_pos < p.req.len() {
+            send_request(&mut up, &mut p, Instant::now()).ok();
+        }
+        assert!(p.replayable);
+        assert_eq!(p.req.len(), 3 * REPLAY_MAX);
+        assert_eq!(up.written, p.req);
+    }
 }
