@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod http;
+pub(crate) mod http2;
 pub mod listen;
 pub mod log;
 pub mod master;

@@ -1,0 +1,797 @@
+//! HPACK (RFC 7541): the header compression of HTTP/2, sans-IO.
+//!
+//! [`Decoder`] turns a complete header block (HEADERS plus CONTINUATION payloads) into a
+//! [`HeaderList`]: every name and value copied into one reused buffer, so that decoding a
+//! request allocates nothing once the buffers have grown. Its dynamic table keeps its
+//! entries back to back in one buffer of at most twice the table's size. Limits: the table
+//! never exceeds the size this side advertised (SETTINGS_HEADER_TABLE_SIZE), a size update
+//! above it is a compression error, and a header list over its limit is still decoded to
+//! the end (the table must stay in step with the peer's) but not kept.
+//!
+//! [`Encoder`] writes responses without a dynamic table: a field is an indexed static
+//! entry when one matches whole (`:status 200`), else a literal that is never indexed, its
+//! name from the static table when it is there; values are Huffman-coded when that is
+//! shorter.
+
+use super::huffman;
+use std::collections::VecDeque;
+
+/// The static table (RFC 7541 Appendix A); index 1 is the first entry.
+pub(crate) const STATIC: [(&[u8], &[u8]); 61] = [
+    (b":authority", b""),
+    (b":method", b"GET"),
+    (b":method", b"POST"),
+    (b":path", b"/"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"http"),
+    (b":scheme", b"https"),
+    (b":status", b"200"),
+    (b":status", b"204"),
+    (b":status", b"206"),
+    (b":status", b"304"),
+    (b":status", b"400"),
+    (b":status", b"404"),
+    (b":status", b"500"),
+    (b"accept-charset", b""),
+    (b"accept-encoding", b"gzip, deflate"),
+    (b"accept-language", b""),
+    (b"accept-ranges", b""),
+    (b"accept", b""),
+    (b"access-control-allow-origin", b""),
+    (b"age", b""),
+    (b"allow", b""),
+    (b"authorization", b""),
+    (b"cache-control", b""),
+    (b"content-disposition", b""),
+    (b"content-encoding", b""),
+    (b"content-language", b""),
+    (b"content-length", b""),
+    (b"content-location", b""),
+    (b"content-range", b""),
+    (b"content-type", b""),
+    (b"cookie", b""),
+    (b"date", b""),
+    (b"etag", b""),
+    (b"expect", b""),
+    (b"expires", b""),
+    (b"from", b""),
+    (b"host", b""),
+    (b"if-match", b""),
+    (b"if-modified-since", b""),
+    (b"if-none-match", b""),
+    (b"if-range", b""),
+    (b"if-unmodified-since", b""),
+    (b"last-modified", b""),
+    (b"link", b""),
+    (b"location", b""),
+    (b"max-forwards", b""),
+    (b"proxy-authenticate", b""),
+    (b"proxy-authorization", b""),
+    (b"range", b""),
+    (b"referer", b""),
+    (b"refresh", b""),
+    (b"retry-after", b""),
+    (b"server", b""),
+    (b"set-cookie", b""),
+    (b"strict-transport-security", b""),
+    (b"transfer-encoding", b""),
+    (b"user-agent", b""),
+    (b"vary", b""),
+    (b"via", b""),
+    (b"www-authenticate", b""),
+];
+
+/// What the entry of a field counts for in tables and header lists (RFC 7541 §4.1).
+pub(crate) const ENTRY_OVERHEAD: usize = 32;
+
+/// Why a header block could not be decoded: each is a connection error of type
+/// COMPRESSION_ERROR (RFC 9113 §4.3), the peer's table and ours no longer agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HpackError {
+    /// The block ends inside a representation.
+    Truncated,
+    /// An integer larger than this decoder handles (2^32).
+    IntegerOverflow,
+    /// An index beyond the static and dynamic tables (or 0).
+    BadIndex,
+    /// A Huffman string that does not decode.
+    BadHuffman,
+    /// A dynamic table size update larger than the size advertised, or one that is not at
+    /// the start of the block.
+    BadSizeUpdate,
+}
+
+/// A decoded header list: names and values back to back in one buffer, in order.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HeaderList {
+    buf: Vec<u8>,
+    /// (name end, value end) in `buf`: a field's name starts where the previous value ended.
+    ends: Vec<(u32, u32)>,
+    /// The list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (32 more per field).
+    pub(crate) size: usize,
+    /// Fields were left out because the list went over its limit.
+    pub(crate) over_limit: bool,
+}
+
+impl HeaderList {
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.size = 0;
+        self.over_limit = false;
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The fields, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&(n, v)| {
+            let (n, v) = (n as usize, v as usize);
+            let field = (&self.buf[start..n], &self.buf[n..v]);
+            start = v;
+            field
+        })
+    }
+
+    /// Appends a field (for the decoder and for tests).
+    pub(crate) fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.buf.extend_from_slice(name);
+        let n = self.buf.len() as u32;
+        self.buf.extend_from_slice(value);
+        self.ends.push((n, self.buf.len() as u32));
+    }
+
+}
+
+/// The dynamic table of one direction: entries back to back in `buf`, newest last.
+#[derive(Debug, Default)]
+struct DynTable {
+    buf: Vec<u8>,
+    /// (start in `buf`, name length, value length), newest first.
+    entries: VecDeque<(usize, u32, u32)>,
+    /// Size as RFC 7541 counts it, and its maximum.
+    size: usize,
+    max: usize,
+}
+
+impl DynTable {
+    fn with_max(max: usize) -> DynTable {
+        DynTable {
+            max,
+            ..DynTable::default()
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        let &(start, n, v) = self.entries.get(i)?;
+        let (n, v) = (n as usize, v as usize);
+        let name = self.buf.get(start..start + n)?;
+        let value = self.buf.get(start + n..start + n + v)?;
+        Some((name, value))
+    }
+
+    fn evict_to(&mut self, max: usize) {
+        while self.size > max {
+            let Some((_, n, v)) = self.entries.pop_back() else {
+                self.size = 0;
+                break;
+            };
+            self.size -= n as usize + v as usize + ENTRY_OVERHEAD;
+        }
+        if self.entries.is_empty() {
+            self.buf.clear();
+        }
+    }
+
+    fn set_max(&mut self, max: usize) {
+        self.max = max;
+        self.evict_to(max);
+    }
+
+    /// Adds an entry (the name and value are `src[name]`, `src[value]` of a buffer that is
+    /// not the table's). An entry larger than the table empties it and is not added.
+    fn insert(&mut self, name: &[u8], value: &[u8]) {
+        let size = name.len() + value.len() + ENTRY_OVERHEAD;
+        if size > self.max {
+            self.evict_to(0);
+            return;
+        }
+        self.evict_to(self.max - size);
+        // Live bytes are at most `max`: compact when the buffer would pass twice that.
+        let live_start = self.entries.back().map_or(self.buf.len(), |e| e.0);
+        if self.buf.len() + name.len() + value.len() > 2 * self.max.max(4096) && live_start > 0 {
+            self.buf.drain(..live_start);
+            for e in self.entries.iter_mut() {
+                e.0 -= live_start;
+            }
+        }
+        let start = self.buf.len();
+        self.buf.extend_from_slice(name);
+        self.buf.extend_from_slice(value);
+        self.entries
+            .push_front((start, name.len() as u32, value.len() as u32));
+        self.size += size;
+    }
+}
+
+/// Reads an integer with an `n`-bit prefix (RFC 7541 §5.1) at `*at`.
+fn read_int(block: &[u8], at: &mut usize, n: u8) -> Result<usize, HpackError> {
+    let mask = (1u16 << n) as u8 - 1;
+    let first = *block.get(*at).ok_or(HpackError::Truncated)? & mask;
+    *at += 1;
+    if first < mask {
+        return Ok(usize::from(first));
+    }
+    let mut value = u64::from(mask);
+    let mut shift = 0u32;
+    loop {
+        let b = *block.get(*at).ok_or(HpackError::Truncated)?;
+        *at += 1;
+        value += u64::from(b & 0x7f) << shift;
+        if value > u64::from(u32::MAX) {
+            return Err(HpackError::IntegerOverflow);
+        }
+        if b & 0x80 == 0 {
+            return Ok(value as usize);
+        }
+        shift += 7;
+        if shift > 28 {
+            return Err(HpackError::IntegerOverflow);
+        }
+    }
+}
+
+/// Writes an integer with an `n`-bit prefix, the prefix's other bits being `flags`.
+pub(crate) fn write_int(out: &mut Vec<u8>, flags: u8, n: u8, value: usize) {
+    let mask = ((1u16 << n) - 1) as usize;
+    if value < mask {
+        out.push(flags | value as u8);
+        return;
+    }
+    out.push(flags | mask as u8);
+    let mut rest = value - mask;
+    while rest >= 0x80 {
+        out.push((rest & 0x7f) as u8 | 0x80);
+        rest >>= 7;
+    }
+    out.push(rest as u8);
+}
+
+/// The decoder of one connection's request headers.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    table: DynTable,
+    /// The largest table size the peer may ask for: what this side advertised.
+    allowed: usize,
+}
+
+impl Decoder {
+    /// A decoder whose table may grow to `allowed` bytes (the SETTINGS_HEADER_TABLE_SIZE
+    /// this side sends; the peer starts from the protocol's 4,096).
+    pub(crate) fn new(allowed: usize) -> Decoder {
+        Decoder {
+            table: DynTable::with_max(allowed.min(4096)),
+            allowed,
+        }
+    }
+
+    fn field(&self, index: usize) -> Result<(&[u8], &[u8]), HpackError> {
+        match index {
+            0 => Err(HpackError::BadIndex),
+            1..=61 => Ok(STATIC[index - 1]),
+            _ => self.table.get(index - 62).ok_or(HpackError::BadIndex),
+        }
+    }
+
+    /// Decodes one complete header block into `out` (cleared first). Fields past `limit`
+    /// (the list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it) are decoded but not
+    /// kept, and `out.over_limit` says so.
+    pub(crate) fn decode(
+        &mut self,
+        block: &[u8],
+        out: &mut HeaderList,
+        limit: usize,
+    ) -> Result<(), HpackError> {
+        out.clear();
+        let mut at = 0usize;
+        let mut fields_seen = false;
+        while at < block.len() {
+            let b = block[at];
+            if b & 0x80 != 0 {
+                // Indexed field.
+                let i = read_int(block, &mut at, 7)?;
+                let (n, v) = self.field(i)?;
+                keep(out, n, v, limit);
+                fields_seen = true;
+            } else if b & 0xe0 == 0x20 {
+                // Dynamic table size update: only before the first field.
+                let size = read_int(block, &mut at, 5)?;
+                if fields_seen || size > self.allowed {
+                    return Err(HpackError::BadSizeUpdate);
+                }
+                self.table.set_max(size);
+            } else {
+                // A literal: with incremental indexing (01), without (0000) or never
+                // indexed (0001).
+                let (prefix, index) = if b & 0x40 != 0 { (6, true) } else { (4, false) };
+                let i = read_int(block, &mut at, prefix)?;
+                let start = out.buf.len();
+                if i == 0 {
+                    read_string(block, &mut at, &mut out.buf)?;
+                } else {
+                    let (n, _) = self.field(i)?;
+                    out.buf.extend_from_slice(n);
+                }
+                let name_end = out.buf.len();
+                read_string(block, &mut at, &mut out.buf)?;
+                let value_end = out.buf.len();
+                if index {
+                    let (name, value) = out.buf[start..value_end].split_at(name_end - start);
+                    self.table.insert(name, value);
+                }
+                let size = value_end - start + ENTRY_OVERHEAD;
+                if out.over_limit || out.size + size > limit {
+                    out.over_limit = true;
+                    out.buf.truncate(start);
+                } else {
+                    out.size += size;
+                    out.ends.push((name_end as u32, value_end as u32));
+                }
+                fields_seen = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Adds an indexed field to the list unless the list is over its limit.
+fn keep(out: &mut HeaderList, name: &[u8], value: &[u8], limit: usize) {
+    let size = name.len() + value.len() + ENTRY_OVERHEAD;
+    if out.over_limit || out.size + size > limit {
+        out.over_limit = true;
+        return;
+    }
+    out.size += size;
+    out.push(name, value);
+}
+
+/// Reads a string literal (RFC 7541 §5.2) at `*at`, appending it decoded to `out`.
+fn read_string(block: &[u8], at: &mut usize, out: &mut Vec<u8>) -> Result<(), HpackError> {
+    let huffman = block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
+    let len = read_int(block, at, 7)?;
+    let end = at.checked_add(len).ok_or(HpackError::Truncated)?;
+    let s = block.get(*at..end).ok_or(HpackError::Truncated)?;
+    *at = end;
+    if huffman {
+        huffman::decode(s, out).map_err(|()| HpackError::BadHuffman)
+    } else {
+        out.extend_from_slice(s);
+        Ok(())
+    }
+}
+
+/// The encoder of one connection's responses (no dynamic table: nothing to keep in step).
+#[derive(Debug, Default)]
+pub(crate) struct Encoder;
+
+impl Encoder {
+    /// `:status`: one byte for the statuses of the static table.
+    pub(crate) fn status(&self, status: u16, out: &mut Vec<u8>) {
+        let i = match status {
+            200 => 8,
+            204 => 9,
+            206 => 10,
+            304 => 11,
+            400 => 12,
+            404 => 13,
+            500 => 14,
+            _ => 0,
+        };
+        if i > 0 {
+            out.push(0x80 | i);
+            return;
+        }
+        let digits = [
+            b'0' + (status / 100 % 10) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        // Literal without indexing, name `:status` (index 8).
+        write_int(out, 0x00, 4, 8);
+        write_string(out, &digits);
+    }
+
+    /// A field, as a literal without indexing: the name from the static table when it is
+    /// there, else written lowercased (HTTP/2 names are lowercase).
+    pub(crate) fn field(&self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+        match static_name(name) {
+            Some(i) => write_int(out, 0x00, 4, i),
+            None => {
+                out.push(0x00);
+                write_int(out, 0x00, 7, name.len());
+                out.extend(name.iter().map(u8::to_ascii_lowercase));
+            }
+        }
+        write_string(out, value);
+    }
+}
+
+/// A string literal, Huffman-coded when that is shorter.
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    let h = huffman::encoded_len(s);
+    if h < s.len() {
+        write_int(out, 0x80, 7, h);
+        huffman::encode(s, out);
+    } else {
+        write_int(out, 0x00, 7, s.len());
+        out.extend_from_slice(s);
+    }
+}
+
+/// The static table's index of a header name (compared without case), if it has one.
+fn static_name(name: &[u8]) -> Option<usize> {
+    // Response headers worth a look-up; the rest go as literal names.
+    const NAMES: [(&[u8], usize); 24] = [
+        (b"accept-ranges", 18),
+        (b"access-control-allow-origin", 20),
+        (b"age", 21),
+        (b"allow", 22),
+        (b"cache-control", 24),
+        (b"content-disposition", 25),
+        (b"content-encoding", 26),
+        (b"content-language", 27),
+        (b"content-length", 28),
+        (b"content-location", 29),
+        (b"content-range", 30),
+        (b"content-type", 31),
+        (b"date", 33),
+        (b"etag", 34),
+        (b"expires", 36),
+        (b"last-modified", 44),
+        (b"link", 45),
+        (b"location", 46),
+        (b"refresh", 52),
+        (b"retry-after", 53),
+        (b"server", 54),
+        (b"set-cookie", 55),
+        (b"strict-transport-security", 56),
+        (b"vary", 59),
+    ];
+    NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|&(_, i)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn fields(list: &HeaderList) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Decodes the blocks in order on one decoder (table size `max`), checking each list
+    /// and the table's size after it; then again with each block fed whole but decoded
+    /// by a fresh decoder that has seen the same earlier blocks (the state is the table).
+    fn run(max: usize, blocks: &[(Vec<u8>, Vec<(String, String)>, usize)]) {
+        let mut d = Decoder::new(max);
+        d.table.set_max(max);
+        let mut out = HeaderList::default();
+        for (i, (block, want, size)) in blocks.iter().enumerate() {
+            d.decode(block, &mut out, usize::MAX).unwrap();
+            assert_eq!(&fields(&out), want, "block {i}");
+            assert_eq!(d.table.size, *size, "table size after block {i}");
+            assert!(!out.over_limit);
+        }
+    }
+
+    fn requests() -> [Vec<(String, String)>; 3] {
+        [
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+            ]),
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache"),
+            ]),
+            pairs(&[
+                (":method", "GET"),
+                (":scheme", "https"),
+                (":path", "/index.html"),
+                (":authority", "www.example.com"),
+                ("custom-key", "custom-value"),
+            ]),
+        ]
+    }
+
+    #[test]
+    fn rfc_7541_c2_single_representations() {
+        let mut d = Decoder::new(4096);
+        let mut out = HeaderList::default();
+        // C.2.1 literal with indexing, C.2.2 without, C.2.3 never indexed, C.2.4 indexed.
+        d.decode(
+            &hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572"),
+            &mut out,
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(fields(&out), pairs(&[("custom-key", "custom-header")]));
+        assert_eq!(d.table.size, 55);
+        let mut d = Decoder::new(4096);
+        d.decode(&hex("040c2f73616d706c652f70617468"), &mut out, usize::MAX)
+            .unwrap();
+        assert_eq!(fields(&out), pairs(&[(":path", "/sample/path")]));
+        assert_eq!(d.table.size, 0);
+        d.decode(
+            &hex("100870617373776f726406736563726574"),
+            &mut out,
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(fields(&out), pairs(&[("password", "secret")]));
+        assert_eq!(d.table.size, 0);
+        d.decode(&hex("82"), &mut out, usize::MAX).unwrap();
+        assert_eq!(fields(&out), pairs(&[(":method", "GET")]));
+    }
+
+    #[test]
+    fn rfc_7541_c3_c4_requests() {
+        let [a, b, c] = requests();
+        // C.3: without Huffman coding.
+        run(
+            4096,
+            &[
+                (hex("828684410f7777772e6578616d706c652e636f6d"), a.clone(), 57),
+                (hex("828684be58086e6f2d6361636865"), b.clone(), 110),
+                (
+                    hex("828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"),
+                    c.clone(),
+                    164,
+                ),
+            ],
+        );
+        // C.4: with Huffman coding.
+        run(
+            4096,
+            &[
+                (hex("828684418cf1e3c2e5f23a6ba0ab90f4ff"), a, 57),
+                (hex("828684be5886a8eb10649cbf"), b, 110),
+                (
+                    hex("828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf"),
+                    c,
+                    164,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn rfc_7541_c5_c6_responses_with_eviction() {
+        let first = pairs(&[
+            (":status", "302"),
+            ("cache-control", "private"),
+            ("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
+            ("location", "https://www.example.com"),
+        ]);
+        let mut second = first.clone();
+        second[0].1 = "307".into();
+        let cookie = "foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1";
+        let third = pairs(&[
+            (":status", "200"),
+            ("cache-control", "private"),
+            ("date", "Mon, 21 Oct 2013 20:13:22 GMT"),
+            ("location", "https://www.example.com"),
+            ("content-encoding", "gzip"),
+            ("set-cookie", cookie),
+        ]);
+        // C.5.3, written out: indexed :status 200 and cache-control, literal date with
+        // indexing, indexed location, literal content-encoding, literal set-cookie.
+        let mut c53 = vec![0x88, 0xc1, 0x61, 0x1d];
+        c53.extend_from_slice(b"Mon, 21 Oct 2013 20:13:22 GMT");
+        c53.extend_from_slice(&[0xc0, 0x5a, 0x04]);
+        c53.extend_from_slice(b"gzip");
+        c53.extend_from_slice(&[0x77, 0x38]);
+        c53.extend_from_slice(cookie.as_bytes());
+        run(
+            256,
+            &[
+                (
+                    hex("4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d"),
+                    first.clone(),
+                    222,
+                ),
+                (hex("4803333037c1c0bf"), second.clone(), 222),
+                (c53, third.clone(), 215),
+            ],
+        );
+        run(
+            256,
+            &[
+                (
+                    hex("488264025885aec3771a4b6196d07abe941054d444a8200595040b8166e082a62d1bff6e919d29ad171863c78f0b97c8e9ae82ae43d3"),
+                    first,
+                    222,
+                ),
+                (hex("4883640effc1c0bf"), second, 222),
+                (
+                    hex("88c16196d07abe941054d444a8200595040b8166e084a62d1bffc05a839bd9ab77ad94e7821dd7f2e6c7b335dfdfcd5b3960d5af27087f3672c1ab270fb5291f9587316065c003ed4ee5b1063d5007"),
+                    third,
+                    215,
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn rfc_7541_c1_integers() {
+        let mut out = Vec::new();
+        write_int(&mut out, 0, 5, 10);
+        assert_eq!(out, [0x0a]);
+        out.clear();
+        write_int(&mut out, 0, 5, 1337);
+        assert_eq!(out, [0x1f, 0x9a, 0x0a]);
+        out.clear();
+        write_int(&mut out, 0, 8, 42);
+        assert_eq!(out, [0x2a]);
+        let mut at = 0;
+        assert_eq!(read_int(&[0x1f, 0x9a, 0x0a], &mut at, 5), Ok(1337));
+        assert_eq!(at, 3);
+    }
+
+    #[test]
+    fn hostile_blocks_are_errors_not_panics() {
+        let cases: [(&str, HpackError); 7] = [
+            ("80", HpackError::BadIndex),
+            ("ff9f4e", HpackError::BadIndex),
+            ("40", HpackError::Truncated),
+            ("4000", HpackError::Truncated),
+            ("1f8080808080808080", HpackError::IntegerOverflow),
+            ("046461", HpackError::Truncated),
+            // A size update after a field.
+            ("8220", HpackError::BadSizeUpdate),
+        ];
+        for (block, err) in cases {
+            let mut d = Decoder::new(4096);
+            let mut out = HeaderList::default();
+            assert_eq!(d.decode(&hex(block), &mut out, usize::MAX), Err(err), "{block}");
+        }
+        // A size update above what was advertised.
+        let mut d = Decoder::new(4096);
+        let mut out = HeaderList::default();
+        let mut up = Vec::new();
+        write_int(&mut up, 0x20, 5, 4097);
+        assert_eq!(
+            d.decode(&up, &mut out, usize::MAX),
+            Err(HpackError::BadSizeUpdate)
+        );
+        up.clear();
+        write_int(&mut up, 0x20, 5, 100);
+        assert_eq!(d.decode(&up, &mut out, usize::MAX), Ok(()));
+        // Arbitrary bytes: never a panic.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 24) as usize;
+            let block: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8).collect();
+            let _ = d.decode(&block, &mut out, 1024);
+        }
+    }
+
+    #[test]
+    fn header_list_limit_keeps_the_table_in_step() {
+        // Three literals with indexing; a limit that fits the first only.
+        let mut enc = Vec::new();
+        for (n, v) in [("a", "1"), ("bb", "22"), ("ccc", "333")] {
+            enc.push(0x40);
+            write_int(&mut enc, 0, 7, n.len());
+            enc.extend_from_slice(n.as_bytes());
+            write_int(&mut enc, 0, 7, v.len());
+            enc.extend_from_slice(v.as_bytes());
+        }
+        let mut d = Decoder::new(4096);
+        let mut out = HeaderList::default();
+        d.decode(&enc, &mut out, 40).unwrap();
+        assert!(out.over_limit);
+        assert_eq!(fields(&out), pairs(&[("a", "1")]));
+        // All three entered the table: the next block's references still work.
+        assert_eq!(d.table.size, 34 + 36 + 38);
+        d.decode(&[0xbe, 0xbf, 0xc0], &mut out, usize::MAX).unwrap();
+        assert_eq!(
+            fields(&out),
+            pairs(&[("ccc", "333"), ("bb", "22"), ("a", "1")])
+        );
+    }
+
+    #[test]
+    fn table_buffer_stays_bounded() {
+        let mut d = Decoder::new(4096);
+        let mut out = HeaderList::default();
+        for i in 0..10_000u32 {
+            let mut block = vec![0x40, 0x04];
+            block.extend_from_slice(b"name");
+            let v = format!("value-{i}-{}", "x".repeat((i % 300) as usize));
+            write_int(&mut block, 0, 7, v.len());
+            block.extend_from_slice(v.as_bytes());
+            d.decode(&block, &mut out, usize::MAX).unwrap();
+            assert_eq!(fields(&out)[0].1, v);
+            assert!(d.table.size <= 4096);
+            assert!(d.table.buf.len() <= 2 * 4096 + 400, "{}", d.table.buf.len());
+            // The newest entry is index 62.
+            assert_eq!(d.field(62).unwrap().1, v.as_bytes());
+        }
+        // An entry larger than the table empties it.
+        let mut block = vec![0x40, 0x01, b'n'];
+        write_int(&mut block, 0, 7, 5000);
+        block.extend(std::iter::repeat_n(b'v', 5000));
+        d.decode(&block, &mut out, usize::MAX).unwrap();
+        assert_eq!(d.table.size, 0);
+        assert_eq!(d.field(62), Err(HpackError::BadIndex));
+    }
+
+    #[test]
+    fn encoder_output_decodes() {
+        let e = Encoder;
+        let mut block = Vec::new();
+        for status in [200, 204, 206, 304, 400, 404, 500, 101, 302, 418, 503] {
+            block.clear();
+            e.status(status, &mut block);
+            e.field(b"Content-Type", b"text/html; charset=utf-8", &mut block);
+            e.field(b"X-Custom-Header", b"Some Value", &mut block);
+            e.field(b"server", b"proton", &mut block);
+            let mut d = Decoder::new(4096);
+            let mut out = HeaderList::default();
+            d.decode(&block, &mut out, usize::MAX).unwrap();
+            assert_eq!(
+                fields(&out),
+                pairs(&[
+                    (":status", &status.to_string()),
+                    ("content-type", "text/html; charset=utf-8"),
+                    ("x-custom-header", "Some Value"),
+                    ("server", "proton"),
+                ])
+            );
+            // Nothing entered the decoder's table (no indexing).
+            assert_eq!(d.table.size, 0);
+        }
+        // :status 200 is one byte.
+        block.clear();
+        e.status(200, &mut block);
+        assert_eq!(block, [0x88]);
+    }
+}
