@@ -147,7 +147,6 @@ impl HeaderList {
         self.buf.extend_from_slice(value);
         self.ends.push((n, self.buf.len() as u32));
     }
-
 }
 
 /// The dynamic table of one direction: entries back to back in `buf`, newest last.
@@ -501,7 +500,10 @@ mod tests {
     /// Decodes the blocks in order on one decoder (table size `max`), checking each list
     /// and the table's size after it; then again with each block fed whole but decoded
     /// by a fresh decoder that has seen the same earlier blocks (the state is the table).
-    fn run(max: usize, blocks: &[(Vec<u8>, Vec<(String, String)>, usize)]) {
+    /// A block, the list it decodes to, and the table's size after it.
+    type Case = (Vec<u8>, Vec<(String, String)>, usize);
+
+    fn run(max: usize, blocks: &[Case]) {
         let mut d = Decoder::new(max);
         d.table.set_max(max);
         let mut out = HeaderList::default();
@@ -575,7 +577,11 @@ mod tests {
         run(
             4096,
             &[
-                (hex("828684410f7777772e6578616d706c652e636f6d"), a.clone(), 57),
+                (
+                    hex("828684410f7777772e6578616d706c652e636f6d"),
+                    a.clone(),
+                    57,
+                ),
                 (hex("828684be58086e6f2d6361636865"), b.clone(), 110),
                 (
                     hex("828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565"),
@@ -687,7 +693,11 @@ mod tests {
         for (block, err) in cases {
             let mut d = Decoder::new(4096);
             let mut out = HeaderList::default();
-            assert_eq!(d.decode(&hex(block), &mut out, usize::MAX), Err(err), "{block}");
+            assert_eq!(
+                d.decode(&hex(block), &mut out, usize::MAX),
+                Err(err),
+                "{block}"
+            );
         }
         // A size update above what was advertised.
         let mut d = Decoder::new(4096);

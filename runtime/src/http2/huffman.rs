@@ -55,7 +55,10 @@ const fn canonical_codes() -> [u32; 257] {
 
 /// The length in bytes of `data` Huffman-coded.
 pub(crate) fn encoded_len(data: &[u8]) -> usize {
-    let bits: usize = data.iter().map(|&b| usize::from(LENS[usize::from(b)])).sum();
+    let bits: usize = data
+        .iter()
+        .map(|&b| usize::from(LENS[usize::from(b)]))
+        .sum();
     bits.div_ceil(8)
 }
 
