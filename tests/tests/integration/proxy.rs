@@ -568,7 +568,7 @@ server {
     assert_eq!(r.header("x-other"), Some("2"));
     assert_eq!(r.header("x-accel-expires"), None, "{:?}", r.headers);
     // nginx 1.22 hides only the X-Accel-* names it acts on and would pass X-Accel-Foo;
-    // Proton hides the whole family (proxy.rs: write_client_head).
+    // Proton hides the whole family (proxy/response.rs: write_client_head).
     assert_eq!(r.header("x-accel-foo"), None, "{:?}", r.headers);
 
     let r = get(&p, &format!("/pass/{query}"));
