@@ -1078,6 +1078,21 @@ mod tests {
         f
     }
 
+    /// A HEADERS frame with a whole request head and no body.
+    fn whole(stream: u32, block: &[u8]) -> Vec<u8> {
+        frame(
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            stream,
+            block,
+        )
+    }
+
+    /// A HEADERS frame with a whole request head, a body to follow.
+    fn head(stream: u32, block: &[u8]) -> Vec<u8> {
+        frame(frame::HEADERS, frame::END_HEADERS, stream, block)
+    }
+
     /// The preface and an empty SETTINGS.
     fn hello() -> Vec<u8> {
         let mut b = frame::PREFACE.to_vec();
@@ -1142,7 +1157,7 @@ mod tests {
     #[test]
     fn handshake_and_a_request_at_every_split_point() {
         let mut wire = hello();
-        wire.extend(frame(frame::HEADERS, frame::END_HEADERS, 1, &get("/a")));
+        wire.extend(head(1, &get("/a")));
         wire.extend(frame(frame::DATA, 0, 1, b"hello "));
         wire.extend(frame(frame::DATA, frame::END_STREAM, 1, b"world"));
         for split in 0..=wire.len() {
@@ -1194,15 +1209,7 @@ mod tests {
     #[test]
     fn response_frames_and_stream_close() {
         let mut c = open();
-        let (r, ev) = feed(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
+        let (r, ev) = feed(&mut c, &whole(1, &get("/")));
         assert!(r.is_ok());
         assert_eq!(
             ev,
@@ -1246,23 +1253,12 @@ mod tests {
         assert!(ev.is_empty());
         let (_, _) = feed(&mut c, &frame(frame::RST_STREAM, 0, 1, &[0, 0, 0, 8]));
         let mut after = c.out.len();
-        let (r, _) = feed(
-            &mut c,
-            &frame(frame::HEADERS, frame::END_HEADERS, 1, &get("/")),
-        );
+        let (r, _) = feed(&mut c, &head(1, &get("/")));
         assert_eq!(r.unwrap_err().code, ErrorCode::StreamClosed);
         after = c.out.len() - after;
         assert_eq!(after, 17, "GOAWAY only");
         let mut c = open();
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
+        push(&mut c, &whole(1, &get("/")));
         c.send_headers(1, 204, std::iter::empty(), true);
         c.out.clear();
         let (_, _) = feed(&mut c, &frame(frame::DATA, 0, 1, b"x"));
@@ -1273,14 +1269,8 @@ mod tests {
     fn connection_errors() {
         let cases: Vec<(Vec<u8>, ErrorCode)> = vec![
             (frame(frame::DATA, 0, 1, b"x"), ErrorCode::Protocol),
-            (
-                frame(frame::HEADERS, frame::END_HEADERS, 2, &get("/")),
-                ErrorCode::Protocol,
-            ),
-            (
-                frame(frame::HEADERS, frame::END_HEADERS, 0, &get("/")),
-                ErrorCode::Protocol,
-            ),
+            (head(2, &get("/")), ErrorCode::Protocol),
+            (head(0, &get("/")), ErrorCode::Protocol),
             (
                 frame(frame::PUSH_PROMISE, frame::END_HEADERS, 1, &[0, 0, 0, 2]),
                 ErrorCode::Protocol,
@@ -1289,10 +1279,7 @@ mod tests {
                 frame(frame::CONTINUATION, frame::END_HEADERS, 1, &get("/")),
                 ErrorCode::Protocol,
             ),
-            (
-                frame(frame::HEADERS, frame::END_HEADERS, 1, &[0x80]),
-                ErrorCode::Compression,
-            ),
+            (head(1, &[0x80]), ErrorCode::Compression),
             (
                 frame(frame::SETTINGS, 0, 0, &[0, 2, 0, 0, 0, 2]),
                 ErrorCode::Protocol,
@@ -1436,10 +1423,7 @@ mod tests {
         ];
         for (i, fields) in bad.iter().enumerate() {
             let mut c = open();
-            let (r, ev) = feed(
-                &mut c,
-                &frame(frame::HEADERS, frame::END_HEADERS, 1, &block(fields)),
-            );
+            let (r, ev) = feed(&mut c, &head(1, &block(fields)));
             assert!(r.is_ok(), "case {i}");
             assert!(ev.is_empty(), "case {i}: {ev:?}");
             assert_eq!(
@@ -1456,19 +1440,9 @@ mod tests {
             (":path", "/"),
             ("te", "trailers"),
         ]);
-        assert_eq!(
-            push(&mut c, &frame(frame::HEADERS, frame::END_HEADERS, 1, &ok)).len(),
-            1
-        );
+        assert_eq!(push(&mut c, &head(1, &ok)).len(), 1);
         let connect = block(&[(":method", "CONNECT"), (":authority", "h:443")]);
-        assert_eq!(
-            push(
-                &mut c,
-                &frame(frame::HEADERS, frame::END_HEADERS, 3, &connect)
-            )
-            .len(),
-            1
-        );
+        assert_eq!(push(&mut c, &head(3, &connect)).len(), 1);
     }
 
     #[test]
@@ -1483,7 +1457,7 @@ mod tests {
         };
         // More than announced.
         let mut c = open();
-        let mut b = frame(frame::HEADERS, frame::END_HEADERS, 1, &post("3"));
+        let mut b = head(1, &post("3"));
         b.extend(frame(frame::DATA, 0, 1, b"abcd"));
         let (_, ev) = feed(&mut c, &b);
         assert_eq!(
@@ -1495,7 +1469,7 @@ mod tests {
         );
         // Fewer, then the end.
         let mut c = open();
-        let mut b = frame(frame::HEADERS, frame::END_HEADERS, 1, &post("3"));
+        let mut b = head(1, &post("3"));
         b.extend(frame(frame::DATA, frame::END_STREAM, 1, b"ab"));
         let (_, ev) = feed(&mut c, &b);
         assert_eq!(
@@ -1507,20 +1481,12 @@ mod tests {
         );
         // A length with END_STREAM on the headers.
         let mut c = open();
-        let (_, ev) = feed(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &post("3"),
-            ),
-        );
+        let (_, ev) = feed(&mut c, &whole(1, &post("3")));
         assert!(ev.is_empty());
         assert_eq!(rst_codes(&mut c), [(1, ErrorCode::Protocol as u32)]);
         // Exactly: fine, with padding too.
         let mut c = open();
-        let mut b = frame(frame::HEADERS, frame::END_HEADERS, 1, &post("3"));
+        let mut b = head(1, &post("3"));
         b.extend(frame(
             frame::DATA,
             frame::END_STREAM | frame::PADDED,
@@ -1536,14 +1502,9 @@ mod tests {
     #[test]
     fn trailers_end_the_request() {
         let mut c = open();
-        let mut b = frame(frame::HEADERS, frame::END_HEADERS, 1, &get("/"));
+        let mut b = head(1, &get("/"));
         b.extend(frame(frame::DATA, 0, 1, b"x"));
-        b.extend(frame(
-            frame::HEADERS,
-            frame::END_HEADERS | frame::END_STREAM,
-            1,
-            &block(&[("x-t", "1")]),
-        ));
+        b.extend(whole(1, &block(&[("x-t", "1")])));
         let (_, ev) = feed(&mut c, &b);
         assert_eq!(ev.last(), Some(&Event::Trailers { stream: 1 }));
         assert_eq!(
@@ -1552,21 +1513,11 @@ mod tests {
         );
         // Trailers without END_STREAM, or with a pseudo-header: a stream error.
         for t in [
-            frame(
-                frame::HEADERS,
-                frame::END_HEADERS,
-                1,
-                &block(&[("x-t", "1")]),
-            ),
-            frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &block(&[(":path", "/")]),
-            ),
+            head(1, &block(&[("x-t", "1")])),
+            whole(1, &block(&[(":path", "/")])),
         ] {
             let mut c = open();
-            let mut b = frame(frame::HEADERS, frame::END_HEADERS, 1, &get("/"));
+            let mut b = head(1, &get("/"));
             b.extend(t);
             let (_, ev) = feed(&mut c, &b);
             assert_eq!(
@@ -1582,12 +1533,7 @@ mod tests {
     #[test]
     fn data_after_the_end_and_streams_over_the_limit() {
         let mut c = open();
-        let mut b = frame(
-            frame::HEADERS,
-            frame::END_HEADERS | frame::END_STREAM,
-            1,
-            &get("/"),
-        );
+        let mut b = whole(1, &get("/"));
         b.extend(frame(frame::DATA, 0, 1, b"late"));
         let (_, ev) = feed(&mut c, &b);
         assert_eq!(
@@ -1598,10 +1544,7 @@ mod tests {
             })
         );
         // A lower stream identifier than one already used: closed.
-        let (r, _) = feed(
-            &mut c,
-            &frame(frame::HEADERS, frame::END_HEADERS, 1, &get("/")),
-        );
+        let (r, _) = feed(&mut c, &head(1, &get("/")));
         assert!(r.is_ok(), "frames for a stream reset here are ignored");
         let mut c = H2Conn::new(Config {
             max_concurrent_streams: 2,
@@ -1609,7 +1552,7 @@ mod tests {
         });
         let mut b = hello();
         for id in [1, 3, 5] {
-            b.extend(frame(frame::HEADERS, frame::END_HEADERS, id, &get("/")));
+            b.extend(head(id, &get("/")));
         }
         let (_, ev) = feed(&mut c, &b);
         assert_eq!(ev.len(), 2);
@@ -1634,24 +1577,8 @@ mod tests {
     #[test]
     fn send_flow_control() {
         let mut c = open();
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                3,
-                &get("/"),
-            ),
-        );
+        push(&mut c, &whole(1, &get("/")));
+        push(&mut c, &whole(3, &get("/")));
         c.out.clear();
         let big = vec![7u8; 100_000];
         // The connection's 65,535 go to the first stream; the second waits.
@@ -1672,15 +1599,7 @@ mod tests {
         // SETTINGS_INITIAL_WINDOW_SIZE applies to open streams, and may make a window
         // negative (a zero window stalls that stream only).
         let mut c = open();
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
+        push(&mut c, &whole(1, &get("/")));
         push(&mut c, &frame(frame::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
         assert_eq!(c.send_room(1), 0);
         push(&mut c, &frame(frame::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 10]));
@@ -1706,9 +1625,7 @@ mod tests {
             ..Config::default()
         });
         let mut b = hello();
-        b.extend(frame(
-            frame::HEADERS,
-            frame::END_HEADERS,
+        b.extend(head(
             1,
             &block(&[(":method", "POST"), (":scheme", "http"), (":path", "/")]),
         ));
@@ -1737,15 +1654,7 @@ mod tests {
     #[test]
     fn response_head_larger_than_a_frame_goes_in_continuations() {
         let mut c = open();
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
+        push(&mut c, &whole(1, &get("/")));
         c.out.clear();
         let v = vec![b'v'; 40_000];
         c.send_headers(1, 200, [(&b"x-big"[..], &v[..])].into_iter(), true);
@@ -1770,7 +1679,7 @@ mod tests {
         let mut closed = None;
         for i in 0..10_000u32 {
             let id = 2 * i + 1;
-            let mut b = frame(frame::HEADERS, frame::END_HEADERS, id, &get("/"));
+            let mut b = head(id, &get("/"));
             b.extend(frame(frame::RST_STREAM, 0, id, &[0, 0, 0, 8]));
             if let (Err(e), _) = feed(&mut c, &b) {
                 closed = Some((i, e.code));
@@ -1837,15 +1746,7 @@ mod tests {
         write_int(&mut b, 0, 7, 4000);
         b.extend(std::iter::repeat_n(b'v', 4000));
         b.extend(std::iter::repeat_n(0xbe, 5000));
-        let (r, ev) = feed(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &b[..9000.min(b.len())],
-            ),
-        );
+        let (r, ev) = feed(&mut c, &whole(1, &b[..9000.min(b.len())]));
         assert!(r.is_ok());
         assert!(matches!(
             ev[..],
@@ -1860,29 +1761,13 @@ mod tests {
     #[test]
     fn goaway_stops_new_streams() {
         let mut c = open();
-        push(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                1,
-                &get("/"),
-            ),
-        );
+        push(&mut c, &whole(1, &get("/")));
         c.shutdown();
         assert!(c.going_away());
         let f = frames(&mut c);
         assert_eq!(f[0].0.kind, frame::GOAWAY);
         assert_eq!(&f[0].1[..4], &[0, 0, 0, 1]);
-        let (_, ev) = feed(
-            &mut c,
-            &frame(
-                frame::HEADERS,
-                frame::END_HEADERS | frame::END_STREAM,
-                3,
-                &get("/"),
-            ),
-        );
+        let (_, ev) = feed(&mut c, &whole(3, &get("/")));
         assert!(ev.is_empty());
         // Stream 1 is still served.
         c.send_headers(1, 204, std::iter::empty(), true);
