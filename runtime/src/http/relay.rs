@@ -71,6 +71,7 @@ impl BodyRelay {
     pub fn reset(&mut self, framing: Framing) {
         self.framing = framing;
         self.received = 0;
+        self.pass_trailers = false;
         self.range = None;
         self.range_pos = 0;
     }

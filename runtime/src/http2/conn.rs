@@ -92,8 +92,13 @@ struct Stream {
     received: u64,
 }
 
-/// Streams this side reset recently: frames the peer had in flight for them are ignored.
-const RESET_MEMORY: usize = 32;
+/// Streams remembered as reset by this side (frames the peer had in flight for them are
+/// ignored) and as closed otherwise (a HEADERS for one is STREAM_CLOSED, for a stream never
+/// opened PROTOCOL_ERROR).
+const MEMORY: usize = 128;
+/// Past this many bytes queued for the peer, `recv` stops taking frames until the caller
+/// has written some (a peer that sends without reading cannot make the queue grow).
+const OUT_HIGH: usize = 1 << 20;
 /// The cheap frames a connection may send before it has earned more (see `budget`).
 const BUDGET_START: i64 = 10_000;
 const BUDGET_MAX: i64 = 1_000_000;
@@ -121,8 +126,13 @@ pub(crate) struct H2Conn {
     block_stream: u32,
     block_flags: u8,
     block_bad_priority: bool,
-    reset_ids: [u32; RESET_MEMORY],
+    reset_ids: Box<[u32; MEMORY]>,
     reset_at: usize,
+    closed_ids: Box<[u32; MEMORY]>,
+    closed_at: usize,
+    /// The peer acknowledged this side's SETTINGS (until then it may fill the protocol's
+    /// default window, 65,535, whatever this side announced).
+    acked: bool,
     /// A list decoded for a stream that is not kept (refused, ignored).
     scratch: HeaderList,
     /// Frames to send.
@@ -167,8 +177,11 @@ impl H2Conn {
             block_stream: 0,
             block_flags: 0,
             block_bad_priority: false,
-            reset_ids: [0; RESET_MEMORY],
+            reset_ids: Box::new([0; MEMORY]),
             reset_at: 0,
+            closed_ids: Box::new([0; MEMORY]),
+            closed_at: 0,
+            acked: false,
             scratch: HeaderList::default(),
             out: Vec::new(),
             hbuf: Vec::new(),
@@ -222,6 +235,9 @@ impl H2Conn {
             }
         }
         while let Some(h) = input.get(at..).and_then(Head::parse) {
+            if self.out.len() > OUT_HIGH {
+                break;
+            }
             if h.len > frame::MIN_FRAME {
                 return Err(self.fail(
                     ErrorCode::FrameSize,
@@ -233,7 +249,10 @@ impl H2Conn {
             let Some(payload) = input.get(start..end) else {
                 break;
             };
-            if let Err(e) = self.frame(h, payload, start, events) {
+            let r = self
+                .frame(h, payload, start, events)
+                .and_then(|()| self.limits());
+            if let Err(e) = r {
                 return Err(self.fail(e.code, e.reason));
             }
             at = end;
@@ -268,6 +287,25 @@ impl H2Conn {
         self.streams.len()
     }
 
+    /// The flood limits, after each frame: cheap frames beyond what the work earned, and
+    /// more streams cancelled (by the peer's RST_STREAM, or by this side for the peer's
+    /// fault: "MadeYouReset") than served.
+    fn limits(&self) -> Res {
+        if self.budget < 0 {
+            return Err(conn_err(
+                ErrorCode::EnhanceYourCalm,
+                "too many control frames (flood)",
+            ));
+        }
+        if self.cancelled > 100 && self.cancelled / 2 > self.completed {
+            return Err(conn_err(
+                ErrorCode::EnhanceYourCalm,
+                "too many streams reset before their response (rapid reset)",
+            ));
+        }
+        Ok(())
+    }
+
     fn cheap(&mut self) -> Res {
         self.budget -= 1;
         if self.budget < 0 {
@@ -289,6 +327,15 @@ impl H2Conn {
 
     fn was_reset(&self, id: u32) -> bool {
         id != 0 && self.reset_ids.contains(&id)
+    }
+
+    fn was_closed(&self, id: u32) -> bool {
+        id != 0 && self.closed_ids.contains(&id)
+    }
+
+    /// A stream the peer never opened: above the last one, or even (this side pushes none).
+    fn idle(&self, id: u32) -> bool {
+        id > self.last_stream || id.is_multiple_of(2)
     }
 
     fn frame(&mut self, h: Head, p: &[u8], base: usize, ev: &mut Vec<Event>) -> Res {
@@ -332,7 +379,7 @@ impl H2Conn {
                 if h.len != 4 {
                     return Err(conn_err(ErrorCode::FrameSize, "RST_STREAM of a wrong size"));
                 }
-                if h.stream > self.last_stream {
+                if self.idle(h.stream) {
                     return Err(conn_err(
                         ErrorCode::Protocol,
                         "RST_STREAM on an idle stream",
@@ -343,14 +390,9 @@ impl H2Conn {
                     let s = self.streams.swap_remove(i);
                     if !s.local_done {
                         self.cancelled += 1;
-                        if self.cancelled > 100 && self.cancelled / 2 > self.completed {
-                            return Err(conn_err(
-                                ErrorCode::EnhanceYourCalm,
-                                "too many streams reset by the client (rapid reset)",
-                            ));
-                        }
                     }
                     self.free.push(s);
+                    self.remember_closed(h.stream);
                     let code = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
                     ev.push(Event::Reset {
                         stream: h.stream,
@@ -387,7 +429,7 @@ impl H2Conn {
                     return Err(conn_err(ErrorCode::FrameSize, "GOAWAY too short"));
                 }
                 self.peer_goaway = true;
-                Ok(())
+                self.cheap()
             }
             frame::WINDOW_UPDATE => self.window_update(h, p, ev),
             // Unknown frame types are ignored (RFC 9113 §4.1).
@@ -406,7 +448,17 @@ impl H2Conn {
                     "SETTINGS ACK with a payload",
                 ));
             }
-            return Ok(());
+            if !self.acked {
+                // The window announced applies from now on to the streams already open.
+                self.acked = true;
+                let cut = frame::DEFAULT_WINDOW - i64::from(self.cfg.initial_window);
+                if cut > 0 {
+                    for s in &mut self.streams {
+                        s.recv_window -= cut;
+                    }
+                }
+            }
+            return self.cheap();
         }
         if !h.len.is_multiple_of(6) {
             return Err(conn_err(ErrorCode::FrameSize, "SETTINGS of a wrong size"));
@@ -484,21 +536,21 @@ impl H2Conn {
             self.window_opened = true;
             return Ok(());
         }
-        if h.stream > self.last_stream {
+        if self.idle(h.stream) {
             return Err(conn_err(
                 ErrorCode::Protocol,
                 "WINDOW_UPDATE on an idle stream",
             ));
         }
         self.cheap()?;
-        let Some(i) = self.find(h.stream) else {
-            // A stream closed: the update came late.
-            return Ok(());
-        };
         if inc == 0 {
             self.stream_error(h.stream, ErrorCode::Protocol, ev);
             return Ok(());
         }
+        let Some(i) = self.find(h.stream) else {
+            // A stream closed: the update came late.
+            return Ok(());
+        };
         let s = &mut self.streams[i];
         s.send_window += inc;
         if s.send_window > frame::MAX_WINDOW {
@@ -535,7 +587,7 @@ impl H2Conn {
         if h.stream == 0 {
             return Err(conn_err(ErrorCode::Protocol, "DATA on stream 0"));
         }
-        if h.stream > self.last_stream {
+        if self.idle(h.stream) {
             return Err(conn_err(ErrorCode::Protocol, "DATA on an idle stream"));
         }
         let (off, body) = Self::unpad(&h, p, 0)?;
@@ -562,6 +614,8 @@ impl H2Conn {
             self.cheap()?;
         }
         let Some(i) = self.find(h.stream) else {
+            // Not a stream being received: the frame is the peer's waste of both sides.
+            self.cheap()?;
             if !self.was_reset(h.stream) {
                 self.stream_error(h.stream, ErrorCode::StreamClosed, ev);
             }
@@ -579,6 +633,8 @@ impl H2Conn {
         }
         // Padding is given back at once; the body when the caller has taken it.
         s.released += (len as usize - body.len()) as u32;
+        self.give_back(i);
+        let s = &mut self.streams[i];
         s.received += body.len() as u64;
         let bad_length = match s.content_length {
             Some(cl) => s.received > cl || (end && s.received != cl),
@@ -618,10 +674,14 @@ impl H2Conn {
             && h.stream <= self.last_stream
             && !self.was_reset(h.stream)
         {
-            return Err(conn_err(
-                ErrorCode::StreamClosed,
-                "HEADERS on a closed stream",
-            ));
+            return Err(if self.was_closed(h.stream) {
+                conn_err(ErrorCode::StreamClosed, "HEADERS on a closed stream")
+            } else {
+                conn_err(
+                    ErrorCode::Protocol,
+                    "HEADERS on a stream below the last one",
+                )
+            });
         }
         self.block.clear();
         self.block.extend_from_slice(fragment);
@@ -650,10 +710,11 @@ impl H2Conn {
         self.check_block()
     }
 
-    /// A header block may not grow past the header list's limit (it is decoded only once
-    /// whole: a CONTINUATION flood is bounded here).
+    /// A header block may not grow past twice the header list's limit (it is decoded only
+    /// once whole: a CONTINUATION flood is bounded here); one past the limit itself decodes
+    /// into a list marked `over_limit`, which the caller answers on its stream alone.
     fn check_block(&self) -> Res {
-        if self.block.len() > self.cfg.max_header_list + 1024 {
+        if self.block.len() > 2 * self.cfg.max_header_list + 16 * 1024 {
             return Err(conn_err(
                 ErrorCode::EnhanceYourCalm,
                 "a header block larger than the header list allowed",
@@ -710,7 +771,6 @@ impl H2Conn {
                 "header block does not decode",
             ));
         }
-        self.earn(100);
         if self.goaway.is_some_and(|last| id > last) {
             // After GOAWAY: not served (the peer may retry it elsewhere).
             self.free.push(s);
@@ -752,7 +812,11 @@ impl H2Conn {
         s.received = 0;
         s.trailers.clear();
         let over_limit = s.headers.over_limit;
+        if !self.acked {
+            s.recv_window = s.recv_window.max(frame::DEFAULT_WINDOW);
+        }
         self.streams.push(s);
+        self.earn(100);
         ev.push(Event::Request {
             stream: id,
             end_stream: end,
@@ -762,16 +826,27 @@ impl H2Conn {
     }
 
     fn remember_reset(&mut self, id: u32) {
-        self.reset_ids[self.reset_at % RESET_MEMORY] = id;
+        self.reset_ids[self.reset_at % MEMORY] = id;
         self.reset_at += 1;
     }
 
+    fn remember_closed(&mut self, id: u32) {
+        self.closed_ids[self.closed_at % MEMORY] = id;
+        self.closed_at += 1;
+    }
+
     /// A stream error: RST_STREAM is queued; a stream the caller knows is reported.
+    /// It costs the peer from its budget, and a stream whose request was delivered and
+    /// not yet answered counts as cancelled.
     fn stream_error(&mut self, id: u32, code: ErrorCode, ev: &mut Vec<Event>) {
         frame::write_rst(&mut self.out, id, code);
         self.remember_reset(id);
+        self.budget -= 1;
         if let Some(i) = self.find(id) {
             let s = self.streams.swap_remove(i);
+            if !s.local_done {
+                self.cancelled += 1;
+            }
             self.free.push(s);
             ev.push(Event::Reset { stream: id, code });
         }
@@ -792,7 +867,9 @@ impl H2Conn {
         if let Some(s) = self.streams.get(i) {
             if s.remote_done && s.local_done {
                 let s = self.streams.swap_remove(i);
+                let id = s.id;
                 self.free.push(s);
+                self.remember_closed(id);
             }
         }
     }
@@ -813,11 +890,19 @@ impl H2Conn {
         let Some(i) = self.find(id) else {
             return;
         };
-        let half = self.cfg.initial_window / 2;
         let s = &mut self.streams[i];
         s.released = s.released.saturating_add(n as u32);
-        if !s.remote_done && s.released >= half.max(1) {
-            frame::write_window_update(&mut self.out, id, s.released);
+        self.give_back(i);
+    }
+
+    /// Sends a stream's WINDOW_UPDATE once half its window was taken.
+    fn give_back(&mut self, i: usize) {
+        let half = (self.cfg.initial_window / 2).max(1);
+        let Some(s) = self.streams.get_mut(i) else {
+            return;
+        };
+        if !s.remote_done && s.released >= half {
+            frame::write_window_update(&mut self.out, s.id, s.released);
             s.recv_window += i64::from(s.released);
             s.released = 0;
         }
@@ -921,7 +1006,8 @@ impl H2Conn {
             frame::write_head(&mut self.out, n, frame::DATA, flags, id);
             self.out.extend_from_slice(&data[sent..sent + n]);
             sent += n;
-            self.earn(2);
+            // Work done for the peer earns it room for control frames: two per KiB sent.
+            self.earn((n / 512) as i64);
         }
         if data.is_empty() && end_stream {
             frame::write_head(&mut self.out, 0, frame::DATA, frame::END_STREAM, id);
@@ -1625,6 +1711,7 @@ mod tests {
             ..Config::default()
         });
         let mut b = hello();
+        b.extend(frame(frame::SETTINGS, frame::ACK, 0, &[]));
         b.extend(head(
             1,
             &block(&[(":method", "POST"), (":scheme", "http"), (":path", "/")]),
@@ -1793,5 +1880,208 @@ mod tests {
             }
             let _ = feed(&mut c, &b);
         }
+    }
+
+    /// MadeYouReset (CVE-2025-8671): the peer makes this side reset each stream right after
+    /// its request was delivered. Counted as a cancel: the connection ends.
+    #[test]
+    fn made_you_reset_ends_the_connection() {
+        for variant in 0..3 {
+            let mut c = open();
+            let mut closed = None;
+            for i in 0..20_000u32 {
+                let id = 2 * i + 1;
+                let mut b = whole(id, &get("/"));
+                match variant {
+                    0 => b.extend(frame(frame::WINDOW_UPDATE, 0, id, &[0, 0, 0, 0])),
+                    1 => b.extend(frame(frame::DATA, 0, id, b"x")),
+                    _ => b.extend(frame(frame::PRIORITY, 0, id, &[0, 0, 0, 0])),
+                }
+                if let (Err(e), _) = feed(&mut c, &b) {
+                    closed = Some((i, e.code));
+                    break;
+                }
+                c.out.clear();
+            }
+            let (n, code) = closed.expect("a GOAWAY");
+            assert_eq!(code, ErrorCode::EnhanceYourCalm, "variant {variant}");
+            assert!(n <= 200, "variant {variant}: after {n} streams");
+        }
+    }
+
+    /// Frames that make this side queue a RST_STREAM cost the peer: empty DATA frames with
+    /// END_STREAM on closed streams end the connection, and the queue stays bounded.
+    #[test]
+    fn rst_for_empty_data_frames_is_bounded() {
+        let mut c = open();
+        push(&mut c, &whole(1001, &get("/")));
+        c.out.clear();
+        let mut err = None;
+        for round in 0..3_000u32 {
+            let mut b = Vec::new();
+            for k in 0..34u32 {
+                b.extend(frame(frame::DATA, frame::END_STREAM, 2 * k + 1, &[]));
+            }
+            if let (Err(e), _) = feed(&mut c, &b) {
+                err = Some((round, e.code));
+                break;
+            }
+        }
+        assert_eq!(err.map(|e| e.1), Some(ErrorCode::EnhanceYourCalm));
+        assert!(c.out.len() < 512 * 1024, "{}", c.out.len());
+        // An even (never opened) stream: a connection error at once.
+        let mut c = open();
+        push(&mut c, &head(5, &get("/")));
+        let (r, _) = feed(&mut c, &frame(frame::DATA, 0, 2, b"x"));
+        assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::Protocol));
+    }
+
+    /// Refused or malformed requests earn nothing: PINGs paid by them run out.
+    #[test]
+    fn rejected_requests_earn_no_budget() {
+        let mut c = open();
+        let mut err = None;
+        for i in 0..5_000u32 {
+            let mut b = whole(2 * i + 1, &[0x82]);
+            for _ in 0..100 {
+                b.extend(frame(frame::PING, 0, 0, &[0; 8]));
+            }
+            if let (Err(e), _) = feed(&mut c, &b) {
+                err = Some(e.code);
+                break;
+            }
+            c.out.clear();
+        }
+        assert_eq!(err, Some(ErrorCode::EnhanceYourCalm));
+    }
+
+    /// h2spec 5.1.1: a stream identifier below one already used is PROTOCOL_ERROR; a closed
+    /// stream's is STREAM_CLOSED.
+    #[test]
+    fn lower_stream_ids() {
+        let mut c = open();
+        push(&mut c, &whole(5, &get("/")));
+        let (r, _) = feed(&mut c, &whole(3, &get("/")));
+        assert_eq!(r.unwrap_err().code, ErrorCode::Protocol);
+    }
+
+    /// A smaller stream window than the protocol's default applies once the peer has
+    /// acknowledged it (RFC 9113 §6.9.3).
+    #[test]
+    fn small_initial_window_applies_after_the_ack() {
+        let mut c = H2Conn::new(Config {
+            initial_window: 16_384,
+            ..Config::default()
+        });
+        let mut b = hello();
+        b.extend(head(1, &get("/")));
+        for _ in 0..3 {
+            b.extend(frame(frame::DATA, 0, 1, &[0u8; 16_384]));
+        }
+        let ev = push(&mut c, &b);
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Reset { .. })),
+            "{ev:?}"
+        );
+        // After the ACK, the announced window counts: what was sent already uses it up.
+        push(&mut c, &frame(frame::SETTINGS, frame::ACK, 0, &[]));
+        let ev = push(&mut c, &frame(frame::DATA, 0, 1, &[0u8; 1]));
+        assert_eq!(
+            ev,
+            [Event::Reset {
+                stream: 1,
+                code: ErrorCode::FlowControl
+            }]
+        );
+    }
+
+    /// Trailers for a stream refused long ago are still ignored (not a connection error).
+    #[test]
+    fn trailers_after_a_refusal() {
+        let mut c = open();
+        for i in 0..200u32 {
+            push(&mut c, &head(2 * i + 1, &get("/")));
+        }
+        // 257 was the first refused (128 streams at most).
+        push(&mut c, &whole(257, &block(&[("x-checksum", "1")])));
+    }
+
+    /// A WINDOW_UPDATE of 0 on a stream that has just closed is still a stream error.
+    #[test]
+    fn zero_window_update_on_a_closed_stream() {
+        let mut c = open();
+        push(&mut c, &whole(1, &get("/")));
+        c.send_headers(1, 204, std::iter::empty(), true);
+        c.out.clear();
+        push(&mut c, &frame(frame::WINDOW_UPDATE, 0, 1, &[0, 0, 0, 0]));
+        assert_eq!(rst_codes(&mut c), [(1, ErrorCode::Protocol as u32)]);
+    }
+
+    /// Window updates one byte at a time do not pay for themselves.
+    #[test]
+    fn one_byte_window_updates_run_out() {
+        let mut c = open();
+        push(&mut c, &frame(frame::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]));
+        push(&mut c, &whole(1, &get("/")));
+        c.send_headers(1, 200, std::iter::empty(), false);
+        push(
+            &mut c,
+            &frame(frame::WINDOW_UPDATE, 0, 0, &[0x7f, 0xff, 0, 0]),
+        );
+        let body = vec![b'x'; 1 << 20];
+        let mut sent = 0;
+        let mut err = None;
+        for _ in 0..200_000 {
+            if let (Err(e), _) = feed(&mut c, &frame(frame::WINDOW_UPDATE, 0, 1, &[0, 0, 0, 1])) {
+                err = Some(e.code);
+                break;
+            }
+            sent += c.send_data(1, &body[sent..], true);
+            c.out.clear();
+        }
+        assert_eq!(err, Some(ErrorCode::EnhanceYourCalm));
+    }
+
+    /// A client that gives the window back 4 KiB at a time (a stream and a connection
+    /// WINDOW_UPDATE each) downloads 200 MiB without being taken for a flood.
+    #[test]
+    fn long_download_with_small_window_updates() {
+        let mut c = open();
+        push(&mut c, &whole(1, &get("/big")));
+        c.send_headers(1, 200, std::iter::empty(), false);
+        let chunk = vec![b'x'; 8192];
+        let mut total = 0usize;
+        while total < 200 << 20 {
+            let n = c.send_data(1, &chunk, false);
+            total += n;
+            c.out.clear();
+            let mut b = Vec::new();
+            for _ in 0..n / 4096 {
+                b.extend(frame(frame::WINDOW_UPDATE, 0, 1, &4096u32.to_be_bytes()));
+                b.extend(frame(frame::WINDOW_UPDATE, 0, 0, &4096u32.to_be_bytes()));
+            }
+            push(&mut c, &b);
+        }
+    }
+
+    /// A peer that sends without reading: `recv` stops taking frames while the answers
+    /// queued pass the high-water mark.
+    #[test]
+    fn answers_queue_is_bounded() {
+        let mut c = open();
+        push(
+            &mut c,
+            &frame(frame::SETTINGS, 0, 0, &[0, 4, 0x10, 0, 0, 0]),
+        );
+        push(&mut c, &frame(frame::WINDOW_UPDATE, 0, 0, &[0x10, 0, 0, 0]));
+        push(&mut c, &whole(1, &get("/")));
+        c.send_headers(1, 200, std::iter::empty(), false);
+        assert_eq!(c.send_data(1, &vec![0; OUT_HIGH + 1], false), OUT_HIGH + 1);
+        // The caller has not written the response yet: nothing more is taken.
+        let ping = frame(frame::PING, 0, 0, &[0; 8]);
+        let mut ev = Vec::new();
+        assert_eq!(c.recv(&ping, &mut ev), Ok(0));
+        c.out.clear();
+        assert_eq!(c.recv(&ping, &mut ev), Ok(ping.len()));
     }
 }

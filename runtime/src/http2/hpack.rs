@@ -804,4 +804,54 @@ mod tests {
         e.status(200, &mut block);
         assert_eq!(block, [0x88]);
     }
+
+    /// Random blocks of every representation: the table's size always equals the sum of
+    /// its entries and never passes its maximum.
+    #[test]
+    fn table_accounting_holds_under_random_blocks() {
+        let mut seed = 0xdead_beef_1234_5678u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut d = Decoder::new(4096);
+        let mut out = HeaderList::default();
+        for _ in 0..50_000 {
+            let mut b = Vec::new();
+            for _ in 0..(next() % 6) {
+                let r = next();
+                match r % 6 {
+                    0 => write_int(&mut b, 0x80, 7, (r >> 8) as usize % 80),
+                    1 => write_int(&mut b, 0x20, 5, (r >> 8) as usize % 5000),
+                    k @ (2 | 3) => {
+                        let (flags, prefix) = if k == 2 { (0x40, 6) } else { (0x10, 4) };
+                        write_int(&mut b, flags, prefix, (r >> 8) as usize % 70);
+                        let n = (r >> 20) as usize % 300;
+                        let huffman = if r & (1 << 40) != 0 { 0x80 } else { 0 };
+                        write_int(&mut b, huffman, 7, n);
+                        for _ in 0..n {
+                            b.push(next() as u8);
+                        }
+                        let n = (r >> 30) as usize % 5;
+                        write_int(&mut b, 0, 7, n);
+                        b.extend(std::iter::repeat_n(b'v', n));
+                    }
+                    _ => b.push(r as u8),
+                }
+            }
+            if d.decode(&b, &mut out, 2000).is_err() {
+                d = Decoder::new(4096);
+            }
+            assert!(d.table.size <= d.table.max);
+            let sum: usize = (0..d.table.entries.len())
+                .map(|i| {
+                    let (n, v) = d.table.get(i).unwrap();
+                    n.len() + v.len() + ENTRY_OVERHEAD
+                })
+                .sum();
+            assert_eq!(sum, d.table.size);
+        }
+    }
 }

@@ -255,4 +255,57 @@ mod tests {
         // EOS inside the string.
         assert!(decode(&[0xff, 0xff, 0xff, 0xff], &mut out).is_err());
     }
+
+    /// A bit-by-bit decoder straight from RFC 7541 §5.2, to check the automaton against.
+    fn reference(data: &[u8]) -> Result<Vec<u8>, ()> {
+        static CODE_TO_SYM: OnceLock<std::collections::HashMap<(u8, u32), usize>> = OnceLock::new();
+        let table =
+            CODE_TO_SYM.get_or_init(|| (0..257).map(|s| ((LENS[s], CODES[s]), s)).collect());
+        let mut out = Vec::new();
+        let (mut code, mut len) = (0u32, 0u8);
+        for &b in data {
+            for i in (0..8).rev() {
+                code = (code << 1) | u32::from((b >> i) & 1);
+                len += 1;
+                if let Some(&sym) = table.get(&(len, code)) {
+                    if sym == EOS {
+                        return Err(());
+                    }
+                    out.push(sym as u8);
+                    code = 0;
+                    len = 0;
+                } else if len > 30 {
+                    return Err(());
+                }
+            }
+        }
+        if len > 7 || code != (1u32 << len) - 1 {
+            return Err(());
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn automaton_matches_the_reference_decoder() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                let d = [a, b];
+                let mut out = Vec::new();
+                let r = decode(&d, &mut out).map(|()| out);
+                assert_eq!(r, reference(&d), "{d:02x?}");
+            }
+        }
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 7) as usize + 1;
+            let high = if seed & 0x100 != 0 { 0xe0 } else { 0 };
+            let d: Vec<u8> = (0..len).map(|i| ((seed >> (8 * i)) as u8) | high).collect();
+            let mut out = Vec::new();
+            let r = decode(&d, &mut out).map(|()| out);
+            assert_eq!(r, reference(&d), "{d:02x?}");
+        }
+    }
 }
