@@ -6,6 +6,7 @@
 // tests use this module.
 #![allow(dead_code)]
 
+pub(crate) mod bridge;
 pub(crate) mod conn;
 pub(crate) mod frame;
 pub(crate) mod hpack;
