@@ -622,14 +622,7 @@ impl Conn {
             (limit - old).min(16 * 1024)
         };
         let handshaking = self.tls_handshaking();
-        match super::tls::client_read(
-            &self.sock,
-            tls_mut(&mut self.ext),
-            &mut self.rd_ready,
-            self.rd_hup,
-            &mut self.rbuf,
-            want.max(1),
-        ) {
+        match self.read_client(want.max(1)) {
             Ok(0) => Fill::Closed,
             // A TLS protocol error (its alert is already sent), named as nginx names it.
             Err(e) if e.kind() == ErrorKind::InvalidData && self.tls().is_some() => {
@@ -1071,11 +1064,7 @@ impl Conn {
                 socket2::SockRef::from(&self.sock)
                     .send_with_flags(&self.wbuf[self.wpos..end], nix::libc::MSG_MORE)
             } else {
-                super::tls::client_write(
-                    &self.sock,
-                    tls_mut(&mut self.ext),
-                    &self.wbuf[self.wpos..end],
-                )
+                self.write_client(end)
             };
             match sent {
                 Ok(0) => return None,
@@ -1149,6 +1138,50 @@ impl Conn {
         self.flush_tls()
     }
 
+    /// Writes `wbuf[wpos..end]` to the client (as TLS records on a TLS address): how much
+    /// was taken. Handlers that write outside [`Conn::flush`] (the proxy) go through here
+    /// and the three methods below, never to the socket itself.
+    pub(crate) fn write_client(&mut self, end: usize) -> std::io::Result<usize> {
+        let end = end.min(self.wbuf.len());
+        let data = &self.wbuf[self.wpos.min(end)..end];
+        super::tls::client_write(&self.sock, tls_mut(&mut self.ext), data)
+    }
+
+    /// Writes `data` to the client: an interim head (`100 Continue`) ahead of the
+    /// response, a piece of a file read here.
+    pub(crate) fn write_bytes(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        super::tls::client_write(&self.sock, tls_mut(&mut self.ext), data)
+    }
+
+    /// Reads at most `want` bytes of the client's request onto `rbuf`; `Ok(0)`: the client
+    /// closed.
+    pub(crate) fn read_client(&mut self, want: usize) -> std::io::Result<usize> {
+        super::tls::client_read(
+            &self.sock,
+            tls_mut(&mut self.ext),
+            &mut self.rd_ready,
+            self.rd_hup,
+            &mut self.rbuf,
+            want,
+        )
+    }
+
+    /// Whether file bytes can go to the client straight from the kernel (a plain socket:
+    /// over TLS they are encrypted here).
+    pub(crate) fn can_sendfile(&self) -> bool {
+        self.tls().is_none()
+    }
+
+    /// Sends `count` bytes of `file` from `*off` with sendfile (see [`Conn::can_sendfile`]).
+    pub(crate) fn sendfile_from(
+        &self,
+        file: &std::fs::File,
+        off: &mut i64,
+        count: usize,
+    ) -> nix::Result<usize> {
+        nix::sys::sendfile::sendfile64(self.sock.as_fd(), file.as_fd(), Some(off), count)
+    }
+
     /// Sends the TLS records still waiting: `Some(true)` none left, `Some(false)` would
     /// block, `None` error.
     pub(crate) fn flush_tls(&mut self) -> Option<bool> {
@@ -1210,10 +1243,12 @@ impl Conn {
                     break None;
                 }
             };
-            match super::tls::client_write(&self.sock, tls_mut(&mut self.ext), &buf[..n]) {
+            match self.write_bytes(&buf[..n]) {
                 Ok(0) => break None,
                 Ok(k) => {
-                    f.offset += k as i64;
+                    if let Some(f) = self.file.as_mut() {
+                        f.offset += k as i64;
+                    }
                     self.body_sent += k as u64;
                     allowance = allowance.saturating_sub(k);
                     self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());

@@ -136,11 +136,7 @@ impl Worker<'_> {
             };
             if allowance > 0 {
                 let end = conn.wpos.saturating_add(allowance).min(conn.wbuf.len());
-                match client_write(
-                    &conn.sock,
-                    crate::worker::conn::tls_mut(&mut conn.ext),
-                    &conn.wbuf[conn.wpos..end],
-                ) {
+                match conn.write_client(end) {
                     Ok(0) => return Drive::Close,
                     Ok(n) => {
                         conn.wpos += n;
@@ -164,10 +160,7 @@ impl Worker<'_> {
             // What the temporary file holds comes after what is in memory: with `sendfile
             // on` and a plain client, straight from the file (nginx sends temporary files
             // with sendfile too); else read back into the buffer.
-            if pending == 0
-                && p.spill_sent < p.spill_written
-                && use_sendfile
-                && conn.tls().is_none()
+            if pending == 0 && p.spill_sent < p.spill_written && use_sendfile && conn.can_sendfile()
             {
                 let id = (conn.key, conn.number);
                 let allowance = match crate::worker::conn::rate_allowance(
@@ -186,12 +179,7 @@ impl Worker<'_> {
                 let count = unsent.min(allowance).min(1 << 30);
                 if let (true, Some((f, _))) = (count > 0, p.spill.as_ref()) {
                     let mut off = i64::try_from(p.spill_sent).unwrap_or(i64::MAX);
-                    match nix::sys::sendfile::sendfile64(
-                        std::os::fd::AsFd::as_fd(&conn.sock),
-                        std::os::fd::AsFd::as_fd(f),
-                        Some(&mut off),
-                        count,
-                    ) {
+                    match conn.sendfile_from(f, &mut off, count) {
                         Ok(0) => {
                             elog!(
                                 self.elog,

@@ -239,14 +239,7 @@ impl Worker<'_> {
                 return Pull::Wait;
             }
             // Read more from the client.
-            match client_read(
-                &conn.sock,
-                crate::worker::conn::tls_mut(&mut conn.ext),
-                &mut conn.rd_ready,
-                conn.rd_hup,
-                &mut conn.rbuf,
-                16 * 1024,
-            ) {
+            match conn.read_client(16 * 1024) {
                 Ok(0) => {
                     elog!(
                         self.elog,

@@ -518,7 +518,7 @@ impl Worker<'_> {
             // The client waits for a go-ahead before sending the body. As nginx, the proxy
             // (a handler that reads the body) sends it even for an empty body.
             let v: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-            let _ = client_write(&conn.sock, crate::worker::conn::tls_mut(&mut conn.ext), v);
+            let _ = conn.write_bytes(v);
         }
 
         // The balancing key.
