@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 53;
+pub const FORMAT_VERSION: u32 = 54;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -192,6 +192,7 @@ pub(crate) mod tests {
                 sock: SocketOptions::default(),
                 ssl: false,
                 proxy_protocol: false,
+                http2: false,
                 names: ServerNames {
                     exact: vec![],
                     leading: vec![],
@@ -256,14 +257,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (53, PINNED_CRC, PINNED_RICH_CRC),
+            (54, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 2352563502;
+    const PINNED_RICH_CRC: u32 = 919896239;
 
-    const PINNED_CRC: u32 = 1391982729;
+    const PINNED_CRC: u32 = 565965228;
 
     #[test]
     fn refuses_damage() {

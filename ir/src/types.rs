@@ -536,6 +536,9 @@ pub struct Listener {
     /// `listen … proxy_protocol` on any listen line of this address: every connection
     /// starts with a PROXY protocol header (version 1 or 2) naming the client.
     pub proxy_protocol: bool,
+    /// `listen … http2` on any listen line of this address (nginx's form before `http2
+    /// on`): HTTP/2 is spoken there whatever the servers say.
+    pub http2: bool,
 }
 
 /// Socket options of a listening socket, as nginx's `listen` parameters set them.
@@ -957,6 +960,8 @@ pub struct Settings {
     pub msie_padding: bool,
     /// `merge_slashes` (server level: read from the default server of the address).
     pub merge_slashes: bool,
+    /// `http2` and its companions.
+    pub http2: Http2Settings,
     /// `max_ranges`: `None` unlimited (Proton serves at most 16 ranges of one request and
     /// sends the whole file for more); `Some(0)`: ranges are off (no `Accept-Ranges`).
     pub max_ranges: Option<u32>,
@@ -1364,6 +1369,23 @@ pub struct Proxy {
     /// proxy_pass is written, also for the `if` and `limit_except` blocks that inherit it
     /// (nginx's `plcf->location`). `None`: the URI part replaces nothing.
     pub prefix: Option<TextRef>,
+}
+
+/// `http2 on` and the `http2_*` directives. Connection-level values are read from the
+/// server a connection's address (or its TLS SNI name) chooses, as nginx does;
+/// `chunk_size` from the location that answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Http2Settings {
+    /// `http2 on`: HTTP/2 is offered (ALPN `h2` over TLS; over plain TCP a connection that
+    /// starts with the HTTP/2 preface speaks it, others HTTP/1.1).
+    pub enabled: bool,
+    /// `http2_max_concurrent_streams` (default 128).
+    pub max_concurrent_streams: u32,
+    /// `http2_body_preread_size` (default 64k): each stream's receive window, the request
+    /// body bytes a client may send before they are read.
+    pub body_preread_size: u64,
+    /// `http2_chunk_size` (default 8k): the largest DATA frame of a response.
+    pub chunk_size: u64,
 }
 
 /// Proxy settings that follow ordinary inheritance.

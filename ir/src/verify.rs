@@ -737,6 +737,12 @@ pub(crate) mod tests {
             msie_refresh: false,
             msie_padding: true,
             merge_slashes: true,
+            http2: Http2Settings {
+                enabled: false,
+                max_concurrent_streams: 128,
+                body_preread_size: 65536,
+                chunk_size: 8192,
+            },
             max_ranges: None,
             ignore_invalid_headers: true,
             underscores_in_headers: false,

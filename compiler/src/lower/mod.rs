@@ -2818,6 +2818,12 @@ impl Lower<'_> {
             msie_refresh: flag("msie_refresh", false),
             msie_padding: flag("msie_padding", true),
             merge_slashes: flag("merge_slashes", true),
+            http2: proton_ir::Http2Settings {
+                enabled: flag("http2", false),
+                max_concurrent_streams: num("http2_max_concurrent_streams", 128),
+                body_preread_size: size("http2_body_preread_size", 64 * 1024),
+                chunk_size: size("http2_chunk_size", 8 * 1024),
+            },
             disable_symlinks: self.disable_symlinks(chain),
             rewrite_log: flag("rewrite_log", false),
             uninitialized_variable_warn: flag("uninitialized_variable_warn", true),

@@ -31,6 +31,8 @@ pub(crate) struct ListenOpts {
     /// `proxy_protocol`: connections start with a PROXY protocol header (as `ssl`, any
     /// listen line of the address may say so).
     pub proxy_protocol: bool,
+    /// `http2`: the address speaks HTTP/2 (as `ssl`, any listen line may say so).
+    pub http2: bool,
 }
 /// Status codes whose `return` argument is a URL.
 fn is_redirect(code: u16) -> bool {
@@ -1213,6 +1215,7 @@ impl Lower<'_> {
             let mut deferred = false;
             let mut ssl = false;
             let mut proxy_protocol = false;
+            let mut http2 = false;
             let mut opts_span: Option<Span> = None;
             for (_, sid, o, span) in here.iter().copied() {
                 if !seen.insert(*sid) {
@@ -1235,6 +1238,7 @@ impl Lower<'_> {
                 servers.push(*sid);
                 ssl |= o.ssl;
                 proxy_protocol |= o.proxy_protocol;
+                http2 |= o.http2;
                 if o.default_server {
                     if let Some((_, first)) = default {
                         self.err(
@@ -1292,6 +1296,7 @@ impl Lower<'_> {
                 sock,
                 ssl,
                 proxy_protocol,
+                http2,
             });
         }
     }
