@@ -195,6 +195,7 @@ impl ResponseBridge {
     }
 
     /// Whether decoded body bytes wait for the window (the handler's output then waits).
+    #[cfg(test)]
     pub(crate) fn full(&self) -> bool {
         self.pending.len() >= PENDING_MAX
     }

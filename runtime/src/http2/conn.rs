@@ -283,6 +283,7 @@ impl H2Conn {
     }
 
     /// Streams open (a request being received or answered).
+    #[cfg(test)]
     pub(crate) fn open_streams(&self) -> usize {
         self.streams.len()
     }

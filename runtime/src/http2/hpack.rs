@@ -121,14 +121,6 @@ impl HeaderList {
         self.over_limit = false;
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// The fields, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         let mut start = 0usize;

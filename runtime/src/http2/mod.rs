@@ -2,10 +2,6 @@
 //! Nothing here reads a socket or a clock; the worker feeds bytes in and writes what comes
 //! out, as with the HTTP/1.1 codec.
 
-// The worker does not serve HTTP/2 yet (issue 16 is under way): until it does, only the
-// tests use this module.
-#![allow(dead_code)]
-
 pub(crate) mod bridge;
 pub(crate) mod conn;
 pub(crate) mod frame;

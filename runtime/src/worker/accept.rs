@@ -364,20 +364,20 @@ impl<'a> Acceptor<'a> {
             let local = (local != crate::listen::UNIX_PLACEHOLDER
                 && w.listener_addrs.get(listener).copied().flatten() != Some(local))
             .then_some(local);
-            let mut conn = Conn::new(stream, peer, local, listener, key, w);
+            let token = Token(CONN_BASE + key);
+            let mut stream = stream;
+            if let Err(e) = poll
+                .registry()
+                .register(&mut stream, token, Interest::READABLE)
+            {
+                elog!(w.elog, Alert, "cannot watch connection from {peer}: {e}");
+                continue;
+            }
+            let conn = Conn::new(stream, peer, local, listener, key, w);
             if conn.debug {
                 w.elog.set_debug(true);
                 elog!(w.elog, Debug, "*{} accept: {peer}", conn.number);
                 w.deselect_log();
-            }
-            let token = Token(CONN_BASE + key);
-            if let Err(e) = poll
-                .registry()
-                .register(&mut conn.sock, token, Interest::READABLE)
-            {
-                elog!(w.elog, Alert, "cannot watch connection from {peer}: {e}");
-                conn.release(w);
-                continue;
             }
             // A new connection in this slot: whatever entry the slot's last one had is stale.
             if let Some(a) = w.armed.get_mut(key) {

@@ -27,6 +27,9 @@ pub(crate) enum Phase {
     /// Lingering close: the response is out and the write side shut; what the client
     /// still sends is read and dropped until it stops (see [`Conn::close_or_linger`]).
     Linger,
+    /// An HTTP/2 connection (see `worker::h2`): frames are read into `rbuf` here and
+    /// taken by the session.
+    H2,
 }
 
 /// How much of the request body is still to be dropped.
@@ -71,7 +74,7 @@ impl Finished {
 }
 
 pub(crate) struct Conn {
-    pub(crate) sock: TcpStream,
+    pub(crate) sock: Sock,
     /// What only some connections have (TLS, a local address of their own), boxed so that
     /// an idle plain connection stays small.
     pub(crate) ext: Option<Box<ConnExt>>,
@@ -122,6 +125,24 @@ pub(crate) struct Conn {
     pub(crate) started_ms: u32,
 }
 
+/// A connection's socket: a TCP (or unix) stream, or none for an HTTP/2 stream's
+/// connection (nginx's "fake connection"), whose bytes go through its HTTP/2 connection
+/// ([`super::h2`]).
+pub(crate) enum Sock {
+    Tcp(TcpStream),
+    Stream,
+}
+
+impl Sock {
+    /// The socket, unless this is an HTTP/2 stream's connection.
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Sock::Tcp(s) => Some(s),
+            Sock::Stream => None,
+        }
+    }
+}
+
 /// The parts of a connection only some connections have.
 pub(crate) struct ConnExt {
     /// The local address when it differs from the listener's own (a wildcard listener). See
@@ -133,6 +154,10 @@ pub(crate) struct ConnExt {
     /// `listen … proxy_protocol`: the PROXY protocol header, awaited before anything
     /// else, then what it named.
     pub(crate) proxy_protocol: Option<ProxyHeader>,
+    /// An HTTP/2 connection: its frames and streams.
+    pub(crate) h2: Option<Box<super::h2::Session>>,
+    /// An HTTP/2 stream's connection: its link to the HTTP/2 connection.
+    pub(crate) stream: Option<Box<super::h2::StreamLink>>,
 }
 
 /// The PROXY protocol header of a connection to a `listen … proxy_protocol` address.
@@ -269,10 +294,12 @@ impl Conn {
                 local,
                 tls,
                 proxy_protocol,
+                h2: None,
+                stream: None,
             })
         });
         Conn {
-            sock,
+            sock: Sock::Tcp(sock),
             ext,
             peer,
             listener: u16::try_from(listener).unwrap_or(u16::MAX),
@@ -314,10 +341,71 @@ impl Conn {
         }
     }
 
+    /// The connection of an HTTP/2 stream: no socket, the client's addresses, its request
+    /// to come in `rbuf`.
+    pub(crate) fn stream(
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: u16,
+        debug: bool,
+        key: usize,
+        link: Box<super::h2::StreamLink>,
+        w: &mut Worker<'_>,
+    ) -> Conn {
+        let header_timeout = w
+            .default_settings(listener as usize)
+            .map_or(60_000, |s| s.client_header_timeout_ms);
+        Conn {
+            sock: Sock::Stream,
+            ext: Some(Box::new(ConnExt {
+                local: Some(local),
+                tls: None,
+                proxy_protocol: None,
+                h2: None,
+                stream: Some(link),
+            })),
+            peer,
+            listener,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            file: None,
+            phase: Phase::Head,
+            deadline: w.now + Duration::from_millis(header_timeout),
+            served: 0,
+            close_after: true,
+            discard: Discard::None,
+            head_len32: 0,
+            finished: Finished::default(),
+            body_sent: 0,
+            keepalive_ms: 0,
+            send_timeout_ms: 60_000,
+            body_timeout_ms: 60_000,
+            interest: Interest::READABLE,
+            key: key as u32,
+            proxy: None,
+            req: None,
+            rd_ready: true,
+            rd_hup: false,
+            number: w.next_connection_number(),
+            started_ms: w.now_ms,
+            debug,
+        }
+    }
+
+    /// Whether the connection ends with its response: asked to close, or an HTTP/2
+    /// stream's (one request each).
+    fn ends_here(&self) -> bool {
+        self.close_after || matches!(self.sock, Sock::Stream)
+    }
+
     /// Gives the buffers back to the pool.
     pub(crate) fn release(mut self, w: &mut Worker<'_>) {
-        if let Some(t) = tls_mut(&mut self.ext) {
-            t.close_notify(&self.sock);
+        if let (Some(t), Some(sock)) = (
+            self.ext.as_deref_mut().and_then(|e| e.tls.as_mut()),
+            self.sock.tcp(),
+        ) {
+            t.close_notify(sock);
         }
         if self.proxy.is_some() {
             w.proxy_abort(&mut self);
@@ -329,7 +417,7 @@ impl Conn {
 
     /// Idle: waiting for the next request with nothing buffered (closed first on shutdown).
     pub(crate) fn is_idle(&self) -> bool {
-        self.phase == Phase::Head && self.rbuf.is_empty()
+        self.phase == Phase::Head && self.rbuf.is_empty() && matches!(self.sock, Sock::Tcp(_))
     }
 
     pub(crate) fn update_interest(&mut self, poll: &Poll, token: Token) {
@@ -344,6 +432,15 @@ impl Conn {
                 Interest::READABLE | Interest::WRITABLE
             }
             Phase::Proxy => Interest::READABLE,
+            Phase::H2
+                if self
+                    .ext
+                    .as_deref()
+                    .and_then(|e| e.h2.as_deref())
+                    .is_some_and(|s| s.wants_write()) =>
+            {
+                Interest::READABLE | Interest::WRITABLE
+            }
             _ => Interest::READABLE,
         };
         // TLS records (a handshake's, or a response's tail) waiting for the socket.
@@ -354,7 +451,9 @@ impl Conn {
         };
         if want != self.interest {
             self.interest = want;
-            let _ = poll.registry().reregister(&mut self.sock, token, want);
+            if let Sock::Tcp(sock) = &mut self.sock {
+                let _ = poll.registry().reregister(sock, token, want);
+            }
         }
     }
 
@@ -386,7 +485,7 @@ impl Conn {
             Phase::Discard => {
                 elog!(w.elog, Info, "client timed out (110: client_body_timeout) while reading client request body, client: {}", self.peer.ip());
             }
-            Phase::Head | Phase::Proxy | Phase::Linger => {}
+            Phase::Head | Phase::Proxy | Phase::Linger | Phase::H2 => {}
         }
         true
     }
@@ -398,7 +497,7 @@ impl Conn {
             Drive::Blocked => false,
             Drive::Close => true,
             Drive::Finished => {
-                if self.finish(w) && self.close_after {
+                if self.finish(w) && self.ends_here() {
                     return self.close_or_linger(w);
                 }
                 self.on_event(w, true, true)
@@ -424,6 +523,23 @@ impl Conn {
         loop {
             match self.phase {
                 Phase::Head => {
+                    if self.served == 0
+                        && !self.rbuf.is_empty()
+                        && w.http2_plain(self)
+                        && super::h2::preface_prefix(&self.rbuf)
+                    {
+                        {
+                            if self.rbuf.len() >= crate::http2::frame::PREFACE.len() {
+                                super::h2::start(self, w);
+                                continue;
+                            }
+                            match self.fill(w) {
+                                Fill::Data => continue,
+                                Fill::WouldBlock => return false,
+                                Fill::Closed => return true,
+                            }
+                        }
+                    }
                     if !self.rbuf.is_empty() {
                         match self.try_request(w) {
                             Some(true) => continue,
@@ -452,7 +568,7 @@ impl Conn {
                         Drive::Blocked => return false,
                         Drive::Close => return true,
                         Drive::Finished => {
-                            if self.finish(w) && self.close_after {
+                            if self.finish(w) && self.ends_here() {
                                 return self.close_or_linger(w);
                             }
                             continue;
@@ -469,7 +585,7 @@ impl Conn {
                 }
                 Phase::Write => match self.flush(w) {
                     Some(true) => {
-                        if self.finish(w) && self.close_after {
+                        if self.finish(w) && self.ends_here() {
                             return self.close_or_linger(w);
                         }
                         continue;
@@ -478,6 +594,17 @@ impl Conn {
                     None => return true,
                 },
                 Phase::Linger => return self.linger(w),
+                Phase::H2 => {
+                    // Frames are read here and taken by the session (`h2::session_event`).
+                    if self.rbuf.len() >= super::h2::READ_AHEAD {
+                        return false;
+                    }
+                    match self.fill(w) {
+                        Fill::Data => continue,
+                        Fill::WouldBlock => return false,
+                        Fill::Closed => return true,
+                    }
+                }
                 Phase::Discard => {
                     if let Some(close) = self.discard_body(w) {
                         if close {
@@ -518,8 +645,11 @@ impl Conn {
             return Some(Fill::WouldBlock);
         }
         let mut buf = [0u8; MAX];
+        let Some(sock) = self.sock.tcp() else {
+            return Some(Fill::Closed);
+        };
         let n = loop {
-            match self.sock.peek(&mut buf) {
+            match sock.peek(&mut buf) {
                 Ok(0) => return Some(Fill::Closed),
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -560,7 +690,7 @@ impl Conn {
         // Take the header (the bytes are there: they were just looked at).
         let mut taken = 0;
         while taken < len {
-            match (&self.sock).read(&mut buf[taken..len]) {
+            match (&mut &*sock).read(&mut buf[taken..len]) {
                 Ok(0) => return Some(Fill::Closed),
                 Ok(k) => taken += k,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -616,7 +746,7 @@ impl Conn {
             return Fill::Data;
         }
         let old = self.rbuf.len();
-        let want = if self.phase == Phase::Discard {
+        let want = if matches!(self.phase, Phase::Discard | Phase::H2) {
             16 * 1024
         } else {
             (limit - old).min(16 * 1024)
@@ -1030,7 +1160,9 @@ impl Conn {
             && self.tls().is_none()
             && self.file.as_ref().is_some_and(|f| f.nopush && f.sendfile)
         {
-            let _ = socket2::SockRef::from(&self.sock).set_cork(true);
+            if let Some(sock) = self.sock.tcp() {
+                let _ = socket2::SockRef::from(sock).set_cork(true);
+            }
         }
         // The last bytes before a close: MSG_MORE holds them until close() so the response
         // and the FIN leave in one segment. Only for a well-formed request after which the
@@ -1046,7 +1178,7 @@ impl Conn {
         // segment with the file's first bytes (the sendfile call right after pushes it).
         // (Not under limit_rate: held bytes would wait for the next, delayed, write.)
         let more = allowance == usize::MAX
-            && self.tls().is_none()
+            && self.can_sendfile()
             && (last
                 || self
                     .file
@@ -1060,8 +1192,8 @@ impl Conn {
                 }
             }
             let end = self.wpos.saturating_add(allowance).min(self.wbuf.len());
-            let sent = if more {
-                socket2::SockRef::from(&self.sock)
+            let sent = if let (true, Some(sock)) = (more, self.sock.tcp()) {
+                socket2::SockRef::from(sock)
                     .send_with_flags(&self.wbuf[self.wpos..end], nix::libc::MSG_MORE)
             } else {
                 self.write_client(end)
@@ -1089,8 +1221,9 @@ impl Conn {
                 }
             }
         }
-        // Over TLS the file is encrypted in user space, so it is read and written.
-        if self.file.as_ref().is_some_and(|f| !f.sendfile) || self.tls().is_some() {
+        // Over TLS the file is encrypted in user space (on an HTTP/2 stream framed), so it
+        // is read and written.
+        if self.file.as_ref().is_some_and(|f| !f.sendfile) || !self.can_sendfile() {
             return match self.copy_file(w, allowance) {
                 Some(true) => self.flush_tls(),
                 other => other,
@@ -1106,8 +1239,9 @@ impl Conn {
             if let Some(f) = self.file.as_mut() {
                 let count = ((f.end - f.offset) as usize).min(1 << 30).min(allowance);
                 let mut off = f.offset;
+                let sock = self.sock.tcp()?;
                 match nix::sys::sendfile::sendfile64(
-                    self.sock.as_fd(),
+                    sock.as_fd(),
                     f.file.as_fd(),
                     Some(&mut off),
                     count,
@@ -1131,8 +1265,8 @@ impl Conn {
             }
         }
         if let Some(f) = self.file.take() {
-            if f.nopush {
-                let _ = socket2::SockRef::from(&self.sock).set_cork(false);
+            if let (true, Some(sock)) = (f.nopush, self.sock.tcp()) {
+                let _ = socket2::SockRef::from(sock).set_cork(false);
             }
         }
         self.flush_tls()
@@ -1144,32 +1278,45 @@ impl Conn {
     pub(crate) fn write_client(&mut self, end: usize) -> std::io::Result<usize> {
         let end = end.min(self.wbuf.len());
         let data = &self.wbuf[self.wpos.min(end)..end];
-        super::tls::client_write(&self.sock, tls_mut(&mut self.ext), data)
+        match &self.sock {
+            Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
+            Sock::Stream => super::h2::stream_write(&mut self.ext, data),
+        }
     }
 
     /// Writes `data` to the client: an interim head (`100 Continue`) ahead of the
     /// response, a piece of a file read here.
     pub(crate) fn write_bytes(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        super::tls::client_write(&self.sock, tls_mut(&mut self.ext), data)
+        match &self.sock {
+            Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
+            Sock::Stream => super::h2::stream_write(&mut self.ext, data),
+        }
     }
 
     /// Reads at most `want` bytes of the client's request onto `rbuf`; `Ok(0)`: the client
     /// closed.
     pub(crate) fn read_client(&mut self, want: usize) -> std::io::Result<usize> {
-        super::tls::client_read(
-            &self.sock,
-            tls_mut(&mut self.ext),
-            &mut self.rd_ready,
-            self.rd_hup,
-            &mut self.rbuf,
-            want,
-        )
+        match &self.sock {
+            Sock::Tcp(sock) => super::tls::client_read(
+                sock,
+                tls_mut(&mut self.ext),
+                &mut self.rd_ready,
+                self.rd_hup,
+                &mut self.rbuf,
+                want,
+            ),
+            // A stream's request bytes are put into `rbuf` by its HTTP/2 connection.
+            Sock::Stream => {
+                self.rd_ready = false;
+                Err(ErrorKind::WouldBlock.into())
+            }
+        }
     }
 
     /// Whether file bytes can go to the client straight from the kernel (a plain socket:
     /// over TLS they are encrypted here).
     pub(crate) fn can_sendfile(&self) -> bool {
-        self.tls().is_none()
+        self.tls().is_none() && matches!(self.sock, Sock::Tcp(_))
     }
 
     /// Sends `count` bytes of `file` from `*off` with sendfile (see [`Conn::can_sendfile`]).
@@ -1179,13 +1326,21 @@ impl Conn {
         off: &mut i64,
         count: usize,
     ) -> nix::Result<usize> {
-        nix::sys::sendfile::sendfile64(self.sock.as_fd(), file.as_fd(), Some(off), count)
+        match &self.sock {
+            Sock::Tcp(sock) => {
+                nix::sys::sendfile::sendfile64(sock.as_fd(), file.as_fd(), Some(off), count)
+            }
+            Sock::Stream => Err(nix::errno::Errno::EINVAL),
+        }
     }
 
     /// Sends the TLS records still waiting: `Some(true)` none left, `Some(false)` would
     /// block, `None` error.
     pub(crate) fn flush_tls(&mut self) -> Option<bool> {
-        super::tls::client_flush(&self.sock, tls_mut(&mut self.ext)).ok()
+        match &self.sock {
+            Sock::Tcp(sock) => super::tls::client_flush(sock, tls_mut(&mut self.ext)).ok(),
+            Sock::Stream => Some(true),
+        }
     }
 
     /// The file shrank under a transfer: nothing more can be sent and the response is
@@ -1293,8 +1448,8 @@ impl Conn {
                     .default_settings(self.listener as usize)
                     .is_none_or(|s| s.tcp_nodelay),
             };
-            if nodelay {
-                let _ = self.sock.set_nodelay(true);
+            if let (true, Some(sock)) = (nodelay, self.sock.tcp()) {
+                let _ = sock.set_nodelay(true);
             }
         }
         let consumed = self.head_len().min(self.rbuf.len());
@@ -1318,7 +1473,11 @@ impl Conn {
     /// it; so, as nginx's `lingering_close on`, shut the write side and read and drop input
     /// for up to `lingering_time`, waiting at most `lingering_timeout` for each piece.
     /// Returns true to close now, false when lingering started.
-    fn close_or_linger(&mut self, w: &mut Worker<'_>) -> bool {
+    pub(crate) fn close_or_linger(&mut self, w: &mut Worker<'_>) -> bool {
+        let Sock::Tcp(sock) = &self.sock else {
+            // An HTTP/2 stream ends with its response.
+            return true;
+        };
         let loc = self.finished.location().map(proton_ir::LocationId);
         let s = match loc {
             Some(l) => w.settings_for(l),
@@ -1339,11 +1498,11 @@ impl Conn {
         }
         if let Some(e) = self.ext.as_deref_mut() {
             if let Some(t) = e.tls.as_mut() {
-                t.close_notify(&self.sock);
+                t.close_notify(sock);
             }
             e.tls = None;
         }
-        if self.sock.shutdown(std::net::Shutdown::Write).is_err() {
+        if sock.shutdown(std::net::Shutdown::Write).is_err() {
             return true;
         }
         self.keepalive_ms = w
@@ -1368,8 +1527,11 @@ impl Conn {
         // one round the connection is closed.
         for _ in 0..256 {
             self.rbuf.clear();
+            let Some(sock) = self.sock.tcp() else {
+                return true;
+            };
             match read_ready(
-                &self.sock,
+                sock,
                 &mut self.rd_ready,
                 self.rd_hup,
                 &mut self.rbuf,

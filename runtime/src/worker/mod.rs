@@ -10,6 +10,7 @@ mod body;
 mod conn;
 mod context;
 mod file_cache;
+mod h2;
 mod proxy;
 mod proxy_rewrite;
 mod request;
@@ -196,6 +197,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             return 2;
         }
     };
+    // The HTTP/2 Huffman decoder's table, built once before any request needs it.
+    crate::http2::huffman::prepare();
     let seed = u64::from(std::process::id()) ^ generation.rotate_left(32) ^ slot as u64;
     let resolvers =
         crate::resolver::Resolvers::new(&loaded.ir, &loaded.resolver_addrs, seed ^ 0x5eed);
@@ -353,7 +356,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                                 acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
                                 for (k, c) in conns.iter_mut() {
-                                    if c.is_idle() && c.deadline > grace {
+                                    if (c.is_idle() || h2::is_session(c)) && c.deadline > grace {
                                         c.deadline = grace;
                                         w.arm(k, c);
                                     }
@@ -499,7 +502,9 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
         w.select_log(c);
         let close_it = c.on_timeout(w);
         w.deselect_log();
-        if close_it {
+        if conns.get(key).is_some_and(h2::is_stream) {
+            h2::stream_event(conns, key, close_it, poll, w, false);
+        } else if close_it {
             close(conns, key, w);
         } else if let Some(c) = conns.get_mut(key) {
             c.update_interest(poll, Token(CONN_BASE + key));
@@ -546,6 +551,33 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
         }
         None => false,
     };
+    // HTTP/2: a stream's connection hands its output to its HTTP/2 connection; an HTTP/2
+    // connection's frames are taken by its session.
+    match conns.get(key) {
+        Some(c) if h2::is_stream(c) => {
+            h2::stream_event(conns, key, done, poll, w, quitting);
+            return;
+        }
+        Some(c) if h2::is_session(c) => {
+            if done {
+                h2::close_session(conns, key, w);
+            } else if h2::session_event(conns, key, poll, w, quitting) {
+                // What was written (a GOAWAY) must reach the client before the close:
+                // the connection lingers as an HTTP/1.1 one does.
+                if h2::end_session(conns, key, w) {
+                    close(conns, key, w);
+                } else if let Some(c) = conns.get_mut(key) {
+                    c.update_interest(poll, Token(CONN_BASE + key));
+                    w.arm(key, c);
+                }
+            } else if let Some(c) = conns.get_mut(key) {
+                c.update_interest(poll, Token(CONN_BASE + key));
+                w.arm(key, c);
+            }
+            return;
+        }
+        _ => {}
+    }
     let finished_draining = quitting
         && conns
             .get(key)
@@ -559,6 +591,10 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
 }
 
 fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
+    if conns.get(key).is_some_and(h2::is_session) {
+        h2::close_session(conns, key, w);
+        return;
+    }
     if let Some(c) = conns.try_remove(key) {
         // Closing the socket removes it from epoll (Linux), so no deregister syscall.
         c.release(w);

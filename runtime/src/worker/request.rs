@@ -384,6 +384,15 @@ impl<'a> Worker<'a> {
         ir.settings.get(loc.conf.settings.0 as usize)
     }
 
+    /// Whether a plain connection is to be looked at for the HTTP/2 preface (h2c with prior
+    /// knowledge): `listen … http2`, or `http2 on` in the address's default server.
+    pub(crate) fn http2_plain(&self, c: &super::conn::Conn) -> bool {
+        let l = c.listener as usize;
+        c.tls().is_none()
+            && (self.loaded.ir.listeners.get(l).is_some_and(|l| l.http2)
+                || self.default_settings(l).is_some_and(|s| s.http2.enabled))
+    }
+
     /// Largest request head accepted on listener `l`.
     pub(crate) fn head_limit(&self, l: usize) -> usize {
         self.default_settings(l).map_or(33 * 1024, |s| {

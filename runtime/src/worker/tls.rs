@@ -1063,8 +1063,9 @@ impl Conn {
         e: &rustls::Error,
         mut alert: rustls::server::AcceptedAlert,
     ) -> Accept {
-        let mut s = &self.sock;
-        let _ = alert.write_all(&mut s);
+        if let Some(mut s) = self.sock.tcp() {
+            let _ = alert.write_all(&mut s);
+        }
         elog!(
             w.elog,
             Info,
@@ -1080,6 +1081,9 @@ impl Conn {
         if !self.rd_ready {
             return Accept::WouldBlock;
         }
+        let super::conn::Sock::Tcp(sock) = &self.sock else {
+            return Accept::Close;
+        };
         let Some(t) = super::conn::tls_mut(&mut self.ext) else {
             return Accept::Progress;
         };
@@ -1089,7 +1093,7 @@ impl Conn {
         loop {
             if !hello.started {
                 let mut first = [0u8; 1];
-                match self.sock.peek(&mut first) {
+                match sock.peek(&mut first) {
                     Ok(0) => return Accept::Close,
                     Ok(_) => {}
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -1110,7 +1114,7 @@ impl Conn {
                 Ok(room) => room,
                 Err(_) => return Accept::Close,
             };
-            match (&self.sock).read(room) {
+            match (&mut &*sock).read(room) {
                 Ok(0) => return Accept::Close,
                 Ok(n) => hello.bytes.filled_by(n),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
@@ -1160,8 +1164,7 @@ impl Conn {
                     self.peer.ip()
                 );
                 // nginx's ssl_reject_handshake: an unrecognized_name alert.
-                let mut s = &self.sock;
-                let _ = s.write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
+                let _ = (&mut &*sock).write(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
                 return Accept::Close;
             };
             let bytes = std::mem::take(&mut hello.bytes);
@@ -1212,7 +1215,7 @@ impl Conn {
             t.client_auth = auth;
             let r = rec.process(None, Out::Nothing);
             if let Err(e) = r {
-                let _ = rec.fail(&self.sock, e.clone());
+                let _ = rec.fail(sock, e.clone());
                 elog!(
                     w.elog,
                     Info,
@@ -1221,7 +1224,7 @@ impl Conn {
                 );
                 return Accept::Close;
             }
-            let flushed = rec.flush(&self.sock);
+            let flushed = rec.flush(sock);
             t.state = TlsState::Ready(rec);
             return match flushed {
                 Ok(_) => Accept::Progress,

@@ -11,6 +11,7 @@ mod globals;
 mod harness;
 mod header_multi;
 mod health;
+mod http2;
 mod keepalive;
 mod limit_rate;
 mod listen;

@@ -447,6 +447,10 @@ impl Worker<'_> {
         let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
             return Drive::Close;
         };
+        // (An HTTP/2 stream never tunnels: its request cannot ask for an upgrade.)
+        let crate::worker::conn::Sock::Tcp(client) = &conn.sock else {
+            return Drive::Close;
+        };
         loop {
             // Upstream → client through conn.wbuf, client → upstream through p.req.
             let down = pump(
@@ -455,14 +459,14 @@ impl Worker<'_> {
                 &mut p.up_ready,
                 p.up_hup,
                 &mut p.upstream_eof,
-                &conn.sock,
+                client,
                 crate::worker::conn::tls_mut(&mut conn.ext),
                 &mut conn.wbuf,
                 &mut conn.wpos,
                 WINDOW,
             );
             let up = pump(
-                &conn.sock,
+                client,
                 crate::worker::conn::tls_mut(&mut conn.ext),
                 &mut conn.rd_ready,
                 conn.rd_hup,

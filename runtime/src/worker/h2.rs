@@ -1,0 +1,558 @@
+//! HTTP/2 connections in the worker.
+//!
+//! An HTTP/2 connection is a [`Conn`] in [`Phase::H2`] holding a [`Session`]: the sans-IO
+//! connection ([`H2Conn`]) and its streams. Each stream is served, as nginx serves it, by a
+//! connection of its own in the worker's slab that has no socket ([`Sock::Stream`], nginx's
+//! "fake connection"): its request is written into its `rbuf` as an HTTP/1.1 head
+//! ([`bridge::request_head`]) and its body as DATA frames arrive, so the parser, the router
+//! and every handler serve it unchanged, with its own request context, timers and upstream
+//! connections; what its handlers write goes into its [`StreamLink::out`] (bounded: a full
+//! one makes the handler wait as a full socket would) and from there through the
+//! [`ResponseBridge`] into HEADERS and DATA frames as the flow-control windows allow.
+//!
+//! The slab holds both, so the functions here take the slab: the session is taken out of
+//! its connection while its streams are driven, and put back.
+
+use super::conn::{Conn, ConnExt, Phase, Sock};
+use super::Worker;
+use crate::elog;
+use crate::http2::bridge::{self, BodyFraming, Bridged, ResponseBridge};
+use crate::http2::conn::{Config, Event, H2Conn};
+use crate::http2::frame::ErrorCode;
+use mio::Poll;
+use slab::Slab;
+use std::io::ErrorKind;
+use std::time::Duration;
+
+/// The most response bytes a stream's connection holds for the session; its writes wait
+/// beyond that.
+const STREAM_OUT_MAX: usize = 64 * 1024;
+/// Frames queued for the socket beyond which no more response bytes are taken from the
+/// streams (a slow reader holds this much, not the whole of its window).
+const OUT_SOFT: usize = 256 * 1024;
+/// The most of the client's frames read ahead of processing.
+pub(crate) const READ_AHEAD: usize = 256 * 1024;
+
+/// An HTTP/2 connection's state, in its [`ConnExt`].
+pub(crate) struct Session {
+    pub(crate) conn: H2Conn,
+    /// Open streams: (stream id, slab key of its connection).
+    streams: Vec<(u32, usize)>,
+    /// Responses whose connection has finished but whose bytes wait for the window:
+    /// (stream id, HTTP/1.1 bytes not yet taken, bridge).
+    tails: Vec<(u32, Vec<u8>, ResponseBridge)>,
+    events: Vec<Event>,
+    /// A connection error, or the client closed: close once the output is written.
+    pub(crate) closing: bool,
+}
+
+/// A stream's connection's link to its HTTP/2 connection, in its [`ConnExt`].
+pub(crate) struct StreamLink {
+    pub(crate) parent: usize,
+    pub(crate) id: u32,
+    /// The handlers' HTTP/1.1 response bytes not yet taken by `bridge`.
+    pub(crate) out: Vec<u8>,
+    pub(crate) bridge: ResponseBridge,
+    framing: BodyFraming,
+    /// Request body bytes handed to the connection and not yet given back to the client's
+    /// window.
+    unreleased: usize,
+    /// A write found `out` full: the connection waits to be driven again.
+    blocked: bool,
+}
+
+impl Session {
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.conn.out.is_empty()
+    }
+}
+
+/// The client's preface starts (or is) `bytes`.
+pub(crate) fn preface_prefix(bytes: &[u8]) -> bool {
+    let p = crate::http2::frame::PREFACE;
+    let n = bytes.len().min(p.len());
+    bytes[..n] == p[..n]
+}
+
+/// Turns connection `c` (its first bytes are the HTTP/2 preface) into an HTTP/2 connection.
+pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
+    let s = w.default_settings(c.listener as usize);
+    let cfg = Config {
+        max_concurrent_streams: s.map_or(128, |s| s.http2.max_concurrent_streams),
+        initial_window: s.map_or(65_536, |s| {
+            u32::try_from(
+                s.http2
+                    .body_preread_size
+                    .min(crate::http2::frame::MAX_WINDOW as u64),
+            )
+            .unwrap_or(65_536)
+        }),
+        max_header_list: w.head_limit(c.listener as usize),
+        chunk_size: s.map_or(8192, |s| s.http2.chunk_size.clamp(1, 1 << 24) as usize),
+    };
+    let session = Box::new(Session {
+        conn: H2Conn::new(cfg),
+        streams: Vec::new(),
+        tails: Vec::new(),
+        events: Vec::new(),
+        closing: false,
+    });
+    let ext = c.ext.get_or_insert_with(|| {
+        Box::new(ConnExt {
+            local: None,
+            tls: None,
+            proxy_protocol: None,
+            h2: None,
+            stream: None,
+        })
+    });
+    ext.h2 = Some(session);
+    c.phase = Phase::H2;
+    c.keepalive_ms = s.map_or(75_000, |s| {
+        s.keepalive_timeout_ms.min(u64::from(u32::MAX)) as u32
+    });
+}
+
+/// A write by the handlers of a stream's connection: into its link's `out`, up to
+/// [`STREAM_OUT_MAX`] (then `WouldBlock`, as a full socket).
+pub(crate) fn stream_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::io::Result<usize> {
+    let Some(link) = ext.as_deref_mut().and_then(|e| e.stream.as_deref_mut()) else {
+        return Err(ErrorKind::NotConnected.into());
+    };
+    let room = STREAM_OUT_MAX.saturating_sub(link.out.len());
+    if room == 0 {
+        link.blocked = true;
+        return Err(ErrorKind::WouldBlock.into());
+    }
+    let n = room.min(data.len());
+    link.out.extend_from_slice(&data[..n]);
+    Ok(n)
+}
+
+fn session_of(conns: &mut Slab<Conn>, key: usize) -> Option<Box<Session>> {
+    conns.get_mut(key)?.ext.as_deref_mut()?.h2.take()
+}
+
+fn put_back(conns: &mut Slab<Conn>, key: usize, s: Box<Session>) {
+    if let Some(e) = conns.get_mut(key).and_then(|c| c.ext.as_deref_mut()) {
+        e.h2 = Some(s);
+    }
+}
+
+fn link_of(c: &mut Conn) -> Option<&mut StreamLink> {
+    c.ext.as_deref_mut()?.stream.as_deref_mut()
+}
+
+/// After readiness on an HTTP/2 connection (its socket read into `rbuf` by
+/// `Conn::on_event`): frames are taken, streams opened, fed and driven, output written.
+/// Returns true when the connection must be closed.
+pub(crate) fn session_event(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) -> bool {
+    let Some(mut s) = session_of(conns, key) else {
+        return true;
+    };
+    if w.draining && !s.conn.going_away() {
+        s.conn.shutdown();
+    }
+    let mut drive = Vec::new();
+    if let Some(c) = conns.get_mut(key) {
+        let input = std::mem::take(&mut c.rbuf);
+        let (peer, local, listener, debug) = (c.peer, w.local_of(c), c.listener, c.debug);
+        let mut events = std::mem::take(&mut s.events);
+        events.clear();
+        let used = match s.conn.recv(&input, &mut events) {
+            Ok(n) => n,
+            Err(e) => {
+                elog!(
+                    w.elog,
+                    Info,
+                    "client sent invalid HTTP/2 ({}) while processing HTTP/2 connection, client: {}",
+                    e.reason,
+                    peer.ip()
+                );
+                s.closing = true;
+                input.len()
+            }
+        };
+        for ev in events.drain(..) {
+            match ev {
+                Event::Request {
+                    stream, end_stream, ..
+                } => {
+                    let mut rbuf = w.pool.get();
+                    rbuf.clear();
+                    let framing = match s
+                        .conn
+                        .headers(stream)
+                        .map(|h| bridge::request_head(h, end_stream, &mut rbuf))
+                    {
+                        Some(Ok(f)) => f,
+                        _ => {
+                            w.pool.put(rbuf);
+                            s.conn.reset(stream, ErrorCode::Protocol);
+                            continue;
+                        }
+                    };
+                    let entry = conns.vacant_entry();
+                    let skey = entry.key();
+                    let link = Box::new(StreamLink {
+                        parent: key,
+                        id: stream,
+                        out: Vec::new(),
+                        bridge: {
+                            let mut b = ResponseBridge::default();
+                            b.reset(rbuf.starts_with(b"HEAD "));
+                            b
+                        },
+                        framing,
+                        unreleased: 0,
+                        blocked: false,
+                    });
+                    let mut sc = Conn::stream(peer, local, listener, debug, skey, link, w);
+                    sc.rbuf = rbuf;
+                    sc.rd_ready = true;
+                    if let Some(a) = w.armed.get_mut(skey) {
+                        *a = None;
+                    }
+                    entry.insert(sc);
+                    s.streams.push((stream, skey));
+                    drive.push(skey);
+                }
+                Event::Data {
+                    stream,
+                    at,
+                    end_stream,
+                } => {
+                    let Some(&(_, skey)) = s.streams.iter().find(|(id, _)| *id == stream) else {
+                        s.conn.release(stream, at.len());
+                        continue;
+                    };
+                    let data = input.get(at).unwrap_or_default();
+                    if let Some(sc) = conns.get_mut(skey) {
+                        let framing = link_of(sc).map(|l| l.framing);
+                        match framing {
+                            Some(BodyFraming::Chunked) => {
+                                bridge::chunk(data, &mut sc.rbuf);
+                                if end_stream {
+                                    bridge::last_chunk(None, &mut sc.rbuf);
+                                }
+                            }
+                            _ => sc.rbuf.extend_from_slice(data),
+                        }
+                        sc.rd_ready = true;
+                        if let Some(l) = link_of(sc) {
+                            l.unreleased += data.len();
+                        }
+                    }
+                    drive.push(skey);
+                }
+                Event::Trailers { stream } => {
+                    let Some(&(_, skey)) = s.streams.iter().find(|(id, _)| *id == stream) else {
+                        continue;
+                    };
+                    if let Some(sc) = conns.get_mut(skey) {
+                        if link_of(sc).is_some_and(|l| l.framing == BodyFraming::Chunked) {
+                            bridge::last_chunk(s.conn.trailers(stream), &mut sc.rbuf);
+                        }
+                        sc.rd_ready = true;
+                    }
+                    drive.push(skey);
+                }
+                Event::Reset { stream, .. } => {
+                    if let Some(i) = s.streams.iter().position(|(id, _)| *id == stream) {
+                        let (_, skey) = s.streams.swap_remove(i);
+                        if let Some(sc) = conns.try_remove(skey) {
+                            sc.release(w);
+                        }
+                    }
+                }
+            }
+        }
+        s.events = events;
+        let mut input = input;
+        input.drain(..used.min(input.len()));
+        if let Some(c) = conns.get_mut(key) {
+            c.rbuf = input;
+        } else {
+            w.pool.put(input);
+        }
+    }
+    drive.sort_unstable();
+    drive.dedup();
+    for skey in drive {
+        drive_stream(conns, skey, &mut s, poll, w, quitting);
+    }
+    let close = pump(conns, key, &mut s, poll, w, quitting);
+    put_back(conns, key, s);
+    close
+}
+
+/// Runs a stream's connection (its request, its handlers), then takes its output.
+fn drive_stream(
+    conns: &mut Slab<Conn>,
+    skey: usize,
+    s: &mut Session,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) {
+    let done = match conns.get_mut(skey) {
+        Some(sc) => {
+            if let Some(l) = link_of(sc) {
+                l.blocked = false;
+            }
+            w.select_log(sc);
+            let d = sc.on_event(w, true, true);
+            w.deselect_log();
+            d
+        }
+        None => return,
+    };
+    let _ = (poll, quitting);
+    take_output(conns, skey, s);
+    if done {
+        finish_stream(conns, skey, s, w);
+    } else if let Some(sc) = conns.get_mut(skey) {
+        w.arm(skey, sc);
+    }
+}
+
+/// Moves what a stream's handlers wrote through its bridge; gives back the client's
+/// window for the body bytes its request has taken.
+fn take_output(conns: &mut Slab<Conn>, skey: usize, s: &mut Session) {
+    let Some(sc) = conns.get_mut(skey) else {
+        return;
+    };
+    let unread = sc.rbuf.len().saturating_sub(sc.head_len());
+    let Some(l) = link_of(sc) else {
+        return;
+    };
+    if l.unreleased > 0 && unread < 64 * 1024 {
+        s.conn.release(l.id, l.unreleased);
+        l.unreleased = 0;
+    }
+    if l.out.is_empty() || s.conn.out.len() >= OUT_SOFT {
+        return;
+    }
+    let id = l.id;
+    if l.bridge.feed(&mut l.out, &mut s.conn, id) == Bridged::Broken {
+        s.conn.reset(id, ErrorCode::Internal);
+        l.out.clear();
+    }
+}
+
+/// A stream's connection is done (its response written, or it failed): its output is
+/// finished on the stream (or left as a tail waiting for the window), and it goes.
+fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Worker<'_>) {
+    let Some(mut sc) = conns.try_remove(skey) else {
+        return;
+    };
+    if let Some(i) = s.streams.iter().position(|(_, k)| *k == skey) {
+        s.streams.swap_remove(i);
+    }
+    if let Some(mut link) = sc.ext.as_deref_mut().and_then(|e| e.stream.take()) {
+        let id = link.id;
+        let mut r = link.bridge.feed(&mut link.out, &mut s.conn, id);
+        if r == Bridged::Going && link.out.is_empty() {
+            r = link.bridge.close(&mut s.conn, id);
+        }
+        match r {
+            Bridged::Broken => s.conn.reset(id, ErrorCode::Internal),
+            Bridged::Going => s
+                .tails
+                .push((id, std::mem::take(&mut link.out), link.bridge)),
+            Bridged::Done => {}
+        }
+        // A request body the handler did not read: the client may stop sending it.
+        if r != Bridged::Going && s.conn.headers(id).is_some() {
+            s.conn.reset(id, ErrorCode::NoError);
+        }
+    }
+    sc.release(w);
+}
+
+/// Writes the session's frames and moves the streams' output on while the socket takes
+/// it; true when the connection must close.
+fn pump(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    s: &mut Session,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) -> bool {
+    loop {
+        if write_out(conns, key, s, w) {
+            return true;
+        }
+        if !s.conn.out.is_empty() {
+            // The socket is full: its writable event brings the connection back.
+            return false;
+        }
+        if !service(conns, key, s, poll, w, quitting) {
+            return false;
+        }
+    }
+}
+
+/// Output moves on as the windows and the socket take it: tails first, then each stream's
+/// bytes; a stream whose writes were waiting for room is driven again. Returns whether
+/// anything was queued.
+fn service(
+    conns: &mut Slab<Conn>,
+    _key: usize,
+    s: &mut Session,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) -> bool {
+    s.conn.window_opened = false;
+    if s.conn.out.len() >= OUT_SOFT {
+        return false;
+    }
+    let before = s.conn.out.len();
+    let mut tails = std::mem::take(&mut s.tails);
+    tails.retain_mut(|(id, out, b)| {
+        let mut r = b.feed(out, &mut s.conn, *id);
+        if r == Bridged::Going && out.is_empty() {
+            r = b.close(&mut s.conn, *id);
+        }
+        if r == Bridged::Broken {
+            s.conn.reset(*id, ErrorCode::Internal);
+        }
+        r == Bridged::Going
+    });
+    s.tails = tails;
+    let keys: Vec<usize> = s.streams.iter().map(|&(_, k)| k).collect();
+    for skey in keys {
+        take_output(conns, skey, s);
+        let blocked = conns
+            .get_mut(skey)
+            .and_then(link_of)
+            .is_some_and(|l| l.blocked && l.out.len() < STREAM_OUT_MAX);
+        if blocked {
+            drive_stream(conns, skey, s, poll, w, quitting);
+        }
+    }
+    s.conn.out.len() > before
+}
+
+/// Writes the session's frames to the socket; true when the connection must close now.
+fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker<'_>) -> bool {
+    let Some(c) = conns.get_mut(key) else {
+        return true;
+    };
+    while !s.conn.out.is_empty() {
+        match c.write_bytes(&s.conn.out) {
+            Ok(0) => return true,
+            Ok(n) => {
+                s.conn.out.drain(..n);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return true,
+        }
+    }
+    if c.flush_tls().is_none() {
+        return true;
+    }
+    let idle = s.streams.is_empty() && s.tails.is_empty();
+    if s.closing || (s.conn.going_away() && idle) || (s.conn.peer_goaway && idle) {
+        return s.conn.out.is_empty();
+    }
+    c.deadline = if !s.conn.out.is_empty() {
+        w.now + Duration::from_millis(c.send_timeout_ms.into())
+    } else if idle {
+        w.now + Duration::from_millis(c.keepalive_ms.into())
+    } else {
+        // The streams keep their own deadlines.
+        w.now + Duration::from_secs(3600)
+    };
+    false
+}
+
+/// After a stream's connection had an event of its own (its upstream, a timer): its
+/// output goes on to the session and the socket. Returns true when the stream's
+/// connection is done.
+pub(crate) fn stream_event(
+    conns: &mut Slab<Conn>,
+    skey: usize,
+    done: bool,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) {
+    let Some(parent) = conns.get_mut(skey).and_then(link_of).map(|l| l.parent) else {
+        return;
+    };
+    let Some(mut s) = session_of(conns, parent) else {
+        // The HTTP/2 connection is gone (or busy): the stream goes with it.
+        if let Some(sc) = conns.try_remove(skey) {
+            sc.release(w);
+        }
+        return;
+    };
+    take_output(conns, skey, &mut s);
+    if done {
+        finish_stream(conns, skey, &mut s, w);
+    } else if let Some(sc) = conns.get_mut(skey) {
+        w.arm(skey, sc);
+    }
+    let close = pump(conns, parent, &mut s, poll, w, quitting);
+    put_back(conns, parent, s);
+    if close {
+        close_session(conns, parent, w);
+    } else if let Some(c) = conns.get_mut(parent) {
+        c.update_interest(poll, mio::Token(super::CONN_BASE + parent));
+        w.arm(parent, c);
+    }
+}
+
+/// Ends an HTTP/2 connection whose last frames are written: its streams' connections go,
+/// and the connection closes the way an HTTP/1.1 one does (lingering while the client may
+/// still be sending). True: close it now.
+pub(crate) fn end_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> bool {
+    let Some(s) = session_of(conns, key) else {
+        return true;
+    };
+    for (_, skey) in &s.streams {
+        if let Some(sc) = conns.try_remove(*skey) {
+            sc.release(w);
+        }
+    }
+    let Some(c) = conns.get_mut(key) else {
+        return true;
+    };
+    c.rbuf.clear();
+    c.close_or_linger(w)
+}
+
+/// Closes an HTTP/2 connection and every stream's connection it has.
+pub(crate) fn close_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
+    let Some(mut c) = conns.try_remove(key) else {
+        return;
+    };
+    if let Some(s) = c.ext.as_deref_mut().and_then(|e| e.h2.take()) {
+        for (_, skey) in &s.streams {
+            if let Some(sc) = conns.try_remove(*skey) {
+                sc.release(w);
+            }
+        }
+    }
+    c.release(w);
+}
+
+/// Whether a connection is one stream's.
+pub(crate) fn is_stream(c: &Conn) -> bool {
+    matches!(c.sock, Sock::Stream)
+}
+
+/// Whether a connection is an HTTP/2 connection.
+pub(crate) fn is_session(c: &Conn) -> bool {
+    c.phase == Phase::H2
+}

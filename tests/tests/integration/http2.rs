@@ -1,0 +1,260 @@
+//! HTTP/2 over cleartext with prior knowledge (issue 16): `http2 on` (or `listen … http2`)
+//! lets a connection that starts with the HTTP/2 preface speak HTTP/2 on the same address
+//! as HTTP/1.1. Real `proton-run`, real clients (curl, h2load) and a hand-made frame client
+//! for what well-behaved clients never send.
+
+use proton_tests::{get, Backend, Proton, TempDir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+fn setup(label: &str, backend: u16) -> (TempDir, Proton) {
+    let t = TempDir::new(label);
+    std::fs::create_dir_all(t.path().join("www")).unwrap();
+    std::fs::write(t.path().join("www/small.txt"), "static file\n").unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(t.path().join("www/big.bin"), &big).unwrap();
+    let conf = format!(
+        "worker_processes 1;\n\
+         error_log {{dir}}/logs/error.log info;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         access_log {{dir}}/logs/access.log;\n\
+         server {{\n\
+         listen 127.0.0.1:{{port}};\n\
+         http2 on;\n\
+         root {{dir}}/www;\n\
+         location / {{ }}\n\
+         location = /r {{ return 200 \"hello\\n\"; }}\n\
+         location = /moved {{ return 301 /r; }}\n\
+         location /b/ {{ proxy_pass http://127.0.0.1:{backend}/; }}\n\
+         }}\n\
+         }}\n"
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    (t, p)
+}
+
+/// curl with prior knowledge: (HTTP version, status, body).
+fn curl(port: u16, path: &str, extra: &[&str]) -> (String, u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
+        .args(extra)
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = out.stdout;
+    let cut = text.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+    let tail = String::from_utf8_lossy(&text[cut + 1..]).to_string();
+    let mut parts = tail.split(' ');
+    let version = parts.next().unwrap_or("").to_string();
+    let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or(0);
+    (version, code, text[..cut].to_vec())
+}
+
+#[test]
+fn every_handler_over_h2c_and_http1_on_the_same_address() {
+    assert!(have("curl"), "curl is installed by .ci/run");
+    let b = Backend::start("h2");
+    let (_t, p) = setup("h2-handlers", b.port);
+    let port = p.port;
+    assert_eq!(
+        curl(port, "/r", &[]),
+        ("2".into(), 200, b"hello\n".to_vec())
+    );
+    assert_eq!(
+        curl(port, "/small.txt", &[]),
+        ("2".into(), 200, b"static file\n".to_vec())
+    );
+    let (v, code, body) = curl(port, "/big.bin", &[]);
+    assert_eq!((v.as_str(), code), ("2", 200));
+    let want: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    assert!(body == want, "300 KB file intact ({} bytes)", body.len());
+    assert_eq!(curl(port, "/none", &[]).1, 404);
+    assert_eq!(curl(port, "/moved", &[]).1, 301);
+    // HEAD: the head only.
+    let (_, code, body) = curl(port, "/small.txt", &["-I"]);
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains("content-length: 12"));
+    // Proxied, with a body of known length and one without (sent chunked upstream of
+    // nothing: the body is read whole and sent with its length).
+    let (_, code, body) = curl(port, "/b/id", &[]);
+    assert_eq!((code, body), (200, b"h2".to_vec()));
+    let upload: Vec<u8> = (0..100_000u32).map(|i| (i % 7) as u8 + b'a').collect();
+    std::fs::write(_t.path().join("up.bin"), &upload).unwrap();
+    let file = format!("@{}", _t.path().join("up.bin").display());
+    let (_, code, body) = curl(port, "/b/count", &["--data-binary", &file]);
+    assert_eq!(
+        (code, String::from_utf8_lossy(&body).to_string()),
+        (200, "bytes=100000".into())
+    );
+    let (_, code, body) = curl(
+        port,
+        "/b/echo",
+        &[
+            "--data-binary",
+            "abc",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "-H",
+            "Content-Length:",
+        ],
+    );
+    let text = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(code, 200, "{text}");
+    // curl sends no length: the body came in DATA frames, was read whole and went on with
+    // its length.
+    assert!(
+        text.contains("Content-Length: 3") && text.ends_with("\n\nabc"),
+        "{text}"
+    );
+    // HTTP/1.1 on the same address.
+    assert_eq!(get(port, None, "/r"), (200, "hello\n".to_string()));
+    // The access log has the requests.
+    let log = std::fs::read_to_string(_t.path().join("logs/access.log")).unwrap_or_default();
+    assert!(log.matches("\"GET /big.bin ").count() >= 1, "{log}");
+}
+
+#[test]
+fn many_streams_on_few_connections() {
+    if !have("h2load") {
+        assert!(
+            std::env::var("CI").is_err(),
+            "h2load is installed by .ci/run"
+        );
+        return;
+    }
+    let b = Backend::start("h2load");
+    let (_t, p) = setup("h2-load", b.port);
+    for path in ["/r", "/small.txt", "/b/id"] {
+        let out = Command::new("timeout")
+            .args(["30", "h2load", "-n", "2000", "-c", "4", "-m", "20"])
+            .arg(format!("http://127.0.0.1:{}{path}", p.port))
+            .output()
+            .expect("h2load");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("2000 succeeded, 0 failed, 0 errored"),
+            "{path}: {text}\n{}",
+            p.logs()
+        );
+        assert!(text.contains("status codes: 2000 2xx"), "{path}: {text}");
+    }
+}
+
+/// A frame: 9-byte head and payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut f = vec![len[1], len[2], len[3], kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// A GET / header block: literal fields without indexing.
+fn get_block() -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in [
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/r"),
+        (":authority", "x"),
+    ] {
+        b.push(0);
+        b.push(n.len() as u8);
+        b.extend_from_slice(n.as_bytes());
+        b.push(v.len() as u8);
+        b.extend_from_slice(v.as_bytes());
+    }
+    b
+}
+
+/// Reads frames until a GOAWAY or the close; returns the GOAWAY's error code.
+fn goaway_code(s: &mut TcpStream) -> Option<u32> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let mut at = 0;
+        while buf.len() >= at + 9 {
+            let len = u32::from_be_bytes([0, buf[at], buf[at + 1], buf[at + 2]]) as usize;
+            if buf.len() < at + 9 + len {
+                break;
+            }
+            if buf[at + 3] == 7 && len >= 8 {
+                let p = &buf[at + 9..];
+                return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+            }
+            at += 9 + len;
+        }
+        buf.drain(..at);
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn hostile_clients_get_goaway_and_others_are_served() {
+    let b = Backend::start("h2h");
+    let (_t, p) = setup("h2-hostile", b.port);
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    // Rapid reset: streams opened and cancelled at once, in a loop.
+    let mut s = connect();
+    let mut flood = hello.clone();
+    for i in 0..2000u32 {
+        let id = 2 * i + 1;
+        flood.extend(frame(1, 0x4, id, &get_block()));
+        flood.extend(frame(3, 0, id, &8u32.to_be_bytes()));
+    }
+    let _ = s.write_all(&flood);
+    assert_eq!(
+        goaway_code(&mut s),
+        Some(0xb),
+        "ENHANCE_YOUR_CALM\n{}",
+        p.logs()
+    );
+    // A PING flood.
+    let mut s = connect();
+    let mut flood = hello.clone();
+    for _ in 0..20_000 {
+        flood.extend(frame(6, 0, 0, &[0; 8]));
+    }
+    let _ = s.write_all(&flood);
+    assert_eq!(goaway_code(&mut s), Some(0xb));
+    // Not quite the preface: an HTTP/1.x request line with version 2.0, 505 (as nginx).
+    let mut s = connect();
+    let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 505"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The preface, then frames that are not: PROTOCOL_ERROR.
+    let mut s = connect();
+    let mut bad = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bad.extend(frame(6, 0, 0, &[0; 8]));
+    let _ = s.write_all(&bad);
+    assert_eq!(goaway_code(&mut s), Some(0x1));
+    // Meanwhile, others are served.
+    assert_eq!(curl(p.port, "/r", &[]).1, 200);
+    assert_eq!(get(p.port, None, "/r").0, 200);
+}
