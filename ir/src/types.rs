@@ -2115,7 +2115,7 @@ builtins! {
     ServerName = "server_name",
     /// The port that accepted the connection.
     ServerPort = "server_port",
-    /// `HTTP/1.0` or `HTTP/1.1`.
+    /// `HTTP/1.0`, `HTTP/1.1` or `HTTP/2.0`.
     ServerProtocol = "server_protocol",
     /// The response status.
     Status = "status",
@@ -2143,6 +2143,8 @@ builtins! {
     UpstreamBytesSent = "upstream_bytes_sent",
     /// Proton's version.
     ProtonVersion = "proton_version",
+    /// `h2c` for a request over HTTP/2 with prior knowledge (`h2` over TLS), else empty.
+    Http2 = "http2",
 }
 
 impl Template {

@@ -1325,6 +1325,7 @@ impl<'a> Worker<'a> {
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,
             method_get: req.xar && !req.head.is_head(),
+            http2: matches!(conn.sock, super::conn::Sock::Stream),
             body: Some(&req.body),
         }
     }

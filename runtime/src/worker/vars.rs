@@ -237,6 +237,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) upstream_trailers: &'a [u8],
     /// The method became GET (an upstream's X-Accel-Redirect of a request other than HEAD).
     pub(crate) method_get: bool,
+    /// The request came on an HTTP/2 stream: `$server_protocol` and `$request` say
+    /// `HTTP/2.0`, as nginx's (the head the stream's connection parsed is HTTP/1.1).
+    pub(crate) http2: bool,
     /// The request's values of non-`volatile` maps, computed at their first use and kept
     /// for the rest of the request, as nginx keeps them (`None`: computed at every use).
     pub(crate) map_cache: Option<&'a RefCell<MapCache>>,
@@ -720,8 +723,19 @@ impl Ctx<'_> {
             // As nginx: the request line as the client sent it (absolute-form, extra spaces,
             // or a line the parser refused), without its line ending.
             Builtin::Request => {
-                out.extend_from_slice(crate::http::request::request_line(self.buf, self.buf.len()))
+                let line = crate::http::request::request_line(self.buf, self.buf.len());
+                match line.strip_suffix(b" HTTP/1.1").filter(|_| self.http2) {
+                    Some(start) => {
+                        out.extend_from_slice(start);
+                        out.extend_from_slice(b" HTTP/2.0");
+                    }
+                    None => out.extend_from_slice(line),
+                }
             }
+            Builtin::ServerProtocol if self.http2 => out.extend_from_slice(b"HTTP/2.0"),
+            // Only HTTP/2 over plain TCP is served so far.
+            Builtin::Http2 if self.http2 => out.extend_from_slice(b"h2c"),
+            Builtin::Http2 => {}
             Builtin::ServerProtocol => {
                 let _ = write!(out, "HTTP/1.{}", head.minor_version);
             }
@@ -1684,6 +1698,7 @@ mod tests {
             upstream_head: b"",
             upstream_trailers: b"",
             method_get: false,
+            http2: false,
             map_cache: None,
             limit_rate: 0,
             elog: None,
