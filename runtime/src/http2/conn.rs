@@ -107,9 +107,8 @@ const BUDGET_MAX: i64 = 1_000_000;
 #[derive(Debug)]
 pub(crate) struct H2Conn {
     cfg: Config,
-    /// Preface bytes seen (24 when complete); the peer's first SETTINGS was seen.
+    /// Preface bytes seen (24 when complete).
     preface: usize,
-    settings_seen: bool,
     decoder: Decoder,
     encoder: Encoder,
     peer_initial_window: i64,
@@ -165,7 +164,7 @@ impl H2Conn {
             decoder: Decoder::new(4096),
             encoder: Encoder,
             preface: 0,
-            settings_seen: false,
+
             peer_initial_window: frame::DEFAULT_WINDOW,
             peer_max_frame: frame::MIN_FRAME,
             send_window: frame::DEFAULT_WINDOW,
@@ -340,15 +339,8 @@ impl H2Conn {
     }
 
     fn frame(&mut self, h: Head, p: &[u8], base: usize, ev: &mut Vec<Event>) -> Res {
-        if !self.settings_seen {
-            if h.kind != frame::SETTINGS || h.has(frame::ACK) {
-                return Err(conn_err(
-                    ErrorCode::Protocol,
-                    "the first frame is not SETTINGS",
-                ));
-            }
-            self.settings_seen = true;
-        }
+        // RFC 9113 §3.4 has the preface followed by SETTINGS; nginx takes any frame (its
+        // own test client answers the server's SETTINGS first), and so does Proton.
         if self.block_stream != 0
             && (h.kind != frame::CONTINUATION || h.stream != self.block_stream)
         {
@@ -1427,16 +1419,14 @@ mod tests {
             assert_eq!(r.map_err(|e| e.code), Err(code), "case {i}");
             assert_eq!(goaway_code(&mut c), Some(code as u32), "case {i}");
         }
-        // A bad preface, and a first frame other than SETTINGS.
+        // A bad preface; a first frame other than SETTINGS is taken, as nginx does.
         let mut c = H2Conn::new(Config::default());
         assert!(feed(&mut c, b"GET / HTTP/1.1\r\n").0.is_err());
         let mut c = H2Conn::new(Config::default());
         let mut b = frame::PREFACE.to_vec();
+        b.extend(frame(frame::SETTINGS, frame::ACK, 0, &[]));
         b.extend(frame(frame::PING, 0, 0, &[0; 8]));
-        assert_eq!(
-            feed(&mut c, &b).0.map_err(|e| e.code),
-            Err(ErrorCode::Protocol)
-        );
+        assert!(feed(&mut c, &b).0.is_ok());
         // A header block interrupted by another frame.
         let mut c = open();
         let mut b = frame(frame::HEADERS, 0, 1, &get("/"));

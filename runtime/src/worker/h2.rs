@@ -528,7 +528,11 @@ pub(crate) fn end_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>
     let Some(c) = conns.get_mut(key) else {
         return true;
     };
-    c.rbuf.clear();
+    // A client whose connection ends in an error may still be sending (frames not read yet
+    // are on their way): the close lingers for them, so that its unread input does not
+    // turn the close into a reset that destroys the GOAWAY before it is read (nginx's
+    // lingering close of HTTP/2 connections).
+    c.rd_ready = true;
     c.close_or_linger(w)
 }
 

@@ -256,10 +256,10 @@ fn hostile_clients_get_goaway_and_others_are_served() {
         "{:?}",
         String::from_utf8_lossy(&answer)
     );
-    // The preface, then frames that are not: PROTOCOL_ERROR.
+    // The preface, then a frame the protocol forbids (DATA on stream 0): PROTOCOL_ERROR.
     let mut s = connect();
-    let mut bad = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    bad.extend(frame(6, 0, 0, &[0; 8]));
+    let mut bad = hello.clone();
+    bad.extend(frame(0, 0, 0, b"x"));
     let _ = s.write_all(&bad);
     assert_eq!(goaway_code(&mut s), Some(0x1));
     // Meanwhile, others are served.
