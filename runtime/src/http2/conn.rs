@@ -867,6 +867,25 @@ impl H2Conn {
         }
     }
 
+    /// Whether a stream is open (its request being received or answered).
+    pub(crate) fn is_open(&self, id: u32) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// Lets the client send up to `n` more body bytes on a stream now (a WINDOW_UPDATE), as
+    /// nginx does when it starts reading a body whose preread window is small.
+    pub(crate) fn open_window(&mut self, id: u32, n: u32) {
+        let Some(i) = self.find(id) else {
+            return;
+        };
+        let s = &mut self.streams[i];
+        if s.remote_done || n == 0 || s.recv_window + i64::from(n) > frame::MAX_WINDOW {
+            return;
+        }
+        frame::write_window_update(&mut self.out, id, n);
+        s.recv_window += i64::from(n);
+    }
+
     /// The request's header list (while the stream is open).
     pub(crate) fn headers(&self, id: u32) -> Option<&HeaderList> {
         self.find(id).map(|i| &self.streams[i].headers)

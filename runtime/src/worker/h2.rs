@@ -108,9 +108,13 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
     });
     ext.h2 = Some(session);
     c.phase = Phase::H2;
-    c.keepalive_ms = s.map_or(75_000, |s| {
-        s.keepalive_timeout_ms.min(u64::from(u32::MAX)) as u32
-    });
+    let ms = |v: u64| v.min(u64::from(u32::MAX)) as u32;
+    c.keepalive_ms = s.map_or(75_000, |s| ms(s.keepalive_timeout_ms));
+    c.send_timeout_ms = s.map_or(60_000, |s| ms(s.send_timeout_ms));
+    // Frames go out as soon as they are written (as nginx's HTTP/2 connections).
+    if let (true, Some(sock)) = (s.is_none_or(|s| s.tcp_nodelay), c.sock.tcp()) {
+        let _ = sock.set_nodelay(true);
+    }
 }
 
 /// A write by the handlers of a stream's connection: into its link's `out`, up to
@@ -182,8 +186,26 @@ pub(crate) fn session_event(
         for ev in events.drain(..) {
             match ev {
                 Event::Request {
-                    stream, end_stream, ..
+                    stream,
+                    end_stream,
+                    over_limit,
                 } => {
+                    if over_limit {
+                        elog!(
+                            w.elog,
+                            Info,
+                            "client sent too large header list while processing HTTP/2 connection, client: {}",
+                            peer.ip()
+                        );
+                        s.conn.reset(stream, ErrorCode::Protocol);
+                        continue;
+                    }
+                    if !end_stream {
+                        // A body on its way: a window of at least 64 KiB from the start,
+                        // whatever http2_body_preread_size (nginx opens it when the body is
+                        // read; here the connection reads it as it comes).
+                        s.conn.open_window(stream, 64 * 1024);
+                    }
                     let mut rbuf = w.pool.get();
                     rbuf.clear();
                     let framing = match s
@@ -264,6 +286,7 @@ pub(crate) fn session_event(
                     drive.push(skey);
                 }
                 Event::Reset { stream, .. } => {
+                    s.tails.retain(|(id, _, _)| *id != stream);
                     if let Some(i) = s.streams.iter().position(|(id, _)| *id == stream) {
                         let (_, skey) = s.streams.swap_remove(i);
                         if let Some(sc) = conns.try_remove(skey) {
@@ -336,10 +359,17 @@ fn take_output(conns: &mut Slab<Conn>, skey: usize, s: &mut Session) {
         s.conn.release(l.id, l.unreleased);
         l.unreleased = 0;
     }
-    if l.out.is_empty() || s.conn.out.len() >= OUT_SOFT {
+    let id = l.id;
+    if s.conn.out.len() >= OUT_SOFT {
         return;
     }
-    let id = l.id;
+    if l.out.is_empty() {
+        // Body bytes held for the window go on when it opens.
+        if l.bridge.flush(&mut s.conn, id) == Bridged::Broken {
+            s.conn.reset(id, ErrorCode::Internal);
+        }
+        return;
+    }
     if l.bridge.feed(&mut l.out, &mut s.conn, id) == Bridged::Broken {
         s.conn.reset(id, ErrorCode::Internal);
         l.out.clear();
@@ -418,6 +448,10 @@ fn service(
     let before = s.conn.out.len();
     let mut tails = std::mem::take(&mut s.tails);
     tails.retain_mut(|(id, out, b)| {
+        if !s.conn.is_open(*id) {
+            // Reset by the client (or by a connection error): nothing more to send.
+            return false;
+        }
         let mut r = b.feed(out, &mut s.conn, *id);
         if r == Bridged::Going && out.is_empty() {
             r = b.close(&mut s.conn, *id);
@@ -463,6 +497,7 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
     }
     let idle = s.streams.is_empty() && s.tails.is_empty();
     if s.closing || (s.conn.going_away() && idle) || (s.conn.peer_goaway && idle) {
+        c.deadline = w.now + Duration::from_millis(c.send_timeout_ms.into());
         return s.conn.out.is_empty();
     }
     c.deadline = if !s.conn.out.is_empty() {
@@ -549,6 +584,73 @@ pub(crate) fn close_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
         }
     }
     c.release(w);
+}
+
+/// Graceful stop: every HTTP/2 connection sends GOAWAY (its streams finish, no new ones
+/// start) and closes once idle; an idle one at once.
+pub(crate) fn quit(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
+    let keys: Vec<usize> = conns
+        .iter()
+        .filter(|(_, c)| is_session(c))
+        .map(|(k, _)| k)
+        .collect();
+    for key in keys {
+        let Some(mut s) = session_of(conns, key) else {
+            continue;
+        };
+        s.conn.shutdown();
+        let close = pump(conns, key, &mut s, poll, w, true);
+        put_back(conns, key, s);
+        if close {
+            if end_session(conns, key, w) {
+                super::close(conns, key, w);
+            }
+        } else if let Some(c) = conns.get_mut(key) {
+            c.update_interest(poll, mio::Token(super::CONN_BASE + key));
+            w.arm(key, c);
+        }
+    }
+}
+
+/// Reads and takes frames while the client's bytes are there: a connection stops reading
+/// at READ_AHEAD and its frames are taken in rounds until the socket is drained (an
+/// edge-triggered socket says nothing more about bytes already waiting). True: close.
+pub(crate) fn session_rounds(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) -> bool {
+    loop {
+        let before = conns.get(key).map_or(0, |c| c.rbuf.len());
+        if session_event(conns, key, poll, w, quitting) {
+            return true;
+        }
+        let Some(c) = conns.get_mut(key) else {
+            return true;
+        };
+        // More to read (reading stopped at READ_AHEAD), or frames left while answers were
+        // queued past OUT_HIGH and have since gone out.
+        let more_to_read = c.rd_ready && c.rbuf.len() < READ_AHEAD;
+        let frames_left = c.rbuf.len() >= crate::http2::frame::HEAD
+            && c.rbuf.len() < before
+            && !c
+                .ext
+                .as_deref()
+                .and_then(|e| e.h2.as_deref())
+                .is_some_and(Session::wants_write);
+        if more_to_read {
+            w.select_log(c);
+            let done = c.on_event(w, true, true);
+            w.deselect_log();
+            if done {
+                return true;
+            }
+        } else if !frames_left {
+            return false;
+        }
+    }
 }
 
 /// Whether a connection is one stream's.

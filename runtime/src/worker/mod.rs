@@ -355,8 +355,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                                 health = None;
                                 acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
+                                // HTTP/2 connections say GOAWAY; their streams finish.
+                                h2::quit(&mut conns, &poll, &mut w);
                                 for (k, c) in conns.iter_mut() {
-                                    if (c.is_idle() || h2::is_session(c)) && c.deadline > grace {
+                                    if c.is_idle() && c.deadline > grace {
                                         c.deadline = grace;
                                         w.arm(k, c);
                                     }
@@ -561,7 +563,7 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
         Some(c) if h2::is_session(c) => {
             if done {
                 h2::close_session(conns, key, w);
-            } else if h2::session_event(conns, key, poll, w, quitting) {
+            } else if h2::session_rounds(conns, key, poll, w, quitting) {
                 // What was written (a GOAWAY) must reach the client before the close:
                 // the connection lingers as an HTTP/1.1 one does.
                 if h2::end_session(conns, key, w) {

@@ -158,6 +158,23 @@ fn many_streams_on_few_connections() {
         );
         assert!(text.contains("status codes: 2000 2xx"), "{path}: {text}");
     }
+    // Uploads in one burst on one connection (more than the connection reads ahead at a
+    // time): every one is read and answered.
+    let body: Vec<u8> = (0..65_536u32).map(|i| i as u8).collect();
+    let file = _t.path().join("64k.bin");
+    std::fs::write(&file, &body).unwrap();
+    let out = Command::new("timeout")
+        .args(["30", "h2load", "-n", "48", "-c", "1", "-m", "24", "-d"])
+        .arg(&file)
+        .arg(format!("http://127.0.0.1:{}/b/count", p.port))
+        .output()
+        .expect("h2load");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("48 succeeded, 0 failed"),
+        "{text}\n{}",
+        p.logs()
+    );
 }
 
 /// A frame: 9-byte head and payload.
