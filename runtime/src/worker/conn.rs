@@ -282,8 +282,6 @@ impl Conn {
         key: usize,
         w: &mut Worker<'_>,
     ) -> Conn {
-        let s = w.default_settings(listener);
-        let header_timeout = s.map_or(60_000, |s| s.client_header_timeout_ms);
         let l = w.loaded.ir.listeners.get(listener);
         let tls = l.is_some_and(|l| l.ssl).then(super::tls::TlsConn::new);
         let proxy_protocol = l
@@ -298,11 +296,36 @@ impl Conn {
                 stream: None,
             })
         });
+        let debug = !w.loaded.ir.main.debug_connection.is_empty()
+            && w.loaded
+                .ir
+                .main
+                .debug_connection
+                .iter()
+                .any(|d| d.matches(peer.ip()));
+        let listener = u16::try_from(listener).unwrap_or(u16::MAX);
+        Conn::with(Sock::Tcp(sock), ext, peer, listener, key, debug, w)
+    }
+
+    /// A connection in its first state (waiting for a request head within the default
+    /// server's client_header_timeout), for [`Conn::new`] and [`Conn::stream`].
+    fn with(
+        sock: Sock,
+        ext: Option<Box<ConnExt>>,
+        peer: SocketAddr,
+        listener: u16,
+        key: usize,
+        debug: bool,
+        w: &mut Worker<'_>,
+    ) -> Conn {
+        let header_timeout = w
+            .default_settings(listener as usize)
+            .map_or(60_000, |s| s.client_header_timeout_ms);
         Conn {
-            sock: Sock::Tcp(sock),
+            sock,
             ext,
             peer,
-            listener: u16::try_from(listener).unwrap_or(u16::MAX),
+            listener,
             // Buffers are taken from the pool when bytes arrive and given back when the
             // connection goes idle, so an idle keep-alive connection holds none.
             rbuf: Vec::new(),
@@ -331,13 +354,7 @@ impl Conn {
             rd_hup: false,
             number: w.next_connection_number(),
             started_ms: w.now_ms,
-            debug: !w.loaded.ir.main.debug_connection.is_empty()
-                && w.loaded
-                    .ir
-                    .main
-                    .debug_connection
-                    .iter()
-                    .any(|d| d.matches(peer.ip())),
+            debug,
         }
     }
 
@@ -352,45 +369,19 @@ impl Conn {
         link: Box<super::h2::StreamLink>,
         w: &mut Worker<'_>,
     ) -> Conn {
-        let header_timeout = w
-            .default_settings(listener as usize)
-            .map_or(60_000, |s| s.client_header_timeout_ms);
-        Conn {
-            sock: Sock::Stream,
-            ext: Some(Box::new(ConnExt {
-                local: Some(local),
-                tls: None,
-                proxy_protocol: None,
-                h2: None,
-                stream: Some(link),
-            })),
-            peer,
-            listener,
-            rbuf: Vec::new(),
-            wbuf: Vec::new(),
-            wpos: 0,
-            file: None,
-            phase: Phase::Head,
-            deadline: w.now + Duration::from_millis(header_timeout),
-            served: 0,
-            close_after: true,
-            discard: Discard::None,
-            head_len32: 0,
-            finished: Finished::default(),
-            body_sent: 0,
-            keepalive_ms: 0,
-            send_timeout_ms: 60_000,
-            body_timeout_ms: 60_000,
-            interest: Interest::READABLE,
-            key: key as u32,
-            proxy: None,
-            req: None,
-            rd_ready: true,
-            rd_hup: false,
-            number: w.next_connection_number(),
-            started_ms: w.now_ms,
-            debug,
-        }
+        let ext = Some(Box::new(ConnExt {
+            local: Some(local),
+            tls: None,
+            proxy_protocol: None,
+            h2: None,
+            stream: Some(link),
+        }));
+        let mut c = Conn::with(Sock::Stream, ext, peer, listener, key, debug, w);
+        // One request, whose head is put into `rbuf` by the HTTP/2 connection.
+        c.close_after = true;
+        c.keepalive_ms = 0;
+        c.rd_ready = true;
+        c
     }
 
     /// Whether the connection ends with its response: asked to close, or an HTTP/2
