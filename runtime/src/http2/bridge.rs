@@ -9,7 +9,7 @@
 //! through the proxy's body relay (chunks decoded, the end found, trailers kept) and sent
 //! as the stream's flow-control window allows.
 
-use super::conn::H2Conn;
+use super::conn::{connection_specific, H2Conn};
 use super::hpack::HeaderList;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::relay::{BodyRelay, Framing};
@@ -167,19 +167,6 @@ pub(crate) struct ResponseBridge {
     ended: bool,
     trailers: Vec<u8>,
     done: bool,
-}
-
-/// HTTP/1.1 fields that mean nothing in HTTP/2 and must not be sent (RFC 9113 §8.2.2).
-fn connection_specific(name: &[u8]) -> bool {
-    [
-        &b"connection"[..],
-        b"keep-alive",
-        b"proxy-connection",
-        b"transfer-encoding",
-        b"upgrade",
-    ]
-    .iter()
-    .any(|c| c.eq_ignore_ascii_case(name))
 }
 
 impl ResponseBridge {

@@ -1052,12 +1052,18 @@ fn valid_value(v: &[u8]) -> bool {
         && !v.last().is_some_and(|&b| b == b' ' || b == b'\t')
 }
 
-/// Fields that are HTTP/1.1 connection-specific, malformed in HTTP/2 (§8.2.2).
-fn connection_specific(name: &[u8]) -> bool {
-    matches!(
-        name,
-        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade"
-    )
+/// Fields that are HTTP/1.1 connection-specific: malformed in an HTTP/2 request, never sent
+/// in an HTTP/2 response (RFC 9113 §8.2.2).
+pub(crate) fn connection_specific(name: &[u8]) -> bool {
+    [
+        &b"connection"[..],
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"upgrade",
+    ]
+    .iter()
+    .any(|c| c.eq_ignore_ascii_case(name))
 }
 
 /// Checks a request's header list as RFC 9113 §8.2–8.3 define a well-formed one: the

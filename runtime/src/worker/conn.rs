@@ -144,6 +144,7 @@ impl Sock {
 }
 
 /// The parts of a connection only some connections have.
+#[derive(Default)]
 pub(crate) struct ConnExt {
     /// The local address when it differs from the listener's own (a wildcard listener). See
     /// `Worker::local_of`.
@@ -292,8 +293,7 @@ impl Conn {
                 local,
                 tls,
                 proxy_protocol,
-                h2: None,
-                stream: None,
+                ..ConnExt::default()
             })
         });
         let debug = !w.loaded.ir.main.debug_connection.is_empty()
@@ -371,10 +371,8 @@ impl Conn {
     ) -> Conn {
         let ext = Some(Box::new(ConnExt {
             local: Some(local),
-            tls: None,
-            proxy_protocol: None,
-            h2: None,
             stream: Some(link),
+            ..ConnExt::default()
         }));
         let mut c = Conn::with(Sock::Stream, ext, peer, listener, key, debug, w);
         // One request, whose head is put into `rbuf` by the HTTP/2 connection.

@@ -42,6 +42,10 @@ pub(crate) struct Session {
     /// (stream id, HTTP/1.1 bytes not yet taken, bridge).
     tails: Vec<(u32, Vec<u8>, ResponseBridge)>,
     events: Vec<Event>,
+    /// Slab keys of streams to drive, reused from event to event (no allocation per
+    /// event): those with new input, and those whose writes may go on.
+    drive: Vec<usize>,
+    keys: Vec<usize>,
     /// A connection error, or the client closed: close once the output is written.
     pub(crate) closing: bool,
 }
@@ -95,17 +99,11 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         streams: Vec::new(),
         tails: Vec::new(),
         events: Vec::new(),
+        drive: Vec::new(),
+        keys: Vec::new(),
         closing: false,
     });
-    let ext = c.ext.get_or_insert_with(|| {
-        Box::new(ConnExt {
-            local: None,
-            tls: None,
-            proxy_protocol: None,
-            h2: None,
-            stream: None,
-        })
-    });
+    let ext = c.ext.get_or_insert_with(Box::default);
     ext.h2 = Some(session);
     c.phase = Phase::H2;
     let ms = |v: u64| v.min(u64::from(u32::MAX)) as u32;
@@ -150,20 +148,15 @@ fn link_of(c: &mut Conn) -> Option<&mut StreamLink> {
 /// After readiness on an HTTP/2 connection (its socket read into `rbuf` by
 /// `Conn::on_event`): frames are taken, streams opened, fed and driven, output written.
 /// Returns true when the connection must be closed.
-pub(crate) fn session_event(
-    conns: &mut Slab<Conn>,
-    key: usize,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-    quitting: bool,
-) -> bool {
+pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> bool {
     let Some(mut s) = session_of(conns, key) else {
         return true;
     };
     if w.draining && !s.conn.going_away() {
         s.conn.shutdown();
     }
-    let mut drive = Vec::new();
+    let mut drive = std::mem::take(&mut s.drive);
+    drive.clear();
     if let Some(c) = conns.get_mut(key) {
         let input = std::mem::take(&mut c.rbuf);
         let (peer, local, listener, debug) = (c.peer, w.local_of(c), c.listener, c.debug);
@@ -237,7 +230,6 @@ pub(crate) fn session_event(
                     });
                     let mut sc = Conn::stream(peer, local, listener, debug, skey, link, w);
                     sc.rbuf = rbuf;
-                    sc.rd_ready = true;
                     if let Some(a) = w.armed.get_mut(skey) {
                         *a = None;
                     }
@@ -307,23 +299,17 @@ pub(crate) fn session_event(
     }
     drive.sort_unstable();
     drive.dedup();
-    for skey in drive {
-        drive_stream(conns, skey, &mut s, poll, w, quitting);
+    for &skey in &drive {
+        drive_stream(conns, skey, &mut s, w);
     }
-    let close = pump(conns, key, &mut s, poll, w, quitting);
+    s.drive = drive;
+    let close = pump(conns, key, &mut s, w);
     put_back(conns, key, s);
     close
 }
 
 /// Runs a stream's connection (its request, its handlers), then takes its output.
-fn drive_stream(
-    conns: &mut Slab<Conn>,
-    skey: usize,
-    s: &mut Session,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-    quitting: bool,
-) {
+fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Worker<'_>) {
     let done = match conns.get_mut(skey) {
         Some(sc) => {
             if let Some(l) = link_of(sc) {
@@ -336,7 +322,6 @@ fn drive_stream(
         }
         None => return,
     };
-    let _ = (poll, quitting);
     take_output(conns, skey, s);
     if done {
         finish_stream(conns, skey, s, w);
@@ -408,14 +393,7 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
 
 /// Writes the session's frames and moves the streams' output on while the socket takes
 /// it; true when the connection must close.
-fn pump(
-    conns: &mut Slab<Conn>,
-    key: usize,
-    s: &mut Session,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-    quitting: bool,
-) -> bool {
+fn pump(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker<'_>) -> bool {
     loop {
         if write_out(conns, key, s, w) {
             return true;
@@ -424,7 +402,7 @@ fn pump(
             // The socket is full: its writable event brings the connection back.
             return false;
         }
-        if !service(conns, key, s, poll, w, quitting) {
+        if !service(conns, s, w) {
             return false;
         }
     }
@@ -433,14 +411,7 @@ fn pump(
 /// Output moves on as the windows and the socket take it: tails first, then each stream's
 /// bytes; a stream whose writes were waiting for room is driven again. Returns whether
 /// anything was queued.
-fn service(
-    conns: &mut Slab<Conn>,
-    _key: usize,
-    s: &mut Session,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-    quitting: bool,
-) -> bool {
+fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool {
     s.conn.window_opened = false;
     if s.conn.out.len() >= OUT_SOFT {
         return false;
@@ -462,17 +433,20 @@ fn service(
         r == Bridged::Going
     });
     s.tails = tails;
-    let keys: Vec<usize> = s.streams.iter().map(|&(_, k)| k).collect();
-    for skey in keys {
+    let mut keys = std::mem::take(&mut s.keys);
+    keys.clear();
+    keys.extend(s.streams.iter().map(|&(_, k)| k));
+    for &skey in &keys {
         take_output(conns, skey, s);
         let blocked = conns
             .get_mut(skey)
             .and_then(link_of)
             .is_some_and(|l| l.blocked && l.out.len() < STREAM_OUT_MAX);
         if blocked {
-            drive_stream(conns, skey, s, poll, w, quitting);
+            drive_stream(conns, skey, s, w);
         }
     }
+    s.keys = keys;
     s.conn.out.len() > before
 }
 
@@ -520,7 +494,6 @@ pub(crate) fn stream_event(
     done: bool,
     poll: &Poll,
     w: &mut Worker<'_>,
-    quitting: bool,
 ) {
     let Some(parent) = conns.get_mut(skey).and_then(link_of).map(|l| l.parent) else {
         return;
@@ -538,7 +511,7 @@ pub(crate) fn stream_event(
     } else if let Some(sc) = conns.get_mut(skey) {
         w.arm(skey, sc);
     }
-    let close = pump(conns, parent, &mut s, poll, w, quitting);
+    let close = pump(conns, parent, &mut s, w);
     put_back(conns, parent, s);
     if close {
         close_session(conns, parent, w);
@@ -599,7 +572,7 @@ pub(crate) fn quit(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
             continue;
         };
         s.conn.shutdown();
-        let close = pump(conns, key, &mut s, poll, w, true);
+        let close = pump(conns, key, &mut s, w);
         put_back(conns, key, s);
         if close {
             if end_session(conns, key, w) {
@@ -615,16 +588,10 @@ pub(crate) fn quit(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
 /// Reads and takes frames while the client's bytes are there: a connection stops reading
 /// at READ_AHEAD and its frames are taken in rounds until the socket is drained (an
 /// edge-triggered socket says nothing more about bytes already waiting). True: close.
-pub(crate) fn session_rounds(
-    conns: &mut Slab<Conn>,
-    key: usize,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-    quitting: bool,
-) -> bool {
+pub(crate) fn session_rounds(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> bool {
     loop {
         let before = conns.get(key).map_or(0, |c| c.rbuf.len());
-        if session_event(conns, key, poll, w, quitting) {
+        if session_event(conns, key, w) {
             return true;
         }
         let Some(c) = conns.get_mut(key) else {

@@ -505,7 +505,7 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
         let close_it = c.on_timeout(w);
         w.deselect_log();
         if conns.get(key).is_some_and(h2::is_stream) {
-            h2::stream_event(conns, key, close_it, poll, w, false);
+            h2::stream_event(conns, key, close_it, poll, w);
         } else if close_it {
             close(conns, key, w);
         } else if let Some(c) = conns.get_mut(key) {
@@ -557,13 +557,13 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
     // connection's frames are taken by its session.
     match conns.get(key) {
         Some(c) if h2::is_stream(c) => {
-            h2::stream_event(conns, key, done, poll, w, quitting);
+            h2::stream_event(conns, key, done, poll, w);
             return;
         }
         Some(c) if h2::is_session(c) => {
             if done {
                 h2::close_session(conns, key, w);
-            } else if h2::session_rounds(conns, key, poll, w, quitting) {
+            } else if h2::session_rounds(conns, key, w) {
                 // What was written (a GOAWAY) must reach the client before the close:
                 // the connection lingers as an HTTP/1.1 one does.
                 if h2::end_session(conns, key, w) {

@@ -6,6 +6,20 @@ use super::*;
 impl Worker<'_> {
     /// Accounts for response body bytes appended to `conn.wbuf` from `from` on: frames
     /// them, drops what the upstream sent past the end.
+    /// How many response bytes `limit_rate` lets go to the client now; 0 while the rate
+    /// holds them back (the request is woken by its timer, and that wait is not the
+    /// client's: its send timeout counts from now).
+    fn client_allowance(&mut self, conn: &mut Conn, p: &mut Proxy) -> usize {
+        let id = (conn.key, conn.number);
+        match crate::worker::conn::rate_allowance(conn.req.as_deref_mut(), p.written, id, self) {
+            Ok(n) => n,
+            Err(_) => {
+                p.client_progress = self.now;
+                0
+            }
+        }
+    }
+
     pub(super) fn take_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
         let mut none = Vec::new();
         let trailers = match conn.req.as_deref_mut() {
@@ -117,20 +131,7 @@ impl Worker<'_> {
             }
             // To the client, as fast as `limit_rate` lets it go.
             let allowance = if conn.wpos < conn.wbuf.len() {
-                let id = (conn.key, conn.number);
-                match crate::worker::conn::rate_allowance(
-                    conn.req.as_deref_mut(),
-                    p.written,
-                    id,
-                    self,
-                ) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        // Held back by the rate (woken by its timer), not by the client.
-                        p.client_progress = self.now;
-                        0
-                    }
-                }
+                self.client_allowance(conn, p)
             } else {
                 0
             };
@@ -162,19 +163,7 @@ impl Worker<'_> {
             // with sendfile too); else read back into the buffer.
             if pending == 0 && p.spill_sent < p.spill_written && use_sendfile && conn.can_sendfile()
             {
-                let id = (conn.key, conn.number);
-                let allowance = match crate::worker::conn::rate_allowance(
-                    conn.req.as_deref_mut(),
-                    p.written,
-                    id,
-                    self,
-                ) {
-                    Ok(n) => n,
-                    Err(_) => {
-                        p.client_progress = self.now;
-                        0
-                    }
-                };
+                let allowance = self.client_allowance(conn, p);
                 let unsent = usize::try_from(p.spill_written - p.spill_sent).unwrap_or(usize::MAX);
                 let count = unsent.min(allowance).min(1 << 30);
                 if let (true, Some((f, _))) = (count > 0, p.spill.as_ref()) {
