@@ -140,6 +140,12 @@ impl Ir {
         t.to_source_with(&|v| self.var_name(v))
     }
 
+    /// The settings of a server's own level (those of its default location).
+    pub fn server_settings(&self, s: &Server) -> Option<&Settings> {
+        let loc = self.locations.get(s.default_location.0 as usize)?;
+        self.settings.get(loc.conf.settings.0 as usize)
+    }
+
     /// The effective `root` of a location.
     pub fn root_of<'a>(&'a self, loc: &'a Location) -> &'a Template {
         static EMPTY: Template = Template { parts: Vec::new() };

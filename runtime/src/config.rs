@@ -57,6 +57,10 @@ pub struct Loaded {
     /// Each server's TLS config twin with the ChaCha20 suites first, for clients that
     /// prefer them (servers that choose suites by their own order), by server index.
     pub tls_chacha: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// The twins of `tls` and `tls_chacha` that offer HTTP/2 by ALPN (servers that may
+    /// speak it), by server index.
+    pub tls_h2: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    pub tls_h2_chacha: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Where `ssl_stapling` fetches OCSP responses (each worker starts its thread), when
     /// some certificate needs it.
     pub ocsp: Option<std::sync::Arc<crate::ocsp::Fetcher>>,
@@ -459,6 +463,8 @@ impl Loaded {
             warnings: tls.warnings,
             tls: tls.configs,
             tls_chacha: tls.chacha,
+            tls_h2: tls.h2,
+            tls_h2_chacha: tls.h2_chacha,
             client_auth: tls.client_auth,
             tls_passwords: tls.passwords,
             upstream_tls,

@@ -246,6 +246,10 @@ pub struct ServerConfigs {
     /// Its twin with the ChaCha20 suites first (servers that choose by their own order),
     /// for clients that put ChaCha20 first.
     pub chacha: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// The twins of `configs` and `chacha` that offer HTTP/2 by ALPN (for servers that
+    /// may speak it: `http2 on`, or some address with `listen … http2`).
+    pub h2: Vec<Option<Arc<rustls::ServerConfig>>>,
+    pub h2_chacha: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// The client-certificate verifier of every server with `ssl_verify_client` (the one
     /// of the server whose config answered a handshake checks that connection's chain).
     pub client_auth: Vec<Option<Arc<proton_tls::ClientAuth>>>,
@@ -336,6 +340,18 @@ pub fn server_configs(
         built.push((t, c.clone(), a.clone()));
         out.configs.push(Some(c));
         out.client_auth.push(a);
+    }
+    let any_listen_h2 = ir.listeners.iter().any(|l| l.http2);
+    let twin = |c: &Option<Arc<rustls::ServerConfig>>, h2: bool| {
+        c.as_ref()
+            .filter(|_| h2)
+            .map(|c| Arc::new(proton_tls::with_h2(c)))
+    };
+    for (i, s) in ir.servers.iter().enumerate() {
+        let h2 = any_listen_h2 || ir.server_settings(s).is_some_and(|s| s.http2.enabled);
+        out.h2.push(out.configs.get(i).and_then(|c| twin(c, h2)));
+        out.h2_chacha
+            .push(out.chacha.get(i).and_then(|c| twin(c, h2)));
     }
     Ok(out)
 }

@@ -24,8 +24,19 @@ pub mod client;
 pub mod ocsp;
 pub use client::{CertInfo, ClientAuth, Verdict, VerifyError};
 
-/// The ALPN protocols Proton offers (HTTP/2 joins once it lands).
+/// The ALPN protocols Proton offers where HTTP/2 is off.
 pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// The ALPN protocols Proton offers where HTTP/2 is on: `h2` first (the server's order
+/// decides, as OpenSSL's `SSL_select_next_proto` in nginx).
+pub const ALPN_H2: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// `base` offering HTTP/2 by ALPN (its session cache, tickets and certificates shared).
+pub fn with_h2(base: &ServerConfig) -> ServerConfig {
+    let mut config = base.clone();
+    config.alpn_protocols = ALPN_H2.iter().map(|p| p.to_vec()).collect();
+    config
+}
 
 /// Where resumed sessions come from: the runtime's shared session cache and ticketer; protonc
 /// passes [`Resumption::none`].

@@ -1283,33 +1283,9 @@ impl Lower<'_> {
                     .ir
                     .servers
                     .get(default.0 as usize)
-                    .and_then(|s| self.ir.locations.get(s.default_location.0 as usize))
-                    .and_then(|l| self.ir.settings.get(l.conf.settings.0 as usize))
+                    .and_then(|s| self.ir.server_settings(s))
                     .map_or(60_000, |s| s.client_header_timeout_ms);
                 sock.deferred_secs = u32::try_from(ms.div_ceil(1000)).unwrap_or(u32::MAX).max(1);
-            }
-            // HTTP/2 over TLS needs ALPN, which Proton does not offer yet: such clients get
-            // HTTP/1.1 over TLS (as from a server without HTTP/2); said, not silently.
-            let server_h2 = |sid: &ServerId| {
-                self.ir
-                    .servers
-                    .get(sid.0 as usize)
-                    .and_then(|s| self.ir.locations.get(s.default_location.0 as usize))
-                    .and_then(|l| self.ir.settings.get(l.conf.settings.0 as usize))
-                    .is_some_and(|s| s.http2.enabled)
-            };
-            if ssl && (http2 || servers.iter().any(server_h2)) {
-                if let Some((_, _, _, span)) = here.first() {
-                    self.err(
-                        Diagnostic::warning(
-                            Code::NginxWarning,
-                            *span,
-                            format!("HTTP/2 over TLS is not served yet on {addr}"),
-                        )
-                        .label("TLS clients get HTTP/1.1 here (no ALPN \"h2\" yet)")
-                        .help("h2c (HTTP/2 with prior knowledge over plain TCP) is served; see docs/configuration.md"),
-                    );
-                }
             }
             let names = self.name_table(&addr, &servers, default);
             self.ir.listeners.push(Listener {

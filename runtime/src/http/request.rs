@@ -977,6 +977,16 @@ fn classify_request_line(rest: &[u8]) -> Line {
     if target.iter().any(|&b| b < 0x21 || b == 0x7f) || std::str::from_utf8(target).is_err() {
         return Line::Bad(HttpError::InvalidTarget);
     }
+    // As nginx, the target is read before the version: one that starts with neither `/`
+    // nor a scheme is 400 whatever follows (`PRI * HTTP/2.0`, the HTTP/2 preface sent
+    // where HTTP/2 is off, is a bad request, not a version to refuse).
+    let asterisk = target == b"*" && method == b"OPTIONS";
+    if target
+        .first()
+        .is_some_and(|&b| b != b'/' && !b.is_ascii_alphabetic() && !asterisk)
+    {
+        return Line::Bad(HttpError::InvalidTarget);
+    }
     let Some(after) = after else {
         // `GET /` alone is an HTTP/0.9 simple request, which is not served.
         return wait_or(if target.is_empty() {
@@ -1252,6 +1262,12 @@ mod tests {
             HttpError::VersionNotSupported
         );
         assert_eq!(err(b"GET / HTTP/0.9\r\n\r\n"), HttpError::InvalidVersion);
+        // The target is judged before the version, as nginx's parser reads them.
+        assert_eq!(
+            err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            HttpError::InvalidTarget
+        );
+        assert_eq!(err(b"GET ?x HTTP/2.0\r\n\r\n"), HttpError::InvalidTarget);
         assert_eq!(err(b"GET / HTTP/1.1x\r\n\r\n"), HttpError::InvalidVersion);
         assert_eq!(err(b"GET / http/1.1\r\n\r\n"), HttpError::InvalidVersion);
         // As nginx: a major version above 1 is 505 as soon as its first digit is there.

@@ -266,6 +266,16 @@ impl Conn {
         self.ext.as_deref().and_then(|e| e.tls.as_ref())
     }
 
+    /// The TLS handshake is done and chose HTTP/2 by ALPN.
+    pub(crate) fn alpn_h2(&self) -> bool {
+        matches!(self.sock, Sock::Tcp(_))
+            && !self.tls_handshaking()
+            && self
+                .tls_session()
+                .and_then(|s| s.alpn_protocol())
+                .is_some_and(|p| p == b"h2")
+    }
+
     /// Length of the current request's head in `rbuf`.
     pub(crate) fn head_len(&self) -> usize {
         self.head_len32 as usize
@@ -512,6 +522,12 @@ impl Conn {
         loop {
             match self.phase {
                 Phase::Head => {
+                    if self.served == 0 && self.alpn_h2() {
+                        // The client chose HTTP/2 by ALPN: its preface is checked by the
+                        // session (a wrong one is a connection error).
+                        super::h2::start(self, w);
+                        continue;
+                    }
                     if self.served == 0
                         && !self.rbuf.is_empty()
                         && w.http2_plain(self)

@@ -80,7 +80,16 @@ pub(crate) fn preface_prefix(bytes: &[u8]) -> bool {
 
 /// Turns connection `c` (its first bytes are the HTTP/2 preface) into an HTTP/2 connection.
 pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
-    let s = w.default_settings(c.listener as usize);
+    // Over TLS the server the SNI name chose sets the connection's HTTP/2 settings (as
+    // nginx's); else the address's default server.
+    let ir = &w.loaded.ir;
+    let s = match c.tls().and_then(|t| t.server) {
+        Some(sid) => ir
+            .servers
+            .get(sid.0 as usize)
+            .and_then(|s| ir.server_settings(s)),
+        None => w.default_settings(c.listener as usize),
+    };
     let cfg = Config {
         max_concurrent_streams: s.map_or(128, |s| s.http2.max_concurrent_streams),
         initial_window: s.map_or(65_536, |s| {
@@ -139,6 +148,48 @@ fn put_back(conns: &mut Slab<Conn>, key: usize, s: Box<Session>) {
     if let Some(e) = conns.get_mut(key).and_then(|c| c.ext.as_deref_mut()) {
         e.h2 = Some(s);
     }
+}
+
+/// Runs `f` on connection `key`; a stream's connection sees its HTTP/2 connection's TLS
+/// and PROXY protocol header while it runs (`$https`, `$ssl_*`, the SNI checks,
+/// `$proxy_protocol_*`, `real_ip_header proxy_protocol`), lent for the call and given
+/// back after it. `None`: there is no connection `key`.
+pub(crate) fn with_parent<R>(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    f: impl FnOnce(&mut Conn) -> R,
+) -> Option<R> {
+    let parent = conns.get_mut(key).and_then(link_of).map(|l| l.parent);
+    let lent = parent
+        .and_then(|p| conns.get_mut(p))
+        .and_then(|c| c.ext.as_deref_mut())
+        .map(|e| (e.tls.take(), e.proxy_protocol.take()));
+    let c = conns.get_mut(key)?;
+    let lent = match (lent, c.ext.as_deref_mut()) {
+        (Some((tls, pp)), Some(e)) => {
+            e.tls = tls;
+            e.proxy_protocol = pp;
+            true
+        }
+        _ => false,
+    };
+    let r = f(c);
+    if lent {
+        let back = c
+            .ext
+            .as_deref_mut()
+            .map(|e| (e.tls.take(), e.proxy_protocol.take()));
+        if let (Some((tls, pp)), Some(e)) = (
+            back,
+            parent
+                .and_then(|p| conns.get_mut(p))
+                .and_then(|c| c.ext.as_deref_mut()),
+        ) {
+            e.tls = tls;
+            e.proxy_protocol = pp;
+        }
+    }
+    Some(r)
 }
 
 fn link_of(c: &mut Conn) -> Option<&mut StreamLink> {
@@ -310,17 +361,17 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
 
 /// Runs a stream's connection (its request, its handlers), then takes its output.
 fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Worker<'_>) {
-    let done = match conns.get_mut(skey) {
-        Some(sc) => {
-            if let Some(l) = link_of(sc) {
-                l.blocked = false;
-            }
-            w.select_log(sc);
-            let d = sc.on_event(w, true, true);
-            w.deselect_log();
-            d
+    let done = with_parent(conns, skey, |sc| {
+        if let Some(l) = link_of(sc) {
+            l.blocked = false;
         }
-        None => return,
+        w.select_log(sc);
+        let d = sc.on_event(w, true, true);
+        w.deselect_log();
+        d
+    });
+    let Some(done) = done else {
+        return;
     };
     take_output(conns, skey, s);
     if done {

@@ -93,9 +93,10 @@ pub(crate) struct Worker<'a> {
     /// Bounce buffer for file bodies with `sendfile off`.
     pub(crate) copy_buf: Vec<u8>,
     /// The TLS configs of servers whose `ssl_certificate` has variables, by the files a
-    /// handshake named: (server, made from its ChaCha20-first twin, the names, config),
+    /// handshake named: (server, the twin it was made from (see `named_certificates`),
+    /// the names, config),
     /// least recently used first.
-    pub(crate) tls_named: Vec<(u32, bool, Vec<u8>, std::sync::Arc<rustls::ServerConfig>)>,
+    pub(crate) tls_named: Vec<(u32, u8, Vec<u8>, std::sync::Arc<rustls::ServerConfig>)>,
     /// Connections whose writes `limit_rate` holds back, by when to resume (earliest
     /// first). A stale entry (the connection moved on or closed) only costs a spurious
     /// wakeup.
@@ -501,9 +502,13 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
             w.arm(key, c);
             continue;
         }
-        w.select_log(c);
-        let close_it = c.on_timeout(w);
-        w.deselect_log();
+        let close_it = h2::with_parent(conns, key, |c| {
+            w.select_log(c);
+            let close_it = c.on_timeout(w);
+            w.deselect_log();
+            close_it
+        })
+        .unwrap_or(true);
         if conns.get(key).is_some_and(h2::is_stream) {
             h2::stream_event(conns, key, close_it, poll, w);
         } else if close_it {
@@ -544,15 +549,13 @@ fn resolved(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>, quitting: b
 
 /// Readiness on client connection `key` (or on the upstream socket it owns).
 fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_>, quitting: bool) {
-    let done = match conns.get_mut(key) {
-        Some(c) => {
-            w.select_log(c);
-            let done = c.on_event(w, true, true);
-            w.deselect_log();
-            done
-        }
-        None => false,
-    };
+    let done = h2::with_parent(conns, key, |c| {
+        w.select_log(c);
+        let done = c.on_event(w, true, true);
+        w.deselect_log();
+        done
+    })
+    .unwrap_or(false);
     // HTTP/2: a stream's connection hands its output to its HTTP/2 connection; an HTTP/2
     // connection's frames are taken by its session.
     match conns.get(key) {

@@ -379,9 +379,7 @@ impl<'a> Worker<'a> {
     pub(crate) fn default_settings(&self, l: usize) -> Option<&Settings> {
         let ir = &self.loaded.ir;
         let sid = ir.listeners.get(l)?.names.default;
-        let srv = ir.servers.get(sid.0 as usize)?;
-        let loc = ir.locations.get(srv.default_location.0 as usize)?;
-        ir.settings.get(loc.conf.settings.0 as usize)
+        ir.server_settings(ir.servers.get(sid.0 as usize)?)
     }
 
     /// Whether a plain connection is to be looked at for the HTTP/2 preface (h2c with prior

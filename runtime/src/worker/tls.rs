@@ -600,6 +600,8 @@ pub(crate) struct TlsConn {
     pub(crate) client_suites: Box<[rustls::CipherSuite]>,
     /// The name the client asked for by SNI (`$ssl_server_name`).
     pub(crate) server_name: Option<Box<str>>,
+    /// The server the SNI name chose (its certificate answered; its HTTP/2 settings apply).
+    pub(crate) server: Option<proton_ir::ServerId>,
     /// The client-certificate verifier of the server whose config answered the handshake
     /// (`None`: no certificate was asked for).
     client_auth: Option<Arc<ClientAuth>>,
@@ -638,6 +640,7 @@ impl TlsConn {
             client_groups: Box::default(),
             client_suites: Box::default(),
             server_name: None,
+            server: None,
             client_auth: None,
             verdict: Cell::new(None),
         }
@@ -983,14 +986,14 @@ impl Conn {
     /// `ssl_certificate` has variables, `base` with the files they name now (with the
     /// connection's variables: `$ssl_server_name`, the addresses, maps of them), read the
     /// first time a worker meets those names and then kept (the [`NAMED_MAX`] most recently
-    /// used). `chacha`: `base` is the server's ChaCha20-first twin. The error names the
-    /// file.
+    /// used). `twin`: which of the server's configs `base` is (bit 0: its ChaCha20-first
+    /// twin, bit 1: its HTTP/2 twin). The error names the file.
     fn named_certificates(
         &self,
         w: &mut Worker<'_>,
         sid: proton_ir::ServerId,
         base: Arc<rustls::ServerConfig>,
-        chacha: bool,
+        twin: u8,
     ) -> Result<Arc<rustls::ServerConfig>, String> {
         let loaded = w.loaded;
         let Some(t) = loaded
@@ -1020,7 +1023,7 @@ impl Conn {
         if let Some(i) = w
             .tls_named
             .iter()
-            .position(|(s, c, n, _)| *s == sid.0 && *c == chacha && *n == names)
+            .position(|(s, t, n, _)| *s == sid.0 && *t == twin && *n == names)
         {
             let hit = w.tls_named.remove(i);
             let config = hit.3.clone();
@@ -1052,7 +1055,7 @@ impl Conn {
         if w.tls_named.len() >= NAMED_MAX {
             w.tls_named.remove(0);
         }
-        w.tls_named.push((sid.0, chacha, names, config.clone()));
+        w.tls_named.push((sid.0, twin, names, config.clone()));
         Ok(config)
     }
 
@@ -1170,19 +1173,43 @@ impl Conn {
             let bytes = std::mem::take(&mut hello.bytes);
             // A client that puts ChaCha20 first (no AES hardware) gets it from a server
             // that chooses by its own order (OpenSSL's PRIORITIZE_CHACHA).
-            let (config, chacha) = match w.loaded.tls_chacha.get(sid.0 as usize) {
-                Some(Some(twin))
-                    if t.client_suites
-                        .iter()
-                        .find(|s| s.as_str().is_some())
-                        .copied()
-                        .is_some_and(proton_tls::is_chacha) =>
-                {
-                    (twin.clone(), true)
-                }
-                _ => (config, false),
+            let chacha = t
+                .client_suites
+                .iter()
+                .find(|s| s.as_str().is_some())
+                .copied()
+                .is_some_and(proton_tls::is_chacha);
+            // A server that may speak HTTP/2 offers it by ALPN (`listen … http2`, or
+            // `http2 on` in the server the SNI name chose, as nginx).
+            let h2 = w
+                .loaded
+                .ir
+                .listeners
+                .get(self.listener as usize)
+                .is_some_and(|l| l.http2)
+                || w.loaded
+                    .ir
+                    .servers
+                    .get(sid.0 as usize)
+                    .and_then(|s| w.loaded.ir.server_settings(s))
+                    .is_some_and(|s| s.http2.enabled);
+            let twins = match (chacha, h2) {
+                (false, false) => None,
+                (true, false) => Some(&w.loaded.tls_chacha),
+                (false, true) => Some(&w.loaded.tls_h2),
+                (true, true) => Some(&w.loaded.tls_h2_chacha),
             };
-            let config = match self.named_certificates(w, sid, config, chacha) {
+            let (config, twin) = match twins.and_then(|v| v.get(sid.0 as usize)) {
+                Some(Some(c)) => (c.clone(), u8::from(chacha) | u8::from(h2) << 1),
+                // No ChaCha20-first twin (the server does not order suites): its HTTP/2 one.
+                _ if chacha && h2 => match w.loaded.tls_h2.get(sid.0 as usize) {
+                    Some(Some(c)) => (c.clone(), 2),
+                    _ => (config, 0),
+                },
+                _ => (config, 0),
+            };
+            t.server = Some(sid);
+            let config = match self.named_certificates(w, sid, config, twin) {
                 Ok(c) => c,
                 Err(e) => {
                     elog!(

@@ -733,7 +733,8 @@ impl Ctx<'_> {
                 }
             }
             Builtin::ServerProtocol if self.http2 => out.extend_from_slice(b"HTTP/2.0"),
-            // Only HTTP/2 over plain TCP is served so far.
+            // "h2" over TLS (ALPN), "h2c" over plain TCP.
+            Builtin::Http2 if self.http2 && self.tls.is_some() => out.extend_from_slice(b"h2"),
             Builtin::Http2 if self.http2 => out.extend_from_slice(b"h2c"),
             Builtin::Http2 => {}
             Builtin::ServerProtocol => {
