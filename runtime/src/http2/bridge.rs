@@ -212,7 +212,8 @@ impl ResponseBridge {
                 continue;
             }
             let kind = self.resp.body_kind(self.head_only);
-            let end = matches!(kind, BodyKind::None);
+            // No body, or an empty one: END_STREAM on the HEADERS frame.
+            let end = matches!(kind, BodyKind::None | BodyKind::Length(0));
             let fields = self.resp.headers.iter().filter_map(|(n, v)| {
                 let (name, value) = (input.get(n.clone())?, input.get(v.clone())?);
                 (!connection_specific(name)).then_some((name, value))
@@ -562,6 +563,17 @@ mod tests {
         b.reset(false);
         let mut input = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n".to_vec();
         assert_eq!(b.feed(&mut input, &mut c, 1), Bridged::Broken);
+    }
+
+    #[test]
+    fn an_empty_body_ends_the_stream_with_its_headers() {
+        let mut c = stream(false);
+        let mut b = ResponseBridge::default();
+        b.reset(false);
+        let mut input = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec();
+        assert_eq!(b.feed(&mut input, &mut c, 1), Bridged::Done);
+        let f = frames(&mut c);
+        assert_eq!((f.len(), f[0].1[0].1.as_str(), f[0].3), (1, "200", true));
     }
 
     #[test]

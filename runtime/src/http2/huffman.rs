@@ -95,8 +95,10 @@ struct Step {
 
 struct Automaton {
     steps: Vec<[Step; 16]>,
-    /// Whether the input may end in this state: the bits since the last symbol are at most
-    /// seven, all ones (a prefix of EOS, RFC 7541 §5.2).
+    /// Whether the input may end in this state: the bits since the last symbol are all ones
+    /// (a prefix of EOS). RFC 7541 §5.2 makes more than seven an error; nginx's decoder
+    /// takes any prefix of EOS (its test client pads a whole byte when the code fills the
+    /// last one), and so does this one.
     accepts: Vec<bool>,
 }
 
@@ -116,7 +118,6 @@ fn build() -> Automaton {
         Leaf(usize),
     }
     let mut kids: Vec<[Child; 2]> = vec![[Child::None; 2]];
-    let mut depth: Vec<u8> = vec![0];
     let mut ones: Vec<bool> = vec![true];
     for sym in 0..257 {
         let len = LENS[sym];
@@ -132,7 +133,6 @@ fn build() -> Automaton {
                     _ => {
                         let n = kids.len();
                         kids.push([Child::None; 2]);
-                        depth.push(depth[node] + 1);
                         ones.push(ones[node] && bit == 1);
                         kids[node][bit] = Child::Node(n);
                         n
@@ -162,12 +162,13 @@ fn build() -> Automaton {
             step.next = node as u8;
         }
     }
-    let accepts = (0..kids.len()).map(|n| ones[n] && depth[n] <= 7).collect();
+    let accepts = ones;
     Automaton { steps, accepts }
 }
 
 /// Appends the Huffman-coded string `data` decoded; `Err` for what RFC 7541 §5.2 makes a
-/// decoding error (EOS in the string, padding longer than 7 bits or not all ones).
+/// decoding error (EOS in the string, padding not all ones; longer padding is taken, as
+/// nginx takes it).
 pub(crate) fn decode(data: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
     let a = automaton();
     let mut state = 0usize;
@@ -250,10 +251,13 @@ mod tests {
         // '0' (00000) with padding 111: fine; with padding 000: not ones.
         assert!(decode(&[0x07], &mut out).is_ok());
         assert!(decode(&[0x00], &mut out).is_err());
-        // A whole byte of padding is more than 7 bits.
-        assert!(decode(&[0x07, 0xff], &mut out).is_err());
-        // EOS inside the string.
+        // Padding longer than 7 bits is taken (as nginx), up to a whole EOS, which is not.
+        assert!(decode(&[0x07, 0xff], &mut out).is_ok());
+        out.clear();
+        assert!(decode(&[0x07, 0xff, 0xff, 0xff], &mut out).is_ok());
+        assert_eq!(out, b"0");
         assert!(decode(&[0xff, 0xff, 0xff, 0xff], &mut out).is_err());
+        assert!(decode(&[0x07, 0xfe], &mut out).is_err());
     }
 
     /// A bit-by-bit decoder straight from RFC 7541 §5.2, to check the automaton against.
@@ -279,7 +283,8 @@ mod tests {
                 }
             }
         }
-        if len > 7 || code != (1u32 << len) - 1 {
+        // Any prefix of EOS ends a string, as in nginx (RFC 7541 would stop at 7 bits).
+        if code != (1u32 << len) - 1 {
             return Err(());
         }
         Ok(out)
