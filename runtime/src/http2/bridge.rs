@@ -459,7 +459,8 @@ mod tests {
             match h.kind {
                 frame::HEADERS => {
                     let mut l = HeaderList::default();
-                    d.decode(p, &mut l, usize::MAX).unwrap();
+                    d.decode(p, &mut l, crate::http2::hpack::Limits::NONE)
+                        .unwrap();
                     let f = l
                         .iter()
                         .map(|(n, v)| {

@@ -14,7 +14,7 @@
 //! Memory per connection is bounded by the stream count and the per-stream window.
 
 use super::frame::{self, ErrorCode, Head};
-use super::hpack::{Decoder, Encoder, HeaderList};
+use super::hpack::{Decoder, Encoder, HeaderList, HpackError, Limits};
 use std::ops::Range;
 
 /// This side's settings (nginx's `http2_*` directives).
@@ -24,9 +24,9 @@ pub(crate) struct Config {
     pub(crate) max_concurrent_streams: u32,
     /// `http2_body_preread_size`: each stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE).
     pub(crate) initial_window: u32,
-    /// The largest header list, as SETTINGS_MAX_HEADER_LIST_SIZE counts it
-    /// (`large_client_header_buffers`).
-    pub(crate) max_header_list: usize,
+    /// The longest header string and the largest header list (`large_client_header_buffers`:
+    /// one buffer, all of them, as nginx).
+    pub(crate) headers: Limits,
     /// `http2_chunk_size`: the largest DATA frame sent.
     pub(crate) chunk_size: usize,
 }
@@ -36,7 +36,10 @@ impl Default for Config {
         Config {
             max_concurrent_streams: 128,
             initial_window: 65_536,
-            max_header_list: 32 * 1024,
+            headers: Limits {
+                field: 8 * 1024,
+                list: 32 * 1024,
+            },
             chunk_size: 8 * 1024,
         }
     }
@@ -51,15 +54,30 @@ pub(crate) struct ConnError {
     pub(crate) reason: &'static str,
 }
 
+/// A header block that does not decode: past the limits (nginx's ENHANCE_YOUR_CALM), or
+/// broken.
+fn decode_error(e: HpackError) -> ConnError {
+    match e {
+        HpackError::FieldTooLarge => conn_err(
+            ErrorCode::EnhanceYourCalm,
+            "client sent too large header field",
+        ),
+        HpackError::ListTooLarge => {
+            conn_err(ErrorCode::EnhanceYourCalm, "client sent too large header")
+        }
+        _ => conn_err(ErrorCode::Compression, "header block does not decode"),
+    }
+}
+
 /// What the peer did, for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
     /// A request: its header list, checked, is [`H2Conn::headers`]; `end_stream`: no body.
-    /// `over_limit`: fields were left out (more than the header list allowed).
+    /// `refused`: the request is malformed (why), to be answered 400.
     Request {
         stream: u32,
         end_stream: bool,
-        over_limit: bool,
+        refused: Option<&'static str>,
     },
     /// Request body bytes, `input[at]` of the bytes given to `recv`.
     Data {
@@ -192,7 +210,7 @@ impl H2Conn {
             window_opened: false,
             cfg,
         };
-        let max_list = u32::try_from(c.cfg.max_header_list).unwrap_or(u32::MAX);
+        let max_list = u32::try_from(c.cfg.headers.list).unwrap_or(u32::MAX);
         frame::write_settings(
             &mut c.out,
             &[
@@ -704,10 +722,10 @@ impl H2Conn {
     }
 
     /// A header block may not grow past twice the header list's limit (it is decoded only
-    /// once whole: a CONTINUATION flood is bounded here); one past the limit itself decodes
-    /// into a list marked `over_limit`, which the caller answers on its stream alone.
+    /// once whole: a CONTINUATION flood is bounded here); a list past the limit itself is
+    /// found when the block is decoded (both connection errors, as nginx's).
     fn check_block(&self) -> Res {
-        if self.block.len() > 2 * self.cfg.max_header_list + 16 * 1024 {
+        if self.block.len() > 2 * self.cfg.headers.list + 16 * 1024 {
             return Err(conn_err(
                 ErrorCode::EnhanceYourCalm,
                 "a header block larger than the header list allowed",
@@ -721,13 +739,13 @@ impl H2Conn {
         let id = self.block_stream;
         self.block_stream = 0;
         let end = self.block_flags & frame::END_STREAM != 0;
-        let limit = self.cfg.max_header_list;
+        let limit = self.cfg.headers;
         if let Some(i) = self.find(id) {
             // Trailers.
             let mut list = std::mem::take(&mut self.streams[i].trailers);
             let r = self.decoder.decode(&self.block, &mut list, limit);
             self.streams[i].trailers = list;
-            r.map_err(|_| conn_err(ErrorCode::Compression, "header block does not decode"))?;
+            r.map_err(decode_error)?;
             let s = &self.streams[i];
             let bad = s.remote_done
                 || !end
@@ -750,19 +768,14 @@ impl H2Conn {
             let mut list = std::mem::take(&mut self.scratch);
             let r = self.decoder.decode(&self.block, &mut list, limit);
             self.scratch = list;
-            return r
-                .map(|_| ())
-                .map_err(|_| conn_err(ErrorCode::Compression, "header block does not decode"));
+            return r.map_err(decode_error);
         }
         self.last_stream = id;
         let mut s = self.free.pop().unwrap_or_default();
         let r = self.decoder.decode(&self.block, &mut s.headers, limit);
-        if r.is_err() {
+        if let Err(e) = r {
             self.free.push(s);
-            return Err(conn_err(
-                ErrorCode::Compression,
-                "header block does not decode",
-            ));
+            return Err(decode_error(e));
         }
         if self.goaway.is_some_and(|last| id > last) {
             // After GOAWAY: not served (the peer may retry it elsewhere).
@@ -775,19 +788,17 @@ impl H2Conn {
             self.remember_reset(id);
             return Ok(());
         }
-        let checked = if self.block_bad_priority {
-            Err("a stream depends on itself")
-        } else {
-            check_request(&s.headers)
-        };
-        let content_length = match checked {
-            Ok(cl) => cl,
-            Err(_) => {
+        // A malformed request is answered 400 on its stream, as nginx answers it (RFC 9113
+        // would reset the stream); a stream that depends on itself is reset.
+        let (content_length, refused) = match check_request(&s.headers) {
+            _ if self.block_bad_priority => {
                 self.free.push(s);
                 frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
                 self.remember_reset(id);
                 return Ok(());
             }
+            Ok(cl) => (cl, None),
+            Err(reason) => (None, Some(reason)),
         };
         if end && content_length.is_some_and(|cl| cl > 0) {
             self.free.push(s);
@@ -804,7 +815,6 @@ impl H2Conn {
         s.content_length = content_length;
         s.received = 0;
         s.trailers.clear();
-        let over_limit = s.headers.over_limit;
         if !self.acked {
             s.recv_window = s.recv_window.max(frame::DEFAULT_WINDOW);
         }
@@ -813,7 +823,7 @@ impl H2Conn {
         ev.push(Event::Request {
             stream: id,
             end_stream: end,
-            over_limit,
+            refused,
         });
         Ok(())
     }
@@ -1280,7 +1290,7 @@ mod tests {
                         Event::Request {
                             stream: 1,
                             end_stream: false,
-                            over_limit: false,
+                            refused: None,
                         } => {
                             requests += 1;
                             let h = c.headers(1).unwrap();
@@ -1320,7 +1330,7 @@ mod tests {
             [Event::Request {
                 stream: 1,
                 end_stream: true,
-                over_limit: false
+                refused: None
             }]
         );
         c.send_headers(
@@ -1338,7 +1348,7 @@ mod tests {
         );
         let mut d = Decoder::new(4096);
         let mut list = HeaderList::default();
-        d.decode(&f[0].1, &mut list, usize::MAX).unwrap();
+        d.decode(&f[0].1, &mut list, Limits::NONE).unwrap();
         let fields: Vec<_> = list.iter().collect();
         assert_eq!(
             fields,
@@ -1463,7 +1473,7 @@ mod tests {
     }
 
     #[test]
-    fn malformed_requests_are_stream_errors() {
+    fn malformed_requests_are_refused() {
         let bad: Vec<Vec<(&str, &str)>> = vec![
             vec![
                 (":method", "GET"),
@@ -1523,16 +1533,23 @@ mod tests {
             ],
             vec![(":method", "CONNECT"), (":scheme", "http"), (":path", "/")],
         ];
+        // Each is a request to answer 400 (as nginx), not a reset.
         for (i, fields) in bad.iter().enumerate() {
             let mut c = open();
             let (r, ev) = feed(&mut c, &head(1, &block(fields)));
             assert!(r.is_ok(), "case {i}");
-            assert!(ev.is_empty(), "case {i}: {ev:?}");
-            assert_eq!(
-                rst_codes(&mut c),
-                [(1, ErrorCode::Protocol as u32)],
-                "case {i}"
+            assert!(
+                matches!(
+                    ev[..],
+                    [Event::Request {
+                        stream: 1,
+                        refused: Some(_),
+                        ..
+                    }]
+                ),
+                "case {i}: {ev:?}"
             );
+            assert!(rst_codes(&mut c).is_empty(), "case {i}");
         }
         // te: trailers is fine, as is CONNECT with :authority only.
         let mut c = open();
@@ -1542,9 +1559,10 @@ mod tests {
             (":path", "/"),
             ("te", "trailers"),
         ]);
-        assert_eq!(push(&mut c, &head(1, &ok)).len(), 1);
+        let fine = |ev: Vec<Event>| matches!(ev[..], [Event::Request { refused: None, .. }]);
+        assert!(fine(push(&mut c, &head(1, &ok))));
         let connect = block(&[(":method", "CONNECT"), (":authority", "h:443")]);
-        assert_eq!(push(&mut c, &head(3, &connect)).len(), 1);
+        assert!(fine(push(&mut c, &head(3, &connect))));
     }
 
     #[test]
@@ -1771,7 +1789,7 @@ mod tests {
         let block: Vec<u8> = f.iter().flat_map(|(_, p)| p.clone()).collect();
         let mut list = HeaderList::default();
         Decoder::new(4096)
-            .decode(&block, &mut list, usize::MAX)
+            .decode(&block, &mut list, Limits::NONE)
             .unwrap();
         assert_eq!(list.iter().nth(1).unwrap().1.len(), 40_000);
     }
@@ -1839,8 +1857,8 @@ mod tests {
             }
         }
         assert_eq!(err.map(|e| e.code), Some(ErrorCode::EnhanceYourCalm));
-        // One large entry in the table, referenced again and again: the list stops at
-        // its limit and says so.
+        // One large entry in the table, referenced again and again: the list goes past
+        // its limit, a connection error (as nginx's "client sent too large header").
         let mut c = open();
         let mut b = get("/");
         b.push(0x40);
@@ -1849,16 +1867,18 @@ mod tests {
         write_int(&mut b, 0, 7, 4000);
         b.extend(std::iter::repeat_n(b'v', 4000));
         b.extend(std::iter::repeat_n(0xbe, 5000));
-        let (r, ev) = feed(&mut c, &whole(1, &b[..9000.min(b.len())]));
-        assert!(r.is_ok());
-        assert!(matches!(
-            ev[..],
-            [Event::Request {
-                over_limit: true,
-                ..
-            }]
-        ));
-        assert!(c.headers(1).unwrap().size <= Config::default().max_header_list);
+        let (r, _) = feed(&mut c, &whole(1, &b[..9000.min(b.len())]));
+        assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::EnhanceYourCalm));
+        // One string longer than a buffer: the same.
+        let mut c = open();
+        let mut b = get("/");
+        b.push(0x40);
+        write_int(&mut b, 0, 7, 1);
+        b.push(b'x');
+        write_int(&mut b, 0, 7, 8193);
+        b.extend(std::iter::repeat_n(b'v', 8193));
+        let (r, _) = feed(&mut c, &whole(1, &b));
+        assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::EnhanceYourCalm));
     }
 
     #[test]

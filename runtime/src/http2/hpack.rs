@@ -99,6 +99,29 @@ pub(crate) enum HpackError {
     /// A dynamic table size update larger than the size advertised, or one that is not at
     /// the start of the block.
     BadSizeUpdate,
+    /// A string longer than [`Limits::field`] (nginx: "client sent too large header field").
+    FieldTooLarge,
+    /// Names and values longer together than [`Limits::list`] (nginx: "client sent too large
+    /// header").
+    ListTooLarge,
+}
+
+/// What one header block may hold (nginx's, from `large_client_header_buffers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The longest string literal, as sent (Huffman-coded or not): one buffer's size.
+    pub(crate) field: usize,
+    /// The names and values of the block's fields together: all the buffers.
+    pub(crate) list: usize,
+}
+
+impl Limits {
+    /// No limit (tests).
+    #[cfg(test)]
+    pub(crate) const NONE: Limits = Limits {
+        field: usize::MAX,
+        list: usize::MAX,
+    };
 }
 
 /// A decoded header list: names and values back to back in one buffer, in order.
@@ -107,10 +130,8 @@ pub(crate) struct HeaderList {
     buf: Vec<u8>,
     /// (name end, value end) in `buf`: a field's name starts where the previous value ended.
     ends: Vec<(u32, u32)>,
-    /// The list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (32 more per field).
+    /// The names and values together, as nginx counts a header list against its limit.
     pub(crate) size: usize,
-    /// Fields were left out because the list went over its limit.
-    pub(crate) over_limit: bool,
 }
 
 impl HeaderList {
@@ -118,7 +139,6 @@ impl HeaderList {
         self.buf.clear();
         self.ends.clear();
         self.size = 0;
-        self.over_limit = false;
     }
 
     /// The fields, in order.
@@ -281,14 +301,13 @@ impl Decoder {
         }
     }
 
-    /// Decodes one complete header block into `out` (cleared first). Fields past `limit`
-    /// (the list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it) are decoded but not
-    /// kept, and `out.over_limit` says so.
+    /// Decodes one complete header block into `out` (cleared first). A string or a list
+    /// past `limits` is an error (a connection error for the caller, as nginx's).
     pub(crate) fn decode(
         &mut self,
         block: &[u8],
         out: &mut HeaderList,
-        limit: usize,
+        limits: Limits,
     ) -> Result<(), HpackError> {
         out.clear();
         let mut at = 0usize;
@@ -299,7 +318,8 @@ impl Decoder {
                 // Indexed field.
                 let i = read_int(block, &mut at, 7)?;
                 let (n, v) = self.field(i)?;
-                keep(out, n, v, limit);
+                count(out, n.len() + v.len(), limits)?;
+                out.push(n, v);
                 fields_seen = true;
             } else if b & 0xe0 == 0x20 {
                 // Dynamic table size update: only before the first field.
@@ -315,26 +335,20 @@ impl Decoder {
                 let i = read_int(block, &mut at, prefix)?;
                 let start = out.buf.len();
                 if i == 0 {
-                    read_string(block, &mut at, &mut out.buf)?;
+                    read_string(block, &mut at, &mut out.buf, limits.field)?;
                 } else {
                     let (n, _) = self.field(i)?;
                     out.buf.extend_from_slice(n);
                 }
                 let name_end = out.buf.len();
-                read_string(block, &mut at, &mut out.buf)?;
+                read_string(block, &mut at, &mut out.buf, limits.field)?;
                 let value_end = out.buf.len();
+                count(out, value_end - start, limits)?;
                 if index {
                     let (name, value) = out.buf[start..value_end].split_at(name_end - start);
                     self.table.insert(name, value);
                 }
-                let size = value_end - start + ENTRY_OVERHEAD;
-                if out.over_limit || out.size + size > limit {
-                    out.over_limit = true;
-                    out.buf.truncate(start);
-                } else {
-                    out.size += size;
-                    out.ends.push((name_end as u32, value_end as u32));
-                }
+                out.ends.push((name_end as u32, value_end as u32));
                 fields_seen = true;
             }
         }
@@ -342,21 +356,28 @@ impl Decoder {
     }
 }
 
-/// Adds an indexed field to the list unless the list is over its limit.
-fn keep(out: &mut HeaderList, name: &[u8], value: &[u8], limit: usize) {
-    let size = name.len() + value.len() + ENTRY_OVERHEAD;
-    if out.over_limit || out.size + size > limit {
-        out.over_limit = true;
-        return;
+/// Counts a field of `len` bytes (name and value) against the list's limit.
+fn count(out: &mut HeaderList, len: usize, limits: Limits) -> Result<(), HpackError> {
+    out.size += len;
+    if out.size > limits.list {
+        return Err(HpackError::ListTooLarge);
     }
-    out.size += size;
-    out.push(name, value);
+    Ok(())
 }
 
-/// Reads a string literal (RFC 7541 §5.2) at `*at`, appending it decoded to `out`.
-fn read_string(block: &[u8], at: &mut usize, out: &mut Vec<u8>) -> Result<(), HpackError> {
+/// Reads a string literal (RFC 7541 §5.2) of at most `max` bytes as sent at `*at`,
+/// appending it decoded to `out`.
+fn read_string(
+    block: &[u8],
+    at: &mut usize,
+    out: &mut Vec<u8>,
+    max: usize,
+) -> Result<(), HpackError> {
     let huffman = block.get(*at).ok_or(HpackError::Truncated)? & 0x80 != 0;
     let len = read_int(block, at, 7)?;
+    if len > max {
+        return Err(HpackError::FieldTooLarge);
+    }
     let end = at.checked_add(len).ok_or(HpackError::Truncated)?;
     let s = block.get(*at..end).ok_or(HpackError::Truncated)?;
     *at = end;
@@ -500,10 +521,9 @@ mod tests {
         d.table.set_max(max);
         let mut out = HeaderList::default();
         for (i, (block, want, size)) in blocks.iter().enumerate() {
-            d.decode(block, &mut out, usize::MAX).unwrap();
+            d.decode(block, &mut out, Limits::NONE).unwrap();
             assert_eq!(&fields(&out), want, "block {i}");
             assert_eq!(d.table.size, *size, "table size after block {i}");
-            assert!(!out.over_limit);
         }
     }
 
@@ -540,25 +560,25 @@ mod tests {
         d.decode(
             &hex("400a637573746f6d2d6b65790d637573746f6d2d686561646572"),
             &mut out,
-            usize::MAX,
+            Limits::NONE,
         )
         .unwrap();
         assert_eq!(fields(&out), pairs(&[("custom-key", "custom-header")]));
         assert_eq!(d.table.size, 55);
         let mut d = Decoder::new(4096);
-        d.decode(&hex("040c2f73616d706c652f70617468"), &mut out, usize::MAX)
+        d.decode(&hex("040c2f73616d706c652f70617468"), &mut out, Limits::NONE)
             .unwrap();
         assert_eq!(fields(&out), pairs(&[(":path", "/sample/path")]));
         assert_eq!(d.table.size, 0);
         d.decode(
             &hex("100870617373776f726406736563726574"),
             &mut out,
-            usize::MAX,
+            Limits::NONE,
         )
         .unwrap();
         assert_eq!(fields(&out), pairs(&[("password", "secret")]));
         assert_eq!(d.table.size, 0);
-        d.decode(&hex("82"), &mut out, usize::MAX).unwrap();
+        d.decode(&hex("82"), &mut out, Limits::NONE).unwrap();
         assert_eq!(fields(&out), pairs(&[(":method", "GET")]));
     }
 
@@ -686,7 +706,7 @@ mod tests {
             let mut d = Decoder::new(4096);
             let mut out = HeaderList::default();
             assert_eq!(
-                d.decode(&hex(block), &mut out, usize::MAX),
+                d.decode(&hex(block), &mut out, Limits::NONE),
                 Err(err),
                 "{block}"
             );
@@ -697,12 +717,12 @@ mod tests {
         let mut up = Vec::new();
         write_int(&mut up, 0x20, 5, 4097);
         assert_eq!(
-            d.decode(&up, &mut out, usize::MAX),
+            d.decode(&up, &mut out, Limits::NONE),
             Err(HpackError::BadSizeUpdate)
         );
         up.clear();
         write_int(&mut up, 0x20, 5, 100);
-        assert_eq!(d.decode(&up, &mut out, usize::MAX), Ok(()));
+        assert_eq!(d.decode(&up, &mut out, Limits::NONE), Ok(()));
         // Arbitrary bytes: never a panic.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
@@ -711,13 +731,20 @@ mod tests {
             seed ^= seed << 17;
             let len = (seed % 24) as usize;
             let block: Vec<u8> = (0..len).map(|i| (seed >> (i % 8 * 8)) as u8).collect();
-            let _ = d.decode(&block, &mut out, 1024);
+            let _ = d.decode(
+                &block,
+                &mut out,
+                Limits {
+                    field: 64,
+                    list: 1024,
+                },
+            );
         }
     }
 
     #[test]
-    fn header_list_limit_keeps_the_table_in_step() {
-        // Three literals with indexing; a limit that fits the first only.
+    fn strings_and_lists_past_their_limits_are_errors() {
+        // Three literals with indexing: 2, 4 and 6 bytes of names and values.
         let mut enc = Vec::new();
         for (n, v) in [("a", "1"), ("bb", "22"), ("ccc", "333")] {
             enc.push(0x40);
@@ -726,14 +753,23 @@ mod tests {
             write_int(&mut enc, 0, 7, v.len());
             enc.extend_from_slice(v.as_bytes());
         }
-        let mut d = Decoder::new(4096);
         let mut out = HeaderList::default();
-        d.decode(&enc, &mut out, 40).unwrap();
-        assert!(out.over_limit);
-        assert_eq!(fields(&out), pairs(&[("a", "1")]));
-        // All three entered the table: the next block's references still work.
-        assert_eq!(d.table.size, 34 + 36 + 38);
-        d.decode(&[0xbe, 0xbf, 0xc0], &mut out, usize::MAX).unwrap();
+        let fits = Limits { field: 3, list: 12 };
+        assert_eq!(Decoder::new(4096).decode(&enc, &mut out, fits), Ok(()));
+        assert_eq!(out.size, 12);
+        // One byte less for the list, or for the longest string.
+        let list = Limits { field: 3, list: 11 };
+        let err = Decoder::new(4096).decode(&enc, &mut out, list);
+        assert_eq!(err, Err(HpackError::ListTooLarge));
+        let field = Limits { field: 2, list: 12 };
+        let err = Decoder::new(4096).decode(&enc, &mut out, field);
+        assert_eq!(err, Err(HpackError::FieldTooLarge));
+        // Fields from the table count towards the list as literals do (as nginx counts).
+        let mut d = Decoder::new(4096);
+        d.decode(&enc, &mut out, fits).unwrap();
+        let err = d.decode(&[0xbe, 0xbf, 0xc0, 0xbe], &mut out, fits);
+        assert_eq!(err, Err(HpackError::ListTooLarge));
+        d.decode(&[0xbe, 0xbf, 0xc0], &mut out, fits).unwrap();
         assert_eq!(
             fields(&out),
             pairs(&[("ccc", "333"), ("bb", "22"), ("a", "1")])
@@ -750,7 +786,7 @@ mod tests {
             let v = format!("value-{i}-{}", "x".repeat((i % 300) as usize));
             write_int(&mut block, 0, 7, v.len());
             block.extend_from_slice(v.as_bytes());
-            d.decode(&block, &mut out, usize::MAX).unwrap();
+            d.decode(&block, &mut out, Limits::NONE).unwrap();
             assert_eq!(fields(&out)[0].1, v);
             assert!(d.table.size <= 4096);
             assert!(d.table.buf.len() <= 2 * 4096 + 400, "{}", d.table.buf.len());
@@ -761,7 +797,7 @@ mod tests {
         let mut block = vec![0x40, 0x01, b'n'];
         write_int(&mut block, 0, 7, 5000);
         block.extend(std::iter::repeat_n(b'v', 5000));
-        d.decode(&block, &mut out, usize::MAX).unwrap();
+        d.decode(&block, &mut out, Limits::NONE).unwrap();
         assert_eq!(d.table.size, 0);
         assert_eq!(d.field(62), Err(HpackError::BadIndex));
     }
@@ -778,7 +814,7 @@ mod tests {
             e.field(b"server", b"proton", &mut block);
             let mut d = Decoder::new(4096);
             let mut out = HeaderList::default();
-            d.decode(&block, &mut out, usize::MAX).unwrap();
+            d.decode(&block, &mut out, Limits::NONE).unwrap();
             assert_eq!(
                 fields(&out),
                 pairs(&[
@@ -833,7 +869,16 @@ mod tests {
                     _ => b.push(r as u8),
                 }
             }
-            if d.decode(&b, &mut out, 2000).is_err() {
+            if d.decode(
+                &b,
+                &mut out,
+                Limits {
+                    field: 100,
+                    list: 2000,
+                },
+            )
+            .is_err()
+            {
                 d = Decoder::new(4096);
             }
             assert!(d.table.size <= d.table.max);

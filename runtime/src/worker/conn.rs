@@ -522,6 +522,16 @@ impl Conn {
         loop {
             match self.phase {
                 Phase::Head => {
+                    if let (0, None, Some(status)) =
+                        (self.served, &self.req, super::h2::refused(self))
+                    {
+                        // A malformed HTTP/2 request (logged by its connection): 400, with
+                        // error_page as for a head the parser refused.
+                        let mut req = w.contexts.get();
+                        req.head.refuse_body_and_keepalive();
+                        self.answer(w, req, Some(status));
+                        continue;
+                    }
                     if self.served == 0 && self.alpn_h2() {
                         // The client chose HTTP/2 by ALPN: its preface is checked by the
                         // session (a wrong one is a connection error).

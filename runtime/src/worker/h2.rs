@@ -19,6 +19,7 @@ use crate::elog;
 use crate::http2::bridge::{self, BodyFraming, Bridged, ResponseBridge};
 use crate::http2::conn::{Config, Event, H2Conn};
 use crate::http2::frame::ErrorCode;
+use crate::http2::hpack::Limits;
 use mio::Poll;
 use slab::Slab;
 use std::io::ErrorKind;
@@ -63,6 +64,8 @@ pub(crate) struct StreamLink {
     unreleased: usize,
     /// A write found `out` full: the connection waits to be driven again.
     blocked: bool,
+    /// The request was malformed: it is answered with this status (as nginx answers it).
+    refused: Option<u16>,
 }
 
 impl Session {
@@ -100,7 +103,20 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
             )
             .unwrap_or(65_536)
         }),
-        max_header_list: w.head_limit(c.listener as usize),
+        // One buffer for a string, all of them for the list (nginx's limits).
+        headers: s.map_or(
+            Limits {
+                field: 8 * 1024,
+                list: 32 * 1024,
+            },
+            |s| {
+                let (n, size) = s.large_client_header_buffers;
+                Limits {
+                    field: size as usize,
+                    list: n as usize * size as usize,
+                }
+            },
+        ),
         chunk_size: s.map_or(8192, |s| s.http2.chunk_size.clamp(1, 1 << 24) as usize),
     };
     let session = Box::new(Session {
@@ -232,18 +248,8 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                 Event::Request {
                     stream,
                     end_stream,
-                    over_limit,
+                    refused,
                 } => {
-                    if over_limit {
-                        elog!(
-                            w.elog,
-                            Info,
-                            "client sent too large header list while processing HTTP/2 connection, client: {}",
-                            peer.ip()
-                        );
-                        s.conn.reset(stream, ErrorCode::Protocol);
-                        continue;
-                    }
                     if !end_stream {
                         // A body on its way: a window of at least 64 KiB from the start,
                         // whatever http2_body_preread_size (nginx opens it when the body is
@@ -252,16 +258,30 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     }
                     let mut rbuf = w.pool.get();
                     rbuf.clear();
-                    let framing = match s
-                        .conn
-                        .headers(stream)
-                        .map(|h| bridge::request_head(h, end_stream, &mut rbuf))
-                    {
-                        Some(Ok(f)) => f,
-                        _ => {
-                            w.pool.put(rbuf);
-                            s.conn.reset(stream, ErrorCode::Protocol);
-                            continue;
+                    let bridged = match (refused, s.conn.headers(stream)) {
+                        (None, Some(h)) => {
+                            bridge::request_head(h, end_stream, &mut rbuf).map_err(|e| match e {
+                                bridge::Refused::Method => ("an invalid :method", 400),
+                                bridge::Refused::Path => ("an invalid :path", 400),
+                                bridge::Refused::Connect => ("CONNECT method", 405),
+                            })
+                        }
+                        (Some(why), _) => Err((why, 400)),
+                        (None, None) => Err(("no header list", 400)),
+                    };
+                    // A malformed request has no head to bridge: its connection answers
+                    // 400 (405 for CONNECT, as nginx; its body, if any, is not read).
+                    let (framing, refused) = match bridged {
+                        Ok(f) => (f, None),
+                        Err((why, status)) => {
+                            elog!(
+                                w.elog,
+                                Info,
+                                "client sent invalid request ({why}) while processing HTTP/2 connection, client: {}",
+                                peer.ip()
+                            );
+                            rbuf.clear();
+                            (BodyFraming::None, Some(status))
                         }
                     };
                     let entry = conns.vacant_entry();
@@ -278,6 +298,7 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                         framing,
                         unreleased: 0,
                         blocked: false,
+                        refused,
                     });
                     let mut sc = Conn::stream(peer, local, listener, debug, skey, link, w);
                     sc.rbuf = rbuf;
@@ -669,6 +690,12 @@ pub(crate) fn session_rounds(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<
             return false;
         }
     }
+}
+
+/// The status that answers a stream's malformed request (`None`: not a stream's, or well
+/// formed).
+pub(crate) fn refused(c: &Conn) -> Option<u16> {
+    c.ext.as_deref()?.stream.as_deref()?.refused
 }
 
 /// Whether a connection is one stream's.
