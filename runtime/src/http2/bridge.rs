@@ -153,6 +153,10 @@ pub(crate) enum Bridged {
     Broken,
 }
 
+/// The largest response head a handler may write (its fields are whatever the config adds:
+/// `add_header` of long variables).
+pub(crate) const HEAD_MAX: usize = 1 << 20;
+
 /// One stream's response on its way from HTTP/1.1 bytes to frames.
 #[derive(Debug, Default)]
 pub(crate) struct ResponseBridge {
@@ -181,6 +185,11 @@ impl ResponseBridge {
         self.done = false;
     }
 
+    /// The response head is still to come whole.
+    pub(crate) fn head_pending(&self) -> bool {
+        !self.head_done
+    }
+
     /// Whether decoded body bytes wait for the window (the handler's output then waits).
     #[cfg(test)]
     pub(crate) fn full(&self) -> bool {
@@ -196,7 +205,7 @@ impl ResponseBridge {
             return Bridged::Done;
         }
         while !self.head_done {
-            match parse_response_head(input, 64 * 1024, 1000, &mut self.resp) {
+            match parse_response_head(input, HEAD_MAX, 1000, &mut self.resp) {
                 Ok(Parsed::Complete) => {}
                 Ok(Parsed::Partial) => return Bridged::Going,
                 Err(_) => return Bridged::Broken,

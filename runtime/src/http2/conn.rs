@@ -65,6 +65,11 @@ fn decode_error(e: HpackError) -> ConnError {
         HpackError::ListTooLarge => {
             conn_err(ErrorCode::EnhanceYourCalm, "client sent too large header")
         }
+        // A block that ends inside a field: nginx's "incorrect length", FRAME_SIZE_ERROR.
+        HpackError::Truncated => conn_err(
+            ErrorCode::FrameSize,
+            "client sent header block with incorrect length",
+        ),
         _ => conn_err(ErrorCode::Compression, "header block does not decode"),
     }
 }
@@ -117,6 +122,11 @@ const MEMORY: usize = 128;
 /// Past this many bytes queued for the peer, `recv` stops taking frames until the caller
 /// has written some (a peer that sends without reading cannot make the queue grow).
 const OUT_HIGH: usize = 1 << 20;
+
+/// The largest frame taken from the peer (this side's SETTINGS_MAX_FRAME_SIZE): above the
+/// protocol's 16 KiB as nginx's (whose clients may send a long header list in one frame),
+/// well below the read-ahead, since a frame is taken whole.
+pub(crate) const RECV_MAX_FRAME: u32 = 64 * 1024;
 /// The cheap frames a connection may send before it has earned more (see `budget`).
 const BUDGET_START: i64 = 10_000;
 const BUDGET_MAX: i64 = 1_000_000;
@@ -218,6 +228,7 @@ impl H2Conn {
                     frame::SETTINGS_MAX_CONCURRENT_STREAMS,
                     c.cfg.max_concurrent_streams,
                 ),
+                (frame::SETTINGS_MAX_FRAME_SIZE, RECV_MAX_FRAME),
                 (frame::SETTINGS_INITIAL_WINDOW_SIZE, c.cfg.initial_window),
                 (frame::SETTINGS_MAX_HEADER_LIST_SIZE, max_list),
             ],
@@ -255,7 +266,7 @@ impl H2Conn {
             if self.out.len() > OUT_HIGH {
                 break;
             }
-            if h.len > frame::MIN_FRAME {
+            if h.len > RECV_MAX_FRAME {
                 return Err(self.fail(
                     ErrorCode::FrameSize,
                     "frame larger than SETTINGS_MAX_FRAME_SIZE",
@@ -1080,9 +1091,11 @@ pub(crate) fn connection_specific(name: &[u8]) -> bool {
 /// four request pseudo-headers, once each, before the other fields; `:method`,
 /// `:scheme` and a non-empty `:path` (CONNECT: `:authority` only); lowercase names, no
 /// connection-specific field, `te` only `trailers`, values without NUL/CR/LF and outer
-/// whitespace, one Content-Length. Returns the Content-Length.
+/// whitespace, one Content-Length, `host` (if any) the same as `:authority`. Returns the
+/// Content-Length.
 pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static str> {
-    let (mut method, mut scheme, mut path, mut authority) = (None, false, None, false);
+    let (mut method, mut scheme, mut path, mut authority) = (None, false, None, None);
+    let mut host: Option<&[u8]> = None;
     let mut regular = false;
     let mut length: Option<u64> = None;
     for (n, v) in list.iter() {
@@ -1094,7 +1107,7 @@ pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static s
                 b"method" => method.replace(v).is_some(),
                 b"scheme" => std::mem::replace(&mut scheme, true),
                 b"path" => path.replace(v).is_some(),
-                b"authority" => std::mem::replace(&mut authority, true),
+                b"authority" => authority.replace(v).is_some(),
                 _ => return Err("an unknown pseudo-header"),
             };
             if seen {
@@ -1118,6 +1131,9 @@ pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static s
         if !valid_value(v) {
             return Err("a field value with forbidden bytes");
         }
+        if n == b"host" {
+            host = Some(v);
+        }
         if n == b"content-length" {
             let cl = std::str::from_utf8(v)
                 .ok()
@@ -1129,10 +1145,16 @@ pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static s
             }
         }
     }
+    // Both: they must name the same host (as nginx 1.29.1 checks).
+    if let (Some(a), Some(h)) = (authority, host) {
+        if !a.eq_ignore_ascii_case(h) {
+            return Err(":authority and host differ");
+        }
+    }
     match method {
         None => Err("no :method"),
         Some(b"CONNECT") => {
-            if !authority || scheme || path.is_some() {
+            if authority.is_none() || scheme || path.is_some() {
                 Err("a CONNECT request with the wrong pseudo-headers")
             } else {
                 Ok(length)
@@ -1446,7 +1468,10 @@ mod tests {
                 frame(frame::DATA, frame::PADDED, 0, &[9]),
                 ErrorCode::Protocol,
             ),
-            (frame(frame::DATA, 0, 1, &[0; 16385]), ErrorCode::FrameSize),
+            (
+                frame(frame::DATA, 0, 1, &vec![0; RECV_MAX_FRAME as usize + 1]),
+                ErrorCode::FrameSize,
+            ),
         ];
         for (i, (bytes, code)) in cases.into_iter().enumerate() {
             let mut c = open();
@@ -1532,6 +1557,13 @@ mod tests {
                 ("content-length", "1x"),
             ],
             vec![(":method", "CONNECT"), (":scheme", "http"), (":path", "/")],
+            vec![
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "a:1"),
+                ("host", "a:2"),
+            ],
         ];
         // Each is a request to answer 400 (as nginx), not a reset.
         for (i, fields) in bad.iter().enumerate() {

@@ -68,6 +68,20 @@ pub(crate) struct StreamLink {
     refused: Option<u16>,
 }
 
+impl StreamLink {
+    /// How many more response bytes the stream's connection may write: up to
+    /// [`STREAM_OUT_MAX`] held, and a response head is taken whole (up to its own limit)
+    /// before anything goes out.
+    fn room(&self) -> usize {
+        let max = if self.bridge.head_pending() {
+            bridge::HEAD_MAX
+        } else {
+            STREAM_OUT_MAX
+        };
+        max.saturating_sub(self.out.len())
+    }
+}
+
 impl Session {
     pub(crate) fn wants_write(&self) -> bool {
         !self.conn.out.is_empty()
@@ -146,7 +160,7 @@ pub(crate) fn stream_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::
     let Some(link) = ext.as_deref_mut().and_then(|e| e.stream.as_deref_mut()) else {
         return Err(ErrorKind::NotConnected.into());
     };
-    let room = STREAM_OUT_MAX.saturating_sub(link.out.len());
+    let room = link.room();
     if room == 0 {
         link.blocked = true;
         return Err(ErrorKind::WouldBlock.into());
@@ -513,7 +527,7 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
         let blocked = conns
             .get_mut(skey)
             .and_then(link_of)
-            .is_some_and(|l| l.blocked && l.out.len() < STREAM_OUT_MAX);
+            .is_some_and(|l| l.blocked && l.room() > 0);
         if blocked {
             drive_stream(conns, skey, s, w);
         }
