@@ -152,7 +152,6 @@ pub(crate) struct H2Conn {
     block: Vec<u8>,
     block_stream: u32,
     block_flags: u8,
-    block_bad_priority: bool,
     reset_ids: Box<[u32; MEMORY]>,
     reset_at: usize,
     closed_ids: Box<[u32; MEMORY]>,
@@ -203,7 +202,6 @@ impl H2Conn {
             block: Vec::new(),
             block_stream: 0,
             block_flags: 0,
-            block_bad_priority: false,
             reset_ids: Box::new([0; MEMORY]),
             reset_at: 0,
             closed_ids: Box::new([0; MEMORY]),
@@ -390,7 +388,11 @@ impl H2Conn {
                 if h.len != 5 {
                     self.stream_error(h.stream, ErrorCode::FrameSize, ev);
                 } else if u32::from_be_bytes([p[0], p[1], p[2], p[3]]) & 0x7fff_ffff == h.stream {
-                    self.stream_error(h.stream, ErrorCode::Protocol, ev);
+                    // RFC 9113 makes this a stream error; nginx ends the connection.
+                    return Err(conn_err(
+                        ErrorCode::Protocol,
+                        "a stream that depends on itself",
+                    ));
                 }
                 Ok(())
             }
@@ -688,10 +690,17 @@ impl H2Conn {
         }
         let extra = if h.has(frame::PRIORITY_FLAG) { 5 } else { 0 };
         let (off, fragment) = Self::unpad(&h, p, extra)?;
-        self.block_bad_priority = extra > 0 && {
+        // A stream that depends on itself: a connection error, as nginx's (RFC 9113 would
+        // reset the stream).
+        if extra > 0 && {
             let d = &p[off - 5..off - 1];
             u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff == h.stream
-        };
+        } {
+            return Err(conn_err(
+                ErrorCode::Protocol,
+                "a stream that depends on itself",
+            ));
+        }
         if self.find(h.stream).is_none()
             && h.stream <= self.last_stream
             && !self.was_reset(h.stream)
@@ -760,7 +769,6 @@ impl H2Conn {
             let s = &self.streams[i];
             let bad = s.remote_done
                 || !end
-                || self.block_bad_priority
                 || check_trailers(&s.trailers).is_err()
                 || s.content_length.is_some_and(|cl| cl != s.received);
             if s.remote_done {
@@ -800,14 +808,8 @@ impl H2Conn {
             return Ok(());
         }
         // A malformed request is answered 400 on its stream, as nginx answers it (RFC 9113
-        // would reset the stream); a stream that depends on itself is reset.
+        // would reset the stream).
         let (content_length, refused) = match check_request(&s.headers) {
-            _ if self.block_bad_priority => {
-                self.free.push(s);
-                frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
-                self.remember_reset(id);
-                return Ok(());
-            }
             Ok(cl) => (cl, None),
             Err(reason) => (None, Some(reason)),
         };
@@ -1723,7 +1725,7 @@ mod tests {
             ),
         );
         assert!(ev.is_empty());
-        assert_eq!(rst_codes(&mut c), [(1, ErrorCode::Protocol as u32)]);
+        assert_eq!(goaway_code(&mut c), Some(ErrorCode::Protocol as u32));
     }
 
     #[test]

@@ -522,9 +522,7 @@ impl Conn {
         loop {
             match self.phase {
                 Phase::Head => {
-                    if let (0, None, Some(status)) =
-                        (self.served, &self.req, super::h2::refused(self))
-                    {
+                    if let Some(status) = super::h2::take_refused(self) {
                         // A malformed HTTP/2 request (logged by its connection): 400, with
                         // error_page as for a head the parser refused.
                         let mut req = w.contexts.get();

@@ -49,6 +49,21 @@ pub(crate) struct Session {
     keys: Vec<usize>,
     /// A connection error, or the client closed: close once the output is written.
     pub(crate) closing: bool,
+    /// Requests (streams) the connection has had.
+    requests: u32,
+    /// When the connection stops taking new streams (GOAWAY after the one that reaches
+    /// the limit, as nginx): `keepalive_requests`, `keepalive_time`, `keepalive_timeout 0`.
+    keep: KeepLimits,
+}
+
+/// The keep-alive limits of an HTTP/2 connection (its server's).
+#[derive(Clone, Copy)]
+struct KeepLimits {
+    /// `client_header_timeout`: how long the connection may wait for its first request.
+    first_ms: u64,
+    requests: u32,
+    time_ms: u64,
+    off: bool,
 }
 
 /// A stream's connection's link to its HTTP/2 connection, in its [`ConnExt`].
@@ -141,6 +156,13 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         drive: Vec::new(),
         keys: Vec::new(),
         closing: false,
+        requests: 0,
+        keep: KeepLimits {
+            first_ms: s.map_or(60_000, |s| s.client_header_timeout_ms),
+            requests: s.map_or(1000, |s| s.keepalive_requests),
+            time_ms: s.map_or(3_600_000, |s| s.keepalive_time_ms),
+            off: s.is_some_and(|s| s.keepalive_timeout_ms == 0),
+        },
     });
     let ext = c.ext.get_or_insert_with(Box::default);
     ext.h2 = Some(session);
@@ -241,6 +263,8 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
     if let Some(c) = conns.get_mut(key) {
         let input = std::mem::take(&mut c.rbuf);
         let (peer, local, listener, debug) = (c.peer, w.local_of(c), c.listener, c.debug);
+        let (number, started_ms) = (c.number, c.started_ms);
+        let age_ms = u64::from(w.now_ms.wrapping_sub(started_ms));
         let mut events = std::mem::take(&mut s.events);
         events.clear();
         let used = match s.conn.recv(&input, &mut events) {
@@ -264,6 +288,13 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     end_stream,
                     refused,
                 } => {
+                    // The stream that reaches a keep-alive limit is served, and GOAWAY
+                    // names it the last (as nginx).
+                    s.requests = s.requests.saturating_add(1);
+                    let k = s.keep;
+                    if k.off || s.requests >= k.requests || age_ms > k.time_ms {
+                        s.conn.shutdown();
+                    }
                     if !end_stream {
                         // A body on its way: a window of at least 64 KiB from the start,
                         // whatever http2_body_preread_size (nginx opens it when the body is
@@ -316,6 +347,10 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     });
                     let mut sc = Conn::stream(peer, local, listener, debug, skey, link, w);
                     sc.rbuf = rbuf;
+                    // `$connection`, `$connection_requests`, `$connection_time` are the
+                    // HTTP/2 connection's (as nginx's).
+                    (sc.number, sc.started_ms) = (number, started_ms);
+                    sc.served = s.requests.saturating_sub(1);
                     if let Some(a) = w.armed.get_mut(skey) {
                         *a = None;
                     }
@@ -562,6 +597,9 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
     }
     c.deadline = if !s.conn.out.is_empty() {
         w.now + Duration::from_millis(c.send_timeout_ms.into())
+    } else if idle && s.requests == 0 {
+        // No request yet: client_header_timeout, as nginx's.
+        w.now + Duration::from_millis(s.keep.first_ms)
     } else if idle {
         w.now + Duration::from_millis(c.keepalive_ms.into())
     } else {
@@ -706,10 +744,10 @@ pub(crate) fn session_rounds(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<
     }
 }
 
-/// The status that answers a stream's malformed request (`None`: not a stream's, or well
-/// formed).
-pub(crate) fn refused(c: &Conn) -> Option<u16> {
-    c.ext.as_deref()?.stream.as_deref()?.refused
+/// The status that answers a stream's malformed request, once (`None`: not a stream's,
+/// well formed, or already answered).
+pub(crate) fn take_refused(c: &mut Conn) -> Option<u16> {
+    c.ext.as_deref_mut()?.stream.as_deref_mut()?.refused.take()
 }
 
 /// Whether a connection is one stream's.

@@ -391,6 +391,18 @@ impl<'a> Worker<'a> {
                 || self.default_settings(l).is_some_and(|s| s.http2.enabled))
     }
 
+    /// Whether HTTP/2 may serve server `sid` on address `listener`: `http2 on` in the server,
+    /// or `listen … http2`.
+    pub(crate) fn http2_allowed(&self, listener: usize, sid: ServerId) -> bool {
+        let ir = &self.loaded.ir;
+        ir.listeners.get(listener).is_some_and(|l| l.http2)
+            || ir
+                .servers
+                .get(sid.0 as usize)
+                .and_then(|s| ir.server_settings(s))
+                .is_some_and(|s| s.http2.enabled)
+    }
+
     /// Largest request head accepted on listener `l`.
     pub(crate) fn head_limit(&self, l: usize) -> usize {
         self.default_settings(l).map_or(33 * 1024, |s| {
@@ -433,6 +445,22 @@ impl<'a> Worker<'a> {
                 req.location = Some(default);
                 return self.route(conn, req, Some((default, 421)), None);
             }
+        }
+        if ok
+            && super::h2::is_stream(conn)
+            && !self.http2_allowed(conn.listener as usize, req.server)
+        {
+            // As nginx: an HTTP/2 request for a server with HTTP/2 off (reached by Host on
+            // a connection another server's settings made HTTP/2).
+            elog!(
+                self.elog,
+                Info,
+                "client attempted to request the server name for which the negotiated protocol is disabled while reading client request headers, client: {}",
+                conn.peer.ip()
+            );
+            let default = self.loaded.ir.servers[req.server.0 as usize].default_location;
+            req.location = Some(default);
+            return self.route(conn, req, Some((default, 421)), None);
         }
         if ok && conn.tls().is_some_and(super::tls::TlsConn::is_plain) {
             // nginx: the server is chosen by Host, then the request is refused with the
