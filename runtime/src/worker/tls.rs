@@ -1181,18 +1181,7 @@ impl Conn {
                 .is_some_and(proton_tls::is_chacha);
             // A server that may speak HTTP/2 offers it by ALPN (`listen … http2`, or
             // `http2 on` in the server the SNI name chose, as nginx).
-            let h2 = w
-                .loaded
-                .ir
-                .listeners
-                .get(self.listener as usize)
-                .is_some_and(|l| l.http2)
-                || w.loaded
-                    .ir
-                    .servers
-                    .get(sid.0 as usize)
-                    .and_then(|s| w.loaded.ir.server_settings(s))
-                    .is_some_and(|s| s.http2.enabled);
+            let h2 = w.http2_allowed(self.listener as usize, sid);
             let twins = match (chacha, h2) {
                 (false, false) => None,
                 (true, false) => Some(&w.loaded.tls_chacha),
