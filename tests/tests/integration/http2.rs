@@ -263,13 +263,14 @@ fn hostile_clients_get_goaway_and_others_are_served() {
     }
     let _ = s.write_all(&flood);
     assert_eq!(goaway_code(&mut s), Some(0xb));
-    // Not quite the preface: an HTTP/1.x request line with version 2.0, 505 (as nginx).
+    // Not quite the preface: an HTTP/1.x request whose target is `*`, 400 (as nginx, whose
+    // parser refuses the target before it reads the version).
     let mut s = connect();
     let _ = s.write_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n");
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer);
     assert!(
-        answer.starts_with(b"HTTP/1.1 505"),
+        answer.starts_with(b"HTTP/1.1 400"),
         "{:?}",
         String::from_utf8_lossy(&answer)
     );
@@ -282,4 +283,124 @@ fn hostile_clients_get_goaway_and_others_are_served() {
     // Meanwhile, others are served.
     assert_eq!(curl(p.port, "/r", &[]).1, 200);
     assert_eq!(get(p.port, None, "/r").0, 200);
+}
+
+/// curl over TLS to `host:port` (resolved to loopback) with ALPN offering HTTP/2:
+/// (HTTP version, status, head and body).
+fn curl_tls(port: u16, host: &str, path: &str, extra: &[&str]) -> (String, u16, String) {
+    let out = Command::new("curl")
+        .args(["-sik", "--http2", "-w", "\n%{http_version} %{http_code}"])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(extra)
+        .arg(format!("https://{host}:{port}{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (all, tail) = text.rsplit_once('\n').unwrap_or(("", ""));
+    let (version, code) = tail.split_once(' ').unwrap_or(("", ""));
+    (
+        version.into(),
+        code.parse().unwrap_or(0),
+        all.trim_end().into(),
+    )
+}
+
+#[test]
+fn http2_over_tls_by_alpn() {
+    let b = Backend::start("h2tls");
+    let t = TempDir::new("h2-tls");
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into(), "off.test".into()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(t.path().join("c.pem"), cert.pem()).unwrap();
+    std::fs::write(t.path().join("k.pem"), key.serialize_pem()).unwrap();
+    std::fs::create_dir_all(t.path().join("www")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(t.path().join("www/big.bin"), &big).unwrap();
+    let h1_only = proton_tests::free_port();
+    let conf = format!(
+        "worker_processes 1;\n\
+         error_log {{dir}}/logs/error.log info;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         access_log {{dir}}/logs/access.log;\n\
+         ssl_certificate {{dir}}/c.pem; ssl_certificate_key {{dir}}/k.pem;\n\
+         add_header X-Proto \"$server_protocol $http2 $scheme $https\";\n\
+         server {{\n\
+         listen 127.0.0.1:{{port}} ssl; server_name localhost; http2 on;\n\
+         root {{dir}}/www;\n\
+         location = /r {{ return 200 \"hello $ssl_server_name $ssl_alpn_protocol\\n\"; }}\n\
+         location /b/ {{ proxy_pass http://127.0.0.1:{backend}/; }}\n\
+         }}\n\
+         server {{\n\
+         listen 127.0.0.1:{{port}} ssl; server_name off.test; http2 off;\n\
+         location / {{ return 200 \"off\\n\"; }}\n\
+         }}\n\
+         server {{\n\
+         listen 127.0.0.1:{h1_only} ssl; server_name localhost;\n\
+         location / {{ return 200 \"h1 only\\n\"; }}\n\
+         }}\n\
+         }}\n",
+        backend = b.port
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let port = p.port;
+    // ALPN chose h2: the variables say so.
+    let (v, code, text) = curl_tls(port, "localhost", "/r", &[]);
+    assert_eq!((v.as_str(), code), ("2", 200), "{text}\n{}", p.logs());
+    assert!(text.ends_with("hello localhost h2"), "{text}");
+    assert!(text.contains("x-proto: HTTP/2.0 h2 https on"), "{text}");
+    // A file (encrypted, framed) and an upload through the proxy.
+    let out = Command::new("curl")
+        .args(["-sk", "--http2", "--resolve"])
+        .arg(format!("localhost:{port}:127.0.0.1"))
+        .arg(format!("https://localhost:{port}/big.bin"))
+        .output()
+        .expect("curl");
+    assert!(
+        out.stdout == big,
+        "300 KB file intact ({} bytes)",
+        out.stdout.len()
+    );
+    let upload = t.path().join("up.bin");
+    std::fs::write(&upload, vec![b'u'; 100_000]).unwrap();
+    let file = format!("@{}", upload.display());
+    let (v, code, text) = curl_tls(port, "localhost", "/b/count", &["--data-binary", &file]);
+    assert_eq!((v.as_str(), code), ("2", 200), "{text}");
+    assert!(text.ends_with("bytes=100000"), "{text}");
+    // The server the SNI name chooses has HTTP/2 off: no h2 by ALPN.
+    let (v, code, text) = curl_tls(port, "off.test", "/", &[]);
+    assert_eq!((v.as_str(), code), ("1.1", 200), "{text}");
+    assert!(text.ends_with("off"), "{text}");
+    // An HTTP/2 connection that asks (by Host) for that server: 421, as nginx.
+    let (v, code, _) = curl_tls(port, "localhost", "/", &["-H", "Host: off.test"]);
+    assert_eq!((v.as_str(), code), ("2", 421));
+    // An address without HTTP/2 offers HTTP/1.1 only.
+    let (v, code, text) = curl_tls(h1_only, "localhost", "/", &[]);
+    assert_eq!((v.as_str(), code), ("1.1", 200), "{text}");
+    // Many streams on few TLS connections.
+    if have("h2load") {
+        let out = Command::new("timeout")
+            .args(["30", "h2load", "-n", "1000", "-c", "2", "-m", "10"])
+            .arg(format!("https://127.0.0.1:{port}/r"))
+            .output()
+            .expect("h2load");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Application protocol: h2"), "{text}");
+        assert!(
+            text.contains("1000 succeeded, 0 failed, 0 errored"),
+            "{text}\n{}",
+            p.logs()
+        );
+    }
+    let log = || std::fs::read_to_string(t.path().join("logs/access.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(5), || log()
+            .contains("\"GET /big.bin HTTP/2.0\" 200 300000")),
+        "{}",
+        log()
+    );
 }
