@@ -975,6 +975,9 @@ pub struct Settings {
     /// server chosen by Host).
     pub ignore_invalid_headers: bool,
     pub underscores_in_headers: bool,
+    /// `max_headers`: request header fields a request may have (nginx ≥ 1.27.2; server
+    /// level: read from the address's default server).
+    pub max_headers: u32,
     pub disable_symlinks: DisableSymlinks,
     /// `add_trailer` lines (inherited as add_header's: only if the level has none).
     pub add_trailers: Vec<AddHeader>,

@@ -746,6 +746,7 @@ pub(crate) mod tests {
             max_ranges: None,
             ignore_invalid_headers: true,
             underscores_in_headers: false,
+            max_headers: 1000,
             disable_symlinks: DisableSymlinks::Off,
             add_trailers: vec![],
             chunked_transfer_encoding: true,

@@ -220,6 +220,12 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
 /// The help line of a bad time.
 pub(crate) const TIME_HELP: &str = "times are like 30s, 500ms, 1h30m (units w d h m s ms, each once, largest first; a bare number is seconds)";
 
+/// Numbers Proton bounds where nginx does not: (directive, largest value).
+const INT_MAX: &[(&str, u32)] = &[
+    // A request head is parsed into a fixed table of fields.
+    ("max_headers", 1000),
+];
+
 fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
     for (i, a) in d.args.iter().enumerate() {
         let v = a.value.as_str();
@@ -235,6 +241,12 @@ fn check_kind(d: &Directive, kind: Kind, diags: &mut Diagnostics) {
             Kind::Int if parse_number::<u32>(v).is_none() => {
                 Some(("a non-negative number", "write a whole number".to_string()))
             }
+            Kind::Int => INT_MAX
+                .iter()
+                .find(|(name, max)| {
+                    *name == d.name && parse_number::<u32>(v).is_some_and(|n| n > *max)
+                })
+                .map(|(_, max)| ("no larger than Proton takes", format!("at most {max}"))),
             Kind::Keyword(words) if !words.contains(&v) => Some((
                 "one of the allowed words",
                 match did_you_mean(v, words.iter().copied()) {

@@ -2839,6 +2839,7 @@ impl Lower<'_> {
             chunked_transfer_encoding: flag("chunked_transfer_encoding", true),
             ignore_invalid_headers: flag("ignore_invalid_headers", true),
             underscores_in_headers: flag("underscores_in_headers", false),
+            max_headers: num("max_headers", 1000),
             max_ranges: nearest(chain, "max_ranges")
                 .first()
                 .and_then(|d| parse_number(arg(d, 0))),

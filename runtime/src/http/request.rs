@@ -53,8 +53,9 @@ use std::ops::Range;
 
 use super::HttpError;
 
-/// The most header fields a [`RequestHead`] can hold.
-pub const MAX_HEADERS: usize = 100;
+/// The most header fields a [`RequestHead`] can hold (nginx's default `max_headers`, and
+/// the largest Proton takes).
+pub const MAX_HEADERS: usize = 1000;
 
 /// Size limits for a request head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +68,7 @@ pub struct Limits {
     /// longer is 414. Also the longest header line: longer is 400 "Request Header Or Cookie
     /// Too Large", as nginx.
     pub max_uri: usize,
-    /// Most header fields; at most [`MAX_HEADERS`].
+    /// Most header fields; at most [`MAX_HEADERS`] (two more for an HTTP/2 stream's head).
     pub max_headers: usize,
 }
 
@@ -215,8 +216,9 @@ pub struct RequestHead {
     /// Bytes of the head, leading empty lines and the final empty line included: the body
     /// (or the next pipelined request) starts here.
     pub head_len: usize,
-    header_count: usize,
-    headers: [FieldSpan; MAX_HEADERS],
+    /// The fields in arrival order (the capacity stays with the pooled head: no allocation
+    /// once a worker has seen its largest head).
+    headers: Vec<FieldSpan>,
 }
 
 impl Default for RequestHead {
@@ -242,11 +244,7 @@ impl RequestHead {
             expect_continue: false,
             upgrade: None,
             head_len: 0,
-            header_count: 0,
-            headers: [FieldSpan {
-                name: Span::EMPTY,
-                value: Span::EMPTY,
-            }; MAX_HEADERS],
+            headers: Vec::new(),
         }
     }
 
@@ -264,40 +262,30 @@ impl RequestHead {
         self.expect_continue = false;
         self.upgrade = None;
         self.head_len = 0;
-        self.header_count = 0;
+        self.headers.clear();
     }
 
     /// Drops the header fields whose names nginx calls invalid (`ignore_invalid_headers
     /// on`): a name of anything but letters, digits and `-`, and `_` unless `underscores`
     /// (`underscores_in_headers on`). Returns how many were dropped.
     pub fn drop_invalid_headers(&mut self, buf: &[u8], underscores: bool) -> usize {
-        let n = self.header_count.min(MAX_HEADERS);
-        let mut kept = 0;
-        for i in 0..n {
-            let f = self.headers[i];
-            let valid = bytes_at(buf, &f.name.range())
+        let n = self.headers.len();
+        self.headers.retain(|f| {
+            bytes_at(buf, &f.name.range())
                 .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'));
-            if valid {
-                self.headers[kept] = f;
-                kept += 1;
-            }
-        }
-        self.header_count = kept;
-        n - kept
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || (underscores && b == b'_'))
+        });
+        n - self.headers.len()
     }
 
     /// How many header fields the head has.
     pub fn header_count(&self) -> usize {
-        self.header_count
+        self.headers.len()
     }
 
     /// The name and value ranges of header field `i` (in arrival order). Values have
     /// surrounding whitespace trimmed.
     pub fn header(&self, i: usize) -> Option<(Range<usize>, Range<usize>)> {
-        if i >= self.header_count {
-            return None;
-        }
         self.headers
             .get(i)
             .map(|f| (f.name.range(), f.value.range()))
@@ -305,10 +293,8 @@ impl RequestHead {
 
     /// The header fields as (name, value) ranges into the parsed buffer, in arrival order.
     pub fn headers(&self) -> impl Iterator<Item = (Range<usize>, Range<usize>)> + '_ {
-        let n = self.header_count.min(MAX_HEADERS);
         self.headers
             .iter()
-            .take(n)
             .map(|f| (f.name.range(), f.value.range()))
     }
 
@@ -378,8 +364,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
     let line = tail(buf, line_start);
     let line_end = memchr::memchr(b'\n', line);
 
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS)];
+    // Two more than MAX_HEADERS: an HTTP/2 stream's head adds `Host` and `Cookie`.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS + 2];
+    let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS + 2)];
     let mut req = httparse::Request::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.allow_multiple_spaces_in_request_line_delimiters(true);
@@ -468,15 +455,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
         b"authorization",
     ];
     let mut unique_seen = 0u8;
-    for (slot, h) in out.headers.iter_mut().zip(req.headers.iter()) {
+    for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let value = h.value;
         let value_range = range_in(buf, value);
-        *slot = FieldSpan {
+        out.headers.push(FieldSpan {
             name: Span::new(range_in(buf, name)),
             value: Span::new(value_range.clone()),
-        };
-        out.header_count += 1;
+        });
 
         if token_eq(name, b"host") {
             if host_seen {
@@ -1107,6 +1093,43 @@ mod tests {
             Err(e) => e,
             Ok((p, _)) => panic!("{:?} parsed as {p:?}", String::from_utf8_lossy(buf)),
         }
+    }
+
+    #[test]
+    fn header_count_limit() {
+        let head = |n: usize| {
+            let mut b = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+            for i in 1..n {
+                b.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            b.extend_from_slice(b"\r\n");
+            b
+        };
+        let limits = |max_headers| Limits {
+            max_head: 1 << 20,
+            max_uri: 8192,
+            max_headers,
+        };
+        let mut h = RequestHead::new();
+        assert_eq!(
+            parse_head(&head(5), &limits(5), &mut h),
+            Ok(Parsed::Complete)
+        );
+        assert_eq!(h.header_count(), 5);
+        assert_eq!(
+            parse_head(&head(6), &limits(5), &mut h),
+            Err(HttpError::TooManyHeaders)
+        );
+        // nginx's default, 1000, fits; the fields' table is reused from head to head.
+        assert_eq!(
+            parse_head(&head(1000), &Limits::default(), &mut h),
+            Ok(Parsed::Complete)
+        );
+        assert_eq!(h.header_count(), 1000);
+        assert_eq!(
+            parse_head(&head(1001), &Limits::default(), &mut h),
+            Err(HttpError::TooManyHeaders)
+        );
     }
 
     #[test]

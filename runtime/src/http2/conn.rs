@@ -29,6 +29,8 @@ pub(crate) struct Config {
     pub(crate) headers: Limits,
     /// `http2_chunk_size`: the largest DATA frame sent.
     pub(crate) chunk_size: usize,
+    /// `max_headers`: a request with more fields (but cookies) is answered 400.
+    pub(crate) max_headers: usize,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
                 list: 32 * 1024,
             },
             chunk_size: 8 * 1024,
+            max_headers: 1000,
         }
     }
 }
@@ -809,7 +812,7 @@ impl H2Conn {
         }
         // A malformed request is answered 400 on its stream, as nginx answers it (RFC 9113
         // would reset the stream).
-        let (content_length, refused) = match check_request(&s.headers) {
+        let (content_length, refused) = match check_request(&s.headers, self.cfg.max_headers) {
             Ok(cl) => (cl, None),
             Err(reason) => (None, Some(reason)),
         };
@@ -1095,7 +1098,11 @@ pub(crate) fn connection_specific(name: &[u8]) -> bool {
 /// connection-specific field, `te` only `trailers`, values without NUL/CR/LF and outer
 /// whitespace, one Content-Length, `host` (if any) the same as `:authority`. Returns the
 /// Content-Length.
-pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static str> {
+pub(crate) fn check_request(
+    list: &HeaderList,
+    max_headers: usize,
+) -> Result<Option<u64>, &'static str> {
+    let mut count = 0usize;
     let (mut method, mut scheme, mut path, mut authority) = (None, false, None, None);
     let mut host: Option<&[u8]> = None;
     let mut regular = false;
@@ -1121,6 +1128,13 @@ pub(crate) fn check_request(list: &HeaderList) -> Result<Option<u64>, &'static s
             continue;
         }
         regular = true;
+        // nginx's max_headers counts the fields but cookies.
+        if n != b"cookie" {
+            count += 1;
+            if count > max_headers {
+                return Err("too many header lines");
+            }
+        }
         if !valid_name(n) {
             return Err("a field name that is not a lowercase token");
         }
@@ -1567,6 +1581,20 @@ mod tests {
                 ("host", "a:2"),
             ],
         ];
+        // max_headers counts the fields but cookies (as nginx).
+        let list = |n: usize, cookies: usize| {
+            let mut f = vec![(":method", "GET"), (":scheme", "http"), (":path", "/")];
+            f.extend(std::iter::repeat_n(("x", "1"), n));
+            f.extend(std::iter::repeat_n(("cookie", "a=b"), cookies));
+            let mut c = open();
+            push(&mut c, &head(1, &block(&f)))
+        };
+        let refused = |ev: Vec<Event>| match ev[..] {
+            [Event::Request { refused, .. }] => refused,
+            _ => panic!("{ev:?}"),
+        };
+        assert_eq!(refused(list(1000, 3)), None);
+        assert_eq!(refused(list(1001, 0)), Some("too many header lines"));
         // Each is a request to answer 400 (as nginx), not a reset.
         for (i, fields) in bad.iter().enumerate() {
             let mut c = open();

@@ -817,7 +817,18 @@ impl Conn {
         let limits = Limits {
             max_head: w.head_limit(self.listener as usize),
             max_uri: w.uri_limit(self.listener as usize),
-            max_headers: 100,
+            // A stream's head has the `Host` and `Cookie` lines made from `:authority` and
+            // the cookie fields on top of what its HTTP/2 connection counted.
+            max_headers: w
+                .default_settings(self.listener as usize)
+                .map_or(1000, |s| {
+                    s.max_headers as usize
+                        + if matches!(self.sock, Sock::Stream) {
+                            2
+                        } else {
+                            0
+                        }
+                }),
         };
         let mut req = self.req.take().unwrap_or_else(|| w.contexts.get());
         let parsed = parse_head(&self.rbuf, &limits, &mut req.head);

@@ -147,6 +147,7 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
             },
         ),
         chunk_size: s.map_or(8192, |s| s.http2.chunk_size.clamp(1, 1 << 24) as usize),
+        max_headers: s.map_or(1000, |s| s.max_headers as usize),
     };
     let session = Box::new(Session {
         conn: H2Conn::new(cfg),
