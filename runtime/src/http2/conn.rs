@@ -98,6 +98,9 @@ pub(crate) enum Event {
     /// The stream ended before its response was sent: reset by the peer, or by this side
     /// for a stream error. The caller drops the request.
     Reset { stream: u32, code: ErrorCode },
+    /// The request body's length is not its `content-length` (more came, or it ended
+    /// short): the body ends there, and the request is to be answered 400 (as nginx).
+    BadBody { stream: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -668,7 +671,12 @@ impl H2Conn {
             None => false,
         };
         if bad_length {
-            self.stream_error(h.stream, ErrorCode::Protocol, ev);
+            // nginx answers such a request 400: the body ends here (what came is given
+            // back to the window, not delivered).
+            s.remote_done = true;
+            s.released += body.len() as u32;
+            self.give_back(i);
+            ev.push(Event::BadBody { stream: h.stream });
             return Ok(());
         }
         if end {
@@ -770,14 +778,14 @@ impl H2Conn {
             self.streams[i].trailers = list;
             r.map_err(decode_error)?;
             let s = &self.streams[i];
-            let bad = s.remote_done
-                || !end
-                || check_trailers(&s.trailers).is_err()
-                || s.content_length.is_some_and(|cl| cl != s.received);
+            let bad = !end || check_trailers(&s.trailers).is_err();
             if s.remote_done {
                 self.stream_error(id, ErrorCode::StreamClosed, ev);
             } else if bad {
                 self.stream_error(id, ErrorCode::Protocol, ev);
+            } else if s.content_length.is_some_and(|cl| cl != s.received) {
+                self.streams[i].remote_done = true;
+                ev.push(Event::BadBody { stream: id });
             } else {
                 self.streams[i].remote_done = true;
                 ev.push(Event::Trailers { stream: id });
@@ -1637,30 +1645,22 @@ mod tests {
                 ("content-length", cl),
             ])
         };
-        // More than announced.
+        // More than announced: the body ends (to be answered 400), what came is given
+        // back to the window, and more DATA is a stream error.
         let mut c = open();
         let mut b = head(1, &post("3"));
         b.extend(frame(frame::DATA, 0, 1, b"abcd"));
         let (_, ev) = feed(&mut c, &b);
-        assert_eq!(
-            ev.last(),
-            Some(&Event::Reset {
-                stream: 1,
-                code: ErrorCode::Protocol
-            })
-        );
+        assert_eq!(ev.last(), Some(&Event::BadBody { stream: 1 }));
+        assert!(rst_codes(&mut c).is_empty());
+        let (_, ev) = feed(&mut c, &frame(frame::DATA, 0, 1, b"x"));
+        assert!(matches!(ev[..], [Event::Reset { stream: 1, .. }]), "{ev:?}");
         // Fewer, then the end.
         let mut c = open();
         let mut b = head(1, &post("3"));
         b.extend(frame(frame::DATA, frame::END_STREAM, 1, b"ab"));
         let (_, ev) = feed(&mut c, &b);
-        assert_eq!(
-            ev.last(),
-            Some(&Event::Reset {
-                stream: 1,
-                code: ErrorCode::Protocol
-            })
-        );
+        assert_eq!(ev.last(), Some(&Event::BadBody { stream: 1 }));
         // A length with END_STREAM on the headers.
         let mut c = open();
         let (_, ev) = feed(&mut c, &whole(1, &post("3")));

@@ -263,9 +263,17 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
     drive.clear();
     if let Some(c) = conns.get_mut(key) {
         let input = std::mem::take(&mut c.rbuf);
-        let (peer, local, listener, debug) = (c.peer, w.local_of(c), c.listener, c.debug);
-        let (number, started_ms) = (c.number, c.started_ms);
-        let age_ms = u64::from(w.now_ms.wrapping_sub(started_ms));
+        let origin = Origin {
+            peer: c.peer,
+            local: w.local_of(c),
+            listener: c.listener,
+            debug: c.debug,
+            key,
+            number: c.number,
+            started_ms: c.started_ms,
+        };
+        let peer = origin.peer;
+        let age_ms = u64::from(w.now_ms.wrapping_sub(origin.started_ms));
         let mut events = std::mem::take(&mut s.events);
         events.clear();
         let used = match s.conn.recv(&input, &mut events) {
@@ -330,33 +338,10 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                             (BodyFraming::None, Some(status))
                         }
                     };
-                    let entry = conns.vacant_entry();
-                    let skey = entry.key();
-                    let link = Box::new(StreamLink {
-                        parent: key,
-                        id: stream,
-                        out: Vec::new(),
-                        bridge: {
-                            let mut b = ResponseBridge::default();
-                            b.reset(rbuf.starts_with(b"HEAD "));
-                            b
-                        },
-                        framing,
-                        unreleased: 0,
-                        blocked: false,
-                        refused,
-                    });
-                    let mut sc = Conn::stream(peer, local, listener, debug, skey, link, w);
-                    sc.rbuf = rbuf;
-                    // `$connection`, `$connection_requests`, `$connection_time` are the
-                    // HTTP/2 connection's (as nginx's).
-                    (sc.number, sc.started_ms) = (number, started_ms);
-                    sc.served = s.requests.saturating_sub(1);
-                    if let Some(a) = w.armed.get_mut(skey) {
-                        *a = None;
-                    }
-                    entry.insert(sc);
-                    s.streams.push((stream, skey));
+                    let head_only = rbuf.starts_with(b"HEAD ");
+                    let skey = open_stream(
+                        conns, &origin, &mut s, w, stream, rbuf, framing, refused, head_only,
+                    );
                     drive.push(skey);
                 }
                 Event::Data {
@@ -398,6 +383,51 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                         sc.rd_ready = true;
                     }
                     drive.push(skey);
+                }
+                Event::BadBody { stream } => {
+                    elog!(
+                        w.elog,
+                        Info,
+                        "client sent a request body whose length is not its Content-Length while processing HTTP/2 connection, client: {}",
+                        peer.ip()
+                    );
+                    let Some(i) = s.streams.iter().position(|(id, _)| *id == stream) else {
+                        continue;
+                    };
+                    let skey = s.streams[i].1;
+                    // Nothing of the response went out yet: the request is answered 400
+                    // instead, by a fresh connection (its handler, and any upstream, let go).
+                    let fresh = conns.get_mut(skey).is_some_and(|sc| {
+                        sc.wpos >= sc.wbuf.len()
+                            && link_of(sc)
+                                .is_some_and(|l| l.out.is_empty() && l.bridge.head_pending())
+                    });
+                    s.streams.swap_remove(i);
+                    if let Some(mut sc) = conns.try_remove(skey) {
+                        // Body bytes the old connection held go back to the window.
+                        if let Some(l) = link_of(&mut sc) {
+                            s.conn.release(stream, std::mem::take(&mut l.unreleased));
+                        }
+                        sc.release(w);
+                    }
+                    if fresh {
+                        let mut rbuf = w.pool.get();
+                        rbuf.clear();
+                        let k = open_stream(
+                            conns,
+                            &origin,
+                            &mut s,
+                            w,
+                            stream,
+                            rbuf,
+                            BodyFraming::None,
+                            Some(400),
+                            false,
+                        );
+                        drive.push(k);
+                    } else {
+                        s.conn.reset(stream, ErrorCode::Protocol);
+                    }
                 }
                 Event::Reset { stream, .. } => {
                     s.tails.retain(|(id, _, _)| *id != stream);
@@ -749,6 +779,60 @@ pub(crate) fn session_rounds(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<
 /// well formed, or already answered).
 pub(crate) fn take_refused(c: &mut Conn) -> Option<u16> {
     c.ext.as_deref_mut()?.stream.as_deref_mut()?.refused.take()
+}
+
+/// The HTTP/2 connection a stream's connection is made for.
+struct Origin {
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    listener: u16,
+    debug: bool,
+    /// Its slab key.
+    key: usize,
+    number: u32,
+    started_ms: u32,
+}
+
+/// Makes the connection that serves stream `id` (its request head bridged into `rbuf`, or
+/// `refused` with that status) and puts it in the session's streams; returns its key.
+#[allow(clippy::too_many_arguments)]
+fn open_stream(
+    conns: &mut Slab<Conn>,
+    o: &Origin,
+    s: &mut Session,
+    w: &mut Worker<'_>,
+    id: u32,
+    rbuf: Vec<u8>,
+    framing: BodyFraming,
+    refused: Option<u16>,
+    head_only: bool,
+) -> usize {
+    let entry = conns.vacant_entry();
+    let skey = entry.key();
+    let mut bridge = ResponseBridge::default();
+    bridge.reset(head_only);
+    let link = Box::new(StreamLink {
+        parent: o.key,
+        id,
+        out: Vec::new(),
+        bridge,
+        framing,
+        unreleased: 0,
+        blocked: false,
+        refused,
+    });
+    let mut sc = Conn::stream(o.peer, o.local, o.listener, o.debug, skey, link, w);
+    sc.rbuf = rbuf;
+    // `$connection`, `$connection_requests`, `$connection_time` are the HTTP/2
+    // connection's (as nginx's).
+    (sc.number, sc.started_ms) = (o.number, o.started_ms);
+    sc.served = s.requests.saturating_sub(1);
+    if let Some(a) = w.armed.get_mut(skey) {
+        *a = None;
+    }
+    entry.insert(sc);
+    s.streams.push((id, skey));
+    skey
 }
 
 /// Whether a connection is one stream's.

@@ -404,3 +404,99 @@ fn http2_over_tls_by_alpn() {
         log()
     );
 }
+
+/// A header block of literal fields without indexing.
+fn block_of(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (n, v) in fields {
+        b.push(0);
+        b.push(n.len() as u8);
+        b.extend_from_slice(n.as_bytes());
+        b.push(v.len() as u8);
+        b.extend_from_slice(v.as_bytes());
+    }
+    b
+}
+
+/// Reads frames until the response HEADERS of `stream`: the first byte of its block (an
+/// indexed `:status`: 0x88 is 200, 0x8c is 400), or `None` at a close, reset or GOAWAY.
+fn status_byte(s: &mut TcpStream, stream: u32) -> Option<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let mut at = 0;
+        while buf.len() >= at + 9 {
+            let len = u32::from_be_bytes([0, buf[at], buf[at + 1], buf[at + 2]]) as usize;
+            if buf.len() < at + 9 + len {
+                break;
+            }
+            let (kind, id) = (
+                buf[at + 3],
+                u32::from_be_bytes([buf[at + 5], buf[at + 6], buf[at + 7], buf[at + 8]]),
+            );
+            match kind {
+                1 if id == stream => return buf.get(at + 9).copied(),
+                3 if id == stream => return None,
+                7 => return None,
+                _ => {}
+            }
+            at += 9 + len;
+        }
+        buf.drain(..at);
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+#[test]
+fn malformed_requests_are_answered_400_as_nginx() {
+    let b = Backend::start("h2bad");
+    let (_t, p) = setup("h2-bad", b.port);
+    let connect = || {
+        let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        hello.extend(frame(4, 0, 0, &[]));
+        s.write_all(&hello).unwrap();
+        s
+    };
+    let post = |path: &str, extra: &[(&str, &str)]| {
+        let mut f = vec![
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "x"),
+        ];
+        f.extend_from_slice(extra);
+        // HEADERS with END_HEADERS, a body to follow.
+        frame(1, 4, 1, &block_of(&f))
+    };
+    // A body shorter than its content-length, to the proxy (which streams nothing on, as
+    // request buffering is on) and to a handler that answers at once: 400 where nothing
+    // went out yet.
+    let mut s = connect();
+    let mut req = post("/b/count", &[("content-length", "5")]);
+    req.extend(frame(0, 1, 1, b"abc"));
+    s.write_all(&req).unwrap();
+    assert_eq!(status_byte(&mut s, 1), Some(0x8c), "{}", p.logs());
+    // Longer than announced: the same.
+    let mut s = connect();
+    let mut req = post("/b/count", &[("content-length", "2")]);
+    req.extend(frame(0, 1, 1, b"abc"));
+    s.write_all(&req).unwrap();
+    assert_eq!(status_byte(&mut s, 1), Some(0x8c));
+    // Fields HTTP/2 forbids, and a bad header name: 400 on the stream, not a reset.
+    for bad in [("connection", "close"), ("Upper", "x"), ("x", "a\nb")] {
+        let mut s = connect();
+        s.write_all(&post("/r", &[bad])).unwrap();
+        assert_eq!(status_byte(&mut s, 1), Some(0x8c), "{bad:?}");
+    }
+    // The connection goes on serving after those.
+    let mut s = connect();
+    let mut req = post("/b/count", &[("content-length", "3")]);
+    req.extend(frame(0, 1, 1, b"abc"));
+    s.write_all(&req).unwrap();
+    assert_eq!(status_byte(&mut s, 1), Some(0x88));
+}
