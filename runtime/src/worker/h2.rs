@@ -81,6 +81,9 @@ pub(crate) struct StreamLink {
     blocked: bool,
     /// The request was malformed: it is answered with this status (as nginx answers it).
     refused: Option<u16>,
+    /// The request was malformed (RFC 9113 §8.1.1): its answer is followed by
+    /// RST_STREAM(PROTOCOL_ERROR), as the RFC allows (nginx sends the answer alone).
+    malformed: bool,
 }
 
 impl StreamLink {
@@ -530,6 +533,7 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
         }
         match r {
             Bridged::Broken => s.conn.reset(id, ErrorCode::Internal),
+            Bridged::Done if link.malformed => s.conn.reset(id, ErrorCode::Protocol),
             Bridged::Going => s
                 .tails
                 .push((id, std::mem::take(&mut link.out), link.bridge)),
@@ -820,6 +824,7 @@ fn open_stream(
         unreleased: 0,
         blocked: false,
         refused,
+        malformed: refused.is_some(),
     });
     let mut sc = Conn::stream(o.peer, o.local, o.listener, o.debug, skey, link, w);
     sc.rbuf = rbuf;

@@ -418,36 +418,51 @@ fn block_of(fields: &[(&str, &str)]) -> Vec<u8> {
     b
 }
 
-/// Reads frames until the response HEADERS of `stream`: the first byte of its block (an
-/// indexed `:status`: 0x88 is 200, 0x8c is 400), or `None` at a close, reset or GOAWAY.
-fn status_byte(s: &mut TcpStream, stream: u32) -> Option<u8> {
-    let mut buf = Vec::new();
+/// Frames read until `stop` says so of one (kind, flags, stream), a GOAWAY, or the close:
+/// (kind, flags, stream, payload) each.
+fn frames_until(
+    s: &mut TcpStream,
+    stop: impl Fn(u8, u8, u32) -> bool,
+) -> Vec<(u8, u8, u32, Vec<u8>)> {
+    let (mut buf, mut out) = (Vec::new(), Vec::new());
     let mut chunk = [0u8; 65536];
     loop {
-        let mut at = 0;
-        while buf.len() >= at + 9 {
-            let len = u32::from_be_bytes([0, buf[at], buf[at + 1], buf[at + 2]]) as usize;
-            if buf.len() < at + 9 + len {
+        while buf.len() >= 9 {
+            let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+            if buf.len() < 9 + len {
                 break;
             }
-            let (kind, id) = (
-                buf[at + 3],
-                u32::from_be_bytes([buf[at + 5], buf[at + 6], buf[at + 7], buf[at + 8]]),
-            );
-            match kind {
-                1 if id == stream => return buf.get(at + 9).copied(),
-                3 if id == stream => return None,
-                7 => return None,
-                _ => {}
+            let (kind, flags) = (buf[3], buf[4]);
+            let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+            out.push((kind, flags, id, buf[9..9 + len].to_vec()));
+            buf.drain(..9 + len);
+            if kind == 7 || stop(kind, flags, id) {
+                return out;
             }
-            at += 9 + len;
         }
-        buf.drain(..at);
         match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return out,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
+}
+
+/// The first byte of the response HEADERS block of `stream` (an indexed `:status`: 0x88
+/// is 200, 0x8c is 400) and the code of its RST_STREAM, reading until the reset (`stop`:
+/// or until the stream's END_STREAM).
+fn answer(s: &mut TcpStream, stream: u32, to_end: bool) -> (Option<u8>, Option<u32>) {
+    let frames = frames_until(s, |kind, flags, id| {
+        id == stream && (kind == 3 || (to_end && flags & 1 != 0))
+    });
+    let status = frames
+        .iter()
+        .find(|f| f.0 == 1 && f.2 == stream)
+        .and_then(|f| f.3.first().copied());
+    let rst = frames
+        .iter()
+        .find(|f| f.0 == 3 && f.2 == stream && f.3.len() == 4)
+        .map(|f| u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]]));
+    (status, rst)
 }
 
 #[test]
@@ -473,30 +488,36 @@ fn malformed_requests_are_answered_400_as_nginx() {
         // HEADERS with END_HEADERS, a body to follow.
         frame(1, 4, 1, &block_of(&f))
     };
-    // A body shorter than its content-length, to the proxy (which streams nothing on, as
-    // request buffering is on) and to a handler that answers at once: 400 where nothing
-    // went out yet.
+    // A body shorter than its content-length, to the proxy (which sends nothing on before
+    // the whole body, as request buffering is on): 400, since nothing went out yet, then
+    // RST_STREAM(PROTOCOL_ERROR).
     let mut s = connect();
     let mut req = post("/b/count", &[("content-length", "5")]);
     req.extend(frame(0, 1, 1, b"abc"));
     s.write_all(&req).unwrap();
-    assert_eq!(status_byte(&mut s, 1), Some(0x8c), "{}", p.logs());
+    assert_eq!(
+        answer(&mut s, 1, false),
+        (Some(0x8c), Some(1)),
+        "{}",
+        p.logs()
+    );
     // Longer than announced: the same.
     let mut s = connect();
     let mut req = post("/b/count", &[("content-length", "2")]);
     req.extend(frame(0, 1, 1, b"abc"));
     s.write_all(&req).unwrap();
-    assert_eq!(status_byte(&mut s, 1), Some(0x8c));
-    // Fields HTTP/2 forbids, and a bad header name: 400 on the stream, not a reset.
+    assert_eq!(answer(&mut s, 1, false), (Some(0x8c), Some(1)));
+    // Fields HTTP/2 forbids, and a bad header name: 400 on the stream, then
+    // RST_STREAM(PROTOCOL_ERROR) (RFC 9113 §8.1.1 allows the answer before the reset).
     for bad in [("connection", "close"), ("Upper", "x"), ("x", "a\nb")] {
         let mut s = connect();
         s.write_all(&post("/r", &[bad])).unwrap();
-        assert_eq!(status_byte(&mut s, 1), Some(0x8c), "{bad:?}");
+        assert_eq!(answer(&mut s, 1, false), (Some(0x8c), Some(1)), "{bad:?}");
     }
     // The connection goes on serving after those.
     let mut s = connect();
     let mut req = post("/b/count", &[("content-length", "3")]);
     req.extend(frame(0, 1, 1, b"abc"));
     s.write_all(&req).unwrap();
-    assert_eq!(status_byte(&mut s, 1), Some(0x88));
+    assert_eq!(answer(&mut s, 1, true), (Some(0x88), None));
 }
