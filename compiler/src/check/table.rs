@@ -140,6 +140,20 @@ fn check_block(tree: &[Directive], ctx: Ctx, diags: &mut Diagnostics, depth: usi
             _ => {}
         }
         check_kind(d, spec.kind, diags);
+        if let Some((_, instead)) = OBSOLETE.iter().find(|(name, _)| *name == d.name) {
+            diags.push(
+                Diagnostic::warning(
+                    Code::NginxWarning,
+                    d.name_span,
+                    format!("the \"{}\" directive is obsolete, ignored", d.name),
+                )
+                .label("obsolete since nginx 1.25.1, which ignores it too")
+                .help(match instead {
+                    Some(i) => format!("use the \"{i}\" directive instead"),
+                    None => "remove it (HTTP/2 server push is gone from nginx and browsers)".into(),
+                }),
+            );
+        }
         if let (Some(children), Some(inner)) = (&d.block, block_ctx(&d.name, ctx)) {
             // The readers refuse deeper trees; this bound only keeps the walk finite.
             if depth < MAX_BLOCK_DEPTH {
@@ -219,6 +233,19 @@ fn report_unknown(d: &Directive, ctx: Ctx, diags: &mut Diagnostics) {
 
 /// The help line of a bad time.
 pub(crate) const TIME_HELP: &str = "times are like 30s, 500ms, 1h30m (units w d h m s ms, each once, largest first; a bare number is seconds)";
+
+/// nginx's obsolete HTTP/2 directives (1.25.1 on): accepted and ignored with a warning
+/// naming what replaced them.
+const OBSOLETE: &[(&str, Option<&str>)] = &[
+    ("http2_idle_timeout", Some("keepalive_timeout")),
+    ("http2_recv_timeout", Some("client_header_timeout")),
+    ("http2_max_requests", Some("keepalive_requests")),
+    ("http2_max_field_size", Some("large_client_header_buffers")),
+    ("http2_max_header_size", Some("large_client_header_buffers")),
+    ("http2_max_concurrent_pushes", None),
+    ("http2_push", None),
+    ("http2_push_preload", None),
+];
 
 /// Numbers Proton bounds where nginx does not: (directive, largest value).
 const INT_MAX: &[(&str, u32)] = &[
