@@ -398,6 +398,25 @@ impl Conn {
         self.close_after || matches!(self.sock, Sock::Stream)
     }
 
+    /// The client gave up on the request in progress (an HTTP/2 stream reset, or its
+    /// connection gone): it is logged as nginx logs it, 499 when no response had begun,
+    /// else its status and the body bytes sent so far.
+    pub(crate) fn log_abort(&mut self, w: &mut Worker<'_>) {
+        if self.req.is_none() {
+            return;
+        }
+        if self.finished.status == 0 {
+            self.finished.status = 499;
+            self.finished.header_bytes = 0;
+            self.finished.body_bytes = 0;
+        } else {
+            let body_in_wbuf = (self.wpos as u64).saturating_sub(self.finished.header_bytes);
+            self.finished.body_bytes = body_in_wbuf + self.body_sent;
+        }
+        w.log_access(self);
+        w.release_context(self.req.take());
+    }
+
     /// Gives the buffers back to the pool.
     pub(crate) fn release(mut self, w: &mut Worker<'_>) {
         if let (Some(t), Some(sock)) = (

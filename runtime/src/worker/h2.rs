@@ -436,9 +436,7 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     s.tails.retain(|(id, _, _)| *id != stream);
                     if let Some(i) = s.streams.iter().position(|(id, _)| *id == stream) {
                         let (_, skey) = s.streams.swap_remove(i);
-                        if let Some(sc) = conns.try_remove(skey) {
-                            sc.release(w);
-                        }
+                        abort_stream(conns, skey, w);
                     }
                 }
             }
@@ -687,10 +685,8 @@ pub(crate) fn end_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>
     let Some(s) = session_of(conns, key) else {
         return true;
     };
-    for (_, skey) in &s.streams {
-        if let Some(sc) = conns.try_remove(*skey) {
-            sc.release(w);
-        }
+    for &(_, skey) in &s.streams {
+        abort_stream(conns, skey, w);
     }
     let Some(c) = conns.get_mut(key) else {
         return true;
@@ -705,17 +701,15 @@ pub(crate) fn end_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>
 
 /// Closes an HTTP/2 connection and every stream's connection it has.
 pub(crate) fn close_session(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
-    let Some(mut c) = conns.try_remove(key) else {
-        return;
-    };
-    if let Some(s) = c.ext.as_deref_mut().and_then(|e| e.h2.take()) {
-        for (_, skey) in &s.streams {
-            if let Some(sc) = conns.try_remove(*skey) {
-                sc.release(w);
-            }
+    // The streams go first, while the connection (its TLS, for their log lines) is there.
+    if let Some(s) = session_of(conns, key) {
+        for &(_, skey) in &s.streams {
+            abort_stream(conns, skey, w);
         }
     }
-    c.release(w);
+    if let Some(c) = conns.try_remove(key) {
+        c.release(w);
+    }
 }
 
 /// Graceful stop: every HTTP/2 connection sends GOAWAY (its streams finish, no new ones
@@ -838,6 +832,19 @@ fn open_stream(
     entry.insert(sc);
     s.streams.push((id, skey));
     skey
+}
+
+/// A stream's connection whose request the client gave up (a reset, or its connection
+/// gone): the request is logged (499 if unanswered) and the connection goes.
+fn abort_stream(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
+    with_parent(conns, skey, |sc| {
+        w.select_log(sc);
+        sc.log_abort(w);
+        w.deselect_log();
+    });
+    if let Some(sc) = conns.try_remove(skey) {
+        sc.release(w);
+    }
 }
 
 /// Whether a connection is one stream's.

@@ -514,6 +514,25 @@ fn malformed_requests_are_answered_400_as_nginx() {
         s.write_all(&post("/r", &[bad])).unwrap();
         assert_eq!(answer(&mut s, 1, false), (Some(0x8c), Some(1)), "{bad:?}");
     }
+    // A request the client cancels while the upstream works on it: logged 499, as nginx.
+    let mut s = connect();
+    let get = block_of(&[
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", "/b/delay?ms=3000"),
+        (":authority", "x"),
+    ]);
+    s.write_all(&frame(1, 5, 1, &get)).unwrap();
+    let log = || std::fs::read_to_string(_t.path().join("logs/access.log")).unwrap_or_default();
+    // (The backend answers after 3 s: the reset comes first, whether or not the request
+    // reached it yet.)
+    s.write_all(&frame(3, 0, 1, &8u32.to_be_bytes())).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || log()
+            .contains("\"GET /b/delay?ms=3000 HTTP/2.0\" 499 0")),
+        "{}",
+        log()
+    );
     // The connection goes on serving after those.
     let mut s = connect();
     let mut req = post("/b/count", &[("content-length", "3")]);
