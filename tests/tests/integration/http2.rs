@@ -522,10 +522,16 @@ fn malformed_requests_are_answered_400_as_nginx() {
         (":path", "/b/delay?ms=3000"),
         (":authority", "x"),
     ]);
+    let before_get = b.stats().0;
     s.write_all(&frame(1, 5, 1, &get)).unwrap();
     let log = || std::fs::read_to_string(_t.path().join("logs/access.log")).unwrap_or_default();
-    // (The backend answers after 3 s: the reset comes first, whether or not the request
-    // reached it yet.)
+    // Once the backend has the request (its connections: each /stats asks on one more).
+    let before = before_get;
+    let mut polls = 0;
+    assert!(wait_until(Duration::from_secs(5), || {
+        polls += 1;
+        b.stats().0 > before + polls
+    }));
     s.write_all(&frame(3, 0, 1, &8u32.to_be_bytes())).unwrap();
     assert!(
         wait_until(Duration::from_secs(5), || log()
