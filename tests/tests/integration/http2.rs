@@ -396,10 +396,76 @@ fn http2_over_tls_by_alpn() {
             p.logs()
         );
     }
+    // Python's httpx (hyper's h2 underneath), over TLS with ALPN.
+    let py = "import httpx, sys\n\
+        c = httpx.Client(http2=True, verify=False)\n\
+        r = c.get(sys.argv[1] + '/r')\n\
+        p = c.post(sys.argv[1] + '/b/count', content=b'x' * 70000)\n\
+        print(r.http_version, r.status_code, r.text.strip(), p.http_version, p.text)\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", py])
+        .arg(format!("https://localhost:{port}"))
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            assert_eq!(
+                text.trim(),
+                "HTTP/2 200 hello localhost h2 HTTP/2 bytes=70000",
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        other => assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs python3-httpx and python3-h2: {other:?}"
+        ),
+    }
+    // A browser: a page and its script over HTTP/2.
+    if let Some(browser) = super::tls::chromium() {
+        std::fs::write(
+            t.path().join("www/index.html"),
+            "<!doctype html><html><head><title>waiting</title><script src=\"/app.js\"></script></head><body>page</body></html>\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("www/app.js"),
+            "document.title = 'loaded by ' + location.protocol;\n",
+        )
+        .unwrap();
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--ignore-certificate-errors",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                t.path().join("chromium-profile").display()
+            ))
+            .arg(format!("https://localhost:{port}/"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("chromium runs");
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(dom.contains("<title>loaded by https:</title>"), "{dom}");
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs chromium-headless-shell"
+        );
+    }
     let log = || std::fs::read_to_string(t.path().join("logs/access.log")).unwrap_or_default();
     assert!(
-        wait_until(Duration::from_secs(5), || log()
-            .contains("\"GET /big.bin HTTP/2.0\" 200 300000")),
+        wait_until(Duration::from_secs(5), || {
+            let l = log();
+            l.contains("\"GET /big.bin HTTP/2.0\" 200 300000")
+                && l.contains("\"POST /b/count HTTP/2.0\" 200")
+                && (super::tls::chromium().is_none() || l.contains("\"GET /app.js HTTP/2.0\" 200"))
+        }),
         "{}",
         log()
     );

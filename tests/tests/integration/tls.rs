@@ -1040,7 +1040,7 @@ fn a_reload_picks_up_renewed_certificates_and_a_broken_one_keeps_the_old() {
 }
 
 /// The headless Chromium Debian packages (`chromium-headless-shell`, installed by .ci/run).
-fn chromium() -> Option<&'static str> {
+pub(super) fn chromium() -> Option<&'static str> {
     ["chromium-headless-shell", "chromium", "chromium-browser"]
         .into_iter()
         .find(|b| {
