@@ -121,6 +121,12 @@ struct Stream {
     received: u64,
 }
 
+/// Priorities remembered (RFC 7540 §5.3: a stream's dependency and weight), the most
+/// recent ones: enough for the streams a connection has open.
+const PRIO_MAX: usize = 128;
+/// The weight byte of a stream with none given (weight 16).
+const DEFAULT_WEIGHT: u8 = 15;
+
 /// Streams remembered as reset by this side (frames the peer had in flight for them are
 /// ignored) and as closed otherwise (a HEADERS for one is STREAM_CLOSED, for a stream never
 /// opened PROTOCOL_ERROR).
@@ -181,6 +187,10 @@ pub(crate) struct H2Conn {
     completed: u32,
     /// A window grew (WINDOW_UPDATE, SETTINGS): stalled streams may send again.
     pub(crate) window_opened: bool,
+    /// Priorities from PRIORITY frames and HEADERS (stream, dependency, weight byte), at
+    /// most [`PRIO_MAX`], the oldest replaced first; empty for clients that send none.
+    prio: Vec<(u32, u32, u8)>,
+    prio_at: usize,
 }
 
 type Res = Result<(), ConnError>;
@@ -222,6 +232,8 @@ impl H2Conn {
             cancelled: 0,
             completed: 0,
             window_opened: false,
+            prio: Vec::new(),
+            prio_at: 0,
             cfg,
         };
         let max_list = u32::try_from(c.cfg.headers.list).unwrap_or(u32::MAX);
@@ -307,6 +319,46 @@ impl H2Conn {
             frame::write_goaway(&mut self.out, self.last_stream, ErrorCode::NoError);
             self.goaway = Some(self.last_stream);
         }
+    }
+
+    /// Remembers the priority a PRIORITY frame or a HEADERS frame (its 5 bytes) gives
+    /// stream `id`.
+    fn set_priority(&mut self, id: u32, p: &[u8]) {
+        let (Some(d), Some(&weight)) = (p.get(..4), p.get(4)) else {
+            return;
+        };
+        let dep = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff;
+        if let Some(e) = self.prio.iter_mut().find(|e| e.0 == id) {
+            *e = (id, dep, weight);
+        } else if self.prio.len() < PRIO_MAX {
+            self.prio.push((id, dep, weight));
+        } else {
+            self.prio[self.prio_at] = (id, dep, weight);
+            self.prio_at = (self.prio_at + 1) % PRIO_MAX;
+        }
+    }
+
+    /// Whether the peer gave any priority (else output keeps the streams' own order).
+    pub(crate) fn prioritized(&self) -> bool {
+        !self.prio.is_empty()
+    }
+
+    /// Where stream `id` stands in the peer's priorities, lowest first: its depth in the
+    /// dependency tree (a stream that depends on another comes after it), then the
+    /// heavier weight first (nginx's order of output).
+    pub(crate) fn rank(&self, id: u32) -> u16 {
+        let find = |id: u32| self.prio.iter().find(|e| e.0 == id);
+        let weight = find(id).map_or(DEFAULT_WEIGHT, |e| e.2);
+        let mut depth = 0u16;
+        let mut at = id;
+        while let Some(&(_, dep, _)) = find(at) {
+            if dep == 0 || depth >= 16 {
+                break;
+            }
+            depth += 1;
+            at = dep;
+        }
+        (depth << 8) | u16::from(255 - weight)
     }
 
     /// Whether GOAWAY was sent.
@@ -399,6 +451,8 @@ impl H2Conn {
                         ErrorCode::Protocol,
                         "a stream that depends on itself",
                     ));
+                } else {
+                    self.set_priority(h.stream, p);
                 }
                 Ok(())
             }
@@ -703,14 +757,15 @@ impl H2Conn {
         let (off, fragment) = Self::unpad(&h, p, extra)?;
         // A stream that depends on itself: a connection error, as nginx's (RFC 9113 would
         // reset the stream).
-        if extra > 0 && {
-            let d = &p[off - 5..off - 1];
-            u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff == h.stream
-        } {
-            return Err(conn_err(
-                ErrorCode::Protocol,
-                "a stream that depends on itself",
-            ));
+        if extra > 0 {
+            let d = &p[off - 5..off];
+            if u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff == h.stream {
+                return Err(conn_err(
+                    ErrorCode::Protocol,
+                    "a stream that depends on itself",
+                ));
+            }
+            self.set_priority(h.stream, d);
         }
         if self.find(h.stream).is_none()
             && h.stream <= self.last_stream
@@ -1941,6 +1996,44 @@ mod tests {
         b.extend(std::iter::repeat_n(b'v', 8193));
         let (r, _) = feed(&mut c, &whole(1, &b));
         assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::EnhanceYourCalm));
+    }
+
+    #[test]
+    fn priorities_rank_parents_first_then_heavier() {
+        let mut c = open();
+        assert!(!c.prioritized());
+        // 5 on the root; 1 (weight byte 255) and 3 (0) on 5: 5, 1, 3.
+        let prio = |dep: u32, w: u8| {
+            let mut p = dep.to_be_bytes().to_vec();
+            p.push(w);
+            p
+        };
+        push(&mut c, &frame(frame::PRIORITY, 0, 5, &prio(0, 16)));
+        push(&mut c, &frame(frame::PRIORITY, 0, 1, &prio(5, 255)));
+        push(&mut c, &frame(frame::PRIORITY, 0, 3, &prio(5, 0)));
+        assert!(c.prioritized());
+        let mut ids = [1u32, 3, 5];
+        ids.sort_by_key(|&id| c.rank(id));
+        assert_eq!(ids, [5, 1, 3]);
+        // A HEADERS with the PRIORITY flag sets its stream's.
+        let mut p = prio(0, 255);
+        p.extend(get("/"));
+        push(
+            &mut c,
+            &frame(
+                frame::HEADERS,
+                frame::END_HEADERS | frame::PRIORITY_FLAG,
+                7,
+                &p,
+            ),
+        );
+        let mut ids = [1u32, 3, 5, 7];
+        ids.sort_by_key(|&id| c.rank(id));
+        assert_eq!(ids, [7, 5, 1, 3]);
+        // A loop of dependencies ends (the walk is bounded).
+        push(&mut c, &frame(frame::PRIORITY, 0, 9, &prio(11, 1)));
+        push(&mut c, &frame(frame::PRIORITY, 0, 11, &prio(9, 1)));
+        assert!(c.rank(9) > c.rank(7));
     }
 
     #[test]

@@ -572,6 +572,13 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
     }
     let before = s.conn.out.len();
     let mut tails = std::mem::take(&mut s.tails);
+    // Output in the peer's priority order (parents first, heavier weights first), when it
+    // gave priorities.
+    let ranked = s.conn.prioritized();
+    if ranked {
+        // (Unstable, so as not to allocate; ties go by stream id, the older first.)
+        tails.sort_unstable_by_key(|t| (s.conn.rank(t.0), t.0));
+    }
     tails.retain_mut(|(id, out, b)| {
         if !s.conn.is_open(*id) {
             // Reset by the client (or by a connection error): nothing more to send.
@@ -589,6 +596,11 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
     s.tails = tails;
     let mut keys = std::mem::take(&mut s.keys);
     keys.clear();
+    if ranked {
+        let conn = &s.conn;
+        s.streams
+            .sort_unstable_by_key(|&(id, _)| (conn.rank(id), id));
+    }
     keys.extend(s.streams.iter().map(|&(_, k)| k));
     for &skey in &keys {
         take_output(conns, skey, s);
