@@ -57,6 +57,16 @@ pub(crate) struct ConnError {
     pub(crate) reason: &'static str,
 }
 
+/// Puts `id` in a ring of at most [`MEMORY`] ids (`at`: where the next goes once full).
+fn remember(ring: &mut Vec<u32>, at: &mut usize, id: u32) {
+    if ring.len() < MEMORY {
+        ring.push(id);
+    } else {
+        ring[*at % MEMORY] = id;
+        *at += 1;
+    }
+}
+
 /// A header block that does not decode: past the limits (nginx's ENHANCE_YOUR_CALM), or
 /// broken.
 fn decode_error(e: HpackError) -> ConnError {
@@ -164,9 +174,10 @@ pub(crate) struct H2Conn {
     block: Vec<u8>,
     block_stream: u32,
     block_flags: u8,
-    reset_ids: Box<[u32; MEMORY]>,
+    /// Rings of at most [`MEMORY`] ids, grown as they fill (an idle connection has none).
+    reset_ids: Vec<u32>,
     reset_at: usize,
-    closed_ids: Box<[u32; MEMORY]>,
+    closed_ids: Vec<u32>,
     closed_at: usize,
     /// The peer acknowledged this side's SETTINGS (until then it may fill the protocol's
     /// default window, 65,535, whatever this side announced).
@@ -218,9 +229,9 @@ impl H2Conn {
             block: Vec::new(),
             block_stream: 0,
             block_flags: 0,
-            reset_ids: Box::new([0; MEMORY]),
+            reset_ids: Vec::new(),
             reset_at: 0,
-            closed_ids: Box::new([0; MEMORY]),
+            closed_ids: Vec::new(),
             closed_at: 0,
             acked: false,
             scratch: HeaderList::default(),
@@ -908,13 +919,11 @@ impl H2Conn {
     }
 
     fn remember_reset(&mut self, id: u32) {
-        self.reset_ids[self.reset_at % MEMORY] = id;
-        self.reset_at += 1;
+        remember(&mut self.reset_ids, &mut self.reset_at, id);
     }
 
     fn remember_closed(&mut self, id: u32) {
-        self.closed_ids[self.closed_at % MEMORY] = id;
-        self.closed_at += 1;
+        remember(&mut self.closed_ids, &mut self.closed_at, id);
     }
 
     /// A stream error: RST_STREAM is queued; a stream the caller knows is reported.

@@ -444,10 +444,11 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
         s.events = events;
         let mut input = input;
         input.drain(..used.min(input.len()));
-        if let Some(c) = conns.get_mut(key) {
-            c.rbuf = input;
-        } else {
-            w.pool.put(input);
+        // Everything taken: the buffer goes back to the pool while the connection idles
+        // (reading takes one again).
+        match conns.get_mut(key) {
+            Some(c) if !input.is_empty() => c.rbuf = input,
+            _ => w.pool.put(input),
         }
     }
     drive.sort_unstable();

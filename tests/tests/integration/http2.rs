@@ -13,12 +13,23 @@ fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").output().is_ok()
 }
 
+/// The 300 KB file the tests serve.
+fn big_bytes() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i % 251) as u8).collect()
+}
+
+/// [`big_bytes`] written as `dir/www/big.bin`.
+fn big_file(dir: &std::path::Path) -> Vec<u8> {
+    let big = big_bytes();
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::write(dir.join("www/big.bin"), &big).unwrap();
+    big
+}
+
 fn setup(label: &str, backend: u16) -> (TempDir, Proton) {
     let t = TempDir::new(label);
-    std::fs::create_dir_all(t.path().join("www")).unwrap();
+    big_file(t.path());
     std::fs::write(t.path().join("www/small.txt"), "static file\n").unwrap();
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(t.path().join("www/big.bin"), &big).unwrap();
     let conf = format!(
         "worker_processes 1;\n\
          error_log {{dir}}/logs/error.log info;\n\
@@ -79,7 +90,7 @@ fn every_handler_over_h2c_and_http1_on_the_same_address() {
     );
     let (v, code, body) = curl(port, "/big.bin", &[]);
     assert_eq!((v.as_str(), code), ("2", 200));
-    let want: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let want = big_bytes();
     assert!(body == want, "300 KB file intact ({} bytes)", body.len());
     assert_eq!(curl(port, "/none", &[]).1, 404);
     assert_eq!(curl(port, "/moved", &[]).1, 301);
@@ -317,9 +328,7 @@ fn http2_over_tls_by_alpn() {
         .unwrap();
     std::fs::write(t.path().join("c.pem"), cert.pem()).unwrap();
     std::fs::write(t.path().join("k.pem"), key.serialize_pem()).unwrap();
-    std::fs::create_dir_all(t.path().join("www")).unwrap();
-    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(t.path().join("www/big.bin"), &big).unwrap();
+    let big = big_file(t.path());
     let h1_only = proton_tests::free_port();
     let conf = format!(
         "worker_processes 1;\n\
@@ -423,34 +432,13 @@ fn http2_over_tls_by_alpn() {
     }
     // A browser: a page and its script over HTTP/2.
     if let Some(browser) = super::tls::chromium() {
-        std::fs::write(
-            t.path().join("www/index.html"),
-            "<!doctype html><html><head><title>waiting</title><script src=\"/app.js\"></script></head><body>page</body></html>\n",
-        )
-        .unwrap();
-        std::fs::write(
-            t.path().join("www/app.js"),
-            "document.title = 'loaded by ' + location.protocol;\n",
-        )
-        .unwrap();
-        let out = Command::new(browser)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--ignore-certificate-errors",
-                "--virtual-time-budget=5000",
-                "--dump-dom",
-            ])
-            .arg(format!(
-                "--user-data-dir={}",
-                t.path().join("chromium-profile").display()
-            ))
-            .arg(format!("https://localhost:{port}/"))
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("chromium runs");
-        let dom = String::from_utf8_lossy(&out.stdout);
+        let dom = super::tls::load_page(
+            browser,
+            &t.path().join("www"),
+            &t.path().join("chromium-profile"),
+            &format!("https://localhost:{port}/"),
+            &[],
+        );
         assert!(dom.contains("<title>loaded by https:</title>"), "{dom}");
     } else {
         assert!(

@@ -1064,18 +1064,38 @@ fn a_browser_loads_a_page_and_its_script_over_https() {
         return;
     };
     let s = setup("tls-browser", "", 1);
-    let html = s._t.path().join("html");
+    let dom = load_page(
+        browser,
+        &s._t.path().join("html"),
+        &s._t.path().join("chromium-profile"),
+        &format!("https://default.test:{}/", s.p.port),
+        &["--host-resolver-rules=MAP default.test 127.0.0.1"],
+    );
+    assert!(
+        dom.contains("<title>loaded by https:</title>") && dom.contains("page"),
+        "the page and its script came over TLS:\n{dom}"
+    );
+}
+
+/// Writes a page and its script into `root` and has headless Chromium load `url` (which
+/// serves `root`): the DOM it ends with (the script sets the title), then its stderr.
+pub(super) fn load_page(
+    browser: &str,
+    root: &Path,
+    profile: &Path,
+    url: &str,
+    extra: &[&str],
+) -> String {
     std::fs::write(
-        html.join("index.html"),
+        root.join("index.html"),
         "<!doctype html><html><head><title>waiting</title><script src=\"/app.js\"></script></head><body>page</body></html>\n",
     )
     .expect("page");
     std::fs::write(
-        html.join("app.js"),
+        root.join("app.js"),
         "document.title = 'loaded by ' + location.protocol;\n",
     )
     .expect("script");
-    let profile = s._t.path().join("chromium-profile");
     let out = Command::new(browser)
         .args([
             "--headless",
@@ -1084,19 +1104,18 @@ fn a_browser_loads_a_page_and_its_script_over_https() {
             "--ignore-certificate-errors",
             "--virtual-time-budget=5000",
             "--dump-dom",
-            "--host-resolver-rules=MAP default.test 127.0.0.1",
         ])
+        .args(extra)
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("https://default.test:{}/", s.p.port))
+        .arg(url)
         .stdin(Stdio::null())
         .output()
         .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("<title>loaded by https:</title>") && dom.contains("page"),
-        "the page and its script came over TLS:\n{dom}\n{}",
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
+    )
 }
 
 #[test]
