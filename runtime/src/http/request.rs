@@ -68,7 +68,7 @@ pub struct Limits {
     /// longer is 414. Also the longest header line: longer is 400 "Request Header Or Cookie
     /// Too Large", as nginx.
     pub max_uri: usize,
-    /// Most header fields; at most [`MAX_HEADERS`] (two more for an HTTP/2 stream's head).
+    /// Most header fields; at most [`MAX_HEADERS`] (three more for an HTTP/2 stream's head).
     pub max_headers: usize,
 }
 
@@ -364,9 +364,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
     let line = tail(buf, line_start);
     let line_end = memchr::memchr(b'\n', line);
 
-    // Two more than MAX_HEADERS: an HTTP/2 stream's head adds `Host` and `Cookie`.
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS + 2];
-    let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS + 2)];
+    // Three more than MAX_HEADERS: an HTTP/2 stream's head adds `Host`, `Cookie` and
+    // `Transfer-Encoding`.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS + 3];
+    let slots = &mut slots[..limits.max_headers.min(MAX_HEADERS + 3)];
     let mut req = httparse::Request::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config.allow_multiple_spaces_in_request_line_delimiters(true);

@@ -31,6 +31,10 @@ pub(crate) struct Config {
     pub(crate) chunk_size: usize,
     /// `max_headers`: a request with more fields (but cookies) is answered 400.
     pub(crate) max_headers: usize,
+    /// `keepalive_requests`: the stream that reaches it is the last (GOAWAY names it).
+    pub(crate) max_requests: u32,
+    /// `keepalive_timeout 0`: the first stream is the last.
+    pub(crate) keepalive_off: bool,
 }
 
 impl Default for Config {
@@ -44,6 +48,8 @@ impl Default for Config {
             },
             chunk_size: 8 * 1024,
             max_headers: 1000,
+            max_requests: 1000,
+            keepalive_off: false,
         }
     }
 }
@@ -129,10 +135,13 @@ struct Stream {
     /// The request's Content-Length, checked against the DATA frames.
     content_length: Option<u64>,
     received: u64,
+    /// The body broke its Content-Length: what else comes of it is dropped (its bytes
+    /// given back to the windows), as nginx skips it.
+    skip: bool,
 }
 
-/// Priorities remembered (RFC 7540 §5.3: a stream's dependency and weight), the most
-/// recent ones: enough for the streams a connection has open.
+/// Priorities remembered (RFC 7540 §5.3: a stream's dependency and weight), those of the
+/// newest streams: enough for the streams a connection has open.
 const PRIO_MAX: usize = 128;
 /// The weight byte of a stream with none given (weight 16).
 const DEFAULT_WEIGHT: u8 = 15;
@@ -198,10 +207,16 @@ pub(crate) struct H2Conn {
     completed: u32,
     /// A window grew (WINDOW_UPDATE, SETTINGS): stalled streams may send again.
     pub(crate) window_opened: bool,
-    /// Priorities from PRIORITY frames and HEADERS (stream, dependency, weight byte), at
-    /// most [`PRIO_MAX`], the oldest replaced first; empty for clients that send none.
+    /// Priorities from PRIORITY frames and HEADERS (stream, dependency, weight byte) by
+    /// stream id, at most [`PRIO_MAX`]; empty for clients that send none.
     prio: Vec<(u32, u32, u8)>,
-    prio_at: usize,
+    /// The rank of every stream in `prio`, by id, made again when `prio` changes.
+    ranks: Vec<(u32, u16)>,
+    ranks_stale: bool,
+    /// Streams opened, and whether the connection has lived past `keepalive_time` (the
+    /// caller's clock says so): the stream that reaches a limit is the last.
+    opened: u32,
+    pub(crate) aged: bool,
 }
 
 type Res = Result<(), ConnError>;
@@ -244,7 +259,10 @@ impl H2Conn {
             completed: 0,
             window_opened: false,
             prio: Vec::new(),
-            prio_at: 0,
+            ranks: Vec::new(),
+            ranks_stale: false,
+            opened: 0,
+            aged: false,
             cfg,
         };
         let max_list = u32::try_from(c.cfg.headers.list).unwrap_or(u32::MAX);
@@ -333,20 +351,22 @@ impl H2Conn {
     }
 
     /// Remembers the priority a PRIORITY frame or a HEADERS frame (its 5 bytes) gives
-    /// stream `id`.
+    /// stream `id` (the table is kept by id; when full, the oldest stream's goes).
     fn set_priority(&mut self, id: u32, p: &[u8]) {
         let (Some(d), Some(&weight)) = (p.get(..4), p.get(4)) else {
             return;
         };
         let dep = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff;
-        if let Some(e) = self.prio.iter_mut().find(|e| e.0 == id) {
-            *e = (id, dep, weight);
-        } else if self.prio.len() < PRIO_MAX {
-            self.prio.push((id, dep, weight));
-        } else {
-            self.prio[self.prio_at] = (id, dep, weight);
-            self.prio_at = (self.prio_at + 1) % PRIO_MAX;
+        match self.prio.binary_search_by_key(&id, |e| e.0) {
+            Ok(i) => self.prio[i] = (id, dep, weight),
+            Err(i) => {
+                self.prio.insert(i, (id, dep, weight));
+                if self.prio.len() > PRIO_MAX {
+                    self.prio.remove(0);
+                }
+            }
         }
+        self.ranks_stale = true;
     }
 
     /// Whether the peer gave any priority (else output keeps the streams' own order).
@@ -356,13 +376,33 @@ impl H2Conn {
 
     /// Where stream `id` stands in the peer's priorities, lowest first: its depth in the
     /// dependency tree (a stream that depends on another comes after it), then the
-    /// heavier weight first (nginx's order of output).
-    pub(crate) fn rank(&self, id: u32) -> u16 {
-        let find = |id: u32| self.prio.iter().find(|e| e.0 == id);
+    /// heavier weight first (nginx's order of output). Ranks are worked out once per
+    /// change of the table.
+    pub(crate) fn rank(&mut self, id: u32) -> u16 {
+        if self.ranks_stale {
+            self.ranks_stale = false;
+            let mut ranks = std::mem::take(&mut self.ranks);
+            ranks.clear();
+            ranks.extend(self.prio.iter().map(|e| (e.0, self.rank_of(e.0))));
+            self.ranks = ranks;
+        }
+        match self.ranks.binary_search_by_key(&id, |e| e.0) {
+            Ok(i) => self.ranks[i].1,
+            Err(_) => u16::from(255 - DEFAULT_WEIGHT),
+        }
+    }
+
+    fn rank_of(&self, id: u32) -> u16 {
+        let find = |id: u32| {
+            self.prio
+                .binary_search_by_key(&id, |e| e.0)
+                .ok()
+                .map(|i| self.prio[i])
+        };
         let weight = find(id).map_or(DEFAULT_WEIGHT, |e| e.2);
         let mut depth = 0u16;
         let mut at = id;
-        while let Some(&(_, dep, _)) = find(at) {
+        while let Some((_, dep, _)) = find(at) {
             if dep == 0 || depth >= 16 {
                 break;
             }
@@ -726,19 +766,33 @@ impl H2Conn {
             self.stream_error(h.stream, ErrorCode::FlowControl, ev);
             return Ok(());
         }
-        // Padding is given back at once; the body when the caller has taken it.
-        s.released += (len as usize - body.len()) as u32;
+        // Padding is given back at once; the body when the caller has taken it (a
+        // skipped body's at once).
+        let skipped = s.skip;
+        s.released += if skipped {
+            len as u32
+        } else {
+            (len as usize - body.len()) as u32
+        };
         self.give_back(i);
         let s = &mut self.streams[i];
+        if skipped {
+            if end {
+                s.remote_done = true;
+                self.maybe_close(i);
+            }
+            return Ok(());
+        }
         s.received += body.len() as u64;
         let bad_length = match s.content_length {
             Some(cl) => s.received > cl || (end && s.received != cl),
             None => false,
         };
         if bad_length {
-            // nginx answers such a request 400: the body ends here (what came is given
-            // back to the window, not delivered).
-            s.remote_done = true;
+            // nginx answers such a request 400: the body ends here (what came, and what
+            // comes after, is given back to the window, not delivered).
+            s.skip = true;
+            s.remote_done = end;
             s.released += body.len() as u32;
             self.give_back(i);
             ev.push(Event::BadBody { stream: h.stream });
@@ -849,9 +903,14 @@ impl H2Conn {
                 self.stream_error(id, ErrorCode::StreamClosed, ev);
             } else if bad {
                 self.stream_error(id, ErrorCode::Protocol, ev);
-            } else if s.content_length.is_some_and(|cl| cl != s.received) {
+            } else if s.skip || s.content_length.is_some_and(|cl| cl != s.received) {
+                let bad = !s.skip;
                 self.streams[i].remote_done = true;
-                ev.push(Event::BadBody { stream: id });
+                self.streams[i].skip = true;
+                if bad {
+                    ev.push(Event::BadBody { stream: id });
+                }
+                self.maybe_close(i);
             } else {
                 self.streams[i].remote_done = true;
                 ev.push(Event::Trailers { stream: id });
@@ -904,12 +963,19 @@ impl H2Conn {
         s.released = 0;
         s.content_length = content_length;
         s.received = 0;
+        s.skip = false;
         s.trailers.clear();
         if !self.acked {
             s.recv_window = s.recv_window.max(frame::DEFAULT_WINDOW);
         }
         self.streams.push(s);
         self.earn(100);
+        // A keep-alive limit reached: this stream is served, later ones are not (as nginx,
+        // GOAWAY names this one the last).
+        self.opened = self.opened.saturating_add(1);
+        if self.cfg.keepalive_off || self.opened >= self.cfg.max_requests || self.aged {
+            self.shutdown();
+        }
         ev.push(Event::Request {
             stream: id,
             end_stream: end,
@@ -1710,7 +1776,8 @@ mod tests {
             ])
         };
         // More than announced: the body ends (to be answered 400), what came is given
-        // back to the window, and more DATA is a stream error.
+        // back to the window, and what comes after is dropped too (as nginx skips it),
+        // its END_STREAM ending the client's side; DATA after that is a stream error.
         let mut c = open();
         let mut b = head(1, &post("3"));
         b.extend(frame(frame::DATA, 0, 1, b"abcd"));
@@ -1718,6 +1785,10 @@ mod tests {
         assert_eq!(ev.last(), Some(&Event::BadBody { stream: 1 }));
         assert!(rst_codes(&mut c).is_empty());
         let (_, ev) = feed(&mut c, &frame(frame::DATA, 0, 1, b"x"));
+        assert!(ev.is_empty(), "{ev:?}");
+        let (_, ev) = feed(&mut c, &frame(frame::DATA, frame::END_STREAM, 1, b"y"));
+        assert!(ev.is_empty(), "{ev:?}");
+        let (_, ev) = feed(&mut c, &frame(frame::DATA, 0, 1, b"z"));
         assert!(matches!(ev[..], [Event::Reset { stream: 1, .. }]), "{ev:?}");
         // Fewer, then the end.
         let mut c = open();
@@ -2023,6 +2094,7 @@ mod tests {
         assert!(c.prioritized());
         let mut ids = [1u32, 3, 5];
         ids.sort_by_key(|&id| c.rank(id));
+        assert_eq!(c.prio.len(), 3);
         assert_eq!(ids, [5, 1, 3]);
         // A HEADERS with the PRIORITY flag sets its stream's.
         let mut p = prio(0, 255);
@@ -2043,6 +2115,28 @@ mod tests {
         push(&mut c, &frame(frame::PRIORITY, 0, 9, &prio(11, 1)));
         push(&mut c, &frame(frame::PRIORITY, 0, 11, &prio(9, 1)));
         assert!(c.rank(9) > c.rank(7));
+    }
+
+    #[test]
+    fn keepalive_requests_end_the_connection_after_the_stream_that_reaches_it() {
+        let mut c = H2Conn::new(Config {
+            max_requests: 2,
+            ..Config::default()
+        });
+        let mut b = hello();
+        for id in [1, 3, 5] {
+            b.extend(whole(id, &get("/")));
+        }
+        let (r, ev) = feed(&mut c, &b);
+        assert!(r.is_ok());
+        // Streams 1 and 3 are served; GOAWAY names 3, and 5 (in the same read) is not.
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(c.going_away());
+        let goaway = frames(&mut c)
+            .into_iter()
+            .find(|(h, _)| h.kind == frame::GOAWAY)
+            .map(|(_, p)| u32::from_be_bytes([p[0], p[1], p[2], p[3]]));
+        assert_eq!(goaway, Some(3));
     }
 
     #[test]

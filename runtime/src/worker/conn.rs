@@ -836,14 +836,15 @@ impl Conn {
         let limits = Limits {
             max_head: w.head_limit(self.listener as usize),
             max_uri: w.uri_limit(self.listener as usize),
-            // A stream's head has the `Host` and `Cookie` lines made from `:authority` and
-            // the cookie fields on top of what its HTTP/2 connection counted.
+            // A stream's head has the `Host`, `Cookie` and `Transfer-Encoding` lines made
+            // from `:authority`, the cookie fields and a body without a length on top of
+            // what its HTTP/2 connection counted.
             max_headers: w
                 .default_settings(self.listener as usize)
                 .map_or(1000, |s| {
                     s.max_headers as usize
                         + if matches!(self.sock, Sock::Stream) {
-                            2
+                            3
                         } else {
                             0
                         }

@@ -51,19 +51,10 @@ pub(crate) struct Session {
     pub(crate) closing: bool,
     /// Requests (streams) the connection has had.
     requests: u32,
-    /// When the connection stops taking new streams (GOAWAY after the one that reaches
-    /// the limit, as nginx): `keepalive_requests`, `keepalive_time`, `keepalive_timeout 0`.
-    keep: KeepLimits,
-}
-
-/// The keep-alive limits of an HTTP/2 connection (its server's).
-#[derive(Clone, Copy)]
-struct KeepLimits {
     /// `client_header_timeout`: how long the connection may wait for its first request.
     first_ms: u64,
-    requests: u32,
-    time_ms: u64,
-    off: bool,
+    /// `keepalive_time` (the connection's other keep-alive limits are its `H2Conn`'s).
+    keep_time_ms: u64,
 }
 
 /// A stream's connection's link to its HTTP/2 connection, in its [`ConnExt`].
@@ -88,10 +79,13 @@ pub(crate) struct StreamLink {
 
 impl StreamLink {
     /// How many more response bytes the stream's connection may write: up to
-    /// [`STREAM_OUT_MAX`] held, and a response head is taken whole (up to its own limit)
-    /// before anything goes out.
+    /// [`STREAM_OUT_MAX`] held, more only while a head longer than that is not whole yet
+    /// (it is taken whole, up to its own limit, before anything goes out).
     fn room(&self) -> usize {
-        let max = if self.bridge.head_pending() {
+        let long_head = self.bridge.head_pending()
+            && self.out.len() >= STREAM_OUT_MAX
+            && memchr::memmem::find(&self.out, b"\r\n\r\n").is_none();
+        let max = if long_head {
             bridge::HEAD_MAX
         } else {
             STREAM_OUT_MAX
@@ -151,6 +145,8 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         ),
         chunk_size: s.map_or(8192, |s| s.http2.chunk_size.clamp(1, 1 << 24) as usize),
         max_headers: s.map_or(1000, |s| s.max_headers as usize),
+        max_requests: s.map_or(1000, |s| s.keepalive_requests),
+        keepalive_off: s.is_some_and(|s| s.keepalive_timeout_ms == 0),
     };
     let session = Box::new(Session {
         conn: H2Conn::new(cfg),
@@ -161,12 +157,8 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         keys: Vec::new(),
         closing: false,
         requests: 0,
-        keep: KeepLimits {
-            first_ms: s.map_or(60_000, |s| s.client_header_timeout_ms),
-            requests: s.map_or(1000, |s| s.keepalive_requests),
-            time_ms: s.map_or(3_600_000, |s| s.keepalive_time_ms),
-            off: s.is_some_and(|s| s.keepalive_timeout_ms == 0),
-        },
+        first_ms: s.map_or(60_000, |s| s.client_header_timeout_ms),
+        keep_time_ms: s.map_or(3_600_000, |s| s.keepalive_time_ms),
     });
     let ext = c.ext.get_or_insert_with(Box::default);
     ext.h2 = Some(session);
@@ -276,7 +268,8 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
             started_ms: c.started_ms,
         };
         let peer = origin.peer;
-        let age_ms = u64::from(w.now_ms.wrapping_sub(origin.started_ms));
+        // keepalive_time: the stream that finds the connection older is its last.
+        s.conn.aged = u64::from(w.now_ms.wrapping_sub(origin.started_ms)) > s.keep_time_ms;
         let mut events = std::mem::take(&mut s.events);
         events.clear();
         let used = match s.conn.recv(&input, &mut events) {
@@ -300,14 +293,8 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     end_stream,
                     refused,
                 } => {
-                    // The stream that reaches a keep-alive limit is served, and GOAWAY
-                    // names it the last (as nginx).
                     s.requests = s.requests.saturating_add(1);
-                    let k = s.keep;
-                    if k.off || s.requests >= k.requests || age_ms > k.time_ms {
-                        s.conn.shutdown();
-                    }
-                    if !end_stream {
+                    if !end_stream && refused.is_none() {
                         // A body on its way: a window of at least 64 KiB from the start,
                         // whatever http2_body_preread_size (nginx opens it when the body is
                         // read; here the connection reads it as it comes).
@@ -406,12 +393,16 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                                 .is_some_and(|l| l.out.is_empty() && l.bridge.head_pending())
                     });
                     s.streams.swap_remove(i);
-                    if let Some(mut sc) = conns.try_remove(skey) {
-                        // Body bytes the old connection held go back to the window.
-                        if let Some(l) = link_of(&mut sc) {
-                            s.conn.release(stream, std::mem::take(&mut l.unreleased));
+                    // Body bytes the old connection held go back to the window.
+                    if let Some(l) = conns.get_mut(skey).and_then(link_of) {
+                        s.conn.release(stream, std::mem::take(&mut l.unreleased));
+                    }
+                    if fresh {
+                        if let Some(sc) = conns.try_remove(skey) {
+                            sc.release(w);
                         }
-                        sc.release(w);
+                    } else {
+                        abort_stream(conns, skey, w);
                     }
                     if fresh {
                         let mut rbuf = w.pool.get();
@@ -526,6 +517,8 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
     }
     if let Some(mut link) = sc.ext.as_deref_mut().and_then(|e| e.stream.take()) {
         let id = link.id;
+        // Body bytes the handler took go back to the client's window now.
+        s.conn.release(id, std::mem::take(&mut link.unreleased));
         let mut r = link.bridge.feed(&mut link.out, &mut s.conn, id);
         if r == Bridged::Going && link.out.is_empty() {
             r = link.bridge.close(&mut s.conn, id);
@@ -589,8 +582,14 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
         if r == Bridged::Going && out.is_empty() {
             r = b.close(&mut s.conn, *id);
         }
-        if r == Bridged::Broken {
-            s.conn.reset(*id, ErrorCode::Internal);
+        match r {
+            Bridged::Broken => s.conn.reset(*id, ErrorCode::Internal),
+            // Done while the request's body is still coming (its handler never read it):
+            // the client may stop sending it, as when the stream's connection finishes.
+            Bridged::Done if s.conn.headers(*id).is_some() => {
+                s.conn.reset(*id, ErrorCode::NoError);
+            }
+            _ => {}
         }
         r == Bridged::Going
     });
@@ -598,7 +597,7 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
     let mut keys = std::mem::take(&mut s.keys);
     keys.clear();
     if ranked {
-        let conn = &s.conn;
+        let conn = &mut s.conn;
         s.streams
             .sort_unstable_by_key(|&(id, _)| (conn.rank(id), id));
     }
@@ -645,7 +644,7 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
         w.now + Duration::from_millis(c.send_timeout_ms.into())
     } else if idle && s.requests == 0 {
         // No request yet: client_header_timeout, as nginx's.
-        w.now + Duration::from_millis(s.keep.first_ms)
+        w.now + Duration::from_millis(s.first_ms)
     } else if idle {
         w.now + Duration::from_millis(c.keepalive_ms.into())
     } else {
