@@ -246,6 +246,29 @@ impl ResponseBridge {
                 return Bridged::Done;
             }
         }
+        // Body bytes of a known length go from `input` straight into DATA frames as far
+        // as the window takes them (none held in `pending` on the way).
+        if let (true, false, &Framing::Length(left)) =
+            (self.pending.is_empty(), self.ended, &self.relay.framing)
+        {
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
+            if n > 0 {
+                let sent = conn.send_data(stream, &input[..n], n as u64 == left);
+                self.relay.received += sent as u64;
+                input.drain(..sent);
+                let left = left - sent as u64;
+                if left == 0 {
+                    // END_STREAM went with the last bytes; any bytes past the length are
+                    // dropped.
+                    self.relay.framing = Framing::None;
+                    self.ended = true;
+                    self.done = true;
+                    input.clear();
+                    return Bridged::Done;
+                }
+                self.relay.framing = Framing::Length(left);
+            }
+        }
         // Body bytes as the window takes them, a bounded amount held beyond it.
         loop {
             let room = PENDING_MAX.saturating_sub(self.pending.len());
