@@ -242,6 +242,43 @@ fn cases() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// `max-age=N` in `cache_control` written as `max-age=(Expires - Date)` when N is what the
+/// two dates say (within a second); `None` when there is nothing to rewrite.
+fn max_age_as_dates(
+    cache_control: &str,
+    date: Option<&str>,
+    expires: Option<&str>,
+) -> Option<String> {
+    let n: i64 = cache_control.strip_prefix("max-age=")?.parse().ok()?;
+    let (date, expires) = (http_date(date?)?, http_date(expires?)?);
+    ((expires - date - n).abs() <= 1).then(|| "max-age=(Expires - Date)".to_string())
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Mon, 07 Dec 2026 15:30:00 GMT`).
+fn http_date(s: &str) -> Option<i64> {
+    let mut f = s.split_whitespace().skip(1);
+    let day: i64 = f.next()?.parse().ok()?;
+    let name = f.next()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == name)? as i64
+        + 1;
+    let year: i64 = f.next()?.parse().ok()?;
+    let mut hms = f.next()?.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
 /// What is compared: the status, the headers that matter here, and the body (but not the
 /// body of built-in error and redirect pages, which name the server).
 fn seen(raw: &[u8], port: u16) -> String {
@@ -263,6 +300,15 @@ fn seen(raw: &[u8], port: u16) -> String {
     ] {
         if let Some(v) = r.header(h) {
             let v = v.replace(&format!(":{port}"), ":PORT");
+            // max-age counts from the moment of the request (`expires @15h30m`, `expires
+            // 1h`): what is compared is that it says the same as Expires minus Date.
+            let v = match (
+                h,
+                max_age_as_dates(&v, r.header("date"), r.header("expires")),
+            ) {
+                ("cache-control", Some(v)) => v,
+                _ => v,
+            };
             // A multipart boundary is the server's own.
             let v = match v.split_once("boundary=") {
                 Some((a, _)) => format!("{a}boundary=…"),
@@ -394,6 +440,21 @@ fn run(port: u16) -> Vec<(&'static str, String)> {
 
 #[test]
 fn static_files_and_headers_as_nginx() {
+    // The date arithmetic that keeps max-age comparable between the two servers' runs.
+    assert_eq!(http_date("Thu, 01 Jan 1970 00:01:00 GMT"), Some(60));
+    assert_eq!(
+        http_date("Mon, 07 Dec 2026 15:30:00 GMT"),
+        Some(1_796_657_400)
+    );
+    assert_eq!(
+        max_age_as_dates(
+            "max-age=46652",
+            Some("Mon, 07 Dec 2026 02:32:28 GMT"),
+            Some("Mon, 07 Dec 2026 15:30:00 GMT")
+        )
+        .as_deref(),
+        Some("max-age=(Expires - Date)")
+    );
     let t = TempDir::new("static-headers");
     let root = t.path().join("html");
     files(&root);
