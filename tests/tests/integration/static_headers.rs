@@ -254,29 +254,12 @@ fn max_age_as_dates(
     ((expires - date - n).abs() <= 1).then(|| "max-age=(Expires - Date)".to_string())
 }
 
-/// Seconds since the epoch of an IMF-fixdate (`Mon, 07 Dec 2026 15:30:00 GMT`).
+/// Seconds since the epoch of an HTTP date (`Mon, 07 Dec 2026 15:30:00 GMT`), by the
+/// runtime's own parser.
 fn http_date(s: &str) -> Option<i64> {
-    let mut f = s.split_whitespace().skip(1);
-    let day: i64 = f.next()?.parse().ok()?;
-    let name = f.next()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == name)? as i64
-        + 1;
-    let year: i64 = f.next()?.parse().ok()?;
-    let mut hms = f.next()?.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    let t = proton_runtime::http::date::parse_http_date(s.as_bytes())?;
+    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+    i64::try_from(d.as_secs()).ok()
 }
 
 /// What is compared: the status, the headers that matter here, and the body (but not the
