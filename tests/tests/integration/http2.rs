@@ -156,12 +156,10 @@ fn many_streams_on_few_connections() {
     let b = Backend::start("h2load");
     let (_t, p) = setup("h2-load", b.port);
     for path in ["/r", "/small.txt", "/b/id"] {
-        let out = Command::new("timeout")
-            .args(["30", "h2load", "-n", "2000", "-c", "4", "-m", "20"])
-            .arg(format!("http://127.0.0.1:{}{path}", p.port))
-            .output()
-            .expect("h2load");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = h2load(
+            &["-n", "2000", "-c", "4", "-m", "20"],
+            &format!("http://127.0.0.1:{}{path}", p.port),
+        );
         assert!(
             text.contains("2000 succeeded, 0 failed, 0 errored"),
             "{path}: {text}\n{}",
@@ -174,18 +172,35 @@ fn many_streams_on_few_connections() {
     let body: Vec<u8> = (0..65_536u32).map(|i| i as u8).collect();
     let file = _t.path().join("64k.bin");
     std::fs::write(&file, &body).unwrap();
-    let out = Command::new("timeout")
-        .args(["30", "h2load", "-n", "48", "-c", "1", "-m", "24", "-d"])
-        .arg(&file)
-        .arg(format!("http://127.0.0.1:{}/b/count", p.port))
-        .output()
-        .expect("h2load");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = h2load(
+        &[
+            "-n",
+            "48",
+            "-c",
+            "1",
+            "-m",
+            "24",
+            "-d",
+            &file.display().to_string(),
+        ],
+        &format!("http://127.0.0.1:{}/b/count", p.port),
+    );
     assert!(
         text.contains("48 succeeded, 0 failed"),
         "{text}\n{}",
         p.logs()
     );
+}
+
+/// h2load with `args` against `url`, bounded to 30 s: what it printed.
+fn h2load(args: &[&str], url: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "h2load"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("h2load");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A frame: 9-byte head and payload.
@@ -392,12 +407,10 @@ fn http2_over_tls_by_alpn() {
     assert_eq!((v.as_str(), code), ("1.1", 200), "{text}");
     // Many streams on few TLS connections.
     if have("h2load") {
-        let out = Command::new("timeout")
-            .args(["30", "h2load", "-n", "1000", "-c", "2", "-m", "10"])
-            .arg(format!("https://127.0.0.1:{port}/r"))
-            .output()
-            .expect("h2load");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = h2load(
+            &["-n", "1000", "-c", "2", "-m", "10"],
+            &format!("https://127.0.0.1:{port}/r"),
+        );
         assert!(text.contains("Application protocol: h2"), "{text}");
         assert!(
             text.contains("1000 succeeded, 0 failed, 0 errored"),
