@@ -98,6 +98,8 @@ pub struct ChunkedDecoder {
     /// Sum of the chunk sizes announced so far.
     declared: u64,
     limit: u64,
+    /// The longest trailer section accepted ([`MAX_TRAILER_LEN`] unless set).
+    max_trailer: usize,
     /// Where, in the input of the last `decode` call, the trailer section began (right
     /// after the last chunk's size line), if it began in that call.
     trailer_mark: Option<usize>,
@@ -128,13 +130,21 @@ impl ChunkedDecoder {
             total: 0,
             declared: 0,
             limit,
+            max_trailer: MAX_TRAILER_LEN,
             trailer_mark: None,
         }
     }
 
-    /// Ready for the next body, keeping the limit.
+    /// The same decoder accepting a trailer section of up to `max` bytes (for a body this
+    /// server wrote itself, whose trailers its own limits already bound).
+    pub const fn with_trailer_limit(mut self, max: usize) -> ChunkedDecoder {
+        self.max_trailer = max;
+        self
+    }
+
+    /// Ready for the next body, keeping the limits.
     pub fn reset(&mut self) {
-        *self = ChunkedDecoder::with_limit(self.limit);
+        *self = ChunkedDecoder::with_limit(self.limit).with_trailer_limit(self.max_trailer);
     }
 
     /// Payload bytes decoded so far.
@@ -314,7 +324,7 @@ impl ChunkedDecoder {
 
     fn trailer_count(&mut self, next: State) -> Result<State, HttpError> {
         self.trailer_len += 1;
-        if self.trailer_len > MAX_TRAILER_LEN {
+        if self.trailer_len > self.max_trailer {
             return Err(HttpError::InvalidTrailer);
         }
         Ok(next)

@@ -232,7 +232,8 @@ impl ResponseBridge {
                 BodyKind::None => Framing::None,
                 BodyKind::Length(n) => Framing::Length(n),
                 BodyKind::Chunked => Framing::Chunked {
-                    dec: ChunkedDecoder::default(),
+                    // The handler's own trailers (add_trailer), bounded as heads are.
+                    dec: ChunkedDecoder::new().with_trailer_limit(HEAD_MAX),
                     dechunk: true,
                 },
                 BodyKind::UntilClose => Framing::UntilClose,
@@ -569,6 +570,41 @@ mod tests {
             assert_eq!((last.0, last.3), ('H', true));
             assert_eq!(last.1, [("x-sum".to_string(), "7".to_string())]);
         }
+    }
+
+    #[test]
+    fn trailers_longer_than_a_frame_go_on_in_continuation() {
+        // Five 4000-byte trailers (nginx's h2_trailers.t): more than the chunked decoder
+        // takes from a peer, but this is the handler's own output.
+        let v = "x".repeat(4000);
+        let mut wire =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8\r\nSEE-THIS\r\n0\r\n".to_vec();
+        for _ in 0..5 {
+            wire.extend_from_slice(format!("X-LongHeader: {v}\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\n");
+        let mut c = stream(false);
+        let mut b = ResponseBridge::default();
+        b.reset(false);
+        let mut input = wire;
+        assert_eq!(b.feed(&mut input, &mut c, 1), Bridged::Done);
+        let out = std::mem::take(&mut c.out);
+        let mut at = 0;
+        let mut kinds = Vec::new();
+        while let Some(h) = Head::parse(&out[at..]) {
+            kinds.push((h.kind, h.has(frame::END_STREAM), h.has(frame::END_HEADERS)));
+            at += 9 + h.len as usize;
+        }
+        assert_eq!(at, out.len());
+        assert_eq!(
+            kinds,
+            [
+                (frame::HEADERS, false, true),
+                (frame::DATA, false, false),
+                (frame::HEADERS, true, false),
+                (frame::CONTINUATION, false, true),
+            ]
+        );
     }
 
     #[test]

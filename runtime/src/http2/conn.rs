@@ -102,6 +102,9 @@ pub(crate) enum Event {
         stream: u32,
         end_stream: bool,
         refused: Option<&'static str>,
+        /// The size of its header block as received (HEADERS and CONTINUATION payloads
+        /// without padding): the head's part of `$request_length`, as nginx counts it.
+        block_len: usize,
     },
     /// Request body bytes, `input[at]` of the bytes given to `recv`.
     Data {
@@ -980,6 +983,7 @@ impl H2Conn {
             stream: id,
             end_stream: end,
             refused,
+            block_len: self.block.len(),
         });
         Ok(())
     }
@@ -1467,6 +1471,7 @@ mod tests {
                             stream: 1,
                             end_stream: false,
                             refused: None,
+                            ..
                         } => {
                             requests += 1;
                             let h = c.headers(1).unwrap();
@@ -1496,6 +1501,25 @@ mod tests {
         }
     }
 
+    /// `$request_length`'s head part, as nginx counts it: the header block's bytes over
+    /// HEADERS and CONTINUATION, without padding or frame heads.
+    #[test]
+    fn block_len_counts_the_header_block_alone() {
+        let mut c = open();
+        let b = get("/a-longer-path");
+        let (one, two) = b.split_at(7);
+        let mut first = vec![5u8];
+        first.extend_from_slice(one);
+        first.extend_from_slice(&[0; 5]);
+        let mut wire = frame(frame::HEADERS, frame::PADDED | frame::END_STREAM, 3, &first);
+        wire.extend(frame(frame::CONTINUATION, frame::END_HEADERS, 3, two));
+        let ev = push(&mut c, &wire);
+        assert!(
+            matches!(ev[..], [Event::Request { stream: 3, block_len, .. }] if block_len == b.len()),
+            "{ev:?}"
+        );
+    }
+
     #[test]
     fn response_frames_and_stream_close() {
         let mut c = open();
@@ -1506,7 +1530,8 @@ mod tests {
             [Event::Request {
                 stream: 1,
                 end_stream: true,
-                refused: None
+                refused: None,
+                block_len: get("/").len(),
             }]
         );
         c.send_headers(

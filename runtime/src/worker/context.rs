@@ -119,6 +119,9 @@ pub(crate) struct RequestCtx {
     /// The request body as the proxy read it (memory or a temporary file), kept for the
     /// whole request: `$request_body`, retries, error pages, a post action.
     pub(crate) body: super::body::RequestBody,
+    /// Request body bytes read so far, as received (HTTP/1.1: with any chunked framing;
+    /// HTTP/2: the DATA payloads): with the head, `$request_length`, as nginx counts it.
+    pub(crate) body_read: u64,
 }
 
 impl Default for RequestCtx {
@@ -163,6 +166,7 @@ impl Default for RequestCtx {
             main_finished: None,
             maps: Default::default(),
             body: Default::default(),
+            body_read: 0,
         }
     }
 }
@@ -267,6 +271,7 @@ impl RequestCtx {
         self.main_finished = None;
         self.maps.get_mut().clear();
         self.body.reset();
+        self.body_read = 0;
     }
 }
 

@@ -55,6 +55,8 @@ pub(crate) struct Session {
     first_ms: u64,
     /// `keepalive_time` (the connection's other keep-alive limits are its `H2Conn`'s).
     keep_time_ms: u64,
+    /// In the worker's `h2_flush`: a stream's output waits for the round's end.
+    flush_queued: bool,
 }
 
 /// A stream's connection's link to its HTTP/2 connection, in its [`ConnExt`].
@@ -75,6 +77,8 @@ pub(crate) struct StreamLink {
     /// The request was malformed (RFC 9113 §8.1.1): its answer is followed by
     /// RST_STREAM(PROTOCOL_ERROR), as the RFC allows (nginx sends the answer alone).
     malformed: bool,
+    /// The size of the request's header block as received (`$request_length`).
+    block_len: usize,
 }
 
 impl StreamLink {
@@ -159,6 +163,7 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         requests: 0,
         first_ms: s.map_or(60_000, |s| s.client_header_timeout_ms),
         keep_time_ms: s.map_or(3_600_000, |s| s.keepalive_time_ms),
+        flush_queued: false,
     });
     let ext = c.ext.get_or_insert_with(Box::default);
     ext.h2 = Some(session);
@@ -292,6 +297,7 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     stream,
                     end_stream,
                     refused,
+                    block_len,
                 } => {
                     s.requests = s.requests.saturating_add(1);
                     if !end_stream && refused.is_none() {
@@ -332,6 +338,9 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     let skey = open_stream(
                         conns, &origin, &mut s, w, stream, rbuf, framing, refused, head_only,
                     );
+                    if let Some(l) = conns.get_mut(skey).and_then(link_of) {
+                        l.block_len = block_len;
+                    }
                     drive.push(skey);
                 }
                 Event::Data {
@@ -657,13 +666,7 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
 /// After a stream's connection had an event of its own (its upstream, a timer): its
 /// output goes on to the session and the socket. Returns true when the stream's
 /// connection is done.
-pub(crate) fn stream_event(
-    conns: &mut Slab<Conn>,
-    skey: usize,
-    done: bool,
-    poll: &Poll,
-    w: &mut Worker<'_>,
-) {
+pub(crate) fn stream_event(conns: &mut Slab<Conn>, skey: usize, done: bool, w: &mut Worker<'_>) {
     let Some(parent) = conns.get_mut(skey).and_then(link_of).map(|l| l.parent) else {
         return;
     };
@@ -680,14 +683,34 @@ pub(crate) fn stream_event(
     } else if let Some(sc) = conns.get_mut(skey) {
         w.arm(skey, sc);
     }
-    let close = pump(conns, parent, &mut s, w);
-    put_back(conns, parent, s);
-    if close {
-        close_session(conns, parent, w);
-    } else if let Some(c) = conns.get_mut(parent) {
-        c.update_interest(poll, mio::Token(super::CONN_BASE + parent));
-        w.arm(parent, c);
+    // The frames go out at the round's end, with those of the connection's other streams
+    // whose upstreams answered in the same round (one TLS record and one write for many).
+    if !s.flush_queued {
+        s.flush_queued = true;
+        w.h2_flush.push(parent);
     }
+    put_back(conns, parent, s);
+}
+
+/// The round's end: the HTTP/2 connections whose streams had output write it.
+pub(crate) fn flush_deferred(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
+    let mut keys = std::mem::take(&mut w.h2_flush);
+    for &key in &keys {
+        let Some(mut s) = session_of(conns, key) else {
+            continue;
+        };
+        s.flush_queued = false;
+        let close = pump(conns, key, &mut s, w);
+        put_back(conns, key, s);
+        if close {
+            close_session(conns, key, w);
+        } else if let Some(c) = conns.get_mut(key) {
+            c.update_interest(poll, mio::Token(super::CONN_BASE + key));
+            w.arm(key, c);
+        }
+    }
+    keys.clear();
+    w.h2_flush = keys;
 }
 
 /// Ends an HTTP/2 connection whose last frames are written: its streams' connections go,
@@ -831,6 +854,7 @@ fn open_stream(
         blocked: false,
         refused,
         malformed: refused.is_some(),
+        block_len: 0,
     });
     let mut sc = Conn::stream(o.peer, o.local, o.listener, o.debug, skey, link, w);
     sc.rbuf = rbuf;
@@ -857,6 +881,12 @@ fn abort_stream(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
     if let Some(sc) = conns.try_remove(skey) {
         sc.release(w);
     }
+}
+
+/// The head's part of `$request_length` for a stream's connection: its request's header
+/// block as received (`None`: not a stream's).
+pub(crate) fn block_len(c: &Conn) -> Option<usize> {
+    c.ext.as_deref()?.stream.as_deref().map(|l| l.block_len)
 }
 
 /// Whether a connection is one stream's.

@@ -104,6 +104,9 @@ pub(crate) struct Worker<'a> {
     /// (its `RequestCtx::wake_at`), and an entry whose connection or wake-up changed is
     /// dropped unused.
     pub(crate) delayed: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
+    /// HTTP/2 connections whose streams produced output in this round: their frames go to
+    /// the socket together at the round's end (one write for many responses).
+    pub(crate) h2_flush: Vec<usize>,
     /// Connection deadlines, earliest first: (when, slab key, connection serial number).
     /// Each connection has at most one live entry (`armed`); stale ones are skipped.
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
@@ -218,6 +221,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         copy_buf: Vec::new(),
         tls_named: Vec::new(),
         delayed: Default::default(),
+        h2_flush: Vec::new(),
         timers: Default::default(),
         armed: Vec::new(),
         file_caches: file_cache::FileCaches::default(),
@@ -441,6 +445,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             }
         }
         expire(&mut conns, &poll, &mut w);
+        h2::flush_deferred(&mut conns, &poll, &mut w);
         w.ups.trim(&w.loaded.ir);
         w.access.report_errors(&mut w.elog);
         acceptor
@@ -510,7 +515,7 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
         })
         .unwrap_or(true);
         if conns.get(key).is_some_and(h2::is_stream) {
-            h2::stream_event(conns, key, close_it, poll, w);
+            h2::stream_event(conns, key, close_it, w);
         } else if close_it {
             close(conns, key, w);
         } else if let Some(c) = conns.get_mut(key) {
@@ -560,7 +565,7 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
     // connection's frames are taken by its session.
     match conns.get(key) {
         Some(c) if h2::is_stream(c) => {
-            h2::stream_event(conns, key, done, poll, w);
+            h2::stream_event(conns, key, done, w);
             return;
         }
         Some(c) if h2::is_session(c) => {

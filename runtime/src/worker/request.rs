@@ -1353,6 +1353,8 @@ impl<'a> Worker<'a> {
             method_get: req.xar && !req.head.is_head(),
             http2: matches!(conn.sock, super::conn::Sock::Stream),
             body: Some(&req.body),
+            request_length: super::h2::block_len(conn).unwrap_or(req.head.head_len) as u64
+                + req.body_read,
         }
     }
 

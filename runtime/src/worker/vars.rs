@@ -246,6 +246,9 @@ pub(crate) struct Ctx<'a> {
     /// The request body as read so far (`$request_body`, `$request_body_file`, and
     /// `$content_length` of a chunked body read whole).
     pub(crate) body: Option<&'a super::body::RequestBody>,
+    /// `$request_length`: the head as received (HTTP/2: its header block) and the body
+    /// bytes read.
+    pub(crate) request_length: u64,
 }
 
 /// The values of non-`volatile` maps one request has computed (see [`Ctx::map_cache`]):
@@ -837,7 +840,7 @@ impl Ctx<'_> {
             }
             Builtin::RequestTime => write_ms(out, self.request_time_ms),
             Builtin::RequestLength => {
-                let _ = write!(out, "{}", head.head_len);
+                let _ = write!(out, "{}", self.request_length);
             }
             Builtin::ContentLength if head.chunked && head.content_length.is_none() => {
                 if let Some(n) = self.body.and_then(|b| b.chunked_length()) {
@@ -1704,6 +1707,7 @@ mod tests {
             limit_rate: 0,
             elog: None,
             body: None,
+            request_length: 0,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

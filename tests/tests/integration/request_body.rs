@@ -391,12 +391,14 @@ server {
 
 /// `$request_body` in `log_format`, `add_header` and a `return` reached through an error
 /// page after the proxy read the body; a plain `return` reads no body (empty, as nginx).
+/// `$request_length` counts the head and the body bytes read, as received (chunk framing
+/// included), as nginx's.
 #[test]
 fn request_body_variable_everywhere() {
     let t = TempDir::new("rb-var");
     let b = Backend::start("b5");
     let http = r#"
-log_format bodies "body=[$request_body] cl=$content_length";
+log_format bodies "body=[$request_body] cl=$content_length rl=$request_length";
 server {
     listen 127.0.0.1:{port};
     access_log {dir}/logs/bodies.log bodies;
@@ -416,32 +418,48 @@ server {
     .replace("@A@", &b.port.to_string());
     let p = Proton::start(t.path(), &conf(&http), 1);
 
-    let r = send(&p, &with_body("POST", "/echo", b"hello body"));
+    let first = with_body("POST", "/echo", b"hello body");
+    let r = send(&p, &first);
     assert_eq!(r.header("x-body"), Some("hello body"), "{}", p.logs());
-    let r = send(&p, &with_body("POST", "/err", b"kept for the page"));
+    let second = with_body("POST", "/err", b"kept for the page");
+    let r = send(&p, &second);
     assert_eq!(
         (r.status, r.body_text().as_str()),
         (200, "shown=[kept for the page]"),
         "{}",
         p.logs()
     );
-    let r = send(&p, &with_body("POST", "/ret", b"not read"));
+    let third = with_body("POST", "/ret", b"not read");
+    let r = send(&p, &third);
     assert_eq!(r.body_text(), "ret=[]");
+    let chunked = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n3;e=1\r\nabc\r\n0\r\n\r\n";
+    let r = send(&p, chunked);
+    assert_eq!(r.header("x-body"), Some("helloabc"), "{}", p.logs());
 
     let log = t.path().join("logs/bodies.log");
     let mut text = String::new();
     assert!(
         wait_until(Duration::from_secs(10), || {
             text = std::fs::read_to_string(&log).unwrap_or_default();
-            text.lines().count() >= 3
+            text.lines().count() >= 4
         }),
         "{text}"
     );
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "body=[hello body] cl=10");
-    assert_eq!(lines[1], "body=[kept for the page] cl=17");
-    // Not read: empty, logged as `-` (nginx).
-    assert_eq!(lines[2], "body=[-] cl=8");
+    assert_eq!(
+        lines[0],
+        format!("body=[hello body] cl=10 rl={}", first.len())
+    );
+    assert_eq!(
+        lines[1],
+        format!("body=[kept for the page] cl=17 rl={}", second.len())
+    );
+    // Not read: empty, logged as `-` (nginx); only the head counts.
+    assert_eq!(lines[2], format!("body=[-] cl=8 rl={}", third.len() - 8));
+    assert_eq!(
+        lines[3],
+        format!("body=[helloabc] cl=8 rl={}", chunked.len())
+    );
 }
 
 /// client_body_timeout while the body is read whole: as nginx, no answer, the connection

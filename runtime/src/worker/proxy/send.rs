@@ -293,6 +293,7 @@ impl Worker<'_> {
         for r in pieces.iter_mut() {
             *r = r.start + start..r.end + start;
         }
+        let pieces_len: usize = pieces.iter().map(|r| r.len()).sum();
         let mut result = Ok(());
         if p.read_whole {
             let rbuf = std::mem::take(&mut conn.rbuf);
@@ -324,6 +325,15 @@ impl Worker<'_> {
             return Pull::Fail(d);
         }
         conn.rbuf.drain(start..start + used);
+        if let Some(req) = conn.req.as_deref_mut() {
+            // HTTP/2: the DATA payloads (the stream's connection frames them as chunks
+            // when the request has no length).
+            req.body_read += if matches!(conn.sock, crate::worker::conn::Sock::Stream) {
+                pieces_len as u64
+            } else {
+                used as u64
+            };
+        }
         if used == 0 && !done {
             return Pull::Wait;
         }
