@@ -1005,14 +1005,22 @@ impl Conn {
             return;
         }
         let out = w.proxy_error(self, status);
-        if let (Some(l), Some(mut req)) = (out.location, self.req.take()) {
-            // The error page goes out at the location's rate too, as any response.
-            req.wake_at = None;
-            w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
-            self.req = Some(req);
+        if let (Some(l), false) = (out.location, out.proxy) {
+            if let Some(mut req) = self.req.take() {
+                // The error page goes out at the location's rate too, as any response.
+                req.wake_at = None;
+                w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
+                self.req = Some(req);
+            }
         }
         self.close_after |= out.close;
         self.record(&out);
+        // `error_page 502 = /fallback;` whose location proxies: that proxy answers.
+        if let Some(p) = self.proxy.as_ref().filter(|_| out.proxy) {
+            self.deadline = p.deadline;
+            self.phase = Phase::Proxy;
+            return;
+        }
         self.phase = Phase::Write;
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }

@@ -724,3 +724,81 @@ server {
     let labels: Vec<&String> = cases.iter().map(|(l, _)| l).collect();
     proton_tests::assert_same_as_nginx(&labels, &ours, &theirs, &p.logs());
 }
+
+/// `error_page 502 = /fallback;` after an intercepted upstream error, where `/fallback`
+/// proxies too (a common nginx pattern): the fallback's answer goes out (it was lost: the
+/// client got nothing), as a GET (nginx makes an error page's redirect a GET), and the log
+/// line is the client's request. With `proxy_request_buffering off`, a body whose first
+/// part went to the failing upstream (nginx's h2_proxy_request_buffering_redirect.t).
+#[test]
+fn an_error_page_that_proxies_answers() {
+    let t = TempDir::new("ep-proxy");
+    let b = Backend::start("ep");
+    let http = r#"
+log_format f "$request $status ua=$http_user_agent";
+server {
+    listen 127.0.0.1:{port};
+    access_log {dir}/logs/ep.log f;
+    location ~ ^/[ab]$ {
+        proxy_pass http://127.0.0.1:@A@;
+        rewrite ^ /status?code=502 break;
+        proxy_intercept_errors on;
+        error_page 502 = /fallback;
+    }
+    location = /unbuffered {
+        proxy_request_buffering off;
+        proxy_pass http://127.0.0.1:@A@/status?code=502;
+        proxy_intercept_errors on;
+        error_page 502 = /fallback;
+    }
+    location /fallback { proxy_pass http://127.0.0.1:@A@/echo; }
+}
+"#
+    .replace("@A@", &b.port.to_string());
+    let p = Proton::start(t.path(), &conf(&http), 1);
+
+    let r = send(
+        &p,
+        b"GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: t1\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert!(r.body_text().starts_with("GET /echo "), "{}", r.body_text());
+    let r = send(&p, &with_body("POST", "/b", b"hello"));
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert!(r.body_text().starts_with("GET /echo "), "{}", r.body_text());
+
+    // Half the body; the rest once the first upstream has answered 502.
+    let before = b.stats().1;
+    let mut s = connect(&p);
+    s.write_all(b"POST /unbuffered HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\nConnection: close\r\n\r\nSEE-")
+        .unwrap();
+    // (Each `/stats` counts itself.)
+    let mut calls = 1;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            calls += 1;
+            b.stats().1 >= before + calls
+        }),
+        "{}",
+        p.logs()
+    );
+    s.write_all(b"THIS").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let r = parse_response(&out).unwrap_or_else(|e| panic!("{e}: {}", p.logs()));
+    assert_eq!(r.status, 200, "{}", p.logs());
+
+    let log = t.path().join("logs/ep.log");
+    let mut text = String::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().count() >= 3
+        }),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "GET /a HTTP/1.1 200 ua=t1");
+    assert_eq!(lines[1], "POST /b HTTP/1.1 200 ua=-");
+    assert_eq!(lines[2], "POST /unbuffered HTTP/1.1 200 ua=-");
+}
