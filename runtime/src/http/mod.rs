@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chunked;
+pub mod coding;
 pub mod date;
 mod error;
 pub mod etag;

@@ -1,0 +1,392 @@
+//! Content codings on byte slices: which coding a client's `Accept-Encoding` allows, and a
+//! streaming gzip encoder (the start of the response filter chain of issue 17).
+//!
+//! [`Accepted::parse`] reads an `Accept-Encoding` value once into the q-value of each
+//! coding Proton can produce; [`Accepted::allows`] answers nginx's question for one coding
+//! (`ngx_http_gzip_ok`: the coding is named, as a whole token, with no `q=0`), and
+//! [`Accepted::best`] picks among several by q-value (ties go to the server's order), as the
+//! brotli and zstd modules need.
+//!
+//! [`GzipEncoder`] is sans-IO: bytes in, gzip bytes appended to a `Vec` the caller owns and
+//! reuses; a sync flush makes everything given so far decodable (`gzip_flush`, streamed
+//! proxied responses); [`GzipEncoder::finish`] writes the trailer. The deflate state (about
+//! 256 KiB at the default window) is made once and reset between responses, never per
+//! request.
+
+use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+
+/// A content coding Proton can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Br,
+    Zstd,
+}
+
+impl Coding {
+    /// The token in `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static [u8] {
+        match self {
+            Coding::Gzip => b"gzip",
+            Coding::Br => b"br",
+            Coding::Zstd => b"zstd",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The q-values (in thousandths) an `Accept-Encoding` value gives the codings Proton can
+/// produce; `None`: not named.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepted {
+    q: [Option<u16>; 3],
+}
+
+impl Accepted {
+    /// Reads an `Accept-Encoding` value (several headers: joined with `,`). Tokens are
+    /// compared without regard to case; a parameter list other than a valid `q` makes the
+    /// coding refused, as nginx's check does (`gzip;q=bad`); `*` is not taken as naming a
+    /// coding (nginx does not either). A coding named twice keeps its first q-value.
+    pub fn parse(value: &[u8]) -> Accepted {
+        let mut a = Accepted::default();
+        for item in value.split(|&b| b == b',') {
+            let mut parts = item.split(|&b| b == b';');
+            let name = parts.next().unwrap_or_default().trim_ascii();
+            let coding = [Coding::Gzip, Coding::Br, Coding::Zstd]
+                .into_iter()
+                .find(|c| name.eq_ignore_ascii_case(c.token()));
+            let Some(coding) = coding else {
+                continue;
+            };
+            let mut q = Some(1000);
+            for p in parts {
+                let p = p.trim_ascii();
+                q = match p.split_first() {
+                    Some((b'q' | b'Q', rest)) => rest
+                        .trim_ascii_start()
+                        .strip_prefix(b"=")
+                        .and_then(|v| quantity(v.trim_ascii())),
+                    // An empty parameter (`gzip;`) is harmless.
+                    None => q,
+                    _ => None,
+                };
+            }
+            let slot = &mut a.q[coding.index()];
+            if slot.is_none() {
+                *slot = Some(q.unwrap_or(0));
+            }
+        }
+        a
+    }
+
+    /// Whether `coding` may be used: named with a q-value above zero.
+    pub fn allows(&self, coding: Coding) -> bool {
+        self.q[coding.index()].is_some_and(|q| q > 0)
+    }
+
+    /// The coding with the highest q-value among `offered` (in the server's order of
+    /// preference, which breaks ties); `None`: the client accepts none of them.
+    pub fn best(&self, offered: &[Coding]) -> Option<Coding> {
+        let mut best: Option<(Coding, u16)> = None;
+        for &c in offered {
+            if let Some(q) = self.q[c.index()].filter(|&q| q > 0) {
+                if best.is_none_or(|(_, b)| q > b) {
+                    best = Some((c, q));
+                }
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+}
+
+/// A q-value (RFC 9110 §12.4.2: `0`, `0.` and up to three digits, `1`, `1.000`) in
+/// thousandths; `None` when malformed.
+fn quantity(v: &[u8]) -> Option<u16> {
+    let (&first, rest) = v.split_first()?;
+    let whole = match first {
+        b'0' => 0u16,
+        b'1' => 1000,
+        _ => return None,
+    };
+    let Some(frac) = rest.strip_prefix(b".") else {
+        return rest.is_empty().then_some(whole);
+    };
+    if frac.len() > 3 || !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n = 0u16;
+    for i in 0..3 {
+        n = n * 10 + frac.get(i).map_or(0, |d| u16::from(d - b'0'));
+    }
+    (whole + n <= 1000).then_some(whole + n)
+}
+
+/// The gzip member header nginx writes: no name, no time, OS "unix".
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+
+/// Output room asked for per deflate call.
+const STEP: usize = 8 * 1024;
+
+/// The deflate engine failed (it does not on well-formed calls; reported, never a panic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodingError(pub String);
+
+/// A streaming gzip encoder (one member per response); see the module's documentation.
+pub struct GzipEncoder {
+    z: Compress,
+    crc: Crc,
+    /// The header is written (the first bytes of this response went out).
+    started: bool,
+}
+
+impl GzipEncoder {
+    /// An encoder at `level` (1-9, nginx's `gzip_comp_level`; out-of-range values are
+    /// clamped).
+    pub fn new(level: u32) -> GzipEncoder {
+        GzipEncoder {
+            z: Compress::new(Compression::new(level.clamp(1, 9)), false),
+            crc: Crc::new(),
+            started: false,
+        }
+    }
+
+    /// Ready for the next response, at the same level (the deflate state is kept).
+    pub fn reset(&mut self) {
+        self.z.reset();
+        self.crc.reset();
+        self.started = false;
+    }
+
+    /// Compresses all of `input`, appending to `out` what deflate gives out now (it may
+    /// hold some back until more comes, a flush or the end).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+        self.start(out);
+        self.crc.update(input);
+        self.run(input, out, FlushCompress::None)
+    }
+
+    /// Everything given so far goes out (a sync flush: the client can decode it all).
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        self.start(out);
+        self.run(&[], out, FlushCompress::Sync)
+    }
+
+    /// The end of the body: the rest of the deflate stream and the gzip trailer (CRC-32
+    /// and length, little-endian). The encoder must be [`reset`](Self::reset) before the
+    /// next response.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        self.start(out);
+        self.run(&[], out, FlushCompress::Finish)?;
+        out.extend_from_slice(&self.crc.sum().to_le_bytes());
+        out.extend_from_slice(&self.crc.amount().to_le_bytes());
+        Ok(())
+    }
+
+    /// Body bytes taken so far, and gzip bytes given out (header included), for
+    /// `$gzip_ratio`.
+    pub fn totals(&self) -> (u64, u64) {
+        let header = if self.started { 10 } else { 0 };
+        (self.z.total_in(), self.z.total_out() + header)
+    }
+
+    fn start(&mut self, out: &mut Vec<u8>) {
+        if !self.started {
+            self.started = true;
+            out.extend_from_slice(&GZIP_HEADER);
+        }
+    }
+
+    /// Runs deflate over `input` with `mode` until it has taken all of it and, for a flush
+    /// or the end, given out everything it must.
+    fn run(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        mode: FlushCompress,
+    ) -> Result<(), CodingError> {
+        loop {
+            out.reserve(STEP);
+            let (before_in, before_out) = (self.z.total_in(), out.len());
+            let status = self
+                .z
+                .compress_vec(input, out, mode)
+                .map_err(|e| CodingError(e.to_string()))?;
+            let taken = usize::try_from(self.z.total_in() - before_in).unwrap_or(input.len());
+            input = input.get(taken..).unwrap_or_default();
+            let room_left = out.len() < out.capacity();
+            match (mode, status) {
+                (FlushCompress::Finish, Status::StreamEnd) => return Ok(()),
+                (FlushCompress::Finish, _) => {}
+                // Done once all is taken and deflate stopped before filling the room it had
+                // (it had no more to give out).
+                _ if input.is_empty() && room_left => return Ok(()),
+                // No progress at all with room to spare: nothing more will come.
+                _ if taken == 0 && out.len() == before_out && room_left => {
+                    return Err(CodingError("deflate made no progress".into()));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for GzipEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GzipEncoder")
+            .field("started", &self.started)
+            .field("totals", &self.totals())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        let mut d = flate2::read::GzDecoder::new(data);
+        let mut v = Vec::new();
+        d.read_to_end(&mut v).expect("a valid gzip stream");
+        v
+    }
+
+    fn body(n: usize) -> Vec<u8> {
+        // Compressible but not trivial: words with a counter.
+        let mut v = Vec::with_capacity(n);
+        let mut i = 0u32;
+        while v.len() < n {
+            v.extend_from_slice(format!("<p>line {i} of the page</p>\n").as_bytes());
+            i = i.wrapping_mul(1_103_515_245).wrapping_add(12345) % 100_000;
+        }
+        v.truncate(n);
+        v
+    }
+
+    #[test]
+    fn nginx_accept_encoding_cases() {
+        let ok = |v: &str| Accepted::parse(v.as_bytes()).allows(Coding::Gzip);
+        for v in [
+            "gzip",
+            "GZIP",
+            "deflate, gzip",
+            "gzip, deflate",
+            "gzip;q=0.5",
+            "gzip; q=1",
+            "gzip;q=1.000",
+            "gzip;q=0.001",
+            "br;q=0, gzip",
+            "gzip;",
+        ] {
+            assert!(ok(v), "{v}");
+        }
+        for v in [
+            "",
+            "x-gzip",
+            "gzipx",
+            "deflate",
+            "*",
+            "gzip;q=0",
+            "gzip;q=0.000",
+            "gzip;q=1.5",
+            "gzip;q=2",
+            "gzip;q=0.0001",
+            "gzip;q=",
+            "gzip;level=1",
+            "gzip;q=0, gzip",
+        ] {
+            assert!(!ok(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn best_coding_by_q_then_server_order() {
+        let all = [Coding::Zstd, Coding::Br, Coding::Gzip];
+        let best = |v: &str| Accepted::parse(v.as_bytes()).best(&all);
+        assert_eq!(best("gzip, br"), Some(Coding::Br));
+        assert_eq!(best("gzip, br, zstd"), Some(Coding::Zstd));
+        assert_eq!(best("gzip;q=1, br;q=0.8"), Some(Coding::Gzip));
+        assert_eq!(best("br;q=0, gzip;q=0.1"), Some(Coding::Gzip));
+        assert_eq!(best("identity"), None);
+        assert_eq!(best("zstd;q=0"), None);
+        assert_eq!(
+            Accepted::parse(b"gzip, br").best(&[Coding::Gzip]),
+            Some(Coding::Gzip)
+        );
+    }
+
+    #[test]
+    fn round_trips_at_every_split_and_level() {
+        let text = body(40_000);
+        for level in [1, 6, 9] {
+            let mut z = GzipEncoder::new(level);
+            for piece in [1, 7, 1000, 4096, text.len()] {
+                z.reset();
+                let mut out = Vec::new();
+                for p in text.chunks(piece) {
+                    z.feed(p, &mut out).unwrap();
+                }
+                z.finish(&mut out).unwrap();
+                assert_eq!(out[..10], GZIP_HEADER);
+                assert_eq!(gunzip(&out), text, "level {level} piece {piece}");
+                assert!(out.len() < text.len() / 3, "{} bytes", out.len());
+                assert_eq!(z.totals(), (text.len() as u64, out.len() as u64 - 8));
+            }
+        }
+    }
+
+    #[test]
+    fn empty_body_is_a_valid_member() {
+        let mut z = GzipEncoder::new(1);
+        let mut out = Vec::new();
+        z.finish(&mut out).unwrap();
+        assert_eq!(gunzip(&out), b"");
+    }
+
+    #[test]
+    fn a_flush_makes_everything_so_far_decodable() {
+        let mut z = GzipEncoder::new(1);
+        let mut out = Vec::new();
+        z.feed(b"first part, ", &mut out).unwrap();
+        z.flush(&mut out).unwrap();
+        // A raw inflate of what is out so far yields all of it.
+        let mut d = flate2::Decompress::new(false);
+        let mut got = Vec::with_capacity(1024);
+        d.decompress_vec(&out[10..], &mut got, flate2::FlushDecompress::Sync)
+            .unwrap();
+        assert_eq!(got, b"first part, ");
+        z.feed(b"second part", &mut out).unwrap();
+        z.finish(&mut out).unwrap();
+        assert_eq!(gunzip(&out), b"first part, second part");
+    }
+
+    #[test]
+    fn incompressible_input_grows_boundedly() {
+        // Bytes from a simple generator: deflate stores them; the output stays within a
+        // small overhead of the input.
+        let mut x = 0x1234_5678u32;
+        let data: Vec<u8> = (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect();
+        let mut z = GzipEncoder::new(6);
+        let mut out = Vec::new();
+        for p in data.chunks(3000) {
+            z.feed(p, &mut out).unwrap();
+        }
+        z.finish(&mut out).unwrap();
+        assert_eq!(gunzip(&out), data);
+        assert!(
+            out.len() < data.len() + data.len() / 100 + 64,
+            "{}",
+            out.len()
+        );
+    }
+}
