@@ -234,7 +234,7 @@ impl H2Conn {
     pub(crate) fn new(cfg: Config) -> H2Conn {
         let mut c = H2Conn {
             decoder: Decoder::new(4096),
-            encoder: Encoder,
+            encoder: Encoder::default(),
             preface: 0,
 
             peer_initial_window: frame::DEFAULT_WINDOW,
@@ -642,8 +642,10 @@ impl H2Conn {
                     }
                     self.peer_max_frame = v;
                 }
-                // The encoder keeps no dynamic table: the table size does not matter, nor
-                // do the peer's stream limit (no push) and header list size.
+                frame::SETTINGS_HEADER_TABLE_SIZE => {
+                    self.encoder.peer_table_size(v as usize);
+                }
+                // The peer's stream limit (no push) and header list size do not matter.
                 _ => {}
             }
         }
@@ -1110,6 +1112,7 @@ impl H2Conn {
         };
         let mut block = std::mem::take(&mut self.hbuf);
         block.clear();
+        self.encoder.begin(&mut block);
         self.encoder.status(status, &mut block);
         for (n, v) in fields {
             self.encoder.field(n, v, &mut block);
@@ -1134,6 +1137,7 @@ impl H2Conn {
         };
         let mut block = std::mem::take(&mut self.hbuf);
         block.clear();
+        self.encoder.begin(&mut block);
         for (n, v) in fields {
             self.encoder.field(n, v, &mut block);
         }

@@ -8,10 +8,15 @@
 //! above it is a compression error, and a header list over its limit is still decoded to
 //! the end (the table must stay in step with the peer's) but not kept.
 //!
-//! [`Encoder`] writes responses without a dynamic table: a field is an indexed static
-//! entry when one matches whole (`:status 200`), else a literal that is never indexed, its
-//! name from the static table when it is there; values are Huffman-coded when that is
-//! shorter.
+//! [`Encoder`] writes responses with a dynamic table of its own (up to 4 KiB, less when the
+//! peer's SETTINGS_HEADER_TABLE_SIZE says so, signalled at the start of the next block): a
+//! field already in it, or a status of the static table, is one indexed byte or two; a field
+//! whose values tend to repeat from response to response (`server`, `content-type`,
+//! `last-modified`, `etag`, `date`, …) goes in as a literal with incremental indexing; any
+//! other (`set-cookie`, names it does not know) as a literal without indexing, so that
+//! values unique to one response do not push the useful entries out. Names come from the
+//! static table (or the dynamic one) when they are there; values are Huffman-coded when
+//! that is shorter.
 
 use super::huffman;
 use std::collections::VecDeque;
@@ -389,13 +394,57 @@ fn read_string(
     }
 }
 
-/// The encoder of one connection's responses (no dynamic table: nothing to keep in step).
-#[derive(Debug, Default)]
-pub(crate) struct Encoder;
+/// The most the encoder's dynamic table holds (the peer may allow more; 4 KiB is its
+/// default and enough for a response's repeating fields).
+const ENCODER_TABLE: usize = 4096;
+
+/// The encoder of one connection's responses; its dynamic table follows the blocks in the
+/// order they are written to the connection (see the module's documentation).
+#[derive(Debug)]
+pub(crate) struct Encoder {
+    table: DynTable,
+    /// Size updates owed to the peer at the start of the next block: the smallest size the
+    /// table went down to since the last block, and the size now (RFC 7541 §4.2).
+    update: Option<(usize, usize)>,
+    /// A lowercased name, reused.
+    lower: Vec<u8>,
+}
+
+impl Default for Encoder {
+    fn default() -> Encoder {
+        Encoder {
+            table: DynTable::with_max(ENCODER_TABLE),
+            update: None,
+            lower: Vec::new(),
+        }
+    }
+}
 
 impl Encoder {
+    /// The peer's SETTINGS_HEADER_TABLE_SIZE: the table shrinks to it (never grows past
+    /// [`ENCODER_TABLE`]), and the change is signalled in the next block.
+    pub(crate) fn peer_table_size(&mut self, size: usize) {
+        let max = size.min(ENCODER_TABLE);
+        if max == self.table.max {
+            return;
+        }
+        self.table.set_max(max);
+        let low = self.update.map_or(max, |(low, _)| low.min(max));
+        self.update = Some((low, max));
+    }
+
+    /// Starts a header block: any size update owed comes first.
+    pub(crate) fn begin(&mut self, out: &mut Vec<u8>) {
+        if let Some((low, now)) = self.update.take() {
+            if low < now {
+                write_int(out, 0x20, 5, low);
+            }
+            write_int(out, 0x20, 5, now);
+        }
+    }
+
     /// `:status`: one byte for the statuses of the static table.
-    pub(crate) fn status(&self, status: u16, out: &mut Vec<u8>) {
+    pub(crate) fn status(&mut self, status: u16, out: &mut Vec<u8>) {
         let i = match status {
             200 => 8,
             204 => 9,
@@ -415,24 +464,97 @@ impl Encoder {
             b'0' + (status / 10 % 10) as u8,
             b'0' + (status % 10) as u8,
         ];
-        // Literal without indexing, name `:status` (index 8).
-        write_int(out, 0x00, 4, 8);
+        // Other statuses: a literal with indexing, name `:status` (index 8); one byte from
+        // then on.
+        if let Some(i) = self.find(b":status", &digits) {
+            write_int(out, 0x80, 7, i);
+            return;
+        }
+        write_int(out, 0x40, 6, 8);
         write_string(out, &digits);
+        self.table.insert(b":status", &digits);
     }
 
-    /// A field, as a literal without indexing: the name from the static table when it is
-    /// there, else written lowercased (HTTP/2 names are lowercase).
-    pub(crate) fn field(&self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
-        match static_name(name) {
-            Some(i) => write_int(out, 0x00, 4, i),
-            None => {
-                out.push(0x00);
-                write_int(out, 0x00, 7, name.len());
-                out.extend(name.iter().map(u8::to_ascii_lowercase));
+    /// A field (the name in any case; HTTP/2 names go lowercase).
+    pub(crate) fn field(&mut self, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+        let mut lower = std::mem::take(&mut self.lower);
+        lower.clear();
+        lower.extend(name.iter().map(u8::to_ascii_lowercase));
+        if let Some(i) = self.find(&lower, value) {
+            write_int(out, 0x80, 7, i);
+        } else {
+            let index =
+                repeats(&lower) && lower.len() + value.len() + ENTRY_OVERHEAD <= self.table.max;
+            let (flags, prefix) = if index { (0x40, 6) } else { (0x00, 4) };
+            match static_name(&lower).or_else(|| self.find_name(&lower)) {
+                Some(i) => write_int(out, flags, prefix, i),
+                None => {
+                    out.push(flags);
+                    write_int(out, 0x00, 7, lower.len());
+                    out.extend_from_slice(&lower);
+                }
+            }
+            write_string(out, value);
+            if index {
+                self.table.insert(&lower, value);
             }
         }
-        write_string(out, value);
+        self.lower = lower;
     }
+
+    /// The index (62 and up) of a dynamic entry with this name and value.
+    fn find(&self, name: &[u8], value: &[u8]) -> Option<usize> {
+        let t = &self.table;
+        t.entries
+            .iter()
+            .position(|&(start, n, v)| {
+                n as usize == name.len()
+                    && v as usize == value.len()
+                    && t.buf.get(start..start + name.len()) == Some(name)
+                    && t.buf
+                        .get(start + name.len()..start + name.len() + value.len())
+                        == Some(value)
+            })
+            .map(|i| 62 + i)
+    }
+
+    /// The index of a dynamic entry with this name (for a name not in the static table).
+    fn find_name(&self, name: &[u8]) -> Option<usize> {
+        let t = &self.table;
+        t.entries
+            .iter()
+            .position(|&(start, n, _)| {
+                n as usize == name.len() && t.buf.get(start..start + name.len()) == Some(name)
+            })
+            .map(|i| 62 + i)
+    }
+}
+
+/// Whether a response field's value tends to repeat on a connection (worth a table entry).
+fn repeats(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 20] = [
+        b"accept-ranges",
+        b"access-control-allow-origin",
+        b"alt-svc",
+        b"cache-control",
+        b"content-encoding",
+        b"content-language",
+        b"content-length",
+        b"content-security-policy",
+        b"content-type",
+        b"date",
+        b"etag",
+        b"expires",
+        b"last-modified",
+        b"referrer-policy",
+        b"server",
+        b"strict-transport-security",
+        b"vary",
+        b"x-content-type-options",
+        b"x-frame-options",
+        b"x-xss-protection",
+    ];
+    NAMES.contains(&name)
 }
 
 /// A string literal, Huffman-coded when that is shorter.
@@ -802,35 +924,150 @@ mod tests {
         assert_eq!(d.field(62), Err(HpackError::BadIndex));
     }
 
-    #[test]
-    fn encoder_output_decodes() {
-        let e = Encoder;
-        let mut block = Vec::new();
-        for status in [200, 204, 206, 304, 400, 404, 500, 101, 302, 418, 503] {
-            block.clear();
-            e.status(status, &mut block);
-            e.field(b"Content-Type", b"text/html; charset=utf-8", &mut block);
-            e.field(b"X-Custom-Header", b"Some Value", &mut block);
-            e.field(b"server", b"proton", &mut block);
-            let mut d = Decoder::new(4096);
+    /// Encodes `responses` in order on one encoder and decodes them in order on one
+    /// decoder (as a connection does); returns the block sizes.
+    fn encode_decode(
+        e: &mut Encoder,
+        d: &mut Decoder,
+        responses: &[(u16, Vec<(&str, &str)>)],
+    ) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        for (status, fs) in responses {
+            let mut block = Vec::new();
+            e.begin(&mut block);
+            e.status(*status, &mut block);
+            for (n, v) in fs {
+                e.field(n.as_bytes(), v.as_bytes(), &mut block);
+            }
             let mut out = HeaderList::default();
             d.decode(&block, &mut out, Limits::NONE).unwrap();
-            assert_eq!(
-                fields(&out),
-                pairs(&[
-                    (":status", &status.to_string()),
-                    ("content-type", "text/html; charset=utf-8"),
-                    ("x-custom-header", "Some Value"),
-                    ("server", "proton"),
-                ])
+            let mut want = vec![(":status".to_string(), status.to_string())];
+            want.extend(
+                fs.iter()
+                    .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string())),
             );
-            // Nothing entered the decoder's table (no indexing).
-            assert_eq!(d.table.size, 0);
+            assert_eq!(fields(&out), want);
+            assert_eq!(d.table.size, e.table.size, "the tables agree");
+            sizes.push(block.len());
         }
-        // :status 200 is one byte.
-        block.clear();
+        sizes
+    }
+
+    #[test]
+    fn encoder_output_decodes_and_repeats_cost_a_byte() {
+        let mut e = Encoder::default();
+        let mut d = Decoder::new(4096);
+        let head = |status| {
+            (
+                status,
+                vec![
+                    ("Server", "proton"),
+                    ("Date", "Mon, 07 Dec 2026 04:20:00 GMT"),
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Length", "1024"),
+                    ("Last-Modified", "Sun, 06 Dec 2026 10:00:00 GMT"),
+                    ("ETag", "\"6753cbb0-400\""),
+                    ("Accept-Ranges", "bytes"),
+                    ("X-Custom-Header", "Some Value"),
+                    ("Set-Cookie", "id=1"),
+                ],
+            )
+        };
+        let mut responses = Vec::new();
+        for status in [
+            200, 204, 206, 304, 400, 404, 500, 101, 302, 418, 503, 200, 418,
+        ] {
+            responses.push(head(status));
+        }
+        let sizes = encode_decode(&mut e, &mut d, &responses);
+        // The second identical head: the seven repeating fields are a byte each; the
+        // custom header and the cookie stay literals.
+        assert!(sizes[11] <= 45, "{sizes:?}");
+        assert!(sizes[0] > 100, "{sizes:?}");
+        // :status 200 is one byte; 418 after its first time too.
+        let mut block = Vec::new();
         e.status(200, &mut block);
         assert_eq!(block, [0x88]);
+        block.clear();
+        e.status(418, &mut block);
+        assert_eq!(block.len(), 1);
+    }
+
+    #[test]
+    fn peer_table_size_changes_are_signalled() {
+        let mut e = Encoder::default();
+        let mut d = Decoder::new(4096);
+        let r = |v: &'static str| (200, vec![("content-type", v), ("server", "proton")]);
+        encode_decode(&mut e, &mut d, &[r("a/b"), r("a/b")]);
+        // The peer asks for no table, then 100 bytes, before the next block: both sizes
+        // are signalled (the smaller first), entries go, and new ones fit the new size.
+        e.peer_table_size(0);
+        e.peer_table_size(100);
+        let mut block = Vec::new();
+        e.begin(&mut block);
+        assert_eq!(&block[..2], [0x20, 0x3f]);
+        let mut e2 = Encoder::default();
+        let mut d2 = Decoder::new(4096);
+        encode_decode(&mut e2, &mut d2, &[r("x")]);
+        e2.peer_table_size(0);
+        e2.peer_table_size(100);
+        let sizes = encode_decode(&mut e2, &mut d2, &[r("c/d"), r("c/d"), r("e/f")]);
+        assert!(e2.table.size <= 100);
+        assert_eq!(sizes[1], 3, "{sizes:?}");
+        // A larger table than ours is not taken, and needs no update.
+        let mut e3 = Encoder::default();
+        e3.peer_table_size(65536);
+        let mut block = Vec::new();
+        e3.begin(&mut block);
+        assert!(block.is_empty());
+        // A table of 0: every field is a literal, and nothing is indexed.
+        let mut e4 = Encoder::default();
+        let mut d4 = Decoder::new(4096);
+        e4.peer_table_size(0);
+        encode_decode(&mut e4, &mut d4, &[r("a/b"), r("a/b")]);
+        assert_eq!(e4.table.size, 0);
+    }
+
+    #[test]
+    fn random_heads_round_trip_through_one_table() {
+        let mut x = 0x9e37_79b9u32;
+        let mut rnd = move |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x % n
+        };
+        let names = [
+            "date",
+            "etag",
+            "content-length",
+            "server",
+            "x-a",
+            "set-cookie",
+            "vary",
+        ];
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("v{i}-{}", "z".repeat(i * 7)))
+            .collect();
+        for table in [0usize, 60, 300, 4096] {
+            let mut e = Encoder::default();
+            let mut d = Decoder::new(4096);
+            e.peer_table_size(table);
+            let mut responses = Vec::new();
+            for _ in 0..200 {
+                let fs: Vec<(&str, &str)> = (0..rnd(6))
+                    .map(|_| {
+                        (
+                            names[rnd(names.len() as u32) as usize],
+                            values[rnd(values.len() as u32) as usize].as_str(),
+                        )
+                    })
+                    .collect();
+                responses.push(([200, 404, 418, 503][rnd(4) as usize], fs));
+            }
+            encode_decode(&mut e, &mut d, &responses);
+            assert!(e.table.size <= table.min(4096));
+        }
     }
 
     /// Random blocks of every representation: the table's size always equals the sum of
