@@ -185,6 +185,16 @@ impl ResponseBridge {
         self.done = false;
     }
 
+    /// Gives back buffers grown past `max` (a bridge kept for another response).
+    pub(crate) fn shrink(&mut self, max: usize) {
+        for b in [&mut self.pending, &mut self.trailers] {
+            if b.capacity() > max {
+                *b = Vec::new();
+            }
+            b.clear();
+        }
+    }
+
     /// The response head is still to come whole.
     pub(crate) fn head_pending(&self) -> bool {
         !self.head_done

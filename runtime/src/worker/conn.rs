@@ -379,12 +379,10 @@ impl Conn {
         link: Box<super::h2::StreamLink>,
         w: &mut Worker<'_>,
     ) -> Conn {
-        let ext = Some(Box::new(ConnExt {
-            local: Some(local),
-            stream: Some(link),
-            ..ConnExt::default()
-        }));
-        let mut c = Conn::with(Sock::Stream, ext, peer, listener, key, debug, w);
+        let mut ext = w.spare_exts.pop().unwrap_or_default();
+        ext.local = Some(local);
+        ext.stream = Some(link);
+        let mut c = Conn::with(Sock::Stream, Some(ext), peer, listener, key, debug, w);
         // One request, whose head is put into `rbuf` by the HTTP/2 connection.
         c.close_after = true;
         c.keepalive_ms = 0;
@@ -431,6 +429,18 @@ impl Conn {
         w.release_context(self.req.take());
         w.pool.put(std::mem::take(&mut self.rbuf));
         w.pool.put(std::mem::take(&mut self.wbuf));
+        // A stream's connection: its extension (and link) serve the next stream. (Its
+        // HTTP/2 connection's TLS and PROXY header are only lent while it runs.)
+        if let (Sock::Stream, Some(mut ext)) = (&self.sock, self.ext.take()) {
+            if let Some(link) = ext.stream.take() {
+                super::h2::recycle_link(link, w);
+            }
+            let bare = ext.tls.is_none() && ext.proxy_protocol.is_none() && ext.h2.is_none();
+            if bare && w.spare_exts.len() < 256 {
+                ext.local = None;
+                w.spare_exts.push(ext);
+            }
+        }
     }
 
     /// Idle: waiting for the next request with nothing buffered (closed first on shutdown).

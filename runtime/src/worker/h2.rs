@@ -535,15 +535,18 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
         match r {
             Bridged::Broken => s.conn.reset(id, ErrorCode::Internal),
             Bridged::Done if link.malformed => s.conn.reset(id, ErrorCode::Protocol),
-            Bridged::Going => s
-                .tails
-                .push((id, std::mem::take(&mut link.out), link.bridge)),
+            Bridged::Going => s.tails.push((
+                id,
+                std::mem::take(&mut link.out),
+                std::mem::take(&mut link.bridge),
+            )),
             Bridged::Done => {}
         }
         // A request body the handler did not read: the client may stop sending it.
         if r != Bridged::Going && s.conn.headers(id).is_some() {
             s.conn.reset(id, ErrorCode::NoError);
         }
+        recycle_link(link, w);
     }
     sc.release(w);
 }
@@ -842,20 +845,32 @@ fn open_stream(
 ) -> usize {
     let entry = conns.vacant_entry();
     let skey = entry.key();
-    let mut bridge = ResponseBridge::default();
-    bridge.reset(head_only);
-    let link = Box::new(StreamLink {
-        parent: o.key,
-        id,
-        out: Vec::new(),
-        bridge,
-        framing,
-        unreleased: 0,
-        blocked: false,
-        refused,
-        malformed: refused.is_some(),
-        block_len: 0,
+    // A link (and below, its connection's extension) from the worker's spares: a stream
+    // allocates nothing once the worker has served a few.
+    let mut link = w.spare_links.pop().unwrap_or_else(|| {
+        Box::new(StreamLink {
+            parent: 0,
+            id: 0,
+            out: Vec::new(),
+            bridge: ResponseBridge::default(),
+            framing: BodyFraming::None,
+            unreleased: 0,
+            blocked: false,
+            refused: None,
+            malformed: false,
+            block_len: 0,
+        })
     });
+    link.parent = o.key;
+    link.id = id;
+    link.out.clear();
+    link.bridge.reset(head_only);
+    link.framing = framing;
+    link.unreleased = 0;
+    link.blocked = false;
+    link.refused = refused;
+    link.malformed = refused.is_some();
+    link.block_len = 0;
     let mut sc = Conn::stream(o.peer, o.local, o.listener, o.debug, skey, link, w);
     sc.rbuf = rbuf;
     // `$connection`, `$connection_requests`, `$connection_time` are the HTTP/2
@@ -881,6 +896,23 @@ fn abort_stream(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
     if let Some(sc) = conns.try_remove(skey) {
         sc.release(w);
     }
+}
+
+/// Spare stream links a worker keeps (each holds at most [`SPARE_OUT`] of output room).
+const SPARE_LINKS: usize = 256;
+const SPARE_OUT: usize = 16 * 1024;
+
+/// Keeps a finished stream's link for the next stream (bounded in number and size).
+pub(crate) fn recycle_link(mut link: Box<StreamLink>, w: &mut Worker<'_>) {
+    if w.spare_links.len() >= SPARE_LINKS {
+        return;
+    }
+    if link.out.capacity() > SPARE_OUT {
+        link.out = Vec::new();
+    }
+    link.out.clear();
+    link.bridge.shrink(SPARE_OUT);
+    w.spare_links.push(link);
 }
 
 /// The head's part of `$request_length` for a stream's connection: its request's header

@@ -107,6 +107,13 @@ pub(crate) struct Worker<'a> {
     /// HTTP/2 connections whose streams produced output in this round: their frames go to
     /// the socket together at the round's end (one write for many responses).
     pub(crate) h2_flush: Vec<usize>,
+    /// Finished HTTP/2 streams' links and connection extensions, for the next streams.
+    /// (Boxed on purpose: the boxes are what the streams' connections hold, and what is
+    /// spared is their allocation.)
+    #[allow(clippy::vec_box)]
+    pub(crate) spare_links: Vec<Box<h2::StreamLink>>,
+    #[allow(clippy::vec_box)]
+    pub(crate) spare_exts: Vec<Box<conn::ConnExt>>,
     /// Connection deadlines, earliest first: (when, slab key, connection serial number).
     /// Each connection has at most one live entry (`armed`); stale ones are skipped.
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
@@ -222,6 +229,8 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         tls_named: Vec::new(),
         delayed: Default::default(),
         h2_flush: Vec::new(),
+        spare_links: Vec::new(),
+        spare_exts: Vec::new(),
         timers: Default::default(),
         armed: Vec::new(),
         file_caches: file_cache::FileCaches::default(),
