@@ -75,6 +75,20 @@ fn remember(ring: &mut Vec<u32>, at: &mut usize, id: u32) {
 
 /// A header block that does not decode: past the limits (nginx's ENHANCE_YOUR_CALM), or
 /// broken.
+/// The header block bytes of a HEADERS frame's payload not all here yet (`part`): after
+/// the pad length and priority fields, short of the padding (`None`: not that far yet).
+fn partial_fragment<'p>(h: &Head, part: &'p [u8]) -> Option<&'p [u8]> {
+    let padded = h.has(frame::PADDED);
+    let pad_len = if padded {
+        usize::from(*part.first()?)
+    } else {
+        0
+    };
+    let skip = usize::from(padded) + if h.has(frame::PRIORITY_FLAG) { 5 } else { 0 };
+    let block_end = (h.len as usize).checked_sub(pad_len)?;
+    part.get(skip..block_end.min(part.len()))
+}
+
 fn decode_error(e: HpackError) -> ConnError {
     match e {
         HpackError::FieldTooLarge => conn_err(
@@ -323,6 +337,17 @@ impl H2Conn {
             let start = at + frame::HEAD;
             let end = start + h.len as usize;
             let Some(payload) = input.get(start..end) else {
+                // A HEADERS frame still arriving: an integer already too long in its block
+                // ends the connection now, as nginx's.
+                if h.kind == frame::HEADERS && self.block_stream == 0 {
+                    let part = input.get(start..).unwrap_or_default();
+                    if let Some(fragment) = partial_fragment(&h, part) {
+                        if let Err(e) = super::hpack::check_partial(fragment) {
+                            let e = decode_error(e);
+                            return Err(self.fail(e.code, e.reason));
+                        }
+                    }
+                }
                 break;
             };
             let r = self
@@ -1507,6 +1532,44 @@ mod tests {
 
     /// `$request_length`'s head part, as nginx counts it: the header block's bytes over
     /// HEADERS and CONTINUATION, without padding or frame heads.
+    /// nginx's h2_headers.t "too long index" and "too long literal": a HEADERS frame whose
+    /// first bytes hold an integer already too long is a COMPRESSION_ERROR before the rest
+    /// of the frame comes (padded and with priority too); a frame only incomplete is not.
+    #[test]
+    fn too_long_integer_in_a_frame_still_arriving() {
+        for (flags, prefix) in [
+            (frame::END_STREAM | frame::END_HEADERS, vec![]),
+            (frame::END_HEADERS | frame::PADDED, vec![2u8]),
+            (
+                frame::END_HEADERS | frame::PRIORITY_FLAG,
+                vec![0, 0, 0, 0, 16],
+            ),
+        ] {
+            for block in [
+                &[0xffu8, 0xff, 0xff, 0xff][..],
+                &[0x42, 0xff, 0xff, 0xff, 0xff],
+            ] {
+                let mut c = open();
+                let mut wire = Vec::new();
+                let len =
+                    prefix.len() + block.len() + 1 + if flags & frame::PADDED != 0 { 2 } else { 0 };
+                frame::write_head(&mut wire, len, frame::HEADERS, flags, 1);
+                wire.extend_from_slice(&prefix);
+                wire.extend_from_slice(block);
+                let (r, _) = feed(&mut c, &wire);
+                assert!(r.is_err(), "{flags:#x} {block:x?}");
+                assert_eq!(goaway_code(&mut c), Some(ErrorCode::Compression as u32));
+            }
+            // Cut short, nothing wrong yet: wait for the rest.
+            let mut c = open();
+            let mut wire = Vec::new();
+            let b = get("/");
+            frame::write_head(&mut wire, b.len(), frame::HEADERS, frame::END_HEADERS, 1);
+            wire.extend_from_slice(&b[..b.len() - 1]);
+            assert_eq!(feed(&mut c, &wire).0, Ok(0));
+        }
+    }
+
     #[test]
     fn block_len_counts_the_header_block_alone() {
         let mut c = open();

@@ -238,6 +238,10 @@ impl DynTable {
 }
 
 /// Reads an integer with an `n`-bit prefix (RFC 7541 §5.1) at `*at`.
+/// As nginx: an integer takes at most this many octets (the prefix and three more), enough
+/// for any value a limit here lets through.
+const INT_OCTETS: usize = 4;
+
 fn read_int(block: &[u8], at: &mut usize, n: u8) -> Result<usize, HpackError> {
     let mask = (1u16 << n) as u8 - 1;
     let first = *block.get(*at).ok_or(HpackError::Truncated)? & mask;
@@ -245,24 +249,57 @@ fn read_int(block: &[u8], at: &mut usize, n: u8) -> Result<usize, HpackError> {
     if first < mask {
         return Ok(usize::from(first));
     }
-    let mut value = u64::from(mask);
-    let mut shift = 0u32;
-    loop {
+    let mut value = usize::from(mask);
+    for i in 0..INT_OCTETS - 1 {
         let b = *block.get(*at).ok_or(HpackError::Truncated)?;
         *at += 1;
-        value += u64::from(b & 0x7f) << shift;
-        if value > u64::from(u32::MAX) {
-            return Err(HpackError::IntegerOverflow);
-        }
+        value += usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return Ok(value as usize);
-        }
-        shift += 7;
-        if shift > 28 {
-            return Err(HpackError::IntegerOverflow);
+            return Ok(value);
         }
     }
+    // A fourth octet that says more follow: too long, whatever comes next.
+    Err(HpackError::IntegerOverflow)
 }
+
+/// The first bytes of a header block whose frame has not all arrived: an integer there that
+/// is already too long is an error now, as nginx's parser (which takes a block as its bytes
+/// come) finds it; a block only cut short is not. At most [`PARTIAL_SCAN`] bytes are looked
+/// at, so a frame trickling in costs a bounded amount per read.
+pub(crate) fn check_partial(fragment: &[u8]) -> Result<(), HpackError> {
+    let b = fragment.get(..PARTIAL_SCAN).unwrap_or(fragment);
+    let mut at = 0usize;
+    let skip_string = |at: &mut usize| -> Result<(), HpackError> {
+        let len = read_int(b, at, 7)?;
+        *at = at.saturating_add(len);
+        Ok(())
+    };
+    while at < b.len() {
+        let first = b[at];
+        let r = if first & 0x80 != 0 {
+            read_int(b, &mut at, 7).map(drop)
+        } else if first & 0xe0 == 0x20 {
+            read_int(b, &mut at, 5).map(drop)
+        } else {
+            let prefix = if first & 0x40 != 0 { 6 } else { 4 };
+            read_int(b, &mut at, prefix).and_then(|i| {
+                if i == 0 {
+                    skip_string(&mut at)?;
+                }
+                skip_string(&mut at)
+            })
+        };
+        match r {
+            Ok(()) => {}
+            Err(HpackError::Truncated) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// How much of a partial header block [`check_partial`] looks at.
+const PARTIAL_SCAN: usize = 64;
 
 /// Writes an integer with an `n`-bit prefix, the prefix's other bits being `flags`.
 pub(crate) fn write_int(out: &mut Vec<u8>, flags: u8, n: u8, value: usize) {
@@ -810,6 +847,35 @@ mod tests {
         let mut at = 0;
         assert_eq!(read_int(&[0x1f, 0x9a, 0x0a], &mut at, 5), Ok(1337));
         assert_eq!(at, 3);
+    }
+
+    #[test]
+    fn integers_take_at_most_four_octets_and_partial_blocks_are_checked() {
+        let mut at = 0;
+        // 127 + 0x7f + (0x7f << 7) + (0x7f << 14): the longest four octets say.
+        assert_eq!(read_int(&hex("7fffff7f"), &mut at, 7), Ok(127 + 0x1f_ffff));
+        at = 0;
+        // A fourth octet with more to follow: too long, before any fifth arrives.
+        assert_eq!(
+            read_int(&hex("7fffffff"), &mut at, 7),
+            Err(HpackError::IntegerOverflow)
+        );
+        // nginx's h2_headers.t: an index, a literal's length, too long in a frame still
+        // arriving; blocks only cut short are fine so far.
+        for bad in ["ffffffff", "42ffffffff", "8242ffffffff", "3fffffff"] {
+            assert_eq!(
+                check_partial(&hex(bad)),
+                Err(HpackError::IntegerOverflow),
+                "{bad}"
+            );
+        }
+        for fine in ["", "82", "8284", "420a61", "4203616263", "00", "7fff"] {
+            assert_eq!(check_partial(&hex(fine)), Ok(()), "{fine}");
+        }
+        // Only the first bytes are looked at.
+        let mut late = vec![0x82u8; PARTIAL_SCAN];
+        late.extend(hex("ffffffff"));
+        assert_eq!(check_partial(&late), Ok(()));
     }
 
     #[test]

@@ -2883,3 +2883,70 @@ server {
         p.logs()
     );
 }
+
+/// An upstream's `Upgrade` header reaches an HTTP/1.1 client in any response, as nginx
+/// passes it (a 426's list of protocols, an `h2c` offer in a 200; nginx's
+/// proxy_connection_headers.t); `Connection` and `Keep-Alive` still do not.
+#[test]
+fn upgrade_in_a_plain_response_is_passed_on() {
+    let (_t, _b, p) = one_backend(
+        "px-upgrade-200",
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; proxy_http_version 1.1; }
+}
+"#,
+    );
+    let r = get(&p, "/headers?Upgrade=h2c&Keep-Alive=timeout%3D5");
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert_eq!(r.header("upgrade"), Some("h2c"), "{:?}", r.headers);
+    assert_eq!(r.header("keep-alive"), None, "{:?}", r.headers);
+}
+
+/// A second line of a one-value field from the upstream (`Expires`, `Content-Type`, `ETag`,
+/// `Location`, …) is ignored with a warning, as nginx's (proxy_duplicate_headers.t); a
+/// list field (`Cache-Control`) keeps every line.
+#[test]
+fn duplicate_single_value_fields_keep_the_first() {
+    let (t, _b, p) = one_backend(
+        "px-dup-fields",
+        r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; }
+}
+"#,
+    );
+    let r = get(
+        &p,
+        "/headers?Expires=foo&Expires=bar&ETag=%22a%22&ETag=%22b%22&Cache-Control=no-cache&Cache-Control=private",
+    );
+    assert_eq!(r.status, 200, "{}", p.logs());
+    let all = |name: &str| -> Vec<&str> {
+        r.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(all("expires"), ["foo"], "{:?}", r.headers);
+    assert_eq!(all("etag"), ["\"a\""], "{:?}", r.headers);
+    assert_eq!(
+        all("cache-control"),
+        ["no-cache", "private"],
+        "{:?}",
+        r.headers
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            error_log(&t).contains(
+            "upstream sent duplicate header line: \"Expires: bar\", previous value: \"Expires: foo\", ignored"
+        )
+        }),
+        "{}",
+        error_log(&t)
+    );
+}

@@ -266,10 +266,32 @@ impl Worker<'_> {
         // An encoded body (gzip…) is never recoded, and then not relabelled (nginx's charset
         // filter leaves such an answer alone).
         let encoded = upstream_has(b"content-encoding");
-        for (n, v) in &p.resp.headers {
+        for (i, (n, v)) in p.resp.headers.iter().enumerate() {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
             };
+            // A second line of a field that has one value: ignored, with a warning, as
+            // nginx's (`Expires: foo`, then `Expires: bar`: the client sees foo).
+            if SINGLE.iter().any(|s| token_eq(name, s)) {
+                let earlier = p.resp.headers[..i].iter().find_map(|(n0, v0)| {
+                    let n0 = up.get(n0.clone())?;
+                    n0.eq_ignore_ascii_case(name).then(|| up.get(v0.clone()))?
+                });
+                if let Some(first) = earlier {
+                    elog!(
+                        self.elog,
+                        Warn,
+                        "upstream sent duplicate header line: \"{}: {}\", previous value: \"{}: {}\", ignored while reading response header from upstream, client: {}, upstream: \"{}\"",
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(value),
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(first),
+                        p.client,
+                        self.upstream_url(p)
+                    );
+                    continue;
+                }
+            }
             // nginx's X-Accel-Buffering: the upstream switches buffering for its response.
             if token_eq(name, b"x-accel-buffering")
                 && !p.discard
@@ -289,7 +311,7 @@ impl Worker<'_> {
                 }
             }
             // With proxy_force_ranges the range filter says whether ranges are served.
-            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, tunnel)
+            if !passed_on(name, &ps.pass_headers, &ps.hide_headers)
                 || (ps.force_ranges && token_eq(name, b"accept-ranges"))
             {
                 continue;
@@ -488,7 +510,7 @@ impl Worker<'_> {
             ]
             .iter()
             .any(|f| token_eq(name, f));
-            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, false) {
+            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -527,16 +549,31 @@ pub(super) fn accel_limit_rate(value: &[u8]) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
+/// Response fields nginx takes once from an upstream (a later line is ignored).
+const SINGLE: [&[u8]; 10] = [
+    b"content-type",
+    b"date",
+    b"last-modified",
+    b"etag",
+    b"server",
+    b"location",
+    b"refresh",
+    b"expires",
+    b"x-accel-redirect",
+    b"x-accel-expires",
+];
+
 /// Whether the upstream's header line `name` goes on to the client, as nginx's proxy
-/// decides: not a hop-by-hop field (but `Upgrade` in a `tunnel`), not one nginx hides by
-/// default (`Server`, `Date`, `X-Accel-*`) unless `proxy_pass_header` names it, not one
-/// `proxy_hide_header` names.
-pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String], tunnel: bool) -> bool {
+/// decides: not a hop-by-hop field (but `Upgrade`, which nginx passes to HTTP/1.x clients
+/// in any response: a 101's, a 426's, an `h2c` offer in a 200; an HTTP/2 stream's bridge
+/// drops it), not one nginx hides by default (`Server`, `Date`, `X-Accel-*`) unless
+/// `proxy_pass_header` names it, not one `proxy_hide_header` names.
+pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String]) -> bool {
     let listed = |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
     let hidden_default = token_eq(name, b"server")
         || token_eq(name, b"date")
         || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
-    !((hop_by_hop_response(name) && !(tunnel && token_eq(name, b"upgrade")))
+    !((hop_by_hop_response(name) && !token_eq(name, b"upgrade"))
         || (hidden_default && !listed(pass))
         || listed(hide))
 }
@@ -686,21 +723,21 @@ mod tests {
         let none: &[String] = &[];
         let pass = ["X-Accel-Expires".to_string(), "Date".to_string()];
         let hide = ["X-Powered-By".to_string()];
-        for (name, pass, hide, tunnel, want) in [
-            (&b"Set-Cookie"[..], none, none, false, true),
-            (b"Server", none, none, false, false),
-            (b"date", none, none, false, false),
-            (b"Date", &pass[..], none, false, true),
-            (b"X-Accel-Redirect", none, none, false, false),
-            (b"x-accel-expires", &pass[..], none, false, true),
-            (b"X-Accelerated", none, none, false, true),
-            (b"X-Powered-By", none, &hide[..], false, false),
-            (b"Transfer-Encoding", none, none, false, false),
-            (b"Upgrade", none, none, false, false),
-            (b"Upgrade", none, none, true, true),
+        for (name, pass, hide, want) in [
+            (&b"Set-Cookie"[..], none, none, true),
+            (b"Server", none, none, false),
+            (b"date", none, none, false),
+            (b"Date", &pass[..], none, true),
+            (b"X-Accel-Redirect", none, none, false),
+            (b"x-accel-expires", &pass[..], none, true),
+            (b"X-Accelerated", none, none, true),
+            (b"X-Powered-By", none, &hide[..], false),
+            (b"Transfer-Encoding", none, none, false),
+            (b"Upgrade", none, none, true),
+            (b"upgrade", none, none, true),
         ] {
             assert_eq!(
-                passed_on(name, pass, hide, tunnel),
+                passed_on(name, pass, hide),
                 want,
                 "{}",
                 String::from_utf8_lossy(name)
