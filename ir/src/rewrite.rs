@@ -333,6 +333,9 @@ fn rewrite<'ir, H: ScriptHost + ?Sized>(
     }
     let add_args = !drops_args && !h.args().is_empty();
     if redirect {
+        // As nginx: the redirect is unescaped (printable characters only) before the
+        // request's arguments are added.
+        crate::uri::unescape_redirect(&mut out, 0);
         if add_args {
             out.push(if literal_q { b'&' } else { b'?' });
             out.extend_from_slice(h.args());

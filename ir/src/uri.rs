@@ -126,6 +126,68 @@ pub fn normalize_host(host: &str) -> String {
     h.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// nginx's unescaping of a rewritten redirect (`ngx_unescape_uri` with
+/// `NGX_UNESCAPE_REDIRECT`), in place from `from`: `%XX` becomes its byte when that is
+/// printable and above `%` (so `%20`, `%0D%0A`, `%25`, `%22` stay escaped: no header
+/// splitting), and everything from the first `?` (literal or `%3F`) on is left as it is.
+/// nginx's handling of broken escapes is kept: `%` before a non-hex character is dropped,
+/// an escape with a bad second digit or cut short by the end is dropped whole.
+pub fn unescape_redirect(out: &mut Vec<u8>, from: usize) {
+    let hex = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        _ => match c | 0x20 {
+            c @ b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        },
+    };
+    let (mut r, mut w) = (from, from);
+    while r < out.len() {
+        let c = out[r];
+        if c == b'?' {
+            break;
+        }
+        if c != b'%' {
+            out[w] = c;
+            (r, w) = (r + 1, w + 1);
+            continue;
+        }
+        let Some(&c1) = out.get(r + 1) else {
+            // `%` at the end: dropped.
+            r += 1;
+            break;
+        };
+        let Some(d1) = hex(c1) else {
+            // The `%` goes; the character after it stays.
+            out[w] = c1;
+            (r, w) = (r + 2, w + 1);
+            continue;
+        };
+        let Some(d2) = out.get(r + 2).copied().and_then(hex) else {
+            // A bad or missing second digit: the three characters go (two at the end).
+            r = (r + 3).min(out.len());
+            continue;
+        };
+        let ch = (d1 << 4) | d2;
+        if ch == b'?' {
+            out[w] = b'?';
+            (r, w) = (r + 3, w + 1);
+            break;
+        }
+        if ch > b'%' && ch < 0x7f {
+            out[w] = ch;
+            w += 1;
+        } else {
+            out.copy_within(r..r + 3, w);
+            w += 3;
+        }
+        r += 3;
+    }
+    // The rest (after a `?`) as it is.
+    out.copy_within(r.., w);
+    let len = w + (out.len() - r);
+    out.truncate(len);
+}
+
 /// Percent-escapes (`%XX`, uppercase hex, as nginx writes escapes) every byte of
 /// `out[from..]` for which `escape` holds, in place: the bytes are moved back from the end,
 /// so nothing is allocated beyond growing `out`, and a clean value is only scanned.
@@ -381,5 +443,50 @@ mod unsafe_uri_tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod unescape_redirect_tests {
+    use super::unescape_redirect;
+
+    fn un(s: &str) -> String {
+        let mut v = b"keep".to_vec();
+        v.extend_from_slice(s.as_bytes());
+        unescape_redirect(&mut v, 4);
+        assert_eq!(&v[..4], b"keep");
+        String::from_utf8_lossy(&v[4..]).into_owned()
+    }
+
+    /// nginx's `ngx_unescape_uri(…, NGX_UNESCAPE_REDIRECT)`, case by case.
+    #[test]
+    fn as_nginx() {
+        // rewrite_unescape.t
+        assert_eq!(
+            un("http%3A%2F%2Fexample.com%2F%3Ffrom"),
+            "http://example.com/?from"
+        );
+        assert_eq!(
+            un("http%3A%2F%2Fexample.com%0D%0Asplit"),
+            "http://example.com%0D%0Asplit"
+        );
+        assert_eq!(
+            un("http%3A%2F%2Fexample.com%2F%3Ffrom%3Dblah"),
+            "http://example.com/?from%3Dblah"
+        );
+        assert_eq!(un("/blah%20%3Fblah"), "/blah%20?blah");
+        assert_eq!(un("/blah%20%2Fblah"), "/blah%20/blah");
+        // At and below `%`, and DEL and above, stay escaped; hex in either case.
+        assert_eq!(un("%25%22%24%7e%7E%7f%80"), "%25%22%24~~%7f%80");
+        // A literal `?` ends the unescaping.
+        assert_eq!(un("/a%41?b=%41"), "/aA?b=%41");
+        // Broken escapes, as nginx: `%` before a non-hex goes; a bad second digit takes
+        // the three characters; an escape cut short by the end goes.
+        assert_eq!(un("/a%zb"), "/azb");
+        assert_eq!(un("/a%4zb"), "/ab");
+        assert_eq!(un("/a%4"), "/a");
+        assert_eq!(un("/a%"), "/a");
+        assert_eq!(un(""), "");
+        assert_eq!(un("plain"), "plain");
     }
 }

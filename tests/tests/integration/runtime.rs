@@ -22,6 +22,7 @@ http {
         location /old/ { rewrite ^/old/(.*)$ /new/$1 last; }
         location /new/ { return 200 "new:$uri"; }
         location /redir/ { rewrite ^/redir/(.*)$ /hello?from=$1 redirect; }
+        location = /go { rewrite ^ $arg_to? redirect; }
         location /try/ { try_files $uri @fallback; }
         location @fallback { return 200 "fallback"; }
         location = /404.html { internal; }
@@ -106,6 +107,22 @@ fn return_redirect_rewrite_and_errors() {
         "{:?}",
         r.headers
     );
+    // A redirect is unescaped as nginx's (printable characters, up to the first `?`); CR
+    // and LF stay escaped (no header splitting).
+    for (to, want) in [
+        (
+            "http%3A%2F%2Fexample.com%2F%3Ffrom%3Da",
+            "http://example.com/?from%3Da",
+        ),
+        (
+            "http%3A%2F%2Fexample.com%0D%0ASet-Cookie:x",
+            "http://example.com%0D%0ASet-Cookie:x",
+        ),
+    ] {
+        let r = request(p.port, Some("localhost"), &format!("/go?to={to}")).expect("go");
+        assert_eq!((r.status, r.header("location")), (302, Some(want)), "{to}");
+        assert!(r.header("set-cookie").is_none());
+    }
     // Internal redirect cycle: 10 rounds, then 500.
     assert_eq!(
         request(p.port, Some("localhost"), "/loop")
