@@ -51,6 +51,39 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Length of a session context.
+pub const CTX_LEN: usize = 16;
+
+/// nginx's session id context (`ngx_ssl_session_id_context`): a digest of what a session
+/// was made with (the certificates, as written, variables included, and the client
+/// certificate checks). A session, by ticket or id, resumes only on a server whose context
+/// is the same: another port with the same certificate resumes it, one with another
+/// certificate makes a new one (ssl_certificate.t).
+pub fn session_context(t: &ServerTls) -> [u8; CTX_LEN] {
+    let mut d = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    d.update(b"HTTP");
+    let mut field = |b: &[u8]| {
+        d.update(&(b.len() as u64).to_be_bytes());
+        d.update(b);
+    };
+    for c in &t.certificates {
+        field(c.certificate.as_bytes());
+        field(c.key.as_bytes());
+    }
+    for c in &t.certificate_vars {
+        field(format!("{:?}", c.certificate).as_bytes());
+        field(format!("{:?}", c.key).as_bytes());
+    }
+    field(format!("{:?} {}", t.verify_client, t.verify_depth).as_bytes());
+    for path in [&t.client_certificate, &t.trusted_certificate, &t.crl] {
+        field(path.as_deref().unwrap_or("").as_bytes());
+    }
+    let digest = d.finish();
+    let mut ctx = [0u8; CTX_LEN];
+    ctx.copy_from_slice(&digest.as_ref()[..CTX_LEN]);
+    ctx
+}
+
 /// Seals and opens session tickets: `name (16) | nonce (12) | AES-GCM(expiry (8) | id (32) | state) | tag
 /// (16)`, where `id` is the session's id (`$ssl_session_id`, kept by every ticket issued on a
 /// connection that resumed it).
@@ -59,6 +92,10 @@ pub struct Tickets {
     files: Vec<(Vec<u8>, LessSafeKey)>,
     /// Seconds a ticket lives (`ssl_session_timeout`), and the rotation period.
     lifetime: u32,
+    /// The server's session context ([`session_context`]): part of every ticket's
+    /// authenticated data, so a ticket opens only where it was issued (or where the
+    /// certificates and client checks are the same).
+    ctx: [u8; CTX_LEN],
 }
 
 impl std::fmt::Debug for Tickets {
@@ -90,7 +127,17 @@ impl Tickets {
         Ok(Tickets {
             files,
             lifetime: u32::try_from(t.session_timeout_secs.max(1)).unwrap_or(u32::MAX),
+            ctx: session_context(t),
         })
+    }
+
+    /// A ticket's authenticated data: its key name and the server's session context.
+    fn aad(&self, name: &[u8]) -> [u8; 16 + CTX_LEN] {
+        let mut a = [0u8; 16 + CTX_LEN];
+        let n = name.len().min(16);
+        a[..n].copy_from_slice(&name[..n]);
+        a[16..].copy_from_slice(&self.ctx);
+        a
     }
 
     fn period(&self) -> u64 {
@@ -168,7 +215,7 @@ impl Tickets {
         let tag = key
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(&name),
+                Aad::from(self.aad(&name)),
                 &mut out[16 + 12..],
             )
             .ok()?;
@@ -199,7 +246,9 @@ impl Tickets {
         };
         let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
         let mut body = sealed.to_vec();
-        let plain = key.open_in_place(nonce, Aad::from(name), &mut body).ok()?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(self.aad(name)), &mut body)
+            .ok()?;
         let expires = u64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
         if unix_now() > expires {
             return None;
@@ -226,12 +275,15 @@ pub fn resumption(t: &ServerTls) -> Result<proton_tls::Resumption, String> {
             ..
         } => {
             let zone = crate::tls_cache::SharedSessions::zone(name, *size)?;
-            r.storage = Arc::new(Tracked(zone.with_timeout(t.session_timeout_secs)));
+            r.storage = Arc::new(Tracked(
+                zone.with_timeout(t.session_timeout_secs),
+                session_context(t),
+            ));
         }
         SessionCache::Cache { builtin, .. } => {
             let storage: Arc<dyn StoresServerSessions> =
                 rustls::server::ServerSessionMemoryCache::new((*builtin as usize).max(1));
-            r.storage = Arc::new(Tracked(storage));
+            r.storage = Arc::new(Tracked(storage, session_context(t)));
         }
         SessionCache::Off | SessionCache::None => {}
     }
@@ -436,6 +488,33 @@ mod tests {
         bad[last] ^= 1;
         assert!(b.decrypt(&bad).is_none(), "a changed ticket must not open");
         assert!(b.decrypt(&sealed[..20]).is_none());
+    }
+
+    /// nginx's session id context: the same certificates (another port, another server
+    /// block) resume a session; other certificates do not, by ticket or by id.
+    #[test]
+    fn sessions_resume_only_under_the_same_context() {
+        let mut other = tls();
+        other.certificates = vec![proton_ir::CertificatePair {
+            certificate: "/other.crt".into(),
+            key: "/other.key".into(),
+        }];
+        assert_eq!(session_context(&tls()), session_context(&tls()));
+        assert_ne!(session_context(&tls()), session_context(&other));
+        let a = Tickets::new(&tls()).unwrap();
+        let same = Tickets::new(&tls()).unwrap();
+        let b = Tickets::new(&other).unwrap();
+        let sealed = a.encrypt(b"state").unwrap();
+        assert!(same.decrypt(&sealed).is_some());
+        assert!(b.decrypt(&sealed).is_none());
+        let store: Arc<dyn StoresServerSessions> = rustls::server::ServerSessionMemoryCache::new(8);
+        let (ta, tb) = (
+            Tracked(store.clone(), session_context(&tls())),
+            Tracked(store, session_context(&other)),
+        );
+        assert!(ta.put(vec![1; 32], b"s".to_vec()));
+        assert_eq!(ta.get(&[1; 32]).as_deref(), Some(&b"s"[..]));
+        assert_eq!(tb.get(&[1; 32]), None);
     }
 
     #[test]

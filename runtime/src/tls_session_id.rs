@@ -106,24 +106,43 @@ pub fn of_key(key: &[u8]) -> [u8; LEN] {
 }
 
 /// A session store whose keys are the sessions' ids: a session put becomes the
-/// connection's new session, one found by `get` or `take` its resumed one.
+/// connection's new session, one found by `get` or `take` its resumed one. Each value
+/// starts with the session context of the server that stored it (`tls::session_context`);
+/// a session stored under another context is not found (nginx's session id context).
 #[derive(Debug)]
-pub struct Tracked(pub Arc<dyn StoresServerSessions>);
+pub struct Tracked(
+    pub Arc<dyn StoresServerSessions>,
+    pub [u8; crate::tls::CTX_LEN],
+);
+
+impl Tracked {
+    /// The session's state, when it was stored under this store's context.
+    fn own(&self, mut value: Vec<u8>) -> Option<Vec<u8>> {
+        if !value.starts_with(&self.1) {
+            return None;
+        }
+        value.drain(..self.1.len());
+        Some(value)
+    }
+}
 
 impl StoresServerSessions for Tracked {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         stored(&key);
-        self.0.put(key, value)
+        let mut v = Vec::with_capacity(self.1.len() + value.len());
+        v.extend_from_slice(&self.1);
+        v.extend_from_slice(&value);
+        self.0.put(key, v)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let value = self.0.get(key)?;
+        let value = self.own(self.0.get(key)?)?;
         resumed(of_key(key), None);
         Some(value)
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let value = self.0.take(key)?;
+        let value = self.own(self.0.take(key)?)?;
         resumed(of_key(key), None);
         Some(value)
     }
@@ -140,7 +159,7 @@ mod tests {
 
     #[test]
     fn a_stored_session_gives_its_key_and_a_resumed_one_keeps_its_id() {
-        let store = Tracked(ServerSessionMemoryCache::new(8));
+        let store = Tracked(ServerSessionMemoryCache::new(8), [3; crate::tls::CTX_LEN]);
         let key = [7u8; LEN];
         lend(None);
         assert!(store.put(key.to_vec(), b"state".to_vec()));
