@@ -50,6 +50,15 @@ fn start(t: &TempDir, http: &str) -> Proton {
 
 /// Proton in front of one backend, `b1`, whose port replaces `@A@` in `http`: the test
 /// directory, the backend and the server, bound in that order so they drop server first.
+/// The smallest proxy config: every request to one backend (`one_backend`'s `@A@`).
+const PLAIN_PROXY: &str = r#"
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    location / { proxy_pass http://be; }
+}
+"#;
+
 fn one_backend(label: &str, http: &str) -> (TempDir, Backend, Proton) {
     let t = TempDir::new(label);
     let b = Backend::start("b1");
@@ -2352,16 +2361,7 @@ fn two_gib_to_a_slow_reader_keeps_worker_memory_flat() {
 /// connection is closed rather than left to finish.
 #[test]
 fn client_abort_closes_the_upstream_request() {
-    let (t, _b, p) = one_backend(
-        "px-abort",
-        r#"
-upstream be { server 127.0.0.1:@A@; }
-server {
-    listen 127.0.0.1:{port};
-    location / { proxy_pass http://be; }
-}
-"#,
-    );
+    let (t, _b, p) = one_backend("px-abort", PLAIN_PROXY);
     let mut s = connect(&p);
     s.write_all(b"GET /delay?ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .expect("send");
@@ -2910,16 +2910,7 @@ server {
 /// list field (`Cache-Control`) keeps every line.
 #[test]
 fn duplicate_single_value_fields_keep_the_first() {
-    let (t, _b, p) = one_backend(
-        "px-dup-fields",
-        r#"
-upstream be { server 127.0.0.1:@A@; }
-server {
-    listen 127.0.0.1:{port};
-    location / { proxy_pass http://be; }
-}
-"#,
-    );
+    let (t, _b, p) = one_backend("px-dup-fields", PLAIN_PROXY);
     let r = get(
         &p,
         "/headers?Expires=foo&Expires=bar&ETag=%22a%22&ETag=%22b%22&Cache-Control=no-cache&Cache-Control=private",
