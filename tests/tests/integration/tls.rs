@@ -1635,3 +1635,71 @@ http {{
     let e = https_get(p.port, &config, Some("a.test"), "a.test", "/").expect("a.test");
     assert_eq!(e.cert, a.der);
 }
+
+/// nginx's session id context (ssl_certificate.t): the same name on three ports, two with
+/// certificate a, one with certificate b. A session made on the first resumes on the
+/// second (same certificate, another server block) and not on the third (another
+/// certificate: a full handshake, its own certificate), by ticket and by session id.
+#[test]
+fn sessions_resume_only_where_the_certificate_is_the_same() {
+    let t = TempDir::new("tls-ctx");
+    let dir = t.path().to_path_buf();
+    make_cert(&dir, "a", &["one.test"], false);
+    let b = make_cert(&dir, "b", &["one.test"], false);
+    let (same, other) = (proton_tests::free_port(), proton_tests::free_port());
+    let d = dir.display();
+    for (label, cache) in [
+        ("tickets", ""),
+        (
+            "cache",
+            "ssl_session_tickets off; ssl_session_cache shared:S:1m;",
+        ),
+    ] {
+        let conf = format!(
+            r#"
+error_log {d}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    {cache}
+    server {{
+        listen 127.0.0.1:{{port}} ssl;
+        server_name one.test;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        location / {{ return 200 "$ssl_session_reused"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{same} ssl;
+        server_name one.test;
+        ssl_certificate {d}/a.crt;
+        ssl_certificate_key {d}/a.key;
+        location / {{ return 200 "$ssl_session_reused"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{other} ssl;
+        server_name one.test;
+        ssl_certificate {d}/b.crt;
+        ssl_certificate_key {d}/b.key;
+        location / {{ return 200 "$ssl_session_reused"; }}
+    }}
+}}
+"#
+        );
+        let p = Proton::start(&dir, &conf, 1);
+        // TLS 1.2 for the session cache (one session id, offered again each time).
+        let c = client(!cache.is_empty(), &[]);
+        let get = |port| https_get(port, &c, Some("one.test"), "one.test", "/").expect("GET");
+        assert!(!get(p.port).resumed, "{label}: the first handshake is full");
+        let e = get(same);
+        assert!(
+            e.resumed,
+            "{label}: same certificate, another port: resumed"
+        );
+        assert_eq!(e.response.body_text(), "r");
+        let e = get(other);
+        assert!(!e.resumed, "{label}: another certificate: not resumed");
+        assert_eq!((e.response.body_text().as_str(), &e.cert), (".", &b.der));
+        drop(p);
+    }
+}
