@@ -331,6 +331,13 @@ impl Conn {
         let header_timeout = w
             .default_settings(listener as usize)
             .map_or(60_000, |s| s.client_header_timeout_ms);
+        // A stream's connection takes its HTTP/2 connection's number (set by
+        // `h2::open_stream`) and uses none up: `$connection` counts connections, as nginx's.
+        let number = if matches!(sock, Sock::Stream) {
+            0
+        } else {
+            w.next_connection_number()
+        };
         Conn {
             sock,
             ext,
@@ -362,7 +369,7 @@ impl Conn {
             // state), which saves a failing read per connection whose request is on the way.
             rd_ready: false,
             rd_hup: false,
-            number: w.next_connection_number(),
+            number,
             started_ms: w.now_ms,
             debug,
         }

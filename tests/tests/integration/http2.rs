@@ -44,6 +44,7 @@ fn setup(label: &str, backend: u16) -> (TempDir, Proton) {
          location / {{ }}\n\
          location = /r {{ return 200 \"hello\\n\"; }}\n\
          location = /moved {{ return 301 /r; }}\n\
+         location = /conn {{ return 200 \"$connection $connection_requests\\n\"; }}\n\
          location /b/ {{ proxy_pass http://127.0.0.1:{backend}/; }}\n\
          }}\n\
          }}\n"
@@ -142,6 +143,45 @@ fn every_handler_over_h2c_and_http1_on_the_same_address() {
             && l.contains("\"GET /r HTTP/1.0\" 200 6")
     });
     assert!(both, "{}", log());
+}
+
+/// `$connection` and `$connection_requests` as nginx's: the streams of one HTTP/2
+/// connection share its number and count its requests, and use no numbers up (the next
+/// connection's is the next one). Python's httpx with prior knowledge (curl 7.88 fails to
+/// reuse a prior-knowledge connection for a second URL, against nginx as well).
+#[test]
+fn streams_share_their_connections_number() {
+    let b = Backend::start("h2n");
+    let (_t, p) = setup("h2-connection", b.port);
+    let py = "import httpx, sys\n\
+        c = httpx.Client(http1=False, http2=True)\n\
+        for q in 'abc':\n    print(c.get(sys.argv[1] + '/conn?' + q).text.strip())\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", py])
+        .arg(format!("http://127.0.0.1:{}", p.port))
+        .output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI installs python3-httpx and python3-h2: {other:?}"
+            );
+            return;
+        }
+    };
+    let lines: Vec<(u32, u32)> = text
+        .lines()
+        .map(|l| {
+            let mut f = l.split(' ').map(|n| n.parse::<u32>().expect("numbers"));
+            (f.next().unwrap_or(0), f.next().unwrap_or(0))
+        })
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let n = lines[0].0;
+    assert_eq!(lines, [(n, 1), (n, 2), (n, 3)], "{text}");
+    let (status, body) = get(p.port, None, "/conn");
+    assert_eq!((status, body), (200, format!("{} 1\n", n + 1)));
 }
 
 #[test]
