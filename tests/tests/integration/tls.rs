@@ -1655,36 +1655,24 @@ fn sessions_resume_only_where_the_certificate_is_the_same() {
             "ssl_session_tickets off; ssl_session_cache shared:S:1m;",
         ),
     ] {
+        // The same server block on three ports: certificate a, a, b.
+        let servers: String = [
+            ("{port}".to_string(), "a"),
+            (same.to_string(), "a"),
+            (other.to_string(), "b"),
+        ]
+        .iter()
+        .map(|(port, cert)| {
+            format!(
+                "server {{ listen 127.0.0.1:{port} ssl; server_name one.test; \
+                     ssl_certificate {d}/{cert}.crt; ssl_certificate_key {d}/{cert}.key; \
+                     location / {{ return 200 \"$ssl_session_reused\"; }} }}\n"
+            )
+        })
+        .collect();
         let conf = format!(
-            r#"
-error_log {d}/logs/error.log info;
-events {{}}
-http {{
-    access_log off;
-    {cache}
-    server {{
-        listen 127.0.0.1:{{port}} ssl;
-        server_name one.test;
-        ssl_certificate {d}/a.crt;
-        ssl_certificate_key {d}/a.key;
-        location / {{ return 200 "$ssl_session_reused"; }}
-    }}
-    server {{
-        listen 127.0.0.1:{same} ssl;
-        server_name one.test;
-        ssl_certificate {d}/a.crt;
-        ssl_certificate_key {d}/a.key;
-        location / {{ return 200 "$ssl_session_reused"; }}
-    }}
-    server {{
-        listen 127.0.0.1:{other} ssl;
-        server_name one.test;
-        ssl_certificate {d}/b.crt;
-        ssl_certificate_key {d}/b.key;
-        location / {{ return 200 "$ssl_session_reused"; }}
-    }}
-}}
-"#
+            "error_log {d}/logs/error.log info;\nevents {{}}\n\
+             http {{\naccess_log off;\n{cache}\n{servers}}}\n"
         );
         let p = Proton::start(&dir, &conf, 1);
         // TLS 1.2 for the session cache (one session id, offered again each time).
