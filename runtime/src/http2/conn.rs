@@ -78,15 +78,20 @@ fn remember(ring: &mut Vec<u32>, at: &mut usize, id: u32) {
 /// The header block bytes of a HEADERS frame's payload not all here yet (`part`): after
 /// the pad length and priority fields, short of the padding (`None`: not that far yet).
 fn partial_fragment<'p>(h: &Head, part: &'p [u8]) -> Option<&'p [u8]> {
-    let padded = h.has(frame::PADDED);
-    let pad_len = if padded {
-        usize::from(*part.first()?)
-    } else {
-        0
-    };
-    let skip = usize::from(padded) + if h.has(frame::PRIORITY_FLAG) { 5 } else { 0 };
-    let block_end = (h.len as usize).checked_sub(pad_len)?;
-    part.get(skip..block_end.min(part.len()))
+    let extra = if h.has(frame::PRIORITY_FLAG) { 5 } else { 0 };
+    let (start, pad) = layout(h, part.first(), extra)?;
+    let end = (h.len as usize).checked_sub(pad)?;
+    part.get(start..end.min(part.len()))
+}
+
+/// Where a frame's content lies in its payload: it starts after the pad length (when
+/// PADDED) and `extra` more bytes, and `pad` bytes of padding end it. `None`: the pad
+/// length (the payload's `first` byte) is not there.
+fn layout(h: &Head, first: Option<&u8>, extra: usize) -> Option<(usize, usize)> {
+    if !h.has(frame::PADDED) {
+        return Some((extra, 0));
+    }
+    Some((1 + extra, usize::from(*first?)))
 }
 
 fn decode_error(e: HpackError) -> ConnError {
@@ -728,24 +733,18 @@ impl H2Conn {
 
     /// The body of a padded frame: `p` without the pad length and the padding.
     fn unpad<'p>(h: &Head, p: &'p [u8], extra: usize) -> Result<(usize, &'p [u8]), ConnError> {
+        let too_short = || conn_err(ErrorCode::FrameSize, "frame too short");
+        let (start, pad) = layout(h, p.first(), extra).ok_or_else(too_short)?;
         if !h.has(frame::PADDED) {
-            return p
-                .get(extra..)
-                .map(|b| (extra, b))
-                .ok_or(conn_err(ErrorCode::FrameSize, "frame too short"));
+            return p.get(start..).map(|b| (start, b)).ok_or_else(too_short);
         }
-        let pad = usize::from(
-            *p.first()
-                .ok_or(conn_err(ErrorCode::FrameSize, "frame too short"))?,
-        );
-        let start = 1 + extra;
-        if start + pad > p.len() {
-            return Err(conn_err(
+        match p.len().checked_sub(pad).and_then(|end| p.get(start..end)) {
+            Some(b) => Ok((start, b)),
+            None => Err(conn_err(
                 ErrorCode::Protocol,
                 "padding longer than the frame",
-            ));
+            )),
         }
-        Ok((start, &p[start..p.len() - pad]))
     }
 
     fn on_data(&mut self, h: Head, p: &[u8], base: usize, ev: &mut Vec<Event>) -> Res {

@@ -436,17 +436,9 @@ impl Conn {
         w.release_context(self.req.take());
         w.pool.put(std::mem::take(&mut self.rbuf));
         w.pool.put(std::mem::take(&mut self.wbuf));
-        // A stream's connection: its extension (and link) serve the next stream. (Its
-        // HTTP/2 connection's TLS and PROXY header are only lent while it runs.)
-        if let (Sock::Stream, Some(mut ext)) = (&self.sock, self.ext.take()) {
-            if let Some(link) = ext.stream.take() {
-                super::h2::recycle_link(link, w);
-            }
-            let bare = ext.tls.is_none() && ext.proxy_protocol.is_none() && ext.h2.is_none();
-            if bare && w.spare_exts.len() < 256 {
-                ext.local = None;
-                w.spare_exts.push(ext);
-            }
+        // A stream's connection: its extension (and link) serve the next stream.
+        if let (Sock::Stream, Some(ext)) = (&self.sock, self.ext.take()) {
+            super::h2::recycle_ext(ext, w);
         }
     }
 

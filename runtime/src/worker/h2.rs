@@ -337,10 +337,8 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     let head_only = rbuf.starts_with(b"HEAD ");
                     let skey = open_stream(
                         conns, &origin, &mut s, w, stream, rbuf, framing, refused, head_only,
+                        block_len,
                     );
-                    if let Some(l) = conns.get_mut(skey).and_then(link_of) {
-                        l.block_len = block_len;
-                    }
                     drive.push(skey);
                 }
                 Event::Data {
@@ -426,6 +424,7 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                             BodyFraming::None,
                             Some(400),
                             false,
+                            0,
                         );
                         drive.push(k);
                     } else {
@@ -667,8 +666,8 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
 }
 
 /// After a stream's connection had an event of its own (its upstream, a timer): its
-/// output goes on to the session and the socket. Returns true when the stream's
-/// connection is done.
+/// output goes on to the session (and to the socket at the round's end); `done`: the
+/// stream's connection is finished.
 pub(crate) fn stream_event(conns: &mut Slab<Conn>, skey: usize, done: bool, w: &mut Worker<'_>) {
     let Some(parent) = conns.get_mut(skey).and_then(link_of).map(|l| l.parent) else {
         return;
@@ -842,35 +841,33 @@ fn open_stream(
     framing: BodyFraming,
     refused: Option<u16>,
     head_only: bool,
+    block_len: usize,
 ) -> usize {
     let entry = conns.vacant_entry();
     let skey = entry.key();
-    // A link (and below, its connection's extension) from the worker's spares: a stream
-    // allocates nothing once the worker has served a few.
-    let mut link = w.spare_links.pop().unwrap_or_else(|| {
-        Box::new(StreamLink {
-            parent: 0,
-            id: 0,
-            out: Vec::new(),
-            bridge: ResponseBridge::default(),
-            framing: BodyFraming::None,
-            unreleased: 0,
-            blocked: false,
-            refused: None,
-            malformed: false,
-            block_len: 0,
-        })
-    });
-    link.parent = o.key;
-    link.id = id;
-    link.out.clear();
+    // A link (and below, its connection's extension) from the worker's spares, with the
+    // buffers it kept: a stream allocates nothing once the worker has served a few.
+    let fresh = |out, bridge| StreamLink {
+        parent: o.key,
+        id,
+        out,
+        bridge,
+        framing,
+        unreleased: 0,
+        blocked: false,
+        refused,
+        malformed: refused.is_some(),
+        block_len,
+    };
+    let mut link = match w.spare_links.pop() {
+        Some(mut l) => {
+            let (out, bridge) = (std::mem::take(&mut l.out), std::mem::take(&mut l.bridge));
+            *l = fresh(out, bridge);
+            l
+        }
+        None => Box::new(fresh(Vec::new(), ResponseBridge::default())),
+    };
     link.bridge.reset(head_only);
-    link.framing = framing;
-    link.unreleased = 0;
-    link.blocked = false;
-    link.refused = refused;
-    link.malformed = refused.is_some();
-    link.block_len = 0;
     let mut sc = Conn::stream(o.peer, o.local, o.listener, o.debug, skey, link, w);
     sc.rbuf = rbuf;
     // `$connection`, `$connection_requests`, `$connection_time` are the HTTP/2
@@ -898,13 +895,28 @@ fn abort_stream(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
     }
 }
 
-/// Spare stream links a worker keeps (each holds at most [`SPARE_OUT`] of output room).
-const SPARE_LINKS: usize = 256;
+/// Spare stream links and connection extensions a worker keeps (a link holds at most
+/// [`SPARE_OUT`] of output room).
+const SPARES: usize = 256;
 const SPARE_OUT: usize = 16 * 1024;
 
+/// Keeps a finished stream's connection extension, and its link, for the next stream. (Its
+/// HTTP/2 connection's TLS and PROXY header are only lent while it runs: an extension that
+/// holds either is not kept.)
+pub(crate) fn recycle_ext(mut ext: Box<ConnExt>, w: &mut Worker<'_>) {
+    if let Some(link) = ext.stream.take() {
+        recycle_link(link, w);
+    }
+    let bare = ext.tls.is_none() && ext.proxy_protocol.is_none() && ext.h2.is_none();
+    if bare && w.spare_exts.len() < SPARES {
+        ext.local = None;
+        w.spare_exts.push(ext);
+    }
+}
+
 /// Keeps a finished stream's link for the next stream (bounded in number and size).
-pub(crate) fn recycle_link(mut link: Box<StreamLink>, w: &mut Worker<'_>) {
-    if w.spare_links.len() >= SPARE_LINKS {
+fn recycle_link(mut link: Box<StreamLink>, w: &mut Worker<'_>) {
+    if w.spare_links.len() >= SPARES {
         return;
     }
     if link.out.capacity() > SPARE_OUT {
