@@ -796,6 +796,17 @@ impl Backend {
         (field("connections"), field("requests"))
     }
 
+    /// Waits (up to `deadline`) until the backend has accepted a connection since `before`
+    /// (a `stats()` taken earlier) other than the `/stats` probes themselves, each of which
+    /// is a connection too.
+    pub fn wait_new_connection(&self, before: (u64, u64), deadline: Duration) -> bool {
+        let mut probes = 0;
+        wait_until(deadline, || {
+            probes += 1;
+            self.stats().0.saturating_sub(before.0) > probes
+        })
+    }
+
     /// Kills the backend and waits for it; does nothing when it has already exited.
     pub fn kill(&mut self) {
         if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -2058,10 +2058,7 @@ fn send_streaming(p: &Proton, b: &Backend, head: &str, pieces: &[&[u8]]) -> Resp
         s.write_all(piece).expect("send piece");
     }
     assert!(
-        wait_until(Duration::from_secs(10), || new_connections(
-            before,
-            b.stats()
-        ) >= 1),
+        b.wait_new_connection(before, Duration::from_secs(10)),
         "the body does not stream\n{}",
         p.logs()
     );

@@ -165,9 +165,7 @@ server {
         round_trip(&p);
         if streams {
             assert!(
-                wait_until(Duration::from_secs(10), || {
-                    new_connections(before, b.stats()) >= 1
-                }),
+                b.wait_new_connection(before, Duration::from_secs(10)),
                 "{path}: the body should stream: no upstream connection\n{}",
                 p.logs()
             );
