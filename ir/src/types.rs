@@ -1012,6 +1012,96 @@ pub struct Settings {
     pub mirror_request_body: bool,
     /// `log_subrequest`: subrequests (mirrors) that end in this location are logged.
     pub log_subrequest: bool,
+    /// `gzip`, `gzip_static`, `gunzip` and their companions.
+    pub gzip: Gzip,
+}
+
+/// nginx's gzip, gzip_static and gunzip modules with the core module's shared
+/// `gzip_vary`, `gzip_http_version`, `gzip_proxied` and `gzip_disable`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Gzip {
+    /// `gzip`: responses are compressed on the fly.
+    pub enable: bool,
+    /// `gzip_types`, lowercase and sorted, `text/html` always among them; `["*"]`: every
+    /// type.
+    pub types: Vec<String>,
+    /// `gzip_comp_level` (1-9).
+    pub comp_level: u8,
+    /// `gzip_min_length`: a response whose `Content-Length` is smaller is sent as it is.
+    pub min_length: u64,
+    /// `gzip_vary`: `Vary: Accept-Encoding` on responses the gzip modules looked at.
+    pub vary: bool,
+    /// `gzip_http_version`: the minor version of HTTP/1.x a request needs (0 or 1).
+    pub http_version_minor: u8,
+    /// `gzip_proxied`: which responses to requests with `Via` may be compressed.
+    pub proxied: GzipProxied,
+    /// `gzip_disable msie6`.
+    pub disable_msie6: bool,
+    /// `gzip_disable` regexes (caseless) tested on `User-Agent`.
+    pub disable: Vec<RegexId>,
+    /// `gzip_static`.
+    pub static_mode: GzipStatic,
+    /// `gunzip`: a gzipped response is decompressed for a client that does not take gzip.
+    pub gunzip: bool,
+}
+
+impl Default for Gzip {
+    fn default() -> Self {
+        Gzip {
+            enable: false,
+            types: vec!["text/html".to_string()],
+            comp_level: 1,
+            min_length: 20,
+            vary: false,
+            http_version_minor: 1,
+            proxied: GzipProxied::default(),
+            disable_msie6: false,
+            disable: Vec::new(),
+            static_mode: GzipStatic::Off,
+            gunzip: false,
+        }
+    }
+}
+
+/// `gzip_proxied off | expired | no-cache | no-store | private | no_last_modified | no_etag
+/// | auth | any …` (nginx's default: `off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GzipProxied {
+    pub off: bool,
+    pub expired: bool,
+    pub no_cache: bool,
+    pub no_store: bool,
+    pub private: bool,
+    pub no_last_modified: bool,
+    pub no_etag: bool,
+    pub auth: bool,
+    pub any: bool,
+}
+
+impl Default for GzipProxied {
+    fn default() -> Self {
+        GzipProxied {
+            off: true,
+            expired: false,
+            no_cache: false,
+            no_store: false,
+            private: false,
+            no_last_modified: false,
+            no_etag: false,
+            auth: false,
+            any: false,
+        }
+    }
+}
+
+/// `gzip_static off | on | always`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum GzipStatic {
+    Off,
+    /// `file.gz` is sent when the client takes gzip.
+    On,
+    /// `file.gz` is sent whatever the client says (with `gunzip` for those that do not).
+    Always,
 }
 
 /// A temporary-file directory (`client_body_temp_path path [level1 [level2 [level3]]]`):
@@ -1984,6 +2074,9 @@ builtins! {
     BodyBytesSent = "body_bytes_sent",
     /// Response bytes sent, head included.
     BytesSent = "bytes_sent",
+    /// The compression ratio of a gzipped response (`3.25`: body bytes in per byte out),
+    /// empty when the response was not compressed.
+    GzipRatio = "gzip_ratio",
     /// The connection's serial number.
     Connection = "connection",
     /// How many requests this connection has carried, this one included.

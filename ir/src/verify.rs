@@ -661,6 +661,7 @@ pub(crate) mod tests {
             mirror: Vec::new(),
             mirror_request_body: true,
             log_subrequest: false,
+            gzip: Default::default(),
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,
