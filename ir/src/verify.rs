@@ -534,7 +534,29 @@ impl Checker<'_> {
         {
             self.template(t)?;
         }
-        Ok(())
+        self.gzip(&s.gzip)
+    }
+
+    fn gzip(&self, g: &Gzip) -> Result<(), VerifyError> {
+        for id in &g.disable {
+            self.regex(*id)?;
+        }
+        check((1..=9).contains(&g.comp_level), || {
+            format!("gzip_comp_level {} (1 to 9)", g.comp_level)
+        })?;
+        check(g.http_version_minor <= 1, || {
+            format!("gzip_http_version 1.{}", g.http_version_minor)
+        })?;
+        let t = &g.types;
+        check(
+            t == &["*"]
+                || (t.iter().any(|t| t == "text/html")
+                    && t.windows(2).all(|w| w[0] < w[1])
+                    && t.iter().all(|t| {
+                        !t.is_empty() && t != "*" && !t.bytes().any(|b| b.is_ascii_uppercase())
+                    })),
+            || format!("gzip_types {t:?}: sorted, distinct, lowercase, with text/html, or [\"*\"]"),
+        )
     }
 }
 
@@ -883,6 +905,23 @@ pub(crate) mod tests {
             conf,
         });
         let s = &mut ir.settings[0];
+        s.gzip = Gzip {
+            enable: true,
+            types: vec!["text/css".into(), "text/html".into()],
+            comp_level: 6,
+            min_length: 1024,
+            vary: true,
+            http_version_minor: 0,
+            proxied: GzipProxied {
+                off: false,
+                any: true,
+                ..GzipProxied::default()
+            },
+            disable_msie6: true,
+            disable: vec![RegexId(0)],
+            static_mode: GzipStatic::Always,
+            gunzip: true,
+        };
         s.error_pages = vec![ErrorPage {
             codes: vec![404],
             response: None,
@@ -1123,6 +1162,23 @@ pub(crate) mod tests {
                 ir.settings[0].types = MimeTableId(3)
             }),
             ("mime table order", |ir, _| ir.mime_types[0].reverse()),
+            ("gzip_disable regex id", |ir, _| {
+                ir.settings[0].gzip.disable = vec![RegexId(7)]
+            }),
+            ("gzip_comp_level", |ir, _| ir.settings[0].gzip.comp_level = 0),
+            ("gzip_http_version", |ir, _| {
+                ir.settings[0].gzip.http_version_minor = 2
+            }),
+            ("gzip_types order", |ir, _| ir.settings[0].gzip.types.reverse()),
+            ("gzip_types without text/html", |ir, _| {
+                ir.settings[0].gzip.types = vec!["text/css".into()]
+            }),
+            ("gzip_types uppercase", |ir, _| {
+                ir.settings[0].gzip.types = vec!["text/CSS".into(), "text/html".into()]
+            }),
+            ("gzip_types star among others", |ir, _| {
+                ir.settings[0].gzip.types = vec!["*".into(), "text/html".into()]
+            }),
             ("map source", |ir, t| ir.maps[0].source = t),
             ("map exact value", |ir, t| ir.maps[0].exact[0].1 = t),
             ("map leading value", |ir, t| ir.maps[0].leading[0].1 = t),
