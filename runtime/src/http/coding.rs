@@ -140,6 +140,7 @@ pub struct GzipEncoder {
     crc: Crc,
     /// The header is written (the first bytes of this response went out).
     started: bool,
+    level: u8,
 }
 
 impl GzipEncoder {
@@ -150,7 +151,13 @@ impl GzipEncoder {
             z: Compress::new(Compression::new(level.clamp(1, 9)), false),
             crc: Crc::new(),
             started: false,
+            level: level.clamp(1, 9) as u8,
         }
+    }
+
+    /// The compression level it was made for.
+    pub fn level(&self) -> u8 {
+        self.level
     }
 
     /// Ready for the next response, at the same level (the deflate state is kept).
@@ -230,6 +237,78 @@ impl GzipEncoder {
                 _ => {}
             }
         }
+    }
+}
+
+/// A streaming gzip decoder (`gunzip`): any number of members one after another, as nginx's
+/// gunzip filter takes them; bytes in, decoded bytes appended to the caller's `Vec`.
+pub struct GunzipDecoder {
+    z: flate2::write::MultiGzDecoder<Vec<u8>>,
+    /// Body bytes taken and given out, for the log.
+    totals: (u64, u64),
+}
+
+/// Input given to the decoder at a time: what one step can make is bounded by deflate's
+/// largest ratio (about 1:1032), so a hostile stream cannot make one step's output huge.
+const GUNZIP_STEP: usize = 1024;
+
+impl GunzipDecoder {
+    pub fn new() -> GunzipDecoder {
+        GunzipDecoder {
+            z: flate2::write::MultiGzDecoder::new(Vec::new()),
+            totals: (0, 0),
+        }
+    }
+
+    /// Decodes all of `input`, appending what it makes to `out`.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use std::io::Write;
+        for piece in input.chunks(GUNZIP_STEP) {
+            self.z
+                .write_all(piece)
+                .map_err(|e| CodingError(e.to_string()))?;
+            self.drain(out);
+        }
+        self.totals.0 += input.len() as u64;
+        Ok(())
+    }
+
+    /// The end of the input: what the decoder still holds. A stream cut inside a member is
+    /// an error (the response was truncated).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use std::io::Write;
+        self.z
+            .try_finish()
+            .map_err(|e| CodingError(e.to_string()))?;
+        let _ = self.z.flush();
+        self.drain(out);
+        Ok(())
+    }
+
+    /// Body bytes taken and given out so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.totals
+    }
+
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        let made = self.z.get_mut();
+        self.totals.1 += made.len() as u64;
+        out.extend_from_slice(made);
+        made.clear();
+    }
+}
+
+impl Default for GunzipDecoder {
+    fn default() -> Self {
+        GunzipDecoder::new()
+    }
+}
+
+impl std::fmt::Debug for GunzipDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GunzipDecoder")
+            .field("totals", &self.totals)
+            .finish()
     }
 }
 

@@ -949,6 +949,12 @@ impl Conn {
         req.expect_unread = expect_unread;
         let mut out = w.handle_request(self, &mut req, error);
         if !out.proxy {
+            self.req = Some(req);
+            w.filter_answer(self, &mut out);
+            let Some(r) = self.req.take() else {
+                return;
+            };
+            req = r;
             w.apply_trailers(self, &req, &mut out);
             if let Some(l) = out.location {
                 w.resolve_limit_rate(self, &mut req, proton_ir::LocationId(l));
@@ -1013,7 +1019,10 @@ impl Conn {
             self.phase = Phase::Write;
             return;
         }
-        let out = w.proxy_error(self, status);
+        let mut out = w.proxy_error(self, status);
+        if !out.proxy {
+            w.filter_answer(self, &mut out);
+        }
         if let (Some(l), false) = (out.location, out.proxy) {
             if let Some(mut req) = self.req.take() {
                 // The error page goes out at the location's rate too, as any response.
@@ -1042,6 +1051,9 @@ impl Conn {
         self.wpos = 0;
         self.body_sent = 0;
         let mut out = w.proxy_xar(self);
+        if !out.proxy {
+            w.filter_answer(self, &mut out);
+        }
         if let Some(mut req) = self.req.take() {
             if !out.proxy {
                 w.apply_trailers(self, &req, &mut out);
@@ -1245,7 +1257,8 @@ impl Conn {
                     .file
                     .as_ref()
                     .is_some_and(|f| f.sendfile && !f.nopush && f.offset < f.end));
-        while self.wpos < self.wbuf.len() {
+        // A coded file (gzip) is read and coded into `wbuf` a piece at a time.
+        while self.wpos < self.wbuf.len() || self.refill_coded(w)? {
             if allowance == 0 {
                 match self.rate_allowance(w) {
                     Some(n) => allowance = n,
@@ -1331,6 +1344,79 @@ impl Conn {
             }
         }
         self.flush_tls()
+    }
+
+    /// Once `wbuf` is out: the next piece of a file whose body is coded (gzip), read,
+    /// coded and framed into `wbuf`. `Some(true)`: there is more to write; `Some(false)`:
+    /// nothing is coded here (or all is out); `None`: the file failed (the response is cut
+    /// short).
+    fn refill_coded(&mut self, w: &mut Worker<'_>) -> Option<bool> {
+        use std::os::unix::fs::FileExt;
+        let Some(req) = self.req.as_deref_mut() else {
+            return Some(false);
+        };
+        let Some(coder) = req.coder.as_deref_mut() else {
+            return Some(false);
+        };
+        if coder.ended || self.wpos < self.wbuf.len() {
+            return Some(false);
+        }
+        // What went out is counted (the head among it: see `finish`).
+        self.body_sent += self.wbuf.len() as u64;
+        self.wbuf.clear();
+        self.wpos = 0;
+        let mut buf = std::mem::take(&mut w.copy_buf);
+        if buf.len() < 32 * 1024 {
+            buf.resize(32 * 1024, 0);
+        }
+        let mut failed = false;
+        // Until the coder gives something out (deflate may hold small pieces back).
+        while self.wbuf.is_empty() && !coder.ended {
+            let Some(f) = self.file.as_mut() else {
+                let _ = coder.end(true, &mut self.wbuf);
+                break;
+            };
+            if f.offset >= f.end {
+                self.file = None;
+                continue;
+            }
+            let want = ((f.end - f.offset) as usize).min(buf.len());
+            match f.file.read_at(&mut buf[..want], f.offset as u64) {
+                Ok(0) => {
+                    failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    f.offset += n as i64;
+                    if coder.code(&buf[..n], false, &mut self.wbuf).is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    elog!(
+                        w.elog,
+                        Crit,
+                        "pread() failed ({e}) while sending a file, client: {}",
+                        self.peer.ip(),
+                        e = crate::log::OsError(&e)
+                    );
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        w.copy_buf = buf;
+        if failed {
+            self.file = None;
+            // What is coded so far goes out; the connection then closes (a short body).
+            self.close_after = true;
+            if self.wbuf.is_empty() {
+                return None;
+            }
+        }
+        Some(!self.wbuf.is_empty())
     }
 
     /// Writes `wbuf[wpos..end]` to the client (as TLS records on a TLS address): how much
@@ -1482,13 +1568,17 @@ impl Conn {
     /// request, drop the head from `rbuf`, move on. Returns false when a proxied post action
     /// is now in flight ([`Phase::Proxy`]): the request is over once it finishes.
     fn finish(&mut self, w: &mut Worker<'_>) -> bool {
+        if let Some(req) = self.req.as_deref_mut() {
+            w.end_coding(req);
+        }
         if !self
             .req
             .as_deref()
             .is_some_and(|r| r.post_action || r.mirror_sub)
         {
-            let body_in_wbuf = (self.wbuf.len() as u64).saturating_sub(self.finished.header_bytes);
-            self.finished.body_bytes = body_in_wbuf + self.body_sent;
+            // (A coded file's earlier buffers, the head among them, are in `body_sent`.)
+            self.finished.body_bytes = (self.wbuf.len() as u64 + self.body_sent)
+                .saturating_sub(self.finished.header_bytes);
             if self.post_action(w) {
                 return false;
             }

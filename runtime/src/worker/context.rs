@@ -122,6 +122,15 @@ pub(crate) struct RequestCtx {
     /// Request body bytes read so far, as received (HTTP/1.1: with any chunked framing;
     /// HTTP/2: the DATA payloads): with the head, `$request_length`, as nginx counts it.
     pub(crate) body_read: u64,
+    /// The body coder of the response (gzip, gunzip), while it is coded.
+    pub(crate) coder: Option<Box<super::filter::BodyCoder>>,
+    /// nginx's `r->gzip_tested`/`r->gzip_ok`: whether the client may get gzip, once asked.
+    pub(crate) gzip_tested: Option<bool>,
+    /// nginx's `r->gzip_vary`: a gzip module looked at the response (gzip_static found a
+    /// `.gz` file the client did not get).
+    pub(crate) gzip_vary: bool,
+    /// Body bytes in and out of the response's compression (`$gzip_ratio`).
+    pub(crate) gzip_ratio: Option<(u64, u64)>,
 }
 
 impl Default for RequestCtx {
@@ -167,6 +176,10 @@ impl Default for RequestCtx {
             maps: Default::default(),
             body: Default::default(),
             body_read: 0,
+            coder: None,
+            gzip_tested: None,
+            gzip_vary: false,
+            gzip_ratio: None,
         }
     }
 }
@@ -229,6 +242,10 @@ impl RequestCtx {
         self.upstreams.clear();
         self.xar = false;
         self.if_proxy = false;
+        self.coder = None;
+        self.gzip_tested = None;
+        self.gzip_vary = false;
+        self.gzip_ratio = None;
     }
 
     /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).

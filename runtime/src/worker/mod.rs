@@ -10,6 +10,7 @@ mod body;
 mod conn;
 mod context;
 mod file_cache;
+mod filter;
 mod h2;
 mod proxy;
 mod proxy_rewrite;
@@ -114,6 +115,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) spare_links: Vec<Box<h2::StreamLink>>,
     #[allow(clippy::vec_box)]
     pub(crate) spare_exts: Vec<Box<conn::ConnExt>>,
+    /// Finished responses' gzip coders (their deflate state), for the next ones.
+    #[allow(clippy::vec_box)]
+    pub(crate) spare_coders: Vec<Box<filter::BodyCoder>>,
     /// Connection deadlines, earliest first: (when, slab key, connection serial number).
     /// Each connection has at most one live entry (`armed`); stale ones are skipped.
     pub(crate) timers: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, usize, u32)>>,
@@ -231,6 +235,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         h2_flush: Vec::new(),
         spare_links: Vec::new(),
         spare_exts: Vec::new(),
+        spare_coders: Vec::new(),
         timers: Default::default(),
         armed: Vec::new(),
         file_caches: file_cache::FileCaches::default(),
@@ -656,7 +661,10 @@ impl Worker<'_> {
     /// The local address of a connection.
     /// Takes back a finished request's context for the next request.
     pub(crate) fn release_context(&mut self, req: Option<Box<context::RequestCtx>>) {
-        if let Some(r) = req {
+        if let Some(mut r) = req {
+            if let Some(c) = r.coder.take() {
+                c.give_back(&mut self.spare_coders);
+            }
             self.contexts.put(r, self.scratch.var_pool.get_mut());
         }
     }

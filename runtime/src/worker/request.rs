@@ -1355,6 +1355,7 @@ impl<'a> Worker<'a> {
             body: Some(&req.body),
             request_length: super::h2::block_len(conn).unwrap_or(req.head.head_len) as u64
                 + req.body_read,
+            gzip_ratio: req.gzip_ratio,
         }
     }
 

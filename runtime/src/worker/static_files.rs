@@ -14,7 +14,7 @@ use super::vars::header;
 use super::Worker;
 use crate::elog;
 use crate::http::request::Method;
-use proton_ir::{Expires, IfModifiedSince, LocationId};
+use proton_ir::{Expires, GzipStatic, IfModifiedSince, LocationId};
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -492,7 +492,11 @@ fn send_file(
     // whole event loop until a writer came; such a file is then refused below. Through
     // the location's `open_file_cache` when it has one; with `disable_symlinks on` the
     // file is opened with O_NOFOLLOW, never from the cache.
-    let opened = if nofollow {
+    let gz = gzip_static(w, conn, req, loc, path, error_status);
+    let gzipped = gz.is_some();
+    let opened = if let Some(found) = gz {
+        Ok(found)
+    } else if nofollow {
         open_nofollow(path)
     } else {
         open_file(w, loc, path)
@@ -616,7 +620,16 @@ fn send_file(
         .map_or(crate::http::range::MAX_RANGES, |m| {
             (m as usize).min(crate::http::range::MAX_RANGES)
         });
-    let ranges_on = settings.max_ranges != Some(0);
+    let ct = content_type(w.loaded, settings, path);
+    // A body the gzip or gunzip filter will code has no ranges (nginx's filters turn them
+    // off before the range filter runs).
+    let coded = if gzipped {
+        settings.gzip.gunzip && !w.gzip_ok(conn, req, settings, &|_| None)
+    } else {
+        w.will_gzip(conn, req, settings, status, ct, len)
+    };
+    let ranges_on = settings.max_ranges != Some(0) && !coded;
+    let buf = &conn.rbuf;
     if status == 200 && ranges_on {
         if let Some(r) = header(&req.head, buf, b"range") {
             // nginx's range filter: an entity tag (ends with `"`) must equal the ETag sent,
@@ -656,7 +669,6 @@ fn send_file(
             }
         }
     }
-    let ct = content_type(w.loaded, settings, path);
     let use_etag = settings.etag;
     let mut ctype = std::mem::take(&mut w.scratch.ctype);
     let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
@@ -671,6 +683,9 @@ fn send_file(
     );
     w.scratch.ctype = ctype;
     validators(&mut wbuf, mtime, etag, use_etag);
+    if gzipped {
+        wbuf.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    }
     if let Some((s, e)) = content_range {
         let _ = write!(
             wbuf,
@@ -755,6 +770,51 @@ fn send_file(
         status,
         header_bytes: n,
     }
+}
+
+/// nginx's gzip_static: `PATH.gz` is sent instead of `PATH` (with `Content-Encoding:
+/// gzip`) for a GET or HEAD whose client takes gzip (`on`) or any client (`always`; the
+/// gunzip filter then decodes it for those that do not take gzip). `None`: the file itself
+/// is served (no `.gz`, or the client does not take gzip — which, the `.gz` being there,
+/// still makes `gzip_vary` add its `Vary`).
+fn gzip_static(
+    w: &mut Worker<'_>,
+    conn: &Conn,
+    req: &mut RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+    error_status: Option<(u16, Option<u16>)>,
+) -> Option<(FileRef, FileInfo)> {
+    let loaded = w.loaded;
+    let s = loaded
+        .ir
+        .locations
+        .get(loc.0 as usize)
+        .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))?;
+    let mode = s.gzip.static_mode;
+    let get =
+        error_status.is_some() || req.xar || matches!(req.head.method, Method::Get | Method::Head);
+    if mode == GzipStatic::Off || !get || req.uri.ends_with(b"/") {
+        return None;
+    }
+    let ok = mode == GzipStatic::Always || w.gzip_ok(conn, req, s, &|_| None);
+    if !ok && !s.gzip.vary {
+        return None;
+    }
+    let mut gz = w.scratch.var_pool.get_mut().buf();
+    gz.extend_from_slice(path);
+    gz.extend_from_slice(b".gz");
+    let found = match symlink_check(w, conn, req, loc, &gz) {
+        Ok(true) => open_nofollow(&gz).ok(),
+        Ok(false) => open_file(w, loc, &gz).ok(),
+        Err(_) => None,
+    };
+    w.scratch.var_pool.get_mut().give_buf(gz);
+    let (file, meta) = found?;
+    if mode == GzipStatic::On {
+        req.gzip_vary = true;
+    }
+    (ok && meta.is_file).then_some((file, meta))
 }
 
 /// Largest multipart/byteranges body built in memory.

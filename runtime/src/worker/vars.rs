@@ -249,6 +249,8 @@ pub(crate) struct Ctx<'a> {
     /// `$request_length`: the head as received (HTTP/2: its header block) and the body
     /// bytes read.
     pub(crate) request_length: u64,
+    /// Body bytes in and out of the response's gzip compression (`$gzip_ratio`).
+    pub(crate) gzip_ratio: Option<(u64, u64)>,
 }
 
 /// The values of non-`volatile` maps one request has computed (see [`Ctx::map_cache`]):
@@ -834,6 +836,11 @@ impl Ctx<'_> {
             }
             Builtin::BodyBytesSent => {
                 let _ = write!(out, "{}", self.body_bytes);
+            }
+            Builtin::GzipRatio => {
+                if let Some(t) = self.gzip_ratio {
+                    super::filter::write_ratio(t, out);
+                }
             }
             Builtin::BytesSent => {
                 let _ = write!(out, "{}", self.bytes_sent);
@@ -1708,6 +1715,7 @@ mod tests {
             elog: None,
             body: None,
             request_length: 0,
+            gzip_ratio: None,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

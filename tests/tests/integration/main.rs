@@ -8,6 +8,7 @@ mod differential;
 mod files_cache;
 mod geo;
 mod globals;
+mod gzip;
 mod harness;
 mod header_multi;
 mod health;

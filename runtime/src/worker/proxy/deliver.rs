@@ -58,8 +58,36 @@ impl Worker<'_> {
                 r.apply(&self.loaded.ir, body);
             }
         }
+        self.code_body(p, conn, from);
         if p.rechunk {
             self.frame_chunk(p, conn, from);
+        }
+    }
+
+    /// The body bytes `conn.wbuf[from..]` through the response's coder (gzip, gunzip) when
+    /// it has one; once the body is complete, the coder's last bytes too. Unbuffered
+    /// responses are flushed as they come (nginx's gzip follows the upstream's flushes).
+    fn code_body(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
+        let Some(c) = conn.req.as_deref_mut().and_then(|r| r.coder.as_deref_mut()) else {
+            return;
+        };
+        let end = matches!(p.relay.framing, Framing::None) && !p.broken;
+        if let Err(e) = c.code_tail(&mut conn.wbuf, from, !p.buffering, end) {
+            let what = if c.compresses() {
+                "deflate()"
+            } else {
+                "inflate()"
+            };
+            elog!(
+                self.elog,
+                Error,
+                "{what} failed ({}) while sending to client, client: {}, upstream: {}",
+                e.0,
+                conn.peer.ip(),
+                self.peer_name(p.upstream, p.peer)
+            );
+            // What was valid goes out, then the connection closes.
+            p.broken = true;
         }
     }
 
@@ -275,8 +303,10 @@ impl Worker<'_> {
                         taken += n;
                     }
                     BodyRead::Ended => {
+                        let end = conn.wbuf.len();
+                        self.code_body(p, conn, end);
                         if p.rechunk {
-                            let end = conn.wbuf.len();
+                            // (The coder's last bytes, if any, are the last chunk's data.)
                             self.frame_chunk(p, conn, end);
                         }
                         progressed = true;
@@ -505,6 +535,9 @@ impl Worker<'_> {
 
     /// Logs a proxied exchange that ends by closing the client connection.
     pub(super) fn log_access_proxy(&mut self, conn: &mut Conn, p: &mut Proxy) {
+        if let Some(req) = conn.req.as_deref_mut() {
+            self.end_coding(req);
+        }
         if !p.released {
             let status = p.resp.status;
             self.note_upstream(p, status);

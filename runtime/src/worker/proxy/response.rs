@@ -363,6 +363,31 @@ impl Worker<'_> {
             (None, Some(ForcedRange::Whole)) => out.extend_from_slice(b"Accept-Ranges: bytes\r\n"),
             _ => {}
         }
+        // The gunzip and gzip filters: decided on the upstream's fields, before the framing.
+        let plan = match conn.req.take() {
+            Some(mut req) if !tunnel && !p.discard => {
+                let (up, fields) = (&p.hold, &p.resp.headers);
+                let resp = |name: &[u8]| {
+                    fields.iter().find_map(|(n, v)| {
+                        let n = up.get(n.clone())?;
+                        n.eq_ignore_ascii_case(name)
+                            .then(|| up.get(v.clone()).map(<[u8]>::to_vec))?
+                    })
+                };
+                let header_only = matches!(p.client_status, 204 | 304);
+                let plan = self.plan(conn, &mut req, s, p.client_status, header_only, &resp);
+                let vary = (plan.vary || req.gzip_vary) && s.gzip.vary;
+                conn.req = Some(req);
+                Some((plan.coding, vary))
+            }
+            req => {
+                conn.req = req;
+                None
+            }
+        };
+        let coding = plan.and_then(|(c, _)| c);
+        // A coded body changes length: framed anew (chunks, or the close).
+        let coded_body = coding.is_some() && !p.head_only && !matches!(status, 204 | 304);
         // Framing towards the client. With trailers (`add_trailer`), the body is sent in
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
         // does when trailers are expected.
@@ -376,14 +401,15 @@ impl Worker<'_> {
             && !matches!(status, 204 | 304)
             && status >= 200
             && (crate::worker::request::trailers_apply(s, status)
-                || (p.recode.is_some() && matches!(body, BodyKind::Chunked)));
+                || (p.recode.is_some() && matches!(body, BodyKind::Chunked))
+                || coded_body);
         p.relay.pass_trailers = ps.pass_trailers;
         p.relay.framing = match body {
             BodyKind::None => Framing::None,
             BodyKind::Length(n) => Framing::Length(n),
             BodyKind::Chunked => Framing::Chunked {
                 dec: ChunkedDecoder::default(),
-                dechunk: p.client_minor == 0 || !chunked_on || p.rechunk,
+                dechunk: p.client_minor == 0 || !chunked_on || p.rechunk || coded_body,
             },
             BodyKind::UntilClose => Framing::UntilClose,
         };
@@ -394,6 +420,7 @@ impl Worker<'_> {
         let range_len = p.relay.range.map(|(a, b)| b - a);
         match (&p.relay.framing, body) {
             _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            _ if coded_body => keep = false,
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", range_len.unwrap_or(n));
             }
@@ -450,6 +477,25 @@ impl Worker<'_> {
             conn.wbuf = out;
         }
         conn.wbuf.extend_from_slice(b"\r\n");
+        if let Some((coding, vary)) = plan.filter(|&(c, v)| c.is_some() || v) {
+            let mut edited = self.pool.get();
+            crate::worker::filter::edit_head(
+                &conn.wbuf,
+                coding,
+                vary,
+                crate::worker::filter::Framing::Keep,
+                &mut edited,
+            );
+            self.pool.put(std::mem::replace(&mut conn.wbuf, edited));
+            if let (Some(dir), true, Some(req)) = (coding, coded_body, conn.req.as_deref_mut()) {
+                req.coder = Some(crate::worker::filter::BodyCoder::take(
+                    &mut self.spare_coders,
+                    dir,
+                    s.gzip.comp_level,
+                    false,
+                ));
+            }
+        }
         p.header_bytes = conn.wbuf.len() as u64;
         if let Some(mut req) = conn.req.take() {
             self.resolve_limit_rate(conn, &mut req, p.loc);

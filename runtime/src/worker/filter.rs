@@ -1,0 +1,851 @@
+//! The response filters between a handler and the client, in nginx's order: `gunzip` (a
+//! gzipped response for a client that does not take gzip), the charset filter (see
+//! `static_files::charset_type`, applied where heads are made), `gzip`, and the framing
+//! the changed body needs (chunked, or the close on HTTP/1.0).
+//!
+//! Each response is looked at once, at its head ([`Worker::plan`], nginx's
+//! `ngx_http_gzip_header_filter`, `ngx_http_gunzip_header_filter` and `ngx_http_gzip_ok`);
+//! the head is then edited as bytes ([`edit_head`]): every handler writes an HTTP/1.1 head,
+//! so one editor serves static files, in-memory answers, proxied responses and HTTP/2
+//! streams (whose bridge reads the same bytes). The body then goes through the request's
+//! [`BodyCoder`], a sans-IO coder owned by the request ([`RequestCtx::coder`]):
+//! - in-memory answers are coded whole when the head is edited ([`Worker::filter_answer`]);
+//! - files are read, coded and framed a piece at a time as the client takes them
+//!   (`Conn::flush` refills its buffer: no sendfile while coding);
+//! - proxied bodies are coded as they are taken from the upstream (`proxy::deliver`),
+//!   before any spill to a temporary file, and framed by the proxy.
+
+use super::conn::Conn;
+use super::context::RequestCtx;
+use super::request::Outcome;
+use super::Worker;
+use crate::http::coding::{Accepted, Coding, CodingError, GunzipDecoder, GzipEncoder};
+use proton_ir::{LocationId, Settings};
+use std::io::Write;
+
+/// What a response's body becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// gzip it (`Content-Encoding: gzip` added).
+    Compress,
+    /// gunzip it (`Content-Encoding` removed).
+    Decompress,
+}
+
+/// What the filters decided for one response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub(crate) coding: Option<Dir>,
+    /// A gzip module looked at the response (nginx's `r->gzip_vary`): with `gzip_vary on`
+    /// the head gets `Vary: Accept-Encoding`.
+    pub(crate) vary: bool,
+}
+
+/// The framing a head gets when its body changes length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// As it is (the proxy frames its own; a HEAD has no body).
+    Keep,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// No length: the connection closes after the body (`Connection: close`).
+    Close,
+}
+
+/// The coding of a body.
+enum Coder {
+    Gzip(GzipEncoder),
+    Gunzip(GunzipDecoder),
+}
+
+/// A body being coded, owned by its request (a spare goes back to the worker afterwards so
+/// the deflate state is made once, not per response).
+pub(crate) struct BodyCoder {
+    coder: Coder,
+    /// This coder frames its output as chunks (the static and in-memory paths; the proxy
+    /// frames its own).
+    pub(crate) chunked: bool,
+    /// The coder's end (trailer, last chunk) is written.
+    pub(crate) ended: bool,
+    /// The coding failed (a corrupt gzip stream): nothing more is given out.
+    pub(crate) failed: bool,
+    /// One step's coded bytes before framing, and its input taken out of the write buffer.
+    out: Vec<u8>,
+    input: Vec<u8>,
+}
+
+/// Spare coders a worker keeps.
+pub(crate) const SPARE_CODERS: usize = 8;
+
+/// Larger step buffers are not kept with a spare coder.
+const KEEP_STEP: usize = 256 * 1024;
+
+impl BodyCoder {
+    /// A coder for `dir` at gzip level `level`, from `spares` when one fits.
+    pub(crate) fn take(
+        spares: &mut Vec<Box<BodyCoder>>,
+        dir: Dir,
+        level: u8,
+        chunked: bool,
+    ) -> Box<BodyCoder> {
+        let fits = |c: &BodyCoder| match (&c.coder, dir) {
+            (Coder::Gzip(e), Dir::Compress) => e.level() == level,
+            _ => false,
+        };
+        let mut c = match spares.iter().position(|c| fits(c)) {
+            Some(i) => spares.swap_remove(i),
+            None => Box::new(BodyCoder {
+                coder: match dir {
+                    Dir::Compress => Coder::Gzip(GzipEncoder::new(u32::from(level))),
+                    Dir::Decompress => Coder::Gunzip(GunzipDecoder::new()),
+                },
+                chunked,
+                ended: false,
+                failed: false,
+                out: Vec::new(),
+                input: Vec::new(),
+            }),
+        };
+        c.chunked = chunked;
+        c
+    }
+
+    /// Gives a finished coder back to `spares` (a gunzip decoder cannot be reset and is
+    /// dropped).
+    pub(crate) fn give_back(mut self: Box<Self>, spares: &mut Vec<Box<BodyCoder>>) {
+        let Coder::Gzip(e) = &mut self.coder else {
+            return;
+        };
+        if spares.len() >= SPARE_CODERS {
+            return;
+        }
+        e.reset();
+        self.ended = false;
+        self.failed = false;
+        for b in [&mut self.out, &mut self.input] {
+            b.clear();
+            if b.capacity() > KEEP_STEP {
+                *b = Vec::new();
+            }
+        }
+        spares.push(self);
+    }
+
+    /// Body bytes taken and given out so far (`$gzip_ratio`).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        match &self.coder {
+            Coder::Gzip(e) => e.totals(),
+            Coder::Gunzip(d) => d.totals(),
+        }
+    }
+
+    /// Whether this coder compresses.
+    pub(crate) fn compresses(&self) -> bool {
+        matches!(self.coder, Coder::Gzip(_))
+    }
+
+    /// Codes `input` (`flush`: everything so far made decodable now) and appends the
+    /// result to `out`, as one chunk when this coder frames.
+    pub(crate) fn code(
+        &mut self,
+        input: &[u8],
+        flush: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodingError> {
+        if self.ended || self.failed {
+            return Ok(());
+        }
+        self.out.clear();
+        let r = match &mut self.coder {
+            Coder::Gzip(e) => e.feed(input, &mut self.out).and_then(|()| {
+                if flush {
+                    e.flush(&mut self.out)
+                } else {
+                    Ok(())
+                }
+            }),
+            Coder::Gunzip(d) => d.feed(input, &mut self.out),
+        };
+        self.emit(out);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// The end of the body: what the coder still holds, and the last chunk when this coder
+    /// frames and `last_chunk` (trailers may follow it otherwise).
+    pub(crate) fn end(&mut self, last_chunk: bool, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        if self.ended || self.failed {
+            return Ok(());
+        }
+        self.ended = true;
+        self.out.clear();
+        let r = match &mut self.coder {
+            Coder::Gzip(e) => e.finish(&mut self.out),
+            Coder::Gunzip(d) => d.finish(&mut self.out),
+        };
+        self.emit(out);
+        if self.chunked && last_chunk {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Codes the bytes `buf[from..]` in place (taken out, coded, put back); `end`: they
+    /// are the last of the body.
+    pub(crate) fn code_tail(
+        &mut self,
+        buf: &mut Vec<u8>,
+        from: usize,
+        flush: bool,
+        end: bool,
+    ) -> Result<(), CodingError> {
+        let from = from.min(buf.len());
+        let mut input = std::mem::take(&mut self.input);
+        input.clear();
+        input.extend_from_slice(&buf[from..]);
+        buf.truncate(from);
+        let mut r = self.code(&input, flush && !end, buf);
+        if end && r.is_ok() {
+            r = self.end(true, buf);
+        }
+        self.input = input;
+        r
+    }
+
+    fn emit(&mut self, out: &mut Vec<u8>) {
+        if self.out.is_empty() {
+            return;
+        }
+        if self.chunked {
+            crate::http::chunked::write_chunk_size(out, self.out.len());
+            out.extend_from_slice(&self.out);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(&self.out);
+        }
+    }
+}
+
+/// The lines of a response head after its status line (each without its CRLF), up to the
+/// blank line.
+fn head_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&head[head.len()..], |i| &head[i + 1..]);
+    body.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+}
+
+/// The value of the first header `name` (ASCII case-insensitive) of a response head.
+pub(crate) fn head_field<'h>(head: &'h [u8], name: &[u8]) -> Option<&'h [u8]> {
+    head_lines(head).find_map(|l| field_value(l, name))
+}
+
+fn field_value<'l>(line: &'l [u8], name: &[u8]) -> Option<&'l [u8]> {
+    let (n, v) = line.split_at(line.iter().position(|&b| b == b':')?);
+    n.eq_ignore_ascii_case(name).then(|| v[1..].trim_ascii())
+}
+
+/// Edits a response head (status line to blank line) for a body coded as `coding`: adds or
+/// removes `Content-Encoding`, drops `Content-Length` and `Accept-Ranges`, makes a strong
+/// `ETag` weak (nginx's `ngx_http_weak_etag`: one not in quotes goes), adds `Vary:
+/// Accept-Encoding` when `vary`, and sets the framing. Written to `out` (cleared first).
+pub(crate) fn edit_head(
+    head: &[u8],
+    coding: Option<Dir>,
+    vary: bool,
+    framing: Framing,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let first = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len(), |i| i + 1);
+    out.extend_from_slice(&head[..first]);
+    for line in head_lines(head) {
+        let is = |name: &[u8]| {
+            line.len() > name.len()
+                && line[name.len()] == b':'
+                && line[..name.len()].eq_ignore_ascii_case(name)
+        };
+        if coding.is_some() {
+            if is(b"content-length") || is(b"accept-ranges") {
+                continue;
+            }
+            if coding == Some(Dir::Decompress) && is(b"content-encoding") {
+                continue;
+            }
+            if is(b"etag") {
+                let v = field_value(line, b"etag").unwrap_or_default();
+                if v.starts_with(b"W/") {
+                    out.extend_from_slice(line);
+                } else if v.starts_with(b"\"") {
+                    out.extend_from_slice(b"ETag: W/");
+                    out.extend_from_slice(v);
+                } else {
+                    continue;
+                }
+                out.extend_from_slice(b"\r\n");
+                continue;
+            }
+        }
+        if framing == Framing::Close {
+            if is(b"keep-alive") {
+                continue;
+            }
+            if is(b"connection") {
+                out.extend_from_slice(b"Connection: close\r\n");
+                continue;
+            }
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\r\n");
+    }
+    if coding == Some(Dir::Compress) {
+        out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    }
+    if vary {
+        out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+    }
+    if framing == Framing::Chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Whether a `Content-Type` value is among `types` (lowercase, sorted; `["*"]`: any, even
+/// none), as nginx's `ngx_http_test_content_type`: the type without its parameters.
+pub(crate) fn type_listed(types: &[String], ct: Option<&[u8]>) -> bool {
+    if types.first().is_some_and(|t| t == "*") {
+        return true;
+    }
+    let Some(ct) = ct else {
+        return false;
+    };
+    let base = ct.split(|&b| b == b';').next().unwrap_or(ct).trim_ascii();
+    types
+        .binary_search_by(|t| t.bytes().cmp(base.iter().map(u8::to_ascii_lowercase)))
+        .is_ok()
+}
+
+/// True when a `Cache-Control` value names `directive` (a whole token, any case).
+fn cache_control_has(v: &[u8], directive: &[u8]) -> bool {
+    v.split(|&b| b == b',').any(|item| {
+        let t = item.trim_ascii();
+        let t = t.split(|&b| b == b'=').next().unwrap_or(t).trim_ascii();
+        t.eq_ignore_ascii_case(directive)
+    })
+}
+
+impl Worker<'_> {
+    /// nginx's `ngx_http_gzip_ok`: whether the client of `req` may get gzip, given the
+    /// response's header fields (`resp`, for `gzip_proxied`). Decided once per request, as
+    /// nginx (`r->gzip_tested`).
+    pub(crate) fn gzip_ok(
+        &self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        s: &Settings,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> bool {
+        if let Some(ok) = req.gzip_tested {
+            return ok;
+        }
+        let ok = self.gzip_ok_now(conn, req, s, resp);
+        req.gzip_tested = Some(ok);
+        ok
+    }
+
+    fn gzip_ok_now(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        s: &Settings,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> bool {
+        let g = &s.gzip;
+        if req.mirror_sub || req.post_action {
+            return false;
+        }
+        let header = |name: &[u8]| super::vars::header(&req.head, &conn.rbuf, name);
+        let Some(ae) = header(b"accept-encoding") else {
+            return false;
+        };
+        if !(ae.starts_with(b"gzip,") || Accepted::parse(ae).allows(Coding::Gzip)) {
+            return false;
+        }
+        let ua = header(b"user-agent");
+        if g.disable_msie6 && ua.is_some_and(|ua| crate::http::response::Browser::of(ua).msie6) {
+            return false;
+        }
+        if req.head.minor_version < g.http_version_minor {
+            return false;
+        }
+        if header(b"via").is_some() && !self.proxied_ok(g, header(b"authorization"), resp) {
+            return false;
+        }
+        if let Some(ua) = ua {
+            if g.disable.iter().any(|&id| self.loaded.is_match(id, ua)) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `gzip_proxied` for a request that came through a proxy (`Via`).
+    fn proxied_ok(
+        &self,
+        g: &proton_ir::Gzip,
+        authorization: Option<&[u8]>,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> bool {
+        let p = &g.proxied;
+        if p.off {
+            return false;
+        }
+        if p.any || (authorization.is_some() && p.auth) {
+            return true;
+        }
+        let date = |v: &[u8]| {
+            crate::http::response::parse_http_date(v)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+        };
+        if let Some(e) = resp(b"expires") {
+            if !p.expired {
+                return false;
+            }
+            let Some(expires) = date(&e) else {
+                return false;
+            };
+            let now = match resp(b"date") {
+                Some(d) => match date(&d) {
+                    Some(d) => d,
+                    None => return false,
+                },
+                None => u64::try_from(self.date.unix_secs()).unwrap_or(0),
+            };
+            return expires < now;
+        }
+        if let Some(cc) = resp(b"cache-control") {
+            return (p.no_cache && cache_control_has(&cc, b"no-cache"))
+                || (p.no_store && cache_control_has(&cc, b"no-store"))
+                || (p.private && cache_control_has(&cc, b"private"));
+        }
+        if p.no_last_modified && resp(b"last-modified").is_some() {
+            return false;
+        }
+        if p.no_etag && resp(b"etag").is_some() {
+            return false;
+        }
+        true
+    }
+
+    /// What the gunzip and gzip filters make of a response of `status` whose header fields
+    /// `resp` gives (`header_only`: nginx's `r->header_only` at that point — a 304 or 204,
+    /// not a HEAD, which gets the gzip head as nginx sends it).
+    pub(crate) fn plan(
+        &self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        s: &Settings,
+        status: u16,
+        header_only: bool,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Plan {
+        let g = &s.gzip;
+        let mut plan = Plan::default();
+        let encoding = resp(b"content-encoding").filter(|v| !v.is_empty());
+        if g.gunzip
+            && encoding
+                .as_deref()
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"gzip"))
+        {
+            plan.vary = true;
+            if !self.gzip_ok(conn, req, s, resp) {
+                plan.coding = Some(Dir::Decompress);
+            }
+            return plan;
+        }
+        if !g.enable || !matches!(status, 200 | 403 | 404) || encoding.is_some() || header_only {
+            return plan;
+        }
+        let length = resp(b"content-length")
+            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok());
+        if length.is_some_and(|n| n < g.min_length) {
+            return plan;
+        }
+        if !type_listed(&g.types, resp(b"content-type").as_deref()) {
+            return plan;
+        }
+        plan.vary = true;
+        if self.gzip_ok(conn, req, s, resp) {
+            plan.coding = Some(Dir::Compress);
+        }
+        plan
+    }
+
+    /// Whether a response of this kind from location `s` would be gzipped (asked by the
+    /// static handler before it decides on ranges: nginx's gzip filter turns ranges off).
+    pub(crate) fn will_gzip(
+        &self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        s: &Settings,
+        status: u16,
+        content_type: &[u8],
+        length: u64,
+    ) -> bool {
+        if !s.gzip.enable {
+            return false;
+        }
+        let len = length.to_string();
+        let resp = |name: &[u8]| match name {
+            b"content-type" => Some(content_type.to_vec()),
+            b"content-length" => Some(len.as_bytes().to_vec()),
+            _ => None,
+        };
+        self.plan(conn, req, s, status, false, &resp).coding == Some(Dir::Compress)
+    }
+
+    /// The filters on an answer Proton made itself (a file, a `return`, an error page, a
+    /// listing): its head in `conn.wbuf[..out.header_bytes]`, then the body in memory or
+    /// in `conn.file`. Edits the head, codes the body in memory, and leaves a file to be
+    /// coded as it is sent.
+    pub(crate) fn filter_answer(&mut self, conn: &mut Conn, out: &mut Outcome) {
+        let Some(loc) = out.location.map(LocationId) else {
+            return;
+        };
+        let Some(mut req) = conn.req.take() else {
+            return;
+        };
+        self.filter_answer_of(conn, &mut req, loc, out);
+        conn.req = Some(req);
+    }
+
+    fn filter_answer_of(
+        &mut self,
+        conn: &mut Conn,
+        req: &mut RequestCtx,
+        loc: LocationId,
+        out: &mut Outcome,
+    ) {
+        let loaded = self.loaded;
+        let ir = &loaded.ir;
+        let Some(s) = ir
+            .locations
+            .get(loc.0 as usize)
+            .and_then(|l| ir.settings.get(l.conf.settings.0 as usize))
+        else {
+            return;
+        };
+        let g = &s.gzip;
+        if !(g.enable || g.gunzip || (req.gzip_vary && g.vary)) || req.coder.is_some() {
+            return;
+        }
+        let hb = out.header_bytes;
+        if conn.wbuf.len() < hb || !conn.wbuf[..hb].ends_with(b"\r\n\r\n") {
+            return;
+        }
+        // (Trailers frame the body themselves: such a response is not coded.)
+        if super::request::trailers_apply(s, out.status) {
+            return;
+        }
+        let status = out.status;
+        let head = std::mem::take(&mut conn.wbuf);
+        let resp = |name: &[u8]| head_field(&head[..hb], name).map(<[u8]>::to_vec);
+        let plan = self.plan(conn, req, s, status, matches!(status, 204 | 304), &resp);
+        let vary = (plan.vary || req.gzip_vary) && g.vary;
+        let has_body = !req.head.is_head()
+            && !matches!(status, 204 | 304)
+            && (head.len() > hb || conn.file.is_some());
+        let framing = match plan.coding {
+            None => Framing::Keep,
+            Some(_) if !has_body => Framing::Keep,
+            Some(_) if req.head.minor_version >= 1 && s.chunked_transfer_encoding => {
+                Framing::Chunked
+            }
+            Some(_) => Framing::Close,
+        };
+        if plan.coding.is_none() && !vary {
+            conn.wbuf = head;
+            return;
+        }
+        let mut edited = self.pool.get();
+        edit_head(&head[..hb], plan.coding, vary, framing, &mut edited);
+        out.header_bytes = edited.len();
+        if framing == Framing::Close {
+            out.close = true;
+            conn.close_after = true;
+        }
+        let Some(dir) = plan.coding.filter(|_| has_body) else {
+            // Only the head changed (a HEAD, or Vary alone): what followed it stays.
+            edited.extend_from_slice(&head[hb..]);
+            self.pool.put(head);
+            conn.wbuf = edited;
+            return;
+        };
+        let mut coder = BodyCoder::take(
+            &mut self.spare_coders,
+            dir,
+            g.comp_level,
+            framing == Framing::Chunked,
+        );
+        let body = &head[hb..];
+        let file = conn.file.is_some();
+        let mut r = coder.code(body, false, &mut edited);
+        if !file && r.is_ok() {
+            r = coder.end(true, &mut edited);
+        }
+        if let Err(e) = r {
+            crate::elog!(
+                self.elog,
+                Error,
+                "{} failed ({}), client: {}",
+                if coder.compresses() {
+                    "deflate()"
+                } else {
+                    "inflate()"
+                },
+                e.0,
+                conn.peer.ip()
+            );
+            // What was valid goes out; the connection cannot carry another response.
+            conn.file = None;
+            out.close = true;
+            conn.close_after = true;
+        }
+        if let Some(f) = conn.file.as_mut() {
+            // Read and coded as the client takes it (see `Conn::flush`).
+            f.sendfile = false;
+            f.nopush = false;
+        }
+        req.coder = Some(coder);
+        self.pool.put(head);
+        conn.wbuf = edited;
+    }
+
+    /// A request's coder is done with: its totals become `$gzip_ratio`, and it goes back
+    /// to the worker's spares.
+    pub(crate) fn end_coding(&mut self, req: &mut RequestCtx) {
+        if let Some(c) = req.coder.take() {
+            if c.compresses() {
+                // nginx counts the gzip trailer's 8 bytes in.
+                let (zin, zout) = c.totals();
+                req.gzip_ratio = Some((zin, zout + 8));
+            }
+            c.give_back(&mut self.spare_coders);
+        }
+    }
+}
+
+/// `$gzip_ratio` from the body bytes in and out: nginx's `%ui.%02ui` (rounded to the
+/// nearest hundredth).
+pub(crate) fn write_ratio(totals: (u64, u64), out: &mut Vec<u8>) {
+    let (zin, zout) = totals;
+    if zout == 0 {
+        return;
+    }
+    let thousandths = u128::from(zin) * 1000 / u128::from(zout);
+    let hundredths = thousandths / 10 + u128::from(thousandths % 10 > 4);
+    let _ = write!(out, "{}.{:02}", hundredths / 100, hundredths % 100);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: proton\r\nContent-Type: text/html\r\nContent-Length: 64\r\nLast-Modified: Mon, 07 Dec 2026 06:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nETag: \"abc-40\"\r\nAccept-Ranges: bytes\r\n\r\n";
+
+    fn text(v: &[u8]) -> &str {
+        std::str::from_utf8(v).unwrap_or("(not UTF-8)")
+    }
+
+    #[test]
+    fn a_compressed_head_loses_length_and_ranges_and_gets_a_weak_etag() {
+        let mut out = Vec::new();
+        edit_head(HEAD, Some(Dir::Compress), true, Framing::Chunked, &mut out);
+        let h = text(&out);
+        assert!(!h.contains("Content-Length"), "{h}");
+        assert!(!h.contains("Accept-Ranges"), "{h}");
+        assert!(h.contains("\r\nETag: W/\"abc-40\"\r\n"), "{h}");
+        assert!(h.contains("\r\nContent-Encoding: gzip\r\n"), "{h}");
+        assert!(h.contains("\r\nVary: Accept-Encoding\r\n"), "{h}");
+        assert!(h.ends_with("Transfer-Encoding: chunked\r\n\r\n"), "{h}");
+        assert!(
+            h.starts_with("HTTP/1.1 200 OK\r\nServer: proton\r\n"),
+            "{h}"
+        );
+        assert!(h.contains("Connection: keep-alive\r\nKeep-Alive: timeout=5\r\n"));
+    }
+
+    #[test]
+    fn close_framing_and_decompression() {
+        let gz = HEAD
+            .strip_suffix(b"\r\n")
+            .map(|h| [h, b"Content-Encoding: gzip\r\nETag: W/\"x\"\r\n\r\n"].concat())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        edit_head(&gz, Some(Dir::Decompress), false, Framing::Close, &mut out);
+        let h = text(&out);
+        assert!(!h.contains("Content-Encoding"), "{h}");
+        assert!(!h.contains("Keep-Alive"), "{h}");
+        assert!(h.contains("\r\nConnection: close\r\n"), "{h}");
+        assert!(!h.contains("Transfer-Encoding"), "{h}");
+        // An ETag weak already stays; the strong one of the first line is weakened.
+        assert!(h.contains("ETag: W/\"x\"\r\n"), "{h}");
+        assert!(h.contains("ETag: W/\"abc-40\"\r\n"), "{h}");
+        // An ETag not in quotes goes (nginx).
+        let odd = b"HTTP/1.1 200 OK\r\nETag: abc\r\n\r\n";
+        edit_head(odd, Some(Dir::Compress), false, Framing::Keep, &mut out);
+        assert_eq!(
+            text(&out),
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn vary_alone_changes_nothing_else() {
+        let mut out = Vec::new();
+        edit_head(HEAD, None, true, Framing::Keep, &mut out);
+        let expected = [
+            HEAD.strip_suffix(b"\r\n").unwrap_or(HEAD),
+            b"Vary: Accept-Encoding\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(text(&out), text(&expected));
+    }
+
+    #[test]
+    fn fields_and_types() {
+        assert_eq!(head_field(HEAD, b"content-type"), Some(&b"text/html"[..]));
+        assert_eq!(head_field(HEAD, b"CONTENT-LENGTH"), Some(&b"64"[..]));
+        assert_eq!(head_field(HEAD, b"vary"), None);
+        // The status line is not a field.
+        assert_eq!(
+            head_field(b"HTTP/1.1 200 OK\r\n\r\n", b"http/1.1 200 ok"),
+            None
+        );
+        let types = vec!["application/json".to_string(), "text/html".to_string()];
+        assert!(type_listed(&types, Some(b"text/html; charset=utf-8")));
+        assert!(type_listed(&types, Some(b"Application/JSON")));
+        assert!(!type_listed(&types, Some(b"text/plain")));
+        assert!(!type_listed(&types, None));
+        assert!(type_listed(&["*".to_string()], None));
+        assert!(cache_control_has(b"max-age=0, No-Cache", b"no-cache"));
+        assert!(!cache_control_has(b"no-cache-please", b"no-cache"));
+        assert!(cache_control_has(b"private=\"x\"", b"private"));
+    }
+
+    fn gunzip(data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        let r = flate2::read::MultiGzDecoder::new(data).read_to_end(&mut v);
+        assert!(r.is_ok(), "{r:?}");
+        v
+    }
+
+    /// Reads chunked framing back (sizes in hex, each chunk then CRLF, a last chunk).
+    fn dechunk(mut data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let eol = data
+                .windows(2)
+                .position(|w| w == b"\r\n")
+                .unwrap_or(data.len());
+            let n = usize::from_str_radix(text(&data[..eol]), 16).unwrap_or(usize::MAX);
+            assert!(n != usize::MAX, "a chunk size: {:?}", text(data));
+            data = &data[eol + 2..];
+            if n == 0 {
+                assert_eq!(data, b"\r\n");
+                return body;
+            }
+            body.extend_from_slice(&data[..n]);
+            assert_eq!(&data[n..n + 2], b"\r\n");
+            data = &data[n + 2..];
+        }
+    }
+
+    #[test]
+    fn a_body_coded_in_pieces_is_framed_and_decodes() {
+        let body: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut spares = Vec::new();
+        for chunked in [true, false] {
+            let mut c = BodyCoder::take(&mut spares, Dir::Compress, 1, chunked);
+            let mut out = Vec::new();
+            for piece in body.chunks(7_001) {
+                assert!(c.code(piece, false, &mut out).is_ok());
+            }
+            assert!(c.end(true, &mut out).is_ok());
+            let gz = if chunked { dechunk(&out) } else { out.clone() };
+            assert_eq!(gunzip(&gz), body);
+            let (zin, zout) = c.totals();
+            assert_eq!(zin, body.len() as u64);
+            // (The gzip trailer's 8 bytes are not in the encoder's count.)
+            assert_eq!(zout + 8, gz.len() as u64);
+            // Decoding it again through a gunzip coder, in odd pieces.
+            let mut d = BodyCoder::take(&mut spares, Dir::Decompress, 1, false);
+            let mut plain = Vec::new();
+            for piece in gz.chunks(333) {
+                assert!(d.code(piece, false, &mut plain).is_ok());
+            }
+            assert!(d.end(true, &mut plain).is_ok());
+            assert_eq!(plain, body);
+            c.give_back(&mut spares);
+            d.give_back(&mut spares);
+            assert_eq!(spares.len(), 1, "gzip coders are kept, gunzip ones are not");
+        }
+        // code_tail: the bytes after `from` are replaced by their coding.
+        let mut c = BodyCoder::take(&mut spares, Dir::Compress, 1, false);
+        assert!(spares.is_empty(), "the spare is reused");
+        let mut buf = b"HEAD".to_vec();
+        buf.extend_from_slice(&body[..1000]);
+        assert!(c.code_tail(&mut buf, 4, false, true).is_ok());
+        assert_eq!(&buf[..4], b"HEAD");
+        assert_eq!(gunzip(&buf[4..]), &body[..1000]);
+    }
+
+    #[test]
+    fn a_corrupt_gzip_stream_fails_once_and_gives_nothing_more() {
+        let mut spares = Vec::new();
+        let mut d = BodyCoder::take(&mut spares, Dir::Decompress, 1, false);
+        let mut out = Vec::new();
+        let bad = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff];
+        let first = d
+            .code(&bad, false, &mut out)
+            .and_then(|()| d.end(true, &mut out));
+        assert!(first.is_err());
+        assert!(d.failed);
+        assert!(d.code(b"more", false, &mut out).is_ok());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn ratio_as_nginx_writes_it() {
+        let mut v = Vec::new();
+        write_ratio((1000, 300), &mut v);
+        assert_eq!(v, b"3.33");
+        v.clear();
+        write_ratio((64, 26), &mut v);
+        assert_eq!(v, b"2.46");
+        v.clear();
+        write_ratio((2125, 1000), &mut v);
+        assert_eq!(v, b"2.13");
+        v.clear();
+        write_ratio((1999, 1000), &mut v);
+        assert_eq!(v, b"2.00");
+        v.clear();
+        write_ratio((5, 0), &mut v);
+        assert!(v.is_empty());
+    }
+}

@@ -1,0 +1,448 @@
+//! gzip, gzip_static and gunzip over real sockets: static files (in memory and read in
+//! pieces, sendfile on and off), `return` text, error pages, proxied responses (with a
+//! length, chunked, unbuffered), HTTP/1.0 (close framing), HEAD, ranges, `gzip_vary`,
+//! `gzip_proxied`, `gzip_disable`, `gzip_min_length`, `gzip_types`, `$gzip_ratio`, and
+//! HTTP/2 through curl's own decoder. Every compressed body is decoded with flate2 and
+//! compared with the original bytes.
+
+use flate2::read::MultiGzDecoder;
+use proton_tests::{parse_response, raw_exchange, Proton, Response, TempDir};
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r = MultiGzDecoder::new(data).read_to_end(&mut out);
+    assert!(
+        r.is_ok(),
+        "not a valid gzip stream ({r:?}): {} bytes",
+        data.len()
+    );
+    out
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = z.write_all(data);
+    z.finish().unwrap_or_default()
+}
+
+/// Text that compresses (lines with a counter).
+fn text(n: usize) -> String {
+    let mut s = String::with_capacity(n + 32);
+    let mut i = 0;
+    while s.len() < n {
+        s.push_str(&format!("line {i} of a page that compresses well\n"));
+        i += 1;
+    }
+    s.truncate(n);
+    s
+}
+
+fn exchange(port: u16, req: &str) -> (Response, Vec<u8>) {
+    let (raw, _) = raw_exchange(port, req.as_bytes(), Duration::from_secs(20));
+    let r = parse_response(&raw)
+        .unwrap_or_else(|e| panic!("{req:?}: {e}: {:?}", String::from_utf8_lossy(&raw)));
+    (r, raw)
+}
+
+fn get_gz(port: u16, path: &str) -> Response {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n"),
+    )
+    .0
+}
+
+fn get_plain(port: u16, path: &str) -> Response {
+    exchange(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: gz\r\nConnection: close\r\n\r\n"),
+    )
+    .0
+}
+
+/// A compressed answer as nginx sends one: gzip, chunked, no length, no ranges.
+fn assert_gzipped(r: &Response, what: &str) {
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{what}: {r:?}");
+    assert_eq!(r.header("content-length"), None, "{what}");
+    assert_eq!(r.header("accept-ranges"), None, "{what}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{what}");
+}
+
+struct Site {
+    _t: TempDir,
+    p: Proton,
+    small: String,
+    large: String,
+}
+
+fn site() -> Site {
+    let t = TempDir::new("gzip");
+    let small = text(3000);
+    let large = text(700_000);
+    for dir in ["www", "www/st", "www/nosf"] {
+        std::fs::create_dir_all(t.path().join(dir)).expect("mkdir");
+    }
+    let root = t.path().join("www");
+    std::fs::write(root.join("small.html"), &small).expect("write");
+    std::fs::write(root.join("large.html"), &large).expect("write");
+    std::fs::write(root.join("tiny.html"), "tiny").expect("write");
+    std::fs::write(root.join("data.bin"), &small).expect("write");
+    std::fs::write(root.join("nosf/large.html"), &large).expect("write");
+    // gzip_static: the .gz differs from the file, to tell which one was sent.
+    std::fs::write(root.join("st/page.html"), "plain page\n").expect("write");
+    std::fs::write(root.join("st/page.html.gz"), gzip(b"from the gz file\n")).expect("write");
+    std::fs::write(root.join("st/only.txt.gz"), gzip(large.as_bytes())).expect("write");
+    let conf = format!(
+        r#"
+worker_processes 1;
+error_log {{dir}}/logs/error.log info;
+events {{}}
+http {{
+    log_format ratio "$uri $gzip_ratio";
+    access_log {{dir}}/logs/ratio.log ratio;
+    sendfile on;
+    types {{ text/html html; text/plain txt; application/octet-stream bin; }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        server_name gz;
+        root {root};
+        http2 on;
+        gzip on;
+        gzip_vary on;
+        location / {{ }}
+        location /nosf/ {{ sendfile off; }}
+        location /v10/ {{ alias {root}/; gzip_http_version 1.0; }}
+        location /text {{ default_type text/plain; gzip_types text/plain; return 200 "{small}"; }}
+        location /short {{ return 200 "short"; }}
+        location /any/ {{ alias {root}/; gzip_types *; }}
+        location /min/ {{ alias {root}/; gzip_min_length 5000; }}
+        location /level9/ {{ alias {root}/; gzip_comp_level 9; }}
+        location /off/ {{ alias {root}/; gzip off; }}
+        location /proxied/ {{ alias {root}/; gzip_proxied any; }}
+        location /expired/ {{ alias {root}/; gzip_proxied expired; expires -1; }}
+        location /disable/ {{ alias {root}/; gzip_disable "curl/7\.\d+" msie6; }}
+        location /st/ {{ gzip_static on; }}
+        location /sta/ {{ alias {root}/st/; gzip_static always; gunzip on; }}
+        location /p/ {{ proxy_pass http://127.0.0.1:{{port}}/local/; }}
+        location /pu/ {{ proxy_pass http://127.0.0.1:{{port}}/local/; proxy_buffering off; }}
+        location /p10/ {{ gzip_http_version 1.0; proxy_pass http://127.0.0.1:{{port}}/local/; }}
+        location /local/ {{ alias {root}/; gzip off; }}
+        location /gun/ {{ gunzip on; proxy_pass http://127.0.0.1:{{port}}/gzs/; proxy_set_header Accept-Encoding gzip; }}
+        location /gzs/ {{ alias {root}/st/; gzip off; gzip_static always; }}
+    }}
+}}
+"#,
+        root = root.display()
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    Site {
+        _t: t,
+        p,
+        small,
+        large,
+    }
+}
+
+#[test]
+fn static_files_in_memory_and_in_pieces_are_gzipped_as_nginx() {
+    let s = site();
+    let port = s.p.port;
+    for (path, body) in [
+        ("/small.html", &s.small),
+        ("/large.html", &s.large),
+        ("/nosf/large.html", &s.large),
+        ("/level9/large.html", &s.large),
+    ] {
+        let r = get_gz(port, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_gzipped(&r, path);
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path}");
+        assert!(
+            r.header("etag").is_some_and(|e| e.starts_with("W/\"")),
+            "{path}: a weak ETag: {r:?}"
+        );
+        assert_eq!(gunzip(&r.body), body.as_bytes(), "{path}");
+        assert!(
+            r.body.len() < body.len() / 3,
+            "{path}: {} bytes",
+            r.body.len()
+        );
+    }
+    // Without Accept-Encoding: the file as it is, with its length (and the Vary).
+    let r = get_plain(port, "/large.html");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("content-length"), Some("700000"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(r.body, s.large.as_bytes());
+    // `gzip;q=0` refuses it.
+    let (r, _) = exchange(
+        port,
+        "GET /small.html HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip;q=0, br\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    // Level 9 compresses at least as well as level 1.
+    let l1 = get_gz(port, "/large.html").body.len();
+    let l9 = get_gz(port, "/level9/large.html").body.len();
+    assert!(l9 <= l1, "level 9 {l9} bytes, level 1 {l1}");
+}
+
+#[test]
+fn what_is_not_compressed() {
+    let s = site();
+    let port = s.p.port;
+    // Type not in gzip_types, too short, gzip off, a Via without gzip_proxied, a disabled
+    // browser.
+    for (path, extra) in [
+        ("/data.bin", ""),
+        ("/tiny.html", ""),
+        ("/min/small.html", ""),
+        ("/off/small.html", ""),
+        ("/small.html", "Via: 1.1 cache\r\n"),
+        ("/disable/small.html", "User-Agent: curl/7.88.1\r\n"),
+        (
+            "/disable/small.html",
+            "User-Agent: Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1)\r\n",
+        ),
+    ] {
+        let (r, _) = exchange(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\n{extra}Connection: close\r\n\r\n"),
+        );
+        assert_eq!(r.status, 200, "{path} {extra}");
+        assert_eq!(r.header("content-encoding"), None, "{path} {extra}: {r:?}");
+        assert!(r.header("content-length").is_some(), "{path} {extra}");
+    }
+    // gzip_types * and a large enough length; gzip_proxied any with Via; an expired
+    // response with `gzip_proxied expired`; a browser gzip_disable does not name.
+    for (path, extra) in [
+        ("/any/data.bin", ""),
+        ("/min/large.html", ""),
+        ("/proxied/small.html", "Via: 1.1 cache\r\n"),
+        ("/expired/small.html", "Via: 1.1 cache\r\n"),
+        ("/disable/small.html", "User-Agent: Mozilla/5.0\r\n"),
+    ] {
+        let (r, _) = exchange(
+            port,
+            &format!("GET {path} HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\n{extra}Connection: close\r\n\r\n"),
+        );
+        assert_gzipped(&r, path);
+        assert!(!gunzip(&r.body).is_empty(), "{path}");
+    }
+}
+
+#[test]
+fn http10_head_ranges_text_and_error_pages() {
+    let s = site();
+    let port = s.p.port;
+    // HTTP/1.0 is not compressed by default (gzip_http_version 1.1)...
+    let (r, _) = exchange(
+        port,
+        "GET /small.html HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(r.header("content-encoding"), None);
+    // ... and with 1.0 it is, delimited by the close (no chunks for HTTP/1.0).
+    for path in ["/v10/small.html", "/v10/large.html"] {
+        let (r, raw) = exchange(
+            port,
+            &format!(
+                "GET {path} HTTP/1.0\r\nAccept-Encoding: gzip\r\nConnection: keep-alive\r\n\r\n"
+            ),
+        );
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{path}");
+        assert_eq!(r.header("transfer-encoding"), None, "{path}");
+        assert_eq!(r.header("content-length"), None, "{path}");
+        assert_eq!(r.header("connection"), Some("close"), "{path}: {r:?}");
+        let body = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4..];
+        let want = if path.contains("small") {
+            &s.small
+        } else {
+            &s.large
+        };
+        assert_eq!(gunzip(body), want.as_bytes(), "{path}");
+    }
+    // HEAD: the gzip head (as nginx), no body.
+    let (r, raw) = exchange(
+        port,
+        "HEAD /small.html HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-length"), None);
+    assert!(raw.ends_with(b"\r\n\r\n"), "no body after a HEAD's head");
+    // A range of a compressed response: the whole body, 200 (nginx's gzip turns ranges off).
+    let (r, _) = exchange(
+        port,
+        "GET /large.html HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(gunzip(&r.body), s.large.as_bytes());
+    // Without gzip the range is served.
+    let (r, _) = exchange(
+        port,
+        "GET /large.html HTTP/1.1\r\nHost: gz\r\nRange: bytes=0-9\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &s.large.as_bytes()[..10]);
+    // `return` text (gzip_types text/plain) and a 404 page (text/html).
+    let r = get_gz(port, "/text");
+    assert_gzipped(&r, "/text");
+    assert_eq!(gunzip(&r.body), s.small.as_bytes());
+    let r = get_gz(port, "/missing.html");
+    assert_eq!(r.status, 404);
+    assert_gzipped(&r, "404");
+    assert!(String::from_utf8_lossy(&gunzip(&r.body)).contains("404 Not Found"));
+    // A short text under gzip_min_length's default of 20 bytes stays as it is.
+    let r = get_gz(port, "/short");
+    assert_eq!(r.header("content-encoding"), None);
+    // Two compressed answers on one kept-alive connection, then a plain one.
+    let (raw, _) = raw_exchange(
+        port,
+        b"GET /small.html HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\n\r\nGET /large.html HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: gzip\r\n\r\nGET /tiny.html HTTP/1.1\r\nHost: gz\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(20),
+    );
+    let mut rest = &raw[..];
+    for want in [s.small.as_bytes(), s.large.as_bytes()] {
+        let end = chunked_end(rest);
+        let r = parse_response(&rest[..end]).expect("a chunked response");
+        assert_eq!(gunzip(&r.body), want);
+        rest = &rest[end..];
+    }
+    let r = parse_response(rest).expect("the last response");
+    assert_eq!(r.body, b"tiny");
+}
+
+/// Where a response with a chunked body ends in `raw`.
+fn chunked_end(raw: &[u8]) -> usize {
+    let find = |hay: &[u8], from: usize| {
+        hay[from..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|i| from + i)
+    };
+    let mut at = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+    loop {
+        let Some(eol) = find(raw, at) else {
+            return raw.len();
+        };
+        let size = usize::from_str_radix(&String::from_utf8_lossy(&raw[at..eol]), 16).unwrap_or(0);
+        at = eol + 2;
+        if size == 0 {
+            return (at + 2).min(raw.len());
+        }
+        at += size + 2;
+    }
+}
+
+#[test]
+fn proxied_responses_are_gzipped_and_gunzipped() {
+    let s = site();
+    let port = s.p.port;
+    for (path, want) in [
+        ("/p/small.html", &s.small),
+        ("/p/large.html", &s.large),
+        ("/pu/large.html", &s.large),
+    ] {
+        let r = get_gz(port, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_gzipped(&r, path);
+        assert_eq!(gunzip(&r.body), want.as_bytes(), "{path}");
+    }
+    // HTTP/1.0 through the proxy: the close delimits it.
+    let (r, raw) = exchange(
+        port,
+        "GET /p10/large.html HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n",
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-length"), None);
+    let body = &raw[raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4..];
+    assert_eq!(gunzip(body), s.large.as_bytes());
+    // gunzip: the upstream sends the .gz (gzip_static always); a client without gzip gets
+    // it decoded, one with gzip gets it as it is.
+    let r = get_plain(port, "/gun/only.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), None, "{r:?}");
+    assert_eq!(r.body, s.large.as_bytes());
+    let r = get_gz(port, "/gun/only.txt");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&r.body), s.large.as_bytes());
+}
+
+#[test]
+fn gzip_static_and_gunzip_of_files() {
+    let s = site();
+    let port = s.p.port;
+    // on: the .gz for a client that takes gzip, the file for one that does not (with Vary).
+    let r = get_gz(port, "/st/page.html");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(
+        r.header("content-length").is_some(),
+        "the .gz is sent with its length"
+    );
+    assert_eq!(gunzip(&r.body), b"from the gz file\n");
+    let r = get_plain(port, "/st/page.html");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.body, b"plain page\n");
+    // always + gunzip: the .gz for everyone, decoded for a client without gzip.
+    let r = get_gz(port, "/sta/only.txt");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(gunzip(&r.body), s.large.as_bytes());
+    let r = get_plain(port, "/sta/only.txt");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("content-length"), None);
+    assert_eq!(r.body, s.large.as_bytes());
+    // $gzip_ratio: written for compressed answers, empty ("-") otherwise.
+    let _ = get_gz(port, "/large.html");
+    let log = s._t.path().join("logs/ratio.log");
+    let ok = proton_tests::wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("/large.html "))
+    });
+    assert!(ok, "the access log line");
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let ratio: f64 = lines
+        .lines()
+        .filter(|l| l.starts_with("/large.html "))
+        .find_map(|l| l.split(' ').nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(ratio > 3.0, "$gzip_ratio of a compressible page: {lines}");
+    assert!(lines.lines().any(|l| l == "/st/page.html -"), "{lines}");
+}
+
+#[test]
+fn http2_clients_get_gzip_too() {
+    let s = site();
+    let port = s.p.port;
+    // curl decodes (`--compressed`), over HTTP/1.1 and over h2c, for a file read in
+    // pieces, one in memory and a proxied one.
+    for (path, want) in [
+        ("/large.html", &s.large),
+        ("/small.html", &s.small),
+        ("/p/large.html", &s.large),
+    ] {
+        for h2 in [false, true] {
+            let out = Command::new("curl")
+                .args(["-s", "--compressed", "-D", "-", "-H", "Host: gz"])
+                .args(if h2 {
+                    &["--http2-prior-knowledge"][..]
+                } else {
+                    &[]
+                })
+                .arg(format!("http://127.0.0.1:{port}{path}"))
+                .output()
+                .expect("curl");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let cut = text.find("\r\n\r\n").map_or(0, |i| i + 4);
+            let head = text[..cut].to_ascii_lowercase();
+            assert!(
+                head.contains("content-encoding: gzip"),
+                "{path} h2={h2}: {head}"
+            );
+            assert!(
+                head.starts_with(if h2 { "http/2 200" } else { "http/1.1 200" }),
+                "{head}"
+            );
+            assert_eq!(&text[cut..], want.as_str(), "{path} h2={h2}");
+        }
+    }
+}
