@@ -1092,11 +1092,12 @@ impl Lower<'_> {
     }
 
     /// Argument checks of the directives that are accepted without effect (nginx's sizing
-    /// knobs and temporary paths), in every block.
+    /// knobs and temporary paths) and of the gzip directives, in every block.
     fn knobs(&mut self, block: &[Directive], depth: usize) {
         if depth > crate::ast::MAX_BLOCK_DEPTH {
             return;
         }
+        self.gzip_checks(block);
         for d in block {
             match d.name.as_str() {
                 "connection_pool_size" | "request_pool_size" => {
@@ -2843,6 +2844,227 @@ impl Lower<'_> {
             max_ranges: nearest(chain, "max_ranges")
                 .first()
                 .and_then(|d| parse_number(arg(d, 0))),
+            gzip: self.gzip(chain),
+        }
+    }
+
+    /// `gzip`, `gzip_static`, `gunzip` and the core module's `gzip_*` settings in effect.
+    /// Their arguments were checked by [`Lower::gzip_checks`] (every line, inherited or not).
+    fn gzip(&mut self, chain: &[&Level<'_>]) -> Gzip {
+        let word = |name: &str| nearest(chain, name).first().map(|d| arg(d, 0));
+        let default = Gzip::default();
+        // nginx's types slot starts every list with text/html; the lines of one level add
+        // up, and `*` anywhere means every type.
+        let mut types = default.types.clone();
+        for d in nearest(chain, "gzip_types") {
+            types.extend(d.args.iter().map(|a| a.value.to_ascii_lowercase()));
+        }
+        if types.iter().any(|t| t == "*") {
+            types = vec!["*".to_string()];
+        }
+        types.sort();
+        types.dedup();
+        let proxied = match nearest(chain, "gzip_proxied") {
+            [] => default.proxied,
+            lines => {
+                let mut p = GZIP_PROXIED_NONE;
+                for a in lines.iter().flat_map(|d| &d.args) {
+                    if let Some(flag) = gzip_proxied_flag(&mut p, &a.value) {
+                        *flag = true;
+                    }
+                }
+                p
+            }
+        };
+        // The regexes come from the nearest level with a gzip_disable line (nginx creates
+        // the level's list at its first line, even one with `msie6` only); `msie6` is a
+        // flag of its own that inner levels inherit until one sets it.
+        let mut disable = Vec::new();
+        for a in nearest(chain, "gzip_disable").iter().flat_map(|d| &d.args) {
+            if a.value != "msie6" {
+                disable.push(self.regex(&a.value, true, a.span));
+            }
+        }
+        let disable_msie6 = chain.iter().any(|l| {
+            l.get("gzip_disable")
+                .iter()
+                .any(|d| d.args.iter().any(|a| a.value == "msie6"))
+        });
+        Gzip {
+            enable: word("gzip") == Some("on"),
+            types,
+            comp_level: word("gzip_comp_level")
+                .and_then(parse_number)
+                .filter(|l| (1..=9).contains(l))
+                .unwrap_or(default.comp_level),
+            min_length: word("gzip_min_length")
+                .and_then(parse_size)
+                .unwrap_or(default.min_length),
+            vary: word("gzip_vary") == Some("on"),
+            http_version_minor: match word("gzip_http_version") {
+                Some("1.0") => 0,
+                _ => 1,
+            },
+            proxied,
+            disable_msie6,
+            disable,
+            static_mode: match word("gzip_static") {
+                Some("on") => GzipStatic::On,
+                Some("always") => GzipStatic::Always,
+                _ => GzipStatic::Off,
+            },
+            gunzip: word("gunzip") == Some("on"),
+        }
+    }
+
+    /// nginx's checks of the gzip directives' arguments, on the lines of one block: each
+    /// line is checked where it is written, whether or not a location inherits it.
+    fn gzip_checks(&mut self, block: &[Directive]) {
+        // Duplicates within a block's gzip_types lines (text/html is always there) and
+        // gzip_proxied lines are warnings in nginx.
+        let mut seen_types = vec!["text/html".to_string()];
+        'types: for d in all(block, "gzip_types") {
+            for a in &d.args {
+                if a.value == "*" {
+                    break 'types;
+                }
+                let t = a.value.to_ascii_lowercase();
+                if seen_types.contains(&t) {
+                    self.err(
+                        Diagnostic::warning(
+                            Code::NginxWarning,
+                            a.span,
+                            format!("duplicate MIME type \"{t}\""),
+                        )
+                        .label(if t == "text/html" {
+                            "text/html is always compressed"
+                        } else {
+                            "already listed"
+                        })
+                        .help("list each type once; text/html need not be listed"),
+                    );
+                } else {
+                    seen_types.push(t);
+                }
+            }
+        }
+        let mut proxied = GZIP_PROXIED_NONE;
+        for d in all(block, "gzip_proxied") {
+            for a in &d.args {
+                match gzip_proxied_flag(&mut proxied, &a.value) {
+                    Some(flag) if *flag => self.err(
+                        Diagnostic::warning(
+                            Code::NginxWarning,
+                            a.span,
+                            format!("duplicate value \"{}\"", a.value),
+                        )
+                        .label("already given")
+                        .help("give each word once"),
+                    ),
+                    Some(flag) => *flag = true,
+                    None => {
+                        let words = GZIP_PROXIED_WORDS.join(", ");
+                        let help = match did_you_mean(&a.value, GZIP_PROXIED_WORDS.iter().copied())
+                        {
+                            Some(w) => format!("did you mean \"{w}\"? the words are: {words}"),
+                            None => format!("the words are: {words}"),
+                        };
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                a.span,
+                                format!(
+                                    "invalid value \"{}\" in \"gzip_proxied\" directive",
+                                    a.value
+                                ),
+                            )
+                            .label("not a gzip_proxied word")
+                            .help(help),
+                        );
+                    }
+                }
+            }
+        }
+        for d in block {
+            match d.name.as_str() {
+                "gzip_comp_level"
+                    if !parse_number::<u8>(arg(d, 0)).is_some_and(|l| (1..=9).contains(&l)) =>
+                {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            format!("value \"{}\" must be between 1 and 9", arg(d, 0)),
+                        )
+                        .label("not a compression level")
+                        .help("gzip_comp_level 1; (fastest) … gzip_comp_level 9; (smallest)"),
+                    );
+                }
+                "gzip_buffers" | "gunzip_buffers" => {
+                    let count = parse_number::<u64>(arg(d, 0)).filter(|n| *n > 0);
+                    let size = parse_size(arg(d, 1)).filter(|s| *s > 0);
+                    for (i, ok) in [(0, count.is_some()), (1, size.is_some())] {
+                        if !ok {
+                            self.err(
+                                Diagnostic::error(
+                                    Code::BadValue,
+                                    d.arg_span(i),
+                                    format!(
+                                        "invalid value \"{}\" in \"{}\" directive",
+                                        arg(d, i),
+                                        d.name
+                                    ),
+                                )
+                                .label(if i == 0 {
+                                    "expected a number of buffers above 0"
+                                } else {
+                                    "expected a buffer size above 0"
+                                })
+                                .help(format!(
+                                    "{} 32 4k; (accepted for nginx compatibility, with no effect)",
+                                    d.name
+                                )),
+                            );
+                        }
+                    }
+                }
+                "gzip_window" | "gzip_hash" => {
+                    let (max, allowed) = if d.name == "gzip_window" {
+                        (32 * 1024, "512, 1k, 2k, 4k, 8k, 16k, or 32k")
+                    } else {
+                        (128 * 1024, "512, 1k, 2k, 4k, 8k, 16k, 32k, 64k, or 128k")
+                    };
+                    let ok = parse_size(arg(d, 0))
+                        .is_some_and(|v| v.is_power_of_two() && (512..=max).contains(&v));
+                    if !ok {
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("\"{}\" must be {allowed}", d.name),
+                            )
+                            .label("not one of nginx's sizes")
+                            .help(format!(
+                                "{} {}; (accepted for nginx compatibility, with no effect)",
+                                d.name,
+                                if d.name == "gzip_window" {
+                                    "32k"
+                                } else {
+                                    "64k"
+                                }
+                            )),
+                        );
+                    }
+                }
+                "gzip_disable" => {
+                    for a in &d.args {
+                        if a.value != "msie6" {
+                            self.regex(&a.value, true, a.span);
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
 
@@ -3710,6 +3932,49 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
+}
+
+/// The words of `gzip_proxied`, as nginx spells them.
+const GZIP_PROXIED_WORDS: [&str; 9] = [
+    "off",
+    "expired",
+    "no-cache",
+    "no-store",
+    "private",
+    "no_last_modified",
+    "no_etag",
+    "auth",
+    "any",
+];
+
+/// `gzip_proxied` before its words are read (nginx's bitmask with no bit set).
+const GZIP_PROXIED_NONE: GzipProxied = GzipProxied {
+    off: false,
+    expired: false,
+    no_cache: false,
+    no_store: false,
+    private: false,
+    no_last_modified: false,
+    no_etag: false,
+    auth: false,
+    any: false,
+};
+
+/// The flag of `p` a `gzip_proxied` word sets (nginx compares them ignoring case); `None`:
+/// not one of its words.
+fn gzip_proxied_flag<'p>(p: &'p mut GzipProxied, word: &str) -> Option<&'p mut bool> {
+    Some(match word.to_ascii_lowercase().as_str() {
+        "off" => &mut p.off,
+        "expired" => &mut p.expired,
+        "no-cache" => &mut p.no_cache,
+        "no-store" => &mut p.no_store,
+        "private" => &mut p.private,
+        "no_last_modified" => &mut p.no_last_modified,
+        "no_etag" => &mut p.no_etag,
+        "auth" => &mut p.auth,
+        "any" => &mut p.any,
+        _ => return None,
+    })
 }
 
 /// A `*_temp_path` directive as the IR keeps it (its arguments were checked by `knobs`:
