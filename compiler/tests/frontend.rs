@@ -415,7 +415,7 @@ fn flags_numbers_and_no_argument_directives() {
 fn directives_the_table_rejects_are_passed_through() {
     // Wrong context and unsupported directives reach the table check, which reports them as for
     // a .conf file, at the key.
-    let text = "{\n  \"http\": {\n    \"keepalive\": 4,\n    \"gzip\": true\n  }\n}\n";
+    let text = "{\n  \"http\": {\n    \"keepalive\": 4,\n    \"gzip_no_buffer\": true\n  }\n}\n";
     let r = read(DocFormat::Json, text);
     r.assert_clean();
     let mut diags = Diagnostics::default();

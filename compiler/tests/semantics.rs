@@ -1009,3 +1009,334 @@ fn unix_socket_upstreams_as_nginx() {
         "cannot have URI part",
     );
 }
+
+/// The diagnostics of `text` one per line (`t.conf:line:col: severity[code]: message …`).
+fn short_diagnostics(text: &str) -> String {
+    use proton_compiler::diagnostics::{render, MessageFormat};
+    let mut map = SourceMap::new();
+    let id = map.add(PathBuf::from("t.conf"), text.to_string());
+    let mut diags = Diagnostics::default();
+    let src = map.text(id).to_string();
+    let tree = proton_compiler::syntax::parse_text(id, &src, &mut diags);
+    let _ = compile_tree(&tree, &map, &mut diags);
+    render(&map, &diags, MessageFormat::Short)
+}
+
+fn gzip_of<'a>(ir: &'a Ir, l: &Location) -> &'a Gzip {
+    &settings_of(ir, l).gzip
+}
+
+#[test]
+fn gzip_defaults_are_nginx_ones() {
+    let ir = ok(&server("location / { }"));
+    let g = gzip_of(&ir, loc(&ir, "/"));
+    assert_eq!(*g, Gzip::default());
+    assert!(!g.enable);
+    assert_eq!(g.types, ["text/html"]);
+    assert_eq!((g.comp_level, g.min_length), (1, 20));
+    assert!(!g.vary && !g.disable_msie6 && !g.gunzip);
+    assert_eq!(g.http_version_minor, 1);
+    assert!(g.proxied.off && !g.proxied.any && !g.proxied.expired);
+    assert!(g.disable.is_empty());
+    assert_eq!(g.static_mode, GzipStatic::Off);
+    // Written out as nginx's defaults, the same record.
+    let ir = ok(&server(
+        "gzip off; gzip_types text/html; gzip_comp_level 1; gzip_min_length 20; gzip_vary off;\n\
+         gzip_http_version 1.1; gzip_proxied off; gzip_static off; gunzip off; gzip_buffers 32 4k;\n\
+         gunzip_buffers 32 4k; gzip_window 32k; gzip_hash 64k;",
+    ));
+    assert_eq!(*gzip_of(&ir, server_default(&ir)), Gzip::default());
+}
+
+#[test]
+fn gzip_settings_are_read_and_inherited() {
+    let ir = ok("events {}\nhttp {\n gzip on;\n gzip_types text/CSS application/json text/css;\n \
+         gzip_comp_level 6;\n gzip_min_length 1k;\n gzip_vary on;\n gzip_http_version 1.0;\n \
+         gzip_static always;\n gunzip on;\n server {\n  listen 80;\n  location /a { }\n  \
+         location /b { gzip_types image/svg+xml; gzip_comp_level 9; gzip_static on; location /b/c { gzip off; } }\n  \
+         location /d { gzip_types text/plain *; }\n }\n}\n");
+    let a = gzip_of(&ir, loc(&ir, "/a"));
+    assert!(a.enable && a.vary && a.gunzip);
+    // Lowercase, sorted, deduplicated, text/html always there.
+    assert_eq!(a.types, ["application/json", "text/css", "text/html"]);
+    assert_eq!(
+        (a.comp_level, a.min_length, a.http_version_minor),
+        (6, 1024, 0)
+    );
+    assert_eq!(a.static_mode, GzipStatic::Always);
+    // A level with gzip_types replaces its parent's list (text/html stays).
+    let b = gzip_of(&ir, loc(&ir, "/b"));
+    assert_eq!(b.types, ["image/svg+xml", "text/html"]);
+    assert_eq!((b.comp_level, b.static_mode), (9, GzipStatic::On));
+    assert!(b.enable);
+    let c = gzip_of(&ir, loc(&ir, "/b/c"));
+    assert!(!c.enable);
+    assert_eq!(c.types, ["image/svg+xml", "text/html"]);
+    assert_eq!(c.comp_level, 9);
+    assert_eq!(gzip_of(&ir, loc(&ir, "/d")).types, ["*"]);
+    // The lines of one level add up, as nginx's types slot.
+    let ir = ok(&server("gzip_types text/css; gzip_types text/xml;"));
+    assert_eq!(
+        gzip_of(&ir, server_default(&ir)).types,
+        ["text/css", "text/html", "text/xml"]
+    );
+}
+
+#[test]
+fn gzip_in_an_if_of_a_location() {
+    let ir = ok(&server(
+        "gzip on; location / { if ($arg_raw) { gzip off; } } location /z { gzip off; if ($arg_z) { gzip on; } }",
+    ));
+    let ifs: Vec<&Location> = ir
+        .locations
+        .iter()
+        .filter(|l| l.kind == LocationKind::If)
+        .collect();
+    // (An `if` block carries its location's name: find the locations by kind.)
+    let prefix = |name: &str| {
+        ir.locations
+            .iter()
+            .find(|l| l.kind == LocationKind::Prefix && ir.text_of(l.name) == name)
+            .unwrap_or_else(|| panic!("no location {name}"))
+    };
+    assert_eq!(ifs.len(), 2);
+    assert!(!gzip_of(&ir, ifs[0]).enable);
+    assert!(gzip_of(&ir, prefix("/")).enable);
+    assert!(gzip_of(&ir, ifs[1]).enable);
+    assert!(!gzip_of(&ir, prefix("/z")).enable);
+    // nginx takes gzip in an `if` of a location only.
+    assert_error(
+        &server("if ($arg_z) { gzip on; }"),
+        "\"gzip\" directive is not allowed here",
+    );
+    // The other gzip directives are not "if in location" ones.
+    assert_error(
+        &server("location / { if ($arg_z) { gzip_comp_level 5; } }"),
+        "\"gzip_comp_level\" directive is not allowed here",
+    );
+}
+
+#[test]
+fn gzip_proxied_flags_are_the_words_written() {
+    let p = |body: &str| {
+        let ir = ok(&server(body));
+        gzip_of(&ir, server_default(&ir)).proxied
+    };
+    let none = GzipProxied {
+        off: false,
+        ..GzipProxied::default()
+    };
+    assert_eq!(p(""), GzipProxied::default());
+    assert_eq!(p("gzip_proxied any;"), GzipProxied { any: true, ..none });
+    assert_eq!(
+        p("gzip_proxied expired no-cache no-store private no_last_modified no_etag auth;"),
+        GzipProxied {
+            expired: true,
+            no_cache: true,
+            no_store: true,
+            private: true,
+            no_last_modified: true,
+            no_etag: true,
+            auth: true,
+            ..none
+        }
+    );
+    // nginx ORs the bits: `off` with others keeps the off bit; case does not matter; the
+    // lines of one level add up.
+    assert_eq!(
+        p("gzip_proxied off ANY;"),
+        GzipProxied {
+            off: true,
+            any: true,
+            ..none
+        }
+    );
+    assert_eq!(
+        p("gzip_proxied auth; gzip_proxied expired;"),
+        GzipProxied {
+            auth: true,
+            expired: true,
+            ..none
+        }
+    );
+    // A location's gzip_proxied replaces the inherited one.
+    let ir = ok(&server(
+        "gzip_proxied any; location / { gzip_proxied auth; } location /i { }",
+    ));
+    assert_eq!(
+        gzip_of(&ir, loc(&ir, "/")).proxied,
+        GzipProxied { auth: true, ..none }
+    );
+    assert_eq!(
+        gzip_of(&ir, loc(&ir, "/i")).proxied,
+        GzipProxied { any: true, ..none }
+    );
+    // An unknown word names the allowed ones; a repeated one is nginx's warning.
+    let d = short_diagnostics(&server("gzip_proxied expired nocache;"));
+    assert!(
+        d.contains(
+            "t.conf:5:26: error[E0006]: invalid value \"nocache\" in \"gzip_proxied\" directive"
+        ),
+        "{d}"
+    );
+    assert!(d.contains("did you mean \"no-cache\"?"), "{d}");
+    assert!(
+        d.contains(
+            "off, expired, no-cache, no-store, private, no_last_modified, no_etag, auth, any"
+        ),
+        "{d}"
+    );
+    let (_, warnings) = compile(&server("gzip_proxied any expired Any;")).expect("compiles");
+    assert_eq!(warnings, ["duplicate value \"Any\""]);
+}
+
+#[test]
+fn gzip_disable_msie6_and_regexes() {
+    let ir = ok("events {}\nhttp {\n gzip_disable msie6 \"^Mozilla/4\";\n server {\n  listen 80;\n  \
+         location /a { }\n  location /b { gzip_disable \"curl\" \"Wget\"; }\n  location /c { gzip_disable msie6; }\n }\n}\n");
+    let a = gzip_of(&ir, loc(&ir, "/a"));
+    assert!(a.disable_msie6);
+    let re = |g: &Gzip| -> Vec<(String, bool)> {
+        g.disable
+            .iter()
+            .map(|id| {
+                let r = &ir.regexes[id.0 as usize];
+                (r.pattern.clone(), r.case_insensitive)
+            })
+            .collect()
+    };
+    assert_eq!(re(a), [("^Mozilla/4".to_string(), true)]);
+    // A level with gzip_disable has its own regexes; msie6 from outside stays (nginx merges
+    // the two apart).
+    let b = gzip_of(&ir, loc(&ir, "/b"));
+    assert!(b.disable_msie6);
+    assert_eq!(
+        re(b),
+        [("curl".to_string(), true), ("Wget".to_string(), true)]
+    );
+    // `gzip_disable msie6;` alone starts an empty list of regexes, as nginx.
+    let c = gzip_of(&ir, loc(&ir, "/c"));
+    assert!(c.disable_msie6 && c.disable.is_empty());
+    // A bad regex is reported like the others, at its argument.
+    let d = short_diagnostics(&server("location / { gzip_disable msie6 \"(x\"; }"));
+    assert!(
+        d.contains("t.conf:5:37: error[E0011]: invalid regular expression \"(x\""),
+        "{d}"
+    );
+}
+
+#[test]
+fn gzip_comp_level_outside_one_to_nine_is_refused() {
+    for (level, col) in [("0", 21), ("10", 21)] {
+        let text = server(&format!("gzip_comp_level {level};"));
+        assert_error(&text, &format!("value \"{level}\" must be between 1 and 9"));
+        let d = short_diagnostics(&text);
+        assert!(
+            d.contains(&format!(
+                "t.conf:5:{col}: error[E0006]: value \"{level}\" must be between 1 and 9"
+            )),
+            "{d}"
+        );
+        assert!(d.contains("help: gzip_comp_level 1;"), "{d}");
+    }
+    // Also where no location inherits it (a server that sets its own).
+    assert_error(
+        "events {}\nhttp {\n gzip_comp_level 10;\n server { listen 80; gzip_comp_level 5; }\n}\n",
+        "value \"10\" must be between 1 and 9",
+    );
+    assert_error(&server("gzip_comp_level -1;"), "invalid value \"-1\"");
+    for level in 1..=9 {
+        let ir = ok(&server(&format!("gzip_comp_level {level};")));
+        assert_eq!(gzip_of(&ir, server_default(&ir)).comp_level, level);
+    }
+}
+
+#[test]
+fn gzip_no_effect_directives_have_nginx_checks() {
+    ok(&server(
+        "gzip_buffers 16 8k; gunzip_buffers 4 1m; gzip_window 512; gzip_hash 1k;",
+    ));
+    for w in ["512", "1k", "2k", "4k", "8k", "16k", "32k"] {
+        ok(&server(&format!("gzip_window {w};")));
+    }
+    for h in ["512", "1k", "8k", "64k", "128k"] {
+        ok(&server(&format!("gzip_hash {h};")));
+    }
+    assert_error(
+        &server("gzip_window 64k;"),
+        "\"gzip_window\" must be 512, 1k, 2k, 4k, 8k, 16k, or 32k",
+    );
+    assert_error(
+        &server("gzip_window 1000;"),
+        "\"gzip_window\" must be 512, 1k, 2k, 4k, 8k, 16k, or 32k",
+    );
+    assert_error(
+        &server("gzip_hash 256;"),
+        "\"gzip_hash\" must be 512, 1k, 2k, 4k, 8k, 16k, 32k, 64k, or 128k",
+    );
+    assert_error(
+        &server("gzip_buffers 0 4k;"),
+        "invalid value \"0\" in \"gzip_buffers\" directive",
+    );
+    assert_error(
+        &server("gunzip_buffers 4 0;"),
+        "invalid value \"0\" in \"gunzip_buffers\" directive",
+    );
+    assert_error(&server("gzip_buffers 4;"), "invalid number of arguments");
+    assert_error(&server("gzip_min_length big;"), "invalid value \"big\"");
+    assert_error(&server("gzip_http_version 2.0;"), "invalid value \"2.0\"");
+    assert_error(&server("gzip_static maybe;"), "invalid value \"maybe\"");
+}
+
+#[test]
+fn gzip_types_duplicates_warn_as_nginx() {
+    let (ir, warnings) =
+        compile(&server("gzip_types text/css text/html TEXT/CSS;")).expect("compiles");
+    assert_eq!(
+        warnings,
+        [
+            "duplicate MIME type \"text/html\"",
+            "duplicate MIME type \"text/css\""
+        ]
+    );
+    assert_eq!(
+        gzip_of(&ir, server_default(&ir)).types,
+        ["text/css", "text/html"]
+    );
+}
+
+#[test]
+fn gzip_family_directives_without_a_row_stay_unsupported() {
+    for d in ["postpone_gzipping 1k;", "gzip_no_buffer on;"] {
+        let name = d.split(' ').next().unwrap_or_default();
+        let text = server(d);
+        assert_error(&text, &format!("\"{name}\" directive is not supported yet"));
+        assert!(
+            short_diagnostics(&text).contains("error[E0003]"),
+            "{d} is not E0003"
+        );
+    }
+}
+
+#[test]
+fn gzip_ratio_is_a_variable_and_access_log_gzip_still_works() {
+    let ir = ok(
+        "events {}\nhttp {\n log_format z '$request $gzip_ratio';\n server {\n  listen 80;\n  \
+         access_log logs/z.log z gzip=4 buffer=8k;\n  add_header X-Ratio $gzip_ratio;\n }\n}\n",
+    );
+    let f = ir
+        .log_formats
+        .iter()
+        .find(|f| f.name == "z")
+        .expect("log_format z");
+    assert!(f
+        .template
+        .parts
+        .contains(&Part::Var(Var::Builtin(Builtin::GzipRatio))));
+    match &settings_of(&ir, server_default(&ir)).access_log[..] {
+        [AccessLog::File { gzip, buffer, .. }] => {
+            assert_eq!((*gzip, *buffer), (Some(4), Some(8192)));
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1165,11 +1165,15 @@ pub(crate) mod tests {
             ("gzip_disable regex id", |ir, _| {
                 ir.settings[0].gzip.disable = vec![RegexId(7)]
             }),
-            ("gzip_comp_level", |ir, _| ir.settings[0].gzip.comp_level = 0),
+            ("gzip_comp_level", |ir, _| {
+                ir.settings[0].gzip.comp_level = 0
+            }),
             ("gzip_http_version", |ir, _| {
                 ir.settings[0].gzip.http_version_minor = 2
             }),
-            ("gzip_types order", |ir, _| ir.settings[0].gzip.types.reverse()),
+            ("gzip_types order", |ir, _| {
+                ir.settings[0].gzip.types.reverse()
+            }),
             ("gzip_types without text/html", |ir, _| {
                 ir.settings[0].gzip.types = vec!["text/css".into()]
             }),
