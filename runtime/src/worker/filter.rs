@@ -564,9 +564,8 @@ impl Worker<'_> {
         let resp = |name: &[u8]| head_field(&head[..hb], name).map(<[u8]>::to_vec);
         let plan = self.plan(conn, req, s, status, matches!(status, 204 | 304), &resp);
         let vary = (plan.vary || req.gzip_vary) && g.vary;
-        let has_body = !req.head.is_head()
-            && !matches!(status, 204 | 304)
-            && (head.len() > hb || conn.file.is_some());
+        // (An empty body still becomes a gzip stream, framed: nginx's too.)
+        let has_body = !req.head.is_head() && !matches!(status, 204 | 304);
         let framing = match plan.coding {
             None => Framing::Keep,
             Some(_) if !has_body => Framing::Keep,
