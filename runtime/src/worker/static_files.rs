@@ -671,7 +671,12 @@ fn send_file(
     }
     let use_etag = settings.etag;
     let mut ctype = std::mem::take(&mut w.scratch.ctype);
-    let (relabelled, recode) = charset_type(w, conn, req, loc, ct, &mut ctype);
+    let (relabelled, recode) = match charset_type(w, conn, req, loc, ct, &mut ctype) {
+        // A `.gz` cannot be recoded: then it is not labelled either (nginx's charset
+        // filter on gzip_static's answers).
+        (_, Some(_)) if gzipped => (false, None),
+        r => r,
+    };
     let mut wbuf = std::mem::take(&mut conn.wbuf);
     w.start_head(
         &mut wbuf,
