@@ -1340,3 +1340,27 @@ fn gzip_ratio_is_a_variable_and_access_log_gzip_still_works() {
         other => panic!("{other:?}"),
     }
 }
+
+/// An argument on a line of its own that is also a directive's name is still an argument
+/// when it cannot start that directive (nginx-tests' access_log.t: `gzip` then
+/// `buffer=1m flush=100ms` on the next line); a real missing `;` is still reported.
+#[test]
+fn a_parameter_named_like_a_directive_on_the_next_line_is_a_parameter() {
+    let ir = ok(
+        "events {}\nhttp {\n log_format t '$uri';\n server {\n  listen 80;\n  \
+         access_log logs/c.log t\n             gzip buffer=1m flush=100ms;\n }\n}\n",
+    );
+    match &settings_of(&ir, server_default(&ir)).access_log[..] {
+        [AccessLog::File { gzip, buffer, .. }] => {
+            assert_eq!((*gzip, *buffer), (Some(1), Some(1 << 20)));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = errors(
+        "events {}\nhttp {\n server {\n  listen 80;\n  root /srv\n  gzip on;\n }\n}\n",
+    );
+    assert!(
+        e.iter().any(|m| m.contains("missing \";\" after the \"root\" directive")),
+        "{e:?}"
+    );
+}

@@ -1014,6 +1014,46 @@ pub struct Settings {
     pub log_subrequest: bool,
     /// `gzip`, `gzip_static`, `gunzip` and their companions.
     pub gzip: Gzip,
+    /// `brotli` and its companions (the directives of the ngx_brotli module).
+    pub brotli: Compression,
+    /// `zstd` and its companions (the directives of the zstd-nginx-module).
+    pub zstd: Compression,
+}
+
+/// A content coding besides gzip (brotli, zstd), with the directive names of the
+/// third-party nginx modules that provide it: `X`, `X_types`, `X_comp_level`,
+/// `X_min_length`, `X_static`. The core module's `gzip_vary`, `gzip_http_version`,
+/// `gzip_proxied` and `gzip_disable` apply to it as to gzip.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Compression {
+    /// Responses are compressed on the fly.
+    pub enable: bool,
+    /// Types compressed, lowercase and sorted, `text/html` always among them; `["*"]`:
+    /// every type.
+    pub types: Vec<String>,
+    /// The encoder's level (brotli 0-11, zstd 1-19).
+    pub comp_level: u8,
+    /// A response whose `Content-Length` is smaller is sent as it is.
+    pub min_length: u64,
+    /// `X_static`: `file.br` / `file.zst` next to a file is sent instead of it.
+    pub static_mode: GzipStatic,
+    /// brotli's window as a power of two (`brotli_window`, 10-24); 0 for zstd (the
+    /// level's own).
+    pub window_log: u8,
+}
+
+impl Compression {
+    /// The settings where nothing is written: off, text/html, `level`, 20 bytes.
+    pub fn off(level: u8, window_log: u8) -> Self {
+        Compression {
+            enable: false,
+            types: vec!["text/html".to_string()],
+            comp_level: level,
+            min_length: 20,
+            static_mode: GzipStatic::Off,
+            window_log,
+        }
+    }
 }
 
 /// nginx's gzip, gzip_static and gunzip modules with the core module's shared

@@ -684,6 +684,8 @@ pub(crate) mod tests {
             mirror_request_body: true,
             log_subrequest: false,
             gzip: Default::default(),
+            brotli: crate::Compression::off(6, 19),
+            zstd: crate::Compression::off(1, 0),
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,

@@ -2845,6 +2845,8 @@ impl Lower<'_> {
                 .first()
                 .and_then(|d| parse_number(arg(d, 0))),
             gzip: self.gzip(chain),
+            brotli: proton_ir::Compression::off(6, 19),
+            zstd: proton_ir::Compression::off(1, 0),
         }
     }
 

@@ -416,6 +416,7 @@ fn split_at_depth(
             if a.quote == Quote::Bare
                 && gap.contains('\n')
                 && crate::directives::TABLE.iter().any(|s| s.name == a.value)
+                && (d.block.is_some() || starts_directive(&a.value, &d.args[i + 1..]))
             {
                 cut = Some((i, prev_end));
                 break;
@@ -455,6 +456,26 @@ fn split_at_depth(
         out.extend(split_at_depth(vec![second], text, diags, depth));
     }
     out
+}
+
+/// Whether `name` followed by `args` reads as a directive of its own: a directive name
+/// whose row takes that many arguments (and, for a flag or keyword directive, those words).
+/// An argument that only happens to be a directive's name — `access_log … test` then
+/// `gzip buffer=1m;` on the next line — is not taken for one.
+fn starts_directive(name: &str, args: &[Arg]) -> bool {
+    use crate::directives::Kind;
+    crate::directives::TABLE
+        .iter()
+        .filter(|s| s.name == name)
+        .any(|s| {
+            s.arity.accepts(args.len())
+                && match s.kind {
+                    Kind::Flag => args.iter().all(|a| matches!(a.value.as_str(), "on" | "off")),
+                    Kind::Keyword(words) => args.iter().all(|a| words.contains(&a.value.as_str())),
+                    Kind::Block => false,
+                    _ => true,
+                }
+        })
 }
 
 /// Converts a pest pair; blocks deeper than [`MAX_BLOCK_DEPTH`] (refused before parsing)
