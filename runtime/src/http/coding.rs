@@ -240,6 +240,208 @@ impl GzipEncoder {
     }
 }
 
+/// A streaming brotli encoder (one stream per response). The brotli crate's encoder cannot
+/// be reset, so one is made per response (its tables are sized by the window and level).
+pub struct BrotliEncoder {
+    w: Option<brotli::CompressorWriter<Vec<u8>>>,
+    level: u8,
+    window_log: u8,
+    totals: (u64, u64),
+}
+
+impl BrotliEncoder {
+    /// An encoder at quality `level` (0-11) with a window of 2^`window_log` bytes (10-24).
+    pub fn new(level: u8, window_log: u8) -> BrotliEncoder {
+        BrotliEncoder {
+            w: None,
+            level: level.min(11),
+            window_log: window_log.clamp(10, 24),
+            totals: (0, 0),
+        }
+    }
+
+    fn writer(&mut self) -> &mut brotli::CompressorWriter<Vec<u8>> {
+        let (q, lgwin) = (u32::from(self.level), u32::from(self.window_log));
+        self.w
+            .get_or_insert_with(|| brotli::CompressorWriter::new(Vec::new(), 4096, q, lgwin))
+    }
+
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        if let Some(w) = self.w.as_mut() {
+            let made = w.get_mut();
+            self.totals.1 += made.len() as u64;
+            out.extend_from_slice(made);
+            made.clear();
+        }
+    }
+
+    /// Compresses all of `input`, appending what the encoder gives out now.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use std::io::Write;
+        self.writer()
+            .write_all(input)
+            .map_err(|e| CodingError(e.to_string()))?;
+        self.totals.0 += input.len() as u64;
+        self.drain(out);
+        Ok(())
+    }
+
+    /// Everything given so far goes out.
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use std::io::Write;
+        self.writer()
+            .flush()
+            .map_err(|e| CodingError(e.to_string()))?;
+        self.drain(out);
+        Ok(())
+    }
+
+    /// The end of the body: the rest of the stream.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        self.writer();
+        self.drain(out);
+        if let Some(w) = self.w.take() {
+            let rest = w.into_inner();
+            self.totals.1 += rest.len() as u64;
+            out.extend_from_slice(&rest);
+        }
+        Ok(())
+    }
+
+    /// Ready for the next response (the next one makes a new stream).
+    pub fn reset(&mut self) {
+        self.w = None;
+        self.totals = (0, 0);
+    }
+
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    pub fn window_log(&self) -> u8 {
+        self.window_log
+    }
+
+    /// Body bytes taken and given out so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.totals
+    }
+}
+
+/// A streaming zstd encoder (one frame per response); its context is kept and reset
+/// between responses.
+pub struct ZstdEncoder {
+    z: zstd::stream::raw::Encoder<'static>,
+    level: u8,
+    totals: (u64, u64),
+}
+
+impl ZstdEncoder {
+    /// An encoder at `level` (1-22).
+    pub fn new(level: u8) -> Result<ZstdEncoder, CodingError> {
+        let level = level.clamp(1, 22);
+        let z = zstd::stream::raw::Encoder::new(i32::from(level))
+            .map_err(|e| CodingError(e.to_string()))?;
+        Ok(ZstdEncoder {
+            z,
+            level,
+            totals: (0, 0),
+        })
+    }
+
+    /// Runs `f` on room for [`STEP`] more bytes at the end of `out`; returns what `f` did.
+    fn step(
+        out: &mut Vec<u8>,
+        f: impl FnOnce(&mut zstd::stream::raw::OutBuffer<'_, [u8]>) -> std::io::Result<usize>,
+    ) -> Result<(usize, usize), CodingError> {
+        let old = out.len();
+        out.resize(old + STEP, 0);
+        let mut ob = zstd::stream::raw::OutBuffer::around(&mut out[old..]);
+        let r = f(&mut ob);
+        let made = ob.pos();
+        out.truncate(old + made);
+        let left = r.map_err(|e| CodingError(e.to_string()))?;
+        Ok((left, made))
+    }
+
+    /// Compresses all of `input`, appending what the encoder gives out now.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use zstd::stream::raw::Operation;
+        let mut inb = zstd::stream::raw::InBuffer::around(input);
+        while inb.pos() < input.len() {
+            let before = inb.pos();
+            let z = &mut self.z;
+            let (_, made) = Self::step(out, |ob| z.run(&mut inb, ob))?;
+            self.totals.1 += made as u64;
+            if made == 0 && inb.pos() == before {
+                return Err(CodingError("zstd made no progress".into()));
+            }
+        }
+        self.totals.0 += input.len() as u64;
+        Ok(())
+    }
+
+    /// Everything given so far goes out.
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use zstd::stream::raw::Operation;
+        loop {
+            let z = &mut self.z;
+            let (left, made) = Self::step(out, |ob| z.flush(ob))?;
+            self.totals.1 += made as u64;
+            if left == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The end of the body: the rest of the frame.
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        use zstd::stream::raw::Operation;
+        loop {
+            let z = &mut self.z;
+            let (left, made) = Self::step(out, |ob| z.finish(ob, false))?;
+            self.totals.1 += made as u64;
+            if left == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Ready for the next response, at the same level.
+    pub fn reset(&mut self) {
+        use zstd::stream::raw::Operation;
+        let _ = self.z.reinit();
+        self.totals = (0, 0);
+    }
+
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// Body bytes taken and given out so far.
+    pub fn totals(&self) -> (u64, u64) {
+        self.totals
+    }
+}
+
+impl std::fmt::Debug for BrotliEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrotliEncoder")
+            .field("level", &self.level)
+            .field("totals", &self.totals)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ZstdEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZstdEncoder")
+            .field("level", &self.level)
+            .field("totals", &self.totals)
+            .finish()
+    }
+}
+
 /// A streaming gzip decoder (`gunzip`): any number of members one after another, as nginx's
 /// gunzip filter takes them; bytes in, decoded bytes appended to the caller's `Vec`.
 pub struct GunzipDecoder {
@@ -325,6 +527,41 @@ impl std::fmt::Debug for GzipEncoder {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn brotli_and_zstd_round_trip_in_pieces_with_flushes() {
+        let body = body(300_000);
+        for piece in [1usize, 777, 65_536] {
+            let mut br = BrotliEncoder::new(5, 19);
+            let mut zs = ZstdEncoder::new(3).expect("a zstd context");
+            for round in 0..2 {
+                let (mut b, mut z) = (Vec::new(), Vec::new());
+                for (i, p) in body.chunks(piece).take(2000).enumerate() {
+                    assert!(br.feed(p, &mut b).is_ok());
+                    assert!(zs.feed(p, &mut z).is_ok());
+                    if i == 3 {
+                        assert!(br.flush(&mut b).is_ok());
+                        assert!(zs.flush(&mut z).is_ok());
+                    }
+                }
+                assert!(br.finish(&mut b).is_ok());
+                assert!(zs.finish(&mut z).is_ok());
+                let taken: usize = body.chunks(piece).take(2000).map(<[u8]>::len).sum();
+                let mut plain = Vec::new();
+                let r = brotli::Decompressor::new(&b[..], 4096).read_to_end(&mut plain);
+                assert!(r.is_ok(), "piece {piece} round {round}: {r:?}");
+                assert_eq!(plain, &body[..taken]);
+                let z_plain = zstd::stream::decode_all(&z[..]);
+                assert!(z_plain.is_ok(), "{z_plain:?}");
+                assert_eq!(z_plain.unwrap_or_default(), &body[..taken]);
+                assert_eq!(br.totals(), (taken as u64, b.len() as u64));
+                assert_eq!(zs.totals(), (taken as u64, z.len() as u64));
+                // The same encoders serve the next response.
+                br.reset();
+                zs.reset();
+            }
+        }
+    }
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
         let mut d = flate2::read::GzDecoder::new(data);

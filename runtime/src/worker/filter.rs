@@ -19,17 +19,47 @@ use super::conn::Conn;
 use super::context::RequestCtx;
 use super::request::Outcome;
 use super::Worker;
-use crate::http::coding::{Accepted, Coding, CodingError, GunzipDecoder, GzipEncoder};
+use crate::http::coding::{
+    Accepted, BrotliEncoder, Coding, CodingError, GunzipDecoder, GzipEncoder, ZstdEncoder,
+};
 use proton_ir::{LocationId, Settings};
 use std::io::Write;
 
 /// What a response's body becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
-    /// gzip it (`Content-Encoding: gzip` added).
-    Compress,
+    /// Compress it (`Content-Encoding: gzip`, `br` or `zstd` added).
+    Encode(Coding),
     /// gunzip it (`Content-Encoding` removed).
     Decompress,
+}
+
+/// The codings a response may be compressed with, in the server's order of preference
+/// (which breaks ties between equal q-values of the client).
+pub(crate) const PREFERENCE: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
+
+/// A coding's settings in `s`: whether it is on, its types, minimum length, level and
+/// window (brotli's; 0 for the others).
+pub(crate) fn knobs(s: &Settings, c: Coding) -> (bool, &[String], u64, u8, u8) {
+    match c {
+        Coding::Gzip => {
+            let g = &s.gzip;
+            (g.enable, &g.types, g.min_length, g.comp_level, 0)
+        }
+        Coding::Br | Coding::Zstd => {
+            let k = if c == Coding::Br { &s.brotli } else { &s.zstd };
+            (k.enable, &k.types, k.min_length, k.comp_level, k.window_log)
+        }
+    }
+}
+
+/// A coding's `*_static` mode and the suffix of its precompressed files.
+pub(crate) fn static_of(s: &Settings, c: Coding) -> (proton_ir::GzipStatic, &'static [u8]) {
+    match c {
+        Coding::Gzip => (s.gzip.static_mode, b".gz"),
+        Coding::Br => (s.brotli.static_mode, b".br"),
+        Coding::Zstd => (s.zstd.static_mode, b".zst"),
+    }
 }
 
 /// What the filters decided for one response.
@@ -55,6 +85,8 @@ pub(crate) enum Framing {
 /// The coding of a body.
 enum Coder {
     Gzip(GzipEncoder),
+    Br(BrotliEncoder),
+    Zstd(ZstdEncoder),
     Gunzip(GunzipDecoder),
 }
 
@@ -81,22 +113,29 @@ pub(crate) const SPARE_CODERS: usize = 8;
 const KEEP_STEP: usize = 256 * 1024;
 
 impl BodyCoder {
-    /// A coder for `dir` at gzip level `level`, from `spares` when one fits.
+    /// A coder for `dir` at `level` (and brotli's `window_log`), from `spares` when one
+    /// fits. `Err`: the encoder could not be made (zstd's context allocation).
     pub(crate) fn take(
         spares: &mut Vec<Box<BodyCoder>>,
         dir: Dir,
-        level: u8,
+        (level, window_log): (u8, u8),
         chunked: bool,
-    ) -> Box<BodyCoder> {
+    ) -> Result<Box<BodyCoder>, CodingError> {
         let fits = |c: &BodyCoder| match (&c.coder, dir) {
-            (Coder::Gzip(e), Dir::Compress) => e.level() == level,
+            (Coder::Gzip(e), Dir::Encode(Coding::Gzip)) => e.level() == level,
+            (Coder::Br(e), Dir::Encode(Coding::Br)) => {
+                e.level() == level && e.window_log() == window_log
+            }
+            (Coder::Zstd(e), Dir::Encode(Coding::Zstd)) => e.level() == level,
             _ => false,
         };
         let mut c = match spares.iter().position(|c| fits(c)) {
             Some(i) => spares.swap_remove(i),
             None => Box::new(BodyCoder {
                 coder: match dir {
-                    Dir::Compress => Coder::Gzip(GzipEncoder::new(u32::from(level))),
+                    Dir::Encode(Coding::Gzip) => Coder::Gzip(GzipEncoder::new(u32::from(level))),
+                    Dir::Encode(Coding::Br) => Coder::Br(BrotliEncoder::new(level, window_log)),
+                    Dir::Encode(Coding::Zstd) => Coder::Zstd(ZstdEncoder::new(level)?),
                     Dir::Decompress => Coder::Gunzip(GunzipDecoder::new()),
                 },
                 chunked,
@@ -107,19 +146,21 @@ impl BodyCoder {
             }),
         };
         c.chunked = chunked;
-        c
+        Ok(c)
     }
 
     /// Gives a finished coder back to `spares` (a gunzip decoder cannot be reset and is
     /// dropped).
     pub(crate) fn give_back(mut self: Box<Self>, spares: &mut Vec<Box<BodyCoder>>) {
-        let Coder::Gzip(e) = &mut self.coder else {
-            return;
-        };
         if spares.len() >= SPARE_CODERS {
             return;
         }
-        e.reset();
+        match &mut self.coder {
+            Coder::Gzip(e) => e.reset(),
+            Coder::Br(e) => e.reset(),
+            Coder::Zstd(e) => e.reset(),
+            Coder::Gunzip(_) => return,
+        }
         self.ended = false;
         self.failed = false;
         for b in [&mut self.out, &mut self.input] {
@@ -135,12 +176,19 @@ impl BodyCoder {
     pub(crate) fn totals(&self) -> (u64, u64) {
         match &self.coder {
             Coder::Gzip(e) => e.totals(),
+            Coder::Br(e) => e.totals(),
+            Coder::Zstd(e) => e.totals(),
             Coder::Gunzip(d) => d.totals(),
         }
     }
 
-    /// Whether this coder compresses.
+    /// Whether this coder compresses (else it decompresses).
     pub(crate) fn compresses(&self) -> bool {
+        !matches!(self.coder, Coder::Gunzip(_))
+    }
+
+    /// Whether this coder makes gzip (`$gzip_ratio` is its ratio only).
+    pub(crate) fn gzips(&self) -> bool {
         matches!(self.coder, Coder::Gzip(_))
     }
 
@@ -158,6 +206,20 @@ impl BodyCoder {
         self.out.clear();
         let r = match &mut self.coder {
             Coder::Gzip(e) => e.feed(input, &mut self.out).and_then(|()| {
+                if flush {
+                    e.flush(&mut self.out)
+                } else {
+                    Ok(())
+                }
+            }),
+            Coder::Br(e) => e.feed(input, &mut self.out).and_then(|()| {
+                if flush {
+                    e.flush(&mut self.out)
+                } else {
+                    Ok(())
+                }
+            }),
+            Coder::Zstd(e) => e.feed(input, &mut self.out).and_then(|()| {
                 if flush {
                     e.flush(&mut self.out)
                 } else {
@@ -183,6 +245,8 @@ impl BodyCoder {
         self.out.clear();
         let r = match &mut self.coder {
             Coder::Gzip(e) => e.finish(&mut self.out),
+            Coder::Br(e) => e.finish(&mut self.out),
+            Coder::Zstd(e) => e.finish(&mut self.out),
             Coder::Gunzip(d) => d.finish(&mut self.out),
         };
         self.emit(out);
@@ -309,8 +373,10 @@ pub(crate) fn edit_head(
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
-    if coding == Some(Dir::Compress) {
-        out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    if let Some(Dir::Encode(c)) = coding {
+        out.extend_from_slice(b"Content-Encoding: ");
+        out.extend_from_slice(c.token());
+        out.extend_from_slice(b"\r\n");
     }
     if vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
@@ -347,9 +413,42 @@ fn cache_control_has(v: &[u8], directive: &[u8]) -> bool {
 
 impl Worker<'_> {
     /// nginx's `ngx_http_gzip_ok`: whether the client of `req` may get gzip, given the
-    /// response's header fields (`resp`, for `gzip_proxied`). Decided once per request, as
-    /// nginx (`r->gzip_tested`).
+    /// response's header fields (`resp`, for `gzip_proxied`).
     pub(crate) fn gzip_ok(
+        &self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        s: &Settings,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> bool {
+        self.best_coding(conn, req, s, resp, &[Coding::Gzip])
+            .is_some()
+    }
+
+    /// The coding among `offered` (in the server's order of preference) the client of
+    /// `req` takes best, if it may get a compressed response at all (nginx's
+    /// `ngx_http_gzip_ok`, applied to every coding).
+    pub(crate) fn best_coding(
+        &self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        s: &Settings,
+        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        offered: &[Coding],
+    ) -> Option<Coding> {
+        let ae = super::vars::header(&req.head, &conn.rbuf, b"accept-encoding")?;
+        // nginx's quick test of the most common value first.
+        let best = if offered == [Coding::Gzip] && ae.starts_with(b"gzip,") {
+            Some(Coding::Gzip)
+        } else {
+            Accepted::parse(ae).best(offered)
+        };
+        best.filter(|_| self.client_ok(conn, req, s, resp))
+    }
+
+    /// The rest of `ngx_http_gzip_ok` (subrequests, `gzip_disable`, `gzip_http_version`,
+    /// `gzip_proxied`), decided once per request as nginx (`r->gzip_tested`).
+    fn client_ok(
         &self,
         conn: &Conn,
         req: &mut RequestCtx,
@@ -359,12 +458,12 @@ impl Worker<'_> {
         if let Some(ok) = req.gzip_tested {
             return ok;
         }
-        let ok = self.gzip_ok_now(conn, req, s, resp);
+        let ok = self.client_ok_now(conn, req, s, resp);
         req.gzip_tested = Some(ok);
         ok
     }
 
-    fn gzip_ok_now(
+    fn client_ok_now(
         &self,
         conn: &Conn,
         req: &RequestCtx,
@@ -376,12 +475,6 @@ impl Worker<'_> {
             return false;
         }
         let header = |name: &[u8]| super::vars::header(&req.head, &conn.rbuf, name);
-        let Some(ae) = header(b"accept-encoding") else {
-            return false;
-        };
-        if !(ae.starts_with(b"gzip,") || Accepted::parse(ae).allows(Coding::Gzip)) {
-            return false;
-        }
         let ua = header(b"user-agent");
         if g.disable_msie6 && ua.is_some_and(|ua| crate::http::response::Browser::of(ua).msie6) {
             return false;
@@ -475,27 +568,38 @@ impl Worker<'_> {
             }
             return plan;
         }
-        if !g.enable || !matches!(status, 200 | 403 | 404) || encoding.is_some() || header_only {
+        if !matches!(status, 200 | 403 | 404) || encoding.is_some() || header_only {
             return plan;
         }
         let length = resp(b"content-length")
             .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok());
-        if length.is_some_and(|n| n < g.min_length) {
-            return plan;
+        let content_type = resp(b"content-type");
+        // The codings whose own settings take this response (each module's header filter).
+        let mut offered = [Coding::Gzip; 3];
+        let mut n = 0;
+        for c in PREFERENCE {
+            let (on, types, min_length, _, _) = knobs(s, c);
+            if on
+                && length.is_none_or(|len| len >= min_length)
+                && type_listed(types, content_type.as_deref())
+            {
+                offered[n] = c;
+                n += 1;
+            }
         }
-        if !type_listed(&g.types, resp(b"content-type").as_deref()) {
+        if n == 0 {
             return plan;
         }
         plan.vary = true;
-        if self.gzip_ok(conn, req, s, resp) {
-            plan.coding = Some(Dir::Compress);
-        }
+        plan.coding = self
+            .best_coding(conn, req, s, resp, &offered[..n])
+            .map(Dir::Encode);
         plan
     }
 
-    /// Whether a response of this kind from location `s` would be gzipped (asked by the
+    /// Whether a response of this kind from location `s` would be compressed (asked by the
     /// static handler before it decides on ranges: nginx's gzip filter turns ranges off).
-    pub(crate) fn will_gzip(
+    pub(crate) fn will_compress(
         &self,
         conn: &Conn,
         req: &mut RequestCtx,
@@ -504,7 +608,7 @@ impl Worker<'_> {
         content_type: &[u8],
         length: u64,
     ) -> bool {
-        if !s.gzip.enable {
+        if !(s.gzip.enable || s.brotli.enable || s.zstd.enable) {
             return false;
         }
         let len = length.to_string();
@@ -513,7 +617,10 @@ impl Worker<'_> {
             b"content-length" => Some(len.as_bytes().to_vec()),
             _ => None,
         };
-        self.plan(conn, req, s, status, false, &resp).coding == Some(Dir::Compress)
+        matches!(
+            self.plan(conn, req, s, status, false, &resp).coding,
+            Some(Dir::Encode(_))
+        )
     }
 
     /// The filters on an answer Proton made itself (a file, a `return`, an error page, a
@@ -548,7 +655,8 @@ impl Worker<'_> {
             return;
         };
         let g = &s.gzip;
-        if !(g.enable || g.gunzip || (req.gzip_vary && g.vary)) || req.coder.is_some() {
+        let any = g.enable || g.gunzip || s.brotli.enable || s.zstd.enable;
+        if !(any || (req.gzip_vary && g.vary)) || req.coder.is_some() {
             return;
         }
         let hb = out.header_bytes;
@@ -592,12 +700,30 @@ impl Worker<'_> {
             conn.wbuf = edited;
             return;
         };
-        let mut coder = BodyCoder::take(
+        let mut coder = match BodyCoder::take(
             &mut self.spare_coders,
             dir,
-            g.comp_level,
+            params(s, dir),
             framing == Framing::Chunked,
-        );
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                // (The head says it is compressed: the answer cannot go out as it is.)
+                crate::elog!(
+                    self.elog,
+                    Alert,
+                    "compression failed to start ({}), client: {}",
+                    e.0,
+                    conn.peer.ip()
+                );
+                self.pool.put(head);
+                self.pool.put(edited);
+                out.close = true;
+                conn.close_after = true;
+                conn.file = None;
+                return;
+            }
+        };
         let body = &head[hb..];
         let file = conn.file.is_some();
         let mut r = coder.code(body, false, &mut edited);
@@ -636,13 +762,24 @@ impl Worker<'_> {
     /// to the worker's spares.
     pub(crate) fn end_coding(&mut self, req: &mut RequestCtx) {
         if let Some(c) = req.coder.take() {
-            if c.compresses() {
+            if c.gzips() {
                 // nginx counts the gzip trailer's 8 bytes in.
                 let (zin, zout) = c.totals();
                 req.gzip_ratio = Some((zin, zout + 8));
             }
             c.give_back(&mut self.spare_coders);
         }
+    }
+}
+
+/// The level and window of the coder for `dir` under `s`.
+pub(crate) fn params(s: &Settings, dir: Dir) -> (u8, u8) {
+    match dir {
+        Dir::Encode(c) => {
+            let (_, _, _, level, window) = knobs(s, c);
+            (level, window)
+        }
+        Dir::Decompress => (0, 0),
     }
 }
 
@@ -672,7 +809,13 @@ mod tests {
     #[test]
     fn a_compressed_head_loses_length_and_ranges_and_gets_a_weak_etag() {
         let mut out = Vec::new();
-        edit_head(HEAD, Some(Dir::Compress), true, Framing::Chunked, &mut out);
+        edit_head(
+            HEAD,
+            Some(Dir::Encode(Coding::Gzip)),
+            true,
+            Framing::Chunked,
+            &mut out,
+        );
         let h = text(&out);
         assert!(!h.contains("Content-Length"), "{h}");
         assert!(!h.contains("Accept-Ranges"), "{h}");
@@ -705,7 +848,13 @@ mod tests {
         assert!(h.contains("ETag: W/\"abc-40\"\r\n"), "{h}");
         // An ETag not in quotes goes (nginx).
         let odd = b"HTTP/1.1 200 OK\r\nETag: abc\r\n\r\n";
-        edit_head(odd, Some(Dir::Compress), false, Framing::Keep, &mut out);
+        edit_head(
+            odd,
+            Some(Dir::Encode(Coding::Gzip)),
+            false,
+            Framing::Keep,
+            &mut out,
+        );
         assert_eq!(
             text(&out),
             "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n"
@@ -780,7 +929,8 @@ mod tests {
             .collect();
         let mut spares = Vec::new();
         for chunked in [true, false] {
-            let mut c = BodyCoder::take(&mut spares, Dir::Compress, 1, chunked);
+            let mut c = BodyCoder::take(&mut spares, Dir::Encode(Coding::Gzip), (1, 0), chunked)
+                .expect("gzip");
             let mut out = Vec::new();
             for piece in body.chunks(7_001) {
                 assert!(c.code(piece, false, &mut out).is_ok());
@@ -793,7 +943,8 @@ mod tests {
             // (The gzip trailer's 8 bytes are not in the encoder's count.)
             assert_eq!(zout + 8, gz.len() as u64);
             // Decoding it again through a gunzip coder, in odd pieces.
-            let mut d = BodyCoder::take(&mut spares, Dir::Decompress, 1, false);
+            let mut d =
+                BodyCoder::take(&mut spares, Dir::Decompress, (0, 0), false).expect("gunzip");
             let mut plain = Vec::new();
             for piece in gz.chunks(333) {
                 assert!(d.code(piece, false, &mut plain).is_ok());
@@ -805,7 +956,8 @@ mod tests {
             assert_eq!(spares.len(), 1, "gzip coders are kept, gunzip ones are not");
         }
         // code_tail: the bytes after `from` are replaced by their coding.
-        let mut c = BodyCoder::take(&mut spares, Dir::Compress, 1, false);
+        let mut c =
+            BodyCoder::take(&mut spares, Dir::Encode(Coding::Gzip), (1, 0), false).expect("gzip");
         assert!(spares.is_empty(), "the spare is reused");
         let mut buf = b"HEAD".to_vec();
         buf.extend_from_slice(&body[..1000]);
@@ -817,7 +969,7 @@ mod tests {
     #[test]
     fn a_corrupt_gzip_stream_fails_once_and_gives_nothing_more() {
         let mut spares = Vec::new();
-        let mut d = BodyCoder::take(&mut spares, Dir::Decompress, 1, false);
+        let mut d = BodyCoder::take(&mut spares, Dir::Decompress, (0, 0), false).expect("gunzip");
         let mut out = Vec::new();
         let bad = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff];
         let first = d

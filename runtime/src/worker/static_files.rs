@@ -8,11 +8,13 @@
 use super::conn::{Conn, FileBody};
 use super::context::RequestCtx;
 use super::file_cache::{FileInfo, FileRef, OpenError};
+use super::filter;
 use super::request::Handled;
 use super::respond::end_head;
 use super::vars::header;
 use super::Worker;
 use crate::elog;
+use crate::http::coding::Coding;
 use crate::http::request::Method;
 use proton_ir::{Expires, GzipStatic, IfModifiedSince, LocationId};
 use std::fs::File;
@@ -492,10 +494,10 @@ fn send_file(
     // whole event loop until a writer came; such a file is then refused below. Through
     // the location's `open_file_cache` when it has one; with `disable_symlinks on` the
     // file is opened with O_NOFOLLOW, never from the cache.
-    let gz = gzip_static(w, conn, req, loc, path, error_status);
-    let gzipped = gz.is_some();
-    let opened = if let Some(found) = gz {
-        Ok(found)
+    let pre = precompressed(w, conn, req, loc, path, error_status);
+    let gzipped = pre.as_ref().map(|(c, _, _)| *c);
+    let opened = if let Some((_, file, meta)) = pre {
+        Ok((file, meta))
     } else if nofollow {
         open_nofollow(path)
     } else {
@@ -623,10 +625,10 @@ fn send_file(
     let ct = content_type(w.loaded, settings, path);
     // A body the gzip or gunzip filter will code has no ranges (nginx's filters turn them
     // off before the range filter runs).
-    let coded = if gzipped {
-        settings.gzip.gunzip && !w.gzip_ok(conn, req, settings, &|_| None)
-    } else {
-        w.will_gzip(conn, req, settings, status, ct, len)
+    let coded = match gzipped {
+        Some(Coding::Gzip) => settings.gzip.gunzip && !w.gzip_ok(conn, req, settings, &|_| None),
+        Some(_) => false,
+        None => w.will_compress(conn, req, settings, status, ct, len),
     };
     let ranges_on = settings.max_ranges != Some(0) && !coded;
     let buf = &conn.rbuf;
@@ -674,7 +676,7 @@ fn send_file(
     let (relabelled, recode) = match charset_type(w, conn, req, loc, ct, &mut ctype) {
         // A `.gz` cannot be recoded: then it is not labelled either (nginx's charset
         // filter on gzip_static's answers).
-        (_, Some(_)) if gzipped => (false, None),
+        (_, Some(_)) if gzipped.is_some() => (false, None),
         r => r,
     };
     let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -688,8 +690,10 @@ fn send_file(
     );
     w.scratch.ctype = ctype;
     validators(&mut wbuf, mtime, etag, use_etag);
-    if gzipped {
-        wbuf.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    if let Some(c) = gzipped {
+        wbuf.extend_from_slice(b"Content-Encoding: ");
+        wbuf.extend_from_slice(c.token());
+        wbuf.extend_from_slice(b"\r\n");
     }
     if let Some((s, e)) = content_range {
         let _ = write!(
@@ -777,49 +781,108 @@ fn send_file(
     }
 }
 
-/// nginx's gzip_static: `PATH.gz` is sent instead of `PATH` (with `Content-Encoding:
-/// gzip`) for a GET or HEAD whose client takes gzip (`on`) or any client (`always`; the
-/// gunzip filter then decodes it for those that do not take gzip). `None`: the file itself
-/// is served (no `.gz`, or the client does not take gzip — which, the `.gz` being there,
-/// still makes `gzip_vary` add its `Vary`).
-fn gzip_static(
+/// nginx's gzip_static, and the brotli and zstd modules' `brotli_static`/`zstd_static`:
+/// `PATH.gz` (`.br`, `.zst`) is sent instead of `PATH`, with its `Content-Encoding`, for a
+/// GET or HEAD whose client takes that coding (`on`; among several, the client's
+/// q-values and then the server's preference choose) or for any client (`always`: gzip
+/// first; the gunzip filter then decodes a `.gz` for those that do not take gzip). `None`:
+/// the file itself is served (no such file, or the client takes none of them — which, a
+/// `.gz` being there, still makes `gzip_vary` add its `Vary`).
+fn precompressed(
     w: &mut Worker<'_>,
     conn: &Conn,
     req: &mut RequestCtx,
     loc: LocationId,
     path: &[u8],
     error_status: Option<(u16, Option<u16>)>,
-) -> Option<(FileRef, FileInfo)> {
+) -> Option<(Coding, FileRef, FileInfo)> {
     let loaded = w.loaded;
     let s = loaded
         .ir
         .locations
         .get(loc.0 as usize)
         .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))?;
-    let mode = s.gzip.static_mode;
     let get =
         error_status.is_some() || req.xar || matches!(req.head.method, Method::Get | Method::Head);
-    if mode == GzipStatic::Off || !get || req.uri.ends_with(b"/") {
+    if !get || req.uri.ends_with(b"/") {
         return None;
     }
-    let ok = mode == GzipStatic::Always || w.gzip_ok(conn, req, s, &|_| None);
-    if !ok && !s.gzip.vary {
+    let mut on = [Coding::Gzip; 3];
+    let mut n = 0;
+    for c in filter::PREFERENCE {
+        if filter::static_of(s, c).0 == GzipStatic::On {
+            on[n] = c;
+            n += 1;
+        }
+    }
+    let always = [Coding::Gzip, Coding::Br, Coding::Zstd]
+        .into_iter()
+        .filter(|&c| filter::static_of(s, c).0 == GzipStatic::Always);
+    if n == 0 && always.clone().next().is_none() {
         return None;
     }
-    let mut gz = w.scratch.var_pool.get_mut().buf();
-    gz.extend_from_slice(path);
-    gz.extend_from_slice(b".gz");
-    let found = match symlink_check(w, conn, req, loc, &gz) {
-        Ok(true) => open_nofollow(&gz).ok(),
-        Ok(false) => open_file(w, loc, &gz).ok(),
-        Err(_) => None,
-    };
-    w.scratch.var_pool.get_mut().give_buf(gz);
-    let (file, meta) = found?;
-    if mode == GzipStatic::On {
+    // The `on` codings the client takes, best first (the next is tried when a file is
+    // missing), then the `always` ones; for Vary, whether a `.gz` the client does not get
+    // is there (nginx opens it only with gzip_vary on).
+    let mut order = [None; 6];
+    let mut k = 0;
+    while n > 0 {
+        let Some(c) = w.best_coding(conn, req, s, &|_| None, &on[..n]) else {
+            break;
+        };
+        order[k] = Some(c);
+        k += 1;
+        if let Some(i) = on[..n].iter().position(|&o| o == c) {
+            on.copy_within(i + 1..n, i);
+            n -= 1;
+        }
+    }
+    for (slot, c) in order[k..].iter_mut().zip(always) {
+        *slot = Some(c);
+    }
+    let wanted = |c: Coding| order[..k].contains(&Some(c));
+    let gz_unwanted = on[..n].contains(&Coding::Gzip) && s.gzip.vary;
+    let mut found = None;
+    let mut candidate = w.scratch.var_pool.get_mut().buf();
+    for c in order.into_iter().flatten() {
+        if let Some((file, meta)) = open_variant(w, conn, req, loc, path, c, &mut candidate) {
+            if meta.is_file {
+                found = Some((c, file, meta));
+                break;
+            }
+        }
+    }
+    if found.is_none() && gz_unwanted {
+        if open_variant(w, conn, req, loc, path, Coding::Gzip, &mut candidate).is_some() {
+            req.gzip_vary = true;
+        }
+    } else if found.as_ref().is_some_and(|(c, _, _)| wanted(*c)) {
         req.gzip_vary = true;
     }
-    (ok && meta.is_file).then_some((file, meta))
+    w.scratch.var_pool.get_mut().give_buf(candidate);
+    found
+}
+
+/// Opens `PATH` + the suffix of coding `c` (through the location's open-file cache and
+/// symlink rules) into `buf`.
+fn open_variant(
+    w: &mut Worker<'_>,
+    conn: &Conn,
+    req: &RequestCtx,
+    loc: LocationId,
+    path: &[u8],
+    c: Coding,
+    buf: &mut Vec<u8>,
+) -> Option<(FileRef, FileInfo)> {
+    let suffix = filter::static_of(w.settings_for(loc), c).1;
+    buf.clear();
+    buf.extend_from_slice(path);
+    buf.extend_from_slice(suffix);
+    match symlink_check(w, conn, req, loc, buf) {
+        Ok(true) => open_nofollow(buf).ok(),
+        Ok(false) => open_file(w, loc, buf).ok(),
+        Err(_) => None,
+    }
 }
 
 /// Largest multipart/byteranges body built in memory.

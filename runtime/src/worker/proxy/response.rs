@@ -477,7 +477,30 @@ impl Worker<'_> {
             conn.wbuf = out;
         }
         conn.wbuf.extend_from_slice(b"\r\n");
-        if let Some((coding, vary)) = plan.filter(|&(c, v)| c.is_some() || v) {
+        if let Some((mut coding, vary)) = plan.filter(|&(c, v)| c.is_some() || v) {
+            let mut coder = None;
+            if let (Some(dir), true) = (coding, coded_body) {
+                let params = crate::worker::filter::params(s, dir);
+                match crate::worker::filter::BodyCoder::take(
+                    &mut self.spare_coders,
+                    dir,
+                    params,
+                    false,
+                ) {
+                    Ok(c) => coder = Some(c),
+                    Err(e) => {
+                        // Sent as it came (framed in chunks all the same).
+                        elog!(
+                            self.elog,
+                            Alert,
+                            "compression failed to start ({}), client: {}",
+                            e.0,
+                            conn.peer.ip()
+                        );
+                        coding = None;
+                    }
+                }
+            }
             let mut edited = self.pool.get();
             crate::worker::filter::edit_head(
                 &conn.wbuf,
@@ -487,13 +510,8 @@ impl Worker<'_> {
                 &mut edited,
             );
             self.pool.put(std::mem::replace(&mut conn.wbuf, edited));
-            if let (Some(dir), true, Some(req)) = (coding, coded_body, conn.req.as_deref_mut()) {
-                req.coder = Some(crate::worker::filter::BodyCoder::take(
-                    &mut self.spare_coders,
-                    dir,
-                    s.gzip.comp_level,
-                    false,
-                ));
+            if let Some(req) = conn.req.as_deref_mut() {
+                req.coder = coder;
             }
         }
         p.header_bytes = conn.wbuf.len() as u64;
