@@ -534,7 +534,9 @@ impl Checker<'_> {
         {
             self.template(t)?;
         }
-        self.gzip(&s.gzip)
+        self.gzip(&s.gzip)?;
+        compression("brotli", &s.brotli, 0..=11)?;
+        compression("zstd", &s.zstd, 1..=22)
     }
 
     fn gzip(&self, g: &Gzip) -> Result<(), VerifyError> {
@@ -547,17 +549,43 @@ impl Checker<'_> {
         check(g.http_version_minor <= 1, || {
             format!("gzip_http_version 1.{}", g.http_version_minor)
         })?;
-        let t = &g.types;
-        check(
-            t == &["*"]
-                || (t.iter().any(|t| t == "text/html")
-                    && t.windows(2).all(|w| w[0] < w[1])
-                    && t.iter().all(|t| {
-                        !t.is_empty() && t != "*" && !t.bytes().any(|b| b.is_ascii_uppercase())
-                    })),
-            || format!("gzip_types {t:?}: sorted, distinct, lowercase, with text/html, or [\"*\"]"),
-        )
+        types("gzip", &g.types)
     }
+}
+
+/// A `*_types` list: `["*"]`, or sorted, distinct, lowercase types with text/html.
+fn types(name: &str, t: &[String]) -> Result<(), VerifyError> {
+    check(
+        t == ["*"]
+            || (t.iter().any(|t| t == "text/html")
+                && t.windows(2).all(|w| w[0] < w[1])
+                && t.iter().all(|t| {
+                    !t.is_empty() && t != "*" && !t.bytes().any(|b| b.is_ascii_uppercase())
+                })),
+        || format!("{name}_types {t:?}: sorted, distinct, lowercase, with text/html, or [\"*\"]"),
+    )
+}
+
+/// The settings of brotli or zstd (`name`): a level the encoder takes, a window of 1k to
+/// 16m as a power of two (0: the encoder's own), the types as for gzip.
+fn compression(
+    name: &str,
+    c: &Compression,
+    levels: std::ops::RangeInclusive<u8>,
+) -> Result<(), VerifyError> {
+    check(levels.contains(&c.comp_level), || {
+        format!(
+            "{name}_comp_level {} ({} to {})",
+            c.comp_level,
+            levels.start(),
+            levels.end()
+        )
+    })?;
+    check(
+        c.window_log == 0 || (10..=24).contains(&c.window_log),
+        || format!("{name} window_log {} (0, or 10 to 24)", c.window_log),
+    )?;
+    types(name, &c.types)
 }
 
 impl Ir {
@@ -924,6 +952,22 @@ pub(crate) mod tests {
             static_mode: GzipStatic::Always,
             gunzip: true,
         };
+        s.brotli = Compression {
+            enable: true,
+            types: vec!["application/json".into(), "text/html".into()],
+            comp_level: 11,
+            min_length: 256,
+            static_mode: GzipStatic::On,
+            window_log: 24,
+        };
+        s.zstd = Compression {
+            enable: true,
+            types: vec!["*".into()],
+            comp_level: 22,
+            min_length: 0,
+            static_mode: GzipStatic::Always,
+            window_log: 0,
+        };
         s.error_pages = vec![ErrorPage {
             codes: vec![404],
             response: None,
@@ -1184,6 +1228,37 @@ pub(crate) mod tests {
             }),
             ("gzip_types star among others", |ir, _| {
                 ir.settings[0].gzip.types = vec!["*".into(), "text/html".into()]
+            }),
+            ("brotli_comp_level", |ir, _| {
+                ir.settings[0].brotli.comp_level = 12
+            }),
+            ("zstd_comp_level 0", |ir, _| {
+                ir.settings[0].zstd.comp_level = 0
+            }),
+            ("zstd_comp_level 23", |ir, _| {
+                ir.settings[0].zstd.comp_level = 23
+            }),
+            ("brotli window below 1k", |ir, _| {
+                ir.settings[0].brotli.window_log = 9
+            }),
+            ("brotli window above 16m", |ir, _| {
+                ir.settings[0].brotli.window_log = 25
+            }),
+            ("zstd window", |ir, _| ir.settings[0].zstd.window_log = 31),
+            ("brotli_types order", |ir, _| {
+                ir.settings[0].brotli.types.reverse()
+            }),
+            ("brotli_types uppercase", |ir, _| {
+                ir.settings[0].brotli.types = vec!["Text/html".into()]
+            }),
+            ("zstd_types without text/html", |ir, _| {
+                ir.settings[0].zstd.types = vec!["text/css".into()]
+            }),
+            ("zstd_types star among others", |ir, _| {
+                ir.settings[0].zstd.types = vec!["*".into(), "text/html".into()]
+            }),
+            ("zstd_types duplicates", |ir, _| {
+                ir.settings[0].zstd.types = vec!["text/html".into(), "text/html".into()]
             }),
             ("map source", |ir, t| ir.maps[0].source = t),
             ("map exact value", |ir, t| ir.maps[0].exact[0].1 = t),
