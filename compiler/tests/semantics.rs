@@ -1356,11 +1356,306 @@ fn a_parameter_named_like_a_directive_on_the_next_line_is_a_parameter() {
         }
         other => panic!("{other:?}"),
     }
-    let e = errors(
-        "events {}\nhttp {\n server {\n  listen 80;\n  root /srv\n  gzip on;\n }\n}\n",
-    );
+    let e = errors("events {}\nhttp {\n server {\n  listen 80;\n  root /srv\n  gzip on;\n }\n}\n");
     assert!(
-        e.iter().any(|m| m.contains("missing \";\" after the \"root\" directive")),
+        e.iter()
+            .any(|m| m.contains("missing \";\" after the \"root\" directive")),
         "{e:?}"
     );
+}
+
+fn brotli_of<'a>(ir: &'a Ir, l: &Location) -> &'a Compression {
+    &settings_of(ir, l).brotli
+}
+
+fn zstd_of<'a>(ir: &'a Ir, l: &Location) -> &'a Compression {
+    &settings_of(ir, l).zstd
+}
+
+#[test]
+fn brotli_and_zstd_defaults_are_the_modules_ones() {
+    let ir = ok(&server("location / { }"));
+    let b = brotli_of(&ir, loc(&ir, "/"));
+    assert_eq!(*b, Compression::off(6, 19));
+    assert!(!b.enable);
+    assert_eq!(b.types, ["text/html"]);
+    assert_eq!((b.comp_level, b.min_length, b.window_log), (6, 20, 19));
+    assert_eq!(b.static_mode, GzipStatic::Off);
+    let z = zstd_of(&ir, loc(&ir, "/"));
+    assert_eq!(*z, Compression::off(1, 0));
+    assert_eq!((z.comp_level, z.min_length, z.window_log), (1, 20, 0));
+    // Written out as the modules' defaults, the same records.
+    let ir = ok(&server(
+        "brotli off; brotli_types text/html; brotli_comp_level 6; brotli_min_length 20;\n\
+         brotli_window 512k; brotli_static off; brotli_buffers 32 4k;\n\
+         zstd off; zstd_types text/html; zstd_comp_level 1; zstd_min_length 20; zstd_static off;\n\
+         zstd_buffers 32 4k;",
+    ));
+    let l = server_default(&ir);
+    assert_eq!(*brotli_of(&ir, l), Compression::off(6, 19));
+    assert_eq!(*zstd_of(&ir, l), Compression::off(1, 0));
+    // …with nginx's duplicate warnings for the text/html written out.
+    let (_, warnings) =
+        compile(&server("brotli_types text/html; zstd_types text/html;")).expect("compiles");
+    assert_eq!(warnings, ["duplicate MIME type \"text/html\""; 2]);
+}
+
+#[test]
+fn brotli_and_zstd_settings_are_read_and_inherited() {
+    let ir = ok("events {}\nhttp {\n brotli on;\n brotli_types text/CSS application/json text/css;\n \
+         brotli_comp_level 11;\n brotli_min_length 1k;\n brotli_window 4m;\n brotli_static always;\n \
+         zstd on;\n zstd_types image/SVG+xml;\n zstd_comp_level 19;\n zstd_min_length 256;\n \
+         zstd_static on;\n server {\n  listen 80;\n  location /a { }\n  \
+         location /b { brotli_types text/plain; brotli_comp_level 0; brotli_static on; zstd_comp_level 22;\n   \
+         location /b/c { brotli off; zstd off; brotli_window 1k; } }\n  \
+         location /d { brotli_types text/plain *; zstd_types *; zstd_static always; }\n }\n}\n");
+    let a = brotli_of(&ir, loc(&ir, "/a"));
+    assert_eq!(
+        *a,
+        Compression {
+            enable: true,
+            // Lowercase, sorted, deduplicated, text/html always there.
+            types: vec![
+                "application/json".into(),
+                "text/css".into(),
+                "text/html".into()
+            ],
+            comp_level: 11,
+            min_length: 1024,
+            static_mode: GzipStatic::Always,
+            window_log: 22,
+        }
+    );
+    let az = zstd_of(&ir, loc(&ir, "/a"));
+    assert_eq!(
+        *az,
+        Compression {
+            enable: true,
+            types: vec!["image/svg+xml".into(), "text/html".into()],
+            comp_level: 19,
+            min_length: 256,
+            static_mode: GzipStatic::On,
+            window_log: 0,
+        }
+    );
+    // A level with brotli_types replaces its parent's list (text/html stays); the rest is
+    // inherited directive by directive.
+    let b = brotli_of(&ir, loc(&ir, "/b"));
+    assert_eq!(b.types, ["text/html", "text/plain"]);
+    assert_eq!(
+        (
+            b.enable,
+            b.comp_level,
+            b.static_mode,
+            b.window_log,
+            b.min_length
+        ),
+        (true, 0, GzipStatic::On, 22, 1024)
+    );
+    assert_eq!(zstd_of(&ir, loc(&ir, "/b")).comp_level, 22);
+    let c = brotli_of(&ir, loc(&ir, "/b/c"));
+    assert!(!c.enable);
+    assert_eq!((c.comp_level, c.window_log), (0, 10));
+    assert_eq!(c.types, ["text/html", "text/plain"]);
+    let cz = zstd_of(&ir, loc(&ir, "/b/c"));
+    assert!(!cz.enable);
+    assert_eq!((cz.comp_level, cz.static_mode), (22, GzipStatic::On));
+    assert_eq!(brotli_of(&ir, loc(&ir, "/d")).types, ["*"]);
+    let dz = zstd_of(&ir, loc(&ir, "/d"));
+    assert_eq!(
+        (&dz.types[..], dz.static_mode),
+        (&["*".to_string()][..], GzipStatic::Always)
+    );
+    // The three codings are apart: gzip is untouched by brotli and zstd.
+    assert_eq!(*gzip_of(&ir, loc(&ir, "/a")), Gzip::default());
+    // The lines of one level add up, as nginx's types slot.
+    let ir = ok(&server("zstd_types text/css; zstd_types text/xml;"));
+    assert_eq!(
+        zstd_of(&ir, server_default(&ir)).types,
+        ["text/css", "text/html", "text/xml"]
+    );
+}
+
+#[test]
+fn brotli_and_zstd_in_an_if_of_a_location() {
+    let ir = ok(&server(
+        "brotli on; location / { if ($arg_raw) { brotli off; zstd on; } } \
+         location /z { brotli off; if ($arg_z) { brotli on; } }",
+    ));
+    let ifs: Vec<&Location> = ir
+        .locations
+        .iter()
+        .filter(|l| l.kind == LocationKind::If)
+        .collect();
+    let prefix = |name: &str| {
+        ir.locations
+            .iter()
+            .find(|l| l.kind == LocationKind::Prefix && ir.text_of(l.name) == name)
+            .unwrap_or_else(|| panic!("no location {name}"))
+    };
+    assert_eq!(ifs.len(), 2);
+    assert!(!brotli_of(&ir, ifs[0]).enable);
+    assert!(zstd_of(&ir, ifs[0]).enable);
+    assert!(brotli_of(&ir, prefix("/")).enable);
+    assert!(!zstd_of(&ir, prefix("/")).enable);
+    assert!(brotli_of(&ir, ifs[1]).enable);
+    assert!(!brotli_of(&ir, prefix("/z")).enable);
+    // As gzip: in an `if` of a location only, and only the on/off directive.
+    for d in ["brotli on;", "zstd on;"] {
+        let name = d.split(' ').next().unwrap_or_default();
+        assert_error(
+            &server(&format!("if ($arg_z) {{ {d} }}")),
+            &format!("\"{name}\" directive is not allowed here"),
+        );
+    }
+    for d in [
+        "brotli_comp_level 5;",
+        "zstd_types text/css;",
+        "brotli_static on;",
+    ] {
+        let name = d.split(' ').next().unwrap_or_default();
+        assert_error(
+            &server(&format!("location / {{ if ($arg_z) {{ {d} }} }}")),
+            &format!("\"{name}\" directive is not allowed here"),
+        );
+    }
+}
+
+#[test]
+fn brotli_and_zstd_comp_levels_outside_their_ranges_are_refused() {
+    for (d, level, col, range) in [
+        ("brotli_comp_level", "12", 23, "0 and 11"),
+        ("zstd_comp_level", "0", 21, "1 and 22"),
+        ("zstd_comp_level", "23", 21, "1 and 22"),
+    ] {
+        let text = server(&format!("{d} {level};"));
+        let d_text = short_diagnostics(&text);
+        assert!(
+            d_text.contains(&format!(
+                "t.conf:5:{col}: error[E0006]: value \"{level}\" must be between {range}"
+            )),
+            "{d_text}"
+        );
+        assert!(d_text.contains(&format!("help: {d} ")), "{d_text}");
+    }
+    // Also where no location inherits it (a server that sets its own).
+    assert_error(
+        "events {}\nhttp {\n brotli_comp_level 99;\n server { listen 80; brotli_comp_level 5; }\n}\n",
+        "value \"99\" must be between 0 and 11",
+    );
+    // zstd-nginx-module's negative (fast) levels are not taken.
+    assert_error(&server("zstd_comp_level -5;"), "invalid value \"-5\"");
+    assert_error(&server("brotli_comp_level high;"), "invalid value \"high\"");
+    for level in 0..=11 {
+        let ir = ok(&server(&format!("brotli_comp_level {level};")));
+        assert_eq!(brotli_of(&ir, server_default(&ir)).comp_level, level);
+    }
+    for level in 1..=22 {
+        let ir = ok(&server(&format!("zstd_comp_level {level};")));
+        assert_eq!(zstd_of(&ir, server_default(&ir)).comp_level, level);
+    }
+}
+
+#[test]
+fn brotli_window_is_lowered_into_its_power_of_two() {
+    for (w, log) in [
+        ("1k", 10),
+        ("1024", 10),
+        ("2k", 11),
+        ("64k", 16),
+        ("512k", 19),
+        ("1m", 20),
+        ("2048k", 21),
+        ("16m", 24),
+    ] {
+        let ir = ok(&server(&format!("brotli_window {w};")));
+        assert_eq!(
+            brotli_of(&ir, server_default(&ir)).window_log,
+            log,
+            "brotli_window {w}"
+        );
+    }
+    for w in ["512", "3k", "1000", "32m", "0"] {
+        let text = server(&format!("brotli_window {w};"));
+        let d = short_diagnostics(&text);
+        assert!(
+            d.contains(
+                "t.conf:5:19: error[E0006]: \"brotli_window\" must be 1k, 2k, 4k, 8k, 16k, \
+                 32k, 64k, 128k, 256k, 512k, 1m, 2m, 4m, 8m, or 16m"
+            ),
+            "brotli_window {w}: {d}"
+        );
+    }
+    assert_error(&server("brotli_window big;"), "invalid value \"big\"");
+    // zstd has no window directive: its window is the level's own.
+    assert_error(
+        &server("zstd_window 1m;"),
+        "\"zstd_window\" directive is not supported yet",
+    );
+}
+
+#[test]
+fn brotli_and_zstd_no_effect_and_value_checks() {
+    ok(&server("brotli_buffers 16 8k; zstd_buffers 4 1m;"));
+    for d in ["brotli_buffers", "zstd_buffers"] {
+        assert_error(
+            &server(&format!("{d} 0 4k;")),
+            &format!("invalid value \"0\" in \"{d}\" directive"),
+        );
+        assert_error(
+            &server(&format!("{d} 4 0;")),
+            &format!("invalid value \"0\" in \"{d}\" directive"),
+        );
+        assert_error(&server(&format!("{d} 4;")), "invalid number of arguments");
+    }
+    for d in ["brotli", "zstd"] {
+        assert_error(&server(&format!("{d} yes;")), "invalid value \"yes\"");
+        assert_error(
+            &server(&format!("{d}_min_length big;")),
+            "invalid value \"big\"",
+        );
+        assert_error(
+            &server(&format!("{d}_static maybe;")),
+            "invalid value \"maybe\"",
+        );
+    }
+    let (ir, warnings) =
+        compile(&server("zstd_types text/css text/html TEXT/CSS;")).expect("compiles");
+    assert_eq!(
+        warnings,
+        [
+            "duplicate MIME type \"text/html\"",
+            "duplicate MIME type \"text/css\""
+        ]
+    );
+    assert_eq!(
+        zstd_of(&ir, server_default(&ir)).types,
+        ["text/css", "text/html"]
+    );
+}
+
+#[test]
+fn brotli_and_zstd_directives_without_a_row_stay_unsupported() {
+    for d in [
+        "zstd_dict_file /etc/nginx/dict;",
+        "brotli_dictionary x;",
+        "zstd_bogus on;",
+    ] {
+        let name = d.split(' ').next().unwrap_or_default();
+        let text = if name == "zstd_dict_file" {
+            // The zstd module's only http-level (main) directive.
+            format!("events {{}}\nhttp {{\n {d}\n server {{ listen 80; }}\n}}\n")
+        } else {
+            server(d)
+        };
+        assert_error(&text, &format!("\"{name}\" directive is not supported yet"));
+        let diags = short_diagnostics(&text);
+        assert!(diags.contains("error[E0003]"), "{d} is not E0003: {diags}");
+        if name == "zstd_dict_file" {
+            assert!(
+                diags.contains("zstd dictionaries are not supported"),
+                "{diags}"
+            );
+        }
+    }
 }

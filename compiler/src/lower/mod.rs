@@ -1092,12 +1092,12 @@ impl Lower<'_> {
     }
 
     /// Argument checks of the directives that are accepted without effect (nginx's sizing
-    /// knobs and temporary paths) and of the gzip directives, in every block.
+    /// knobs and temporary paths) and of the compression directives, in every block.
     fn knobs(&mut self, block: &[Directive], depth: usize) {
         if depth > crate::ast::MAX_BLOCK_DEPTH {
             return;
         }
-        self.gzip_checks(block);
+        self.compression_checks(block);
         for d in block {
             match d.name.as_str() {
                 "connection_pool_size" | "request_pool_size" => {
@@ -2845,27 +2845,18 @@ impl Lower<'_> {
                 .first()
                 .and_then(|d| parse_number(arg(d, 0))),
             gzip: self.gzip(chain),
-            brotli: proton_ir::Compression::off(6, 19),
-            zstd: proton_ir::Compression::off(1, 0),
+            brotli: compression(chain, &BROTLI),
+            zstd: compression(chain, &ZSTD),
         }
     }
 
     /// `gzip`, `gzip_static`, `gunzip` and the core module's `gzip_*` settings in effect.
-    /// Their arguments were checked by [`Lower::gzip_checks`] (every line, inherited or not).
+    /// Their arguments were checked by [`Lower::compression_checks`] (every line, inherited
+    /// or not).
     fn gzip(&mut self, chain: &[&Level<'_>]) -> Gzip {
         let word = |name: &str| nearest(chain, name).first().map(|d| arg(d, 0));
         let default = Gzip::default();
-        // nginx's types slot starts every list with text/html; the lines of one level add
-        // up, and `*` anywhere means every type.
-        let mut types = default.types.clone();
-        for d in nearest(chain, "gzip_types") {
-            types.extend(d.args.iter().map(|a| a.value.to_ascii_lowercase()));
-        }
-        if types.iter().any(|t| t == "*") {
-            types = vec!["*".to_string()];
-        }
-        types.sort();
-        types.dedup();
+        let types = compressed_types(chain, "gzip_types");
         let proxied = match nearest(chain, "gzip_proxied") {
             [] => default.proxied,
             lines => {
@@ -2919,34 +2910,37 @@ impl Lower<'_> {
         }
     }
 
-    /// nginx's checks of the gzip directives' arguments, on the lines of one block: each
-    /// line is checked where it is written, whether or not a location inherits it.
-    fn gzip_checks(&mut self, block: &[Directive]) {
-        // Duplicates within a block's gzip_types lines (text/html is always there) and
+    /// nginx's checks of the arguments of the compression directives (gzip's, and brotli's
+    /// and zstd's as their modules check them), on the lines of one block: each line is
+    /// checked where it is written, whether or not a location inherits it.
+    fn compression_checks(&mut self, block: &[Directive]) {
+        // Duplicates within a block's `*_types` lines (text/html is always there) and
         // gzip_proxied lines are warnings in nginx.
-        let mut seen_types = vec!["text/html".to_string()];
-        'types: for d in all(block, "gzip_types") {
-            for a in &d.args {
-                if a.value == "*" {
-                    break 'types;
-                }
-                let t = a.value.to_ascii_lowercase();
-                if seen_types.contains(&t) {
-                    self.err(
-                        Diagnostic::warning(
-                            Code::NginxWarning,
-                            a.span,
-                            format!("duplicate MIME type \"{t}\""),
-                        )
-                        .label(if t == "text/html" {
-                            "text/html is always compressed"
-                        } else {
-                            "already listed"
-                        })
-                        .help("list each type once; text/html need not be listed"),
-                    );
-                } else {
-                    seen_types.push(t);
+        for name in ["gzip_types", "brotli_types", "zstd_types"] {
+            let mut seen_types = vec!["text/html".to_string()];
+            'types: for d in all(block, name) {
+                for a in &d.args {
+                    if a.value == "*" {
+                        break 'types;
+                    }
+                    let t = a.value.to_ascii_lowercase();
+                    if seen_types.contains(&t) {
+                        self.err(
+                            Diagnostic::warning(
+                                Code::NginxWarning,
+                                a.span,
+                                format!("duplicate MIME type \"{t}\""),
+                            )
+                            .label(if t == "text/html" {
+                                "text/html is always compressed"
+                            } else {
+                                "already listed"
+                            })
+                            .help("list each type once; text/html need not be listed"),
+                        );
+                    } else {
+                        seen_types.push(t);
+                    }
                 }
             }
         }
@@ -2989,20 +2983,40 @@ impl Lower<'_> {
         }
         for d in block {
             match d.name.as_str() {
-                "gzip_comp_level"
-                    if !parse_number::<u8>(arg(d, 0)).is_some_and(|l| (1..=9).contains(&l)) =>
-                {
+                "gzip_comp_level" | "brotli_comp_level" | "zstd_comp_level" => {
+                    let (low, high) = match d.name.as_str() {
+                        "gzip_comp_level" => (1, 9),
+                        "brotli_comp_level" => BROTLI.levels,
+                        _ => ZSTD.levels,
+                    };
+                    if !parse_number::<u8>(arg(d, 0)).is_some_and(|l| (low..=high).contains(&l)) {
+                        self.err(
+                            Diagnostic::error(
+                                Code::BadValue,
+                                d.arg_span(0),
+                                format!("value \"{}\" must be between {low} and {high}", arg(d, 0)),
+                            )
+                            .label("not a compression level")
+                            .help(format!(
+                                "{0} {low}; (fastest) … {0} {high}; (smallest)",
+                                d.name
+                            )),
+                        );
+                    }
+                }
+                "brotli_window" if brotli_window_log(arg(d, 0)).is_none() => {
                     self.err(
                         Diagnostic::error(
                             Code::BadValue,
                             d.arg_span(0),
-                            format!("value \"{}\" must be between 1 and 9", arg(d, 0)),
+                            "\"brotli_window\" must be 1k, 2k, 4k, 8k, 16k, 32k, 64k, 128k, 256k, \
+                             512k, 1m, 2m, 4m, 8m, or 16m",
                         )
-                        .label("not a compression level")
-                        .help("gzip_comp_level 1; (fastest) … gzip_comp_level 9; (smallest)"),
+                        .label("not one of ngx_brotli's sizes")
+                        .help("brotli_window 512k; (a power of two from 1k to 16m)"),
                     );
                 }
-                "gzip_buffers" | "gunzip_buffers" => {
+                "gzip_buffers" | "gunzip_buffers" | "brotli_buffers" | "zstd_buffers" => {
                     let count = parse_number::<u64>(arg(d, 0)).filter(|n| *n > 0);
                     let size = parse_size(arg(d, 1)).filter(|s| *s > 0);
                     for (i, ok) in [(0, count.is_some()), (1, size.is_some())] {
@@ -3934,6 +3948,91 @@ fn is_inherited_setting(name: &str) -> bool {
         && crate::directives::TABLE
             .iter()
             .any(|s| s.name == name && s.merge == crate::directives::Merge::Inherit)
+}
+
+/// The types a `*_types` directive (`name`) leaves in effect, lowercase, sorted and
+/// deduplicated: nginx's types slot starts every list with text/html; the lines of one
+/// level add up, and `*` anywhere means every type (`["*"]`).
+fn compressed_types(chain: &[&Level<'_>], name: &str) -> Vec<String> {
+    let mut types = vec!["text/html".to_string()];
+    for d in nearest(chain, name) {
+        types.extend(d.args.iter().map(|a| a.value.to_ascii_lowercase()));
+    }
+    if types.iter().any(|t| t == "*") {
+        types = vec!["*".to_string()];
+    }
+    types.sort();
+    types.dedup();
+    types
+}
+
+/// A content coding of a third-party nginx module, by the prefix of its directives.
+struct Coding {
+    /// `brotli` or `zstd`: the on/off directive, and the prefix of its companions.
+    name: &'static str,
+    /// The levels `X_comp_level` takes, lowest and highest.
+    levels: (u8, u8),
+    /// `X_comp_level`'s default.
+    level: u8,
+    /// `brotli_window`'s default as a power of two; 0: the coding has no window directive.
+    window_log: u8,
+}
+
+/// ngx_brotli: quality 0-11 (BROTLI_MIN_QUALITY, BROTLI_MAX_QUALITY), 6 by default; a
+/// 512k window.
+const BROTLI: Coding = Coding {
+    name: "brotli",
+    levels: (0, 11),
+    level: 6,
+    window_log: 19,
+};
+
+/// zstd-nginx-module: levels 1 to ZSTD_maxCLevel() (22), 1 by default; the window is the
+/// level's own.
+const ZSTD: Coding = Coding {
+    name: "zstd",
+    levels: (1, 22),
+    level: 1,
+    window_log: 0,
+};
+
+/// `brotli` or `zstd` and their companions in effect (the nearest level that writes each
+/// one, as nginx merges them). Their arguments were checked by
+/// [`Lower::compression_checks`]; a line that failed them leaves the default.
+fn compression(chain: &[&Level<'_>], c: &Coding) -> Compression {
+    let word = |suffix: &str| {
+        nearest(chain, &format!("{}{suffix}", c.name))
+            .first()
+            .map(|d| arg(d, 0))
+    };
+    Compression {
+        enable: word("") == Some("on"),
+        types: compressed_types(chain, &format!("{}_types", c.name)),
+        comp_level: word("_comp_level")
+            .and_then(parse_number)
+            .filter(|l| (c.levels.0..=c.levels.1).contains(l))
+            .unwrap_or(c.level),
+        min_length: word("_min_length").and_then(parse_size).unwrap_or(20),
+        static_mode: match word("_static") {
+            Some("on") => GzipStatic::On,
+            Some("always") => GzipStatic::Always,
+            _ => GzipStatic::Off,
+        },
+        window_log: match c.window_log {
+            0 => 0,
+            default => word("_window")
+                .and_then(brotli_window_log)
+                .unwrap_or(default),
+        },
+    }
+}
+
+/// `brotli_window`'s size as ngx_brotli takes it (a power of two from 1k to 16m, written
+/// as any nginx size: `512k`, `1m`, `1024`), as the power: 10 to 24.
+fn brotli_window_log(v: &str) -> Option<u8> {
+    parse_size(v)
+        .filter(|s| s.is_power_of_two() && (1 << 10..=1 << 24).contains(s))
+        .map(|s| s.trailing_zeros() as u8)
 }
 
 /// The words of `gzip_proxied`, as nginx spells them.

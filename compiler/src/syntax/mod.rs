@@ -470,7 +470,9 @@ fn starts_directive(name: &str, args: &[Arg]) -> bool {
         .any(|s| {
             s.arity.accepts(args.len())
                 && match s.kind {
-                    Kind::Flag => args.iter().all(|a| matches!(a.value.as_str(), "on" | "off")),
+                    Kind::Flag => args
+                        .iter()
+                        .all(|a| matches!(a.value.as_str(), "on" | "off")),
                     Kind::Keyword(words) => args.iter().all(|a| words.contains(&a.value.as_str())),
                     Kind::Block => false,
                     _ => true,
