@@ -1031,7 +1031,7 @@ pub struct Compression {
     /// Types compressed, lowercase and sorted, `text/html` always among them; `["*"]`:
     /// every type.
     pub types: Vec<String>,
-    /// The encoder's level (brotli 0-11, zstd 1-19).
+    /// The encoder's level (brotli 0-11, zstd 1-22).
     pub comp_level: u8,
     /// A response whose `Content-Length` is smaller is sent as it is.
     pub min_length: u64,

@@ -22,6 +22,37 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `from the br file` compressed with brotli (for `brotli_static`).
+fn unbrotli_input() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 20);
+        let _ = w.write_all(b"from the br file\n");
+    }
+    out
+}
+
+fn unbrotli(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let r = brotli::Decompressor::new(data, 4096).read_to_end(&mut out);
+    assert!(
+        r.is_ok(),
+        "not a valid brotli stream ({r:?}): {} bytes",
+        data.len()
+    );
+    out
+}
+
+fn unzstd(data: &[u8]) -> Vec<u8> {
+    let r = zstd::stream::decode_all(data);
+    assert!(
+        r.is_ok(),
+        "not a valid zstd stream ({r:?}): {} bytes",
+        data.len()
+    );
+    r.unwrap_or_default()
+}
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let _ = z.write_all(data);
@@ -95,6 +126,14 @@ fn site() -> Site {
     std::fs::write(root.join("st/page.html"), "plain page\n").expect("write");
     std::fs::write(root.join("st/page.html.gz"), gzip(b"from the gz file\n")).expect("write");
     std::fs::write(root.join("st/only.txt.gz"), gzip(large.as_bytes())).expect("write");
+    std::fs::write(root.join("st/page.html.br"), unbrotli_input()).expect("write");
+    std::fs::write(root.join("st/both.html"), "plain both\n").expect("write");
+    std::fs::write(root.join("st/both.html.gz"), gzip(b"gz both\n")).expect("write");
+    std::fs::write(
+        root.join("st/both.html.zst"),
+        zstd::bulk::compress(b"zst both\n", 3).unwrap_or_default(),
+    )
+    .expect("write");
     let conf = format!(
         r#"
 worker_processes 1;
@@ -132,6 +171,10 @@ http {{
         location /local/ {{ alias {root}/; gzip off; }}
         location /gun/ {{ gunzip on; proxy_pass http://127.0.0.1:{{port}}/gzs/; proxy_set_header Accept-Encoding gzip; }}
         location /gzs/ {{ alias {root}/st/; gzip off; gzip_static always; }}
+        location /all/ {{ alias {root}/; brotli on; zstd on; brotli_comp_level 5; zstd_comp_level 3; }}
+        location /bronly/ {{ alias {root}/; gzip off; brotli on; brotli_types text/plain; }}
+        location /pall/ {{ brotli on; zstd on; proxy_pass http://127.0.0.1:{{port}}/local/; }}
+        location /pre/ {{ alias {root}/st/; gzip_static on; brotli_static on; zstd_static on; }}
     }}
 }}
 "#,
@@ -445,4 +488,87 @@ fn http2_clients_get_gzip_too() {
             assert_eq!(&text[cut..], want.as_str(), "{path} h2={h2}");
         }
     }
+}
+
+fn get_with(port: u16, path: &str, ae: &str) -> Response {
+    exchange(
+        port,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: gz\r\nAccept-Encoding: {ae}\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .0
+}
+
+/// Decodes a body by its `Content-Encoding`.
+fn decode(r: &Response) -> Vec<u8> {
+    match r.header("content-encoding") {
+        Some("gzip") => gunzip(&r.body),
+        Some("br") => unbrotli(&r.body),
+        Some("zstd") => unzstd(&r.body),
+        None => r.body.clone(),
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+}
+
+#[test]
+fn brotli_and_zstd_as_the_client_prefers() {
+    let s = site();
+    let port = s.p.port;
+    // (Accept-Encoding, the coding expected) for a location with all three on.
+    for (ae, want) in [
+        ("br", Some("br")),
+        ("zstd", Some("zstd")),
+        ("gzip", Some("gzip")),
+        // Equal q-values: the server's order (br, zstd, gzip).
+        ("gzip, deflate, br, zstd", Some("br")),
+        ("gzip, zstd", Some("zstd")),
+        // The client's q-values first.
+        ("br;q=0.5, gzip", Some("gzip")),
+        ("br;q=0.2, zstd;q=0.9, gzip;q=0.5", Some("zstd")),
+        ("br;q=0, zstd;q=0, gzip;q=0", None),
+        ("identity", None),
+    ] {
+        for (path, body) in [
+            ("/all/large.html", &s.large),
+            ("/all/small.html", &s.small),
+            ("/pall/large.html", &s.large),
+        ] {
+            let r = get_with(port, path, ae);
+            assert_eq!(r.status, 200, "{path} {ae}");
+            assert_eq!(r.header("content-encoding"), want, "{path} {ae}: {r:?}");
+            if want.is_some() {
+                assert_gzipped_framing(&r, path);
+            }
+            assert_eq!(decode(&r), body.as_bytes(), "{path} {ae}");
+        }
+    }
+    // brotli's own types: text/plain only there (and text/html, always).
+    let r = get_with(port, "/bronly/small.html", "br");
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    // Precompressed files: the client's choice among those that exist.
+    for (ae, want, body) in [
+        ("br, gzip", Some("br"), &b"from the br file\n"[..]),
+        ("gzip", Some("gzip"), b"from the gz file\n"),
+        ("zstd", None, b"plain page\n"),
+    ] {
+        let r = get_with(port, "/pre/page.html", ae);
+        assert_eq!(r.header("content-encoding"), want, "{ae}: {r:?}");
+        assert!(
+            r.header("content-length").is_some(),
+            "{ae}: sent with its length"
+        );
+        assert_eq!(decode(&r), body, "{ae}");
+    }
+    // The preferred file missing, the next one the client takes.
+    let r = get_with(port, "/pre/both.html", "br, zstd;q=0.8, gzip;q=0.5");
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
+    assert_eq!(decode(&r), b"zst both\n");
+}
+
+/// A compressed answer's framing: chunked, no length, no ranges.
+fn assert_gzipped_framing(r: &Response, what: &str) {
+    assert_eq!(r.header("content-length"), None, "{what}");
+    assert_eq!(r.header("accept-ranges"), None, "{what}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{what}");
 }
