@@ -1096,6 +1096,11 @@ pub(super) fn load_page(
         "document.title = 'loaded by ' + location.protocol;\n",
     )
     .expect("script");
+    load_url(browser, profile, url, extra)
+}
+
+/// Has headless Chromium load `url`: the DOM it ends with, then its stderr.
+pub(super) fn load_url(browser: &str, profile: &Path, url: &str, extra: &[&str]) -> String {
     let out = Command::new(browser)
         .args([
             "--headless",
@@ -1690,4 +1695,50 @@ fn sessions_resume_only_where_the_certificate_is_the_same() {
         assert_eq!((e.response.body_text().as_str(), &e.cert), (".", &b.der));
         drop(p);
     }
+}
+
+/// A browser decodes what Proton compresses: over HTTPS Chromium offers gzip, br (and zstd
+/// in newer versions); the server picks br (its preference among equal q-values), the
+/// script runs only if Chromium decoded it, and a fetch of it reports the coding.
+#[test]
+fn a_browser_decodes_compressed_responses() {
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs chromium-headless-shell"
+        );
+        eprintln!("skipped: no headless Chromium here");
+        return;
+    };
+    let s = setup(
+        "tls-compress",
+        "types { text/html html; application/javascript js; } \
+         gzip on; gzip_types application/javascript; brotli on; \
+         brotli_types application/javascript; zstd on; zstd_types application/javascript;",
+        1,
+    );
+    let html = s._t.path().join("html");
+    let mut js = String::from("window.ran = true;\n");
+    for i in 0..3000 {
+        js.push_str(&format!(
+            "// line {i}: a comment that makes the script worth compressing\n"
+        ));
+    }
+    std::fs::write(html.join("c.js"), &js).expect("script");
+    std::fs::write(
+        html.join("c.html"),
+        "<!doctype html><html><head><title>waiting</title><script src=\"/c.js\"></script>\
+         <script>fetch('/c.js').then(r => r.text().then(t => { document.title = 'enc ' + \
+         r.headers.get('content-encoding') + ' ' + (window.ran ? 'ran' : 'not run') + ' ' + \
+         t.length; }));</script></head><body>page</body></html>\n",
+    )
+    .expect("page");
+    let dom = load_url(
+        browser,
+        &s._t.path().join("chromium-profile"),
+        &format!("https://default.test:{}/c.html", s.p.port),
+        &["--host-resolver-rules=MAP default.test 127.0.0.1"],
+    );
+    let want = format!("<title>enc br ran {}</title>", js.len());
+    assert!(dom.contains(&want), "{want} in:\n{dom}");
 }
