@@ -1018,6 +1018,24 @@ pub struct Settings {
     pub brotli: Compression,
     /// `zstd` and its companions (the directives of the zstd-nginx-module).
     pub zstd: Compression,
+    /// `sub_filter` and its companions.
+    pub sub_filter: SubFilter,
+}
+
+/// nginx's sub module: text replaced in response bodies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SubFilter {
+    /// `sub_filter match replacement` lines in order (both may have variables; the match
+    /// is compared without regard to ASCII case). Inherited as a whole, as nginx's array
+    /// directives. Empty: off.
+    pub pairs: Vec<(Template, Template)>,
+    /// `sub_filter_types`, lowercase and sorted, `text/html` always among them; `["*"]`:
+    /// every type.
+    pub types: Vec<String>,
+    /// `sub_filter_once` (default on): each match string is replaced once.
+    pub once: bool,
+    /// `sub_filter_last_modified` (default off): keep `Last-Modified` (and a weak `ETag`).
+    pub last_modified: bool,
 }
 
 /// A content coding besides gzip (brotli, zstd), with the directive names of the

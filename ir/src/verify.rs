@@ -714,6 +714,12 @@ pub(crate) mod tests {
             gzip: Default::default(),
             brotli: crate::Compression::off(6, 19),
             zstd: crate::Compression::off(1, 0),
+            sub_filter: crate::SubFilter {
+                pairs: Vec::new(),
+                types: vec!["text/html".into()],
+                once: true,
+                last_modified: false,
+            },
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,

@@ -2847,6 +2847,12 @@ impl Lower<'_> {
             gzip: self.gzip(chain),
             brotli: compression(chain, &BROTLI),
             zstd: compression(chain, &ZSTD),
+            sub_filter: proton_ir::SubFilter {
+                pairs: Vec::new(),
+                types: vec!["text/html".into()],
+                once: true,
+                last_modified: false,
+            },
         }
     }
 
