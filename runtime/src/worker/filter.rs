@@ -22,6 +22,7 @@ use super::Worker;
 use crate::http::coding::{
     Accepted, BrotliEncoder, Coding, CodingError, GunzipDecoder, GzipEncoder, ZstdEncoder,
 };
+use crate::http::subst::Substitution;
 use proton_ir::{LocationId, Settings};
 use std::io::Write;
 
@@ -90,10 +91,15 @@ enum Coder {
     Gunzip(GunzipDecoder),
 }
 
-/// A body being coded, owned by its request (a spare goes back to the worker afterwards so
-/// the deflate state is made once, not per response).
+/// A response body on its way through the filters, owned by its request: gunzip, then
+/// sub_filter, then a compression (each stage optional), then chunk framing. A spare goes
+/// back to the worker afterwards, so deflate, zstd and substitution state is made once,
+/// not per response.
 pub(crate) struct BodyCoder {
-    coder: Coder,
+    coder: Option<Coder>,
+    /// `sub_filter`: in use for this response when `sub_on`.
+    sub: Substitution,
+    pub(crate) sub_on: bool,
     /// This coder frames its output as chunks (the static and in-memory paths; the proxy
     /// frames its own).
     pub(crate) chunked: bool,
@@ -101,8 +107,10 @@ pub(crate) struct BodyCoder {
     pub(crate) ended: bool,
     /// The coding failed (a corrupt gzip stream): nothing more is given out.
     pub(crate) failed: bool,
-    /// One step's coded bytes before framing, and its input taken out of the write buffer.
+    /// One step's output before framing, what passes between two stages, and a step's
+    /// input taken out of the write buffer.
     out: Vec<u8>,
+    mid: Vec<u8>,
     input: Vec<u8>,
 }
 
@@ -112,41 +120,101 @@ pub(crate) const SPARE_CODERS: usize = 8;
 /// Larger step buffers are not kept with a spare coder.
 const KEEP_STEP: usize = 256 * 1024;
 
+/// The three compressions, as one coder stage sees them.
+trait Encode {
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError>;
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError>;
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError>;
+}
+
+macro_rules! encode_via {
+    ($($t:ty),*) => {$(
+        impl Encode for $t {
+            fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+                <$t>::feed(self, input, out)
+            }
+            fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+                <$t>::flush(self, out)
+            }
+            fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+                <$t>::finish(self, out)
+            }
+        }
+    )*};
+}
+encode_via!(GzipEncoder, BrotliEncoder, ZstdEncoder);
+
+/// One step of a compression: `input`, then a flush or the end.
+fn encode_step(
+    e: &mut dyn Encode,
+    input: &[u8],
+    flush: bool,
+    end: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), CodingError> {
+    e.feed(input, out)?;
+    if end {
+        e.finish(out)
+    } else if flush {
+        e.flush(out)
+    } else {
+        Ok(())
+    }
+}
+
 impl BodyCoder {
-    /// A coder for `dir` at `level` (and brotli's `window_log`), from `spares` when one
-    /// fits. `Err`: the encoder could not be made (zstd's context allocation).
+    /// A coder for `dir` (`None`: no coding, sub_filter alone) at `level` (and brotli's
+    /// `window_log`), from `spares` when one fits. `Err`: the encoder could not be made
+    /// (zstd's context allocation).
     pub(crate) fn take(
         spares: &mut Vec<Box<BodyCoder>>,
-        dir: Dir,
+        dir: Option<Dir>,
         (level, window_log): (u8, u8),
         chunked: bool,
     ) -> Result<Box<BodyCoder>, CodingError> {
         let fits = |c: &BodyCoder| match (&c.coder, dir) {
-            (Coder::Gzip(e), Dir::Encode(Coding::Gzip)) => e.level() == level,
-            (Coder::Br(e), Dir::Encode(Coding::Br)) => {
+            (Some(Coder::Gzip(e)), Some(Dir::Encode(Coding::Gzip))) => e.level() == level,
+            (Some(Coder::Br(e)), Some(Dir::Encode(Coding::Br))) => {
                 e.level() == level && e.window_log() == window_log
             }
-            (Coder::Zstd(e), Dir::Encode(Coding::Zstd)) => e.level() == level,
+            (Some(Coder::Zstd(e)), Some(Dir::Encode(Coding::Zstd))) => e.level() == level,
+            (None, None) => true,
             _ => false,
         };
         let mut c = match spares.iter().position(|c| fits(c)) {
             Some(i) => spares.swap_remove(i),
             None => Box::new(BodyCoder {
                 coder: match dir {
-                    Dir::Encode(Coding::Gzip) => Coder::Gzip(GzipEncoder::new(u32::from(level))),
-                    Dir::Encode(Coding::Br) => Coder::Br(BrotliEncoder::new(level, window_log)),
-                    Dir::Encode(Coding::Zstd) => Coder::Zstd(ZstdEncoder::new(level)?),
-                    Dir::Decompress => Coder::Gunzip(GunzipDecoder::new()),
+                    Some(Dir::Encode(Coding::Gzip)) => {
+                        Some(Coder::Gzip(GzipEncoder::new(u32::from(level))))
+                    }
+                    Some(Dir::Encode(Coding::Br)) => {
+                        Some(Coder::Br(BrotliEncoder::new(level, window_log)))
+                    }
+                    Some(Dir::Encode(Coding::Zstd)) => Some(Coder::Zstd(ZstdEncoder::new(level)?)),
+                    Some(Dir::Decompress) => Some(Coder::Gunzip(GunzipDecoder::new())),
+                    None => None,
                 },
+                sub: Substitution::default(),
+                sub_on: false,
                 chunked,
                 ended: false,
                 failed: false,
                 out: Vec::new(),
+                mid: Vec::new(),
                 input: Vec::new(),
             }),
         };
         c.chunked = chunked;
         Ok(c)
+    }
+
+    /// Turns sub_filter on for this response: its patterns are then added to what this
+    /// returns.
+    pub(crate) fn substitute(&mut self, once: bool) -> &mut Substitution {
+        self.sub.reset(once);
+        self.sub_on = true;
+        &mut self.sub
     }
 
     /// Gives a finished coder back to `spares` (a gunzip decoder cannot be reset and is
@@ -156,14 +224,17 @@ impl BodyCoder {
             return;
         }
         match &mut self.coder {
-            Coder::Gzip(e) => e.reset(),
-            Coder::Br(e) => e.reset(),
-            Coder::Zstd(e) => e.reset(),
-            Coder::Gunzip(_) => return,
+            Some(Coder::Gzip(e)) => e.reset(),
+            Some(Coder::Br(e)) => e.reset(),
+            Some(Coder::Zstd(e)) => e.reset(),
+            Some(Coder::Gunzip(_)) => return,
+            None => {}
         }
         self.ended = false;
         self.failed = false;
-        for b in [&mut self.out, &mut self.input] {
+        self.sub_on = false;
+        self.sub.reset(true);
+        for b in [&mut self.out, &mut self.mid, &mut self.input] {
             b.clear();
             if b.capacity() > KEEP_STEP {
                 *b = Vec::new();
@@ -172,24 +243,29 @@ impl BodyCoder {
         spares.push(self);
     }
 
-    /// Body bytes taken and given out so far (`$gzip_ratio`).
+    /// Body bytes taken and given out so far by the coding stage (`$gzip_ratio`).
     pub(crate) fn totals(&self) -> (u64, u64) {
         match &self.coder {
-            Coder::Gzip(e) => e.totals(),
-            Coder::Br(e) => e.totals(),
-            Coder::Zstd(e) => e.totals(),
-            Coder::Gunzip(d) => d.totals(),
+            Some(Coder::Gzip(e)) => e.totals(),
+            Some(Coder::Br(e)) => e.totals(),
+            Some(Coder::Zstd(e)) => e.totals(),
+            Some(Coder::Gunzip(d)) => d.totals(),
+            None => (0, 0),
         }
-    }
-
-    /// Whether this coder compresses (else it decompresses).
-    pub(crate) fn compresses(&self) -> bool {
-        !matches!(self.coder, Coder::Gunzip(_))
     }
 
     /// Whether this coder makes gzip (`$gzip_ratio` is its ratio only).
     pub(crate) fn gzips(&self) -> bool {
-        matches!(self.coder, Coder::Gzip(_))
+        matches!(self.coder, Some(Coder::Gzip(_)))
+    }
+
+    /// What a failure of this coder is called in the error log.
+    pub(crate) fn what(&self) -> &'static str {
+        if matches!(self.coder, Some(Coder::Gunzip(_))) {
+            "inflate()"
+        } else {
+            "deflate()"
+        }
     }
 
     /// Codes `input` (`flush`: everything so far made decodable now) and appends the
@@ -204,30 +280,7 @@ impl BodyCoder {
             return Ok(());
         }
         self.out.clear();
-        let r = match &mut self.coder {
-            Coder::Gzip(e) => e.feed(input, &mut self.out).and_then(|()| {
-                if flush {
-                    e.flush(&mut self.out)
-                } else {
-                    Ok(())
-                }
-            }),
-            Coder::Br(e) => e.feed(input, &mut self.out).and_then(|()| {
-                if flush {
-                    e.flush(&mut self.out)
-                } else {
-                    Ok(())
-                }
-            }),
-            Coder::Zstd(e) => e.feed(input, &mut self.out).and_then(|()| {
-                if flush {
-                    e.flush(&mut self.out)
-                } else {
-                    Ok(())
-                }
-            }),
-            Coder::Gunzip(d) => d.feed(input, &mut self.out),
-        };
+        let r = self.run(input, flush, false);
         self.emit(out);
         if r.is_err() {
             self.failed = true;
@@ -235,20 +288,15 @@ impl BodyCoder {
         r
     }
 
-    /// The end of the body: what the coder still holds, and the last chunk when this coder
-    /// frames and `last_chunk` (trailers may follow it otherwise).
+    /// The end of the body: what the stages still hold, and the last chunk when this
+    /// coder frames and `last_chunk` (trailers may follow it otherwise).
     pub(crate) fn end(&mut self, last_chunk: bool, out: &mut Vec<u8>) -> Result<(), CodingError> {
         if self.ended || self.failed {
             return Ok(());
         }
         self.ended = true;
         self.out.clear();
-        let r = match &mut self.coder {
-            Coder::Gzip(e) => e.finish(&mut self.out),
-            Coder::Br(e) => e.finish(&mut self.out),
-            Coder::Zstd(e) => e.finish(&mut self.out),
-            Coder::Gunzip(d) => d.finish(&mut self.out),
-        };
+        let r = self.run(&[], false, true);
         self.emit(out);
         if self.chunked && last_chunk {
             out.extend_from_slice(b"0\r\n\r\n");
@@ -257,6 +305,52 @@ impl BodyCoder {
             self.failed = true;
         }
         r
+    }
+
+    /// `input` through the stages into `self.out` (`end`: and everything they hold).
+    fn run(&mut self, input: &[u8], flush: bool, end: bool) -> Result<(), CodingError> {
+        let BodyCoder {
+            coder,
+            sub,
+            sub_on,
+            out,
+            mid,
+            ..
+        } = self;
+        if let Some(Coder::Gunzip(d)) = coder {
+            if !*sub_on {
+                d.feed(input, out)?;
+                return if end { d.finish(out) } else { Ok(()) };
+            }
+            mid.clear();
+            let r = d
+                .feed(input, mid)
+                .and_then(|()| if end { d.finish(mid) } else { Ok(()) });
+            sub.feed(mid, out);
+            if end {
+                sub.finish(out);
+            }
+            return r;
+        }
+        let data: &[u8] = if *sub_on {
+            mid.clear();
+            sub.feed(input, mid);
+            if end {
+                sub.finish(mid);
+            }
+            mid
+        } else {
+            input
+        };
+        match coder {
+            Some(Coder::Gzip(e)) => encode_step(e, data, flush, end, out),
+            Some(Coder::Br(e)) => encode_step(e, data, flush, end, out),
+            Some(Coder::Zstd(e)) => encode_step(e, data, flush, end, out),
+            Some(Coder::Gunzip(_)) | None => {
+                out.extend_from_slice(data);
+                Ok(())
+            }
+        }
     }
 
     /// Codes the bytes `buf[from..]` in place (taken out, coded, put back); `end`: they
@@ -317,17 +411,26 @@ fn field_value<'l>(line: &'l [u8], name: &[u8]) -> Option<&'l [u8]> {
     n.eq_ignore_ascii_case(name).then(|| v[1..].trim_ascii())
 }
 
-/// Edits a response head (status line to blank line) for a body coded as `coding`: adds or
-/// removes `Content-Encoding`, drops `Content-Length` and `Accept-Ranges`, makes a strong
-/// `ETag` weak (nginx's `ngx_http_weak_etag`: one not in quotes goes), adds `Vary:
-/// Accept-Encoding` when `vary`, and sets the framing. Written to `out` (cleared first).
-pub(crate) fn edit_head(
-    head: &[u8],
-    coding: Option<Dir>,
-    vary: bool,
-    framing: Framing,
-    out: &mut Vec<u8>,
-) {
+/// How a response head changes (see [`edit_head`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edit {
+    /// `Content-Encoding` added (a compression) or removed (gunzip).
+    pub(crate) coding: Option<Dir>,
+    /// `Vary: Accept-Encoding` added.
+    pub(crate) vary: bool,
+    pub(crate) framing: Framing,
+    /// The body changes: no `Content-Length` or `Accept-Ranges`, a weak `ETag`.
+    pub(crate) body_changes: bool,
+    /// `Last-Modified` and `ETag` go (sub_filter without `sub_filter_last_modified`).
+    pub(crate) drop_validators: bool,
+}
+
+/// Edits a response head (status line to blank line) as `e` says: `Content-Encoding`
+/// added or removed, `Content-Length` and `Accept-Ranges` dropped for a changed body, a
+/// strong `ETag` made weak (nginx's `ngx_http_weak_etag`: one not in quotes goes) or the
+/// validators dropped, `Vary: Accept-Encoding`, and the framing. Written to `out` (cleared
+/// first).
+pub(crate) fn edit_head(head: &[u8], e: &Edit, out: &mut Vec<u8>) {
     out.clear();
     let first = head
         .iter()
@@ -340,11 +443,11 @@ pub(crate) fn edit_head(
                 && line[name.len()] == b':'
                 && line[..name.len()].eq_ignore_ascii_case(name)
         };
-        if coding.is_some() {
+        if e.drop_validators && (is(b"last-modified") || is(b"etag")) {
+            continue;
+        }
+        if e.body_changes {
             if is(b"content-length") || is(b"accept-ranges") {
-                continue;
-            }
-            if coding == Some(Dir::Decompress) && is(b"content-encoding") {
                 continue;
             }
             if is(b"etag") {
@@ -361,7 +464,10 @@ pub(crate) fn edit_head(
                 continue;
             }
         }
-        if framing == Framing::Close {
+        if e.coding == Some(Dir::Decompress) && is(b"content-encoding") {
+            continue;
+        }
+        if e.framing == Framing::Close {
             if is(b"keep-alive") {
                 continue;
             }
@@ -373,18 +479,28 @@ pub(crate) fn edit_head(
         out.extend_from_slice(line);
         out.extend_from_slice(b"\r\n");
     }
-    if let Some(Dir::Encode(c)) = coding {
+    if let Some(Dir::Encode(c)) = e.coding {
         out.extend_from_slice(b"Content-Encoding: ");
         out.extend_from_slice(c.token());
         out.extend_from_slice(b"\r\n");
     }
-    if vary {
+    if e.vary {
         out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
     }
-    if framing == Framing::Chunked {
+    if e.framing == Framing::Chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Whether the location's `sub_filter` applies to a response with these header fields
+/// (nginx's sub header filter: patterns, a body that is not known to be empty, a listed
+/// type; any status).
+pub(crate) fn substitutes(s: &Settings, resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> bool {
+    let sf = &s.sub_filter;
+    !sf.pairs.is_empty()
+        && resp(b"content-length").as_deref() != Some(b"0")
+        && type_listed(&sf.types, resp(b"content-type").as_deref())
 }
 
 /// Whether a `Content-Type` value is among `types` (lowercase, sorted; `["*"]`: any, even
@@ -597,9 +713,10 @@ impl Worker<'_> {
         plan
     }
 
-    /// Whether a response of this kind from location `s` would be compressed (asked by the
-    /// static handler before it decides on ranges: nginx's gzip filter turns ranges off).
-    pub(crate) fn will_compress(
+    /// Whether the body of a response of this kind from location `s` would be changed by
+    /// a compression or sub_filter (asked by the static handler before it decides on
+    /// ranges: nginx's filters turn ranges off for a body whose length they change).
+    pub(crate) fn will_change_body(
         &self,
         conn: &Conn,
         req: &mut RequestCtx,
@@ -608,7 +725,7 @@ impl Worker<'_> {
         content_type: &[u8],
         length: u64,
     ) -> bool {
-        if !(s.gzip.enable || s.brotli.enable || s.zstd.enable) {
+        if !(s.gzip.enable || s.brotli.enable || s.zstd.enable || !s.sub_filter.pairs.is_empty()) {
             return false;
         }
         let len = length.to_string();
@@ -617,10 +734,11 @@ impl Worker<'_> {
             b"content-length" => Some(len.as_bytes().to_vec()),
             _ => None,
         };
-        matches!(
-            self.plan(conn, req, s, status, false, &resp).coding,
-            Some(Dir::Encode(_))
-        )
+        substitutes(s, &resp)
+            || matches!(
+                self.plan(conn, req, s, status, false, &resp).coding,
+                Some(Dir::Encode(_))
+            )
     }
 
     /// The filters on an answer Proton made itself (a file, a `return`, an error page, a
@@ -655,7 +773,11 @@ impl Worker<'_> {
             return;
         };
         let g = &s.gzip;
-        let any = g.enable || g.gunzip || s.brotli.enable || s.zstd.enable;
+        let any = g.enable
+            || g.gunzip
+            || s.brotli.enable
+            || s.zstd.enable
+            || !s.sub_filter.pairs.is_empty();
         if !(any || (req.gzip_vary && g.vary)) || req.coder.is_some() {
             return;
         }
@@ -672,57 +794,59 @@ impl Worker<'_> {
         let resp = |name: &[u8]| head_field(&head[..hb], name).map(<[u8]>::to_vec);
         let plan = self.plan(conn, req, s, status, matches!(status, 204 | 304), &resp);
         let vary = (plan.vary || req.gzip_vary) && g.vary;
+        let sub = substitutes(s, &resp);
         // (An empty body still becomes a gzip stream, framed: nginx's too.)
         let has_body = !req.head.is_head() && !matches!(status, 204 | 304);
-        let framing = match plan.coding {
-            None => Framing::Keep,
-            Some(_) if !has_body => Framing::Keep,
-            Some(_) if req.head.minor_version >= 1 && s.chunked_transfer_encoding => {
-                Framing::Chunked
+        let coder = if has_body && (plan.coding.is_some() || sub) {
+            let chunked = req.head.minor_version >= 1 && s.chunked_transfer_encoding;
+            match self.start_coder(conn, req, s, plan.coding, sub, chunked) {
+                Ok(c) => c,
+                Err(e) => {
+                    // (Nothing is sent yet: the answer goes out as it is.)
+                    crate::elog!(
+                        self.elog,
+                        Alert,
+                        "compression failed to start ({}), client: {}",
+                        e.0,
+                        conn.peer.ip()
+                    );
+                    conn.wbuf = head;
+                    return;
+                }
             }
-            Some(_) => Framing::Close,
+        } else {
+            None
         };
-        if plan.coding.is_none() && !vary {
+        // sub_filter changes the head even without a body (nginx's header filter).
+        let sub = sub && (coder.as_ref().is_some_and(|c| c.sub_on) || !has_body);
+        let edit = Edit {
+            coding: plan.coding,
+            vary,
+            framing: match &coder {
+                None => Framing::Keep,
+                Some(c) if c.chunked => Framing::Chunked,
+                Some(_) => Framing::Close,
+            },
+            body_changes: plan.coding.is_some() || sub,
+            drop_validators: sub && !s.sub_filter.last_modified,
+        };
+        if !edit.body_changes && !vary {
             conn.wbuf = head;
             return;
         }
         let mut edited = self.pool.get();
-        edit_head(&head[..hb], plan.coding, vary, framing, &mut edited);
+        edit_head(&head[..hb], &edit, &mut edited);
         out.header_bytes = edited.len();
-        if framing == Framing::Close {
+        if edit.framing == Framing::Close {
             out.close = true;
             conn.close_after = true;
         }
-        let Some(dir) = plan.coding.filter(|_| has_body) else {
+        let Some(mut coder) = coder else {
             // Only the head changed (a HEAD, or Vary alone): what followed it stays.
             edited.extend_from_slice(&head[hb..]);
             self.pool.put(head);
             conn.wbuf = edited;
             return;
-        };
-        let mut coder = match BodyCoder::take(
-            &mut self.spare_coders,
-            dir,
-            params(s, dir),
-            framing == Framing::Chunked,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                // (The head says it is compressed: the answer cannot go out as it is.)
-                crate::elog!(
-                    self.elog,
-                    Alert,
-                    "compression failed to start ({}), client: {}",
-                    e.0,
-                    conn.peer.ip()
-                );
-                self.pool.put(head);
-                self.pool.put(edited);
-                out.close = true;
-                conn.close_after = true;
-                conn.file = None;
-                return;
-            }
         };
         let body = &head[hb..];
         let file = conn.file.is_some();
@@ -735,11 +859,7 @@ impl Worker<'_> {
                 self.elog,
                 Error,
                 "{} failed ({}), client: {}",
-                if coder.compresses() {
-                    "deflate()"
-                } else {
-                    "inflate()"
-                },
+                coder.what(),
                 e.0,
                 conn.peer.ip()
             );
@@ -756,6 +876,46 @@ impl Worker<'_> {
         req.coder = Some(coder);
         self.pool.put(head);
         conn.wbuf = edited;
+    }
+
+    /// A body coder for `coding` and, with `sub`, the location's sub_filter patterns
+    /// (their variables expanded now). `Ok(None)`: nothing to do (no coding, and every
+    /// match string came out empty).
+    pub(crate) fn start_coder(
+        &mut self,
+        conn: &Conn,
+        req: &RequestCtx,
+        s: &Settings,
+        coding: Option<Dir>,
+        sub: bool,
+        chunked: bool,
+    ) -> Result<Option<Box<BodyCoder>>, CodingError> {
+        let params = coding.map_or((0, 0), |d| params(s, d));
+        let mut coder = BodyCoder::take(&mut self.spare_coders, coding, params, chunked)?;
+        if sub {
+            let sf = &s.sub_filter;
+            let mut pool = self.scratch.var_pool.borrow_mut();
+            let (mut m, mut r) = (pool.buf(), pool.buf());
+            drop(pool);
+            let ctx = self.ctx(conn, req, 0);
+            let st = coder.substitute(sf.once);
+            for (pattern, replacement) in &sf.pairs {
+                m.clear();
+                r.clear();
+                ctx.expand(pattern, &mut m);
+                ctx.expand(replacement, &mut r);
+                st.add(&m, &r);
+            }
+            coder.sub_on = coder.sub.is_active();
+            let mut pool = self.scratch.var_pool.borrow_mut();
+            pool.give_buf(m);
+            pool.give_buf(r);
+        }
+        if coding.is_none() && !coder.sub_on {
+            coder.give_back(&mut self.spare_coders);
+            return Ok(None);
+        }
+        Ok(Some(coder))
     }
 
     /// A request's coder is done with: its totals become `$gzip_ratio`, and it goes back
@@ -800,6 +960,16 @@ mod tests {
     use super::*;
     use std::io::Read;
 
+    fn ed(coding: Option<Dir>, vary: bool, framing: Framing) -> Edit {
+        Edit {
+            coding,
+            vary,
+            framing,
+            body_changes: coding.is_some(),
+            drop_validators: false,
+        }
+    }
+
     const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: proton\r\nContent-Type: text/html\r\nContent-Length: 64\r\nLast-Modified: Mon, 07 Dec 2026 06:00:00 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nETag: \"abc-40\"\r\nAccept-Ranges: bytes\r\n\r\n";
 
     fn text(v: &[u8]) -> &str {
@@ -811,9 +981,7 @@ mod tests {
         let mut out = Vec::new();
         edit_head(
             HEAD,
-            Some(Dir::Encode(Coding::Gzip)),
-            true,
-            Framing::Chunked,
+            &ed(Some(Dir::Encode(Coding::Gzip)), true, Framing::Chunked),
             &mut out,
         );
         let h = text(&out);
@@ -837,7 +1005,11 @@ mod tests {
             .map(|h| [h, b"Content-Encoding: gzip\r\nETag: W/\"x\"\r\n\r\n"].concat())
             .unwrap_or_default();
         let mut out = Vec::new();
-        edit_head(&gz, Some(Dir::Decompress), false, Framing::Close, &mut out);
+        edit_head(
+            &gz,
+            &ed(Some(Dir::Decompress), false, Framing::Close),
+            &mut out,
+        );
         let h = text(&out);
         assert!(!h.contains("Content-Encoding"), "{h}");
         assert!(!h.contains("Keep-Alive"), "{h}");
@@ -850,9 +1022,7 @@ mod tests {
         let odd = b"HTTP/1.1 200 OK\r\nETag: abc\r\n\r\n";
         edit_head(
             odd,
-            Some(Dir::Encode(Coding::Gzip)),
-            false,
-            Framing::Keep,
+            &ed(Some(Dir::Encode(Coding::Gzip)), false, Framing::Keep),
             &mut out,
         );
         assert_eq!(
@@ -864,7 +1034,7 @@ mod tests {
     #[test]
     fn vary_alone_changes_nothing_else() {
         let mut out = Vec::new();
-        edit_head(HEAD, None, true, Framing::Keep, &mut out);
+        edit_head(HEAD, &ed(None, true, Framing::Keep), &mut out);
         let expected = [
             HEAD.strip_suffix(b"\r\n").unwrap_or(HEAD),
             b"Vary: Accept-Encoding\r\n\r\n",
@@ -929,8 +1099,13 @@ mod tests {
             .collect();
         let mut spares = Vec::new();
         for chunked in [true, false] {
-            let mut c = BodyCoder::take(&mut spares, Dir::Encode(Coding::Gzip), (1, 0), chunked)
-                .expect("gzip");
+            let mut c = BodyCoder::take(
+                &mut spares,
+                Some(Dir::Encode(Coding::Gzip)),
+                (1, 0),
+                chunked,
+            )
+            .expect("gzip");
             let mut out = Vec::new();
             for piece in body.chunks(7_001) {
                 assert!(c.code(piece, false, &mut out).is_ok());
@@ -944,7 +1119,7 @@ mod tests {
             assert_eq!(zout + 8, gz.len() as u64);
             // Decoding it again through a gunzip coder, in odd pieces.
             let mut d =
-                BodyCoder::take(&mut spares, Dir::Decompress, (0, 0), false).expect("gunzip");
+                BodyCoder::take(&mut spares, Some(Dir::Decompress), (0, 0), false).expect("gunzip");
             let mut plain = Vec::new();
             for piece in gz.chunks(333) {
                 assert!(d.code(piece, false, &mut plain).is_ok());
@@ -956,8 +1131,8 @@ mod tests {
             assert_eq!(spares.len(), 1, "gzip coders are kept, gunzip ones are not");
         }
         // code_tail: the bytes after `from` are replaced by their coding.
-        let mut c =
-            BodyCoder::take(&mut spares, Dir::Encode(Coding::Gzip), (1, 0), false).expect("gzip");
+        let mut c = BodyCoder::take(&mut spares, Some(Dir::Encode(Coding::Gzip)), (1, 0), false)
+            .expect("gzip");
         assert!(spares.is_empty(), "the spare is reused");
         let mut buf = b"HEAD".to_vec();
         buf.extend_from_slice(&body[..1000]);
@@ -971,7 +1146,9 @@ mod tests {
         let r = match c {
             Coding::Gzip => flate2::read::MultiGzDecoder::new(data).read_to_end(&mut v),
             Coding::Br => brotli::Decompressor::new(data, 4096).read_to_end(&mut v),
-            Coding::Zstd => zstd::stream::read::Decoder::new(data).and_then(|mut d| d.read_to_end(&mut v)),
+            Coding::Zstd => {
+                zstd::stream::read::Decoder::new(data).and_then(|mut d| d.read_to_end(&mut v))
+            }
         };
         assert!(r.is_ok(), "{c:?}: {r:?}");
         v
@@ -996,7 +1173,7 @@ mod tests {
             body.splice(mid..mid, noise.iter().copied());
             let mut spares = Vec::new();
             for (c, params) in [(Coding::Gzip, (1, 0)), (Coding::Gzip, (9, 0)), (Coding::Br, (4, 18)), (Coding::Zstd, (3, 0))] {
-                let mut coder = BodyCoder::take(&mut spares, Dir::Encode(c), params, chunked).expect("a coder");
+                let mut coder = BodyCoder::take(&mut spares, Some(Dir::Encode(c)), params, chunked).expect("a coder");
                 let mut out = Vec::new();
                 let mut rest = &body[..];
                 let mut i = 0;
@@ -1017,7 +1194,7 @@ mod tests {
                 proptest::prop_assert!(z.write_all(&body).is_ok());
                 z.finish().unwrap_or_default()
             };
-            let mut d = BodyCoder::take(&mut spares, Dir::Decompress, (0, 0), chunked).expect("gunzip");
+            let mut d = BodyCoder::take(&mut spares, Some(Dir::Decompress), (0, 0), chunked).expect("gunzip");
             let mut out = Vec::new();
             for (i, piece) in gz.chunks(cuts[0]).enumerate() {
                 proptest::prop_assert!(d.code(piece, flush_at[i % 8], &mut out).is_ok());
@@ -1028,10 +1205,57 @@ mod tests {
         }
     }
 
+    /// sub_filter before a compression, and after gunzip, in any pieces.
+    #[test]
+    fn substitution_runs_between_gunzip_and_compression() {
+        let body: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("<p>Foo {i} foo</p>").into_bytes())
+            .collect();
+        let want = String::from_utf8_lossy(&body)
+            .replace("Foo", "bar")
+            .replace("foo", "bar");
+        let gz = {
+            use std::io::Write;
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let _ = z.write_all(&body);
+            z.finish().unwrap_or_default()
+        };
+        let mut spares = Vec::new();
+        for piece in [1, 7, 4096] {
+            for (dir, input) in [
+                (Some(Dir::Encode(Coding::Gzip)), &body),
+                (Some(Dir::Decompress), &gz),
+                (None, &body),
+            ] {
+                let mut c = BodyCoder::take(&mut spares, dir, (1, 0), true).expect("a coder");
+                c.substitute(false).add(b"FOO", b"bar");
+                c.sub_on = true;
+                let mut out = Vec::new();
+                for p in input.chunks(piece) {
+                    assert!(c.code(p, false, &mut out).is_ok());
+                }
+                assert!(c.end(true, &mut out).is_ok());
+                let framed = dechunk(&out);
+                let plain = if dir == Some(Dir::Encode(Coding::Gzip)) {
+                    gunzip(&framed)
+                } else {
+                    framed
+                };
+                assert_eq!(
+                    String::from_utf8_lossy(&plain),
+                    want,
+                    "{dir:?} in pieces of {piece}"
+                );
+                c.give_back(&mut spares);
+            }
+        }
+    }
+
     #[test]
     fn a_corrupt_gzip_stream_fails_once_and_gives_nothing_more() {
         let mut spares = Vec::new();
-        let mut d = BodyCoder::take(&mut spares, Dir::Decompress, (0, 0), false).expect("gunzip");
+        let mut d =
+            BodyCoder::take(&mut spares, Some(Dir::Decompress), (0, 0), false).expect("gunzip");
         let mut out = Vec::new();
         let bad = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff];
         let first = d

@@ -628,7 +628,7 @@ fn send_file(
     let coded = match gzipped {
         Some(Coding::Gzip) => settings.gzip.gunzip && !w.gzip_ok(conn, req, settings, &|_| None),
         Some(_) => false,
-        None => w.will_compress(conn, req, settings, status, ct, len),
+        None => w.will_change_body(conn, req, settings, status, ct, len),
     };
     let ranges_on = settings.max_ranges != Some(0) && !coded;
     let buf = &conn.rbuf;

@@ -73,11 +73,7 @@ impl Worker<'_> {
         };
         let end = matches!(p.relay.framing, Framing::None) && !p.broken;
         if let Err(e) = c.code_tail(&mut conn.wbuf, from, !p.buffering, end) {
-            let what = if c.compresses() {
-                "deflate()"
-            } else {
-                "inflate()"
-            };
+            let what = c.what();
             elog!(
                 self.elog,
                 Error,

@@ -363,7 +363,9 @@ impl Worker<'_> {
             (None, Some(ForcedRange::Whole)) => out.extend_from_slice(b"Accept-Ranges: bytes\r\n"),
             _ => {}
         }
-        // The gunzip and gzip filters: decided on the upstream's fields, before the framing.
+        // The body filters (gunzip, sub_filter, compression): decided on the upstream's
+        // fields, before the framing; the coder made now (sub_filter's patterns expanded).
+        let mut coder = None;
         let plan = match conn.req.take() {
             Some(mut req) if !tunnel && !p.discard => {
                 let (up, fields) = (&p.hold, &p.resp.headers);
@@ -375,19 +377,40 @@ impl Worker<'_> {
                     })
                 };
                 let header_only = matches!(p.client_status, 204 | 304);
-                let plan = self.plan(conn, &mut req, s, p.client_status, header_only, &resp);
+                let mut plan = self.plan(conn, &mut req, s, p.client_status, header_only, &resp);
                 let vary = (plan.vary || req.gzip_vary) && s.gzip.vary;
+                let mut sub = crate::worker::filter::substitutes(s, &resp);
+                let has_body = !p.head_only && !matches!(status, 204 | 304);
+                if has_body && (plan.coding.is_some() || sub) {
+                    match self.start_coder(conn, &req, s, plan.coding, sub, false) {
+                        Ok(c) => {
+                            sub = c.as_ref().is_some_and(|c| c.sub_on);
+                            coder = c;
+                        }
+                        Err(e) => {
+                            // Sent as it came.
+                            elog!(
+                                self.elog,
+                                Alert,
+                                "compression failed to start ({}), client: {}",
+                                e.0,
+                                conn.peer.ip()
+                            );
+                            plan.coding = None;
+                            sub = false;
+                        }
+                    }
+                }
                 conn.req = Some(req);
-                Some((plan.coding, vary))
+                Some((plan.coding, vary, sub))
             }
             req => {
                 conn.req = req;
                 None
             }
         };
-        let coding = plan.and_then(|(c, _)| c);
         // A coded body changes length: framed anew (chunks, or the close).
-        let coded_body = coding.is_some() && !p.head_only && !matches!(status, 204 | 304);
+        let coded_body = coder.is_some();
         // Framing towards the client. With trailers (`add_trailer`), the body is sent in
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
         // does when trailers are expected.
@@ -477,38 +500,16 @@ impl Worker<'_> {
             conn.wbuf = out;
         }
         conn.wbuf.extend_from_slice(b"\r\n");
-        if let Some((mut coding, vary)) = plan.filter(|&(c, v)| c.is_some() || v) {
-            let mut coder = None;
-            if let (Some(dir), true) = (coding, coded_body) {
-                let params = crate::worker::filter::params(s, dir);
-                match crate::worker::filter::BodyCoder::take(
-                    &mut self.spare_coders,
-                    dir,
-                    params,
-                    false,
-                ) {
-                    Ok(c) => coder = Some(c),
-                    Err(e) => {
-                        // Sent as it came (framed in chunks all the same).
-                        elog!(
-                            self.elog,
-                            Alert,
-                            "compression failed to start ({}), client: {}",
-                            e.0,
-                            conn.peer.ip()
-                        );
-                        coding = None;
-                    }
-                }
-            }
-            let mut edited = self.pool.get();
-            crate::worker::filter::edit_head(
-                &conn.wbuf,
+        if let Some((coding, vary, sub)) = plan.filter(|&(c, v, sub)| c.is_some() || v || sub) {
+            let edit = crate::worker::filter::Edit {
                 coding,
                 vary,
-                crate::worker::filter::Framing::Keep,
-                &mut edited,
-            );
+                framing: crate::worker::filter::Framing::Keep,
+                body_changes: coding.is_some() || sub,
+                drop_validators: sub && !s.sub_filter.last_modified,
+            };
+            let mut edited = self.pool.get();
+            crate::worker::filter::edit_head(&conn.wbuf, &edit, &mut edited);
             self.pool.put(std::mem::replace(&mut conn.wbuf, edited));
             if let Some(req) = conn.req.as_deref_mut() {
                 req.coder = coder;
