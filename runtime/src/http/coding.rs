@@ -243,7 +243,7 @@ impl GzipEncoder {
 /// A streaming brotli encoder (one stream per response). The brotli crate's encoder cannot
 /// be reset, so one is made per response (its tables are sized by the window and level).
 pub struct BrotliEncoder {
-    w: Option<brotli::CompressorWriter<Vec<u8>>>,
+    w: Option<Box<brotli::CompressorWriter<Vec<u8>>>>,
     level: u8,
     window_log: u8,
     totals: (u64, u64),
@@ -262,8 +262,9 @@ impl BrotliEncoder {
 
     fn writer(&mut self) -> &mut brotli::CompressorWriter<Vec<u8>> {
         let (q, lgwin) = (u32::from(self.level), u32::from(self.window_log));
-        self.w
-            .get_or_insert_with(|| brotli::CompressorWriter::new(Vec::new(), 4096, q, lgwin))
+        self.w.get_or_insert_with(|| {
+            Box::new(brotli::CompressorWriter::new(Vec::new(), 4096, q, lgwin))
+        })
     }
 
     fn drain(&mut self, out: &mut Vec<u8>) {

@@ -166,6 +166,8 @@ impl BodyCoder {
     /// A coder for `dir` (`None`: no coding, sub_filter alone) at `level` (and brotli's
     /// `window_log`), from `spares` when one fits. `Err`: the encoder could not be made
     /// (zstd's context allocation).
+    // (Boxed on purpose: a request holds its coder boxed, and what is spared is the box.)
+    #[allow(clippy::vec_box)]
     pub(crate) fn take(
         spares: &mut Vec<Box<BodyCoder>>,
         dir: Option<Dir>,
@@ -219,6 +221,7 @@ impl BodyCoder {
 
     /// Gives a finished coder back to `spares` (a gunzip decoder cannot be reset and is
     /// dropped).
+    #[allow(clippy::vec_box)]
     pub(crate) fn give_back(mut self: Box<Self>, spares: &mut Vec<Box<BodyCoder>>) {
         if spares.len() >= SPARE_CODERS {
             return;
