@@ -314,6 +314,11 @@ pub static TABLE: &[Spec] = &[
     row("zstd_min_length", HSL, Exactly(1), Size, false, Inherit, "20", "length", "A response whose `Content-Length` is smaller is not compressed with zstd; one of unknown length (a chunked proxied response) is compressed whatever its size."),
     row("zstd_buffers", HSL, Exactly(2), Custom, false, Inherit, "32 4k", "number size", "Accepted with nginx's checks (a count and a size, both above 0), no effect: it sizes the module's buffers of compressed output; Proton manages its own."),
     row("zstd_static", HSL, Exactly(1), Keyword(&["off", "on", "always"]), false, Inherit, "off", "off | on | always", "`on`: a request for a static file is answered with the precompressed `file.zst` next to it, the way `gzip_static` sends `file.gz`: when there is one and the client takes `zstd` (and passes `gzip_http_version`, `gzip_proxied` and `gzip_disable`), with `Content-Encoding: zstd`, the type of the file's own name, the length, modification time and ETag of `file.zst`. When several precompressed files exist for the enabled `brotli_static`, `zstd_static` and `gzip_static`, the client's `Accept-Encoding` q-values choose, a tie going to br, then zstd, then gzip. `always`: `file.zst` is sent to every client, whether it takes zstd or not. Without `file.zst`, the file is served as usual."),
+    // nginx's sub module
+    row("sub_filter", HSL, Exactly(2), Text, true, Inherit, "", "string replacement", "Replaces `string` with `replacement` in the bodies of responses whose type is in `sub_filter_types`: static files, in-memory answers (`return` text, error pages, listings) and proxied responses, over HTTP/1.x and HTTP/2. Both may contain variables. Matching ignores ASCII case (`string` is lowercased: at compile time when it has no variables, per response when it has; one whose variables make it empty is skipped). Several lines are searched together: the leftmost match is replaced first, and among matches at one place the first `sub_filter` line; replaced text is not searched again and matches do not overlap. Matches are found across the pieces a body arrives in: a partial match at the end of a piece waits for the next piece, everything else is sent at once. The response loses its `Content-Length` (it is sent chunked on HTTP/1.1, delimited by closing the connection on HTTP/1.0) and its `Last-Modified` and `ETag`, unless `sub_filter_last_modified on` (then the `ETag` is made weak). Substitution comes before compression: `gzip`, `brotli` and `zstd` compress the substituted body, as in nginx's filter order. As nginx, an empty `string` is refused, a level takes at most 255 lines, and a level with any `sub_filter` replaces its parent's lines."),
+    row("sub_filter_types", HSL, AtLeast(1), Text, true, Inherit, "text/html", "mime-type … | *", "Types (the response's `Content-Type` without parameters, in any case) whose bodies `sub_filter` changes besides `text/html`, which is always included (naming it draws nginx's duplicate warning); `*`: every type. The lines of one block add up; a level with any replaces its parent's."),
+    row("sub_filter_once", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`on`: each `sub_filter` match string is replaced at its first occurrence in a response only (each line counts on its own); `off`: every occurrence is replaced."),
+    row("sub_filter_last_modified", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "`on`: a response `sub_filter` changes keeps its `Last-Modified`, and its `ETag` is made weak (`W/`); `off`: both are removed, as the body no longer matches them."),
     row("geo", H, Range(1, 2), Block, true, Structure, "", "[$address] $variable { … }", "Defines `$variable` from the client address (`$remote_addr`, or the IP address `$address` gives; not an address: 255.255.255.255): `network value;` lines (an address or CIDR, IPv4 or IPv6; the longest prefix that holds the address wins), `default value;` (else empty), `delete network;`; with `ranges;`, IPv4 ranges `first-last value;` (a later range may nest in an earlier one, not cross it, as nginx); `proxy address|CIDR;` (from those, the client `X-Forwarded-For` names; `proxy_recursive;` skips trusted ones from the right). Values are literal text."),
     row("charset_map", H, Exactly(2), Block, true, Structure, "", "charset1 charset2 { hex hex; … }", "A single-byte recoding table between two charsets (used in both directions). Tables whose values are UTF-8 sequences (maps to `utf-8`) are refused: Proton does not recode to or from UTF-8 yet."),
     row("absolute_redirect", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "Redirects Proton makes (`return 301 /path`, the slash added to a directory) carry an absolute URL; `off`: the path as is."),
@@ -504,7 +509,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "ancient_browser",
     "modern_browser",
     "addition_types",
-    "sub_filter",
 ];
 
 /// Prefixes of nginx directive families not implemented yet.
@@ -525,7 +529,6 @@ pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "grpc_",
     "auth_basic",
     "auth_jwt",
-    "sub_filter",
     "ssi_",
     "http2_",
     "quic_",

@@ -1659,3 +1659,265 @@ fn brotli_and_zstd_directives_without_a_row_stay_unsupported() {
         }
     }
 }
+
+fn sub_filter_of<'a>(ir: &'a Ir, l: &Location) -> &'a SubFilter {
+    &settings_of(ir, l).sub_filter
+}
+
+/// `(match, replacement)` of each `sub_filter` line in effect, in nginx source form.
+fn sub_pairs(f: &SubFilter) -> Vec<(String, String)> {
+    f.pairs.iter().map(|(m, r)| (lit(m), lit(r))).collect()
+}
+
+#[test]
+fn sub_filter_defaults_are_nginx_ones() {
+    let default = SubFilter {
+        pairs: Vec::new(),
+        types: vec!["text/html".into()],
+        once: true,
+        last_modified: false,
+    };
+    let ir = ok(&server("location / { }"));
+    assert_eq!(*sub_filter_of(&ir, loc(&ir, "/")), default);
+    assert_eq!(*sub_filter_of(&ir, server_default(&ir)), default);
+    let ir = ok(&server(
+        "sub_filter_once on; sub_filter_last_modified off; location / { }",
+    ));
+    assert_eq!(*sub_filter_of(&ir, loc(&ir, "/")), default);
+    // Listing text/html is nginx's duplicate warning: it is always there.
+    let (ir, warnings) = compile(&server("sub_filter_types text/html;")).expect("compiles");
+    assert_eq!(warnings, ["duplicate MIME type \"text/html\""]);
+    assert_eq!(*sub_filter_of(&ir, server_default(&ir)), default);
+}
+
+#[test]
+fn sub_filter_lines_are_inherited_as_a_whole() {
+    let ir = ok(
+        "events {}\nhttp {\n sub_filter http-level H;\n sub_filter_once off;\n \
+         server {\n  listen 80;\n  sub_filter one 1;\n  sub_filter two 2;\n  \
+         sub_filter_types text/CSS;\n  location /a { }\n  \
+         location /b { sub_filter three 3; sub_filter_last_modified on;\n   \
+         location /b/c { sub_filter_once on; } }\n  \
+         location /d { sub_filter_types application/JSON; sub_filter_types *; }\n }\n \
+         server {\n  listen 81;\n  location /e { }\n }\n}\n",
+    );
+    // The server's lines reach a location without its own, in their order.
+    let a = sub_filter_of(&ir, loc(&ir, "/a"));
+    assert_eq!(
+        sub_pairs(a),
+        [("one".into(), "1".into()), ("two".into(), "2".into())]
+    );
+    assert_eq!(a.types, ["text/css", "text/html"]);
+    assert!(!a.once);
+    assert!(!a.last_modified);
+    // A location with one line of its own replaces the list (not added to it); the other
+    // settings are inherited one by one.
+    let b = sub_filter_of(&ir, loc(&ir, "/b"));
+    assert_eq!(sub_pairs(b), [("three".into(), "3".into())]);
+    assert_eq!(b.types, ["text/css", "text/html"]);
+    assert!(!b.once);
+    assert!(b.last_modified);
+    let c = sub_filter_of(&ir, loc(&ir, "/b/c"));
+    assert_eq!(sub_pairs(c), [("three".into(), "3".into())]);
+    assert!(c.once);
+    assert!(c.last_modified);
+    // The lines of one `sub_filter_types` level add up; `*` is every type.
+    let d = sub_filter_of(&ir, loc(&ir, "/d"));
+    assert_eq!(sub_pairs(d), sub_pairs(a));
+    assert_eq!(d.types, ["*"]);
+    // A server without lines of its own takes the http level's.
+    let e = sub_filter_of(&ir, loc(&ir, "/e"));
+    assert_eq!(sub_pairs(e), [("http-level".into(), "H".into())]);
+    assert_eq!(e.types, ["text/html"]);
+    assert!(!e.once);
+}
+
+#[test]
+fn sub_filter_takes_variables_in_both_arguments() {
+    let ir = ok(&server(
+        "location ~ ^/(?<name>.*)$ {\n      \
+         sub_filter 'Host:$Host/$1' \"<b>$host</b> $arg_X $name\";\n      \
+         sub_filter ${http_x_Word}s '';\n    }",
+    ));
+    let l = ir
+        .locations
+        .iter()
+        .find(|l| l.kind == LocationKind::Regex)
+        .expect("the regex location");
+    let f = sub_filter_of(&ir, l);
+    // The match's literal text is lowercased (nginx's ngx_strlow on the argument); what a
+    // variable gives is lowercased per response. The replacement is kept as written.
+    assert_eq!(
+        f.pairs[0].0.parts,
+        [
+            Part::Literal("host:".into()),
+            Part::Var(Var::Builtin(Builtin::Host)),
+            Part::Literal("/".into()),
+            Part::Capture(1),
+        ]
+    );
+    assert_eq!(lit(&f.pairs[0].1), "<b>$host</b> $arg_x $name");
+    assert_eq!(
+        f.pairs[1].0.parts,
+        [
+            Part::Var(Var::Http("x_word".into())),
+            Part::Literal("s".into()),
+        ]
+    );
+    // An empty replacement removes the match.
+    assert!(f.pairs[1].1.parts.is_empty());
+    // Unknown variables are errors, in either argument.
+    assert_error(
+        &server("sub_filter $nosuch x;"),
+        "unknown variable \"$nosuch\"",
+    );
+    assert_error(
+        &server("sub_filter x $nosuch;"),
+        "unknown variable \"$nosuch\"",
+    );
+}
+
+#[test]
+fn sub_filter_literal_match_strings_are_lowercased() {
+    let ir = ok(&server(
+        "sub_filter '<A HREF=\"HTTP://Example.COM/' '<A HREF=\"HTTPS://Example.COM/';\n    \
+         sub_filter ÄBC-Ünicode X;",
+    ));
+    assert_eq!(
+        sub_pairs(sub_filter_of(&ir, server_default(&ir))),
+        [
+            (
+                "<a href=\"http://example.com/".into(),
+                "<A HREF=\"HTTPS://Example.COM/".into()
+            ),
+            // ASCII letters only, as nginx's ngx_strlow.
+            ("Äbc-Ünicode".into(), "X".into()),
+        ]
+    );
+}
+
+#[test]
+fn sub_filter_types_once_and_last_modified() {
+    let (ir, warnings) = compile(&server(
+        "sub_filter a b;\n    sub_filter_types text/CSS text/plain;\n    \
+         sub_filter_types TEXT/css application/javascript;\n    sub_filter_once off;\n    \
+         sub_filter_last_modified on;",
+    ))
+    .expect("compiles");
+    assert_eq!(warnings, ["duplicate MIME type \"text/css\""]);
+    let f = sub_filter_of(&ir, server_default(&ir));
+    assert_eq!(
+        f.types,
+        [
+            "application/javascript",
+            "text/css",
+            "text/html",
+            "text/plain"
+        ]
+    );
+    assert!(!f.once);
+    assert!(f.last_modified);
+    // `*` anywhere is every type; what follows it is not read (nginx stops there).
+    let ir = ok(&server("sub_filter_types text/css * text/css;"));
+    assert_eq!(sub_filter_of(&ir, server_default(&ir)).types, ["*"]);
+    // The companions are independent of gzip's types.
+    let ir = ok(&server("sub_filter_types text/css; gzip_types text/xml;"));
+    let s = settings_of(&ir, server_default(&ir));
+    assert_eq!(s.sub_filter.types, ["text/css", "text/html"]);
+    assert_eq!(s.gzip.types, ["text/html", "text/xml"]);
+    // Flags as nginx's: on or off, once per block.
+    for d in ["sub_filter_once", "sub_filter_last_modified"] {
+        assert_error(&server(&format!("{d} yes;")), "invalid value \"yes\"");
+        assert_error(
+            &server(&format!("{d} on; {d} off;")),
+            &format!("\"{d}\" directive is duplicate"),
+        );
+    }
+    assert_error(&server("sub_filter_types;"), "invalid number of arguments");
+    assert_error(&server("sub_filter a;"), "invalid number of arguments");
+    assert_error(&server("sub_filter a b c;"), "invalid number of arguments");
+}
+
+#[test]
+fn sub_filter_contexts_are_http_server_and_location() {
+    let ir = ok("events {}\nhttp {\n sub_filter a b;\n server { listen 80; }\n}\n");
+    assert_eq!(
+        sub_pairs(sub_filter_of(&ir, server_default(&ir))),
+        [("a".into(), "b".into())]
+    );
+    for d in [
+        "sub_filter a b;",
+        "sub_filter_types text/css;",
+        "sub_filter_once off;",
+        "sub_filter_last_modified on;",
+    ] {
+        let name = d.split(' ').next().unwrap_or_default();
+        assert_error(
+            &server(&format!("location / {{ if ($arg_z) {{ {d} }} }}")),
+            &format!("\"{name}\" directive is not allowed here"),
+        );
+    }
+    // A location's `if` block takes the location's lines.
+    let ir = ok(&server(
+        "location / { sub_filter a b; if ($arg_z) { set $x 1; } }",
+    ));
+    let i = ir
+        .locations
+        .iter()
+        .find(|l| l.kind == LocationKind::If)
+        .expect("the if");
+    assert_eq!(sub_pairs(sub_filter_of(&ir, i)), [("a".into(), "b".into())]);
+    // nginx has these four directives; any other sub_filter_* name is unknown.
+    let d = short_diagnostics(&server("sub_filter_bogus on;"));
+    assert!(d.contains("error[E0002]"), "{d}");
+}
+
+#[test]
+fn sub_filter_refuses_an_empty_match_string() {
+    for (line, col) in [("sub_filter \"\" x;", 16), ("sub_filter '' '';", 16)] {
+        let d = short_diagnostics(&server(line));
+        assert!(
+            d.contains(&format!(
+                "t.conf:5:{col}: error[E0006]: empty search pattern"
+            )),
+            "{line}: {d}"
+        );
+    }
+    // Checked where it is written, also when no location inherits it.
+    assert_error(
+        "events {}\nhttp {\n sub_filter '' x;\n server { listen 80; sub_filter a b; }\n}\n",
+        "empty search pattern",
+    );
+    // A match string that only a variable makes empty is taken (nginx skips it per
+    // response).
+    let ir = ok(&server("sub_filter $arg_m x;"));
+    assert_eq!(sub_filter_of(&ir, server_default(&ir)).pairs.len(), 1);
+}
+
+#[test]
+fn sub_filter_takes_at_most_255_lines_per_level() {
+    let lines = |n: usize| {
+        (0..n)
+            .map(|i| format!("sub_filter m{i} r{i};"))
+            .collect::<Vec<_>>()
+            .join("\n    ")
+    };
+    let ir = ok(&server(&lines(255)));
+    let f = sub_filter_of(&ir, server_default(&ir));
+    assert_eq!(f.pairs.len(), 255);
+    assert_eq!(lit(&f.pairs[254].0), "m254");
+    // The 256th line is nginx's error, at its place (line 5 + 255), once.
+    let d = short_diagnostics(&server(&lines(300)));
+    assert!(
+        d.contains("t.conf:260:5: error[E0006]: number of search patterns exceeds 255"),
+        "{d}"
+    );
+    assert_eq!(d.matches("number of search patterns").count(), 1, "{d}");
+    // The limit is per level: 255 at http and 255 in a server are fine.
+    let text = format!(
+        "events {{}}\nhttp {{\n    {}\n  server {{\n    listen 80;\n    {}\n  }}\n}}\n",
+        lines(255),
+        lines(255)
+    );
+    ok(&text);
+}

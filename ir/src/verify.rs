@@ -536,7 +536,32 @@ impl Checker<'_> {
         }
         self.gzip(&s.gzip)?;
         compression("brotli", &s.brotli, 0..=11)?;
-        compression("zstd", &s.zstd, 1..=22)
+        compression("zstd", &s.zstd, 1..=22)?;
+        self.sub_filter(&s.sub_filter)
+    }
+
+    /// `sub_filter`: at most 255 lines (nginx's limit per level), each match string not
+    /// empty and its literal text lowercase (the compiler lowercases it), the types as for
+    /// gzip.
+    fn sub_filter(&self, f: &SubFilter) -> Result<(), VerifyError> {
+        check(f.pairs.len() <= 255, || {
+            format!("{} sub_filter lines (at most 255)", f.pairs.len())
+        })?;
+        for (i, (m, r)) in f.pairs.iter().enumerate() {
+            check(
+                !m.parts.is_empty()
+                    && m.parts.iter().all(|p| match p {
+                        Part::Literal(t) => {
+                            !t.is_empty() && !t.bytes().any(|b| b.is_ascii_uppercase())
+                        }
+                        _ => true,
+                    }),
+                || format!("sub_filter {i}: match {m:?} empty or not lowercase"),
+            )?;
+            self.template(m)?;
+            self.template(r)?;
+        }
+        types("sub_filter", &f.types)
     }
 
     fn gzip(&self, g: &Gzip) -> Result<(), VerifyError> {
@@ -974,6 +999,20 @@ pub(crate) mod tests {
             static_mode: GzipStatic::Always,
             window_log: 0,
         };
+        s.sub_filter = SubFilter {
+            pairs: vec![
+                (Template::literal("<a href=\"http://"), var(0)),
+                (
+                    Template {
+                        parts: vec![Part::Literal("x-".into()), var(0).parts[0].clone()],
+                    },
+                    Template::literal("Y"),
+                ),
+            ],
+            types: vec!["text/css".into(), "text/html".into()],
+            once: false,
+            last_modified: true,
+        };
         s.error_pages = vec![ErrorPage {
             codes: vec![404],
             response: None,
@@ -1265,6 +1304,42 @@ pub(crate) mod tests {
             }),
             ("zstd_types duplicates", |ir, _| {
                 ir.settings[0].zstd.types = vec!["text/html".into(), "text/html".into()]
+            }),
+            ("sub_filter match", |ir, t| {
+                ir.settings[0].sub_filter.pairs[1].0 = t
+            }),
+            ("sub_filter replacement", |ir, t| {
+                ir.settings[0].sub_filter.pairs[0].1 = t
+            }),
+            ("sub_filter empty match", |ir, _| {
+                ir.settings[0].sub_filter.pairs[0].0 = Template::default()
+            }),
+            ("sub_filter empty literal", |ir, _| {
+                ir.settings[0].sub_filter.pairs[0].0 = Template {
+                    parts: vec![Part::Literal(String::new())],
+                }
+            }),
+            ("sub_filter uppercase match", |ir, _| {
+                ir.settings[0].sub_filter.pairs[0].0 = Template::literal("<A href")
+            }),
+            ("sub_filter uppercase around a variable", |ir, _| {
+                ir.settings[0].sub_filter.pairs[1].0.parts[0] = Part::Literal("X-".into())
+            }),
+            ("sub_filter 256 lines", |ir, _| {
+                let f = &mut ir.settings[0].sub_filter;
+                f.pairs = vec![f.pairs[0].clone(); 256]
+            }),
+            ("sub_filter_types order", |ir, _| {
+                ir.settings[0].sub_filter.types.reverse()
+            }),
+            ("sub_filter_types without text/html", |ir, _| {
+                ir.settings[0].sub_filter.types = vec!["text/plain".into()]
+            }),
+            ("sub_filter_types uppercase", |ir, _| {
+                ir.settings[0].sub_filter.types = vec!["text/HTML".into()]
+            }),
+            ("sub_filter_types star among others", |ir, _| {
+                ir.settings[0].sub_filter.types = vec!["*".into(), "text/html".into()]
             }),
             ("map source", |ir, t| ir.maps[0].source = t),
             ("map exact value", |ir, t| ir.maps[0].exact[0].1 = t),

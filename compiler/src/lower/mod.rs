@@ -1092,12 +1092,14 @@ impl Lower<'_> {
     }
 
     /// Argument checks of the directives that are accepted without effect (nginx's sizing
-    /// knobs and temporary paths) and of the compression directives, in every block.
+    /// knobs and temporary paths) and of the compression and `sub_filter` directives, in
+    /// every block.
     fn knobs(&mut self, block: &[Directive], depth: usize) {
         if depth > crate::ast::MAX_BLOCK_DEPTH {
             return;
         }
         self.compression_checks(block);
+        self.sub_filter_checks(block);
         for d in block {
             match d.name.as_str() {
                 "connection_pool_size" | "request_pool_size" => {
@@ -2847,12 +2849,72 @@ impl Lower<'_> {
             gzip: self.gzip(chain),
             brotli: compression(chain, &BROTLI),
             zstd: compression(chain, &ZSTD),
-            sub_filter: proton_ir::SubFilter {
-                pairs: Vec::new(),
-                types: vec!["text/html".into()],
-                once: true,
-                last_modified: false,
-            },
+            sub_filter: self.sub_filter(chain),
+        }
+    }
+
+    /// `sub_filter` and its companions in effect: the `sub_filter` lines of the nearest
+    /// level with any (nginx's array, inherited as a whole), each match string lowercased
+    /// where it is literal text as nginx's `ngx_strlow` (the value of a variable in it is
+    /// lowercased per response by the runtime). Lines refused by
+    /// [`Lower::sub_filter_checks`] (an empty match string, a 256th line) are left out.
+    fn sub_filter(&mut self, chain: &[&Level<'_>]) -> SubFilter {
+        let flag = |name: &str, default: bool| {
+            nearest(chain, name)
+                .first()
+                .map_or(default, |d| arg(d, 0) == "on")
+        };
+        let pairs = nearest(chain, "sub_filter")
+            .iter()
+            .filter(|d| !arg(d, 0).is_empty())
+            .take(SUB_FILTER_MAX_PAIRS)
+            .map(|d| {
+                let mut m = self.template(d, 0);
+                for p in &mut m.parts {
+                    if let Part::Literal(t) = p {
+                        t.make_ascii_lowercase();
+                    }
+                }
+                (m, self.template(d, 1))
+            })
+            .collect();
+        SubFilter {
+            pairs,
+            types: compressed_types(chain, "sub_filter_types"),
+            once: flag("sub_filter_once", true),
+            last_modified: flag("sub_filter_last_modified", false),
+        }
+    }
+
+    /// nginx's checks of the `sub_filter` lines of one block (each line where it is
+    /// written, whether or not a location inherits it): an empty match string is "empty
+    /// search pattern", and a block takes at most 255 lines ("number of search patterns
+    /// exceeds 255", at the first line past them).
+    fn sub_filter_checks(&mut self, block: &[Directive]) {
+        let mut n = 0;
+        for d in all(block, "sub_filter") {
+            if arg(d, 0).is_empty() {
+                self.err(
+                    Diagnostic::error(Code::BadValue, d.arg_span(0), "empty search pattern")
+                        .label("an empty string matches nothing")
+                        .help("sub_filter '<a href=\"http://' '<a href=\"https://';"),
+                );
+                continue;
+            }
+            n += 1;
+            if n == SUB_FILTER_MAX_PAIRS + 1 {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.name_span,
+                        format!("number of search patterns exceeds {SUB_FILTER_MAX_PAIRS}"),
+                    )
+                    .label(format!("sub_filter line {n} of this block"))
+                    .help(format!(
+                        "nginx takes at most {SUB_FILTER_MAX_PAIRS} sub_filter lines per block"
+                    )),
+                );
+            }
         }
     }
 
@@ -2922,7 +2984,12 @@ impl Lower<'_> {
     fn compression_checks(&mut self, block: &[Directive]) {
         // Duplicates within a block's `*_types` lines (text/html is always there) and
         // gzip_proxied lines are warnings in nginx.
-        for name in ["gzip_types", "brotli_types", "zstd_types"] {
+        for name in [
+            "gzip_types",
+            "brotli_types",
+            "zstd_types",
+            "sub_filter_types",
+        ] {
             let mut seen_types = vec!["text/html".to_string()];
             'types: for d in all(block, name) {
                 for a in &d.args {
@@ -2937,10 +3004,12 @@ impl Lower<'_> {
                                 a.span,
                                 format!("duplicate MIME type \"{t}\""),
                             )
-                            .label(if t == "text/html" {
-                                "text/html is always compressed"
-                            } else {
+                            .label(if t != "text/html" {
                                 "already listed"
+                            } else if name == "sub_filter_types" {
+                                "text/html is always included"
+                            } else {
+                                "text/html is always compressed"
                             })
                             .help("list each type once; text/html need not be listed"),
                         );
@@ -3971,6 +4040,9 @@ fn compressed_types(chain: &[&Level<'_>], name: &str) -> Vec<String> {
     types.dedup();
     types
 }
+
+/// The most `sub_filter` lines one level takes (nginx keeps a pattern's index in a byte).
+const SUB_FILTER_MAX_PAIRS: usize = 255;
 
 /// A content coding of a third-party nginx module, by the prefix of its directives.
 struct Coding {
