@@ -170,6 +170,11 @@ pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
                 || !s.add_headers.is_empty()
                 || s.expires != proton_ir::Expires::Off
                 || s.charset.charset.is_some()
+                // (The body filters decide per request: compression, sub_filter.)
+                || s.gzip.enable
+                || s.brotli.enable
+                || s.zstd.enable
+                || !s.sub_filter.pairs.is_empty()
             {
                 return None;
             }

@@ -41,6 +41,7 @@ mod runtime;
 mod safety;
 mod startup;
 mod static_headers;
+mod sub_filter;
 mod tls;
 mod tls_client;
 mod tls_order;
