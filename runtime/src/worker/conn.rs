@@ -1361,6 +1361,14 @@ impl Conn {
         if coder.ended || self.wpos < self.wbuf.len() {
             return Some(false);
         }
+        // The head leaves the buffer now: kept for the log line's `$sent_http_*`.
+        if self.body_sent == 0 {
+            let n = usize::try_from(self.finished.header_bytes).unwrap_or(0);
+            if let Some(head) = self.wbuf.get(..n) {
+                req.sent_head.clear();
+                req.sent_head.extend_from_slice(head);
+            }
+        }
         // What went out is counted (the head among it: see `finish`).
         self.body_sent += self.wbuf.len() as u64;
         self.wbuf.clear();

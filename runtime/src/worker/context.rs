@@ -124,7 +124,9 @@ pub(crate) struct RequestCtx {
     pub(crate) body_read: u64,
     /// The body coder of the response (gzip, gunzip), while it is coded.
     pub(crate) coder: Option<Box<super::filter::BodyCoder>>,
-    /// nginx's `r->gzip_tested`/`r->gzip_ok`: whether the client may get gzip, once asked.
+    /// nginx's `r->gzip_tested`/`r->gzip_ok`, once asked: whether the request may get a
+    /// compressed response at all (`gzip_http_version`, `gzip_proxied`, `gzip_disable`,
+    /// not a subrequest); `Accept-Encoding` is read for each coding.
     pub(crate) gzip_tested: Option<bool>,
     /// nginx's `r->gzip_vary`: a gzip module looked at the response (gzip_static found a
     /// `.gz` file the client did not get).

@@ -1,14 +1,15 @@
-//! The response filters between a handler and the client, in nginx's order: `gunzip` (a
-//! gzipped response for a client that does not take gzip), the charset filter (see
-//! `static_files::charset_type`, applied where heads are made), `gzip`, and the framing
-//! the changed body needs (chunked, or the close on HTTP/1.0).
+//! The response body filters between a handler and the client, in nginx's order: `gunzip`
+//! (a gzipped response for a client that does not take gzip), `sub_filter`, the charset
+//! filter (see `static_files::charset_type`, applied where heads are made), a compression
+//! (`gzip`, `brotli` or `zstd`: the client's q-values choose among those the location
+//! enables), and the framing the changed body needs (chunked, or the close on HTTP/1.0).
 //!
-//! Each response is looked at once, at its head ([`Worker::plan`], nginx's
-//! `ngx_http_gzip_header_filter`, `ngx_http_gunzip_header_filter` and `ngx_http_gzip_ok`);
-//! the head is then edited as bytes ([`edit_head`]): every handler writes an HTTP/1.1 head,
-//! so one editor serves static files, in-memory answers, proxied responses and HTTP/2
-//! streams (whose bridge reads the same bytes). The body then goes through the request's
-//! [`BodyCoder`], a sans-IO coder owned by the request ([`RequestCtx::coder`]):
+//! Each response is looked at once, at its head ([`Worker::plan`]: nginx's gzip, gunzip
+//! and sub header filters and `ngx_http_gzip_ok`); the head is then edited as bytes
+//! ([`edit_head`]): every handler writes an HTTP/1.1 head, so one editor serves static
+//! files, in-memory answers, proxied responses and HTTP/2 streams (whose bridge reads the
+//! same bytes). The body then goes through the request's [`BodyCoder`], a pipeline of
+//! sans-IO stages owned by the request ([`RequestCtx::coder`]):
 //! - in-memory answers are coded whole when the head is edited ([`Worker::filter_answer`]);
 //! - files are read, coded and framed a piece at a time as the client takes them
 //!   (`Conn::flush` refills its buffer: no sendfile while coding);
