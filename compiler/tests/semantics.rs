@@ -1921,3 +1921,16 @@ fn sub_filter_takes_at_most_255_lines_per_level() {
     );
     ok(&text);
 }
+
+/// `output_buffers` sizes nginx's file read buffers: accepted with nginx's checks, no
+/// effect (nginx-tests' h2.t writes it).
+#[test]
+fn output_buffers_is_accepted_and_checked() {
+    ok(&server("  location / { output_buffers 2 1m; }\n"));
+    let e = errors(&server("  location / { output_buffers 0 1m; }\n"));
+    assert!(
+        e.iter()
+            .any(|m| m.contains("invalid value \"0\" in \"output_buffers\" directive")),
+        "{e:?}"
+    );
+}

@@ -2979,8 +2979,9 @@ impl Lower<'_> {
     }
 
     /// nginx's checks of the arguments of the compression directives (gzip's, and brotli's
-    /// and zstd's as their modules check them), on the lines of one block: each line is
-    /// checked where it is written, whether or not a location inherits it.
+    /// and zstd's as their modules check them; sub_filter's; `output_buffers`), on the lines
+    /// of one block: each line is checked where it is written, whether or not a location
+    /// inherits it.
     fn compression_checks(&mut self, block: &[Directive]) {
         // Duplicates within a block's `*_types` lines (text/html is always there) and
         // gzip_proxied lines are warnings in nginx.
@@ -3091,7 +3092,8 @@ impl Lower<'_> {
                         .help("brotli_window 512k; (a power of two from 1k to 16m)"),
                     );
                 }
-                "gzip_buffers" | "gunzip_buffers" | "brotli_buffers" | "zstd_buffers" => {
+                "gzip_buffers" | "gunzip_buffers" | "brotli_buffers" | "zstd_buffers"
+                | "output_buffers" => {
                     let count = parse_number::<u64>(arg(d, 0)).filter(|n| *n > 0);
                     let size = parse_size(arg(d, 1)).filter(|s| *s > 0);
                     for (i, ok) in [(0, count.is_some()), (1, size.is_some())] {
@@ -3112,8 +3114,13 @@ impl Lower<'_> {
                                     "expected a buffer size above 0"
                                 })
                                 .help(format!(
-                                    "{} 32 4k; (accepted for nginx compatibility, with no effect)",
-                                    d.name
+                                    "{} {}; (accepted for nginx compatibility, with no effect)",
+                                    d.name,
+                                    if d.name == "output_buffers" {
+                                        "2 32k"
+                                    } else {
+                                        "32 4k"
+                                    }
                                 )),
                             );
                         }
