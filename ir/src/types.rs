@@ -1136,18 +1136,27 @@ pub struct GzipProxied {
     pub any: bool,
 }
 
+impl GzipProxied {
+    /// No word given (nginx's bitmask with no bit set).
+    pub const NONE: GzipProxied = GzipProxied {
+        off: false,
+        expired: false,
+        no_cache: false,
+        no_store: false,
+        private: false,
+        no_last_modified: false,
+        no_etag: false,
+        auth: false,
+        any: false,
+    };
+}
+
 impl Default for GzipProxied {
+    /// nginx's default, `gzip_proxied off`.
     fn default() -> Self {
         GzipProxied {
             off: true,
-            expired: false,
-            no_cache: false,
-            no_store: false,
-            private: false,
-            no_last_modified: false,
-            no_etag: false,
-            auth: false,
-            any: false,
+            ..GzipProxied::NONE
         }
     }
 }

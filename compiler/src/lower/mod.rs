@@ -2928,7 +2928,7 @@ impl Lower<'_> {
         let proxied = match nearest(chain, "gzip_proxied") {
             [] => default.proxied,
             lines => {
-                let mut p = GZIP_PROXIED_NONE;
+                let mut p = GzipProxied::NONE;
                 for a in lines.iter().flat_map(|d| &d.args) {
                     if let Some(flag) = gzip_proxied_flag(&mut p, &a.value) {
                         *flag = true;
@@ -3020,7 +3020,7 @@ impl Lower<'_> {
                 }
             }
         }
-        let mut proxied = GZIP_PROXIED_NONE;
+        let mut proxied = GzipProxied::NONE;
         for d in all(block, "gzip_proxied") {
             for a in &d.args {
                 match gzip_proxied_flag(&mut proxied, &a.value) {
@@ -4132,19 +4132,6 @@ const GZIP_PROXIED_WORDS: [&str; 9] = [
     "auth",
     "any",
 ];
-
-/// `gzip_proxied` before its words are read (nginx's bitmask with no bit set).
-const GZIP_PROXIED_NONE: GzipProxied = GzipProxied {
-    off: false,
-    expired: false,
-    no_cache: false,
-    no_store: false,
-    private: false,
-    no_last_modified: false,
-    no_etag: false,
-    auth: false,
-    any: false,
-};
 
 /// The flag of `p` a `gzip_proxied` word sets (nginx compares them ignoring case); `None`:
 /// not one of its words.

@@ -385,6 +385,18 @@ pub fn parse_head(buf: &[u8], limits: &Limits, out: &mut RequestHead) -> Result<
     };
 
     let Some(head_len) = parsed else {
+        // nginx's parser judges each byte of the method as it arrives: `xxxx…` is a 400
+        // at once, not when its line ends (nginx-tests' h2.t "invalid preface").
+        let method = line
+            .iter()
+            .position(|&b| matches!(b, b' ' | b'\r' | b'\n'))
+            .map_or(line, |i| &line[..i]);
+        if !method
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+        {
+            return Err(HttpError::InvalidMethod);
+        }
         // Not complete: enforce the limits on what has arrived so far.
         match line_end {
             Some(i) if i + 1 > limits.max_uri => return Err(HttpError::RequestLineTooLong),
@@ -1271,5 +1283,12 @@ mod tests {
             assert_eq!(parse(partial).unwrap().0, Parsed::Partial, "{partial:?}");
         }
         assert_eq!(parse(b"GET / HTTP/1.1\r").unwrap().0, Parsed::Partial);
+        // A method byte nginx refuses is refused before the line ends.
+        assert_eq!(err(b"xxxxxxxxxxxxxxxx"), HttpError::InvalidMethod);
+        assert_eq!(err(b"GEt"), HttpError::InvalidMethod);
+        assert_eq!(err(b"\r\nG\x01"), HttpError::InvalidMethod);
+        for partial in [&b"GE"[..], b"\r\nPOS", b"M-SEARCH", b"GET"] {
+            assert_eq!(parse(partial).unwrap().0, Parsed::Partial, "{partial:?}");
+        }
     }
 }

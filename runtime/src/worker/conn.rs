@@ -1351,7 +1351,6 @@ impl Conn {
     /// nothing is coded here (or all is out); `None`: the file failed (the response is cut
     /// short).
     fn refill_coded(&mut self, w: &mut Worker<'_>) -> Option<bool> {
-        use std::os::unix::fs::FileExt;
         let Some(req) = self.req.as_deref_mut() else {
             return Some(false);
         };
@@ -1389,27 +1388,20 @@ impl Conn {
                 continue;
             }
             let want = ((f.end - f.offset) as usize).min(buf.len());
-            match f.file.read_at(&mut buf[..want], f.offset as u64) {
-                Ok(0) => {
+            match read_piece(&w.elog, self.peer, f, &mut buf[..want]) {
+                Some(0) => {
+                    log_truncated(&w.elog, self.peer);
                     failed = true;
                     break;
                 }
-                Ok(n) => {
+                Some(n) => {
                     f.offset += n as i64;
                     if coder.code(&buf[..n], false, &mut self.wbuf).is_err() {
                         failed = true;
                         break;
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
-                    elog!(
-                        w.elog,
-                        Crit,
-                        "pread() failed ({e}) while sending a file, client: {}",
-                        self.peer.ip(),
-                        e = crate::log::OsError(&e)
-                    );
+                None => {
                     failed = true;
                     break;
                 }
@@ -1501,19 +1493,13 @@ impl Conn {
     /// The file shrank under a transfer: nothing more can be sent and the response is
     /// short, so the connection cannot be reused (the caller closes it).
     fn file_truncated(&mut self, w: &mut Worker<'_>) -> Option<bool> {
-        elog!(
-            w.elog,
-            Crit,
-            "file was truncated while being sent, client: {}",
-            self.peer.ip()
-        );
+        log_truncated(&w.elog, self.peer);
         self.file = None;
         None
     }
 
     /// `sendfile off`: the file body through the worker's bounce buffer (pread + write).
     fn copy_file(&mut self, w: &mut Worker<'_>, mut allowance: usize) -> Option<bool> {
-        use std::os::unix::fs::FileExt;
         // The worker's copy buffer: zeroed once, reused for every file.
         let mut buf = std::mem::take(&mut w.copy_buf);
         if buf.len() < 32 * 1024 {
@@ -1537,18 +1523,10 @@ impl Conn {
                 break Some(true);
             };
             let want = ((f.end - f.offset) as usize).min(buf.len()).min(allowance);
-            let n = match f.file.read_at(&mut buf[..want], f.offset as u64) {
-                Ok(0) => break self.file_truncated(w),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    elog!(
-                        w.elog,
-                        Crit,
-                        "pread() failed ({e}) while sending a file, client: {}",
-                        self.peer.ip(),
-                        e = crate::log::OsError(&e)
-                    );
+            let n = match read_piece(&w.elog, self.peer, f, &mut buf[..want]) {
+                Some(0) => break self.file_truncated(w),
+                Some(n) => n,
+                None => {
                     self.file = None;
                     break None;
                 }
@@ -1778,6 +1756,43 @@ impl Conn {
 /// is no limit); when nothing may, the connection (`conn`: its slab key and serial number) is
 /// queued to be woken when something
 /// may (`Err`: then).
+/// Reads the next piece of a file body into `buf` (pread at its offset): how many bytes
+/// (0: the file ended early); `None`: the read failed (logged at `crit`, as nginx).
+fn read_piece(
+    elog: &crate::log::ErrorLog,
+    peer: SocketAddr,
+    f: &FileBody,
+    buf: &mut [u8],
+) -> Option<usize> {
+    use std::os::unix::fs::FileExt;
+    loop {
+        match f.file.read_at(buf, f.offset as u64) {
+            Ok(n) => return Some(n),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => {
+                elog!(
+                    elog,
+                    Crit,
+                    "pread() failed ({e}) while sending a file, client: {}",
+                    peer.ip(),
+                    e = crate::log::OsError(&e)
+                );
+                return None;
+            }
+        }
+    }
+}
+
+/// The file shrank under a transfer (logged at `crit`, as nginx).
+fn log_truncated(elog: &crate::log::ErrorLog, peer: SocketAddr) {
+    elog!(
+        elog,
+        Crit,
+        "file was truncated while being sent, client: {}",
+        peer.ip()
+    );
+}
+
 pub(crate) fn rate_allowance(
     req: Option<&mut RequestCtx>,
     sent: u64,

@@ -89,7 +89,8 @@ enum Coder {
     Gzip(GzipEncoder),
     Br(BrotliEncoder),
     Zstd(ZstdEncoder),
-    Gunzip(GunzipDecoder),
+    /// (Boxed: zlib's inflate state is the largest of the four.)
+    Gunzip(Box<GunzipDecoder>),
 }
 
 /// A response body on its way through the filters, owned by its request: gunzip, then
@@ -195,7 +196,7 @@ impl BodyCoder {
                         Some(Coder::Br(BrotliEncoder::new(level, window_log)))
                     }
                     Some(Dir::Encode(Coding::Zstd)) => Some(Coder::Zstd(ZstdEncoder::new(level)?)),
-                    Some(Dir::Decompress) => Some(Coder::Gunzip(GunzipDecoder::new())),
+                    Some(Dir::Decompress) => Some(Coder::Gunzip(Box::default())),
                     None => None,
                 },
                 sub: Substitution::default(),

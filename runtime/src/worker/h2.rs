@@ -475,6 +475,22 @@ fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Wo
     let Some(done) = done else {
         return;
     };
+    // DATA frames as large as the answering location's `http2_chunk_size`.
+    let chunk = conns
+        .get(skey)
+        .and_then(|sc| {
+            let id = sc.ext.as_deref()?.stream.as_deref()?.id;
+            Some((id, sc.finished.location()?))
+        })
+        .map(|(id, l)| {
+            (
+                id,
+                w.settings_for(proton_ir::LocationId(l)).http2.chunk_size,
+            )
+        });
+    if let Some((id, size)) = chunk {
+        s.conn.set_chunk_size(id, size);
+    }
     take_output(conns, skey, s);
     if done {
         finish_stream(conns, skey, s, w);
