@@ -2004,6 +2004,41 @@ mod tests {
         assert_eq!(goaway_code(&mut c), Some(ErrorCode::Protocol as u32));
     }
 
+    /// A stream's own `http2_chunk_size` (its location's) sizes its DATA frames, within
+    /// the peer's frame size; other streams keep the connection's.
+    #[test]
+    fn a_stream_takes_its_own_chunk_size() {
+        let mut c = open();
+        push(&mut c, &whole(1, &get("/")));
+        push(&mut c, &whole(3, &get("/")));
+        c.out.clear();
+        c.set_chunk_size(1, 1);
+        c.set_chunk_size(3, 64 * 1024);
+        assert_eq!(c.send_data(1, b"body", true), 4);
+        let f = frames(&mut c);
+        let sizes: Vec<usize> = f.iter().map(|(_, p)| p.len()).collect();
+        assert_eq!(sizes, [1, 1, 1, 1]);
+        assert_eq!(f[3].0.flags, frame::END_STREAM);
+        let big = vec![1u8; 40_000];
+        assert_eq!(c.send_data(3, &big, true), 40_000);
+        let sizes: Vec<usize> = frames(&mut c).iter().map(|(_, p)| p.len()).collect();
+        assert_eq!(
+            sizes,
+            [16_384, 16_384, 7_232],
+            "the peer's frame size caps it"
+        );
+    }
+
+    /// A client's PUSH_PROMISE ends the connection as soon as its frame head is in, its
+    /// payload never waited for (nginx-tests' h2.t).
+    #[test]
+    fn push_promise_fails_on_its_head() {
+        let mut c = open();
+        let head_only = &frame(frame::PUSH_PROMISE, 0, 1, &[0, 0, 0, 0])[..frame::HEAD];
+        let (r, _) = feed(&mut c, head_only);
+        assert_eq!(r.map_err(|e| e.code), Err(ErrorCode::Protocol));
+    }
+
     #[test]
     fn send_flow_control() {
         let mut c = open();
