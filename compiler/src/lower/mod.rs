@@ -3096,34 +3096,20 @@ impl Lower<'_> {
                 | "output_buffers" => {
                     let count = parse_number::<u64>(arg(d, 0)).filter(|n| *n > 0);
                     let size = parse_size(arg(d, 1)).filter(|s| *s > 0);
-                    for (i, ok) in [(0, count.is_some()), (1, size.is_some())] {
-                        if !ok {
-                            self.err(
-                                Diagnostic::error(
-                                    Code::BadValue,
-                                    d.arg_span(i),
-                                    format!(
-                                        "invalid value \"{}\" in \"{}\" directive",
-                                        arg(d, i),
-                                        d.name
-                                    ),
-                                )
-                                .label(if i == 0 {
-                                    "expected a number of buffers above 0"
-                                } else {
-                                    "expected a buffer size above 0"
-                                })
-                                .help(format!(
-                                    "{} {}; (accepted for nginx compatibility, with no effect)",
-                                    d.name,
-                                    if d.name == "output_buffers" {
-                                        "2 32k"
-                                    } else {
-                                        "32 4k"
-                                    }
-                                )),
-                            );
+                    let help = format!(
+                        "{} {}; (accepted for nginx compatibility, with no effect)",
+                        d.name,
+                        if d.name == "output_buffers" {
+                            "2 32k"
+                        } else {
+                            "32 4k"
                         }
+                    );
+                    if count.is_none() {
+                        self.bad_value(d, 0, "expected a number of buffers above 0", &help);
+                    }
+                    if size.is_none() {
+                        self.bad_value(d, 1, "expected a buffer size above 0", &help);
                     }
                 }
                 "gzip_window" | "gzip_hash" => {
@@ -3360,6 +3346,11 @@ impl Lower<'_> {
 
     /// Reports argument `i` of `d` as a bad time.
     fn bad_time(&mut self, d: &Directive, i: usize, help: &str) {
+        self.bad_value(d, i, &format!("argument {} must be a time", i + 1), help);
+    }
+
+    /// Reports argument `i` of `d` as nginx's "invalid value", with `label` and `help`.
+    fn bad_value(&mut self, d: &Directive, i: usize, label: &str, help: &str) {
         self.err(
             Diagnostic::error(
                 Code::BadValue,
@@ -3370,7 +3361,7 @@ impl Lower<'_> {
                     d.name
                 ),
             )
-            .label(format!("argument {} must be a time", i + 1))
+            .label(label)
             .help(help),
         );
     }

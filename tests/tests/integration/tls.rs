@@ -1053,14 +1053,23 @@ pub(super) fn chromium() -> Option<&'static str> {
         })
 }
 
-#[test]
-fn a_browser_loads_a_page_and_its_script_over_https() {
-    let Some(browser) = chromium() else {
+/// [`chromium`], or `None` with a note that the test is skipped (never in CI, which
+/// installs it).
+fn chromium_or_skip() -> Option<&'static str> {
+    let b = chromium();
+    if b.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI installs chromium-headless-shell"
         );
         eprintln!("skipped: no headless Chromium here");
+    }
+    b
+}
+
+#[test]
+fn a_browser_loads_a_page_and_its_script_over_https() {
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let s = setup("tls-browser", "", 1);
@@ -1702,12 +1711,7 @@ fn sessions_resume_only_where_the_certificate_is_the_same() {
 /// script runs only if Chromium decoded it, and a fetch of it reports the coding.
 #[test]
 fn a_browser_decodes_compressed_responses() {
-    let Some(browser) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI installs chromium-headless-shell"
-        );
-        eprintln!("skipped: no headless Chromium here");
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let s = setup(
