@@ -27,6 +27,16 @@ use crate::http::subst::Substitution;
 use proton_ir::{LocationId, Settings};
 use std::io::Write;
 
+/// A response's header fields by name (ASCII case-insensitive), borrowed from its head.
+pub(crate) type Fields<'h> = dyn Fn(&[u8]) -> Option<&'h [u8]> + 'h;
+
+/// `f` as [`Fields`] (so that a closure's result borrows from what it captured).
+pub(crate) fn fields<'h>(
+    f: impl Fn(&[u8]) -> Option<&'h [u8]> + 'h,
+) -> impl Fn(&[u8]) -> Option<&'h [u8]> + 'h {
+    f
+}
+
 /// What a response's body becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dir {
@@ -501,11 +511,11 @@ pub(crate) fn edit_head(head: &[u8], e: &Edit, out: &mut Vec<u8>) {
 /// Whether the location's `sub_filter` applies to a response with these header fields
 /// (nginx's sub header filter: patterns, a body that is not known to be empty, a listed
 /// type; any status).
-pub(crate) fn substitutes(s: &Settings, resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>) -> bool {
+pub(crate) fn substitutes(s: &Settings, resp: &Fields<'_>) -> bool {
     let sf = &s.sub_filter;
     !sf.pairs.is_empty()
-        && resp(b"content-length").as_deref() != Some(b"0")
-        && type_listed(&sf.types, resp(b"content-type").as_deref())
+        && resp(b"content-length") != Some(b"0")
+        && type_listed(&sf.types, resp(b"content-type"))
 }
 
 /// Whether a `Content-Type` value is among `types` (lowercase, sorted; `["*"]`: any, even
@@ -540,7 +550,7 @@ impl Worker<'_> {
         conn: &Conn,
         req: &mut RequestCtx,
         s: &Settings,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
     ) -> bool {
         self.best_coding(conn, req, s, resp, &[Coding::Gzip])
             .is_some()
@@ -554,7 +564,7 @@ impl Worker<'_> {
         conn: &Conn,
         req: &mut RequestCtx,
         s: &Settings,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
         offered: &[Coding],
     ) -> Option<Coding> {
         let ae = super::vars::header(&req.head, &conn.rbuf, b"accept-encoding")?;
@@ -574,7 +584,7 @@ impl Worker<'_> {
         conn: &Conn,
         req: &mut RequestCtx,
         s: &Settings,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
     ) -> bool {
         if let Some(ok) = req.gzip_tested {
             return ok;
@@ -589,7 +599,7 @@ impl Worker<'_> {
         conn: &Conn,
         req: &RequestCtx,
         s: &Settings,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
     ) -> bool {
         let g = &s.gzip;
         if req.mirror_sub || req.post_action {
@@ -619,7 +629,7 @@ impl Worker<'_> {
         &self,
         g: &proton_ir::Gzip,
         authorization: Option<&[u8]>,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
     ) -> bool {
         let p = &g.proxied;
         if p.off {
@@ -637,11 +647,11 @@ impl Worker<'_> {
             if !p.expired {
                 return false;
             }
-            let Some(expires) = date(&e) else {
+            let Some(expires) = date(e) else {
                 return false;
             };
             let now = match resp(b"date") {
-                Some(d) => match date(&d) {
+                Some(d) => match date(d) {
                     Some(d) => d,
                     None => return false,
                 },
@@ -650,9 +660,9 @@ impl Worker<'_> {
             return expires < now;
         }
         if let Some(cc) = resp(b"cache-control") {
-            return (p.no_cache && cache_control_has(&cc, b"no-cache"))
-                || (p.no_store && cache_control_has(&cc, b"no-store"))
-                || (p.private && cache_control_has(&cc, b"private"));
+            return (p.no_cache && cache_control_has(cc, b"no-cache"))
+                || (p.no_store && cache_control_has(cc, b"no-store"))
+                || (p.private && cache_control_has(cc, b"private"));
         }
         if p.no_last_modified && resp(b"last-modified").is_some() {
             return false;
@@ -673,16 +683,12 @@ impl Worker<'_> {
         s: &Settings,
         status: u16,
         header_only: bool,
-        resp: &dyn Fn(&[u8]) -> Option<Vec<u8>>,
+        resp: &Fields<'_>,
     ) -> Plan {
         let g = &s.gzip;
         let mut plan = Plan::default();
         let encoding = resp(b"content-encoding").filter(|v| !v.is_empty());
-        if g.gunzip
-            && encoding
-                .as_deref()
-                .is_some_and(|v| v.eq_ignore_ascii_case(b"gzip"))
-        {
+        if g.gunzip && encoding.is_some_and(|v| v.eq_ignore_ascii_case(b"gzip")) {
             plan.vary = true;
             if !self.gzip_ok(conn, req, s, resp) {
                 plan.coding = Some(Dir::Decompress);
@@ -693,16 +699,14 @@ impl Worker<'_> {
             return plan;
         }
         let length = resp(b"content-length")
-            .and_then(|v| std::str::from_utf8(&v).ok()?.trim().parse::<u64>().ok());
+            .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
         let content_type = resp(b"content-type");
         // The codings whose own settings take this response (each module's header filter).
         let mut offered = [Coding::Gzip; 3];
         let mut n = 0;
         for c in PREFERENCE {
             let (on, types, min_length, _, _) = knobs(s, c);
-            if on
-                && length.is_none_or(|len| len >= min_length)
-                && type_listed(types, content_type.as_deref())
+            if on && length.is_none_or(|len| len >= min_length) && type_listed(types, content_type)
             {
                 offered[n] = c;
                 n += 1;
@@ -733,12 +737,18 @@ impl Worker<'_> {
         if !(s.gzip.enable || s.brotli.enable || s.zstd.enable || !s.sub_filter.pairs.is_empty()) {
             return false;
         }
-        let len = length.to_string();
-        let resp = |name: &[u8]| match name {
-            b"content-type" => Some(content_type.to_vec()),
-            b"content-length" => Some(len.as_bytes().to_vec()),
-            _ => None,
+        let mut digits = [0u8; 20];
+        let n = {
+            let mut c = std::io::Cursor::new(&mut digits[..]);
+            let _ = write!(c, "{length}");
+            c.position() as usize
         };
+        let len = &digits[..n];
+        let resp = fields(|name: &[u8]| match name {
+            b"content-type" => Some(content_type),
+            b"content-length" => Some(len),
+            _ => None,
+        });
         substitutes(s, &resp)
             || matches!(
                 self.plan(conn, req, s, status, false, &resp).coding,
@@ -796,10 +806,13 @@ impl Worker<'_> {
         }
         let status = out.status;
         let head = std::mem::take(&mut conn.wbuf);
-        let resp = |name: &[u8]| head_field(&head[..hb], name).map(<[u8]>::to_vec);
-        let plan = self.plan(conn, req, s, status, matches!(status, 204 | 304), &resp);
+        let (plan, sub) = {
+            let resp = fields(|name: &[u8]| head_field(&head[..hb], name));
+            let header_only = matches!(status, 204 | 304);
+            let plan = self.plan(conn, req, s, status, header_only, &resp);
+            (plan, substitutes(s, &resp))
+        };
         let vary = (plan.vary || req.gzip_vary) && g.vary;
-        let sub = substitutes(s, &resp);
         // (An empty body still becomes a gzip stream, framed: nginx's too.)
         let has_body = !req.head.is_head() && !matches!(status, 204 | 304);
         let coder = if has_body && (plan.coding.is_some() || sub) {

@@ -369,13 +369,12 @@ impl Worker<'_> {
         let plan = match conn.req.take() {
             Some(mut req) if !tunnel && !p.discard => {
                 let (up, fields) = (&p.hold, &p.resp.headers);
-                let resp = |name: &[u8]| {
+                let resp = crate::worker::filter::fields(|name: &[u8]| {
                     fields.iter().find_map(|(n, v)| {
                         let n = up.get(n.clone())?;
-                        n.eq_ignore_ascii_case(name)
-                            .then(|| up.get(v.clone()).map(<[u8]>::to_vec))?
+                        n.eq_ignore_ascii_case(name).then(|| up.get(v.clone()))?
                     })
-                };
+                });
                 let header_only = matches!(p.client_status, 204 | 304);
                 let mut plan = self.plan(conn, &mut req, s, p.client_status, header_only, &resp);
                 let vary = (plan.vary || req.gzip_vary) && s.gzip.vary;
