@@ -1934,3 +1934,306 @@ fn output_buffers_is_accepted_and_checked() {
         "{e:?}"
     );
 }
+
+fn ssi_of<'a>(ir: &'a Ir, l: &Location) -> &'a Ssi {
+    &settings_of(ir, l).ssi
+}
+
+fn addition_of<'a>(ir: &'a Ir, l: &Location) -> &'a Addition {
+    &settings_of(ir, l).addition
+}
+
+#[test]
+fn ssi_and_addition_defaults_are_nginx_ones() {
+    let ssi = Ssi {
+        enable: false,
+        types: vec!["text/html".into()],
+        silent_errors: false,
+        value_length: 256,
+        last_modified: false,
+    };
+    let addition = Addition {
+        before: String::new(),
+        after: String::new(),
+        types: vec!["text/html".into()],
+    };
+    let ir = ok(&server("location / { }"));
+    for l in [loc(&ir, "/"), server_default(&ir)] {
+        assert_eq!(*ssi_of(&ir, l), ssi);
+        assert_eq!(*addition_of(&ir, l), addition);
+    }
+    // Writing the defaults changes nothing; listing text/html is nginx's duplicate warning.
+    let (ir, warnings) = compile(&server(
+        "ssi off; ssi_silent_errors off; ssi_value_length 256; ssi_last_modified off;\n    \
+         ssi_types text/html; addition_types text/HTML; add_before_body ''; add_after_body '';",
+    ))
+    .expect("compiles");
+    assert_eq!(
+        warnings,
+        [
+            "duplicate MIME type \"text/html\"",
+            "duplicate MIME type \"text/html\""
+        ]
+    );
+    assert_eq!(*ssi_of(&ir, server_default(&ir)), ssi);
+    assert_eq!(*addition_of(&ir, server_default(&ir)), addition);
+}
+
+#[test]
+fn ssi_directives_lower_to_the_ir() {
+    let (ir, warnings) = compile(&server(
+        "ssi on;\n    ssi_types text/X-Shtml application/xhtml+xml;\n    \
+         ssi_types TEXT/x-shtml text/plain;\n    ssi_silent_errors on;\n    \
+         ssi_value_length 1k;\n    ssi_last_modified on;\n    ssi_min_file_chunk 4k;\n    \
+         ssi_ignore_recycled_buffers on;",
+    ))
+    .expect("compiles");
+    // The lines of one `ssi_types` level add up, as nginx's types slot.
+    assert_eq!(warnings, ["duplicate MIME type \"text/x-shtml\""]);
+    assert_eq!(
+        *ssi_of(&ir, server_default(&ir)),
+        Ssi {
+            enable: true,
+            types: vec![
+                "application/xhtml+xml".into(),
+                "text/html".into(),
+                "text/plain".into(),
+                "text/x-shtml".into()
+            ],
+            silent_errors: true,
+            value_length: 1024,
+            last_modified: true,
+        }
+    );
+    // `*` is every type; the bounds of ssi_value_length are taken.
+    let ir = ok(&server(
+        "ssi_types text/css *; ssi_value_length 1; location /b { ssi_value_length 64k; }",
+    ));
+    let s = ssi_of(&ir, server_default(&ir));
+    assert_eq!(
+        (s.types.as_slice(), s.value_length),
+        (&["*".to_string()][..], 1)
+    );
+    assert_eq!(ssi_of(&ir, loc(&ir, "/b")).value_length, 65536);
+    // Independent of the other filters' types.
+    let ir = ok(&server(
+        "ssi_types text/css; addition_types text/xml; sub_filter_types text/plain;",
+    ));
+    let s = settings_of(&ir, server_default(&ir));
+    assert_eq!(s.ssi.types, ["text/css", "text/html"]);
+    assert_eq!(s.addition.types, ["text/html", "text/xml"]);
+    assert_eq!(s.sub_filter.types, ["text/html", "text/plain"]);
+}
+
+#[test]
+fn addition_directives_lower_to_the_ir() {
+    let ir = ok(&server(
+        "add_before_body /header.html;\n    add_after_body '/footer?from=$uri';\n    \
+         addition_types text/plain TEXT/CSS;\n    addition_types application/json;",
+    ));
+    assert_eq!(
+        *addition_of(&ir, server_default(&ir)),
+        Addition {
+            before: "/header.html".into(),
+            // nginx's string slot: taken as written, variables included.
+            after: "/footer?from=$uri".into(),
+            types: vec![
+                "application/json".into(),
+                "text/css".into(),
+                "text/html".into(),
+                "text/plain".into()
+            ],
+        }
+    );
+    let ir = ok(&server("addition_types *;"));
+    assert_eq!(addition_of(&ir, server_default(&ir)).types, ["*"]);
+}
+
+#[test]
+fn ssi_and_addition_are_inherited_setting_by_setting() {
+    let ir = ok(
+        "events {}\nhttp {\n ssi_types text/x-shtml;\n ssi_value_length 512;\n \
+         add_after_body /http-footer;\n addition_types text/plain;\n \
+         server {\n  listen 80;\n  ssi on;\n  ssi_silent_errors on;\n  \
+         add_before_body /header;\n  location /a { }\n  \
+         location /b { ssi off; ssi_types text/css; addition_types application/json;\n   \
+         location /b/c { ssi on; ssi_last_modified on; add_after_body \"\"; } }\n  \
+         location /d { add_before_body ''; ssi_types *; }\n }\n \
+         server {\n  listen 81;\n  location /e { }\n }\n}\n",
+    );
+    // A location inherits the server's `ssi on`, and the http level's types and length.
+    let a = ssi_of(&ir, loc(&ir, "/a"));
+    assert!(a.enable && a.silent_errors && !a.last_modified);
+    assert_eq!(a.types, ["text/html", "text/x-shtml"]);
+    assert_eq!(a.value_length, 512);
+    assert_eq!(
+        *addition_of(&ir, loc(&ir, "/a")),
+        Addition {
+            before: "/header".into(),
+            after: "/http-footer".into(),
+            types: vec!["text/html".into(), "text/plain".into()],
+        }
+    );
+    // A level's `*_types` replaces its parent's (not added to them).
+    let b = ssi_of(&ir, loc(&ir, "/b"));
+    assert!(!b.enable && b.silent_errors);
+    assert_eq!(b.types, ["text/css", "text/html"]);
+    assert_eq!(
+        addition_of(&ir, loc(&ir, "/b")).types,
+        ["application/json", "text/html"]
+    );
+    // Nested: `ssi on` again, the types of /b; `""` turns off an inherited URI.
+    let c = ssi_of(&ir, loc(&ir, "/b/c"));
+    assert!(c.enable && c.last_modified);
+    assert_eq!(c.types, ["text/css", "text/html"]);
+    let c = addition_of(&ir, loc(&ir, "/b/c"));
+    assert_eq!((c.before.as_str(), c.after.as_str()), ("/header", ""));
+    let d = addition_of(&ir, loc(&ir, "/d"));
+    assert_eq!((d.before.as_str(), d.after.as_str()), ("", "/http-footer"));
+    assert_eq!(ssi_of(&ir, loc(&ir, "/d")).types, ["*"]);
+    // Another server takes the http level's only.
+    let e = ssi_of(&ir, loc(&ir, "/e"));
+    assert!(!e.enable && !e.silent_errors);
+    assert_eq!((e.types.len(), e.value_length), (2, 512));
+    assert_eq!(addition_of(&ir, loc(&ir, "/e")).before, "");
+    assert_eq!(addition_of(&ir, loc(&ir, "/e")).after, "/http-footer");
+}
+
+#[test]
+fn ssi_in_an_if_of_a_location() {
+    let ir = ok(&server(
+        "ssi on; ssi_types text/css;\n    location / { if ($arg_raw) { ssi off; } }\n    \
+         location /z { ssi off; if ($arg_z) { ssi on; } }",
+    ));
+    let ifs: Vec<&Location> = ir
+        .locations
+        .iter()
+        .filter(|l| l.kind == LocationKind::If)
+        .collect();
+    let prefix = |name: &str| {
+        ir.locations
+            .iter()
+            .find(|l| l.kind == LocationKind::Prefix && ir.text_of(l.name) == name)
+            .unwrap_or_else(|| panic!("no location {name}"))
+    };
+    assert_eq!(ifs.len(), 2);
+    assert!(!ssi_of(&ir, ifs[0]).enable);
+    assert!(ssi_of(&ir, prefix("/")).enable);
+    assert!(ssi_of(&ir, ifs[1]).enable);
+    assert!(!ssi_of(&ir, prefix("/z")).enable);
+    // The `if` block keeps its location's other settings.
+    assert_eq!(ssi_of(&ir, ifs[1]).types, ["text/css", "text/html"]);
+    // nginx takes `ssi` in an `if` of a location only, and its companions in none.
+    assert_error(
+        &server("if ($arg_z) { ssi on; }"),
+        "\"ssi\" directive is not allowed here",
+    );
+    for d in [
+        "ssi_types text/css;",
+        "ssi_silent_errors on;",
+        "ssi_value_length 1k;",
+        "ssi_last_modified on;",
+        "ssi_min_file_chunk 1k;",
+        "add_before_body /h;",
+        "add_after_body /f;",
+        "addition_types text/css;",
+        "postpone_output 0;",
+    ] {
+        let name = d.split(' ').next().unwrap_or_default();
+        assert_error(
+            &server(&format!("location / {{ if ($arg_z) {{ {d} }} }}")),
+            &format!("\"{name}\" directive is not allowed here"),
+        );
+    }
+}
+
+#[test]
+fn ssi_value_length_out_of_bounds_is_an_error_at_its_place() {
+    for (line, col, want) in [
+        (
+            "ssi_value_length 0;",
+            22,
+            "error[E0006]: invalid value \"0\" in \"ssi_value_length\" directive",
+        ),
+        (
+            "ssi_value_length 65537;",
+            22,
+            "error[E0006]: invalid value \"65537\" in \"ssi_value_length\" directive",
+        ),
+        (
+            "ssi_value_length 1m;",
+            22,
+            "error[E0006]: invalid value \"1m\" in \"ssi_value_length\" directive",
+        ),
+        (
+            "ssi_value_length long;",
+            22,
+            "error[E0006]: invalid value \"long\" in \"ssi_value_length\" directive",
+        ),
+        (
+            "ssi yes;",
+            9,
+            "error[E0006]: invalid value \"yes\" in \"ssi\" directive",
+        ),
+        (
+            "postpone_output 1x;",
+            21,
+            "error[E0006]: invalid value \"1x\" in \"postpone_output\" directive",
+        ),
+    ] {
+        let d = short_diagnostics(&server(line));
+        assert!(
+            d.contains(&format!("t.conf:5:{col}: {want}")),
+            "{line}: {d}"
+        );
+        assert_eq!(d.matches("error[").count(), 1, "{line}: {d}");
+    }
+    // The full message says what Proton takes.
+    let d = {
+        use proton_compiler::diagnostics::{render, MessageFormat};
+        let text = server("ssi_value_length 0;");
+        let mut map = SourceMap::new();
+        let id = map.add(PathBuf::from("t.conf"), text.clone());
+        let mut diags = Diagnostics::default();
+        let tree = proton_compiler::syntax::parse_text(id, &text, &mut diags);
+        let _ = compile_tree(&tree, &map, &mut diags);
+        render(&map, &diags, MessageFormat::Human)
+    };
+    assert!(d.contains("1 to 64k"), "{d}");
+    // Checked where it is written, also when no location inherits it.
+    assert_error(
+        "events {}\nhttp {\n ssi_value_length 0;\n server { listen 80; ssi_value_length 8; }\n}\n",
+        "invalid value \"0\" in \"ssi_value_length\" directive",
+    );
+    // Arity and duplicates as nginx's slots.
+    assert_error(&server("ssi;"), "invalid number of arguments");
+    assert_error(&server("ssi_types;"), "invalid number of arguments");
+    assert_error(&server("add_before_body;"), "invalid number of arguments");
+    assert_error(
+        &server("add_after_body /a /b;"),
+        "invalid number of arguments",
+    );
+    for d in ["ssi on", "add_before_body /a", "ssi_value_length 1k"] {
+        let name = d.split(' ').next().unwrap_or_default();
+        assert_error(
+            &server(&format!("{d}; {d};")),
+            &format!("\"{name}\" directive is duplicate"),
+        );
+    }
+}
+
+/// `postpone_output` and `ssi_min_file_chunk` size nginx's buffering: accepted with
+/// nginx's checks (a size), no effect; other `ssi_*` names are unknown.
+#[test]
+fn postpone_output_and_ssi_min_file_chunk_are_accepted() {
+    let ir = ok(
+        "events {}\nhttp {\n postpone_output 0;\n ssi_min_file_chunk 16k;\n \
+         server { listen 80; postpone_output 1460; location / { postpone_output 8k; \
+         ssi_min_file_chunk 0; } }\n}\n",
+    );
+    assert!(!ssi_of(&ir, loc(&ir, "/")).enable);
+    let d = short_diagnostics(&server("ssi_bogus on;"));
+    assert!(d.contains("error[E0002]"), "{d}");
+    let d = short_diagnostics(&server("postpone_gzipping 1k;"));
+    assert!(d.contains("error[E0003]"), "{d}");
+}

@@ -1020,6 +1020,45 @@ pub struct Settings {
     pub zstd: Compression,
     /// `sub_filter` and its companions.
     pub sub_filter: SubFilter,
+    /// `ssi` and its companions.
+    pub ssi: Ssi,
+    /// `add_before_body`, `add_after_body`, `addition_types`.
+    pub addition: Addition,
+}
+
+/// nginx's SSI module: commands in response bodies (`<!--#include virtual="…" -->`, `echo`,
+/// `set`, `if`, `config`, `block`) run as the body goes out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Ssi {
+    /// `ssi` (default off; also in `if` blocks of a location).
+    pub enable: bool,
+    /// `ssi_types`, lowercase and sorted, `text/html` always among them; `["*"]`: every
+    /// type.
+    pub types: Vec<String>,
+    /// `ssi_silent_errors` (default off): a failed command writes nothing instead of the
+    /// `errmsg` text.
+    pub silent_errors: bool,
+    /// `ssi_value_length` (default 256): the longest parameter value a command takes, 1 to
+    /// [`SSI_MAX_VALUE_LENGTH`].
+    pub value_length: u32,
+    /// `ssi_last_modified` (default off): keep `Last-Modified` (and a weak `ETag`).
+    pub last_modified: bool,
+}
+
+/// The largest `ssi_value_length` Proton takes (nginx takes any size, and sets aside a
+/// buffer of it for a parameter value being read: Proton bounds it).
+pub const SSI_MAX_VALUE_LENGTH: u32 = 64 * 1024;
+
+/// nginx's addition module: the bodies of two subrequests around a response's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Addition {
+    /// `add_before_body` (empty: none): a URI whose answer's body goes before the body.
+    pub before: String,
+    /// `add_after_body` (empty: none): a URI whose answer's body goes after the body.
+    pub after: String,
+    /// `addition_types`, lowercase and sorted, `text/html` always among them; `["*"]`:
+    /// every type.
+    pub types: Vec<String>,
 }
 
 /// nginx's sub module: text replaced in response bodies.

@@ -537,7 +537,18 @@ impl Checker<'_> {
         self.gzip(&s.gzip)?;
         compression("brotli", &s.brotli, 0..=11)?;
         compression("zstd", &s.zstd, 1..=22)?;
-        self.sub_filter(&s.sub_filter)
+        self.sub_filter(&s.sub_filter)?;
+        check(
+            (1..=SSI_MAX_VALUE_LENGTH).contains(&s.ssi.value_length),
+            || {
+                format!(
+                    "ssi_value_length {} (1 to {SSI_MAX_VALUE_LENGTH})",
+                    s.ssi.value_length
+                )
+            },
+        )?;
+        types("ssi", &s.ssi.types)?;
+        types("addition", &s.addition.types)
     }
 
     /// `sub_filter`: at most 255 lines (nginx's limit per level), each match string not
@@ -744,6 +755,18 @@ pub(crate) mod tests {
                 types: vec!["text/html".into()],
                 once: true,
                 last_modified: false,
+            },
+            ssi: crate::Ssi {
+                enable: false,
+                types: vec!["text/html".into()],
+                silent_errors: false,
+                value_length: 256,
+                last_modified: false,
+            },
+            addition: crate::Addition {
+                before: String::new(),
+                after: String::new(),
+                types: vec!["text/html".into()],
             },
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
@@ -1012,6 +1035,18 @@ pub(crate) mod tests {
             types: vec!["text/css".into(), "text/html".into()],
             once: false,
             last_modified: true,
+        };
+        s.ssi = Ssi {
+            enable: true,
+            types: vec!["text/html".into(), "text/x-shtml".into()],
+            silent_errors: true,
+            value_length: SSI_MAX_VALUE_LENGTH,
+            last_modified: true,
+        };
+        s.addition = Addition {
+            before: "/header.html".into(),
+            after: "/footer?x=$y".into(),
+            types: vec!["*".into()],
         };
         s.error_pages = vec![ErrorPage {
             codes: vec![404],
@@ -1340,6 +1375,24 @@ pub(crate) mod tests {
             }),
             ("sub_filter_types star among others", |ir, _| {
                 ir.settings[0].sub_filter.types = vec!["*".into(), "text/html".into()]
+            }),
+            ("ssi_value_length 0", |ir, _| {
+                ir.settings[0].ssi.value_length = 0
+            }),
+            ("ssi_value_length above 64k", |ir, _| {
+                ir.settings[0].ssi.value_length = SSI_MAX_VALUE_LENGTH + 1
+            }),
+            ("ssi_types order", |ir, _| {
+                ir.settings[0].ssi.types.reverse()
+            }),
+            ("ssi_types without text/html", |ir, _| {
+                ir.settings[0].ssi.types = vec!["text/x-shtml".into()]
+            }),
+            ("addition_types star among others", |ir, _| {
+                ir.settings[0].addition.types = vec!["*".into(), "text/html".into()]
+            }),
+            ("addition_types uppercase", |ir, _| {
+                ir.settings[0].addition.types = vec!["Text/HTML".into()]
             }),
             ("map source", |ir, t| ir.maps[0].source = t),
             ("map exact value", |ir, t| ir.maps[0].exact[0].1 = t),

@@ -1092,14 +1092,15 @@ impl Lower<'_> {
     }
 
     /// Argument checks of the directives that are accepted without effect (nginx's sizing
-    /// knobs and temporary paths) and of the compression and `sub_filter` directives, in
-    /// every block.
+    /// knobs and temporary paths) and of the compression, `sub_filter` and
+    /// `ssi_value_length` directives, in every block.
     fn knobs(&mut self, block: &[Directive], depth: usize) {
         if depth > crate::ast::MAX_BLOCK_DEPTH {
             return;
         }
         self.compression_checks(block);
         self.sub_filter_checks(block);
+        self.ssi_checks(block);
         for d in block {
             match d.name.as_str() {
                 "connection_pool_size" | "request_pool_size" => {
@@ -2850,6 +2851,8 @@ impl Lower<'_> {
             brotli: compression(chain, &BROTLI),
             zstd: compression(chain, &ZSTD),
             sub_filter: self.sub_filter(chain),
+            ssi: ssi(chain),
+            addition: addition(chain),
         }
     }
 
@@ -2883,6 +2886,29 @@ impl Lower<'_> {
             types: compressed_types(chain, "sub_filter_types"),
             once: flag("sub_filter_once", true),
             last_modified: flag("sub_filter_last_modified", false),
+        }
+    }
+
+    /// Proton's bounds of `ssi_value_length` on the lines of one block (its form, a size,
+    /// was checked by the table): 1 to [`SSI_MAX_VALUE_LENGTH`]. nginx takes any size,
+    /// 0 included (then every non-empty parameter value is too long).
+    fn ssi_checks(&mut self, block: &[Directive]) {
+        for d in all(block, "ssi_value_length") {
+            let Some(n) = parse_size(arg(d, 0)) else {
+                continue;
+            };
+            let help = "ssi_value_length 256; (the longest parameter value of an SSI command, \
+                        1 to 64k)";
+            if n == 0 {
+                self.bad_value(
+                    d,
+                    0,
+                    "at least 1: with 0 every parameter value is too long",
+                    help,
+                );
+            } else if n > u64::from(SSI_MAX_VALUE_LENGTH) {
+                self.bad_value(d, 0, "Proton takes at most 64k", help);
+            }
         }
     }
 
@@ -2979,9 +3005,9 @@ impl Lower<'_> {
     }
 
     /// nginx's checks of the arguments of the compression directives (gzip's, and brotli's
-    /// and zstd's as their modules check them; sub_filter's; `output_buffers`), on the lines
-    /// of one block: each line is checked where it is written, whether or not a location
-    /// inherits it.
+    /// and zstd's as their modules check them; the `*_types` of sub_filter, ssi and
+    /// addition; `output_buffers`), on the lines of one block: each line is checked where
+    /// it is written, whether or not a location inherits it.
     fn compression_checks(&mut self, block: &[Directive]) {
         // Duplicates within a block's `*_types` lines (text/html is always there) and
         // gzip_proxied lines are warnings in nginx.
@@ -2990,6 +3016,8 @@ impl Lower<'_> {
             "brotli_types",
             "zstd_types",
             "sub_filter_types",
+            "ssi_types",
+            "addition_types",
         ] {
             let mut seen_types = vec!["text/html".to_string()];
             'types: for d in all(block, name) {
@@ -3007,10 +3035,10 @@ impl Lower<'_> {
                             )
                             .label(if t != "text/html" {
                                 "already listed"
-                            } else if name == "sub_filter_types" {
-                                "text/html is always included"
-                            } else {
+                            } else if matches!(name, "gzip_types" | "brotli_types" | "zstd_types") {
                                 "text/html is always compressed"
+                            } else {
+                                "text/html is always included"
                             })
                             .help("list each type once; text/html need not be listed"),
                         );
@@ -4037,6 +4065,50 @@ fn compressed_types(chain: &[&Level<'_>], name: &str) -> Vec<String> {
     types.sort();
     types.dedup();
     types
+}
+
+/// `ssi` and its companions in effect, each from the nearest level that writes it (nginx
+/// merges them one by one). A `ssi_value_length` that [`Lower::ssi_checks`] refused leaves
+/// the default.
+fn ssi(chain: &[&Level<'_>]) -> Ssi {
+    let flag = |name: &str| {
+        nearest(chain, name)
+            .first()
+            .is_some_and(|d| arg(d, 0) == "on")
+    };
+    let value_length = nearest(chain, "ssi_value_length")
+        .first()
+        .and_then(|d| parse_size(arg(d, 0)))
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=SSI_MAX_VALUE_LENGTH).contains(n))
+        .unwrap_or(SSI_DEFAULT_VALUE_LENGTH);
+    Ssi {
+        enable: flag("ssi"),
+        types: compressed_types(chain, "ssi_types"),
+        silent_errors: flag("ssi_silent_errors"),
+        value_length,
+        last_modified: flag("ssi_last_modified"),
+    }
+}
+
+/// `ssi_value_length`'s default, as nginx documents it.
+const SSI_DEFAULT_VALUE_LENGTH: u32 = 256;
+
+/// `add_before_body`, `add_after_body` and `addition_types` in effect, each from the
+/// nearest level that writes it. The URIs are kept as written (nginx's string slot: no
+/// variables); an empty one (`""`, also the default) adds nothing, so a level can turn off
+/// an inherited one.
+fn addition(chain: &[&Level<'_>]) -> Addition {
+    let uri = |name: &str| {
+        nearest(chain, name)
+            .first()
+            .map_or_else(String::new, |d| arg(d, 0).to_string())
+    };
+    Addition {
+        before: uri("add_before_body"),
+        after: uri("add_after_body"),
+        types: compressed_types(chain, "addition_types"),
+    }
 }
 
 /// The most `sub_filter` lines one level takes (nginx keeps a pattern's index in a byte).
