@@ -18,6 +18,7 @@ pub mod range;
 pub mod relay;
 pub mod request;
 pub mod response;
+pub mod ssi;
 pub mod subst;
 mod swar;
 pub mod upstream;

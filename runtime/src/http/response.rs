@@ -462,6 +462,9 @@ pub enum Escape {
     Refresh,
     /// `NGX_ESCAPE_URI_COMPONENT`: everything but letters, digits, `-`, `.`, `_`, `~`.
     UriComponent,
+    /// `NGX_ESCAPE_HTML`: space, `"`, `#`, `%`, `'`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`,
+    /// `}`, controls and bytes ≥ 0x7f.
+    Html,
 }
 
 /// Appends `s` to `out` escaped with `table`.
@@ -473,11 +476,25 @@ pub fn escape_uri(s: &[u8], table: Escape, out: &mut Vec<u8>) {
                 Escape::Uri => b" \"#%<>?\\^`{|}".contains(&b),
                 Escape::Refresh => b" \"'%".contains(&b),
                 Escape::UriComponent => !(b.is_ascii_alphanumeric() || b"-._~".contains(&b)),
+                Escape::Html => b" \"#%'<>\\^`{|}".contains(&b),
             };
         if esc {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
         } else {
             out.push(b);
+        }
+    }
+}
+
+/// nginx's `ngx_escape_html`: `<`, `>`, `&` and `"` as entities.
+pub fn escape_html(s: &[u8], out: &mut Vec<u8>) {
+    for &b in s {
+        match b {
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'"' => out.extend_from_slice(b"&quot;"),
+            _ => out.push(b),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! HTML (names cut at 50 characters, sizes exact or rounded, dates), XML, JSON and JSONP.
 //! Pure functions over a list of entries; reading the directory is the caller's.
 
+use crate::http::response::escape_html;
 use crate::http::response::{escape_uri, Escape};
 use proton_ir::AutoindexFormat;
 use std::io::Write;
@@ -223,19 +224,6 @@ fn json(entries: &[Entry], callback: Option<&[u8]>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n]");
     if callback.is_some() {
         out.extend_from_slice(b");");
-    }
-}
-
-/// nginx's `ngx_escape_html`: `<`, `>`, `&`, `"`.
-fn escape_html(s: &[u8], out: &mut Vec<u8>) {
-    for &b in s {
-        match b {
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            _ => out.push(b),
-        }
     }
 }
 

@@ -131,6 +131,8 @@ pub(crate) struct Conn {
 pub(crate) enum Sock {
     Tcp(TcpStream),
     Stream,
+    /// A subrequest's connection (see `worker::sub`): its bytes go to its parent.
+    Sub,
 }
 
 impl Sock {
@@ -138,7 +140,7 @@ impl Sock {
     pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Sock::Tcp(s) => Some(s),
-            Sock::Stream => None,
+            Sock::Stream | Sock::Sub => None,
         }
     }
 }
@@ -159,6 +161,8 @@ pub(crate) struct ConnExt {
     pub(crate) h2: Option<Box<super::h2::Session>>,
     /// An HTTP/2 stream's connection: its link to the HTTP/2 connection.
     pub(crate) stream: Option<Box<super::h2::StreamLink>>,
+    /// A subrequest's connection: its link to its parent.
+    pub(crate) sub: Option<Box<super::sub::SubLink>>,
 }
 
 /// The PROXY protocol header of a connection to a `listen … proxy_protocol` address.
@@ -333,7 +337,7 @@ impl Conn {
             .map_or(60_000, |s| s.client_header_timeout_ms);
         // A stream's connection takes its HTTP/2 connection's number (set by
         // `h2::open_stream`) and uses none up: `$connection` counts connections, as nginx's.
-        let number = if matches!(sock, Sock::Stream) {
+        let number = if matches!(sock, Sock::Stream | Sock::Sub) {
             0
         } else {
             w.next_connection_number()
@@ -397,10 +401,33 @@ impl Conn {
         c
     }
 
+    /// The connection of a subrequest: no socket, its client's addresses, its request
+    /// to come in `rbuf` (see `worker::sub`).
+    pub(crate) fn sub(
+        peer: SocketAddr,
+        local: SocketAddr,
+        listener: u16,
+        debug: bool,
+        key: usize,
+        link: Box<super::sub::SubLink>,
+        w: &mut Worker<'_>,
+    ) -> Conn {
+        let ext = Box::new(ConnExt {
+            local: Some(local),
+            sub: Some(link),
+            ..ConnExt::default()
+        });
+        let mut c = Conn::with(Sock::Sub, Some(ext), peer, listener, key, debug, w);
+        c.close_after = true;
+        c.keepalive_ms = 0;
+        c.rd_ready = true;
+        c
+    }
+
     /// Whether the connection ends with its response: asked to close, or an HTTP/2
-    /// stream's (one request each).
+    /// stream's or a subrequest's (one request each).
     fn ends_here(&self) -> bool {
-        self.close_after || matches!(self.sock, Sock::Stream)
+        self.close_after || matches!(self.sock, Sock::Stream | Sock::Sub)
     }
 
     /// The client gave up on the request in progress (an HTTP/2 stream reset, or its
@@ -938,6 +965,11 @@ impl Conn {
         };
         req.served = self.served;
         req.conn_started = self.started_ms;
+        if matches!(self.sock, Sock::Sub) {
+            // A subrequest reaches internal locations (nginx's `r->internal`).
+            req.subrequest = true;
+            req.internal = true;
+        }
         // The browser family only where keepalive_disable may ask for it.
         let (msie6, safari) = w.ua_for_keepalive;
         if safari || (msie6 && req.head.method == crate::http::request::Method::Post) {
@@ -1295,6 +1327,16 @@ impl Conn {
                 }
             }
         }
+        // A body that waits (SSI, addition: see `worker::ssi`) goes on when what it waits
+        // for is done; the connection is woken then.
+        if self
+            .req
+            .as_deref()
+            .and_then(|r| r.coder.as_deref())
+            .is_some_and(|c| !c.ended && !c.failed)
+        {
+            return Some(false);
+        }
         // Over TLS the file is encrypted in user space (on an HTTP/2 stream framed), so it
         // is read and written.
         if self.file.as_ref().is_some_and(|f| !f.sendfile) || !self.can_sendfile() {
@@ -1377,8 +1419,9 @@ impl Conn {
             buf.resize(32 * 1024, 0);
         }
         let mut failed = false;
-        // Until the coder gives something out (deflate may hold small pieces back).
-        while self.wbuf.is_empty() && !coder.ended {
+        // Until the coder gives something out (deflate may hold small pieces back), or
+        // waits (SSI, addition).
+        while self.wbuf.is_empty() && !coder.ended && coder.accepting() {
             let Some(f) = self.file.as_mut() else {
                 let _ = coder.end(true, &mut self.wbuf);
                 break;
@@ -1428,6 +1471,7 @@ impl Conn {
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
             Sock::Stream => super::h2::stream_write(&mut self.ext, data),
+            Sock::Sub => super::sub::sub_write(&mut self.ext, data),
         }
     }
 
@@ -1437,6 +1481,7 @@ impl Conn {
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
             Sock::Stream => super::h2::stream_write(&mut self.ext, data),
+            Sock::Sub => super::sub::sub_write(&mut self.ext, data),
         }
     }
 
@@ -1452,8 +1497,9 @@ impl Conn {
                 &mut self.rbuf,
                 want,
             ),
-            // A stream's request bytes are put into `rbuf` by its HTTP/2 connection.
-            Sock::Stream => {
+            // A stream's request bytes are put into `rbuf` by its HTTP/2 connection (a
+            // subrequest's by its parent).
+            Sock::Stream | Sock::Sub => {
                 self.rd_ready = false;
                 Err(ErrorKind::WouldBlock.into())
             }
@@ -1477,7 +1523,7 @@ impl Conn {
             Sock::Tcp(sock) => {
                 nix::sys::sendfile::sendfile64(sock.as_fd(), file.as_fd(), Some(off), count)
             }
-            Sock::Stream => Err(nix::errno::Errno::EINVAL),
+            Sock::Stream | Sock::Sub => Err(nix::errno::Errno::EINVAL),
         }
     }
 
@@ -1486,7 +1532,7 @@ impl Conn {
     pub(crate) fn flush_tls(&mut self) -> Option<bool> {
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_flush(sock, tls_mut(&mut self.ext)).ok(),
-            Sock::Stream => Some(true),
+            Sock::Stream | Sock::Sub => Some(true),
         }
     }
 

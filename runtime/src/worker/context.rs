@@ -106,6 +106,10 @@ pub(crate) struct RequestCtx {
     /// The request runs as one of its own `mirror` subrequests: its output is thrown away,
     /// it is logged only with `log_subrequest on`, and it mirrors nothing itself.
     pub(crate) mirror_sub: bool,
+    /// The request is a subrequest of SSI or addition (`worker::sub`): it is internal, is
+    /// not compressed, mirrored or logged (unless `log_subrequest on`), and runs no
+    /// addition.
+    pub(crate) subrequest: bool,
     /// The mirror subrequests still to run once the response is out, in order (noted each
     /// time the request reached the content handler of a location with `mirror`).
     pub(crate) mirrors: Vec<PendingMirror>,
@@ -172,6 +176,7 @@ impl Default for RequestCtx {
             browser: Default::default(),
             post_action: false,
             mirror_sub: false,
+            subrequest: false,
             mirrors: Vec::new(),
             mirror_args: Vec::new(),
             main_finished: None,
@@ -286,6 +291,7 @@ impl RequestCtx {
         self.browser = Default::default();
         self.post_action = false;
         self.mirror_sub = false;
+        self.subrequest = false;
         self.mirrors.clear();
         self.main_finished = None;
         self.maps.get_mut().clear();

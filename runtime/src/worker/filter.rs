@@ -103,15 +103,51 @@ enum Coder {
     Gunzip(Box<GunzipDecoder>),
 }
 
+/// What a response's body waits for from the worker: an SSI command to run, or a
+/// subrequest (SSI's `include`, addition's) whose body goes out in its place (see
+/// `worker::ssi`). While it waits, the body's input is held, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Wait {
+    #[default]
+    Nothing,
+    /// An SSI command is parsed (in the SSI state's parser): the worker runs it.
+    Command,
+    /// A malformed SSI command was skipped: the worker logs it and writes `errmsg`.
+    Broken,
+    /// `add_before_body`'s subrequest is to run, before any of the body.
+    Before,
+    /// `add_after_body`'s subrequest is to run, after all of the body.
+    After,
+    /// A subrequest runs: the connection with this slab key and number; its body comes
+    /// through [`BodyCoder::pass`].
+    Sub(usize, u32),
+}
+
 /// A response body on its way through the filters, owned by its request: gunzip, then
-/// sub_filter, then a compression (each stage optional), then chunk framing. A spare goes
-/// back to the worker afterwards, so deflate, zstd and substitution state is made once,
-/// not per response.
+/// sub_filter, then SSI, then a compression (each stage optional), then chunk framing.
+/// addition's and SSI's subrequests put their bodies in between (nginx's postpone filter:
+/// after SSI, before the compression). A spare goes back to the worker afterwards, so
+/// deflate, zstd and substitution state is made once, not per response.
 pub(crate) struct BodyCoder {
     coder: Option<Coder>,
     /// `sub_filter`: in use for this response when `sub_on`.
     sub: Substitution,
     pub(crate) sub_on: bool,
+    /// `ssi on` for this response: the parser and the commands' state.
+    pub(crate) ssi: Option<Box<super::ssi::SsiState>>,
+    /// addition's subrequests not run yet.
+    pub(crate) before: bool,
+    pub(crate) after: bool,
+    /// What the body waits for.
+    pub(crate) wait: Wait,
+    /// Input given while the body waits, not looked at yet.
+    front: Vec<u8>,
+    /// The end of the body was given while it waited (with the `last_chunk` asked for).
+    end_wanted: Option<bool>,
+    /// The end has gone through gunzip, sub_filter and SSI.
+    front_ended: bool,
+    /// SSI's output, between SSI and the compression.
+    txt: Vec<u8>,
     /// This coder frames its output as chunks (the static and in-memory paths; the proxy
     /// frames its own).
     pub(crate) chunked: bool,
@@ -211,6 +247,14 @@ impl BodyCoder {
                 },
                 sub: Substitution::default(),
                 sub_on: false,
+                ssi: None,
+                before: false,
+                after: false,
+                wait: Wait::Nothing,
+                front: Vec::new(),
+                end_wanted: None,
+                front_ended: false,
+                txt: Vec::new(),
                 chunked,
                 ended: false,
                 failed: false,
@@ -249,7 +293,20 @@ impl BodyCoder {
         self.failed = false;
         self.sub_on = false;
         self.sub.reset(true);
-        for b in [&mut self.out, &mut self.mid, &mut self.input] {
+        // (SSI state is per response: made again when SSI is on.)
+        self.ssi = None;
+        self.before = false;
+        self.after = false;
+        self.wait = Wait::Nothing;
+        self.end_wanted = None;
+        self.front_ended = false;
+        for b in [
+            &mut self.out,
+            &mut self.mid,
+            &mut self.input,
+            &mut self.front,
+            &mut self.txt,
+        ] {
             b.clear();
             if b.capacity() > KEEP_STEP {
                 *b = Vec::new();
@@ -283,6 +340,17 @@ impl BodyCoder {
         }
     }
 
+    /// Whether the body waits for the worker (input is then held, not coded).
+    pub(crate) fn paused(&self) -> bool {
+        self.wait != Wait::Nothing
+    }
+
+    /// Whether more input is welcome now: nothing is waited for (a producer that can wait,
+    /// a file or an upstream, holds off meanwhile; what is given anyway is kept).
+    pub(crate) fn accepting(&self) -> bool {
+        !self.paused() && self.front.is_empty()
+    }
+
     /// Codes `input` (`flush`: everything so far made decodable now) and appends the
     /// result to `out`, as one chunk when this coder frames.
     pub(crate) fn code(
@@ -294,8 +362,16 @@ impl BodyCoder {
         if self.ended || self.failed {
             return Ok(());
         }
+        if self.before {
+            self.before = false;
+            self.wait = Wait::Before;
+        }
+        if self.paused() || !self.front.is_empty() {
+            self.front.extend_from_slice(input);
+            return Ok(());
+        }
         self.out.clear();
-        let r = self.run(input, flush, false);
+        let r = self.run(input, flush);
         self.emit(out);
         if r.is_err() {
             self.failed = true;
@@ -304,16 +380,24 @@ impl BodyCoder {
     }
 
     /// The end of the body: what the stages still hold, and the last chunk when this
-    /// coder frames and `last_chunk` (trailers may follow it otherwise).
+    /// coder frames and `last_chunk` (trailers may follow it otherwise). While the body
+    /// waits, the end is noted and made once the wait is over ([`BodyCoder::resume`]).
     pub(crate) fn end(&mut self, last_chunk: bool, out: &mut Vec<u8>) -> Result<(), CodingError> {
         if self.ended || self.failed {
             return Ok(());
         }
-        self.ended = true;
+        if self.before {
+            self.before = false;
+            self.wait = Wait::Before;
+        }
+        self.end_wanted = Some(last_chunk);
+        if self.paused() || !self.front.is_empty() {
+            return Ok(());
+        }
         self.out.clear();
-        let r = self.run(&[], false, true);
+        let r = self.finish_body();
         self.emit(out);
-        if self.chunked && last_chunk {
+        if self.ended && self.chunked && last_chunk {
             out.extend_from_slice(b"0\r\n\r\n");
         }
         if r.is_err() {
@@ -322,42 +406,173 @@ impl BodyCoder {
         r
     }
 
-    /// `input` through the stages into `self.out` (`end`: and everything they hold).
-    fn run(&mut self, input: &[u8], flush: bool, end: bool) -> Result<(), CodingError> {
+    /// The body may go on after a wait (the worker ran the command or the subrequest
+    /// ended): what was held is coded into `out` until the next wait, and the end if it
+    /// was given.
+    pub(crate) fn resume(&mut self, out: &mut Vec<u8>) -> Result<(), CodingError> {
+        self.wait = Wait::Nothing;
+        if self.ended || self.failed {
+            return Ok(());
+        }
+        self.out.clear();
+        let mut r = Ok(());
+        loop {
+            if self.paused() || r.is_err() {
+                break;
+            }
+            if let Some(ssi) = self.ssi.as_deref_mut() {
+                if ssi.has_held() {
+                    let mut txt = std::mem::take(&mut self.txt);
+                    txt.clear();
+                    ssi.feed_held(&mut txt, &mut self.wait);
+                    r = self.encode(&txt, false);
+                    self.txt = txt;
+                    continue;
+                }
+            }
+            if !self.front.is_empty() {
+                let mut front = std::mem::take(&mut self.front);
+                r = self.run(&front, false);
+                front.clear();
+                self.front = front;
+                continue;
+            }
+            if self.end_wanted.is_some() {
+                r = self.finish_body();
+            }
+            break;
+        }
+        self.emit(out);
+        if self.ended && self.chunked && self.end_wanted == Some(true) {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// A subrequest's body (or an SSI command's output) goes out in the body's place:
+    /// compressed and framed as the body is.
+    pub(crate) fn pass(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+        if self.ended || self.failed || bytes.is_empty() {
+            return Ok(());
+        }
+        self.out.clear();
+        let r = self.encode(bytes, false);
+        self.emit(out);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// The end, through each stage in turn; stops if SSI or addition have the body wait
+    /// (then [`BodyCoder::resume`] comes back here).
+    fn finish_body(&mut self) -> Result<(), CodingError> {
+        if !self.front_ended {
+            self.front_ended = true;
+            self.front_stages(&[], true)?;
+            let mid = std::mem::take(&mut self.mid);
+            let r = self.ssi_stage(&mid, false);
+            self.mid = mid;
+            r?;
+            if self.paused() {
+                return Ok(());
+            }
+        }
+        if let Some(ssi) = self.ssi.as_deref_mut() {
+            // A command start the body ended in is text.
+            let mut txt = std::mem::take(&mut self.txt);
+            txt.clear();
+            ssi.end_text(&mut txt);
+            let r = self.encode(&txt, false);
+            self.txt = txt;
+            r?;
+        }
+        if self.after {
+            self.after = false;
+            self.wait = Wait::After;
+            return Ok(());
+        }
+        self.ended = true;
+        self.encode(&[], true)
+    }
+
+    /// `input` through gunzip and sub_filter into `self.mid` (`end`: and what they hold).
+    fn front_stages(&mut self, input: &[u8], end: bool) -> Result<(), CodingError> {
         let BodyCoder {
             coder,
             sub,
             sub_on,
-            out,
             mid,
             ..
         } = self;
+        mid.clear();
+        let mut r = Ok(());
         if let Some(Coder::Gunzip(d)) = coder {
-            if !*sub_on {
-                d.feed(input, out)?;
-                return if end { d.finish(out) } else { Ok(()) };
+            if *sub_on {
+                let mut unz = std::mem::take(&mut self.input);
+                unz.clear();
+                r = d
+                    .feed(input, &mut unz)
+                    .and_then(|()| if end { d.finish(&mut unz) } else { Ok(()) });
+                sub.feed(&unz, mid);
+                self.input = unz;
+            } else {
+                r = d
+                    .feed(input, mid)
+                    .and_then(|()| if end { d.finish(mid) } else { Ok(()) });
             }
-            mid.clear();
-            let r = d
-                .feed(input, mid)
-                .and_then(|()| if end { d.finish(mid) } else { Ok(()) });
-            sub.feed(mid, out);
-            if end {
-                sub.finish(out);
-            }
-            return r;
-        }
-        let data: &[u8] = if *sub_on {
-            mid.clear();
+        } else if *sub_on {
             sub.feed(input, mid);
-            if end {
-                sub.finish(mid);
-            }
-            mid
         } else {
-            input
+            mid.extend_from_slice(input);
+        }
+        if end && self.sub_on {
+            self.sub.finish(&mut self.mid);
+        }
+        r
+    }
+
+    /// `data` (what gunzip and sub_filter made) through SSI, when on, then the
+    /// compression, into `self.out`.
+    fn ssi_stage(&mut self, data: &[u8], flush: bool) -> Result<(), CodingError> {
+        let Some(ssi) = self.ssi.as_deref_mut() else {
+            return self.encode(data, flush);
         };
-        match coder {
+        let mut txt = std::mem::take(&mut self.txt);
+        txt.clear();
+        ssi.feed(data, &mut txt, &mut self.wait);
+        let r = self.encode(&txt, flush);
+        self.txt = txt;
+        r
+    }
+
+    /// `input` through every stage into `self.out`.
+    fn run(&mut self, input: &[u8], flush: bool) -> Result<(), CodingError> {
+        // (Without gunzip, sub_filter and SSI the input goes straight to the compression.)
+        let plain = !matches!(self.coder, Some(Coder::Gunzip(_))) && !self.sub_on;
+        if plain && self.ssi.is_none() {
+            return self.encode(input, flush);
+        }
+        let r = if plain {
+            self.ssi_stage(input, flush)
+        } else {
+            let r = self.front_stages(input, false);
+            let mid = std::mem::take(&mut self.mid);
+            let r2 = self.ssi_stage(&mid, flush);
+            self.mid = mid;
+            r.and(r2)
+        };
+        r
+    }
+
+    /// The compression stage: `data` into `self.out` (`end`: the coding's end).
+    fn encode(&mut self, data: &[u8], flush: bool) -> Result<(), CodingError> {
+        let end = self.ended;
+        let out = &mut self.out;
+        match &mut self.coder {
             Some(Coder::Gzip(e)) => encode_step(e, data, flush, end, out),
             Some(Coder::Br(e)) => encode_step(e, data, flush, end, out),
             Some(Coder::Zstd(e)) => encode_step(e, data, flush, end, out),
@@ -518,6 +733,38 @@ pub(crate) fn substitutes(s: &Settings, resp: &Fields<'_>) -> bool {
         && type_listed(&sf.types, resp(b"content-type"))
 }
 
+/// What SSI and addition make of a response (nginx's ssi and addition header filters):
+/// SSI for a body not known to be empty of a listed type; addition for a main request's
+/// 200 of a listed type with a URI to add.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Includes {
+    pub(crate) ssi: bool,
+    pub(crate) before: bool,
+    pub(crate) after: bool,
+}
+
+impl Includes {
+    pub(crate) fn of(s: &Settings, req: &RequestCtx, status: u16, resp: &Fields<'_>) -> Includes {
+        let ct = resp(b"content-type");
+        let ssi =
+            s.ssi.enable && resp(b"content-length") != Some(b"0") && type_listed(&s.ssi.types, ct);
+        let a = &s.addition;
+        let add = !req.subrequest
+            && status == 200
+            && !(a.before.is_empty() && a.after.is_empty())
+            && type_listed(&a.types, ct);
+        Includes {
+            ssi,
+            before: add && !a.before.is_empty(),
+            after: add && !a.after.is_empty(),
+        }
+    }
+
+    pub(crate) fn any(self) -> bool {
+        self.ssi || self.before || self.after
+    }
+}
+
 /// Whether a `Content-Type` value is among `types` (lowercase, sorted; `["*"]`: any, even
 /// none), as nginx's `ngx_http_test_content_type`: the type without its parameters.
 pub(crate) fn type_listed(types: &[String], ct: Option<&[u8]>) -> bool {
@@ -602,7 +849,7 @@ impl Worker<'_> {
         resp: &Fields<'_>,
     ) -> bool {
         let g = &s.gzip;
-        if req.mirror_sub || req.post_action {
+        if req.mirror_sub || req.post_action || req.subrequest {
             return false;
         }
         let header = |name: &[u8]| super::vars::header(&req.head, &conn.rbuf, name);
@@ -792,7 +1039,10 @@ impl Worker<'_> {
             || g.gunzip
             || s.brotli.enable
             || s.zstd.enable
-            || !s.sub_filter.pairs.is_empty();
+            || !s.sub_filter.pairs.is_empty()
+            || s.ssi.enable
+            || !s.addition.before.is_empty()
+            || !s.addition.after.is_empty();
         if !(any || (req.gzip_vary && g.vary)) || req.coder.is_some() {
             return;
         }
@@ -806,18 +1056,25 @@ impl Worker<'_> {
         }
         let status = out.status;
         let head = std::mem::take(&mut conn.wbuf);
-        let (plan, sub) = {
+        let (plan, sub, inc) = {
             let resp = fields(|name: &[u8]| head_field(&head[..hb], name));
             let header_only = matches!(status, 204 | 304);
             let plan = self.plan(conn, req, s, status, header_only, &resp);
-            (plan, substitutes(s, &resp))
+            (
+                plan,
+                substitutes(s, &resp),
+                Includes::of(s, req, status, &resp),
+            )
         };
         let vary = (plan.vary || req.gzip_vary) && g.vary;
         // (An empty body still becomes a gzip stream, framed: nginx's too.)
         let has_body = !req.head.is_head() && !matches!(status, 204 | 304);
-        let coder = if has_body && (plan.coding.is_some() || sub) {
-            let chunked = req.head.minor_version >= 1 && s.chunked_transfer_encoding;
-            match self.start_coder(conn, req, s, plan.coding, sub, chunked) {
+        let coder = if has_body && (plan.coding.is_some() || sub || inc.any()) {
+            // (A subrequest's body goes to its parent unframed: nginx's chunked filter
+            // skips subrequests.)
+            let chunked =
+                req.head.minor_version >= 1 && s.chunked_transfer_encoding && !req.subrequest;
+            match self.start_coder(conn, req, s, plan.coding, (sub, inc), chunked) {
                 Ok(c) => c,
                 Err(e) => {
                     // (Nothing is sent yet: the answer goes out as it is.)
@@ -845,8 +1102,9 @@ impl Worker<'_> {
                 Some(c) if c.chunked => Framing::Chunked,
                 Some(_) => Framing::Close,
             },
-            body_changes: plan.coding.is_some() || sub,
-            drop_validators: sub && !s.sub_filter.last_modified,
+            body_changes: plan.coding.is_some() || sub || inc.any(),
+            drop_validators: (sub && !s.sub_filter.last_modified)
+                || (inc.ssi && !s.ssi.last_modified),
         };
         if !edit.body_changes && !vary {
             conn.wbuf = head;
@@ -905,11 +1163,19 @@ impl Worker<'_> {
         req: &RequestCtx,
         s: &Settings,
         coding: Option<Dir>,
-        sub: bool,
+        (sub, inc): (bool, Includes),
         chunked: bool,
     ) -> Result<Option<Box<BodyCoder>>, CodingError> {
         let params = coding.map_or((0, 0), |d| params(s, d));
         let mut coder = BodyCoder::take(&mut self.spare_coders, coding, params, chunked)?;
+        if inc.ssi {
+            coder.ssi = Some(Box::new(super::ssi::SsiState::new(
+                s.ssi.value_length,
+                s.ssi.silent_errors,
+            )));
+        }
+        coder.before = inc.before;
+        coder.after = inc.after;
         if sub {
             let sf = &s.sub_filter;
             let mut pool = self.scratch.var_pool.borrow_mut();
@@ -929,7 +1195,7 @@ impl Worker<'_> {
             pool.give_buf(m);
             pool.give_buf(r);
         }
-        if coding.is_none() && !coder.sub_on {
+        if coding.is_none() && !coder.sub_on && !inc.any() {
             coder.give_back(&mut self.spare_coders);
             return Ok(None);
         }

@@ -472,9 +472,18 @@ fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Wo
         w.deselect_log();
         d
     });
-    let Some(done) = done else {
+    let Some(mut done) = done else {
         return;
     };
+    // What its response body waits for (SSI, subrequests) runs now.
+    let waits = conns
+        .get(skey)
+        .and_then(|c| c.req.as_deref())
+        .and_then(|r| r.coder.as_deref())
+        .is_some_and(|cd| cd.paused());
+    if !done && waits {
+        done = super::ssi::service(conns, skey, w);
+    }
     // DATA frames as large as the answering location's `http2_chunk_size`.
     let chunk = conns
         .get(skey)
@@ -533,6 +542,7 @@ fn take_output(conns: &mut Slab<Conn>, skey: usize, s: &mut Session) {
 /// A stream's connection is done (its response written, or it failed): its output is
 /// finished on the stream (or left as a tail waiting for the window), and it goes.
 fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Worker<'_>) {
+    super::sub::close_children(conns, skey, w);
     let Some(mut sc) = conns.try_remove(skey) else {
         return;
     };
@@ -906,6 +916,7 @@ fn abort_stream(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
         sc.log_abort(w);
         w.deselect_log();
     });
+    super::sub::close_children(conns, skey, w);
     if let Some(sc) = conns.try_remove(skey) {
         sc.release(w);
     }

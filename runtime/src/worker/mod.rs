@@ -16,7 +16,9 @@ mod proxy;
 mod proxy_rewrite;
 mod request;
 mod respond;
+mod ssi;
 mod static_files;
+mod sub;
 mod tls;
 mod upstream_resolve;
 mod vars;
@@ -528,14 +530,7 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
             close_it
         })
         .unwrap_or(true);
-        if conns.get(key).is_some_and(h2::is_stream) {
-            h2::stream_event(conns, key, close_it, w);
-        } else if close_it {
-            close(conns, key, w);
-        } else if let Some(c) = conns.get_mut(key) {
-            c.update_interest(poll, Token(CONN_BASE + key));
-            w.arm(key, c);
-        }
+        after_event(conns, key, close_it, poll, w, false);
     }
 }
 
@@ -575,6 +570,40 @@ fn conn_event(conns: &mut Slab<Conn>, key: usize, poll: &Poll, w: &mut Worker<'_
         done
     })
     .unwrap_or(false);
+    after_event(conns, key, done, poll, w, quitting);
+}
+
+/// What follows an event of connection `key` (`done`: it must close): what its response
+/// body waits for runs (SSI, subrequests); a subrequest's output goes to its parent, a
+/// stream's to its HTTP/2 connection; the connection is closed or waits again.
+fn after_event(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    mut done: bool,
+    poll: &Poll,
+    w: &mut Worker<'_>,
+    quitting: bool,
+) {
+    let waits = |c: &Conn| {
+        c.req
+            .as_deref()
+            .and_then(|r| r.coder.as_deref())
+            .is_some_and(|cd| cd.paused())
+    };
+    if !done && conns.get(key).is_some_and(waits) {
+        done = ssi::service(conns, key, w);
+    }
+    // A subrequest: its parent takes its output (and runs on).
+    if conns.get(key).is_some_and(sub::is_sub) {
+        let parent = sub::parent_of(conns, key);
+        ssi::mark(conns, key, done, w);
+        match parent {
+            Some(p) => after_event(conns, p, false, poll, w, quitting),
+            // The request it was for is gone.
+            None => sub::remove(conns, key, w),
+        }
+        return;
+    }
     // HTTP/2: a stream's connection hands its output to its HTTP/2 connection; an HTTP/2
     // connection's frames are taken by its session.
     match conns.get(key) {
@@ -619,6 +648,7 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
         h2::close_session(conns, key, w);
         return;
     }
+    sub::close_children(conns, key, w);
     if let Some(c) = conns.try_remove(key) {
         // Closing the socket removes it from epoll (Linux), so no deregister syscall.
         c.release(w);

@@ -639,7 +639,7 @@ impl<'a> Worker<'a> {
     /// once the response is out, with the request's arguments as they are now. At most
     /// [`MAX_MIRRORS`] per request, beyond that an error line.
     pub(crate) fn note_mirrors(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) {
-        if req.mirror_sub || req.post_action {
+        if req.mirror_sub || req.post_action || req.subrequest {
             return;
         }
         let ir = &self.loaded.ir;
@@ -1447,6 +1447,12 @@ impl<'a> Worker<'a> {
         loc: LocationId,
     ) -> Option<Outcome> {
         let c = self.returns.get(loc.0 as usize)?.as_ref()?;
+        // (A URI whose extension has a type of its own is answered with it, by the
+        // general path.)
+        let loaded = self.loaded;
+        if super::static_files::type_by_ext(loaded, self.settings_for(loc), &req.uri).is_some() {
+            return None;
+        }
         let keep = self.keep_alive_for(req, loc, c.code);
         let tokens = self.settings_for(loc).server_tokens != proton_ir::ServerTokens::Off;
         let mut wbuf = std::mem::take(&mut conn.wbuf);
@@ -1504,22 +1510,26 @@ impl<'a> Worker<'a> {
         loc: LocationId,
     ) -> Outcome {
         let loaded = self.loaded;
+        // As nginx (`ngx_http_set_content_type`): by the URI's extension, else the
+        // location's default_type.
         let ct = loaded
             .ir
             .locations
             .get(loc.0 as usize)
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
-            .map_or("text/plain", |s| s.default_type.as_str());
+            .map_or(&b"text/plain"[..], |s| {
+                super::static_files::content_type(loaded, s, &req.uri)
+            });
         let mut ctype = std::mem::take(&mut self.scratch.ctype);
         let (relabelled, _) =
-            super::static_files::charset_type(self, conn, req, loc, ct.as_bytes(), &mut ctype);
+            super::static_files::charset_type(self, conn, req, loc, ct, &mut ctype);
         let out = self.simple(
             conn,
             req,
             code,
             loc,
             &req.text,
-            Some(if relabelled { &ctype } else { ct.as_bytes() }),
+            Some(if relabelled { &ctype } else { ct }),
         );
         self.scratch.ctype = ctype;
         out
@@ -1881,7 +1891,12 @@ impl<'a> Worker<'a> {
             return;
         };
         let settings = &ir.settings[loc.conf.settings.0 as usize];
-        if conn.req.as_deref().is_some_and(|r| r.mirror_sub) && !settings.log_subrequest {
+        if conn
+            .req
+            .as_deref()
+            .is_some_and(|r| r.mirror_sub || r.subrequest)
+            && !settings.log_subrequest
+        {
             return;
         }
         let logs = &settings.access_log;

@@ -175,6 +175,9 @@ pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
                 || s.brotli.enable
                 || s.zstd.enable
                 || !s.sub_filter.pairs.is_empty()
+                || s.ssi.enable
+                || !s.addition.before.is_empty()
+                || !s.addition.after.is_empty()
             {
                 return None;
             }

@@ -965,11 +965,20 @@ fn multipart(
 }
 
 /// The MIME type of `path` by its extension (ASCII case-insensitive), else default_type.
-fn content_type<'a>(
+pub(crate) fn content_type<'a>(
     loaded: &'a crate::config::Loaded,
     settings: &'a proton_ir::Settings,
     path: &[u8],
 ) -> &'a [u8] {
+    type_by_ext(loaded, settings, path).unwrap_or(settings.default_type.as_bytes())
+}
+
+/// The MIME type the `types` of `settings` give `path`'s extension, if any.
+pub(crate) fn type_by_ext<'a>(
+    loaded: &'a crate::config::Loaded,
+    settings: &'a proton_ir::Settings,
+    path: &[u8],
+) -> Option<&'a [u8]> {
     let ext = path
         .rsplit(|&b| b == b'/')
         .next()
@@ -989,7 +998,6 @@ fn content_type<'a>(
                 .ok()
                 .map(|i| t[i].1.as_bytes())
         })
-        .unwrap_or(settings.default_type.as_bytes())
 }
 
 /// A recoding of a response body: an index into `Ir::charset_maps` and the direction.

@@ -381,7 +381,14 @@ impl Worker<'_> {
                 let mut sub = crate::worker::filter::substitutes(s, &resp);
                 let has_body = !p.head_only && !matches!(status, 204 | 304);
                 if has_body && (plan.coding.is_some() || sub) {
-                    match self.start_coder(conn, &req, s, plan.coding, sub, false) {
+                    match self.start_coder(
+                        conn,
+                        &req,
+                        s,
+                        plan.coding,
+                        (sub, Default::default()),
+                        false,
+                    ) {
                         Ok(c) => {
                             sub = c.as_ref().is_some_and(|c| c.sub_on);
                             coder = c;
