@@ -192,11 +192,31 @@ enum Unresolved {
     Unsupported(&'static str),
 }
 
+/// The prefixes of nginx's variable families (`$http_*` …): a `set` variable named with one
+/// falls back to the family's value where it is not set.
+pub const PREFIX_FAMILIES: &[&str] = &[
+    "http_",
+    "sent_http_",
+    "sent_trailer_",
+    "upstream_http_",
+    "upstream_trailer_",
+    "upstream_cookie_",
+    "cookie_",
+    "arg_",
+];
+
 fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     let name = name.to_ascii_lowercase();
     let name = name.as_str();
     if let Some(help) = unsupported(name) {
         return Err(Unresolved::Unsupported(help));
+    }
+    // `set $http_x …` makes a variable of that name: it has the value set where one was
+    // set, else the header's (nginx gives such a variable the prefix family's handler).
+    if PREFIX_FAMILIES.iter().any(|p| name.starts_with(p)) {
+        if let Some(i) = scope.user(name) {
+            return Ok(Part::Var(Var::User(i)));
+        }
     }
     if let Some(d) = name.strip_prefix("sent_trailer_").filter(|d| !d.is_empty()) {
         return Ok(Part::Var(Var::SentTrailer(d.to_string())));

@@ -351,6 +351,12 @@ impl BodyCoder {
         !self.paused() && self.front.is_empty()
     }
 
+    /// Whether SSI or addition run on this body (their subrequests' bodies are put into
+    /// it by the worker).
+    pub(crate) fn has_includes(&self) -> bool {
+        self.ssi.is_some() || self.before || self.after || self.wait != Wait::Nothing
+    }
+
     /// Codes `input` (`flush`: everything so far made decodable now) and appends the
     /// result to `out`, as one chunk when this coder frames.
     pub(crate) fn code(

@@ -606,7 +606,12 @@ impl Ctx<'_> {
             }
             Var::User(i) => match self.user.get(*i as usize) {
                 Some(Some(val)) => out.extend_from_slice(val),
-                _ => self.uninitialized(*i),
+                // `set $http_x` not run in this request: the header's value (nginx gives
+                // such a variable its prefix family's handler).
+                _ => match self.ir.user_vars.get(*i as usize).and_then(|n| family(n)) {
+                    Some(v) => self.var(&v, out),
+                    None => self.uninitialized(*i),
+                },
             },
             Var::Builtin(b) => self.builtin(*b, out),
             Var::ProxyProtocolTlv(t) => {
@@ -1179,6 +1184,34 @@ fn uses_captures(t: &Template) -> bool {
     t.parts
         .iter()
         .any(|p| matches!(p, Part::Capture(_) | Part::Var(Var::NamedCapture(_))))
+}
+
+/// The prefix-family variable a `set` variable named like one stands for where it is not
+/// set (`http_x` → `$http_x`'s header); `None` for other names.
+fn family(name: &str) -> Option<Var> {
+    let f = |p: &str| {
+        name.strip_prefix(p)
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+    };
+    // (Longer prefixes first: `upstream_http_` is not `http_`.)
+    if let Some(d) = f("sent_http_") {
+        Some(Var::SentHttp(d))
+    } else if let Some(d) = f("sent_trailer_") {
+        Some(Var::SentTrailer(d))
+    } else if let Some(d) = f("upstream_http_") {
+        Some(Var::UpstreamHttp(d))
+    } else if let Some(d) = f("upstream_trailer_") {
+        Some(Var::UpstreamTrailer(d))
+    } else if let Some(d) = f("upstream_cookie_") {
+        Some(Var::UpstreamCookie(d))
+    } else if let Some(d) = f("http_") {
+        Some(Var::Http(d))
+    } else if let Some(d) = f("cookie_") {
+        Some(Var::Cookie(d))
+    } else {
+        f("arg_").map(Var::Arg)
+    }
 }
 
 const MONTHS: [&str; 12] = [

@@ -131,7 +131,14 @@ impl Worker<'_> {
             ps.buffer_size as usize
         }
         .max(4096);
-        let spill_max = if p.buffering {
+        // (SSI and addition write their subrequests' bodies behind what is in memory: no
+        // temporary file then, whose bytes would come after them.)
+        let includes = conn
+            .req
+            .as_deref()
+            .and_then(|r| r.coder.as_deref())
+            .is_some_and(|c| c.has_includes());
+        let spill_max = if p.buffering && !includes {
             ps.max_temp_file_size
         } else {
             0
@@ -247,7 +254,16 @@ impl Worker<'_> {
                 self.log_access_proxy(conn, p);
                 return Drive::Close;
             }
-            if all_out && (p.upstream_eof || matches!(p.relay.framing, Framing::None)) {
+            // The body's coder may still wait for SSI or addition (see `worker::ssi`).
+            let coder_waits = conn
+                .req
+                .as_deref()
+                .and_then(|r| r.coder.as_deref())
+                .is_some_and(|c| !c.ended && !c.failed);
+            if all_out
+                && !coder_waits
+                && (p.upstream_eof || matches!(p.relay.framing, Framing::None))
+            {
                 return Drive::Finished;
             }
             if p.broken {
@@ -258,6 +274,16 @@ impl Worker<'_> {
                 return Drive::Blocked;
             }
             let (mut want, to_file) = p.read_plan(pending, window, spill_max, write_size);
+            // A body that waits (SSI, addition) takes no more from the upstream until it
+            // goes on.
+            if conn
+                .req
+                .as_deref()
+                .and_then(|r| r.coder.as_deref())
+                .is_some_and(|c| !c.accepting())
+            {
+                want = 0;
+            }
             if want > 0 && rate > 0 {
                 let now = self.now;
                 let delayed = p
@@ -357,6 +383,12 @@ impl Worker<'_> {
                 // upstream to send more (proxy_read_timeout): the earlier deadline.
                 let client_waits = conn.wpos < conn.wbuf.len() || tls_waiting;
                 let upstream_waits = want > 0;
+                if coder_waits && !client_waits && !upstream_waits {
+                    // Waiting for a subrequest, whose own timeouts apply (the worker
+                    // drives this request again as it moves).
+                    p.deadline = self.now + Duration::from_secs(3600);
+                    return Drive::Blocked;
+                }
                 p.deadline = match (client_waits, upstream_waits) {
                     (true, true) => {
                         (p.client_progress + send_timeout).min(p.upstream_progress + read_timeout)

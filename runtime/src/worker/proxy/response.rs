@@ -379,16 +379,18 @@ impl Worker<'_> {
                 let mut plan = self.plan(conn, &mut req, s, p.client_status, header_only, &resp);
                 let vary = (plan.vary || req.gzip_vary) && s.gzip.vary;
                 let mut sub = crate::worker::filter::substitutes(s, &resp);
+                // SSI and addition (not with trailers, which frame the body themselves).
+                let mut inc = if crate::worker::request::trailers_apply(s, p.client_status) {
+                    crate::worker::filter::Includes::default()
+                } else {
+                    crate::worker::filter::Includes::of(s, &req, p.client_status, &resp)
+                };
                 let has_body = !p.head_only && !matches!(status, 204 | 304);
-                if has_body && (plan.coding.is_some() || sub) {
-                    match self.start_coder(
-                        conn,
-                        &req,
-                        s,
-                        plan.coding,
-                        (sub, Default::default()),
-                        false,
-                    ) {
+                if has_body && (plan.coding.is_some() || sub || inc.any()) {
+                    // With SSI or addition the coder frames the body itself: what its
+                    // subrequests write goes through it too.
+                    let frames = inc.any() && chunked_on && p.client_minor >= 1 && !req.subrequest;
+                    match self.start_coder(conn, &req, s, plan.coding, (sub, inc), frames) {
                         Ok(c) => {
                             sub = c.as_ref().is_some_and(|c| c.sub_on);
                             coder = c;
@@ -404,11 +406,12 @@ impl Worker<'_> {
                             );
                             plan.coding = None;
                             sub = false;
+                            inc = Default::default();
                         }
                     }
                 }
                 conn.req = Some(req);
-                Some((plan.coding, vary, sub))
+                Some((plan.coding, vary, sub, inc))
             }
             req => {
                 conn.req = req;
@@ -417,6 +420,7 @@ impl Worker<'_> {
         };
         // A coded body changes length: framed anew (chunks, or the close).
         let coded_body = coder.is_some();
+        let coder_frames = coder.as_ref().is_some_and(|c| c.chunked);
         // Framing towards the client. With trailers (`add_trailer`), the body is sent in
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
         // does when trailers are expected.
@@ -431,7 +435,8 @@ impl Worker<'_> {
             && status >= 200
             && (crate::worker::request::trailers_apply(s, status)
                 || (p.recode.is_some() && matches!(body, BodyKind::Chunked))
-                || coded_body);
+                || coded_body)
+            && !coder_frames;
         p.relay.pass_trailers = ps.pass_trailers;
         p.relay.framing = match body {
             BodyKind::None => Framing::None,
@@ -448,7 +453,9 @@ impl Worker<'_> {
         }
         let range_len = p.relay.range.map(|(a, b)| b - a);
         match (&p.relay.framing, body) {
-            _ if p.rechunk => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+            _ if p.rechunk || coder_frames => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
+            }
             _ if coded_body => keep = false,
             (_, BodyKind::Length(n)) => {
                 write_num_header(&mut out, b"Content-Length: ", range_len.unwrap_or(n));
@@ -506,13 +513,16 @@ impl Worker<'_> {
             conn.wbuf = out;
         }
         conn.wbuf.extend_from_slice(b"\r\n");
-        if let Some((coding, vary, sub)) = plan.filter(|&(c, v, sub)| c.is_some() || v || sub) {
+        if let Some((coding, vary, sub, inc)) =
+            plan.filter(|&(c, v, sub, inc)| c.is_some() || v || sub || inc.any())
+        {
             let edit = crate::worker::filter::Edit {
                 coding,
                 vary,
                 framing: crate::worker::filter::Framing::Keep,
-                body_changes: coding.is_some() || sub,
-                drop_validators: sub && !s.sub_filter.last_modified,
+                body_changes: coding.is_some() || sub || inc.any(),
+                drop_validators: (sub && !s.sub_filter.last_modified)
+                    || (inc.ssi && !s.ssi.last_modified),
             };
             let mut edited = self.pool.get();
             crate::worker::filter::edit_head(&conn.wbuf, &edit, &mut edited);
