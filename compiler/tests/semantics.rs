@@ -1949,7 +1949,7 @@ fn ssi_and_addition_defaults_are_nginx_ones() {
         enable: false,
         types: vec!["text/html".into()],
         silent_errors: false,
-        value_length: 256,
+        value_length: 255,
         last_modified: false,
     };
     let addition = Addition {
@@ -1964,7 +1964,7 @@ fn ssi_and_addition_defaults_are_nginx_ones() {
     }
     // Writing the defaults changes nothing; listing text/html is nginx's duplicate warning.
     let (ir, warnings) = compile(&server(
-        "ssi off; ssi_silent_errors off; ssi_value_length 256; ssi_last_modified off;\n    \
+        "ssi off; ssi_silent_errors off; ssi_value_length 255; ssi_last_modified off;\n    \
          ssi_types text/html; addition_types text/HTML; add_before_body ''; add_after_body '';",
     ))
     .expect("compiles");

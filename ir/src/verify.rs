@@ -760,7 +760,7 @@ pub(crate) mod tests {
                 enable: false,
                 types: vec!["text/html".into()],
                 silent_errors: false,
-                value_length: 256,
+                value_length: 255,
                 last_modified: false,
             },
             addition: crate::Addition {

@@ -4092,7 +4092,7 @@ fn ssi(chain: &[&Level<'_>]) -> Ssi {
 }
 
 /// `ssi_value_length`'s default, as nginx documents it.
-const SSI_DEFAULT_VALUE_LENGTH: u32 = 256;
+const SSI_DEFAULT_VALUE_LENGTH: u32 = 255;
 
 /// `add_before_body`, `add_after_body` and `addition_types` in effect, each from the
 /// nearest level that writes it. The URIs are kept as written (nginx's string slot: no

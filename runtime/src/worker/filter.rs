@@ -562,16 +562,14 @@ impl BodyCoder {
         if plain && self.ssi.is_none() {
             return self.encode(input, flush);
         }
-        let r = if plain {
-            self.ssi_stage(input, flush)
-        } else {
-            let r = self.front_stages(input, false);
-            let mid = std::mem::take(&mut self.mid);
-            let r2 = self.ssi_stage(&mid, flush);
-            self.mid = mid;
-            r.and(r2)
-        };
-        r
+        if plain {
+            return self.ssi_stage(input, flush);
+        }
+        let r = self.front_stages(input, false);
+        let mid = std::mem::take(&mut self.mid);
+        let r2 = self.ssi_stage(&mid, flush);
+        self.mid = mid;
+        r.and(r2)
     }
 
     /// The compression stage: `data` into `self.out` (`end`: the coding's end).

@@ -206,9 +206,17 @@ enum Action {
     Include(Vec<u8>),
 }
 
-/// The commands nginx's SSI module has: (name, parameters it takes, mandatory ones,
-/// the `if` context it needs: 0 none, 1 inside `if`/`elif`, 2 inside any part of one).
-const COMMANDS: &[(&[u8], &[&[u8]], &[&[u8]], u8)] = &[
+/// An SSI command: its name, the parameters it takes, the mandatory ones, and the `if`
+/// context it needs (0 none, 1 inside `if`/`elif`, 2 inside any part of one).
+type Command = (
+    &'static [u8],
+    &'static [&'static [u8]],
+    &'static [&'static [u8]],
+    u8,
+);
+
+/// The commands nginx's SSI module has.
+const COMMANDS: &[Command] = &[
     (
         b"include",
         &[b"virtual", b"file", b"wait", b"set", b"stub"],
@@ -286,7 +294,14 @@ fn addition_target(c: &Conn, w: &Worker<'_>, before: bool) -> Vec<u8> {
         .and_then(|r| r.location)
         .map(|l| &w.settings_for(l).addition);
     let uri = a.map_or("", |a| if before { &a.before } else { &a.after });
-    uri.as_bytes().to_vec()
+    // (A path: nginx gives the subrequest no arguments, so a `?` is part of it.)
+    let mut target = Vec::with_capacity(uri.len());
+    crate::http::response::escape_uri(
+        uri.as_bytes(),
+        crate::http::response::Escape::Uri,
+        &mut target,
+    );
+    target
 }
 
 /// Starts the subrequest for `target` that connection `key`'s body waits on, and runs it
@@ -439,6 +454,13 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
     body.clear();
     let read = link.reader.read(&mut link.out, &mut body);
     let done = link.done && link.out.is_empty();
+    // A body cut short (its upstream failed in the middle) cuts the response short, as
+    // nginx ends the main request when a subrequest fails.
+    let cut = done
+        && matches!(
+            link.reader,
+            sub::SubReader::Length(_) | sub::SubReader::Chunked(_)
+        );
     let mut failed = false;
     match read {
         Ok(status) => {
@@ -518,10 +540,27 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
             }
         }
     }
+    if cut {
+        elog!(
+            w.elog,
+            Error,
+            "subrequest's response was cut short, client: {}",
+            c.peer.ip()
+        );
+        if let Some(cd) = req.coder.as_deref_mut() {
+            cd.failed = true;
+        }
+        c.close_after = true;
+        if let Some(p) = c.proxy.as_deref_mut() {
+            p.cut_short();
+        }
+    }
     c.req = Some(req);
     if finished {
         sub::remove(conns, skey, w);
-        resume(conns, key, w, false);
+        if !cut {
+            resume(conns, key, w, false);
+        }
         return true;
     }
     if blocked {
@@ -1141,6 +1180,101 @@ mod tests {
             &mut out,
         );
         assert_eq!(out, b"1234567890|Fri Feb 13 23:31:30 2009-02-13 09 11PM %");
+    }
+
+    /// A body through a coder with SSI and addition, its pieces `step` bytes long, fed as
+    /// the coder accepts them (`eager`: all at once, held while it waits), with a host that
+    /// answers each wait: what comes out.
+    fn run_coder(body: &[u8], step: usize, eager: bool, chunked: bool) -> Vec<u8> {
+        use super::super::filter::BodyCoder;
+        let mut spares = Vec::new();
+        let mut c = BodyCoder::take(&mut spares, None, (0, 0), chunked).expect("coder");
+        c.ssi = Some(Box::new(SsiState::new(256, false)));
+        c.before = true;
+        c.after = true;
+        let mut out = Vec::new();
+        let mut pieces = body.chunks(step.max(1));
+        let mut ended = false;
+        if eager {
+            for p in pieces.by_ref() {
+                c.code(p, false, &mut out).expect("code");
+            }
+            c.end(true, &mut out).expect("end");
+            ended = true;
+        }
+        for _ in 0..10_000 {
+            let host: &[u8] = match c.wait {
+                Wait::Nothing if c.ended => break,
+                Wait::Nothing => {
+                    assert!(c.accepting());
+                    match pieces.next() {
+                        Some(p) => c.code(p, false, &mut out).expect("code"),
+                        None if !ended => {
+                            ended = true;
+                            c.end(true, &mut out).expect("end");
+                        }
+                        None => panic!("stuck"),
+                    }
+                    continue;
+                }
+                Wait::Command => {
+                    let s = c.ssi.as_deref().expect("ssi");
+                    if s.parser.command() == b"echo" {
+                        b"[echo]"
+                    } else {
+                        b"[inc]"
+                    }
+                }
+                Wait::Broken => b"[err]",
+                Wait::Before => b"<B>",
+                Wait::After => b"<A>",
+                Wait::Sub(..) => unreachable!(),
+            };
+            assert!(!c.accepting());
+            c.pass(host, &mut out).expect("pass");
+            c.resume(&mut out).expect("resume");
+        }
+        assert!(c.ended);
+        if !chunked {
+            return out;
+        }
+        // Unframed, to compare.
+        let mut d = crate::http::chunked::ChunkedDecoder::default();
+        let mut plain = Vec::new();
+        let mut at = 0;
+        loop {
+            let step = d.decode(&out[at..]).expect("chunked");
+            plain.extend_from_slice(&out[at..][step.data.clone()]);
+            at += step.consumed;
+            if step.done {
+                assert_eq!(at, out.len(), "nothing after the last chunk");
+                return plain;
+            }
+            assert!(
+                step.consumed > 0,
+                "unterminated: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_waits_at_each_command_in_order_at_every_split_point() {
+        let body = b"a<!--#echo var=\"x\" -->b<!--#include virtual=\"/i\" --><!--#x y -->c<!--#bad x=y-->d<!-";
+        let want = b"<B>a[echo]b[inc][inc]c[err]d<!-<A>";
+        for step in 1..=body.len() {
+            for eager in [false, true] {
+                for chunked in [false, true] {
+                    assert_eq!(
+                        String::from_utf8_lossy(&run_coder(body, step, eager, chunked)),
+                        String::from_utf8_lossy(want),
+                        "step {step} eager {eager} chunked {chunked}"
+                    );
+                }
+            }
+        }
+        // An empty body still gets both additions.
+        assert_eq!(run_coder(b"", 1, false, true), b"<B><A>");
     }
 
     #[test]

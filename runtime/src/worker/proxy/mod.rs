@@ -539,6 +539,12 @@ fn hop_by_hop_request(name: &[u8]) -> bool {
 }
 
 impl Proxy {
+    /// The response is cut short (a subrequest in its body failed): what is out stays,
+    /// the connection closes.
+    pub(crate) fn cut_short(&mut self) {
+        self.broken = true;
+    }
+
     /// Part of the response waits in the temporary file for the client.
     pub(crate) fn file_unsent(&self) -> bool {
         self.spill_sent < self.spill_written
