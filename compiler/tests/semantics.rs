@@ -2237,3 +2237,126 @@ fn postpone_output_and_ssi_min_file_chunk_are_accepted() {
     let d = short_diagnostics(&server("postpone_gzipping 1k;"));
     assert!(d.contains("error[E0003]"), "{d}");
 }
+
+#[test]
+fn slice_lowers_to_the_ir() {
+    // Off unless written.
+    let ir = ok(&server("location / { }"));
+    assert!(ir.settings.iter().all(|s| s.slice == 0));
+    // nginx's size slot: bytes, k, m, g in either case.
+    for (arg, want) in [
+        ("1m", 1 << 20),
+        ("1M", 1 << 20),
+        ("256k", 256 * 1024),
+        ("1048577", 1_048_577),
+        ("2g", 2 << 30),
+        ("0", 0),
+    ] {
+        let ir = ok(&server(&format!("slice {arg};")));
+        assert_eq!(settings_of(&ir, server_default(&ir)).slice, want, "{arg}");
+    }
+}
+
+#[test]
+fn slice_is_inherited_from_the_nearest_level_and_0_turns_it_off() {
+    let ir = ok("events {}\nhttp {\n slice 1m;\n \
+         server {\n  listen 80;\n  location /a { }\n  \
+         location /b { slice 256k;\n   location /b/c { }\n   location /b/d { slice 0; } }\n }\n \
+         server {\n  listen 81;\n  slice 0;\n  location /e { slice 4k; }\n  location /f { }\n }\n}\n");
+    let slice = |name: &str| settings_of(&ir, loc(&ir, name)).slice;
+    assert_eq!(settings_of(&ir, server_default(&ir)).slice, 1 << 20);
+    assert_eq!(slice("/a"), 1 << 20);
+    assert_eq!(slice("/b"), 256 * 1024);
+    assert_eq!(slice("/b/c"), 256 * 1024);
+    assert_eq!(slice("/b/d"), 0);
+    assert_eq!(slice("/e"), 4096);
+    assert_eq!(slice("/f"), 0);
+}
+
+#[test]
+fn slice_refuses_what_nginx_refuses_at_its_place() {
+    for (line, col, want) in [
+        (
+            "slice 1x;",
+            11,
+            "error[E0006]: invalid value \"1x\" in \"slice\" directive",
+        ),
+        (
+            "slice -1;",
+            11,
+            "error[E0006]: invalid value \"-1\" in \"slice\" directive",
+        ),
+        (
+            "slice on;",
+            11,
+            "error[E0006]: invalid value \"on\" in \"slice\" directive",
+        ),
+        (
+            "slice 1t;",
+            11,
+            "error[E0006]: invalid value \"1t\" in \"slice\" directive",
+        ),
+        (
+            "slice 99999999999999999999;",
+            11,
+            "error[E0006]: invalid value \"99999999999999999999\" in \"slice\" directive",
+        ),
+    ] {
+        let d = short_diagnostics(&server(line));
+        assert!(
+            d.contains(&format!("t.conf:5:{col}: {want}")),
+            "{line}: {d}"
+        );
+        assert_eq!(d.matches("error[").count(), 1, "{line}: {d}");
+    }
+    // Arity, duplicates and contexts as nginx's (http, server, location; not `if`).
+    assert_error(&server("slice;"), "invalid number of arguments");
+    assert_error(&server("slice 1m 2m;"), "invalid number of arguments");
+    assert_error(
+        &server("slice 1m; slice 2m;"),
+        "\"slice\" directive is duplicate",
+    );
+    assert_error(
+        &server("location / { if ($arg_z) { slice 1m; } }"),
+        "\"slice\" directive is not allowed here",
+    );
+    assert_error(
+        "events {}\nslice 1m;\nhttp { server { listen 80; } }\n",
+        "\"slice\" directive is not allowed here",
+    );
+}
+
+#[test]
+fn slice_range_is_a_variable() {
+    let ir = ok(&server(
+        "slice 1m;\n    location / {\n      proxy_pass http://127.0.0.1:9000;\n      \
+         proxy_set_header Range $slice_range;\n      add_header X-Slice $SLICE_RANGE;\n    }",
+    ));
+    let s = settings_of(&ir, loc(&ir, "/"));
+    assert_eq!(s.slice, 1 << 20);
+    let range = s
+        .proxy
+        .set_headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("range"))
+        .map(|(_, t)| t.parts.clone());
+    assert_eq!(
+        range,
+        Some(vec![Part::Var(Var::Builtin(Builtin::SliceRange))])
+    );
+    // In a log format too, and it cannot be set.
+    let ir = ok(
+        "events {}\nhttp {\n log_format s '$request $slice_range';\n server {\n  listen 80;\n  \
+         access_log logs/s.log s;\n }\n}\n",
+    );
+    let f = ir
+        .log_formats
+        .iter()
+        .find(|f| f.name == "s")
+        .expect("log_format s");
+    assert!(f
+        .template
+        .parts
+        .contains(&Part::Var(Var::Builtin(Builtin::SliceRange))));
+    assert!(!errors(&server("set $slice_range x;")).is_empty());
+}

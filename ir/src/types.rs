@@ -1024,6 +1024,8 @@ pub struct Settings {
     pub ssi: Ssi,
     /// `add_before_body`, `add_after_body`, `addition_types`.
     pub addition: Addition,
+    /// `slice`: the size of the ranges a proxied response is fetched in (0: off).
+    pub slice: u64,
 }
 
 /// nginx's SSI module: commands in response bodies (`<!--#include virtual="…" -->`, `echo`,
@@ -2183,6 +2185,9 @@ builtins! {
     /// The compression ratio of a gzipped response (`3.25`: body bytes in per byte out),
     /// empty when the response was not compressed.
     GzipRatio = "gzip_ratio",
+    /// `bytes=START-END` of the slice being fetched (the `slice` module: the request's
+    /// own, then each of its slice subrequests'); empty where `slice` is off.
+    SliceRange = "slice_range",
     /// The connection's serial number.
     Connection = "connection",
     /// How many requests this connection has carried, this one included.

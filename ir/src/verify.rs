@@ -768,6 +768,7 @@ pub(crate) mod tests {
                 after: String::new(),
                 types: vec!["text/html".into()],
             },
+            slice: 0,
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,
@@ -1048,6 +1049,7 @@ pub(crate) mod tests {
             after: "/footer?x=$y".into(),
             types: vec!["*".into()],
         };
+        s.slice = 1 << 20;
         s.error_pages = vec![ErrorPage {
             codes: vec![404],
             response: None,

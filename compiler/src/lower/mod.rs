@@ -2853,6 +2853,8 @@ impl Lower<'_> {
             sub_filter: self.sub_filter(chain),
             ssi: ssi(chain),
             addition: addition(chain),
+            // nginx's size slot, inherited from the nearest level that sets it; 0 is off.
+            slice: size("slice", 0),
         }
     }
 
