@@ -122,6 +122,13 @@ impl Parser {
         }
     }
 
+    /// [`Parser::held`], given up: the body ended there.
+    pub fn take_held(&mut self) -> &'static [u8] {
+        let held = self.held();
+        self.looked = 0;
+        held
+    }
+
     /// Parses `input`, appending its text to `text`, until a command (or a broken one) ends
     /// or the input does: returns how many bytes were used and what stopped it.
     pub fn feed(&mut self, input: &[u8], text: &mut Vec<u8>) -> (usize, Parsed) {

@@ -130,9 +130,10 @@ pub(crate) struct Conn {
 /// ([`super::h2`]).
 pub(crate) enum Sock {
     Tcp(TcpStream),
+    /// No socket: an HTTP/2 stream's connection (its `ConnExt::stream` link), or a
+    /// subrequest's (its `ConnExt::sub` link: see `worker::sub`). (One variant for both:
+    /// a third would grow every connection by a word.)
     Stream,
-    /// A subrequest's connection (see `worker::sub`): its bytes go to its parent.
-    Sub,
 }
 
 impl Sock {
@@ -140,7 +141,7 @@ impl Sock {
     pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Sock::Tcp(s) => Some(s),
-            Sock::Stream | Sock::Sub => None,
+            Sock::Stream => None,
         }
     }
 }
@@ -183,6 +184,16 @@ pub(crate) struct ProxyInfo {
 /// borrow the socket and buffers beside it).
 pub(crate) fn tls_mut(ext: &mut Option<Box<ConnExt>>) -> Option<&mut super::tls::TlsConn> {
     ext.as_deref_mut().and_then(|e| e.tls.as_mut())
+}
+
+/// A write of the handlers of a connection without a socket: to its subrequest link or
+/// its HTTP/2 stream's.
+fn virtual_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::io::Result<usize> {
+    if ext.as_deref().is_some_and(|e| e.sub.is_some()) {
+        super::sub::sub_write(ext, data)
+    } else {
+        super::h2::stream_write(ext, data)
+    }
 }
 
 /// Reads at most `want` bytes from `sock` into the spare capacity of `buf` (growing it if
@@ -337,7 +348,7 @@ impl Conn {
             .map_or(60_000, |s| s.client_header_timeout_ms);
         // A stream's connection takes its HTTP/2 connection's number (set by
         // `h2::open_stream`) and uses none up: `$connection` counts connections, as nginx's.
-        let number = if matches!(sock, Sock::Stream | Sock::Sub) {
+        let number = if matches!(sock, Sock::Stream) {
             0
         } else {
             w.next_connection_number()
@@ -417,7 +428,7 @@ impl Conn {
             sub: Some(link),
             ..ConnExt::default()
         });
-        let mut c = Conn::with(Sock::Sub, Some(ext), peer, listener, key, debug, w);
+        let mut c = Conn::with(Sock::Stream, Some(ext), peer, listener, key, debug, w);
         c.close_after = true;
         c.keepalive_ms = 0;
         c.rd_ready = true;
@@ -427,7 +438,7 @@ impl Conn {
     /// Whether the connection ends with its response: asked to close, or an HTTP/2
     /// stream's or a subrequest's (one request each).
     fn ends_here(&self) -> bool {
-        self.close_after || matches!(self.sock, Sock::Stream | Sock::Sub)
+        self.close_after || matches!(self.sock, Sock::Stream)
     }
 
     /// The client gave up on the request in progress (an HTTP/2 stream reset, or its
@@ -965,10 +976,11 @@ impl Conn {
         };
         req.served = self.served;
         req.conn_started = self.started_ms;
-        if matches!(self.sock, Sock::Sub) {
+        if super::sub::is_sub(self) {
             // A subrequest reaches internal locations (nginx's `r->internal`).
             req.subrequest = true;
             req.internal = true;
+            req.slice = super::sub::link_of(self).and_then(|l| l.slice.take());
         }
         // The browser family only where keepalive_disable may ask for it.
         let (msie6, safari) = w.ua_for_keepalive;
@@ -1470,8 +1482,7 @@ impl Conn {
         let data = &self.wbuf[self.wpos.min(end)..end];
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
-            Sock::Stream => super::h2::stream_write(&mut self.ext, data),
-            Sock::Sub => super::sub::sub_write(&mut self.ext, data),
+            Sock::Stream => virtual_write(&mut self.ext, data),
         }
     }
 
@@ -1480,8 +1491,7 @@ impl Conn {
     pub(crate) fn write_bytes(&mut self, data: &[u8]) -> std::io::Result<usize> {
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_write(sock, tls_mut(&mut self.ext), data),
-            Sock::Stream => super::h2::stream_write(&mut self.ext, data),
-            Sock::Sub => super::sub::sub_write(&mut self.ext, data),
+            Sock::Stream => virtual_write(&mut self.ext, data),
         }
     }
 
@@ -1499,7 +1509,7 @@ impl Conn {
             ),
             // A stream's request bytes are put into `rbuf` by its HTTP/2 connection (a
             // subrequest's by its parent).
-            Sock::Stream | Sock::Sub => {
+            Sock::Stream => {
                 self.rd_ready = false;
                 Err(ErrorKind::WouldBlock.into())
             }
@@ -1523,7 +1533,7 @@ impl Conn {
             Sock::Tcp(sock) => {
                 nix::sys::sendfile::sendfile64(sock.as_fd(), file.as_fd(), Some(off), count)
             }
-            Sock::Stream | Sock::Sub => Err(nix::errno::Errno::EINVAL),
+            Sock::Stream => Err(nix::errno::Errno::EINVAL),
         }
     }
 
@@ -1532,7 +1542,7 @@ impl Conn {
     pub(crate) fn flush_tls(&mut self) -> Option<bool> {
         match &self.sock {
             Sock::Tcp(sock) => super::tls::client_flush(sock, tls_mut(&mut self.ext)).ok(),
-            Sock::Stream | Sock::Sub => Some(true),
+            Sock::Stream => Some(true),
         }
     }
 

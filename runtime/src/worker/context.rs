@@ -137,6 +137,27 @@ pub(crate) struct RequestCtx {
     pub(crate) gzip_vary: bool,
     /// Body bytes in and out of the response's compression (`$gzip_ratio`).
     pub(crate) gzip_ratio: Option<(u64, u64)>,
+    /// `slice`: the ranges of the response being fetched (see `worker::ssi`).
+    pub(crate) slice: Option<Box<SliceState>>,
+}
+
+/// The `slice` module's state of a request (nginx's `ngx_http_slice_ctx_t`): the main
+/// request's, or a slice subrequest's (its range, and the ETag every part must have).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SliceState {
+    /// `slice`'s size.
+    pub(crate) size: u64,
+    /// Where the next range to fetch starts.
+    pub(crate) start: u64,
+    /// Where the client's part ends (exclusive): the whole length, or its range's end.
+    pub(crate) end: u64,
+    /// The client's part, absolute (start, end exclusive): slices are cut to it.
+    pub(crate) want: (u64, u64),
+    /// The ETag of the first part (empty: none).
+    pub(crate) etag: Vec<u8>,
+    /// Of the slice a subrequest is fetching: bytes to skip, then to keep (the client's
+    /// range cut from it).
+    pub(crate) cut: (u64, u64),
 }
 
 impl Default for RequestCtx {
@@ -187,6 +208,7 @@ impl Default for RequestCtx {
             gzip_tested: None,
             gzip_vary: false,
             gzip_ratio: None,
+            slice: None,
         }
     }
 }
@@ -253,6 +275,7 @@ impl RequestCtx {
         self.gzip_tested = None;
         self.gzip_vary = false;
         self.gzip_ratio = None;
+        self.slice = None;
     }
 
     /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).

@@ -118,6 +118,8 @@ pub(crate) enum Wait {
     Before,
     /// `add_after_body`'s subrequest is to run, after all of the body.
     After,
+    /// `slice`: the next part of the whole is to be fetched (or none is left).
+    Slice,
     /// A subrequest runs: the connection with this slab key and number; its body comes
     /// through [`BodyCoder::pass`].
     Sub(usize, u32),
@@ -138,6 +140,8 @@ pub(crate) struct BodyCoder {
     /// addition's subrequests not run yet.
     pub(crate) before: bool,
     pub(crate) after: bool,
+    /// `slice`: the further parts of the whole are still to be fetched after the body.
+    pub(crate) slice: bool,
     /// What the body waits for.
     pub(crate) wait: Wait,
     /// Input given while the body waits, not looked at yet.
@@ -250,6 +254,7 @@ impl BodyCoder {
                 ssi: None,
                 before: false,
                 after: false,
+                slice: false,
                 wait: Wait::Nothing,
                 front: Vec::new(),
                 end_wanted: None,
@@ -297,6 +302,7 @@ impl BodyCoder {
         self.ssi = None;
         self.before = false;
         self.after = false;
+        self.slice = false;
         self.wait = Wait::Nothing;
         self.end_wanted = None;
         self.front_ended = false;
@@ -354,7 +360,7 @@ impl BodyCoder {
     /// Whether SSI or addition run on this body (their subrequests' bodies are put into
     /// it by the worker).
     pub(crate) fn has_includes(&self) -> bool {
-        self.ssi.is_some() || self.before || self.after || self.wait != Wait::Nothing
+        self.ssi.is_some() || self.before || self.after || self.slice || self.wait != Wait::Nothing
     }
 
     /// Codes `input` (`flush`: everything so far made decodable now) and appends the
@@ -495,6 +501,11 @@ impl BodyCoder {
             let r = self.encode(&txt, false);
             self.txt = txt;
             r?;
+        }
+        if self.slice {
+            // (The worker clears `slice` once no part is left.)
+            self.wait = Wait::Slice;
+            return Ok(());
         }
         if self.after {
             self.after = false;
@@ -745,6 +756,9 @@ pub(crate) struct Includes {
     pub(crate) ssi: bool,
     pub(crate) before: bool,
     pub(crate) after: bool,
+    /// `slice`: the rest of the whole comes in subrequests after the body (the body's
+    /// length does not change for that).
+    pub(crate) slice: bool,
 }
 
 impl Includes {
@@ -761,9 +775,11 @@ impl Includes {
             ssi,
             before: add && !a.before.is_empty(),
             after: add && !a.after.is_empty(),
+            slice: false,
         }
     }
 
+    /// Whether SSI or addition change the body (slices do not).
     pub(crate) fn any(self) -> bool {
         self.ssi || self.before || self.after
     }
@@ -1180,6 +1196,7 @@ impl Worker<'_> {
         }
         coder.before = inc.before;
         coder.after = inc.after;
+        coder.slice = inc.slice;
         if sub {
             let sf = &s.sub_filter;
             let mut pool = self.scratch.var_pool.borrow_mut();
@@ -1199,7 +1216,7 @@ impl Worker<'_> {
             pool.give_buf(m);
             pool.give_buf(r);
         }
-        if coding.is_none() && !coder.sub_on && !inc.any() {
+        if coding.is_none() && !coder.sub_on && !inc.any() && !inc.slice {
             coder.give_back(&mut self.spare_coders);
             return Ok(None);
         }

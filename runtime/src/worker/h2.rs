@@ -934,6 +934,7 @@ pub(crate) fn recycle_ext(mut ext: Box<ConnExt>, w: &mut Worker<'_>) {
     if let Some(link) = ext.stream.take() {
         recycle_link(link, w);
     }
+    ext.sub = None;
     let bare = ext.tls.is_none() && ext.proxy_protocol.is_none() && ext.h2.is_none();
     if bare && w.spare_exts.len() < SPARES {
         ext.local = None;
@@ -962,7 +963,7 @@ pub(crate) fn block_len(c: &Conn) -> Option<usize> {
 
 /// Whether a connection is one stream's.
 pub(crate) fn is_stream(c: &Conn) -> bool {
-    matches!(c.sock, Sock::Stream)
+    matches!(c.sock, Sock::Stream) && c.ext.as_deref().is_some_and(|e| e.stream.is_some())
 }
 
 /// Whether a connection is an HTTP/2 connection.

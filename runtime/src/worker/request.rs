@@ -1351,11 +1351,12 @@ impl<'a> Worker<'a> {
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,
             method_get: req.xar && !req.head.is_head(),
-            http2: matches!(conn.sock, super::conn::Sock::Stream),
+            http2: super::h2::is_stream(conn),
             body: Some(&req.body),
             request_length: super::h2::block_len(conn).unwrap_or(req.head.head_len) as u64
                 + req.body_read,
             gzip_ratio: req.gzip_ratio,
+            slice: req.slice.as_deref().map(|s| (s.start, s.size)),
         }
     }
 

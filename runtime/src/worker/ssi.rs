@@ -136,7 +136,7 @@ impl SsiState {
 
     /// The body ended: a command start it ended in is text.
     pub(crate) fn end_text(&mut self, txt: &mut Vec<u8>) {
-        let held = self.parser.held();
+        let held = self.parser.take_held();
         self.route(held, txt);
     }
 
@@ -257,13 +257,17 @@ pub(crate) fn service(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) ->
             Wait::Command | Wait::Broken => match w.ssi_command(c) {
                 Action::Done => true,
                 Action::Include(target) => {
-                    start_include(conns, key, &target, w);
+                    start_include(conns, key, &target, None, w);
                     true
                 }
             },
             Wait::Before | Wait::After => {
                 let target = addition_target(c, w, wait == Wait::Before);
-                start_include(conns, key, &target, w);
+                start_include(conns, key, &target, None, w);
+                true
+            }
+            Wait::Slice => {
+                next_slice(conns, key, w);
                 true
             }
             Wait::Sub(skey, number) => pull(conns, key, skey, number, w),
@@ -307,7 +311,13 @@ fn addition_target(c: &Conn, w: &Worker<'_>, before: bool) -> Vec<u8> {
 /// Starts the subrequest for `target` that connection `key`'s body waits on, and runs it
 /// as far as it goes now. A subrequest nested too deep is refused (nginx's "subrequests
 /// cycle"), as a failed command.
-fn start_include(conns: &mut Slab<Conn>, key: usize, target: &[u8], w: &mut Worker<'_>) {
+fn start_include(
+    conns: &mut Slab<Conn>,
+    key: usize,
+    target: &[u8],
+    slice: Option<Box<super::context::SliceState>>,
+    w: &mut Worker<'_>,
+) {
     let too_deep = conns
         .get_mut(key)
         .is_some_and(|c| sub::depth(c) >= sub::MAX_DEPTH);
@@ -323,7 +333,7 @@ fn start_include(conns: &mut Slab<Conn>, key: usize, target: &[u8], w: &mut Work
         }
         None
     } else {
-        sub::start(conns, key, target, w)
+        sub::start(conns, key, target, slice, w)
     };
     let Some(skey) = skey else {
         resume(conns, key, w, true);
@@ -342,6 +352,49 @@ fn start_include(conns: &mut Slab<Conn>, key: usize, target: &[u8], w: &mut Work
         }
     }
     drive(conns, skey, w);
+}
+
+/// `slice`: the next part of the whole is fetched by a subrequest to the same URI (nginx's
+/// slice body filter), or, when none is left, the body goes on to its end.
+fn next_slice(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
+    let Some(c) = conns.get_mut(key) else {
+        return;
+    };
+    let Some(req) = c.req.as_deref_mut() else {
+        return;
+    };
+    let next = req
+        .slice
+        .as_deref_mut()
+        .filter(|st| st.start < st.end)
+        .map(|st| {
+            // The part of this slice the client wants: bytes to skip, then to keep.
+            let from = st.want.0.max(st.start);
+            let to = st.want.1.min(st.start.saturating_add(st.size));
+            st.cut = (from - st.start, to.saturating_sub(from));
+            Box::new(super::context::SliceState {
+                size: st.size,
+                start: st.start,
+                end: st.start.saturating_add(st.size),
+                want: (0, 0),
+                etag: st.etag.clone(),
+                cut: (0, 0),
+            })
+        });
+    let Some(part) = next else {
+        if let Some(cd) = req.coder.as_deref_mut() {
+            cd.slice = false;
+        }
+        resume(conns, key, w, false);
+        return;
+    };
+    let mut target = Vec::with_capacity(req.uri.len() + req.args.len() + 1);
+    crate::http::response::escape_uri(&req.uri, crate::http::response::Escape::Uri, &mut target);
+    if !req.args.is_empty() {
+        target.push(b'?');
+        target.extend_from_slice(&req.args);
+    }
+    start_include(conns, key, &target, Some(part), w);
 }
 
 /// Runs subrequest connection `skey` (its request, its handlers) as far as it goes now.
@@ -456,11 +509,12 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
     let done = link.done && link.out.is_empty();
     // A body cut short (its upstream failed in the middle) cuts the response short, as
     // nginx ends the main request when a subrequest fails.
-    let cut = done
-        && matches!(
-            link.reader,
-            sub::SubReader::Length(_) | sub::SubReader::Chunked(_)
-        );
+    let cut = link.failed
+        || (done
+            && matches!(
+                link.reader,
+                sub::SubReader::Length(_) | sub::SubReader::Chunked(_)
+            ));
     let mut failed = false;
     match read {
         Ok(status) => {
@@ -479,14 +533,32 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
             failed = true;
         }
     }
+    // A slice's part: what the client's range wants of it.
+    let mut keep = 0..body.len();
+    if let (Some(st), Some(cd)) = (req.slice.as_deref_mut(), req.coder.as_deref()) {
+        if cd.slice {
+            let skip = usize::try_from(st.cut.0)
+                .unwrap_or(usize::MAX)
+                .min(body.len());
+            st.cut.0 -= skip as u64;
+            let take = usize::try_from(st.cut.1)
+                .unwrap_or(usize::MAX)
+                .min(body.len() - skip);
+            st.cut.1 -= take as u64;
+            keep = skip..skip + take;
+        }
+    }
     if !body.is_empty() {
         moved = true;
+    }
+    let body_kept = &body[keep];
+    if !body_kept.is_empty() {
         if let Some(cd) = req.coder.as_deref_mut() {
             let into = cd.ssi.as_deref().map_or(Into::Out, |s| s.into.clone());
             match into {
                 Into::Var(i) => {
                     if let Some((_, v)) = cd.ssi.as_deref_mut().and_then(|s| s.vars.get_mut(i)) {
-                        if v.len() + body.len() > SET_MAX {
+                        if v.len() + body_kept.len() > SET_MAX {
                             elog!(
                                 w.elog,
                                 Error,
@@ -496,7 +568,7 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                             v.clear();
                             failed = true;
                         } else {
-                            v.extend_from_slice(&body);
+                            v.extend_from_slice(body_kept);
                         }
                     }
                 }
@@ -504,7 +576,7 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                     if let Some(s) = cd.ssi.as_deref_mut() {
                         s.wrote = true;
                     }
-                    if cd.pass(&body, &mut c.wbuf).is_err() {
+                    if cd.pass(body_kept, &mut c.wbuf).is_err() {
                         c.close_after = true;
                     }
                 }
@@ -553,6 +625,15 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
         c.close_after = true;
         if let Some(p) = c.proxy.as_deref_mut() {
             p.cut_short();
+        }
+    }
+    // A slice fetched: the next starts after it.
+    if finished && !cut {
+        if let (Some(st), true) = (
+            req.slice.as_deref_mut(),
+            req.coder.as_deref().is_some_and(|cd| cd.slice),
+        ) {
+            st.start = st.start.saturating_add(st.size);
         }
     }
     c.req = Some(req);
@@ -1192,6 +1273,7 @@ mod tests {
         c.ssi = Some(Box::new(SsiState::new(256, false)));
         c.before = true;
         c.after = true;
+        c.slice = true;
         let mut out = Vec::new();
         let mut pieces = body.chunks(step.max(1));
         let mut ended = false;
@@ -1228,6 +1310,15 @@ mod tests {
                 Wait::Broken => b"[err]",
                 Wait::Before => b"<B>",
                 Wait::After => b"<A>",
+                Wait::Slice => {
+                    // One more part, then none.
+                    if out.ends_with(b"<S>") || out.windows(3).any(|w| w == b"<S>") {
+                        c.slice = false;
+                        b""
+                    } else {
+                        b"<S>"
+                    }
+                }
                 Wait::Sub(..) => unreachable!(),
             };
             assert!(!c.accepting());
@@ -1261,7 +1352,8 @@ mod tests {
     #[test]
     fn a_body_waits_at_each_command_in_order_at_every_split_point() {
         let body = b"a<!--#echo var=\"x\" -->b<!--#include virtual=\"/i\" --><!--#x y -->c<!--#bad x=y-->d<!-";
-        let want = b"<B>a[echo]b[inc][inc]c[err]d<!-<A>";
+        // (`<!--#x y -->`: a parameter without a value is an error, as nginx's.)
+        let want = b"<B>a[echo]b[inc][err]c[err]d<!-<S><A>";
         for step in 1..=body.len() {
             for eager in [false, true] {
                 for chunked in [false, true] {
@@ -1274,7 +1366,7 @@ mod tests {
             }
         }
         // An empty body still gets both additions.
-        assert_eq!(run_coder(b"", 1, false, true), b"<B><A>");
+        assert_eq!(run_coder(b"", 1, false, true), b"<B><S><A>");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! another response's body.
 //!
 //! A subrequest is served, like an HTTP/2 stream, by a connection of its own in the
-//! worker's slab that has no socket ([`Sock::Sub`]): a GET for its URI, with its parent
+//! worker's slab that has no socket ([`Sock::Stream`] with a [`SubLink`]): a GET for its URI, with its parent
 //! request's header fields, is written into its `rbuf`, so the router and every handler
 //! (static files, `return`, proxying, error pages) serve it unchanged, with its own request
 //! context, timers and upstream connections. What its handlers write goes into its
@@ -40,7 +40,12 @@ pub(crate) struct SubLink {
     pub(crate) blocked: bool,
     /// The subrequest's response is complete (its connection has finished).
     pub(crate) done: bool,
+    /// It failed in a way that cuts its parent's response short (a slice part that does
+    /// not fit).
+    pub(crate) failed: bool,
     pub(crate) reader: SubReader,
+    /// A slice subrequest's state, given to its request when it starts.
+    pub(crate) slice: Option<Box<super::context::SliceState>>,
 }
 
 /// Where a subrequest's response stands, as its parent reads it.
@@ -175,7 +180,7 @@ pub(crate) fn link_of(c: &mut Conn) -> Option<&mut SubLink> {
 
 /// Whether a connection is a subrequest's.
 pub(crate) fn is_sub(c: &Conn) -> bool {
-    matches!(c.sock, Sock::Sub)
+    matches!(c.sock, Sock::Stream) && c.ext.as_deref().is_some_and(|e| e.sub.is_some())
 }
 
 /// The parent of subrequest connection `key`, if it is still there.
@@ -200,6 +205,7 @@ pub(crate) fn start(
     conns: &mut Slab<Conn>,
     pkey: usize,
     target: &[u8],
+    slice: Option<Box<super::context::SliceState>>,
     w: &mut Worker<'_>,
 ) -> Option<usize> {
     let p = conns.get_mut(pkey)?;
@@ -248,7 +254,9 @@ pub(crate) fn start(
         out: Vec::new(),
         blocked: false,
         done: false,
+        failed: false,
         reader: SubReader::Head,
+        slice,
     });
     let entry = conns.vacant_entry();
     let skey = entry.key();

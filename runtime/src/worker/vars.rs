@@ -251,6 +251,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) request_length: u64,
     /// Body bytes in and out of the response's gzip compression (`$gzip_ratio`).
     pub(crate) gzip_ratio: Option<(u64, u64)>,
+    /// The slice being fetched, (start, size) (`$slice_range`).
+    pub(crate) slice: Option<(u64, u64)>,
 }
 
 /// The values of non-`volatile` maps one request has computed (see [`Ctx::map_cache`]):
@@ -845,6 +847,12 @@ impl Ctx<'_> {
             Builtin::GzipRatio => {
                 if let Some(t) = self.gzip_ratio {
                     super::filter::write_ratio(t, out);
+                }
+            }
+            Builtin::SliceRange => {
+                if let Some((start, size)) = self.slice {
+                    let last = start.saturating_add(size).saturating_sub(1);
+                    let _ = write!(out, "bytes={start}-{last}");
                 }
             }
             Builtin::BytesSent => {
@@ -1749,6 +1757,7 @@ mod tests {
             body: None,
             request_length: 0,
             gzip_ratio: None,
+            slice: None,
         };
         adjust(&mut ctx);
         let mut out = Vec::new();

@@ -39,6 +39,7 @@ mod resolver;
 mod rewrite_log;
 mod runtime;
 mod safety;
+mod slice;
 mod ssi;
 mod startup;
 mod static_headers;

@@ -128,6 +128,8 @@ const READ_BUDGET: usize = 256 << 10;
 
 /// A proxied request in flight.
 pub(crate) struct Proxy {
+    /// `slice`: the first part of the whole arrived, (where it starts, the whole length).
+    slice: Option<(u64, u64)>,
     pub(crate) sid: ServerId,
     pub(crate) loc: LocationId,
     upstream: usize,
@@ -406,6 +408,7 @@ impl Proxy {
             upgrade: false,
             spoiled: false,
             broken: false,
+            slice: None,
             deadline: now,
             written: 0,
             header_bytes: 0,
@@ -444,6 +447,7 @@ impl Proxy {
     }
 
     fn reset(&mut self, now: Instant) {
+        self.slice = None;
         self.st = St::Connect;
         self.up = None;
         self.cached = false;

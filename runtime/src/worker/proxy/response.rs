@@ -107,6 +107,26 @@ impl Worker<'_> {
             self.note_upstream(p, status);
             return Step::Done(Drive::Finished);
         }
+        // `slice`: the part must be the range asked for, else the response is cut short
+        // (nginx's slice header filter fails the request).
+        p.slice = match self.slice_check(conn, p) {
+            Ok(part) => part,
+            Err(why) => {
+                elog!(
+                    self.elog,
+                    Error,
+                    "{why} while reading response header from upstream, client: {}, upstream: \"{}\"",
+                    conn.peer.ip(),
+                    self.upstream_url(p)
+                );
+                if let Some(l) = crate::worker::sub::link_of(conn) {
+                    l.failed = true;
+                }
+                p.spoiled = true;
+                self.note_upstream(p, status);
+                return Step::Done(Drive::Close);
+            }
+        };
         self.write_client_head(conn, p);
         let now = self.now;
         p.client_progress = now;
@@ -140,6 +160,57 @@ impl Worker<'_> {
         }
         self.take_body(p, conn, old);
         Step::Progress
+    }
+
+    /// nginx's slice header filter, for a request that fetches a slice (`RequestCtx::slice`):
+    /// the answer must be a 206 for the range asked, with the first part's ETag.
+    /// `Ok(Some((start, total)))`: the main request's first part; `Ok(None)`: nothing to
+    /// slice (a main request answered otherwise goes on as it is); `Err`: why it fails.
+    fn slice_check(&mut self, conn: &mut Conn, p: &Proxy) -> Result<Option<(u64, u64)>, String> {
+        let Some(req) = conn.req.as_deref_mut() else {
+            return Ok(None);
+        };
+        let main = !req.subrequest;
+        let Some(st) = req.slice.as_deref_mut() else {
+            return Ok(None);
+        };
+        let status = p.resp.status;
+        if status != 206 {
+            if main {
+                req.slice = None;
+                return Ok(None);
+            }
+            return Err(format!("unexpected status code {status} in slice response"));
+        }
+        let field = |name: &[u8]| {
+            p.resp.headers.iter().find_map(|(n, v)| {
+                p.hold
+                    .get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(name))
+                    .and_then(|_| p.hold.get(v.clone()))
+            })
+        };
+        let etag = field(b"etag");
+        if !st.etag.is_empty() && etag != Some(&st.etag[..]) {
+            return Err("etag mismatch in slice response".into());
+        }
+        if let Some(e) = etag {
+            st.etag.clear();
+            st.etag.extend_from_slice(e);
+        }
+        let (start, end, total) = field(b"content-range")
+            .and_then(parse_content_range)
+            .ok_or("invalid range in slice response")?;
+        let total = total.ok_or("no complete length in slice response")?;
+        let expected = st.start.saturating_add(st.size).min(total);
+        if start != st.start || end != expected {
+            return Err(format!(
+                "unexpected range in slice response: {start}-{end}, expected: {}-{expected}",
+                st.start
+            ));
+        }
+        st.start = expected;
+        Ok(main.then_some((start, total)))
     }
 
     /// The client response head, from the upstream's.
@@ -181,8 +252,17 @@ impl Worker<'_> {
             BodyKind::None => p.resp.content_length,
             _ => None,
         };
+        // A slice's first part: a 200 of the whole length (nginx's slice header filter),
+        // to which the client's Range applies.
+        let slice_total = p.slice.map(|(_, total)| total);
+        let length = slice_total.or(length);
+        let ranged = ps.force_ranges || p.slice.is_some();
+        if p.slice.is_some() && client_status == 206 {
+            p.client_status = 200;
+        }
+        let client_status = p.client_status;
         let forced = match length {
-            Some(len) if ps.force_ranges && client_status == 200 && s.max_ranges != Some(0) => {
+            Some(len) if ranged && client_status == 200 && s.max_ranges != Some(0) => {
                 let header = |name: &[u8]| {
                     conn.req
                         .as_deref()
@@ -209,6 +289,8 @@ impl Worker<'_> {
         p.relay.range = None;
         p.relay.range_pos = 0;
         let mut content_range = None;
+        // The client's part of the whole, for the slices that follow.
+        let mut want = length.map(|len| (0, len));
         match (forced, length) {
             (Some(ForcedRange::Unsatisfiable), Some(len)) => {
                 conn.wbuf = out;
@@ -216,12 +298,31 @@ impl Worker<'_> {
                 return;
             }
             (Some(ForcedRange::Part(a, b)), Some(len)) => {
-                p.relay.range = Some((a, b));
+                // (A slice's part is cut relative to where it starts.)
+                let first = p.slice.map_or(0, |(start, _)| start);
+                let (ra, rb) = (a.saturating_sub(first), b.saturating_sub(first));
+                p.relay.range = Some((ra, rb));
                 p.client_status = 206;
                 content_range = Some((a, b, len));
+                want = Some((a, b));
             }
             _ => {}
         }
+        let slice_len = match (p.slice, want) {
+            (Some(_), Some((a, b))) => {
+                if let Some(st) = conn.req.as_deref_mut().and_then(|r| r.slice.as_deref_mut()) {
+                    // nginx: the next slice is the one holding the client's start when
+                    // the first did not.
+                    if st.start + st.size <= a {
+                        st.start = st.size * (a / st.size);
+                    }
+                    st.end = b;
+                    st.want = (a, b);
+                }
+                Some(b - a)
+            }
+            _ => None,
+        };
         crate::http::response::write_status_line(&mut out, 1, p.client_status);
         let up = &p.hold;
         let upstream_has = |name: &[u8]| {
@@ -310,9 +411,11 @@ impl Worker<'_> {
                     req.limit_rate = Some(rate);
                 }
             }
-            // With proxy_force_ranges the range filter says whether ranges are served.
+            // With proxy_force_ranges the range filter says whether ranges are served; a
+            // slice's part has its range replaced by the whole's.
             if !passed_on(name, &ps.pass_headers, &ps.hide_headers)
-                || (ps.force_ranges && token_eq(name, b"accept-ranges"))
+                || (ranged && token_eq(name, b"accept-ranges"))
+                || (p.slice.is_some() && token_eq(name, b"content-range"))
             {
                 continue;
             }
@@ -385,11 +488,16 @@ impl Worker<'_> {
                 } else {
                     crate::worker::filter::Includes::of(s, &req, p.client_status, &resp)
                 };
+                inc.slice = p.slice.is_some();
                 let has_body = !p.head_only && !matches!(status, 204 | 304);
-                if has_body && (plan.coding.is_some() || sub || inc.any()) {
-                    // With SSI or addition the coder frames the body itself: what its
-                    // subrequests write goes through it too.
-                    let frames = inc.any() && chunked_on && p.client_minor >= 1 && !req.subrequest;
+                if has_body && (plan.coding.is_some() || sub || inc.any() || inc.slice) {
+                    // With SSI, addition or slices (whose body changes) the coder frames
+                    // the body itself: what its subrequests write goes through it too.
+                    let changes = plan.coding.is_some() || sub;
+                    let frames = (inc.any() || (inc.slice && changes))
+                        && chunked_on
+                        && p.client_minor >= 1
+                        && !req.subrequest;
                     match self.start_coder(conn, &req, s, plan.coding, (sub, inc), frames) {
                         Ok(c) => {
                             sub = c.as_ref().is_some_and(|c| c.sub_on);
@@ -418,8 +526,10 @@ impl Worker<'_> {
                 None
             }
         };
-        // A coded body changes length: framed anew (chunks, or the close).
-        let coded_body = coder.is_some();
+        // A coded body changes length: framed anew (chunks, or the close); a coder that
+        // only fetches slices does not change it.
+        let coded_body =
+            coder.is_some() && plan.is_some_and(|(c, _, sub, inc)| c.is_some() || sub || inc.any());
         let coder_frames = coder.as_ref().is_some_and(|c| c.chunked);
         // Framing towards the client. With trailers (`add_trailer`), the body is sent in
         // chunks Proton frames whatever the upstream's framing, as nginx's chunked filter
@@ -453,6 +563,9 @@ impl Worker<'_> {
         }
         let range_len = p.relay.range.map(|(a, b)| b - a);
         match (&p.relay.framing, body) {
+            _ if slice_len.is_some() && !coded_body && !p.rechunk => {
+                write_num_header(&mut out, b"Content-Length: ", slice_len.unwrap_or(0));
+            }
             _ if p.rechunk || coder_frames => {
                 out.extend_from_slice(b"Transfer-Encoding: chunked\r\n")
             }
@@ -527,9 +640,10 @@ impl Worker<'_> {
             let mut edited = self.pool.get();
             crate::worker::filter::edit_head(&conn.wbuf, &edit, &mut edited);
             self.pool.put(std::mem::replace(&mut conn.wbuf, edited));
-            if let Some(req) = conn.req.as_deref_mut() {
-                req.coder = coder;
-            }
+        }
+        // (A coder that only fetches slices leaves the head as it is.)
+        if let (Some(req), Some(c)) = (conn.req.as_deref_mut(), coder) {
+            req.coder = Some(c);
         }
         p.header_bytes = conn.wbuf.len() as u64;
         if let Some(mut req) = conn.req.take() {
@@ -657,6 +771,38 @@ pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String]) -> bool {
     !((hop_by_hop_response(name) && !token_eq(name, b"upgrade"))
         || (hidden_default && !listed(pass))
         || listed(hide))
+}
+
+/// A `Content-Range` value as nginx's slice module reads it: `bytes START-END/TOTAL` (or
+/// `/*`), spaces allowed around each part; the end exclusive (`None` total: `*`).
+pub(super) fn parse_content_range(v: &[u8]) -> Option<(u64, u64, Option<u64>)> {
+    let rest = v.strip_prefix(b"bytes ")?;
+    fn number(s: &[u8]) -> Option<(u64, &[u8])> {
+        let s = s.trim_ascii_start();
+        let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let v = std::str::from_utf8(&s[..n]).ok()?.parse::<u64>().ok()?;
+        (v <= i64::MAX as u64).then_some((v, &s[n..]))
+    }
+    let (start, rest) = number(rest)?;
+    let rest = rest.trim_ascii_start().strip_prefix(b"-")?;
+    let (end, rest) = number(rest)?;
+    let rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b"/")?
+        .trim_ascii_start();
+    let (total, rest) = match rest.strip_prefix(b"*") {
+        Some(r) => (None, r),
+        None => {
+            let (t, r) = number(rest)?;
+            (Some(t), r)
+        }
+    };
+    rest.trim_ascii()
+        .is_empty()
+        .then_some((start, end + 1, total))
 }
 
 /// What `proxy_force_ranges` makes of a response.

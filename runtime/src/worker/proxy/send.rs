@@ -325,10 +325,11 @@ impl Worker<'_> {
             return Pull::Fail(d);
         }
         conn.rbuf.drain(start..start + used);
+        let stream = crate::worker::h2::is_stream(conn);
         if let Some(req) = conn.req.as_deref_mut() {
             // HTTP/2: the DATA payloads (the stream's connection frames them as chunks
             // when the request has no length).
-            req.body_read += if matches!(conn.sock, crate::worker::conn::Sock::Stream) {
+            req.body_read += if stream {
                 pieces_len as u64
             } else {
                 used as u64

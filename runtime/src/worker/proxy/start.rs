@@ -22,6 +22,34 @@ impl Worker<'_> {
         let Some(proxy) = l.conf.proxy.as_deref() else {
             return Handled::Status(500);
         };
+        // `slice`: the request fetches the range that holds the start of the client's
+        // (nginx makes it when `$slice_range` is first asked for: this is before any
+        // variable of the upstream request is).
+        let settings = &ir.settings[l.conf.settings.0 as usize];
+        let size = settings.slice;
+        // (Only when the upstream request asks for `$slice_range`, as nginx slices only
+        // a request whose variable was used.)
+        let asks = || {
+            settings.proxy.set_headers.iter().any(|(_, t)| {
+                t.parts.iter().any(|p| {
+                    matches!(
+                        p,
+                        proton_ir::Part::Var(proton_ir::Var::Builtin(
+                            proton_ir::Builtin::SliceRange
+                        ))
+                    )
+                })
+            })
+        };
+        if size > 0 && request.slice.is_none() && !request.subrequest && asks() {
+            let start = slice_start(head, &conn.rbuf);
+            request.slice = Some(Box::new(crate::worker::context::SliceState {
+                size,
+                start: size * (start / size),
+                ..Default::default()
+            }));
+        }
+        let head = &request.head;
         let mut p = self
             .ups
             .free
@@ -633,6 +661,26 @@ pub(super) fn frame_kept_body(
 }
 
 /// Bytes that nginx's `ngx_escape_uri(NGX_ESCAPE_URI)` escapes when a changed URI is sent.
+/// Where the client's `Range` starts (nginx's `ngx_http_slice_get_start`): 0 with an
+/// `If-Range`, several ranges, a suffix range or none.
+fn slice_start(head: &crate::http::request::RequestHead, buf: &[u8]) -> u64 {
+    if head.get(buf, b"if-range").is_some() {
+        return 0;
+    }
+    let Some(v) = head.get(buf, b"range") else {
+        return 0;
+    };
+    if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bytes=") || v.contains(&b',') {
+        return 0;
+    }
+    let digits = v[6..].trim_ascii_start();
+    let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&digits[..n])
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
 pub(super) fn needs_escape(b: u8) -> bool {
     b <= 0x20 || b >= 0x7f || matches!(b, b'#' | b'%' | b'?')
 }
