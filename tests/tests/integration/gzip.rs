@@ -584,3 +584,57 @@ fn assert_gzipped_framing(r: &Response, what: &str) {
     assert_eq!(r.header("accept-ranges"), None, "{what}");
     assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{what}");
 }
+
+/// Python's `requests` (Debian's, with its `brotli` module: CI installs both) decodes what
+/// Proton compresses: gzip and brotli, static and proxied. (Debian's urllib3 1.26 has no
+/// zstd decoder: zstd is checked with the zstd crate above and with curl.)
+#[test]
+fn python_requests_decodes_gzip_and_brotli() {
+    let python = "/usr/bin/python3";
+    let ready = Command::new(python)
+        .args(["-c", "import requests, brotli"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ready {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI installs python3-requests and python3-brotli"
+        );
+        eprintln!("skipped: no Python requests with brotli here");
+        return;
+    }
+    let s = site();
+    let port = s.p.port;
+    let script = r#"
+import sys, requests
+port, path, coding = sys.argv[1], sys.argv[2], sys.argv[3]
+r = requests.get(f"http://127.0.0.1:{port}{path}", headers={"Host": "gz", "Accept-Encoding": coding}, timeout=20)
+sys.stdout.write(r.headers.get("Content-Encoding", "") + "\n")
+sys.stdout.write(r.text)
+"#;
+    for (path, want) in [
+        ("/all/large.html", &s.large),
+        ("/pall/large.html", &s.large),
+        ("/all/small.html", &s.small),
+    ] {
+        for coding in ["gzip", "br"] {
+            let out = Command::new(python)
+                .args(["-c", script, &port.to_string(), path, coding])
+                .output()
+                .expect("python3");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let (enc, body) = text.split_once('\n').unwrap_or(("", ""));
+            assert_eq!(
+                enc,
+                coding,
+                "{path} {coding}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                body == want.as_str(),
+                "{path} {coding}: {} bytes",
+                body.len()
+            );
+        }
+    }
+}
