@@ -1047,6 +1047,33 @@ impl H2Conn {
         }
     }
 
+    /// The stream whose request's HEADERS frame `input` (what `recv` left: a frame still
+    /// arriving) begins, if it is one that has not opened a stream yet (nginx times such a
+    /// request out with `client_header_timeout`).
+    pub(crate) fn partial_request(&self, input: &[u8]) -> Option<u32> {
+        if self.preface < frame::PREFACE.len() || self.block_stream != 0 {
+            return None;
+        }
+        let h = Head::parse(input)?;
+        let opens = h.kind == frame::HEADERS
+            && h.stream > self.last_stream
+            && !h.stream.is_multiple_of(2)
+            && input.len() < frame::HEAD + h.len as usize;
+        opens.then_some(h.stream)
+    }
+
+    /// A request whose HEADERS frame did not all arrive within `client_header_timeout`:
+    /// its stream is reset (PROTOCOL_ERROR, as nginx's), and its block, when it comes, is
+    /// decoded for the table's sake only. The connection goes on.
+    pub(crate) fn header_timeout(&mut self, id: u32) {
+        if id <= self.last_stream || id.is_multiple_of(2) {
+            return;
+        }
+        self.last_stream = id;
+        frame::write_rst(&mut self.out, id, ErrorCode::Protocol);
+        self.remember_reset(id);
+    }
+
     /// Resets a stream from this side (the caller drops its request).
     pub(crate) fn reset(&mut self, id: u32, code: ErrorCode) {
         frame::write_rst(&mut self.out, id, code);

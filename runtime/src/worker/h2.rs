@@ -57,6 +57,9 @@ pub(crate) struct Session {
     keep_time_ms: u64,
     /// In the worker's `h2_flush`: a stream's output waits for the round's end.
     flush_queued: bool,
+    /// A request's HEADERS frame partly here: its stream and since when (`clock_ms`), for
+    /// `client_header_timeout`.
+    partial: Option<(u32, u32)>,
 }
 
 /// A stream's connection's link to its HTTP/2 connection, in its [`ConnExt`].
@@ -79,6 +82,9 @@ pub(crate) struct StreamLink {
     malformed: bool,
     /// The size of the request's header block as received (`$request_length`).
     block_len: usize,
+    /// The stream's connection ended on a timeout: an unfinished answer is reset with
+    /// PROTOCOL_ERROR rather than INTERNAL_ERROR (nginx's `c->timedout`).
+    timed_out: bool,
 }
 
 impl StreamLink {
@@ -164,6 +170,7 @@ pub(crate) fn start(c: &mut Conn, w: &Worker<'_>) {
         first_ms: s.map_or(60_000, |s| s.client_header_timeout_ms),
         keep_time_ms: s.map_or(3_600_000, |s| s.keepalive_time_ms),
         flush_queued: false,
+        partial: None,
     });
     let ext = c.ext.get_or_insert_with(Box::default);
     ext.h2 = Some(session);
@@ -558,6 +565,7 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
             r = link.bridge.close(&mut s.conn, id);
         }
         match r {
+            Bridged::Broken if link.timed_out => s.conn.reset(id, ErrorCode::Protocol),
             Bridged::Broken => s.conn.reset(id, ErrorCode::Internal),
             Bridged::Done if link.malformed => s.conn.reset(id, ErrorCode::Protocol),
             Bridged::Going => s.tails.push((
@@ -677,7 +685,20 @@ fn write_out(conns: &mut Slab<Conn>, key: usize, s: &mut Session, w: &mut Worker
         c.deadline = w.now + Duration::from_millis(c.send_timeout_ms.into());
         return s.conn.out.is_empty();
     }
-    c.deadline = if !s.conn.out.is_empty() {
+    // A request's HEADERS frame still arriving: client_header_timeout from its start.
+    let partial = s.conn.partial_request(&c.rbuf);
+    s.partial = match (partial, s.partial) {
+        (Some(id), Some((was, since))) if id == was => Some((id, since)),
+        (Some(id), _) => Some((id, w.now_ms)),
+        (None, _) => None,
+    };
+    let header_due = s.partial.map(|(_, since)| {
+        let waited = w.now_ms.wrapping_sub(since);
+        w.now + Duration::from_millis(s.first_ms.saturating_sub(u64::from(waited)))
+    });
+    c.deadline = if let Some(due) = header_due.filter(|_| s.conn.out.is_empty()) {
+        due
+    } else if !s.conn.out.is_empty() {
         w.now + Duration::from_millis(c.send_timeout_ms.into())
     } else if idle && s.requests == 0 {
         // No request yet: client_header_timeout, as nginx's.
@@ -739,6 +760,38 @@ pub(crate) fn flush_deferred(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker
     }
     keys.clear();
     w.h2_flush = keys;
+}
+
+/// A deadline of HTTP/2 connection `key` passed: a request whose HEADERS frame is still
+/// arriving after `client_header_timeout` has its stream reset and the connection goes on
+/// (nginx's); otherwise the connection is done (true: close it).
+pub(crate) fn session_timeout(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> bool {
+    let Some(mut s) = session_of(conns, key) else {
+        return true;
+    };
+    let due = s
+        .partial
+        .filter(|&(_, since)| u64::from(w.now_ms.wrapping_sub(since)) >= s.first_ms);
+    let Some((id, _)) = due else {
+        put_back(conns, key, s);
+        return true;
+    };
+    if let Some(c) = conns.get(key) {
+        elog!(
+            w.elog,
+            Info,
+            "client timed out (110: client_header_timeout) while reading client request headers, client: {}",
+            c.peer.ip()
+        );
+    }
+    s.conn.header_timeout(id);
+    s.partial = None;
+    // (A request came, even if it did not make it: the connection is now kept alive as
+    // after one, not timed out as one that never sent any.)
+    s.requests = s.requests.max(1);
+    let close = pump(conns, key, &mut s, w);
+    put_back(conns, key, s);
+    close
 }
 
 /// Ends an HTTP/2 connection whose last frames are written: its streams' connections go,
@@ -884,6 +937,7 @@ fn open_stream(
         refused,
         malformed: refused.is_some(),
         block_len,
+        timed_out: false,
     };
     let mut link = match w.spare_links.pop() {
         Some(mut l) => {
@@ -959,6 +1013,13 @@ fn recycle_link(mut link: Box<StreamLink>, w: &mut Worker<'_>) {
 /// block as received (`None`: not a stream's).
 pub(crate) fn block_len(c: &Conn) -> Option<usize> {
     c.ext.as_deref()?.stream.as_deref().map(|l| l.block_len)
+}
+
+/// A stream's connection is ending on a timeout (see [`StreamLink::timed_out`]).
+pub(crate) fn mark_timed_out(c: &mut Conn) {
+    if let Some(l) = link_of(c) {
+        l.timed_out = true;
+    }
 }
 
 /// Whether a connection is one stream's.

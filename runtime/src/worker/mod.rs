@@ -523,10 +523,23 @@ fn expire(conns: &mut Slab<Conn>, poll: &Poll, w: &mut Worker<'_>) {
             w.arm(key, c);
             continue;
         }
+        if h2::is_session(c) {
+            // (Its own timers: a request's headers arriving too slowly, the idle ones.)
+            if h2::session_timeout(conns, key, w) {
+                close(conns, key, w);
+            } else if let Some(c) = conns.get_mut(key) {
+                c.update_interest(poll, Token(CONN_BASE + key));
+                w.arm(key, c);
+            }
+            continue;
+        }
         let close_it = h2::with_parent(conns, key, |c| {
             w.select_log(c);
             let close_it = c.on_timeout(w);
             w.deselect_log();
+            if close_it {
+                h2::mark_timed_out(c);
+            }
             close_it
         })
         .unwrap_or(true);
