@@ -653,3 +653,58 @@ fn malformed_requests_are_answered_400_as_nginx() {
     s.write_all(&req).unwrap();
     assert_eq!(answer(&mut s, 1, true), (Some(0x88), None));
 }
+
+/// A request whose HEADERS frame stops arriving half-way: after `client_header_timeout`
+/// its stream is reset with PROTOCOL_ERROR (as nginx), and the connection goes on: the rest
+/// of the frame is taken (its block kept for the HPACK table), a PING is answered, and the
+/// next stream is served.
+#[test]
+fn a_request_whose_headers_stop_half_way_is_reset_on_its_timeout() {
+    let t = TempDir::new("h2-slow-headers");
+    let conf = "worker_processes 1;\n\
+         error_log {dir}/logs/error.log info;\n\
+         events { }\n\
+         http {\n\
+         access_log off;\n\
+         server {\n\
+         listen 127.0.0.1:{port};\n\
+         http2 on;\n\
+         client_header_timeout 1s;\n\
+         location = /r { return 200 \"hello\\n\"; }\n\
+         }\n\
+         }\n";
+    let p = Proton::start(t.path(), conf, 1);
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    let headers = frame(1, 0x5, 1, &get_block());
+    let (first, rest) = headers.split_at(20);
+    hello.extend_from_slice(first);
+    s.write_all(&hello).unwrap();
+    let frames = frames_until(&mut s, |kind, _, id| kind == 3 && id == 1);
+    let rst = frames.iter().find(|f| f.0 == 3 && f.2 == 1);
+    assert_eq!(
+        rst.map(|f| f.3.clone()),
+        Some(1u32.to_be_bytes().to_vec()),
+        "RST_STREAM(PROTOCOL_ERROR): {frames:?}\n{}",
+        p.logs()
+    );
+    // The rest of the frame, then a PING, then the next request.
+    let mut more = rest.to_vec();
+    more.extend(frame(6, 0, 0, b"SEE-THIS"));
+    more.extend(frame(1, 0x5, 3, &get_block()));
+    s.write_all(&more).unwrap();
+    let frames = frames_until(&mut s, |kind, flags, id| {
+        id == 3 && flags & 1 != 0 && kind == 0
+    });
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.0 == 6 && f.1 & 1 != 0 && f.3 == b"SEE-THIS"),
+        "PING ACK: {frames:?}"
+    );
+    let status = frames.iter().find(|f| f.0 == 1 && f.2 == 3).map(|f| f.3[0]);
+    assert_eq!(status, Some(0x88), "200 on stream 3: {frames:?}");
+    assert!(!frames.iter().any(|f| f.0 == 7), "no GOAWAY: {frames:?}");
+}
