@@ -89,18 +89,21 @@ pub(crate) struct StreamLink {
 
 impl StreamLink {
     /// How many more response bytes the stream's connection may write: up to
-    /// [`STREAM_OUT_MAX`] held, more only while a head longer than that is not whole yet
-    /// (it is taken whole, up to its own limit, before anything goes out).
+    /// [`STREAM_OUT_MAX`] of body held (a head not taken yet does not count, so the first
+    /// DATA frames can fill the window as nginx's do), more only while a head longer than
+    /// that is not whole yet (it is taken whole, up to its own limit, before anything goes
+    /// out).
     fn room(&self) -> usize {
-        let long_head = self.bridge.head_pending()
-            && self.out.len() >= STREAM_OUT_MAX
-            && memchr::memmem::find(&self.out, b"\r\n\r\n").is_none();
-        let max = if long_head {
-            bridge::HEAD_MAX
-        } else {
-            STREAM_OUT_MAX
-        };
-        max.saturating_sub(self.out.len())
+        if !self.bridge.head_pending() {
+            return STREAM_OUT_MAX.saturating_sub(self.out.len());
+        }
+        match memchr::memmem::find(&self.out, b"\r\n\r\n") {
+            Some(end) => STREAM_OUT_MAX.saturating_sub(self.out.len() - (end + 4)),
+            None if self.out.len() >= STREAM_OUT_MAX => {
+                bridge::HEAD_MAX.saturating_sub(self.out.len())
+            }
+            None => STREAM_OUT_MAX.saturating_sub(self.out.len()),
+        }
     }
 }
 

@@ -708,3 +708,43 @@ fn a_request_whose_headers_stop_half_way_is_reset_on_its_timeout() {
     assert_eq!(status, Some(0x88), "200 on stream 3: {frames:?}");
     assert!(!frames.iter().any(|f| f.0 == 7), "no GOAWAY: {frames:?}");
 }
+
+/// A stream's first DATA frames fill the client's initial window exactly, in frames of
+/// `http2_chunk_size` (8k): the response head does not take room from the body (nginx's
+/// frames: 7 of 8192 and one of 8191 for the default 65535).
+#[test]
+fn the_first_data_frames_fill_the_initial_window() {
+    let b = Backend::start("h2iws");
+    let (_t, p) = setup("h2-iws", b.port);
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    req.extend(frame(4, 0, 0, &[]));
+    req.extend(frame(
+        1,
+        0x5,
+        1,
+        &block_of(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/big.bin"),
+            (":authority", "x"),
+        ]),
+    ));
+    s.write_all(&req).unwrap();
+    // Read until the window is used up (frames_until sees kind and stream, not lengths:
+    // the count of DATA frames is kept beside it).
+    let data_frames = std::cell::Cell::new(0);
+    let frames = frames_until(&mut s, |kind, _, id| {
+        if kind == 0 && id == 1 {
+            data_frames.set(data_frames.get() + 1);
+        }
+        data_frames.get() == 8
+    });
+    let sizes: Vec<usize> = frames
+        .iter()
+        .filter(|f| f.0 == 0 && f.2 == 1)
+        .map(|f| f.3.len())
+        .collect();
+    assert_eq!(sizes, [8192, 8192, 8192, 8192, 8192, 8192, 8192, 8191]);
+}
