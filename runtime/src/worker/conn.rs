@@ -186,6 +186,23 @@ pub(crate) fn tls_mut(ext: &mut Option<Box<ConnExt>>) -> Option<&mut super::tls:
     ext.as_deref_mut().and_then(|e| e.tls.as_mut())
 }
 
+/// A write into a socketless connection's link (`out`, with `room` left): what fits, or
+/// `WouldBlock` (noting that the writer waits) as a full socket would.
+pub(crate) fn link_write(
+    out: &mut Vec<u8>,
+    room: usize,
+    blocked: &mut bool,
+    data: &[u8],
+) -> std::io::Result<usize> {
+    if room == 0 {
+        *blocked = true;
+        return Err(ErrorKind::WouldBlock.into());
+    }
+    let n = room.min(data.len());
+    out.extend_from_slice(&data[..n]);
+    Ok(n)
+}
+
 /// A write of the handlers of a connection without a socket: to its subrequest link or
 /// its HTTP/2 stream's.
 fn virtual_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::io::Result<usize> {
@@ -401,15 +418,9 @@ impl Conn {
         link: Box<super::h2::StreamLink>,
         w: &mut Worker<'_>,
     ) -> Conn {
-        let mut ext = w.spare_exts.pop().unwrap_or_default();
-        ext.local = Some(local);
-        ext.stream = Some(link);
-        let mut c = Conn::with(Sock::Stream, Some(ext), peer, listener, key, debug, w);
-        // One request, whose head is put into `rbuf` by the HTTP/2 connection.
-        c.close_after = true;
-        c.keepalive_ms = 0;
-        c.rd_ready = true;
-        c
+        Conn::socketless((peer, local, listener, debug, key), w, |e| {
+            e.stream = Some(link)
+        })
     }
 
     /// The connection of a subrequest: no socket, its client's addresses, its request
@@ -423,12 +434,23 @@ impl Conn {
         link: Box<super::sub::SubLink>,
         w: &mut Worker<'_>,
     ) -> Conn {
-        let ext = Box::new(ConnExt {
-            local: Some(local),
-            sub: Some(link),
-            ..ConnExt::default()
-        });
+        Conn::socketless((peer, local, listener, debug, key), w, |e| {
+            e.sub = Some(link)
+        })
+    }
+
+    /// A connection without a socket for one request (a stream's, a subrequest's): its
+    /// extension from the worker's spares, given its link by `link`.
+    fn socketless(
+        (peer, local, listener, debug, key): (SocketAddr, SocketAddr, u16, bool, usize),
+        w: &mut Worker<'_>,
+        link: impl FnOnce(&mut ConnExt),
+    ) -> Conn {
+        let mut ext = w.spare_exts.pop().unwrap_or_default();
+        ext.local = Some(local);
+        link(&mut ext);
         let mut c = Conn::with(Sock::Stream, Some(ext), peer, listener, key, debug, w);
+        // One request, whose head is put into `rbuf` by whoever made it.
         c.close_after = true;
         c.keepalive_ms = 0;
         c.rd_ready = true;

@@ -194,13 +194,7 @@ pub(crate) fn stream_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::
         return Err(ErrorKind::NotConnected.into());
     };
     let room = link.room();
-    if room == 0 {
-        link.blocked = true;
-        return Err(ErrorKind::WouldBlock.into());
-    }
-    let n = room.min(data.len());
-    link.out.extend_from_slice(&data[..n]);
-    Ok(n)
+    super::conn::link_write(&mut link.out, room, &mut link.blocked, data)
 }
 
 fn session_of(conns: &mut Slab<Conn>, key: usize) -> Option<Box<Session>> {
@@ -486,12 +480,7 @@ fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Wo
         return;
     };
     // What its response body waits for (SSI, subrequests) runs now.
-    let waits = conns
-        .get(skey)
-        .and_then(|c| c.req.as_deref())
-        .and_then(|r| r.coder.as_deref())
-        .is_some_and(|cd| cd.paused());
-    if !done && waits {
+    if !done && conns.get(skey).is_some_and(super::ssi::waits) {
         done = super::ssi::service(conns, skey, w);
     }
     // DATA frames as large as the answering location's `http2_chunk_size`.

@@ -597,13 +597,7 @@ fn after_event(
     w: &mut Worker<'_>,
     quitting: bool,
 ) {
-    let waits = |c: &Conn| {
-        c.req
-            .as_deref()
-            .and_then(|r| r.coder.as_deref())
-            .is_some_and(|cd| cd.paused())
-    };
-    if !done && conns.get(key).is_some_and(waits) {
+    if !done && conns.get(key).is_some_and(ssi::waits) {
         done = ssi::service(conns, key, w);
     }
     // A subrequest: its parent takes its output (and runs on).

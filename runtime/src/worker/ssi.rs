@@ -234,6 +234,14 @@ const COMMANDS: &[Command] = &[
     (b"endblock", &[], &[], 0),
 ];
 
+/// Whether the response of connection `c` waits for the worker (see [`service`]).
+pub(crate) fn waits(c: &Conn) -> bool {
+    c.req
+        .as_deref()
+        .and_then(|r| r.coder.as_deref())
+        .is_some_and(|cd| cd.paused())
+}
+
 /// Runs what the response of connection `key` waits for, and the connection with it,
 /// until it waits on something else: SSI commands, addition's and SSI's subrequests (their
 /// bodies moved into the response as the client takes it). True: the connection is done
@@ -409,12 +417,7 @@ fn drive(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
     let mut done = sc.on_event(w, true, true);
     w.deselect_log();
     // Its own body may wait too (SSI in the subrequest's location).
-    let waits = conns
-        .get(skey)
-        .and_then(|c| c.req.as_deref())
-        .and_then(|r| r.coder.as_deref())
-        .is_some_and(|cd| cd.paused());
-    if !done && waits {
+    if !done && conns.get(skey).is_some_and(waits) {
         done = service(conns, skey, w);
     }
     mark(conns, skey, done, w);

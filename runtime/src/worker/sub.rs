@@ -164,13 +164,7 @@ pub(crate) fn sub_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::io:
         return Err(ErrorKind::NotConnected.into());
     };
     let room = link.room();
-    if room == 0 {
-        link.blocked = true;
-        return Err(ErrorKind::WouldBlock.into());
-    }
-    let n = room.min(data.len());
-    link.out.extend_from_slice(&data[..n]);
-    Ok(n)
+    super::conn::link_write(&mut link.out, room, &mut link.blocked, data)
 }
 
 /// The link of a subrequest's connection.
