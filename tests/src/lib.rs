@@ -680,6 +680,14 @@ pub fn raw_exchange(port: u16, bytes: &[u8], timeout: Duration) -> (Vec<u8>, boo
     }
 }
 
+/// Sends `req` (raw bytes) and parses the one response that comes back before the server
+/// closes or 20 s pass (panics with the request and what came when it does not parse).
+pub fn exchange_one(port: u16, req: &str) -> Response {
+    let (raw, _) = raw_exchange(port, req.as_bytes(), Duration::from_secs(20));
+    parse_response(&raw)
+        .unwrap_or_else(|e| panic!("{req:?}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+}
+
 /// Splits a buffer holding several HTTP responses (bodies framed by Content-Length).
 pub fn split_responses(mut raw: &[u8]) -> Vec<Response> {
     let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! the file as its own upstream, with ranges), the client's own range across slices,
 //! with sub_filter on every part, and parts that do not fit (the response cut short).
 
-use proton_tests::{parse_response, raw_exchange, Proton, Response, TempDir};
+use proton_tests::{raw_exchange, Proton, Response, TempDir};
 use std::time::Duration;
 
 fn exchange(port: u16, req: &str) -> (Vec<u8>, bool) {
@@ -11,9 +11,7 @@ fn exchange(port: u16, req: &str) -> (Vec<u8>, bool) {
 
 fn get(port: u16, path: &str, extra: &str) -> Response {
     let req = format!("GET {path} HTTP/1.1\r\nHost: s\r\n{extra}Connection: close\r\n\r\n");
-    let (raw, _) = exchange(port, &req);
-    parse_response(&raw)
-        .unwrap_or_else(|e| panic!("{req:?}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+    proton_tests::exchange_one(port, &req)
 }
 
 fn site() -> (TempDir, Proton) {

@@ -5,15 +5,13 @@
 //! upstream dies mid-body, a client that leaves while a subrequest runs).
 
 use flate2::read::MultiGzDecoder;
-use proton_tests::{parse_response, raw_exchange, wait_until, Backend, Proton, Response, TempDir};
+use proton_tests::{raw_exchange, wait_until, Backend, Proton, Response, TempDir};
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
 fn exchange(port: u16, req: &str) -> Response {
-    let (raw, _) = raw_exchange(port, req.as_bytes(), Duration::from_secs(20));
-    parse_response(&raw)
-        .unwrap_or_else(|e| panic!("{req:?}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+    proton_tests::exchange_one(port, req)
 }
 
 fn get(port: u16, path: &str) -> Response {

@@ -4,15 +4,12 @@
 //! (`Content-Length`, `Last-Modified`, `ETag`), and HTTP/2.
 
 use flate2::read::MultiGzDecoder;
-use proton_tests::{parse_response, raw_exchange, Backend, Proton, Response, TempDir};
+use proton_tests::{Backend, Proton, Response, TempDir};
 use std::io::Read;
 use std::process::Command;
-use std::time::Duration;
 
 fn exchange(port: u16, req: &str) -> Response {
-    let (raw, _) = raw_exchange(port, req.as_bytes(), Duration::from_secs(20));
-    parse_response(&raw)
-        .unwrap_or_else(|e| panic!("{req:?}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+    proton_tests::exchange_one(port, req)
 }
 
 fn get(port: u16, path: &str, extra: &str) -> Response {
