@@ -2185,6 +2185,10 @@ builtins! {
     /// The compression ratio of a gzipped response (`3.25`: body bytes in per byte out),
     /// empty when the response was not compressed.
     GzipRatio = "gzip_ratio",
+    /// The same for a response `brotli` compressed (the ngx_brotli module's variable).
+    BrotliRatio = "brotli_ratio",
+    /// The same for a response `zstd` compressed (the zstd-nginx-module's variable).
+    ZstdRatio = "zstd_ratio",
     /// `bytes=START-END` of the slice being fetched (the `slice` module: the request's
     /// own, then each of its slice subrequests'); empty where `slice` is off.
     SliceRange = "slice_range",

@@ -135,8 +135,9 @@ pub(crate) struct RequestCtx {
     /// nginx's `r->gzip_vary`: a gzip module looked at the response (gzip_static found a
     /// `.gz` file the client did not get).
     pub(crate) gzip_vary: bool,
-    /// Body bytes in and out of the response's compression (`$gzip_ratio`).
-    pub(crate) gzip_ratio: Option<(u64, u64)>,
+    /// Body bytes in and out of the response's compression, and its coding
+    /// (`$gzip_ratio`, `$brotli_ratio`, `$zstd_ratio`).
+    pub(crate) gzip_ratio: Option<(crate::http::coding::Coding, (u64, u64))>,
     /// `slice`: the ranges of the response being fetched (see `worker::ssi`).
     pub(crate) slice: Option<Box<SliceState>>,
 }

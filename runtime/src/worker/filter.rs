@@ -332,9 +332,14 @@ impl BodyCoder {
         }
     }
 
-    /// Whether this coder makes gzip (`$gzip_ratio` is its ratio only).
-    pub(crate) fn gzips(&self) -> bool {
-        matches!(self.coder, Some(Coder::Gzip(_)))
+    /// The compression this coder makes, if any (`$gzip_ratio` and its siblings).
+    pub(crate) fn compresses(&self) -> Option<Coding> {
+        match self.coder {
+            Some(Coder::Gzip(_)) => Some(Coding::Gzip),
+            Some(Coder::Br(_)) => Some(Coding::Br),
+            Some(Coder::Zstd(_)) => Some(Coding::Zstd),
+            _ => None,
+        }
     }
 
     /// What a failure of this coder is called in the error log.
@@ -1223,14 +1228,20 @@ impl Worker<'_> {
         Ok(Some(coder))
     }
 
-    /// A request's coder is done with: its totals become `$gzip_ratio`, and it goes back
-    /// to the worker's spares.
+    /// A request's coder is done with: its totals become `$gzip_ratio` (or
+    /// `$brotli_ratio`, `$zstd_ratio`), and it goes back to the worker's spares.
     pub(crate) fn end_coding(&mut self, req: &mut RequestCtx) {
         if let Some(c) = req.coder.take() {
-            if c.gzips() {
-                // nginx counts the gzip trailer's 8 bytes in.
+            if let Some(coding) = c.compresses() {
                 let (zin, zout) = c.totals();
-                req.gzip_ratio = Some((zin, zout + 8));
+                // nginx counts the gzip trailer's 8 bytes in (the others' totals include
+                // everything they wrote).
+                let zout = if coding == Coding::Gzip {
+                    zout + 8
+                } else {
+                    zout
+                };
+                req.gzip_ratio = Some((coding, (zin, zout)));
             }
             c.give_back(&mut self.spare_coders);
         }

@@ -249,8 +249,9 @@ pub(crate) struct Ctx<'a> {
     /// `$request_length`: the head as received (HTTP/2: its header block) and the body
     /// bytes read.
     pub(crate) request_length: u64,
-    /// Body bytes in and out of the response's gzip compression (`$gzip_ratio`).
-    pub(crate) gzip_ratio: Option<(u64, u64)>,
+    /// Body bytes in and out of the response's compression, and its coding
+    /// (`$gzip_ratio`, `$brotli_ratio`, `$zstd_ratio`).
+    pub(crate) gzip_ratio: Option<(crate::http::coding::Coding, (u64, u64))>,
     /// The slice being fetched, (start, size) (`$slice_range`).
     pub(crate) slice: Option<(u64, u64)>,
 }
@@ -844,8 +845,14 @@ impl Ctx<'_> {
             Builtin::BodyBytesSent => {
                 let _ = write!(out, "{}", self.body_bytes);
             }
-            Builtin::GzipRatio => {
-                if let Some(t) = self.gzip_ratio {
+            Builtin::GzipRatio | Builtin::BrotliRatio | Builtin::ZstdRatio => {
+                use crate::http::coding::Coding;
+                let want = match b {
+                    Builtin::BrotliRatio => Coding::Br,
+                    Builtin::ZstdRatio => Coding::Zstd,
+                    _ => Coding::Gzip,
+                };
+                if let Some((_, t)) = self.gzip_ratio.filter(|(c, _)| *c == want) {
                     super::filter::write_ratio(t, out);
                 }
             }

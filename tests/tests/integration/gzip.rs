@@ -140,6 +140,8 @@ events {{}}
 http {{
     log_format ratio "$uri $gzip_ratio $sent_http_content_encoding";
     access_log {{dir}}/logs/ratio.log ratio;
+    log_format ratios "$uri $http_accept_encoding|$gzip_ratio|$brotli_ratio|$zstd_ratio";
+    access_log {{dir}}/logs/ratios.log ratios;
     sendfile on;
     types {{ text/html html; text/plain txt; application/octet-stream bin; }}
     server {{
@@ -576,6 +578,29 @@ fn brotli_and_zstd_as_the_client_prefers() {
     let r = get_with(port, "/pre/both.html", "br, zstd;q=0.8, gzip;q=0.5");
     assert_eq!(r.header("content-encoding"), Some("zstd"));
     assert_eq!(decode(&r), b"zst both\n");
+    // $gzip_ratio, $brotli_ratio, $zstd_ratio: each only for its own coding.
+    let log = s._t.path().join("logs/ratios.log");
+    let ok = proton_tests::wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("/bronly/small.html"))
+    });
+    assert!(ok, "the access log lines");
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    for (ae, slot) in [("br", 2), ("zstd", 3), ("gzip", 1)] {
+        let line = lines
+            .lines()
+            .find(|l| l.starts_with(&format!("/all/large.html {ae}|")))
+            .unwrap_or_default();
+        let parts: Vec<&str> = line.split('|').collect();
+        assert_eq!(parts.len(), 4, "{line:?}\n{lines}");
+        for (i, p) in parts.iter().enumerate().skip(1) {
+            if i == slot {
+                let ratio: f64 = p.parse().unwrap_or(0.0);
+                assert!(ratio > 3.0, "{ae}: {line}");
+            } else {
+                assert_eq!(*p, "-", "{ae}: {line}");
+            }
+        }
+    }
 }
 
 /// A compressed answer's framing: chunked, no length, no ranges.
