@@ -48,7 +48,8 @@ pub(crate) enum Into {
     Out,
     /// Into an SSI variable (`include … set="name"`): index into the variables.
     Var(usize),
-    /// Into the response, or the block `stub` names if the subrequest wrote nothing.
+    /// Into the response, or the block `stub` names if the subrequest wrote nothing or
+    /// ended in an error page of its own (nginx's stub replaces the special response).
     Stub(usize),
 }
 
@@ -78,6 +79,9 @@ pub(crate) struct SsiState {
     pub(crate) into: Into,
     status: u16,
     wrote: bool,
+    /// The running subrequest ends in an error page the server makes (a status of 300 or
+    /// more, not an upstream's answer): a `stub` takes its place.
+    special: bool,
     /// `echo`'s output, written in the command's place once it has run.
     echo: Vec<u8>,
 }
@@ -101,6 +105,7 @@ impl SsiState {
             into: Into::Out,
             status: 0,
             wrote: false,
+            special: false,
             echo: Vec::new(),
         }
     }
@@ -357,6 +362,7 @@ fn start_include(
         if let Some(s) = cd.ssi.as_deref_mut() {
             s.status = 0;
             s.wrote = false;
+            s.special = false;
         }
     }
     drive(conns, skey, w);
@@ -519,6 +525,12 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                 sub::SubReader::Length(_) | sub::SubReader::Chunked(_)
             ));
     let mut failed = false;
+    // (Whether the subrequest's location proxies: its error is then the upstream's answer.)
+    let proxied = sc
+        .finished
+        .location()
+        .and_then(|l| w.loaded.ir.locations.get(l as usize))
+        .is_some_and(|l| l.conf.proxy.is_some());
     match read {
         Ok(status) => {
             if let (Some(st), Some(s)) = (
@@ -528,6 +540,7 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                     .and_then(|cd| cd.ssi.as_deref_mut()),
             ) {
                 s.status = st;
+                s.special = st >= 300 && !proxied;
             }
             moved |= status.is_some();
         }
@@ -575,6 +588,9 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                         }
                     }
                 }
+                Into::Stub(_) if cd.ssi.as_deref().is_some_and(|s| s.special) => {
+                    // (The error page the stub replaces.)
+                }
                 Into::Out | Into::Stub(_) => {
                     if let Some(s) = cd.ssi.as_deref_mut() {
                         s.wrote = true;
@@ -605,11 +621,11 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
                         v.clear();
                     }
                 }
-                Into::Stub(b) if !s.wrote => {
+                Into::Stub(b) if !s.wrote || s.special => {
+                    // The block's text, commands included, is read next (nginx outputs it
+                    // through the subrequest's SSI).
                     let text = s.blocks.get(b).map(|(_, t)| t.clone()).unwrap_or_default();
-                    if let Some(cd) = req.coder.as_deref_mut() {
-                        let _ = cd.pass(&text, &mut c.wbuf);
-                    }
+                    s.held.splice(s.held_at..s.held_at, text);
                 }
                 _ => {}
             }
@@ -758,7 +774,7 @@ impl Worker<'_> {
                 }
                 return Ok(Action::Done);
             }
-            if cond == 0 && name != b"if" {
+            if cond == 0 {
                 return Ok(Action::Done);
             }
         }

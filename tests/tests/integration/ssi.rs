@@ -55,7 +55,7 @@ fn site() -> Site {
         ),
         (
             "stub.html",
-            "<!--#block name=\"s\" -->STUB<!--#endblock -->(<!--#include virtual=\"/empty\" stub=\"s\" -->)(<!--#include virtual=\"/echo.html?v=1\" stub=\"s\" -->)",
+            "<!--#block name=\"s\" -->STUB<!--#endblock --><!--#block name=\"e\" -->[<!--#echo var=\"arg_x\" -->]<!--#endblock -->(<!--#include virtual=\"/empty\" stub=\"s\" -->)(<!--#include virtual=\"/echo.html?v=1\" stub=\"s\" -->)(<!--#include virtual=\"/missing.html\" stub=\"e\" -->)(<!--#include virtual=\"/p/status?code=404\" stub=\"s\" -->)",
         ),
         (
             "set.html",
@@ -145,8 +145,12 @@ fn commands_run_as_nginx_runs_them() {
         "a[an error occurred while processing the directive]bE!cE!d"
     );
     assert_eq!(body(port, "/quiet/err.html"), "abcd");
-    // A stub for a subrequest that wrote nothing; include … set.
-    assert_eq!(body(port, "/stub.html"), "(STUB)(X1X)");
+    // A stub for a subrequest that wrote nothing or ended in an error page of the
+    // server's own (its commands run), not for an upstream's error answer; include … set.
+    assert_eq!(
+        body(port, "/stub.html?x=arg"),
+        "(STUB)(X1X)([arg])(status 404)"
+    );
     assert_eq!(body(port, "/set.html"), "got=XvalX");
     // `return` text is SSI'd too (its type from the URI's extension, else default_type).
     assert_eq!(body(port, "/ret.html?a=A"), "rArbody");
