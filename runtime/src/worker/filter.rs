@@ -573,6 +573,12 @@ impl BodyCoder {
 
     /// `input` through every stage into `self.out`.
     fn run(&mut self, input: &[u8], flush: bool) -> Result<(), CodingError> {
+        // (gunzip alone decodes straight into the output.)
+        if let (Some(Coder::Gunzip(d)), false, true) =
+            (&mut self.coder, self.sub_on, self.ssi.is_none())
+        {
+            return d.feed(input, &mut self.out);
+        }
         // (Without gunzip, sub_filter and SSI the input goes straight to the compression.)
         let plain = !matches!(self.coder, Some(Coder::Gunzip(_))) && !self.sub_on;
         if plain && self.ssi.is_none() {

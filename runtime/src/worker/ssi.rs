@@ -203,10 +203,12 @@ impl SsiState {
     }
 }
 
-/// What a command needs from the slab (a subrequest).
+/// What follows a command.
 enum Action {
     /// Nothing more: the body goes on.
     Done,
+    /// It failed (logged): its `errmsg`, then the body goes on.
+    Failed,
     /// Start a subrequest for this target (path and arguments, as on a request line).
     Include(Vec<u8>),
 }
@@ -267,13 +269,14 @@ pub(crate) fn service(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) ->
         };
         let progressed = match wait {
             Wait::Nothing => return false,
-            Wait::Command | Wait::Broken => match w.ssi_command(c) {
-                Action::Done => true,
-                Action::Include(target) => {
-                    start_include(conns, key, &target, None, w);
-                    true
+            Wait::Command | Wait::Broken => {
+                match w.ssi_command(c) {
+                    Action::Done => resume(conns, key, w, false),
+                    Action::Failed => resume(conns, key, w, true),
+                    Action::Include(target) => start_include(conns, key, &target, None, w),
                 }
-            },
+                true
+            }
             Wait::Before | Wait::After => {
                 let target = addition_target(c, w, wait == Wait::Before);
                 start_include(conns, key, &target, None, w);
@@ -443,8 +446,8 @@ pub(crate) fn mark(conns: &mut Slab<Conn>, skey: usize, done: bool, w: &mut Work
     }
 }
 
-/// The body goes on after a command or a subrequest (`failed`: the command failed: its
-/// `errmsg` first, unless `ssi_silent_errors`).
+/// The body goes on after a command or a subrequest: what the command wrote first
+/// (`echo`'s value; with `failed`, the `errmsg`, unless `ssi_silent_errors`).
 fn resume(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>, failed: bool) {
     let Some(c) = conns.get_mut(key) else {
         return;
@@ -453,16 +456,18 @@ fn resume(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>, failed: bool) 
         return;
     };
     if let Some(cd) = req.coder.as_deref_mut() {
-        let errmsg = cd
-            .ssi
-            .as_deref_mut()
-            .filter(|s| failed && !s.silent)
-            .map(|s| std::mem::take(&mut s.errmsg));
+        let text = cd.ssi.as_deref_mut().map(|s| {
+            if failed && !s.silent {
+                s.echo.extend_from_slice(&s.errmsg);
+            }
+            std::mem::take(&mut s.echo)
+        });
         let mut r = Ok(());
-        if let Some(e) = errmsg {
-            r = cd.pass(&e, &mut c.wbuf);
+        if let Some(mut t) = text {
+            r = cd.pass(&t, &mut c.wbuf);
+            t.clear();
             if let Some(s) = cd.ssi.as_deref_mut() {
-                s.errmsg = e;
+                s.echo = t;
             }
         }
         if r.is_ok() {
@@ -671,7 +676,8 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
 }
 
 impl Worker<'_> {
-    /// Runs the SSI command the response of `c` waits on (or answers a broken one).
+    /// Runs the SSI command the response of `c` waits on (or notes a broken one); what it
+    /// writes waits in the SSI state for [`resume`].
     fn ssi_command(&mut self, c: &mut Conn) -> Action {
         let Some(mut req) = c.req.take() else {
             return Action::Done;
@@ -701,36 +707,13 @@ impl Worker<'_> {
         };
         req.coder = Some(cd);
         c.req = Some(req);
-        match action {
-            Ok(Action::Include(t)) => Action::Include(t),
-            Ok(Action::Done) | Err(()) => {
-                let failed = action.is_err();
-                let Some(mut req) = c.req.take() else {
-                    return Action::Done;
-                };
-                if let Some(cd) = req.coder.as_deref_mut() {
-                    // What the command wrote (echo's value, or errmsg) goes first.
-                    let text = cd.ssi.as_deref_mut().map(|s| {
-                        if failed && !s.silent {
-                            s.echo.extend_from_slice(&s.errmsg);
-                        }
-                        std::mem::take(&mut s.echo)
-                    });
-                    if let Some(mut t) = text {
-                        let _ = cd.pass(&t, &mut c.wbuf);
-                        t.clear();
-                        if let Some(s) = cd.ssi.as_deref_mut() {
-                            s.echo = t;
-                        }
-                    }
-                    if cd.resume(&mut c.wbuf).is_err() {
-                        c.close_after = true;
-                    }
-                }
-                c.req = Some(req);
-                Action::Done
-            }
-        }
+        action.unwrap_or(Action::Failed)
+    }
+
+    /// A command failed: nginx's error log line (`errmsg` follows).
+    fn ssi_error<T>(&self, c: &Conn, msg: std::fmt::Arguments<'_>) -> Result<T, ()> {
+        elog!(self.elog, Error, "{msg}, client: {}", c.peer.ip());
+        Err(())
     }
 
     /// One parsed command (nginx's checks of its context and parameters, then its
@@ -741,17 +724,16 @@ impl Worker<'_> {
         req: &super::context::RequestCtx,
         s: &mut SsiState,
     ) -> Result<Action, ()> {
-        let client = c.peer.ip();
         let name = s.parser.command().to_vec();
         let Some(&(_, takes, mandatory, cond)) = COMMANDS.iter().find(|(n, ..)| *n == name) else {
             if s.output {
-                elog!(
-                    self.elog,
-                    Error,
-                    "invalid SSI command: \"{}\", client: {client}",
-                    String::from_utf8_lossy(&name)
+                return self.ssi_error(
+                    c,
+                    format_args!(
+                        "invalid SSI command: \"{}\"",
+                        String::from_utf8_lossy(&name)
+                    ),
                 );
-                return Err(());
             }
             return Ok(Action::Done);
         };
@@ -779,50 +761,50 @@ impl Worker<'_> {
             }
         }
         if cond != 0 && (s.conditional == 0 || s.conditional > cond) {
-            elog!(
-                self.elog,
-                Error,
-                "invalid context of SSI command: \"{}\", client: {client}",
-                String::from_utf8_lossy(&name)
+            return self.ssi_error(
+                c,
+                format_args!(
+                    "invalid context of SSI command: \"{}\"",
+                    String::from_utf8_lossy(&name)
+                ),
             );
-            return Err(());
         }
         // The parameters, checked against the command's.
         let mut got: [Option<Vec<u8>>; 5] = Default::default();
         for (k, v) in s.parser.params() {
             let Some(i) = takes.iter().position(|t| *t == k) else {
-                elog!(
-                    self.elog,
-                    Error,
-                    "invalid parameter name: \"{}\" in \"{}\" SSI command, client: {client}",
-                    String::from_utf8_lossy(k),
-                    String::from_utf8_lossy(&name)
+                return self.ssi_error(
+                    c,
+                    format_args!(
+                        "invalid parameter name: \"{}\" in \"{}\" SSI command",
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(&name)
+                    ),
                 );
-                return Err(());
             };
             if got[i].is_some() {
-                elog!(
-                    self.elog,
-                    Error,
-                    "duplicate \"{}\" parameter in \"{}\" SSI command, client: {client}",
-                    String::from_utf8_lossy(k),
-                    String::from_utf8_lossy(&name)
+                return self.ssi_error(
+                    c,
+                    format_args!(
+                        "duplicate \"{}\" parameter in \"{}\" SSI command",
+                        String::from_utf8_lossy(k),
+                        String::from_utf8_lossy(&name)
+                    ),
                 );
-                return Err(());
             }
             got[i] = Some(v.to_vec());
         }
         for m in mandatory {
             let i = takes.iter().position(|t| t == m).unwrap_or(0);
             if got[i].is_none() {
-                elog!(
-                    self.elog,
-                    Error,
-                    "mandatory \"{}\" parameter is absent in \"{}\" SSI command, client: {client}",
-                    String::from_utf8_lossy(m),
-                    String::from_utf8_lossy(&name)
+                return self.ssi_error(
+                    c,
+                    format_args!(
+                        "mandatory \"{}\" parameter is absent in \"{}\" SSI command",
+                        String::from_utf8_lossy(m),
+                        String::from_utf8_lossy(&name)
+                    ),
                 );
-                return Err(());
             }
         }
         let [p0, p1, p2, p3, p4] = got;
@@ -850,12 +832,10 @@ impl Worker<'_> {
             }
             b"if" | b"elif" => {
                 if name == b"if" && s.conditional != 0 {
-                    elog!(
-                        self.elog,
-                        Error,
-                        "the \"if\" command inside the \"if\" command, client: {client}"
+                    return self.ssi_error(
+                        c,
+                        format_args!("the \"if\" command inside the \"if\" command"),
                     );
-                    return Err(());
                 }
                 if s.output_chosen {
                     s.output = false;
@@ -901,11 +881,7 @@ impl Worker<'_> {
         s: &mut SsiState,
         [virt, file, wait, set, stub]: [Option<Vec<u8>>; 5],
     ) -> Result<Action, ()> {
-        let client = c.peer.ip();
-        let fail = |w: &Self, msg: String| {
-            elog!(w.elog, Error, "{msg}, client: {client}");
-            Err(())
-        };
+        let fail = |w: &Self, msg: String| w.ssi_error(c, format_args!("{msg}"));
         let uri = match (virt, file) {
             (Some(v), Some(f)) => {
                 return fail(
@@ -1055,14 +1031,13 @@ impl Worker<'_> {
         expr: &[u8],
     ) -> Result<bool, ()> {
         let Some(e) = ssi::split_expr(expr) else {
-            elog!(
-                self.elog,
-                Error,
-                "invalid expression in \"{}\", client: {}",
-                String::from_utf8_lossy(expr),
-                c.peer.ip()
+            return self.ssi_error(
+                c,
+                format_args!(
+                    "invalid expression in \"{}\"",
+                    String::from_utf8_lossy(expr)
+                ),
             );
-            return Err(());
         };
         let mut left = Vec::new();
         self.ssi_eval(c, req, s, &e.left, None, &mut left)?;

@@ -109,7 +109,7 @@ impl Worker<'_> {
         }
         // `slice`: the part must be the range asked for, else the response is cut short
         // (nginx's slice header filter fails the request).
-        p.slice = match self.slice_check(conn, p) {
+        p.slice = match slice_check(conn, p) {
             Ok(part) => part,
             Err(why) => {
                 elog!(
@@ -160,57 +160,6 @@ impl Worker<'_> {
         }
         self.take_body(p, conn, old);
         Step::Progress
-    }
-
-    /// nginx's slice header filter, for a request that fetches a slice (`RequestCtx::slice`):
-    /// the answer must be a 206 for the range asked, with the first part's ETag.
-    /// `Ok(Some((start, total)))`: the main request's first part; `Ok(None)`: nothing to
-    /// slice (a main request answered otherwise goes on as it is); `Err`: why it fails.
-    fn slice_check(&mut self, conn: &mut Conn, p: &Proxy) -> Result<Option<(u64, u64)>, String> {
-        let Some(req) = conn.req.as_deref_mut() else {
-            return Ok(None);
-        };
-        let main = !req.subrequest;
-        let Some(st) = req.slice.as_deref_mut() else {
-            return Ok(None);
-        };
-        let status = p.resp.status;
-        if status != 206 {
-            if main {
-                req.slice = None;
-                return Ok(None);
-            }
-            return Err(format!("unexpected status code {status} in slice response"));
-        }
-        let field = |name: &[u8]| {
-            p.resp.headers.iter().find_map(|(n, v)| {
-                p.hold
-                    .get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(name))
-                    .and_then(|_| p.hold.get(v.clone()))
-            })
-        };
-        let etag = field(b"etag");
-        if !st.etag.is_empty() && etag != Some(&st.etag[..]) {
-            return Err("etag mismatch in slice response".into());
-        }
-        if let Some(e) = etag {
-            st.etag.clear();
-            st.etag.extend_from_slice(e);
-        }
-        let (start, end, total) = field(b"content-range")
-            .and_then(parse_content_range)
-            .ok_or("invalid range in slice response")?;
-        let total = total.ok_or("no complete length in slice response")?;
-        let expected = st.start.saturating_add(st.size).min(total);
-        if start != st.start || end != expected {
-            return Err(format!(
-                "unexpected range in slice response: {start}-{end}, expected: {}-{expected}",
-                st.start
-            ));
-        }
-        st.start = expected;
-        Ok(main.then_some((start, total)))
     }
 
     /// The client response head, from the upstream's.
@@ -771,6 +720,57 @@ pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String]) -> bool {
     !((hop_by_hop_response(name) && !token_eq(name, b"upgrade"))
         || (hidden_default && !listed(pass))
         || listed(hide))
+}
+
+/// nginx's slice header filter, for a request that fetches a slice (`RequestCtx::slice`):
+/// the answer must be a 206 for the range asked, with the first part's ETag.
+/// `Ok(Some((start, total)))`: the main request's first part; `Ok(None)`: nothing to
+/// slice (a main request answered otherwise goes on as it is); `Err`: why it fails.
+fn slice_check(conn: &mut Conn, p: &Proxy) -> Result<Option<(u64, u64)>, String> {
+    let Some(req) = conn.req.as_deref_mut() else {
+        return Ok(None);
+    };
+    let main = !req.subrequest;
+    let Some(st) = req.slice.as_deref_mut() else {
+        return Ok(None);
+    };
+    let status = p.resp.status;
+    if status != 206 {
+        if main {
+            req.slice = None;
+            return Ok(None);
+        }
+        return Err(format!("unexpected status code {status} in slice response"));
+    }
+    let field = |name: &[u8]| {
+        p.resp.headers.iter().find_map(|(n, v)| {
+            p.hold
+                .get(n.clone())
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .and_then(|_| p.hold.get(v.clone()))
+        })
+    };
+    let etag = field(b"etag");
+    if !st.etag.is_empty() && etag != Some(&st.etag[..]) {
+        return Err("etag mismatch in slice response".into());
+    }
+    if let Some(e) = etag {
+        st.etag.clear();
+        st.etag.extend_from_slice(e);
+    }
+    let (start, end, total) = field(b"content-range")
+        .and_then(parse_content_range)
+        .ok_or("invalid range in slice response")?;
+    let total = total.ok_or("no complete length in slice response")?;
+    let expected = st.start.saturating_add(st.size).min(total);
+    if start != st.start || end != expected {
+        return Err(format!(
+            "unexpected range in slice response: {start}-{end}, expected: {}-{expected}",
+            st.start
+        ));
+    }
+    st.start = expected;
+    Ok(main.then_some((start, total)))
 }
 
 /// A `Content-Range` value as nginx's slice module reads it: `bytes START-END/TOTAL` (or
