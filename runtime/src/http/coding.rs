@@ -240,10 +240,106 @@ impl GzipEncoder {
     }
 }
 
+/// The memory of a brotli encoder, kept from one response to the next. The brotli crate's
+/// encoder cannot be reset, so each response makes a new one; without this its hasher tables
+/// and ring buffer (megabytes at quality 4 and a 512k window) would be allocated, faulted in
+/// page by page, zeroed by the kernel and given back on every response. The encoder asks for
+/// its cells through this allocator, and a cell freed when a stream ends serves the next
+/// stream's request for a cell of the same type and length (cleared to the type's default, as
+/// the crate's own allocator gives them). One pool belongs to one [`BrotliEncoder`], whose
+/// streams follow each other; what it keeps is bounded by [`BROTLI_POOL_KEEP`].
+#[derive(Clone, Default)]
+pub struct BrotliPool(std::rc::Rc<std::cell::RefCell<PoolCells>>);
+
+/// Bytes of free cells a [`BrotliPool`] keeps; the oldest go first beyond it (a quality-11
+/// encoder with a 16 MiB window needs more than this and then allocates as the crate does).
+pub const BROTLI_POOL_KEEP: usize = 32 << 20;
+
+#[derive(Default)]
+struct PoolCells {
+    /// Free cells, oldest first: (type, length in elements, bytes, the `Box<[T]>`).
+    free: Vec<(std::any::TypeId, usize, usize, Box<dyn std::any::Any>)>,
+    bytes: usize,
+}
+
+/// A cell of a [`BrotliPool`].
+pub struct PoolCell<T>(Box<[T]>);
+
+impl<T> Default for PoolCell<T> {
+    fn default() -> Self {
+        PoolCell(Box::default())
+    }
+}
+
+impl<T> brotli::SliceWrapper<T> for PoolCell<T> {
+    fn slice(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> brotli::SliceWrapperMut<T> for PoolCell<T> {
+    fn slice_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+impl<T: Clone + Default + 'static> brotli::Allocator<T> for BrotliPool {
+    type AllocatedMemory = PoolCell<T>;
+
+    fn alloc_cell(&mut self, len: usize) -> PoolCell<T> {
+        if len == 0 {
+            return PoolCell::default();
+        }
+        let ty = std::any::TypeId::of::<T>();
+        let mut cells = self.0.borrow_mut();
+        if let Some(i) = cells.free.iter().position(|c| c.0 == ty && c.1 == len) {
+            let (_, _, bytes, cell) = cells.free.swap_remove(i);
+            cells.bytes -= bytes;
+            if let Ok(mut b) = cell.downcast::<Box<[T]>>() {
+                b.fill(T::default());
+                return PoolCell(*b);
+            }
+        }
+        PoolCell(vec![T::default(); len].into_boxed_slice())
+    }
+
+    fn free_cell(&mut self, data: PoolCell<T>) {
+        let bytes = std::mem::size_of_val(&*data.0);
+        if data.0.is_empty() || bytes > BROTLI_POOL_KEEP {
+            return;
+        }
+        let mut cells = self.0.borrow_mut();
+        cells.bytes += bytes;
+        cells.free.push((
+            std::any::TypeId::of::<T>(),
+            data.0.len(),
+            bytes,
+            Box::new(data.0),
+        ));
+        while cells.bytes > BROTLI_POOL_KEEP && !cells.free.is_empty() {
+            let (_, _, b, _) = cells.free.remove(0);
+            cells.bytes -= b;
+        }
+    }
+}
+
+impl brotli::enc::BrotliAlloc for BrotliPool {}
+
+impl BrotliPool {
+    /// Bytes of free cells kept now.
+    pub fn kept(&self) -> usize {
+        self.0.borrow().bytes
+    }
+}
+
+type BrotliWriter =
+    brotli::enc::writer::CompressorWriterCustomAlloc<Vec<u8>, PoolCell<u8>, BrotliPool>;
+
 /// A streaming brotli encoder (one stream per response). The brotli crate's encoder cannot
-/// be reset, so one is made per response (its tables are sized by the window and level).
+/// be reset, so one stream is made per response, its memory from the encoder's [`BrotliPool`].
 pub struct BrotliEncoder {
-    w: Option<Box<brotli::CompressorWriter<Vec<u8>>>>,
+    w: Option<Box<BrotliWriter>>,
+    pool: BrotliPool,
     level: u8,
     window_log: u8,
     totals: (u64, u64),
@@ -254,16 +350,20 @@ impl BrotliEncoder {
     pub fn new(level: u8, window_log: u8) -> BrotliEncoder {
         BrotliEncoder {
             w: None,
+            pool: BrotliPool::default(),
             level: level.min(11),
             window_log: window_log.clamp(10, 24),
             totals: (0, 0),
         }
     }
 
-    fn writer(&mut self) -> &mut brotli::CompressorWriter<Vec<u8>> {
+    fn writer(&mut self) -> &mut BrotliWriter {
         let (q, lgwin) = (u32::from(self.level), u32::from(self.window_log));
+        let pool = &self.pool;
         self.w.get_or_insert_with(|| {
-            Box::new(brotli::CompressorWriter::new(Vec::new(), 4096, q, lgwin))
+            let mut alloc = pool.clone();
+            let buffer = brotli::Allocator::<u8>::alloc_cell(&mut alloc, 4096);
+            Box::new(BrotliWriter::new(Vec::new(), buffer, alloc, q, lgwin))
         })
     }
 
@@ -535,7 +635,8 @@ mod tests {
         for piece in [1usize, 777, 65_536] {
             let mut br = BrotliEncoder::new(5, 19);
             let mut zs = ZstdEncoder::new(3).expect("a zstd context");
-            for round in 0..2 {
+            let mut first = Vec::new();
+            for round in 0..3 {
                 let (mut b, mut z) = (Vec::new(), Vec::new());
                 for (i, p) in body.chunks(piece).take(2000).enumerate() {
                     assert!(br.feed(p, &mut b).is_ok());
@@ -557,9 +658,20 @@ mod tests {
                 assert_eq!(z_plain.unwrap_or_default(), &body[..taken]);
                 assert_eq!(br.totals(), (taken as u64, b.len() as u64));
                 assert_eq!(zs.totals(), (taken as u64, z.len() as u64));
+                // A stream made from the pool's reused cells gives the same bytes as the
+                // first one, made from fresh memory.
+                if round == 0 {
+                    first = b.clone();
+                } else {
+                    assert_eq!(b, first, "piece {piece} round {round}");
+                }
                 // The same encoders serve the next response.
                 br.reset();
                 zs.reset();
+                // The stream's memory went back to the pool (a few MiB at this level and
+                // window), within its bound.
+                let kept = br.pool.kept();
+                assert!(kept > 1 << 20 && kept <= BROTLI_POOL_KEEP, "{kept}");
             }
         }
     }
