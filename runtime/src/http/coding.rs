@@ -555,6 +555,11 @@ pub struct GunzipDecoder {
 /// largest ratio (about 1:1032), so a hostile stream cannot make one step's output huge.
 const GUNZIP_STEP: usize = 1024;
 
+/// Output one [`GunzipDecoder::feed`] makes at most, give or take one step's (about 1 MiB
+/// with [`GUNZIP_STEP`]): the rest of its input waits for the caller to have sent this.
+/// nginx's gunzip stops the same way when its `gunzip_buffers` are full.
+pub const GUNZIP_OUT: usize = 256 * 1024;
+
 impl GunzipDecoder {
     pub fn new() -> GunzipDecoder {
         GunzipDecoder {
@@ -563,17 +568,25 @@ impl GunzipDecoder {
         }
     }
 
-    /// Decodes all of `input`, appending what it makes to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), CodingError> {
+    /// Decodes `input`, appending what it makes to `out`, until `out` has grown by
+    /// [`GUNZIP_OUT`]: how much of `input` was taken (the rest is the caller's to give again
+    /// once that output is sent).
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, CodingError> {
         use std::io::Write;
+        let start = out.len();
+        let mut taken = 0;
         for piece in input.chunks(GUNZIP_STEP) {
+            if out.len() - start >= GUNZIP_OUT {
+                break;
+            }
             self.z
                 .write_all(piece)
                 .map_err(|e| CodingError(e.to_string()))?;
             self.drain(out);
+            taken += piece.len();
         }
-        self.totals.0 += input.len() as u64;
-        Ok(())
+        self.totals.0 += taken as u64;
+        Ok(taken)
     }
 
     /// The end of the input: what the decoder still holds. A stream cut inside a member is

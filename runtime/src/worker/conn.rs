@@ -1455,7 +1455,16 @@ impl Conn {
         let mut failed = false;
         // Until the coder gives something out (deflate may hold small pieces back), or
         // waits (SSI, addition).
-        while self.wbuf.is_empty() && !coder.ended && coder.accepting() {
+        while self.wbuf.is_empty() && !coder.ended && !coder.paused() {
+            if coder.holds_input() {
+                // gunzip stopped at its output bound: more of what it holds, now that
+                // the client took the last.
+                if coder.resume(&mut self.wbuf).is_err() {
+                    failed = true;
+                    break;
+                }
+                continue;
+            }
             let Some(f) = self.file.as_mut() else {
                 let _ = coder.end(true, &mut self.wbuf);
                 break;

@@ -362,6 +362,14 @@ impl BodyCoder {
         !self.paused() && self.front.is_empty()
     }
 
+    /// Whether the coder holds input it did not code yet while nothing is waited for:
+    /// gunzip stopped at its output bound
+    /// ([`crate::http::coding::GUNZIP_OUT`]). Once the output made so far is
+    /// sent, [`BodyCoder::resume`] codes more of it.
+    pub(crate) fn holds_input(&self) -> bool {
+        !self.paused() && !self.front.is_empty() && !self.ended && !self.failed
+    }
+
     /// Whether SSI or addition run on this body (their subrequests' bodies are put into
     /// it by the worker).
     pub(crate) fn has_includes(&self) -> bool {
@@ -451,8 +459,13 @@ impl BodyCoder {
                 let mut front = std::mem::take(&mut self.front);
                 r = self.run(&front, false);
                 front.clear();
-                self.front = front;
-                continue;
+                if self.front.is_empty() {
+                    self.front = front;
+                    continue;
+                }
+                // gunzip stopped at its output bound: the rest after this output is sent
+                // (the worker resumes the coder then: see `holds_input`).
+                break;
             }
             if self.end_wanted.is_some() {
                 r = self.finish_body();
@@ -533,19 +546,33 @@ impl BodyCoder {
         mid.clear();
         let mut r = Ok(());
         if let Some(Coder::Gunzip(d)) = coder {
+            let mut taken = input.len();
             if *sub_on {
                 let mut unz = std::mem::take(&mut self.input);
                 unz.clear();
-                r = d
-                    .feed(input, &mut unz)
-                    .and_then(|()| if end { d.finish(&mut unz) } else { Ok(()) });
+                r = d.feed(input, &mut unz).and_then(|n| {
+                    taken = n;
+                    if end {
+                        d.finish(&mut unz)
+                    } else {
+                        Ok(())
+                    }
+                });
                 sub.feed(&unz, mid);
                 self.input = unz;
             } else {
-                r = d
-                    .feed(input, mid)
-                    .and_then(|()| if end { d.finish(mid) } else { Ok(()) });
+                r = d.feed(input, mid).and_then(|n| {
+                    taken = n;
+                    if end {
+                        d.finish(mid)
+                    } else {
+                        Ok(())
+                    }
+                });
             }
+            // What gunzip did not take (its output bound) waits for the output to go out.
+            self.front
+                .extend_from_slice(&input[taken.min(input.len())..]);
         } else if *sub_on {
             sub.feed(input, mid);
         } else {
@@ -577,7 +604,11 @@ impl BodyCoder {
         if let (Some(Coder::Gunzip(d)), false, true) =
             (&mut self.coder, self.sub_on, self.ssi.is_none())
         {
-            return d.feed(input, &mut self.out);
+            let taken = d.feed(input, &mut self.out)?;
+            // What gunzip did not take (its output bound) waits for the output to go out.
+            self.front
+                .extend_from_slice(&input[taken.min(input.len())..]);
+            return Ok(());
         }
         // (Without gunzip, sub_filter and SSI the input goes straight to the compression.)
         let plain = !matches!(self.coder, Some(Coder::Gunzip(_))) && !self.sub_on;
@@ -1524,6 +1555,55 @@ mod tests {
             proptest::prop_assert!(d.end(true, &mut out).is_ok());
             let plain = if chunked { dechunk(&out) } else { out };
             proptest::prop_assert_eq!(plain, body);
+        }
+    }
+
+    /// A gzip bomb (8 MiB of the same byte in ~8 KiB) given in one piece: each step makes
+    /// a bounded output, the rest of the input is held (no more is accepted) until the
+    /// caller resumes the coder after sending that output; the whole body comes out, with
+    /// or without sub_filter after gunzip, framed or not.
+    #[test]
+    fn gunzip_output_is_bounded_per_step() {
+        use crate::http::coding::GUNZIP_OUT;
+        let body = vec![b'a'; 8 << 20];
+        let gz = {
+            use std::io::Write;
+            let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            let _ = z.write_all(&body);
+            z.finish().unwrap_or_default()
+        };
+        assert!(gz.len() < 16 << 10, "{}", gz.len());
+        for (chunked, sub) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut spares = Vec::new();
+            let mut d = BodyCoder::take(&mut spares, Some(Dir::Decompress), (0, 0), chunked)
+                .expect("gunzip");
+            if sub {
+                d.substitute(false).add(b"aaaa", b"b");
+            }
+            let (mut all, mut out, mut steps) = (Vec::new(), Vec::new(), 0);
+            assert!(d.code(&gz, false, &mut out).is_ok());
+            assert!(d.end(true, &mut out).is_ok());
+            loop {
+                // One step's output: the bound and at most one input step's worth.
+                assert!(out.len() <= GUNZIP_OUT + (1 << 20) + 64, "{}", out.len());
+                all.append(&mut out);
+                if !d.holds_input() {
+                    break;
+                }
+                assert!(!d.accepting());
+                assert!(d.resume(&mut out).is_ok());
+                steps += 1;
+            }
+            assert!(d.ended, "chunked {chunked} sub {sub}");
+            assert!(steps >= 4, "{steps}");
+            let plain = if chunked { dechunk(&all) } else { all };
+            let want = if sub {
+                vec![b'b'; body.len() / 4]
+            } else {
+                body.clone()
+            };
+            assert_eq!(plain.len(), want.len(), "chunked {chunked} sub {sub}");
+            assert!(plain == want, "chunked {chunked} sub {sub}");
         }
     }
 

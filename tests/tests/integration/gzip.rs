@@ -125,6 +125,7 @@ fn site() -> Site {
     std::fs::write(root.join("st/page.html.gz"), gzip(b"from the gz file\n")).expect("write");
     std::fs::write(root.join("st/only.txt.gz"), gzip(large.as_bytes())).expect("write");
     std::fs::write(root.join("st/page.html.br"), unbrotli_input()).expect("write");
+    std::fs::write(root.join("st/bomb.txt.gz"), gzip(&vec![b'a'; BOMB])).expect("write");
     std::fs::write(root.join("st/both.html"), "plain both\n").expect("write");
     std::fs::write(root.join("st/both.html.gz"), gzip(b"gz both\n")).expect("write");
     std::fs::write(
@@ -410,6 +411,38 @@ fn proxied_responses_are_gzipped_and_gunzipped() {
     let r = get_gz(port, "/gun/only.txt");
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert_eq!(gunzip(&r.body), s.large.as_bytes());
+}
+
+/// What the gzip bomb of [`site`] decodes to: 32 MiB of one byte (its .gz is ~32 KiB).
+const BOMB: usize = 32 << 20;
+
+/// gunzip of a gzip bomb, from a file and from an upstream: the whole body comes out, while
+/// the worker decodes a bounded piece at a time and sends it before the next (as nginx's
+/// gunzip_buffers bound it), so its memory stays far below what the bomb decodes to; each
+/// input read at once (32 KiB of the file, or of the upstream's body) would otherwise
+/// become 32 MiB in memory.
+#[test]
+fn gunzip_of_a_bomb_goes_out_in_bounded_steps() {
+    let s = site();
+    let port = s.p.port;
+    for path in ["/sta/bomb.txt", "/gun/bomb.txt"] {
+        let r = get_plain(port, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-encoding"), None, "{path}");
+        assert_eq!(r.body.len(), BOMB, "{path}");
+        assert!(r.body.iter().all(|&b| b == b'a'), "{path}");
+    }
+    let w = s.p.the_worker();
+    let hwm: u64 = std::fs::read_to_string(format!("/proc/{w}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM for worker {w}\n{}", s.p.logs()));
+    assert!(
+        hwm < 24 * 1024,
+        "the worker's peak memory {hwm} KiB: the bomb was decoded whole"
+    );
 }
 
 #[test]

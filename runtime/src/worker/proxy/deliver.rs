@@ -87,8 +87,37 @@ impl Worker<'_> {
         }
     }
 
+    /// Once what went before is sent: more of the input the coder holds (gunzip stopped at
+    /// its output bound), framed as the body is. False: it holds none.
+    fn code_held(&mut self, p: &mut Proxy, conn: &mut Conn) -> bool {
+        let Some(c) = conn.req.as_deref_mut().and_then(|r| r.coder.as_deref_mut()) else {
+            return false;
+        };
+        if !c.holds_input() {
+            return false;
+        }
+        let from = conn.wbuf.len();
+        if let Err(e) = c.resume(&mut conn.wbuf) {
+            let what = c.what();
+            elog!(
+                self.elog,
+                Error,
+                "{what} failed ({}) while sending to client, client: {}, upstream: {}",
+                e.0,
+                conn.peer.ip(),
+                self.peer_name(p.upstream, p.peer)
+            );
+            p.broken = true;
+        }
+        if p.rechunk {
+            self.frame_chunk(p, conn, from);
+        }
+        true
+    }
+
     /// With trailers: frames the body bytes from `from` on as one chunk and, once the body
-    /// is complete, adds the last chunk with the trailers.
+    /// is complete (and the coder, if any, has made all of it), adds the last chunk with the
+    /// trailers.
     pub(super) fn frame_chunk(&mut self, p: &mut Proxy, conn: &mut Conn, from: usize) {
         let len = conn.wbuf.len().saturating_sub(from);
         if len > 0 {
@@ -99,7 +128,12 @@ impl Worker<'_> {
             conn.wbuf.splice(from..from, size[..n].iter().copied());
             conn.wbuf.extend_from_slice(b"\r\n");
         }
-        let done = matches!(p.relay.framing, Framing::None) && !p.broken;
+        let coded = conn
+            .req
+            .as_deref()
+            .and_then(|r| r.coder.as_deref())
+            .is_none_or(|c| c.ended || c.failed);
+        let done = matches!(p.relay.framing, Framing::None) && !p.broken && coded;
         if !done {
             return;
         }
@@ -247,6 +281,9 @@ impl Worker<'_> {
                     None => return Drive::Close,
                 };
             let all_out = pending == 0 && unsent_file == 0 && !tls_waiting;
+            if all_out && !p.broken && self.code_held(p, conn) {
+                continue;
+            }
             if all_out && p.broken {
                 // The response was cut short (the upstream closed, failed or sent bad
                 // framing): what was valid is out, so the client connection is closed now,
