@@ -503,3 +503,31 @@ http {
     let out = protonc(&["route", &conf, "-H", "nocolon", "GET", "/"]);
     assert!(!out.status.success());
 }
+
+/// A number where nginx's syntax has a URL is refused by protonc with its place in the file
+/// (the schema refuses it too: `documents_validate_with_a_third_party_validator`).
+#[test]
+fn a_number_for_a_url_is_an_error_with_its_position() {
+    let d = tmpdir("number-url");
+    let json = write(
+        &d,
+        "bad.json",
+        "{\n  \"http\": {\n    \"servers\": [\n      { \"locations\": [ { \"match\": \"/\", \"proxy_pass\": 5 } ] }\n    ]\n  }\n}\n",
+    );
+    let out = protonc(&["check", &json, "--message-format", "short"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.json:4:54")
+            && err.contains("\"proxy_pass\" takes a string (URL), not a number"),
+        "{err}"
+    );
+    let yaml = write(&d, "bad.yaml", "http:\n  servers:\n    - root: 5\n");
+    let out = protonc(&["check", &yaml, "--message-format", "short"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:3:13") && err.contains("\"root\" takes a string (path)"),
+        "{err}"
+    );
+}

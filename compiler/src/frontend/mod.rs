@@ -25,6 +25,7 @@
 //! (value → directives); `shape` (the document vocabulary, from the table); `write` (directives
 //! → JSON/YAML), `conf` (directives → NGINX-style text), `schema` (JSON Schema).
 
+mod arg_types;
 mod conf;
 mod document;
 mod json;
@@ -35,7 +36,7 @@ mod write;
 mod yaml;
 
 pub use conf::to_conf_string;
-pub use schema::{schema, schema_string, Document};
+pub use schema::{schema, schema_string, Document, SCHEMA_ID};
 
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
