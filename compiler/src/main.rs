@@ -99,6 +99,19 @@ enum Cmd {
     },
     /// Print the routing differences between two configs or IR files.
     Diff { a: PathBuf, b: PathBuf },
+    /// Print an NGINX-style config in the canonical layout, comments kept (the file itself:
+    /// includes are not expanded).
+    Fmt {
+        /// The files to format (several only with --check or --write).
+        #[arg(required = true, value_name = "CONFIG")]
+        configs: Vec<PathBuf>,
+        /// Print nothing; exit 1 and name each file that is not in the canonical layout.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrite each file that is not in the canonical layout, in place.
+        #[arg(short, long)]
+        write: bool,
+    },
     /// Convert a config to another format.
     Convert {
         config: PathBuf,
@@ -449,6 +462,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Fmt {
+            configs,
+            check,
+            write,
+        } => fmt_command(&configs, check, write),
         Cmd::Directives { short } => {
             print!("{}", proton_compiler::directives::markdown_table(!short));
             Ok(ExitCode::SUCCESS)
@@ -458,6 +476,76 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `protonc fmt`: exit 0 when done (or, with --check, when every file is canonical), 1 when
+/// --check finds a file that is not, 2 when a file cannot be read or does not parse.
+fn fmt_command(configs: &[PathBuf], check: bool, write: bool) -> Result<ExitCode, String> {
+    use proton_compiler::frontend::{format_conf, format_of};
+    if configs.len() > 1 && !check && !write {
+        return Err(
+            "protonc fmt prints one file; give --check or --write to format several".into(),
+        );
+    }
+    let mut unformatted = false;
+    for path in configs {
+        if format_of(path).is_some() {
+            return Err(format!(
+                "{}: protonc fmt lays out NGINX-style configs; a JSON or YAML document is written canonically by `protonc convert --to json|yaml`",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut map = SourceMap::new();
+        let file = map.add(path.clone(), text);
+        let mut diags = Diagnostics::default();
+        let Some(out) = format_conf(file, map.text(file), &mut diags) else {
+            eprint!("{}", render(&map, &diags, message_format(Fmt::Human)));
+            return Err(format!(
+                "cannot format {}: it does not parse",
+                path.display()
+            ));
+        };
+        let same = out == map.text(file);
+        if check {
+            if !same {
+                eprintln!(
+                    "{}: not in the canonical layout (protonc fmt --write rewrites it)",
+                    path.display()
+                );
+                unformatted = true;
+            }
+        } else if write {
+            if !same {
+                write_in_place(path, &out)?;
+                eprintln!("formatted {}", path.display());
+            }
+        } else {
+            print!("{out}");
+        }
+    }
+    Ok(if unformatted {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Replaces `path`'s contents through a temporary file and a rename (keeping its
+/// permissions), so that nothing ever reads half a file.
+fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".fmt.tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
 }
 
 fn convert(tree: &[proton_compiler::ast::Directive], to: To) -> String {

@@ -531,3 +531,292 @@ fn a_number_for_a_url_is_an_error_with_its_position() {
         "{err}"
     );
 }
+
+fn protonc_fmt(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["fmt"];
+    all.extend_from_slice(args);
+    let out = protonc(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const MESSY: &str = "# top comment\r
+worker_processes 2;   # trailing   \r
+events { worker_connections 512; }
+http {
+  include mime.types;
+  log_format main '$remote_addr - \"$request\" '
+     '$status';   # after the format
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; \"~^ws\" \"a b\"; }
+  # about the server
+  server { listen 8080; server_name a.test
+      # between arguments
+      b.test;
+    location / { return 200 \"hi there\"; }  # end of location
+    location = /x {
+
+
+      return 204;
+    }
+    # last in server
+  }
+  server # before the brace
+  {
+  }
+}
+# end of file
+";
+
+const TIDY: &str = r#"# top comment
+worker_processes 2; # trailing
+
+events {
+    worker_connections 512;
+}
+
+http {
+    include mime.types;
+    log_format main '$remote_addr - "$request" '
+               '$status'; # after the format
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ""      close;
+        ~^ws    "a b";
+    }
+
+    # about the server
+    server {
+        listen 8080;
+        server_name a.test
+                    # between arguments
+                    b.test;
+
+        location / {
+            return 200 "hi there";
+        } # end of location
+
+        location = /x {
+            return 204;
+        }
+
+        # last in server
+    }
+
+    server {
+        # before the brace
+    }
+}
+
+# end of file
+"#;
+
+/// `protonc fmt` prints the canonical layout with every comment where it was; its output is
+/// a fixed point; includes stay as they are.
+#[test]
+fn fmt_keeps_comments_and_is_idempotent() {
+    let d = tmpdir("fmt");
+    let messy = write(&d, "messy.conf", MESSY);
+    let (code, out, err) = protonc_fmt(&[&messy]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, TIDY);
+    for comment in [
+        "# top comment",
+        "# trailing",
+        "# after the format",
+        "# about the server",
+        "# between arguments",
+        "# end of location",
+        "# last in server",
+        "# before the brace",
+        "# end of file",
+    ] {
+        assert_eq!(out.matches(comment).count(), 1, "{comment}");
+    }
+    let tidy = write(&d, "tidy.conf", &out);
+    let (code, again, _) = protonc_fmt(&[&tidy]);
+    assert_eq!(code, Some(0));
+    assert_eq!(again, out, "fmt of fmt's output changes it");
+    // An empty file, and one with comments only.
+    let empty = write(&d, "empty.conf", "");
+    assert_eq!(protonc_fmt(&[&empty]).1, "");
+    let only = write(&d, "only.conf", "  # one\n\n\n# two  \n");
+    assert_eq!(protonc_fmt(&[&only]).1, "# one\n\n# two\n");
+}
+
+/// `--check` prints nothing on stdout and exits 1 naming each file that is not canonical;
+/// `--write` rewrites it; syntax errors exit 2 with the file's line and column.
+#[test]
+fn fmt_check_and_write_exit_codes() {
+    let d = tmpdir("fmt-check");
+    let messy = write(&d, "messy.conf", MESSY);
+    let tidy = write(&d, "tidy.conf", TIDY);
+    let (code, out, err) = protonc_fmt(&["--check", &tidy]);
+    assert_eq!((code, out.as_str(), err.as_str()), (Some(0), "", ""));
+    let (code, out, err) = protonc_fmt(&["--check", &tidy, &messy]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out, "");
+    assert!(
+        err.contains("messy.conf") && !err.contains("tidy.conf"),
+        "{err}"
+    );
+    let (code, out, err) = protonc_fmt(&["--write", &messy]);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "{err}");
+    assert!(err.contains("formatted"), "{err}");
+    assert_eq!(std::fs::read_to_string(&messy).ok().as_deref(), Some(TIDY));
+    assert_eq!(protonc_fmt(&["--check", &messy]).0, Some(0));
+    assert_eq!(protonc_fmt(&["-w", &messy]).2, "", "nothing to rewrite");
+
+    let broken = write(
+        &d,
+        "broken.conf",
+        "http {\n    server {\n        listen 80\n    }\n",
+    );
+    let (code, out, err) = protonc_fmt(&["--check", &broken]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert!(err.contains("broken.conf:"), "{err}");
+    let json = write(&d, "a.json", "{}");
+    let (code, _, err) = protonc_fmt(&[&json]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("protonc convert"), "{err}");
+    let (code, _, err) = protonc_fmt(&[&tidy, &messy]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = protonc_fmt(&["--check", "--write", &tidy]);
+    assert_eq!(code, Some(2), "clap refuses both");
+    // The shipped configs are in the canonical layout.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let shipped = [
+        root.join("proton.conf"),
+        root.join("examples/proxy.conf"),
+        root.join("examples/vhosts.conf"),
+    ];
+    let shipped: Vec<String> = shipped.iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["--check"];
+    args.extend(shipped.iter().map(String::as_str));
+    let (code, _, err) = protonc_fmt(&args);
+    assert_eq!(code, Some(0), "run protonc fmt --write on them: {err}");
+}
+
+/// `protonc inspect`'s IR without what names source lines and files.
+fn inspect_ir(path: &Path) -> Option<serde_json::Value> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("source");
+                m.remove("source_files");
+                m.remove("source_digest");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let out = protonc(&["inspect", &path.display().to_string()]);
+    if !out.status.success() {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    strip(&mut v);
+    Some(v)
+}
+
+/// `protonc check`'s diagnostics without their positions, sorted.
+fn messages(path: &Path) -> Vec<String> {
+    let out = protonc(&[
+        "check",
+        &path.display().to_string(),
+        "--message-format",
+        "json",
+    ]);
+    let mut list: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| format!("{} {}", v["code"], v["message"]))
+        .collect();
+    list.sort();
+    list
+}
+
+/// Copies the files under `from` to `to` (recursively).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
+    }
+}
+
+/// Every config of `conf/` and every fixture of the tests (copied to a temp dir, so their
+/// includes and relative paths work): `protonc fmt --write` gives a file that formats to
+/// itself, and one that compiles to the same IR (`protonc inspect`, source lines aside) or,
+/// for a fixture that does not compile, still does not.
+#[test]
+fn fmt_keeps_the_meaning_of_every_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tmpdir("fmt-corpus");
+    let make_cert = root.join("../conf/make-cert.sh");
+    let ok = Command::new("sh")
+        .arg(&make_cert)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{} failed", make_cert.display());
+    copy_tree(&root.join("../conf"), &d.join("conf"));
+    copy_tree(&root.join("tests/broken"), &d.join("broken"));
+    let mut files = Vec::new();
+    let mut stack = vec![d.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "conf" || x == "types") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let (mut same_ir, mut formatted) = (0, 0);
+    for path in &files {
+        let name = path.display().to_string();
+        let before = inspect_ir(path);
+        let messages_before = messages(path);
+        let original = std::fs::read_to_string(path).unwrap_or_default();
+        let (code, _, err) = protonc_fmt(&["--write", &name]);
+        if code == Some(2) {
+            // Syntax errors: nothing to format, and the file is left alone.
+            assert!(
+                before.is_none(),
+                "{name} compiles but fmt refuses it: {err}"
+            );
+            assert_eq!(std::fs::read_to_string(path).unwrap_or_default(), original);
+            continue;
+        }
+        assert_eq!(code, Some(0), "{name}: {err}");
+        formatted += 1;
+        let (code, _, err) = protonc_fmt(&["--check", &name]);
+        assert_eq!(code, Some(0), "{name}: fmt is not idempotent: {err}");
+        let after = inspect_ir(path);
+        assert_eq!(
+            before.is_some(),
+            after.is_some(),
+            "{name}: compiles before fmt: {}",
+            before.is_some()
+        );
+        if before.is_some() {
+            assert!(before == after, "{name}: fmt changed the IR");
+            same_ir += 1;
+        } else {
+            assert_eq!(messages(path), messages_before, "{name}: other diagnostics");
+        }
+    }
+    assert!(formatted >= 100, "only {formatted} files formatted");
+    assert!(same_ir >= 12, "only {same_ir} configs compiled");
+}

@@ -29,6 +29,7 @@ mod arg_types;
 mod conf;
 mod document;
 mod json;
+mod layout;
 mod node;
 mod schema;
 mod shape;
@@ -36,6 +37,7 @@ mod write;
 mod yaml;
 
 pub use conf::to_conf_string;
+pub use layout::format_conf;
 pub use schema::{schema, schema_string, Document, SCHEMA_ID};
 
 use crate::ast::Directive;
