@@ -55,6 +55,17 @@ enum To {
     Json,
     Yaml,
     Conf,
+    /// The JSON payload of nginx's crossplane tool (`crossplane build` reads it).
+    Crossplane,
+}
+
+/// What `protonc convert` reads.
+#[derive(Clone, Copy, ValueEnum)]
+enum From {
+    /// By the file's extension: NGINX-style, or a .json / .yaml / .yml document.
+    Auto,
+    /// A crossplane payload (what `crossplane parse nginx.conf` prints).
+    Crossplane,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +128,9 @@ enum Cmd {
         config: PathBuf,
         #[arg(long, value_enum)]
         to: To,
+        /// What CONFIG is.
+        #[arg(long, value_enum, default_value = "auto")]
+        from: From,
     },
     /// Print the JSON Schema of the JSON/YAML config format.
     Schema,
@@ -439,15 +453,38 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::from(1))
         }
-        Cmd::Convert { config, to } => {
+        Cmd::Convert { config, to, from } => {
             let mut map = SourceMap::new();
             let mut diags = Diagnostics::default();
-            let tree = compile::load_tree(&config, &mut map, &mut diags);
+            let tree = match from {
+                From::Auto => compile::load_tree(&config, &mut map, &mut diags),
+                From::Crossplane => {
+                    let text = std::fs::read_to_string(&config)
+                        .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+                    let file = map.add(config.clone(), text);
+                    let text = map.text(file).to_string();
+                    Some(proton_compiler::frontend::from_crossplane(
+                        file, &text, &mut diags,
+                    ))
+                }
+            };
             if diags.has_errors() || tree.is_none() {
                 eprint!("{}", render(&map, &diags, message_format(Fmt::Human)));
                 return Ok(ExitCode::from(1));
             }
             let tree = tree.unwrap_or_default();
+            if let To::Crossplane = to {
+                let v = proton_compiler::frontend::to_crossplane(
+                    &tree,
+                    &map,
+                    &config.display().to_string(),
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if !matches!(to, To::Conf) {
                 if let Some((d, why)) = proton_compiler::frontend::without_document_form(&tree) {
                     eprintln!(
@@ -554,6 +591,8 @@ fn convert(tree: &[proton_compiler::ast::Directive], to: To) -> String {
         To::Json => frontend::to_json_string(tree),
         To::Yaml => frontend::to_yaml_string(tree),
         To::Conf => frontend::to_conf_string(tree),
+        // Written by the caller, which has the source map.
+        To::Crossplane => String::new(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! The `protonc` binary end to end: compile, check, inspect, route, diff, exit codes, and the
 //! IR file guards, each in a private temp dir.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -819,4 +821,194 @@ fn fmt_keeps_the_meaning_of_every_config() {
     }
     assert!(formatted >= 100, "only {formatted} files formatted");
     assert!(same_ir >= 12, "only {same_ir} configs compiled");
+}
+
+fn ok_stdout(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The configs of a copy of `conf/` (so that converted files sit beside them and find the
+/// same certificates and relative paths), and the copy's directory.
+fn conf_copy(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    support::conf_certificate();
+    let d = tmpdir(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    copy_tree(&root, &d);
+    let configs = [
+        "proton.conf",
+        "proton.json",
+        "proton.yaml",
+        "examples/proxy.conf",
+        "examples/proxy.json",
+        "examples/proxy.yaml",
+        "examples/vhosts.conf",
+        "examples/vhosts.json",
+        "examples/vhosts.yaml",
+    ]
+    .iter()
+    .map(|c| d.join(c))
+    .collect();
+    (d, configs)
+}
+
+/// `convert --to crossplane` and `convert --from crossplane` are inverse: every example
+/// config, through the crossplane payload and back to NGINX-style text, JSON and YAML,
+/// compiles to the same IR.
+#[test]
+fn crossplane_round_trip_keeps_the_ir() {
+    let (_dir, configs) = conf_copy("crossplane");
+    for config in &configs {
+        let name = config.display().to_string();
+        let want = inspect_ir(config).unwrap_or_else(|| panic!("{name} compiles"));
+        let payload = ok_stdout(protonc(&["convert", "--to", "crossplane", &name]), &name);
+        let v: serde_json::Value = serde_json::from_str(&payload).expect("a JSON payload");
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["config"][0]["file"], name.as_str());
+        assert!(
+            v["config"][0]["parsed"][0]["line"].as_u64().is_some(),
+            "{v}"
+        );
+        let payload_path = config.with_extension("crossplane.json");
+        std::fs::write(&payload_path, &payload).expect("write");
+        let payload_name = payload_path.display().to_string();
+        for (to, ext) in [
+            ("conf", "back.conf"),
+            ("json", "back.json"),
+            ("yaml", "back.yaml"),
+        ] {
+            let text = ok_stdout(
+                protonc(&["convert", "--from", "crossplane", &payload_name, "--to", to]),
+                &payload_name,
+            );
+            let back = config.with_extension(ext);
+            std::fs::write(&back, text).expect("write");
+            assert!(
+                inspect_ir(&back) == Some(want.clone()),
+                "{name} via crossplane to {to}: another IR"
+            );
+        }
+    }
+    // An if's condition is the words between its parentheses, as crossplane writes it.
+    let d = tmpdir("crossplane-if");
+    let conf = write(
+        &d,
+        "if.conf",
+        "events {}\nhttp { server { listen 8080; if ($arg_a = \"x y\") { return 204; } } }\n",
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok_stdout(
+        protonc(&["convert", "--to", "crossplane", &conf]),
+        "if.conf",
+    ))
+    .expect("JSON");
+    let server = &v["config"][0]["parsed"][1]["block"][0]["block"];
+    assert_eq!(server[1]["directive"], "if");
+    assert_eq!(server[1]["args"], serde_json::json!(["$arg_a", "=", "x y"]));
+}
+
+/// A payload of the wrong shape, or one recording crossplane's parse errors, is refused
+/// with the line and column of the value at fault.
+#[test]
+fn crossplane_payload_errors() {
+    let d = tmpdir("crossplane-bad");
+    for (text, at, want) in [
+        (
+            "{\"status\": \"ok\", \"errors\": [], \"config\": [{\"file\": \"a\", \"parsed\": [\n  {\"directive\": \"listen\", \"args\": [80]}]}]}\n",
+            "bad.json:2:36",
+            "an argument must be a string",
+        ),
+        (
+            "{\"config\": [{\"file\": \"a\", \"errors\": [{\"error\": \"unexpected }\", \"line\": 3}], \"parsed\": []}]}",
+            "bad.json:1:38",
+            "this config records 1 parse error(s): unexpected }",
+        ),
+        (
+            "{\"config\": {}}",
+            "bad.json:1:12",
+            "\"config\" must be an array",
+        ),
+        ("[1, 2", "bad.json:1:", "syntax"),
+    ] {
+        let p = write(&d, "bad.json", text);
+        let out = protonc(&["convert", "--from", "crossplane", &p, "--to", "conf"]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(at) && err.contains(want), "{text}: {err}");
+    }
+}
+
+/// nginx's own crossplane tool reads what protonc writes: `crossplane build` turns
+/// `protonc convert --to crossplane` into a config that compiles to the same IR, and
+/// `crossplane parse` of the examples (includes and all) converts back to the same IR.
+/// Skipped with a printed reason when crossplane is not installed, except in CI.
+#[test]
+fn crossplane_tool_reads_and_writes_the_same_configs() {
+    if !support::third_party_tool("crossplane", "pip install crossplane") {
+        return;
+    }
+    let (_dir, configs) = conf_copy("crossplane-tool");
+    for config in &configs {
+        let name = config.display().to_string();
+        let want = inspect_ir(config).unwrap_or_else(|| panic!("{name} compiles"));
+        let payload = config.with_extension("crossplane.json");
+        let text = ok_stdout(protonc(&["convert", "--to", "crossplane", &name]), &name);
+        std::fs::write(&payload, text).expect("write");
+        // --stdout: build writes nothing to disk (the payload names the original file).
+        let built = ok_stdout(
+            Command::new("crossplane")
+                .arg("build")
+                .arg("--stdout")
+                .arg(&payload)
+                .output()
+                .expect("crossplane runs"),
+            "crossplane build",
+        );
+        let rebuilt = config.with_extension("built.conf");
+        std::fs::write(&rebuilt, built).expect("write");
+        assert!(
+            inspect_ir(&rebuilt) == Some(want.clone()),
+            "{name}: crossplane build gave another config"
+        );
+    }
+    // crossplane parse, in its default form (each included file a config of its own). Its
+    // directive table puts nginx Plus's health_check in a location, so proxy.conf (which
+    // has it in an upstream, as Proton does) is left out.
+    for config in ["proton.conf", "examples/vhosts.conf"] {
+        let path = configs[0].with_file_name(config);
+        let name = path.display().to_string();
+        let want = inspect_ir(&path).unwrap_or_else(|| panic!("{name} compiles"));
+        let parsed = ok_stdout(
+            Command::new("crossplane")
+                .arg("parse")
+                .arg(&path)
+                .output()
+                .expect("crossplane runs"),
+            "crossplane parse",
+        );
+        let v: serde_json::Value = serde_json::from_str(&parsed).expect("crossplane JSON");
+        assert_eq!(v["status"], "ok", "{v}");
+        let payload = path.with_extension("parsed.json");
+        std::fs::write(&payload, parsed).expect("write");
+        let back = path.with_extension("parsed.conf");
+        let text = ok_stdout(
+            protonc(&[
+                "convert",
+                "--from",
+                "crossplane",
+                &payload.display().to_string(),
+                "--to",
+                "conf",
+            ]),
+            "convert --from crossplane",
+        );
+        std::fs::write(&back, text).expect("write");
+        assert!(
+            inspect_ir(&back) == Some(want),
+            "{name}: crossplane parse gave another config"
+        );
+    }
 }

@@ -925,7 +925,7 @@ impl Reader<'_> {
 /// them: `($a`, `=`, `1)`; a parenthesis stands alone where the word beside it is empty
 /// (`( "" )`: the word must not be taken for a lone parenthesis) or must be quoted
 /// (`($a ~ "a b" )`, as one writes it in nginx).
-fn parenthesised(mut words: Vec<Arg>) -> Vec<Arg> {
+pub(crate) fn parenthesised(mut words: Vec<Arg>) -> Vec<Arg> {
     match words.first_mut() {
         Some(a) if !needs_quotes(&a.value) => a.value.insert(0, '('),
         Some(a) => {

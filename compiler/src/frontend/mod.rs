@@ -27,6 +27,7 @@
 
 mod arg_types;
 mod conf;
+mod crossplane;
 mod document;
 mod json;
 mod layout;
@@ -37,6 +38,7 @@ mod write;
 mod yaml;
 
 pub use conf::to_conf_string;
+pub use crossplane::{from_crossplane, to_crossplane};
 pub use layout::format_conf;
 pub use schema::{schema, schema_string, Document, SCHEMA_ID};
 
