@@ -55,6 +55,17 @@ enum To {
     Json,
     Yaml,
     Conf,
+    /// The JSON payload of nginx's crossplane tool (`crossplane build` reads it).
+    Crossplane,
+}
+
+/// What `protonc convert` reads.
+#[derive(Clone, Copy, ValueEnum)]
+enum From {
+    /// By the file's extension: NGINX-style, or a .json / .yaml / .yml document.
+    Auto,
+    /// A crossplane payload (what `crossplane parse nginx.conf` prints).
+    Crossplane,
 }
 
 #[derive(Subcommand)]
@@ -99,11 +110,27 @@ enum Cmd {
     },
     /// Print the routing differences between two configs or IR files.
     Diff { a: PathBuf, b: PathBuf },
+    /// Print an NGINX-style config in the canonical layout, comments kept (the file itself:
+    /// includes are not expanded).
+    Fmt {
+        /// The files to format (several only with --check or --write).
+        #[arg(required = true, value_name = "CONFIG")]
+        configs: Vec<PathBuf>,
+        /// Print nothing; exit 1 and name each file that is not in the canonical layout.
+        #[arg(long, conflicts_with = "write")]
+        check: bool,
+        /// Rewrite each file that is not in the canonical layout, in place.
+        #[arg(short, long)]
+        write: bool,
+    },
     /// Convert a config to another format.
     Convert {
         config: PathBuf,
         #[arg(long, value_enum)]
         to: To,
+        /// What CONFIG is.
+        #[arg(long, value_enum, default_value = "auto")]
+        from: From,
     },
     /// Print the JSON Schema of the JSON/YAML config format.
     Schema,
@@ -426,15 +453,38 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::from(1))
         }
-        Cmd::Convert { config, to } => {
+        Cmd::Convert { config, to, from } => {
             let mut map = SourceMap::new();
             let mut diags = Diagnostics::default();
-            let tree = compile::load_tree(&config, &mut map, &mut diags);
+            let tree = match from {
+                From::Auto => compile::load_tree(&config, &mut map, &mut diags),
+                From::Crossplane => {
+                    let text = std::fs::read_to_string(&config)
+                        .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
+                    let file = map.add(config.clone(), text);
+                    let text = map.text(file).to_string();
+                    Some(proton_compiler::frontend::from_crossplane(
+                        file, &text, &mut diags,
+                    ))
+                }
+            };
             if diags.has_errors() || tree.is_none() {
                 eprint!("{}", render(&map, &diags, message_format(Fmt::Human)));
                 return Ok(ExitCode::from(1));
             }
             let tree = tree.unwrap_or_default();
+            if let To::Crossplane = to {
+                let v = proton_compiler::frontend::to_crossplane(
+                    &tree,
+                    &map,
+                    &config.display().to_string(),
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if !matches!(to, To::Conf) {
                 if let Some((d, why)) = proton_compiler::frontend::without_document_form(&tree) {
                     eprintln!(
@@ -449,6 +499,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Fmt {
+            configs,
+            check,
+            write,
+        } => fmt_command(&configs, check, write),
         Cmd::Directives { short } => {
             print!("{}", proton_compiler::directives::markdown_table(!short));
             Ok(ExitCode::SUCCESS)
@@ -460,12 +515,84 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+/// `protonc fmt`: exit 0 when done (or, with --check, when every file is canonical), 1 when
+/// --check finds a file that is not, 2 when a file cannot be read or does not parse.
+fn fmt_command(configs: &[PathBuf], check: bool, write: bool) -> Result<ExitCode, String> {
+    use proton_compiler::frontend::{format_conf, format_of};
+    if configs.len() > 1 && !check && !write {
+        return Err(
+            "protonc fmt prints one file; give --check or --write to format several".into(),
+        );
+    }
+    let mut unformatted = false;
+    for path in configs {
+        if format_of(path).is_some() {
+            return Err(format!(
+                "{}: protonc fmt lays out NGINX-style configs; a JSON or YAML document is written canonically by `protonc convert --to json|yaml`",
+                path.display()
+            ));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut map = SourceMap::new();
+        let file = map.add(path.clone(), text);
+        let mut diags = Diagnostics::default();
+        let Some(out) = format_conf(file, map.text(file), &mut diags) else {
+            eprint!("{}", render(&map, &diags, message_format(Fmt::Human)));
+            return Err(format!(
+                "cannot format {}: it does not parse",
+                path.display()
+            ));
+        };
+        let same = out == map.text(file);
+        if check {
+            if !same {
+                eprintln!(
+                    "{}: not in the canonical layout (protonc fmt --write rewrites it)",
+                    path.display()
+                );
+                unformatted = true;
+            }
+        } else if write {
+            if !same {
+                write_in_place(path, &out)?;
+                eprintln!("formatted {}", path.display());
+            }
+        } else {
+            print!("{out}");
+        }
+    }
+    Ok(if unformatted {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Replaces `path`'s contents through a temporary file and a rename (keeping its
+/// permissions), so that nothing ever reads half a file.
+fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".fmt.tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}: {e}", path.display())
+    })
+}
+
 fn convert(tree: &[proton_compiler::ast::Directive], to: To) -> String {
     use proton_compiler::frontend;
     match to {
         To::Json => frontend::to_json_string(tree),
         To::Yaml => frontend::to_yaml_string(tree),
         To::Conf => frontend::to_conf_string(tree),
+        // Written by the caller, which has the source map.
+        To::Crossplane => String::new(),
     }
 }
 

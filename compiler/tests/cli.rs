@@ -1,6 +1,8 @@
 //! The `protonc` binary end to end: compile, check, inspect, route, diff, exit codes, and the
 //! IR file guards, each in a private temp dir.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -502,4 +504,511 @@ http {
     // A malformed header is refused.
     let out = protonc(&["route", &conf, "-H", "nocolon", "GET", "/"]);
     assert!(!out.status.success());
+}
+
+/// A number where nginx's syntax has a URL is refused by protonc with its place in the file
+/// (the schema refuses it too: `documents_validate_with_a_third_party_validator`).
+#[test]
+fn a_number_for_a_url_is_an_error_with_its_position() {
+    let d = tmpdir("number-url");
+    let json = write(
+        &d,
+        "bad.json",
+        "{\n  \"http\": {\n    \"servers\": [\n      { \"locations\": [ { \"match\": \"/\", \"proxy_pass\": 5 } ] }\n    ]\n  }\n}\n",
+    );
+    let out = protonc(&["check", &json, "--message-format", "short"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.json:4:54")
+            && err.contains("\"proxy_pass\" takes a string (URL), not a number"),
+        "{err}"
+    );
+    let yaml = write(&d, "bad.yaml", "http:\n  servers:\n    - root: 5\n");
+    let out = protonc(&["check", &yaml, "--message-format", "short"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.yaml:3:13") && err.contains("\"root\" takes a string (path)"),
+        "{err}"
+    );
+}
+
+fn protonc_fmt(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut all = vec!["fmt"];
+    all.extend_from_slice(args);
+    let out = protonc(&all);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const MESSY: &str = "# top comment\r
+worker_processes 2;   # trailing   \r
+events { worker_connections 512; }
+http {
+  include mime.types;
+  log_format main '$remote_addr - \"$request\" '
+     '$status';   # after the format
+  map $http_upgrade $connection_upgrade { default upgrade; '' close; \"~^ws\" \"a b\"; }
+  # about the server
+  server { listen 8080; server_name a.test
+      # between arguments
+      b.test;
+    location / { return 200 \"hi there\"; }  # end of location
+    location = /x {
+
+
+      return 204;
+    }
+    # last in server
+  }
+  server # before the brace
+  {
+  }
+}
+# end of file
+";
+
+const TIDY: &str = r#"# top comment
+worker_processes 2; # trailing
+
+events {
+    worker_connections 512;
+}
+
+http {
+    include mime.types;
+    log_format main '$remote_addr - "$request" '
+               '$status'; # after the format
+
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ""      close;
+        ~^ws    "a b";
+    }
+
+    # about the server
+    server {
+        listen 8080;
+        server_name a.test
+                    # between arguments
+                    b.test;
+
+        location / {
+            return 200 "hi there";
+        } # end of location
+
+        location = /x {
+            return 204;
+        }
+
+        # last in server
+    }
+
+    server {
+        # before the brace
+    }
+}
+
+# end of file
+"#;
+
+/// `protonc fmt` prints the canonical layout with every comment where it was; its output is
+/// a fixed point; includes stay as they are.
+#[test]
+fn fmt_keeps_comments_and_is_idempotent() {
+    let d = tmpdir("fmt");
+    let messy = write(&d, "messy.conf", MESSY);
+    let (code, out, err) = protonc_fmt(&[&messy]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, TIDY);
+    for comment in [
+        "# top comment",
+        "# trailing",
+        "# after the format",
+        "# about the server",
+        "# between arguments",
+        "# end of location",
+        "# last in server",
+        "# before the brace",
+        "# end of file",
+    ] {
+        assert_eq!(out.matches(comment).count(), 1, "{comment}");
+    }
+    let tidy = write(&d, "tidy.conf", &out);
+    let (code, again, _) = protonc_fmt(&[&tidy]);
+    assert_eq!(code, Some(0));
+    assert_eq!(again, out, "fmt of fmt's output changes it");
+    // An empty file, and one with comments only.
+    let empty = write(&d, "empty.conf", "");
+    assert_eq!(protonc_fmt(&[&empty]).1, "");
+    let only = write(&d, "only.conf", "  # one\n\n\n# two  \n");
+    assert_eq!(protonc_fmt(&[&only]).1, "# one\n\n# two\n");
+}
+
+/// `--check` prints nothing on stdout and exits 1 naming each file that is not canonical;
+/// `--write` rewrites it; syntax errors exit 2 with the file's line and column.
+#[test]
+fn fmt_check_and_write_exit_codes() {
+    let d = tmpdir("fmt-check");
+    let messy = write(&d, "messy.conf", MESSY);
+    let tidy = write(&d, "tidy.conf", TIDY);
+    let (code, out, err) = protonc_fmt(&["--check", &tidy]);
+    assert_eq!((code, out.as_str(), err.as_str()), (Some(0), "", ""));
+    let (code, out, err) = protonc_fmt(&["--check", &tidy, &messy]);
+    assert_eq!(code, Some(1));
+    assert_eq!(out, "");
+    assert!(
+        err.contains("messy.conf") && !err.contains("tidy.conf"),
+        "{err}"
+    );
+    let (code, out, err) = protonc_fmt(&["--write", &messy]);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "{err}");
+    assert!(err.contains("formatted"), "{err}");
+    assert_eq!(std::fs::read_to_string(&messy).ok().as_deref(), Some(TIDY));
+    assert_eq!(protonc_fmt(&["--check", &messy]).0, Some(0));
+    assert_eq!(protonc_fmt(&["-w", &messy]).2, "", "nothing to rewrite");
+
+    let broken = write(
+        &d,
+        "broken.conf",
+        "http {\n    server {\n        listen 80\n    }\n",
+    );
+    let (code, out, err) = protonc_fmt(&["--check", &broken]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    assert!(err.contains("broken.conf:"), "{err}");
+    let json = write(&d, "a.json", "{}");
+    let (code, _, err) = protonc_fmt(&[&json]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("protonc convert"), "{err}");
+    let (code, _, err) = protonc_fmt(&[&tidy, &messy]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = protonc_fmt(&["--check", "--write", &tidy]);
+    assert_eq!(code, Some(2), "clap refuses both");
+    // The shipped configs are in the canonical layout.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    let shipped = [
+        root.join("proton.conf"),
+        root.join("examples/proxy.conf"),
+        root.join("examples/vhosts.conf"),
+    ];
+    let shipped: Vec<String> = shipped.iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["--check"];
+    args.extend(shipped.iter().map(String::as_str));
+    let (code, _, err) = protonc_fmt(&args);
+    assert_eq!(code, Some(0), "run protonc fmt --write on them: {err}");
+}
+
+/// `protonc inspect`'s IR without what names source lines and files.
+fn inspect_ir(path: &Path) -> Option<serde_json::Value> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("source");
+                m.remove("source_files");
+                m.remove("source_digest");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let out = protonc(&["inspect", &path.display().to_string()]);
+    if !out.status.success() {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    strip(&mut v);
+    Some(v)
+}
+
+/// `protonc check`'s diagnostics without their positions, sorted.
+fn messages(path: &Path) -> Vec<String> {
+    let out = protonc(&[
+        "check",
+        &path.display().to_string(),
+        "--message-format",
+        "json",
+    ]);
+    let mut list: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| format!("{} {}", v["code"], v["message"]))
+        .collect();
+    list.sort();
+    list
+}
+
+/// Copies the files under `from` to `to` (recursively).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).expect("copy");
+        }
+    }
+}
+
+/// Every config of `conf/` and every fixture of the tests (copied to a temp dir, so their
+/// includes and relative paths work): `protonc fmt --write` gives a file that formats to
+/// itself, and one that compiles to the same IR (`protonc inspect`, source lines aside) or,
+/// for a fixture that does not compile, still does not.
+#[test]
+fn fmt_keeps_the_meaning_of_every_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tmpdir("fmt-corpus");
+    let make_cert = root.join("../conf/make-cert.sh");
+    let ok = Command::new("sh")
+        .arg(&make_cert)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(ok, "{} failed", make_cert.display());
+    copy_tree(&root.join("../conf"), &d.join("conf"));
+    copy_tree(&root.join("tests/broken"), &d.join("broken"));
+    let mut files = Vec::new();
+    let mut stack = vec![d.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "conf" || x == "types") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let (mut same_ir, mut formatted) = (0, 0);
+    for path in &files {
+        let name = path.display().to_string();
+        let before = inspect_ir(path);
+        let messages_before = messages(path);
+        let original = std::fs::read_to_string(path).unwrap_or_default();
+        let (code, _, err) = protonc_fmt(&["--write", &name]);
+        if code == Some(2) {
+            // Syntax errors: nothing to format, and the file is left alone.
+            assert!(
+                before.is_none(),
+                "{name} compiles but fmt refuses it: {err}"
+            );
+            assert_eq!(std::fs::read_to_string(path).unwrap_or_default(), original);
+            continue;
+        }
+        assert_eq!(code, Some(0), "{name}: {err}");
+        formatted += 1;
+        let (code, _, err) = protonc_fmt(&["--check", &name]);
+        assert_eq!(code, Some(0), "{name}: fmt is not idempotent: {err}");
+        let after = inspect_ir(path);
+        assert_eq!(
+            before.is_some(),
+            after.is_some(),
+            "{name}: compiles before fmt: {}",
+            before.is_some()
+        );
+        if before.is_some() {
+            assert!(before == after, "{name}: fmt changed the IR");
+            same_ir += 1;
+        } else {
+            assert_eq!(messages(path), messages_before, "{name}: other diagnostics");
+        }
+    }
+    assert!(formatted >= 100, "only {formatted} files formatted");
+    assert!(same_ir >= 12, "only {same_ir} configs compiled");
+}
+
+fn ok_stdout(out: Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The configs of a copy of `conf/` (so that converted files sit beside them and find the
+/// same certificates and relative paths), and the copy's directory.
+fn conf_copy(name: &str) -> (PathBuf, Vec<PathBuf>) {
+    support::conf_certificate();
+    let d = tmpdir(name);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    copy_tree(&root, &d);
+    let configs = [
+        "proton.conf",
+        "proton.json",
+        "proton.yaml",
+        "examples/proxy.conf",
+        "examples/proxy.json",
+        "examples/proxy.yaml",
+        "examples/vhosts.conf",
+        "examples/vhosts.json",
+        "examples/vhosts.yaml",
+    ]
+    .iter()
+    .map(|c| d.join(c))
+    .collect();
+    (d, configs)
+}
+
+/// `convert --to crossplane` and `convert --from crossplane` are inverse: every example
+/// config, through the crossplane payload and back to NGINX-style text, JSON and YAML,
+/// compiles to the same IR.
+#[test]
+fn crossplane_round_trip_keeps_the_ir() {
+    let (_dir, configs) = conf_copy("crossplane");
+    for config in &configs {
+        let name = config.display().to_string();
+        let want = inspect_ir(config).unwrap_or_else(|| panic!("{name} compiles"));
+        let payload = ok_stdout(protonc(&["convert", "--to", "crossplane", &name]), &name);
+        let v: serde_json::Value = serde_json::from_str(&payload).expect("a JSON payload");
+        assert_eq!(v["status"], "ok");
+        assert_eq!(v["config"][0]["file"], name.as_str());
+        assert!(
+            v["config"][0]["parsed"][0]["line"].as_u64().is_some(),
+            "{v}"
+        );
+        let payload_path = config.with_extension("crossplane.json");
+        std::fs::write(&payload_path, &payload).expect("write");
+        let payload_name = payload_path.display().to_string();
+        for (to, ext) in [
+            ("conf", "back.conf"),
+            ("json", "back.json"),
+            ("yaml", "back.yaml"),
+        ] {
+            let text = ok_stdout(
+                protonc(&["convert", "--from", "crossplane", &payload_name, "--to", to]),
+                &payload_name,
+            );
+            let back = config.with_extension(ext);
+            std::fs::write(&back, text).expect("write");
+            assert!(
+                inspect_ir(&back) == Some(want.clone()),
+                "{name} via crossplane to {to}: another IR"
+            );
+        }
+    }
+    // An if's condition is the words between its parentheses, as crossplane writes it.
+    let d = tmpdir("crossplane-if");
+    let conf = write(
+        &d,
+        "if.conf",
+        "events {}\nhttp { server { listen 8080; if ($arg_a = \"x y\") { return 204; } } }\n",
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok_stdout(
+        protonc(&["convert", "--to", "crossplane", &conf]),
+        "if.conf",
+    ))
+    .expect("JSON");
+    let server = &v["config"][0]["parsed"][1]["block"][0]["block"];
+    assert_eq!(server[1]["directive"], "if");
+    assert_eq!(server[1]["args"], serde_json::json!(["$arg_a", "=", "x y"]));
+}
+
+/// A payload of the wrong shape, or one recording crossplane's parse errors, is refused
+/// with the line and column of the value at fault.
+#[test]
+fn crossplane_payload_errors() {
+    let d = tmpdir("crossplane-bad");
+    for (text, at, want) in [
+        (
+            "{\"status\": \"ok\", \"errors\": [], \"config\": [{\"file\": \"a\", \"parsed\": [\n  {\"directive\": \"listen\", \"args\": [80]}]}]}\n",
+            "bad.json:2:36",
+            "an argument must be a string",
+        ),
+        (
+            "{\"config\": [{\"file\": \"a\", \"errors\": [{\"error\": \"unexpected }\", \"line\": 3}], \"parsed\": []}]}",
+            "bad.json:1:38",
+            "this config records 1 parse error(s): unexpected }",
+        ),
+        (
+            "{\"config\": {}}",
+            "bad.json:1:12",
+            "\"config\" must be an array",
+        ),
+        ("[1, 2", "bad.json:1:", "syntax"),
+    ] {
+        let p = write(&d, "bad.json", text);
+        let out = protonc(&["convert", "--from", "crossplane", &p, "--to", "conf"]);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(at) && err.contains(want), "{text}: {err}");
+    }
+}
+
+/// nginx's own crossplane tool reads what protonc writes: `crossplane build` turns
+/// `protonc convert --to crossplane` into a config that compiles to the same IR, and
+/// `crossplane parse` of the examples (includes and all) converts back to the same IR.
+/// Skipped with a printed reason when crossplane is not installed, except in CI.
+#[test]
+fn crossplane_tool_reads_and_writes_the_same_configs() {
+    if !support::third_party_tool("crossplane", "pip install crossplane") {
+        return;
+    }
+    let (_dir, configs) = conf_copy("crossplane-tool");
+    for config in &configs {
+        let name = config.display().to_string();
+        let want = inspect_ir(config).unwrap_or_else(|| panic!("{name} compiles"));
+        let payload = config.with_extension("crossplane.json");
+        let text = ok_stdout(protonc(&["convert", "--to", "crossplane", &name]), &name);
+        std::fs::write(&payload, text).expect("write");
+        // --stdout: build writes nothing to disk (the payload names the original file).
+        let built = ok_stdout(
+            Command::new("crossplane")
+                .arg("build")
+                .arg("--stdout")
+                .arg(&payload)
+                .output()
+                .expect("crossplane runs"),
+            "crossplane build",
+        );
+        let rebuilt = config.with_extension("built.conf");
+        std::fs::write(&rebuilt, built).expect("write");
+        assert!(
+            inspect_ir(&rebuilt) == Some(want.clone()),
+            "{name}: crossplane build gave another config"
+        );
+    }
+    // crossplane parse, in its default form (each included file a config of its own). Its
+    // directive table puts nginx Plus's health_check in a location, so proxy.conf (which
+    // has it in an upstream, as Proton does) is left out.
+    for config in ["proton.conf", "examples/vhosts.conf"] {
+        let path = configs[0].with_file_name(config);
+        let name = path.display().to_string();
+        let want = inspect_ir(&path).unwrap_or_else(|| panic!("{name} compiles"));
+        let parsed = ok_stdout(
+            Command::new("crossplane")
+                .arg("parse")
+                .arg(&path)
+                .output()
+                .expect("crossplane runs"),
+            "crossplane parse",
+        );
+        let v: serde_json::Value = serde_json::from_str(&parsed).expect("crossplane JSON");
+        assert_eq!(v["status"], "ok", "{v}");
+        let payload = path.with_extension("parsed.json");
+        std::fs::write(&payload, parsed).expect("write");
+        let back = path.with_extension("parsed.conf");
+        let text = ok_stdout(
+            protonc(&[
+                "convert",
+                "--from",
+                "crossplane",
+                &payload.display().to_string(),
+                "--to",
+                "conf",
+            ]),
+            "convert --from crossplane",
+        );
+        std::fs::write(&back, text).expect("write");
+        assert!(
+            inspect_ir(&back) == Some(want),
+            "{name}: crossplane parse gave another config"
+        );
+    }
 }

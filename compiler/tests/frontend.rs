@@ -1482,9 +1482,15 @@ fn validate(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<
                 errors.push(format!("{at}: more than {n} items"));
             }
         }
-        if let Some(items) = s.get("items") {
-            for (i, x) in arr.iter().enumerate() {
-                validate(root, items, x, &format!("{at}/{i}"), errors);
+        // Draft 2020-12: `prefixItems` for the first places, `items` for the rest.
+        let prefix = s
+            .get("prefixItems")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice);
+        for (i, x) in arr.iter().enumerate() {
+            let item = prefix.get(i).or_else(|| s.get("items"));
+            if let Some(item) = item {
+                validate(root, item, x, &format!("{at}/{i}"), errors);
             }
         }
     }
@@ -1759,6 +1765,208 @@ fn example_configs_compile_to_the_same_ir_from_every_format() {
     let mut diags = Diagnostics::default();
     let tree = parse_text(file, RICH_CONF, &mut diags);
     assert_same_ir("RICH_CONF", &tree, &map);
+}
+
+/// Every shipped JSON/YAML example names the schema for editors: a `"$schema"` member (JSON)
+/// or a yaml-language-server modeline (YAML), with a path relative to the file that leads to
+/// schemas/proton.schema.json.
+#[test]
+fn shipped_documents_name_the_schema() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = Vec::new();
+    config_files(&root.join("../conf"), &mut paths);
+    let want = std::fs::canonicalize(schema_path()).expect("the schema file");
+    let mut seen = 0;
+    for path in paths {
+        let Some(format) = format_of(&path) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).expect("read");
+        let named = match format {
+            DocFormat::Json => serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["$schema"].as_str().map(str::to_string)),
+            DocFormat::Yaml => text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# yaml-language-server: $schema="))
+                .map(str::to_string),
+        };
+        let named = named.unwrap_or_else(|| panic!("{} names no schema", path.display()));
+        let at = path.parent().map(|d| d.join(&named)).unwrap_or_default();
+        assert_eq!(
+            std::fs::canonicalize(&at).ok().as_ref(),
+            Some(&want),
+            "{}: {named}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 6, "only {seen} documents");
+    assert_eq!(
+        schema()["$id"],
+        proton_compiler::frontend::SCHEMA_ID,
+        "the schema names itself"
+    );
+}
+
+/// Runs check-jsonschema (a third-party JSON Schema validator, from PyPI) on `files` against
+/// schemas/proton.schema.json.
+fn check_jsonschema(files: &[PathBuf]) -> std::process::Output {
+    std::process::Command::new("check-jsonschema")
+        .arg("--schemafile")
+        .arg(schema_path())
+        .args(files)
+        .output()
+        .expect("check-jsonschema runs")
+}
+
+/// The schema as a third-party validator reads it: every shipped JSON/YAML example (with its
+/// `$schema` line) and the JSON and YAML form of every config of `conf/`, of every test
+/// fixture that compiles, and of this file's sample configs, are valid; `"proxy_pass": 5`
+/// and its kin are not. Skipped with a printed reason when check-jsonschema is not
+/// installed, except in CI.
+#[test]
+fn documents_validate_with_a_third_party_validator() {
+    if !support::third_party_tool("check-jsonschema", "pip install check-jsonschema") {
+        return;
+    }
+    support::conf_certificate();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("protonc-schema-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut paths = Vec::new();
+    config_files(&root.join("../conf"), &mut paths);
+    let mut files: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| format_of(p).is_some())
+        .cloned()
+        .collect();
+    assert!(files.len() >= 6, "shipped documents: {files:?}");
+    config_files(&root.join("tests"), &mut paths);
+    let mut trees = Vec::new();
+    for path in &paths {
+        let mut map = SourceMap::new();
+        let mut diags = Diagnostics::default();
+        let Some(tree) = proton_compiler::compile::load_tree(path, &mut map, &mut diags) else {
+            continue;
+        };
+        if diags.has_errors()
+            || proton_compiler::compile::compile_tree(&tree, &map, &mut diags).is_none()
+            || diags.has_errors()
+        {
+            continue; // a broken fixture: it has no document form to check
+        }
+        trees.push((path.display().to_string(), tree));
+    }
+    for (name, text) in [
+        ("RICH_CONF", RICH_CONF),
+        ("EXAMPLE_CONF", EXAMPLE_CONF),
+        ("IF_CONF", IF_CONF),
+        ("MATCH_CONF", MATCH_CONF),
+    ] {
+        trees.push((name.to_string(), conf(text)));
+    }
+    let converted = trees.len();
+    for (i, (name, tree)) in trees.iter().enumerate() {
+        if proton_compiler::frontend::without_document_form(tree).is_some() {
+            continue;
+        }
+        let stem: String = name
+            .rsplit('/')
+            .next()
+            .unwrap_or("config")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        for (ext, text) in [
+            ("json", to_json_string(tree)),
+            ("yaml", to_yaml_string(tree)),
+        ] {
+            let p = dir.join(format!("{i:03}-{stem}.{ext}"));
+            std::fs::write(&p, text).expect("write a converted config");
+            files.push(p);
+        }
+    }
+    assert!(converted >= 20, "only {converted} configs converted");
+    let out = check_jsonschema(&files);
+    assert!(
+        out.status.success(),
+        "check-jsonschema refused documents:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Numbers where nginx's syntax has a URL, a path, a name: each refused on its own.
+    for (i, bad) in [
+        r#"{ "http": { "servers": [ { "locations": [ { "match": "/", "proxy_pass": 5 } ] } ] } }"#,
+        r#"{ "http": { "servers": [ { "root": 5 } ] } }"#,
+        r#"{ "http": { "servers": [ { "server_name": ["example.com", 5] } ] } }"#,
+        r#"{ "http": { "add_header": [[5, "x"]] } }"#,
+        r#"{ "http": { "upstreams": { "app": { "server": 8080 } } } }"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.join(format!("bad-{i}.json"));
+        std::fs::write(&p, bad).expect("write");
+        let out = check_jsonschema(std::slice::from_ref(&p));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "check-jsonschema accepted {bad}");
+        assert!(text.contains("bad-"), "{text}");
+    }
+    // While sizes, times, codes, ports and free text may be numbers, as in nginx.
+    let good = r#"{ "$schema": "../schemas/proton.schema.json", "worker_processes": 2,
+        "http": { "client_max_body_size": 10, "keepalive_timeout": 65,
+        "servers": [ { "listen": 8080, "locations": [ { "match": "/", "return": [200, 5],
+        "add_header": [["X-Count", 5]] } ] } ] } }"#;
+    let p = dir.join("good.json");
+    std::fs::write(&p, good).expect("write");
+    let out = check_jsonschema(std::slice::from_ref(&p));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The reader refuses what the schema refuses: a number where the syntax has a URL, a
+/// path, a name; its message names the place and says how to write it.
+#[test]
+fn numbers_where_nginx_has_words_are_refused() {
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "servers": [ { "locations": [ { "match": "/", "proxy_pass": 5 } ] } ] } }"#,
+        &[(1, 73, "\"proxy_pass\" takes a string (URL), not a number")],
+    );
+    assert_errors(
+        DocFormat::Yaml,
+        "http:\n  servers:\n    - server_name: [example.com, 5]\n",
+        &[(3, 34, "\"server_name\" takes a string (name), not a number")],
+    );
+    assert_errors(
+        DocFormat::Json,
+        r#"{ "http": { "add_header": [["X-A", "1"], [5, "x"]] } }"#,
+        &[(
+            1,
+            43,
+            "argument 1 of \"add_header\" is a string (name), not a number",
+        )],
+    );
+    // Numbers where they belong.
+    let r = read(
+        DocFormat::Json,
+        r#"{ "http": { "keepalive_timeout": [65, 60], "servers": [ { "listen": 8080, "return": [200, 5] } ] } }"#,
+    );
+    r.assert_clean();
+    // And the writer writes such arguments as strings.
+    let v = to_json(&conf("http { server { root 5; listen 8080; set $a 1; } }"));
+    let server = &v["http"]["servers"][0];
+    assert_eq!(server["root"], "5");
+    assert_eq!(server["listen"], serde_json::json!([8080]));
+    assert_eq!(server["set"], serde_json::json!([["$a", 1]]));
 }
 
 const MATCH_CONF: &str = r#"

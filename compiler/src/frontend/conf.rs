@@ -68,10 +68,15 @@ pub(crate) fn needs_quotes(value: &str) -> bool {
 /// `\d`). A backslash is therefore doubled only before one of `"'\trn`, before a character
 /// that is escaped itself, or at the end; inside quotes `"`, tab, CR and LF are escaped.
 pub(crate) fn quote(value: &str, force: bool) -> String {
+    quote_with(value, force, '"')
+}
+
+/// [`quote`] with `q` (`"` or `'`) as the quote character when quotes are needed.
+pub(crate) fn quote_with(value: &str, force: bool, q: char) -> String {
     let quoted = force || needs_quotes(value);
     let mut out = String::with_capacity(value.len() + 2);
     if quoted {
-        out.push('"');
+        out.push(q);
     }
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
@@ -90,7 +95,10 @@ pub(crate) fn quote(value: &str, force: bool) -> String {
                     out.push('\\');
                 }
             }
-            '"' if quoted => out.push_str("\\\""),
+            c if quoted && c == q => {
+                out.push('\\');
+                out.push(c);
+            }
             '\n' if quoted => out.push_str("\\n"),
             '\t' if quoted => out.push_str("\\t"),
             '\r' if quoted => out.push_str("\\r"),
@@ -98,7 +106,7 @@ pub(crate) fn quote(value: &str, force: bool) -> String {
         }
     }
     if quoted {
-        out.push('"');
+        out.push(q);
     }
     out
 }

@@ -3,6 +3,7 @@
 //! span of the offending key or value, and reading goes on; the table check then judges the
 //! directives exactly as it judges a `.conf` file.
 
+use super::arg_types::{placeholder, Numbers};
 use super::conf::needs_quotes;
 use super::node::{Key, Node, Scalar, ScalarType, Value};
 use super::shape::{
@@ -443,6 +444,7 @@ impl Reader<'_> {
             flag: false,
             zero: false,
             repeat: false,
+            numbers: Numbers::ANY,
         };
         let args = self.entry(field, None, shape, v)?;
         if args.is_empty() {
@@ -618,6 +620,7 @@ impl Reader<'_> {
                         flag: false,
                         zero: true,
                         repeat: false,
+                        numbers: Numbers::ANY,
                     };
                     for (ek, ev) in lines {
                         if let Some(args) = self.entry(&ek.text, None, shape, ev) {
@@ -752,6 +755,44 @@ impl Reader<'_> {
         }
     }
 
+    /// A number where the directive's syntax wants a URL, a path, a name… (`"proxy_pass": 5`).
+    /// `at`: the argument's place in an array, `None` for a one-argument value.
+    fn number_refused(
+        &mut self,
+        name: &str,
+        spec: Option<&Spec>,
+        at: Option<usize>,
+        node: &Node,
+        text: &str,
+    ) {
+        let what = spec
+            .map(|s| placeholder(s, at.unwrap_or(0)))
+            .unwrap_or_default();
+        let place = if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({what})")
+        };
+        let syntax = spec.map_or(String::new(), |s| {
+            format!("; nginx syntax: {name} {}", s.syntax)
+        });
+        self.push(
+            Diagnostic::error(
+                Code::Document,
+                node.span,
+                match at {
+                    Some(i) => format!(
+                        "argument {} of \"{name}\" is a string{place}, not a number",
+                        i + 1
+                    ),
+                    None => format!("\"{name}\" takes a string{place}, not a number"),
+                },
+            )
+            .label("a number")
+            .help(format!("quote it if you mean the text: \"{text}\"{syntax}")),
+        );
+    }
+
     /// The arguments of one directive line; `None` when absent (`false`) or wrong.
     fn entry(
         &mut self,
@@ -763,6 +804,10 @@ impl Reader<'_> {
         match &node.value {
             Value::Invalid => None,
             Value::Scalar(s) => match s.ty {
+                ScalarType::Num if !shape.numbers.at(0) => {
+                    self.number_refused(name, spec, None, node, &s.text);
+                    None
+                }
                 ScalarType::Str | ScalarType::Num => Some(vec![arg(s.text.clone(), node.span)]),
                 ScalarType::Bool(b) if shape.flag => {
                     Some(vec![arg(if b { "on" } else { "off" }.into(), node.span)])
@@ -803,10 +848,14 @@ impl Reader<'_> {
             },
             Value::Seq(items) => {
                 let mut args = Vec::with_capacity(items.len());
-                for item in items {
+                for (i, item) in items.iter().enumerate() {
                     match &item.value {
                         Value::Scalar(s) => {
                             match s.ty {
+                                ScalarType::Num if !shape.numbers.at(i) => {
+                                    self.number_refused(name, spec, Some(i), item, &s.text);
+                                    return None;
+                                }
                                 ScalarType::Str | ScalarType::Num => {
                                     args.push(arg(s.text.clone(), item.span))
                                 }
@@ -876,7 +925,7 @@ impl Reader<'_> {
 /// them: `($a`, `=`, `1)`; a parenthesis stands alone where the word beside it is empty
 /// (`( "" )`: the word must not be taken for a lone parenthesis) or must be quoted
 /// (`($a ~ "a b" )`, as one writes it in nginx).
-fn parenthesised(mut words: Vec<Arg>) -> Vec<Arg> {
+pub(crate) fn parenthesised(mut words: Vec<Arg>) -> Vec<Arg> {
     match words.first_mut() {
         Some(a) if !needs_quotes(&a.value) => a.value.insert(0, '('),
         Some(a) => {

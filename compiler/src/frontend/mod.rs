@@ -25,9 +25,12 @@
 //! (value → directives); `shape` (the document vocabulary, from the table); `write` (directives
 //! → JSON/YAML), `conf` (directives → NGINX-style text), `schema` (JSON Schema).
 
+mod arg_types;
 mod conf;
+mod crossplane;
 mod document;
 mod json;
+mod layout;
 mod node;
 mod schema;
 mod shape;
@@ -35,7 +38,9 @@ mod write;
 mod yaml;
 
 pub use conf::to_conf_string;
-pub use schema::{schema, schema_string, Document};
+pub use crossplane::{from_crossplane, to_crossplane};
+pub use layout::format_conf;
+pub use schema::{schema, schema_string, Document, SCHEMA_ID};
 
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;

@@ -2,6 +2,7 @@
 //! the directive table: one property per directive with its doc, default and value shape,
 //! `additionalProperties: false` everywhere, and `$defs` for each context object.
 
+use super::arg_types::Numbers;
 use super::shape::{
     arity_bounds, directive_specs, has_script, spec_for, structurals, DocCtx, Structure,
     CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY, MODIFIERS,
@@ -107,11 +108,20 @@ impl JsonSchema for Document {
     }
 }
 
+/// The schema's `$id`: the name it is known by. JSON Schema tools use it to tell schemas
+/// apart and to resolve references; it is an identifier, and nothing fetches it (editors are
+/// pointed at `schemas/proton.schema.json` by path, see docs/configuration.md).
+pub const SCHEMA_ID: &str = "https://proton.dev/schemas/proton.schema.json";
+
 /// The JSON Schema of the document.
 pub fn schema() -> Value {
-    SchemaGenerator::new(SchemaSettings::draft2020_12())
+    let mut v = SchemaGenerator::new(SchemaSettings::draft2020_12())
         .into_root_schema_for::<Document>()
-        .to_value()
+        .to_value();
+    if let Value::Object(m) = &mut v {
+        m.insert("$id".into(), json!(SCHEMA_ID));
+    }
+    v
 }
 
 /// The schema as written to `schemas/proton.schema.json`: pretty, with a trailing newline.
@@ -329,9 +339,8 @@ fn describe(spec: &Spec, key: &str) -> String {
 }
 
 fn directive_schema(spec: &Spec, ctx: DocCtx) -> Value {
-    let arg = arg_schema(spec.kind);
     let (min, max) = arity_bounds(spec.arity);
-    let entry = entry_schema(arg, min, max);
+    let entry = entry_schema(&ArgSchemas::of(spec), min, max);
     let mut s = if spec.repeat {
         // One entry (its own alternatives, flattened) or an array of entries.
         let mut alts = match entry.get("anyOf").and_then(Value::as_array) {
@@ -371,7 +380,7 @@ fn script_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
             continue;
         }
         let (min, max) = arity_bounds(spec.arity);
-        let mut e = entry_schema(arg_schema(spec.kind), min, max);
+        let mut e = entry_schema(&ArgSchemas::of(spec), min, max);
         if let Value::Object(m) = &mut e {
             m.insert("description".into(), json!(describe(spec, "")));
         }
@@ -398,20 +407,74 @@ fn script_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Value {
     })
 }
 
+/// The schemas of a directive's arguments, place by place.
+struct ArgSchemas {
+    /// The first argument (also the value of a one-argument line).
+    first: Value,
+    /// The places, from the first, that differ from `rest`.
+    prefix: Vec<Value>,
+    /// Every later place.
+    rest: Value,
+}
+
+impl ArgSchemas {
+    /// By the directive's kind; free text (`Text`, `Custom`) by its syntax: a string, or a
+    /// string or number where the syntax puts a count, code, size, time, port or text
+    /// ([`Numbers`]).
+    fn of(spec: &Spec) -> ArgSchemas {
+        if !matches!(spec.kind, Kind::Text | Kind::Custom) {
+            let arg = arg_schema(spec.kind);
+            return ArgSchemas {
+                first: arg.clone(),
+                prefix: Vec::new(),
+                rest: arg,
+            };
+        }
+        let numbers = Numbers::of(spec);
+        let text = |number: bool| {
+            if number {
+                json!({ "type": ["string", "number"] })
+            } else {
+                json!({ "type": "string" })
+            }
+        };
+        let (_, max) = arity_bounds(spec.arity);
+        let tracked = max.map_or(Numbers::tracked(), |m| m.min(Numbers::tracked()));
+        // Past the last place the arity allows, nothing: the last allowed place stands for
+        // the rest (maxItems bounds the array).
+        let rest = match max {
+            Some(m) if m >= 1 && m <= Numbers::tracked() => text(numbers.at(m - 1)),
+            _ => text(numbers.rest()),
+        };
+        let mut prefix: Vec<Value> = (0..tracked).map(|i| text(numbers.at(i))).collect();
+        while prefix.last() == Some(&rest) {
+            prefix.pop();
+        }
+        ArgSchemas {
+            first: text(numbers.at(0)),
+            prefix,
+            rest,
+        }
+    }
+}
+
 /// One directive line: `true` (no arguments), one argument, or an array of them.
-fn entry_schema(arg: Value, min: usize, max: Option<usize>) -> Value {
+fn entry_schema(args: &ArgSchemas, min: usize, max: Option<usize>) -> Value {
     let mut alts = Vec::new();
     if min == 0 {
         alts.push(json!({ "type": "boolean", "description": "true: present without arguments; false: absent" }));
     }
     if max != Some(0) {
         if min <= 1 {
-            alts.push(arg.clone());
+            alts.push(args.first.clone());
         }
         if max.is_none_or(|m| m >= 2) {
             let mut a = Map::new();
             a.insert("type".into(), json!("array"));
-            a.insert("items".into(), arg);
+            if !args.prefix.is_empty() {
+                a.insert("prefixItems".into(), Value::Array(args.prefix.clone()));
+            }
+            a.insert("items".into(), args.rest.clone());
             a.insert("minItems".into(), json!(min.max(1)));
             if let Some(m) = max {
                 a.insert("maxItems".into(), json!(m));
@@ -451,6 +514,7 @@ fn arg_schema(kind: Kind) -> Value {
             );
             json!({ "enum": all })
         }
+        // Free text is judged by its syntax in `ArgSchemas::of`; a block has no arguments here.
         Kind::Text | Kind::Custom | Kind::Block => json!({ "type": ["string", "number"] }),
     }
 }

@@ -3,6 +3,7 @@
 //! `locations`…), and what shape a directive's value takes. The reader, the writers and the
 //! schema all ask this module, so a new table row needs no front-end change.
 
+use super::arg_types::Numbers;
 use crate::directives::{lookup, Arity, Ctx, Kind, Spec, TABLE};
 use std::borrow::Cow;
 use std::ops::Range;
@@ -317,6 +318,8 @@ pub(crate) struct ValueShape {
     pub zero: bool,
     /// May appear several times: the value is an array of entries.
     pub repeat: bool,
+    /// Which arguments may be written as numbers.
+    pub numbers: Numbers,
 }
 
 impl ValueShape {
@@ -327,11 +330,13 @@ impl ValueShape {
                 flag: is_flag_like(s.kind),
                 zero: s.arity.accepts(0),
                 repeat: s.repeat,
+                numbers: Numbers::of(s),
             },
             None => ValueShape {
                 flag: false,
                 zero: true,
                 repeat: false,
+                numbers: Numbers::ANY,
             },
         }
     }

@@ -3,6 +3,7 @@
 //! JSON and YAML text writers keep it too (a `serde_json::Value` keeps it only when
 //! serde_json's `preserve_order` feature is on).
 
+use super::arg_types::Numbers;
 use super::shape::{
     condition_words, has_script, is_script_directive, key_of, spec_for, structure_of, DocCtx,
     Structure, ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY,
@@ -260,6 +261,7 @@ fn map_object(d: &Directive, children: &[Directive]) -> Out {
         flag: false,
         zero: true,
         repeat: false,
+        numbers: Numbers::ANY,
     };
     let lines = children
         .iter()
@@ -271,12 +273,26 @@ fn map_object(d: &Directive, children: &[Directive]) -> Out {
     ])
 }
 
-/// One directive line: `true` (no arguments), a scalar (one), or an array (several).
+/// One directive line: `true` (no arguments), a scalar (one), or an array (several). An
+/// argument is a number only where the directive's syntax lets a number stand
+/// ([`Numbers`]): `"root": "5"`, but `"keepalive_timeout": 65`.
 fn line(d: &Directive, shape: ValueShape) -> Out {
+    let arg = |i: usize, v: &str| {
+        if shape.numbers.at(i) {
+            scalar(v, shape.flag)
+        } else {
+            Out::Str(v.to_string())
+        }
+    };
     match d.args.as_slice() {
         [] if shape.zero => Out::Bool(true),
-        [a] => scalar(&a.value, shape.flag),
-        args => Out::Arr(args.iter().map(|a| scalar(&a.value, shape.flag)).collect()),
+        [a] => arg(0, &a.value),
+        args => Out::Arr(
+            args.iter()
+                .enumerate()
+                .map(|(i, a)| arg(i, &a.value))
+                .collect(),
+        ),
     }
 }
 

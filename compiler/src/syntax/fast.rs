@@ -9,6 +9,7 @@
 use super::unescape;
 use crate::ast::{Arg, Directive, Quote};
 use crate::source::{FileId, Span};
+use std::ops::Range;
 
 /// Deepest block nesting the fast path handles; deeper files go to pest (and its limits).
 const MAX_DEPTH: usize = 256;
@@ -18,19 +19,36 @@ struct Reader<'a> {
     b: &'a [u8],
     pos: usize,
     file: FileId,
+    /// The byte ranges of the comments skipped (`#` to the end of the line, the line break
+    /// not included), when the caller asked for them.
+    comments: Option<Vec<Range<usize>>>,
 }
 
 /// Reads a whole file, or returns `None` if it is not well formed.
 pub fn parse(file: FileId, text: &str) -> Option<Vec<Directive>> {
+    read(file, text, false).map(|(tree, _)| tree)
+}
+
+/// A file's directives and where its comments are (byte ranges, in file order).
+pub type WithComments = (Vec<Directive>, Vec<Range<usize>>);
+
+/// [`parse`], also returning where the comments are: the tree has no place for them, and
+/// `protonc fmt` writes them back.
+pub fn parse_with_comments(file: FileId, text: &str) -> Option<WithComments> {
+    read(file, text, true)
+}
+
+fn read(file: FileId, text: &str, keep_comments: bool) -> Option<WithComments> {
     let mut r = Reader {
         text,
         b: text.as_bytes(),
         pos: 0,
         file,
+        comments: keep_comments.then(Vec::new),
     };
     let list = r.statements(0)?;
     r.skip();
-    (r.pos == r.b.len()).then_some(list)
+    (r.pos == r.b.len()).then(|| (list, r.comments.unwrap_or_default()))
 }
 
 impl Reader<'_> {
@@ -47,8 +65,12 @@ impl Reader<'_> {
                     self.pos += 3
                 }
                 Some(b'#') => {
+                    let start = self.pos;
                     while self.pos < self.b.len() && self.b[self.pos] != b'\n' {
                         self.pos += 1;
+                    }
+                    if let Some(c) = &mut self.comments {
+                        c.push(start..self.pos);
                     }
                 }
                 _ => return,

@@ -4,6 +4,7 @@ use std::path::Path;
 
 /// Makes the default config's certificate (`conf/make-cert.sh`, which does nothing when it
 /// is there), so that the configs of `conf/` compile: protonc reads the files they name.
+#[allow(dead_code)] // each test binary uses the helpers it needs
 pub fn conf_certificate() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/make-cert.sh");
     let out = std::process::Command::new("sh")
@@ -16,4 +17,26 @@ pub fn conf_certificate() {
         script.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A third-party command-line tool the tests drive (`check-jsonschema`, `crossplane`), if it
+/// is installed: whether `name --version` runs. When it does not, the test is
+/// skipped with a printed reason, except in CI (`CI=true`, set by `.ci/run`, which installs
+/// the tools with pip): there a missing tool fails the test, so a check never silently stops
+/// running.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub fn third_party_tool(name: &str, install: &str) -> bool {
+    let runs = std::process::Command::new(name)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{name} is not installed, and CI must run this test: {install}"
+    );
+    eprintln!("skipped: {name} is not installed ({install})");
+    false
 }
