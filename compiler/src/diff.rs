@@ -101,11 +101,25 @@ pub fn diff(a: &Ir, b: &Ir, requests: Option<Vec<Request>>) -> ConfigDiff {
             let mut parts = Vec::new();
             for key in Key::ALL {
                 let (v, w) = (ans.values(key), other.values(key));
-                if v != w {
+                if v == w {
+                    continue;
+                }
+                if key != Key::Header {
                     if v.is_empty() {
-                        parts.push(format!("{} (none)", key.name()));
+                        parts.push(format!("no {}", key.name()));
                     }
                     parts.extend(v.iter().map(|v| format!("{} {v}", key.name())));
+                    continue;
+                }
+                // Headers: only those that differ; a header only the other side has is
+                // `no header NAME` here.
+                let name = |h: &str| h.split(':').next().unwrap_or(h).trim().to_ascii_lowercase();
+                let mine: Vec<&&str> = v.iter().filter(|h| !w.contains(h)).collect();
+                parts.extend(mine.iter().map(|h| format!("header {h}")));
+                for h in w.iter().filter(|h| !v.contains(h)) {
+                    if !mine.iter().any(|m| name(m) == name(h)) {
+                        parts.push(format!("no header {}", h.split(':').next().unwrap_or(h)));
+                    }
                 }
             }
             parts.join("; ")
@@ -824,12 +838,21 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
         );
     }
     out.insert("handler".into(), content_handler_of(ir, loc));
-    out.insert("answer".into(), handler_of(ir, loc));
+    // What the location does in a few words, for a location added or removed: its rewrite
+    // phase when it has one, else its handler.
+    let script = script_text(ir, &conf.script);
+    out.insert(
+        "answer".into(),
+        if script.is_empty() || conf.returns() && script.len() == 1 {
+            handler_of(ir, loc)
+        } else {
+            script.join("; ")
+        },
+    );
     out.insert(
         "internal".into(),
         r.value("internal", &Value::Bool(conf.internal)),
     );
-    let script = script_text(ir, &conf.script);
     out.insert(
         "rewrite phase".into(),
         if script.is_empty() {
