@@ -98,6 +98,17 @@ pub fn diff(a: &Ir, b: &Ir, requests: Option<Vec<Request>>) -> ConfigDiff {
             continue;
         }
         let differing = |ans: &expect::Answer, other: &expect::Answer| -> String {
+            // A request only one config can route: its error, and the other's answer in short.
+            if let Some(e) = ans.error() {
+                return format!("error {e}");
+            }
+            if other.error().is_some() {
+                return [Key::Server, Key::Location, Key::Handler]
+                    .iter()
+                    .map(|k| format!("{} {}", k.name(), ans.values(*k).join(" ")))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
             let mut parts = Vec::new();
             for key in Key::ALL {
                 let (v, w) = (ans.values(key), other.values(key));
@@ -406,14 +417,46 @@ fn http_level(ir: &Ir) -> BTreeMap<String, String> {
         );
     }
     for m in &ir.maps {
-        let mut v = serde_json::to_value(m).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("name");
-        }
-        let kind = if m.geo.is_some() { "geo" } else { "map" };
-        out.insert(format!("{kind} ${}", m.name), r.value("map", &v));
+        let value = match &m.geo {
+            Some(g) => {
+                let v = serde_json::to_value(g).unwrap_or_default();
+                format!("geo {}: {}", r.template(&m.source), r.value("geo", &v))
+            }
+            None => map_text(&r, m),
+        };
+        out.insert(format!("map ${}", m.name), value);
     }
     out
+}
+
+/// A `map` as written: `$source { key value; … default value; }` (keys in the IR's order).
+fn map_text(r: &Render<'_>, m: &proton_ir::Map) -> String {
+    let key = |k: &str| quote(k);
+    let mut entries: Vec<String> = Vec::new();
+    if m.hostnames {
+        entries.push("hostnames".into());
+    }
+    if m.volatile {
+        entries.push("volatile".into());
+    }
+    for (k, v) in &m.exact {
+        entries.push(format!("{} {}", key(k), quote(&r.template(v))));
+    }
+    for (k, v) in &m.leading {
+        entries.push(format!("*{k} {}", quote(&r.template(v))));
+    }
+    for (k, v) in &m.trailing {
+        entries.push(format!("{k}* {}", quote(&r.template(v))));
+    }
+    for (id, v) in &m.regex {
+        entries.push(format!(
+            "{} {}",
+            r.regex(u64::from(id.0)),
+            quote(&r.template(v))
+        ));
+    }
+    entries.push(format!("default {}", quote(&r.template(&m.default))));
+    format!("{} {{ {}; }}", r.template(&m.source), entries.join("; "))
 }
 
 /// Listen addresses, their flags, default servers and server-name tables.
@@ -753,12 +796,28 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
     if let Some(settings) = ir.settings.get(conf.settings.0 as usize) {
         let mut v = serde_json::to_value(settings).unwrap_or_default();
         if let Some(o) = v.as_object_mut() {
-            for k in ["types", "access_log", "resolver", "expires", "add_headers"] {
+            for k in [
+                "types",
+                "access_log",
+                "resolver",
+                "expires",
+                "add_headers",
+                "access",
+            ] {
                 o.remove(k);
             }
         }
         r.flatten("", &v, &mut out);
         out.insert("expires".into(), expires_text(ir, &settings.expires));
+        let rules: Vec<String> = settings.access.iter().map(access_text).collect();
+        out.insert(
+            "allow/deny".into(),
+            if rules.is_empty() {
+                "(none)".into()
+            } else {
+                rules.join("; ")
+            },
+        );
         let headers: Vec<String> = settings
             .add_headers
             .iter()
@@ -893,6 +952,24 @@ fn types_change(a: &Ir, la: &Location, b: &Ir, lb: &Location) -> Option<(String,
         }
     };
     Some((only(&ta, &tb), only(&tb, &ta)))
+}
+
+/// `allow 10.0.0.0/8`, `deny all`.
+fn access_text(rule: &proton_ir::AccessRule) -> String {
+    let verb = if rule.deny { "deny" } else { "allow" };
+    let who = match &rule.from {
+        None => "all".to_string(),
+        Some(proton_ir::ClientAddr::Unix) => "unix:".to_string(),
+        Some(proton_ir::ClientAddr::Cidr { addr, prefix }) => {
+            let full = if addr.is_ipv4() { 32 } else { 128 };
+            if *prefix == full {
+                addr.to_string()
+            } else {
+                format!("{addr}/{prefix}")
+            }
+        }
+    };
+    format!("{verb} {who}")
 }
 
 fn expires_text(ir: &Ir, e: &proton_ir::Expires) -> String {
