@@ -1,12 +1,11 @@
-//! The whole pipeline as one call, and the routing queries (`route`, `diff`) built on it.
+//! The whole pipeline as one call, and the routing query (`route`) that `protonc route`,
+//! `protonc test` and `protonc diff` are built on.
 
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
 use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
-use proton_ir::{
-    Ir, LocationKind, MatchReason, Part, RegexId, ScriptOp, ServerId, ServerMatch, Var,
-};
+use proton_ir::{Ir, LocationKind, MatchReason, Part, RegexId, ScriptOp, ServerMatch, Var};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
@@ -144,6 +143,21 @@ pub struct RouteAnswer {
     /// One line per URI change: `rewritten to /new by file:line`.
     #[serde(skip)]
     pub steps: Vec<String>,
+    /// The headers `add_header` (and `expires`, as `Cache-Control`) put on the answer, with
+    /// the request's own variables filled in (see [`route`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The location the search found (the server's default location when none matched),
+    /// before an `if` or `limit_except` block took over.
+    #[serde(skip)]
+    pub matched: proton_ir::LocationId,
+    /// The location whose configuration answers (an `if` or `limit_except` block, or
+    /// `matched`).
+    #[serde(skip)]
+    pub answering: proton_ir::LocationId,
+    /// The URI (with its arguments) the answer is for, after every rewrite.
+    #[serde(skip)]
+    pub final_uri: String,
 }
 
 /// A `return` of the chosen location.
@@ -286,6 +300,10 @@ struct RewriteState<'a> {
     steps: Vec<String>,
     changed: bool,
     reason: Option<MatchReason>,
+    /// The last location found, and why the runtime would stop there (`internal`, or a
+    /// slash to add), as `RouteHost::found` of the runtime does.
+    found: Option<proton_ir::LocationId>,
+    stop: Option<ReturnAnswer>,
 }
 
 impl RewriteState<'_> {
@@ -429,8 +447,36 @@ impl ScriptHost for RewriteState<'_> {
 }
 
 impl RouteHost for RewriteState<'_> {
-    fn found(&mut self, _loc: proton_ir::LocationId, m: &proton_ir::LocationMatch) -> bool {
+    fn found(&mut self, loc: proton_ir::LocationId, m: &proton_ir::LocationMatch) -> bool {
         self.reason = Some(m.reason);
+        self.found = Some(loc);
+        // The runtime's checks when a location is found: a proxied location written with a
+        // slash redirects the URI without it; an internal one is not for clients.
+        if m.reason != MatchReason::Exact && !self.uri.ends_with(b"/") {
+            let mut with_slash = self.uri.clone();
+            with_slash.push(b'/');
+            if let Some(server) = self.ir.locations.get(loc.0 as usize).map(|l| l.server) {
+                if self.ir.auto_redirect(server, &with_slash).is_some() {
+                    self.stop = Some(ReturnAnswer {
+                        code: 301,
+                        text: Some(String::from_utf8_lossy(&with_slash).into_owned()),
+                    });
+                    return false;
+                }
+            }
+        }
+        if self
+            .ir
+            .locations
+            .get(loc.0 as usize)
+            .is_some_and(|l| l.conf.internal)
+        {
+            self.stop = Some(ReturnAnswer {
+                code: 404,
+                text: None,
+            });
+            return false;
+        }
         true
     }
 
@@ -549,6 +595,8 @@ pub fn route(
         steps: Vec::new(),
         changed: false,
         reason: None,
+        found: None,
+        stop: None,
     };
     if let (ServerMatch::Regex(_), Some(id)) = (how, last_regex) {
         if let Some(c) = m.captures(id, host.as_bytes()) {
@@ -556,30 +604,43 @@ pub fn route(
         }
     }
     let server = &ir.servers[sid.0 as usize];
-    let answer = |st: RewriteState<'_>,
-                  loc: &proton_ir::Location,
+    let server_match = match how {
+        ServerMatch::Exact => "exact".into(),
+        ServerMatch::LeadingWildcard => "leading_wildcard".into(),
+        ServerMatch::TrailingWildcard => "trailing_wildcard".into(),
+        ServerMatch::Regex(i) => format!("regex#{i}"),
+        ServerMatch::Default => "default".into(),
+    };
+    // The answer from the location whose configuration answers (`at`), found as `matched`.
+    let answer = |mut st: RewriteState<'_>,
+                  matched: proton_ir::LocationId,
+                  at: proton_ir::LocationId,
                   reason: String,
                   handler: String,
-                  ret: Option<ReturnAnswer>| RouteAnswer {
-        server: sid.0,
-        server_names: server.names.clone(),
-        server_match: match how {
-            ServerMatch::Exact => "exact".into(),
-            ServerMatch::LeadingWildcard => "leading_wildcard".into(),
-            ServerMatch::TrailingWildcard => "trailing_wildcard".into(),
-            ServerMatch::Regex(i) => format!("regex#{i}"),
-            ServerMatch::Default => "default".into(),
-        },
-        location: ir.text_of(loc.name).to_string(),
-        location_kind: kind_name(loc.kind),
-        reason,
-        source: ir.describe(loc.source),
-        handler,
-        ret,
-        rewritten: st.changed.then(|| st.full_uri()),
-        steps: st.steps,
+                  ret: Option<ReturnAnswer>| {
+        let loc = ir.locations.get(at.0 as usize);
+        let headers = loc
+            .map(|l| response_headers(&mut st, l, ret.as_ref().map(|r| r.code)))
+            .unwrap_or_default();
+        RouteAnswer {
+            server: sid.0,
+            server_names: server.names.clone(),
+            server_match: server_match.clone(),
+            location: loc.map_or("", |l| ir.text_of(l.name)).to_string(),
+            location_kind: loc.map_or("server", |l| kind_name(l.kind)),
+            reason,
+            source: loc.map_or_else(String::new, |l| ir.describe(l.source)),
+            handler,
+            ret,
+            rewritten: st.changed.then(|| st.full_uri()),
+            final_uri: st.full_uri(),
+            steps: st.steps,
+            headers,
+            matched,
+            answering: at,
+        }
     };
-    let default_loc = &ir.locations[server.default_location.0 as usize];
+    let default_loc = server.default_location;
     match run_script(&mut st, &server.script, false, &mut None) {
         ScriptEnd::Done | ScriptEnd::Reroute => {}
         end => {
@@ -587,6 +648,7 @@ pub fn route(
             let handler = return_handler(r.code, r.text.clone());
             return Ok(answer(
                 st,
+                default_loc,
                 default_loc,
                 "server rewrite phase".into(),
                 handler,
@@ -603,17 +665,38 @@ pub fn route(
         Some(MatchReason::LongestPrefix) => "longest prefix".into(),
         Some(MatchReason::ServerDefault) | None => "server default".into(),
     };
+    let matched = st.found.unwrap_or(default_loc);
     match selected {
-        Selected::Content(l) | Selected::Stopped(l) => {
-            let loc = &ir.locations[l.0 as usize];
-            let handler = content_handler_of(ir, loc);
-            Ok(answer(st, loc, reason, handler, None))
+        Selected::Stopped(l) => match st.stop.take() {
+            Some(r) => {
+                let handler = match r.code {
+                    404 => "return 404 (internal location)".to_string(),
+                    _ => format!(
+                        "return 301 {} (the location is written with a slash)",
+                        r.text.as_deref().unwrap_or("")
+                    ),
+                };
+                Ok(answer(st, matched, l, reason, handler, Some(r)))
+            }
+            None => {
+                let handler = ir
+                    .locations
+                    .get(l.0 as usize)
+                    .map_or_else(String::new, |loc| content_handler_of(ir, loc));
+                Ok(answer(st, matched, l, reason, handler, None))
+            }
+        },
+        Selected::Content(l) => {
+            let handler = ir
+                .locations
+                .get(l.0 as usize)
+                .map_or_else(String::new, |loc| content_handler_of(ir, loc));
+            Ok(answer(st, matched, l, reason, handler, None))
         }
         Selected::Answered(l, end) => {
-            let loc = &ir.locations[l.0 as usize];
             let r = script_return(ir, end);
             let handler = return_handler(r.code, r.text.clone());
-            Ok(answer(st, loc, reason, handler, Some(r)))
+            Ok(answer(st, matched, l, reason, handler, Some(r)))
         }
         Selected::Cycle => {
             let r = ReturnAnswer {
@@ -623,6 +706,7 @@ pub fn route(
             Ok(answer(
                 st,
                 default_loc,
+                default_loc,
                 "rewrite or internal redirection cycle".into(),
                 "return 500 (rewrite or internal redirection cycle)".into(),
                 Some(r),
@@ -631,207 +715,45 @@ pub fn route(
     }
 }
 
-/// A stable key for a server in diffs: its addresses and first name.
-fn server_key(ir: &Ir, sid: ServerId) -> String {
-    let addrs: Vec<&str> = ir
-        .listeners
-        .iter()
-        .filter(|l| {
-            l.names.default == sid
-                || l.names.exact.iter().any(|(_, s)| *s == sid)
-                || l.names.leading.iter().any(|w| w.server == sid)
-                || l.names.trailing.iter().any(|(_, s)| *s == sid)
-                || l.names.regex.iter().any(|(_, s)| *s == sid)
-        })
-        .map(|l| l.addr.as_str())
-        .collect();
-    let name = ir.servers[sid.0 as usize]
-        .names
-        .first()
-        .cloned()
-        .unwrap_or_default();
-    format!("server \"{name}\" on {}", addrs.join(","))
-}
+/// The statuses nginx's headers filter adds `add_header` (without `always`) and `expires`
+/// headers to.
+const HEADER_STATUSES: [u16; 10] = [200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
 
-fn location_map(ir: &Ir) -> std::collections::BTreeMap<String, serde_json::Value> {
-    let mut out = std::collections::BTreeMap::new();
-    for l in &ir.locations {
-        let key = format!(
-            "{} / location {} {}",
-            server_key(ir, l.server),
-            kind_name(l.kind),
-            ir.text_of(l.name)
-        );
-        let mut v = serde_json::to_value(&l.conf).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert(
-                "handler".into(),
-                serde_json::Value::String(handler_of(ir, l)),
-            );
-            // Ids are positional; compare upstreams by name instead.
-            if let Some(p) = &l.conf.proxy {
-                let up = ir
-                    .upstreams
-                    .get(p.upstream.0 as usize)
-                    .map(|u| serde_json::to_value(u).unwrap_or_default());
-                o.insert("proxy_upstream".into(), up.unwrap_or_default());
-            }
-            o.remove("proxy");
-            // Settings ids are positional too; compare the settings themselves, field by field.
-            o.remove("settings");
-            if let Some(st) = ir.settings.get(l.conf.settings.0 as usize) {
-                if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(st) {
-                    o.extend(fields);
-                }
-            }
-            o.remove("script");
-            o.insert(
-                "script".into(),
-                serde_json::Value::String(format!("{:?}", script_source(ir, &l.conf.script))),
-            );
-        }
-        out.insert(key, v);
-    }
-    out
-}
-
-fn script_source(ir: &Ir, s: &[ScriptOp]) -> Vec<String> {
-    s.iter()
-        .map(|op| match op {
-            ScriptOp::Return { code, text } => format!(
-                "return {code} {}",
-                text.as_ref().map(|t| ir.source_of(t)).unwrap_or_default()
-            ),
-            ScriptOp::Rewrite {
-                regex,
-                replacement,
-                flag,
-                ..
-            } => format!(
-                "rewrite {} {} {flag:?}",
-                ir.regexes
-                    .get(regex.0 as usize)
-                    .map_or("", |r| r.pattern.as_str()),
-                ir.source_of(replacement)
-            ),
-            ScriptOp::Set { var, value } => format!(
-                "set ${} {}",
-                ir.user_vars.get(*var as usize).map_or("", String::as_str),
-                ir.source_of(value)
-            ),
-            ScriptOp::SetBuiltin { var, value } => {
-                format!("set ${} {}", var.name(), ir.source_of(value))
-            }
-            ScriptOp::If { source, then, .. } => format!(
-                "if at {} {{ {} }}",
-                ir.describe(*source),
-                script_source(ir, then).join("; ")
-            ),
-            ScriptOp::Break => "break".to_string(),
-        })
-        .collect()
-}
-
-/// The semantic routing differences between two IRs, one line each (empty: identical).
-pub fn diff(a: &Ir, b: &Ir) -> Vec<String> {
+/// The headers `loc`'s `add_header` and `expires` put on an answer with `status` (`None`:
+/// decided at run time, taken as 200), values expanded with what the request gives.
+/// `Expires` itself (a date) is left out: it depends on the clock.
+fn response_headers(
+    st: &mut RewriteState<'_>,
+    loc: &proton_ir::Location,
+    status: Option<u16>,
+) -> Vec<(String, String)> {
+    let ir = st.ir;
+    let Some(settings) = ir.settings.get(loc.conf.settings.0 as usize) else {
+        return Vec::new();
+    };
+    let safe = HEADER_STATUSES.contains(&status.unwrap_or(200));
     let mut out = Vec::new();
-    let la: Vec<&str> = a.listeners.iter().map(|l| l.addr.as_str()).collect();
-    let lb: Vec<&str> = b.listeners.iter().map(|l| l.addr.as_str()).collect();
-    for l in &la {
-        if !lb.contains(l) {
-            out.push(format!("- listen {l}"));
+    if safe {
+        let cache_control = match settings.expires {
+            proton_ir::Expires::Epoch => Some("no-cache".to_string()),
+            proton_ir::Expires::Max => Some("max-age=315360000".to_string()),
+            proton_ir::Expires::After(s) if s < 0 => Some("no-cache".to_string()),
+            proton_ir::Expires::After(s) => Some(format!("max-age={s}")),
+            _ => None,
+        };
+        if let Some(v) = cache_control {
+            out.push(("Cache-Control".to_string(), v));
         }
     }
-    for l in &lb {
-        if !la.contains(l) {
-            out.push(format!("+ listen {l}"));
+    for h in &settings.add_headers {
+        if !(safe || h.always) {
+            continue;
         }
-    }
-    for (l1, l2) in a
-        .listeners
-        .iter()
-        .zip(&b.listeners)
-        .filter(|(x, y)| x.addr == y.addr)
-    {
-        let d1 = server_key(a, l1.names.default);
-        let d2 = server_key(b, l2.names.default);
-        if d1 != d2 {
-            out.push(format!("~ default server of {}: {d1} -> {d2}", l1.addr));
+        let mut value = Vec::new();
+        for p in &h.value.parts {
+            st.expand_part(p, &mut value);
         }
-        let names =
-            |ir: &Ir, l: &proton_ir::Listener| -> std::collections::BTreeMap<String, String> {
-                let mut m = std::collections::BTreeMap::new();
-                for (n, s) in &l.names.exact {
-                    m.insert(n.clone(), server_key(ir, *s));
-                }
-                for w in &l.names.leading {
-                    m.insert(format!("*{}", w.suffix), server_key(ir, w.server));
-                }
-                for (p, s) in &l.names.trailing {
-                    m.insert(format!("{p}*"), server_key(ir, *s));
-                }
-                for (r, s) in &l.names.regex {
-                    m.insert(
-                        format!("~{}", ir.regexes[r.0 as usize].pattern),
-                        server_key(ir, *s),
-                    );
-                }
-                m
-            };
-        let (n1, n2) = (names(a, l1), names(b, l2));
-        for (k, v) in &n1 {
-            match n2.get(k) {
-                None => out.push(format!("- server_name {k} on {} ({v})", l1.addr)),
-                Some(v2) if v2 != v => {
-                    out.push(format!("~ server_name {k} on {}: {v} -> {v2}", l1.addr))
-                }
-                _ => {}
-            }
-        }
-        for (k, v) in &n2 {
-            if !n1.contains_key(k) {
-                out.push(format!("+ server_name {k} on {} ({v})", l1.addr));
-            }
-        }
-    }
-    let (ma, mb) = (location_map(a), location_map(b));
-    for (k, v) in &ma {
-        match mb.get(k) {
-            None => out.push(format!("- {k}")),
-            Some(v2) if v2 != v => {
-                let mut fields = Vec::new();
-                if let (Some(o1), Some(o2)) = (v.as_object(), v2.as_object()) {
-                    for (f, x) in o1 {
-                        if o2.get(f) != Some(x) {
-                            fields.push(format!(
-                                "{f}: {} -> {}",
-                                short(x),
-                                short(o2.get(f).unwrap_or(&serde_json::Value::Null))
-                            ));
-                        }
-                    }
-                }
-                out.push(format!("~ {k}: {}", fields.join("; ")));
-            }
-            _ => {}
-        }
-    }
-    for k in mb.keys() {
-        if !ma.contains_key(k) {
-            out.push(format!("+ {k}"));
-        }
+        out.push((h.name.clone(), String::from_utf8_lossy(&value).into_owned()));
     }
     out
-}
-
-fn short(v: &serde_json::Value) -> String {
-    let s = v.to_string();
-    if s.len() > 80 {
-        format!(
-            "{}…",
-            &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
-        )
-    } else {
-        s
-    }
 }

@@ -4,9 +4,10 @@
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use proton_compiler::compile::{self, Matchers};
 use proton_compiler::diagnostics::{render, Diagnostics, MessageFormat};
+use proton_compiler::expect;
 use proton_compiler::source::SourceMap;
 use proton_ir::Ir;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -68,6 +69,13 @@ enum From {
     Crossplane,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Compile a config into an IR file (also what `protonc CONFIG` does).
@@ -98,9 +106,14 @@ enum Cmd {
         /// One JSON object per answer.
         #[arg(long)]
         json: bool,
-        /// Read requests from FILE, one `HOST URI` per line (`-` for no Host); they are GET.
+        /// Read requests from FILE: `HOST URI` lines (`-` for no Host; a GET), or the request
+        /// lines of a `protonc test` file (`GET http://host/path`, `H: Name: value`). Each
+        /// answer is one line that starts with its request.
         #[arg(long)]
         batch: Option<PathBuf>,
+        /// With --batch: also say where each location is written (`file:line`).
+        #[arg(long)]
+        with_lines: bool,
         /// A request header, `Name: value` (repeatable): `if`, `map`… see `$http_name` and
         /// `$cookie_name` with it.
         #[arg(long = "header", short = 'H')]
@@ -108,8 +121,36 @@ enum Cmd {
         method: Option<String>,
         uri: Option<String>,
     },
-    /// Print the routing differences between two configs or IR files.
-    Diff { a: PathBuf, b: PathBuf },
+    /// Print every change in meaning between two configs or IR files, and the requests
+    /// answered differently (exit 1 when there is any).
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        /// text (for a terminal), markdown (for a pull-request comment), json (for tools).
+        #[arg(long, value_enum, default_value = "text")]
+        format: DiffFormat,
+        /// The requests to route in both (the `protonc test` or `route --batch` format);
+        /// default: one per server name and location of either config.
+        #[arg(long, value_name = "FILE")]
+        requests: Option<PathBuf>,
+    },
+    /// Check a config against a file of requests and the answers expected of them (exit 1,
+    /// with a report, when any answer changed; 2 when the file is malformed).
+    Test {
+        /// A config or an IR file.
+        config: PathBuf,
+        /// The expected answers: request lines (`GET http://host/path`), each followed by
+        /// `server …`, `location …`, `handler …`, `status …`, `upstream …`, `uri …`,
+        /// `header Name: value` lines (see docs/ci.md).
+        expect: PathBuf,
+        /// Write the config's answers into EXPECT instead (the keys each request already
+        /// has, every key for a request that has none; comments are kept).
+        #[arg(long)]
+        update: bool,
+        /// Also check (and write) `at file:line`, where each location is written.
+        #[arg(long)]
+        with_lines: bool,
+    },
     /// Print an NGINX-style config in the canonical layout, comments kept (the file itself:
     /// includes are not expanded).
     Fmt {
@@ -344,6 +385,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             addr,
             json,
             batch,
+            with_lines,
             headers,
             method,
             uri,
@@ -359,100 +401,105 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .collect::<Result<Vec<_>, String>>()?;
             let ir = load_any(&file)?;
             let m = Matchers::new(&ir);
-            let mut requests: Vec<(Option<String>, String)> = Vec::new();
-            let mut verb = "GET".to_string();
             if let Some(b) = batch {
-                let f = std::fs::File::open(&b)
-                    .map_err(|e| format!("cannot read {}: {e}", b.display()))?;
-                for line in std::io::BufReader::new(f).lines() {
-                    let line = line.map_err(|e| e.to_string())?;
-                    let line = line.trim();
-                    if line.is_empty() {
-                        continue;
-                    }
-                    let (h, u) = line
-                        .split_once(' ')
-                        .ok_or_else(|| format!("batch line {line:?} is not `HOST URI`"))?;
-                    requests.push(((h != "-").then(|| h.to_string()), u.trim().to_string()));
-                }
-            } else {
-                let uri = match (method.as_deref(), uri) {
-                    (Some(m), Some(u)) => {
-                        verb = m.to_ascii_uppercase();
-                        u
-                    }
-                    (Some(u), None) if u.starts_with('/') => u.to_string(),
+                let requests = read_requests(&b)?;
+                return Ok(route_batch(
+                    &ir,
+                    &m,
+                    port,
+                    addr.as_deref(),
+                    &headers,
+                    &requests,
+                    json,
+                    with_lines,
+                ));
+            }
+            let (verb, uri) =
+                match (method.as_deref(), uri) {
+                    (Some(m), Some(u)) => (m.to_ascii_uppercase(), u),
+                    (Some(u), None) if u.starts_with('/') => ("GET".to_string(), u.to_string()),
                     _ => return Err(
                         "route needs METHOD URI (e.g. `protonc route proton.conf GET /index.html`)"
                             .into(),
                     ),
                 };
-                requests.push((host, uri));
-            }
             let mut out = std::io::stdout().lock();
-            let mut failed = false;
-            for (h, u) in requests {
-                let req = compile::RouteRequest {
-                    method: &verb,
-                    host: h.as_deref(),
-                    uri: &u,
-                    headers: &headers,
-                };
-                match compile::route(&ir, &m, port, addr.as_deref(), &req) {
-                    Ok(a) if json => {
-                        let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
+            let req = compile::RouteRequest {
+                method: &verb,
+                host: host.as_deref(),
+                uri: &uri,
+                headers: &headers,
+            };
+            match compile::route(&ir, &m, port, addr.as_deref(), &req) {
+                Ok(a) if json => {
+                    let _ = writeln!(out, "{}", serde_json::to_string(&a).unwrap_or_default());
+                }
+                Ok(a) => {
+                    let names = a
+                        .server_names
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let loc = if a.location_kind == "server" {
+                        "(none: server level)".to_string()
+                    } else {
+                        format!("{} {}", a.location_kind, a.location)
+                    };
+                    let _ = writeln!(out, "server   #{} {names} ({})", a.server, a.server_match);
+                    for step in &a.steps {
+                        let _ = writeln!(out, "uri      {step}");
                     }
-                    Ok(a) => {
-                        let names = a
-                            .server_names
-                            .iter()
-                            .map(|n| format!("{n:?}"))
-                            .collect::<Vec<_>>()
-                            .join(" ");
-                        let loc = if a.location_kind == "server" {
-                            "(none: server level)".to_string()
-                        } else {
-                            format!("{} {}", a.location_kind, a.location)
-                        };
-                        let _ =
-                            writeln!(out, "server   #{} {names} ({})", a.server, a.server_match);
-                        for step in &a.steps {
-                            let _ = writeln!(out, "uri      {step}");
-                        }
-                        let _ = writeln!(
-                            out,
-                            "location {loc} at {}\nreason   {}\nhandler  {}",
-                            a.source, a.reason, a.handler
-                        );
-                    }
-                    Err(e) if json => {
-                        failed = true;
-                        let _ = writeln!(out, "{}", serde_json::json!({ "error": e }));
-                    }
-                    Err(e) => {
-                        failed = true;
-                        eprintln!("error: {e}");
+                    let _ = writeln!(
+                        out,
+                        "location {loc} at {}\nreason   {}\nhandler  {}",
+                        a.source, a.reason, a.handler
+                    );
+                    for (n, v) in &a.headers {
+                        let _ = writeln!(out, "header   {n}: {v}");
                     }
                 }
+                Err(e) if json => {
+                    let _ = writeln!(out, "{}", serde_json::json!({ "error": e }));
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(1));
+                }
             }
-            Ok(if failed {
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Diff {
+            a,
+            b,
+            format,
+            requests,
+        } => {
+            let (ia, ib) = (load_any(&a)?, load_any(&b)?);
+            let corpus = match requests {
+                Some(f) => Some(read_requests(&f)?.into_iter().map(|(_, r)| r).collect()),
+                None => None,
+            };
+            let d = proton_compiler::diff::diff(&ia, &ib, corpus);
+            let format = match format {
+                DiffFormat::Text => proton_compiler::diff::Format::Text,
+                DiffFormat::Markdown => proton_compiler::diff::Format::Markdown,
+                DiffFormat::Json => proton_compiler::diff::Format::Json,
+            };
+            print!("{}", proton_compiler::diff::render(&d, format));
+            Ok(if d.different {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Cmd::Diff { a, b } => {
-            let (ia, ib) = (load_any(&a)?, load_any(&b)?);
-            let lines = compile::diff(&ia, &ib);
-            if lines.is_empty() {
-                println!("no routing differences");
-                return Ok(ExitCode::SUCCESS);
-            }
-            for l in &lines {
-                println!("{l}");
-            }
-            Ok(ExitCode::from(1))
-        }
+        Cmd::Test {
+            config,
+            expect,
+            update,
+            with_lines,
+        } => test_command(&config, &expect, update, with_lines),
         Cmd::Convert { config, to, from } => {
             let mut map = SourceMap::new();
             let mut diags = Diagnostics::default();
@@ -582,6 +629,162 @@ fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("cannot write {}: {e}", path.display())
+    })
+}
+
+/// Reads a request list (`route --batch`, `diff --requests`); its errors name file:line.
+fn read_requests(path: &Path) -> Result<Vec<(String, expect::Request)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    expect::parse_requests(&text).map_err(|errs| format_errors(path, &errs))
+}
+
+/// `file:line: message` for each error, one per line (the first after main's `error: `).
+fn format_errors(path: &Path, errs: &[expect::FormatError]) -> String {
+    errs.iter()
+        .map(|e| format!("{}:{}: {}", path.display(), e.line, e.message))
+        .collect::<Vec<_>>()
+        .join("\nerror: ")
+}
+
+/// `protonc route --batch`: one line (or JSON object) per request, starting with the request
+/// as written; `file:line` only `with_lines`.
+#[allow(clippy::too_many_arguments)]
+fn route_batch(
+    ir: &Ir,
+    m: &Matchers,
+    port: Option<u16>,
+    addr: Option<&str>,
+    headers: &[(String, String)],
+    requests: &[(String, expect::Request)],
+    json: bool,
+    with_lines: bool,
+) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for (line, r) in requests {
+        let mut all = headers.to_vec();
+        all.extend(r.headers.iter().cloned());
+        let req = compile::RouteRequest {
+            method: &r.method,
+            host: r.host.as_deref(),
+            uri: &r.target,
+            headers: &all,
+        };
+        let answer = compile::route(ir, m, r.port.or(port), addr, &req);
+        let text = match (&answer, json) {
+            (Ok(a), true) => {
+                let mut v = serde_json::to_value(a).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    if !with_lines {
+                        // Positions and ids move with the lines: only on request.
+                        o.remove("source");
+                        o.remove("server");
+                        o.insert("reason".into(), stable_reason(&a.reason).into());
+                        o.insert("server_match".into(), stable_reason(&a.server_match).into());
+                    }
+                    o.insert("request".into(), serde_json::Value::String(line.clone()));
+                }
+                v.to_string()
+            }
+            (Ok(a), false) => {
+                let (reason, server_match) = if with_lines {
+                    (a.reason.clone(), a.server_match.clone())
+                } else {
+                    (stable_reason(&a.reason), stable_reason(&a.server_match))
+                };
+                let mut s = format!(
+                    "{line} => server {} ({server_match})",
+                    expect::server_text(ir, a.server),
+                );
+                let loc = ir
+                    .locations
+                    .get(a.matched.0 as usize)
+                    .map_or_else(|| "(none)".to_string(), |l| expect::location_text(ir, l));
+                s.push_str(&format!(", location {loc}"));
+                if with_lines {
+                    s.push_str(&format!(" at {}", a.source));
+                }
+                s.push_str(&format!(" ({reason}), handler {}", a.handler));
+                if let Some(u) = &a.rewritten {
+                    s.push_str(&format!(", uri {u}"));
+                }
+                s
+            }
+            (Err(e), true) => {
+                failed = true;
+                serde_json::json!({ "request": line, "error": e }).to_string()
+            }
+            (Err(e), false) => {
+                failed = true;
+                format!("{line} => error: {e}")
+            }
+        };
+        let _ = writeln!(out, "{text}");
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A match reason without the regex's number (`regex #3` → `regex`): numbers change when
+/// regexes elsewhere in the config are added or moved.
+fn stable_reason(r: &str) -> String {
+    match r.split_once('#') {
+        Some((kind, _)) if kind.trim_end() == "regex" => "regex".to_string(),
+        _ => r.to_string(),
+    }
+}
+
+/// `protonc test CONFIG EXPECT [--update] [--with-lines]`.
+fn test_command(
+    config: &Path,
+    expect_path: &Path,
+    update: bool,
+    with_lines: bool,
+) -> Result<ExitCode, String> {
+    let text = std::fs::read_to_string(expect_path)
+        .map_err(|e| format!("cannot read {}: {e}", expect_path.display()))?;
+    let file = expect::parse(&text).map_err(|errs| format_errors(expect_path, &errs))?;
+    let ir = load_any(config)?;
+    let m = Matchers::new(&ir);
+    let answers: Vec<expect::Answer> = file
+        .cases
+        .iter()
+        .map(|c| expect::answer(&ir, &m, &c.request, with_lines))
+        .collect();
+    if update {
+        let new = expect::update(&file, &answers, with_lines);
+        let mut tmp = expect_path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, &new).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, expect_path)
+            .map_err(|e| format!("cannot write {}: {e}", expect_path.display()))?;
+        eprintln!(
+            "wrote the answers to {} request{} into {}",
+            file.cases.len(),
+            plural(file.cases.len()),
+            expect_path.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let results: Vec<(&expect::Case, expect::Outcome)> = file
+        .cases
+        .iter()
+        .zip(&answers)
+        .map(|(c, a)| (c, expect::check(c, a, with_lines)))
+        .collect();
+    print!(
+        "{}",
+        expect::report(&expect_path.display().to_string(), &results)
+    );
+    Ok(if results.iter().all(|(_, o)| o.passed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

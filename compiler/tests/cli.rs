@@ -113,12 +113,21 @@ fn diff_reports_routing_changes() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
+        text.contains("server \"example.com\"\n")
+            && text.contains("  - location ^~ /static/ (static root /srv)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  ~ location /: rewrite phase return 200 prefix -> return 200 changed\n"),
+        "{text}"
+    );
+    // The request that moved, with what changed in its answer.
+    assert!(
         text.contains(
-            "- server \"example.com\" on 127.0.0.1:8080 / location prefix_no_regex /static/"
+            "  GET http://example.com:8080/static/x\n      before: location ^~ /static/; handler static root /srv; status -\n      after:  location /; handler return 200 \"changed\"; status 200\n"
         ),
         "{text}"
     );
-    assert!(text.contains("changed"), "{text}");
 }
 
 #[test]
@@ -370,8 +379,9 @@ fn convert_writes_if_and_limit_except_in_documents() {
         let doc = write(&d, &format!("if.{ext}"), &text);
         let out = protonc(&["diff", &conf, &doc]);
         let diff = String::from_utf8_lossy(&out.stdout);
-        // Only the source positions differ.
-        assert!(diff.lines().all(|l| l.contains(" at ")), "{to}:\n{diff}");
+        // Only the source positions differ, which diff does not look at.
+        assert_eq!(out.status.code(), Some(0), "{to}:\n{diff}");
+        assert!(diff.starts_with("no routing differences"), "{to}:\n{diff}");
         let out = protonc(&["convert", &doc, "--to", "conf"]);
         assert!(out.status.success());
         let back = String::from_utf8_lossy(&out.stdout);
@@ -1011,4 +1021,81 @@ fn crossplane_tool_reads_and_writes_the_same_configs() {
             "{name}: crossplane parse gave another config"
         );
     }
+}
+
+/// The shell form of the CI recipe (`docs/ci/check-config.sh`) run as CI runs it, against the
+/// default config in `conf/` and its expected answers `conf/proton.expect`, with the protonc
+/// just built; then against a copy of `conf/` whose config changed, which it must fail, with
+/// the report and the diff against the original.
+#[test]
+fn ci_recipe_checks_the_default_config() {
+    support::conf_certificate();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let d = tmpdir("ci-recipe");
+    let markdown = d.join("diff.md");
+    let recipe = |dir: &Path, config: &str, expect: &str, base: &str| -> Output {
+        Command::new("sh")
+            .arg(root.join("docs/ci/check-config.sh"))
+            .args([config, expect])
+            .current_dir(dir)
+            .env("PROTONC", env!("CARGO_BIN_EXE_protonc"))
+            .env("BASE_CONFIG", base)
+            .env("DIFF_MARKDOWN", &markdown)
+            .env_remove("BASE_REF")
+            .output()
+            .expect("sh runs")
+    };
+    let out = recipe(
+        &root,
+        "conf/proton.conf",
+        "conf/proton.expect",
+        "conf/proton.conf",
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("requests answered as expected"), "{text}");
+    assert!(text.contains("no routing differences"), "{text}");
+    let md = std::fs::read_to_string(&markdown).expect("markdown diff written");
+    assert!(md.starts_with("### protonc diff\n"), "{md}");
+
+    // A copy of conf/ whose assets are cached for 30 days instead of 7.
+    let conf = d.join("conf");
+    for sub in ["", "html", "tls"] {
+        std::fs::create_dir_all(conf.join(sub)).expect("mkdir");
+        let from = root.join("conf").join(sub);
+        for e in std::fs::read_dir(&from).expect("conf/ listed").flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), conf.join(sub).join(e.file_name())).expect("copy");
+            }
+        }
+    }
+    let original = root.join("conf/proton.conf").display().to_string();
+    let text = std::fs::read_to_string(&original).expect("proton.conf");
+    assert!(text.contains("expires 7d;"));
+    std::fs::write(
+        conf.join("proton.conf"),
+        text.replace("expires 7d;", "expires 30d;"),
+    )
+    .expect("write");
+    let out = recipe(&d, "conf/proton.conf", "conf/proton.expect", &original);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "-header Cache-Control: max-age=604800\n+header Cache-Control: max-age=2592000\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("expires 7d -> 30d"), "{text}");
+    let md = std::fs::read_to_string(&markdown).expect("markdown diff written");
+    assert!(md.contains("| `expires` | `7d` | `30d` |"), "{md}");
+    // An EXPECT file named but missing is a usage error.
+    let out = recipe(&d, "conf/proton.conf", "conf/none.expect", "");
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&d);
 }
