@@ -470,6 +470,9 @@ impl RouteHost for RewriteState<'_> {
             .locations
             .get(loc.0 as usize)
             .is_some_and(|l| l.conf.internal)
+            // (A URI a rewrite made is an internal redirect, which may enter one: the
+            // runtime's `internal` flag, set by the same rewrite.)
+            && !self.changed
         {
             self.stop = Some(ReturnAnswer {
                 code: 404,

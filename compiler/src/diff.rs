@@ -249,11 +249,7 @@ impl Render<'_> {
                 } else {
                     " "
                 };
-                if parts.is_empty() {
-                    "(none)".into()
-                } else {
-                    parts.join(sep)
-                }
+                listed(&parts, sep)
             }
             Value::Object(o) => {
                 if is_template(v) {
@@ -810,14 +806,7 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
         r.flatten("", &v, &mut out);
         out.insert("expires".into(), expires_text(ir, &settings.expires));
         let rules: Vec<String> = settings.access.iter().map(access_text).collect();
-        out.insert(
-            "allow/deny".into(),
-            if rules.is_empty() {
-                "(none)".into()
-            } else {
-                rules.join("; ")
-            },
-        );
+        out.insert("allow/deny".into(), listed(&rules, "; "));
         let headers: Vec<String> = settings
             .add_headers
             .iter()
@@ -830,14 +819,7 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
                 )
             })
             .collect();
-        out.insert(
-            "add_header".into(),
-            if headers.is_empty() {
-                "(none)".into()
-            } else {
-                headers.join("; ")
-            },
-        );
+        out.insert("add_header".into(), listed(&headers, "; "));
         let logs: Vec<String> = settings
             .access_log
             .iter()
@@ -874,14 +856,7 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
                 }
             })
             .collect();
-        out.insert(
-            "access_log".into(),
-            if logs.is_empty() {
-                "(none)".into()
-            } else {
-                logs.join("; ")
-            },
-        );
+        out.insert("access_log".into(), listed(&logs, "; "));
         out.insert(
             "resolver".into(),
             settings
@@ -912,14 +887,7 @@ fn location_directives(ir: &Ir, loc: &Location) -> BTreeMap<String, String> {
         "internal".into(),
         r.value("internal", &Value::Bool(conf.internal)),
     );
-    out.insert(
-        "rewrite phase".into(),
-        if script.is_empty() {
-            "(none)".into()
-        } else {
-            script.join("; ")
-        },
-    );
+    out.insert("rewrite phase".into(), listed(&script, "; "));
     if let Some(le) = &conf.limit_except {
         out.insert("limit_except".into(), le.methods.join(" "));
     }
@@ -945,11 +913,7 @@ fn types_change(a: &Ir, la: &Location, b: &Ir, lb: &Location) -> Option<(String,
             .filter(|e| !y.contains(e))
             .map(|(ext, t)| format!("{t} {ext}"))
             .collect();
-        if v.is_empty() {
-            "(none)".into()
-        } else {
-            v.join("; ")
-        }
+        listed(&v, "; ")
     };
     Some((only(&ta, &tb), only(&tb, &ta)))
 }
@@ -1067,14 +1031,7 @@ fn server_directives(ir: &Ir, sid: ServerId) -> BTreeMap<String, String> {
     };
     out.insert("server_name".into(), s.names.join(" "));
     let script = script_text(ir, &s.script);
-    out.insert(
-        "rewrite phase".into(),
-        if script.is_empty() {
-            "(none)".into()
-        } else {
-            script.join("; ")
-        },
-    );
+    out.insert("rewrite phase".into(), listed(&script, "; "));
     let addrs: Vec<&str> = ir
         .listeners
         .iter()
@@ -1654,6 +1611,15 @@ fn render_markdown(d: &ConfigDiff) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Items joined by `sep`, or `(none)`.
+fn listed(items: &[String], sep: &str) -> String {
+    if items.is_empty() {
+        "(none)".into()
+    } else {
+        items.join(sep)
+    }
 }
 
 #[cfg(test)]

@@ -5,26 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn protonc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_protonc"))
-        .args(args)
-        .output()
-        .expect("protonc runs")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("protonc-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p.display().to_string()
-}
+use support::{protonc, tmpdir, write};
 
 const CONF: &str = r#"
 events {}

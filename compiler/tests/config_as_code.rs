@@ -4,28 +4,11 @@
 //! (accept changes with `INSTA_UPDATE=always cargo test -p proton-compiler --test
 //! config_as_code`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-fn protonc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_protonc"))
-        .args(args)
-        .output()
-        .expect("protonc runs")
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("protonc-cac-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, text).expect("write");
-    p.display().to_string()
-}
+use std::path::Path;
+use std::process::Output;
+use support::{protonc, tmpdir, write};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

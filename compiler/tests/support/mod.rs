@@ -1,6 +1,7 @@
 //! What several compiler test files share.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// Makes the default config's certificate (`conf/make-cert.sh`, which does nothing when it
 /// is there), so that the configs of `conf/` compile: protonc reads the files they name.
@@ -39,4 +40,30 @@ pub fn third_party_tool(name: &str, install: &str) -> bool {
     );
     eprintln!("skipped: {name} is not installed ({install})");
     false
+}
+
+/// Runs the `protonc` just built with `args`.
+#[allow(dead_code)] // each test binary uses the helpers it needs
+pub fn protonc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_protonc"))
+        .args(args)
+        .output()
+        .expect("protonc runs")
+}
+
+/// A fresh private temp dir for one test (`name` and this test process's pid).
+#[allow(dead_code)]
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("protonc-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Writes `text` to `dir/name`; its path.
+#[allow(dead_code)]
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p.display().to_string()
 }

@@ -218,6 +218,8 @@ fn protonc_route_batch(
         .arg("route")
         .arg(&conf)
         .arg("--json")
+        // (The server's index comes with the locations' places.)
+        .arg("--with-lines")
         .arg("--batch")
         .arg(&batch_file)
         .output()

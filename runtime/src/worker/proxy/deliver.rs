@@ -72,19 +72,8 @@ impl Worker<'_> {
             return;
         };
         let end = matches!(p.relay.framing, Framing::None) && !p.broken;
-        if let Err(e) = c.code_tail(&mut conn.wbuf, from, !p.buffering, end) {
-            let what = c.what();
-            elog!(
-                self.elog,
-                Error,
-                "{what} failed ({}) while sending to client, client: {}, upstream: {}",
-                e.0,
-                conn.peer.ip(),
-                self.peer_name(p.upstream, p.peer)
-            );
-            // What was valid goes out, then the connection closes.
-            p.broken = true;
-        }
+        let r = c.code_tail(&mut conn.wbuf, from, !p.buffering, end);
+        self.coder_failed(p, conn, r);
     }
 
     /// Once what went before is sent: more of the input the coder holds (gunzip stopped at
@@ -97,22 +86,39 @@ impl Worker<'_> {
             return false;
         }
         let from = conn.wbuf.len();
-        if let Err(e) = c.resume(&mut conn.wbuf) {
-            let what = c.what();
-            elog!(
-                self.elog,
-                Error,
-                "{what} failed ({}) while sending to client, client: {}, upstream: {}",
-                e.0,
-                conn.peer.ip(),
-                self.peer_name(p.upstream, p.peer)
-            );
-            p.broken = true;
-        }
+        let r = c.resume(&mut conn.wbuf);
+        self.coder_failed(p, conn, r);
         if p.rechunk {
             self.frame_chunk(p, conn, from);
         }
         true
+    }
+
+    /// A coder's failure is logged (the coding's own words); what was valid goes out, then
+    /// the connection closes.
+    fn coder_failed(
+        &mut self,
+        p: &mut Proxy,
+        conn: &Conn,
+        r: Result<(), crate::http::coding::CodingError>,
+    ) {
+        let Err(e) = r else {
+            return;
+        };
+        let what = conn
+            .req
+            .as_deref()
+            .and_then(|r| r.coder.as_deref())
+            .map_or("deflate()", |c| c.what());
+        elog!(
+            self.elog,
+            Error,
+            "{what} failed ({}) while sending to client, client: {}, upstream: {}",
+            e.0,
+            conn.peer.ip(),
+            self.peer_name(p.upstream, p.peer)
+        );
+        p.broken = true;
     }
 
     /// With trailers: frames the body bytes from `from` on as one chunk and, once the body
