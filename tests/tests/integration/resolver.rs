@@ -394,11 +394,22 @@ fn upstream_names_are_resolved_again_as_they_change() {
         let r = request(p.port, Some("x"), "/").unwrap_or_else(|e| panic!("{e}\n{}", p.logs()));
         (r.status, r.body_text())
     };
-    let seen = |p: &Proton, want: &[&str]| -> bool {
-        proton_tests::wait_until(Duration::from_secs(15), || {
-            let got: std::collections::BTreeSet<String> = (0..6).map(|_| body(p).1).collect();
-            got.iter().map(String::as_str).eq(want.iter().copied())
-        })
+    // Whether six requests in a row come to exactly the `want` origins (within 15 s); when
+    // not, the panic says what they came to last.
+    let seen = |p: &Proton, want: &[&str]| {
+        let mut last = std::collections::BTreeSet::new();
+        let ok = proton_tests::wait_until(Duration::from_secs(15), || {
+            last = (0..6).map(|_| body(p)).collect();
+            last.iter()
+                .map(|(_, b)| b.as_str())
+                .eq(want.iter().copied())
+        });
+        assert!(
+            ok,
+            "wanted {want:?}, the last six answers: {last:?}\n{}",
+            p.logs()
+        );
+        true
     };
     // The first answer (at start), in both workers.
     assert!(seen(&p, &["one"]), "{}", p.logs());
