@@ -70,6 +70,9 @@ pub struct Loaded {
     /// The rustls client config for `https://` upstreams, by settings index (built here,
     /// from `proxy_ssl_*`).
     pub upstream_tls: Vec<Option<std::sync::Arc<rustls::ClientConfig>>>,
+    /// The prepared answer of each location that only returns a constant text, by location
+    /// id (see `worker::respond::ConstReturn`).
+    pub(crate) returns: Vec<Option<Box<crate::worker::respond::ConstReturn>>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -458,7 +461,9 @@ impl Loaded {
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let upstream_tls = crate::tls::upstream_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let returns = crate::worker::respond::const_returns(&ir);
         Ok(Loaded {
+            returns,
             ocsp: tls.ocsp,
             warnings: tls.warnings,
             tls: tls.configs,

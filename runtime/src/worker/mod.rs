@@ -15,7 +15,7 @@ mod h2;
 mod proxy;
 mod proxy_rewrite;
 mod request;
-mod respond;
+pub(crate) mod respond;
 mod ssi;
 mod static_files;
 mod sub;
@@ -146,8 +146,6 @@ pub(crate) struct Worker<'a> {
     /// The address of each IR listener (the local address of its connections unless the
     /// listener is a wildcard).
     pub(crate) listener_addrs: Vec<Option<SocketAddr>>,
-    /// Prepared answers of the locations that only `return` a constant text, by location.
-    pub(crate) returns: Vec<Option<respond::ConstReturn>>,
     /// Connections this worker has accepted: the serial number of the last one.
     pub(crate) connections: u32,
     /// Which requests need their `User-Agent` classified for `keepalive_disable`: POSTs
@@ -253,7 +251,6 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             .iter()
             .map(|l| crate::listen::parse_addr(&l.addr))
             .collect(),
-        returns: respond::const_returns(&loaded.ir),
         ua_for_keepalive: (
             loaded.ir.settings.iter().any(|s| s.keepalive_disable.msie6),
             loaded

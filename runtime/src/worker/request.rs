@@ -332,7 +332,7 @@ impl RouteHost for Rewriter<'_, '_> {
         }
         if !self.in_error
             && loc.conf.limit_except.is_none()
-            && matches!(self.w.returns.get(loc_id.0 as usize), Some(Some(_)))
+            && matches!(self.w.loaded.returns.get(loc_id.0 as usize), Some(Some(_)))
         {
             self.stop = Some(Stop::Const);
             return false;
@@ -1447,7 +1447,7 @@ impl<'a> Worker<'a> {
         req: &RequestCtx,
         loc: LocationId,
     ) -> Option<Outcome> {
-        let c = self.returns.get(loc.0 as usize)?.as_ref()?;
+        let c = self.loaded.returns.get(loc.0 as usize)?.as_ref()?;
         // (A URI whose extension has a type of its own is answered with it, by the
         // general path.)
         let loaded = self.loaded;

@@ -147,8 +147,10 @@ pub(crate) struct ConstReturn {
     pub(crate) body: Vec<u8>,
 }
 
-/// The [`ConstReturn`] of every location of `ir` that has one, by location id.
-pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
+/// The [`ConstReturn`] of every location of `ir` that has one, by location id (boxed: most
+/// locations have none). Built by the master with the rest of [`crate::config::Loaded`], so
+/// the workers share it.
+pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<Box<ConstReturn>>> {
     ir.locations
         .iter()
         .map(|l| {
@@ -194,12 +196,12 @@ pub(crate) fn const_returns(ir: &proton_ir::Ir) -> Vec<Option<ConstReturn>> {
             keep_tail.extend_from_slice(b"\r\n");
             let mut close_tail = common;
             close_tail.extend_from_slice(b"Connection: close\r\n\r\n");
-            Some(ConstReturn {
+            Some(Box::new(ConstReturn {
                 code,
                 keep_tail,
                 close_tail,
                 body: lit.as_bytes().to_vec(),
-            })
+            }))
         })
         .collect()
 }
