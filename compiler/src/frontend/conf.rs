@@ -78,6 +78,17 @@ pub(crate) fn quote_with(value: &str, force: bool, q: char) -> String {
     if quoted {
         out.push(q);
     }
+    push_escaped(&mut out, value, quoted.then_some(q), quoted);
+    if quoted {
+        out.push(q);
+    }
+    out
+}
+
+/// `value` with the escapes the reader undoes: backslashes doubled where needed (see
+/// [`quote`]), `quote` (the quote character around it, if any) escaped, and with `controls`
+/// tab, CR and LF written as `\t`, `\r`, `\n`.
+pub(crate) fn push_escaped(out: &mut String, value: &str, quote: Option<char>, controls: bool) {
     let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -95,18 +106,14 @@ pub(crate) fn quote_with(value: &str, force: bool, q: char) -> String {
                     out.push('\\');
                 }
             }
-            c if quoted && c == q => {
+            c if Some(c) == quote => {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' if quoted => out.push_str("\\n"),
-            '\t' if quoted => out.push_str("\\t"),
-            '\r' if quoted => out.push_str("\\r"),
+            '\n' if controls => out.push_str("\\n"),
+            '\t' if controls => out.push_str("\\t"),
+            '\r' if controls => out.push_str("\\r"),
             c => out.push(c),
         }
     }
-    if quoted {
-        out.push(q);
-    }
-    out
 }

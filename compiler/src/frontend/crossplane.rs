@@ -278,28 +278,7 @@ impl Reader<'_> {
 /// (and escapes the one it picks), and nginx, protonc and [`unescape`] read back `value`.
 fn escaped(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let next = chars.peek().copied();
-                if next.is_none()
-                    || matches!(
-                        next,
-                        Some('"' | '\'' | '\\' | 't' | 'r' | 'n' | '\t' | '\r' | '\n')
-                    )
-                {
-                    out.push_str("\\\\");
-                } else {
-                    out.push('\\');
-                }
-            }
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
+    super::conf::push_escaped(&mut out, value, None, true);
     out
 }
 
