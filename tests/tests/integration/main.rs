@@ -17,6 +17,7 @@ mod keepalive;
 mod limit_rate;
 mod listen;
 mod mirror;
+mod notify;
 mod ocsp;
 mod post_action;
 mod process;
