@@ -19,6 +19,7 @@ mod listen;
 mod mirror;
 mod notify;
 mod ocsp;
+mod packaging;
 mod post_action;
 mod process;
 mod proxy;
