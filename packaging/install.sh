@@ -121,4 +121,4 @@ if [ "$create_user" = yes ]; then
     fi
 fi
 
-echo "install.sh: installed into ${DESTDIR:-/}${DESTDIR:+ }(PREFIX=$PREFIX, SYSCONFDIR=$SYSCONFDIR)"
+echo "install.sh: installed (PREFIX=$PREFIX, SYSCONFDIR=$SYSCONFDIR${DESTDIR:+, staged under DESTDIR=$DESTDIR})"

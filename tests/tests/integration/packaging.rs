@@ -517,3 +517,48 @@ fn dependency_rules_hold() {
         .expect("cargo-deny runs");
     assert!(out.status.success(), "cargo deny check: {}", text(&out));
 }
+
+/// `cargo install --path compiler|runtime|ctl` installs one program each: every one of those
+/// packages has exactly that binary target. (The install itself, in release with LTO, takes
+/// minutes; docs/operations.md gives the commands.)
+#[test]
+fn each_program_is_a_cargo_install_target() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(repo())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "cargo metadata: {}", text(&out));
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let packages = meta["packages"].as_array().expect("packages");
+    for (dir, bin_name) in [
+        ("compiler", "protonc"),
+        ("runtime", "proton-run"),
+        ("ctl", "protonctl"),
+    ] {
+        let manifest = repo().join(dir).join("Cargo.toml");
+        let pkg = packages
+            .iter()
+            .find(|p| p["manifest_path"].as_str() == manifest.to_str())
+            .unwrap_or_else(|| panic!("no package at {}", manifest.display()));
+        let bins: Vec<&str> = pkg["targets"]
+            .as_array()
+            .expect("targets")
+            .iter()
+            .filter(|t| {
+                t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+            })
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(bins, [bin_name], "{dir}");
+    }
+}
