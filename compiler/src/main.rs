@@ -1,6 +1,9 @@
 //! `protonc`: the thin command line over the compiler library.
 #![forbid(unsafe_code)]
 
+// Bin-only: `protonc generate man|completions DIR`, outside the clap definition.
+mod cli_docs;
+
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use proton_compiler::compile::{self, Matchers};
 use proton_compiler::diagnostics::{render, Diagnostics, MessageFormat};
@@ -184,6 +187,10 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command) {
+        return code;
+    }
     // `--version` also names the IR format this protonc writes (`-V` is the short form).
     let long = format!(
         "{} (writes IR format v{})",

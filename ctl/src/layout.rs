@@ -1,5 +1,5 @@
-//! Where a server's files are: the IR next to the config, and the pid, status and log files
-//! resolved against the prefix as `proton-run` resolves them.
+//! Where a server's files are: the IR (next to the config unless `--ir` names it), and the
+//! pid, status and log files resolved against the prefix as `proton-run` resolves them.
 
 use crate::tools::Tools;
 use crate::Res;
@@ -13,7 +13,7 @@ const DEFAULT_ACCESS_LOG: &str = "logs/access.log";
 
 #[derive(Debug)]
 pub struct Layout {
-    /// CONF with extension `.ir`.
+    /// `--ir`, or CONF with extension `.ir`.
     pub ir: PathBuf,
     /// Absolute when it can be made so.
     pub prefix: PathBuf,
@@ -27,16 +27,23 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout described by the IR compiled from `conf` as it is on disk now (no
-    /// recompiling). When there is no IR yet, the defaults (`logs/proton.pid`, …).
-    pub fn of_existing(tools: &Tools, conf: &Path, prefix: Option<&Path>) -> Res<Layout> {
-        let ir = conf.with_extension("ir");
-        if !ir.is_file() {
-            return Ok(Layout::defaults(conf, prefix));
+    /// The layout described by the IR compiled from `conf` (into `ir`, default CONF with
+    /// extension `.ir`) as it is on disk now (no recompiling). When there is no IR yet, the
+    /// defaults (`logs/proton.pid`, …).
+    pub fn of_existing(
+        tools: &Tools,
+        conf: &Path,
+        ir: Option<&Path>,
+        prefix: Option<&Path>,
+    ) -> Res<Layout> {
+        let ir_path = ir_of(conf, ir);
+        if !ir_path.is_file() {
+            return Ok(Layout::defaults(conf, ir, prefix));
         }
-        let v = tools.protonc_inspect(&ir)?;
+        let v = tools.protonc_inspect(&ir_path)?;
         Ok(Layout::build(
             conf,
+            ir,
             prefix,
             &pid_path(&v).unwrap_or_else(|| DEFAULT_PID.to_string()),
             &error_log_path(&v).unwrap_or_else(|| DEFAULT_ERROR_LOG.to_string()),
@@ -45,9 +52,10 @@ impl Layout {
     }
 
     /// The layout with proton-run's default paths, whatever the IR says.
-    pub fn defaults(conf: &Path, prefix: Option<&Path>) -> Layout {
+    pub fn defaults(conf: &Path, ir: Option<&Path>, prefix: Option<&Path>) -> Layout {
         Layout::build(
             conf,
+            ir,
             prefix,
             DEFAULT_PID,
             DEFAULT_ERROR_LOG,
@@ -57,12 +65,13 @@ impl Layout {
 
     fn build(
         conf: &Path,
+        ir: Option<&Path>,
         prefix: Option<&Path>,
         pid: &str,
         error_log: &str,
         access_log: &str,
     ) -> Layout {
-        let ir = conf.with_extension("ir");
+        let ir = ir_of(conf, ir);
         let prefix_given = prefix.is_some();
         let prefix = match prefix {
             Some(p) => absolute(p),
@@ -97,6 +106,11 @@ impl Layout {
             prefix_given,
         }
     }
+}
+
+/// The IR named by `--ir`, else CONF with extension `.ir`.
+fn ir_of(conf: &Path, ir: Option<&Path>) -> PathBuf {
+    ir.map_or_else(|| conf.with_extension("ir"), Path::to_path_buf)
 }
 
 /// `p` made absolute (canonical when it exists), as proton-run canonicalises its prefix.

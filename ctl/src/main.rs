@@ -4,20 +4,22 @@
 //! compile, inspect) and `proton-run` (the foreground master, which `start` detaches). Both are
 //! found next to protonctl's own executable, or in `PROTON_BIN_DIR`.
 //!
-//! Everything is addressed by the config file (`-c CONF`): its IR is CONF with extension `.ir`,
+//! Everything is addressed by the config file (`-c CONF`): its IR is CONF with extension `.ir`
+//! (or the file `--ir` names),
 //! and the pid, status and log files are the IR's `pid`, `pid` with extension `.status`, and
 //! `error_log`, resolved against the prefix (default: the IR's directory), exactly as
 //! `proton-run` resolves them.
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage, 3 not running (`status`).
 
+mod cli_docs;
 mod layout;
 mod logs;
 mod proc;
 mod status;
 mod tools;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use layout::Layout;
 use proc::PidState;
 use std::io::Write;
@@ -93,9 +95,15 @@ struct Cli {
 /// The server a command is about.
 #[derive(Args)]
 struct Target {
-    /// The config (NGINX-style, JSON or YAML); its IR is CONF with extension .ir
+    /// The config (NGINX-style, JSON or YAML); its IR is CONF with extension .ir unless
+    /// --ir names it
     #[arg(short = 'c', long = "conf", value_name = "CONF")]
     conf: PathBuf,
+    /// Where CONF is compiled to and the server runs from (default: CONF with extension
+    /// .ir), e.g. /var/lib/proton/proton.ir for a config in /etc/proton; give every
+    /// command the one given to `start`
+    #[arg(long, value_name = "FILE.ir")]
+    ir: Option<PathBuf>,
     /// The prefix relative paths are resolved against (default: the IR's directory); give
     /// every command the one given to `start`
     #[arg(short = 'p', long, value_name = "DIR")]
@@ -153,6 +161,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // `protonctl generate man|completions DIR` (for install.sh), outside the clap definition.
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command) {
+        return code;
+    }
     let cli = Cli::parse();
     match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,7 +195,12 @@ fn run(cmd: Cmd) -> Res<()> {
             follow,
             access,
         } => {
-            let layout = Layout::of_existing(&tools, &target.conf, target.prefix.as_deref())?;
+            let layout = Layout::of_existing(
+                &tools,
+                &target.conf,
+                target.ir.as_deref(),
+                target.prefix.as_deref(),
+            )?;
             let path = if access {
                 &layout.access_log
             } else {
@@ -223,11 +241,23 @@ fn start(tools: &Tools, target: &Target) -> Res<()> {
     // A master already running on the current IR is refused before anything is rewritten.
     // An IR this protonc cannot read (an older format) is about to be replaced: its master,
     // if any, is looked for at the default paths.
-    let old = Layout::of_existing(tools, &target.conf, target.prefix.as_deref())
-        .unwrap_or_else(|_| Layout::defaults(&target.conf, target.prefix.as_deref()));
+    let old = Layout::of_existing(
+        tools,
+        &target.conf,
+        target.ir.as_deref(),
+        target.prefix.as_deref(),
+    )
+    .unwrap_or_else(|_| {
+        Layout::defaults(&target.conf, target.ir.as_deref(), target.prefix.as_deref())
+    });
     refuse_if_running(&old)?;
     tools.protonc_compile(&target.conf, &old.ir)?;
-    let layout = Layout::of_existing(tools, &target.conf, target.prefix.as_deref())?;
+    let layout = Layout::of_existing(
+        tools,
+        &target.conf,
+        target.ir.as_deref(),
+        target.prefix.as_deref(),
+    )?;
     refuse_if_running(&layout)?;
 
     let stderr_path = layout.prefix.join("logs").join("proton-run.stderr");
@@ -294,7 +324,12 @@ fn running_master(layout: &Layout) -> Res<i32> {
 }
 
 fn stop(tools: &Tools, target: &Target, fast: bool) -> Res<()> {
-    let layout = Layout::of_existing(tools, &target.conf, target.prefix.as_deref())?;
+    let layout = Layout::of_existing(
+        tools,
+        &target.conf,
+        target.ir.as_deref(),
+        target.prefix.as_deref(),
+    )?;
     let pid = running_master(&layout)?;
     let (sig, deadline) = if fast {
         (nix::sys::signal::Signal::SIGTERM, STOP_FAST_DEADLINE)
@@ -320,7 +355,12 @@ fn stop(tools: &Tools, target: &Target, fast: bool) -> Res<()> {
 fn reload(tools: &Tools, target: &Target) -> Res<()> {
     compilable(&target.conf)?;
     // The running master's files are those of the IR it runs now, not of the new config.
-    let layout = Layout::of_existing(tools, &target.conf, target.prefix.as_deref())?;
+    let layout = Layout::of_existing(
+        tools,
+        &target.conf,
+        target.ir.as_deref(),
+        target.prefix.as_deref(),
+    )?;
     let pid = running_master(&layout)?;
     let before = wait_for_status(&layout.status_file, pid)?;
     if let Ok(ours) = std::fs::canonicalize(&layout.ir) {
@@ -401,7 +441,12 @@ fn wait_for_status(path: &Path, pid: i32) -> Res<status::Status> {
 }
 
 fn status(tools: &Tools, target: &Target, json: bool) -> Res<()> {
-    let layout = Layout::of_existing(tools, &target.conf, target.prefix.as_deref())?;
+    let layout = Layout::of_existing(
+        tools,
+        &target.conf,
+        target.ir.as_deref(),
+        target.prefix.as_deref(),
+    )?;
     let pid = match proc::pid_state(&layout.pid_file) {
         PidState::Running(pid) => pid,
         other => {

@@ -455,3 +455,63 @@ fn every_program_answers_version() {
         }
     }
 }
+
+/// `--ir`: the config in one directory (/etc/proton), the IR and the relative paths of the
+/// running server in another (/var/lib/proton), as the systemd unit and the container lay
+/// them out; every command finds the server through the same --ir.
+#[test]
+fn ir_kept_apart_from_the_config() {
+    let site = Site::new("apart");
+    let etc = site.dir.path().join("etc");
+    let var = site.dir.path().join("var");
+    std::fs::create_dir_all(&etc).expect("mkdir etc");
+    std::fs::create_dir_all(&var).expect("mkdir var");
+    let conf = etc.join("proton.conf");
+    let ir = var.join("proton.ir");
+    // The pid file where the Site's guard looks for it.
+    let write = |body: &str| {
+        let text = format!(
+            "pid {}/logs/proton.pid;\n{}",
+            site.dir.path().display(),
+            config(site.port, body)
+        );
+        std::fs::write(&conf, text).expect("write etc/proton.conf");
+    };
+    let ctl = |cmd: &str, extra: &[&str]| {
+        Command::new(PROTONCTL)
+            .arg(cmd)
+            .arg("-c")
+            .arg(&conf)
+            .arg("--ir")
+            .arg(&ir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run protonctl")
+    };
+    write("apart-1");
+    let out = ctl("start", &[]);
+    assert_eq!(out.status.code(), Some(0), "start: {}", show(&out));
+    assert!(ir.is_file());
+    assert!(!etc.join("proton.ir").exists());
+    assert_eq!(site.get("/"), "apart-1\n");
+    // Relative paths of the config are resolved against the IR's directory.
+    assert!(var.join("logs/error.log").is_file());
+
+    let st = ctl("status", &["--json"]);
+    assert_eq!(st.status.code(), Some(0), "status: {}", show(&st));
+    let json: Value = serde_json::from_slice(&st.stdout).expect("status --json prints JSON");
+    let canon = std::fs::canonicalize(&ir).expect("canonical IR path");
+    assert_eq!(json["ir"].as_str(), canon.to_str(), "{json}");
+
+    write("apart-2");
+    let rl = ctl("reload", &[]);
+    assert_eq!(rl.status.code(), Some(0), "reload: {}", show(&rl));
+    assert!(
+        wait_until(Duration::from_secs(10), || site.get("/") == "apart-2\n"),
+        "apart-2 not served after the reload"
+    );
+    let stop = ctl("stop", &[]);
+    assert_eq!(stop.status.code(), Some(0), "stop: {}", show(&stop));
+    assert_eq!(ctl("status", &[]).status.code(), Some(3));
+}

@@ -10,6 +10,7 @@ pub(crate) mod http2;
 pub mod listen;
 pub mod log;
 pub mod master;
+pub mod notify;
 pub mod ocsp;
 pub mod process;
 mod resolver;

@@ -6,13 +6,15 @@ use proton_runtime::master::{self, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: proton-run [-t] [-p PREFIX] [--pid FILE] FILE.ir
+const USAGE: &str = "usage: proton-run [-t] [-V] [-p PREFIX] [--pid FILE] FILE.ir
   -t          load and verify the IR, print a summary, exit
   -V          print the version (and the IR format it reads), exit
   -p PREFIX   directory that relative paths in the IR are resolved against
               (default: the directory of FILE.ir)
   --pid FILE  write the master's pid here (default: the IR's `pid`)
-env: PROTON_WORKERS overrides worker_processes; PROTON_LOG_LEVEL overrides error_log's level";
+env: PROTON_WORKERS overrides worker_processes; PROTON_LOG_LEVEL overrides error_log's level;
+     NOTIFY_SOCKET (set by systemd) receives READY=1, RELOADING=1 and STOPPING=1
+(the man page, packaging/man/proton-run.8, describes each of these)";
 
 fn main() -> ExitCode {
     let mut test_only = false;

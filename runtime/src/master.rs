@@ -11,12 +11,16 @@
 //!   sockets (the master marks the slot orphaned in shared memory and sends them USR2),
 //!   and the upstream connections it held are given back to the `max_conns` counts.
 //!
+//! With `NOTIFY_SOCKET` set it also tells systemd when it is ready, reloading and stopping
+//! (`notify.rs`).
+//!
 //! The master never touches a client connection.
 
 use crate::config::Loaded;
 use crate::elog;
 use crate::listen::{rebind, Bound};
 use crate::log::ErrorLog;
+use crate::notify::Notifier;
 use crate::shared::{Counters, SLOTS};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -104,6 +108,8 @@ struct Master {
     free_counters: Vec<usize>,
     started_unix: u64,
     last_status: Instant,
+    /// systemd's readiness messages (nothing without `NOTIFY_SOCKET`).
+    notify: Notifier,
 }
 
 /// Opens the error log of `loaded` and writes the warnings its loading found.
@@ -175,6 +181,13 @@ fn plural(n: usize) -> &'static str {
     } else {
         "s"
     }
+}
+
+/// The files and shared counters the single-process mode uses.
+struct Files<'a> {
+    pid_file: &'a std::path::Path,
+    counters: &'a Counters,
+    orphans: &'a Counters,
 }
 
 /// Runs the master in the foreground until it is told to stop.
@@ -252,8 +265,14 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let notify = Notifier::from_env();
     if !loaded.ir.main.master_process {
-        return single_process(&opts, loaded, bound, &pid_file, &counters, &orphans, elog);
+        let files = Files {
+            pid_file: &pid_file,
+            counters: &counters,
+            orphans: &orphans,
+        };
+        return single_process(&opts, loaded, bound, files, notify, elog);
     }
     let count = loaded.worker_count();
     announce_start(&loaded, &bound, count, &mut elog);
@@ -278,6 +297,7 @@ pub fn run(opts: Options) -> ExitCode {
         free_counters: (0..SLOTS).rev().collect(),
         started_unix: unix_now(),
         last_status: Instant::now(),
+        notify,
     };
     for slot in 0..count {
         if !m.spawn(slot, &sfd) {
@@ -286,6 +306,9 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // The listeners were bound before the fork: connections are taken from here on.
+    let status = m.serving_status();
+    m.notify.ready(&status, &mut m.elog);
     m.main_loop(&sfd)
 }
 
@@ -299,15 +322,24 @@ fn single_process(
     opts: &Options,
     mut loaded: Loaded,
     mut bound: Vec<Bound>,
-    pid_file: &std::path::Path,
-    counters: &Counters,
-    orphans: &Counters,
+    files: Files,
+    mut notify: Notifier,
     mut elog: ErrorLog,
 ) -> ExitCode {
+    let Files {
+        pid_file,
+        counters,
+        orphans,
+    } = files;
     announce_start(&loaded, &bound, 1, &mut elog);
     elog!(elog, Notice, "master_process off: serving in this process");
     let mut generation = 1;
+    notify.ready("serving in one process (master_process off)", &mut elog);
     let code = loop {
+        if generation > 1 {
+            // The end of the reload below, taken or not.
+            notify.ready("serving in one process (master_process off)", &mut elog);
+        }
         let code = crate::worker::run(
             &loaded,
             &bound,
@@ -320,8 +352,10 @@ fn single_process(
             },
         );
         if code != crate::worker::RELOAD {
+            notify.stopping("single-process", &mut elog);
             break code;
         }
+        notify.reloading(&mut elog);
         elog!(
             elog,
             Notice,
@@ -548,6 +582,9 @@ impl Master {
                     "fast"
                 };
                 elog!(self.elog, Notice, "signal {sig} received, {how} shutdown");
+                if self.stopping.is_none() {
+                    self.notify.stopping(how, &mut self.elog);
+                }
                 self.stopping = Some((sig, Instant::now()));
                 self.respawns.clear();
                 let forward = if sig == Signal::SIGQUIT {
@@ -688,7 +725,33 @@ impl Master {
         }
     }
 
+    /// A HUP: the reload between systemd's `RELOADING=1` and `READY=1` (sent whether the new
+    /// configuration was taken or the running one stays).
     fn reload(&mut self, sfd: &SignalFd) {
+        self.notify.reloading(&mut self.elog);
+        let status = if self.start_next_generation(sfd) {
+            self.serving_status()
+        } else {
+            format!(
+                "reload failed, generation {} still serving",
+                self.current.id
+            )
+        };
+        self.notify.ready(&status, &mut self.elog);
+    }
+
+    /// What `STATUS=` says while the current generation serves.
+    fn serving_status(&self) -> String {
+        format!(
+            "serving, generation {} with {} workers",
+            self.current.id,
+            self.current.workers.len()
+        )
+    }
+
+    /// Loads the IR again and starts a generation on it; false when it does not load or its
+    /// listeners cannot be bound (the running generation stays).
+    fn start_next_generation(&mut self, sfd: &SignalFd) -> bool {
         elog!(
             self.elog,
             Notice,
@@ -703,7 +766,7 @@ impl Master {
                     Alert,
                     "reload failed, the running configuration stays: {e}"
                 );
-                return;
+                return false;
             }
         };
         let old_bound = std::mem::take(&mut self.bound);
@@ -716,7 +779,7 @@ impl Master {
                     Alert,
                     "reload failed, the running configuration stays: {e}"
                 );
-                return;
+                return false;
             }
         };
         self.bound = bound;
@@ -765,6 +828,7 @@ impl Master {
             self.draining.push(old);
         }
         self.write_status();
+        true
     }
 }
 
