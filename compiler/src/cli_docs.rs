@@ -1,9 +1,9 @@
-//! `protonc generate man|completions DIR`: man pages and shell completions written from the
-//! clap definition, so they always say what the parser accepts. `packaging/install.sh` runs
-//! it at install time; nothing it writes is committed. The command is looked for before
-//! clap parses anything and is not part of the clap definition, so neither `--help`, the
-//! pages nor the completions mention it. (protonctl carries the same few lines: the two
-//! programs share no crate on purpose.)
+//! `protonc generate man|completions DIR` and `protonctl generate …`: man pages and shell
+//! completions written from the clap definition, so they always say what the parser accepts.
+//! `packaging/install.sh` runs it at install time; nothing it writes is committed. The command
+//! is looked for before clap parses anything and is not part of the clap definition, so
+//! neither `--help`, the pages nor the completions mention it. (protonctl compiles this same
+//! file, `#[path]`-included: the two programs share no crate on purpose.)
 
 use clap::Command;
 use clap_complete::Shell;
@@ -14,9 +14,13 @@ use std::process::ExitCode;
 /// The shells completions are written for.
 const SHELLS: [Shell; 3] = [Shell::Bash, Shell::Zsh, Shell::Fish];
 
-/// Runs `generate man|completions DIR` when `args` (without the program name) ask for it;
-/// `None` for every other command line.
-pub fn run_if_asked(args: &[OsString], cmd: impl Fn() -> Command) -> Option<ExitCode> {
+/// Runs `generate man|completions DIR` when `args` (without the program name) ask for it,
+/// man pages in `section`; `None` for every other command line.
+pub fn run_if_asked(
+    args: &[OsString],
+    cmd: impl Fn() -> Command,
+    section: &'static str,
+) -> Option<ExitCode> {
     if args.first().is_none_or(|a| a != "generate") {
         return None;
     }
@@ -24,11 +28,12 @@ pub fn run_if_asked(args: &[OsString], cmd: impl Fn() -> Command) -> Option<Exit
         [_, what, dir] => (what.to_str().unwrap_or(""), Path::new(dir)),
         _ => ("", Path::new("")),
     };
+    let bin = cmd().get_name().to_string();
     let written = match what {
-        "man" => man_pages(cmd(), "1", dir),
-        "completions" => completions(cmd(), "protonc", dir),
+        "man" => man_pages(cmd(), section, dir),
+        "completions" => completions(cmd(), &bin, dir),
         _ => {
-            eprintln!("usage: protonc generate man|completions DIR");
+            eprintln!("usage: {bin} generate man|completions DIR");
             return Some(ExitCode::from(2));
         }
     };
@@ -40,7 +45,7 @@ pub fn run_if_asked(args: &[OsString], cmd: impl Fn() -> Command) -> Option<Exit
             Some(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("protonc: cannot write into {}: {e}", dir.display());
+            eprintln!("{bin}: cannot write into {}: {e}", dir.display());
             Some(ExitCode::from(1))
         }
     }

@@ -537,13 +537,16 @@ pub fn server_key(ir: &Ir, sid: ServerId) -> String {
     if !shared {
         return format!("server \"{name}\"");
     }
-    let addrs: Vec<&str> = ir
-        .listeners
+    format!("server \"{name}\" on {}", addresses(ir, sid).join(","))
+}
+
+/// The listen addresses server `sid` is on.
+fn addresses(ir: &Ir, sid: ServerId) -> Vec<&str> {
+    ir.listeners
         .iter()
         .filter(|l| serves(l, sid))
         .map(|l| l.addr.as_str())
-        .collect();
-    format!("server \"{name}\" on {}", addrs.join(","))
+        .collect()
 }
 
 /// Whether `sid` can be chosen on listener `l`.
@@ -1032,13 +1035,7 @@ fn server_directives(ir: &Ir, sid: ServerId) -> BTreeMap<String, String> {
     out.insert("server_name".into(), s.names.join(" "));
     let script = script_text(ir, &s.script);
     out.insert("rewrite phase".into(), listed(&script, "; "));
-    let addrs: Vec<&str> = ir
-        .listeners
-        .iter()
-        .filter(|l| serves(l, sid))
-        .map(|l| l.addr.as_str())
-        .collect();
-    out.insert("listen".into(), addrs.join(" "));
+    out.insert("listen".into(), addresses(ir, sid).join(" "));
     match &s.tls {
         Some(t) => {
             if let Ok(v) = serde_json::to_value(t) {

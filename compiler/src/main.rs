@@ -188,7 +188,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command) {
+    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command, "1") {
         return code;
     }
     // `--version` also names the IR format this protonc writes (`-V` is the short form).

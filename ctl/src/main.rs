@@ -12,6 +12,7 @@
 //!
 //! Exit codes: 0 ok, 1 failure, 2 usage, 3 not running (`status`).
 
+#[path = "../../compiler/src/cli_docs.rs"]
 mod cli_docs;
 mod layout;
 mod logs;
@@ -110,6 +111,23 @@ struct Target {
     prefix: Option<PathBuf>,
 }
 
+impl Target {
+    /// The layout of the server this target names, as it is on disk.
+    fn layout(&self, tools: &Tools) -> Res<Layout> {
+        Layout::of_existing(
+            tools,
+            &self.conf,
+            self.ir.as_deref(),
+            self.prefix.as_deref(),
+        )
+    }
+
+    /// The layout this target would have, before anything exists.
+    fn defaults(&self) -> Layout {
+        Layout::defaults(&self.conf, self.ir.as_deref(), self.prefix.as_deref())
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Check a config with `protonc check` (its diagnostics and exit code are passed through).
@@ -163,7 +181,7 @@ enum Cmd {
 fn main() -> ExitCode {
     // `protonctl generate man|completions DIR` (for install.sh), outside the clap definition.
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command) {
+    if let Some(code) = cli_docs::run_if_asked(&args, Cli::command, "8") {
         return code;
     }
     let cli = Cli::parse();
@@ -195,12 +213,7 @@ fn run(cmd: Cmd) -> Res<()> {
             follow,
             access,
         } => {
-            let layout = Layout::of_existing(
-                &tools,
-                &target.conf,
-                target.ir.as_deref(),
-                target.prefix.as_deref(),
-            )?;
+            let layout = target.layout(&tools)?;
             let path = if access {
                 &layout.access_log
             } else {
@@ -241,23 +254,10 @@ fn start(tools: &Tools, target: &Target) -> Res<()> {
     // A master already running on the current IR is refused before anything is rewritten.
     // An IR this protonc cannot read (an older format) is about to be replaced: its master,
     // if any, is looked for at the default paths.
-    let old = Layout::of_existing(
-        tools,
-        &target.conf,
-        target.ir.as_deref(),
-        target.prefix.as_deref(),
-    )
-    .unwrap_or_else(|_| {
-        Layout::defaults(&target.conf, target.ir.as_deref(), target.prefix.as_deref())
-    });
+    let old = target.layout(tools).unwrap_or_else(|_| target.defaults());
     refuse_if_running(&old)?;
     tools.protonc_compile(&target.conf, &old.ir)?;
-    let layout = Layout::of_existing(
-        tools,
-        &target.conf,
-        target.ir.as_deref(),
-        target.prefix.as_deref(),
-    )?;
+    let layout = target.layout(tools)?;
     refuse_if_running(&layout)?;
 
     let stderr_path = layout.prefix.join("logs").join("proton-run.stderr");
@@ -324,12 +324,7 @@ fn running_master(layout: &Layout) -> Res<i32> {
 }
 
 fn stop(tools: &Tools, target: &Target, fast: bool) -> Res<()> {
-    let layout = Layout::of_existing(
-        tools,
-        &target.conf,
-        target.ir.as_deref(),
-        target.prefix.as_deref(),
-    )?;
+    let layout = target.layout(tools)?;
     let pid = running_master(&layout)?;
     let (sig, deadline) = if fast {
         (nix::sys::signal::Signal::SIGTERM, STOP_FAST_DEADLINE)
@@ -355,12 +350,7 @@ fn stop(tools: &Tools, target: &Target, fast: bool) -> Res<()> {
 fn reload(tools: &Tools, target: &Target) -> Res<()> {
     compilable(&target.conf)?;
     // The running master's files are those of the IR it runs now, not of the new config.
-    let layout = Layout::of_existing(
-        tools,
-        &target.conf,
-        target.ir.as_deref(),
-        target.prefix.as_deref(),
-    )?;
+    let layout = target.layout(tools)?;
     let pid = running_master(&layout)?;
     let before = wait_for_status(&layout.status_file, pid)?;
     if let Ok(ours) = std::fs::canonicalize(&layout.ir) {
@@ -441,12 +431,7 @@ fn wait_for_status(path: &Path, pid: i32) -> Res<status::Status> {
 }
 
 fn status(tools: &Tools, target: &Target, json: bool) -> Res<()> {
-    let layout = Layout::of_existing(
-        tools,
-        &target.conf,
-        target.ir.as_deref(),
-        target.prefix.as_deref(),
-    )?;
+    let layout = target.layout(tools)?;
     let pid = match proc::pid_state(&layout.pid_file) {
         PidState::Running(pid) => pid,
         other => {
