@@ -82,12 +82,7 @@ impl Matchers {
             res: ir
                 .regexes
                 .iter()
-                .map(|r| {
-                    regex::bytes::RegexBuilder::new(&r.pattern)
-                        .case_insensitive(r.case_insensitive)
-                        .build()
-                        .ok()
-                })
+                .map(|r| proton_ir::pattern::compile(&r.pattern, r.case_insensitive).ok())
                 .collect(),
         }
     }

@@ -7,12 +7,13 @@
 //!
 //! This crate must never depend on the compiler's parser (pest, codespan) nor on the runtime's
 //! event loop (mio). Regular expressions are kept as source text; both sides compile them with
-//! the same engine and hand the matchers in through a closure, so the match *algorithm* lives
+//! [`pattern::compile`] and hand the matchers in through a closure, so the match *algorithm* lives
 //! here once and `protonc route` and the runtime cannot disagree.
 #![forbid(unsafe_code)]
 
 mod codec;
 mod matching;
+pub mod pattern;
 pub mod rewrite;
 pub mod time;
 pub mod tls;

@@ -415,15 +415,12 @@ impl Loaded {
         let started = Instant::now();
         let mut regexes = Vec::with_capacity(ir.regexes.len());
         for (i, r) in ir.regexes.iter().enumerate() {
-            let re = regex::bytes::RegexBuilder::new(&r.pattern)
-                .case_insensitive(r.case_insensitive)
-                .build()
-                .map_err(|e| {
-                    LoadError(format!(
-                        "{}: regex #{i} does not compile: {e}",
-                        path.display()
-                    ))
-                })?;
+            let re = proton_ir::pattern::compile(&r.pattern, r.case_insensitive).map_err(|e| {
+                LoadError(format!(
+                    "{}: regex #{i} does not compile: {e}",
+                    path.display()
+                ))
+            })?;
             regexes.push(re);
         }
         let regex_time = started.elapsed();

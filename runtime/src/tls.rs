@@ -321,7 +321,6 @@ pub fn server_configs(
     ir: &proton_ir::Ir,
     prefix: &std::path::Path,
 ) -> Result<ServerConfigs, String> {
-    init_secret();
     type Built<'a> = (
         &'a ServerTls,
         Arc<rustls::ServerConfig>,
@@ -345,6 +344,10 @@ pub fn server_configs(
             out.client_auth.push(None);
             continue;
         }
+        // The master makes the ticket secret before it forks, so that every worker seals
+        // tickets with the same keys. Only configs with TLS do: seeding the TLS library's
+        // random generator costs tens of milliseconds of start-up.
+        init_secret();
         // Servers that inherit the same settings (from http) share one config, so that its
         // session cache and tickets are one.
         if let Some((_, c, a)) = built.iter().find(|(b, _, _)| *b == t) {

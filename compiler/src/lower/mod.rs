@@ -528,9 +528,7 @@ impl Lower<'_> {
         let pattern = &*pcre::to_rust(pattern);
         let key = (pattern.to_string(), caseless);
         if !self.regex_info.contains_key(&key) {
-            let info = regex::RegexBuilder::new(pattern)
-                .case_insensitive(caseless)
-                .build()
+            let info = proton_ir::pattern::compile(pattern, caseless)
                 .ok()
                 .map(|re| {
                     re.capture_names()
@@ -548,10 +546,7 @@ impl Lower<'_> {
         if self.regex_captures(pattern, caseless).is_some() {
             return false;
         }
-        let Err(e) = regex::RegexBuilder::new(pattern)
-            .case_insensitive(caseless)
-            .build()
-        else {
+        let Err(e) = proton_ir::pattern::compile(pattern, caseless) else {
             return false;
         };
         let msg = e.to_string();

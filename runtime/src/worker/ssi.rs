@@ -1048,10 +1048,7 @@ impl Worker<'_> {
         self.ssi_eval(c, req, s, t.right, None, &mut right)?;
         let equal = if t.regex {
             let pattern = String::from_utf8_lossy(&right);
-            let re = match regex::bytes::RegexBuilder::new(&pattern)
-                .size_limit(1 << 20)
-                .build()
-            {
+            let re = match proton_ir::pattern::compile_limited(&pattern, false, 1 << 20) {
                 Ok(re) => re,
                 Err(err) => {
                     elog!(self.elog, Error, "{err}, client: {}", c.peer.ip());

@@ -17,6 +17,10 @@ server {
     location /done/ { return 200 "done $uri\n"; }
     location /if { if ($arg_x ~ ^\Qa.b\E$) { return 200 "if hit\n"; } return 200 "if miss\n"; }
     location /map { return 200 "map $m\n"; }
+    location ~ ^/d/\d+$ { return 200 "digits\n"; }
+    location ~ ^/w/\w+$ { return 200 "word\n"; }
+    location ~ ^/one/.$ { return 200 "one byte\n"; }
+    location ~ ^/two/..$ { return 200 "two bytes\n"; }
 }
 server {
     listen 127.0.0.1:{port};
@@ -48,6 +52,13 @@ const CASES: &[(&str, &str, &str)] = &[
     ("localhost", "/map?k=[x]", "map bracket\n"),
     ("localhost", "/map?k=x", "map none\n"),
     ("localhost", "/map?k=7z", "map digit 7\n"),
+    // PCRE without UTF, as nginx compiles: classes are ASCII and `.` is one byte, so an
+    // Arabic-Indic digit (U+0663) is no `\d`, "é" no `\w`, and "é" is two `.`.
+    ("localhost", "/d/123", "digits\n"),
+    ("localhost", "/d/%D9%A3", "default\n"),
+    ("localhost", "/w/%C3%A9", "default\n"),
+    ("localhost", "/one/%C3%A9", "default\n"),
+    ("localhost", "/two/%C3%A9", "two bytes\n"),
     ("www.dot.test", "/", "sn=dot.test\n"),
     ("dot.test", "/", "sn=dot.test\n"),
     (
