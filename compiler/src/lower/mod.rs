@@ -225,6 +225,10 @@ fn first<'d>(level: &'d [Directive], name: &str) -> Option<&'d Directive> {
 pub(crate) struct Level<'d> {
     list: Vec<&'d Directive>,
     by_name: HashMap<&'d str, Vec<&'d Directive>>,
+    /// One bit per name present ([`name_bit`]): most lookups are of names a level does not
+    /// have (every setting is looked up at every level of every location), and this answers
+    /// them without hashing the name.
+    names: u64,
     /// For a location's level, its name as written (the path, or the regex's source):
     /// what `proxy_redirect default` maps a proxy_pass URI back to.
     pub(crate) location: Option<String>,
@@ -241,9 +245,11 @@ impl<'d> Level<'d> {
             list.push(d);
             by_name.entry(d.name.as_str()).or_default().push(d);
         }
+        let names = by_name.keys().fold(0, |m, n| m | name_bit(n));
         Level {
             list,
             by_name,
+            names,
             location: None,
         }
     }
@@ -255,12 +261,27 @@ impl<'d> Level<'d> {
 
     /// The directives `name` of this level, in order.
     pub(crate) fn get(&self, name: &str) -> &[&'d Directive] {
+        if self.names & name_bit(name) == 0 {
+            return &[];
+        }
         self.by_name.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub(crate) fn first(&self, name: &str) -> Option<&'d Directive> {
         self.get(name).first().copied()
     }
+}
+
+/// A directive name's bit in [`Level::names`]: from its length and two of its bytes, which
+/// is cheap and spreads nginx's directive names well enough.
+fn name_bit(name: &str) -> u64 {
+    let b = name.as_bytes();
+    let mix = b
+        .len()
+        .wrapping_mul(31)
+        .wrapping_add(usize::from(b.get(1).copied().unwrap_or(0)))
+        .wrapping_add(usize::from(b.last().copied().unwrap_or(0)).wrapping_mul(7));
+    1 << (mix % 64)
 }
 
 /// `address` or `address/prefix`, as nginx's `ngx_ptocidr` reads it (address bits below the
