@@ -4,7 +4,9 @@
 use crate::ast::Directive;
 use crate::diagnostics::Diagnostics;
 use crate::source::SourceMap;
-use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
+use proton_ir::rewrite::{
+    run_script, select_location, Refusal, RouteHost, ScriptEnd, ScriptHost, Selected,
+};
 use proton_ir::{Ir, LocationKind, MatchReason, Part, RegexId, ScriptOp, ServerMatch, Var};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -442,44 +444,36 @@ impl ScriptHost for RewriteState<'_> {
 }
 
 impl RouteHost for RewriteState<'_> {
-    fn found(&mut self, loc: proton_ir::LocationId, m: &proton_ir::LocationMatch) -> bool {
+    fn found(
+        &mut self,
+        loc: proton_ir::LocationId,
+        m: &proton_ir::LocationMatch,
+        refused: Option<Refusal>,
+    ) -> bool {
         self.reason = Some(m.reason);
         self.found = Some(loc);
-        // The runtime's checks when a location is found: a proxied location written with a
-        // slash redirects the URI without it; an internal one is not for clients.
-        if m.reason != MatchReason::Exact && !self.uri.ends_with(b"/") {
-            let mut with_slash = self.uri.clone();
-            with_slash.push(b'/');
-            if let Some(server) = self.ir.locations.get(loc.0 as usize).map(|l| l.server) {
-                if self.ir.auto_redirect(server, &with_slash).is_some() {
-                    self.stop = Some(ReturnAnswer {
-                        code: 301,
-                        text: Some(String::from_utf8_lossy(&with_slash).into_owned()),
-                    });
-                    return false;
-                }
-            }
-        }
-        if self
-            .ir
-            .locations
-            .get(loc.0 as usize)
-            .is_some_and(|l| l.conf.internal)
-            // (A URI a rewrite made is an internal redirect, which may enter one: the
-            // runtime's `internal` flag, set by the same rewrite.)
-            && !self.changed
-        {
-            self.stop = Some(ReturnAnswer {
+        self.stop = match refused {
+            None => return true,
+            Some(Refusal::SlashRedirect) => Some(ReturnAnswer {
+                code: 301,
+                text: Some(format!("{}/", String::from_utf8_lossy(&self.uri))),
+            }),
+            Some(Refusal::Internal) => Some(ReturnAnswer {
                 code: 404,
                 text: None,
-            });
-            return false;
-        }
-        true
+            }),
+        };
+        false
     }
 
     fn method(&self) -> &[u8] {
         self.req.method.as_bytes()
+    }
+
+    fn internal(&self) -> bool {
+        // A URI a rewrite made is an internal redirect's (the runtime's `internal` flag,
+        // set by the same rewrite).
+        self.changed
     }
 }
 

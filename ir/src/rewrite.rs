@@ -385,14 +385,55 @@ pub enum Selected<'ir> {
     Cycle,
 }
 
+/// Why a location that was found does not serve the request (nginx's find-config phase
+/// refuses it before any handler runs). The engine decides; the host answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The URI lacks the trailing slash of a proxied location written with one
+    /// (`location /app/ { proxy_pass …; }` and a request for `/app`): 301 to the URI with
+    /// the slash (nginx's `auto_redirect`).
+    SlashRedirect,
+    /// An `internal` location reached by a URI the client sent: 404.
+    Internal,
+}
+
 /// A [`ScriptHost`] that also hears which location was found.
 pub trait RouteHost: ScriptHost {
     /// Location `loc` was found for the current URI (`m` says why), before its rewrite
-    /// phase runs; false stops the request there ([`Selected::Stopped`]).
-    fn found(&mut self, loc: LocationId, m: &LocationMatch) -> bool;
+    /// phase runs; `refused` is set when the location does not serve the request (the host
+    /// answers it). False stops the request there ([`Selected::Stopped`]); a host returns
+    /// false when `refused` is set.
+    fn found(&mut self, loc: LocationId, m: &LocationMatch, refused: Option<Refusal>) -> bool;
 
     /// The request's method token (`limit_except` chooses by it).
     fn method(&self) -> &[u8];
+
+    /// Whether the current URI is an internal redirect's (a rewrite, `error_page`,
+    /// `try_files`, a named location…), which may enter an `internal` location.
+    fn internal(&self) -> bool;
+}
+
+/// Whether location `loc`, found in server `sid` for the host's URI, refuses the request:
+/// the checks nginx makes when it has found a location, before its handlers.
+fn refusal<H: RouteHost + ?Sized>(
+    ir: &Ir,
+    h: &mut H,
+    sid: ServerId,
+    loc: &crate::Location,
+    m: &LocationMatch,
+) -> Option<Refusal> {
+    if m.reason != crate::MatchReason::Exact && !h.uri().ends_with(b"/") {
+        let mut with_slash = h.buffer();
+        with_slash.clear();
+        with_slash.extend_from_slice(h.uri());
+        with_slash.push(b'/');
+        let auto = ir.auto_redirect(sid, &with_slash);
+        h.give_back(with_slash);
+        if auto.is_some() {
+            return Some(Refusal::SlashRedirect);
+        }
+    }
+    (loc.conf.internal && !h.internal()).then_some(Refusal::Internal)
 }
 
 /// Finds the location of the host's URI in server `sid` (or enters `start`, a named
@@ -431,7 +472,8 @@ pub fn select_location<'ir, H: RouteHost + ?Sized>(
         let Some(loc) = ir.locations.get(m.location.0 as usize) else {
             return Selected::Stopped(m.location);
         };
-        if !h.found(m.location, &m) {
+        let refused = refusal(ir, h, sid, loc, &m);
+        if !h.found(m.location, &m, refused) || refused.is_some() {
             return Selected::Stopped(m.location);
         }
         // nginx's limit_except: a method it does not list takes the block's configuration

@@ -9,7 +9,9 @@ use super::vars::Ctx;
 use super::{static_files, Worker};
 use crate::elog;
 use crate::http::response::write_status_line;
-use proton_ir::rewrite::{run_script, select_location, RouteHost, ScriptEnd, ScriptHost, Selected};
+use proton_ir::rewrite::{
+    run_script, select_location, Refusal, RouteHost, ScriptEnd, ScriptHost, Selected,
+};
 use proton_ir::{
     Builtin, FileTest, LocationId, Part, RegexId, ServerId, Settings, SourceRef, Template,
 };
@@ -298,28 +300,26 @@ impl Rewriter<'_, '_> {
 }
 
 impl RouteHost for Rewriter<'_, '_> {
-    fn found(&mut self, loc_id: LocationId, m: &proton_ir::LocationMatch) -> bool {
+    fn found(
+        &mut self,
+        loc_id: LocationId,
+        _m: &proton_ir::LocationMatch,
+        refused: Option<Refusal>,
+    ) -> bool {
         let ir = &self.w.loaded.ir;
         self.req.location = Some(loc_id);
         self.req.rewritten_here = false;
         // A new location: no content handler yet (nginx's find_config_phase).
         self.req.if_proxy = false;
-        if m.reason != proton_ir::MatchReason::Exact && !self.req.uri.ends_with(b"/") {
-            let mut p = self.w.scratch.var_pool.borrow_mut().buf();
-            p.extend_from_slice(&self.req.uri);
-            p.push(b'/');
-            let auto = ir.auto_redirect(self.req.server, &p);
-            self.w.scratch.var_pool.borrow_mut().give_buf(p);
-            if auto.is_some() {
-                self.stop = Some(Stop::AutoRedirect);
-                return false;
-            }
+        if refused == Some(Refusal::SlashRedirect) {
+            self.stop = Some(Stop::AutoRedirect);
+            return false;
         }
         let Some(loc) = ir.locations.get(loc_id.0 as usize) else {
             return true;
         };
         self.w.elog.select(Some(loc.conf.settings));
-        if loc.conf.internal && !self.req.internal {
+        if refused == Some(Refusal::Internal) {
             self.stop = Some(Stop::Internal);
             return false;
         }
@@ -345,6 +345,10 @@ impl RouteHost for Rewriter<'_, '_> {
             .rbuf
             .get(self.req.head.method_range.clone())
             .unwrap_or_default()
+    }
+
+    fn internal(&self) -> bool {
+        self.req.internal
     }
 }
 
