@@ -255,11 +255,22 @@ pub struct BrotliPool(std::rc::Rc<std::cell::RefCell<PoolCells>>);
 /// encoder with a 16 MiB window needs more than this and then allocates as the crate does).
 pub const BROTLI_POOL_KEEP: usize = 32 << 20;
 
-#[derive(Default)]
 struct PoolCells {
     /// Free cells, oldest first: (type, length in elements, bytes, the `Box<[T]>`).
     free: Vec<(std::any::TypeId, usize, usize, Box<dyn std::any::Any>)>,
     bytes: usize,
+    /// What may be kept ([`BROTLI_POOL_KEEP`] but in tests).
+    keep: usize,
+}
+
+impl Default for PoolCells {
+    fn default() -> Self {
+        PoolCells {
+            free: Vec::new(),
+            bytes: 0,
+            keep: BROTLI_POOL_KEEP,
+        }
+    }
 }
 
 /// A cell of a [`BrotliPool`].
@@ -305,10 +316,10 @@ impl<T: Clone + Default + 'static> brotli::Allocator<T> for BrotliPool {
 
     fn free_cell(&mut self, data: PoolCell<T>) {
         let bytes = std::mem::size_of_val(&*data.0);
-        if data.0.is_empty() || bytes > BROTLI_POOL_KEEP {
+        let mut cells = self.0.borrow_mut();
+        if data.0.is_empty() || bytes > cells.keep {
             return;
         }
-        let mut cells = self.0.borrow_mut();
         cells.bytes += bytes;
         cells.free.push((
             std::any::TypeId::of::<T>(),
@@ -316,7 +327,7 @@ impl<T: Clone + Default + 'static> brotli::Allocator<T> for BrotliPool {
             bytes,
             Box::new(data.0),
         ));
-        while cells.bytes > BROTLI_POOL_KEEP && !cells.free.is_empty() {
+        while cells.bytes > cells.keep && !cells.free.is_empty() {
             let (_, _, b, _) = cells.free.remove(0);
             cells.bytes -= b;
         }
@@ -329,6 +340,14 @@ impl BrotliPool {
     /// Bytes of free cells kept now.
     pub fn kept(&self) -> usize {
         self.0.borrow().bytes
+    }
+
+    /// A pool that keeps at most `keep` bytes of free cells.
+    #[cfg(test)]
+    fn keeping(keep: usize) -> BrotliPool {
+        let pool = BrotliPool::default();
+        pool.0.borrow_mut().keep = keep;
+        pool
     }
 }
 
@@ -706,6 +725,40 @@ mod tests {
         }
         v.truncate(n);
         v
+    }
+
+    #[test]
+    fn the_brotli_pool_keeps_at_most_its_bound_and_clears_what_it_gives_again() {
+        use brotli::{Allocator, SliceWrapper, SliceWrapperMut};
+        let mut pool = BrotliPool::keeping(1000);
+        let mut cells: Vec<PoolCell<u8>> = (0..5)
+            .map(|_| Allocator::<u8>::alloc_cell(&mut pool, 300))
+            .collect();
+        for (i, c) in cells.iter_mut().enumerate() {
+            c.slice_mut().fill(i as u8 + 1);
+        }
+        for c in cells {
+            Allocator::<u8>::free_cell(&mut pool, c);
+        }
+        // Five cells of 300 bytes were freed; three fit in 1,000 bytes: the two oldest went.
+        assert_eq!(pool.kept(), 900);
+        let again = Allocator::<u8>::alloc_cell(&mut pool, 300);
+        assert_eq!(pool.kept(), 600, "a kept cell was given again");
+        assert!(
+            again.slice().iter().all(|&b| b == 0),
+            "a reused cell is cleared"
+        );
+        // Another type or length is not served from the pool.
+        let other = Allocator::<u16>::alloc_cell(&mut pool, 150);
+        assert_eq!(pool.kept(), 600);
+        // A cell larger than the bound is not kept at all.
+        let big = Allocator::<u8>::alloc_cell(&mut pool, 2000);
+        Allocator::<u8>::free_cell(&mut pool, big);
+        assert_eq!(pool.kept(), 600);
+        Allocator::<u16>::free_cell(&mut pool, other);
+        assert_eq!(pool.kept(), 900);
+        Allocator::<u8>::free_cell(&mut pool, again);
+        assert_eq!(pool.kept(), 900, "the oldest cell made room");
     }
 
     #[test]
