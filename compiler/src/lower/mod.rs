@@ -303,7 +303,11 @@ fn parse_cidr(v: &str) -> Option<ClientAddr> {
 
 /// nginx inheritance: the directives `name` of the innermost level that has any.
 fn nearest<'a, 'd>(chain: &'a [&'a Level<'d>], name: &str) -> &'a [&'d Directive] {
+    let bit = name_bit(name);
     for level in chain {
+        if level.names & bit == 0 {
+            continue;
+        }
         let v = level.get(name);
         if !v.is_empty() {
             return v;
