@@ -658,6 +658,22 @@ http {
         application/x-7z-compressed 7z;
     }
     default_type application/octet-stream;
+    geo $http_x_ip $ranged {
+        ranges;
+        default none;
+        proxy 10.0.0.1;
+        proxy 10.0.0.2;
+        10.0.0.0-10.255.255.255 ten;
+        delete 10.1.0.0-10.1.255.255;
+    }
+    split_clients "${remote_addr}AAA" $variant {
+        50% a;
+        50% "b c";
+    }
+    charset_map koi8-r windows-1251 {
+        C0 FE;
+        C1 E0;
+    }
     log_format main '$remote_addr - $remote_user [$time_local] "$request" '
                     '$status $body_bytes_sent';
     log_format json escape=json '{"uri":"$uri"}';

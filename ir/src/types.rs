@@ -2490,6 +2490,12 @@ pub struct Map {
     pub default: Template,
     /// A `geo` block (nginx's geo module, the same kind of variable). `None` for a `map`.
     pub geo: Option<Box<Geo>>,
+    /// A `split_clients` block: the MurmurHash2 of the source (32 bits) takes the value of
+    /// the first part whose bound is above it, or of a part with bound 0 (`*`, or the part
+    /// that reaches 100 %); bounds are the running sums of the percentages scaled to
+    /// `0..=u32::MAX` as nginx computes them. No part chosen: the empty value. `None` for a
+    /// `map` or `geo`.
+    pub split: Option<Vec<(u32, Template)>>,
 }
 
 /// A `geo` table: the source is an IP address (not one: 255.255.255.255, as nginx), first
@@ -2528,6 +2534,7 @@ impl Map {
             .chain(self.leading.iter().map(|(_, t)| t))
             .chain(self.trailing.iter().map(|(_, t)| t))
             .chain(self.regex.iter().map(|(_, t)| t))
+            .chain(self.split.iter().flatten().map(|(_, t)| t))
             .chain(std::iter::once(&self.default))
     }
 }

@@ -353,6 +353,12 @@ impl Checker<'_> {
                 m.name
             )
         })?;
+        if let Some(parts) = &m.split {
+            let bounds: Vec<u32> = parts.iter().map(|p| p.0).filter(|b| *b != 0).collect();
+            check(bounds.windows(2).all(|w| w[0] < w[1]), || {
+                format!("the parts of split_clients ${} do not grow", m.name)
+            })?;
+        }
         Ok(())
     }
 
@@ -1103,6 +1109,7 @@ pub(crate) mod tests {
             )],
             default: Template::literal("0"),
             geo: None,
+            split: None,
         }];
         ir.log_formats = vec![LogFormat {
             name: "mapped".into(),
@@ -1475,6 +1482,7 @@ pub(crate) mod tests {
                             .collect(),
                     },
                     geo: None,
+                    split: None,
                 }
             })
             .collect();

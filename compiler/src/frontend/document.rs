@@ -10,7 +10,7 @@ use super::shape::{
     all_structurals, allowed_keys, has_script, is_script_directive, spec_for, split_match,
     structurals, structure_of, DocCtx, Structural, Structure, ValueShape, CONDITION_KEY, IF,
     MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY, SCHEMA_KEY, SCRIPT_DIRECTIVES,
-    SCRIPT_KEY,
+    SCRIPT_KEY, TABLE_ARGS_KEY, TABLE_ENTRIES_KEY,
 };
 use crate::ast::{Arg, Directive, Quote};
 use crate::diagnostics::{did_you_mean, Code, Diagnostic, Diagnostics};
@@ -403,6 +403,17 @@ impl Reader<'_> {
                     }
                 }
             }
+            Structure::Table => {
+                let Some(items) = self.expect_array(value, &format!("\"{}\"", st.key), &example)
+                else {
+                    return;
+                };
+                for item in items {
+                    if let Some(d) = self.table_object(name, &st.key, item, &example) {
+                        out.push(d);
+                    }
+                }
+            }
             Structure::Methods => {
                 let Some(entries) = self.expect_object(value, &format!("\"{}\"", st.key), &example)
                 else {
@@ -456,6 +467,76 @@ impl Reader<'_> {
             return None;
         }
         Some(args)
+    }
+
+    /// One object of a [`Structure::Table`] key: `{ "args": [...], "entries": [[...], …] }`
+    /// → `name args… { line; … }`.
+    fn table_object(
+        &mut self,
+        name: &str,
+        key: &str,
+        item: &Node,
+        example: &str,
+    ) -> Option<Directive> {
+        let what = format!("each entry of \"{key}\"");
+        let fields = self.expect_object(item, &what, example)?;
+        for (k, _) in fields {
+            if k.text != TABLE_ARGS_KEY && k.text != TABLE_ENTRIES_KEY {
+                self.push(
+                    Diagnostic::error(
+                        Code::Document,
+                        k.span,
+                        format!("unknown key \"{}\" in \"{key}\"", k.text),
+                    )
+                    .label("not a key of this object")
+                    .help(format!(
+                        "an entry of \"{key}\" has \"{TABLE_ARGS_KEY}\" and \"{TABLE_ENTRIES_KEY}\": {example}"
+                    )),
+                );
+            }
+        }
+        let args = self.words(
+            item,
+            fields,
+            &what,
+            TABLE_ARGS_KEY,
+            "[\"$variable\"]",
+            example,
+        )?;
+        let words = ValueShape {
+            flag: false,
+            zero: false,
+            repeat: false,
+            numbers: super::arg_types::Numbers::ANY,
+        };
+        let mut block = Vec::new();
+        if let Some((_, lines)) = fields.iter().find(|(k, _)| k.text == TABLE_ENTRIES_KEY) {
+            let lines = self.expect_array(lines, &format!("\"{TABLE_ENTRIES_KEY}\""), example)?;
+            for line in lines {
+                let Some(mut line_words) = self.entry(TABLE_ENTRIES_KEY, None, words, line) else {
+                    continue;
+                };
+                if line_words.is_empty() {
+                    self.push(
+                        Diagnostic::error(Code::Document, line.span, "an empty line")
+                            .label("no words")
+                            .help(
+                                "write a line as an array of its words, e.g. [\"default\", \"0\"]",
+                            ),
+                    );
+                    continue;
+                }
+                let first = line_words.remove(0);
+                block.push(directive(
+                    &first.value,
+                    first.span,
+                    line_words,
+                    None,
+                    line.span,
+                ));
+            }
+        }
+        Some(directive(name, open_of(item), args, Some(block), item.span))
     }
 
     /// `{ "if": { "condition": ["$a", "=", "1"], … } }` in `script` → `if ($a = 1) { … }`.

@@ -6,7 +6,7 @@ use super::arg_types::Numbers;
 use super::shape::{
     arity_bounds, directive_specs, has_script, spec_for, structurals, DocCtx, Structure,
     CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY, METHODS_KEY, MODIFIERS,
-    SCHEMA_KEY, SCRIPT_DIRECTIVES, SCRIPT_KEY,
+    SCHEMA_KEY, SCRIPT_DIRECTIVES, SCRIPT_KEY, TABLE_ARGS_KEY, TABLE_ENTRIES_KEY,
 };
 use super::write::{self, Out};
 use crate::diagnostics::Diagnostics;
@@ -273,6 +273,31 @@ fn context_schema(generator: &mut SchemaGenerator, ctx: DocCtx) -> Schema {
                         }
                     },
                     "required": [MAP_SOURCE_KEY],
+                    "additionalProperties": false
+                }
+            }),
+            (Structure::Table, _) => json!({
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        TABLE_ARGS_KEY: {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "type": ["string", "number"] },
+                            "description": "The block's arguments, as in the NGINX-style form."
+                        },
+                        TABLE_ENTRIES_KEY: {
+                            "type": "array",
+                            "description": "The block's lines in order, each an array of its words.",
+                            "items": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": { "type": ["string", "number"] }
+                            }
+                        }
+                    },
+                    "required": [TABLE_ARGS_KEY],
                     "additionalProperties": false
                 }
             }),

@@ -126,7 +126,18 @@ pub(crate) enum Structure {
     Map,
     /// `limit_except GET POST { … }` → `"limit_except": { "methods": ["GET", "POST"], … }`.
     Methods,
+    /// A block of free-form lines, `geo $a $var { default 0; 10.0.0.0/8 1; }` →
+    /// `"geo": [ { "args": ["$a", "$var"], "entries": [["default", "0"], ["10.0.0.0/8", "1"]] } ]`
+    /// (lines in order, as arrays of words: a key may come twice, and some lines have no
+    /// value, such as `ranges;`).
+    Table,
 }
+
+/// The key of a [`Structure::Table`] object that holds the block's arguments.
+pub(crate) const TABLE_ARGS_KEY: &str = "args";
+
+/// The key of a [`Structure::Table`] object that holds the block's lines.
+pub(crate) const TABLE_ENTRIES_KEY: &str = "entries";
 
 /// The key of a map object that holds its source string.
 pub(crate) const MAP_SOURCE_KEY: &str = "source";
@@ -189,6 +200,9 @@ pub(crate) fn structure_of(spec: &Spec) -> Option<Structure> {
     if spec.name == "limit_except" {
         return Some(Structure::Methods);
     }
+    if matches!(spec.name, "geo" | "split_clients" | "charset_map") {
+        return Some(Structure::Table);
+    }
     // `if` is an entry of `script`, not a key of its own.
     if spec.kind != Kind::Block || spec.name == IF {
         return None;
@@ -230,6 +244,10 @@ impl Structural {
                 "\"{}\": {{ \"$connection_upgrade\": {{ \"{MAP_SOURCE_KEY}\": \"$http_upgrade\", \"{MAP_ENTRIES_KEY}\": {{ \"default\": \"upgrade\", \"\": \"close\" }} }} }}",
                 self.key
             ),
+            Structure::Table => format!(
+                "\"{}\": [ {{ \"{TABLE_ARGS_KEY}\": [\"$remote_addr\", \"$var\"], \"{TABLE_ENTRIES_KEY}\": [[\"default\", \"0\"]] }} ]",
+                self.key
+            ),
             Structure::Methods => format!(
                 "\"{}\": {{ \"{METHODS_KEY}\": [\"GET\"], \"deny\": \"all\" }}",
                 self.key
@@ -241,7 +259,9 @@ impl Structural {
 /// The document key of a block directive.
 pub(crate) fn key_of(spec: &'static Spec, structure: Structure) -> Cow<'static, str> {
     match structure {
-        Structure::Object | Structure::Types | Structure::Methods => Cow::Borrowed(spec.name),
+        Structure::Object | Structure::Types | Structure::Methods | Structure::Table => {
+            Cow::Borrowed(spec.name)
+        }
         // `match` → `matches`.
         Structure::List | Structure::Named | Structure::Matched | Structure::Map
             if spec.name.ends_with("ch") =>

@@ -7,7 +7,7 @@ use super::arg_types::Numbers;
 use super::shape::{
     condition_words, has_script, is_script_directive, key_of, spec_for, structure_of, DocCtx,
     Structure, ValueShape, CONDITION_KEY, IF, MAP_ENTRIES_KEY, MAP_SOURCE_KEY, MATCH_KEY,
-    METHODS_KEY, SCRIPT_KEY,
+    METHODS_KEY, SCRIPT_KEY, TABLE_ARGS_KEY, TABLE_ENTRIES_KEY,
 };
 use crate::ast::Directive;
 use crate::directives::{Spec, TABLE};
@@ -179,6 +179,7 @@ fn block(tree: &[Directive], ctx: DocCtx) -> Vec<(String, Out)> {
                         obj.push(&key, Out::Obj(entries));
                     }
                     Structure::Types => types(children, &mut obj, &d.name),
+                    Structure::Table => obj.push(&key, table_object(d, children)),
                     Structure::Map => {
                         let var = d.args.get(1).map_or("", |a| a.value.as_str());
                         obj.insert_in(&key, var, map_object(d, children));
@@ -255,6 +256,27 @@ fn types(children: &[Directive], obj: &mut Obj, key: &str) {
 
 /// `map SOURCE $var { key value; … }` → `{ "source": "SOURCE", "entries": { "key": "value" } }`
 /// (a line without value, such as `hostnames;`, is `true`).
+/// A [`Structure::Table`] block: its arguments, and each line as an array of its words.
+fn table_object(d: &Directive, children: &[Directive]) -> Out {
+    let words = |name: Option<&str>, args: &[crate::ast::Arg]| {
+        Out::Arr(
+            name.into_iter()
+                .map(str::to_string)
+                .chain(args.iter().map(|a| a.value.clone()))
+                .map(Out::Str)
+                .collect(),
+        )
+    };
+    let lines = children
+        .iter()
+        .map(|c| words(Some(&c.name), &c.args))
+        .collect();
+    Out::Obj(vec![
+        (TABLE_ARGS_KEY.to_string(), words(None, &d.args)),
+        (TABLE_ENTRIES_KEY.to_string(), Out::Arr(lines)),
+    ])
+}
+
 fn map_object(d: &Directive, children: &[Directive]) -> Out {
     let source = d.args.first().map_or("", |a| a.value.as_str());
     let shape = ValueShape {

@@ -77,7 +77,9 @@ impl Lower<'_> {
         let Some(http) = tree.iter().find(|d| d.name == "http") else {
             return;
         };
-        let blocks = all(http.children(), "map").chain(all(http.children(), "geo"));
+        let blocks = all(http.children(), "map")
+            .chain(all(http.children(), "geo"))
+            .chain(all(http.children(), "split_clients"));
         for d in blocks {
             // `map SOURCE $var`, `geo [$address] $var`: the variable is the last argument.
             let last = d.args.len().saturating_sub(1);
@@ -136,6 +138,7 @@ impl Lower<'_> {
                 regex: Vec::new(),
                 default: Template::default(),
                 geo: None,
+                split: None,
             });
         }
     }
@@ -149,14 +152,17 @@ impl Lower<'_> {
             .enumerate()
             .map(|(i, (p, _))| (*p, i))
             .collect();
-        for d in all(h, "map").chain(all(h, "geo")) {
+        for d in all(h, "map")
+            .chain(all(h, "geo"))
+            .chain(all(h, "split_clients"))
+        {
             let Some(&id) = ids.get(&(d as *const Directive)) else {
                 continue;
             };
-            let m = if d.name == "geo" {
-                self.geo_block(d)
-            } else {
-                self.map_block(d)
+            let m = match d.name.as_str() {
+                "geo" => self.geo_block(d),
+                "split_clients" => self.split_block(d),
+                _ => self.map_block(d),
             };
             if let Some(slot) = self.ir.maps.get_mut(id) {
                 slot.source = m.source;
@@ -168,6 +174,7 @@ impl Lower<'_> {
                 slot.regex = m.regex;
                 slot.default = m.default;
                 slot.geo = m.geo;
+                slot.split = m.split;
             }
         }
         self.check_map_graph();
@@ -255,6 +262,7 @@ impl Lower<'_> {
             regex,
             default: default.map(|(t, _)| t).unwrap_or_default(),
             geo: None,
+            split: None,
         }
     }
 
@@ -428,6 +436,86 @@ impl Lower<'_> {
                 ranges: ranges_mode.then(|| ranges.flatten()),
                 proxy,
             })),
+            split: None,
+        }
+    }
+
+    /// `split_clients string $variable { N% value; … * value; }`: the parts' bounds as
+    /// nginx computes them (running sums of the percentages, with two decimals, scaled to
+    /// 32 bits; the part that reaches 100 %, and `*`, take the rest). Values are literal.
+    fn split_block(&mut self, d: &Directive) -> Map {
+        let source = self.template(d, 0);
+        let mut parts: Vec<(u32, Template)> = Vec::new();
+        let (mut sum, mut last) = (0u32, 0u32);
+        for e in d.children() {
+            let bad = |msg: String, span: Span, label: &str, help: &str| {
+                Diagnostic::error(Code::BadValue, span, msg)
+                    .label(label)
+                    .help(help)
+            };
+            if e.block.is_some() || e.args.len() != 1 {
+                self.err(bad(
+                    "invalid number of the split_clients parameters".into(),
+                    e.name_span,
+                    "a part is `percent value;`",
+                    "write `12.5% value;`, and `* value;` for the rest",
+                ));
+                continue;
+            }
+            let percent = if e.name == "*" {
+                0
+            } else {
+                match e.name.strip_suffix('%').and_then(hundredths) {
+                    Some(n) if n > 0 => n,
+                    _ => {
+                        self.err(bad(
+                            format!("invalid percent value \"{}\"", e.name),
+                            e.name_span,
+                            "expected a percentage such as 10% or 0.5%",
+                            "write the share with at most two decimals and a % sign, or * for the rest",
+                        ));
+                        continue;
+                    }
+                }
+            };
+            sum = if percent == 0 { 10_000 } else { sum + percent };
+            if sum > 10_000 {
+                self.err(bad(
+                    "percent total is greater than 100%".into(),
+                    e.name_span,
+                    "the parts add up to more than 100% here",
+                    "lower the percentages so that they add up to 100% at most",
+                ));
+                break;
+            }
+            let bound = if sum == 10_000 || percent == 0 {
+                0
+            } else {
+                last = last.wrapping_add((u64::from(percent) * 0xffff_ffff / 10_000) as u32);
+                last
+            };
+            let value = arg(e, 0);
+            let value = Template {
+                parts: if value.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Part::Literal(value.to_string())]
+                },
+            };
+            parts.push((bound, value));
+        }
+        Map {
+            name: String::new(),
+            source,
+            hostnames: false,
+            volatile: false,
+            exact: Vec::new(),
+            leading: Vec::new(),
+            trailing: Vec::new(),
+            regex: Vec::new(),
+            default: Template::default(),
+            geo: None,
+            split: Some(parts),
         }
     }
 
@@ -763,4 +851,26 @@ impl GeoRanges {
         }
         out
     }
+}
+
+/// A percentage with at most two decimals, in hundredths (nginx's `ngx_atofp(…, 2)`):
+/// "51.2" is 5120, "10" is 1000; anything else is `None`.
+fn hundredths(s: &str) -> Option<u32> {
+    let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
+    if whole.is_empty() && frac.is_empty()
+        || frac.len() > 2
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: u32 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac: u32 = format!("{frac:0<2}").parse().ok()?;
+    whole.checked_mul(100)?.checked_add(frac)
 }

@@ -488,6 +488,13 @@ impl Ctx<'_> {
         map: &'m Map,
         subject: &[u8],
     ) -> Option<(&'m Template, Option<Captures>)> {
+        if let Some(parts) = &map.split {
+            let hash = murmur_hash2(subject);
+            return parts
+                .iter()
+                .find(|(bound, _)| hash < *bound || *bound == 0)
+                .map(|(_, value)| (value, None));
+        }
         if let Some(geo) = &map.geo {
             // nginx: a value that is not an address looks up 255.255.255.255.
             let mut ip = std::str::from_utf8(subject)
@@ -1450,8 +1457,43 @@ fn client_cert_var(b: Builtin, der: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// MurmurHash2 (Austin Appleby's, 32 bits, seed 0, little-endian words) as nginx computes
+/// it for `split_clients`, so that a key falls in the same part under both servers.
+pub(crate) fn murmur_hash2(data: &[u8]) -> u32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h = data.len() as u32;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        let mut k = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M) ^ k;
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        for (i, b) in tail.iter().enumerate() {
+            h ^= u32::from(*b) << (8 * i);
+        }
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^ (h >> 15)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn murmur_hash2_as_nginx() {
+        // Reference values of MurmurHash2 (seed 0) computed by its published C code, which
+        // nginx's ngx_murmur_hash2 is.
+        assert_eq!(super::murmur_hash2(b""), 0);
+        assert_eq!(super::murmur_hash2(b"a"), 0x92685f5e);
+        assert_eq!(super::murmur_hash2(b"abcd"), 0x26873021);
+        assert_eq!(super::murmur_hash2(b"hello world"), 0x44a81419);
+    }
+
     use super::*;
     use crate::http::request::{parse_head, Limits};
 
@@ -1588,6 +1630,7 @@ mod tests {
             regex: vec![],
             default: Template::default(),
             geo: None,
+            split: None,
         }
     }
 

@@ -42,6 +42,7 @@ mod rewrite_log;
 mod runtime;
 mod safety;
 mod slice;
+mod split_clients;
 mod ssi;
 mod startup;
 mod static_headers;
