@@ -413,16 +413,42 @@ fn http_level(ir: &Ir) -> BTreeMap<String, String> {
         );
     }
     for m in &ir.maps {
-        let value = match &m.geo {
-            Some(g) => {
+        let value = match (&m.geo, &m.split) {
+            (Some(g), _) => {
                 let v = serde_json::to_value(g).unwrap_or_default();
                 format!("geo {}: {}", r.template(&m.source), r.value("geo", &v))
             }
-            None => map_text(&r, m),
+            (None, Some(parts)) => split_text(&r, m, parts),
+            (None, None) => map_text(&r, m),
         };
         out.insert(format!("map ${}", m.name), value);
     }
     out
+}
+
+/// A `split_clients` as written: `split_clients SOURCE { 51.20% a; 10.00% b; * c; }`, each
+/// part's share taken back from its bound.
+fn split_text(r: &Render<'_>, m: &proton_ir::Map, parts: &[(u32, proton_ir::Template)]) -> String {
+    let mut prev = 0u64;
+    let lines: Vec<String> = parts
+        .iter()
+        .map(|(bound, value)| {
+            let share = if *bound == 0 {
+                "*".to_string()
+            } else {
+                let b = u64::from(*bound);
+                let hundredths = ((b - prev.min(b)) * 10_000 + 0x7fff_ffff) / 0xffff_ffff;
+                prev = b;
+                format!("{}.{:02}%", hundredths / 100, hundredths % 100)
+            };
+            format!("{share} {};", quote(&r.template(value)))
+        })
+        .collect();
+    format!(
+        "split_clients {} {{ {} }}",
+        r.template(&m.source),
+        lines.join(" ")
+    )
 }
 
 /// A `map` as written: `$source { key value; … default value; }` (keys in the IR's order).

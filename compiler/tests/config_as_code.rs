@@ -314,6 +314,29 @@ fn site_b() -> String {
 }
 
 #[test]
+fn diff_shows_a_changed_split() {
+    let d = tmpdir("diff-split");
+    let conf = |share: &str| {
+        format!(
+            "events {{}}\nhttp {{ split_clients \"${{remote_addr}}x\" $v {{ {share} a; * b; }} \
+             server {{ listen 127.0.0.1:8080; return 200 $v; }} }}\n"
+        )
+    };
+    let a = write(&d, "a.conf", &conf("51.2%"));
+    let b = write(&d, "b.conf", &conf("40%"));
+    let out = protonc(&["diff", &a, &b]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "~ map $v split_clients ${remote_addr}x { 51.20% a; * b; } -> split_clients ${remote_addr}x { 40.00% a; * b; }"
+        ),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
 fn diff_in_three_formats() {
     let d = tmpdir("diff");
     let a = write(&d, "a.conf", SITE);
