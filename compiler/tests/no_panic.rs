@@ -84,33 +84,21 @@ proptest! {
     }
 }
 
-/// The fast reader and the pest parser agree: same tree when the text is well formed,
-/// and the fast reader refuses whatever pest refuses.
+/// The reader and the pest parser agree: same tree, and the same diagnostics (positions,
+/// messages, helps) when the text has syntax errors.
 fn agree(text: &str) {
     use proton_compiler::source::FileId;
-    use proton_compiler::syntax::{fast, parse_with_pest, split_missing_semicolons};
+    use proton_compiler::syntax::{parse_text, parse_with_pest};
     let mut pest_diags = Diagnostics::default();
     let pest_tree = parse_with_pest(FileId(0), text, &mut pest_diags);
-    let pest_failed = pest_diags
-        .list
-        .iter()
-        .any(|d| !d.message.starts_with("missing \";\""));
-    match fast::parse(FileId(0), text) {
-        Some(tree) => {
-            assert!(
-                !pest_failed,
-                "fast reader accepted what pest refuses: {text:?}"
-            );
-            let mut d = Diagnostics::default();
-            let tree = split_missing_semicolons(tree, text, &mut d);
-            assert_eq!(tree, pest_tree, "trees differ for {text:?}");
-            assert_eq!(d.list.len(), pest_diags.list.len());
-        }
-        None => assert!(
-            pest_failed,
-            "fast reader refused what pest accepts: {text:?}"
-        ),
-    }
+    let mut diags = Diagnostics::default();
+    let tree = parse_text(FileId(0), text, &mut diags);
+    assert_eq!(tree, pest_tree, "trees differ for {text:?}");
+    assert_eq!(
+        format!("{:?}", diags.list),
+        format!("{:?}", pest_diags.list),
+        "diagnostics differ for {text:?}"
+    );
 }
 
 /// Characters that matter to the lexer, to build tricky inputs from.
@@ -147,18 +135,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
 
     #[test]
-    fn fast_reader_agrees_with_pest(parts in proptest::collection::vec(lexeme(), 0..40)) {
+    fn reader_agrees_with_pest(parts in proptest::collection::vec(lexeme(), 0..40)) {
         agree(&parts.concat());
     }
 
     #[test]
-    fn fast_reader_agrees_on_token_soup(toks in proptest::collection::vec(token(), 0..40)) {
+    fn reader_agrees_with_pest_on_token_soup(toks in proptest::collection::vec(token(), 0..40)) {
         agree(&toks.join(" "));
     }
 }
 
 #[test]
-fn fast_reader_agrees_on_examples() {
+fn reader_agrees_with_pest_on_examples() {
     for dir in ["../conf", "../conf/examples", "tests/broken"] {
         for entry in std::fs::read_dir(dir).expect("dir").flatten() {
             let p = entry.path();

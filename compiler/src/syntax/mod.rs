@@ -1,14 +1,15 @@
-//! The NGINX-style front end: pest grammar → spanned [`Directive`] tree, then `include`
+//! The NGINX-style front end: text → spanned [`Directive`] tree ([`reader`]), then `include`
 //! expansion. Syntax errors are recovered from (the failing statement is blanked and the
-//! file parsed again) so one run reports every syntax error of a file.
+//! file read again) so one run reports every syntax error of a file.
 
 use crate::ast::{Arg, Directive, Quote, MAX_BLOCK_DEPTH};
 use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, SourceMap, Span};
-pub mod fast;
+pub mod reader;
 
 use pest::iterators::Pair;
 use pest::Parser;
+use reader::{Expected, Failure};
 use std::path::{Path, PathBuf};
 
 #[derive(pest_derive::Parser)]
@@ -22,16 +23,47 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// Parses one file's text. Syntax errors go to `diags`; what parsed is returned.
 pub fn parse_text(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
-    if let Some(tree) = fast::parse(file, text) {
-        return split_missing_semicolons(tree, text, diags);
+    match reader::parse(file, text) {
+        Ok(tree) => split_missing_semicolons(tree, text, diags),
+        Err(_) => recover(file, text, diags),
     }
-    parse_with_pest(file, text, diags)
 }
 
-/// The pest parser: the reference for the grammar, and the one that explains errors.
+/// Reads a text that has syntax errors: reports the first, blanks the statement it is in
+/// (offsets and line breaks kept) and reads again, up to [`MAX_SYNTAX_ERRORS`] times; what
+/// finally reads is returned.
 ///
-/// Text nested deeper than [`MAX_BLOCK_DEPTH`] is refused before pest sees it (pest, its
-/// error recovery and every walker over the tree recurse once per level).
+/// Text nested deeper than [`MAX_BLOCK_DEPTH`] is refused as a whole, with one error at the
+/// first `{` too deep, whatever other errors it has.
+fn recover(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
+    if let Some(open) = scan_braces(text).too_deep {
+        diags.push(too_deep(Span::new(file, open..open + 1)));
+        return Vec::new();
+    }
+    let mut work = text.to_string();
+    for _ in 0..MAX_SYNTAX_ERRORS {
+        match reader::parse(file, &work) {
+            Ok(tree) => return split_missing_semicolons(tree, text, diags),
+            Err(Failure {
+                pos,
+                expected: Expected::Shallower,
+            }) => {
+                diags.push(too_deep(Span::new(file, pos..pos + 1)));
+                return Vec::new();
+            }
+            Err(Failure { pos, expected }) => {
+                let pos = pos.min(work.len());
+                diags.push(syntax_error(file, &work, pos, expected.describe()));
+                if !blank_statement(&mut work, pos) {
+                    return Vec::new();
+                }
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// TEMP: the pest parser, kept while the reader's diagnostics are compared with it.
 pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
     if let Some(open) = scan_braces(text).too_deep {
         diags.push(too_deep(Span::new(file, open..open + 1)));
@@ -57,7 +89,7 @@ pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec
                     pest::error::InputLocation::Span((s, _)) => s,
                 };
                 let pos = pos.min(work.len());
-                diags.push(syntax_error(file, &work, pos, &e));
+                diags.push(syntax_error(file, &work, pos, &expected_of(&e)));
                 if !blank_statement(&mut work, pos) {
                     return Vec::new();
                 }
@@ -78,7 +110,7 @@ pub(crate) fn too_deep(span: Span) -> Diagnostic {
     .help("flatten the configuration; nginx configs rarely nest more than a few levels")
 }
 
-fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(file: FileId, text: &str, pos: usize, expected: &str) -> Diagnostic {
     let rest = &text[pos..];
     let end = pos + rest.chars().next().map_or(0, char::len_utf8);
     let span = Span::new(file, pos..end);
@@ -139,7 +171,7 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
             } else {
                 (
                     format!("unexpected {:?}", c),
-                    format!("expected {}", expected_of(e)),
+                    format!("expected {expected}"),
                 )
             }
         }
@@ -868,7 +900,7 @@ mod tests {
     fn depth_is_counted_with_the_grammar_rules() {
         let deep = |unit: &str, n: usize| {
             let mut d = Diagnostics::default();
-            parse_with_pest(FileId(0), &unit.repeat(n), &mut d);
+            parse_text(FileId(0), &unit.repeat(n), &mut d);
             d.list
                 .iter()
                 .any(|e| e.message.starts_with("blocks nested too deeply"))
