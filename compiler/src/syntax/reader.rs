@@ -334,3 +334,57 @@ impl Reader<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stop(text: &str) -> (usize, Expected) {
+        match parse(FileId(0), text) {
+            Ok(_) => panic!("{text:?} reads"),
+            Err(f) => (f.pos, f.expected),
+        }
+    }
+
+    #[test]
+    fn where_and_why_reading_stops() {
+        use Expected::*;
+        let cases = [
+            ("}", (0, Directive)),
+            ("a; ;", (3, Directive)),
+            ("a {\n  {", (6, DirectiveOrClose)),
+            ("a { b; ", (7, DirectiveOrClose)),
+            ("a b", (3, ArgumentOrEnd)),
+            ("a b # c", (7, ArgumentOrEnd)),
+            ("a { b }", (6, ArgumentOrEnd)),
+            ("a \"b;", (2, ClosingQuote)),
+            ("a 'b\\'", (2, ClosingQuote)),
+            ("\"a\"b;", (3, Separator)),
+            ("a \"b\"c;", (5, Separator)),
+            ("a 'b'\u{feff};", (5, Separator)),
+            ("a ${ b", (6, ArgumentOrEnd)),
+            ("a ${ b; ", (8, DirectiveOrClose)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(stop(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn depth_limit_without_recursion() {
+        let ok = "a {".repeat(MAX_BLOCK_DEPTH) + &"}".repeat(MAX_BLOCK_DEPTH);
+        assert!(parse(FileId(0), &ok).is_ok());
+        let deep = "a {".repeat(100_000);
+        assert_eq!(stop(&deep), (3 * MAX_BLOCK_DEPTH + 2, Expected::Shallower));
+    }
+
+    #[test]
+    fn comments_are_found() {
+        let text = "# head\na b#c; # tail\n\"#q\" '#'; #";
+        let (tree, comments) = parse_with_comments(FileId(0), text).expect("reads");
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree[0].args[0].value, "b#c");
+        let found: Vec<&str> = comments.into_iter().map(|r| &text[r]).collect();
+        assert_eq!(found, ["# head", "# tail", "#"]);
+    }
+}
