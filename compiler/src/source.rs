@@ -1,5 +1,5 @@
 //! Source files and spans. Every span is owned (`file id + byte range`), so nothing downstream
-//! borrows from pest or from a file buffer.
+//! borrows from a file buffer.
 
 use codespan_reporting::files::{Error as FilesError, Files, SimpleFile};
 use std::ops::Range;

@@ -65,7 +65,7 @@ fn deep_conf_is_one_error_at_the_first_brace_too_deep() {
         .expect("brace");
     assert_eq!((errs[0].1, errs[0].2), (1, col));
 
-    // Balanced and deep, with a syntax error too: still refused before pest runs.
+    // Balanced and deep, with a syntax error too: still refused as a whole.
     let deep = format!(
         "events {{}}\nhttp {{ server {{ {}oops }} {} }} }}\n",
         "location /a { ".repeat(400),
@@ -78,7 +78,7 @@ fn deep_conf_is_one_error_at_the_first_brace_too_deep() {
     assert_eq!(errs[0].0, TOO_DEEP);
 
     // Exactly 256 levels is read (and then refused by lowering's own location limit);
-    // a syntax error in it makes pest explain it without running out of stack.
+    // a syntax error in it is explained without running out of stack.
     let levels = |n: usize, extra: &str| {
         format!(
             "events {{}}\nhttp {{ server {{ {}{extra} {} }} }}\n",

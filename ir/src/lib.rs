@@ -5,7 +5,7 @@
 //! [`LocationConf`], server names are sorted into lookup tables, locations into a prefix trie
 //! plus an ordered regex list, and variables into [`Template`]s. The runtime only reads it.
 //!
-//! This crate must never depend on the compiler's parser (pest, codespan) nor on the runtime's
+//! This crate must never depend on the compiler's reader or codespan, nor on the runtime's
 //! event loop (mio). Regular expressions are kept as source text; both sides compile them with
 //! [`pattern::compile`] and hand the matchers in through a closure, so the match *algorithm* lives
 //! here once and `protonc route` and the runtime cannot disagree.

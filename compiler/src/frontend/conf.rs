@@ -48,15 +48,16 @@ fn push_indent(depth: usize, out: &mut String) {
     }
 }
 
-/// True when `value` cannot be written as a bare word: empty, containing whitespace, `;`,
-/// braces or quotes, or starting with `#`.
+/// True when `value` cannot be written as a bare word: empty, containing whitespace (the
+/// reader's: vertical tab, form feed and U+FEFF too), `;`, braces or quotes, or starting
+/// with `#`.
 pub(crate) fn needs_quotes(value: &str) -> bool {
     value.is_empty()
         || value.starts_with('#')
         || value.contains(|c: char| {
             matches!(
                 c,
-                ' ' | '\t' | '\r' | '\n' | ';' | '{' | '}' | '"' | '\'' | '\u{feff}'
+                ' ' | '\t'..='\r' | ';' | '{' | '}' | '"' | '\'' | '\u{feff}'
             )
         })
 }

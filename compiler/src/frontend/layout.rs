@@ -26,8 +26,8 @@
 
 use super::conf::{quote, quote_with};
 use crate::ast::{Arg, Directive, Quote};
-use crate::diagnostics::{Code, Diagnostic, Diagnostics};
-use crate::source::{FileId, Span};
+use crate::diagnostics::Diagnostics;
+use crate::source::FileId;
 use crate::syntax;
 use std::ops::Range;
 
@@ -37,25 +37,19 @@ const INDENT: &str = "    ";
 /// The canonical text of `text` (the file `file`), or `None` when it does not parse: the
 /// syntax errors are in `diags`, as `protonc check` reports them.
 pub fn format_conf(file: FileId, text: &str, diags: &mut Diagnostics) -> Option<String> {
+    let Ok((tree, comments)) = syntax::reader::parse_with_comments(file, text) else {
+        // The same reading again, with error recovery, for the diagnostics.
+        syntax::parse_text(file, text, diags);
+        return None;
+    };
+    // A directive that swallowed the next line (its `;` missing) reads, but is an error.
     let mut found = Diagnostics::default();
-    syntax::parse_text(file, text, &mut found);
+    let tree = syntax::split_missing_semicolons(tree, text, &mut found);
     let failed = found.has_errors();
     diags.list.append(&mut found.list);
     if failed {
         return None;
     }
-    let Some((tree, comments)) = syntax::fast::parse_with_comments(file, text) else {
-        diags.push(
-            Diagnostic::error(
-                Code::Syntax,
-                Span::new(file, 0..0),
-                "this file parses, but not in the form protonc fmt can lay out",
-            )
-            .label("here")
-            .help("is it nested more than 256 blocks deep?"),
-        );
-        return None;
-    };
     let mut lines = vec![0];
     lines.extend(
         text.bytes()

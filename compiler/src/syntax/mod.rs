@@ -1,19 +1,14 @@
-//! The NGINX-style front end: pest grammar → spanned [`Directive`] tree, then `include`
+//! The NGINX-style front end: text → spanned [`Directive`] tree ([`reader`]), then `include`
 //! expansion. Syntax errors are recovered from (the failing statement is blanked and the
-//! file parsed again) so one run reports every syntax error of a file.
+//! file read again) so one run reports every syntax error of a file.
 
 use crate::ast::{Arg, Directive, Quote, MAX_BLOCK_DEPTH};
 use crate::diagnostics::{Code, Diagnostic, Diagnostics};
 use crate::source::{FileId, SourceMap, Span};
-pub mod fast;
+pub mod reader;
 
-use pest::iterators::Pair;
-use pest::Parser;
+use reader::{Expected, Failure};
 use std::path::{Path, PathBuf};
-
-#[derive(pest_derive::Parser)]
-#[grammar = "../../grammar/proton.pest"]
-struct ConfParser;
 
 /// How many syntax errors of one file are reported before giving up.
 const MAX_SYNTAX_ERRORS: usize = 20;
@@ -22,42 +17,44 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// Parses one file's text. Syntax errors go to `diags`; what parsed is returned.
 pub fn parse_text(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
-    if let Some(tree) = fast::parse(file, text) {
-        return split_missing_semicolons(tree, text, diags);
+    match reader::parse(file, text) {
+        Ok(tree) => split_missing_semicolons(tree, text, diags),
+        Err(_) => recover(file, text, diags),
     }
-    parse_with_pest(file, text, diags)
 }
 
-/// The pest parser: the reference for the grammar, and the one that explains errors.
+/// Reads a text that has syntax errors: reports the first, blanks the statement it is in
+/// (offsets and line breaks kept) and reads again, up to [`MAX_SYNTAX_ERRORS`] times; what
+/// finally reads is returned.
 ///
-/// Text nested deeper than [`MAX_BLOCK_DEPTH`] is refused before pest sees it (pest, its
-/// error recovery and every walker over the tree recurse once per level).
-pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
+/// Text nested deeper than [`MAX_BLOCK_DEPTH`] is refused as a whole, with one error at the
+/// first `{` too deep, whatever other errors it has.
+fn recover(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec<Directive> {
     if let Some(open) = scan_braces(text).too_deep {
         diags.push(too_deep(Span::new(file, open..open + 1)));
         return Vec::new();
     }
     let mut work = text.to_string();
     for _ in 0..MAX_SYNTAX_ERRORS {
-        match ConfParser::parse(Rule::file, &work) {
-            Ok(mut pairs) => {
-                let Some(file_pair) = pairs.next() else {
-                    return Vec::new();
-                };
-                let tree: Vec<Directive> = file_pair
-                    .into_inner()
-                    .filter(|p| p.as_rule() == Rule::directive)
-                    .map(|p| directive(file, p, 0))
-                    .collect();
+        match reader::parse(file, &work) {
+            Ok(mut tree) => {
+                if work.len() > text.len() {
+                    clamp_spans(&mut tree, text.len(), 0);
+                }
                 return split_missing_semicolons(tree, text, diags);
             }
-            Err(e) => {
-                let pos = match e.location {
-                    pest::error::InputLocation::Pos(p) => p,
-                    pest::error::InputLocation::Span((s, _)) => s,
-                };
-                let pos = pos.min(work.len());
-                diags.push(syntax_error(file, &work, pos, &e));
+            Err(Failure {
+                pos,
+                expected: Expected::Shallower,
+            }) => {
+                diags.push(too_deep(Span::new(file, pos..pos + 1)));
+                return Vec::new();
+            }
+            // Past the end of the text, in the `}`s that closed its blocks: the end of the
+            // file has been reported already.
+            Err(Failure { pos, .. }) if pos > text.len() => return Vec::new(),
+            Err(Failure { pos, expected }) => {
+                diags.push(syntax_error(file, &work, pos, expected));
                 if !blank_statement(&mut work, pos) {
                     return Vec::new();
                 }
@@ -65,6 +62,19 @@ pub fn parse_with_pest(file: FileId, text: &str, diags: &mut Diagnostics) -> Vec
         }
     }
     Vec::new()
+}
+
+/// Ends the spans of `tree` (whose directives are at nesting level `depth`) at `len` at the
+/// latest: the blocks that recovery closed end past the text.
+fn clamp_spans(tree: &mut [Directive], len: usize, depth: usize) {
+    for d in tree {
+        d.span.end = d.span.end.min(len as u32);
+        if let Some(block) = &mut d.block {
+            if depth < MAX_BLOCK_DEPTH {
+                clamp_spans(block, len, depth + 1);
+            }
+        }
+    }
 }
 
 /// The error for a `{` nested deeper than [`MAX_BLOCK_DEPTH`] levels.
@@ -78,7 +88,7 @@ pub(crate) fn too_deep(span: Span) -> Diagnostic {
     .help("flatten the configuration; nginx configs rarely nest more than a few levels")
 }
 
-fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(file: FileId, text: &str, pos: usize, expected: Expected) -> Diagnostic {
     let rest = &text[pos..];
     let end = pos + rest.chars().next().map_or(0, char::len_utf8);
     let span = Span::new(file, pos..end);
@@ -139,7 +149,7 @@ fn syntax_error(file: FileId, text: &str, pos: usize, e: &pest::error::Error<Rul
             } else {
                 (
                     format!("unexpected {:?}", c),
-                    format!("expected {}", expected_of(e)),
+                    format!("expected {}", expected.describe()),
                 )
             }
         }
@@ -200,7 +210,7 @@ impl Braces {
     }
 }
 
-/// Scans `text` with the grammar's lexical rules (quotes and comments only where a token
+/// Scans `text` with the reader's lexical rules (quotes and comments only where a token
 /// starts, `\\` escapes, `${var}`, `{n,m}` quantifiers inside words) and records its blocks.
 fn scan_braces(text: &str) -> Braces {
     let b = text.as_bytes();
@@ -216,7 +226,7 @@ fn scan_braces(text: &str) -> Braces {
                 token_start = false;
                 continue;
             }
-            // U+FEFF is whitespace to the grammar.
+            // U+FEFF is whitespace to the reader.
             0xEF if b[i..].starts_with("\u{FEFF}".as_bytes()) => {
                 i += 3;
                 token_start = true;
@@ -286,7 +296,7 @@ fn scan_braces(text: &str) -> Braces {
     out
 }
 
-/// `{n}`, `{n,}` or `{n,m}` at the start of `b` (the grammar's quantifier inside a word).
+/// `{n}`, `{n,}` or `{n,m}` at the start of `b` (a quantifier inside a word, see [`reader`]).
 fn is_quantifier(b: &[u8]) -> bool {
     let digits = |from: usize| {
         b[from.min(b.len())..]
@@ -305,26 +315,6 @@ fn is_quantifier(b: &[u8]) -> bool {
     b.get(j) == Some(&b'}')
 }
 
-fn expected_of(e: &pest::error::Error<Rule>) -> String {
-    match &e.variant {
-        pest::error::ErrorVariant::ParsingError { positives, .. } if !positives.is_empty() => {
-            positives
-                .iter()
-                .map(|r| match r {
-                    Rule::semicolon => "\";\"",
-                    Rule::block | Rule::open => "\"{\"",
-                    Rule::close => "\"}\"",
-                    Rule::directive | Rule::name => "a directive",
-                    Rule::dq_string | Rule::sq_string | Rule::word => "an argument",
-                    _ => "a directive",
-                })
-                .collect::<Vec<_>>()
-                .join(" or ")
-        }
-        _ => "a directive".to_string(),
-    }
-}
-
 /// Blanks the statement around `pos` (keeping byte offsets and newlines) so parsing can go on.
 /// Returns false when nothing could be blanked.
 fn blank_statement(text: &mut String, pos: usize) -> bool {
@@ -334,7 +324,8 @@ fn blank_statement(text: &mut String, pos: usize) -> bool {
         let braces = scan_braces(text);
         let open = braces.pairs.iter().filter(|(_, c)| c.is_none()).count();
         if open > 0 && braces.unterminated_quote.is_none() {
-            text.push_str(&"}".repeat(open));
+            // On a line of its own, so a comment or a word at the end does not take it.
+            text.push_str(&"\n}".repeat(open));
             return true;
         }
         return false;
@@ -478,67 +469,6 @@ fn starts_directive(name: &str, args: &[Arg]) -> bool {
                     _ => true,
                 }
         })
-}
-
-/// Converts a pest pair; blocks deeper than [`MAX_BLOCK_DEPTH`] (refused before parsing)
-/// are left empty rather than recursed into.
-fn directive(file: FileId, pair: Pair<'_, Rule>, depth: usize) -> Directive {
-    let span = pair.as_span();
-    let mut d = Directive {
-        name: String::new(),
-        name_span: Span::new(file, span.start()..span.start()),
-        args: Vec::new(),
-        block: None,
-        span: Span::new(file, span.start()..span.end()),
-    };
-    for p in pair.into_inner() {
-        let ps = p.as_span();
-        let sp = Span::new(file, ps.start()..ps.end());
-        match p.as_rule() {
-            Rule::name => {
-                d.name = unescape(p.as_str());
-                d.name_span = sp;
-            }
-            Rule::quoted_name => {
-                let inner = p
-                    .into_inner()
-                    .next()
-                    .and_then(|q| q.into_inner().next())
-                    .map_or("", |i| i.as_str());
-                d.name = unescape(inner);
-                d.name_span = sp;
-            }
-            Rule::word => d.args.push(Arg {
-                value: unescape(p.as_str()),
-                quote: Quote::Bare,
-                span: sp,
-            }),
-            Rule::dq_string | Rule::sq_string => {
-                let quote = if p.as_rule() == Rule::dq_string {
-                    Quote::Double
-                } else {
-                    Quote::Single
-                };
-                let inner = p.into_inner().next().map_or("", |i| i.as_str());
-                d.args.push(Arg {
-                    value: unescape(inner),
-                    quote,
-                    span: sp,
-                });
-            }
-            Rule::block if depth >= MAX_BLOCK_DEPTH => d.block = Some(Vec::new()),
-            Rule::block => {
-                d.block = Some(
-                    p.into_inner()
-                        .filter(|c| c.as_rule() == Rule::directive)
-                        .map(|c| directive(file, c, depth + 1))
-                        .collect(),
-                );
-            }
-            _ => {}
-        }
-    }
-    d
 }
 
 /// nginx's unescaping: `\"`, `\'`, `\\` lose the backslash; `\t`, `\r`, `\n` become control
@@ -865,15 +795,15 @@ mod tests {
     }
 
     #[test]
-    fn depth_is_counted_with_the_grammar_rules() {
+    fn depth_is_counted_with_the_reader_rules() {
         let deep = |unit: &str, n: usize| {
             let mut d = Diagnostics::default();
-            parse_with_pest(FileId(0), &unit.repeat(n), &mut d);
+            parse_text(FileId(0), &unit.repeat(n), &mut d);
             d.list
                 .iter()
                 .any(|e| e.message.starts_with("blocks nested too deeply"))
         };
-        // A `${` not closed before a space is a `$` and a block to the grammar.
+        // A `${` not closed before a space is a `$` and a block to the reader.
         assert!(deep("a ${ ", 300));
         // Quantifiers, `${var}`, quoted and commented braces open no block.
         assert!(!deep("a{2,3} ${x} \"{\" '{' #{\n", 300));
