@@ -70,6 +70,14 @@ fn site() -> Site {
         ("cut.html", "head<!--#include virtual=\"/p/close-mid\" -->tail"),
         ("sleep.html", "<!--#include virtual=\"/p/delay?ms=2000\" -->"),
         ("plain.html", "body"),
+        (
+            "setbig.html",
+            "<!--#include virtual=\"/p/big?bytes=70000\" set=\"x\" -->[<!--#echo var=\"x\" encoding=\"none\" default=\"none\" -->]after",
+        ),
+        (
+            "bigre.html",
+            "<!--#if expr=\"$arg_x = /((a{1000}){1000}){1000}/\" -->y<!--#else -->n<!--#endif -->after",
+        ),
     ];
     for (name, text) in files {
         std::fs::write(root.join(name), text).expect("write");
@@ -277,4 +285,42 @@ fn hostile_pages_end_cleanly() {
         !errors.contains("[alert]") && !errors.contains("panic"),
         "{errors}"
     );
+}
+
+#[test]
+fn limits_bound_what_a_page_keeps() {
+    let s = site();
+    let port = s.p.port;
+    // `include … set` keeps at most 64 KiB of the subrequest's body: a 70,000-byte one
+    // fails the include (logged), the variable stays empty, the page goes on.
+    let r = get(port, "/setbig.html");
+    assert_eq!(r.status, 200);
+    let text = r.body_text();
+    assert!(text.ends_with("]after"), "{}", &text[..text.len().min(300)]);
+    assert!(
+        text.len() < 1000,
+        "the big body was not kept: {} bytes",
+        text.len()
+    );
+    // More than 256 variables: the ones beyond are not kept (echo gives its default).
+    let mut page = String::new();
+    for i in 0..300 {
+        page.push_str(&format!("<!--#set var=\"v{i}\" value=\"{i}\" -->"));
+    }
+    page.push_str(
+        "<!--#echo var=\"v0\" -->,<!--#echo var=\"v255\" -->,<!--#echo var=\"v256\" default=\"gone\" -->,<!--#echo var=\"v299\" default=\"gone\" -->",
+    );
+    std::fs::write(s.t.path().join("www/vars.html"), page).expect("write");
+    assert_eq!(body(port, "/vars.html"), "0,255,gone,gone");
+    // A regex in an `if` whose program would pass 1 MiB is refused: the `if` fails with
+    // errmsg and a log line. As in nginx, a failed `if` opens no condition, so both
+    // branches are output and `else` and `endif`, out of context, fail too.
+    let r = get(port, "/bigre.html?x=a");
+    assert_eq!(r.status, 200);
+    let e = "[an error occurred while processing the directive]";
+    assert_eq!(r.body_text(), format!("{e}y{e}n{e}after"));
+    let errors = std::fs::read_to_string(s.t.path().join("logs/error.log")).unwrap_or_default();
+    assert!(errors.contains("too big subrequest response"), "{errors}");
+    assert!(errors.contains("size limit"), "{errors}");
+    assert!(!errors.contains("[alert]"), "{errors}");
 }
