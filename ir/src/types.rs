@@ -868,6 +868,9 @@ pub struct LocationConf {
     pub settings: SettingsId,
     /// `limit_except` of this location, if any.
     pub limit_except: Option<Box<LimitExcept>>,
+    /// `stub_status`: the content handler answers with the connection and request figures
+    /// of all workers, as nginx's stub_status module prints them.
+    pub stub_status: bool,
 }
 
 /// An `alias`: the file path is `path` followed by the part of the URI after `prefix`.
@@ -2198,6 +2201,14 @@ builtins! {
     ConnectionRequests = "connection_requests",
     /// Seconds since the connection was accepted, with milliseconds (`1.234`).
     ConnectionTime = "connection_time",
+    /// Open client connections, all workers together (`stub_status`'s active).
+    ConnectionsActive = "connections_active",
+    /// Connections reading a request head, all workers together.
+    ConnectionsReading = "connections_reading",
+    /// Requests being answered, all workers together.
+    ConnectionsWriting = "connections_writing",
+    /// Idle keep-alive connections and connections without a request yet, all workers.
+    ConnectionsWaiting = "connections_waiting",
     /// The `Content-Length` request header; for a chunked body read whole, its length.
     ContentLength = "content_length",
     /// The `Content-Type` request header.

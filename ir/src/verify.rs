@@ -726,6 +726,7 @@ pub(crate) mod tests {
             proxy: None,
             settings: SettingsId(0),
             limit_except: None,
+            stub_status: false,
         }
     }
 

@@ -265,6 +265,10 @@ pub fn run(opts: Options) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Err(e) = crate::shared::init_stats() {
+        eprintln!("proton-run: {e}");
+        return ExitCode::from(1);
+    }
     let notify = Notifier::from_env();
     if !loaded.ir.main.master_process {
         let files = Files {
@@ -413,6 +417,7 @@ impl Master {
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
                 let _ = sfd;
+                crate::shared::take_stat_row(counter);
                 let code = crate::worker::run(
                     &self.current.loaded,
                     &self.bound,

@@ -67,3 +67,143 @@ impl Counters {
             .sum()
     }
 }
+
+/// One figure of nginx's `stub_status` (and the `$connections_*` variables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    /// Client connections accepted (a total).
+    Accepted = 0,
+    /// Client connections handled (a total; the same as accepted: Proton refuses none it
+    /// accepted, as nginx when no limit is reached).
+    Handled = 1,
+    /// Client requests, HTTP/2 streams included (a total).
+    Requests = 2,
+    /// Open client connections.
+    Active = 3,
+    /// Connections reading a request head.
+    Reading = 4,
+    /// Requests being answered (and connections closing after one).
+    Writing = 5,
+    /// Idle connections: keep-alive, or no byte of a request yet.
+    Waiting = 6,
+}
+
+/// Figures per slot (8 for alignment; the last is unused).
+const STAT_FIELDS: usize = 8;
+
+/// The `stub_status` figures of every worker: one row of atomics per worker counter slot
+/// (the slot of [`Counters`] the worker's `active` count is in), written only by its worker
+/// and summed by whoever reads them. Mapped once by the master before any fork.
+pub struct Stats {
+    base: NonNull<AtomicU64>,
+}
+
+// SAFETY: the memory is only ever accessed through atomics.
+unsafe impl Send for Stats {}
+// SAFETY: as above.
+unsafe impl Sync for Stats {}
+
+static STATS: std::sync::OnceLock<Stats> = std::sync::OnceLock::new();
+/// This process's row in [`Stats`] (a worker's counter slot; 0 in the master).
+static STAT_ROW: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+impl Stats {
+    fn cell(&self, row: usize, f: Stat) -> &AtomicU64 {
+        // SAFETY: `(row % SLOTS) * STAT_FIELDS + f` is within the mapping of
+        // `SLOTS * STAT_FIELDS` zero-initialised atomics, which lives as long as the process.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add((row % SLOTS) * STAT_FIELDS + f as usize)
+        }
+    }
+
+    /// The sum over all rows. Gauges go up in one worker's row and down in the same row,
+    /// but a row may dip below zero between the two (they are added with wrapping
+    /// arithmetic), so the sum is read as signed and never below 0.
+    pub fn total(&self, f: Stat) -> u64 {
+        let sum = (0..SLOTS).fold(0u64, |s, r| {
+            s.wrapping_add(self.cell(r, f).load(Ordering::Relaxed))
+        });
+        u64::try_from(sum as i64).unwrap_or(0)
+    }
+}
+
+/// Maps the figures (the master, before it forks; later calls keep the first mapping).
+pub fn init_stats() -> Result<(), String> {
+    if STATS.get().is_some() {
+        return Ok(());
+    }
+    let len = NonZeroUsize::new(SLOTS * STAT_FIELDS * std::mem::size_of::<AtomicU64>())
+        .ok_or("empty shared mapping")?;
+    let ptr = map_shared_zeroed(len).map_err(|e| format!("mmap of shared figures failed: {e}"))?;
+    let _ = STATS.set(Stats {
+        base: ptr.cast::<AtomicU64>(),
+    });
+    Ok(())
+}
+
+/// The figures, if they are mapped.
+pub fn stats() -> Option<&'static Stats> {
+    STATS.get()
+}
+
+/// Makes `row` this process's row (a worker at its start) and zeroes its gauges: what a
+/// dead worker of that row left open is gone with it. Totals are kept.
+pub fn take_stat_row(row: usize) {
+    STAT_ROW.store(row, Ordering::Relaxed);
+    if let Some(s) = stats() {
+        for f in [Stat::Active, Stat::Reading, Stat::Writing, Stat::Waiting] {
+            s.cell(row, f).store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Adds `delta` to figure `f` of this process's row.
+pub fn count(f: Stat, delta: i64) {
+    if let Some(s) = stats() {
+        s.cell(STAT_ROW.load(Ordering::Relaxed), f)
+            .fetch_add(delta as u64, Ordering::Relaxed);
+    }
+}
+
+/// The sum of figure `f` over all workers (0 when not mapped).
+pub fn total(f: Stat) -> u64 {
+    stats().map_or(0, |s| s.total(f))
+}
+
+/// What a connection counts as in [`Stat::Reading`], [`Stat::Writing`], [`Stat::Waiting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnStat {
+    /// Not counted (a subrequest's connection, or not yet).
+    #[default]
+    None,
+    Waiting,
+    Reading,
+    Writing,
+}
+
+impl ConnStat {
+    fn figure(self) -> Option<Stat> {
+        match self {
+            ConnStat::None => None,
+            ConnStat::Waiting => Some(Stat::Waiting),
+            ConnStat::Reading => Some(Stat::Reading),
+            ConnStat::Writing => Some(Stat::Writing),
+        }
+    }
+
+    /// Moves a connection from `self` to `to` in the figures.
+    pub fn moved(self, to: ConnStat) {
+        if self == to {
+            return;
+        }
+        if let Some(f) = self.figure() {
+            count(f, -1);
+        }
+        if let Some(f) = to.figure() {
+            count(f, 1);
+        }
+    }
+}

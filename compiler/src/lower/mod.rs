@@ -2510,6 +2510,7 @@ impl Lower<'_> {
             proxy: proxy.map(Box::new),
             settings,
             limit_except,
+            stub_status: own.first("stub_status").is_some(),
         }
     }
 

@@ -10,6 +10,7 @@ use super::{respond, Worker};
 use crate::elog;
 use crate::http::chunked::ChunkedDecoder;
 use crate::http::request::{parse_head, Limits, Parsed};
+use crate::shared::{ConnStat, Stat};
 use mio::net::TcpStream;
 use mio::{Interest, Poll, Token};
 use std::io::{ErrorKind, Read};
@@ -90,6 +91,11 @@ pub(crate) struct Conn {
     pub(crate) deadline: Instant,
     /// Requests served on this connection.
     pub(crate) served: u32,
+    /// What the connection counts as in `stub_status` now (see [`Conn::restat`]).
+    pub(crate) stat: std::cell::Cell<crate::shared::ConnStat>,
+    /// A client connection (counted in `stub_status`'s active connections), not a
+    /// stream's or a subrequest's.
+    pub(crate) client: bool,
     /// Close once the current response is written.
     pub(crate) close_after: bool,
     pub(crate) discard: Discard,
@@ -292,6 +298,15 @@ enum Fill {
 /// The interim response that asks a client waiting on `Expect: 100-continue` for its body.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.stat.get().moved(ConnStat::None);
+        if self.client {
+            crate::shared::count(Stat::Active, -1);
+        }
+    }
+}
+
 impl Conn {
     /// The connection's TLS (`None` on a plain address).
     pub(crate) fn tls(&self) -> Option<&super::tls::TlsConn> {
@@ -346,7 +361,34 @@ impl Conn {
                 .iter()
                 .any(|d| d.matches(peer.ip()));
         let listener = u16::try_from(listener).unwrap_or(u16::MAX);
-        Conn::with(Sock::Tcp(sock), ext, peer, listener, key, debug, w)
+        let mut c = Conn::with(Sock::Tcp(sock), ext, peer, listener, key, debug, w);
+        c.client = true;
+        for f in [Stat::Accepted, Stat::Handled, Stat::Active] {
+            crate::shared::count(f, 1);
+        }
+        c.restat();
+        c
+    }
+
+    /// Moves the connection to what it counts as now in `stub_status` (nginx's reading,
+    /// writing, waiting): a stream's connection is a request being answered; an HTTP/2
+    /// connection waits (its streams are its requests); an HTTP/1 one waits while no byte
+    /// of a request has come, reads while a head comes in, and writes from then until the
+    /// response is out; a subrequest's is not counted.
+    pub(crate) fn restat(&self) {
+        let now = if super::sub::is_sub(self) {
+            ConnStat::None
+        } else if super::h2::is_stream(self) {
+            ConnStat::Writing
+        } else {
+            match self.phase {
+                Phase::H2 => ConnStat::Waiting,
+                Phase::Head if self.rbuf.is_empty() || self.tls_handshaking() => ConnStat::Waiting,
+                Phase::Head => ConnStat::Reading,
+                Phase::Write | Phase::Discard | Phase::Proxy | Phase::Linger => ConnStat::Writing,
+            }
+        };
+        self.stat.replace(now).moved(now);
     }
 
     /// A connection in its first state (waiting for a request head within the default
@@ -384,6 +426,8 @@ impl Conn {
             phase: Phase::Head,
             deadline: w.now + Duration::from_millis(header_timeout),
             served: 0,
+            stat: std::cell::Cell::new(ConnStat::None),
+            client: false,
             close_after: false,
             discard: Discard::None,
             head_len32: 0,
@@ -454,6 +498,7 @@ impl Conn {
         c.close_after = true;
         c.keepalive_ms = 0;
         c.rd_ready = true;
+        c.restat();
         c
     }
 
@@ -484,6 +529,8 @@ impl Conn {
 
     /// Gives the buffers back to the pool.
     pub(crate) fn release(mut self, w: &mut Worker<'_>) {
+        // (The figures of `stub_status` are given back by `Drop`, whichever way a
+        // connection goes.)
         if let (Some(t), Some(sock)) = (
             self.ext.as_deref_mut().and_then(|e| e.tls.as_mut()),
             self.sock.tcp(),
@@ -957,6 +1004,14 @@ impl Conn {
     /// request the parser refused, answered with that status through error_page.
     fn answer(&mut self, w: &mut Worker<'_>, mut req: Box<RequestCtx>, error: Option<u16>) {
         req.started = w.now_ms;
+        if !super::sub::is_sub(self) {
+            crate::shared::count(Stat::Requests, 1);
+            // The request is being answered from here (what `stub_status` shows if the
+            // answer is its own); `restat` takes over when the connection waits again.
+            self.stat
+                .replace(ConnStat::Writing)
+                .moved(ConnStat::Writing);
+        }
         // As nginx, a chunked body already malformed in what came with the head is a 400,
         // whatever the location would have answered (see `proxy::chunked_prefix_invalid`).
         let error = match error {

@@ -662,6 +662,8 @@ fn close(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 impl Worker<'_> {
     /// Makes sure connection `key` has a timer entry no later than its deadline.
     pub(crate) fn arm(&mut self, key: usize, c: &Conn) {
+        // Every connection that waits again passes here: its `stub_status` state too.
+        c.restat();
         if self.armed.len() <= key {
             self.armed.resize(key + 1, None);
         }

@@ -947,6 +947,8 @@ impl<'a> Worker<'a> {
                             } else if loc.conf.proxy.is_some() {
                                 self.note_mirrors(conn, req, l);
                                 self.proxy_start(conn, req, l)
+                            } else if loc.conf.stub_status {
+                                self.stub_status(conn, req, l)
                             } else if req.if_proxy && loc.kind == proton_ir::LocationKind::If {
                                 // The proxy handler of an earlier `if`, with this block's
                                 // configuration, which has no proxy_pass (nginx: 500).
@@ -1538,6 +1540,38 @@ impl<'a> Worker<'a> {
         );
         self.scratch.ctype = ctype;
         out
+    }
+
+    /// nginx's `stub_status` page: the figures of all workers, in its exact text (tools
+    /// parse it). GET and HEAD only.
+    fn stub_status(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> Handled {
+        use crate::shared::{total, Stat};
+        let method = conn
+            .rbuf
+            .get(req.head.method_range.clone())
+            .unwrap_or_default();
+        if method != b"GET" && method != b"HEAD" {
+            return Handled::Status(405);
+        }
+        let mut body = std::mem::take(&mut self.scratch.ctype);
+        body.clear();
+        let _ = write!(
+            body,
+            "Active connections: {} \nserver accepts handled requests\n {} {} {} \nReading: {} Writing: {} Waiting: {} \n",
+            total(Stat::Active),
+            total(Stat::Accepted),
+            total(Stat::Handled),
+            total(Stat::Requests),
+            total(Stat::Reading),
+            total(Stat::Writing),
+            total(Stat::Waiting),
+        );
+        let out = self.simple(conn, req, 200, loc, &body, Some(b"text/plain"));
+        self.scratch.ctype = body;
+        Handled::Done {
+            status: out.status,
+            header_bytes: out.header_bytes,
+        }
     }
 
     /// A response with a small in-memory body.

@@ -959,6 +959,19 @@ impl Ctx<'_> {
                 let _ = write!(out, "{}", self.connection_requests);
             }
             Builtin::ConnectionTime => write_ms(out, self.connection_time_ms),
+            Builtin::ConnectionsActive
+            | Builtin::ConnectionsReading
+            | Builtin::ConnectionsWriting
+            | Builtin::ConnectionsWaiting => {
+                use crate::shared::{total, Stat};
+                let f = match b {
+                    Builtin::ConnectionsActive => Stat::Active,
+                    Builtin::ConnectionsReading => Stat::Reading,
+                    Builtin::ConnectionsWriting => Stat::Writing,
+                    _ => Stat::Waiting,
+                };
+                let _ = write!(out, "{}", total(f));
+            }
             Builtin::ProxyAddXForwardedFor => {
                 let start = out.len();
                 request_header_joined(head, self.buf, b"x-forwarded-for", out);

@@ -46,6 +46,7 @@ mod split_clients;
 mod ssi;
 mod startup;
 mod static_headers;
+mod stub_status;
 mod sub_filter;
 mod tls;
 mod tls_client;
