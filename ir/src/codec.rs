@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 63;
+pub const FORMAT_VERSION: u32 = 64;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -228,6 +228,7 @@ pub(crate) mod tests {
             text: String::new(),
             charset_maps: vec![],
             resolvers: vec![],
+            limit_zones: vec![],
             source_files: vec!["proton.conf".into()],
         }
     }
@@ -257,7 +258,7 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (63, PINNED_CRC, PINNED_RICH_CRC),
+            (64, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }

@@ -469,6 +469,19 @@ impl Checker<'_> {
                 self.regex(*id)?;
             }
         }
+        for r in &s.limit_req.limits {
+            let z = self.ir.limit_zones.get(r.zone as usize);
+            check(
+                z.is_some_and(|z| matches!(z.kind, LimitZoneKind::Req { .. })),
+                || format!("limit_req zone {} is not a limit_req zone", r.zone),
+            )?;
+        }
+        for r in &s.limit_conn.limits {
+            let z = self.ir.limit_zones.get(r.zone as usize);
+            check(z.is_some_and(|z| z.kind == LimitZoneKind::Conn), || {
+                format!("limit_conn zone {} is not a limit_conn zone", r.zone)
+            })?;
+        }
         for v in [&s.limit_rate, &s.limit_rate_after] {
             if let SizeValue::Var(t) = v {
                 self.template(t)?;
@@ -699,6 +712,14 @@ impl Ir {
             c.map(m)?;
         }
         c.map_graph()?;
+        for z in &self.limit_zones {
+            c.template(&z.key)?;
+            if let LimitZoneKind::Req { rate, .. } = z.kind {
+                check(rate > 0, || {
+                    format!("limit_req zone {:?} has rate 0", z.name)
+                })?;
+            }
+        }
         for s in &self.settings {
             c.settings(s)?;
         }
@@ -769,6 +790,8 @@ pub(crate) mod tests {
                 types: vec!["text/html".into()],
             },
             slice: 0,
+            limit_req: LimitReq::default(),
+            limit_conn: LimitConn::default(),
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,
