@@ -263,9 +263,9 @@ pub(crate) mod tests {
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 1653323996;
+    const PINNED_RICH_CRC: u32 = 881739808;
 
-    const PINNED_CRC: u32 = 2065151392;
+    const PINNED_CRC: u32 = 2032725527;
 
     #[test]
     fn refuses_damage() {

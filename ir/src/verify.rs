@@ -1138,6 +1138,31 @@ pub(crate) mod tests {
             ("gif".into(), "image/gif".into()),
             ("html".into(), "text/html".into()),
         ]];
+        ir.limit_zones = vec![
+            LimitZone {
+                name: "req".into(),
+                size: 1 << 20,
+                key: Template {
+                    parts: vec![Part::Var(Var::Builtin(Builtin::BinaryRemoteAddr))],
+                },
+                kind: LimitZoneKind::Req {
+                    rate: 500,
+                    sync: false,
+                },
+            },
+            LimitZone {
+                name: "conn".into(),
+                size: 1 << 20,
+                key: var(0),
+                kind: LimitZoneKind::Conn,
+            },
+        ];
+        ir.settings[0].limit_req.limits = vec![LimitReqRule {
+            zone: 0,
+            burst: 5000,
+            delay: u64::MAX,
+        }];
+        ir.settings[0].limit_conn.limits = vec![LimitConnRule { zone: 1, conn: 10 }];
         ir
     }
 
@@ -1212,6 +1237,22 @@ pub(crate) mod tests {
                 ir.settings[0].index = vec![Template {
                     parts: vec![Part::Var(Var::NamedCapture(String::new()))],
                 }]
+            }),
+            ("limit zone key", |ir, t| ir.limit_zones[1].key = t),
+            ("limit_req zone out of range", |ir, _| {
+                ir.settings[0].limit_req.limits[0].zone = 9
+            }),
+            ("limit_req zone of limit_conn", |ir, _| {
+                ir.settings[0].limit_req.limits[0].zone = 1
+            }),
+            ("limit_conn zone of limit_req", |ir, _| {
+                ir.settings[0].limit_conn.limits[0].zone = 0
+            }),
+            ("limit_req rate 0", |ir, _| {
+                ir.limit_zones[0].kind = LimitZoneKind::Req {
+                    rate: 0,
+                    sync: false,
+                }
             }),
             ("explicit upstream without servers", |ir, _| {
                 ir.upstreams[0].servers.clear()

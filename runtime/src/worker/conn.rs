@@ -1032,7 +1032,9 @@ impl Conn {
         let out = w.handle_request(self, &mut req, error);
         req.limits.can_delay = false;
         if req.limits.resume.is_some() {
-            // limit_req delays it: the rest waits for the wake-up (`resume_delayed`).
+            // limit_req delays it: the rest waits for the wake-up (`resume_delayed`). Its
+            // location is recorded (a client that leaves meanwhile is logged there).
+            self.record(&out);
             self.req = Some(req);
             self.phase = Phase::Delay;
             self.deadline = self.req.as_deref().and_then(|r| r.wake_at).unwrap_or(w.now)

@@ -167,7 +167,8 @@ impl Worker<'_> {
             .map_or("", proton_ir::Server::primary_name);
         let line = crate::http::request::request_line(&conn.rbuf, 8192);
         let host = super::vars::header(&req.head, &conn.rbuf, b"host");
-        let client = req.client.unwrap_or(conn.peer).ip();
+        // (The connection's peer, as in Proton's other request lines.)
+        let client = conn.peer.ip();
         match host {
             Some(h) => self.elog.log(
                 level,
