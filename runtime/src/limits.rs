@@ -277,7 +277,7 @@ impl Zone {
             }
             std::thread::yield_now();
             // Held for long: by a process that is gone (killed while holding it)?
-            if spins % 4096 == 0 {
+            if spins.is_multiple_of(4096) {
                 let pid = nix::unistd::Pid::from_raw(held as i32);
                 let gone = held == me
                     || matches!(

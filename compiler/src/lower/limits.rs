@@ -215,7 +215,7 @@ impl Lower<'_> {
             None => {
                 let v = arg(d, 0);
                 let msg = if parse_number::<u64>(v).is_some() {
-                    format!("value must be between 400 and 599")
+                    "value must be between 400 and 599".to_string()
                 } else {
                     format!("invalid value \"{v}\" in \"{name}\" directive")
                 };

@@ -45,6 +45,9 @@ pub(crate) fn conn_status_name(s: u8) -> &'static str {
     }
 }
 
+/// The error_page state of a request (`RequestCtx::error_status`).
+pub(crate) type ErrorStatus = Option<(u16, Option<u16>)>;
+
 /// A request's limit state (nginx keeps it in the main request).
 #[derive(Default)]
 pub(crate) struct LimitState {
@@ -61,7 +64,7 @@ pub(crate) struct LimitState {
     key: Vec<u8>,
     /// A delayed request: routing resumes at this location's access phase (with the
     /// request's error_page state then).
-    pub(crate) resume: Option<(LocationId, Option<(u16, Option<u16>)>)>,
+    pub(crate) resume: Option<(LocationId, ErrorStatus)>,
     /// The caller can wait for a delay (the first routing of a request); elsewhere a delay
     /// is not waited for.
     pub(crate) can_delay: bool,
@@ -118,7 +121,9 @@ fn delay_level(l: LogLevel) -> LogLevel {
 }
 
 impl Worker<'_> {
-    /// The preaccess phase of `req` in location `loc`: limit_req, then limit_conn.
+    /// The preaccess phase of `req` in location `loc`: limit_req, then limit_conn (as
+    /// nginx orders the two modules; after a delay, limit_req has its status and only
+    /// limit_conn runs, so a delayed request is not counted while it waits).
     pub(crate) fn preaccess(
         &mut self,
         conn: &Conn,
@@ -128,24 +133,16 @@ impl Worker<'_> {
         if req.subrequest {
             return Preaccess::Go;
         }
-        let mut delay = 0;
         if req.limits.req_status == 0 {
             match self.limit_req(conn, req, loc) {
                 Preaccess::Go => {}
-                Preaccess::Delay(ms) => delay = ms,
-                refused => return refused,
+                other => return other,
             }
         }
         if req.limits.conn_status == 0 {
-            if let Preaccess::Status(code) = self.limit_conn(conn, req, loc) {
-                return Preaccess::Status(code);
-            }
+            return self.limit_conn(conn, req, loc);
         }
-        if delay > 0 {
-            Preaccess::Delay(delay)
-        } else {
-            Preaccess::Go
-        }
+        Preaccess::Go
     }
 
     /// Appends `, client: …, server: …, request: "…", host: "…"` to a line about `req`.
@@ -250,9 +247,7 @@ impl Worker<'_> {
         let dry_text = if dry { ", dry run" } else { "" };
         let excess = match outcome {
             ReqLookup::Busy(_) | ReqLookup::NoMemory => {
-                let name = loaded.ir.limit_zones[conf.limits[at].zone as usize]
-                    .name
-                    .as_str();
+                let name = zone_name(loaded, conf.limits.get(at).map_or(u32::MAX, |l| l.zone));
                 if let ReqLookup::Busy(e) = outcome {
                     self.limit_log(
                         conn,
@@ -292,7 +287,9 @@ impl Worker<'_> {
             Some(LimitZoneKind::Req { rate, .. }) => rate,
             _ => 1000,
         };
-        let mut limit = &conf.limits[at];
+        let Some(mut limit) = conf.limits.get(at) else {
+            return Preaccess::Go;
+        };
         let mut excess = excess;
         let mut max_delay = delay_ms(excess, limit.delay, rate_of(limit.zone as usize));
         // (The held nodes are those before `at`; nginx walks them from the last.)
@@ -319,7 +316,7 @@ impl Worker<'_> {
             req.limits.req_status = REQ_PASSED;
             return Preaccess::Go;
         }
-        let name = loaded.ir.limit_zones[limit.zone as usize].name.as_str();
+        let name = zone_name(loaded, limit.zone);
         self.limit_log(
             conn,
             req,
@@ -406,6 +403,15 @@ impl Worker<'_> {
         }
         Preaccess::Go
     }
+}
+
+/// Zone `z`'s name (empty when out of range, which the IR's verification excludes).
+fn zone_name(loaded: &crate::config::Loaded, z: u32) -> &str {
+    loaded
+        .ir
+        .limit_zones
+        .get(z as usize)
+        .map_or("", |z| z.name.as_str())
 }
 
 /// A zone's key as written (`$binary_remote_addr`), for log lines.

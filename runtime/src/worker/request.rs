@@ -954,12 +954,11 @@ impl<'a> Worker<'a> {
                     match selected {
                         Selected::Content(l) => {
                             let loc = &ir.locations[l.0 as usize];
-                            let pre = if resumed.is_some() {
-                                Preaccess::Go
-                            } else {
+                            // (After a delay, limit_req is done and limit_conn runs.)
+                            if resumed.is_none() {
                                 self.realip(conn, req, l);
-                                self.preaccess(conn, req, l)
-                            };
+                            }
+                            let pre = self.preaccess(conn, req, l);
                             let handled = if let Preaccess::Status(code) = pre {
                                 Handled::Status(code)
                             } else if let Preaccess::Delay(ms) = pre {
