@@ -2360,3 +2360,167 @@ fn slice_range_is_a_variable() {
         .contains(&Part::Var(Var::Builtin(Builtin::SliceRange))));
     assert!(!errors(&server("set $slice_range x;")).is_empty());
 }
+
+/// `limit_req_zone`/`limit_conn_zone` and their users: nginx's numbers (rate in
+/// milli-requests, burst and delay ×1000), inheritance as nginx's arrays, and nginx's
+/// refusals.
+#[test]
+fn limit_req_and_limit_conn() {
+    let http = |body: &str| {
+        format!(
+            "events {{}}\nhttp {{\n  limit_req_zone $binary_remote_addr zone=one:1m rate=30r/m;\n  \
+             limit_req_zone $uri zone=two:32k rate=5r/s;\n  limit_conn_zone $binary_remote_addr zone=addr:1m;\n  \
+             limit_req zone=one;\n  server {{\n    listen 8080;\n    {body}\n  }}\n}}\n"
+        )
+    };
+    let ir = ok(&http(
+        "location /a { limit_req zone=two burst=3 nodelay; limit_req zone=one delay=2 burst=4; limit_conn addr 5; limit_req_status 429; limit_req_log_level info; limit_conn_dry_run on; }\n    location /b { }",
+    ));
+    assert_eq!(ir.limit_zones.len(), 3);
+    assert_eq!(
+        ir.limit_zones[0].kind,
+        LimitZoneKind::Req {
+            rate: 500,
+            sync: false
+        }
+    );
+    assert_eq!(
+        ir.limit_zones[1].kind,
+        LimitZoneKind::Req {
+            rate: 5000,
+            sync: false
+        }
+    );
+    assert_eq!(ir.limit_zones[2].kind, LimitZoneKind::Conn);
+    assert_eq!(ir.limit_zones[1].size, 32768);
+    let a = &ir.settings[loc(&ir, "/a").conf.settings.0 as usize];
+    assert_eq!(
+        a.limit_req.limits,
+        vec![
+            LimitReqRule {
+                zone: 1,
+                burst: 3000,
+                delay: u64::MAX
+            },
+            LimitReqRule {
+                zone: 0,
+                burst: 4000,
+                delay: 2000
+            },
+        ]
+    );
+    assert_eq!(
+        (a.limit_req.status, a.limit_req.log_level),
+        (429, LogLevel::Info)
+    );
+    assert_eq!(
+        a.limit_conn.limits,
+        vec![LimitConnRule { zone: 2, conn: 5 }]
+    );
+    assert!(a.limit_conn.dry_run);
+    // /b inherits the http level's line.
+    let b = &ir.settings[loc(&ir, "/b").conf.settings.0 as usize];
+    assert_eq!(
+        b.limit_req.limits,
+        vec![LimitReqRule {
+            zone: 0,
+            burst: 0,
+            delay: 0
+        }]
+    );
+    assert_eq!(b.limit_req.status, 503);
+    assert!(b.limit_conn.limits.is_empty());
+
+    assert_error(
+        &http("location / { limit_req zone=nope; }"),
+        "zero size shared memory zone \"nope\"",
+    );
+    assert_error(
+        &http("location / { limit_conn nope 1; }"),
+        "zero size shared memory zone \"nope\"",
+    );
+    assert_error(
+        &http("location / { limit_conn one 1; }"),
+        "already declared for a different use",
+    );
+    assert_error(
+        &http("location / { limit_req burst=2; }"),
+        "\"limit_req\" must have \"zone\" parameter",
+    );
+    assert_error(
+        &http("location / { limit_req zone=one burst=0; }"),
+        "invalid burst value \"burst=0\"",
+    );
+    assert_error(
+        &http("location / { limit_req zone=one delay=x; }"),
+        "invalid delay value \"delay=x\"",
+    );
+    assert_error(
+        &http("location / { limit_req zone=one fast; }"),
+        "invalid parameter \"fast\"",
+    );
+    assert_error(
+        &http("location / { limit_req zone=one; limit_req zone=one; }"),
+        "\"limit_req\" directive is duplicate",
+    );
+    assert_error(
+        &http("location / { limit_conn addr 0; }"),
+        "invalid number of connections \"0\"",
+    );
+    assert_error(
+        &http("location / { limit_conn addr 65536; }"),
+        "connection limit must be less 65536",
+    );
+    assert_error(
+        &http("location / { limit_req_status 200; }"),
+        "value must be between 400 and 599",
+    );
+    let zone = |line: &str| {
+        format!("events {{}}\nhttp {{\n  {line}\n  server {{\n    listen 8080;\n  }}\n}}\n")
+    };
+    assert_error(
+        &zone("limit_req_zone $uri zone=z:16k rate=1r/s;"),
+        "zone \"zone=z:16k\" is too small",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri zone=z rate=1r/s;"),
+        "invalid zone size \"zone=z\"",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri zone=z:1m rate=0r/s;"),
+        "invalid rate \"rate=0r/s\"",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri rate=1r/s x;"),
+        "invalid parameter \"x\"",
+    );
+    assert_error(
+        &zone("limit_conn_zone $uri rate=1r/s;"),
+        "invalid parameter \"rate=1r/s\"",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri rate=1r/s;"),
+        "invalid number of arguments in \"limit_req_zone\"",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri rate=1r/s rate=2r/s;"),
+        "\"limit_req_zone\" must have \"zone\" parameter",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri zone=z:1m rate=1r/s; limit_req_zone $host zone=z:1m rate=1r/s;"),
+        "limit_req_zone \"z\" is already bound to key",
+    );
+    assert_error(
+        &zone("limit_req_zone $uri zone=z:1m rate=1r/s; limit_conn_zone $host zone=z:1m;"),
+        "already declared for a different use",
+    );
+    // `sync` (nginx Plus) is accepted.
+    let ir = ok(&zone("limit_req_zone $uri zone=z:1m rate=2r/m sync;"));
+    assert_eq!(
+        ir.limit_zones[0].kind,
+        LimitZoneKind::Req {
+            rate: 33,
+            sync: true
+        }
+    );
+}

@@ -58,6 +58,100 @@ pub struct Ir {
     /// Every `resolver` directive, in config order ([`Settings::resolver`] indexes this);
     /// each has a cache of its own, as in nginx.
     pub resolvers: Vec<Resolver>,
+    /// `limit_req_zone` and `limit_conn_zone` lines, in config order
+    /// ([`LimitReqRule::zone`] and [`LimitConnRule::zone`] index this).
+    pub limit_zones: Vec<LimitZone>,
+}
+
+/// A `limit_req_zone` or `limit_conn_zone`: state per key in memory shared by every worker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitZone {
+    /// `zone=NAME`.
+    pub name: String,
+    /// `zone=NAME:SIZE`, in bytes (at least 8 pages, as nginx).
+    pub size: u64,
+    /// The key (nginx's complex value): an empty value is not limited.
+    pub key: Template,
+    /// What the zone counts.
+    pub kind: LimitZoneKind,
+}
+
+/// What a [`LimitZone`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LimitZoneKind {
+    /// `limit_req_zone`: a leaky bucket per key; `rate` in requests per 1000 seconds
+    /// (nginx's milli-requests per second: `Nr/s` is N×1000, `Nr/m` N×1000/60).
+    Req { rate: u64, sync: bool },
+    /// `limit_conn_zone`: requests in progress per key.
+    Conn,
+}
+
+/// `limit_req` lines in effect and their companions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitReq {
+    /// The `limit_req` lines of the nearest level that has any, in order.
+    pub limits: Vec<LimitReqRule>,
+    /// `limit_req_status` (503).
+    pub status: u16,
+    /// `limit_req_log_level` (error): rejections; delays are logged one level lower.
+    pub log_level: LogLevel,
+    /// `limit_req_dry_run`.
+    pub dry_run: bool,
+}
+
+impl Default for LimitReq {
+    fn default() -> Self {
+        LimitReq {
+            limits: Vec::new(),
+            status: 503,
+            log_level: LogLevel::Error,
+            dry_run: false,
+        }
+    }
+}
+
+/// One `limit_req zone=NAME [burst=N] [nodelay | delay=N]` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitReqRule {
+    /// Index into [`Ir::limit_zones`] (a `Req` zone).
+    pub zone: u32,
+    /// `burst` × 1000.
+    pub burst: u64,
+    /// `delay` × 1000: excess up to this is not delayed (`nodelay`: `u64::MAX`).
+    pub delay: u64,
+}
+
+/// `limit_conn` lines in effect and their companions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitConn {
+    /// The `limit_conn` lines of the nearest level that has any, in order.
+    pub limits: Vec<LimitConnRule>,
+    /// `limit_conn_status` (503).
+    pub status: u16,
+    /// `limit_conn_log_level` (error).
+    pub log_level: LogLevel,
+    /// `limit_conn_dry_run`.
+    pub dry_run: bool,
+}
+
+impl Default for LimitConn {
+    fn default() -> Self {
+        LimitConn {
+            limits: Vec::new(),
+            status: 503,
+            log_level: LogLevel::Error,
+            dry_run: false,
+        }
+    }
+}
+
+/// One `limit_conn ZONE N` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LimitConnRule {
+    /// Index into [`Ir::limit_zones`] (a `Conn` zone).
+    pub zone: u32,
+    /// Requests in progress allowed per key.
+    pub conn: u32,
 }
 
 /// A `resolver` directive: the DNS servers a worker asks for the names of a `proxy_pass`
@@ -1029,6 +1123,10 @@ pub struct Settings {
     pub addition: Addition,
     /// `slice`: the size of the ranges a proxied response is fetched in (0: off).
     pub slice: u64,
+    /// `limit_req` and its companions (nginx's preaccess phase).
+    pub limit_req: LimitReq,
+    /// `limit_conn` and its companions (nginx's preaccess phase).
+    pub limit_conn: LimitConn,
 }
 
 /// nginx's SSI module: commands in response bodies (`<!--#include virtual="…" -->`, `echo`,
@@ -2239,6 +2337,12 @@ builtins! {
     IsArgs = "is_args",
     /// The response's rate limit in bytes per second (0: none); `set $limit_rate` changes it.
     LimitRate = "limit_rate",
+    /// What `limit_req` did with the request: `PASSED`, `DELAYED`, `REJECTED`,
+    /// `DELAYED_DRY_RUN`, `REJECTED_DRY_RUN` (empty: not checked).
+    LimitReqStatus = "limit_req_status",
+    /// What `limit_conn` did with the request: `PASSED`, `REJECTED`, `REJECTED_DRY_RUN`
+    /// (empty: not checked).
+    LimitConnStatus = "limit_conn_status",
     /// The current time in seconds with milliseconds (`1700000000.123`).
     Msec = "msec",
     /// The server's version (Proton's: it stands in for nginx's).

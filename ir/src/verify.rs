@@ -475,6 +475,19 @@ impl Checker<'_> {
                 self.regex(*id)?;
             }
         }
+        for r in &s.limit_req.limits {
+            let z = self.ir.limit_zones.get(r.zone as usize);
+            check(
+                z.is_some_and(|z| matches!(z.kind, LimitZoneKind::Req { .. })),
+                || format!("limit_req zone {} is not a limit_req zone", r.zone),
+            )?;
+        }
+        for r in &s.limit_conn.limits {
+            let z = self.ir.limit_zones.get(r.zone as usize);
+            check(z.is_some_and(|z| z.kind == LimitZoneKind::Conn), || {
+                format!("limit_conn zone {} is not a limit_conn zone", r.zone)
+            })?;
+        }
         for v in [&s.limit_rate, &s.limit_rate_after] {
             if let SizeValue::Var(t) = v {
                 self.template(t)?;
@@ -705,6 +718,14 @@ impl Ir {
             c.map(m)?;
         }
         c.map_graph()?;
+        for z in &self.limit_zones {
+            c.template(&z.key)?;
+            if let LimitZoneKind::Req { rate, .. } = z.kind {
+                check(rate > 0, || {
+                    format!("limit_req zone {:?} has rate 0", z.name)
+                })?;
+            }
+        }
         for s in &self.settings {
             c.settings(s)?;
         }
@@ -776,6 +797,8 @@ pub(crate) mod tests {
                 types: vec!["text/html".into()],
             },
             slice: 0,
+            limit_req: LimitReq::default(),
+            limit_conn: LimitConn::default(),
             client_max_body_size: 1 << 20,
             client_header_timeout_ms: 60_000,
             client_header_buffer_size: 1024,
@@ -1123,6 +1146,31 @@ pub(crate) mod tests {
             ("gif".into(), "image/gif".into()),
             ("html".into(), "text/html".into()),
         ]];
+        ir.limit_zones = vec![
+            LimitZone {
+                name: "req".into(),
+                size: 1 << 20,
+                key: Template {
+                    parts: vec![Part::Var(Var::Builtin(Builtin::BinaryRemoteAddr))],
+                },
+                kind: LimitZoneKind::Req {
+                    rate: 500,
+                    sync: false,
+                },
+            },
+            LimitZone {
+                name: "conn".into(),
+                size: 1 << 20,
+                key: var(0),
+                kind: LimitZoneKind::Conn,
+            },
+        ];
+        ir.settings[0].limit_req.limits = vec![LimitReqRule {
+            zone: 0,
+            burst: 5000,
+            delay: u64::MAX,
+        }];
+        ir.settings[0].limit_conn.limits = vec![LimitConnRule { zone: 1, conn: 10 }];
         ir
     }
 
@@ -1197,6 +1245,22 @@ pub(crate) mod tests {
                 ir.settings[0].index = vec![Template {
                     parts: vec![Part::Var(Var::NamedCapture(String::new()))],
                 }]
+            }),
+            ("limit zone key", |ir, t| ir.limit_zones[1].key = t),
+            ("limit_req zone out of range", |ir, _| {
+                ir.settings[0].limit_req.limits[0].zone = 9
+            }),
+            ("limit_req zone of limit_conn", |ir, _| {
+                ir.settings[0].limit_req.limits[0].zone = 1
+            }),
+            ("limit_conn zone of limit_req", |ir, _| {
+                ir.settings[0].limit_conn.limits[0].zone = 0
+            }),
+            ("limit_req rate 0", |ir, _| {
+                ir.limit_zones[0].kind = LimitZoneKind::Req {
+                    rate: 0,
+                    sync: false,
+                }
             }),
             ("explicit upstream without servers", |ir, _| {
                 ir.upstreams[0].servers.clear()

@@ -73,6 +73,10 @@ pub struct Loaded {
     /// The prepared answer of each location that only returns a constant text, by location
     /// id (see `worker::respond::ConstReturn`).
     pub(crate) returns: Vec<Option<Box<crate::worker::respond::ConstReturn>>>,
+    /// The zone of every `limit_req_zone` and `limit_conn_zone`, by index into
+    /// `ir.limit_zones`: mapped here, before the workers are forked; a reload that keeps a
+    /// zone's name and size gets the same mapping (see `limits::Zone::get`).
+    pub limit_zones: Vec<std::sync::Arc<crate::limits::Zone>>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -459,7 +463,20 @@ impl Loaded {
         let upstream_tls = crate::tls::upstream_configs(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let returns = crate::worker::respond::const_returns(&ir);
+        let limit_zones = ir
+            .limit_zones
+            .iter()
+            .map(|z| {
+                let kind = match z.kind {
+                    proton_ir::LimitZoneKind::Req { .. } => crate::limits::Kind::Req,
+                    proton_ir::LimitZoneKind::Conn => crate::limits::Kind::Conn,
+                };
+                crate::limits::Zone::get(&z.name, z.size, kind)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         Ok(Loaded {
+            limit_zones,
             returns,
             ocsp: tls.ocsp,
             warnings: tls.warnings,

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod http;
 pub(crate) mod http2;
+pub mod limits;
 pub mod listen;
 pub mod log;
 pub mod master;

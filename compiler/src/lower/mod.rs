@@ -6,6 +6,7 @@
 
 mod cond;
 mod health;
+mod limits;
 mod maps;
 mod pcre;
 mod proxy_rewrite;
@@ -46,6 +47,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             text: String::new(),
             charset_maps: vec![],
             resolvers: vec![],
+            limit_zones: vec![],
         },
         resolver_ids: HashMap::default(),
         upstream_names: HashMap::default(),
@@ -76,6 +78,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         regex_info: HashMap::default(),
         implicit_upstreams: HashMap::default(),
         health_match_defs: HashMap::default(),
+        limit_zone_spans: Vec::new(),
     };
     cx.collect_maps(tree);
     cx.collect_user_vars(tree, 0);
@@ -200,6 +203,8 @@ pub(crate) struct Lower<'a> {
     regex_info: HashMap<(String, bool), Option<Vec<String>>>,
     /// `match` blocks by name, with the span of the name.
     health_match_defs: HashMap<String, health::MatchDef>,
+    /// Where each of `ir.limit_zones` is declared.
+    limit_zone_spans: Vec<Span>,
 }
 
 /// A location on [`Lower::loc_stack`].
@@ -1423,6 +1428,7 @@ impl Lower<'_> {
             );
         }
         self.upstream_zones(h);
+        self.limit_zones(h);
         let servers: Vec<&Directive> = all(h, "server").collect();
         // The http level as seen by inheritance: its settings without the server and
         // upstream blocks, so lookups do not walk thousands of blocks per location.
@@ -2876,6 +2882,8 @@ impl Lower<'_> {
             addition: addition(chain),
             // nginx's size slot, inherited from the nearest level that sets it; 0 is off.
             slice: size("slice", 0),
+            limit_req: self.limit_req(chain),
+            limit_conn: self.limit_conn(chain),
         }
     }
 

@@ -31,6 +31,9 @@ pub(crate) enum Phase {
     /// An HTTP/2 connection (see `worker::h2`): frames are read into `rbuf` here and
     /// taken by the session.
     H2,
+    /// `limit_req` delays the request: it waits for its wake-up (`RequestCtx::wake_at`
+    /// in the worker's `delayed` heap), then routing goes on (`Conn::resume_delayed`).
+    Delay,
 }
 
 /// How much of the request body is still to be dropped.
@@ -385,7 +388,9 @@ impl Conn {
                 Phase::H2 => ConnStat::Waiting,
                 Phase::Head if self.rbuf.is_empty() || self.tls_handshaking() => ConnStat::Waiting,
                 Phase::Head => ConnStat::Reading,
-                Phase::Write | Phase::Discard | Phase::Proxy | Phase::Linger => ConnStat::Writing,
+                Phase::Write | Phase::Discard | Phase::Proxy | Phase::Linger | Phase::Delay => {
+                    ConnStat::Writing
+                }
             }
         };
         self.stat.replace(now).moved(now);
@@ -619,7 +624,7 @@ impl Conn {
             Phase::Discard => {
                 elog!(w.elog, Info, "client timed out (110: client_body_timeout) while reading client request body, client: {}", self.peer.ip());
             }
-            Phase::Head | Phase::Proxy | Phase::Linger | Phase::H2 => {}
+            Phase::Head | Phase::Proxy | Phase::Linger | Phase::H2 | Phase::Delay => {}
         }
         true
     }
@@ -742,6 +747,18 @@ impl Conn {
                     None => return true,
                 },
                 Phase::Linger => return self.linger(w),
+                Phase::Delay => {
+                    if self.req.as_deref().is_some_and(|r| r.wake_at.is_some()) {
+                        // Still waiting; a client that went away ends the request (499).
+                        if self.rd_hup {
+                            self.log_abort(w);
+                            return true;
+                        }
+                        return false;
+                    }
+                    self.resume_delayed(w);
+                    continue;
+                }
                 Phase::H2 => {
                     // Frames are read here and taken by the session (`h2::session_event`).
                     if self.rbuf.len() >= super::h2::READ_AHEAD {
@@ -1068,7 +1085,41 @@ impl Conn {
         }
         let expect_unread = expect_continue && !matches!(self.discard, Discard::None);
         req.expect_unread = expect_unread;
-        let mut out = w.handle_request(self, &mut req, error);
+        req.limits.can_delay = true;
+        let out = w.handle_request(self, &mut req, error);
+        req.limits.can_delay = false;
+        if req.limits.resume.is_some() {
+            // limit_req delays it: the rest waits for the wake-up (`resume_delayed`). Its
+            // location is recorded (a client that leaves meanwhile is logged there).
+            self.record(&out);
+            self.req = Some(req);
+            self.phase = Phase::Delay;
+            self.deadline = self.req.as_deref().and_then(|r| r.wake_at).unwrap_or(w.now)
+                + Duration::from_secs(3600);
+            return;
+        }
+        self.answered(w, req, out, keep_alive, expect_unread);
+    }
+
+    /// A delayed request's wait is over: routing goes on, and the answer as in [`Self::answer`].
+    fn resume_delayed(&mut self, w: &mut Worker<'_>) {
+        let Some(mut req) = self.req.take() else {
+            return;
+        };
+        let (keep_alive, expect_unread) = (req.head.keep_alive, req.expect_unread);
+        let out = w.resume_delayed(self, &mut req);
+        self.answered(w, req, out, keep_alive, expect_unread);
+    }
+
+    /// The rest of [`Self::answer`], once the handler gave its outcome.
+    fn answered(
+        &mut self,
+        w: &mut Worker<'_>,
+        mut req: Box<RequestCtx>,
+        mut out: super::request::Outcome,
+        keep_alive: bool,
+        expect_unread: bool,
+    ) {
         if !out.proxy {
             self.req = Some(req);
             w.filter_answer(self, &mut out);

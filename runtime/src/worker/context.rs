@@ -140,6 +140,9 @@ pub(crate) struct RequestCtx {
     pub(crate) gzip_ratio: Option<(crate::http::coding::Coding, (u64, u64))>,
     /// `slice`: the ranges of the response being fetched (see `worker::ssi`).
     pub(crate) slice: Option<Box<SliceState>>,
+    /// `limit_req` and `limit_conn`: statuses, the counts the request holds (given back
+    /// when the context is reset or dropped), a delay's resumption point.
+    pub(crate) limits: super::limits::LimitState,
 }
 
 /// The `slice` module's state of a request (nginx's `ngx_http_slice_ctx_t`): the main
@@ -210,6 +213,7 @@ impl Default for RequestCtx {
             gzip_vary: false,
             gzip_ratio: None,
             slice: None,
+            limits: Default::default(),
         }
     }
 }
@@ -321,6 +325,7 @@ impl RequestCtx {
         self.maps.get_mut().clear();
         self.body.reset();
         self.body_read = 0;
+        self.limits.reset();
     }
 }
 

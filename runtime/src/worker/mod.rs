@@ -12,6 +12,7 @@ mod context;
 mod file_cache;
 mod filter;
 mod h2;
+mod limits;
 mod proxy;
 mod proxy_rewrite;
 mod request;

@@ -4,6 +4,7 @@
 
 use super::conn::Conn;
 use super::context::RequestCtx;
+use super::limits::Preaccess;
 use super::respond::{begin_head, end_head, error_response, Head};
 use super::vars::Ctx;
 use super::{static_files, Worker};
@@ -900,7 +901,7 @@ impl<'a> Worker<'a> {
         let sid = req.server;
         let server = &ir.servers[sid.0 as usize];
         let server_default = server.default_location;
-        if pending.is_none() && named_start.is_none() {
+        if pending.is_none() && named_start.is_none() && req.limits.resume.is_none() {
             let mut h = Rewriter {
                 w: &*self,
                 conn: &*conn,
@@ -927,22 +928,47 @@ impl<'a> Worker<'a> {
                 // A failed proxy starts at its location's error_page handling.
                 Some((loc_id, code)) => (loc_id, Handled::Status(code)),
                 None => {
-                    let mut h = Rewriter {
-                        w: &*self,
-                        conn: &*conn,
-                        req: &mut *req,
-                        in_error: error_status.is_some(),
-                        stop: None,
+                    // A request limit_req delayed goes on at its location's access phase.
+                    let resumed = req.limits.resume.take();
+                    let (selected, stop) = match resumed {
+                        Some((l, es)) => {
+                            error_status = es;
+                            (Selected::Content(l), None)
+                        }
+                        None => {
+                            let mut h = Rewriter {
+                                w: &*self,
+                                conn: &*conn,
+                                req: &mut *req,
+                                in_error: error_status.is_some(),
+                                stop: None,
+                            };
+                            let mut budget = h.req.budget;
+                            let selected =
+                                select_location(ir, &mut h, sid, named.take(), &mut budget);
+                            let stop = h.stop;
+                            req.budget = budget;
+                            (selected, stop)
+                        }
                     };
-                    let mut budget = h.req.budget;
-                    let selected = select_location(ir, &mut h, sid, named.take(), &mut budget);
-                    let stop = h.stop;
-                    req.budget = budget;
                     match selected {
                         Selected::Content(l) => {
                             let loc = &ir.locations[l.0 as usize];
-                            self.realip(conn, req, l);
-                            let handled = if let Some(code) = self.access(conn, req, l) {
+                            // (After a delay, limit_req is done and limit_conn runs.)
+                            if resumed.is_none() {
+                                self.realip(conn, req, l);
+                            }
+                            let pre = self.preaccess(conn, req, l);
+                            let handled = if let Preaccess::Status(code) = pre {
+                                Handled::Status(code)
+                            } else if let Preaccess::Delay(ms) = pre {
+                                // Waits on the worker's timers; the connection resumes
+                                // routing here (`Worker::resume_delayed`).
+                                req.limits.resume = Some((l, error_status));
+                                let at = self.now + std::time::Duration::from_millis(ms);
+                                super::conn::wake_at(req, (conn.key, conn.number), at, self);
+                                return self.outcome(0, false, l, 0);
+                            } else if let Some(code) = self.access(conn, req, l) {
                                 Handled::Status(code)
                             } else if loc.conf.proxy.is_some() {
                                 self.note_mirrors(conn, req, l);
@@ -1055,6 +1081,11 @@ impl<'a> Worker<'a> {
                 return self.redirect_cycle(conn, req);
             }
         }
+    }
+
+    /// Routing of a request `limit_req` delayed goes on, once its delay is over.
+    pub(crate) fn resume_delayed(&mut self, conn: &mut Conn, req: &mut RequestCtx) -> Outcome {
+        self.route(conn, req, None, None)
     }
 
     /// nginx's realip module with the settings of `loc`: once per request, when the peer
@@ -1353,6 +1384,7 @@ impl<'a> Worker<'a> {
             sent_head: &[],
             sent_trailers: &[],
             limit_rate: req.limit_rate.unwrap_or(0),
+            limit_status: [req.limits.req_status, req.limits.conn_status],
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,

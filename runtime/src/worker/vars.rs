@@ -228,6 +228,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) sent_trailers: &'a [u8],
     /// `$limit_rate`: the request's response rate limit (0: none or not yet known).
     pub(crate) limit_rate: u64,
+    /// `$limit_req_status` and `$limit_conn_status` (see `worker::limits`; 0: unset).
+    pub(crate) limit_status: [u8; 2],
     /// Where `uninitialized_variable_warn` lines go (`None`: nowhere).
     pub(crate) elog: Option<&'a crate::log::ErrorLog>,
     /// The head of the upstream's response (status line and header lines as received) of a
@@ -731,6 +733,11 @@ impl Ctx<'_> {
             Builtin::LimitRate => {
                 let _ = write!(out, "{}", self.limit_rate);
             }
+            Builtin::LimitReqStatus => out
+                .extend_from_slice(super::limits::req_status_name(self.limit_status[0]).as_bytes()),
+            Builtin::LimitConnStatus => out.extend_from_slice(
+                super::limits::conn_status_name(self.limit_status[1]).as_bytes(),
+            ),
             Builtin::Args | Builtin::QueryString => out.extend_from_slice(self.args),
             Builtin::IsArgs => {
                 if !self.args.is_empty() {
@@ -1755,6 +1762,7 @@ mod tests {
             text: String::new(),
             charset_maps: vec![],
             resolvers: vec![],
+            limit_zones: vec![],
         }
     }
 
@@ -1816,6 +1824,7 @@ mod tests {
             http2: false,
             map_cache: None,
             limit_rate: 0,
+            limit_status: [0, 0],
             elog: None,
             body: None,
             request_length: 0,

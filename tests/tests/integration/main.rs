@@ -15,6 +15,7 @@ mod health;
 mod http2;
 mod keepalive;
 mod limit_rate;
+mod limits;
 mod listen;
 mod mirror;
 mod notify;

@@ -1,0 +1,471 @@
+//! nginx's preaccess phase: `limit_req` (a leaky bucket per key: pass, delay or refuse)
+//! and `limit_conn` (requests in progress per key), over the shared zones of
+//! [`crate::limits`]. Runs once per request, when the rewrite phase has found the location,
+//! before `allow`/`deny` and the content handler; the state it leaves (statuses, the counts
+//! a request holds) belongs to the request's context.
+
+use super::conn::Conn;
+use super::context::RequestCtx;
+use super::Worker;
+use crate::elog;
+use crate::limits::{delay_ms, hash, ConnAcquire, ReqLookup, Zone};
+use proton_ir::{LimitZoneKind, LocationId, LogLevel};
+use std::sync::Arc;
+
+/// `$limit_req_status` values (0: not checked).
+pub(crate) const REQ_PASSED: u8 = 1;
+pub(crate) const REQ_DELAYED: u8 = 2;
+pub(crate) const REQ_REJECTED: u8 = 3;
+pub(crate) const REQ_DELAYED_DRY_RUN: u8 = 4;
+pub(crate) const REQ_REJECTED_DRY_RUN: u8 = 5;
+/// `$limit_conn_status` values (0: not checked).
+pub(crate) const CONN_PASSED: u8 = 1;
+pub(crate) const CONN_REJECTED: u8 = 2;
+pub(crate) const CONN_REJECTED_DRY_RUN: u8 = 3;
+
+/// The text of a `$limit_req_status` value.
+pub(crate) fn req_status_name(s: u8) -> &'static str {
+    match s {
+        REQ_PASSED => "PASSED",
+        REQ_DELAYED => "DELAYED",
+        REQ_REJECTED => "REJECTED",
+        REQ_DELAYED_DRY_RUN => "DELAYED_DRY_RUN",
+        REQ_REJECTED_DRY_RUN => "REJECTED_DRY_RUN",
+        _ => "",
+    }
+}
+
+/// The text of a `$limit_conn_status` value.
+pub(crate) fn conn_status_name(s: u8) -> &'static str {
+    match s {
+        CONN_PASSED => "PASSED",
+        CONN_REJECTED => "REJECTED",
+        CONN_REJECTED_DRY_RUN => "REJECTED_DRY_RUN",
+        _ => "",
+    }
+}
+
+/// The error_page state of a request (`RequestCtx::error_status`).
+pub(crate) type ErrorStatus = Option<(u16, Option<u16>)>;
+
+/// A request's limit state (nginx keeps it in the main request).
+#[derive(Default)]
+pub(crate) struct LimitState {
+    /// `$limit_req_status` (0: limit_req did not look at the request).
+    pub(crate) req_status: u8,
+    /// `$limit_conn_status` (0: limit_conn did not look at the request).
+    pub(crate) conn_status: u8,
+    /// The counts of `limit_conn` this request holds: (zone, node, key hash); given back
+    /// when the request ends, whatever the way (its context is reset or dropped).
+    held: Vec<(Arc<Zone>, u32, u64)>,
+    /// `limit_req` nodes held while the limits are looked up: (zone index, node).
+    pending: Vec<(u32, u32)>,
+    /// The key being evaluated (reused).
+    key: Vec<u8>,
+    /// A delayed request: routing resumes at this location's access phase (with the
+    /// request's error_page state then).
+    pub(crate) resume: Option<(LocationId, ErrorStatus)>,
+    /// The caller can wait for a delay (the first routing of a request); elsewhere a delay
+    /// is not waited for.
+    pub(crate) can_delay: bool,
+}
+
+impl LimitState {
+    /// Gives back every count held and forgets the request.
+    pub(crate) fn reset(&mut self) {
+        self.release();
+        self.req_status = 0;
+        self.conn_status = 0;
+        self.pending.clear();
+        self.resume = None;
+        self.can_delay = false;
+        if self.key.capacity() > 64 * 1024 {
+            self.key = Vec::new();
+        }
+    }
+
+    fn release(&mut self) {
+        for (zone, node, h) in self.held.drain(..) {
+            zone.conn_release(node, h);
+        }
+    }
+}
+
+impl Drop for LimitState {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// What the preaccess phase decided.
+pub(crate) enum Preaccess {
+    /// Go on to the access phase.
+    Go,
+    /// Answer with this status (error_page applies).
+    Status(u16),
+    /// Wait this many milliseconds, then go on.
+    Delay(u64),
+}
+
+/// The level delays are logged at: one lower than refusals, `info` staying `info`.
+fn delay_level(l: LogLevel) -> LogLevel {
+    match l {
+        LogLevel::Info | LogLevel::Notice => LogLevel::Info,
+        LogLevel::Warn => LogLevel::Notice,
+        LogLevel::Error => LogLevel::Warn,
+        LogLevel::Crit => LogLevel::Error,
+        LogLevel::Alert => LogLevel::Crit,
+        LogLevel::Emerg => LogLevel::Alert,
+        LogLevel::Debug => LogLevel::Debug,
+    }
+}
+
+impl Worker<'_> {
+    /// The preaccess phase of `req` in location `loc`: limit_req, then limit_conn (as
+    /// nginx orders the two modules; after a delay, limit_req has its status and only
+    /// limit_conn runs, so a delayed request is not counted while it waits).
+    pub(crate) fn preaccess(
+        &mut self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        loc: LocationId,
+    ) -> Preaccess {
+        if req.subrequest {
+            return Preaccess::Go;
+        }
+        if req.limits.req_status == 0 {
+            match self.limit_req(conn, req, loc) {
+                Preaccess::Go => {}
+                other => return other,
+            }
+        }
+        if req.limits.conn_status == 0 {
+            return self.limit_conn(conn, req, loc);
+        }
+        Preaccess::Go
+    }
+
+    /// Appends `, client: …, server: …, request: "…", host: "…"` to a line about `req`.
+    fn limit_log(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        level: LogLevel,
+        msg: std::fmt::Arguments<'_>,
+    ) {
+        if !self.elog.enabled(level) {
+            return;
+        }
+        let server = self
+            .loaded
+            .ir
+            .servers
+            .get(req.server.0 as usize)
+            .map_or("", proton_ir::Server::primary_name);
+        let line = crate::http::request::request_line(&conn.rbuf, 8192);
+        let host = super::vars::header(&req.head, &conn.rbuf, b"host");
+        // (The connection's peer, as in Proton's other request lines.)
+        let client = conn.peer.ip();
+        match host {
+            Some(h) => self.elog.log(
+                level,
+                format_args!(
+                    "{msg}, client: {client}, server: {server}, request: \"{}\", host: \"{}\"",
+                    String::from_utf8_lossy(line),
+                    String::from_utf8_lossy(h)
+                ),
+            ),
+            None => self.elog.log(
+                level,
+                format_args!(
+                    "{msg}, client: {client}, server: {server}, request: \"{}\"",
+                    String::from_utf8_lossy(line)
+                ),
+            ),
+        }
+    }
+
+    /// Evaluates zone `z`'s key for `req` into `req.limits.key`.
+    fn limit_key(&self, conn: &Conn, req: &mut RequestCtx, z: usize) {
+        let mut key = std::mem::take(&mut req.limits.key);
+        key.clear();
+        if let Some(zone) = self.loaded.ir.limit_zones.get(z) {
+            self.ctx(conn, req, 0).expand(&zone.key, &mut key);
+        }
+        req.limits.key = key;
+    }
+
+    fn limit_req(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Preaccess {
+        let loaded = self.loaded;
+        let conf = &self.settings_for(loc).limit_req;
+        if conf.limits.is_empty() {
+            return Preaccess::Go;
+        }
+        let now = crate::limits::now_ms();
+        let last = conf.limits.len() - 1;
+        req.limits.pending.clear();
+        // nginx's rc: DECLINED (no limit looked), AGAIN, OK, BUSY, ERROR.
+        let mut outcome: Option<ReqLookup> = None;
+        let mut at = 0;
+        for (n, limit) in conf.limits.iter().enumerate() {
+            let z = limit.zone as usize;
+            let (Some(zone), Some(ir_zone)) =
+                (loaded.limit_zones.get(z), loaded.ir.limit_zones.get(z))
+            else {
+                continue;
+            };
+            let LimitZoneKind::Req { rate, .. } = ir_zone.kind else {
+                continue;
+            };
+            self.limit_key(conn, req, z);
+            let key = &req.limits.key;
+            if key.is_empty() {
+                continue;
+            }
+            if key.len() > 65535 {
+                elog!(
+                    self.elog,
+                    Error,
+                    "the value of the \"{}\" key is more than 65535 bytes: \"{}\"",
+                    template_text(&ir_zone.key),
+                    String::from_utf8_lossy(key)
+                );
+                continue;
+            }
+            let r = zone.req_lookup(hash(key), key, now, rate, limit.burst, n == last);
+            at = n;
+            outcome = Some(r);
+            match r {
+                ReqLookup::Again { node, .. } => req.limits.pending.push((limit.zone, node)),
+                _ => break,
+            }
+        }
+        let Some(outcome) = outcome else {
+            return Preaccess::Go;
+        };
+        let dry = conf.dry_run;
+        let dry_text = if dry { ", dry run" } else { "" };
+        let excess = match outcome {
+            ReqLookup::Busy(_) | ReqLookup::NoMemory => {
+                let name = zone_name(loaded, conf.limits.get(at).map_or(u32::MAX, |l| l.zone));
+                if let ReqLookup::Busy(e) = outcome {
+                    self.limit_log(
+                        conn,
+                        req,
+                        conf.log_level,
+                        format_args!(
+                            "limiting requests{dry_text}, excess: {}.{:03} by zone \"{name}\"",
+                            e / 1000,
+                            e % 1000
+                        ),
+                    );
+                } else {
+                    elog!(
+                        self.elog,
+                        Alert,
+                        "could not allocate node in limit_req zone \"{name}\""
+                    );
+                }
+                for (z, node) in req.limits.pending.drain(..) {
+                    if let Some(zone) = loaded.limit_zones.get(z as usize) {
+                        zone.req_release(node);
+                    }
+                }
+                if dry {
+                    req.limits.req_status = REQ_REJECTED_DRY_RUN;
+                    return Preaccess::Go;
+                }
+                req.limits.req_status = REQ_REJECTED;
+                return Preaccess::Status(conf.status);
+            }
+            ReqLookup::Ok(e) => e,
+            ReqLookup::Again { .. } => 0,
+        };
+        // nginx's account: the last limit looked at decides first, then each held one,
+        // the longest delay winning.
+        let rate_of = |z: usize| match loaded.ir.limit_zones.get(z).map(|z| z.kind) {
+            Some(LimitZoneKind::Req { rate, .. }) => rate,
+            _ => 1000,
+        };
+        let Some(mut limit) = conf.limits.get(at) else {
+            return Preaccess::Go;
+        };
+        let mut excess = excess;
+        let mut max_delay = delay_ms(excess, limit.delay, rate_of(limit.zone as usize));
+        // (The held nodes are those before `at`; nginx walks them from the last.)
+        let pending = std::mem::take(&mut req.limits.pending);
+        for &(z, node) in pending.iter().rev() {
+            let Some(zone) = loaded.limit_zones.get(z as usize) else {
+                continue;
+            };
+            let rate = rate_of(z as usize);
+            let e = zone.req_account(node, now, rate);
+            let Some(l) = conf.limits.iter().find(|l| l.zone == z) else {
+                continue;
+            };
+            let d = delay_ms(e, l.delay, rate);
+            if d > max_delay {
+                max_delay = d;
+                excess = e;
+                limit = l;
+            }
+        }
+        req.limits.pending = pending;
+        req.limits.pending.clear();
+        if max_delay == 0 {
+            req.limits.req_status = REQ_PASSED;
+            return Preaccess::Go;
+        }
+        let name = zone_name(loaded, limit.zone);
+        self.limit_log(
+            conn,
+            req,
+            delay_level(conf.log_level),
+            format_args!(
+                "delaying request{dry_text}, excess: {}.{:03}, by zone \"{name}\"",
+                excess / 1000,
+                excess % 1000
+            ),
+        );
+        if dry {
+            req.limits.req_status = REQ_DELAYED_DRY_RUN;
+            return Preaccess::Go;
+        }
+        req.limits.req_status = REQ_DELAYED;
+        if !req.limits.can_delay {
+            return Preaccess::Go;
+        }
+        Preaccess::Delay(max_delay)
+    }
+
+    fn limit_conn(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Preaccess {
+        let loaded = self.loaded;
+        let conf = &self.settings_for(loc).limit_conn;
+        for limit in &conf.limits {
+            let z = limit.zone as usize;
+            let (Some(zone), Some(ir_zone)) =
+                (loaded.limit_zones.get(z), loaded.ir.limit_zones.get(z))
+            else {
+                continue;
+            };
+            self.limit_key(conn, req, z);
+            let key = &req.limits.key;
+            if key.is_empty() {
+                continue;
+            }
+            if key.len() > 255 {
+                elog!(
+                    self.elog,
+                    Error,
+                    "the value of the \"{}\" key is more than 255 bytes: \"{}\"",
+                    template_text(&ir_zone.key),
+                    String::from_utf8_lossy(key)
+                );
+                continue;
+            }
+            req.limits.conn_status = CONN_PASSED;
+            let h = hash(key);
+            let refused = match zone.conn_acquire(h, key, limit.conn) {
+                ConnAcquire::Held(node) => {
+                    req.limits.held.push((zone.clone(), node, h));
+                    continue;
+                }
+                ConnAcquire::NoMemory => {
+                    elog!(
+                        self.elog,
+                        Alert,
+                        "could not allocate node in limit_conn zone \"{}\"",
+                        ir_zone.name
+                    );
+                    true
+                }
+                ConnAcquire::Busy => false,
+            };
+            if !refused {
+                let dry_text = if conf.dry_run { ", dry run," } else { "" };
+                self.limit_log(
+                    conn,
+                    req,
+                    conf.log_level,
+                    format_args!(
+                        "limiting connections{dry_text} by zone \"{}\"",
+                        ir_zone.name
+                    ),
+                );
+            }
+            req.limits.release();
+            if conf.dry_run {
+                req.limits.conn_status = CONN_REJECTED_DRY_RUN;
+                return Preaccess::Go;
+            }
+            req.limits.conn_status = CONN_REJECTED;
+            return Preaccess::Status(conf.status);
+        }
+        Preaccess::Go
+    }
+}
+
+/// Zone `z`'s name (empty when out of range, which the IR's verification excludes).
+fn zone_name(loaded: &crate::config::Loaded, z: u32) -> &str {
+    loaded
+        .ir
+        .limit_zones
+        .get(z as usize)
+        .map_or("", |z| z.name.as_str())
+}
+
+/// A zone's key as written (`$binary_remote_addr`), for log lines.
+fn template_text(t: &proton_ir::Template) -> String {
+    let mut s = String::new();
+    for p in &t.parts {
+        match p {
+            proton_ir::Part::Literal(l) => s.push_str(l),
+            proton_ir::Part::Var(v) => {
+                s.push('$');
+                s.push_str(&var_name(v));
+            }
+            proton_ir::Part::Capture(n) => {
+                s.push('$');
+                s.push_str(&n.to_string());
+            }
+        }
+    }
+    s
+}
+
+fn var_name(v: &proton_ir::Var) -> String {
+    use proton_ir::Var;
+    match v {
+        Var::Builtin(b) => b.name().to_string(),
+        Var::Http(n) => format!("http_{n}"),
+        Var::Arg(n) => format!("arg_{n}"),
+        Var::Cookie(n) => format!("cookie_{n}"),
+        Var::SentHttp(n) => format!("sent_http_{n}"),
+        Var::SentTrailer(n) => format!("sent_trailer_{n}"),
+        Var::UpstreamHttp(n) => format!("upstream_http_{n}"),
+        Var::UpstreamCookie(n) => format!("upstream_cookie_{n}"),
+        Var::UpstreamTrailer(n) => format!("upstream_trailer_{n}"),
+        Var::NamedCapture(n) => n.clone(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_are_logged_one_level_lower() {
+        assert_eq!(delay_level(LogLevel::Info), LogLevel::Info);
+        assert_eq!(delay_level(LogLevel::Notice), LogLevel::Info);
+        assert_eq!(delay_level(LogLevel::Warn), LogLevel::Notice);
+        assert_eq!(delay_level(LogLevel::Error), LogLevel::Warn);
+    }
+
+    #[test]
+    fn status_names() {
+        assert_eq!(req_status_name(REQ_DELAYED_DRY_RUN), "DELAYED_DRY_RUN");
+        assert_eq!(req_status_name(0), "");
+        assert_eq!(conn_status_name(CONN_REJECTED_DRY_RUN), "REJECTED_DRY_RUN");
+    }
+}
