@@ -289,21 +289,25 @@ fn limit_req_is_shared_by_workers_and_kept_across_reload() {
     };
     assert_eq!(pids.len(), 2, "one worker served all {n} requests");
     assert_eq!(passed, 3, "{:?}", access_lines(&t));
-    // A reload that keeps the zone's name and size keeps its state.
+    // A reload that keeps the zone's name and size keeps its state: the first answer of
+    // the new generation is already refused. (While the old workers drain, a request may
+    // still reach one of them: those answers say generation 1 and are skipped.)
     p.compile(&conf(&http(2)));
     p.signal("HUP");
+    let mut first_new = None;
     assert!(
-        wait_until(Duration::from_secs(20), || request(
-            p.port,
-            Some("limits.test"),
-            "/f"
-        )
-        .is_ok_and(|r| r.header("x-gen") == Some("2"))),
+        wait_until(Duration::from_secs(20), || {
+            if let Ok(r) = request(p.port, Some("limits.test"), "/f") {
+                if r.header("x-gen") == Some("2") {
+                    first_new = Some(r.status);
+                }
+            }
+            first_new.is_some()
+        }),
         "{}",
         p.logs()
     );
-    let r = request(p.port, Some("limits.test"), "/f").expect("request");
-    assert_eq!((r.status, r.header("x-gen")), (503, Some("2")));
+    assert_eq!(first_new, Some(503), "the zone's state was kept");
 }
 
 #[test]
