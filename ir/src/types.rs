@@ -2480,6 +2480,34 @@ builtins! {
 }
 
 impl Template {
+    /// The template as a config writes it (`$binary_remote_addr`, `${arg_a}x`), for log
+    /// lines and reports.
+    pub fn text(&self, user_vars: &[String]) -> String {
+        let mut s = String::new();
+        for (i, p) in self.parts.iter().enumerate() {
+            match p {
+                Part::Literal(l) => s.push_str(l),
+                Part::Var(v) => {
+                    // Braces only where a name character follows.
+                    let braces = matches!(
+                        self.parts.get(i + 1),
+                        Some(Part::Literal(l)) if l.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                    );
+                    s.push_str(if braces { "${" } else { "$" });
+                    s.push_str(&v.name(user_vars));
+                    if braces {
+                        s.push('}');
+                    }
+                }
+                Part::Capture(n) => {
+                    s.push('$');
+                    s.push_str(&n.to_string());
+                }
+            }
+        }
+        s
+    }
+
     /// A template of one literal string.
     pub fn literal(s: &str) -> Template {
         if s.is_empty() {
@@ -2657,6 +2685,25 @@ impl Map {
 #[cfg(test)]
 mod tests {
     use super::Builtin;
+
+    #[test]
+    fn a_template_is_written_back_as_a_config_writes_it() {
+        use super::{Part, Template, Var};
+        let t = Template {
+            parts: vec![
+                Part::Var(Var::Builtin(Builtin::BinaryRemoteAddr)),
+                Part::Literal(":".into()),
+                Part::Var(Var::Arg("a".into())),
+                Part::Literal("x".into()),
+                Part::Var(Var::User(0)),
+                Part::Capture(1),
+            ],
+        };
+        assert_eq!(
+            t.text(&["mine".to_string()]),
+            "$binary_remote_addr:${arg_a}x$mine$1"
+        );
+    }
 
     #[test]
     fn builtin_names_are_distinct_and_found_again() {

@@ -255,28 +255,20 @@ impl Lower<'_> {
                 let v = arg(d, i);
                 if let Some(z) = v.strip_prefix("zone=") {
                     zone = Some((z, i));
-                } else if let Some(b) = v.strip_prefix("burst=") {
-                    match parse_number::<u64>(b).filter(|&n| n > 0 && n <= i64::MAX as u64 / 1000) {
-                        Some(n) => burst = n * 1000,
-                        None => {
-                            self.limit_err(
-                                d,
-                                i,
-                                format!("invalid burst value \"{v}\""),
-                                "a positive number of requests",
-                                help,
-                            );
-                            ok = false;
-                        }
-                    }
-                } else if let Some(b) = v.strip_prefix("delay=") {
-                    match parse_number::<u64>(b).filter(|&n| n > 0 && n <= i64::MAX as u64 / 1000) {
+                } else if let Some((what, n)) = v
+                    .strip_prefix("burst=")
+                    .map(|n| ("burst", n))
+                    .or_else(|| v.strip_prefix("delay=").map(|n| ("delay", n)))
+                {
+                    // Counted in thousandths of a request, as nginx keeps them.
+                    match parse_number::<u64>(n).filter(|&n| n > 0 && n <= i64::MAX as u64 / 1000) {
+                        Some(n) if what == "burst" => burst = n * 1000,
                         Some(n) => delay = n * 1000,
                         None => {
                             self.limit_err(
                                 d,
                                 i,
-                                format!("invalid delay value \"{v}\""),
+                                format!("invalid {what} value \"{v}\""),
                                 "a positive number of requests",
                                 help,
                             );

@@ -129,16 +129,7 @@ impl Lower<'_> {
             self.map_defs.push((d as *const Directive, span));
             self.ir.maps.push(Map {
                 name,
-                source: Template::default(),
-                hostnames: false,
-                volatile: false,
-                exact: Vec::new(),
-                leading: Vec::new(),
-                trailing: Vec::new(),
-                regex: Vec::new(),
-                default: Template::default(),
-                geo: None,
-                split: None,
+                ..bare_map(Template::default())
             });
         }
     }
@@ -252,8 +243,6 @@ impl Lower<'_> {
             }
         }
         Map {
-            name: String::new(),
-            source,
             hostnames,
             volatile,
             exact: sorted(keys.exact),
@@ -261,8 +250,7 @@ impl Lower<'_> {
             trailing: sorted(keys.trailing),
             regex,
             default: default.map(|(t, _)| t).unwrap_or_default(),
-            geo: None,
-            split: None,
+            ..bare_map(source)
         }
     }
 
@@ -422,21 +410,13 @@ impl Lower<'_> {
             recursive,
         });
         Map {
-            name: String::new(),
-            source,
-            hostnames: false,
-            volatile: false,
-            exact: Vec::new(),
-            leading: Vec::new(),
-            trailing: Vec::new(),
-            regex: Vec::new(),
             default: default.unwrap_or_default(),
             geo: Some(Box::new(proton_ir::Geo {
                 networks: nets.into_iter().map(|(c, t, _)| (c, t)).collect(),
                 ranges: ranges_mode.then(|| ranges.flatten()),
                 proxy,
             })),
-            split: None,
+            ..bare_map(source)
         }
     }
 
@@ -505,17 +485,8 @@ impl Lower<'_> {
             parts.push((bound, value));
         }
         Map {
-            name: String::new(),
-            source,
-            hostnames: false,
-            volatile: false,
-            exact: Vec::new(),
-            leading: Vec::new(),
-            trailing: Vec::new(),
-            regex: Vec::new(),
-            default: Template::default(),
-            geo: None,
             split: Some(parts),
+            ..bare_map(source)
         }
     }
 
@@ -850,6 +821,24 @@ impl GeoRanges {
             }
         }
         out
+    }
+}
+
+/// A map of `source` with no keys, no default, and no geo or split table: what each kind
+/// of block fills in.
+fn bare_map(source: Template) -> Map {
+    Map {
+        name: String::new(),
+        source,
+        hostnames: false,
+        volatile: false,
+        exact: Vec::new(),
+        leading: Vec::new(),
+        trailing: Vec::new(),
+        regex: Vec::new(),
+        default: Template::default(),
+        geo: None,
+        split: None,
     }
 }
 

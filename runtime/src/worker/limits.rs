@@ -227,7 +227,7 @@ impl Worker<'_> {
                     self.elog,
                     Error,
                     "the value of the \"{}\" key is more than 65535 bytes: \"{}\"",
-                    template_text(&ir_zone.key),
+                    ir_zone.key.text(&loaded.ir.user_vars),
                     String::from_utf8_lossy(key)
                 );
                 continue;
@@ -358,7 +358,7 @@ impl Worker<'_> {
                     self.elog,
                     Error,
                     "the value of the \"{}\" key is more than 255 bytes: \"{}\"",
-                    template_text(&ir_zone.key),
+                    ir_zone.key.text(&loaded.ir.user_vars),
                     String::from_utf8_lossy(key)
                 );
                 continue;
@@ -412,42 +412,6 @@ fn zone_name(loaded: &crate::config::Loaded, z: u32) -> &str {
         .limit_zones
         .get(z as usize)
         .map_or("", |z| z.name.as_str())
-}
-
-/// A zone's key as written (`$binary_remote_addr`), for log lines.
-fn template_text(t: &proton_ir::Template) -> String {
-    let mut s = String::new();
-    for p in &t.parts {
-        match p {
-            proton_ir::Part::Literal(l) => s.push_str(l),
-            proton_ir::Part::Var(v) => {
-                s.push('$');
-                s.push_str(&var_name(v));
-            }
-            proton_ir::Part::Capture(n) => {
-                s.push('$');
-                s.push_str(&n.to_string());
-            }
-        }
-    }
-    s
-}
-
-fn var_name(v: &proton_ir::Var) -> String {
-    use proton_ir::Var;
-    match v {
-        Var::Builtin(b) => b.name().to_string(),
-        Var::Http(n) => format!("http_{n}"),
-        Var::Arg(n) => format!("arg_{n}"),
-        Var::Cookie(n) => format!("cookie_{n}"),
-        Var::SentHttp(n) => format!("sent_http_{n}"),
-        Var::SentTrailer(n) => format!("sent_trailer_{n}"),
-        Var::UpstreamHttp(n) => format!("upstream_http_{n}"),
-        Var::UpstreamCookie(n) => format!("upstream_cookie_{n}"),
-        Var::UpstreamTrailer(n) => format!("upstream_trailer_{n}"),
-        Var::NamedCapture(n) => n.clone(),
-        other => format!("{other:?}"),
-    }
 }
 
 #[cfg(test)]
