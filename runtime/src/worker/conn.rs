@@ -1763,6 +1763,16 @@ impl Conn {
         if self.mirror(w) {
             return false;
         }
+        // An HTTP/2 stream's response may still wait for the window: its limit_conn
+        // counts stay held with the stream until the last byte is sent.
+        if let (Some(req), Some(link)) = (
+            self.req.as_deref_mut(),
+            self.ext
+                .as_deref_mut()
+                .and_then(|e| e.stream.as_deref_mut()),
+        ) {
+            link.hold = req.limits.take_held();
+        }
         w.release_context(self.req.take());
         self.served += 1;
         // TCP_NODELAY is set when the connection is first kept alive, by the `tcp_nodelay`

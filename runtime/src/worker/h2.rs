@@ -41,7 +41,9 @@ pub(crate) struct Session {
     streams: Vec<(u32, usize)>,
     /// Responses whose connection has finished but whose bytes wait for the window:
     /// (stream id, HTTP/1.1 bytes not yet taken, bridge).
-    tails: Vec<(u32, Vec<u8>, ResponseBridge)>,
+    /// (The `limit_conn` counts of the request go with its tail: nginx holds them until
+    /// the request is over, its last byte sent.)
+    tails: Vec<(u32, Vec<u8>, ResponseBridge, super::limits::LimitHold)>,
     events: Vec<Event>,
     /// Slab keys of streams to drive, reused from event to event (no allocation per
     /// event): those with new input, and those whose writes may go on.
@@ -85,6 +87,9 @@ pub(crate) struct StreamLink {
     /// The stream's connection ended on a timeout: an unfinished answer is reset with
     /// PROTOCOL_ERROR rather than INTERNAL_ERROR (nginx's `c->timedout`).
     timed_out: bool,
+    /// The `limit_conn` counts of the stream's request once its handler is done: held until
+    /// the response's last byte is sent (it goes with the tail) or the stream ends.
+    pub(crate) hold: super::limits::LimitHold,
 }
 
 impl StreamLink {
@@ -436,7 +441,7 @@ pub(crate) fn session_event(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'
                     }
                 }
                 Event::Reset { stream, .. } => {
-                    s.tails.retain(|(id, _, _)| *id != stream);
+                    s.tails.retain(|(id, _, _, _)| *id != stream);
                     if let Some(i) = s.streams.iter().position(|(id, _)| *id == stream) {
                         let (_, skey) = s.streams.swap_remove(i);
                         abort_stream(conns, skey, w);
@@ -564,6 +569,7 @@ fn finish_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut W
                 id,
                 std::mem::take(&mut link.out),
                 std::mem::take(&mut link.bridge),
+                std::mem::take(&mut link.hold),
             )),
             Bridged::Done => {}
         }
@@ -610,7 +616,7 @@ fn service(conns: &mut Slab<Conn>, s: &mut Session, w: &mut Worker<'_>) -> bool 
         // (Unstable, so as not to allocate; ties go by stream id, the older first.)
         tails.sort_unstable_by_key(|t| (s.conn.rank(t.0), t.0));
     }
-    tails.retain_mut(|(id, out, b)| {
+    tails.retain_mut(|(id, out, b, _)| {
         if !s.conn.is_open(*id) {
             // Reset by the client (or by a connection error): nothing more to send.
             return false;
@@ -930,6 +936,7 @@ fn open_stream(
         malformed: refused.is_some(),
         block_len,
         timed_out: false,
+        hold: Default::default(),
     };
     let mut link = match w.spare_links.pop() {
         Some(mut l) => {
@@ -998,6 +1005,8 @@ fn recycle_link(mut link: Box<StreamLink>, w: &mut Worker<'_>) {
     }
     link.out.clear();
     link.bridge.shrink(SPARE_OUT);
+    // (A stream that ended without a tail gives its counts back here.)
+    link.hold = Default::default();
     w.spare_links.push(link);
 }
 

@@ -85,15 +85,47 @@ impl LimitState {
     }
 
     fn release(&mut self) {
-        for (zone, node, h) in self.held.drain(..) {
-            zone.conn_release(node, h);
-        }
+        // (Given back as a hold is: by dropping it; the buffer stays for the next request.)
+        LimitHold(std::mem::take(&mut self.held)).release_into(&mut self.held);
     }
 }
 
 impl Drop for LimitState {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+impl LimitState {
+    /// The `limit_conn` counts the request holds, taken out to be given back later: an
+    /// HTTP/2 stream whose handler is done while its response still waits for the window
+    /// keeps them until the last byte is sent (or the stream is reset), as nginx does.
+    pub(crate) fn take_held(&mut self) -> LimitHold {
+        LimitHold(std::mem::take(&mut self.held))
+    }
+}
+
+/// `limit_conn` counts held apart from their request, given back when dropped.
+#[derive(Default)]
+pub(crate) struct LimitHold(Vec<(Arc<Zone>, u32, u64)>);
+
+impl LimitHold {
+    /// Gives the counts back and leaves the emptied list (its room kept) in `to`.
+    fn release_into(mut self, to: &mut Vec<(Arc<Zone>, u32, u64)>) {
+        self.give_back();
+        *to = std::mem::take(&mut self.0);
+    }
+
+    fn give_back(&mut self) {
+        for (zone, node, h) in self.0.drain(..) {
+            zone.conn_release(node, h);
+        }
+    }
+}
+
+impl Drop for LimitHold {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }
 
