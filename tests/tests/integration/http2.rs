@@ -748,3 +748,65 @@ fn the_first_data_frames_fill_the_initial_window() {
         .collect();
     assert_eq!(sizes, [8192, 8192, 8192, 8192, 8192, 8192, 8192, 8191]);
 }
+
+/// `limit_conn` over HTTP/2 (nginx's h2_limit_conn.t): a stream whose response waits for
+/// the flow-control window still holds its count, so a second stream is refused; once the
+/// client resets the first, the count is given back and the next stream is served.
+#[test]
+fn a_stream_holds_its_limit_conn_count_until_its_response_is_out() {
+    let t = TempDir::new("h2-limit-conn");
+    t.write("www/t.html", "SEE-THIS");
+    let conf = "events {}\nhttp {\n    access_log off;\n    \
+                limit_conn_zone $binary_remote_addr zone=conn:1m;\n    server {\n        \
+                listen 127.0.0.1:{port};\n        http2 on;\n        root {dir}/www;\n        \
+                location /t.html { limit_conn conn 1; }\n    }\n}\n";
+    let p = Proton::start(t.path(), conf, 1);
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // SETTINGS_INITIAL_WINDOW_SIZE = 1: one byte of each response body, then a wait.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(4, 0, 0, &[0, 4, 0, 0, 0, 1]));
+    s.write_all(&hello).unwrap();
+    let get = |id: u32| {
+        frame(
+            1,
+            0x5,
+            id,
+            &block_of(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/t.html"),
+                (":authority", "x"),
+            ]),
+        )
+    };
+    let status_of = |frames: &[(u8, u8, u32, Vec<u8>)], id: u32| -> Option<Vec<u8>> {
+        frames
+            .iter()
+            .find(|f| f.0 == 1 && f.2 == id)
+            .map(|f| f.3.clone())
+    };
+    // The first stream: 200 and one byte of the body, the rest held by the window.
+    s.write_all(&get(1)).unwrap();
+    let frames = frames_until(&mut s, |kind, _, id| kind == 0 && id == 1);
+    assert_eq!(
+        status_of(&frames, 1).and_then(|b| b.first().copied()),
+        Some(0x88)
+    );
+    // The second: refused, the first still holding the count.
+    s.write_all(&get(3)).unwrap();
+    let frames = frames_until(&mut s, |kind, _, id| kind == 1 && id == 3);
+    let head = status_of(&frames, 3).unwrap_or_default();
+    assert!(
+        head.windows(3).any(|w| w == b"503"),
+        "503 expected for the second stream: {head:?}"
+    );
+    // The client resets the first: its count is given back, the next stream is served.
+    s.write_all(&frame(3, 0, 1, &5u32.to_be_bytes())).unwrap();
+    s.write_all(&get(5)).unwrap();
+    let frames = frames_until(&mut s, |kind, _, id| kind == 1 && id == 5);
+    assert_eq!(
+        status_of(&frames, 5).and_then(|b| b.first().copied()),
+        Some(0x88)
+    );
+}
