@@ -182,8 +182,20 @@ fn limit_req_delays_on_timers() {
         done.duration_since(start)
     );
     wait_log(&p, "[warn]");
-    wait_log(&p, "delaying request, excess: 0.");
-    assert!(p.logs().contains(", by zone \"d\""));
+    // The excess is 1 request less what the rate gave back since the first: 0.xxx, or
+    // 1.000 when both came within the same millisecond of the worker's clock.
+    wait_log(&p, "delaying request, excess: ");
+    let logs = p.logs();
+    let excess = logs
+        .split("delaying request, excess: ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(
+        excess.is_some_and(|e| e > 0.0 && e <= 1.0),
+        "excess {excess:?} in\n{logs}"
+    );
+    assert!(logs.contains(", by zone \"d\""));
     // delay=1: the first excess request goes at once, the next waits.
     let start = Instant::now();
     assert_eq!(status(p.port, "/dl/f"), 200);
