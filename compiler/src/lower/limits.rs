@@ -242,6 +242,19 @@ impl Lower<'_> {
             .is_some_and(|d| arg(d, 0) == "on")
     }
 
+    /// nginx's error for a second `limit_req`/`limit_conn` line of one zone at one level.
+    fn limit_duplicate(&mut self, d: &Directive) {
+        self.err(
+            Diagnostic::error(
+                Code::Duplicate,
+                d.name_span,
+                format!("\"{}\" directive is duplicate", d.name),
+            )
+            .label("this zone is already limited at this level")
+            .help(format!("one {} line per zone", d.name)),
+        );
+    }
+
     /// `limit_req` lines of the nearest level with any, and the companions.
     pub(super) fn limit_req(&mut self, chain: &[&Level<'_>]) -> LimitReq {
         let mut limits: Vec<LimitReqRule> = Vec::new();
@@ -304,15 +317,7 @@ impl Lower<'_> {
                 continue;
             };
             if limits.iter().any(|l| l.zone == z) {
-                self.err(
-                    Diagnostic::error(
-                        Code::Duplicate,
-                        d.name_span,
-                        "\"limit_req\" directive is duplicate",
-                    )
-                    .label("this zone is already limited at this level")
-                    .help("one limit_req line per zone"),
-                );
+                self.limit_duplicate(d);
                 continue;
             }
             if ok {
@@ -339,15 +344,7 @@ impl Lower<'_> {
                 continue;
             };
             if limits.iter().any(|l| l.zone == z) {
-                self.err(
-                    Diagnostic::error(
-                        Code::Duplicate,
-                        d.name_span,
-                        "\"limit_conn\" directive is duplicate",
-                    )
-                    .label("this zone is already limited at this level")
-                    .help("one limit_conn line per zone"),
-                );
+                self.limit_duplicate(d);
                 continue;
             }
             let v = arg(d, 1);

@@ -85,8 +85,7 @@ impl LimitState {
     }
 
     fn release(&mut self) {
-        // (Given back as a hold is: by dropping it; the buffer stays for the next request.)
-        LimitHold(std::mem::take(&mut self.held)).release_into(&mut self.held);
+        give_back(&mut self.held);
     }
 }
 
@@ -109,23 +108,16 @@ impl LimitState {
 #[derive(Default)]
 pub(crate) struct LimitHold(Vec<(Arc<Zone>, u32, u64)>);
 
-impl LimitHold {
-    /// Gives the counts back and leaves the emptied list (its room kept) in `to`.
-    fn release_into(mut self, to: &mut Vec<(Arc<Zone>, u32, u64)>) {
-        self.give_back();
-        *to = std::mem::take(&mut self.0);
-    }
-
-    fn give_back(&mut self) {
-        for (zone, node, h) in self.0.drain(..) {
-            zone.conn_release(node, h);
-        }
+impl Drop for LimitHold {
+    fn drop(&mut self) {
+        give_back(&mut self.0);
     }
 }
 
-impl Drop for LimitHold {
-    fn drop(&mut self) {
-        self.give_back();
+/// Gives `held`'s counts back to their zones (the list keeps its room).
+fn give_back(held: &mut Vec<(Arc<Zone>, u32, u64)>) {
+    for (zone, node, h) in held.drain(..) {
+        zone.conn_release(node, h);
     }
 }
 
@@ -218,13 +210,27 @@ impl Worker<'_> {
     }
 
     /// Evaluates zone `z`'s key for `req` into `req.limits.key`.
-    fn limit_key(&self, conn: &Conn, req: &mut RequestCtx, z: usize) {
+    /// Evaluates zone `z`'s key into `req.limits.key`; false when the request is not
+    /// limited by it: an empty key, or one longer than `max` bytes (logged, as nginx).
+    fn limit_key(&self, conn: &Conn, req: &mut RequestCtx, z: usize, max: usize) -> bool {
+        let Some(zone) = self.loaded.ir.limit_zones.get(z) else {
+            return false;
+        };
         let mut key = std::mem::take(&mut req.limits.key);
         key.clear();
-        if let Some(zone) = self.loaded.ir.limit_zones.get(z) {
-            self.ctx(conn, req, 0).expand(&zone.key, &mut key);
+        self.ctx(conn, req, 0).expand(&zone.key, &mut key);
+        let usable = !key.is_empty() && key.len() <= max;
+        if key.len() > max {
+            elog!(
+                self.elog,
+                Error,
+                "the value of the \"{}\" key is more than {max} bytes: \"{}\"",
+                zone.key.text(&self.loaded.ir.user_vars),
+                String::from_utf8_lossy(&key)
+            );
         }
         req.limits.key = key;
+        usable
     }
 
     fn limit_req(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Preaccess {
@@ -249,21 +255,10 @@ impl Worker<'_> {
             let LimitZoneKind::Req { rate, .. } = ir_zone.kind else {
                 continue;
             };
-            self.limit_key(conn, req, z);
+            if !self.limit_key(conn, req, z, 65535) {
+                continue;
+            }
             let key = &req.limits.key;
-            if key.is_empty() {
-                continue;
-            }
-            if key.len() > 65535 {
-                elog!(
-                    self.elog,
-                    Error,
-                    "the value of the \"{}\" key is more than 65535 bytes: \"{}\"",
-                    ir_zone.key.text(&loaded.ir.user_vars),
-                    String::from_utf8_lossy(key)
-                );
-                continue;
-            }
             let r = zone.req_lookup(hash(key), key, now, rate, limit.burst, n == last);
             at = n;
             outcome = Some(r);
@@ -380,21 +375,10 @@ impl Worker<'_> {
             else {
                 continue;
             };
-            self.limit_key(conn, req, z);
+            if !self.limit_key(conn, req, z, 255) {
+                continue;
+            }
             let key = &req.limits.key;
-            if key.is_empty() {
-                continue;
-            }
-            if key.len() > 255 {
-                elog!(
-                    self.elog,
-                    Error,
-                    "the value of the \"{}\" key is more than 255 bytes: \"{}\"",
-                    ir_zone.key.text(&loaded.ir.user_vars),
-                    String::from_utf8_lossy(key)
-                );
-                continue;
-            }
             req.limits.conn_status = CONN_PASSED;
             let h = hash(key);
             let refused = match zone.conn_acquire(h, key, limit.conn) {
