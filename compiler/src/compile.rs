@@ -377,6 +377,18 @@ impl ScriptHost for RewriteState<'_> {
         self.user.insert(var, out);
     }
 
+    /// `set $args` changes the arguments, as in the server (`$limit_rate` changes nothing
+    /// route shows).
+    fn set_builtin(&mut self, var: proton_ir::Builtin, value: &proton_ir::Template) {
+        if var == proton_ir::Builtin::Args {
+            let mut out = Vec::new();
+            for p in &value.parts {
+                self.expand_part(p, &mut out);
+            }
+            self.args = out;
+        }
+    }
+
     fn rewrite_uri(&mut self, path: &[u8], args: Option<&[u8]>, source: proton_ir::SourceRef) {
         self.uri = path.to_vec();
         if let Some(a) = args {

@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 66;
+pub const FORMAT_VERSION: u32 = 67;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.

@@ -547,6 +547,42 @@ pub struct AccessRule {
     pub from: Option<ClientAddr>,
 }
 
+/// nginx's access phase beyond `allow`/`deny`: its handlers run in nginx's order (access,
+/// auth_basic, auth_request) and `satisfy` says how their answers combine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Auth {
+    /// `satisfy any` (default `all`): one handler letting the request in is enough.
+    pub satisfy_any: bool,
+    /// `auth_basic` realm (may have variables; a value of `off` turns it off); `None`: not
+    /// set at any level.
+    pub basic_realm: Option<Template>,
+    /// `auth_basic_user_file` (may have variables; relative to the prefix); `None`: not set.
+    pub basic_user_file: Option<Template>,
+    /// `auth_delay`: a 401 is answered this much later (against timing attacks).
+    pub delay_ms: u64,
+    /// `auth_request` URI (`None`: off): a subrequest whose status lets the request in
+    /// (2xx), or answers it (401 with the subrequest's `WWW-Authenticate`, 403; other: 500).
+    pub request: Option<String>,
+    /// `auth_request_set` lines: each variable gets its value, evaluated in the finished
+    /// auth subrequest (`$upstream_http_*`, `$upstream_status`, …).
+    pub request_set: Vec<AuthSet>,
+}
+
+/// One `auth_request_set $variable value` line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuthSet {
+    pub var: SetTarget,
+    pub value: Template,
+}
+
+/// A variable a `set`-like directive writes: a `set` variable (by [`Ir::user_vars`] index)
+/// or one of the built-ins nginx lets a script change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SetTarget {
+    User(u32),
+    Builtin(Builtin),
+}
+
 /// `limit_except METHOD … { … }` of a location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitExcept {
@@ -1097,6 +1133,9 @@ pub struct Settings {
     /// `allow` and `deny` lines in order (the first that matches the client decides; none
     /// matching allows). Inherited as a whole: a level with any replaces its parent's.
     pub access: Vec<AccessRule>,
+    /// `satisfy`, `auth_basic`, `auth_request`, `auth_delay`: the rest of nginx's access
+    /// phase.
+    pub auth: Auth,
     /// `post_action`: once the response is out, the request is redirected internally to
     /// this URI (`/…`) or named location (`@…`) with its output discarded; `None`: off.
     pub post_action: Option<String>,

@@ -895,6 +895,7 @@ pub(crate) mod tests {
             limit_rate: SizeValue::Const(0),
             limit_rate_after: SizeValue::Const(0),
             access: vec![],
+            auth: Auth::default(),
         }
     }
 

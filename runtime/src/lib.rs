@@ -5,6 +5,7 @@
 //! `unsafe` appears only where a syscall needs it (fork), each with a `// SAFETY:` line.
 
 pub mod config;
+pub mod htpasswd;
 pub mod http;
 pub(crate) mod http2;
 pub mod limits;

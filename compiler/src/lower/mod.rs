@@ -337,7 +337,7 @@ impl Lower<'_> {
             return;
         }
         for d in tree {
-            if d.name == "set" {
+            if d.name == "set" || d.name == "auth_request_set" {
                 if let Some(name) = d.args.first().and_then(|a| a.value.strip_prefix('$')) {
                     // nginx compares variable names case-insensitively.
                     let name = name.to_ascii_lowercase();
@@ -973,6 +973,94 @@ impl Lower<'_> {
 
     /// `allow` and `deny` of the innermost level that has any, in order (nginx's access
     /// module keeps them in one list).
+    /// The variable `set $name …` (or `auth_request_set $name …`) writes: a `set` variable,
+    /// or a built-in nginx lets a script change (`$limit_rate`, `$args`); `None` (with an
+    /// error) for a read-only built-in, a map's variable or a bad name.
+    fn set_target(&mut self, d: &Directive) -> Option<SetTarget> {
+        let name = arg(d, 0);
+        let lower = name.to_ascii_lowercase();
+        match lower.strip_prefix('$') {
+            Some(n)
+                if !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+            {
+                // nginx's changeable built-ins.
+                if let Some(b @ (Builtin::LimitRate | Builtin::Args)) = Builtin::from_name(n) {
+                    return Some(SetTarget::Builtin(b));
+                }
+                if vars::is_builtin_name(n) {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            format!("the built-in variable \"${n}\" cannot be set"),
+                        )
+                        .label("read-only")
+                        .help("choose another name"),
+                    );
+                    return None;
+                }
+                if let Some(&id) = self.map_ids.get(n) {
+                    let mut e = Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("the map variable \"${n}\" cannot be set"),
+                    )
+                    .label("its value comes from its map")
+                    .help("choose another name, or add a key to the map");
+                    if let Some((_, at)) = self.map_defs.get(id as usize) {
+                        e = e.also(*at, "defined by this map");
+                    }
+                    self.err(e);
+                    return None;
+                }
+                Some(SetTarget::User(
+                    self.user_var_ids.get(n).copied().unwrap_or(0),
+                ))
+            }
+            _ => {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(0),
+                        format!("invalid variable name \"{name}\""),
+                    )
+                    .label("expected $name")
+                    .help(format!("write `{} $name value;`", d.name)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `satisfy`, `auth_basic`, `auth_basic_user_file`, `auth_delay`, `auth_request` and
+    /// `auth_request_set` of a level chain (each inherited on its own, as nginx's).
+    fn auth(&mut self, chain: &[&Level<'_>]) -> Auth {
+        let first = |name: &str| nearest(chain, name).first().copied();
+        let basic_realm = first("auth_basic").map(|d| self.template(d, 0));
+        let basic_user_file = first("auth_basic_user_file").map(|d| self.template(d, 0));
+        let request = first("auth_request")
+            .map(|d| arg(d, 0))
+            .filter(|u| *u != "off")
+            .map(str::to_string);
+        let mut request_set = Vec::new();
+        for &d in nearest(chain, "auth_request_set") {
+            if let Some(var) = self.set_target(d) {
+                let value = self.template(d, 1);
+                request_set.push(AuthSet { var, value });
+            }
+        }
+        Auth {
+            satisfy_any: first("satisfy").is_some_and(|d| arg(d, 0) == "any"),
+            basic_realm,
+            basic_user_file,
+            delay_ms: first("auth_delay")
+                .and_then(|d| parse_time_ms(arg(d, 0)))
+                .unwrap_or(0),
+            request,
+            request_set,
+        }
+    }
+
     fn access_rules(&mut self, chain: &[&Level<'_>]) -> Vec<AccessRule> {
         let Some(level) = chain
             .iter()
@@ -2155,61 +2243,17 @@ impl Lower<'_> {
                         ops.push(op);
                     }
                 }
-                "set" => {
-                    let name = arg(d, 0);
-                    let lower = name.to_ascii_lowercase();
-                    match lower.strip_prefix('$') {
-                        Some(n)
-                            if !n.is_empty()
-                                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
-                        {
-                            // nginx's changeable built-ins.
-                            if let Some(b @ Builtin::LimitRate) = Builtin::from_name(n) {
-                                let value = self.template(d, 1);
-                                ops.push(ScriptOp::SetBuiltin { var: b, value });
-                                continue;
-                            }
-                            if vars::is_builtin_name(n) {
-                                self.err(
-                                    Diagnostic::error(
-                                        Code::BadValue,
-                                        d.arg_span(0),
-                                        format!("the built-in variable \"${n}\" cannot be set"),
-                                    )
-                                    .label("read-only")
-                                    .help("choose another name"),
-                                );
-                                continue;
-                            }
-                            if let Some(&id) = self.map_ids.get(n) {
-                                let mut e = Diagnostic::error(
-                                    Code::BadValue,
-                                    d.arg_span(0),
-                                    format!("the map variable \"${n}\" cannot be set"),
-                                )
-                                .label("its value comes from its map")
-                                .help("choose another name, or add a key to the map");
-                                if let Some((_, at)) = self.map_defs.get(id as usize) {
-                                    e = e.also(*at, "defined by this map");
-                                }
-                                self.err(e);
-                                continue;
-                            }
-                            let var = self.user_var_ids.get(n).copied().unwrap_or(0);
-                            let value = self.template(d, 1);
-                            ops.push(ScriptOp::Set { var, value });
-                        }
-                        _ => self.err(
-                            Diagnostic::error(
-                                Code::BadValue,
-                                d.arg_span(0),
-                                format!("invalid variable name \"{name}\""),
-                            )
-                            .label("expected $name")
-                            .help("write `set $name value;`"),
-                        ),
+                "set" => match self.set_target(d) {
+                    Some(SetTarget::User(var)) => {
+                        let value = self.template(d, 1);
+                        ops.push(ScriptOp::Set { var, value });
                     }
-                }
+                    Some(SetTarget::Builtin(var)) => {
+                        let value = self.template(d, 1);
+                        ops.push(ScriptOp::SetBuiltin { var, value });
+                    }
+                    None => {}
+                },
                 _ => {}
             }
         }
@@ -2861,6 +2905,7 @@ impl Lower<'_> {
             limit_rate: self.size_value(chain, "limit_rate"),
             limit_rate_after: self.size_value(chain, "limit_rate_after"),
             access: self.access_rules(chain),
+            auth: self.auth(chain),
             referers: self.referers(chain),
             realip: self.realip(chain),
             add_trailers: nearest(chain, "add_trailer")

@@ -745,7 +745,11 @@ impl Conn {
                 },
                 Phase::Linger => return self.linger(w),
                 Phase::Delay => {
-                    if self.req.as_deref().is_some_and(|r| r.wake_at.is_some()) {
+                    if self
+                        .req
+                        .as_deref()
+                        .is_some_and(|r| r.wake_at.is_some() || r.auth.waits())
+                    {
                         // Still waiting; a client that went away ends the request (499).
                         if self.rd_hup {
                             self.log_abort(w);
@@ -1085,26 +1089,44 @@ impl Conn {
         req.limits.can_delay = true;
         let out = w.handle_request(self, &mut req, error);
         req.limits.can_delay = false;
-        if req.limits.resume.is_some() {
-            // limit_req delays it: the rest waits for the wake-up (`resume_delayed`). Its
-            // location is recorded (a client that leaves meanwhile is logged there).
-            self.record(&out);
-            self.req = Some(req);
-            self.phase = Phase::Delay;
-            self.deadline = self.req.as_deref().and_then(|r| r.wake_at).unwrap_or(w.now)
-                + Duration::from_secs(3600);
+        let Some(req) = self.waits(w, req, &out) else {
             return;
-        }
+        };
         self.answered(w, req, out, keep_alive, expect_unread);
     }
 
-    /// A delayed request's wait is over: routing goes on, and the answer as in [`Self::answer`].
+    /// Routing stopped to wait (a limit_req delay, the auth subrequest, auth_delay): the
+    /// request waits for its wake-up (`resume_delayed`). Its location is recorded (a client
+    /// that leaves meanwhile is logged there). `Some`: it did not stop.
+    fn waits(
+        &mut self,
+        w: &Worker<'_>,
+        req: Box<RequestCtx>,
+        out: &super::request::Outcome,
+    ) -> Option<Box<RequestCtx>> {
+        if req.limits.resume.is_none() {
+            return Some(req);
+        }
+        self.record(out);
+        self.deadline = req.wake_at.unwrap_or(w.now) + Duration::from_secs(3600);
+        self.req = Some(req);
+        self.phase = Phase::Delay;
+        None
+    }
+
+    /// A delayed request's wait is over: routing goes on (and may wait again), and the
+    /// answer as in [`Self::answer`].
     fn resume_delayed(&mut self, w: &mut Worker<'_>) {
         let Some(mut req) = self.req.take() else {
             return;
         };
         let (keep_alive, expect_unread) = (req.head.keep_alive, req.expect_unread);
+        req.limits.can_delay = true;
         let out = w.resume_delayed(self, &mut req);
+        req.limits.can_delay = false;
+        let Some(req) = self.waits(w, req, &out) else {
+            return;
+        };
         self.answered(w, req, out, keep_alive, expect_unread);
     }
 
@@ -1759,6 +1781,8 @@ impl Conn {
                 return false;
             }
         }
+        // An auth subrequest's `auth_request_set` values are taken from it now.
+        w.auth_sub_finishing(self);
         w.log_access(self);
         if self.mirror(w) {
             return false;

@@ -143,6 +143,9 @@ pub(crate) struct RequestCtx {
     /// `limit_req` and `limit_conn`: statuses, the counts the request holds (given back
     /// when the context is reset or dropped), a delay's resumption point.
     pub(crate) limits: super::limits::LimitState,
+    /// The access phase's state (`satisfy any`'s refusal, the auth subrequest,
+    /// `auth_delay`).
+    pub(crate) auth: super::auth::AuthState,
 }
 
 /// The `slice` module's state of a request (nginx's `ngx_http_slice_ctx_t`): the main
@@ -214,6 +217,7 @@ impl Default for RequestCtx {
             gzip_ratio: None,
             slice: None,
             limits: Default::default(),
+            auth: Default::default(),
         }
     }
 }
@@ -281,6 +285,7 @@ impl RequestCtx {
         self.gzip_vary = false;
         self.gzip_ratio = None;
         self.slice = None;
+        self.auth.reset();
     }
 
     /// Forgets the last request, keeping the buffers (the `set` values go back to `pool`).

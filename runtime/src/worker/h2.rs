@@ -484,7 +484,12 @@ fn drive_stream(conns: &mut Slab<Conn>, skey: usize, s: &mut Session, w: &mut Wo
     let Some(mut done) = done else {
         return;
     };
-    // What its response body waits for (SSI, subrequests) runs now.
+    // Its auth subrequest, what its response body waits for (SSI, subrequests) run now.
+    if !done && conns.get(skey).is_some_and(super::auth::wants_sub) {
+        if let Some(d) = super::auth::service(conns, skey, w) {
+            done = d;
+        }
+    }
     if !done && conns.get(skey).is_some_and(super::ssi::waits) {
         done = super::ssi::service(conns, skey, w);
     }

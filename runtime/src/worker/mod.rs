@@ -5,6 +5,7 @@
 //! The worker never parses config text; it reads the IR the master loaded before fork.
 
 mod accept;
+mod auth;
 mod autoindex;
 mod body;
 mod conn;
@@ -595,6 +596,11 @@ fn after_event(
     w: &mut Worker<'_>,
     quitting: bool,
 ) {
+    if !done && conns.get(key).is_some_and(auth::wants_sub) {
+        if let Some(d) = auth::service(conns, key, w) {
+            done = d;
+        }
+    }
     if !done && conns.get(key).is_some_and(ssi::waits) {
         done = ssi::service(conns, key, w);
     }
@@ -603,6 +609,11 @@ fn after_event(
         let parent = sub::parent_of(conns, key);
         ssi::mark(conns, key, done, w);
         match parent {
+            // An auth subrequest is over: the request it was for goes on.
+            Some(p) if done && auth::waits_for(conns, p, key) => {
+                auth::collect(conns, p, key, w);
+                conn_event(conns, p, poll, w, quitting);
+            }
             Some(p) => after_event(conns, p, false, poll, w, quitting),
             // The request it was for is gone.
             None => sub::remove(conns, key, w),

@@ -155,23 +155,9 @@ impl ScriptHost for Rewriter<'_, '_> {
     }
 
     fn set_builtin(&mut self, var: Builtin, value: &Template) {
-        // The compiler lets no other built-in be set.
-        if var != Builtin::LimitRate {
-            return;
-        }
         let mut out = self.w.scratch.var_pool.borrow_mut().buf();
         self.w.ctx(self.conn, self.req, 0).expand(value, &mut out);
-        match proton_ir::time::parse_size(&out) {
-            Some(n) => self.req.limit_rate = Some(n),
-            // nginx keeps the rate it had.
-            None => elog!(
-                self.w.elog,
-                Error,
-                "invalid $limit_rate \"{}\", client: {}",
-                String::from_utf8_lossy(&out),
-                self.conn.peer.ip()
-            ),
-        }
+        set_builtin(self.w, self.conn, self.req, var, &out);
         self.w.scratch.var_pool.borrow_mut().give_buf(out);
     }
 
@@ -936,6 +922,8 @@ impl<'a> Worker<'a> {
                             (Selected::Content(l), None)
                         }
                         None => {
+                            // A location chosen afresh runs the access phase afresh.
+                            req.auth.reset();
                             let mut h = Rewriter {
                                 w: &*self,
                                 conn: &*conn,
@@ -968,8 +956,17 @@ impl<'a> Worker<'a> {
                                 let at = self.now + std::time::Duration::from_millis(ms);
                                 super::conn::wake_at(req, (conn.key, conn.number), at, self);
                                 return self.outcome(0, false, l, 0);
-                            } else if let Some(code) = self.access(conn, req, l) {
-                                Handled::Status(code)
+                            } else if let Some(h) = match self.access_phase(conn, req, l) {
+                                super::auth::AccessEnd::Go => None,
+                                super::auth::AccessEnd::Status(code) => Some(Handled::Status(code)),
+                                super::auth::AccessEnd::Wait => {
+                                    // The auth subrequest or auth_delay: routing resumes
+                                    // here once it is over.
+                                    req.limits.resume = Some((l, error_status));
+                                    return self.outcome(0, false, l, 0);
+                                }
+                            } {
+                                h
                             } else if loc.conf.proxy.is_some() {
                                 self.note_mirrors(conn, req, l);
                                 self.proxy_start(conn, req, l)
@@ -1138,41 +1135,6 @@ impl<'a> Worker<'a> {
         if let Some(ip) = found {
             req.client = Some(std::net::SocketAddr::new(ip, 0));
         }
-    }
-
-    /// nginx's access phase for location `loc`: the first `allow`/`deny` line that matches
-    /// the client decides; `Some(403)` when it denies.
-    fn access(&mut self, conn: &Conn, req: &RequestCtx, loc: LocationId) -> Option<u16> {
-        let rules = &self.settings_for(loc).access;
-        if rules.is_empty() {
-            return None;
-        }
-        let unix = self
-            .loaded
-            .ir
-            .listeners
-            .get(conn.listener as usize)
-            .is_some_and(|l| l.addr.starts_with("unix:"));
-        let ip = req.client.unwrap_or(conn.peer).ip();
-        let rule = rules.iter().find(|r| match r.from {
-            None => true,
-            Some(proton_ir::ClientAddr::Unix) => unix,
-            Some(c) => !unix && c.matches(ip),
-        })?;
-        if !rule.deny {
-            return None;
-        }
-        elog!(
-            self.elog,
-            Error,
-            "access forbidden by rule, client: {}",
-            if unix {
-                "unix:".to_string()
-            } else {
-                ip.to_string()
-            }
-        );
-        Some(403)
     }
 
     /// nginx's answer to a request that changed its URI too often.
@@ -2252,6 +2214,35 @@ pub(crate) fn carry_lines(head: &[u8], names: &[&[u8]], out: &mut Vec<u8>) {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
+    }
+}
+
+/// Gives a built-in variable that nginx lets a script change its new value (`set`,
+/// `auth_request_set`): `$args` takes it as it is; `$limit_rate` must be a size (else nginx
+/// keeps the rate it had, with an error line). The compiler lets no other built-in be set.
+pub(crate) fn set_builtin(
+    w: &Worker<'_>,
+    conn: &Conn,
+    req: &mut RequestCtx,
+    var: Builtin,
+    value: &[u8],
+) {
+    match var {
+        Builtin::Args => {
+            req.args.clear();
+            req.args.extend_from_slice(value);
+        }
+        Builtin::LimitRate => match proton_ir::time::parse_size(value) {
+            Some(n) => req.limit_rate = Some(n),
+            None => elog!(
+                w.elog,
+                Error,
+                "invalid $limit_rate \"{}\", client: {}",
+                String::from_utf8_lossy(value),
+                conn.peer.ip()
+            ),
+        },
+        _ => {}
     }
 }
 

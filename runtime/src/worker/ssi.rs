@@ -415,7 +415,7 @@ fn next_slice(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 }
 
 /// Runs subrequest connection `skey` (its request, its handlers) as far as it goes now.
-fn drive(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
+pub(crate) fn drive(conns: &mut Slab<Conn>, skey: usize, w: &mut Worker<'_>) {
     let Some(sc) = conns.get_mut(skey) else {
         return;
     };

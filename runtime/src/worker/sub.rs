@@ -46,6 +46,8 @@ pub(crate) struct SubLink {
     pub(crate) reader: SubReader,
     /// A slice subrequest's state, given to its request when it starts.
     pub(crate) slice: Option<Box<super::context::SliceState>>,
+    /// An `auth_request` subrequest's part (its response cut to the head).
+    pub(crate) auth: Option<Box<super::auth::AuthLink>>,
 }
 
 /// Where a subrequest's response stands, as its parent reads it.
@@ -152,6 +154,22 @@ impl SubReader {
 }
 
 impl SubLink {
+    #[cfg(test)]
+    pub(crate) fn for_test() -> SubLink {
+        SubLink {
+            parent: 0,
+            parent_number: 0,
+            depth: 1,
+            out: Vec::new(),
+            blocked: false,
+            done: false,
+            failed: false,
+            reader: SubReader::Head,
+            slice: None,
+            auth: None,
+        }
+    }
+
     fn room(&self) -> usize {
         SUB_OUT_MAX.saturating_sub(self.out.len())
     }
@@ -163,6 +181,9 @@ pub(crate) fn sub_write(ext: &mut Option<Box<ConnExt>>, data: &[u8]) -> std::io:
     let Some(link) = ext.as_deref_mut().and_then(|e| e.sub.as_deref_mut()) else {
         return Err(ErrorKind::NotConnected.into());
     };
+    if let Some(n) = super::auth::sub_write(link, data) {
+        return Ok(n);
+    }
     let room = link.room();
     super::conn::link_write(&mut link.out, room, &mut link.blocked, data)
 }
@@ -251,6 +272,7 @@ pub(crate) fn start(
         failed: false,
         reader: SubReader::Head,
         slice,
+        auth: None,
     });
     let entry = conns.vacant_entry();
     let skey = entry.key();
@@ -284,15 +306,18 @@ pub(crate) fn remove(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
 /// Ends the subrequest connection `key`'s response body waits on, if any (its parent is
 /// closing).
 pub(crate) fn close_children(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) {
-    let child = conns
-        .get(key)
-        .and_then(|c| c.req.as_deref())
+    let Some(c) = conns.get(key) else {
+        return;
+    };
+    let body_child = c
+        .req
+        .as_deref()
         .and_then(|r| r.coder.as_deref())
         .and_then(|c| match c.wait {
             super::filter::Wait::Sub(k, n) => Some((k, n)),
             _ => None,
         });
-    if let Some((k, n)) = child {
+    for (k, n) in [body_child, super::auth::child_of(c)].into_iter().flatten() {
         if conns.get(k).is_some_and(|c| c.number == n && is_sub(c)) {
             remove(conns, k, w);
         }

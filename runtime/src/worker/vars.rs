@@ -1098,7 +1098,7 @@ impl Ctx<'_> {
 
     /// Makes the path written from `start` on absolute: a relative one is resolved against
     /// the prefix, as the runtime resolves it to open files.
-    fn make_absolute(&self, out: &mut Vec<u8>, start: usize) {
+    pub(crate) fn make_absolute(&self, out: &mut Vec<u8>, start: usize) {
         if out.get(start) == Some(&b'/') {
             return;
         }
@@ -1114,22 +1114,28 @@ impl Ctx<'_> {
 /// `ngx_http_auth_basic_user`): the decoded credentials up to their first `:`; nothing when
 /// the header is absent, not Basic, not valid base64 or has no `:`.
 fn basic_auth_user(auth: &[u8], out: &mut Vec<u8>) {
-    let Some(scheme) = auth.get(..6) else {
-        return;
-    };
+    let start = out.len();
+    match basic_credentials(auth, out) {
+        Some(colon) => out.truncate(start + colon),
+        None => out.truncate(start),
+    }
+}
+
+/// Decodes the credentials of an `Authorization: Basic …` value onto `out` (nginx's
+/// `ngx_http_auth_basic_user`): `Some(i)` with the user name `out[start..start + i]` and the
+/// password after the `:` that follows; `None` (and `out` as it was, or longer: the caller
+/// truncates) when the value is not Basic, not valid base64, or has no user name and `:`.
+pub(crate) fn basic_credentials(auth: &[u8], out: &mut Vec<u8>) -> Option<usize> {
+    let scheme = auth.get(..6)?;
     if !scheme.eq_ignore_ascii_case(b"basic ") {
-        return;
+        return None;
     }
     let encoded = trim(&auth[6..]);
     let start = out.len();
-    if !base64_decode(encoded, out) {
-        out.truncate(start);
-        return;
+    if encoded.is_empty() || !base64_decode(encoded, out) {
+        return None;
     }
-    match memchr::memchr(b':', &out[start..]) {
-        Some(i) => out.truncate(start + i),
-        None => out.truncate(start),
-    }
+    memchr::memchr(b':', &out[start..]).filter(|&i| i > 0)
 }
 
 /// Decodes standard base64 (padding optional) onto `out`; false on a byte outside the

@@ -1,0 +1,681 @@
+//! nginx's access phase: `allow`/`deny`, then `auth_basic`, then `auth_request`, their
+//! answers combined by `satisfy`, and `auth_delay` for a 401.
+//!
+//! Each handler answers as an nginx access handler does: declined (it has nothing to say),
+//! ok, a status, or "again" (`auth_request` waits for its subrequest). Under `satisfy all`
+//! the first status answers; under `satisfy any` the first ok lets the request in and the
+//! statuses are kept (a 401 is not overridden by a 403) for the end of the phase. The
+//! phase can stop and resume: a request waiting for its auth subrequest or for its
+//! `auth_delay` waits as a `limit_req` delay does (`Phase::Delay`, `LimitState::resume`),
+//! and routing comes back to this phase with the state kept here.
+//!
+//! The auth subrequest is a subrequest connection (`worker::sub`) whose response is cut to
+//! its head ([`AuthLink`]); when it finishes, its `auth_request_set` values are evaluated in
+//! it (its `$upstream_http_*`, `$upstream_status`…), and its status and `WWW-Authenticate`
+//! lines go to the request ([`AuthAnswer`]).
+
+use super::conn::Conn;
+use super::context::RequestCtx;
+use super::{sub, Worker};
+use crate::elog;
+use proton_ir::{LocationId, SetTarget};
+use slab::Slab;
+
+/// The access phase's state of a request (nginx's `r->access_code` and the auth_request
+/// module's context), kept while it waits. Forgotten when a location is chosen afresh
+/// (after an internal redirect the phase runs again, as in nginx).
+#[derive(Default)]
+pub(crate) struct AuthState {
+    /// The handler to run next: 0 `allow`/`deny`, 1 `auth_basic`, 2 `auth_request`; 3 done.
+    step: u8,
+    /// `satisfy any`: the refusal kept so far (401 or 403; 0: none).
+    code: u16,
+    /// The auth subrequest.
+    pub(crate) sub: AuthSub,
+    /// `auth_delay` is over: the status to answer.
+    delayed: Option<u16>,
+}
+
+/// Where a request's auth subrequest stands.
+#[derive(Default)]
+pub(crate) enum AuthSub {
+    #[default]
+    None,
+    /// To be started (by [`service`], which has the worker's connections).
+    Wanted,
+    /// Running on subrequest connection (key, number).
+    Running(usize, u32),
+    /// Finished.
+    Done(Box<AuthAnswer>),
+}
+
+/// What a finished auth subrequest answered.
+pub(crate) struct AuthAnswer {
+    status: u16,
+    /// Its `WWW-Authenticate` lines (`Name: value\r\n` each).
+    lines: Vec<u8>,
+    /// The `auth_request_set` values, in order.
+    values: Vec<Vec<u8>>,
+}
+
+/// The auth part of a subrequest connection's link.
+pub(crate) struct AuthLink {
+    /// The settings of the location whose `auth_request` started it (its
+    /// `auth_request_set` lines).
+    settings: u32,
+    /// The `auth_request_set` values, evaluated when the subrequest finishes.
+    values: Vec<Vec<u8>>,
+    /// The response head is whole: what follows (the body) is dropped (nginx's
+    /// `header_only`).
+    head_done: bool,
+}
+
+/// The most a subrequest's response head may be before the rest is dropped.
+const HEAD_MAX: usize = 64 * 1024;
+
+impl AuthState {
+    /// Forgets everything: a location is being chosen afresh.
+    pub(crate) fn reset(&mut self) {
+        *self = AuthState::default();
+    }
+
+    /// The request waits for its auth subrequest.
+    pub(crate) fn waits(&self) -> bool {
+        matches!(self.sub, AuthSub::Wanted | AuthSub::Running(..))
+    }
+}
+
+/// What one access handler said (nginx's return codes of an access handler).
+enum Rc {
+    Declined,
+    Ok,
+    Status(u16),
+    Again,
+}
+
+/// How the access phase ended for the request.
+pub(crate) enum AccessEnd {
+    /// In: the content phase goes on.
+    Go,
+    /// Answered with this status.
+    Status(u16),
+    /// It waits (its auth subrequest, or `auth_delay`); routing resumes here.
+    Wait,
+}
+
+impl Worker<'_> {
+    /// nginx's access phase for location `loc`, from where it stopped. Subrequests skip it
+    /// (nginx runs it for the main request only).
+    pub(crate) fn access_phase(
+        &mut self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        loc: LocationId,
+    ) -> AccessEnd {
+        if req.subrequest || req.mirror_sub {
+            return AccessEnd::Go;
+        }
+        if let Some(code) = req.auth.delayed.take() {
+            return AccessEnd::Status(code);
+        }
+        let any = self.settings_for(loc).auth.satisfy_any;
+        while req.auth.step < 3 {
+            let rc = match req.auth.step {
+                0 => self.access_rules(conn, req, loc, any),
+                1 => self.auth_basic(conn, req, loc),
+                _ => self.auth_request(conn, req, loc),
+            };
+            match rc {
+                Rc::Again => return AccessEnd::Wait,
+                Rc::Declined => req.auth.step += 1,
+                Rc::Ok if !any => req.auth.step += 1,
+                Rc::Ok => {
+                    // One is enough; the credentials others asked for are not.
+                    req.auth.step = 3;
+                    req.auth.code = 0;
+                    drop_lines(&mut req.carried, b"www-authenticate");
+                    return AccessEnd::Go;
+                }
+                Rc::Status(c) if any && matches!(c, 401 | 403) => {
+                    if req.auth.code != 401 {
+                        req.auth.code = c;
+                    }
+                    req.auth.step += 1;
+                }
+                Rc::Status(c) => {
+                    req.auth.step = 3;
+                    return self.refuse(conn, req, loc, c);
+                }
+            }
+        }
+        match std::mem::take(&mut req.auth.code) {
+            0 => AccessEnd::Go,
+            code => {
+                if code == 403 {
+                    self.forbidden_log(conn, req);
+                }
+                self.refuse(conn, req, loc, code)
+            }
+        }
+    }
+
+    /// Answers `code`; a 401 waits `auth_delay` first (where the request can wait).
+    fn refuse(
+        &mut self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        loc: LocationId,
+        code: u16,
+    ) -> AccessEnd {
+        let delay = self.settings_for(loc).auth.delay_ms;
+        if code != 401 || delay == 0 || !req.limits.can_delay {
+            return AccessEnd::Status(code);
+        }
+        elog!(
+            self.elog,
+            Info,
+            "delaying unauthorized request, client: {}",
+            conn.peer.ip()
+        );
+        req.auth.delayed = Some(code);
+        let at = self.now + std::time::Duration::from_millis(delay);
+        super::conn::wake_at(req, (conn.key, conn.number), at, self);
+        AccessEnd::Wait
+    }
+
+    /// `allow`/`deny`: the first line that matches the client decides (ok or 403); none
+    /// matching says nothing.
+    fn access_rules(&mut self, conn: &Conn, req: &RequestCtx, loc: LocationId, any: bool) -> Rc {
+        let rules = &self.settings_for(loc).access;
+        if rules.is_empty() {
+            return Rc::Declined;
+        }
+        let unix = self.on_unix(conn);
+        let ip = req.client.unwrap_or(conn.peer).ip();
+        let Some(rule) = rules.iter().find(|r| match r.from {
+            None => true,
+            Some(proton_ir::ClientAddr::Unix) => unix,
+            Some(c) => !unix && c.matches(ip),
+        }) else {
+            return Rc::Declined;
+        };
+        if !rule.deny {
+            return Rc::Ok;
+        }
+        // (Under `satisfy any` the line is written at the end of the phase, if the
+        // request stays refused.)
+        if !any {
+            self.forbidden_log(conn, req);
+        }
+        Rc::Status(403)
+    }
+
+    fn on_unix(&self, conn: &Conn) -> bool {
+        self.loaded
+            .ir
+            .listeners
+            .get(conn.listener as usize)
+            .is_some_and(|l| l.addr.starts_with("unix:"))
+    }
+
+    fn forbidden_log(&self, conn: &Conn, req: &RequestCtx) {
+        elog!(
+            self.elog,
+            Error,
+            "access forbidden by rule, client: {}",
+            if self.on_unix(conn) {
+                "unix:".to_string()
+            } else {
+                req.client.unwrap_or(conn.peer).ip().to_string()
+            }
+        );
+    }
+
+    /// `auth_basic`: the user and password of `Authorization: Basic` checked against the
+    /// user file, read now (as nginx reads it on each request).
+    fn auth_basic(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Rc {
+        let loaded = self.loaded;
+        let auth = &loaded.ir.settings[self.settings_index(loc)].auth;
+        let (Some(realm_t), Some(file_t)) = (&auth.basic_realm, &auth.basic_user_file) else {
+            return Rc::Declined;
+        };
+        let mut realm = self.scratch.var_pool.borrow_mut().buf();
+        self.ctx(conn, req, 0).expand(realm_t, &mut realm);
+        if realm == b"off" {
+            self.scratch.var_pool.borrow_mut().give_buf(realm);
+            return Rc::Declined;
+        }
+        let mut cred = self.scratch.var_pool.borrow_mut().buf();
+        let colon = super::vars::header(&req.head, &conn.rbuf, b"authorization")
+            .and_then(|v| super::vars::basic_credentials(v, &mut cred));
+        let rc = match colon {
+            None => {
+                elog!(
+                    self.elog,
+                    Info,
+                    "no user/password was provided for basic authentication, client: {}",
+                    conn.peer.ip()
+                );
+                set_realm(req, &realm)
+            }
+            Some(colon) => {
+                let (user, password) = (&cred[..colon], &cred[colon + 1..]);
+                let mut path = self.scratch.var_pool.borrow_mut().buf();
+                {
+                    let ctx = self.ctx(conn, req, 0);
+                    ctx.expand(file_t, &mut path);
+                    ctx.make_absolute(&mut path, 0);
+                }
+                let rc = self.check_user_file(conn, user, password, &path);
+                self.scratch.var_pool.borrow_mut().give_buf(path);
+                match rc {
+                    Some(rc) => rc,
+                    None => set_realm(req, &realm),
+                }
+            }
+        };
+        let mut pool = self.scratch.var_pool.borrow_mut();
+        pool.give_buf(cred);
+        pool.give_buf(realm);
+        rc
+    }
+
+    /// Looks `user` up in the user file at `path` and checks `password`: `Some(Ok)`, an
+    /// error status (`Some(Status)`: a missing file is 403, an unreadable one 500), or
+    /// `None` to ask for credentials again (unknown user, wrong password).
+    fn check_user_file(
+        &self,
+        conn: &Conn,
+        user: &[u8],
+        password: &[u8],
+        path: &[u8],
+    ) -> Option<Rc> {
+        use std::io::Read;
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        let shown = String::from_utf8_lossy(path);
+        let mut file = match std::fs::File::open(name) {
+            Ok(f) => f,
+            Err(e) => {
+                let missing = e.kind() == std::io::ErrorKind::NotFound;
+                let (level, code) = if missing {
+                    (proton_ir::LogLevel::Error, 403)
+                } else {
+                    (proton_ir::LogLevel::Crit, 500)
+                };
+                self.elog.log(
+                    level,
+                    format_args!(
+                        "open() \"{shown}\" failed ({}), client: {}",
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    ),
+                );
+                return Some(Rc::Status(code));
+            }
+        };
+        let mut scan = crate::htpasswd::Scan::default();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match file.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if scan.feed(user, &chunk[..n]) {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "read() \"{shown}\" failed ({}), client: {}",
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    return Some(Rc::Status(500));
+                }
+            }
+        }
+        // (The file's bytes are not kept: nginx wipes its buffer too.)
+        chunk.fill(0);
+        let user_shown = String::from_utf8_lossy(user);
+        let Some(stored) = scan.field() else {
+            elog!(
+                self.elog,
+                Error,
+                "user \"{user_shown}\" was not found in \"{shown}\", client: {}",
+                conn.peer.ip()
+            );
+            return None;
+        };
+        match crate::htpasswd::verify(password, stored) {
+            crate::htpasswd::Verdict::Match => Some(Rc::Ok),
+            crate::htpasswd::Verdict::Mismatch => {
+                elog!(
+                    self.elog,
+                    Error,
+                    "user \"{user_shown}\": password mismatch, client: {}",
+                    conn.peer.ip()
+                );
+                None
+            }
+            crate::htpasswd::Verdict::Unsupported => {
+                elog!(
+                    self.elog,
+                    Error,
+                    "user \"{user_shown}\": the password hash in \"{shown}\" is in a format Proton does not support (yescrypt or scrypt), client: {}",
+                    conn.peer.ip()
+                );
+                None
+            }
+        }
+    }
+
+    /// `auth_request`: starts the subrequest, waits for it, then answers by its status.
+    fn auth_request(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Rc {
+        let loaded = self.loaded;
+        let auth = &loaded.ir.settings[self.settings_index(loc)].auth;
+        if auth.request.is_none() {
+            return Rc::Declined;
+        }
+        match std::mem::take(&mut req.auth.sub) {
+            AuthSub::None => {
+                if !req.limits.can_delay {
+                    // (Routing after an upstream's answer, e.g. an error_page of a proxied
+                    // location, cannot wait here yet.)
+                    elog!(
+                        self.elog,
+                        Error,
+                        "auth_request cannot run for a request routed again after an upstream answered, client: {}",
+                        conn.peer.ip()
+                    );
+                    return Rc::Status(500);
+                }
+                req.auth.sub = AuthSub::Wanted;
+                Rc::Again
+            }
+            waiting @ (AuthSub::Wanted | AuthSub::Running(..)) => {
+                req.auth.sub = waiting;
+                Rc::Again
+            }
+            AuthSub::Done(answer) => {
+                // The variables first, as nginx (they stay through internal redirects).
+                for (set, value) in auth.request_set.iter().zip(&answer.values) {
+                    match set.var {
+                        SetTarget::User(i) => {
+                            if let Some(slot) = req.user.get_mut(i as usize) {
+                                let mut v = slot.take().unwrap_or_default();
+                                v.clear();
+                                v.extend_from_slice(value);
+                                *slot = Some(v);
+                            }
+                        }
+                        SetTarget::Builtin(b) => {
+                            super::request::set_builtin(self, conn, req, b, value);
+                        }
+                    }
+                }
+                match answer.status {
+                    403 => Rc::Status(403),
+                    401 => {
+                        req.carried.extend_from_slice(&answer.lines);
+                        Rc::Status(401)
+                    }
+                    200..=299 => Rc::Ok,
+                    s => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "auth request unexpected status: {s}, client: {}",
+                            conn.peer.ip()
+                        );
+                        Rc::Status(500)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The index of `loc`'s settings in the IR.
+    fn settings_index(&self, loc: LocationId) -> usize {
+        let ir = &self.loaded.ir;
+        ir.locations
+            .get(loc.0 as usize)
+            .map_or(0, |l| l.conf.settings.0 as usize)
+            .min(ir.settings.len().saturating_sub(1))
+    }
+
+    /// A subrequest connection made for `auth_request` finishes its request: the
+    /// `auth_request_set` values are evaluated in it, for its parent.
+    pub(crate) fn auth_sub_finishing(&self, conn: &mut Conn) {
+        let Some(settings) = sub::link_of(conn)
+            .and_then(|l| l.auth.as_deref())
+            .map(|a| a.settings as usize)
+        else {
+            return;
+        };
+        let Some(sets) = self
+            .loaded
+            .ir
+            .settings
+            .get(settings)
+            .map(|s| &s.auth.request_set)
+        else {
+            return;
+        };
+        let Some(req) = conn.req.take() else {
+            return;
+        };
+        let status = conn.finished.status;
+        let mut values = Vec::with_capacity(sets.len());
+        for set in sets {
+            let mut v = Vec::new();
+            self.ctx(conn, &req, status).expand(&set.value, &mut v);
+            values.push(v);
+        }
+        conn.req = Some(req);
+        if let Some(a) = sub::link_of(conn).and_then(|l| l.auth.as_deref_mut()) {
+            a.values = values;
+        }
+    }
+}
+
+/// Asks for credentials: `WWW-Authenticate: Basic realm="…"` goes with the answer.
+fn set_realm(req: &mut RequestCtx, realm: &[u8]) -> Rc {
+    req.carried
+        .extend_from_slice(b"WWW-Authenticate: Basic realm=\"");
+    req.carried.extend_from_slice(realm);
+    req.carried.extend_from_slice(b"\"\r\n");
+    Rc::Status(401)
+}
+
+/// Removes the lines named `name` from `lines` (`Name: value\r\n` each).
+fn drop_lines(lines: &mut Vec<u8>, name: &[u8]) {
+    let mut at = 0;
+    while at < lines.len() {
+        let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |i| at + i + 1);
+        let line = &lines[at..end];
+        let named = line.len() > name.len()
+            && line[..name.len()].eq_ignore_ascii_case(name)
+            && line[name.len()] == b':';
+        if named {
+            lines.drain(at..end);
+        } else {
+            at = end;
+        }
+    }
+}
+
+/// A write by the handlers of an auth subrequest: the head is kept (up to [`HEAD_MAX`]),
+/// the body dropped. `None`: not an auth subrequest.
+pub(crate) fn sub_write(link: &mut sub::SubLink, data: &[u8]) -> Option<usize> {
+    let a = link.auth.as_deref_mut()?;
+    if a.head_done {
+        return Some(data.len());
+    }
+    let from = link.out.len().saturating_sub(3);
+    let room = HEAD_MAX.saturating_sub(link.out.len());
+    link.out.extend_from_slice(&data[..data.len().min(room)]);
+    if let Some(i) = memchr::memmem::find(&link.out[from..], b"\r\n\r\n") {
+        link.out.truncate(from + i + 4);
+        a.head_done = true;
+    } else if link.out.len() >= HEAD_MAX {
+        a.head_done = true;
+    }
+    Some(data.len())
+}
+
+/// Whether connection `c`'s request wants its auth subrequest started.
+pub(crate) fn wants_sub(c: &Conn) -> bool {
+    c.req
+        .as_deref()
+        .is_some_and(|r| matches!(r.auth.sub, AuthSub::Wanted))
+}
+
+/// The auth subrequest connection `key`'s request waits on, if any.
+pub(crate) fn child_of(c: &Conn) -> Option<(usize, u32)> {
+    match c.req.as_deref()?.auth.sub {
+        AuthSub::Running(k, n) => Some((k, n)),
+        _ => None,
+    }
+}
+
+/// Starts the auth subrequest connection `key`'s request wants, and runs it as far as it
+/// goes now. When it is already done, the request goes on: `Some(done)` says whether its
+/// connection is then done (close it); `None`: it waits.
+pub(crate) fn service(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool> {
+    let c = conns.get_mut(key)?;
+    let req = c.req.as_deref_mut()?;
+    let (loc, _) = req.limits.resume?;
+    let settings = w.settings_index(loc);
+    let uri = w.loaded.ir.settings[settings].auth.request.as_deref()?;
+    // (A path: nginx gives the subrequest no arguments, so a `?` is part of it.)
+    let mut target = Vec::with_capacity(uri.len());
+    crate::http::response::escape_uri(
+        uri.as_bytes(),
+        crate::http::response::Escape::Uri,
+        &mut target,
+    );
+    elog!(
+        w.elog,
+        Debug,
+        "*{} auth request subrequest \"{uri}\"",
+        c.number
+    );
+    let Some(skey) = sub::start(conns, key, &target, None, w) else {
+        if let Some(r) = conns.get_mut(key).and_then(|c| c.req.as_deref_mut()) {
+            r.auth.sub = AuthSub::Done(Box::new(AuthAnswer {
+                status: 500,
+                lines: Vec::new(),
+                values: Vec::new(),
+            }));
+        }
+        return resume(conns, key, w);
+    };
+    let number = conns.get(skey).map_or(0, |c| c.number);
+    if let Some(l) = conns.get_mut(skey).and_then(sub::link_of) {
+        l.auth = Some(Box::new(AuthLink {
+            settings: settings as u32,
+            values: Vec::new(),
+            head_done: false,
+        }));
+    }
+    if let Some(r) = conns.get_mut(key).and_then(|c| c.req.as_deref_mut()) {
+        r.auth.sub = AuthSub::Running(skey, number);
+    }
+    super::ssi::drive(conns, skey, w);
+    if conns
+        .get_mut(skey)
+        .and_then(sub::link_of)
+        .is_some_and(|l| l.done)
+    {
+        collect(conns, key, skey, w);
+        return resume(conns, key, w);
+    }
+    None
+}
+
+/// Whether connection `pkey`'s request waits on auth subrequest `skey`.
+pub(crate) fn waits_for(conns: &Slab<Conn>, pkey: usize, skey: usize) -> bool {
+    let number = conns.get(skey).map(|c| c.number);
+    conns
+        .get(pkey)
+        .and_then(child_of)
+        .is_some_and(|(k, n)| k == skey && Some(n) == number)
+}
+
+/// The auth subrequest `skey` of connection `pkey` is done: its status, `WWW-Authenticate`
+/// lines and `auth_request_set` values go to the request, and it goes.
+pub(crate) fn collect(conns: &mut Slab<Conn>, pkey: usize, skey: usize, w: &mut Worker<'_>) {
+    let answer = conns.get_mut(skey).and_then(sub::link_of).map(|l| {
+        let head = &l.out;
+        let status = head
+            .get(9..12)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse::<u16>().ok())
+            .unwrap_or(0);
+        let mut lines = Vec::new();
+        if status == 401 {
+            super::request::carry_lines(head, &[b"www-authenticate"], &mut lines);
+        }
+        let values = l
+            .auth
+            .as_deref_mut()
+            .map(|a| std::mem::take(&mut a.values))
+            .unwrap_or_default();
+        AuthAnswer {
+            status,
+            lines,
+            values,
+        }
+    });
+    sub::remove(conns, skey, w);
+    if let Some(r) = conns.get_mut(pkey).and_then(|c| c.req.as_deref_mut()) {
+        r.auth.sub = AuthSub::Done(Box::new(answer.unwrap_or(AuthAnswer {
+            status: 0,
+            lines: Vec::new(),
+            values: Vec::new(),
+        })));
+    }
+}
+
+/// Runs connection `key` on (its request resumes routing); `Some(done)`.
+fn resume(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool> {
+    super::h2::with_parent(conns, key, |c| {
+        w.select_log(c);
+        let d = c.on_event(w, true, true);
+        w.deselect_log();
+        d
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_one_name_are_dropped() {
+        let mut l = b"WWW-Authenticate: Basic realm=\"a\"\r\nX-A: 1\r\nwww-authenticate: b\r\nWWW-Authenticate-X: c\r\n".to_vec();
+        drop_lines(&mut l, b"www-authenticate");
+        assert_eq!(l, b"X-A: 1\r\nWWW-Authenticate-X: c\r\n");
+    }
+
+    #[test]
+    fn an_auth_subrequest_keeps_its_head_only_at_every_split_point() {
+        let resp = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 9\r\n\r\nINVISIBLE";
+        let head_len = resp.len() - 9;
+        for step in 1..=resp.len() {
+            let mut link = sub::SubLink::for_test();
+            link.auth = Some(Box::new(AuthLink {
+                settings: 0,
+                values: Vec::new(),
+                head_done: false,
+            }));
+            for piece in resp.chunks(step) {
+                assert_eq!(sub_write(&mut link, piece), Some(piece.len()));
+            }
+            assert_eq!(&link.out[..], &resp[..head_len], "step {step}");
+        }
+    }
+}
