@@ -1351,6 +1351,11 @@ impl<'a> Worker<'a> {
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,
             method_get: req.xar && !req.head.is_head(),
+            main_line: conn
+                .ext
+                .as_deref()
+                .and_then(|e| e.sub.as_deref())
+                .map(|l| &l.main_line[..]),
             http2: super::h2::is_stream(conn),
             body: Some(&req.body),
             request_length: super::h2::block_len(conn).unwrap_or(req.head.head_len) as u64

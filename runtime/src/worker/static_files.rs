@@ -571,9 +571,11 @@ fn send_file(
     let etag_len = crate::http::etag::etag(mtime, len, &mut etag_buf);
     let etag = &etag_buf[..etag_len];
     let buf = &conn.rbuf;
+    // After error_page: its `=code`, the file's own 200 with `=` alone, else the error's.
     let mut status = match error_status {
-        Some((orig, over)) => over.filter(|c| *c != 0).unwrap_or(orig),
-        None => 200,
+        Some((_, Some(0))) | None => 200,
+        Some((_, Some(code))) => code,
+        Some((orig, None)) => orig,
     };
     if error_status.is_none() {
         // Conditional requests, in the order of nginx's not_modified filter.

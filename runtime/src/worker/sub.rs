@@ -48,6 +48,8 @@ pub(crate) struct SubLink {
     pub(crate) slice: Option<Box<super::context::SliceState>>,
     /// An `auth_request` subrequest's part (its response cut to the head).
     pub(crate) auth: Option<Box<super::auth::AuthLink>>,
+    /// The main request's request line (`$request`, `$request_uri`, `$request_method`).
+    pub(crate) main_line: Vec<u8>,
 }
 
 /// Where a subrequest's response stands, as its parent reads it.
@@ -167,6 +169,7 @@ impl SubLink {
             reader: SubReader::Head,
             slice: None,
             auth: None,
+            main_line: Vec::new(),
         }
     }
 
@@ -262,6 +265,12 @@ pub(crate) fn start(
         p.served,
     );
     let local = w.local_of(p);
+    let main_line = match link_of(p) {
+        Some(l) => l.main_line.clone(),
+        None => {
+            crate::http::request::request_line(&p.rbuf, p.head_len().min(p.rbuf.len())).to_vec()
+        }
+    };
     let link = Box::new(SubLink {
         parent: pkey,
         parent_number: number,
@@ -273,6 +282,7 @@ pub(crate) fn start(
         reader: SubReader::Head,
         slice,
         auth: None,
+        main_line,
     });
     let entry = conns.vacant_entry();
     let skey = entry.key();

@@ -239,6 +239,9 @@ pub(crate) struct Ctx<'a> {
     pub(crate) upstream_trailers: &'a [u8],
     /// The method became GET (an upstream's X-Accel-Redirect of a request other than HEAD).
     pub(crate) method_get: bool,
+    /// A subrequest's: the main request's request line (`$request`, `$request_uri` and
+    /// `$request_method` are the main request's, as nginx's).
+    pub(crate) main_line: Option<&'a [u8]>,
     /// The request came on an HTTP/2 stream: `$server_protocol` and `$request` say
     /// `HTTP/2.0`, as nginx's (the head the stream's connection parsed is HTTP/1.1).
     pub(crate) http2: bool,
@@ -691,8 +694,19 @@ impl Ctx<'_> {
     /// [`Builtin`] does not compile until it has a value here.
     fn builtin(&self, b: Builtin, out: &mut Vec<u8>) {
         let head = self.head;
-        let target = self.buf.get(head.target.clone()).unwrap_or(b"");
-        let method = self.buf.get(head.method_range.clone()).unwrap_or(b"");
+        let (method, target) = match self.main_line {
+            Some(line) => {
+                let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+                (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                )
+            }
+            None => (
+                self.buf.get(head.method_range.clone()).unwrap_or(b""),
+                self.buf.get(head.target.clone()).unwrap_or(b""),
+            ),
+        };
         let header = |name: &[u8]| header(head, self.buf, name).unwrap_or(b"");
         match b {
             // Without a host in the request, the server's first name (nginx's
@@ -750,7 +764,9 @@ impl Ctx<'_> {
             // As nginx: the request line as the client sent it (absolute-form, extra spaces,
             // or a line the parser refused), without its line ending.
             Builtin::Request => {
-                let line = crate::http::request::request_line(self.buf, self.buf.len());
+                let line = self.main_line.unwrap_or_else(|| {
+                    crate::http::request::request_line(self.buf, self.buf.len())
+                });
                 match line.strip_suffix(b" HTTP/1.1").filter(|_| self.http2) {
                     Some(start) => {
                         out.extend_from_slice(start);
@@ -1827,6 +1843,7 @@ mod tests {
             upstream_head: b"",
             upstream_trailers: b"",
             method_get: false,
+            main_line: None,
             http2: false,
             map_cache: None,
             limit_rate: 0,

@@ -2,6 +2,7 @@
 //! starts real processes through the `proton_tests` harness.
 
 mod access;
+mod auth;
 mod backend;
 mod context;
 mod differential;
