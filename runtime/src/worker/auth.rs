@@ -542,9 +542,26 @@ pub(crate) fn child_of(c: &Conn) -> Option<(usize, u32)> {
 }
 
 /// Starts the auth subrequest connection `key`'s request wants, and runs it as far as it
-/// goes now. When it is already done, the request goes on: `Some(done)` says whether its
-/// connection is then done (close it); `None`: it waits.
+/// goes now. When it is already done, the request goes on (and may want another one, after
+/// an internal redirect): `Some(done)` says whether its connection is then done (close
+/// it); `None`: it waits.
 pub(crate) fn service(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool> {
+    let mut done = None;
+    // (Each round is an internal redirect of the request, which its budget bounds.)
+    while conns.get(key).is_some_and(wants_sub) {
+        match start(conns, key, w) {
+            Some(d) => done = Some(d),
+            None => return done,
+        }
+        if done == Some(true) {
+            break;
+        }
+    }
+    done
+}
+
+/// One auth subrequest of [`service`].
+fn start(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool> {
     let c = conns.get_mut(key)?;
     let req = c.req.as_deref_mut()?;
     let (loc, _) = req.limits.resume?;

@@ -421,3 +421,77 @@ fn auth_waits_do_not_block_the_worker() {
     }));
     let _ = &mut conn;
 }
+
+/// Over HTTP/2 each stream runs the access phase on its own: streams on one connection
+/// wait for their auth subrequests at the same time and resume (nghttp sends them all at
+/// once).
+#[test]
+fn http2_streams_wait_for_their_auth_subrequests() {
+    if std::process::Command::new("nghttp")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return;
+    }
+    let t = TempDir::new("auth-h2");
+    let root = site(&t);
+    let conf = format!(
+        "worker_processes 1;\nerror_log {{dir}}/logs/error.log info;\nevents {{}}\nhttp {{\naccess_log off;\nhttp2 on;\n{}}}\n",
+        server(0, &root).replace("127.0.0.1:0", "127.0.0.1:{port}")
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let paths = ["/ar/f", "/ar/deny", "/ar/who", "/ar/", "/ar-basic/f", "/f"];
+    let out = std::process::Command::new("nghttp")
+        .args(["-nv", "-H", ":authority: auth.test"])
+        .args([
+            "-H",
+            &format!("authorization: Basic {}", b64("plain:password")),
+        ])
+        .args(paths.map(|u| format!("http://127.0.0.1:{}{u}", p.port)))
+        .output()
+        .expect("nghttp");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Stream 2k+1 (k from 6: nghttp opens priority streams 3…11 first) is request k.
+    let field = |stream: usize, name: &str| -> Option<String> {
+        let tag = format!("recv (stream_id={stream}) {name}: ");
+        text.lines()
+            .find_map(|l| l.split_once(&tag).map(|(_, v)| v.to_string()))
+    };
+    let first = (1..64)
+        .step_by(2)
+        .find(|&id| field(id, ":status").is_some())
+        .expect("a response");
+    let want = [
+        ("200", Some("alice 204")),
+        ("403", Some(" 403")),
+        ("401", Some(" 401")),
+        // (A directory without an index file: 403, after the auth subrequest let it in.)
+        ("403", Some("alice 204")),
+        ("200", None),
+        ("200", None),
+    ];
+    for (k, (status, who)) in want.iter().enumerate() {
+        let id = first + 2 * k;
+        assert_eq!(
+            field(id, ":status").as_deref(),
+            Some(*status),
+            "{}\n{text}\n{}",
+            paths[k],
+            p.logs()
+        );
+        if let Some(w) = who {
+            // (nghttp prints a value without its leading space.)
+            assert_eq!(
+                field(id, "x-who").as_deref(),
+                Some(w.trim()),
+                "{}",
+                paths[k]
+            );
+        }
+    }
+    assert_eq!(
+        field(first + 4, "www-authenticate").as_deref(),
+        Some("Bearer realm=one")
+    );
+}
