@@ -2517,6 +2517,7 @@ impl Lower<'_> {
             settings,
             limit_except,
             stub_status: own.first("stub_status").is_some(),
+            proton_metrics: own.first("proton_metrics").is_some(),
         }
     }
 

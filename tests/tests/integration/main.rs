@@ -17,6 +17,7 @@ mod keepalive;
 mod limit_rate;
 mod limits;
 mod listen;
+mod metrics;
 mod mirror;
 mod notify;
 mod ocsp;
