@@ -3,6 +3,9 @@
 //! per worker slot the generation whose worker in that slot is dead and awaiting respawn
 //! (the living workers of that generation accept from the slot's sockets meanwhile).
 //!
+//! The `stub_status` figures (and the TLS handshake counts of `proton_metrics`) are rows of
+//! atomics per worker slot, plus one row the master alone writes (reload counts).
+//!
 //! The mapping lives for the whole life of the master; workers inherit it.
 
 use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
