@@ -16,6 +16,7 @@
 mod cli_docs;
 mod layout;
 mod logs;
+mod metrics;
 mod proc;
 mod status;
 mod tools;
@@ -128,6 +129,30 @@ impl Target {
     }
 }
 
+/// How live figures are read and refreshed.
+#[derive(Args)]
+struct Live {
+    /// Seconds between two refreshes (0.1 to 3600)
+    #[arg(long, value_name = "SECS", default_value_t = 2.0, value_parser = parse_interval)]
+    interval: f64,
+    /// Stop after this many refreshes (default: until Ctrl-C)
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// The `proton_metrics` page to read, e.g. http://127.0.0.1:8080/metrics (default: the
+    /// first one of the config reachable over plain HTTP)
+    #[arg(long, value_name = "URL")]
+    metrics: Option<String>,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.1..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("between 0.1 and 3600 seconds".into())
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Check a config with `protonc check` (its diagnostics and exit code are passed through).
@@ -154,13 +179,31 @@ enum Cmd {
         #[command(flatten)]
         target: Target,
     },
-    /// Show the master pid, workers, generation, IR, uptime and connections (exit 3: not running).
+    /// Show the master pid, workers, generation, IR, uptime and connections, and the live
+    /// figures of the server's `proton_metrics` page when it has one (exit 3: not running).
     Status {
         #[command(flatten)]
         target: Target,
         /// Print the master's status file (JSON) as it is
         #[arg(long)]
         json: bool,
+        /// Print the status again every --interval seconds (with rates) until Ctrl-C, or
+        /// --count times
+        #[arg(short = 'w', long, conflicts_with = "json")]
+        watch: bool,
+        #[command(flatten)]
+        live: Live,
+    },
+    /// List the busiest locations and upstream servers (requests per second over each
+    /// --interval), from the server's `proton_metrics` page, until Ctrl-C or --count times.
+    Top {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        live: Live,
+        /// Rows per list
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
+        rows: usize,
     },
     /// Print the last lines of the error log (or the access log), optionally following it.
     Logs {
@@ -206,7 +249,13 @@ fn run(cmd: Cmd) -> Res<()> {
         Cmd::Start { target } => start(&tools, &target),
         Cmd::Stop { target, fast } => stop(&tools, &target, fast),
         Cmd::Reload { target } => reload(&tools, &target),
-        Cmd::Status { target, json } => status(&tools, &target, json),
+        Cmd::Status {
+            target,
+            json,
+            watch,
+            live,
+        } => status(&tools, &target, json, watch, &live),
+        Cmd::Top { target, live, rows } => top(&tools, &target, &live, rows),
         Cmd::Logs {
             target,
             tail,
@@ -430,7 +479,109 @@ fn wait_for_status(path: &Path, pid: i32) -> Res<status::Status> {
     }
 }
 
-fn status(tools: &Tools, target: &Target, json: bool) -> Res<()> {
+/// The `proton_metrics` page of the target: `--metrics`, else the first one the IR has
+/// (`None`: the config has none reachable over plain HTTP).
+fn metrics_endpoint(tools: &Tools, target: &Target, live: &Live) -> Res<Option<metrics::Endpoint>> {
+    if let Some(url) = &live.metrics {
+        return metrics::parse_url(url)
+            .map(Some)
+            .map_err(|e| Fail::code(2, e));
+    }
+    let ir = target.layout(tools)?.ir;
+    if !ir.is_file() {
+        return Ok(None);
+    }
+    Ok(metrics::discover(&tools.protonc_inspect(&ir)?))
+}
+
+/// The figures of the page, or a failure saying why not.
+fn read_figures(ep: &metrics::Endpoint) -> Res<metrics::Figures> {
+    let page = metrics::fetch(ep).map_err(Fail::new)?;
+    let samples = metrics::parse(&page);
+    if !samples.iter().any(|s| s.name == "proton_requests_total") {
+        return Err(Fail::new(format!("{ep}: not a proton_metrics page")));
+    }
+    Ok(metrics::Figures::from_samples(&samples))
+}
+
+/// Runs `frame` every `live.interval` seconds, `live.count` times (default: until the
+/// process is interrupted). Frames after the first are preceded by a screen clear on a
+/// terminal and by a blank line otherwise.
+fn refresh(live: &Live, mut frame: impl FnMut(usize) -> Res<()>) -> Res<()> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdout().is_terminal();
+    let mut n = 0usize;
+    loop {
+        if n > 0 {
+            if tty {
+                print!("\x1b[H\x1b[2J");
+            } else {
+                say!();
+            }
+        }
+        frame(n)?;
+        let _ = std::io::stdout().flush();
+        n += 1;
+        if live.count.is_some_and(|c| n as u64 >= c) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs_f64(live.interval));
+    }
+}
+
+fn top(tools: &Tools, target: &Target, live: &Live, rows: usize) -> Res<()> {
+    let ep = metrics_endpoint(tools, target, live)?.ok_or_else(|| {
+        Fail::new("the config has no proton_metrics location reachable over plain HTTP; name one with --metrics URL")
+    })?;
+    let mut prev = read_figures(&ep)?;
+    let mut at = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(live.interval));
+    refresh(live, |_| {
+        let now = read_figures(&ep)?;
+        let secs = at.elapsed().as_secs_f64();
+        say!("{}", metrics::render_top(&now, Some((&prev, secs)), rows));
+        prev = now;
+        at = Instant::now();
+        Ok(())
+    })
+}
+
+fn status(tools: &Tools, target: &Target, json: bool, watch: bool, live: &Live) -> Res<()> {
+    if json {
+        return status_once(tools, target, true);
+    }
+    let ep = metrics_endpoint(tools, target, live)?;
+    if !watch {
+        status_once(tools, target, false)?;
+        if let Some(ep) = &ep {
+            match read_figures(ep) {
+                Ok(f) => say!("{}", metrics::render_status(&f, None)),
+                Err(f) => eprintln!("protonctl: cannot read the figures: {}", f.msg),
+            }
+        }
+        return Ok(());
+    }
+    if ep.is_none() {
+        eprintln!("protonctl: the config has no proton_metrics location reachable over plain HTTP (--metrics URL names one): showing the status file only");
+    }
+    let mut prev: Option<(metrics::Figures, Instant)> = None;
+    refresh(live, |_| {
+        status_once(tools, target, false)?;
+        if let Some(ep) = &ep {
+            match read_figures(ep) {
+                Ok(f) => {
+                    let before = prev.as_ref().map(|(p, t)| (p, t.elapsed().as_secs_f64()));
+                    say!("{}", metrics::render_status(&f, before));
+                    prev = Some((f, Instant::now()));
+                }
+                Err(f) => eprintln!("protonctl: cannot read the figures: {}", f.msg),
+            }
+        }
+        Ok(())
+    })
+}
+
+fn status_once(tools: &Tools, target: &Target, json: bool) -> Res<()> {
     let layout = target.layout(tools)?;
     let pid = match proc::pid_state(&layout.pid_file) {
         PidState::Running(pid) => pid,

@@ -515,3 +515,71 @@ fn ir_kept_apart_from_the_config() {
     assert_eq!(stop.status.code(), Some(0), "stop: {}", show(&stop));
     assert_eq!(ctl("status", &[]).status.code(), Some(3));
 }
+
+#[test]
+fn status_watch_and_top_read_the_metrics_page() {
+    let site = Site::new("m");
+    let port = site.port;
+    site.write_conf(&format!(
+        "error_log logs/error.log notice;\nevents {{}}\n\
+         http {{ access_log off; server {{ listen 127.0.0.1:{port}; server_name example.com; \
+         location / {{ return 200 \"m\\n\"; }} location /busy/ {{ return 200 \"b\\n\"; }} \
+         location = /metrics {{ proton_metrics; }} }} }}\n"
+    ));
+    site.start();
+    for _ in 0..5 {
+        assert_eq!(site.get("/busy/x"), "b\n");
+    }
+    // The page is found in the IR; two refreshes, the second with rates.
+    let out = site.ctl("status", &["--watch", "--interval", "0.2", "--count", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    assert_eq!(text.matches("proton is running").count(), 2, "{text}");
+    assert!(text.contains("status       1xx 0  2xx "), "{text}");
+    assert!(text.contains("/s"), "the second frame has rates: {text}");
+    assert!(
+        text.contains("reloads      0 (0 failed), generation 1"),
+        "{text}"
+    );
+    // Plain status shows the figures once.
+    let out = site.ctl("status", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        stdout(&out).contains("conns        active "),
+        "{}",
+        show(&out)
+    );
+    // top: the busiest location first (requests made while it measures).
+    let mut child = Command::new(PROTONCTL)
+        .args(["top", "-c"])
+        .arg(site.conf())
+        .args(["--interval", "1", "--count", "1", "-n", "3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run protonctl top");
+    let done = wait_until(Duration::from_secs(20), || {
+        let _ = http_get(port, "/busy/y");
+        child.try_wait().ok().flatten().is_some()
+    });
+    assert!(done, "top ended");
+    let out = child.wait_with_output().expect("top output");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    let first = text.lines().nth(1).unwrap_or_default();
+    assert!(first.ends_with("example.com /busy/"), "{text}");
+    // A page that is not there.
+    let out = site.ctl(
+        "top",
+        &[
+            "--metrics",
+            &format!("http://127.0.0.1:{port}/nope"),
+            "--count",
+            "1",
+            "--interval",
+            "0.1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+}

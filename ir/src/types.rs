@@ -1001,6 +1001,10 @@ pub struct LocationConf {
     /// `stub_status`: the content handler answers with the connection and request figures
     /// of all workers, as nginx's stub_status module prints them.
     pub stub_status: bool,
+    /// `proton_metrics`: the content handler answers with Proton's figures in Prometheus'
+    /// text format (requests by server, location and status class, latency histograms,
+    /// upstream peers, limits, connections, TLS handshakes, reloads).
+    pub proton_metrics: bool,
 }
 
 /// An `alias`: the file path is `path` followed by the part of the URI after `prefix`.

@@ -748,6 +748,7 @@ pub(crate) mod tests {
             settings: SettingsId(0),
             limit_except: None,
             stub_status: false,
+            proton_metrics: false,
         }
     }
 

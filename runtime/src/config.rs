@@ -77,6 +77,10 @@ pub struct Loaded {
     /// `ir.limit_zones`: mapped here, before the workers are forked; a reload that keeps a
     /// zone's name and size gets the same mapping (see `limits::Zone::get`).
     pub limit_zones: Vec<std::sync::Arc<crate::limits::Zone>>,
+    /// The counters of `proton_metrics` for this generation's workers (one row per worker
+    /// slot), mapped here, before the workers are forked; `None` when no location has
+    /// `proton_metrics`.
+    pub metrics: Option<crate::metrics::Table>,
 }
 
 /// An IP literal `host[:port]` (port 80 when absent), without any name lookup.
@@ -475,7 +479,8 @@ impl Loaded {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
-        Ok(Loaded {
+        let mut loaded = Loaded {
+            metrics: None,
             limit_zones,
             returns,
             ocsp: tls.ocsp,
@@ -499,7 +504,12 @@ impl Loaded {
             resolver_addrs,
             resolve_servers,
             upstream_shared,
-        })
+        };
+        // After the upstream groups are expanded (one server per peer) and with the
+        // worker count the generation will have.
+        loaded.metrics = crate::metrics::Table::new(&loaded.ir, loaded.worker_count())
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        Ok(loaded)
     }
 
     /// A path from the config, resolved against the prefix when relative.

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod listen;
 pub mod log;
 pub mod master;
+pub mod metrics;
 pub mod notify;
 pub mod ocsp;
 pub mod process;

@@ -375,6 +375,7 @@ fn single_process(
                     Alert,
                     "reload failed, the running configuration stays: {e}"
                 );
+                crate::shared::count_master(crate::shared::MasterFigure::ReloadFailures);
                 continue;
             }
         };
@@ -385,6 +386,7 @@ fn single_process(
                 next.carry_upstream_state(&loaded);
                 loaded = next;
                 elog = open_error_log_warned(&loaded);
+                crate::shared::count_master(crate::shared::MasterFigure::Reloads);
             }
             Err((e, old)) => {
                 bound = old;
@@ -393,6 +395,7 @@ fn single_process(
                     Alert,
                     "reload failed, the running configuration stays: {e}"
                 );
+                crate::shared::count_master(crate::shared::MasterFigure::ReloadFailures);
             }
         }
     };
@@ -735,8 +738,10 @@ impl Master {
     fn reload(&mut self, sfd: &SignalFd) {
         self.notify.reloading(&mut self.elog);
         let status = if self.start_next_generation(sfd) {
+            crate::shared::count_master(crate::shared::MasterFigure::Reloads);
             self.serving_status()
         } else {
+            crate::shared::count_master(crate::shared::MasterFigure::ReloadFailures);
             format!(
                 "reload failed, generation {} still serving",
                 self.current.id

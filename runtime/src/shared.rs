@@ -3,6 +3,9 @@
 //! per worker slot the generation whose worker in that slot is dead and awaiting respawn
 //! (the living workers of that generation accept from the slot's sockets meanwhile).
 //!
+//! The `stub_status` figures (and the TLS handshake counts of `proton_metrics`) are rows of
+//! atomics per worker slot, plus one row the master alone writes (reload counts).
+//!
 //! The mapping lives for the whole life of the master; workers inherit it.
 
 use nix::sys::mman::{mmap_anonymous, MapFlags, ProtFlags};
@@ -86,10 +89,23 @@ pub enum Stat {
     Writing = 5,
     /// Idle connections: keep-alive, or no byte of a request yet.
     Waiting = 6,
+    /// TLS handshakes with clients that made a new session (a total; `proton_metrics`).
+    TlsFull = 7,
+    /// TLS handshakes with clients that resumed a session (a total; `proton_metrics`).
+    TlsResumed = 8,
 }
 
-/// Figures per slot (8 for alignment; the last is unused).
-const STAT_FIELDS: usize = 8;
+/// Figures per slot (16: two cache lines; the last ones unused).
+const STAT_FIELDS: usize = 16;
+
+/// A figure only the master writes, in the row after the workers' (`proton_metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MasterFigure {
+    /// Successful reloads since the master started.
+    Reloads = 0,
+    /// Reloads refused (the IR did not load, or its listeners could not be bound).
+    ReloadFailures = 1,
+}
 
 /// The `stub_status` figures of every worker: one row of atomics per worker counter slot
 /// (the slot of [`Counters`] the worker's `active` count is in), written only by its worker
@@ -119,6 +135,13 @@ impl Stats {
         }
     }
 
+    /// The master's row, after the workers' rows.
+    fn master_cell(&self, f: MasterFigure) -> &AtomicU64 {
+        // SAFETY: `SLOTS * STAT_FIELDS + f` is within the mapping of `(SLOTS + 1) *
+        // STAT_FIELDS` zero-initialised atomics, which lives as long as the process.
+        unsafe { &*self.base.as_ptr().add(SLOTS * STAT_FIELDS + f as usize) }
+    }
+
     /// The sum over all rows. Gauges go up in one worker's row and down in the same row,
     /// but a row may dip below zero between the two (they are added with wrapping
     /// arithmetic), so the sum is read as signed and never below 0.
@@ -135,7 +158,7 @@ pub fn init_stats() -> Result<(), String> {
     if STATS.get().is_some() {
         return Ok(());
     }
-    let len = NonZeroUsize::new(SLOTS * STAT_FIELDS * std::mem::size_of::<AtomicU64>())
+    let len = NonZeroUsize::new((SLOTS + 1) * STAT_FIELDS * std::mem::size_of::<AtomicU64>())
         .ok_or("empty shared mapping")?;
     let ptr = map_shared_zeroed(len).map_err(|e| format!("mmap of shared figures failed: {e}"))?;
     let _ = STATS.set(Stats {
@@ -166,6 +189,30 @@ pub fn count(f: Stat, delta: i64) {
         s.cell(STAT_ROW.load(Ordering::Relaxed), f)
             .fetch_add(delta as u64, Ordering::Relaxed);
     }
+}
+
+/// Adds one to the master's figure `f` (the master, at a reload).
+pub fn count_master(f: MasterFigure) {
+    if let Some(s) = stats() {
+        s.master_cell(f).fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The master's figure `f` (0 when not mapped).
+pub fn master_figure(f: MasterFigure) -> u64 {
+    stats().map_or(0, |s| s.master_cell(f).load(Ordering::Relaxed))
+}
+
+/// A TLS handshake with a client finished (`resumed`: it resumed a session).
+pub fn count_handshake(resumed: bool) {
+    count(
+        if resumed {
+            Stat::TlsResumed
+        } else {
+            Stat::TlsFull
+        },
+        1,
+    );
 }
 
 /// The sum of figure `f` over all workers (0 when not mapped).

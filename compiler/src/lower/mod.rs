@@ -2561,6 +2561,7 @@ impl Lower<'_> {
             settings,
             limit_except,
             stub_status: own.first("stub_status").is_some(),
+            proton_metrics: own.first("proton_metrics").is_some(),
         }
     }
 

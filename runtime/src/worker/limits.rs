@@ -9,6 +9,7 @@ use super::context::RequestCtx;
 use super::Worker;
 use crate::elog;
 use crate::limits::{delay_ms, hash, ConnAcquire, ReqLookup, Zone};
+use crate::metrics::LimitResult;
 use proton_ir::{LimitZoneKind, LocationId, LogLevel};
 use std::sync::Arc;
 
@@ -169,6 +170,20 @@ impl Worker<'_> {
         Preaccess::Go
     }
 
+    /// Counts an outcome of zone `zone` in `proton_metrics`: `result` as given when `dry`,
+    /// else its real counterpart (`RejectedDryRun` → `Rejected`, `DelayedDryRun` →
+    /// `Delayed`).
+    fn count_limit(&self, zone: u32, dry: bool, result: LimitResult) {
+        if let Some(m) = &self.metrics {
+            let r = match (dry, result) {
+                (false, LimitResult::RejectedDryRun) => LimitResult::Rejected,
+                (false, LimitResult::DelayedDryRun) => LimitResult::Delayed,
+                (_, r) => r,
+            };
+            m.limit(zone, r);
+        }
+    }
+
     /// Appends `, client: …, server: …, request: "…", host: "…"` to a line about `req`.
     fn limit_log(
         &self,
@@ -298,6 +313,9 @@ impl Worker<'_> {
                         zone.req_release(node);
                     }
                 }
+                if let Some(l) = conf.limits.get(at) {
+                    self.count_limit(l.zone, dry, LimitResult::RejectedDryRun);
+                }
                 if dry {
                     req.limits.req_status = REQ_REJECTED_DRY_RUN;
                     return Preaccess::Go;
@@ -340,6 +358,7 @@ impl Worker<'_> {
         req.limits.pending = pending;
         req.limits.pending.clear();
         if max_delay == 0 {
+            self.count_limit(limit.zone, false, LimitResult::Passed);
             req.limits.req_status = REQ_PASSED;
             return Preaccess::Go;
         }
@@ -354,6 +373,7 @@ impl Worker<'_> {
                 excess % 1000
             ),
         );
+        self.count_limit(limit.zone, dry, LimitResult::DelayedDryRun);
         if dry {
             req.limits.req_status = REQ_DELAYED_DRY_RUN;
             return Preaccess::Go;
@@ -383,6 +403,7 @@ impl Worker<'_> {
             let h = hash(key);
             let refused = match zone.conn_acquire(h, key, limit.conn) {
                 ConnAcquire::Held(node) => {
+                    self.count_limit(limit.zone, false, LimitResult::Passed);
                     req.limits.held.push((zone.clone(), node, h));
                     continue;
                 }
@@ -410,6 +431,7 @@ impl Worker<'_> {
                 );
             }
             req.limits.release();
+            self.count_limit(limit.zone, conf.dry_run, LimitResult::RejectedDryRun);
             if conf.dry_run {
                 req.limits.conn_status = CONN_REJECTED_DRY_RUN;
                 return Preaccess::Go;

@@ -153,6 +153,9 @@ pub(crate) struct Worker<'a> {
     /// Which requests need their `User-Agent` classified for `keepalive_disable`: POSTs
     /// when some location has `msie6`, all when some location has `safari`.
     pub(crate) ua_for_keepalive: (bool, bool),
+    /// This worker's row of the `proton_metrics` counters (`None`: the config has no
+    /// `proton_metrics`, nothing is counted).
+    pub(crate) metrics: Option<crate::metrics::Row<'a>>,
 }
 
 impl Worker<'_> {
@@ -262,6 +265,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                 .any(|s| s.keepalive_disable.safari),
         ),
         connections: 0,
+        metrics: loaded.metrics.as_ref().map(|t| t.row(slot)),
     };
     // The error log of the OCSP thread, opened while the worker may still open files its
     // user could not.

@@ -972,6 +972,8 @@ impl<'a> Worker<'a> {
                                 self.proxy_start(conn, req, l)
                             } else if loc.conf.stub_status {
                                 self.stub_status(conn, req, l)
+                            } else if loc.conf.proton_metrics {
+                                self.proton_metrics(conn, req, l)
                             } else if req.if_proxy && loc.kind == proton_ir::LocationKind::If {
                                 // The proxy handler of an earlier `if`, with this block's
                                 // configuration, which has no proxy_pass (nginx: 500).
@@ -1573,6 +1575,36 @@ impl<'a> Worker<'a> {
         }
     }
 
+    /// `proton_metrics`: the figures of all workers in Prometheus' text format. GET and
+    /// HEAD only.
+    fn proton_metrics(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> Handled {
+        let method = conn
+            .rbuf
+            .get(req.head.method_range.clone())
+            .unwrap_or_default();
+        if method != b"GET" && method != b"HEAD" {
+            return Handled::Status(405);
+        }
+        let mut page = String::new();
+        crate::metrics::render(
+            &mut page,
+            self.loaded.metrics.as_ref(),
+            &crate::metrics::Globals::read(),
+        );
+        let out = self.simple(
+            conn,
+            req,
+            200,
+            loc,
+            page.as_bytes(),
+            Some(b"text/plain; version=0.0.4; charset=utf-8"),
+        );
+        Handled::Done {
+            status: out.status,
+            header_bytes: out.header_bytes,
+        }
+    }
+
     /// A response with a small in-memory body.
     fn simple(
         &mut self,
@@ -1911,6 +1943,35 @@ impl<'a> Worker<'a> {
         self.outcome(status, !keep, loc, n)
     }
 
+    /// Counts a finished request in this worker's row of the `proton_metrics` figures
+    /// (subrequests are not counted).
+    fn count_request(&self, conn: &Conn) {
+        let Some(m) = &self.metrics else {
+            return;
+        };
+        let req = conn.req.as_deref();
+        if req.is_some_and(|r| r.mirror_sub || r.subrequest) {
+            return;
+        }
+        let ir = &self.loaded.ir;
+        // A request that could not be parsed counts at its address's default server.
+        let loc = conn.finished.location().map(LocationId).or_else(|| {
+            let l = ir.listeners.get(conn.listener as usize)?;
+            Some(ir.servers.get(l.names.default.0 as usize)?.default_location)
+        });
+        let Some(loc) = loc else {
+            return;
+        };
+        let (ms, bytes_in) = req.map_or((0, 0), |r| {
+            (
+                u64::from(self.now_ms.wrapping_sub(r.started)),
+                super::h2::block_len(conn).unwrap_or(r.head.head_len) as u64 + r.body_read,
+            )
+        });
+        let f = &conn.finished;
+        m.request(loc, f.status, ms, bytes_in, f.header_bytes + f.body_bytes);
+    }
+
     /// Writes the access log entry of a finished response.
     pub(crate) fn log_access(&mut self, conn: &Conn) {
         elog!(
@@ -1920,6 +1981,7 @@ impl<'a> Worker<'a> {
             conn.number,
             conn.finished.status
         );
+        self.count_request(conn);
         let ir = &self.loaded.ir;
         let Some(loc_idx) = conn.finished.location() else {
             // Malformed requests are logged with the default server's logs.

@@ -169,6 +169,8 @@ impl RecBuf {
 /// a client connection, or the client side of a connection to an upstream.
 pub(crate) trait Unbuffered {
     type Data;
+    /// The server side (a client connection): its handshakes count in `proton_metrics`.
+    const SERVER: bool;
     fn records<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -178,6 +180,7 @@ pub(crate) trait Unbuffered {
 
 impl Unbuffered for UnbufferedServerConnection {
     type Data = rustls::server::ServerConnectionData;
+    const SERVER: bool = true;
     fn records<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -191,6 +194,7 @@ impl Unbuffered for UnbufferedServerConnection {
 
 impl Unbuffered for UnbufferedClientConnection {
     type Data = rustls::client::ClientConnectionData;
+    const SERVER: bool = false;
     fn records<'c, 'i>(
         &'c mut self,
         incoming: &'i mut [u8],
@@ -291,6 +295,7 @@ impl<C: Unbuffered> Records<C> {
             session_id,
             ..
         } = self;
+        let mut was_established = *established;
         loop {
             let incoming: &mut [u8] = if input.is_empty() {
                 &mut []
@@ -375,6 +380,13 @@ impl<C: Unbuffered> Records<C> {
                 Ok(_) => Ok(Some(0)),
             };
             input.consume(discard);
+            if *established && !was_established {
+                was_established = true;
+                if C::SERVER {
+                    let kind = conn.common().handshake_kind();
+                    crate::shared::count_handshake(kind == Some(rustls::HandshakeKind::Resumed));
+                }
+            }
             if let Some(n) = step? {
                 return Ok(n);
             }

@@ -18,6 +18,7 @@ mod keepalive;
 mod limit_rate;
 mod limits;
 mod listen;
+mod metrics;
 mod mirror;
 mod notify;
 mod ocsp;

@@ -115,6 +115,7 @@ impl Worker<'_> {
                 Err(Open::Connect(e)) => {
                     self.log_connect_error(p, &e);
                     self.note_upstream(p, 502);
+                    self.count_attempt(p, true);
                     let bal = &mut self.ups.balancers[u];
                     bal.release(peer);
                     bal.report(peer, Report::Failure, now);

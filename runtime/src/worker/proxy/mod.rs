@@ -633,6 +633,7 @@ impl Worker<'_> {
     fn end_attempt(&mut self, p: &mut Proxy, reuse: bool, report: Option<Report>) {
         let u = p.upstream;
         if let Some(key) = p.up.take() {
+            self.count_attempt(p, matches!(report, Some(Report::Failure)));
             let up = &self.loaded.ir.upstreams[u];
             // An attempt on a `server … resolve` peer's former address says nothing of the
             // peer now, and its connection is not kept.
@@ -670,6 +671,18 @@ impl Worker<'_> {
                     bal.report(p.peer, r, self.now);
                 }
             }
+        }
+    }
+
+    /// Counts the end of the current attempt in this worker's `proton_metrics` row.
+    pub(super) fn count_attempt(&self, p: &Proxy, failed: bool) {
+        if let Some(m) = &self.metrics {
+            let ms = p
+                .states
+                .last()
+                .and_then(|s| s.response_ms)
+                .unwrap_or_else(|| p.attempt_ms(self.now));
+            m.upstream(p.upstream, p.peer, failed, u64::from(ms));
         }
     }
 
