@@ -372,7 +372,7 @@ pub fn verify(token: &[u8], keys: &KeySet, now: u64, leeway: u64) -> Result<Jwt,
 
 /// A token that passed: its header and claims, for `$jwt_header_*`, `$jwt_claim_*`,
 /// `auth_jwt_claim_set` and `auth_jwt_header_set`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Jwt {
     alg: Alg,
     header: Map<String, Value>,
