@@ -420,3 +420,11 @@ fn the_steps_can_be_taken_one_by_one() {
         )))
     ));
 }
+
+#[test]
+fn key_sets_and_tokens_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<KeySet>();
+    shared::<proton_jwt::Jwt>();
+    shared::<Refusal>();
+}
