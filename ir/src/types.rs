@@ -566,6 +566,27 @@ pub struct Auth {
     /// `auth_request_set` lines: each variable gets its value, evaluated in the finished
     /// auth subrequest (`$upstream_http_*`, `$upstream_status`, …).
     pub request_set: Vec<AuthSet>,
+    /// `auth_jwt` and its companions (`None`: not set at any level).
+    pub jwt: Option<Box<AuthJwt>>,
+}
+
+/// `auth_jwt` (NGINX Plus's directive names): a JSON Web Token checked against the key
+/// sets of `auth_jwt_key_file`, run between `auth_basic` and `auth_request`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuthJwt {
+    /// The realm (may have variables; a value of `off` turns the check off).
+    pub realm: Template,
+    /// `token=$variable`: where the token is (`None`: `Authorization: Bearer …`).
+    pub token: Option<Template>,
+    /// `auth_jwt_key_file` paths as written (relative ones are relative to the prefix), read
+    /// once when the IR is loaded.
+    pub key_files: Vec<String>,
+    /// `auth_jwt_require` values: each must be non-empty and not `0`.
+    pub require: Vec<Template>,
+    /// The status a failed `auth_jwt_require` answers (401 or 403).
+    pub require_error: u16,
+    /// `auth_jwt_leeway` in seconds, for `exp` and `nbf`.
+    pub leeway_secs: u64,
 }
 
 /// One `auth_request_set $variable value` line.
@@ -2216,6 +2237,11 @@ pub enum Var {
     Map(u32),
     /// `$proxy_protocol_tlv_NAME`: a TLV of the connection's PROXY protocol v2 header.
     ProxyProtocolTlv(ProxyTlv),
+    /// `$jwt_header_NAME`: a member of the header of the request's validated JWT (name
+    /// lowercase, compared case-insensitively).
+    JwtHeader(String),
+    /// `$jwt_claim_NAME`: a claim of the request's validated JWT (as above).
+    JwtClaim(String),
 }
 
 /// Which TLV `$proxy_protocol_tlv_NAME` reads (nginx ≥ 1.23.2's names, resolved by protonc).
@@ -2380,6 +2406,8 @@ builtins! {
     IsArgs = "is_args",
     /// The response's rate limit in bytes per second (0: none); `set $limit_rate` changes it.
     LimitRate = "limit_rate",
+    /// The payload (claims) of the request's validated JWT, as JSON.
+    JwtPayload = "jwt_payload",
     /// What `limit_req` did with the request: `PASSED`, `DELAYED`, `REJECTED`,
     /// `DELAYED_DRY_RUN`, `REJECTED_DRY_RUN` (empty: not checked).
     LimitReqStatus = "limit_req_status",
@@ -2614,6 +2642,8 @@ impl Var {
             Var::Http(n) => format!("http_{n}"),
             Var::Arg(n) => format!("arg_{n}"),
             Var::Cookie(n) => format!("cookie_{n}"),
+            Var::JwtHeader(n) => format!("jwt_header_{n}"),
+            Var::JwtClaim(n) => format!("jwt_claim_{n}"),
             Var::SentHttp(n) => format!("sent_http_{n}"),
             Var::SentTrailer(n) => format!("sent_trailer_{n}"),
             Var::UpstreamHttp(n) => format!("upstream_http_{n}"),

@@ -21,6 +21,9 @@ impl std::fmt::Display for LoadError {
 /// The IR and everything derived from it.
 pub struct Loaded {
     pub ir: Ir,
+    /// The key set of each settings entry with `auth_jwt` (by settings index; `None`
+    /// elsewhere), read from its `auth_jwt_key_file`s here, once.
+    pub jwt_keys: Vec<Option<std::sync::Arc<proton_jwt::KeySet>>>,
     pub header: Header,
     /// `ir.regexes` compiled, by [`RegexId`].
     pub regexes: Vec<regex::bytes::Regex>,
@@ -229,6 +232,54 @@ pub struct ResolveServer {
     /// How many `resolve` lines of the group name the same host before this one (to match
     /// the line across a reload).
     pub nth: usize,
+}
+
+/// `p` resolved against `prefix` when relative.
+fn resolve_in(prefix: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        prefix.join(path)
+    }
+}
+
+/// Reads the key sets of `auth_jwt` (every `auth_jwt_key_file` of a settings entry in
+/// one set), each file once however many entries name it; a file that cannot be read or
+/// has a broken key fails the load.
+fn jwt_key_sets(
+    ir: &Ir,
+    prefix: &Path,
+) -> Result<Vec<Option<std::sync::Arc<proton_jwt::KeySet>>>, String> {
+    let mut done: Vec<(&[String], std::sync::Arc<proton_jwt::KeySet>)> = Vec::new();
+    let mut out = Vec::with_capacity(ir.settings.len());
+    for s in &ir.settings {
+        let Some(j) = s.auth.jwt.as_deref() else {
+            out.push(None);
+            continue;
+        };
+        if let Some((_, set)) = done.iter().find(|(f, _)| *f == &j.key_files[..]) {
+            out.push(Some(set.clone()));
+            continue;
+        }
+        let mut set: Option<proton_jwt::KeySet> = None;
+        for f in &j.key_files {
+            let path = resolve_in(prefix, f);
+            let one = proton_jwt::KeySet::load(&path)
+                .map_err(|e| format!("auth_jwt_key_file \"{}\": {e}", path.display()))?;
+            match set.as_mut() {
+                Some(s) => s.extend(one),
+                None => set = Some(one),
+            }
+        }
+        let Some(set) = set else {
+            return Err("auth_jwt without auth_jwt_key_file".to_string());
+        };
+        let set = std::sync::Arc::new(set);
+        done.push((&j.key_files[..], set.clone()));
+        out.push(Some(set));
+    }
+    Ok(out)
 }
 
 /// Resolves the servers of every upstream group with `resolve`: every address of a
@@ -479,7 +530,10 @@ impl Loaded {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let jwt_keys = jwt_key_sets(&ir, &prefix)
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let mut loaded = Loaded {
+            jwt_keys,
             metrics: None,
             limit_zones,
             returns,
@@ -514,12 +568,7 @@ impl Loaded {
 
     /// A path from the config, resolved against the prefix when relative.
     pub fn resolve(&self, p: &str) -> PathBuf {
-        let path = Path::new(p);
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.prefix.join(path)
-        }
+        resolve_in(&self.prefix, p)
     }
 
     /// Matches regex `id` against `subject` (false for an id out of range).

@@ -1049,7 +1049,9 @@ impl Lower<'_> {
                 request_set.push(AuthSet { var, value });
             }
         }
+        let jwt = self.auth_jwt(chain);
         Auth {
+            jwt,
             satisfy_any: first("satisfy").is_some_and(|d| arg(d, 0) == "any"),
             basic_realm,
             basic_user_file,
@@ -1058,6 +1060,142 @@ impl Lower<'_> {
                 .unwrap_or(0),
             request,
             request_set,
+        }
+    }
+
+    /// `auth_jwt` with `auth_jwt_key_file`, `auth_jwt_type`, `auth_jwt_require` and
+    /// `auth_jwt_leeway`; the key files are read and checked here (proton-run reads them
+    /// again when it loads the IR).
+    fn auth_jwt(&mut self, chain: &[&Level<'_>]) -> Option<Box<AuthJwt>> {
+        let d = *nearest(chain, "auth_jwt").first()?;
+        if d.args.len() == 1 && arg(d, 0) == "off" {
+            return None;
+        }
+        let realm = self.template(d, 0);
+        let mut token = None;
+        if let Some(a) = d.args.get(1) {
+            match a.value.strip_prefix("token=") {
+                Some(v) if v.starts_with('$') => {
+                    token = Some(self.template_with_value(d, 1, v));
+                }
+                _ => self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        d.arg_span(1),
+                        format!("invalid parameter \"{}\"", a.value),
+                    )
+                    .label("expected token=$variable")
+                    .help("auth_jwt \"realm\" token=$cookie_auth;"),
+                ),
+            }
+        }
+        if let Some(t) = nearest(chain, "auth_jwt_type").first() {
+            if arg(t, 0) != "signed" {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        t.arg_span(0),
+                        format!("auth_jwt_type {} is not supported yet", arg(t, 0)),
+                    )
+                    .label("Proton checks signed tokens (JWS) only")
+                    .help("use auth_jwt_type signed, or leave it out"),
+                );
+            }
+        }
+        let key_files: Vec<String> = nearest(chain, "auth_jwt_key_file")
+            .iter()
+            .map(|k| arg(k, 0).to_string())
+            .collect();
+        for k in nearest(chain, "auth_jwt_key_file") {
+            self.check_jwt_key_file(k);
+        }
+        if key_files.is_empty() {
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.span,
+                    "auth_jwt has no auth_jwt_key_file".to_string(),
+                )
+                .label("no key to verify tokens with")
+                .help("add auth_jwt_key_file conf/keys.json; (a JSON Web Key set)"),
+            );
+        }
+        let mut require = Vec::new();
+        let mut require_error = 401;
+        for r in nearest(chain, "auth_jwt_require") {
+            for (i, a) in r.args.iter().enumerate() {
+                match a.value.strip_prefix("error=") {
+                    Some("401") => require_error = 401,
+                    Some("403") => require_error = 403,
+                    Some(_) => self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            r.arg_span(i),
+                            format!("invalid parameter \"{}\"", a.value),
+                        )
+                        .label("expected error=401 or error=403")
+                        .help("auth_jwt_require $ok error=403;"),
+                    ),
+                    None => require.push(self.template(r, i)),
+                }
+            }
+        }
+        Some(Box::new(AuthJwt {
+            realm,
+            token,
+            key_files,
+            require,
+            require_error,
+            leeway_secs: nearest(chain, "auth_jwt_leeway")
+                .first()
+                .and_then(|l| parse_time_ms(arg(l, 0)))
+                .map_or(0, |ms| ms / 1000),
+        }))
+    }
+
+    /// Reads the key set of an `auth_jwt_key_file` line as proton-run will (relative to the
+    /// config's directory): a broken key is an error, a key Proton cannot use a warning.
+    fn check_jwt_key_file(&mut self, d: &Directive) {
+        let path = arg(d, 0);
+        if path.contains('$') {
+            self.err(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    d.arg_span(0),
+                    "auth_jwt_key_file with variables is not supported yet".to_string(),
+                )
+                .label("the key set is read once, when the config is loaded")
+                .help("name the file without variables"),
+            );
+            return;
+        }
+        let full = self.config_dir().join(path);
+        match proton_jwt::KeySet::load(&full) {
+            Ok(set) => {
+                for w in set.warnings() {
+                    let at = format!("{path}:{}:{}: ", w.line, w.column);
+                    self.err(
+                        Diagnostic::warning(
+                            Code::BadValue,
+                            d.arg_span(0),
+                            format!("{at}{}", w.message),
+                        )
+                        .label("this key file")
+                        .help("remove the key, or give it a use Proton supports"),
+                    );
+                }
+            }
+            Err(e) => self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    d.arg_span(0),
+                    format!("cannot use auth_jwt_key_file \"{path}\": {e}"),
+                )
+                .label("this key file")
+                .help(
+                    "give a JSON Web Key set: {\"keys\": [{\"kty\": \"RSA\", \"n\": …, \"e\": …}]}",
+                ),
+            ),
         }
     }
 

@@ -22,7 +22,7 @@ impl Lower<'_> {
     }
 
     /// The main config file's directory, where protonc looks for relative TLS files.
-    fn config_dir(&self) -> std::path::PathBuf {
+    pub(crate) fn config_dir(&self) -> std::path::PathBuf {
         self.map
             .path(crate::source::FileId(0))
             .and_then(|f| f.parent())

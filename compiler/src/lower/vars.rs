@@ -73,6 +73,8 @@ pub static FAMILIES: &[&str] = &[
     "upstream_http_",
     "upstream_cookie_",
     "upstream_trailer_",
+    "jwt_header_",
+    "jwt_claim_",
 ];
 
 /// Why `name` (lowercase, without `$`) cannot be the name of a new variable: a built-in, a
@@ -258,6 +260,12 @@ fn resolve(name: &str, scope: Scope<'_>) -> Result<Part, Unresolved> {
     }
     if let Some(d) = name.strip_prefix("cookie_") {
         return Ok(Part::Var(Var::Cookie(d.to_string())));
+    }
+    if let Some(d) = name.strip_prefix("jwt_header_") {
+        return Ok(Part::Var(Var::JwtHeader(d.to_string())));
+    }
+    if let Some(d) = name.strip_prefix("jwt_claim_") {
+        return Ok(Part::Var(Var::JwtClaim(d.to_string())));
     }
     if name.len() == 1 && name.as_bytes()[0].is_ascii_digit() && name != "0" {
         return Ok(Part::Capture(name.as_bytes()[0] - b'0'));

@@ -26,7 +26,8 @@ use slab::Slab;
 /// (after an internal redirect the phase runs again, as in nginx).
 #[derive(Default)]
 pub(crate) struct AuthState {
-    /// The handler to run next: 0 `allow`/`deny`, 1 `auth_basic`, 2 `auth_request`; 3 done.
+    /// The handler to run next: 0 `allow`/`deny`, 1 `auth_basic`, 2 `auth_jwt`,
+    /// 3 `auth_request`; 4 done.
     step: u8,
     /// `satisfy any`: the refusal kept so far (401 or 403; 0: none).
     code: u16,
@@ -34,6 +35,9 @@ pub(crate) struct AuthState {
     pub(crate) sub: AuthSub,
     /// `auth_delay` is over: the status to answer.
     delayed: Option<u16>,
+    /// The token `auth_jwt` validated (its claims are variables for the rest of the
+    /// request, through internal redirects).
+    pub(crate) jwt: Option<Box<proton_jwt::Jwt>>,
 }
 
 /// Where a request's auth subrequest stands.
@@ -70,11 +74,22 @@ pub(crate) struct AuthLink {
     head_done: bool,
 }
 
+/// [`AuthState::step`] once every handler ran.
+const DONE: u8 = 4;
+
 /// The most a subrequest's response head may be before the rest is dropped.
 const HEAD_MAX: usize = 64 * 1024;
 
 impl AuthState {
-    /// Forgets everything: a location is being chosen afresh.
+    /// Forgets the phase's progress: a location is being chosen afresh (a validated JWT
+    /// stays with the request, as nginx's variables do).
+    pub(crate) fn restart(&mut self) {
+        let jwt = self.jwt.take();
+        *self = AuthState::default();
+        self.jwt = jwt;
+    }
+
+    /// Forgets everything: the request is over.
     pub(crate) fn reset(&mut self) {
         *self = AuthState::default();
     }
@@ -119,10 +134,11 @@ impl Worker<'_> {
             return AccessEnd::Status(code);
         }
         let any = self.settings_for(loc).auth.satisfy_any;
-        while req.auth.step < 3 {
+        while req.auth.step < DONE {
             let rc = match req.auth.step {
                 0 => self.access_rules(conn, req, loc, any),
                 1 => self.auth_basic(conn, req, loc),
+                2 => self.auth_jwt(conn, req, loc),
                 _ => self.auth_request(conn, req, loc),
             };
             match rc {
@@ -131,7 +147,7 @@ impl Worker<'_> {
                 Rc::Ok if !any => req.auth.step += 1,
                 Rc::Ok => {
                     // One is enough; the credentials others asked for are not.
-                    req.auth.step = 3;
+                    req.auth.step = DONE;
                     req.auth.code = 0;
                     drop_lines(&mut req.carried, b"www-authenticate");
                     return AccessEnd::Go;
@@ -143,7 +159,7 @@ impl Worker<'_> {
                     req.auth.step += 1;
                 }
                 Rc::Status(c) => {
-                    req.auth.step = 3;
+                    req.auth.step = DONE;
                     return self.refuse(conn, req, loc, c);
                 }
             }
@@ -372,6 +388,82 @@ impl Worker<'_> {
         }
     }
 
+    /// `auth_jwt`: the token (from `Authorization: Bearer` or the `token=` variable)
+    /// verified with the location's key set, then `auth_jwt_require`.
+    fn auth_jwt(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Rc {
+        let loaded = self.loaded;
+        let index = self.settings_index(loc);
+        let Some(j) = loaded.ir.settings[index].auth.jwt.as_deref() else {
+            return Rc::Declined;
+        };
+        let mut realm = self.scratch.var_pool.borrow_mut().buf();
+        self.ctx(conn, req, 0).expand(&j.realm, &mut realm);
+        if realm == b"off" {
+            self.scratch.var_pool.borrow_mut().give_buf(realm);
+            return Rc::Declined;
+        }
+        let Some(keys) = loaded.jwt_keys.get(index).and_then(Option::as_deref) else {
+            elog!(self.elog, Alert, "auth_jwt has no key set");
+            self.scratch.var_pool.borrow_mut().give_buf(realm);
+            return Rc::Status(500);
+        };
+        let mut token = self.scratch.var_pool.borrow_mut().buf();
+        match &j.token {
+            Some(t) => self.ctx(conn, req, 0).expand(t, &mut token),
+            None => {
+                if let Some(t) = super::vars::header(&req.head, &conn.rbuf, b"authorization")
+                    .and_then(proton_jwt::bearer_token)
+                {
+                    token.extend_from_slice(t);
+                }
+            }
+        }
+        let now = self.date.unix_secs().max(0) as u64;
+        let verdict = proton_jwt::verify(&token, keys, now, j.leeway_secs);
+        self.scratch.var_pool.borrow_mut().give_buf(token);
+        let rc = match verdict {
+            Ok(jwt) => {
+                req.auth.jwt = Some(Box::new(jwt));
+                // Each requirement (variables may read the claims now).
+                let mut v = self.scratch.var_pool.borrow_mut().buf();
+                let failed = j.require.iter().position(|t| {
+                    v.clear();
+                    self.ctx(conn, req, 0).expand(t, &mut v);
+                    !proton_jwt::requirement_met(&v)
+                });
+                self.scratch.var_pool.borrow_mut().give_buf(v);
+                match failed {
+                    None => Rc::Ok,
+                    Some(i) => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "JWT requirement {} of auth_jwt_require is not met, client: {}",
+                            i + 1,
+                            conn.peer.ip()
+                        );
+                        if j.require_error == 401 {
+                            bearer_realm(req, &realm, true)
+                        } else {
+                            Rc::Status(j.require_error)
+                        }
+                    }
+                }
+            }
+            Err(refusal) => {
+                let given = refusal != proton_jwt::Refusal::Missing;
+                if given {
+                    elog!(self.elog, Error, "{refusal}, client: {}", conn.peer.ip());
+                } else {
+                    elog!(self.elog, Info, "{refusal}, client: {}", conn.peer.ip());
+                }
+                bearer_realm(req, &realm, given)
+            }
+        };
+        self.scratch.var_pool.borrow_mut().give_buf(realm);
+        rc
+    }
+
     /// `auth_request`: starts the subrequest, waits for it, then answers by its status.
     fn auth_request(&mut self, conn: &Conn, req: &mut RequestCtx, loc: LocationId) -> Rc {
         let loaded = self.loaded;
@@ -487,6 +579,20 @@ fn set_realm(req: &mut RequestCtx, realm: &[u8]) -> Rc {
         .extend_from_slice(b"WWW-Authenticate: Basic realm=\"");
     req.carried.extend_from_slice(realm);
     req.carried.extend_from_slice(b"\"\r\n");
+    Rc::Status(401)
+}
+
+/// Asks for a token: `WWW-Authenticate: Bearer realm="…"`, with `error="invalid_token"`
+/// when one was given (RFC 6750).
+fn bearer_realm(req: &mut RequestCtx, realm: &[u8], invalid: bool) -> Rc {
+    req.carried
+        .extend_from_slice(b"WWW-Authenticate: Bearer realm=\"");
+    req.carried.extend_from_slice(realm);
+    req.carried.push(b'"');
+    if invalid {
+        req.carried.extend_from_slice(b", error=\"invalid_token\"");
+    }
+    req.carried.extend_from_slice(b"\r\n");
     Rc::Status(401)
 }
 

@@ -923,7 +923,7 @@ impl<'a> Worker<'a> {
                         }
                         None => {
                             // A location chosen afresh runs the access phase afresh.
-                            req.auth.reset();
+                            req.auth.restart();
                             let mut h = Rewriter {
                                 w: &*self,
                                 conn: &*conn,
@@ -1353,6 +1353,7 @@ impl<'a> Worker<'a> {
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,
             method_get: req.xar && !req.head.is_head(),
+            jwt: req.auth.jwt.as_deref(),
             main_line: conn
                 .ext
                 .as_deref()

@@ -242,6 +242,8 @@ pub(crate) struct Ctx<'a> {
     /// A subrequest's: the main request's request line (`$request`, `$request_uri` and
     /// `$request_method` are the main request's, as nginx's).
     pub(crate) main_line: Option<&'a [u8]>,
+    /// The request's validated JWT (`$jwt_claim_*`, `$jwt_header_*`, `$jwt_payload`).
+    pub(crate) jwt: Option<&'a proton_jwt::Jwt>,
     /// The request came on an HTTP/2 stream: `$server_protocol` and `$request` say
     /// `HTTP/2.0`, as nginx's (the head the stream's connection parsed is HTTP/1.1).
     pub(crate) http2: bool,
@@ -606,6 +608,16 @@ impl Ctx<'_> {
                     out.extend_from_slice(a);
                 }
             }
+            Var::JwtHeader(name) => {
+                if let Some(v) = self.jwt.and_then(|j| member(j.header_map(), name)) {
+                    proton_jwt::append_value(v, out);
+                }
+            }
+            Var::JwtClaim(name) => {
+                if let Some(v) = self.jwt.and_then(|j| member(j.claims_map(), name)) {
+                    proton_jwt::append_value(v, out);
+                }
+            }
             Var::Cookie(name) => {
                 let found = request_fields(self.head, self.buf)
                     .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
@@ -746,6 +758,11 @@ impl Ctx<'_> {
             }
             Builtin::LimitRate => {
                 let _ = write!(out, "{}", self.limit_rate);
+            }
+            Builtin::JwtPayload => {
+                if let Some(j) = self.jwt {
+                    let _ = serde_json::to_writer(&mut *out, j.claims_map());
+                }
             }
             Builtin::LimitReqStatus => out
                 .extend_from_slice(super::limits::req_status_name(self.limit_status[0]).as_bytes()),
@@ -1124,6 +1141,19 @@ impl Ctx<'_> {
             prefix.iter().copied().chain(std::iter::once(b'/')),
         );
     }
+}
+
+/// The member `name` (lowercase) of a JWT's header or claims: the one spelt so, else the
+/// first whose name differs only in ASCII case (nginx's variable names are lowercase).
+fn member<'j>(
+    map: &'j serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'j serde_json::Value> {
+    map.get(name).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
 }
 
 /// `$remote_user`: the user name of `Authorization: Basic …` (nginx's
@@ -1844,6 +1874,7 @@ mod tests {
             upstream_trailers: b"",
             method_get: false,
             main_line: None,
+            jwt: None,
             http2: false,
             map_cache: None,
             limit_rate: 0,

@@ -14,6 +14,7 @@ mod harness;
 mod header_multi;
 mod health;
 mod http2;
+mod jwt;
 mod keepalive;
 mod limit_rate;
 mod limits;
