@@ -581,6 +581,12 @@ pub struct AuthJwt {
     /// `auth_jwt_key_file` paths as written (relative ones are relative to the prefix), read
     /// once when the IR is loaded.
     pub key_files: Vec<String>,
+    /// `auth_jwt_key_request` URI: the key set is fetched by a subrequest (`None`: the key
+    /// files only).
+    pub key_request: Option<String>,
+    /// `auth_jwt_key_cache` in seconds: how long a worker keeps a fetched key set (0: it is
+    /// fetched for each request, as NGINX Plus does without the directive).
+    pub key_cache_secs: u64,
     /// `auth_jwt_require` values: each must be non-empty and not `0`.
     pub require: Vec<Template>,
     /// The status a failed `auth_jwt_require` answers (401 or 403).

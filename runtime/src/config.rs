@@ -272,8 +272,10 @@ fn jwt_key_sets(
                 None => set = Some(one),
             }
         }
-        let Some(set) = set else {
-            return Err("auth_jwt without auth_jwt_key_file".to_string());
+        // (Keys fetched by auth_jwt_key_request only: an empty set to start from.)
+        let set = match set {
+            Some(set) => set,
+            None => proton_jwt::KeySet::default(),
         };
         let set = std::sync::Arc::new(set);
         done.push((&j.key_files[..], set.clone()));

@@ -1109,12 +1109,15 @@ impl Lower<'_> {
         for k in nearest(chain, "auth_jwt_key_file") {
             self.check_jwt_key_file(k);
         }
-        if key_files.is_empty() {
+        let key_request = nearest(chain, "auth_jwt_key_request")
+            .first()
+            .map(|k| arg(k, 0).to_string());
+        if key_files.is_empty() && key_request.is_none() {
             self.err(
                 Diagnostic::error(
                     Code::BadValue,
                     d.span,
-                    "auth_jwt has no auth_jwt_key_file".to_string(),
+                    "auth_jwt has no auth_jwt_key_file or auth_jwt_key_request".to_string(),
                 )
                 .label("no key to verify tokens with")
                 .help("add auth_jwt_key_file conf/keys.json; (a JSON Web Key set)"),
@@ -1144,6 +1147,11 @@ impl Lower<'_> {
             realm,
             token,
             key_files,
+            key_request,
+            key_cache_secs: nearest(chain, "auth_jwt_key_cache")
+                .first()
+                .and_then(|l| parse_time_ms(arg(l, 0)))
+                .map_or(0, |ms| ms / 1000),
             require,
             require_error,
             leeway_secs: nearest(chain, "auth_jwt_leeway")

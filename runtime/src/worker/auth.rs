@@ -55,6 +55,8 @@ pub(crate) enum AuthSub {
 
 /// What a finished auth subrequest answered.
 pub(crate) struct AuthAnswer {
+    /// A key-set fetch (`auth_jwt_key_request`): the set, when it came.
+    keys: Option<std::sync::Arc<proton_jwt::KeySet>>,
     status: u16,
     /// Its `WWW-Authenticate` lines (`Name: value\r\n` each).
     lines: Vec<u8>,
@@ -72,7 +74,14 @@ pub(crate) struct AuthLink {
     /// The response head is whole: what follows (the body) is dropped (nginx's
     /// `header_only`).
     head_done: bool,
+    /// It fetches `auth_jwt_key_request`'s key set: the body is kept (up to [`KEYS_MAX`]).
+    keys: bool,
+    /// The response was longer than [`KEYS_MAX`].
+    too_big: bool,
 }
+
+/// The most response bytes a key-set fetch keeps.
+const KEYS_MAX: usize = 1024 * 1024;
 
 /// [`AuthState::step`] once every handler ran.
 const DONE: u8 = 4;
@@ -407,6 +416,47 @@ impl Worker<'_> {
             self.scratch.var_pool.borrow_mut().give_buf(realm);
             return Rc::Status(500);
         };
+        // `auth_jwt_key_request`: the fetched set (kept by the worker, or fetched now).
+        let mut fetched = None;
+        if j.key_request.is_some() {
+            let found = self
+                .jwt_fetched
+                .iter()
+                .find(|(s, _, until)| *s as usize == index && *until > self.now)
+                .map(|(_, set, _)| set.clone());
+            match std::mem::take(&mut req.auth.sub) {
+                AuthSub::Done(answer) => match answer.keys {
+                    Some(set) => fetched = Some(set),
+                    None => {
+                        self.scratch.var_pool.borrow_mut().give_buf(realm);
+                        return Rc::Status(500);
+                    }
+                },
+                waiting @ (AuthSub::Wanted | AuthSub::Running(..)) => {
+                    req.auth.sub = waiting;
+                    self.scratch.var_pool.borrow_mut().give_buf(realm);
+                    return Rc::Again;
+                }
+                AuthSub::None => match found {
+                    Some(set) => fetched = Some(set),
+                    None if req.limits.can_delay => {
+                        req.auth.sub = AuthSub::Wanted;
+                        self.scratch.var_pool.borrow_mut().give_buf(realm);
+                        return Rc::Again;
+                    }
+                    None => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "auth_jwt_key_request cannot run for a request routed again after an upstream answered, client: {}",
+                            conn.peer.ip()
+                        );
+                        self.scratch.var_pool.borrow_mut().give_buf(realm);
+                        return Rc::Status(500);
+                    }
+                },
+            }
+        }
         let mut token = self.scratch.var_pool.borrow_mut().buf();
         match &j.token {
             Some(t) => self.ctx(conn, req, 0).expand(t, &mut token),
@@ -419,7 +469,18 @@ impl Worker<'_> {
             }
         }
         let now = self.date.unix_secs().max(0) as u64;
-        let verdict = proton_jwt::verify(&token, keys, now, j.leeway_secs);
+        // The fetched set first; the key files' keys when it has none for the token.
+        let verdict = match fetched.as_deref() {
+            Some(f) => match proton_jwt::verify(&token, f, now, j.leeway_secs) {
+                Err(proton_jwt::Refusal::UnknownKid(_) | proton_jwt::Refusal::AlgNotAllowed(_))
+                    if !keys.keys().is_empty() =>
+                {
+                    proton_jwt::verify(&token, keys, now, j.leeway_secs)
+                }
+                v => v,
+            },
+            None => proton_jwt::verify(&token, keys, now, j.leeway_secs),
+        };
         self.scratch.var_pool.borrow_mut().give_buf(token);
         let rc = match verdict {
             Ok(jwt) => {
@@ -617,6 +678,14 @@ fn drop_lines(lines: &mut Vec<u8>, name: &[u8]) {
 /// the body dropped. `None`: not an auth subrequest.
 pub(crate) fn sub_write(link: &mut sub::SubLink, data: &[u8]) -> Option<usize> {
     let a = link.auth.as_deref_mut()?;
+    if a.keys {
+        let room = KEYS_MAX.saturating_sub(link.out.len());
+        if data.len() > room {
+            a.too_big = true;
+        }
+        link.out.extend_from_slice(&data[..data.len().min(room)]);
+        return Some(data.len());
+    }
     if a.head_done {
         return Some(data.len());
     }
@@ -672,7 +741,14 @@ fn start(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool>
     let req = c.req.as_deref_mut()?;
     let (loc, _) = req.limits.resume?;
     let settings = w.settings_index(loc);
-    let uri = w.loaded.ir.settings[settings].auth.request.as_deref()?;
+    let auth = &w.loaded.ir.settings[settings].auth;
+    // The auth_jwt step fetches its key set; the auth_request step asks its service.
+    let keys = req.auth.step == 2;
+    let uri = if keys {
+        auth.jwt.as_deref()?.key_request.as_deref()?
+    } else {
+        auth.request.as_deref()?
+    };
     // (A path: nginx gives the subrequest no arguments, so a `?` is part of it.)
     let mut target = Vec::with_capacity(uri.len());
     crate::http::response::escape_uri(
@@ -689,6 +765,7 @@ fn start(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool>
     let Some(skey) = sub::start(conns, key, &target, None, w) else {
         if let Some(r) = conns.get_mut(key).and_then(|c| c.req.as_deref_mut()) {
             r.auth.sub = AuthSub::Done(Box::new(AuthAnswer {
+                keys: None,
                 status: 500,
                 lines: Vec::new(),
                 values: Vec::new(),
@@ -702,6 +779,8 @@ fn start(conns: &mut Slab<Conn>, key: usize, w: &mut Worker<'_>) -> Option<bool>
             settings: settings as u32,
             values: Vec::new(),
             head_done: false,
+            keys,
+            too_big: false,
         }));
     }
     if let Some(r) = conns.get_mut(key).and_then(|c| c.req.as_deref_mut()) {
@@ -731,6 +810,20 @@ pub(crate) fn waits_for(conns: &Slab<Conn>, pkey: usize, skey: usize) -> bool {
 /// The auth subrequest `skey` of connection `pkey` is done: its status, `WWW-Authenticate`
 /// lines and `auth_request_set` values go to the request, and it goes.
 pub(crate) fn collect(conns: &mut Slab<Conn>, pkey: usize, skey: usize, w: &mut Worker<'_>) {
+    let fetch = conns
+        .get_mut(skey)
+        .and_then(sub::link_of)
+        .and_then(|l| l.auth.as_deref())
+        .filter(|a| a.keys)
+        .map(|a| (a.settings, a.too_big));
+    if let Some((settings, too_big)) = fetch {
+        let answer = fetched_keys(conns, skey, settings, too_big, w);
+        sub::remove(conns, skey, w);
+        if let Some(r) = conns.get_mut(pkey).and_then(|c| c.req.as_deref_mut()) {
+            r.auth.sub = AuthSub::Done(Box::new(answer));
+        }
+        return;
+    }
     let answer = conns.get_mut(skey).and_then(sub::link_of).map(|l| {
         let head = &l.out;
         let status = head
@@ -748,6 +841,7 @@ pub(crate) fn collect(conns: &mut Slab<Conn>, pkey: usize, skey: usize, w: &mut 
             .map(|a| std::mem::take(&mut a.values))
             .unwrap_or_default();
         AuthAnswer {
+            keys: None,
             status,
             lines,
             values,
@@ -756,11 +850,69 @@ pub(crate) fn collect(conns: &mut Slab<Conn>, pkey: usize, skey: usize, w: &mut 
     sub::remove(conns, skey, w);
     if let Some(r) = conns.get_mut(pkey).and_then(|c| c.req.as_deref_mut()) {
         r.auth.sub = AuthSub::Done(Box::new(answer.unwrap_or(AuthAnswer {
+            keys: None,
             status: 0,
             lines: Vec::new(),
             values: Vec::new(),
         })));
     }
+}
+
+/// The key set a finished `auth_jwt_key_request` subrequest brought (its response read
+/// in whatever framing it has), kept by the worker for `auth_jwt_key_cache`.
+fn fetched_keys(
+    conns: &mut Slab<Conn>,
+    skey: usize,
+    settings: u32,
+    too_big: bool,
+    w: &mut Worker<'_>,
+) -> AuthAnswer {
+    let mut answer = AuthAnswer {
+        keys: None,
+        status: 0,
+        lines: Vec::new(),
+        values: Vec::new(),
+    };
+    let Some(l) = conns.get_mut(skey).and_then(sub::link_of) else {
+        return answer;
+    };
+    let mut reader = sub::SubReader::Head;
+    let mut body = Vec::new();
+    let read = reader.read(&mut l.out, &mut body);
+    answer.status = match read {
+        Ok(Some(s)) => s,
+        _ => 0,
+    };
+    let why = if read.is_err() {
+        "an invalid response".to_string()
+    } else if too_big {
+        format!("a response over {KEYS_MAX} bytes")
+    } else if answer.status != 200 {
+        format!("status {}", answer.status)
+    } else {
+        match proton_jwt::KeySet::from_json(&body) {
+            Ok(set) => {
+                let set = std::sync::Arc::new(set);
+                let secs = w
+                    .loaded
+                    .ir
+                    .settings
+                    .get(settings as usize)
+                    .and_then(|s| s.auth.jwt.as_deref())
+                    .map_or(0, |j| j.key_cache_secs);
+                w.jwt_fetched.retain(|(s, _, _)| *s != settings);
+                if secs > 0 {
+                    let until = w.now + std::time::Duration::from_secs(secs);
+                    w.jwt_fetched.push((settings, set.clone(), until));
+                }
+                answer.keys = Some(set);
+                return answer;
+            }
+            Err(e) => format!("no key set in its body: {e}"),
+        }
+    };
+    elog!(w.elog, Error, "auth_jwt_key_request got {why}");
+    answer
 }
 
 /// Runs connection `key` on (its request resumes routing); `Some(done)`.
@@ -794,6 +946,8 @@ mod tests {
                 settings: 0,
                 values: Vec::new(),
                 head_done: false,
+                keys: false,
+                too_big: false,
             }));
             for piece in resp.chunks(step) {
                 assert_eq!(sub_write(&mut link, piece), Some(piece.len()));

@@ -119,6 +119,9 @@ pub(crate) struct Worker<'a> {
     pub(crate) spare_links: Vec<Box<h2::StreamLink>>,
     #[allow(clippy::vec_box)]
     pub(crate) spare_exts: Vec<Box<conn::ConnExt>>,
+    /// Key sets `auth_jwt_key_request` fetched, kept for `auth_jwt_key_cache`: (settings
+    /// index, set, until when). At most one per settings entry of the IR.
+    pub(crate) jwt_fetched: Vec<(u32, std::sync::Arc<proton_jwt::KeySet>, std::time::Instant)>,
     /// Finished responses' gzip coders (their deflate state), for the next ones.
     #[allow(clippy::vec_box)]
     pub(crate) spare_coders: Vec<Box<filter::BodyCoder>>,
@@ -240,6 +243,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
         h2_flush: Vec::new(),
         spare_links: Vec::new(),
         spare_exts: Vec::new(),
+        jwt_fetched: Vec::new(),
         spare_coders: Vec::new(),
         timers: Default::default(),
         armed: Vec::new(),

@@ -168,3 +168,79 @@ fn a_broken_key_file_is_refused_by_protonc_with_its_place() {
     );
     assert!(text.contains("proton.conf:5:"), "{text}");
 }
+
+/// `auth_jwt_key_request`: the key set comes from a subrequest (here a file served by an
+/// internal location, logged with `log_subrequest on`); fetched per request without
+/// `auth_jwt_key_cache`, once per worker with it; a fetch that fails answers 500.
+#[test]
+fn auth_jwt_key_request_fetches_and_caches_the_key_set() {
+    let t = TempDir::new("jwt-fetch");
+    let fx = fixture();
+    std::fs::create_dir_all(t.path().join("html/a")).expect("dir");
+    std::fs::create_dir_all(t.path().join("html/b")).expect("dir");
+    std::fs::create_dir_all(t.path().join("html/c")).expect("dir");
+    for d in ["a", "b", "c"] {
+        std::fs::write(t.path().join("html").join(d).join("f"), "file\n").expect("file");
+    }
+    std::fs::write(
+        t.path().join("jwks.json"),
+        serde_json::to_string(&fx["keys"]).expect("keys"),
+    )
+    .expect("jwks");
+    let conf = "worker_processes 1;\nerror_log {dir}/logs/error.log info;\nevents {}\nhttp {\n\
+        log_format sub \"$uri $status\";\n\
+        access_log {dir}/logs/access.log sub;\n\
+        log_subrequest on;\n\
+        server {\n listen 127.0.0.1:{port};\n root {dir}/html;\n\
+          location = /jwks { internal; alias {dir}/jwks.json; }\n\
+          location /a/ { auth_jwt \"a\"; auth_jwt_key_request /jwks; }\n\
+          location /b/ { auth_jwt \"b\"; auth_jwt_key_request /jwks; auth_jwt_key_cache 1h; }\n\
+          location /c/ { auth_jwt \"c\"; auth_jwt_key_request /missing-jwks; }\n\
+        }\n}\n";
+    let p = Proton::start(t.path(), conf, 1);
+    let token = |name: &str| {
+        fx["cases"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["token"].as_str())
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .expect("token")
+    };
+    let (rs, es) = (token("RS256 valid"), token("ES256 valid"));
+    for _ in 0..3 {
+        assert_eq!(ask(p.port, "/a/f", &rs).0, 200);
+        assert_eq!(ask(p.port, "/b/f", &es).0, 200);
+    }
+    assert_eq!(ask(p.port, "/a/f", &token("RS256 expired")).0, 401);
+    assert_eq!(ask(p.port, "/c/f", &rs).0, 500);
+    let log = || std::fs::read_to_string(t.path().join("logs/access.log")).unwrap_or_default();
+    assert!(proton_tests::wait_until(Duration::from_secs(10), || log()
+        .lines()
+        .filter(|l| l.starts_with("/c/f "))
+        .count()
+        == 1));
+    let lines = log();
+    let fetches = |after: &str| {
+        // A fetch is logged before the request it was for.
+        let mut n = 0;
+        let mut count = 0;
+        for l in lines.lines() {
+            if l.starts_with("/jwks 200") {
+                n += 1;
+            } else if l.starts_with(after) {
+                count += n;
+                n = 0;
+            } else {
+                n = 0;
+            }
+        }
+        count
+    };
+    assert_eq!(fetches("/a/f 200"), 3, "{lines}");
+    assert_eq!(fetches("/b/f 200"), 1, "{lines}");
+    assert!(
+        p.logs().contains("auth_jwt_key_request got status 404"),
+        "{}",
+        p.logs()
+    );
+}
