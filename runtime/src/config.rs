@@ -273,10 +273,7 @@ fn jwt_key_sets(
             }
         }
         // (Keys fetched by auth_jwt_key_request only: an empty set to start from.)
-        let set = match set {
-            Some(set) => set,
-            None => proton_jwt::KeySet::default(),
-        };
+        let set = set.unwrap_or_default();
         let set = std::sync::Arc::new(set);
         done.push((&j.key_files[..], set.clone()));
         out.push(Some(set));
