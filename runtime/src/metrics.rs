@@ -477,7 +477,12 @@ fn histogram(out: &mut String, name: &str, labels: &str, cells: &[u64]) {
 
 /// The page: the table's sums (when there is a table) and the global figures, in
 /// Prometheus' text exposition format 0.0.4.
-pub fn render(out: &mut String, table: Option<&Table>, g: &Globals) {
+pub fn render(
+    out: &mut String,
+    table: Option<&Table>,
+    g: &Globals,
+    shared: Option<&crate::upstream::SharedUpstreams>,
+) {
     let simple: [(&str, &str, &str, u64); 12] = [
         ("proton_config_generation", "gauge", "The configuration generation serving (1 at start, one more at each successful reload).", g.generation),
         ("proton_config_reloads_total", "counter", "Successful reloads since the master started.", g.reloads),
@@ -597,6 +602,43 @@ pub fn render(out: &mut String, table: Option<&Table>, g: &Globals) {
             labels.push('"');
             let v = cell(l.off_peer + p * PEER_CELLS + k);
             let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    }
+    // Their state now, read from the upstreams' shared state (not counted: no reset at a
+    // reload beyond what the reload itself carries over).
+    if let Some(shared) = shared {
+        use crate::upstream::Health;
+        let gauges: [(&str, &str); 4] = [
+            ("proton_upstream_peer_healthy", "1 unless the active health check (health_check) found the upstream server down."),
+            ("proton_upstream_peer_checked", "1 when the active health check has a verdict on the upstream server (up or down), 0 before it has one or without health_check."),
+            ("proton_upstream_peer_fails", "Failed attempts on the upstream server counted towards max_fails in the current fail_timeout window (passive health)."),
+            ("proton_upstream_peer_active_connections", "Connections open to the upstream server, all workers together."),
+        ];
+        for (k, (name, help)) in gauges.iter().enumerate() {
+            family(out, name, "gauge", help);
+            let mut at: Option<(u32, usize)> = None;
+            for (up, addr) in &l.peers {
+                // The peer's index within its group (the layout lists them in order).
+                let i = match at {
+                    Some((u, i)) if u == *up => i + 1,
+                    _ => 0,
+                };
+                at = Some((*up, i));
+                let (u, p) = (*up as usize, i);
+                let v = match k {
+                    0 => u32::from(shared.peer_health(u, p) != Health::Down),
+                    1 => u32::from(shared.peer_health(u, p) != Health::Unknown),
+                    2 => shared.peer_fails(u, p),
+                    _ => shared.peer_active(u, p),
+                };
+                labels.clear();
+                labels.push_str("upstream=\"");
+                label(&mut labels, l.upstreams.get(u).map_or("", String::as_str));
+                labels.push_str("\",peer=\"");
+                label(&mut labels, addr);
+                labels.push('"');
+                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+            }
         }
     }
     for (name, help, req) in [

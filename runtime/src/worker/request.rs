@@ -1591,6 +1591,7 @@ impl<'a> Worker<'a> {
             &mut page,
             self.loaded.metrics.as_ref(),
             &crate::metrics::Globals::read(),
+            Some(&self.loaded.upstream_shared),
         );
         let out = self.simple(
             conn,

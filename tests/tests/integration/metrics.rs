@@ -229,6 +229,18 @@ fn metrics_follow_requests_with_labels_from_the_config_only() {
         now[&peer("requests", dead.port)]
     );
     assert!(now["proton_upstream_response_duration_seconds_count{upstream=\"backend\"}"] >= 4.0);
+    // Their state now: no health check (healthy, unchecked); the refusing one has failed
+    // attempts in its fail_timeout window, the live one none.
+    let state = |g: &str, port: u16| {
+        now[&format!("proton_upstream_peer_{g}{{upstream=\"backend\",peer=\"127.0.0.1:{port}\"}}")]
+    };
+    for p in [live.port, dead.port] {
+        assert_eq!(state("healthy", p), 1.0, "{now:#?}");
+        assert_eq!(state("checked", p), 0.0, "{now:#?}");
+    }
+    assert_eq!(state("fails", live.port), 0.0, "{now:#?}");
+    assert!(state("fails", dead.port) >= 1.0, "{now:#?}");
+    assert_eq!(state("active_connections", dead.port), 0.0, "{now:#?}");
 
     // limit_req at 1r/m: one passes, the next is refused.
     assert_eq!(get(port, Some("example.com"), "/limited.txt").0, 200);
