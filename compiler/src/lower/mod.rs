@@ -3657,7 +3657,9 @@ impl Lower<'_> {
     }
 
     fn types_table(&mut self, chain: &[&Level<'_>]) -> Vec<(String, String)> {
-        let Some(block) = nearest(chain, "types").first().copied() else {
+        // Several `types` blocks of one level make one table, in order (as nginx).
+        let blocks: Vec<&Directive> = nearest(chain, "types").to_vec();
+        if blocks.is_empty() {
             // nginx's built-in table when no `types` block is in effect.
             return [
                 ("gif", "image/gif"),
@@ -3667,9 +3669,9 @@ impl Lower<'_> {
             .iter()
             .map(|(e, t)| (e.to_string(), t.to_string()))
             .collect();
-        };
+        }
         let mut m: BTreeMap<String, String> = BTreeMap::new();
-        for t in block.children() {
+        for t in blocks.iter().flat_map(|b| b.children()) {
             if t.block.is_some() || t.args.is_empty() {
                 self.err(
                     Diagnostic::error(
