@@ -1548,11 +1548,7 @@ impl<'a> Worker<'a> {
     /// parse it). GET and HEAD only.
     fn stub_status(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> Handled {
         use crate::shared::{total, Stat};
-        let method = conn
-            .rbuf
-            .get(req.head.method_range.clone())
-            .unwrap_or_default();
-        if method != b"GET" && method != b"HEAD" {
+        if !get_or_head(conn, req) {
             return Handled::Status(405);
         }
         let mut body = std::mem::take(&mut self.scratch.ctype);
@@ -1579,11 +1575,7 @@ impl<'a> Worker<'a> {
     /// `proton_metrics`: the figures of all workers in Prometheus' text format. GET and
     /// HEAD only.
     fn proton_metrics(&mut self, conn: &mut Conn, req: &RequestCtx, loc: LocationId) -> Handled {
-        let method = conn
-            .rbuf
-            .get(req.head.method_range.clone())
-            .unwrap_or_default();
-        if method != b"GET" && method != b"HEAD" {
+        if !get_or_head(conn, req) {
             return Handled::Status(405);
         }
         let mut page = String::new();
@@ -2313,6 +2305,15 @@ pub(crate) fn set_builtin(
         },
         _ => {}
     }
+}
+
+/// Whether the request is a GET or a HEAD (the status pages answer nothing else).
+fn get_or_head(conn: &Conn, req: &RequestCtx) -> bool {
+    let method = conn
+        .rbuf
+        .get(req.head.method_range.clone())
+        .unwrap_or_default();
+    method == b"GET" || method == b"HEAD"
 }
 
 /// Adds the carried lines to the head written so far (`out`: status line and header lines):
