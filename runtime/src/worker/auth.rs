@@ -196,11 +196,11 @@ impl Worker<'_> {
         if code != 401 || delay == 0 || !req.limits.can_delay {
             return AccessEnd::Status(code);
         }
-        elog!(
-            self.elog,
-            Info,
-            "delaying unauthorized request, client: {}",
-            conn.peer.ip()
+        self.request_log(
+            conn,
+            req,
+            proton_ir::LogLevel::Info,
+            format_args!("delaying unauthorized request"),
         );
         req.auth.delayed = Some(code);
         let at = self.now + std::time::Duration::from_millis(delay);
@@ -275,11 +275,11 @@ impl Worker<'_> {
             .and_then(|v| super::vars::basic_credentials(v, &mut cred));
         let rc = match colon {
             None => {
-                elog!(
-                    self.elog,
-                    Info,
-                    "no user/password was provided for basic authentication, client: {}",
-                    conn.peer.ip()
+                self.request_log(
+                    conn,
+                    req,
+                    proton_ir::LogLevel::Info,
+                    format_args!("no user/password was provided for basic authentication"),
                 );
                 set_realm(req, &realm)
             }
@@ -291,7 +291,7 @@ impl Worker<'_> {
                     ctx.expand(file_t, &mut path);
                     ctx.make_absolute(&mut path, 0);
                 }
-                let rc = self.check_user_file(conn, user, password, &path);
+                let rc = self.check_user_file((conn, &*req), user, password, &path);
                 self.scratch.var_pool.borrow_mut().give_buf(path);
                 match rc {
                     Some(rc) => rc,
@@ -310,7 +310,7 @@ impl Worker<'_> {
     /// `None` to ask for credentials again (unknown user, wrong password).
     fn check_user_file(
         &self,
-        conn: &Conn,
+        (conn, req): (&Conn, &RequestCtx),
         user: &[u8],
         password: &[u8],
         path: &[u8],
@@ -328,13 +328,11 @@ impl Worker<'_> {
                 } else {
                     (proton_ir::LogLevel::Crit, 500)
                 };
-                self.elog.log(
+                self.request_log(
+                    conn,
+                    req,
                     level,
-                    format_args!(
-                        "open() \"{shown}\" failed ({}), client: {}",
-                        crate::log::OsError(&e),
-                        conn.peer.ip()
-                    ),
+                    format_args!("open() \"{shown}\" failed ({})", crate::log::OsError(&e)),
                 );
                 return Some(Rc::Status(code));
             }
@@ -351,12 +349,11 @@ impl Worker<'_> {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    elog!(
-                        self.elog,
-                        Crit,
-                        "read() \"{shown}\" failed ({}), client: {}",
-                        crate::log::OsError(&e),
-                        conn.peer.ip()
+                    self.request_log(
+                        conn,
+                        req,
+                        proton_ir::LogLevel::Crit,
+                        format_args!("read() \"{shown}\" failed ({})", crate::log::OsError(&e)),
                     );
                     return Some(Rc::Status(500));
                 }
@@ -366,32 +363,27 @@ impl Worker<'_> {
         chunk.fill(0);
         let user_shown = String::from_utf8_lossy(user);
         let Some(stored) = scan.field() else {
-            elog!(
-                self.elog,
-                Error,
-                "user \"{user_shown}\" was not found in \"{shown}\", client: {}",
-                conn.peer.ip()
+            self.request_log(
+                conn,
+                req,
+                proton_ir::LogLevel::Error,
+                format_args!("user \"{user_shown}\" was not found in \"{shown}\""),
             );
             return None;
         };
         match crate::htpasswd::verify(password, stored) {
             crate::htpasswd::Verdict::Match => Some(Rc::Ok),
             crate::htpasswd::Verdict::Mismatch => {
-                elog!(
-                    self.elog,
-                    Error,
-                    "user \"{user_shown}\": password mismatch, client: {}",
-                    conn.peer.ip()
+                self.request_log(
+                    conn,
+                    req,
+                    proton_ir::LogLevel::Error,
+                    format_args!("user \"{user_shown}\": password mismatch"),
                 );
                 None
             }
             crate::htpasswd::Verdict::Unsupported => {
-                elog!(
-                    self.elog,
-                    Error,
-                    "user \"{user_shown}\": the password hash in \"{shown}\" is in a format Proton does not support (yescrypt or scrypt), client: {}",
-                    conn.peer.ip()
-                );
+                self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("user \"{user_shown}\": the password hash in \"{shown}\" is in a format Proton does not support (yescrypt or scrypt)"));
                 None
             }
         }
@@ -445,12 +437,7 @@ impl Worker<'_> {
                         return Rc::Again;
                     }
                     None => {
-                        elog!(
-                            self.elog,
-                            Error,
-                            "auth_jwt_key_request cannot run for a request routed again after an upstream answered, client: {}",
-                            conn.peer.ip()
-                        );
+                        self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("auth_jwt_key_request cannot run for a request routed again after an upstream answered"));
                         self.scratch.var_pool.borrow_mut().give_buf(realm);
                         return Rc::Status(500);
                     }
@@ -496,12 +483,14 @@ impl Worker<'_> {
                 match failed {
                     None => Rc::Ok,
                     Some(i) => {
-                        elog!(
-                            self.elog,
-                            Error,
-                            "JWT requirement {} of auth_jwt_require is not met, client: {}",
-                            i + 1,
-                            conn.peer.ip()
+                        self.request_log(
+                            conn,
+                            req,
+                            proton_ir::LogLevel::Error,
+                            format_args!(
+                                "JWT requirement {} of auth_jwt_require is not met",
+                                i + 1
+                            ),
                         );
                         if j.require_error == 401 {
                             bearer_realm(req, &realm, true)
@@ -514,9 +503,19 @@ impl Worker<'_> {
             Err(refusal) => {
                 let given = refusal != proton_jwt::Refusal::Missing;
                 if given {
-                    elog!(self.elog, Error, "{refusal}, client: {}", conn.peer.ip());
+                    self.request_log(
+                        conn,
+                        req,
+                        proton_ir::LogLevel::Error,
+                        format_args!("{refusal}"),
+                    );
                 } else {
-                    elog!(self.elog, Info, "{refusal}, client: {}", conn.peer.ip());
+                    self.request_log(
+                        conn,
+                        req,
+                        proton_ir::LogLevel::Info,
+                        format_args!("{refusal}"),
+                    );
                 }
                 bearer_realm(req, &realm, given)
             }
@@ -537,12 +536,7 @@ impl Worker<'_> {
                 if !req.limits.can_delay {
                     // (Routing after an upstream's answer, e.g. an error_page of a proxied
                     // location, cannot wait here yet.)
-                    elog!(
-                        self.elog,
-                        Error,
-                        "auth_request cannot run for a request routed again after an upstream answered, client: {}",
-                        conn.peer.ip()
-                    );
+                    self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("auth_request cannot run for a request routed again after an upstream answered"));
                     return Rc::Status(500);
                 }
                 req.auth.sub = AuthSub::Wanted;
@@ -577,11 +571,11 @@ impl Worker<'_> {
                     }
                     200..=299 => Rc::Ok,
                     s => {
-                        elog!(
-                            self.elog,
-                            Error,
-                            "auth request unexpected status: {s}, client: {}",
-                            conn.peer.ip()
+                        self.request_log(
+                            conn,
+                            req,
+                            proton_ir::LogLevel::Error,
+                            format_args!("auth request unexpected status: {s}"),
                         );
                         Rc::Status(500)
                     }

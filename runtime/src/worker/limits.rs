@@ -184,8 +184,9 @@ impl Worker<'_> {
         }
     }
 
-    /// Appends `, client: …, server: …, request: "…", host: "…"` to a line about `req`.
-    fn limit_log(
+    /// Writes a line about `req` with nginx's context: `, client: …, server: …, request:
+    /// "…", host: "…"` after it.
+    pub(crate) fn request_log(
         &self,
         conn: &Conn,
         req: &RequestCtx,
@@ -291,7 +292,7 @@ impl Worker<'_> {
             ReqLookup::Busy(_) | ReqLookup::NoMemory => {
                 let name = zone_name(loaded, conf.limits.get(at).map_or(u32::MAX, |l| l.zone));
                 if let ReqLookup::Busy(e) = outcome {
-                    self.limit_log(
+                    self.request_log(
                         conn,
                         req,
                         conf.log_level,
@@ -363,7 +364,7 @@ impl Worker<'_> {
             return Preaccess::Go;
         }
         let name = zone_name(loaded, limit.zone);
-        self.limit_log(
+        self.request_log(
             conn,
             req,
             delay_level(conf.log_level),
@@ -420,7 +421,7 @@ impl Worker<'_> {
             };
             if !refused {
                 let dry_text = if conf.dry_run { ", dry run," } else { "" };
-                self.limit_log(
+                self.request_log(
                     conn,
                     req,
                     conf.log_level,
