@@ -437,7 +437,12 @@ impl Worker<'_> {
                         return Rc::Again;
                     }
                     None => {
-                        self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("auth_jwt_key_request cannot run for a request routed again after an upstream answered"));
+                        self.request_log(
+                            conn,
+                            req,
+                            proton_ir::LogLevel::Error,
+                            format_args!("auth_jwt_key_request cannot wait in a post action"),
+                        );
                         self.scratch.var_pool.borrow_mut().give_buf(realm);
                         return Rc::Status(500);
                     }
@@ -534,9 +539,14 @@ impl Worker<'_> {
         match std::mem::take(&mut req.auth.sub) {
             AuthSub::None => {
                 if !req.limits.can_delay {
-                    // (Routing after an upstream's answer, e.g. an error_page of a proxied
-                    // location, cannot wait here yet.)
-                    self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("auth_request cannot run for a request routed again after an upstream answered"));
+                    // (A post action runs after the response, where the request cannot
+                    // stop to wait.)
+                    self.request_log(
+                        conn,
+                        req,
+                        proton_ir::LogLevel::Error,
+                        format_args!("auth_request cannot wait in a post action"),
+                    );
                     return Rc::Status(500);
                 }
                 req.auth.sub = AuthSub::Wanted;

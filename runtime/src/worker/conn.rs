@@ -1210,7 +1210,10 @@ impl Conn {
             self.phase = Phase::Write;
             return;
         }
-        let mut out = w.proxy_error(self, status);
+        let mut out = self.route_may_wait(w, |c, w| w.proxy_error(c, status));
+        if self.phase == Phase::Delay {
+            return;
+        }
         if !out.proxy {
             w.filter_answer(self, &mut out);
         }
@@ -1234,6 +1237,29 @@ impl Conn {
         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
     }
 
+    /// Routes the request again after its upstream answered (`route`: an error_page, an
+    /// `X-Accel-Redirect`), where it may stop to wait as on its first routing (the auth
+    /// subrequest, `auth_delay`, a `limit_req` delay): then the connection is left in
+    /// `Phase::Delay` and routing resumes there (`resume_delayed`).
+    fn route_may_wait(
+        &mut self,
+        w: &mut Worker<'_>,
+        route: impl FnOnce(&mut Conn, &mut Worker<'_>) -> super::request::Outcome,
+    ) -> super::request::Outcome {
+        if let Some(r) = self.req.as_deref_mut() {
+            r.limits.can_delay = true;
+        }
+        let out = route(self, w);
+        let Some(mut req) = self.req.take() else {
+            return out;
+        };
+        req.limits.can_delay = false;
+        if let Some(req) = self.waits(w, req, &out) {
+            self.req = Some(req);
+        }
+        out
+    }
+
     /// The upstream answered with `X-Accel-Redirect`: the request goes to the URI or named
     /// location it names (see `Worker::proxy_xar`), which answers as for any request (and
     /// may proxy again).
@@ -1241,7 +1267,10 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         self.body_sent = 0;
-        let mut out = w.proxy_xar(self);
+        let mut out = self.route_may_wait(w, |c, w| w.proxy_xar(c));
+        if self.phase == Phase::Delay {
+            return;
+        }
         if !out.proxy {
             w.filter_answer(self, &mut out);
         }

@@ -1292,8 +1292,9 @@ impl<'a> Worker<'a> {
                 return answer;
             }
         }
-        let status = error_status.map_or(code, |(orig, _)| orig.max(code));
-        Some(self.finish_status(conn, req, status, loc_id, false))
+        // An error after error_page (no second one, as nginx without recursive_error_pages)
+        // is answered with its own status (a missing error page file: 404).
+        Some(self.finish_status(conn, req, code, loc_id, false))
     }
 
     /// The variable context of request `req` on `conn`.

@@ -71,10 +71,23 @@ fn server(port: u16, root: &str) -> String {
             error_page 404 = /fallback;
         }}
         location = /fallback {{ add_header X-Fallback "$who"; return 200 "fallback\n"; }}
+        location /pe/ {{
+            proxy_pass http://127.0.0.1:{port}/missing/;
+            proxy_set_header Host auth.backend;
+            proxy_intercept_errors on;
+            error_page 404 = /pe-fallback;
+        }}
+        location = /pe-fallback {{
+            auth_request /auth;
+            auth_request_set $who $upstream_http_x_user;
+            add_header X-Who "$who" always;
+            alias {root}/f;
+        }}
     }}
     server {{
         listen 127.0.0.1:{port};
         server_name auth.backend;
+        location /missing/ {{ return 404; }}
         location /check/ {{
             if ($request_uri ~ "deny") {{ return 403; }}
             if ($request_uri ~ "two") {{
@@ -148,6 +161,9 @@ const CASES: &[Case] = &[
     ("GET", "/ar-basic/f", "plain:password", ""),
     ("GET", "/ar-basic/deny", "plain:password", ""),
     ("GET", "/ar-fallback/none", "", ""),
+    ("GET", "/pe/x", "", ""),
+    ("GET", "/pe/deny", "", ""),
+    ("POST", "/pe/x", "", "a body the upstream reads"),
 ];
 
 fn b64(s: &str) -> String {
@@ -300,6 +316,13 @@ fn auth_basic_satisfy_and_auth_request_as_nginx() {
         find("GET", "/ar-fallback/none", ""),
         "200 [X-Fallback: alice] \"fallback\\n\""
     );
+    // An error_page after the upstream answered leads to a location with auth_request:
+    // the request waits for its auth subrequest there too.
+    assert_eq!(
+        find("GET", "/pe/x", ""),
+        "200 [X-Who: alice] \"file in /\\n\""
+    );
+    assert_eq!(find("GET", "/pe/deny", ""), "403");
     let logs = p.logs();
     for line in [
         "no user/password was provided for basic authentication",
