@@ -106,7 +106,7 @@ impl Scan {
 pub enum Verdict {
     Match,
     Mismatch,
-    /// A crypt(3) format Proton does not implement (yescrypt, scrypt): never a match.
+    /// A crypt(3) format Proton does not implement (gost-yescrypt, scrypt): never a match.
     Unsupported,
 }
 
@@ -165,10 +165,19 @@ pub fn verify(password: &[u8], stored: &[u8]) -> Verdict {
         let mine = base64::engine::general_purpose::STANDARD.encode(sha1(&[password]));
         return ok(same(mine.as_bytes(), encoded));
     }
-    for unsupported in [&b"$y$"[..], b"$gy$", b"$7$"] {
+    for unsupported in [&b"$gy$"[..], b"$7$"] {
         if stored.starts_with(unsupported) {
             return Verdict::Unsupported;
         }
+    }
+    if stored.starts_with(b"$y$") {
+        use yescrypt::password_hash::PasswordVerifier;
+        let Ok(text) = std::str::from_utf8(stored) else {
+            return Verdict::Mismatch;
+        };
+        return ok(yescrypt::Yescrypt::default()
+            .verify_password(password, text)
+            .is_ok());
     }
     // `$apr1$` and crypt(3)'s formats; a hash the algorithm cannot read never matches (as
     // libxcrypt's failure token).
@@ -265,7 +274,7 @@ mod tests {
     #[test]
     fn hashes_are_checked_as_nginx_checks_them() {
         use Verdict::*;
-        let cases: [(&[u8], &[u8], Verdict); 22] = [
+        let cases: [(&[u8], &[u8], Verdict); 25] = [
             (b"password", b"{PLAIN}password", Match),
             (b"passwor", b"{PLAIN}password", Mismatch),
             (b"password", b"{SSHA}yI6cZwQadOA1e+/f+T+H3eCQQhRzYWx0", Match),
@@ -304,7 +313,19 @@ mod tests {
                 b"$2y$05$bvIG6Nmid91Mu9RcmmWZfO5HJIMCT8riNW0hEp8f6/FuA2/mHZFpe",
                 Mismatch,
             ),
-            (b"password", b"$y$j9T$salt$hash", Unsupported),
+            // yescrypt, as libxcrypt makes it (Debian's mkpasswd default).
+            (
+                b"password",
+                b"$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC",
+                Match,
+            ),
+            (
+                b"wrong",
+                b"$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC",
+                Mismatch,
+            ),
+            (b"password", b"$y$j9T$salt$hash", Mismatch),
+            (b"password", b"$gy$j9T$salt$hash", Unsupported),
             // The password ends at a NUL, as the C string nginx hands on.
             (b"password\0junk", b"{PLAIN}password", Match),
         ];

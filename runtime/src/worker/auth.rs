@@ -383,7 +383,7 @@ impl Worker<'_> {
                 None
             }
             crate::htpasswd::Verdict::Unsupported => {
-                self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("user \"{user_shown}\": the password hash in \"{shown}\" is in a format Proton does not support (yescrypt or scrypt)"));
+                self.request_log(conn, req, proton_ir::LogLevel::Error, format_args!("user \"{user_shown}\": the password hash in \"{shown}\" is in a format Proton does not support (gost-yescrypt or scrypt)"));
                 None
             }
         }

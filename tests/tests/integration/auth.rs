@@ -12,13 +12,14 @@ use proton_tests::{
 use std::time::{Duration, Instant};
 
 /// `password` in each format (made with perl's crypt, `openssl passwd -1/-5/-6/-apr1`,
-/// and htpasswd's bcrypt), and nginx's own schemes.
+/// htpasswd's bcrypt and libxcrypt's yescrypt), and nginx's own schemes.
 const HTPASSWD: &str = "# users\n\
 des:sa3tHJ3/KuYvI\n\
 md5:$1$salt$qJH7.N4xYta3aEG/dfqo/0\n\
 sha256:$5$salt$Gcm6FsVtF/Qa77ZKD.iwsJlCVPY0XSMgLJL0Hnww/c1\n\
 sha512:$6$salt$IxDD3jeSOb5eB1CX5LBsqZFVkJdido3OUILO5Ifz5iwMuTS4XMS130MTSuDDl3aCI6WouIL9AjRbLCelDCy.g.\n\
 bcrypt:$2y$05$bvIG6Nmid91Mu9RcmmWZfO5HJIMCT8riNW0hEp8f6/FuA2/mHZFpe\n\
+yescrypt:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$tnSYvahCwPBHKZUspmcxMfb0.WiB9W.zEaKlOBL35rC\n\
 apr1:$apr1$salt$Xxd1irWT9ycqoYxGFn4cb.\n\
 plain:{PLAIN}password:comment field\n\
 sha:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n\
@@ -124,6 +125,8 @@ const CASES: &[Case] = &[
     ("GET", "/f", "sha512:Password", ""),
     ("GET", "/f", "bcrypt:password", ""),
     ("GET", "/f", "bcrypt:wrong", ""),
+    ("GET", "/f", "yescrypt:password", ""),
+    ("GET", "/f", "yescrypt:wrong", ""),
     ("GET", "/f", "apr1:password", ""),
     ("GET", "/f", "apr1:wrong", ""),
     ("GET", "/f", "plain:password", ""),
