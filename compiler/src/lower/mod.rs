@@ -1143,21 +1143,21 @@ impl Lower<'_> {
                 }
             }
         }
+        let secs = |name: &str| {
+            nearest(chain, name)
+                .first()
+                .and_then(|l| parse_time_ms(arg(l, 0)))
+                .map_or(0, |ms| ms / 1000)
+        };
         Some(Box::new(AuthJwt {
             realm,
             token,
             key_files,
             key_request,
-            key_cache_secs: nearest(chain, "auth_jwt_key_cache")
-                .first()
-                .and_then(|l| parse_time_ms(arg(l, 0)))
-                .map_or(0, |ms| ms / 1000),
+            key_cache_secs: secs("auth_jwt_key_cache"),
             require,
             require_error,
-            leeway_secs: nearest(chain, "auth_jwt_leeway")
-                .first()
-                .and_then(|l| parse_time_ms(arg(l, 0)))
-                .map_or(0, |ms| ms / 1000),
+            leeway_secs: secs("auth_jwt_leeway"),
         }))
     }
 
