@@ -158,7 +158,11 @@ impl Worker<'_> {
                     // One is enough; the credentials others asked for are not.
                     req.auth.step = DONE;
                     req.auth.code = 0;
-                    drop_lines(&mut req.carried, b"www-authenticate");
+                    super::request::remove_fields(
+                        &mut req.carried,
+                        usize::MAX,
+                        &[b"www-authenticate"],
+                    );
                     return AccessEnd::Go;
                 }
                 Rc::Status(c) if any && matches!(c, 401 | 403) => {
@@ -661,23 +665,6 @@ fn bearer_realm(req: &mut RequestCtx, realm: &[u8], invalid: bool) -> Rc {
     Rc::Status(401)
 }
 
-/// Removes the lines named `name` from `lines` (`Name: value\r\n` each).
-fn drop_lines(lines: &mut Vec<u8>, name: &[u8]) {
-    let mut at = 0;
-    while at < lines.len() {
-        let end = memchr::memchr(b'\n', &lines[at..]).map_or(lines.len(), |i| at + i + 1);
-        let line = &lines[at..end];
-        let named = line.len() > name.len()
-            && line[..name.len()].eq_ignore_ascii_case(name)
-            && line[name.len()] == b':';
-        if named {
-            lines.drain(at..end);
-        } else {
-            at = end;
-        }
-    }
-}
-
 /// A write by the handlers of an auth subrequest: the head is kept (up to [`HEAD_MAX`]),
 /// the body dropped. `None`: not an auth subrequest.
 pub(crate) fn sub_write(link: &mut sub::SubLink, data: &[u8]) -> Option<usize> {
@@ -936,7 +923,7 @@ mod tests {
     #[test]
     fn lines_of_one_name_are_dropped() {
         let mut l = b"WWW-Authenticate: Basic realm=\"a\"\r\nX-A: 1\r\nwww-authenticate: b\r\nWWW-Authenticate-X: c\r\n".to_vec();
-        drop_lines(&mut l, b"www-authenticate");
+        crate::worker::request::remove_fields(&mut l, usize::MAX, &[b"www-authenticate"]);
         assert_eq!(l, b"X-A: 1\r\nWWW-Authenticate-X: c\r\n");
     }
 

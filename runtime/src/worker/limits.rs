@@ -184,47 +184,6 @@ impl Worker<'_> {
         }
     }
 
-    /// Writes a line about `req` with nginx's context: `, client: …, server: …, request:
-    /// "…", host: "…"` after it.
-    pub(crate) fn request_log(
-        &self,
-        conn: &Conn,
-        req: &RequestCtx,
-        level: LogLevel,
-        msg: std::fmt::Arguments<'_>,
-    ) {
-        if !self.elog.enabled(level) {
-            return;
-        }
-        let server = self
-            .loaded
-            .ir
-            .servers
-            .get(req.server.0 as usize)
-            .map_or("", proton_ir::Server::primary_name);
-        let line = crate::http::request::request_line(&conn.rbuf, 8192);
-        let host = super::vars::header(&req.head, &conn.rbuf, b"host");
-        // (The connection's peer, as in Proton's other request lines.)
-        let client = conn.peer.ip();
-        match host {
-            Some(h) => self.elog.log(
-                level,
-                format_args!(
-                    "{msg}, client: {client}, server: {server}, request: \"{}\", host: \"{}\"",
-                    String::from_utf8_lossy(line),
-                    String::from_utf8_lossy(h)
-                ),
-            ),
-            None => self.elog.log(
-                level,
-                format_args!(
-                    "{msg}, client: {client}, server: {server}, request: \"{}\"",
-                    String::from_utf8_lossy(line)
-                ),
-            ),
-        }
-    }
-
     /// Evaluates zone `z`'s key for `req` into `req.limits.key`.
     /// Evaluates zone `z`'s key into `req.limits.key`; false when the request is not
     /// limited by it: an empty key, or one longer than `max` bytes (logged, as nginx).

@@ -1297,6 +1297,47 @@ impl<'a> Worker<'a> {
         Some(self.finish_status(conn, req, code, loc_id, false))
     }
 
+    /// Writes a line about `req` with nginx's context: `, client: …, server: …, request:
+    /// "…", host: "…"` after it.
+    pub(crate) fn request_log(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        level: proton_ir::LogLevel,
+        msg: std::fmt::Arguments<'_>,
+    ) {
+        if !self.elog.enabled(level) {
+            return;
+        }
+        let server = self
+            .loaded
+            .ir
+            .servers
+            .get(req.server.0 as usize)
+            .map_or("", proton_ir::Server::primary_name);
+        let line = crate::http::request::request_line(&conn.rbuf, 8192);
+        let host = super::vars::header(&req.head, &conn.rbuf, b"host");
+        // (The connection's peer, as in Proton's other request lines.)
+        let client = conn.peer.ip();
+        match host {
+            Some(h) => self.elog.log(
+                level,
+                format_args!(
+                    "{msg}, client: {client}, server: {server}, request: \"{}\", host: \"{}\"",
+                    String::from_utf8_lossy(line),
+                    String::from_utf8_lossy(h)
+                ),
+            ),
+            None => self.elog.log(
+                level,
+                format_args!(
+                    "{msg}, client: {client}, server: {server}, request: \"{}\"",
+                    String::from_utf8_lossy(line)
+                ),
+            ),
+        }
+    }
+
     /// The variable context of request `req` on `conn`.
     pub(crate) fn ctx<'s>(&'s self, conn: &'s Conn, req: &'s RequestCtx, status: u16) -> Ctx<'s> {
         let ir = &self.loaded.ir;
@@ -2189,7 +2230,7 @@ pub(crate) fn trailers_apply(s: &Settings, status: u16) -> bool {
 
 /// Removes the header lines named `names` (lowercase) that end before `end` in a head being
 /// written (a first line `HTTP/…` is the status line); returns how many bytes went.
-fn remove_fields(head: &mut Vec<u8>, end: usize, names: &[&[u8]]) -> usize {
+pub(crate) fn remove_fields(head: &mut Vec<u8>, end: usize, names: &[&[u8]]) -> usize {
     let mut at = if head.starts_with(b"HTTP/") {
         memchr::memchr(b'\n', head).map_or(head.len(), |i| i + 1)
     } else {
