@@ -1117,6 +1117,9 @@ pub struct Settings {
     pub resolver_timeout_ms: u64,
     /// Settings used by the proxy module (proxy_pass itself is per location).
     pub proxy: ProxySettings,
+    /// The fastcgi module's settings (`fastcgi_*`, inherited apart from the proxy
+    /// module's, as nginx's modules each have their own).
+    pub fastcgi: Box<ProxySettings>,
     pub charset: Charset,
     pub autoindex_format: AutoindexFormat,
     pub autoindex_exact_size: bool,
@@ -1747,6 +1750,55 @@ pub struct Proxy {
     /// proxy_pass is written, also for the `if` and `limit_except` blocks that inherit it
     /// (nginx's `plcf->location`). `None`: the URI part replaces nothing.
     pub prefix: Option<TextRef>,
+    /// What the upstream speaks: HTTP (`proxy_pass`) or FastCGI (`fastcgi_pass`).
+    pub protocol: Protocol,
+}
+
+/// The protocol of a location's upstream, which also says whose settings apply
+/// ([`Settings::upstream`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Protocol {
+    /// `proxy_pass`: HTTP/1.x, over TLS for `https://`.
+    #[default]
+    Http,
+    /// `fastcgi_pass`: FastCGI records, the request as CGI parameters.
+    FastCgi,
+}
+
+impl Settings {
+    /// The settings of the module that speaks `protocol` (`proxy_*` or `fastcgi_*`).
+    pub fn upstream(&self, protocol: Protocol) -> &ProxySettings {
+        match protocol {
+            Protocol::Http => &self.proxy,
+            Protocol::FastCgi => &self.fastcgi,
+        }
+    }
+}
+
+/// One `fastcgi_param` line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    pub value: Template,
+    /// `if_not_empty`: an empty value sends nothing.
+    pub if_not_empty: bool,
+}
+
+/// What only CGI-style upstream modules have (`fastcgi_param`, `fastcgi_index`, …); empty
+/// for the proxy module.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct CgiSettings {
+    /// `fastcgi_param`: the parameters sent, in order (inherited as one list, as nginx's).
+    pub params: Vec<Param>,
+    /// `fastcgi_index`: appended to `$fastcgi_script_name` when the URI ends with `/`
+    /// (text as written: nginx expands no variables in it).
+    pub index: Option<String>,
+    /// `fastcgi_split_path_info`: the regex whose first two captures are
+    /// `$fastcgi_script_name` and `$fastcgi_path_info`.
+    pub split_path_info: Option<RegexId>,
+    /// `fastcgi_keep_conn on`: the application keeps the connection after each request,
+    /// which may then be reused (with the upstream's `keepalive`).
+    pub keep_conn: bool,
 }
 
 /// `http2 on` and the `http2_*` directives. Connection-level values are read from the
@@ -1840,6 +1892,8 @@ pub struct ProxySettings {
     pub force_ranges: bool,
     /// `proxy_ssl_*`: TLS towards `https://` upstreams.
     pub tls: UpstreamTls,
+    /// The CGI modules' own settings (`fastcgi_param`, …).
+    pub cgi: CgiSettings,
 }
 
 /// `proxy_bind address [transparent]`: the local address upstream connections are bound to.
@@ -2426,6 +2480,11 @@ builtins! {
     NginxVersion = "nginx_version",
     /// The worker's pid.
     Pid = "pid",
+    /// `fastcgi_split_path_info`'s first capture (else the URI), with `fastcgi_index`
+    /// appended when it ends with `/`.
+    FastcgiScriptName = "fastcgi_script_name",
+    /// `fastcgi_split_path_info`'s second capture (else empty).
+    FastcgiPathInfo = "fastcgi_path_info",
     /// `X-Forwarded-For` with the client address appended.
     ProxyAddXForwardedFor = "proxy_add_x_forwarded_for",
     /// `host[:port]` of `proxy_pass`.

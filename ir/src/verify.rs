@@ -452,6 +452,7 @@ impl Checker<'_> {
         for (name, t) in [
             ("client_body_temp_path", &s.client_body_temp_path),
             ("proxy_temp_path", &s.proxy.temp_path),
+            ("fastcgi_temp_path", &s.fastcgi.temp_path),
         ] {
             let levels = &t.levels;
             check(
@@ -510,36 +511,43 @@ impl Checker<'_> {
                 })?;
             }
         }
-        for (_, t) in &s.proxy.set_headers {
-            self.template(t)?;
-        }
-        if let Some(t) = &s.proxy.tls.name {
-            self.template(t)?;
-        }
-        if let Some(b) = &s.proxy.bind {
-            self.template(&b.address)?;
-        }
         for e in &s.error_pages {
             self.template(&e.target)?;
         }
         for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
-        let cookies = &s.proxy.cookies;
-        for r in s
-            .proxy
-            .redirect
-            .iter()
-            .chain(&cookies.domain)
-            .chain(&cookies.path)
-        {
-            self.pattern(&r.pattern)?;
-            self.template(&r.replacement)?;
-        }
-        for f in &cookies.flags {
-            self.pattern(&f.cookie)?;
-            for t in &f.flags {
+        for ps in [&s.proxy, &*s.fastcgi] {
+            for (_, t) in &ps.set_headers {
                 self.template(t)?;
+            }
+            if let Some(t) = &ps.tls.name {
+                self.template(t)?;
+            }
+            if let Some(b) = &ps.bind {
+                self.template(&b.address)?;
+            }
+            let cookies = &ps.cookies;
+            for r in ps
+                .redirect
+                .iter()
+                .chain(&cookies.domain)
+                .chain(&cookies.path)
+            {
+                self.pattern(&r.pattern)?;
+                self.template(&r.replacement)?;
+            }
+            for f in &cookies.flags {
+                self.pattern(&f.cookie)?;
+                for t in &f.flags {
+                    self.template(t)?;
+                }
+            }
+            for p in &ps.cgi.params {
+                self.template(&p.value)?;
+            }
+            if let Some(id) = ps.cgi.split_path_info {
+                self.regex(id)?;
             }
         }
         if let Expires::Variable { value, .. } = &s.expires {
@@ -753,6 +761,45 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn settings() -> Settings {
+        let proxy = ProxySettings {
+            set_headers: vec![],
+            http_version: ProxyHttpVersion::Http10,
+            connect_timeout_ms: 60_000,
+            read_timeout_ms: 60_000,
+            send_timeout_ms: 60_000,
+            next_upstream: NextUpstream::default(),
+            next_upstream_tries: 0,
+            next_upstream_timeout_ms: 0,
+            buffering: true,
+            buffer_size: 4096,
+            buffers: (8, 4096),
+            max_temp_file_size: 1 << 30,
+            temp_file_write_size: 8192,
+            temp_path: TempPath {
+                path: "proxy_temp".into(),
+                levels: vec![1, 2],
+            },
+            hide_headers: vec![],
+            pass_headers: vec![],
+            redirect: vec![],
+            cookies: CookieRewrites::default(),
+            intercept_errors: false,
+            request_buffering: true,
+            method: None,
+            set_body: None,
+            pass_request_body: true,
+            pass_request_headers: true,
+            socket_keepalive: false,
+            proxy_protocol: false,
+            pass_trailers: false,
+            limit_rate: 0,
+            bind: None,
+            ignore_client_abort: false,
+            ignore_headers: IgnoreHeaders::default(),
+            force_ranges: false,
+            tls: UpstreamTls::default(),
+            cgi: CgiSettings::default(),
+        };
         Settings {
             index: vec![Template::literal("index.html")],
             autoindex: false,
@@ -823,44 +870,8 @@ pub(crate) mod tests {
             open_log_file_cache: None,
             resolver: None,
             resolver_timeout_ms: 30_000,
-            proxy: ProxySettings {
-                set_headers: vec![],
-                http_version: ProxyHttpVersion::Http10,
-                connect_timeout_ms: 60_000,
-                read_timeout_ms: 60_000,
-                send_timeout_ms: 60_000,
-                next_upstream: NextUpstream::default(),
-                next_upstream_tries: 0,
-                next_upstream_timeout_ms: 0,
-                buffering: true,
-                buffer_size: 4096,
-                buffers: (8, 4096),
-                max_temp_file_size: 1 << 30,
-                temp_file_write_size: 8192,
-                temp_path: TempPath {
-                    path: "proxy_temp".into(),
-                    levels: vec![1, 2],
-                },
-                hide_headers: vec![],
-                pass_headers: vec![],
-                redirect: vec![],
-                cookies: CookieRewrites::default(),
-                intercept_errors: false,
-                request_buffering: true,
-                method: None,
-                set_body: None,
-                pass_request_body: true,
-                pass_request_headers: true,
-                socket_keepalive: false,
-                proxy_protocol: false,
-                pass_trailers: false,
-                limit_rate: 0,
-                bind: None,
-                ignore_client_abort: false,
-                ignore_headers: IgnoreHeaders::default(),
-                force_ranges: false,
-                tls: UpstreamTls::default(),
-            },
+            proxy: proxy.clone(),
+            fastcgi: Box::new(proxy),
             charset: Charset {
                 charset: None,
                 source: None,
@@ -998,6 +1009,7 @@ pub(crate) mod tests {
             uri: Some(var(0)),
             dynamic: None,
             prefix: None,
+            protocol: Protocol::Http,
         }));
         conf.alias = Some(Box::new(Alias {
             path: var(0),

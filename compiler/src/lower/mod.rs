@@ -2612,7 +2612,34 @@ impl Lower<'_> {
                 );
             }
         }
-        let mut proxy = match (loc, own.first("proxy_pass")) {
+        // proxy_pass or fastcgi_pass (the content handler: the last one written wins, as
+        // in nginx, with a warning).
+        let pass = [own.first("proxy_pass"), own.first("fastcgi_pass")]
+            .into_iter()
+            .flatten()
+            .max_by_key(|d| d.name_span.start);
+        if let (Some(a), Some(b)) = (own.first("proxy_pass"), own.first("fastcgi_pass")) {
+            let (first, last) = if a.name_span.start < b.name_span.start {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            self.err(
+                Diagnostic::warning(
+                    Code::NginxWarning,
+                    last.name_span,
+                    format!(
+                        "\"{}\" replaces \"{}\" in this location",
+                        last.name, first.name
+                    ),
+                )
+                .label("this handler answers")
+                .also(first.name_span, "this handler is not used")
+                .help("keep one of them"),
+            );
+        }
+        let mut proxy = match (loc, pass) {
+            (Some(_), Some(d)) if d.name == "fastcgi_pass" => self.fastcgi_pass(d, kind),
             (Some(_), Some(d)) => self.proxy_pass(d, kind),
             _ => None,
         };
@@ -2646,10 +2673,9 @@ impl Lower<'_> {
         }
         // A location that sets none of the inherited settings shares its parent's record.
         // A proxy_pass counts: it may imply this level's `proxy_redirect default`.
-        let own_settings = own
-            .list
-            .iter()
-            .any(|d| is_inherited_setting(&d.name) || d.name == "proxy_pass");
+        let own_settings = own.list.iter().any(|d| {
+            is_inherited_setting(&d.name) || d.name == "proxy_pass" || d.name == "fastcgi_pass"
+        });
         let settings = match inherited.filter(|_| !own_settings) {
             Some(id) => id,
             None => {
@@ -2933,7 +2959,8 @@ impl Lower<'_> {
         let open_log_file_cache = nearest(chain, "open_log_file_cache")
             .first()
             .and_then(|d| self.open_log_file_cache(d));
-        let proxy_settings = self.proxy_settings(chain);
+        let proxy_settings = self.upstream_settings(chain, "proxy");
+        let fastcgi = Box::new(self.upstream_settings(chain, "fastcgi"));
         let resolver = nearest(chain, "resolver")
             .first()
             .and_then(|d| self.resolver(d));
@@ -3030,6 +3057,7 @@ impl Lower<'_> {
             resolver,
             resolver_timeout_ms: time("resolver_timeout", 30_000),
             proxy: proxy_settings,
+            fastcgi,
             charset,
             autoindex_format,
             autoindex_exact_size: flag("autoindex_exact_size", true),

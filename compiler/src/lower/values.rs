@@ -757,6 +757,29 @@ impl Lower<'_> {
         } else {
             Scheme::Http
         };
+        self.pass_target(d, kind, rest, scheme, Protocol::Http)
+    }
+
+    /// `fastcgi_pass address`: `host:port`, `unix:PATH`, an upstream group, or variables
+    /// (nginx's `ngx_http_fastcgi_pass`: no scheme, no URI part, a port needed).
+    pub(crate) fn fastcgi_pass(&mut self, d: &Directive, kind: LocationKind) -> Option<Proxy> {
+        let v = d.args.first()?.value.clone();
+        self.pass_target(d, kind, &v, Scheme::Http, Protocol::FastCgi)
+    }
+
+    /// Where a `proxy_pass` (after its scheme) or `fastcgi_pass` sends requests.
+    fn pass_target(
+        &mut self,
+        d: &Directive,
+        kind: LocationKind,
+        rest: &str,
+        scheme: Scheme,
+        protocol: Protocol,
+    ) -> Option<Proxy> {
+        let a = d.args.first()?;
+        let v = a.value.as_str();
+        let http = protocol == Protocol::Http;
+        let name = d.name.as_str();
         if v.contains('$') {
             let t = self.template(d, 0);
             let upstream = self.implicit_upstream("$dynamic".to_string());
@@ -767,13 +790,14 @@ impl Lower<'_> {
                 uri: None,
                 dynamic: Some(t),
                 prefix: None,
+                protocol,
             });
         }
         // `unix:PATH[:URI]`: the URI part, if any, follows the path's first colon (nginx's
         // `ngx_parse_unix_domain_url` with `uri_part`).
         let unix = strip_unix(rest).map(|path| match path.split_once(':') {
-            Some((path, uri)) => (path, (!uri.is_empty()).then_some(uri)),
-            None => (path, None),
+            Some((path, uri)) if http => (path, (!uri.is_empty()).then_some(uri)),
+            _ => (path, None),
         });
         let (hostport, uri) = match unix {
             Some((path, uri)) => (&rest[..5 + path.len()], uri),
@@ -782,6 +806,21 @@ impl Lower<'_> {
                 None => (rest, None),
             },
         };
+        if let (Some(u), false) = (uri, http) {
+            // nginx: a fastcgi_pass address has no URI part.
+            self.err(
+                Diagnostic::error(
+                    Code::BadValue,
+                    a.span,
+                    format!("invalid host in upstream \"{v}\""),
+                )
+                .label(format!("\"{u}\" is not part of an address"))
+                .help(format!(
+                    "{name} 127.0.0.1:9000; or {name} unix:/run/php/php-fpm.sock;"
+                )),
+            );
+            return None;
+        }
         if uri.is_some()
             && matches!(
                 kind,
@@ -817,7 +856,7 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::BadValue,
                         a.span,
-                        format!("invalid proxy_pass address \"{rest}\""),
+                        format!("invalid {name} address \"{rest}\""),
                     )
                     .label(e)
                     .help("proxy_pass http://unix:/run/app.sock; or proxy_pass http://unix:/run/app.sock:/prefix/;"),
@@ -834,6 +873,7 @@ impl Lower<'_> {
                 uri: uri.map(Template::literal),
                 dynamic: None,
                 prefix: None,
+                protocol,
             });
         }
         let lower_host = hostport.to_ascii_lowercase();
@@ -904,10 +944,22 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::BadValue,
                         a.span,
-                        format!("invalid proxy_pass address \"{hostport}\""),
+                        format!("invalid {} address \"{hostport}\"", d.name),
                     )
                     .label(e)
                     .help("proxy_pass http://127.0.0.1:8080;"),
+                );
+                return None;
+            }
+            if !http && !has_port(hostport) {
+                self.err(
+                    Diagnostic::error(
+                        Code::BadValue,
+                        a.span,
+                        format!("no port in upstream \"{hostport}\""),
+                    )
+                    .label("a FastCGI address needs its port")
+                    .help(format!("{name} {hostport}:9000;")),
                 );
                 return None;
             }
@@ -927,15 +979,27 @@ impl Lower<'_> {
             uri: uri.map(Template::literal),
             dynamic: None,
             prefix: None,
+            protocol,
         })
     }
 
-    pub(crate) fn proxy_settings(&mut self, chain: &[&Level<'_>]) -> ProxySettings {
+    /// The settings of the upstream module whose directives start with `m` (`proxy`,
+    /// `fastcgi`): each module inherits its own, as nginx's. What only the proxy module has
+    /// (proxy_set_header, proxy_redirect, …) is empty for the others, and what only the CGI
+    /// modules have ([`CgiSettings`]) is empty for the proxy.
+    pub(crate) fn upstream_settings(&mut self, chain: &[&Level<'_>], m: &str) -> ProxySettings {
+        let http = m == "proxy";
+        let n = |suffix: &str| format!("{m}_{suffix}");
         let mut set_headers: Vec<(String, Template)> = Vec::new();
-        for d in nearest(chain, "proxy_set_header") {
+        for d in nearest(chain, "proxy_set_header").iter().filter(|_| http) {
             set_headers.push((arg(d, 0).to_string(), self.template(d, 1)));
         }
-        for (name, value) in [("Host", "$proxy_host"), ("Connection", "close")] {
+        let defaults: &[(&str, &str)] = if http {
+            &[("Host", "$proxy_host"), ("Connection", "close")]
+        } else {
+            &[]
+        };
+        for &(name, value) in defaults {
             if !set_headers
                 .iter()
                 .any(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -946,9 +1010,9 @@ impl Lower<'_> {
                 set_headers.push((name.to_string(), t));
             }
         }
-        let one = |name: &str| nearest(chain, name).first().copied();
-        let time = |name: &str, def: u64| {
-            one(name)
+        let one = |suffix: &str| nearest(chain, &n(suffix)).first().copied();
+        let time = |suffix: &str, def: u64| {
+            one(suffix)
                 .and_then(|d| parse_time_ms(arg(d, 0)))
                 .unwrap_or(def)
         };
@@ -957,7 +1021,7 @@ impl Lower<'_> {
             timeout: true,
             ..NextUpstream::default()
         };
-        if let Some(d) = one("proxy_next_upstream") {
+        if let Some(d) = one("next_upstream") {
             next_upstream = NextUpstream::default();
             for a in &d.args {
                 match a.value.as_str() {
@@ -979,14 +1043,18 @@ impl Lower<'_> {
                             "\"off\" cannot be combined with other conditions",
                         )
                         .label("here")
-                        .help("proxy_next_upstream off; or a list of conditions"),
+                        .help(format!("{m}_next_upstream off; or a list of conditions")),
                     ),
                     _ => {}
                 }
             }
         }
-        let redirect = self.proxy_redirects(chain);
-        let buffers = match one("proxy_buffers") {
+        let redirect = if http {
+            self.proxy_redirects(chain)
+        } else {
+            Vec::new()
+        };
+        let buffers = match one("buffers") {
             Some(d) => {
                 let n = parse_number::<u32>(arg(d, 0)).filter(|n| *n >= 2);
                 let s = parse_size(arg(d, 1)).filter(|s| *s > 0);
@@ -997,10 +1065,10 @@ impl Lower<'_> {
                             Diagnostic::error(
                                 Code::BadValue,
                                 d.arg_span(0),
-                                "invalid proxy_buffers",
+                                format!("invalid {m}_buffers"),
                             )
                             .label("expected a count ≥ 2 and a size")
-                            .help("proxy_buffers 8 4k;"),
+                            .help(format!("{m}_buffers 8 4k;")),
                         );
                         (8, 4096)
                     }
@@ -1008,24 +1076,22 @@ impl Lower<'_> {
             }
             None => (8, 4096),
         };
-        let list = |name: &str| -> Vec<String> {
-            nearest(chain, name)
+        let list = |suffix: &str| -> Vec<String> {
+            nearest(chain, &n(suffix))
                 .iter()
                 .map(|d| arg(d, 0).to_ascii_lowercase())
                 .collect()
         };
-        let buffer_size = one("proxy_buffer_size")
+        let buffer_size = one("buffer_size")
             .and_then(|d| parse_size(arg(d, 0)))
             .unwrap_or(4096);
         // nginx's checks of the buffer sizes against each other (its merge of the proxy
         // location settings), made where a directive is written.
         let unit = buffer_size.max(buffers.1);
-        let at_least_unit = "must be equal to or greater than the maximum of the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"";
+        let at_least_unit = format!("must be equal to or greater than the maximum of the value of \"{m}_buffer_size\" and one of the \"{m}_buffers\"");
         // A default that fails (nginx checks those too) is reported at the directive that
         // made it fail.
-        let sizes_span = one("proxy_buffer_size")
-            .or(one("proxy_buffers"))
-            .map(|d| d.name_span);
+        let sizes_span = one("buffer_size").or(one("buffers")).map(|d| d.name_span);
         let mut sized = |name: &str, default: u64, check: &dyn Fn(u64) -> Option<String>| {
             let written = one(name);
             let v = written
@@ -1034,14 +1100,14 @@ impl Lower<'_> {
             let span = written.map(|d| d.arg_span(0)).or(sizes_span);
             if let (Some(why), Some(span)) = (check(v), span) {
                 self.err(
-                    Diagnostic::error(Code::BadValue, span, format!("\"{name}\" {why}"))
+                    Diagnostic::error(Code::BadValue, span, format!("\"{m}_{name}\" {why}"))
                         .label(if written.is_some() {
                             "here"
                         } else {
                             "its default (twice the larger buffer size) does not fit these buffers"
                         })
                         .help(format!(
-                            "with proxy_buffer_size {buffer_size} and proxy_buffers {} {}: proxy_busy_buffers_size from {unit} to {}, proxy_temp_file_write_size from {unit}, proxy_max_temp_file_size 0 or from {unit}; or more or larger proxy_buffers",
+                            "with {m}_buffer_size {buffer_size} and {m}_buffers {} {}: {m}_busy_buffers_size from {unit} to {}, {m}_temp_file_write_size from {unit}, {m}_max_temp_file_size 0 or from {unit}; or more or larger {m}_buffers",
                             buffers.0,
                             buffers.1,
                             u64::from(buffers.0.saturating_sub(1)) * buffers.1
@@ -1050,66 +1116,118 @@ impl Lower<'_> {
             }
             v
         };
-        let below_unit = |v: u64| (v < unit).then(|| at_least_unit.to_string());
-        sized("proxy_busy_buffers_size", 2 * unit, &|v| {
+        let below_unit = |v: u64| (v < unit).then(|| at_least_unit.clone());
+        sized("busy_buffers_size", 2 * unit, &|v| {
             below_unit(v).or_else(|| {
                 (v > u64::from(buffers.0.saturating_sub(1)) * buffers.1).then(|| {
-                    "must be less than the size of all \"proxy_buffers\" minus one buffer"
-                        .to_string()
+                    format!("must be less than the size of all \"{m}_buffers\" minus one buffer")
                 })
             })
         });
-        let temp_file_write_size = sized("proxy_temp_file_write_size", 2 * unit, &below_unit);
-        let max_temp_file_size = sized("proxy_max_temp_file_size", 1024 << 20, &|v| {
+        let temp_file_write_size = sized("temp_file_write_size", 2 * unit, &below_unit);
+        let max_temp_file_size = sized("max_temp_file_size", 1024 << 20, &|v| {
             (v != 0 && v < unit).then(|| {
                 format!("must be equal to zero to disable temporary files usage or {at_least_unit}")
             })
         });
         ProxySettings {
             set_headers,
-            http_version: match one("proxy_http_version").map(|d| arg(d, 0)) {
+            http_version: match one("http_version").map(|d| arg(d, 0)) {
                 Some("1.1") => ProxyHttpVersion::Http11,
                 _ => ProxyHttpVersion::Http10,
             },
-            connect_timeout_ms: time("proxy_connect_timeout", 60_000),
-            read_timeout_ms: time("proxy_read_timeout", 60_000),
-            send_timeout_ms: time("proxy_send_timeout", 60_000),
+            connect_timeout_ms: time("connect_timeout", 60_000),
+            read_timeout_ms: time("read_timeout", 60_000),
+            send_timeout_ms: time("send_timeout", 60_000),
             next_upstream,
-            next_upstream_tries: one("proxy_next_upstream_tries")
+            next_upstream_tries: one("next_upstream_tries")
                 .and_then(|d| parse_number(arg(d, 0)))
                 .unwrap_or(0),
-            next_upstream_timeout_ms: time("proxy_next_upstream_timeout", 0),
-            buffering: one("proxy_buffering").is_none_or(|d| arg(d, 0) == "on"),
+            next_upstream_timeout_ms: time("next_upstream_timeout", 0),
+            buffering: one("buffering").is_none_or(|d| arg(d, 0) == "on"),
             buffer_size,
             buffers,
             max_temp_file_size,
             temp_file_write_size,
-            temp_path: super::temp_path(one("proxy_temp_path").as_ref(), "proxy_temp"),
-            hide_headers: list("proxy_hide_header"),
-            pass_headers: list("proxy_pass_header"),
+            temp_path: super::temp_path(one("temp_path").as_ref(), &n("temp")),
+            hide_headers: list("hide_header"),
+            pass_headers: list("pass_header"),
             redirect,
-            cookies: self.cookie_rewrites(chain),
-            intercept_errors: one("proxy_intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
-            request_buffering: one("proxy_request_buffering").is_none_or(|d| arg(d, 0) == "on"),
-            method: one("proxy_method").map(|d| self.template(d, 0)),
-            set_body: one("proxy_set_body").map(|d| self.template(d, 0)),
-            pass_request_body: one("proxy_pass_request_body").is_none_or(|d| arg(d, 0) == "on"),
-            pass_request_headers: one("proxy_pass_request_headers")
-                .is_none_or(|d| arg(d, 0) == "on"),
-            socket_keepalive: one("proxy_socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
-            proxy_protocol: one("proxy_protocol").is_some_and(|d| arg(d, 0) == "on"),
-            pass_trailers: one("proxy_pass_trailers").is_some_and(|d| arg(d, 0) == "on"),
-            limit_rate: one("proxy_limit_rate")
+            cookies: if http {
+                self.cookie_rewrites(chain)
+            } else {
+                CookieRewrites::default()
+            },
+            intercept_errors: one("intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
+            request_buffering: one("request_buffering").is_none_or(|d| arg(d, 0) == "on"),
+            method: one("method").map(|d| self.template(d, 0)),
+            set_body: one("set_body").map(|d| self.template(d, 0)),
+            pass_request_body: one("pass_request_body").is_none_or(|d| arg(d, 0) == "on"),
+            pass_request_headers: one("pass_request_headers").is_none_or(|d| arg(d, 0) == "on"),
+            socket_keepalive: one("socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
+            proxy_protocol: one("protocol").is_some_and(|d| arg(d, 0) == "on"),
+            pass_trailers: one("pass_trailers").is_some_and(|d| arg(d, 0) == "on"),
+            limit_rate: one("limit_rate")
                 .and_then(|d| parse_size(arg(d, 0)))
                 .unwrap_or(0),
-            bind: one("proxy_bind").and_then(|d| self.proxy_bind(d)),
-            ignore_client_abort: one("proxy_ignore_client_abort")
-                .is_some_and(|d| arg(d, 0) == "on"),
-            ignore_headers: one("proxy_ignore_headers")
+            bind: one("bind").and_then(|d| self.proxy_bind(d)),
+            ignore_client_abort: one("ignore_client_abort").is_some_and(|d| arg(d, 0) == "on"),
+            ignore_headers: one("ignore_headers")
                 .map(|d| self.ignore_headers(d))
                 .unwrap_or_default(),
-            force_ranges: one("proxy_force_ranges").is_some_and(|d| arg(d, 0) == "on"),
-            tls: self.upstream_tls(chain),
+            force_ranges: one("force_ranges").is_some_and(|d| arg(d, 0) == "on"),
+            tls: if http {
+                self.upstream_tls(chain)
+            } else {
+                UpstreamTls::default()
+            },
+            cgi: if http {
+                CgiSettings::default()
+            } else {
+                self.cgi_settings(chain, m)
+            },
+        }
+    }
+
+    /// `fastcgi_param`, `fastcgi_index`, `fastcgi_split_path_info`, `fastcgi_keep_conn` of
+    /// module `m`. The params are inherited as one list from the nearest level that has
+    /// any (nginx's array merge).
+    fn cgi_settings(&mut self, chain: &[&Level<'_>], m: &str) -> CgiSettings {
+        let n = |suffix: &str| format!("{m}_{suffix}");
+        let mut params = Vec::new();
+        for d in nearest(chain, &n("param")) {
+            let if_not_empty = match d.args.get(2) {
+                None => false,
+                Some(a) if a.value == "if_not_empty" => true,
+                Some(a) => {
+                    self.err(
+                        Diagnostic::error(
+                            Code::BadValue,
+                            a.span,
+                            format!("invalid parameter \"{}\"", a.value),
+                        )
+                        .label("the only third argument is if_not_empty")
+                        .help(format!("{} HTTPS $https if_not_empty;", d.name)),
+                    );
+                    false
+                }
+            };
+            params.push(Param {
+                name: arg(d, 0).to_string(),
+                value: self.template(d, 1),
+                if_not_empty,
+            });
+        }
+        let one = |suffix: &str| nearest(chain, &n(suffix)).first().copied();
+        let split_path_info = one("split_path_info").map(|d| {
+            let span = d.arg_span(0);
+            self.regex(arg(d, 0), false, span)
+        });
+        CgiSettings {
+            params,
+            index: one("index").map(|d| arg(d, 0).to_string()),
+            split_path_info,
+            keep_conn: one("keep_conn").is_some_and(|d| arg(d, 0) == "on"),
         }
     }
 
@@ -1126,7 +1244,7 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::BadValue,
                         d.arg_span(0),
-                        format!("invalid address \"{lit}\" in \"proxy_bind\" directive"),
+                        format!("invalid address \"{lit}\" in \"{}\" directive", d.name),
                     )
                     .label("not an IP address, or an address with a port from 1 to 65535")
                     .help("write an address such as 127.0.0.2, 10.0.0.1:8000 or [::1]:8000, a value with variables, or off"),
@@ -1142,8 +1260,8 @@ impl Lower<'_> {
                         Code::BadValue,
                         a.span,
                         format!(
-                            "invalid parameter \"{}\" in \"proxy_bind\" directive",
-                            a.value
+                            "invalid parameter \"{}\" in \"{}\" directive",
+                            a.value, d.name
                         ),
                     )
                     .label("the only parameter is transparent")
@@ -1182,10 +1300,7 @@ impl Lower<'_> {
                     Diagnostic::error(
                         Code::BadValue,
                         a.span,
-                        format!(
-                            "invalid value \"{}\" in \"proxy_ignore_headers\" directive",
-                            a.value
-                        ),
+                        format!("invalid value \"{}\" in \"{}\" directive", a.value, d.name),
                     )
                     .label("not a header whose effect can be ignored")
                     .help(help),

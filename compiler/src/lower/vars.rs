@@ -38,8 +38,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
         "realpath_root",
         "it needs a filesystem call (realpath) per request, which the event loop does not make; $document_root is the root as configured",
     ),
-    ("fastcgi_script_name", FASTCGI),
-    ("fastcgi_path_info", FASTCGI),
     ("upstream_cache_status", CACHE),
     ("upstream_cache_last_modified", CACHE),
     ("upstream_cache_etag", CACHE),
@@ -67,7 +65,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("grpc_internal_trailers", INTERNAL),
 ];
 
-const FASTCGI: &str = "FastCGI (fastcgi_pass) is not supported yet";
 const CACHE: &str = "the content cache (proxy_cache) is not supported yet";
 const BROWSER: &str = "the browser module (modern_browser, ancient_browser) is not supported yet; a map of $http_user_agent does the same";
 const TCPINFO: &str = "the TCP_INFO variables are not supported yet";

@@ -48,11 +48,17 @@ const KEEP_CONN: u8 = 1;
 /// The header of one record with `len` content bytes (padded, as nginx pads, to a multiple
 /// of 8 bytes).
 fn header(kind: u8, id: u16, len: usize, out: &mut Vec<u8>) -> usize {
+    let (h, padding) = header_bytes(kind, id, len);
+    out.extend_from_slice(&h);
+    padding
+}
+
+/// The 8 header bytes of a record with `len` content bytes, and its padding.
+fn header_bytes(kind: u8, id: u16, len: usize) -> ([u8; 8], usize) {
     let padding = (8 - len % 8) % 8;
     let [hi, lo] = id.to_be_bytes();
     let [lh, ll] = (len as u16).to_be_bytes();
-    out.extend_from_slice(&[VERSION, kind, hi, lo, lh, ll, padding as u8, 0]);
-    padding
+    ([VERSION, kind, hi, lo, lh, ll, padding as u8, 0], padding)
 }
 
 /// `BEGIN_REQUEST` for request `id` in the responder role; `keep_conn`: nginx's
@@ -98,6 +104,17 @@ pub fn records(kind: u8, id: u16, content: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Makes the `at..` tail of `out` one record of `kind`: its first 8 bytes (reserved by the
+/// caller) become the header of the content after them (at most [`MAX_CONTENT`] bytes), and
+/// the padding is appended, as [`records`] would write it.
+pub fn frame_in_place(kind: u8, id: u16, out: &mut Vec<u8>, at: usize) {
+    let len = out.len() - at - 8;
+    debug_assert!(len <= MAX_CONTENT);
+    let (h, pad) = header_bytes(kind, id, len);
+    out[at..at + 8].copy_from_slice(&h);
+    out.resize(out.len() + pad, 0);
+}
+
 /// What the application's records say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -105,6 +122,9 @@ pub enum Event {
     Stdout(Range<usize>),
     /// Bytes the application wrote to its error stream (nginx logs them).
     Stderr(Range<usize>),
+    /// An empty `STDOUT` record: the application's output is complete (nginx ends the
+    /// response there unless `fastcgi_keep_conn` waits for `END_REQUEST`).
+    StdoutEnd,
     /// The request is over (`END_REQUEST`): the application's exit status and the
     /// protocol status (0: request complete).
     End {
@@ -253,6 +273,13 @@ impl Decoder {
                     }
                     self.end_have = 0;
                     self.state = State::Content;
+                    if self.kind == STDOUT && self.left == 0 {
+                        self.state = State::Padding;
+                        return Ok(Step {
+                            consumed: at,
+                            event: Some(Event::StdoutEnd),
+                        });
+                    }
                 }
                 State::Content => {
                     if self.left == 0 {
@@ -348,7 +375,7 @@ mod tests {
                         app_status,
                         protocol_status,
                     }) => end = Some((app_status, protocol_status)),
-                    None => {}
+                    Some(Event::StdoutEnd) | None => {}
                 }
                 buf.drain(..s.consumed);
                 if s.consumed == 0 || buf.is_empty() {

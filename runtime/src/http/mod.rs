@@ -8,6 +8,7 @@
 //! names the status to answer.
 #![forbid(unsafe_code)]
 
+pub mod cgi;
 pub mod chunked;
 pub mod coding;
 pub mod date;

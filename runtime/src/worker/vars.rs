@@ -702,6 +702,32 @@ impl Ctx<'_> {
         }
     }
 
+    /// The location's CGI settings (`fastcgi_param`, `fastcgi_split_path_info`, …).
+    fn cgi(&self) -> Option<&proton_ir::CgiSettings> {
+        let ir = self.ir;
+        let l = ir.locations.get(self.location?.0 as usize)?;
+        Some(&ir.settings.get(l.conf.settings.0 as usize)?.fastcgi.cgi)
+    }
+
+    /// `$fastcgi_script_name` (before `fastcgi_index`) and `$fastcgi_path_info`: the first
+    /// two captures of `fastcgi_split_path_info` searched in the URI, or the whole URI and
+    /// nothing when there is no such regex or it does not match (nginx's
+    /// `ngx_http_fastcgi_split`).
+    pub(crate) fn fastcgi_split(&self) -> (&[u8], &[u8]) {
+        let uri = self.uri;
+        let re = self
+            .cgi()
+            .and_then(|c| c.split_path_info)
+            .and_then(|id| self.regexes.get(id.0 as usize));
+        match re.and_then(|re| re.captures(uri)) {
+            Some(c) => {
+                let part = |i| c.get(i).map_or(&uri[..0], |m| &uri[m.range()]);
+                (part(1), part(2))
+            }
+            None => (uri, &uri[..0]),
+        }
+    }
+
     /// The value of a built-in variable, as nginx computes it. The match is exhaustive: a new
     /// [`Builtin`] does not compile until it has a value here.
     fn builtin(&self, b: Builtin, out: &mut Vec<u8>) {
@@ -1019,6 +1045,19 @@ impl Ctx<'_> {
                     out.extend_from_slice(b", ");
                 }
                 let _ = write!(out, "{}", self.peer.ip());
+            }
+            Builtin::FastcgiScriptName | Builtin::FastcgiPathInfo => {
+                let (script, info) = self.fastcgi_split();
+                if b == Builtin::FastcgiPathInfo {
+                    out.extend_from_slice(info);
+                    return;
+                }
+                out.extend_from_slice(script);
+                if script.ends_with(b"/") {
+                    if let Some(index) = self.cgi().and_then(|c| c.index.as_deref()) {
+                        out.extend_from_slice(index.as_bytes());
+                    }
+                }
             }
             Builtin::ProxyHost => out.extend_from_slice(self.proxy_host),
             Builtin::ProxyPort if self.proxy_unix || self.proxy_host.is_empty() => {}

@@ -73,13 +73,22 @@ impl Worker<'_> {
             p.req_pos = 0;
             rewind_body(p);
             let idle = if p.pp.is_empty() {
-                self.ups.take_idle(u, peer, owner, !p.idempotent, p.https)
+                self.ups
+                    .take_idle(u, peer, owner, !p.idempotent, p.https, p.fcgi)
             } else {
                 // A connection that started with another client's PROXY line is not this
                 // client's.
                 None
             };
             if let Some(key) = idle {
+                if let Some(f) = self
+                    .ups
+                    .conns
+                    .get_mut(key)
+                    .and_then(|c| c.fcgi.as_deref_mut())
+                {
+                    f.reset(p.keep_conn);
+                }
                 p.up = Some(key);
                 p.up_ready = false;
                 p.up_hup = false;
@@ -173,6 +182,7 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
+            fcgi: p.fcgi.then(|| Box::new(fcgi::FcgiIn::new(p.keep_conn))),
             gen,
         });
         p.up = Some(key);

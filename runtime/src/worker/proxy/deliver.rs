@@ -360,7 +360,11 @@ impl Worker<'_> {
                     Some(req) => &mut req.upstream_trailers,
                     None => &mut none,
                 };
-                match read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now) {
+                let r = read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now);
+                if p.fcgi {
+                    self.fcgi_notes(p, "upstream");
+                }
+                match r {
                     BodyRead::Got(n, t) => {
                         self.taken(p, conn, old, t);
                         progressed = true;
@@ -857,11 +861,17 @@ pub(super) fn read_body<U: UpstreamIo>(
         }
         Err(e) if e.kind() == ErrorKind::WouldBlock => BodyRead::Blocked,
         Err(e) if e.kind() == ErrorKind::Interrupted => BodyRead::Interrupted,
-        Err(_) => {
+        Err(e) => {
             p.upstream_eof = true;
             p.broken = true;
             p.spoiled = true;
-            BodyRead::Cut("recv() failed (104: Connection reset by peer)")
+            BodyRead::Cut(match e.kind() {
+                // (FastCGI: the connection closed before the answer's end; a record that
+                // broke the protocol, logged with its details.)
+                ErrorKind::UnexpectedEof => "upstream prematurely closed FastCGI request",
+                ErrorKind::InvalidData => "upstream sent an invalid FastCGI record",
+                _ => "recv() failed (104: Connection reset by peer)",
+            })
         }
     }
 }

@@ -48,6 +48,7 @@ mod connect;
 mod deliver;
 #[cfg(test)]
 mod fake;
+mod fcgi;
 mod pool;
 mod response;
 mod send;
@@ -198,6 +199,17 @@ pub(crate) struct Proxy {
     uri_at: std::ops::Range<usize>,
     /// The upstream speaks TLS (`proxy_pass https://…`).
     https: bool,
+    /// The upstream is a FastCGI application (`fastcgi_pass`): the request goes as records,
+    /// the answer's head is a CGI one.
+    fcgi: bool,
+    /// `fastcgi_keep_conn on`.
+    keep_conn: bool,
+    /// The CGI head is not read yet (then `cgi_head` is where its HTTP form is made).
+    cgi_pending: bool,
+    cgi_head: Vec<u8>,
+    /// The FastCGI head waits for the body (read whole first): it is made once the body's
+    /// length is known.
+    fcgi_head_pending: bool,
     /// The name the TLS session is made for (`proxy_ssl_name`, else the proxy_pass host),
     /// kept with the state so that no buffer is allocated per request.
     ssl_name: Vec<u8>,
@@ -397,6 +409,11 @@ impl Proxy {
             client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             uri_at: 0..0,
             https: false,
+            fcgi: false,
+            keep_conn: false,
+            cgi_pending: false,
+            cgi_head: Vec::new(),
+            fcgi_head_pending: false,
             ssl_name: Vec::new(),
             ssl_cert: Vec::new(),
             ssl_key: Vec::new(),
@@ -479,6 +496,11 @@ impl Proxy {
         self.pp_pos = 0;
         self.uri_at = 0..0;
         self.https = false;
+        self.fcgi = false;
+        self.keep_conn = false;
+        self.cgi_pending = false;
+        self.cgi_head.clear();
+        self.fcgi_head_pending = false;
         self.ssl_name.clear();
         self.ssl_cert.clear();
         self.ssl_key.clear();
@@ -570,8 +592,16 @@ impl Worker<'_> {
         self.log_access(conn);
     }
 
+    /// The settings of the module that answers in `loc` (`proxy_*`, `fastcgi_*`).
     fn proxy_settings(&self, loc: LocationId) -> &proton_ir::ProxySettings {
-        &self.settings_for(loc).proxy
+        let protocol = self
+            .loaded
+            .ir
+            .locations
+            .get(loc.0 as usize)
+            .and_then(|l| l.conf.proxy.as_deref())
+            .map_or(proton_ir::Protocol::Http, |p| p.protocol);
+        self.settings_for(loc).upstream(protocol)
     }
 
     fn peer_name(&self, u: usize, peer: usize) -> String {
@@ -598,6 +628,7 @@ impl Worker<'_> {
     fn upstream_url<'p>(&'p self, p: &'p Proxy) -> UpstreamUrl<'p> {
         UpstreamUrl {
             https: p.https,
+            fcgi: p.fcgi,
             peer: self.peer_addr(p),
             // The head is still at the start of `req` while the request can be sent again.
             uri: p
@@ -896,6 +927,18 @@ impl Worker<'_> {
     }
 
     fn response_reusable(&self, p: &Proxy) -> bool {
+        let sent_whole = p.req_pos == p.req.len()
+            && p.file_read == p.file_len
+            && matches!(p.body, ReqBody::None);
+        if p.fcgi {
+            // FastCGI: kept only with fastcgi_keep_conn, once the answer's END_REQUEST
+            // record was read and nothing after it.
+            let clean =
+                p.up.and_then(|k| self.ups.conns.get(k))
+                    .and_then(|c| c.fcgi.as_deref())
+                    .is_some_and(fcgi::FcgiIn::clean_end);
+            return p.keep_conn && clean && sent_whole;
+        }
         let http11 = self.proxy_settings(p.loc).http_version == ProxyHttpVersion::Http11;
         http11
             && p.resp.keep_alive_for(p.head_only)
@@ -967,6 +1010,7 @@ enum Step {
 /// An upstream URL for a log line, written when formatted (see `Worker::upstream_url`).
 struct UpstreamUrl<'a> {
     https: bool,
+    fcgi: bool,
     peer: Option<&'a PeerAddr>,
     uri: &'a [u8],
 }
@@ -979,6 +1023,10 @@ impl std::fmt::Display for UpstreamUrl<'_> {
         } else {
             ""
         };
+        if self.fcgi {
+            // nginx names a FastCGI upstream without a URI.
+            return write!(f, "fastcgi://{}{sep}", PeerName(self.peer));
+        }
         write!(
             f,
             "{scheme}://{}{sep}{}",

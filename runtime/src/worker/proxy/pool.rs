@@ -18,6 +18,9 @@ pub(crate) struct UpConn {
     pub(super) idle_until: Instant,
     /// When it was opened (`keepalive_time`).
     pub(super) opened: Instant,
+    /// A connection to a FastCGI application (`fastcgi_pass`): the records of the answer
+    /// being read. `None`: an HTTP upstream.
+    pub(super) fcgi: Option<Box<super::fcgi::FcgiIn>>,
     /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
     /// `server … resolve` peer whose address changed since is another server.
     pub(super) gen: u32,
@@ -243,6 +246,7 @@ impl Upstreams {
         owner: usize,
         probe: bool,
         https: bool,
+        fcgi: bool,
     ) -> Option<usize> {
         loop {
             let list = self.idle.get_mut(u)?;
@@ -259,9 +263,9 @@ impl Upstreams {
                 self.conns.remove(key);
                 continue;
             }
-            if c.tls.is_some() != https {
-                // Made for the other scheme (one upstream group proxied to as http:// and
-                // as https://): not for this request.
+            if c.tls.is_some() != https || c.fcgi.is_some() != fcgi {
+                // Made for the other scheme or protocol (one upstream group proxied to as
+                // http:// and as https://, or by fastcgi_pass): not for this request.
                 self.conns.remove(key);
                 continue;
             }
@@ -307,7 +311,15 @@ impl UpstreamIo for UpConn {
         buf: &mut Vec<u8>,
         want: usize,
     ) -> std::io::Result<usize> {
-        client_read(&self.sock, self.tls.as_deref_mut(), ready, hup, buf, want)
+        let (sock, mut tls) = (&self.sock, self.tls.as_deref_mut());
+        match self.fcgi.as_deref_mut() {
+            Some(f) => f.read(
+                |raw, n| client_read(sock, tls.as_deref_mut(), ready, hup, raw, n),
+                buf,
+                want,
+            ),
+            None => client_read(sock, tls, ready, hup, buf, want),
+        }
     }
 
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {

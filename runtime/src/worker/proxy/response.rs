@@ -10,9 +10,18 @@ impl Worker<'_> {
         let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
             return Step::Fail(Fail::Error, "lost upstream connection");
         };
-        match read_head(c, p, limit) {
+        let read = read_head(c, p, limit);
+        let protocol_error = c.fcgi.as_deref().is_some_and(|f| f.error.is_some());
+        if p.fcgi {
+            self.fcgi_notes(p, "response header from upstream");
+        }
+        match read {
             HeadRead::Final => {}
             HeadRead::Blocked => return Step::Blocked,
+            // (Logged with its details.)
+            HeadRead::Fail(f, _) if protocol_error => {
+                return Step::Fail(f, "upstream sent an invalid FastCGI record")
+            }
             HeadRead::Fail(f, what) => return Step::Fail(f, what),
         }
         let status = p.resp.status;
@@ -174,10 +183,12 @@ impl Worker<'_> {
             .get(p.loc.0 as usize)
             .and_then(|l| loaded.ir.settings.get(l.conf.settings.0 as usize))
             .unwrap_or(&loaded.ir.settings[0]);
-        let ps = &s.proxy;
+        let ps = self.proxy_settings(p.loc);
         p.buffering = ps.buffering && !p.discard;
+        let cgi = p.fcgi;
         let passes = |name: &[u8]| {
-            ps.pass_headers
+            cgi || ps
+                .pass_headers
                 .iter()
                 .any(|h| h.as_bytes().eq_ignore_ascii_case(name))
         };
@@ -296,7 +307,12 @@ impl Worker<'_> {
         let ir = &self.loaded.ir;
         let loc = &ir.locations[p.loc.0 as usize];
         let s = &ir.settings[loc.conf.settings.0 as usize];
-        let ps = &s.proxy;
+        let ps = s.upstream(
+            loc.conf
+                .proxy
+                .as_deref()
+                .map_or_else(Default::default, |p| p.protocol),
+        );
         // nginx's X-Accel-Charset: the charset the answer is sent in, whatever `charset`
         // says (the charset filter's override).
         // (The last such line counts, as nginx.)
@@ -362,7 +378,7 @@ impl Worker<'_> {
             }
             // With proxy_force_ranges the range filter says whether ranges are served; a
             // slice's part has its range replaced by the whole's.
-            if !passed_on(name, &ps.pass_headers, &ps.hide_headers)
+            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, p.fcgi)
                 || (ranged && token_eq(name, b"accept-ranges"))
                 || (p.slice.is_some() && token_eq(name, b"content-range"))
             {
@@ -494,7 +510,11 @@ impl Worker<'_> {
             && status >= 200
             && (crate::worker::request::trailers_apply(s, status)
                 || (p.recode.is_some() && matches!(body, BodyKind::Chunked))
-                || coded_body)
+                || coded_body
+                // A body that ends with the upstream's end (an HTTP/1.0 one without a
+                // length, a FastCGI answer) goes chunked, the client's connection kept,
+                // as nginx's chunked filter does.
+                || matches!(body, BodyKind::UntilClose))
             && !coder_frames;
         p.relay.pass_trailers = ps.pass_trailers;
         p.relay.framing = match body {
@@ -654,7 +674,7 @@ impl Worker<'_> {
             ]
             .iter()
             .any(|f| token_eq(name, f));
-            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers) {
+            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, p.fcgi) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -712,11 +732,15 @@ const SINGLE: [&[u8]; 10] = [
 /// in any response: a 101's, a 426's, an `h2c` offer in a 200; an HTTP/2 stream's bridge
 /// drops it), not one nginx hides by default (`Server`, `Date`, `X-Accel-*`) unless
 /// `proxy_pass_header` names it, not one `proxy_hide_header` names.
-pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String]) -> bool {
+/// A FastCGI application's (`cgi`) `Server` and `Date` pass, its `Status` does not (nginx's
+/// fastcgi module hides `Status` and the `X-Accel-*` ones).
+pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String], cgi: bool) -> bool {
     let listed = |list: &[String]| list.iter().any(|h| h.as_bytes().eq_ignore_ascii_case(name));
-    let hidden_default = token_eq(name, b"server")
-        || token_eq(name, b"date")
-        || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
+    let hidden_default = if cgi {
+        token_eq(name, b"status")
+    } else {
+        token_eq(name, b"server") || token_eq(name, b"date")
+    } || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
     !((hop_by_hop_response(name) && !token_eq(name, b"upgrade"))
         || (hidden_default && !listed(pass))
         || listed(hide))
@@ -869,28 +893,64 @@ pub(super) enum HeadRead {
 /// answers (other than 101) are dropped and the next head read.
 pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) -> HeadRead {
     loop {
-        match parse_response_head(&p.hold, limit, 100, &mut p.resp) {
-            Ok(Parsed::Complete) => {
-                let status = p.resp.status;
-                if (100..200).contains(&status) && status != 101 {
-                    // An interim response: drop it and read the real one.
-                    let n = p.resp.head_len.min(p.hold.len());
-                    p.hold.drain(..n);
-                    p.resp.head_len = 0;
-                    continue;
-                }
-                return HeadRead::Final;
+        if p.cgi_pending {
+            // A CGI head (FastCGI): made an HTTP/1.1 one once whole, the body's first
+            // bytes after it.
+            let mut http = std::mem::take(&mut p.cgi_head);
+            http.clear();
+            let r = crate::http::cgi::to_http(&p.hold, limit, &mut http);
+            if let Ok(Some(n)) = r {
+                http.extend_from_slice(&p.hold[n..]);
+                std::mem::swap(&mut p.hold, &mut http);
+                p.cgi_pending = false;
             }
-            Ok(Parsed::Partial) => {}
-            Err(e) => return HeadRead::Fail(Fail::InvalidHeader, e.reason()),
+            p.cgi_head = http;
+            match r {
+                Err(e) => return HeadRead::Fail(Fail::InvalidHeader, e.reason()),
+                Ok(None) => {}
+                Ok(Some(_)) => continue,
+            }
+        } else {
+            // (A CGI head made an HTTP one gained a status line.)
+            let max = if p.fcgi { limit + 64 } else { limit };
+            match parse_response_head(&p.hold, max, 100, &mut p.resp) {
+                Ok(Parsed::Complete) => {
+                    let status = p.resp.status;
+                    if (100..200).contains(&status) && status != 101 {
+                        // An interim response: drop it and read the real one.
+                        let n = p.resp.head_len.min(p.hold.len());
+                        p.hold.drain(..n);
+                        p.resp.head_len = 0;
+                        continue;
+                    }
+                    return HeadRead::Final;
+                }
+                Ok(Parsed::Partial) => {}
+                Err(e) => return HeadRead::Fail(Fail::InvalidHeader, e.reason()),
+            }
         }
         let want = limit.saturating_sub(p.hold.len()).max(1);
         match up.read(&mut p.up_ready, p.up_hup, &mut p.hold, want) {
+            Ok(0) if p.fcgi => {
+                return HeadRead::Fail(
+                    Fail::Error,
+                    "upstream prematurely closed FastCGI stdout while reading response header from upstream",
+                )
+            }
             Ok(0) => {
                 return HeadRead::Fail(
                     Fail::Error,
                     "upstream prematurely closed connection while reading response header from upstream",
                 )
+            }
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                return HeadRead::Fail(
+                    Fail::Error,
+                    "upstream prematurely closed connection while reading response header from upstream",
+                )
+            }
+            Err(e) if e.kind() == ErrorKind::InvalidData => {
+                return HeadRead::Fail(Fail::Error, "upstream sent an invalid FastCGI record")
             }
             Ok(n) => {
                 if let Some(st) = p.states.last_mut() {
@@ -964,7 +1024,7 @@ mod tests {
             (b"upgrade", none, none, true),
         ] {
             assert_eq!(
-                passed_on(name, pass, hide),
+                passed_on(name, pass, hide, false),
                 want,
                 "{}",
                 String::from_utf8_lossy(name)

@@ -115,6 +115,16 @@ impl Worker<'_> {
             return Step::Done(Drive::Failed(500));
         };
         let mut head = std::mem::take(&mut p.req);
+        if p.fcgi_head_pending {
+            // The params now that the body's length is known.
+            p.fcgi_head_pending = false;
+            head.clear();
+            let ps = self.proxy_settings(p.loc);
+            if self.fcgi_head(conn, req, ps, &mut head).is_err() {
+                p.req = head;
+                return Step::Done(Drive::Failed(500));
+            }
+        }
         frame_kept_body(&mut head, &req.body, p);
         p.req = head;
         p.read_whole = false;
@@ -196,18 +206,35 @@ impl Worker<'_> {
         };
         p.req.truncate(p.head_len);
         p.req_pos = p.head_len;
-        let want = (p.file_len - p.file_read).min(FILE_CHUNK as u64) as usize;
-        let at = p.req.len();
+        // FastCGI: each piece is one STDIN record (nginx's 32k pieces), its header first.
+        let (chunk, header) = if p.fcgi {
+            (32 * 1024, 8)
+        } else {
+            (FILE_CHUNK, 0)
+        };
+        let want = (p.file_len - p.file_read).min(chunk as u64) as usize;
+        let at = p.req.len() + header;
         p.req.resize(at + want, 0);
         let r = req.body.read_at(&mut p.req[at..], p.file_read);
         match r {
             Ok(n) if n > 0 => {
                 p.req.truncate(at + n);
                 p.file_read += n as u64;
+                if p.fcgi {
+                    crate::http::fastcgi::frame_in_place(
+                        crate::http::fastcgi::STDIN,
+                        1,
+                        &mut p.req,
+                        at - header,
+                    );
+                    if p.file_read == p.file_len {
+                        fcgi::stdin_records(&[], true, &mut p.req);
+                    }
+                }
                 Ok(())
             }
             other => {
-                p.req.truncate(at);
+                p.req.truncate(at - header);
                 let e = match other {
                     Err(e) => e,
                     Ok(_) => std::io::Error::from(ErrorKind::UnexpectedEof),
@@ -308,7 +335,16 @@ impl Worker<'_> {
             conn.rbuf = rbuf;
         } else {
             let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
-            crate::http::relay::frame_streamed(&conn.rbuf, &pieces, chunked, done, &mut p.req);
+            if p.fcgi {
+                for r in &pieces {
+                    fcgi::stdin_records(&conn.rbuf[r.clone()], false, &mut p.req);
+                }
+                if done {
+                    fcgi::stdin_records(&[], true, &mut p.req);
+                }
+            } else {
+                crate::http::relay::frame_streamed(&conn.rbuf, &pieces, chunked, done, &mut p.req);
+            }
             for r in &pieces {
                 if let Some(b) = body.as_deref_mut() {
                     b.push_streamed(&conn.rbuf[r.clone()]);

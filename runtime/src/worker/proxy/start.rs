@@ -57,6 +57,7 @@ impl Worker<'_> {
             .unwrap_or_else(|| Box::new(Proxy::new()));
         p.reset(self.now);
         let mut upstream = proxy.upstream.0 as usize;
+        let fcgi = proxy.protocol == proton_ir::Protocol::FastCgi;
         // proxy_pass with variables: the URL is made per request; its host names an
         // upstream group or is an IP address (nginx would need a `resolver` for other names).
         // Host and URI are ranges of `p.dyn_url`.
@@ -66,7 +67,10 @@ impl Worker<'_> {
         if let Some(t) = &proxy.dynamic {
             let mut url = std::mem::take(&mut p.dyn_url);
             self.ctx(conn, request, 0).expand(t, &mut url);
-            let start = if url.starts_with(b"http://") {
+            let start = if fcgi {
+                // fastcgi_pass: an address or a group's name, no scheme.
+                0
+            } else if url.starts_with(b"http://") {
                 7
             } else if url.starts_with(b"https://") {
                 p.https = true;
@@ -85,7 +89,9 @@ impl Worker<'_> {
             };
             let rest = url.get(start..).unwrap_or_default();
             let unix = is_unix_host(rest);
-            dyn_host = if unix {
+            dyn_host = if fcgi {
+                start..url.len()
+            } else if unix {
                 // `unix:PATH[:URI]`: the URI follows the path's first colon (nginx's
                 // `ngx_parse_unix_domain_url`); an empty one is none.
                 match rest.iter().skip(5).position(|&b| b == b':') {
@@ -142,6 +148,16 @@ impl Worker<'_> {
                 })
             } {
                 upstream = i;
+            } else if fcgi && split_port(host).1.is_none() {
+                elog!(
+                    self.elog,
+                    Error,
+                    "no port in upstream \"{host}\", client: {}",
+                    conn.peer.ip()
+                );
+                p.dyn_url = url;
+                self.recycle(p);
+                return Handled::Status(500);
             } else if let Some(a) = crate::config::resolve_literal(host) {
                 direct = Some(PeerAddr::Inet(a));
             } else if let Some(rid) = ir
@@ -187,7 +203,10 @@ impl Worker<'_> {
         let has_body = head.chunked || head.content_length.is_some_and(|n| n > 0);
         let body = &request.body;
         let s = &ir.settings[l.conf.settings.0 as usize];
-        let ps = &s.proxy;
+        let ps = s.upstream(proxy.protocol);
+        p.fcgi = fcgi;
+        p.keep_conn = fcgi && ps.cgi.keep_conn;
+        p.cgi_pending = fcgi;
         // The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
         // off`), or none for a mirror with `mirror_request_body off`: the client's stays with
         // the connection, which reads and drops it.
@@ -288,257 +307,305 @@ impl Worker<'_> {
             }
         }
 
-        // The request line; the method is the client's, or `proxy_method`'s (not for a
-        // HEAD: its answer must stay without a body).
         let mut req = std::mem::take(&mut p.req);
-        match &ps.method {
-            Some(t) if !head.is_head() => {
-                self.ctx(conn, request, 0).expand(t, &mut req);
-                // A method from variables must be a token: nothing else may reach the
-                // request line.
-                let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-                if req.is_empty() || !req.iter().all(token) {
-                    elog!(
-                        self.elog,
-                        Error,
-                        "invalid proxy_method \"{}\", client: {}",
-                        String::from_utf8_lossy(&req).escape_debug(),
-                        conn.peer.ip()
-                    );
+        if fcgi {
+            // FastCGI: the client's method decides retries; the records carry no method
+            // line of their own (REQUEST_METHOD is a param).
+            p.idempotent = !matches!(method, b"LOCK" | b"POST" | b"PATCH");
+            p.head_only = head.is_head();
+            let keep_whole = request.mirror_body_wanted();
+            p.own_body = own_body;
+            let whole = has_body
+                && !own_body
+                && !body.resendable()
+                && (ps.request_buffering || keep_whole || (head.chunked && preread_whole(conn, s)));
+            if whole {
+                // The params wait for the body (CONTENT_LENGTH of a chunked one).
+                let max_body = s.client_max_body_size;
+                p.read_whole = true;
+                p.memory_only = !ps.request_buffering && !keep_whole;
+                p.st = St::ReadBody;
+                p.fcgi_head_pending = true;
+                p.body = match head.content_length {
+                    Some(n) if !head.chunked => ReqBody::Length(n),
+                    _ if max_body > 0 => ReqBody::Chunked(ChunkedDecoder::with_limit(max_body)),
+                    _ => ReqBody::Chunked(ChunkedDecoder::default()),
+                };
+            } else {
+                if self.fcgi_head(conn, request, ps, &mut req).is_err() {
                     req.clear();
                     p.req = req;
                     self.recycle(p);
                     return Handled::Status(500);
                 }
-            }
-            _ => req.extend_from_slice(method),
-        }
-        let sent_method = req.as_slice();
-        p.idempotent = !matches!(sent_method, b"LOCK" | b"POST" | b"PATCH");
-        // The upstream's answer has a body unless the method sent is HEAD.
-        p.head_only = sent_method == b"HEAD";
-        req.push(b' ');
-        let uri_at = req.len();
-        match dyn_uri {
-            // With variables and a URI, the URI goes as made (nginx).
-            Some(u) => req.extend_from_slice(p.dyn_url.get(u).unwrap_or_default()),
-            None => self.upstream_uri(conn, request, proxy.prefix, proxy.uri.as_ref(), &mut req),
-        }
-        if req.len() == uri_at {
-            req.push(b'/');
-        }
-        p.uri_at = uri_at..req.len();
-        req.extend_from_slice(if http11 {
-            b" HTTP/1.1\r\n"
-        } else {
-            b" HTTP/1.0\r\n"
-        });
-
-        // An upgrade is tunnelled only over HTTP/1.1 and never for h2c (a tunnel to an
-        // HTTP/2 upstream would carry requests past every rule here).
-        let client_upgrade = head.upgrade.clone().and_then(|r| conn.rbuf.get(r));
-        let h2c = client_upgrade.is_some_and(|v| has_token(v, b"h2c"));
-        if h2c {
-            elog!(
-                self.elog,
-                Info,
-                "refusing \"Upgrade: h2c\" towards the upstream, client: {}",
-                conn.peer.ip()
-            );
-        }
-
-        // proxy_set_header, with nginx's defaults merged in by the compiler.
-        let proxy_host = if proxy.dynamic.is_some() {
-            p.dyn_url.get(dyn_host).unwrap_or_default()
-        } else {
-            ir.text_of(proxy.proxy_host).as_bytes()
-        };
-        // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
-        // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
-        let proxy_unix = is_unix_host(proxy_host);
-        let proxy_host = if proxy_unix {
-            &b"localhost"[..]
-        } else {
-            proxy_host
-        };
-        if p.https {
-            let mut name = std::mem::take(&mut p.ssl_name);
-            match &ps.tls.name {
-                Some(t) => {
-                    let mut ctx = self.ctx(conn, request, 0);
-                    ctx.proxy_host = proxy_host;
-                    ctx.proxy_unix = proxy_unix;
-                    ctx.expand(t, &mut name);
+                if own_body || !has_body {
+                    fcgi::stdin_records(&[], true, &mut req);
+                } else if body.resendable() {
+                    frame_kept_body(&mut req, body, &mut p);
+                } else {
+                    let max_body = s.client_max_body_size;
+                    p.body = match head.content_length {
+                        Some(n) if !head.chunked => ReqBody::Length(n),
+                        _ if max_body > 0 => ReqBody::Chunked(ChunkedDecoder::with_limit(max_body)),
+                        _ => ReqBody::Chunked(ChunkedDecoder::default()),
+                    };
                 }
-                None => name.extend_from_slice(proxy_host),
             }
-            // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
-            // name, nor are an IPv6 address's brackets (nginx strips them too).
-            let host = host_of(&name);
-            let start = host.as_ptr() as usize - name.as_ptr() as usize;
-            let end = start + host.len();
-            name.truncate(end);
-            name.drain(..start);
-            p.ssl_name = name;
-            if let Some(v) = &ps.tls.certificate_vars {
-                let (mut cert, mut key) = (
-                    std::mem::take(&mut p.ssl_cert),
-                    std::mem::take(&mut p.ssl_key),
+        } else {
+            // The request line; the method is the client's, or `proxy_method`'s (not for a
+            // HEAD: its answer must stay without a body).
+            match &ps.method {
+                Some(t) if !head.is_head() => {
+                    self.ctx(conn, request, 0).expand(t, &mut req);
+                    // A method from variables must be a token: nothing else may reach the
+                    // request line.
+                    let token =
+                        |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+                    if req.is_empty() || !req.iter().all(token) {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "invalid proxy_method \"{}\", client: {}",
+                            String::from_utf8_lossy(&req).escape_debug(),
+                            conn.peer.ip()
+                        );
+                        req.clear();
+                        p.req = req;
+                        self.recycle(p);
+                        return Handled::Status(500);
+                    }
+                }
+                _ => req.extend_from_slice(method),
+            }
+            let sent_method = req.as_slice();
+            p.idempotent = !matches!(sent_method, b"LOCK" | b"POST" | b"PATCH");
+            // The upstream's answer has a body unless the method sent is HEAD.
+            p.head_only = sent_method == b"HEAD";
+            req.push(b' ');
+            let uri_at = req.len();
+            match dyn_uri {
+                // With variables and a URI, the URI goes as made (nginx).
+                Some(u) => req.extend_from_slice(p.dyn_url.get(u).unwrap_or_default()),
+                None => {
+                    self.upstream_uri(conn, request, proxy.prefix, proxy.uri.as_ref(), &mut req)
+                }
+            }
+            if req.len() == uri_at {
+                req.push(b'/');
+            }
+            p.uri_at = uri_at..req.len();
+            req.extend_from_slice(if http11 {
+                b" HTTP/1.1\r\n"
+            } else {
+                b" HTTP/1.0\r\n"
+            });
+
+            // An upgrade is tunnelled only over HTTP/1.1 and never for h2c (a tunnel to an
+            // HTTP/2 upstream would carry requests past every rule here).
+            let client_upgrade = head.upgrade.clone().and_then(|r| conn.rbuf.get(r));
+            let h2c = client_upgrade.is_some_and(|v| has_token(v, b"h2c"));
+            if h2c {
+                elog!(
+                    self.elog,
+                    Info,
+                    "refusing \"Upgrade: h2c\" towards the upstream, client: {}",
+                    conn.peer.ip()
                 );
-                {
-                    let mut ctx = self.ctx(conn, request, 0);
-                    ctx.proxy_host = proxy_host;
-                    ctx.proxy_unix = proxy_unix;
-                    ctx.expand(&v.certificate, &mut cert);
-                    ctx.expand(&v.key, &mut key);
+            }
+
+            // proxy_set_header, with nginx's defaults merged in by the compiler.
+            let proxy_host = if proxy.dynamic.is_some() {
+                p.dyn_url.get(dyn_host).unwrap_or_default()
+            } else {
+                ir.text_of(proxy.proxy_host).as_bytes()
+            };
+            // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
+            // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
+            let proxy_unix = is_unix_host(proxy_host);
+            let proxy_host = if proxy_unix {
+                &b"localhost"[..]
+            } else {
+                proxy_host
+            };
+            if p.https {
+                let mut name = std::mem::take(&mut p.ssl_name);
+                match &ps.tls.name {
+                    Some(t) => {
+                        let mut ctx = self.ctx(conn, request, 0);
+                        ctx.proxy_host = proxy_host;
+                        ctx.proxy_unix = proxy_unix;
+                        ctx.expand(t, &mut name);
+                    }
+                    None => name.extend_from_slice(proxy_host),
                 }
-                (p.ssl_cert, p.ssl_key) = (cert, key);
-                // An empty name: no client certificate (the location's config).
-                if !p.ssl_cert.is_empty() {
-                    match self.tls_with_certificate(l.conf.settings.0 as usize, &ps.tls, &p) {
-                        Ok(c) => p.tls_config = Some(c),
-                        Err(e) => {
-                            elog!(
-                                self.elog,
-                                Error,
-                                "{e} while SSL handshaking to upstream, client: {}",
-                                conn.peer.ip()
-                            );
-                            req.clear();
-                            p.req = req;
-                            self.recycle(p);
-                            return Handled::Status(500);
+                // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
+                // name, nor are an IPv6 address's brackets (nginx strips them too).
+                let host = host_of(&name);
+                let start = host.as_ptr() as usize - name.as_ptr() as usize;
+                let end = start + host.len();
+                name.truncate(end);
+                name.drain(..start);
+                p.ssl_name = name;
+                if let Some(v) = &ps.tls.certificate_vars {
+                    let (mut cert, mut key) = (
+                        std::mem::take(&mut p.ssl_cert),
+                        std::mem::take(&mut p.ssl_key),
+                    );
+                    {
+                        let mut ctx = self.ctx(conn, request, 0);
+                        ctx.proxy_host = proxy_host;
+                        ctx.proxy_unix = proxy_unix;
+                        ctx.expand(&v.certificate, &mut cert);
+                        ctx.expand(&v.key, &mut key);
+                    }
+                    (p.ssl_cert, p.ssl_key) = (cert, key);
+                    // An empty name: no client certificate (the location's config).
+                    if !p.ssl_cert.is_empty() {
+                        match self.tls_with_certificate(l.conf.settings.0 as usize, &ps.tls, &p) {
+                            Ok(c) => p.tls_config = Some(c),
+                            Err(e) => {
+                                elog!(
+                                    self.elog,
+                                    Error,
+                                    "{e} while SSL handshaking to upstream, client: {}",
+                                    conn.peer.ip()
+                                );
+                                req.clear();
+                                p.req = req;
+                                self.recycle(p);
+                                return Handled::Status(500);
+                            }
                         }
                     }
                 }
             }
-        }
-        let mut sent_upgrade = false;
-        {
-            let mut ctx = self.ctx(conn, request, 0);
-            ctx.proxy_host = proxy_host;
-            ctx.proxy_unix = proxy_unix;
-            for (name, value) in &ps.set_headers {
-                let is_upgrade = name.eq_ignore_ascii_case("upgrade");
-                let is_conn = name.eq_ignore_ascii_case("connection");
-                if h2c && (is_upgrade || is_conn) {
-                    if is_conn {
-                        req.extend_from_slice(b"Connection: close\r\n");
+            let mut sent_upgrade = false;
+            {
+                let mut ctx = self.ctx(conn, request, 0);
+                ctx.proxy_host = proxy_host;
+                ctx.proxy_unix = proxy_unix;
+                for (name, value) in &ps.set_headers {
+                    let is_upgrade = name.eq_ignore_ascii_case("upgrade");
+                    let is_conn = name.eq_ignore_ascii_case("connection");
+                    if h2c && (is_upgrade || is_conn) {
+                        if is_conn {
+                            req.extend_from_slice(b"Connection: close\r\n");
+                        }
+                        continue;
                     }
-                    continue;
+                    let mark = req.len();
+                    req.extend_from_slice(name.as_bytes());
+                    req.extend_from_slice(b": ");
+                    let value_at = req.len();
+                    ctx.expand(value, &mut req);
+                    if req.len() == value_at {
+                        // An empty value means "do not send" (nginx).
+                        req.truncate(mark);
+                        continue;
+                    }
+                    // A value from variables never ends the header early (nor starts a second
+                    // request towards the upstream).
+                    crate::http::response::encode_line_breaks(&mut req, value_at);
+                    if is_upgrade {
+                        sent_upgrade = true;
+                    }
+                    req.extend_from_slice(b"\r\n");
                 }
-                let mark = req.len();
-                req.extend_from_slice(name.as_bytes());
-                req.extend_from_slice(b": ");
-                let value_at = req.len();
-                ctx.expand(value, &mut req);
-                if req.len() == value_at {
-                    // An empty value means "do not send" (nginx).
-                    req.truncate(mark);
-                    continue;
-                }
-                // A value from variables never ends the header early (nor starts a second
-                // request towards the upstream).
-                crate::http::response::encode_line_breaks(&mut req, value_at);
-                if is_upgrade {
-                    sent_upgrade = true;
-                }
-                req.extend_from_slice(b"\r\n");
             }
-        }
-        p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !p.discard;
+            p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !p.discard;
 
-        // The client's own headers, minus hop-by-hop ones and those set above (none with
-        // `proxy_pass_request_headers off`).
-        if ps.pass_request_headers {
-            copy_client_fields(
-                head.fields(&conn.rbuf),
-                head.get(&conn.rbuf, b"connection").unwrap_or(b""),
-                |n| {
-                    ps.set_headers
-                        .iter()
-                        .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
-                },
-                &mut req,
-            );
-        }
+            // The client's own headers, minus hop-by-hop ones and those set above (none with
+            // `proxy_pass_request_headers off`).
+            if ps.pass_request_headers {
+                copy_client_fields(
+                    head.fields(&conn.rbuf),
+                    head.get(&conn.rbuf, b"connection").unwrap_or(b""),
+                    |n| {
+                        ps.set_headers
+                            .iter()
+                            .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
+                    },
+                    &mut req,
+                );
+            }
 
-        // Body framing.
-        let max_body = s.client_max_body_size;
-        let decoder = || {
-            if max_body > 0 {
-                ChunkedDecoder::with_limit(max_body)
-            } else {
-                ChunkedDecoder::default()
-            }
-        };
-        // Mirrors still to run want the body: it is read whole and kept (nginx's mirror
-        // handler reads it before the content handler), whatever proxy_request_buffering.
-        let keep_whole = request.mirror_body_wanted();
-        p.own_body = own_body;
-        // A `proxy_set_header Content-Length` replaces the length Proton would announce
-        // (nginx's default `$proxy_internal_body_length`).
-        let length_set = ps
-            .set_headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-        if let Some(t) = &ps.set_body {
-            let body_at = req.len();
-            self.ctx(conn, request, 0).expand(t, &mut req);
-            let mut line = [0u8; 40];
-            let mut cur = std::io::Cursor::new(&mut line[..]);
-            if length_set {
-                let _ = write!(cur, "\r\n");
-            } else {
-                let _ = write!(cur, "Content-Length: {}\r\n\r\n", req.len() - body_at);
-            }
-            let n = cur.position() as usize;
-            req.splice(body_at..body_at, line[..n].iter().copied());
-        } else if !ps.pass_request_body || mirror_no_body {
-            // As nginx ($proxy_internal_body_length): the client's length is announced
-            // unless a proxy_set_header says otherwise.
-            let set = length_set;
-            match head.content_length {
-                Some(n) if !set && !head.chunked && n > 0 => {
-                    let _ = write!(req, "Content-Length: {n}\r\n\r\n");
+            // Body framing.
+            let max_body = s.client_max_body_size;
+            let decoder = || {
+                if max_body > 0 {
+                    ChunkedDecoder::with_limit(max_body)
+                } else {
+                    ChunkedDecoder::default()
                 }
-                _ => req.extend_from_slice(b"\r\n"),
-            }
-        } else if has_body && body.resendable() {
-            // Read before (by an attempt that ended in an error page, or by the request a
-            // post action follows): sent again from where it is kept.
-            frame_kept_body(&mut req, body, &mut p);
-        } else if has_body
-            && (ps.request_buffering
-                || keep_whole
-                || (head.chunked && !http11)
-                || (head.chunked && preread_whole(conn, s)))
-        {
-            // Read whole first (a chunked body for an HTTP/1.0 upstream too, as nginx);
-            // the framing is written once its length is known. Without buffering, a chunked
-            // body that came whole with the head goes the same way, kept in memory (nginx
-            // has it in the head's buffer, and sends it with a Content-Length too).
-            p.read_whole = true;
-            p.memory_only = !ps.request_buffering && !keep_whole && http11;
-            p.st = St::ReadBody;
-            p.body = match head.content_length {
-                Some(n) if !head.chunked => ReqBody::Length(n),
-                _ => ReqBody::Chunked(decoder()),
             };
-        } else if head.chunked {
-            req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
-            p.body = ReqBody::Chunked(decoder());
-        } else {
-            match head.content_length {
-                Some(n) => {
-                    let _ = write!(req, "Content-Length: {n}\r\n\r\n");
-                    p.body = if n > 0 {
-                        ReqBody::Length(n)
-                    } else {
-                        ReqBody::None
-                    };
+            // Mirrors still to run want the body: it is read whole and kept (nginx's mirror
+            // handler reads it before the content handler), whatever proxy_request_buffering.
+            let keep_whole = request.mirror_body_wanted();
+            p.own_body = own_body;
+            // A `proxy_set_header Content-Length` replaces the length Proton would announce
+            // (nginx's default `$proxy_internal_body_length`).
+            let length_set = ps
+                .set_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+            if let Some(t) = &ps.set_body {
+                let body_at = req.len();
+                self.ctx(conn, request, 0).expand(t, &mut req);
+                let mut line = [0u8; 40];
+                let mut cur = std::io::Cursor::new(&mut line[..]);
+                if length_set {
+                    let _ = write!(cur, "\r\n");
+                } else {
+                    let _ = write!(cur, "Content-Length: {}\r\n\r\n", req.len() - body_at);
                 }
-                None => req.extend_from_slice(b"\r\n"),
+                let n = cur.position() as usize;
+                req.splice(body_at..body_at, line[..n].iter().copied());
+            } else if !ps.pass_request_body || mirror_no_body {
+                // As nginx ($proxy_internal_body_length): the client's length is announced
+                // unless a proxy_set_header says otherwise.
+                let set = length_set;
+                match head.content_length {
+                    Some(n) if !set && !head.chunked && n > 0 => {
+                        let _ = write!(req, "Content-Length: {n}\r\n\r\n");
+                    }
+                    _ => req.extend_from_slice(b"\r\n"),
+                }
+            } else if has_body && body.resendable() {
+                // Read before (by an attempt that ended in an error page, or by the request a
+                // post action follows): sent again from where it is kept.
+                frame_kept_body(&mut req, body, &mut p);
+            } else if has_body
+                && (ps.request_buffering
+                    || keep_whole
+                    || (head.chunked && !http11)
+                    || (head.chunked && preread_whole(conn, s)))
+            {
+                // Read whole first (a chunked body for an HTTP/1.0 upstream too, as nginx);
+                // the framing is written once its length is known. Without buffering, a chunked
+                // body that came whole with the head goes the same way, kept in memory (nginx
+                // has it in the head's buffer, and sends it with a Content-Length too).
+                p.read_whole = true;
+                p.memory_only = !ps.request_buffering && !keep_whole && http11;
+                p.st = St::ReadBody;
+                p.body = match head.content_length {
+                    Some(n) if !head.chunked => ReqBody::Length(n),
+                    _ => ReqBody::Chunked(decoder()),
+                };
+            } else if head.chunked {
+                req.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                p.body = ReqBody::Chunked(decoder());
+            } else {
+                match head.content_length {
+                    Some(n) => {
+                        let _ = write!(req, "Content-Length: {n}\r\n\r\n");
+                        p.body = if n > 0 {
+                            ReqBody::Length(n)
+                        } else {
+                            ReqBody::None
+                        };
+                    }
+                    None => req.extend_from_slice(b"\r\n"),
+                }
             }
         }
         p.req = req;
@@ -648,13 +715,17 @@ pub(super) fn frame_kept_body(
     body: &crate::worker::body::RequestBody,
     p: &mut Proxy,
 ) {
-    let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
+    if !p.fcgi {
+        let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
+    }
     p.head_len = req.len();
     p.buffered = true;
     p.body = ReqBody::None;
-    if body.in_file() {
+    if body.in_file() && body.len() > 0 {
         p.file_len = body.len();
         p.file_read = 0;
+    } else if p.fcgi {
+        fcgi::stdin_records(body.bytes(), true, req);
     } else {
         req.extend_from_slice(body.bytes());
     }
