@@ -1799,6 +1799,10 @@ pub struct CgiSettings {
     /// `fastcgi_keep_conn on`: the application keeps the connection after each request,
     /// which may then be reused (with the upstream's `keepalive`).
     pub keep_conn: bool,
+    /// `fastcgi_catch_stderr`: text that, found in what the application writes to its
+    /// error stream before its answer's head is whole, makes the answer a failure
+    /// (`invalid_header`: 502 or the next server).
+    pub catch_stderr: Vec<String>,
 }
 
 /// `http2 on` and the `http2_*` directives. Connection-level values are read from the

@@ -1228,6 +1228,10 @@ impl Lower<'_> {
             index: one("index").map(|d| arg(d, 0).to_string()),
             split_path_info,
             keep_conn: one("keep_conn").is_some_and(|d| arg(d, 0) == "on"),
+            catch_stderr: nearest(chain, &n("catch_stderr"))
+                .iter()
+                .map(|d| arg(d, 0).to_string())
+                .collect(),
         }
     }
 

@@ -6,6 +6,7 @@ mod auth;
 mod backend;
 mod context;
 mod differential;
+mod fastcgi;
 mod files_cache;
 mod geo;
 mod globals;

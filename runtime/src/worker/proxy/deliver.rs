@@ -362,7 +362,8 @@ impl Worker<'_> {
                 };
                 let r = read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now);
                 if p.fcgi {
-                    self.fcgi_notes(p, "upstream");
+                    // (Past the head: catch_stderr no longer applies, as nginx.)
+                    let _ = self.fcgi_notes(p, "upstream", false);
                 }
                 match r {
                     BodyRead::Got(n, t) => {

@@ -19,11 +19,13 @@ pub(crate) struct FcgiIn {
     dec: Decoder,
     raw: Vec<u8>,
     pos: usize,
-    /// `fastcgi_keep_conn on`: the answer ends with `END_REQUEST` (else already with the
-    /// end of `STDOUT`, as nginx).
+    /// `fastcgi_keep_conn on`: the connection stays open after `END_REQUEST`.
     keep_conn: bool,
     /// The answer is over.
     pub(super) end: bool,
+    /// The application closed its output (an empty `STDOUT` record): a connection closed
+    /// after it, before `END_REQUEST`, still ends the answer whole.
+    stdout_closed: bool,
     /// Error-stream bytes not logged yet.
     pub(super) stderr: Vec<u8>,
     /// The record that broke the protocol, for the log.
@@ -38,6 +40,7 @@ impl FcgiIn {
             pos: 0,
             keep_conn,
             end: false,
+            stdout_closed: false,
             stderr: Vec::new(),
             error: None,
         }
@@ -50,6 +53,7 @@ impl FcgiIn {
         self.pos = 0;
         self.keep_conn = keep_conn;
         self.end = false;
+        self.stdout_closed = false;
         self.stderr.clear();
         self.error = None;
     }
@@ -100,7 +104,9 @@ impl FcgiIn {
                         self.stderr.extend_from_slice(&input[r]);
                     }
                     Some(Event::End { .. }) => self.end = true,
-                    Some(Event::StdoutEnd) if !self.keep_conn => self.end = true,
+                    // (As nginx, the answer still ends with END_REQUEST: the application
+                    // is not cut off while it writes it.)
+                    Some(Event::StdoutEnd) => self.stdout_closed = true,
                     _ => {}
                 }
                 self.pos += step.consumed;
@@ -119,6 +125,10 @@ impl FcgiIn {
                 self.pos = 0;
             }
             let n = inner(&mut self.raw, (want + 64).max(4096))?;
+            if n == 0 && self.stdout_closed {
+                self.end = true;
+                return Ok(0);
+            }
             if n == 0 {
                 return Err(std::io::Error::new(
                     ErrorKind::UnexpectedEof,
@@ -220,7 +230,10 @@ impl Worker<'_> {
             );
             ok = false;
         } else {
-            fastcgi::records(fastcgi::PARAMS, ID, &params, out);
+            // (No params at all: only the empty record that ends them.)
+            if !params.is_empty() {
+                fastcgi::records(fastcgi::PARAMS, ID, &params, out);
+            }
             fastcgi::records(fastcgi::PARAMS, ID, &[], out);
         }
         let mut pool = self.scratch.var_pool.borrow_mut();
@@ -237,13 +250,15 @@ impl Worker<'_> {
 impl Worker<'_> {
     /// Logs what the application wrote to its error stream since the last call (nginx's
     /// "FastCGI sent in stderr" line, trailing newlines, dots and spaces trimmed) and a
-    /// record that broke the protocol; `reading`: what was being read.
-    pub(super) fn fcgi_notes(&mut self, p: &Proxy, reading: &str) {
+    /// record that broke the protocol; `reading`: what was being read. True when the
+    /// error stream had a `fastcgi_catch_stderr` text and `head` (it came while the head
+    /// was being read).
+    pub(super) fn fcgi_notes(&mut self, p: &Proxy, reading: &str, head: bool) -> bool {
         let Some(f) =
             p.up.and_then(|k| self.ups.conns.get_mut(k))
                 .and_then(|c| c.fcgi.as_deref_mut())
         else {
-            return;
+            return false;
         };
         let msg = std::mem::take(&mut f.stderr);
         let error = f.error.take();
@@ -270,6 +285,15 @@ impl Worker<'_> {
                 self.upstream_url(p)
             );
         }
+        // fastcgi_catch_stderr, while the head is read (nginx looks there only).
+        let caught = !msg.is_empty()
+            && head
+            && self
+                .proxy_settings(p.loc)
+                .cgi
+                .catch_stderr
+                .iter()
+                .any(|t| !t.is_empty() && msg.windows(t.len()).any(|w| w == t.as_bytes()));
         if let Some(f) =
             p.up.and_then(|k| self.ups.conns.get_mut(k))
                 .and_then(|c| c.fcgi.as_deref_mut())
@@ -278,6 +302,7 @@ impl Worker<'_> {
             msg.clear();
             f.stderr = msg;
         }
+        caught
     }
 }
 

@@ -12,8 +12,11 @@ impl Worker<'_> {
         };
         let read = read_head(c, p, limit);
         let protocol_error = c.fcgi.as_deref().is_some_and(|f| f.error.is_some());
-        if p.fcgi {
-            self.fcgi_notes(p, "response header from upstream");
+        if p.fcgi && self.fcgi_notes(p, "response header from upstream", true) {
+            return Step::Fail(
+                Fail::InvalidHeader,
+                "upstream sent a text fastcgi_catch_stderr names in its error stream",
+            );
         }
         match read {
             HeadRead::Final => {}
@@ -931,9 +934,10 @@ pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) 
         }
         let want = limit.saturating_sub(p.hold.len()).max(1);
         match up.read(&mut p.up_ready, p.up_hup, &mut p.hold, want) {
+            // (nginx: an invalid header, for fastcgi_next_upstream.)
             Ok(0) if p.fcgi => {
                 return HeadRead::Fail(
-                    Fail::Error,
+                    Fail::InvalidHeader,
                     "upstream prematurely closed FastCGI stdout while reading response header from upstream",
                 )
             }
