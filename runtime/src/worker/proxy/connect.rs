@@ -87,7 +87,7 @@ impl Worker<'_> {
                     .get_mut(key)
                     .and_then(|c| c.fcgi.as_deref_mut())
                 {
-                    f.reset(p.keep_conn);
+                    f.reset();
                 }
                 p.up = Some(key);
                 p.up_ready = false;
@@ -182,7 +182,7 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
-            fcgi: p.fcgi.then(|| Box::new(fcgi::FcgiIn::new(p.keep_conn))),
+            fcgi: p.fcgi.then(|| Box::new(fcgi::FcgiIn::new())),
             gen,
         });
         p.up = Some(key);

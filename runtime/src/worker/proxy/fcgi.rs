@@ -19,8 +19,6 @@ pub(crate) struct FcgiIn {
     dec: Decoder,
     raw: Vec<u8>,
     pos: usize,
-    /// `fastcgi_keep_conn on`: the connection stays open after `END_REQUEST`.
-    keep_conn: bool,
     /// The answer is over.
     pub(super) end: bool,
     /// The application closed its output (an empty `STDOUT` record): a connection closed
@@ -33,12 +31,11 @@ pub(crate) struct FcgiIn {
 }
 
 impl FcgiIn {
-    pub(super) fn new(keep_conn: bool) -> FcgiIn {
+    pub(super) fn new() -> FcgiIn {
         FcgiIn {
             dec: Decoder::new(ID),
             raw: Vec::new(),
             pos: 0,
-            keep_conn,
             end: false,
             stdout_closed: false,
             stderr: Vec::new(),
@@ -47,11 +44,10 @@ impl FcgiIn {
     }
 
     /// Ready for the next request on the connection (buffers kept).
-    pub(super) fn reset(&mut self, keep_conn: bool) {
+    pub(super) fn reset(&mut self) {
         self.dec = Decoder::new(ID);
         self.raw.clear();
         self.pos = 0;
-        self.keep_conn = keep_conn;
         self.end = false;
         self.stdout_closed = false;
         self.stderr.clear();
@@ -334,13 +330,8 @@ mod tests {
 
     /// Reads the whole output through `FcgiIn`, the connection giving `piece` bytes per
     /// read and the caller wanting `want` per call.
-    fn read_all(
-        input: &[u8],
-        piece: usize,
-        want: usize,
-        keep_conn: bool,
-    ) -> (Vec<u8>, FcgiIn, bool) {
-        let mut f = FcgiIn::new(keep_conn);
+    fn read_all(input: &[u8], piece: usize, want: usize) -> (Vec<u8>, FcgiIn, bool) {
+        let mut f = FcgiIn::new();
         let mut at = 0;
         let mut out = Vec::new();
         loop {
@@ -370,22 +361,18 @@ mod tests {
         let input = answer(b"");
         for piece in [1, 2, 3, 7, 8, 9, 64, 4096] {
             for want in [1, 2, 5, 4096] {
-                for keep_conn in [false, true] {
-                    let (out, f, ended) = read_all(&input, piece, want, keep_conn);
-                    assert!(ended, "{piece} {want}");
-                    assert_eq!(out, b"Status: 200\r\n\r\nhello", "{piece} {want}");
-                    assert_eq!(f.stderr, b"oops");
-                    if keep_conn {
-                        assert!(f.clean_end(), "{piece} {want}");
-                    }
-                }
+                let (out, f, ended) = read_all(&input, piece, want);
+                assert!(ended, "{piece} {want}");
+                assert_eq!(out, b"Status: 200\r\n\r\nhello", "{piece} {want}");
+                assert_eq!(f.stderr, b"oops");
+                assert!(f.clean_end(), "{piece} {want}");
             }
         }
     }
 
     #[test]
     fn bytes_after_the_end_spoil_the_connection() {
-        let (out, f, ended) = read_all(&answer(b"junk"), 4096, 4096, true);
+        let (out, f, ended) = read_all(&answer(b"junk"), 4096, 4096);
         assert!(ended);
         assert_eq!(out, b"Status: 200\r\n\r\nhello");
         assert!(!f.clean_end());
@@ -395,13 +382,13 @@ mod tests {
     fn a_close_before_the_end_is_premature() {
         let input = answer(b"");
         let cut = &input[..20];
-        let (_, _, ended) = read_all(cut, 4096, 4096, true);
+        let (_, _, ended) = read_all(cut, 4096, 4096);
         assert!(!ended);
     }
 
     #[test]
     fn bad_records_are_refused() {
-        let mut f = FcgiIn::new(false);
+        let mut f = FcgiIn::new();
         let mut out = Vec::new();
         let r = f.read(
             |raw, _| {
