@@ -968,8 +968,22 @@ impl<'a> Worker<'a> {
                             } {
                                 h
                             } else if loc.conf.proxy.is_some() {
-                                self.note_mirrors(conn, req, l);
-                                self.proxy_start(conn, req, l)
+                                // try_files first (nginx's precontent phase): a candidate
+                                // found becomes the URI the upstream gets.
+                                if loc.conf.try_files.is_empty() {
+                                    self.note_mirrors(conn, req, l);
+                                }
+                                match static_files::try_files(
+                                    self,
+                                    conn,
+                                    req,
+                                    l,
+                                    error_status,
+                                    false,
+                                ) {
+                                    Some(h) => h,
+                                    None => self.proxy_start(conn, req, l),
+                                }
                             } else if loc.conf.stub_status {
                                 self.stub_status(conn, req, l)
                             } else if loc.conf.proton_metrics {

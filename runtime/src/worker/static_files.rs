@@ -238,14 +238,18 @@ fn path_of(bytes: &[u8]) -> &Path {
     Path::new(std::ffi::OsStr::from_bytes(bytes))
 }
 
-/// Serves the current URI from location `loc`.
-pub(crate) fn serve(
+/// nginx's try_files (its precontent phase): the first candidate that exists becomes the
+/// URI (`serve_found`: a file is sent here; else the location's handler, its upstream, takes
+/// the request on with that URI: `None`), else the last argument answers (`=code`, a named
+/// location, an internal redirect). `None` too without try_files, or for a directory found.
+pub(crate) fn try_files(
     w: &mut Worker<'_>,
     conn: &mut Conn,
     req: &mut RequestCtx,
     loc: LocationId,
     error_status: Option<(u16, Option<u16>)>,
-) -> Handled {
+    serve_found: bool,
+) -> Option<Handled> {
     let ir = &w.loaded.ir;
     let l = &ir.locations[loc.0 as usize];
     // try_files: the first that exists, else the last argument (for any method, as nginx:
@@ -279,8 +283,9 @@ pub(crate) fn serve(
             }
             if found {
                 w.note_mirrors(conn, req, loc);
-                if dir {
-                    // Served below from the URI: its index, or a 301 to add the slash.
+                if dir || !serve_found {
+                    // Served from the URI: its index, or a 301 to add the slash (or by
+                    // the location's upstream, which gets the URI found).
                     found_dir = true;
                 } else {
                     answer = Some(if static_method(req, error_status) {
@@ -324,9 +329,21 @@ pub(crate) fn serve(
         let pool = w.scratch.var_pool.get_mut();
         pool.give_buf(cand);
         pool.give_buf(path);
-        if let Some(a) = answer {
-            return a;
-        }
+        return answer;
+    }
+    None
+}
+
+/// Serves the current URI from location `loc`.
+pub(crate) fn serve(
+    w: &mut Worker<'_>,
+    conn: &mut Conn,
+    req: &mut RequestCtx,
+    loc: LocationId,
+    error_status: Option<(u16, Option<u16>)>,
+) -> Handled {
+    if let Some(answer) = try_files(w, conn, req, loc, error_status, true) {
+        return answer;
     }
     if !static_method(req, error_status) {
         return Handled::Status(405);

@@ -590,3 +590,38 @@ fn fastcgi_pass_with_variables_and_bad_configs() {
         assert!(!out.status.success() && err.contains(want), "{pass}: {err}");
     }
 }
+
+#[test]
+fn try_files_runs_before_the_application_as_in_nginx() {
+    let app = FcgiApp::start();
+    let t = TempDir::new("fcgi-try-files");
+    t.write("www/real.php", "<?php");
+    let c = conf(&format!(
+        "server {{ listen 127.0.0.1:{{port}}; root {{dir}}/www;
+           location ~ \\.php(/|$) {{
+             fastcgi_split_path_info ^(.+?\\.php)(/.*)$;
+             set $path_info $fastcgi_path_info;
+             try_files $fastcgi_script_name =404;
+             fastcgi_pass {addr};
+             fastcgi_param SCRIPT_NAME $fastcgi_script_name;
+             fastcgi_param PATH_INFO $fastcgi_path_info;
+             fastcgi_param SAVED_PATH_INFO $path_info;
+             fastcgi_param URI $uri;
+           }}
+         }}",
+        addr = app.addr()
+    ));
+    let p = Proton::start(t.path(), &c, 1);
+    let before = app.conns.load(Ordering::SeqCst);
+    assert_eq!(get(&p, "/missing.php/x").status, 404);
+    assert_eq!(app.conns.load(Ordering::SeqCst), before, "not passed on");
+    let r = get(&p, "/real.php/some/where");
+    assert_eq!(r.status, 200, "{}", p.logs());
+    let v = params_of(&r);
+    // The URI try_files found is what the application gets; the path info, split from
+    // it anew, is empty (nginx's ticket 321), which `set $path_info` works around.
+    assert_eq!(v["URI"], "/real.php");
+    assert_eq!(v["SCRIPT_NAME"], "/real.php");
+    assert_eq!(v["PATH_INFO"], "");
+    assert_eq!(v["SAVED_PATH_INFO"], "/some/where");
+}

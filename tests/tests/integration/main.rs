@@ -25,6 +25,7 @@ mod mirror;
 mod notify;
 mod ocsp;
 mod packaging;
+mod php_fpm;
 mod post_action;
 mod process;
 mod proxy;
