@@ -1120,6 +1120,10 @@ pub struct Settings {
     /// The fastcgi module's settings (`fastcgi_*`, inherited apart from the proxy
     /// module's, as nginx's modules each have their own).
     pub fastcgi: Box<ProxySettings>,
+    /// The scgi module's settings (`scgi_*`).
+    pub scgi: Box<ProxySettings>,
+    /// The uwsgi module's settings (`uwsgi_*`).
+    pub uwsgi: Box<ProxySettings>,
     pub charset: Charset,
     pub autoindex_format: AutoindexFormat,
     pub autoindex_exact_size: bool,
@@ -1763,6 +1767,24 @@ pub enum Protocol {
     Http,
     /// `fastcgi_pass`: FastCGI records, the request as CGI parameters.
     FastCgi,
+    /// `scgi_pass`: the parameters as one netstring, then the body; the answer until the
+    /// connection closes.
+    Scgi,
+    /// `uwsgi_pass`: the parameters in a uwsgi packet, then the body; the answer until the
+    /// connection closes.
+    Uwsgi,
+}
+
+impl Protocol {
+    /// The name of the module (the prefix of its directives) and of its URL scheme.
+    pub fn module(self) -> &'static str {
+        match self {
+            Protocol::Http => "proxy",
+            Protocol::FastCgi => "fastcgi",
+            Protocol::Scgi => "scgi",
+            Protocol::Uwsgi => "uwsgi",
+        }
+    }
 }
 
 impl Settings {
@@ -1771,6 +1793,8 @@ impl Settings {
         match protocol {
             Protocol::Http => &self.proxy,
             Protocol::FastCgi => &self.fastcgi,
+            Protocol::Scgi => &self.scgi,
+            Protocol::Uwsgi => &self.uwsgi,
         }
     }
 }
@@ -1784,11 +1808,12 @@ pub struct Param {
     pub if_not_empty: bool,
 }
 
-/// What only CGI-style upstream modules have (`fastcgi_param`, `fastcgi_index`, …); empty
-/// for the proxy module.
+/// What only CGI-style upstream modules have (`fastcgi_param`, `fastcgi_index`,
+/// `scgi_param`, `uwsgi_modifier1`, …); empty for the proxy module.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 pub struct CgiSettings {
-    /// `fastcgi_param`: the parameters sent, in order (inherited as one list, as nginx's).
+    /// `fastcgi_param` (`scgi_param`, `uwsgi_param`): the parameters sent, in order
+    /// (inherited as one list, as nginx's).
     pub params: Vec<Param>,
     /// `fastcgi_index`: appended to `$fastcgi_script_name` when the URI ends with `/`
     /// (text as written: nginx expands no variables in it).
@@ -1803,6 +1828,9 @@ pub struct CgiSettings {
     /// error stream before its answer's head is whole, makes the answer a failure
     /// (`invalid_header`: 502 or the next server).
     pub catch_stderr: Vec<String>,
+    /// `uwsgi_modifier1` and `uwsgi_modifier2`: the two bytes around the uwsgi packet's
+    /// size.
+    pub modifiers: (u8, u8),
 }
 
 /// `http2 on` and the `http2_*` directives. Connection-level values are read from the

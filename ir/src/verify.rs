@@ -453,6 +453,8 @@ impl Checker<'_> {
             ("client_body_temp_path", &s.client_body_temp_path),
             ("proxy_temp_path", &s.proxy.temp_path),
             ("fastcgi_temp_path", &s.fastcgi.temp_path),
+            ("scgi_temp_path", &s.scgi.temp_path),
+            ("uwsgi_temp_path", &s.uwsgi.temp_path),
         ] {
             let levels = &t.levels;
             check(
@@ -517,7 +519,7 @@ impl Checker<'_> {
         for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
-        for ps in [&s.proxy, &*s.fastcgi] {
+        for ps in [&s.proxy, &*s.fastcgi, &*s.scgi, &*s.uwsgi] {
             for (_, t) in &ps.set_headers {
                 self.template(t)?;
             }
@@ -871,7 +873,9 @@ pub(crate) mod tests {
             resolver: None,
             resolver_timeout_ms: 30_000,
             proxy: proxy.clone(),
-            fastcgi: Box::new(proxy),
+            fastcgi: Box::new(proxy.clone()),
+            scgi: Box::new(proxy.clone()),
+            uwsgi: Box::new(proxy),
             charset: Charset {
                 charset: None,
                 source: None,

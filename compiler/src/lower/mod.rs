@@ -307,6 +307,10 @@ fn parse_cidr(v: &str) -> Option<ClientAddr> {
 }
 
 /// nginx inheritance: the directives `name` of the innermost level that has any.
+/// The content handlers that pass a request to an upstream: the last one written in a
+/// location answers there.
+const PASS_DIRECTIVES: [&str; 4] = ["proxy_pass", "fastcgi_pass", "scgi_pass", "uwsgi_pass"];
+
 fn nearest<'a, 'd>(chain: &'a [&'a Level<'d>], name: &str) -> &'a [&'d Directive] {
     let bit = name_bit(name);
     for level in chain {
@@ -2614,16 +2618,15 @@ impl Lower<'_> {
         }
         // proxy_pass or fastcgi_pass (the content handler: the last one written wins, as
         // in nginx, with a warning).
-        let pass = [own.first("proxy_pass"), own.first("fastcgi_pass")]
-            .into_iter()
-            .flatten()
-            .max_by_key(|d| d.name_span.start);
-        if let (Some(a), Some(b)) = (own.first("proxy_pass"), own.first("fastcgi_pass")) {
-            let (first, last) = if a.name_span.start < b.name_span.start {
-                (a, b)
-            } else {
-                (b, a)
-            };
+        let passes: Vec<&Directive> = PASS_DIRECTIVES
+            .iter()
+            .filter_map(|n| own.first(n))
+            .collect();
+        let pass = passes.iter().copied().max_by_key(|d| d.name_span.start);
+        if let (Some(first), Some(last)) = (
+            passes.iter().copied().min_by_key(|d| d.name_span.start),
+            pass.filter(|_| passes.len() > 1),
+        ) {
             self.err(
                 Diagnostic::warning(
                     Code::NginxWarning,
@@ -2639,8 +2642,8 @@ impl Lower<'_> {
             );
         }
         let mut proxy = match (loc, pass) {
-            (Some(_), Some(d)) if d.name == "fastcgi_pass" => self.fastcgi_pass(d, kind),
-            (Some(_), Some(d)) => self.proxy_pass(d, kind),
+            (Some(_), Some(d)) if d.name == "proxy_pass" => self.proxy_pass(d, kind),
+            (Some(_), Some(d)) => self.cgi_pass(d, kind),
             _ => None,
         };
         if let Some(p) = proxy.as_mut() {
@@ -2673,9 +2676,10 @@ impl Lower<'_> {
         }
         // A location that sets none of the inherited settings shares its parent's record.
         // A proxy_pass counts: it may imply this level's `proxy_redirect default`.
-        let own_settings = own.list.iter().any(|d| {
-            is_inherited_setting(&d.name) || d.name == "proxy_pass" || d.name == "fastcgi_pass"
-        });
+        let own_settings = own
+            .list
+            .iter()
+            .any(|d| is_inherited_setting(&d.name) || PASS_DIRECTIVES.contains(&d.name.as_str()));
         let settings = match inherited.filter(|_| !own_settings) {
             Some(id) => id,
             None => {
@@ -2961,6 +2965,8 @@ impl Lower<'_> {
             .and_then(|d| self.open_log_file_cache(d));
         let proxy_settings = self.upstream_settings(chain, "proxy");
         let fastcgi = Box::new(self.upstream_settings(chain, "fastcgi"));
+        let scgi = Box::new(self.upstream_settings(chain, "scgi"));
+        let uwsgi = Box::new(self.upstream_settings(chain, "uwsgi"));
         let resolver = nearest(chain, "resolver")
             .first()
             .and_then(|d| self.resolver(d));
@@ -3058,6 +3064,8 @@ impl Lower<'_> {
             resolver_timeout_ms: time("resolver_timeout", 30_000),
             proxy: proxy_settings,
             fastcgi,
+            scgi,
+            uwsgi,
             charset,
             autoindex_format,
             autoindex_exact_size: flag("autoindex_exact_size", true),

@@ -760,11 +760,36 @@ impl Lower<'_> {
         self.pass_target(d, kind, rest, scheme, Protocol::Http)
     }
 
-    /// `fastcgi_pass address`: `host:port`, `unix:PATH`, an upstream group, or variables
-    /// (nginx's `ngx_http_fastcgi_pass`: no scheme, no URI part, a port needed).
-    pub(crate) fn fastcgi_pass(&mut self, d: &Directive, kind: LocationKind) -> Option<Proxy> {
-        let v = d.args.first()?.value.clone();
-        self.pass_target(d, kind, &v, Scheme::Http, Protocol::FastCgi)
+    /// `fastcgi_pass`, `scgi_pass`, `uwsgi_pass address`: `host:port`, `unix:PATH`, an
+    /// upstream group, or variables (nginx's: no URI part, a port needed); uwsgi_pass may
+    /// start with `uwsgi://` (`suwsgi://`, TLS, is not supported yet).
+    pub(crate) fn cgi_pass(&mut self, d: &Directive, kind: LocationKind) -> Option<Proxy> {
+        let a = d.args.first()?;
+        let protocol = match d.name.as_str() {
+            "scgi_pass" => Protocol::Scgi,
+            "uwsgi_pass" => Protocol::Uwsgi,
+            _ => Protocol::FastCgi,
+        };
+        let mut v = a.value.as_str();
+        if protocol == Protocol::Uwsgi {
+            if v.len() >= 9 && v[..9].eq_ignore_ascii_case("suwsgi://") {
+                self.err(
+                    Diagnostic::error(
+                        Code::Unsupported,
+                        a.span,
+                        "uwsgi over TLS (suwsgi://) is not supported yet",
+                    )
+                    .label("here")
+                    .help("uwsgi_pass uwsgi://127.0.0.1:3031; (plain uwsgi)"),
+                );
+                return None;
+            }
+            if v.len() >= 8 && v[..8].eq_ignore_ascii_case("uwsgi://") {
+                v = &v[8..];
+            }
+        }
+        let v = v.to_string();
+        self.pass_target(d, kind, &v, Scheme::Http, protocol)
     }
 
     /// Where a `proxy_pass` (after its scheme) or `fastcgi_pass` sends requests.
@@ -958,7 +983,7 @@ impl Lower<'_> {
                         a.span,
                         format!("no port in upstream \"{hostport}\""),
                     )
-                    .label("a FastCGI address needs its port")
+                    .label("an address needs its port here")
                     .help(format!("{name} {hostport}:9000;")),
                 );
                 return None;
@@ -1189,8 +1214,8 @@ impl Lower<'_> {
         }
     }
 
-    /// `fastcgi_param`, `fastcgi_index`, `fastcgi_split_path_info`, `fastcgi_keep_conn` of
-    /// module `m`. The params are inherited as one list from the nearest level that has
+    /// `fastcgi_param`, `fastcgi_index`, `fastcgi_split_path_info`, `fastcgi_keep_conn`,
+    /// `uwsgi_modifier1`… of module `m`. The params are inherited as one list from the nearest level that has
     /// any (nginx's array merge).
     fn cgi_settings(&mut self, chain: &[&Level<'_>], m: &str) -> CgiSettings {
         let n = |suffix: &str| format!("{m}_{suffix}");
@@ -1228,6 +1253,14 @@ impl Lower<'_> {
             index: one("index").map(|d| arg(d, 0).to_string()),
             split_path_info,
             keep_conn: one("keep_conn").is_some_and(|d| arg(d, 0) == "on"),
+            modifiers: (
+                one("modifier1")
+                    .and_then(|d| parse_number(arg(d, 0)))
+                    .unwrap_or(0),
+                one("modifier2")
+                    .and_then(|d| parse_number(arg(d, 0)))
+                    .unwrap_or(0),
+            ),
             catch_stderr: nearest(chain, &n("catch_stderr"))
                 .iter()
                 .map(|d| arg(d, 0).to_string())

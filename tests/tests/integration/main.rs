@@ -47,6 +47,7 @@ mod resolver;
 mod rewrite_log;
 mod runtime;
 mod safety;
+mod scgi_uwsgi;
 mod slice;
 mod split_clients;
 mod ssi;

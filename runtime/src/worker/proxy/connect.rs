@@ -72,7 +72,11 @@ impl Worker<'_> {
             p.sent_any = false;
             p.req_pos = 0;
             rewind_body(p);
-            let idle = if p.pp.is_empty() {
+            let one_shot = matches!(
+                p.protocol,
+                proton_ir::Protocol::Scgi | proton_ir::Protocol::Uwsgi
+            );
+            let idle = if p.pp.is_empty() && !one_shot {
                 self.ups
                     .take_idle(u, peer, owner, !p.idempotent, p.https, p.fcgi)
             } else {

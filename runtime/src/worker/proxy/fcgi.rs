@@ -1,11 +1,12 @@
-//! FastCGI on the proxy's machinery (`fastcgi_pass`): the request as records (`BEGIN_REQUEST`,
-//! the `fastcgi_param` values and the client's headers as `PARAMS`, the body as `STDIN`), and
-//! the answer's records taken apart under the proxy's reads ([`FcgiIn`]), so that the steps
-//! after them (head, body, buffering, retries, keep-alive) see a plain CGI byte stream, as
-//! for an HTTP upstream.
+//! FastCGI, SCGI and uwsgi on the proxy's machinery (`fastcgi_pass`, `scgi_pass`,
+//! `uwsgi_pass`): the request's parameters (`*_param` values and the client's headers) in
+//! each protocol's framing, FastCGI's body as `STDIN` records, and FastCGI's answer taken
+//! apart under the proxy's reads ([`FcgiIn`]), so that the steps after them (head, body,
+//! buffering, retries, keep-alive) see a plain CGI byte stream, as for an HTTP upstream.
 
 use super::*;
 use crate::http::fastcgi::{self, Decoder, Event, FcgiError};
+use proton_ir::Protocol;
 
 /// The request id of every request (one request per connection at a time, as nginx).
 const ID: u16 = 1;
@@ -155,24 +156,59 @@ fn param_is_header(param: &[u8], name: &[u8]) -> bool {
         })
 }
 
+/// Appends one parameter to the parameter block of `protocol`: FastCGI's name-value pair,
+/// SCGI's `NAME\0VALUE\0`, uwsgi's two little-endian 16-bit lengths. `false` (nothing
+/// written) for one the encoding cannot carry.
+fn push_param(protocol: Protocol, name: &[u8], value: &[u8], out: &mut Vec<u8>) -> bool {
+    match protocol {
+        Protocol::Scgi => {
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(value);
+            out.push(0);
+            true
+        }
+        Protocol::Uwsgi => {
+            let (Ok(n), Ok(v)) = (u16::try_from(name.len()), u16::try_from(value.len())) else {
+                return false;
+            };
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(name);
+            out.extend_from_slice(&v.to_le_bytes());
+            out.extend_from_slice(value);
+            true
+        }
+        _ => fastcgi::param(name, value, out),
+    }
+}
+
 impl Worker<'_> {
-    /// The request's records up to its body: `BEGIN_REQUEST`, then `PARAMS` with every
-    /// `fastcgi_param` (in order; an empty `if_not_empty` one left out) and, with
-    /// `fastcgi_pass_request_headers on`, one `HTTP_*` parameter per client header (repeated
-    /// headers joined with `, `, cookies with `; `, as nginx ≥ 1.23), then the empty `PARAMS`
-    /// record. `Err`: too big for one record (logged; nginx's limit).
-    pub(super) fn fcgi_head(
+    /// The request towards a CGI-style application, up to its body. The parameters: every
+    /// `*_param` (in order; an empty `if_not_empty` one left out) and, with
+    /// `*_pass_request_headers on`, one `HTTP_*` parameter per client header (repeated
+    /// headers joined with `, `, cookies with `; `, as nginx ≥ 1.23; a param of that name
+    /// replaces the header). Framed as the protocol wants: FastCGI's `BEGIN_REQUEST` and
+    /// `PARAMS` records (all in one record, nginx's limit); SCGI's netstring, starting with
+    /// `CONTENT_LENGTH` (`length`); uwsgi's packet (64 KiB at most). `Err`: too big (logged
+    /// with nginx's words).
+    pub(super) fn cgi_request_head(
         &self,
         conn: &Conn,
         request: &RequestCtx,
         ps: &proton_ir::ProxySettings,
+        protocol: Protocol,
+        length: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), ()> {
         let cgi = &ps.cgi;
-        fastcgi::begin_request(ID, cgi.keep_conn, out);
         let mut params = self.scratch.var_pool.borrow_mut().buf();
         let mut value = self.scratch.var_pool.borrow_mut().buf();
         let mut ok = true;
+        if protocol == Protocol::Scgi {
+            value.clear();
+            let _ = write!(value, "{length}");
+            push_param(protocol, b"CONTENT_LENGTH", &value, &mut params);
+        }
         {
             let ctx = self.ctx(conn, request, 0);
             for p in &cgi.params {
@@ -181,7 +217,7 @@ impl Worker<'_> {
                 if p.if_not_empty && value.is_empty() {
                     continue;
                 }
-                ok &= fastcgi::param(p.name.as_bytes(), &value, &mut params);
+                ok &= push_param(protocol, p.name.as_bytes(), &value, &mut params);
             }
         }
         if ps.pass_request_headers {
@@ -213,24 +249,48 @@ impl Worker<'_> {
                     value.extend_from_slice(more);
                 }
                 let (n, v) = value.split_at(name_len);
-                ok &= fastcgi::param(n, v, &mut params);
+                ok &= push_param(protocol, n, v, &mut params);
             }
         }
-        if !ok || params.len() > fastcgi::MAX_CONTENT {
+        let limit = match protocol {
+            Protocol::Scgi => usize::MAX,
+            _ => fastcgi::MAX_CONTENT,
+        };
+        if !ok || params.len() > limit {
+            let what = match protocol {
+                Protocol::Uwsgi => "uwsgi request is too big",
+                _ => "fastcgi request record is too big",
+            };
             elog!(
                 self.elog,
                 Alert,
-                "fastcgi request record is too big: {}, client: {}",
+                "{what}: {}, client: {}",
                 params.len(),
                 conn.peer.ip()
             );
             ok = false;
         } else {
-            // (No params at all: only the empty record that ends them.)
-            if !params.is_empty() {
-                fastcgi::records(fastcgi::PARAMS, ID, &params, out);
+            match protocol {
+                Protocol::Scgi => {
+                    let _ = write!(out, "{}:", params.len());
+                    out.extend_from_slice(&params);
+                    out.push(b',');
+                }
+                Protocol::Uwsgi => {
+                    let (m1, m2) = cgi.modifiers;
+                    let [lo, hi] = (params.len() as u16).to_le_bytes();
+                    out.extend_from_slice(&[m1, lo, hi, m2]);
+                    out.extend_from_slice(&params);
+                }
+                _ => {
+                    fastcgi::begin_request(ID, cgi.keep_conn, out);
+                    // (No params at all: only the empty record that ends them.)
+                    if !params.is_empty() {
+                        fastcgi::records(fastcgi::PARAMS, ID, &params, out);
+                    }
+                    fastcgi::records(fastcgi::PARAMS, ID, &[], out);
+                }
             }
-            fastcgi::records(fastcgi::PARAMS, ID, &[], out);
         }
         let mut pool = self.scratch.var_pool.borrow_mut();
         pool.give_buf(params);

@@ -199,17 +199,19 @@ pub(crate) struct Proxy {
     uri_at: std::ops::Range<usize>,
     /// The upstream speaks TLS (`proxy_pass https://…`).
     https: bool,
+    /// What the upstream speaks (`proxy_pass`, `fastcgi_pass`, `scgi_pass`, `uwsgi_pass`).
+    protocol: proton_ir::Protocol,
     /// The upstream is a FastCGI application (`fastcgi_pass`): the request goes as records,
-    /// the answer's head is a CGI one.
+    /// the answer's records are taken apart ([`fcgi::FcgiIn`]).
     fcgi: bool,
     /// `fastcgi_keep_conn on`.
     keep_conn: bool,
     /// The CGI head is not read yet (then `cgi_head` is where its HTTP form is made).
     cgi_pending: bool,
     cgi_head: Vec<u8>,
-    /// The FastCGI head waits for the body (read whole first): it is made once the body's
-    /// length is known.
-    fcgi_head_pending: bool,
+    /// The head for a CGI-style application waits for the body (read whole first): it is
+    /// made once the body's length is known.
+    head_pending: bool,
     /// The name the TLS session is made for (`proxy_ssl_name`, else the proxy_pass host),
     /// kept with the state so that no buffer is allocated per request.
     ssl_name: Vec<u8>,
@@ -409,11 +411,12 @@ impl Proxy {
             client: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             uri_at: 0..0,
             https: false,
+            protocol: proton_ir::Protocol::Http,
             fcgi: false,
             keep_conn: false,
             cgi_pending: false,
             cgi_head: Vec::new(),
-            fcgi_head_pending: false,
+            head_pending: false,
             ssl_name: Vec::new(),
             ssl_cert: Vec::new(),
             ssl_key: Vec::new(),
@@ -496,11 +499,12 @@ impl Proxy {
         self.pp_pos = 0;
         self.uri_at = 0..0;
         self.https = false;
+        self.protocol = proton_ir::Protocol::Http;
         self.fcgi = false;
         self.keep_conn = false;
         self.cgi_pending = false;
         self.cgi_head.clear();
-        self.fcgi_head_pending = false;
+        self.head_pending = false;
         self.ssl_name.clear();
         self.ssl_cert.clear();
         self.ssl_key.clear();
@@ -628,7 +632,7 @@ impl Worker<'_> {
     fn upstream_url<'p>(&'p self, p: &'p Proxy) -> UpstreamUrl<'p> {
         UpstreamUrl {
             https: p.https,
-            fcgi: p.fcgi,
+            protocol: p.protocol,
             peer: self.peer_addr(p),
             // The head is still at the start of `req` while the request can be sent again.
             uri: p
@@ -930,6 +934,13 @@ impl Worker<'_> {
         let sent_whole = p.req_pos == p.req.len()
             && p.file_read == p.file_len
             && matches!(p.body, ReqBody::None);
+        if matches!(
+            p.protocol,
+            proton_ir::Protocol::Scgi | proton_ir::Protocol::Uwsgi
+        ) {
+            // SCGI and uwsgi: the answer ends with the connection.
+            return false;
+        }
         if p.fcgi {
             // FastCGI: kept only with fastcgi_keep_conn, once the answer's END_REQUEST
             // record was read and nothing after it.
@@ -1010,7 +1021,7 @@ enum Step {
 /// An upstream URL for a log line, written when formatted (see `Worker::upstream_url`).
 struct UpstreamUrl<'a> {
     https: bool,
-    fcgi: bool,
+    protocol: proton_ir::Protocol,
     peer: Option<&'a PeerAddr>,
     uri: &'a [u8],
 }
@@ -1023,9 +1034,14 @@ impl std::fmt::Display for UpstreamUrl<'_> {
         } else {
             ""
         };
-        if self.fcgi {
-            // nginx names a FastCGI upstream without a URI.
-            return write!(f, "fastcgi://{}{sep}", PeerName(self.peer));
+        if self.protocol != proton_ir::Protocol::Http {
+            // nginx names a FastCGI (SCGI, uwsgi) upstream without a URI.
+            return write!(
+                f,
+                "{}://{}{sep}",
+                self.protocol.module(),
+                PeerName(self.peer)
+            );
         }
         write!(
             f,

@@ -188,7 +188,7 @@ impl Worker<'_> {
             .unwrap_or(&loaded.ir.settings[0]);
         let ps = self.proxy_settings(p.loc);
         p.buffering = ps.buffering && !p.discard;
-        let cgi = p.fcgi;
+        let cgi = p.protocol != proton_ir::Protocol::Http;
         let passes = |name: &[u8]| {
             cgi || ps
                 .pass_headers
@@ -381,7 +381,7 @@ impl Worker<'_> {
             }
             // With proxy_force_ranges the range filter says whether ranges are served; a
             // slice's part has its range replaced by the whole's.
-            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, p.fcgi)
+            if !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi)
                 || (ranged && token_eq(name, b"accept-ranges"))
                 || (p.slice.is_some() && token_eq(name, b"content-range"))
             {
@@ -677,7 +677,8 @@ impl Worker<'_> {
             ]
             .iter()
             .any(|f| token_eq(name, f));
-            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, p.fcgi) {
+            let cgi = p.protocol != proton_ir::Protocol::Http;
+            if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi) {
                 continue;
             }
             out.extend_from_slice(name);
@@ -896,9 +897,15 @@ pub(super) enum HeadRead {
 /// answers (other than 101) are dropped and the next head read.
 pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) -> HeadRead {
     loop {
-        if p.cgi_pending {
-            // A CGI head (FastCGI): made an HTTP/1.1 one once whole, the body's first
-            // bytes after it.
+        if p.cgi_pending && !p.fcgi && p.hold.len() < 5 && b"HTTP/".starts_with(&p.hold) {
+            // SCGI, uwsgi: a status line or a CGI head; not known yet.
+        } else if p.cgi_pending && !p.fcgi && p.hold.starts_with(b"HTTP/") {
+            // SCGI, uwsgi: an HTTP head, read as one (nginx's status line first).
+            p.cgi_pending = false;
+            continue;
+        } else if p.cgi_pending {
+            // A CGI head (FastCGI; SCGI, uwsgi without a status line): made an HTTP/1.1 one
+            // once whole, the body's first bytes after it.
             let mut http = std::mem::take(&mut p.cgi_head);
             http.clear();
             let r = crate::http::cgi::to_http(&p.hold, limit, &mut http);
@@ -915,7 +922,11 @@ pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) 
             }
         } else {
             // (A CGI head made an HTTP one gained a status line.)
-            let max = if p.fcgi { limit + 64 } else { limit };
+            let max = if p.protocol == proton_ir::Protocol::Http {
+                limit
+            } else {
+                limit + 64
+            };
             match parse_response_head(&p.hold, max, 100, &mut p.resp) {
                 Ok(Parsed::Complete) => {
                     let status = p.resp.status;

@@ -115,12 +115,15 @@ impl Worker<'_> {
             return Step::Done(Drive::Failed(500));
         };
         let mut head = std::mem::take(&mut p.req);
-        if p.fcgi_head_pending {
+        if p.head_pending {
             // The params now that the body's length is known.
-            p.fcgi_head_pending = false;
+            p.head_pending = false;
             head.clear();
             let ps = self.proxy_settings(p.loc);
-            if self.fcgi_head(conn, req, ps, &mut head).is_err() {
+            if self
+                .cgi_request_head(conn, req, ps, p.protocol, req.body.len(), &mut head)
+                .is_err()
+            {
                 p.req = head;
                 return Step::Done(Drive::Failed(500));
             }

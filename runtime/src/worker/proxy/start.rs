@@ -58,6 +58,8 @@ impl Worker<'_> {
         p.reset(self.now);
         let mut upstream = proxy.upstream.0 as usize;
         let fcgi = proxy.protocol == proton_ir::Protocol::FastCgi;
+        // FastCGI, SCGI, uwsgi: an address or a group's name, no scheme; CGI parameters.
+        let cgi = proxy.protocol != proton_ir::Protocol::Http;
         // proxy_pass with variables: the URL is made per request; its host names an
         // upstream group or is an IP address (nginx would need a `resolver` for other names).
         // Host and URI are ranges of `p.dyn_url`.
@@ -67,7 +69,7 @@ impl Worker<'_> {
         if let Some(t) = &proxy.dynamic {
             let mut url = std::mem::take(&mut p.dyn_url);
             self.ctx(conn, request, 0).expand(t, &mut url);
-            let start = if fcgi {
+            let start = if cgi {
                 // fastcgi_pass: an address or a group's name, no scheme.
                 0
             } else if url.starts_with(b"http://") {
@@ -89,7 +91,7 @@ impl Worker<'_> {
             };
             let rest = url.get(start..).unwrap_or_default();
             let unix = is_unix_host(rest);
-            dyn_host = if fcgi {
+            dyn_host = if cgi {
                 start..url.len()
             } else if unix {
                 // `unix:PATH[:URI]`: the URI follows the path's first colon (nginx's
@@ -148,7 +150,7 @@ impl Worker<'_> {
                 })
             } {
                 upstream = i;
-            } else if fcgi && split_port(host).1.is_none() {
+            } else if cgi && split_port(host).1.is_none() {
                 elog!(
                     self.elog,
                     Error,
@@ -204,9 +206,10 @@ impl Worker<'_> {
         let body = &request.body;
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = s.upstream(proxy.protocol);
+        p.protocol = proxy.protocol;
         p.fcgi = fcgi;
         p.keep_conn = fcgi && ps.cgi.keep_conn;
-        p.cgi_pending = fcgi;
+        p.cgi_pending = cgi;
         // The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
         // off`), or none for a mirror with `mirror_request_body off`: the client's stays with
         // the connection, which reads and drops it.
@@ -308,7 +311,7 @@ impl Worker<'_> {
         }
 
         let mut req = std::mem::take(&mut p.req);
-        if fcgi {
+        if cgi {
             // FastCGI: the client's method decides retries; the records carry no method
             // line of their own (REQUEST_METHOD is a param).
             p.idempotent = !matches!(method, b"LOCK" | b"POST" | b"PATCH");
@@ -318,28 +321,41 @@ impl Worker<'_> {
             let whole = has_body
                 && !own_body
                 && !body.resendable()
-                && (ps.request_buffering || keep_whole || (head.chunked && preread_whole(conn, s)));
+                && (ps.request_buffering
+                    || keep_whole
+                    // (SCGI and uwsgi need the length first: a chunked body is read whole.)
+                    || (head.chunked && (!fcgi || preread_whole(conn, s))));
             if whole {
                 // The params wait for the body (CONTENT_LENGTH of a chunked one).
                 let max_body = s.client_max_body_size;
                 p.read_whole = true;
                 p.memory_only = !ps.request_buffering && !keep_whole;
                 p.st = St::ReadBody;
-                p.fcgi_head_pending = true;
+                p.head_pending = true;
                 p.body = match head.content_length {
                     Some(n) if !head.chunked => ReqBody::Length(n),
                     _ if max_body > 0 => ReqBody::Chunked(ChunkedDecoder::with_limit(max_body)),
                     _ => ReqBody::Chunked(ChunkedDecoder::default()),
                 };
             } else {
-                if self.fcgi_head(conn, request, ps, &mut req).is_err() {
+                let length = if body.resendable() {
+                    body.len()
+                } else {
+                    head.content_length.unwrap_or(0)
+                };
+                if self
+                    .cgi_request_head(conn, request, ps, proxy.protocol, length, &mut req)
+                    .is_err()
+                {
                     req.clear();
                     p.req = req;
                     self.recycle(p);
                     return Handled::Status(500);
                 }
                 if own_body || !has_body {
-                    fcgi::stdin_records(&[], true, &mut req);
+                    if fcgi {
+                        fcgi::stdin_records(&[], true, &mut req);
+                    }
                 } else if body.resendable() {
                     frame_kept_body(&mut req, body, &mut p);
                 } else {
@@ -715,7 +731,7 @@ pub(super) fn frame_kept_body(
     body: &crate::worker::body::RequestBody,
     p: &mut Proxy,
 ) {
-    if !p.fcgi {
+    if p.protocol == proton_ir::Protocol::Http {
         let _ = write!(req, "Content-Length: {}\r\n\r\n", body.len());
     }
     p.head_len = req.len();
