@@ -411,28 +411,35 @@ pub fn server_configs(
     Ok(out)
 }
 
-/// The rustls client config for `https://` upstreams of every settings record used by a
-/// location that proxies (by settings index; `None` where no location proxies with it).
-/// Equal `proxy_ssl_*` settings share one config, and so one session cache (per worker,
-/// as each worker has its own copy of the config after the fork).
+/// Where [`upstream_configs`] keeps the config of settings record `settings` for an
+/// upstream of `protocol`: the proxy module's `proxy_ssl_*` and the uwsgi module's
+/// `uwsgi_ssl_*` of one record are two configs.
+pub fn upstream_tls_slot(settings: usize, protocol: proton_ir::Protocol) -> usize {
+    settings * 2 + usize::from(protocol == proton_ir::Protocol::Uwsgi)
+}
+
+/// The rustls client config for `https://` (and `suwsgi://`) upstreams of every settings
+/// record used by a location that proxies (by [`upstream_tls_slot`]; `None` where no
+/// location proxies with it). Equal `proxy_ssl_*` settings share one config, and so one
+/// session cache (per worker, as each worker has its own copy of the config after the fork).
 pub fn upstream_configs(
     ir: &proton_ir::Ir,
     prefix: &std::path::Path,
 ) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, String> {
-    let mut out: Vec<Option<Arc<rustls::ClientConfig>>> = vec![None; ir.settings.len()];
+    let mut out: Vec<Option<Arc<rustls::ClientConfig>>> = vec![None; ir.settings.len() * 2];
     let mut built: Vec<(&proton_ir::UpstreamTls, Arc<rustls::ClientConfig>)> = Vec::new();
     for l in &ir.locations {
         let Some(p) = l.conf.proxy.as_deref() else {
             continue;
         };
-        let i = l.conf.settings.0 as usize;
-        let Some(s) = ir.settings.get(i) else {
+        let Some(s) = ir.settings.get(l.conf.settings.0 as usize) else {
             continue;
         };
+        let i = upstream_tls_slot(l.conf.settings.0 as usize, p.protocol);
         if out[i].is_some() {
             continue;
         }
-        let t = &s.proxy.tls;
+        let t = &s.upstream(p.protocol).tls;
         if let Some((_, c)) = built.iter().find(|(b, _)| *b == t) {
             out[i] = Some(c.clone());
             continue;

@@ -2687,9 +2687,12 @@ impl Lower<'_> {
                 self.intern_settings(s)
             }
         };
-        if let (Some(p), Some(d)) = (&proxy, own.first("proxy_pass")) {
+        if let (Some(p), Some(d)) = (&proxy, pass) {
             if p.scheme == Scheme::Https {
-                let tls = self.ir.settings[settings.0 as usize].proxy.tls.clone();
+                let tls = self.ir.settings[settings.0 as usize]
+                    .upstream(p.protocol)
+                    .tls
+                    .clone();
                 self.check_upstream_tls(&tls, d.arg_span(0));
             }
         }

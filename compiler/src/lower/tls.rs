@@ -523,9 +523,13 @@ impl Lower<'_> {
         }
     }
 
-    /// The `proxy_ssl_*` settings of a level chain (location, server, http).
-    pub(crate) fn upstream_tls(&mut self, chain: &[&Level<'_>]) -> UpstreamTls {
-        let one = |name: &str| nearest(chain, name).first().copied();
+    /// The `proxy_ssl_*` settings of a level chain (location, server, http); `m`: the
+    /// module (`proxy`, or `uwsgi` for `uwsgi_ssl_*`).
+    pub(crate) fn upstream_tls(&mut self, chain: &[&Level<'_>], m: &str) -> UpstreamTls {
+        let one = |name: &str| {
+            let name = name.replacen("proxy_", &format!("{m}_"), 1);
+            nearest(chain, &name).first().copied()
+        };
         let flag = |name: &str, default: bool| one(name).map_or(default, |d| arg(d, 0) == "on");
         let (tls12, tls13) = self.ssl_protocols(one("proxy_ssl_protocols"));
         let ciphers = self.cipher_list(one("proxy_ssl_ciphers"), "DEFAULT");
@@ -553,7 +557,7 @@ impl Lower<'_> {
                         Code::Conflict,
                         c.arg_span(0),
                         format!(
-                            "no \"proxy_ssl_certificate_key\" is defined for certificate \"{}\"",
+                            "no \"{m}_ssl_certificate_key\" is defined for certificate \"{}\"",
                             arg(c, 0)
                         ),
                     )
@@ -594,8 +598,8 @@ impl Lower<'_> {
         if let Err(e) = proton_tls::client_config(&here) {
             self.err(
                 Diagnostic::error(Code::BadValue, span, e)
-                    .label("this proxy_pass uses the location's proxy_ssl_* settings")
-                    .help("check the proxy_ssl_* file names (and that proxy_ssl_certificate_key belongs to proxy_ssl_certificate)"),
+                    .label("this pass uses the location's proxy_ssl_* (uwsgi_ssl_*) settings")
+                    .help("check the *_ssl_* file names (and that the certificate key belongs to the certificate)"),
             );
         }
     }

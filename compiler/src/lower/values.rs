@@ -762,7 +762,7 @@ impl Lower<'_> {
 
     /// `fastcgi_pass`, `scgi_pass`, `uwsgi_pass address`: `host:port`, `unix:PATH`, an
     /// upstream group, or variables (nginx's: no URI part, a port needed); uwsgi_pass may
-    /// start with `uwsgi://` (`suwsgi://`, TLS, is not supported yet).
+    /// start with `uwsgi://`, or `suwsgi://` for TLS.
     pub(crate) fn cgi_pass(&mut self, d: &Directive, kind: LocationKind) -> Option<Proxy> {
         let a = d.args.first()?;
         let protocol = match d.name.as_str() {
@@ -771,25 +771,18 @@ impl Lower<'_> {
             _ => Protocol::FastCgi,
         };
         let mut v = a.value.as_str();
+        let mut scheme = Scheme::Http;
         if protocol == Protocol::Uwsgi {
             if v.len() >= 9 && v[..9].eq_ignore_ascii_case("suwsgi://") {
-                self.err(
-                    Diagnostic::error(
-                        Code::Unsupported,
-                        a.span,
-                        "uwsgi over TLS (suwsgi://) is not supported yet",
-                    )
-                    .label("here")
-                    .help("uwsgi_pass uwsgi://127.0.0.1:3031; (plain uwsgi)"),
-                );
-                return None;
-            }
-            if v.len() >= 8 && v[..8].eq_ignore_ascii_case("uwsgi://") {
+                // uwsgi over TLS, with the uwsgi_ssl_* settings.
+                v = &v[9..];
+                scheme = Scheme::Https;
+            } else if v.len() >= 8 && v[..8].eq_ignore_ascii_case("uwsgi://") {
                 v = &v[8..];
             }
         }
         let v = v.to_string();
-        self.pass_target(d, kind, &v, Scheme::Http, protocol)
+        self.pass_target(d, kind, &v, scheme, protocol)
     }
 
     /// Where a `proxy_pass` (after its scheme) or `fastcgi_pass` sends requests.
@@ -1201,8 +1194,8 @@ impl Lower<'_> {
                 .map(|d| self.ignore_headers(d))
                 .unwrap_or_default(),
             force_ranges: one("force_ranges").is_some_and(|d| arg(d, 0) == "on"),
-            tls: if http {
-                self.upstream_tls(chain)
+            tls: if http || m == "uwsgi" {
+                self.upstream_tls(chain, m)
             } else {
                 UpstreamTls::default()
             },

@@ -261,8 +261,8 @@ fn scgi_and_uwsgi_bad_configs_are_refused() {
     let t = TempDir::new("scgi-uwsgi-conf");
     for (line, want) in [
         (
-            "uwsgi_pass suwsgi://127.0.0.1:3031;",
-            "uwsgi over TLS (suwsgi://) is not supported yet",
+            "uwsgi_ssl_conf_command Options -SessionTicket;",
+            "not supported yet",
         ),
         ("scgi_pass 127.0.0.1;", "no port in upstream \"127.0.0.1\""),
         ("uwsgi_pass 127.0.0.1:3031/x;", "invalid host in upstream"),
@@ -310,7 +310,9 @@ impl Drop for Uwsgi {
     }
 }
 
-fn start_uwsgi(bin: &Path, dir: &Path) -> (Uwsgi, PathBuf) {
+/// uWSGI on a unix socket in `dir` (`tls`: uwsgi over TLS, `--ssl-socket`, with a
+/// self-signed certificate for `uwsgi.test` made by openssl).
+fn start_uwsgi(bin: &Path, dir: &Path, tls: bool) -> (Uwsgi, PathBuf) {
     let app = dir.join("app.py");
     std::fs::write(
         &app,
@@ -325,9 +327,38 @@ fn start_uwsgi(bin: &Path, dir: &Path) -> (Uwsgi, PathBuf) {
     )
     .expect("app.py");
     let sock = dir.join("uwsgi.sock");
-    let child = Command::new(bin)
-        .args(["--plugin", "python3", "--socket"])
-        .arg(&sock)
+    let mut cmd = Command::new(bin);
+    cmd.args(["--plugin", "python3"]);
+    if tls {
+        let ok = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=uwsgi.test",
+                "-addext",
+                "subjectAltName=DNS:uwsgi.test",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("uwsgi.key"))
+            .arg("-out")
+            .arg(dir.join("uwsgi.crt"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "openssl made no certificate");
+        cmd.arg("--ssl-socket").arg(format!(
+            "{},{},{}",
+            sock.display(),
+            dir.join("uwsgi.crt").display(),
+            dir.join("uwsgi.key").display()
+        ));
+    } else {
+        cmd.arg("--socket").arg(&sock);
+    }
+    let child = cmd
         .arg("--wsgi-file")
         .arg(&app)
         .args(["--processes", "1", "--need-app", "--disable-logging"])
@@ -356,7 +387,7 @@ fn uwsgi_python_plugin_serves_a_wsgi_application() {
         return;
     };
     let t = TempDir::new("uwsgi-python");
-    let (_u, sock) = start_uwsgi(&bin, t.path());
+    let (_u, sock) = start_uwsgi(&bin, t.path(), false);
     let c = conf(&format!(
         "server {{ listen 127.0.0.1:{{port}};
            location / {{ include {{dir}}/uwsgi_params; uwsgi_pass unix:{sock}; }}
@@ -397,4 +428,44 @@ fn uwsgi_python_plugin_serves_a_wsgi_application() {
         p.logs()
     );
     assert!(text.contains("path=/last "));
+}
+
+#[test]
+fn uwsgi_over_tls_with_a_verified_certificate() {
+    let Some(bin) = uwsgi_binary() else {
+        return;
+    };
+    let t = TempDir::new("uwsgi-tls");
+    let (_u, sock) = start_uwsgi(&bin, t.path(), true);
+    let c = conf(&format!(
+        "server {{ listen 127.0.0.1:{{port}};
+           location / {{ uwsgi_param REQUEST_METHOD $request_method; uwsgi_param PATH_INFO $uri;
+                        uwsgi_param HTTP_HOST $host;
+                        uwsgi_pass suwsgi://unix:{sock};
+                        uwsgi_ssl_verify on; uwsgi_ssl_name uwsgi.test;
+                        uwsgi_ssl_trusted_certificate {{dir}}/uwsgi.crt; }}
+           location /wrong {{ uwsgi_param PATH_INFO $uri;
+                        uwsgi_pass suwsgi://unix:{sock};
+                        uwsgi_ssl_verify on; uwsgi_ssl_name other.test;
+                        uwsgi_ssl_trusted_certificate {{dir}}/uwsgi.crt; }}
+         }}",
+        sock = sock.display()
+    ));
+    let p = Proton::start(t.path(), &c, 1);
+    let r = send(
+        &p,
+        b"GET /over-tls HTTP/1.1\r\nHost: wsgi.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200, "{}", p.logs());
+    assert!(
+        r.body_text().starts_with("method=GET path=/over-tls "),
+        "{}",
+        r.body_text()
+    );
+    // A name the certificate does not have: the handshake fails, 502.
+    let r = send(
+        &p,
+        b"GET /wrong HTTP/1.1\r\nHost: wsgi.test\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 502);
 }

@@ -213,7 +213,7 @@ impl Worker<'_> {
             None => self
                 .loaded
                 .upstream_tls
-                .get(settings)
+                .get(crate::tls::upstream_tls_slot(settings, p.protocol))
                 .and_then(Option::as_ref)
                 .ok_or_else(|| {
                     std::io::Error::other("no usable proxy_ssl_* settings for an https upstream")

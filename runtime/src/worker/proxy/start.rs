@@ -310,6 +310,75 @@ impl Worker<'_> {
             }
         }
 
+        // The upstream's host (`$proxy_host`) and, over TLS, the name its certificate must
+        // have.
+        let proxy_host = if proxy.dynamic.is_some() {
+            p.dyn_url.get(dyn_host).unwrap_or_default()
+        } else {
+            ir.text_of(proxy.proxy_host).as_bytes()
+        };
+        // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
+        // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
+        let proxy_unix = is_unix_host(proxy_host);
+        let proxy_host = if proxy_unix {
+            &b"localhost"[..]
+        } else {
+            proxy_host
+        };
+        if p.https {
+            let mut name = std::mem::take(&mut p.ssl_name);
+            match &ps.tls.name {
+                Some(t) => {
+                    let mut ctx = self.ctx(conn, request, 0);
+                    ctx.proxy_host = proxy_host;
+                    ctx.proxy_unix = proxy_unix;
+                    ctx.expand(t, &mut name);
+                }
+                None => name.extend_from_slice(proxy_host),
+            }
+            // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
+            // name, nor are an IPv6 address's brackets (nginx strips them too).
+            let host = host_of(&name);
+            let start = host.as_ptr() as usize - name.as_ptr() as usize;
+            let end = start + host.len();
+            name.truncate(end);
+            name.drain(..start);
+            p.ssl_name = name;
+            if let Some(v) = &ps.tls.certificate_vars {
+                let (mut cert, mut key) = (
+                    std::mem::take(&mut p.ssl_cert),
+                    std::mem::take(&mut p.ssl_key),
+                );
+                {
+                    let mut ctx = self.ctx(conn, request, 0);
+                    ctx.proxy_host = proxy_host;
+                    ctx.proxy_unix = proxy_unix;
+                    ctx.expand(&v.certificate, &mut cert);
+                    ctx.expand(&v.key, &mut key);
+                }
+                (p.ssl_cert, p.ssl_key) = (cert, key);
+                // An empty name: no client certificate (the location's config).
+                if !p.ssl_cert.is_empty() {
+                    match self.tls_with_certificate(
+                        crate::tls::upstream_tls_slot(l.conf.settings.0 as usize, proxy.protocol),
+                        &ps.tls,
+                        &p,
+                    ) {
+                        Ok(c) => p.tls_config = Some(c),
+                        Err(e) => {
+                            elog!(
+                                self.elog,
+                                Error,
+                                "{e} while SSL handshaking to upstream, client: {}",
+                                conn.peer.ip()
+                            );
+                            self.recycle(p);
+                            return Handled::Status(500);
+                        }
+                    }
+                }
+            }
+        }
         let mut req = std::mem::take(&mut p.req);
         if cgi {
             // FastCGI: the client's method decides retries; the records carry no method
@@ -430,71 +499,6 @@ impl Worker<'_> {
             }
 
             // proxy_set_header, with nginx's defaults merged in by the compiler.
-            let proxy_host = if proxy.dynamic.is_some() {
-                p.dyn_url.get(dyn_host).unwrap_or_default()
-            } else {
-                ir.text_of(proxy.proxy_host).as_bytes()
-            };
-            // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
-            // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
-            let proxy_unix = is_unix_host(proxy_host);
-            let proxy_host = if proxy_unix {
-                &b"localhost"[..]
-            } else {
-                proxy_host
-            };
-            if p.https {
-                let mut name = std::mem::take(&mut p.ssl_name);
-                match &ps.tls.name {
-                    Some(t) => {
-                        let mut ctx = self.ctx(conn, request, 0);
-                        ctx.proxy_host = proxy_host;
-                        ctx.proxy_unix = proxy_unix;
-                        ctx.expand(t, &mut name);
-                    }
-                    None => name.extend_from_slice(proxy_host),
-                }
-                // A port (from `$proxy_host`, `$http_host`, or written) is not part of the
-                // name, nor are an IPv6 address's brackets (nginx strips them too).
-                let host = host_of(&name);
-                let start = host.as_ptr() as usize - name.as_ptr() as usize;
-                let end = start + host.len();
-                name.truncate(end);
-                name.drain(..start);
-                p.ssl_name = name;
-                if let Some(v) = &ps.tls.certificate_vars {
-                    let (mut cert, mut key) = (
-                        std::mem::take(&mut p.ssl_cert),
-                        std::mem::take(&mut p.ssl_key),
-                    );
-                    {
-                        let mut ctx = self.ctx(conn, request, 0);
-                        ctx.proxy_host = proxy_host;
-                        ctx.proxy_unix = proxy_unix;
-                        ctx.expand(&v.certificate, &mut cert);
-                        ctx.expand(&v.key, &mut key);
-                    }
-                    (p.ssl_cert, p.ssl_key) = (cert, key);
-                    // An empty name: no client certificate (the location's config).
-                    if !p.ssl_cert.is_empty() {
-                        match self.tls_with_certificate(l.conf.settings.0 as usize, &ps.tls, &p) {
-                            Ok(c) => p.tls_config = Some(c),
-                            Err(e) => {
-                                elog!(
-                                    self.elog,
-                                    Error,
-                                    "{e} while SSL handshaking to upstream, client: {}",
-                                    conn.peer.ip()
-                                );
-                                req.clear();
-                                p.req = req;
-                                self.recycle(p);
-                                return Handled::Status(500);
-                            }
-                        }
-                    }
-                }
-            }
             let mut sent_upgrade = false;
             {
                 let mut ctx = self.ctx(conn, request, 0);
