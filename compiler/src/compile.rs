@@ -75,7 +75,7 @@ pub fn source_digest(map: &SourceMap) -> [u8; 32] {
 
 /// Regexes of an IR compiled for matching (the same engine as the runtime).
 pub struct Matchers {
-    res: Vec<Option<regex::bytes::Regex>>,
+    res: Vec<Option<proton_ir::pattern::Regex>>,
 }
 
 impl Matchers {
@@ -100,15 +100,16 @@ impl Matchers {
     pub fn captures(&self, id: RegexId, s: &[u8]) -> Option<Captures> {
         let re = self.res.get(id.0 as usize)?.as_ref()?;
         let c = re.captures(s)?;
-        let text = |m: Option<regex::bytes::Match<'_>>| {
-            m.map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
+        let text = |m: Option<std::ops::Range<usize>>| {
+            m.and_then(|r| s.get(r))
+                .map(|b| String::from_utf8_lossy(b).into_owned())
         };
         Some(Captures {
             numbered: (0..c.len()).map(|i| text(c.get(i))).collect(),
             named: re
                 .capture_names()
-                .flatten()
-                .filter_map(|n| Some((n.to_ascii_lowercase(), text(c.name(n))?)))
+                .enumerate()
+                .filter_map(|(i, n)| Some((n?.to_ascii_lowercase(), text(c.get(i))?)))
                 .collect(),
         })
     }

@@ -343,6 +343,9 @@ pub struct MainConf {
     pub env: Vec<String>,
     /// `events { debug_connection …; }`: clients whose connections log at debug level.
     pub debug_connection: Vec<ClientAddr>,
+    /// `pcre_jit on`: the patterns PCRE2 compiles (those the fast engine cannot express)
+    /// are JIT-compiled where the machine allows it.
+    pub pcre_jit: bool,
 }
 
 impl Default for MainConf {
@@ -369,6 +372,7 @@ impl Default for MainConf {
             working_directory: None,
             env: vec![],
             debug_connection: vec![],
+            pcre_jit: false,
         }
     }
 }

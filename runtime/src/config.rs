@@ -26,7 +26,7 @@ pub struct Loaded {
     pub jwt_keys: Vec<Option<std::sync::Arc<proton_jwt::KeySet>>>,
     pub header: Header,
     /// `ir.regexes` compiled, by [`RegexId`].
-    pub regexes: Vec<regex::bytes::Regex>,
+    pub regexes: Vec<proton_ir::pattern::Regex>,
     /// For each location, the regex that selects it (regex locations only), so the
     /// runtime can take that match's captures.
     pub loc_regex: Vec<Option<RegexId>>,
@@ -473,12 +473,14 @@ impl Loaded {
         let started = Instant::now();
         let mut regexes = Vec::with_capacity(ir.regexes.len());
         for (i, r) in ir.regexes.iter().enumerate() {
-            let re = proton_ir::pattern::compile(&r.pattern, r.case_insensitive).map_err(|e| {
-                LoadError(format!(
-                    "{}: regex #{i} does not compile: {e}",
-                    path.display()
-                ))
-            })?;
+            let re =
+                proton_ir::pattern::compile_jit(&r.pattern, r.case_insensitive, ir.main.pcre_jit)
+                    .map_err(|e| {
+                    LoadError(format!(
+                        "{}: regex #{i} does not compile: {e}",
+                        path.display()
+                    ))
+                })?;
             regexes.push(re);
         }
         let regex_time = started.elapsed();

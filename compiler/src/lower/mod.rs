@@ -585,16 +585,10 @@ impl Lower<'_> {
         };
         let msg = e.to_string();
         let detail = msg.lines().last().unwrap_or("").trim().to_string();
-        let help = if pattern.contains("(?=")
-            || pattern.contains("(?!")
-            || pattern.contains("(?<=")
-            || pattern.contains("(?<!")
-        {
-            "look-around is not supported: Proton uses Rust regex syntax (PCRE without look-around and back-references)"
-        } else if matches!(e, regex::Error::CompiledTooBig(_)) {
+        let help = if matches!(e.fast, regex::Error::CompiledTooBig(_)) {
             "the regex is too large once compiled; simplify its repetitions"
         } else {
-            "Proton uses Rust regex syntax (PCRE without look-around and back-references)"
+            "the pattern is PCRE's syntax, as nginx's (PCRE2 says what is wrong above)"
         };
         self.err(
             Diagnostic::error(
@@ -609,6 +603,7 @@ impl Lower<'_> {
     }
 
     fn main(&mut self, tree: &[Directive]) {
+        self.ir.main.pcre_jit = first(tree, "pcre_jit").is_some_and(|d| arg(d, 0) == "on");
         if let Some(d) = first(tree, "worker_processes") {
             let v = arg(d, 0);
             self.ir.main.worker_processes = if v == "auto" {

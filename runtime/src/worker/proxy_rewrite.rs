@@ -461,7 +461,7 @@ mod tests {
     /// An [`Env`] with regexes by id, `$name` variables from a table, and the captures of
     /// the last match.
     struct TestEnv {
-        regexes: Vec<regex::bytes::Regex>,
+        regexes: Vec<proton_ir::pattern::Regex>,
         vars: Vec<(&'static str, &'static str)>,
         groups: Vec<Option<Vec<u8>>>,
     }
@@ -470,12 +470,7 @@ mod tests {
         TestEnv {
             regexes: patterns
                 .iter()
-                .map(|(p, ci)| {
-                    regex::bytes::RegexBuilder::new(p)
-                        .case_insensitive(*ci)
-                        .build()
-                        .expect("test regex")
-                })
+                .map(|(p, ci)| proton_ir::pattern::compile(p, *ci).expect("test regex"))
                 .collect(),
             vars: vec![("server_name", "localhost"), ("empty", "")],
             groups: Vec::new(),
@@ -505,7 +500,9 @@ mod tests {
             let Some(c) = self.regexes[id.0 as usize].captures(subject) else {
                 return false;
             };
-            self.groups = c.iter().map(|m| m.map(|m| m.as_bytes().to_vec())).collect();
+            self.groups = (0..c.len())
+                .map(|i| c.get(i).and_then(|r| subject.get(r)).map(<[u8]>::to_vec))
+                .collect();
             true
         }
     }

@@ -1058,13 +1058,14 @@ impl Worker<'_> {
             match re.captures(&left) {
                 Some(caps) => {
                     // `$1`… and named groups, for the commands that follow.
-                    for (i, m) in caps.iter().enumerate().skip(1).take(9) {
-                        let v = m.map_or(&b""[..], |m| m.as_bytes());
-                        s.set_var(&[b'0' + i as u8], v);
+                    let group = |i: usize| caps.get(i).and_then(|r| left.get(r)).unwrap_or(b"");
+                    for i in 1..caps.len().min(10) {
+                        s.set_var(&[b'0' + i as u8], group(i));
                     }
-                    for n in re.capture_names().flatten() {
-                        let v = caps.name(n).map_or(&b""[..], |m| m.as_bytes());
-                        s.set_var(n.to_ascii_lowercase().as_bytes(), v);
+                    for (i, n) in re.capture_names().enumerate() {
+                        if let Some(n) = n {
+                            s.set_var(n.to_ascii_lowercase().as_bytes(), group(i));
+                        }
                     }
                     true
                 }

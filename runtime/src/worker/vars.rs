@@ -44,11 +44,11 @@ impl Captures {
     pub(crate) fn capture(
         &mut self,
         id: usize,
-        re: &regex::bytes::Regex,
-        locs: &mut regex::bytes::CaptureLocations,
+        re: &proton_ir::pattern::Regex,
+        locs: &mut proton_ir::pattern::Locations,
         subject: &[u8],
     ) -> bool {
-        if re.captures_read(locs, subject).is_none() {
+        if re.read(locs, subject).is_none() {
             return false;
         }
         let base = self.text.len();
@@ -56,11 +56,11 @@ impl Captures {
         self.numbered.clear();
         for i in 0..locs.len().min(10) {
             self.numbered
-                .push(locs.get(i).map(|(s, e)| base + s..base + e));
+                .push(locs.get(i).map(|r| base + r.start..base + r.end));
         }
         for (i, name) in re.capture_names().enumerate() {
-            if let (Some(_), Some((s, e))) = (name, locs.get(i)) {
-                self.named.push((id, i, base + s..base + e));
+            if let (Some(_), Some(r)) = (name, locs.get(i)) {
+                self.named.push((id, i, base + r.start..base + r.end));
             }
         }
         true
@@ -86,7 +86,7 @@ impl Captures {
 
     /// The named group `name` (ASCII case-insensitive, as nginx's variable names) of the
     /// latest match that has it.
-    fn named(&self, regexes: &[regex::bytes::Regex], name: &str) -> Option<&[u8]> {
+    fn named(&self, regexes: &[proton_ir::pattern::Regex], name: &str) -> Option<&[u8]> {
         let (_, _, r) = self.named.iter().rev().find(|(id, i, _)| {
             regexes
                 .get(*id)
@@ -116,7 +116,7 @@ impl Captures {
 pub(crate) struct VarPool {
     bufs: Vec<Vec<u8>>,
     caps: Vec<Captures>,
-    locs: Vec<Option<regex::bytes::CaptureLocations>>,
+    locs: Vec<Option<proton_ir::pattern::Locations>>,
 }
 
 /// Buffers of each kind a pool keeps at most (more are dropped when given back); enough for
@@ -154,13 +154,13 @@ impl VarPool {
         &mut self,
         caps: &mut Captures,
         id: usize,
-        re: &regex::bytes::Regex,
+        re: &proton_ir::pattern::Regex,
         subject: &[u8],
     ) -> bool {
         if self.locs.len() <= id {
             self.locs.resize_with(id + 1, || None);
         }
-        let locs = self.locs[id].get_or_insert_with(|| re.capture_locations());
+        let locs = self.locs[id].get_or_insert_with(|| re.locations());
         caps.capture(id, re, locs, subject)
     }
 }
@@ -206,7 +206,7 @@ pub(crate) struct Ctx<'a> {
     /// times and byte counts: lists as nginx prints them).
     pub(crate) upstreams: &'a [super::context::UpState],
     /// The compiled regexes of the IR, by `RegexId` (map keys).
-    pub(crate) regexes: &'a [regex::bytes::Regex],
+    pub(crate) regexes: &'a [proton_ir::pattern::Regex],
     /// The IR's `map` blocks, by [`Var::Map`] index.
     pub(crate) maps: &'a [Map],
     /// The IR, for the location's `root`/`alias` (`$document_root`, `$request_filename`).
@@ -721,7 +721,7 @@ impl Ctx<'_> {
             .and_then(|id| self.regexes.get(id.0 as usize));
         match re.and_then(|re| re.captures(uri)) {
             Some(c) => {
-                let part = |i| c.get(i).map_or(&uri[..0], |m| &uri[m.range()]);
+                let part = |i| c.get(i).map_or(&uri[..0], |r| &uri[r]);
                 (part(1), part(2))
             }
             None => (uri, &uri[..0]),
@@ -1746,15 +1746,12 @@ mod tests {
     }
 
     /// The maps of the tests, with their regexes (as `Loaded` compiles them).
-    fn maps() -> (Vec<Map>, Vec<regex::bytes::Regex>) {
+    fn maps() -> (Vec<Map>, Vec<proton_ir::pattern::Regex>) {
         let regexes = vec![
-            regex::bytes::Regex::new("^re(?<rest>.*)$").unwrap(),
-            regex::bytes::RegexBuilder::new("^abc")
-                .case_insensitive(true)
-                .build()
-                .unwrap(),
-            regex::bytes::Regex::new("^www\\.(.+)\\.net$").unwrap(),
-            regex::bytes::Regex::new("").unwrap(),
+            proton_ir::pattern::compile("^re(?<rest>.*)$", false).unwrap(),
+            proton_ir::pattern::compile("^abc", true).unwrap(),
+            proton_ir::pattern::compile("^www\\.(.+)\\.net$", false).unwrap(),
+            proton_ir::pattern::compile("", false).unwrap(),
         ];
         // 0: `map $arg_a $x { default def; foo exact; ~^re(?<rest>.*)$ "re:$1:$rest";
         //     ~*^abc ci; '' empty; }`

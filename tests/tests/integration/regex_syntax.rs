@@ -1,6 +1,7 @@
 //! PCRE syntax in every place a config has regexes — `server_name`, `location`, `rewrite`,
 //! `if` and `map` — as nginx reads it: `\Q…\E` quoting, `\p{N}`, `(?P<name>…)` and
-//! `(?<name>…)` as variables; and `$server_name` of a `.example.com` name. The same config
+//! `(?<name>…)` as variables, look-ahead, look-behind and back-references (PCRE2); and
+//! `$server_name` of a `.example.com` name. The same config
 //! runs in proton-run and, where Debian's nginx is installed, in nginx; the answers must agree.
 
 use proton_tests::{nginx_binary, request, Nginx, Proton, TempDir};
@@ -21,6 +22,13 @@ server {
     location ~ ^/w/\w+$ { return 200 "word\n"; }
     location ~ ^/one/.$ { return 200 "one byte\n"; }
     location ~ ^/two/..$ { return 200 "two bytes\n"; }
+    # What needs PCRE itself (compiled by PCRE2, as nginx): look-ahead, look-behind,
+    # back-references, with captures and named groups.
+    location ~ ^/la/(?!admin|secret)(?<page>[a-z]+)$ { return 200 "la page=$page 1=$1\n"; }
+    location ~ (?<=/lb)/v(\d+)$ { return 200 "lb v$1\n"; }
+    location ~* ^/br/(\w+)/\1$ { return 200 "br twice $1\n"; }
+    location /rwl/ { rewrite "^/rwl/(?=.*\.php$)(.+)$" /done/php-$1 last; return 200 "rwl no\n"; }
+    location /ifl { if ($arg_v ~ "^(?![0-9]+$)") { return 200 "ifl not a number\n"; } return 200 "ifl number\n"; }
 }
 server {
     listen 127.0.0.1:{port};
@@ -59,6 +67,17 @@ const CASES: &[(&str, &str, &str)] = &[
     ("localhost", "/w/%C3%A9", "default\n"),
     ("localhost", "/one/%C3%A9", "default\n"),
     ("localhost", "/two/%C3%A9", "two bytes\n"),
+    ("localhost", "/la/page", "la page=page 1=page\n"),
+    ("localhost", "/la/admin", "default\n"),
+    ("localhost", "/lb/v12", "lb v12\n"),
+    ("localhost", "/lc/v12", "default\n"),
+    ("localhost", "/br/ab/ab", "br twice ab\n"),
+    ("localhost", "/BR/ab/AB", "br twice ab\n"),
+    ("localhost", "/br/ab/cd", "default\n"),
+    ("localhost", "/rwl/x.php", "done /done/php-x.php\n"),
+    ("localhost", "/rwl/x.html", "rwl no\n"),
+    ("localhost", "/ifl?v=abc", "ifl not a number\n"),
+    ("localhost", "/ifl?v=123", "ifl number\n"),
     ("www.dot.test", "/", "sn=dot.test\n"),
     ("dot.test", "/", "sn=dot.test\n"),
     (

@@ -218,7 +218,7 @@ impl HealthChecks {
         &mut self,
         token: usize,
         now: Instant,
-        regexes: &[regex::bytes::Regex],
+        regexes: &[proton_ir::pattern::Regex],
         log: LogFn<'_>,
     ) {
         let Some(i) = token.checked_sub(TOKEN_BASE) else {
@@ -235,7 +235,7 @@ impl HealthChecks {
         &mut self,
         now: Instant,
         registry: &Registry,
-        regexes: &[regex::bytes::Regex],
+        regexes: &[proton_ir::pattern::Regex],
         log: LogFn<'_>,
     ) {
         while let Some((i, at)) = self.schedule.pop_due(now + self.slack) {
@@ -273,7 +273,7 @@ impl HealthChecks {
         i: usize,
         now: Instant,
         registry: &Registry,
-        regexes: &[regex::bytes::Regex],
+        regexes: &[proton_ir::pattern::Regex],
         log: LogFn<'_>,
     ) {
         let Some(t) = self.targets.get_mut(i) else {
@@ -350,7 +350,7 @@ impl HealthChecks {
 
     /// Moves probe `i` on as far as its socket allows: the request out, the answer in. The
     /// verdict once there is one.
-    fn advance(&mut self, i: usize, regexes: &[regex::bytes::Regex]) -> Option<Verdict> {
+    fn advance(&mut self, i: usize, regexes: &[proton_ir::pattern::Regex]) -> Option<Verdict> {
         let t = self.targets.get_mut(i)?;
         let p = t.probe.as_mut()?;
         let g = self.groups.get(t.group)?;
@@ -398,7 +398,7 @@ impl HealthChecks {
         i: usize,
         verdict: Verdict,
         now: Instant,
-        regexes: &[regex::bytes::Regex],
+        regexes: &[proton_ir::pattern::Regex],
         log: LogFn<'_>,
     ) {
         let Some(t) = self.targets.get_mut(i) else {
@@ -607,7 +607,7 @@ mod tests {
         poll: mio::Poll,
         events: mio::Events,
         checks: HealthChecks,
-        regexes: Vec<regex::bytes::Regex>,
+        regexes: Vec<proton_ir::pattern::Regex>,
         lines: Vec<(LogLevel, String)>,
         shared: Arc<SharedUpstreams>,
     }
@@ -621,7 +621,7 @@ mod tests {
                 checks: HealthChecks::new(ups, addrs, shared.clone(), Instant::now(), 1),
                 regexes: patterns
                     .iter()
-                    .map(|p| regex::bytes::Regex::new(p).expect("regex"))
+                    .map(|p| proton_ir::pattern::compile(p, false).expect("regex"))
                     .collect(),
                 lines: Vec::new(),
                 shared,

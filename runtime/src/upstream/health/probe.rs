@@ -30,7 +30,7 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Clone, Copy)]
 pub struct Expect<'a> {
     pub tests: Option<&'a HealthMatch>,
-    pub regexes: &'a [regex::bytes::Regex],
+    pub regexes: &'a [proton_ir::pattern::Regex],
 }
 
 /// How a check ended.
@@ -299,7 +299,7 @@ fn body_verdict(status: u16, body: &[u8], expect: &Expect<'_>) -> Verdict {
 
 /// A test as it is written in the `match` block, for log lines (`patterns` are the IR's
 /// regexes, by id).
-pub fn describe_test(t: &MatchTest, patterns: &[regex::bytes::Regex]) -> String {
+pub fn describe_test(t: &MatchTest, patterns: &[proton_ir::pattern::Regex]) -> String {
     let re = |id: &proton_ir::RegexId| {
         patterns
             .get(id.0 as usize)
@@ -365,10 +365,10 @@ mod tests {
     use super::*;
     use proton_ir::RegexId;
 
-    fn regexes(patterns: &[&str]) -> Vec<regex::bytes::Regex> {
+    fn regexes(patterns: &[&str]) -> Vec<proton_ir::pattern::Regex> {
         patterns
             .iter()
-            .map(|p| regex::bytes::Regex::new(p).expect("regex"))
+            .map(|p| proton_ir::pattern::compile(p, false).expect("regex"))
             .collect()
     }
 
