@@ -6,7 +6,7 @@
 //! before the end, a record of a wrong version). PHP-FPM, the real thing, is in
 //! `php_fpm.rs`.
 
-use proton_tests::{dead_port, parse_response, raw_exchange, Proton, Response, TempDir};
+use proton_tests::{dead_port, raw_exchange, Proton, Response, TempDir};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::request_body::{conf, error_log};
+use super::request_body::{conf, error_log, send};
 
 /// FNV-1a, as [`FcgiApp`] reports a body.
 fn fnv(bytes: &[u8]) -> u64 {
@@ -208,7 +208,7 @@ fn serve(mut s: TcpStream, conn: usize) {
 }
 
 /// The body's `NAME=VALUE` lines as a map (the last line of a name wins).
-fn params_of(r: &Response) -> HashMap<String, String> {
+pub(super) fn params_of(r: &Response) -> HashMap<String, String> {
     r.body_text()
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -216,18 +216,8 @@ fn params_of(r: &Response) -> HashMap<String, String> {
         .collect()
 }
 
-fn send(p: &Proton, raw: &[u8]) -> Response {
-    let (out, _) = raw_exchange(p.port, raw, Duration::from_secs(20));
-    parse_response(&out).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {:?}\n{}",
-            String::from_utf8_lossy(&out[..out.len().min(2000)]),
-            p.logs()
-        )
-    })
-}
-
-fn get(p: &Proton, target: &str) -> Response {
+/// `GET target` for `app.test`, `Connection: close`.
+pub(super) fn get(p: &Proton, target: &str) -> Response {
     send(
         p,
         format!("GET {target} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n").as_bytes(),

@@ -3,12 +3,13 @@
 //! `/etc/nginx` into the test's directory at run time): PATH_INFO, a missing script, uploads,
 //! X-Accel-Redirect, large answers and keep-alive connections to the pool.
 
-use proton_tests::{parse_response, raw_exchange, wait_until, Proton, Response, TempDir};
+use proton_tests::{raw_exchange, wait_until, Proton, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::request_body::conf;
+use super::fastcgi::{get, params_of as vars};
+use super::request_body::{conf, send};
 
 /// Debian's php-fpm (`PROTON_PHP_FPM` overrides). `None` only with `PROTON_SKIP_PHP=1`: CI
 /// installs it, so a missing one fails otherwise.
@@ -99,24 +100,6 @@ impl Drop for PhpFpm {
     }
 }
 
-fn send(p: &Proton, raw: &[u8]) -> Response {
-    let (out, _) = raw_exchange(p.port, raw, Duration::from_secs(30));
-    parse_response(&out).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {:?}\n{}",
-            String::from_utf8_lossy(&out[..out.len().min(2000)]),
-            p.logs()
-        )
-    })
-}
-
-fn get(p: &Proton, target: &str) -> Response {
-    send(
-        p,
-        format!("GET {target} HTTP/1.1\r\nHost: php.test\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-}
-
 /// php-fpm, the PHP scripts, Debian's FastCGI snippets and Proton in front of them.
 fn site(label: &str) -> Option<(TempDir, PhpFpm, Proton)> {
     let bin = php_fpm_binary()?;
@@ -173,15 +156,6 @@ fn site(label: &str) -> Option<(TempDir, PhpFpm, Proton)> {
     Some((t, fpm, p))
 }
 
-/// The `KEY=VALUE` lines of an answer.
-fn vars(r: &Response) -> std::collections::HashMap<String, String> {
-    r.body_text()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 #[test]
 fn php_fpm_serves_scripts_with_path_info_through_debians_snippets() {
     let Some((t, _fpm, p)) = site("php-info") else {
@@ -201,7 +175,7 @@ fn php_fpm_serves_scripts_with_path_info_through_debians_snippets() {
     );
     assert_eq!(v["QUERY_STRING"], "a=1&b=2");
     assert_eq!(v["REQUEST_URI"], "/info.php/extra/path?a=1&b=2");
-    assert_eq!(v["HTTP_HOST"], "php.test");
+    assert_eq!(v["HTTP_HOST"], "app.test");
     // try_files $fastcgi_script_name =404: no such script.
     assert_eq!(get(&p, "/missing.php").status, 404);
     // A status from the script, and its error stream in Proton's log.

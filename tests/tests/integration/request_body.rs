@@ -38,7 +38,7 @@ fn connect(p: &Proton) -> TcpStream {
 }
 
 /// Sends `raw` on a new connection and parses the answer (read until the server closes).
-fn send(p: &Proton, raw: &[u8]) -> Response {
+pub(super) fn send(p: &Proton, raw: &[u8]) -> Response {
     let (out, _) = raw_exchange(p.port, raw, Duration::from_secs(20));
     parse_response(&out).unwrap_or_else(|e| {
         panic!(

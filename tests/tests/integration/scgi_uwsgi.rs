@@ -3,7 +3,7 @@
 //! two protocols' specifications: it answers with the parameters and body it got) and, for
 //! uwsgi, uWSGI itself with its Python plugin running a WSGI application.
 
-use proton_tests::{parse_response, raw_exchange, wait_until, Proton, Response, TempDir};
+use proton_tests::{raw_exchange, wait_until, Proton, Response, TempDir};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::request_body::conf;
+use super::fastcgi::params_of as vars;
+use super::request_body::{conf, send};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -139,25 +140,6 @@ fn serve(kind: Kind, mut s: TcpStream) {
     };
     let _ = s.write_all(head.as_bytes());
     let _ = s.write_all(text.as_bytes());
-}
-
-fn send(p: &Proton, raw: &[u8]) -> Response {
-    let (out, _) = raw_exchange(p.port, raw, Duration::from_secs(20));
-    parse_response(&out).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {:?}\n{}",
-            String::from_utf8_lossy(&out[..out.len().min(2000)]),
-            p.logs()
-        )
-    })
-}
-
-fn vars(r: &Response) -> HashMap<String, String> {
-    r.body_text()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Proton in front of an SCGI app (`/s/`) and a uwsgi app (`/u/`).
