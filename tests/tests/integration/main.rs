@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod backend;
 mod context;
+mod corpus;
 mod differential;
 mod fastcgi;
 mod files_cache;
