@@ -203,6 +203,8 @@ pub static TABLE: &[Spec] = &[
     row("env", M, Exactly(1), Text, true, Structure, "", "variable[=value]", "Environment of the worker processes: as nginx, every variable the master inherited is removed except those named here (and TZ); `NAME=value` sets one."),
     row("pcre_jit", M, Exactly(1), Flag, false, Structure, "off", "on | off", "`on`: the patterns that PCRE2 compiles (those with look-around, back-references and other PCRE-only syntax; every other pattern runs on the regex crate's automata, which need no JIT) are JIT-compiled when proton-run loads the config, where the machine allows it; `off` (nginx's default): PCRE2's interpreter."),
     row("lock_file", M, Exactly(1), Text, false, Structure, "logs/nginx.lock", "file", "Accepted, no effect: nginx's accept mutex lock; Proton gives every worker its own listening sockets and has no accept mutex."),
+    row("accept_mutex", E, Exactly(1), Flag, false, Structure, "off", "on | off", "Accepted, no effect: every Proton worker has its own listening sockets (SO_REUSEPORT), so there is no mutex to take turns on; nginx's default is off too."),
+    row("accept_mutex_delay", E, Exactly(1), Time, false, Structure, "500ms", "time", "Accepted, no effect (see accept_mutex)."),
     row("debug_connection", E, Exactly(1), Custom, true, Structure, "", "address | CIDR | localhost | unix:", "Connections from these clients are logged at `debug` (to every error_log file of the request, whatever its level): their accept, request line and finalize lines, and every other line of theirs."),
     row("timer_resolution", M, Exactly(1), Time, false, Structure, "", "interval", "Accepted, no effect: Proton reads the clock once per event-loop round already (nginx's reason for the knob)."),
     // nginx's sizing knobs for its own hash tables and pools: accepted with nginx's argument
@@ -376,6 +378,7 @@ pub static TABLE: &[Spec] = &[
     row("ssl", HS, Exactly(1), Flag, false, Inherit, "off", "on | off", "nginx's deprecated switch (W0011): `ssl on` in an address's default server makes the address speak TLS, as `listen … ssl` does; write that instead."),
     row("ssl_certificate", HS, Exactly(1), Text, true, Inherit, "", "file", "A PEM certificate (with its chain after it) for the server's TLS handshakes; several (e.g. ECDSA and RSA) each with its own `ssl_certificate_key`, the handshake choosing the first the client can verify. Relative paths are relative to the main config file's directory. protonc reads the files and refuses a missing file, a file without a certificate, or a key that does not match. With variables (`$ssl_server_name`, a `map` of it, the addresses), the files are named per handshake and read when a worker first meets the names; a name without files fails that handshake, logged."),
     row("ssl_certificate_key", HS, Exactly(1), Text, true, Inherit, "", "file", "The PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC) of the `ssl_certificate` in the same position. Encrypted keys (`ssl_password_file`) are not supported yet."),
+    row("ssl_dhparam", HS, Exactly(1), Text, false, Inherit, "", "file", "Accepted, no effect: rustls offers no finite-field Diffie-Hellman (DHE) cipher suites, only ECDHE, so DH parameters are never used (Mozilla's intermediate configuration, which sets it, gets the same ECDHE suites)."),
     row("ssl_password_file", HS, Exactly(1), Text, false, Inherit, "", "file", "Passphrases for encrypted private keys, one per line, tried in turn. Keys in PKCS#8 `ENCRYPTED PRIVATE KEY` PEM (what OpenSSL 3 writes, e.g. `openssl genrsa -aes128`) are read; the old OpenSSL `Proc-Type: 4,ENCRYPTED` form is refused with the command that converts it. A named pipe is read by proton-run when it loads the config (protonc does not read it)."),
     row("ssl_protocols", HS, AtLeast(1), Custom, false, Inherit, "TLSv1.2 TLSv1.3", "[TLSv1.2] [TLSv1.3]", "TLS versions offered. Differs from nginx 1.22 (whose default also has TLSv1 and TLSv1.1): Proton (rustls) has no TLS 1.0/1.1 or SSL, and naming them is an error."),
     row("ssl_ciphers", HS, Exactly(1), Custom, false, Inherit, "HIGH:!aNULL:!MD5", "ciphers", "TLS 1.2 cipher suites in OpenSSL's cipher-list syntax (aliases, `!`, `-`, `+`, `@STRENGTH`), evaluated over the suites Proton has (ECDHE with AES-GCM or ChaCha20-Poly1305, ECDSA or RSA). Valid OpenSSL names Proton lacks match nothing; an unknown name, or a list that leaves no suite, is an error. TLS 1.3 suites are not chosen here, as in OpenSSL."),
@@ -606,8 +609,6 @@ pub static TABLE: &[Spec] = &[
 pub static UNSUPPORTED: &[&str] = &[
     "thread_pool",
     "multi_accept",
-    "accept_mutex",
-    "accept_mutex_delay",
     "worker_aio_requests",
     "stream",
     "mail",

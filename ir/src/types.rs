@@ -2484,6 +2484,9 @@ builtins! {
     DateLocal = "date_local",
     /// The `root` (or `alias`) of the location, expanded and made absolute.
     DocumentRoot = "document_root",
+    /// `$document_root` with every symbolic link resolved (`realpath`), empty when it
+    /// cannot be resolved.
+    RealpathRoot = "realpath_root",
     /// The URI (same as `$uri`).
     DocumentUri = "document_uri",
     /// The request's host: the absolute-form authority, else `Host`, lowercased, no port.
@@ -2564,6 +2567,9 @@ builtins! {
     SslServerName = "ssl_server_name",
     /// `r` when the TLS session was resumed, else `.`.
     SslSessionReused = "ssl_session_reused",
+    /// `1` when the request came in TLS 1.3 early data: always empty, as Proton accepts no
+    /// early data (0-RTT), which cannot be replayed against it then.
+    SslEarlyData = "ssl_early_data",
     /// The TLS session's id, 64 lowercase hex digits: the same on the full handshake and
     /// on every resumption of its session; empty for plain HTTP.
     SslSessionId = "ssl_session_id",

@@ -235,7 +235,12 @@ impl Lower<'_> {
                     .help(help.to_string())
             };
             // Every socket option also implies `bind`, as in nginx.
-            let socket_option = !matches!(v, "default_server" | "default" | "ssl");
+            // (As nginx: ssl, http2 and proxy_protocol may be repeated on every listen of
+            // an address; the socket's own options only once.)
+            let socket_option = !matches!(
+                v,
+                "default_server" | "default" | "ssl" | "http2" | "proxy_protocol"
+            );
             match v {
                 "default_server" | "default" => {
                     o.default_server = true;

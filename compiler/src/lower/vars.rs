@@ -34,10 +34,6 @@ impl Scope<'_> {
 /// nginx's built-in variables that Proton does not implement yet, with what to do instead.
 /// Using one is an error (E0003), never a silently empty value.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
-    (
-        "realpath_root",
-        "it needs a filesystem call (realpath) per request, which the event loop does not make; $document_root is the root as configured",
-    ),
     ("upstream_cache_status", CACHE),
     ("upstream_cache_last_modified", CACHE),
     ("upstream_cache_etag", CACHE),
@@ -57,7 +53,6 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("ssl_sigalg", SSL_NEW),
     ("ssl_sigalgs", SSL_NEW),
     ("ssl_client_sigalg", SSL_NEW),
-    ("ssl_early_data", "TLS early data (0-RTT) is not accepted by Proton, so $ssl_early_data would always be empty"),
     ("ssl_ech_status", SSL_NEW),
     ("ssl_ech_outer_server_name", SSL_NEW),
     ("proxy_internal_body_length", INTERNAL),

@@ -830,6 +830,8 @@ impl Ctx<'_> {
             Builtin::Scheme => out.extend_from_slice(b"http"),
             Builtin::Https if self.tls.is_some() => out.extend_from_slice(b"on"),
             Builtin::Https => {}
+            // No 0-RTT data is ever accepted: never "1".
+            Builtin::SslEarlyData => {}
             Builtin::SslProtocol
             | Builtin::SslCipher
             | Builtin::SslServerName
@@ -986,6 +988,22 @@ impl Ctx<'_> {
                     let start = out.len();
                     self.root_of(l, out);
                     self.make_absolute(out, start);
+                }
+            }
+            // As nginx: realpath() of the root, per request (a lookup of each path part the
+            // kernel's dentry cache answers); nothing when it fails.
+            Builtin::RealpathRoot => {
+                if let Some(l) = self.location() {
+                    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+                    let start = out.len();
+                    self.root_of(l, out);
+                    self.make_absolute(out, start);
+                    let root = std::path::Path::new(std::ffi::OsStr::from_bytes(&out[start..]));
+                    let real = std::fs::canonicalize(root);
+                    out.truncate(start);
+                    if let Ok(p) = real {
+                        out.extend_from_slice(&p.into_os_string().into_vec());
+                    }
                 }
             }
             Builtin::RequestFilename => {

@@ -68,44 +68,10 @@ const OPEN_ISSUES: &[(&str, u32)] = &[
 /// yet" on a config nginx accepts (a compiler bug), or a "not supported yet" that no open
 /// issue covers. Empty this list as the compiler catches up; a config listed here that
 /// keeps the rule fails the test so that the list cannot go stale.
-const KNOWN_FAILURES: &[(&str, &str)] = &[
-    (
-        "discourse",
-        "E0012 \"duplicate listen options for 0.0.0.0:443\" on the second server with \
-         `listen 443 ssl http2` (nginx accepts ssl and http2 repeated on every listen of an \
-         address)",
-    ),
-    (
-        "docker-proxy",
-        "E0012 \"duplicate listen options for 0.0.0.0:443\" on every app's server with \
-         `listen 443 ssl http2` (as discourse); and E0003 for the variable $ssl_early_data, \
-         which no open issue covers",
-    ),
-    (
-        "gunicorn",
-        "E0003 for `accept_mutex` (events), which no open issue covers; nginx's default is \
-         off, so `accept_mutex off` asks for nothing",
-    ),
-    (
-        "homeassistant",
-        "E0003 for `ssl_dhparam`, which no open issue covers (rustls has no DHE suites)",
-    ),
-    (
-        "laravel",
-        "E0003 for the variable $realpath_root, which no open issue covers; and, until \
-         PCRE regexes land (issue 21), E0011 for the look-ahead in \
-         `location ~ /\\.(?!well-known).*`",
-    ),
-    (
-        "nextcloud",
-        "until PCRE regexes land (issue 21): E0011 \"invalid regular expression\" for the \
-         negative look-ahead in `rewrite ^/(?!index|remote|…)[^/]+\\.php …`",
-    ),
-    (
-        "peertube",
-        "E0003 for `sendfile_max_chunk` and `aio`, which no open issue covers",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str)] = &[(
+    "peertube",
+    "E0003 for `sendfile_max_chunk` and `aio`, which no open issue covers",
+)];
 
 /// How protonc judged one config.
 #[derive(Debug, Default)]

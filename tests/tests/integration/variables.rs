@@ -233,3 +233,29 @@ fn builtin_variables_match_nginx() {
     check_dynamic("nginx", &ngx);
     check_dynamic("proton", &pro);
 }
+
+#[test]
+fn realpath_root_resolves_links_as_nginx() {
+    let t = TempDir::new("realpath-root");
+    std::fs::create_dir_all(t.path().join("real/www")).expect("dirs");
+    std::os::unix::fs::symlink(t.path().join("real/www"), t.path().join("current"))
+        .expect("symlink");
+    let body = "return 200 \"root=$document_root real=$realpath_root early=[$ssl_early_data]\\n\";";
+    let conf = format!(
+        "events {{}}\nhttp {{ server {{ listen 127.0.0.1:{{port}}; root {{dir}}/current;
+           location / {{ {body} }}
+           location /gone/ {{ root {{dir}}/missing; {body} }} }} }}\n"
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let dir = canonical(t.path());
+    let got = request(p.port, None, "/x").expect("request").body_text();
+    let real = canonical(&t.path().join("real/www"));
+    assert_eq!(
+        got,
+        format!("root={}/current real={real} early=[]\n", t.path().display())
+    );
+    assert!(real.starts_with(&dir));
+    // A root that does not exist: empty, as nginx's failed realpath().
+    let got = request(p.port, None, "/gone/x").expect("request").body_text();
+    assert!(got.contains(" real= "), "{got}");
+}
