@@ -256,6 +256,8 @@ fn realpath_root_resolves_links_as_nginx() {
     );
     assert!(real.starts_with(&dir));
     // A root that does not exist: empty, as nginx's failed realpath().
-    let got = request(p.port, None, "/gone/x").expect("request").body_text();
+    let got = request(p.port, None, "/gone/x")
+        .expect("request")
+        .body_text();
     assert!(got.contains(" real= "), "{got}");
 }

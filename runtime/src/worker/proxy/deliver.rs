@@ -200,8 +200,15 @@ impl Worker<'_> {
                 conn.wbuf.clear();
                 conn.wpos = 0;
             }
-            // To the client, as fast as `limit_rate` lets it go.
-            let allowance = if conn.wpos < conn.wbuf.len() {
+            // To the client, as fast as `limit_rate` lets it go. (A FastCGI answer whose
+            // end already came with its data is read to that end first, so that its last
+            // chunk leaves in the same write: one send per answer, as nginx's writev.)
+            // (Only while the window has room: the read that finds the end must happen.)
+            let end_pending = p.fcgi
+                && !p.upstream_eof
+                && conn.wbuf.len() - conn.wpos < window
+                && self.fcgi_ended(p);
+            let allowance = if conn.wpos < conn.wbuf.len() && !end_pending {
                 self.client_allowance(conn, p)
             } else {
                 0

@@ -304,6 +304,14 @@ impl Worker<'_> {
 }
 
 impl Worker<'_> {
+    /// Whether the current FastCGI answer's end has been read (what is left of it is in
+    /// memory).
+    pub(super) fn fcgi_ended(&self, p: &Proxy) -> bool {
+        p.up.and_then(|k| self.ups.conns.get(k))
+            .and_then(|c| c.fcgi.as_deref())
+            .is_some_and(|f| f.end)
+    }
+
     /// Logs what the application wrote to its error stream since the last call (nginx's
     /// "FastCGI sent in stderr" line, trailing newlines, dots and spaces trimmed) and a
     /// record that broke the protocol; `reading`: what was being read. True when the
