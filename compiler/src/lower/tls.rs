@@ -131,6 +131,21 @@ impl Lower<'_> {
         let (tls12, tls13) = self.ssl_protocols(nearest(chain, "ssl_protocols").first().copied());
         let ciphers = self.ssl_ciphers(nearest(chain, "ssl_ciphers").first().copied());
         let curves = self.ssl_ecdh_curve(nearest(chain, "ssl_ecdh_curve").first().copied());
+        // ssl_dhparam enables DHE suites in nginx; rustls has none, so it changes nothing:
+        // said once where it is written, not silently dropped.
+        if let Some(d) = nearest(chain, "ssl_dhparam").first().copied() {
+            if self.ssl_warned.insert(d.name_span) {
+                self.err(
+                    Diagnostic::warning(
+                        Code::NginxWarning,
+                        d.name_span,
+                        "\"ssl_dhparam\" has no effect: Proton (rustls) has no DHE cipher suites",
+                    )
+                    .label("the parameters are never used")
+                    .help("clients get the ECDHE suites instead; remove the line to silence this"),
+                );
+            }
+        }
         let session_cache =
             self.ssl_session_cache(nearest(chain, "ssl_session_cache").first().copied());
         let session_timeout_secs = nearest(chain, "ssl_session_timeout")
