@@ -1121,23 +1121,42 @@ pub(super) fn load_page(
     load_url(browser, profile, url, extra)
 }
 
-/// Has headless Chromium load `url`: the DOM it ends with, then its stderr.
+/// Has headless Chromium load `url`: the DOM it ends with, then its stderr. A browser that
+/// crashes (killed by a signal, or gone without dumping a DOM: headless Chromium segfaults
+/// now and then on a loaded machine) is started again, at most three times; what it loads
+/// is judged by the caller.
 pub(super) fn load_url(browser: &str, profile: &Path, url: &str, extra: &[&str]) -> String {
-    let out = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--ignore-certificate-errors",
-            "--virtual-time-budget=5000",
-            "--dump-dom",
-        ])
-        .args(extra)
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(url)
-        .stdin(Stdio::null())
-        .output()
-        .expect("chromium runs");
+    use std::os::unix::process::ExitStatusExt;
+    let run = || {
+        Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--ignore-certificate-errors",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+            ])
+            .args(extra)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("chromium runs")
+    };
+    let mut out = run();
+    for _ in 0..2 {
+        // (A browser that dumped a DOM ran; one killed by a signal, or that died without
+        // a DOM, is the browser's failure, not the page's.)
+        let dumped = out
+            .stdout
+            .windows(5)
+            .any(|w| w.eq_ignore_ascii_case(b"<html"));
+        if out.status.signal().is_none() && dumped {
+            break;
+        }
+        out = run();
+    }
     format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
