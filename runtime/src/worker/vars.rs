@@ -163,6 +163,22 @@ impl VarPool {
         let locs = self.locs[id].get_or_insert_with(|| re.locations());
         caps.capture(id, re, locs, subject)
     }
+
+    /// Groups 1 and 2 of regex `id` (`re`) searched in `subject`, with the regex's kept
+    /// location buffer (no allocation per match); `None` when it does not match.
+    pub(crate) fn two_groups(
+        &mut self,
+        id: usize,
+        re: &proton_ir::pattern::Regex,
+        subject: &[u8],
+    ) -> Option<[Option<std::ops::Range<usize>>; 2]> {
+        if self.locs.len() <= id {
+            self.locs.resize_with(id + 1, || None);
+        }
+        let locs = self.locs[id].get_or_insert_with(|| re.locations());
+        re.read(locs, subject)?;
+        Some([locs.get(1), locs.get(2)])
+    }
 }
 
 /// The request as variables see it.
@@ -715,14 +731,14 @@ impl Ctx<'_> {
     /// `ngx_http_fastcgi_split`).
     pub(crate) fn fastcgi_split(&self) -> (&[u8], &[u8]) {
         let uri = self.uri;
-        let re = self
-            .cgi()
-            .and_then(|c| c.split_path_info)
-            .and_then(|id| self.regexes.get(id.0 as usize));
-        match re.and_then(|re| re.captures(uri)) {
-            Some(c) => {
-                let part = |i| c.get(i).map_or(&uri[..0], |r| &uri[r]);
-                (part(1), part(2))
+        let found = self.cgi().and_then(|c| c.split_path_info).and_then(|id| {
+            let re = self.regexes.get(id.0 as usize)?;
+            self.pool.borrow_mut().two_groups(id.0 as usize, re, uri)
+        });
+        match found {
+            Some([script, info]) => {
+                let part = |r: Option<std::ops::Range<usize>>| r.map_or(&uri[..0], |r| &uri[r]);
+                (part(script), part(info))
             }
             None => (uri, &uri[..0]),
         }

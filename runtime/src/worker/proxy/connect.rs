@@ -78,7 +78,7 @@ impl Worker<'_> {
             );
             let idle = if p.pp.is_empty() && !one_shot {
                 self.ups
-                    .take_idle(u, peer, owner, !p.idempotent, p.https, p.fcgi)
+                    .take_idle(u, peer, owner, !p.idempotent, p.https, p.fcgi())
             } else {
                 // A connection that started with another client's PROXY line is not this
                 // client's.
@@ -186,7 +186,7 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
-            fcgi: p.fcgi.then(|| Box::new(fcgi::FcgiIn::new())),
+            fcgi: p.fcgi().then(|| Box::new(fcgi::FcgiIn::new())),
             gen,
         });
         p.up = Some(key);

@@ -204,7 +204,7 @@ impl Worker<'_> {
             // end already came with its data is read to that end first, so that its last
             // chunk leaves in the same write: one send per answer, as nginx's writev.)
             // (Only while the window has room: the read that finds the end must happen.)
-            let end_pending = p.fcgi
+            let end_pending = p.fcgi()
                 && !p.upstream_eof
                 && conn.wbuf.len() - conn.wpos < window
                 && self.fcgi_ended(p);
@@ -368,7 +368,7 @@ impl Worker<'_> {
                     None => &mut none,
                 };
                 let r = read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now);
-                if p.fcgi {
+                if p.fcgi() {
                     // (Past the head: catch_stderr no longer applies, as nginx.)
                     let _ = self.fcgi_notes(p, "upstream", false);
                 }

@@ -201,9 +201,6 @@ pub(crate) struct Proxy {
     https: bool,
     /// What the upstream speaks (`proxy_pass`, `fastcgi_pass`, `scgi_pass`, `uwsgi_pass`).
     protocol: proton_ir::Protocol,
-    /// The upstream is a FastCGI application (`fastcgi_pass`): the request goes as records,
-    /// the answer's records are taken apart ([`fcgi::FcgiIn`]).
-    fcgi: bool,
     /// `fastcgi_keep_conn on`.
     keep_conn: bool,
     /// The CGI head is not read yet (then `cgi_head` is where its HTTP form is made).
@@ -370,6 +367,12 @@ impl Proxy {
         }
     }
 
+    /// The upstream is a FastCGI application (`fastcgi_pass`): the request goes as records,
+    /// the answer's records are taken apart ([`fcgi::FcgiIn`]).
+    fn fcgi(&self) -> bool {
+        self.protocol == proton_ir::Protocol::FastCgi
+    }
+
     fn new() -> Proxy {
         let now = Instant::now();
         Proxy {
@@ -412,7 +415,6 @@ impl Proxy {
             uri_at: 0..0,
             https: false,
             protocol: proton_ir::Protocol::Http,
-            fcgi: false,
             keep_conn: false,
             cgi_pending: false,
             cgi_head: Vec::new(),
@@ -500,7 +502,6 @@ impl Proxy {
         self.uri_at = 0..0;
         self.https = false;
         self.protocol = proton_ir::Protocol::Http;
-        self.fcgi = false;
         self.keep_conn = false;
         self.cgi_pending = false;
         self.cgi_head.clear();
@@ -941,7 +942,7 @@ impl Worker<'_> {
             // SCGI and uwsgi: the answer ends with the connection.
             return false;
         }
-        if p.fcgi {
+        if p.fcgi() {
             // FastCGI: kept only with fastcgi_keep_conn, once the answer's END_REQUEST
             // record was read and nothing after it.
             let clean =

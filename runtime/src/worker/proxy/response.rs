@@ -12,7 +12,7 @@ impl Worker<'_> {
         };
         let read = read_head(c, p, limit);
         let protocol_error = c.fcgi.as_deref().is_some_and(|f| f.error.is_some());
-        if p.fcgi && self.fcgi_notes(p, "response header from upstream", true) {
+        if p.fcgi() && self.fcgi_notes(p, "response header from upstream", true) {
             return Step::Fail(
                 Fail::InvalidHeader,
                 "upstream sent a text fastcgi_catch_stderr names in its error stream",
@@ -897,9 +897,9 @@ pub(super) enum HeadRead {
 /// answers (other than 101) are dropped and the next head read.
 pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) -> HeadRead {
     loop {
-        if p.cgi_pending && !p.fcgi && p.hold.len() < 5 && b"HTTP/".starts_with(&p.hold) {
+        if p.cgi_pending && !p.fcgi() && p.hold.len() < 5 && b"HTTP/".starts_with(&p.hold) {
             // SCGI, uwsgi: a status line or a CGI head; not known yet.
-        } else if p.cgi_pending && !p.fcgi && p.hold.starts_with(b"HTTP/") {
+        } else if p.cgi_pending && !p.fcgi() && p.hold.starts_with(b"HTTP/") {
             // SCGI, uwsgi: an HTTP head, read as one (nginx's status line first).
             p.cgi_pending = false;
             continue;
@@ -946,7 +946,7 @@ pub(super) fn read_head<U: UpstreamIo>(up: &mut U, p: &mut Proxy, limit: usize) 
         let want = limit.saturating_sub(p.hold.len()).max(1);
         match up.read(&mut p.up_ready, p.up_hup, &mut p.hold, want) {
             // (nginx: an invalid header, for fastcgi_next_upstream.)
-            Ok(0) if p.fcgi => {
+            Ok(0) if p.fcgi() => {
                 return HeadRead::Fail(
                     Fail::InvalidHeader,
                     "upstream prematurely closed FastCGI stdout while reading response header from upstream",

@@ -210,7 +210,7 @@ impl Worker<'_> {
         p.req.truncate(p.head_len);
         p.req_pos = p.head_len;
         // FastCGI: each piece is one STDIN record (nginx's 32k pieces), its header first.
-        let (chunk, header) = if p.fcgi {
+        let (chunk, header) = if p.fcgi() {
             (32 * 1024, 8)
         } else {
             (FILE_CHUNK, 0)
@@ -223,7 +223,7 @@ impl Worker<'_> {
             Ok(n) if n > 0 => {
                 p.req.truncate(at + n);
                 p.file_read += n as u64;
-                if p.fcgi {
+                if p.fcgi() {
                     crate::http::fastcgi::frame_in_place(
                         crate::http::fastcgi::STDIN,
                         1,
@@ -338,7 +338,7 @@ impl Worker<'_> {
             conn.rbuf = rbuf;
         } else {
             let mut body = conn.req.as_deref_mut().map(|r| &mut r.body);
-            if p.fcgi {
+            if p.fcgi() {
                 for r in &pieces {
                     fcgi::stdin_records(&conn.rbuf[r.clone()], false, &mut p.req);
                 }

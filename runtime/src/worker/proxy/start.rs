@@ -207,7 +207,6 @@ impl Worker<'_> {
         let s = &ir.settings[l.conf.settings.0 as usize];
         let ps = s.upstream(proxy.protocol);
         p.protocol = proxy.protocol;
-        p.fcgi = fcgi;
         p.keep_conn = fcgi && ps.cgi.keep_conn;
         p.cgi_pending = cgi;
         // The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
@@ -744,7 +743,7 @@ pub(super) fn frame_kept_body(
     if body.in_file() && body.len() > 0 {
         p.file_len = body.len();
         p.file_read = 0;
-    } else if p.fcgi {
+    } else if p.fcgi() {
         fcgi::stdin_records(body.bytes(), true, req);
     } else {
         req.extend_from_slice(body.bytes());
