@@ -1128,6 +1128,8 @@ pub struct Settings {
     pub scgi: Box<ProxySettings>,
     /// The uwsgi module's settings (`uwsgi_*`).
     pub uwsgi: Box<ProxySettings>,
+    /// The grpc module's settings (`grpc_*`).
+    pub grpc: Box<ProxySettings>,
     pub charset: Charset,
     pub autoindex_format: AutoindexFormat,
     pub autoindex_exact_size: bool,
@@ -1777,9 +1779,17 @@ pub enum Protocol {
     /// `uwsgi_pass`: the parameters in a uwsgi packet, then the body; the answer until the
     /// connection closes.
     Uwsgi,
+    /// `grpc_pass`: one HTTP/2 stream per request (over TLS for `grpcs://`), the
+    /// answer's trailers passed on.
+    Grpc,
 }
 
 impl Protocol {
+    /// FastCGI, SCGI and uwsgi: the request as CGI parameters, the answer a CGI head.
+    pub fn cgi(self) -> bool {
+        matches!(self, Protocol::FastCgi | Protocol::Scgi | Protocol::Uwsgi)
+    }
+
     /// The name of the module (the prefix of its directives) and of its URL scheme.
     pub fn module(self) -> &'static str {
         match self {
@@ -1787,6 +1797,7 @@ impl Protocol {
             Protocol::FastCgi => "fastcgi",
             Protocol::Scgi => "scgi",
             Protocol::Uwsgi => "uwsgi",
+            Protocol::Grpc => "grpc",
         }
     }
 }
@@ -1799,6 +1810,7 @@ impl Settings {
             Protocol::FastCgi => &self.fastcgi,
             Protocol::Scgi => &self.scgi,
             Protocol::Uwsgi => &self.uwsgi,
+            Protocol::Grpc => &self.grpc,
         }
     }
 }

@@ -455,6 +455,7 @@ impl Checker<'_> {
             ("fastcgi_temp_path", &s.fastcgi.temp_path),
             ("scgi_temp_path", &s.scgi.temp_path),
             ("uwsgi_temp_path", &s.uwsgi.temp_path),
+            ("grpc_temp_path", &s.grpc.temp_path),
         ] {
             let levels = &t.levels;
             check(
@@ -519,7 +520,7 @@ impl Checker<'_> {
         for h in s.add_headers.iter().chain(&s.add_trailers) {
             self.template(&h.value)?;
         }
-        for ps in [&s.proxy, &*s.fastcgi, &*s.scgi, &*s.uwsgi] {
+        for ps in [&s.proxy, &*s.fastcgi, &*s.scgi, &*s.uwsgi, &*s.grpc] {
             for (_, t) in &ps.set_headers {
                 self.template(t)?;
             }
@@ -875,7 +876,8 @@ pub(crate) mod tests {
             proxy: proxy.clone(),
             fastcgi: Box::new(proxy.clone()),
             scgi: Box::new(proxy.clone()),
-            uwsgi: Box::new(proxy),
+            uwsgi: Box::new(proxy.clone()),
+            grpc: Box::new(proxy),
             charset: Charset {
                 charset: None,
                 source: None,

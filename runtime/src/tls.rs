@@ -412,10 +412,16 @@ pub fn server_configs(
 }
 
 /// Where [`upstream_configs`] keeps the config of settings record `settings` for an
-/// upstream of `protocol`: the proxy module's `proxy_ssl_*` and the uwsgi module's
-/// `uwsgi_ssl_*` of one record are two configs.
+/// upstream of `protocol`: the proxy module's `proxy_ssl_*`, the uwsgi module's
+/// `uwsgi_ssl_*` and the grpc module's `grpc_ssl_*` (with ALPN `h2`) of one record are
+/// three configs.
 pub fn upstream_tls_slot(settings: usize, protocol: proton_ir::Protocol) -> usize {
-    settings * 2 + usize::from(protocol == proton_ir::Protocol::Uwsgi)
+    settings * 3
+        + match protocol {
+            proton_ir::Protocol::Uwsgi => 1,
+            proton_ir::Protocol::Grpc => 2,
+            _ => 0,
+        }
 }
 
 /// The rustls client config for `https://` (and `suwsgi://`) upstreams of every settings
@@ -426,8 +432,8 @@ pub fn upstream_configs(
     ir: &proton_ir::Ir,
     prefix: &std::path::Path,
 ) -> Result<Vec<Option<Arc<rustls::ClientConfig>>>, String> {
-    let mut out: Vec<Option<Arc<rustls::ClientConfig>>> = vec![None; ir.settings.len() * 2];
-    let mut built: Vec<(&proton_ir::UpstreamTls, Arc<rustls::ClientConfig>)> = Vec::new();
+    let mut out: Vec<Option<Arc<rustls::ClientConfig>>> = vec![None; ir.settings.len() * 3];
+    let mut built: Vec<(&proton_ir::UpstreamTls, bool, Arc<rustls::ClientConfig>)> = Vec::new();
     for l in &ir.locations {
         let Some(p) = l.conf.proxy.as_deref() else {
             continue;
@@ -440,7 +446,8 @@ pub fn upstream_configs(
             continue;
         }
         let t = &s.upstream(p.protocol).tls;
-        if let Some((_, c)) = built.iter().find(|(b, _)| *b == t) {
+        let h2 = p.protocol == proton_ir::Protocol::Grpc;
+        if let Some((_, _, c)) = built.iter().find(|(b, a, _)| *b == t && *a == h2) {
             out[i] = Some(c.clone());
             continue;
         }
@@ -448,11 +455,17 @@ pub fn upstream_configs(
         // built when it can be (a request that needs a config that could not be built
         // gets a 502).
         let c = match proton_tls::client_config(&proton_tls::resolve_upstream_paths(t, prefix)) {
-            Ok(c) => Arc::new(c),
+            Ok(mut c) => {
+                if h2 {
+                    // gRPC speaks HTTP/2 only: ALPN says so (nginx's grpc module too).
+                    c.alpn_protocols = vec![b"h2".to_vec()];
+                }
+                Arc::new(c)
+            }
             Err(e) if p.scheme == proton_ir::Scheme::Https => return Err(e),
             Err(_) => continue,
         };
-        built.push((t, c.clone()));
+        built.push((t, h2, c.clone()));
         out[i] = Some(c);
     }
     Ok(out)

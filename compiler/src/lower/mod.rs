@@ -309,7 +309,13 @@ fn parse_cidr(v: &str) -> Option<ClientAddr> {
 /// nginx inheritance: the directives `name` of the innermost level that has any.
 /// The content handlers that pass a request to an upstream: the last one written in a
 /// location answers there.
-const PASS_DIRECTIVES: [&str; 4] = ["proxy_pass", "fastcgi_pass", "scgi_pass", "uwsgi_pass"];
+const PASS_DIRECTIVES: [&str; 5] = [
+    "proxy_pass",
+    "fastcgi_pass",
+    "scgi_pass",
+    "uwsgi_pass",
+    "grpc_pass",
+];
 
 fn nearest<'a, 'd>(chain: &'a [&'a Level<'d>], name: &str) -> &'a [&'d Directive] {
     let bit = name_bit(name);
@@ -2965,6 +2971,7 @@ impl Lower<'_> {
         let fastcgi = Box::new(self.upstream_settings(chain, "fastcgi"));
         let scgi = Box::new(self.upstream_settings(chain, "scgi"));
         let uwsgi = Box::new(self.upstream_settings(chain, "uwsgi"));
+        let grpc = Box::new(self.upstream_settings(chain, "grpc"));
         let resolver = nearest(chain, "resolver")
             .first()
             .and_then(|d| self.resolver(d));
@@ -3064,6 +3071,7 @@ impl Lower<'_> {
             fastcgi,
             scgi,
             uwsgi,
+            grpc,
             charset,
             autoindex_format,
             autoindex_exact_size: flag("autoindex_exact_size", true),

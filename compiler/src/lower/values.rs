@@ -773,10 +773,20 @@ impl Lower<'_> {
         let protocol = match d.name.as_str() {
             "scgi_pass" => Protocol::Scgi,
             "uwsgi_pass" => Protocol::Uwsgi,
+            "grpc_pass" => Protocol::Grpc,
             _ => Protocol::FastCgi,
         };
         let mut v = a.value.as_str();
         let mut scheme = Scheme::Http;
+        if protocol == Protocol::Grpc {
+            if v.len() >= 8 && v[..8].eq_ignore_ascii_case("grpcs://") {
+                // gRPC over TLS (ALPN h2), with the grpc_ssl_* settings.
+                v = &v[8..];
+                scheme = Scheme::Https;
+            } else if v.len() >= 7 && v[..7].eq_ignore_ascii_case("grpc://") {
+                v = &v[7..];
+            }
+        }
         if protocol == Protocol::Uwsgi {
             if v.len() >= 9 && v[..9].eq_ignore_ascii_case("suwsgi://") {
                 // uwsgi over TLS, with the uwsgi_ssl_* settings.
@@ -1014,7 +1024,11 @@ impl Lower<'_> {
         let http = m == "proxy";
         let n = |suffix: &str| format!("{m}_{suffix}");
         let mut set_headers: Vec<(String, Template)> = Vec::new();
-        for d in nearest(chain, "proxy_set_header").iter().filter(|_| http) {
+        let grpc = m == "grpc";
+        for d in nearest(chain, &n("set_header"))
+            .iter()
+            .filter(|_| http || grpc)
+        {
             set_headers.push((arg(d, 0).to_string(), self.template(d, 1)));
         }
         let defaults: &[(&str, &str)] = if http {
@@ -1121,7 +1135,8 @@ impl Lower<'_> {
                 .and_then(|d| parse_size(arg(d, 0)))
                 .unwrap_or(default);
             let span = written.map(|d| d.arg_span(0)).or(sizes_span);
-            if let (Some(why), Some(span)) = (check(v), span) {
+            // (gRPC has no buffers to check these against: its answer streams.)
+            if let (Some(why), Some(span), false) = (check(v), span, grpc) {
                 self.err(
                     Diagnostic::error(Code::BadValue, span, format!("\"{m}_{name}\" {why}"))
                         .label(if written.is_some() {
@@ -1167,7 +1182,8 @@ impl Lower<'_> {
                 .and_then(|d| parse_number(arg(d, 0)))
                 .unwrap_or(0),
             next_upstream_timeout_ms: time("next_upstream_timeout", 0),
-            buffering: one("buffering").is_none_or(|d| arg(d, 0) == "on"),
+            // gRPC: the answer streams (nginx's grpc module never buffers it).
+            buffering: !grpc && one("buffering").is_none_or(|d| arg(d, 0) == "on"),
             buffer_size,
             buffers,
             max_temp_file_size,
@@ -1182,14 +1198,16 @@ impl Lower<'_> {
                 CookieRewrites::default()
             },
             intercept_errors: one("intercept_errors").is_some_and(|d| arg(d, 0) == "on"),
-            request_buffering: one("request_buffering").is_none_or(|d| arg(d, 0) == "on"),
+            // gRPC: the body streams as it arrives (nginx's request_body_no_buffering).
+            request_buffering: !grpc && one("request_buffering").is_none_or(|d| arg(d, 0) == "on"),
             method: one("method").map(|d| self.template(d, 0)),
             set_body: one("set_body").map(|d| self.template(d, 0)),
             pass_request_body: one("pass_request_body").is_none_or(|d| arg(d, 0) == "on"),
             pass_request_headers: one("pass_request_headers").is_none_or(|d| arg(d, 0) == "on"),
             socket_keepalive: one("socket_keepalive").is_some_and(|d| arg(d, 0) == "on"),
             proxy_protocol: one("protocol").is_some_and(|d| arg(d, 0) == "on"),
-            pass_trailers: one("pass_trailers").is_some_and(|d| arg(d, 0) == "on"),
+            // gRPC's status is in the trailers: always passed.
+            pass_trailers: grpc || one("pass_trailers").is_some_and(|d| arg(d, 0) == "on"),
             limit_rate: one("limit_rate")
                 .and_then(|d| parse_size(arg(d, 0)))
                 .unwrap_or(0),
@@ -1199,12 +1217,12 @@ impl Lower<'_> {
                 .map(|d| self.ignore_headers(d))
                 .unwrap_or_default(),
             force_ranges: one("force_ranges").is_some_and(|d| arg(d, 0) == "on"),
-            tls: if http || m == "uwsgi" {
+            tls: if http || m == "uwsgi" || m == "grpc" {
                 self.upstream_tls(chain, m)
             } else {
                 UpstreamTls::default()
             },
-            cgi: if http {
+            cgi: if http || grpc {
                 CgiSettings::default()
             } else {
                 self.cgi_settings(chain, m)

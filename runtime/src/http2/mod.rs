@@ -7,3 +7,4 @@ pub(crate) mod conn;
 pub(crate) mod frame;
 pub(crate) mod hpack;
 pub(crate) mod huffman;
+pub(crate) mod upstream;

@@ -78,20 +78,22 @@ impl Worker<'_> {
             );
             let idle = if p.pp.is_empty() && !one_shot {
                 self.ups
-                    .take_idle(u, peer, owner, !p.idempotent, p.https, p.fcgi())
+                    .take_idle(u, peer, owner, !p.idempotent, p.https, p.protocol)
             } else {
                 // A connection that started with another client's PROXY line is not this
                 // client's.
                 None
             };
             if let Some(key) = idle {
-                if let Some(f) = self
-                    .ups
-                    .conns
-                    .get_mut(key)
-                    .and_then(|c| c.fcgi.as_deref_mut())
-                {
-                    f.reset();
+                let max_head = self.proxy_settings(p.loc).buffer_size as usize;
+                if let Some(c) = self.ups.conns.get_mut(key) {
+                    if let Some(f) = c.fcgi.as_deref_mut() {
+                        f.reset();
+                    }
+                    if let Some(h) = c.h2.as_deref_mut() {
+                        // The next stream of the kept connection.
+                        h.start_stream(max_head);
+                    }
                 }
                 p.up = Some(key);
                 p.up_ready = false;
@@ -167,6 +169,7 @@ impl Worker<'_> {
             let _ = socket2::SockRef::from(&sock).set_keepalive(true);
         }
         let gen = self.ups.generation(p.upstream, p.peer);
+        let max_head = self.proxy_settings(p.loc).buffer_size as usize;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
         self.registry
@@ -187,6 +190,11 @@ impl Worker<'_> {
             idle_until: now,
             opened: now,
             fcgi: p.fcgi().then(|| Box::new(fcgi::FcgiIn::new())),
+            h2: (p.protocol == proton_ir::Protocol::Grpc).then(|| {
+                let mut h = Box::new(crate::http2::upstream::H2Up::new());
+                h.start_stream(max_head);
+                h
+            }),
             gen,
         });
         p.up = Some(key);

@@ -389,6 +389,12 @@ impl Worker<'_> {
                         progressed = true;
                     }
                     BodyRead::Cut(what) => {
+                        // (gRPC: what the HTTP/2 layer saw.)
+                        let what =
+                            p.up.and_then(|k| self.ups.conns.get(k))
+                                .and_then(|c| c.h2.as_deref())
+                                .and_then(|h| h.error)
+                                .unwrap_or(what);
                         elog!(
                             self.elog,
                             Error,

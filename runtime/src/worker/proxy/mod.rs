@@ -49,6 +49,7 @@ mod deliver;
 #[cfg(test)]
 mod fake;
 mod fcgi;
+mod grpc;
 mod pool;
 mod response;
 mod send;
@@ -950,6 +951,14 @@ impl Worker<'_> {
                     .and_then(|c| c.fcgi.as_deref())
                     .is_some_and(fcgi::FcgiIn::clean_end);
             return p.keep_conn && clean && sent_whole;
+        }
+        if p.protocol == proton_ir::Protocol::Grpc {
+            // gRPC: the stream ended cleanly both ways, and no GOAWAY came.
+            let clean =
+                p.up.and_then(|k| self.ups.conns.get(k))
+                    .and_then(|c| c.h2.as_deref())
+                    .is_some_and(crate::http2::upstream::H2Up::clean_end);
+            return clean && sent_whole;
         }
         let http11 = self.proxy_settings(p.loc).http_version == ProxyHttpVersion::Http11;
         http11

@@ -21,6 +21,8 @@ pub(crate) struct UpConn {
     /// A connection to a FastCGI application (`fastcgi_pass`): the records of the answer
     /// being read. `None`: an HTTP upstream.
     pub(super) fcgi: Option<Box<super::fcgi::FcgiIn>>,
+    /// A connection to a gRPC server (`grpc_pass`): its HTTP/2 state. `None`: not HTTP/2.
+    pub(super) h2: Option<Box<crate::http2::upstream::H2Up>>,
     /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
     /// `server … resolve` peer whose address changed since is another server.
     pub(super) gen: u32,
@@ -246,8 +248,10 @@ impl Upstreams {
         owner: usize,
         probe: bool,
         https: bool,
-        fcgi: bool,
+        protocol: proton_ir::Protocol,
     ) -> Option<usize> {
+        let fcgi = protocol == proton_ir::Protocol::FastCgi;
+        let h2 = protocol == proton_ir::Protocol::Grpc;
         loop {
             let list = self.idle.get_mut(u)?;
             let pos = list
@@ -263,7 +267,7 @@ impl Upstreams {
                 self.conns.remove(key);
                 continue;
             }
-            if c.tls.is_some() != https || c.fcgi.is_some() != fcgi {
+            if c.tls.is_some() != https || c.fcgi.is_some() != fcgi || c.h2.is_some() != h2 {
                 // Made for the other scheme or protocol (one upstream group proxied to as
                 // http:// and as https://, or by fastcgi_pass): not for this request.
                 self.conns.remove(key);
@@ -312,6 +316,15 @@ impl UpstreamIo for UpConn {
         want: usize,
     ) -> std::io::Result<usize> {
         let (sock, mut tls) = (&self.sock, self.tls.as_deref_mut());
+        if let Some(h) = self.h2.as_deref_mut() {
+            let mut wire = UpWire {
+                sock,
+                tls,
+                ready,
+                hup,
+            };
+            return h.read(buf, want, &mut wire);
+        }
         match self.fcgi.as_deref_mut() {
             Some(f) => f.read(
                 |raw, n| client_read(sock, tls.as_deref_mut(), ready, hup, raw, n),
@@ -323,7 +336,43 @@ impl UpstreamIo for UpConn {
     }
 
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(h) = self.h2.as_deref_mut() {
+            // (Readiness is not tracked here: a read that finds nothing says so.)
+            let mut ready = true;
+            let mut wire = UpWire {
+                sock: &self.sock,
+                tls: self.tls.as_deref_mut(),
+                ready: &mut ready,
+                hup: false,
+            };
+            return h.write(data, &mut wire);
+        }
         client_write(&self.sock, self.tls.as_deref_mut(), data)
+    }
+}
+
+/// The socket (and TLS session) of an upstream connection as the HTTP/2 layer sees it.
+struct UpWire<'a> {
+    sock: &'a TcpStream,
+    tls: Option<&'a mut UpTls>,
+    ready: &'a mut bool,
+    hup: bool,
+}
+
+impl crate::http2::upstream::Wire for UpWire<'_> {
+    fn recv(&mut self, buf: &mut Vec<u8>, want: usize) -> std::io::Result<usize> {
+        client_read(
+            self.sock,
+            self.tls.as_deref_mut(),
+            self.ready,
+            self.hup,
+            buf,
+            want,
+        )
+    }
+
+    fn send(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        client_write(self.sock, self.tls.as_deref_mut(), data)
     }
 }
 

@@ -12,6 +12,7 @@ impl Worker<'_> {
         };
         let read = read_head(c, p, limit);
         let protocol_error = c.fcgi.as_deref().is_some_and(|f| f.error.is_some());
+        let h2_error = c.h2.as_deref().and_then(|h| h.error);
         if p.fcgi() && self.fcgi_notes(p, "response header from upstream", true) {
             return Step::Fail(
                 Fail::InvalidHeader,
@@ -24,6 +25,16 @@ impl Worker<'_> {
             // (Logged with its details.)
             HeadRead::Fail(f, _) if protocol_error => {
                 return Step::Fail(f, "upstream sent an invalid FastCGI record")
+            }
+            // gRPC: the server broke HTTP/2 or sent a field HTTP/2 forbids (nginx: 502).
+            HeadRead::Fail(_, _) if h2_error.is_some() => {
+                let why = h2_error.unwrap_or_default();
+                let f = if why.starts_with("upstream sent invalid") {
+                    Fail::InvalidHeader
+                } else {
+                    Fail::Error
+                };
+                return Step::Fail(f, why);
             }
             HeadRead::Fail(f, what) => return Step::Fail(f, what),
         }

@@ -209,9 +209,13 @@ impl Worker<'_> {
         };
         p.req.truncate(p.head_len);
         p.req_pos = p.head_len;
-        // FastCGI: each piece is one STDIN record (nginx's 32k pieces), its header first.
+        // FastCGI: each piece is one STDIN record (nginx's 32k pieces), its header first;
+        // gRPC: one DATA frame of 16 KiB.
+        let grpc = p.protocol == proton_ir::Protocol::Grpc;
         let (chunk, header) = if p.fcgi() {
             (32 * 1024, 8)
+        } else if grpc {
+            (16 * 1024, 9)
         } else {
             (FILE_CHUNK, 0)
         };
@@ -233,6 +237,26 @@ impl Worker<'_> {
                     if p.file_read == p.file_len {
                         fcgi::stdin_records(&[], true, &mut p.req);
                     }
+                } else if grpc {
+                    let end = p.file_read == p.file_len;
+                    let flags = if end {
+                        crate::http2::frame::END_STREAM
+                    } else {
+                        0
+                    };
+                    let l = (n as u32).to_be_bytes();
+                    let h = [
+                        l[1],
+                        l[2],
+                        l[3],
+                        crate::http2::frame::DATA,
+                        flags,
+                        0,
+                        0,
+                        0,
+                        0,
+                    ];
+                    p.req[at - header..at].copy_from_slice(&h);
                 }
                 Ok(())
             }
@@ -344,6 +368,15 @@ impl Worker<'_> {
                 }
                 if done {
                     fcgi::stdin_records(&[], true, &mut p.req);
+                }
+            } else if p.protocol == proton_ir::Protocol::Grpc {
+                // The last piece ends the stream (an empty DATA frame when none is left).
+                for (i, r) in pieces.iter().enumerate() {
+                    let end = done && i + 1 == pieces.len();
+                    crate::http2::upstream::data_frames(&conn.rbuf[r.clone()], end, &mut p.req);
+                }
+                if done && pieces.is_empty() {
+                    crate::http2::upstream::data_frames(&[], true, &mut p.req);
                 }
             } else {
                 crate::http::relay::frame_streamed(&conn.rbuf, &pieces, chunked, done, &mut p.req);

@@ -58,7 +58,9 @@ impl Worker<'_> {
         p.reset(self.now);
         let mut upstream = proxy.upstream.0 as usize;
         let fcgi = proxy.protocol == proton_ir::Protocol::FastCgi;
-        // FastCGI, SCGI, uwsgi: an address or a group's name, no scheme; CGI parameters.
+        let grpc = proxy.protocol == proton_ir::Protocol::Grpc;
+        // FastCGI, SCGI, uwsgi, gRPC: an address or a group's name, no scheme (gRPC's may
+        // start with grpc:// or grpcs://); no request line.
         let cgi = proxy.protocol != proton_ir::Protocol::Http;
         // proxy_pass with variables: the URL is made per request; its host names an
         // upstream group or is an IP address (nginx would need a `resolver` for other names).
@@ -69,7 +71,12 @@ impl Worker<'_> {
         if let Some(t) = &proxy.dynamic {
             let mut url = std::mem::take(&mut p.dyn_url);
             self.ctx(conn, request, 0).expand(t, &mut url);
-            let start = if cgi {
+            let start = if grpc && url.len() > 8 && url[..8].eq_ignore_ascii_case(b"grpcs://") {
+                p.https = true;
+                8
+            } else if grpc && url.len() > 7 && url[..7].eq_ignore_ascii_case(b"grpc://") {
+                7
+            } else if cgi {
                 // fastcgi_pass: an address or a group's name, no scheme.
                 0
             } else if url.starts_with(b"http://") {
@@ -208,7 +215,7 @@ impl Worker<'_> {
         let ps = s.upstream(proxy.protocol);
         p.protocol = proxy.protocol;
         p.keep_conn = fcgi && ps.cgi.keep_conn;
-        p.cgi_pending = cgi;
+        p.cgi_pending = proxy.protocol.cgi();
         // The request body sent is the proxy's own (`proxy_set_body`, `proxy_pass_request_body
         // off`), or none for a mirror with `mirror_request_body off`: the client's stays with
         // the connection, which reads and drops it.
@@ -391,15 +398,21 @@ impl Worker<'_> {
                 && !body.resendable()
                 && (ps.request_buffering
                     || keep_whole
-                    // (SCGI and uwsgi need the length first: a chunked body is read whole.)
-                    || (head.chunked && (!fcgi || preread_whole(conn, s))));
+                    // (SCGI and uwsgi need the length first: a chunked body is read whole;
+                    // gRPC's DATA frames need none.)
+                    || (head.chunked && !grpc && (!fcgi || preread_whole(conn, s))));
             if whole {
                 // The params wait for the body (CONTENT_LENGTH of a chunked one).
                 let max_body = s.client_max_body_size;
                 p.read_whole = true;
                 p.memory_only = !ps.request_buffering && !keep_whole;
                 p.st = St::ReadBody;
-                p.head_pending = true;
+                // The params wait for the body's length; gRPC's head needs none.
+                p.head_pending = !grpc;
+                if grpc {
+                    let https = p.https;
+                    self.grpc_request_head(conn, request, ps, proxy_host, https, false, &mut req);
+                }
                 p.body = match head.content_length {
                     Some(n) if !head.chunked => ReqBody::Length(n),
                     _ if max_body > 0 => ReqBody::Chunked(ChunkedDecoder::with_limit(max_body)),
@@ -411,7 +424,11 @@ impl Worker<'_> {
                 } else {
                     head.content_length.unwrap_or(0)
                 };
-                if self
+                let no_body = own_body || !has_body;
+                if grpc {
+                    let https = p.https;
+                    self.grpc_request_head(conn, request, ps, proxy_host, https, no_body, &mut req);
+                } else if self
                     .cgi_request_head(conn, request, ps, proxy.protocol, length, &mut req)
                     .is_err()
                 {
@@ -420,7 +437,7 @@ impl Worker<'_> {
                     self.recycle(p);
                     return Handled::Status(500);
                 }
-                if own_body || !has_body {
+                if no_body {
                     if fcgi {
                         fcgi::stdin_records(&[], true, &mut req);
                     }
@@ -745,6 +762,8 @@ pub(super) fn frame_kept_body(
         p.file_read = 0;
     } else if p.fcgi() {
         fcgi::stdin_records(body.bytes(), true, req);
+    } else if p.protocol == proton_ir::Protocol::Grpc {
+        crate::http2::upstream::data_frames(body.bytes(), true, req);
     } else {
         req.extend_from_slice(body.bytes());
     }
