@@ -179,9 +179,10 @@ const MEMORY: usize = 128;
 const OUT_HIGH: usize = 1 << 20;
 
 /// The largest frame taken from the peer (this side's SETTINGS_MAX_FRAME_SIZE): above the
-/// protocol's 16 KiB as nginx's (whose clients may send a long header list in one frame),
-/// well below the read-ahead, since a frame is taken whole.
-pub(crate) const RECV_MAX_FRAME: u32 = 64 * 1024;
+/// protocol's 16 KiB as nginx's (which announces 16 MiB: its clients may send a long header
+/// list, or a body of more than 64 KiB, in one frame), half the read-ahead, since a frame is
+/// taken whole.
+pub(crate) const RECV_MAX_FRAME: u32 = 128 * 1024;
 /// The cheap frames a connection may send before it has earned more (see `budget`).
 const BUDGET_START: i64 = 10_000;
 const BUDGET_MAX: i64 = 1_000_000;

@@ -207,14 +207,16 @@ impl H2Up {
         if self.credit > 0 {
             return Ok(std::mem::take(&mut self.credit));
         }
-        if self.window() <= 0 && matches!(self.out, Out::Data(n, _) if n > 0) {
-            // Blocked by flow control: the server's WINDOW_UPDATE may be in.
-            if self.pump(io)? == 0 {
-                return Err(Error::from(ErrorKind::ConnectionReset));
-            }
-            if self.error.is_some() {
-                return Err(Error::new(ErrorKind::InvalidData, "invalid HTTP/2 answer"));
-            }
+        // What the server sent meanwhile: its SETTINGS (acknowledged, a new initial
+        // window), WINDOW_UPDATEs, a GOAWAY or RST_STREAM.
+        match self.pump(io) {
+            Ok(0) => return Err(Error::from(ErrorKind::ConnectionReset)),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        if self.error.is_some() {
+            return Err(Error::new(ErrorKind::InvalidData, "invalid HTTP/2 answer"));
         }
         let taken = self.frame(data);
         if taken == 0 && !data.is_empty() {

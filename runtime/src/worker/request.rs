@@ -2348,6 +2348,9 @@ pub(crate) fn set_builtin(
         Builtin::Args => {
             req.args.clear();
             req.args.extend_from_slice(value);
+            // The client's request target no longer says what the request is (nginx's
+            // `valid_unparsed_uri = 0`): a proxied request carries the URI and these args.
+            req.uri_changed = true;
         }
         Builtin::LimitRate => match proton_ir::time::parse_size(value) {
             Some(n) => req.limit_rate = Some(n),

@@ -8,7 +8,8 @@ use crate::http2::upstream::{field, frame_block};
 impl Worker<'_> {
     /// The request's header block as HEADERS (and CONTINUATION) frames, nginx's grpc module's
     /// fields: `:method`, `:scheme`, `:path` (the client's URI, or the changed one escaped),
-    /// `:authority` (`grpc_set_header Host`, else `authority`: `$proxy_host`), every non-empty
+    /// `:authority` (`authority`: `$proxy_host`; a `host` field instead with
+    /// `grpc_set_header Host`), every non-empty
     /// `grpc_set_header`, then the client's fields without `Host`, `TE` and the hop-by-hop
     /// ones (`te: trailers` when the client accepts trailers). `end`: no body follows.
     #[allow(clippy::too_many_arguments)]
@@ -43,24 +44,17 @@ impl Worker<'_> {
             field(b":path", &value, &mut block);
         }
         let ctx = self.ctx(conn, request, 0);
-        let mut host_set = false;
-        for (name, t) in &ps.set_headers {
-            if name.eq_ignore_ascii_case("host") {
-                value.clear();
-                ctx.expand(t, &mut value);
-                if !value.is_empty() {
-                    field(b":authority", &value, &mut block);
-                    host_set = true;
-                }
-            }
-        }
-        if !host_set {
+        // `grpc_set_header Host` replaces `:authority` with a `host` field, as nginx's
+        // test suite expects (nginx's source of August 2026 sends the value as
+        // `:authority` instead).
+        if !ps
+            .set_headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
             field(b":authority", authority, &mut block);
         }
         for (name, t) in &ps.set_headers {
-            if name.eq_ignore_ascii_case("host") {
-                continue;
-            }
             value.clear();
             ctx.expand(t, &mut value);
             if !value.is_empty() {
