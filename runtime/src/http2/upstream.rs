@@ -294,6 +294,21 @@ impl H2Up {
         at
     }
 
+    /// Takes in what the server sent so far (acknowledging it as needed) and says whether
+    /// the answer is complete (or the stream broke) while the request is still being sent:
+    /// a gRPC server may end the call before the request stream ends. (An answer that only
+    /// began waits: the server may still read the rest of the request.)
+    pub(crate) fn answer_ended(&mut self, io: &mut impl Wire) -> bool {
+        if !self.ended && self.error.is_none() {
+            if let Ok(0) = self.pump(io) {
+                // Closed: the read that follows says so.
+                return true;
+            }
+            let _ = self.flush(io);
+        }
+        self.ended || self.error.is_some()
+    }
+
     /// Reads at most `want` bytes of the answer (as HTTP/1.1) onto `buf`. `Ok(0)`: it is
     /// complete; `UnexpectedEof`: the connection closed before; `InvalidData`: the server
     /// broke the protocol or the stream (`error` says how).

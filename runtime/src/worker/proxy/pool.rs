@@ -377,6 +377,22 @@ impl crate::http2::upstream::Wire for UpWire<'_> {
 }
 
 impl UpConn {
+    /// gRPC: whether the server's answer is complete while the request is still being
+    /// sent (see `H2Up::answer_ended`). False for other protocols.
+    pub(super) fn answer_ended(&mut self) -> bool {
+        let Some(h) = self.h2.as_deref_mut() else {
+            return false;
+        };
+        let mut ready = true;
+        let mut wire = UpWire {
+            sock: &self.sock,
+            tls: self.tls.as_deref_mut(),
+            ready: &mut ready,
+            hup: false,
+        };
+        h.answer_ended(&mut wire)
+    }
+
     /// Whether an idle connection is still open: the upstream has sent nothing since its
     /// last response (one `recv` with MSG_PEEK), or over TLS only records that keep the
     /// session going (session tickets); a FIN, a close_notify, an error or data means

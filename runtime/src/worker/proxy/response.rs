@@ -26,15 +26,10 @@ impl Worker<'_> {
             HeadRead::Fail(f, _) if protocol_error => {
                 return Step::Fail(f, "upstream sent an invalid FastCGI record")
             }
-            // gRPC: the server broke HTTP/2 or sent a field HTTP/2 forbids (nginx: 502).
+            // gRPC: the server broke HTTP/2, refused the stream (RST_STREAM, GOAWAY) or sent
+            // a field HTTP/2 forbids: an invalid header, as nginx's grpc module counts it.
             HeadRead::Fail(_, _) if h2_error.is_some() => {
-                let why = h2_error.unwrap_or_default();
-                let f = if why.starts_with("upstream sent invalid") {
-                    Fail::InvalidHeader
-                } else {
-                    Fail::Error
-                };
-                return Step::Fail(f, why);
+                return Step::Fail(Fail::InvalidHeader, h2_error.unwrap_or_default());
             }
             HeadRead::Fail(f, what) => return Step::Fail(f, what),
         }

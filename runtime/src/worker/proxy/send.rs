@@ -40,7 +40,21 @@ impl Worker<'_> {
                     }
                     return Step::Progress;
                 }
-                return if progressed { continue } else { Step::Blocked };
+                if progressed {
+                    continue;
+                }
+                // gRPC: the server may end the call before the request stream ends; its
+                // answer goes to the client then (the rest of the client's body is not sent).
+                if p.up
+                    .and_then(|k| self.ups.conns.get_mut(k))
+                    .is_some_and(UpConn::answer_ended)
+                {
+                    p.st = St::Head;
+                    p.deadline = self.now
+                        + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+                    return Step::Progress;
+                }
+                return Step::Blocked;
             }
             match self.write_req(p) {
                 Ok(0) => {
