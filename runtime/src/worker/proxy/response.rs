@@ -194,7 +194,7 @@ impl Worker<'_> {
             .unwrap_or(&loaded.ir.settings[0]);
         let ps = self.proxy_settings(p.loc);
         p.buffering = ps.buffering && !p.discard;
-        let cgi = p.protocol != proton_ir::Protocol::Http;
+        let cgi = p.protocol.cgi();
         let passes = |name: &[u8]| {
             cgi || ps
                 .pass_headers
@@ -683,7 +683,7 @@ impl Worker<'_> {
             ]
             .iter()
             .any(|f| token_eq(name, f));
-            let cgi = p.protocol != proton_ir::Protocol::Http;
+            let cgi = p.protocol.cgi();
             if of_the_body || !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi) {
                 continue;
             }
