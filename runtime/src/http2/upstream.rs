@@ -178,8 +178,12 @@ impl H2Up {
             && self.next_id < 0x7fff_0000
     }
 
-    /// Writes pending frames; `Ok(true)`: none left.
+    /// Writes pending frames (the connection's start first); `Ok(true)`: none left.
     fn flush(&mut self, io: &mut impl Wire) -> std::io::Result<bool> {
+        if self.fresh {
+            self.fresh = false;
+            self.wire.splice(..0, START.iter().copied());
+        }
         while self.wire_pos < self.wire.len() {
             match io.send(&self.wire[self.wire_pos..]) {
                 Ok(0) => return Err(Error::from(ErrorKind::WriteZero)),
@@ -197,10 +201,6 @@ impl H2Up {
     /// Takes request frames from `data` (see the module's text); how many bytes of it were
     /// taken. `WouldBlock`: the socket, or the server's window, holds the rest back.
     pub(crate) fn write(&mut self, data: &[u8], io: &mut impl Wire) -> std::io::Result<usize> {
-        if self.fresh {
-            self.fresh = false;
-            self.wire.extend_from_slice(START);
-        }
         if !self.flush(io)? {
             return Err(Error::from(ErrorKind::WouldBlock));
         }
@@ -337,13 +337,11 @@ impl H2Up {
             }
             // Acknowledgements owed go out before waiting for more.
             self.flush(io)?;
-            if self.pump(io)? == 0 {
-                if self.error.is_none() && self.synth.is_empty() && !self.ended {
-                    return Err(Error::new(
-                        ErrorKind::UnexpectedEof,
-                        "upstream prematurely closed connection",
-                    ));
-                }
+            if self.pump(io)? == 0 && self.error.is_none() && self.synth.is_empty() && !self.ended {
+                return Err(Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "upstream prematurely closed connection",
+                ));
             }
             self.flush(io)?;
         }
@@ -352,6 +350,10 @@ impl H2Up {
     /// Reads what the socket has and takes the complete frames apart. The bytes read
     /// (`Ok(0)`: the server closed); `WouldBlock` when nothing was there.
     fn pump(&mut self, io: &mut impl Wire) -> std::io::Result<usize> {
+        // (Acknowledgements never go out before the connection's start.)
+        if self.fresh {
+            self.flush(io)?;
+        }
         if self.synth.len() - self.synth_pos >= SYNTH_MAX {
             return Err(Error::from(ErrorKind::WouldBlock));
         }
@@ -450,7 +452,7 @@ impl H2Up {
                 if h.has(frame::ACK) {
                     return;
                 }
-                if h.stream != 0 || p.len() % 6 != 0 {
+                if h.stream != 0 || !p.len().is_multiple_of(6) {
                     return self.fail("upstream sent invalid SETTINGS frame");
                 }
                 for s in p.chunks_exact(6) {
@@ -998,7 +1000,15 @@ mod tests {
             let mut h = H2Up::new();
             h.start_stream(4096);
             let mut peer = Peer::default();
-            let b = block(fields);
+            // Literal names as sent (not lowercased as the request encoder does).
+            let mut b = Vec::new();
+            for (n, v) in fields {
+                b.push(0);
+                hpack::write_int(&mut b, 0, 7, n.len());
+                b.extend_from_slice(n);
+                hpack::write_int(&mut b, 0, 7, v.len());
+                b.extend_from_slice(v);
+            }
             server_frame(&mut peer, frame::HEADERS, frame::END_HEADERS, 1, &b);
             assert_eq!(
                 read_all(&mut h, &mut peer),
@@ -1027,6 +1037,38 @@ mod tests {
             ..Peer::default()
         };
         assert_eq!(read_all(&mut h, &mut peer), Err(ErrorKind::UnexpectedEof));
+    }
+
+    #[test]
+    fn after_the_end_one_rst_no_error_is_fine_and_more_break_the_stream() {
+        for (rsts, ok) in [(0, true), (1, true), (3, false)] {
+            let mut h = H2Up::new();
+            h.start_stream(4096);
+            let mut peer = Peer::default();
+            let b = block(&[(b":status", b"200"), (b"grpc-status", b"0")]);
+            server_frame(
+                &mut peer,
+                frame::HEADERS,
+                frame::END_HEADERS | frame::END_STREAM,
+                1,
+                &b,
+            );
+            for _ in 0..rsts {
+                server_frame(&mut peer, frame::RST_STREAM, 0, 1, &[0, 0, 0, 0]);
+            }
+            // A WINDOW_UPDATE for the ended stream is harmless.
+            server_frame(&mut peer, frame::WINDOW_UPDATE, 0, 1, &[0, 0, 0, 42]);
+            assert!(h.answer_ended(&mut peer));
+            assert_eq!(read_all(&mut h, &mut peer).is_ok(), ok, "{rsts} RST_STREAM");
+        }
+        // An answer that only began does not end the request early.
+        let mut h = H2Up::new();
+        h.start_stream(4096);
+        let mut peer = Peer::default();
+        let b = block(&[(b":status", b"200")]);
+        server_frame(&mut peer, frame::HEADERS, frame::END_HEADERS, 1, &b);
+        assert!(!h.answer_ended(&mut peer));
+        assert!(peer.written.starts_with(frame::PREFACE));
     }
 
     #[test]
