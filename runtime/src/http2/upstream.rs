@@ -295,18 +295,17 @@ impl H2Up {
     }
 
     /// Takes in what the server sent so far (acknowledging it as needed) and says whether
-    /// the answer is complete (or the stream broke) while the request is still being sent:
-    /// a gRPC server may end the call before the request stream ends. (An answer that only
-    /// began waits: the server may still read the rest of the request.)
-    pub(crate) fn answer_ended(&mut self, io: &mut impl Wire) -> bool {
-        if !self.ended && self.error.is_none() {
+    /// its answer has begun (or the stream broke) while the request is still being sent: a
+    /// gRPC server may answer before the request stream ends.
+    pub(crate) fn answer_begun(&mut self, io: &mut impl Wire) -> bool {
+        if self.synth_pos == self.synth.len() && !self.ended && self.error.is_none() {
             if let Ok(0) = self.pump(io) {
                 // Closed: the read that follows says so.
                 return true;
             }
             let _ = self.flush(io);
         }
-        self.ended || self.error.is_some()
+        self.synth_pos < self.synth.len() || self.ended || self.error.is_some()
     }
 
     /// Reads at most `want` bytes of the answer (as HTTP/1.1) onto `buf`. `Ok(0)`: it is
@@ -1058,16 +1057,17 @@ mod tests {
             }
             // A WINDOW_UPDATE for the ended stream is harmless.
             server_frame(&mut peer, frame::WINDOW_UPDATE, 0, 1, &[0, 0, 0, 42]);
-            assert!(h.answer_ended(&mut peer));
+            assert!(h.answer_begun(&mut peer));
             assert_eq!(read_all(&mut h, &mut peer).is_ok(), ok, "{rsts} RST_STREAM");
         }
-        // An answer that only began does not end the request early.
+        // Nothing from the server yet: no answer; its head: the answer has begun.
         let mut h = H2Up::new();
         h.start_stream(4096);
         let mut peer = Peer::default();
+        assert!(!h.answer_begun(&mut peer));
         let b = block(&[(b":status", b"200")]);
         server_frame(&mut peer, frame::HEADERS, frame::END_HEADERS, 1, &b);
-        assert!(!h.answer_ended(&mut peer));
+        assert!(h.answer_begun(&mut peer));
         assert!(peer.written.starts_with(frame::PREFACE));
     }
 

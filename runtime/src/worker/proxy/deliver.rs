@@ -195,6 +195,24 @@ impl Worker<'_> {
         let mut taken = 0usize;
         loop {
             let mut progressed = false;
+            if p.request_streaming() && !p.upstream_eof {
+                // gRPC: the request stream goes on beside the answer.
+                match self.send_more(conn, p) {
+                    Ok(moved) => progressed |= moved,
+                    Err(_) => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "the request stream to upstream {} broke while its answer was being sent, client: {}",
+                            self.peer_name(p.upstream, p.peer),
+                            conn.peer.ip()
+                        );
+                        p.upstream_eof = true;
+                        p.broken = true;
+                        p.spoiled = true;
+                    }
+                }
+            }
             if p.discard {
                 // A post action: the response goes nowhere.
                 conn.wbuf.clear();

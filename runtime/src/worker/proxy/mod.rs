@@ -571,6 +571,14 @@ fn hop_by_hop_request(name: &[u8]) -> bool {
 }
 
 impl Proxy {
+    /// gRPC: part of the request stream is still to go while the answer is read.
+    fn request_streaming(&self) -> bool {
+        self.protocol == proton_ir::Protocol::Grpc
+            && (!matches!(self.body, ReqBody::None)
+                || self.req_pos < self.req.len()
+                || self.file_read < self.file_len)
+    }
+
     /// The response is cut short (a subrequest in its body failed): what is out stays,
     /// the connection closes.
     pub(crate) fn cut_short(&mut self) {

@@ -377,9 +377,9 @@ impl crate::http2::upstream::Wire for UpWire<'_> {
 }
 
 impl UpConn {
-    /// gRPC: whether the server's answer is complete while the request is still being
-    /// sent (see `H2Up::answer_ended`). False for other protocols.
-    pub(super) fn answer_ended(&mut self) -> bool {
+    /// gRPC: whether the server's answer has begun while the request is still being sent
+    /// (see `H2Up::answer_begun`). False for other protocols.
+    pub(super) fn answer_begun(&mut self) -> bool {
         let Some(h) = self.h2.as_deref_mut() else {
             return false;
         };
@@ -390,7 +390,7 @@ impl UpConn {
             ready: &mut ready,
             hup: false,
         };
-        h.answer_ended(&mut wire)
+        h.answer_begun(&mut wire)
     }
 
     /// Whether an idle connection is still open: the upstream has sent nothing since its

@@ -6,6 +6,11 @@ use super::*;
 impl Worker<'_> {
     /// The upstream's response head: read whole (interim answers dropped), then judged.
     pub(super) fn step_head(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        if p.request_streaming() {
+            if let Err(step) = self.send_more(conn, p) {
+                return step;
+            }
+        }
         let limit = (self.proxy_settings(p.loc).buffer_size as usize).max(1024);
         let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
             return Step::Fail(Fail::Error, "lost upstream connection");

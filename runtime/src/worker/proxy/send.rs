@@ -43,12 +43,16 @@ impl Worker<'_> {
                 if progressed {
                     continue;
                 }
-                // gRPC: the server may end the call before the request stream ends; its
-                // answer goes to the client then (the rest of the client's body is not sent).
+                // gRPC: the server may answer before the request stream ends (a streaming
+                // call); the answer is read from then on while the request goes on
+                // (`send_more`).
                 if p.up
                     .and_then(|k| self.ups.conns.get_mut(k))
-                    .is_some_and(UpConn::answer_ended)
+                    .is_some_and(UpConn::answer_begun)
                 {
+                    if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
+                        c.requests += 1;
+                    }
                     p.st = St::Head;
                     p.deadline = self.now
                         + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
@@ -79,6 +83,52 @@ impl Worker<'_> {
                     "writev() failed (Connection reset by peer) while sending request to upstream",
                 ),
             }
+        }
+    }
+
+    /// gRPC, full duplex: more of the request stream (the client's body as it arrives)
+    /// while the answer is read. Whether anything moved; `Err`: the step that ends the
+    /// attempt.
+    pub(super) fn send_more(&mut self, conn: &mut Conn, p: &mut Proxy) -> Result<bool, Step> {
+        let mut progressed = false;
+        loop {
+            let mut moved = false;
+            if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
+                match self.pull_body(conn, p) {
+                    Pull::Got => moved = true,
+                    Pull::Wait => {}
+                    Pull::Fail(d) => return Err(Step::Done(d)),
+                }
+            }
+            if p.req_pos >= p.req.len() && p.file_read < p.file_len {
+                if self.next_file_piece(conn, p).is_err() {
+                    return Err(Step::Done(Drive::Failed(500)));
+                }
+                moved = true;
+            }
+            if p.req_pos < p.req.len() {
+                match self.write_req(p) {
+                    Ok(0) => {
+                        return Err(Step::Fail(
+                            Fail::Error,
+                            "upstream closed the connection while sending request",
+                        ))
+                    }
+                    Ok(_) => moved = true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == ErrorKind::Interrupted => moved = true,
+                    Err(_) => {
+                        return Err(Step::Fail(
+                            Fail::Error,
+                            "writev() failed (Connection reset by peer) while sending request to upstream",
+                        ))
+                    }
+                }
+            }
+            if !moved {
+                return Ok(progressed);
+            }
+            progressed = true;
         }
     }
 
