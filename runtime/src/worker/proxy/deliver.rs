@@ -198,7 +198,7 @@ impl Worker<'_> {
             if p.request_streaming() && !p.upstream_eof {
                 // gRPC: the request stream goes on beside the answer.
                 match self.send_more(conn, p) {
-                    Ok(moved) => progressed |= moved,
+                    Ok(wrote) => progressed |= wrote,
                     Err(_) => {
                         elog!(
                             self.elog,

@@ -315,16 +315,10 @@ impl UpstreamIo for UpConn {
         buf: &mut Vec<u8>,
         want: usize,
     ) -> std::io::Result<usize> {
-        let (sock, mut tls) = (&self.sock, self.tls.as_deref_mut());
-        if let Some(h) = self.h2.as_deref_mut() {
-            let mut wire = UpWire {
-                sock,
-                tls,
-                ready,
-                hup,
-            };
-            return h.read(buf, want, &mut wire);
+        if let Some(r) = self.h2_io(ready, hup, |h, wire| h.read(buf, want, wire)) {
+            return r;
         }
+        let (sock, mut tls) = (&self.sock, self.tls.as_deref_mut());
         match self.fcgi.as_deref_mut() {
             Some(f) => f.read(
                 |raw, n| client_read(sock, tls.as_deref_mut(), ready, hup, raw, n),
@@ -336,16 +330,9 @@ impl UpstreamIo for UpConn {
     }
 
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Some(h) = self.h2.as_deref_mut() {
-            // (Readiness is not tracked here: a read that finds nothing says so.)
-            let mut ready = true;
-            let mut wire = UpWire {
-                sock: &self.sock,
-                tls: self.tls.as_deref_mut(),
-                ready: &mut ready,
-                hup: false,
-            };
-            return h.write(data, &mut wire);
+        // (Readiness is not tracked for writes: a read that finds nothing says so.)
+        if let Some(r) = self.h2_io(&mut true, false, |h, wire| h.write(data, wire)) {
+            return r;
         }
         client_write(&self.sock, self.tls.as_deref_mut(), data)
     }
@@ -380,17 +367,25 @@ impl UpConn {
     /// gRPC: whether the server's answer has begun while the request is still being sent
     /// (see `H2Up::answer_begun`). False for other protocols.
     pub(super) fn answer_begun(&mut self) -> bool {
-        let Some(h) = self.h2.as_deref_mut() else {
-            return false;
-        };
-        let mut ready = true;
+        self.h2_io(&mut true, false, |h, wire| h.answer_begun(wire))
+            .unwrap_or(false)
+    }
+
+    /// Runs `f` on the connection's HTTP/2 state with its socket; `None`: not HTTP/2.
+    fn h2_io<R>(
+        &mut self,
+        ready: &mut bool,
+        hup: bool,
+        f: impl FnOnce(&mut crate::http2::upstream::H2Up, &mut UpWire<'_>) -> R,
+    ) -> Option<R> {
+        let h = self.h2.as_deref_mut()?;
         let mut wire = UpWire {
             sock: &self.sock,
             tls: self.tls.as_deref_mut(),
-            ready: &mut ready,
-            hup: false,
+            ready,
+            hup,
         };
-        h.answer_begun(&mut wire)
+        Some(f(h, &mut wire))
     }
 
     /// Whether an idle connection is still open: the upstream has sent nothing since its

@@ -13,84 +13,43 @@ impl Worker<'_> {
     }
 
     pub(super) fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
-        loop {
-            // Take body bytes from the client while there is room.
-            let mut progressed = false;
-            if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
-                match self.pull_body(conn, p) {
-                    Pull::Got => progressed = true,
-                    Pull::Wait => {}
-                    Pull::Fail(d) => return Step::Done(d),
-                }
-            }
-            if p.req_pos >= p.req.len() && p.file_read < p.file_len {
-                // The next piece of a body in a temporary file, after the head.
-                match self.next_file_piece(conn, p) {
-                    Ok(()) => continue,
-                    Err(()) => return Step::Done(Drive::Failed(500)),
-                }
-            }
-            if p.req_pos >= p.req.len() {
-                if matches!(p.body, ReqBody::None) {
-                    p.st = St::Head;
-                    p.deadline = self.now
-                        + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
-                    if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
-                        c.requests += 1;
-                    }
-                    return Step::Progress;
-                }
-                if progressed {
-                    continue;
-                }
-                // gRPC: the server may answer before the request stream ends (a streaming
-                // call); the answer is read from then on while the request goes on
-                // (`send_more`).
-                if p.up
-                    .and_then(|k| self.ups.conns.get_mut(k))
-                    .is_some_and(UpConn::answer_begun)
-                {
-                    if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
-                        c.requests += 1;
-                    }
-                    p.st = St::Head;
-                    p.deadline = self.now
-                        + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
-                    return Step::Progress;
-                }
-                return Step::Blocked;
-            }
-            match self.write_req(p) {
-                Ok(0) => {
-                    return Step::Fail(
-                        Fail::Error,
-                        "upstream closed the connection while sending request",
-                    )
-                }
-                Ok(_) => {
-                    p.deadline = self.now
-                        + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
-                }
-                Err(e) if e.kind() == ErrorKind::NotConnected => {
-                    return Step::Fail(Fail::Error, "lost upstream connection")
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    return Step::Blocked;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => return Step::Fail(
-                    Fail::Error,
-                    "writev() failed (Connection reset by peer) while sending request to upstream",
-                ),
-            }
+        let wrote = match self.send_more(conn, p) {
+            Ok(w) => w,
+            Err(step) => return step,
+        };
+        if wrote {
+            p.deadline =
+                self.now + Duration::from_millis(self.proxy_settings(p.loc).send_timeout_ms);
         }
+        if p.req_pos < p.req.len() || p.file_read < p.file_len {
+            return Step::Blocked;
+        }
+        // All of the request is out, or all that came so far. gRPC: the server may answer
+        // before the request stream ends (a streaming call); the answer is read from then
+        // on while the request goes on (`send_more`).
+        if !matches!(p.body, ReqBody::None)
+            && !(p.protocol == proton_ir::Protocol::Grpc
+                && p.up
+                    .and_then(|k| self.ups.conns.get_mut(k))
+                    .is_some_and(UpConn::answer_begun))
+        {
+            return Step::Blocked;
+        }
+        p.st = St::Head;
+        p.deadline = self.now + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
+        if let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) {
+            c.requests += 1;
+        }
+        Step::Progress
     }
 
-    /// gRPC, full duplex: more of the request stream (the client's body as it arrives)
-    /// while the answer is read. Whether anything moved; `Err`: the step that ends the
+    /// Moves the request on as far as the sockets allow: the client's body bytes into
+    /// `p.req` while there is room (and the pieces of a body in a temporary file), and
+    /// `p.req` to the upstream. Also called while the answer is read, for gRPC's full
+    /// duplex. Whether any bytes went to the upstream; `Err`: the step that ends the
     /// attempt.
     pub(super) fn send_more(&mut self, conn: &mut Conn, p: &mut Proxy) -> Result<bool, Step> {
-        let mut progressed = false;
+        let mut wrote = false;
         loop {
             let mut moved = false;
             if !matches!(p.body, ReqBody::None) && p.req.len() - p.req_pos < REQ_WINDOW {
@@ -101,6 +60,7 @@ impl Worker<'_> {
                 }
             }
             if p.req_pos >= p.req.len() && p.file_read < p.file_len {
+                // The next piece of a body in a temporary file, after the head.
                 if self.next_file_piece(conn, p).is_err() {
                     return Err(Step::Done(Drive::Failed(500)));
                 }
@@ -114,21 +74,24 @@ impl Worker<'_> {
                             "upstream closed the connection while sending request",
                         ))
                     }
-                    Ok(_) => moved = true,
+                    Ok(_) => {
+                        moved = true;
+                        wrote = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::NotConnected => {
+                        return Err(Step::Fail(Fail::Error, "lost upstream connection"))
+                    }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                     Err(e) if e.kind() == ErrorKind::Interrupted => moved = true,
-                    Err(_) => {
-                        return Err(Step::Fail(
-                            Fail::Error,
-                            "writev() failed (Connection reset by peer) while sending request to upstream",
-                        ))
-                    }
+                    Err(_) => return Err(Step::Fail(
+                        Fail::Error,
+                        "writev() failed (Connection reset by peer) while sending request to upstream",
+                    )),
                 }
             }
             if !moved {
-                return Ok(progressed);
+                return Ok(wrote);
             }
-            progressed = true;
         }
     }
 
