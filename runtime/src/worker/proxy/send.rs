@@ -27,13 +27,14 @@ impl Worker<'_> {
         // All of the request is out, or all that came so far. gRPC: the server may answer
         // before the request stream ends (a streaming call); the answer is read from then
         // on while the request goes on (`send_more`).
-        if !matches!(p.body, ReqBody::None)
-            && !(p.protocol == proton_ir::Protocol::Grpc
+        if !matches!(p.body, ReqBody::None) {
+            let answered = p.protocol == proton_ir::Protocol::Grpc
                 && p.up
                     .and_then(|k| self.ups.conns.get_mut(k))
-                    .is_some_and(UpConn::answer_begun))
-        {
-            return Step::Blocked;
+                    .is_some_and(UpConn::answer_begun);
+            if !answered {
+                return Step::Blocked;
+            }
         }
         p.st = St::Head;
         p.deadline = self.now + Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
