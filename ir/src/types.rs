@@ -1070,6 +1070,9 @@ pub struct Settings {
     pub etag: bool,
     pub if_modified_since: IfModifiedSince,
     pub sendfile: bool,
+    /// `sendfile_max_chunk`: the most one sendfile call sends before the connection
+    /// yields to the worker's others (0: no limit).
+    pub sendfile_max_chunk: u64,
     pub tcp_nopush: bool,
     pub tcp_nodelay: bool,
     pub server_tokens: ServerTokens,

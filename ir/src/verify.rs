@@ -814,6 +814,7 @@ pub(crate) mod tests {
             etag: true,
             if_modified_since: IfModifiedSince::Exact,
             sendfile: false,
+            sendfile_max_chunk: 2 << 20,
             tcp_nopush: false,
             tcp_nodelay: true,
             server_tokens: ServerTokens::On,

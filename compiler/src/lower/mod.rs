@@ -3017,6 +3017,7 @@ impl Lower<'_> {
             etag: flag("etag", true),
             if_modified_since,
             sendfile: flag("sendfile", false),
+            sendfile_max_chunk: size("sendfile_max_chunk", 2 << 20),
             tcp_nopush: flag("tcp_nopush", false),
             tcp_nodelay: flag("tcp_nodelay", true),
             server_tokens: match nearest(chain, "server_tokens").first().map(|d| arg(d, 0)) {

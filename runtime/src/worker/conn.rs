@@ -1533,6 +1533,12 @@ impl Conn {
                 other => other,
             };
         }
+        // sendfile_max_chunk: what this call may send before the worker's other connections
+        // go first (this one is woken in the next round of the event loop).
+        let mut chunk_left = match self.req.as_deref().map_or(0, |r| r.sendfile_max_chunk) {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        };
         while self.file.as_ref().is_some_and(|f| f.offset < f.end) {
             if allowance == 0 {
                 match self.rate_allowance(w) {
@@ -1540,8 +1546,20 @@ impl Conn {
                     None => return Some(false),
                 }
             }
+            if chunk_left == 0 {
+                if let Some(req) = self.req.as_deref_mut() {
+                    // Just after this round's clock: due in the next round.
+                    let next_round = w.now + Duration::from_nanos(1);
+                    wake_at(req, (self.key, self.number), next_round, w);
+                    return Some(false);
+                }
+                chunk_left = usize::MAX;
+            }
             if let Some(f) = self.file.as_mut() {
-                let count = ((f.end - f.offset) as usize).min(1 << 30).min(allowance);
+                let count = ((f.end - f.offset) as usize)
+                    .min(1 << 30)
+                    .min(allowance)
+                    .min(chunk_left);
                 let mut off = f.offset;
                 let sock = self.sock.tcp()?;
                 match nix::sys::sendfile::sendfile64(
@@ -1555,6 +1573,7 @@ impl Conn {
                         f.offset = off;
                         self.body_sent += n as u64;
                         allowance = allowance.saturating_sub(n);
+                        chunk_left = chunk_left.saturating_sub(n);
                         self.deadline = w.now + Duration::from_millis(self.send_timeout_ms.into());
                     }
                     Err(nix::errno::Errno::EAGAIN) => return Some(false),

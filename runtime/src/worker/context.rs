@@ -53,6 +53,8 @@ pub(crate) struct RequestCtx {
     pub(crate) limit_rate: Option<u64>,
     /// `limit_rate_after`, read with the rate.
     pub(crate) limit_rate_after: Option<u64>,
+    /// `sendfile_max_chunk` of the file being sent (0: no limit).
+    pub(crate) sendfile_max_chunk: u64,
     /// error_page redirected the request (to a URI or a named location): the status and the
     /// `=response` of that error_page. As nginx, the request goes on as a GET (a HEAD stays
     /// a HEAD), e.g. towards an upstream, and the answer keeps the error's status unless
@@ -185,6 +187,7 @@ impl Default for RequestCtx {
             text: Vec::new(),
             redirected: Vec::new(),
             limit_rate: None,
+            sendfile_max_chunk: 0,
             limit_rate_after: None,
             wake_at: None,
             client: None,
@@ -272,6 +275,7 @@ impl RequestCtx {
         self.budget = proton_ir::rewrite::UriBudget::default();
         self.rewritten_here = false;
         self.limit_rate = None;
+        self.sendfile_max_chunk = 0;
         self.limit_rate_after = None;
         self.wake_at = None;
         self.error_status = None;

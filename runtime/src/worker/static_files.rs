@@ -786,6 +786,9 @@ fn send_file(
                 };
             }
         };
+        if let Some(req) = conn.req.as_deref_mut() {
+            req.sendfile_max_chunk = s.sendfile_max_chunk;
+        }
         conn.file = Some(FileBody {
             file,
             offset: start as i64,

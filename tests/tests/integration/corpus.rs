@@ -70,7 +70,7 @@ const OPEN_ISSUES: &[(&str, u32)] = &[
 /// keeps the rule fails the test so that the list cannot go stale.
 const KNOWN_FAILURES: &[(&str, &str)] = &[(
     "peertube",
-    "E0003 for `sendfile_max_chunk` and `aio`, which no open issue covers",
+    "E0003 for `aio threads` (file I/O off the event loop), which no open issue covers",
 )];
 
 /// How protonc judged one config.

@@ -142,3 +142,42 @@ fn responses_keep_to_limit_rate() {
         );
     }
 }
+
+/// `sendfile_max_chunk`: a file larger than the chunk leaves in many sendfile calls, the
+/// connection yielding to the worker's other connections after each chunk (and woken in
+/// the next round of the event loop; on loopback the socket's own write events would also
+/// wake it). It arrives whole and in order, with a small chunk, nginx's default and no
+/// limit (0).
+#[test]
+fn sendfile_max_chunk_sends_a_large_file_whole() {
+    let t = TempDir::new("sendfile-chunk");
+    let root = t.path().join("html");
+    std::fs::create_dir_all(&root).expect("dir");
+    let data: Vec<u8> = (0..(3 << 20) + 123).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(root.join("big"), &data).expect("file");
+    let conf = format!(
+        r#"worker_processes 1;
+error_log {{dir}}/logs/error.log info;
+events {{}}
+http {{
+    access_log off;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{{port}};
+        root {root};
+        location /small/ {{ alias {root}/; sendfile_max_chunk 8k; }}
+        location /default/ {{ alias {root}/; }}
+        location /none/ {{ alias {root}/; sendfile_max_chunk 0; }}
+    }}
+}}
+"#,
+        root = root.display()
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    for path in ["/small/big", "/default/big", "/none/big"] {
+        let (raw, _) = fetch(p.port, path);
+        assert!(raw.starts_with(b"HTTP/1.1 200"), "{path}: {}", p.logs());
+        assert_eq!(body(&raw).len(), data.len(), "{path}: {}", p.logs());
+        assert!(body(&raw) == &data[..], "{path}: the body differs");
+    }
+}
