@@ -11,6 +11,7 @@ mod fastcgi;
 mod files_cache;
 mod geo;
 mod globals;
+mod grpc;
 mod gzip;
 mod harness;
 mod header_multi;
