@@ -557,7 +557,6 @@ fn grpcs_upstream_over_tls() {
 /// The error log names a TLS upstream `grpcs://ADDRESS`, as nginx's grpc module does (its
 /// `u->schema` is `grpcs://` when the upstream is TLS).
 #[test]
-#[ignore = "Proton names a grpcs:// upstream \"grpc://ADDRESS\" in the error log"]
 fn grpcs_upstream_is_named_grpcs_in_the_error_log() {
     if !have_grpcio() {
         return;

@@ -2938,3 +2938,48 @@ fn duplicate_single_value_fields_keep_the_first() {
         error_log(&t)
     );
 }
+
+/// `$body_bytes_sent` and `$bytes_sent` of a proxied response are what the client got: the
+/// body alone, and head and body (they once took the head off twice, logging `0` for short
+/// bodies).
+#[test]
+fn proxied_responses_log_the_bytes_the_client_got() {
+    let t = TempDir::new("proxy-bytes-sent");
+    let b = Backend::start("b1");
+    let http = with_ports(
+        r#"
+log_format bytes '$request_uri $status $body_bytes_sent $bytes_sent';
+upstream be { server 127.0.0.1:@A@; }
+server {
+    listen 127.0.0.1:{port};
+    access_log {dir}/logs/bytes.log bytes;
+    location / { proxy_pass http://be; }
+}
+"#,
+        &[("A", b.port)],
+    );
+    let p = start(&t, &http);
+    let mut got = Vec::new();
+    for path in ["/id", "/echo"] {
+        let (raw, _) = raw_exchange(
+            p.port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            Duration::from_secs(20),
+        );
+        let head = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| i + 4)
+            .expect("a head");
+        assert!(raw.len() > head, "{path}: no body: {}", p.logs());
+        got.push(format!("{path} 200 {} {}", raw.len() - head, raw.len()));
+    }
+    let log_path = t.path().join("logs/bytes.log");
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(20), || log().lines().count() >= 2),
+        "{}",
+        log()
+    );
+    assert_eq!(log().lines().collect::<Vec<_>>(), got, "{}", p.logs());
+}

@@ -925,7 +925,9 @@ impl Worker<'_> {
                 // A post action sent nothing: the bytes are those of the response sent.
                 if !p.discard {
                     conn.finished.header_bytes = p.header_bytes;
-                    conn.body_sent = p.written.saturating_sub(p.header_bytes);
+                    // Everything written, head included: `finish` takes the head off for
+                    // `$body_bytes_sent`.
+                    conn.body_sent = p.written;
                     conn.close_after |= !p.keep_client;
                 }
                 conn.wbuf.clear();
@@ -1053,13 +1055,14 @@ impl std::fmt::Display for UpstreamUrl<'_> {
             ""
         };
         if self.protocol != proton_ir::Protocol::Http {
-            // nginx names a FastCGI (SCGI, uwsgi) upstream without a URI.
-            return write!(
-                f,
-                "{}://{}{sep}",
-                self.protocol.module(),
-                PeerName(self.peer)
-            );
+            // nginx names a FastCGI (SCGI, uwsgi, gRPC) upstream without a URI, and over TLS
+            // with its scheme's (`grpcs://`, `suwsgi://`).
+            let scheme = match (self.protocol, self.https) {
+                (proton_ir::Protocol::Grpc, true) => "grpcs",
+                (proton_ir::Protocol::Uwsgi, true) => "suwsgi",
+                (p, _) => p.module(),
+            };
+            return write!(f, "{scheme}://{}{sep}", PeerName(self.peer));
         }
         write!(
             f,
