@@ -172,12 +172,16 @@ impl Worker<'_> {
         let max_head = self.proxy_settings(p.loc).buffer_size as usize;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
+        // A plain connection waits for writability only once a write would block (see
+        // `UpConn::writable`); TLS, gRPC and a PROXY line manage their writes themselves.
+        let writable = tls.is_some() || p.protocol == proton_ir::Protocol::Grpc || !p.pp.is_empty();
+        let interest = if writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         self.registry
-            .register(
-                &mut sock,
-                Token(UP_BASE + key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut sock, Token(UP_BASE + key), interest)
             .map_err(Open::Connect)?;
         let now = self.now;
         entry.insert(UpConn {
@@ -196,6 +200,7 @@ impl Worker<'_> {
                 h
             }),
             gen,
+            writable,
         });
         p.up = Some(key);
         p.pp_pos = 0;

@@ -26,6 +26,13 @@ pub(crate) struct UpConn {
     /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
     /// `server … resolve` peer whose address changed since is another server.
     pub(super) gen: u32,
+    /// Whether the socket is registered for writability too. A plain connection (no TLS,
+    /// no HTTP/2, no PROXY line) starts registered for reading only: its request usually
+    /// goes out whole in the first write, and an EPOLLOUT registration would only bring a
+    /// wake-up per request (the upstream reading the request frees its send buffer) that
+    /// nothing waits for. A write that would block adds it (`Worker::write_req`), and so
+    /// does a tunnel (`Worker::step_tunnel`).
+    pub(super) writable: bool,
 }
 
 /// A worker's upstream connections, keep-alive caches and balancers.
