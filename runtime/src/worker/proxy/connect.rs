@@ -169,6 +169,7 @@ impl Worker<'_> {
             let _ = socket2::SockRef::from(&sock).set_keepalive(true);
         }
         let gen = self.ups.generation(p.upstream, p.peer);
+        let fcgi = p.fcgi().then(|| self.ups.fcgi_in());
         let max_head = self.proxy_settings(p.loc).buffer_size as usize;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
@@ -193,7 +194,7 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
-            fcgi: p.fcgi().then(|| Box::new(fcgi::FcgiIn::new())),
+            fcgi,
             h2: (p.protocol == proton_ir::Protocol::Grpc).then(|| {
                 let mut h = Box::new(crate::http2::upstream::H2Up::new());
                 h.start_stream(max_head);
