@@ -302,12 +302,17 @@ pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     )
 }
 
-/// Logs through an [`ErrorLog`] with format arguments.
+/// Logs through an [`ErrorLog`] with format arguments. The arguments are evaluated only
+/// when the level is enabled (a debug line's `String::from_utf8_lossy` of the request line,
+/// say, costs nothing on every request otherwise).
 #[macro_export]
 macro_rules! elog {
-    ($log:expr, $level:ident, $($arg:tt)*) => {
-        $log.log(proton_ir::LogLevel::$level, format_args!($($arg)*))
-    };
+    ($log:expr, $level:ident, $($arg:tt)*) => {{
+        let log = &$log;
+        if log.enabled(proton_ir::LogLevel::$level) {
+            log.log(proton_ir::LogLevel::$level, format_args!($($arg)*))
+        }
+    }};
 }
 
 #[cfg(test)]

@@ -772,12 +772,8 @@ impl Ctx<'_> {
             Builtin::Uri | Builtin::DocumentUri => out.extend_from_slice(self.uri),
             Builtin::RealipRemoteAddr if self.unix.is_some() => out.extend_from_slice(b"unix:"),
             Builtin::RealipRemotePort if self.unix.is_some() => {}
-            Builtin::RealipRemoteAddr => {
-                let _ = write!(out, "{}", self.conn_peer.ip());
-            }
-            Builtin::RealipRemotePort => {
-                let _ = write!(out, "{}", self.conn_peer.port());
-            }
+            Builtin::RealipRemoteAddr => push_ip(out, self.conn_peer.ip()),
+            Builtin::RealipRemotePort => push_u64(out, self.conn_peer.port().into()),
             Builtin::InvalidReferer => {
                 let referers = self.location.and_then(|l| {
                     let loc = self.ir.locations.get(l.0 as usize)?;
@@ -893,9 +889,7 @@ impl Ctx<'_> {
             Builtin::ServerAddr if self.unix.is_some() => {
                 out.extend_from_slice(self.unix.unwrap_or_default().as_bytes())
             }
-            Builtin::RemoteAddr => {
-                let _ = write!(out, "{}", self.peer.ip());
-            }
+            Builtin::RemoteAddr => push_ip(out, self.peer.ip()),
             Builtin::BinaryRemoteAddr => match self.peer.ip() {
                 IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
                 IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
@@ -920,15 +914,9 @@ impl Ctx<'_> {
                     let _ = write!(out, "{}", a.dst.port());
                 }
             }
-            Builtin::RemotePort => {
-                let _ = write!(out, "{}", self.peer.port());
-            }
-            Builtin::ServerAddr => {
-                let _ = write!(out, "{}", self.local.ip());
-            }
-            Builtin::ServerPort => {
-                let _ = write!(out, "{}", self.local.port());
-            }
+            Builtin::RemotePort => push_u64(out, self.peer.port().into()),
+            Builtin::ServerAddr => push_ip(out, self.local.ip()),
+            Builtin::ServerPort => push_u64(out, self.local.port().into()),
             Builtin::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Builtin::Status => {
                 let _ = write!(out, "{:03}", self.status);
@@ -1288,6 +1276,40 @@ fn base64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 /// `12.345` from milliseconds.
+/// Appends `n` in decimal (without the formatting machinery: `$remote_port` and friends
+/// are expanded on every request of a location that sends them, FastCGI's params say).
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// Appends `ip` as `Display` writes it (`127.0.0.1`, `::1`); IPv4 without the formatting
+/// machinery.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_u64(out, o.into());
+            }
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
+    }
+}
+
 fn write_ms(out: &mut Vec<u8>, ms: u64) {
     let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
@@ -1629,6 +1651,29 @@ pub(crate) fn murmur_hash2(data: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_and_addresses_as_display_writes_them() {
+        use std::net::IpAddr;
+        for n in [0u64, 7, 10, 99, 65535, 1_000_000, u64::MAX] {
+            let mut out = Vec::new();
+            super::push_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        for ip in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.20.3.40",
+            "::1",
+            "::ffff:1.2.3.4",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            super::push_ip(&mut out, ip);
+            assert_eq!(out, ip.to_string().into_bytes());
+        }
+    }
+
     #[test]
     fn murmur_hash2_as_nginx() {
         // Reference values of MurmurHash2 (seed 0) computed by its published C code, which

@@ -169,15 +169,20 @@ impl Worker<'_> {
             let _ = socket2::SockRef::from(&sock).set_keepalive(true);
         }
         let gen = self.ups.generation(p.upstream, p.peer);
+        let fcgi = p.fcgi().then(|| self.ups.fcgi_in());
         let max_head = self.proxy_settings(p.loc).buffer_size as usize;
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
+        // A plain connection waits for writability only once a write would block (see
+        // `UpConn::writable`); TLS, gRPC and a PROXY line manage their writes themselves.
+        let writable = tls.is_some() || p.protocol == proton_ir::Protocol::Grpc || !p.pp.is_empty();
+        let interest = if writable {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         self.registry
-            .register(
-                &mut sock,
-                Token(UP_BASE + key),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut sock, Token(UP_BASE + key), interest)
             .map_err(Open::Connect)?;
         let now = self.now;
         entry.insert(UpConn {
@@ -189,13 +194,14 @@ impl Worker<'_> {
             requests: 0,
             idle_until: now,
             opened: now,
-            fcgi: p.fcgi().then(|| Box::new(fcgi::FcgiIn::new())),
+            fcgi,
             h2: (p.protocol == proton_ir::Protocol::Grpc).then(|| {
                 let mut h = Box::new(crate::http2::upstream::H2Up::new());
                 h.start_stream(max_head);
                 h
             }),
             gen,
+            writable,
         });
         p.up = Some(key);
         p.pp_pos = 0;

@@ -570,9 +570,26 @@ impl Worker<'_> {
     pub(super) fn step_tunnel(&mut self, conn: &mut Conn, p: &mut Proxy) -> Drive {
         const WINDOW: usize = 64 * 1024;
         let idle = Duration::from_millis(self.proxy_settings(p.loc).read_timeout_ms);
-        let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+        let Some(key) = p.up else {
             return Drive::Close;
         };
+        let Some(c) = self.ups.conns.get_mut(key) else {
+            return Drive::Close;
+        };
+        if !c.writable {
+            // Bytes go to the upstream whenever the client sends some: the tunnel waits
+            // for writability too (see `UpConn::writable`).
+            let all = Interest::READABLE | Interest::WRITABLE;
+            if self
+                .registry
+                .reregister(&mut c.sock, Token(UP_BASE + key), all)
+                .is_err()
+            {
+                self.log_access_proxy(conn, p);
+                return Drive::Close;
+            }
+            c.writable = true;
+        }
         // (An HTTP/2 stream never tunnels: its request cannot ask for an upgrade.)
         let crate::worker::conn::Sock::Tcp(client) = &conn.sock else {
             return Drive::Close;

@@ -14,6 +14,9 @@ const ID: u16 = 1;
 /// The most of the application's error stream kept between two log lines.
 const STDERR_MAX: usize = 4096;
 
+/// The largest record buffer a reader keeps when its connection closes.
+const RECYCLE_MAX: usize = 16 * 1024;
+
 /// The answer's records on one upstream connection, for the request being answered: what
 /// has been read but not decoded yet, and what the records said besides the output.
 pub(crate) struct FcgiIn {
@@ -53,6 +56,12 @@ impl FcgiIn {
         self.stdout_closed = false;
         self.stderr.clear();
         self.error = None;
+    }
+
+    /// Whether its buffers are small enough to keep for another connection (see
+    /// `Upstreams::fcgi_in`): an answer read in large pieces leaves a large buffer.
+    pub(super) fn recyclable(&self) -> bool {
+        self.raw.capacity() <= RECYCLE_MAX && self.stderr.capacity() <= STDERR_MAX
     }
 
     /// Whether the answer ended exactly with its `END_REQUEST` record (padding included),

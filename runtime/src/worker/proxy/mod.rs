@@ -708,7 +708,7 @@ impl Worker<'_> {
                     self.ups.overfull = true;
                 }
             } else {
-                self.ups.conns.try_remove(key);
+                self.ups.discard(key);
             }
             if let Some(bal) = self.ups.balancers.get_mut(u) {
                 bal.release(p.peer);

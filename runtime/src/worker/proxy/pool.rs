@@ -26,6 +26,13 @@ pub(crate) struct UpConn {
     /// The peer's address generation it was opened to (see `Upstreams::addr_gen`): a
     /// `server … resolve` peer whose address changed since is another server.
     pub(super) gen: u32,
+    /// Whether the socket is registered for writability too. A plain connection (no TLS,
+    /// no HTTP/2, no PROXY line) starts registered for reading only: its request usually
+    /// goes out whole in the first write, and an EPOLLOUT registration would only bring a
+    /// wake-up per request (the upstream reading the request frees its send buffer) that
+    /// nothing waits for. A write that would block adds it (`Worker::write_req`), and so
+    /// does a tunnel (`Worker::step_tunnel`).
+    pub(super) writable: bool,
 }
 
 /// A worker's upstream connections, keep-alive caches and balancers.
@@ -55,7 +62,14 @@ pub(crate) struct Upstreams {
     pub(super) addrs: Vec<Vec<Option<PeerAddr>>>,
     /// By upstream then peer: how many times the peer's address changed (see `UpConn::gen`).
     pub(super) addr_gen: Vec<Vec<u32>>,
+    /// FastCGI readers of closed connections, for the next ones (`fastcgi_pass` without
+    /// keep-alive opens a connection per request: no allocation for its reader and buffer).
+    #[allow(clippy::vec_box)]
+    fcgi_free: Vec<Box<super::fcgi::FcgiIn>>,
 }
+
+/// The most FastCGI readers kept for reuse ([`Upstreams::fcgi_in`]).
+const FCGI_FREE_MAX: usize = 64;
 
 pub(super) type CertConfig = (
     usize,
@@ -95,6 +109,7 @@ impl Upstreams {
                 .iter()
                 .map(|a| vec![0; a.len()])
                 .collect(),
+            fcgi_free: Vec::new(),
         };
         // `server … resolve` peers are not servers until their name is resolved.
         for rs in &loaded.resolve_servers {
@@ -175,7 +190,9 @@ impl Upstreams {
             let keep = up.keepalive as usize;
             if list.len() > keep {
                 for key in list.drain(..list.len() - keep) {
-                    self.conns.try_remove(key);
+                    if let Some(c) = self.conns.try_remove(key) {
+                        recycle(&mut self.fcgi_free, c);
+                    }
                 }
             }
         }
@@ -233,7 +250,22 @@ impl Upstreams {
                     list.retain(|&k| k != key);
                 }
             }
+            recycle(&mut self.fcgi_free, u);
         }
+    }
+
+    /// Removes (closes) connection `key`, not cached, keeping its FastCGI reader.
+    pub(super) fn discard(&mut self, key: usize) {
+        if let Some(c) = self.conns.try_remove(key) {
+            recycle(&mut self.fcgi_free, c);
+        }
+    }
+
+    /// A FastCGI reader for a new connection: a closed connection's, else a new one.
+    pub(super) fn fcgi_in(&mut self) -> Box<super::fcgi::FcgiIn> {
+        self.fcgi_free
+            .pop()
+            .unwrap_or_else(|| Box::new(super::fcgi::FcgiIn::new()))
     }
 
     /// A cached connection to `peer` of upstream `u` that still looks alive.
@@ -264,13 +296,13 @@ impl Upstreams {
             };
             if stale {
                 // Opened to the peer's former address.
-                self.conns.remove(key);
+                self.discard(key);
                 continue;
             }
             if c.tls.is_some() != https || c.fcgi.is_some() != fcgi || c.h2.is_some() != h2 {
                 // Made for the other scheme or protocol (one upstream group proxied to as
                 // http:// and as https://, or by fastcgi_pass): not for this request.
-                self.conns.remove(key);
+                self.discard(key);
                 continue;
             }
             // A connection the upstream closed while cached reads EOF (or data it should
@@ -283,7 +315,19 @@ impl Upstreams {
                 c.owner = Some(owner);
                 return Some(key);
             }
-            self.conns.remove(key);
+            self.discard(key);
+        }
+    }
+}
+
+/// Keeps the FastCGI reader of closed connection `c` for the next connection (reset, its
+/// buffers kept unless large), at most [`FCGI_FREE_MAX`] of them; `c`'s socket closes.
+#[allow(clippy::vec_box)]
+fn recycle(free: &mut Vec<Box<super::fcgi::FcgiIn>>, mut c: UpConn) {
+    if let Some(mut f) = c.fcgi.take() {
+        if free.len() < FCGI_FREE_MAX && f.recyclable() {
+            f.reset();
+            free.push(f);
         }
     }
 }

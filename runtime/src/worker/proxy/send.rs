@@ -5,11 +5,28 @@ use super::*;
 
 impl Worker<'_> {
     /// Writes the next bytes of `p.req` to the upstream; `Ok(0)` is the upstream closing.
+    /// A write that would block on a connection registered for reading only (see
+    /// `UpConn::writable`) adds writability to its registration, so that the event loop
+    /// comes back when the upstream takes more (the re-registration reports a socket that is
+    /// writable meanwhile: no wake-up is lost).
     pub(super) fn write_req(&mut self, p: &mut Proxy) -> std::io::Result<usize> {
-        let c =
-            p.up.and_then(|k| self.ups.conns.get_mut(k))
-                .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
-        send_request(c, p, self.now)
+        let key =
+            p.up.ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
+        let c = self
+            .ups
+            .conns
+            .get_mut(key)
+            .ok_or_else(|| std::io::Error::from(ErrorKind::NotConnected))?;
+        let r = send_request(c, p, self.now);
+        if !c.writable && matches!(&r, Err(e) if e.kind() == ErrorKind::WouldBlock) {
+            self.registry.reregister(
+                &mut c.sock,
+                Token(UP_BASE + key),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            c.writable = true;
+        }
+        r
     }
 
     pub(super) fn step_send(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
