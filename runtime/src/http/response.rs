@@ -101,20 +101,25 @@ pub fn write_status_line(out: &mut Vec<u8>, minor: u8, status: u16) {
 /// `core::fmt` (a response head is built per request).
 pub fn write_num_header(out: &mut Vec<u8>, name: &[u8], n: u64) {
     out.extend_from_slice(name);
-    // Digits and CRLF filled from the end of a small array, appended in one copy.
-    let mut tail = [0u8; 22];
-    let mut i = tail.len() - 2;
-    tail[i..].copy_from_slice(b"\r\n");
-    let mut v = n;
+    push_decimal(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal without going through `core::fmt` (heads and variables are made
+/// per request).
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    // Digits filled from the end of a small array, appended in one copy.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
     loop {
-        i -= 1;
-        tail[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&tail[i..]);
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Appends `n` in decimal, at least three digits (`099`), as nginx's `%03ui`.

@@ -3,6 +3,7 @@
 //! buffer; expansion appends to a caller-owned `Vec<u8>`.
 
 use crate::http::request::RequestHead;
+use crate::http::response::push_decimal;
 use proton_ir::uri::{arg_value, cookie_value, pair_value, same_name};
 use proton_ir::{Builtin, Ir, LocationId, Map, Part, Template, Var, MAX_MAP_NESTING};
 use std::cell::RefCell;
@@ -773,7 +774,7 @@ impl Ctx<'_> {
             Builtin::RealipRemoteAddr if self.unix.is_some() => out.extend_from_slice(b"unix:"),
             Builtin::RealipRemotePort if self.unix.is_some() => {}
             Builtin::RealipRemoteAddr => push_ip(out, self.conn_peer.ip()),
-            Builtin::RealipRemotePort => push_u64(out, self.conn_peer.port().into()),
+            Builtin::RealipRemotePort => push_decimal(out, self.conn_peer.port().into()),
             Builtin::InvalidReferer => {
                 let referers = self.location.and_then(|l| {
                     let loc = self.ir.locations.get(l.0 as usize)?;
@@ -914,9 +915,9 @@ impl Ctx<'_> {
                     let _ = write!(out, "{}", a.dst.port());
                 }
             }
-            Builtin::RemotePort => push_u64(out, self.peer.port().into()),
+            Builtin::RemotePort => push_decimal(out, self.peer.port().into()),
             Builtin::ServerAddr => push_ip(out, self.local.ip()),
-            Builtin::ServerPort => push_u64(out, self.local.port().into()),
+            Builtin::ServerPort => push_decimal(out, self.local.port().into()),
             Builtin::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Builtin::Status => {
                 let _ = write!(out, "{:03}", self.status);
@@ -1275,23 +1276,6 @@ fn base64_decode(s: &[u8], out: &mut Vec<u8>) -> bool {
     true
 }
 
-/// `12.345` from milliseconds.
-/// Appends `n` in decimal (without the formatting machinery: `$remote_port` and friends
-/// are expanded on every request of a location that sends them, FastCGI's params say).
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
 /// Appends `ip` as `Display` writes it (`127.0.0.1`, `::1`); IPv4 without the formatting
 /// machinery.
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
@@ -1301,7 +1285,7 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
                 if i > 0 {
                     out.push(b'.');
                 }
-                push_u64(out, o.into());
+                push_decimal(out, o.into());
             }
         }
         IpAddr::V6(a) => {
@@ -1310,6 +1294,7 @@ fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
+/// `12.345` from milliseconds.
 fn write_ms(out: &mut Vec<u8>, ms: u64) {
     let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
 }
@@ -1656,7 +1641,7 @@ mod tests {
         use std::net::IpAddr;
         for n in [0u64, 7, 10, 99, 65535, 1_000_000, u64::MAX] {
             let mut out = Vec::new();
-            super::push_u64(&mut out, n);
+            push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().into_bytes());
         }
         for ip in [

@@ -7,7 +7,7 @@ use crate::http2::upstream::{field, frame_block};
 
 impl Worker<'_> {
     /// The request's header block as HEADERS (and CONTINUATION) frames, nginx's grpc module's
-    /// fields: `:method`, `:scheme`, `:path` (the client's URI, or the changed one escaped),
+    /// fields: `:method` (`method`: the client's, GET after error_page), `:scheme`, `:path` (the client's URI, or the changed one escaped),
     /// `:authority` (`authority`: `$proxy_host`; a `host` field instead with
     /// `grpc_set_header Host`), every non-empty
     /// `grpc_set_header`, then the client's fields without `Host`, `TE` and the hop-by-hop
@@ -18,6 +18,7 @@ impl Worker<'_> {
         conn: &Conn,
         request: &RequestCtx,
         ps: &proton_ir::ProxySettings,
+        method: &[u8],
         authority: &[u8],
         https: bool,
         end: bool,
@@ -26,7 +27,6 @@ impl Worker<'_> {
         let head = &request.head;
         let mut block = self.scratch.var_pool.borrow_mut().buf();
         let mut value = self.scratch.var_pool.borrow_mut().buf();
-        let method = conn.rbuf.get(head.method_range.clone()).unwrap_or(b"GET");
         match method {
             b"GET" => block.push(0x82),
             b"POST" => block.push(0x83),

@@ -411,7 +411,9 @@ impl Worker<'_> {
                 p.head_pending = !grpc;
                 if grpc {
                     let https = p.https;
-                    self.grpc_request_head(conn, request, ps, proxy_host, https, false, &mut req);
+                    self.grpc_request_head(
+                        conn, request, ps, method, proxy_host, https, false, &mut req,
+                    );
                 }
                 p.body = match head.content_length {
                     Some(n) if !head.chunked => ReqBody::Length(n),
@@ -427,7 +429,9 @@ impl Worker<'_> {
                 let no_body = own_body || !has_body;
                 if grpc {
                     let https = p.https;
-                    self.grpc_request_head(conn, request, ps, proxy_host, https, no_body, &mut req);
+                    self.grpc_request_head(
+                        conn, request, ps, method, proxy_host, https, no_body, &mut req,
+                    );
                 } else if self
                     .cgi_request_head(conn, request, ps, proxy.protocol, length, &mut req)
                     .is_err()
