@@ -31,6 +31,13 @@ const START: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\
 /// left unread (the server's flow control, then TCP, hold the rest).
 const SYNTH_MAX: usize = 256 * 1024;
 
+/// The most request bytes framed into `wire` by one write (the rest waits for the next).
+const FRAME_BATCH: usize = 256 * 1024;
+
+/// The most of this side's frames (acknowledgements, window updates, the request) kept
+/// unsent before the server counts as broken.
+const WIRE_MAX: usize = 1 << 20;
+
 /// The socket under an [`H2Up`]: plaintext in and out (TLS records underneath).
 pub(crate) trait Wire {
     /// Reads at most `want` bytes onto the end of `buf`; `Ok(0)`: the server closed.
@@ -96,6 +103,10 @@ pub(crate) struct H2Up {
     /// The answer as HTTP/1.1 bytes, from `synth_pos` on not yet read by the proxy.
     synth: Vec<u8>,
     synth_pos: usize,
+    /// Where the answer's head ends in `synth` (0 once it is read): a head taken apart goes
+    /// to the client even when a later frame of the same read breaks the stream, as nginx
+    /// parses the head apart from the body.
+    head_mark: usize,
     /// Why the exchange broke (for the log line); the answer stops there.
     pub(crate) error: Option<&'static str>,
     /// The most the answer's head may hold (`grpc_buffer_size`).
@@ -138,6 +149,7 @@ impl H2Up {
             data_len: 0,
             synth: Vec::new(),
             synth_pos: 0,
+            head_mark: 0,
             error: None,
             max_head: 4096,
         }
@@ -162,6 +174,7 @@ impl H2Up {
         self.data_len = 0;
         self.synth.clear();
         self.synth_pos = 0;
+        self.head_mark = 0;
         self.error = None;
         self.max_head = max_head;
     }
@@ -234,10 +247,11 @@ impl H2Up {
         self.send_conn.min(self.send_stream)
     }
 
-    /// Frames what `data` allows into `wire`; the bytes of `data` taken.
+    /// Frames what `data` allows into `wire` (at most [`FRAME_BATCH`] bytes a call); the
+    /// bytes of `data` taken.
     fn frame(&mut self, data: &[u8]) -> usize {
         let mut at = 0;
-        while at < data.len() {
+        while at < data.len() && self.wire.len() < FRAME_BATCH {
             match self.out {
                 Out::Head => {
                     let Some(h) = Head::parse(&data[at..]) else {
@@ -318,13 +332,22 @@ impl H2Up {
         io: &mut impl Wire,
     ) -> std::io::Result<usize> {
         loop {
-            if self.error.is_some() {
+            // (A broken stream still gives its head if that was whole before the break.)
+            let end = if self.error.is_some() {
+                self.head_mark
+            } else {
+                self.synth.len()
+            };
+            if self.error.is_some() && self.synth_pos >= end {
                 return Err(Error::new(ErrorKind::InvalidData, "invalid HTTP/2 answer"));
             }
-            if self.synth_pos < self.synth.len() {
-                let n = want.max(1).min(self.synth.len() - self.synth_pos);
+            if self.synth_pos < end {
+                let n = want.max(1).min(end - self.synth_pos);
                 buf.extend_from_slice(&self.synth[self.synth_pos..self.synth_pos + n]);
                 self.synth_pos += n;
+                if self.synth_pos >= self.head_mark {
+                    self.head_mark = 0;
+                }
                 if self.synth_pos == self.synth.len() {
                     self.synth.clear();
                     self.synth_pos = 0;
@@ -392,6 +415,10 @@ impl H2Up {
 
     /// One complete frame from the server.
     fn frame_in(&mut self, h: Head, p: &[u8]) {
+        if self.wire.len() - self.wire_pos > WIRE_MAX {
+            // A server that sends control frames but does not read the answers to them.
+            return self.fail("upstream sent too many control frames");
+        }
         if self.in_block.is_some() && (h.kind != frame::CONTINUATION || h.stream != self.id) {
             return self.fail("upstream sent unexpected frame instead of CONTINUATION");
         }
@@ -664,6 +691,7 @@ impl H2Up {
             self.synth
                 .extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
         }
+        self.head_mark = self.synth.len();
     }
 
     fn trailers_in(&mut self, fields: &HeaderList, end: bool) {
@@ -1069,6 +1097,44 @@ mod tests {
         server_frame(&mut peer, frame::HEADERS, frame::END_HEADERS, 1, &b);
         assert!(h.answer_begun(&mut peer));
         assert!(peer.written.starts_with(frame::PREFACE));
+    }
+
+    #[test]
+    fn a_head_read_before_a_break_in_the_same_read_still_goes_out() {
+        let mut h = H2Up::new();
+        h.start_stream(4096);
+        let mut peer = Peer::default();
+        let b = block(&[(b":status", b"200")]);
+        server_frame(&mut peer, frame::HEADERS, frame::END_HEADERS, 1, &b);
+        server_frame(&mut peer, frame::DATA, 0, 1, b"dropped");
+        server_frame(&mut peer, frame::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 5]);
+        let mut out = Vec::new();
+        let mut got = Ok(1);
+        while matches!(got, Ok(n) if n > 0) {
+            got = h.read(&mut out, 4096, &mut peer).map_err(|e| e.kind());
+        }
+        assert_eq!(got, Err(ErrorKind::InvalidData));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_ping_flood_that_is_never_read_breaks_the_stream() {
+        let mut h = H2Up::new();
+        h.start_stream(4096);
+        // A server that reads nothing.
+        let mut peer = Peer {
+            takes: Some(0),
+            ..Peer::default()
+        };
+        for _ in 0..70_000 {
+            server_frame(&mut peer, frame::PING, 0, 0, b"12345678");
+        }
+        assert_eq!(read_all(&mut h, &mut peer), Err(ErrorKind::InvalidData));
+        assert_eq!(h.error, Some("upstream sent too many control frames"));
+        assert!(h.wire.len() <= WIRE_MAX + 64 * 1024);
     }
 
     #[test]
