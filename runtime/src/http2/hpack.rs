@@ -335,6 +335,15 @@ impl Decoder {
         }
     }
 
+    /// As [`Decoder::new`] for a new connection, the table's buffers kept.
+    pub(crate) fn reset(&mut self, allowed: usize) {
+        self.table.buf.clear();
+        self.table.entries.clear();
+        self.table.size = 0;
+        self.table.max = allowed.min(4096);
+        self.allowed = allowed;
+    }
+
     fn field(&self, index: usize) -> Result<(&[u8], &[u8]), HpackError> {
         match index {
             0 => Err(HpackError::BadIndex),

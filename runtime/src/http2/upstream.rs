@@ -179,6 +179,31 @@ impl H2Up {
         self.max_head = max_head;
     }
 
+    /// Ready for a new connection, its buffers kept (a worker reuses the states of closed
+    /// connections: no allocation per connection), its first stream opened.
+    pub(crate) fn restart(&mut self, max_head: usize) {
+        self.fresh = true;
+        self.next_id = 1;
+        self.hpack.reset(4096);
+        self.send_conn = frame::DEFAULT_WINDOW;
+        self.initial = frame::DEFAULT_WINDOW;
+        self.recv_conn = frame::MAX_WINDOW;
+        self.goaway = false;
+        self.raw.clear();
+        self.wire.clear();
+        self.wire_pos = 0;
+        self.start_stream(max_head);
+    }
+
+    /// Whether its buffers are small enough to keep for another connection.
+    pub(crate) fn recyclable(&self) -> bool {
+        const KEEP: usize = 64 * 1024;
+        self.raw.capacity() <= KEEP
+            && self.wire.capacity() <= KEEP
+            && self.synth.capacity() <= KEEP
+            && self.block.capacity() <= KEEP
+    }
+
     /// Whether the connection may carry another stream: this one ended cleanly, the whole
     /// request went out, nothing is half read or unsent, and no GOAWAY came.
     pub(crate) fn clean_end(&self) -> bool {
@@ -1118,6 +1143,53 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_restarted_state_is_a_new_connection() {
+        let mut h = H2Up::new();
+        h.start_stream(4096);
+        let mut peer = Peer::default();
+        server_frame(&mut peer, frame::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 2]);
+        server_frame(&mut peer, frame::GOAWAY, 0, 0, &[0, 0, 0, 9, 0, 0, 0, 0]);
+        let b = block(&[(b":status", b"200"), (b"x-kept", b"in the table")]);
+        let mut indexed = vec![0x40];
+        hpack::write_int(&mut indexed, 0, 7, 6);
+        indexed.extend_from_slice(b"x-kept");
+        hpack::write_int(&mut indexed, 0, 7, 1);
+        indexed.push(b'v');
+        let mut head = b.clone();
+        head.extend_from_slice(&indexed);
+        server_frame(
+            &mut peer,
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &head,
+        );
+        read_all(&mut h, &mut peer).unwrap();
+        assert!(h.goaway);
+        h.start_stream(4096);
+        assert_eq!(h.id, 3);
+        // Recycled for another connection: stream 1, default windows, no GOAWAY, an empty
+        // table (index 62 is gone), the preface first again.
+        h.restart(4096);
+        assert_eq!(
+            (h.id, h.send_stream, h.goaway),
+            (1, frame::DEFAULT_WINDOW, false)
+        );
+        let mut peer = Peer::default();
+        let mut b = block(&[(b":status", b"200")]);
+        b.push(0x80 | 62);
+        server_frame(
+            &mut peer,
+            frame::HEADERS,
+            frame::END_HEADERS | frame::END_STREAM,
+            1,
+            &b,
+        );
+        assert_eq!(read_all(&mut h, &mut peer), Err(ErrorKind::InvalidData));
+        assert!(peer.written.starts_with(frame::PREFACE));
     }
 
     #[test]

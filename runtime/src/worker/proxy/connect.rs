@@ -171,6 +171,7 @@ impl Worker<'_> {
         let gen = self.ups.generation(p.upstream, p.peer);
         let fcgi = p.fcgi().then(|| self.ups.fcgi_in());
         let max_head = self.proxy_settings(p.loc).buffer_size as usize;
+        let h2 = (p.protocol == proton_ir::Protocol::Grpc).then(|| self.ups.h2_up(max_head));
         let entry = self.ups.conns.vacant_entry();
         let key = entry.key();
         // A plain connection waits for writability only once a write would block (see
@@ -195,11 +196,7 @@ impl Worker<'_> {
             idle_until: now,
             opened: now,
             fcgi,
-            h2: (p.protocol == proton_ir::Protocol::Grpc).then(|| {
-                let mut h = Box::new(crate::http2::upstream::H2Up::new());
-                h.start_stream(max_head);
-                h
-            }),
+            h2,
             gen,
             writable,
         });

@@ -66,9 +66,13 @@ pub(crate) struct Upstreams {
     /// keep-alive opens a connection per request: no allocation for its reader and buffer).
     #[allow(clippy::vec_box)]
     fcgi_free: Vec<Box<super::fcgi::FcgiIn>>,
+    /// The HTTP/2 states of closed gRPC connections, for new ones (as `fcgi_free`).
+    #[allow(clippy::vec_box)]
+    h2_free: Vec<Box<crate::http2::upstream::H2Up>>,
 }
 
-/// The most FastCGI readers kept for reuse ([`Upstreams::fcgi_in`]).
+/// The most FastCGI readers (and, apart, gRPC connection states) kept for reuse
+/// ([`Upstreams::fcgi_in`], [`Upstreams::h2_up`]).
 const FCGI_FREE_MAX: usize = 64;
 
 pub(super) type CertConfig = (
@@ -110,6 +114,7 @@ impl Upstreams {
                 .map(|a| vec![0; a.len()])
                 .collect(),
             fcgi_free: Vec::new(),
+            h2_free: Vec::new(),
         };
         // `server … resolve` peers are not servers until their name is resolved.
         for rs in &loaded.resolve_servers {
@@ -191,7 +196,7 @@ impl Upstreams {
             if list.len() > keep {
                 for key in list.drain(..list.len() - keep) {
                     if let Some(c) = self.conns.try_remove(key) {
-                        recycle(&mut self.fcgi_free, c);
+                        recycle(&mut self.fcgi_free, &mut self.h2_free, c);
                     }
                 }
             }
@@ -250,14 +255,14 @@ impl Upstreams {
                     list.retain(|&k| k != key);
                 }
             }
-            recycle(&mut self.fcgi_free, u);
+            recycle(&mut self.fcgi_free, &mut self.h2_free, u);
         }
     }
 
     /// Removes (closes) connection `key`, not cached, keeping its FastCGI reader.
     pub(super) fn discard(&mut self, key: usize) {
         if let Some(c) = self.conns.try_remove(key) {
-            recycle(&mut self.fcgi_free, c);
+            recycle(&mut self.fcgi_free, &mut self.h2_free, c);
         }
     }
 
@@ -266,6 +271,17 @@ impl Upstreams {
         self.fcgi_free
             .pop()
             .unwrap_or_else(|| Box::new(super::fcgi::FcgiIn::new()))
+    }
+
+    /// The HTTP/2 state of a new gRPC connection (its first stream open): a closed
+    /// connection's, else a new one.
+    pub(super) fn h2_up(&mut self, max_head: usize) -> Box<crate::http2::upstream::H2Up> {
+        let mut h = self
+            .h2_free
+            .pop()
+            .unwrap_or_else(|| Box::new(crate::http2::upstream::H2Up::new()));
+        h.restart(max_head);
+        h
     }
 
     /// A cached connection to `peer` of upstream `u` that still looks alive.
@@ -320,14 +336,24 @@ impl Upstreams {
     }
 }
 
-/// Keeps the FastCGI reader of closed connection `c` for the next connection (reset, its
-/// buffers kept unless large), at most [`FCGI_FREE_MAX`] of them; `c`'s socket closes.
+/// Keeps the FastCGI reader (or gRPC state) of closed connection `c` for the next
+/// connection (its buffers kept unless large), at most [`FCGI_FREE_MAX`] of each; `c`'s
+/// socket closes.
 #[allow(clippy::vec_box)]
-fn recycle(free: &mut Vec<Box<super::fcgi::FcgiIn>>, mut c: UpConn) {
+fn recycle(
+    free: &mut Vec<Box<super::fcgi::FcgiIn>>,
+    h2_free: &mut Vec<Box<crate::http2::upstream::H2Up>>,
+    mut c: UpConn,
+) {
     if let Some(mut f) = c.fcgi.take() {
         if free.len() < FCGI_FREE_MAX && f.recyclable() {
             f.reset();
             free.push(f);
+        }
+    }
+    if let Some(h) = c.h2.take() {
+        if h2_free.len() < FCGI_FREE_MAX && h.recyclable() {
+            h2_free.push(h);
         }
     }
 }
