@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 76;
+pub const FORMAT_VERSION: u32 = 77;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -229,6 +229,7 @@ pub(crate) mod tests {
             charset_maps: vec![],
             resolvers: vec![],
             limit_zones: vec![],
+            cache_zones: vec![],
             source_files: vec!["proton.conf".into()],
         }
     }
@@ -258,14 +259,14 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (76, PINNED_CRC, PINNED_RICH_CRC),
+            (77, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }
 
-    const PINNED_RICH_CRC: u32 = 4219397503;
+    const PINNED_RICH_CRC: u32 = 1558386199;
 
-    const PINNED_CRC: u32 = 647706163;
+    const PINNED_CRC: u32 = 2857184221;
 
     #[test]
     fn refuses_damage() {

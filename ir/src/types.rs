@@ -61,6 +61,136 @@ pub struct Ir {
     /// `limit_req_zone` and `limit_conn_zone` lines, in config order
     /// ([`LimitReqRule::zone`] and [`LimitConnRule::zone`] index this).
     pub limit_zones: Vec<LimitZone>,
+    /// `proxy_cache_path` (and `fastcgi_`, `scgi_`, `uwsgi_cache_path`) lines, in config
+    /// order ([`CacheRef::Zone`] indexes this).
+    pub cache_zones: Vec<CacheZone>,
+}
+
+/// A `proxy_cache_path`: responses stored as files under `path`, indexed in memory shared by
+/// every worker (`keys_zone`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CacheZone {
+    /// `keys_zone=NAME`.
+    pub name: String,
+    /// `keys_zone=NAME:SIZE`, in bytes (at least 8 pages, as nginx).
+    pub size: u64,
+    /// The directory, as written (relative paths are relative to the prefix).
+    pub path: String,
+    /// `levels=1:2`: the subdirectory name lengths (each 1 or 2, at most 3 levels).
+    pub levels: Vec<u8>,
+    /// `use_temp_path` (default on). Proton writes every object to a temporary file inside
+    /// the cache directory either way (so that it appears with one rename); the flag is kept
+    /// for reports.
+    pub use_temp_path: bool,
+    /// `inactive=` (default 10m): an object not used for this long is removed.
+    pub inactive_secs: u64,
+    /// `max_size=`: the most the cache's files may take on disk (`None`: no limit).
+    pub max_size: Option<u64>,
+    /// `min_free=`: the free space the cache leaves on its file system (`None`: none).
+    pub min_free: Option<u64>,
+    /// `manager_files=`, `manager_sleep=`, `manager_threshold=` (defaults 100, 50ms, 200ms).
+    pub manager_files: u32,
+    pub manager_sleep_ms: u64,
+    pub manager_threshold_ms: u64,
+    /// `loader_files=`, `loader_sleep=`, `loader_threshold=` (defaults 100, 50ms, 200ms).
+    pub loader_files: u32,
+    pub loader_sleep_ms: u64,
+    pub loader_threshold_ms: u64,
+}
+
+/// Which cache a location uses (`proxy_cache`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CacheRef {
+    /// A zone named literally: index into [`Ir::cache_zones`].
+    Zone(u32),
+    /// A name with variables, found among the zones per request (an empty value or an
+    /// unknown name: not cached).
+    Var(Template),
+}
+
+/// One `proxy_cache_valid [code ...] time` line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CacheValid {
+    /// The statuses it applies to; empty with `any`.
+    pub codes: Vec<u16>,
+    /// `any`: every status.
+    pub any: bool,
+    /// How long a response with such a status stays fresh (0: not cached).
+    pub secs: u64,
+}
+
+/// `proxy_cache_use_stale`: when a stale object is sent rather than an error.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CacheStale {
+    pub error: bool,
+    pub timeout: bool,
+    pub invalid_header: bool,
+    pub updating: bool,
+    pub http_500: bool,
+    pub http_502: bool,
+    pub http_503: bool,
+    pub http_504: bool,
+    pub http_403: bool,
+    pub http_404: bool,
+    pub http_429: bool,
+}
+
+/// The content cache of a location (`proxy_cache*`, `proxy_no_cache`), as nginx merges it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CacheSettings {
+    /// `proxy_cache` (`None`: off).
+    pub zone: Option<CacheRef>,
+    /// `proxy_cache_key` (default `$scheme$proxy_host$request_uri`; FastCGI, SCGI and uwsgi
+    /// have no default and require one).
+    pub key: Template,
+    /// `proxy_cache_valid`, in config order (the first line naming a status applies).
+    pub valid: Vec<CacheValid>,
+    /// `proxy_cache_methods` (GET and HEAD are always in it), upper case.
+    pub methods: Vec<String>,
+    /// `proxy_cache_min_uses` (default 1).
+    pub min_uses: u32,
+    /// `proxy_cache_bypass`: the response is not taken from the cache when one of these is
+    /// neither empty nor `0`.
+    pub bypass: Vec<Template>,
+    /// `proxy_no_cache`: the response is not stored when one of these is neither empty nor
+    /// `0`.
+    pub no_cache: Vec<Template>,
+    /// `proxy_cache_use_stale` (default off).
+    pub use_stale: CacheStale,
+    /// `proxy_cache_background_update` (default off).
+    pub background_update: bool,
+    /// `proxy_cache_lock` (default off), `_timeout` (5s), `_age` (5s).
+    pub lock: bool,
+    pub lock_timeout_ms: u64,
+    pub lock_age_ms: u64,
+    /// `proxy_cache_revalidate` (default off).
+    pub revalidate: bool,
+    /// `proxy_cache_convert_head` (default on).
+    pub convert_head: bool,
+    /// `proxy_cache_max_range_offset` (`None`: no limit).
+    pub max_range_offset: Option<u64>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            zone: None,
+            key: Template { parts: vec![] },
+            valid: vec![],
+            methods: vec!["GET".into(), "HEAD".into()],
+            min_uses: 1,
+            bypass: vec![],
+            no_cache: vec![],
+            use_stale: CacheStale::default(),
+            background_update: false,
+            lock: false,
+            lock_timeout_ms: 5000,
+            lock_age_ms: 5000,
+            revalidate: false,
+            convert_head: true,
+            max_range_offset: None,
+        }
+    }
 }
 
 /// A `limit_req_zone` or `limit_conn_zone`: state per key in memory shared by every worker.
@@ -1945,6 +2075,8 @@ pub struct ProxySettings {
     pub tls: UpstreamTls,
     /// The CGI modules' own settings (`fastcgi_param`, …).
     pub cgi: CgiSettings,
+    /// `proxy_cache` and its companions.
+    pub cache: CacheSettings,
 }
 
 /// `proxy_bind address [transparent]`: the local address upstream connections are bound to.
@@ -2658,6 +2790,9 @@ builtins! {
     UpstreamResponseTime = "upstream_response_time",
     /// The upstream's response status.
     UpstreamStatus = "upstream_status",
+    /// What the content cache did: MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED or
+    /// HIT (empty when the location has no cache).
+    UpstreamCacheStatus = "upstream_cache_status",
     /// Seconds (with milliseconds) to the connection to each upstream server tried.
     UpstreamConnectTime = "upstream_connect_time",
     /// Seconds (with milliseconds) to each upstream's response head.

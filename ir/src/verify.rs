@@ -802,6 +802,7 @@ pub(crate) mod tests {
             force_ranges: false,
             tls: UpstreamTls::default(),
             cgi: CgiSettings::default(),
+            cache: Default::default(),
         };
         Settings {
             index: vec![Template::literal("index.html")],

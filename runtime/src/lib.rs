@@ -4,6 +4,7 @@
 //! The runtime never parses source config and never links the compiler: it reads an IR file.
 //! `unsafe` appears only where a syscall needs it (fork), each with a `// SAFETY:` line.
 
+pub mod cache;
 pub mod config;
 pub mod htpasswd;
 pub mod http;

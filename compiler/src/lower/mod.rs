@@ -48,6 +48,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
             charset_maps: vec![],
             resolvers: vec![],
             limit_zones: vec![],
+            cache_zones: vec![],
         },
         resolver_ids: HashMap::default(),
         upstream_names: HashMap::default(),

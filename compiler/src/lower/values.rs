@@ -1222,6 +1222,7 @@ impl Lower<'_> {
             } else {
                 UpstreamTls::default()
             },
+            cache: Default::default(),
             cgi: if http || grpc {
                 CgiSettings::default()
             } else {

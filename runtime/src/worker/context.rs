@@ -145,6 +145,9 @@ pub(crate) struct RequestCtx {
     /// `limit_req` and `limit_conn`: statuses, the counts the request holds (given back
     /// when the context is reset or dropped), a delay's resumption point.
     pub(crate) limits: super::limits::LimitState,
+    /// What the content cache did for this request (`$upstream_cache_status`; see
+    /// `crate::cache::Status`, 0: no cache).
+    pub(crate) cache_status: u8,
     /// The access phase's state (`satisfy any`'s refusal, the auth subrequest,
     /// `auth_delay`).
     pub(crate) auth: super::auth::AuthState,
@@ -220,6 +223,7 @@ impl Default for RequestCtx {
             gzip_ratio: None,
             slice: None,
             limits: Default::default(),
+            cache_status: 0,
             auth: Default::default(),
         }
     }
@@ -335,6 +339,7 @@ impl RequestCtx {
         self.body.reset();
         self.body_read = 0;
         self.limits.reset();
+        self.cache_status = 0;
     }
 }
 

@@ -1405,6 +1405,7 @@ impl<'a> Worker<'a> {
             sent_trailers: &[],
             limit_rate: req.limit_rate.unwrap_or(0),
             limit_status: [req.limits.req_status, req.limits.conn_status],
+            cache_status: req.cache_status,
             elog: Some(&self.elog),
             upstream_head: &req.upstream_head,
             upstream_trailers: &req.upstream_trailers,

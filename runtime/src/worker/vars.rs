@@ -247,6 +247,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) limit_rate: u64,
     /// `$limit_req_status` and `$limit_conn_status` (see `worker::limits`; 0: unset).
     pub(crate) limit_status: [u8; 2],
+    /// `$upstream_cache_status` (see `crate::cache::Status`; 0: no cache).
+    pub(crate) cache_status: u8,
     /// Where `uninitialized_variable_warn` lines go (`None`: nowhere).
     pub(crate) elog: Option<&'a crate::log::ErrorLog>,
     /// The head of the upstream's response (status line and header lines as received) of a
@@ -805,6 +807,9 @@ impl Ctx<'_> {
             }
             Builtin::LimitReqStatus => out
                 .extend_from_slice(super::limits::req_status_name(self.limit_status[0]).as_bytes()),
+            Builtin::UpstreamCacheStatus => {
+                out.extend_from_slice(crate::cache::status_name(self.cache_status).as_bytes())
+            }
             Builtin::LimitConnStatus => out.extend_from_slice(
                 super::limits::conn_status_name(self.limit_status[1]).as_bytes(),
             ),
@@ -1979,6 +1984,7 @@ mod tests {
             map_cache: None,
             limit_rate: 0,
             limit_status: [0, 0],
+            cache_status: 0,
             elog: None,
             body: None,
             request_length: 0,
