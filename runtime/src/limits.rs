@@ -35,21 +35,24 @@ const HEADER: usize = 64;
 /// Bytes of a cell.
 const CELL: usize = 64;
 /// Bytes of a node's head before its key.
-const NODE_HEAD: usize = 48;
+pub(crate) const NODE_HEAD: usize = 48;
 /// Size classes: 1, 2, 4 … 2048 cells (a 65535-byte key needs 1025).
 const CLASSES: usize = 12;
-/// Bytes of the table's own fields: LRU head and tail, bump, count, free lists.
-const META: usize = 16 + 4 * CLASSES;
+/// Bytes of the table's own fields: LRU head and tail, bump, count, free lists, then 8
+/// bytes for the user of the table ([`USER`]).
+const META: usize = 16 + 4 * CLASSES + 8;
+/// A word of the table for its user (a cache: the bytes its files take).
+pub(crate) const USER: usize = 16 + 4 * CLASSES;
 
 // Offsets in the table.
 const LRU_HEAD: usize = 0;
-const LRU_TAIL: usize = 4;
+pub(crate) const LRU_TAIL: usize = 4;
 const BUMP: usize = 8;
 const FREE: usize = 16;
 
 // Offsets in a node.
 const N_HASH: usize = 0;
-const N_PREV: usize = 8;
+pub(crate) const N_PREV: usize = 8;
 const N_NEXT: usize = 12;
 const N_CHAIN: usize = 16;
 const N_LEN: usize = 20;
@@ -63,6 +66,8 @@ const N_EXCESS: usize = 40;
 pub enum Kind {
     Req,
     Conn,
+    /// A content cache's index (`crate::cache::index`).
+    Cache,
 }
 
 /// One zone.
@@ -168,25 +173,25 @@ pub fn now_ms() -> u64 {
     })
 }
 
-fn rd32(m: &[u8], at: usize) -> u32 {
+pub(crate) fn rd32(m: &[u8], at: usize) -> u32 {
     m.get(at..at + 4)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u32::from_ne_bytes)
 }
 
-fn wr32(m: &mut [u8], at: usize, v: u32) {
+pub(crate) fn wr32(m: &mut [u8], at: usize, v: u32) {
     if let Some(b) = m.get_mut(at..at + 4) {
         b.copy_from_slice(&v.to_ne_bytes());
     }
 }
 
-fn rd64(m: &[u8], at: usize) -> u64 {
+pub(crate) fn rd64(m: &[u8], at: usize) -> u64 {
     m.get(at..at + 8)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_ne_bytes)
 }
 
-fn wr64(m: &mut [u8], at: usize, v: u64) {
+pub(crate) fn wr64(m: &mut [u8], at: usize, v: u64) {
     if let Some(b) = m.get_mut(at..at + 8) {
         b.copy_from_slice(&v.to_ne_bytes());
     }
@@ -255,7 +260,7 @@ impl Zone {
     }
 
     /// Takes the lock (see the module's doc) and gives the table.
-    fn lock(&self) -> Table<'_> {
+    pub(crate) fn lock(&self) -> Table<'_> {
         let me = std::process::id().max(1);
         let word = self.lock_word();
         let mut spins = 0u32;
@@ -446,9 +451,9 @@ impl Zone {
 }
 
 /// The table of a locked zone; the lock is released when it is dropped.
-struct Table<'z> {
+pub(crate) struct Table<'z> {
     zone: &'z Zone,
-    mem: &'z mut [u8],
+    pub(crate) mem: &'z mut [u8],
     word: &'z AtomicU32,
 }
 
@@ -464,7 +469,7 @@ impl Table<'_> {
     }
 
     /// Byte offset of node `n` (1-based cell number; 0 is "none").
-    fn node(&self, n: u32) -> usize {
+    pub(crate) fn node(&self, n: u32) -> usize {
         META + self.zone.buckets * 4 + (n as usize).saturating_sub(1) * CELL
     }
 
@@ -472,7 +477,7 @@ impl Table<'_> {
         self.buckets_at() + (h as usize & (self.zone.buckets - 1)) * 4
     }
 
-    fn find(&self, h: u64, key: &[u8]) -> Option<u32> {
+    pub(crate) fn find(&self, h: u64, key: &[u8]) -> Option<u32> {
         let mut n = rd32(self.mem, self.bucket(h));
         let mut steps = 0;
         while n != 0 && steps <= self.zone.cells {
@@ -490,7 +495,7 @@ impl Table<'_> {
     }
 
     /// A node for a key of `len` bytes: from its class's free list, else fresh cells.
-    fn alloc(&mut self, len: usize) -> Option<u32> {
+    pub(crate) fn alloc(&mut self, len: usize) -> Option<u32> {
         let class = class_of(len);
         if class >= CLASSES {
             return None;
@@ -513,11 +518,17 @@ impl Table<'_> {
 
     /// Fills node `n` with the key and links it into its bucket and at the LRU's head.
     fn insert(&mut self, n: u32, h: u64, key: &[u8]) {
+        self.insert_sized(n, h, key, key.len());
+    }
+
+    /// As [`Self::insert`], for a node allocated with room for `len` bytes after its head
+    /// (the key, then a value of the caller's).
+    pub(crate) fn insert_sized(&mut self, n: u32, h: u64, key: &[u8], len: usize) {
         let at = self.node(n);
         let b = self.bucket(h);
         wr64(self.mem, at + N_HASH, h);
         wr32(self.mem, at + N_LEN, key.len() as u32);
-        wr32(self.mem, at + N_CLASS, class_of(key.len()) as u32);
+        wr32(self.mem, at + N_CLASS, class_of(len.max(key.len())) as u32);
         wr32(self.mem, at + N_COUNT, 0);
         wr64(self.mem, at + N_LAST, 0);
         wr64(self.mem, at + N_EXCESS, 0);
@@ -531,7 +542,7 @@ impl Table<'_> {
     }
 
     /// Unlinks node `n` from its bucket and the LRU and frees it.
-    fn remove(&mut self, n: u32) {
+    pub(crate) fn remove(&mut self, n: u32) {
         let at = self.node(n);
         let b = self.bucket(rd64(self.mem, at + N_HASH));
         let next = rd32(self.mem, at + N_CHAIN);
@@ -559,7 +570,7 @@ impl Table<'_> {
         }
     }
 
-    fn lru_unlink(&mut self, n: u32) {
+    pub(crate) fn lru_unlink(&mut self, n: u32) {
         let at = self.node(n);
         let (prev, next) = (rd32(self.mem, at + N_PREV), rd32(self.mem, at + N_NEXT));
         if prev == 0 {
@@ -578,7 +589,7 @@ impl Table<'_> {
         wr32(self.mem, at + N_NEXT, 0);
     }
 
-    fn lru_push_head(&mut self, n: u32) {
+    pub(crate) fn lru_push_head(&mut self, n: u32) {
         let at = self.node(n);
         let head = rd32(self.mem, LRU_HEAD);
         wr32(self.mem, at + N_PREV, 0);

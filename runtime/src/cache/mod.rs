@@ -27,3 +27,6 @@ pub fn status_name(s: u8) -> &'static str {
         _ => "",
     }
 }
+
+pub mod file;
+pub mod index;

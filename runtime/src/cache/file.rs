@@ -1,0 +1,206 @@
+//! A cached object on disk, sans-IO: the fixed header, where the parts are, and the name of
+//! the file (`levels`). The file is
+//!
+//! ```text
+//! header (64 bytes) | "KEY: " key "\n" | the upstream's response head as received | body
+//! ```
+//!
+//! The header holds a magic word, the format's version, the lengths of the key and the head,
+//! the times the object is fresh until, was stored and last modified, and the body's length;
+//! its last 8 bytes are a checksum of the first 56. An object is written to a temporary file
+//! in the cache's directory and renamed into place only once complete (the header, with the
+//! body's length, written last), so a reader never meets a half object: one whose header does
+//! not check, or whose length is not the header's, is not served.
+
+/// The header's first bytes.
+pub const MAGIC: &[u8; 8] = b"PRTNCACH";
+/// The layout's version (a different one is not read).
+pub const VERSION: u32 = 1;
+/// Bytes of the header.
+pub const HEADER_LEN: usize = 64;
+/// The most of a key and a response head kept with an object (a larger one is not stored).
+pub const MAX_META: usize = 64 * 1024;
+
+/// What the header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Meta {
+    /// Fresh until this time (seconds since the epoch).
+    pub valid_sec: i64,
+    /// Stored at this time.
+    pub date: i64,
+    /// The upstream's `Last-Modified` (-1: none).
+    pub last_modified: i64,
+    /// The body's length.
+    pub body_len: u64,
+    pub key_len: u32,
+    pub head_len: u32,
+}
+
+impl Meta {
+    /// Where the key's line starts.
+    pub fn key_start(&self) -> u64 {
+        HEADER_LEN as u64
+    }
+
+    /// Where the upstream's head starts.
+    pub fn head_start(&self) -> u64 {
+        HEADER_LEN as u64 + 5 + u64::from(self.key_len) + 1
+    }
+
+    /// Where the body starts.
+    pub fn body_start(&self) -> u64 {
+        self.head_start() + u64::from(self.head_len)
+    }
+
+    /// The whole file's length.
+    pub fn file_len(&self) -> u64 {
+        self.body_start() + self.body_len
+    }
+
+    /// The header's bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&self.key_len.to_le_bytes());
+        h[16..20].copy_from_slice(&self.head_len.to_le_bytes());
+        h[24..32].copy_from_slice(&self.valid_sec.to_le_bytes());
+        h[32..40].copy_from_slice(&self.date.to_le_bytes());
+        h[40..48].copy_from_slice(&self.last_modified.to_le_bytes());
+        h[48..56].copy_from_slice(&self.body_len.to_le_bytes());
+        let sum = crate::limits::hash(&h[..56]);
+        h[56..64].copy_from_slice(&sum.to_le_bytes());
+        h
+    }
+
+    /// Reads a header; `None` when it is not one of this version or does not check.
+    pub fn decode(b: &[u8]) -> Option<Meta> {
+        let h = b.get(..HEADER_LEN)?;
+        if &h[0..8] != MAGIC {
+            return None;
+        }
+        let u32_at = |i: usize| h[i..i + 4].try_into().ok().map(u32::from_le_bytes);
+        let u64_at = |i: usize| h[i..i + 8].try_into().ok().map(u64::from_le_bytes);
+        if u32_at(8)? != VERSION || u64_at(56)? != crate::limits::hash(&h[..56]) {
+            return None;
+        }
+        let m = Meta {
+            key_len: u32_at(12)?,
+            head_len: u32_at(16)?,
+            valid_sec: u64_at(24)? as i64,
+            date: u64_at(32)? as i64,
+            last_modified: u64_at(40)? as i64,
+            body_len: u64_at(48)?,
+        };
+        (m.key_len as usize + m.head_len as usize <= MAX_META).then_some(m)
+    }
+
+    /// The key and the head from the bytes after the header (`rest`, at least
+    /// `body_start() - HEADER_LEN` of them); `None` when the key's line is not there.
+    pub fn parts<'a>(&self, rest: &'a [u8]) -> Option<(&'a [u8], &'a [u8])> {
+        let k = self.key_len as usize;
+        let line = rest.get(..5 + k + 1)?;
+        if !line.starts_with(b"KEY: ") || line[5 + k] != b'\n' {
+            return None;
+        }
+        let head = rest.get(6 + k..6 + k + self.head_len as usize)?;
+        Some((&line[5..5 + k], head))
+    }
+}
+
+/// The bytes that follow the header: the key's line and the head.
+pub fn write_prefix(key: &[u8], head: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"KEY: ");
+    out.extend_from_slice(key);
+    out.push(b'\n');
+    out.extend_from_slice(head);
+}
+
+/// The MD5 of a key, as nginx names cache files by it.
+pub fn digest(key: &[u8]) -> [u8; 16] {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(key);
+    h.finalize().into()
+}
+
+/// The file's name under the cache's directory: `levels` directories named by the digest's
+/// last hex digits (nginx's layout: `levels=1:2` puts `…029c` in `c/29/`), then the digest
+/// in hex.
+pub fn relative_path(levels: &[u8], md5: &[u8; 16], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut name = [0u8; 32];
+    for (i, b) in md5.iter().enumerate() {
+        name[2 * i] = HEX[usize::from(b >> 4)];
+        name[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    let mut end = 32;
+    for &l in levels {
+        let l = usize::from(l).min(end);
+        out.extend(name[end - l..end].iter().map(|&c| char::from(c)));
+        out.push('/');
+        end -= l;
+    }
+    out.extend(name.iter().map(|&c| char::from(c)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_checks() {
+        let m = Meta {
+            valid_sec: 1_700_000_000,
+            date: 1_699_999_000,
+            last_modified: -1,
+            body_len: 12345,
+            key_len: 30,
+            head_len: 200,
+        };
+        let h = m.encode();
+        assert_eq!(Meta::decode(&h), Some(m));
+        assert_eq!(m.body_start(), 64 + 5 + 30 + 1 + 200);
+        // Any changed byte, a short header, another version: not read.
+        for i in 0..HEADER_LEN {
+            let mut b = h;
+            b[i] ^= 1;
+            assert_eq!(Meta::decode(&b), None, "byte {i}");
+        }
+        assert_eq!(Meta::decode(&h[..63]), None);
+    }
+
+    #[test]
+    fn key_and_head_found_after_the_header() {
+        let m = Meta {
+            key_len: 3,
+            head_len: 5,
+            ..Default::default()
+        };
+        let mut rest = Vec::new();
+        write_prefix(b"abc", b"HTTP/", &mut rest);
+        rest.extend_from_slice(b"body");
+        assert_eq!(m.parts(&rest), Some((&b"abc"[..], &b"HTTP/"[..])));
+        assert_eq!(m.parts(&rest[..8]), None);
+        assert_eq!(m.parts(b"KEY: abcXHTTP/"), None);
+    }
+
+    #[test]
+    fn file_names_as_nginx_levels() {
+        // nginx's documentation example: levels=1:2, key digest b7f5…029c.
+        let md5 = [
+            0xb7, 0xf5, 0x4b, 0x2d, 0xf7, 0x77, 0x37, 0x22, 0xd3, 0x82, 0xf4, 0x80, 0x9d, 0x65,
+            0x02, 0x9c,
+        ];
+        let mut s = String::new();
+        relative_path(&[1, 2], &md5, &mut s);
+        assert_eq!(s, "c/29/b7f54b2df7773722d382f4809d65029c");
+        s.clear();
+        relative_path(&[], &md5, &mut s);
+        assert_eq!(s, "b7f54b2df7773722d382f4809d65029c");
+        // nginx's md5 of a key, as its cache file names show.
+        let d = digest(b"");
+        assert_eq!(d[0], 0xd4);
+        assert_eq!(d[15], 0x7e);
+    }
+}
