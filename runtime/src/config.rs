@@ -80,6 +80,9 @@ pub struct Loaded {
     /// `ir.limit_zones`: mapped here, before the workers are forked; a reload that keeps a
     /// zone's name and size gets the same mapping (see `limits::Zone::get`).
     pub limit_zones: Vec<std::sync::Arc<crate::limits::Zone>>,
+    /// The index of every `proxy_cache_path`, by index into `ir.cache_zones`: mapped here,
+    /// before the workers are forked (kept by a reload as the limit zones are).
+    pub cache_zones: Vec<crate::cache::index::Index>,
     /// The counters of `proton_metrics` for this generation's workers (one row per worker
     /// slot), mapped here, before the workers are forked; `None` when no location has
     /// `proton_metrics`.
@@ -531,12 +534,19 @@ impl Loaded {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
+        let cache_zones = ir
+            .cache_zones
+            .iter()
+            .map(|z| crate::cache::index::Index::get(&z.name, z.size))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let jwt_keys = jwt_key_sets(&ir, &prefix)
             .map_err(|e| LoadError(format!("{}: {e}", path.display())))?;
         let mut loaded = Loaded {
             jwt_keys,
             metrics: None,
             limit_zones,
+            cache_zones,
             returns,
             ocsp: tls.ocsp,
             warnings: tls.warnings,

@@ -80,6 +80,15 @@ impl BodyRelay {
     /// `buf[from..]` holds what goes to the client. A chunked body's trailer section is
     /// appended to `trailers` as received.
     pub fn take(&mut self, buf: &mut Vec<u8>, from: usize, trailers: &mut Vec<u8>) -> Taken {
+        let t = self.take_framed(buf, from, trailers);
+        self.cut_range(buf, from);
+        t
+    }
+
+    /// [`Self::take`] without cutting the range: `buf[from..]` then holds the body's bytes
+    /// as they go on (decoded where the framing says so), for a copy of the whole (the
+    /// cache) before [`Self::cut_range`].
+    pub fn take_framed(&mut self, buf: &mut Vec<u8>, from: usize, trailers: &mut Vec<u8>) -> Taken {
         let mut t = Taken::default();
         let from = from.min(buf.len());
         let new = buf.len() - from;
@@ -171,7 +180,13 @@ impl BodyRelay {
             }
             Framing::UntilClose => self.received += new as u64,
         }
-        // proxy_force_ranges: only the bytes of the range go on.
+        t
+    }
+
+    /// `proxy_force_ranges` (and a cached response's range): of the body bytes
+    /// `buf[from..]`, only those of the range go on.
+    pub fn cut_range(&mut self, buf: &mut Vec<u8>, from: usize) {
+        let from = from.min(buf.len());
         if let Some((start, end)) = self.range {
             let n = (buf.len() - from) as u64;
             let pos = self.range_pos;
@@ -185,7 +200,6 @@ impl BodyRelay {
                 buf.truncate(from);
             }
         }
-        t
     }
 }
 

@@ -4,6 +4,7 @@
 mod access;
 mod auth;
 mod backend;
+mod cache;
 mod context;
 mod corpus;
 mod differential;

@@ -58,6 +58,11 @@ impl Worker<'_> {
                 r.apply(&self.loaded.ir, body);
             }
         }
+        if p.cache.no_client_body {
+            // A HEAD sent upstream as a GET for the cache: the client gets no body.
+            conn.wbuf.truncate(from);
+            return;
+        }
         self.code_body(p, conn, from);
         if p.rechunk {
             self.frame_chunk(p, conn, from);
@@ -375,17 +380,31 @@ impl Worker<'_> {
                 }
             }
             if want > 0 {
-                let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
-                    p.broken = true;
-                    continue;
-                };
                 let old = conn.wbuf.len();
                 let mut none = Vec::new();
                 let trailers = match conn.req.as_deref_mut() {
                     Some(req) => &mut req.upstream_trailers,
                     None => &mut none,
                 };
-                let r = read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now);
+                let r = if let Some((file, meta)) = p.cache.hit.take() {
+                    // A hit's body, from the object's file.
+                    let mut pos = p.hit_pos.max(meta.body_start());
+                    let mut rd = cache::HitReader {
+                        file: &file,
+                        pos: &mut pos,
+                        end: meta.file_len(),
+                    };
+                    let r = read_body(&mut rd, p, &mut conn.wbuf, want, trailers, 0, self.now);
+                    p.hit_pos = pos;
+                    p.cache.hit = Some((file, meta));
+                    r
+                } else {
+                    let Some(c) = p.up.and_then(|k| self.ups.conns.get_mut(k)) else {
+                        p.broken = true;
+                        continue;
+                    };
+                    read_body(c, p, &mut conn.wbuf, want, trailers, rate, self.now)
+                };
                 if p.fcgi() {
                     // (Past the head: catch_stderr no longer applies, as nginx.)
                     let _ = self.fcgi_notes(p, "upstream", false);
@@ -428,6 +447,11 @@ impl Worker<'_> {
                 if to_file && conn.wbuf.len() > old {
                     self.spill(conn, p, old);
                 }
+            }
+            if p.cache.write.is_some()
+                && (p.broken || p.upstream_eof || matches!(p.relay.framing, Framing::None))
+            {
+                self.cache_commit(conn, p);
             }
             if taken >= READ_BUDGET && !p.upstream_eof && !p.released {
                 let id = (conn.key, conn.number);
@@ -812,7 +836,11 @@ pub(super) fn absorb(
     from: usize,
     trailers: &mut Vec<u8>,
 ) -> Taken {
-    let t = p.relay.take(out, from, trailers);
+    let t = p.relay.take_framed(out, from, trailers);
+    if let Some(body) = out.get(from..) {
+        p.cache_tap(body);
+    }
+    p.relay.cut_range(out, from);
     if t.invalid {
         p.broken = true;
     }

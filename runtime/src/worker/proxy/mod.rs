@@ -44,6 +44,7 @@ use slab::Slab;
 use std::io::{ErrorKind, Write};
 use std::time::{Duration, Instant};
 
+mod cache;
 mod connect;
 mod deliver;
 #[cfg(test)]
@@ -287,6 +288,10 @@ pub(crate) struct Proxy {
     rate_start: Instant,
     rate_read: u64,
     rate_until: Option<Instant>,
+    /// The content cache's part (`proxy_cache`).
+    cache: cache::CacheReq,
+    /// A hit's body: how far it was read from the file.
+    hit_pos: u64,
 }
 
 /// What bounds the retries of a request (see [`Proxy::may_retry`]).
@@ -460,6 +465,8 @@ impl Proxy {
             rate_start: now,
             rate_read: 0,
             rate_until: None,
+            cache: Default::default(),
+            hit_pos: 0,
         }
     }
 
@@ -536,6 +543,8 @@ impl Proxy {
         self.rate_start = now;
         self.rate_read = 0;
         self.rate_until = None;
+        self.cache.reset();
+        self.hit_pos = 0;
     }
 }
 

@@ -6,6 +6,10 @@ use super::*;
 impl Worker<'_> {
     /// The upstream's response head: read whole (interim answers dropped), then judged.
     pub(super) fn step_head(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        if p.cache.hit.is_some() {
+            // From the cache: the head is read and parsed already.
+            return self.head_judged(conn, p);
+        }
         if p.request_streaming() {
             if let Err(step) = self.send_more(conn, p) {
                 return step;
@@ -38,6 +42,13 @@ impl Worker<'_> {
             }
             HeadRead::Fail(f, what) => return Step::Fail(f, what),
         }
+        self.head_judged(conn, p)
+    }
+
+    /// The response head is in `p` (the upstream's, or a cached object's): judged, and
+    /// the client's made.
+    fn head_judged(&mut self, conn: &mut Conn, p: &mut Proxy) -> Step {
+        let cached = p.cache.hit.is_some();
         let status = p.resp.status;
         p.head_latency = self.now.saturating_duration_since(p.attempt_start);
         let ms = p.attempt_ms(self.now);
@@ -60,7 +71,8 @@ impl Worker<'_> {
                 "upstream sent an unexpected 101 Switching Protocols",
             );
         }
-        if matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
+        if !cached
+            && matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
             && self.may_retry(p, Fail::Status(status))
         {
             elog!(
@@ -72,7 +84,7 @@ impl Worker<'_> {
             return Step::Fail(Fail::Status(status), "");
         }
         let ps = self.proxy_settings(p.loc);
-        if ps.intercept_errors && status >= 300 {
+        if ps.intercept_errors && status >= 300 && !cached {
             let s = self.settings_for(p.loc);
             if s.error_pages.iter().any(|e| e.codes.contains(&status)) {
                 // The upstream's WWW-Authenticate lines go with a 401's error page.
@@ -150,6 +162,9 @@ impl Worker<'_> {
                 return Step::Done(Drive::Close);
             }
         };
+        if !cached {
+            self.cache_decide(conn, p);
+        }
         self.write_client_head(conn, p);
         let now = self.now;
         p.client_progress = now;
@@ -230,7 +245,16 @@ impl Worker<'_> {
         // to which the client's Range applies.
         let slice_total = p.slice.map(|(_, total)| total);
         let length = slice_total.or(length);
-        let ranged = ps.force_ranges || p.slice.is_some();
+        // A cached or cacheable response with Accept-Ranges may be cut too (nginx's
+        // allow_ranges; one range only for what is not read from the cache yet).
+        let ranged = ps.force_ranges
+            || p.slice.is_some()
+            || (p.cache.cacheable
+                && p.resp.headers.iter().any(|(n, _)| {
+                    p.hold
+                        .get(n.clone())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"accept-ranges"))
+                }));
         if p.slice.is_some() && client_status == 206 {
             p.client_status = 200;
         }
@@ -468,7 +492,8 @@ impl Worker<'_> {
                     crate::worker::filter::Includes::of(s, &req, p.client_status, &resp)
                 };
                 inc.slice = p.slice.is_some();
-                let has_body = !p.head_only && !matches!(status, 204 | 304);
+                let has_body =
+                    !p.head_only && !p.cache.no_client_body && !matches!(status, 204 | 304);
                 if has_body && (plan.coding.is_some() || sub || inc.any() || inc.slice) {
                     // With SSI, addition or slices (whose body changes) the coder frames
                     // the body itself: what its subrequests write goes through it too.
@@ -518,12 +543,15 @@ impl Worker<'_> {
         // and framed anew.
         p.rechunk = !tunnel
             && !p.head_only
+            && !p.cache.no_client_body
             && chunked_on
             && p.client_minor >= 1
             && !matches!(status, 204 | 304)
             && status >= 200
             && (crate::worker::request::trailers_apply(s, status)
                 || (p.recode.is_some() && matches!(body, BodyKind::Chunked))
+                // A chunked body being stored is decoded (the cache keeps the data).
+                || (p.cache.write.is_some() && matches!(body, BodyKind::Chunked))
                 || coded_body
                 // A body that ends with the upstream's end (an HTTP/1.0 one without a
                 // length, a FastCGI answer) goes chunked, the client's connection kept,
@@ -536,7 +564,11 @@ impl Worker<'_> {
             BodyKind::Length(n) => Framing::Length(n),
             BodyKind::Chunked => Framing::Chunked {
                 dec: ChunkedDecoder::default(),
-                dechunk: p.client_minor == 0 || !chunked_on || p.rechunk || coded_body,
+                dechunk: p.client_minor == 0
+                    || !chunked_on
+                    || p.rechunk
+                    || coded_body
+                    || p.cache.write.is_some(),
             },
             BodyKind::UntilClose => Framing::UntilClose,
         };

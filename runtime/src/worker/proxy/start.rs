@@ -319,13 +319,50 @@ impl Worker<'_> {
         // The upstream's host (`$proxy_host`) and, over TLS, the name its certificate must
         // have.
         let proxy_host = if proxy.dynamic.is_some() {
-            p.dyn_url.get(dyn_host).unwrap_or_default()
+            p.dyn_url.get(dyn_host.clone()).unwrap_or_default()
         } else {
             ir.text_of(proxy.proxy_host).as_bytes()
         };
         // A unix socket's `$proxy_host` (so `Host` and the TLS name) is `localhost`, and
         // its `$proxy_port` empty, as nginx's `ngx_http_proxy_set_vars`.
         let proxy_unix = is_unix_host(proxy_host);
+        let proxy_host = if proxy_unix {
+            &b"localhost"[..]
+        } else {
+            proxy_host
+        };
+        // The content cache: a fresh object answers now (its head is parsed into `p`);
+        // otherwise the request goes upstream, as a GET for a HEAD the cache converts.
+        let mut method = method;
+        if ps.cache.zone.is_some() {
+            // (`$proxy_host` may be a part of `p`'s URL: a copy, from the pool.)
+            let mut host = self.scratch.var_pool.borrow_mut().buf();
+            host.extend_from_slice(proxy_host);
+            let (convert, hit) =
+                self.cache_lookup(conn, request, &mut p, ps, method, (&host, proxy_unix));
+            self.scratch.var_pool.borrow_mut().give_buf(host);
+            if hit {
+                p.head_only = request.head.is_head();
+                p.idempotent = true;
+                p.st = St::Head;
+                p.deadline = self.now + Duration::from_millis(ps.read_timeout_ms);
+                // Driven on the next round of the event loop (no socket will wake it).
+                let next_round = self.now + Duration::from_nanos(1);
+                crate::worker::conn::wake_at(request, (conn.key, conn.number), next_round, self);
+                conn.proxy = Some(p);
+                return Handled::Proxy;
+            }
+            if convert {
+                method = b"GET";
+            }
+        }
+        let head = &request.head;
+        let body = &request.body;
+        let proxy_host = if proxy.dynamic.is_some() {
+            p.dyn_url.get(dyn_host).unwrap_or_default()
+        } else {
+            ir.text_of(proxy.proxy_host).as_bytes()
+        };
         let proxy_host = if proxy_unix {
             &b"localhost"[..]
         } else {
@@ -556,6 +593,9 @@ impl Worker<'_> {
 
             // The client's own headers, minus hop-by-hop ones and those set above (none with
             // `proxy_pass_request_headers off`).
+            // (With a cache, not the client's conditions and ranges: see
+            // `cache::NOT_FORWARDED`.)
+            let cache_on = p.cache.zone.is_some();
             if ps.pass_request_headers {
                 copy_client_fields(
                     head.fields(&conn.rbuf),
@@ -564,6 +604,10 @@ impl Worker<'_> {
                         ps.set_headers
                             .iter()
                             .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(n))
+                            || (cache_on
+                                && cache::NOT_FORWARDED
+                                    .iter()
+                                    .any(|f| f.eq_ignore_ascii_case(n)))
                     },
                     &mut req,
                 );

@@ -1,0 +1,630 @@
+//! The content cache in the proxy (`proxy_cache`, and the FastCGI, SCGI, uwsgi and gRPC
+//! equivalents on the same machinery), as nginx's `ngx_http_upstream_cache` and
+//! `ngx_http_file_cache`:
+//!
+//! * at the start of a proxied request ([`Worker::cache_lookup`]): the key is made and its
+//!   digest looked up in the zone's shared index; a fresh object's file is opened and its
+//!   stored head becomes the response head (`HIT`: no upstream is asked), else the request
+//!   goes upstream (`MISS`, `EXPIRED`, `BYPASS`);
+//! * at the upstream's head ([`Worker::cache_decide`]): whether the response may be stored
+//!   (the method, `proxy_cache_valid`, `X-Accel-Expires`, `Cache-Control`, `Expires`,
+//!   `Set-Cookie`, `Vary`, `proxy_no_cache`, `proxy_cache_min_uses`); if so a temporary file
+//!   in the cache's directory gets the header, the key and the head;
+//! * as the body passes ([`Proxy::cache_tap`], before a range is cut from it): the decoded
+//!   body bytes are appended;
+//! * at the body's end ([`Worker::cache_commit`]): the header gets the body's length and the
+//!   file is renamed into place (nginx's levels); the index learns it. A response cut short,
+//!   or one whose request ends early, leaves nothing: the temporary file is removed when its
+//!   [`CacheWrite`] is dropped.
+
+use super::*;
+use crate::cache::file::{Meta, HEADER_LEN, MAX_META};
+use crate::cache::index::Evicted;
+use crate::cache::Status;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+/// A response on its way into the cache.
+pub(crate) struct CacheWrite {
+    file: std::fs::File,
+    temp: std::path::PathBuf,
+    meta: Meta,
+    /// Body bytes written.
+    written: u64,
+    /// A write failed (logged at the end): nothing is stored.
+    failed: Option<std::io::Error>,
+    done: bool,
+}
+
+impl Drop for CacheWrite {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// The cache's part in a proxied request (kept with the recycled [`Proxy`], so its
+/// buffers are reused).
+#[derive(Default)]
+pub(crate) struct CacheReq {
+    /// The zone (index into `ir.cache_zones`) of a request the cache deals with.
+    pub(crate) zone: Option<usize>,
+    pub(crate) md5: [u8; 16],
+    pub(crate) key: Vec<u8>,
+    /// Times the key was asked for (`proxy_cache_min_uses`).
+    uses: u32,
+    /// A HEAD sent upstream as a GET (`proxy_cache_convert_head`): the client gets the head
+    /// only.
+    pub(crate) no_client_body: bool,
+    /// Served from the cache: the object's file and header.
+    pub(crate) hit: Option<(std::fs::File, Meta)>,
+    pub(crate) write: Option<CacheWrite>,
+    /// The response is stored or served from the cache: ranges may be asked of it (nginx's
+    /// `allow_ranges` for cached and cacheable responses with `Accept-Ranges`).
+    pub(crate) cacheable: bool,
+}
+
+impl CacheReq {
+    pub(crate) fn reset(&mut self) {
+        self.zone = None;
+        self.key.clear();
+        self.uses = 0;
+        self.no_client_body = false;
+        self.hit = None;
+        self.write = None;
+        self.cacheable = false;
+    }
+}
+
+/// Request headers the upstream does not get when the location caches (nginx's
+/// `ngx_http_proxy_cache_headers`): the answer stored must be the whole, unconditional one.
+pub(super) const NOT_FORWARDED: [&[u8]; 6] = [
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"if-none-match",
+    b"if-match",
+    b"range",
+    b"if-range",
+];
+
+/// Seconds since the epoch.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// nginx's predicates (`proxy_cache_bypass`, `proxy_no_cache`): true when a value is
+/// neither empty nor `0`.
+fn any_true(w: &Worker<'_>, conn: &Conn, req: &RequestCtx, list: &[proton_ir::Template]) -> bool {
+    if list.is_empty() {
+        return false;
+    }
+    let mut v = w.scratch.var_pool.borrow_mut().buf();
+    let mut yes = false;
+    for t in list {
+        v.clear();
+        w.ctx(conn, req, 0).expand(t, &mut v);
+        if !v.is_empty() && v != b"0" {
+            yes = true;
+            break;
+        }
+    }
+    w.scratch.var_pool.borrow_mut().give_buf(v);
+    yes
+}
+
+impl Worker<'_> {
+    /// The zone of this request's `proxy_cache` (a name with variables found among the
+    /// zones; an empty or unknown one: none).
+    fn cache_zone(
+        &self,
+        conn: &Conn,
+        req: &RequestCtx,
+        ps: &proton_ir::ProxySettings,
+    ) -> Option<usize> {
+        match ps.cache.zone.as_ref()? {
+            proton_ir::CacheRef::Zone(i) => Some(*i as usize),
+            proton_ir::CacheRef::Var(t) => {
+                let mut v = self.scratch.var_pool.borrow_mut().buf();
+                self.ctx(conn, req, 0).expand(t, &mut v);
+                let found = self
+                    .loaded
+                    .ir
+                    .cache_zones
+                    .iter()
+                    .position(|z| z.name.as_bytes() == v.as_slice());
+                self.scratch.var_pool.borrow_mut().give_buf(v);
+                found
+            }
+        }
+    }
+
+    /// Removes the files of entries the index let go.
+    fn cache_unlink(&mut self, zone: usize, evicted: &Evicted) {
+        let loaded = self.loaded;
+        let Some(z) = loaded.ir.cache_zones.get(zone) else {
+            return;
+        };
+        for md5 in evicted.iter() {
+            let mut rel = String::new();
+            crate::cache::file::relative_path(&z.levels, md5, &mut rel);
+            let path = loaded.prefix.join(&z.path).join(&rel);
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The cache's look at a request about to go upstream (`method` as the client sent
+    /// it). Returns the method to send upstream instead (a HEAD converted to GET) and
+    /// whether the response comes from the cache (then `p` holds its head, parsed).
+    pub(super) fn cache_lookup(
+        &mut self,
+        conn: &Conn,
+        req: &mut RequestCtx,
+        p: &mut Proxy,
+        ps: &proton_ir::ProxySettings,
+        method: &[u8],
+        (proxy_host, proxy_unix): (&[u8], bool),
+    ) -> (bool, bool) {
+        p.cache.reset();
+        let cs = &ps.cache;
+        let Some(zone) = self.cache_zone(conn, req, ps) else {
+            return (false, false);
+        };
+        if !cs.methods.iter().any(|m| m.as_bytes() == method) || p.discard {
+            return (false, false);
+        }
+        let convert = method == b"HEAD" && cs.convert_head;
+        p.cache.no_client_body = convert;
+        p.cache.zone = Some(zone);
+        let mut key = std::mem::take(&mut p.cache.key);
+        {
+            let mut ctx = self.ctx(conn, req, 0);
+            ctx.proxy_host = proxy_host;
+            ctx.proxy_unix = proxy_unix;
+            ctx.expand(&cs.key, &mut key);
+        }
+        p.cache.md5 = crate::cache::file::digest(&key);
+        p.cache.key = key;
+        if any_true(self, conn, req, &cs.bypass) {
+            req.cache_status = Status::Bypass as u8;
+            return (convert, false);
+        }
+        let loaded = self.loaded;
+        let (Some(index), Some(z)) = (
+            loaded.cache_zones.get(zone),
+            loaded.ir.cache_zones.get(zone),
+        ) else {
+            p.cache.zone = None;
+            return (false, false);
+        };
+        let now = unix_now();
+        let mut evicted = Evicted::default();
+        let entry = index.lookup(&p.cache.md5, now, z.inactive_secs, &mut evicted);
+        // A step of nginx's cache manager: what is inactive or over max_size goes.
+        index.expire(now, z.max_size, &mut evicted);
+        self.cache_unlink(zone, &evicted);
+        let Some(entry) = entry else {
+            elog!(
+                self.elog,
+                Alert,
+                "could not allocate node in cache keys zone \"{}\"",
+                z.name
+            );
+            p.cache.zone = None;
+            return (false, false);
+        };
+        p.cache.uses = entry.uses;
+        req.cache_status = Status::Miss as u8;
+        if !entry.exists && !entry.new {
+            return (convert, false);
+        }
+        // Known to exist, or not known yet (a file from before a restart counts).
+        let mut rel = String::new();
+        crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
+        let path = loaded.prefix.join(&z.path).join(&rel);
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                if e.kind() != ErrorKind::NotFound {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "open() \"{}\" failed ({}), client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                }
+                if entry.exists {
+                    index.forget(&p.cache.md5);
+                }
+                return (convert, false);
+            }
+        };
+        let meta = match read_object(&file, &p.cache.key, &mut p.hold) {
+            Ok(m) => m,
+            Err(why) => {
+                elog!(
+                    self.elog,
+                    Crit,
+                    "cache file \"{}\" {why}, client: {}",
+                    path.display(),
+                    conn.peer.ip()
+                );
+                index.forget(&p.cache.md5);
+                let _ = std::fs::remove_file(&path);
+                p.hold.clear();
+                return (convert, false);
+            }
+        };
+        if entry.new {
+            index.stored(&p.cache.md5, meta.valid_sec, meta.file_len());
+        }
+        if meta.valid_sec < now {
+            req.cache_status = Status::Expired as u8;
+            p.hold.clear();
+            return (convert, false);
+        }
+        // The stored head, read as an upstream's.
+        match parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp) {
+            Ok(Parsed::Complete) if p.resp.head_len == p.hold.len() => {}
+            _ => {
+                elog!(
+                    self.elog,
+                    Crit,
+                    "cache file \"{}\" contains invalid header, client: {}",
+                    path.display(),
+                    conn.peer.ip()
+                );
+                index.forget(&p.cache.md5);
+                let _ = std::fs::remove_file(&path);
+                p.hold.clear();
+                return (convert, false);
+            }
+        }
+        // The body is the file's: its length is known.
+        p.resp.chunked = false;
+        p.resp.content_length = Some(meta.body_len);
+        p.cache.hit = Some((file, meta));
+        p.cache.cacheable = true;
+        req.cache_status = Status::Hit as u8;
+        (convert, true)
+    }
+
+    /// At the upstream's head: whether this response is stored (nginx's rules, in its
+    /// order), and if so the temporary file is made with the header, key and head.
+    pub(super) fn cache_decide(&mut self, conn: &Conn, p: &mut Proxy) {
+        let Some(zone) = p.cache.zone else {
+            return;
+        };
+        let ps = self.proxy_settings(p.loc);
+        let cs = &ps.cache;
+        let ig = ps.ignore_headers;
+        let now = unix_now();
+        let status = p.resp.status;
+        let up = &p.hold;
+        let field = |name: &[u8]| {
+            p.resp.headers.iter().find_map(|(n, v)| {
+                up.get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(name))
+                    .and_then(|_| up.get(v.clone()))
+            })
+        };
+        let mut valid: Option<i64> = None;
+        let mut cacheable = true;
+        // X-Accel-Expires: `@` an absolute time, else seconds (0: not stored); it wins over
+        // Cache-Control and Expires.
+        let accel = field(b"x-accel-expires").filter(|_| !ig.x_accel_expires);
+        if let Some(v) = accel {
+            let v = v.trim_ascii();
+            let (abs, digits) = match v.strip_prefix(b"@") {
+                Some(d) => (true, d),
+                None => (false, v),
+            };
+            if let Some(n) = std::str::from_utf8(digits)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                if abs {
+                    valid = Some(n);
+                } else if n == 0 {
+                    cacheable = false;
+                } else {
+                    valid = Some(now.saturating_add(n));
+                }
+            }
+        }
+        if valid.is_none() && cacheable && !ig.cache_control {
+            for (n, v) in &p.resp.headers {
+                let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
+                    continue;
+                };
+                if !name.eq_ignore_ascii_case(b"cache-control") {
+                    continue;
+                }
+                for d in value.split(|&b| b == b',') {
+                    let d = d.trim_ascii();
+                    let lower = |s: &[u8], t: &[u8]| {
+                        s.len() >= t.len() && s[..t.len()].eq_ignore_ascii_case(t)
+                    };
+                    if lower(d, b"no-cache") || lower(d, b"no-store") || lower(d, b"private") {
+                        cacheable = false;
+                    } else if let Some(n) = [&b"s-maxage="[..], b"max-age="]
+                        .iter()
+                        .find(|t| lower(d, t))
+                        .and_then(|t| std::str::from_utf8(&d[t.len()..]).ok())
+                        .and_then(|s| s.trim().parse::<i64>().ok())
+                    {
+                        if n == 0 {
+                            cacheable = false;
+                        } else if valid.is_none() || lower(d, b"s-maxage=") {
+                            valid = Some(now.saturating_add(n));
+                        }
+                    }
+                }
+            }
+        }
+        if valid.is_none() && cacheable && !ig.expires {
+            if let Some(v) = field(b"expires") {
+                match crate::http::response::parse_http_date(v)
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                {
+                    Some(d) if d.as_secs() as i64 > now => valid = Some(d.as_secs() as i64),
+                    _ => cacheable = false,
+                }
+            }
+        }
+        if !ig.set_cookie && field(b"set-cookie").is_some() {
+            cacheable = false;
+        }
+        // One variant per key is all Proton keeps so far: an answer that varies is not
+        // stored (nginx stores it under a second key).
+        if !ig.vary && field(b"vary").is_some() {
+            cacheable = false;
+        }
+        if valid.is_none() && cacheable {
+            valid = cs
+                .valid
+                .iter()
+                .find(|v| v.any || v.codes.contains(&status))
+                .filter(|v| v.secs > 0)
+                .map(|v| now.saturating_add(v.secs as i64));
+        }
+        let Some(valid) = valid.filter(|_| cacheable) else {
+            return;
+        };
+        if p.cache.uses < cs.min_uses || matches!(status, 206) {
+            return;
+        }
+        if let Some(req) = conn.req.as_deref() {
+            if any_true(self, conn, req, &cs.no_cache) {
+                return;
+            }
+        }
+        let head_len = p.resp.head_len.min(p.hold.len());
+        if head_len + p.cache.key.len() > MAX_META {
+            return;
+        }
+        let loaded = self.loaded;
+        let Some(z) = loaded.ir.cache_zones.get(zone) else {
+            return;
+        };
+        let dir = loaded.prefix.join(&z.path);
+        let (file, temp) =
+            match crate::worker::body::create_temp(&dir, &[], &mut self.ups.temp_seq, true) {
+                Ok(x) => x,
+                Err((path, e)) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "open() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    return;
+                }
+            };
+        let last_modified = field(b"last-modified")
+            .and_then(crate::http::response::parse_http_date)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(-1, |d| d.as_secs() as i64);
+        let meta = Meta {
+            valid_sec: valid,
+            date: now,
+            last_modified,
+            body_len: 0,
+            key_len: p.cache.key.len() as u32,
+            head_len: head_len as u32,
+        };
+        let mut w = CacheWrite {
+            file,
+            temp,
+            meta,
+            written: 0,
+            failed: None,
+            done: false,
+        };
+        let mut prefix = self.pool.get();
+        prefix.clear();
+        prefix.extend_from_slice(&meta.encode());
+        crate::cache::file::write_prefix(&p.cache.key, &p.hold[..head_len], &mut prefix);
+        if let Err(e) = w.file.write_all_at(&prefix, 0) {
+            w.failed = Some(e);
+        }
+        self.pool.put(prefix);
+        p.cache.write = Some(w);
+        p.cache.cacheable = true;
+    }
+
+    /// The response is complete (or over): a stored one is put in place, one cut short
+    /// removed.
+    pub(super) fn cache_commit(&mut self, conn: &Conn, p: &mut Proxy) {
+        let Some(mut w) = p.cache.write.take() else {
+            return;
+        };
+        let Some(zone) = p.cache.zone else {
+            return;
+        };
+        if p.broken {
+            return;
+        }
+        if let Some(e) = w.failed.take() {
+            elog!(
+                self.elog,
+                Crit,
+                "write() \"{}\" failed ({}) while reading upstream, client: {}",
+                w.temp.display(),
+                crate::log::OsError(&e),
+                conn.peer.ip()
+            );
+            return;
+        }
+        let loaded = self.loaded;
+        let (Some(index), Some(z)) = (
+            loaded.cache_zones.get(zone),
+            loaded.ir.cache_zones.get(zone),
+        ) else {
+            return;
+        };
+        w.meta.body_len = w.written;
+        if let Err(e) = w.file.write_all_at(&w.meta.encode(), 0) {
+            elog!(
+                self.elog,
+                Crit,
+                "write() \"{}\" failed ({}) while reading upstream, client: {}",
+                w.temp.display(),
+                crate::log::OsError(&e),
+                conn.peer.ip()
+            );
+            return;
+        }
+        let mut rel = String::new();
+        crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
+        let path = loaded.prefix.join(&z.path).join(&rel);
+        let mut r = std::fs::rename(&w.temp, &path);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::NotFound) {
+            if let Some(parent) = path.parent() {
+                use std::os::unix::fs::DirBuilderExt;
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(parent);
+            }
+            r = std::fs::rename(&w.temp, &path);
+        }
+        if let Err(e) = r {
+            elog!(
+                self.elog,
+                Crit,
+                "rename() \"{}\" to \"{}\" failed ({}) while reading upstream, client: {}",
+                w.temp.display(),
+                path.display(),
+                crate::log::OsError(&e),
+                conn.peer.ip()
+            );
+            return;
+        }
+        w.done = true;
+        index.stored(&p.cache.md5, w.meta.valid_sec, w.meta.file_len());
+    }
+}
+
+impl Proxy {
+    /// Body bytes on their way to the client (decoded, before a range is cut from them) go
+    /// into the cache's file too.
+    pub(super) fn cache_tap(&mut self, body: &[u8]) {
+        let Some(w) = self.cache.write.as_mut() else {
+            return;
+        };
+        if w.failed.is_some() || body.is_empty() {
+            return;
+        }
+        let at = w.meta.body_start() + w.written;
+        match w.file.write_all_at(body, at) {
+            Ok(()) => w.written += body.len() as u64,
+            Err(e) => w.failed = Some(e),
+        }
+    }
+}
+
+/// Reads an object's header, checks it against the key and the file's length, and puts the
+/// stored response head in `head`.
+fn read_object(file: &std::fs::File, key: &[u8], head: &mut Vec<u8>) -> Result<Meta, &'static str> {
+    let mut h = [0u8; HEADER_LEN];
+    match file.read_at(&mut h, 0) {
+        Ok(n) if n == HEADER_LEN => {}
+        Ok(_) => return Err("is too small"),
+        Err(_) => return Err("could not be read"),
+    }
+    let meta = Meta::decode(&h).ok_or("has incorrect header")?;
+    let len = file.metadata().map_err(|_| "could not be read")?.len();
+    if len != meta.file_len() {
+        return Err("has incorrect length");
+    }
+    let rest = (meta.body_start() - HEADER_LEN as u64) as usize;
+    head.clear();
+    head.resize(rest, 0);
+    match file.read_at(head, HEADER_LEN as u64) {
+        Ok(n) if n == rest => {}
+        _ => return Err("could not be read"),
+    }
+    let (k, _) = meta.parts(head).ok_or("has incorrect header")?;
+    if k != key {
+        // (Two keys with one digest: nginx logs the same.)
+        return Err("has md5 collision");
+    }
+    let at = 5 + key.len() + 1;
+    head.drain(..at);
+    Ok(meta)
+}
+
+/// A cached object's body read as an upstream's (for a hit whose body is recoded, coded or
+/// cut: the same steps as the upstream's bytes take).
+pub(super) struct HitReader<'a> {
+    pub(super) file: &'a std::fs::File,
+    pub(super) pos: &'a mut u64,
+    pub(super) end: u64,
+}
+
+impl UpstreamIo for HitReader<'_> {
+    fn read(
+        &mut self,
+        _ready: &mut bool,
+        _hup: bool,
+        buf: &mut Vec<u8>,
+        want: usize,
+    ) -> std::io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(*self.pos)).unwrap_or(usize::MAX);
+        let n = want.min(left).min(64 * 1024);
+        if n == 0 {
+            return Ok(0);
+        }
+        let old = buf.len();
+        buf.resize(old + n, 0);
+        match self.file.read_at(&mut buf[old..], *self.pos) {
+            Ok(0) => {
+                buf.truncate(old);
+                Err(std::io::Error::from(ErrorKind::UnexpectedEof))
+            }
+            Ok(got) => {
+                buf.truncate(old + got);
+                *self.pos += got as u64;
+                Ok(got)
+            }
+            Err(e) => {
+                buf.truncate(old);
+                Err(e)
+            }
+        }
+    }
+
+    fn write(&mut self, _data: &[u8]) -> std::io::Result<usize> {
+        Ok(0)
+    }
+}

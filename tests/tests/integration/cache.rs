@@ -1,0 +1,314 @@
+//! The content cache end to end (`proxy_cache_path`, `proxy_cache`): a real `proton-run` in
+//! front of a real `proton-testbackend`. Each test checks what the client gets, what
+//! `$upstream_cache_status` said (in an `X-Cache` header), how many requests reached the
+//! backend (its `/stats`) and what the cache's directory holds.
+
+use proton_tests::{raw_exchange, request, wait_until, Backend, Proton, Response, TempDir};
+use std::path::Path;
+use std::time::Duration;
+
+fn conf(http: &str) -> String {
+    format!(
+        "worker_processes 1;\n\
+         error_log {{dir}}/logs/error.log info;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n\
+         access_log off;\n\
+         {http}\n\
+         }}\n"
+    )
+}
+
+/// A cache in `{dir}/cache` (levels 1:2) in front of backend `@A@`; `extra` goes in the
+/// location.
+fn cached(port: u16, extra: &str) -> String {
+    conf(&format!(
+        "proxy_cache_path {{dir}}/cache levels=1:2 keys_zone=one:1m;\n\
+         server {{\n\
+             listen 127.0.0.1:{{port}};\n\
+             location / {{\n\
+                 proxy_pass http://127.0.0.1:{port};\n\
+                 proxy_cache one;\n\
+                 proxy_cache_valid 200 10m;\n\
+                 add_header X-Cache $upstream_cache_status;\n\
+                 {extra}\n\
+             }}\n\
+         }}\n"
+    ))
+}
+
+fn get(p: &Proton, path: &str) -> Response {
+    request(p.port, Some("cache.test"), path)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", p.logs()))
+}
+
+fn send(p: &Proton, raw: &str) -> Response {
+    let (bytes, _) = raw_exchange(p.port, raw.as_bytes(), Duration::from_secs(10));
+    proton_tests::parse_response(&bytes).unwrap_or_else(|e| panic!("{raw:?}: {e}\n{}", p.logs()))
+}
+
+fn cache_status(r: &Response) -> &str {
+    r.header("X-Cache").unwrap_or("")
+}
+
+/// Requests the backend served (its `/stats` probes left out).
+fn served(b: &Backend, probes: &mut u64) -> u64 {
+    *probes += 1;
+    b.stats().1 - *probes
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_response_is_stored_once_and_then_served_from_the_cache() {
+    let t = TempDir::new("cache-hit");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let mut probes = 0;
+    let before = served(&b, &mut probes);
+    let first = get(&p, "/big?bytes=100000");
+    assert_eq!(first.status, 200, "{}", p.logs());
+    assert_eq!(cache_status(&first), "MISS");
+    assert_eq!(first.body.len(), 100_000);
+    let second = get(&p, "/big?bytes=100000");
+    assert_eq!(cache_status(&second), "HIT", "{}", p.logs());
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("Content-Length"), Some("100000"));
+    assert_eq!(
+        served(&b, &mut probes) - before,
+        1,
+        "the backend saw one request"
+    );
+    // One object, under the levels' directories: c/29/<32 hex digits> style.
+    let objects = files(&t.path().join("cache"));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let rel = objects[0].strip_prefix(t.path().join("cache")).unwrap();
+    let parts: Vec<_> = rel
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(parts.len(), 3, "{rel:?}");
+    assert_eq!((parts[0].len(), parts[1].len(), parts[2].len()), (1, 2, 32));
+    assert!(parts[2].ends_with(&format!("{}{}", parts[1], parts[0])));
+}
+
+#[test]
+fn a_chunked_response_is_stored_decoded_and_served_with_its_length() {
+    let t = TempDir::new("cache-chunked");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let first = get(&p, "/chunked?n=3&size=10");
+    assert_eq!(cache_status(&first), "MISS");
+    assert_eq!(first.header("Transfer-Encoding"), Some("chunked"));
+    let second = get(&p, "/chunked?n=3&size=10");
+    assert_eq!(cache_status(&second), "HIT", "{}", p.logs());
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("Content-Length"), Some("30"));
+    assert_eq!(second.header("Transfer-Encoding"), None);
+}
+
+#[test]
+fn what_the_rules_refuse_is_not_stored() {
+    let t = TempDir::new("cache-refuse");
+    let b = Backend::start("b1");
+    let p = Proton::start(
+        t.path(),
+        &cached(
+            b.port,
+            "proxy_no_cache $arg_nostore; proxy_cache_bypass $arg_fresh;",
+        ),
+        1,
+    );
+    // Set-Cookie, Cache-Control: private / no-store / max-age=0, X-Accel-Expires: 0, a
+    // status proxy_cache_valid does not name: never stored.
+    for path in [
+        "/headers?Set-Cookie=a%3Db",
+        "/headers?Cache-Control=private",
+        "/headers?Cache-Control=no-store",
+        "/headers?Cache-Control=max-age%3D0",
+        "/headers?X-Accel-Expires=0",
+        "/status?code=404",
+        "/headers?x=1&nostore=1",
+    ] {
+        for round in 0..2 {
+            let r = get(&p, path);
+            assert_eq!(
+                cache_status(&r),
+                "MISS",
+                "{path} round {round}\n{}",
+                p.logs()
+            );
+        }
+    }
+    // Bypass: fetched anew (and stored), the next plain request is a hit.
+    assert_eq!(cache_status(&get(&p, "/headers?y=1")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/headers?y=1")), "HIT");
+    let bypass = get(&p, "/headers?y=1&fresh=1");
+    assert_eq!(cache_status(&bypass), "BYPASS");
+    // Nothing half-written is left behind.
+    let objects = files(&t.path().join("cache"));
+    assert_eq!(objects.len(), 2, "{objects:?}");
+}
+
+#[test]
+fn an_object_expires_after_its_valid_time() {
+    let t = TempDir::new("cache-expire");
+    let b = Backend::start("b1");
+    let p = Proton::start(
+        t.path(),
+        &cached(b.port, "proxy_cache_valid 200 1s;").replace("proxy_cache_valid 200 10m;", ""),
+        1,
+    );
+    assert_eq!(cache_status(&get(&p, "/id")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id")), "HIT");
+    // Fetched again once a second has passed, then fresh again.
+    assert!(
+        wait_until(Duration::from_secs(10), || cache_status(&get(&p, "/id"))
+            == "EXPIRED"),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(cache_status(&get(&p, "/id")), "HIT");
+}
+
+#[test]
+fn x_accel_expires_and_max_age_set_the_valid_time() {
+    let t = TempDir::new("cache-accel");
+    let b = Backend::start("b1");
+    // No proxy_cache_valid at all: only the upstream's headers make things cacheable.
+    let p = Proton::start(
+        t.path(),
+        &cached(b.port, "").replace("proxy_cache_valid 200 10m;", ""),
+        1,
+    );
+    assert_eq!(cache_status(&get(&p, "/headers?a=1")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/headers?a=1")), "MISS");
+    let path = "/headers?Cache-Control=max-age%3D100";
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "HIT");
+    let path = "/headers?X-Accel-Expires=100";
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    let hit = get(&p, path);
+    assert_eq!(cache_status(&hit), "HIT");
+    // X-Accel-* is not passed on, as nginx.
+    assert_eq!(hit.header("X-Accel-Expires"), None);
+}
+
+#[test]
+fn a_head_request_is_fetched_as_get_and_stored() {
+    let t = TempDir::new("cache-head");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    // Two requests on one connection: the HEAD's answer has no body, and the GET after it
+    // on the same connection gets its own answer.
+    let raw = "HEAD /big?bytes=5000 HTTP/1.1\r\nHost: c\r\n\r\nGET /big?bytes=5000 HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n";
+    let (bytes, _) = raw_exchange(p.port, raw.as_bytes(), Duration::from_secs(10));
+    let answers = proton_tests::split_responses(&bytes);
+    assert_eq!(
+        answers.len(),
+        2,
+        "{}\n{}",
+        String::from_utf8_lossy(&bytes),
+        p.logs()
+    );
+    assert_eq!(cache_status(&answers[0]), "MISS");
+    assert_eq!(answers[0].header("Content-Length"), Some("5000"));
+    assert_eq!(cache_status(&answers[1]), "HIT");
+    assert_eq!(answers[1].body.len(), 5000);
+    // A HEAD on a hit: the head only.
+    let r = send(
+        &p,
+        "HEAD /big?bytes=5000 HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!((cache_status(&r), r.body.len()), ("HIT", 0));
+}
+
+#[test]
+fn a_range_of_a_cached_response_is_cut_from_the_file() {
+    let t = TempDir::new("cache-range");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let whole = get(&p, "/big?bytes=1000");
+    // The upstream is asked for the whole (no Range, no conditions go to it).
+    let r = send(
+        &p,
+        "GET /echo HTTP/1.1\r\nHost: c\r\nRange: bytes=0-1\r\nIf-None-Match: \"x\"\r\nConnection: close\r\n\r\n",
+    );
+    let echo = r.body_text();
+    assert!(!echo.to_ascii_lowercase().contains("range:"), "{echo}");
+    assert!(
+        !echo.to_ascii_lowercase().contains("if-none-match"),
+        "{echo}"
+    );
+    let r = send(
+        &p,
+        "GET /big?bytes=1000 HTTP/1.1\r\nHost: c\r\nRange: bytes=10-19\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 206, "{}", p.logs());
+    assert_eq!(cache_status(&r), "HIT");
+    assert_eq!(r.header("Content-Range"), Some("bytes 10-19/1000"));
+    assert_eq!(r.body, whole.body[10..20]);
+}
+
+#[test]
+fn objects_survive_a_restart_and_broken_responses_are_never_stored() {
+    let t = TempDir::new("cache-restart");
+    let b = Backend::start("b1");
+    let config = cached(b.port, "proxy_cache_min_uses 1;");
+    {
+        let p = Proton::start(t.path(), &config, 1);
+        assert_eq!(cache_status(&get(&p, "/big?bytes=3000")), "MISS");
+        // Cut short by the upstream: the client's response is cut, nothing is stored.
+        let _ = request(p.port, Some("c"), "/close-mid");
+        assert!(wait_until(Duration::from_secs(5), || files(
+            &t.path().join("cache")
+        )
+        .len()
+            == 1));
+    }
+    let p = Proton::start(t.path(), &config, 1);
+    let r = get(&p, "/big?bytes=3000");
+    assert_eq!(cache_status(&r), "HIT", "{}", p.logs());
+    assert_eq!(r.body.len(), 3000);
+    assert_ne!(cache_status(&get(&p, "/close-mid")), "HIT");
+    // A damaged object is not served (logged, removed, fetched again).
+    for f in files(&t.path().join("cache")) {
+        let mut bytes = std::fs::read(&f).unwrap();
+        bytes[20] ^= 0xff;
+        std::fs::write(&f, bytes).unwrap();
+    }
+    // (A new process, so that the index does not know the file.)
+    drop(p);
+    let p = Proton::start(t.path(), &config, 1);
+    let r = get(&p, "/big?bytes=3000");
+    assert_eq!(cache_status(&r), "MISS");
+    assert_eq!(r.body.len(), 3000);
+    assert!(p.logs().contains("has incorrect header"), "{}", p.logs());
+    assert_eq!(cache_status(&get(&p, "/big?bytes=3000")), "HIT");
+}
+
+#[test]
+fn min_uses_waits_for_the_nth_request() {
+    let t = TempDir::new("cache-min-uses");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, "proxy_cache_min_uses 3;"), 1);
+    assert_eq!(cache_status(&get(&p, "/id")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id")), "HIT");
+}
