@@ -25,6 +25,9 @@ const V_LOCK: usize = V + 32;
 const VALUE: usize = 40;
 
 const EXISTS: u32 = 1;
+/// A request is fetching the object now (nginx's `node->updating`), until `V_LOCK` (ms of
+/// CLOCK_MONOTONIC) at the latest.
+const UPDATING: u32 = 2;
 
 /// Entries of files to remove at most per call (the rest go with later calls).
 pub const EVICT_MAX: usize = 4;
@@ -40,6 +43,8 @@ pub struct Entry {
     pub valid_sec: i64,
     /// The index had no entry for the key (its file may still be on disk).
     pub new: bool,
+    /// A request is fetching the object now.
+    pub updating: bool,
 }
 
 /// Keys whose files are to be removed.
@@ -103,11 +108,13 @@ impl Index {
             let uses = rd32(t.mem, at + V_USES).saturating_add(1);
             wr32(t.mem, at + V_USES, uses);
             wr64(t.mem, at + V_EXPIRE, expire);
+            let flags = rd32(t.mem, at + V_FLAGS);
             return Some(Entry {
                 uses,
-                exists: rd32(t.mem, at + V_FLAGS) & EXISTS != 0,
+                exists: flags & EXISTS != 0,
                 valid_sec: rd64(t.mem, at + V_VALID) as i64,
                 new: false,
+                updating: flags & UPDATING != 0,
             });
         }
         let len = KEY + VALUE;
@@ -145,6 +152,50 @@ impl Index {
             exists: false,
             valid_sec: 0,
             new: true,
+            updating: false,
+        })
+    }
+
+    /// Whether the caller may fetch the object now (nginx's cache lock and its `updating`
+    /// flag): yes when no one else does, or when the one who does has held it past its
+    /// time (`lock_until`); the caller then holds it until `now_ms + age_ms` (`None`: until it
+    /// lets go). `None`: the key has no entry (pushed out meanwhile).
+    pub fn begin_update(&self, md5: &[u8; KEY], now_ms: u64, age_ms: Option<u64>) -> Option<bool> {
+        let t = self.zone.lock();
+        let n = t.find(bucket_hash(md5), md5)?;
+        let at = t.node(n);
+        let flags = rd32(t.mem, at + V_FLAGS);
+        if flags & UPDATING != 0 && rd64(t.mem, at + V_LOCK) > now_ms {
+            return Some(false);
+        }
+        wr32(t.mem, at + V_FLAGS, flags | UPDATING);
+        let until = age_ms.map_or(u64::MAX, |a| now_ms.saturating_add(a));
+        wr64(t.mem, at + V_LOCK, until);
+        Some(true)
+    }
+
+    /// The fetch is over (stored or not): others may fetch it.
+    pub fn end_update(&self, md5: &[u8; KEY]) {
+        let t = self.zone.lock();
+        if let Some(n) = t.find(bucket_hash(md5), md5) {
+            let at = t.node(n);
+            let flags = rd32(t.mem, at + V_FLAGS);
+            wr32(t.mem, at + V_FLAGS, flags & !UPDATING);
+        }
+    }
+
+    /// The entry as it is now, without counting a use.
+    pub fn peek(&self, md5: &[u8; KEY]) -> Option<Entry> {
+        let t = self.zone.lock();
+        let n = t.find(bucket_hash(md5), md5)?;
+        let at = t.node(n);
+        let flags = rd32(t.mem, at + V_FLAGS);
+        Some(Entry {
+            uses: rd32(t.mem, at + V_USES),
+            exists: flags & EXISTS != 0,
+            valid_sec: rd64(t.mem, at + V_VALID) as i64,
+            new: false,
+            updating: flags & UPDATING != 0,
         })
     }
 
@@ -159,7 +210,11 @@ impl Index {
         let old = rd64(t.mem, at + V_FS);
         wr64(t.mem, at + V_VALID, valid_sec as u64);
         wr64(t.mem, at + V_FS, fs_size);
-        wr32(t.mem, at + V_FLAGS, rd32(t.mem, at + V_FLAGS) | EXISTS);
+        wr32(
+            t.mem,
+            at + V_FLAGS,
+            (rd32(t.mem, at + V_FLAGS) | EXISTS) & !UPDATING,
+        );
         sub_total(&mut t, old);
         let total = rd64(t.mem, USER).saturating_add(fs_size);
         wr64(t.mem, USER, total);
@@ -255,6 +310,27 @@ mod tests {
         assert_eq!(ix.size(), 0);
         assert!(ix.lookup(&key(1), 103, 600, &mut ev).unwrap().new);
         assert_eq!(ev.n, 0);
+    }
+
+    #[test]
+    fn one_fetch_at_a_time_until_its_lock_ages() {
+        let ix = Index {
+            zone: Arc::new(Zone::new("t", 64 * 4096).unwrap()),
+        };
+        let mut ev = Evicted::default();
+        ix.lookup(&key(1), 100, 600, &mut ev);
+        assert_eq!(ix.begin_update(&key(1), 1000, Some(500)), Some(true));
+        assert_eq!(ix.begin_update(&key(1), 1200, Some(500)), Some(false));
+        assert!(ix.peek(&key(1)).unwrap().updating);
+        // Held past its age: taken over.
+        assert_eq!(ix.begin_update(&key(1), 1500, Some(500)), Some(true));
+        ix.end_update(&key(1));
+        assert!(!ix.peek(&key(1)).unwrap().updating);
+        assert_eq!(ix.begin_update(&key(1), 1600, None), Some(true));
+        // Storing lets go too.
+        ix.stored(&key(1), 200, 10);
+        assert!(!ix.peek(&key(1)).unwrap().updating);
+        assert_eq!(ix.begin_update(&key(2), 1600, None), None);
     }
 
     #[test]

@@ -158,7 +158,7 @@ const CL_AND_TE: &str =
     "upstream sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time";
 
 impl ResponseHead {
-    fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.minor = 0;
         self.status = 0;
         self.reason = 0..0;

@@ -23,6 +23,13 @@ use crate::cache::index::Evicted;
 use crate::cache::Status;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
+/// How long a request may hold an object's `updating` flag without `proxy_cache_lock`
+/// (a worker that died holding it does not keep others waiting longer).
+const UPDATING_MAX_MS: u64 = 120_000;
+
+/// How often a request waiting for `proxy_cache_lock` looks again.
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
 /// A response on its way into the cache.
 pub(crate) struct CacheWrite {
     file: std::fs::File,
@@ -62,6 +69,21 @@ pub(crate) struct CacheReq {
     /// The response is stored or served from the cache: ranges may be asked of it (nginx's
     /// `allow_ranges` for cached and cacheable responses with `Accept-Ranges`).
     pub(crate) cacheable: bool,
+    /// `$upstream_cache_status` as it stands (see `crate::cache::Status`).
+    pub(crate) status: u8,
+    /// An expired object, kept while the upstream is asked: sent instead of an error
+    /// (`proxy_cache_use_stale`) or of a 304 (`proxy_cache_revalidate`).
+    pub(crate) stale: Option<(std::fs::File, Meta)>,
+    /// The expired object's ETag (for `If-None-Match` when revalidating).
+    pub(crate) etag: Vec<u8>,
+    /// This request holds the entry's `updating` flag (it fetches the object).
+    updating: bool,
+    /// `proxy_cache_lock`: another request fetches the object; this one waits until it is
+    /// stored, or until `lock_until` (then it goes upstream and stores nothing).
+    pub(crate) lock_wait: bool,
+    lock_until: Option<Instant>,
+    /// The response is not stored whatever it says (after a lock timeout).
+    no_store: bool,
 }
 
 impl CacheReq {
@@ -73,6 +95,13 @@ impl CacheReq {
         self.hit = None;
         self.write = None;
         self.cacheable = false;
+        self.status = 0;
+        self.stale = None;
+        self.etag.clear();
+        self.updating = false;
+        self.lock_wait = false;
+        self.lock_until = None;
+        self.no_store = false;
     }
 }
 
@@ -215,8 +244,10 @@ impl Worker<'_> {
             return (false, false);
         };
         p.cache.uses = entry.uses;
+        p.cache.status = Status::Miss as u8;
         req.cache_status = Status::Miss as u8;
         if !entry.exists && !entry.new {
+            self.cache_miss_lock(p, cs);
             return (convert, false);
         }
         // Known to exist, or not known yet (a file from before a restart counts).
@@ -242,7 +273,12 @@ impl Worker<'_> {
                 }
                 if entry.exists {
                     index.forget(&p.cache.md5);
+                    // (A new entry for the fetch that follows.)
+                    let mut ev = Evicted::default();
+                    index.lookup(&p.cache.md5, now, z.inactive_secs, &mut ev);
+                    self.cache_unlink(zone, &ev);
                 }
+                self.cache_miss_lock(p, cs);
                 return (convert, false);
             }
         };
@@ -266,46 +302,301 @@ impl Worker<'_> {
             index.stored(&p.cache.md5, meta.valid_sec, meta.file_len());
         }
         if meta.valid_sec < now {
-            req.cache_status = Status::Expired as u8;
+            // Expired: fetched again, the object kept meanwhile (stale answers,
+            // revalidation). One request at a time fetches it (nginx's `updating`); with
+            // `proxy_cache_use_stale updating` the others get the stale object at once.
+            p.cache.etag.clear();
+            if parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp).is_ok() {
+                if let Some(v) = p.resp.headers.iter().find_map(|(n, v)| {
+                    p.hold
+                        .get(n.clone())
+                        .filter(|n| n.eq_ignore_ascii_case(b"etag"))
+                        .and_then(|_| p.hold.get(v.clone()))
+                }) {
+                    p.cache.etag.extend_from_slice(v);
+                }
+            }
             p.hold.clear();
-            return (convert, false);
-        }
-        // The stored head, read as an upstream's.
-        match parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp) {
-            Ok(Parsed::Complete) if p.resp.head_len == p.hold.len() => {}
-            _ => {
-                elog!(
-                    self.elog,
-                    Crit,
-                    "cache file \"{}\" contains invalid header, client: {}",
-                    path.display(),
-                    conn.peer.ip()
-                );
-                index.forget(&p.cache.md5);
-                let _ = std::fs::remove_file(&path);
-                p.hold.clear();
+            p.resp.reset();
+            let age = if cs.lock {
+                cs.lock_age_ms
+            } else {
+                UPDATING_MAX_MS
+            };
+            let mine = index
+                .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
+                .unwrap_or(false);
+            if !mine && cs.use_stale.updating {
+                if self.serve_cached(p, file, meta, Status::Updating, &path) {
+                    req.cache_status = Status::Updating as u8;
+                    return (convert, true);
+                }
                 return (convert, false);
             }
+            p.cache.updating = mine;
+            p.cache.stale = Some((file, meta));
+            p.cache.status = Status::Expired as u8;
+            req.cache_status = Status::Expired as u8;
+            return (convert, false);
         }
-        // The body is the file's: its length is known.
+        p.hold.clear();
+        if self.serve_cached(p, file, meta, Status::Hit, &path) {
+            req.cache_status = Status::Hit as u8;
+            return (convert, true);
+        }
+        (convert, false)
+    }
+
+    /// `proxy_cache_lock` for an object not in the cache: the first request fetches it,
+    /// the others wait (`St::CacheLock`).
+    fn cache_miss_lock(&mut self, p: &mut Proxy, cs: &proton_ir::CacheSettings) {
+        let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) else {
+            return;
+        };
+        let age = if cs.lock {
+            cs.lock_age_ms
+        } else {
+            UPDATING_MAX_MS
+        };
+        let mine = index
+            .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
+            .unwrap_or(false);
+        p.cache.updating = mine;
+        if cs.lock && !mine {
+            p.cache.lock_wait = true;
+            p.cache.lock_until = Some(self.now + Duration::from_millis(cs.lock_timeout_ms));
+        }
+    }
+
+    /// The object in `file` becomes the response: its head read into `p` as an upstream's
+    /// (the body is the file's, of known length). False when it cannot be (logged, the
+    /// object removed).
+    fn serve_cached(
+        &mut self,
+        p: &mut Proxy,
+        file: std::fs::File,
+        meta: Meta,
+        status: Status,
+        path: &std::path::Path,
+    ) -> bool {
+        let ok = match read_object(&file, &p.cache.key, &mut p.hold) {
+            Ok(_) => matches!(
+                parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp),
+                Ok(Parsed::Complete) if p.resp.head_len == p.hold.len()
+            ),
+            Err(_) => false,
+        };
+        if !ok {
+            elog!(
+                self.elog,
+                Crit,
+                "cache file \"{}\" contains invalid header, client: {}",
+                path.display(),
+                p.client
+            );
+            if let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) {
+                index.forget(&p.cache.md5);
+            }
+            let _ = std::fs::remove_file(path);
+            p.hold.clear();
+            p.resp.reset();
+            return false;
+        }
         p.resp.chunked = false;
         p.resp.content_length = Some(meta.body_len);
         p.cache.hit = Some((file, meta));
         p.cache.cacheable = true;
-        req.cache_status = Status::Hit as u8;
-        (convert, true)
+        p.cache.status = status as u8;
+        p.hit_pos = 0;
+        true
     }
 
-    /// At the upstream's head: whether this response is stored (nginx's rules, in its
-    /// order), and if so the temporary file is made with the header, key and head.
-    pub(super) fn cache_decide(&mut self, conn: &Conn, p: &mut Proxy) {
-        let Some(zone) = p.cache.zone else {
-            return;
+    /// The path of this request's object.
+    fn cache_path(&self, p: &Proxy) -> Option<std::path::PathBuf> {
+        let z = self.loaded.ir.cache_zones.get(p.cache.zone?)?;
+        let mut rel = String::new();
+        crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
+        Some(self.loaded.prefix.join(&z.path).join(&rel))
+    }
+
+    /// The upstream failed (`fail`, or a status `proxy_cache_use_stale` names): the expired
+    /// object is sent instead when allowed (`STALE`). The attempt is over already.
+    pub(super) fn cache_stale(&mut self, p: &mut Proxy, fail: Fail) -> bool {
+        let Some(u) = p
+            .cache
+            .zone
+            .map(|_| self.proxy_settings(p.loc).cache.use_stale)
+        else {
+            return false;
         };
+        let allowed = match fail {
+            Fail::Error => u.error,
+            Fail::Timeout => u.timeout,
+            Fail::InvalidHeader => u.invalid_header,
+            Fail::Status(500) => u.http_500,
+            Fail::Status(502) => u.http_502,
+            Fail::Status(503) => u.http_503,
+            Fail::Status(504) => u.http_504,
+            Fail::Status(403) => u.http_403,
+            Fail::Status(404) => u.http_404,
+            Fail::Status(429) => u.http_429,
+            Fail::Status(_) => false,
+        };
+        if !allowed || p.written > 0 {
+            return false;
+        }
+        let Some((file, meta)) = p.cache.stale.take() else {
+            return false;
+        };
+        let Some(path) = self.cache_path(p) else {
+            return false;
+        };
+        p.hold.clear();
+        if !self.serve_cached(p, file, meta, Status::Stale, &path) {
+            return false;
+        }
+        p.head_only |= p.cache.no_client_body;
+        p.st = St::Head;
+        true
+    }
+
+    /// `proxy_cache_revalidate`: the upstream answered 304 to the expired object's
+    /// validators; the object is fresh again (for the time the 304's headers or
+    /// `proxy_cache_valid` give it, else as it was) and is sent (`REVALIDATED`).
+    pub(super) fn cache_revalidated(&mut self, p: &mut Proxy) -> bool {
+        if p.resp.status != 304
+            || p.cache.stale.is_none()
+            || !self.proxy_settings(p.loc).cache.revalidate
+        {
+            return false;
+        }
+        let now = unix_now();
+        let valid = self.response_valid(p, now).ok().flatten();
+        let Some((file, mut meta)) = p.cache.stale.take() else {
+            return false;
+        };
+        let Some(path) = self.cache_path(p) else {
+            return false;
+        };
+        // The 304's attempt is over; its connection may serve others.
+        self.release_upstream(p);
+        if let Some(valid) = valid {
+            meta.valid_sec = valid;
+            meta.date = now;
+            // The header in place (the object's file itself, opened for writing).
+            let updated = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.write_all_at(&meta.encode(), 0));
+            if let Err(e) = updated {
+                elog!(
+                    self.elog,
+                    Crit,
+                    "cannot update cache file \"{}\" ({})",
+                    path.display(),
+                    crate::log::OsError(&e)
+                );
+            } else if let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) {
+                index.stored(&p.cache.md5, valid, meta.file_len());
+                p.cache.updating = false;
+            }
+        }
+        p.hold.clear();
+        if !self.serve_cached(p, file, meta, Status::Revalidated, &path) {
+            return false;
+        }
+        p.head_only |= p.cache.no_client_body;
+        true
+    }
+
+    /// `St::CacheLock`: waiting for another request to store the object.
+    pub(super) fn step_cache_lock(&mut self, conn: &Conn, p: &mut Proxy) -> Step {
+        let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) else {
+            p.cache.lock_wait = false;
+            return self.cache_lock_done(conn, p);
+        };
+        let entry = index.peek(&p.cache.md5);
+        let now = unix_now();
+        if let (Some(e), Some(path)) = (entry, self.cache_path(p)) {
+            if e.exists && e.valid_sec >= now {
+                if let Ok(f) = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(nix::libc::O_NONBLOCK)
+                    .open(&path)
+                {
+                    let meta = Meta::decode(&{
+                        let mut h = [0u8; HEADER_LEN];
+                        let _ = f.read_at(&mut h, 0);
+                        h
+                    });
+                    p.hold.clear();
+                    if let Some(meta) = meta {
+                        if self.serve_cached(p, f, meta, Status::Hit, &path) {
+                            p.cache.lock_wait = false;
+                            p.head_only |= p.cache.no_client_body;
+                            p.st = St::Head;
+                            return Step::Progress;
+                        }
+                    }
+                }
+            }
+        }
+        let cs = &self.proxy_settings(p.loc).cache;
+        let mine = index
+            .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(cs.lock_age_ms))
+            .unwrap_or(true);
+        if mine {
+            // The one who fetched let go without storing (or held it too long): this
+            // request fetches it now.
+            p.cache.updating = true;
+            p.cache.lock_wait = false;
+            return self.cache_lock_done(conn, p);
+        }
+        if p.cache.lock_until.is_some_and(|u| self.now >= u) {
+            elog!(
+                self.elog,
+                Info,
+                "cache lock timeout, client: {}",
+                conn.peer.ip()
+            );
+            p.cache.lock_wait = false;
+            p.cache.no_store = true;
+            return self.cache_lock_done(conn, p);
+        }
+        // (Checked again a little later, as nginx's lock wait does.)
+        let next = self.now + LOCK_POLL;
+        p.deadline = p.cache.lock_until.map_or(next, |u| next.min(u));
+        Step::Blocked
+    }
+
+    fn cache_lock_done(&mut self, conn: &Conn, p: &mut Proxy) -> Step {
+        p.st = St::Connect;
+        p.first_try = self.now;
+        match self.connect_or_resolve(conn, p) {
+            Ok(()) => Step::Progress,
+            Err(code) => Step::Done(Drive::Failed(code)),
+        }
+    }
+
+    /// A proxied request is over: a fetch it held lets go.
+    pub(super) fn cache_release(&mut self, p: &mut Proxy) {
+        if !p.cache.updating {
+            return;
+        }
+        p.cache.updating = false;
+        if let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) {
+            index.end_update(&p.cache.md5);
+        }
+    }
+
+    /// How long the upstream's response may be kept, by nginx's rules in its order:
+    /// `X-Accel-Expires`, `Cache-Control`, `Expires` (each unless ignored), `Set-Cookie` and
+    /// `Vary` refusing it, then `proxy_cache_valid` for its status. `Err`: not to be stored;
+    /// `Ok(None)`: no rule gives it a time.
+    fn response_valid(&self, p: &Proxy, now: i64) -> Result<Option<i64>, ()> {
         let ps = self.proxy_settings(p.loc);
         let cs = &ps.cache;
         let ig = ps.ignore_headers;
-        let now = unix_now();
         let status = p.resp.status;
         let up = &p.hold;
         let field = |name: &[u8]| {
@@ -395,8 +686,34 @@ impl Worker<'_> {
                 .filter(|v| v.secs > 0)
                 .map(|v| now.saturating_add(v.secs as i64));
         }
-        let Some(valid) = valid.filter(|_| cacheable) else {
+        if !cacheable {
+            return Err(());
+        }
+        Ok(valid)
+    }
+
+    /// At the upstream's head: whether this response is stored (nginx's rules, in its
+    /// order), and if so the temporary file is made with the header, key and head.
+    pub(super) fn cache_decide(&mut self, conn: &Conn, p: &mut Proxy) {
+        let Some(zone) = p.cache.zone else {
             return;
+        };
+        if p.cache.no_store {
+            return;
+        }
+        let now = unix_now();
+        let Ok(Some(valid)) = self.response_valid(p, now) else {
+            return;
+        };
+        let cs = &self.proxy_settings(p.loc).cache;
+        let status = p.resp.status;
+        let up = &p.hold;
+        let field = |name: &[u8]| {
+            p.resp.headers.iter().find_map(|(n, v)| {
+                up.get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(name))
+                    .and_then(|_| up.get(v.clone()))
+            })
         };
         if p.cache.uses < cs.min_uses || matches!(status, 206) {
             return;

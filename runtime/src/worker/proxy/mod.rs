@@ -96,6 +96,8 @@ enum St {
     Head,
     Body,
     Tunnel,
+    /// `proxy_cache_lock`: waiting for another request to store the object.
+    CacheLock,
 }
 
 /// What is still to be read of the client's request body.
@@ -779,6 +781,10 @@ impl Worker<'_> {
             p.hold.clear();
             return self.connect(conn_key, p).map_err(or_status);
         }
+        // proxy_cache_use_stale: the expired object instead of the error.
+        if self.cache_stale(p, fail) {
+            return Ok(());
+        }
         Err(status)
     }
 
@@ -805,6 +811,7 @@ impl Worker<'_> {
     }
 
     fn recycle(&mut self, mut p: Box<Proxy>) {
+        self.cache_release(&mut p);
         if self.ups.free.len() < FREE_MAX && p.req.capacity() <= 4 * REQ_WINDOW {
             p.reset(self.now);
             self.ups.free.push(p);
@@ -843,6 +850,11 @@ impl Worker<'_> {
                     }
                     _ => self.drive(conn),
                 };
+            }
+            St::CacheLock => {
+                // Time to look again.
+                conn.proxy = Some(p);
+                return self.drive(conn);
             }
             St::Connect => "upstream timed out (110: Connection timed out) while connecting",
             St::Send => "upstream timed out (110: Connection timed out) while sending request",
@@ -901,7 +913,10 @@ impl Worker<'_> {
         // (A post action ignores the client, as nginx blocks reading for it.)
         if conn.rd_hup
             && !p.discard
-            && matches!(p.st, St::Resolve | St::Connect | St::Send | St::Head)
+            && matches!(
+                p.st,
+                St::Resolve | St::Connect | St::Send | St::Head | St::CacheLock
+            )
             && matches!(p.body, ReqBody::None)
             && !self.proxy_settings(p.loc).ignore_client_abort
         {
@@ -998,6 +1013,7 @@ impl Worker<'_> {
                 St::Head => self.step_head(conn, p),
                 St::Body => return self.step_body(conn, p),
                 St::Tunnel => return self.step_tunnel(conn, p),
+                St::CacheLock => self.step_cache_lock(conn, p),
             };
             match step {
                 Step::Progress => continue,

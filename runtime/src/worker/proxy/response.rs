@@ -73,6 +73,30 @@ impl Worker<'_> {
         }
         if !cached
             && matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
+            && p.cache.stale.is_some()
+            && !self.may_retry(p, Fail::Status(status))
+            && self.proxy_settings(p.loc).cache.zone.is_some()
+        {
+            // proxy_cache_use_stale http_*: the expired object instead of this answer (its
+            // connection closed, as nginx finalizes the upstream).
+            p.spoiled = true;
+            self.note_upstream(p, status);
+            let latency = self.now.saturating_duration_since(p.attempt_start);
+            self.end_attempt(p, false, Some(Report::Success { latency }));
+            if self.cache_stale(p, Fail::Status(status)) {
+                return Step::Progress;
+            }
+            return Step::Done(Drive::Failed(status));
+        }
+        if !cached && self.cache_revalidated(p) {
+            // The expired object, fresh again.
+            return Step::Progress;
+        }
+        if let (Some(req), true) = (conn.req.as_deref_mut(), p.cache.status != 0) {
+            req.cache_status = p.cache.status;
+        }
+        if !cached
+            && matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
             && self.may_retry(p, Fail::Status(status))
         {
             elog!(

@@ -177,6 +177,12 @@ impl Worker<'_> {
         p.req = head;
         p.read_whole = false;
         p.first_try = self.now;
+        if p.cache.lock_wait {
+            // proxy_cache_lock: see `cache::step_cache_lock`.
+            p.st = St::CacheLock;
+            p.deadline = self.now;
+            return Step::Blocked;
+        }
         match self.connect_or_resolve(conn, p) {
             Ok(()) => Step::Progress,
             Err(code) => Step::Done(Drive::Failed(code)),

@@ -589,6 +589,24 @@ impl Worker<'_> {
                     req.extend_from_slice(b"\r\n");
                 }
             }
+            // proxy_cache_revalidate: the expired object's validators (nginx's
+            // `$upstream_cache_last_modified` and `$upstream_cache_etag`).
+            if let (true, Some((_, meta))) = (ps.cache.revalidate, p.cache.stale.as_ref()) {
+                if meta.last_modified >= 0 {
+                    let mut date = [0u8; 29];
+                    let t = std::time::UNIX_EPOCH
+                        + Duration::from_secs(meta.last_modified.unsigned_abs());
+                    crate::http::date::http_date(t, &mut date);
+                    req.extend_from_slice(b"If-Modified-Since: ");
+                    req.extend_from_slice(&date);
+                    req.extend_from_slice(b"\r\n");
+                }
+                if !p.cache.etag.is_empty() {
+                    req.extend_from_slice(b"If-None-Match: ");
+                    req.extend_from_slice(&p.cache.etag);
+                    req.extend_from_slice(b"\r\n");
+                }
+            }
             p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !p.discard;
 
             // The client's own headers, minus hop-by-hop ones and those set above (none with
@@ -723,6 +741,14 @@ impl Worker<'_> {
         if p.st == St::ReadBody {
             // No upstream before the body is in (nginx's ngx_http_read_client_request_body).
             p.deadline = self.now + Duration::from_millis(s.client_body_timeout_ms);
+            conn.proxy = Some(p);
+            return Handled::Proxy;
+        }
+        if p.cache.lock_wait {
+            // proxy_cache_lock: another request fetches the object; this one looks again
+            // shortly (see `cache::step_cache_lock`).
+            p.st = St::CacheLock;
+            p.deadline = self.now;
             conn.proxy = Some(p);
             return Handled::Proxy;
         }
