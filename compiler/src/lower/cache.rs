@@ -109,7 +109,9 @@ impl Lower<'_> {
                         None
                     }
                     _ => Some((
-                        format!("invalid use_temp_path value \"{v}\", it must be \"on\" or \"off\""),
+                        format!(
+                            "invalid use_temp_path value \"{v}\", it must be \"on\" or \"off\""
+                        ),
                         "on or off",
                     )),
                 },
@@ -240,7 +242,9 @@ impl Lower<'_> {
                 Diagnostic::error(
                     Code::Duplicate,
                     d.name_span,
-                    format!("the shared memory zone \"{name}\" is already declared for a different use"),
+                    format!(
+                        "the shared memory zone \"{name}\" is already declared for a different use"
+                    ),
                 )
                 .label("a cache zone")
                 .also(first, "declared here for a request or connection limit")
@@ -288,12 +292,18 @@ impl Lower<'_> {
             if d.args.len() == 1 && arg(d, 0) == *default {
                 continue;
             }
-            let span = d.args.last().map_or(d.name_span, |a| d.name_span.to(a.span));
+            let span = d
+                .args
+                .last()
+                .map_or(d.name_span, |a| d.name_span.to(a.span));
             self.err(
                 Diagnostic::error(
                     Code::Unsupported,
                     span,
-                    format!("\"{}\" directive is not supported yet (only \"{} {default}\")", d.name, d.name),
+                    format!(
+                        "\"{}\" directive is not supported yet (only \"{} {default}\")",
+                        d.name, d.name
+                    ),
                 )
                 .label("Proton's cache does not do this yet")
                 .help("remove it; the cache works without it"),
