@@ -4,6 +4,7 @@
 //! and the cross-reference checks and warnings run (upstream names, named locations,
 //! default_server, duplicate and unreachable locations, the add_header trap).
 
+mod cache;
 mod cond;
 mod health;
 mod limits;
@@ -80,6 +81,7 @@ pub fn lower(tree: &[Directive], map: &SourceMap, diags: &mut Diagnostics) -> Op
         implicit_upstreams: HashMap::default(),
         health_match_defs: HashMap::default(),
         limit_zone_spans: Vec::new(),
+        cache_zone_decls: Vec::new(),
     };
     cx.collect_maps(tree);
     cx.collect_user_vars(tree, 0);
@@ -206,6 +208,8 @@ pub(crate) struct Lower<'a> {
     health_match_defs: HashMap<String, health::MatchDef>,
     /// Where each of `ir.limit_zones` is declared.
     limit_zone_spans: Vec<Span>,
+    /// Where each of `ir.cache_zones` is declared, and by which module.
+    cache_zone_decls: Vec<cache::ZoneDecl>,
 }
 
 /// A location on [`Lower::loc_stack`].
@@ -1669,6 +1673,7 @@ impl Lower<'_> {
         }
         self.upstream_zones(h);
         self.limit_zones(h);
+        self.cache_zones(h);
         let servers: Vec<&Directive> = all(h, "server").collect();
         // The http level as seen by inheritance: its settings without the server and
         // upstream blocks, so lookups do not walk thousands of blocks per location.

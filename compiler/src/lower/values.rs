@@ -1222,7 +1222,11 @@ impl Lower<'_> {
             } else {
                 UpstreamTls::default()
             },
-            cache: Default::default(),
+            cache: if super::cache::CACHE_FAMILIES.contains(&m) {
+                self.cache_settings(chain, m)
+            } else {
+                CacheSettings::default()
+            },
             cgi: if http || grpc {
                 CgiSettings::default()
             } else {

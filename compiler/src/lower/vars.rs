@@ -34,7 +34,6 @@ impl Scope<'_> {
 /// nginx's built-in variables that Proton does not implement yet, with what to do instead.
 /// Using one is an error (E0003), never a silently empty value.
 pub static UNSUPPORTED: &[(&str, &str)] = &[
-    ("upstream_cache_status", CACHE),
     ("upstream_cache_last_modified", CACHE),
     ("upstream_cache_etag", CACHE),
     ("msie", BROWSER),
@@ -60,7 +59,7 @@ pub static UNSUPPORTED: &[(&str, &str)] = &[
     ("grpc_internal_trailers", INTERNAL),
 ];
 
-const CACHE: &str = "the content cache (proxy_cache) is not supported yet";
+const CACHE: &str = "the cached entry's Last-Modified and ETag are for revalidation (proxy_cache_revalidate), which is not supported yet";
 const BROWSER: &str = "the browser module (modern_browser, ancient_browser) is not supported yet; a map of $http_user_agent does the same";
 const TCPINFO: &str = "the TCP_INFO variables are not supported yet";
 const SSL_NEW: &str = "this TLS variable of recent nginx is not supported yet; see $ssl_protocol, $ssl_cipher, $ssl_curve";
