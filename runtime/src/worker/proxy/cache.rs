@@ -215,10 +215,6 @@ impl Worker<'_> {
         }
         p.cache.md5 = crate::cache::file::digest(&key);
         p.cache.key = key;
-        if any_true(self, conn, req, &cs.bypass) {
-            req.cache_status = Status::Bypass as u8;
-            return (convert, false);
-        }
         let loaded = self.loaded;
         let (Some(index), Some(z)) = (
             loaded.cache_zones.get(zone),
@@ -244,6 +240,12 @@ impl Worker<'_> {
             return (false, false);
         };
         p.cache.uses = entry.uses;
+        // proxy_cache_bypass: fetched anew (and stored, by the rules), the use counted.
+        if any_true(self, conn, req, &cs.bypass) {
+            p.cache.status = Status::Bypass as u8;
+            req.cache_status = Status::Bypass as u8;
+            return (convert, false);
+        }
         p.cache.status = Status::Miss as u8;
         req.cache_status = Status::Miss as u8;
         if !entry.exists && !entry.new {

@@ -200,6 +200,13 @@ impl Worker<'_> {
         let mut taken = 0usize;
         loop {
             let mut progressed = false;
+            // The whole body is in (or the response broke): the cache's copy is put in
+            // place (or dropped) before anything else.
+            if p.cache.write.is_some()
+                && (p.broken || p.upstream_eof || matches!(p.relay.framing, Framing::None))
+            {
+                self.cache_commit(conn, p);
+            }
             if p.request_streaming() && !p.upstream_eof {
                 // gRPC: the request stream goes on beside the answer.
                 match self.send_more(conn, p) {
@@ -447,11 +454,6 @@ impl Worker<'_> {
                 if to_file && conn.wbuf.len() > old {
                     self.spill(conn, p, old);
                 }
-            }
-            if p.cache.write.is_some()
-                && (p.broken || p.upstream_eof || matches!(p.relay.framing, Framing::None))
-            {
-                self.cache_commit(conn, p);
             }
             if taken >= READ_BUDGET && !p.upstream_eof && !p.released {
                 let id = (conn.key, conn.number);
