@@ -580,6 +580,30 @@ impl Worker<'_> {
         }
     }
 
+    /// A hit whose body goes out as stored (nothing recodes, codes or frames it): sent
+    /// straight from the object's file, with sendfile where the client allows it (the
+    /// path of a buffered response's temporary file).
+    pub(super) fn hit_from_file(&mut self, conn: &Conn, p: &mut Proxy) {
+        let coded = conn.req.as_deref().is_some_and(|r| r.coder.is_some());
+        if coded || p.recode.is_some() || p.rechunk || p.discard || p.cache.no_client_body {
+            return;
+        }
+        if !matches!(p.relay.framing, Framing::Length(_)) {
+            return;
+        }
+        let Some((file, meta)) = p.cache.hit.take() else {
+            return;
+        };
+        let (a, b) = p.relay.range.take().unwrap_or((0, meta.body_len));
+        let start = meta.body_start();
+        p.spill = Some((file, std::path::PathBuf::new()));
+        p.spill_sent = start + a.min(meta.body_len);
+        p.spill_written = start + b.min(meta.body_len);
+        p.relay.framing = Framing::None;
+        p.upstream_eof = true;
+        p.released = true;
+    }
+
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {

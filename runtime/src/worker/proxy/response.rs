@@ -190,6 +190,9 @@ impl Worker<'_> {
             self.cache_decide(conn, p);
         }
         self.write_client_head(conn, p);
+        if cached {
+            self.hit_from_file(conn, p);
+        }
         let now = self.now;
         p.client_progress = now;
         p.upstream_progress = now;
