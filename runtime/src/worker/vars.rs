@@ -1920,6 +1920,7 @@ mod tests {
             charset_maps: vec![],
             resolvers: vec![],
             limit_zones: vec![],
+            cache_zones: vec![],
         }
     }
 
