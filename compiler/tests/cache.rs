@@ -579,6 +579,11 @@ fn knobs_not_done_yet_are_refused_unless_default() {
     let c = &settings(&ir, "/").proxy.cache;
     assert_eq!(c.use_stale, CacheStale::default());
     assert!(!c.lock && !c.revalidate && !c.background_update);
+    // A map entry is data, not a directive.
+    ok(&conf(
+        "map $uri $m { proxy_cache_lock on; default 0; }",
+        "return 200 $m;",
+    ));
 }
 
 #[test]
@@ -609,4 +614,31 @@ fn store_and_purge_stay_unsupported() {
         let e = error(&conf("", line));
         assert!(e.message.contains("is not supported yet"), "{line}: {e:#?}");
     }
+}
+
+#[test]
+fn yaml_documents_have_the_cache_too() {
+    let text = "events: {}\nhttp:\n  proxy_cache_path: [[/tmp/c, \"levels=1:2\", \"keys_zone=one:1m\"]]\n  \
+                servers:\n    - listen: [8080]\n      locations:\n        - match: /\n          \
+                proxy_pass: \"http://127.0.0.1:9000\"\n          proxy_cache: one\n          \
+                proxy_cache_valid: [[200, 10m], [any, 1m]]\n          proxy_no_cache: [[$arg_a, $arg_b]]\n";
+    let mut map = SourceMap::new();
+    let id = map.add(PathBuf::from("t.yaml"), text.to_string());
+    let mut diags = Diagnostics::default();
+    let tree = proton_compiler::frontend::parse_document(
+        id,
+        text,
+        proton_compiler::frontend::DocFormat::Yaml,
+        &mut diags,
+    );
+    let ir = compile_tree(&tree, &map, &mut diags);
+    assert!(!diags.has_errors(), "{:#?}", diags.list);
+    let Some(ir) = ir else {
+        panic!("no IR");
+    };
+    assert_eq!(ir.cache_zones[0].levels, [1, 2]);
+    let c = &settings(&ir, "/").proxy.cache;
+    assert_eq!(c.zone, Some(CacheRef::Zone(0)));
+    assert_eq!(c.valid.len(), 2);
+    assert_eq!(c.no_cache.len(), 2);
 }

@@ -277,7 +277,13 @@ impl Lower<'_> {
         }
         for d in level {
             if d.block.is_some() {
-                self.cache_not_yet(d.children(), depth + 1);
+                // The blocks of settings (not `map`, `geo`, `types`… whose lines are data).
+                if matches!(
+                    d.name.as_str(),
+                    "server" | "location" | "if" | "limit_except"
+                ) {
+                    self.cache_not_yet(d.children(), depth + 1);
+                }
                 continue;
             }
             let Some(rest) = CACHE_FAMILIES
