@@ -544,14 +544,8 @@ fn cache_refusals() {
 fn knobs_not_done_yet_are_refused_unless_default() {
     let at = |lines: &str| conf("proxy_cache_path /p keys_zone=p:1m;", lines);
     for (line, col) in [
-        ("proxy_cache_lock on;", "6:1"),
-        ("proxy_cache_revalidate on;", "6:1"),
         ("proxy_cache_background_update on;", "6:1"),
-        ("proxy_cache_use_stale error timeout updating;", "6:1"),
-        ("proxy_cache_use_stale updating;", "6:1"),
-        ("fastcgi_cache_lock on;", "6:1"),
-        ("scgi_cache_use_stale http_500;", "6:1"),
-        ("uwsgi_cache_revalidate on;", "6:1"),
+        ("fastcgi_cache_background_update on;", "6:1"),
     ] {
         let name = line.split(' ').next().unwrap_or_default();
         let e = assert_error(
@@ -564,12 +558,20 @@ fn knobs_not_done_yet_are_refused_unless_default() {
     // Refused where written, also at the http level and in a location nothing uses.
     assert_error(
         &conf(
-            "proxy_cache_lock on;",
-            "location /a { proxy_cache_lock off; }",
+            "proxy_cache_background_update on;",
+            "location /a { proxy_cache_background_update off; }",
         ),
-        "\"proxy_cache_lock\" directive is not supported yet",
+        "\"proxy_cache_background_update\" directive is not supported yet",
         "3:1",
     );
+    // The knobs the runtime does now are accepted.
+    let ir = ok(&at(
+        "location / { proxy_pass http://127.0.0.1:9000; proxy_cache p; \
+         proxy_cache_lock on; proxy_cache_revalidate on; \
+         proxy_cache_use_stale error timeout updating http_500; }",
+    ));
+    let c = &settings(&ir, "/").proxy.cache;
+    assert!(c.lock && c.revalidate && c.use_stale.updating && c.use_stale.http_500);
     // Their defaults are accepted, and the IR says what was written.
     let ir = ok(&at(
         "location / { proxy_pass http://127.0.0.1:9000; proxy_cache p; \
@@ -581,7 +583,7 @@ fn knobs_not_done_yet_are_refused_unless_default() {
     assert!(!c.lock && !c.revalidate && !c.background_update);
     // A map entry is data, not a directive.
     ok(&conf(
-        "map $uri $m { proxy_cache_lock on; default 0; }",
+        "map $uri $m { proxy_cache_background_update on; default 0; }",
         "return 200 $m;",
     ));
 }

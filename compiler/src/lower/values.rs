@@ -1213,9 +1213,10 @@ impl Lower<'_> {
                 .unwrap_or(0),
             bind: one("bind").and_then(|d| self.proxy_bind(d)),
             ignore_client_abort: one("ignore_client_abort").is_some_and(|d| arg(d, 0) == "on"),
-            ignore_headers: one("ignore_headers")
-                .map(|d| self.ignore_headers(d))
-                .unwrap_or_default(),
+            // (Every line of the nearest level that has any, as nginx's bitmask.)
+            ignore_headers: nearest(chain, &n("ignore_headers"))
+                .iter()
+                .fold(IgnoreHeaders::default(), |h, d| self.ignore_headers(h, d)),
             force_ranges: one("force_ranges").is_some_and(|d| arg(d, 0) == "on"),
             tls: if http || m == "uwsgi" || m == "grpc" {
                 self.upstream_tls(chain, m)
@@ -1335,7 +1336,7 @@ impl Lower<'_> {
     }
 
     /// `proxy_ignore_headers field …`: nginx's names, in any case.
-    fn ignore_headers(&mut self, d: &Directive) -> IgnoreHeaders {
+    fn ignore_headers(&mut self, mut h: IgnoreHeaders, d: &Directive) -> IgnoreHeaders {
         const NAMES: [&str; 9] = [
             "X-Accel-Redirect",
             "X-Accel-Expires",
@@ -1347,7 +1348,6 @@ impl Lower<'_> {
             "Set-Cookie",
             "Vary",
         ];
-        let mut h = IgnoreHeaders::default();
         for a in &d.args {
             if !h.add(&a.value) {
                 let help = match did_you_mean(&a.value, NAMES.iter().copied()) {
