@@ -319,3 +319,40 @@ fn min_uses_waits_for_the_nth_request() {
     assert_eq!(cache_status(&get(&p, "/id")), "MISS");
     assert_eq!(cache_status(&get(&p, "/id")), "HIT");
 }
+
+#[test]
+fn conditional_requests_get_304_from_cached_and_cacheable_responses() {
+    let t = TempDir::new("cache-304");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let path = "/headers?ETag=%22v1%22&Last-Modified=Tue,%2001%20Dec%202026%2000:00:00%20GMT";
+    let ask = |cond: &str| {
+        let (bytes, _) = raw_exchange(
+            p.port,
+            format!("GET {path} HTTP/1.1\r\nHost: c\r\n{cond}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+            Duration::from_secs(10),
+        );
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    // On the miss that stores it already (the body is stored, not sent).
+    let first = ask("If-None-Match: \"v1\"");
+    assert!(first.starts_with("HTTP/1.1 304"), "{first}");
+    assert!(first.contains("X-Cache: MISS"), "{first}");
+    assert!(first.ends_with("\r\n\r\n"), "{first}");
+    assert!(!first.contains("Content-Length"), "{first}");
+    let hit = ask("If-Modified-Since: Tue, 01 Dec 2026 00:00:00 GMT");
+    assert!(hit.starts_with("HTTP/1.1 304"), "{hit}");
+    assert!(hit.contains("X-Cache: HIT"), "{hit}");
+    assert!(hit.contains("ETag: \"v1\""), "{hit}");
+    // Another version, or a later change: the whole answer.
+    let other = ask("If-None-Match: \"v0\"");
+    assert!(
+        other.starts_with("HTTP/1.1 200") && other.ends_with("ok"),
+        "{other}"
+    );
+    let earlier = ask("If-Modified-Since: Mon, 30 Nov 2026 00:00:00 GMT");
+    assert!(earlier.starts_with("HTTP/1.1 200"), "{earlier}");
+    let failed = ask("If-Match: \"v0\"");
+    assert!(failed.starts_with("HTTP/1.1 412"), "{failed}");
+}

@@ -604,6 +604,71 @@ impl Worker<'_> {
         p.released = true;
     }
 
+    /// nginx's not_modified filter on a cached or cacheable 200: the client's
+    /// `If-Unmodified-Since` or `If-Match` failing gives 412; its `If-Modified-Since` and
+    /// `If-None-Match` all saying its copy is current give 304.
+    pub(super) fn cache_conditions(&self, conn: &Conn, p: &Proxy) -> Option<u16> {
+        let req = conn.req.as_deref()?;
+        if req.subrequest || req.mirror_sub {
+            return None;
+        }
+        let header = |name: &[u8]| req.head.get(&conn.rbuf, name);
+        let up = &p.hold;
+        let field = |name: &[u8]| {
+            p.resp.headers.iter().find_map(|(n, v)| {
+                up.get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(name))
+                    .and_then(|_| up.get(v.clone()))
+            })
+        };
+        let secs = |v: &[u8]| {
+            crate::http::response::parse_http_date(v)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64)
+        };
+        let mtime = field(b"last-modified").and_then(secs);
+        let etag = field(b"etag");
+        if let Some(v) = header(b"if-unmodified-since") {
+            if mtime.is_none_or(|m| secs(v).is_none_or(|t| m > t)) {
+                return Some(412);
+            }
+        }
+        if let Some(v) = header(b"if-match") {
+            let ok =
+                v.trim_ascii() == b"*" || etag.is_some_and(|e| crate::http::etag::if_match(v, e));
+            if !ok {
+                return Some(412);
+            }
+        }
+        let ims = header(b"if-modified-since");
+        let inm = header(b"if-none-match");
+        if ims.is_none() && inm.is_none() {
+            return None;
+        }
+        let exact = self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Exact;
+        if let Some(v) = ims {
+            if self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Off {
+                return None;
+            }
+            let modified = match (mtime, secs(v)) {
+                (Some(m), Some(t)) if exact => m != t,
+                (Some(m), Some(t)) => m > t,
+                _ => true,
+            };
+            if modified {
+                return None;
+            }
+        }
+        if let Some(v) = inm {
+            let current = v.trim_ascii() == b"*"
+                || etag.is_some_and(|e| crate::http::etag::if_none_match(v, e));
+            if !current {
+                return None;
+            }
+        }
+        Some(304)
+    }
+
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {

@@ -294,6 +294,9 @@ pub(crate) struct Proxy {
     cache: cache::CacheReq,
     /// A hit's body: how far it was read from the file.
     hit_pos: u64,
+    /// The client's conditions say its copy is current (nginx's not_modified filter on a
+    /// cached or cacheable response): 304, the head only.
+    not_modified: bool,
 }
 
 /// What bounds the retries of a request (see [`Proxy::may_retry`]).
@@ -469,6 +472,7 @@ impl Proxy {
             rate_until: None,
             cache: Default::default(),
             hit_pos: 0,
+            not_modified: false,
         }
     }
 
@@ -547,6 +551,7 @@ impl Proxy {
         self.rate_until = None;
         self.cache.reset();
         self.hit_pos = 0;
+        self.not_modified = false;
     }
 }
 

@@ -189,6 +189,26 @@ impl Worker<'_> {
         if !cached {
             self.cache_decide(conn, p);
         }
+        // nginx's not_modified filter, which looks at cached and cacheable responses only.
+        if (cached || p.cache.cacheable) && status == 200 {
+            match self.cache_conditions(conn, p) {
+                Some(412) => {
+                    p.cache.write = None;
+                    p.spoiled = true;
+                    self.note_upstream(p, status);
+                    return Step::Done(Drive::Failed(412));
+                }
+                Some(_) => {
+                    p.not_modified = true;
+                    if cached {
+                        p.head_only = true;
+                    } else {
+                        p.cache.no_client_body = true;
+                    }
+                }
+                None => {}
+            }
+        }
         self.write_client_head(conn, p);
         if cached {
             self.hit_from_file(conn, p);
@@ -261,6 +281,7 @@ impl Worker<'_> {
             Some((orig, None)) => orig,
             _ => status,
         };
+        let client_status = if p.not_modified { 304 } else { client_status };
         p.client_status = client_status;
         // proxy_force_ranges: nginx's range filter on a 200 of known length (one range).
         let length = match body {
@@ -445,6 +466,11 @@ impl Worker<'_> {
             // slice's part has its range replaced by the whole's.
             if !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi)
                 || (ranged && token_eq(name, b"accept-ranges"))
+                // A 304 of the not_modified filter has no body to describe.
+                || (p.not_modified
+                    && [&b"content-type"[..], b"content-encoding", b"accept-ranges"]
+                        .iter()
+                        .any(|f| token_eq(name, f)))
                 || (p.slice.is_some() && token_eq(name, b"content-range"))
             {
                 continue;
@@ -519,8 +545,10 @@ impl Worker<'_> {
                     crate::worker::filter::Includes::of(s, &req, p.client_status, &resp)
                 };
                 inc.slice = p.slice.is_some();
-                let has_body =
-                    !p.head_only && !p.cache.no_client_body && !matches!(status, 204 | 304);
+                let has_body = !p.head_only
+                    && !p.cache.no_client_body
+                    && !p.not_modified
+                    && !matches!(status, 204 | 304);
                 if has_body && (plan.coding.is_some() || sub || inc.any() || inc.slice) {
                     // With SSI, addition or slices (whose body changes) the coder frames
                     // the body itself: what its subrequests write goes through it too.
@@ -605,6 +633,7 @@ impl Worker<'_> {
         }
         let range_len = p.relay.range.map(|(a, b)| b - a);
         match (&p.relay.framing, body) {
+            _ if p.not_modified => {}
             _ if slice_len.is_some() && !coded_body && !p.rechunk => {
                 write_num_header(&mut out, b"Content-Length: ", slice_len.unwrap_or(0));
             }
