@@ -22,7 +22,8 @@ const V_FS: usize = V + 16;
 const V_USES: usize = V + 24;
 const V_FLAGS: usize = V + 28;
 const V_LOCK: usize = V + 32;
-const VALUE: usize = 40;
+const V_ERROR: usize = V + 40;
+const VALUE: usize = 48;
 
 const EXISTS: u32 = 1;
 /// A request is fetching the object now (nginx's `node->updating`), until `V_LOCK` (ms of
@@ -45,6 +46,9 @@ pub struct Entry {
     pub new: bool,
     /// A request is fetching the object now.
     pub updating: bool,
+    /// An error status stored instead of an object (nginx's cached `error`, from
+    /// `proxy_intercept_errors`), fresh until `valid_sec`.
+    pub error: u16,
 }
 
 /// Keys whose files are to be removed.
@@ -115,6 +119,7 @@ impl Index {
                 valid_sec: rd64(t.mem, at + V_VALID) as i64,
                 new: false,
                 updating: flags & UPDATING != 0,
+                error: rd32(t.mem, at + V_ERROR) as u16,
             });
         }
         let len = KEY + VALUE;
@@ -147,12 +152,14 @@ impl Index {
         }
         wr32(t.mem, at + V_USES, 1);
         wr32(t.mem, at + V_FLAGS, 0);
+        wr32(t.mem, at + V_ERROR, 0);
         Some(Entry {
             uses: 1,
             exists: false,
             valid_sec: 0,
             new: true,
             updating: false,
+            error: 0,
         })
     }
 
@@ -196,6 +203,7 @@ impl Index {
             valid_sec: rd64(t.mem, at + V_VALID) as i64,
             new: false,
             updating: flags & UPDATING != 0,
+            error: rd32(t.mem, at + V_ERROR) as u16,
         })
     }
 
@@ -215,9 +223,22 @@ impl Index {
             at + V_FLAGS,
             (rd32(t.mem, at + V_FLAGS) | EXISTS) & !UPDATING,
         );
+        wr32(t.mem, at + V_ERROR, 0);
         sub_total(&mut t, old);
         let total = rd64(t.mem, USER).saturating_add(fs_size);
         wr64(t.mem, USER, total);
+    }
+
+    /// An error status answers the key until `valid_sec` (the fetch is over).
+    pub fn stored_error(&self, md5: &[u8; KEY], status: u16, valid_sec: i64) {
+        let mut t = self.zone.lock();
+        let Some(n) = t.find(bucket_hash(md5), md5) else {
+            return;
+        };
+        let at = t.node(n);
+        wr64(t.mem, at + V_VALID, valid_sec as u64);
+        wr32(t.mem, at + V_ERROR, u32::from(status));
+        wr32(t.mem, at + V_FLAGS, rd32(t.mem, at + V_FLAGS) & !UPDATING);
     }
 
     /// The object's file is gone or unusable: the entry is dropped.

@@ -356,3 +356,37 @@ fn conditional_requests_get_304_from_cached_and_cacheable_responses() {
     let failed = ask("If-Match: \"v0\"");
     assert!(failed.starts_with("HTTP/1.1 412"), "{failed}");
 }
+
+#[test]
+fn an_intercepted_error_is_remembered_for_its_valid_time() {
+    let t = TempDir::new("cache-error");
+    let b = Backend::start("b1");
+    let http = conf(&format!(
+        "proxy_cache_path {{dir}}/cache keys_zone=one:1m;\n\
+         server {{\n\
+             listen 127.0.0.1:{{port}};\n\
+             add_header X-Cache $upstream_cache_status always;\n\
+             location / {{\n\
+                 proxy_pass http://127.0.0.1:{};\n\
+                 proxy_cache one;\n\
+                 proxy_cache_valid any 1h;\n\
+                 proxy_cache_bypass $arg_bypass;\n\
+                 proxy_intercept_errors on;\n\
+                 error_page 404 = @fallback;\n\
+             }}\n\
+             location @fallback {{ return 403; }}\n\
+         }}\n",
+        b.port
+    ));
+    let p = Proton::start(t.path(), &http, 1);
+    let mut probes = 0;
+    let before = served(&b, &mut probes);
+    assert_eq!(get(&p, "/status?code=404").status, 403);
+    let again = get(&p, "/status?code=404");
+    assert_eq!(again.status, 403);
+    assert_eq!(cache_status(&again), "HIT");
+    assert_eq!(served(&b, &mut probes) - before, 1, "{}", p.logs());
+    // Bypassed: asked again.
+    assert_eq!(get(&p, "/status?code=404&bypass=1").status, 403);
+    assert_eq!(served(&b, &mut probes) - before, 2);
+}

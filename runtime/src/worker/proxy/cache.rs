@@ -84,6 +84,8 @@ pub(crate) struct CacheReq {
     lock_until: Option<Instant>,
     /// The response is not stored whatever it says (after a lock timeout).
     no_store: bool,
+    /// An error status the cache holds for the key answers the request (`HIT`).
+    pub(crate) error_answer: u16,
 }
 
 impl CacheReq {
@@ -102,6 +104,7 @@ impl CacheReq {
         self.lock_wait = false;
         self.lock_until = None;
         self.no_store = false;
+        self.error_answer = 0;
     }
 }
 
@@ -244,6 +247,13 @@ impl Worker<'_> {
         if any_true(self, conn, req, &cs.bypass) {
             p.cache.status = Status::Bypass as u8;
             req.cache_status = Status::Bypass as u8;
+            return (convert, false);
+        }
+        if entry.error != 0 && entry.valid_sec >= now {
+            // (nginx's cached error: the status answers, through error_page.)
+            p.cache.error_answer = entry.error;
+            p.cache.status = Status::Hit as u8;
+            req.cache_status = Status::Hit as u8;
             return (convert, false);
         }
         p.cache.status = Status::Miss as u8;
@@ -667,6 +677,42 @@ impl Worker<'_> {
             }
         }
         Some(304)
+    }
+
+    /// `proxy_intercept_errors` answers the upstream's error status with an error page: a
+    /// status `proxy_cache_valid` gives a time is remembered for the key (nginx's cached
+    /// `error`), and answers it until then.
+    pub(super) fn cache_error(&mut self, conn: &Conn, p: &mut Proxy, status: u16) {
+        let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) else {
+            return;
+        };
+        if p.cache.no_store || p.cache.hit.is_some() {
+            return;
+        }
+        let now = unix_now();
+        if self.response_valid(p, now).is_err() {
+            return;
+        }
+        let cs = &self.proxy_settings(p.loc).cache;
+        let Some(secs) = cs
+            .valid
+            .iter()
+            .find(|v| v.any || v.codes.contains(&status))
+            .map(|v| v.secs)
+            .filter(|&s| s > 0)
+        else {
+            return;
+        };
+        if p.cache.uses < cs.min_uses {
+            return;
+        }
+        if let Some(req) = conn.req.as_deref() {
+            if any_true(self, conn, req, &cs.no_cache) {
+                return;
+            }
+        }
+        index.stored_error(&p.cache.md5, status, now.saturating_add(secs as i64));
+        p.cache.updating = false;
     }
 
     /// A proxied request is over: a fetch it held lets go.

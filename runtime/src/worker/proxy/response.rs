@@ -123,6 +123,7 @@ impl Worker<'_> {
                 }
                 p.spoiled = true;
                 self.note_upstream(p, status);
+                self.cache_error(conn, p, status);
                 return Step::Done(Drive::Failed(status));
             }
         }

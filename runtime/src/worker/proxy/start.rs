@@ -352,6 +352,11 @@ impl Worker<'_> {
                 conn.proxy = Some(p);
                 return Handled::Proxy;
             }
+            if p.cache.error_answer != 0 {
+                let code = p.cache.error_answer;
+                self.recycle(p);
+                return Handled::Status(code);
+            }
             if convert {
                 method = b"GET";
             }
