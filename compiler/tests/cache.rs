@@ -541,38 +541,18 @@ fn cache_refusals() {
 }
 
 #[test]
-fn knobs_not_done_yet_are_refused_unless_default() {
+fn every_cache_knob_is_accepted() {
     let at = |lines: &str| conf("proxy_cache_path /p keys_zone=p:1m;", lines);
-    for (line, col) in [
-        ("proxy_cache_background_update on;", "6:1"),
-        ("fastcgi_cache_background_update on;", "6:1"),
-    ] {
-        let name = line.split(' ').next().unwrap_or_default();
-        let e = assert_error(
-            &at(line),
-            &format!("\"{name}\" directive is not supported yet"),
-            col,
-        );
-        assert_eq!(e.help, "remove it; the cache works without it");
-    }
-    // Refused where written, also at the http level and in a location nothing uses.
-    assert_error(
-        &conf(
-            "proxy_cache_background_update on;",
-            "location /a { proxy_cache_background_update off; }",
-        ),
-        "\"proxy_cache_background_update\" directive is not supported yet",
-        "3:1",
-    );
-    // The knobs the runtime does now are accepted.
+    // The knobs the runtime does are accepted with any value (the table of those it does
+    // not do yet is empty).
     let ir = ok(&at(
         "location / { proxy_pass http://127.0.0.1:9000; proxy_cache p; \
-         proxy_cache_lock on; proxy_cache_revalidate on; \
+         proxy_cache_lock on; proxy_cache_revalidate on; proxy_cache_background_update on; \
          proxy_cache_use_stale error timeout updating http_500; }",
     ));
     let c = &settings(&ir, "/").proxy.cache;
-    assert!(c.lock && c.revalidate && c.use_stale.updating && c.use_stale.http_500);
-    // Their defaults are accepted, and the IR says what was written.
+    assert!(c.lock && c.revalidate && c.background_update);
+    assert!(c.use_stale.updating && c.use_stale.http_500 && c.use_stale.error);
     let ir = ok(&at(
         "location / { proxy_pass http://127.0.0.1:9000; proxy_cache p; \
          proxy_cache_lock off; proxy_cache_revalidate off; proxy_cache_background_update off; \

@@ -18,7 +18,7 @@ pub(super) const CACHE_FAMILIES: [&str; 4] = ["proxy", "fastcgi", "scgi", "uwsgi
 /// `proxy_`, `fastcgi_`, `scgi_` or `uwsgi_`) and the only value accepted (its default). A
 /// directive of this table written with anything else is refused where it is written; the
 /// IR is filled fully either way, so that a knob is enabled by taking its line out of here.
-pub(crate) const CACHE_NOT_YET: &[(&str, &str)] = &[("cache_background_update", "off")];
+pub(crate) const CACHE_NOT_YET: &[(&str, &str)] = &[];
 
 /// The smallest `keys_zone` nginx takes: two pages of 4 KiB
 /// (`ngx_http_file_cache_set_slot`).

@@ -7,7 +7,7 @@
 //!
 //! The header holds a magic word, the format's version, the lengths of the key and the head,
 //! the times the object is fresh until, was stored and last modified, and the body's length;
-//! its last 8 bytes are a checksum of the first 56. An object is written to a temporary file
+//! its last 8 bytes are a checksum of the rest. An object is written to a temporary file
 //! in the cache's directory and renamed into place only once complete (the header, with the
 //! body's length, written last), so a reader never meets a half object: one whose header does
 //! not check, or whose length is not the header's, is not served.
@@ -15,9 +15,9 @@
 /// The header's first bytes.
 pub const MAGIC: &[u8; 8] = b"PRTNCACH";
 /// The layout's version (a different one is not read).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes of the header.
-pub const HEADER_LEN: usize = 64;
+pub const HEADER_LEN: usize = 80;
 /// The most of a key and a response head kept with an object (a larger one is not stored).
 pub const MAX_META: usize = 64 * 1024;
 
@@ -34,6 +34,11 @@ pub struct Meta {
     pub body_len: u64,
     pub key_len: u32,
     pub head_len: u32,
+    /// `Cache-Control: stale-while-revalidate=` and `stale-if-error=` (seconds past
+    /// `valid_sec` the object may still be sent while it is fetched again, or instead of an
+    /// error).
+    pub updating_sec: u32,
+    pub error_sec: u32,
 }
 
 impl Meta {
@@ -68,8 +73,10 @@ impl Meta {
         h[32..40].copy_from_slice(&self.date.to_le_bytes());
         h[40..48].copy_from_slice(&self.last_modified.to_le_bytes());
         h[48..56].copy_from_slice(&self.body_len.to_le_bytes());
-        let sum = crate::limits::hash(&h[..56]);
-        h[56..64].copy_from_slice(&sum.to_le_bytes());
+        h[56..60].copy_from_slice(&self.updating_sec.to_le_bytes());
+        h[60..64].copy_from_slice(&self.error_sec.to_le_bytes());
+        let sum = crate::limits::hash(&h[..72]);
+        h[72..80].copy_from_slice(&sum.to_le_bytes());
         h
     }
 
@@ -81,7 +88,7 @@ impl Meta {
         }
         let u32_at = |i: usize| h[i..i + 4].try_into().ok().map(u32::from_le_bytes);
         let u64_at = |i: usize| h[i..i + 8].try_into().ok().map(u64::from_le_bytes);
-        if u32_at(8)? != VERSION || u64_at(56)? != crate::limits::hash(&h[..56]) {
+        if u32_at(8)? != VERSION || u64_at(72)? != crate::limits::hash(&h[..72]) {
             return None;
         }
         let m = Meta {
@@ -91,6 +98,8 @@ impl Meta {
             date: u64_at(32)? as i64,
             last_modified: u64_at(40)? as i64,
             body_len: u64_at(48)?,
+            updating_sec: u32_at(56)?,
+            error_sec: u32_at(60)?,
         };
         (m.key_len as usize + m.head_len as usize <= MAX_META).then_some(m)
     }
@@ -157,17 +166,19 @@ mod tests {
             body_len: 12345,
             key_len: 30,
             head_len: 200,
+            updating_sec: 10,
+            error_sec: 20,
         };
         let h = m.encode();
         assert_eq!(Meta::decode(&h), Some(m));
-        assert_eq!(m.body_start(), 64 + 5 + 30 + 1 + 200);
+        assert_eq!(m.body_start(), 80 + 5 + 30 + 1 + 200);
         // Any changed byte, a short header, another version: not read.
-        for i in 0..HEADER_LEN {
+        for i in (0..HEADER_LEN).filter(|i| !(64..72).contains(i)) {
             let mut b = h;
             b[i] ^= 1;
             assert_eq!(Meta::decode(&b), None, "byte {i}");
         }
-        assert_eq!(Meta::decode(&h[..63]), None);
+        assert_eq!(Meta::decode(&h[..HEADER_LEN - 1]), None);
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Index {
 
     /// An error status answers the key until `valid_sec` (the fetch is over).
     pub fn stored_error(&self, md5: &[u8; KEY], status: u16, valid_sec: i64) {
-        let mut t = self.zone.lock();
+        let t = self.zone.lock();
         let Some(n) = t.find(bucket_hash(md5), md5) else {
             return;
         };

@@ -1347,12 +1347,20 @@ impl Conn {
     /// the connection then goes on as the main response said. True when a proxied mirror
     /// is now in flight ([`Phase::Proxy`]): `finish` comes back here when it ends.
     fn mirror(&mut self, w: &mut Worker<'_>) -> bool {
-        let Some(mut req) = self.req.take_if(|r| !r.mirrors.is_empty()) else {
+        let Some(mut req) = self
+            .req
+            .take_if(|r| !r.mirrors.is_empty() || r.cache_update.is_some() || r.cache_updater)
+        else {
             return false;
         };
-        if req.mirror_sub {
+        if req.cache_updater {
+            // The cache's background update just ended: nothing more runs.
+            req.cache_updater = false;
+        } else if req.mirror_sub {
             // The one that just ended.
-            req.mirrors.remove(0);
+            if !req.mirrors.is_empty() {
+                req.mirrors.remove(0);
+            }
         } else {
             req.main_finished = Some(self.finished);
         }
@@ -1387,6 +1395,30 @@ impl Conn {
             };
             req = r;
             req.mirrors.remove(0);
+        }
+        // The cache's background update, last (proxy_cache_background_update).
+        if let Some(loc) = req.cache_update.take() {
+            self.wbuf.clear();
+            self.wpos = 0;
+            self.body_sent = 0;
+            let out = w.start_cache_update(self, &mut req, loc);
+            self.close_after = close_after;
+            self.file = None;
+            self.wbuf.clear();
+            self.wpos = 0;
+            let proxied = out.as_ref().is_some_and(|o| o.proxy);
+            if let Some(p) = self.proxy.as_ref().filter(|_| proxied) {
+                if let Some(out) = out {
+                    self.finished = Finished::default();
+                    self.finished.status = out.status;
+                    self.finished.set_location(out.location);
+                }
+                self.deadline = p.deadline;
+                self.phase = Phase::Proxy;
+                self.req = Some(req);
+                return true;
+            }
+            req.cache_updater = false;
         }
         if let Some(f) = req.main_finished.take() {
             self.finished = f;

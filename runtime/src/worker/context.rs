@@ -148,6 +148,15 @@ pub(crate) struct RequestCtx {
     /// What the content cache did for this request (`$upstream_cache_status`; see
     /// `crate::cache::Status`, 0: no cache).
     pub(crate) cache_status: u8,
+    /// `proxy_cache_background_update`: a stale object was sent; this location fetches it
+    /// again once the response is out (a subrequest, as nginx's background update), with
+    /// the URI and arguments the request had then.
+    pub(crate) cache_update: Option<proton_ir::LocationId>,
+    pub(crate) update_uri: Vec<u8>,
+    pub(crate) update_args: Vec<u8>,
+    /// This (sub)request is such a background update: it goes upstream and stores what
+    /// comes, and nothing goes to the client.
+    pub(crate) cache_updater: bool,
     /// The access phase's state (`satisfy any`'s refusal, the auth subrequest,
     /// `auth_delay`).
     pub(crate) auth: super::auth::AuthState,
@@ -224,6 +233,10 @@ impl Default for RequestCtx {
             slice: None,
             limits: Default::default(),
             cache_status: 0,
+            cache_update: None,
+            update_uri: Vec::new(),
+            update_args: Vec::new(),
+            cache_updater: false,
             auth: Default::default(),
         }
     }
@@ -340,6 +353,10 @@ impl RequestCtx {
         self.body_read = 0;
         self.limits.reset();
         self.cache_status = 0;
+        self.cache_update = None;
+        self.update_uri.clear();
+        self.update_args.clear();
+        self.cache_updater = false;
     }
 }
 

@@ -707,6 +707,35 @@ impl<'a> Worker<'a> {
         Some(self.route(conn, req, None, None))
     }
 
+    /// `proxy_cache_background_update`: the request goes on as the subrequest that fetches
+    /// the stale object it was sent again, in location `loc` with the URI and arguments it
+    /// had there (nginx's cloned subrequest); `None` when it does not go upstream.
+    pub(crate) fn start_cache_update(
+        &mut self,
+        conn: &mut Conn,
+        req: &mut RequestCtx,
+        loc: LocationId,
+    ) -> Option<Outcome> {
+        let uri = std::mem::take(&mut req.update_uri);
+        let args = std::mem::take(&mut req.update_args);
+        req.uri.clear();
+        req.uri.extend_from_slice(&uri);
+        req.args.clear();
+        req.args.extend_from_slice(&args);
+        req.update_uri = uri;
+        req.update_args = args;
+        req.start_subrequest(false);
+        req.cache_updater = true;
+        req.location = Some(loc);
+        match self.proxy_start(conn, req, loc) {
+            Handled::Proxy => Some(Outcome {
+                proxy: true,
+                ..self.outcome(0, false, loc, 0)
+            }),
+            _ => None,
+        }
+    }
+
     /// A proxied request failed before anything was sent to the client: answers `status`
     /// for the location that proxied it, through its error_page, with the request's own
     /// state (URI after rewrites, `set` values, captures) as the proxy left it.

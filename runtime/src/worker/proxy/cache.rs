@@ -86,6 +86,12 @@ pub(crate) struct CacheReq {
     no_store: bool,
     /// An error status the cache holds for the key answers the request (`HIT`).
     pub(crate) error_answer: u16,
+    /// This is a background update (`proxy_cache_background_update`): upstream always, the
+    /// answer stored, nothing sent.
+    pub(crate) updater: bool,
+    /// The expired object's status, and whether `stale-if-error` still covers it.
+    pub(crate) stale_status: u16,
+    stale_error: bool,
 }
 
 impl CacheReq {
@@ -105,6 +111,9 @@ impl CacheReq {
         self.lock_until = None;
         self.no_store = false;
         self.error_answer = 0;
+        self.updater = false;
+        self.stale_status = 0;
+        self.stale_error = false;
     }
 }
 
@@ -203,7 +212,7 @@ impl Worker<'_> {
         let Some(zone) = self.cache_zone(conn, req, ps) else {
             return (false, false);
         };
-        if !cs.methods.iter().any(|m| m.as_bytes() == method) || p.discard {
+        if !cs.methods.iter().any(|m| m.as_bytes() == method) || (p.discard && !p.cache.updater) {
             return (false, false);
         }
         let convert = method == b"HEAD" && cs.convert_head;
@@ -315,10 +324,13 @@ impl Worker<'_> {
         }
         if meta.valid_sec < now {
             // Expired: fetched again, the object kept meanwhile (stale answers,
-            // revalidation). One request at a time fetches it (nginx's `updating`); with
-            // `proxy_cache_use_stale updating` the others get the stale object at once.
+            // revalidation). One request at a time fetches it (nginx's `updating`); the
+            // others get the stale object at once with `proxy_cache_use_stale updating` or
+            // within the object's `stale-while-revalidate`.
             p.cache.etag.clear();
+            p.cache.stale_status = 0;
             if parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp).is_ok() {
+                p.cache.stale_status = p.resp.status;
                 if let Some(v) = p.resp.headers.iter().find_map(|(n, v)| {
                     p.hold
                         .get(n.clone())
@@ -330,6 +342,9 @@ impl Worker<'_> {
             }
             p.hold.clear();
             p.resp.reset();
+            let stale_updating = meta.valid_sec + i64::from(meta.updating_sec) >= now;
+            p.cache.stale_error = meta.valid_sec + i64::from(meta.error_sec) >= now;
+            let serve_updating = (cs.use_stale.updating || stale_updating) && !p.cache.updater;
             let age = if cs.lock {
                 cs.lock_age_ms
             } else {
@@ -338,7 +353,23 @@ impl Worker<'_> {
             let mine = index
                 .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
                 .unwrap_or(false);
-            if !mine && cs.use_stale.updating {
+            if mine && serve_updating && cs.background_update {
+                // The stale object now; the update after the response (a subrequest of
+                // this request; a subrequest itself sends the stale object only).
+                if !req.subrequest && !req.mirror_sub {
+                    req.cache_update = Some(p.loc);
+                    req.update_uri.clear();
+                    req.update_uri.extend_from_slice(&req.uri);
+                    req.update_args.clear();
+                    req.update_args.extend_from_slice(&req.args);
+                }
+                if self.serve_cached(p, file, meta, Status::Stale, &path) {
+                    req.cache_status = Status::Stale as u8;
+                    return (convert, true);
+                }
+                return (convert, false);
+            }
+            if !mine && serve_updating {
                 if self.serve_cached(p, file, meta, Status::Updating, &path) {
                     req.cache_status = Status::Updating as u8;
                     return (convert, true);
@@ -454,6 +485,10 @@ impl Worker<'_> {
             Fail::Status(429) => u.http_429,
             Fail::Status(_) => false,
         };
+        // (`stale-if-error` covers failures to get an answer, not an answer's status.)
+        let allowed = allowed
+            || (p.cache.stale_error
+                && matches!(fail, Fail::Error | Fail::Timeout | Fail::InvalidHeader));
         if !allowed || p.written > 0 {
             return false;
         }
@@ -483,8 +518,9 @@ impl Worker<'_> {
             return false;
         }
         let now = unix_now();
-        let valid = self.response_valid(p, now).ok().flatten();
-        let Some((file, mut meta)) = p.cache.stale.take() else {
+        // The time the 304's own headers give (not proxy_cache_valid's for a 304).
+        let from_304 = self.header_valid(p, now);
+        let Some((file, meta)) = p.cache.stale.take() else {
             return false;
         };
         let Some(path) = self.cache_path(p) else {
@@ -492,9 +528,24 @@ impl Worker<'_> {
         };
         // The 304's attempt is over; its connection may serve others.
         self.release_upstream(p);
-        if let Some(valid) = valid {
+        p.hold.clear();
+        if !self.serve_cached(p, file, meta, Status::Revalidated, &path) {
+            return false;
+        }
+        // Else the stored response's headers, else proxy_cache_valid for its status (as
+        // nginx, which reads the stored head again first).
+        let fresh = match from_304 {
+            Some(v) => Some(v),
+            None => self.response_valid(p, now).ok(),
+        };
+        if let (Some((Some(valid), updating_sec, error_sec)), Some((_, meta))) =
+            (fresh, p.cache.hit.as_mut())
+        {
             meta.valid_sec = valid;
             meta.date = now;
+            meta.updating_sec = updating_sec;
+            meta.error_sec = error_sec;
+            let meta = *meta;
             // The header in place (the object's file itself, opened for writing).
             let updated = std::fs::OpenOptions::new()
                 .write(true)
@@ -513,12 +564,16 @@ impl Worker<'_> {
                 p.cache.updating = false;
             }
         }
-        p.hold.clear();
-        if !self.serve_cached(p, file, meta, Status::Revalidated, &path) {
-            return false;
-        }
         p.head_only |= p.cache.no_client_body;
         true
+    }
+
+    /// The time a response's own headers give it (X-Accel-Expires, Cache-Control,
+    /// Expires), without proxy_cache_valid.
+    fn header_valid(&self, p: &Proxy, now: i64) -> Option<(Option<i64>, u32, u32)> {
+        self.response_valid_with(p, now, false)
+            .ok()
+            .filter(|v| v.0.is_some())
     }
 
     /// `St::CacheLock`: waiting for another request to store the object.
@@ -730,7 +785,17 @@ impl Worker<'_> {
     /// `X-Accel-Expires`, `Cache-Control`, `Expires` (each unless ignored), `Set-Cookie` and
     /// `Vary` refusing it, then `proxy_cache_valid` for its status. `Err`: not to be stored;
     /// `Ok(None)`: no rule gives it a time.
-    fn response_valid(&self, p: &Proxy, now: i64) -> Result<Option<i64>, ()> {
+    fn response_valid(&self, p: &Proxy, now: i64) -> Result<(Option<i64>, u32, u32), ()> {
+        self.response_valid_with(p, now, true)
+    }
+
+    /// [`Self::response_valid`]; `by_status`: proxy_cache_valid applies too.
+    fn response_valid_with(
+        &self,
+        p: &Proxy,
+        now: i64,
+        by_status: bool,
+    ) -> Result<(Option<i64>, u32, u32), ()> {
         let ps = self.proxy_settings(p.loc);
         let cs = &ps.cache;
         let ig = ps.ignore_headers;
@@ -767,7 +832,24 @@ impl Worker<'_> {
                 }
             }
         }
-        if valid.is_none() && cacheable && !ig.cache_control {
+        // Cache-Control, as nginx reads it (substrings of each line, any case): no-cache,
+        // no-store, private refuse; s-maxage= (else max-age=) gives the time unless
+        // X-Accel-Expires did; stale-while-revalidate= and stale-if-error= the stale times.
+        let mut stale = (0u32, 0u32);
+        if cacheable && !ig.cache_control {
+            let find = |v: &[u8], t: &[u8]| {
+                v.windows(t.len())
+                    .position(|w| w.eq_ignore_ascii_case(t))
+                    .map(|i| i + t.len())
+            };
+            // nginx's delta-seconds: digits, up to the end or a non-digit.
+            let delta = |v: &[u8]| -> Option<u64> {
+                let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
+                if digits == 0 {
+                    return None;
+                }
+                std::str::from_utf8(&v[..digits]).ok()?.parse().ok()
+            };
             for (n, v) in &p.resp.headers {
                 let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                     continue;
@@ -775,25 +857,42 @@ impl Worker<'_> {
                 if !name.eq_ignore_ascii_case(b"cache-control") {
                     continue;
                 }
-                for d in value.split(|&b| b == b',') {
-                    let d = d.trim_ascii();
-                    let lower = |s: &[u8], t: &[u8]| {
-                        s.len() >= t.len() && s[..t.len()].eq_ignore_ascii_case(t)
-                    };
-                    if lower(d, b"no-cache") || lower(d, b"no-store") || lower(d, b"private") {
-                        cacheable = false;
-                    } else if let Some(n) = [&b"s-maxage="[..], b"max-age="]
+                if accel.is_none() || valid.is_none() {
+                    if [&b"no-cache"[..], b"no-store", b"private"]
                         .iter()
-                        .find(|t| lower(d, t))
-                        .and_then(|t| std::str::from_utf8(&d[t.len()..]).ok())
-                        .and_then(|s| s.trim().parse::<i64>().ok())
+                        .any(|t| find(value, t).is_some())
                     {
-                        if n == 0 {
-                            cacheable = false;
-                        } else if valid.is_none() || lower(d, b"s-maxage=") {
-                            valid = Some(now.saturating_add(n));
+                        cacheable = false;
+                        break;
+                    }
+                    let at = find(value, b"s-maxage=").or_else(|| find(value, b"max-age="));
+                    if let Some(at) = at {
+                        match delta(&value[at..]) {
+                            None | Some(0) => {
+                                cacheable = false;
+                                break;
+                            }
+                            Some(n) => {
+                                valid =
+                                    Some(now.saturating_add(i64::try_from(n).unwrap_or(i64::MAX)))
+                            }
                         }
                     }
+                }
+                if let Some(at) = find(value, b"stale-while-revalidate=") {
+                    let Some(n) = delta(&value[at..]) else {
+                        cacheable = false;
+                        break;
+                    };
+                    let n = u32::try_from(n).unwrap_or(u32::MAX);
+                    stale = (n, n);
+                }
+                if let Some(at) = find(value, b"stale-if-error=") {
+                    let Some(n) = delta(&value[at..]) else {
+                        cacheable = false;
+                        break;
+                    };
+                    stale.1 = u32::try_from(n).unwrap_or(u32::MAX);
                 }
             }
         }
@@ -815,7 +914,7 @@ impl Worker<'_> {
         if !ig.vary && field(b"vary").is_some() {
             cacheable = false;
         }
-        if valid.is_none() && cacheable {
+        if valid.is_none() && cacheable && by_status {
             valid = cs
                 .valid
                 .iter()
@@ -826,7 +925,7 @@ impl Worker<'_> {
         if !cacheable {
             return Err(());
         }
-        Ok(valid)
+        Ok((valid, stale.0, stale.1))
     }
 
     /// At the upstream's head: whether this response is stored (nginx's rules, in its
@@ -839,7 +938,7 @@ impl Worker<'_> {
             return;
         }
         let now = unix_now();
-        let Ok(Some(valid)) = self.response_valid(p, now) else {
+        let Ok((Some(valid), updating_sec, error_sec)) = self.response_valid(p, now) else {
             return;
         };
         let cs = &self.proxy_settings(p.loc).cache;
@@ -895,6 +994,8 @@ impl Worker<'_> {
             body_len: 0,
             key_len: p.cache.key.len() as u32,
             head_len: head_len as u32,
+            updating_sec,
+            error_sec,
         };
         let mut w = CacheWrite {
             file,

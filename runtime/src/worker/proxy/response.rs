@@ -158,7 +158,7 @@ impl Worker<'_> {
             self.note_upstream(p, status);
             return Step::Done(Drive::Redirect);
         }
-        if p.discard {
+        if p.discard && !p.cache.updater {
             // A mirror or a post action is over with the answer's head (nginx makes both
             // `header_only`): its body is not read, so a slow or endless one holds up
             // nothing, and the upstream connection, its body unread, is not kept.

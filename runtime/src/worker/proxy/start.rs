@@ -288,6 +288,7 @@ impl Worker<'_> {
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
         p.discard = request.post_action || request.mirror_sub;
+        p.cache.updater = request.cache_updater;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
         // proxy_bind: the local address, read per request when it has variables (an empty
         // value binds nothing; one that is not an address is logged and binds nothing, as
@@ -596,7 +597,9 @@ impl Worker<'_> {
             }
             // proxy_cache_revalidate: the expired object's validators (nginx's
             // `$upstream_cache_last_modified` and `$upstream_cache_etag`).
-            if let (true, Some((_, meta))) = (ps.cache.revalidate, p.cache.stale.as_ref()) {
+            // (Only for a 200 or 206 stored, as nginx.)
+            let revalidate = ps.cache.revalidate && matches!(p.cache.stale_status, 200 | 206);
+            if let (true, Some((_, meta))) = (revalidate, p.cache.stale.as_ref()) {
                 if meta.last_modified >= 0 {
                     let mut date = [0u8; 29];
                     let t = std::time::UNIX_EPOCH
