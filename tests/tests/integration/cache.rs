@@ -390,3 +390,49 @@ fn an_intercepted_error_is_remembered_for_its_valid_time() {
     assert_eq!(get(&p, "/status?code=404&bypass=1").status, 403);
     assert_eq!(served(&b, &mut probes) - before, 2);
 }
+
+#[test]
+fn stale_objects_answer_errors_and_are_updated_in_the_background() {
+    let t = TempDir::new("cache-stale");
+    let mut b = Backend::start("b1");
+    let p = Proton::start(
+        t.path(),
+        &cached(
+            b.port,
+            "proxy_cache_use_stale error timeout http_500; proxy_cache_background_update on;",
+        )
+        .replace("proxy_cache_valid 200 10m;", ""),
+        1,
+    );
+    let mut probes = 0;
+    // Fresh for a second, then stale-while-revalidate for an hour.
+    let swr = "/headers?Cache-Control=max-age%3D1,%20stale-while-revalidate%3D3600";
+    assert_eq!(cache_status(&get(&p, swr)), "MISS");
+    let before = served(&b, &mut probes);
+    // Once expired: the stale object at once, the update after it; then fresh again.
+    assert!(
+        wait_until(Duration::from_secs(10), || cache_status(&get(&p, swr))
+            == "STALE"),
+        "{}",
+        p.logs()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || served(&b, &mut probes) > before),
+        "the background update reached the backend"
+    );
+    assert!(wait_until(Duration::from_secs(10), || cache_status(&get(
+        &p, swr
+    )) == "HIT"));
+    // An object of one second, then the backend gone: the stale one instead of 502.
+    let short = "/headers?Cache-Control=max-age%3D1&k=2";
+    assert_eq!(cache_status(&get(&p, short)), "MISS");
+    b.kill();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let r = get(&p, short);
+            r.status == 200 && cache_status(&r) == "STALE"
+        }),
+        "{}",
+        p.logs()
+    );
+}

@@ -208,6 +208,7 @@ impl Worker<'_> {
         (proxy_host, proxy_unix): (&[u8], bool),
     ) -> (bool, bool) {
         p.cache.reset();
+        p.cache.updater = req.cache_updater;
         let cs = &ps.cache;
         let Some(zone) = self.cache_zone(conn, req, ps) else {
             return (false, false);
@@ -354,6 +355,8 @@ impl Worker<'_> {
                 .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
                 .unwrap_or(false);
             if mine && serve_updating && cs.background_update {
+                // (Held until this request ends; the update takes it then.)
+                p.cache.updating = true;
                 // The stale object now; the update after the response (a subrequest of
                 // this request; a subrequest itself sends the stale object only).
                 if !req.subrequest && !req.mirror_sub {

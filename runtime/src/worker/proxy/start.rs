@@ -288,7 +288,6 @@ impl Worker<'_> {
         p.client_minor = head.minor_version;
         p.keep_client = self.keep_alive(request, loc);
         p.discard = request.post_action || request.mirror_sub;
-        p.cache.updater = request.cache_updater;
         p.deadline = self.now + Duration::from_millis(ps.connect_timeout_ms);
         // proxy_bind: the local address, read per request when it has variables (an empty
         // value binds nothing; one that is not an address is logged and binds nothing, as
