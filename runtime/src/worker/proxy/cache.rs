@@ -454,6 +454,9 @@ impl Worker<'_> {
         p.cache.cacheable = true;
         p.cache.status = status as u8;
         p.hit_pos = 0;
+        // The body is read from the file now, whatever became of an upstream attempt.
+        p.released = false;
+        p.upstream_eof = false;
         true
     }
 

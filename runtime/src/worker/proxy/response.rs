@@ -89,7 +89,10 @@ impl Worker<'_> {
             return Step::Done(Drive::Failed(status));
         }
         if !cached && self.cache_revalidated(p) {
-            // The expired object, fresh again.
+            // The expired object, fresh again (a background update is over with that).
+            if p.cache.updater {
+                return Step::Done(Drive::Finished);
+            }
             return Step::Progress;
         }
         if let (Some(req), true) = (conn.req.as_deref_mut(), p.cache.status != 0) {
