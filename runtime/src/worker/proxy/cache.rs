@@ -158,15 +158,17 @@ fn any_true(w: &Worker<'_>, conn: &Conn, req: &RequestCtx, list: &[proton_ir::Te
 impl Worker<'_> {
     /// The zone of this request's `proxy_cache` (a name with variables found among the
     /// zones; an empty or unknown one: none).
+    /// `Err`: a name with variables that names no zone (logged; nginx answers 500).
     fn cache_zone(
         &self,
         conn: &Conn,
         req: &RequestCtx,
         ps: &proton_ir::ProxySettings,
-    ) -> Option<usize> {
-        match ps.cache.zone.as_ref()? {
-            proton_ir::CacheRef::Zone(i) => Some(*i as usize),
-            proton_ir::CacheRef::Var(t) => {
+    ) -> Result<Option<usize>, ()> {
+        match ps.cache.zone.as_ref() {
+            None => Ok(None),
+            Some(proton_ir::CacheRef::Zone(i)) => Ok(Some(*i as usize)),
+            Some(proton_ir::CacheRef::Var(t)) => {
                 let mut v = self.scratch.var_pool.borrow_mut().buf();
                 self.ctx(conn, req, 0).expand(t, &mut v);
                 let found = self
@@ -175,8 +177,22 @@ impl Worker<'_> {
                     .cache_zones
                     .iter()
                     .position(|z| z.name.as_bytes() == v.as_slice());
+                let r = match found {
+                    Some(i) => Ok(Some(i)),
+                    None if v.is_empty() => Ok(None),
+                    None => {
+                        elog!(
+                            self.elog,
+                            Error,
+                            "cache \"{}\" not found, client: {}",
+                            String::from_utf8_lossy(&v),
+                            conn.peer.ip()
+                        );
+                        Err(())
+                    }
+                };
                 self.scratch.var_pool.borrow_mut().give_buf(v);
-                found
+                r
             }
         }
     }
@@ -210,8 +226,13 @@ impl Worker<'_> {
         p.cache.reset();
         p.cache.updater = req.cache_updater;
         let cs = &ps.cache;
-        let Some(zone) = self.cache_zone(conn, req, ps) else {
-            return (false, false);
+        let zone = match self.cache_zone(conn, req, ps) {
+            Ok(Some(z)) => z,
+            Ok(None) => return (false, false),
+            Err(()) => {
+                p.cache.error_answer = 500;
+                return (false, false);
+            }
         };
         if !cs.methods.iter().any(|m| m.as_bytes() == method) || (p.discard && !p.cache.updater) {
             return (false, false);
@@ -751,19 +772,11 @@ impl Worker<'_> {
             return;
         }
         let now = unix_now();
-        if self.response_valid(p, now).is_err() {
-            return;
-        }
-        let cs = &self.proxy_settings(p.loc).cache;
-        let Some(secs) = cs
-            .valid
-            .iter()
-            .find(|v| v.any || v.codes.contains(&status))
-            .map(|v| v.secs)
-            .filter(|&s| s > 0)
-        else {
+        // The time the answer's headers give, else proxy_cache_valid's for its status.
+        let Ok((Some(valid), _, _)) = self.response_valid(p, now) else {
             return;
         };
+        let cs = &self.proxy_settings(p.loc).cache;
         if p.cache.uses < cs.min_uses {
             return;
         }
@@ -772,7 +785,7 @@ impl Worker<'_> {
                 return;
             }
         }
-        index.stored_error(&p.cache.md5, status, now.saturating_add(secs as i64));
+        index.stored_error(&p.cache.md5, status, valid);
         p.cache.updating = false;
     }
 

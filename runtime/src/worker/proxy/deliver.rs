@@ -63,6 +63,10 @@ impl Worker<'_> {
             conn.wbuf.truncate(from);
             return;
         }
+        if conn.wbuf.len() == from && !matches!(p.relay.framing, Framing::None) {
+            // Nothing yet (a head without body bytes): the coder starts with the first.
+            return;
+        }
         self.code_body(p, conn, from);
         if p.rechunk {
             self.frame_chunk(p, conn, from);
