@@ -82,8 +82,10 @@ pub(crate) struct CacheReq {
     /// stored, or until `lock_until` (then it goes upstream and stores nothing).
     pub(crate) lock_wait: bool,
     lock_until: Option<Instant>,
-    /// The response is not stored whatever it says (after a lock timeout).
-    no_store: bool,
+    /// The response is not stored whatever it says (after a lock timeout, below
+    /// `proxy_cache_min_uses`, a range past `proxy_cache_max_range_offset`): nginx's
+    /// `cacheable` off, so the request goes upstream as without a cache.
+    pub(crate) no_store: bool,
     /// An error status the cache holds for the key answers the request (`HIT`).
     pub(crate) error_answer: u16,
     /// This is a background update (`proxy_cache_background_update`): upstream always, the
@@ -274,6 +276,11 @@ impl Worker<'_> {
             return (false, false);
         };
         p.cache.uses = entry.uses;
+        // Asked for fewer times than proxy_cache_min_uses: not to be stored (nginx's
+        // "scarce"; the client's conditions and range then go upstream).
+        if entry.uses < cs.min_uses {
+            p.cache.no_store = true;
+        }
         // proxy_cache_bypass: fetched anew (and stored, by the rules), the use counted.
         if any_true(self, conn, req, &cs.bypass) {
             p.cache.status = Status::Bypass as u8;
@@ -789,6 +796,38 @@ impl Worker<'_> {
         p.cache.updating = false;
     }
 
+    /// `proxy_cache_max_range_offset`: a request whose range starts at or past it (or a
+    /// suffix range, or any range with 0) goes upstream without its answer being stored
+    /// (nginx's `ngx_http_upstream_cache_check_range`).
+    pub(super) fn cache_check_range(&self, conn: &Conn, req: &RequestCtx, p: &mut Proxy) {
+        let Some(max) = self.proxy_settings(p.loc).cache.max_range_offset else {
+            return;
+        };
+        let Some(v) = req.head.get(&conn.rbuf, b"range") else {
+            return;
+        };
+        let declined = if max == 0 {
+            true
+        } else if v.len() < 7 || !v[..6].eq_ignore_ascii_case(b"bytes=") {
+            false
+        } else {
+            let rest = v[6..].trim_ascii_start();
+            if rest.starts_with(b"-") {
+                true
+            } else {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let offset = std::str::from_utf8(&rest[..digits])
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0);
+                offset >= max
+            }
+        };
+        if declined {
+            p.cache.no_store = true;
+        }
+    }
+
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {
@@ -1106,6 +1145,21 @@ impl Worker<'_> {
         }
         w.done = true;
         index.stored(&p.cache.md5, w.meta.valid_sec, w.meta.file_len());
+        // min_free: the file system keeps that much free; the least recently used
+        // objects go while it does not (nginx's cache manager does the same).
+        if let Some(min_free) = z.min_free {
+            let dir = loaded.prefix.join(&z.path);
+            if let Ok(st) = nix::sys::statvfs::statvfs(&dir) {
+                let free = u64::from(st.blocks_available()).saturating_mul(st.fragment_size());
+                if free < min_free {
+                    let deficit = min_free - free;
+                    let target = index.size().saturating_sub(deficit);
+                    let mut evicted = Evicted::default();
+                    index.expire(unix_now(), Some(target), &mut evicted);
+                    self.cache_unlink(zone, &evicted);
+                }
+            }
+        }
     }
 }
 

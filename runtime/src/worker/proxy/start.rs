@@ -357,6 +357,7 @@ impl Worker<'_> {
                 self.recycle(p);
                 return Handled::Status(code);
             }
+            self.cache_check_range(conn, request, &mut p);
             if convert {
                 method = b"GET";
             }
@@ -620,7 +621,7 @@ impl Worker<'_> {
             // `proxy_pass_request_headers off`).
             // (With a cache, not the client's conditions and ranges: see
             // `cache::NOT_FORWARDED`.)
-            let cache_on = p.cache.zone.is_some();
+            let cache_on = p.cache.zone.is_some() && !p.cache.no_store;
             if ps.pass_request_headers {
                 copy_client_fields(
                     head.fields(&conn.rbuf),
