@@ -552,6 +552,19 @@ impl Checker<'_> {
             if let Some(id) = ps.cgi.split_path_info {
                 self.regex(id)?;
             }
+            let c = &ps.cache;
+            match &c.zone {
+                Some(CacheRef::Zone(z)) => {
+                    check((*z as usize) < self.ir.cache_zones.len(), || {
+                        format!("proxy_cache zone {z} does not exist")
+                    })?
+                }
+                Some(CacheRef::Var(t)) => self.template(t)?,
+                None => {}
+            }
+            for t in std::iter::once(&c.key).chain(&c.bypass).chain(&c.no_cache) {
+                self.template(t)?;
+            }
         }
         if let Expires::Variable { value, .. } = &s.expires {
             self.template(value)?;
@@ -1235,6 +1248,18 @@ pub(crate) mod tests {
                 ir.settings[0].proxy.cookies.flags[0].flags = vec![t]
             }),
             ("index", |ir, t| ir.settings[0].index = vec![t]),
+            ("proxy_cache_key", |ir, t| {
+                ir.settings[0].proxy.cache.key = t
+            }),
+            ("proxy_no_cache", |ir, t| {
+                ir.settings[0].fastcgi.cache.no_cache = vec![t]
+            }),
+            ("proxy_cache with variables", |ir, t| {
+                ir.settings[0].proxy.cache.zone = Some(CacheRef::Var(t))
+            }),
+            ("proxy_cache zone out of range", |ir, _| {
+                ir.settings[0].proxy.cache.zone = Some(CacheRef::Zone(3))
+            }),
             ("proxy uri", |ir, t| {
                 ir.locations[1].conf.proxy.as_mut().expect("proxy").uri = Some(t)
             }),
