@@ -518,6 +518,8 @@ pub static TABLE: &[Spec] = &[
     row("proxy_cache_revalidate", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "`on`: an expired entry with `Last-Modified` or `ETag` is checked with a conditional request (`If-Modified-Since`, `If-None-Match`) and kept on a 304. Not supported yet: `on` is refused."),
     row("proxy_cache_convert_head", HSL, Exactly(1), Flag, false, Inherit, "on", "on | off", "`on`: a HEAD request that may be cached is sent upstream as a GET, so that the stored entry has a body for later GETs; `off`: it goes as a HEAD (put `$request_method` in the key then)."),
     row("proxy_cache_max_range_offset", HSL, Exactly(1), Size, false, Inherit, "", "number", "A request for a byte range starting beyond this offset goes to the upstream as it is and its response is not stored (no limit by default)."),
+    row("proxy_store", HSL, Exactly(1), Custom, false, Inherit, "off", "on | off | string", "`on`: the body of a 200 answer is also kept as a file where `root` or `alias` maps the request's URI (a mirror of the upstream's files); a string: at that path (variables allowed). The file is written to a temporary file under `proxy_temp_path` and renamed into place once the whole body came, with the upstream's `Last-Modified` as its time; a response cut short leaves nothing. Not with `proxy_cache` at the same level."),
+    row("proxy_store_access", HSL, Range(1, 3), Custom, false, Inherit, "user:rw", "users:permissions …", "The permissions of the files `proxy_store` makes: `user:`, `group:`, `all:` with `r`, `w` or `rw`; rights for group or all give the user read and write too."),
     // FastCGI (nginx's fastcgi module): the proxy machinery with FastCGI records on the wire;
     // every setting is the fastcgi_ one, inherited apart from the proxy_ one.
     row("fastcgi_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "address", "Passes requests to a FastCGI application (PHP-FPM, …): `host:port`, `unix:/path.sock`, an upstream group (every balancer, `keepalive`), or variables (an address, `unix:PATH` or a group's name, made per request). No scheme and no URI part; the request goes as CGI parameters (`fastcgi_param`) and the body as FastCGI `STDIN`. The application's answer is a CGI head (`Status:` gives the status, else 302 with `Location`, else 200) and a body, relayed as proxy_pass relays (buffering, temporary files, next upstream, error pages, X-Accel-Redirect)."),
@@ -567,6 +569,8 @@ pub static TABLE: &[Spec] = &[
     row("fastcgi_cache_lock_age", HSL, Exactly(1), Time, false, Inherit, "5s", "time", "As `proxy_cache_lock_age`, for FastCGI."),
     row("fastcgi_cache_revalidate", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "As `proxy_cache_revalidate`, for FastCGI. Not supported yet: `on` is refused."),
     row("fastcgi_cache_max_range_offset", HSL, Exactly(1), Size, false, Inherit, "", "number", "As `proxy_cache_max_range_offset`, for FastCGI."),
+    row("fastcgi_store", HSL, Exactly(1), Custom, false, Inherit, "off", "on | off | string", "As `proxy_store`, for FastCGI."),
+    row("fastcgi_store_access", HSL, Range(1, 3), Custom, false, Inherit, "user:rw", "users:permissions …", "As `proxy_store_access`, for FastCGI."),
     // SCGI (nginx's scgi module): the proxy machinery with the SCGI request on the wire.
     row("scgi_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "address", "Passes requests to an SCGI application: `host:port`, `unix:/path.sock`, an upstream group, or variables, as `fastcgi_pass`. The request goes as one netstring of parameters (`CONTENT_LENGTH` first, then `scgi_param`s and the client's headers as `HTTP_*`) and then the body; a chunked body is always read whole first (its length is needed). The answer is a status line or a CGI head, then the body until the application closes the connection (no keep-alive)."),
     row("scgi_param", HSL, Range(2, 3), Custom, true, Inherit, "", "parameter value [if_not_empty]", "As `fastcgi_param`, for SCGI (Debian's `scgi_params` compiles unchanged)."),
@@ -611,6 +615,8 @@ pub static TABLE: &[Spec] = &[
     row("scgi_cache_lock_age", HSL, Exactly(1), Time, false, Inherit, "5s", "time", "As `proxy_cache_lock_age`, for SCGI."),
     row("scgi_cache_revalidate", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "As `proxy_cache_revalidate`, for SCGI. Not supported yet: `on` is refused."),
     row("scgi_cache_max_range_offset", HSL, Exactly(1), Size, false, Inherit, "", "number", "As `proxy_cache_max_range_offset`, for SCGI."),
+    row("scgi_store", HSL, Exactly(1), Custom, false, Inherit, "off", "on | off | string", "As `proxy_store`, for SCGI."),
+    row("scgi_store_access", HSL, Range(1, 3), Custom, false, Inherit, "user:rw", "users:permissions …", "As `proxy_store_access`, for SCGI."),
     // uwsgi (nginx's uwsgi module): the proxy machinery with the uwsgi request on the wire.
     row("uwsgi_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "[uwsgi://]address", "Passes requests to a uwsgi application (uWSGI): `host:port`, `unix:/path.sock`, an upstream group, or variables, optionally after `uwsgi://` (`suwsgi://`: over TLS, with the `uwsgi_ssl_*` settings). The request goes as a uwsgi packet of parameters (`uwsgi_param`s and the client's headers as `HTTP_*`, at most 64 KiB) and then the body; a chunked body is always read whole first. The answer is a status line or a CGI head, then the body until the application closes the connection (no keep-alive)."),
     row("uwsgi_param", HSL, Range(2, 3), Custom, true, Inherit, "", "parameter value [if_not_empty]", "As `fastcgi_param`, for uwsgi (Debian's `uwsgi_params` compiles unchanged)."),
@@ -669,6 +675,8 @@ pub static TABLE: &[Spec] = &[
     row("uwsgi_cache_lock_age", HSL, Exactly(1), Time, false, Inherit, "5s", "time", "As `proxy_cache_lock_age`, for uwsgi."),
     row("uwsgi_cache_revalidate", HSL, Exactly(1), Flag, false, Inherit, "off", "on | off", "As `proxy_cache_revalidate`, for uwsgi. Not supported yet: `on` is refused."),
     row("uwsgi_cache_max_range_offset", HSL, Exactly(1), Size, false, Inherit, "", "number", "As `proxy_cache_max_range_offset`, for uwsgi."),
+    row("uwsgi_store", HSL, Exactly(1), Custom, false, Inherit, "off", "on | off | string", "As `proxy_store`, for uwsgi."),
+    row("uwsgi_store_access", HSL, Range(1, 3), Custom, false, Inherit, "user:rw", "users:permissions …", "As `proxy_store_access`, for uwsgi."),
     // gRPC (nginx's grpc module): the proxy machinery with an HTTP/2 stream on the wire.
     row("grpc_pass", L.or(Ctx::IF_LOCATION), Exactly(1), Custom, false, Local, "", "[grpc:// | grpcs://]address", "Passes requests to a gRPC server over HTTP/2 (cleartext with prior knowledge, or TLS with ALPN `h2` for `grpcs://`): `host:port`, `unix:/path.sock`, an upstream group, or variables. Each request is one stream; its body is streamed as it arrives (never buffered first, as nginx), the answer's DATA and trailers go to the client as they come (no response buffering). `keepalive` in the upstream group keeps connections and opens the next stream on them. `:authority` is the address as written (an upstream group's name; `localhost` for a unix socket) unless `grpc_set_header Host` says otherwise."),
     row("grpc_set_header", HSL, Exactly(2), Custom, true, Inherit, "", "field value", "A header sent with the stream (an empty value: not sent); inherited only if the level has none. `Host` sets `:authority`. As nginx, the client's `Host`, `Content-Length`, `TE` (sent as `te: trailers` when the client accepts trailers) and hop-by-hop headers are not passed."),
@@ -709,7 +717,6 @@ pub static UNSUPPORTED: &[&str] = &[
     "aio",
     "directio",
     "postpone_gzipping",
-    "proxy_store",
     "proxy_cache_purge",
     "fastcgi_cache_purge",
     "scgi_cache_purge",
@@ -806,10 +813,6 @@ pub static UNSUPPORTED_PREFIXES: &[&str] = &[
     "brotli",
     "zstd",
     "proxy_ssl",
-    "proxy_store",
-    "fastcgi_store",
-    "uwsgi_store",
-    "scgi_store",
     "grpc_socket_rcvbuf",
     "grpc_socket_sndbuf",
     "grpc_ssl_conf_command",
@@ -865,7 +868,6 @@ pub fn unsupported_hint(name: &str) -> Option<&'static str> {
         "ssl_engine" => "OpenSSL engines have no equivalent in Proton's TLS (rustls)",
         "zstd_dict_file" => "zstd dictionaries are not supported: Proton's zstd responses are compressed without one; remove the line",
         "proxy_cache_purge" | "fastcgi_cache_purge" | "scgi_cache_purge" | "uwsgi_cache_purge" => "purging cache entries by request (NGINX Plus, or the third-party ngx_cache_purge) is not supported: remove the line; `proxy_cache_bypass` refreshes an entry",
-        "proxy_store" | "fastcgi_store" | "scgi_store" | "uwsgi_store" => "storing upstream responses as static files is not supported yet; `proxy_cache` keeps copies of responses",
         "require" => "nginx Plus's `require $variable` test of a `match` block is not supported: test the status, header fields or body instead",
         _ => return None,
     })

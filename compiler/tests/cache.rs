@@ -583,19 +583,35 @@ fn cache_variables() {
 }
 
 #[test]
-fn store_and_purge_stay_unsupported() {
-    for line in [
-        "proxy_store on;",
-        "proxy_store_access user:rw;",
-        "fastcgi_store on;",
-        "scgi_store_access user:rw;",
-        "uwsgi_store off;",
-        "proxy_cache_purge $purge;",
-        "fastcgi_cache_purge $purge;",
-    ] {
+fn store_is_lowered_and_purge_stays_unsupported() {
+    for line in ["proxy_cache_purge $purge;", "fastcgi_cache_purge $purge;"] {
         let e = error(&conf("", line));
         assert!(e.message.contains("is not supported yet"), "{line}: {e:#?}");
     }
+    let ir = ok(&conf(
+        "proxy_store on; proxy_store_access group:r all:r;",
+        "location / { proxy_pass http://127.0.0.1:9000; } \
+         location /p { proxy_pass http://127.0.0.1:9000; proxy_store /data$uri; } \
+         location /f { fastcgi_pass 127.0.0.1:9000; fastcgi_store off; }",
+    ));
+    let top = &settings(&ir, "/").proxy;
+    assert_eq!(top.store, Some(StoreTarget::Root));
+    // Rights for group or all give the user read and write (nginx).
+    assert_eq!(top.store_access, 0o644);
+    assert!(matches!(
+        settings(&ir, "/p").proxy.store,
+        Some(StoreTarget::Path(_))
+    ));
+    assert_eq!(settings(&ir, "/f").fastcgi.store, None);
+    assert_eq!(settings(&ir, "/f").proxy.store_access, 0o644);
+    // Not with a cache at the same level; a bad access right.
+    let e = error(&conf(
+        "proxy_cache_path /c keys_zone=z:1m;",
+        "location /x { proxy_pass http://127.0.0.1:9000; proxy_store on; proxy_cache z; }",
+    ));
+    assert!(e.message.contains("incompatible"), "{e:#?}");
+    let e = error(&conf("proxy_store_access user:x;", ""));
+    assert!(e.message.contains("invalid value \"user:x\""), "{e:#?}");
 }
 
 #[test]

@@ -2077,6 +2077,19 @@ pub struct ProxySettings {
     pub cgi: CgiSettings,
     /// `proxy_cache` and its companions.
     pub cache: CacheSettings,
+    /// `proxy_store` (`None`: off): where the body of a 200 answer is kept as a file.
+    pub store: Option<StoreTarget>,
+    /// `proxy_store_access` (default `user:rw`): the permission bits of stored files.
+    pub store_access: u32,
+}
+
+/// `proxy_store on | string`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StoreTarget {
+    /// `on`: the file the request's URI maps to under `root` or `alias`.
+    Root,
+    /// A path with variables.
+    Path(Template),
 }
 
 /// `proxy_bind address [transparent]`: the local address upstream connections are bound to.

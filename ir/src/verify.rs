@@ -565,6 +565,9 @@ impl Checker<'_> {
             for t in std::iter::once(&c.key).chain(&c.bypass).chain(&c.no_cache) {
                 self.template(t)?;
             }
+            if let Some(StoreTarget::Path(t)) = &ps.store {
+                self.template(t)?;
+            }
         }
         if let Expires::Variable { value, .. } = &s.expires {
             self.template(value)?;
@@ -816,6 +819,8 @@ pub(crate) mod tests {
             tls: UpstreamTls::default(),
             cgi: CgiSettings::default(),
             cache: Default::default(),
+            store: None,
+            store_access: 0o600,
         };
         Settings {
             index: vec![Template::literal("index.html")],

@@ -578,3 +578,91 @@ mod tests {
         }
     }
 }
+
+impl Lower<'_> {
+    /// `proxy_store on | off | string` and `proxy_store_access users:permissions ...` of
+    /// module `m` (each from the nearest level that has it), as nginx's
+    /// `ngx_http_proxy_store` and `ngx_conf_set_access_slot`.
+    pub(super) fn store_settings(
+        &mut self,
+        chain: &[&Level<'_>],
+        m: &str,
+    ) -> (Option<StoreTarget>, u32) {
+        let n = |suffix: &str| format!("{m}_{suffix}");
+        let store = nearest(chain, &n("store")).first().copied();
+        let target = store.and_then(|d| match arg(d, 0) {
+            "off" => None,
+            "on" => Some(StoreTarget::Root),
+            _ => Some(StoreTarget::Path(self.template(d, 0))),
+        });
+        // nginx: a level may not both store and cache.
+        if let (Some(d), Some(level)) = (store.filter(|_| target.is_some()), chain.first()) {
+            let here = level.get(&n("store")).iter().any(|x| std::ptr::eq(*x, d));
+            let cache_here = level
+                .get(&n("cache"))
+                .iter()
+                .find(|x| arg(x, 0) != "off")
+                .copied();
+            if let (true, Some(c)) = (here, cache_here) {
+                self.err(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        c.name_span,
+                        format!("\"{m}_cache\" is incompatible with \"{m}_store\""),
+                    )
+                    .label("both at this level")
+                    .help(format!("keep one of \"{m}_cache\" and \"{m}_store\"")),
+                );
+            }
+        }
+        let access = match nearest(chain, &n("store_access")).first() {
+            None => 0o600,
+            Some(d) => {
+                let mut mode = 0u32;
+                for a in &d.args {
+                    let Some((who, what)) = a.value.split_once(':') else {
+                        self.bad_access(d, a);
+                        continue;
+                    };
+                    let shift = match who {
+                        "user" => 6,
+                        "group" => 3,
+                        "all" => 0,
+                        _ => {
+                            self.bad_access(d, a);
+                            continue;
+                        }
+                    };
+                    let bits = match what {
+                        "r" => 4,
+                        "w" => 2,
+                        "rw" => 6,
+                        _ => {
+                            self.bad_access(d, a);
+                            continue;
+                        }
+                    };
+                    mode |= bits << shift;
+                }
+                // nginx: rights given to group or all give the user read and write too.
+                if mode & 0o066 != 0 {
+                    mode |= 0o600;
+                }
+                mode
+            }
+        };
+        (target, access)
+    }
+
+    fn bad_access(&mut self, d: &Directive, a: &crate::ast::Arg) {
+        self.err(
+            Diagnostic::error(
+                Code::BadValue,
+                a.span,
+                format!("invalid value \"{}\" in \"{}\" directive", a.value, d.name),
+            )
+            .label("expected user:, group: or all: with r, w or rw")
+            .help(format!("{} user:rw group:rw all:r;", d.name)),
+        );
+    }
+}

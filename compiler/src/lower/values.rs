@@ -1168,6 +1168,11 @@ impl Lower<'_> {
                 format!("must be equal to zero to disable temporary files usage or {at_least_unit}")
             })
         });
+        let (store, store_access) = if super::cache::CACHE_FAMILIES.contains(&m) {
+            self.store_settings(chain, m)
+        } else {
+            (None, 0o600)
+        };
         ProxySettings {
             set_headers,
             http_version: match one("http_version").map(|d| arg(d, 0)) {
@@ -1228,6 +1233,8 @@ impl Lower<'_> {
             } else {
                 CacheSettings::default()
             },
+            store,
+            store_access,
             cgi: if http || grpc {
                 CgiSettings::default()
             } else {

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// would climb out of the alias directory: nginx serves `/img../secret` from
 /// `location /img { alias /data/; }` as `/data/../secret` (its off-by-slash trap); Proton
 /// refuses any `..` that the request brings into an alias path.
-fn map_path(
+pub(crate) fn map_path(
     w: &Worker<'_>,
     conn: &Conn,
     req: &RequestCtx,

@@ -436,3 +436,57 @@ fn stale_objects_answer_errors_and_are_updated_in_the_background() {
         p.logs()
     );
 }
+
+#[test]
+fn proxy_store_keeps_whole_200_bodies_as_files() {
+    let t = TempDir::new("store");
+    let b = Backend::start("b1");
+    let http = conf(&format!(
+        "server {{\n\
+             listen 127.0.0.1:{{port}};\n\
+             root {{dir}}/mirror;\n\
+             location / {{\n\
+                 proxy_pass http://127.0.0.1:{};\n\
+                 proxy_store on;\n\
+                 proxy_store_access user:rw group:r all:r;\n\
+                 proxy_temp_path {{dir}}/temp;\n\
+             }}\n\
+             location /named/ {{\n\
+                 proxy_pass http://127.0.0.1:{}/;\n\
+                 proxy_store {{dir}}/named$uri.copy;\n\
+             }}\n\
+         }}\n",
+        b.port, b.port
+    ));
+    let p = Proton::start(t.path(), &http, 1);
+    let r = get(&p, "/big?bytes=70000");
+    assert_eq!(r.body.len(), 70_000);
+    let stored = t.path().join("mirror/big");
+    assert!(
+        wait_until(Duration::from_secs(5), || stored.exists()),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(std::fs::read(&stored).unwrap(), r.body);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    // A path with variables; a 404 and a response cut short are not kept; no temporary
+    // file is left.
+    get(&p, "/named/headers?x=1");
+    // ($uri is the request's: /named/headers.)
+    assert!(
+        t.path().join("named/named/headers.copy").exists(),
+        "{:?}",
+        files(t.path())
+    );
+    assert_eq!(get(&p, "/status?code=404").status, 404);
+    assert!(!t.path().join("mirror/status").exists());
+    let _ = request(p.port, Some("c"), "/close-mid");
+    assert!(!t.path().join("mirror/close-mid").exists());
+    assert!(
+        files(&t.path().join("temp")).is_empty(),
+        "{:?}",
+        files(&t.path().join("temp"))
+    );
+}

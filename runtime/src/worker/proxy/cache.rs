@@ -50,6 +50,27 @@ impl Drop for CacheWrite {
     }
 }
 
+/// A response body on its way into a `proxy_store` file.
+pub(crate) struct StoreWrite {
+    file: std::fs::File,
+    temp: std::path::PathBuf,
+    target: std::path::PathBuf,
+    written: u64,
+    failed: Option<std::io::Error>,
+    done: bool,
+    /// The upstream's Last-Modified (the file's time).
+    mtime: Option<i64>,
+    mode: u32,
+}
+
+impl Drop for StoreWrite {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
 /// The cache's part in a proxied request (kept with the recycled [`Proxy`], so its
 /// buffers are reused).
 #[derive(Default)]
@@ -66,6 +87,8 @@ pub(crate) struct CacheReq {
     /// Served from the cache: the object's file and header.
     pub(crate) hit: Option<(std::fs::File, Meta)>,
     pub(crate) write: Option<CacheWrite>,
+    /// `proxy_store`: the body going to its file.
+    pub(crate) store: Option<StoreWrite>,
     /// The response is stored or served from the cache: ranges may be asked of it (nginx's
     /// `allow_ranges` for cached and cacheable responses with `Accept-Ranges`).
     pub(crate) cacheable: bool,
@@ -104,6 +127,7 @@ impl CacheReq {
         self.no_client_body = false;
         self.hit = None;
         self.write = None;
+        self.store = None;
         self.cacheable = false;
         self.status = 0;
         self.stale = None;
@@ -828,6 +852,139 @@ impl Worker<'_> {
         }
     }
 
+    /// `proxy_store`: a 200 answer to a request that has a body is also written to the file
+    /// the URI maps to (or the configured path), through a temporary file under
+    /// `proxy_temp_path`.
+    pub(super) fn store_decide(&mut self, conn: &Conn, p: &mut Proxy) {
+        let ps = self.proxy_settings(p.loc);
+        let Some(target) = ps.store.as_ref() else {
+            return;
+        };
+        if p.resp.status != 200 || p.head_only || p.discard {
+            return;
+        }
+        let Some(req) = conn.req.as_deref() else {
+            return;
+        };
+        let mut path = self.scratch.var_pool.borrow_mut().buf();
+        let mapped = match target {
+            proton_ir::StoreTarget::Root => crate::worker::static_files::map_path(
+                self, conn, req, p.loc, &req.uri, false, &mut path,
+            ),
+            proton_ir::StoreTarget::Path(t) => {
+                self.ctx(conn, req, 0).expand(t, &mut path);
+                !path.is_empty()
+            }
+        };
+        let target = {
+            use std::os::unix::ffi::OsStrExt;
+            std::path::Path::new(std::ffi::OsStr::from_bytes(&path)).to_path_buf()
+        };
+        self.scratch.var_pool.borrow_mut().give_buf(path);
+        if !mapped {
+            return;
+        }
+        let dir = self.loaded.prefix.join(&ps.temp_path.path);
+        let levels = ps.temp_path.levels.clone();
+        let mode = ps.store_access;
+        let (file, temp) =
+            match crate::worker::body::create_temp(&dir, &levels, &mut self.ups.temp_seq, true) {
+                Ok(x) => x,
+                Err((path, e)) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "open() \"{}\" failed ({}) while reading upstream, client: {}",
+                        path.display(),
+                        crate::log::OsError(&e),
+                        conn.peer.ip()
+                    );
+                    return;
+                }
+            };
+        let up = &p.hold;
+        let mtime = p
+            .resp
+            .headers
+            .iter()
+            .find_map(|(n, v)| {
+                up.get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(b"last-modified"))
+                    .and_then(|_| up.get(v.clone()))
+            })
+            .and_then(crate::http::response::parse_http_date)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        p.cache.store = Some(StoreWrite {
+            file,
+            temp,
+            target,
+            written: 0,
+            failed: None,
+            done: false,
+            mtime,
+            mode,
+        });
+    }
+
+    /// The stored body is complete: the file gets its permissions and time and is renamed
+    /// into place (its directories made as needed); cut short, it is removed.
+    pub(super) fn store_commit(&mut self, conn: &Conn, p: &mut Proxy) {
+        let Some(mut s) = p.cache.store.take() else {
+            return;
+        };
+        if p.broken {
+            return;
+        }
+        let what = "while reading upstream";
+        if let Some(e) = s.failed.take() {
+            elog!(
+                self.elog,
+                Crit,
+                "write() \"{}\" failed ({}) {what}, client: {}",
+                s.temp.display(),
+                crate::log::OsError(&e),
+                conn.peer.ip()
+            );
+            return;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        let _ = s
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(s.mode));
+        if let Some(t) = s.mtime {
+            let ts = nix::sys::time::TimeSpec::new(t, 0);
+            use std::os::fd::AsRawFd;
+            let _ = nix::sys::stat::futimens(s.file.as_raw_fd(), &ts, &ts);
+        }
+        let mut r = std::fs::rename(&s.temp, &s.target);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::NotFound) {
+            if let Some(parent) = s.target.parent() {
+                use std::os::unix::fs::DirBuilderExt;
+                // (Directories searchable where the files are readable, as nginx's
+                // ngx_dir_access.)
+                let dir_mode = s.mode | ((s.mode & 0o444) >> 2) | 0o700;
+                let _ = std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(dir_mode)
+                    .create(parent);
+            }
+            r = std::fs::rename(&s.temp, &s.target);
+        }
+        match r {
+            Ok(()) => s.done = true,
+            Err(e) => elog!(
+                self.elog,
+                Crit,
+                "rename() \"{}\" to \"{}\" failed ({}) {what}, client: {}",
+                s.temp.display(),
+                s.target.display(),
+                crate::log::OsError(&e),
+                conn.peer.ip()
+            ),
+        }
+    }
+
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {
@@ -1167,6 +1324,12 @@ impl Proxy {
     /// Body bytes on their way to the client (decoded, before a range is cut from them) go
     /// into the cache's file too.
     pub(super) fn cache_tap(&mut self, body: &[u8]) {
+        if let Some(s) = self.cache.store.as_mut().filter(|s| s.failed.is_none()) {
+            match s.file.write_all_at(body, s.written) {
+                Ok(()) => s.written += body.len() as u64,
+                Err(e) => s.failed = Some(e),
+            }
+        }
         let Some(w) = self.cache.write.as_mut() else {
             return;
         };

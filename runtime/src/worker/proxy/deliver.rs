@@ -206,10 +206,11 @@ impl Worker<'_> {
             let mut progressed = false;
             // The whole body is in (or the response broke): the cache's copy is put in
             // place (or dropped) before anything else.
-            if p.cache.write.is_some()
+            if (p.cache.write.is_some() || p.cache.store.is_some())
                 && (p.broken || p.upstream_eof || matches!(p.relay.framing, Framing::None))
             {
                 self.cache_commit(conn, p);
+                self.store_commit(conn, p);
             }
             if p.request_streaming() && !p.upstream_eof {
                 // gRPC: the request stream goes on beside the answer.

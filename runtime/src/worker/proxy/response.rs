@@ -192,6 +192,7 @@ impl Worker<'_> {
         };
         if !cached {
             self.cache_decide(conn, p);
+            self.store_decide(conn, p);
         }
         // nginx's not_modified filter, which looks at cached and cacheable responses only.
         if (cached || p.cache.cacheable) && status == 200 {
