@@ -15,9 +15,9 @@
 /// The header's first bytes.
 pub const MAGIC: &[u8; 8] = b"PRTNCACH";
 /// The layout's version (a different one is not read).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Bytes of the header.
-pub const HEADER_LEN: usize = 80;
+pub const HEADER_LEN: usize = 96;
 /// The most of a key and a response head kept with an object (a larger one is not stored).
 pub const MAX_META: usize = 64 * 1024;
 
@@ -39,6 +39,9 @@ pub struct Meta {
     /// error).
     pub updating_sec: u32,
     pub error_sec: u32,
+    /// The answer had `Vary`: the hash of the storing request's values of those fields
+    /// ([`variant`]); zero without `Vary`.
+    pub variant: [u8; 16],
 }
 
 impl Meta {
@@ -75,8 +78,9 @@ impl Meta {
         h[48..56].copy_from_slice(&self.body_len.to_le_bytes());
         h[56..60].copy_from_slice(&self.updating_sec.to_le_bytes());
         h[60..64].copy_from_slice(&self.error_sec.to_le_bytes());
-        let sum = crate::limits::hash(&h[..72]);
-        h[72..80].copy_from_slice(&sum.to_le_bytes());
+        h[64..80].copy_from_slice(&self.variant);
+        let sum = crate::limits::hash(&h[..88]);
+        h[88..96].copy_from_slice(&sum.to_le_bytes());
         h
     }
 
@@ -88,7 +92,7 @@ impl Meta {
         }
         let u32_at = |i: usize| h[i..i + 4].try_into().ok().map(u32::from_le_bytes);
         let u64_at = |i: usize| h[i..i + 8].try_into().ok().map(u64::from_le_bytes);
-        if u32_at(8)? != VERSION || u64_at(72)? != crate::limits::hash(&h[..72]) {
+        if u32_at(8)? != VERSION || u64_at(88)? != crate::limits::hash(&h[..88]) {
             return None;
         }
         let m = Meta {
@@ -100,6 +104,7 @@ impl Meta {
             body_len: u64_at(48)?,
             updating_sec: u32_at(56)?,
             error_sec: u32_at(60)?,
+            variant: h[64..80].try_into().ok()?,
         };
         (m.key_len as usize + m.head_len as usize <= MAX_META).then_some(m)
     }
@@ -123,6 +128,63 @@ pub fn write_prefix(key: &[u8], head: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(key);
     out.push(b'\n');
     out.extend_from_slice(head);
+}
+
+/// nginx's variant of an answer with `Vary` (`ngx_http_file_cache_vary`): the MD5 of the
+/// main key's MD5, then for each field name of `vary` (lower case) `name:`, the request's
+/// values of that field (joined by `,`; for Accept-Charset, Accept-Encoding and
+/// Accept-Language each value's space- and comma-separated tokens, joined by `,`) and CRLF.
+/// `fields` calls its argument with each (name, value) of the request.
+pub fn variant(
+    main: &[u8; 16],
+    vary: &[u8],
+    fields: impl Fn(&mut dyn FnMut(&[u8], &[u8])),
+) -> [u8; 16] {
+    use md5::Digest;
+    let mut h = md5::Md5::new();
+    h.update(main);
+    let names = vary
+        .split(|&b| b == b',' || b == b' ')
+        .filter(|n| !n.is_empty());
+    for name in names {
+        for b in name {
+            h.update([b.to_ascii_lowercase()]);
+        }
+        h.update(b":");
+        let normalize = [
+            &b"accept-charset"[..],
+            b"accept-encoding",
+            b"accept-language",
+        ]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n));
+        let mut multiple = false;
+        fields(&mut |n: &[u8], v: &[u8]| {
+            if !n.eq_ignore_ascii_case(name) {
+                return;
+            }
+            if !normalize {
+                if multiple {
+                    h.update(b",");
+                }
+                h.update(v);
+                multiple = true;
+                return;
+            }
+            for t in v
+                .split(|&b| b == b',' || b == b' ')
+                .filter(|t| !t.is_empty())
+            {
+                if multiple {
+                    h.update(b",");
+                }
+                h.update(t);
+                multiple = true;
+            }
+        });
+        h.update(b"\r\n");
+    }
+    h.finalize().into()
 }
 
 /// The MD5 of a key, as nginx names cache files by it.
@@ -168,12 +230,13 @@ mod tests {
             head_len: 200,
             updating_sec: 10,
             error_sec: 20,
+            variant: [7; 16],
         };
         let h = m.encode();
         assert_eq!(Meta::decode(&h), Some(m));
-        assert_eq!(m.body_start(), 80 + 5 + 30 + 1 + 200);
+        assert_eq!(m.body_start(), 96 + 5 + 30 + 1 + 200);
         // Any changed byte, a short header, another version: not read.
-        for i in (0..HEADER_LEN).filter(|i| !(64..72).contains(i)) {
+        for i in (0..HEADER_LEN).filter(|i| !(80..88).contains(i)) {
             let mut b = h;
             b[i] ^= 1;
             assert_eq!(Meta::decode(&b), None, "byte {i}");
@@ -194,6 +257,43 @@ mod tests {
         assert_eq!(m.parts(&rest), Some((&b"abc"[..], &b"HTTP/"[..])));
         assert_eq!(m.parts(&rest[..8]), None);
         assert_eq!(m.parts(b"KEY: abcXHTTP/"), None);
+    }
+
+    #[test]
+    fn variants_as_nginx() {
+        let main = [1u8; 16];
+        let req: &[(&[u8], &[u8])] = &[
+            (b"Accept-Encoding", b"gzip,  deflate"),
+            (b"X-A", b"1"),
+            (b"x-a", b"2"),
+        ];
+        let each = |f: &mut dyn FnMut(&[u8], &[u8])| {
+            for (n, v) in req {
+                f(n, v);
+            }
+        };
+        // Accept-Encoding's tokens are normalized: the same variant for other spacing.
+        let other: &[(&[u8], &[u8])] = &[(b"accept-encoding", b"gzip,deflate")];
+        let each_other = |f: &mut dyn FnMut(&[u8], &[u8])| {
+            for (n, v) in other {
+                f(n, v);
+            }
+        };
+        assert_eq!(
+            variant(&main, b"Accept-Encoding", each),
+            variant(&main, b"accept-encoding", each_other)
+        );
+        // Other fields keep their values as sent, several joined by a comma.
+        let a = variant(&main, b"X-A", each);
+        let joined: &[(&[u8], &[u8])] = &[(b"X-A", b"1,2")];
+        let each_joined = |f: &mut dyn FnMut(&[u8], &[u8])| {
+            for (n, v) in joined {
+                f(n, v);
+            }
+        };
+        assert_eq!(a, variant(&main, b"x-a", each_joined));
+        assert_ne!(a, variant(&main, b"X-A, Accept-Encoding", each));
+        assert_ne!(a, variant(&[2u8; 16], b"X-A", each));
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub(crate) struct CacheReq {
     pub(crate) zone: Option<usize>,
     pub(crate) md5: [u8; 16],
     pub(crate) key: Vec<u8>,
+    /// `md5` is an answer's variant (Vary): the main key's digest is kept here.
+    pub(crate) secondary: bool,
+    pub(crate) main_md5: [u8; 16],
     /// Times the key was asked for (`proxy_cache_min_uses`).
     uses: u32,
     /// A HEAD sent upstream as a GET (`proxy_cache_convert_head`): the client gets the head
@@ -123,6 +126,7 @@ impl CacheReq {
     pub(crate) fn reset(&mut self) {
         self.zone = None;
         self.key.clear();
+        self.secondary = false;
         self.uses = 0;
         self.no_client_body = false;
         self.hit = None;
@@ -283,166 +287,197 @@ impl Worker<'_> {
             p.cache.zone = None;
             return (false, false);
         };
-        let now = unix_now();
-        let mut evicted = Evicted::default();
-        let entry = index.lookup(&p.cache.md5, now, z.inactive_secs, &mut evicted);
-        // A step of nginx's cache manager: what is inactive or over max_size goes.
-        index.expire(now, z.max_size, &mut evicted);
-        self.cache_unlink(zone, &evicted);
-        let Some(entry) = entry else {
-            elog!(
-                self.elog,
-                Alert,
-                "could not allocate node in cache keys zone \"{}\"",
-                z.name
-            );
-            p.cache.zone = None;
-            return (false, false);
-        };
-        p.cache.uses = entry.uses;
-        // Asked for fewer times than proxy_cache_min_uses: not to be stored (nginx's
-        // "scarce"; the client's conditions and range then go upstream).
-        if entry.uses < cs.min_uses {
-            p.cache.no_store = true;
-        }
-        // proxy_cache_bypass: fetched anew (and stored, by the rules), the use counted.
-        if any_true(self, conn, req, &cs.bypass) {
-            p.cache.status = Status::Bypass as u8;
-            req.cache_status = Status::Bypass as u8;
-            return (convert, false);
-        }
-        if entry.error != 0 && entry.valid_sec >= now {
-            // (nginx's cached error: the status answers, through error_page.)
-            p.cache.error_answer = entry.error;
-            p.cache.status = Status::Hit as u8;
-            req.cache_status = Status::Hit as u8;
-            return (convert, false);
-        }
-        p.cache.status = Status::Miss as u8;
-        req.cache_status = Status::Miss as u8;
-        if !entry.exists && !entry.new {
-            self.cache_miss_lock(p, cs);
-            return (convert, false);
-        }
-        // Known to exist, or not known yet (a file from before a restart counts).
-        let mut rel = String::new();
-        crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
-        let path = loaded.prefix.join(&z.path).join(&rel);
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(e) => {
-                if e.kind() != ErrorKind::NotFound {
-                    elog!(
-                        self.elog,
-                        Crit,
-                        "open() \"{}\" failed ({}), client: {}",
-                        path.display(),
-                        crate::log::OsError(&e),
-                        conn.peer.ip()
-                    );
-                }
-                if entry.exists {
-                    index.forget(&p.cache.md5);
-                    // (A new entry for the fetch that follows.)
-                    let mut ev = Evicted::default();
-                    index.lookup(&p.cache.md5, now, z.inactive_secs, &mut ev);
-                    self.cache_unlink(zone, &ev);
-                }
+        loop {
+            let now = unix_now();
+            let mut evicted = Evicted::default();
+            let entry = index.lookup(&p.cache.md5, now, z.inactive_secs, &mut evicted);
+            // A step of nginx's cache manager: what is inactive or over max_size goes.
+            index.expire(now, z.max_size, &mut evicted);
+            self.cache_unlink(zone, &evicted);
+            let Some(entry) = entry else {
+                elog!(
+                    self.elog,
+                    Alert,
+                    "could not allocate node in cache keys zone \"{}\"",
+                    z.name
+                );
+                p.cache.zone = None;
+                return (false, false);
+            };
+            p.cache.uses = entry.uses;
+            // Asked for fewer times than proxy_cache_min_uses: not to be stored (nginx's
+            // "scarce"; the client's conditions and range then go upstream).
+            if entry.uses < cs.min_uses {
+                p.cache.no_store = true;
+            }
+            // proxy_cache_bypass: fetched anew (and stored, by the rules), the use counted.
+            if any_true(self, conn, req, &cs.bypass) {
+                p.cache.status = Status::Bypass as u8;
+                req.cache_status = Status::Bypass as u8;
+                return (convert, false);
+            }
+            if entry.error != 0 && entry.valid_sec >= now {
+                // (nginx's cached error: the status answers, through error_page.)
+                p.cache.error_answer = entry.error;
+                p.cache.status = Status::Hit as u8;
+                req.cache_status = Status::Hit as u8;
+                return (convert, false);
+            }
+            p.cache.status = Status::Miss as u8;
+            req.cache_status = Status::Miss as u8;
+            if !entry.exists && !entry.new {
                 self.cache_miss_lock(p, cs);
                 return (convert, false);
             }
-        };
-        let meta = match read_object(&file, &p.cache.key, &mut p.hold) {
-            Ok(m) => m,
-            Err(why) => {
-                elog!(
-                    self.elog,
-                    Crit,
-                    "cache file \"{}\" {why}, client: {}",
-                    path.display(),
-                    conn.peer.ip()
-                );
-                index.forget(&p.cache.md5);
-                let _ = std::fs::remove_file(&path);
-                p.hold.clear();
-                return (convert, false);
-            }
-        };
-        if entry.new {
-            index.stored(&p.cache.md5, meta.valid_sec, meta.file_len());
-        }
-        if meta.valid_sec < now {
-            // Expired: fetched again, the object kept meanwhile (stale answers,
-            // revalidation). One request at a time fetches it (nginx's `updating`); the
-            // others get the stale object at once with `proxy_cache_use_stale updating` or
-            // within the object's `stale-while-revalidate`.
-            p.cache.etag.clear();
-            p.cache.stale_status = 0;
-            if parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp).is_ok() {
-                p.cache.stale_status = p.resp.status;
-                if let Some(v) = p.resp.headers.iter().find_map(|(n, v)| {
-                    p.hold
-                        .get(n.clone())
-                        .filter(|n| n.eq_ignore_ascii_case(b"etag"))
-                        .and_then(|_| p.hold.get(v.clone()))
-                }) {
-                    p.cache.etag.extend_from_slice(v);
+            // Known to exist, or not known yet (a file from before a restart counts).
+            let mut rel = String::new();
+            crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
+            let path = loaded.prefix.join(&z.path).join(&rel);
+            let file = match std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    if e.kind() != ErrorKind::NotFound {
+                        elog!(
+                            self.elog,
+                            Crit,
+                            "open() \"{}\" failed ({}), client: {}",
+                            path.display(),
+                            crate::log::OsError(&e),
+                            conn.peer.ip()
+                        );
+                    }
+                    if entry.exists {
+                        index.forget(&p.cache.md5);
+                        // (A new entry for the fetch that follows.)
+                        let mut ev = Evicted::default();
+                        index.lookup(&p.cache.md5, now, z.inactive_secs, &mut ev);
+                        self.cache_unlink(zone, &ev);
+                    }
+                    self.cache_miss_lock(p, cs);
+                    return (convert, false);
                 }
+            };
+            let meta = match read_object(&file, &p.cache.key, &mut p.hold) {
+                Ok(m) => m,
+                Err(why) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "cache file \"{}\" {why}, client: {}",
+                        path.display(),
+                        conn.peer.ip()
+                    );
+                    index.forget(&p.cache.md5);
+                    let _ = std::fs::remove_file(&path);
+                    p.hold.clear();
+                    return (convert, false);
+                }
+            };
+            if entry.new {
+                index.stored(&p.cache.md5, meta.valid_sec, meta.file_len());
+            }
+            // An answer stored with Vary: the request's values must give its variant,
+            // else the variant's own object is looked for, under the variant's hash
+            // (nginx's secondary key).
+            if meta.variant != [0u8; 16] {
+                let main = if p.cache.secondary {
+                    p.cache.main_md5
+                } else {
+                    p.cache.md5
+                };
+                let v = request_variant(conn, req, &p.hold, main);
+                if v != meta.variant {
+                    p.hold.clear();
+                    if p.cache.secondary {
+                        elog!(
+                            self.elog,
+                            Crit,
+                            "cache file \"{}\" has incorrect vary hash, client: {}",
+                            path.display(),
+                            conn.peer.ip()
+                        );
+                        self.cache_miss_lock(p, cs);
+                        return (convert, false);
+                    }
+                    p.cache.main_md5 = p.cache.md5;
+                    p.cache.md5 = v;
+                    p.cache.secondary = true;
+                    continue;
+                }
+            }
+            if meta.valid_sec < now {
+                // Expired: fetched again, the object kept meanwhile (stale answers,
+                // revalidation). One request at a time fetches it (nginx's `updating`); the
+                // others get the stale object at once with `proxy_cache_use_stale updating` or
+                // within the object's `stale-while-revalidate`.
+                p.cache.etag.clear();
+                p.cache.stale_status = 0;
+                if parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp).is_ok() {
+                    p.cache.stale_status = p.resp.status;
+                    if let Some(v) = p.resp.headers.iter().find_map(|(n, v)| {
+                        p.hold
+                            .get(n.clone())
+                            .filter(|n| n.eq_ignore_ascii_case(b"etag"))
+                            .and_then(|_| p.hold.get(v.clone()))
+                    }) {
+                        p.cache.etag.extend_from_slice(v);
+                    }
+                }
+                p.hold.clear();
+                p.resp.reset();
+                let stale_updating = meta.valid_sec + i64::from(meta.updating_sec) >= now;
+                p.cache.stale_error = meta.valid_sec + i64::from(meta.error_sec) >= now;
+                let serve_updating = (cs.use_stale.updating || stale_updating) && !p.cache.updater;
+                let age = if cs.lock {
+                    cs.lock_age_ms
+                } else {
+                    UPDATING_MAX_MS
+                };
+                let mine = index
+                    .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
+                    .unwrap_or(false);
+                if mine && serve_updating && cs.background_update {
+                    // (Held until this request ends; the update takes it then.)
+                    p.cache.updating = true;
+                    // The stale object now; the update after the response (a subrequest of
+                    // this request; a subrequest itself sends the stale object only).
+                    if !req.subrequest && !req.mirror_sub {
+                        req.cache_update = Some(p.loc);
+                        req.update_uri.clear();
+                        req.update_uri.extend_from_slice(&req.uri);
+                        req.update_args.clear();
+                        req.update_args.extend_from_slice(&req.args);
+                    }
+                    if self.serve_cached(p, file, meta, Status::Stale, &path) {
+                        req.cache_status = Status::Stale as u8;
+                        return (convert, true);
+                    }
+                    return (convert, false);
+                }
+                if !mine && serve_updating {
+                    if self.serve_cached(p, file, meta, Status::Updating, &path) {
+                        req.cache_status = Status::Updating as u8;
+                        return (convert, true);
+                    }
+                    return (convert, false);
+                }
+                p.cache.updating = mine;
+                p.cache.stale = Some((file, meta));
+                p.cache.status = Status::Expired as u8;
+                req.cache_status = Status::Expired as u8;
+                return (convert, false);
             }
             p.hold.clear();
-            p.resp.reset();
-            let stale_updating = meta.valid_sec + i64::from(meta.updating_sec) >= now;
-            p.cache.stale_error = meta.valid_sec + i64::from(meta.error_sec) >= now;
-            let serve_updating = (cs.use_stale.updating || stale_updating) && !p.cache.updater;
-            let age = if cs.lock {
-                cs.lock_age_ms
-            } else {
-                UPDATING_MAX_MS
-            };
-            let mine = index
-                .begin_update(&p.cache.md5, crate::limits::now_ms(), Some(age))
-                .unwrap_or(false);
-            if mine && serve_updating && cs.background_update {
-                // (Held until this request ends; the update takes it then.)
-                p.cache.updating = true;
-                // The stale object now; the update after the response (a subrequest of
-                // this request; a subrequest itself sends the stale object only).
-                if !req.subrequest && !req.mirror_sub {
-                    req.cache_update = Some(p.loc);
-                    req.update_uri.clear();
-                    req.update_uri.extend_from_slice(&req.uri);
-                    req.update_args.clear();
-                    req.update_args.extend_from_slice(&req.args);
-                }
-                if self.serve_cached(p, file, meta, Status::Stale, &path) {
-                    req.cache_status = Status::Stale as u8;
-                    return (convert, true);
-                }
-                return (convert, false);
+            if self.serve_cached(p, file, meta, Status::Hit, &path) {
+                req.cache_status = Status::Hit as u8;
+                return (convert, true);
             }
-            if !mine && serve_updating {
-                if self.serve_cached(p, file, meta, Status::Updating, &path) {
-                    req.cache_status = Status::Updating as u8;
-                    return (convert, true);
-                }
-                return (convert, false);
-            }
-            p.cache.updating = mine;
-            p.cache.stale = Some((file, meta));
-            p.cache.status = Status::Expired as u8;
-            req.cache_status = Status::Expired as u8;
             return (convert, false);
         }
-        p.hold.clear();
-        if self.serve_cached(p, file, meta, Status::Hit, &path) {
-            req.cache_status = Status::Hit as u8;
-            return (convert, true);
-        }
-        (convert, false)
     }
 
     /// `proxy_cache_lock` for an object not in the cache: the first request fetches it,
@@ -1124,10 +1159,12 @@ impl Worker<'_> {
         if !ig.set_cookie && field(b"set-cookie").is_some() {
             cacheable = false;
         }
-        // One variant per key is all Proton keeps so far: an answer that varies is not
-        // stored (nginx stores it under a second key).
-        if !ig.vary && field(b"vary").is_some() {
-            cacheable = false;
+        // `Vary: *`, or a Vary too long to keep, is not stored (nginx's limit: 128 bytes);
+        // other answers with Vary are stored per variant (see `cache_decide`).
+        if let Some(v) = field(b"vary").filter(|_| !ig.vary) {
+            if v == b"*" || v.len() > 128 {
+                cacheable = false;
+            }
         }
         if valid.is_none() && cacheable && by_status {
             valid = cs
@@ -1202,6 +1239,34 @@ impl Worker<'_> {
             .and_then(crate::http::response::parse_http_date)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(-1, |d| d.as_secs() as i64);
+        // Vary: the answer is the variant the request's values give. Stored under the
+        // variant's own key when that is the key looked up (a secondary one), else under
+        // the main key (nginx's ngx_http_file_cache_update_variant).
+        let main = if p.cache.secondary {
+            p.cache.main_md5
+        } else {
+            p.cache.md5
+        };
+        let vary = field(b"vary").filter(|_| !self.proxy_settings(p.loc).ignore_headers.vary);
+        let variant = match (vary, conn.req.as_deref()) {
+            (Some(v), Some(req)) => crate::cache::file::variant(&main, v, |f| {
+                for (n, v) in req.head.fields(&conn.rbuf) {
+                    f(n, v);
+                }
+            }),
+            _ => [0u8; 16],
+        };
+        if p.cache.secondary && (vary.is_none() || variant != p.cache.md5) {
+            // Back to the main key: the fetch of the variant's key is let go.
+            self.cache_release(p);
+            p.cache.md5 = main;
+            p.cache.secondary = false;
+            if let Some(index) = self.loaded.cache_zones.get(zone) {
+                let mut ev = Evicted::default();
+                index.lookup(&main, now, z.inactive_secs, &mut ev);
+                self.cache_unlink(zone, &ev);
+            }
+        }
         let meta = Meta {
             valid_sec: valid,
             date: now,
@@ -1211,6 +1276,7 @@ impl Worker<'_> {
             head_len: head_len as u32,
             updating_sec,
             error_sec,
+            variant,
         };
         let mut w = CacheWrite {
             file,
@@ -1342,6 +1408,28 @@ impl Proxy {
             Err(e) => w.failed = Some(e),
         }
     }
+}
+
+/// The variant of the request for a stored head's `Vary` (nginx's; see
+/// [`crate::cache::file::variant`]).
+fn request_variant(conn: &Conn, req: &RequestCtx, head: &[u8], main: [u8; 16]) -> [u8; 16] {
+    let vary = stored_field(head, b"vary").unwrap_or_default();
+    crate::cache::file::variant(&main, vary, |f| {
+        for (n, v) in req.head.fields(&conn.rbuf) {
+            f(n, v);
+        }
+    })
+}
+
+/// A field of a stored head (status line and fields as received; the first such line).
+fn stored_field<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name)
+            .then(|| line[colon + 1..].trim_ascii())
+    })
 }
 
 /// Reads an object's header, checks it against the key and the file's length, and puts the
