@@ -1373,7 +1373,7 @@ impl Worker<'_> {
         if let Some(min_free) = z.min_free {
             let dir = loaded.prefix.join(&z.path);
             if let Ok(st) = nix::sys::statvfs::statvfs(&dir) {
-                let free = u64::from(st.blocks_available()).saturating_mul(st.fragment_size());
+                let free = st.blocks_available().saturating_mul(st.fragment_size());
                 if free < min_free {
                     let deficit = min_free - free;
                     let target = index.size().saturating_sub(deficit);
