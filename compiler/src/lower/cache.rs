@@ -563,22 +563,6 @@ fn parse_levels(v: &str) -> Option<Vec<u8>> {
     (levels.len() <= 3).then_some(levels)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_levels;
-
-    #[test]
-    fn levels_as_nginx_reads_them() {
-        assert_eq!(parse_levels("1:2"), Some(vec![1, 2]));
-        assert_eq!(parse_levels("2"), Some(vec![2]));
-        assert_eq!(parse_levels("1:2:2"), Some(vec![1, 2, 2]));
-        assert_eq!(parse_levels(""), Some(vec![]));
-        for bad in ["1:2:2:1", "3", "0", "1:", ":1", "1::2", "12", "a"] {
-            assert_eq!(parse_levels(bad), None, "{bad}");
-        }
-    }
-}
-
 impl Lower<'_> {
     /// `proxy_store on | off | string` and `proxy_store_access users:permissions ...` of
     /// module `m` (each from the nearest level that has it), as nginx's
@@ -664,5 +648,21 @@ impl Lower<'_> {
             .label("expected user:, group: or all: with r, w or rw")
             .help(format!("{} user:rw group:rw all:r;", d.name)),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_levels;
+
+    #[test]
+    fn levels_as_nginx_reads_them() {
+        assert_eq!(parse_levels("1:2"), Some(vec![1, 2]));
+        assert_eq!(parse_levels("2"), Some(vec![2]));
+        assert_eq!(parse_levels("1:2:2"), Some(vec![1, 2, 2]));
+        assert_eq!(parse_levels(""), Some(vec![]));
+        for bad in ["1:2:2:1", "3", "0", "1:", ":1", "1::2", "12", "a"] {
+            assert_eq!(parse_levels(bad), None, "{bad}");
+        }
     }
 }
