@@ -471,7 +471,7 @@ impl Worker<'_> {
                 req.cache_status = Status::Expired as u8;
                 return (convert, false);
             }
-            p.hold.clear();
+            // (The head read above is the one served: the file is not read twice.)
             if self.serve_cached(p, file, meta, Status::Hit, &path) {
                 req.cache_status = Status::Hit as u8;
                 return (convert, true);
@@ -512,8 +512,14 @@ impl Worker<'_> {
         status: Status,
         path: &std::path::Path,
     ) -> bool {
-        let ok = match read_object(&file, &p.cache.key, &mut p.hold) {
-            Ok(_) => matches!(
+        // The head is read from the file unless `p.hold` has it already.
+        let read = if p.hold.is_empty() {
+            read_object(&file, &p.cache.key, &mut p.hold).map(|_| ())
+        } else {
+            Ok(())
+        };
+        let ok = match read {
+            Ok(()) => matches!(
                 parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp),
                 Ok(Parsed::Complete) if p.resp.head_len == p.hold.len()
             ),
