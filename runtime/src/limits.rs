@@ -164,6 +164,27 @@ pub fn hash(key: &[u8]) -> u64 {
     h
 }
 
+/// This process's id as the lock word holds it, kept so that a lock costs no system call;
+/// 0: not known yet. A forked child calls [`forget_pid`] at once (it would otherwise hold
+/// its parent's).
+static PID: AtomicU32 = AtomicU32::new(0);
+
+fn my_pid() -> u32 {
+    match PID.load(Ordering::Relaxed) {
+        0 => {
+            let p = std::process::id().max(1);
+            PID.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
+/// After `fork`, in the child: the process id is looked up again.
+pub fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
 /// Milliseconds of CLOCK_MONOTONIC (system-wide: the same in every process).
 pub fn now_ms() -> u64 {
     nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
@@ -261,7 +282,7 @@ impl Zone {
 
     /// Takes the lock (see the module's doc) and gives the table.
     pub(crate) fn lock(&self) -> Table<'_> {
-        let me = std::process::id().max(1);
+        let me = my_pid();
         let word = self.lock_word();
         let mut spins = 0u32;
         loop {

@@ -419,6 +419,7 @@ impl Master {
         // runs the worker loop and then exits without returning into the master's code.
         match unsafe { fork() } {
             Ok(ForkResult::Child) => {
+                crate::limits::forget_pid();
                 let _ = sfd;
                 crate::shared::take_stat_row(counter);
                 let code = crate::worker::run(

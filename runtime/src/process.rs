@@ -123,7 +123,7 @@ pub fn daemonize() -> Result<(), String> {
             // copies of (sockets, files).
             unsafe { nix::libc::_exit(0) }
         }
-        Ok(nix::unistd::ForkResult::Child) => {}
+        Ok(nix::unistd::ForkResult::Child) => crate::limits::forget_pid(),
         Err(e) => return Err(format!("fork() failed: {e}")),
     }
     nix::unistd::setsid().map_err(|e| format!("setsid() failed: {e}"))?;

@@ -27,6 +27,10 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 /// (a worker that died holding it does not keep others waiting longer).
 const UPDATING_MAX_MS: u64 = 120_000;
 
+/// Bytes of an object read at once on a lookup: the header, key and head, and the whole
+/// body of a small object (which is then sent from memory).
+const READ_AHEAD: usize = 16 * 1024;
+
 /// How often a request waiting for `proxy_cache_lock` looks again.
 const LOCK_POLL: Duration = Duration::from_millis(50);
 
@@ -92,6 +96,8 @@ pub(crate) struct CacheReq {
     pub(crate) write: Option<CacheWrite>,
     /// `proxy_store`: the body going to its file.
     pub(crate) store: Option<StoreWrite>,
+    /// The object's body is in `Proxy::hold` after its head (read whole with it).
+    pub(crate) body_in_hold: bool,
     /// The response is stored or served from the cache: ranges may be asked of it (nginx's
     /// `allow_ranges` for cached and cacheable responses with `Accept-Ranges`).
     pub(crate) cacheable: bool,
@@ -132,6 +138,7 @@ impl CacheReq {
         self.hit = None;
         self.write = None;
         self.store = None;
+        self.body_in_hold = false;
         self.cacheable = false;
         self.status = 0;
         self.stale = None;
@@ -362,7 +369,10 @@ impl Worker<'_> {
                 }
             };
             let meta = match read_object(&file, &p.cache.key, &mut p.hold) {
-                Ok(m) => m,
+                Ok((m, whole)) => {
+                    p.cache.body_in_hold = whole;
+                    m
+                }
                 Err(why) => {
                     elog!(
                         self.elog,
@@ -514,14 +524,21 @@ impl Worker<'_> {
     ) -> bool {
         // The head is read from the file unless `p.hold` has it already.
         let read = if p.hold.is_empty() {
-            read_object(&file, &p.cache.key, &mut p.hold).map(|_| ())
+            read_object(&file, &p.cache.key, &mut p.hold).map(|(_, whole)| whole)
         } else {
-            Ok(())
+            Ok(p.cache.body_in_hold)
+        };
+        // (With the body after it when the object was read whole.)
+        let body_in_hold = read.unwrap_or(false);
+        let body = if body_in_hold {
+            meta.body_len as usize
+        } else {
+            0
         };
         let ok = match read {
-            Ok(()) => matches!(
+            Ok(_) => matches!(
                 parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp),
-                Ok(Parsed::Complete) if p.resp.head_len == p.hold.len()
+                Ok(Parsed::Complete) if p.resp.head_len + body == p.hold.len()
             ),
             Err(_) => false,
         };
@@ -546,7 +563,10 @@ impl Worker<'_> {
         p.cache.hit = Some((file, meta));
         p.cache.cacheable = true;
         p.cache.status = status as u8;
-        p.hit_pos = 0;
+        p.cache.body_in_hold = body_in_hold;
+        // A body that came with the head is taken as an upstream's first bytes; the file is
+        // read from past it.
+        p.hit_pos = meta.body_start() + body as u64;
         // The body is read from the file now, whatever became of an upstream attempt.
         p.released = false;
         p.upstream_eof = false;
@@ -748,6 +768,10 @@ impl Worker<'_> {
     /// straight from the object's file, with sendfile where the client allows it (the
     /// path of a buffered response's temporary file).
     pub(super) fn hit_from_file(&mut self, conn: &Conn, p: &mut Proxy) {
+        if p.cache.body_in_hold {
+            // (Read whole with its head: sent from memory.)
+            return;
+        }
         let coded = conn.req.as_deref().is_some_and(|r| r.coder.is_some());
         if coded || p.recode.is_some() || p.rechunk || p.discard || p.cache.no_client_body {
             return;
@@ -1429,44 +1453,73 @@ fn request_variant(conn: &Conn, req: &RequestCtx, head: &[u8], main: [u8; 16]) -
 
 /// A field of a stored head (status line and fields as received; the first such line).
 fn stored_field<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name)
-            .then(|| line[colon + 1..].trim_ascii())
-    })
+    head.split(|&b| b == b'\n')
+        .skip(1)
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        // (The head ends with an empty line; a body may follow.)
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let colon = line.iter().position(|&b| b == b':')?;
+            line[..colon]
+                .eq_ignore_ascii_case(name)
+                .then(|| line[colon + 1..].trim_ascii())
+        })
 }
 
 /// Reads an object's header, checks it against the key and the file's length, and puts the
 /// stored response head in `head`.
-fn read_object(file: &std::fs::File, key: &[u8], head: &mut Vec<u8>) -> Result<Meta, &'static str> {
-    let mut h = [0u8; HEADER_LEN];
-    match file.read_at(&mut h, 0) {
-        Ok(n) if n == HEADER_LEN => {}
-        Ok(_) => return Err("is too small"),
-        Err(_) => return Err("could not be read"),
+fn read_object(
+    file: &std::fs::File,
+    key: &[u8],
+    head: &mut Vec<u8>,
+) -> Result<(Meta, bool), &'static str> {
+    // One read for the header, the key, the head and (a small object) the body.
+    head.clear();
+    head.resize(READ_AHEAD, 0);
+    let n = loop {
+        match file.read_at(head, 0) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Err("could not be read"),
+            Ok(n) => break n,
+        }
+    };
+    head.truncate(n);
+    if n < HEADER_LEN {
+        return Err("is too small");
     }
-    let meta = Meta::decode(&h).ok_or("has incorrect header")?;
-    let len = file.metadata().map_err(|_| "could not be read")?.len();
+    let meta = Meta::decode(&head[..HEADER_LEN]).ok_or("has incorrect header")?;
+    // A short read ends the file: its length is known without asking.
+    let len = if n < READ_AHEAD {
+        n as u64
+    } else {
+        file.metadata().map_err(|_| "could not be read")?.len()
+    };
     if len != meta.file_len() {
         return Err("has incorrect length");
     }
-    let rest = (meta.body_start() - HEADER_LEN as u64) as usize;
-    head.clear();
-    head.resize(rest, 0);
-    match file.read_at(head, HEADER_LEN as u64) {
-        Ok(n) if n == rest => {}
-        _ => return Err("could not be read"),
+    let start = meta.body_start() as usize;
+    if start > n {
+        let old = head.len();
+        head.resize(start, 0);
+        match file.read_at(&mut head[old..], old as u64) {
+            Ok(got) if got == start - old => {}
+            _ => return Err("could not be read"),
+        }
     }
-    let (k, _) = meta.parts(head).ok_or("has incorrect header")?;
+    // The whole body came with it, or none of it is kept here.
+    let whole = len as usize <= head.len();
+    if !whole {
+        head.truncate(start);
+    }
+    let (k, _) = meta
+        .parts(&head[HEADER_LEN..])
+        .ok_or("has incorrect header")?;
     if k != key {
         // (Two keys with one digest: nginx logs the same.)
         return Err("has md5 collision");
     }
-    let at = 5 + key.len() + 1;
-    head.drain(..at);
-    Ok(meta)
+    head.drain(..HEADER_LEN + 5 + key.len() + 1);
+    Ok((meta, whole))
 }
 
 /// A cached object's body read as an upstream's (for a hit whose body is recoded, coded or
