@@ -490,3 +490,25 @@ fn proxy_store_keeps_whole_200_bodies_as_files() {
         files(&t.path().join("temp"))
     );
 }
+
+#[test]
+fn an_unsafe_method_invalidates_the_stored_answer() {
+    let t = TempDir::new("cache-invalidate");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    assert_eq!(cache_status(&get(&p, "/echo")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/echo")), "HIT");
+    // A POST to another URI leaves it; one to its URI that succeeds removes it (RFC 9111
+    // 4.4).
+    let post = |path: &str| {
+        send(
+            &p,
+            &format!("POST {path} HTTP/1.1\r\nHost: c\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi"),
+        )
+    };
+    assert_eq!(post("/status?code=500").status, 500);
+    assert_eq!(cache_status(&get(&p, "/echo")), "HIT");
+    assert_eq!(post("/echo").status, 200);
+    assert_eq!(cache_status(&get(&p, "/echo")), "MISS", "{}", p.logs());
+    assert_eq!(cache_status(&get(&p, "/echo")), "HIT");
+}

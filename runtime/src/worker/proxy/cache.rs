@@ -96,6 +96,9 @@ pub(crate) struct CacheReq {
     pub(crate) write: Option<CacheWrite>,
     /// `proxy_store`: the body going to its file.
     pub(crate) store: Option<StoreWrite>,
+    /// An unsafe method (POST, PUT, DELETE…) through this zone: a success removes the
+    /// object stored for the key (RFC 9111 4.4; nginx does not).
+    pub(crate) invalidate: Option<usize>,
     /// The object's body is in `Proxy::hold` after its head (read whole with it).
     pub(crate) body_in_hold: bool,
     /// The response is stored or served from the cache: ranges may be asked of it (nginx's
@@ -137,6 +140,7 @@ impl CacheReq {
         self.no_client_body = false;
         self.hit = None;
         self.write = None;
+        self.invalidate = None;
         self.store = None;
         self.body_in_hold = false;
         self.cacheable = false;
@@ -272,6 +276,20 @@ impl Worker<'_> {
             }
         };
         if !cs.methods.iter().any(|m| m.as_bytes() == method) || (p.discard && !p.cache.updater) {
+            // RFC 9111 4.4: an unsafe method's success invalidates what is stored for its
+            // URI (its key): noted here, done at the answer's head.
+            if !p.discard && !matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE") {
+                let mut key = std::mem::take(&mut p.cache.key);
+                {
+                    let mut ctx = self.ctx(conn, req, 0);
+                    ctx.proxy_host = proxy_host;
+                    ctx.proxy_unix = proxy_unix;
+                    ctx.expand(&cs.key, &mut key);
+                }
+                p.cache.md5 = crate::cache::file::digest(&key);
+                p.cache.key = key;
+                p.cache.invalidate = Some(zone);
+            }
             return (false, false);
         }
         let convert = method == b"HEAD" && cs.convert_head;
@@ -1048,6 +1066,25 @@ impl Worker<'_> {
                 conn.peer.ip()
             ),
         }
+    }
+
+    /// RFC 9111 4.4: an unsafe method answered with a 2xx or 3xx removes what the cache
+    /// holds for its key (the object's file and its entry).
+    pub(super) fn cache_invalidate(&mut self, p: &mut Proxy) {
+        let Some(zone) = p.cache.invalidate.take() else {
+            return;
+        };
+        if !(200..400).contains(&p.resp.status) {
+            return;
+        }
+        let Some(index) = self.loaded.cache_zones.get(zone) else {
+            return;
+        };
+        index.forget(&p.cache.md5);
+        let mut ev = Evicted::default();
+        ev.keys[0] = p.cache.md5;
+        ev.n = 1;
+        self.cache_unlink(zone, &ev);
     }
 
     /// A proxied request is over: a fetch it held lets go.

@@ -191,6 +191,7 @@ impl Worker<'_> {
             }
         };
         if !cached {
+            self.cache_invalidate(p);
             self.cache_decide(conn, p);
             self.store_decide(conn, p);
         }
