@@ -908,7 +908,7 @@ fn open_variant(
 }
 
 /// Largest multipart/byteranges body built in memory.
-const MULTIPART_MAX: u64 = 16 << 20;
+pub(crate) const MULTIPART_MAX: u64 = 16 << 20;
 
 /// A `multipart/byteranges` answer for several ranges (read with pread, sent from memory).
 #[allow(clippy::too_many_arguments)]

@@ -512,3 +512,37 @@ fn an_unsafe_method_invalidates_the_stored_answer() {
     assert_eq!(cache_status(&get(&p, "/echo")), "MISS", "{}", p.logs());
     assert_eq!(cache_status(&get(&p, "/echo")), "HIT");
 }
+
+#[test]
+fn several_ranges_of_a_cached_answer_are_multipart() {
+    let t = TempDir::new("cache-multipart");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let path = "/headers?Accept-Ranges=bytes&Content-Type=text/x-a";
+    assert_eq!(get(&p, path).body, b"ok");
+    let r = send(
+        &p,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: c\r\nRange: bytes=0-0,1-1\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(r.status, 206, "{}", p.logs());
+    assert_eq!(cache_status(&r), "HIT");
+    let ct = r.header("Content-Type").unwrap_or_default().to_string();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("{ct}"));
+    let body = r.body_text();
+    assert_eq!(
+        body,
+        format!(
+            "\r\n--{boundary}\r\nContent-Type: text/x-a\r\nContent-Range: bytes 0-0/2\r\n\r\no\
+             \r\n--{boundary}\r\nContent-Type: text/x-a\r\nContent-Range: bytes 1-1/2\r\n\r\nk\
+             \r\n--{boundary}--\r\n"
+        )
+    );
+    assert_eq!(
+        r.header("Content-Length"),
+        Some(body.len().to_string().as_str())
+    );
+}

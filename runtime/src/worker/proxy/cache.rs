@@ -1087,6 +1087,139 @@ impl Worker<'_> {
         self.cache_unlink(zone, &ev);
     }
 
+    /// Several ranges of a cached 200 with `Accept-Ranges` (nginx's range filter sends a
+    /// cached answer's ranges as `multipart/byteranges`): the stored head becomes a 206 of
+    /// that type and the parts, read from the object, follow it in `p.hold` as a body of
+    /// known length. False: not such a request (one range, none, an `If-Range`, too large).
+    pub(super) fn cache_multipart(&mut self, conn: &Conn, p: &mut Proxy) -> bool {
+        use std::io::Write as _;
+        let Some((file, meta)) = p.cache.hit.as_ref() else {
+            return false;
+        };
+        let Some(req) = conn.req.as_deref() else {
+            return false;
+        };
+        let s = self.settings_for(p.loc);
+        if p.resp.status != 200
+            || p.head_only
+            || s.max_ranges == Some(0)
+            || req.head.get(&conn.rbuf, b"if-range").is_some()
+            || stored_field(&p.hold, b"accept-ranges").is_none()
+        {
+            return false;
+        }
+        let Some(range) = req.head.get(&conn.rbuf, b"range") else {
+            return false;
+        };
+        let max = s.max_ranges.map_or(crate::http::range::MAX_RANGES, |m| {
+            (m as usize).min(crate::http::range::MAX_RANGES)
+        });
+        let len = meta.body_len;
+        let mut ranges = [crate::http::range::ByteRange::default(); crate::http::range::MAX_RANGES];
+        let n = match crate::http::range::parse_range(range, len, &mut ranges[..max]) {
+            crate::http::range::RangeResult::Satisfiable(n) if n > 1 => n,
+            _ => return false,
+        };
+        let total: u64 = ranges[..n].iter().map(|r| r.end - r.start).sum();
+        if total > crate::worker::static_files::MULTIPART_MAX {
+            return false;
+        }
+        let head_len = p.resp.head_len.min(p.hold.len());
+        let ct = stored_field(&p.hold[..head_len], b"content-type").unwrap_or_default();
+        // A boundary that cannot occur in the body by chance: time-derived digits.
+        let boundary = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut out = self.pool.get();
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 206 Partial Content\r\n");
+        let drop = [
+            &b"content-type"[..],
+            b"content-length",
+            b"transfer-encoding",
+            b"content-range",
+        ];
+        for line in p.hold[..head_len]
+            .split(|&b| b == b'\n')
+            .skip(1)
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+            .take_while(|l| !l.is_empty())
+        {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            if drop.iter().any(|d| name.eq_ignore_ascii_case(d)) {
+                continue;
+            }
+            out.extend_from_slice(line);
+            out.extend_from_slice(b"\r\n");
+        }
+        let _ = write!(
+            out,
+            "Content-Type: multipart/byteranges; boundary={boundary:020}\r\n\r\n"
+        );
+        let new_head = out.len();
+        let mut failed = false;
+        for r in &ranges[..n] {
+            out.extend_from_slice(b"\r\n--");
+            let _ = write!(out, "{boundary:020}\r\n");
+            if !ct.is_empty() {
+                out.extend_from_slice(b"Content-Type: ");
+                out.extend_from_slice(ct);
+                out.extend_from_slice(b"\r\n");
+            }
+            let _ = write!(
+                out,
+                "Content-Range: bytes {}-{}/{len}\r\n\r\n",
+                r.start,
+                r.end - 1
+            );
+            let at = out.len();
+            let part = (r.end - r.start) as usize;
+            if p.cache.body_in_hold {
+                match p
+                    .hold
+                    .get(head_len + r.start as usize..head_len + r.end as usize)
+                {
+                    Some(b) => out.extend_from_slice(b),
+                    None => failed = true,
+                }
+            } else {
+                out.resize(at + part, 0);
+                if file
+                    .read_exact_at(&mut out[at..], meta.body_start() + r.start)
+                    .is_err()
+                {
+                    failed = true;
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+        let _ = write!(out, "\r\n--{boundary:020}--\r\n");
+        if failed {
+            elog!(
+                self.elog,
+                Crit,
+                "pread() of a cache file failed while building a multipart answer, client: {}",
+                conn.peer.ip()
+            );
+            self.pool.put(out);
+            return false;
+        }
+        let body = (out.len() - new_head) as u64;
+        let old = std::mem::replace(&mut p.hold, out);
+        self.pool.put(old);
+        if !matches!(
+            parse_response_head(&p.hold, new_head + 1, 1000, &mut p.resp),
+            Ok(Parsed::Complete) if p.resp.head_len == new_head
+        ) {
+            return false;
+        }
+        p.resp.content_length = Some(body);
+        p.cache.body_in_hold = true;
+        true
+    }
+
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {

@@ -195,6 +195,10 @@ impl Worker<'_> {
             self.cache_decide(conn, p);
             self.store_decide(conn, p);
         }
+        // Several ranges of a cached answer: multipart/byteranges (nginx's range filter).
+        if cached {
+            self.cache_multipart(conn, p);
+        }
         // nginx's not_modified filter, which looks at cached and cacheable responses only.
         if (cached || p.cache.cacheable) && status == 200 {
             match self.cache_conditions(conn, p) {
