@@ -199,7 +199,9 @@ impl Worker<'_> {
     /// replaces the header). Framed as the protocol wants: FastCGI's `BEGIN_REQUEST` and
     /// `PARAMS` records (all in one record, nginx's limit); SCGI's netstring, starting with
     /// `CONTENT_LENGTH` (`length`); uwsgi's packet (64 KiB at most). `Err`: too big (logged
-    /// with nginx's words).
+    /// with nginx's words). `cache_on`: the answer may be stored, so the client's conditions
+    /// and range are not passed (nginx's `ngx_http_fastcgi_cache_headers`).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn cgi_request_head(
         &self,
         conn: &Conn,
@@ -207,6 +209,7 @@ impl Worker<'_> {
         ps: &proton_ir::ProxySettings,
         protocol: Protocol,
         length: u64,
+        cache_on: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), ()> {
         let cgi = &ps.cgi;
@@ -238,6 +241,10 @@ impl Worker<'_> {
                     .iter()
                     .any(|p| param_is_header(p.name.as_bytes(), name))
                     || fields().take(i).any(|(n, _)| n.eq_ignore_ascii_case(name))
+                    || (cache_on
+                        && super::cache::NOT_FORWARDED
+                            .iter()
+                            .any(|f| f.eq_ignore_ascii_case(name)))
                 {
                     continue;
                 }

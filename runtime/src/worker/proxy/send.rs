@@ -165,8 +165,17 @@ impl Worker<'_> {
             p.head_pending = false;
             head.clear();
             let ps = self.proxy_settings(p.loc);
+            let cache_on = p.cache.zone.is_some() && !p.cache.no_store;
             if self
-                .cgi_request_head(conn, req, ps, p.protocol, req.body.len(), &mut head)
+                .cgi_request_head(
+                    conn,
+                    req,
+                    ps,
+                    p.protocol,
+                    req.body.len(),
+                    cache_on,
+                    &mut head,
+                )
                 .is_err()
             {
                 p.req = head;

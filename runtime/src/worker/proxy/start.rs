@@ -476,7 +476,15 @@ impl Worker<'_> {
                         conn, request, ps, method, proxy_host, https, no_body, &mut req,
                     );
                 } else if self
-                    .cgi_request_head(conn, request, ps, proxy.protocol, length, &mut req)
+                    .cgi_request_head(
+                        conn,
+                        request,
+                        ps,
+                        proxy.protocol,
+                        length,
+                        p.cache.zone.is_some() && !p.cache.no_store,
+                        &mut req,
+                    )
                     .is_err()
                 {
                     req.clear();
