@@ -20,7 +20,7 @@ use std::fmt;
 /// The first eight bytes of every IR file.
 pub const MAGIC: [u8; 8] = *b"PROTONIR";
 /// Bumped whenever the payload layout changes.
-pub const FORMAT_VERSION: u32 = 78;
+pub const FORMAT_VERSION: u32 = 79;
 const HEADER_LEN: usize = 56;
 
 /// The fixed-size header of an IR file.
@@ -259,7 +259,7 @@ pub(crate) mod tests {
                 crc(&tiny()),
                 crc(&crate::verify::tests::rich())
             ),
-            (78, PINNED_CRC, PINNED_RICH_CRC),
+            (79, PINNED_CRC, PINNED_RICH_CRC),
             "IR layout changed: bump FORMAT_VERSION and update the pinned CRCs"
         );
     }

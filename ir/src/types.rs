@@ -96,6 +96,10 @@ pub struct CacheZone {
     pub loader_files: u32,
     pub loader_sleep_ms: u64,
     pub loader_threshold_ms: u64,
+    /// `memory=SIZE` (a Proton extension, default 4m): each worker keeps up to this many
+    /// bytes of small objects (16 KiB at most each) in memory, so that their hits do not
+    /// touch the file system; 0: none.
+    pub memory: u64,
 }
 
 /// Which cache a location uses (`proxy_cache`).

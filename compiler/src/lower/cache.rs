@@ -77,6 +77,7 @@ impl Lower<'_> {
             loader_files: 100,
             loader_sleep_ms: 50,
             loader_threshold_ms: 200,
+            memory: 4 << 20,
         };
         for i in 1..d.args.len() {
             let v = arg(d, i);
@@ -127,6 +128,13 @@ impl Lower<'_> {
                             None
                         }
                     },
+                },
+                "memory" => match parse_size(value) {
+                    Some(s) => {
+                        zone.memory = s;
+                        None
+                    }
+                    None => Some((bad("memory"), "a size (memory=4m), 0 for none")),
                 },
                 "inactive" => match parse_time_secs(value) {
                     Some(t) => {

@@ -23,6 +23,9 @@ const V_USES: usize = V + 24;
 const V_FLAGS: usize = V + 28;
 const V_LOCK: usize = V + 32;
 const V_ERROR: usize = V + 40;
+/// Raised each time the object is stored again (a copy in a worker's memory is current
+/// while its generation is the entry's).
+const V_GEN: usize = V + 44;
 const VALUE: usize = 48;
 
 const EXISTS: u32 = 1;
@@ -49,6 +52,8 @@ pub struct Entry {
     /// An error status stored instead of an object (nginx's cached `error`, from
     /// `proxy_intercept_errors`), fresh until `valid_sec`.
     pub error: u16,
+    /// The object's generation (see `V_GEN`).
+    pub generation: u32,
 }
 
 /// Keys whose files are to be removed.
@@ -120,6 +125,7 @@ impl Index {
                 new: false,
                 updating: flags & UPDATING != 0,
                 error: rd32(t.mem, at + V_ERROR) as u16,
+                generation: rd32(t.mem, at + V_GEN),
             });
         }
         let len = KEY + VALUE;
@@ -153,6 +159,7 @@ impl Index {
         wr32(t.mem, at + V_USES, 1);
         wr32(t.mem, at + V_FLAGS, 0);
         wr32(t.mem, at + V_ERROR, 0);
+        wr32(t.mem, at + V_GEN, 0);
         Some(Entry {
             uses: 1,
             exists: false,
@@ -160,6 +167,7 @@ impl Index {
             new: true,
             updating: false,
             error: 0,
+            generation: 0,
         })
     }
 
@@ -204,6 +212,7 @@ impl Index {
             new: false,
             updating: flags & UPDATING != 0,
             error: rd32(t.mem, at + V_ERROR) as u16,
+            generation: rd32(t.mem, at + V_GEN),
         })
     }
 
@@ -224,6 +233,7 @@ impl Index {
             (rd32(t.mem, at + V_FLAGS) | EXISTS) & !UPDATING,
         );
         wr32(t.mem, at + V_ERROR, 0);
+        wr32(t.mem, at + V_GEN, rd32(t.mem, at + V_GEN).wrapping_add(1));
         sub_total(&mut t, old);
         let total = rd64(t.mem, USER).saturating_add(fs_size);
         wr64(t.mem, USER, total);
@@ -238,6 +248,7 @@ impl Index {
         let at = t.node(n);
         wr64(t.mem, at + V_VALID, valid_sec as u64);
         wr32(t.mem, at + V_ERROR, u32::from(status));
+        wr32(t.mem, at + V_GEN, rd32(t.mem, at + V_GEN).wrapping_add(1));
         wr32(t.mem, at + V_FLAGS, rd32(t.mem, at + V_FLAGS) & !UPDATING);
     }
 

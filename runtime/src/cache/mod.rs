@@ -29,4 +29,5 @@ pub fn status_name(s: u8) -> &'static str {
 }
 
 pub mod file;
+pub mod hot;
 pub mod index;

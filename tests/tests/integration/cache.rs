@@ -546,3 +546,35 @@ fn several_ranges_of_a_cached_answer_are_multipart() {
         Some(body.len().to_string().as_str())
     );
 }
+
+#[test]
+fn small_objects_are_served_from_memory_while_current() {
+    let t = TempDir::new("cache-memory");
+    let b = Backend::start("b1");
+    let mem = |memory: &str| {
+        cached(b.port, "proxy_cache_bypass $arg_fresh;")
+            .replace("keys_zone=one:1m;", &format!("keys_zone=one:1m {memory};"))
+    };
+    let p = Proton::start(t.path(), &mem(""), 1);
+    let path = "/headers?x=1";
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    // The first hit reads the file and keeps a copy; with the file gone, the copy answers.
+    assert_eq!(get(&p, path).body, b"ok");
+    for f in files(&t.path().join("cache")) {
+        std::fs::remove_file(f).unwrap();
+    }
+    let r = get(&p, path);
+    assert_eq!((cache_status(&r), r.body.as_slice()), ("HIT", &b"ok"[..]));
+    // Stored again (a bypass): the copy is no longer the object; the new file answers.
+    assert_eq!(cache_status(&get(&p, &format!("{path}&fresh=1"))), "BYPASS");
+    drop(p);
+    // Without the memory tier, a hit always reads the file.
+    let t2 = TempDir::new("cache-memory-off");
+    let p = Proton::start(t2.path(), &mem("memory=0"), 1);
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "HIT");
+    for f in files(&t2.path().join("cache")) {
+        std::fs::remove_file(f).unwrap();
+    }
+    assert_eq!(cache_status(&get(&p, path)), "MISS", "{}", p.logs());
+}

@@ -91,8 +91,9 @@ pub(crate) struct CacheReq {
     /// A HEAD sent upstream as a GET (`proxy_cache_convert_head`): the client gets the head
     /// only.
     pub(crate) no_client_body: bool,
-    /// Served from the cache: the object's file and header.
-    pub(crate) hit: Option<(std::fs::File, Meta)>,
+    /// Served from the cache: the object's file (none for a copy from the memory tier, whose
+    /// body is in `Proxy::hold`) and header.
+    pub(crate) hit: Option<(Option<std::fs::File>, Meta)>,
     pub(crate) write: Option<CacheWrite>,
     /// `proxy_store`: the body going to its file.
     pub(crate) store: Option<StoreWrite>,
@@ -354,6 +355,39 @@ impl Worker<'_> {
                 self.cache_miss_lock(p, cs);
                 return (convert, false);
             }
+            // The memory tier: this worker's copy of a fresh small object, while the index
+            // says it is the same object (its generation).
+            if entry.exists && !entry.new && entry.valid_sec >= now && z.memory > 0 {
+                let found =
+                    self.ups
+                        .hot(zone)
+                        .get(&p.cache.md5, entry.generation)
+                        .map(|(meta, bytes)| {
+                            p.hold.clear();
+                            p.hold.extend_from_slice(bytes);
+                            meta
+                        });
+                if let Some(meta) = found {
+                    let main = if p.cache.secondary {
+                        p.cache.main_md5
+                    } else {
+                        p.cache.md5
+                    };
+                    let same_variant = meta.variant == [0u8; 16]
+                        || request_variant(conn, req, &p.hold, main) == meta.variant;
+                    if same_variant {
+                        p.cache.body_in_hold = true;
+                        let path = std::path::Path::new("(memory)");
+                        if self.serve_cached(p, None, meta, Status::Hit, path) {
+                            req.cache_status = Status::Hit as u8;
+                            return (convert, true);
+                        }
+                        self.ups.hot(zone).remove(&p.cache.md5);
+                    }
+                    p.hold.clear();
+                    p.cache.body_in_hold = false;
+                }
+            }
             // Known to exist, or not known yet (a file from before a restart counts).
             let mut rel = String::new();
             crate::cache::file::relative_path(&z.levels, &p.cache.md5, &mut rel);
@@ -480,14 +514,14 @@ impl Worker<'_> {
                         req.update_args.clear();
                         req.update_args.extend_from_slice(&req.args);
                     }
-                    if self.serve_cached(p, file, meta, Status::Stale, &path) {
+                    if self.serve_cached(p, Some(file), meta, Status::Stale, &path) {
                         req.cache_status = Status::Stale as u8;
                         return (convert, true);
                     }
                     return (convert, false);
                 }
                 if !mine && serve_updating {
-                    if self.serve_cached(p, file, meta, Status::Updating, &path) {
+                    if self.serve_cached(p, Some(file), meta, Status::Updating, &path) {
                         req.cache_status = Status::Updating as u8;
                         return (convert, true);
                     }
@@ -500,8 +534,16 @@ impl Worker<'_> {
                 return (convert, false);
             }
             // (The head read above is the one served: the file is not read twice.)
-            if self.serve_cached(p, file, meta, Status::Hit, &path) {
+            if self.serve_cached(p, Some(file), meta, Status::Hit, &path) {
                 req.cache_status = Status::Hit as u8;
+                // A small object read whole: kept in this worker's memory tier.
+                if p.cache.body_in_hold && !entry.new && z.memory > 0 {
+                    let memory = usize::try_from(z.memory).unwrap_or(usize::MAX);
+                    let md5 = p.cache.md5;
+                    self.ups
+                        .hot(zone)
+                        .put(md5, entry.generation, meta, &p.hold, memory);
+                }
                 return (convert, true);
             }
             return (convert, false);
@@ -535,14 +577,17 @@ impl Worker<'_> {
     fn serve_cached(
         &mut self,
         p: &mut Proxy,
-        file: std::fs::File,
+        file: Option<std::fs::File>,
         meta: Meta,
         status: Status,
         path: &std::path::Path,
     ) -> bool {
         // The head is read from the file unless `p.hold` has it already.
         let read = if p.hold.is_empty() {
-            read_object(&file, &p.cache.key, &mut p.hold).map(|(_, whole)| whole)
+            match file.as_ref() {
+                Some(f) => read_object(f, &p.cache.key, &mut p.hold).map(|(_, whole)| whole),
+                None => Err("has no file"),
+            }
         } else {
             Ok(p.cache.body_in_hold)
         };
@@ -636,7 +681,7 @@ impl Worker<'_> {
             return false;
         };
         p.hold.clear();
-        if !self.serve_cached(p, file, meta, Status::Stale, &path) {
+        if !self.serve_cached(p, Some(file), meta, Status::Stale, &path) {
             return false;
         }
         p.head_only |= p.cache.no_client_body;
@@ -666,7 +711,7 @@ impl Worker<'_> {
         // The 304's attempt is over; its connection may serve others.
         self.release_upstream(p);
         p.hold.clear();
-        if !self.serve_cached(p, file, meta, Status::Revalidated, &path) {
+        if !self.serve_cached(p, Some(file), meta, Status::Revalidated, &path) {
             return false;
         }
         // Else the stored response's headers, else proxy_cache_valid for its status (as
@@ -735,7 +780,7 @@ impl Worker<'_> {
                     });
                     p.hold.clear();
                     if let Some(meta) = meta {
-                        if self.serve_cached(p, f, meta, Status::Hit, &path) {
+                        if self.serve_cached(p, Some(f), meta, Status::Hit, &path) {
                             p.cache.lock_wait = false;
                             p.head_only |= p.cache.no_client_body;
                             p.st = St::Head;
@@ -797,7 +842,7 @@ impl Worker<'_> {
         if !matches!(p.relay.framing, Framing::Length(_)) {
             return;
         }
-        let Some((file, meta)) = p.cache.hit.take() else {
+        let Some((Some(file), meta)) = p.cache.hit.take() else {
             return;
         };
         let (a, b) = p.relay.range.take().unwrap_or((0, meta.body_len));
@@ -1184,10 +1229,10 @@ impl Worker<'_> {
                 }
             } else {
                 out.resize(at + part, 0);
-                if file
-                    .read_exact_at(&mut out[at..], meta.body_start() + r.start)
-                    .is_err()
-                {
+                if file.as_ref().is_none_or(|f| {
+                    f.read_exact_at(&mut out[at..], meta.body_start() + r.start)
+                        .is_err()
+                }) {
                     failed = true;
                 }
             }

@@ -399,15 +399,26 @@ impl Worker<'_> {
                     None => &mut none,
                 };
                 let r = if let Some((file, meta)) = p.cache.hit.take() {
-                    // A hit's body, from the object's file.
-                    let mut pos = p.hit_pos.max(meta.body_start());
-                    let mut rd = cache::HitReader {
-                        file: &file,
-                        pos: &mut pos,
-                        end: meta.file_len(),
+                    // A hit's body, from the object's file (a copy from the memory tier
+                    // came whole with its head: nothing is read).
+                    let r = match &file {
+                        Some(f) => {
+                            let mut pos = p.hit_pos.max(meta.body_start());
+                            let mut rd = cache::HitReader {
+                                file: f,
+                                pos: &mut pos,
+                                end: meta.file_len(),
+                            };
+                            let r =
+                                read_body(&mut rd, p, &mut conn.wbuf, want, trailers, 0, self.now);
+                            p.hit_pos = pos;
+                            r
+                        }
+                        None => {
+                            p.broken = true;
+                            BodyRead::Cut("a cached object's copy in memory ended early")
+                        }
                     };
-                    let r = read_body(&mut rd, p, &mut conn.wbuf, want, trailers, 0, self.now);
-                    p.hit_pos = pos;
                     p.cache.hit = Some((file, meta));
                     r
                 } else {

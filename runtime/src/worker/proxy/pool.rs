@@ -51,6 +51,8 @@ pub(crate) struct Upstreams {
     pub(super) cert_configs: Vec<CertConfig>,
     /// The number of this worker's last temporary file (nginx's `ngx_temp_number`).
     pub(crate) temp_seq: u32,
+    /// The memory tier of each cache zone (`crate::cache::hot`), by zone index.
+    pub(super) hot: Vec<crate::cache::hot::Hot>,
     /// Decoded pieces of a request body (ranges of the client's buffer), reused.
     pub(super) pieces: Vec<std::ops::Range<usize>>,
     /// The last unix socket a proxy_pass with variables named, kept so that requests to the
@@ -83,6 +85,14 @@ pub(super) type CertConfig = (
 );
 
 impl Upstreams {
+    /// The memory tier of cache zone `zone` in this worker.
+    pub(super) fn hot(&mut self, zone: usize) -> &mut crate::cache::hot::Hot {
+        if self.hot.len() <= zone {
+            self.hot.resize_with(zone + 1, Default::default);
+        }
+        &mut self.hot[zone]
+    }
+
     pub(crate) fn new(loaded: &crate::config::Loaded, seed: u64) -> Upstreams {
         let ir = &loaded.ir;
         let mut ups = Upstreams {
@@ -105,6 +115,7 @@ impl Upstreams {
             overfull: false,
             cert_configs: Vec::new(),
             temp_seq: crate::worker::body::first_seq(),
+            hot: Vec::new(),
             pieces: Vec::new(),
             last_unix: None,
             addrs: loaded.upstream_addrs.clone(),
