@@ -106,7 +106,7 @@ fn a_full_cache_config_is_lowered() {
     let ir = ok(&conf(
         "proxy_cache_path /var/cache/one/ levels=1:2 keys_zone=one:10m inactive=1h max_size=1g \
          min_free=100m use_temp_path=off manager_files=10 manager_sleep=1s manager_threshold=2s \
-         loader_files=20 loader_sleep=100ms loader_threshold=300ms;\n\
+         loader_files=20 loader_sleep=100ms loader_threshold=300ms memory=1m;\n\
          fastcgi_cache_path /var/cache/php keys_zone=php:1m levels=2;\n\
          proxy_cache_valid 5m;\n\
          proxy_cache_methods post;\n\
@@ -155,6 +155,7 @@ fn a_full_cache_config_is_lowered() {
                 loader_files: 20,
                 loader_sleep_ms: 100,
                 loader_threshold_ms: 300,
+                memory: 1 << 20,
             },
             CacheZone {
                 name: "php".into(),
@@ -171,6 +172,7 @@ fn a_full_cache_config_is_lowered() {
                 loader_files: 100,
                 loader_sleep_ms: 50,
                 loader_threshold_ms: 200,
+                memory: 4 << 20,
             },
         ]
     );
