@@ -248,7 +248,7 @@ fn scgi_and_uwsgi_bad_configs_are_refused() {
         ),
         ("scgi_pass 127.0.0.1;", "no port in upstream \"127.0.0.1\""),
         ("uwsgi_pass 127.0.0.1:3031/x;", "invalid host in upstream"),
-        ("scgi_store on;", "not supported yet"),
+        ("scgi_socket_rcvbuf 64k;", "not supported yet"),
     ] {
         let conf = t.write(
             "bad.conf",
