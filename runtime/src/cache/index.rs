@@ -132,21 +132,8 @@ impl Index {
         let mut n = t.alloc(len);
         // Full: the least recently used entries go (nginx's forced expiry).
         while n.is_none() && evicted.n < EVICT_MAX {
-            let tail = rd32(t.mem, LRU_TAIL);
-            if tail == 0 {
+            if !drop_tail(&mut t, evicted) {
                 break;
-            }
-            let at = t.node(tail);
-            let mut k = [0u8; KEY];
-            if let Some(b) = t.mem.get(at + NODE_HEAD..at + NODE_HEAD + KEY) {
-                k.copy_from_slice(b);
-            }
-            let fs = rd64(t.mem, at + V_FS);
-            let exists = rd32(t.mem, at + V_FLAGS) & EXISTS != 0;
-            sub_total(&mut t, fs);
-            t.remove(tail);
-            if exists {
-                evicted.push(k);
             }
             n = t.alloc(len);
         }
@@ -281,17 +268,7 @@ impl Index {
             if !inactive && !over {
                 return;
             }
-            let mut k = [0u8; KEY];
-            if let Some(b) = t.mem.get(at + NODE_HEAD..at + NODE_HEAD + KEY) {
-                k.copy_from_slice(b);
-            }
-            let fs = rd64(t.mem, at + V_FS);
-            let exists = rd32(t.mem, at + V_FLAGS) & EXISTS != 0;
-            sub_total(&mut t, fs);
-            t.remove(tail);
-            if exists {
-                evicted.push(k);
-            }
+            drop_tail(&mut t, evicted);
         }
     }
 
@@ -300,6 +277,28 @@ impl Index {
         let t = self.zone.lock();
         rd64(t.mem, USER)
     }
+}
+
+/// Removes the least recently used entry (its key goes into `evicted` when it has a file);
+/// false when there is none.
+fn drop_tail(t: &mut crate::limits::Table<'_>, evicted: &mut Evicted) -> bool {
+    let tail = rd32(t.mem, LRU_TAIL);
+    if tail == 0 {
+        return false;
+    }
+    let at = t.node(tail);
+    let mut k = [0u8; KEY];
+    if let Some(b) = t.mem.get(at + NODE_HEAD..at + NODE_HEAD + KEY) {
+        k.copy_from_slice(b);
+    }
+    let fs = rd64(t.mem, at + V_FS);
+    let exists = rd32(t.mem, at + V_FLAGS) & EXISTS != 0;
+    sub_total(t, fs);
+    t.remove(tail);
+    if exists {
+        evicted.push(k);
+    }
+    true
 }
 
 fn sub_total(t: &mut crate::limits::Table<'_>, n: u64) {
