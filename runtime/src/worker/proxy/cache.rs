@@ -1138,7 +1138,8 @@ impl Worker<'_> {
             || p.head_only
             || s.max_ranges == Some(0)
             || req.head.get(&conn.rbuf, b"if-range").is_some()
-            || stored_field(&p.hold, b"accept-ranges").is_none()
+            || (stored_field(&p.hold, b"accept-ranges").is_none()
+                && !self.proxy_settings(p.loc).force_ranges)
         {
             return false;
         }

@@ -388,8 +388,14 @@ impl Worker<'_> {
             })
         };
         // Our own Server and Date lines unless the upstream's pass (both hidden by default).
-        let own_server = !(passes(b"server") && upstream_has(b"server"));
-        let own_date = !(passes(b"date") && upstream_has(b"date"));
+        // A `proxy_pass_header Date` (or Server) passes the upstream's line or none: nginx
+        // adds its own only where the proxy hides the upstream's. (A CGI application's pass
+        // unless it sends none.)
+        let (own_server, own_date) = if cgi {
+            (!upstream_has(b"server"), !upstream_has(b"date"))
+        } else {
+            (!passes(b"server"), !passes(b"date"))
+        };
         let (server, date) = self
             .date
             .server_and_date(tokens)
@@ -843,7 +849,7 @@ const SINGLE: [&[u8]; 10] = [
 /// Whether the upstream's header line `name` goes on to the client, as nginx's proxy
 /// decides: not a hop-by-hop field (but `Upgrade`, which nginx passes to HTTP/1.x clients
 /// in any response: a 101's, a 426's, an `h2c` offer in a 200; an HTTP/2 stream's bridge
-/// drops it), not one nginx hides by default (`Server`, `Date`, `X-Accel-*`) unless
+/// drops it), not one nginx hides by default (`Server`, `Date`, `X-Pad`, `X-Accel-*`) unless
 /// `proxy_pass_header` names it, not one `proxy_hide_header` names.
 /// A FastCGI application's (`cgi`) `Server` and `Date` pass, its `Status` does not (nginx's
 /// fastcgi module hides `Status` and the `X-Accel-*` ones).
@@ -852,7 +858,7 @@ pub(super) fn passed_on(name: &[u8], pass: &[String], hide: &[String], cgi: bool
     let hidden_default = if cgi {
         token_eq(name, b"status")
     } else {
-        token_eq(name, b"server") || token_eq(name, b"date")
+        token_eq(name, b"server") || token_eq(name, b"date") || token_eq(name, b"x-pad")
     } || name.len() > 8 && token_eq(&name[..8], b"x-accel-");
     !((hop_by_hop_response(name) && !token_eq(name, b"upgrade"))
         || (hidden_default && !listed(pass))
