@@ -1453,7 +1453,6 @@ impl Worker<'_> {
             return;
         };
         let cs = &self.proxy_settings(p.loc).cache;
-        let status = p.resp.status;
         let up = &p.hold;
         let field = |name: &[u8]| {
             p.resp.headers.iter().find_map(|(n, v)| {
@@ -1462,7 +1461,7 @@ impl Worker<'_> {
                     .and_then(|_| up.get(v.clone()))
             })
         };
-        if p.cache.uses < cs.min_uses || matches!(status, 206) {
+        if p.cache.uses < cs.min_uses {
             return;
         }
         if let Some(req) = conn.req.as_deref() {
