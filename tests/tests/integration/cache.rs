@@ -578,3 +578,24 @@ fn small_objects_are_served_from_memory_while_current() {
     }
     assert_eq!(cache_status(&get(&p, path)), "MISS", "{}", p.logs());
 }
+
+#[test]
+fn x_pad_is_hidden_unless_passed_as_nginx() {
+    let t = TempDir::new("x-pad");
+    let b = Backend::start("b1");
+    let http = conf(&format!(
+        "server {{\n\
+             listen 127.0.0.1:{{port}};\n\
+             location / {{ proxy_pass http://127.0.0.1:{}; }}\n\
+             location /pass/ {{ proxy_pass http://127.0.0.1:{}/; proxy_pass_header X-Pad; }}\n\
+         }}\n",
+        b.port, b.port
+    ));
+    let p = Proton::start(t.path(), &http, 1);
+    assert_eq!(get(&p, "/headers?X-Pad=1&X-Other=2").header("X-Pad"), None);
+    assert_eq!(
+        get(&p, "/headers?X-Pad=1&X-Other=2").header("X-Other"),
+        Some("2")
+    );
+    assert_eq!(get(&p, "/pass/headers?X-Pad=1").header("X-Pad"), Some("1"));
+}
