@@ -99,16 +99,19 @@ impl Index {
 
     /// The key is asked for at `now`: its entry (made if new, pushing out the least
     /// recently used entries when the zone is full: their keys land in `evicted`), one use
-    /// more, unused until `now + inactive`.
+    /// more, unused until `now + inactive`. Under the same lock, a step of the cache
+    /// manager ([`Self::expire`]'s) with `max_size`.
     pub fn lookup(
         &self,
         md5: &[u8; KEY],
         now: i64,
         inactive: u64,
+        max_size: Option<u64>,
         evicted: &mut Evicted,
     ) -> Option<Entry> {
         let h = bucket_hash(md5);
         let mut t = self.zone.lock();
+        expire_steps(&mut t, now, max_size, evicted);
         let expire = (now.max(0) as u64).saturating_add(inactive);
         if let Some(n) = t.find(h, md5) {
             t.lru_unlink(n);
@@ -255,27 +258,35 @@ impl Index {
     /// `evicted`.
     pub fn expire(&self, now: i64, max_size: Option<u64>, evicted: &mut Evicted) {
         let mut t = self.zone.lock();
-        let mut steps = 0;
-        while steps < EVICT_MAX {
-            steps += 1;
-            let tail = rd32(t.mem, LRU_TAIL);
-            if tail == 0 {
-                return;
-            }
-            let at = t.node(tail);
-            let inactive = rd64(t.mem, at + V_EXPIRE) <= now.max(0) as u64;
-            let over = max_size.is_some_and(|m| rd64(t.mem, USER) > m);
-            if !inactive && !over {
-                return;
-            }
-            drop_tail(&mut t, evicted);
-        }
+        expire_steps(&mut t, now, max_size, evicted);
     }
 
     /// Bytes the cache's files take, as the index counts them.
     pub fn size(&self) -> u64 {
         let t = self.zone.lock();
         rd64(t.mem, USER)
+    }
+}
+
+/// [`Index::expire`]'s work, the lock held.
+fn expire_steps(
+    t: &mut crate::limits::Table<'_>,
+    now: i64,
+    max_size: Option<u64>,
+    evicted: &mut Evicted,
+) {
+    for _ in 0..EVICT_MAX {
+        let tail = rd32(t.mem, LRU_TAIL);
+        if tail == 0 {
+            return;
+        }
+        let at = t.node(tail);
+        let inactive = rd64(t.mem, at + V_EXPIRE) <= now.max(0) as u64;
+        let over = max_size.is_some_and(|m| rd64(t.mem, USER) > m);
+        if !inactive && !over {
+            return;
+        }
+        drop_tail(t, evicted);
     }
 }
 
@@ -327,19 +338,19 @@ mod tests {
             zone: Arc::new(Zone::new("t", 64 * 4096).unwrap()),
         };
         let mut ev = Evicted::default();
-        let e = ix.lookup(&key(1), 100, 600, &mut ev).unwrap();
+        let e = ix.lookup(&key(1), 100, 600, None, &mut ev).unwrap();
         assert!(e.new && !e.exists && e.uses == 1);
-        let e = ix.lookup(&key(1), 101, 600, &mut ev).unwrap();
+        let e = ix.lookup(&key(1), 101, 600, None, &mut ev).unwrap();
         assert!(!e.new && e.uses == 2);
         ix.stored(&key(1), 200, 1000);
-        let e = ix.lookup(&key(1), 102, 600, &mut ev).unwrap();
+        let e = ix.lookup(&key(1), 102, 600, None, &mut ev).unwrap();
         assert!(e.exists && e.valid_sec == 200);
         assert_eq!(ix.size(), 1000);
         ix.stored(&key(1), 300, 400);
         assert_eq!(ix.size(), 400);
         ix.forget(&key(1));
         assert_eq!(ix.size(), 0);
-        assert!(ix.lookup(&key(1), 103, 600, &mut ev).unwrap().new);
+        assert!(ix.lookup(&key(1), 103, 600, None, &mut ev).unwrap().new);
         assert_eq!(ev.n, 0);
     }
 
@@ -349,7 +360,7 @@ mod tests {
             zone: Arc::new(Zone::new("t", 64 * 4096).unwrap()),
         };
         let mut ev = Evicted::default();
-        ix.lookup(&key(1), 100, 600, &mut ev);
+        ix.lookup(&key(1), 100, 600, None, &mut ev);
         assert_eq!(ix.begin_update(&key(1), 1000, Some(500)), Some(true));
         assert_eq!(ix.begin_update(&key(1), 1200, Some(500)), Some(false));
         assert!(ix.peek(&key(1)).unwrap().updating);
@@ -372,7 +383,7 @@ mod tests {
         let mut evicted_total = 0;
         for i in 0..2000u32 {
             let mut ev = Evicted::default();
-            let e = ix.lookup(&key(i), 100, 600, &mut ev);
+            let e = ix.lookup(&key(i), 100, 600, None, &mut ev);
             assert!(e.is_some(), "entry {i}");
             ix.stored(&key(i), 200, 10);
             evicted_total += ev.n;
@@ -384,7 +395,11 @@ mod tests {
         assert!(evicted_total > 1000, "{evicted_total}");
         // The newest is still known.
         let mut ev = Evicted::default();
-        assert!(ix.lookup(&key(1999), 101, 600, &mut ev).unwrap().exists);
+        assert!(
+            ix.lookup(&key(1999), 101, 600, None, &mut ev)
+                .unwrap()
+                .exists
+        );
     }
 
     #[test]
@@ -394,7 +409,7 @@ mod tests {
         };
         let mut ev = Evicted::default();
         for i in 0..3 {
-            ix.lookup(&key(i), 100 + i64::from(i), 10, &mut ev);
+            ix.lookup(&key(i), 100 + i64::from(i), 10, None, &mut ev);
             ix.stored(&key(i), 1000, 100);
         }
         // Nothing inactive yet, no limit.

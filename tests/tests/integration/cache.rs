@@ -4,7 +4,6 @@
 //! backend (its `/stats`) and what the cache's directory holds.
 
 use proton_tests::{raw_exchange, request, wait_until, Backend, Proton, Response, TempDir};
-use std::path::Path;
 use std::time::Duration;
 
 fn conf(http: &str) -> String {
@@ -57,23 +56,6 @@ fn served(b: &Backend, probes: &mut u64) -> u64 {
     b.stats().1 - *probes
 }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_response_is_stored_once_and_then_served_from_the_cache() {
     let t = TempDir::new("cache-hit");
@@ -95,7 +77,7 @@ fn a_response_is_stored_once_and_then_served_from_the_cache() {
         "the backend saw one request"
     );
     // One object, under the levels' directories: c/29/<32 hex digits> style.
-    let objects = files(&t.path().join("cache"));
+    let objects = proton_tests::files_under(&t.path().join("cache"));
     assert_eq!(objects.len(), 1, "{objects:?}");
     let rel = objects[0].strip_prefix(t.path().join("cache")).unwrap();
     let parts: Vec<_> = rel
@@ -161,7 +143,7 @@ fn what_the_rules_refuse_is_not_stored() {
     let bypass = get(&p, "/headers?y=1&fresh=1");
     assert_eq!(cache_status(&bypass), "BYPASS");
     // Nothing half-written is left behind.
-    let objects = files(&t.path().join("cache"));
+    let objects = proton_tests::files_under(&t.path().join("cache"));
     assert_eq!(objects.len(), 2, "{objects:?}");
 }
 
@@ -281,20 +263,19 @@ fn objects_survive_a_restart_and_broken_responses_are_never_stored() {
         assert_eq!(cache_status(&get(&p, "/big?bytes=3000")), "MISS");
         // Cut short by the upstream: the client's response is cut, nothing is stored.
         let _ = request(p.port, Some("c"), "/close-mid");
-        assert!(wait_until(Duration::from_secs(5), || files(
-            &t.path().join("cache")
-        )
-        .len()
-            == 1));
+        assert!(wait_until(
+            Duration::from_secs(5),
+            || proton_tests::files_under(&t.path().join("cache")).len() == 1
+        ));
     }
     let p = Proton::start(t.path(), &config, 1);
     let r = get(&p, "/big?bytes=3000");
     assert_eq!(cache_status(&r), "HIT", "{}", p.logs());
     assert_eq!(r.body.len(), 3000);
     let _ = request(p.port, Some("c"), "/close-mid");
-    assert_eq!(files(&t.path().join("cache")).len(), 1);
+    assert_eq!(proton_tests::files_under(&t.path().join("cache")).len(), 1);
     // A damaged object is not served (logged, removed, fetched again).
-    for f in files(&t.path().join("cache")) {
+    for f in proton_tests::files_under(&t.path().join("cache")) {
         let mut bytes = std::fs::read(&f).unwrap();
         bytes[20] ^= 0xff;
         std::fs::write(&f, bytes).unwrap();
@@ -478,16 +459,16 @@ fn proxy_store_keeps_whole_200_bodies_as_files() {
     assert!(
         t.path().join("named/named/headers.copy").exists(),
         "{:?}",
-        files(t.path())
+        proton_tests::files_under(t.path())
     );
     assert_eq!(get(&p, "/status?code=404").status, 404);
     assert!(!t.path().join("mirror/status").exists());
     let _ = request(p.port, Some("c"), "/close-mid");
     assert!(!t.path().join("mirror/close-mid").exists());
     assert!(
-        files(&t.path().join("temp")).is_empty(),
+        proton_tests::files_under(&t.path().join("temp")).is_empty(),
         "{:?}",
-        files(&t.path().join("temp"))
+        proton_tests::files_under(&t.path().join("temp"))
     );
 }
 
@@ -560,7 +541,7 @@ fn small_objects_are_served_from_memory_while_current() {
     assert_eq!(cache_status(&get(&p, path)), "MISS");
     // The first hit reads the file and keeps a copy; with the file gone, the copy answers.
     assert_eq!(get(&p, path).body, b"ok");
-    for f in files(&t.path().join("cache")) {
+    for f in proton_tests::files_under(&t.path().join("cache")) {
         std::fs::remove_file(f).unwrap();
     }
     let r = get(&p, path);
@@ -573,7 +554,7 @@ fn small_objects_are_served_from_memory_while_current() {
     let p = Proton::start(t2.path(), &mem("memory=0"), 1);
     assert_eq!(cache_status(&get(&p, path)), "MISS");
     assert_eq!(cache_status(&get(&p, path)), "HIT");
-    for f in files(&t2.path().join("cache")) {
+    for f in proton_tests::files_under(&t2.path().join("cache")) {
         std::fs::remove_file(f).unwrap();
     }
     assert_eq!(cache_status(&get(&p, path)), "MISS", "{}", p.logs());

@@ -143,23 +143,6 @@ fn open_files_under(pid: u32, dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-/// Regular files left under `dir`.
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 /// With `sendfile on` the part in the temporary file goes out with sendfile(2), else read
 /// back through the buffer: the same bytes either way.
 #[test]
@@ -194,7 +177,10 @@ fn buffered_response_with(extra: &str) {
         open.iter().any(|f| f.ends_with(" (deleted)")),
         "no unlinked temporary file open: {open:?}"
     );
-    assert_eq!(files_under(&spill), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        proton_tests::files_under(&spill),
+        Vec::<std::path::PathBuf>::new()
+    );
     read_all(client);
     assert!(open_files_under(p.the_worker(), &spill).is_empty());
 }

@@ -8,7 +8,7 @@
 use proton_tests::{parse_response, raw_exchange, wait_until, Backend, Proton, Response, TempDir};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,23 +99,6 @@ fn pattern(n: usize) -> Vec<u8> {
     (0..n)
         .map(|i| b"0123456789abcdefghijklmnopqrstuvwxyz"[i % 36])
         .collect()
-}
-
-/// Every regular file under `dir`, at any depth.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// New connections the backend accepted between two `stats()` (its own `/stats` request
@@ -245,7 +228,7 @@ server {
     // Round robin over two servers: each size met the resetting one.
     assert!(resets.load(Ordering::SeqCst) >= 3, "{}", p.logs());
     // The temporary files were unlinked once opened: nothing is left.
-    assert!(files_under(&t.path().join("tmp")).is_empty());
+    assert!(proton_tests::files_under(&t.path().join("tmp")).is_empty());
 }
 
 /// A chunked body read whole reaches the upstream de-chunked with a Content-Length (HTTP/1.1
@@ -349,7 +332,11 @@ server {
         parts[2].ends_with(&format!("{}{}", parts[1], parts[0])),
         "{name}"
     );
-    assert!(files_under(&cbt).is_empty(), "{:?}", files_under(&cbt));
+    assert!(
+        proton_tests::files_under(&cbt).is_empty(),
+        "{:?}",
+        proton_tests::files_under(&cbt)
+    );
     assert!(error_log(&t).contains("a client request body is buffered to a temporary file"));
 
     // client_body_in_file_only on: kept, with the body in it (even a small one).
@@ -374,16 +361,18 @@ server {
     s.write_all(head.as_bytes()).expect("head");
     s.write_all(&pattern(3_000)).expect("part");
     assert!(
-        wait_until(Duration::from_secs(10), || !files_under(&cbt).is_empty()),
+        wait_until(Duration::from_secs(10), || !proton_tests::files_under(&cbt)
+            .is_empty()),
         "no temporary file while the body arrives\n{}",
         p.logs()
     );
     drop(s);
     round_trip(&p);
     assert!(
-        wait_until(Duration::from_secs(10), || files_under(&cbt).is_empty()),
+        wait_until(Duration::from_secs(10), || proton_tests::files_under(&cbt)
+            .is_empty()),
         "a temporary file is left after the client went away: {:?}",
-        files_under(&cbt)
+        proton_tests::files_under(&cbt)
     );
 }
 

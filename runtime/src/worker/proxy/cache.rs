@@ -316,9 +316,8 @@ impl Worker<'_> {
         loop {
             let now = unix_now();
             let mut evicted = Evicted::default();
-            let entry = index.lookup(&p.cache.md5, now, z.inactive_secs, &mut evicted);
-            // A step of nginx's cache manager: what is inactive or over max_size goes.
-            index.expire(now, z.max_size, &mut evicted);
+            // (With a step of nginx's cache manager: what is inactive or over max_size goes.)
+            let entry = index.lookup(&p.cache.md5, now, z.inactive_secs, z.max_size, &mut evicted);
             self.cache_unlink(zone, &evicted);
             let Some(entry) = entry else {
                 elog!(
@@ -413,7 +412,7 @@ impl Worker<'_> {
                         index.forget(&p.cache.md5);
                         // (A new entry for the fetch that follows.)
                         let mut ev = Evicted::default();
-                        index.lookup(&p.cache.md5, now, z.inactive_secs, &mut ev);
+                        index.lookup(&p.cache.md5, now, z.inactive_secs, z.max_size, &mut ev);
                         self.cache_unlink(zone, &ev);
                     }
                     self.cache_miss_lock(p, cs);
@@ -1510,7 +1509,7 @@ impl Worker<'_> {
             p.cache.secondary = false;
             if let Some(index) = self.loaded.cache_zones.get(zone) {
                 let mut ev = Evicted::default();
-                index.lookup(&main, now, z.inactive_secs, &mut ev);
+                index.lookup(&main, now, z.inactive_secs, z.max_size, &mut ev);
                 self.cache_unlink(zone, &ev);
             }
         }
