@@ -1669,17 +1669,11 @@ fn request_variant(conn: &Conn, req: &RequestCtx, head: &[u8], main: [u8; 16]) -
 
 /// A field of a stored head (status line and fields as received; the first such line).
 fn stored_field<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split(|&b| b == b'\n')
-        .skip(1)
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        // (The head ends with an empty line; a body may follow.)
-        .take_while(|line| !line.is_empty())
-        .find_map(|line| {
-            let colon = line.iter().position(|&b| b == b':')?;
-            line[..colon]
-                .eq_ignore_ascii_case(name)
-                .then(|| line[colon + 1..].trim_ascii())
-        })
+    // (The head ends with an empty line; a body may follow it in the buffer.)
+    let end = memchr::memmem::find(head, b"\r\n\r\n").map_or(head.len(), |i| i + 2);
+    crate::worker::vars::head_fields(&head[..end])
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
 }
 
 /// Reads an object's header, checks it against the key and the file's length, and puts the
