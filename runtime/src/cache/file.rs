@@ -2,11 +2,12 @@
 //! the file (`levels`). The file is
 //!
 //! ```text
-//! header (64 bytes) | "KEY: " key "\n" | the upstream's response head as received | body
+//! header (96 bytes) | "KEY: " key "\n" | the upstream's response head as received | body
 //! ```
 //!
 //! The header holds a magic word, the format's version, the lengths of the key and the head,
-//! the times the object is fresh until, was stored and last modified, and the body's length;
+//! the times the object is fresh until, was stored and last modified, its age when stored,
+//! flags from its `Cache-Control`, and the body's length;
 //! its last 8 bytes are a checksum of the rest. An object is written to a temporary file
 //! in the cache's directory and renamed into place only once complete (the header, with the
 //! body's length, written last), so a reader never meets a half object: one whose header does
@@ -15,19 +16,31 @@
 /// The header's first bytes.
 pub const MAGIC: &[u8; 8] = b"PRTNCACH";
 /// The layout's version (a different one is not read).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes of the header.
 pub const HEADER_LEN: usize = 96;
 /// The most of a key and a response head kept with an object (a larger one is not stored).
 pub const MAX_META: usize = 64 * 1024;
+
+/// The object is never sent without asking the upstream first, nor stale (`no-cache`,
+/// `must-revalidate`, `proxy-revalidate`).
+pub const FLAG_REVALIDATE: u8 = 1;
+/// The object may answer a request with `Authorization` (`public`, `s-maxage`,
+/// `must-revalidate`: RFC 9111 3.5).
+pub const FLAG_AUTHORIZED: u8 = 2;
 
 /// What the header says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Meta {
     /// Fresh until this time (seconds since the epoch).
     pub valid_sec: i64,
-    /// Stored at this time.
+    /// Stored (or revalidated) at this time.
     pub date: i64,
+    /// The response's age when it was stored (RFC 9111 4.2.3): its `Age` is this plus the
+    /// time since `date`.
+    pub age: u32,
+    /// [`FLAG_REVALIDATE`], [`FLAG_AUTHORIZED`].
+    pub flags: u8,
     /// The upstream's `Last-Modified` (-1: none).
     pub last_modified: i64,
     /// The body's length.
@@ -72,6 +85,7 @@ impl Meta {
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
         h[12..16].copy_from_slice(&self.key_len.to_le_bytes());
         h[16..20].copy_from_slice(&self.head_len.to_le_bytes());
+        h[20..24].copy_from_slice(&self.age.to_le_bytes());
         h[24..32].copy_from_slice(&self.valid_sec.to_le_bytes());
         h[32..40].copy_from_slice(&self.date.to_le_bytes());
         h[40..48].copy_from_slice(&self.last_modified.to_le_bytes());
@@ -79,6 +93,7 @@ impl Meta {
         h[56..60].copy_from_slice(&self.updating_sec.to_le_bytes());
         h[60..64].copy_from_slice(&self.error_sec.to_le_bytes());
         h[64..80].copy_from_slice(&self.variant);
+        h[80] = self.flags;
         let sum = crate::limits::hash(&h[..88]);
         h[88..96].copy_from_slice(&sum.to_le_bytes());
         h
@@ -105,6 +120,8 @@ impl Meta {
             updating_sec: u32_at(56)?,
             error_sec: u32_at(60)?,
             variant: h[64..80].try_into().ok()?,
+            age: u32_at(20)?,
+            flags: h[80],
         };
         (m.key_len as usize + m.head_len as usize <= MAX_META).then_some(m)
     }
@@ -128,6 +145,61 @@ pub fn write_prefix(key: &[u8], head: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(key);
     out.push(b'\n');
     out.extend_from_slice(head);
+}
+
+/// Fields a `304` does not change in a stored response (RFC 9111 3.2): those of the
+/// connection, of the stored body's framing, coding and digest, and its validator.
+const KEPT_ON_UPDATE: [&[u8]; 13] = [
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"te",
+    b"trailer",
+    b"transfer-encoding",
+    b"upgrade",
+    b"content-length",
+    b"content-range",
+    b"content-encoding",
+    b"proxy-authenticate",
+    b"content-md5",
+    // (A 304 with another ETag is not about the stored response: RFC 9111 4.3.4.)
+    b"etag",
+];
+
+/// The name of a field line.
+fn line_name(line: &[u8]) -> &[u8] {
+    line.split(|&b| b == b':')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii()
+}
+
+/// Whether a `304`'s field `name` replaces the stored response's.
+pub fn updates(name: &[u8]) -> bool {
+    !KEPT_ON_UPDATE.iter().any(|k| name.eq_ignore_ascii_case(k))
+}
+
+/// A stored response head (status line, fields, empty line) updated by a `304`'s fields
+/// (`fields`: `name: value` lines, each ending in CRLF, of names [`updates`] allows): a
+/// stored field the `304` has is replaced by the `304`'s lines, the others are kept as
+/// they were, in order (RFC 9111 3.2).
+pub fn update_head(stored: &[u8], fields: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for (i, line) in stored.split_inclusive(|&c| c == b'\n').enumerate() {
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+        let n = line_name(line);
+        let replaced = i > 0
+            && fields
+                .split_inclusive(|&c| c == b'\n')
+                .any(|f| line_name(f).eq_ignore_ascii_case(n));
+        if !replaced {
+            out.extend_from_slice(line);
+        }
+    }
+    out.extend_from_slice(fields);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// nginx's variant of an answer with `Vary` (`ngx_http_file_cache_vary`): the MD5 of the
@@ -231,6 +303,8 @@ mod tests {
             updating_sec: 10,
             error_sec: 20,
             variant: [7; 16],
+            age: 30,
+            flags: FLAG_AUTHORIZED,
         };
         let h = m.encode();
         assert_eq!(Meta::decode(&h), Some(m));
@@ -242,6 +316,21 @@ mod tests {
             assert_eq!(Meta::decode(&b), None, "byte {i}");
         }
         assert_eq!(Meta::decode(&h[..HEADER_LEN - 1]), None);
+    }
+
+    #[test]
+    fn a_304_updates_the_stored_fields() {
+        let stored = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nA: 1\r\nB: 2\r\nb: 3\r\nContent-Length: 4\r\n\r\n";
+        let mut out = Vec::new();
+        update_head(stored, b"b: new\r\nC: 9\r\n", &mut out);
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nA: 1\r\nContent-Length: 4\r\nb: new\r\nC: 9\r\n\r\n"
+        );
+        update_head(stored, b"", &mut out);
+        assert_eq!(out, stored);
+        assert!(updates(b"Content-Type") && updates(b"Expires"));
+        assert!(!updates(b"Content-Length") && !updates(b"transfer-encoding") && !updates(b"ETag"));
     }
 
     #[test]

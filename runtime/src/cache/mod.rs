@@ -28,6 +28,7 @@ pub fn status_name(s: u8) -> &'static str {
     }
 }
 
+pub mod control;
 pub mod file;
 pub mod hot;
 pub mod index;

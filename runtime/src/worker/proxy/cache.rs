@@ -18,7 +18,7 @@
 //!   [`CacheWrite`] is dropped.
 
 use super::*;
-use crate::cache::file::{Meta, HEADER_LEN, MAX_META};
+use crate::cache::file::{Meta, FLAG_AUTHORIZED, FLAG_REVALIDATE, HEADER_LEN, MAX_META};
 use crate::cache::index::Evicted;
 use crate::cache::Status;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -30,6 +30,26 @@ const UPDATING_MAX_MS: u64 = 120_000;
 /// Bytes of an object read at once on a lookup: the header, key and head, and the whole
 /// body of a small object (which is then sent from memory).
 const READ_AHEAD: usize = 16 * 1024;
+
+/// The largest object whose head a revalidation rewrites (the body is copied to a new
+/// file, in the kernel, on the event loop).
+const REWRITE_MAX: u64 = 16 * 1024 * 1024;
+
+/// A temporary file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Whether a `Connection` field's value lists `name` (a field of that connection only).
+pub(super) fn listed_in(connection: &[u8], name: &[u8]) -> bool {
+    connection
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+}
 
 /// How often a request waiting for `proxy_cache_lock` looks again.
 const LOCK_POLL: Duration = Duration::from_millis(50);
@@ -130,6 +150,13 @@ pub(crate) struct CacheReq {
     /// The expired object's status, and whether `stale-if-error` still covers it.
     pub(crate) stale_status: u16,
     stale_error: bool,
+    /// The request has `Authorization` and the upstream gets it: only an object stored as
+    /// `public`, `s-maxage` or `must-revalidate` answers it, and only such an answer is
+    /// stored (RFC 9111 3.5).
+    authorized: bool,
+    /// `$proxy_host` as the key was made with (for the keys of other URIs).
+    proxy_host: Vec<u8>,
+    proxy_unix: bool,
 }
 
 impl CacheReq {
@@ -156,6 +183,9 @@ impl CacheReq {
         self.updater = false;
         self.stale_status = 0;
         self.stale_error = false;
+        self.authorized = false;
+        self.proxy_host.clear();
+        self.proxy_unix = false;
     }
 }
 
@@ -169,6 +199,20 @@ pub(super) const NOT_FORWARDED: [&[u8]; 6] = [
     b"range",
     b"if-range",
 ];
+
+/// What a response's headers (and `proxy_cache_valid`) give it in the cache.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Fresh {
+    /// Fresh until (seconds since the epoch); `None`: no rule gives it a time.
+    valid: Option<i64>,
+    /// `stale-while-revalidate=` and `stale-if-error=`.
+    updating_sec: u32,
+    error_sec: u32,
+    /// Its age on arrival.
+    age: u32,
+    /// `crate::cache::file::FLAG_*`.
+    flags: u8,
+}
 
 /// Seconds since the epoch.
 fn unix_now() -> i64 {
@@ -267,6 +311,14 @@ impl Worker<'_> {
     ) -> (bool, bool) {
         p.cache.reset();
         p.cache.updater = req.cache_updater;
+        p.cache.proxy_host.extend_from_slice(proxy_host);
+        p.cache.proxy_unix = proxy_unix;
+        p.cache.authorized = req.head.get(&conn.rbuf, b"authorization").is_some()
+            && ps.pass_request_headers
+            && !ps
+                .set_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
         let cs = &ps.cache;
         let zone = match self.cache_zone(conn, req, ps) {
             Ok(Some(z)) => z,
@@ -374,7 +426,7 @@ impl Worker<'_> {
                     };
                     let same_variant = meta.variant == [0u8; 16]
                         || request_variant(conn, req, &p.hold, main) == meta.variant;
-                    if same_variant {
+                    if same_variant && !(p.cache.authorized && meta.flags & FLAG_AUTHORIZED == 0) {
                         p.cache.body_in_hold = true;
                         let path = std::path::Path::new("(memory)");
                         if self.serve_cached(p, None, meta, Status::Hit, path) {
@@ -470,6 +522,12 @@ impl Worker<'_> {
                     continue;
                 }
             }
+            if p.cache.authorized && meta.flags & FLAG_AUTHORIZED == 0 {
+                // Not for a request with credentials: asked of the upstream, the object left
+                // as it is for the others.
+                p.hold.clear();
+                return (convert, false);
+            }
             if meta.valid_sec < now {
                 // Expired: fetched again, the object kept meanwhile (stale answers,
                 // revalidation). One request at a time fetches it (nginx's `updating`); the
@@ -492,7 +550,10 @@ impl Worker<'_> {
                 p.resp.reset();
                 let stale_updating = meta.valid_sec + i64::from(meta.updating_sec) >= now;
                 p.cache.stale_error = meta.valid_sec + i64::from(meta.error_sec) >= now;
-                let serve_updating = (cs.use_stale.updating || stale_updating) && !p.cache.updater;
+                // (Never an object that must be revalidated: no-cache, must-revalidate.)
+                let serve_updating = (cs.use_stale.updating || stale_updating)
+                    && !p.cache.updater
+                    && meta.flags & FLAG_REVALIDATE == 0;
                 let age = if cs.lock {
                     cs.lock_age_ms
                 } else {
@@ -673,6 +734,13 @@ impl Worker<'_> {
         if !allowed || p.written > 0 {
             return false;
         }
+        if p.cache
+            .stale
+            .as_ref()
+            .is_some_and(|(_, m)| m.flags & FLAG_REVALIDATE != 0)
+        {
+            return false;
+        }
         let Some((file, meta)) = p.cache.stale.take() else {
             return false;
         };
@@ -689,8 +757,9 @@ impl Worker<'_> {
     }
 
     /// `proxy_cache_revalidate`: the upstream answered 304 to the expired object's
-    /// validators; the object is fresh again (for the time the 304's headers or
-    /// `proxy_cache_valid` give it, else as it was) and is sent (`REVALIDATED`).
+    /// validators; the object is fresh again and is sent (`REVALIDATED`). The 304's fields
+    /// replace the stored ones (RFC 9111 3.2; nginx keeps the old ones), and the freshness
+    /// is the updated head's (its headers, else `proxy_cache_valid` for its status).
     pub(super) fn cache_revalidated(&mut self, p: &mut Proxy) -> bool {
         if p.resp.status != 304
             || p.cache.stale.is_none()
@@ -699,62 +768,155 @@ impl Worker<'_> {
             return false;
         }
         let now = unix_now();
-        // The time the 304's own headers give (not proxy_cache_valid's for a 304).
-        let from_304 = self.header_valid(p, now);
         let Some((file, meta)) = p.cache.stale.take() else {
             return false;
         };
         let Some(path) = self.cache_path(p) else {
             return false;
         };
-        // The 304's attempt is over; its connection may serve others.
+        // The 304's fields, kept before its attempt ends (its connection may serve others).
+        let mut fields = self.pool.get();
+        fields.clear();
+        let connection = stored_field(&p.hold, b"connection").unwrap_or_default();
+        for (n, v) in &p.resp.headers {
+            let (Some(name), Some(value)) = (p.hold.get(n.clone()), p.hold.get(v.clone())) else {
+                continue;
+            };
+            if crate::cache::file::updates(name) && !listed_in(connection, name) {
+                fields.extend_from_slice(name);
+                fields.extend_from_slice(b": ");
+                fields.extend_from_slice(value);
+                fields.extend_from_slice(b"\r\n");
+            }
+        }
         self.release_upstream(p);
         p.hold.clear();
-        if !self.serve_cached(p, Some(file), meta, Status::Revalidated, &path) {
-            return false;
+        p.resp.reset();
+        // The stored head, updated.
+        let mut stored = self.pool.get();
+        let mut merged = self.pool.get();
+        let read = read_object(&file, &p.cache.key, &mut stored);
+        if read.is_ok() {
+            let head = stored.get(..meta.head_len as usize).unwrap_or_default();
+            crate::cache::file::update_head(head, &fields, &mut merged);
         }
-        // Else the stored response's headers, else proxy_cache_valid for its status (as
-        // nginx, which reads the stored head again first).
-        let fresh = match from_304 {
-            Some(v) => Some(v),
-            None => self.response_valid(p, now).ok(),
-        };
-        if let (Some((Some(valid), updating_sec, error_sec)), Some((_, meta))) =
-            (fresh, p.cache.hit.as_mut())
-        {
-            meta.valid_sec = valid;
-            meta.date = now;
-            meta.updating_sec = updating_sec;
-            meta.error_sec = error_sec;
-            let meta = *meta;
-            // The header in place (the object's file itself, opened for writing).
-            let updated = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .and_then(|f| f.write_all_at(&meta.encode(), 0));
-            if let Err(e) = updated {
-                elog!(
-                    self.elog,
-                    Crit,
-                    "cannot update cache file \"{}\" ({})",
-                    path.display(),
-                    crate::log::OsError(&e)
-                );
-            } else if let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) {
-                index.stored(&p.cache.md5, valid, meta.file_len());
-                p.cache.updating = false;
+        self.pool.put(fields);
+        let changed =
+            read.is_ok() && merged != stored.get(..meta.head_len as usize).unwrap_or_default();
+        self.pool.put(stored);
+        // Its freshness, as for a new response.
+        let mut fresh = None;
+        if read.is_ok() {
+            p.hold.extend_from_slice(&merged);
+            if matches!(
+                parse_response_head(&p.hold, p.hold.len() + 1, 1000, &mut p.resp),
+                Ok(Parsed::Complete)
+            ) {
+                fresh = self.response_valid(p, now).ok();
             }
+            p.hold.clear();
+            p.resp.reset();
+        }
+        let mut new_meta = meta;
+        let mut serve = file;
+        if let Some(
+            f @ Fresh {
+                valid: Some(valid), ..
+            },
+        ) = fresh
+        {
+            new_meta.valid_sec = valid;
+            new_meta.date = now;
+            new_meta.age = f.age;
+            new_meta.flags = f.flags;
+            new_meta.updating_sec = f.updating_sec;
+            new_meta.error_sec = f.error_sec;
+            let updated = if changed {
+                self.cache_rewrite(&serve, meta, new_meta, &p.cache.key, &merged, &path)
+                    .map(|(f, m)| {
+                        serve = f;
+                        new_meta = m;
+                    })
+            } else {
+                // The header in place (the object's file itself, opened for writing).
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.write_all_at(&new_meta.encode(), 0))
+            };
+            match updated {
+                Err(e) => {
+                    elog!(
+                        self.elog,
+                        Crit,
+                        "cannot update cache file \"{}\" ({})",
+                        path.display(),
+                        crate::log::OsError(&e)
+                    );
+                    new_meta = meta;
+                }
+                Ok(()) => {
+                    if let Some(index) = p.cache.zone.and_then(|z| self.loaded.cache_zones.get(z)) {
+                        index.stored(&p.cache.md5, new_meta.valid_sec, new_meta.file_len());
+                        p.cache.updating = false;
+                    }
+                    self.ups.hot(p.cache.zone.unwrap_or(0)).remove(&p.cache.md5);
+                }
+            }
+        }
+        self.pool.put(merged);
+        if !self.serve_cached(p, Some(serve), new_meta, Status::Revalidated, &path) {
+            return false;
         }
         p.head_only |= p.cache.no_client_body;
         true
     }
 
-    /// The time a response's own headers give it (X-Accel-Expires, Cache-Control,
-    /// Expires), without proxy_cache_valid.
-    fn header_valid(&self, p: &Proxy, now: i64) -> Option<(Option<i64>, u32, u32)> {
-        self.response_valid_with(p, now, false)
-            .ok()
-            .filter(|v| v.0.is_some())
+    /// An object's head changed (a 304's fields): the object is written anew (header, key,
+    /// the new head, the body copied in the kernel) to a temporary file renamed over it.
+    /// Objects over [`REWRITE_MAX`] keep their head (an error, logged by the caller), so a
+    /// revalidation never copies much on the event loop.
+    fn cache_rewrite(
+        &mut self,
+        old: &std::fs::File,
+        meta: Meta,
+        mut new: Meta,
+        key: &[u8],
+        head: &[u8],
+        path: &std::path::Path,
+    ) -> std::io::Result<(std::fs::File, Meta)> {
+        use std::io::{Seek, SeekFrom};
+        if meta.body_len > REWRITE_MAX {
+            return Err(std::io::Error::other(format!(
+                "a head update of an object over {REWRITE_MAX} bytes is not written"
+            )));
+        }
+        let dir = path
+            .parent()
+            .ok_or_else(|| std::io::Error::from(ErrorKind::NotFound))?;
+        let (mut file, temp) =
+            crate::worker::body::create_temp(dir, &[], &mut self.ups.temp_seq, true)
+                .map_err(|(_, e)| e)?;
+        // (Removed on every failure below.)
+        let guard = TempFile(temp);
+        new.head_len = head.len() as u32;
+        let mut prefix = self.pool.get();
+        prefix.clear();
+        prefix.extend_from_slice(&new.encode());
+        crate::cache::file::write_prefix(key, head, &mut prefix);
+        let written = file.write_all_at(&prefix, 0);
+        self.pool.put(prefix);
+        written?;
+        let mut src = old.try_clone()?;
+        src.seek(SeekFrom::Start(meta.body_start()))?;
+        file.seek(SeekFrom::Start(new.body_start()))?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut src, meta.body_len), &mut file)?;
+        if copied != meta.body_len {
+            return Err(std::io::Error::from(ErrorKind::UnexpectedEof));
+        }
+        std::fs::rename(&guard.0, path)?;
+        std::mem::forget(guard);
+        Ok((file, new))
     }
 
     /// `St::CacheLock`: waiting for another request to store the object.
@@ -896,7 +1058,9 @@ impl Worker<'_> {
             return None;
         }
         let exact = self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Exact;
-        if let Some(v) = ims {
+        // If-None-Match, when there is one, decides alone (RFC 9110 13.2.2; nginx wants
+        // both to say the copy is current).
+        if let Some(v) = ims.filter(|_| inm.is_none()) {
             if self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Off {
                 return None;
             }
@@ -931,7 +1095,10 @@ impl Worker<'_> {
         }
         let now = unix_now();
         // The time the answer's headers give, else proxy_cache_valid's for its status.
-        let Ok((Some(valid), _, _)) = self.response_valid(p, now) else {
+        let Ok(Fresh {
+            valid: Some(valid), ..
+        }) = self.response_valid(p, now)
+        else {
             return;
         };
         let cs = &self.proxy_settings(p.loc).cache;
@@ -1102,21 +1269,67 @@ impl Worker<'_> {
     }
 
     /// RFC 9111 4.4: an unsafe method answered with a 2xx or 3xx removes what the cache
-    /// holds for its key (the object's file and its entry).
-    pub(super) fn cache_invalidate(&mut self, p: &mut Proxy) {
+    /// holds for its key (the object's file and its entry), and for the keys of the URIs
+    /// its `Location` and `Content-Location` name on the same origin.
+    pub(super) fn cache_invalidate(&mut self, conn: &Conn, p: &mut Proxy) {
         let Some(zone) = p.cache.invalidate.take() else {
             return;
         };
         if !(200..400).contains(&p.resp.status) {
             return;
         }
-        let Some(index) = self.loaded.cache_zones.get(zone) else {
+        let loaded = self.loaded;
+        let Some(index) = loaded.cache_zones.get(zone) else {
             return;
         };
-        index.forget(&p.cache.md5);
         let mut ev = Evicted::default();
         ev.keys[0] = p.cache.md5;
         ev.n = 1;
+        if let (Some(req), Some(cs)) =
+            (conn.req.as_deref(), Some(&self.proxy_settings(p.loc).cache))
+        {
+            let mut target = self.scratch.var_pool.borrow_mut().buf();
+            let mut line = self.scratch.var_pool.borrow_mut().buf();
+            let mut key = self.scratch.var_pool.borrow_mut().buf();
+            let base = conn.rbuf.get(req.head.target.clone()).unwrap_or_default();
+            for name in [&b"location"[..], b"content-location"] {
+                let Some(v) = stored_field(&p.hold[..p.resp.head_len.min(p.hold.len())], name)
+                else {
+                    continue;
+                };
+                if !crate::cache::control::same_origin_target(v, &req.host, base, &mut target) {
+                    continue;
+                }
+                // The key as a GET of that target would make it.
+                let (path, args) = match target.iter().position(|&b| b == b'?') {
+                    Some(i) => (&target[..i], &target[i + 1..]),
+                    None => (&target[..], &b""[..]),
+                };
+                line.clear();
+                line.extend_from_slice(b"GET ");
+                line.extend_from_slice(&target);
+                line.extend_from_slice(b" HTTP/1.1");
+                key.clear();
+                let mut ctx = self.ctx(conn, req, 0);
+                ctx.uri = path;
+                ctx.args = args;
+                ctx.main_line = Some(&line);
+                ctx.proxy_host = &p.cache.proxy_host;
+                ctx.proxy_unix = p.cache.proxy_unix;
+                ctx.expand(&cs.key, &mut key);
+                if ev.n < ev.keys.len() {
+                    ev.keys[ev.n] = crate::cache::file::digest(&key);
+                    ev.n += 1;
+                }
+            }
+            let mut pool = self.scratch.var_pool.borrow_mut();
+            pool.give_buf(target);
+            pool.give_buf(line);
+            pool.give_buf(key);
+        }
+        for md5 in ev.iter() {
+            index.forget(md5);
+        }
         self.cache_unlink(zone, &ev);
     }
 
@@ -1290,32 +1503,31 @@ impl Worker<'_> {
     }
 
     /// How long the upstream's response may be kept, by nginx's rules in its order:
-    /// `X-Accel-Expires`, `Cache-Control`, `Expires` (each unless ignored), `Set-Cookie` and
+    /// `X-Accel-Expires`, then RFC 9111's (`Surrogate-Control`, `Cache-Control`, `Expires`,
+    /// less the age the response has on arrival), each unless ignored, `Set-Cookie` and
     /// `Vary` refusing it, then `proxy_cache_valid` for its status. `Err`: not to be stored;
-    /// `Ok(None)`: no rule gives it a time.
-    fn response_valid(&self, p: &Proxy, now: i64) -> Result<(Option<i64>, u32, u32), ()> {
-        self.response_valid_with(p, now, true)
-    }
-
-    /// [`Self::response_valid`]; `by_status`: proxy_cache_valid applies too.
-    fn response_valid_with(
-        &self,
-        p: &Proxy,
-        now: i64,
-        by_status: bool,
-    ) -> Result<(Option<i64>, u32, u32), ()> {
+    /// `valid: None`: no rule gives it a time.
+    fn response_valid(&self, p: &Proxy, now: i64) -> Result<Fresh, ()> {
+        use crate::cache::control;
         let ps = self.proxy_settings(p.loc);
         let cs = &ps.cache;
         let ig = ps.ignore_headers;
         let status = p.resp.status;
         let up = &p.hold;
-        let field = |name: &[u8]| {
-            p.resp.headers.iter().find_map(|(n, v)| {
+        let lines = |name: &'static [u8]| {
+            p.resp.headers.iter().filter_map(move |(n, v)| {
                 up.get(n.clone())
                     .filter(|n| n.eq_ignore_ascii_case(name))
                     .and_then(|_| up.get(v.clone()))
             })
         };
+        let field = |name: &'static [u8]| lines(name).next();
+        let secs = |v: &[u8]| {
+            crate::http::response::parse_http_date(v)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64)
+        };
+        let mut fresh = Fresh::default();
         let mut valid: Option<i64> = None;
         let mut cacheable = true;
         // X-Accel-Expires: `@` an absolute time, else seconds (0: not stored); it wins over
@@ -1340,91 +1552,119 @@ impl Worker<'_> {
                 }
             }
         }
-        // Cache-Control, as nginx reads it (substrings of each line, any case): no-cache,
-        // no-store, private refuse; s-maxage= (else max-age=) gives the time unless
-        // X-Accel-Expires did; stale-while-revalidate= and stale-if-error= the stale times.
-        let mut stale = (0u32, 0u32);
-        if cacheable && !ig.cache_control {
-            let find = |v: &[u8], t: &[u8]| {
-                v.windows(t.len())
-                    .position(|w| w.eq_ignore_ascii_case(t))
-                    .map(|i| i + t.len())
+        // The age on arrival: the larger of its Age and the time since its Date. An Age
+        // that is not one number makes the response stale.
+        let age = match control::age(lines(b"age")) {
+            Some(Ok(a)) => Some(a),
+            Some(Err(())) => None,
+            None => Some(0),
+        };
+        let date = field(b"date").and_then(secs);
+        let initial = age.map(|a| control::initial_age(now, date, a));
+        fresh.age = initial.map_or(0, |a| u32::try_from(a).unwrap_or(u32::MAX));
+        // What is left of a lifetime once the age is taken off (`None`: stale on arrival).
+        let left = |lifetime: u64| {
+            let a = initial?;
+            (lifetime > a).then(|| now.saturating_add(i64::try_from(lifetime - a).unwrap_or(0)))
+        };
+        let by_headers = valid.is_none();
+        let mut cc = control::Control::default();
+        let mut sc = control::Surrogate::default();
+        if !ig.cache_control {
+            for v in lines(b"cache-control") {
+                cc.add(v);
+            }
+            for v in lines(b"surrogate-control") {
+                sc.add(v);
+            }
+        }
+        if cc.public || cc.s_maxage.is_some() || cc.must_revalidate {
+            fresh.flags |= FLAG_AUTHORIZED;
+        }
+        if cc.must_revalidate {
+            fresh.flags |= FLAG_REVALIDATE;
+        }
+        if cacheable && by_headers && !ig.cache_control {
+            // A Surrogate-Control for this cache replaces what Cache-Control says to it.
+            let surrogate = sc.max_age.is_some() || sc.no_store;
+            let understood = control::understood(status);
+            // (must-understand: a status this cache knows is stored whatever no-store says;
+            // another is not stored.)
+            let refused = if cc.must_understand {
+                !understood
+            } else {
+                cc.no_store
             };
-            // nginx's delta-seconds: digits, up to the end or a non-digit.
-            let delta = |v: &[u8]| -> Option<u64> {
-                let digits = v.iter().take_while(|b| b.is_ascii_digit()).count();
-                if digits == 0 {
-                    return None;
-                }
-                std::str::from_utf8(&v[..digits]).ok()?.parse().ok()
-            };
-            for (n, v) in &p.resp.headers {
-                let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
-                    continue;
-                };
-                if !name.eq_ignore_ascii_case(b"cache-control") {
-                    continue;
-                }
-                if accel.is_none() || valid.is_none() {
-                    if [&b"no-cache"[..], b"no-store", b"private"]
-                        .iter()
-                        .any(|t| find(value, t).is_some())
-                    {
-                        cacheable = false;
-                        break;
-                    }
-                    let at = find(value, b"s-maxage=").or_else(|| find(value, b"max-age="));
-                    if let Some(at) = at {
-                        match delta(&value[at..]) {
-                            None | Some(0) => {
-                                cacheable = false;
-                                break;
-                            }
-                            Some(n) => {
-                                valid =
-                                    Some(now.saturating_add(i64::try_from(n).unwrap_or(i64::MAX)))
-                            }
-                        }
-                    }
-                }
-                if let Some(at) = find(value, b"stale-while-revalidate=") {
-                    let Some(n) = delta(&value[at..]) else {
-                        cacheable = false;
-                        break;
-                    };
-                    let n = u32::try_from(n).unwrap_or(u32::MAX);
-                    stale = (n, n);
-                }
-                if let Some(at) = find(value, b"stale-if-error=") {
-                    let Some(n) = delta(&value[at..]) else {
-                        cacheable = false;
-                        break;
-                    };
-                    stale.1 = u32::try_from(n).unwrap_or(u32::MAX);
+            if sc.no_store || (!surrogate && (refused || cc.private)) {
+                cacheable = false;
+            }
+            // Surrogate-Control's max-age is this cache's own and comes first.
+            match sc.max_age.or(cc.lifetime()) {
+                None => {}
+                Some(None) | Some(Some(0)) => cacheable = false,
+                Some(Some(n)) => match left(n) {
+                    Some(v) => valid = Some(v),
+                    None => cacheable = false,
+                },
+            }
+            // no-cache: kept only to be revalidated (with proxy_cache_revalidate and a
+            // validator to revalidate it with; else not stored, as nginx).
+            if cc.no_cache && cacheable && !surrogate {
+                let validator = field(b"etag").is_some() || field(b"last-modified").is_some();
+                if cs.revalidate && validator {
+                    fresh.flags |= FLAG_REVALIDATE;
+                    valid = Some(now - 1);
+                } else {
+                    cacheable = false;
                 }
             }
         }
+        // The stale times, from Cache-Control even where X-Accel-Expires gave the time.
+        if cacheable && !ig.cache_control {
+            match cc.stale_while_revalidate {
+                Some(None) => cacheable = false,
+                Some(Some(n)) => {
+                    let n = u32::try_from(n).unwrap_or(u32::MAX);
+                    fresh.updating_sec = n;
+                    fresh.error_sec = n;
+                }
+                None => {}
+            }
+            match cc.stale_if_error {
+                Some(None) => cacheable = false,
+                Some(Some(n)) => fresh.error_sec = u32::try_from(n).unwrap_or(u32::MAX),
+                None => {}
+            }
+        }
+        // Expires counts from the response's Date (its own clock), else from now.
         if valid.is_none() && cacheable && !ig.expires {
             if let Some(v) = field(b"expires") {
-                match crate::http::response::parse_http_date(v)
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                {
-                    Some(d) if d.as_secs() as i64 > now => valid = Some(d.as_secs() as i64),
-                    _ => cacheable = false,
+                match secs(v) {
+                    Some(t) => {
+                        let lifetime = t.saturating_sub(date.unwrap_or(now));
+                        match u64::try_from(lifetime).ok().and_then(left) {
+                            Some(v) => valid = Some(v),
+                            None => cacheable = false,
+                        }
+                    }
+                    None => cacheable = false,
                 }
             }
         }
         if !ig.set_cookie && field(b"set-cookie").is_some() {
             cacheable = false;
         }
-        // `Vary: *`, or a Vary too long to keep, is not stored (nginx's limit: 128 bytes);
-        // other answers with Vary are stored per variant (see `cache_decide`).
+        // `Vary: *` (alone or among other names), or a Vary too long to keep (nginx's limit:
+        // 128 bytes), is not stored; other answers with Vary are stored per variant (see
+        // `cache_decide`).
         if let Some(v) = field(b"vary").filter(|_| !ig.vary) {
-            if v == b"*" || v.len() > 128 {
+            let star =
+                lines(b"vary").any(|v| v.split(|&b| b == b',').any(|n| n.trim_ascii() == b"*"));
+            if star || v.len() > 128 {
                 cacheable = false;
             }
         }
-        if valid.is_none() && cacheable && by_status {
+        if valid.is_none() && cacheable {
             valid = cs
                 .valid
                 .iter()
@@ -1435,7 +1675,8 @@ impl Worker<'_> {
         if !cacheable {
             return Err(());
         }
-        Ok((valid, stale.0, stale.1))
+        fresh.valid = valid;
+        Ok(fresh)
     }
 
     /// At the upstream's head: whether this response is stored (nginx's rules, in its
@@ -1448,9 +1689,15 @@ impl Worker<'_> {
             return;
         }
         let now = unix_now();
-        let Ok((Some(valid), updating_sec, error_sec)) = self.response_valid(p, now) else {
+        let Ok(fresh) = self.response_valid(p, now) else {
             return;
         };
+        let Some(valid) = fresh.valid else {
+            return;
+        };
+        if p.cache.authorized && fresh.flags & FLAG_AUTHORIZED == 0 {
+            return;
+        }
         let cs = &self.proxy_settings(p.loc).cache;
         let up = &p.hold;
         let field = |name: &[u8]| {
@@ -1520,9 +1767,11 @@ impl Worker<'_> {
             body_len: 0,
             key_len: p.cache.key.len() as u32,
             head_len: head_len as u32,
-            updating_sec,
-            error_sec,
+            updating_sec: fresh.updating_sec,
+            error_sec: fresh.error_sec,
             variant,
+            age: fresh.age,
+            flags: fresh.flags,
         };
         let mut w = CacheWrite {
             file,

@@ -191,7 +191,7 @@ impl Worker<'_> {
             }
         };
         if !cached {
-            self.cache_invalidate(p);
+            self.cache_invalidate(conn, p);
             self.cache_decide(conn, p);
             self.store_decide(conn, p);
         }
@@ -403,9 +403,62 @@ impl Worker<'_> {
         if own_server {
             out.extend_from_slice(server);
         }
-        if own_date {
-            out.extend_from_slice(date);
+        // A response from the cache keeps the Date it was stored with (the upstream's, else
+        // the time it was stored) and says its Age (RFC 9111 4.2.3, 5.1; nginx dates it
+        // anew and sends no Age).
+        let from_cache = p.cache.hit.as_ref().map(|(_, m)| *m);
+        let upstream_field = |name: &[u8]| {
+            p.resp.headers.iter().find_map(|(n, v)| {
+                up.get(n.clone())
+                    .filter(|n| n.eq_ignore_ascii_case(name))
+                    .and_then(|_| up.get(v.clone()))
+            })
+        };
+        match (own_date, from_cache) {
+            (false, _) => {}
+            (true, None) => out.extend_from_slice(date),
+            (true, Some(m)) => {
+                out.extend_from_slice(b"Date: ");
+                match upstream_field(b"date") {
+                    Some(v) => out.extend_from_slice(v),
+                    None => {
+                        let mut d = [0u8; 29];
+                        let t = std::time::UNIX_EPOCH
+                            + Duration::from_secs(u64::try_from(m.date).unwrap_or(0));
+                        crate::http::date::http_date(t, &mut d);
+                        out.extend_from_slice(&d);
+                    }
+                }
+                out.extend_from_slice(b"\r\n");
+            }
         }
+        if let Some(m) = from_cache {
+            let born = m.date.saturating_sub(i64::from(m.age));
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            write_num_header(&mut out, b"Age: ", now.saturating_sub(born).max(0) as u64);
+        }
+        // Fields the upstream's Connection names are that connection's (RFC 9110 7.6.1);
+        // a stored response's `no-cache="…"` and `private="…"` fields are not sent from
+        // the cache.
+        let connection = upstream_field(b"connection").unwrap_or_default();
+        let omitting = from_cache.is_some()
+            && p.resp.headers.iter().any(|(n, v)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"cache-control"))
+                    && up.get(v.clone()).is_some_and(|v| v.contains(&b'"'))
+            });
+        let omitted = |name: &[u8]| {
+            omitting
+                && p.resp.headers.iter().any(|(n, v)| {
+                    up.get(n.clone())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"cache-control"))
+                        && up
+                            .get(v.clone())
+                            .is_some_and(|v| crate::cache::control::omits(v, name))
+                })
+        };
         let ir = &self.loaded.ir;
         let loc = &ir.locations[p.loc.0 as usize];
         let s = &ir.settings[loc.conf.settings.0 as usize];
@@ -481,6 +534,8 @@ impl Worker<'_> {
             // With proxy_force_ranges the range filter says whether ranges are served; a
             // slice's part has its range replaced by the whole's.
             if !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi)
+                || (super::cache::listed_in(connection, name) && !token_eq(name, b"upgrade"))
+                || (from_cache.is_some() && (token_eq(name, b"age") || omitted(name)))
                 || (ranged && token_eq(name, b"accept-ranges"))
                 // A 304 of the not_modified filter has no body to describe.
                 || (p.not_modified

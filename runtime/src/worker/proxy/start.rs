@@ -623,6 +623,16 @@ impl Worker<'_> {
                     req.extend_from_slice(b"\r\n");
                 }
             }
+            // A location that caches says so (Edge Architecture): the upstream may then
+            // send a Surrogate-Control for this cache (unless proxy_set_header sets the field).
+            if p.cache.zone.is_some()
+                && !ps
+                    .set_headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("surrogate-capability"))
+            {
+                req.extend_from_slice(crate::cache::control::CAPABILITY);
+            }
             p.upgrade = sent_upgrade && http11 && client_upgrade.is_some() && !h2c && !p.discard;
 
             // The client's own headers, minus hop-by-hop ones and those set above (none with
