@@ -32,7 +32,9 @@
 //! * `/bad-chunked`: a chunked 200 whose body is one good chunk (`hello`) then the size line
 //!   `zz`; the connection is then held open until the client closes it.
 //! * `/redirect?to=URL`: 302 with `Location: URL` (percent-decoded).
-//! * `/headers?name=value&...`: 200 `ok` carrying each pair as a response header.
+//! * `/headers?name=value&...`: 200 `ok` carrying each pair as a response header; with an
+//!   `ETag` pair and that ETag in If-None-Match, a 304 whose `304-name=value` pairs replace
+//!   `name`'s value.
 //! * `/ws`: WebSocket echo of text and binary messages (up to 16 MiB).
 //! * `/stats`: `connections=C requests=R` since start (this request included).
 //! * anything else: 404 `not found`.
@@ -729,11 +731,25 @@ impl Conn {
                     check_value(&v)?;
                     headers.push((n, v));
                 }
-                let headers: Vec<(&str, String)> = headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.clone()))
-                    .collect();
-                Ok(reply(self, 200, &headers, b"ok")?)
+                // A request whose If-None-Match is the ETag asked for gets a 304, its
+                // `304-Name` pairs replacing `Name`'s value (others sent as they are).
+                let etag = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("etag"));
+                let not_modified =
+                    etag.is_some_and(|(_, e)| req.header("If-None-Match") == Some(e.as_bytes()));
+                let status = if not_modified { 304 } else { 200 };
+                let mut out: Vec<(&str, String)> = Vec::new();
+                for (n, v) in &headers {
+                    match n.strip_prefix("304-") {
+                        Some(name) if not_modified => {
+                            out.retain(|(o, _)| !o.eq_ignore_ascii_case(name));
+                            out.push((name, v.clone()));
+                        }
+                        Some(_) => {}
+                        None if out.iter().any(|(o, _)| o.eq_ignore_ascii_case(n)) => {}
+                        None => out.push((n.as_str(), v.clone())),
+                    }
+                }
+                Ok(reply(self, status, &out, b"ok")?)
             }
             _ => Ok(reply(self, 404, &[text()], b"not found")?),
         }

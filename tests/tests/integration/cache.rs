@@ -580,3 +580,185 @@ fn x_pad_is_hidden_unless_passed_as_nginx() {
     );
     assert_eq!(get(&p, "/pass/headers?X-Pad=1").header("X-Pad"), Some("1"));
 }
+
+/// `cached` without proxy_cache_valid: only the upstream's headers make things cacheable.
+fn by_headers(port: u16, extra: &str) -> String {
+    cached(port, extra).replace("proxy_cache_valid 200 10m;", "")
+}
+
+/// Two GETs of `path`: the cache statuses they got.
+fn twice(p: &Proton, path: &str) -> (String, String) {
+    let a = cache_status(&get(p, path)).to_string();
+    let b = cache_status(&get(p, path)).to_string();
+    (a, b)
+}
+
+#[test]
+fn freshness_counts_the_age_a_response_arrives_with() {
+    let t = TempDir::new("cache-age");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &by_headers(b.port, ""), 1);
+    // Age past max-age: stale on arrival, never served from the cache.
+    let path = "/headers?Cache-Control=max-age%3D60&Age=120";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    // An Age that is not one number makes it stale too.
+    let path = "/headers?Cache-Control=max-age%3D60&Age=0%2C%200";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    // Expires counts from the response's Date: an Expires before its Date is stale
+    // (nginx compares Expires with its own clock and stores it).
+    let path = "/headers?Date=Sat%2C%2002%20Jan%202100%2000%3A00%3A00%20GMT&Expires=Fri%2C%2001%20Jan%202100%2000%3A00%3A00%20GMT";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    // A hit says its age (the upstream's Age plus the time stored) and keeps the Date it
+    // was stored with.
+    let path = "/headers?Cache-Control=max-age%3D3600&Age=100&Date=Sat%2C%2002%20Jan%202100%2000%3A00%3A00%20GMT";
+    let first = get(&p, path);
+    assert_eq!(cache_status(&first), "MISS");
+    assert_eq!(first.header("Age"), Some("100"));
+    let hit = get(&p, path);
+    assert_eq!(cache_status(&hit), "HIT", "{}", p.logs());
+    let age: u64 = hit.header("Age").unwrap_or("").parse().unwrap_or(0);
+    assert!((100..200).contains(&age), "Age {:?}", hit.header("Age"));
+    assert_eq!(hit.header("Date"), Some("Sat, 02 Jan 2100 00:00:00 GMT"));
+    assert_eq!(
+        hit.headers.iter().filter(|(n, _)| n == "age").count(),
+        1,
+        "one Age line"
+    );
+}
+
+#[test]
+fn cache_control_is_read_as_a_list_of_directives() {
+    let t = TempDir::new("cache-cc");
+    let b = Backend::start("b1");
+    let p = Proton::start(
+        t.path(),
+        &by_headers(b.port, "proxy_cache_revalidate on;"),
+        1,
+    );
+    // A max-age inside an extension's quoted string is not one: max-age=0 decides.
+    let path = "/headers?Cache-Control=ext%3D%22max-age%3D3600%22%2C%20max-age%3D0";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    // Vary with * among other names: never served from the cache.
+    let path = "/headers?Cache-Control=max-age%3D60&Vary=Accept%2C%20*";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    // must-understand: a status this cache knows is stored whatever no-store says.
+    let path = "/headers?Cache-Control=max-age%3D60%2C%20must-understand%2C%20no-store";
+    assert_eq!(twice(&p, path), ("MISS".into(), "HIT".into()));
+    // no-cache="field": stored, the field left out of what the cache sends.
+    let path =
+        "/headers?Cache-Control=max-age%3D60%2C%20no-cache%3D%22X-Secret%22&X-Secret=1&X-Other=2";
+    let first = get(&p, path);
+    assert_eq!(first.header("X-Secret"), Some("1"));
+    let hit = get(&p, path);
+    assert_eq!(cache_status(&hit), "HIT", "{}", p.logs());
+    assert_eq!(hit.header("X-Secret"), None);
+    assert_eq!(hit.header("X-Other"), Some("2"));
+    // Plain no-cache with a validator and proxy_cache_revalidate: stored, and asked about
+    // before every use (a 304 answers).
+    let path = "/headers?Cache-Control=no-cache&ETag=%22v1%22";
+    assert_eq!(twice(&p, path), ("MISS".into(), "REVALIDATED".into()));
+    // Surrogate-Control (for this cache) comes before Cache-Control.
+    let path = "/headers?Cache-Control=no-store&Surrogate-Control=max-age%3D60%3Bproton";
+    assert_eq!(twice(&p, path), ("MISS".into(), "HIT".into()));
+    let path = "/headers?Cache-Control=max-age%3D60&Surrogate-Control=no-store";
+    assert_eq!(twice(&p, path), ("MISS".into(), "MISS".into()));
+    let path = "/headers?Cache-Control=max-age%3D60&Surrogate-Control=max-age%3D60%3Bother-cache";
+    assert_eq!(twice(&p, path), ("MISS".into(), "HIT".into()));
+}
+
+#[test]
+fn a_304_updates_the_stored_head() {
+    let t = TempDir::new("cache-304");
+    let b = Backend::start("b1");
+    let p = Proton::start(
+        t.path(),
+        &by_headers(b.port, "proxy_cache_revalidate on;"),
+        1,
+    );
+    // Fresh for one second; the 304 that revalidates it brings new values and an hour.
+    let path = "/headers?ETag=%22e1%22&Cache-Control=max-age%3D1&X-V=old&Content-Type=text%2Fplain&304-X-V=new&304-Cache-Control=max-age%3D3600&304-Content-Type=text%2Fhtml&304-ETag=%22other%22&304-Content-Length=9";
+    let first = get(&p, path);
+    assert_eq!(cache_status(&first), "MISS");
+    assert_eq!(first.header("X-V"), Some("old"));
+    let mut revalidated = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let r = get(&p, path);
+            let done = cache_status(&r) == "REVALIDATED";
+            revalidated = Some(r);
+            done
+        }),
+        "{}",
+        p.logs()
+    );
+    let r = revalidated.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"ok");
+    assert_eq!(r.header("X-V"), Some("new"));
+    assert_eq!(r.header("Content-Type"), Some("text/html"));
+    // Not the validator, nor the body's length.
+    assert_eq!(r.header("ETag"), Some("\"e1\""));
+    assert_eq!(r.header("Content-Length"), Some("2"));
+    // The updated head is the one stored, fresh for the 304's hour.
+    let hit = get(&p, path);
+    assert_eq!(cache_status(&hit), "HIT", "{}", p.logs());
+    assert_eq!(hit.header("X-V"), Some("new"));
+    assert_eq!(hit.header("Cache-Control"), Some("max-age=3600"));
+    assert_eq!(hit.body, b"ok");
+}
+
+#[test]
+fn credentials_unsafe_methods_and_connection_fields() {
+    let t = TempDir::new("cache-auth");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &by_headers(b.port, ""), 1);
+    let with_auth = |path: &str| {
+        send(
+            &p,
+            &format!("GET {path} HTTP/1.1\r\nHost: c\r\nAuthorization: Basic eDp5\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    // An answer to a request with credentials is not stored, nor does a stored answer
+    // reach such a request, unless it says public (RFC 9111 3.5).
+    let path = "/headers?Cache-Control=max-age%3D60&k=1";
+    assert_eq!(cache_status(&with_auth(path)), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "HIT");
+    assert_eq!(cache_status(&with_auth(path)), "MISS");
+    let path = "/headers?Cache-Control=max-age%3D60%2C%20public&k=2";
+    assert_eq!(cache_status(&with_auth(path)), "MISS");
+    assert_eq!(cache_status(&with_auth(path)), "HIT");
+    assert_eq!(cache_status(&get(&p, path)), "HIT");
+    // A POST answered with a Location (or Content-Location) on this origin removes what
+    // is stored for that URI too.
+    let target = "/headers?Cache-Control=max-age%3D60&k=3";
+    assert_eq!(twice(&p, target), ("MISS".into(), "HIT".into()));
+    let post = send(
+        &p,
+        "POST /headers?Location=%2Fheaders%3FCache-Control%3Dmax-age%253D60%26k%3D3 HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(post.status, 200);
+    assert_eq!(cache_status(&get(&p, target)), "MISS", "{}", p.logs());
+    // Fields the upstream's Connection lists are that connection's: never sent on.
+    let path = "/headers?Cache-Control=max-age%3D60&Connection=X-Hop&X-Hop=1&X-End=2";
+    for round in 0..2 {
+        let r = get(&p, path);
+        assert_eq!(r.header("X-Hop"), None, "round {round}");
+        assert_eq!(r.header("X-End"), Some("2"), "round {round}");
+    }
+}
+
+#[test]
+fn if_none_match_decides_alone_on_a_cached_answer() {
+    let t = TempDir::new("cache-inm");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &by_headers(b.port, ""), 1);
+    let path = "/headers?Cache-Control=max-age%3D60&ETag=%22x%22&Last-Modified=Sat%2C%2002%20Jan%202000%2000%3A00%3A00%20GMT";
+    assert_eq!(twice(&p, path), ("MISS".into(), "HIT".into()));
+    // If-Modified-Since says modified, If-None-Match says current: 304 (RFC 9110 13.2.2).
+    let r = send(
+        &p,
+        &format!("GET {path} HTTP/1.1\r\nHost: c\r\nIf-None-Match: \"x\"\r\nIf-Modified-Since: Sat, 01 Jan 1990 00:00:00 GMT\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(r.status, 304, "{}", p.logs());
+}

@@ -777,12 +777,19 @@ impl Worker<'_> {
         // The 304's fields, kept before its attempt ends (its connection may serve others).
         let mut fields = self.pool.get();
         fields.clear();
-        let connection = stored_field(&p.hold, b"connection").unwrap_or_default();
+        let up = &p.hold;
+        let connection_lists = |name: &[u8]| {
+            p.resp.headers.iter().any(|(n, v)| {
+                up.get(n.clone())
+                    .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
+                    && up.get(v.clone()).is_some_and(|v| listed_in(v, name))
+            })
+        };
         for (n, v) in &p.resp.headers {
-            let (Some(name), Some(value)) = (p.hold.get(n.clone()), p.hold.get(v.clone())) else {
+            let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
             };
-            if crate::cache::file::updates(name) && !listed_in(connection, name) {
+            if crate::cache::file::updates(name) && !connection_lists(name) {
                 fields.extend_from_slice(name);
                 fields.extend_from_slice(b": ");
                 fields.extend_from_slice(value);

@@ -442,7 +442,16 @@ impl Worker<'_> {
         // Fields the upstream's Connection names are that connection's (RFC 9110 7.6.1);
         // a stored response's `no-cache="…"` and `private="…"` fields are not sent from
         // the cache.
-        let connection = upstream_field(b"connection").unwrap_or_default();
+        let connection_lists = |name: &[u8]| {
+            !token_eq(name, b"upgrade")
+                && p.resp.headers.iter().any(|(n, v)| {
+                    up.get(n.clone())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
+                        && up
+                            .get(v.clone())
+                            .is_some_and(|v| super::cache::listed_in(v, name))
+                })
+        };
         let omitting = from_cache.is_some()
             && p.resp.headers.iter().any(|(n, v)| {
                 up.get(n.clone())
@@ -534,7 +543,7 @@ impl Worker<'_> {
             // With proxy_force_ranges the range filter says whether ranges are served; a
             // slice's part has its range replaced by the whole's.
             if !passed_on(name, &ps.pass_headers, &ps.hide_headers, cgi)
-                || (super::cache::listed_in(connection, name) && !token_eq(name, b"upgrade"))
+                || connection_lists(name)
                 || (from_cache.is_some() && (token_eq(name, b"age") || omitted(name)))
                 || (ranged && token_eq(name, b"accept-ranges"))
                 // A 304 of the not_modified filter has no body to describe.
