@@ -38,10 +38,11 @@ const CELL: usize = 64;
 pub(crate) const NODE_HEAD: usize = 48;
 /// Size classes: 1, 2, 4 … 2048 cells (a 65535-byte key needs 1025).
 const CLASSES: usize = 12;
-/// Bytes of the table's own fields: LRU head and tail, bump, count, free lists, then 8
+/// Bytes of the table's own fields: LRU head and tail, bump, count, free lists, then 16
 /// bytes for the user of the table ([`USER`]).
-const META: usize = 16 + 4 * CLASSES + 8;
-/// A word of the table for its user (a cache: the bytes its files take).
+const META: usize = 16 + 4 * CLASSES + 16;
+/// Two words of the table for its user (a cache: the bytes its files take, and whether its
+/// loader has been through the directory).
 pub(crate) const USER: usize = 16 + 4 * CLASSES;
 
 // Offsets in the table.
@@ -608,6 +609,20 @@ impl Table<'_> {
         }
         wr32(self.mem, at + N_PREV, 0);
         wr32(self.mem, at + N_NEXT, 0);
+    }
+
+    pub(crate) fn lru_push_tail(&mut self, n: u32) {
+        let at = self.node(n);
+        let tail = rd32(self.mem, LRU_TAIL);
+        wr32(self.mem, at + N_NEXT, 0);
+        wr32(self.mem, at + N_PREV, tail);
+        if tail == 0 {
+            wr32(self.mem, LRU_HEAD, n);
+        } else {
+            let t = self.node(tail);
+            wr32(self.mem, t + N_NEXT, n);
+        }
+        wr32(self.mem, LRU_TAIL, n);
     }
 
     pub(crate) fn lru_push_head(&mut self, n: u32) {

@@ -5,11 +5,11 @@
 //! (`inactive`) and how many bytes its file takes (`max_size`); whether a request is
 //! fetching it now (`proxy_cache_lock`).
 //!
-//! The index only knows what this generation of workers saw: a key it does not know is
-//! looked for on disk by the worker (the file's header says the rest), so objects survive
-//! restarts without a loader pass. Entries whose files must go (inactive, over `max_size`,
-//! pushed out of a full zone) are handed back to the caller, which unlinks the files after
-//! the lock is let go.
+//! A key the index does not know is looked for on disk by the worker (the file's header
+//! says the rest), so objects are found before the cache loader (`super::keeper`) has
+//! entered them all. Entries whose files must go (inactive, over `max_size`, pushed out of
+//! a full zone) are handed back to the caller, which unlinks the files after the lock is
+//! let go.
 
 use crate::limits::{rd32, rd64, wr32, wr64, Zone, LRU_TAIL, NODE_HEAD, N_PREV, USER};
 use std::sync::Arc;
@@ -265,6 +265,61 @@ impl Index {
     pub fn size(&self) -> u64 {
         let t = self.zone.lock();
         rd64(t.mem, USER)
+    }
+
+    /// The cache loader found an object's file (fresh until `valid_sec`, `fs_size` bytes):
+    /// an entry for it unless the key has one already (a request got there first), unused
+    /// until `now + inactive`. False when the zone is full (nothing is pushed out for it).
+    pub fn load(
+        &self,
+        md5: &[u8; KEY],
+        valid_sec: i64,
+        fs_size: u64,
+        now: i64,
+        inactive: u64,
+    ) -> bool {
+        let h = bucket_hash(md5);
+        let mut t = self.zone.lock();
+        if t.find(h, md5).is_some() {
+            return true;
+        }
+        let len = KEY + VALUE;
+        let Some(n) = t.alloc(len) else {
+            return false;
+        };
+        // (At the least recently used end: a file found on disk is no one's recent use.)
+        t.insert_sized(n, h, md5, len);
+        t.lru_unlink(n);
+        t.lru_push_tail(n);
+        let at = t.node(n);
+        let expire = (now.max(0) as u64).saturating_add(inactive);
+        for (off, v) in [
+            (V_VALID, valid_sec as u64),
+            (V_EXPIRE, expire),
+            (V_FS, fs_size),
+            (V_LOCK, 0),
+        ] {
+            wr64(t.mem, at + off, v);
+        }
+        wr32(t.mem, at + V_USES, 0);
+        wr32(t.mem, at + V_FLAGS, EXISTS);
+        wr32(t.mem, at + V_ERROR, 0);
+        wr32(t.mem, at + V_GEN, 1);
+        let total = rd64(t.mem, USER).saturating_add(fs_size);
+        wr64(t.mem, USER, total);
+        true
+    }
+
+    /// Whether the cache loader has been through the directory (for this zone's lifetime:
+    /// a reload that keeps the zone does not load it again, as nginx).
+    pub fn loaded(&self) -> bool {
+        let t = self.zone.lock();
+        rd64(t.mem, USER + 8) != 0
+    }
+
+    pub fn set_loaded(&self) {
+        let t = self.zone.lock();
+        wr64(t.mem, USER + 8, 1);
     }
 }
 

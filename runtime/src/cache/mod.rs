@@ -32,3 +32,4 @@ pub mod control;
 pub mod file;
 pub mod hot;
 pub mod index;
+pub mod keeper;

@@ -309,6 +309,17 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             )
         })
         .filter(|h| !h.is_empty());
+    // The cache loader and manager run there too (`crate::cache::keeper`).
+    let mut keeper = (slot == 0)
+        .then(|| {
+            crate::cache::keeper::Keeper::new(
+                &loaded.ir.cache_zones,
+                &loaded.cache_zones,
+                &loaded.prefix,
+                Instant::now(),
+            )
+        })
+        .filter(|k| !k.is_empty());
     // OCSP responses for ssl_stapling are fetched by a thread of each worker (its error log
     // is reopened on USR1 with the worker's).
     let ocsp_log = ocsp_log.map(|l| std::sync::Arc::new(std::sync::Mutex::new(l)));
@@ -345,6 +356,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             .flatten()
             .map(|std::cmp::Reverse((at, _, _))| *at)
             .chain(health.as_mut().and_then(|h| h.next_deadline()))
+            .chain(keeper.as_ref().and_then(|k| k.next_deadline()))
             .fold(timeout, |t, at| {
                 t.min(at.saturating_duration_since(Instant::now()))
             });
@@ -381,6 +393,7 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
                                 w.draining = true;
                                 // The next generation's first worker checks from now on.
                                 health = None;
+                                keeper = None;
                                 acceptor.stop(&poll);
                                 let grace = Instant::now() + IDLE_GRACE;
                                 // HTTP/2 connections say GOAWAY; their streams finish.
@@ -450,6 +463,10 @@ pub fn run(loaded: &Loaded, bound: &[Bound], place: Place<'_>) -> i32 {
             h.run_timers(w.now, &w.registry, &loaded.regexes, &mut |l, a| {
                 elog.log(l, a)
             });
+        }
+        if let Some(k) = keeper.as_mut() {
+            let elog = &w.elog;
+            k.run(w.now, &mut |l, a| elog.log(l, a));
         }
         while let Some(&std::cmp::Reverse((at, key, number))) = w.delayed.peek() {
             if at > w.now {

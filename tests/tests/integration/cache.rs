@@ -762,3 +762,169 @@ fn if_none_match_decides_alone_on_a_cached_answer() {
     );
     assert_eq!(r.status, 304, "{}", p.logs());
 }
+
+/// The objects (32-hex-digit names) under `dir` and the bytes they take.
+fn objects(dir: &std::path::Path) -> (usize, u64) {
+    let files: Vec<_> = proton_tests::files_under(dir)
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n.len() == 32))
+        .collect();
+    let bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    (files.len(), bytes)
+}
+
+#[test]
+fn the_loader_and_manager_keep_max_size_and_inactive_without_requests() {
+    let t = TempDir::new("cache-keeper");
+    let b = Backend::start("b1");
+    let cache = t.path().join("cache");
+    let mut p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    for i in 0..4 {
+        let r = get(&p, &format!("/big?bytes=100000&n={i}"));
+        assert_eq!(cache_status(&r), "MISS");
+    }
+    assert_eq!(objects(&cache).0, 4);
+    p.signal("TERM");
+    assert!(p.wait_exit(Duration::from_secs(10)));
+    drop(p);
+    // What a crash leaves: a damaged object, and a temporary file no one writes to.
+    let damaged = cache.join("f/ff/ffffffffffffffffffffffffffffffff");
+    std::fs::create_dir_all(damaged.parent().unwrap()).unwrap();
+    std::fs::write(&damaged, b"not an object").unwrap();
+    let temp = cache.join("0000000042");
+    std::fs::write(&temp, b"half").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&temp)
+        .and_then(|f| f.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000)))
+        .unwrap();
+    // Started again with max_size=250k: the loader learns the four objects (400 KB), the
+    // manager removes the least recently used until they fit, with no request at all.
+    let conf = cached(b.port, "").replace("keys_zone=one:1m;", "keys_zone=one:1m max_size=250k;");
+    let p = Proton::start(t.path(), &conf, 1);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let (n, bytes) = objects(&cache);
+            n >= 1 && bytes <= 250 * 1024 && !damaged.exists() && !temp.exists()
+        }),
+        "{:?}\n{}",
+        objects(&cache),
+        p.logs()
+    );
+    assert!(p.logs().contains("loaded"), "{}", p.logs());
+    drop(p);
+    // With inactive=1s, every object goes once unused for a second.
+    let conf = cached(b.port, "").replace("keys_zone=one:1m;", "keys_zone=one:1m inactive=1s;");
+    let p = Proton::start(t.path(), &conf, 1);
+    assert!(
+        wait_until(Duration::from_secs(10), || objects(&cache).0 == 0),
+        "{:?}\n{}",
+        objects(&cache),
+        p.logs()
+    );
+}
+
+#[test]
+fn a_worker_killed_while_storing_leaves_no_object() {
+    let t = TempDir::new("cache-kill");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let cache = t.path().join("cache");
+    let worker = p.the_worker();
+    // The head comes at once, the body three seconds later: the object is being written.
+    let port = p.port;
+    let client = std::thread::spawn(move || request(port, Some("c"), "/headdelay?ms=3000"));
+    assert!(
+        wait_until(Duration::from_secs(10), || !proton_tests::files_under(
+            &cache
+        )
+        .is_empty()),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(objects(&cache).0, 0, "only a temporary file while writing");
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status();
+    // The client's connection died with the worker.
+    assert!(client.join().unwrap().is_err());
+    // A new worker: the object is fetched whole, never served half.
+    assert!(
+        wait_until(Duration::from_secs(20), || p
+            .workers()
+            .iter()
+            .any(|&w| w != worker)),
+        "{}",
+        p.logs()
+    );
+    let r = get(&p, "/headdelay?ms=3000");
+    assert_eq!(
+        (cache_status(&r), r.body_text().as_str()),
+        ("MISS", "hello")
+    );
+    let r = get(&p, "/headdelay?ms=3000");
+    assert_eq!((cache_status(&r), r.body_text().as_str()), ("HIT", "hello"));
+    assert_eq!(objects(&cache).0, 1);
+}
+
+/// A small file system mounted for a test (tmpfs), unmounted when dropped.
+struct SmallFs(std::path::PathBuf);
+
+impl SmallFs {
+    /// `None` where this machine does not let the test mount one (not root).
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallFs> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| SmallFs(at.to_path_buf()))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_storing_and_keeps_serving() {
+    let t = TempDir::new("cache-full");
+    let Some(_fs) = SmallFs::mount(&t.path().join("cache"), "1m") else {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs (needs root)");
+        return;
+    };
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    // 2 MB does not fit in the cache's 1 MiB: the client gets all of it, nothing is stored,
+    // the failed write is logged.
+    for round in 0..2 {
+        let r = get(&p, "/big?bytes=2000000");
+        assert_eq!((r.status, r.body.len()), (200, 2_000_000), "round {round}");
+        assert_eq!(cache_status(&r), "MISS", "round {round}");
+        assert!(r
+            .body
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (i % 251) as u8));
+    }
+    assert!(
+        wait_until(Duration::from_secs(5), || p
+            .logs()
+            .contains("No space left on device")),
+        "{}",
+        p.logs()
+    );
+    assert!(proton_tests::files_under(&t.path().join("cache")).is_empty());
+    // What fits is still stored.
+    assert_eq!(twice(&p, "/big?bytes=1000"), ("MISS".into(), "HIT".into()));
+}
