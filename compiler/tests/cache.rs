@@ -585,10 +585,29 @@ fn cache_variables() {
 }
 
 #[test]
-fn store_is_lowered_and_purge_stays_unsupported() {
-    for line in ["proxy_cache_purge $purge;", "fastcgi_cache_purge $purge;"] {
+fn store_and_purge_are_lowered() {
+    // proxy_cache_purge (NGINX Plus's form): conditions, inherited as proxy_no_cache's.
+    let ir = ok(&conf(
+        "proxy_cache_path /c keys_zone=z:1m; map $request_method $purge { PURGE 1; default 0; } \
+         proxy_cache_purge $purge 1;",
+        "location / { proxy_pass http://127.0.0.1:9000; proxy_cache z; } \
+         location /f { fastcgi_pass 127.0.0.1:9000; fastcgi_cache_purge $purge; }",
+    ));
+    assert_eq!(settings(&ir, "/").proxy.cache.purge.len(), 2);
+    assert_eq!(settings(&ir, "/f").fastcgi.cache.purge.len(), 1);
+    // The third-party ngx_cache_purge forms would purge every request: refused with a hint.
+    for (line, word) in [
+        ("proxy_cache_purge PURGE from 127.0.0.1;", "PURGE"),
+        ("proxy_cache_purge on;", "on"),
+        ("proxy_cache_purge z $uri;", "z"),
+        ("fastcgi_cache_purge $uri purge_all;", "purge_all"),
+    ] {
         let e = error(&conf("", line));
-        assert!(e.message.contains("is not supported yet"), "{line}: {e:#?}");
+        assert!(
+            e.message.contains("third-party ngx_cache_purge") && e.message.contains(word),
+            "{line}: {e:#?}"
+        );
+        assert!(e.help.contains("map $request_method $purge"), "{e:#?}");
     }
     let ir = ok(&conf(
         "proxy_store on; proxy_store_access group:r all:r;",

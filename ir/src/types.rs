@@ -159,6 +159,10 @@ pub struct CacheSettings {
     /// `proxy_no_cache`: the response is not stored when one of these is neither empty nor
     /// `0`.
     pub no_cache: Vec<Template>,
+    /// `proxy_cache_purge` (NGINX Plus's): a request for which one of these is neither
+    /// empty nor `0` removes what the cache holds for its key (a key ending in `*`: every
+    /// key it starts) and is answered 204, or 404 when nothing was held.
+    pub purge: Vec<Template>,
     /// `proxy_cache_use_stale` (default off).
     pub use_stale: CacheStale,
     /// `proxy_cache_background_update` (default off).
@@ -185,6 +189,7 @@ impl Default for CacheSettings {
             min_uses: 1,
             bypass: vec![],
             no_cache: vec![],
+            purge: vec![],
             use_stale: CacheStale::default(),
             background_update: false,
             lock: false,

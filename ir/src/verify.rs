@@ -562,7 +562,11 @@ impl Checker<'_> {
                 Some(CacheRef::Var(t)) => self.template(t)?,
                 None => {}
             }
-            for t in std::iter::once(&c.key).chain(&c.bypass).chain(&c.no_cache) {
+            for t in std::iter::once(&c.key)
+                .chain(&c.bypass)
+                .chain(&c.no_cache)
+                .chain(&c.purge)
+            {
                 self.template(t)?;
             }
             if let Some(StoreTarget::Path(t)) = &ps.store {

@@ -186,8 +186,8 @@ impl Lower<'_> {
                             d.arg_span(i),
                             format!("the \"{key}\" parameter of \"{}\" is not supported", d.name),
                         )
-                        .label("an NGINX Plus parameter (cache purging)")
-                        .help("remove it: Proton's cache has no purger"),
+                        .label("an NGINX Plus parameter (the cache purger process)")
+                        .help("remove it: Proton removes what a `proxy_cache_purge` with a wildcard key matches while it answers the purge request"),
                     );
                     return None;
                 }
@@ -402,6 +402,13 @@ impl Lower<'_> {
                 s.no_cache.push(t);
             }
         }
+        for d in nearest(chain, &n("cache_purge")) {
+            self.third_party_purge(d);
+            for i in 0..d.args.len() {
+                let t = self.template(d, i);
+                s.purge.push(t);
+            }
+        }
         if let Some(d) = one("cache_use_stale") {
             s.use_stale = self.cache_use_stale(d);
         }
@@ -519,6 +526,33 @@ impl Lower<'_> {
 
     /// `proxy_cache_use_stale error | timeout | … | off` (the words were checked against
     /// the module's list by the directive table).
+    /// `proxy_cache_purge` in the third-party ngx_cache_purge module's form (`on`, `off`, a
+    /// method name, `from …`, `purge_all`, or a zone and a key) would purge every request
+    /// read as NGINX Plus's: a literal value that is not a number is refused with the form
+    /// to write instead.
+    fn third_party_purge(&mut self, d: &Directive) {
+        // (A literal value other than a number is that module's syntax: `on`, `PURGE`,
+        // `from`, `purge_all`, a zone's name.)
+        let third_party = d.args.iter().enumerate().find(|(_, a)| {
+            let v = a.value.as_str();
+            !v.contains('$') && !v.bytes().all(|b| b.is_ascii_digit())
+        });
+        if let Some((i, a)) = third_party {
+            let msg = format!(
+                "\"{}\" takes NGINX Plus's form (conditions), not the third-party ngx_cache_purge module's: \"{}\" would purge every request",
+                d.name, a.value
+            );
+            self.err(
+                Diagnostic::error(Code::BadValue, d.arg_span(i), msg)
+                    .label("ngx_cache_purge syntax")
+                    .help(format!(
+                        "map $request_method $purge {{ PURGE 1; default 0; }} (with an access rule in the map or a geo), then: {} $purge;",
+                        d.name
+                    )),
+            );
+        }
+    }
+
     fn cache_use_stale(&mut self, d: &Directive) -> CacheStale {
         let mut s = CacheStale::default();
         for a in &d.args {

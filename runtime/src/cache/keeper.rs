@@ -40,8 +40,8 @@ struct Zone {
     index: Index,
     conf: CacheZone,
     root: PathBuf,
-    /// The loader's place: the open directories, deepest last (`None`: through, or never).
-    walk: Option<Vec<(std::fs::ReadDir, usize)>>,
+    /// The loader's place (`None`: through, or never).
+    walk: Option<Walk>,
     next_load: Instant,
     next_manage: Instant,
 }
@@ -90,7 +90,7 @@ impl Keeper {
             })
             .map(|mut z| {
                 if !z.index.loaded() {
-                    z.walk = std::fs::read_dir(&z.root).ok().map(|d| vec![(d, 0)]);
+                    z.walk = Walk::new(&z.root, z.conf.levels.len());
                     if z.walk.is_none() {
                         // (Nothing to load: no directory yet.)
                         z.index.set_loaded();
@@ -142,82 +142,63 @@ impl Zone {
     /// Up to `loader_files` directory entries.
     fn load_step(&mut self, start: Instant, log: LogFn<'_>) {
         let cap = self.cap(self.conf.loader_threshold_ms);
-        let depth_of_objects = self.conf.levels.len();
         let now = unix_now();
         let mut seen = 0u32;
         let mut full = false;
+        let mut through = false;
         let Some(walk) = self.walk.as_mut() else {
             return;
         };
         while seen < self.conf.loader_files.max(1) && start.elapsed() < cap {
-            let Some((dir, depth)) = walk.last_mut() else {
-                break;
+            let found = match walk.next(&mut seen) {
+                None => {
+                    through = true;
+                    break;
+                }
+                Some(f) => f,
             };
-            let depth = *depth;
-            let Some(entry) = dir.next() else {
-                walk.pop();
-                continue;
-            };
-            seen += 1;
-            let Ok(entry) = entry else { continue };
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            let path = entry.path();
-            if kind.is_dir() {
-                if depth < depth_of_objects {
-                    if let Ok(d) = std::fs::read_dir(&path) {
-                        walk.push((d, depth + 1));
+            match found {
+                Found::Other => {}
+                Found::Temp(entry) => {
+                    // A temporary file: a dead worker's when untouched for an hour.
+                    let old = entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= TEMP_ABANDONED);
+                    let path = entry.path();
+                    if old && std::fs::remove_file(&path).is_ok() {
+                        log(
+                            LogLevel::Notice,
+                            format_args!(
+                                "removed abandoned cache temporary file \"{}\"",
+                                path.display()
+                            ),
+                        );
                     }
                 }
-                continue;
-            }
-            if !kind.is_file() {
-                continue;
-            }
-            let name = entry.file_name();
-            let name = name.as_encoded_bytes();
-            if depth == 0 && name.len() == 10 && name.iter().all(u8::is_ascii_digit) {
-                // A temporary file: a dead worker's when untouched for an hour.
-                let old = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age >= TEMP_ABANDONED);
-                if old && std::fs::remove_file(&path).is_ok() {
-                    log(
-                        LogLevel::Notice,
-                        format_args!(
-                            "removed abandoned cache temporary file \"{}\"",
-                            path.display()
-                        ),
-                    );
-                }
-                continue;
-            }
-            let Some(md5) = md5_of(name).filter(|_| depth == depth_of_objects) else {
-                continue;
-            };
-            match read_meta(&path) {
-                Some((meta, len)) if len == meta.file_len() => {
-                    if !self
-                        .index
-                        .load(&md5, meta.valid_sec, len, now, self.conf.inactive_secs)
-                    {
-                        full = true;
-                        break;
+                Found::Object(entry, md5) => {
+                    let path = entry.path();
+                    match read_meta(&path) {
+                        Some((meta, len, _)) if len == meta.file_len() => {
+                            let inactive = self.conf.inactive_secs;
+                            if !self.index.load(&md5, meta.valid_sec, len, now, inactive) {
+                                full = true;
+                                break;
+                            }
+                        }
+                        _ => {
+                            log(
+                                LogLevel::Crit,
+                                format_args!(
+                                    "cache file \"{}\" has incorrect header or length, removed by the cache loader",
+                                    path.display()
+                                ),
+                            );
+                            let _ = std::fs::remove_file(&path);
+                        }
                     }
-                }
-                _ => {
-                    log(
-                        LogLevel::Crit,
-                        format_args!(
-                            "cache file \"{}\" has incorrect header or length, removed by the cache loader",
-                            path.display()
-                        ),
-                    );
-                    let _ = std::fs::remove_file(&path);
                 }
             }
         }
@@ -229,9 +210,8 @@ impl Zone {
                     self.conf.name
                 ),
             );
-            walk.clear();
         }
-        if walk.is_empty() {
+        if full || through {
             self.walk = None;
             self.index.set_loaded();
             log(
@@ -289,13 +269,147 @@ impl Zone {
     }
 }
 
-/// An object file's header and length.
-fn read_meta(path: &Path) -> Option<(Meta, u64)> {
+/// An object file's header, length, and open file.
+fn read_meta(path: &Path) -> Option<(Meta, u64, std::fs::File)> {
     let f = std::fs::File::open(path).ok()?;
     let mut h = [0u8; HEADER_LEN];
     f.read_exact_at(&mut h, 0).ok()?;
     let meta = Meta::decode(&h)?;
-    Some((meta, f.metadata().ok()?.len()))
+    let len = f.metadata().ok()?.len();
+    Some((meta, len, f))
+}
+
+/// A walk through a cache's directory, one entry at a time, so that it can be done in
+/// steps: the open directories, deepest last. Objects are the 32-hex-digit names at the
+/// depth of the cache's `levels`; temporary files the 10-digit names at its top.
+pub struct Walk {
+    stack: Vec<(std::fs::ReadDir, usize)>,
+    levels: usize,
+}
+
+/// What [`Walk::next`] read.
+pub enum Found {
+    Object(std::fs::DirEntry, [u8; 16]),
+    Temp(std::fs::DirEntry),
+    /// A directory (entered when it is a level's), or anything else.
+    Other,
+}
+
+impl Walk {
+    /// A walk of `root` (`None` when it cannot be read: no directory yet).
+    pub fn new(root: &Path, levels: usize) -> Option<Walk> {
+        let d = std::fs::read_dir(root).ok()?;
+        Some(Walk {
+            stack: vec![(d, 0)],
+            levels,
+        })
+    }
+
+    /// The next entry (`seen` counts the entries read); `None` when the walk is through.
+    pub fn next(&mut self, seen: &mut u32) -> Option<Found> {
+        loop {
+            let (dir, depth) = self.stack.last_mut()?;
+            let depth = *depth;
+            let Some(entry) = dir.next() else {
+                self.stack.pop();
+                continue;
+            };
+            *seen += 1;
+            let Ok(entry) = entry else {
+                return Some(Found::Other);
+            };
+            let Ok(kind) = entry.file_type() else {
+                return Some(Found::Other);
+            };
+            if kind.is_dir() {
+                if depth < self.levels {
+                    if let Ok(d) = std::fs::read_dir(entry.path()) {
+                        self.stack.push((d, depth + 1));
+                    }
+                }
+                return Some(Found::Other);
+            }
+            if !kind.is_file() {
+                return Some(Found::Other);
+            }
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            if depth == 0 && name.len() == 10 && name.iter().all(u8::is_ascii_digit) {
+                return Some(Found::Temp(entry));
+            }
+            return Some(match md5_of(name).filter(|_| depth == self.levels) {
+                Some(md5) => Found::Object(entry, md5),
+                None => Found::Other,
+            });
+        }
+    }
+}
+
+/// A purge of every object whose key starts with `prefix` (or is `prefix`, `exact`), by
+/// reading each object's key, in steps (`proxy_cache_purge` with a wildcard key, or an
+/// exact key whose answer varied: each variant is a file of its own).
+pub struct Purge {
+    walk: Option<Walk>,
+    prefix: Vec<u8>,
+    exact: bool,
+    /// Objects removed so far.
+    pub removed: u32,
+}
+
+impl Purge {
+    pub fn new(root: &Path, levels: usize, prefix: &[u8], exact: bool) -> Purge {
+        Purge {
+            walk: Walk::new(root, levels),
+            prefix: prefix.to_vec(),
+            exact,
+            removed: 0,
+        }
+    }
+
+    /// Up to `files` directory entries, for at most [`STEP_CAP`]; true when through.
+    pub fn step(&mut self, index: &Index, files: u32, log: LogFn<'_>) -> bool {
+        let start = Instant::now();
+        let mut seen = 0u32;
+        let mut key = Vec::new();
+        while seen < files.max(1) && start.elapsed() < STEP_CAP {
+            let Some(walk) = self.walk.as_mut() else {
+                return true;
+            };
+            let found = match walk.next(&mut seen) {
+                None => {
+                    self.walk = None;
+                    return true;
+                }
+                Some(f) => f,
+            };
+            let Found::Object(entry, md5) = found else {
+                continue;
+            };
+            let path = entry.path();
+            let Some((meta, _, file)) = read_meta(&path) else {
+                continue;
+            };
+            let len = meta.key_len as usize;
+            if len < self.prefix.len() || (self.exact && len != self.prefix.len()) {
+                continue;
+            }
+            key.clear();
+            key.resize(self.prefix.len(), 0);
+            if file.read_exact_at(&mut key, meta.key_start() + 5).is_err() || key != self.prefix {
+                continue;
+            }
+            index.forget(&md5);
+            match std::fs::remove_file(&path) {
+                Ok(()) => self.removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => log(
+                    LogLevel::Crit,
+                    format_args!("unlink() \"{}\" failed ({e})", path.display()),
+                ),
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]

@@ -928,3 +928,57 @@ fn a_full_disk_stops_storing_and_keeps_serving() {
     // What fits is still stored.
     assert_eq!(twice(&p, "/big?bytes=1000"), ("MISS".into(), "HIT".into()));
 }
+
+#[test]
+fn proxy_cache_purge_removes_a_key_or_every_key_a_wildcard_starts() {
+    let t = TempDir::new("cache-purge");
+    let b = Backend::start("b1");
+    let conf = cached(b.port, "proxy_cache_purge $purge;").replace(
+        "server {",
+        "map $request_method $purge { PURGE 1; default 0; }\nserver {",
+    );
+    let p = Proton::start(t.path(), &conf, 1);
+    let purge = |path: &str| {
+        send(
+            &p,
+            &format!("PURGE {path} HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n"),
+        )
+        .status
+    };
+    let mut probes = 0;
+    assert_eq!(twice(&p, "/id?k=a"), ("MISS".into(), "HIT".into()));
+    let before = served(&b, &mut probes);
+    assert_eq!(purge("/id?k=a"), 204, "{}", p.logs());
+    assert_eq!(purge("/id?k=a"), 404, "nothing left to purge");
+    assert_eq!(served(&b, &mut probes), before, "a purge asks no upstream");
+    assert_eq!(twice(&p, "/id?k=a"), ("MISS".into(), "HIT".into()));
+    // A key that ends in `*`: every key it starts goes, the others stay.
+    for path in ["/id?w=1", "/id?w=2", "/id?v=1"] {
+        assert_eq!(cache_status(&get(&p, path)), "MISS");
+    }
+    assert_eq!(purge("/id?w*"), 204, "{}", p.logs());
+    assert_eq!(cache_status(&get(&p, "/id?w=1")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id?w=2")), "MISS");
+    assert_eq!(cache_status(&get(&p, "/id?v=1")), "HIT");
+    assert_eq!(cache_status(&get(&p, "/id?k=a")), "HIT");
+    assert_eq!(purge("/nothing*"), 404);
+    // Variants of an answer with Vary are files of their own: all go.
+    let path = "/headers?Vary=X-Lang&x=1";
+    for lang in ["en", "fr"] {
+        let r = send(
+            &p,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: c\r\nX-Lang: {lang}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        assert_eq!(cache_status(&r), "MISS", "{lang}");
+    }
+    let files = objects(&t.path().join("cache")).0;
+    assert_eq!(purge(path), 204);
+    assert_eq!(
+        objects(&t.path().join("cache")).0,
+        files - 2,
+        "{}",
+        p.logs()
+    );
+}

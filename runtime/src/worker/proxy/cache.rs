@@ -157,6 +157,9 @@ pub(crate) struct CacheReq {
     /// `$proxy_host` as the key was made with (for the keys of other URIs).
     proxy_host: Vec<u8>,
     proxy_unix: bool,
+    /// `proxy_cache_purge` of a wildcard key (or of a key whose answer varied): the walk
+    /// through the cache's files, done in steps (`St::CachePurge`).
+    pub(crate) purge: Option<Box<crate::cache::keeper::Purge>>,
 }
 
 impl CacheReq {
@@ -186,6 +189,7 @@ impl CacheReq {
         self.authorized = false;
         self.proxy_host.clear();
         self.proxy_unix = false;
+        self.purge = None;
     }
 }
 
@@ -328,6 +332,20 @@ impl Worker<'_> {
                 return (false, false);
             }
         };
+        if any_true(self, conn, req, &cs.purge) {
+            let mut key = std::mem::take(&mut p.cache.key);
+            {
+                let mut ctx = self.ctx(conn, req, 0);
+                ctx.proxy_host = proxy_host;
+                ctx.proxy_unix = proxy_unix;
+                ctx.expand(&cs.key, &mut key);
+            }
+            p.cache.md5 = crate::cache::file::digest(&key);
+            p.cache.key = key;
+            p.cache.zone = Some(zone);
+            p.cache.error_answer = self.cache_purge(p, zone);
+            return (false, false);
+        }
         if !cs.methods.iter().any(|m| m.as_bytes() == method) || (p.discard && !p.cache.updater) {
             // RFC 9111 4.4: an unsafe method's success invalidates what is stored for its
             // URI (its key): noted here, done at the answer's head.
@@ -608,6 +626,79 @@ impl Worker<'_> {
             }
             return (convert, false);
         }
+    }
+
+    /// `proxy_cache_purge`: what the cache holds for the request's key goes (its entry and
+    /// file). The answer's status (204: something went, 404: nothing was held), or 0 when
+    /// a walk through the files follows (`p.cache.purge`): for a key ending in `*` (every
+    /// key that starts so), and for an answer stored with Vary (each variant is a file).
+    fn cache_purge(&mut self, p: &mut Proxy, zone: usize) -> u16 {
+        let loaded = self.loaded;
+        let (Some(index), Some(z)) = (
+            loaded.cache_zones.get(zone),
+            loaded.ir.cache_zones.get(zone),
+        ) else {
+            return 404;
+        };
+        let root = loaded.prefix.join(&z.path);
+        let levels = z.levels.len();
+        if let Some(prefix) = p.cache.key.strip_suffix(b"*") {
+            p.cache.purge = Some(Box::new(crate::cache::keeper::Purge::new(
+                &root, levels, prefix, false,
+            )));
+            return 0;
+        }
+        let held = index
+            .peek(&p.cache.md5)
+            .is_some_and(|e| e.exists || e.error != 0);
+        index.forget(&p.cache.md5);
+        let path = self.cache_path(p);
+        let mut varied = false;
+        let mut removed = false;
+        if let Some(path) = path.as_ref() {
+            if let Ok(f) = std::fs::File::open(path) {
+                let mut h = [0u8; HEADER_LEN];
+                varied = f
+                    .read_exact_at(&mut h, 0)
+                    .ok()
+                    .and_then(|()| Meta::decode(&h))
+                    .is_some_and(|m| m.variant != [0u8; 16]);
+                removed = std::fs::remove_file(path).is_ok();
+            }
+        }
+        if varied {
+            let mut purge = crate::cache::keeper::Purge::new(&root, levels, &p.cache.key, true);
+            purge.removed = u32::from(removed);
+            p.cache.purge = Some(Box::new(purge));
+            return 0;
+        }
+        if held || removed {
+            204
+        } else {
+            404
+        }
+    }
+
+    /// `St::CachePurge`: a step of the walk; the answer once it is through.
+    pub(super) fn step_cache_purge(&mut self, p: &mut Proxy) -> Step {
+        let loaded = self.loaded;
+        let zone = p.cache.zone.unwrap_or(0);
+        let (Some(index), Some(z), Some(purge)) = (
+            loaded.cache_zones.get(zone),
+            loaded.ir.cache_zones.get(zone),
+            p.cache.purge.as_mut(),
+        ) else {
+            return Step::Done(Drive::Failed(404));
+        };
+        let elog = &self.elog;
+        if !purge.step(index, z.loader_files, &mut |l, a| elog.log(l, a)) {
+            // (The next step on the next round of the loop.)
+            p.deadline = self.now + Duration::from_millis(1);
+            return Step::Blocked;
+        }
+        let code = if purge.removed > 0 { 204 } else { 404 };
+        p.cache.purge = None;
+        Step::Done(Drive::Failed(code))
     }
 
     /// `proxy_cache_lock` for an object not in the cache: the first request fetches it,

@@ -98,6 +98,8 @@ enum St {
     Tunnel,
     /// `proxy_cache_lock`: waiting for another request to store the object.
     CacheLock,
+    /// `proxy_cache_purge` walking the cache's files (see `cache::step_cache_purge`).
+    CachePurge,
 }
 
 /// What is still to be read of the client's request body.
@@ -856,8 +858,8 @@ impl Worker<'_> {
                     _ => self.drive(conn),
                 };
             }
-            St::CacheLock => {
-                // Time to look again.
+            St::CacheLock | St::CachePurge => {
+                // Time to look again (or for the next step).
                 conn.proxy = Some(p);
                 return self.drive(conn);
             }
@@ -920,7 +922,7 @@ impl Worker<'_> {
             && !p.discard
             && matches!(
                 p.st,
-                St::Resolve | St::Connect | St::Send | St::Head | St::CacheLock
+                St::Resolve | St::Connect | St::Send | St::Head | St::CacheLock | St::CachePurge
             )
             && matches!(p.body, ReqBody::None)
             && !self.proxy_settings(p.loc).ignore_client_abort
@@ -1019,6 +1021,7 @@ impl Worker<'_> {
                 St::Body => return self.step_body(conn, p),
                 St::Tunnel => return self.step_tunnel(conn, p),
                 St::CacheLock => self.step_cache_lock(conn, p),
+                St::CachePurge => self.step_cache_purge(p),
             };
             match step {
                 Step::Progress => continue,

@@ -357,6 +357,13 @@ impl Worker<'_> {
                 self.recycle(p);
                 return Handled::Status(code);
             }
+            if p.cache.purge.is_some() {
+                // proxy_cache_purge through the files, in steps (no upstream).
+                p.st = St::CachePurge;
+                p.deadline = self.now;
+                conn.proxy = Some(p);
+                return Handled::Proxy;
+            }
             self.cache_check_range(conn, request, &mut p);
             if convert {
                 method = b"GET";
