@@ -737,15 +737,18 @@ impl Conn {
                 let not_modified =
                     etag.is_some_and(|(_, e)| req.header("If-None-Match") == Some(e.as_bytes()));
                 let status = if not_modified { 304 } else { 200 };
+                let replaced = |name: &str| {
+                    headers.iter().any(|(o, _)| {
+                        o.strip_prefix("304-")
+                            .is_some_and(|o| o.eq_ignore_ascii_case(name))
+                    })
+                };
                 let mut out: Vec<(&str, String)> = Vec::new();
                 for (n, v) in &headers {
                     match n.strip_prefix("304-") {
-                        Some(name) if not_modified => {
-                            out.retain(|(o, _)| !o.eq_ignore_ascii_case(name));
-                            out.push((name, v.clone()));
-                        }
+                        Some(name) if not_modified => out.push((name, v.clone())),
                         Some(_) => {}
-                        None if out.iter().any(|(o, _)| o.eq_ignore_ascii_case(n)) => {}
+                        None if not_modified && replaced(n) => {}
                         None => out.push((n.as_str(), v.clone())),
                     }
                 }
