@@ -232,6 +232,48 @@ pub fn understood(status: u16) -> bool {
     )
 }
 
+/// The request `Cache-Control` directives this cache honours (RFC 9111 5.2.1): those that
+/// never send more requests to the upstream than it would without them. `max-age`,
+/// `min-fresh` and `no-cache` (which would let any client make the origin fetch) are left
+/// to the configuration (`proxy_cache_bypass` with a `map` of `$http_cache_control`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestControl {
+    /// `only-if-cached`: answered from the cache or 504, never from the upstream.
+    pub only_if_cached: bool,
+    /// `no-store`: the answer to this request is not stored.
+    pub no_store: bool,
+    /// `max-stale` (`Some(None)`: any staleness), for an object that may be sent stale.
+    pub max_stale: Option<Option<u64>>,
+}
+
+impl RequestControl {
+    pub fn add(&mut self, line: &[u8]) {
+        for d in directives(line) {
+            if d.name.eq_ignore_ascii_case(b"only-if-cached") {
+                self.only_if_cached = true;
+            } else if d.name.eq_ignore_ascii_case(b"no-store") {
+                self.no_store = true;
+            } else if d.name.eq_ignore_ascii_case(b"max-stale") {
+                let v = match d.value {
+                    None => None,
+                    // (An argument that is not a number allows no staleness.)
+                    Some(v) => Some(delta_seconds(v).unwrap_or(0)),
+                };
+                self.max_stale.get_or_insert(v);
+            }
+        }
+    }
+
+    /// Whether an object stale since `valid_sec` may answer at `now`.
+    pub fn stale_ok(&self, valid_sec: i64, now: i64) -> bool {
+        match self.max_stale {
+            None => false,
+            Some(None) => true,
+            Some(Some(n)) => valid_sec.saturating_add(i64::try_from(n).unwrap_or(i64::MAX)) >= now,
+        }
+    }
+}
+
 /// The request target (`/path?query`) a response's `Location` or `Content-Location` names,
 /// when it is on the request's own origin: a path, a relative reference (resolved against
 /// the directory of `base`, the request's path), or an absolute URL whose authority is
@@ -399,6 +441,18 @@ mod tests {
         assert_eq!(initial_age(100, Some(90), 5), 10);
         assert_eq!(initial_age(100, Some(120), 5), 5);
         assert_eq!(initial_age(100, None, 0), 0);
+    }
+
+    #[test]
+    fn request_directives() {
+        let mut r = RequestControl::default();
+        r.add(b"max-stale=100, only-if-cached, no-cache, max-age=0");
+        assert!(r.only_if_cached && !r.no_store);
+        assert!(r.stale_ok(1000, 1100) && !r.stale_ok(1000, 1101));
+        let mut r = RequestControl::default();
+        r.add(b"MAX-STALE, no-store");
+        assert!(r.no_store && r.stale_ok(0, i64::MAX));
+        assert!(!RequestControl::default().stale_ok(10, 11));
     }
 
     #[test]

@@ -729,6 +729,11 @@ fn credentials_unsafe_methods_and_connection_fields() {
     assert_eq!(cache_status(&with_auth(path)), "MISS");
     assert_eq!(cache_status(&with_auth(path)), "HIT");
     assert_eq!(cache_status(&get(&p, path)), "HIT");
+    // X-Accel-Expires (the application's word to its proxy, as proxy_cache_valid is the
+    // configuration's) shares the answer as nginx does.
+    let path = "/headers?X-Accel-Expires=60&k=4";
+    assert_eq!(cache_status(&with_auth(path)), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "HIT");
     // A POST answered with a Location (or Content-Location) on this origin removes what
     // is stored for that URI too.
     let target = "/headers?Cache-Control=max-age%3D60&k=3";
@@ -981,4 +986,40 @@ fn proxy_cache_purge_removes_a_key_or_every_key_a_wildcard_starts() {
         "{}",
         p.logs()
     );
+}
+
+#[test]
+fn request_cache_control_only_if_cached_max_stale_and_no_store() {
+    let t = TempDir::new("cache-reqcc");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &by_headers(b.port, ""), 1);
+    let with_cc = |path: &str, cc: &str| {
+        send(
+            &p,
+            &format!("GET {path} HTTP/1.1\r\nHost: c\r\nCache-Control: {cc}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let mut probes = 0;
+    let before = served(&b, &mut probes);
+    // only-if-cached: 504 for what the cache does not hold, the upstream not asked.
+    let path = "/headers?Cache-Control=max-age%3D1&q=1";
+    assert_eq!(with_cc(path, "only-if-cached").status, 504, "{}", p.logs());
+    assert_eq!(served(&b, &mut probes), before);
+    // no-store: answered, not stored.
+    assert_eq!(cache_status(&with_cc(path, "no-store")), "MISS");
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    assert_eq!(cache_status(&with_cc(path, "only-if-cached")), "HIT");
+    // max-stale: once the object is stale, the client that allows it gets it as it is.
+    assert!(
+        wait_until(Duration::from_secs(10), || with_cc(path, "only-if-cached")
+            .status
+            == 504),
+        "{}",
+        p.logs()
+    );
+    let r = with_cc(path, "max-stale=600");
+    assert_eq!((r.status, cache_status(&r)), (200, "STALE"), "{}", p.logs());
+    assert_eq!(cache_status(&get(&p, path)), "EXPIRED");
+    // Request no-cache and max-age are left to the configuration (proxy_cache_bypass).
+    assert_eq!(cache_status(&with_cc(path, "no-cache")), "HIT");
 }

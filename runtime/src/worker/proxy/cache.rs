@@ -157,6 +157,8 @@ pub(crate) struct CacheReq {
     /// `$proxy_host` as the key was made with (for the keys of other URIs).
     proxy_host: Vec<u8>,
     proxy_unix: bool,
+    /// The request's own `Cache-Control` (`only-if-cached`, `no-store`, `max-stale`).
+    pub(crate) request_cc: crate::cache::control::RequestControl,
     /// `proxy_cache_purge` of a wildcard key (or of a key whose answer varied): the walk
     /// through the cache's files, done in steps (`St::CachePurge`).
     pub(crate) purge: Option<Box<crate::cache::keeper::Purge>>,
@@ -190,6 +192,7 @@ impl CacheReq {
         self.proxy_host.clear();
         self.proxy_unix = false;
         self.purge = None;
+        self.request_cc = Default::default();
     }
 }
 
@@ -333,15 +336,7 @@ impl Worker<'_> {
             }
         };
         if any_true(self, conn, req, &cs.purge) {
-            let mut key = std::mem::take(&mut p.cache.key);
-            {
-                let mut ctx = self.ctx(conn, req, 0);
-                ctx.proxy_host = proxy_host;
-                ctx.proxy_unix = proxy_unix;
-                ctx.expand(&cs.key, &mut key);
-            }
-            p.cache.md5 = crate::cache::file::digest(&key);
-            p.cache.key = key;
+            self.cache_key(conn, req, p, &cs.key);
             p.cache.zone = Some(zone);
             p.cache.error_answer = self.cache_purge(p, zone);
             return (false, false);
@@ -350,15 +345,7 @@ impl Worker<'_> {
             // RFC 9111 4.4: an unsafe method's success invalidates what is stored for its
             // URI (its key): noted here, done at the answer's head.
             if !p.discard && !matches!(method, b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE") {
-                let mut key = std::mem::take(&mut p.cache.key);
-                {
-                    let mut ctx = self.ctx(conn, req, 0);
-                    ctx.proxy_host = proxy_host;
-                    ctx.proxy_unix = proxy_unix;
-                    ctx.expand(&cs.key, &mut key);
-                }
-                p.cache.md5 = crate::cache::file::digest(&key);
-                p.cache.key = key;
+                self.cache_key(conn, req, p, &cs.key);
                 p.cache.invalidate = Some(zone);
             }
             return (false, false);
@@ -366,15 +353,15 @@ impl Worker<'_> {
         let convert = method == b"HEAD" && cs.convert_head;
         p.cache.no_client_body = convert;
         p.cache.zone = Some(zone);
-        let mut key = std::mem::take(&mut p.cache.key);
-        {
-            let mut ctx = self.ctx(conn, req, 0);
-            ctx.proxy_host = proxy_host;
-            ctx.proxy_unix = proxy_unix;
-            ctx.expand(&cs.key, &mut key);
+        for (n, v) in req.head.fields(&conn.rbuf) {
+            if n.eq_ignore_ascii_case(b"cache-control") {
+                p.cache.request_cc.add(v);
+            }
         }
-        p.cache.md5 = crate::cache::file::digest(&key);
-        p.cache.key = key;
+        if p.cache.request_cc.no_store {
+            p.cache.no_store = true;
+        }
+        self.cache_key(conn, req, p, &cs.key);
         let loaded = self.loaded;
         let (Some(index), Some(z)) = (
             loaded.cache_zones.get(zone),
@@ -546,6 +533,17 @@ impl Worker<'_> {
                 p.hold.clear();
                 return (convert, false);
             }
+            if meta.valid_sec < now
+                && meta.flags & FLAG_REVALIDATE == 0
+                && p.cache.request_cc.stale_ok(meta.valid_sec, now)
+            {
+                // The client's max-stale takes it as it is.
+                if self.serve_cached(p, Some(file), meta, Status::Stale, &path) {
+                    req.cache_status = Status::Stale as u8;
+                    return (convert, true);
+                }
+                return (convert, false);
+            }
             if meta.valid_sec < now {
                 // Expired: fetched again, the object kept meanwhile (stale answers,
                 // revalidation). One request at a time fetches it (nginx's `updating`); the
@@ -626,6 +624,21 @@ impl Worker<'_> {
             }
             return (convert, false);
         }
+    }
+
+    /// The request's cache key (`proxy_cache_key`, with `$proxy_host` as the lookup was
+    /// given it) into `p.cache.key`, and its MD5.
+    fn cache_key(&self, conn: &Conn, req: &RequestCtx, p: &mut Proxy, t: &proton_ir::Template) {
+        let mut key = std::mem::take(&mut p.cache.key);
+        key.clear();
+        {
+            let mut ctx = self.ctx(conn, req, 0);
+            ctx.proxy_host = &p.cache.proxy_host;
+            ctx.proxy_unix = p.cache.proxy_unix;
+            ctx.expand(t, &mut key);
+        }
+        p.cache.md5 = crate::cache::file::digest(&key);
+        p.cache.key = key;
     }
 
     /// `proxy_cache_purge`: what the cache holds for the request's key goes (its entry and
@@ -880,7 +893,10 @@ impl Worker<'_> {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
             };
-            if crate::cache::file::updates(name) && !connection_lists(name) {
+            if crate::cache::file::updates(name)
+                && !super::hop_by_hop_response(name)
+                && !connection_lists(name)
+            {
                 fields.extend_from_slice(name);
                 fields.extend_from_slice(b": ");
                 fields.extend_from_slice(value);
@@ -1666,6 +1682,13 @@ impl Worker<'_> {
             (lifetime > a).then(|| now.saturating_add(i64::try_from(lifetime - a).unwrap_or(0)))
         };
         let by_headers = valid.is_none();
+        // X-Accel-Expires is the application's word to this proxy (nginx's), as
+        // proxy_cache_valid is the configuration's: either makes the answer one to share
+        // with requests that carry credentials (RFC 9111 3.5 applies to what only the
+        // HTTP caching headers make storable; nginx's suite relies on the former).
+        if !by_headers {
+            fresh.flags |= FLAG_AUTHORIZED;
+        }
         let mut cc = control::Control::default();
         let mut sc = control::Surrogate::default();
         if !ig.cache_control {
@@ -1769,6 +1792,11 @@ impl Worker<'_> {
                 .find(|v| v.any || v.codes.contains(&status))
                 .filter(|v| v.secs > 0)
                 .map(|v| now.saturating_add(v.secs as i64));
+            // (The configuration's own say: shared with requests that carry credentials, as
+            // nginx shares them; see below for X-Accel-Expires.)
+            if valid.is_some() {
+                fresh.flags |= FLAG_AUTHORIZED;
+            }
         }
         if !cacheable {
             return Err(());

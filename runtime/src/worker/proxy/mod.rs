@@ -579,7 +579,7 @@ const HOP_BY_HOP: [&[u8]; 8] = [
 ];
 
 /// Response headers never passed to the client.
-fn hop_by_hop_response(name: &[u8]) -> bool {
+pub(super) fn hop_by_hop_response(name: &[u8]) -> bool {
     HOP_BY_HOP.iter().any(|n| token_eq(name, n))
 }
 

@@ -364,6 +364,13 @@ impl Worker<'_> {
                 conn.proxy = Some(p);
                 return Handled::Proxy;
             }
+            if p.cache.request_cc.only_if_cached {
+                // Not in the cache (fresh, or stale as the client allows): 504, the
+                // upstream not asked (RFC 9111 5.2.1.7).
+                self.cache_release(&mut p);
+                self.recycle(p);
+                return Handled::Status(504);
+            }
             self.cache_check_range(conn, request, &mut p);
             if convert {
                 method = b"GET";
