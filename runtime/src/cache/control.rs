@@ -254,11 +254,8 @@ impl RequestControl {
             } else if d.name.eq_ignore_ascii_case(b"no-store") {
                 self.no_store = true;
             } else if d.name.eq_ignore_ascii_case(b"max-stale") {
-                let v = match d.value {
-                    None => None,
-                    // (An argument that is not a number allows no staleness.)
-                    Some(v) => Some(delta_seconds(v).unwrap_or(0)),
-                };
+                // (An argument that is not a number allows no staleness.)
+                let v = d.value.map(|v| delta_seconds(v).unwrap_or(0));
                 self.max_stale.get_or_insert(v);
             }
         }
