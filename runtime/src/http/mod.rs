@@ -11,6 +11,7 @@
 pub mod cgi;
 pub mod chunked;
 pub mod coding;
+pub mod conditional;
 pub mod date;
 mod error;
 pub mod etag;

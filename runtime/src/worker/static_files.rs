@@ -16,7 +16,7 @@ use super::Worker;
 use crate::elog;
 use crate::http::coding::Coding;
 use crate::http::request::Method;
-use proton_ir::{Expires, GzipStatic, IfModifiedSince, LocationId};
+use proton_ir::{Expires, GzipStatic, LocationId};
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -595,41 +595,18 @@ fn send_file(
         Some((orig, None)) => orig,
     };
     if error_status.is_none() {
-        // Conditional requests, in the order of nginx's not_modified filter.
-        let date = |v: &[u8]| {
-            crate::http::response::parse_http_date(v).map(|t| {
-                t.duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64)
-            })
+        // Conditional requests (nginx's not_modified filter).
+        let c = crate::http::conditional::Conditions {
+            if_unmodified_since: header(&req.head, buf, b"if-unmodified-since"),
+            if_match: header(&req.head, buf, b"if-match"),
+            if_modified_since: header(&req.head, buf, b"if-modified-since"),
+            if_none_match: header(&req.head, buf, b"if-none-match"),
         };
-        if let Some(ius) = header(&req.head, buf, b"if-unmodified-since") {
-            if date(ius).is_none_or(|t| t < mtime) {
-                return Handled::Status(412);
-            }
-        }
-        if let Some(im) = header(&req.head, buf, b"if-match") {
-            let any = im == b"*";
-            if !(any || settings.etag && crate::http::etag::if_match(im, etag)) {
-                return Handled::Status(412);
-            }
-        }
-        let ims = header(&req.head, buf, b"if-modified-since")
-            .filter(|_| settings.if_modified_since != IfModifiedSince::Off);
-        let inm = header(&req.head, buf, b"if-none-match");
-        if ims.is_some() || inm.is_some() {
-            let modified = ims.is_some_and(|v| match date(v) {
-                Some(t) => match settings.if_modified_since {
-                    IfModifiedSince::Exact => t != mtime,
-                    _ => t < mtime,
-                },
-                None => true,
-            });
-            let differs = inm.is_some_and(|v| {
-                !(v == b"*" || settings.etag && crate::http::etag::if_none_match(v, etag))
-            });
-            if !modified && !differs {
-                return not_modified(w, conn, req, loc, mtime, etag, settings.etag);
-            }
+        let tag = settings.etag.then_some(etag);
+        match crate::http::conditional::evaluate(&c, Some(mtime), tag, settings.if_modified_since) {
+            Some(304) => return not_modified(w, conn, req, loc, mtime, etag, settings.etag),
+            Some(code) => return Handled::Status(code),
+            None => {}
         }
     }
     // Range: one range → 206; unsatisfiable → 416; otherwise the whole file.

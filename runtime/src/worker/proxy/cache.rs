@@ -1130,9 +1130,8 @@ impl Worker<'_> {
         p.released = true;
     }
 
-    /// nginx's not_modified filter on a cached or cacheable 200: the client's
-    /// `If-Unmodified-Since` or `If-Match` failing gives 412; its `If-Modified-Since` and
-    /// `If-None-Match` all saying its copy is current give 304.
+    /// nginx's not_modified filter on a cached or cacheable 200 (the one evaluation of
+    /// `crate::http::conditional`, as for files): 412, 304, or `None`.
     pub(super) fn cache_conditions(&self, conn: &Conn, p: &Proxy) -> Option<u16> {
         let req = conn.req.as_deref()?;
         if req.subrequest || req.mirror_sub {
@@ -1147,54 +1146,18 @@ impl Worker<'_> {
                     .and_then(|_| up.get(v.clone()))
             })
         };
-        let secs = |v: &[u8]| {
-            crate::http::response::parse_http_date(v)
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs() as i64)
+        let mtime = field(b"last-modified")
+            .and_then(crate::http::response::parse_http_date)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs() as i64);
+        let c = crate::http::conditional::Conditions {
+            if_unmodified_since: header(b"if-unmodified-since"),
+            if_match: header(b"if-match"),
+            if_modified_since: header(b"if-modified-since"),
+            if_none_match: header(b"if-none-match"),
         };
-        let mtime = field(b"last-modified").and_then(secs);
-        let etag = field(b"etag");
-        if let Some(v) = header(b"if-unmodified-since") {
-            if mtime.is_none_or(|m| secs(v).is_none_or(|t| m > t)) {
-                return Some(412);
-            }
-        }
-        if let Some(v) = header(b"if-match") {
-            let ok =
-                v.trim_ascii() == b"*" || etag.is_some_and(|e| crate::http::etag::if_match(v, e));
-            if !ok {
-                return Some(412);
-            }
-        }
-        let ims = header(b"if-modified-since");
-        let inm = header(b"if-none-match");
-        if ims.is_none() && inm.is_none() {
-            return None;
-        }
-        let exact = self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Exact;
-        // If-None-Match, when there is one, decides alone (RFC 9110 13.2.2; nginx wants
-        // both to say the copy is current).
-        if let Some(v) = ims.filter(|_| inm.is_none()) {
-            if self.settings_for(p.loc).if_modified_since == proton_ir::IfModifiedSince::Off {
-                return None;
-            }
-            let modified = match (mtime, secs(v)) {
-                (Some(m), Some(t)) if exact => m != t,
-                (Some(m), Some(t)) => m > t,
-                _ => true,
-            };
-            if modified {
-                return None;
-            }
-        }
-        if let Some(v) = inm {
-            let current = v.trim_ascii() == b"*"
-                || etag.is_some_and(|e| crate::http::etag::if_none_match(v, e));
-            if !current {
-                return None;
-            }
-        }
-        Some(304)
+        let ims = self.settings_for(p.loc).if_modified_since;
+        crate::http::conditional::evaluate(&c, mtime, field(b"etag"), ims)
     }
 
     /// `proxy_intercept_errors` answers the upstream's error status with an error page: a
