@@ -1023,3 +1023,45 @@ fn request_cache_control_only_if_cached_max_stale_and_no_store() {
     // Request no-cache and max-age are left to the configuration (proxy_cache_bypass).
     assert_eq!(cache_status(&with_cc(path, "no-cache")), "HIT");
 }
+
+#[test]
+fn an_invalidated_key_takes_its_older_variants_with_it() {
+    let t = TempDir::new("cache-vary-inval");
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let path = "/headers?Vary=X-Lang&v=1";
+    let lang = |l: &str| {
+        let r = send(
+            &p,
+            &format!("GET {path} HTTP/1.1\r\nHost: c\r\nX-Lang: {l}\r\nConnection: close\r\n\r\n"),
+        );
+        cache_status(&r).to_string()
+    };
+    // en is the main key's object, fr a variant's own.
+    assert_eq!((lang("en"), lang("fr")), ("MISS".into(), "MISS".into()));
+    assert_eq!((lang("en"), lang("fr")), ("HIT".into(), "HIT".into()));
+    let stored = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // (Objects are dated in seconds: the next second, so that "older" shows.)
+    assert!(wait_until(Duration::from_secs(3), || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > stored
+    }));
+    // A successful POST invalidates the key; the next en is stored anew as the main
+    // object, and fr's older object is not served any more.
+    let post = send(
+        &p,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(post.status, 200);
+    assert_eq!(lang("en"), "MISS");
+    assert_eq!(lang("fr"), "MISS", "{}", p.logs());
+    assert_eq!((lang("en"), lang("fr")), ("HIT".into(), "HIT".into()));
+}

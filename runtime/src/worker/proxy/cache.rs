@@ -106,6 +106,10 @@ pub(crate) struct CacheReq {
     /// `md5` is an answer's variant (Vary): the main key's digest is kept here.
     pub(crate) secondary: bool,
     pub(crate) main_md5: [u8; 16],
+    /// When the main key's object was stored (or revalidated): a variant's own object
+    /// stored before it is out of date (the main key was invalidated, purged or fetched
+    /// again since), and is fetched again.
+    main_date: i64,
     /// Times the key was asked for (`proxy_cache_min_uses`).
     uses: u32,
     /// A HEAD sent upstream as a GET (`proxy_cache_convert_head`): the client gets the head
@@ -169,6 +173,7 @@ impl CacheReq {
         self.zone = None;
         self.key.clear();
         self.secondary = false;
+        self.main_date = 0;
         self.uses = 0;
         self.no_client_body = false;
         self.hit = None;
@@ -431,7 +436,11 @@ impl Worker<'_> {
                     };
                     let same_variant = meta.variant == [0u8; 16]
                         || request_variant(conn, req, &p.hold, main) == meta.variant;
-                    if same_variant && !(p.cache.authorized && meta.flags & FLAG_AUTHORIZED == 0) {
+                    let current = !(p.cache.secondary && meta.date < p.cache.main_date);
+                    if same_variant
+                        && current
+                        && !(p.cache.authorized && meta.flags & FLAG_AUTHORIZED == 0)
+                    {
                         p.cache.body_in_hold = true;
                         let path = std::path::Path::new("(memory)");
                         if self.serve_cached(p, None, meta, Status::Hit, path) {
@@ -495,6 +504,17 @@ impl Worker<'_> {
                     return (convert, false);
                 }
             };
+            if p.cache.secondary && meta.date < p.cache.main_date {
+                // A variant older than the main key's object: out of date.
+                index.forget(&p.cache.md5);
+                let _ = std::fs::remove_file(&path);
+                p.hold.clear();
+                let mut ev = Evicted::default();
+                index.lookup(&p.cache.md5, now, z.inactive_secs, z.max_size, &mut ev);
+                self.cache_unlink(zone, &ev);
+                self.cache_miss_lock(p, cs);
+                return (convert, false);
+            }
             if entry.new {
                 index.stored(&p.cache.md5, meta.valid_sec, meta.file_len());
             }
@@ -522,6 +542,7 @@ impl Worker<'_> {
                         return (convert, false);
                     }
                     p.cache.main_md5 = p.cache.md5;
+                    p.cache.main_date = meta.date;
                     p.cache.md5 = v;
                     p.cache.secondary = true;
                     continue;
@@ -882,13 +903,8 @@ impl Worker<'_> {
         let mut fields = self.pool.get();
         fields.clear();
         let up = &p.hold;
-        let connection_lists = |name: &[u8]| {
-            p.resp.headers.iter().any(|(n, v)| {
-                up.get(n.clone())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
-                    && up.get(v.clone()).is_some_and(|v| listed_in(v, name))
-            })
-        };
+        let connection_lists =
+            |name: &[u8]| p.upstream_lines(b"connection").any(|v| listed_in(v, name));
         for (n, v) in &p.resp.headers {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
@@ -1138,15 +1154,8 @@ impl Worker<'_> {
             return None;
         }
         let header = |name: &[u8]| req.head.get(&conn.rbuf, name);
-        let up = &p.hold;
-        let field = |name: &[u8]| {
-            p.resp.headers.iter().find_map(|(n, v)| {
-                up.get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(name))
-                    .and_then(|_| up.get(v.clone()))
-            })
-        };
-        let mtime = field(b"last-modified")
+        let mtime = p
+            .upstream_field(b"last-modified")
             .and_then(crate::http::response::parse_http_date)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
@@ -1157,7 +1166,7 @@ impl Worker<'_> {
             if_none_match: header(b"if-none-match"),
         };
         let ims = self.settings_for(p.loc).if_modified_since;
-        crate::http::conditional::evaluate(&c, mtime, field(b"etag"), ims)
+        crate::http::conditional::evaluate(&c, mtime, p.upstream_field(b"etag"), ims)
     }
 
     /// `proxy_intercept_errors` answers the upstream's error status with an error page: a
@@ -1262,16 +1271,8 @@ impl Worker<'_> {
             Some(x) => x,
             None => return,
         };
-        let up = &p.hold;
         let mtime = p
-            .resp
-            .headers
-            .iter()
-            .find_map(|(n, v)| {
-                up.get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(b"last-modified"))
-                    .and_then(|_| up.get(v.clone()))
-            })
+            .upstream_field(b"last-modified")
             .and_then(crate::http::response::parse_http_date)
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_secs() as i64);
@@ -1590,15 +1591,8 @@ impl Worker<'_> {
         let cs = &ps.cache;
         let ig = ps.ignore_headers;
         let status = p.resp.status;
-        let up = &p.hold;
-        let lines = |name: &'static [u8]| {
-            p.resp.headers.iter().filter_map(move |(n, v)| {
-                up.get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(name))
-                    .and_then(|_| up.get(v.clone()))
-            })
-        };
-        let field = |name: &'static [u8]| lines(name).next();
+        let lines = |name: &'static [u8]| p.upstream_lines(name);
+        let field = |name: &'static [u8]| p.upstream_field(name);
         let secs = |v: &[u8]| {
             crate::http::response::parse_http_date(v)
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -1788,14 +1782,7 @@ impl Worker<'_> {
             return;
         }
         let cs = &self.proxy_settings(p.loc).cache;
-        let up = &p.hold;
-        let field = |name: &[u8]| {
-            p.resp.headers.iter().find_map(|(n, v)| {
-                up.get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(name))
-                    .and_then(|_| up.get(v.clone()))
-            })
-        };
+        let field = |name: &'static [u8]| p.upstream_field(name);
         if p.cache.uses < cs.min_uses {
             return;
         }

@@ -588,7 +588,35 @@ fn hop_by_hop_request(name: &[u8]) -> bool {
     hop_by_hop_response(name) || token_eq(name, b"expect")
 }
 
+/// The values of the lines named `name` of a head in `buf` whose fields `fields` gives (as
+/// a parsed upstream head's: name and value ranges), in order.
+pub(super) fn lines_named<'a>(
+    buf: &'a [u8],
+    fields: &'a [(std::ops::Range<usize>, std::ops::Range<usize>)],
+    name: &'a [u8],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fields.iter().filter_map(move |(n, v)| {
+        buf.get(n.clone())
+            .filter(|n| n.eq_ignore_ascii_case(name))
+            .and_then(|_| buf.get(v.clone()))
+    })
+}
+
 impl Proxy {
+    /// The values of the upstream's header lines named `name` (its head is in `hold`,
+    /// parsed into `resp`), in order.
+    pub(super) fn upstream_lines<'a>(
+        &'a self,
+        name: &'a [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        lines_named(&self.hold, &self.resp.headers, name)
+    }
+
+    /// The first of them.
+    pub(super) fn upstream_field<'a>(&'a self, name: &'a [u8]) -> Option<&'a [u8]> {
+        self.upstream_lines(name).next()
+    }
+
     /// gRPC: part of the request stream is still to go while the answer is read.
     fn request_streaming(&self) -> bool {
         self.protocol == proton_ir::Protocol::Grpc

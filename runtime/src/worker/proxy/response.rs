@@ -324,14 +324,7 @@ impl Worker<'_> {
                         .as_deref()
                         .and_then(|r| r.head.get(&conn.rbuf, name))
                 };
-                let upstream = |name: &[u8]| {
-                    p.resp.headers.iter().find_map(|(n, v)| {
-                        p.hold
-                            .get(n.clone())
-                            .filter(|n| n.eq_ignore_ascii_case(name))
-                            .and_then(|_| p.hold.get(v.clone()))
-                    })
-                };
+                let upstream = |name: &'static [u8]| p.upstream_field(name);
                 Some(forced_range(
                     header(b"range"),
                     header(b"if-range"),
@@ -381,12 +374,7 @@ impl Worker<'_> {
         };
         crate::http::response::write_status_line(&mut out, 1, p.client_status);
         let up = &p.hold;
-        let upstream_has = |name: &[u8]| {
-            p.resp.headers.iter().any(|(n, _)| {
-                up.get(n.clone())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
-            })
-        };
+        let upstream_has = |name: &'static [u8]| p.upstream_field(name).is_some();
         // Our own Server and Date lines unless the upstream's pass (both hidden by default).
         // A `proxy_pass_header Date` (or Server) passes the upstream's line or none: nginx
         // adds its own only where the proxy hides the upstream's. (A CGI application's pass
@@ -407,19 +395,12 @@ impl Worker<'_> {
         // the time it was stored) and says its Age (RFC 9111 4.2.3, 5.1; nginx dates it
         // anew and sends no Age).
         let from_cache = p.cache.hit.as_ref().map(|(_, m)| *m);
-        let upstream_field = |name: &[u8]| {
-            p.resp.headers.iter().find_map(|(n, v)| {
-                up.get(n.clone())
-                    .filter(|n| n.eq_ignore_ascii_case(name))
-                    .and_then(|_| up.get(v.clone()))
-            })
-        };
         match (own_date, from_cache) {
             (false, _) => {}
             (true, None) => out.extend_from_slice(date),
             (true, Some(m)) => {
                 out.extend_from_slice(b"Date: ");
-                match upstream_field(b"date") {
+                match p.upstream_field(b"date") {
                     Some(v) => out.extend_from_slice(v),
                     None => {
                         let mut d = [0u8; 29];
@@ -442,31 +423,18 @@ impl Worker<'_> {
         // Fields the upstream's Connection names are that connection's (RFC 9110 7.6.1);
         // a stored response's `no-cache="…"` and `private="…"` fields are not sent from
         // the cache.
+        let fields = &p.resp.headers;
         let connection_lists = |name: &[u8]| {
             !token_eq(name, b"upgrade")
-                && p.resp.headers.iter().any(|(n, v)| {
-                    up.get(n.clone())
-                        .is_some_and(|n| n.eq_ignore_ascii_case(b"connection"))
-                        && up
-                            .get(v.clone())
-                            .is_some_and(|v| super::cache::listed_in(v, name))
-                })
+                && super::lines_named(up, fields, b"connection")
+                    .any(|v| super::cache::listed_in(v, name))
         };
         let omitting = from_cache.is_some()
-            && p.resp.headers.iter().any(|(n, v)| {
-                up.get(n.clone())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(b"cache-control"))
-                    && up.get(v.clone()).is_some_and(|v| v.contains(&b'"'))
-            });
+            && super::lines_named(up, fields, b"cache-control").any(|v| v.contains(&b'"'));
         let omitted = |name: &[u8]| {
             omitting
-                && p.resp.headers.iter().any(|(n, v)| {
-                    up.get(n.clone())
-                        .is_some_and(|n| n.eq_ignore_ascii_case(b"cache-control"))
-                        && up
-                            .get(v.clone())
-                            .is_some_and(|v| crate::cache::control::omits(v, name))
-                })
+                && super::lines_named(up, fields, b"cache-control")
+                    .any(|v| crate::cache::control::omits(v, name))
         };
         let ir = &self.loaded.ir;
         let loc = &ir.locations[p.loc.0 as usize];
@@ -949,14 +917,7 @@ fn slice_check(conn: &mut Conn, p: &Proxy) -> Result<Option<(u64, u64)>, String>
         }
         return Err(format!("unexpected status code {status} in slice response"));
     }
-    let field = |name: &[u8]| {
-        p.resp.headers.iter().find_map(|(n, v)| {
-            p.hold
-                .get(n.clone())
-                .filter(|n| n.eq_ignore_ascii_case(name))
-                .and_then(|_| p.hold.get(v.clone()))
-        })
-    };
+    let field = |name: &'static [u8]| p.upstream_field(name);
     let etag = field(b"etag");
     if !st.etag.is_empty() && etag != Some(&st.etag[..]) {
         return Err("etag mismatch in slice response".into());
