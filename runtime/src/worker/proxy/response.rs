@@ -199,8 +199,9 @@ impl Worker<'_> {
         if cached {
             self.cache_multipart(conn, p);
         }
-        // nginx's not_modified filter, which looks at cached and cacheable responses only.
-        if (cached || p.cache.cacheable) && status == 200 {
+        // nginx's not_modified filter, which looks at cached and cacheable responses only
+        // (a slice's first part is the 200 of the whole for the client).
+        if (cached || p.cache.cacheable) && (status == 200 || p.slice.is_some()) {
             match self.cache_conditions(conn, p) {
                 Some(412) => {
                     p.cache.write = None;
@@ -658,8 +659,8 @@ impl Worker<'_> {
                 || coded_body
                 // A body that ends with the upstream's end (an HTTP/1.0 one without a
                 // length, a FastCGI answer) goes chunked, the client's connection kept,
-                // as nginx's chunked filter does.
-                || matches!(body, BodyKind::UntilClose))
+                // as nginx's chunked filter does; a slice's length is known.
+                || (matches!(body, BodyKind::UntilClose) && slice_len.is_none()))
             && !coder_frames;
         p.relay.pass_trailers = ps.pass_trailers;
         p.relay.framing = match body {

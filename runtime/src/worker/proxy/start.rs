@@ -27,19 +27,22 @@ impl Worker<'_> {
         // variable of the upstream request is).
         let settings = &ir.settings[l.conf.settings.0 as usize];
         let size = settings.slice;
-        // (Only when the upstream request asks for `$slice_range`, as nginx slices only
-        // a request whose variable was used.)
-        let asks = || {
-            settings.proxy.set_headers.iter().any(|(_, t)| {
-                t.parts.iter().any(|p| {
-                    matches!(
-                        p,
-                        proton_ir::Part::Var(proton_ir::Var::Builtin(
-                            proton_ir::Builtin::SliceRange
-                        ))
-                    )
-                })
+        // (Only when the upstream request asks for `$slice_range` (a header, a FastCGI,
+        // SCGI or uwsgi parameter, the cache key), as nginx slices only a request whose
+        // variable was used.)
+        let ups = settings.upstream(proxy.protocol);
+        let uses = |t: &proton_ir::Template| {
+            t.parts.iter().any(|p| {
+                matches!(
+                    p,
+                    proton_ir::Part::Var(proton_ir::Var::Builtin(proton_ir::Builtin::SliceRange))
+                )
             })
+        };
+        let asks = || {
+            ups.set_headers.iter().any(|(_, t)| uses(t))
+                || ups.cgi.params.iter().any(|p| uses(&p.value))
+                || uses(&ups.cache.key)
         };
         if size > 0 && request.slice.is_none() && !request.subrequest && asks() {
             let start = slice_start(head, &conn.rbuf);
