@@ -356,7 +356,9 @@ impl Worker<'_> {
             return (false, false);
         }
         let convert = method == b"HEAD" && cs.convert_head;
-        p.cache.no_client_body = convert;
+        // A FastCGI, SCGI or uwsgi application's answer to HEAD is read whole (what body it
+        // sends is stored, as nginx stores it) and the client gets its head only.
+        p.cache.no_client_body = convert || (method == b"HEAD" && p.protocol.cgi());
         p.cache.zone = Some(zone);
         for (n, v) in req.head.fields(&conn.rbuf) {
             if n.eq_ignore_ascii_case(b"cache-control") {

@@ -450,7 +450,8 @@ impl Worker<'_> {
             // FastCGI: the client's method decides retries; the records carry no method
             // line of their own (REQUEST_METHOD is a param).
             p.idempotent = !matches!(method, b"LOCK" | b"POST" | b"PATCH");
-            p.head_only = head.is_head();
+            // (A HEAD the cache reads whole: see `cache_lookup`.)
+            p.head_only = head.is_head() && !p.cache.no_client_body;
             let keep_whole = request.mirror_body_wanted();
             p.own_body = own_body;
             let whole = has_body
