@@ -615,3 +615,37 @@ fn try_files_runs_before_the_application_as_in_nginx() {
     assert_eq!(v["PATH_INFO"], "");
     assert_eq!(v["SAVED_PATH_INFO"], "/some/where");
 }
+
+#[test]
+fn a_cached_answer_to_head_keeps_the_body_the_application_sent() {
+    let t = TempDir::new("fcgi-head-cache");
+    let app = FcgiApp::start();
+    let c = conf(&format!(
+        "fastcgi_cache_path {{dir}}/cache keys_zone=f:1m;
+         server {{ listen 127.0.0.1:{{port}}; root /srv/app;
+           location / {{
+             fastcgi_pass {addr}; {PARAMS}
+             fastcgi_cache f; fastcgi_cache_key $uri; fastcgi_cache_valid 200 1m;
+             add_header X-Cache $upstream_cache_status;
+           }}
+         }}",
+        addr = app.addr()
+    ));
+    let p = Proton::start(t.path(), &c, 1);
+    // The application sends a body to HEAD too (as nginx's fastcgi_extra_data.t's does):
+    // the client gets the head only, the cache keeps the body, and a GET gets it.
+    let (raw, _) = raw_exchange(
+        p.port,
+        b"HEAD /h.php HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body to HEAD: {text}");
+    let r = get(&p, "/h.php");
+    assert_eq!(r.header("X-Cache"), Some("HIT"), "{}", p.logs());
+    assert_eq!(
+        params_of(&r).get("REQUEST_METHOD").map(String::as_str),
+        Some("HEAD")
+    );
+}
