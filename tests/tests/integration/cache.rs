@@ -1065,3 +1065,35 @@ fn an_invalidated_key_takes_its_older_variants_with_it() {
     assert_eq!(lang("fr"), "MISS", "{}", p.logs());
     assert_eq!((lang("en"), lang("fr")), ("HIT".into(), "HIT".into()));
 }
+
+#[test]
+fn ranges_of_a_cached_answer_go_through_the_charset_filter() {
+    let t = TempDir::new("cache-range-charset");
+    let b = Backend::start("b1");
+    let conf = cached(b.port, "").replace("server {", "charset_map B A { 6F 4F; }\nserver {");
+    let p = Proton::start(t.path(), &conf, 1);
+    // Stored as the upstream sent it (charset B); sent in A, as X-Accel-Charset says.
+    let path =
+        "/headers?Content-Type=text%2Fhtml%3B%20charset%3DB&X-Accel-Charset=A&Accept-Ranges=bytes";
+    assert_eq!(cache_status(&get(&p, path)), "MISS");
+    let r = send(
+        &p,
+        &format!(
+            "GET {path} HTTP/1.1\r\nHost: c\r\nRange: bytes=0-0,1-1\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(r.status, 206, "{}", p.logs());
+    let ct = r.header("Content-Type").unwrap_or_default().to_string();
+    assert!(ct.starts_with("multipart/byteranges; boundary="), "{ct}");
+    let body = r.body_text();
+    assert_eq!(
+        body.matches("Content-Type: text/html; charset=A\r\n")
+            .count(),
+        2,
+        "{body}"
+    );
+    assert!(
+        body.contains("\r\n\r\nO\r\n") && body.contains("\r\n\r\nk\r\n"),
+        "{body}"
+    );
+}

@@ -126,6 +126,9 @@ pub(crate) struct CacheReq {
     pub(crate) invalidate: Option<usize>,
     /// The object's body is in `Proxy::hold` after its head (read whole with it).
     pub(crate) body_in_hold: bool,
+    /// `cache_multipart` made the answer (its parts' type and bytes have been through the
+    /// charset filter already).
+    pub(crate) multipart: bool,
     /// The response is stored or served from the cache: ranges may be asked of it (nginx's
     /// `allow_ranges` for cached and cacheable responses with `Accept-Ranges`).
     pub(crate) cacheable: bool,
@@ -181,6 +184,7 @@ impl CacheReq {
         self.invalidate = None;
         self.store = None;
         self.body_in_hold = false;
+        self.multipart = false;
         self.cacheable = false;
         self.status = 0;
         self.stale = None;
@@ -1452,7 +1456,12 @@ impl Worker<'_> {
             return false;
         }
         let head_len = p.resp.head_len.min(p.hold.len());
-        let ct = stored_field(&p.hold[..head_len], b"content-type").unwrap_or_default();
+        let stored_ct = stored_field(&p.hold[..head_len], b"content-type").unwrap_or_default();
+        // The parts' type and bytes as the charset filter makes them (nginx's charset filter
+        // runs before its range filter).
+        let mut charset_ct = self.scratch.var_pool.borrow_mut().buf();
+        let (changed, recode) = self.proxied_type(conn, p, stored_ct, &mut charset_ct);
+        let ct: &[u8] = if changed { &charset_ct } else { stored_ct };
         // A boundary that cannot occur in the body by chance: time-derived digits.
         let boundary = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -1521,8 +1530,12 @@ impl Worker<'_> {
             if failed {
                 break;
             }
+            if let Some(r) = recode {
+                r.apply(&self.loaded.ir, &mut out[at..]);
+            }
         }
         let _ = write!(out, "\r\n--{boundary:020}--\r\n");
+        self.scratch.var_pool.borrow_mut().give_buf(charset_ct);
         if failed {
             elog!(
                 self.elog,
@@ -1544,6 +1557,7 @@ impl Worker<'_> {
         }
         p.resp.content_length = Some(body);
         p.cache.body_in_hold = true;
+        p.cache.multipart = true;
         true
     }
 

@@ -446,25 +446,6 @@ impl Worker<'_> {
                 .as_deref()
                 .map_or_else(Default::default, |p| p.protocol),
         );
-        // nginx's X-Accel-Charset: the charset the answer is sent in, whatever `charset`
-        // says (the charset filter's override).
-        // (The last such line counts, as nginx.)
-        let accel_charset = p
-            .resp
-            .headers
-            .iter()
-            .rev()
-            .filter(|_| !ps.ignore_headers.x_accel_charset)
-            .find(|(n, _)| {
-                up.get(n.clone())
-                    .is_some_and(|n| n.eq_ignore_ascii_case(b"x-accel-charset"))
-            })
-            .and_then(|(_, v)| up.get(v.clone()))
-            .map(<[u8]>::trim_ascii)
-            .filter(|v| !v.is_empty());
-        // An encoded body (gzip…) is never recoded, and then not relabelled (nginx's charset
-        // filter leaves such an answer alone).
-        let encoded = upstream_has(b"content-encoding");
         for (i, (n, v)) in p.resp.headers.iter().enumerate() {
             let (Some(name), Some(value)) = (up.get(n.clone()), up.get(v.clone())) else {
                 continue;
@@ -528,34 +509,9 @@ impl Worker<'_> {
             out.extend_from_slice(b": ");
             if self.write_rewritten_header(conn, p.loc, client_status, name, value, &mut out) {
                 // Location, Refresh, Set-Cookie under proxy_redirect / proxy_cookie_*.
-            } else if let (Some(dst), true) = (accel_charset, token_eq(name, b"content-type")) {
+            } else if token_eq(name, b"content-type") && !p.cache.multipart {
                 let mut ct = self.scratch.var_pool.borrow_mut().buf();
-                let (changed, recode) = match crate::worker::static_files::accel_charset_type(
-                    ir, &s.charset, value, dst, &mut ct,
-                ) {
-                    Ok((_, Some(_))) if encoded => (false, None),
-                    Ok(r) => r,
-                    Err(msg) => {
-                        elog!(self.elog, Error, "{msg}, client: {}", conn.peer.ip());
-                        (false, None)
-                    }
-                };
-                out.extend_from_slice(if changed { &ct } else { value });
-                p.recode = recode;
-                self.scratch.var_pool.borrow_mut().give_buf(ct);
-            } else if token_eq(name, b"content-type") && s.charset.charset.is_some() {
-                // nginx's charset filter: a label, and a recoding with override_charset.
-                let mut ct = self.scratch.var_pool.borrow_mut().buf();
-                let (changed, recode) = match conn.req.as_deref() {
-                    Some(req) => crate::worker::static_files::proxied_charset_type(
-                        self, conn, req, p.loc, value, &mut ct,
-                    ),
-                    None => (false, None),
-                };
-                let (changed, recode) = match recode {
-                    Some(_) if encoded => (false, None),
-                    _ => (changed, recode),
-                };
+                let (changed, recode) = self.proxied_type(conn, p, value, &mut ct);
                 out.extend_from_slice(if changed { &ct } else { value });
                 p.recode = recode;
                 self.scratch.var_pool.borrow_mut().give_buf(ct);
@@ -782,6 +738,52 @@ impl Worker<'_> {
         if let Some(req) = conn.req.as_deref_mut() {
             req.sent_head.clear();
             req.sent_head.extend_from_slice(&conn.wbuf);
+        }
+    }
+
+    /// The charset filter on a proxied answer's `Content-Type` `ct`: nginx's
+    /// X-Accel-Charset (the charset the answer is sent in, whatever `charset` says; the
+    /// last such line counts), else `charset`. Writes the value to send into `out` and says
+    /// whether it changed and how the body is recoded; an encoded body (gzip…) is neither
+    /// recoded nor relabelled (nginx's charset filter leaves such an answer alone).
+    pub(super) fn proxied_type(
+        &self,
+        conn: &Conn,
+        p: &Proxy,
+        ct: &[u8],
+        out: &mut Vec<u8>,
+    ) -> (bool, Option<crate::worker::static_files::Recode>) {
+        let ir = &self.loaded.ir;
+        let s = self.settings_for(p.loc);
+        let ps = self.proxy_settings(p.loc);
+        let encoded = p.upstream_field(b"content-encoding").is_some();
+        let accel_charset = p
+            .upstream_lines(b"x-accel-charset")
+            .last()
+            .filter(|_| !ps.ignore_headers.x_accel_charset)
+            .map(<[u8]>::trim_ascii)
+            .filter(|v| !v.is_empty());
+        let (changed, recode) = if let Some(dst) = accel_charset {
+            match crate::worker::static_files::accel_charset_type(ir, &s.charset, ct, dst, out) {
+                Ok(r) => r,
+                Err(msg) => {
+                    elog!(self.elog, Error, "{msg}, client: {}", conn.peer.ip());
+                    (false, None)
+                }
+            }
+        } else if s.charset.charset.is_some() {
+            match conn.req.as_deref() {
+                Some(req) => crate::worker::static_files::proxied_charset_type(
+                    self, conn, req, p.loc, ct, out,
+                ),
+                None => (false, None),
+            }
+        } else {
+            (false, None)
+        };
+        match recode {
+            Some(_) if encoded => (false, None),
+            r => (changed, r),
         }
     }
 
