@@ -2983,3 +2983,20 @@ server {
     );
     assert_eq!(log().lines().collect::<Vec<_>>(), got, "{}", p.logs());
 }
+
+/// An upstream's 101 to a request that did not ask to switch: as nginx, the client gets
+/// that head without a body, no tunnel, and the connection closes (proxy_upgrade.t's
+/// "log - bytes noupgrade").
+#[test]
+fn an_unasked_101_is_passed_on_without_a_tunnel() {
+    let (_t, _b, p) = one_backend("px-101", PLAIN_PROXY);
+    let (raw, closed) = raw_exchange(
+        p.port,
+        b"GET /status?code=101 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\r\n",
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 101 "), "{text}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text}");
+    assert!(closed, "the connection closes");
+}

@@ -66,10 +66,17 @@ impl Worker<'_> {
         }
         p.relay.received = 0;
         if status == 101 && !(p.upgrade && p.resp.upgrade.is_some()) {
-            return Step::Fail(
-                Fail::InvalidHeader,
-                "upstream sent an unexpected 101 Switching Protocols",
+            // A 101 to a request that did not ask to switch (or a switch the proxy did not
+            // pass on): as nginx, the head goes to the client as an answer without a body,
+            // no tunnel, and both connections close.
+            elog!(
+                self.elog,
+                Info,
+                "upstream sent \"101 Switching Protocols\" without an upgrade requested, not switching, client: {}",
+                conn.peer.ip()
             );
+            p.spoiled = true;
+            p.keep_client = false;
         }
         if !cached
             && matches!(status, 500 | 502 | 503 | 504 | 403 | 404 | 429)
@@ -262,7 +269,7 @@ impl Worker<'_> {
     pub(super) fn write_client_head(&mut self, conn: &mut Conn, p: &mut Proxy) {
         let status = p.resp.status;
         let body = p.resp.body_kind(p.head_only);
-        let tunnel = status == 101;
+        let tunnel = status == 101 && p.upgrade && p.resp.upgrade.is_some();
         let loaded = self.loaded;
         let s = loaded
             .ir
