@@ -1097,3 +1097,36 @@ fn ranges_of_a_cached_answer_go_through_the_charset_filter() {
         "{body}"
     );
 }
+
+#[test]
+fn a_reload_keeps_the_cache_and_does_not_load_it_again() {
+    let t = TempDir::new("cache-reload");
+    // (A directory to load: the loader says so once it is through it.)
+    std::fs::create_dir_all(t.path().join("cache")).unwrap();
+    let b = Backend::start("b1");
+    let p = Proton::start(t.path(), &cached(b.port, ""), 1);
+    let mut probes = 0;
+    assert_eq!(twice(&p, "/id?r=1"), ("MISS".into(), "HIT".into()));
+    let loads = |p: &Proton| p.logs().matches("cache \"one\" loaded").count();
+    assert!(
+        wait_until(Duration::from_secs(10), || loads(&p) == 1),
+        "{}",
+        p.logs()
+    );
+    let before = served(&b, &mut probes);
+    let old = p.the_worker();
+    p.signal("HUP");
+    // The next generation serves the stored object (the keys zone kept as it was), and its
+    // first worker does not walk the directory again.
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let w = p.workers();
+            !w.is_empty() && !w.contains(&old)
+        }),
+        "{}",
+        p.logs()
+    );
+    assert_eq!(cache_status(&get(&p, "/id?r=1")), "HIT", "{}", p.logs());
+    assert_eq!(served(&b, &mut probes), before, "no upstream request");
+    assert_eq!(loads(&p), 1, "{}", p.logs());
+}
