@@ -1212,6 +1212,9 @@ pub struct Settings {
     /// `sendfile_max_chunk`: the most one sendfile call sends before the connection
     /// yields to the worker's others (0: no limit).
     pub sendfile_max_chunk: u64,
+    /// `subrequest_output_buffer_size` (default 4k, a page): the most of a subrequest's
+    /// answer kept in memory (SSI `include … set=`); more fails the subrequest.
+    pub subrequest_output_buffer_size: u64,
     pub tcp_nopush: bool,
     pub tcp_nodelay: bool,
     pub server_tokens: ServerTokens,

@@ -838,6 +838,7 @@ pub(crate) mod tests {
             if_modified_since: IfModifiedSince::Exact,
             sendfile: false,
             sendfile_max_chunk: 2 << 20,
+            subrequest_output_buffer_size: 4096,
             tcp_nopush: false,
             tcp_nodelay: true,
             server_tokens: ServerTokens::On,

@@ -3024,6 +3024,7 @@ impl Lower<'_> {
             if_modified_since,
             sendfile: flag("sendfile", false),
             sendfile_max_chunk: size("sendfile_max_chunk", 2 << 20),
+            subrequest_output_buffer_size: size("subrequest_output_buffer_size", 4096),
             tcp_nopush: flag("tcp_nopush", false),
             tcp_nodelay: flag("tcp_nodelay", true),
             server_tokens: match nearest(chain, "server_tokens").first().map(|d| arg(d, 0)) {

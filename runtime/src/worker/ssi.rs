@@ -26,9 +26,6 @@ const ERRMSG: &[u8] = b"[an error occurred while processing the directive]";
 const TIMEFMT: &[u8] = b"%A, %d-%b-%Y %H:%M:%S %Z";
 /// The most SSI variables (`set`, `include … set`, named captures) one response keeps.
 const MAX_VARS: usize = 256;
-/// The most of a subrequest's body `include … set` keeps (nginx's
-/// `subrequest_output_buffer_size` is a page or two; beyond it the subrequest fails).
-const SET_MAX: usize = 64 * 1024;
 /// What a response's body may hold unsent before a subrequest's body waits.
 const OUT_HIGH: usize = 64 * 1024;
 
@@ -531,11 +528,17 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
             ));
     let mut failed = false;
     // (Whether the subrequest's location proxies: its error is then the upstream's answer.)
-    let proxied = sc
+    let sub_loc = sc
         .finished
         .location()
-        .and_then(|l| w.loaded.ir.locations.get(l as usize))
-        .is_some_and(|l| l.conf.proxy.is_some());
+        .and_then(|l| w.loaded.ir.locations.get(l as usize));
+    let proxied = sub_loc.is_some_and(|l| l.conf.proxy.is_some());
+    // `include … set`: the most of the answer kept (`subrequest_output_buffer_size` of the
+    // subrequest's location).
+    let set_max = sub_loc
+        .and_then(|l| w.loaded.ir.settings.get(l.conf.settings.0 as usize))
+        .map_or(4096, |s| s.subrequest_output_buffer_size);
+    let set_max = usize::try_from(set_max).unwrap_or(usize::MAX);
     match read {
         Ok(status) => {
             if let (Some(st), Some(s)) = (
@@ -579,7 +582,7 @@ fn pull(conns: &mut Slab<Conn>, key: usize, skey: usize, number: u32, w: &mut Wo
             match into {
                 Into::Var(i) => {
                     if let Some((_, v)) = cd.ssi.as_deref_mut().and_then(|s| s.vars.get_mut(i)) {
-                        if v.len() + body_kept.len() > SET_MAX {
+                        if v.len() + body_kept.len() > set_max {
                             elog!(
                                 w.elog,
                                 Error,

@@ -75,6 +75,10 @@ fn site() -> Site {
             "<!--#include virtual=\"/p/big?bytes=70000\" set=\"x\" -->[<!--#echo var=\"x\" encoding=\"none\" default=\"none\" -->]after",
         ),
         (
+            "setsized.html",
+            "<!--#include virtual=\"/pbig/big?bytes=70000\" set=\"x\" -->[<!--#echo var=\"x\" encoding=\"none\" default=\"none\" -->]|<!--#include virtual=\"/psmall/big?bytes=100\" set=\"y\" -->[<!--#echo var=\"y\" encoding=\"none\" default=\"none\" -->]",
+        ),
+        (
             "bigre.html",
             "<!--#if expr=\"$arg_x = /((a{1000}){1000}){1000}/\" -->y<!--#else -->n<!--#endif -->after",
         ),
@@ -103,6 +107,8 @@ http {{
         location = /empty {{ return 204; }}
         location /ret {{ return 200 'r<!--#echo var="arg_a" -->r<!--#include virtual="/plain.html" -->'; }}
         location /p/ {{ proxy_pass http://127.0.0.1:{bport}/; }}
+        location /pbig/ {{ proxy_pass http://127.0.0.1:{bport}/; subrequest_output_buffer_size 100k; }}
+        location /psmall/ {{ proxy_pass http://127.0.0.1:{bport}/; subrequest_output_buffer_size 42; }}
         location /self/ {{ proxy_pass http://127.0.0.1:{{port}}/local/; ssi_types text/html; }}
         location /local/ {{ alias {root}/; ssi off; }}
         location /add/ {{
@@ -302,6 +308,10 @@ fn limits_bound_what_a_page_keeps() {
         "the big body was not kept: {} bytes",
         text.len()
     );
+    // subrequest_output_buffer_size of the subrequest's location sets how much is kept.
+    let kept = get(port, "/setsized.html").body;
+    assert_eq!(kept.len(), 1 + 70_000 + b"]|[]".len());
+    assert!(kept.starts_with(b"[") && kept.ends_with(b"]|[]"));
     // More than 256 variables: the ones beyond are not kept (echo gives its default).
     let mut page = String::new();
     for i in 0..300 {
