@@ -354,6 +354,8 @@ pub struct Purge {
     exact: bool,
     /// Objects removed so far.
     pub removed: u32,
+    /// A key's first bytes, read for the comparison.
+    key: Vec<u8>,
 }
 
 impl Purge {
@@ -363,6 +365,7 @@ impl Purge {
             prefix: prefix.to_vec(),
             exact,
             removed: 0,
+            key: Vec::with_capacity(prefix.len()),
         }
     }
 
@@ -370,7 +373,6 @@ impl Purge {
     pub fn step(&mut self, index: &Index, files: u32, log: LogFn<'_>) -> bool {
         let start = Instant::now();
         let mut seen = 0u32;
-        let mut key = Vec::new();
         while seen < files.max(1) && start.elapsed() < STEP_CAP {
             let Some(walk) = self.walk.as_mut() else {
                 return true;
@@ -393,9 +395,13 @@ impl Purge {
             if len < self.prefix.len() || (self.exact && len != self.prefix.len()) {
                 continue;
             }
-            key.clear();
-            key.resize(self.prefix.len(), 0);
-            if file.read_exact_at(&mut key, meta.key_start() + 5).is_err() || key != self.prefix {
+            self.key.clear();
+            self.key.resize(self.prefix.len(), 0);
+            if file
+                .read_exact_at(&mut self.key, meta.key_start() + 5)
+                .is_err()
+                || self.key != self.prefix
+            {
                 continue;
             }
             index.forget(&md5);

@@ -288,28 +288,11 @@ fn copy_tree(from: &Path, to: &Path) {
 /// The text of every file under `dir`.
 fn all_text(dir: &Path) -> String {
     let mut text = String::new();
-    for file in files_under(dir) {
+    for file in proton_tests::files_under(dir) {
         text.push_str(&fs::read_to_string(&file).unwrap_or_default());
         text.push('\n');
     }
     text
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// `(directive, relative path)` for each line of the configs that names a file the test

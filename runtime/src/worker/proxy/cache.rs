@@ -1273,7 +1273,7 @@ impl Worker<'_> {
         let dir = self.loaded.prefix.join(&ps.temp_path.path);
         let levels = ps.temp_path.levels.clone();
         let mode = ps.store_access;
-        let (file, temp) = match self.cache_temp(conn, &dir, &levels) {
+        let (file, temp) = match self.upstream_temp(conn, &dir, &levels, true) {
             Some(x) => x,
             None => return,
         };
@@ -1561,30 +1561,6 @@ impl Worker<'_> {
         true
     }
 
-    /// A temporary file (kept: it is renamed into place later) for a response on its way to
-    /// the cache or a store; a failure is logged at `crit`, as nginx.
-    fn cache_temp(
-        &mut self,
-        conn: &Conn,
-        dir: &std::path::Path,
-        levels: &[u8],
-    ) -> Option<(std::fs::File, std::path::PathBuf)> {
-        match crate::worker::body::create_temp(dir, levels, &mut self.ups.temp_seq, true) {
-            Ok(x) => Some(x),
-            Err((path, e)) => {
-                elog!(
-                    self.elog,
-                    Crit,
-                    "open() \"{}\" failed ({}) while reading upstream, client: {}",
-                    path.display(),
-                    crate::log::OsError(&e),
-                    conn.peer.ip()
-                );
-                None
-            }
-        }
-    }
-
     /// A proxied request is over: a fetch it held lets go.
     pub(super) fn cache_release(&mut self, p: &mut Proxy) {
         if !p.cache.updating {
@@ -1816,7 +1792,7 @@ impl Worker<'_> {
             return;
         };
         let dir = loaded.prefix.join(&z.path);
-        let (file, temp) = match self.cache_temp(conn, &dir, &[]) {
+        let (file, temp) = match self.upstream_temp(conn, &dir, &[], true) {
             Some(x) => x,
             None => return,
         };

@@ -534,22 +534,9 @@ impl Worker<'_> {
                 .proxy
                 .temp_path;
             let dir = loaded.prefix.join(&temp.path);
-            match crate::worker::body::create_temp(
-                &dir,
-                &temp.levels,
-                &mut self.ups.temp_seq,
-                false,
-            ) {
-                Ok((f, path)) => p.spill = Some((f, path)),
-                Err((path, e)) => {
-                    elog!(
-                        self.elog,
-                        Crit,
-                        "open() \"{}\" failed ({}) while reading upstream, client: {}",
-                        path.display(),
-                        crate::log::OsError(&e),
-                        conn.peer.ip()
-                    );
+            match self.upstream_temp(conn, &dir, &temp.levels, false) {
+                Some(x) => p.spill = Some(x),
+                None => {
                     p.spill_failed = true;
                     return;
                 }
@@ -589,6 +576,32 @@ impl Worker<'_> {
 
     /// The upstream's part of a response is over: the attempt's variables are noted (its
     /// time ends here) and its connection goes back to the keep-alive cache or is closed.
+    /// A temporary file for a response read from an upstream (a buffered body's spill,
+    /// unlinked at once; `keep`: a cache object or `proxy_store` file, renamed into place
+    /// later); a failure is logged at `crit`, as nginx.
+    pub(super) fn upstream_temp(
+        &mut self,
+        conn: &Conn,
+        dir: &std::path::Path,
+        levels: &[u8],
+        keep: bool,
+    ) -> Option<(std::fs::File, std::path::PathBuf)> {
+        match crate::worker::body::create_temp(dir, levels, &mut self.ups.temp_seq, keep) {
+            Ok(x) => Some(x),
+            Err((path, e)) => {
+                elog!(
+                    self.elog,
+                    Crit,
+                    "open() \"{}\" failed ({}) while reading upstream, client: {}",
+                    path.display(),
+                    crate::log::OsError(&e),
+                    conn.peer.ip()
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn release_upstream(&mut self, p: &mut Proxy) {
         if p.released {
             return;

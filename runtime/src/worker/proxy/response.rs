@@ -432,8 +432,19 @@ impl Worker<'_> {
         // a stored response's `no-cache="…"` and `private="…"` fields are not sent from
         // the cache.
         let fields = &p.resp.headers;
+        // (Looked at per field only when a Connection line names something else than the
+        // usual close, keep-alive or upgrade: one pass in the common case.)
+        let names_fields = super::lines_named(up, fields, b"connection").any(|v| {
+            v.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|t| {
+                !(t.is_empty()
+                    || t.eq_ignore_ascii_case(b"close")
+                    || t.eq_ignore_ascii_case(b"keep-alive")
+                    || t.eq_ignore_ascii_case(b"upgrade"))
+            })
+        });
         let connection_lists = |name: &[u8]| {
-            !token_eq(name, b"upgrade")
+            names_fields
+                && !token_eq(name, b"upgrade")
                 && super::lines_named(up, fields, b"connection")
                     .any(|v| super::cache::listed_in(v, name))
         };
